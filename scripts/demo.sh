@@ -16,4 +16,4 @@ start=$(date +%s.%N)
 wait $recv
 end=$(date +%s.%N)
 cmp "$tmp/in" "$tmp/out"
-echo "udxcat: ${size_mib} MiB byte-exact over UDX on loopback, $(echo "$size_mib * 1.048576 / ($end - $start)" | bc -l | cut -c1-6) MB/s"
+awk -v s="$start" -v e="$end" -v m="$size_mib" 'BEGIN { printf "udxcat: %d MiB byte-exact over UDX on loopback, %.0f MB/s\n", m, m * 1.048576 / (e - s) }'
