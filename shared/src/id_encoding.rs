@@ -40,12 +40,13 @@ pub fn decode(id: &str) -> Result<[u8; KEY_LEN], IdError> {
         Some(rest) => rest.split('/').next().unwrap_or_default(),
         None => id,
     };
-    match id.len() {
+    // JS measures the string in UTF-16 code units; so does this, so that non-ASCII input fails the same way.
+    match id.encode_utf16().count() {
         52 => {
             let bytes = z32::decode(id)?;
             <[u8; KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| IdError::InvalidKey)
         }
-        64 => {
+        64 if id.len() == 64 => {
             let mut key = [0u8; KEY_LEN];
             hex::decode_to_slice(id, &mut key).map_err(|_| IdError::InvalidKey)?;
             Ok(key)

@@ -52,7 +52,7 @@ enum Item {
 }
 
 fn item() -> impl Strategy<Value = Item> {
-    let ipv6 = any::<u128>().prop_map(|n| Ipv6Addr::from(n));
+    let ipv6 = any::<u128>().prop_map(Ipv6Addr::from);
     prop_oneof![
         any::<u64>().prop_map(Item::Uint),
         any::<u8>().prop_map(Item::Uint8),
@@ -85,7 +85,7 @@ fn item() -> impl Strategy<Value = Item> {
         proptest::collection::vec(any::<u8>(), 64).prop_map(Item::Fixed64),
         proptest::collection::vec(any::<u64>(), 0..20).prop_map(Item::ArrayUint),
         prop_oneof![
-            any::<[u8; 4]>().prop_map(|b| IpAddr::from(b)),
+            any::<[u8; 4]>().prop_map(IpAddr::from),
             ipv6.clone().prop_map(IpAddr::V6)
         ]
         .prop_map(Item::Ip),
