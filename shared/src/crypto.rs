@@ -129,13 +129,17 @@ pub fn verify(message: &[u8], signature: &[u8], public_key: &[u8]) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(&public_key) else {
         return false;
     };
-    // libsodium refuses public keys whose y coordinate is not reduced mod p; decompression here accepts them,
-    // so insist that the key re-encodes to the same bytes.
-    if key.to_bytes() != public_key {
+    // libsodium refuses public keys whose y coordinate is not reduced mod p; decompression here accepts them.
+    if !is_canonical(&key) {
         return false;
     }
     key.verify_strict(message, &Signature::from_bytes(&signature))
         .is_ok()
+}
+
+/// True when the key's bytes are the canonical encoding of its point (they re-encode to themselves).
+fn is_canonical(key: &VerifyingKey) -> bool {
+    key.to_edwards().compress().to_bytes() == key.to_bytes()
 }
 
 /// BLAKE2b over the concatenation of `parts` (`crypto_generichash_batch`), with an `out_len`-byte output and
@@ -286,6 +290,27 @@ mod tests {
         let shown = format!("{kp:?}");
         assert!(shown.contains(&hex::encode(kp.public)));
         assert!(!shown.contains(&hex::encode(&kp.secret[..32])));
+    }
+
+    #[test]
+    fn non_canonical_public_keys_are_refused() {
+        // y = p + k for small k: the encodings libsodium's ge25519_is_canonical refuses. Decompression accepts
+        // those that are on the curve; verify() must not.
+        let mut refused = 0;
+        for k in 0u8..19 {
+            let mut bytes = [0xff; 32];
+            bytes[0] = 0xed + k; // p = 2^255 - 19 is ed ff .. ff 7f little-endian, so this is p + k
+            bytes[31] = 0x7f;
+            if let Ok(key) = VerifyingKey::from_bytes(&bytes) {
+                assert!(!is_canonical(&key), "y = p + {k}");
+                assert!(!verify(b"m", &[0; 64], &bytes));
+                refused += 1;
+            }
+        }
+        assert!(refused > 0, "no non-canonical encoding decompressed");
+        let kp = KeyPair::from_seed(&[1; 32]);
+        let key = VerifyingKey::from_bytes(&kp.public).expect("key");
+        assert!(is_canonical(&key));
     }
 
     #[test]
