@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 /// Runs op `op` once; returns false when the read failed.
 fn step(r: &mut Reader<'_>, op: u8) -> bool {
-    match op % 48 {
+    match op % 50 {
         0 => r.uint().map(|n| assert_eq!(Reader::new(Writer::new().uint(n).as_slice()).uint(), Ok(n))).is_ok(),
         1 => r.uint8().is_ok(),
         2 => r.uint16().is_ok(),
@@ -68,6 +68,14 @@ fn step(r: &mut Reader<'_>, op: u8) -> bool {
         44 => r.frame(|r| r.array(Reader::buffer)).is_ok(),
         45 => r.frame(|r| r.uint()).is_ok(),
         46 => r.bytes(3).is_ok(),
+        47 => r
+            .uint16_array()
+            .map(|v| assert_eq!(Reader::new(Writer::new().uint16_array(&v).as_slice()).uint16_array(), Ok(v)))
+            .is_ok(),
+        48 => r
+            .uint32_array()
+            .map(|v| assert_eq!(Reader::new(Writer::new().uint32_array(&v).as_slice()).uint32_array(), Ok(v)))
+            .is_ok(),
         _ => {
             let _ = r.raw();
             true
@@ -77,7 +85,7 @@ fn step(r: &mut Reader<'_>, op: u8) -> bool {
 
 fuzz_target!(|data: &[u8]| {
     // Every method on the whole input.
-    for op in 0..48 {
+    for op in 0..50 {
         let mut r = Reader::new(data);
         step(&mut r, op);
         assert!(r.position() <= data.len());

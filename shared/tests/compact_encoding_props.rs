@@ -49,6 +49,8 @@ enum Item {
     Bitfield64(u64),
     Lexint(u32),
     FrameString(String),
+    Uint16Array(Vec<u16>),
+    Uint32Array(Vec<u32>),
 }
 
 fn item() -> impl Strategy<Value = Item> {
@@ -102,6 +104,8 @@ fn item() -> impl Strategy<Value = Item> {
         any::<u64>().prop_map(Item::Bitfield64),
         any::<u32>().prop_map(Item::Lexint),
         any::<String>().prop_map(Item::FrameString),
+        proptest::collection::vec(any::<u16>(), 0..20).prop_map(Item::Uint16Array),
+        proptest::collection::vec(any::<u32>(), 0..20).prop_map(Item::Uint32Array),
     ]
 }
 
@@ -151,6 +155,8 @@ fn write(w: &mut Writer, item: &Item) {
         Item::FrameString(s) => w.frame(|w| {
             w.string(s);
         }),
+        Item::Uint16Array(v) => w.uint16_array(v),
+        Item::Uint32Array(v) => w.uint32_array(v),
     };
 }
 
@@ -205,6 +211,8 @@ fn read(r: &mut Reader<'_>, like: &Item) -> Result<Item, DecodeError> {
         )),
         Item::Lexint(_) => Item::Lexint(u32::try_from(r.lexint()?).map_err(|_| MISMATCH)?),
         Item::FrameString(_) => Item::FrameString(r.frame(|r| r.string().map(str::to_owned))?),
+        Item::Uint16Array(_) => Item::Uint16Array(r.uint16_array()?),
+        Item::Uint32Array(_) => Item::Uint32Array(r.uint32_array()?),
     })
 }
 
@@ -258,6 +266,8 @@ fn read_everything(buf: &[u8]) {
         |r| drop(r.bitfield(64)),
         |r| drop(r.lexint()),
         |r| drop(r.frame(|r| r.array(Reader::buffer))),
+        |r| drop(r.uint16_array()),
+        |r| drop(r.uint32_array()),
         |r| drop(r.bytes(5)),
     ];
     // Each method on the whole input, then all of them one after the other.
@@ -276,7 +286,7 @@ fn read_everything(buf: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn sequences_round_trip(items in proptest::collection::vec(item(), 1..12)) {
@@ -373,6 +383,8 @@ fn hostile_lengths_are_refused_without_allocating() {
     assert!(Reader::new(&huge).array(Reader::uint8).is_err());
     assert!(Reader::new(&huge).bitarray().is_err());
     assert!(Reader::new(&huge).frame(|r| r.uint()).is_err());
+    assert!(Reader::new(&huge).uint16_array().is_err());
+    assert!(Reader::new(&huge).uint32_array().is_err());
     // A lexint whose exponent is itself a big lexint.
     assert!(Reader::new(&[0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0])
         .lexint()

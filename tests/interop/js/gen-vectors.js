@@ -182,6 +182,17 @@ add('array_string', c.array(c.string), [[], ['a', 'bc', ''], ['日本', 'ü']], 
 add('array_buffer', c.array(c.buffer), [[fromHex('01'), b4a.alloc(0), fromHex('ffee')]], (v) => v.map(hex))
 decodeError('array_uint', c.array(c.uint), ['fe01001000', '0501', 'ff0000000000000100'])
 
+// ---- typed arrays ----
+add('uint16array', c.uint16array, [new Uint16Array([]), new Uint16Array([1]), new Uint16Array([0xffff, 0, 0x1234, 300])], (v) => Array.from(v, str))
+add(
+  'uint32array',
+  c.uint32array,
+  [new Uint32Array([]), new Uint32Array([1]), new Uint32Array([0xffffffff, 0, 0x12345678]), Uint32Array.from({ length: 70 }, (_, i) => i * 0x01010101)],
+  (v) => Array.from(v, str)
+)
+decodeError('uint32array', c.uint32array, ['0201000000', '01', 'ff0000000000000040'])
+decodeError('uint16array', c.uint16array, ['02010001', '0101'])
+
 // ---- addresses ----
 const v4hosts = ['0.0.0.0', '127.0.0.1', '10.1.2.3', '192.168.255.1', '255.255.255.255']
 const v6hosts = [
