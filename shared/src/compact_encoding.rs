@@ -445,7 +445,7 @@ impl<'a> Reader<'a> {
     /// The bytes of a typed array of `width`-byte elements, after its element count.
     fn typed_array_bytes(&mut self, width: u64) -> Result<&'a [u8]> {
         let n = self.uint()?;
-        let len = n.checked_mul(width).unwrap_or(u64::MAX);
+        let len = n.saturating_mul(width);
         match usize::try_from(len) {
             Ok(len) => self.bytes(len),
             Err(_) => Err(DecodeError::OutOfBounds { needed: len, remaining: self.remaining() }),
