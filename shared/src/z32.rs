@@ -22,9 +22,23 @@ pub enum Z32Error {
     },
 }
 
+/// Alphabet byte to value, `0xff` for bytes outside the alphabet.
+const REVERSE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
 /// The value of an alphabet byte, or `None`.
 fn quintet(c: u8) -> Option<u8> {
-    ALPHABET.iter().position(|&a| a == c).map(|i| i as u8)
+    match REVERSE[usize::from(c)] {
+        0xff => None,
+        v => Some(v),
+    }
 }
 
 /// Encodes bytes as z-base-32, `ceil(8 * len / 5)` characters.
