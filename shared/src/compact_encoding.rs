@@ -433,13 +433,17 @@ impl<'a> Reader<'a> {
     /// `c.uint16array`: a `uint` element count, then that many little-endian `u16`s.
     pub fn uint16_array(&mut self) -> Result<Vec<u16>> {
         let b = self.typed_array_bytes(2)?;
-        Ok(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
+        Ok(b.chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect())
     }
 
     /// `c.uint32array`: a `uint` element count, then that many little-endian `u32`s.
     pub fn uint32_array(&mut self) -> Result<Vec<u32>> {
         let b = self.typed_array_bytes(4)?;
-        Ok(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     /// The bytes of a typed array of `width`-byte elements, after its element count.
@@ -448,7 +452,10 @@ impl<'a> Reader<'a> {
         let len = n.saturating_mul(width);
         match usize::try_from(len) {
             Ok(len) => self.bytes(len),
-            Err(_) => Err(DecodeError::OutOfBounds { needed: len, remaining: self.remaining() }),
+            Err(_) => Err(DecodeError::OutOfBounds {
+                needed: len,
+                remaining: self.remaining(),
+            }),
         }
     }
 

@@ -109,11 +109,17 @@ fn encode(case: &Value) -> Vec<u8> {
             SocketAddr::V6(_) => panic!("not v4"),
         }),
         "uint16array" => {
-            let items: Vec<u16> = arr(v).iter().map(|x| u16::try_from(u(x)).expect("u16")).collect();
+            let items: Vec<u16> = arr(v)
+                .iter()
+                .map(|x| u16::try_from(u(x)).expect("u16"))
+                .collect();
             w.uint16_array(&items)
         }
         "uint32array" => {
-            let items: Vec<u32> = arr(v).iter().map(|x| u32::try_from(u(x)).expect("u32")).collect();
+            let items: Vec<u32> = arr(v)
+                .iter()
+                .map(|x| u32::try_from(u(x)).expect("u32"))
+                .collect();
             w.uint32_array(&items)
         }
         "ipv4" => match ip(v) {
@@ -212,8 +218,16 @@ fn decode(case: &Value, r: &mut Reader<'_>) -> DecodeResult<Value> {
         "array_string" => json!(r.array(|r| r.string().map(str::to_owned))?),
         "array_buffer" => json!(r.array(|r| r.buffer().map(hex::encode))?),
         "array_ipv4_address" => json!(r.array(|r| r.ipv4_address().map(|a| a.to_string()))?),
-        "uint16array" => json!(r.uint16_array()?.iter().map(u16::to_string).collect::<Vec<_>>()),
-        "uint32array" => json!(r.uint32_array()?.iter().map(u32::to_string).collect::<Vec<_>>()),
+        "uint16array" => json!(r
+            .uint16_array()?
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()),
+        "uint32array" => json!(r
+            .uint32_array()?
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()),
         "ipv4" => str_of(&r.ipv4()?),
         "ipv6" => str_of(&r.ipv6()?),
         "ip" => str_of(&r.ip()?),
