@@ -8,8 +8,13 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let encoded = base32::encode(data);
     assert_eq!(base32::decode(&encoded).as_deref(), Ok(data));
-    assert_eq!(base32::hyperbeam_decode(&base32::hyperbeam_encode(data)).as_deref(), Ok(data));
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    assert_eq!(
+        base32::hyperbeam_decode(&base32::hyperbeam_encode(data)).as_deref(),
+        Ok(data)
+    );
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(bytes) = base32::decode(s) {
         // Re-encoding gives the canonical form of the same bytes.
         assert_eq!(base32::decode(&base32::encode(&bytes)), Ok(bytes));

@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let _ = id_encoding::decode_bytes(data);
     assert_eq!(z32::decode(&z32::encode(data)).as_deref(), Ok(data));
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(key) = id_encoding::decode(s) {
         let id = id_encoding::encode(&key);
         assert_eq!(id_encoding::normalize(s).as_deref(), Ok(id.as_str()));
