@@ -35,6 +35,10 @@ pub fn encode_bytes(key: &[u8]) -> Result<String, IdError> {
 
 /// `decode(id)` for a string: an optional `pear://` prefix (with anything from the first `/` after it cut
 /// off), then 52 z-base-32 characters or 64 hex digits (either case).
+///
+/// One deliberate difference: Node's hex parser reads a non-ASCII character by the low byte of its UTF-16
+/// unit (`'ı'`, U+0131, reads as `'1'`), so JS also takes 64-character strings with such look-alikes as hex
+/// ids. Only ASCII hex digits are taken here.
 pub fn decode(id: &str) -> Result<[u8; KEY_LEN], IdError> {
     let id = match id.strip_prefix("pear://") {
         Some(rest) => rest.split('/').next().unwrap_or_default(),
