@@ -19,7 +19,8 @@ const c = require('compact-encoding')
 const bitfield = require('compact-encoding-bitfield')
 const b4a = require('b4a')
 
-const OUT = path.join(__dirname, '..', '..', '..', 'shared', 'tests', 'vectors', 'compact_encoding.json')
+// VECTORS_DIR overrides the output directory (the Rust test that checks the committed files are fresh uses it).
+const OUT = path.join(process.env.VECTORS_DIR || path.join(__dirname, '..', '..', '..', 'shared', 'tests', 'vectors'), 'compact_encoding.json')
 
 const cases = []
 
