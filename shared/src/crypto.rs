@@ -12,6 +12,7 @@ use blake2::digest::generic_array::GenericArray;
 use blake2::Blake2bVarCore;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand::RngCore;
+use zeroize::Zeroize;
 
 /// Bytes in an Ed25519 public key (`crypto_sign_PUBLICKEYBYTES`).
 pub const PUBLIC_KEY_LEN: usize = 32;
@@ -43,7 +44,8 @@ pub enum CryptoError {
     KeyLength(usize),
 }
 
-/// An Ed25519 key pair in libsodium's layout. `Debug` prints the public key only.
+/// An Ed25519 key pair in libsodium's layout. `Debug` prints the public key only; the secret key is wiped
+/// when the pair is dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyPair {
     /// The public key.
@@ -58,6 +60,12 @@ impl fmt::Debug for KeyPair {
             .field("public", &hex::encode(self.public))
             .field("secret", &"<hidden>")
             .finish()
+    }
+}
+
+impl Drop for KeyPair {
+    fn drop(&mut self) {
+        self.secret.zeroize();
     }
 }
 
@@ -76,7 +84,9 @@ impl KeyPair {
     pub fn generate() -> Self {
         let mut seed = [0u8; SEED_LEN];
         rand::rngs::OsRng.fill_bytes(&mut seed);
-        Self::from_seed(&seed)
+        let pair = Self::from_seed(&seed);
+        seed.zeroize();
+        pair
     }
 
     /// The pair held in a 64-byte libsodium secret key (seed then public key), with the public key taken from
@@ -113,7 +123,9 @@ impl KeyPair {
 pub fn sign(message: &[u8], secret_key: &[u8; SECRET_KEY_LEN]) -> [u8; SIGNATURE_LEN] {
     let mut seed = [0u8; SEED_LEN];
     seed.copy_from_slice(&secret_key[..SEED_LEN]);
-    SigningKey::from_bytes(&seed).sign(message).to_bytes()
+    let signature = SigningKey::from_bytes(&seed).sign(message).to_bytes();
+    seed.zeroize();
+    signature
 }
 
 /// `crypto_sign_verify_detached` as hypercore-crypto calls it: false for a signature or key of the wrong
