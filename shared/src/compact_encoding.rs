@@ -9,8 +9,17 @@
 //! `0xfd` + u16, `0xfe` + u32, `0xff` + u64, all little-endian), `uint8`..`uint64` are fixed-width
 //! little-endian, `int` is zig-zag over `uint`, `buffer` is a `uint` length followed by the bytes, `string` is
 //! a UTF-8 `buffer`, `fixed32` is 32 raw bytes, and so on.
+//!
+//! Every codec here is checked byte for byte against the JS package by `tests/compact_encoding_vectors.rs`
+//! (vectors from `tests/interop/js/gen-vectors.js`). Where the JS decoder is looser or narrower, this one
+//! differs on purpose, and only on input JS never writes:
+//! - integers above 2^53 - 1 are read (JS refuses them: it has no exact number for them);
+//! - a `string` that is not valid UTF-8 is refused (JS decodes it with replacement characters);
+//! - an `ip`/`ipAddress` family byte other than 4 or 6 is refused (JS reads it as IPv6);
+//! - `lexint` values in 2^32..2^32 + 251, which JS encodes into bytes no decoder can read, are written with
+//!   exponent 0 instead (readable by JS too).
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// Arrays longer than this are refused, as the JS `c.array` does (`Array is too big`).
 pub const MAX_ARRAY_LEN: u64 = 0x10_0000;
@@ -264,6 +273,209 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `c.uint40` (little-endian).
+    pub fn uint40(&mut self) -> Result<u64> {
+        self.uint_le_n(5)
+    }
+
+    /// `c.uint48` (little-endian).
+    pub fn uint48(&mut self) -> Result<u64> {
+        self.uint_le_n(6)
+    }
+
+    /// `c.uint56` (little-endian).
+    pub fn uint56(&mut self) -> Result<u64> {
+        self.uint_le_n(7)
+    }
+
+    /// `c.uint64be`.
+    pub fn uint64be(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.fixed()?))
+    }
+
+    fn uint_le_n(&mut self, n: usize) -> Result<u64> {
+        let b = self.bytes(n)?;
+        Ok(b.iter().rev().fold(0u64, |acc, &x| acc << 8 | u64::from(x)))
+    }
+
+    /// `c.int8`: zig-zag over `c.uint8`.
+    pub fn int8(&mut self) -> Result<i8> {
+        let u = self.uint8()?;
+        Ok(((u >> 1) as i8) ^ -((u & 1) as i8))
+    }
+
+    /// `c.int16`: zig-zag over `c.uint16`.
+    pub fn int16(&mut self) -> Result<i16> {
+        let u = self.uint16()?;
+        Ok(((u >> 1) as i16) ^ -((u & 1) as i16))
+    }
+
+    /// `c.int24`: zig-zag over `c.uint24`.
+    pub fn int24(&mut self) -> Result<i32> {
+        let u = self.uint24()?;
+        Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
+    }
+
+    /// `c.int32`: zig-zag over `c.uint32`.
+    pub fn int32(&mut self) -> Result<i32> {
+        let u = self.uint32()?;
+        Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
+    }
+
+    /// `c.int40`: zig-zag over `c.uint40`.
+    pub fn int40(&mut self) -> Result<i64> {
+        Ok(zigzag_decode(self.uint40()?))
+    }
+
+    /// `c.int48`: zig-zag over `c.uint48`.
+    pub fn int48(&mut self) -> Result<i64> {
+        Ok(zigzag_decode(self.uint48()?))
+    }
+
+    /// `c.int56`: zig-zag over `c.uint56`.
+    pub fn int56(&mut self) -> Result<i64> {
+        Ok(zigzag_decode(self.uint56()?))
+    }
+
+    /// `c.int64` / `c.bigint64`: zig-zag over `c.uint64`.
+    pub fn int64(&mut self) -> Result<i64> {
+        Ok(zigzag_decode(self.uint64()?))
+    }
+
+    /// `c.float32` (little-endian).
+    pub fn float32(&mut self) -> Result<f32> {
+        Ok(f32::from_le_bytes(self.fixed()?))
+    }
+
+    /// `c.bitarray`: a `uint` count of bits, then the bits packed eight to a byte, least significant first.
+    pub fn bitarray(&mut self) -> Result<Vec<bool>> {
+        let n = self.uint()?;
+        let byte_len = n.div_ceil(8);
+        if byte_len > self.remaining() as u64 {
+            return Err(DecodeError::OutOfBounds {
+                needed: byte_len,
+                remaining: self.remaining(),
+            });
+        }
+        // `n <= 8 * remaining`, so this fits a usize and the allocation is bounded by the input.
+        let n = n as usize;
+        let bytes = self.bytes(byte_len as usize)?;
+        Ok((0..n)
+            .map(|i| bytes.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1))
+            .collect())
+    }
+
+    /// `compact-encoding-bitfield`'s `bitfield(length)`: one byte when the first byte is at most `0xfc`,
+    /// else a `0xfd`/`0xfe`/`0xff` prefix and 2, 4 or 8 bytes. Returns the bytes as the JS does: only the
+    /// first one when `length <= 8`.
+    pub fn bitfield(&mut self, length: u32) -> Result<&'a [u8]> {
+        let first = *self.rest().first().ok_or(DecodeError::OutOfBounds {
+            needed: 1,
+            remaining: 0,
+        })?;
+        let n = match first {
+            0..=0xfc => 1,
+            0xfd => 2,
+            0xfe => 4,
+            0xff => 8,
+        };
+        if n > 1 {
+            self.pos += 1;
+        }
+        let b = self.bytes(n)?;
+        Ok(if length <= 8 { &b[..1] } else { b })
+    }
+
+    /// `c.lexint`: the lexicographically sortable integer encoding. Values from 2^32 on are stored as a
+    /// 44-bit mantissa and an exponent, so they come back rounded down exactly as the JS decoder returns them.
+    pub fn lexint(&mut self) -> Result<u64> {
+        const MAX: u64 = 251;
+        let flag = self.uint8()?;
+        match flag {
+            0..=250 => Ok(u64::from(flag)),
+            251 => Ok(u64::from(self.uint8()?) + MAX),
+            252 => Ok(u64::from(u16::from_be_bytes(self.fixed()?)) + MAX),
+            253 => {
+                let b = self.fixed::<3>()?;
+                Ok((u64::from(b[0]) << 16 | u64::from(b[1]) << 8 | u64::from(b[2])) + MAX)
+            }
+            254 => Ok(u64::from(u32::from_be_bytes(self.fixed()?)) + MAX),
+            255 => {
+                // The exponent is itself a lexint; anything that does not fit one byte's worth is nonsense
+                // (and the JS recursion would only make it worse), so it is refused here.
+                let exp = match self.uint8()? {
+                    e @ 0..=250 => u32::from(e),
+                    251 => u32::from(self.uint8()?) + 251,
+                    _ => return Err(DecodeError::OutOfRange("lexint exponent")),
+                };
+                let b = self.fixed::<6>()?;
+                let rem = b.iter().fold(0u64, |acc, &x| acc << 8 | u64::from(x));
+                let value = if exp >= 11 {
+                    let shift = exp - 11;
+                    if shift >= 64 || rem.leading_zeros() < shift {
+                        return Err(DecodeError::OutOfRange("lexint"));
+                    }
+                    rem << shift
+                } else {
+                    let shift = 11 - exp;
+                    if rem & ((1 << shift) - 1) != 0 {
+                        return Err(DecodeError::Invalid("lexint (fractional value)"));
+                    }
+                    rem >> shift
+                };
+                value
+                    .checked_add(MAX)
+                    .ok_or(DecodeError::OutOfRange("lexint"))
+            }
+        }
+    }
+
+    /// `c.uint16array`: a `uint` element count, then that many little-endian `u16`s.
+    pub fn uint16_array(&mut self) -> Result<Vec<u16>> {
+        let b = self.typed_array_bytes(2)?;
+        Ok(b.chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect())
+    }
+
+    /// `c.uint32array`: a `uint` element count, then that many little-endian `u32`s.
+    pub fn uint32_array(&mut self) -> Result<Vec<u32>> {
+        let b = self.typed_array_bytes(4)?;
+        Ok(b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    /// The bytes of a typed array of `width`-byte elements, after its element count.
+    fn typed_array_bytes(&mut self, width: u64) -> Result<&'a [u8]> {
+        let n = self.uint()?;
+        let len = n.saturating_mul(width);
+        match usize::try_from(len) {
+            Ok(len) => self.bytes(len),
+            Err(_) => Err(DecodeError::OutOfBounds {
+                needed: len,
+                remaining: self.remaining(),
+            }),
+        }
+    }
+
+    /// `c.frame(enc)`: a `uint` byte length, then a value decoded by `f` from exactly those bytes. Bytes of the
+    /// frame that `f` leaves unread are skipped, as in JS.
+    pub fn frame<T>(&mut self, f: impl FnOnce(&mut Reader<'a>) -> Result<T>) -> Result<T> {
+        let inner = self.buffer()?;
+        f(&mut Reader::new(inner))
+    }
+
+    /// `c.ip`: a family byte (4 or 6), then the address. (JS reads any family byte other than 4 as IPv6; it
+    /// only ever writes 4 or 6, and other bytes are refused here.)
+    pub fn ip(&mut self) -> Result<IpAddr> {
+        match self.uint8()? {
+            4 => Ok(IpAddr::V4(self.ipv4()?)),
+            6 => Ok(IpAddr::V6(self.ipv6()?)),
+            _ => Err(DecodeError::Invalid("address family")),
+        }
+    }
+
     /// Decodes a value with its [`Decode`] impl.
     pub fn decode<T: Decode<'a>>(&mut self) -> Result<T> {
         T::decode(self)
@@ -418,6 +630,178 @@ impl Writer {
         match a {
             SocketAddr::V4(a) => self.uint8(4).ipv4_address(a),
             SocketAddr::V6(a) => self.uint8(6).ipv6_address(a),
+        }
+    }
+
+    /// `c.uint40`; bits above the 40th are dropped.
+    pub fn uint40(&mut self, n: u64) -> &mut Self {
+        self.bytes(&n.to_le_bytes()[..5])
+    }
+
+    /// `c.uint48`; bits above the 48th are dropped.
+    pub fn uint48(&mut self, n: u64) -> &mut Self {
+        self.bytes(&n.to_le_bytes()[..6])
+    }
+
+    /// `c.uint56`; bits above the 56th are dropped.
+    pub fn uint56(&mut self, n: u64) -> &mut Self {
+        self.bytes(&n.to_le_bytes()[..7])
+    }
+
+    /// `c.uint64be`.
+    pub fn uint64be(&mut self, n: u64) -> &mut Self {
+        self.bytes(&n.to_be_bytes())
+    }
+
+    /// `c.int8`.
+    pub fn int8(&mut self, n: i8) -> &mut Self {
+        self.uint8(((n << 1) ^ (n >> 7)) as u8)
+    }
+
+    /// `c.int16`.
+    pub fn int16(&mut self, n: i16) -> &mut Self {
+        self.uint16(((n << 1) ^ (n >> 15)) as u16)
+    }
+
+    /// `c.int24`; `n` must lie in -2^23..2^23.
+    pub fn int24(&mut self, n: i32) -> &mut Self {
+        self.uint24(((n << 1) ^ (n >> 31)) as u32)
+    }
+
+    /// `c.int32`.
+    pub fn int32(&mut self, n: i32) -> &mut Self {
+        self.uint32(((n << 1) ^ (n >> 31)) as u32)
+    }
+
+    /// `c.int40`; `n` must lie in -2^39..2^39.
+    pub fn int40(&mut self, n: i64) -> &mut Self {
+        self.uint40(zigzag_encode(n))
+    }
+
+    /// `c.int48`; `n` must lie in -2^47..2^47.
+    pub fn int48(&mut self, n: i64) -> &mut Self {
+        self.uint48(zigzag_encode(n))
+    }
+
+    /// `c.int56`; `n` must lie in -2^55..2^55.
+    pub fn int56(&mut self, n: i64) -> &mut Self {
+        self.uint56(zigzag_encode(n))
+    }
+
+    /// `c.int64` / `c.bigint64`.
+    pub fn int64(&mut self, n: i64) -> &mut Self {
+        self.uint64(zigzag_encode(n))
+    }
+
+    /// `c.float32`.
+    pub fn float32(&mut self, f: f32) -> &mut Self {
+        self.bytes(&f.to_le_bytes())
+    }
+
+    /// `c.fixed32`.
+    pub fn fixed32(&mut self, b: &[u8; 32]) -> &mut Self {
+        self.bytes(b)
+    }
+
+    /// `c.fixed64`.
+    pub fn fixed64(&mut self, b: &[u8; 64]) -> &mut Self {
+        self.bytes(b)
+    }
+
+    /// `c.bitarray`: the number of bits, then the bits packed eight to a byte, least significant first.
+    pub fn bitarray(&mut self, bits: &[bool]) -> &mut Self {
+        self.uint(bits.len() as u64);
+        for chunk in bits.chunks(8) {
+            let byte = chunk
+                .iter()
+                .enumerate()
+                .fold(0u8, |acc, (j, &b)| acc | u8::from(b) << j);
+            self.uint8(byte);
+        }
+        self
+    }
+
+    /// `compact-encoding-bitfield`'s `bitfield(length)` with the bits given as a number: one byte when
+    /// `length < 8`, else a `0xfd`/`0xfe`/`0xff` prefix and 2, 4 or 8 little-endian bytes (`length` up to 16,
+    /// 32, 64; JS refuses lengths above 64, here they are written as 64). Bits that do not fit are dropped.
+    pub fn bitfield(&mut self, length: u32, bits: u64) -> &mut Self {
+        match length {
+            0..=7 => self.uint8(bits as u8),
+            8..=16 => self.uint8(0xfd).uint16(bits as u16),
+            17..=32 => self.uint8(0xfe).uint32(bits as u32),
+            _ => self.uint8(0xff).uint64(bits),
+        }
+    }
+
+    /// `c.lexint`. Values from 2^32 on keep their top 44 bits only, as in JS. (JS writes an unreadable
+    /// exponent for 2^32..2^32+251; those are written here with exponent 0, which JS decodes correctly.)
+    pub fn lexint(&mut self, n: u64) -> &mut Self {
+        const MAX: u64 = 251;
+        if n < MAX {
+            return self.uint8(n as u8);
+        }
+        let x = n - MAX;
+        if n < 0x100 {
+            self.uint8(251).uint8(x as u8)
+        } else if n < 0x1_0000 {
+            self.uint8(252).bytes(&(x as u16).to_be_bytes())
+        } else if n < 0x100_0000 {
+            self.uint8(253).bytes(&(x as u32).to_be_bytes()[1..])
+        } else if n < 0x1_0000_0000 {
+            self.uint8(254).bytes(&(x as u32).to_be_bytes())
+        } else {
+            // As JS computes it, in floating point: exp = floor(ln(x) / ln(2)) - 32, then the low 48 bits of
+            // the integer part of x / 2^(exp - 11). The float logarithm rounds up just below powers of two
+            // (giving a smaller mantissa there), which is part of the format as JS writes it.
+            let xf = x as f64;
+            let exp = ((xf.ln() / std::f64::consts::LN_2).floor() - 32.0).max(0.0);
+            let rem = (xf / (exp - 11.0).exp2()).floor() as u64;
+            self.uint8(0xff)
+                .lexint(exp as u64)
+                .bytes(&rem.to_be_bytes()[2..])
+        }
+    }
+
+    /// `c.uint16array`: the element count, then each element little-endian.
+    pub fn uint16_array(&mut self, items: &[u16]) -> &mut Self {
+        self.uint(items.len() as u64);
+        for n in items {
+            self.uint16(*n);
+        }
+        self
+    }
+
+    /// `c.uint32array`: the element count, then each element little-endian.
+    pub fn uint32_array(&mut self, items: &[u32]) -> &mut Self {
+        self.uint(items.len() as u64);
+        for n in items {
+            self.uint32(*n);
+        }
+        self
+    }
+
+    /// `c.frame(enc)`: the byte length of what `f` writes, then those bytes.
+    pub fn frame(&mut self, f: impl FnOnce(&mut Writer)) -> &mut Self {
+        let mut inner = Writer::new();
+        f(&mut inner);
+        self.buffer(inner.as_slice())
+    }
+
+    /// `c.ipv4`: the four address bytes.
+    pub fn ipv4(&mut self, ip: &Ipv4Addr) -> &mut Self {
+        self.bytes(&ip.octets())
+    }
+
+    /// `c.ipv6`: the sixteen address bytes.
+    pub fn ipv6(&mut self, ip: &Ipv6Addr) -> &mut Self {
+        self.bytes(&ip.octets())
+    }
+
+    /// `c.ip`: family byte, then the address.
+    pub fn ip(&mut self, ip: &IpAddr) -> &mut Self {
+        match ip {
+            IpAddr::V4(ip) => self.uint8(4).ipv4(ip),
+            IpAddr::V6(ip) => self.uint8(6).ipv6(ip),
         }
     }
 

@@ -2,4 +2,8 @@
 //!
 //! Modules are named after the JS packages they are compatible with.
 
+pub mod base32;
 pub mod compact_encoding;
+pub mod crypto;
+pub mod id_encoding;
+pub mod z32;

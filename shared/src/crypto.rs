@@ -1,0 +1,343 @@
+//! The primitives of the JavaScript `hypercore-crypto` package (and of the sodium calls HyperDHT makes
+//! directly): Ed25519 key pairs and detached signatures as libsodium makes them, BLAKE2b generic hashing,
+//! discovery keys, namespaces and the hypercore Merkle tree hashes.
+//!
+//! Key material has the layout the JS code holds: a 32-byte public key and a 64-byte secret key that is the
+//! 32-byte seed followed by the public key (`crypto_sign_seed_keypair`).
+
+use std::fmt;
+
+use blake2::digest::core_api::{Buffer, UpdateCore, VariableOutputCore};
+use blake2::digest::generic_array::GenericArray;
+use blake2::Blake2bVarCore;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use rand::RngCore;
+use zeroize::Zeroize;
+
+/// Bytes in an Ed25519 public key (`crypto_sign_PUBLICKEYBYTES`).
+pub const PUBLIC_KEY_LEN: usize = 32;
+/// Bytes in an Ed25519 secret key as libsodium holds it: seed then public key (`crypto_sign_SECRETKEYBYTES`).
+pub const SECRET_KEY_LEN: usize = 64;
+/// Bytes in an Ed25519 seed (`crypto_sign_SEEDBYTES`).
+pub const SEED_LEN: usize = 32;
+/// Bytes in a detached Ed25519 signature (`crypto_sign_BYTES`).
+pub const SIGNATURE_LEN: usize = 64;
+/// Largest BLAKE2b output and key (`crypto_generichash_BYTES_MAX`, `crypto_generichash_KEYBYTES_MAX`).
+pub const BLAKE2B_MAX_LEN: usize = 64;
+
+/// The message hypercore-crypto hashes, keyed with a core's public key, to get its discovery key.
+const HYPERCORE: &[u8] = b"hypercore";
+
+/// Domain-separation prefixes of the hypercore Merkle tree hashes.
+const LEAF_TYPE: u8 = 0;
+const PARENT_TYPE: u8 = 1;
+const ROOT_TYPE: u8 = 2;
+
+/// Why a hash could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// BLAKE2b output lengths run from 1 to 64 bytes.
+    #[error("BLAKE2b output length must be 1..=64 bytes, got {0}")]
+    OutputLength(usize),
+    /// BLAKE2b keys are at most 64 bytes.
+    #[error("BLAKE2b key must be at most 64 bytes, got {0}")]
+    KeyLength(usize),
+}
+
+/// An Ed25519 key pair in libsodium's layout. `Debug` prints the public key only; the secret key is wiped
+/// when the pair is dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    /// The public key.
+    pub public: [u8; PUBLIC_KEY_LEN],
+    /// The secret key: the 32-byte seed followed by the public key.
+    pub secret: [u8; SECRET_KEY_LEN],
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("public", &hex::encode(self.public))
+            .field("secret", &"<hidden>")
+            .finish()
+    }
+}
+
+impl Drop for KeyPair {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
+impl KeyPair {
+    /// The key pair `crypto_sign_seed_keypair` derives from `seed` (`hypercore-crypto`'s `keyPair(seed)`,
+    /// HyperDHT's `DHT.keyPair(seed)`).
+    pub fn from_seed(seed: &[u8; SEED_LEN]) -> Self {
+        let signing = SigningKey::from_bytes(seed);
+        Self {
+            public: signing.verifying_key().to_bytes(),
+            secret: signing.to_keypair_bytes(),
+        }
+    }
+
+    /// A fresh random key pair (`keyPair()` without a seed).
+    pub fn generate() -> Self {
+        let mut seed = [0u8; SEED_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        let pair = Self::from_seed(&seed);
+        seed.zeroize();
+        pair
+    }
+
+    /// The pair held in a 64-byte libsodium secret key (seed then public key), with the public key taken from
+    /// its second half as `crypto_sign_ed25519_sk_to_pk` does.
+    pub fn from_secret_key(secret: &[u8; SECRET_KEY_LEN]) -> Self {
+        let mut public = [0u8; PUBLIC_KEY_LEN];
+        public.copy_from_slice(&secret[SEED_LEN..]);
+        Self {
+            public,
+            secret: *secret,
+        }
+    }
+
+    /// The 32-byte seed (the first half of the secret key).
+    pub fn seed(&self) -> [u8; SEED_LEN] {
+        let mut seed = [0u8; SEED_LEN];
+        seed.copy_from_slice(&self.secret[..SEED_LEN]);
+        seed
+    }
+
+    /// `validateKeyPair`: true when the public key is the one stored in the secret key.
+    pub fn is_valid(&self) -> bool {
+        self.secret[SEED_LEN..] == self.public
+    }
+
+    /// Signs `message` (`sign(message, secretKey)`).
+    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        sign(message, &self.secret)
+    }
+}
+
+/// `crypto_sign_detached` with a libsodium secret key. The signature is made with the key derived from the
+/// seed half; for keys made by libsodium or [`KeyPair`] the public half always matches it.
+pub fn sign(message: &[u8], secret_key: &[u8; SECRET_KEY_LEN]) -> [u8; SIGNATURE_LEN] {
+    let mut seed = [0u8; SEED_LEN];
+    seed.copy_from_slice(&secret_key[..SEED_LEN]);
+    let signature = SigningKey::from_bytes(&seed).sign(message).to_bytes();
+    seed.zeroize();
+    signature
+}
+
+/// `crypto_sign_verify_detached` as hypercore-crypto calls it: false for a signature or key of the wrong
+/// length, and with libsodium's strictness (canonical `S`, canonical public key encoding, no small-order
+/// public key or `R`).
+pub fn verify(message: &[u8], signature: &[u8], public_key: &[u8]) -> bool {
+    let Ok(signature) = <[u8; SIGNATURE_LEN]>::try_from(signature) else {
+        return false;
+    };
+    let Ok(public_key) = <[u8; PUBLIC_KEY_LEN]>::try_from(public_key) else {
+        return false;
+    };
+    let Ok(key) = VerifyingKey::from_bytes(&public_key) else {
+        return false;
+    };
+    // libsodium refuses public keys whose y coordinate is not reduced mod p; decompression here accepts them.
+    if !is_canonical(&key) {
+        return false;
+    }
+    key.verify_strict(message, &Signature::from_bytes(&signature))
+        .is_ok()
+}
+
+/// True when the key's bytes are the canonical encoding of its point (they re-encode to themselves).
+fn is_canonical(key: &VerifyingKey) -> bool {
+    key.to_edwards().compress().to_bytes() == key.to_bytes()
+}
+
+/// BLAKE2b over the concatenation of `parts` (`crypto_generichash_batch`), with an `out_len`-byte output and
+/// an optional key (empty means unkeyed, as in libsodium).
+pub fn blake2b(out_len: usize, key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, CryptoError> {
+    let mut out = vec![0u8; out_len];
+    blake2b_into(&mut out, key, parts)?;
+    Ok(out)
+}
+
+/// [`blake2b`] writing into `out`, whose length is the output length.
+pub fn blake2b_into(out: &mut [u8], key: &[u8], parts: &[&[u8]]) -> Result<(), CryptoError> {
+    if out.is_empty() || out.len() > BLAKE2B_MAX_LEN {
+        return Err(CryptoError::OutputLength(out.len()));
+    }
+    if key.len() > BLAKE2B_MAX_LEN {
+        return Err(CryptoError::KeyLength(key.len()));
+    }
+    let mut core = Blake2bVarCore::new_with_params(&[], &[], key.len(), out.len());
+    // A keyed hash starts with the key zero-padded to a full block (RFC 7693 section 3.3).
+    let mut buffer = if key.is_empty() {
+        Buffer::<Blake2bVarCore>::default()
+    } else {
+        let mut block = [0u8; 128];
+        block[..key.len()].copy_from_slice(key);
+        Buffer::<Blake2bVarCore>::new(&block)
+    };
+    for part in parts {
+        buffer.digest_blocks(part, |blocks| core.update_blocks(blocks));
+    }
+    let mut full = GenericArray::default();
+    core.finalize_variable_core(&mut buffer, &mut full);
+    out.copy_from_slice(&full[..out.len()]);
+    Ok(())
+}
+
+/// 32-byte BLAKE2b of the concatenation of `parts`, keyed with `key` (empty for none).
+fn blake2b_256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    // A 32-byte output with a key of at most 32 bytes (every caller) is always accepted.
+    if blake2b_into(&mut out, key, parts).is_err() {
+        unreachable!("32-byte BLAKE2b with a key of at most 64 bytes");
+    }
+    out
+}
+
+/// `hash(data)` / `hash([...parts])`: the 32-byte unkeyed BLAKE2b of the concatenated parts (also HyperDHT's
+/// `hash`, which makes DHT targets from public keys).
+pub fn hash(parts: &[&[u8]]) -> [u8; 32] {
+    blake2b_256(&[], parts)
+}
+
+/// `discoveryKey(publicKey)`: BLAKE2b-256 of `"hypercore"` keyed with the public key.
+pub fn discovery_key(public_key: &[u8; 32]) -> [u8; 32] {
+    blake2b_256(public_key, &[HYPERCORE])
+}
+
+/// `namespace(name, ids)`: for each id byte, BLAKE2b-256 of `hash(name) || id`. (JS `namespace(name, n)`
+/// with a count is `ids = 0..n`.)
+pub fn namespace(name: &[u8], ids: &[u8]) -> Vec<[u8; 32]> {
+    let ns = hash(&[name]);
+    ids.iter().map(|id| hash(&[&ns, &[*id]])).collect()
+}
+
+/// `randomBytes(n)`: `n` bytes from the operating system's generator.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut out);
+    out
+}
+
+/// A node of a hypercore Merkle tree, as `parent` and `tree` take them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeNode {
+    /// The node's index in flat-tree order.
+    pub index: u64,
+    /// Bytes of data under the node.
+    pub size: u64,
+    /// The node's hash.
+    pub hash: [u8; 32],
+}
+
+/// `data(block)`: the leaf hash, BLAKE2b-256 of `0x00 || uint64le(len) || block`.
+pub fn data_hash(data: &[u8]) -> [u8; 32] {
+    hash(&[&[LEAF_TYPE], &(data.len() as u64).to_le_bytes(), data])
+}
+
+/// `parent(a, b)`: BLAKE2b-256 of `0x01 || uint64le(a.size + b.size) || left.hash || right.hash`, where the
+/// left node is the one with the smaller index.
+pub fn parent_hash(a: &TreeNode, b: &TreeNode) -> [u8; 32] {
+    let (left, right) = if a.index > b.index { (b, a) } else { (a, b) };
+    let size = left.size.wrapping_add(right.size);
+    hash(&[&[PARENT_TYPE], &size.to_le_bytes(), &left.hash, &right.hash])
+}
+
+/// `tree(roots)`: BLAKE2b-256 of `0x02` then, for each root, `hash || uint64le(index) || uint64le(size)`.
+pub fn tree_hash(roots: &[TreeNode]) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(1 + roots.len() * 48);
+    buf.push(ROOT_TYPE);
+    for r in roots {
+        buf.extend_from_slice(&r.hash);
+        buf.extend_from_slice(&r.index.to_le_bytes());
+        buf.extend_from_slice(&r.size.to_le_bytes());
+    }
+    hash(&[&buf])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc7693_abc() {
+        // RFC 7693 appendix A: BLAKE2b-512("abc").
+        let out = blake2b(64, &[], &[b"abc"]).expect("hash");
+        assert_eq!(
+            hex::encode(out),
+            "ba80a53f981c4d0d6a2797b69f12f6e94c212f14685ac4b74b12bb6fdbffa2d1\
+             7d87c5392aab792dc252d5de4533cc9518d38aa8dbf1925ab92386edd4009923"
+        );
+    }
+
+    #[test]
+    fn parts_concatenate() {
+        let whole = blake2b(
+            32,
+            b"0123456789abcdef",
+            &[b"hello world, this is a longer message"],
+        );
+        let parts = blake2b(
+            32,
+            b"0123456789abcdef",
+            &[b"hello ", b"", b"world, this is a ", b"longer message"],
+        );
+        assert_eq!(whole, parts);
+    }
+
+    #[test]
+    fn bad_lengths_are_errors() {
+        assert_eq!(blake2b(0, &[], &[]), Err(CryptoError::OutputLength(0)));
+        assert_eq!(blake2b(65, &[], &[]), Err(CryptoError::OutputLength(65)));
+        assert_eq!(blake2b(32, &[0; 65], &[]), Err(CryptoError::KeyLength(65)));
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let kp = KeyPair::from_seed(&[7; 32]);
+        let shown = format!("{kp:?}");
+        assert!(shown.contains(&hex::encode(kp.public)));
+        assert!(!shown.contains(&hex::encode(&kp.secret[..32])));
+    }
+
+    #[test]
+    fn non_canonical_public_keys_are_refused() {
+        // y = p + k for small k: the encodings libsodium's ge25519_is_canonical refuses. Decompression accepts
+        // those that are on the curve; verify() must not.
+        let mut refused = 0;
+        for k in 0u8..19 {
+            let mut bytes = [0xff; 32];
+            bytes[0] = 0xed + k; // p = 2^255 - 19 is ed ff .. ff 7f little-endian, so this is p + k
+            bytes[31] = 0x7f;
+            if let Ok(key) = VerifyingKey::from_bytes(&bytes) {
+                assert!(!is_canonical(&key), "y = p + {k}");
+                assert!(!verify(b"m", &[0; 64], &bytes));
+                refused += 1;
+            }
+        }
+        assert!(refused > 0, "no non-canonical encoding decompressed");
+        let kp = KeyPair::from_seed(&[1; 32]);
+        let key = VerifyingKey::from_bytes(&kp.public).expect("key");
+        assert!(is_canonical(&key));
+    }
+
+    #[test]
+    fn sign_verify_and_validate() {
+        let kp = KeyPair::generate();
+        assert!(kp.is_valid());
+        assert_eq!(KeyPair::from_seed(&kp.seed()), kp);
+        assert_eq!(KeyPair::from_secret_key(&kp.secret), kp);
+        let sig = kp.sign(b"hello");
+        assert!(verify(b"hello", &sig, &kp.public));
+        assert!(!verify(b"hellp", &sig, &kp.public));
+        assert!(!verify(b"hello", &sig[..63], &kp.public));
+        assert!(!verify(b"hello", &sig, &kp.public[..31]));
+        let mut other = kp.clone();
+        other.public[0] ^= 1;
+        assert!(!other.is_valid());
+    }
+}
