@@ -3,3 +3,5 @@
 //! Modules are named after the JS packages they are compatible with.
 
 pub mod compact_encoding;
+pub mod dht_rpc;
+pub mod hyperdht;
