@@ -1,12 +1,18 @@
 //! Compatibility with the JavaScript `dht-rpc` package (6.x): the Kademlia RPC layer HyperDHT builds on.
 //!
-//! * [`messages`]: the request/response datagram codec;
-//! * [`peer`]: node ids and request tokens;
-//! * [`routing_table`]: `kademlia-routing-table`;
-//! * [`nat_sampler`]: `nat-sampler`.
+//! * [`messages`] — the request/response datagram codec;
+//! * [`peer`] — node ids and request tokens;
+//! * [`routing_table`] — `kademlia-routing-table`;
+//! * [`nat_sampler`] — `nat-sampler`;
+//! * [`io`] — congestion window and request timing;
+//! * [`node`] — the sans-IO node (requests, queries, bootstrap, maintenance);
+//! * [`driver`] — a tokio driver running a [`node::Dht`] over two UDP sockets.
 
+pub mod driver;
 pub(crate) mod hash;
+pub mod io;
 pub mod messages;
 pub mod nat_sampler;
+pub mod node;
 pub mod peer;
 pub mod routing_table;

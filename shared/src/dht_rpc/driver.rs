@@ -1,0 +1,501 @@
+//! A tokio driver for the sans-IO [`Dht`] node: owns its two sockets and the clock, and exposes an async
+//! handle. The sockets are reached through the small [`DatagramSocket`] trait so the driver can later run
+//! on the UDX socket (which shares its UDP socket with the DHT) instead of a plain `UdpSocket`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::messages::{errors, Id};
+use super::node::{
+    Config, Dht, Event, IncomingRequest, QueryError, QueryId, QueryOpts, QuerySpec, Reply,
+    ReplyOpts, RequestError, RequestId, RequestOpts, RequestSpec, Socket,
+};
+
+/// A datagram socket the driver can run on. `recv_from` must be cancel-safe (it is raced against timers).
+pub trait DatagramSocket: Send + Sync + 'static {
+    /// Sends one datagram.
+    fn send_to(&self, buf: &[u8], to: SocketAddr)
+        -> impl Future<Output = io::Result<usize>> + Send;
+    /// Receives one datagram.
+    fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send;
+    /// The bound address.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+impl DatagramSocket for tokio::net::UdpSocket {
+    fn send_to(
+        &self,
+        buf: &[u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>> + Send {
+        tokio::net::UdpSocket::send_to(self, buf, to)
+    }
+    fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send {
+        tokio::net::UdpSocket::recv_from(self, buf)
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        tokio::net::UdpSocket::local_addr(self)
+    }
+}
+
+/// What a command handler answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerReply {
+    /// Reply with this value (and a token and closer nodes, as `req.reply(value)`).
+    Value(Option<Vec<u8>>),
+    /// Reply with an error code.
+    Error(u64),
+    /// Send nothing.
+    Ignore,
+}
+
+/// A handler for a custom (non-internal) command.
+pub type CommandHandler = Arc<dyn Fn(&IncomingRequest) -> HandlerReply + Send + Sync>;
+
+/// The outcome of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryOutcome {
+    /// Every successful reply, in arrival order.
+    pub replies: Vec<Reply>,
+    /// The closest nodes that replied, closest first.
+    pub closest: Vec<Reply>,
+    /// Success or the failure.
+    pub result: Result<(), QueryError>,
+}
+
+/// Errors of the handle.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The request failed.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The driver task is gone.
+    #[error("the DHT node was shut down")]
+    Closed,
+    /// Binding a socket failed.
+    #[error("socket: {0}")]
+    Io(#[from] io::Error),
+    /// Only IPv4 is supported.
+    #[error("only IPv4 addresses are supported")]
+    NotIpv4,
+}
+
+/// A snapshot of the node's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    /// Our id when persistent.
+    pub id: Option<Id>,
+    /// Whether the node is ephemeral.
+    pub ephemeral: bool,
+    /// Whether requests go out of the client socket.
+    pub firewalled: bool,
+    /// Whether the bootstrap finished.
+    pub bootstrapped: bool,
+    /// The public address estimate.
+    pub public_host: Option<Ipv4Addr>,
+    /// The public port estimate (0 = unknown).
+    pub public_port: u16,
+    /// Routing-table nodes, most recently seen first.
+    pub nodes: Vec<SocketAddrV4>,
+}
+
+enum Command {
+    Request {
+        spec: RequestSpec,
+        to: SocketAddrV4,
+        opts: RequestOpts,
+        internal_ping: bool,
+        tx: oneshot::Sender<Result<Reply, RequestError>>,
+    },
+    Query {
+        spec: QuerySpec,
+        opts: QueryOpts,
+        find_node: bool,
+        tx: oneshot::Sender<QueryOutcome>,
+    },
+    Register {
+        command: u64,
+        handler: CommandHandler,
+    },
+    AddNode(SocketAddrV4),
+    State(oneshot::Sender<NodeState>),
+}
+
+/// A handle to a running node. Cloneable; the node stops when every handle is dropped.
+#[derive(Clone, Debug)]
+pub struct DhtHandle {
+    tx: mpsc::UnboundedSender<Command>,
+    bootstrapped: watch::Receiver<bool>,
+    server_addr: SocketAddrV4,
+    client_addr: SocketAddrV4,
+}
+
+fn v4(a: SocketAddr) -> Result<SocketAddrV4, DriverError> {
+    match a {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(_) => Err(DriverError::NotIpv4),
+    }
+}
+
+impl DhtHandle {
+    /// Binds a server socket on `host:port` (0 = any port) and a client socket on `host:0`, then runs a node
+    /// with `config` on them. `config.server_port` is filled in; for a bootstrapper
+    /// ([`Config::bootstrapper`]) pass its public address in the config.
+    pub async fn bind(host: Ipv4Addr, port: u16, config: Config) -> Result<Self, DriverError> {
+        let server = tokio::net::UdpSocket::bind(SocketAddrV4::new(host, port)).await?;
+        let client = tokio::net::UdpSocket::bind(SocketAddrV4::new(host, 0)).await?;
+        Self::spawn(config, server, client)
+    }
+
+    /// Runs a node on two already-bound sockets (spawns a tokio task).
+    pub fn spawn<S: DatagramSocket>(
+        mut config: Config,
+        server: S,
+        client: S,
+    ) -> Result<Self, DriverError> {
+        let server_addr = v4(server.local_addr()?)?;
+        let client_addr = v4(client.local_addr()?)?;
+        config.server_port = server_addr.port();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (btx, brx) = watch::channel(false);
+        let dht = Dht::new(config, Instant::now());
+        let task = Task {
+            dht,
+            server: Arc::new(server),
+            client: Arc::new(client),
+            rx,
+            bootstrapped: btx,
+            requests: HashMap::new(),
+            queries: HashMap::new(),
+            handlers: HashMap::new(),
+        };
+        tokio::spawn(task.run());
+        Ok(Self {
+            tx,
+            bootstrapped: brx,
+            server_addr,
+            client_addr,
+        })
+    }
+
+    /// The server socket's local address.
+    pub fn server_addr(&self) -> SocketAddrV4 {
+        self.server_addr
+    }
+
+    /// The client socket's local address.
+    pub fn client_addr(&self) -> SocketAddrV4 {
+        self.client_addr
+    }
+
+    /// Waits until the bootstrap finished.
+    pub async fn bootstrapped(&self) -> Result<(), DriverError> {
+        let mut rx = self.bootstrapped.clone();
+        rx.wait_for(|b| *b).await.map_err(|_| DriverError::Closed)?;
+        Ok(())
+    }
+
+    /// Pings a node.
+    pub async fn ping(&self, to: SocketAddrV4) -> Result<Reply, DriverError> {
+        let spec = RequestSpec {
+            command: super::messages::commands::PING,
+            ..RequestSpec::default()
+        };
+        self.send_request(spec, to, RequestOpts::default(), true)
+            .await
+    }
+
+    /// Sends a user request.
+    pub async fn request(
+        &self,
+        spec: RequestSpec,
+        to: SocketAddrV4,
+        opts: RequestOpts,
+    ) -> Result<Reply, DriverError> {
+        self.send_request(spec, to, opts, false).await
+    }
+
+    async fn send_request(
+        &self,
+        spec: RequestSpec,
+        to: SocketAddrV4,
+        opts: RequestOpts,
+        internal_ping: bool,
+    ) -> Result<Reply, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Request {
+                spec,
+                to,
+                opts,
+                internal_ping,
+                tx,
+            })
+            .map_err(|_| DriverError::Closed)?;
+        Ok(rx.await.map_err(|_| DriverError::Closed)??)
+    }
+
+    /// Runs a FIND_NODE query to completion.
+    pub async fn find_node(&self, target: Id) -> Result<QueryOutcome, DriverError> {
+        let spec = QuerySpec {
+            target,
+            command: super::messages::commands::FIND_NODE,
+            value: None,
+        };
+        self.run_query(spec, QueryOpts::default(), true).await
+    }
+
+    /// Runs a user query to completion.
+    pub async fn query(
+        &self,
+        spec: QuerySpec,
+        opts: QueryOpts,
+    ) -> Result<QueryOutcome, DriverError> {
+        self.run_query(spec, opts, false).await
+    }
+
+    async fn run_query(
+        &self,
+        spec: QuerySpec,
+        opts: QueryOpts,
+        find_node: bool,
+    ) -> Result<QueryOutcome, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Query {
+                spec,
+                opts,
+                find_node,
+                tx,
+            })
+            .map_err(|_| DriverError::Closed)?;
+        rx.await.map_err(|_| DriverError::Closed)
+    }
+
+    /// Registers the handler of a custom command. Commands without a handler are answered with
+    /// UNKNOWN_COMMAND, as a JS node without `request` listeners does.
+    pub fn on_command(
+        &self,
+        command: u64,
+        handler: impl Fn(&IncomingRequest) -> HandlerReply + Send + Sync + 'static,
+    ) -> Result<(), DriverError> {
+        self.tx
+            .send(Command::Register {
+                command,
+                handler: Arc::new(handler),
+            })
+            .map_err(|_| DriverError::Closed)
+    }
+
+    /// Adds a node to the routing table.
+    pub fn add_node(&self, addr: SocketAddrV4) -> Result<(), DriverError> {
+        self.tx
+            .send(Command::AddNode(addr))
+            .map_err(|_| DriverError::Closed)
+    }
+
+    /// The node's current state.
+    pub async fn state(&self) -> Result<NodeState, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::State(tx))
+            .map_err(|_| DriverError::Closed)?;
+        rx.await.map_err(|_| DriverError::Closed)
+    }
+}
+
+struct PendingQuery {
+    replies: Vec<Reply>,
+    tx: oneshot::Sender<QueryOutcome>,
+}
+
+struct Task<S> {
+    dht: Dht,
+    server: Arc<S>,
+    client: Arc<S>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    bootstrapped: watch::Sender<bool>,
+    requests: HashMap<RequestId, oneshot::Sender<Result<Reply, RequestError>>>,
+    queries: HashMap<QueryId, PendingQuery>,
+    handlers: HashMap<u64, CommandHandler>,
+}
+
+impl<S: DatagramSocket> Task<S> {
+    async fn run(mut self) {
+        let mut sbuf = vec![0u8; 65536];
+        let mut cbuf = vec![0u8; 65536];
+        loop {
+            self.flush().await;
+            let deadline = self.dht.poll_timeout().map(tokio::time::Instant::from_std);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let server = self.server.clone();
+            let client = self.client.clone();
+            tokio::select! {
+                r = server.recv_from(&mut sbuf) => {
+                    if let Ok((n, from)) = r {
+                        self.dht.handle_datagram(Socket::Server, from, &sbuf[..n], Instant::now());
+                    }
+                }
+                r = client.recv_from(&mut cbuf) => {
+                    if let Ok((n, from)) = r {
+                        self.dht.handle_datagram(Socket::Client, from, &cbuf[..n], Instant::now());
+                    }
+                }
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => return,
+                },
+                _ = sleep => self.dht.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Request {
+                spec,
+                to,
+                opts,
+                internal_ping,
+                tx,
+            } => {
+                let id = if internal_ping {
+                    self.dht.ping(to, now)
+                } else {
+                    self.dht.request(spec, to, opts, now)
+                };
+                self.requests.insert(id, tx);
+            }
+            Command::Query {
+                spec,
+                opts,
+                find_node,
+                tx,
+            } => {
+                let id = if find_node {
+                    self.dht.find_node(spec.target, opts, now)
+                } else {
+                    self.dht.query(spec, opts, now)
+                };
+                self.queries.insert(
+                    id,
+                    PendingQuery {
+                        replies: Vec::new(),
+                        tx,
+                    },
+                );
+            }
+            Command::Register { command, handler } => {
+                self.handlers.insert(command, handler);
+            }
+            Command::AddNode(addr) => self.dht.add_node(addr, now),
+            Command::State(tx) => {
+                let (public_host, public_port) = self.dht.public_address();
+                let _ = tx.send(NodeState {
+                    id: self.dht.id(),
+                    ephemeral: self.dht.is_ephemeral(),
+                    firewalled: self.dht.is_firewalled(),
+                    bootstrapped: self.dht.is_bootstrapped(),
+                    public_host,
+                    public_port,
+                    nodes: self.dht.nodes(),
+                });
+            }
+        }
+    }
+
+    async fn flush(&mut self) {
+        loop {
+            let mut idle = true;
+            while let Some(e) = self.dht.poll_event() {
+                idle = false;
+                self.event(e);
+            }
+            while let Some(t) = self.dht.poll_transmit() {
+                idle = false;
+                let sock = match t.socket {
+                    Socket::Server => &self.server,
+                    Socket::Client => &self.client,
+                };
+                if let Err(e) = sock.send_to(&t.data, SocketAddr::V4(t.to)).await {
+                    tracing::debug!("dht send to {} failed: {e}", t.to);
+                }
+            }
+            if idle {
+                return;
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::Response { id, reply } => {
+                if let Some(tx) = self.requests.remove(&id) {
+                    let _ = tx.send(Ok(reply));
+                }
+            }
+            Event::RequestFailed { id, error } => {
+                if let Some(tx) = self.requests.remove(&id) {
+                    let _ = tx.send(Err(error));
+                }
+            }
+            Event::QueryReply { id, reply } => {
+                if let Some(q) = self.queries.get_mut(&id) {
+                    q.replies.push(reply);
+                }
+            }
+            Event::QueryDone {
+                id,
+                closest,
+                result,
+            } => {
+                if let Some(q) = self.queries.remove(&id) {
+                    let _ = q.tx.send(QueryOutcome {
+                        replies: q.replies,
+                        closest,
+                        result,
+                    });
+                }
+            }
+            Event::Request(req) => {
+                let answer = match self.handlers.get(&req.command) {
+                    Some(h) => h(&req),
+                    None => HandlerReply::Error(errors::UNKNOWN_COMMAND),
+                };
+                match answer {
+                    HandlerReply::Value(v) => self.dht.reply(&req, v, ReplyOpts::default()),
+                    HandlerReply::Error(code) => {
+                        let opts = ReplyOpts {
+                            closer_nodes: req.target.is_some(),
+                            ..ReplyOpts::default()
+                        };
+                        self.dht.error(&req, code, opts);
+                    }
+                    HandlerReply::Ignore => {}
+                }
+            }
+            Event::Bootstrapped => {
+                let _ = self.bootstrapped.send(true);
+            }
+            other => tracing::trace!("dht event {other:?}"),
+        }
+    }
+}

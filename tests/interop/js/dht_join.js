@@ -1,0 +1,59 @@
+// N dht-rpc nodes on 127.0.0.1 that bootstrap through the node given as argv[2] ("host:port").
+// When bootstrapped they ping it, send it custom command 42 with value "from-js", run a findNode for
+// argv[4] (hex target) and print one JSON line with the results. Exits when stdin closes.
+'use strict'
+const DHT = require('dht-rpc')
+const b4a = require('b4a')
+
+const bootstrap = [process.argv[2]]
+const N = Number(process.argv[3] || 5)
+const target = b4a.from(process.argv[4] || '00'.repeat(32), 'hex')
+
+async function main() {
+  const nodes = []
+  for (let i = 0; i < N; i++) {
+    const node = new DHT({ bootstrap, ephemeral: false, firewalled: false, host: '127.0.0.1' })
+    await node.fullyBootstrapped()
+    nodes.push(node)
+  }
+  for (const node of nodes) await node.findNode(node.table.id).finished()
+
+  const [host, port] = bootstrap[0].split(':')
+  const to = { host, port: Number(port) }
+  const first = nodes[0]
+  const pong = await first.ping(to)
+  const echo = await first.request({ command: 42, value: b4a.from('from-js') }, to)
+  let unknown = null
+  try {
+    const r = await first.request({ command: 43, value: null }, to)
+    unknown = r.error
+  } catch (err) {
+    unknown = String(err)
+  }
+  const q = nodes[N - 1].findNode(target)
+  await q.finished()
+
+  console.log(
+    JSON.stringify({
+      nodes: nodes.map((n) => '127.0.0.1:' + n.address().port),
+      persistent: nodes.map((n) => n.id !== null),
+      tableSizes: nodes.map((n) => n.table.size),
+      pongFromId: pong.from.id ? b4a.toString(pong.from.id, 'hex') : null,
+      echo: b4a.toString(echo.value || b4a.alloc(0)),
+      echoHasToken: !!echo.token,
+      unknown,
+      closest: q.closestReplies.map((r) => r.from.host + ':' + r.from.port)
+    })
+  )
+
+  process.stdin.resume()
+  process.stdin.on('end', async () => {
+    for (const n of nodes) await n.destroy()
+    process.exit(0)
+  })
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
