@@ -509,7 +509,7 @@ fn adaptive_node_becomes_persistent_after_stable_period() {
 }
 
 #[test]
-fn down_hints_and_delayed_ping() {
+fn delayed_ping_answers_after_the_delay() {
     let mut net = build(4);
     let now = net.now;
     let id = net.nodes[1]
@@ -529,4 +529,70 @@ fn down_hints_and_delayed_ping() {
         "{waited:?}"
     );
     assert!(net.delivered > 0);
+}
+
+#[test]
+fn congestion_window_holds_requests_until_the_next_drain() {
+    let mut net = Net::new();
+    net.add(Config {
+        seed: Some(1),
+        ..Config::bootstrapper(server(0))
+    });
+    net.add(Config {
+        max_window: 2,
+        ..net.persistent_node_config(2)
+    });
+    net.run_until(Duration::from_secs(60), |net| {
+        net.bootstrapped(0) && net.bootstrapped(1)
+    });
+    let now = net.now;
+    let ids: Vec<RequestId> = (0..10).map(|_| net.nodes[1].ping(server(0), now)).collect();
+    let mut sent = 0;
+    while net.nodes[1].poll_transmit().is_some() {
+        sent += 1;
+    }
+    assert!(
+        sent <= 2,
+        "at most max_window requests leave at once, {sent} did"
+    );
+    // The held-back requests go out on later drains (the two consumed above are lost and retried).
+    net.run_until(Duration::from_secs(120), |net| {
+        ids.iter().all(|id| {
+            net.events[1]
+                .iter()
+                .any(|e| matches!(e, Event::Response { id: x, .. } if x == id))
+        })
+    });
+}
+
+#[test]
+fn down_hints_make_referrers_drop_a_dead_node_quickly() {
+    // Fewer than k nodes: the query waits for the dead node to time out (a query that already has k
+    // closest replies ends first and, as in the JS, cancels its slow requests without hinting).
+    let mut net = build(15);
+    let dead = 12;
+    let dead_addr = server(dead);
+    let holders_before = net
+        .nodes
+        .iter()
+        .filter(|n| n.table().contains(&node_id(&dead_addr)))
+        .count();
+    assert!(holders_before > 3);
+    net.dead.insert(dead);
+    for e in &mut net.events {
+        e.clear();
+    }
+    // A lookup of the dead node's id from node 3: the nodes that point at it get DOWN_HINTs.
+    let start = net.now;
+    run_find_node(&mut net, 3, node_id(&dead_addr));
+    // Far less than a maintenance cycle later, nodes other than the querier dropped it.
+    let until = start + Duration::from_secs(30);
+    net.run_until(Duration::from_secs(600), |net| net.now >= until);
+    let dropped: Vec<usize> = (0..net.nodes.len())
+        .filter(|i| *i != 3 && net.events[*i].contains(&Event::RemoveNode(dead_addr)))
+        .collect();
+    assert!(
+        !dropped.is_empty(),
+        "some referrer checked the hinted node and removed it"
+    );
 }

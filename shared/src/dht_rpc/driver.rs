@@ -111,6 +111,12 @@ pub struct NodeState {
     pub nodes: Vec<SocketAddrV4>,
 }
 
+#[derive(Clone)]
+enum Handler {
+    Sync(CommandHandler),
+    Channel(mpsc::UnboundedSender<IncomingRequest>),
+}
+
 enum Command {
     Request {
         spec: RequestSpec,
@@ -127,7 +133,22 @@ enum Command {
     },
     Register {
         command: u64,
-        handler: CommandHandler,
+        handler: Handler,
+    },
+    Reply {
+        req: Box<IncomingRequest>,
+        value: Option<Vec<u8>>,
+        opts: ReplyOpts,
+    },
+    Error {
+        req: Box<IncomingRequest>,
+        code: u64,
+        opts: ReplyOpts,
+    },
+    Relay {
+        req: Box<IncomingRequest>,
+        value: Option<Vec<u8>>,
+        to: SocketAddrV4,
     },
     AddNode(SocketAddrV4),
     State(oneshot::Sender<NodeState>),
@@ -291,11 +312,63 @@ impl DhtHandle {
         command: u64,
         handler: impl Fn(&IncomingRequest) -> HandlerReply + Send + Sync + 'static,
     ) -> Result<(), DriverError> {
+        let handler = Handler::Sync(Arc::new(handler));
         self.tx
-            .send(Command::Register {
-                command,
-                handler: Arc::new(handler),
-            })
+            .send(Command::Register { command, handler })
+            .map_err(|_| DriverError::Closed)
+    }
+
+    /// Delivers the requests for a custom command on a channel instead; answer them later with
+    /// [`Self::reply`], [`Self::error`] or [`Self::relay`]. Requests arriving after the receiver is
+    /// dropped are answered with UNKNOWN_COMMAND.
+    pub fn subscribe(
+        &self,
+        command: u64,
+    ) -> Result<mpsc::UnboundedReceiver<IncomingRequest>, DriverError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handler = Handler::Channel(tx);
+        self.tx
+            .send(Command::Register { command, handler })
+            .map_err(|_| DriverError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Replies to a request received through [`Self::subscribe`].
+    pub fn reply(
+        &self,
+        req: &IncomingRequest,
+        value: Option<Vec<u8>>,
+        opts: ReplyOpts,
+    ) -> Result<(), DriverError> {
+        let req = Box::new(req.clone());
+        self.tx
+            .send(Command::Reply { req, value, opts })
+            .map_err(|_| DriverError::Closed)
+    }
+
+    /// Answers a request received through [`Self::subscribe`] with an error code.
+    pub fn error(
+        &self,
+        req: &IncomingRequest,
+        code: u64,
+        opts: ReplyOpts,
+    ) -> Result<(), DriverError> {
+        let req = Box::new(req.clone());
+        self.tx
+            .send(Command::Error { req, code, opts })
+            .map_err(|_| DriverError::Closed)
+    }
+
+    /// Forwards a request to another node under its original tid (`req.relay(value, to)`).
+    pub fn relay(
+        &self,
+        req: &IncomingRequest,
+        value: Option<Vec<u8>>,
+        to: SocketAddrV4,
+    ) -> Result<(), DriverError> {
+        let req = Box::new(req.clone());
+        self.tx
+            .send(Command::Relay { req, value, to })
             .map_err(|_| DriverError::Closed)
     }
 
@@ -329,7 +402,7 @@ struct Task<S> {
     bootstrapped: watch::Sender<bool>,
     requests: HashMap<RequestId, oneshot::Sender<Result<Reply, RequestError>>>,
     queries: HashMap<QueryId, PendingQuery>,
-    handlers: HashMap<u64, CommandHandler>,
+    handlers: HashMap<u64, Handler>,
 }
 
 impl<S: DatagramSocket> Task<S> {
@@ -407,6 +480,9 @@ impl<S: DatagramSocket> Task<S> {
                 self.handlers.insert(command, handler);
             }
             Command::AddNode(addr) => self.dht.add_node(addr, now),
+            Command::Reply { req, value, opts } => self.dht.reply(&req, value, opts),
+            Command::Error { req, code, opts } => self.dht.error(&req, code, opts),
+            Command::Relay { req, value, to } => self.dht.relay(&req, value, to),
             Command::State(tx) => {
                 let (public_host, public_port) = self.dht.public_address();
                 let _ = tx.send(NodeState {
@@ -477,7 +553,14 @@ impl<S: DatagramSocket> Task<S> {
             }
             Event::Request(req) => {
                 let answer = match self.handlers.get(&req.command) {
-                    Some(h) => h(&req),
+                    Some(Handler::Sync(h)) => h(&req),
+                    Some(Handler::Channel(tx)) => match tx.send(req.clone()) {
+                        Ok(()) => HandlerReply::Ignore,
+                        Err(_) => {
+                            self.handlers.remove(&req.command);
+                            HandlerReply::Error(errors::UNKNOWN_COMMAND)
+                        }
+                    },
                     None => HandlerReply::Error(errors::UNKNOWN_COMMAND),
                 };
                 match answer {
