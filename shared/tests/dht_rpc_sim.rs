@@ -596,3 +596,15 @@ fn down_hints_make_referrers_drop_a_dead_node_quickly() {
         "some referrer checked the hinted node and removed it"
     );
 }
+
+#[test]
+fn runs_are_reproducible() {
+    let fingerprint = || {
+        let mut net = build(20);
+        let target = holepunch_test_target(7);
+        let replies = run_find_node(&mut net, 4, target);
+        let tables: Vec<Vec<SocketAddrV4>> = net.nodes.iter().map(|n| n.nodes()).collect();
+        (net.delivered, net.now - net.start, replies, tables)
+    };
+    assert_eq!(fingerprint(), fingerprint());
+}

@@ -721,13 +721,14 @@ impl Dht {
             self.next_drain = now + DRAIN_INTERVAL;
             self.drain(now);
         }
-        let due: Vec<u16> = self
+        // In deadline order (then tid), so runs are reproducible whatever the map's iteration order.
+        let mut due: Vec<(Instant, u16)> = self
             .inflight
             .iter()
-            .filter(|(_, r)| r.deadline.is_some_and(|d| d <= now))
-            .map(|(t, _)| *t)
+            .filter_map(|(t, r)| r.deadline.filter(|d| *d <= now).map(|d| (d, *t)))
             .collect();
-        for tid in due {
+        due.sort_unstable();
+        for (_, tid) in due {
             self.on_request_timeout(tid, now);
         }
         if !self.delayed.is_empty() {
@@ -822,12 +823,11 @@ impl Dht {
             .find(|(_, r)| matches!(r.owner, Owner::User(u) if u == id))
             .map(|(t, _)| *t);
         if let Some(tid) = tid {
-            if let Some(req) = self.remove_inflight(tid) {
+            if self.remove_inflight(tid).is_some() {
                 self.events.push_back(Event::RequestFailed {
                     id,
                     error: RequestError::Destroyed,
                 });
-                drop(req);
             }
         }
     }
@@ -900,8 +900,9 @@ impl Dht {
         );
     }
 
-    /// Forwards a request to another node, keeping its tid (`req.relay(value, to)`), so the final
-    /// responder answers the original requester... as hyperdht's router does.
+    /// Forwards a request to another node under the original tid, without token (`req.relay(value, to)`).
+    /// hyperdht's router uses it to pass handshakes and holepunch messages along; the receiver's reply
+    /// goes to whoever it addresses, so relays are fire-and-forget here.
     pub fn relay(&mut self, req: &IncomingRequest, value: Option<Vec<u8>>, to: SocketAddrV4) {
         let request = Request {
             tid: req.tid,
@@ -963,10 +964,17 @@ impl Dht {
         now: Instant,
     ) -> u16 {
         let mut tid = self.next_tid;
-        while self.inflight.contains_key(&tid) {
+        for _ in 0..=u16::MAX {
+            if !self.inflight.contains_key(&tid) {
+                break;
+            }
             tid = tid.wrapping_add(1);
         }
         self.next_tid = tid.wrapping_add(1);
+        // With all 65536 tids in flight, the request holding this one is given up.
+        if let Some(old) = self.remove_inflight(tid) {
+            self.request_failed(old, RequestError::Destroyed, now);
+        }
         let request = Request {
             tid,
             to,
