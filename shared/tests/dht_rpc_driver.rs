@@ -2,11 +2,15 @@
 //! asynchronously through a subscription.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use holepunch::dht_rpc::driver::{DhtHandle, HandlerReply};
 use holepunch::dht_rpc::messages::errors;
-use holepunch::dht_rpc::node::{Config, QueryOpts, QuerySpec, ReplyOpts, RequestOpts, RequestSpec};
+use holepunch::dht_rpc::node::{
+    Config, QueryOpts, QuerySpec, Reply, ReplyOpts, RequestOpts, RequestSpec,
+};
 use holepunch::dht_rpc::peer::node_id;
 use tokio::time::timeout;
 
@@ -70,7 +74,7 @@ async fn rust_nodes_over_udp() {
     const LATER: u64 = 7;
     let mut subs = Vec::new();
     for n in &nodes {
-        let mut rx = n.subscribe(LATER).expect("subscribe");
+        let mut rx = n.subscribe(LATER).await.expect("subscribe");
         let handle = n.clone();
         subs.push(tokio::spawn(async move {
             while let Some(req) = rx.recv().await {
@@ -84,6 +88,7 @@ async fn rust_nodes_over_udp() {
         }));
     }
     boot.on_command(LATER, |_| HandlerReply::Error(99))
+        .await
         .expect("register");
 
     let target = node_id(&SocketAddrV4::new(Ipv4Addr::new(7, 7, 7, 7), 7));

@@ -225,6 +225,7 @@ async fn js_nodes_bootstrap_through_a_rust_bootstrapper() {
         v.extend(req.value.as_deref().unwrap_or_default());
         HandlerReply::Value(Some(v))
     })
+    .await
     .expect("register");
     timeout(STEP, node.bootstrapped())
         .await

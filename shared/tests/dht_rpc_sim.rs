@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use holepunch::dht_rpc::health::Health;
 use holepunch::dht_rpc::messages::{errors, Id};
 use holepunch::dht_rpc::node::*;
 use holepunch::dht_rpc::peer::node_id;
@@ -305,7 +306,7 @@ fn custom_commands_queries_and_commit() {
             value: Some(value.clone()),
         },
         QueryOpts {
-            commit: true,
+            commit: Commit::Auto,
             ..QueryOpts::default()
         },
         now,
@@ -607,4 +608,166 @@ fn runs_are_reproducible() {
         (net.delivered, net.now - net.start, replies, tables)
     };
     assert_eq!(fingerprint(), fingerprint());
+}
+
+#[test]
+fn manual_commit_waits_for_finish_commit() {
+    let mut net = build(25);
+    const GET: u64 = 80;
+    const PUT: u64 = 81;
+    let target = holepunch_test_target(11);
+    for ok in [true, false] {
+        let now = net.now;
+        let qid = net.nodes[6].query(
+            QuerySpec {
+                target,
+                command: GET,
+                value: None,
+            },
+            QueryOpts {
+                commit: Commit::Manual,
+                ..QueryOpts::default()
+            },
+            now,
+        );
+        let mut puts = 0;
+        let mut committed = None;
+        let mut done = None;
+        for _ in 0..10_000 {
+            net.flush();
+            for i in 0..net.nodes.len() {
+                for e in net.take_events(i) {
+                    match e {
+                        Event::Request(req) if req.command == GET => {
+                            net.nodes[i].reply(&req, None, ReplyOpts::default())
+                        }
+                        Event::Request(req) if req.command == PUT => {
+                            assert!(req.token.is_some(), "commit requests carry the token");
+                            puts += 1;
+                            net.nodes[i].reply(&req, None, ReplyOpts::default());
+                        }
+                        Event::QueryCommit { id, closest } if id == qid => {
+                            assert_eq!(closest.len(), 20);
+                            committed = Some(closest.len());
+                            for r in closest {
+                                let spec = RequestSpec {
+                                    token: r.token,
+                                    command: PUT,
+                                    target: Some(target),
+                                    value: Some(b"v".to_vec()),
+                                };
+                                let now = net.now;
+                                net.nodes[6].request(spec, r.from, RequestOpts::default(), now);
+                            }
+                        }
+                        Event::QueryDone { id, result, .. } if id == qid => done = Some(result),
+                        _ => {}
+                    }
+                }
+            }
+            if done.is_some() {
+                break;
+            }
+            if committed.is_some() && puts == 20 {
+                // The application decides when its commit is over.
+                let now = net.now;
+                net.nodes[6].finish_commit(qid, ok, now);
+                continue;
+            }
+            net.step();
+        }
+        let expected = if ok {
+            Ok(())
+        } else {
+            Err(QueryError::CommitFailed)
+        };
+        assert_eq!(done, Some(expected));
+        assert_eq!(puts, 20);
+    }
+}
+
+#[test]
+fn filtered_nodes_are_never_added_or_queried() {
+    let mut net = Net::new();
+    net.add(Config {
+        seed: Some(1),
+        ..Config::bootstrapper(server(0))
+    });
+    for i in 1..20 {
+        let c = net.persistent_node_config(i as u64);
+        net.add(c);
+    }
+    // Node 20 refuses odd hosts.
+    let picky = net.add(Config {
+        filter_node: Some(NodeFilter::new(|a: &SocketAddrV4| {
+            a.ip().octets()[3] % 2 == 1
+        })),
+        ..net.persistent_node_config(20)
+    });
+    net.run_until(Duration::from_secs(120), |net| {
+        (0..net.nodes.len()).all(|i| net.bootstrapped(i))
+    });
+    let target = holepunch_test_target(3);
+    let replies = run_find_node(&mut net, picky, target);
+    assert!(!replies.is_empty());
+    let refused = |a: &SocketAddrV4| a.ip().octets()[3] % 2 == 0;
+    assert!(replies.iter().all(|r| !refused(&r.from)));
+    assert!(net.nodes[picky]
+        .table()
+        .iter()
+        .all(|e| !refused(&e.value.addr)));
+    assert!(net.nodes[picky].table().len() >= 5);
+}
+
+#[test]
+fn health_goes_offline_and_back() {
+    let mut net = build(12);
+    let watcher = 3;
+    let others: Vec<usize> = (0..12).filter(|i| *i != watcher).collect();
+    // Keep traffic going: a ping to every other node each virtual second.
+    let drive = |net: &mut Net, secs: u64| {
+        let end = net.now + Duration::from_secs(secs);
+        let mut next_ping = net.now;
+        while net.now < end {
+            if net.now >= next_ping {
+                let now = net.now;
+                for o in &others {
+                    net.nodes[watcher].ping(server(*o), now);
+                }
+                next_ping = now + Duration::from_secs(1);
+            }
+            net.step();
+        }
+    };
+    drive(&mut net, 40);
+    assert_eq!(net.nodes[watcher].health(), Health::Online);
+    for o in &others {
+        net.dead.insert(*o);
+    }
+    drive(&mut net, 60);
+    assert_eq!(net.nodes[watcher].health(), Health::Offline);
+    assert!(net.events[watcher].contains(&Event::NetworkUpdate(Health::Offline)));
+    net.dead.clear();
+    drive(&mut net, 40);
+    assert_eq!(net.nodes[watcher].health(), Health::Online);
+    assert!(net.events[watcher].contains(&Event::NetworkUpdate(Health::Online)));
+}
+
+#[test]
+fn configured_nodes_are_in_the_table_from_the_start() {
+    let mut net = Net::new();
+    let a = net.add(Config {
+        seed: Some(1),
+        ..Config::bootstrapper(server(0))
+    });
+    let nodes = vec![server(5), server(6), server(7)];
+    let b = net.add(Config {
+        bootstrap: vec![],
+        nodes: nodes.clone(),
+        ..net.persistent_node_config(2)
+    });
+    let _ = a;
+    let mut got = net.nodes[b].nodes();
+    got.sort();
+    assert_eq!(got, nodes);
 }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::messages::{errors, Id};
 use super::node::{
-    Config, Dht, Event, IncomingRequest, QueryError, QueryId, QueryOpts, QuerySpec, Reply,
+    Commit, Config, Dht, Event, IncomingRequest, QueryError, QueryId, QueryOpts, QuerySpec, Reply,
     ReplyOpts, RequestError, RequestId, RequestOpts, RequestSpec, Socket,
 };
 
@@ -63,6 +63,9 @@ pub enum HandlerReply {
 
 /// A handler for a custom (non-internal) command.
 pub type CommandHandler = Arc<dyn Fn(&IncomingRequest) -> HandlerReply + Send + Sync>;
+
+/// Builds the commit request for one of a query's closest replies (`None` counts as a failed commit).
+pub type CommitFn = Box<dyn Fn(&Reply) -> Option<RequestSpec> + Send>;
 
 /// The outcome of a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,11 +132,13 @@ enum Command {
         spec: QuerySpec,
         opts: QueryOpts,
         find_node: bool,
+        commit: Option<CommitFn>,
         tx: oneshot::Sender<QueryOutcome>,
     },
     Register {
         command: u64,
         handler: Handler,
+        done: oneshot::Sender<()>,
     },
     Reply {
         req: Box<IncomingRequest>,
@@ -201,6 +206,7 @@ impl DhtHandle {
             requests: HashMap::new(),
             queries: HashMap::new(),
             handlers: HashMap::new(),
+            commit_requests: HashMap::new(),
         };
         tokio::spawn(task.run());
         Ok(Self {
@@ -275,7 +281,7 @@ impl DhtHandle {
             command: super::messages::commands::FIND_NODE,
             value: None,
         };
-        self.run_query(spec, QueryOpts::default(), true).await
+        self.run_query(spec, QueryOpts::default(), true, None).await
     }
 
     /// Runs a user query to completion.
@@ -284,7 +290,21 @@ impl DhtHandle {
         spec: QuerySpec,
         opts: QueryOpts,
     ) -> Result<QueryOutcome, DriverError> {
-        self.run_query(spec, opts, false).await
+        self.run_query(spec, opts, false, None).await
+    }
+
+    /// Runs a user query whose commit phase sends, to each closest node that replied, the request
+    /// `commit` builds from its reply (typically using the reply's token and the node id, as hyperdht's
+    /// announce does). The query succeeds when at least one commit request got a response.
+    pub async fn query_with_commit(
+        &self,
+        spec: QuerySpec,
+        mut opts: QueryOpts,
+        commit: impl Fn(&Reply) -> Option<RequestSpec> + Send + 'static,
+    ) -> Result<QueryOutcome, DriverError> {
+        opts.commit = Commit::Manual;
+        self.run_query(spec, opts, false, Some(Box::new(commit)))
+            .await
     }
 
     async fn run_query(
@@ -292,6 +312,7 @@ impl DhtHandle {
         spec: QuerySpec,
         opts: QueryOpts,
         find_node: bool,
+        commit: Option<CommitFn>,
     ) -> Result<QueryOutcome, DriverError> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -299,37 +320,45 @@ impl DhtHandle {
                 spec,
                 opts,
                 find_node,
+                commit,
                 tx,
             })
             .map_err(|_| DriverError::Closed)?;
         rx.await.map_err(|_| DriverError::Closed)
     }
 
-    /// Registers the handler of a custom command. Commands without a handler are answered with
-    /// UNKNOWN_COMMAND, as a JS node without `request` listeners does.
-    pub fn on_command(
+    /// Registers the handler of a custom command (in effect when this returns). Commands without a
+    /// handler are answered with UNKNOWN_COMMAND, as a JS node without `request` listeners does.
+    pub async fn on_command(
         &self,
         command: u64,
         handler: impl Fn(&IncomingRequest) -> HandlerReply + Send + Sync + 'static,
     ) -> Result<(), DriverError> {
-        let handler = Handler::Sync(Arc::new(handler));
-        self.tx
-            .send(Command::Register { command, handler })
-            .map_err(|_| DriverError::Closed)
+        self.register(command, Handler::Sync(Arc::new(handler)))
+            .await
     }
 
-    /// Delivers the requests for a custom command on a channel instead; answer them later with
+    async fn register(&self, command: u64, handler: Handler) -> Result<(), DriverError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Register {
+                command,
+                handler,
+                done,
+            })
+            .map_err(|_| DriverError::Closed)?;
+        rx.await.map_err(|_| DriverError::Closed)
+    }
+
+    /// Delivers the requests for a custom command on a channel instead (in effect when this returns); answer them later with
     /// [`Self::reply`], [`Self::error`] or [`Self::relay`]. Requests arriving after the receiver is
     /// dropped are answered with UNKNOWN_COMMAND.
-    pub fn subscribe(
+    pub async fn subscribe(
         &self,
         command: u64,
     ) -> Result<mpsc::UnboundedReceiver<IncomingRequest>, DriverError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let handler = Handler::Channel(tx);
-        self.tx
-            .send(Command::Register { command, handler })
-            .map_err(|_| DriverError::Closed)?;
+        self.register(command, Handler::Channel(tx)).await?;
         Ok(rx)
     }
 
@@ -391,6 +420,9 @@ impl DhtHandle {
 
 struct PendingQuery {
     replies: Vec<Reply>,
+    commit: Option<CommitFn>,
+    commits_pending: usize,
+    commits_ok: usize,
     tx: oneshot::Sender<QueryOutcome>,
 }
 
@@ -403,6 +435,7 @@ struct Task<S> {
     requests: HashMap<RequestId, oneshot::Sender<Result<Reply, RequestError>>>,
     queries: HashMap<QueryId, PendingQuery>,
     handlers: HashMap<u64, Handler>,
+    commit_requests: HashMap<RequestId, QueryId>,
 }
 
 impl<S: DatagramSocket> Task<S> {
@@ -461,6 +494,7 @@ impl<S: DatagramSocket> Task<S> {
                 spec,
                 opts,
                 find_node,
+                commit,
                 tx,
             } => {
                 let id = if find_node {
@@ -472,12 +506,20 @@ impl<S: DatagramSocket> Task<S> {
                     id,
                     PendingQuery {
                         replies: Vec::new(),
+                        commit,
+                        commits_pending: 0,
+                        commits_ok: 0,
                         tx,
                     },
                 );
             }
-            Command::Register { command, handler } => {
+            Command::Register {
+                command,
+                handler,
+                done,
+            } => {
                 self.handlers.insert(command, handler);
+                let _ = done.send(());
             }
             Command::AddNode(addr) => self.dht.add_node(addr, now),
             Command::Reply { req, value, opts } => self.dht.reply(&req, value, opts),
@@ -521,16 +563,57 @@ impl<S: DatagramSocket> Task<S> {
         }
     }
 
+    fn commit_settled(&mut self, id: QueryId, ok: bool) {
+        let Some(q) = self.queries.get_mut(&id) else {
+            return;
+        };
+        q.commits_pending = q.commits_pending.saturating_sub(1);
+        if ok {
+            q.commits_ok += 1;
+        }
+        if q.commits_pending == 0 {
+            let ok = q.commits_ok > 0;
+            self.dht.finish_commit(id, ok, Instant::now());
+        }
+    }
+
     fn event(&mut self, e: Event) {
         match e {
             Event::Response { id, reply } => {
-                if let Some(tx) = self.requests.remove(&id) {
+                if let Some(qid) = self.commit_requests.remove(&id) {
+                    self.commit_settled(qid, true);
+                } else if let Some(tx) = self.requests.remove(&id) {
                     let _ = tx.send(Ok(reply));
                 }
             }
             Event::RequestFailed { id, error } => {
-                if let Some(tx) = self.requests.remove(&id) {
+                if let Some(qid) = self.commit_requests.remove(&id) {
+                    self.commit_settled(qid, false);
+                } else if let Some(tx) = self.requests.remove(&id) {
                     let _ = tx.send(Err(error));
+                }
+            }
+            Event::QueryCommit { id, closest } => {
+                let now = Instant::now();
+                let Some(q) = self.queries.get_mut(&id) else {
+                    self.dht.finish_commit(id, false, now);
+                    return;
+                };
+                let specs: Vec<(SocketAddrV4, RequestSpec)> = match &q.commit {
+                    Some(f) => closest
+                        .iter()
+                        .filter_map(|r| f(r).map(|s| (r.from, s)))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                q.commits_pending = specs.len();
+                if specs.is_empty() {
+                    self.dht.finish_commit(id, false, now);
+                    return;
+                }
+                for (to, spec) in specs {
+                    let rid = self.dht.request(spec, to, RequestOpts::default(), now);
+                    self.commit_requests.insert(rid, id);
                 }
             }
             Event::QueryReply { id, reply } => {

@@ -5,11 +5,13 @@
 //! * [`routing_table`] — `kademlia-routing-table`;
 //! * [`nat_sampler`] — `nat-sampler`;
 //! * [`io`] — congestion window and request timing;
+//! * [`health`] — the online / degraded / offline estimate;
 //! * [`node`] — the sans-IO node (requests, queries, bootstrap, maintenance);
 //! * [`driver`] — a tokio driver running a [`node::Dht`] over two UDP sockets.
 
 pub mod driver;
 pub(crate) mod hash;
+pub mod health;
 pub mod io;
 pub mod messages;
 pub mod nat_sampler;

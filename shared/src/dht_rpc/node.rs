@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
+use super::health::{Health, NetworkHealth};
 use super::io::{CongestionWindow, DEFAULT_RETRIES, DRAIN_INTERVAL, MAX_WINDOW, REQUEST_TIMEOUT};
 use super::messages::{commands, encode_ipv4_peer, errors, Id, Message, Request, Response};
 use super::nat_sampler::NatSampler;
@@ -88,6 +89,31 @@ pub struct Config {
     pub public_address: Option<SocketAddrV4>,
     /// Seed of the node's random generator (table id, tids, secrets); random when `None`.
     pub seed: Option<u64>,
+    /// Nodes to put in the routing table at start (`nodes`).
+    pub nodes: Vec<SocketAddrV4>,
+    /// Nodes this refuses are never added to the table nor queried (`filterNode`).
+    pub filter_node: Option<NodeFilter>,
+}
+
+/// A predicate on node addresses (see [`Config::filter_node`]).
+#[derive(Clone)]
+pub struct NodeFilter(pub std::sync::Arc<dyn Fn(&SocketAddrV4) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for NodeFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeFilter(..)")
+    }
+}
+
+impl NodeFilter {
+    /// Wraps a predicate.
+    pub fn new(f: impl Fn(&SocketAddrV4) -> bool + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    fn allows(&self, addr: &SocketAddrV4) -> bool {
+        (self.0)(addr)
+    }
 }
 
 impl Default for Config {
@@ -105,6 +131,8 @@ impl Default for Config {
             server_port: 0,
             public_address: None,
             seed: None,
+            nodes: Vec::new(),
+            filter_node: None,
         }
     }
 }
@@ -271,6 +299,16 @@ pub enum Event {
     RemoveNode(SocketAddrV4),
     /// A long pause between ticks was detected (the machine slept).
     Wakeup,
+    /// The network health estimate changed (`network-update`).
+    NetworkUpdate(Health),
+    /// A query with [`Commit::Manual`] finished its walk: commit to these closest nodes (for example
+    /// with [`Dht::request`] using each reply's token), then call [`Dht::finish_commit`].
+    QueryCommit {
+        /// The query.
+        id: QueryId,
+        /// The closest nodes that replied, closest first.
+        closest: Vec<Reply>,
+    },
 }
 
 /// What a request should carry (`dht.request({ token, command, target, value }, to)`).
@@ -308,13 +346,26 @@ pub struct QuerySpec {
     pub value: Option<Vec<u8>>,
 }
 
+/// The commit phase of a query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Commit {
+    /// None: the query ends after the walk.
+    #[default]
+    None,
+    /// Send the query's command, target and value again to each closest node with its token
+    /// (`commit: true` in the JS).
+    Auto,
+    /// Emit [`Event::QueryCommit`] and wait for [`Dht::finish_commit`] (a commit function in the JS).
+    Manual,
+}
+
 /// Options of [`Dht::query`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryOpts {
     /// Parallel requests (default: the node's concurrency).
     pub concurrency: Option<usize>,
-    /// After the walk, send the same command with each closest node's token (`commit: true`).
-    pub commit: bool,
+    /// What to do with the closest nodes after the walk.
+    pub commit: Commit,
     /// Start from these nodes (`closestNodes`) before the routing table.
     pub nodes: Vec<SocketAddrV4>,
     /// Resends per request (default 5).
@@ -442,7 +493,7 @@ struct Query {
     seen: HashMap<SocketAddrV4, Seen>,
     pending: Vec<QNode>,
     closest: Vec<Reply>,
-    commit: bool,
+    commit: Commit,
     committing: bool,
     commit_pending: usize,
     commit_ok: usize,
@@ -544,6 +595,8 @@ pub struct Dht {
     last_host: Option<Option<Ipv4Addr>>,
     nonpersistent_samples: Vec<SocketAddrV4>,
     down_hints_sent: u32,
+    health: NetworkHealth,
+    health_state: Health,
     // timers and output
     next_tick: Instant,
     last_tick: Instant,
@@ -608,6 +661,8 @@ impl Dht {
             last_host: None,
             nonpersistent_samples: Vec::new(),
             down_hints_sent: 0,
+            health: NetworkHealth::new(),
+            health_state: Health::Online,
             next_tick: now + TICK_INTERVAL,
             last_tick: now,
             next_drain: now + DRAIN_INTERVAL,
@@ -617,6 +672,9 @@ impl Dht {
             config,
         };
         dht.next_tid = dht.rng.gen();
+        for addr in dht.config.nodes.clone().iter().rev() {
+            dht.add_node(*addr, now);
+        }
         dht.start_bootstrap(now);
         dht
     }
@@ -682,6 +740,11 @@ impl Dht {
             active: self.inflight.len(),
             ..self.stats
         }
+    }
+
+    /// The network health estimate.
+    pub fn health(&self) -> Health {
+        self.health_state
     }
 
     /// The current maintenance tick counter.
@@ -855,6 +918,21 @@ impl Dht {
         if let Some(q) = self.queries.remove(&id) {
             self.end_query(id, q, Err(QueryError::Destroyed), now);
         }
+    }
+
+    /// Ends the commit phase of a [`Commit::Manual`] query: `ok` when at least one commit succeeded (the
+    /// query then ends with success), otherwise it ends with [`QueryError::CommitFailed`].
+    pub fn finish_commit(&mut self, id: QueryId, ok: bool, now: Instant) {
+        self.with_query(id, now, |_, q, _| {
+            if q.committing && q.commit == Commit::Manual && q.ended.is_none() {
+                let result = if ok {
+                    Ok(())
+                } else {
+                    Err(QueryError::CommitFailed)
+                };
+                Self::mark_ended(q, result);
+            }
+        });
     }
 
     /// Refreshes the routing table with a background lookup of a random known node (`dht.refresh()`).
@@ -1306,7 +1384,8 @@ impl Dht {
         // `_onresponse`: learn about the responder.
         match from_id {
             Some(id) => self.add_node_from_network(!external, from, id, reply.to, now),
-            None => self.sample_bootstrap_maybe(from, reply.to),
+            None if self.allowed(&from) => self.sample_bootstrap_maybe(from, reply.to),
+            None => {}
         }
         self.request_succeeded(req, reply, now);
     }
@@ -1420,6 +1499,14 @@ impl Dht {
         self.nat_add(to);
     }
 
+    fn allowed(&self, addr: &SocketAddrV4) -> bool {
+        self.config
+            .filter_node
+            .as_ref()
+            .is_none_or(|f| f.allows(addr))
+    }
+
+    /// `_addNodeFromNetwork` for a sender with a valid id.
     fn add_node_from_network(
         &mut self,
         sample: bool,
@@ -1428,6 +1515,9 @@ impl Dht {
         to: SocketAddrV4,
         now: Instant,
     ) {
+        if !self.allowed(&from) {
+            return;
+        }
         let tick = self.tick;
         if let Some(old) = self.table.get_mut(&id) {
             let mut sampled = false;
@@ -1613,6 +1703,19 @@ impl Dht {
             self.refresh(now);
         }
         self.down_hints_sent = 0;
+        if let Some(state) = self
+            .health
+            .update(self.stats.responses, self.stats.timeouts)
+        {
+            self.set_health(state);
+        }
+    }
+
+    fn set_health(&mut self, state: Health) {
+        if state != self.health_state {
+            self.health_state = state;
+            self.events.push_back(Event::NetworkUpdate(state));
+        }
     }
 
     fn on_wakeup(&mut self) {
@@ -1621,6 +1724,8 @@ impl Dht {
         self.stable_ticks = MORE_STABLE_TICKS;
         self.refresh_ticks = 1;
         self.last_host = None;
+        self.health.reset();
+        self.set_health(Health::Online);
         if self.adaptive && !self.ephemeral {
             self.ephemeral = true;
             self.events.push_back(Event::Ephemeral);
@@ -2088,7 +2193,7 @@ impl Dht {
         let own = *self.table.id();
         for addr in &m.closer_nodes {
             let id = node_id(addr);
-            if id == own {
+            if !self.allowed(addr) || id == own {
                 continue;
             }
             if !self.add_pending(
@@ -2171,12 +2276,19 @@ impl Dht {
             return;
         }
         q.committing = true;
-        if !q.commit {
+        if q.commit == Commit::None {
             Self::mark_ended(q, Ok(()));
             return;
         }
         if q.closest.is_empty() {
             Self::mark_ended(q, Err(QueryError::TooFewNodes));
+            return;
+        }
+        if q.commit == Commit::Manual {
+            self.events.push_back(Event::QueryCommit {
+                id: qid,
+                closest: q.closest.clone(),
+            });
             return;
         }
         let replies = q.closest.clone();
