@@ -117,6 +117,47 @@ async fn rust_nodes_over_udp() {
     want.sort();
     assert_eq!(ids, want);
 
+    // A query whose commit sends another command, with each node's token.
+    const PUT: u64 = 9;
+    let puts = Arc::new(AtomicUsize::new(0));
+    for n in &nodes {
+        let puts = puts.clone();
+        n.on_command(PUT, move |req| {
+            assert!(req.token.is_some());
+            puts.fetch_add(1, Ordering::SeqCst);
+            HandlerReply::Value(None)
+        })
+        .await
+        .expect("register");
+    }
+    let spec = QuerySpec {
+        target,
+        command: LATER,
+        value: None,
+    };
+    let commit = move |r: &Reply| {
+        Some(RequestSpec {
+            token: r.token,
+            command: PUT,
+            target: Some(target),
+            value: Some(b"v".to_vec()),
+        })
+    };
+    let out = timeout(
+        STEP,
+        client.query_with_commit(spec, QueryOpts::default(), commit),
+    )
+    .await
+    .expect("in time")
+    .expect("query");
+    assert_eq!(out.result, Ok(()));
+    assert_eq!(out.closest.len(), 6);
+    assert_eq!(
+        puts.load(Ordering::SeqCst),
+        6,
+        "one commit request per closest node"
+    );
+
     let spec = RequestSpec {
         command: LATER,
         ..RequestSpec::default()
