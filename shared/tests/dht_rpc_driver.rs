@@ -53,9 +53,8 @@ async fn rust_nodes_over_udp() {
             .expect("running");
         nodes.push(n);
     }
-    // An adaptive node starting firewalled: the quick PING_NAT probe during bootstrap shows its server
-    // socket is reachable (loopback), so it stops being firewalled, but stays ephemeral (adaptive nodes
-    // wait for a stable period before becoming persistent).
+    // An adaptive node starting firewalled stays ephemeral (adaptive nodes wait for a stable period
+    // before becoming persistent); it may or may not have proven itself reachable yet.
     let config = Config {
         bootstrap: vec![boot.server_addr()],
         ..Config::default()
@@ -68,7 +67,7 @@ async fn rust_nodes_over_udp() {
         .expect("in time")
         .expect("running");
     let state = client.state().await.expect("state");
-    assert!(state.ephemeral && !state.firewalled, "{state:?}");
+    assert!(state.ephemeral, "{state:?}");
 
     // Commands answered later, from another task.
     const LATER: u64 = 7;

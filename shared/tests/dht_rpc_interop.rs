@@ -185,6 +185,33 @@ async fn rust_node_joins_a_js_testnet() {
         .iter()
         .all(|r| r.value.as_deref() == Some(&b"echo:q"[..])));
 
+    // A Rust node with the default options (firewalled at start, adaptive): it stays ephemeral and JS
+    // nodes do not add it.
+    let config = Config {
+        bootstrap: vec![bootstrap],
+        ..Config::default()
+    };
+    let adaptive = DhtHandle::bind(LOCALHOST, 0, config).await.expect("bind");
+    timeout(STEP, adaptive.bootstrapped())
+        .await
+        .expect("in time")
+        .expect("running");
+    let st = adaptive.state().await.expect("state");
+    // Whether the quick PING_NAT reply arrives before the bootstrap query ends is a race, in the JS
+    // too; either way the node stays ephemeral and requests leave from the socket its state says.
+    assert!(st.ephemeral, "{st:?}");
+    assert_eq!(st.id, None);
+    let pong = timeout(STEP, adaptive.ping(js_nodes[1]))
+        .await
+        .expect("in time")
+        .expect("pong");
+    let expected = if st.firewalled {
+        adaptive.client_addr()
+    } else {
+        adaptive.server_addr()
+    };
+    assert_eq!(pong.to, expected);
+
     // The JS nodes added the Rust node to their routing tables, and find it.
     let stdin = child.stdin.as_mut().expect("stdin");
     stdin
@@ -195,6 +222,17 @@ async fn rust_node_joins_a_js_testnet() {
         .parse()
         .expect("number");
     assert!(has >= 3, "JS tables holding the Rust node: {has}");
+    stdin
+        .write_all(format!("has {}\n", adaptive.server_addr()).as_bytes())
+        .await
+        .expect("write");
+    let has_adaptive: usize = json_scalar(&next_line(&mut lines).await, "has")
+        .parse()
+        .expect("number");
+    assert_eq!(
+        has_adaptive, 0,
+        "ephemeral nodes stay out of routing tables"
+    );
     let rust_id = node_id(&node.server_addr());
     stdin
         .write_all(format!("find {}\n", hex::encode(rust_id)).as_bytes())
@@ -265,6 +303,15 @@ async fn js_nodes_bootstrap_through_a_rust_bootstrapper() {
         json_scalar(&out, "unknown"),
         errors::UNKNOWN_COMMAND.to_string()
     );
+    // A default (adaptive) JS node stays ephemeral; its PING_NAT probe to the Rust node is answered to
+    // the server-socket port it named in the value.
+    assert_eq!(json_scalar(&out, "adaptiveEphemeral"), "true", "{out}");
+    assert_eq!(
+        json_scalar(&out, "natReplyToPort"),
+        json_scalar(&out, "natServerPort"),
+        "{out}"
+    );
+    assert_eq!(json_scalar(&out, "natViaServer"), "true", "{out}");
     for size in json_strings(&out, "tableSizes") {
         let size: usize = size.parse().expect("number");
         assert!(

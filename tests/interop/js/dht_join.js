@@ -17,6 +17,9 @@ async function main() {
     nodes.push(node)
   }
   for (const node of nodes) await node.findNode(node.table.id).finished()
+  // One more node with the default options (firewalled, adaptive): it stays ephemeral.
+  const adaptive = new DHT({ bootstrap, host: '127.0.0.1' })
+  await adaptive.fullyBootstrapped()
 
   const [host, port] = bootstrap[0].split(':')
   const to = { host, port: Number(port) }
@@ -30,6 +33,17 @@ async function main() {
   } catch (err) {
     unknown = String(err)
   }
+  // A PING_NAT probe to the Rust node (as dht-rpc's firewall check sends them): the reply must come
+  // to the server socket port given in the value, from the Rust node.
+  const serverPort = adaptive.io.serverSocket.address().port
+  const seenOnServer = []
+  adaptive.io.serverSocket.on('message', (buf, rinfo) => seenOnServer.push(rinfo.port))
+  const natValue = b4a.alloc(2)
+  natValue.writeUInt16LE(serverPort)
+  const natReply = await new Promise((resolve, reject) => {
+    adaptive._request(to, false, true, 1 /* PING_NAT */, null, natValue, null, resolve, reject)
+  })
+
   const q = nodes[N - 1].findNode(target)
   await q.finished()
 
@@ -42,12 +56,17 @@ async function main() {
       echo: b4a.toString(echo.value || b4a.alloc(0)),
       echoHasToken: !!echo.token,
       unknown,
+      adaptiveEphemeral: adaptive.ephemeral,
+      natReplyToPort: natReply.to.port,
+      natServerPort: serverPort,
+      natViaServer: seenOnServer.includes(to.port),
       closest: q.closestReplies.map((r) => r.from.host + ':' + r.from.port)
     })
   )
 
   process.stdin.resume()
   process.stdin.on('end', async () => {
+    await adaptive.destroy()
     for (const n of nodes) await n.destroy()
     process.exit(0)
   })
