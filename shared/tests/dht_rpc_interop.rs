@@ -145,6 +145,39 @@ async fn rust_node_joins_a_js_testnet() {
     .expect("echo");
     assert_eq!(echo.value.as_deref(), Some(&b"echo:hi"[..]));
     assert!(echo.token.is_some());
+    // The JS node's token is accepted back; a made-up one is refused with INVALID_TOKEN (and a fresh
+    // token to retry with).
+    let spec = RequestSpec {
+        token: echo.token,
+        command: 42,
+        value: Some(b"t".to_vec()),
+        ..RequestSpec::default()
+    };
+    let ok = timeout(
+        STEP,
+        node.request(spec, js_nodes[5], RequestOpts::default()),
+    )
+    .await
+    .expect("in time")
+    .expect("reply");
+    assert_eq!((ok.error, ok.value.as_deref()), (0, Some(&b"echo:t"[..])));
+    let spec = RequestSpec {
+        token: Some([7; 32]),
+        command: 42,
+        ..RequestSpec::default()
+    };
+    let bad = timeout(
+        STEP,
+        node.request(spec, js_nodes[5], RequestOpts::default()),
+    )
+    .await
+    .expect("in time")
+    .expect("reply");
+    assert_eq!(bad.error, errors::INVALID_TOKEN);
+    assert_eq!(
+        bad.token, echo.token,
+        "the refusal carries the current token"
+    );
     let spec = RequestSpec {
         command: 43,
         ..RequestSpec::default()
@@ -302,6 +335,13 @@ async fn js_nodes_bootstrap_through_a_rust_bootstrapper() {
     assert_eq!(
         json_scalar(&out, "unknown"),
         errors::UNKNOWN_COMMAND.to_string()
+    );
+    assert_eq!(json_scalar(&out, "withTokenEcho"), "echo:t", "{out}");
+    assert_eq!(json_scalar(&out, "withTokenError"), "0", "{out}");
+    assert_eq!(
+        json_scalar(&out, "badTokenError"),
+        errors::INVALID_TOKEN.to_string(),
+        "{out}"
     );
     // A default (adaptive) JS node stays ephemeral; its PING_NAT probe to the Rust node is answered to
     // the server-socket port it named in the value.

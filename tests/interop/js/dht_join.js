@@ -26,6 +26,9 @@ async function main() {
   const first = nodes[0]
   const pong = await first.ping(to)
   const echo = await first.request({ command: 42, value: b4a.from('from-js') }, to)
+  // Tokens: the one the Rust node handed out is accepted, a made-up one is refused with INVALID_TOKEN.
+  const withToken = await first.request({ token: echo.token, command: 42, value: b4a.from('t') }, to)
+  const badToken = await first.request({ token: b4a.alloc(32, 7), command: 42, value: b4a.from('t') }, to)
   let unknown = null
   try {
     const r = await first.request({ command: 43, value: null }, to)
@@ -56,6 +59,9 @@ async function main() {
       echo: b4a.toString(echo.value || b4a.alloc(0)),
       echoHasToken: !!echo.token,
       unknown,
+      withTokenEcho: b4a.toString(withToken.value || b4a.alloc(0)),
+      withTokenError: withToken.error,
+      badTokenError: badToken.error,
       adaptiveEphemeral: adaptive.ephemeral,
       natReplyToPort: natReply.to.port,
       natServerPort: serverPort,
