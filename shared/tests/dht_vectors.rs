@@ -351,6 +351,16 @@ fn hyperdht_records() {
             bump: 1_700_000_000_000,
         },
     );
+    let raw1 = rec1.to_bytes();
+    let raw2 = Peer {
+        public_key: [0x77; 32],
+        relay_addresses: vec![],
+    }
+    .to_bytes();
+    assert_eq!(
+        LookupReply::encode_raw(&[&raw1, &raw2], 0),
+        v("hd_lookup_raw_reply")
+    );
     // Older nodes do not write the bump.
     let mut no_bump = v("hd_lookup_raw_reply");
     no_bump.pop();

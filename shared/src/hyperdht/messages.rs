@@ -476,6 +476,17 @@ pub struct LookupReply {
 }
 
 impl LookupReply {
+    /// Encodes a reply from already-encoded [`Peer`] records, as DHT nodes store them
+    /// (`lookupRawReply` with raw records).
+    pub fn encode_raw(records: &[&[u8]], bump: u64) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.array(records, |w, r| {
+            w.bytes(r);
+        });
+        w.uint(bump);
+        w.into_vec()
+    }
+
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let peers = r.array(Peer::read)?;
         let bump = if r.is_empty() { 0 } else { r.uint()? };
