@@ -16,6 +16,18 @@
 //! reach its server socket at that address with the same port as the local one. With
 //! [`Config::ephemeral`] `= Some(false)` this is checked during bootstrap; in adaptive mode (`None`) after
 //! ~20 minutes of stable ticks, as dht-rpc does.
+//!
+//! # Differences from the JS
+//!
+//! * Bootstrap nodes are given as resolved IPv4 addresses (no `suggested-ip@hostname` resolution here;
+//!   that belongs to the driver or the caller).
+//! * A request is re-encoded at every resend (the JS encodes once), so a node that became persistent
+//!   meanwhile sends its id on retries.
+//! * No `adaptiveTimeout` option (off by default in the JS either), no suspend/resume.
+//! * A custom commit function is an [`Event::QueryCommit`] followed by [`Dht::finish_commit`]
+//!   ([`Commit::Manual`]); `commit: true` is [`Commit::Auto`].
+//! * Quirks kept on purpose: responses are matched by tid alone; a DOWN_HINT check removes a node that
+//!   answered but was last seen in the same tick; the network-health counters can go negative.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
