@@ -26,8 +26,9 @@
 //! * No `adaptiveTimeout` option (off by default in the JS either), no suspend/resume.
 //! * A custom commit function is an [`Event::QueryCommit`] followed by [`Dht::finish_commit`]
 //!   ([`Commit::Manual`]); `commit: true` is [`Commit::Auto`].
-//! * Quirks kept on purpose: responses are matched by tid alone; a DOWN_HINT check removes a node that
-//!   answered but was last seen in the same tick; the network-health counters can go negative.
+//! * Quirks kept on purpose: responses are matched by tid alone; a liveness ping (`_check`) removes a
+//!   node that answered if it had already been seen in the same tick; the network-health counters can
+//!   go negative.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
