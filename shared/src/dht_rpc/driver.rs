@@ -665,3 +665,61 @@ impl<S: DatagramSocket> Task<S> {
         }
     }
 }
+
+/// Resolves a bootstrap node written as dht-rpc accepts them: `host:port`, or
+/// `suggested-ip@hostname:port` (as hyperdht's `BOOTSTRAP_NODES`). The suggested IP is used when given
+/// (the JS pings it first and falls back to resolving the hostname); otherwise an IPv4 literal is used
+/// as is and a hostname is resolved to its first IPv4 address.
+pub async fn resolve_bootstrap(spec: &str) -> Result<SocketAddrV4, DriverError> {
+    let bad = || {
+        DriverError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad bootstrap node {spec:?}"),
+        ))
+    };
+    let (host, port) = spec.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let (suggested, name) = match host.split_once('@') {
+        Some((ip, name)) => (Some(ip), name),
+        None => (None, host),
+    };
+    if let Some(ip) = suggested.and_then(|ip| ip.parse::<Ipv4Addr>().ok()) {
+        return Ok(SocketAddrV4::new(ip, port));
+    }
+    if let Ok(ip) = name.parse::<Ipv4Addr>() {
+        return Ok(SocketAddrV4::new(ip, port));
+    }
+    tokio::net::lookup_host((name, port))
+        .await?
+        .find_map(|a| match a {
+            SocketAddr::V4(a) => Some(a),
+            SocketAddr::V6(_) => None,
+        })
+        .ok_or(DriverError::NotIpv4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bootstrap_specs() {
+        let a = |s: &str| s.parse::<SocketAddrV4>().expect("addr");
+        assert_eq!(
+            resolve_bootstrap("127.0.0.1:49737").await.ok(),
+            Some(a("127.0.0.1:49737"))
+        );
+        assert_eq!(
+            resolve_bootstrap("88.99.3.86@node1.hyperdht.org:49737")
+                .await
+                .ok(),
+            Some(a("88.99.3.86:49737"))
+        );
+        assert_eq!(
+            resolve_bootstrap("localhost:7").await.ok(),
+            Some(a("127.0.0.1:7"))
+        );
+        assert!(resolve_bootstrap("127.0.0.1").await.is_err());
+        assert!(resolve_bootstrap("127.0.0.1:99999").await.is_err());
+    }
+}
