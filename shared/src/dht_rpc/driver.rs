@@ -16,6 +16,7 @@ use super::node::{
     Commit, Config, Dht, Event, IncomingRequest, QueryError, QueryId, QueryOpts, QuerySpec, Reply,
     ReplyOpts, RequestError, RequestId, RequestOpts, RequestSpec, Socket,
 };
+use crate::hyperdht::persistent::{Answer, CacheOpts, Persistent};
 
 /// A datagram socket the driver can run on. `recv_from` must be cancel-safe (it is raced against timers).
 pub trait DatagramSocket: Send + Sync + 'static {
@@ -156,6 +157,7 @@ enum Command {
         to: SocketAddrV4,
     },
     AddNode(SocketAddrV4),
+    ServeHyperdht(CacheOpts, oneshot::Sender<()>),
     State(oneshot::Sender<NodeState>),
 }
 
@@ -206,6 +208,7 @@ impl DhtHandle {
             requests: HashMap::new(),
             queries: HashMap::new(),
             handlers: HashMap::new(),
+            hyperdht: None,
             commit_requests: HashMap::new(),
         };
         tokio::spawn(task.run());
@@ -401,6 +404,17 @@ impl DhtHandle {
             .map_err(|_| DriverError::Closed)
     }
 
+    /// Makes the node answer hyperdht's storage commands (LOOKUP, ANNOUNCE, UNANNOUNCE, FIND_PEER,
+    /// MUTABLE_*, IMMUTABLE_*) as a persistent JS hyperdht node does, once it is persistent itself.
+    /// These commands then bypass [`Self::on_command`] handlers.
+    pub async fn serve_hyperdht(&self, opts: CacheOpts) -> Result<(), DriverError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::ServeHyperdht(opts, done))
+            .map_err(|_| DriverError::Closed)?;
+        rx.await.map_err(|_| DriverError::Closed)
+    }
+
     /// Adds a node to the routing table.
     pub fn add_node(&self, addr: SocketAddrV4) -> Result<(), DriverError> {
         self.tx
@@ -435,6 +449,7 @@ struct Task<S> {
     requests: HashMap<RequestId, oneshot::Sender<Result<Reply, RequestError>>>,
     queries: HashMap<QueryId, PendingQuery>,
     handlers: HashMap<u64, Handler>,
+    hyperdht: Option<Box<Persistent>>,
     commit_requests: HashMap<RequestId, QueryId>,
 }
 
@@ -468,7 +483,13 @@ impl<S: DatagramSocket> Task<S> {
                     Some(cmd) => self.command(cmd),
                     None => return,
                 },
-                _ = sleep => self.dht.handle_timeout(Instant::now()),
+                _ = sleep => {
+                    let now = Instant::now();
+                    self.dht.handle_timeout(now);
+                    if let Some(store) = &mut self.hyperdht {
+                        store.tick(now);
+                    }
+                }
             }
         }
     }
@@ -522,6 +543,10 @@ impl<S: DatagramSocket> Task<S> {
                 let _ = done.send(());
             }
             Command::AddNode(addr) => self.dht.add_node(addr, now),
+            Command::ServeHyperdht(opts, done) => {
+                self.hyperdht = Some(Box::new(Persistent::new(opts, now)));
+                let _ = done.send(());
+            }
             Command::Reply { req, value, opts } => self.dht.reply(&req, value, opts),
             Command::Error { req, code, opts } => self.dht.error(&req, code, opts),
             Command::Relay { req, value, to } => self.dht.relay(&req, value, to),
@@ -635,6 +660,31 @@ impl<S: DatagramSocket> Task<S> {
                 }
             }
             Event::Request(req) => {
+                if let Some(store) = &mut self.hyperdht {
+                    let id = self.dht.id();
+                    let wall_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    if let Some(answer) = store.handle(&req, id.as_ref(), wall_ms) {
+                        match answer {
+                            Answer::Reply {
+                                value,
+                                token,
+                                closer_nodes,
+                            } => {
+                                let opts = ReplyOpts {
+                                    token: Some(token),
+                                    closer_nodes,
+                                    to: None,
+                                };
+                                self.dht.reply(&req, value, opts);
+                            }
+                            Answer::Error(code) => self.dht.error(&req, code, ReplyOpts::default()),
+                            Answer::Drop => {}
+                        }
+                        return;
+                    }
+                }
                 let answer = match self.handlers.get(&req.command) {
                     Some(Handler::Sync(h)) => h(&req),
                     Some(Handler::Channel(tx)) => match tx.send(req.clone()) {
