@@ -86,3 +86,31 @@ proptest! {
         let _ = Message::decode(&buf);
     }
 }
+
+proptest! {
+    /// The hyperdht storage handlers take request values straight from the network.
+    #[test]
+    fn persistent_store_never_panics(command in 0u64..12, target in proptest::option::of(any::<[u8; 32]>()),
+                                     token in proptest::option::of(any::<[u8; 32]>()),
+                                     value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200))) {
+        use holepunch::dht_rpc::node::{IncomingRequest, Socket};
+        use holepunch::hyperdht::persistent::{CacheOpts, Persistent};
+        let now = std::time::Instant::now();
+        let mut store = Persistent::new(CacheOpts::default(), now);
+        let req = IncomingRequest {
+            tid: 0,
+            from: "1.2.3.4:5".parse().expect("addr"),
+            from_id: None,
+            socket: Socket::Server,
+            to: "5.6.7.8:9".parse().expect("addr"),
+            token,
+            internal: false,
+            command,
+            target,
+            value,
+        };
+        let _ = store.handle(&req, Some(&[1; 32]), 0);
+        let _ = store.handle(&req, Some(&[1; 32]), u64::MAX);
+        store.tick(now + std::time::Duration::from_secs(86_400 * 365));
+    }
+}

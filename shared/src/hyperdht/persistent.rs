@@ -86,6 +86,19 @@ impl Default for CacheOpts {
     }
 }
 
+/// How many periodic collections are due at `now` (`None` if none), moving `next_gc` past `now`.
+fn due_collections(next_gc: &mut Instant, interval: Duration, now: Instant) -> Option<u128> {
+    if now < *next_gc {
+        return None;
+    }
+    let period = interval.as_nanos().max(1);
+    let late = (now - *next_gc).as_nanos();
+    let runs = late / period + 1;
+    let until_next = period - late % period;
+    *next_gc = now + Duration::from_nanos(u64::try_from(until_next).unwrap_or(u64::MAX));
+    Some(runs)
+}
+
 /// The `xache` two-generation cache: entries live in `latest`, move to `oldest` on garbage collection
 /// (when `latest` reaches `max_size`, or every 2/3 of `max_age`), and are dropped at the next one unless
 /// read (which moves them back to `latest`).
@@ -152,12 +165,15 @@ impl<V> MaxCache<V> {
 
     /// Runs the age-based collection when due.
     pub fn tick(&mut self, now: Instant) {
-        while now >= self.next_gc {
+        let Some(runs) = due_collections(&mut self.next_gc, self.interval, now) else {
+            return;
+        };
+        // Past two collections every generation is empty: further runs change nothing.
+        for _ in 0..runs.min(2) {
             if !self.gced {
                 self.gc();
             }
             self.gced = false;
-            self.next_gc += self.interval;
         }
     }
 }
@@ -267,12 +283,15 @@ impl RecordCache {
 
     /// Runs the age-based collection when due.
     pub fn tick(&mut self, now: Instant) {
-        while now >= self.next_gc {
+        let Some(runs) = due_collections(&mut self.next_gc, self.interval, now) else {
+            return;
+        };
+        // Past two collections every generation is empty: further runs change nothing.
+        for _ in 0..runs.min(2) {
             if !self.gced {
                 self.gc();
             }
             self.gced = false;
-            self.next_gc += self.interval;
         }
     }
 }
