@@ -378,3 +378,65 @@ async fn js_hyperdht_client_uses_rust_storage_nodes() {
     assert_eq!(json_scalar(&out, "afterUnannounce"), "0", "{out}");
     let _ = timeout(STEP, child.wait()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_peers_connect_through_rust_dht_nodes() {
+    use holepunch::hyperdht::persistent::CacheOpts;
+
+    let server = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let client = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let std::net::SocketAddr::V4(public) = server.local_addr().expect("addr") else {
+        panic!("v4")
+    };
+    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
+    boot.serve_hyperdht(CacheOpts::default())
+        .await
+        .expect("serve");
+    timeout(STEP, boot.bootstrapped())
+        .await
+        .expect("in time")
+        .expect("running");
+    let mut nodes = vec![boot];
+    for _ in 0..5 {
+        let config = Config {
+            bootstrap: vec![public],
+            ephemeral: Some(false),
+            firewalled: false,
+            ..Config::default()
+        };
+        let n = DhtHandle::bind(std::net::Ipv4Addr::LOCALHOST, 0, config)
+            .await
+            .expect("bind");
+        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
+        timeout(STEP, n.bootstrapped())
+            .await
+            .expect("in time")
+            .expect("running");
+        nodes.push(n);
+    }
+
+    let mut child = Command::new("node")
+        .args(["js/hyperdht_connect.js", &public.to_string()])
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is on PATH");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let out = timeout(STEP, lines.next_line())
+        .await
+        .expect("JS finished in time")
+        .expect("read")
+        .expect("a line");
+    assert_eq!(json_scalar(&out, "echo"), "echo:hi", "{out}");
+    assert_eq!(
+        json_scalar(&out, "remotePublicKey"),
+        json_scalar(&out, "serverPublicKey")
+    );
+    let _ = timeout(STEP, child.wait()).await;
+}

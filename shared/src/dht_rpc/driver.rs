@@ -405,7 +405,8 @@ impl DhtHandle {
     }
 
     /// Makes the node answer hyperdht's storage commands (LOOKUP, ANNOUNCE, UNANNOUNCE, FIND_PEER,
-    /// MUTABLE_*, IMMUTABLE_*) as a persistent JS hyperdht node does, once it is persistent itself.
+    /// MUTABLE_*, IMMUTABLE_*) as a persistent JS hyperdht node does, once it is persistent itself, and
+    /// route PEER_HANDSHAKE / PEER_HOLEPUNCH messages between clients and announced servers.
     /// These commands then bypass [`Self::on_command`] handlers.
     pub async fn serve_hyperdht(&self, opts: CacheOpts) -> Result<(), DriverError> {
         let (done, rx) = oneshot::channel();
@@ -671,14 +672,16 @@ impl<S: DatagramSocket> Task<S> {
                                 value,
                                 token,
                                 closer_nodes,
+                                to,
                             } => {
                                 let opts = ReplyOpts {
                                     token: Some(token),
                                     closer_nodes,
-                                    to: None,
+                                    to,
                                 };
                                 self.dht.reply(&req, value, opts);
                             }
+                            Answer::Relay { value, to } => self.dht.relay(&req, Some(value), to),
                             Answer::Error(code) => self.dht.error(&req, code, ReplyOpts::default()),
                             Answer::Drop => {}
                         }

@@ -4,8 +4,9 @@
 //!
 //! Sans-IO: [`Persistent::handle`] takes an [`IncomingRequest`] and says how to answer it
 //! ([`Answer`]); the caller sends the reply (e.g. with [`crate::dht_rpc::node::Dht::reply`]). Only
-//! persistent nodes (with an id) store anything, as in the JS. Handshake and holepunch forwarding (the
-//! rest of the router) are not handled here.
+//! persistent nodes (with an id) store anything, as in the JS. PEER_HANDSHAKE and PEER_HOLEPUNCH are
+//! routed as by a JS node that hosts no server itself (between a client and the node a server announced
+//! itself through).
 //!
 //! Differences from the JS: a LOOKUP returns the first 20 stored records rather than 20 picked at
 //! random.
@@ -14,9 +15,10 @@ use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use super::constants::{commands, errors, ns};
+use super::constants::{commands, errors, mode, ns};
 use super::messages::{
-    announce_signable, verify, Announce, Key, LookupReply, MutableGetResponse, MutablePutRequest,
+    announce_signable, verify, Announce, Handshake, Holepunch, Key, LookupReply,
+    MutableGetResponse, MutablePutRequest,
 };
 use crate::compact_encoding::{Decode, Encode, Reader};
 use crate::dht_rpc::hash::blake2b256;
@@ -32,7 +34,7 @@ pub const MAX_RELAY_ADDRESSES: usize = 3;
 /// How to answer a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// Reply with a value (`req.reply(value, { token, closerNodes })`).
+    /// Reply with a value (`req.reply(value, { token, closerNodes, to })`).
     Reply {
         /// The value.
         value: Option<Vec<u8>>,
@@ -40,6 +42,16 @@ pub enum Answer {
         token: bool,
         /// Include closer nodes.
         closer_nodes: bool,
+        /// Send the reply there instead of to the requester (the router answers a client on behalf
+        /// of a server).
+        to: Option<SocketAddrV4>,
+    },
+    /// Forward the request, under its tid, with this value to another node (`req.relay(value, to)`).
+    Relay {
+        /// The new request value.
+        value: Vec<u8>,
+        /// Where to send it.
+        to: SocketAddrV4,
     },
     /// Reply with an error code (`req.error(code)`: no token, closer nodes).
     Error(u64),
@@ -53,6 +65,7 @@ impl Answer {
             value,
             token: true,
             closer_nodes: true,
+            to: None,
         }
     }
 
@@ -61,6 +74,16 @@ impl Answer {
             value: None,
             token: false,
             closer_nodes: false,
+            to: None,
+        }
+    }
+
+    fn routed(value: Vec<u8>, to: Option<SocketAddrV4>) -> Self {
+        Self::Reply {
+            value: Some(value),
+            token: false,
+            closer_nodes: false,
+            to,
         }
     }
 }
@@ -360,7 +383,7 @@ impl Persistent {
     /// Handles a hyperdht storage command. `node_id` is our id (`None` while ephemeral: nothing is
     /// stored or served then, and the caller should answer UNKNOWN_COMMAND as the JS does); `wall_ms`
     /// is the wall clock in milliseconds since the Unix epoch (bump timestamps are checked against it).
-    /// Returns `None` for commands this does not handle (handshake, holepunch, plugins, unknown).
+    /// Returns `None` for commands this does not handle (plugins, unknown).
     pub fn handle(
         &mut self,
         req: &IncomingRequest,
@@ -369,6 +392,12 @@ impl Persistent {
     ) -> Option<Answer> {
         if req.internal {
             return None;
+        }
+        // Routing works on ephemeral nodes too (they just never hold announcements).
+        match req.command {
+            commands::PEER_HANDSHAKE => return Some(self.on_peer_handshake(req)),
+            commands::PEER_HOLEPUNCH => return Some(self.on_peer_holepunch(req)),
+            _ => {}
         }
         let node_id = node_id?;
         let answer = match req.command {
@@ -383,6 +412,104 @@ impl Persistent {
             _ => return None,
         };
         Some(answer)
+    }
+
+    /// The router's handshake forwarding for a node that hosts no server: a client's handshake goes to
+    /// the node the server announced through (or the relay it names), a server's answer back to the
+    /// client.
+    fn on_peer_handshake(&mut self, req: &IncomingRequest) -> Answer {
+        let Some(hs) = decode::<Handshake>(req.value.as_deref()) else {
+            return Answer::Drop;
+        };
+        let relay = req
+            .target
+            .and_then(|t| self.forwards.get(&t).map(|f| f.relay));
+        match hs.mode {
+            mode::FROM_CLIENT => {
+                let Some(to) = hs.relay_address.or(relay) else {
+                    // Help the client route closer.
+                    return Answer::Reply {
+                        value: None,
+                        token: false,
+                        closer_nodes: true,
+                        to: None,
+                    };
+                };
+                let fwd = Handshake {
+                    mode: mode::FROM_RELAY,
+                    noise: hs.noise,
+                    peer_address: Some(req.from),
+                    relay_address: None,
+                };
+                Answer::Relay {
+                    value: fwd.to_bytes(),
+                    to,
+                }
+            }
+            mode::FROM_RELAY => {
+                let Some(to) = relay else { return Answer::Drop };
+                let fwd = Handshake {
+                    mode: mode::FROM_SECOND_RELAY,
+                    noise: hs.noise,
+                    peer_address: hs.peer_address,
+                    relay_address: Some(req.from),
+                };
+                Answer::Relay {
+                    value: fwd.to_bytes(),
+                    to,
+                }
+            }
+            mode::FROM_SERVER => {
+                let Some(client) = hs.peer_address else {
+                    return Answer::Drop;
+                };
+                let reply = Handshake {
+                    mode: mode::REPLY,
+                    noise: hs.noise,
+                    peer_address: Some(req.from),
+                    relay_address: None,
+                };
+                Answer::routed(reply.to_bytes(), Some(client))
+            }
+            _ => Answer::Drop,
+        }
+    }
+
+    /// The router's holepunch forwarding for a node that hosts no server.
+    fn on_peer_holepunch(&mut self, req: &IncomingRequest) -> Answer {
+        let Some(hp) = decode::<Holepunch>(req.value.as_deref()) else {
+            return Answer::Drop;
+        };
+        let relay = req
+            .target
+            .and_then(|t| self.forwards.get(&t).map(|f| f.relay));
+        match hp.mode {
+            mode::FROM_CLIENT => {
+                let Some(to) = hp.peer_address.or(relay) else {
+                    return Answer::Drop;
+                };
+                let fwd = Holepunch {
+                    mode: mode::FROM_RELAY,
+                    id: hp.id,
+                    payload: hp.payload,
+                    peer_address: Some(req.from),
+                };
+                Answer::Relay {
+                    value: fwd.to_bytes(),
+                    to,
+                }
+            }
+            mode::FROM_SERVER => {
+                let reply = Holepunch {
+                    mode: mode::REPLY,
+                    id: hp.id,
+                    payload: hp.payload,
+                    peer_address: Some(req.from),
+                };
+                Answer::routed(reply.to_bytes(), hp.peer_address)
+            }
+            _ => Answer::Drop,
+        }
     }
 
     fn on_find_peer(&mut self, req: &IncomingRequest) -> Answer {
@@ -658,7 +785,9 @@ mod tests {
         let (mut p, _) = store();
         let r = req(commands::IMMUTABLE_GET, [1; 32], None, None);
         assert_eq!(p.handle(&r, None, 0), None);
-        let r = req(commands::PEER_HANDSHAKE, [1; 32], None, None);
+        let r = req(commands::PLUGIN, [1; 32], None, None);
+        assert_eq!(p.handle(&r, Some(&NODE_ID), 0), None);
+        let r = req(42, [1; 32], None, None);
         assert_eq!(p.handle(&r, Some(&NODE_ID), 0), None);
     }
 
@@ -830,6 +959,122 @@ mod tests {
         );
         p.tick(now + Duration::from_secs(54 * 60));
         assert!(lookup(&mut p, topic).peers.is_empty(), "expired");
+    }
+
+    #[test]
+    fn router_relays_handshakes_and_holepunches() {
+        let (mut p, _) = store();
+        let server = SigningKey::from_bytes(&[5; 32]);
+        let target = blake2b256(&[&server.verifying_key().to_bytes()]);
+        let hs = |mode, peer_address| {
+            Handshake {
+                mode,
+                noise: b"noise".to_vec(),
+                peer_address,
+                relay_address: None,
+            }
+            .to_bytes()
+        };
+        let client_hs = req(
+            commands::PEER_HANDSHAKE,
+            target,
+            None,
+            Some(hs(mode::FROM_CLIENT, None)),
+        );
+        // Nobody announced yet: help the client route.
+        assert_eq!(
+            p.handle(&client_hs, None, 0),
+            Some(Answer::Reply {
+                value: None,
+                token: false,
+                closer_nodes: true,
+                to: None
+            })
+        );
+        // The server announces itself through this node (from 10.0.0.1:5000, `req`'s sender).
+        assert_eq!(
+            p.handle(&announce(&server, target, None, 0), Some(&NODE_ID), 0),
+            Some(Answer::stored())
+        );
+        let server_addr: SocketAddrV4 = "10.0.0.1:5000".parse().expect("addr");
+        let client_addr: SocketAddrV4 = "10.9.9.9:7000".parse().expect("addr");
+        let mut from_client = client_hs.clone();
+        from_client.from = client_addr;
+        let Some(Answer::Relay { value, to }) = p.handle(&from_client, None, 0) else {
+            panic!("relay")
+        };
+        assert_eq!(to, server_addr);
+        let fwd = Handshake::from_bytes(&value).expect("decodes");
+        assert_eq!(
+            (fwd.mode, fwd.peer_address),
+            (mode::FROM_RELAY, Some(client_addr))
+        );
+        // The server's answer comes back and is sent on to the client.
+        let from_server = req(
+            commands::PEER_HANDSHAKE,
+            target,
+            None,
+            Some(hs(mode::FROM_SERVER, Some(client_addr))),
+        );
+        let Some(Answer::Reply {
+            value: Some(v),
+            to: Some(to),
+            ..
+        }) = p.handle(&from_server, None, 0)
+        else {
+            panic!("routed reply")
+        };
+        assert_eq!(to, client_addr);
+        let reply = Handshake::from_bytes(&v).expect("decodes");
+        assert_eq!(
+            (reply.mode, reply.peer_address),
+            (mode::REPLY, Some(server_addr))
+        );
+
+        let hp = |mode, peer_address| {
+            Holepunch {
+                mode,
+                id: 3,
+                payload: b"p".to_vec(),
+                peer_address,
+            }
+            .to_bytes()
+        };
+        let mut punch = req(
+            commands::PEER_HOLEPUNCH,
+            target,
+            None,
+            Some(hp(mode::FROM_CLIENT, None)),
+        );
+        punch.from = client_addr;
+        let Some(Answer::Relay { value, to }) = p.handle(&punch, None, 0) else {
+            panic!("relay")
+        };
+        assert_eq!(to, server_addr);
+        assert_eq!(
+            Holepunch::from_bytes(&value).expect("decodes").peer_address,
+            Some(client_addr)
+        );
+        let back = req(
+            commands::PEER_HOLEPUNCH,
+            target,
+            None,
+            Some(hp(mode::FROM_SERVER, Some(client_addr))),
+        );
+        let Some(Answer::Reply { to, .. }) = p.handle(&back, None, 0) else {
+            panic!("reply")
+        };
+        assert_eq!(to, Some(client_addr));
+        // Garbage and server-only modes are dropped.
+        let junk = req(commands::PEER_HOLEPUNCH, target, None, Some(vec![0xff]));
+        assert_eq!(p.handle(&junk, None, 0), Some(Answer::Drop));
+        let relay_mode = req(
+            commands::PEER_HOLEPUNCH,
+            target,
+            None,
+            Some(hp(mode::FROM_RELAY, None)),
+        );
+        assert_eq!(p.handle(&relay_mode, None, 0), Some(Answer::Drop));
     }
 
     #[test]
