@@ -5,5 +5,7 @@
 pub mod base32;
 pub mod compact_encoding;
 pub mod crypto;
+pub mod dht_rpc;
+pub mod hyperdht;
 pub mod id_encoding;
 pub mod z32;

@@ -1,0 +1,778 @@
+//! A tokio driver for the sans-IO [`Dht`] node: owns its two sockets and the clock, and exposes an async
+//! handle. The sockets are reached through the small [`DatagramSocket`] trait so the driver can later run
+//! on the UDX socket (which shares its UDP socket with the DHT) instead of a plain `UdpSocket`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::messages::{errors, Id};
+use super::node::{
+    Commit, Config, Dht, Event, IncomingRequest, QueryError, QueryId, QueryOpts, QuerySpec, Reply,
+    ReplyOpts, RequestError, RequestId, RequestOpts, RequestSpec, Socket,
+};
+use crate::hyperdht::persistent::{Answer, CacheOpts, Persistent};
+
+/// A datagram socket the driver can run on. `recv_from` must be cancel-safe (it is raced against timers).
+pub trait DatagramSocket: Send + Sync + 'static {
+    /// Sends one datagram.
+    fn send_to(&self, buf: &[u8], to: SocketAddr)
+        -> impl Future<Output = io::Result<usize>> + Send;
+    /// Receives one datagram.
+    fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send;
+    /// The bound address.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+impl DatagramSocket for tokio::net::UdpSocket {
+    fn send_to(
+        &self,
+        buf: &[u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>> + Send {
+        tokio::net::UdpSocket::send_to(self, buf, to)
+    }
+    fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send {
+        tokio::net::UdpSocket::recv_from(self, buf)
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        tokio::net::UdpSocket::local_addr(self)
+    }
+}
+
+/// What a command handler answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerReply {
+    /// Reply with this value (and a token and closer nodes, as `req.reply(value)`).
+    Value(Option<Vec<u8>>),
+    /// Reply with an error code.
+    Error(u64),
+    /// Send nothing.
+    Ignore,
+}
+
+/// A handler for a custom (non-internal) command.
+pub type CommandHandler = Arc<dyn Fn(&IncomingRequest) -> HandlerReply + Send + Sync>;
+
+/// Builds the commit request for one of a query's closest replies (`None` counts as a failed commit).
+pub type CommitFn = Box<dyn Fn(&Reply) -> Option<RequestSpec> + Send>;
+
+/// The outcome of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryOutcome {
+    /// Every successful reply, in arrival order.
+    pub replies: Vec<Reply>,
+    /// The closest nodes that replied, closest first.
+    pub closest: Vec<Reply>,
+    /// Success or the failure.
+    pub result: Result<(), QueryError>,
+}
+
+/// Errors of the handle.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The request failed.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The driver task is gone.
+    #[error("the DHT node was shut down")]
+    Closed,
+    /// Binding a socket failed.
+    #[error("socket: {0}")]
+    Io(#[from] io::Error),
+    /// Only IPv4 is supported.
+    #[error("only IPv4 addresses are supported")]
+    NotIpv4,
+}
+
+/// A snapshot of the node's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    /// Our id when persistent.
+    pub id: Option<Id>,
+    /// Whether the node is ephemeral.
+    pub ephemeral: bool,
+    /// Whether requests go out of the client socket.
+    pub firewalled: bool,
+    /// Whether the bootstrap finished.
+    pub bootstrapped: bool,
+    /// The public address estimate.
+    pub public_host: Option<Ipv4Addr>,
+    /// The public port estimate (0 = unknown).
+    pub public_port: u16,
+    /// Routing-table nodes, most recently seen first.
+    pub nodes: Vec<SocketAddrV4>,
+}
+
+#[derive(Clone)]
+enum Handler {
+    Sync(CommandHandler),
+    Channel(mpsc::UnboundedSender<IncomingRequest>),
+}
+
+enum Command {
+    Request {
+        spec: RequestSpec,
+        to: SocketAddrV4,
+        opts: RequestOpts,
+        internal_ping: bool,
+        tx: oneshot::Sender<Result<Reply, RequestError>>,
+    },
+    Query {
+        spec: QuerySpec,
+        opts: QueryOpts,
+        find_node: bool,
+        commit: Option<CommitFn>,
+        tx: oneshot::Sender<QueryOutcome>,
+    },
+    Register {
+        command: u64,
+        handler: Handler,
+        done: oneshot::Sender<()>,
+    },
+    Reply {
+        req: Box<IncomingRequest>,
+        value: Option<Vec<u8>>,
+        opts: ReplyOpts,
+    },
+    Error {
+        req: Box<IncomingRequest>,
+        code: u64,
+        opts: ReplyOpts,
+    },
+    Relay {
+        req: Box<IncomingRequest>,
+        value: Option<Vec<u8>>,
+        to: SocketAddrV4,
+    },
+    AddNode(SocketAddrV4),
+    ServeHyperdht(CacheOpts, oneshot::Sender<()>),
+    State(oneshot::Sender<NodeState>),
+}
+
+/// A handle to a running node. Cloneable; the node stops when every handle is dropped.
+#[derive(Clone, Debug)]
+pub struct DhtHandle {
+    tx: mpsc::UnboundedSender<Command>,
+    bootstrapped: watch::Receiver<bool>,
+    server_addr: SocketAddrV4,
+    client_addr: SocketAddrV4,
+}
+
+fn v4(a: SocketAddr) -> Result<SocketAddrV4, DriverError> {
+    match a {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(_) => Err(DriverError::NotIpv4),
+    }
+}
+
+impl DhtHandle {
+    /// Binds a server socket on `host:port` (0 = any port) and a client socket on `host:0`, then runs a node
+    /// with `config` on them. `config.server_port` is filled in; for a bootstrapper
+    /// ([`Config::bootstrapper`]) pass its public address in the config.
+    pub async fn bind(host: Ipv4Addr, port: u16, config: Config) -> Result<Self, DriverError> {
+        let server = tokio::net::UdpSocket::bind(SocketAddrV4::new(host, port)).await?;
+        let client = tokio::net::UdpSocket::bind(SocketAddrV4::new(host, 0)).await?;
+        Self::spawn(config, server, client)
+    }
+
+    /// Runs a node on two already-bound sockets (spawns a tokio task).
+    pub fn spawn<S: DatagramSocket>(
+        mut config: Config,
+        server: S,
+        client: S,
+    ) -> Result<Self, DriverError> {
+        let server_addr = v4(server.local_addr()?)?;
+        let client_addr = v4(client.local_addr()?)?;
+        config.server_port = server_addr.port();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (btx, brx) = watch::channel(false);
+        let dht = Dht::new(config, Instant::now());
+        let task = Task {
+            dht,
+            server: Arc::new(server),
+            client: Arc::new(client),
+            rx,
+            bootstrapped: btx,
+            requests: HashMap::new(),
+            queries: HashMap::new(),
+            handlers: HashMap::new(),
+            hyperdht: None,
+            commit_requests: HashMap::new(),
+        };
+        tokio::spawn(task.run());
+        Ok(Self {
+            tx,
+            bootstrapped: brx,
+            server_addr,
+            client_addr,
+        })
+    }
+
+    /// The server socket's local address.
+    pub fn server_addr(&self) -> SocketAddrV4 {
+        self.server_addr
+    }
+
+    /// The client socket's local address.
+    pub fn client_addr(&self) -> SocketAddrV4 {
+        self.client_addr
+    }
+
+    /// Waits until the bootstrap finished.
+    pub async fn bootstrapped(&self) -> Result<(), DriverError> {
+        let mut rx = self.bootstrapped.clone();
+        rx.wait_for(|b| *b).await.map_err(|_| DriverError::Closed)?;
+        Ok(())
+    }
+
+    /// Pings a node.
+    pub async fn ping(&self, to: SocketAddrV4) -> Result<Reply, DriverError> {
+        let spec = RequestSpec {
+            command: super::messages::commands::PING,
+            ..RequestSpec::default()
+        };
+        self.send_request(spec, to, RequestOpts::default(), true)
+            .await
+    }
+
+    /// Sends a user request.
+    pub async fn request(
+        &self,
+        spec: RequestSpec,
+        to: SocketAddrV4,
+        opts: RequestOpts,
+    ) -> Result<Reply, DriverError> {
+        self.send_request(spec, to, opts, false).await
+    }
+
+    async fn send_request(
+        &self,
+        spec: RequestSpec,
+        to: SocketAddrV4,
+        opts: RequestOpts,
+        internal_ping: bool,
+    ) -> Result<Reply, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Request {
+                spec,
+                to,
+                opts,
+                internal_ping,
+                tx,
+            })
+            .map_err(|_| DriverError::Closed)?;
+        Ok(rx.await.map_err(|_| DriverError::Closed)??)
+    }
+
+    /// Runs a FIND_NODE query to completion.
+    pub async fn find_node(&self, target: Id) -> Result<QueryOutcome, DriverError> {
+        let spec = QuerySpec {
+            target,
+            command: super::messages::commands::FIND_NODE,
+            value: None,
+        };
+        self.run_query(spec, QueryOpts::default(), true, None).await
+    }
+
+    /// Runs a user query to completion.
+    pub async fn query(
+        &self,
+        spec: QuerySpec,
+        opts: QueryOpts,
+    ) -> Result<QueryOutcome, DriverError> {
+        self.run_query(spec, opts, false, None).await
+    }
+
+    /// Runs a user query whose commit phase sends, to each closest node that replied, the request
+    /// `commit` builds from its reply (typically using the reply's token and the node id, as hyperdht's
+    /// announce does). The query succeeds when at least one commit request got a response.
+    pub async fn query_with_commit(
+        &self,
+        spec: QuerySpec,
+        mut opts: QueryOpts,
+        commit: impl Fn(&Reply) -> Option<RequestSpec> + Send + 'static,
+    ) -> Result<QueryOutcome, DriverError> {
+        opts.commit = Commit::Manual;
+        self.run_query(spec, opts, false, Some(Box::new(commit)))
+            .await
+    }
+
+    async fn run_query(
+        &self,
+        spec: QuerySpec,
+        opts: QueryOpts,
+        find_node: bool,
+        commit: Option<CommitFn>,
+    ) -> Result<QueryOutcome, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Query {
+                spec,
+                opts,
+                find_node,
+                commit,
+                tx,
+            })
+            .map_err(|_| DriverError::Closed)?;
+        rx.await.map_err(|_| DriverError::Closed)
+    }
+
+    /// Registers the handler of a custom command (in effect when this returns). Commands without a
+    /// handler are answered with UNKNOWN_COMMAND, as a JS node without `request` listeners does.
+    pub async fn on_command(
+        &self,
+        command: u64,
+        handler: impl Fn(&IncomingRequest) -> HandlerReply + Send + Sync + 'static,
+    ) -> Result<(), DriverError> {
+        self.register(command, Handler::Sync(Arc::new(handler)))
+            .await
+    }
+
+    async fn register(&self, command: u64, handler: Handler) -> Result<(), DriverError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Register {
+                command,
+                handler,
+                done,
+            })
+            .map_err(|_| DriverError::Closed)?;
+        rx.await.map_err(|_| DriverError::Closed)
+    }
+
+    /// Delivers the requests for a custom command on a channel instead (in effect when this returns); answer them later with
+    /// [`Self::reply`], [`Self::error`] or [`Self::relay`]. Requests arriving after the receiver is
+    /// dropped are answered with UNKNOWN_COMMAND.
+    pub async fn subscribe(
+        &self,
+        command: u64,
+    ) -> Result<mpsc::UnboundedReceiver<IncomingRequest>, DriverError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.register(command, Handler::Channel(tx)).await?;
+        Ok(rx)
+    }
+
+    /// Replies to a request received through [`Self::subscribe`].
+    pub fn reply(
+        &self,
+        req: &IncomingRequest,
+        value: Option<Vec<u8>>,
+        opts: ReplyOpts,
+    ) -> Result<(), DriverError> {
+        let req = Box::new(req.clone());
+        self.tx
+            .send(Command::Reply { req, value, opts })
+            .map_err(|_| DriverError::Closed)
+    }
+
+    /// Answers a request received through [`Self::subscribe`] with an error code.
+    pub fn error(
+        &self,
+        req: &IncomingRequest,
+        code: u64,
+        opts: ReplyOpts,
+    ) -> Result<(), DriverError> {
+        let req = Box::new(req.clone());
+        self.tx
+            .send(Command::Error { req, code, opts })
+            .map_err(|_| DriverError::Closed)
+    }
+
+    /// Forwards a request to another node under its original tid (`req.relay(value, to)`).
+    pub fn relay(
+        &self,
+        req: &IncomingRequest,
+        value: Option<Vec<u8>>,
+        to: SocketAddrV4,
+    ) -> Result<(), DriverError> {
+        let req = Box::new(req.clone());
+        self.tx
+            .send(Command::Relay { req, value, to })
+            .map_err(|_| DriverError::Closed)
+    }
+
+    /// Makes the node answer hyperdht's storage commands (LOOKUP, ANNOUNCE, UNANNOUNCE, FIND_PEER,
+    /// MUTABLE_*, IMMUTABLE_*) as a persistent JS hyperdht node does, once it is persistent itself, and
+    /// route PEER_HANDSHAKE / PEER_HOLEPUNCH messages between clients and announced servers.
+    /// These commands then bypass [`Self::on_command`] handlers.
+    pub async fn serve_hyperdht(&self, opts: CacheOpts) -> Result<(), DriverError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::ServeHyperdht(opts, done))
+            .map_err(|_| DriverError::Closed)?;
+        rx.await.map_err(|_| DriverError::Closed)
+    }
+
+    /// Adds a node to the routing table.
+    pub fn add_node(&self, addr: SocketAddrV4) -> Result<(), DriverError> {
+        self.tx
+            .send(Command::AddNode(addr))
+            .map_err(|_| DriverError::Closed)
+    }
+
+    /// The node's current state.
+    pub async fn state(&self) -> Result<NodeState, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::State(tx))
+            .map_err(|_| DriverError::Closed)?;
+        rx.await.map_err(|_| DriverError::Closed)
+    }
+}
+
+struct PendingQuery {
+    replies: Vec<Reply>,
+    commit: Option<CommitFn>,
+    commits_pending: usize,
+    commits_ok: usize,
+    tx: oneshot::Sender<QueryOutcome>,
+}
+
+struct Task<S> {
+    dht: Dht,
+    server: Arc<S>,
+    client: Arc<S>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    bootstrapped: watch::Sender<bool>,
+    requests: HashMap<RequestId, oneshot::Sender<Result<Reply, RequestError>>>,
+    queries: HashMap<QueryId, PendingQuery>,
+    handlers: HashMap<u64, Handler>,
+    hyperdht: Option<Box<Persistent>>,
+    commit_requests: HashMap<RequestId, QueryId>,
+}
+
+impl<S: DatagramSocket> Task<S> {
+    async fn run(mut self) {
+        let mut sbuf = vec![0u8; 65536];
+        let mut cbuf = vec![0u8; 65536];
+        loop {
+            self.flush().await;
+            let deadline = self.dht.poll_timeout().map(tokio::time::Instant::from_std);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let server = self.server.clone();
+            let client = self.client.clone();
+            tokio::select! {
+                r = server.recv_from(&mut sbuf) => {
+                    if let Ok((n, from)) = r {
+                        self.dht.handle_datagram(Socket::Server, from, &sbuf[..n], Instant::now());
+                    }
+                }
+                r = client.recv_from(&mut cbuf) => {
+                    if let Ok((n, from)) = r {
+                        self.dht.handle_datagram(Socket::Client, from, &cbuf[..n], Instant::now());
+                    }
+                }
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => return,
+                },
+                _ = sleep => {
+                    let now = Instant::now();
+                    self.dht.handle_timeout(now);
+                    if let Some(store) = &mut self.hyperdht {
+                        store.tick(now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Request {
+                spec,
+                to,
+                opts,
+                internal_ping,
+                tx,
+            } => {
+                let id = if internal_ping {
+                    self.dht.ping(to, now)
+                } else {
+                    self.dht.request(spec, to, opts, now)
+                };
+                self.requests.insert(id, tx);
+            }
+            Command::Query {
+                spec,
+                opts,
+                find_node,
+                commit,
+                tx,
+            } => {
+                let id = if find_node {
+                    self.dht.find_node(spec.target, opts, now)
+                } else {
+                    self.dht.query(spec, opts, now)
+                };
+                self.queries.insert(
+                    id,
+                    PendingQuery {
+                        replies: Vec::new(),
+                        commit,
+                        commits_pending: 0,
+                        commits_ok: 0,
+                        tx,
+                    },
+                );
+            }
+            Command::Register {
+                command,
+                handler,
+                done,
+            } => {
+                self.handlers.insert(command, handler);
+                let _ = done.send(());
+            }
+            Command::AddNode(addr) => self.dht.add_node(addr, now),
+            Command::ServeHyperdht(opts, done) => {
+                self.hyperdht = Some(Box::new(Persistent::new(opts, now)));
+                let _ = done.send(());
+            }
+            Command::Reply { req, value, opts } => self.dht.reply(&req, value, opts),
+            Command::Error { req, code, opts } => self.dht.error(&req, code, opts),
+            Command::Relay { req, value, to } => self.dht.relay(&req, value, to),
+            Command::State(tx) => {
+                let (public_host, public_port) = self.dht.public_address();
+                let _ = tx.send(NodeState {
+                    id: self.dht.id(),
+                    ephemeral: self.dht.is_ephemeral(),
+                    firewalled: self.dht.is_firewalled(),
+                    bootstrapped: self.dht.is_bootstrapped(),
+                    public_host,
+                    public_port,
+                    nodes: self.dht.nodes(),
+                });
+            }
+        }
+    }
+
+    async fn flush(&mut self) {
+        loop {
+            let mut idle = true;
+            while let Some(e) = self.dht.poll_event() {
+                idle = false;
+                self.event(e);
+            }
+            while let Some(t) = self.dht.poll_transmit() {
+                idle = false;
+                let sock = match t.socket {
+                    Socket::Server => &self.server,
+                    Socket::Client => &self.client,
+                };
+                if let Err(e) = sock.send_to(&t.data, SocketAddr::V4(t.to)).await {
+                    tracing::debug!("dht send to {} failed: {e}", t.to);
+                }
+            }
+            if idle {
+                return;
+            }
+        }
+    }
+
+    fn commit_settled(&mut self, id: QueryId, ok: bool) {
+        let Some(q) = self.queries.get_mut(&id) else {
+            return;
+        };
+        q.commits_pending = q.commits_pending.saturating_sub(1);
+        if ok {
+            q.commits_ok += 1;
+        }
+        if q.commits_pending == 0 {
+            let ok = q.commits_ok > 0;
+            self.dht.finish_commit(id, ok, Instant::now());
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::Response { id, reply } => {
+                if let Some(qid) = self.commit_requests.remove(&id) {
+                    self.commit_settled(qid, true);
+                } else if let Some(tx) = self.requests.remove(&id) {
+                    let _ = tx.send(Ok(reply));
+                }
+            }
+            Event::RequestFailed { id, error } => {
+                if let Some(qid) = self.commit_requests.remove(&id) {
+                    self.commit_settled(qid, false);
+                } else if let Some(tx) = self.requests.remove(&id) {
+                    let _ = tx.send(Err(error));
+                }
+            }
+            Event::QueryCommit { id, closest } => {
+                let now = Instant::now();
+                let Some(q) = self.queries.get_mut(&id) else {
+                    self.dht.finish_commit(id, false, now);
+                    return;
+                };
+                let specs: Vec<(SocketAddrV4, RequestSpec)> = match &q.commit {
+                    Some(f) => closest
+                        .iter()
+                        .filter_map(|r| f(r).map(|s| (r.from, s)))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                q.commits_pending = specs.len();
+                if specs.is_empty() {
+                    self.dht.finish_commit(id, false, now);
+                    return;
+                }
+                for (to, spec) in specs {
+                    let rid = self.dht.request(spec, to, RequestOpts::default(), now);
+                    self.commit_requests.insert(rid, id);
+                }
+            }
+            Event::QueryReply { id, reply } => {
+                if let Some(q) = self.queries.get_mut(&id) {
+                    q.replies.push(reply);
+                }
+            }
+            Event::QueryDone {
+                id,
+                closest,
+                result,
+            } => {
+                if let Some(q) = self.queries.remove(&id) {
+                    let _ = q.tx.send(QueryOutcome {
+                        replies: q.replies,
+                        closest,
+                        result,
+                    });
+                }
+            }
+            Event::Request(req) => {
+                if let Some(store) = &mut self.hyperdht {
+                    let id = self.dht.id();
+                    let wall_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    if let Some(answer) = store.handle(&req, id.as_ref(), wall_ms) {
+                        match answer {
+                            Answer::Reply {
+                                value,
+                                token,
+                                closer_nodes,
+                                to,
+                            } => {
+                                let opts = ReplyOpts {
+                                    token: Some(token),
+                                    closer_nodes,
+                                    to,
+                                };
+                                self.dht.reply(&req, value, opts);
+                            }
+                            Answer::Relay { value, to } => self.dht.relay(&req, Some(value), to),
+                            Answer::Error(code) => self.dht.error(&req, code, ReplyOpts::default()),
+                            Answer::Drop => {}
+                        }
+                        return;
+                    }
+                }
+                let answer = match self.handlers.get(&req.command) {
+                    Some(Handler::Sync(h)) => h(&req),
+                    Some(Handler::Channel(tx)) => match tx.send(req.clone()) {
+                        Ok(()) => HandlerReply::Ignore,
+                        Err(_) => {
+                            self.handlers.remove(&req.command);
+                            HandlerReply::Error(errors::UNKNOWN_COMMAND)
+                        }
+                    },
+                    None => HandlerReply::Error(errors::UNKNOWN_COMMAND),
+                };
+                match answer {
+                    HandlerReply::Value(v) => self.dht.reply(&req, v, ReplyOpts::default()),
+                    HandlerReply::Error(code) => {
+                        let opts = ReplyOpts {
+                            closer_nodes: req.target.is_some(),
+                            ..ReplyOpts::default()
+                        };
+                        self.dht.error(&req, code, opts);
+                    }
+                    HandlerReply::Ignore => {}
+                }
+            }
+            Event::Bootstrapped => {
+                let _ = self.bootstrapped.send(true);
+            }
+            other => tracing::trace!("dht event {other:?}"),
+        }
+    }
+}
+
+/// Resolves a bootstrap node written as dht-rpc accepts them: `host:port`, or
+/// `suggested-ip@hostname:port` (as hyperdht's `BOOTSTRAP_NODES`). The suggested IP is used when given
+/// (the JS pings it first and falls back to resolving the hostname); otherwise an IPv4 literal is used
+/// as is and a hostname is resolved to its first IPv4 address.
+pub async fn resolve_bootstrap(spec: &str) -> Result<SocketAddrV4, DriverError> {
+    let bad = || {
+        DriverError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad bootstrap node {spec:?}"),
+        ))
+    };
+    let (host, port) = spec.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let (suggested, name) = match host.split_once('@') {
+        Some((ip, name)) => (Some(ip), name),
+        None => (None, host),
+    };
+    if let Some(ip) = suggested.and_then(|ip| ip.parse::<Ipv4Addr>().ok()) {
+        return Ok(SocketAddrV4::new(ip, port));
+    }
+    if let Ok(ip) = name.parse::<Ipv4Addr>() {
+        return Ok(SocketAddrV4::new(ip, port));
+    }
+    tokio::net::lookup_host((name, port))
+        .await?
+        .find_map(|a| match a {
+            SocketAddr::V4(a) => Some(a),
+            SocketAddr::V6(_) => None,
+        })
+        .ok_or(DriverError::NotIpv4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bootstrap_specs() {
+        let a = |s: &str| s.parse::<SocketAddrV4>().expect("addr");
+        assert_eq!(
+            resolve_bootstrap("127.0.0.1:49737").await.ok(),
+            Some(a("127.0.0.1:49737"))
+        );
+        assert_eq!(
+            resolve_bootstrap("88.99.3.86@node1.hyperdht.org:49737")
+                .await
+                .ok(),
+            Some(a("88.99.3.86:49737"))
+        );
+        assert_eq!(
+            resolve_bootstrap("localhost:7").await.ok(),
+            Some(a("127.0.0.1:7"))
+        );
+        assert!(resolve_bootstrap("127.0.0.1").await.is_err());
+        assert!(resolve_bootstrap("127.0.0.1:99999").await.is_err());
+    }
+}

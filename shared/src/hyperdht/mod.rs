@@ -1,0 +1,6 @@
+//! Compatibility with the JavaScript `hyperdht` package (6.x): its wire messages and constants, and the
+//! storage a persistent node serves ([`persistent`]).
+
+pub mod constants;
+pub mod messages;
+pub mod persistent;
