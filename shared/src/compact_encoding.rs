@@ -85,7 +85,10 @@ impl<'a> Reader<'a> {
     /// Takes `n` raw bytes.
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.remaining() < n {
-            return Err(DecodeError::OutOfBounds { needed: n as u64, remaining: self.remaining() });
+            return Err(DecodeError::OutOfBounds {
+                needed: n as u64,
+                remaining: self.remaining(),
+            });
         }
         let out = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -186,8 +189,10 @@ impl<'a> Reader<'a> {
     /// `c.buffer`: a `uint` length, then that many bytes.
     pub fn buffer(&mut self) -> Result<&'a [u8]> {
         let len = self.uint()?;
-        let len = usize::try_from(len)
-            .map_err(|_| DecodeError::OutOfBounds { needed: len, remaining: self.remaining() })?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::OutOfBounds {
+            needed: len,
+            remaining: self.remaining(),
+        })?;
         self.bytes(len)
     }
 
@@ -210,7 +215,10 @@ impl<'a> Reader<'a> {
         }
         // Every element takes at least one byte: a longer claim is a lie we can catch before allocating.
         if n > self.remaining() as u64 {
-            return Err(DecodeError::OutOfBounds { needed: n, remaining: self.remaining() });
+            return Err(DecodeError::OutOfBounds {
+                needed: n,
+                remaining: self.remaining(),
+            });
         }
         Ok(n as usize)
     }
@@ -276,7 +284,9 @@ impl Writer {
 
     /// An empty writer with room for `n` bytes.
     pub fn with_capacity(n: usize) -> Self {
-        Self { buf: Vec::with_capacity(n) }
+        Self {
+            buf: Vec::with_capacity(n),
+        }
     }
 
     /// Continues writing at the end of `buf`.
@@ -495,7 +505,14 @@ mod tests {
 
     #[test]
     fn zigzag() {
-        for (i, u) in [(0i64, 0u64), (-1, 1), (1, 2), (-2, 3), (i64::MAX, u64::MAX - 1), (i64::MIN, u64::MAX)] {
+        for (i, u) in [
+            (0i64, 0u64),
+            (-1, 1),
+            (1, 2),
+            (-2, 3),
+            (i64::MAX, u64::MAX - 1),
+            (i64::MIN, u64::MAX),
+        ] {
             assert_eq!(zigzag_encode(i), u);
             assert_eq!(zigzag_decode(u), i);
         }
@@ -505,8 +522,14 @@ mod tests {
     fn short_input_is_an_error() {
         assert!(Reader::new(&[0xfd, 1]).uint().is_err());
         assert!(Reader::new(&[5, 1, 2]).buffer().is_err());
-        assert!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).buffer().is_err());
-        assert!(Reader::new(&[0xfe, 0xff, 0xff, 0xff, 0xff]).array_len().is_err());
+        assert!(
+            Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+                .buffer()
+                .is_err()
+        );
+        assert!(Reader::new(&[0xfe, 0xff, 0xff, 0xff, 0xff])
+            .array_len()
+            .is_err());
         assert!(Reader::new(&[2, 0xff, 0xfe]).string().is_err());
         assert!(Reader::new(&[4, 1, 2, 3]).ip_address().is_err());
     }
