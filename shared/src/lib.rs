@@ -4,3 +4,4 @@
 
 pub mod compact_encoding;
 pub mod noise;
+pub mod secret_stream;
