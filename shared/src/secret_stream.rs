@@ -74,9 +74,15 @@ pub enum SecretStreamError {
     /// The transport ended before the handshake completed.
     #[error("connection closed during the handshake")]
     HandshakeEof,
-    /// A handshake frame longer than a Noise message can be.
-    #[error("handshake frame of {0} bytes is too large")]
-    HandshakeFrameTooLarge(usize),
+    /// A frame longer than the current stage allows (a Noise message during the handshake, the header
+    /// size before the header).
+    #[error("frame of {len} bytes is too large (max {max})")]
+    FrameTooLarge {
+        /// Announced frame length.
+        len: usize,
+        /// The limit at this stage.
+        max: usize,
+    },
     /// The first frame after the handshake was not a valid header (wrong size or wrong stream id).
     #[error("invalid header message received")]
     InvalidHeader,
@@ -457,11 +463,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Framed<IO> {
             let avail = self.rbuf.get(self.rstart..self.rend).unwrap_or(&[]);
             let needed = match frame_len(avail) {
                 Some(len) if len > max_len => {
-                    return Poll::Ready(Err(if max_len == MAX_MESSAGE_LEN {
-                        SecretStreamError::HandshakeFrameTooLarge(len)
-                    } else {
-                        SecretStreamError::InvalidMessage(len)
-                    }))
+                    return Poll::Ready(Err(SecretStreamError::FrameTooLarge { len, max: max_len }))
                 }
                 Some(len) if avail.len() >= 3 + len => {
                     let body = self.rstart + 3..self.rstart + 3 + len;
@@ -831,7 +833,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
             } else {
                 ID_HEADER_BYTES
             };
-            let Some(body) = ready!(self.framed.poll_frame(cx, max))? else {
+            let frame = ready!(self.framed.poll_frame(cx, max)).map_err(|e| match e {
+                SecretStreamError::FrameTooLarge { .. } if self.decrypt.is_none() => {
+                    SecretStreamError::InvalidHeader
+                }
+                e => e,
+            });
+            let Some(body) = frame? else {
                 return Poll::Ready(Ok(None));
             };
             let bytes = self.framed.rbuf.get_mut(body.clone()).unwrap_or(&mut []);
