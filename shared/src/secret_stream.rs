@@ -548,8 +548,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Framed<IO> {
 ///
 /// Reading and writing carry plaintext. Written bytes are buffered as encrypted frames and go out as the
 /// transport accepts them; call `flush` (or [`SecretStream::send_message`], which flushes) to push out the
-/// tail. Keep-alive and the receive timeout run while the stream is being polled (typically by a pending
-/// read). Any protocol error destroys the stream: later calls fail with [`SecretStreamError::Destroyed`].
+/// tail. Keep-alive and the receive timeout run on the read side: they need a pending read (or
+/// `recv_message`), as any live connection has. Reads and writes can run in different tasks through
+/// [`tokio::io::split`]. Any protocol error destroys the stream: later calls fail with
+/// [`SecretStreamError::Destroyed`].
 pub struct SecretStream<IO> {
     framed: Framed<IO>,
     is_initiator: bool,
@@ -565,6 +567,8 @@ pub struct SecretStream<IO> {
     keep_alive_timer: Option<Pin<Box<Sleep>>>,
     filter_zero_byte_messages: bool,
     write_closed: bool,
+    /// A write or flush is blocked on the transport (its task owns the write waker).
+    write_waiting: bool,
     destroyed: Option<String>,
 }
 
@@ -697,6 +701,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
             keep_alive_timer: None,
             filter_zero_byte_messages: options.filter_zero_byte_messages,
             write_closed: false,
+            write_waiting: false,
             destroyed: None,
         };
         s.set_keep_alive(options.keep_alive);
@@ -807,7 +812,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
         }
     }
 
-    /// Drives what must happen without the caller asking: keep-alives and pending output.
+    /// Read-side housekeeping: the keep-alive timer, and pending output (our header, keep-alives) when no
+    /// writer is waiting on the transport. Only the read side polls the timer and only an idle write side
+    /// lets it drain, so a task blocked in a write never has its waker replaced by the reader's.
     fn poll_background(&mut self, cx: &mut Context<'_>) {
         if !self.write_closed {
             if let (Some(timer), Some(d)) = (self.keep_alive_timer.as_mut(), self.keep_alive) {
@@ -818,7 +825,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
                 }
             }
         }
-        if self.framed.pending_write() > 0 {
+        if self.framed.pending_write() > 0 && !self.write_waiting {
             if let Poll::Ready(Err(e)) = self.framed.poll_drain(cx) {
                 self.destroy(e.into());
             }
@@ -857,8 +864,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
     }
 
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.check_destroyed()?;
-        self.poll_background(cx);
+        let r = self.poll_flush_once(cx);
+        self.write_waiting = r.is_pending();
+        r
+    }
+
+    fn poll_flush_once(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.check_destroyed()?;
         ready!(self.framed.poll_drain(cx)).map_err(|e| self.destroy(e.into()))?;
         ready!(Pin::new(&mut self.framed.io).poll_flush(cx)).map_err(|e| self.destroy(e.into()))?;
@@ -898,21 +909,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SecretStream<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.check_destroyed()?;
-        this.poll_background(cx);
-        this.check_destroyed()?;
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
         if this.framed.pending_write() >= WRITE_HIGH_WATER {
-            ready!(this.framed.poll_drain(cx))
-                .map_err(|e| io::Error::from(this.destroy(e.into())))?;
+            let drained = this.framed.poll_drain(cx);
+            this.write_waiting = drained.is_pending();
+            ready!(drained).map_err(|e| io::Error::from(this.destroy(e.into())))?;
         }
         let n = buf.len().min(MAX_WRITE_CHUNK);
         this.queue_message(buf.get(..n).unwrap_or(&[]))?;
-        // Start sending right away; a full transport is fine, the bytes are buffered.
+        // Start sending right away; a full transport is fine, the bytes are buffered until the next write or
+        // flush.
         if let Poll::Ready(Err(e)) = this.framed.poll_drain(cx) {
             this.destroy(e.into());
         }
+        this.write_waiting = false;
         Poll::Ready(Ok(n))
     }
 
@@ -925,7 +937,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SecretStream<IO> {
         ready!(this.poll_flush_inner(cx))?;
         this.write_closed = true;
         this.keep_alive_timer = None;
-        Pin::new(&mut this.framed.io).poll_shutdown(cx)
+        let r = Pin::new(&mut this.framed.io).poll_shutdown(cx);
+        this.write_waiting = r.is_pending();
+        r
     }
 }
 
@@ -1032,6 +1046,53 @@ mod tests {
         );
         wr?;
         assert_eq!(rd?, data);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tcp_split_across_tasks() -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let ka = Keypair::from_seed(&[1; 32]);
+        let kb = Keypair::from_seed(&[2; 32]);
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await?;
+            let s = SecretStream::accept(tcp, &kb).await?;
+            // echo everything back, reading and writing in two tasks
+            let (mut rd, mut wr) = tokio::io::split(s);
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+            let reader = tokio::spawn(async move {
+                let mut buf = vec![0u8; 100_000];
+                loop {
+                    let n = rd.read(&mut buf).await?;
+                    if n == 0 || tx.send(buf[..n].to_vec()).await.is_err() {
+                        return anyhow::Ok(());
+                    }
+                }
+            });
+            while let Some(chunk) = rx.recv().await {
+                wr.write_all(&chunk).await?;
+                wr.flush().await?;
+            }
+            wr.shutdown().await?;
+            reader.await??;
+            anyhow::Ok(())
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let s = SecretStream::connect(tcp, &ka).await?;
+        let (mut rd, mut wr) = tokio::io::split(s);
+        let data: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+        let expect = data.clone();
+        let writer = tokio::spawn(async move {
+            wr.write_all(&data).await?;
+            wr.shutdown().await?;
+            anyhow::Ok(())
+        });
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut got)).await??;
+        writer.await??;
+        server.await??;
+        assert!(got == expect, "echo differs");
         Ok(())
     }
 
