@@ -113,8 +113,20 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     sendseed: u32,
     recvseed: u32,
 ) -> anyhow::Result<usize> {
+    exchange_after(stream, Duration::ZERO, send, sendseed, recvseed).await
+}
+
+/// [`exchange`], staying idle for `delay` before writing (while reading).
+async fn exchange_after<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    delay: Duration,
+    send: usize,
+    sendseed: u32,
+    recvseed: u32,
+) -> anyhow::Result<usize> {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let writer = async move {
+        tokio::time::sleep(delay).await;
         let mut gen = XorShift::new(sendseed);
         let mut sizes = XorShift::new(777);
         let mut buf = vec![0u8; 300_000];
@@ -318,6 +330,62 @@ async fn js_ik_initiator_with_wrong_key_is_refused() -> anyhow::Result<()> {
         drop(res);
         let line = node.line().await?;
         assert!(line == "closed" || line.starts_with("error"), "{line}");
+        Ok(())
+    })
+    .await?
+}
+
+#[tokio::test]
+async fn keep_alive_and_timeout_interop() -> anyhow::Result<()> {
+    // Both sides time out after 1 s of silence and send keep-alives every 200 ms, then stay idle for 2.5 s
+    // before sending: the connection only survives if each side's empty messages reach the other, and the
+    // data must arrive without stray bytes (the empty messages are filtered).
+    tokio::time::timeout(LIMIT, async {
+        let js_seed = [0x22; 32];
+        let rust_key = Keypair::from_seed(&[0x11; 32]);
+        let extra = [
+            "send=1000".to_owned(),
+            "sendseed=7".into(),
+            "recvseed=8".into(),
+            "keepalive=200".into(),
+            "timeout=1000".into(),
+            "delay=2500".into(),
+        ];
+        let mut node = Node::spawn(&peer_args("listen", 0, &js_seed, &extra))?;
+        let port = node.port().await?;
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+        let opts = SecretStreamOptions {
+            keep_alive: Some(Duration::from_millis(200)),
+            timeout: Some(Duration::from_millis(1000)),
+            ..Default::default()
+        };
+        let stream = SecretStream::connect_with(tcp, &rust_key, opts).await?;
+        let received = exchange_after(stream, Duration::from_millis(2500), 1000, 8, 7).await?;
+        assert_eq!(received, 1000);
+        let result = node.result().await?;
+        assert_eq!(get(&result, "received")?, "1000");
+        assert_eq!(get(&result, "mismatch")?, "-1");
+        Ok(())
+    })
+    .await?
+}
+
+#[tokio::test]
+async fn silent_js_peer_times_out() -> anyhow::Result<()> {
+    // The JS side neither sends nor keeps alive: the Rust timeout fires.
+    tokio::time::timeout(LIMIT, async {
+        let extra = ["delay=5000".to_owned(), "send=10".into()];
+        let mut node = Node::spawn(&peer_args("listen", 0, &[0x22; 32], &extra))?;
+        let port = node.port().await?;
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+        let opts = SecretStreamOptions {
+            timeout: Some(Duration::from_millis(500)),
+            ..Default::default()
+        };
+        let mut stream =
+            SecretStream::connect_with(tcp, &Keypair::from_seed(&[0x11; 32]), opts).await?;
+        let res = stream.recv_message().await;
+        assert!(matches!(res, Err(SecretStreamError::TimedOut)), "{res:?}");
         Ok(())
     })
     .await?

@@ -6,6 +6,8 @@
 //   sendseed=<n> recvseed=<n>  seeds of the byte streams sent and expected
 //   pattern=XX|IK         handshake pattern (default XX)
 //   remote=<hex32>        remotePublicKey option (required for an IK initiator)
+//   keepalive=<ms> timeout=<ms>  setKeepAlive / setTimeout
+//   delay=<ms>            stay idle this long after the handshake before sending
 // Prints `port <n>` once listening, then one `result ...` line (or `error <message>`) and exits.
 const net = require('net')
 const NoiseSecretStream = require('@hyperswarm/secret-stream')
@@ -41,6 +43,8 @@ function run (socket, isInitiator) {
   if (opts.pattern) streamOpts.pattern = opts.pattern
   if (opts.remote) streamOpts.remotePublicKey = b4a.from(opts.remote, 'hex')
   const s = new NoiseSecretStream(isInitiator, socket, streamOpts)
+  if (opts.keepalive) s.setKeepAlive(Number(opts.keepalive))
+  if (opts.timeout) s.setTimeout(Number(opts.timeout))
 
   const expected = xorshift(Number(opts.recvseed || 2))
   let received = 0
@@ -89,6 +93,7 @@ function run (socket, isInitiator) {
   }
 
   s.on('connect', async () => {
+    if (opts.delay) await new Promise((resolve) => setTimeout(resolve, Number(opts.delay)))
     const gen = xorshift(Number(opts.sendseed || 1))
     const sizes = xorshift(12345)
     let sent = 0
