@@ -26,7 +26,8 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use blake2::digest::{consts::U32, Digest, Mac};
@@ -567,8 +568,9 @@ pub struct SecretStream<IO> {
     keep_alive_timer: Option<Pin<Box<Sleep>>>,
     filter_zero_byte_messages: bool,
     write_closed: bool,
-    /// A write or flush is blocked on the transport (its task owns the write waker).
-    write_waiting: bool,
+    /// The waker of a write or flush blocked on the transport, woken whenever the read side touches the
+    /// transport's write direction (which replaces the transport's registered write waker).
+    write_waker: Option<Waker>,
     destroyed: Option<String>,
 }
 
@@ -701,7 +703,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
             keep_alive_timer: None,
             filter_zero_byte_messages: options.filter_zero_byte_messages,
             write_closed: false,
-            write_waiting: false,
+            write_waker: None,
             destroyed: None,
         };
         s.set_keep_alive(options.keep_alive);
@@ -812,9 +814,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
         }
     }
 
-    /// Read-side housekeeping: the keep-alive timer, and pending output (our header, keep-alives) when no
-    /// writer is waiting on the transport. Only the read side polls the timer and only an idle write side
-    /// lets it drain, so a task blocked in a write never has its waker replaced by the reader's.
+    /// Read-side housekeeping: the keep-alive timer and pending output (our header, keep-alives, bytes a
+    /// cancelled flush left behind). Only the read side polls the timer. Draining registers the reader's
+    /// waker with the transport in place of a blocked writer's, so that writer is woken to re-register.
     fn poll_background(&mut self, cx: &mut Context<'_>) {
         if !self.write_closed {
             if let (Some(timer), Some(d)) = (self.keep_alive_timer.as_mut(), self.keep_alive) {
@@ -825,9 +827,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
                 }
             }
         }
-        if self.framed.pending_write() > 0 && !self.write_waiting {
+        if self.framed.pending_write() > 0 {
             if let Poll::Ready(Err(e)) = self.framed.poll_drain(cx) {
                 self.destroy(e.into());
+            }
+            if let Some(w) = self.write_waker.take() {
+                w.wake();
             }
         }
     }
@@ -865,8 +870,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
 
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let r = self.poll_flush_once(cx);
-        self.write_waiting = r.is_pending();
+        self.note_write(cx, r.is_pending());
         r
+    }
+
+    fn note_write(&mut self, cx: &Context<'_>, blocked: bool) {
+        self.write_waker = blocked.then(|| cx.waker().clone());
     }
 
     fn poll_flush_once(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -914,7 +923,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SecretStream<IO> {
         }
         if this.framed.pending_write() >= WRITE_HIGH_WATER {
             let drained = this.framed.poll_drain(cx);
-            this.write_waiting = drained.is_pending();
+            this.note_write(cx, drained.is_pending());
             ready!(drained).map_err(|e| io::Error::from(this.destroy(e.into())))?;
         }
         let n = buf.len().min(MAX_WRITE_CHUNK);
@@ -924,7 +933,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SecretStream<IO> {
         if let Poll::Ready(Err(e)) = this.framed.poll_drain(cx) {
             this.destroy(e.into());
         }
-        this.write_waiting = false;
+        this.note_write(cx, false);
         Poll::Ready(Ok(n))
     }
 
@@ -938,8 +947,123 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SecretStream<IO> {
         this.write_closed = true;
         this.keep_alive_timer = None;
         let r = Pin::new(&mut this.framed.io).poll_shutdown(cx);
-        this.write_waiting = r.is_pending();
+        this.note_write(cx, r.is_pending());
         r
+    }
+}
+
+/// Splits a [`SecretStream`] into a reading and a writing half usable from different tasks, keeping the
+/// message API on both (unlike [`tokio::io::split`], which only carries bytes).
+impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
+    /// The two halves share the stream behind a mutex held only for the duration of each poll.
+    pub fn split(self) -> (SecretStreamReader<IO>, SecretStreamWriter<IO>) {
+        let shared = Arc::new(Mutex::new(self));
+        (
+            SecretStreamReader {
+                shared: Arc::clone(&shared),
+            },
+            SecretStreamWriter { shared },
+        )
+    }
+}
+
+fn lock<IO>(m: &Mutex<SecretStream<IO>>) -> MutexGuard<'_, SecretStream<IO>> {
+    // A panic while holding the lock cannot leave the stream half-updated in a way that matters more than
+    // the panic itself; keep going rather than propagate the poison.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The reading half of [`SecretStream::split`].
+pub struct SecretStreamReader<IO> {
+    shared: Arc<Mutex<SecretStream<IO>>>,
+}
+
+/// The writing half of [`SecretStream::split`].
+pub struct SecretStreamWriter<IO> {
+    shared: Arc<Mutex<SecretStream<IO>>>,
+}
+
+impl<IO> std::fmt::Debug for SecretStreamReader<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretStreamReader").finish_non_exhaustive()
+    }
+}
+
+impl<IO> std::fmt::Debug for SecretStreamWriter<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretStreamWriter").finish_non_exhaustive()
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStreamReader<IO> {
+    /// See [`SecretStream::recv_message`].
+    pub async fn recv_message(&mut self) -> Result<Option<Vec<u8>>> {
+        poll_fn(|cx| self.poll_recv_message(cx)).await
+    }
+
+    /// See [`SecretStream::poll_recv_message`].
+    pub fn poll_recv_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Vec<u8>>>> {
+        lock(&self.shared).poll_recv_message(cx)
+    }
+
+    /// The peer's static public key.
+    pub fn remote_public_key(&self) -> [u8; 32] {
+        *lock(&self.shared).remote_public_key()
+    }
+
+    /// The handshake hash.
+    pub fn handshake_hash(&self) -> [u8; 64] {
+        *lock(&self.shared).handshake_hash()
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStreamWriter<IO> {
+    /// See [`SecretStream::send_message`].
+    pub async fn send_message(&mut self, message: &[u8]) -> Result<()> {
+        lock(&self.shared).queue_message(message)?;
+        poll_fn(|cx| lock(&self.shared).poll_flush_inner(cx)).await
+    }
+
+    /// See [`SecretStream::queue_message`].
+    pub fn queue_message(&mut self, message: &[u8]) -> Result<()> {
+        lock(&self.shared).queue_message(message)
+    }
+
+    /// The peer's static public key.
+    pub fn remote_public_key(&self) -> [u8; 32] {
+        *lock(&self.shared).remote_public_key()
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for SecretStreamReader<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut s = lock(&self.shared);
+        Pin::new(&mut *s).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SecretStreamWriter<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut s = lock(&self.shared);
+        Pin::new(&mut *s).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = lock(&self.shared);
+        Pin::new(&mut *s).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut s = lock(&self.shared);
+        Pin::new(&mut *s).poll_shutdown(cx)
     }
 }
 
@@ -1081,7 +1205,7 @@ mod tests {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
         let s = SecretStream::connect(tcp, &ka).await?;
         let (mut rd, mut wr) = tokio::io::split(s);
-        let data: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
         let expect = data.clone();
         let writer = tokio::spawn(async move {
             wr.write_all(&data).await?;
@@ -1093,6 +1217,46 @@ mod tests {
         writer.await??;
         server.await??;
         assert!(got == expect, "echo differs");
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn message_halves_across_tasks() -> anyhow::Result<()> {
+        let (a, b) = pair(Default::default(), Default::default()).await?;
+        let (mut ar, mut aw) = a?.split();
+        let (mut br, mut bw) = b?.split();
+        assert_eq!(
+            ar.remote_public_key(),
+            Keypair::from_seed(&[2; 32]).public_key
+        );
+        const N: u32 = 500;
+        let msg = |i: u32| -> Vec<u8> { (0..(i % 3000)).map(|j| (i ^ j) as u8).collect() };
+        let send_a = tokio::spawn(async move {
+            for i in 0..N {
+                aw.send_message(&msg(i)).await?;
+            }
+            anyhow::Ok(aw)
+        });
+        let send_b = tokio::spawn(async move {
+            for i in 0..N {
+                bw.send_message(&msg(i + 1)).await?;
+            }
+            anyhow::Ok(bw)
+        });
+        let recv_b = tokio::spawn(async move {
+            for i in 0..N {
+                let got = br.recv_message().await?;
+                anyhow::ensure!(got == Some(msg(i)), "b: message {i} differs");
+            }
+            anyhow::Ok(())
+        });
+        for i in 0..N {
+            assert_eq!(ar.recv_message().await?, Some(msg(i + 1)), "a: message {i}");
+        }
+        recv_b.await??;
+        let mut aw = send_a.await??;
+        send_b.await??;
+        aw.shutdown().await?;
         Ok(())
     }
 
