@@ -52,8 +52,11 @@ pub const MAX_WRITE_CHUNK: usize = 64 * 1024;
 
 /// Encrypted bytes buffered by the writer before `poll_write` waits for the transport.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
-/// Initial size of the read buffer.
-const READ_BUFFER: usize = 256 * 1024;
+/// Initial size of the read buffer: small, so idle connections stay cheap.
+const READ_BUFFER_MIN: usize = 16 * 1024;
+/// The read buffer doubles up to this while reads keep filling it (bulk transfers); a frame larger than
+/// this grows it to the frame's size.
+const READ_BUFFER_BULK: usize = 256 * 1024;
 
 /// Why a secret stream failed.
 #[derive(Debug, thiserror::Error)]
@@ -436,11 +439,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Framed<IO> {
     fn new(io: IO, timeout: Option<Duration>) -> Self {
         let mut f = Self {
             io,
-            rbuf: vec![0; READ_BUFFER],
+            rbuf: vec![0; READ_BUFFER_MIN],
             rstart: 0,
             rend: 0,
             eof: false,
-            wbuf: Vec::with_capacity(WRITE_HIGH_WATER + MAX_WRITE_CHUNK + 64),
+            wbuf: Vec::new(),
             wpos: 0,
             timeout: None,
             timer: None,
@@ -482,13 +485,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Framed<IO> {
                 });
             }
             // Make room for the whole frame after the unread bytes.
+            if self.rstart == self.rend {
+                self.rstart = 0;
+                self.rend = 0;
+            }
             if self.rbuf.len() - self.rstart < needed || self.rend == self.rbuf.len() {
                 self.rbuf.copy_within(self.rstart..self.rend, 0);
                 self.rend -= self.rstart;
                 self.rstart = 0;
-                if self.rbuf.len() < needed {
-                    self.rbuf.resize(needed, 0);
-                }
+            }
+            let mut want = needed;
+            if self.rbuf.len() - self.rend < self.rbuf.len() / 2 {
+                // reads keep filling the buffer: grow it for fewer, larger reads
+                want = want.max((self.rbuf.len() * 2).min(READ_BUFFER_BULK));
+            }
+            if self.rbuf.len() < want {
+                self.rbuf.resize(want, 0);
             }
             let mut rb = ReadBuf::new(self.rbuf.get_mut(self.rend..).unwrap_or(&mut []));
             match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
