@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
     let (Ok(mut i), Ok(mut r)) = (new(Pattern::XX, true, &a), new(Pattern::XX, false, &b)) else {
         return;
     };
-    let (Ok(mut ik_i), Ok(mut ik_r)) = (new(Pattern::IK, true, &a), new(Pattern::IK, false, &b)) else {
+    let (Ok(mut ik_i), Ok(mut ik_r)) = (new(Pattern::IK, true, &a), new(Pattern::IK, false, &b))
+    else {
         return;
     };
     let _ = match selector % 6 {
@@ -24,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
         0 => r.recv(msg).and_then(|_| r.send(msg)),
         1 => ik_r.recv(msg).and_then(|_| ik_r.send(msg)),
         // second message, initiator side
-        2 => i.send(&[]).and_then(|_| i.recv(msg)).and_then(|_| i.send(msg)),
+        2 => i
+            .send(&[])
+            .and_then(|_| i.recv(msg))
+            .and_then(|_| i.send(msg)),
         3 => ik_i.send(&[]).and_then(|_| ik_i.recv(msg)),
         // third message of XX, responder side
         4 => i

@@ -9,6 +9,7 @@ use std::task::{Context, Poll, Waker};
 use holepunch::noise::{HandshakeResult, Keypair};
 use holepunch::secret_stream::{
     decode_id_header, encode_id_header, split_frame, Decryptor, Encryptor, SecretStream,
+    UnorderedBox,
 };
 use libfuzzer_sys::fuzz_target;
 use tokio::io::AsyncReadExt;
@@ -34,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // sans-IO decoders
+    let _ = UnorderedBox::new(&[3; 64], selector & 2 == 0).open(rest);
     let mut cursor = rest;
     let mut dec = Decryptor::new(&[2; 32], &[7; 24]);
     while let Some((body, tail)) = split_frame(cursor) {

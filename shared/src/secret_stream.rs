@@ -105,6 +105,9 @@ pub enum SecretStreamError {
     /// The transport ended in the middle of a frame.
     #[error("stream ended in the middle of a frame")]
     Truncated,
+    /// The unordered-message counter came back to its random start (`udp send nonce exchausted` in JS).
+    #[error("unordered send nonce exhausted")]
+    NonceExhausted,
     /// An earlier error already destroyed the stream.
     #[error("stream destroyed: {0}")]
     Destroyed(String),
@@ -402,6 +405,98 @@ impl Decryptor {
         let n = self.decrypt_in_place(&mut buf)?;
         buf.truncate(n);
         Ok(buf)
+    }
+}
+
+/// secret-stream's unordered messages (`send`/`trySend` and the `message` event, carried by UDX datagrams
+/// next to the stream), sans-IO.
+///
+/// Each side seals with [`send_key`] of its own role and opens with the peer's. An envelope is an 8-byte
+/// counter followed by NaCl `crypto_secretbox_easy` (16-byte MAC, then the ciphertext) under the nonce
+/// `counter || 16 zero bytes`. The counter starts at a random value and is incremented (little-endian, as
+/// `sodium_increment`) before each message; coming back to the start is an error.
+pub struct UnorderedBox {
+    seal: crypto_secretbox::XSalsa20Poly1305,
+    open: crypto_secretbox::XSalsa20Poly1305,
+    counter: [u8; 8],
+    initial: [u8; 8],
+}
+
+impl std::fmt::Debug for UnorderedBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnorderedBox").finish_non_exhaustive()
+    }
+}
+
+/// Bytes an unordered envelope adds: counter + MAC.
+pub const UNORDERED_OVERHEAD: usize = 8 + 16;
+
+impl UnorderedBox {
+    /// The box of one side of a handshake, with a random starting counter.
+    pub fn new(handshake_hash: &[u8], is_initiator: bool) -> Self {
+        let mut initial = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut initial);
+        Self::with_counter(handshake_hash, is_initiator, initial, initial)
+    }
+
+    /// A box with a chosen counter and start (tests and vectors only).
+    #[doc(hidden)]
+    pub fn with_counter(
+        handshake_hash: &[u8],
+        is_initiator: bool,
+        counter: [u8; 8],
+        initial: [u8; 8],
+    ) -> Self {
+        use crypto_secretbox::KeyInit;
+        let cipher = |key: [u8; 32]| crypto_secretbox::XSalsa20Poly1305::new(&key.into());
+        Self {
+            seal: cipher(send_key(handshake_hash, is_initiator)),
+            open: cipher(send_key(handshake_hash, !is_initiator)),
+            counter,
+            initial,
+        }
+    }
+
+    /// Seals one message into an envelope.
+    pub fn seal(&mut self, message: &[u8]) -> Result<Vec<u8>> {
+        use crypto_secretbox::AeadInPlace;
+        let next = u64::from_le_bytes(self.counter)
+            .wrapping_add(1)
+            .to_le_bytes();
+        if next == self.initial {
+            return Err(SecretStreamError::NonceExhausted);
+        }
+        self.counter = next;
+        let mut nonce = [0u8; 24];
+        nonce[..8].copy_from_slice(&self.counter);
+        let mut body = message.to_vec();
+        let tag = self
+            .seal
+            .encrypt_in_place_detached(&nonce.into(), &[], &mut body)
+            .map_err(|_| SecretStreamError::MessageTooLarge(message.len()))?;
+        let mut out = Vec::with_capacity(UNORDERED_OVERHEAD + message.len());
+        out.extend_from_slice(&self.counter);
+        out.extend_from_slice(&tag);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Opens a peer's envelope; `None` for anything malformed or unauthentic (the JS drops those silently).
+    pub fn open(&self, envelope: &[u8]) -> Option<Vec<u8>> {
+        use crypto_secretbox::AeadInPlace;
+        if envelope.len() < UNORDERED_OVERHEAD {
+            return None;
+        }
+        let (counter, rest) = envelope.split_at(8);
+        let (tag, ciphertext) = rest.split_at(16);
+        let mut nonce = [0u8; 24];
+        nonce[..8].copy_from_slice(counter);
+        let mut body = ciphertext.to_vec();
+        let tag: [u8; 16] = tag.try_into().ok()?;
+        self.open
+            .decrypt_in_place_detached(&nonce.into(), &[], &mut body, &tag.into())
+            .ok()?;
+        Some(body)
     }
 }
 
@@ -754,6 +849,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
     /// Changes the receive timeout (`setTimeout`).
     pub fn set_timeout(&mut self, timeout: Option<Duration>) {
         self.framed.set_timeout(timeout.filter(|d| !d.is_zero()));
+    }
+
+    /// A fresh box for this stream's unordered messages (JS `send`/`trySend`), for a transport that carries
+    /// datagrams next to the stream (UDX).
+    pub fn unordered_box(&self) -> UnorderedBox {
+        UnorderedBox::new(&self.handshake_hash, self.is_initiator)
     }
 
     /// The transport.

@@ -8,6 +8,7 @@ use std::task::{Context, Poll, Waker};
 use holepunch::noise::{Handshake, HandshakeResult, Keypair, Pattern};
 use holepunch::secret_stream::{
     decode_id_header, encode_id_header, split_frame, Decryptor, Encryptor, SecretStream,
+    UnorderedBox,
 };
 use proptest::prelude::*;
 use tokio::io::AsyncReadExt;
@@ -112,6 +113,7 @@ proptest! {
         prop_assert!(decode_id_header(&bytes, &hash, true).is_err() || bytes.len() == 56);
         let mut dec = Decryptor::new(&[1; 32], &[2; 24]);
         prop_assert!(dec.decrypt(&bytes).is_err());
+        prop_assert!(UnorderedBox::new(&hash, true).open(&bytes).is_none());
     }
 
     #[test]

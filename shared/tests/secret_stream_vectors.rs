@@ -2,7 +2,9 @@
 //! keys derived from a handshake hash, and sodium-secretstream frames for a key and header. Rust must
 //! decrypt the JS frames and, given the same header, produce the very same frames.
 
-use holepunch::secret_stream::{send_key, split_frame, stream_id, Decryptor, Encryptor};
+use holepunch::secret_stream::{
+    send_key, split_frame, stream_id, Decryptor, Encryptor, UnorderedBox,
+};
 
 fn field<'a>(text: &'a str, name: &str) -> anyhow::Result<&'a str> {
     text.lines()
@@ -74,5 +76,32 @@ fn frames_match_js() -> anyhow::Result<()> {
     let mut dec = Decryptor::new(&key, &header);
     let (body, _) = split_frame(&frames[1]).ok_or_else(|| anyhow::anyhow!("short frame"))?;
     assert!(dec.decrypt(body).is_err());
+    Ok(())
+}
+
+#[test]
+fn unordered_envelopes_match_js() -> anyhow::Result<()> {
+    let text = include_str!("data/secret_stream_send_vectors.txt");
+    let hash = hex::decode(field(text, "handshake_hash")?)?;
+    let counter: [u8; 8] = arr(field(text, "counter")?)?;
+    let plaintexts = all(text, "plaintext")?;
+    let envelopes = all(text, "envelope")?;
+    assert_eq!(plaintexts.len(), 3);
+    let mut initiator = UnorderedBox::with_counter(&hash, true, counter, [1, 2, 3, 4, 5, 6, 7, 8]);
+    let responder = UnorderedBox::new(&hash, false);
+    for (p, e) in plaintexts.iter().zip(&envelopes) {
+        assert_eq!(hex::encode(initiator.seal(p)?), hex::encode(e));
+        assert_eq!(responder.open(e).as_ref(), Some(p));
+        // the initiator cannot open its own envelopes, and damage is rejected
+        assert_eq!(initiator.open(e), None);
+        let mut bad = e.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(responder.open(&bad), None);
+        assert_eq!(responder.open(&e[..e.len() - 1]), None);
+    }
+    // the counter wrapping back to its start is refused
+    let mut b = UnorderedBox::with_counter(&hash, true, [0xff; 8], [0; 8]);
+    assert!(b.seal(b"x").is_err());
     Ok(())
 }
