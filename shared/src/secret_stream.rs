@@ -18,9 +18,17 @@
 //! 5. End: closing the write side half-closes the raw stream (`end()` in JS); no secretstream `FINAL` tag is
 //!    sent.
 //!
+//! 6. Unordered messages (`send`/`trySend`, for UDX datagrams next to the stream) are secretbox envelopes
+//!    under keys derived from the handshake hash: see [`UnorderedBox`].
+//!
 //! [`SecretStream`] implements tokio's [`AsyncRead`] + [`AsyncWrite`] over the plaintext (each write becomes
 //! one message of at most [`MAX_WRITE_CHUNK`] bytes) and a message-level API ([`SecretStream::send_message`],
-//! [`SecretStream::recv_message`]) that keeps message boundaries, for protomux.
+//! [`SecretStream::recv_message`]) that keeps message boundaries, for protomux; [`SecretStream::split`]
+//! gives halves with both APIs for separate tasks. The frame codec ([`split_frame`], [`Encryptor`],
+//! [`Decryptor`], [`encode_id_header`], [`decode_id_header`]) is usable on its own, sans-IO.
+//!
+//! `recv_message` and `poll_recv_message` are cancel-safe (all state lives in the stream); a cancelled
+//! `send_message` has already queued its message, which goes out with the next write, flush or read.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -96,6 +104,9 @@ pub enum SecretStreamError {
     /// A data frame failed authentication.
     #[error("message authentication failed")]
     Decrypt,
+    /// secretstream refused to encrypt (cannot happen for messages within [`MAX_MESSAGE`]).
+    #[error("message encryption failed")]
+    Encrypt,
     /// Nothing was received for longer than the configured timeout.
     #[error("stream timed out")]
     TimedOut,
@@ -307,9 +318,8 @@ impl Encryptor {
     /// A push stream with a chosen header (tests and vectors only: headers must be random).
     #[doc(hidden)]
     pub fn with_header_for_testing(tx: &[u8; 32], header: [u8; HEADER_BYTES]) -> Self {
-        let stream = PullOrPush::push(tx, header);
         Self {
-            push: stream,
+            push: push_stream_with_header(tx, header),
             header,
         }
     }
@@ -331,38 +341,35 @@ impl Encryptor {
         let mut buf = TailBuf { vec: out, start };
         if self.push.push(&mut buf, &[], Tag::Message).is_err() {
             out.truncate(mark);
-            return Err(SecretStreamError::Decrypt);
+            return Err(SecretStreamError::Encrypt);
         }
         Ok(())
     }
 }
 
-/// Helper building push streams from a known header (the crate only exposes random headers for push).
-struct PullOrPush;
-
-impl PullOrPush {
-    fn push(tx: &[u8; 32], header: [u8; HEADER_BYTES]) -> PushStream {
-        // PushStream::init draws the header from the RNG it is given: hand it one that yields `header`.
-        struct FixedRng([u8; HEADER_BYTES]);
-        impl rand::RngCore for FixedRng {
-            fn next_u32(&mut self) -> u32 {
-                0
-            }
-            fn next_u64(&mut self) -> u64 {
-                0
-            }
-            fn fill_bytes(&mut self, dest: &mut [u8]) {
-                let n = dest.len().min(HEADER_BYTES);
-                dest[..n].copy_from_slice(&self.0[..n]);
-            }
-            fn try_fill_bytes(&mut self, dest: &mut [u8]) -> std::result::Result<(), rand::Error> {
-                self.fill_bytes(dest);
-                Ok(())
+/// A push stream with a known header: `PushStream::init` draws the header from the RNG it is given, so
+/// hand it one that yields `header` (the crate has no other way to choose it).
+fn push_stream_with_header(tx: &[u8; 32], header: [u8; HEADER_BYTES]) -> PushStream {
+    struct FixedRng([u8; HEADER_BYTES]);
+    impl rand::RngCore for FixedRng {
+        fn next_u32(&mut self) -> u32 {
+            0
+        }
+        fn next_u64(&mut self) -> u64 {
+            0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for (d, s) in dest.iter_mut().zip(self.0) {
+                *d = s;
             }
         }
-        impl rand::CryptoRng for FixedRng {}
-        PushStream::init(FixedRng(header), &Key::from(*tx)).1
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> std::result::Result<(), rand::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
     }
+    impl rand::CryptoRng for FixedRng {}
+    PushStream::init(FixedRng(header), &Key::from(*tx)).1
 }
 
 /// The receiving half of the secretstream: authenticates and decrypts frame bodies.
