@@ -8,4 +8,6 @@ pub mod crypto;
 pub mod dht_rpc;
 pub mod hyperdht;
 pub mod id_encoding;
+pub mod noise;
+pub mod secret_stream;
 pub mod z32;
