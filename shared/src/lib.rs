@@ -3,3 +3,4 @@
 //! Modules are named after the JS packages they are compatible with.
 
 pub mod compact_encoding;
+pub mod udx;

@@ -1,0 +1,1 @@
+//! BBR congestion control (filled in by the full implementation).

@@ -1,0 +1,772 @@
+//! The tokio driver for UDX: a UDP socket that multiplexes UDX streams and raw datagrams.
+//!
+//! One driver task per [`UdxSocket`] owns every [`Stream`] state machine of that socket (keyed by local
+//! stream id), the clock and the timers. Application handles ([`UdxSocket`], [`UdxStream`]) share that
+//! state behind one mutex: a write copies bytes into the stream's send buffer and wakes the driver, a
+//! read copies bytes out; there is no per-packet channel hop. The driver receives with `recvmmsg` + GRO
+//! and sends with GSO through [`super::io`].
+//!
+//! Datagram dispatch matches libudx: a datagram that is not a UDX packet ([`packet::is_udx`]), or a UDX
+//! packet for a stream id this socket does not know, goes to the raw queue read by
+//! [`UdxSocket::recv_from`] (the DHT shares the socket). A packet for a stream that is not connected yet
+//! is offered to the stream's firewall, which rejects by default (as udx-native does).
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::io::{RecvBuffers, UdpIo, MAX_GSO_BYTES};
+use super::packet;
+use super::stream::{Stream, StreamConfig, StreamEvent, StreamStats};
+
+/// At most this many raw (non-UDX) datagrams wait in the queue; more are dropped, as a full socket
+/// buffer would.
+const RAW_QUEUE_MAX: usize = 1024;
+/// Bytes of packets the driver prepares per lock before sending them.
+const TX_BATCH_BYTES: usize = 512 * 1024;
+/// Driver loop iterations before yielding to other tasks.
+const DRIVER_BUDGET: usize = 64;
+
+/// What a stream's firewall decides about a packet arriving before the stream is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirewallVerdict {
+    /// Drop the packet (udx-native's default firewall).
+    Reject,
+    /// Hand the packet to the stream as it is.
+    Accept,
+    /// Connect the stream to the packet's source with this remote stream id, then hand it the packet
+    /// (what HyperDHT does on a holepunched connection).
+    Connect {
+        /// The remote stream id to connect to.
+        remote_id: u32,
+    },
+}
+
+type Firewall = Box<dyn FnMut(SocketAddr) -> FirewallVerdict + Send>;
+
+/// A UDP socket carrying UDX streams and raw datagrams. Cheap to clone; the socket closes when every
+/// clone and every [`UdxStream`] made from it is dropped and the streams have closed.
+pub struct UdxSocket {
+    shared: Arc<Shared>,
+}
+
+/// One UDX stream on a [`UdxSocket`]: a reliable, ordered byte stream ([`AsyncRead`] + [`AsyncWrite`])
+/// plus unreliable messages.
+///
+/// `poll_shutdown` sends END after all written bytes; a read returning 0 bytes is the remote's END.
+/// Dropping the handle finishes the stream gracefully (like closing a TCP socket); use
+/// [`UdxStream::destroy`] to abort.
+pub struct UdxStream {
+    shared: Arc<Shared>,
+    id: u32,
+}
+
+struct Shared {
+    io: UdpIo,
+    local_addr: SocketAddr,
+    inner: Mutex<Inner>,
+    /// Live [`UdxSocket`] and [`UdxStream`] handles.
+    handles: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Inner {
+    streams: HashMap<u32, Slot>,
+    raw: VecDeque<(Vec<u8>, SocketAddr)>,
+    raw_waker: Option<Waker>,
+    driver_waker: Option<Waker>,
+    /// Set when the driver stopped on a socket error; every operation then fails with it.
+    fatal: Option<(io::ErrorKind, String)>,
+}
+
+struct Slot {
+    stream: Stream,
+    firewall: Option<Firewall>,
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+    message_waker: Option<Waker>,
+    close_waker: Option<Waker>,
+    messages: VecDeque<Vec<u8>>,
+    remote_ended: bool,
+    finished: bool,
+    /// `Some` once closed: `None` inside for a clean close, else the error.
+    closed: Option<Option<(io::ErrorKind, String)>>,
+    /// A [`UdxStream`] handle refers to this slot.
+    attached: bool,
+}
+
+impl Slot {
+    fn new(stream: Stream) -> Self {
+        Self {
+            stream,
+            firewall: None,
+            read_waker: None,
+            write_waker: None,
+            message_waker: None,
+            close_waker: None,
+            messages: VecDeque::new(),
+            remote_ended: false,
+            finished: false,
+            closed: None,
+            attached: true,
+        }
+    }
+
+    /// Moves the stream's pending events into the slot's state, collecting the wakers to call.
+    fn drain_events(&mut self, wake: &mut Vec<Waker>) {
+        while let Some(event) = self.stream.poll_event() {
+            match event {
+                StreamEvent::Readable => wake.extend(self.read_waker.take()),
+                StreamEvent::Writable => wake.extend(self.write_waker.take()),
+                StreamEvent::RemoteEnded => {
+                    self.remote_ended = true;
+                    wake.extend(self.read_waker.take());
+                }
+                StreamEvent::Message(data) => {
+                    if self.messages.len() < RAW_QUEUE_MAX {
+                        self.messages.push_back(data);
+                    }
+                    wake.extend(self.message_waker.take());
+                }
+                StreamEvent::RemoteChanged => {}
+                StreamEvent::Closed { error } => {
+                    self.closed = Some(error.map(|e| (io::ErrorKind::ConnectionReset, e.to_string())));
+                    wake.extend(self.read_waker.take());
+                    wake.extend(self.write_waker.take());
+                    wake.extend(self.message_waker.take());
+                    wake.extend(self.close_waker.take());
+                }
+            }
+        }
+        if self.closed.is_none() && self.stream.is_closed() {
+            self.closed = Some(None);
+            wake.extend(self.read_waker.take());
+            wake.extend(self.write_waker.take());
+            wake.extend(self.message_waker.take());
+            wake.extend(self.close_waker.take());
+        }
+    }
+
+    fn closed_error(&self) -> Option<io::Error> {
+        match &self.closed {
+            Some(Some((kind, msg))) => Some(io::Error::new(*kind, msg.clone())),
+            Some(None) => Some(io::Error::new(io::ErrorKind::BrokenPipe, "udx stream closed")),
+            None => None,
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent-enough state for a network stack: keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the locked state, then wakes the driver (outside the lock) so it sends what `f` queued.
+    fn with_and_wake<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let (r, waker) = {
+            let mut inner = self.lock();
+            let r = f(&mut inner);
+            (r, inner.driver_waker.take())
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        r
+    }
+
+    fn release_handle(&self) {
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.with_and_wake(|_| ());
+        }
+    }
+}
+
+fn fatal_error(fatal: &(io::ErrorKind, String)) -> io::Error {
+    io::Error::new(fatal.0, fatal.1.clone())
+}
+
+fn no_stream(id: u32) -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, format!("udx stream {id} is gone"))
+}
+
+impl UdxSocket {
+    /// Binds a UDP socket to `addr` and starts its driver task. Must be called within a tokio runtime.
+    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Self::bind_sync(addr)
+    }
+
+    /// [`UdxSocket::bind`] without the `async`; still needs a tokio runtime context.
+    pub fn bind_sync(addr: SocketAddr) -> io::Result<Self> {
+        let io = UdpIo::bind(addr)?;
+        let local_addr = io.local_addr()?;
+        let shared = Arc::new(Shared {
+            io,
+            local_addr,
+            inner: Mutex::new(Inner::default()),
+            handles: AtomicUsize::new(1),
+        });
+        tokio::spawn(Driver::new(Arc::clone(&shared)));
+        Ok(Self { shared })
+    }
+
+    /// The bound local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Sends one raw datagram (not part of any UDX stream), e.g. a DHT message.
+    pub async fn send_to(&self, data: &[u8], addr: SocketAddr) -> io::Result<usize> {
+        self.shared.io.send_to(data, addr).await
+    }
+
+    /// Receives the next raw datagram: one that is not a UDX packet, or a UDX packet for a stream id this
+    /// socket does not know. Returns its length (truncated to `buf`) and source. With several concurrent
+    /// callers, only the last one to wait is woken.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_recv_from(cx, buf)).await
+    }
+
+    /// Polling form of [`UdxSocket::recv_from`].
+    pub fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let mut inner = self.shared.lock();
+        if let Some((data, from)) = inner.raw.pop_front() {
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            return Poll::Ready(Ok((n, from)));
+        }
+        if let Some(fatal) = &inner.fatal {
+            return Poll::Ready(Err(fatal_error(fatal)));
+        }
+        inner.raw_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Creates stream `local_id` on this socket with the default configuration. Fails if the id is in use.
+    pub fn create_stream(&self, local_id: u32) -> io::Result<UdxStream> {
+        self.create_stream_with(local_id, StreamConfig::default())
+    }
+
+    /// Creates stream `local_id` with `config`. Fails if the id is in use on this socket.
+    pub fn create_stream_with(&self, local_id: u32, config: StreamConfig) -> io::Result<UdxStream> {
+        let mut inner = self.shared.lock();
+        if let Some(fatal) = &inner.fatal {
+            return Err(fatal_error(fatal));
+        }
+        if inner.streams.contains_key(&local_id) {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("udx stream id {local_id} is in use")));
+        }
+        let stream = Stream::new(local_id, config, Instant::now());
+        inner.streams.insert(local_id, Slot::new(stream));
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        Ok(UdxStream { shared: Arc::clone(&self.shared), id: local_id })
+    }
+
+    /// How many streams the driver currently holds (including closing ones whose handle was dropped).
+    pub fn stream_count(&self) -> usize {
+        self.shared.lock().streams.len()
+    }
+}
+
+impl Clone for UdxSocket {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        Self { shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl Drop for UdxSocket {
+    fn drop(&mut self) {
+        self.shared.release_handle();
+    }
+}
+
+impl fmt::Debug for UdxSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdxSocket").field("local_addr", &self.shared.local_addr).finish()
+    }
+}
+
+impl UdxStream {
+    /// This stream's local id.
+    pub fn local_id(&self) -> u32 {
+        self.id
+    }
+
+    /// The local address of the socket carrying this stream.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    fn with_slot<R>(&self, f: impl FnOnce(&mut Slot) -> io::Result<R>) -> io::Result<R> {
+        self.shared.with_and_wake(|inner| {
+            if let Some(fatal) = &inner.fatal {
+                return Err(fatal_error(fatal));
+            }
+            let slot = inner.streams.get_mut(&self.id).ok_or_else(|| no_stream(self.id))?;
+            f(slot)
+        })
+    }
+
+    /// Connects to stream `remote_id` at `addr`.
+    pub fn connect(&self, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
+        self.with_slot(|slot| {
+            if slot.stream.remote().is_some() {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "udx stream is already connected"));
+            }
+            slot.stream.connect(remote_id, addr, Instant::now());
+            Ok(())
+        })
+    }
+
+    /// Moves the stream to another remote (id and address), keeping its state.
+    pub fn change_remote(&self, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
+        self.with_slot(|slot| {
+            slot.stream.change_remote(remote_id, addr, Instant::now());
+            Ok(())
+        })
+    }
+
+    /// The remote stream id and address, once connected.
+    pub fn remote(&self) -> Option<(u32, SocketAddr)> {
+        self.with_slot(|slot| Ok(slot.stream.remote())).ok().flatten()
+    }
+
+    /// Sets the firewall consulted for packets that arrive before the stream is connected.
+    pub fn set_firewall(&self, firewall: impl FnMut(SocketAddr) -> FirewallVerdict + Send + 'static) -> io::Result<()> {
+        self.with_slot(|slot| {
+            slot.firewall = Some(Box::new(firewall));
+            Ok(())
+        })
+    }
+
+    /// Sends an unordered, unreliable message (UDX MESSAGE) of at most [`UdxStream::max_message_len`] bytes.
+    pub fn send_message(&self, data: &[u8]) -> io::Result<()> {
+        self.with_slot(|slot| {
+            if let Some(e) = slot.closed_error() {
+                return Err(e);
+            }
+            slot.stream.send_message(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+        })
+    }
+
+    /// The largest message [`UdxStream::send_message`] accepts now.
+    pub fn max_message_len(&self) -> usize {
+        self.with_slot(|slot| Ok(slot.stream.max_message_len())).unwrap_or(0)
+    }
+
+    /// Receives the next message sent with `send_message` by the remote.
+    pub async fn recv_message(&self) -> io::Result<Vec<u8>> {
+        std::future::poll_fn(|cx| self.poll_recv_message(cx)).await
+    }
+
+    /// Polling form of [`UdxStream::recv_message`].
+    pub fn poll_recv_message(&self, cx: &mut Context<'_>) -> Poll<io::Result<Vec<u8>>> {
+        let mut inner = self.shared.lock();
+        if let Some(fatal) = &inner.fatal {
+            return Poll::Ready(Err(fatal_error(fatal)));
+        }
+        let Some(slot) = inner.streams.get_mut(&self.id) else {
+            return Poll::Ready(Err(no_stream(self.id)));
+        };
+        if let Some(msg) = slot.messages.pop_front() {
+            return Poll::Ready(Ok(msg));
+        }
+        if let Some(e) = slot.closed_error() {
+            return Poll::Ready(Err(e));
+        }
+        slot.message_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Aborts the stream: sends DESTROY and closes it now.
+    pub fn destroy(&self) {
+        let _ = self.with_slot(|slot| {
+            slot.stream.destroy();
+            Ok(())
+        });
+    }
+
+    /// Waits until the stream has closed: both sides ended and everything acknowledged, destroyed, or
+    /// failed. Returns the error it failed with, if any.
+    pub async fn closed(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let mut inner = self.shared.lock();
+            if let Some(fatal) = &inner.fatal {
+                return Poll::Ready(Err(fatal_error(fatal)));
+            }
+            let Some(slot) = inner.streams.get_mut(&self.id) else {
+                return Poll::Ready(Ok(()));
+            };
+            match &slot.closed {
+                Some(Some((kind, msg))) => Poll::Ready(Err(io::Error::new(*kind, msg.clone()))),
+                Some(None) => Poll::Ready(Ok(())),
+                None => {
+                    slot.close_waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// Counters and estimates of the underlying state machine.
+    pub fn stats(&self) -> io::Result<StreamStats> {
+        self.with_slot(|slot| Ok(slot.stream.stats()))
+    }
+}
+
+impl AsyncRead for UdxStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.shared.lock();
+        if let Some(fatal) = &inner.fatal {
+            return Poll::Ready(Err(fatal_error(fatal)));
+        }
+        let Some(slot) = inner.streams.get_mut(&self.id) else {
+            return Poll::Ready(Err(no_stream(self.id)));
+        };
+        let n = slot.stream.read(buf.initialize_unfilled());
+        if n > 0 {
+            buf.advance(n);
+            // Reading opened the receive window: let the driver advertise it if it needs to.
+            let waker = inner.driver_waker.take();
+            drop(inner);
+            if let Some(w) = waker {
+                w.wake();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if slot.remote_ended {
+            return Poll::Ready(Ok(()));
+        }
+        match &slot.closed {
+            Some(Some((kind, msg))) => return Poll::Ready(Err(io::Error::new(*kind, msg.clone()))),
+            Some(None) => return Poll::Ready(Ok(())),
+            None => {}
+        }
+        slot.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for UdxStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut inner = self.shared.lock();
+        if let Some(fatal) = &inner.fatal {
+            return Poll::Ready(Err(fatal_error(fatal)));
+        }
+        let Some(slot) = inner.streams.get_mut(&self.id) else {
+            return Poll::Ready(Err(no_stream(self.id)));
+        };
+        if let Some(e) = slot.closed_error() {
+            return Poll::Ready(Err(e));
+        }
+        if slot.finished {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "udx stream was shut down")));
+        }
+        let n = slot.stream.write(data);
+        if n == 0 {
+            slot.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let waker = inner.driver_waker.take();
+        drop(inner);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.with_slot(|slot| {
+            if !slot.finished && slot.closed.is_none() {
+                slot.finished = true;
+                slot.stream.finish();
+            }
+            Ok(())
+        }))
+    }
+}
+
+impl Drop for UdxStream {
+    fn drop(&mut self) {
+        let _ = self.with_slot(|slot| {
+            slot.attached = false;
+            if !slot.finished && slot.closed.is_none() {
+                slot.finished = true;
+                slot.stream.finish();
+            }
+            Ok(())
+        });
+        self.shared.release_handle();
+    }
+}
+
+impl fmt::Debug for UdxStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdxStream").field("id", &self.id).field("local_addr", &self.shared.local_addr).finish()
+    }
+}
+
+/// A batch of prepared packets: one contiguous buffer, cut into GSO sends.
+struct TxQueue {
+    buf: Vec<u8>,
+    /// (destination, segment size, start, end) of each send, in order.
+    sends: Vec<(SocketAddr, usize, usize, usize)>,
+    /// Index of the next send to issue.
+    next: usize,
+}
+
+impl TxQueue {
+    fn is_empty(&self) -> bool {
+        self.next >= self.sends.len()
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.sends.clear();
+        self.next = 0;
+    }
+}
+
+/// The per-socket driver task.
+struct Driver {
+    shared: Arc<Shared>,
+    rx: RecvBuffers,
+    tx: TxQueue,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadline: Option<Instant>,
+    wake: Vec<Waker>,
+    gso_segments: usize,
+}
+
+impl Driver {
+    fn new(shared: Arc<Shared>) -> Self {
+        let rx = RecvBuffers::new(&shared.io);
+        let gso_segments = shared.io.max_gso_segments().clamp(1, MAX_GSO_BYTES / packet::MTU_MAX);
+        Self {
+            shared,
+            rx,
+            tx: TxQueue { buf: Vec::with_capacity(TX_BATCH_BYTES + 2 * MAX_GSO_BYTES), sends: Vec::new(), next: 0 },
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            deadline: None,
+            wake: Vec::new(),
+            gso_segments,
+        }
+    }
+
+    /// Issues queued sends until done or the socket is full. Returns `Pending` if blocked on the socket.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(&(dest, segment, start, end)) = self.tx.sends.get(self.tx.next) {
+            let contents = self.tx.buf.get(start..end).unwrap_or(&[]);
+            match self.shared.io.try_send(dest, contents, segment) {
+                Ok(()) => self.tx.next += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.shared.io.poll_send_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        self.tx.clear();
+        Poll::Ready(Ok(()))
+    }
+
+    /// Hands received datagrams to their streams or to the raw queue.
+    fn dispatch(&mut self, inner: &mut Inner, count: usize, now: Instant) {
+        for i in 0..count {
+            let (from, datagrams) = self.rx.datagrams(i);
+            let from = normalize(from);
+            for datagram in datagrams {
+                dispatch_one(inner, now, from, datagram);
+            }
+        }
+    }
+
+    /// Runs due timers, collects packets to send and events, and registers the driver's waker.
+    fn service(&mut self, inner: &mut Inner, cx: &mut Context<'_>, now: Instant) {
+        let mut deadline: Option<Instant> = None;
+        for slot in inner.streams.values_mut() {
+            if slot.stream.poll_timeout().is_some_and(|t| t <= now) {
+                slot.stream.handle_timeout(now);
+            }
+            while self.tx.buf.len() < TX_BATCH_BYTES {
+                let start = self.tx.buf.len();
+                match slot.stream.poll_transmit(now, &mut self.tx.buf, self.gso_segments) {
+                    Some(t) => {
+                        let end = (start + t.len).min(self.tx.buf.len());
+                        if end > start {
+                            self.tx.sends.push((t.destination, t.segment_size, start, end));
+                        }
+                    }
+                    None => break,
+                }
+            }
+            slot.drain_events(&mut self.wake);
+            if let Some(t) = slot.stream.poll_timeout() {
+                deadline = Some(deadline.map_or(t, |d| d.min(t)));
+            }
+        }
+        inner.streams.retain(|_, slot| slot.attached || !slot.stream.is_closed());
+        self.deadline = deadline;
+        match &inner.driver_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => inner.driver_waker = Some(cx.waker().clone()),
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        let mut inner = self.shared.lock();
+        inner.fatal = Some((e.kind(), format!("udx socket failed: {e}")));
+        self.wake.extend(inner.raw_waker.take());
+        for slot in inner.streams.values_mut() {
+            self.wake.extend(slot.read_waker.take());
+            self.wake.extend(slot.write_waker.take());
+            self.wake.extend(slot.message_waker.take());
+            self.wake.extend(slot.close_waker.take());
+        }
+        drop(inner);
+        for w in self.wake.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 sources are reported as IPv4, as libudx does.
+fn normalize(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+fn push_raw(inner: &mut Inner, from: SocketAddr, datagram: &[u8]) {
+    if inner.raw.len() < RAW_QUEUE_MAX {
+        inner.raw.push_back((datagram.to_vec(), from));
+        if let Some(w) = inner.raw_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+fn dispatch_one(inner: &mut Inner, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    if !packet::is_udx(datagram) {
+        return push_raw(inner, from, datagram);
+    }
+    let Some(id) = packet::destination_id(datagram) else {
+        return push_raw(inner, from, datagram);
+    };
+    let Some(slot) = inner.streams.get_mut(&id) else {
+        return push_raw(inner, from, datagram);
+    };
+    if slot.closed.is_some() || slot.stream.is_closed() {
+        // libudx forgets closed streams at once, so their packets reach the socket's raw handler.
+        return push_raw(inner, from, datagram);
+    }
+    if slot.stream.remote().is_none() {
+        let verdict = match slot.firewall.as_mut() {
+            Some(firewall) => firewall(from),
+            None => FirewallVerdict::Reject,
+        };
+        match verdict {
+            FirewallVerdict::Reject => return,
+            FirewallVerdict::Accept => {}
+            FirewallVerdict::Connect { remote_id } => slot.stream.connect(remote_id, from, now),
+        }
+    }
+    slot.stream.handle_datagram(now, from, datagram);
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        for _ in 0..DRIVER_BUDGET {
+            // 1. Finish sending what was prepared; if the socket is full, still receive (acks free room).
+            let blocked = match this.poll_flush(cx) {
+                Poll::Ready(Ok(())) => false,
+                Poll::Ready(Err(e)) => {
+                    this.fail(e);
+                    return Poll::Ready(());
+                }
+                Poll::Pending => true,
+            };
+
+            // 2. Receive one batch.
+            let received = match this.rx.poll_recv(&this.shared.io, cx) {
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => {
+                    this.fail(e);
+                    return Poll::Ready(());
+                }
+                Poll::Pending => 0,
+            };
+
+            // 3. Under the lock: dispatch, timers, prepare packets, collect events.
+            let now = Instant::now();
+            let exit = {
+                let shared = Arc::clone(&this.shared);
+                let mut inner = shared.lock();
+                if received > 0 {
+                    this.dispatch(&mut inner, received, now);
+                }
+                if !blocked {
+                    this.service(&mut inner, cx, now);
+                } else {
+                    for slot in inner.streams.values_mut() {
+                        slot.drain_events(&mut this.wake);
+                    }
+                }
+                shared.handles.load(Ordering::Acquire) == 0 && inner.streams.is_empty()
+            };
+            for w in this.wake.drain(..) {
+                w.wake();
+            }
+            if exit {
+                return Poll::Ready(());
+            }
+
+            let has_tx = !this.tx.is_empty();
+            if received > 0 || (has_tx && !blocked) {
+                continue;
+            }
+
+            // 4. Idle: arm the timer for the earliest stream deadline.
+            match this.deadline {
+                Some(deadline) => {
+                    let deadline = tokio::time::Instant::from_std(deadline);
+                    if this.sleep.deadline() != deadline {
+                        this.sleep.as_mut().reset(deadline);
+                    }
+                    if this.sleep.as_mut().poll(cx).is_ready() {
+                        continue;
+                    }
+                }
+                None => {}
+            }
+            return Poll::Pending;
+        }
+        // Out of budget: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
