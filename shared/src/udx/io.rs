@@ -36,15 +36,20 @@ impl UdpIo {
     /// Must be called within a tokio runtime.
     pub(crate) fn bind(addr: SocketAddr) -> io::Result<Self> {
         let domain = socket2::Domain::for_address(addr);
-        let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+        let socket =
+            socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
         if addr.is_ipv6() {
             // Dual stack where possible, like libuv's default for `::`.
             let _ = socket.set_only_v6(false);
         }
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
-        set_buffer(&socket, libc::SO_RCVBUFFORCE, RECV_BUFFER_BYTES, |s, n| s.set_recv_buffer_size(n));
-        set_buffer(&socket, libc::SO_SNDBUFFORCE, SEND_BUFFER_BYTES, |s, n| s.set_send_buffer_size(n));
+        set_buffer(&socket, libc::SO_RCVBUFFORCE, RECV_BUFFER_BYTES, |s, n| {
+            s.set_recv_buffer_size(n)
+        });
+        set_buffer(&socket, libc::SO_SNDBUFFORCE, SEND_BUFFER_BYTES, |s, n| {
+            s.set_send_buffer_size(n)
+        });
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
         let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
         Ok(Self { socket, state })
@@ -95,15 +100,35 @@ impl UdpIo {
     /// Sends `contents` to `destination` as datagrams of `segment_size` bytes (the last may be shorter),
     /// in one GSO send where supported. `Err(WouldBlock)` means the socket buffer is full: wait with
     /// [`UdpIo::poll_send_ready`]. Other send errors are reported as sent (UDP is lossy anyway).
-    pub(crate) fn try_send(&self, destination: SocketAddr, contents: &[u8], segment_size: usize) -> io::Result<()> {
-        let segment_size = if contents.len() > segment_size && segment_size > 0 { Some(segment_size) } else { None };
-        let transmit = Transmit { destination, ecn: None, contents, segment_size, src_ip: None };
-        self.socket
-            .try_io(Interest::WRITABLE, || self.state.send(UdpSockRef::from(&self.socket), &transmit))
+    pub(crate) fn try_send(
+        &self,
+        destination: SocketAddr,
+        contents: &[u8],
+        segment_size: usize,
+    ) -> io::Result<()> {
+        let segment_size = if contents.len() > segment_size && segment_size > 0 {
+            Some(segment_size)
+        } else {
+            None
+        };
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size,
+            src_ip: None,
+        };
+        self.socket.try_io(Interest::WRITABLE, || {
+            self.state.send(UdpSockRef::from(&self.socket), &transmit)
+        })
     }
 
     /// Sends `contents` one datagram at a time without GSO (raw, non-UDX datagrams).
-    pub(crate) async fn send_to(&self, contents: &[u8], destination: SocketAddr) -> io::Result<usize> {
+    pub(crate) async fn send_to(
+        &self,
+        contents: &[u8],
+        destination: SocketAddr,
+    ) -> io::Result<usize> {
         self.socket.send_to(contents, destination).await
     }
 
@@ -116,7 +141,10 @@ impl UdpIo {
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::ECONNREFUSED) | Some(libc::ECONNRESET) | Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH)
+        Some(libc::ECONNREFUSED)
+            | Some(libc::ECONNRESET)
+            | Some(libc::EHOSTUNREACH)
+            | Some(libc::ENETUNREACH)
     )
 }
 
@@ -147,7 +175,11 @@ fn set_buffer(
 }
 
 /// Buffers per receive call (`recvmmsg` batch).
-const BATCH: usize = if quinn_udp::BATCH_SIZE > 0 { quinn_udp::BATCH_SIZE } else { 1 };
+const BATCH: usize = if quinn_udp::BATCH_SIZE > 0 {
+    quinn_udp::BATCH_SIZE
+} else {
+    1
+};
 
 /// Receive-side buffers reused across calls: `BATCH_SIZE` buffers, each big enough for a full GRO batch.
 #[derive(Debug)]
@@ -162,12 +194,20 @@ impl RecvBuffers {
     pub(crate) fn new(io: &UdpIo) -> Self {
         let batch = BATCH;
         let buf_len = (io.gro_segments() * MAX_DATAGRAM).clamp(MAX_DATAGRAM, 64 * 1024);
-        Self { storage: vec![0; batch * buf_len], buf_len, meta: vec![RecvMeta::default(); batch] }
+        Self {
+            storage: vec![0; batch * buf_len],
+            buf_len,
+            meta: vec![RecvMeta::default(); batch],
+        }
     }
 
     /// Receives one batch; on success returns how many entries of `meta` are valid, whose data
     /// [`RecvBuffers::datagrams`] then yields.
-    pub(crate) fn poll_recv(&mut self, io: &UdpIo, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_recv(
+        &mut self,
+        io: &UdpIo,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
         let mut chunks = self.storage.chunks_mut(self.buf_len);
         let mut slices: [IoSliceMut<'_>; BATCH] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
@@ -179,8 +219,15 @@ impl RecvBuffers {
     pub(crate) fn datagrams(&self, i: usize) -> (SocketAddr, impl Iterator<Item = &[u8]>) {
         let meta = self.meta.get(i).copied().unwrap_or_default();
         let start = i * self.buf_len;
-        let data = self.storage.get(start..start + meta.len.min(self.buf_len)).unwrap_or(&[]);
-        let stride = if meta.stride == 0 { data.len().max(1) } else { meta.stride };
+        let data = self
+            .storage
+            .get(start..start + meta.len.min(self.buf_len))
+            .unwrap_or(&[]);
+        let stride = if meta.stride == 0 {
+            data.len().max(1)
+        } else {
+            meta.stride
+        };
         (meta.addr, data.chunks(stride))
     }
 }

@@ -139,7 +139,8 @@ impl Slot {
                 }
                 StreamEvent::RemoteChanged => {}
                 StreamEvent::Closed { error } => {
-                    self.closed = Some(error.map(|e| (io::ErrorKind::ConnectionReset, e.to_string())));
+                    self.closed =
+                        Some(error.map(|e| (io::ErrorKind::ConnectionReset, e.to_string())));
                     wake.extend(self.read_waker.take());
                     wake.extend(self.write_waker.take());
                     wake.extend(self.message_waker.take());
@@ -159,7 +160,10 @@ impl Slot {
     fn closed_error(&self) -> Option<io::Error> {
         match &self.closed {
             Some(Some((kind, msg))) => Some(io::Error::new(*kind, msg.clone())),
-            Some(None) => Some(io::Error::new(io::ErrorKind::BrokenPipe, "udx stream closed")),
+            Some(None) => Some(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "udx stream closed",
+            )),
             None => None,
         }
     }
@@ -196,7 +200,10 @@ fn fatal_error(fatal: &(io::ErrorKind, String)) -> io::Error {
 }
 
 fn no_stream(id: u32) -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, format!("udx stream {id} is gone"))
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        format!("udx stream {id} is gone"),
+    )
 }
 
 impl UdxSocket {
@@ -237,7 +244,11 @@ impl UdxSocket {
     }
 
     /// Polling form of [`UdxSocket::recv_from`].
-    pub fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
         let mut inner = self.shared.lock();
         if let Some((data, from)) = inner.raw.pop_front() {
             let n = data.len().min(buf.len());
@@ -263,12 +274,18 @@ impl UdxSocket {
             return Err(fatal_error(fatal));
         }
         if inner.streams.contains_key(&local_id) {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("udx stream id {local_id} is in use")));
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("udx stream id {local_id} is in use"),
+            ));
         }
         let stream = Stream::new(local_id, config, Instant::now());
         inner.streams.insert(local_id, Slot::new(stream));
         self.shared.handles.fetch_add(1, Ordering::AcqRel);
-        Ok(UdxStream { shared: Arc::clone(&self.shared), id: local_id })
+        Ok(UdxStream {
+            shared: Arc::clone(&self.shared),
+            id: local_id,
+        })
     }
 
     /// How many streams the driver currently holds (including closing ones whose handle was dropped).
@@ -280,7 +297,9 @@ impl UdxSocket {
 impl Clone for UdxSocket {
     fn clone(&self) -> Self {
         self.shared.handles.fetch_add(1, Ordering::AcqRel);
-        Self { shared: Arc::clone(&self.shared) }
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
     }
 }
 
@@ -292,7 +311,9 @@ impl Drop for UdxSocket {
 
 impl fmt::Debug for UdxSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UdxSocket").field("local_addr", &self.shared.local_addr).finish()
+        f.debug_struct("UdxSocket")
+            .field("local_addr", &self.shared.local_addr)
+            .finish()
     }
 }
 
@@ -312,7 +333,10 @@ impl UdxStream {
             if let Some(fatal) = &inner.fatal {
                 return Err(fatal_error(fatal));
             }
-            let slot = inner.streams.get_mut(&self.id).ok_or_else(|| no_stream(self.id))?;
+            let slot = inner
+                .streams
+                .get_mut(&self.id)
+                .ok_or_else(|| no_stream(self.id))?;
             f(slot)
         })
     }
@@ -321,7 +345,10 @@ impl UdxStream {
     pub fn connect(&self, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
         self.with_slot(|slot| {
             if slot.stream.remote().is_some() {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "udx stream is already connected"));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "udx stream is already connected",
+                ));
             }
             slot.stream.connect(remote_id, addr, Instant::now());
             Ok(())
@@ -338,11 +365,16 @@ impl UdxStream {
 
     /// The remote stream id and address, once connected.
     pub fn remote(&self) -> Option<(u32, SocketAddr)> {
-        self.with_slot(|slot| Ok(slot.stream.remote())).ok().flatten()
+        self.with_slot(|slot| Ok(slot.stream.remote()))
+            .ok()
+            .flatten()
     }
 
     /// Sets the firewall consulted for packets that arrive before the stream is connected.
-    pub fn set_firewall(&self, firewall: impl FnMut(SocketAddr) -> FirewallVerdict + Send + 'static) -> io::Result<()> {
+    pub fn set_firewall(
+        &self,
+        firewall: impl FnMut(SocketAddr) -> FirewallVerdict + Send + 'static,
+    ) -> io::Result<()> {
         self.with_slot(|slot| {
             slot.firewall = Some(Box::new(firewall));
             Ok(())
@@ -355,13 +387,16 @@ impl UdxStream {
             if let Some(e) = slot.closed_error() {
                 return Err(e);
             }
-            slot.stream.send_message(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+            slot.stream
+                .send_message(data)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
         })
     }
 
     /// The largest message [`UdxStream::send_message`] accepts now.
     pub fn max_message_len(&self) -> usize {
-        self.with_slot(|slot| Ok(slot.stream.max_message_len())).unwrap_or(0)
+        self.with_slot(|slot| Ok(slot.stream.max_message_len()))
+            .unwrap_or(0)
     }
 
     /// Receives the next message sent with `send_message` by the remote.
@@ -426,7 +461,11 @@ impl UdxStream {
 }
 
 impl AsyncRead for UdxStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let mut inner = self.shared.lock();
         if let Some(fatal) = &inner.fatal {
             return Poll::Ready(Err(fatal_error(fatal)));
@@ -459,7 +498,11 @@ impl AsyncRead for UdxStream {
 }
 
 impl AsyncWrite for UdxStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -474,7 +517,10 @@ impl AsyncWrite for UdxStream {
             return Poll::Ready(Err(e));
         }
         if slot.finished {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "udx stream was shut down")));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "udx stream was shut down",
+            )));
         }
         let n = slot.stream.write(data);
         if n == 0 {
@@ -520,7 +566,10 @@ impl Drop for UdxStream {
 
 impl fmt::Debug for UdxStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UdxStream").field("id", &self.id).field("local_addr", &self.shared.local_addr).finish()
+        f.debug_struct("UdxStream")
+            .field("id", &self.id)
+            .field("local_addr", &self.shared.local_addr)
+            .finish()
     }
 }
 
@@ -559,11 +608,18 @@ struct Driver {
 impl Driver {
     fn new(shared: Arc<Shared>) -> Self {
         let rx = RecvBuffers::new(&shared.io);
-        let gso_segments = shared.io.max_gso_segments().clamp(1, MAX_GSO_BYTES / packet::MTU_MAX);
+        let gso_segments = shared
+            .io
+            .max_gso_segments()
+            .clamp(1, MAX_GSO_BYTES / packet::MTU_MAX);
         Self {
             shared,
             rx,
-            tx: TxQueue { buf: Vec::with_capacity(TX_BATCH_BYTES + 2 * MAX_GSO_BYTES), sends: Vec::new(), next: 0 },
+            tx: TxQueue {
+                buf: Vec::with_capacity(TX_BATCH_BYTES + 2 * MAX_GSO_BYTES),
+                sends: Vec::new(),
+                next: 0,
+            },
             sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
             deadline: None,
             wake: Vec::new(),
@@ -607,11 +663,16 @@ impl Driver {
             }
             while self.tx.buf.len() < TX_BATCH_BYTES {
                 let start = self.tx.buf.len();
-                match slot.stream.poll_transmit(now, &mut self.tx.buf, self.gso_segments) {
+                match slot
+                    .stream
+                    .poll_transmit(now, &mut self.tx.buf, self.gso_segments)
+                {
                     Some(t) => {
                         let end = (start + t.len).min(self.tx.buf.len());
                         if end > start {
-                            self.tx.sends.push((t.destination, t.segment_size, start, end));
+                            self.tx
+                                .sends
+                                .push((t.destination, t.segment_size, start, end));
                         }
                     }
                     None => break,
@@ -622,7 +683,9 @@ impl Driver {
                 deadline = Some(deadline.map_or(t, |d| d.min(t)));
             }
         }
-        inner.streams.retain(|_, slot| slot.attached || !slot.stream.is_closed());
+        inner
+            .streams
+            .retain(|_, slot| slot.attached || !slot.stream.is_closed());
         self.deadline = deadline;
         match &inner.driver_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
@@ -768,5 +831,136 @@ impl Future for Driver {
         // Out of budget: let other tasks run, then continue.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::udx::packet::{flags, Header};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    const LOOPBACK: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    fn udx_packet(remote_id: u32, type_flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Header {
+            type_flags,
+            data_offset: 0,
+            remote_id,
+            recv_window: 1 << 20,
+            seq: 0,
+            ack: 0,
+        }
+        .encode(&mut out);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    async fn recv_raw(socket: &UdxSocket) -> (Vec<u8>, SocketAddr) {
+        let mut buf = [0u8; 2048];
+        let (n, from) = tokio::time::timeout(LIMIT, socket.recv_from(&mut buf))
+            .await
+            .expect("raw datagram within the time limit")
+            .expect("recv_from");
+        (buf[..n].to_vec(), from)
+    }
+
+    #[tokio::test]
+    async fn non_udx_and_unknown_stream_datagrams_reach_the_raw_queue() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let _known = b.create_stream(7).expect("stream 7");
+
+        a.send_to(b"hello dht", b.local_addr()).await.expect("send");
+        // Magic and version right but too short: not UDX.
+        a.send_to(&[0xff, 0x01, 0, 0], b.local_addr())
+            .await
+            .expect("send");
+        // A UDX packet for a stream id `b` does not have.
+        let unknown = udx_packet(99, flags::MESSAGE, b"for nobody");
+        a.send_to(&unknown, b.local_addr()).await.expect("send");
+
+        assert_eq!(recv_raw(&b).await, (b"hello dht".to_vec(), a.local_addr()));
+        assert_eq!(recv_raw(&b).await.0, vec![0xff, 0x01, 0, 0]);
+        assert_eq!(recv_raw(&b).await.0, unknown);
+    }
+
+    #[tokio::test]
+    async fn unconnected_stream_rejects_by_default_and_firewall_can_connect() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let sb = b.create_stream(2).expect("stream 2");
+
+        // Rejected by the default firewall: dropped, not delivered anywhere.
+        a.send_to(&udx_packet(2, flags::MESSAGE, b"dropped"), b.local_addr())
+            .await
+            .expect("send");
+        a.send_to(b"marker", b.local_addr()).await.expect("send");
+        assert_eq!(recv_raw(&b).await.0, b"marker".to_vec());
+
+        let seen = Arc::new(Mutex::new(None));
+        let seen2 = Arc::clone(&seen);
+        sb.set_firewall(move |from| {
+            *seen2.lock().unwrap_or_else(|e| e.into_inner()) = Some(from);
+            FirewallVerdict::Connect { remote_id: 1 }
+        })
+        .expect("firewall");
+        a.send_to(&udx_packet(2, flags::MESSAGE, b"let in"), b.local_addr())
+            .await
+            .expect("send");
+        let msg = tokio::time::timeout(LIMIT, sb.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(msg, b"let in".to_vec());
+        assert_eq!(
+            *seen.lock().unwrap_or_else(|e| e.into_inner()),
+            Some(a.local_addr())
+        );
+        assert_eq!(sb.remote(), Some((1, a.local_addr())));
+    }
+
+    #[tokio::test]
+    async fn messages_flow_between_connected_streams() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let sa = a.create_stream(1).expect("stream 1");
+        let sb = b.create_stream(2).expect("stream 2");
+        assert!(a.create_stream(1).is_err(), "duplicate ids are refused");
+        sa.connect(2, b.local_addr()).expect("connect a");
+        sb.connect(1, a.local_addr()).expect("connect b");
+        for i in 0..10u8 {
+            sa.send_message(&[i; 100]).expect("send_message");
+            let got = tokio::time::timeout(LIMIT, sb.recv_message())
+                .await
+                .expect("in time")
+                .expect("message");
+            assert_eq!(got, vec![i; 100]);
+        }
+        sb.send_message(b"back").expect("send back");
+        let got = tokio::time::timeout(LIMIT, sa.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(got, b"back".to_vec());
+    }
+
+    #[tokio::test]
+    async fn driver_exits_when_everything_is_dropped() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let weak = Arc::downgrade(&a.shared);
+        let s = a.create_stream(5).expect("stream");
+        s.destroy();
+        drop(s);
+        drop(a);
+        tokio::time::timeout(LIMIT, async {
+            while weak.upgrade().is_some() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("driver released the socket");
     }
 }
