@@ -740,7 +740,7 @@ fn dispatch_one(inner: &mut Inner, now: Instant, from: SocketAddr, datagram: &[u
     let Some(slot) = inner.streams.get_mut(&id) else {
         return push_raw(inner, from, datagram);
     };
-    if slot.closed.is_some() || slot.stream.is_closed() {
+    if slot.stream.is_closed() {
         // libudx forgets closed streams at once, so their packets reach the socket's raw handler.
         return push_raw(inner, from, datagram);
     }
@@ -814,17 +814,14 @@ impl Future for Driver {
             }
 
             // 4. Idle: arm the timer for the earliest stream deadline.
-            match this.deadline {
-                Some(deadline) => {
-                    let deadline = tokio::time::Instant::from_std(deadline);
-                    if this.sleep.deadline() != deadline {
-                        this.sleep.as_mut().reset(deadline);
-                    }
-                    if this.sleep.as_mut().poll(cx).is_ready() {
-                        continue;
-                    }
+            if let Some(deadline) = this.deadline {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                if this.sleep.deadline() != deadline {
+                    this.sleep.as_mut().reset(deadline);
                 }
-                None => {}
+                if this.sleep.as_mut().poll(cx).is_ready() {
+                    continue;
+                }
             }
             return Poll::Pending;
         }
