@@ -229,7 +229,9 @@ impl Stream {
     }
 
     fn bbr_set_pacing_rate(&mut self, bw: f64, gain: f64) {
-        let rate = self.bbr_bw_to_pacing_rate(bw, gain).min(u64::from(u32::MAX)) as u32;
+        let rate = self
+            .bbr_bw_to_pacing_rate(bw, gain)
+            .min(u64::from(u32::MAX)) as u32;
         if !self.bbr.has_seen_rtt && self.srtt > 0 {
             self.bbr_init_pacing_rate_from_rtt();
         }

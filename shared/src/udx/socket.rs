@@ -288,6 +288,15 @@ impl UdxSocket {
         })
     }
 
+    /// Counters of stream `local_id` on this socket, if it exists.
+    pub fn stream_stats(&self, local_id: u32) -> Option<StreamStats> {
+        self.shared
+            .lock()
+            .streams
+            .get(&local_id)
+            .map(|slot| slot.stream.stats())
+    }
+
     /// How many streams the driver currently holds (including closing ones whose handle was dropped).
     pub fn stream_count(&self) -> usize {
         self.shared.lock().streams.len()

@@ -699,6 +699,15 @@ impl Stream {
         n
     }
 
+    /// How many bytes [`Stream::write`] would take now.
+    pub fn write_capacity(&self) -> usize {
+        if self.closed || self.destroying || self.ending {
+            return 0;
+        }
+        let cap = HIGH_WATERMARK + self.send_window_in_bytes() as usize;
+        cap.saturating_sub(self.writes_queued_bytes)
+    }
+
     /// Bytes waiting to be read.
     pub fn readable_len(&self) -> usize {
         self.recv_buf.len()
@@ -1098,7 +1107,8 @@ impl Stream {
                 self.list_push_tail(ListId::Retransmit, s);
                 continue;
             }
-            let remaining = p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
+            let remaining =
+                p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
             if s == self.remote_acked || remaining < 0 {
                 if p.rto_timeouts >= MAX_RTO_TIMEOUTS {
                     self.close_stream(Some(StreamError::TimedOut));
@@ -1721,7 +1731,8 @@ impl Stream {
         }
 
         if type_flags & flags::MESSAGE != 0 {
-            self.events.push_back(StreamEvent::Message(payload.to_vec()));
+            self.events
+                .push_back(StreamEvent::Message(payload.to_vec()));
         }
 
         // Drain the out-of-order queue.
