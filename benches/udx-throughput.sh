@@ -63,11 +63,17 @@ run_pair() {
   local name="$1"; shift
   local pa pb start end rc_a rc_b
   pa="$(free_port)"; pb="$(free_port)"
-  rm -f "$WORK/out" "$WORK/time_a" "$WORK/time_b"
+  rm -f "$WORK/out" "$WORK/time_a" "$WORK/time_b" "$WORK/err_b"
   start="$(date +%s.%N)"
   (cd "$NODE_DIR" && exec timeout "$LIMIT" ${TIME_V[@]+"${TIME_V[@]}" -o "$WORK/time_b"} "$@" --bind "127.0.0.1:$pb" --connect "127.0.0.1:$pa" --id 2 --remote-id 1 \
       < /dev/null > "$WORK/out" 2> "$WORK/err_b") &
   local pid_b=$!
+  # Start the sender once the receiver is bound (else its first packets meet a closed port and wait an RTO).
+  local waited=0
+  until grep -q "bound" "$WORK/err_b" 2>/dev/null; do
+    sleep 0.01; waited=$((waited + 1))
+    if [ "$waited" -gt 3000 ]; then echo "error: $name receiver did not start" >&2; cat "$WORK/err_b" >&2; exit 1; fi
+  done
   (cd "$NODE_DIR" && exec timeout "$LIMIT" ${TIME_V[@]+"${TIME_V[@]}" -o "$WORK/time_a"} "$@" --bind "127.0.0.1:$pa" --connect "127.0.0.1:$pb" --id 1 --remote-id 2 \
       < "$WORK/in" > /dev/null 2> "$WORK/err_a") &
   local pid_a=$!
@@ -83,6 +89,7 @@ run_pair() {
     echo "error: $name: received bytes differ from the sent ones ($(stat -c %s "$WORK/out") of $BYTES bytes)" >&2
     exit 1
   fi
+  [ -n "${BENCH_DEBUG:-}" ] && { grep -h "Elapsed\|Percent of CPU" "$WORK/time_a" "$WORK/time_b"; echo "sender started after $waited polls"; } >&2
   echo "$(echo "$end - $start" | bc -l) $(rss_of "$WORK/time_a") $(rss_of "$WORK/time_b")"
 }
 

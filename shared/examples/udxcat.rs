@@ -87,6 +87,33 @@ async fn run(args: Args) -> Result<()> {
         .connect(args.remote_id, args.connect)
         .context("cannot connect")?;
     let (mut reader, mut writer) = tokio::io::split(stream);
+    if std::env::var_os("UDXCAT_TRACE").is_some() {
+        // Debugging aid: the stream's counters every 100 ms on stderr.
+        let socket = socket.clone();
+        let id = args.id;
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            while let Some(s) = {
+                tick.tick().await;
+                socket.stream_stats(id)
+            } {
+                eprintln!(
+                    "udxcat: t={:.1}s sent={} rx={} inflight={} cwnd={} srtt={:?} rto={:?} rtos={} retrans={} pace={}B/ms",
+                    start.elapsed().as_secs_f64(),
+                    s.bytes_sent,
+                    s.bytes_received,
+                    s.inflight_packets,
+                    s.cwnd,
+                    s.srtt,
+                    s.rto,
+                    s.rto_count,
+                    s.packets_retransmitted,
+                    s.pacing_bytes_per_ms
+                );
+            }
+        });
+    }
 
     // stdin -> stream: a thread reads big chunks, the task writes them; buffers go back for reuse.
     let (full_tx, mut full_rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
@@ -161,6 +188,11 @@ async fn run(args: Args) -> Result<()> {
 
     let (writer, reader) = tokio::try_join!(upload, download)?;
     let stream = reader.unsplit(writer);
+    if std::env::var_os("UDXCAT_STATS").is_some() {
+        if let Ok(stats) = stream.stats() {
+            eprintln!("udxcat: {stats:?}");
+        }
+    }
     tokio::time::timeout(LINGER, stream.closed())
         .await
         .map_err(|_| anyhow!("timed out waiting for the remote to acknowledge our END"))?

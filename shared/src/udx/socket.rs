@@ -970,3 +970,40 @@ mod tests {
         .expect("driver released the socket");
     }
 }
+
+#[cfg(test)]
+mod startup_tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The peer's END goes out before we are bound (lost to a closed port); our data must still flow at once.
+    #[tokio::test]
+    async fn data_flows_promptly_after_the_peers_early_end_was_lost() {
+        let loopback = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+        let reserved = std::net::UdpSocket::bind(loopback).expect("reserve a port");
+        let a_addr = reserved.local_addr().expect("addr");
+        drop(reserved);
+
+        let b = UdxSocket::bind(loopback).await.expect("bind b");
+        let mut sb = b.create_stream(2).expect("stream b");
+        sb.connect(1, a_addr).expect("connect b");
+        sb.shutdown().await.expect("end b");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let a = UdxSocket::bind(a_addr).await.expect("bind a");
+        let mut sa = a.create_stream(1).expect("stream a");
+        sa.connect(2, b.local_addr()).expect("connect a");
+        let start = Instant::now();
+        let data = vec![7u8; 100_000];
+        sa.write_all(&data).await.expect("write");
+        sa.shutdown().await.expect("end a");
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), sb.read_to_end(&mut got)).await.expect("in time").expect("read");
+        assert_eq!(got.len(), data.len());
+        let took = start.elapsed();
+        eprintln!("a stats {:?}", sa.stats());
+        eprintln!("b stats {:?}", sb.stats());
+        assert!(took < Duration::from_millis(500), "100 kB took {took:?}");
+    }
+}
