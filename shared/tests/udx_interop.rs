@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use holepunch::udx::{UdxSocket, UdxStream};
+use holepunch::udx::{SocketConfig, UdxSocket, UdxStream};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -408,7 +408,13 @@ fn rust_cat() -> Command {
 
 /// A Rust peer in this process: one socket, one stream.
 async fn rust_peer(id: u32) -> (UdxSocket, UdxStream) {
-    let socket = UdxSocket::bind(LOOPBACK).await.expect("bind rust peer");
+    rust_peer_with(id, SocketConfig::default()).await
+}
+
+async fn rust_peer_with(id: u32, config: SocketConfig) -> (UdxSocket, UdxStream) {
+    let socket = UdxSocket::bind_with(LOOPBACK, config)
+        .await
+        .expect("bind rust peer");
     let stream = socket.create_stream(id).expect("create stream");
     (socket, stream)
 }
@@ -422,7 +428,18 @@ async fn rust_vs_process(
     a_bytes: u64,
     b_bytes: u64,
 ) {
-    let (socket, stream) = rust_peer(1).await;
+    rust_vs_process_with(name, cmd, relay, a_bytes, b_bytes, SocketConfig::default()).await
+}
+
+async fn rust_vs_process_with(
+    name: &'static str,
+    cmd: Command,
+    relay: Option<Impairment>,
+    a_bytes: u64,
+    b_bytes: u64,
+    config: SocketConfig,
+) {
+    let (socket, stream) = rust_peer_with(1, config).await;
     let relay = match relay {
         Some(imp) => Some(Relay::start(imp, 0xC0FFEE).await),
         None => None,
@@ -524,6 +541,15 @@ async fn js_to_rust_64mib() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_and_js_both_ways_64mib() {
     rust_vs_process("udxcat.js", node_cat(), None, SIZE, SIZE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_without_gso_or_gro_and_js_both_ways() {
+    let plain = SocketConfig {
+        gso: false,
+        gro: false,
+    };
+    rust_vs_process_with("udxcat.js", node_cat(), None, SIZE, SIZE, plain).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,10 +31,10 @@ pub(crate) struct UdpIo {
 }
 
 impl UdpIo {
-    /// Binds a socket to `addr` with large kernel buffers, GRO enabled where supported.
+    /// Binds a socket to `addr` with large kernel buffers, GRO enabled where supported and asked for.
     ///
     /// Must be called within a tokio runtime.
-    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Self> {
+    pub(crate) fn bind(addr: SocketAddr, gro: bool) -> io::Result<Self> {
         let domain = socket2::Domain::for_address(addr);
         let socket =
             socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
@@ -51,6 +51,10 @@ impl UdpIo {
             s.set_send_buffer_size(n)
         });
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        if !gro {
+            // quinn-udp turns GRO on where it can; turn it off again.
+            let _ = set_int_option(&socket, libc::SOL_UDP, libc::UDP_GRO, 0);
+        }
         let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
         Ok(Self { socket, state })
     }
@@ -138,6 +142,29 @@ impl UdpIo {
     }
 }
 
+fn set_int_option(
+    socket: &socket2::Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt with a valid fd, a pointer to a live c_int and its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -157,17 +184,7 @@ fn set_buffer(
     fallback: impl Fn(&socket2::Socket, usize) -> io::Result<()>,
 ) {
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: setsockopt with a valid fd, a pointer to a live c_int and its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            force_opt,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
+    if set_int_option(socket, libc::SOL_SOCKET, force_opt, value).is_err() {
         if let Err(e) = fallback(socket, bytes) {
             tracing::debug!("udx: could not set socket buffer to {bytes}: {e}");
         }

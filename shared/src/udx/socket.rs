@@ -206,15 +206,38 @@ fn no_stream(id: u32) -> io::Error {
     )
 }
 
+/// Options of a [`UdxSocket`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketConfig {
+    /// Send batches of datagrams with UDP GSO where the kernel supports it (default true).
+    pub gso: bool,
+    /// Receive coalesced datagrams with UDP GRO where the kernel supports it (default true).
+    pub gro: bool,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self {
+            gso: true,
+            gro: true,
+        }
+    }
+}
+
 impl UdxSocket {
     /// Binds a UDP socket to `addr` and starts its driver task. Must be called within a tokio runtime.
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Self::bind_sync(addr)
+        Self::bind_sync(addr, SocketConfig::default())
     }
 
-    /// [`UdxSocket::bind`] without the `async`; still needs a tokio runtime context.
-    pub fn bind_sync(addr: SocketAddr) -> io::Result<Self> {
-        let io = UdpIo::bind(addr)?;
+    /// [`UdxSocket::bind`] with options.
+    pub async fn bind_with(addr: SocketAddr, config: SocketConfig) -> io::Result<Self> {
+        Self::bind_sync(addr, config)
+    }
+
+    /// [`UdxSocket::bind_with`] without the `async`; still needs a tokio runtime context.
+    pub fn bind_sync(addr: SocketAddr, config: SocketConfig) -> io::Result<Self> {
+        let io = UdpIo::bind(addr, config.gro)?;
         let local_addr = io.local_addr()?;
         let shared = Arc::new(Shared {
             io,
@@ -222,7 +245,7 @@ impl UdxSocket {
             inner: Mutex::new(Inner::default()),
             handles: AtomicUsize::new(1),
         });
-        tokio::spawn(Driver::new(Arc::clone(&shared)));
+        tokio::spawn(Driver::new(Arc::clone(&shared), config.gso));
         Ok(Self { shared })
     }
 
@@ -615,12 +638,16 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(shared: Arc<Shared>) -> Self {
+    fn new(shared: Arc<Shared>, gso: bool) -> Self {
         let rx = RecvBuffers::new(&shared.io);
-        let gso_segments = shared
-            .io
-            .max_gso_segments()
-            .clamp(1, MAX_GSO_BYTES / packet::MTU_MAX);
+        let gso_segments = if gso {
+            shared
+                .io
+                .max_gso_segments()
+                .clamp(1, MAX_GSO_BYTES / packet::MTU_MAX)
+        } else {
+            1
+        };
         Self {
             shared,
             rx,
@@ -999,7 +1026,10 @@ mod startup_tests {
         sa.write_all(&data).await.expect("write");
         sa.shutdown().await.expect("end a");
         let mut got = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), sb.read_to_end(&mut got)).await.expect("in time").expect("read");
+        tokio::time::timeout(Duration::from_secs(10), sb.read_to_end(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
         assert_eq!(got.len(), data.len());
         let took = start.elapsed();
         eprintln!("a stats {:?}", sa.stats());
