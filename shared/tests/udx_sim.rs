@@ -2,6 +2,8 @@
 //! a link model (delay, jitter, loss, duplication, reordering, bandwidth with a bounded queue, MTU) driven by a
 //! virtual clock and a seeded RNG. No sockets, no real time, no sleeps; every test is bounded in virtual time.
 
+#![allow(clippy::unwrap_used)]
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -91,6 +93,8 @@ fn pattern_byte(seed: u8, i: u64) -> u8 {
     (i.wrapping_mul(31).wrapping_add(i >> 11) as u8) ^ seed
 }
 
+type Filter = Box<dyn FnMut(usize, &[u8]) -> bool>;
+
 struct Sim {
     base: Instant,
     now: Duration,
@@ -106,7 +110,7 @@ struct Sim {
     /// Datagrams delivered per destination address.
     delivered_to: HashMap<SocketAddr, u64>,
     /// Drop datagrams for which this returns true (peer index of sender, datagram).
-    filter: Option<Box<dyn FnMut(usize, &[u8]) -> bool>>,
+    filter: Option<Filter>,
     out: Vec<u8>,
     buf: Vec<u8>,
 }
@@ -208,10 +212,7 @@ impl Sim {
     fn pump_peer(&mut self, i: usize) {
         let now = self.instant();
         // Events.
-        loop {
-            let Some(ev) = self.peers[i].stream.poll_event() else {
-                break;
-            };
+        while let Some(ev) = self.peers[i].stream.poll_event() {
             let p = &mut self.peers[i];
             match ev {
                 StreamEvent::Readable => {}
@@ -715,4 +716,107 @@ fn sequence_numbers_wrap() {
     };
     let mut sim = Sim::with_config(47, link.clone(), link, ca, cb);
     transfer(&mut sim, 4 * MIB, 0, 300);
+}
+
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Real datagrams of a short exchange (data, acks with SACKs, END, a message), to mutate.
+    fn sample_datagrams() -> Vec<Vec<u8>> {
+        let link = Link {
+            loss: 0.1,
+            ..Link::default()
+        };
+        let mut sim = Sim::new(99, link.clone(), link);
+        let captured = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let c2 = captured.clone();
+        sim.filter = Some(Box::new(move |_, d| {
+            if c2.borrow().len() < 400 {
+                c2.borrow_mut().push(d.to_vec());
+            }
+            false
+        }));
+        sim.peers[0].stream.send_message(b"hello").unwrap();
+        sim.peers[0].to_write = 200_000;
+        sim.peers[0].finish = true;
+        sim.run_until(Duration::from_secs(30), |s| s.peers[1].remote_ended);
+        let v = captured.borrow().clone();
+        v
+    }
+
+    fn live_stream(now: Instant) -> Stream {
+        let mut s = Stream::new(B_ID, StreamConfig::default(), now);
+        s.connect(A_ID, addr(1000), now);
+        let _ = s.write(&[7u8; 30_000]);
+        s
+    }
+
+    fn drive(s: &mut Stream, now: Instant) {
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            out.clear();
+            if s.poll_transmit(now, &mut out, 16).is_none() {
+                break;
+            }
+        }
+        let mut buf = [0u8; 2048];
+        while s.read(&mut buf) > 0 {}
+        while s.poll_event().is_some() {}
+        if let Some(t) = s.poll_timeout() {
+            s.handle_timeout(t);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_datagrams(ds in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..1600), 1..20)) {
+            let now = Instant::now();
+            let mut s = live_stream(now);
+            for (i, d) in ds.iter().enumerate() {
+                let _ = Header::decode(d);
+                let mut d = d.clone();
+                if d.len() >= 8 && i % 2 == 0 {
+                    // Make half of them reach the stream logic.
+                    d[0] = 0xff;
+                    d[1] = 1;
+                    d[4..8].copy_from_slice(&B_ID.to_le_bytes());
+                }
+                let t = now + Duration::from_millis(i as u64 * 50);
+                s.handle_datagram(t, addr(1000), &d);
+                drive(&mut s, t);
+            }
+        }
+
+        #[test]
+        fn mutated_and_truncated_datagrams(
+            picks in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<u8>(), 0usize..1600, 0u8..4), 1..60)
+        ) {
+            thread_local! {
+                static SAMPLES: Vec<Vec<u8>> = sample_datagrams();
+            }
+            let samples = SAMPLES.with(|s| s.clone());
+            prop_assert!(!samples.is_empty());
+            let now = Instant::now();
+            let mut s = live_stream(now);
+            for (i, (which, pos, byte, cut, mode)) in picks.into_iter().enumerate() {
+                let mut d = which.get(&samples).clone();
+                // Address everything to our stream, as the driver would route it.
+                if d.len() >= 8 {
+                    d[4..8].copy_from_slice(&B_ID.to_le_bytes());
+                }
+                match mode {
+                    0 => d.truncate(cut),
+                    1 if !d.is_empty() => { let p = pos.index(d.len()); d[p] = byte; }
+                    2 if d.len() > 4 => { let p = 2 + pos.index(d.len() - 2).min(18); if p < d.len() { d[p] ^= byte | 1; } }
+                    _ => {}
+                }
+                let t = now + Duration::from_millis(i as u64 * 7);
+                s.handle_datagram(t, addr(1000), &d);
+                drive(&mut s, t);
+            }
+        }
+    }
 }

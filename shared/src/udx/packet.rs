@@ -269,6 +269,7 @@ pub mod seq {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

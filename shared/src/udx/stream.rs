@@ -1773,10 +1773,11 @@ impl Stream {
         }
 
         // RACK 7.4.2
-        if self.tlp_in_flight && seq::ge(ack, self.tlp_end_seq) {
-            if !self.tlp_is_retrans || seq::gt(ack, self.tlp_end_seq) {
-                self.tlp_in_flight = false;
-            }
+        if self.tlp_in_flight
+            && seq::ge(ack, self.tlp_end_seq)
+            && (!self.tlp_is_retrans || seq::gt(ack, self.tlp_end_seq))
+        {
+            self.tlp_in_flight = false;
         }
 
         if seq::gt(ack, self.high_seq) && self.ca_state != CaState::Open {
@@ -1974,8 +1975,7 @@ impl Stream {
             self.rto = self
                 .srtt
                 .saturating_add(self.rttvar.saturating_mul(4))
-                .max(1000)
-                .min(RTO_MAX_MS);
+                .clamp(1000, RTO_MAX_MS);
         }
 
         if !retransmitted || rtt >= self.rtt_min.get() {
