@@ -27,8 +27,10 @@ use tokio::sync::mpsc;
 const CHUNK: usize = 1 << 20;
 /// Chunks in flight between a pump thread and the stream.
 const CHUNKS_IN_FLIGHT: usize = 4;
-/// How long to wait for our END to be acknowledged after both directions ended.
+/// How long to wait for our data to be acknowledged after both directions ended.
 const LINGER: Duration = Duration::from_secs(30);
+/// How long to wait for the acknowledgement of our END alone, once all data was acknowledged.
+const END_ACK_GRACE: Duration = Duration::from_secs(4);
 
 /// Pipe stdin/stdout over a UDX stream (wire-compatible with udx-native).
 #[derive(Debug, Parser)]
@@ -193,10 +195,19 @@ async fn run(args: Args) -> Result<()> {
             eprintln!("udxcat: {stats:?}");
         }
     }
-    tokio::time::timeout(LINGER, stream.closed())
-        .await
-        .map_err(|_| anyhow!("timed out waiting for the remote to acknowledge our END"))?
-        .context("stream failed")?;
+    // Both directions ended; wait for the remote to acknowledge our END. A libudx peer forgets the stream as soon
+    // as it has everything, so if its last ACK is lost our END is never acknowledged: once every data byte was
+    // acknowledged, give the END a grace period only, then leave (the peer has all our bytes).
+    match tokio::time::timeout(END_ACK_GRACE, stream.closed()).await {
+        Ok(closed) => closed.context("stream failed")?,
+        Err(_) if stream.unacked_len().unwrap_or(1) == 0 => {
+            eprintln!("udxcat: our END was not acknowledged (the remote had closed); all data was acknowledged");
+        }
+        Err(_) => tokio::time::timeout(LINGER, stream.closed())
+            .await
+            .map_err(|_| anyhow!("timed out waiting for the remote to acknowledge our data"))?
+            .context("stream failed")?,
+    }
 
     tokio::task::spawn_blocking(move || stdout_thread.join())
         .await

@@ -177,6 +177,11 @@ struct Impairment {
     jitter: Duration,
 }
 
+const CLEAN: Impairment = Impairment {
+    loss: 0.0,
+    delay: Duration::ZERO,
+    jitter: Duration::ZERO,
+};
 const LOSSY: Impairment = Impairment {
     loss: 0.05,
     delay: Duration::from_millis(2),
@@ -572,15 +577,17 @@ async fn rust_and_rust_both_ways_through_lossy_relay() {
     rust_vs_rust(Some(LOSSY), SIZE, SIZE).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn js_and_js_through_lossy_relay_sanity() {
-    // Checks the relay itself against the reference implementation on both sides.
-    require_node_modules();
-    let relay = Relay::start(LOSSY, 7).await;
-    let mut a = spawn_cat("udxcat.js a", node_cat(), relay.a_facing, 1, 2).await;
-    let mut b = spawn_cat("udxcat.js b", node_cat(), relay.b_facing, 2, 1).await;
+/// Two udxcat processes, each talking to its side of the relay, `size` bytes each way at once.
+async fn process_vs_process(
+    (name_a, cmd_a): (&'static str, Command),
+    (name_b, cmd_b): (&'static str, Command),
+    impairment: Impairment,
+    size: u64,
+) {
+    let relay = Relay::start(impairment, 7).await;
+    let mut a = spawn_cat(name_a, cmd_a, relay.a_facing, 1, 2).await;
+    let mut b = spawn_cat(name_b, cmd_b, relay.b_facing, 2, 1).await;
     relay.set_peers(a.addr, b.addr);
-    let size = 8 << 20;
     let progress = Progress::default();
     let work = async {
         let (a_in, a_out) = (
@@ -594,17 +601,47 @@ async fn js_and_js_through_lossy_relay_sanity() {
         tokio::join!(
             async { drop(send_pattern(a_in, 5, size, "a stdin", &progress).await) },
             async { drop(send_pattern(b_in, 6, size, "b stdin", &progress).await) },
-            expect_pattern(a_out, 6, size, "a stdout", &progress),
-            expect_pattern(b_out, 5, size, "b stdout", &progress),
+            expect_pattern(a_out, 6, size, "a stdout (b -> a)", &progress),
+            expect_pattern(b_out, 5, size, "b stdout (a -> b)", &progress),
         );
-        assert!(
-            a.child.wait().await.expect("wait a").success(),
-            "udxcat.js a failed"
-        );
-        assert!(
-            b.child.wait().await.expect("wait b").success(),
-            "udxcat.js b failed"
-        );
+        let status = a.child.wait().await.expect("wait a");
+        assert!(status.success(), "{} exited with {status}", a.name);
+        let status = b.child.wait().await.expect("wait b");
+        assert!(status.success(), "{} exited with {status}", b.name);
     };
-    bounded("js <-> js through the relay", &progress, work).await;
+    bounded(&format!("{name_a} <-> {name_b}"), &progress, work).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_and_js_through_lossy_relay_sanity() {
+    // Checks the relay itself with the reference implementation on both sides.
+    process_vs_process(
+        ("udxcat.js a", node_cat()),
+        ("udxcat.js b", node_cat()),
+        LOSSY,
+        8 << 20,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_udxcat_and_js_udxcat_both_ways() {
+    process_vs_process(
+        ("udxcat", rust_cat()),
+        ("udxcat.js", node_cat()),
+        CLEAN,
+        SIZE,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_udxcat_and_js_udxcat_through_lossy_relay() {
+    process_vs_process(
+        ("udxcat", rust_cat()),
+        ("udxcat.js", node_cat()),
+        LOSSY,
+        16 << 20,
+    )
+    .await;
 }

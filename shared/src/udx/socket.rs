@@ -486,6 +486,11 @@ impl UdxStream {
         .await
     }
 
+    /// Bytes written and not yet acknowledged by the remote (0 once everything written was acknowledged).
+    pub fn unacked_len(&self) -> io::Result<usize> {
+        self.with_slot(|slot| Ok(slot.stream.unacked_len()))
+    }
+
     /// Counters and estimates of the underlying state machine.
     pub fn stats(&self) -> io::Result<StreamStats> {
         self.with_slot(|slot| Ok(slot.stream.stats()))
