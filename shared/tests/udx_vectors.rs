@@ -331,3 +331,148 @@ fn udx_native_sack_vectors() {
     assert_eq!(data, "abcde");
     assert!(text.lines().any(|l| l == "end"), "{text}");
 }
+
+fn raw(seq: u32, type_flags: u8, ack: u32, payload: &[u8]) -> Vec<u8> {
+    let mut d = Vec::new();
+    Header {
+        type_flags,
+        data_offset: 0,
+        remote_id: 5,
+        recv_window: 4 << 20,
+        seq,
+        ack,
+    }
+    .encode(&mut d);
+    d.extend_from_slice(payload);
+    d
+}
+
+fn connected() -> (Stream, Instant, SocketAddr) {
+    let t = Instant::now();
+    let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut s = Stream::new(5, StreamConfig::default(), t);
+    s.connect(9, remote, t);
+    (s, t, remote)
+}
+
+/// At most 50 SACK ranges per ack, the lowest ones first (libudx `UDX_MAX_SACKS`).
+#[test]
+fn sack_ranges_are_capped_at_50() {
+    let (mut s, t, remote) = connected();
+    for seq in (1..240u32).step_by(2) {
+        s.handle_datagram(t, remote, &raw(seq, flags::DATA, 0, b"x"));
+    }
+    let mut out = Vec::new();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    let (h, rest) = Header::decode(&out).unwrap();
+    assert!(h.has(flags::SACK));
+    assert_eq!(h.ack, 0);
+    let ranges: Vec<_> = h.sack_ranges(rest).collect();
+    assert_eq!(ranges.len(), 50);
+    for (i, (a, b)) in ranges.into_iter().enumerate() {
+        assert_eq!((a, b), (1 + 2 * i as u32, 2 + 2 * i as u32));
+    }
+}
+
+/// END received before earlier data surfaces only once every byte before it arrived; duplicates are acked
+/// again and not delivered twice.
+#[test]
+fn end_waits_for_earlier_data_and_duplicates_are_dropped() {
+    let (mut s, t, remote) = connected();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64];
+    s.handle_datagram(t, remote, &raw(3, flags::END, 0, b""));
+    s.handle_datagram(t, remote, &raw(1, flags::DATA, 0, b"b"));
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.read(&mut buf), 0);
+    s.handle_datagram(t, remote, &raw(0, flags::DATA, 0, b"a"));
+    s.handle_datagram(t, remote, &raw(0, flags::DATA, 0, b"a"));
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(s.poll_event(), Some(StreamEvent::Readable));
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.read(&mut buf), 2);
+    assert_eq!(&buf[..2], b"ab");
+    s.handle_datagram(t, remote, &raw(2, flags::DATA, 0, b"c"));
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    let (h, _) = Header::decode(&out).unwrap();
+    assert_eq!(h.ack, 4);
+    assert_eq!(s.poll_event(), Some(StreamEvent::Readable));
+    assert_eq!(s.poll_event(), Some(StreamEvent::RemoteEnded));
+    assert_eq!(s.read(&mut buf), 1);
+    // A late duplicate after END: still acked (ack 4), nothing delivered.
+    s.handle_datagram(t, remote, &raw(1, flags::DATA, 0, b"b"));
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    let (h, _) = Header::decode(&out).unwrap();
+    assert_eq!(h.ack, 4);
+    assert_eq!(s.read(&mut buf), 0);
+}
+
+/// A HEARTBEAT is answered with an ack and nothing else of it is processed; a DESTROY closes with Reset.
+#[test]
+fn heartbeat_and_destroy() {
+    let (mut s, t, remote) = connected();
+    let mut out = Vec::new();
+    s.handle_datagram(t, remote, &raw(0, flags::HEARTBEAT, 0, b""));
+    let tx = s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(tx.len, 20);
+    assert!(s.poll_transmit(t, &mut out, 8).is_none());
+    s.handle_datagram(t, remote, &raw(0, flags::DESTROY, 0, b""));
+    assert_eq!(
+        s.poll_event(),
+        Some(StreamEvent::Closed {
+            error: Some(holepunch::udx::StreamError::Reset)
+        })
+    );
+    assert!(s.is_closed());
+    out.clear();
+    assert!(s.poll_transmit(t, &mut out, 8).is_none());
+    // Datagrams for a closed stream are ignored.
+    s.handle_datagram(t, remote, &raw(0, flags::DATA, 0, b"late"));
+    assert!(s.poll_transmit(t, &mut out, 8).is_none());
+    assert_eq!(s.poll_event(), None);
+}
+
+/// change_remote: packets sent before keep their destination and remote id on retransmit (libudx stores them
+/// per packet); new packets go to the new remote; RemoteChanged once everything before the change is acked.
+#[test]
+fn change_remote_keeps_inflight_on_old_path() {
+    let (mut s, t, old) = connected();
+    let new: SocketAddr = "127.0.0.1:10".parse().unwrap();
+    s.write(&[1u8; 3000]);
+    let mut out = Vec::new();
+    let tx = s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(tx.destination, old);
+    let n_old = tx.len.div_ceil(tx.segment_size);
+    assert_eq!(n_old, 3);
+    s.change_remote(11, new, t);
+    s.write(&[2u8; 100]);
+    out.clear();
+    let tx = s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(tx.destination, new);
+    let (h, _) = Header::decode(&out).unwrap();
+    assert_eq!((h.remote_id, h.seq), (11, 3));
+    // Nothing acked: the RTO fires and the old packets go again, to the old remote with the old id.
+    // (First the TLP timer expires, but without an RTT sample no probe is allowed: it re-arms the RTO.)
+    let (tx, later) = loop {
+        let later = s.poll_timeout().unwrap();
+        assert!(later <= t + Duration::from_millis(1001));
+        s.handle_timeout(later);
+        out.clear();
+        if let Some(tx) = s.poll_transmit(later, &mut out, 8) {
+            break (tx, later);
+        }
+    };
+    assert_eq!(later, t + Duration::from_millis(1001));
+    assert_eq!(tx.destination, old);
+    let (h, _) = Header::decode(&out).unwrap();
+    assert_eq!((h.remote_id, h.seq), (9, 0));
+    assert_eq!(s.poll_event(), None);
+    // The new remote acks everything: the change completes.
+    s.handle_datagram(later, new, &raw(0, 0, 4, b""));
+    assert_eq!(s.poll_event(), Some(StreamEvent::RemoteChanged));
+    assert_eq!(s.stats().inflight_packets, 0);
+}
