@@ -25,7 +25,7 @@ const LOOPBACK: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOS
 const SIZE: u64 = 64 << 20;
 const CHUNK: usize = 256 * 1024;
 /// Upper bound for one whole test (transfers and process exits).
-const TEST_LIMIT: Duration = Duration::from_secs(60);
+const TEST_LIMIT: Duration = Duration::from_secs(180);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Deterministic data
@@ -644,4 +644,51 @@ async fn rust_udxcat_and_js_udxcat_through_lossy_relay() {
         16 << 20,
     )
     .await;
+}
+
+/// HyperDHT's upgrade path: two streams talk through a relay, then both `change_remote` to the direct addresses
+/// mid-transfer, the relay goes away once the changes completed; every byte still arrives, in order, both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_streams_move_from_relay_to_direct_mid_transfer() {
+    let (sa, a) = rust_peer(1).await;
+    let (sb, b) = rust_peer(2).await;
+    let relay = Relay::start(CLEAN, 3).await;
+    relay.set_peers(sa.local_addr(), sb.local_addr());
+    a.connect(2, relay.a_facing).expect("connect a");
+    b.connect(1, relay.b_facing).expect("connect b");
+    let size = 32 << 20;
+    let progress = Progress::default();
+    let moved = tokio::sync::Notify::new();
+    let work = async {
+        let switch = async {
+            // Once some data went through the relay, go direct and tear the relay down.
+            loop {
+                let got = a.stats().expect("stats").bytes_received;
+                if got > 4 << 20 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            a.change_remote(2, sb.local_addr()).expect("a goes direct");
+            b.change_remote(1, sa.local_addr()).expect("b goes direct");
+            // As hyperdht does: keep the old path until everything sent on it was acknowledged.
+            a.remote_changed().await.expect("a's change completes");
+            b.remote_changed().await.expect("b's change completes");
+            drop(relay);
+            moved.notify_one();
+        };
+        tokio::join!(
+            switch,
+            send_pattern(&a, 33, size, "a write", &progress),
+            expect_pattern(&a, 44, size, "a read (b -> a)", &progress),
+            send_pattern(&b, 44, size, "b write", &progress),
+            expect_pattern(&b, 33, size, "b read (a -> b)", &progress),
+        );
+        moved.notified().await;
+        assert_eq!(a.remote(), Some((2, sb.local_addr())));
+        assert_eq!(b.remote(), Some((1, sa.local_addr())));
+        a.closed().await.expect("a closed cleanly");
+        b.closed().await.expect("b closed cleanly");
+    };
+    bounded("relay -> direct", &progress, work).await;
 }

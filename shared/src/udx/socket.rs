@@ -95,6 +95,9 @@ struct Slot {
     write_waker: Option<Waker>,
     message_waker: Option<Waker>,
     close_waker: Option<Waker>,
+    remote_changed_waker: Option<Waker>,
+    /// A `change_remote` is waiting for everything sent to the old remote to be acknowledged.
+    remote_changing: bool,
     messages: VecDeque<Vec<u8>>,
     remote_ended: bool,
     finished: bool,
@@ -113,6 +116,8 @@ impl Slot {
             write_waker: None,
             message_waker: None,
             close_waker: None,
+            remote_changed_waker: None,
+            remote_changing: false,
             messages: VecDeque::new(),
             remote_ended: false,
             finished: false,
@@ -137,7 +142,10 @@ impl Slot {
                     }
                     wake.extend(self.message_waker.take());
                 }
-                StreamEvent::RemoteChanged => {}
+                StreamEvent::RemoteChanged => {
+                    self.remote_changing = false;
+                    wake.extend(self.remote_changed_waker.take());
+                }
                 StreamEvent::Closed { error } => {
                     self.closed =
                         Some(error.map(|e| (io::ErrorKind::ConnectionReset, e.to_string())));
@@ -145,6 +153,7 @@ impl Slot {
                     wake.extend(self.write_waker.take());
                     wake.extend(self.message_waker.take());
                     wake.extend(self.close_waker.take());
+                    wake.extend(self.remote_changed_waker.take());
                 }
             }
         }
@@ -387,12 +396,44 @@ impl UdxStream {
         })
     }
 
-    /// Moves the stream to another remote (id and address), keeping its state.
+    /// Moves the stream to another remote (id and address), keeping its state. New packets go to the new
+    /// remote; packets already sent to the old one are retransmitted there until acknowledged (as libudx does),
+    /// so keep the old path up until [`UdxStream::remote_changed`] completes.
     pub fn change_remote(&self, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
         self.with_slot(|slot| {
+            if slot.stream.remote().is_none() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "udx stream is not connected",
+                ));
+            }
+            slot.remote_changing = true;
             slot.stream.change_remote(remote_id, addr, Instant::now());
             Ok(())
         })
+    }
+
+    /// Waits until the last [`UdxStream::change_remote`] has completed: everything sent to the old remote was
+    /// acknowledged (udx-native's `remote-changed` event). Returns at once if no change is under way.
+    pub async fn remote_changed(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let mut inner = self.shared.lock();
+            if let Some(fatal) = &inner.fatal {
+                return Poll::Ready(Err(fatal_error(fatal)));
+            }
+            let Some(slot) = inner.streams.get_mut(&self.id) else {
+                return Poll::Ready(Err(no_stream(self.id)));
+            };
+            if !slot.remote_changing {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = slot.closed_error() {
+                return Poll::Ready(Err(e));
+            }
+            slot.remote_changed_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
     }
 
     /// The remote stream id and address, once connected.
@@ -497,12 +538,8 @@ impl UdxStream {
     }
 }
 
-impl AsyncRead for UdxStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+impl UdxStream {
+    fn poll_read_ref(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut inner = self.shared.lock();
         if let Some(fatal) = &inner.fatal {
             return Poll::Ready(Err(fatal_error(fatal)));
@@ -532,14 +569,7 @@ impl AsyncRead for UdxStream {
         slot.read_waker = Some(cx.waker().clone());
         Poll::Pending
     }
-}
-
-impl AsyncWrite for UdxStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write_ref(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -572,11 +602,11 @@ impl AsyncWrite for UdxStream {
         Poll::Ready(Ok(n))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush_ref(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown_ref(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.with_slot(|slot| {
             if !slot.finished && slot.closed.is_none() {
                 slot.finished = true;
@@ -584,6 +614,64 @@ impl AsyncWrite for UdxStream {
             }
             Ok(())
         }))
+    }
+}
+
+impl AsyncRead for UdxStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.poll_read_ref(cx, buf)
+    }
+}
+
+impl AsyncWrite for UdxStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_ref(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush_ref(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_shutdown_ref(cx)
+    }
+}
+
+/// Reading and writing through shared references, so one task can read while another writes (and both can
+/// still call [`UdxStream::change_remote`] and friends) without `tokio::io::split`.
+impl AsyncRead for &UdxStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        (**self).poll_read_ref(cx, buf)
+    }
+}
+
+impl AsyncWrite for &UdxStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        (**self).poll_write_ref(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        (**self).poll_flush_ref(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        (**self).poll_shutdown_ref(cx)
     }
 }
 
