@@ -29,7 +29,11 @@ fn exchange() -> (Vec<Vec<u8>>, Vec<String>, Stream) {
         .expect("node");
     let start = Instant::now();
     let deadline = start + Duration::from_secs(10);
-    let mut stream = Stream::new(9, StreamConfig::default(), start);
+    let config = StreamConfig {
+        linger: Duration::from_millis(300),
+        ..StreamConfig::default()
+    };
+    let mut stream = Stream::new(9, config, start);
     let mut captured = Vec::new();
     let mut buf = vec![0u8; 4096];
     let mut out = Vec::new();
@@ -188,7 +192,18 @@ fn we_send_what_udx_native_sends() {
             StreamEvent::Closed { error: None }
         ]
     );
+    // Closed, but lingering: a retransmitted END (our ack was lost) is acked again, for 3 s.
+    assert!(!s.is_closed());
+    s.handle_datagram(t, remote, &d);
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(out, NATIVE_ACK);
+    assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(3)));
+    s.handle_timeout(t + Duration::from_secs(3));
     assert!(s.is_closed());
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_datagram(t, remote, &d);
+    assert!(s.poll_transmit(t, &mut out, 8).is_none());
 }
 
 #[test]

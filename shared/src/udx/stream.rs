@@ -61,6 +61,10 @@ pub struct StreamConfig {
     pub initial_seq: u32,
     /// Initial cumulative ack (libudx `udx_stream_set_ack`, udx-native `connect(.., { ack })`).
     pub initial_ack: u32,
+    /// After a clean close (both sides ended), keep answering retransmissions of the remote's END or data
+    /// with an ack for this long, in case our last ack was lost (default 3 s). libudx forgets the stream at
+    /// once, and the remote then times out; `Duration::ZERO` restores that behaviour.
+    pub linger: Duration,
 }
 
 impl Default for StreamConfig {
@@ -71,6 +75,7 @@ impl Default for StreamConfig {
             mtu_probing: true,
             initial_seq: 0,
             initial_ack: 0,
+            linger: Duration::from_secs(3),
         }
     }
 }
@@ -366,6 +371,8 @@ pub struct Stream {
     pool: Vec<Vec<u8>>,
     messages_out: VecDeque<Pending>,
     destroy_packet: Option<Pending>,
+    /// Until when a cleanly closed stream still re-acks retransmissions (see [`StreamConfig::linger`]).
+    linger_until: Option<u64>,
 
     events: VecDeque<StreamEvent>,
 
@@ -475,6 +482,7 @@ impl Stream {
             pool: Vec::new(),
             messages_out: VecDeque::new(),
             destroy_packet: None,
+            linger_until: None,
             events: VecDeque::new(),
             bytes_rx: 0,
             bytes_tx: 0,
@@ -730,13 +738,13 @@ impl Stream {
 
     /// True once closed and nothing is left to transmit: the driver can drop the stream.
     pub fn is_closed(&self) -> bool {
-        self.closed && self.destroy_packet.is_none()
+        self.closed && self.destroy_packet.is_none() && self.linger_until.is_none()
     }
 
     /// When [`Stream::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
-            return None;
+            return self.linger_until.map(|t| self.to_instant(t));
         }
         let t = match (self.timer_at, self.pacing_timer_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -750,6 +758,10 @@ impl Stream {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.set_now(now);
         if self.closed {
+            if self.linger_until.is_some_and(|t| t <= self.now) {
+                self.linger_until = None;
+                self.ack_pending = false;
+            }
             return;
         }
         if let Some(t) = self.pacing_timer_at {
@@ -1477,7 +1489,16 @@ impl Stream {
             self.events.push_back(StreamEvent::RemoteEnded);
         }
         if self.ended && self.ended_remote {
-            self.close_stream(None);
+            self.close_clean();
+        }
+    }
+
+    /// Both sides ended: close, and linger to re-ack retransmissions if configured.
+    fn close_clean(&mut self) {
+        self.close_stream(None);
+        let linger = self.config.linger.as_millis().min(u128::from(u32::MAX)) as u64;
+        if linger > 0 && self.remote_addr.is_some() {
+            self.linger_until = Some(self.now + linger);
         }
     }
 
@@ -1499,6 +1520,16 @@ impl Stream {
                 destination: p.destination,
                 segment_size: p.bytes.len(),
                 len: p.bytes.len(),
+            });
+        }
+        if self.closed && self.linger_until.is_some() && self.ack_pending {
+            self.ack_pending = false;
+            let destination = self.remote_addr?;
+            let n = self.build_ack(out);
+            return Some(Transmit {
+                destination,
+                segment_size: n,
+                len: n,
             });
         }
         if self.closed || !self.connected || max_datagrams == 0 {
@@ -1685,6 +1716,18 @@ impl Stream {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let _ = from;
         self.set_now(now);
+        if self.closed && self.linger_until.is_some_and(|t| t > self.now) {
+            // Cleanly closed: a retransmitted END or data means our last ack was lost; ack again.
+            if let Ok((h, _)) = Header::decode(datagram) {
+                if h.remote_id == self.local_id
+                    && h.type_flags & (flags::DATA | flags::END) != 0
+                    && seq::lt(h.seq, self.ack)
+                {
+                    self.ack_pending = true;
+                }
+            }
+            return;
+        }
         if self.closed || self.destroying {
             return;
         }
@@ -1822,7 +1865,7 @@ impl Stream {
                 }
             }
             if self.ended && self.ended_remote {
-                self.close_stream(None);
+                self.close_clean();
                 return;
             }
             // A final ack makes sure the remote knows we got its END.
