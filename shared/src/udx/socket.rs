@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::io::{RecvBuffers, UdpIo, MAX_GSO_BYTES};
 use super::packet;
-use super::stream::{Stream, StreamConfig, StreamEvent, StreamStats};
+use super::stream::{Stream, StreamConfig, StreamError, StreamEvent, StreamStats};
 
 /// At most this many raw (non-UDX) datagrams wait in the queue; more are dropped, as a full socket
 /// buffer would.
@@ -147,8 +147,7 @@ impl Slot {
                     wake.extend(self.remote_changed_waker.take());
                 }
                 StreamEvent::Closed { error } => {
-                    self.closed =
-                        Some(error.map(|e| (io::ErrorKind::ConnectionReset, e.to_string())));
+                    self.closed = Some(error.map(|e| (error_kind(&e), e.to_string())));
                     wake.extend(self.read_waker.take());
                     wake.extend(self.write_waker.take());
                     wake.extend(self.message_waker.take());
@@ -201,6 +200,17 @@ impl Shared {
         if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.with_and_wake(|_| ());
         }
+    }
+}
+
+/// The `io::ErrorKind` matching a stream error.
+fn error_kind(e: &StreamError) -> io::ErrorKind {
+    match e {
+        StreamError::NotConnected => io::ErrorKind::NotConnected,
+        StreamError::Closed => io::ErrorKind::BrokenPipe,
+        StreamError::MessageTooLarge { .. } => io::ErrorKind::InvalidInput,
+        StreamError::TimedOut => io::ErrorKind::TimedOut,
+        StreamError::Reset => io::ErrorKind::ConnectionReset,
     }
 }
 
@@ -462,7 +472,7 @@ impl UdxStream {
             }
             slot.stream
                 .send_message(data)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+                .map_err(|e| io::Error::new(error_kind(&e), e))
         })
     }
 
@@ -728,6 +738,8 @@ struct Driver {
     deadline: Option<Instant>,
     wake: Vec<Waker>,
     gso_segments: usize,
+    /// Scratch space for draining streams whose handle was dropped.
+    discard: Vec<u8>,
 }
 
 impl Driver {
@@ -753,6 +765,7 @@ impl Driver {
             deadline: None,
             wake: Vec::new(),
             gso_segments,
+            discard: vec![0; 64 * 1024],
         }
     }
 
@@ -789,6 +802,10 @@ impl Driver {
         for slot in inner.streams.values_mut() {
             if slot.stream.poll_timeout().is_some_and(|t| t <= now) {
                 slot.stream.handle_timeout(now);
+            }
+            if !slot.attached {
+                // Nobody will read a dropped stream: discard what arrives so it can reach the remote's END and close.
+                while slot.stream.read(&mut self.discard) > 0 {}
             }
             while self.tx.buf.len() < TX_BATCH_BYTES {
                 let start = self.tx.buf.len();
@@ -1128,5 +1145,101 @@ mod startup_tests {
         eprintln!("a stats {:?}", sa.stats());
         eprintln!("b stats {:?}", sb.stats());
         assert!(took < Duration::from_millis(500), "100 kB took {took:?}");
+    }
+}
+
+#[cfg(test)]
+mod close_tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LOOPBACK: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    async fn pair() -> (UdxSocket, UdxStream, UdxSocket, UdxStream) {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let sa = a.create_stream(1).expect("stream a");
+        let sb = b.create_stream(2).expect("stream b");
+        sa.connect(2, b.local_addr()).expect("connect a");
+        sb.connect(1, a.local_addr()).expect("connect b");
+        (a, sa, b, sb)
+    }
+
+    #[tokio::test]
+    async fn destroy_resets_the_remote() {
+        let (_a, mut sa, _b, mut sb) = pair().await;
+        sa.write_all(b"before").await.expect("write");
+        let mut buf = [0u8; 6];
+        tokio::time::timeout(LIMIT, sb.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&buf, b"before");
+        sa.destroy();
+        let err = tokio::time::timeout(LIMIT, sb.read(&mut buf))
+            .await
+            .expect("in time")
+            .expect_err("reset");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        let err = sb.closed().await.expect_err("closed with an error");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        assert!(
+            sa.write(b"after").await.is_err(),
+            "a destroyed stream refuses writes"
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_is_a_read_of_zero_and_both_close_cleanly() {
+        let (_a, mut sa, _b, mut sb) = pair().await;
+        sa.write_all(b"hello").await.expect("write");
+        sa.shutdown().await.expect("end a");
+        assert!(sa.write(b"late").await.is_err(), "no writes after shutdown");
+        let mut got = Vec::new();
+        tokio::time::timeout(LIMIT, sb.read_to_end(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(got, b"hello");
+        sb.shutdown().await.expect("end b");
+        let mut rest = Vec::new();
+        tokio::time::timeout(LIMIT, sa.read_to_end(&mut rest))
+            .await
+            .expect("in time")
+            .expect("read a");
+        assert!(rest.is_empty());
+        tokio::time::timeout(LIMIT, sa.closed())
+            .await
+            .expect("in time")
+            .expect("a clean");
+        tokio::time::timeout(LIMIT, sb.closed())
+            .await
+            .expect("in time")
+            .expect("b clean");
+    }
+
+    #[tokio::test]
+    async fn dropped_streams_are_removed_once_closed() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let config = StreamConfig {
+            linger: Duration::from_millis(50),
+            ..StreamConfig::default()
+        };
+        let sa = a.create_stream_with(1, config.clone()).expect("stream a");
+        let sb = b.create_stream_with(2, config).expect("stream b");
+        sa.connect(2, b.local_addr()).expect("connect a");
+        sb.connect(1, a.local_addr()).expect("connect b");
+        drop(sa); // finishes gracefully
+        drop(sb);
+        tokio::time::timeout(LIMIT, async {
+            while a.stream_count() + b.stream_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("both streams closed and were removed");
     }
 }
