@@ -959,8 +959,9 @@ impl Future for Driver {
                 continue;
             }
 
-            // 4. Idle: arm the timer for the earliest stream deadline.
-            if let Some(deadline) = this.deadline {
+            // 4. Idle: arm the timer for the earliest stream deadline. While blocked on a full socket, timers
+            // wait: the socket's readiness wakes us and the next round handles them.
+            if let Some(deadline) = this.deadline.filter(|_| !blocked) {
                 let deadline = tokio::time::Instant::from_std(deadline);
                 if this.sleep.deadline() != deadline {
                     this.sleep.as_mut().reset(deadline);
