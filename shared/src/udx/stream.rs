@@ -6,19 +6,49 @@
 //! 2. after each of those (and after `write`, `finish`, `read`, `send_message`, `destroy`) calls
 //!    [`Stream::poll_transmit`] until it returns `None`, sending what it produced, and then re-reads
 //!    [`Stream::poll_timeout`];
-//! 3. drains [`Stream::poll_event`].
+//! 3. drains [`Stream::poll_event`], and drops the stream once [`Stream::is_closed`].
 //!
-//! Time is kept in milliseconds like libudx (`uv_now`), so RTT, RTO, pacing and BBR behave as they do there.
+//! Time is kept in whole milliseconds like libudx (`uv_now`), so RTT, RTO, pacing and BBR behave as there.
 //!
-//! What follows libudx: header fields and flags, one SACK ack per received data packet (coalesced per
-//! `poll_transmit` round here), SACK layout (at most 50 ranges), RFC 6298 RTO with a 1 s floor and 30 s cap,
-//! RTT clamping, RACK-TLP (RFC 8985) loss detection with the reordering window, tail loss probes, RTO
-//! recovery, stream closes after 6 RTOs of one packet, BBR v1 with delivery-rate sampling and token-bucket
-//! pacing at millisecond granularity, send/receive windows (`wl1`/`wl2` update rule, rwnd ignored for
-//! retransmits), zero-window probes and keepalives (HEARTBEAT, answered by an ack), half-close with END,
-//! DESTROY, MESSAGE datagrams, change_remote (in-flight packets and their retransmits keep their original
-//! destination and remote id, the change completes when everything sent before it is acked), MTU probing
-//! from 1200 in steps of 32 up to 1500 with zero padding in the data offset.
+//! # What follows libudx
+//! - Header fields and flags; DATA and END consume a sequence number, MESSAGE, HEARTBEAT and acks do not
+//!   (they carry the current `seq`); DESTROY carries `seq` and increments it.
+//! - Acks: one per received DATA/END datagram, duplicates and out-of-window packets included, with up to 50
+//!   SACK ranges `[start, end)` scanned from `ack + 1` exactly as `send_ack` does; HEARTBEAT is answered by an
+//!   ack and nothing else of it is processed; a datagram whose data offset points past its end is ignored.
+//! - "Final state" ack when the remote acks our END; remote END surfaces (after the ack) only once every
+//!   earlier sequence number arrived; the stream closes when both sides ended; data after the remote END is
+//!   dropped; a DESTROY at or after our ack closes with [`StreamError::Reset`].
+//! - Send window: `min(cwnd, rwnd / payload)` packets (at least 1 while rwnd > 0), rwnd ignored for
+//!   retransmissions, TCP's `wl1`/`wl2` rule for window updates, rwnd = max (4 MiB) minus unread bytes.
+//! - RTT/RTO: RFC 6298 with 1/8 and 1/4 gains, RTO floor 1 s and cap 30 s, RTT samples only from never
+//!   retransmitted packets, clamping of outliers above 5 s; after an RTO the timer restarts at `2 * rto`;
+//!   6 RTOs of one packet close the stream with [`StreamError::TimedOut`].
+//! - RACK-TLP (RFC 8985) as libudx: send-time ordered in-flight queue, reordering window `min_rtt / 4`
+//!   (0 in recovery or after 3 SACKs unless reordering was seen), reordering timer, fast recovery entry and
+//!   exit at `high_seq`, tail loss probe after `2 * srtt` (+2 ms with one packet out, 1 s without RTT sample),
+//!   a new packet or the last one re-sent, TLP loss-repair detection. No dupack counting (libudx has none).
+//! - BBR v1 (`udx_bbr.c`): startup/drain/probe-bw/probe-rtt, the same gains, windowed max bandwidth over 10
+//!   rounds in packets/ms, min RTT over 10 s, ack aggregation, packet conservation in recovery, cwnd restore;
+//!   delivery-rate sampling (`udx_rate.c`) with app-limited marking; token-bucket pacing refilled per ms.
+//! - Keepalive (HEARTBEAT after `keepalive` idle) and zero-window probes (HEARTBEAT every `2 * rto` while the
+//!   peer's window is 0 and data waits, one at once when writing into an idle zero window).
+//! - change_remote: new packets and acks go to the new remote at once, packets in flight keep their original
+//!   destination and remote id on retransmit, sequence numbers continue, the MTU search restarts, and
+//!   [`StreamEvent::RemoteChanged`] comes once everything sent before the change is acked.
+//! - MTU: 1200 base, probes up by 32 to 1500 (capped by [`Stream::set_max_mtu`]), zero padding announced in
+//!   the data offset, three lost probes of a size end the search; lost probes are re-sent without padding.
+//!
+//! # Where this differs
+//! - Acks for all datagrams handled before one `poll_transmit` are coalesced into one (libudx acks each).
+//! - libudx's probe check (`wanted_size > pkt->size`) rejects every packet, so libudx never actually sends
+//!   MTU probes; we apply the evident intent (pad a full packet up to the probed size). Receivers of any
+//!   version handle the padding. Disable with [`StreamConfig::mtu_probing`].
+//! - After a clean close the stream lingers ([`StreamConfig::linger`]) to re-ack a retransmitted END.
+//! - Reading frees receive window at once and, when the advertised window had dropped below one packet, an
+//!   ack announces the reopened window (libudx waits for the sender's zero-window probe).
+//! - Out-of-order packets more than 16384 sequence numbers ahead are dropped (libudx buffers any distance).
+//! - Not implemented: relaying (`udx_stream_relay_to`); the firewall hook belongs to the driver.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
