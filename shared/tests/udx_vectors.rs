@@ -17,18 +17,27 @@ fn interop_dir() -> PathBuf {
 
 /// Runs the exchange; returns every datagram udx-native sent us and the lines the JS side printed.
 fn exchange() -> (Vec<Vec<u8>>, Vec<String>, Stream) {
+    run_against_node(None, 0)
+}
+
+/// The blocking mini-driver: runs `js/udx_capture.js [mode]`; when `upload > 0`, writes that many bytes and
+/// finishes, otherwise answers the remote END with "world", a "pong" message and our END.
+fn run_against_node(mode: Option<&str>, upload: usize) -> (Vec<Vec<u8>>, Vec<String>, Stream) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();
     let child = Command::new("node")
         .arg("js/udx_capture.js")
         .arg(port.to_string())
+        .args(mode)
         .current_dir(interop_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("node");
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(10);
+    let deadline = start + Duration::from_secs(20);
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut uploaded = 0usize;
     let config = StreamConfig {
         linger: Duration::from_millis(300),
         ..StreamConfig::default()
@@ -49,7 +58,9 @@ fn exchange() -> (Vec<Vec<u8>>, Vec<String>, Stream) {
         sock.set_read_timeout(Some(wait)).unwrap();
         if let Ok((n, from)) = sock.recv_from(&mut buf) {
             let d = &buf[..n];
-            captured.push(d.to_vec());
+            if captured.len() < 64 {
+                captured.push(d.to_vec());
+            }
             if !stream.is_connected() {
                 stream.connect(5, from, Instant::now());
             }
@@ -60,10 +71,20 @@ fn exchange() -> (Vec<Vec<u8>>, Vec<String>, Stream) {
             stream.handle_timeout(now);
         }
         while let Some(ev) = stream.poll_event() {
-            if ev == StreamEvent::RemoteEnded && !answered {
+            if ev == StreamEvent::RemoteEnded && !answered && upload == 0 {
                 answered = true;
                 assert_eq!(stream.write(b"world"), 5);
                 stream.send_message(b"pong").unwrap();
+                stream.finish();
+            }
+        }
+        while stream.is_connected() && uploaded < upload {
+            let n = stream.write(&chunk[..chunk.len().min(upload - uploaded)]);
+            if n == 0 {
+                break;
+            }
+            uploaded += n;
+            if uploaded == upload {
                 stream.finish();
             }
         }
@@ -84,7 +105,9 @@ fn exchange() -> (Vec<Vec<u8>>, Vec<String>, Stream) {
             }
         }
     }
-    assert_eq!(received, b"hello");
+    if upload == 0 && mode.is_none() {
+        assert_eq!(received, b"hello");
+    }
     let output = child.wait_with_output().unwrap();
     let lines = String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -490,4 +513,19 @@ fn change_remote_keeps_inflight_on_old_path() {
     s.handle_datagram(later, new, &raw(0, 0, 4, b""));
     assert_eq!(s.poll_event(), Some(StreamEvent::RemoteChanged));
     assert_eq!(s.stats().inflight_packets, 0);
+}
+
+/// Our MTU probes (zero padding in the data offset) are understood and acked by udx-native: over loopback the
+/// search climbs to 1500. udx-native itself never probes (see the module docs of `udx::stream`).
+#[test]
+fn udx_native_acks_our_mtu_probes() {
+    let (_, lines, stream) = run_against_node(Some("sink"), 4 << 20);
+    assert!(stream.is_closed());
+    assert_eq!(stream.stats().mtu, 1500, "{:?}", stream.stats());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == &format!("total:{} mtu:1200", 4 << 20)),
+        "{lines:?}"
+    );
 }
