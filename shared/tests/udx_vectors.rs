@@ -529,3 +529,91 @@ fn udx_native_acks_our_mtu_probes() {
         "{lines:?}"
     );
 }
+
+/// udx-native sending into our zero receive window: it stops, probes with HEARTBEATs (libudx zero-window
+/// probes), and resumes once we read; every byte arrives.
+#[test]
+fn udx_native_respects_our_zero_window() {
+    const N: usize = 1 << 20;
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let child = Command::new("node")
+        .arg("js/udx_capture.js")
+        .arg(port.to_string())
+        .arg(format!("source:{N}"))
+        .current_dir(interop_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node");
+    let start = Instant::now();
+    let config = StreamConfig {
+        recv_window_max: 64 * 1024,
+        linger: Duration::from_millis(200),
+        ..StreamConfig::default()
+    };
+    let mut stream = Stream::new(9, config, start);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut out = Vec::new();
+    let mut received = 0usize;
+    let mut heartbeats = 0u32;
+    let mut max_unread = 0usize;
+    let mut answered = false;
+    let stall_until = start + Duration::from_millis(2500);
+    while Instant::now() < start + Duration::from_secs(20) && !stream.is_closed() {
+        let now = Instant::now();
+        let wait = stream
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or(Duration::from_millis(20))
+            .clamp(Duration::from_millis(1), Duration::from_millis(20));
+        sock.set_read_timeout(Some(wait)).unwrap();
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            if Header::decode(&buf[..n]).is_ok_and(|(h, _)| h.has(flags::HEARTBEAT)) {
+                heartbeats += 1;
+            }
+            if !stream.is_connected() {
+                stream.connect(5, from, Instant::now());
+            }
+            stream.handle_datagram(Instant::now(), from, &buf[..n]);
+        }
+        let now = Instant::now();
+        if stream.poll_timeout().is_some_and(|t| t <= now) {
+            stream.handle_timeout(now);
+        }
+        max_unread = max_unread.max(stream.readable_len());
+        if now >= stall_until {
+            loop {
+                let n = stream.read(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                assert!(buf[..n].iter().all(|&b| b == 0x5a));
+                received += n;
+            }
+        }
+        while let Some(ev) = stream.poll_event() {
+            if ev == StreamEvent::RemoteEnded && !answered {
+                answered = true;
+                stream.finish();
+            }
+        }
+        loop {
+            out.clear();
+            let Some(t) = stream.poll_transmit(Instant::now(), &mut out, 16) else {
+                break;
+            };
+            for c in out.chunks(t.segment_size) {
+                sock.send_to(c, t.destination).unwrap();
+            }
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(received, N);
+    // The sender stopped at our window (plus what was in flight when it closed).
+    assert!(max_unread < 64 * 1024 + 32 * 1500, "{max_unread}");
+    assert!(heartbeats >= 1, "no zero-window probe seen");
+    assert!(stream.is_closed());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.lines().any(|l| l == "close"), "{text}");
+}
