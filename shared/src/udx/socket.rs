@@ -1,15 +1,19 @@
-//! The tokio driver for UDX: a UDP socket that multiplexes UDX streams and raw datagrams.
+//! The tokio driver for UDX: UDP sockets that multiplex UDX streams and raw datagrams.
 //!
-//! One driver task per [`UdxSocket`] owns every [`Stream`] state machine of that socket (keyed by local
-//! stream id), the clock and the timers. Application handles ([`UdxSocket`], [`UdxStream`]) share that
-//! state behind one mutex: a write copies bytes into the stream's send buffer and wakes the driver, a
-//! read copies bytes out; there is no per-packet channel hop. The driver receives with `recvmmsg` + GRO
-//! and sends with GSO through [`super::io`].
+//! As in libudx, streams belong to a [`Udx`] instance (their ids are unique within it) and are carried by one of
+//! its sockets at a time: a stream connects through a socket and [`UdxStream::change_remote_via`] can move it to
+//! another (HyperDHT's holepunch upgrade). [`UdxSocket::bind`] makes a socket with an instance of its own, which
+//! is all most uses need.
 //!
-//! Datagram dispatch matches libudx: a datagram that is not a UDX packet ([`packet::is_udx`]), or a UDX
-//! packet for a stream id this socket does not know, goes to the raw queue read by
-//! [`UdxSocket::recv_from`] (the DHT shares the socket). A packet for a stream that is not connected yet
-//! is offered to the stream's firewall, which rejects by default (as udx-native does).
+//! One driver task per socket runs the [`Stream`] state machines that socket carries: it owns the socket, the
+//! clock and the timers. Application handles share the instance's state behind one mutex: a write copies bytes
+//! into the stream's send buffer and wakes the driver, a read copies bytes out; there is no per-packet channel
+//! hop. The driver receives with `recvmmsg` + GRO and sends with GSO through [`super::io`].
+//!
+//! Datagram dispatch matches libudx: a datagram that is not a UDX packet ([`packet::is_udx`]), or a UDX packet
+//! for a stream id the instance does not know (or a closed one), goes to the socket's raw queue read by
+//! [`UdxSocket::recv_from`] (the DHT shares the socket). A packet for a stream that is not connected, or that is
+//! carried by another socket, is offered to the stream's firewall, which rejects by default (as udx-native does).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -28,7 +32,7 @@ use super::io::{RecvBuffers, UdpIo, MAX_GSO_BYTES};
 use super::packet;
 use super::stream::{Stream, StreamConfig, StreamError, StreamEvent, StreamStats};
 
-/// At most this many raw (non-UDX) datagrams wait in the queue; more are dropped, as a full socket
+/// At most this many raw (non-UDX) datagrams wait in a socket's queue; more are dropped, as a full socket
 /// buffer would.
 const RAW_QUEUE_MAX: usize = 1024;
 /// Bytes of packets the driver prepares per lock before sending them.
@@ -36,31 +40,40 @@ const TX_BATCH_BYTES: usize = 512 * 1024;
 /// Driver loop iterations before yielding to other tasks.
 const DRIVER_BUDGET: usize = 64;
 
-/// What a stream's firewall decides about a packet arriving before the stream is connected.
+/// What a stream's firewall decides about a packet that arrives while the stream is not connected, or on a
+/// socket other than the one carrying it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirewallVerdict {
     /// Drop the packet (udx-native's default firewall).
     Reject,
     /// Hand the packet to the stream as it is.
     Accept,
-    /// Connect the stream to the packet's source with this remote stream id, then hand it the packet
-    /// (what HyperDHT does on a holepunched connection).
+    /// Connect the stream (or, if connected, change its remote) to the packet's source with this remote
+    /// stream id, through the socket the packet came in on, then hand it the packet (HyperDHT's holepunch).
     Connect {
-        /// The remote stream id to connect to.
+        /// The remote stream id.
         remote_id: u32,
     },
 }
 
-type Firewall = Box<dyn FnMut(SocketAddr) -> FirewallVerdict + Send>;
+/// A firewall callback: gets the packet's source address and the local address of the socket it came in on.
+type Firewall = Box<dyn FnMut(SocketAddr, SocketAddr) -> FirewallVerdict + Send>;
 
-/// A UDP socket carrying UDX streams and raw datagrams. Cheap to clone; the socket closes when every
-/// clone and every [`UdxStream`] made from it is dropped and the streams have closed.
-pub struct UdxSocket {
+/// A UDX instance: the namespace of stream ids, shared by the sockets bound from it (libudx's `udx_t`,
+/// udx-native's `UDX`). Cheap to clone.
+pub struct Udx {
     shared: Arc<Shared>,
 }
 
-/// One UDX stream on a [`UdxSocket`]: a reliable, ordered byte stream ([`AsyncRead`] + [`AsyncWrite`])
-/// plus unreliable messages.
+/// A UDP socket carrying UDX streams and raw datagrams. Cheap to clone; the socket closes once every clone is
+/// dropped and no stream uses it any more.
+pub struct UdxSocket {
+    shared: Arc<Shared>,
+    sock: Arc<SocketIo>,
+}
+
+/// One UDX stream: a reliable, ordered byte stream ([`AsyncRead`] + [`AsyncWrite`], also on `&UdxStream`) plus
+/// unreliable messages.
 ///
 /// `poll_shutdown` sends END after all written bytes; a read returning 0 bytes is the remote's END.
 /// Dropping the handle finishes the stream gracefully (like closing a TCP socket); use
@@ -70,26 +83,43 @@ pub struct UdxStream {
     id: u32,
 }
 
+/// The state of one instance.
 struct Shared {
-    io: UdpIo,
-    local_addr: SocketAddr,
     inner: Mutex<Inner>,
-    /// Live [`UdxSocket`] and [`UdxStream`] handles.
+    /// Live [`Udx`] and [`UdxStream`] handles.
     handles: AtomicUsize,
+}
+
+/// One bound socket's I/O, shared by its handles (raw sends) and its driver.
+struct SocketIo {
+    io: UdpIo,
+    id: usize,
+    local_addr: SocketAddr,
 }
 
 #[derive(Default)]
 struct Inner {
     streams: HashMap<u32, Slot>,
+    sockets: HashMap<usize, SocketState>,
+    next_socket: usize,
+}
+
+/// Per-socket state under the instance lock.
+struct SocketState {
+    local_addr: SocketAddr,
     raw: VecDeque<(Vec<u8>, SocketAddr)>,
     raw_waker: Option<Waker>,
     driver_waker: Option<Waker>,
-    /// Set when the driver stopped on a socket error; every operation then fails with it.
+    /// Live [`UdxSocket`] handles of this socket.
+    handles: usize,
+    /// Set when the driver stopped on a socket error; operations on this socket then fail with it.
     fatal: Option<(io::ErrorKind, String)>,
 }
 
 struct Slot {
     stream: Stream,
+    /// The socket carrying the stream (the one it was created on, then the one it connected through).
+    socket: Option<usize>,
     firewall: Option<Firewall>,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
@@ -108,9 +138,10 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(stream: Stream) -> Self {
+    fn new(stream: Stream, socket: Option<usize>) -> Self {
         Self {
             stream,
+            socket,
             firewall: None,
             read_waker: None,
             write_waker: None,
@@ -124,6 +155,14 @@ impl Slot {
             closed: None,
             attached: true,
         }
+    }
+
+    fn wake_all(&mut self, wake: &mut Vec<Waker>) {
+        wake.extend(self.read_waker.take());
+        wake.extend(self.write_waker.take());
+        wake.extend(self.message_waker.take());
+        wake.extend(self.close_waker.take());
+        wake.extend(self.remote_changed_waker.take());
     }
 
     /// Moves the stream's pending events into the slot's state, collecting the wakers to call.
@@ -148,20 +187,13 @@ impl Slot {
                 }
                 StreamEvent::Closed { error } => {
                     self.closed = Some(error.map(|e| (error_kind(&e), e.to_string())));
-                    wake.extend(self.read_waker.take());
-                    wake.extend(self.write_waker.take());
-                    wake.extend(self.message_waker.take());
-                    wake.extend(self.close_waker.take());
-                    wake.extend(self.remote_changed_waker.take());
+                    self.wake_all(wake);
                 }
             }
         }
         if self.closed.is_none() && self.stream.is_closed() {
             self.closed = Some(None);
-            wake.extend(self.read_waker.take());
-            wake.extend(self.write_waker.take());
-            wake.extend(self.message_waker.take());
-            wake.extend(self.close_waker.take());
+            self.wake_all(wake);
         }
     }
 
@@ -177,29 +209,96 @@ impl Slot {
     }
 }
 
+impl Inner {
+    /// The error of the socket carrying stream `id`, if that socket failed.
+    fn fatal_for(&self, id: u32) -> Option<io::Error> {
+        let socket = self.streams.get(&id)?.socket?;
+        self.sockets.get(&socket)?.fatal.as_ref().map(fatal_error)
+    }
+
+    /// The driver waker of the socket carrying stream `id` (taken: the driver re-registers each round).
+    fn take_driver_waker(&mut self, id: u32) -> Option<Waker> {
+        let socket = self.streams.get(&id)?.socket?;
+        self.sockets.get_mut(&socket)?.driver_waker.take()
+    }
+}
+
 impl Shared {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Inner::default()),
+            handles: AtomicUsize::new(0),
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves consistent-enough state for a network stack: keep going.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the locked state, then wakes the driver (outside the lock) so it sends what `f` queued.
-    fn with_and_wake<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let (r, waker) = {
-            let mut inner = self.lock();
-            let r = f(&mut inner);
-            (r, inner.driver_waker.take())
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-        r
-    }
-
     fn release_handle(&self) {
         if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.with_and_wake(|_| ());
+            // Let every driver re-check whether it may stop.
+            let wakers: Vec<Waker> = self
+                .lock()
+                .sockets
+                .values_mut()
+                .filter_map(|s| s.driver_waker.take())
+                .collect();
+            for w in wakers {
+                w.wake();
+            }
         }
+    }
+
+    fn bind(self: &Arc<Self>, addr: SocketAddr, config: SocketConfig) -> io::Result<UdxSocket> {
+        let io = UdpIo::bind(addr, config.gro)?;
+        let local_addr = io.local_addr()?;
+        let id = {
+            let mut inner = self.lock();
+            let id = inner.next_socket;
+            inner.next_socket += 1;
+            inner.sockets.insert(
+                id,
+                SocketState {
+                    local_addr,
+                    raw: VecDeque::new(),
+                    raw_waker: None,
+                    driver_waker: None,
+                    handles: 1,
+                    fatal: None,
+                },
+            );
+            id
+        };
+        let sock = Arc::new(SocketIo { io, id, local_addr });
+        tokio::spawn(Driver::new(Arc::clone(self), Arc::clone(&sock), config.gso));
+        Ok(UdxSocket {
+            shared: Arc::clone(self),
+            sock,
+        })
+    }
+
+    fn create_stream(
+        self: &Arc<Self>,
+        local_id: u32,
+        config: StreamConfig,
+        socket: Option<usize>,
+    ) -> io::Result<UdxStream> {
+        let mut inner = self.lock();
+        if inner.streams.contains_key(&local_id) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("udx stream id {local_id} is in use"),
+            ));
+        }
+        let stream = Stream::new(local_id, config, Instant::now());
+        inner.streams.insert(local_id, Slot::new(stream, socket));
+        self.handles.fetch_add(1, Ordering::AcqRel);
+        Ok(UdxStream {
+            shared: Arc::clone(self),
+            id: local_id,
+        })
     }
 }
 
@@ -211,6 +310,7 @@ fn error_kind(e: &StreamError) -> io::ErrorKind {
         StreamError::MessageTooLarge { .. } => io::ErrorKind::InvalidInput,
         StreamError::TimedOut => io::ErrorKind::TimedOut,
         StreamError::Reset => io::ErrorKind::ConnectionReset,
+        _ => io::ErrorKind::Other,
     }
 }
 
@@ -223,6 +323,10 @@ fn no_stream(id: u32) -> io::Error {
         io::ErrorKind::NotConnected,
         format!("udx stream {id} is gone"),
     )
+}
+
+fn socket_gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "udx socket is closed")
 }
 
 /// Options of a [`UdxSocket`].
@@ -243,8 +347,71 @@ impl Default for SocketConfig {
     }
 }
 
+impl Udx {
+    /// A new instance, with no sockets and no streams.
+    pub fn new() -> Self {
+        let shared = Shared::new();
+        shared.handles.fetch_add(1, Ordering::AcqRel);
+        Self { shared }
+    }
+
+    /// Binds a UDP socket of this instance to `addr` and starts its driver. Needs a tokio runtime.
+    pub async fn bind(&self, addr: SocketAddr) -> io::Result<UdxSocket> {
+        self.shared.bind(addr, SocketConfig::default())
+    }
+
+    /// [`Udx::bind`] with options.
+    pub async fn bind_with(&self, addr: SocketAddr, config: SocketConfig) -> io::Result<UdxSocket> {
+        self.shared.bind(addr, config)
+    }
+
+    /// Creates stream `local_id`, not yet carried by any socket: connect it with [`UdxStream::connect_via`], or
+    /// let its firewall connect it. Fails if the id is in use in this instance.
+    pub fn create_stream(&self, local_id: u32) -> io::Result<UdxStream> {
+        self.shared
+            .create_stream(local_id, StreamConfig::default(), None)
+    }
+
+    /// [`Udx::create_stream`] with a configuration.
+    pub fn create_stream_with(&self, local_id: u32, config: StreamConfig) -> io::Result<UdxStream> {
+        self.shared.create_stream(local_id, config, None)
+    }
+}
+
+impl Default for Udx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clone for Udx {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Udx {
+    fn drop(&mut self) {
+        self.shared.release_handle();
+    }
+}
+
+impl fmt::Debug for Udx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.shared.lock();
+        f.debug_struct("Udx")
+            .field("sockets", &inner.sockets.len())
+            .field("streams", &inner.streams.len())
+            .finish()
+    }
+}
+
 impl UdxSocket {
-    /// Binds a UDP socket to `addr` and starts its driver task. Must be called within a tokio runtime.
+    /// Binds a UDP socket, with a UDX instance of its own, to `addr` and starts its driver task. Must be called
+    /// within a tokio runtime.
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
         Self::bind_sync(addr, SocketConfig::default())
     }
@@ -256,30 +423,29 @@ impl UdxSocket {
 
     /// [`UdxSocket::bind_with`] without the `async`; still needs a tokio runtime context.
     pub fn bind_sync(addr: SocketAddr, config: SocketConfig) -> io::Result<Self> {
-        let io = UdpIo::bind(addr, config.gro)?;
-        let local_addr = io.local_addr()?;
-        let shared = Arc::new(Shared {
-            io,
-            local_addr,
-            inner: Mutex::new(Inner::default()),
-            handles: AtomicUsize::new(1),
-        });
-        tokio::spawn(Driver::new(Arc::clone(&shared), config.gso));
-        Ok(Self { shared })
+        Shared::new().bind(addr, config)
+    }
+
+    /// The instance this socket belongs to (to bind more sockets or create streams in it).
+    pub fn udx(&self) -> Udx {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        Udx {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// The bound local address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr
+        self.sock.local_addr
     }
 
     /// Sends one raw datagram (not part of any UDX stream), e.g. a DHT message.
     pub async fn send_to(&self, data: &[u8], addr: SocketAddr) -> io::Result<usize> {
-        self.shared.io.send_to(data, addr).await
+        self.sock.io.send_to(data, addr).await
     }
 
-    /// Receives the next raw datagram: one that is not a UDX packet, or a UDX packet for a stream id this
-    /// socket does not know. Returns its length (truncated to `buf`) and source. With several concurrent
+    /// Receives the next raw datagram: one that is not a UDX packet, or a UDX packet for a stream id the
+    /// instance does not know. Returns its length (truncated to `buf`) and source. With several concurrent
     /// callers, only the last one to wait is woken.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         std::future::poll_fn(|cx| self.poll_recv_from(cx, buf)).await
@@ -292,45 +458,43 @@ impl UdxSocket {
         buf: &mut [u8],
     ) -> Poll<io::Result<(usize, SocketAddr)>> {
         let mut inner = self.shared.lock();
-        if let Some((data, from)) = inner.raw.pop_front() {
+        let Some(state) = inner.sockets.get_mut(&self.sock.id) else {
+            return Poll::Ready(Err(socket_gone()));
+        };
+        if let Some((data, from)) = state.raw.pop_front() {
             let n = data.len().min(buf.len());
             buf[..n].copy_from_slice(&data[..n]);
             return Poll::Ready(Ok((n, from)));
         }
-        if let Some(fatal) = &inner.fatal {
+        if let Some(fatal) = &state.fatal {
             return Poll::Ready(Err(fatal_error(fatal)));
         }
-        inner.raw_waker = Some(cx.waker().clone());
+        state.raw_waker = Some(cx.waker().clone());
         Poll::Pending
     }
 
-    /// Creates stream `local_id` on this socket with the default configuration. Fails if the id is in use.
+    /// Creates stream `local_id` carried by this socket, with the default configuration. Fails if the id is in
+    /// use in the instance.
     pub fn create_stream(&self, local_id: u32) -> io::Result<UdxStream> {
         self.create_stream_with(local_id, StreamConfig::default())
     }
 
-    /// Creates stream `local_id` with `config`. Fails if the id is in use on this socket.
+    /// Creates stream `local_id` carried by this socket, with `config`.
     pub fn create_stream_with(&self, local_id: u32, config: StreamConfig) -> io::Result<UdxStream> {
-        let mut inner = self.shared.lock();
-        if let Some(fatal) = &inner.fatal {
-            return Err(fatal_error(fatal));
+        if let Some(fatal) = self
+            .shared
+            .lock()
+            .sockets
+            .get(&self.sock.id)
+            .and_then(|s| s.fatal.clone())
+        {
+            return Err(fatal_error(&fatal));
         }
-        if inner.streams.contains_key(&local_id) {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("udx stream id {local_id} is in use"),
-            ));
-        }
-        let stream = Stream::new(local_id, config, Instant::now());
-        inner.streams.insert(local_id, Slot::new(stream));
-        self.shared.handles.fetch_add(1, Ordering::AcqRel);
-        Ok(UdxStream {
-            shared: Arc::clone(&self.shared),
-            id: local_id,
-        })
+        self.shared
+            .create_stream(local_id, config, Some(self.sock.id))
     }
 
-    /// Counters of stream `local_id` on this socket, if it exists.
+    /// Counters of stream `local_id` of the instance, if it exists.
     pub fn stream_stats(&self, local_id: u32) -> Option<StreamStats> {
         self.shared
             .lock()
@@ -339,31 +503,52 @@ impl UdxSocket {
             .map(|slot| slot.stream.stats())
     }
 
-    /// How many streams the driver currently holds (including closing ones whose handle was dropped).
+    /// How many streams this socket carries (including closing ones whose handle was dropped).
     pub fn stream_count(&self) -> usize {
-        self.shared.lock().streams.len()
+        self.shared
+            .lock()
+            .streams
+            .values()
+            .filter(|s| s.socket == Some(self.sock.id))
+            .count()
     }
 }
 
 impl Clone for UdxSocket {
     fn clone(&self) -> Self {
-        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        if let Some(state) = self.shared.lock().sockets.get_mut(&self.sock.id) {
+            state.handles += 1;
+        }
         Self {
             shared: Arc::clone(&self.shared),
+            sock: Arc::clone(&self.sock),
         }
     }
 }
 
 impl Drop for UdxSocket {
     fn drop(&mut self) {
-        self.shared.release_handle();
+        let waker = {
+            let mut inner = self.shared.lock();
+            inner.sockets.get_mut(&self.sock.id).and_then(|state| {
+                state.handles = state.handles.saturating_sub(1);
+                if state.handles == 0 {
+                    state.driver_waker.take()
+                } else {
+                    None
+                }
+            })
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
 impl fmt::Debug for UdxSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UdxSocket")
-            .field("local_addr", &self.shared.local_addr)
+            .field("local_addr", &self.sock.local_addr)
             .finish()
     }
 }
@@ -374,26 +559,68 @@ impl UdxStream {
         self.id
     }
 
-    /// The local address of the socket carrying this stream.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr
+    /// The local address of the socket carrying this stream, if any.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        let inner = self.shared.lock();
+        let socket = inner.streams.get(&self.id)?.socket?;
+        inner.sockets.get(&socket).map(|s| s.local_addr)
     }
 
+    /// Runs `f` on the stream's slot, then wakes the driver of the socket carrying it (outside the lock) so it
+    /// sends what `f` queued and re-arms its timers.
     fn with_slot<R>(&self, f: impl FnOnce(&mut Slot) -> io::Result<R>) -> io::Result<R> {
-        self.shared.with_and_wake(|inner| {
-            if let Some(fatal) = &inner.fatal {
-                return Err(fatal_error(fatal));
+        let mut wake = Vec::new();
+        let r = {
+            let mut inner = self.shared.lock();
+            if let Some(e) = inner.fatal_for(self.id) {
+                return Err(e);
             }
             let slot = inner
                 .streams
                 .get_mut(&self.id)
                 .ok_or_else(|| no_stream(self.id))?;
-            f(slot)
+            let r = f(slot);
+            if slot.socket.is_none() {
+                // No driver runs this stream yet: surface its events here.
+                slot.drain_events(&mut wake);
+            }
+            wake.extend(inner.take_driver_waker(self.id));
+            r
+        };
+        for w in wake {
+            w.wake();
+        }
+        r
+    }
+
+    /// Connects to stream `remote_id` at `addr` through the socket the stream was created on.
+    pub fn connect(&self, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
+        self.with_slot(|slot| {
+            if slot.socket.is_none() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "udx stream has no socket: use connect_via",
+                ));
+            }
+            if slot.stream.remote().is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "udx stream is already connected",
+                ));
+            }
+            slot.stream.connect(remote_id, addr, Instant::now());
+            Ok(())
         })
     }
 
-    /// Connects to stream `remote_id` at `addr`.
-    pub fn connect(&self, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
+    /// Connects to stream `remote_id` at `addr` through `socket` (of the same instance).
+    pub fn connect_via(
+        &self,
+        socket: &UdxSocket,
+        remote_id: u32,
+        addr: SocketAddr,
+    ) -> io::Result<()> {
+        self.check_same_instance(socket)?;
         self.with_slot(|slot| {
             if slot.stream.remote().is_some() {
                 return Err(io::Error::new(
@@ -401,6 +628,7 @@ impl UdxStream {
                     "udx stream is already connected",
                 ));
             }
+            slot.socket = Some(socket.sock.id);
             slot.stream.connect(remote_id, addr, Instant::now());
             Ok(())
         })
@@ -423,13 +651,56 @@ impl UdxStream {
         })
     }
 
+    /// [`UdxStream::change_remote`], also moving the stream onto `socket` (of the same instance), as
+    /// udx-native's `changeRemote(socket, ...)`. Packets arriving on the old socket then go through the firewall.
+    pub fn change_remote_via(
+        &self,
+        socket: &UdxSocket,
+        remote_id: u32,
+        addr: SocketAddr,
+    ) -> io::Result<()> {
+        self.check_same_instance(socket)?;
+        let old_driver = {
+            let mut inner = self.shared.lock();
+            let old = inner.streams.get(&self.id).and_then(|s| s.socket);
+            old.and_then(|o| inner.sockets.get_mut(&o))
+                .and_then(|s| s.driver_waker.take())
+        };
+        if let Some(w) = old_driver {
+            w.wake();
+        }
+        self.with_slot(|slot| {
+            if slot.stream.remote().is_none() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "udx stream is not connected",
+                ));
+            }
+            slot.socket = Some(socket.sock.id);
+            slot.remote_changing = true;
+            slot.stream.change_remote(remote_id, addr, Instant::now());
+            Ok(())
+        })
+    }
+
+    fn check_same_instance(&self, socket: &UdxSocket) -> io::Result<()> {
+        if Arc::ptr_eq(&self.shared, &socket.shared) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the socket belongs to another Udx instance",
+            ))
+        }
+    }
+
     /// Waits until the last [`UdxStream::change_remote`] has completed: everything sent to the old remote was
     /// acknowledged (udx-native's `remote-changed` event). Returns at once if no change is under way.
     pub async fn remote_changed(&self) -> io::Result<()> {
         std::future::poll_fn(|cx| {
             let mut inner = self.shared.lock();
-            if let Some(fatal) = &inner.fatal {
-                return Poll::Ready(Err(fatal_error(fatal)));
+            if let Some(e) = inner.fatal_for(self.id) {
+                return Poll::Ready(Err(e));
             }
             let Some(slot) = inner.streams.get_mut(&self.id) else {
                 return Poll::Ready(Err(no_stream(self.id)));
@@ -453,10 +724,11 @@ impl UdxStream {
             .flatten()
     }
 
-    /// Sets the firewall consulted for packets that arrive before the stream is connected.
+    /// Sets the firewall consulted for packets that arrive while the stream is not connected, or on a socket
+    /// other than the one carrying it. It gets the packet's source and the receiving socket's local address.
     pub fn set_firewall(
         &self,
-        firewall: impl FnMut(SocketAddr) -> FirewallVerdict + Send + 'static,
+        firewall: impl FnMut(SocketAddr, SocketAddr) -> FirewallVerdict + Send + 'static,
     ) -> io::Result<()> {
         self.with_slot(|slot| {
             slot.firewall = Some(Box::new(firewall));
@@ -490,8 +762,8 @@ impl UdxStream {
     /// Polling form of [`UdxStream::recv_message`].
     pub fn poll_recv_message(&self, cx: &mut Context<'_>) -> Poll<io::Result<Vec<u8>>> {
         let mut inner = self.shared.lock();
-        if let Some(fatal) = &inner.fatal {
-            return Poll::Ready(Err(fatal_error(fatal)));
+        if let Some(e) = inner.fatal_for(self.id) {
+            return Poll::Ready(Err(e));
         }
         let Some(slot) = inner.streams.get_mut(&self.id) else {
             return Poll::Ready(Err(no_stream(self.id)));
@@ -519,8 +791,8 @@ impl UdxStream {
     pub async fn closed(&self) -> io::Result<()> {
         std::future::poll_fn(|cx| {
             let mut inner = self.shared.lock();
-            if let Some(fatal) = &inner.fatal {
-                return Poll::Ready(Err(fatal_error(fatal)));
+            if let Some(e) = inner.fatal_for(self.id) {
+                return Poll::Ready(Err(e));
             }
             let Some(slot) = inner.streams.get_mut(&self.id) else {
                 return Poll::Ready(Ok(()));
@@ -546,13 +818,11 @@ impl UdxStream {
     pub fn stats(&self) -> io::Result<StreamStats> {
         self.with_slot(|slot| Ok(slot.stream.stats()))
     }
-}
 
-impl UdxStream {
     fn poll_read_ref(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut inner = self.shared.lock();
-        if let Some(fatal) = &inner.fatal {
-            return Poll::Ready(Err(fatal_error(fatal)));
+        if let Some(e) = inner.fatal_for(self.id) {
+            return Poll::Ready(Err(e));
         }
         let Some(slot) = inner.streams.get_mut(&self.id) else {
             return Poll::Ready(Err(no_stream(self.id)));
@@ -561,7 +831,7 @@ impl UdxStream {
         if n > 0 {
             buf.advance(n);
             // Reading opened the receive window: let the driver advertise it if it needs to.
-            let waker = inner.driver_waker.take();
+            let waker = inner.take_driver_waker(self.id);
             drop(inner);
             if let Some(w) = waker {
                 w.wake();
@@ -579,13 +849,14 @@ impl UdxStream {
         slot.read_waker = Some(cx.waker().clone());
         Poll::Pending
     }
+
     fn poll_write_ref(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
         let mut inner = self.shared.lock();
-        if let Some(fatal) = &inner.fatal {
-            return Poll::Ready(Err(fatal_error(fatal)));
+        if let Some(e) = inner.fatal_for(self.id) {
+            return Poll::Ready(Err(e));
         }
         let Some(slot) = inner.streams.get_mut(&self.id) else {
             return Poll::Ready(Err(no_stream(self.id)));
@@ -604,7 +875,7 @@ impl UdxStream {
             slot.write_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let waker = inner.driver_waker.take();
+        let waker = inner.take_driver_waker(self.id);
         drop(inner);
         if let Some(w) = waker {
             w.wake();
@@ -695,16 +966,24 @@ impl Drop for UdxStream {
             }
             Ok(())
         });
+        {
+            // A stream no socket carries has no driver to retire it.
+            let mut inner = self.shared.lock();
+            if inner
+                .streams
+                .get(&self.id)
+                .is_some_and(|s| s.socket.is_none())
+            {
+                inner.streams.remove(&self.id);
+            }
+        }
         self.shared.release_handle();
     }
 }
 
 impl fmt::Debug for UdxStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UdxStream")
-            .field("id", &self.id)
-            .field("local_addr", &self.shared.local_addr)
-            .finish()
+        f.debug_struct("UdxStream").field("id", &self.id).finish()
     }
 }
 
@@ -732,6 +1011,7 @@ impl TxQueue {
 /// The per-socket driver task.
 struct Driver {
     shared: Arc<Shared>,
+    sock: Arc<SocketIo>,
     rx: RecvBuffers,
     tx: TxQueue,
     sleep: Pin<Box<tokio::time::Sleep>>,
@@ -743,11 +1023,10 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(shared: Arc<Shared>, gso: bool) -> Self {
-        let rx = RecvBuffers::new(&shared.io);
+    fn new(shared: Arc<Shared>, sock: Arc<SocketIo>, gso: bool) -> Self {
+        let rx = RecvBuffers::new(&sock.io);
         let gso_segments = if gso {
-            shared
-                .io
+            sock.io
                 .max_gso_segments()
                 .clamp(1, MAX_GSO_BYTES / packet::MTU_MAX)
         } else {
@@ -755,6 +1034,7 @@ impl Driver {
         };
         Self {
             shared,
+            sock,
             rx,
             tx: TxQueue {
                 buf: Vec::with_capacity(TX_BATCH_BYTES + 2 * MAX_GSO_BYTES),
@@ -773,10 +1053,10 @@ impl Driver {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some(&(dest, segment, start, end)) = self.tx.sends.get(self.tx.next) {
             let contents = self.tx.buf.get(start..end).unwrap_or(&[]);
-            match self.shared.io.try_send(dest, contents, segment) {
+            match self.sock.io.try_send(dest, contents, segment) {
                 Ok(()) => self.tx.next += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.shared.io.poll_send_ready(cx))?;
+                    ready!(self.sock.io.poll_send_ready(cx))?;
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -791,20 +1071,29 @@ impl Driver {
             let (from, datagrams) = self.rx.datagrams(i);
             let from = normalize(from);
             for datagram in datagrams {
-                dispatch_one(inner, now, from, datagram);
+                dispatch_one(
+                    inner,
+                    self.sock.id,
+                    self.sock.local_addr,
+                    now,
+                    from,
+                    datagram,
+                );
             }
         }
     }
 
-    /// Runs due timers, collects packets to send and events, and registers the driver's waker.
-    fn service(&mut self, inner: &mut Inner, cx: &mut Context<'_>, now: Instant) {
+    /// Runs due timers, collects packets to send and events of the streams this socket carries, and registers
+    /// the driver's waker. Returns whether the driver may stop (no handle and no stream left).
+    fn service(&mut self, inner: &mut Inner, cx: &mut Context<'_>, now: Instant) -> bool {
+        let me = self.sock.id;
         let mut deadline: Option<Instant> = None;
-        for slot in inner.streams.values_mut() {
+        for slot in inner.streams.values_mut().filter(|s| s.socket == Some(me)) {
             if slot.stream.poll_timeout().is_some_and(|t| t <= now) {
                 slot.stream.handle_timeout(now);
             }
             if !slot.attached {
-                // Nobody will read a dropped stream: discard what arrives so it can reach the remote's END and close.
+                // Nobody will read a dropped stream: discard what arrives so it can reach the remote's END.
                 while slot.stream.read(&mut self.discard) > 0 {}
             }
             while self.tx.buf.len() < TX_BATCH_BYTES {
@@ -831,23 +1120,40 @@ impl Driver {
         }
         inner
             .streams
-            .retain(|_, slot| slot.attached || !slot.stream.is_closed());
+            .retain(|_, slot| slot.socket != Some(me) || slot.attached || !slot.stream.is_closed());
         self.deadline = deadline;
-        match &inner.driver_waker {
+        let carries_streams = inner.streams.values().any(|s| s.socket == Some(me));
+        let Some(state) = inner.sockets.get_mut(&me) else {
+            return true;
+        };
+        match &state.driver_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
-            _ => inner.driver_waker = Some(cx.waker().clone()),
+            _ => state.driver_waker = Some(cx.waker().clone()),
+        }
+        let done = state.handles == 0 && !carries_streams;
+        if done {
+            inner.sockets.remove(&me);
+        }
+        done
+    }
+
+    /// Drains events only (used while blocked on a full socket).
+    fn drain(&mut self, inner: &mut Inner) {
+        let me = self.sock.id;
+        for slot in inner.streams.values_mut().filter(|s| s.socket == Some(me)) {
+            slot.drain_events(&mut self.wake);
         }
     }
 
     fn fail(&mut self, e: io::Error) {
+        let me = self.sock.id;
         let mut inner = self.shared.lock();
-        inner.fatal = Some((e.kind(), format!("udx socket failed: {e}")));
-        self.wake.extend(inner.raw_waker.take());
-        for slot in inner.streams.values_mut() {
-            self.wake.extend(slot.read_waker.take());
-            self.wake.extend(slot.write_waker.take());
-            self.wake.extend(slot.message_waker.take());
-            self.wake.extend(slot.close_waker.take());
+        if let Some(state) = inner.sockets.get_mut(&me) {
+            state.fatal = Some((e.kind(), format!("udx socket failed: {e}")));
+            self.wake.extend(state.raw_waker.take());
+        }
+        for slot in inner.streams.values_mut().filter(|s| s.socket == Some(me)) {
+            slot.wake_all(&mut self.wake);
         }
         drop(inner);
         for w in self.wake.drain(..) {
@@ -867,38 +1173,52 @@ fn normalize(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn push_raw(inner: &mut Inner, from: SocketAddr, datagram: &[u8]) {
-    if inner.raw.len() < RAW_QUEUE_MAX {
-        inner.raw.push_back((datagram.to_vec(), from));
-        if let Some(w) = inner.raw_waker.take() {
-            w.wake();
+fn push_raw(inner: &mut Inner, socket: usize, from: SocketAddr, datagram: &[u8]) {
+    if let Some(state) = inner.sockets.get_mut(&socket) {
+        if state.raw.len() < RAW_QUEUE_MAX {
+            state.raw.push_back((datagram.to_vec(), from));
+            if let Some(w) = state.raw_waker.take() {
+                w.wake();
+            }
         }
     }
 }
 
-fn dispatch_one(inner: &mut Inner, now: Instant, from: SocketAddr, datagram: &[u8]) {
-    if !packet::is_udx(datagram) {
-        return push_raw(inner, from, datagram);
-    }
-    let Some(id) = packet::destination_id(datagram) else {
-        return push_raw(inner, from, datagram);
+fn dispatch_one(
+    inner: &mut Inner,
+    socket: usize,
+    local_addr: SocketAddr,
+    now: Instant,
+    from: SocketAddr,
+    datagram: &[u8],
+) {
+    let Some(id) = packet::destination_id(datagram).filter(|_| packet::is_udx(datagram)) else {
+        return push_raw(inner, socket, from, datagram);
     };
     let Some(slot) = inner.streams.get_mut(&id) else {
-        return push_raw(inner, from, datagram);
+        return push_raw(inner, socket, from, datagram);
     };
     if slot.stream.is_closed() {
         // libudx forgets closed streams at once, so their packets reach the socket's raw handler.
-        return push_raw(inner, from, datagram);
+        return push_raw(inner, socket, from, datagram);
     }
-    if slot.stream.remote().is_none() {
+    if slot.socket != Some(socket) || slot.stream.remote().is_none() {
         let verdict = match slot.firewall.as_mut() {
-            Some(firewall) => firewall(from),
+            Some(firewall) => firewall(from, local_addr),
             None => FirewallVerdict::Reject,
         };
         match verdict {
             FirewallVerdict::Reject => return,
             FirewallVerdict::Accept => {}
-            FirewallVerdict::Connect { remote_id } => slot.stream.connect(remote_id, from, now),
+            FirewallVerdict::Connect { remote_id } => {
+                slot.socket = Some(socket);
+                if slot.stream.remote().is_some() {
+                    slot.remote_changing = true;
+                    slot.stream.change_remote(remote_id, from, now);
+                } else {
+                    slot.stream.connect(remote_id, from, now);
+                }
+            }
         }
     }
     slot.stream.handle_datagram(now, from, datagram);
@@ -921,7 +1241,7 @@ impl Future for Driver {
             };
 
             // 2. Receive one batch.
-            let received = match this.rx.poll_recv(&this.shared.io, cx) {
+            let received = match this.rx.poll_recv(&this.sock.io, cx) {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(e)) => {
                     this.fail(e);
@@ -938,14 +1258,12 @@ impl Future for Driver {
                 if received > 0 {
                     this.dispatch(&mut inner, received, now);
                 }
-                if !blocked {
-                    this.service(&mut inner, cx, now);
+                if blocked {
+                    this.drain(&mut inner);
+                    false
                 } else {
-                    for slot in inner.streams.values_mut() {
-                        slot.drain_events(&mut this.wake);
-                    }
+                    this.service(&mut inner, cx, now)
                 }
-                shared.handles.load(Ordering::Acquire) == 0 && inner.streams.is_empty()
             };
             for w in this.wake.drain(..) {
                 w.wake();
@@ -1046,7 +1364,7 @@ mod tests {
 
         let seen = Arc::new(Mutex::new(None));
         let seen2 = Arc::clone(&seen);
-        sb.set_firewall(move |from| {
+        sb.set_firewall(move |from, _local| {
             *seen2.lock().unwrap_or_else(|e| e.into_inner()) = Some(from);
             FirewallVerdict::Connect { remote_id: 1 }
         })
@@ -1242,5 +1560,118 @@ mod close_tests {
         })
         .await
         .expect("both streams closed and were removed");
+    }
+}
+
+#[cfg(test)]
+mod instance_tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LOOPBACK: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    /// HyperDHT's server side: a stream with no socket yet is connected by its firewall through the socket the
+    /// first packet arrives on.
+    #[tokio::test]
+    async fn firewall_connects_a_socketless_stream_through_the_receiving_socket() {
+        let udx = Udx::new();
+        let s1 = udx.bind(LOOPBACK).await.expect("bind s1");
+        let s2 = udx.bind(LOOPBACK).await.expect("bind s2");
+        let server = udx.create_stream(5).expect("stream 5");
+        assert_eq!(server.local_addr(), None);
+        let s2_addr = s2.local_addr();
+        server
+            .set_firewall(move |_from, local| {
+                if local == s2_addr {
+                    FirewallVerdict::Connect { remote_id: 9 }
+                } else {
+                    FirewallVerdict::Reject
+                }
+            })
+            .expect("firewall");
+
+        let peer = UdxSocket::bind(LOOPBACK).await.expect("bind peer");
+        let mut client = peer.create_stream(9).expect("stream 9");
+        client.connect(5, s2.local_addr()).expect("connect");
+        client.write_all(b"hello over s2").await.expect("write");
+        client.shutdown().await.expect("end");
+
+        let mut got = Vec::new();
+        tokio::time::timeout(LIMIT, (&server).read_to_end(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(got, b"hello over s2");
+        assert_eq!(server.local_addr(), Some(s2.local_addr()));
+        assert_eq!(server.remote(), Some((9, peer.local_addr())));
+        (&server).write_all(b"reply").await.expect("reply");
+        (&server).shutdown().await.expect("end server");
+        let mut reply = Vec::new();
+        tokio::time::timeout(LIMIT, client.read_to_end(&mut reply))
+            .await
+            .expect("in time")
+            .expect("read reply");
+        assert_eq!(reply, b"reply");
+        drop(s1);
+    }
+
+    /// udx-native's `changeRemote(socket, ...)`: a stream moves to another socket of its instance mid-transfer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_moves_to_another_socket_mid_transfer() {
+        let udx = Udx::new();
+        let s1 = udx.bind(LOOPBACK).await.expect("bind s1");
+        let s2 = udx.bind(LOOPBACK).await.expect("bind s2");
+        let ours = udx.create_stream(1).expect("stream 1");
+        // Like HyperDHT's firewall: accept the old path while the change completes.
+        ours.set_firewall(|_, _| FirewallVerdict::Accept)
+            .expect("firewall");
+        let peer = UdxSocket::bind(LOOPBACK).await.expect("bind peer");
+        let theirs = peer.create_stream(2).expect("stream 2");
+        ours.connect_via(&s1, 2, peer.local_addr())
+            .expect("connect via s1");
+        theirs.connect(1, s1.local_addr()).expect("connect peer");
+        assert_eq!(ours.local_addr(), Some(s1.local_addr()));
+
+        let size = 8usize << 20;
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let send = async {
+            (&ours).write_all(&data).await.expect("write");
+            (&ours).shutdown().await.expect("end");
+        };
+        let switch = async {
+            while theirs.stats().expect("stats").bytes_received < 1 << 20 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            ours.change_remote_via(&s2, 2, peer.local_addr())
+                .expect("move to s2");
+            theirs
+                .change_remote(1, s2.local_addr())
+                .expect("peer follows");
+            ours.remote_changed().await.expect("our change completes");
+            theirs
+                .remote_changed()
+                .await
+                .expect("their change completes");
+        };
+        let receive = async {
+            let mut got = Vec::with_capacity(size);
+            (&theirs).read_to_end(&mut got).await.expect("read");
+            got
+        };
+        let (_, _, got) =
+            tokio::time::timeout(LIMIT, async { tokio::join!(send, switch, receive) })
+                .await
+                .expect("transfer in time");
+        assert!(
+            got == data,
+            "bytes differ after the move ({} of {} received)",
+            got.len(),
+            size
+        );
+        assert_eq!(ours.local_addr(), Some(s2.local_addr()));
+        assert_eq!(s1.stream_count(), 0);
+        assert_eq!(s2.stream_count(), 1);
     }
 }
