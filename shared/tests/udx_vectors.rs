@@ -617,3 +617,150 @@ fn udx_native_respects_our_zero_window() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.lines().any(|l| l == "close"), "{text}");
 }
+
+/// Blind relaying (libudx `udx_stream_relay_to`, used by blind-relay servers): A talks to relay stream R1, B to
+/// R2, the relay pairs them, and A and B end up with one end-to-end stream.
+#[test]
+fn relay_pairs_two_streams() {
+    use std::collections::VecDeque;
+    let base = Instant::now();
+    let a_addr: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+    let b_addr: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+    let r_addr: SocketAddr = "127.0.0.1:1003".parse().unwrap();
+    let mut a = Stream::new(1, StreamConfig::default(), base);
+    let mut b = Stream::new(2, StreamConfig::default(), base);
+    let mut r1 = Stream::new(10, StreamConfig::default(), base);
+    let mut r2 = Stream::new(20, StreamConfig::default(), base);
+    a.connect(10, r_addr, base);
+    b.connect(20, r_addr, base);
+    r1.connect(1, a_addr, base);
+    r2.connect(2, b_addr, base);
+    r1.relay_to().unwrap();
+    r2.relay_to().unwrap();
+    assert_eq!(
+        r1.relay_to(),
+        Err(holepunch::udx::StreamError::AlreadyRelaying)
+    );
+    assert_eq!(r1.write(b"x"), 0);
+
+    let total = 1 << 20;
+    let mut written = 0usize;
+    let mut got = 0usize;
+    let chunk = vec![0xabu8; 1 << 16];
+    let mut buf = vec![0u8; 1 << 16];
+    // (deliver at, destination address, datagram)
+    let mut net: VecDeque<(Duration, SocketAddr, Vec<u8>)> = VecDeque::new();
+    let delay = Duration::from_millis(5);
+    let mut vt = Duration::ZERO;
+    let mut out = Vec::new();
+    let mut relayed = 0u32;
+    while vt < Duration::from_secs(30) && !(a.is_closed() && b.is_closed()) {
+        let now = base + vt;
+        while written < total {
+            let n = a.write(&chunk[..chunk.len().min(total - written)]);
+            if n == 0 {
+                break;
+            }
+            written += n;
+            if written == total {
+                a.finish();
+            }
+        }
+        loop {
+            let n = b.read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        while let Some(ev) = b.poll_event() {
+            if ev == StreamEvent::RemoteEnded {
+                b.finish();
+            }
+        }
+        while a.poll_event().is_some() {}
+        for s in [&mut a, &mut b] {
+            loop {
+                out.clear();
+                let Some(t) = s.poll_transmit(now, &mut out, 16) else {
+                    break;
+                };
+                for c in out.chunks(t.segment_size) {
+                    net.push_back((vt + delay, t.destination, c.to_vec()));
+                }
+            }
+        }
+        // Next event.
+        let next = [a.poll_timeout(), b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .map(|t| t.saturating_duration_since(base))
+            .chain(net.front().map(|(t, ..)| *t))
+            .min();
+        let Some(next) = next else { break };
+        vt = vt.max(next);
+        let now = base + vt;
+        while net.front().is_some_and(|(t, ..)| *t <= vt) {
+            let Some((_, to, mut d)) = net.pop_front() else {
+                break;
+            };
+            if to == r_addr {
+                // The relay: route by destination id, forward to the paired stream's remote.
+                let id = holepunch::udx::packet::destination_id(&d);
+                let (relay, pair_remote) = match id {
+                    Some(10) => (&mut r1, r2.remote()),
+                    Some(20) => (&mut r2, r1.remote()),
+                    _ => continue,
+                };
+                let (pair_id, pair_addr) = pair_remote.unwrap();
+                if relay.relay_datagram(now, &mut d, pair_id) {
+                    relayed += 1;
+                    net.push_back((vt + delay, pair_addr, d));
+                }
+            } else if to == a_addr {
+                a.handle_datagram(now, r_addr, &d);
+            } else if to == b_addr {
+                b.handle_datagram(now, r_addr, &d);
+            }
+        }
+        for s in [&mut a, &mut b] {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+        }
+    }
+    assert_eq!(got, total);
+    assert!(
+        a.is_closed() && b.is_closed(),
+        "{:?} {:?}",
+        a.stats(),
+        b.stats()
+    );
+    assert!(relayed > 700);
+    assert!(!r1.is_closed() && !r2.is_closed());
+
+    // A DESTROY through the relay closes the relay stream it passes and reaches the other side.
+    let mut d = Vec::new();
+    Header {
+        type_flags: flags::DESTROY,
+        data_offset: 0,
+        remote_id: 10,
+        recv_window: 0,
+        seq: 12345,
+        ack: 0,
+    }
+    .encode(&mut d);
+    assert!(r1.relay_datagram(base, &mut d, 2));
+    assert_eq!(holepunch::udx::packet::destination_id(&d), Some(2));
+    assert_eq!(
+        r1.poll_event(),
+        Some(StreamEvent::Closed {
+            error: Some(holepunch::udx::StreamError::Reset)
+        })
+    );
+    assert!(!r1.relay_datagram(base, &mut d, 2));
+    // The driver destroys the streams relaying to a closed one; a relay sends no DESTROY of its own.
+    r2.destroy();
+    assert!(r2.is_closed());
+    assert!(r2.poll_transmit(base, &mut out, 8).is_none());
+}

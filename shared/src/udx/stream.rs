@@ -48,7 +48,8 @@
 //! - Reading frees receive window at once and, when the advertised window had dropped below one packet, an
 //!   ack announces the reopened window (libudx waits for the sender's zero-window probe).
 //! - Out-of-order packets more than 16384 sequence numbers ahead are dropped (libudx buffers any distance).
-//! - Not implemented: relaying (`udx_stream_relay_to`); the firewall hook belongs to the driver.
+//! - Relaying (`udx_stream_relay_to`) is split: [`Stream::relay_datagram`] rewrites and accounts, the
+//!   driver forwards; the firewall hook belongs to the driver.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -133,6 +134,9 @@ pub enum StreamError {
     /// The remote destroyed the stream (libudx `UV_ECONNRESET`).
     #[error("connection reset by peer")]
     Reset,
+    /// [`Stream::relay_to`] on a stream that already relays.
+    #[error("stream is already relaying")]
+    AlreadyRelaying,
 }
 
 /// A batch of datagrams [`Stream::poll_transmit`] appended to the output buffer, all for one destination.
@@ -299,6 +303,7 @@ pub struct Stream {
 
     // status
     connected: bool,
+    relaying: bool,
     ending: bool,
     ended: bool,
     ending_remote: bool,
@@ -427,6 +432,7 @@ impl Stream {
             remote_id: 0,
             remote_addr: None,
             connected: false,
+            relaying: false,
             ending: false,
             ended: false,
             ending_remote: false,
@@ -630,7 +636,7 @@ impl Stream {
     /// [`StreamEvent::Writable`]), or the stream was finished or closed. Room is libudx's high watermark
     /// (256 KiB) plus the current send window.
     pub fn write(&mut self, data: &[u8]) -> usize {
-        if self.closed || self.destroying || self.ending || data.is_empty() {
+        if self.closed || self.destroying || self.ending || self.relaying || data.is_empty() {
             return 0;
         }
         let cap = HIGH_WATERMARK + self.send_window_in_bytes() as usize;
@@ -699,12 +705,13 @@ impl Stream {
         self.max_payload()
     }
 
-    /// Sends DESTROY (when connected) and closes the stream at once; unacked data is dropped.
+    /// Sends DESTROY (when connected) and closes the stream at once; unacked data is dropped. A relay stream
+    /// closes without sending anything (libudx).
     pub fn destroy(&mut self) {
         if self.closed {
             return;
         }
-        if !self.connected {
+        if !self.connected || self.relaying {
             self.close_stream(None);
             return;
         }
@@ -716,6 +723,55 @@ impl Stream {
         }
         self.seq = self.seq.wrapping_add(1);
         self.close_internal(None);
+    }
+
+    /// Turns this stream into a blind relay (libudx `udx_stream_relay_to`): from now on the driver hands its
+    /// datagrams to [`Stream::relay_datagram`] instead of [`Stream::handle_datagram`] and forwards them to the
+    /// destination stream's remote. The driver also destroys this stream when the destination closes (libudx
+    /// destroys the streams relaying to a stream that closes). Fails when already relaying or closed.
+    pub fn relay_to(&mut self) -> Result<(), StreamError> {
+        if self.closed || self.destroying {
+            return Err(StreamError::Closed);
+        }
+        if self.relaying {
+            return Err(StreamError::AlreadyRelaying);
+        }
+        self.relaying = true;
+        self.timer_stop();
+        Ok(())
+    }
+
+    /// True once [`Stream::relay_to`] was called.
+    pub fn is_relay(&self) -> bool {
+        self.relaying
+    }
+
+    /// Relays one datagram received by this relay stream (libudx `relay_packet`): rewrites its destination id in
+    /// place to `to_remote_id`, the destination stream's remote id, and returns true when the driver must send it
+    /// to the destination stream's remote address. The sequence number is tracked; a DESTROY is forwarded and
+    /// then closes this stream ([`StreamError::Reset`]). Returns false for non-UDX datagrams, datagrams not
+    /// addressed to this stream, or when this stream is closed or not a relay.
+    pub fn relay_datagram(&mut self, now: Instant, datagram: &mut [u8], to_remote_id: u32) -> bool {
+        self.set_now(now);
+        if !self.relaying || self.closed {
+            return false;
+        }
+        let Ok((h, _)) = Header::decode(datagram) else {
+            return false;
+        };
+        if h.remote_id != self.local_id {
+            return false;
+        }
+        self.bytes_rx += datagram.len() as u64;
+        self.packets_rx += 1;
+        self.seq = seq::max(self.seq, h.seq);
+        if let Some(id) = datagram.get_mut(4..8) {
+            id.copy_from_slice(&to_remote_id.to_le_bytes());
+        }
+        if h.type_flags & flags::DESTROY != 0 {
+            self.close_stream(Some(StreamError::Reset));
+        }
+        true
     }
 
     /// Copies in-order received bytes into `buf`; returns 0 when nothing is readable now.
@@ -1562,7 +1618,7 @@ impl Stream {
                 len: n,
             });
         }
-        if self.closed || !self.connected || max_datagrams == 0 {
+        if self.closed || !self.connected || self.relaying || max_datagrams == 0 {
             return None;
         }
         let destination = self.remote_addr?;
@@ -1758,7 +1814,7 @@ impl Stream {
             }
             return;
         }
-        if self.closed || self.destroying {
+        if self.closed || self.destroying || self.relaying {
             return;
         }
         let Ok((h, rest)) = Header::decode(datagram) else {
