@@ -112,6 +112,8 @@ struct SocketState {
     driver_waker: Option<Waker>,
     /// Live [`UdxSocket`] handles of this socket.
     handles: usize,
+    /// Relayed datagrams this socket's driver must send (from relay streams, possibly on other sockets).
+    relay_out: VecDeque<(Vec<u8>, SocketAddr)>,
     /// Set when the driver stopped on a socket error; operations on this socket then fail with it.
     fatal: Option<(io::ErrorKind, String)>,
 }
@@ -135,6 +137,8 @@ struct Slot {
     closed: Option<Option<(io::ErrorKind, String)>>,
     /// A [`UdxStream`] handle refers to this slot.
     attached: bool,
+    /// This stream blindly relays what it receives to the remote of that stream (libudx `relay_to`).
+    relay_to: Option<u32>,
 }
 
 impl Slot {
@@ -154,6 +158,7 @@ impl Slot {
             finished: false,
             closed: None,
             attached: true,
+            relay_to: None,
         }
     }
 
@@ -266,6 +271,7 @@ impl Shared {
                     raw_waker: None,
                     driver_waker: None,
                     handles: 1,
+                    relay_out: VecDeque::new(),
                     fatal: None,
                 },
             );
@@ -694,6 +700,27 @@ impl UdxStream {
         }
     }
 
+    /// Turns this stream into a blind relay to `destination` (udx-native `relayTo`): every datagram this stream
+    /// receives is forwarded, with its stream id rewritten, to `destination`'s remote through the socket carrying
+    /// `destination`. This stream no longer reads or writes; it is destroyed when `destination` closes. Relay
+    /// both streams to each other for a two-way relay (what blind-relay does).
+    pub fn relay_to(&self, destination: &UdxStream) -> io::Result<()> {
+        if !Arc::ptr_eq(&self.shared, &destination.shared) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the streams belong to different Udx instances",
+            ));
+        }
+        let to = destination.id;
+        self.with_slot(|slot| {
+            slot.stream
+                .relay_to()
+                .map_err(|e| io::Error::new(error_kind(&e), e))?;
+            slot.relay_to = Some(to);
+            Ok(())
+        })
+    }
+
     /// Waits until the last [`UdxStream::change_remote`] has completed: everything sent to the old remote was
     /// acknowledged (udx-native's `remote-changed` event). Returns at once if no change is under way.
     pub async fn remote_changed(&self) -> io::Result<()> {
@@ -1087,6 +1114,15 @@ impl Driver {
     /// the driver's waker. Returns whether the driver may stop (no handle and no stream left).
     fn service(&mut self, inner: &mut Inner, cx: &mut Context<'_>, now: Instant) -> bool {
         let me = self.sock.id;
+        if let Some(state) = inner.sockets.get_mut(&me) {
+            while let Some((packet, to)) = state.relay_out.pop_front() {
+                let start = self.tx.buf.len();
+                self.tx.buf.extend_from_slice(&packet);
+                self.tx
+                    .sends
+                    .push((to, packet.len(), start, self.tx.buf.len()));
+            }
+        }
         let mut deadline: Option<Instant> = None;
         for slot in inner.streams.values_mut().filter(|s| s.socket == Some(me)) {
             if slot.stream.poll_timeout().is_some_and(|t| t <= now) {
@@ -1116,6 +1152,22 @@ impl Driver {
             slot.drain_events(&mut self.wake);
             if let Some(t) = slot.stream.poll_timeout() {
                 deadline = Some(deadline.map_or(t, |d| d.min(t)));
+            }
+        }
+        // libudx destroys the streams relaying to a stream that closes.
+        let closed: Vec<u32> = inner
+            .streams
+            .iter()
+            .filter(|(_, s)| s.socket == Some(me) && s.closed.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        if !closed.is_empty() {
+            for slot in inner.streams.values_mut() {
+                if slot.relay_to.is_some_and(|to| closed.contains(&to)) && slot.closed.is_none() {
+                    slot.relay_to = None;
+                    slot.stream.destroy();
+                    slot.drain_events(&mut self.wake);
+                }
             }
         }
         inner
@@ -1221,7 +1273,39 @@ fn dispatch_one(
             }
         }
     }
+    if let Some(to) = slot.relay_to {
+        relay(inner, id, to, now, datagram);
+        return;
+    }
     slot.stream.handle_datagram(now, from, datagram);
+}
+
+/// Forwards a datagram received by relay stream `id` to the remote of stream `to` (libudx `relay_packet`).
+fn relay(inner: &mut Inner, id: u32, to: u32, now: Instant, datagram: &[u8]) {
+    let Some((to_socket, (to_remote_id, to_addr))) = inner
+        .streams
+        .get(&to)
+        .filter(|dest| !dest.stream.is_closed())
+        .and_then(|dest| Some((dest.socket?, dest.stream.remote()?)))
+    else {
+        return;
+    };
+    let mut packet = datagram.to_vec();
+    let forward = inner
+        .streams
+        .get_mut(&id)
+        .is_some_and(|slot| slot.stream.relay_datagram(now, &mut packet, to_remote_id));
+    if !forward {
+        return;
+    }
+    if let Some(state) = inner.sockets.get_mut(&to_socket) {
+        if state.relay_out.len() < RAW_QUEUE_MAX {
+            state.relay_out.push_back((packet, to_addr));
+        }
+        if let Some(w) = state.driver_waker.take() {
+            w.wake();
+        }
+    }
 }
 
 impl Future for Driver {
@@ -1673,5 +1757,100 @@ mod instance_tests {
         assert_eq!(ours.local_addr(), Some(s2.local_addr()));
         assert_eq!(s1.stream_count(), 0);
         assert_eq!(s2.stream_count(), 1);
+    }
+
+    /// A blind relay (udx-native `relayTo`, what blind-relay does): two peers talk end to end through a pair of
+    /// relay streams that rewrite stream ids; closing one side tears the relay down.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relay_streams_forward_end_to_end() {
+        let relay_socket = UdxSocket::bind(LOOPBACK).await.expect("bind relay");
+        let a_socket = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b_socket = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let r1 = relay_socket.create_stream(101).expect("r1");
+        let r2 = relay_socket.create_stream(102).expect("r2");
+        let a = a_socket.create_stream(1).expect("a");
+        let b = b_socket.create_stream(2).expect("b");
+        r1.connect(1, a_socket.local_addr()).expect("r1 -> a");
+        r2.connect(2, b_socket.local_addr()).expect("r2 -> b");
+        r1.relay_to(&r2).expect("relay r1 -> r2");
+        r2.relay_to(&r1).expect("relay r2 -> r1");
+        assert!(r1.relay_to(&r2).is_err(), "a stream relays once");
+        a.connect(101, relay_socket.local_addr()).expect("a -> r1");
+        b.connect(102, relay_socket.local_addr()).expect("b -> r2");
+
+        let size = 4usize << 20;
+        let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let work = async {
+            let send_a = async {
+                (&a).write_all(&data).await.expect("a write");
+                (&a).shutdown().await.expect("a end");
+            };
+            let send_b = async {
+                (&b).write_all(&data[..size / 2]).await.expect("b write");
+                (&b).shutdown().await.expect("b end");
+            };
+            let recv_b = async {
+                let mut got = Vec::new();
+                (&b).read_to_end(&mut got).await.expect("b read");
+                got
+            };
+            let recv_a = async {
+                let mut got = Vec::new();
+                (&a).read_to_end(&mut got).await.expect("a read");
+                got
+            };
+            tokio::join!(send_a, send_b, recv_b, recv_a)
+        };
+        let (_, _, at_b, at_a) = tokio::time::timeout(LIMIT, work)
+            .await
+            .expect("relayed transfer in time");
+        assert!(
+            at_b == data,
+            "a -> b through the relay: {} of {} bytes, or different",
+            at_b.len(),
+            size
+        );
+        assert!(at_a == data[..size / 2], "b -> a through the relay");
+        tokio::time::timeout(LIMIT, a.closed())
+            .await
+            .expect("in time")
+            .expect("a closed cleanly");
+        tokio::time::timeout(LIMIT, b.closed())
+            .await
+            .expect("in time")
+            .expect("b closed cleanly");
+
+        // A DESTROY passes through and takes both relay streams down.
+        let c = a_socket.create_stream(3).expect("c");
+        let d = b_socket.create_stream(4).expect("d");
+        let r3 = relay_socket.create_stream(103).expect("r3");
+        let r4 = relay_socket.create_stream(104).expect("r4");
+        r3.connect(3, a_socket.local_addr()).expect("r3 -> c");
+        r4.connect(4, b_socket.local_addr()).expect("r4 -> d");
+        r3.relay_to(&r4).expect("relay");
+        r4.relay_to(&r3).expect("relay");
+        c.connect(103, relay_socket.local_addr()).expect("c -> r3");
+        d.connect(104, relay_socket.local_addr()).expect("d -> r4");
+        (&c).write_all(b"ping").await.expect("c write");
+        let mut buf = [0u8; 4];
+        tokio::time::timeout(LIMIT, (&d).read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("d read");
+        assert_eq!(&buf, b"ping");
+        c.destroy();
+        let err = tokio::time::timeout(LIMIT, d.closed())
+            .await
+            .expect("in time")
+            .expect_err("d reset");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        tokio::time::timeout(LIMIT, r3.closed())
+            .await
+            .expect("in time")
+            .expect_err("r3 reset by the DESTROY");
+        // Destroyed locally (no error of its own), as libudx destroys streams relaying to a closed stream.
+        let _ = tokio::time::timeout(LIMIT, r4.closed())
+            .await
+            .expect("r4 torn down with r3");
     }
 }
