@@ -392,9 +392,12 @@ fn loss_5_percent() {
         loss: 0.05,
         ..Link::default()
     };
-    let mut sim = Sim::new(5, link.clone(), link);
-    transfer(&mut sim, 8 * MIB, 0, 600);
-    assert!(sim.peers[0].stream.stats().packets_retransmitted > 0);
+    for dir in 0..2 {
+        let mut sim = Sim::new(5 + dir as u64, link.clone(), link.clone());
+        let (a, b) = if dir == 0 { (8 * MIB, 0) } else { (0, 8 * MIB) };
+        transfer(&mut sim, a, b, 600);
+        assert!(sim.peers[dir].stream.stats().packets_retransmitted > 0);
+    }
 }
 
 #[test]
@@ -403,9 +406,14 @@ fn loss_20_percent() {
         loss: 0.20,
         ..Link::default()
     };
-    let mut sim = Sim::new(20, link.clone(), link);
-    transfer(&mut sim, 2 * MIB, 0, 1200);
-    assert!(sim.peers[0].stream.stats().packets_retransmitted > 0);
+    for dir in 0..2 {
+        let mut sim = Sim::new(20 + dir as u64, link.clone(), link.clone());
+        let (a, b) = if dir == 0 { (8 * MIB, 0) } else { (0, 8 * MIB) };
+        transfer(&mut sim, a, b, 1200);
+        let st = sim.peers[dir].stream.stats();
+        eprintln!("20% loss, 8 MiB: {:?} virtual, {st:?}", sim.now);
+        assert!(st.packets_retransmitted > 0);
+    }
 }
 
 #[test]
