@@ -94,7 +94,8 @@ pub struct StreamConfig {
     pub initial_ack: u32,
     /// After a clean close (both sides ended), keep answering retransmissions of the remote's END or data
     /// with an ack for this long, in case our last ack was lost (default 3 s). libudx forgets the stream at
-    /// once, and the remote then times out; `Duration::ZERO` restores that behaviour.
+    /// once, and the remote then times out; `Duration::ZERO` restores that behaviour. A non-zero linger lasts at
+    /// least three retransmission timeouts.
     pub linger: Duration,
 }
 
@@ -1583,6 +1584,12 @@ impl Stream {
     fn close_clean(&mut self) {
         self.close_stream(None);
         let linger = self.config.linger.as_millis().min(u128::from(u32::MAX)) as u64;
+        // At least three RTOs: the remote's END retransmits come after 1 and then 2 more RTOs.
+        let linger = if linger > 0 {
+            linger.max(3 * u64::from(self.rto))
+        } else {
+            0
+        };
         if linger > 0 && self.remote_addr.is_some() {
             self.linger_until = Some(self.now + linger);
         }
