@@ -39,7 +39,7 @@ fn run_against_node(mode: Option<&str>, upload: usize) -> (Vec<Vec<u8>>, Vec<Str
     let chunk = vec![0x5au8; 64 * 1024];
     let mut uploaded = 0usize;
     let config = StreamConfig {
-        linger: Duration::from_millis(300),
+        linger: Duration::ZERO,
         ..StreamConfig::default()
     };
     let mut stream = Stream::new(9, config, start);
@@ -549,7 +549,7 @@ fn udx_native_respects_our_zero_window() {
     let start = Instant::now();
     let config = StreamConfig {
         recv_window_max: 64 * 1024,
-        linger: Duration::from_millis(200),
+        linger: Duration::ZERO,
         ..StreamConfig::default()
     };
     let mut stream = Stream::new(9, config, start);
