@@ -1966,7 +1966,8 @@ impl Stream {
             return;
         }
 
-        for (start, end) in h.sack_ranges(rest) {
+        // libudx senders put at most 50 ranges in an ack; more would only be a way to burn our CPU.
+        for (start, end) in h.sack_ranges(rest).take(MAX_SACKS) {
             if self.sack_is_valid(start, end) {
                 let mut p = start;
                 while p != end {
