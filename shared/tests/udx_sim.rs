@@ -890,3 +890,20 @@ fn hostile_network_both_ways_with_end() {
         assert_eq!(p.closed, Some(None));
     }
 }
+
+/// A write beyond the high watermark (256 KiB + send window) is cut short; Writable comes once acks drain it.
+#[test]
+fn backpressure_and_writable() {
+    let mut sim = Sim::new(61, Link::default(), Link::default());
+    sim.peers[1].reading = false;
+    let big = vec![0u8; 4 << 20];
+    let cap = sim.peers[0].stream.write_capacity();
+    let n = sim.peers[0].stream.write(&big);
+    assert_eq!(n, cap);
+    assert!(n < big.len() && n >= 256 * 1024, "{n}");
+    assert_eq!(sim.peers[0].stream.write(&big), 0);
+    let ok = sim.run_until(Duration::from_secs(10), |s| s.peers[0].writable_events > 0);
+    assert!(ok);
+    assert!(sim.peers[0].stream.write_capacity() > 0);
+    assert!(sim.peers[0].stream.unacked_len() < n);
+}
