@@ -692,3 +692,99 @@ async fn rust_streams_move_from_relay_to_direct_mid_transfer() {
     };
     bounded("relay -> direct", &progress, work).await;
 }
+
+/// Rust peers talking end to end through udx-native's blind relay (`stream.relayTo`, tests/interop/js/udxrelay.js).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_peers_through_a_js_relay() {
+    require_node_modules();
+    let (sa, a) = rust_peer(1).await;
+    let (sb, b) = rust_peer(2).await;
+    let mut relay = Command::new("node");
+    relay
+        .arg("js/udxrelay.js")
+        .args(["--bind", "127.0.0.1:0", "--id-a", "101", "--remote-a", "1"])
+        .args(["--peer-a", &sa.local_addr().to_string()])
+        .args([
+            "--id-b",
+            "102",
+            "--remote-b",
+            "2",
+            "--peer-b",
+            &sb.local_addr().to_string(),
+        ])
+        .current_dir(interop_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut relay = relay.spawn().expect("spawn udxrelay.js");
+    let mut lines = BufReader::new(relay.stderr.take().expect("stderr")).lines();
+    let relay_addr: SocketAddr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("relay stderr") {
+            if let Some(addr) = line.strip_prefix("udxrelay: bound ") {
+                return addr.trim().parse().expect("relay address");
+            }
+            eprintln!("udxrelay.js: {line}");
+        }
+        panic!("udxrelay.js exited before binding")
+    })
+    .await
+    .expect("udxrelay.js reported its address");
+    a.connect(101, relay_addr).expect("a -> relay");
+    b.connect(102, relay_addr).expect("b -> relay");
+
+    let size = 16 << 20;
+    let progress = Progress::default();
+    let work = async {
+        tokio::join!(
+            send_pattern(&a, 1, size, "a write", &progress),
+            expect_pattern(&a, 2, size, "a read (b -> a)", &progress),
+            send_pattern(&b, 2, size, "b write", &progress),
+            expect_pattern(&b, 1, size, "b read (a -> b)", &progress),
+        );
+        a.closed().await.expect("a closed cleanly");
+        b.closed().await.expect("b closed cleanly");
+        drop(relay.stdin.take());
+        let status = relay.wait().await.expect("wait relay");
+        assert!(status.success(), "udxrelay.js exited with {status}");
+    };
+    bounded("rust <-> js relay <-> rust", &progress, work).await;
+}
+
+/// udx-native peers (udxcat.js) talking end to end through our blind relay (`UdxStream::relay_to`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_peers_through_a_rust_relay() {
+    let relay_socket = UdxSocket::bind(LOOPBACK).await.expect("bind relay");
+    let r1 = relay_socket.create_stream(101).expect("r1");
+    let r2 = relay_socket.create_stream(102).expect("r2");
+    let mut a = spawn_cat("udxcat.js a", node_cat(), relay_socket.local_addr(), 1, 101).await;
+    let mut b = spawn_cat("udxcat.js b", node_cat(), relay_socket.local_addr(), 2, 102).await;
+    r1.connect(1, a.addr).expect("r1 -> a");
+    r2.connect(2, b.addr).expect("r2 -> b");
+    r1.relay_to(&r2).expect("relay r1 -> r2");
+    r2.relay_to(&r1).expect("relay r2 -> r1");
+
+    let size = 16 << 20;
+    let progress = Progress::default();
+    let work = async {
+        let (a_in, a_out) = (
+            a.child.stdin.take().expect("stdin"),
+            a.child.stdout.take().expect("stdout"),
+        );
+        let (b_in, b_out) = (
+            b.child.stdin.take().expect("stdin"),
+            b.child.stdout.take().expect("stdout"),
+        );
+        tokio::join!(
+            async { drop(send_pattern(a_in, 5, size, "a stdin", &progress).await) },
+            async { drop(send_pattern(b_in, 6, size, "b stdin", &progress).await) },
+            expect_pattern(a_out, 6, size, "a stdout (b -> a)", &progress),
+            expect_pattern(b_out, 5, size, "b stdout (a -> b)", &progress),
+        );
+        let status = a.child.wait().await.expect("wait a");
+        assert!(status.success(), "udxcat.js a exited with {status}");
+        let status = b.child.wait().await.expect("wait b");
+        assert!(status.success(), "udxcat.js b exited with {status}");
+    };
+    bounded("js <-> rust relay <-> js", &progress, work).await;
+}

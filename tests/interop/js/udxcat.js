@@ -64,9 +64,34 @@ const stream = udx.createStream(id)
 stream.on('error', fail)
 stream.connect(socket, remoteId, connect.port, connect.host)
 
+// A libudx peer forgets a stream as soon as it has everything, so if its last ACK is lost our END is never
+// acknowledged and the stream would only fail with ETIMEDOUT a minute later. Once all our data is acknowledged
+// (flush) and the remote's END arrived, give our END a short grace period and then leave successfully.
+const END_ACK_GRACE_MS = 4000
+let dataAcked = false
+let remoteEnded = false
+function maybeGrace() {
+  if (!dataAcked || !remoteEnded) return
+  setTimeout(() => {
+    process.stderr.write('udxcat.js: our END was not acknowledged (the remote had closed); all data was acknowledged\n')
+    process.exit(0)
+  }, END_ACK_GRACE_MS).unref()
+}
+stream.on('end', () => {
+  remoteEnded = true
+  maybeGrace()
+})
+
 process.stdin.on('error', fail)
 process.stdout.on('error', fail)
-process.stdin.pipe(stream)
+process.stdin.pipe(stream, { end: false })
+process.stdin.on('end', () => {
+  stream.flush().then(() => {
+    dataAcked = true
+    stream.end()
+    maybeGrace()
+  }, fail)
+})
 stream.pipe(process.stdout)
 
 stream.on('close', () => {
