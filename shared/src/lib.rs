@@ -10,4 +10,5 @@ pub mod hyperdht;
 pub mod id_encoding;
 pub mod noise;
 pub mod secret_stream;
+pub mod udx;
 pub mod z32;

@@ -1,0 +1,19 @@
+//! UDX: reliable, congestion-controlled streams over UDP, wire-compatible with libudx / `udx-native`.
+//!
+//! [`packet`] holds the datagram format. [`Stream`] is one stream's whole protocol state machine, sans-IO: it
+//! takes datagrams and the current time, and produces datagrams, timer deadlines and events; a driver owns the
+//! UDP socket and the clock.
+
+pub mod packet;
+pub mod socket;
+pub mod stream;
+
+mod io;
+
+mod bbr;
+mod ring;
+mod win_filter;
+
+pub use packet::{flags, Header, PacketError, HEADER_LEN, MAGIC, MTU_BASE, MTU_MAX, VERSION};
+pub use socket::{FirewallVerdict, SocketConfig, Udx, UdxSocket, UdxStream};
+pub use stream::{Stream, StreamConfig, StreamError, StreamEvent, StreamStats, Transmit};

@@ -1,0 +1,2225 @@
+//! One UDX stream's protocol state machine, sans-IO, following libudx (`udx.c`, `udx_rate.c`, `udx_bbr.c`).
+//!
+//! The [`Stream`] never touches a socket or a clock. The driver:
+//! 1. feeds every datagram addressed to the stream (see [`super::packet::destination_id`]) to
+//!    [`Stream::handle_datagram`], and calls [`Stream::handle_timeout`] when [`Stream::poll_timeout`] expires;
+//! 2. after each of those (and after `write`, `finish`, `read`, `send_message`, `destroy`) calls
+//!    [`Stream::poll_transmit`] until it returns `None`, sending what it produced, and then re-reads
+//!    [`Stream::poll_timeout`];
+//! 3. drains [`Stream::poll_event`], and drops the stream once [`Stream::is_closed`].
+//!
+//! Time is kept in whole milliseconds like libudx (`uv_now`), so RTT, RTO, pacing and BBR behave as there.
+//!
+//! # What follows libudx
+//! - Header fields and flags; DATA and END consume a sequence number, MESSAGE, HEARTBEAT and acks do not
+//!   (they carry the current `seq`); DESTROY carries `seq` and increments it.
+//! - Acks: one per received DATA/END datagram, duplicates and out-of-window packets included, with up to 50
+//!   SACK ranges `[start, end)` scanned from `ack + 1` exactly as `send_ack` does; HEARTBEAT is answered by an
+//!   ack and nothing else of it is processed; a datagram whose data offset points past its end is ignored.
+//! - "Final state" ack when the remote acks our END; remote END surfaces (after the ack) only once every
+//!   earlier sequence number arrived; the stream closes when both sides ended; data after the remote END is
+//!   dropped; a DESTROY at or after our ack closes with [`StreamError::Reset`].
+//! - Send window: `min(cwnd, rwnd / payload)` packets (at least 1 while rwnd > 0), rwnd ignored for
+//!   retransmissions, TCP's `wl1`/`wl2` rule for window updates, rwnd = max (4 MiB) minus unread bytes.
+//! - RTT/RTO: RFC 6298 with 1/8 and 1/4 gains, RTO floor 1 s and cap 30 s, RTT samples only from never
+//!   retransmitted packets, clamping of outliers above 5 s; after an RTO the timer restarts at `2 * rto`;
+//!   6 RTOs of one packet close the stream with [`StreamError::TimedOut`].
+//! - RACK-TLP (RFC 8985) as libudx: send-time ordered in-flight queue, reordering window `min_rtt / 4`
+//!   (0 in recovery or after 3 SACKs unless reordering was seen), reordering timer, fast recovery entry and
+//!   exit at `high_seq`, tail loss probe after `2 * srtt` (+2 ms with one packet out, 1 s without RTT sample),
+//!   a new packet or the last one re-sent, TLP loss-repair detection. No dupack counting (libudx has none).
+//! - BBR v1 (`udx_bbr.c`): startup/drain/probe-bw/probe-rtt, the same gains, windowed max bandwidth over 10
+//!   rounds in packets/ms, min RTT over 10 s, ack aggregation, packet conservation in recovery, cwnd restore;
+//!   delivery-rate sampling (`udx_rate.c`) with app-limited marking; token-bucket pacing refilled per ms.
+//! - Keepalive (HEARTBEAT after `keepalive` idle) and zero-window probes (HEARTBEAT every `2 * rto` while the
+//!   peer's window is 0 and data waits, one at once when writing into an idle zero window).
+//! - change_remote: new packets and acks go to the new remote at once, packets in flight keep their original
+//!   destination and remote id on retransmit, sequence numbers continue, the MTU search restarts, and
+//!   [`StreamEvent::RemoteChanged`] comes once everything sent before the change is acked.
+//! - MTU: 1200 base, probes up by 32 to 1500 (capped by [`Stream::set_max_mtu`]), zero padding announced in
+//!   the data offset, three lost probes of a size end the search; lost probes are re-sent without padding.
+//!
+//! # Where this differs
+//! - Acks for all datagrams handled before one `poll_transmit` are coalesced into one (libudx acks each).
+//! - libudx's probe check (`wanted_size > pkt->size`) rejects every packet, so libudx never actually sends
+//!   MTU probes; we apply the evident intent (pad a full packet up to the probed size). Receivers of any
+//!   version handle the padding. Disable with [`StreamConfig::mtu_probing`].
+//! - After a clean close the stream lingers ([`StreamConfig::linger`]) to re-ack a retransmitted END.
+//! - Reading frees receive window at once and, when the advertised window had dropped below one packet, an
+//!   ack announces the reopened window (libudx waits for the sender's zero-window probe).
+//! - Out-of-order packets more than 16384 sequence numbers ahead are dropped (libudx buffers any distance).
+//! - Relaying (`udx_stream_relay_to`) is split: [`Stream::relay_datagram`] rewrites and accounts, the
+//!   driver forwards; the firewall hook belongs to the driver.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::bbr::{Bbr, RateSample};
+use super::packet::{
+    encode_sack_range, flags, seq, Header, HEADER_LEN, IPV4_HEADER_OVERHEAD, IPV6_HEADER_OVERHEAD,
+    MAX_SACKS, MTU_BASE, MTU_MAX, MTU_MAX_PROBES, MTU_STEP,
+};
+use super::ring::ByteRing;
+use super::win_filter::WinFilter;
+
+/// Our millisecond clock starts here, so that 0 can mean "unset" as in libudx.
+const CLOCK_OFFSET_MS: u64 = 1 << 20;
+const INIT_PACING_RATE: u32 = 25_000;
+const MAX_RTO_TIMEOUTS: u8 = 6;
+const RTO_MAX_MS: u32 = 30_000;
+const RTT_MAX_MS: u64 = 30_000;
+const RTT_MIN_WINDOW_MS: u64 = 300_000;
+/// libudx `UDX_DEFAULT_RWND_MAX`.
+pub const DEFAULT_RWND_MAX: u32 = 4 * 1024 * 1024;
+/// libudx `UDX_HIGH_WATERMARK`: writes beyond this plus the send window apply backpressure.
+pub const HIGH_WATERMARK: usize = 262_144;
+const TLP_MAX_ACK_DELAY: u32 = 2;
+/// Out-of-order packets further than this ahead of the cumulative ack are dropped (bounds memory).
+const MAX_INCOMING_AHEAD: usize = 16_384;
+
+/// Stream settings.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// The receive window advertised when the read buffer is empty (libudx default 4 MiB). The advertised
+    /// window shrinks by the bytes received but not yet [`Stream::read`].
+    pub recv_window_max: u32,
+    /// Keepalive interval: a HEARTBEAT goes out after this much idle time. `None` disables it (the default).
+    pub keepalive: Option<Duration>,
+    /// Probe the path MTU upwards from 1200 bytes (default true).
+    pub mtu_probing: bool,
+    /// Initial sequence number (libudx `udx_stream_set_seq`, udx-native `opts.seq`).
+    pub initial_seq: u32,
+    /// Initial cumulative ack (libudx `udx_stream_set_ack`, udx-native `connect(.., { ack })`).
+    pub initial_ack: u32,
+    /// After a clean close (both sides ended), keep answering retransmissions of the remote's END or data
+    /// with an ack for this long, in case our last ack was lost (default 3 s). libudx forgets the stream at
+    /// once, and the remote then times out; `Duration::ZERO` restores that behaviour. A non-zero linger lasts at
+    /// least three retransmission timeouts.
+    pub linger: Duration,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            recv_window_max: DEFAULT_RWND_MAX,
+            keepalive: None,
+            mtu_probing: true,
+            initial_seq: 0,
+            initial_ack: 0,
+            linger: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Errors of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// The operation needs a connected stream.
+    #[error("stream is not connected")]
+    NotConnected,
+    /// The stream is closed.
+    #[error("stream is closed")]
+    Closed,
+    /// A message longer than [`Stream::max_message_len`].
+    #[error("message of {len} bytes exceeds the maximum of {max}")]
+    MessageTooLarge {
+        /// Length given.
+        len: usize,
+        /// Maximum allowed.
+        max: usize,
+    },
+    /// A packet went unacknowledged through 6 retransmission timeouts (libudx `UV_ETIMEDOUT`).
+    #[error("connection timed out")]
+    TimedOut,
+    /// The remote destroyed the stream (libudx `UV_ECONNRESET`).
+    #[error("connection reset by peer")]
+    Reset,
+    /// [`Stream::relay_to`] on a stream that already relays.
+    #[error("stream is already relaying")]
+    AlreadyRelaying,
+}
+
+/// A batch of datagrams [`Stream::poll_transmit`] appended to the output buffer, all for one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send them.
+    pub destination: SocketAddr,
+    /// Size of every datagram except possibly the last, which may be shorter (UDP GSO segment size).
+    pub segment_size: usize,
+    /// Total bytes appended.
+    pub len: usize,
+}
+
+/// Something the application should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// Bytes are ready for [`Stream::read`] (edge-triggered: comes again after a read drained the buffer).
+    Readable,
+    /// The send buffer has room again after a short [`Stream::write`].
+    Writable,
+    /// The remote half-closed: no bytes will arrive beyond what is, or was, readable.
+    RemoteEnded,
+    /// An unordered datagram ([`super::packet::flags::MESSAGE`]).
+    Message(Vec<u8>),
+    /// A [`Stream::change_remote`] completed: everything sent to the previous remote was acked.
+    RemoteChanged,
+    /// The stream closed: `None` after both sides ended cleanly or a local destroy.
+    Closed {
+        /// Why, if abnormally.
+        error: Option<StreamError>,
+    },
+}
+
+/// Counters and estimates of a stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamStats {
+    /// Smoothed RTT.
+    pub srtt: Duration,
+    /// Current retransmission timeout.
+    pub rto: Duration,
+    /// Congestion window, packets.
+    pub cwnd: u32,
+    /// Packets in flight.
+    pub inflight_packets: u32,
+    /// Bytes in flight (header + payload).
+    pub inflight_bytes: usize,
+    /// Current path MTU estimate.
+    pub mtu: usize,
+    /// Pacing rate, bytes per millisecond.
+    pub pacing_bytes_per_ms: u32,
+    /// BBR bottleneck bandwidth estimate, payload bytes per second.
+    pub bandwidth_bytes_per_sec: u64,
+    /// BBR state: 0 startup, 1 drain, 2 probe-bw, 3 probe-rtt (as libudx).
+    pub bbr_state: u8,
+    /// Datagram bytes sent.
+    pub bytes_sent: u64,
+    /// Datagram bytes received.
+    pub bytes_received: u64,
+    /// Datagrams sent.
+    pub packets_sent: u64,
+    /// Datagrams received.
+    pub packets_received: u64,
+    /// Data packets retransmitted.
+    pub packets_retransmitted: u64,
+    /// Retransmission timeouts.
+    pub rto_count: u32,
+    /// Fast recoveries entered.
+    pub fast_recoveries: u32,
+    /// Zero-window probes sent.
+    pub zero_window_probes: u32,
+    /// Stream bytes delivered to the reader so far.
+    pub bytes_read_total: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum CaState {
+    Open = 1,
+    Recovery = 2,
+    Loss = 3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerKind {
+    None,
+    Rto,
+    RackReo,
+    Tlp,
+    Zwp,
+    Keepalive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MtuState {
+    Base,
+    Search,
+    SearchComplete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListId {
+    Inflight,
+    Retransmit,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct List {
+    head: Option<u32>,
+    tail: Option<u32>,
+    len: u32,
+}
+
+/// A data/END packet sent and not yet cumulatively acked.
+#[derive(Debug, Clone)]
+pub(super) struct SentPacket {
+    seq: u32,
+    /// Selectively acked (libudx removes it from `outgoing`; we keep the slot until the cumulative ack).
+    acked: bool,
+    /// In the retransmit queue.
+    lost: bool,
+    retransmitted: bool,
+    transmits: u8,
+    rto_timeouts: u8,
+    is_mtu_probe: bool,
+    type_flags: u8,
+    padding: u8,
+    remote_id: u32,
+    destination: SocketAddr,
+    /// Absolute offset of the payload in the send ring.
+    offset: u64,
+    len: u16,
+    /// Header + payload, without probe padding (libudx `pkt->size`).
+    size: u32,
+    pub(super) time_sent: u64,
+    pub(super) first_sent_ts: u64,
+    pub(super) delivered_ts: u64,
+    pub(super) delivered: u32,
+    pub(super) is_app_limited: bool,
+    prev: Option<u32>,
+    next: Option<u32>,
+}
+
+#[derive(Debug)]
+struct InPacket {
+    type_flags: u8,
+    data: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    bytes: Vec<u8>,
+    destination: SocketAddr,
+}
+
+/// One UDX stream: reliable ordered bytes, half-close, unordered messages, congestion control. See the
+/// module documentation for how a driver runs it.
+#[derive(Debug)]
+pub struct Stream {
+    epoch: Instant,
+    pub(super) now: u64,
+    local_id: u32,
+    remote_id: u32,
+    remote_addr: Option<SocketAddr>,
+    config: StreamConfig,
+
+    // status
+    connected: bool,
+    relaying: bool,
+    ending: bool,
+    ended: bool,
+    ending_remote: bool,
+    ended_remote: bool,
+    destroying: bool,
+    closed: bool,
+
+    pub(super) ca_state: CaState,
+    high_seq: u32,
+    hit_high_watermark: bool,
+    rto_count: u32,
+    zwp_count: u32,
+    fast_recovery_count: u32,
+    retransmit_count: u64,
+    pub(super) writes_queued_bytes: usize,
+
+    ack_pending: bool,
+    heartbeat_pending: bool,
+    readable_armed: bool,
+    last_advertised_rwnd: u32,
+    reordering_seen: bool,
+
+    remote_changing: bool,
+    seq_on_remote_changed: u32,
+
+    // mtu
+    mtu_state: MtuState,
+    mtu_probe_wanted: bool,
+    mtu_probe_count: u32,
+    mtu_probe_size: usize,
+    mtu_max: usize,
+    link_mtu: usize,
+    mtu: usize,
+
+    pub(super) seq: u32,
+    ack: u32,
+    pub(super) remote_acked: u32,
+    remote_ended: u32,
+
+    // rate sampling
+    pub(super) delivered: u32,
+    pub(super) lost: u32,
+    pub(super) app_limited: u32,
+    pub(super) first_sent_ts: u64,
+    pub(super) delivered_ts: u64,
+    pub(super) rate_delivered: u32,
+    pub(super) rate_interval_ms: u32,
+    pub(super) rate_sample_is_app_limited: bool,
+
+    pending_timer: TimerKind,
+    timer_at: Option<u64>,
+    next_rto_ts: u64,
+    pub(super) srtt: u32,
+    rttvar: u32,
+    rto: u32,
+    keepalive_ms: u32,
+    pub(super) rtt_min: WinFilter<u32>,
+
+    // rack
+    rack_rtt: u32,
+    rack_time_sent: u64,
+    rack_next_seq: u32,
+    rack_fack: u32,
+
+    pub(super) bbr: Bbr,
+    pub(super) pacing_bytes_per_ms: u32,
+    tb_available: u32,
+    tb_last_refill_ms: u64,
+    pacing_timer_at: Option<u64>,
+
+    // tlp
+    tlp_is_retrans: bool,
+    tlp_in_flight: bool,
+    tlp_permitted: bool,
+    tlp_end_seq: u32,
+    /// Packets whose transmission was decided (TLP) but not yet written out.
+    tx_queue: VecDeque<u32>,
+
+    inflight_bytes: usize,
+    sacks: u32,
+    pub(super) cwnd: u32,
+    pub(super) ssthresh: u32,
+    send_rwnd: u32,
+    send_wl1: u32,
+    send_wl2: u32,
+
+    // send side
+    send_ring: ByteRing,
+    unsent_offset: u64,
+    end_offset: Option<u64>,
+    end_packetized: bool,
+    outgoing: VecDeque<SentPacket>,
+    inflight_list: List,
+    retransmit_list: List,
+
+    // receive side
+    recv_buf: ByteRing,
+    incoming: VecDeque<Option<InPacket>>,
+    out_of_order: u32,
+    pool: Vec<Vec<u8>>,
+    messages_out: VecDeque<Pending>,
+    destroy_packet: Option<Pending>,
+    /// Until when a cleanly closed stream still re-acks retransmissions (see [`StreamConfig::linger`]).
+    linger_until: Option<u64>,
+
+    events: VecDeque<StreamEvent>,
+
+    bytes_rx: u64,
+    bytes_tx: u64,
+    packets_rx: u64,
+    packets_tx: u64,
+}
+
+fn min_u32(a: u32, b: u32) -> u32 {
+    a.min(b)
+}
+
+impl Stream {
+    /// A new, unconnected stream with local id `local_id` (the id remote peers address it by).
+    pub fn new(local_id: u32, config: StreamConfig, now: Instant) -> Self {
+        let t = CLOCK_OFFSET_MS;
+        let mut s = Stream {
+            epoch: now,
+            now: t,
+            local_id,
+            remote_id: 0,
+            remote_addr: None,
+            connected: false,
+            relaying: false,
+            ending: false,
+            ended: false,
+            ending_remote: false,
+            ended_remote: false,
+            destroying: false,
+            closed: false,
+            ca_state: CaState::Open,
+            high_seq: config.initial_seq,
+            hit_high_watermark: false,
+            rto_count: 0,
+            zwp_count: 0,
+            fast_recovery_count: 0,
+            retransmit_count: 0,
+            writes_queued_bytes: 0,
+            ack_pending: false,
+            heartbeat_pending: false,
+            readable_armed: true,
+            last_advertised_rwnd: config.recv_window_max,
+            reordering_seen: false,
+            remote_changing: false,
+            seq_on_remote_changed: 0,
+            mtu_state: MtuState::Base,
+            mtu_probe_wanted: false,
+            mtu_probe_count: 0,
+            mtu_probe_size: MTU_BASE,
+            mtu_max: MTU_MAX,
+            link_mtu: MTU_MAX,
+            mtu: MTU_BASE,
+            seq: config.initial_seq,
+            ack: config.initial_ack,
+            remote_acked: config.initial_seq,
+            remote_ended: 0,
+            delivered: 0,
+            lost: 0,
+            app_limited: u32::MAX,
+            first_sent_ts: 0,
+            delivered_ts: 0,
+            rate_delivered: 0,
+            rate_interval_ms: 0,
+            rate_sample_is_app_limited: true,
+            pending_timer: TimerKind::None,
+            timer_at: None,
+            next_rto_ts: 0,
+            srtt: 0,
+            rttvar: 0,
+            rto: 1000,
+            keepalive_ms: config
+                .keepalive
+                .map(|d| d.as_millis().clamp(1, u128::from(u32::MAX)) as u32)
+                .unwrap_or(0),
+            rtt_min: WinFilter::new(t, u32::MAX),
+            rack_rtt: 0,
+            rack_time_sent: 0,
+            rack_next_seq: 0,
+            rack_fack: 0,
+            bbr: Bbr::default(),
+            pacing_bytes_per_ms: 0,
+            tb_available: INIT_PACING_RATE,
+            tb_last_refill_ms: t,
+            pacing_timer_at: None,
+            tlp_is_retrans: false,
+            tlp_in_flight: false,
+            tlp_permitted: false,
+            tlp_end_seq: 0,
+            tx_queue: VecDeque::new(),
+            inflight_bytes: 0,
+            sacks: 0,
+            cwnd: 10,
+            ssthresh: 0xffff,
+            send_rwnd: DEFAULT_RWND_MAX,
+            send_wl1: config.initial_ack,
+            send_wl2: config.initial_seq,
+            send_ring: ByteRing::default(),
+            unsent_offset: 0,
+            end_offset: None,
+            end_packetized: false,
+            outgoing: VecDeque::new(),
+            inflight_list: List::default(),
+            retransmit_list: List::default(),
+            recv_buf: ByteRing::default(),
+            incoming: VecDeque::new(),
+            out_of_order: 0,
+            pool: Vec::new(),
+            messages_out: VecDeque::new(),
+            destroy_packet: None,
+            linger_until: None,
+            events: VecDeque::new(),
+            bytes_rx: 0,
+            bytes_tx: 0,
+            packets_rx: 0,
+            packets_tx: 0,
+            config,
+        };
+        if !s.config.mtu_probing {
+            s.mtu_state = MtuState::SearchComplete;
+        }
+        s.bbr_init();
+        s
+    }
+
+    // ---------------------------------------------------------------- clock
+
+    fn to_ms(&self, now: Instant) -> u64 {
+        CLOCK_OFFSET_MS + now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    fn to_instant(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms.saturating_sub(CLOCK_OFFSET_MS))
+    }
+
+    fn set_now(&mut self, now: Instant) {
+        let t = self.to_ms(now);
+        if t > self.now {
+            self.now = t;
+        }
+    }
+
+    // ---------------------------------------------------------------- public API
+
+    /// The id remote peers address this stream by.
+    pub fn local_id(&self) -> u32 {
+        self.local_id
+    }
+
+    /// The remote stream id and address, once connected.
+    pub fn remote(&self) -> Option<(u32, SocketAddr)> {
+        self.remote_addr.map(|a| (self.remote_id, a))
+    }
+
+    /// True once [`Stream::connect`] was called.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Connects to stream `remote_id` at `addr`. Data written before is sent from now on; datagrams received
+    /// before are acked now (libudx `ack_needed`). Ignored when already connected or closed.
+    pub fn connect(&mut self, remote_id: u32, addr: SocketAddr, now: Instant) {
+        self.set_now(now);
+        if self.connected || self.closed {
+            return;
+        }
+        self.connected = true;
+        self.remote_id = remote_id;
+        self.remote_addr = Some(addr);
+        self.apply_link_mtu();
+        if self.keepalive_ms > 0 && self.seq == self.remote_acked {
+            self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
+        }
+    }
+
+    /// Moves the stream to a new remote (holepunching found a better path). As libudx: new packets go to the
+    /// new remote at once, packets already in flight (and their retransmits) keep going to the old one, the MTU
+    /// search restarts, and [`StreamEvent::RemoteChanged`] comes once everything sent before is acked.
+    pub fn change_remote(&mut self, remote_id: u32, addr: SocketAddr, now: Instant) {
+        self.set_now(now);
+        if self.closed || self.destroying || !self.connected {
+            return;
+        }
+        self.remote_addr = Some(addr);
+        self.remote_id = remote_id;
+        let seq_of_change = self.seq;
+        if seq_of_change != self.remote_acked {
+            self.remote_changing = true;
+            self.seq_on_remote_changed = seq_of_change;
+        } else {
+            self.remote_changing = false;
+            self.events.push_back(StreamEvent::RemoteChanged);
+        }
+        self.reset_mtu_state_machine();
+        self.apply_link_mtu();
+    }
+
+    /// Caps the MTU search at the link MTU the OS reports for the path (libudx asks `IP_MTU`); at or below
+    /// 1200 the search is disabled.
+    pub fn set_max_mtu(&mut self, mtu: usize) {
+        self.link_mtu = mtu;
+        if self.connected {
+            self.apply_link_mtu();
+        }
+    }
+
+    /// Sets the keepalive interval (libudx `udx_stream_set_keepalive`); `None` disables it.
+    pub fn set_keepalive(&mut self, interval: Option<Duration>, now: Instant) {
+        self.set_now(now);
+        self.keepalive_ms = interval
+            .map(|d| d.as_millis().clamp(1, u128::from(u32::MAX)) as u32)
+            .unwrap_or(0);
+        if self.closed {
+            return;
+        }
+        if self.remote_acked == self.seq && self.connected {
+            if self.keepalive_ms > 0 {
+                self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
+            } else if self.pending_timer == TimerKind::Keepalive {
+                self.timer_stop();
+            }
+        }
+    }
+
+    /// Copies as much of `data` as the send buffer takes and returns the count; 0 means full (wait for
+    /// [`StreamEvent::Writable`]), or the stream was finished or closed. Room is libudx's high watermark
+    /// (256 KiB) plus the current send window.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        if self.closed || self.destroying || self.ending || self.relaying || data.is_empty() {
+            return 0;
+        }
+        let cap = HIGH_WATERMARK + self.send_window_in_bytes() as usize;
+        let room = cap.saturating_sub(self.writes_queued_bytes);
+        let n = room.min(data.len());
+        if n < data.len() {
+            self.hit_high_watermark = true;
+        }
+        if n == 0 {
+            return 0;
+        }
+        let was_idle = self.writes_queued_bytes == 0;
+        if was_idle && self.unsent_offset == self.send_ring.end() && self.outgoing.is_empty() {
+            // Nothing retained: restart the ring at the current offset.
+            self.send_ring.clear();
+        }
+        self.send_ring.push(&data[..n]);
+        self.writes_queued_bytes += n;
+        self.on_write_queued(was_idle);
+        n
+    }
+
+    /// Half-closes: END goes out after every byte written so far; nothing can be written after.
+    pub fn finish(&mut self) {
+        if self.closed || self.destroying || self.ending {
+            return;
+        }
+        self.ending = true;
+        self.end_offset = Some(self.send_ring.end());
+        let was_idle = self.writes_queued_bytes == 0;
+        self.on_write_queued(was_idle);
+    }
+
+    fn on_write_queued(&mut self, was_idle: bool) {
+        // If an idle, zero-window stream has data queued, send a zero-window probe immediately.
+        if was_idle && self.send_rwnd == 0 && self.connected {
+            self.heartbeat_pending = true;
+            self.timer_start(TimerKind::Zwp, self.rto);
+        }
+    }
+
+    /// Queues an unordered, unreliable datagram (UDX MESSAGE) of at most [`Stream::max_message_len`] bytes.
+    pub fn send_message(&mut self, data: &[u8]) -> Result<(), StreamError> {
+        if self.closed || self.destroying {
+            return Err(StreamError::Closed);
+        }
+        let Some(destination) = self.remote_addr.filter(|_| self.connected) else {
+            return Err(StreamError::NotConnected);
+        };
+        let max = self.max_message_len();
+        if data.len() > max {
+            return Err(StreamError::MessageTooLarge {
+                len: data.len(),
+                max,
+            });
+        }
+        let mut bytes = Vec::with_capacity(HEADER_LEN + data.len());
+        self.header(flags::MESSAGE).encode(&mut bytes);
+        bytes.extend_from_slice(data);
+        self.messages_out.push_back(Pending { bytes, destination });
+        Ok(())
+    }
+
+    /// The largest message [`Stream::send_message`] takes: the payload size of a packet at the current MTU.
+    pub fn max_message_len(&self) -> usize {
+        self.max_payload()
+    }
+
+    /// Sends DESTROY (when connected) and closes the stream at once; unacked data is dropped. A relay stream
+    /// closes without sending anything (libudx).
+    pub fn destroy(&mut self) {
+        if self.closed {
+            return;
+        }
+        if !self.connected || self.relaying {
+            self.close_stream(None);
+            return;
+        }
+        self.destroying = true;
+        if let Some(destination) = self.remote_addr {
+            let mut bytes = Vec::with_capacity(HEADER_LEN);
+            self.header(flags::DESTROY).encode(&mut bytes);
+            self.destroy_packet = Some(Pending { bytes, destination });
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.close_internal(None);
+    }
+
+    /// Turns this stream into a blind relay (libudx `udx_stream_relay_to`): from now on the driver hands its
+    /// datagrams to [`Stream::relay_datagram`] instead of [`Stream::handle_datagram`] and forwards them to the
+    /// destination stream's remote. The driver also destroys this stream when the destination closes (libudx
+    /// destroys the streams relaying to a stream that closes). Fails when already relaying or closed.
+    pub fn relay_to(&mut self) -> Result<(), StreamError> {
+        if self.closed || self.destroying {
+            return Err(StreamError::Closed);
+        }
+        if self.relaying {
+            return Err(StreamError::AlreadyRelaying);
+        }
+        self.relaying = true;
+        self.timer_stop();
+        Ok(())
+    }
+
+    /// True once [`Stream::relay_to`] was called.
+    pub fn is_relay(&self) -> bool {
+        self.relaying
+    }
+
+    /// Relays one datagram received by this relay stream (libudx `relay_packet`): rewrites its destination id in
+    /// place to `to_remote_id`, the destination stream's remote id, and returns true when the driver must send it
+    /// to the destination stream's remote address. The sequence number is tracked; a DESTROY is forwarded and
+    /// then closes this stream ([`StreamError::Reset`]). Returns false for non-UDX datagrams, datagrams not
+    /// addressed to this stream, or when this stream is closed or not a relay.
+    pub fn relay_datagram(&mut self, now: Instant, datagram: &mut [u8], to_remote_id: u32) -> bool {
+        self.set_now(now);
+        if !self.relaying || self.closed {
+            return false;
+        }
+        let Ok((h, _)) = Header::decode(datagram) else {
+            return false;
+        };
+        if h.remote_id != self.local_id {
+            return false;
+        }
+        self.bytes_rx += datagram.len() as u64;
+        self.packets_rx += 1;
+        self.seq = seq::max(self.seq, h.seq);
+        if let Some(id) = datagram.get_mut(4..8) {
+            id.copy_from_slice(&to_remote_id.to_le_bytes());
+        }
+        if h.type_flags & flags::DESTROY != 0 {
+            self.close_stream(Some(StreamError::Reset));
+        }
+        true
+    }
+
+    /// Copies in-order received bytes into `buf`; returns 0 when nothing is readable now.
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = self.recv_buf.pop_into(buf);
+        if self.recv_buf.is_empty() {
+            self.readable_armed = true;
+        }
+        // Not in libudx (its window never depends on unread bytes in udx-native): tell a sender stalled on
+        // our zero window that there is room again, instead of waiting for its next zero-window probe.
+        if n > 0
+            && self.connected
+            && !self.closed
+            && self.last_advertised_rwnd < self.max_payload() as u32
+            && self.recv_rwnd() >= self.max_payload() as u32
+        {
+            self.ack_pending = true;
+        }
+        n
+    }
+
+    /// How many bytes [`Stream::write`] would take now.
+    pub fn write_capacity(&self) -> usize {
+        if self.closed || self.destroying || self.ending {
+            return 0;
+        }
+        let cap = HIGH_WATERMARK + self.send_window_in_bytes() as usize;
+        cap.saturating_sub(self.writes_queued_bytes)
+    }
+
+    /// Bytes waiting to be read.
+    pub fn readable_len(&self) -> usize {
+        self.recv_buf.len()
+    }
+
+    /// Bytes written and not yet acknowledged by the remote.
+    pub fn unacked_len(&self) -> usize {
+        self.writes_queued_bytes
+    }
+
+    /// True once the remote's END was reached (all its bytes received).
+    pub fn is_remote_ended(&self) -> bool {
+        self.ended_remote
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<StreamEvent> {
+        self.events.pop_front()
+    }
+
+    /// True once closed and nothing is left to transmit: the driver can drop the stream.
+    pub fn is_closed(&self) -> bool {
+        self.closed && self.destroy_packet.is_none() && self.linger_until.is_none()
+    }
+
+    /// When [`Stream::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return self.linger_until.map(|t| self.to_instant(t));
+        }
+        let t = match (self.timer_at, self.pacing_timer_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }?;
+        Some(self.to_instant(t))
+    }
+
+    /// Runs the timers that expired by `now` (RTO, RACK reordering, TLP, zero-window probe, keepalive,
+    /// pacing).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.set_now(now);
+        if self.closed {
+            if self.linger_until.is_some_and(|t| t <= self.now) {
+                self.linger_until = None;
+                self.ack_pending = false;
+            }
+            return;
+        }
+        if let Some(t) = self.pacing_timer_at {
+            if t <= self.now {
+                self.pacing_timer_at = None;
+                self.update_pacing_time();
+            }
+        }
+        if let Some(t) = self.timer_at {
+            if t <= self.now {
+                self.timer_at = None;
+                match self.pending_timer {
+                    TimerKind::None => {}
+                    TimerKind::Rto => self.on_rto_timeout(),
+                    TimerKind::RackReo => self.on_rack_reo_timeout(),
+                    TimerKind::Tlp => self.on_tlp_timeout(),
+                    TimerKind::Zwp => self.on_zwp_timeout(),
+                    TimerKind::Keepalive => self.on_keepalive_timeout(),
+                }
+            }
+        }
+    }
+
+    /// Counters and estimates.
+    pub fn stats(&self) -> StreamStats {
+        StreamStats {
+            srtt: Duration::from_millis(u64::from(self.srtt)),
+            rto: Duration::from_millis(u64::from(self.rto)),
+            cwnd: self.cwnd,
+            inflight_packets: self.inflight_list.len,
+            inflight_bytes: self.inflight_bytes,
+            mtu: self.mtu,
+            pacing_bytes_per_ms: self.pacing_bytes_per_ms,
+            bandwidth_bytes_per_sec: (self.bbr_bw() * 1000.0 * self.max_payload() as f64) as u64,
+            bbr_state: self.bbr.state as u8,
+            bytes_sent: self.bytes_tx,
+            bytes_received: self.bytes_rx,
+            packets_sent: self.packets_tx,
+            packets_received: self.packets_rx,
+            packets_retransmitted: self.retransmit_count,
+            rto_count: self.rto_count,
+            fast_recoveries: self.fast_recovery_count,
+            zero_window_probes: self.zwp_count,
+            bytes_read_total: self.recv_buf.start(),
+        }
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    pub(super) fn max_payload(&self) -> usize {
+        let overhead = match self.remote_addr {
+            Some(SocketAddr::V6(_)) => IPV6_HEADER_OVERHEAD,
+            _ => IPV4_HEADER_OVERHEAD,
+        };
+        self.mtu - overhead
+    }
+
+    fn send_window_in_bytes(&self) -> u32 {
+        min_u32(
+            self.cwnd.saturating_mul(self.max_payload() as u32),
+            self.send_rwnd,
+        )
+    }
+
+    fn send_rwnd_in_packets(&self) -> u32 {
+        if self.send_rwnd == 0 {
+            return 0;
+        }
+        (self.send_rwnd / self.max_payload() as u32).max(1)
+    }
+
+    fn send_window_in_packets(&self) -> u32 {
+        min_u32(self.cwnd, self.send_rwnd_in_packets())
+    }
+
+    pub(super) fn inflight_len(&self) -> u32 {
+        self.inflight_list.len
+    }
+
+    pub(super) fn retransmit_list_len(&self) -> u32 {
+        self.retransmit_list.len
+    }
+
+    fn recv_rwnd(&self) -> u32 {
+        self.config
+            .recv_window_max
+            .saturating_sub(self.recv_buf.len().min(u32::MAX as usize) as u32)
+    }
+
+    fn header(&mut self, type_flags: u8) -> Header {
+        let rwnd = self.recv_rwnd();
+        self.last_advertised_rwnd = rwnd;
+        Header {
+            type_flags,
+            data_offset: 0,
+            remote_id: self.remote_id,
+            recv_window: rwnd,
+            seq: self.seq,
+            ack: self.ack,
+        }
+    }
+
+    fn apply_link_mtu(&mut self) {
+        let mtu = self.link_mtu;
+        if mtu > MTU_MAX {
+            self.mtu_max = MTU_MAX;
+        } else if mtu <= MTU_BASE {
+            self.mtu_max = mtu.max(MTU_BASE);
+            self.mtu_state = MtuState::SearchComplete;
+        } else {
+            self.mtu_max = mtu;
+        }
+        if !self.config.mtu_probing {
+            self.mtu_state = MtuState::SearchComplete;
+        }
+    }
+
+    fn reset_mtu_state_machine(&mut self) {
+        self.mtu = MTU_BASE;
+        self.mtu_state = if self.config.mtu_probing {
+            MtuState::Base
+        } else {
+            MtuState::SearchComplete
+        };
+        self.mtu_probe_count = 0;
+        self.mtu_probe_size = MTU_BASE;
+        self.mtu_max = MTU_MAX;
+        self.mtu_probe_wanted = false;
+    }
+
+    fn pkt_index(&self, s: u32) -> Option<usize> {
+        let front = self.outgoing.front()?.seq;
+        let d = seq::diff(s, front);
+        if d < 0 {
+            return None;
+        }
+        let i = d as usize;
+        (i < self.outgoing.len()).then_some(i)
+    }
+
+    fn pkt(&self, s: u32) -> Option<&SentPacket> {
+        self.pkt_index(s).and_then(|i| self.outgoing.get(i))
+    }
+
+    fn pkt_mut(&mut self, s: u32) -> Option<&mut SentPacket> {
+        let i = self.pkt_index(s)?;
+        self.outgoing.get_mut(i)
+    }
+
+    fn list(&mut self, id: ListId) -> &mut List {
+        match id {
+            ListId::Inflight => &mut self.inflight_list,
+            ListId::Retransmit => &mut self.retransmit_list,
+        }
+    }
+
+    fn list_push_tail(&mut self, id: ListId, s: u32) {
+        let tail = self.list(id).tail;
+        if let Some(p) = self.pkt_mut(s) {
+            p.prev = tail;
+            p.next = None;
+        } else {
+            return;
+        }
+        match tail {
+            Some(t) => {
+                if let Some(tp) = self.pkt_mut(t) {
+                    tp.next = Some(s);
+                }
+            }
+            None => self.list(id).head = Some(s),
+        }
+        let l = self.list(id);
+        l.tail = Some(s);
+        l.len += 1;
+    }
+
+    fn list_unlink(&mut self, id: ListId, s: u32) {
+        let Some((prev, next)) = self.pkt_mut(s).map(|p| {
+            let r = (p.prev, p.next);
+            p.prev = None;
+            p.next = None;
+            r
+        }) else {
+            return;
+        };
+        match prev {
+            Some(pv) => {
+                if let Some(pp) = self.pkt_mut(pv) {
+                    pp.next = next;
+                }
+            }
+            None => self.list(id).head = next,
+        }
+        match next {
+            Some(nx) => {
+                if let Some(np) = self.pkt_mut(nx) {
+                    np.prev = prev;
+                }
+            }
+            None => self.list(id).tail = prev,
+        }
+        let l = self.list(id);
+        l.len = l.len.saturating_sub(1);
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    fn timer_start(&mut self, kind: TimerKind, wait_ms: u32) {
+        let at = self.now + u64::from(wait_ms);
+        if kind == TimerKind::Rto {
+            self.next_rto_ts = at;
+        }
+        self.pending_timer = kind;
+        self.timer_at = Some(at);
+    }
+
+    fn timer_stop(&mut self) {
+        self.pending_timer = TimerKind::None;
+        self.timer_at = None;
+    }
+
+    fn rearm_rto(&mut self, from_now: bool) {
+        if self.seq == self.remote_acked {
+            self.timer_stop();
+        } else {
+            let mut rto = self.rto;
+            if !from_now {
+                let delta = self.next_rto_ts as i64 - self.now as i64;
+                rto = if delta <= 0 { 1 } else { delta as u32 };
+            }
+            self.timer_start(TimerKind::Rto, rto);
+        }
+    }
+
+    fn arm_stream_timers(&mut self, arm_tlp: bool) {
+        if matches!(
+            self.pending_timer,
+            TimerKind::None | TimerKind::Zwp | TimerKind::Keepalive
+        ) || self.timer_at.is_none()
+        {
+            self.timer_start(TimerKind::Rto, self.rto);
+        }
+        if arm_tlp && self.ca_state == CaState::Open && self.sacks == 0 {
+            self.schedule_loss_probe(false);
+        }
+    }
+
+    fn schedule_loss_probe(&mut self, advancing_rto: bool) -> bool {
+        if self.seq == self.remote_acked || self.ca_state != CaState::Open || self.sacks > 0 {
+            return false;
+        }
+        let mut timeout = 1000u32;
+        if self.srtt > 0 {
+            timeout = self.srtt.saturating_mul(2);
+            if self.inflight_list.len + self.retransmit_list.len == 1 {
+                timeout += TLP_MAX_ACK_DELAY;
+            }
+        }
+        let mut rto_delta = self.rto;
+        if !advancing_rto {
+            let d = self.next_rto_ts as i64 - self.now as i64;
+            rto_delta = if d < 0 { 1 } else { d as u32 };
+        }
+        timeout = timeout.min(rto_delta);
+        self.timer_start(TimerKind::Tlp, timeout);
+        true
+    }
+
+    fn on_keepalive_timeout(&mut self) {
+        self.heartbeat_pending = true;
+        self.timer_start(TimerKind::Keepalive, self.keepalive_ms.max(1));
+    }
+
+    fn on_zwp_timeout(&mut self) {
+        if !self.connected || self.send_rwnd != 0 {
+            self.pending_timer = TimerKind::None;
+            return;
+        }
+        self.zwp_count += 1;
+        self.heartbeat_pending = true;
+        self.timer_start(TimerKind::Zwp, self.rto.saturating_mul(2));
+    }
+
+    fn on_tlp_timeout(&mut self) {
+        // RACK-TLP 7.3
+        if self.remote_acked == self.seq {
+            self.pending_timer = TimerKind::None;
+            return;
+        }
+        if self.tlp_in_flight || !self.tlp_permitted {
+            self.rearm_rto(false);
+            return;
+        }
+        // First try to send a new packet, ignoring the window.
+        if let Some(s) = self.send_new_packet(true) {
+            self.tx_queue.push_back(s);
+        } else {
+            let last = self.seq.wrapping_sub(1);
+            let ok = matches!(self.pkt(last), Some(p) if !p.acked && !p.lost && p.transmits > 0);
+            if !ok {
+                self.rearm_rto(false);
+                return;
+            }
+            self.list_unlink(ListId::Inflight, last);
+            if let Some(p) = self.pkt(last) {
+                self.inflight_bytes = self.inflight_bytes.saturating_sub(p.size as usize);
+            }
+            self.retransmit_packet(last);
+            self.tx_queue.push_back(last);
+            self.tlp_is_retrans = true;
+            self.tlp_in_flight = true;
+            self.tlp_end_seq = last;
+            self.tlp_permitted = false;
+        }
+        self.rearm_rto(true);
+    }
+
+    fn on_rack_reo_timeout(&mut self) {
+        self.rack_detect_loss();
+        let from_now = !matches!(self.pending_timer, TimerKind::RackReo | TimerKind::Tlp);
+        if self.pending_timer != TimerKind::Rto || self.timer_at.is_none() {
+            self.rearm_rto(from_now);
+        }
+    }
+
+    fn on_rto_timeout(&mut self) {
+        self.pending_timer = TimerKind::None;
+        if self.remote_acked == self.seq || !self.connected {
+            return;
+        }
+        self.high_seq = self.seq;
+        self.rto_count += 1;
+        self.ca_state = CaState::Loss;
+        self.tlp_in_flight = false;
+        self.tlp_is_retrans = false;
+        self.timer_start(TimerKind::Rto, self.rto.saturating_mul(2));
+
+        // Rebuild the retransmit queue in sequence order (RACK 6.3).
+        while let Some(h) = self.retransmit_list.head {
+            self.list_unlink(ListId::Retransmit, h);
+        }
+        let reo_wnd = self.rack_update_reo_wnd();
+        let now = self.now as i64;
+        let n = self.outgoing.len();
+        for i in 0..n {
+            let Some(p) = self.outgoing.get(i) else {
+                break;
+            };
+            if p.acked {
+                continue;
+            }
+            let s = p.seq;
+            if p.lost {
+                self.list_push_tail(ListId::Retransmit, s);
+                continue;
+            }
+            let remaining =
+                p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
+            if s == self.remote_acked || remaining < 0 {
+                if p.rto_timeouts >= MAX_RTO_TIMEOUTS {
+                    self.close_stream(Some(StreamError::TimedOut));
+                    return;
+                }
+                self.lost = self.lost.wrapping_add(1);
+                let was_probe = p.is_mtu_probe;
+                let size = p.size as usize;
+                if let Some(p) = self.outgoing.get_mut(i) {
+                    p.rto_timeouts += 1;
+                }
+                if was_probe {
+                    self.mtu_unprobeify(s);
+                }
+                self.list_unlink(ListId::Inflight, s);
+                if let Some(p) = self.outgoing.get_mut(i) {
+                    p.lost = true;
+                }
+                self.list_push_tail(ListId::Retransmit, s);
+                self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+            }
+        }
+        self.bbr_on_rto();
+    }
+
+    // ---------------------------------------------------------------- MTU
+
+    fn mtu_unprobeify(&mut self, s: u32) {
+        if let Some(p) = self.pkt_mut(s) {
+            p.padding = 0;
+            p.is_mtu_probe = false;
+        }
+        if self.mtu_state == MtuState::Search {
+            if self.mtu_probe_count >= MTU_MAX_PROBES {
+                self.mtu_state = MtuState::SearchComplete;
+            } else {
+                self.mtu_probe_wanted = true;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- RACK
+
+    fn rack_update_reo_wnd(&self) -> u32 {
+        if !self.reordering_seen {
+            if self.ca_state != CaState::Open {
+                return 0;
+            }
+            if self.sacks >= 3 {
+                return 0;
+            }
+        }
+        let r = self.rtt_min.get() / 4;
+        r.min(self.srtt)
+    }
+
+    fn rack_detect_loss(&mut self) -> u64 {
+        let mut timeout: u64 = 0;
+        let reo_wnd = self.rack_update_reo_wnd();
+        let now = self.now as i64;
+        let mut resending = 0u32;
+        let mut probes_lost = 0u32;
+        let mut cur = self.inflight_list.head;
+        while let Some(s) = cur {
+            let Some(p) = self.pkt(s) else { break };
+            let next = p.next;
+            if p.time_sent > self.rack_time_sent {
+                break;
+            }
+            if rack_sent_after(
+                self.rack_time_sent,
+                self.rack_next_seq,
+                p.time_sent,
+                p.seq.wrapping_add(1),
+            ) {
+                let remaining =
+                    p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
+                if remaining <= 0 {
+                    let size = p.size as usize;
+                    let probe = p.is_mtu_probe;
+                    self.lost = self.lost.wrapping_add(1);
+                    self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+                    self.list_unlink(ListId::Inflight, s);
+                    if let Some(p) = self.pkt_mut(s) {
+                        p.lost = true;
+                    }
+                    self.list_push_tail(ListId::Retransmit, s);
+                    if probe {
+                        self.mtu_unprobeify(s);
+                        probes_lost += 1;
+                    }
+                    resending += 1;
+                } else if remaining as u64 > timeout {
+                    timeout = remaining as u64;
+                }
+            }
+            cur = next;
+        }
+        if resending > probes_lost && self.ca_state == CaState::Open {
+            self.fast_recovery_count += 1;
+            self.ca_state = CaState::Recovery;
+            self.high_seq = self.seq;
+            self.tlp_in_flight = false;
+            self.tlp_is_retrans = false;
+        }
+        timeout
+    }
+
+    fn rack_detect_loss_and_arm_timer(&mut self) -> bool {
+        let timeout = self.rack_detect_loss();
+        if timeout > 0 {
+            self.timer_start(TimerKind::RackReo, timeout.min(u64::from(u32::MAX)) as u32);
+            return true;
+        }
+        false
+    }
+
+    // ---------------------------------------------------------------- sending
+
+    fn update_pacing_time(&mut self) {
+        let now = self.now;
+        if now > self.tb_last_refill_ms {
+            let factor = now - self.tb_last_refill_ms;
+            self.tb_available = (factor * u64::from(self.pacing_bytes_per_ms.max(1)))
+                .min(u64::from(u32::MAX)) as u32;
+            self.tb_last_refill_ms = now;
+        }
+    }
+
+    fn may_send(&mut self, retransmit: bool) -> bool {
+        self.update_pacing_time();
+        if self.tb_available == 0 {
+            return false;
+        }
+        if retransmit {
+            self.inflight_list.len < self.cwnd
+        } else {
+            self.inflight_list.len < self.send_window_in_packets()
+        }
+    }
+
+    fn has_unsent(&self) -> bool {
+        self.unsent_offset < self.send_ring.end()
+            || (self.end_offset.is_some() && !self.end_packetized)
+    }
+
+    /// Bookkeeping of a (re)transmission (libudx `_send_packet`), the bytes go out in `emit_packet`.
+    fn on_packet_sent(&mut self, s: u32, is_retransmit: bool) {
+        self.rate_check_app_limited();
+        let now = self.now;
+        let no_data_in_flight = self.seq == self.remote_acked;
+        if no_data_in_flight {
+            self.first_sent_ts = now;
+            self.delivered_ts = now;
+        }
+        let (first_sent_ts, delivered_ts, delivered, app_limited) = (
+            self.first_sent_ts,
+            self.delivered_ts,
+            self.delivered,
+            self.app_limited != 0,
+        );
+        let Some(p) = self.pkt_mut(s) else { return };
+        p.transmits = p.transmits.saturating_add(1);
+        if is_retransmit {
+            p.retransmitted = true;
+        }
+        p.time_sent = now;
+        p.first_sent_ts = first_sent_ts;
+        p.delivered_ts = delivered_ts;
+        p.delivered = delivered;
+        p.is_app_limited = app_limited;
+        let was_lost = p.lost;
+        p.lost = false;
+        let size = p.size;
+        if was_lost {
+            self.list_unlink(ListId::Retransmit, s);
+        }
+        self.list_push_tail(ListId::Inflight, s);
+        self.inflight_bytes += size as usize;
+        self.tb_available = self.tb_available.saturating_sub(size);
+        if self.tb_available == 0 {
+            self.pacing_timer_at = Some(self.now + 1);
+        }
+    }
+
+    /// Packetizes the next chunk of the send buffer as a new packet (libudx `send_new_packet` +
+    /// `_send_new_packet`); returns its seq.
+    fn send_new_packet(&mut self, tlp: bool) -> Option<u32> {
+        if !self.has_unsent() || !self.connected {
+            return None;
+        }
+        if !tlp && !self.may_send(false) {
+            return None;
+        }
+        let destination = self.remote_addr?;
+        let cap = self.max_payload();
+        let avail = (self.send_ring.end() - self.unsent_offset) as usize;
+        let len = cap.min(avail);
+        let mut type_flags = 0;
+        if len > 0 {
+            type_flags |= flags::DATA;
+        }
+        if let Some(e) = self.end_offset {
+            if !self.end_packetized && self.unsent_offset + len as u64 == e && len < cap {
+                type_flags |= flags::END;
+                self.end_packetized = true;
+            }
+        }
+        let offset = self.unsent_offset;
+        self.unsent_offset += len as u64;
+
+        let inflight_was_empty = self.inflight_list.len == 0;
+        let s = self.seq;
+        let size = (HEADER_LEN + len) as u32;
+        let mut padding = 0u8;
+        let mut is_probe = false;
+        if self.mtu_probe_wanted && !tlp && !self.remote_changing && len > 0 {
+            let overhead = self.mtu - self.max_payload();
+            let wanted = self.mtu_probe_size;
+            // libudx's check `wanted_size > pkt->size` never lets a probe through; we apply the intended
+            // one: the padding brings the datagram to the probed size and fits the 8-bit data offset.
+            if let Some(pad) = wanted.checked_sub(len + overhead) {
+                if pad <= 255 {
+                    padding = pad as u8;
+                    is_probe = true;
+                }
+            }
+        }
+        self.outgoing.push_back(SentPacket {
+            seq: s,
+            acked: false,
+            lost: false,
+            retransmitted: false,
+            transmits: 0,
+            rto_timeouts: 0,
+            is_mtu_probe: is_probe,
+            type_flags,
+            padding,
+            remote_id: self.remote_id,
+            destination,
+            offset,
+            len: len as u16,
+            size,
+            time_sent: 0,
+            first_sent_ts: 0,
+            delivered_ts: 0,
+            delivered: 0,
+            is_app_limited: false,
+            prev: None,
+            next: None,
+        });
+        self.on_packet_sent(s, false);
+        self.seq = self.seq.wrapping_add(1);
+        if inflight_was_empty {
+            let now = self.now;
+            self.bbr_on_transmit_start(now);
+        }
+        if is_probe {
+            self.mtu_probe_count += 1;
+            self.mtu_probe_wanted = false;
+        }
+        if tlp {
+            self.tlp_is_retrans = false;
+            self.tlp_in_flight = true;
+            self.tlp_end_seq = s;
+            self.tlp_permitted = false;
+        }
+        self.arm_stream_timers(!tlp);
+        Some(s)
+    }
+
+    fn retransmit_packet(&mut self, s: u32) {
+        let inflight_was_empty = self.inflight_list.len == 0;
+        self.on_packet_sent(s, true);
+        self.retransmit_count += 1;
+        if inflight_was_empty {
+            let now = self.now;
+            self.bbr_on_transmit_start(now);
+        }
+        self.arm_stream_timers(false);
+    }
+
+    /// Wire size and destination of packet `s` as it would be sent now.
+    fn wire_info(&self, s: u32) -> Option<(usize, SocketAddr)> {
+        let p = self.pkt(s)?;
+        Some((
+            HEADER_LEN + usize::from(p.padding) + usize::from(p.len),
+            p.destination,
+        ))
+    }
+
+    fn emit_packet(&mut self, s: u32, out: &mut Vec<u8>) {
+        let rwnd = self.recv_rwnd();
+        self.last_advertised_rwnd = rwnd;
+        let ack = self.ack;
+        let Some(p) = self.pkt(s) else { return };
+        // Retransmits keep the original header but advertise the current receive state (libudx).
+        let h = Header {
+            type_flags: p.type_flags,
+            data_offset: p.padding,
+            remote_id: p.remote_id,
+            recv_window: rwnd,
+            seq: p.seq,
+            ack,
+        };
+        let (offset, len, padding) = (p.offset, usize::from(p.len), usize::from(p.padding));
+        h.encode(out);
+        out.resize(out.len() + padding, 0);
+        self.send_ring.copy_to(offset, len, out);
+        let wire = HEADER_LEN + padding + len;
+        self.packets_tx += 1;
+        self.bytes_tx += wire as u64;
+    }
+
+    fn build_ack(&mut self, out: &mut Vec<u8>) -> usize {
+        let start_len = out.len();
+        let mut h = self.header(0);
+        h.encode(out);
+        let mut nsacks = 0usize;
+        let mut in_block = false;
+        let mut start = 0u32;
+        let mut end = 0u32;
+        let mut ooo = self.out_of_order;
+        let limit = self.incoming.len().min(65_537);
+        let mut i = 1usize;
+        while i < limit && ooo > 0 && nsacks < MAX_SACKS {
+            let s = self.ack.wrapping_add(i as u32);
+            let received = matches!(self.incoming.get(i), Some(Some(_)));
+            if received {
+                if !in_block {
+                    in_block = true;
+                    start = s;
+                }
+                end = s.wrapping_add(1);
+            } else {
+                ooo -= 1;
+                if in_block {
+                    in_block = false;
+                    encode_sack_range(out, start, end);
+                    nsacks += 1;
+                }
+            }
+            i += 1;
+        }
+        if in_block && nsacks < MAX_SACKS {
+            encode_sack_range(out, start, end);
+            nsacks += 1;
+        }
+        if nsacks > 0 {
+            h.type_flags = flags::SACK;
+            if let Some(b) = out.get_mut(start_len + 2) {
+                *b = h.type_flags;
+            }
+        }
+        let n = out.len() - start_len;
+        self.packets_tx += 1;
+        self.bytes_tx += n as u64;
+        n
+    }
+
+    /// What libudx does right after sending an ack: surface the remote END once everything before it was
+    /// received, and close when both sides ended.
+    fn after_ack_sent(&mut self) {
+        if self.ending_remote && !self.ended_remote && seq::le(self.remote_ended, self.ack) {
+            self.ended_remote = true;
+            self.events.push_back(StreamEvent::RemoteEnded);
+        }
+        if self.ended && self.ended_remote {
+            self.close_clean();
+        }
+    }
+
+    /// Both sides ended: close, and linger to re-ack retransmissions if configured.
+    fn close_clean(&mut self) {
+        self.close_stream(None);
+        let linger = self.config.linger.as_millis().min(u128::from(u32::MAX)) as u64;
+        // At least three RTOs: the remote's END retransmits come after 1 and then 2 more RTOs.
+        let linger = if linger > 0 {
+            linger.max(3 * u64::from(self.rto))
+        } else {
+            0
+        };
+        if linger > 0 && self.remote_addr.is_some() {
+            self.linger_until = Some(self.now + linger);
+        }
+    }
+
+    /// Appends up to `max_datagrams` datagrams for one destination to `out` (all `segment_size` bytes except
+    /// possibly the last), respecting the congestion and receive windows and pacing. `None`: nothing to send
+    /// now (check [`Stream::poll_timeout`]).
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<u8>,
+        max_datagrams: usize,
+    ) -> Option<Transmit> {
+        self.set_now(now);
+        if let Some(p) = self.destroy_packet.take() {
+            out.extend_from_slice(&p.bytes);
+            self.packets_tx += 1;
+            self.bytes_tx += p.bytes.len() as u64;
+            return Some(Transmit {
+                destination: p.destination,
+                segment_size: p.bytes.len(),
+                len: p.bytes.len(),
+            });
+        }
+        if self.closed && self.linger_until.is_some() && self.ack_pending {
+            self.ack_pending = false;
+            let destination = self.remote_addr?;
+            let n = self.build_ack(out);
+            return Some(Transmit {
+                destination,
+                segment_size: n,
+                len: n,
+            });
+        }
+        if self.closed || !self.connected || self.relaying || max_datagrams == 0 {
+            return None;
+        }
+        let destination = self.remote_addr?;
+        if self.ack_pending {
+            self.ack_pending = false;
+            let n = self.build_ack(out);
+            self.after_ack_sent();
+            return Some(Transmit {
+                destination,
+                segment_size: n,
+                len: n,
+            });
+        }
+        if self.heartbeat_pending {
+            self.heartbeat_pending = false;
+            self.header(flags::HEARTBEAT).encode(out);
+            self.packets_tx += 1;
+            self.bytes_tx += HEADER_LEN as u64;
+            return Some(Transmit {
+                destination,
+                segment_size: HEADER_LEN,
+                len: HEADER_LEN,
+            });
+        }
+        if let Some(m) = self.messages_out.pop_front() {
+            out.extend_from_slice(&m.bytes);
+            self.packets_tx += 1;
+            self.bytes_tx += m.bytes.len() as u64;
+            return Some(Transmit {
+                destination: m.destination,
+                segment_size: m.bytes.len(),
+                len: m.bytes.len(),
+            });
+        }
+        self.poll_data(out, max_datagrams)
+    }
+
+    fn poll_data(&mut self, out: &mut Vec<u8>, max: usize) -> Option<Transmit> {
+        let start_len = out.len();
+        let mut batch: Option<(SocketAddr, usize)> = None;
+        let mut count = 0usize;
+        // Returns false when the packet does not fit the batch (and must wait for the next one).
+        let fits = |batch: &Option<(SocketAddr, usize)>, dest: SocketAddr, size: usize| match batch
+        {
+            None => true,
+            Some((d, seg)) => *d == dest && size <= *seg,
+        };
+        loop {
+            if count >= max {
+                break;
+            }
+            // 1. Packets already decided (tail loss probes).
+            if let Some(&s) = self.tx_queue.front() {
+                let Some((size, dest)) = self.wire_info(s) else {
+                    self.tx_queue.pop_front();
+                    continue;
+                };
+                if !fits(&batch, dest, size) {
+                    break;
+                }
+                self.tx_queue.pop_front();
+                self.emit_packet(s, out);
+                count += 1;
+                if batch.is_none() {
+                    batch = Some((dest, size));
+                } else if batch.is_some_and(|(_, seg)| size < seg) {
+                    break;
+                }
+                continue;
+            }
+            // 2. Retransmissions.
+            if let Some(s) = self.retransmit_list.head {
+                if self.may_send(true) {
+                    let Some((size, dest)) = self.wire_info(s) else {
+                        self.list_unlink(ListId::Retransmit, s);
+                        continue;
+                    };
+                    if !fits(&batch, dest, size) {
+                        break;
+                    }
+                    self.retransmit_packet(s);
+                    self.emit_packet(s, out);
+                    count += 1;
+                    if batch.is_none() {
+                        batch = Some((dest, size));
+                    } else if batch.is_some_and(|(_, seg)| size < seg) {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            // 3. New data.
+            if !self.has_unsent() {
+                break;
+            }
+            let Some(dest) = self.remote_addr else { break };
+            let avail = (self.send_ring.end() - self.unsent_offset) as usize;
+            let len = avail.min(self.max_payload());
+            // The size ignores a possible probe padding; a probe is always the largest so far and only
+            // starts a batch or is refused below.
+            let est = HEADER_LEN + len;
+            if !fits(&batch, dest, est) {
+                break;
+            }
+            if self.mtu_probe_wanted && batch.is_some() && !self.remote_changing {
+                // A probe would be larger than the segment size: let it start the next batch.
+                break;
+            }
+            let Some(s) = self.send_new_packet(false) else {
+                break;
+            };
+            let Some((size, _)) = self.wire_info(s) else {
+                break;
+            };
+            self.emit_packet(s, out);
+            count += 1;
+            if batch.is_none() {
+                batch = Some((dest, size));
+            } else if batch.is_some_and(|(_, seg)| size < seg) {
+                break;
+            }
+        }
+        let (destination, segment_size) = batch?;
+        Some(Transmit {
+            destination,
+            segment_size,
+            len: out.len() - start_len,
+        })
+    }
+
+    // ---------------------------------------------------------------- receiving
+
+    fn take_buffer(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn deliver(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.recv_buf.push(data);
+        if self.readable_armed {
+            self.readable_armed = false;
+            self.events.push_back(StreamEvent::Readable);
+        }
+    }
+
+    fn process_data_packet(&mut self, type_flags: u8, s: u32, data: &[u8]) {
+        if s == self.ack && type_flags & flags::DATA != 0 {
+            // Fast path: next in line.
+            self.ack = self.ack.wrapping_add(1);
+            self.incoming.pop_front();
+            self.deliver(data);
+            return;
+        }
+        let d = seq::diff(s, self.ack);
+        if d < 0 || d as usize >= MAX_INCOMING_AHEAD {
+            return;
+        }
+        let d = d as usize;
+        if self.incoming.len() <= d {
+            self.incoming.resize_with(d + 1, || None);
+        }
+        let data = self.take_buffer(data);
+        if let Some(slot) = self.incoming.get_mut(d) {
+            *slot = Some(InPacket { type_flags, data });
+            self.out_of_order += 1;
+        }
+    }
+
+    fn incoming_has(&self, s: u32) -> bool {
+        let d = seq::diff(s, self.ack);
+        d >= 0 && matches!(self.incoming.get(d as usize), Some(Some(_)))
+    }
+
+    /// Processes one datagram addressed to this stream (`from` is where it came from). Malformed or foreign
+    /// datagrams are ignored; nothing here panics on hostile input.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let _ = from;
+        self.set_now(now);
+        if self.closed && self.linger_until.is_some_and(|t| t > self.now) {
+            // Cleanly closed: a retransmitted END or data means our last ack was lost; ack again.
+            if let Ok((h, _)) = Header::decode(datagram) {
+                if h.remote_id == self.local_id
+                    && h.type_flags & (flags::DATA | flags::END) != 0
+                    && seq::lt(h.seq, self.ack)
+                {
+                    self.ack_pending = true;
+                }
+            }
+            return;
+        }
+        if self.closed || self.destroying || self.relaying {
+            return;
+        }
+        let Ok((h, rest)) = Header::decode(datagram) else {
+            return;
+        };
+        if h.remote_id != self.local_id {
+            return;
+        }
+        self.bytes_rx += datagram.len() as u64;
+        self.packets_rx += 1;
+
+        let type_flags = h.type_flags;
+        let (rwnd, s, ack) = (h.recv_window, h.seq, h.ack);
+        let delivered_before = self.delivered;
+        let lost_before = self.lost;
+        let prior_remote_acked = self.remote_acked;
+        let ack_advanced = seq::diff(ack, prior_remote_acked) > 0;
+        let data_inflight = self.remote_acked != self.seq;
+
+        if type_flags & flags::HEARTBEAT != 0 {
+            self.ack_pending = true;
+            return;
+        }
+        let Some(payload) = h.payload(rest) else {
+            return;
+        };
+
+        if seq::le(self.ack, s) {
+            if type_flags & (flags::DATA | flags::END) != 0
+                && !self.incoming_has(s)
+                && !self.ended_remote
+            {
+                self.process_data_packet(type_flags, s, payload);
+            }
+            if type_flags & flags::END != 0 {
+                self.ending_remote = true;
+                self.remote_ended = s;
+            }
+            if type_flags & flags::DESTROY != 0 {
+                self.close_stream(Some(StreamError::Reset));
+                return;
+            }
+        }
+
+        if type_flags & flags::MESSAGE != 0 {
+            self.events
+                .push_back(StreamEvent::Message(payload.to_vec()));
+        }
+
+        // Drain the out-of-order queue.
+        while !self.ended_remote {
+            let Some(Some(_)) = self.incoming.front() else {
+                break;
+            };
+            let Some(Some(p)) = self.incoming.pop_front() else {
+                break;
+            };
+            self.out_of_order = self.out_of_order.saturating_sub(1);
+            self.ack = self.ack.wrapping_add(1);
+            if p.type_flags & flags::DATA != 0 {
+                self.deliver(&p.data);
+            }
+            self.pool.push(p.data);
+        }
+
+        // An ack for something never sent: ignore the rest.
+        if seq::lt(self.seq, ack) {
+            return;
+        }
+
+        if seq::ge(ack, self.remote_acked)
+            && (seq::lt(self.send_wl1, s) || (self.send_wl1 == s && seq::le(self.send_wl2, ack)))
+        {
+            if rwnd > 0 && self.pending_timer == TimerKind::Zwp {
+                self.timer_stop();
+            }
+            self.send_rwnd = rwnd;
+            self.send_wl1 = s;
+            self.send_wl2 = ack;
+        }
+
+        if self.remote_changing && seq::ge(ack, self.seq_on_remote_changed) {
+            self.remote_changing = false;
+            self.events.push_back(StreamEvent::RemoteChanged);
+        }
+
+        // RACK 7.4.2
+        if self.tlp_in_flight
+            && seq::ge(ack, self.tlp_end_seq)
+            && (!self.tlp_is_retrans || seq::gt(ack, self.tlp_end_seq))
+        {
+            self.tlp_in_flight = false;
+        }
+
+        if seq::gt(ack, self.high_seq) && self.ca_state != CaState::Open {
+            if self.ca_state == CaState::Recovery {
+                self.cwnd = self.ssthresh;
+            }
+            self.ca_state = CaState::Open;
+        }
+
+        let mut ended = false;
+        let mut rs = RateSample::new();
+        let mut p = prior_remote_acked;
+        while seq::lt(p, ack) {
+            match self.ack_packet(p, false, &mut rs) {
+                1 => self.delivered = self.delivered.wrapping_add(1),
+                2 => {
+                    self.delivered = self.delivered.wrapping_add(1);
+                    ended = true;
+                }
+                _ => {}
+            }
+            p = p.wrapping_add(1);
+        }
+        if ack_advanced {
+            self.remote_acked = ack;
+            // Bytes before the oldest retained packet are no longer needed.
+            let keep = self
+                .outgoing
+                .front()
+                .map(|p| p.offset)
+                .unwrap_or(self.unsent_offset);
+            self.send_ring.release_to(keep);
+            self.maybe_writable();
+        }
+
+        if ended {
+            if self.remote_acked == self.seq {
+                if self.keepalive_ms > 0 {
+                    self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
+                } else {
+                    self.timer_stop();
+                }
+            }
+            if self.ended && self.ended_remote {
+                self.close_clean();
+                return;
+            }
+            // A final ack makes sure the remote knows we got its END.
+            self.ack_pending = true;
+            return;
+        }
+
+        // libudx senders put at most 50 ranges in an ack; more would only be a way to burn our CPU.
+        for (start, end) in h.sack_ranges(rest).take(MAX_SACKS) {
+            if self.sack_is_valid(start, end) {
+                let mut p = start;
+                while p != end {
+                    match self.ack_packet(p, true, &mut rs) {
+                        1 => self.delivered = self.delivered.wrapping_add(1),
+                        2 => {
+                            self.delivered = self.delivered.wrapping_add(1);
+                            break;
+                        }
+                        _ => {}
+                    }
+                    p = p.wrapping_add(1);
+                }
+            }
+        }
+        if self.sacks > 0 {
+            self.maybe_writable();
+        }
+
+        let delivered = self.delivered.wrapping_sub(delivered_before);
+        let lost = self.lost.wrapping_sub(lost_before);
+        let mut arm_rto_or_tlp = ack_advanced && data_inflight;
+
+        if delivered > 0 {
+            if self.remote_acked == self.seq {
+                arm_rto_or_tlp = false;
+                let end_queued = self.ending && !self.ended;
+                if self.send_rwnd == 0 && (self.writes_queued_bytes > 0 || end_queued) {
+                    self.timer_start(TimerKind::Zwp, self.rto);
+                } else if self.keepalive_ms > 0 {
+                    self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
+                } else {
+                    self.timer_stop();
+                }
+            } else {
+                self.next_rto_ts = self.now + u64::from(self.rto);
+            }
+            if self.rack_detect_loss_and_arm_timer() {
+                arm_rto_or_tlp = false;
+            }
+        }
+
+        if arm_rto_or_tlp && !self.schedule_loss_probe(true) {
+            self.rearm_rto(true);
+        }
+
+        if type_flags & (flags::DATA | flags::END) != 0 {
+            self.ack_pending = true;
+        }
+
+        if data_inflight {
+            self.rate_gen(delivered, lost, &mut rs);
+            self.bbr_main(&mut rs);
+        }
+    }
+
+    fn maybe_writable(&mut self) {
+        if self.hit_high_watermark
+            && self.writes_queued_bytes < HIGH_WATERMARK + self.send_window_in_bytes() as usize
+        {
+            self.hit_high_watermark = false;
+            self.events.push_back(StreamEvent::Writable);
+        }
+    }
+
+    fn sack_is_valid(&self, start: u32, end: u32) -> bool {
+        !(seq::diff(end, self.seq) > 0
+            || seq::diff(start, end) >= 0
+            || seq::diff(start, self.seq) >= 0
+            || seq::diff(start, self.remote_acked) < 0)
+    }
+
+    /// Marks packet `s` acked (libudx `ack_packet`): 0 = nothing to ack, 1 = acked, 2 = acked and our END is
+    /// now fully acknowledged.
+    fn ack_packet(&mut self, s: u32, sack: bool, rs: &mut RateSample) -> u8 {
+        let Some(i) = self.pkt_index(s) else {
+            return 0;
+        };
+        let Some(p) = self.outgoing.get(i) else {
+            return 0;
+        };
+        if p.acked {
+            if !sack {
+                self.sacks = self.sacks.saturating_sub(1);
+                if i == 0 {
+                    self.outgoing.pop_front();
+                }
+            }
+            return 0;
+        }
+        let (is_probe, lost, size, len, time_sent, retransmitted) = (
+            p.is_mtu_probe,
+            p.lost,
+            p.size as usize,
+            usize::from(p.len),
+            p.time_sent,
+            p.retransmitted,
+        );
+
+        if self.mtu_state == MtuState::Search && self.mtu_probe_count > 0 && is_probe {
+            self.mtu_probe_count = 0;
+            self.mtu = self.mtu_probe_size;
+            if self.mtu_probe_size >= self.mtu_max {
+                self.mtu_state = MtuState::SearchComplete;
+            } else {
+                self.mtu_probe_size = (self.mtu_probe_size + MTU_STEP).min(self.mtu_max);
+                self.mtu_probe_wanted = true;
+            }
+        }
+        if self.mtu_state == MtuState::Base {
+            self.mtu_state = MtuState::Search;
+            self.mtu_probe_wanted = true;
+        }
+        if sack {
+            self.sacks += 1;
+        }
+        if lost {
+            self.list_unlink(ListId::Retransmit, s);
+        } else {
+            self.list_unlink(ListId::Inflight, s);
+            self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+        }
+        if let Some(p) = self.outgoing.get(i) {
+            let p = p.clone_rate();
+            self.rate_pkt_delivered(&p, rs);
+        }
+        let now = self.now;
+        let rtt = self.clamp_rtt(now.saturating_sub(time_sent));
+        let next = s.wrapping_add(1);
+
+        if !retransmitted {
+            self.rtt_min.apply_min(RTT_MIN_WINDOW_MS, now, rtt);
+            if self.srtt == 0 {
+                self.srtt = rtt;
+                self.rttvar = rtt / 2;
+            } else {
+                let delta = rtt.abs_diff(self.srtt);
+                self.rttvar = ((3 * u64::from(self.rttvar) + u64::from(delta)) / 4) as u32;
+                self.srtt = ((7 * u64::from(self.srtt) + u64::from(rtt)) / 8) as u32;
+            }
+            self.tlp_permitted = true;
+            self.rto = self
+                .srtt
+                .saturating_add(self.rttvar.saturating_mul(4))
+                .clamp(1000, RTO_MAX_MS);
+        }
+
+        if !retransmitted || rtt >= self.rtt_min.get() {
+            self.rack_rtt = rtt;
+            rs.rtt_ms = i64::from(rtt);
+            if rack_sent_after(time_sent, next, self.rack_time_sent, self.rack_next_seq) {
+                self.rack_time_sent = time_sent;
+                self.rack_next_seq = next;
+            }
+        }
+        if seq::gt(next, self.rack_fack) {
+            self.rack_fack = next;
+        } else if seq::lt(next, self.rack_fack) && !retransmitted {
+            self.reordering_seen = true;
+        }
+
+        self.writes_queued_bytes = self.writes_queued_bytes.saturating_sub(len);
+        if i == 0 && !sack {
+            self.outgoing.pop_front();
+        } else if let Some(p) = self.outgoing.get_mut(i) {
+            p.acked = true;
+        }
+
+        if self.ending
+            && !self.ended
+            && self.inflight_list.len == 0
+            && self.retransmit_list.len == 0
+            && !self.has_unsent()
+        {
+            self.ended = true;
+            return 2;
+        }
+        1
+    }
+
+    fn clamp_rtt(&self, rtt: u64) -> u32 {
+        if self.srtt == 0 {
+            return rtt.min(RTT_MAX_MS) as u32;
+        }
+        let threshold = u64::from(self.srtt) + 5 * u64::from(self.rttvar);
+        if rtt > threshold && rtt > 5000 {
+            return threshold.min(RTT_MAX_MS) as u32;
+        }
+        rtt.min(u64::from(u32::MAX)) as u32
+    }
+
+    // ---------------------------------------------------------------- closing
+
+    fn close_stream(&mut self, error: Option<StreamError>) {
+        if self.destroying {
+            return;
+        }
+        self.close_internal(error);
+    }
+
+    fn close_internal(&mut self, error: Option<StreamError>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.connected = false;
+        self.events.push_back(StreamEvent::Closed { error });
+        self.outgoing.clear();
+        self.inflight_list = List::default();
+        self.retransmit_list = List::default();
+        self.tx_queue.clear();
+        self.send_ring.clear();
+        self.unsent_offset = self.send_ring.end();
+        self.writes_queued_bytes = 0;
+        self.inflight_bytes = 0;
+        self.incoming.clear();
+        self.out_of_order = 0;
+        self.messages_out.clear();
+        self.ack_pending = false;
+        self.heartbeat_pending = false;
+        self.timer_stop();
+        self.pacing_timer_at = None;
+    }
+}
+
+impl SentPacket {
+    fn clone_rate(&self) -> RatePkt {
+        RatePkt {
+            seq: self.seq,
+            time_sent: self.time_sent,
+            first_sent_ts: self.first_sent_ts,
+            delivered_ts: self.delivered_ts,
+            delivered: self.delivered,
+            is_app_limited: self.is_app_limited,
+            retransmitted: self.retransmitted,
+        }
+    }
+}
+
+/// The rate-sampling fields of a packet (copied out to satisfy the borrow checker).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RatePkt {
+    pub(super) seq: u32,
+    pub(super) time_sent: u64,
+    pub(super) first_sent_ts: u64,
+    pub(super) delivered_ts: u64,
+    pub(super) delivered: u32,
+    pub(super) is_app_limited: bool,
+    pub(super) retransmitted: bool,
+}
+
+/// RACK: was `(t1, seq1)` sent after `(t2, seq2)`?
+pub(super) fn rack_sent_after(t1: u64, seq1: u32, t2: u64, seq2: u32) -> bool {
+    t1 > t2 || (t1 == t2 && seq::lt(seq2, seq1))
+}

@@ -1,0 +1,766 @@
+//! Wire vectors captured from a real udx-native peer, and a core-level exchange with it: a minimal blocking
+//! driver runs our sans-IO `Stream` over a loopback UDP socket against `tests/interop/js/udx_capture.js`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use holepunch::udx::packet::{flags, Header};
+use holepunch::udx::{Stream, StreamConfig, StreamEvent};
+
+fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
+}
+
+/// Runs the exchange; returns every datagram udx-native sent us and the lines the JS side printed.
+fn exchange() -> (Vec<Vec<u8>>, Vec<String>, Stream) {
+    run_against_node(None, 0)
+}
+
+/// The blocking mini-driver: runs `js/udx_capture.js [mode]`; when `upload > 0`, writes that many bytes and
+/// finishes, otherwise answers the remote END with "world", a "pong" message and our END.
+fn run_against_node(mode: Option<&str>, upload: usize) -> (Vec<Vec<u8>>, Vec<String>, Stream) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let child = Command::new("node")
+        .arg("js/udx_capture.js")
+        .arg(port.to_string())
+        .args(mode)
+        .current_dir(interop_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node");
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(20);
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut uploaded = 0usize;
+    let config = StreamConfig {
+        linger: Duration::ZERO,
+        ..StreamConfig::default()
+    };
+    let mut stream = Stream::new(9, config, start);
+    let mut captured = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let mut out = Vec::new();
+    let mut received = Vec::new();
+    let mut answered = false;
+    while Instant::now() < deadline && !stream.is_closed() {
+        let now = Instant::now();
+        let wait = stream
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or(Duration::from_millis(50))
+            .clamp(Duration::from_millis(1), Duration::from_millis(50));
+        sock.set_read_timeout(Some(wait)).unwrap();
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let d = &buf[..n];
+            if captured.len() < 64 {
+                captured.push(d.to_vec());
+            }
+            if !stream.is_connected() {
+                stream.connect(5, from, Instant::now());
+            }
+            stream.handle_datagram(Instant::now(), from, d);
+        }
+        let now = Instant::now();
+        if stream.poll_timeout().is_some_and(|t| t <= now) {
+            stream.handle_timeout(now);
+        }
+        while let Some(ev) = stream.poll_event() {
+            if ev == StreamEvent::RemoteEnded && !answered && upload == 0 {
+                answered = true;
+                assert_eq!(stream.write(b"world"), 5);
+                stream.send_message(b"pong").unwrap();
+                stream.finish();
+            }
+        }
+        while stream.is_connected() && uploaded < upload {
+            let n = stream.write(&chunk[..chunk.len().min(upload - uploaded)]);
+            if n == 0 {
+                break;
+            }
+            uploaded += n;
+            if uploaded == upload {
+                stream.finish();
+            }
+        }
+        loop {
+            let n = stream.read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+        loop {
+            out.clear();
+            let Some(t) = stream.poll_transmit(Instant::now(), &mut out, 16) else {
+                break;
+            };
+            for c in out.chunks(t.segment_size) {
+                sock.send_to(c, t.destination).unwrap();
+            }
+        }
+    }
+    if upload == 0 && mode.is_none() {
+        assert_eq!(received, b"hello");
+    }
+    let output = child.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (captured, lines, stream)
+}
+
+/// What udx-native 1.21.3 (libudx) sent in this exchange, captured once by `udx_native_exchange_and_vectors`.
+const NATIVE_MESSAGE: [u8; 23] = [
+    0xff, 0x01, 0x08, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, b'm', b's', b'g',
+];
+const NATIVE_DATA_END: [u8; 25] = [
+    0xff, 0x01, 0x03, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, b'h', b'e', b'l', b'l', b'o',
+];
+/// The "final state" ack libudx sends once its END is acked (seq 1, nothing of ours received yet).
+const NATIVE_FINAL_ACK: [u8; 20] = [
+    0xff, 0x01, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x00, 0x01, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00,
+];
+/// Its ack of our DATA|END.
+const NATIVE_ACK: [u8; 20] = [
+    0xff, 0x01, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x00, 0x01, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00,
+];
+
+#[test]
+fn udx_native_exchange_and_vectors() {
+    let (captured, lines, stream) = exchange();
+    assert!(stream.is_closed());
+    assert_eq!(lines, vec!["message:pong", "data:world", "end", "close"]);
+    let expected: Vec<&[u8]> = vec![
+        &NATIVE_MESSAGE,
+        &NATIVE_DATA_END,
+        &NATIVE_FINAL_ACK,
+        &NATIVE_ACK,
+    ];
+    assert_eq!(
+        captured, expected,
+        "udx-native sent something else: {captured:02x?}"
+    );
+}
+
+/// Our Stream in udx-native's place (local id 5, remote 9) sends the same bytes.
+#[test]
+fn we_send_what_udx_native_sends() {
+    let t = Instant::now();
+    let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut s = Stream::new(5, StreamConfig::default(), t);
+    s.connect(9, remote, t);
+    s.send_message(b"msg").unwrap();
+    s.write(b"hello");
+    s.finish();
+    let mut out = Vec::new();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(out, NATIVE_MESSAGE);
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(out, NATIVE_DATA_END);
+    out.clear();
+    assert!(s.poll_transmit(t, &mut out, 8).is_none());
+    // The remote acks our DATA|END (its seq 0, ack 1, no data): END acked -> the final-state ack.
+    let ack = Header {
+        type_flags: 0,
+        data_offset: 0,
+        remote_id: 5,
+        recv_window: 4 << 20,
+        seq: 0,
+        ack: 1,
+    };
+    let mut d = Vec::new();
+    ack.encode(&mut d);
+    s.handle_datagram(t, remote, &d);
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(out, NATIVE_FINAL_ACK);
+    // Its DATA|END arrives: acked with seq 1, ack 1, then both sides ended and the stream closes.
+    let data = Header {
+        type_flags: flags::DATA | flags::END,
+        data_offset: 0,
+        remote_id: 5,
+        recv_window: 4 << 20,
+        seq: 0,
+        ack: 1,
+    };
+    d.clear();
+    data.encode(&mut d);
+    d.extend_from_slice(b"world");
+    s.handle_datagram(t, remote, &d);
+    // Read first, as udx-native's JS side takes data at once (its advertised window never shrinks; ours is
+    // 4 MiB minus unread bytes).
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf), 5);
+    assert_eq!(&buf[..5], b"world");
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(out, NATIVE_ACK);
+    let events: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert_eq!(
+        events,
+        vec![
+            StreamEvent::Readable,
+            StreamEvent::RemoteEnded,
+            StreamEvent::Closed { error: None }
+        ]
+    );
+    // Closed, but lingering: a retransmitted END (our ack was lost) is acked again, for 3 s.
+    assert!(!s.is_closed());
+    s.handle_datagram(t, remote, &d);
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(out, NATIVE_ACK);
+    assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(3)));
+    s.handle_timeout(t + Duration::from_secs(3));
+    assert!(s.is_closed());
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_datagram(t, remote, &d);
+    assert!(s.poll_transmit(t, &mut out, 8).is_none());
+}
+
+#[test]
+fn header_of_a_local_peer_is_what_libudx_writes() {
+    // What our Stream puts on the wire for its first data packet, byte for byte.
+    let t = Instant::now();
+    let mut s = Stream::new(5, StreamConfig::default(), t);
+    let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    s.connect(9, remote, t);
+    s.write(b"hello");
+    s.finish();
+    let mut out = Vec::new();
+    let tx = s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(tx.len, 25);
+    let (h, rest) = Header::decode(&out).unwrap();
+    assert_eq!(h.type_flags, flags::DATA | flags::END);
+    assert_eq!(h.payload(rest), Some(&b"hello"[..]));
+}
+
+/// Hand-made out-of-order data into udx-native: its acks carry SACK ranges laid out as libudx does.
+#[test]
+fn udx_native_sack_vectors() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let child = Command::new("node")
+        .arg("js/udx_capture.js")
+        .arg(port.to_string())
+        .arg("sack")
+        .current_dir(interop_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node");
+    let mut buf = [0u8; 2048];
+    let (n, node) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &NATIVE_MESSAGE[..]);
+    let packet = |seq: u32, type_flags: u8, payload: &[u8]| {
+        let mut d = Vec::new();
+        Header {
+            type_flags,
+            data_offset: 0,
+            remote_id: 5,
+            recv_window: 4 << 20,
+            seq,
+            ack: 0,
+        }
+        .encode(&mut d);
+        d.extend_from_slice(payload);
+        d
+    };
+    let mut acks = Vec::new();
+    for (seq, f, p) in [
+        (0, flags::DATA, &b"a"[..]),
+        (2, flags::DATA, b"c"),
+        (4, flags::DATA, b"e"),
+        (5, flags::END, b""),
+        (1, flags::DATA, b"b"),
+        (3, flags::DATA, b"d"),
+    ] {
+        sock.send_to(&packet(seq, f, p), node).unwrap();
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        acks.push(buf[..n].to_vec());
+    }
+    let ack = |type_flags: u8, ack: u32, sacks: &[(u32, u32)]| {
+        let mut d = Vec::new();
+        Header {
+            type_flags,
+            data_offset: 0,
+            remote_id: 9,
+            recv_window: 4 << 20,
+            seq: 0,
+            ack,
+        }
+        .encode(&mut d);
+        for &(a, b) in sacks {
+            holepunch::udx::packet::encode_sack_range(&mut d, a, b);
+        }
+        d
+    };
+    let expected = vec![
+        ack(0, 1, &[]),
+        ack(flags::SACK, 1, &[(2, 3)]),
+        ack(flags::SACK, 1, &[(2, 3), (4, 5)]),
+        ack(flags::SACK, 1, &[(2, 3), (4, 6)]),
+        ack(flags::SACK, 3, &[(4, 6)]),
+        ack(0, 6, &[]),
+    ];
+    assert_eq!(acks, expected, "{acks:02x?}");
+    // Our Stream acks the same datagrams with the same bytes.
+    let t = Instant::now();
+    let mut s = Stream::new(5, StreamConfig::default(), t);
+    let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    s.connect(9, remote, t);
+    let mut ours = Vec::new();
+    let mut out = Vec::new();
+    let mut rb = [0u8; 16];
+    for (seq, f, p) in [
+        (0, flags::DATA, &b"a"[..]),
+        (2, flags::DATA, b"c"),
+        (4, flags::DATA, b"e"),
+        (5, flags::END, b""),
+        (1, flags::DATA, b"b"),
+        (3, flags::DATA, b"d"),
+    ] {
+        let mut d = packet(seq, f, p);
+        d[4..8].copy_from_slice(&5u32.to_le_bytes());
+        s.handle_datagram(t, remote, &d);
+        while s.read(&mut rb) > 0 {}
+        out.clear();
+        s.poll_transmit(t, &mut out, 8).unwrap();
+        ours.push(out.clone());
+    }
+    let mut expected_ours = expected.clone();
+    for d in &mut expected_ours {
+        d[4..8].copy_from_slice(&9u32.to_le_bytes());
+    }
+    assert_eq!(ours, expected_ours);
+    // udx-native got "abcde" and the END, and ends its side too: ack its END so that it closes.
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let (h, _) = Header::decode(&buf[..n]).unwrap();
+    assert!(h.has(flags::END), "{h:?}");
+    let mut fin = Vec::new();
+    Header {
+        type_flags: 0,
+        data_offset: 0,
+        remote_id: 5,
+        recv_window: 4 << 20,
+        seq: 6,
+        ack: h.seq.wrapping_add(1),
+    }
+    .encode(&mut fin);
+    sock.send_to(&fin, node).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let data: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .collect();
+    assert_eq!(data, "abcde");
+    assert!(text.lines().any(|l| l == "end"), "{text}");
+}
+
+fn raw(seq: u32, type_flags: u8, ack: u32, payload: &[u8]) -> Vec<u8> {
+    let mut d = Vec::new();
+    Header {
+        type_flags,
+        data_offset: 0,
+        remote_id: 5,
+        recv_window: 4 << 20,
+        seq,
+        ack,
+    }
+    .encode(&mut d);
+    d.extend_from_slice(payload);
+    d
+}
+
+fn connected() -> (Stream, Instant, SocketAddr) {
+    let t = Instant::now();
+    let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut s = Stream::new(5, StreamConfig::default(), t);
+    s.connect(9, remote, t);
+    (s, t, remote)
+}
+
+/// At most 50 SACK ranges per ack, the lowest ones first (libudx `UDX_MAX_SACKS`).
+#[test]
+fn sack_ranges_are_capped_at_50() {
+    let (mut s, t, remote) = connected();
+    for seq in (1..240u32).step_by(2) {
+        s.handle_datagram(t, remote, &raw(seq, flags::DATA, 0, b"x"));
+    }
+    let mut out = Vec::new();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    let (h, rest) = Header::decode(&out).unwrap();
+    assert!(h.has(flags::SACK));
+    assert_eq!(h.ack, 0);
+    let ranges: Vec<_> = h.sack_ranges(rest).collect();
+    assert_eq!(ranges.len(), 50);
+    for (i, (a, b)) in ranges.into_iter().enumerate() {
+        assert_eq!((a, b), (1 + 2 * i as u32, 2 + 2 * i as u32));
+    }
+}
+
+/// END received before earlier data surfaces only once every byte before it arrived; duplicates are acked
+/// again and not delivered twice.
+#[test]
+fn end_waits_for_earlier_data_and_duplicates_are_dropped() {
+    let (mut s, t, remote) = connected();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64];
+    s.handle_datagram(t, remote, &raw(3, flags::END, 0, b""));
+    s.handle_datagram(t, remote, &raw(1, flags::DATA, 0, b"b"));
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.read(&mut buf), 0);
+    s.handle_datagram(t, remote, &raw(0, flags::DATA, 0, b"a"));
+    s.handle_datagram(t, remote, &raw(0, flags::DATA, 0, b"a"));
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(s.poll_event(), Some(StreamEvent::Readable));
+    assert_eq!(s.poll_event(), None);
+    assert_eq!(s.read(&mut buf), 2);
+    assert_eq!(&buf[..2], b"ab");
+    s.handle_datagram(t, remote, &raw(2, flags::DATA, 0, b"c"));
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    let (h, _) = Header::decode(&out).unwrap();
+    assert_eq!(h.ack, 4);
+    assert_eq!(s.poll_event(), Some(StreamEvent::Readable));
+    assert_eq!(s.poll_event(), Some(StreamEvent::RemoteEnded));
+    assert_eq!(s.read(&mut buf), 1);
+    // A late duplicate after END: still acked (ack 4), nothing delivered.
+    s.handle_datagram(t, remote, &raw(1, flags::DATA, 0, b"b"));
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    let (h, _) = Header::decode(&out).unwrap();
+    assert_eq!(h.ack, 4);
+    assert_eq!(s.read(&mut buf), 0);
+}
+
+/// A HEARTBEAT is answered with an ack and nothing else of it is processed; a DESTROY closes with Reset.
+#[test]
+fn heartbeat_and_destroy() {
+    let (mut s, t, remote) = connected();
+    let mut out = Vec::new();
+    s.handle_datagram(t, remote, &raw(0, flags::HEARTBEAT, 0, b""));
+    let tx = s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(tx.len, 20);
+    assert!(s.poll_transmit(t, &mut out, 8).is_none());
+    s.handle_datagram(t, remote, &raw(0, flags::DESTROY, 0, b""));
+    assert_eq!(
+        s.poll_event(),
+        Some(StreamEvent::Closed {
+            error: Some(holepunch::udx::StreamError::Reset)
+        })
+    );
+    assert!(s.is_closed());
+    out.clear();
+    assert!(s.poll_transmit(t, &mut out, 8).is_none());
+    // Datagrams for a closed stream are ignored.
+    s.handle_datagram(t, remote, &raw(0, flags::DATA, 0, b"late"));
+    assert!(s.poll_transmit(t, &mut out, 8).is_none());
+    assert_eq!(s.poll_event(), None);
+}
+
+/// change_remote: packets sent before keep their destination and remote id on retransmit (libudx stores them
+/// per packet); new packets go to the new remote; RemoteChanged once everything before the change is acked.
+#[test]
+fn change_remote_keeps_inflight_on_old_path() {
+    let (mut s, t, old) = connected();
+    let new: SocketAddr = "127.0.0.1:10".parse().unwrap();
+    s.write(&[1u8; 3000]);
+    let mut out = Vec::new();
+    let tx = s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(tx.destination, old);
+    let n_old = tx.len.div_ceil(tx.segment_size);
+    assert_eq!(n_old, 3);
+    s.change_remote(11, new, t);
+    s.write(&[2u8; 100]);
+    out.clear();
+    let tx = s.poll_transmit(t, &mut out, 8).unwrap();
+    assert_eq!(tx.destination, new);
+    let (h, _) = Header::decode(&out).unwrap();
+    assert_eq!((h.remote_id, h.seq), (11, 3));
+    // Nothing acked: the RTO fires and the old packets go again, to the old remote with the old id.
+    // (First the TLP timer expires, but without an RTT sample no probe is allowed: it re-arms the RTO.)
+    let (tx, later) = loop {
+        let later = s.poll_timeout().unwrap();
+        assert!(later <= t + Duration::from_millis(1001));
+        s.handle_timeout(later);
+        out.clear();
+        if let Some(tx) = s.poll_transmit(later, &mut out, 8) {
+            break (tx, later);
+        }
+    };
+    assert_eq!(later, t + Duration::from_millis(1001));
+    assert_eq!(tx.destination, old);
+    let (h, _) = Header::decode(&out).unwrap();
+    assert_eq!((h.remote_id, h.seq), (9, 0));
+    assert_eq!(s.poll_event(), None);
+    // The new remote acks everything: the change completes.
+    s.handle_datagram(later, new, &raw(0, 0, 4, b""));
+    assert_eq!(s.poll_event(), Some(StreamEvent::RemoteChanged));
+    assert_eq!(s.stats().inflight_packets, 0);
+}
+
+/// Our MTU probes (zero padding in the data offset) are understood and acked by udx-native: over loopback the
+/// search climbs to 1500. udx-native itself never probes (see the module docs of `udx::stream`).
+#[test]
+fn udx_native_acks_our_mtu_probes() {
+    let (_, lines, stream) = run_against_node(Some("sink"), 4 << 20);
+    assert!(stream.is_closed());
+    assert_eq!(stream.stats().mtu, 1500, "{:?}", stream.stats());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == &format!("total:{} mtu:1200", 4 << 20)),
+        "{lines:?}"
+    );
+}
+
+/// udx-native sending into our zero receive window: it stops, probes with HEARTBEATs (libudx zero-window
+/// probes), and resumes once we read; every byte arrives.
+#[test]
+fn udx_native_respects_our_zero_window() {
+    const N: usize = 1 << 20;
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let child = Command::new("node")
+        .arg("js/udx_capture.js")
+        .arg(port.to_string())
+        .arg(format!("source:{N}"))
+        .current_dir(interop_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node");
+    let start = Instant::now();
+    let config = StreamConfig {
+        recv_window_max: 64 * 1024,
+        linger: Duration::ZERO,
+        ..StreamConfig::default()
+    };
+    let mut stream = Stream::new(9, config, start);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut out = Vec::new();
+    let mut received = 0usize;
+    let mut heartbeats = 0u32;
+    let mut max_unread = 0usize;
+    let mut answered = false;
+    let stall_until = start + Duration::from_millis(2500);
+    while Instant::now() < start + Duration::from_secs(20) && !stream.is_closed() {
+        let now = Instant::now();
+        let wait = stream
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or(Duration::from_millis(20))
+            .clamp(Duration::from_millis(1), Duration::from_millis(20));
+        sock.set_read_timeout(Some(wait)).unwrap();
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            if Header::decode(&buf[..n]).is_ok_and(|(h, _)| h.has(flags::HEARTBEAT)) {
+                heartbeats += 1;
+            }
+            if !stream.is_connected() {
+                stream.connect(5, from, Instant::now());
+            }
+            stream.handle_datagram(Instant::now(), from, &buf[..n]);
+        }
+        let now = Instant::now();
+        if stream.poll_timeout().is_some_and(|t| t <= now) {
+            stream.handle_timeout(now);
+        }
+        max_unread = max_unread.max(stream.readable_len());
+        if now >= stall_until {
+            loop {
+                let n = stream.read(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                assert!(buf[..n].iter().all(|&b| b == 0x5a));
+                received += n;
+            }
+        }
+        while let Some(ev) = stream.poll_event() {
+            if ev == StreamEvent::RemoteEnded && !answered {
+                answered = true;
+                stream.finish();
+            }
+        }
+        loop {
+            out.clear();
+            let Some(t) = stream.poll_transmit(Instant::now(), &mut out, 16) else {
+                break;
+            };
+            for c in out.chunks(t.segment_size) {
+                sock.send_to(c, t.destination).unwrap();
+            }
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(received, N);
+    // The sender stopped at our window (plus what was in flight when it closed).
+    assert!(max_unread < 64 * 1024 + 32 * 1500, "{max_unread}");
+    assert!(heartbeats >= 1, "no zero-window probe seen");
+    assert!(stream.is_closed());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.lines().any(|l| l == "close"), "{text}");
+}
+
+/// Blind relaying (libudx `udx_stream_relay_to`, used by blind-relay servers): A talks to relay stream R1, B to
+/// R2, the relay pairs them, and A and B end up with one end-to-end stream.
+#[test]
+fn relay_pairs_two_streams() {
+    use std::collections::VecDeque;
+    let base = Instant::now();
+    let a_addr: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+    let b_addr: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+    let r_addr: SocketAddr = "127.0.0.1:1003".parse().unwrap();
+    let mut a = Stream::new(1, StreamConfig::default(), base);
+    let mut b = Stream::new(2, StreamConfig::default(), base);
+    let mut r1 = Stream::new(10, StreamConfig::default(), base);
+    let mut r2 = Stream::new(20, StreamConfig::default(), base);
+    a.connect(10, r_addr, base);
+    b.connect(20, r_addr, base);
+    r1.connect(1, a_addr, base);
+    r2.connect(2, b_addr, base);
+    r1.relay_to().unwrap();
+    r2.relay_to().unwrap();
+    assert_eq!(
+        r1.relay_to(),
+        Err(holepunch::udx::StreamError::AlreadyRelaying)
+    );
+    assert_eq!(r1.write(b"x"), 0);
+
+    let total = 1 << 20;
+    let mut written = 0usize;
+    let mut got = 0usize;
+    let chunk = vec![0xabu8; 1 << 16];
+    let mut buf = vec![0u8; 1 << 16];
+    // (deliver at, destination address, datagram)
+    let mut net: VecDeque<(Duration, SocketAddr, Vec<u8>)> = VecDeque::new();
+    let delay = Duration::from_millis(5);
+    let mut vt = Duration::ZERO;
+    let mut out = Vec::new();
+    let mut relayed = 0u32;
+    while vt < Duration::from_secs(30) && !(a.is_closed() && b.is_closed()) {
+        let now = base + vt;
+        while written < total {
+            let n = a.write(&chunk[..chunk.len().min(total - written)]);
+            if n == 0 {
+                break;
+            }
+            written += n;
+            if written == total {
+                a.finish();
+            }
+        }
+        loop {
+            let n = b.read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        while let Some(ev) = b.poll_event() {
+            if ev == StreamEvent::RemoteEnded {
+                b.finish();
+            }
+        }
+        while a.poll_event().is_some() {}
+        for s in [&mut a, &mut b] {
+            loop {
+                out.clear();
+                let Some(t) = s.poll_transmit(now, &mut out, 16) else {
+                    break;
+                };
+                for c in out.chunks(t.segment_size) {
+                    net.push_back((vt + delay, t.destination, c.to_vec()));
+                }
+            }
+        }
+        // Next event.
+        let next = [a.poll_timeout(), b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .map(|t| t.saturating_duration_since(base))
+            .chain(net.front().map(|(t, ..)| *t))
+            .min();
+        let Some(next) = next else { break };
+        vt = vt.max(next);
+        let now = base + vt;
+        while net.front().is_some_and(|(t, ..)| *t <= vt) {
+            let Some((_, to, mut d)) = net.pop_front() else {
+                break;
+            };
+            if to == r_addr {
+                // The relay: route by destination id, forward to the paired stream's remote.
+                let id = holepunch::udx::packet::destination_id(&d);
+                let (relay, pair_remote) = match id {
+                    Some(10) => (&mut r1, r2.remote()),
+                    Some(20) => (&mut r2, r1.remote()),
+                    _ => continue,
+                };
+                let (pair_id, pair_addr) = pair_remote.unwrap();
+                if relay.relay_datagram(now, &mut d, pair_id) {
+                    relayed += 1;
+                    net.push_back((vt + delay, pair_addr, d));
+                }
+            } else if to == a_addr {
+                a.handle_datagram(now, r_addr, &d);
+            } else if to == b_addr {
+                b.handle_datagram(now, r_addr, &d);
+            }
+        }
+        for s in [&mut a, &mut b] {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+        }
+    }
+    assert_eq!(got, total);
+    assert!(
+        a.is_closed() && b.is_closed(),
+        "{:?} {:?}",
+        a.stats(),
+        b.stats()
+    );
+    assert!(relayed > 700);
+    assert!(!r1.is_closed() && !r2.is_closed());
+
+    // A DESTROY through the relay closes the relay stream it passes and reaches the other side.
+    let mut d = Vec::new();
+    Header {
+        type_flags: flags::DESTROY,
+        data_offset: 0,
+        remote_id: 10,
+        recv_window: 0,
+        seq: 12345,
+        ack: 0,
+    }
+    .encode(&mut d);
+    assert!(r1.relay_datagram(base, &mut d, 2));
+    assert_eq!(holepunch::udx::packet::destination_id(&d), Some(2));
+    assert_eq!(
+        r1.poll_event(),
+        Some(StreamEvent::Closed {
+            error: Some(holepunch::udx::StreamError::Reset)
+        })
+    );
+    assert!(!r1.relay_datagram(base, &mut d, 2));
+    // The driver destroys the streams relaying to a closed one; a relay sends no DESTROY of its own.
+    r2.destroy();
+    assert!(r2.is_closed());
+    assert!(r2.poll_transmit(base, &mut out, 8).is_none());
+}
