@@ -7,3 +7,5 @@ pub mod compact_encoding;
 pub mod crypto;
 pub mod id_encoding;
 pub mod z32;
+pub mod flat_tree;
+pub mod hypercore;
