@@ -469,27 +469,29 @@ impl Hypercore {
     /// batch of nodes it proves.
     pub fn verify_proof(&self, data: &Data) -> Result<Batch> {
         let g = self.lock();
-        verify_locked(&g, data).map(|(batch, _)| batch)
+        verify_locked(&g, data).map(|v| v.batch)
     }
 
     /// Verifies a received proof and stores what it proves (nodes, the block, a new signed head). A proof that
-    /// fails any check stores nothing.
+    /// fails any check stores nothing. A signed upgrade on another fork (proving the whole tree from 0) moves
+    /// the core to that fork, dropping what is not shared.
     pub fn apply_proof(&self, data: &Data) -> Result<()> {
         let mut g = self.lock();
-        let (batch, verifier) = verify_locked(&g, data)?;
+        let Verified {
+            batch,
+            verifier,
+            truncate,
+            new_head,
+        } = verify_locked(&g, data)?;
         let inner = &mut *g;
-        let head = if batch.upgraded && batch.length > inner.tree.length {
-            Some(Head {
-                fork: batch.fork,
-                length: batch.length,
-                signature: batch.signature.clone(),
-            })
-        } else {
-            None
-        };
+        let head = new_head.then(|| Head {
+            fork: batch.fork,
+            length: batch.length,
+            signature: batch.signature.clone(),
+        });
         let record = Record {
-            truncate: None,
-            head: head.clone(),
+            truncate,
+            head,
             nodes: batch.nodes.clone(),
             blocks: data
                 .block
@@ -498,11 +500,15 @@ impl Hypercore {
                 .unwrap_or_default(),
         };
         let locs = inner.log.append(&record)?;
+        if let Some(len) = truncate {
+            truncate_maps(&mut inner.nodes, &mut inner.blocks, len);
+            inner.truncations.push((batch.fork, len));
+        }
         insert_blocks(&mut inner.blocks, locs)?;
         for n in &batch.nodes {
             inner.nodes.insert(n.index, *n);
         }
-        if head.is_some() {
+        if new_head {
             inner.tree = batch.state(batch.signature.clone());
         }
         if let Some(v) = verifier {
@@ -515,22 +521,18 @@ impl Hypercore {
     }
 }
 
-fn verify_locked(inner: &Inner, data: &Data) -> Result<(Batch, Option<Verifier>)> {
-    if data.fork != inner.tree.fork && data.upgrade.is_none() {
-        return Err(ProofError::ForkMismatch {
-            ours: inner.tree.fork,
-            got: data.fork,
-        }
-        .into());
-    }
-    if data.fork != inner.tree.fork {
-        // Reorgs (a signed upgrade to another fork) are not handled locally yet.
-        return Err(ProofError::ForkMismatch {
-            ours: inner.tree.fork,
-            got: data.fork,
-        }
-        .into());
-    }
+/// A proof that passed every check, with what applying it changes.
+struct Verified {
+    batch: Batch,
+    /// A verifier learnt from the proof's manifest.
+    verifier: Option<Verifier>,
+    /// For a proof on another fork: the length both forks share (everything after is dropped).
+    truncate: Option<u64>,
+    /// True when the proof moves the signed head.
+    new_head: bool,
+}
+
+fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
     let mut new_verifier = None;
     let verifier = match (&inner.manifest, &data.manifest) {
         (None, Some(m)) => {
@@ -540,9 +542,27 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<(Batch, Option<Verifier>)
         }
         _ => inner.verifier.clone(),
     };
-    let batch = tree::verify(&inner.tree, &inner.nodes, data)?;
+    let reorg = data.fork != inner.tree.fork;
+    if reorg && data.upgrade.as_ref().is_none_or(|u| u.start != 0) {
+        // Another fork can only be taken from a signed upgrade that proves the whole new tree.
+        return Err(ProofError::ForkMismatch {
+            ours: inner.tree.fork,
+            got: data.fork,
+        }
+        .into());
+    }
+    let base = if reorg {
+        TreeState {
+            fork: data.fork,
+            ..TreeState::default()
+        }
+    } else {
+        inner.tree.clone()
+    };
+    let batch = tree::verify(&base, &inner.nodes, data)?;
+    let mut new_head = false;
     if batch.upgraded {
-        if batch.length > inner.tree.length {
+        if reorg || batch.length > inner.tree.length {
             let sig = batch
                 .signature
                 .as_deref()
@@ -554,6 +574,7 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<(Batch, Option<Verifier>)
                 }
                 .into());
             }
+            new_head = true;
         } else {
             // An upgrade to a length we already have must land on exactly our roots.
             let ours = TreeState::at(&inner.nodes, batch.length, inner.tree.fork)?;
@@ -562,7 +583,25 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<(Batch, Option<Verifier>)
             }
         }
     }
-    Ok((batch, new_verifier))
+    let truncate = if reorg {
+        // The new tree's roots that we hold too (same hash) cover a prefix both forks share.
+        let mut shared = 0;
+        for root in &batch.roots {
+            if inner.nodes.get(&root.index) != Some(root) {
+                break;
+            }
+            shared = flat_tree::right_span(root.index) / 2 + 1;
+        }
+        Some(shared.min(inner.tree.length))
+    } else {
+        None
+    };
+    Ok(Verified {
+        batch,
+        verifier: new_verifier,
+        truncate,
+        new_head,
+    })
 }
 
 fn insert_blocks(
