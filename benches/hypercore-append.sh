@@ -14,11 +14,20 @@ trap 'rm -rf "$WORK"' EXIT
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p holepunch --example hypercore_append
 RUST_BIN="$ROOT/target/release/examples/hypercore_append"
 
-rust_line=$("$RUST_BIN" --dir "$WORK/rust" --batches "$BATCHES" --batch "$BATCH" --size "$SIZE")
-js_line=$(cd "$ROOT/tests/interop" && node js/bench-hypercore-append.js "$WORK/js" "$BATCHES" "$BATCH" "$SIZE")
-echo "$rust_line"
-echo "$js_line"
-
+# Three rounds, interleaved, so that load from other processes hits every contender alike; the best round of
+# each is reported (fsync latency on shared machines is noisy).
 rate() { sed -n 's/.*appends_per_sec=\([0-9.]*\).*/\1/p' <<<"$1"; }
-awk -v r="$(rate "$rust_line")" -v j="$(rate "$js_line")" \
-  'BEGIN { printf "ratio rust/js = %.2f\n", r / j }'
+best_rust=0 best_nosync=0 best_js=0
+for round in 1 2 3; do
+  rm -rf "$WORK"/*
+  line=$("$RUST_BIN" --dir "$WORK/rust" --batches "$BATCHES" --batch "$BATCH" --size "$SIZE"); echo "$line"
+  best_rust=$(awk -v a="$best_rust" -v b="$(rate "$line")" 'BEGIN { print (b > a ? b : a) }')
+  line=$("$RUST_BIN" --dir "$WORK/rust-nosync" --batches "$BATCHES" --batch "$BATCH" --size "$SIZE" --no-sync); echo "$line"
+  best_nosync=$(awk -v a="$best_nosync" -v b="$(rate "$line")" 'BEGIN { print (b > a ? b : a) }')
+  line=$(cd "$ROOT/tests/interop" && node js/bench-hypercore-append.js "$WORK/js" "$BATCHES" "$BATCH" "$SIZE"); echo "$line"
+  best_js=$(awk -v a="$best_js" -v b="$(rate "$line")" 'BEGIN { print (b > a ? b : a) }')
+done
+
+echo "best: rust (fdatasync per append) $best_rust/s, rust (no sync, JS's guarantee) $best_nosync/s, js (RocksDB, no sync) $best_js/s"
+awk -v r="$best_rust" -v n="$best_nosync" -v j="$best_js" \
+  'BEGIN { printf "ratio rust/js = %.2f (fdatasync per append), %.2f (same durability as JS)\n", r / j, n / j }'

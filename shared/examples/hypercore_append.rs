@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use holepunch::crypto::KeyPair;
-use holepunch::hypercore::Hypercore;
+use holepunch::hypercore::{Durability, Hypercore};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -22,11 +22,18 @@ struct Args {
     /// Bytes per block.
     #[arg(long, default_value_t = 1024)]
     size: usize,
+    /// Skip the fdatasync per append (durable against process crashes only, like JS hypercore's RocksDB
+    /// writes).
+    #[arg(long)]
+    no_sync: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let core = Hypercore::create(&args.dir, KeyPair::from_seed(&[7; 32]))?;
+    if args.no_sync {
+        core.set_durability(Durability::Process);
+    }
     let block = vec![0xabu8; args.size];
     let blocks: Vec<&[u8]> = (0..args.batch).map(|_| block.as_slice()).collect();
     let start = Instant::now();
@@ -36,7 +43,8 @@ fn main() -> anyhow::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let n = args.batches * args.batch as u64;
     println!(
-        "rust blocks={n} batch={} size={} seconds={secs:.3} appends_per_sec={:.0}",
+        "rust{} blocks={n} batch={} size={} seconds={secs:.3} appends_per_sec={:.0}",
+        if args.no_sync { "-nosync" } else { "" },
         args.batch,
         args.size,
         n as f64 / secs

@@ -310,7 +310,12 @@ impl Iterator {
         if index <= self.index || self.index & 1 == 1 {
             return false;
         }
-        while index > self.index.saturating_add(self.factor).saturating_add(self.factor / 2) {
+        while index
+            > self
+                .index
+                .saturating_add(self.factor)
+                .saturating_add(self.factor / 2)
+        {
             if self.factor >= 1 << 62 {
                 return false;
             }

@@ -5,7 +5,7 @@
 pub mod base32;
 pub mod compact_encoding;
 pub mod crypto;
-pub mod id_encoding;
-pub mod z32;
 pub mod flat_tree;
 pub mod hypercore;
+pub mod id_encoding;
+pub mod z32;

@@ -3,7 +3,8 @@
 //! intact, the tree rebuilt from the blocks equal to the stored one, the head signature valid, and nothing
 //! that a returned append wrote lost. Also: a log cut at any byte reopens at a record boundary.
 //!
-//! The writer is this test binary itself, re-run with `HYPERCORE_CRASH_CHILD` set.
+//! The writer is this test binary itself, re-run with `HYPERCORE_CRASH_CHILD` set; every other round it runs
+//! without fdatasync ([`Durability::Process`]), which a process kill must not be able to tell apart.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use holepunch::crypto::KeyPair;
 use holepunch::hypercore::tree::{Batch, TreeState};
 use holepunch::hypercore::verifier::Verifier;
-use holepunch::hypercore::Hypercore;
+use holepunch::hypercore::{Durability, Hypercore};
 use rand::{Rng, SeedableRng};
 
 const CHILD_ENV: &str = "HYPERCORE_CRASH_CHILD";
@@ -46,6 +47,10 @@ fn crash_child() {
     } else {
         Hypercore::create(&dir, key_pair()).expect("create")
     };
+    if std::env::var("HYPERCORE_CRASH_NOSYNC").is_ok() {
+        // kill -9 keeps what reached the OS, so the log must be whole without fdatasync too.
+        core.set_durability(Durability::Process);
+    }
     let mut rng = rand::rngs::StdRng::seed_from_u64(std::process::id().into());
     let mut out = std::io::stdout().lock();
     loop {
@@ -86,7 +91,10 @@ fn check_core(dir: &Path) -> (u64, u64) {
     }
     assert_eq!(core.get(length).expect("read"), None);
     let tree = core.tree();
-    assert_eq!(batch.roots, tree.roots, "tree rebuilt from the blocks differs");
+    assert_eq!(
+        batch.roots, tree.roots,
+        "tree rebuilt from the blocks differs"
+    );
     assert_eq!(batch.byte_length, core.byte_length());
     let kp = key_pair();
     let verifier = Verifier::new(&kp.public, None).expect("verifier");
@@ -107,12 +115,16 @@ fn kill_9_during_appends_never_loses_or_tears_data() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     let mut last: Option<(u64, u64)> = None;
-    let rounds = 25;
+    let rounds = 40;
     let mut kills_mid_write = 0;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &dir)
+        let mut cmd = Command::new(&exe);
+        cmd.args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &dir);
+        if round % 2 == 1 {
+            cmd.env("HYPERCORE_CRASH_NOSYNC", "1");
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -204,7 +216,8 @@ fn log_cut_at_any_byte_reopens_at_a_record_boundary() {
         assert_eq!(length, whole * 3, "cut at {cut}");
         // The torn tail was cut off, so appending continues cleanly.
         let core = Hypercore::open(&copy).expect("reopen");
-        core.append(&[&block(length, 0)]).expect("append after repair");
+        core.append(&[&block(length, 0)])
+            .expect("append after repair");
         drop(core);
         assert_eq!(check_core(&copy).0, length + 1);
     }

@@ -4,8 +4,7 @@
 use holepunch::compact_encoding::{Decode, Encode};
 use holepunch::crypto::TreeNode;
 use holepunch::hypercore::messages::{
-    Data, DataBlock, DataUpgrade, Manifest, MultiSignature, Request, RequestBlock,
-    RequestUpgrade,
+    Data, DataBlock, DataUpgrade, Manifest, MultiSignature, Request, RequestBlock, RequestUpgrade,
 };
 use holepunch::hypercore::storage::{parse_header, RecordView};
 use holepunch::hypercore::tree::{self, Batch, ProofRequest, TreeState};
@@ -14,7 +13,9 @@ use std::collections::BTreeMap;
 
 fn build(n: u64) -> (TreeState, BTreeMap<u64, TreeNode>, Vec<Vec<u8>>) {
     let mut batch = Batch::new(&TreeState::default());
-    let blocks: Vec<Vec<u8>> = (0..n).map(|i| format!("block number {i}").into_bytes()).collect();
+    let blocks: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("block number {i}").into_bytes())
+        .collect();
     for b in &blocks {
         batch.append(b);
     }

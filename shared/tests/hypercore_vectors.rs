@@ -21,7 +21,8 @@ fn vectors(name: &str) -> Value {
 }
 
 fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("expected a number, got {v}"))
+    v.as_u64()
+        .unwrap_or_else(|| panic!("expected a number, got {v}"))
 }
 
 fn h(v: &Value) -> Vec<u8> {
@@ -52,18 +53,29 @@ fn flat_tree_matches_js() {
         assert_eq!(flat_tree::parent(i), u(&n["parent"]), "parent {i}");
         assert_eq!(flat_tree::sibling(i), u(&n["sibling"]), "sibling {i}");
         let children = flat_tree::children(i).map(|(a, b)| vec![a, b]);
-        let js: Option<Vec<u64>> = n["children"]
-            .as_array()
-            .map(|a| a.iter().map(u).collect());
+        let js: Option<Vec<u64>> = n["children"].as_array().map(|a| a.iter().map(u).collect());
         assert_eq!(children, js, "children {i}");
         assert_eq!(flat_tree::left_span(i), u(&n["leftSpan"]), "leftSpan {i}");
-        assert_eq!(flat_tree::right_span(i), u(&n["rightSpan"]), "rightSpan {i}");
+        assert_eq!(
+            flat_tree::right_span(i),
+            u(&n["rightSpan"]),
+            "rightSpan {i}"
+        );
         assert_eq!(flat_tree::count(i), u(&n["count"]), "count {i}");
-        assert_eq!(flat_tree::count_leaves(i), u(&n["countLeaves"]), "countLeaves {i}");
+        assert_eq!(
+            flat_tree::count_leaves(i),
+            u(&n["countLeaves"]),
+            "countLeaves {i}"
+        );
         assert_eq!(flat_tree::next_leaf(i), u(&n["nextLeaf"]), "nextLeaf {i}");
     }
     for r in v["fullRoots"].as_array().expect("fullRoots") {
-        let roots: Vec<u64> = r["roots"].as_array().expect("roots").iter().map(u).collect();
+        let roots: Vec<u64> = r["roots"]
+            .as_array()
+            .expect("roots")
+            .iter()
+            .map(u)
+            .collect();
         assert_eq!(flat_tree::full_roots(u(&r["index"])), Some(roots));
     }
     for w in v["walks"].as_array().expect("walks") {
@@ -102,7 +114,12 @@ fn flat_tree_matches_js() {
             seen.push(ite.index);
             ite.next_tree();
         }
-        let js: Vec<u64> = w["roots"].as_array().expect("roots").iter().map(u).collect();
+        let js: Vec<u64> = w["roots"]
+            .as_array()
+            .expect("roots")
+            .iter()
+            .map(u)
+            .collect();
         assert_eq!(seen, js, "fullRoot walk for length {len}");
     }
 }
@@ -170,9 +187,8 @@ fn replay(core_v: &Value, dir: &PathBuf) -> Hypercore {
         assert_eq!(tree.roots, roots(&step["roots"]));
         assert_eq!(core.tree_hash().to_vec(), h(&step["treeHash"]));
         assert_eq!(core.signature(), Some(h(&step["signature"])), "signature");
-        let verifier =
-            holepunch::hypercore::verifier::Verifier::new(&core.key(), Some(&manifest))
-                .expect("verifier");
+        let verifier = holepunch::hypercore::verifier::Verifier::new(&core.key(), Some(&manifest))
+            .expect("verifier");
         assert_eq!(
             verifier.signable(&core.tree_hash(), core.length(), core.fork()),
             h(&step["signable"])
@@ -209,9 +225,7 @@ fn trees_signatures_and_proofs_match_js() {
         }
 
         for s in core_v["seeks"].as_array().expect("seeks") {
-            let js = s["result"]
-                .as_array()
-                .map(|a| (u(&a[0]), u(&a[1])));
+            let js = s["result"].as_array().map(|a| (u(&a[0]), u(&a[1])));
             assert_eq!(core.seek(u(&s["bytes"])).expect("seek"), js, "seek {s}");
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -223,8 +237,8 @@ fn reader_for(core_v: &Value, name: &str) -> (Hypercore, PathBuf) {
     let key = h32(&core_v["key"]);
     let manifest = Manifest::from_bytes_exact(&h(&core_v["manifest"])).expect("manifest");
     let compat = core_v["compat"].as_bool().expect("compat");
-    let reader = Hypercore::create_reader(&dir, key, (!compat).then_some(manifest))
-        .expect("reader");
+    let reader =
+        Hypercore::create_reader(&dir, key, (!compat).then_some(manifest)).expect("reader");
     (reader, dir)
 }
 
@@ -281,7 +295,9 @@ fn js_proofs_verify_in_rust_readers() {
 }
 
 fn log_len(dir: &std::path::Path) -> u64 {
-    std::fs::metadata(dir.join("log")).map(|m| m.len()).unwrap_or(0)
+    std::fs::metadata(dir.join("log"))
+        .map(|m| m.len())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -307,7 +323,10 @@ fn tampered_js_proofs_are_rejected_and_nothing_is_stored() {
         }
         let err = check(&bad, "bad block");
         assert!(
-            matches!(err, HypercoreError::Proof(ProofError::InvalidSignature { .. })),
+            matches!(
+                err,
+                HypercoreError::Proof(ProofError::InvalidSignature { .. })
+            ),
             "{err}"
         );
 
@@ -320,7 +339,10 @@ fn tampered_js_proofs_are_rejected_and_nothing_is_stored() {
         }
         let err = check(&bad, "bad signature");
         assert!(
-            matches!(err, HypercoreError::Proof(ProofError::InvalidSignature { .. })),
+            matches!(
+                err,
+                HypercoreError::Proof(ProofError::InvalidSignature { .. })
+            ),
             "{err}"
         );
 
@@ -340,7 +362,10 @@ fn tampered_js_proofs_are_rejected_and_nothing_is_stored() {
         }
         let err = check(&bad, "bad node hash");
         assert!(
-            matches!(err, HypercoreError::Proof(ProofError::InvalidSignature { .. })),
+            matches!(
+                err,
+                HypercoreError::Proof(ProofError::InvalidSignature { .. })
+            ),
             "{err}"
         );
 
@@ -380,7 +405,10 @@ fn tampered_js_proofs_are_rejected_and_nothing_is_stored() {
         }
         let err = check(&bad, "reordered nodes");
         assert!(
-            matches!(err, HypercoreError::Proof(ProofError::UnexpectedNode { .. })),
+            matches!(
+                err,
+                HypercoreError::Proof(ProofError::UnexpectedNode { .. })
+            ),
             "{err}"
         );
 

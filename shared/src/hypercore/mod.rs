@@ -26,6 +26,8 @@ use crate::flat_tree;
 
 use messages::{Data, Manifest, Request};
 use storage::{Head, Log, Record};
+
+pub use storage::Durability;
 use tree::{Batch, ProofError, ProofRequest, TreeState};
 use verifier::{Verifier, VerifierError};
 
@@ -335,6 +337,12 @@ impl Hypercore {
         self.lock().tree.clone()
     }
 
+    /// Sets when appends, truncations and applied proofs are durable (default [`Durability::Sync`]: on disk
+    /// before the call returns).
+    pub fn set_durability(&self, durability: Durability) {
+        self.lock().log.set_durability(durability);
+    }
+
     /// True when this core holds a secret key.
     pub fn writable(&self) -> bool {
         self.lock().key_pair.is_some()
@@ -435,6 +443,24 @@ impl Hypercore {
             return Ok(None);
         }
         Ok(tree::seek(&g.tree, &g.nodes, bytes, 0)?)
+    }
+
+    /// How many nodes on the path from tree node `index` (`2 * block` for a block) up to the nearest stored
+    /// node are missing here (`MerkleTree.missingNodes`): the `nodes` count to put in a block or hash request
+    /// so the proof stops at a node this core can check it against.
+    pub fn missing_nodes(&self, index: u64) -> u64 {
+        let g = self.lock();
+        let head = 2 * g.tree.length;
+        let mut ite = flat_tree::Iterator::new(index);
+        if ite.peek_right_span() >= head {
+            return 0;
+        }
+        let mut count = 0;
+        while !ite.contains(head) && !g.nodes.contains_key(&ite.index) && count < 64 {
+            count += 1;
+            ite.parent();
+        }
+        count
     }
 
     /// A read-only view frozen at the current head.
@@ -604,10 +630,7 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
     })
 }
 
-fn insert_blocks(
-    blocks: &mut BTreeMap<u64, BlockLoc>,
-    locs: Vec<(u64, u64, usize)>,
-) -> Result<()> {
+fn insert_blocks(blocks: &mut BTreeMap<u64, BlockLoc>, locs: Vec<(u64, u64, usize)>) -> Result<()> {
     for (index, offset, len) in locs {
         let len = u32::try_from(len).map_err(|_| HypercoreError::BlockTooLarge(len))?;
         blocks.insert(index, BlockLoc { offset, len });

@@ -164,11 +164,23 @@ pub fn parse_header(header: &[u8]) -> Option<(usize, [u8; 16])> {
     Some((len, r.fixed::<16>().ok()?))
 }
 
+/// When an append is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `fdatasync` before returning: the record survives a crash of the process and of the machine.
+    #[default]
+    Sync,
+    /// Written to the OS before returning, not synced: survives a crash (even `kill -9`) of the process but not
+    /// a power loss; what JS hypercore's RocksDB writes (`sync: false`) guarantee.
+    Process,
+}
+
 /// The append-only record log.
 #[derive(Debug)]
 pub struct Log {
     file: File,
     end: u64,
+    durability: Durability,
 }
 
 /// A record found while replaying the log, with the log offset its payload starts at.
@@ -232,18 +244,27 @@ impl Log {
             file.set_len(pos)?;
             file.sync_all()?;
         }
-        Ok((Self { file, end: pos }, records))
+        Ok((
+            Self {
+                file,
+                end: pos,
+                durability: Durability::Sync,
+            },
+            records,
+        ))
     }
 
     /// Appends a record durably; returns where each of its blocks landed in the log, in record order, as
     /// (index, file offset, length).
     pub fn append(&mut self, record: &Record) -> io::Result<Vec<(u64, u64, usize)>> {
         let payload = record.to_bytes();
-        let view = RecordView::decode(&payload)
-            .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
+        let view =
+            RecordView::decode(&payload).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
         let framed = frame(&payload)?;
         self.file.write_all_at(&framed, self.end)?;
-        self.file.sync_data()?;
+        if self.durability == Durability::Sync {
+            self.file.sync_data()?;
+        }
         let base = self.end + FRAME_HEADER as u64;
         self.end += framed.len() as u64;
         Ok(view
@@ -251,6 +272,11 @@ impl Log {
             .into_iter()
             .map(|(i, off, len)| (i, base + off as u64, len))
             .collect())
+    }
+
+    /// Sets when appends are durable.
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
     }
 
     /// Reads `len` bytes at `offset`.

@@ -441,7 +441,10 @@ fn verify_upgrade(
 /// new nodes. An upgrade's signature is *not* checked here (the caller's verifier does that on
 /// `batch.hash()`); a proof without upgrade must end in a node already stored.
 pub fn verify(state: &TreeState, src: &impl NodeSource, proof: &Data) -> Result<Batch, ProofError> {
-    if proof.block.is_none() && proof.hash.is_none() && proof.seek.is_none() && proof.upgrade.is_none()
+    if proof.block.is_none()
+        && proof.hash.is_none()
+        && proof.seek.is_none()
+        && proof.upgrade.is_none()
     {
         return Err(ProofError::Empty);
     }
@@ -462,7 +465,11 @@ pub fn verify(state: &TreeState, src: &impl NodeSource, proof: &Data) -> Result<
 }
 
 /// `getByteOffset`: the byte offset of the first leaf under `index`.
-pub fn byte_offset(state: &TreeState, src: &impl NodeSource, index: u64) -> Result<u64, ProofError> {
+pub fn byte_offset(
+    state: &TreeState,
+    src: &impl NodeSource,
+    index: u64,
+) -> Result<u64, ProofError> {
     if index == 2 * state.length {
         return Ok(state.byte_length);
     }
