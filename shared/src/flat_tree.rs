@@ -131,7 +131,7 @@ pub fn full_roots(index: u64) -> Option<Vec<u64>> {
 
 /// A cursor over a flat tree, as `flat-tree`'s `iterator(index)`. Every move returns the new index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Iterator {
+pub struct TreeIterator {
     /// Current node index.
     pub index: u64,
     /// Offset of the current node at its depth.
@@ -140,7 +140,7 @@ pub struct Iterator {
     pub factor: u64,
 }
 
-impl Iterator {
+impl TreeIterator {
     /// An iterator positioned on `index`.
     pub fn new(index: u64) -> Self {
         let mut it = Self {
@@ -211,7 +211,8 @@ impl Iterator {
         self.index
     }
 
-    /// Next node at the same depth.
+    /// Next node at the same depth (`next()` in JS).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.offset = self.offset.wrapping_add(1);
         self.index = self.index.wrapping_add(self.factor);
@@ -361,14 +362,14 @@ mod tests {
 
     #[test]
     fn iterator_walks() {
-        let mut it = Iterator::new(0);
+        let mut it = TreeIterator::new(0);
         assert_eq!(it.parent(), 1);
         assert_eq!(it.parent(), 3);
         assert_eq!(it.left_child(), 1);
         assert_eq!(it.sibling(), 5);
         assert_eq!(it.right_child(), 6);
         assert!(it.contains(6));
-        let mut it = Iterator::new(0);
+        let mut it = TreeIterator::new(0);
         assert!(it.full_root(6));
         assert_eq!(it.index, 1);
         assert_eq!(it.next_tree(), 4);

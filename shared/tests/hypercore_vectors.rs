@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use holepunch::compact_encoding::{Decode, Encode};
 use holepunch::crypto::{KeyPair, TreeNode};
-use holepunch::flat_tree::{self, Iterator};
+use holepunch::flat_tree::{self, TreeIterator};
 use holepunch::hypercore::messages::{Data, Manifest, Request};
 use holepunch::hypercore::tree::ProofError;
 use holepunch::hypercore::{caps, CreateOptions, Hypercore, HypercoreError};
@@ -80,7 +80,7 @@ fn flat_tree_matches_js() {
     }
     for w in v["walks"].as_array().expect("walks") {
         let start = u(&w["start"]);
-        let mut ite = Iterator::new(start);
+        let mut ite = TreeIterator::new(start);
         for step in w["steps"].as_array().expect("steps") {
             let s = step.as_array().expect("step");
             match s[0].as_str().expect("move") {
@@ -109,7 +109,7 @@ fn flat_tree_matches_js() {
     for w in v["fullRootWalks"].as_array().expect("fullRootWalks") {
         let len = u(&w["length"]);
         let mut seen = Vec::new();
-        let mut ite = Iterator::new(0);
+        let mut ite = TreeIterator::new(0);
         while ite.full_root(2 * len) {
             seen.push(ite.index);
             ite.next_tree();

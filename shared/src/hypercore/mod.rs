@@ -451,7 +451,7 @@ impl Hypercore {
     pub fn missing_nodes(&self, index: u64) -> u64 {
         let g = self.lock();
         let head = 2 * g.tree.length;
-        let mut ite = flat_tree::Iterator::new(index);
+        let mut ite = flat_tree::TreeIterator::new(index);
         if ite.peek_right_span() >= head {
             return 0;
         }

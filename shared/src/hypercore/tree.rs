@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::crypto::{data_hash, parent_hash, tree_hash, TreeNode};
-use crate::flat_tree::{self, Iterator};
+use crate::flat_tree::{self, TreeIterator};
 
 use super::messages::{Data, DataBlock, DataHash, DataSeek, DataUpgrade};
 use super::messages::{RequestBlock, RequestSeek, RequestUpgrade};
@@ -188,7 +188,7 @@ impl Batch {
     /// Appends one block.
     pub fn append(&mut self, value: &[u8]) {
         let head = self.length * 2;
-        let mut ite = Iterator::new(head);
+        let mut ite = TreeIterator::new(head);
         self.append_root(block_node(head, value), &mut ite);
     }
 
@@ -208,7 +208,7 @@ impl Batch {
         }
     }
 
-    fn append_root(&mut self, node: TreeNode, ite: &mut Iterator) {
+    fn append_root(&mut self, node: TreeNode, ite: &mut TreeIterator) {
         self.upgraded = true;
         self.length = self.length.wrapping_add(ite.factor / 2);
         self.byte_length = self.byte_length.wrapping_add(node.size);
@@ -278,7 +278,7 @@ fn check_nodes(nodes: &[TreeNode]) -> Result<(), ProofError> {
     Ok(())
 }
 
-fn checked_parent(ite: &mut Iterator) -> Result<u64, ProofError> {
+fn checked_parent(ite: &mut TreeIterator) -> Result<u64, ProofError> {
     if ite.factor > 8 * MAX_INDEX {
         return Err(ProofError::OutOfRange("tree depth"));
     }
@@ -287,8 +287,11 @@ fn checked_parent(ite: &mut Iterator) -> Result<u64, ProofError> {
 
 /// `verifyTree`: hashes the block/hash and seek paths of a proof up to the subtree root they prove, pushing
 /// every node on the way onto `nodes`. None when the proof has neither.
+/// A block or hash to prove: its tree index, the block's bytes (None for a hash) and the proof nodes.
+type Untrusted<'a> = (u64, Option<&'a [u8]>, &'a [TreeNode]);
+
 fn verify_tree(proof: &Data, nodes: &mut Vec<TreeNode>) -> Result<Option<TreeNode>, ProofError> {
-    let untrusted: Option<(u64, Option<&[u8]>, &[TreeNode])> = match (&proof.block, &proof.hash) {
+    let untrusted: Option<Untrusted<'_>> = match (&proof.block, &proof.hash) {
         (Some(b), _) => {
             if b.index >= MAX_INDEX {
                 return Err(ProofError::OutOfRange("block index"));
@@ -311,7 +314,7 @@ fn verify_tree(proof: &Data, nodes: &mut Vec<TreeNode>) -> Result<Option<TreeNod
 
     let mut root = None;
     if let Some(first) = seek_nodes.first() {
-        let mut ite = Iterator::new(first.index);
+        let mut ite = TreeIterator::new(first.index);
         let mut q = NodeQueue::new(seek_nodes, None);
         let mut r = q.shift(ite.index)?;
         nodes.push(r);
@@ -328,7 +331,7 @@ fn verify_tree(proof: &Data, nodes: &mut Vec<TreeNode>) -> Result<Option<TreeNod
         return Ok(root);
     };
     check_nodes(proof_nodes)?;
-    let mut ite = Iterator::new(index);
+    let mut ite = TreeIterator::new(index);
     let mut q = NodeQueue::new(proof_nodes, root);
     let mut r = match value {
         Some(v) => block_node(ite.index, v),
@@ -364,7 +367,7 @@ fn verify_upgrade(
     let mut q = NodeQueue::new(&upgrade.nodes, block_root);
     let mut grow = !batch.roots.is_empty();
     let mut i = 0;
-    let mut ite = Iterator::new(0);
+    let mut ite = TreeIterator::new(0);
     let mut steps = 0;
 
     while ite.full_root(to) {
@@ -482,7 +485,7 @@ pub fn byte_offset(
             offset += root.size;
             continue;
         }
-        let mut ite = Iterator::new(root.index);
+        let mut ite = TreeIterator::new(root.index);
         let mut steps = 0;
         while ite.index != index {
             steps += 1;
@@ -515,7 +518,7 @@ fn seek_trusted_tree(
     if bytes == 0 {
         return Ok(root);
     }
-    let mut ite = Iterator::new(root);
+    let mut ite = TreeIterator::new(root);
     let mut steps = 0;
     while ite.index & 1 == 1 {
         steps += 1;
@@ -609,7 +612,7 @@ pub fn seek(
             bytes -= size;
             continue;
         }
-        let mut ite = Iterator::new(root.index);
+        let mut ite = TreeIterator::new(root.index);
         let mut steps = 0;
         while ite.index & 1 == 1 {
             steps += 1;
@@ -650,7 +653,7 @@ struct Indexed {
 }
 
 fn seek_proof(seek_root: u64, root: u64, p: &mut Pending) -> Result<(), ProofError> {
-    let mut ite = Iterator::new(seek_root);
+    let mut ite = TreeIterator::new(seek_root);
     let mut out = vec![ite.index];
     let mut steps = 0;
     while ite.index != root {
@@ -676,7 +679,7 @@ fn block_and_seek_proof(
     let Some(node) = node else {
         return seek_proof(seek_root, root, p);
     };
-    let mut ite = Iterator::new(node.index);
+    let mut ite = TreeIterator::new(node.index);
     let mut out = Vec::new();
     if !node.value {
         out.push(ite.index);
@@ -710,7 +713,7 @@ fn upgrade_proof(
     if from == 0 {
         p.upgrade = Some(Vec::new());
     }
-    let mut ite = Iterator::new(0);
+    let mut ite = TreeIterator::new(0);
     while ite.full_root(to) {
         'body: {
             if ite.index + ite.factor / 2 < from {
@@ -754,7 +757,7 @@ fn upgrade_proof(
 
 fn additional_upgrade_proof(from: u64, to: u64, p: &mut Pending) -> Result<(), ProofError> {
     let mut out: Option<Vec<u64>> = if from == 0 { Some(Vec::new()) } else { None };
-    let mut ite = Iterator::new(0);
+    let mut ite = TreeIterator::new(0);
     while ite.full_root(to) {
         'body: {
             if ite.index + ite.factor / 2 < from {
@@ -792,7 +795,7 @@ fn nodes_to_root(index: u64, nodes: u64, head: u64) -> Result<u64, ProofError> {
     if nodes > 64 {
         return Err(ProofError::InvalidRequest("nodes out of bounds"));
     }
-    let mut ite = Iterator::new(index);
+    let mut ite = TreeIterator::new(index);
     for _ in 0..nodes {
         ite.parent();
         if ite.contains(head) {
