@@ -6,10 +6,12 @@
 //! - [`caps`], [`verifier`]: the signed bytes and the two single-writer signing forms.
 //! - [`storage`]: the checksummed record log (design and measurements in `STORAGE.md`).
 //!
-//! [`Hypercore`] ties them together with an API in the spirit of JS hypercore. Block encryption
-//! (`encryptionKey`) is not implemented.
+//! - [`encryption`]: hypercore's default block encryption (`encryptionKey`).
+//!
+//! [`Hypercore`] ties them together with an API in the spirit of JS hypercore.
 
 pub mod caps;
+pub mod encryption;
 pub mod messages;
 pub mod storage;
 pub mod tree;
@@ -27,6 +29,7 @@ use crate::flat_tree;
 use messages::{Data, Manifest, Request};
 use storage::{Head, Log, Record};
 
+use encryption::BlockEncryption;
 pub use storage::Durability;
 use tree::{Batch, ProofError, ProofRequest, TreeState};
 use verifier::{Verifier, VerifierError};
@@ -74,6 +77,9 @@ pub enum HypercoreError {
     /// A message that does not decode.
     #[error("decode: {0}")]
     Decode(#[from] DecodeError),
+    /// A stored block too short to be an encrypted block.
+    #[error("{0}")]
+    Encryption(#[from] encryption::ShortBlock),
     /// A snapshot whose blocks were truncated away since.
     #[error("snapshot is no longer valid: the core was truncated below {0}")]
     SnapshotInvalidated(u64),
@@ -115,6 +121,28 @@ struct Inner {
     blocks: BTreeMap<u64, BlockLoc>,
     /// (fork after, length truncated to), for snapshots.
     truncations: Vec<(u64, u64)>,
+    encryption: Option<BlockEncryption>,
+}
+
+impl Inner {
+    fn padding(&self) -> u64 {
+        if self.encryption.is_some() {
+            encryption::PADDING as u64
+        } else {
+            0
+        }
+    }
+
+    /// Block `index` as the user sees it: decrypted when the core is encrypted.
+    fn read_block(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        let Some(stored) = get_block(self, index)? else {
+            return Ok(None);
+        };
+        match &self.encryption {
+            Some(e) => Ok(Some(e.decrypt(index, &stored)?)),
+            None => Ok(Some(stored)),
+        }
+    }
 }
 
 /// A hypercore on disk. Cheap to clone (clones share the core); every method takes `&self`.
@@ -274,6 +302,7 @@ impl Hypercore {
                 nodes,
                 blocks,
                 truncations,
+                encryption: None,
             })),
             dir: dir.to_path_buf(),
         })
@@ -312,9 +341,19 @@ impl Hypercore {
         self.lock().tree.length
     }
 
-    /// Bytes in all blocks.
+    /// Bytes in all blocks (without the encryption headers when the core is encrypted, as JS reports it).
     pub fn byte_length(&self) -> u64 {
-        self.lock().tree.byte_length
+        let g = self.lock();
+        g.tree.byte_length - g.tree.length * g.padding()
+    }
+
+    /// Encrypts appended blocks and decrypts read ones with hypercore's default block encryption
+    /// (`encryptionKey`); with `block` the key is used as the block key directly (`{ block: true }`). Not
+    /// stored: pass it on every open, as in JS.
+    pub fn set_encryption_key(&self, key: &[u8; 32], block: bool) {
+        let mut g = self.lock();
+        let compat = matches!(g.verifier, Verifier::Compat { .. });
+        g.encryption = Some(BlockEncryption::new(key, &g.key, compat, block));
     }
 
     /// Fork id.
@@ -356,14 +395,25 @@ impl Hypercore {
         if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
             return Err(HypercoreError::BlockTooLarge(b.len()));
         }
+        let start = inner.tree.length;
+        let encrypted: Option<Vec<Vec<u8>>> = inner.encryption.as_ref().map(|e| {
+            blocks
+                .iter()
+                .enumerate()
+                .map(|(i, b)| e.encrypt(start + i as u64, inner.tree.fork, b))
+                .collect()
+        });
+        let stored: Vec<&[u8]> = match &encrypted {
+            Some(list) => list.iter().map(Vec::as_slice).collect(),
+            None => blocks.to_vec(),
+        };
         let mut batch = Batch::new(&inner.tree);
-        for b in blocks {
+        for b in &stored {
             batch.append(b);
         }
         let signature = inner
             .verifier
             .sign(kp, &batch.hash(), batch.length, batch.fork)?;
-        let start = inner.tree.length;
         let record = Record {
             truncate: None,
             head: Some(Head {
@@ -372,7 +422,7 @@ impl Hypercore {
                 signature: Some(signature.clone()),
             }),
             nodes: batch.nodes.clone(),
-            blocks: blocks
+            blocks: stored
                 .iter()
                 .enumerate()
                 .map(|(i, b)| (start + i as u64, b.to_vec()))
@@ -386,14 +436,18 @@ impl Hypercore {
         inner.tree = batch.state(Some(signature));
         Ok(AppendOutcome {
             length: inner.tree.length,
-            byte_length: inner.tree.byte_length,
+            byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
         })
     }
 
-    /// The block at `index` if stored locally.
+    /// The block at `index` if stored locally (decrypted when an encryption key is set).
     pub fn get(&self, index: u64) -> Result<Option<Vec<u8>>> {
-        let g = self.lock();
-        get_block(&g, index)
+        self.lock().read_block(index)
+    }
+
+    /// The block at `index` as stored and hashed (still encrypted on an encrypted core).
+    pub fn get_raw(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        get_block(&self.lock(), index)
     }
 
     /// Truncates to `length`, bumping the fork id by one, and re-signs.
@@ -439,10 +493,11 @@ impl Hypercore {
     /// end; None past it.
     pub fn seek(&self, bytes: u64) -> Result<Option<(u64, u64)>> {
         let g = self.lock();
-        if bytes > g.tree.byte_length {
+        let padding = g.padding();
+        if bytes > g.tree.byte_length - g.tree.length * padding {
             return Ok(None);
         }
-        Ok(tree::seek(&g.tree, &g.nodes, bytes, 0)?)
+        Ok(tree::seek(&g.tree, &g.nodes, bytes, padding)?)
     }
 
     /// How many nodes on the path from tree node `index` (`2 * block` for a block) up to the nearest stored
@@ -669,9 +724,10 @@ impl Snapshot {
         self.tree.length
     }
 
-    /// Byte length at the snapshot.
+    /// Byte length at the snapshot (without encryption headers).
     pub fn byte_length(&self) -> u64 {
-        self.tree.byte_length
+        let padding = self.core.lock().padding();
+        self.tree.byte_length - self.tree.length * padding
     }
 
     /// Fork at the snapshot.
@@ -701,6 +757,6 @@ impl Snapshot {
                 return Err(HypercoreError::SnapshotInvalidated(min));
             }
         }
-        get_block(&g, index)
+        g.read_block(index)
     }
 }

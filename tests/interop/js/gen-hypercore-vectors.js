@@ -209,6 +209,52 @@ async function coreVectors (compat, seedByte) {
   return doc
 }
 
+// Encrypted cores: the stored (encrypted) blocks, tree hash and signature for a fixed encryption key.
+async function encryptedVectors (compat, isBlockKey) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hc-vectors-'))
+  const seed = b4a.alloc(32, 3)
+  const encryptionKey = b4a.alloc(32, 0x5a)
+  const core = new Hypercore(dir, { keyPair: crypto.keyPair(seed), compat, encryption: { key: encryptionKey, block: isBlockKey } })
+  await core.ready()
+  const blocks = [block5(0), block5(1), b4a.alloc(0), block5(3)]
+  await core.append(blocks.slice(0, 2))
+  await core.truncate(1)
+  await core.append(blocks.slice(1))
+  const stored = []
+  for (let i = 0; i < core.length; i++) {
+    // The block as stored and hashed: 8-byte header then ciphertext (core.get strips the header).
+    const rx = core.state.storage.read()
+    const p = rx.getBlock(i)
+    rx.tryFlush()
+    stored.push(hex(await p))
+  }
+  const doc = {
+    compat,
+    block: isBlockKey,
+    seed: hex(seed),
+    encryptionKey: hex(encryptionKey),
+    key: hex(core.key),
+    blocks: blocks.map(hex),
+    stored,
+    length: core.length,
+    fork: core.fork,
+    byteLength: core.byteLength,
+    treeHash: hex(await core.treeHash()),
+    signature: hex(core.state.signature),
+    seeks: []
+  }
+  for (const bytes of [0, 3, 20, 21, 30, core.byteLength]) {
+    doc.seeks.push({ bytes, result: await core.seek(bytes) })
+  }
+  await core.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+  return doc
+
+  function block5 (i) {
+    return block(100 + i, 20 + i)
+  }
+}
+
 async function main () {
   write('flat_tree.json', flatTreeVectors())
   const tree = caps.treeSignableCompat(b4a.alloc(32), 0, 0).subarray(0, 32)
@@ -219,7 +265,8 @@ async function main () {
       defaultNamespace: hex(caps.DEFAULT_NAMESPACE),
       defaultEncryption: hex(caps.DEFAULT_ENCRYPTION)
     },
-    cores: [await coreVectors(true, 1), await coreVectors(false, 2)]
+    cores: [await coreVectors(true, 1), await coreVectors(false, 2)],
+    encrypted: [await encryptedVectors(true, false), await encryptedVectors(false, false), await encryptedVectors(true, true)]
   })
 }
 
