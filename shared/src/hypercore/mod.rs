@@ -540,7 +540,8 @@ impl Hypercore {
         if let Some(b) = data.block.as_mut() {
             b.value = get_block(&g, b.index)?.ok_or(ProofError::MissingNode(2 * b.index))?;
         }
-        if req.manifest {
+        // As the JS replicator: only a non-compat core sends its manifest (a compat key is the public key).
+        if req.manifest && !matches!(g.verifier, Verifier::Compat { .. }) {
             data.manifest.clone_from(&g.manifest);
         }
         Ok(data)
