@@ -35,6 +35,13 @@ fn append_get_reopen() {
     assert_eq!(core.get(3).expect("get"), Some(b"x".to_vec()));
     assert_eq!(core.get(4).expect("get"), None);
     let tree = core.tree();
+    // An empty append changes nothing; a second open of a live core is refused (the log is locked).
+    assert_eq!(core.append(&[]).expect("empty append").length, 4);
+    assert_eq!(core.tree(), tree);
+    match Hypercore::open(&dir) {
+        Err(HypercoreError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+        other => panic!("second open: {other:?}"),
+    }
     drop(core);
     assert!(matches!(
         Hypercore::create(&dir, kp.clone()),
@@ -83,7 +90,9 @@ fn truncate_forks_and_snapshots() {
     core.append(&refs[4..]).expect("append");
     assert_eq!(core.tree_hash(), before);
     assert_eq!(core.fork(), 1);
+    // The snapshot shares the open core: both must go before the core can be opened again.
     drop(core);
+    drop(snap);
     let core = Hypercore::open(&dir).expect("open");
     assert_eq!(
         (core.length(), core.fork(), core.tree_hash()),

@@ -392,6 +392,12 @@ impl Hypercore {
         let mut g = self.lock();
         let inner = &mut *g;
         let kp = inner.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
+        if blocks.is_empty() {
+            return Ok(AppendOutcome {
+                length: inner.tree.length,
+                byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
+            });
+        }
         if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
             return Err(HypercoreError::BlockTooLarge(b.len()));
         }

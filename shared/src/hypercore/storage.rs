@@ -202,6 +202,7 @@ impl Log {
             .create(true)
             .truncate(false)
             .open(path)?;
+        lock_exclusive(&file)?;
         let size = file.metadata()?.len();
         let mut reader = io::BufReader::with_capacity(1 << 20, &file);
         let mut records = Vec::new();
@@ -294,6 +295,35 @@ impl Log {
     /// True when the log holds no record.
     pub fn is_empty(&self) -> bool {
         self.end == 0
+    }
+}
+
+/// Takes an exclusive advisory lock (`flock`) on the log for as long as the file is open, so a second process
+/// (or a second open in this one) cannot append to the same core; it fails with `WouldBlock` instead.
+///
+/// A lock held elsewhere is retried for up to a second: a process that forks copies every descriptor into the
+/// child until it `exec`s (they are close-on-exec), so a core closed while another thread spawns a process can
+/// stay locked for a moment after its last handle is gone.
+fn lock_exclusive(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        // SAFETY: `flock` only reads the descriptor, which `file` keeps open for the duration of the call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != ErrorKind::WouldBlock {
+            return Err(err);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(io::Error::new(
+                ErrorKind::WouldBlock,
+                "hypercore is already open (its log is locked)",
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
