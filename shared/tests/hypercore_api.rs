@@ -184,3 +184,73 @@ fn readers_are_filled_by_proofs_and_are_not_writable() {
     let _ = std::fs::remove_dir_all(&wdir);
     let _ = std::fs::remove_dir_all(&rdir);
 }
+
+#[test]
+fn readers_follow_a_truncation_to_a_new_fork_without_serving_stale_blocks() {
+    let wdir = tmp("fork-writer");
+    let rdir = tmp("fork-reader");
+    let writer = Hypercore::create(&wdir, KeyPair::from_seed(&[5; 32])).expect("create");
+    let old: Vec<Vec<u8>> = (0..12u8).map(|i| vec![i; 9]).collect();
+    let refs: Vec<&[u8]> = old.iter().map(Vec::as_slice).collect();
+    writer.append(&refs).expect("append");
+    let reader = Hypercore::create_reader(&rdir, writer.key(), None).expect("reader");
+    let full = |w: &Hypercore, block: u64| Request {
+        block: Some(RequestBlock {
+            index: block,
+            nodes: 0,
+        }),
+        upgrade: Some(RequestUpgrade {
+            start: 0,
+            length: w.length(),
+        }),
+        ..Request::default()
+    };
+    reader
+        .apply_proof(&writer.proof(&full(&writer, 0)).expect("proof"))
+        .expect("sync");
+    for i in 1..12 {
+        let req = Request {
+            block: Some(RequestBlock {
+                index: i,
+                nodes: reader.missing_nodes(2 * i),
+            }),
+            ..Request::default()
+        };
+        reader
+            .apply_proof(&writer.proof(&req).expect("proof"))
+            .expect("block");
+    }
+    assert_eq!(reader.get(10).expect("get"), Some(old[10].clone()));
+
+    // The writer rewrites history from block 9 on: fork 1.
+    writer.truncate(9).expect("truncate");
+    writer.append(&[b"new 9", b"new 10"]).expect("append");
+    // A block proof on the new fork without an upgrade is refused.
+    let stale = Request {
+        fork: 1,
+        block: Some(RequestBlock {
+            index: 10,
+            nodes: 0,
+        }),
+        ..Request::default()
+    };
+    assert!(reader
+        .apply_proof(&writer.proof(&stale).expect("proof"))
+        .is_err());
+    // A signed upgrade proving the whole new tree moves the reader to fork 1.
+    reader
+        .apply_proof(&writer.proof(&full(&writer, 10)).expect("proof"))
+        .expect("reorg");
+    assert_eq!((reader.length(), reader.fork()), (11, 1));
+    assert_eq!(reader.tree_hash(), writer.tree_hash());
+    assert_eq!(reader.get(10).expect("get"), Some(b"new 10".to_vec()));
+    assert_eq!(reader.get(11).expect("get"), None, "block 11 is gone");
+    for i in 0..11 {
+        // Every block still held is the writer's current one.
+        if let Some(b) = reader.get(i).expect("get") {
+            assert_eq!(Some(b), writer.get(i).expect("get"), "block {i}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&wdir);
+    let _ = std::fs::remove_dir_all(&rdir);
+}
