@@ -6,6 +6,8 @@ pub mod base32;
 pub mod compact_encoding;
 pub mod crypto;
 pub mod dht_rpc;
+pub mod flat_tree;
+pub mod hypercore;
 pub mod hyperdht;
 pub mod id_encoding;
 pub mod noise;

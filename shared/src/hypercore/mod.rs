@@ -1,0 +1,768 @@
+//! Hypercore 11 without the network: a signed, append-only Merkle log stored crash-safely on disk, the proofs
+//! hypercore's replication exchanges, and their verification.
+//!
+//! - [`tree`]: the flat-tree Merkle tree, proof generation and verification (sans-IO).
+//! - [`messages`]: the `request`/`data` wire types, manifest and multi-signature codecs.
+//! - [`caps`], [`verifier`]: the signed bytes and the two single-writer signing forms.
+//! - [`storage`]: the checksummed record log (design and measurements in `STORAGE.md`).
+//!
+//! - [`encryption`]: hypercore's default block encryption (`encryptionKey`).
+//!
+//! [`Hypercore`] ties them together with an API in the spirit of JS hypercore.
+
+pub mod caps;
+pub mod encryption;
+pub mod messages;
+pub mod storage;
+pub mod tree;
+pub mod verifier;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::compact_encoding::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::crypto::{discovery_key, KeyPair, TreeNode};
+use crate::flat_tree;
+
+use messages::{Data, Manifest, Request};
+use storage::{Head, Log, Record};
+
+use encryption::BlockEncryption;
+pub use storage::Durability;
+use tree::{Batch, ProofError, ProofRequest, TreeState};
+use verifier::{Verifier, VerifierError};
+
+
+/// Largest block the JS implementation suggests (`MAX_SUGGESTED_BLOCK_SIZE`, 15 MiB).
+pub const MAX_BLOCK_SIZE: usize = 15 * 1024 * 1024;
+
+const META_FILE: &str = "meta";
+const LOG_FILE: &str = "log";
+
+/// What went wrong in a hypercore operation.
+#[derive(Debug, thiserror::Error)]
+pub enum HypercoreError {
+    /// File system error.
+    #[error("storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// Stored data that does not decode or does not add up.
+    #[error("corrupt storage: {0}")]
+    Corrupt(String),
+    /// A core already exists at the path given to `create`.
+    #[error("a hypercore already exists in {0}")]
+    AlreadyExists(PathBuf),
+    /// No key pair with a secret key: the core is read-only.
+    #[error("core is not writable")]
+    NotWritable,
+    /// A block over [`MAX_BLOCK_SIZE`].
+    #[error("block of {0} bytes exceeds the maximum block size")]
+    BlockTooLarge(usize),
+    /// `truncate` to a length above the current one.
+    #[error("cannot truncate to {requested}: length is {length}")]
+    BadTruncate {
+        /// Requested length.
+        requested: u64,
+        /// Current length.
+        length: u64,
+    },
+    /// A rejected or unanswerable proof.
+    #[error("proof: {0}")]
+    Proof(#[from] ProofError),
+    /// A key/manifest/key pair that does not fit.
+    #[error("verifier: {0}")]
+    Verifier(#[from] VerifierError),
+    /// A message that does not decode.
+    #[error("decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// A stored block too short to be an encrypted block.
+    #[error("{0}")]
+    Encryption(#[from] encryption::ShortBlock),
+    /// A snapshot whose blocks were truncated away since.
+    #[error("snapshot is no longer valid: the core was truncated below {0}")]
+    SnapshotInvalidated(u64),
+}
+
+/// Result of hypercore operations.
+pub type Result<T, E = HypercoreError> = std::result::Result<T, E>;
+
+/// Options for [`Hypercore::create_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// Compat core (key = public key, JS's default when creating from a key pair); false makes a manifest
+    /// core (key = hash of the default single-signer manifest), as JS `compat: false`.
+    pub compat: bool,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        Self { compat: true }
+    }
+}
+
+/// Where a block lives in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlockLoc {
+    offset: u64,
+    len: u32,
+}
+
+#[derive(Debug)]
+struct Inner {
+    log: Log,
+    key: [u8; 32],
+    manifest: Option<Manifest>,
+    key_pair: Option<KeyPair>,
+    verifier: Verifier,
+    tree: TreeState,
+    nodes: BTreeMap<u64, TreeNode>,
+    blocks: BTreeMap<u64, BlockLoc>,
+    /// (fork after, length truncated to), for snapshots.
+    truncations: Vec<(u64, u64)>,
+    encryption: Option<BlockEncryption>,
+}
+
+impl Inner {
+    fn padding(&self) -> u64 {
+        if self.encryption.is_some() {
+            encryption::PADDING as u64
+        } else {
+            0
+        }
+    }
+
+    /// Block `index` as the user sees it: decrypted when the core is encrypted.
+    fn read_block(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        let Some(stored) = get_block(self, index)? else {
+            return Ok(None);
+        };
+        match &self.encryption {
+            Some(e) => Ok(Some(e.decrypt(index, &stored)?)),
+            None => Ok(Some(stored)),
+        }
+    }
+}
+
+/// A hypercore on disk. Cheap to clone (clones share the core); every method takes `&self`.
+#[derive(Debug, Clone)]
+pub struct Hypercore {
+    inner: Arc<Mutex<Inner>>,
+    dir: PathBuf,
+}
+
+/// What [`Hypercore::append`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// New length.
+    pub length: u64,
+    /// New byte length.
+    pub byte_length: u64,
+}
+
+fn encode_meta(key: &[u8; 32], manifest: Option<&Manifest>, key_pair: Option<&KeyPair>) -> Vec<u8> {
+    let mut w = Writer::new();
+    let flags = u64::from(manifest.is_some()) | (u64::from(key_pair.is_some()) << 1);
+    w.uint(1).fixed32(key).uint(flags);
+    if let Some(m) = manifest {
+        m.encode(&mut w);
+    }
+    if let Some(kp) = key_pair {
+        w.fixed64(&kp.secret);
+    }
+    w.into_vec()
+}
+
+type Meta = ([u8; 32], Option<Manifest>, Option<KeyPair>);
+
+fn decode_meta(bytes: &[u8]) -> Result<Meta, DecodeError> {
+    let mut r = Reader::new(bytes);
+    if r.uint()? != 1 {
+        return Err(DecodeError::Invalid("meta version"));
+    }
+    let key = r.fixed32()?;
+    let flags = r.uint()?;
+    let manifest = if flags & 1 != 0 {
+        Some(Manifest::decode(&mut r)?)
+    } else {
+        None
+    };
+    let key_pair = if flags & 2 != 0 {
+        Some(KeyPair::from_secret_key(&r.fixed64()?))
+    } else {
+        None
+    };
+    r.finish()?;
+    Ok((key, manifest, key_pair))
+}
+
+impl Hypercore {
+    /// Creates a writable compat core in `dir` (created if missing) signed by `key_pair`.
+    pub fn create(dir: impl AsRef<Path>, key_pair: KeyPair) -> Result<Self> {
+        Self::create_with(dir, key_pair, CreateOptions::default())
+    }
+
+    /// Creates a writable core in `dir` with options.
+    pub fn create_with(
+        dir: impl AsRef<Path>,
+        key_pair: KeyPair,
+        opts: CreateOptions,
+    ) -> Result<Self> {
+        let manifest = Manifest::default_signer(key_pair.public);
+        let key = if opts.compat {
+            key_pair.public
+        } else {
+            caps::manifest_hash(&manifest)
+        };
+        Self::init(dir.as_ref(), key, Some(manifest), Some(key_pair))
+    }
+
+    /// Creates an empty read-only core for `key` (to fill from verified proofs). A manifest core needs its
+    /// manifest; a compat core does not.
+    pub fn create_reader(
+        dir: impl AsRef<Path>,
+        key: [u8; 32],
+        manifest: Option<Manifest>,
+    ) -> Result<Self> {
+        Self::init(dir.as_ref(), key, manifest, None)
+    }
+
+    fn init(
+        dir: &Path,
+        key: [u8; 32],
+        manifest: Option<Manifest>,
+        key_pair: Option<KeyPair>,
+    ) -> Result<Self> {
+        fs::create_dir_all(dir)?;
+        let meta = dir.join(META_FILE);
+        if meta.exists() {
+            return Err(HypercoreError::AlreadyExists(dir.to_path_buf()));
+        }
+        Verifier::new(&key, manifest.as_ref())?;
+        // A stale log from an interrupted create would belong to no key: start from nothing.
+        let _ = fs::remove_file(dir.join(LOG_FILE));
+        let payload = encode_meta(&key, manifest.as_ref(), key_pair.as_ref());
+        storage::write_atomic(&meta, &storage::frame(&payload)?)?;
+        Self::open(dir)
+    }
+
+    /// Opens the core in `dir`, replaying its log.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let meta = storage::read_framed(&dir.join(META_FILE))?;
+        let (key, manifest, key_pair) = decode_meta(&meta)?;
+        let verifier = Verifier::new(&key, manifest.as_ref())?;
+        let (log, records) = Log::open(&dir.join(LOG_FILE))?;
+        let mut nodes = BTreeMap::new();
+        let mut blocks = BTreeMap::new();
+        let mut head = Head {
+            fork: 0,
+            length: 0,
+            signature: None,
+        };
+        let mut truncations = Vec::new();
+        for rep in records {
+            let rec = rep.record;
+            if let Some(len) = rec.truncate {
+                truncate_maps(&mut nodes, &mut blocks, len);
+            }
+            for n in rec.nodes {
+                nodes.insert(n.index, n);
+            }
+            for (index, off, len) in rec.blocks {
+                let len = u32::try_from(len)
+                    .map_err(|_| HypercoreError::Corrupt("block length".into()))?;
+                blocks.insert(
+                    index,
+                    BlockLoc {
+                        offset: rep.payload_offset + off as u64,
+                        len,
+                    },
+                );
+            }
+            if let Some(h) = rec.head {
+                if let Some(len) = rec.truncate {
+                    truncations.push((h.fork, len));
+                }
+                head = h;
+            }
+        }
+        let mut tree = TreeState::at(&nodes, head.length, head.fork)
+            .map_err(|e| HypercoreError::Corrupt(format!("tree head: {e}")))?;
+        tree.signature = head.signature;
+        Ok(Self {
+            inner: Arc::new(Mutex::new(Inner {
+                log,
+                key,
+                manifest,
+                key_pair,
+                verifier,
+                tree,
+                nodes,
+                blocks,
+                truncations,
+                encryption: None,
+            })),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the state half-updated (the log write comes first, the
+        // in-memory update after cannot panic), so a poisoned lock is still consistent.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The directory the core lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The core's key (public key for compat cores, manifest hash otherwise).
+    pub fn key(&self) -> [u8; 32] {
+        self.lock().key
+    }
+
+    /// The discovery key (`hypercore-crypto` `discoveryKey(key)`).
+    pub fn discovery_key(&self) -> [u8; 32] {
+        discovery_key(&self.key())
+    }
+
+    /// The manifest, if known.
+    pub fn manifest(&self) -> Option<Manifest> {
+        self.lock().manifest.clone()
+    }
+
+    /// Number of blocks.
+    pub fn length(&self) -> u64 {
+        self.lock().tree.length
+    }
+
+    /// Bytes in all blocks (without the encryption headers when the core is encrypted, as JS reports it).
+    pub fn byte_length(&self) -> u64 {
+        let g = self.lock();
+        g.tree.byte_length - g.tree.length * g.padding()
+    }
+
+    /// Encrypts appended blocks and decrypts read ones with hypercore's default block encryption
+    /// (`encryptionKey`); with `block` the key is used as the block key directly (`{ block: true }`). Not
+    /// stored: pass it on every open, as in JS.
+    pub fn set_encryption_key(&self, key: &[u8; 32], block: bool) {
+        let mut g = self.lock();
+        let compat = matches!(g.verifier, Verifier::Compat { .. });
+        g.encryption = Some(BlockEncryption::new(key, &g.key, compat, block));
+    }
+
+    /// Fork id.
+    pub fn fork(&self) -> u64 {
+        self.lock().tree.fork
+    }
+
+    /// The signature of the current head.
+    pub fn signature(&self) -> Option<Vec<u8>> {
+        self.lock().tree.signature.clone()
+    }
+
+    /// The current tree hash (`core.treeHash()`).
+    pub fn tree_hash(&self) -> [u8; 32] {
+        self.lock().tree.hash()
+    }
+
+    /// The current head: roots, length, fork and signature.
+    pub fn tree(&self) -> TreeState {
+        self.lock().tree.clone()
+    }
+
+    /// Sets when appends, truncations and applied proofs are durable (default [`Durability::Sync`]: on disk
+    /// before the call returns).
+    pub fn set_durability(&self, durability: Durability) {
+        self.lock().log.set_durability(durability);
+    }
+
+    /// True when this core holds a secret key.
+    pub fn writable(&self) -> bool {
+        self.lock().key_pair.is_some()
+    }
+
+    /// Appends blocks atomically: after a crash either all of them are there (with a signed head) or none.
+    pub fn append(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let kp = inner.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
+        if blocks.is_empty() {
+            return Ok(AppendOutcome {
+                length: inner.tree.length,
+                byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
+            });
+        }
+        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
+            return Err(HypercoreError::BlockTooLarge(b.len()));
+        }
+        let start = inner.tree.length;
+        let encrypted: Option<Vec<Vec<u8>>> = inner.encryption.as_ref().map(|e| {
+            blocks
+                .iter()
+                .enumerate()
+                .map(|(i, b)| e.encrypt(start + i as u64, inner.tree.fork, b))
+                .collect()
+        });
+        let stored: Vec<&[u8]> = match &encrypted {
+            Some(list) => list.iter().map(Vec::as_slice).collect(),
+            None => blocks.to_vec(),
+        };
+        let mut batch = Batch::new(&inner.tree);
+        for b in &stored {
+            batch.append(b);
+        }
+        let signature = inner
+            .verifier
+            .sign(kp, &batch.hash(), batch.length, batch.fork)?;
+        let record = Record {
+            truncate: None,
+            head: Some(Head {
+                fork: batch.fork,
+                length: batch.length,
+                signature: Some(signature.clone()),
+            }),
+            nodes: batch.nodes.clone(),
+            blocks: stored
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (start + i as u64, b.to_vec()))
+                .collect(),
+        };
+        let locs = inner.log.append(&record)?;
+        insert_blocks(&mut inner.blocks, locs)?;
+        for n in &batch.nodes {
+            inner.nodes.insert(n.index, *n);
+        }
+        inner.tree = batch.state(Some(signature));
+        Ok(AppendOutcome {
+            length: inner.tree.length,
+            byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
+        })
+    }
+
+    /// The block at `index` if stored locally (decrypted when an encryption key is set).
+    pub fn get(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        self.lock().read_block(index)
+    }
+
+    /// The block at `index` as stored and hashed (still encrypted on an encrypted core).
+    pub fn get_raw(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        get_block(&self.lock(), index)
+    }
+
+    /// Truncates to `length`, bumping the fork id by one, and re-signs.
+    pub fn truncate(&self, length: u64) -> Result<()> {
+        let fork = self.fork() + 1;
+        self.truncate_with_fork(length, fork)
+    }
+
+    /// Truncates to `length` and sets the fork id to `fork`.
+    pub fn truncate_with_fork(&self, length: u64, fork: u64) -> Result<()> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let kp = inner.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
+        if length > inner.tree.length {
+            return Err(HypercoreError::BadTruncate {
+                requested: length,
+                length: inner.tree.length,
+            });
+        }
+        let mut state = TreeState::at(&inner.nodes, length, fork)?;
+        let signature = inner
+            .verifier
+            .sign(kp, &state.hash(), state.length, state.fork)?;
+        let record = Record {
+            truncate: Some(length),
+            head: Some(Head {
+                fork,
+                length,
+                signature: Some(signature.clone()),
+            }),
+            nodes: Vec::new(),
+            blocks: Vec::new(),
+        };
+        inner.log.append(&record)?;
+        truncate_maps(&mut inner.nodes, &mut inner.blocks, length);
+        inner.truncations.push((fork, length));
+        state.signature = Some(signature);
+        inner.tree = state;
+        Ok(())
+    }
+
+    /// The block holding byte `bytes` and the offset within it (`core.seek(bytes)`); `(length, 0)` at the
+    /// end; None past it.
+    pub fn seek(&self, bytes: u64) -> Result<Option<(u64, u64)>> {
+        let g = self.lock();
+        let padding = g.padding();
+        if bytes > g.tree.byte_length - g.tree.length * padding {
+            return Ok(None);
+        }
+        Ok(tree::seek(&g.tree, &g.nodes, bytes, padding)?)
+    }
+
+    /// How many nodes on the path from tree node `index` (`2 * block` for a block) up to the nearest stored
+    /// node are missing here (`MerkleTree.missingNodes`): the `nodes` count to put in a block or hash request
+    /// so the proof stops at a node this core can check it against.
+    pub fn missing_nodes(&self, index: u64) -> u64 {
+        let g = self.lock();
+        let head = 2 * g.tree.length;
+        let mut ite = flat_tree::TreeIterator::new(index);
+        if ite.peek_right_span() >= head {
+            return 0;
+        }
+        let mut count = 0;
+        while !ite.contains(head) && !g.nodes.contains_key(&ite.index) && count < 64 {
+            count += 1;
+            ite.parent();
+        }
+        count
+    }
+
+    /// A read-only view frozen at the current head.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            core: self.clone(),
+            tree: self.tree(),
+        }
+    }
+
+    /// Answers a peer's request with a proof (and the block's value), as the replicator does.
+    pub fn proof(&self, req: &Request) -> Result<Data> {
+        let g = self.lock();
+        let preq = ProofRequest {
+            block: req.block,
+            hash: req.hash,
+            seek: req.seek,
+            upgrade: req.upgrade,
+        };
+        let mut data = tree::proof(&g.tree, &g.nodes, &preq)?;
+        data.request = req.id;
+        if let Some(b) = data.block.as_mut() {
+            b.value = get_block(&g, b.index)?.ok_or(ProofError::MissingNode(2 * b.index))?;
+        }
+        // As the JS replicator: only a non-compat core sends its manifest (a compat key is the public key).
+        if req.manifest && !matches!(g.verifier, Verifier::Compat { .. }) {
+            data.manifest.clone_from(&g.manifest);
+        }
+        Ok(data)
+    }
+
+    /// Checks a received proof against the core's key and what is stored, without storing anything. Returns the
+    /// batch of nodes it proves.
+    pub fn verify_proof(&self, data: &Data) -> Result<Batch> {
+        let g = self.lock();
+        verify_locked(&g, data).map(|v| v.batch)
+    }
+
+    /// Verifies a received proof and stores what it proves (nodes, the block, a new signed head). A proof that
+    /// fails any check stores nothing. A signed upgrade on another fork (proving the whole tree from 0) moves
+    /// the core to that fork, dropping what is not shared.
+    pub fn apply_proof(&self, data: &Data) -> Result<()> {
+        let mut g = self.lock();
+        let Verified {
+            batch,
+            verifier,
+            truncate,
+            new_head,
+        } = verify_locked(&g, data)?;
+        let inner = &mut *g;
+        let head = new_head.then(|| Head {
+            fork: batch.fork,
+            length: batch.length,
+            signature: batch.signature.clone(),
+        });
+        let record = Record {
+            truncate,
+            head,
+            nodes: batch.nodes.clone(),
+            blocks: data
+                .block
+                .as_ref()
+                .map(|b| vec![(b.index, b.value.clone())])
+                .unwrap_or_default(),
+        };
+        let locs = inner.log.append(&record)?;
+        if let Some(len) = truncate {
+            truncate_maps(&mut inner.nodes, &mut inner.blocks, len);
+            inner.truncations.push((batch.fork, len));
+        }
+        insert_blocks(&mut inner.blocks, locs)?;
+        for n in &batch.nodes {
+            inner.nodes.insert(n.index, *n);
+        }
+        if new_head {
+            inner.tree = batch.state(batch.signature.clone());
+        }
+        if let Some(v) = verifier {
+            if let Verifier::Manifest { manifest, .. } = &v {
+                inner.manifest = Some(manifest.clone());
+            }
+            inner.verifier = v;
+        }
+        Ok(())
+    }
+}
+
+/// A proof that passed every check, with what applying it changes.
+struct Verified {
+    batch: Batch,
+    /// A verifier learnt from the proof's manifest.
+    verifier: Option<Verifier>,
+    /// For a proof on another fork: the length both forks share (everything after is dropped).
+    truncate: Option<u64>,
+    /// True when the proof moves the signed head.
+    new_head: bool,
+}
+
+fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
+    let mut new_verifier = None;
+    let verifier = match (&inner.manifest, &data.manifest) {
+        (None, Some(m)) => {
+            let v = Verifier::new(&inner.key, Some(m))?;
+            new_verifier = Some(v.clone());
+            v
+        }
+        _ => inner.verifier.clone(),
+    };
+    let reorg = data.fork != inner.tree.fork;
+    if reorg && data.upgrade.as_ref().is_none_or(|u| u.start != 0) {
+        // Another fork can only be taken from a signed upgrade that proves the whole new tree.
+        return Err(ProofError::ForkMismatch {
+            ours: inner.tree.fork,
+            got: data.fork,
+        }
+        .into());
+    }
+    let base = if reorg {
+        TreeState {
+            fork: data.fork,
+            ..TreeState::default()
+        }
+    } else {
+        inner.tree.clone()
+    };
+    let batch = tree::verify(&base, &inner.nodes, data)?;
+    let mut new_head = false;
+    if batch.upgraded {
+        if reorg || batch.length > inner.tree.length {
+            let sig = batch
+                .signature
+                .as_deref()
+                .ok_or(ProofError::MissingSignature)?;
+            if !verifier.verify(&batch.hash(), batch.length, batch.fork, sig) {
+                return Err(ProofError::InvalidSignature {
+                    length: batch.length,
+                    fork: batch.fork,
+                }
+                .into());
+            }
+            new_head = true;
+        } else {
+            // An upgrade to a length we already have must land on exactly our roots.
+            let ours = TreeState::at(&inner.nodes, batch.length, inner.tree.fork)?;
+            if ours.roots != batch.roots {
+                return Err(ProofError::Conflict.into());
+            }
+        }
+    }
+    let truncate = if reorg {
+        // The new tree's roots that we hold too (same hash) cover a prefix both forks share.
+        let mut shared = 0;
+        for root in &batch.roots {
+            if inner.nodes.get(&root.index) != Some(root) {
+                break;
+            }
+            shared = flat_tree::right_span(root.index) / 2 + 1;
+        }
+        Some(shared.min(inner.tree.length))
+    } else {
+        None
+    };
+    Ok(Verified {
+        batch,
+        verifier: new_verifier,
+        truncate,
+        new_head,
+    })
+}
+
+fn insert_blocks(blocks: &mut BTreeMap<u64, BlockLoc>, locs: Vec<(u64, u64, usize)>) -> Result<()> {
+    for (index, offset, len) in locs {
+        let len = u32::try_from(len).map_err(|_| HypercoreError::BlockTooLarge(len))?;
+        blocks.insert(index, BlockLoc { offset, len });
+    }
+    Ok(())
+}
+
+fn get_block(inner: &Inner, index: u64) -> Result<Option<Vec<u8>>> {
+    let Some(loc) = inner.blocks.get(&index) else {
+        return Ok(None);
+    };
+    Ok(Some(inner.log.read(loc.offset, loc.len as usize)?))
+}
+
+fn truncate_maps(
+    nodes: &mut BTreeMap<u64, TreeNode>,
+    blocks: &mut BTreeMap<u64, BlockLoc>,
+    length: u64,
+) {
+    blocks.split_off(&length);
+    let head = length.saturating_mul(2);
+    nodes.retain(|index, _| flat_tree::right_span(*index) < head);
+}
+
+/// A read-only view of a core frozen at one head (`core.snapshot()`): its length, byte length and tree hash
+/// stay fixed while the core grows; reading a block truncated away since is an error.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    core: Hypercore,
+    tree: TreeState,
+}
+
+impl Snapshot {
+    /// Length at the snapshot.
+    pub fn length(&self) -> u64 {
+        self.tree.length
+    }
+
+    /// Byte length at the snapshot (without encryption headers).
+    pub fn byte_length(&self) -> u64 {
+        let padding = self.core.lock().padding();
+        self.tree.byte_length - self.tree.length * padding
+    }
+
+    /// Fork at the snapshot.
+    pub fn fork(&self) -> u64 {
+        self.tree.fork
+    }
+
+    /// Tree hash at the snapshot.
+    pub fn tree_hash(&self) -> [u8; 32] {
+        self.tree.hash()
+    }
+
+    /// The block at `index` as of the snapshot (None when beyond its length or not stored).
+    pub fn get(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        if index >= self.tree.length {
+            return Ok(None);
+        }
+        let g = self.core.lock();
+        if let Some(min) = g
+            .truncations
+            .iter()
+            .filter(|(fork, _)| *fork > self.tree.fork)
+            .map(|(_, len)| *len)
+            .min()
+        {
+            if index >= min {
+                return Err(HypercoreError::SnapshotInvalidated(min));
+            }
+        }
+        g.read_block(index)
+    }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// Append benchmark for JS hypercore (RocksDB through hypercore-storage), the counterpart of
+// shared/examples/hypercore_append.rs. Usage: node js/bench-hypercore-append.js DIR BATCHES BATCH SIZE
+'use strict'
+
+const Hypercore = require('hypercore')
+const crypto = require('hypercore-crypto')
+const b4a = require('b4a')
+
+async function main () {
+  const [dir, batches = '200', batch = '100', size = '1024'] = process.argv.slice(2)
+  const core = new Hypercore(dir, { keyPair: crypto.keyPair(b4a.alloc(32, 7)) })
+  await core.ready()
+  const block = b4a.alloc(Number(size), 0xab)
+  const blocks = new Array(Number(batch)).fill(block)
+  const start = process.hrtime.bigint()
+  for (let i = 0; i < Number(batches); i++) await core.append(blocks)
+  const secs = Number(process.hrtime.bigint() - start) / 1e9
+  const n = Number(batches) * Number(batch)
+  console.log(`js blocks=${n} batch=${batch} size=${size} seconds=${secs.toFixed(3)} appends_per_sec=${(n / secs).toFixed(0)}`)
+  await core.close()
+}
+
+main().catch((err) => { console.error(err); process.exit(1) })
