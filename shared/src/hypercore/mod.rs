@@ -34,7 +34,6 @@ pub use storage::Durability;
 use tree::{Batch, ProofError, ProofRequest, TreeState};
 use verifier::{Verifier, VerifierError};
 
-
 /// Largest block the JS implementation suggests (`MAX_SUGGESTED_BLOCK_SIZE`, 15 MiB).
 pub const MAX_BLOCK_SIZE: usize = 15 * 1024 * 1024;
 
