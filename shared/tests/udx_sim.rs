@@ -907,3 +907,20 @@ fn backpressure_and_writable() {
     assert!(sim.peers[0].stream.write_capacity() > 0);
     assert!(sim.peers[0].stream.unacked_len() < n);
 }
+
+/// A slow path with sub-millisecond delay: BBR's bandwidth-delay product rounds to 0 packets, which libudx
+/// copies into cwnd when fast recovery ends. The stream must not stall there.
+#[test]
+fn slow_submillisecond_path_with_loss_does_not_stall() {
+    for seed in 0..4 {
+        let link = Link {
+            delay: Duration::from_micros(200),
+            bandwidth: Some(300_000),
+            max_queue: Duration::from_millis(30),
+            loss: 0.03,
+            ..Link::default()
+        };
+        let mut sim = Sim::new(67 + seed, link.clone(), link);
+        transfer(&mut sim, MIB, 0, 300);
+    }
+}
