@@ -1904,4 +1904,42 @@ mod instance_tests {
             .expect("raw");
         assert_eq!(from, junk.local_addr());
     }
+
+    /// A dual-stack IPv6 socket talks to an IPv4 peer (sending to IPv4-mapped addresses, as libudx does) and
+    /// reports IPv4 sources as IPv4.
+    #[tokio::test]
+    async fn dual_stack_socket_talks_to_ipv4() {
+        let Ok(v6) = UdxSocket::bind("[::]:0".parse().expect("addr")).await else {
+            return; // no IPv6 on this host
+        };
+        let v4 = UdxSocket::bind(LOOPBACK).await.expect("bind v4");
+        let port = v6.local_addr().port();
+        let x = v6.create_stream(1).expect("x");
+        let y = v4.create_stream(2).expect("y");
+        x.connect(2, v4.local_addr()).expect("x -> v4");
+        y.connect(1, SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port))
+            .expect("y -> v6 socket via 127.0.0.1");
+        (&x).write_all(b"over dual stack").await.expect("write");
+        (&x).shutdown().await.expect("end");
+        let mut got = Vec::new();
+        tokio::time::timeout(LIMIT, (&y).read_to_end(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(got, b"over dual stack");
+        v4.send_to(b"raw", SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port))
+            .await
+            .expect("raw send");
+        let mut buf = [0u8; 16];
+        let (n, from) = tokio::time::timeout(LIMIT, v6.recv_from(&mut buf))
+            .await
+            .expect("in time")
+            .expect("raw");
+        assert_eq!(&buf[..n], b"raw");
+        assert_eq!(
+            from,
+            v4.local_addr(),
+            "IPv4-mapped sources are reported as IPv4"
+        );
+    }
 }
