@@ -16,6 +16,9 @@ SIZE_ARG="${1:-${SIZE:-1G}}"
 REPEAT="${REPEAT:-3}"
 LIMIT="${LIMIT:-300}"   # seconds allowed per transfer
 ONLY="${ONLY:-rust node}" # which pairs to run
+# NICE=-10 runs both pairs at a higher priority (root only): on a machine shared with builds, this measures the
+# transports rather than the scheduler. Both pairs get the same treatment.
+NICE="${NICE:-}"
 
 to_bytes() {
   local s="$1" n unit
@@ -76,13 +79,13 @@ run_pair() {
   # the END is not lost to a closed port (which would cost a 1 s retransmission timeout at the end).
   mkfifo "$WORK/rx_stdin"
   start="$(date +%s.%N)"
-  (cd "$NODE_DIR" && exec timeout "$LIMIT" ${TIME_V[@]+"${TIME_V[@]}" -o "$WORK/time_b"} "$@" --bind "127.0.0.1:$pb" --connect "127.0.0.1:$pa" --id 2 --remote-id 1 \
+  (cd "$NODE_DIR" && exec ${NICE:+nice -n "$NICE"} timeout "$LIMIT" ${TIME_V[@]+"${TIME_V[@]}" -o "$WORK/time_b"} "$@" --bind "127.0.0.1:$pb" --connect "127.0.0.1:$pa" --id 2 --remote-id 1 \
       < "$WORK/rx_stdin" > "$WORK/out" 2> "$WORK/err_b") &
   local pid_b=$!
   exec 7> "$WORK/rx_stdin"
   # Start the sender once the receiver is bound (else its first packets meet a closed port and wait an RTO).
   wait_for_bound "$WORK/err_b" "$name receiver"
-  (cd "$NODE_DIR" && exec timeout "$LIMIT" ${TIME_V[@]+"${TIME_V[@]}" -o "$WORK/time_a"} "$@" --bind "127.0.0.1:$pa" --connect "127.0.0.1:$pb" --id 1 --remote-id 2 \
+  (cd "$NODE_DIR" && exec ${NICE:+nice -n "$NICE"} timeout "$LIMIT" ${TIME_V[@]+"${TIME_V[@]}" -o "$WORK/time_a"} "$@" --bind "127.0.0.1:$pa" --connect "127.0.0.1:$pb" --id 1 --remote-id 2 \
       < "$WORK/in" > /dev/null 2> "$WORK/err_a" 7>&-) &
   local pid_a=$!
   wait_for_bound "$WORK/err_a" "$name sender"
