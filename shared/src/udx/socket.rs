@@ -763,6 +763,14 @@ impl UdxStream {
         })
     }
 
+    /// Sends a HEARTBEAT after this long without traffic (udx-native `setKeepalive`); `None` turns it off.
+    pub fn set_keepalive(&self, interval: Option<Duration>) -> io::Result<()> {
+        self.with_slot(|slot| {
+            slot.stream.set_keepalive(interval, Instant::now());
+            Ok(())
+        })
+    }
+
     /// Sends an unordered, unreliable message (UDX MESSAGE) of at most [`UdxStream::max_message_len`] bytes.
     pub fn send_message(&self, data: &[u8]) -> io::Result<()> {
         self.with_slot(|slot| {
@@ -1986,5 +1994,30 @@ mod instance_tests {
                 .expect("in time")
                 .expect("stream task");
         }
+    }
+
+    /// An idle stream with a keepalive sends heartbeats on its own timer, which the peer answers.
+    #[tokio::test]
+    async fn keepalive_heartbeats_flow_while_idle() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let x = a.create_stream(1).expect("x");
+        let y = b.create_stream(2).expect("y");
+        x.connect(2, b.local_addr()).expect("connect x");
+        y.connect(1, a.local_addr()).expect("connect y");
+        x.set_keepalive(Some(Duration::from_millis(20)))
+            .expect("keepalive");
+        let before = y.stats().expect("stats").packets_received;
+        tokio::time::timeout(LIMIT, async {
+            while y.stats().expect("stats").packets_received < before + 3 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("heartbeats arrive while idle");
+        assert!(
+            x.stats().expect("stats").packets_received > 0,
+            "heartbeats are answered"
+        );
     }
 }
