@@ -1006,15 +1006,24 @@ impl Stream {
             self.retransmit_list.len
         );
         if let Some(front) = self.outgoing.front() {
-            debug_assert_eq!(front.seq, self.remote_acked, "outgoing front is not snd.una");
+            debug_assert_eq!(
+                front.seq, self.remote_acked,
+                "outgoing front is not snd.una"
+            );
         }
         debug_assert_eq!(
             self.seq.wrapping_sub(self.remote_acked) as usize,
             out,
             "outgoing does not cover [remote_acked, seq)"
         );
-        debug_assert_eq!(self.inflight_list.len == 0, self.inflight_list.head.is_none());
-        debug_assert_eq!(self.retransmit_list.len == 0, self.retransmit_list.head.is_none());
+        debug_assert_eq!(
+            self.inflight_list.len == 0,
+            self.inflight_list.head.is_none()
+        );
+        debug_assert_eq!(
+            self.retransmit_list.len == 0,
+            self.retransmit_list.head.is_none()
+        );
         debug_assert!(self.unsent_offset <= self.send_ring.end());
         debug_assert!(self.send_ring.start() <= self.unsent_offset);
     }
