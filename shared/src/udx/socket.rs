@@ -753,14 +753,16 @@ impl UdxStream {
 
     /// Sets the firewall consulted for packets that arrive while the stream is not connected, or on a socket
     /// other than the one carrying it. It gets the packet's source and the receiving socket's local address.
+    ///
+    /// It runs on the driver with the instance's state locked: it must decide quickly and must not call into
+    /// this module's API (record what it saw and act on it elsewhere, or answer [`FirewallVerdict::Connect`]).
     pub fn set_firewall(
         &self,
         firewall: impl FnMut(SocketAddr, SocketAddr) -> FirewallVerdict + Send + 'static,
     ) -> io::Result<()> {
-        self.with_slot(|slot| {
-            slot.firewall = Some(Box::new(firewall));
-            Ok(())
-        })
+        // The previous firewall (and whatever it captured) is dropped after the lock is released.
+        let _previous = self.with_slot(|slot| Ok(slot.firewall.replace(Box::new(firewall))))?;
+        Ok(())
     }
 
     /// Sends a HEARTBEAT after this long without traffic (udx-native `setKeepalive`); `None` turns it off.
@@ -1001,17 +1003,19 @@ impl Drop for UdxStream {
             }
             Ok(())
         });
-        {
-            // A stream no socket carries has no driver to retire it.
+        // A stream no socket carries has no driver to retire it. The slot is dropped after the lock is released.
+        let _retired = {
             let mut inner = self.shared.lock();
             if inner
                 .streams
                 .get(&self.id)
                 .is_some_and(|s| s.socket.is_none())
             {
-                inner.streams.remove(&self.id);
+                inner.streams.remove(&self.id)
+            } else {
+                None
             }
-        }
+        };
         self.shared.release_handle();
     }
 }
@@ -1055,6 +1059,8 @@ struct Driver {
     gso_segments: usize,
     /// Scratch space for draining streams whose handle was dropped.
     discard: Vec<u8>,
+    /// Slots removed under the lock, dropped after it is released.
+    graveyard: Vec<Slot>,
 }
 
 impl Driver {
@@ -1081,6 +1087,7 @@ impl Driver {
             wake: Vec::new(),
             gso_segments,
             discard: vec![0; 64 * 1024],
+            graveyard: Vec::new(),
         }
     }
 
@@ -1178,9 +1185,18 @@ impl Driver {
                 }
             }
         }
-        inner
+        // Retired slots are dropped after the lock is released: a firewall may own handles whose drop locks.
+        let retired: Vec<u32> = inner
             .streams
-            .retain(|_, slot| slot.socket != Some(me) || slot.attached || !slot.stream.is_closed());
+            .iter()
+            .filter(|(_, slot)| {
+                slot.socket == Some(me) && !slot.attached && slot.stream.is_closed()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in retired {
+            self.graveyard.extend(inner.streams.remove(&id));
+        }
         self.deadline = deadline;
         let carries_streams = inner.streams.values().any(|s| s.socket == Some(me));
         let Some(state) = inner.sockets.get_mut(&me) else {
@@ -1360,6 +1376,7 @@ impl Future for Driver {
             for w in this.wake.drain(..) {
                 w.wake();
             }
+            this.graveyard.clear();
             if exit {
                 return Poll::Ready(());
             }
@@ -2019,5 +2036,52 @@ mod instance_tests {
             x.stats().expect("stats").packets_received > 0,
             "heartbeats are answered"
         );
+    }
+
+    /// A firewall may own handles (here a socket clone); retiring its stream must not deadlock on their drop.
+    #[tokio::test]
+    async fn retiring_a_stream_whose_firewall_owns_a_handle_does_not_deadlock() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let config = StreamConfig {
+            linger: Duration::ZERO,
+            ..StreamConfig::default()
+        };
+        let x = a.create_stream_with(1, config.clone()).expect("x");
+        let y = b.create_stream_with(2, config).expect("y");
+        let owned = a.clone();
+        x.set_firewall(move |_, _| {
+            let _keep = &owned;
+            FirewallVerdict::Reject
+        })
+        .expect("firewall");
+        let owned_too = a.clone();
+        x.set_firewall(move |_, _| {
+            let _keep = &owned_too;
+            FirewallVerdict::Reject
+        })
+        .expect("replacing a firewall drops the old one outside the lock");
+        x.connect(2, b.local_addr()).expect("connect x");
+        y.connect(1, a.local_addr()).expect("connect y");
+        drop(x);
+        drop(y);
+        tokio::time::timeout(LIMIT, async {
+            while a.stream_count() + b.stream_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("streams retired without deadlock");
+        // The driver is still alive.
+        let z = a.create_stream(3).expect("z");
+        let w = b.create_stream(4).expect("w");
+        z.connect(4, b.local_addr()).expect("connect z");
+        w.connect(3, a.local_addr()).expect("connect w");
+        z.send_message(b"alive").expect("message");
+        let got = tokio::time::timeout(LIMIT, w.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(got, b"alive");
     }
 }
