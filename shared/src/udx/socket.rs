@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::io::{RecvBuffers, UdpIo, MAX_GSO_BYTES};
+use super::io::{link_mtu, RecvBuffers, UdpIo, MAX_GSO_BYTES};
 use super::packet;
 use super::stream::{Stream, StreamConfig, StreamError, StreamEvent, StreamStats};
 
@@ -615,6 +615,7 @@ impl UdxStream {
                 ));
             }
             slot.stream.connect(remote_id, addr, Instant::now());
+            slot.stream.set_max_mtu(path_mtu(addr));
             Ok(())
         })
     }
@@ -636,6 +637,7 @@ impl UdxStream {
             }
             slot.socket = Some(socket.sock.id);
             slot.stream.connect(remote_id, addr, Instant::now());
+            slot.stream.set_max_mtu(path_mtu(addr));
             Ok(())
         })
     }
@@ -653,6 +655,7 @@ impl UdxStream {
             }
             slot.remote_changing = true;
             slot.stream.change_remote(remote_id, addr, Instant::now());
+            slot.stream.set_max_mtu(path_mtu(addr));
             Ok(())
         })
     }
@@ -685,6 +688,7 @@ impl UdxStream {
             slot.socket = Some(socket.sock.id);
             slot.remote_changing = true;
             slot.stream.change_remote(remote_id, addr, Instant::now());
+            slot.stream.set_max_mtu(path_mtu(addr));
             Ok(())
         })
     }
@@ -1238,6 +1242,13 @@ impl Driver {
     }
 }
 
+/// The MTU cap for a path, as libudx picks it: what the OS reports, at most `MTU_MAX` (also when unknown).
+fn path_mtu(addr: SocketAddr) -> usize {
+    link_mtu(addr)
+        .unwrap_or(packet::MTU_MAX)
+        .min(packet::MTU_MAX)
+}
+
 /// IPv4-mapped IPv6 sources are reported as IPv4, as libudx does.
 fn normalize(addr: SocketAddr) -> SocketAddr {
     match addr {
@@ -1291,8 +1302,10 @@ fn dispatch_one(
                 if slot.stream.remote().is_some() {
                     slot.remote_changing = true;
                     slot.stream.change_remote(remote_id, from, now);
+                    slot.stream.set_max_mtu(path_mtu(from));
                 } else {
                     slot.stream.connect(remote_id, from, now);
+                    slot.stream.set_max_mtu(path_mtu(from));
                 }
             }
         }
