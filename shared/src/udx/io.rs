@@ -28,6 +28,8 @@ pub(crate) const MAX_DATAGRAM: usize = 2048;
 pub(crate) struct UdpIo {
     socket: UdpSocket,
     state: UdpSocketState,
+    /// The socket is IPv6 (dual stack): IPv4 destinations are sent to as IPv4-mapped addresses, as libudx does.
+    v6: bool,
 }
 
 impl UdpIo {
@@ -56,7 +58,11 @@ impl UdpIo {
             let _ = set_int_option(&socket, libc::SOL_UDP, libc::UDP_GRO, 0);
         }
         let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
-        Ok(Self { socket, state })
+        Ok(Self {
+            socket,
+            state,
+            v6: addr.is_ipv6(),
+        })
     }
 
     /// The bound local address.
@@ -101,6 +107,16 @@ impl UdpIo {
         }
     }
 
+    /// `addr` as this socket can send to it.
+    fn destination(&self, addr: SocketAddr) -> SocketAddr {
+        match addr {
+            SocketAddr::V4(v4) if self.v6 => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            _ => addr,
+        }
+    }
+
     /// Sends `contents` to `destination` as datagrams of `segment_size` bytes (the last may be shorter),
     /// in one GSO send where supported. `Err(WouldBlock)` means the socket buffer is full: wait with
     /// [`UdpIo::poll_send_ready`]. Other send errors are reported as sent (UDP is lossy anyway).
@@ -116,7 +132,7 @@ impl UdpIo {
             None
         };
         let transmit = Transmit {
-            destination,
+            destination: self.destination(destination),
             ecn: None,
             contents,
             segment_size,
@@ -133,12 +149,48 @@ impl UdpIo {
         contents: &[u8],
         destination: SocketAddr,
     ) -> io::Result<usize> {
-        self.socket.send_to(contents, destination).await
+        self.socket
+            .send_to(contents, self.destination(destination))
+            .await
     }
 
     /// Readiness for [`UdpIo::try_send`].
     pub(crate) fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.socket.poll_send_ready(cx)
+    }
+}
+
+/// The MTU the OS reports for the path to `addr` (libudx `udx__get_link_mtu`: connect a throwaway UDP socket and
+/// ask `IP_MTU` / `IPV6_MTU`), or `None` when it cannot tell.
+pub(crate) fn link_mtu(addr: SocketAddr) -> Option<usize> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        None,
+    )
+    .ok()?;
+    socket.connect(&addr.into()).ok()?;
+    let (level, name) = if addr.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    };
+    let mut mtu: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt with a valid fd, a pointer to a live c_int and its size in `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&mut mtu as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        usize::try_from(mtu).ok().filter(|&m| m > 0)
+    } else {
+        None
     }
 }
 
@@ -246,5 +298,24 @@ impl RecvBuffers {
             meta.stride
         };
         (meta.addr, data.chunks(stride))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_mtu_reports_the_loopback_mtu() {
+        let mtu = link_mtu("127.0.0.1:9".parse().expect("addr")).expect("loopback has an MTU");
+        // The kernel caps IPv4's answer at 65535 while `lo` may say 65536.
+        let lo = std::fs::read_to_string("/sys/class/net/lo/mtu")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
+        assert!(
+            (1280..=lo).contains(&mtu),
+            "loopback MTU {mtu}, lo says {lo}"
+        );
     }
 }
