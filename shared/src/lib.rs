@@ -9,6 +9,7 @@ pub mod dht_rpc;
 pub mod hyperdht;
 pub mod id_encoding;
 pub mod noise;
+pub mod protomux;
 pub mod secret_stream;
 pub mod udx;
 pub mod z32;
