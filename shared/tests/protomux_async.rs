@@ -32,10 +32,15 @@ async fn echo_pairing_and_close() {
         assert_eq!(ch.opened().await.expect("opened"), b"server");
         assert!(a.opened("hypershell", Some(b"key")));
         for i in 0..100u32 {
-            ch.send(u64::from(i % 3), &i.to_le_bytes()).await.expect("send");
+            ch.send(u64::from(i % 3), &i.to_le_bytes())
+                .await
+                .expect("send");
         }
         for i in 0..100u32 {
-            assert_eq!(ch.recv().await, Some((u64::from(i % 3), i.to_le_bytes().to_vec())));
+            assert_eq!(
+                ch.recv().await,
+                Some((u64::from(i % 3), i.to_le_bytes().to_vec()))
+            );
         }
         ch.close();
         assert_eq!(ch.recv().await, None);
@@ -53,13 +58,17 @@ async fn rejected_and_dropped() {
         let (ta, tb) = memory_pair();
         let (a, b) = (Mux::new(ta), Mux::new(tb));
         // nobody pairs it
-        let ch = a.create_channel(ChannelOptions::new("nope")).expect("channel");
+        let ch = a
+            .create_channel(ChannelOptions::new("nope"))
+            .expect("channel");
         ch.open(b"").expect("open");
         assert_eq!(ch.opened().await, Err(ProtomuxError::Rejected));
         assert_eq!(ch.recv().await, None);
         // a pair request dropped without accepting rejects too
         let mut pairing = b.pair("maybe", None);
-        let ch = a.create_channel(ChannelOptions::new("maybe")).expect("channel");
+        let ch = a
+            .create_channel(ChannelOptions::new("maybe"))
+            .expect("channel");
         ch.open(b"").expect("open");
         drop(pairing.next().await.expect("request"));
         assert_eq!(ch.opened().await, Err(ProtomuxError::Rejected));
@@ -118,7 +127,10 @@ async fn many_channels_one_connection() {
         for (i, (ca, cb)) in chans.iter().enumerate() {
             assert_eq!(cb.opened().await.expect("opened"), (i as u32).to_le_bytes());
             ca.opened().await.expect("opened");
-            assert_eq!(cb.recv().await, Some((1, (i as u32).to_le_bytes().to_vec())));
+            assert_eq!(
+                cb.recv().await,
+                Some((1, (i as u32).to_le_bytes().to_vec()))
+            );
         }
     })
     .await

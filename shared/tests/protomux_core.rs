@@ -39,8 +39,20 @@ fn opened_from_both_sides_at_once() {
     for f in fa {
         b.recv_frame(&f).expect("b");
     }
-    assert_eq!(events(&mut a), vec![Event::Opened { channel: ca, handshake: b"hb".to_vec() }]);
-    assert_eq!(events(&mut b), vec![Event::Opened { channel: cb, handshake: b"ha".to_vec() }]);
+    assert_eq!(
+        events(&mut a),
+        vec![Event::Opened {
+            channel: ca,
+            handshake: b"hb".to_vec()
+        }]
+    );
+    assert_eq!(
+        events(&mut b),
+        vec![Event::Opened {
+            channel: cb,
+            handshake: b"ha".to_vec()
+        }]
+    );
     assert!(a.opened("p", Some(b"i")));
     // no reject or other answer went out
     assert_eq!(a.poll_transmit(), None);
@@ -48,7 +60,11 @@ fn opened_from_both_sides_at_once() {
     pump(&mut a, &mut b);
     assert_eq!(
         events(&mut b),
-        vec![Event::Message { channel: cb, kind: 3, payload: b"m".to_vec() }]
+        vec![Event::Message {
+            channel: cb,
+            kind: 3,
+            payload: b"m".to_vec()
+        }]
     );
 }
 
@@ -56,7 +72,11 @@ fn opened_from_both_sides_at_once() {
 fn pair_request_buffers_messages_until_paired() {
     let (mut a, mut b) = (MuxCore::new(), MuxCore::new());
     b.pair("hypershell", None);
-    let ca = open(&mut a, ChannelOptions::new("hypershell").id(b"k".to_vec()), b"hs");
+    let ca = open(
+        &mut a,
+        ChannelOptions::new("hypershell").id(b"k".to_vec()),
+        b"hs",
+    );
     a.send(ca, 0, b"early").expect("send");
     pump(&mut a, &mut b);
     let ev = events(&mut b);
@@ -74,13 +94,26 @@ fn pair_request_buffers_messages_until_paired() {
     assert_eq!(
         events(&mut b),
         vec![
-            Event::Opened { channel: cb, handshake: b"hs".to_vec() },
-            Event::Message { channel: cb, kind: 0, payload: b"early".to_vec() },
+            Event::Opened {
+                channel: cb,
+                handshake: b"hs".to_vec()
+            },
+            Event::Message {
+                channel: cb,
+                kind: 0,
+                payload: b"early".to_vec()
+            },
         ]
     );
     b.open(cb, b"back").expect("open");
     pump(&mut b, &mut a);
-    assert_eq!(events(&mut a), vec![Event::Opened { channel: ca, handshake: b"back".to_vec() }]);
+    assert_eq!(
+        events(&mut a),
+        vec![Event::Opened {
+            channel: ca,
+            handshake: b"back".to_vec()
+        }]
+    );
 }
 
 #[test]
@@ -115,18 +148,40 @@ fn unique_and_aliases() {
     let (mut a, mut b) = (MuxCore::new(), MuxCore::new());
     let _first = open(&mut a, ChannelOptions::new("u"), b"");
     assert!(a.create_channel(&ChannelOptions::new("u")).is_none());
-    assert!(a.create_channel(&ChannelOptions::new("u").unique(false)).is_some());
+    assert!(a
+        .create_channel(&ChannelOptions::new("u").unique(false))
+        .is_some());
 
     // Each side opens under its own name; an open arriving under an alias finds the channel. (The
     // answering open carries the primary name, so the other side must know it too, as in JS.)
-    let cb = open(&mut b, ChannelOptions::new("new-name").alias("old-name"), b"");
-    let ca = open(&mut a, ChannelOptions::new("old-name").alias("new-name"), b"");
+    let cb = open(
+        &mut b,
+        ChannelOptions::new("new-name").alias("old-name"),
+        b"",
+    );
+    let ca = open(
+        &mut a,
+        ChannelOptions::new("old-name").alias("new-name"),
+        b"",
+    );
     pump(&mut a, &mut b);
     pump(&mut b, &mut a);
     // b: "u" was rejected (nobody pairs it), the alias paired
-    assert_eq!(events(&mut b), vec![Event::Opened { channel: cb, handshake: vec![] }]);
+    assert_eq!(
+        events(&mut b),
+        vec![Event::Opened {
+            channel: cb,
+            handshake: vec![]
+        }]
+    );
     let ev = events(&mut a);
-    assert!(ev.contains(&Event::Opened { channel: ca, handshake: vec![] }), "{ev:?}");
+    assert!(
+        ev.contains(&Event::Opened {
+            channel: ca,
+            handshake: vec![]
+        }),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -141,12 +196,24 @@ fn close_is_one_way_and_late_messages_are_dropped() {
     // b sends a message while a closes: the message crosses the close and is dropped
     b.send(cb, 0, b"late").expect("send");
     a.close(ca).expect("close");
-    assert_eq!(events(&mut a), vec![Event::Closed { channel: ca, remote: false }]);
+    assert_eq!(
+        events(&mut a),
+        vec![Event::Closed {
+            channel: ca,
+            remote: false
+        }]
+    );
     assert_eq!(a.send(ca, 0, b"x"), Err(ProtomuxError::ChannelClosed));
     pump(&mut b, &mut a);
     assert_eq!(events(&mut a), vec![]);
     pump(&mut a, &mut b);
-    assert_eq!(events(&mut b), vec![Event::Closed { channel: cb, remote: true }]);
+    assert_eq!(
+        events(&mut b),
+        vec![Event::Closed {
+            channel: cb,
+            remote: true
+        }]
+    );
     // b does not answer the close
     assert_eq!(b.poll_transmit(), None);
     assert!(a.is_idle() && b.is_idle());
@@ -156,7 +223,13 @@ fn close_is_one_way_and_late_messages_are_dropped() {
     pump(&mut a, &mut b);
     pump(&mut b, &mut a);
     assert_eq!(a.channel(ca).expect("a").local_id, 1);
-    assert_eq!(events(&mut b), vec![Event::Opened { channel: cb, handshake: b"1".to_vec() }]);
+    assert_eq!(
+        events(&mut b),
+        vec![Event::Opened {
+            channel: cb,
+            handshake: b"1".to_vec()
+        }]
+    );
 }
 
 #[test]
@@ -172,7 +245,11 @@ fn message_types_without_handler_are_dropped() {
     pump(&mut a, &mut b);
     assert_eq!(
         events(&mut b),
-        vec![Event::Message { channel: cb, kind: 0, payload: b"yes".to_vec() }]
+        vec![Event::Message {
+            channel: cb,
+            kind: 0,
+            payload: b"yes".to_vec()
+        }]
     );
 }
 
@@ -191,7 +268,10 @@ fn a_received_batch_is_answered_with_a_batch() {
     }
     assert_eq!(
         events(&mut a),
-        vec![Event::Rejected { channel: c1 }, Event::Rejected { channel: c2 }]
+        vec![
+            Event::Rejected { channel: c1 },
+            Event::Rejected { channel: c2 }
+        ]
     );
 }
 
@@ -199,16 +279,25 @@ fn a_received_batch_is_answered_with_a_batch() {
 fn protocol_errors_destroy() {
     // an open that skips ids
     let mut b = MuxCore::new();
-    assert_eq!(b.recv_frame(&[0, 1, 2, 1, b'p', 0]), Err(ProtomuxError::InvalidOpen));
+    assert_eq!(
+        b.recv_frame(&[0, 1, 2, 1, b'p', 0]),
+        Err(ProtomuxError::InvalidOpen)
+    );
     assert!(b.destroyed().is_some());
     assert!(b.create_channel(&ChannelOptions::new("p")).is_none());
     // an open of id 0, and an id in use
     let mut b = MuxCore::new();
-    assert_eq!(b.recv_frame(&[0, 1, 0, 1, b'p', 0]), Err(ProtomuxError::InvalidOpen));
+    assert_eq!(
+        b.recv_frame(&[0, 1, 0, 1, b'p', 0]),
+        Err(ProtomuxError::InvalidOpen)
+    );
     let mut b = MuxCore::new();
     b.pair("p", None);
     b.recv_frame(&[0, 1, 1, 1, b'p', 0]).expect("first");
-    assert_eq!(b.recv_frame(&[0, 1, 1, 1, b'p', 0]), Err(ProtomuxError::InvalidOpen));
+    assert_eq!(
+        b.recv_frame(&[0, 1, 1, 1, b'p', 0]),
+        Err(ProtomuxError::InvalidOpen)
+    );
     // a reject for nothing
     let mut b = MuxCore::new();
     assert_eq!(b.recv_frame(&[0, 2, 5]), Err(ProtomuxError::InvalidReject));
@@ -247,8 +336,14 @@ fn shutdown_closes_every_channel() {
     events(&mut a);
     a.shutdown();
     let ev = events(&mut a);
-    assert!(ev.contains(&Event::Closed { channel: ca, remote: true }));
-    assert!(ev.contains(&Event::Closed { channel: pending, remote: true }));
+    assert!(ev.contains(&Event::Closed {
+        channel: ca,
+        remote: true
+    }));
+    assert!(ev.contains(&Event::Closed {
+        channel: pending,
+        remote: true
+    }));
     assert_eq!(a.poll_transmit(), None);
     let _ = cb;
 }

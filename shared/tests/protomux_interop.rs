@@ -32,7 +32,9 @@ impl Node {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .context("spawning node (is Node 20 on PATH and tests/interop/node_modules installed?)")?;
+            .context(
+                "spawning node (is Node 20 on PATH and tests/interop/node_modules installed?)",
+            )?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         Ok(Self {
             _child: child,
@@ -94,12 +96,13 @@ async fn scenario(stream: SecretStream<TcpStream>, node: &mut Node) -> anyhow::R
     assert_eq!(echo.recv().await, Some((0, b"y".to_vec())));
 
     // opened by JS, paired here
-    let incoming = pairing.next().await.ok_or_else(|| anyhow!("no pair request"))?;
+    let incoming = pairing
+        .next()
+        .await
+        .ok_or_else(|| anyhow!("no pair request"))?;
     assert_eq!(incoming.protocol(), "js-to-rust");
     assert_eq!(incoming.id(), Some(&b"r"[..]));
-    let to_rust = incoming
-        .accept_default()
-        .ok_or_else(|| anyhow!("accept"))?;
+    let to_rust = incoming.accept_default().ok_or_else(|| anyhow!("accept"))?;
     to_rust.open(b"")?;
     assert_eq!(to_rust.opened().await?, b"");
     assert_eq!(to_rust.recv().await, Some((0, b"hello-rust".to_vec())));
@@ -147,7 +150,10 @@ async fn scenario(stream: SecretStream<TcpStream>, node: &mut Node) -> anyhow::R
         "closed echo true".to_owned(),
         "closed both true".to_owned(),
     ] {
-        assert!(seen.contains(&want), "JS did not print {want:?}; it printed {seen:#?}");
+        assert!(
+            seen.contains(&want),
+            "JS did not print {want:?}; it printed {seen:#?}"
+        );
     }
     Ok(())
 }

@@ -31,10 +31,17 @@ fn string(s: &str) -> Vec<u8> {
 #[test]
 fn frames_match_js() {
     let v = vectors();
-    let want = |name: &str| vec![v.get(name).unwrap_or_else(|| panic!("no vector {name}")).clone()];
+    let want = |name: &str| {
+        vec![v
+            .get(name)
+            .unwrap_or_else(|| panic!("no vector {name}"))
+            .clone()]
+    };
 
     let mut a = MuxCore::new();
-    let ch1 = a.create_channel(&ChannelOptions::new("hypershell")).expect("ch1");
+    let ch1 = a
+        .create_channel(&ChannelOptions::new("hypershell"))
+        .expect("ch1");
     a.open(ch1, &[]).expect("open");
     assert_eq!(take(&mut a), want("open_plain"));
 
@@ -94,7 +101,10 @@ fn frames_match_js() {
         })
         .collect();
     let frames = take(&mut b);
-    assert_eq!(frames.last().cloned().into_iter().collect::<Vec<_>>(), want("open_id_300"));
+    assert_eq!(
+        frames.last().cloned().into_iter().collect::<Vec<_>>(),
+        want("open_id_300")
+    );
     b.cork();
     b.close(many[299]).expect("close");
     b.uncork();
@@ -129,9 +139,21 @@ fn js_frames_decode() {
     assert_eq!(
         decode("batch"),
         vec![
-            Message::Data { channel: 1, kind: 0, payload: b"a" },
-            Message::Data { channel: 1, kind: 1, payload: b"\x02bc" },
-            Message::Data { channel: 2, kind: 0, payload: &[7, 7, 7] },
+            Message::Data {
+                channel: 1,
+                kind: 0,
+                payload: b"a"
+            },
+            Message::Data {
+                channel: 1,
+                kind: 1,
+                payload: b"\x02bc"
+            },
+            Message::Data {
+                channel: 2,
+                kind: 0,
+                payload: &[7, 7, 7]
+            },
             Message::Close { remote_id: 1 },
         ]
     );
@@ -163,7 +185,14 @@ fn decoder_edge_cases() {
     assert!(out.is_empty());
     // a batch entry longer than the frame is clamped to it (as the JS does)
     decode_frame(&[0, 0, 1, 9, 0, 1, 2], &mut out).expect("clamped");
-    assert_eq!(out, vec![Message::Data { channel: 1, kind: 0, payload: &[1, 2] }]);
+    assert_eq!(
+        out,
+        vec![Message::Data {
+            channel: 1,
+            kind: 0,
+            payload: &[1, 2]
+        }]
+    );
     out.clear();
     // unknown control types are ignored
     decode_frame(&[0, 9, 1, 2, 3], &mut out).expect("unknown");
@@ -176,11 +205,25 @@ fn decoder_edge_cases() {
     // a batch keeps what came before an error
     out.clear();
     assert!(decode_frame(&[0, 0, 1, 1, 0, 0], &mut out).is_err());
-    assert_eq!(out, vec![Message::Data { channel: 1, kind: 0, payload: &[] }]);
+    assert_eq!(
+        out,
+        vec![Message::Data {
+            channel: 1,
+            kind: 0,
+            payload: &[]
+        }]
+    );
     // nested batches decode, up to a depth
     out.clear();
     decode_frame(&[0, 0, 0, 5, 0, 2, 2, 1, 3], &mut out).expect("nested");
-    assert_eq!(out, vec![Message::Data { channel: 2, kind: 1, payload: &[3] }]);
+    assert_eq!(
+        out,
+        vec![Message::Data {
+            channel: 2,
+            kind: 1,
+            payload: &[3]
+        }]
+    );
     let nest = |levels: usize| {
         let mut msg = vec![3u8, 1];
         for _ in 0..levels {

@@ -463,7 +463,10 @@ impl MuxCore {
     /// messages until it pairs the channel).
     pub fn send(&mut self, ch: ChannelKey, kind: u64, payload: &[u8]) -> Result<(), ProtomuxError> {
         self.check_destroyed()?;
-        let c = self.channels.get(&ch).ok_or(ProtomuxError::UnknownChannel)?;
+        let c = self
+            .channels
+            .get(&ch)
+            .ok_or(ProtomuxError::UnknownChannel)?;
         if c.closed {
             return Err(ProtomuxError::ChannelClosed);
         }
@@ -488,7 +491,10 @@ impl MuxCore {
     /// Closes the channel and tells the remote. A channel paired with a remote open but never opened
     /// locally answers that open with a reject instead (the JS writes a meaningless close for id 0).
     pub fn close(&mut self, ch: ChannelKey) -> Result<(), ProtomuxError> {
-        let c = self.channels.get(&ch).ok_or(ProtomuxError::UnknownChannel)?;
+        let c = self
+            .channels
+            .get(&ch)
+            .ok_or(ProtomuxError::UnknownChannel)?;
         if c.closed {
             return Ok(());
         }

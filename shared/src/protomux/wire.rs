@@ -191,7 +191,9 @@ fn decode_batch<'a>(
             continue;
         }
         // The JS clamps an entry that claims more than the frame holds to the frame's end.
-        let len = usize::try_from(len).unwrap_or(usize::MAX).min(r.remaining());
+        let len = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .min(r.remaining());
         let entry = r.bytes(len)?;
         decode_message(channel, Reader::new(entry), out, depth)?;
     }
