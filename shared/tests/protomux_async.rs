@@ -177,3 +177,42 @@ async fn bulk_over_secret_stream() {
     .await
     .expect("in time");
 }
+
+/// The driver stops reading while receive queues or unpaired buffers are full, and resumes when they
+/// drain: nothing is lost and nothing stalls.
+#[tokio::test]
+async fn read_pauses_and_resumes() {
+    tokio::time::timeout(LIMIT, async {
+        let (ta, tb) = memory_pair();
+        let a = Mux::new(ta);
+        let (b, mut pairing) = Mux::new_with(tb, |m| m.pair("late", None));
+        // 1. messages for an open nobody has paired yet (> 32 KiB buffered)
+        let ca = a.create_channel(ChannelOptions::new("late")).expect("a");
+        ca.open(b"").expect("open");
+        for i in 0..100u32 {
+            ca.send(0, &[i as u8; 1000]).await.expect("send");
+        }
+        let incoming = pairing.next().await.expect("request");
+        // let the driver reach its pause before pairing
+        tokio::task::yield_now().await;
+        let cb = incoming.accept_default().expect("accept");
+        cb.open(b"").expect("open");
+        for i in 0..100u32 {
+            assert_eq!(cb.recv().await, Some((0, vec![i as u8; 1000])));
+        }
+        // 2. 8 MiB into a channel nobody reads for a while (> the 4 MiB receive high-water mark)
+        let chunk = vec![7u8; 64 * 1024];
+        for _ in 0..128 {
+            ca.send(1, &chunk).await.expect("send");
+        }
+        ca.send(2, b"last").await.expect("send");
+        tokio::task::yield_now().await;
+        for _ in 0..128 {
+            assert_eq!(cb.recv().await, Some((1, chunk.clone())));
+        }
+        assert_eq!(cb.recv().await, Some((2, b"last".to_vec())));
+        drop(b);
+    })
+    .await
+    .expect("in time");
+}

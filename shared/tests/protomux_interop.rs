@@ -55,8 +55,7 @@ fn h(s: &[u8]) -> String {
 }
 
 async fn scenario(stream: SecretStream<TcpStream>, node: &mut Node) -> anyhow::Result<()> {
-    let mux = Mux::new(stream);
-    let mut pairing = mux.pair("js-to-rust", None);
+    let (mux, mut pairing) = Mux::new_with(stream, |mux| mux.pair("js-to-rust", None));
 
     // opened by both sides at once
     let both = mux

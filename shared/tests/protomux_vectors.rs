@@ -241,3 +241,28 @@ fn decoder_edge_cases() {
     assert_eq!(out, vec![Message::Close { remote_id: 1 }]);
     assert!(decode_frame(&nest(40), &mut Vec::new()).is_err());
 }
+
+#[test]
+fn batches_are_cut_at_max_batch() {
+    use holepunch::protomux::wire::MAX_BATCH;
+    let mut a = MuxCore::new();
+    let ch = a.create_channel(&ChannelOptions::new("big")).expect("ch");
+    a.open(ch, &[]).expect("open");
+    take(&mut a);
+    let chunk = vec![1u8; 1 << 20];
+    a.cork();
+    for _ in 0..20 {
+        a.send(ch, 0, &chunk).expect("send");
+    }
+    a.uncork();
+    let frames = take(&mut a);
+    assert_eq!(frames.len(), 3);
+    let mut total = 0;
+    for f in &frames {
+        assert!(f.len() < MAX_BATCH + chunk.len() + 16);
+        let mut out = Vec::new();
+        decode_frame(f, &mut out).expect("batch");
+        total += out.len();
+    }
+    assert_eq!(total, 20);
+}

@@ -133,6 +133,8 @@ struct Inner {
     /// Wakers of [`Mux::closed`].
     close_waiters: Vec<Waker>,
     destroy: bool,
+    /// The driver stopped reading (buffers full) and waits to be woken.
+    read_paused: bool,
     finished: Option<Option<String>>,
     handles: usize,
 }
@@ -196,7 +198,9 @@ impl Inner {
                 },
             }
         }
-        if self.core.outbox_bytes() > 0 {
+        if self.core.outbox_bytes() > 0
+            || (self.read_paused && !self.core.should_pause() && self.queued <= RECV_HIGH_WATER)
+        {
             if let Some(w) = &self.driver {
                 w.wake_by_ref();
             }
@@ -281,13 +285,28 @@ pub struct Mux {
 
 impl Mux {
     /// Starts protomux on `transport` (must be called inside a tokio runtime).
+    ///
+    /// The stream is read from the moment the driver task runs: a remote open that arrives before a
+    /// matching [`Mux::pair`] or [`Mux::create_channel`] is rejected, as in JS. Use [`Mux::new_with`] to
+    /// register pairings and channels before anything is read.
     pub fn new<T: FrameTransport>(transport: T) -> Self {
+        Self::new_with(transport, |_| ()).0
+    }
+
+    /// [`Mux::new`], running `setup` (create pairings and channels) before the driver starts.
+    pub fn new_with<T: FrameTransport, R>(
+        transport: T,
+        setup: impl FnOnce(&Mux) -> R,
+    ) -> (Self, R) {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner::default()),
         });
-        let handle = Handle::new(&shared);
+        let mux = Self {
+            handle: Handle::new(&shared),
+        };
+        let r = setup(&mux);
         tokio::spawn(drive(transport, shared));
-        Self { handle }
+        (mux, r)
     }
 
     fn shared(&self) -> &Shared {
@@ -519,9 +538,8 @@ impl Channel {
             return Poll::Ready(None);
         };
         if let Some(m) = s.queue.pop_front() {
-            let before = g.queued;
             g.queued -= m.1.len();
-            if before > RECV_HIGH_WATER && g.queued <= RECV_HIGH_WATER {
+            if g.read_paused && g.queued <= RECV_HIGH_WATER {
                 if let Some(w) = &g.driver {
                     w.wake_by_ref();
                 }
@@ -735,7 +753,8 @@ async fn drive<T: FrameTransport>(mut transport: T, shared: Arc<Shared>) {
                 };
             }
             // 3. input
-            if g.core.should_pause() || g.queued > RECV_HIGH_WATER {
+            g.read_paused = g.core.should_pause() || g.queued > RECV_HIGH_WATER;
+            if g.read_paused {
                 return Poll::Pending;
             }
             match transport.poll_recv_frame(cx) {
