@@ -109,6 +109,18 @@ fn frames_match_js() {
     b.close(many[299]).expect("close");
     b.uncork();
     assert_eq!(take(&mut b), want("batch_close_300"));
+
+    let (mut a3, mut b3) = (MuxCore::new(), MuxCore::new());
+    a3.cork();
+    for p in ["r1", "r2"] {
+        let ch = a3.create_channel(&ChannelOptions::new(p)).expect("ch");
+        a3.open(ch, &[]).expect("open");
+    }
+    a3.uncork();
+    let opens = take(&mut a3);
+    assert_eq!(opens, want("batch_opens"));
+    b3.recv_frame(&opens[0]).expect("recv");
+    assert_eq!(take(&mut b3), want("batch_rejects"));
 }
 
 #[test]

@@ -23,6 +23,41 @@
 //! - Corking collects every message (control messages included, on channel 0) into one batch frame,
 //!   cut at 8 MiB. A received batch with several messages is processed corked, so the answers it causes
 //!   go back as one batch.
+//!
+//! Differences from the JS, on input or calls the JS mishandles: an open of id 0 and a reject of an id
+//! with no pending open destroy the stream (the JS throws too); invalid UTF-8 in a protocol name is
+//! replaced, as the JS does; closing a channel that was paired with a remote open but never opened
+//! locally sends a reject for that open (the JS sends a close of id 0, which the remote ignores);
+//! sending before `open` is an error (the JS writes it on channel 0). Nested batches deeper than
+//! [`wire::MAX_BATCH_DEPTH`] are refused.
+//!
+//! # Use
+//!
+//! One channel per protocol instance; hypercore replication opens one `hypercore/alpha` channel per core
+//! with the discovery key as id on a shared mux, and pairs the remote's opens of cores it has:
+//!
+//! ```no_run
+//! use holepunch::protomux::{ChannelOptions, Mux};
+//! # async fn demo(stream: holepunch::secret_stream::SecretStream<tokio::net::TcpStream>) {
+//! let (mux, mut pairing) = Mux::new_with(stream, |mux| mux.pair("hypercore/alpha", None));
+//! // a core we replicate: open it; the remote's open of the same key pairs with it
+//! let core = mux
+//!     .create_channel(ChannelOptions::new("hypercore/alpha").id(vec![0u8; 32]))
+//!     .expect("not open yet");
+//! core.open(b"our handshake").unwrap();
+//! let remote_handshake = core.opened().await.unwrap();
+//! core.send(0, b"a message of type 0").await.unwrap();
+//! while let Some((kind, payload)) = core.recv().await {
+//!     let _ = (kind, payload, &remote_handshake);
+//! }
+//! // cores the remote opens first
+//! while let Some(incoming) = pairing.next().await {
+//!     if let Some(channel) = incoming.accept_default() {
+//!         channel.open(b"").unwrap();
+//!     }
+//! }
+//! # }
+//! ```
 
 pub mod core;
 mod mux;

@@ -96,4 +96,20 @@ many[299].close()
 muxB.uncork()
 emit('batch_close_300', b.take())
 
-process.stdout.write(out.join('\n') + '\n')
+// 9. corked opens, and the batch of rejects they get back (a received batch is answered corked)
+const a3 = new FakeStream()
+const muxA3 = new Protomux(a3)
+const b3 = new FakeStream()
+new Protomux(b3) // eslint-disable-line no-new
+muxA3.cork()
+muxA3.createChannel({ protocol: 'r1' }).open()
+muxA3.createChannel({ protocol: 'r2' }).open()
+muxA3.uncork()
+const opens = a3.take()
+emit('batch_opens', opens)
+b3.emit('data', opens[0])
+
+setImmediate(() => {
+  emit('batch_rejects', b3.take())
+  process.stdout.write(out.join('\n') + '\n')
+})
