@@ -71,12 +71,24 @@ fn random_frame(rng: &mut Rng, next_open: &mut u64) -> Vec<u8> {
         1 | 2 => {
             // a batch of 2-3 messages
             let mut w = Writer::new();
+            // An open may only come last: the JS runs pair callbacks in the middle of a batch, the core
+            // raises its pair request once the batch is done, so a later reject in the same batch could
+            // free an id that only one of the two reuses for its answer (same meaning, other numbers).
             let n = 2 + rng.below(2);
-            let (first, body) = random_message(rng, next_open);
+            let mut msgs: Vec<(u64, Vec<u8>)> = Vec::new();
+            while msgs.len() < n as usize {
+                let m = random_message(rng, next_open);
+                let is_open = m.0 == 0 && m.1.first() == Some(&1);
+                if is_open && (msgs.len() + 1) < n as usize {
+                    *next_open -= u64::from(*next_open > 0);
+                    continue;
+                }
+                msgs.push(m);
+            }
+            let (first, body) = msgs.remove(0);
             w.uint(0).uint(0).uint(first).buffer(&body);
             let mut prev = first;
-            for _ in 1..n {
-                let (ch, body) = random_message(rng, next_open);
+            for (ch, body) in msgs {
                 if ch != prev {
                     w.uint(0).uint(ch);
                     prev = ch;
@@ -166,8 +178,15 @@ fn run_rust(frames: &[Vec<u8>]) -> Vec<Step> {
 
 #[test]
 fn random_scenarios_match_js() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let scenarios: Vec<Vec<Vec<u8>>> = (0..1000)
+    // PROTOMUX_DIFF_SCENARIOS / PROTOMUX_DIFF_SEED run more or other scenarios
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let mut rng = Rng(env("PROTOMUX_DIFF_SEED", 0x9e37_79b9_7f4a_7c15).max(1));
+    let scenarios: Vec<Vec<Vec<u8>>> = (0..env("PROTOMUX_DIFF_SCENARIOS", 1000))
         .map(|_| {
             let mut next_open = 0;
             (0..1 + rng.below(12))
@@ -177,7 +196,14 @@ fn random_scenarios_match_js() {
         .collect();
     let input: String = scenarios
         .iter()
-        .map(|s| s.iter().map(hex::encode).collect::<Vec<_>>().join(",") + "\n")
+        .map(|s| {
+            // each frame as `x<hex>`, so that an empty frame survives the line format
+            s.iter()
+                .map(|f| format!("x{}", hex::encode(f)))
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
         .collect();
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
     let mut child = Command::new("node")

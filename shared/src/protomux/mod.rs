@@ -29,7 +29,10 @@
 //! replaced, as the JS does; closing a channel that was paired with a remote open but never opened
 //! locally sends a reject for that open (the JS sends a close of id 0, which the remote ignores);
 //! sending before `open` is an error (the JS writes it on channel 0). Nested batches deeper than
-//! [`wire::MAX_BATCH_DEPTH`] are refused.
+//! [`wire::MAX_BATCH_DEPTH`] are refused. A pair request raised by an open inside a batch is answered
+//! after the whole batch is processed (the JS runs its pair callback in the middle of the batch), so a
+//! reject later in the same batch may free a local id that our answer then reuses: the same channels,
+//! other id numbers. `tests/protomux_diff.rs` checks the rest against the JS on random frame sequences.
 //!
 //! # Use
 //!

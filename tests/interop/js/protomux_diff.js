@@ -1,5 +1,5 @@
 // Differential check of protomux 3.12.1 against the Rust MuxCore (shared/tests/protomux_diff.rs).
-// stdin: one scenario per line, frames as comma-separated hex. For each scenario a fresh mux is set up:
+// stdin: one scenario per line, frames as comma-separated `x<hex>`. For each scenario a fresh mux is set up:
 //   pair({ protocol: 'p' }): creates and opens a 'p' channel when the id is 01, else does nothing
 //   opens 'q' twice (unique: false) and 'p' with id 02
 // then each frame is delivered (followed by a macrotask turn). stdout: one JSON line per scenario,
@@ -51,7 +51,7 @@ async function run (frames) {
 async function main () {
   const rl = readline.createInterface({ input: process.stdin })
   for await (const line of rl) {
-    const frames = line.length ? line.split(',') : []
+    const frames = line.split(',').map((f) => f.slice(1))
     process.stdout.write(JSON.stringify(await run(frames)) + '\n')
   }
 }
