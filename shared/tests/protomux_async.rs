@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use holepunch::compact_encoding::{Encode, Writer};
 use holepunch::noise::Keypair;
 use holepunch::protomux::{memory_pair, ChannelOptions, Mux, ProtomuxError};
 use holepunch::secret_stream::SecretStream;
@@ -42,6 +43,18 @@ async fn echo_pairing_and_close() {
                 Some((u64::from(i % 3), i.to_le_bytes().to_vec()))
             );
         }
+        // a compact-encoded message (here a dht-rpc style struct would do the same)
+        struct Pair(u64, String);
+        impl Encode for Pair {
+            fn encode(&self, w: &mut Writer) {
+                w.uint(self.0).string(&self.1);
+            }
+        }
+        ch.send_encoded(2, &Pair(1000, "x".into()))
+            .await
+            .expect("send");
+        let (kind, bytes) = ch.recv().await.expect("echo");
+        assert_eq!((kind, bytes), (2, vec![0xfd, 0xe8, 0x03, 1, b'x']));
         ch.close();
         assert_eq!(ch.recv().await, None);
         server.await.expect("server");

@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 
 use super::core::{ChannelKey, ChannelOptions, Event, MuxCore, PairRequest};
 use super::ProtomuxError;
+#[cfg(doc)]
+use crate::compact_encoding::Decode;
+use crate::compact_encoding::Encode;
 use crate::secret_stream::SecretStream;
 
 /// Bytes written but not yet flushed (plus frames not yet handed to the transport) above which
@@ -522,6 +525,12 @@ impl Channel {
         })
         .await;
         Ok(())
+    }
+
+    /// Sends `value` in its compact encoding as a message of type `kind` (the JS `messages[kind].send`
+    /// with that encoding); decode received ones with [`Decode::from_bytes`].
+    pub async fn send_encoded<T: Encode>(&self, kind: u64, value: &T) -> Result<(), ProtomuxError> {
+        self.send(kind, &value.to_bytes()).await
     }
 
     /// The next message `(type, payload)`; `None` once the channel is closed and every message that
