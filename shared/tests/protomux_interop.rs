@@ -1,6 +1,7 @@
 //! Live interop with JS protomux 3.12.1 over `@hyperswarm/secret-stream` on TCP 127.0.0.1, in both
 //! secret-stream roles, driving `tests/interop/js/protomux_peer.js`: channels opened from each side, a
-//! channel opened from both sides at once, rejects in both directions, echoes, batches both ways, closes.
+//! channel opened from both sides at once, rejects in both directions, echoes, batches both ways, closes,
+//! and a 32 MiB transfer to JS (throughput printed with --nocapture).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -72,6 +73,11 @@ async fn scenario(stream: SecretStream<TcpStream>, node: &mut Node) -> anyhow::R
         .create_channel(ChannelOptions::new("echo").id(vec![1, 2, 3]))
         .ok_or_else(|| anyhow!("echo"))?;
     echo.open(b"rs-hs")?;
+    // bulk transfer to JS, measured
+    let bulk = mux
+        .create_channel(ChannelOptions::new("bulk"))
+        .ok_or_else(|| anyhow!("bulk"))?;
+    bulk.open(b"")?;
 
     assert_eq!(both.opened().await?, b"both-js");
     assert_eq!(both.recv().await, Some((0, b"from-js".to_vec())));
@@ -93,6 +99,26 @@ async fn scenario(stream: SecretStream<TcpStream>, node: &mut Node) -> anyhow::R
     echo.uncork();
     assert_eq!(echo.recv().await, Some((0, b"x".to_vec())));
     assert_eq!(echo.recv().await, Some((0, b"y".to_vec())));
+
+    bulk.opened().await?;
+    const BULK: usize = 32 * 1024 * 1024;
+    let chunk = vec![0xa5u8; 64 * 1024];
+    let start = std::time::Instant::now();
+    for _ in 0..BULK / chunk.len() {
+        bulk.send(0, &chunk).await?;
+    }
+    bulk.send(1, b"").await?;
+    let (kind, count) = bulk.recv().await.ok_or_else(|| anyhow!("no count"))?;
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(kind, 1);
+    let mut want = holepunch::compact_encoding::Writer::new();
+    want.uint(BULK as u64);
+    assert_eq!(count, want.into_vec());
+    println!(
+        "Rust -> JS protomux over secret-stream/TCP: {} MiB in {secs:.2}s = {:.0} MiB/s",
+        BULK >> 20,
+        (BULK >> 20) as f64 / secs
+    );
 
     // opened by JS, paired here
     let incoming = pairing

@@ -10,6 +10,7 @@
 //   - opens `both` (id "b", handshake `both-js`) at once and sends `from-js` on it when it is open.
 //   - opens `nobody` (expects the peer to reject it).
 //   - opens `js-to-rust` (id "r") and sends `hello-rust` on it when it is open.
+//   - pairs `bulk`: counts the bytes of type 0 messages, answers a type 1 message with the count (c.uint).
 const net = require('net')
 const NoiseSecretStream = require('@hyperswarm/secret-stream')
 const Protomux = require('protomux')
@@ -51,6 +52,19 @@ function run (socket, isInitiator) {
       onclose (remote) { say(`closed echo ${remote}`) }
     })
     if (ch) ch.open(b4a.from('js-hs'))
+  })
+
+  // bulk: counts type 0 bytes; a type 1 message is answered with the count (uint) on type 1
+  mux.pair({ protocol: 'bulk' }, () => {
+    let received = 0
+    const ch = mux.createChannel({
+      protocol: 'bulk',
+      messages: [
+        { encoding: c.raw, onmessage (m) { received += m.byteLength } },
+        { encoding: c.raw, onmessage () { ch.messages[1].send(c.encode(c.uint, received)) } }
+      ]
+    })
+    if (ch) ch.open()
   })
 
   const both = mux.createChannel({
