@@ -324,6 +324,7 @@ impl Mux {
 
     /// Receives the remote's opens of `protocol` (with `id`, or any id for `None`) that no local
     /// channel waited for (`pair`). Each [`Incoming`] must be accepted or dropped; dropping rejects.
+    /// Keep one [`Pairing`] per protocol and id: dropping it unregisters the pair.
     pub fn pair(&self, protocol: &str, id: Option<&[u8]>) -> Pairing {
         let mut g = self.shared().lock();
         let key = g.core.pair(protocol, id);
