@@ -11,6 +11,7 @@ pub mod hypercore;
 pub mod hyperdht;
 pub mod id_encoding;
 pub mod noise;
+pub mod protomux;
 pub mod secret_stream;
 pub mod udx;
 pub mod z32;
