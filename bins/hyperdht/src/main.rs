@@ -35,15 +35,16 @@ fn main() -> ExitCode {
         Err(e) => return fail(&anyhow::Error::from(e)),
     };
     let result = runtime.block_on(async {
+        let stop = Shutdown::listen()?;
         match mode {
-            Mode::Bootstrap { host, port } => run_bootstrap(host, port).await,
+            Mode::Bootstrap { host, port } => run_bootstrap(host, port, stop).await,
             Mode::Nodes {
                 count,
                 host,
                 port,
                 bootstrap,
-            } => run_nodes(count, host, port, &bootstrap).await,
-            Mode::Testnet { size, port } => run_testnet(size, port).await,
+            } => run_nodes(count, host, port, &bootstrap, stop).await,
+            Mode::Testnet { size, port } => run_testnet(size, port, stop).await,
         }
     });
     match result {
@@ -62,26 +63,45 @@ fn js_address(a: SocketAddrV4) -> String {
     format!("{{ host: '{}', family: 4, port: {} }}", a.ip(), a.port())
 }
 
-/// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() -> anyhow::Result<()> {
+/// SIGINT (Ctrl-C) and SIGTERM, listened to from the start so that none is missed between two waits.
+struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("installing the Ctrl-C handler")?;
-    Ok(())
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
 }
 
-async fn run_bootstrap(host: Ipv4Addr, port: u16) -> anyhow::Result<()> {
+impl Shutdown {
+    /// Installs the handlers (inside the runtime).
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM.
+    async fn wait(&mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .context("installing the Ctrl-C handler")?;
+        Ok(())
+    }
+}
+
+async fn run_bootstrap(host: Ipv4Addr, port: u16, mut stop: Shutdown) -> anyhow::Result<()> {
     println!("Starting DHT bootstrap node...");
     let public = SocketAddrV4::new(host, port);
     // The JS binds 0.0.0.0 and only announces `host`; binding `host` itself keeps a node meant for one
@@ -102,7 +122,7 @@ async fn run_bootstrap(host: Ipv4Addr, port: u16) -> anyhow::Result<()> {
     node.bootstrapped().await?;
     println!("Bootstrap node bound to {}", js_address(node.server_addr()));
     println!("Fully started Hyperswarm DHT bootstrap node");
-    shutdown_signal().await?;
+    stop.wait().await?;
     drop(node);
     println!("Bootstrap node closed");
     Ok(())
@@ -113,6 +133,7 @@ async fn run_nodes(
     host: Ipv4Addr,
     port: u16,
     bootstrap: &[BootstrapNode],
+    mut stop: Shutdown,
 ) -> anyhow::Result<()> {
     println!("Booting DHT nodes...");
     let bootstrap = bootstrap::resolve(bootstrap).await?;
@@ -142,17 +163,15 @@ async fn run_nodes(
     // Ctrl-C while booting also ends cleanly.
     tokio::select! {
         r = boot => r?,
-        r = shutdown_signal() => return r,
+        r = stop.wait() => return r,
     }
 
     // The driver reports no events, so the nodes' state is polled for the JS bin's
     // "is ephemeral" / "is persistent" lines.
     let mut poll = tokio::time::interval(Duration::from_secs(1));
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
     loop {
         tokio::select! {
-            r = &mut stop => { r?; break; }
+            r = stop.wait() => { r?; break; }
             _ = poll.tick() => {
                 for (id, node) in nodes.iter().enumerate() {
                     let now = node.state().await?.ephemeral;
@@ -179,7 +198,7 @@ async fn run_nodes(
     Ok(())
 }
 
-async fn run_testnet(size: usize, port: u16) -> anyhow::Result<()> {
+async fn run_testnet(size: usize, port: u16, mut stop: Shutdown) -> anyhow::Result<()> {
     let host = Ipv4Addr::LOCALHOST;
     let first = SocketAddrV4::new(host, port);
     let server = tokio::net::UdpSocket::bind(first)
@@ -215,12 +234,12 @@ async fn run_testnet(size: usize, port: u16) -> anyhow::Result<()> {
     };
     tokio::select! {
         r = boot => r?,
-        r = shutdown_signal() => return r,
+        r = stop.wait() => return r,
     }
     let addrs: Vec<SocketAddrV4> = nodes.iter().map(DhtHandle::server_addr).collect();
     println!("{}", bootstrap::format_list(&addrs));
     eprintln!("hyperdht: testnet of {size} nodes on {host} running; Ctrl-C to stop");
-    shutdown_signal().await?;
+    stop.wait().await?;
     drop(nodes);
     Ok(())
 }
