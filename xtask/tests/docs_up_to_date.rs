@@ -31,3 +31,17 @@ fn every_tool_has_a_man_page_and_three_completions() {
     assert!(text.contains("testnet"), "the man page documents --testnet");
     assert!(text.contains("HYPERDHT_BOOTSTRAP"));
 }
+
+#[test]
+fn bash_completions_parse() {
+    let root = xtask::workspace_root();
+    for tool in xtask::TOOLS {
+        let path = root.join(format!("completions/{}.bash", tool.name));
+        let status = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .status()
+            .expect("bash is installed");
+        assert!(status.success(), "bash -n {}", path.display());
+    }
+}
