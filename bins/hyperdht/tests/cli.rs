@@ -78,17 +78,22 @@ impl Running {
     }
 
     /// Sends SIGTERM and returns the exit code and the rest of stdout.
-    fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+    fn terminate(self) -> (Option<i32>, Vec<String>) {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// Sends `signal` and returns the exit code and the rest of stdout.
+    fn signal(mut self, signal: libc::c_int) -> (Option<i32>, Vec<String>) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
         // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        let rc = unsafe { libc::kill(pid, signal) };
         assert_eq!(rc, 0, "kill");
         let deadline = Instant::now() + STEP;
         let status = loop {
             match self.child.try_wait().expect("wait") {
                 Some(status) => break status,
                 None if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                None => panic!("hyperdht did not exit within {STEP:?} of SIGTERM"),
+                None => panic!("hyperdht did not exit within {STEP:?} of signal {signal}"),
             }
         };
         let rest = self.lines.iter().collect();
@@ -328,4 +333,16 @@ fn bootstrap_node_serves_js_peers() {
     let (code, rest) = boot.terminate();
     assert_eq!(code, Some(0));
     assert_eq!(rest, ["Bootstrap node closed"]);
+}
+
+#[test]
+fn testnet_first_node_on_port_and_ctrl_c() {
+    let port = free_port();
+    let mut testnet = Running::start(&["--testnet", "3", "--port", &port.to_string()], &[]);
+    let list = testnet.line();
+    assert!(list.starts_with(&format!("127.0.0.1:{port},")), "{list}");
+    assert_eq!(list.split(',').count(), 3, "{list}");
+    let (code, rest) = testnet.signal(libc::SIGINT);
+    assert_eq!(code, Some(0));
+    assert!(rest.is_empty(), "{rest:?}");
 }
