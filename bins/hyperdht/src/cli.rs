@@ -1,0 +1,284 @@
+//! The command line of `hyperdht`: the flags of the JS `hyperdht` 6.34.0 bin (`--bootstrap`, `--nodes`,
+//! `--port`, `--host`) plus `--testnet N`.
+
+use std::ffi::OsString;
+use std::net::Ipv4Addr;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
+
+/// The port a bootstrap node binds when `--port` is not given (as the JS bin).
+pub const DEFAULT_BOOTSTRAP_PORT: u16 = 49737;
+
+/// A parsed `--bootstrap` list (a newtype so clap treats it as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapList(pub Vec<BootstrapNode>);
+
+fn parse_bootstrap(s: &str) -> Result<BootstrapList, bootstrap::BootstrapError> {
+    bootstrap::parse_list(s).map(BootstrapList)
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a number of nodes (1 or more)")),
+    }
+}
+
+const AFTER_HELP: &str = "\
+Bootstrap list: HOST:PORT[,HOST:PORT...], where a bare PORT means 127.0.0.1:PORT and HOST may be a name \
+(resolved at start) or hyperdht's IP@NAME form. Without --bootstrap, the HYPERDHT_BOOTSTRAP environment \
+variable (same form) is used, else the public bootstrap nodes node1/node2/node3.hyperdht.org:49737.
+
+Examples:
+  hyperdht --bootstrap --host 203.0.113.7 --port 49737   run a bootstrap node
+  hyperdht --nodes 4                                      run 4 nodes on the public network
+  hyperdht --bootstrap 127.0.0.1:49737                    join a private network
+  hyperdht --testnet 5                                    a local 5-node network; prints its bootstrap list";
+
+/// Run HyperDHT nodes, a bootstrap node, or a local testnet.
+///
+/// Compatible with the JavaScript `hyperdht` command (hyperdht 6.34.0): same flags, same output.
+/// Runs until interrupted (Ctrl-C or SIGTERM), then exits 0.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hyperdht", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Without a value (or followed by another flag): run a bootstrap node at --host/--port. With a
+    /// list: join the network of those bootstrap nodes.
+    #[arg(
+        long,
+        value_name = "HOST:PORT[,HOST:PORT...]",
+        num_args = 0..=1,
+        value_parser = parse_bootstrap
+    )]
+    pub bootstrap: Option<Option<BootstrapList>>,
+
+    /// How many DHT nodes to run.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub nodes: Option<usize>,
+
+    /// UDP port to bind (default: any free port for nodes, 49737 for a bootstrap node; the first node's
+    /// port with --testnet). Only with a single node.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Address to bind (default 0.0.0.0); for a bootstrap node, its public IPv4 address (required).
+    #[arg(long, value_name = "IP")]
+    pub host: Option<Ipv4Addr>,
+
+    /// Run a local network of N nodes on 127.0.0.1 and print its bootstrap list
+    /// (HOST:PORT[,HOST:PORT...]) as the first line of stdout.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = parse_count,
+        conflicts_with_all = ["bootstrap", "nodes", "host"]
+    )]
+    pub testnet: Option<usize>,
+}
+
+/// What to run, once the flags and the environment are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// A bootstrap node (`--bootstrap` without a list).
+    Bootstrap {
+        /// The node's public address (also bound when it is a local address).
+        host: Ipv4Addr,
+        /// The port.
+        port: u16,
+    },
+    /// `count` DHT nodes joining the network of `bootstrap`.
+    Nodes {
+        /// How many nodes.
+        count: usize,
+        /// Address to bind.
+        host: Ipv4Addr,
+        /// Port to bind (0 = any).
+        port: u16,
+        /// The network's bootstrap nodes.
+        bootstrap: Vec<BootstrapNode>,
+    },
+    /// A local testnet of `size` nodes on 127.0.0.1.
+    Testnet {
+        /// How many nodes.
+        size: usize,
+        /// The first node's port (0 = any).
+        port: u16,
+    },
+}
+
+fn usage(kind: ErrorKind, msg: impl std::fmt::Display) -> clap::Error {
+    Cli::command().error(kind, msg)
+}
+
+impl Cli {
+    /// Checks the flag combinations the parser cannot express and picks the bootstrap list (flag, then
+    /// `env`, the value of `HYPERDHT_BOOTSTRAP`, then the public nodes). Errors are usage errors (exit 2).
+    pub fn mode(&self, env: Option<OsString>) -> Result<Mode, clap::Error> {
+        if let Some(size) = self.testnet {
+            return Ok(Mode::Testnet {
+                size,
+                port: self.port.unwrap_or(0),
+            });
+        }
+        match &self.bootstrap {
+            Some(None) => {
+                if self.nodes.is_some() {
+                    return Err(usage(
+                        ErrorKind::ArgumentConflict,
+                        "--nodes cannot be used with --bootstrap without a list (a bootstrap node)",
+                    ));
+                }
+                let Some(host) = self.host else {
+                    return Err(usage(
+                        ErrorKind::MissingRequiredArgument,
+                        "You need to specify --host <node ip> (the bootstrap node's public IPv4 address)",
+                    ));
+                };
+                if host.is_unspecified() {
+                    return Err(usage(
+                        ErrorKind::InvalidValue,
+                        "a bootstrap node's --host must be its address, not 0.0.0.0",
+                    ));
+                }
+                Ok(Mode::Bootstrap {
+                    host,
+                    port: self
+                        .port
+                        .filter(|p| *p != 0)
+                        .unwrap_or(DEFAULT_BOOTSTRAP_PORT),
+                })
+            }
+            list => {
+                let count = self.nodes.unwrap_or(1);
+                let port = self.port.unwrap_or(0);
+                if port != 0 && count != 1 {
+                    return Err(usage(
+                        ErrorKind::ArgumentConflict,
+                        "--port is only valid when running a single node",
+                    ));
+                }
+                let flag = list.as_ref().and_then(|l| l.as_ref()).map(|l| l.0.clone());
+                let bootstrap = bootstrap::choose(flag, env).map_err(|e| {
+                    usage(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV))
+                })?;
+                Ok(Mode::Nodes {
+                    count,
+                    host: self.host.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    port,
+                    bootstrap,
+                })
+            }
+        }
+    }
+}
+
+/// The clap command, for the docs generator.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(args: &[&str]) -> Result<Mode, clap::Error> {
+        let mut argv = vec!["hyperdht"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)?.mode(None)
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn bootstrap_node() {
+        let want = Mode::Bootstrap {
+            host: Ipv4Addr::LOCALHOST,
+            port: 5000,
+        };
+        let got = mode(&["--bootstrap", "--host", "127.0.0.1", "--port", "5000"]);
+        assert_eq!(got.ok(), Some(want.clone()));
+        let got = mode(&["--host", "127.0.0.1", "--port", "5000", "--bootstrap"]);
+        assert_eq!(got.ok(), Some(want));
+        let got = mode(&["--bootstrap", "--host", "10.1.2.3"]);
+        assert_eq!(
+            got.ok(),
+            Some(Mode::Bootstrap {
+                host: Ipv4Addr::new(10, 1, 2, 3),
+                port: DEFAULT_BOOTSTRAP_PORT
+            })
+        );
+        let err = mode(&["--bootstrap"]).expect_err("host required");
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        assert_eq!(err.exit_code(), 2);
+        assert!(mode(&["--bootstrap", "--host", "0.0.0.0"]).is_err());
+    }
+
+    #[test]
+    fn nodes() {
+        let got = mode(&["--bootstrap", "7,10.0.0.1:8", "--nodes", "3"]).expect("valid");
+        let Mode::Nodes {
+            count,
+            host,
+            port,
+            bootstrap,
+        } = got
+        else {
+            panic!("nodes mode")
+        };
+        assert_eq!((count, host, port), (3, Ipv4Addr::UNSPECIFIED, 0));
+        assert_eq!(
+            bootstrap
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["127.0.0.1:7", "10.0.0.1:8"]
+        );
+        let err = mode(&["--nodes", "2", "--port", "5"]).expect_err("port with 2 nodes");
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+        assert!(mode(&["--nodes", "0"]).is_err());
+        assert!(mode(&["--bootstrap", "x:y"]).is_err());
+    }
+
+    #[test]
+    fn environment_and_default() {
+        let cli = Cli::try_parse_from(["hyperdht"]).expect("no flags");
+        let Ok(Mode::Nodes { bootstrap, .. }) = cli.mode(Some("9".into())) else {
+            panic!("nodes mode")
+        };
+        assert_eq!(bootstrap[0].to_string(), "127.0.0.1:9");
+        let Ok(Mode::Nodes { bootstrap, .. }) = cli.mode(None) else {
+            panic!("nodes mode")
+        };
+        assert_eq!(bootstrap, bootstrap::default_nodes());
+        assert!(cli.mode(Some("bad:port".into())).is_err());
+        // The flag wins over the environment.
+        let cli = Cli::try_parse_from(["hyperdht", "--bootstrap", "1"]).expect("flag");
+        let Ok(Mode::Nodes { bootstrap, .. }) = cli.mode(Some("9".into())) else {
+            panic!("nodes mode")
+        };
+        assert_eq!(bootstrap[0].to_string(), "127.0.0.1:1");
+    }
+
+    #[test]
+    fn testnet() {
+        assert_eq!(
+            mode(&["--testnet", "5"]).ok(),
+            Some(Mode::Testnet { size: 5, port: 0 })
+        );
+        assert_eq!(
+            mode(&["--testnet", "3", "--port", "4000"]).ok(),
+            Some(Mode::Testnet {
+                size: 3,
+                port: 4000
+            })
+        );
+        let err = mode(&["--testnet", "3", "--bootstrap"]).expect_err("conflict");
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+        assert!(mode(&["--testnet", "3", "--nodes", "2"]).is_err());
+    }
+}

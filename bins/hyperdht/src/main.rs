@@ -1,0 +1,245 @@
+//! `hyperdht`: run HyperDHT nodes, a bootstrap node, or a local testnet. See `hyperdht --help`.
+//!
+//! Exit codes: 0 after Ctrl-C/SIGTERM, 1 on a runtime error (one line on stderr), 2 on bad flags.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use holepunch::dht_rpc::driver::DhtHandle;
+use holepunch::dht_rpc::node::Config;
+use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
+use holepunch::hyperdht::persistent::CacheOpts;
+use hyperdht_cli::cli::{Cli, Mode};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Diagnostics on stderr only when asked for (`RUST_LOG=debug`), so stdout stays the JS bin's output.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let mode = match cli.mode(std::env::var_os(bootstrap::ENV)) {
+        Ok(mode) => mode,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::Error::from(e)),
+    };
+    let result = runtime.block_on(async {
+        let stop = Shutdown::listen()?;
+        match mode {
+            Mode::Bootstrap { host, port } => run_bootstrap(host, port, stop).await,
+            Mode::Nodes {
+                count,
+                host,
+                port,
+                bootstrap,
+            } => run_nodes(count, host, port, &bootstrap, stop).await,
+            Mode::Testnet { size, port } => run_testnet(size, port, stop).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("hyperdht: {e:#}");
+    ExitCode::FAILURE
+}
+
+/// An address as the JS bin prints `node.address()` (Node's `console.log` of `{ host, family, port }`).
+fn js_address(a: SocketAddrV4) -> String {
+    format!("{{ host: '{}', family: 4, port: {} }}", a.ip(), a.port())
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, listened to from the start so that none is missed between two waits.
+struct Shutdown {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    /// Installs the handlers (inside the runtime).
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM.
+    async fn wait(&mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .context("installing the Ctrl-C handler")?;
+        Ok(())
+    }
+}
+
+async fn run_bootstrap(host: Ipv4Addr, port: u16, mut stop: Shutdown) -> anyhow::Result<()> {
+    println!("Starting DHT bootstrap node...");
+    let public = SocketAddrV4::new(host, port);
+    // The JS binds 0.0.0.0 and only announces `host`; binding `host` itself keeps a node meant for one
+    // interface (e.g. loopback) on it, and 0.0.0.0 is the fallback when `host` is not a local address
+    // (a public address behind a 1:1 NAT).
+    let node = match DhtHandle::bind(host, port, Config::bootstrapper(public)).await {
+        Ok(node) => node,
+        Err(holepunch::dht_rpc::driver::DriverError::Io(e))
+            if e.kind() == std::io::ErrorKind::AddrNotAvailable =>
+        {
+            DhtHandle::bind(Ipv4Addr::UNSPECIFIED, port, Config::bootstrapper(public))
+                .await
+                .with_context(|| format!("binding port {port}"))?
+        }
+        Err(e) => return Err(e).with_context(|| format!("binding {public}")),
+    };
+    node.serve_hyperdht(CacheOpts::default()).await?;
+    node.bootstrapped().await?;
+    println!("Bootstrap node bound to {}", js_address(node.server_addr()));
+    println!("Fully started Hyperswarm DHT bootstrap node");
+    stop.wait().await?;
+    drop(node);
+    println!("Bootstrap node closed");
+    Ok(())
+}
+
+async fn run_nodes(
+    count: usize,
+    host: Ipv4Addr,
+    port: u16,
+    bootstrap: &[BootstrapNode],
+    mut stop: Shutdown,
+) -> anyhow::Result<()> {
+    println!("Booting DHT nodes...");
+    let bootstrap = bootstrap::resolve(bootstrap).await?;
+    let mut nodes = Vec::with_capacity(count);
+    let mut ephemeral = Vec::with_capacity(count);
+    let boot = async {
+        for id in 0..count {
+            let config = Config {
+                bootstrap: bootstrap.clone(),
+                ..Config::default()
+            };
+            let node = DhtHandle::bind(host, port, config)
+                .await
+                .with_context(|| format!("binding {}", SocketAddrV4::new(host, port)))?;
+            node.serve_hyperdht(CacheOpts::default()).await?;
+            node.bootstrapped().await?;
+            println!("Node #{id} bound to {}", js_address(node.server_addr()));
+            ephemeral.push(node.state().await?.ephemeral);
+            nodes.push(node);
+        }
+        println!(
+            "Fully started {count} Hyperswarm DHT node{}",
+            if count == 1 { "" } else { "s" }
+        );
+        anyhow::Ok(())
+    };
+    // Ctrl-C while booting also ends cleanly.
+    tokio::select! {
+        r = boot => r?,
+        r = stop.wait() => return r,
+    }
+
+    // The driver reports no events, so the nodes' state is polled for the JS bin's
+    // "is ephemeral" / "is persistent" lines.
+    let mut poll = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = stop.wait() => { r?; break; }
+            _ = poll.tick() => {
+                for (id, node) in nodes.iter().enumerate() {
+                    let now = node.state().await?.ephemeral;
+                    let Some(was) = ephemeral.get_mut(id) else { continue };
+                    if now != *was {
+                        *was = now;
+                        let addr = js_address(node.server_addr());
+                        if now {
+                            println!("Node #{id} is ephemeral {addr}");
+                        } else {
+                            println!("Node #{id} is persistent, joining remote routing tables {addr}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("Shutting down nodes...");
+    let count = nodes.len();
+    drop(nodes);
+    for id in 0..count {
+        println!("Node #{id} closed");
+    }
+    Ok(())
+}
+
+async fn run_testnet(size: usize, port: u16, mut stop: Shutdown) -> anyhow::Result<()> {
+    let host = Ipv4Addr::LOCALHOST;
+    let first = SocketAddrV4::new(host, port);
+    let server = tokio::net::UdpSocket::bind(first)
+        .await
+        .with_context(|| format!("binding {first}"))?;
+    let client = tokio::net::UdpSocket::bind((host, 0))
+        .await
+        .with_context(|| format!("binding {host}:0"))?;
+    let public = match server.local_addr()? {
+        std::net::SocketAddr::V4(a) => a,
+        std::net::SocketAddr::V6(a) => anyhow::bail!("bound an IPv6 address {a}"),
+    };
+    let mut nodes = Vec::with_capacity(size);
+    let boot = async {
+        let bootstrapper = DhtHandle::spawn(Config::bootstrapper(public), server, client)?;
+        bootstrapper.serve_hyperdht(CacheOpts::default()).await?;
+        bootstrapper.bootstrapped().await?;
+        nodes.push(bootstrapper);
+        while nodes.len() < size {
+            // As hyperdht/testnet.js: persistent, unfirewalled nodes bootstrapping through the first.
+            let config = Config {
+                bootstrap: vec![public],
+                ephemeral: Some(false),
+                firewalled: false,
+                ..Config::default()
+            };
+            let node = DhtHandle::bind(host, 0, config).await?;
+            node.serve_hyperdht(CacheOpts::default()).await?;
+            node.bootstrapped().await?;
+            nodes.push(node);
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        r = boot => r?,
+        r = stop.wait() => return r,
+    }
+    let addrs: Vec<SocketAddrV4> = nodes.iter().map(DhtHandle::server_addr).collect();
+    println!("{}", bootstrap::format_list(&addrs));
+    eprintln!("hyperdht: testnet of {size} nodes on {host} running; Ctrl-C to stop");
+    stop.wait().await?;
+    drop(nodes);
+    Ok(())
+}
