@@ -390,10 +390,7 @@ async fn spawn_cat(
 }
 
 fn node_cat() -> Command {
-    interop::require_js();
-    let mut cmd = Command::new("node");
-    cmd.arg("js/udxcat.js");
-    cmd
+    interop::tokio::command("udxcat.js")
 }
 
 fn rust_cat() -> Command {
@@ -685,12 +682,10 @@ async fn rust_streams_move_from_relay_to_direct_mid_transfer() {
 /// Rust peers talking end to end through udx-native's blind relay (`stream.relayTo`, tests/interop/js/udxrelay.js).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_peers_through_a_js_relay() {
-    interop::require_js();
     let (sa, a) = rust_peer(1).await;
     let (sb, b) = rust_peer(2).await;
-    let mut relay = Command::new("node");
+    let mut relay = interop::tokio::command("udxrelay.js");
     relay
-        .arg("js/udxrelay.js")
         .args(["--bind", "127.0.0.1:0", "--id-a", "101", "--remote-a", "1"])
         .args(["--peer-a", &sa.local_addr().to_string()])
         .args([
@@ -701,11 +696,9 @@ async fn rust_peers_through_a_js_relay() {
             "--peer-b",
             &sb.local_addr().to_string(),
         ])
-        .current_dir(interop::interop_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     let mut relay = relay.spawn().expect("spawn udxrelay.js");
     let mut lines = BufReader::new(relay.stderr.take().expect("stderr")).lines();
     let relay_addr: SocketAddr = tokio::time::timeout(Duration::from_secs(30), async {

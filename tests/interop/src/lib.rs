@@ -211,18 +211,25 @@ pub mod tokio {
         stdin: Option<ChildStdin>,
     }
 
+    /// `node js/<script>` in `tests/interop`, killed on drop, for callers that set up its stdio themselves (more
+    /// arguments may follow). Panics with instructions if node or the pinned packages are missing.
+    pub fn command(script: &str) -> Command {
+        super::require_js();
+        let mut cmd = Command::new("node");
+        cmd.arg(std::path::Path::new("js").join(script))
+            .current_dir(super::interop_dir())
+            .kill_on_drop(true);
+        cmd
+    }
+
     /// Runs `node js/<script> args...` in `tests/interop` with stdout read line by line, stderr passed through, and
     /// stdin piped (closing it is how the long-running scripts here are told to stop).
     pub fn node(script: &str, args: &[&str]) -> JsProcess {
-        super::require_js();
-        let mut child = Command::new("node")
-            .arg(std::path::Path::new("js").join(script))
+        let mut child = command(script)
             .args(args)
-            .current_dir(super::interop_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start node js/{script}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
