@@ -292,9 +292,12 @@ fn js_decodes_what_rust_encodes() {
         .collect();
 
     // No timeout before the harness: bounded generously now.
-    let input = serde_json::to_vec(&request).expect("json");
-    let output = interop::run_with_stdin("ce-decode.js", &[], &input, Duration::from_secs(600));
-    let replies: Vec<Value> = serde_json::from_str(&output).expect("node reply json");
+    let output = interop::run_json(
+        "ce-decode.js",
+        &Value::Array(request),
+        Duration::from_secs(600),
+    );
+    let replies: Vec<Value> = serde_json::from_value(output).expect("node reply json");
     assert_eq!(replies.len(), cases.len());
 
     for (case, reply) in cases.iter().zip(&replies) {

@@ -135,9 +135,12 @@ fn js_and_rust_agree_on_random_inputs() {
     let reqs = requests(&mut rng);
 
     // No timeout before the harness: bounded generously now.
-    let input = serde_json::to_vec(&reqs).expect("json");
-    let output = interop::run_with_stdin("text-decode.js", &[], &input, Duration::from_secs(600));
-    let replies: Vec<Value> = serde_json::from_str(&output).expect("node reply json");
+    let output = interop::run_json(
+        "text-decode.js",
+        &Value::Array(reqs.clone()),
+        Duration::from_secs(600),
+    );
+    let replies: Vec<Value> = serde_json::from_value(output).expect("node reply json");
     assert_eq!(replies.len(), reqs.len());
 
     let (mut accepted, mut refused, mut node_hex_quirk) = (0, 0, 0);

@@ -470,3 +470,25 @@ pub fn fingerprint(mut r: impl Read) -> std::io::Result<(u64, u64)> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{json_field, json_strings};
+
+    #[test]
+    fn json_line_fields() {
+        let line = r#"{"s":"a,b}","n":5,"b":true,"z":null,"a":["x","y"],"m":[1,false]}"#;
+        assert_eq!(json_field(line, "s"), "a,b}");
+        assert_eq!(json_field(line, "n"), "5");
+        assert_eq!(json_field(line, "b"), "true");
+        assert_eq!(json_field(line, "z"), "null");
+        assert_eq!(json_strings(line, "a"), ["x", "y"]);
+        assert_eq!(json_strings(line, "m"), ["1", "false"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "missing in")]
+    fn json_field_missing_key_panics() {
+        json_field(r#"{"a":1}"#, "missing");
+    }
+}
