@@ -34,6 +34,48 @@ async fn ask(js: &mut interop::tokio::JsProcess, cmd: &str) -> String {
     line
 }
 
+/// A Rust bootstrapper plus `more` persistent nodes on 127.0.0.1, all serving the hyperdht commands; returns the
+/// bootstrapper's address and the handles (the nodes run while they are held).
+async fn rust_hyperdht_network(more: usize) -> (SocketAddrV4, Vec<DhtHandle>) {
+    use holepunch::hyperdht::persistent::CacheOpts;
+    let server = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let client = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let std::net::SocketAddr::V4(public) = server.local_addr().expect("addr") else {
+        panic!("v4")
+    };
+    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
+    boot.serve_hyperdht(CacheOpts::default())
+        .await
+        .expect("serve");
+    timeout(STEP, boot.bootstrapped())
+        .await
+        .expect("in time")
+        .expect("running");
+    let mut nodes = vec![boot];
+    for _ in 0..more {
+        let config = Config {
+            bootstrap: vec![public],
+            ephemeral: Some(false),
+            firewalled: false,
+            ..Config::default()
+        };
+        let n = DhtHandle::bind(std::net::Ipv4Addr::LOCALHOST, 0, config)
+            .await
+            .expect("bind");
+        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
+        timeout(STEP, n.bootstrapped())
+            .await
+            .expect("in time")
+            .expect("running");
+        nodes.push(n);
+    }
+    (public, nodes)
+}
+
 async fn query(node: &DhtHandle, target: Id, command: u64, value: Option<Vec<u8>>) -> Vec<Reply> {
     let out = timeout(
         STEP,
@@ -234,43 +276,7 @@ async fn rust_reads_and_writes_hyperdht_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_hyperdht_client_uses_rust_storage_nodes() {
-    use holepunch::hyperdht::persistent::CacheOpts;
-
-    let server = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let client = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let std::net::SocketAddr::V4(public) = server.local_addr().expect("addr") else {
-        panic!("v4")
-    };
-    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
-    boot.serve_hyperdht(CacheOpts::default())
-        .await
-        .expect("serve");
-    timeout(STEP, boot.bootstrapped())
-        .await
-        .expect("in time")
-        .expect("running");
-    let mut nodes = vec![boot];
-    for _ in 0..7 {
-        let config = Config {
-            bootstrap: vec![public],
-            ephemeral: Some(false),
-            firewalled: false,
-            ..Config::default()
-        };
-        let n = DhtHandle::bind(std::net::Ipv4Addr::LOCALHOST, 0, config)
-            .await
-            .expect("bind");
-        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
-        timeout(STEP, n.bootstrapped())
-            .await
-            .expect("in time")
-            .expect("running");
-        nodes.push(n);
-    }
+    let (public, _nodes) = rust_hyperdht_network(7).await;
 
     let mut child = interop::tokio::node("hyperdht_client.js", &[&public.to_string()]);
     let out = child.line(STEP).await;
@@ -301,43 +307,7 @@ async fn js_hyperdht_client_uses_rust_storage_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_peers_connect_through_rust_dht_nodes() {
-    use holepunch::hyperdht::persistent::CacheOpts;
-
-    let server = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let client = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let std::net::SocketAddr::V4(public) = server.local_addr().expect("addr") else {
-        panic!("v4")
-    };
-    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
-    boot.serve_hyperdht(CacheOpts::default())
-        .await
-        .expect("serve");
-    timeout(STEP, boot.bootstrapped())
-        .await
-        .expect("in time")
-        .expect("running");
-    let mut nodes = vec![boot];
-    for _ in 0..5 {
-        let config = Config {
-            bootstrap: vec![public],
-            ephemeral: Some(false),
-            firewalled: false,
-            ..Config::default()
-        };
-        let n = DhtHandle::bind(std::net::Ipv4Addr::LOCALHOST, 0, config)
-            .await
-            .expect("bind");
-        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
-        timeout(STEP, n.bootstrapped())
-            .await
-            .expect("in time")
-            .expect("running");
-        nodes.push(n);
-    }
+    let (public, _nodes) = rust_hyperdht_network(5).await;
 
     let mut child = interop::tokio::node("hyperdht_connect.js", &[&public.to_string()]);
     let out = child.line(STEP).await;

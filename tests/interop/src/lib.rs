@@ -56,6 +56,19 @@ pub struct JsProcess {
     stdin: Option<ChildStdin>,
 }
 
+/// `node js/<script> args...` in `tests/interop` with `env`, stdout piped and stderr passed through.
+fn command(script: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    require_js();
+    let mut cmd = Command::new("node");
+    cmd.arg(Path::new("js").join(script))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(interop_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    cmd
+}
+
 /// Runs `node js/<script> args...` in `tests/interop`, with stdout read line by line, stderr passed through, and
 /// stdin piped (closing it is how the scripts here are told to stop).
 pub fn node(script: &str, args: &[&str]) -> JsProcess {
@@ -64,18 +77,8 @@ pub fn node(script: &str, args: &[&str]) -> JsProcess {
 
 /// [`node`] with extra environment variables.
 pub fn node_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> JsProcess {
-    require_js();
-    let mut cmd = Command::new("node");
-    cmd.arg(Path::new("js").join(script))
-        .args(args)
-        .current_dir(interop_dir())
+    let mut child = command(script, args, env)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start node js/{script}: {e}"));
     let stdout = child.stdout.take().expect("piped stdout");
@@ -379,18 +382,8 @@ pub fn run(
     env: &[(&str, &str)],
     timeout: Duration,
 ) -> std::process::Output {
-    require_js();
-    let mut cmd = Command::new("node");
-    cmd.arg(Path::new("js").join(script))
-        .args(args)
-        .current_dir(interop_dir())
+    let mut child = command(script, args, env)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start node js/{script}: {e}"));
     let mut stdout = child.stdout.take().expect("piped stdout");
