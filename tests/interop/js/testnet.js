@@ -24,6 +24,7 @@
 'use strict'
 const b4a = require('b4a')
 const readline = require('readline')
+const freePort = require('./free-port')
 
 const args = process.argv.slice(2)
 const flag = (name) => {
@@ -38,17 +39,6 @@ const option = (name) => {
   const value = args[i + 1]
   args.splice(i, 2)
   return value
-}
-
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const s = require('dgram').createSocket('udp4')
-    s.on('error', reject)
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
 }
 
 // Runs `onLine` for each stdin line and `onClose` once stdin closes (or on SIGTERM/SIGINT), then exits.
