@@ -33,24 +33,42 @@ fn value(c: u8) -> Option<u8> {
     }
 }
 
+/// The 5-bit groups of `bytes`, most significant bits first, the last one filled up with zero bits:
+/// `ceil(8 * len / 5)` values below 32. The bit packing of RFC 4648 base32 and of z-base-32 ([`crate::z32`]),
+/// which differ only in alphabet, padding and how they treat trailing characters.
+pub(crate) fn to_quintets(bytes: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    bytes.chunks(5).flat_map(|chunk| {
+        let mut block = [0u8; 8];
+        // `chunk` holds 1..=5 bytes: right-aligned in the 64-bit block, they fill its low 40 bits.
+        block[8 - 5..8 - 5 + chunk.len()].copy_from_slice(chunk);
+        let acc = u64::from_be_bytes(block);
+        let quintets = (chunk.len() * 8).div_ceil(5);
+        (0..quintets).map(move |i| ((acc >> (35 - 5 * i)) & 0x1f) as u8)
+    })
+}
+
+/// The inverse of [`to_quintets`]: packs 5-bit values (each below 32) eight at a time into five bytes, a short
+/// last group read as if filled up with zero values, and keeps the first `out_len` bytes (at most what the
+/// groups make).
+pub(crate) fn from_quintets(values: &[u8], out_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(out_len + 5);
+    for group in values.chunks(8) {
+        let mut acc: u64 = 0;
+        for i in 0..8 {
+            acc = (acc << 5) | u64::from(group.get(i).copied().unwrap_or(0));
+        }
+        out.extend_from_slice(&acc.to_be_bytes()[3..]);
+    }
+    out.truncate(out_len);
+    out
+}
+
 /// Encodes bytes as uppercase base32 padded with `=` to a multiple of 8 characters.
 pub fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    for chunk in bytes.chunks(5) {
-        let mut block = [0u8; 8];
-        block[3..3 + chunk.len()].copy_from_slice(chunk);
-        let acc = u64::from_be_bytes(block);
-        // Characters carrying data for 1..=5 input bytes; the rest of the 8 are padding.
-        let chars = (chunk.len() * 8).div_ceil(5);
-        for i in 0..8 {
-            if i < chars {
-                out.push(char::from(
-                    ALPHABET[((acc >> (35 - 5 * i)) & 0x1f) as usize],
-                ));
-            } else {
-                out.push('=');
-            }
-        }
+    out.extend(to_quintets(bytes).map(|v| char::from(ALPHABET[usize::from(v)])));
+    while out.len() % 8 != 0 {
+        out.push('=');
     }
     out
 }
@@ -68,16 +86,7 @@ pub fn decode(s: &str) -> Result<Vec<u8>, Base32Error> {
     // Bytes produced by the trailing `len % 8` characters: 1, 3 and 6 leftover characters make none.
     const TAIL_BYTES: [usize; 8] = [0, 0, 1, 0, 2, 3, 0, 4];
     let out_len = values.len() / 8 * 5 + TAIL_BYTES[values.len() % 8];
-    let mut out = Vec::with_capacity(out_len + 5);
-    for group in values.chunks(8) {
-        let mut acc: u64 = 0;
-        for i in 0..8 {
-            acc = (acc << 5) | u64::from(group.get(i).copied().unwrap_or(0));
-        }
-        out.extend_from_slice(&acc.to_be_bytes()[3..]);
-    }
-    out.truncate(out_len);
-    Ok(out)
+    Ok(from_quintets(&values, out_len))
 }
 
 /// Hyperbeam's `toBase32`: lowercase base32 without padding.

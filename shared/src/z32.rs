@@ -6,6 +6,8 @@
 //! `[0, 1, 1, 2, 2, 3, 4, 4][len % 8]` bytes for the trailing `len % 8` characters (a missing final quintet
 //! counts as zero).
 
+use crate::base32::{from_quintets, to_quintets};
+
 /// The z-base-32 alphabet.
 pub const ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
 
@@ -44,22 +46,7 @@ fn quintet(c: u8) -> Option<u8> {
 /// Encodes bytes as z-base-32, `ceil(8 * len / 5)` characters.
 pub fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity((bytes.len() * 8).div_ceil(5));
-    let mut acc: u16 = 0;
-    let mut bits = 0u32;
-    for &b in bytes {
-        acc = (acc << 8) | u16::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(ALPHABET[usize::from((acc >> bits) & 0x1f)]));
-        }
-        acc &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(char::from(
-            ALPHABET[usize::from((acc << (5 - bits)) & 0x1f)],
-        ));
-    }
+    out.extend(to_quintets(bytes).map(|v| char::from(ALPHABET[usize::from(v)])));
     out
 }
 
@@ -79,19 +66,8 @@ pub fn decode(s: &str) -> Result<Vec<u8>, Z32Error> {
     }
     // Bytes produced by the trailing `len % 8` characters.
     const TAIL_BYTES: [usize; 8] = [0, 1, 1, 2, 2, 3, 4, 4];
-    let full = values.len() / 8;
-    let out_len = full * 5 + TAIL_BYTES[values.len() % 8];
-    let mut out = Vec::with_capacity(out_len + 5);
-    for group in values.chunks(8) {
-        // A short last group reads as if padded with zero quintets; the surplus bytes are cut below.
-        let mut acc: u64 = 0;
-        for i in 0..8 {
-            acc = (acc << 5) | u64::from(group.get(i).copied().unwrap_or(0));
-        }
-        out.extend_from_slice(&acc.to_be_bytes()[3..]);
-    }
-    out.truncate(out_len);
-    Ok(out)
+    let out_len = values.len() / 8 * 5 + TAIL_BYTES[values.len() % 8];
+    Ok(from_quintets(&values, out_len))
 }
 
 #[cfg(test)]

@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::{decode_all, encode, normalise, s};
 use rand::rngs::StdRng;
@@ -293,25 +291,13 @@ fn js_decodes_what_rust_encodes() {
         .map(|c| json!({ "codec": c["codec"], "params": c.get("params").cloned().unwrap_or(json!({})), "hex": c["hex"] }))
         .collect();
 
-    let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
-    let mut child = Command::new("node")
-        .arg("js/ce-decode.js")
-        .current_dir(&interop)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn node (Node 20 must be on PATH)");
-    let input = serde_json::to_vec(&request).expect("json");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("node output");
-    writer
-        .join()
-        .expect("writer thread")
-        .expect("write to node");
-    assert!(output.status.success(), "node failed: {}", output.status);
-    let replies: Vec<Value> = serde_json::from_slice(&output.stdout).expect("node reply json");
+    // No timeout before the harness: bounded generously now.
+    let output = interop::run_json(
+        "ce-decode.js",
+        &Value::Array(request),
+        Duration::from_secs(600),
+    );
+    let replies: Vec<Value> = serde_json::from_value(output).expect("node reply json");
     assert_eq!(replies.len(), cases.len());
 
     for (case, reply) in cases.iter().zip(&replies) {

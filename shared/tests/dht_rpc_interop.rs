@@ -2,8 +2,6 @@
 //! bootstrap through a Rust bootstrapper. Loopback only; every step bounded in time.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use holepunch::dht_rpc::driver::{DhtHandle, HandlerReply};
@@ -11,64 +9,11 @@ use holepunch::dht_rpc::messages::{errors, Id};
 use holepunch::dht_rpc::node::{Config, QueryOpts, QuerySpec, RequestOpts, RequestSpec};
 use holepunch::dht_rpc::peer::node_id;
 use holepunch::dht_rpc::routing_table::compare_distance;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use interop::{json_field as json_scalar, json_strings};
 use tokio::time::timeout;
 
 const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const STEP: Duration = Duration::from_secs(60);
-
-fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
-}
-
-fn spawn_node(args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
-    let mut child = Command::new("node")
-        .args(args)
-        .current_dir(interop_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is on PATH");
-    let out = child.stdout.take().expect("stdout");
-    (child, BufReader::new(out).lines())
-}
-
-async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
-    timeout(STEP, lines.next_line())
-        .await
-        .expect("JS answered in time")
-        .expect("read")
-        .expect("a line")
-}
-
-/// The string array under `"key":[...]` in a flat JSON line.
-fn json_strings(line: &str, key: &str) -> Vec<String> {
-    let start = line
-        .find(&format!("\"{key}\":["))
-        .unwrap_or_else(|| panic!("{key} in {line}"))
-        + key.len()
-        + 4;
-    let end = start + line[start..].find(']').expect("array end");
-    line[start..end]
-        .split(',')
-        .map(|s| s.trim_matches('"').to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// The raw scalar under `"key":` in a flat JSON line.
-fn json_scalar(line: &str, key: &str) -> String {
-    let start = line
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("{key} in {line}"))
-        + key.len()
-        + 3;
-    let end = start + line[start..].find([',', '}']).expect("value end");
-    line[start..end].trim_matches('"').to_owned()
-}
 
 fn addr(s: &str) -> SocketAddrV4 {
     s.parse().expect("address")
@@ -83,8 +28,8 @@ fn sorted_by_distance(target: &Id, addrs: &[SocketAddrV4]) -> Vec<SocketAddrV4> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_node_joins_a_js_testnet() {
-    let (mut child, mut lines) = spawn_node(&["js/dht_testnet.js", "12"]);
-    let ready = next_line(&mut lines).await;
+    let mut child = interop::tokio::node("testnet.js", &["--dht-rpc", "12"]);
+    let ready = child.line(STEP).await;
     let bootstrap = addr(&json_scalar(&ready, "bootstrap"));
     let js_nodes: Vec<SocketAddrV4> = json_strings(&ready, "nodes")
         .iter()
@@ -246,20 +191,17 @@ async fn rust_node_joins_a_js_testnet() {
     assert_eq!(pong.to, expected);
 
     // The JS nodes added the Rust node to their routing tables, and find it.
-    let stdin = child.stdin.as_mut().expect("stdin");
-    stdin
-        .write_all(format!("has {}\n", node.server_addr()).as_bytes())
-        .await
-        .expect("write");
-    let has: usize = json_scalar(&next_line(&mut lines).await, "has")
+    child
+        .write_line(&format!("has {}", node.server_addr()))
+        .await;
+    let has: usize = json_scalar(&child.line(STEP).await, "has")
         .parse()
         .expect("number");
     assert!(has >= 3, "JS tables holding the Rust node: {has}");
-    stdin
-        .write_all(format!("has {}\n", adaptive.server_addr()).as_bytes())
-        .await
-        .expect("write");
-    let has_adaptive: usize = json_scalar(&next_line(&mut lines).await, "has")
+    child
+        .write_line(&format!("has {}", adaptive.server_addr()))
+        .await;
+    let has_adaptive: usize = json_scalar(&child.line(STEP).await, "has")
         .parse()
         .expect("number");
     assert_eq!(
@@ -267,15 +209,13 @@ async fn rust_node_joins_a_js_testnet() {
         "ephemeral nodes stay out of routing tables"
     );
     let rust_id = node_id(&node.server_addr());
-    stdin
-        .write_all(format!("find {}\n", hex::encode(rust_id)).as_bytes())
-        .await
-        .expect("write");
-    let closest = json_strings(&next_line(&mut lines).await, "closest");
+    child
+        .write_line(&format!("find {}", hex::encode(rust_id)))
+        .await;
+    let closest = json_strings(&child.line(STEP).await, "closest");
     assert_eq!(closest.first().map(|s| addr(s)), Some(node.server_addr()));
 
-    drop(child.stdin.take());
-    let _ = timeout(STEP, child.wait()).await;
+    let _ = child.finish(STEP).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,13 +250,11 @@ async fn js_nodes_bootstrap_through_a_rust_bootstrapper() {
     );
 
     let target: Id = node_id(&SocketAddrV4::new(Ipv4Addr::new(9, 9, 9, 9), 9));
-    let (mut child, mut lines) = spawn_node(&[
-        "js/dht_join.js",
-        &public.to_string(),
-        "6",
-        &hex::encode(target),
-    ]);
-    let out = next_line(&mut lines).await;
+    let mut child = interop::tokio::node(
+        "dht_join.js",
+        &[&public.to_string(), "6", &hex::encode(target)],
+    );
+    let out = child.line(STEP).await;
     let js_nodes: Vec<SocketAddrV4> = json_strings(&out, "nodes")
         .iter()
         .map(|s| addr(s))
@@ -372,6 +310,5 @@ async fn js_nodes_bootstrap_through_a_rust_bootstrapper() {
     for a in &js_nodes {
         assert!(state.nodes.contains(a), "the Rust bootstrapper knows {a}");
     }
-    drop(child.stdin.take());
-    let _ = timeout(STEP, child.wait()).await;
+    let _ = child.finish(STEP).await;
 }

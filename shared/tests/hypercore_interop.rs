@@ -3,10 +3,6 @@
 //! against what the upgrade stored, and a tampered proof that JS must refuse. For compat and manifest cores,
 //! after a truncation (fork 1).
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use holepunch::compact_encoding::Encode;
@@ -21,37 +17,12 @@ fn block(i: u64) -> Vec<u8> {
 
 /// Runs the JS verifier on `input`, returning one JSON value per proof. Bounded in time.
 fn run_js(input: &Value) -> Vec<Value> {
-    let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
-    let mut child = Command::new("node")
-        .arg("js/hypercore-verify.js")
-        .current_dir(&interop)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn node (Node 20 must be on PATH)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write stdin");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
-        let _ = tx.send(out);
-    });
-    let out = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(out) => out,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("JS verifier timed out");
-        }
-    };
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "JS verifier failed: {status}");
+    let out = interop::run_with_stdin(
+        "hypercore-verify.js",
+        &[],
+        input.to_string().as_bytes(),
+        Duration::from_secs(60),
+    );
     out.lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect()

@@ -3,6 +3,7 @@
 //! reader cores.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use holepunch::compact_encoding::{Decode, Encode};
 use holepunch::crypto::{KeyPair, TreeNode};
@@ -424,12 +425,15 @@ fn committed_hypercore_vectors_are_fresh() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = tmp("fresh");
     std::fs::create_dir_all(&out).expect("dir");
-    let status = std::process::Command::new("node")
-        .arg("js/gen-hypercore-vectors.js")
-        .env("VECTORS_DIR", &out)
-        .current_dir(root.join("../tests/interop"))
-        .status()
-        .expect("spawn node (Node 20 must be on PATH)");
+    // No timeout before the harness: bounded generously now.
+    let dir = out.to_str().expect("utf-8 temp dir");
+    let status = interop::run(
+        "gen-hypercore-vectors.js",
+        &[],
+        &[("VECTORS_DIR", dir)],
+        Duration::from_secs(600),
+    )
+    .status;
     assert!(status.success());
     for file in ["flat_tree.json", "hypercore.json"] {
         let fresh = std::fs::read(out.join(file)).expect("generated");

@@ -1,11 +1,9 @@
 //! The hyperdht message codecs and signables against real JS hyperdht nodes: a Rust dht-rpc node joins
-//! a JS hyperdht testnet (tests/interop/js/hyperdht_testnet.js), reads what JS stored (immutable,
+//! a JS hyperdht testnet (`tests/interop/js/testnet.js --hyperdht`), reads what JS stored (immutable,
 //! mutable, announce records), and stores its own (with commits carrying the nodes' tokens and
 //! Ed25519 signatures) for JS to read back. Loopback only; every step bounded in time.
 
 use std::net::SocketAddrV4;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use blake2::digest::consts::U32;
@@ -20,8 +18,7 @@ use holepunch::hyperdht::messages::{
     announce_signable, mutable_signable, sign, verify, Announce, LookupReply, MutableGetResponse,
     MutablePutRequest, Peer,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use interop::{json_field as json_scalar, json_strings};
 use tokio::time::timeout;
 
 const STEP: Duration = Duration::from_secs(60);
@@ -30,75 +27,53 @@ fn blake2b(data: &[u8]) -> Id {
     Blake2b::<U32>::digest(data).into()
 }
 
-/// The raw scalar under `"key":` in a flat JSON line.
-fn json_scalar(line: &str, key: &str) -> String {
-    let start = line
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("{key} in {line}"))
-        + key.len()
-        + 3;
-    let end = start + line[start..].find([',', '}']).expect("value end");
-    line[start..end].trim_matches('"').to_owned()
+/// The testnet script's command loop: one command a line, one JSON line back, never an `"error"`.
+async fn ask(js: &mut interop::tokio::JsProcess, cmd: &str) -> String {
+    let line = js.ask(cmd, STEP).await;
+    assert!(!line.contains("\"error\""), "{cmd}: {line}");
+    line
 }
 
-/// The string array under `"key":[...]` in a flat JSON line.
-fn json_strings(line: &str, key: &str) -> Vec<String> {
-    let start = line
-        .find(&format!("\"{key}\":["))
-        .unwrap_or_else(|| panic!("{key} in {line}"))
-        + key.len()
-        + 4;
-    let end = start + line[start..].find(']').expect("array end");
-    line[start..end]
-        .split(',')
-        .map(|s| s.trim_matches('"').to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-struct Js {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Js {
-    fn spawn() -> Self {
-        let mut child = Command::new("node")
-            .args(["js/hyperdht_testnet.js", "8"])
-            .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node is on PATH");
-        let stdin = child.stdin.take().expect("stdin");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        Self {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    async fn line(&mut self) -> String {
-        timeout(STEP, self.lines.next_line())
+/// A Rust bootstrapper plus `more` persistent nodes on 127.0.0.1, all serving the hyperdht commands; returns the
+/// bootstrapper's address and the handles (the nodes run while they are held).
+async fn rust_hyperdht_network(more: usize) -> (SocketAddrV4, Vec<DhtHandle>) {
+    use holepunch::hyperdht::persistent::CacheOpts;
+    let server = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let client = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let std::net::SocketAddr::V4(public) = server.local_addr().expect("addr") else {
+        panic!("v4")
+    };
+    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
+    boot.serve_hyperdht(CacheOpts::default())
+        .await
+        .expect("serve");
+    timeout(STEP, boot.bootstrapped())
+        .await
+        .expect("in time")
+        .expect("running");
+    let mut nodes = vec![boot];
+    for _ in 0..more {
+        let config = Config {
+            bootstrap: vec![public],
+            ephemeral: Some(false),
+            firewalled: false,
+            ..Config::default()
+        };
+        let n = DhtHandle::bind(std::net::Ipv4Addr::LOCALHOST, 0, config)
             .await
-            .expect("JS answered in time")
-            .expect("read")
-            .expect("a line")
-    }
-
-    async fn ask(&mut self, cmd: &str) -> String {
-        self.stdin
-            .write_all(format!("{cmd}\n").as_bytes())
+            .expect("bind");
+        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
+        timeout(STEP, n.bootstrapped())
             .await
-            .expect("write");
-        let line = self.line().await;
-        assert!(!line.contains("\"error\""), "{cmd}: {line}");
-        line
+            .expect("in time")
+            .expect("running");
+        nodes.push(n);
     }
+    (public, nodes)
 }
 
 async fn query(node: &DhtHandle, target: Id, command: u64, value: Option<Vec<u8>>) -> Vec<Reply> {
@@ -141,8 +116,8 @@ async fn commit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_reads_and_writes_hyperdht_records() {
-    let mut js = Js::spawn();
-    let ready = js.line().await;
+    let mut js = interop::tokio::node("testnet.js", &["--hyperdht", "8"]);
+    let ready = js.line(STEP).await;
     let bootstrap: SocketAddrV4 = json_scalar(&ready, "bootstrap").parse().expect("addr");
     let config = Config {
         bootstrap: vec![bootstrap],
@@ -159,7 +134,7 @@ async fn rust_reads_and_writes_hyperdht_records() {
         .expect("running");
 
     // --- JS writes, Rust reads.
-    let put = js.ask("put").await;
+    let put = ask(&mut js, "put").await;
     let hash: Id = hex::decode(json_scalar(&put, "hash"))
         .expect("hex")
         .try_into()
@@ -231,7 +206,7 @@ async fn rust_reads_and_writes_hyperdht_records() {
         })
     })
     .await;
-    let got = js.ask(&format!("immget {}", hex::encode(target))).await;
+    let got = ask(&mut js, &format!("immget {}", hex::encode(target))).await;
     assert_eq!(json_scalar(&got, "value"), "hello from rust");
 
     let key = SigningKey::from_bytes(&[3; 32]);
@@ -261,7 +236,7 @@ async fn rust_reads_and_writes_hyperdht_records() {
         },
     )
     .await;
-    let got = js.ask(&format!("mutget {}", hex::encode(pk))).await;
+    let got = ask(&mut js, &format!("mutget {}", hex::encode(pk))).await;
     assert_eq!(json_scalar(&got, "value"), "mutable from rust");
     assert_eq!(json_scalar(&got, "seq"), "7");
 
@@ -290,70 +265,21 @@ async fn rust_reads_and_writes_hyperdht_records() {
         })
     })
     .await;
-    let got = js.ask(&format!("lookup {}", hex::encode(topic))).await;
+    let got = ask(&mut js, &format!("lookup {}", hex::encode(topic))).await;
     assert!(
         json_strings(&got, "keys").contains(&hex::encode(pk)),
         "{got}"
     );
 
-    drop(js.stdin);
-    let _ = timeout(STEP, js.child.wait()).await;
+    let _ = js.finish(STEP).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_hyperdht_client_uses_rust_storage_nodes() {
-    use holepunch::hyperdht::persistent::CacheOpts;
+    let (public, _nodes) = rust_hyperdht_network(7).await;
 
-    let server = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let client = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let std::net::SocketAddr::V4(public) = server.local_addr().expect("addr") else {
-        panic!("v4")
-    };
-    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
-    boot.serve_hyperdht(CacheOpts::default())
-        .await
-        .expect("serve");
-    timeout(STEP, boot.bootstrapped())
-        .await
-        .expect("in time")
-        .expect("running");
-    let mut nodes = vec![boot];
-    for _ in 0..7 {
-        let config = Config {
-            bootstrap: vec![public],
-            ephemeral: Some(false),
-            firewalled: false,
-            ..Config::default()
-        };
-        let n = DhtHandle::bind(std::net::Ipv4Addr::LOCALHOST, 0, config)
-            .await
-            .expect("bind");
-        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
-        timeout(STEP, n.bootstrapped())
-            .await
-            .expect("in time")
-            .expect("running");
-        nodes.push(n);
-    }
-
-    let mut child = Command::new("node")
-        .args(["js/hyperdht_client.js", &public.to_string()])
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is on PATH");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let out = timeout(STEP, lines.next_line())
-        .await
-        .expect("JS finished in time")
-        .expect("read")
-        .expect("a line");
+    let mut child = interop::tokio::node("hyperdht_client.js", &[&public.to_string()]);
+    let out = child.line(STEP).await;
 
     assert_eq!(json_scalar(&out, "imm"), "imm from js", "{out}");
     assert!(
@@ -376,67 +302,19 @@ async fn js_hyperdht_client_uses_rust_storage_nodes() {
         "{out}"
     );
     assert_eq!(json_scalar(&out, "afterUnannounce"), "0", "{out}");
-    let _ = timeout(STEP, child.wait()).await;
+    let _ = child.finish(STEP).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_peers_connect_through_rust_dht_nodes() {
-    use holepunch::hyperdht::persistent::CacheOpts;
+    let (public, _nodes) = rust_hyperdht_network(5).await;
 
-    let server = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let client = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let std::net::SocketAddr::V4(public) = server.local_addr().expect("addr") else {
-        panic!("v4")
-    };
-    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
-    boot.serve_hyperdht(CacheOpts::default())
-        .await
-        .expect("serve");
-    timeout(STEP, boot.bootstrapped())
-        .await
-        .expect("in time")
-        .expect("running");
-    let mut nodes = vec![boot];
-    for _ in 0..5 {
-        let config = Config {
-            bootstrap: vec![public],
-            ephemeral: Some(false),
-            firewalled: false,
-            ..Config::default()
-        };
-        let n = DhtHandle::bind(std::net::Ipv4Addr::LOCALHOST, 0, config)
-            .await
-            .expect("bind");
-        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
-        timeout(STEP, n.bootstrapped())
-            .await
-            .expect("in time")
-            .expect("running");
-        nodes.push(n);
-    }
-
-    let mut child = Command::new("node")
-        .args(["js/hyperdht_connect.js", &public.to_string()])
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is on PATH");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let out = timeout(STEP, lines.next_line())
-        .await
-        .expect("JS finished in time")
-        .expect("read")
-        .expect("a line");
+    let mut child = interop::tokio::node("hyperdht_connect.js", &[&public.to_string()]);
+    let out = child.line(STEP).await;
     assert_eq!(json_scalar(&out, "echo"), "echo:hi", "{out}");
     assert_eq!(
         json_scalar(&out, "remotePublicKey"),
         json_scalar(&out, "serverPublicKey")
     );
-    let _ = timeout(STEP, child.wait()).await;
+    let _ = child.finish(STEP).await;
 }

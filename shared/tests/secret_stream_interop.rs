@@ -1,16 +1,13 @@
 //! Live interop with the JS `@hyperswarm/secret-stream` 6.9.2 over TCP on 127.0.0.1, driving
 //! `tests/interop/js/secret_stream_peer.js` with Node. Each test is bounded in time; Node is killed on drop.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{anyhow, bail};
 use holepunch::noise::{Keypair, NoiseError, Pattern};
 use holepunch::secret_stream::{SecretStream, SecretStreamError, SecretStreamOptions};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdout, Command};
 
 const SIXTEEN_MIB: usize = 16 * 1024 * 1024;
 const ONE_MIB: usize = 1024 * 1024;
@@ -35,31 +32,19 @@ impl XorShift {
 }
 
 struct Node {
-    _child: Child,
-    lines: tokio::io::Lines<BufReader<ChildStdout>>,
+    js: interop::tokio::JsProcess,
 }
 
 impl Node {
     fn spawn(args: &[String]) -> anyhow::Result<Self> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
-        let mut child = Command::new("node")
-            .arg("js/secret_stream_peer.js")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawning node")?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Ok(Self {
-            _child: child,
-            lines: BufReader::new(stdout).lines(),
+            js: interop::tokio::node("secret_stream_peer.js", &args),
         })
     }
 
     async fn line(&mut self) -> anyhow::Result<String> {
-        self.lines
+        self.js
             .next_line()
             .await?
             .ok_or_else(|| anyhow!("node exited without output"))

@@ -3,9 +3,7 @@
 //! random near-valid strings must be accepted or refused the same way and decode to the same bytes, and random
 //! seeds, messages and hash inputs must give the same keys, signatures and hashes.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use holepunch::crypto::{self, KeyPair};
 use holepunch::{base32, id_encoding, z32};
@@ -136,25 +134,13 @@ fn js_and_rust_agree_on_random_inputs() {
     let mut rng = StdRng::seed_from_u64(0x5eed_7e57);
     let reqs = requests(&mut rng);
 
-    let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
-    let mut child = Command::new("node")
-        .arg("js/text-decode.js")
-        .current_dir(&interop)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn node (Node 20 must be on PATH)");
-    let input = serde_json::to_vec(&reqs).expect("json");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("node output");
-    writer
-        .join()
-        .expect("writer thread")
-        .expect("write to node");
-    assert!(output.status.success(), "node failed: {}", output.status);
-    let replies: Vec<Value> = serde_json::from_slice(&output.stdout).expect("node reply json");
+    // No timeout before the harness: bounded generously now.
+    let output = interop::run_json(
+        "text-decode.js",
+        &Value::Array(reqs.clone()),
+        Duration::from_secs(600),
+    );
+    let replies: Vec<Value> = serde_json::from_value(output).expect("node reply json");
     assert_eq!(replies.len(), reqs.len());
 
     let (mut accepted, mut refused, mut node_hex_quirk) = (0, 0, 0);

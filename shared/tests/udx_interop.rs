@@ -307,18 +307,7 @@ async fn send_to_peer(
 // ---------------------------------------------------------------------------------------------------------------
 // Peers
 
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
-}
-
-fn require_node_modules() {
-    let dir = interop_dir().join("node_modules/udx-native");
-    assert!(
-        dir.is_dir(),
-        "MISSING {}: the JS interop peers are not installed. Run `npm ci` in tests/interop (CI always does).",
-        dir.display()
-    );
-}
+// The udxcat processes (node or Rust) run in `interop::interop_dir()`; `interop::require_js()` checks the JS side.
 
 /// The Rust `udxcat` example binary, built once (`cargo test` usually has built it already).
 fn rust_udxcat() -> PathBuf {
@@ -370,7 +359,7 @@ async fn spawn_cat(
             "--remote-id",
             &remote_id.to_string(),
         ])
-        .current_dir(interop_dir())
+        .current_dir(interop::interop_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -401,10 +390,7 @@ async fn spawn_cat(
 }
 
 fn node_cat() -> Command {
-    require_node_modules();
-    let mut cmd = Command::new("node");
-    cmd.arg("js/udxcat.js");
-    cmd
+    interop::tokio::command("udxcat.js")
 }
 
 fn rust_cat() -> Command {
@@ -696,12 +682,10 @@ async fn rust_streams_move_from_relay_to_direct_mid_transfer() {
 /// Rust peers talking end to end through udx-native's blind relay (`stream.relayTo`, tests/interop/js/udxrelay.js).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_peers_through_a_js_relay() {
-    require_node_modules();
     let (sa, a) = rust_peer(1).await;
     let (sb, b) = rust_peer(2).await;
-    let mut relay = Command::new("node");
+    let mut relay = interop::tokio::command("udxrelay.js");
     relay
-        .arg("js/udxrelay.js")
         .args(["--bind", "127.0.0.1:0", "--id-a", "101", "--remote-a", "1"])
         .args(["--peer-a", &sa.local_addr().to_string()])
         .args([
@@ -712,11 +696,9 @@ async fn rust_peers_through_a_js_relay() {
             "--peer-b",
             &sb.local_addr().to_string(),
         ])
-        .current_dir(interop_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     let mut relay = relay.spawn().expect("spawn udxrelay.js");
     let mut lines = BufReader::new(relay.stderr.take().expect("stderr")).lines();
     let relay_addr: SocketAddr = tokio::time::timeout(Duration::from_secs(30), async {

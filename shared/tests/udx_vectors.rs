@@ -4,16 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use holepunch::udx::packet::{flags, Header};
 use holepunch::udx::{Stream, StreamConfig, StreamEvent};
-
-fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
-}
 
 /// Runs the exchange; returns every datagram udx-native sent us and the lines the JS side printed.
 fn exchange() -> (Vec<Vec<u8>>, Vec<String>, Stream) {
@@ -25,15 +19,10 @@ fn exchange() -> (Vec<Vec<u8>>, Vec<String>, Stream) {
 fn run_against_node(mode: Option<&str>, upload: usize) -> (Vec<Vec<u8>>, Vec<String>, Stream) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();
-    let child = Command::new("node")
-        .arg("js/udx_capture.js")
-        .arg(port.to_string())
-        .args(mode)
-        .current_dir(interop_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node");
+    let port_arg = port.to_string();
+    let mut args = vec![port_arg.as_str()];
+    args.extend(mode);
+    let mut child = interop::node("udx_capture.js", &args);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(20);
     let chunk = vec![0x5au8; 64 * 1024];
@@ -108,11 +97,9 @@ fn run_against_node(mode: Option<&str>, upload: usize) -> (Vec<Vec<u8>>, Vec<Str
     if upload == 0 && mode.is_none() {
         assert_eq!(received, b"hello");
     }
-    let output = child.wait_with_output().unwrap();
-    let lines = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    // No timeout before the harness: bounded generously now.
+    let (_, output) = child.finish(Duration::from_secs(600));
+    let lines = output;
     (captured, lines, stream)
 }
 
@@ -252,15 +239,7 @@ fn udx_native_sack_vectors() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let port = sock.local_addr().unwrap().port();
-    let child = Command::new("node")
-        .arg("js/udx_capture.js")
-        .arg(port.to_string())
-        .arg("sack")
-        .current_dir(interop_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node");
+    let mut child = interop::node("udx_capture.js", &[&port.to_string(), "sack"]);
     let mut buf = [0u8; 2048];
     let (n, node) = sock.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], &NATIVE_MESSAGE[..]);
@@ -360,8 +339,9 @@ fn udx_native_sack_vectors() {
     }
     .encode(&mut fin);
     sock.send_to(&fin, node).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
+    // No timeout before the harness: bounded generously now.
+    let (_, output) = child.finish(Duration::from_secs(600));
+    let text = output.join("\n");
     let data: String = text
         .lines()
         .filter_map(|l| l.strip_prefix("data:"))
@@ -537,15 +517,10 @@ fn udx_native_respects_our_zero_window() {
     const N: usize = 1 << 20;
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();
-    let child = Command::new("node")
-        .arg("js/udx_capture.js")
-        .arg(port.to_string())
-        .arg(format!("source:{N}"))
-        .current_dir(interop_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node");
+    let mut child = interop::node(
+        "udx_capture.js",
+        &[&port.to_string(), &format!("source:{N}")],
+    );
     let start = Instant::now();
     let config = StreamConfig {
         recv_window_max: 64 * 1024,
@@ -608,13 +583,14 @@ fn udx_native_respects_our_zero_window() {
             }
         }
     }
-    let output = child.wait_with_output().unwrap();
+    // No timeout before the harness: bounded generously now.
+    let (_, output) = child.finish(Duration::from_secs(600));
     assert_eq!(received, N);
     // The sender stopped at our window (plus what was in flight when it closed).
     assert!(max_unread < 64 * 1024 + 32 * 1500, "{max_unread}");
     assert!(heartbeats >= 1, "no zero-window probe seen");
     assert!(stream.is_closed());
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = output.join("\n");
     assert!(text.lines().any(|l| l == "close"), "{text}");
 }
 

@@ -6,16 +6,7 @@
 const DHT = require('hyperdht')
 const b4a = require('b4a')
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = require('dgram').createSocket('udp4')
-    s.on('error', reject)
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
+const freePort = require('./free-port')
 
 async function main() {
   const [host, port] = process.argv[2].split(':')

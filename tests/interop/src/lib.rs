@@ -56,6 +56,19 @@ pub struct JsProcess {
     stdin: Option<ChildStdin>,
 }
 
+/// `node js/<script> args...` in `tests/interop` with `env`, stdout piped and stderr passed through.
+fn command(script: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    require_js();
+    let mut cmd = Command::new("node");
+    cmd.arg(Path::new("js").join(script))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(interop_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    cmd
+}
+
 /// Runs `node js/<script> args...` in `tests/interop`, with stdout read line by line, stderr passed through, and
 /// stdin piped (closing it is how the scripts here are told to stop).
 pub fn node(script: &str, args: &[&str]) -> JsProcess {
@@ -64,18 +77,8 @@ pub fn node(script: &str, args: &[&str]) -> JsProcess {
 
 /// [`node`] with extra environment variables.
 pub fn node_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> JsProcess {
-    require_js();
-    let mut cmd = Command::new("node");
-    cmd.arg(Path::new("js").join(script))
-        .args(args)
-        .current_dir(interop_dir())
+    let mut child = command(script, args, env)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start node js/{script}: {e}"));
     let stdout = child.stdout.take().expect("piped stdout");
@@ -136,6 +139,28 @@ impl JsProcess {
         }
     }
 
+    /// Closes stdin, then returns every line still to come on stdout once it closes, and the exit status. Panics
+    /// if that takes longer than `timeout`.
+    pub fn finish(&mut self, timeout: Duration) -> (ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        self.stdin = None;
+        let mut lines = Vec::new();
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("js/{} did not finish within {timeout:?}", self.name)
+                }
+            }
+        }
+        let status = self.wait(deadline.saturating_duration_since(Instant::now()));
+        (status, lines)
+    }
+
     /// Closes stdin (the scripts here exit on it).
     pub fn close_stdin(&mut self) {
         self.stdin = None;
@@ -169,6 +194,105 @@ impl Drop for JsProcess {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+/// The same harness for async tests: processes driven with `tokio::process`, lines read with timeouts.
+pub mod tokio {
+    use std::process::{ExitStatus, Stdio};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+    use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+    /// A running node process (async); killed on drop.
+    #[derive(Debug)]
+    pub struct JsProcess {
+        name: String,
+        child: Child,
+        lines: Lines<BufReader<ChildStdout>>,
+        stdin: Option<ChildStdin>,
+    }
+
+    /// `node js/<script>` in `tests/interop`, killed on drop, for callers that set up its stdio themselves (more
+    /// arguments may follow). Panics with instructions if node or the pinned packages are missing.
+    pub fn command(script: &str) -> Command {
+        super::require_js();
+        let mut cmd = Command::new("node");
+        cmd.arg(std::path::Path::new("js").join(script))
+            .current_dir(super::interop_dir())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `node js/<script> args...` in `tests/interop` with stdout read line by line, stderr passed through, and
+    /// stdin piped (closing it is how the long-running scripts here are told to stop).
+    pub fn node(script: &str, args: &[&str]) -> JsProcess {
+        let mut child = command(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node js/{script}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+        JsProcess {
+            name: script.to_string(),
+            child,
+            lines: BufReader::new(stdout).lines(),
+            stdin,
+        }
+    }
+
+    impl JsProcess {
+        /// The next stdout line, `None` at end of output; no timeout (for callers that bound the whole test).
+        pub async fn next_line(&mut self) -> std::io::Result<Option<String>> {
+            self.lines.next_line().await
+        }
+
+        /// The next stdout line; panics after `timeout`, on a read error or when stdout closes.
+        pub async fn line(&mut self, timeout: Duration) -> String {
+            match ::tokio::time::timeout(timeout, self.lines.next_line()).await {
+                Ok(Ok(Some(line))) => line,
+                Ok(Ok(None)) => panic!("js/{}: stdout closed before the expected line", self.name),
+                Ok(Err(e)) => panic!("js/{}: stdout: {e}", self.name),
+                Err(_) => panic!("js/{}: no output line within {timeout:?}", self.name),
+            }
+        }
+
+        /// Writes `line` and a newline to stdin (the command-loop scripts read one command a line).
+        pub async fn write_line(&mut self, line: &str) {
+            let stdin = self
+                .stdin
+                .as_mut()
+                .unwrap_or_else(|| panic!("js/{}: stdin already closed", self.name));
+            stdin
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .unwrap_or_else(|e| panic!("js/{}: stdin: {e}", self.name));
+        }
+
+        /// Sends one command line and returns the one line it answers.
+        pub async fn ask(&mut self, command: &str, timeout: Duration) -> String {
+            self.write_line(command).await;
+            self.line(timeout).await
+        }
+
+        /// Closes stdin (the long-running scripts exit on it).
+        pub fn close_stdin(&mut self) {
+            self.stdin = None;
+        }
+
+        /// Closes stdin and waits at most `timeout` for the process to exit; `None` if it did not (it is killed
+        /// on drop then).
+        pub async fn finish(&mut self, timeout: Duration) -> Option<ExitStatus> {
+            self.stdin = None;
+            ::tokio::time::timeout(timeout, self.child.wait())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
     }
 }
 
@@ -230,6 +354,99 @@ pub fn built(profile: &str, rel: &str) -> PathBuf {
     path
 }
 
+/// Runs `node js/<script> args...` with `input` on its stdin (then closed), and returns everything it printed on
+/// stdout once it exits. Panics if it does not finish within `timeout` or exits unsuccessfully.
+pub fn run_with_stdin(script: &str, args: &[&str], input: &[u8], timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut process = node(script, args);
+    // The reader thread drains stdout meanwhile, so a large input cannot deadlock against a full pipe.
+    process.write_stdin(input);
+    let (status, lines) = process.finish(deadline.saturating_duration_since(Instant::now()));
+    let out: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    assert!(status.success(), "js/{script} failed: {status}");
+    out
+}
+
+/// [`run_with_stdin`] for the request/reply scripts: `request` as JSON in, the whole stdout parsed as one JSON value.
+pub fn run_json(script: &str, request: &serde_json::Value, timeout: Duration) -> serde_json::Value {
+    let out = run_with_stdin(script, &[], request.to_string().as_bytes(), timeout);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("js/{script} printed no JSON ({e}): {out}"))
+}
+
+/// Runs `node js/<script> args...` with `env` to completion (stdout discarded, stdin empty) and returns its
+/// output. Panics if it cannot start or does not finish within `timeout`.
+pub fn run(
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> std::process::Output {
+    let mut child = command(script, args, env)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node js/{script}: {e}"));
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let read = stdout.read_to_end(&mut buf).map(|_| buf);
+        let _ = tx.send(read);
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("js/{script} did not finish within {timeout:?}")
+            }
+        }
+    };
+    // stdout reaches EOF once the process (and anything holding its stdout) is gone.
+    let stdout = match rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5))
+    {
+        Ok(read) => read.unwrap_or_else(|e| panic!("js/{script}: stdout: {e}")),
+        Err(_) => panic!("js/{script}: stdout did not close after exit"),
+    };
+    std::process::Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
+    }
+}
+
+/// The value under `key` in a JSON object printed on one line, as text: strings without their quotes, anything
+/// else as JSON. Panics (showing the line) if the line is not a JSON object with that key.
+pub fn json_field(line: &str, key: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+    match v.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => panic!("{key} in {line}"),
+    }
+}
+
+/// The array under `key` in a JSON object printed on one line, each element as [`json_field`] renders values.
+pub fn json_strings(line: &str, key: &str) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+    let Some(items) = v.get(key).and_then(serde_json::Value::as_array) else {
+        panic!("{key} array in {line}")
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
 /// Reads all of `r` into a BLAKE2-free cheap digest-like summary: length and a 64-bit FNV-1a hash. Enough to tell
 /// two byte streams apart in a test failure message without printing them.
 pub fn fingerprint(mut r: impl Read) -> std::io::Result<(u64, u64)> {
@@ -244,5 +461,27 @@ pub fn fingerprint(mut r: impl Read) -> std::io::Result<(u64, u64)> {
         for &b in &buf[..n] {
             h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{json_field, json_strings};
+
+    #[test]
+    fn json_line_fields() {
+        let line = r#"{"s":"a,b}","n":5,"b":true,"z":null,"a":["x","y"],"m":[1,false]}"#;
+        assert_eq!(json_field(line, "s"), "a,b}");
+        assert_eq!(json_field(line, "n"), "5");
+        assert_eq!(json_field(line, "b"), "true");
+        assert_eq!(json_field(line, "z"), "null");
+        assert_eq!(json_strings(line, "a"), ["x", "y"]);
+        assert_eq!(json_strings(line, "m"), ["1", "false"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "missing in")]
+    fn json_field_missing_key_panics() {
+        json_field(r#"{"a":1}"#, "missing");
     }
 }
