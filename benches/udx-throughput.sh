@@ -58,25 +58,35 @@ rss_of() { # peak RSS in MiB from a /usr/bin/time -v log
   awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); printf "%.0f", $2 / 1024 }' "$1" 2>/dev/null || true
 }
 
+wait_for_bound() { # FILE WHAT: wait until a udxcat prints its bound address
+  local waited=0
+  until grep -q "bound" "$1" 2>/dev/null; do
+    sleep 0.005; waited=$((waited + 1))
+    if [ "$waited" -gt 6000 ]; then echo "error: $2 did not start" >&2; cat "$1" >&2; exit 1; fi
+  done
+}
+
 # run_pair NAME CMD... : one transfer; prints "seconds sender_rss receiver_rss"
 run_pair() {
   local name="$1"; shift
   local pa pb start end rc_a rc_b
   pa="$(free_port)"; pb="$(free_port)"
-  rm -f "$WORK/out" "$WORK/time_a" "$WORK/time_b" "$WORK/err_b"
+  rm -f "$WORK/out" "$WORK/time_a" "$WORK/time_b" "$WORK/err_a" "$WORK/err_b" "$WORK/rx_stdin"
+  # The receiver sends nothing but its END; it reads that END from a FIFO we close once the sender is bound, so
+  # the END is not lost to a closed port (which would cost a 1 s retransmission timeout at the end).
+  mkfifo "$WORK/rx_stdin"
   start="$(date +%s.%N)"
   (cd "$NODE_DIR" && exec timeout "$LIMIT" ${TIME_V[@]+"${TIME_V[@]}" -o "$WORK/time_b"} "$@" --bind "127.0.0.1:$pb" --connect "127.0.0.1:$pa" --id 2 --remote-id 1 \
-      < /dev/null > "$WORK/out" 2> "$WORK/err_b") &
+      < "$WORK/rx_stdin" > "$WORK/out" 2> "$WORK/err_b") &
   local pid_b=$!
+  exec 7> "$WORK/rx_stdin"
   # Start the sender once the receiver is bound (else its first packets meet a closed port and wait an RTO).
-  local waited=0
-  until grep -q "bound" "$WORK/err_b" 2>/dev/null; do
-    sleep 0.01; waited=$((waited + 1))
-    if [ "$waited" -gt 3000 ]; then echo "error: $name receiver did not start" >&2; cat "$WORK/err_b" >&2; exit 1; fi
-  done
+  wait_for_bound "$WORK/err_b" "$name receiver"
   (cd "$NODE_DIR" && exec timeout "$LIMIT" ${TIME_V[@]+"${TIME_V[@]}" -o "$WORK/time_a"} "$@" --bind "127.0.0.1:$pa" --connect "127.0.0.1:$pb" --id 1 --remote-id 2 \
-      < "$WORK/in" > /dev/null 2> "$WORK/err_a") &
+      < "$WORK/in" > /dev/null 2> "$WORK/err_a" 7>&-) &
   local pid_a=$!
+  wait_for_bound "$WORK/err_a" "$name sender"
+  exec 7>&-
   rc_a=0; wait "$pid_a" || rc_a=$?
   rc_b=0; wait "$pid_b" || rc_b=$?
   end="$(date +%s.%N)"
@@ -89,7 +99,7 @@ run_pair() {
     echo "error: $name: received bytes differ from the sent ones ($(stat -c %s "$WORK/out") of $BYTES bytes)" >&2
     exit 1
   fi
-  [ -n "${BENCH_DEBUG:-}" ] && { grep -h "Elapsed\|Percent of CPU" "$WORK/time_a" "$WORK/time_b"; echo "sender started after $waited polls"; } >&2
+  [ -n "${BENCH_DEBUG:-}" ] && grep -h "Elapsed\|Percent of CPU" "$WORK/time_a" "$WORK/time_b" >&2
   echo "$(echo "$end - $start" | bc -l) $(rss_of "$WORK/time_a") $(rss_of "$WORK/time_b")"
 }
 

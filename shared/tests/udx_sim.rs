@@ -907,3 +907,38 @@ fn backpressure_and_writable() {
     assert!(sim.peers[0].stream.write_capacity() > 0);
     assert!(sim.peers[0].stream.unacked_len() < n);
 }
+
+/// A slow path with sub-millisecond delay: BBR's bandwidth-delay product rounds to 0 packets, which libudx
+/// copies into cwnd when fast recovery ends. The stream must not stall there.
+#[test]
+fn slow_submillisecond_path_with_loss_does_not_stall() {
+    for seed in 0..4 {
+        let link = Link {
+            delay: Duration::from_micros(200),
+            bandwidth: Some(300_000),
+            max_queue: Duration::from_millis(30),
+            loss: 0.03,
+            ..Link::default()
+        };
+        let mut sim = Sim::new(67 + seed, link.clone(), link);
+        transfer(&mut sim, MIB, 0, 300);
+    }
+}
+
+/// Loopback-like: 100 µs delay, a fast link with a short queue, and drops. RTTs round to 0 or 1 ms here, the
+/// regime where BBR's millisecond arithmetic is at its coarsest.
+#[test]
+fn loopback_like_path_with_drops() {
+    for seed in 0..3 {
+        let link = Link {
+            delay: Duration::from_micros(100),
+            jitter: Duration::from_micros(300),
+            bandwidth: Some(400_000_000),
+            max_queue: Duration::from_millis(1),
+            loss: 0.01,
+            ..Link::default()
+        };
+        let mut sim = Sim::new(71 + seed, link.clone(), link);
+        transfer(&mut sim, 16 * MIB, 4 * MIB, 120);
+    }
+}

@@ -28,6 +28,8 @@ pub(crate) const MAX_DATAGRAM: usize = 2048;
 pub(crate) struct UdpIo {
     socket: UdpSocket,
     state: UdpSocketState,
+    /// The socket is IPv6 (dual stack): IPv4 destinations are sent to as IPv4-mapped addresses, as libudx does.
+    v6: bool,
 }
 
 impl UdpIo {
@@ -56,7 +58,11 @@ impl UdpIo {
             let _ = set_int_option(&socket, libc::SOL_UDP, libc::UDP_GRO, 0);
         }
         let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
-        Ok(Self { socket, state })
+        Ok(Self {
+            socket,
+            state,
+            v6: addr.is_ipv6(),
+        })
     }
 
     /// The bound local address.
@@ -101,6 +107,16 @@ impl UdpIo {
         }
     }
 
+    /// `addr` as this socket can send to it.
+    fn destination(&self, addr: SocketAddr) -> SocketAddr {
+        match addr {
+            SocketAddr::V4(v4) if self.v6 => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            _ => addr,
+        }
+    }
+
     /// Sends `contents` to `destination` as datagrams of `segment_size` bytes (the last may be shorter),
     /// in one GSO send where supported. `Err(WouldBlock)` means the socket buffer is full: wait with
     /// [`UdpIo::poll_send_ready`]. Other send errors are reported as sent (UDP is lossy anyway).
@@ -116,7 +132,7 @@ impl UdpIo {
             None
         };
         let transmit = Transmit {
-            destination,
+            destination: self.destination(destination),
             ecn: None,
             contents,
             segment_size,
@@ -133,7 +149,9 @@ impl UdpIo {
         contents: &[u8],
         destination: SocketAddr,
     ) -> io::Result<usize> {
-        self.socket.send_to(contents, destination).await
+        self.socket
+            .send_to(contents, self.destination(destination))
+            .await
     }
 
     /// Readiness for [`UdpIo::try_send`].

@@ -1918,7 +1918,10 @@ impl Stream {
 
         if seq::gt(ack, self.high_seq) && self.ca_state != CaState::Open {
             if self.ca_state == CaState::Recovery {
-                self.cwnd = self.ssthresh;
+                // libudx sets cwnd = ssthresh, which BBR's drain leaves at bw * min_rtt and can be 0 on a
+                // sub-millisecond path; if this ack then delivers nothing new (all SACKed before), BBR keeps
+                // the 0 and a sender with nothing in flight never sends again. Keep BBR's floor of 4.
+                self.cwnd = self.ssthresh.max(4);
             }
             self.ca_state = CaState::Open;
         }
