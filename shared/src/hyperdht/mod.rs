@@ -4,3 +4,7 @@
 pub mod constants;
 pub mod messages;
 pub mod persistent;
+pub mod dht;
+pub mod noise_wrap;
+
+pub use dht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, Server};
