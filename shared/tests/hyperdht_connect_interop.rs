@@ -37,18 +37,29 @@ async fn exchange(conn: Connection, total: usize) -> (usize, bool) {
         while sent < total {
             let n = buf.len().min(total - sent);
             pattern(sent, &mut buf[..n]);
-            wr.write_all(&buf[..n]).await.expect("write");
+            if let Err(e) = wr.write_all(&buf[..n]).await {
+                eprintln!("write failed after {sent} bytes: {e}");
+                return None;
+            }
             sent += n;
         }
-        wr.shutdown().await.expect("shutdown");
-        wr
+        if let Err(e) = wr.shutdown().await {
+            eprintln!("shutdown failed: {e}");
+        }
+        Some(wr)
     });
     let mut received = 0;
     let mut ok = true;
     let mut buf = vec![0u8; 65536];
     let mut expect = vec![0u8; 65536];
     loop {
-        let n = rd.read(&mut buf).await.expect("read");
+        let n = match rd.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("read failed after {received} bytes: {e}");
+                return (received, false);
+            }
+        };
         if n == 0 {
             break;
         }
@@ -115,8 +126,8 @@ async fn rust_server_js_client_16mib() {
         .expect("a connection");
     assert_eq!(conn.remote_public_key(), &client_kp.public);
     let (n, ok) = timeout(STEP, exchange(conn, MIB16)).await.expect("exchange");
-    assert_eq!((n, ok), (MIB16, true), "Rust server received the JS bytes");
     let v = js_line(&mut js, STEP);
+    assert_eq!((n, ok), (MIB16, true), "Rust server received the JS bytes; JS said {v}");
     assert_eq!(v["received"], MIB16, "JS client: {v}");
     assert_eq!(v["ok"], true, "JS client: {v}");
     assert_eq!(v["remote"], hex::encode(kp.public));

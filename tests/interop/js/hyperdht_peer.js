@@ -32,9 +32,14 @@ function exchange(sock, total) {
       if (ok && !b4a.equals(d, pattern(received, d.length))) ok = false
       received += d.length
     })
+    let ended = false
     sock.on('end', () => {
-      sock.end()
-      resolve({ received, ok, remote: b4a.toString(sock.remotePublicKey, 'hex') })
+      ended = true
+    })
+    // Resolve once both directions are done (our writes flushed and acknowledged, theirs ended).
+    sock.on('close', () => {
+      if (ended) resolve({ received, ok, remote: b4a.toString(sock.remotePublicKey, 'hex') })
+      else resolve({ error: 'closed before end', received })
     })
     sock.on('error', (err) => resolve({ error: err.code || String(err) }))
     let sent = 0
