@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use holepunch::compact_encoding::Encode;
 use holepunch::crypto::KeyPair;
 use holepunch::dht_rpc::driver::DhtHandle;
 use holepunch::dht_rpc::node::{Config, RequestSpec};
@@ -14,7 +15,6 @@ use holepunch::hyperdht::constants::{commands, mode};
 use holepunch::hyperdht::messages::Handshake;
 use holepunch::hyperdht::persistent::CacheOpts;
 use holepunch::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts};
-use holepunch::compact_encoding::Encode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
@@ -125,9 +125,15 @@ async fn rust_server_js_client_16mib() {
         .expect("accept in time")
         .expect("a connection");
     assert_eq!(conn.remote_public_key(), &client_kp.public);
-    let (n, ok) = timeout(STEP, exchange(conn, MIB16)).await.expect("exchange");
+    let (n, ok) = timeout(STEP, exchange(conn, MIB16))
+        .await
+        .expect("exchange");
     let v = js_line(&mut js, STEP);
-    assert_eq!((n, ok), (MIB16, true), "Rust server received the JS bytes; JS said {v}");
+    assert_eq!(
+        (n, ok),
+        (MIB16, true),
+        "Rust server received the JS bytes; JS said {v}"
+    );
     assert_eq!(v["received"], MIB16, "JS client: {v}");
     assert_eq!(v["ok"], true, "JS client: {v}");
     assert_eq!(v["remote"], hex::encode(kp.public));
@@ -140,7 +146,12 @@ async fn js_server_rust_client_16mib() {
     let bs = net.bootstrap[0].to_string();
     let mut js = interop::node(
         "hyperdht_peer.js",
-        &["server", &bs, &hex::encode([0x21u8; 32]), &MIB16.to_string()],
+        &[
+            "server",
+            &bs,
+            &hex::encode([0x21u8; 32]),
+            &MIB16.to_string(),
+        ],
     );
     let v = js_line(&mut js, STEP);
     let server_pk = KeyPair::from_seed(&[0x21; 32]).public;
@@ -153,7 +164,9 @@ async fn js_server_rust_client_16mib() {
         .expect("connect in time")
         .expect("connect");
     assert_eq!(conn.remote_public_key(), &server_pk);
-    let (n, ok) = timeout(STEP, exchange(conn, MIB16)).await.expect("exchange");
+    let (n, ok) = timeout(STEP, exchange(conn, MIB16))
+        .await
+        .expect("exchange");
     assert_eq!((n, ok), (MIB16, true), "Rust client received the JS bytes");
     let v = js_line(&mut js, STEP);
     assert_eq!(v["received"], MIB16, "JS server: {v}");
@@ -270,7 +283,9 @@ async fn rust_testnet(size: usize) -> Vec<DhtHandle> {
         panic!("v4")
     };
     let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
-    boot.serve_hyperdht(CacheOpts::default()).await.expect("serve");
+    boot.serve_hyperdht(CacheOpts::default())
+        .await
+        .expect("serve");
     let mut nodes = vec![boot];
     for _ in 1..size {
         let n = DhtHandle::bind(
@@ -400,8 +415,8 @@ async fn hostile_handshakes_leave_the_server_serving() {
     let wrong_msg = wrong
         .send(&holepunch::hyperdht::messages::NoisePayload::default())
         .expect("send");
-    let mut good = holepunch::hyperdht::noise_wrap::NoiseWrap::initiator(&other, &kp.public)
-        .expect("noise");
+    let mut good =
+        holepunch::hyperdht::noise_wrap::NoiseWrap::initiator(&other, &kp.public).expect("noise");
     let good_msg = good
         .send(&holepunch::hyperdht::messages::NoisePayload::default())
         .expect("send");
@@ -468,7 +483,9 @@ async fn hostile_handshakes_leave_the_server_serving() {
         .await
         .expect("accept in time")
         .expect("conn");
-    let (n, ok) = timeout(STEP, exchange(conn, 100_000)).await.expect("exchange");
+    let (n, ok) = timeout(STEP, exchange(conn, 100_000))
+        .await
+        .expect("exchange");
     assert_eq!((n, ok), (100_000, true));
     let v = js_line(&mut js, STEP);
     assert_eq!(v["ok"], true, "{v}");

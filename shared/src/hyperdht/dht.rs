@@ -36,9 +36,9 @@ use tokio::task::JoinHandle;
 
 use super::constants::{commands, errors, firewall, mode, ns};
 use super::messages::{
-    announce_signable, decode, mutable_signable, sign, verify, Announce, Handshake,
-    HolepunchInfo, LookupReply, MutableGetResponse, MutablePutRequest, NoisePayload, Peer,
-    RelayInfo, SecretStreamInfo, UdxInfo,
+    announce_signable, decode, mutable_signable, sign, verify, Announce, Handshake, HolepunchInfo,
+    LookupReply, MutableGetResponse, MutablePutRequest, NoisePayload, Peer, RelayInfo,
+    SecretStreamInfo, UdxInfo,
 };
 use super::noise_wrap::{NoiseWrap, NoiseWrapError};
 use super::persistent::CacheOpts;
@@ -46,7 +46,9 @@ use crate::compact_encoding::{Encode, Writer};
 use crate::crypto::{self, KeyPair};
 use crate::dht_rpc::driver::{DatagramSocket, DhtHandle, DriverError};
 use crate::dht_rpc::messages::Id;
-use crate::dht_rpc::node::{Config, IncomingRequest, QueryOpts, QuerySpec, Reply, ReplyOpts, RequestSpec};
+use crate::dht_rpc::node::{
+    Config, IncomingRequest, QueryOpts, QuerySpec, Reply, ReplyOpts, RequestSpec,
+};
 use crate::noise::HandshakeResult;
 use crate::secret_stream::{SecretStream, SecretStreamOptions};
 use crate::udx::{FirewallVerdict, Udx, UdxSocket, UdxStream};
@@ -387,12 +389,12 @@ impl HyperDht {
         let remote_id: Arc<Mutex<Option<u32>>> = Arc::new(Mutex::new(None));
         {
             let remote_id = remote_id.clone();
-            raw.set_firewall(move |_from, _local| {
-                match remote_id.lock().ok().and_then(|g| *g) {
+            raw.set_firewall(
+                move |_from, _local| match remote_id.lock().ok().and_then(|g| *g) {
                     Some(id) => FirewallVerdict::Connect { remote_id: id },
                     None => FirewallVerdict::Reject,
-                }
-            })?;
+                },
+            )?;
         }
 
         let mut noise = NoiseWrap::initiator(key_pair, remote_public_key)?;
@@ -595,7 +597,10 @@ impl HyperDht {
                 Default::default(),
             )
             .await?;
-        let hs = res.value.as_deref().and_then(|v| decode::<Handshake>(v).ok());
+        let hs = res
+            .value
+            .as_deref()
+            .and_then(|v| decode::<Handshake>(v).ok());
         match hs {
             Some(hs) if hs.mode == mode::REPLY && res.from == to && !hs.noise.is_empty() => {
                 let relayed = hs.peer_address.is_some();
@@ -678,10 +683,15 @@ impl HyperDht {
             )
             .await?;
         for r in &outcome.replies {
-            let Some(l) = r.value.as_deref().and_then(|v| decode::<LookupReply>(v).ok()) else {
+            let Some(l) = r
+                .value
+                .as_deref()
+                .and_then(|v| decode::<LookupReply>(v).ok())
+            else {
                 continue;
             };
-            let found = l.peers.len() >= 20 || l.peers.iter().any(|p| p.public_key == key_pair.public);
+            let found =
+                l.peers.len() >= 20 || l.peers.iter().any(|p| p.public_key == key_pair.public);
             if !found {
                 continue;
             }
@@ -965,6 +975,9 @@ fn match_address(mine: &[SocketAddrV4], theirs: &[SocketAddrV4]) -> Option<Socke
     best.1
 }
 
+/// A server's firewall: true rejects the peer.
+pub type FirewallFn = Arc<dyn Fn(&[u8; 32], &NoisePayload) -> bool + Send + Sync>;
+
 /// The relays a server announced itself to (`announcer.relays` / `relayAddresses`).
 #[derive(Debug, Default, Clone)]
 struct Announced {
@@ -985,7 +998,7 @@ struct Listening {
 /// connections.
 pub struct Server {
     dht: HyperDht,
-    firewall: Arc<dyn Fn(&[u8; 32], &NoisePayload) -> bool + Send + Sync>,
+    firewall: FirewallFn,
     listening: Option<Listening>,
 }
 
@@ -1217,7 +1230,11 @@ async fn announcer_loop(
         }
         let next = announce_server(&dht, &key_pair, target).await;
         for old in &current.relays {
-            if !next.relays.iter().any(|r| r.relay_address == old.relay_address) {
+            if !next
+                .relays
+                .iter()
+                .any(|r| r.relay_address == old.relay_address)
+            {
                 unannounce_server(&dht, &key_pair, target, old.relay_address).await;
             }
         }
@@ -1232,7 +1249,7 @@ async fn announcer_loop(
 struct Router {
     dht: HyperDht,
     key_pair: KeyPair,
-    firewall: Arc<dyn Fn(&[u8; 32], &NoisePayload) -> bool + Send + Sync>,
+    firewall: FirewallFn,
     announced: Arc<Mutex<Announced>>,
     connections: mpsc::UnboundedSender<Connection>,
     /// Handshakes answered recently, by their noise message: a retransmission gets the same answer.
@@ -1252,7 +1269,11 @@ impl Router {
     }
 
     async fn on_handshake(&mut self, req: &IncomingRequest) {
-        let Some(hs) = req.value.as_deref().and_then(|v| decode::<Handshake>(v).ok()) else {
+        let Some(hs) = req
+            .value
+            .as_deref()
+            .and_then(|v| decode::<Handshake>(v).ok())
+        else {
             return;
         };
         if hs.noise.is_empty() {
@@ -1360,11 +1381,7 @@ impl Router {
         let mut addresses4 = Vec::new();
         addresses4.extend(our_remote);
         addresses4.extend(local_addresses(self.dht.server_addr()));
-        let announced = self
-            .announced
-            .lock()
-            .map(|a| a.clone())
-            .unwrap_or_default();
+        let announced = self.announced.lock().map(|a| a.clone()).unwrap_or_default();
 
         let raw = if error == errors::NONE {
             Some(self.dht.create_raw_stream()?)

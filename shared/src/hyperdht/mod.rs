@@ -2,9 +2,9 @@
 //! storage a persistent node serves ([`persistent`]).
 
 pub mod constants;
-pub mod messages;
-pub mod persistent;
 pub mod dht;
+pub mod messages;
 pub mod noise_wrap;
+pub mod persistent;
 
 pub use dht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, Server};

@@ -51,7 +51,10 @@ pub struct NoiseWrap {
 
 impl NoiseWrap {
     /// The connecting side, which knows the server's public key.
-    pub fn initiator(key_pair: &KeyPair, remote_public_key: &[u8; 32]) -> Result<Self, NoiseWrapError> {
+    pub fn initiator(
+        key_pair: &KeyPair,
+        remote_public_key: &[u8; 32],
+    ) -> Result<Self, NoiseWrapError> {
         let hs = Handshake::new(
             Pattern::IK,
             true,
@@ -92,7 +95,11 @@ impl NoiseWrap {
 
     /// The result of the completed handshake.
     pub fn finish(&self) -> Result<Finished, NoiseWrapError> {
-        let result = self.hs.result().cloned().ok_or(NoiseWrapError::Unfinished)?;
+        let result = self
+            .hs
+            .result()
+            .cloned()
+            .ok_or(NoiseWrapError::Unfinished)?;
         Ok(Finished {
             holepunch_secret: holepunch_secret(&result.hash),
             result,
@@ -136,7 +143,10 @@ mod tests {
         assert!(NoiseWrap::responder(&other).expect("r").recv(&m1).is_err());
         // Truncated messages fail cleanly.
         for n in 0..m1.len() {
-            assert!(NoiseWrap::responder(&server).expect("r").recv(&m1[..n]).is_err());
+            assert!(NoiseWrap::responder(&server)
+                .expect("r")
+                .recv(&m1[..n])
+                .is_err());
         }
         assert_eq!(s.recv(&m1).expect("recv"), p);
         assert_eq!(s.remote_public_key(), Some(client.public));
