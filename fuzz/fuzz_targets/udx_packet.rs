@@ -20,6 +20,19 @@ fuzz_target!(|data: &[u8]| {
     let _ = is_udx(data);
     let _ = destination_id(data);
 
+    // A relay stream rewrites and accounts whatever arrives.
+    {
+        let start = Instant::now();
+        let mut relay = Stream::new(7, StreamConfig::default(), start);
+        let _ = relay.relay_to();
+        let mut d = data.to_vec();
+        if d.len() >= 8 {
+            d[4..8].copy_from_slice(&7u32.to_le_bytes());
+        }
+        let _ = relay.relay_datagram(start, &mut d, 3);
+        let _ = relay.poll_event();
+    }
+
     let start = Instant::now();
     let peer = SocketAddr::from(([127, 0, 0, 1], 9));
     let mut s = Stream::new(7, StreamConfig::default(), start);

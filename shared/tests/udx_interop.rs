@@ -759,10 +759,12 @@ async fn js_peers_through_a_rust_relay() {
     let r2 = relay_socket.create_stream(102).expect("r2");
     let mut a = spawn_cat("udxcat.js a", node_cat(), relay_socket.local_addr(), 1, 101).await;
     let mut b = spawn_cat("udxcat.js b", node_cat(), relay_socket.local_addr(), 2, 102).await;
-    r1.connect(1, a.addr).expect("r1 -> a");
-    r2.connect(2, b.addr).expect("r2 -> b");
+    // Relay first, then connect: a connected stream that is not relaying yet would take the peers' packets as
+    // its own.
     r1.relay_to(&r2).expect("relay r1 -> r2");
     r2.relay_to(&r1).expect("relay r2 -> r1");
+    r1.connect(1, a.addr).expect("r1 -> a");
+    r2.connect(2, b.addr).expect("r2 -> b");
 
     let size = 16 << 20;
     let progress = Progress::default();

@@ -160,6 +160,40 @@ impl UdpIo {
     }
 }
 
+/// The MTU the OS reports for the path to `addr` (libudx `udx__get_link_mtu`: connect a throwaway UDP socket and
+/// ask `IP_MTU` / `IPV6_MTU`), or `None` when it cannot tell.
+pub(crate) fn link_mtu(addr: SocketAddr) -> Option<usize> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        None,
+    )
+    .ok()?;
+    socket.connect(&addr.into()).ok()?;
+    let (level, name) = if addr.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    };
+    let mut mtu: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt with a valid fd, a pointer to a live c_int and its size in `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&mut mtu as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        usize::try_from(mtu).ok().filter(|&m| m > 0)
+    } else {
+        None
+    }
+}
+
 fn set_int_option(
     socket: &socket2::Socket,
     level: libc::c_int,
@@ -264,5 +298,24 @@ impl RecvBuffers {
             meta.stride
         };
         (meta.addr, data.chunks(stride))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_mtu_reports_the_loopback_mtu() {
+        let mtu = link_mtu("127.0.0.1:9".parse().expect("addr")).expect("loopback has an MTU");
+        // The kernel caps IPv4's answer at 65535 while `lo` may say 65536.
+        let lo = std::fs::read_to_string("/sys/class/net/lo/mtu")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
+        assert!(
+            (1280..=lo).contains(&mtu),
+            "loopback MTU {mtu}, lo says {lo}"
+        );
     }
 }

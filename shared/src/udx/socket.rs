@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::io::{RecvBuffers, UdpIo, MAX_GSO_BYTES};
+use super::io::{link_mtu, RecvBuffers, UdpIo, MAX_GSO_BYTES};
 use super::packet;
 use super::stream::{Stream, StreamConfig, StreamError, StreamEvent, StreamStats};
 
@@ -615,6 +615,7 @@ impl UdxStream {
                 ));
             }
             slot.stream.connect(remote_id, addr, Instant::now());
+            slot.stream.set_max_mtu(path_mtu(addr));
             Ok(())
         })
     }
@@ -636,6 +637,7 @@ impl UdxStream {
             }
             slot.socket = Some(socket.sock.id);
             slot.stream.connect(remote_id, addr, Instant::now());
+            slot.stream.set_max_mtu(path_mtu(addr));
             Ok(())
         })
     }
@@ -653,6 +655,7 @@ impl UdxStream {
             }
             slot.remote_changing = true;
             slot.stream.change_remote(remote_id, addr, Instant::now());
+            slot.stream.set_max_mtu(path_mtu(addr));
             Ok(())
         })
     }
@@ -685,6 +688,7 @@ impl UdxStream {
             slot.socket = Some(socket.sock.id);
             slot.remote_changing = true;
             slot.stream.change_remote(remote_id, addr, Instant::now());
+            slot.stream.set_max_mtu(path_mtu(addr));
             Ok(())
         })
     }
@@ -753,12 +757,22 @@ impl UdxStream {
 
     /// Sets the firewall consulted for packets that arrive while the stream is not connected, or on a socket
     /// other than the one carrying it. It gets the packet's source and the receiving socket's local address.
+    ///
+    /// It runs on the driver with the instance's state locked: it must decide quickly and must not call into
+    /// this module's API (record what it saw and act on it elsewhere, or answer [`FirewallVerdict::Connect`]).
     pub fn set_firewall(
         &self,
         firewall: impl FnMut(SocketAddr, SocketAddr) -> FirewallVerdict + Send + 'static,
     ) -> io::Result<()> {
+        // The previous firewall (and whatever it captured) is dropped after the lock is released.
+        let _previous = self.with_slot(|slot| Ok(slot.firewall.replace(Box::new(firewall))))?;
+        Ok(())
+    }
+
+    /// Sends a HEARTBEAT after this long without traffic (udx-native `setKeepalive`); `None` turns it off.
+    pub fn set_keepalive(&self, interval: Option<Duration>) -> io::Result<()> {
         self.with_slot(|slot| {
-            slot.firewall = Some(Box::new(firewall));
+            slot.stream.set_keepalive(interval, Instant::now());
             Ok(())
         })
     }
@@ -993,17 +1007,19 @@ impl Drop for UdxStream {
             }
             Ok(())
         });
-        {
-            // A stream no socket carries has no driver to retire it.
+        // A stream no socket carries has no driver to retire it. The slot is dropped after the lock is released.
+        let _retired = {
             let mut inner = self.shared.lock();
             if inner
                 .streams
                 .get(&self.id)
                 .is_some_and(|s| s.socket.is_none())
             {
-                inner.streams.remove(&self.id);
+                inner.streams.remove(&self.id)
+            } else {
+                None
             }
-        }
+        };
         self.shared.release_handle();
     }
 }
@@ -1047,6 +1063,8 @@ struct Driver {
     gso_segments: usize,
     /// Scratch space for draining streams whose handle was dropped.
     discard: Vec<u8>,
+    /// Slots removed under the lock, dropped after it is released.
+    graveyard: Vec<Slot>,
 }
 
 impl Driver {
@@ -1073,6 +1091,7 @@ impl Driver {
             wake: Vec::new(),
             gso_segments,
             discard: vec![0; 64 * 1024],
+            graveyard: Vec::new(),
         }
     }
 
@@ -1170,9 +1189,18 @@ impl Driver {
                 }
             }
         }
-        inner
+        // Retired slots are dropped after the lock is released: a firewall may own handles whose drop locks.
+        let retired: Vec<u32> = inner
             .streams
-            .retain(|_, slot| slot.socket != Some(me) || slot.attached || !slot.stream.is_closed());
+            .iter()
+            .filter(|(_, slot)| {
+                slot.socket == Some(me) && !slot.attached && slot.stream.is_closed()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in retired {
+            self.graveyard.extend(inner.streams.remove(&id));
+        }
         self.deadline = deadline;
         let carries_streams = inner.streams.values().any(|s| s.socket == Some(me));
         let Some(state) = inner.sockets.get_mut(&me) else {
@@ -1212,6 +1240,13 @@ impl Driver {
             w.wake();
         }
     }
+}
+
+/// The MTU cap for a path, as libudx picks it: what the OS reports, at most `MTU_MAX` (also when unknown).
+fn path_mtu(addr: SocketAddr) -> usize {
+    link_mtu(addr)
+        .unwrap_or(packet::MTU_MAX)
+        .min(packet::MTU_MAX)
 }
 
 /// IPv4-mapped IPv6 sources are reported as IPv4, as libudx does.
@@ -1267,8 +1302,10 @@ fn dispatch_one(
                 if slot.stream.remote().is_some() {
                     slot.remote_changing = true;
                     slot.stream.change_remote(remote_id, from, now);
+                    slot.stream.set_max_mtu(path_mtu(from));
                 } else {
                     slot.stream.connect(remote_id, from, now);
+                    slot.stream.set_max_mtu(path_mtu(from));
                 }
             }
         }
@@ -1352,6 +1389,7 @@ impl Future for Driver {
             for w in this.wake.drain(..) {
                 w.wake();
             }
+            this.graveyard.clear();
             if exit {
                 return Poll::Ready(());
             }
@@ -1986,5 +2024,77 @@ mod instance_tests {
                 .expect("in time")
                 .expect("stream task");
         }
+    }
+
+    /// An idle stream with a keepalive sends heartbeats on its own timer, which the peer answers.
+    #[tokio::test]
+    async fn keepalive_heartbeats_flow_while_idle() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let x = a.create_stream(1).expect("x");
+        let y = b.create_stream(2).expect("y");
+        x.connect(2, b.local_addr()).expect("connect x");
+        y.connect(1, a.local_addr()).expect("connect y");
+        x.set_keepalive(Some(Duration::from_millis(20)))
+            .expect("keepalive");
+        let before = y.stats().expect("stats").packets_received;
+        tokio::time::timeout(LIMIT, async {
+            while y.stats().expect("stats").packets_received < before + 3 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("heartbeats arrive while idle");
+        assert!(
+            x.stats().expect("stats").packets_received > 0,
+            "heartbeats are answered"
+        );
+    }
+
+    /// A firewall may own handles (here a socket clone); retiring its stream must not deadlock on their drop.
+    #[tokio::test]
+    async fn retiring_a_stream_whose_firewall_owns_a_handle_does_not_deadlock() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let config = StreamConfig {
+            linger: Duration::ZERO,
+            ..StreamConfig::default()
+        };
+        let x = a.create_stream_with(1, config.clone()).expect("x");
+        let y = b.create_stream_with(2, config).expect("y");
+        let owned = a.clone();
+        x.set_firewall(move |_, _| {
+            let _keep = &owned;
+            FirewallVerdict::Reject
+        })
+        .expect("firewall");
+        let owned_too = a.clone();
+        x.set_firewall(move |_, _| {
+            let _keep = &owned_too;
+            FirewallVerdict::Reject
+        })
+        .expect("replacing a firewall drops the old one outside the lock");
+        x.connect(2, b.local_addr()).expect("connect x");
+        y.connect(1, a.local_addr()).expect("connect y");
+        drop(x);
+        drop(y);
+        tokio::time::timeout(LIMIT, async {
+            while a.stream_count() + b.stream_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("streams retired without deadlock");
+        // The driver is still alive.
+        let z = a.create_stream(3).expect("z");
+        let w = b.create_stream(4).expect("w");
+        z.connect(4, b.local_addr()).expect("connect z");
+        w.connect(3, a.local_addr()).expect("connect w");
+        z.send_message(b"alive").expect("message");
+        let got = tokio::time::timeout(LIMIT, w.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(got, b"alive");
     }
 }

@@ -842,7 +842,7 @@ impl Stream {
 
     /// Runs the timers that expired by `now` (RTO, RACK reordering, TLP, zero-window probe, keepalive,
     /// pacing).
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout_inner(&mut self, now: Instant) {
         self.set_now(now);
         if self.closed {
             if self.linger_until.is_some_and(|t| t <= self.now) {
@@ -894,6 +894,20 @@ impl Stream {
             zero_window_probes: self.zwp_count,
             bytes_read_total: self.recv_buf.start(),
         }
+    }
+
+    /// Processes one datagram addressed to this stream (`from` is where it came from). Malformed or foreign
+    /// datagrams are ignored; nothing here panics on hostile input.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.handle_datagram_inner(now, from, datagram);
+        self.debug_check();
+    }
+
+    /// Runs the timers that expired by `now` (RTO, RACK reordering, TLP, zero-window probe, keepalive,
+    /// pacing, linger).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_timeout_inner(now);
+        self.debug_check();
     }
 
     // ---------------------------------------------------------------- helpers
@@ -977,6 +991,41 @@ impl Stream {
         self.mtu_probe_size = MTU_BASE;
         self.mtu_max = MTU_MAX;
         self.mtu_probe_wanted = false;
+    }
+
+    /// Cheap structural invariants, checked after every entry point in debug builds (tests, fuzzing).
+    fn debug_check(&self) {
+        if !cfg!(debug_assertions) || self.closed || self.relaying {
+            return;
+        }
+        let out = self.outgoing.len();
+        debug_assert!(
+            (self.inflight_list.len + self.retransmit_list.len) as usize <= out,
+            "lists {} + {} > outgoing {out}",
+            self.inflight_list.len,
+            self.retransmit_list.len
+        );
+        if let Some(front) = self.outgoing.front() {
+            debug_assert_eq!(
+                front.seq, self.remote_acked,
+                "outgoing front is not snd.una"
+            );
+        }
+        debug_assert_eq!(
+            self.seq.wrapping_sub(self.remote_acked) as usize,
+            out,
+            "outgoing does not cover [remote_acked, seq)"
+        );
+        debug_assert_eq!(
+            self.inflight_list.len == 0,
+            self.inflight_list.head.is_none()
+        );
+        debug_assert_eq!(
+            self.retransmit_list.len == 0,
+            self.retransmit_list.head.is_none()
+        );
+        debug_assert!(self.unsent_offset <= self.send_ring.end());
+        debug_assert!(self.send_ring.start() <= self.unsent_offset);
     }
 
     fn pkt_index(&self, s: u32) -> Option<usize> {
@@ -1604,6 +1653,17 @@ impl Stream {
         out: &mut Vec<u8>,
         max_datagrams: usize,
     ) -> Option<Transmit> {
+        let r = self.poll_transmit_inner(now, out, max_datagrams);
+        self.debug_check();
+        r
+    }
+
+    fn poll_transmit_inner(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<u8>,
+        max_datagrams: usize,
+    ) -> Option<Transmit> {
         self.set_now(now);
         if let Some(p) = self.destroy_packet.take() {
             out.extend_from_slice(&p.bytes);
@@ -1806,7 +1866,7 @@ impl Stream {
 
     /// Processes one datagram addressed to this stream (`from` is where it came from). Malformed or foreign
     /// datagrams are ignored; nothing here panics on hostile input.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    fn handle_datagram_inner(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let _ = from;
         self.set_now(now);
         if self.closed && self.linger_until.is_some_and(|t| t > self.now) {
