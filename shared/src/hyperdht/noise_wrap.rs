@@ -159,4 +159,21 @@ mod tests {
         // A replayed first message after completion is refused.
         assert!(s.recv(&m1).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn mutated_first_messages_fail_cleanly(pos in 0usize..200, bit in 0u8..8, junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let server = KeyPair::from_seed(&[1; 32]);
+            let client = KeyPair::from_seed(&[2; 32]);
+            let mut c = NoiseWrap::initiator(&client, &server.public).expect("init");
+            let mut m1 = c.send(&NoisePayload::default()).expect("send");
+            let i = pos % m1.len();
+            m1[i] ^= 1 << bit;
+            let mut s = NoiseWrap::responder(&server).expect("resp");
+            proptest::prop_assert!(s.recv(&m1).is_err());
+            let mut s = NoiseWrap::responder(&server).expect("resp");
+            proptest::prop_assert!(s.recv(&junk).is_err());
+            proptest::prop_assert!(c.recv(&junk).is_err());
+        }
+    }
 }
