@@ -1,5 +1,6 @@
 //! Arbitrary bytes as the routed hyperdht handshake a server or client receives: the `handshake` envelope,
-//! the Noise IK message, and (through a genuine Noise exchange) the decrypted `noisePayload`.
+//! the Noise IK message, (through a genuine Noise exchange) the decrypted `noisePayload`, and an encrypted
+//! holepunch payload.
 #![no_main]
 
 use holepunch::compact_encoding::Decode;
@@ -7,6 +8,7 @@ use holepunch::crypto::KeyPair;
 use holepunch::hyperdht::constants::ns;
 use holepunch::hyperdht::messages::{Handshake, NoisePayload};
 use holepunch::hyperdht::noise_wrap::{noise_keypair, NoiseWrap};
+use holepunch::hyperdht::secure_payload::SecurePayload;
 use holepunch::noise::{Handshake as Noise, Pattern};
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let server = KeyPair::from_seed(&[1; 32]);
     let client = KeyPair::from_seed(&[2; 32]);
-    match selector % 4 {
+    match selector % 5 {
         // The envelope, then its noise as a first message.
         0 => {
             if let Ok(hs) = Handshake::from_bytes(msg) {
@@ -48,6 +50,11 @@ fuzz_target!(|data: &[u8]| {
             if let (Ok(m1), Ok(mut r)) = (i.send(msg), NoiseWrap::responder(&server)) {
                 let _ = r.recv(&m1);
             }
+        }
+        // An encrypted holepunch payload.
+        4 => {
+            let sp = SecurePayload::with_local_secret(&[7; 32], [3; 32]);
+            let _ = sp.decrypt(msg);
         }
         // Raw second message at the client.
         _ => {

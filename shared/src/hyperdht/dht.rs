@@ -387,11 +387,15 @@ impl HyperDht {
         // The stream connects itself to the first packet of the server once its id is known (the JS firewall
         // hook; needed when the server reaches us first).
         let remote_id: Arc<Mutex<Option<u32>>> = Arc::new(Mutex::new(None));
+        let (reached_tx, reached_rx) = tokio::sync::watch::channel(false);
         {
             let remote_id = remote_id.clone();
             raw.set_firewall(
                 move |_from, _local| match remote_id.lock().ok().and_then(|g| *g) {
-                    Some(id) => FirewallVerdict::Connect { remote_id: id },
+                    Some(id) => {
+                        let _ = reached_tx.send(true);
+                        FirewallVerdict::Connect { remote_id: id }
+                    }
                     None => FirewallVerdict::Reject,
                 },
             )?;
@@ -500,14 +504,13 @@ impl HyperDht {
             }
             None => {
                 // We are reachable: the server connects to us.
-                let deadline = tokio::time::Instant::now() + HANDSHAKE_INITIAL_TIMEOUT;
-                while raw.remote().is_none() {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(HyperDhtError::HolepunchAborted(
-                            "the server never reached us".into(),
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                let mut reached = reached_rx;
+                let waited =
+                    tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, reached.wait_for(|r| *r)).await;
+                if !matches!(waited, Ok(Ok(_))) && raw.remote().is_none() {
+                    return Err(HyperDhtError::HolepunchAborted(
+                        "the server never reached us".into(),
+                    ));
                 }
             }
         }

@@ -6,5 +6,6 @@ pub mod dht;
 pub mod messages;
 pub mod noise_wrap;
 pub mod persistent;
+pub mod secure_payload;
 
 pub use dht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, Server};
