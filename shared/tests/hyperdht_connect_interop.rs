@@ -80,12 +80,17 @@ fn js_line(p: &mut interop::JsProcess, t: Duration) -> serde_json::Value {
 }
 
 async fn rust_node(bootstrap: SocketAddr) -> HyperDht {
+    rust_node_with(bootstrap, true).await
+}
+
+async fn rust_node_with(bootstrap: SocketAddr, firewalled: bool) -> HyperDht {
     let SocketAddr::V4(b) = bootstrap else {
         panic!("v4 bootstrap")
     };
     let dht = HyperDht::bind(HyperDhtOpts {
         bootstrap: vec![b],
         host: Ipv4Addr::LOCALHOST,
+        firewalled,
         ..HyperDhtOpts::default()
     })
     .await
@@ -236,8 +241,17 @@ async fn firewall_rejections_both_ways() {
 }
 
 async fn rust_pair(bootstrap: SocketAddr) {
-    let a = rust_node(bootstrap).await;
-    let b = rust_node(bootstrap).await;
+    rust_pair_with(bootstrap, true, true).await
+}
+
+/// A Rust server and a Rust client (each firewalled or reachable) exchange 2 MiB each way.
+async fn rust_pair_with(bootstrap: SocketAddr, server_firewalled: bool, client_firewalled: bool) {
+    let a = rust_node_with(bootstrap, server_firewalled).await;
+    let b = rust_node_with(bootstrap, client_firewalled).await;
+    for (n, fw) in [(&a, server_firewalled), (&b, client_firewalled)] {
+        let st = n.handle().state().await.expect("state");
+        assert_eq!(st.firewalled, fw);
+    }
     let kp = KeyPair::from_seed(&[0x41; 32]);
     let mut server = a.create_server(|_, _| false);
     timeout(STEP, server.listen(kp.clone()))
@@ -256,7 +270,7 @@ async fn rust_pair(bootstrap: SocketAddr) {
         .await
         .expect("connect in time")
         .expect("join")
-        .expect("connect");
+        .unwrap_or_else(|e| panic!("connect: {e}"));
     assert_eq!(sconn.remote_public_key(), &b.default_key_pair().public);
     let total = 2 * 1024 * 1024;
     let (s, c) = tokio::join!(exchange(sconn, total), exchange(cconn, total));
@@ -315,6 +329,17 @@ async fn rust_to_rust_through_rust_testnet() {
     let nodes = rust_testnet(5).await;
     let boot = SocketAddr::V4(nodes[0].server_addr());
     rust_pair(boot).await;
+}
+
+/// Reachable clients and servers take the direct paths: the server connects to an open client, an open
+/// server is connected to at its public address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_to_rust_reachable_peers() {
+    let nodes = rust_testnet(5).await;
+    let boot = SocketAddr::V4(nodes[0].server_addr());
+    rust_pair_with(boot, true, false).await;
+    rust_pair_with(boot, false, true).await;
+    rust_pair_with(boot, false, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

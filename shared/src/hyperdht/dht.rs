@@ -1463,8 +1463,20 @@ impl Router {
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx).await {
                 Ok(Ok(())) => {
-                    let conn = dht.secret_stream(raw, false, finished.result);
-                    let _ = conns.send(conn);
+                    let mut conn = dht.secret_stream(raw, false, finished.result);
+                    // Send our secret-stream header now, as the JS does: a client waiting for our
+                    // first packet must not depend on the application polling the connection.
+                    match tokio::time::timeout(
+                        HANDSHAKE_INITIAL_TIMEOUT,
+                        tokio::io::AsyncWriteExt::flush(&mut conn),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => {
+                            let _ = conns.send(conn);
+                        }
+                        _ => tracing::debug!("connection failed before it opened"),
+                    }
                 }
                 _ => raw.destroy(),
             }
