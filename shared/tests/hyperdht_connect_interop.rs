@@ -248,9 +248,11 @@ async fn rust_pair(bootstrap: SocketAddr) {
 async fn rust_pair_with(bootstrap: SocketAddr, server_firewalled: bool, client_firewalled: bool) {
     let a = rust_node_with(bootstrap, server_firewalled).await;
     let b = rust_node_with(bootstrap, client_firewalled).await;
+    // A node started firewalled may find out quickly that it is reachable (dht-rpc's quick firewall check
+    // succeeds on loopback); one started reachable stays so.
     for (n, fw) in [(&a, server_firewalled), (&b, client_firewalled)] {
         let st = n.handle().state().await.expect("state");
-        assert_eq!(st.firewalled, fw);
+        assert!(fw || !st.firewalled);
     }
     let kp = KeyPair::from_seed(&[0x41; 32]);
     let mut server = a.create_server(|_, _| false);
