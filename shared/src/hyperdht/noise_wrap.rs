@@ -34,6 +34,12 @@ pub fn noise_keypair(kp: &KeyPair) -> noise::Keypair {
     }
 }
 
+impl From<&KeyPair> for noise::Keypair {
+    fn from(kp: &KeyPair) -> Self {
+        noise_keypair(kp)
+    }
+}
+
 /// A finished handshake: the keys for secret-stream and the holepunch secret.
 #[derive(Debug, Clone)]
 pub struct Finished {
