@@ -84,6 +84,14 @@ async fn rust_node(bootstrap: SocketAddr) -> HyperDht {
 }
 
 async fn rust_node_with(bootstrap: SocketAddr, firewalled: bool) -> HyperDht {
+    rust_node_opts(bootstrap, firewalled, false).await
+}
+
+async fn rust_node_opts(
+    bootstrap: SocketAddr,
+    firewalled: bool,
+    assume_firewalled: bool,
+) -> HyperDht {
     let SocketAddr::V4(b) = bootstrap else {
         panic!("v4 bootstrap")
     };
@@ -91,6 +99,7 @@ async fn rust_node_with(bootstrap: SocketAddr, firewalled: bool) -> HyperDht {
         bootstrap: vec![b],
         host: Ipv4Addr::LOCALHOST,
         firewalled,
+        assume_firewalled,
         ..HyperDhtOpts::default()
     })
     .await
@@ -516,4 +525,60 @@ async fn hostile_handshakes_leave_the_server_serving() {
     assert_eq!((n, ok), (100_000, true));
     let v = js_line(&mut js, STEP);
     assert_eq!(v["ok"], true, "{v}");
+}
+
+/// The LAN shortcut, both implementations: a server that acts firewalled (announces no public address, offers
+/// holepunching) is reached by a JS client and by a Rust client on the same host through its local address
+/// (the client pings it, then connects the stream there; the server's stream connects to the first packet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lan_shortcut_to_a_firewalled_server() {
+    let net = interop::JsTestnet::start(5);
+    let bs = net.bootstrap[0].to_string();
+    let dht = rust_node_opts(net.bootstrap[0], true, true).await;
+    let kp = KeyPair::from_seed(&[0x71; 32]);
+    let mut server = dht.create_server(|_, _| false);
+    timeout(STEP, server.listen(kp.clone()))
+        .await
+        .expect("listen in time")
+        .expect("listen");
+
+    let mut js = interop::node(
+        "hyperdht_peer.js",
+        &[
+            "client",
+            &bs,
+            &hex::encode(kp.public),
+            &hex::encode([0x72u8; 32]),
+            "1000000",
+        ],
+    );
+    let conn = timeout(STEP, server.accept())
+        .await
+        .expect("accept in time")
+        .expect("conn");
+    let (n, ok) = timeout(STEP, exchange(conn, 1_000_000))
+        .await
+        .expect("exchange");
+    let v = js_line(&mut js, STEP);
+    assert_eq!((n, ok), (1_000_000, true), "JS said {v}");
+    assert_eq!(v["ok"], true, "{v}");
+
+    let client = rust_node_opts(net.bootstrap[0], true, true).await;
+    let connect = tokio::spawn({
+        let client = client.clone();
+        async move { client.connect(&kp.public).await }
+    });
+    let sconn = timeout(STEP, server.accept())
+        .await
+        .expect("accept in time")
+        .expect("conn");
+    let cconn = timeout(STEP, connect)
+        .await
+        .expect("connect in time")
+        .expect("join")
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let (s, c) = tokio::join!(exchange(sconn, 1_000_000), exchange(cconn, 1_000_000));
+    assert_eq!(s, (1_000_000, true));
+    assert_eq!(c, (1_000_000, true));
+    timeout(STEP, server.close()).await.expect("close");
 }
