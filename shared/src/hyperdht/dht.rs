@@ -65,6 +65,8 @@ pub const HANDSHAKE_INITIAL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_CLEAR_WAIT: Duration = Duration::from_secs(10);
 /// Default secret-stream keep-alive of connections (`connectionKeepAlive`).
 pub const CONNECTION_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Handshakes sent through this many relays at once.
+const PARALLEL_HANDSHAKES: usize = 2;
 /// Announcements go to this many of the closest nodes (`pickBest`).
 const ANNOUNCE_NODES: usize = 3;
 /// The announcer pings its relays this often.
@@ -460,16 +462,33 @@ impl HyperDht {
             return Err(HyperDhtError::PeerNotFound);
         }
 
+        // The same first message goes through every node holding the record, a few at a time (the JS runs
+        // two attempts in parallel); the first answer wins. The server answers duplicates identically.
         let mut answer = None;
-        for relay in relays {
-            match self.peer_handshake(target, &request, relay).await {
-                Ok(a) => {
+        let mut pending = relays.into_iter();
+        let mut set = tokio::task::JoinSet::new();
+        loop {
+            while set.len() < PARALLEL_HANDSHAKES {
+                let Some(relay) = pending.next() else { break };
+                let dht = self.clone();
+                let request = request.clone();
+                set.spawn(
+                    async move { (relay, dht.peer_handshake(target, &request, relay).await) },
+                );
+            }
+            let Some(done) = set.join_next().await else {
+                break;
+            };
+            match done {
+                Ok((relay, Ok(a))) => {
                     answer = Some((relay, a));
                     break;
                 }
-                Err(e) => tracing::debug!("handshake through {relay} failed: {e}"),
+                Ok((relay, Err(e))) => tracing::debug!("handshake through {relay} failed: {e}"),
+                Err(e) => tracing::debug!("handshake task failed: {e}"),
             }
         }
+        set.abort_all();
         let Some((relay, (reply_noise, server_address, client_address, relayed))) = answer else {
             return Err(HyperDhtError::PeerConnectionFailed);
         };
