@@ -8,6 +8,9 @@
 //! stream and the stream into stdout. Prints `udxcat: bound HOST:PORT` on stderr once bound (so a test can bind
 //! port 0), exits 0 once both directions have ended (stdin at EOF and the remote's END received, and our END
 //! acknowledged), and non-zero with a message on error.
+//!
+//! Debugging aids: `UDXCAT_TRACE=1` prints the stream's counters every 100 ms on stderr, `UDXCAT_STATS=1` prints
+//! them once at the end.
 
 use std::fs::File;
 use std::io::{Read, Write};
