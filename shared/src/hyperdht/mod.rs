@@ -1,5 +1,7 @@
 //! Compatibility with the JavaScript `hyperdht` package (6.x): its wire messages and constants, and the
-//! storage a persistent node serves ([`persistent`]).
+//! storage a persistent node serves ([`persistent`]), and the node itself ([`dht`]: [`HyperDht`] with its
+//! servers and connections, on UDX sockets), with the IK handshake wrapper ([`noise_wrap`]) and the holepunch
+//! payload encryption ([`secure_payload`]).
 
 pub mod constants;
 pub mod dht;
