@@ -296,6 +296,27 @@ async fn rust_to_rust_through_js_testnet() {
     rust_pair(net.bootstrap[0]).await;
 }
 
+/// `close()` unannounces (signed UNANNOUNCE accepted by the JS nodes): the server is no longer found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_server_is_not_found() {
+    let net = interop::JsTestnet::start(5);
+    let a = rust_node(net.bootstrap[0]).await;
+    let b = rust_node(net.bootstrap[0]).await;
+    let kp = KeyPair::from_seed(&[0x81; 32]);
+    let mut server = a.create_server(|_, _| false);
+    timeout(STEP, server.listen(kp.clone()))
+        .await
+        .expect("listen in time")
+        .expect("listen");
+    assert!(!server.relay_addresses().is_empty());
+    timeout(STEP, server.close()).await.expect("close");
+    let err = timeout(STEP, b.connect(&kp.public))
+        .await
+        .expect("settles in time")
+        .expect_err("closed server");
+    assert!(matches!(err, HyperDhtError::PeerNotFound), "got {err}");
+}
+
 /// A testnet of Rust dht-rpc nodes serving hyperdht storage and routing (persistent, unfirewalled).
 async fn rust_testnet(size: usize) -> Vec<DhtHandle> {
     let server = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
