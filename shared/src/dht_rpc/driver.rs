@@ -157,6 +157,11 @@ enum Command {
         to: SocketAddrV4,
     },
     AddNode(SocketAddrV4),
+    Claim {
+        target: Id,
+        tx: Option<mpsc::UnboundedSender<IncomingRequest>>,
+        done: oneshot::Sender<()>,
+    },
     ServeHyperdht(CacheOpts, oneshot::Sender<()>),
     State(oneshot::Sender<NodeState>),
 }
@@ -210,6 +215,7 @@ impl DhtHandle {
             handlers: HashMap::new(),
             hyperdht: None,
             commit_requests: HashMap::new(),
+            claims: HashMap::new(),
         };
         tokio::spawn(task.run());
         Ok(Self {
@@ -416,6 +422,40 @@ impl DhtHandle {
         rx.await.map_err(|_| DriverError::Closed)
     }
 
+    /// Delivers the PEER_HANDSHAKE and PEER_HOLEPUNCH requests whose target is `target` on the returned
+    /// channel, ahead of [`Self::serve_hyperdht`]'s routing and of command handlers: the node hosts the
+    /// hyperdht server of that target (the JS router's `onpeerhandshake` state). In effect when this returns;
+    /// [`Self::release_target`] undoes it.
+    pub async fn claim_target(
+        &self,
+        target: Id,
+    ) -> Result<mpsc::UnboundedReceiver<IncomingRequest>, DriverError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Command::Claim {
+                target,
+                tx: Some(tx),
+                done,
+            })
+            .map_err(|_| DriverError::Closed)?;
+        wait.await.map_err(|_| DriverError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Undoes [`Self::claim_target`].
+    pub async fn release_target(&self, target: Id) -> Result<(), DriverError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Command::Claim {
+                target,
+                tx: None,
+                done,
+            })
+            .map_err(|_| DriverError::Closed)?;
+        wait.await.map_err(|_| DriverError::Closed)
+    }
+
     /// Adds a node to the routing table.
     pub fn add_node(&self, addr: SocketAddrV4) -> Result<(), DriverError> {
         self.tx
@@ -452,6 +492,7 @@ struct Task<S> {
     handlers: HashMap<u64, Handler>,
     hyperdht: Option<Box<Persistent>>,
     commit_requests: HashMap<RequestId, QueryId>,
+    claims: HashMap<Id, mpsc::UnboundedSender<IncomingRequest>>,
 }
 
 impl<S: DatagramSocket> Task<S> {
@@ -544,6 +585,13 @@ impl<S: DatagramSocket> Task<S> {
                 let _ = done.send(());
             }
             Command::AddNode(addr) => self.dht.add_node(addr, now),
+            Command::Claim { target, tx, done } => {
+                match tx {
+                    Some(tx) => self.claims.insert(target, tx),
+                    None => self.claims.remove(&target),
+                };
+                let _ = done.send(());
+            }
             Command::ServeHyperdht(opts, done) => {
                 self.hyperdht = Some(Box::new(Persistent::new(opts, now)));
                 let _ = done.send(());
@@ -661,6 +709,16 @@ impl<S: DatagramSocket> Task<S> {
                 }
             }
             Event::Request(req) => {
+                if !req.internal
+                    && (req.command == crate::hyperdht::constants::commands::PEER_HANDSHAKE
+                        || req.command == crate::hyperdht::constants::commands::PEER_HOLEPUNCH)
+                {
+                    if let Some(tx) = req.target.and_then(|t| self.claims.get(&t)) {
+                        if tx.send(req.clone()).is_ok() {
+                            return;
+                        }
+                    }
+                }
                 if let Some(store) = &mut self.hyperdht {
                     let id = self.dht.id();
                     let wall_ms = std::time::SystemTime::now()

@@ -1,7 +1,14 @@
 //! Compatibility with the JavaScript `hyperdht` package (6.x): its wire messages and constants, and the
-//! storage a persistent node serves ([`persistent`]), and the bootstrap list every tool takes ([`bootstrap`]).
+//! storage a persistent node serves ([`persistent`]), and the node itself ([`dht`]: [`HyperDht`] with its
+//! servers and connections, on UDX sockets), with the IK handshake wrapper ([`noise_wrap`]) and the holepunch
+//! payload encryption ([`secure_payload`]), and the bootstrap list every tool takes ([`bootstrap`]).
 
 pub mod bootstrap;
 pub mod constants;
+pub mod dht;
 pub mod messages;
+pub mod noise_wrap;
 pub mod persistent;
+pub mod secure_payload;
+
+pub use dht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, Server};

@@ -1,0 +1,1541 @@
+//! The HyperDHT node (`hyperdht/index.js`, `lib/server.js`, `lib/connect.js`, `lib/announcer.js`): a dht-rpc
+//! node running on two UDX sockets, servers listening on a key pair, and connections to a public key.
+//!
+//! As in the JS, the DHT's two sockets (server and client, see [`crate::dht_rpc`]) are UDX sockets of one
+//! [`Udx`] instance, so DHT messages and the UDX streams of connections share them. Streams use the DHT's
+//! current socket (`dht.socket`: the client socket while the node is firewalled, else the server socket), a
+//! direct handshake's socket, or, for the LAN shortcut, the server socket.
+//!
+//! What a connection does (as `lib/connect.js` and `lib/server.js`):
+//!
+//! 1. The client runs a FIND_PEER query for `hash(public key)` and sends a PEER_HANDSHAKE (mode FROM_CLIENT)
+//!    with the first message of a Noise IK handshake ([`NoiseWrap`]) to a node that holds the server's
+//!    announcement. The node relays it to the server, which answers with the second message through the node.
+//! 2. Both payloads ([`NoisePayload`]) carry the sender's firewall kind, addresses and UDX stream id.
+//! 3. Then the UDX stream is connected: directly when the server answered without a relay, or says it is
+//!    reachable (`OPEN`), or is not holepunchable; when both are on the same host or LAN the client pings the
+//!    server's local address and connects there (the LAN shortcut). The server's stream connects itself to
+//!    the first UDX packet it receives (its firewall hook), as in the JS.
+//! 4. A [`SecretStream`] runs over the stream with the keys of the IK handshake (no second handshake).
+//!
+//! Not implemented yet: holepunching through NATs (PEER_HOLEPUNCH rounds; a connection that needs it fails
+//! with [`HyperDhtError::HolepunchAborted`] and the server answers holepunch messages with nothing), blind
+//! relays (`relayThrough`), the socket pool / reusable sockets, suspend/resume.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::constants::{commands, errors, firewall, mode, ns};
+use super::messages::{
+    announce_signable, decode, mutable_signable, sign, verify, Announce, Handshake, HolepunchInfo,
+    LookupReply, MutableGetResponse, MutablePutRequest, NoisePayload, Peer, RelayInfo,
+    SecretStreamInfo, UdxInfo,
+};
+use super::noise_wrap::{NoiseWrap, NoiseWrapError};
+use super::persistent::CacheOpts;
+use crate::compact_encoding::{Encode, Writer};
+use crate::crypto::{self, KeyPair};
+use crate::dht_rpc::driver::{DatagramSocket, DhtHandle, DriverError};
+use crate::dht_rpc::messages::Id;
+use crate::dht_rpc::node::{
+    Config, IncomingRequest, QueryOpts, QuerySpec, Reply, ReplyOpts, RequestSpec,
+};
+use crate::noise::HandshakeResult;
+use crate::secret_stream::{SecretStream, SecretStreamOptions};
+use crate::udx::{FirewallVerdict, Udx, UdxSocket, UdxStream};
+
+/// An end-to-end encrypted connection: a secret-stream over a UDX stream. `remote_public_key()` names the
+/// peer.
+pub type Connection = SecretStream<UdxStream>;
+
+/// How long a server waits for the client's first UDX packet after answering its handshake
+/// (`HANDSHAKE_INITIAL_TIMEOUT`).
+pub const HANDSHAKE_INITIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a handled handshake is remembered, so a retransmitted one gets the same answer
+/// (`HANDSHAKE_CLEAR_WAIT`).
+pub const HANDSHAKE_CLEAR_WAIT: Duration = Duration::from_secs(10);
+/// Default secret-stream keep-alive of connections (`connectionKeepAlive`).
+pub const CONNECTION_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Handshakes sent through this many relays at once.
+const PARALLEL_HANDSHAKES: usize = 2;
+/// Announcements go to this many of the closest nodes (`pickBest`).
+const ANNOUNCE_NODES: usize = 3;
+/// The announcer pings its relays this often.
+const ANNOUNCER_PING_INTERVAL: Duration = Duration::from_secs(3);
+/// ... and re-announces after this many ping rounds (about five minutes).
+const ANNOUNCER_ROUNDS: usize = 100;
+
+/// Errors of HyperDHT operations, named as the JS errors (`lib/errors.js`).
+#[derive(Debug, thiserror::Error)]
+pub enum HyperDhtError {
+    /// No DHT node knows the server (`PEER_NOT_FOUND`).
+    #[error("PEER_NOT_FOUND: no node holds an announcement of the server")]
+    PeerNotFound,
+    /// The server was found but no handshake got an answer: it is gone, or its firewall rejected us
+    /// (a JS server does not answer rejected peers) (`PEER_CONNECTION_FAILED`).
+    #[error("PEER_CONNECTION_FAILED: the server did not answer the handshake (gone, or its firewall rejected us)")]
+    PeerConnectionFailed,
+    /// No direct path was found and holepunching did not succeed (`HOLEPUNCH_ABORTED`).
+    #[error("HOLEPUNCH_ABORTED: {0}")]
+    HolepunchAborted(String),
+    /// The server cannot be holepunched and is not reachable directly (`CANNOT_HOLEPUNCH`).
+    #[error("CANNOT_HOLEPUNCH: the server is neither reachable nor holepunchable")]
+    CannotHolepunch,
+    /// The server answered with an error (`SERVER_ERROR`).
+    #[error("SERVER_ERROR: {0}")]
+    ServerError(String),
+    /// The server speaks another handshake version (`SERVER_INCOMPATIBLE`).
+    #[error("SERVER_INCOMPATIBLE: the server speaks handshake version {0}")]
+    ServerIncompatible(u64),
+    /// The server's handshake answer could not be read (`HANDSHAKE_INVALID`).
+    #[error("HANDSHAKE_INVALID: {0}")]
+    HandshakeInvalid(#[from] NoiseWrapError),
+    /// A server already listens on this key pair in this node (`KEYPAIR_ALREADY_USED`).
+    #[error("KEYPAIR_ALREADY_USED: a server of this node already listens on this key pair")]
+    KeyPairAlreadyUsed,
+    /// `listen` on a server that listens already (`ALREADY_LISTENING`).
+    #[error("ALREADY_LISTENING: the server is already listening")]
+    AlreadyListening,
+    /// The node was destroyed (`NODE_DESTROYED`).
+    #[error("NODE_DESTROYED: the node was destroyed")]
+    NodeDestroyed,
+    /// The stream did not connect in time.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    /// The DHT driver failed.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    /// A socket or stream failed.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+}
+
+type Result<T, E = HyperDhtError> = std::result::Result<T, E>;
+
+impl DatagramSocket for UdxSocket {
+    fn send_to(
+        &self,
+        buf: &[u8],
+        to: SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>> + Send {
+        UdxSocket::send_to(self, buf, to)
+    }
+    fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send {
+        UdxSocket::recv_from(self, buf)
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(UdxSocket::local_addr(self))
+    }
+}
+
+/// Options of [`HyperDht::bind`] (the JS constructor options).
+#[derive(Debug, Clone)]
+pub struct HyperDhtOpts {
+    /// Bootstrap nodes. Empty by default (a node of its own); the public network's are
+    /// [`super::constants::BOOTSTRAP_NODES`] (resolve them with
+    /// [`crate::dht_rpc::driver::resolve_bootstrap`]).
+    pub bootstrap: Vec<SocketAddrV4>,
+    /// Address to bind (default 0.0.0.0).
+    pub host: Ipv4Addr,
+    /// Server socket port (default 0: any).
+    pub port: u16,
+    /// Force the node ephemeral (`Some(true)`) or persistent (`Some(false)`); adaptive when `None`.
+    pub ephemeral: Option<bool>,
+    /// Start firewalled (default true, as dht-rpc).
+    pub firewalled: bool,
+    /// The key pair servers and connections use when none is given (random by default).
+    pub key_pair: Option<KeyPair>,
+    /// Storage limits when the node becomes persistent.
+    pub cache: CacheOpts,
+    /// Keep-alive of connections (`connectionKeepAlive`; `None` disables it).
+    pub connection_keep_alive: Option<Duration>,
+    /// Behave as a firewalled peer in handshakes whatever the DHT finds out (announce no public address,
+    /// firewall kind UNKNOWN, streams on the client socket). For tests of the LAN shortcut on loopback, where
+    /// every node is found reachable.
+    #[doc(hidden)]
+    pub assume_firewalled: bool,
+}
+
+impl Default for HyperDhtOpts {
+    fn default() -> Self {
+        Self {
+            bootstrap: Vec::new(),
+            host: Ipv4Addr::UNSPECIFIED,
+            port: 0,
+            ephemeral: None,
+            firewalled: true,
+            key_pair: None,
+            cache: CacheOpts::default(),
+            connection_keep_alive: Some(CONNECTION_KEEP_ALIVE),
+            assume_firewalled: false,
+        }
+    }
+}
+
+struct Inner {
+    handle: DhtHandle,
+    udx: Udx,
+    server_socket: UdxSocket,
+    client_socket: UdxSocket,
+    default_key_pair: KeyPair,
+    keep_alive: Option<Duration>,
+    assume_firewalled: bool,
+    destroyed: AtomicBool,
+    listening: Mutex<Vec<[u8; 32]>>,
+}
+
+/// A HyperDHT node (JS `new DHT(opts)`). Cheap to clone.
+#[derive(Clone)]
+pub struct HyperDht {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HyperDht {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HyperDht")
+            .field("server", &self.inner.server_socket.local_addr())
+            .field("client", &self.inner.client_socket.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A value read with [`HyperDht::mutable_get`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MutableValue {
+    /// Sequence number.
+    pub seq: u64,
+    /// The value.
+    pub value: Vec<u8>,
+    /// The writer's signature.
+    pub signature: [u8; 64],
+    /// The node that returned it.
+    pub from: SocketAddrV4,
+}
+
+/// What a lookup reply carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupResult {
+    /// The node that replied.
+    pub from: SocketAddrV4,
+    /// The peers announced under the topic there.
+    pub peers: Vec<Peer>,
+}
+
+fn v4(a: SocketAddr) -> SocketAddrV4 {
+    match a {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, a.port()),
+    }
+}
+
+fn signing_key(kp: &KeyPair) -> SigningKey {
+    SigningKey::from_bytes(&kp.seed())
+}
+
+impl HyperDht {
+    /// Binds the node's two UDX sockets (server on `host:port`, client on `host:0`) and starts it.
+    pub async fn bind(opts: HyperDhtOpts) -> Result<Self> {
+        let udx = Udx::new();
+        let server_socket = udx
+            .bind(SocketAddr::V4(SocketAddrV4::new(opts.host, opts.port)))
+            .await?;
+        let client_socket = udx
+            .bind(SocketAddr::V4(SocketAddrV4::new(opts.host, 0)))
+            .await?;
+        let config = Config {
+            bootstrap: opts.bootstrap.clone(),
+            ephemeral: opts.ephemeral,
+            firewalled: opts.firewalled,
+            ..Config::default()
+        };
+        let handle = DhtHandle::spawn(config, server_socket.clone(), client_socket.clone())?;
+        handle.serve_hyperdht(opts.cache).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                handle,
+                udx,
+                server_socket,
+                client_socket,
+                default_key_pair: opts.key_pair.unwrap_or_else(KeyPair::generate),
+                keep_alive: opts.connection_keep_alive,
+                assume_firewalled: opts.assume_firewalled,
+                destroyed: AtomicBool::new(false),
+                listening: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The dht-rpc handle (requests, queries, state).
+    pub fn handle(&self) -> &DhtHandle {
+        &self.inner.handle
+    }
+
+    /// The default key pair.
+    pub fn default_key_pair(&self) -> &KeyPair {
+        &self.inner.default_key_pair
+    }
+
+    /// The server socket's address.
+    pub fn server_addr(&self) -> SocketAddrV4 {
+        v4(self.inner.server_socket.local_addr())
+    }
+
+    /// The client socket's address.
+    pub fn client_addr(&self) -> SocketAddrV4 {
+        v4(self.inner.client_socket.local_addr())
+    }
+
+    /// Waits until the bootstrap finished (`ready()`).
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.inner.handle.bootstrapped().await?)
+    }
+
+    /// Same as [`Self::ready`] (`fullyBootstrapped()`).
+    pub async fn fully_bootstrapped(&self) -> Result<()> {
+        self.ready().await
+    }
+
+    /// Marks the node destroyed: new servers and connections fail. Close servers first ([`Server::close`]) to
+    /// unannounce them; the sockets close when the last clone of the node and of its servers is dropped.
+    pub async fn destroy(&self) {
+        self.inner.destroyed.store(true, Ordering::Release);
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        if self.inner.destroyed.load(Ordering::Acquire) {
+            Err(HyperDhtError::NodeDestroyed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `dht.socket`: the client socket while firewalled, else the server socket.
+    async fn current_socket(&self) -> Result<(UdxSocket, Option<SocketAddrV4>)> {
+        let st = self.inner.handle.state().await?;
+        if self.inner.assume_firewalled {
+            return Ok((self.inner.client_socket.clone(), None));
+        }
+        let remote = match (st.firewalled, st.public_host) {
+            (false, Some(h)) if st.public_port == self.server_addr().port() => {
+                Some(SocketAddrV4::new(h, st.public_port))
+            }
+            _ => None,
+        };
+        let sock = if st.firewalled {
+            self.inner.client_socket.clone()
+        } else {
+            self.inner.server_socket.clone()
+        };
+        Ok((sock, remote))
+    }
+
+    /// A new UDX stream of the node's instance with a free random id, not carried by any socket yet.
+    fn create_raw_stream(&self) -> Result<UdxStream> {
+        for _ in 0..64 {
+            let id = rand::random::<u32>();
+            match self.inner.udx.create_stream(id) {
+                Ok(s) => return Ok(s),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(io::Error::other("no free udx stream id").into())
+    }
+
+    fn secret_stream(&self, raw: UdxStream, is_initiator: bool, hs: HandshakeResult) -> Connection {
+        SecretStream::from_handshake_with(
+            raw,
+            is_initiator,
+            hs,
+            SecretStreamOptions {
+                keep_alive: self.inner.keep_alive,
+                ..SecretStreamOptions::default()
+            },
+        )
+    }
+
+    /// Creates a server (`dht.createServer({ firewall })`). `firewall(remote_public_key, payload)` returns
+    /// true to **reject** the peer, as the JS firewall does; a rejected peer gets no answer (as from a JS
+    /// server) and its connect fails with `PEER_CONNECTION_FAILED`.
+    pub fn create_server(
+        &self,
+        firewall: impl Fn(&[u8; 32], &NoisePayload) -> bool + Send + Sync + 'static,
+    ) -> Server {
+        Server {
+            dht: self.clone(),
+            firewall: Arc::new(firewall),
+            listening: None,
+        }
+    }
+
+    /// Connects to the server listening on `remote_public_key`, with the node's default key pair.
+    pub async fn connect(&self, remote_public_key: &[u8; 32]) -> Result<Connection> {
+        let kp = self.inner.default_key_pair.clone();
+        self.connect_with(remote_public_key, &kp).await
+    }
+
+    /// Connects to the server listening on `remote_public_key` as `key_pair`.
+    pub async fn connect_with(
+        &self,
+        remote_public_key: &[u8; 32],
+        key_pair: &KeyPair,
+    ) -> Result<Connection> {
+        self.check_alive()?;
+        let target = crypto::hash(&[remote_public_key]);
+        let (socket, remote_addr) = self.current_socket().await?;
+
+        let raw = self.create_raw_stream()?;
+        // The stream connects itself to the first packet of the server once its id is known (the JS firewall
+        // hook; needed when the server reaches us first).
+        let remote_id: Arc<Mutex<Option<u32>>> = Arc::new(Mutex::new(None));
+        let (reached_tx, reached_rx) = tokio::sync::watch::channel(false);
+        {
+            let remote_id = remote_id.clone();
+            raw.set_firewall(
+                move |_from, _local| match remote_id.lock().ok().and_then(|g| *g) {
+                    Some(id) => {
+                        let _ = reached_tx.send(true);
+                        FirewallVerdict::Connect { remote_id: id }
+                    }
+                    None => FirewallVerdict::Reject,
+                },
+            )?;
+        }
+
+        let mut noise = NoiseWrap::initiator(key_pair, remote_public_key)?;
+        let mut addresses4 = Vec::new();
+        addresses4.extend(remote_addr);
+        addresses4.extend(local_addresses(self.server_addr()));
+        let request = noise.send(&NoisePayload {
+            firewall: if remote_addr.is_some() {
+                firewall::OPEN
+            } else {
+                firewall::UNKNOWN
+            },
+            addresses4,
+            udx: Some(UdxInfo {
+                version: 1,
+                reusable_socket: false,
+                id: u64::from(raw.local_id()),
+                seq: 0,
+            }),
+            secret_stream: Some(SecretStreamInfo { version: 1 }),
+            ..NoisePayload::default()
+        })?;
+
+        let outcome = self
+            .inner
+            .handle
+            .query(
+                QuerySpec {
+                    target,
+                    command: commands::FIND_PEER,
+                    value: None,
+                },
+                QueryOpts::default(),
+            )
+            .await?;
+        let mut relays: Vec<SocketAddrV4> = Vec::new();
+        for r in &outcome.replies {
+            let found = r
+                .value
+                .as_deref()
+                .and_then(|v| decode::<Peer>(v).ok())
+                .is_some();
+            if found && !relays.contains(&r.from) {
+                relays.push(r.from);
+            }
+        }
+        if relays.is_empty() {
+            return Err(HyperDhtError::PeerNotFound);
+        }
+
+        // The same first message goes through every node holding the record, a few at a time (the JS runs
+        // two attempts in parallel); the first answer wins. The server answers duplicates identically.
+        let mut answer = None;
+        let mut pending = relays.into_iter();
+        let mut set = tokio::task::JoinSet::new();
+        loop {
+            while set.len() < PARALLEL_HANDSHAKES {
+                let Some(relay) = pending.next() else { break };
+                let dht = self.clone();
+                let request = request.clone();
+                set.spawn(
+                    async move { (relay, dht.peer_handshake(target, &request, relay).await) },
+                );
+            }
+            let Some(done) = set.join_next().await else {
+                break;
+            };
+            match done {
+                Ok((relay, Ok(a))) => {
+                    answer = Some((relay, a));
+                    break;
+                }
+                Ok((relay, Err(e))) => tracing::debug!("handshake through {relay} failed: {e}"),
+                Err(e) => tracing::debug!("handshake task failed: {e}"),
+            }
+        }
+        set.abort_all();
+        let Some((relay, (reply_noise, server_address, client_address, relayed))) = answer else {
+            return Err(HyperDhtError::PeerConnectionFailed);
+        };
+
+        let payload = noise.recv(&reply_noise)?;
+        if payload.version != 1 {
+            return Err(HyperDhtError::ServerIncompatible(payload.version));
+        }
+        if payload.error != errors::NONE {
+            return Err(HyperDhtError::ServerError(format!(
+                "the server answered with error code {}",
+                payload.error
+            )));
+        }
+        let Some(udx) = payload.udx else {
+            return Err(HyperDhtError::ServerError(
+                "Server did not send UDX data".into(),
+            ));
+        };
+        let finished = noise.finish()?;
+        let server_stream = u32::try_from(udx.id)
+            .map_err(|_| HyperDhtError::ServerError("bad udx stream id".into()))?;
+        if let Ok(mut g) = remote_id.lock() {
+            *g = Some(server_stream);
+        }
+
+        let path = self
+            .choose_path(
+                &payload,
+                relay,
+                server_address,
+                client_address,
+                relayed,
+                remote_addr.is_some(),
+            )
+            .await?;
+        match path {
+            Some((sock, addr)) => {
+                let sock = sock.unwrap_or(socket);
+                if raw.remote().is_none() {
+                    raw.connect_via(&sock, server_stream, SocketAddr::V4(addr))?;
+                }
+            }
+            None => {
+                // We are reachable: the server connects to us.
+                let mut reached = reached_rx;
+                let waited =
+                    tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, reached.wait_for(|r| *r)).await;
+                if !matches!(waited, Ok(Ok(_))) && raw.remote().is_none() {
+                    return Err(HyperDhtError::HolepunchAborted(
+                        "the server never reached us".into(),
+                    ));
+                }
+            }
+        }
+        let mut conn = self.secret_stream(raw, true, finished.result);
+        // Send our secret-stream header now, as the JS `start` does.
+        tokio::io::AsyncWriteExt::flush(&mut conn).await?;
+        Ok(conn)
+    }
+
+    /// Where to connect the stream: `Some((socket or None for dht.socket, address))`, or `None` to wait for
+    /// the server (we are reachable).
+    async fn choose_path(
+        &self,
+        payload: &NoisePayload,
+        relay: SocketAddrV4,
+        server_address: SocketAddrV4,
+        client_address: SocketAddrV4,
+        relayed: bool,
+        we_are_open: bool,
+    ) -> Result<Option<(Option<UdxSocket>, SocketAddrV4)>> {
+        if !relayed {
+            return Ok(Some((None, relay)));
+        }
+        let holepunchable = payload
+            .holepunch
+            .as_ref()
+            .is_some_and(|h| !h.relays.is_empty());
+        if payload.firewall == firewall::OPEN || !holepunchable {
+            let addr = payload
+                .addresses4
+                .iter()
+                .copied()
+                .find(|a| !is_bogon(*a.ip()))
+                .unwrap_or(server_address);
+            return Ok(Some((None, addr)));
+        }
+        if we_are_open {
+            return Ok(None);
+        }
+        if client_address.ip() == server_address.ip() {
+            let theirs: Vec<SocketAddrV4> = payload
+                .addresses4
+                .iter()
+                .copied()
+                .filter(|a| !is_reserved(*a.ip()))
+                .collect();
+            let mine = local_addresses(self.server_addr());
+            if let Some(addr) = match_address(&mine, &theirs).or(theirs.first().copied()) {
+                if self.inner.handle.ping(addr).await.is_ok() {
+                    return Ok(Some((Some(self.inner.server_socket.clone()), addr)));
+                }
+                return Err(HyperDhtError::HolepunchAborted(format!(
+                    "the server's LAN address {addr} did not answer, and NAT holepunching is not implemented"
+                )));
+            }
+        }
+        Err(HyperDhtError::HolepunchAborted(
+            "the server is behind a NAT and NAT holepunching is not implemented".into(),
+        ))
+    }
+
+    /// The client half of `router.peerHandshake`: returns (noise, server address, client address, relayed).
+    async fn peer_handshake(
+        &self,
+        target: Id,
+        noise: &[u8],
+        to: SocketAddrV4,
+    ) -> Result<(Vec<u8>, SocketAddrV4, SocketAddrV4, bool)> {
+        let value = Handshake {
+            mode: mode::FROM_CLIENT,
+            noise: noise.to_vec(),
+            peer_address: None,
+            relay_address: None,
+        }
+        .to_bytes();
+        let res = self
+            .inner
+            .handle
+            .request(
+                RequestSpec {
+                    token: None,
+                    command: commands::PEER_HANDSHAKE,
+                    target: Some(target),
+                    value: Some(value),
+                },
+                to,
+                Default::default(),
+            )
+            .await?;
+        let hs = res
+            .value
+            .as_deref()
+            .and_then(|v| decode::<Handshake>(v).ok());
+        match hs {
+            Some(hs) if hs.mode == mode::REPLY && res.from == to && !hs.noise.is_empty() => {
+                let relayed = hs.peer_address.is_some();
+                Ok((hs.noise, hs.peer_address.unwrap_or(to), res.to, relayed))
+            }
+            _ => Err(HyperDhtError::ServerError("BAD_HANDSHAKE_REPLY".into())),
+        }
+    }
+
+    // ----- storage: lookup / announce / unannounce / mutable / immutable -----
+
+    /// Finds the peers announced under `topic` (`dht.lookup(topic)`), one entry per replying node.
+    pub async fn lookup(&self, topic: &[u8; 32]) -> Result<Vec<LookupResult>> {
+        let outcome = self
+            .inner
+            .handle
+            .query(
+                QuerySpec {
+                    target: *topic,
+                    command: commands::LOOKUP,
+                    value: None,
+                },
+                QueryOpts::default(),
+            )
+            .await?;
+        Ok(outcome
+            .replies
+            .iter()
+            .filter_map(|r| {
+                let l = decode::<LookupReply>(r.value.as_deref()?).ok()?;
+                Some(LookupResult {
+                    from: r.from,
+                    peers: l.peers,
+                })
+            })
+            .collect())
+    }
+
+    /// Announces `key_pair` under `topic` to the closest nodes (`dht.announce(topic, keyPair, relays)`),
+    /// signed as the JS does.
+    pub async fn announce(
+        &self,
+        topic: &[u8; 32],
+        key_pair: &KeyPair,
+        relay_addresses: &[SocketAddrV4],
+    ) -> Result<()> {
+        let target = *topic;
+        let kp = key_pair.clone();
+        let relays = relay_addresses.to_vec();
+        let outcome = self
+            .inner
+            .handle
+            .query_with_commit(
+                QuerySpec {
+                    target,
+                    command: commands::LOOKUP,
+                    value: None,
+                },
+                QueryOpts::default(),
+                move |reply| announce_request(&target, reply, &kp, &relays, commands::ANNOUNCE),
+            )
+            .await?;
+        outcome
+            .result
+            .map_err(|e| HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string()))))
+    }
+
+    /// Removes `key_pair`'s announcement under `topic` from the nodes that hold it (`dht.unannounce`).
+    pub async fn unannounce(&self, topic: &[u8; 32], key_pair: &KeyPair) -> Result<()> {
+        let outcome = self
+            .inner
+            .handle
+            .query(
+                QuerySpec {
+                    target: *topic,
+                    command: commands::LOOKUP,
+                    value: None,
+                },
+                QueryOpts::default(),
+            )
+            .await?;
+        for r in &outcome.replies {
+            let Some(l) = r
+                .value
+                .as_deref()
+                .and_then(|v| decode::<LookupReply>(v).ok())
+            else {
+                continue;
+            };
+            let found =
+                l.peers.len() >= 20 || l.peers.iter().any(|p| p.public_key == key_pair.public);
+            if !found {
+                continue;
+            }
+            if let Some(spec) = announce_request(topic, r, key_pair, &[], commands::UNANNOUNCE) {
+                let _ = self
+                    .inner
+                    .handle
+                    .request(spec, r.from, Default::default())
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores `value` signed by `key_pair` with sequence number `seq` (`dht.mutablePut`).
+    pub async fn mutable_put(&self, key_pair: &KeyPair, value: &[u8], seq: u64) -> Result<()> {
+        let target = crypto::hash(&[&key_pair.public]);
+        let signature = sign(&mutable_signable(seq, value), &signing_key(key_pair));
+        let signed = MutablePutRequest {
+            public_key: key_pair.public,
+            seq,
+            value: value.to_vec(),
+            signature,
+        }
+        .to_bytes();
+        let mut w = Writer::new();
+        w.uint(0);
+        let outcome = self
+            .inner
+            .handle
+            .query_with_commit(
+                QuerySpec {
+                    target,
+                    command: commands::MUTABLE_GET,
+                    value: Some(w.into_vec()),
+                },
+                QueryOpts::default(),
+                move |reply| {
+                    Some(RequestSpec {
+                        token: reply.token,
+                        command: commands::MUTABLE_PUT,
+                        target: Some(target),
+                        value: Some(signed.clone()),
+                    })
+                },
+            )
+            .await?;
+        outcome
+            .result
+            .map_err(|e| HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string()))))
+    }
+
+    /// The latest value stored under `public_key` with a valid signature (`dht.mutableGet`).
+    pub async fn mutable_get(&self, public_key: &[u8; 32]) -> Result<Option<MutableValue>> {
+        let target = crypto::hash(&[public_key]);
+        let mut w = Writer::new();
+        w.uint(0);
+        let outcome = self
+            .inner
+            .handle
+            .query(
+                QuerySpec {
+                    target,
+                    command: commands::MUTABLE_GET,
+                    value: Some(w.into_vec()),
+                },
+                QueryOpts::default(),
+            )
+            .await?;
+        let mut best: Option<MutableValue> = None;
+        for r in &outcome.replies {
+            let Some(m) = r
+                .value
+                .as_deref()
+                .and_then(|v| decode::<MutableGetResponse>(v).ok())
+            else {
+                continue;
+            };
+            if !verify(&m.signature, &mutable_signable(m.seq, &m.value), public_key) {
+                continue;
+            }
+            if best.as_ref().is_none_or(|b| m.seq > b.seq) {
+                best = Some(MutableValue {
+                    seq: m.seq,
+                    value: m.value,
+                    signature: m.signature,
+                    from: r.from,
+                });
+            }
+        }
+        Ok(best)
+    }
+
+    /// Stores `value` under its BLAKE2b-256 hash, which is returned (`dht.immutablePut`).
+    pub async fn immutable_put(&self, value: &[u8]) -> Result<[u8; 32]> {
+        let target = crypto::hash(&[value]);
+        let value = value.to_vec();
+        let outcome = self
+            .inner
+            .handle
+            .query_with_commit(
+                QuerySpec {
+                    target,
+                    command: commands::IMMUTABLE_GET,
+                    value: None,
+                },
+                QueryOpts::default(),
+                move |reply| {
+                    Some(RequestSpec {
+                        token: reply.token,
+                        command: commands::IMMUTABLE_PUT,
+                        target: Some(target),
+                        value: Some(value.clone()),
+                    })
+                },
+            )
+            .await?;
+        outcome
+            .result
+            .map_err(|e| HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string()))))?;
+        Ok(target)
+    }
+
+    /// The value whose hash is `hash`, checked against it (`dht.immutableGet`).
+    pub async fn immutable_get(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+        let outcome = self
+            .inner
+            .handle
+            .query(
+                QuerySpec {
+                    target: *hash,
+                    command: commands::IMMUTABLE_GET,
+                    value: None,
+                },
+                QueryOpts::default(),
+            )
+            .await?;
+        Ok(outcome
+            .replies
+            .iter()
+            .filter_map(|r| r.value.clone())
+            .find(|v| crypto::hash(&[v]) == *hash))
+    }
+}
+
+/// The signed ANNOUNCE / UNANNOUNCE request for one node's reply (needs its token and id).
+fn announce_request(
+    target: &[u8; 32],
+    reply: &Reply,
+    key_pair: &KeyPair,
+    relay_addresses: &[SocketAddrV4],
+    command: u64,
+) -> Option<RequestSpec> {
+    let token = reply.token?;
+    let node_id = reply.from_id?;
+    let peer = Peer {
+        public_key: key_pair.public,
+        relay_addresses: relay_addresses.to_vec(),
+    };
+    let namespace = if command == commands::ANNOUNCE {
+        ns::announce()
+    } else {
+        ns::unannounce()
+    };
+    let signable = announce_signable(target, &token, &node_id, &peer, None, &namespace);
+    let ann = Announce {
+        peer: Some(peer),
+        refresh: None,
+        signature: Some(sign(&signable, &signing_key(key_pair))),
+        bump: 0,
+    };
+    Some(RequestSpec {
+        token: Some(token),
+        command,
+        target: Some(*target),
+        value: Some(ann.to_bytes()),
+    })
+}
+
+/// `bogon`'s private ranges.
+fn is_private(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    o[0] == 10
+        || (o[0] == 100 && (64..=127).contains(&o[1]))
+        || o[0] == 127
+        || (o[0] == 169 && o[1] == 254)
+        || (o[0] == 172 && (16..=31).contains(&o[1]))
+        || (o[0] == 192 && o[1] == 168)
+}
+
+/// `bogon`'s reserved ranges.
+fn is_reserved(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    o[0] == 0
+        || (o[0] == 192 && o[1] == 0 && (o[2] == 0 || o[2] == 2))
+        || (o[0] == 198 && (18..=19).contains(&o[1]))
+        || (o[0] == 198 && o[1] == 51 && o[2] == 100)
+        || (o[0] == 203 && o[1] == 0 && o[2] == 113)
+        || o[0] >= 224
+}
+
+fn is_bogon(ip: Ipv4Addr) -> bool {
+    is_private(ip) || is_reserved(ip)
+}
+
+/// `Holepuncher.localAddresses(serverSocket)`: the bound address if it is 127.0.0.1, else the machine's
+/// non-internal IPv4 addresses (127.0.0.1 if none), with the socket's port.
+fn local_addresses(bound: SocketAddrV4) -> Vec<SocketAddrV4> {
+    let port = bound.port();
+    if *bound.ip() == Ipv4Addr::LOCALHOST {
+        return vec![bound];
+    }
+    let mut out: Vec<SocketAddrV4> = interface_addresses()
+        .into_iter()
+        .filter(|ip| !ip.is_loopback())
+        .map(|ip| SocketAddrV4::new(ip, port))
+        .collect();
+    if !bound.ip().is_unspecified() {
+        out.retain(|a| a.ip() == bound.ip());
+        if out.is_empty() {
+            out.push(bound);
+        }
+    }
+    if out.is_empty() {
+        out.push(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+    }
+    out
+}
+
+/// The IPv4 addresses of the machine's interfaces.
+fn interface_addresses() -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return out;
+    }
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points to a sockaddr whose family tells its real type.
+            let family = unsafe { (*ifa.ifa_addr).sa_family };
+            if i32::from(family) == libc::AF_INET {
+                // SAFETY: an AF_INET sockaddr is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out
+}
+
+/// `Holepuncher.matchAddress`: the remote address sharing the most leading octets (at least one) with one
+/// of ours; three shared octets win at once.
+fn match_address(mine: &[SocketAddrV4], theirs: &[SocketAddrV4]) -> Option<SocketAddrV4> {
+    let mut best: (u8, Option<SocketAddrV4>) = (1, None);
+    for a in mine {
+        let a = a.ip().octets();
+        for r in theirs {
+            let b = r.ip().octets();
+            if a[0] == b[0] {
+                if best.0 == 1 {
+                    best = (2, Some(*r));
+                }
+                if a[1] == b[1] {
+                    if best.0 == 2 {
+                        best = (3, Some(*r));
+                    }
+                    if a[2] == b[2] {
+                        return Some(*r);
+                    }
+                }
+            }
+        }
+    }
+    best.1
+}
+
+/// A server's firewall: true rejects the peer.
+pub type FirewallFn = Arc<dyn Fn(&[u8; 32], &NoisePayload) -> bool + Send + Sync>;
+
+/// The relays a server announced itself to (`announcer.relays` / `relayAddresses`).
+#[derive(Debug, Default, Clone)]
+struct Announced {
+    relays: Vec<RelayInfo>,
+    relay_addresses: Vec<SocketAddrV4>,
+}
+
+struct Listening {
+    key_pair: KeyPair,
+    target: Id,
+    conns: mpsc::UnboundedReceiver<Connection>,
+    announced: Arc<Mutex<Announced>>,
+    router: JoinHandle<()>,
+    announcer: JoinHandle<()>,
+}
+
+/// A HyperDHT server (`dht.createServer()`): [`Server::listen`] on a key pair, then [`Server::accept`]
+/// connections.
+pub struct Server {
+    dht: HyperDht,
+    firewall: FirewallFn,
+    listening: Option<Listening>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("public_key", &self.public_key().map(hex::encode))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// The key pair's public key, while listening.
+    pub fn public_key(&self) -> Option<[u8; 32]> {
+        self.listening.as_ref().map(|l| l.key_pair.public)
+    }
+
+    /// The relay nodes the server is announced to.
+    pub fn relay_addresses(&self) -> Vec<SocketAddrV4> {
+        self.listening
+            .as_ref()
+            .and_then(|l| l.announced.lock().ok().map(|a| a.relay_addresses.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Starts serving `key_pair`: handles handshakes routed to `hash(public key)` and announces the server to
+    /// the closest nodes (returns once announced), refreshing the announcement as the JS announcer does.
+    pub async fn listen(&mut self, key_pair: KeyPair) -> Result<()> {
+        if self.listening.is_some() {
+            return Err(HyperDhtError::AlreadyListening);
+        }
+        self.dht.check_alive()?;
+        {
+            let mut l = self
+                .dht
+                .inner
+                .listening
+                .lock()
+                .map_err(|_| HyperDhtError::NodeDestroyed)?;
+            if l.contains(&key_pair.public) {
+                return Err(HyperDhtError::KeyPairAlreadyUsed);
+            }
+            l.push(key_pair.public);
+        }
+        let target = crypto::hash(&[&key_pair.public]);
+        let requests = self.dht.inner.handle.claim_target(target).await?;
+        let announced = Arc::new(Mutex::new(Announced::default()));
+        let (tx, conns) = mpsc::unbounded_channel();
+        let router = tokio::spawn(
+            Router {
+                dht: self.dht.clone(),
+                key_pair: key_pair.clone(),
+                firewall: self.firewall.clone(),
+                announced: announced.clone(),
+                connections: tx,
+                seen: HashMap::new(),
+                next_id: 0,
+            }
+            .run(requests),
+        );
+        let first = announce_server(&self.dht, &key_pair, target).await;
+        if let Ok(mut a) = announced.lock() {
+            *a = first.clone();
+        }
+        let announcer = tokio::spawn(announcer_loop(
+            self.dht.clone(),
+            key_pair.clone(),
+            target,
+            announced.clone(),
+            first,
+        ));
+        self.listening = Some(Listening {
+            key_pair,
+            target,
+            conns,
+            announced,
+            router,
+            announcer,
+        });
+        Ok(())
+    }
+
+    /// The next connection; `None` once the server is closed (or not listening).
+    pub async fn accept(&mut self) -> Option<Connection> {
+        self.listening.as_mut()?.conns.recv().await
+    }
+
+    /// Stops listening: stops refreshing, unannounces from the relays and stops answering handshakes.
+    pub async fn close(&mut self) {
+        let Some(l) = self.listening.take() else {
+            return;
+        };
+        l.announcer.abort();
+        l.router.abort();
+        let _ = self.dht.inner.handle.release_target(l.target).await;
+        let relays = l
+            .announced
+            .lock()
+            .map(|a| a.relays.clone())
+            .unwrap_or_default();
+        for r in relays {
+            unannounce_server(&self.dht, &l.key_pair, l.target, r.relay_address).await;
+        }
+        if let Ok(mut ls) = self.dht.inner.listening.lock() {
+            ls.retain(|k| *k != l.key_pair.public);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(l) = &self.listening {
+            l.announcer.abort();
+            l.router.abort();
+            if let Ok(mut ls) = self.dht.inner.listening.lock() {
+                ls.retain(|k| *k != l.key_pair.public);
+            }
+        }
+    }
+}
+
+/// One announce round (`announcer._update`): FIND_PEER towards the target, then a signed ANNOUNCE to the
+/// closest nodes that replied.
+async fn announce_server(dht: &HyperDht, key_pair: &KeyPair, target: Id) -> Announced {
+    let handle = &dht.inner.handle;
+    let outcome = match handle
+        .query(
+            QuerySpec {
+                target,
+                command: commands::FIND_PEER,
+                value: None,
+            },
+            QueryOpts::default(),
+        )
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::debug!("announce query failed: {e}");
+            return Announced::default();
+        }
+    };
+    let mut out = Announced::default();
+    if let Ok((_, Some(addr))) = dht.current_socket().await {
+        out.relay_addresses.push(addr);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for reply in outcome.closest.iter().take(ANNOUNCE_NODES) {
+        let Some(spec) = announce_request(&target, reply, key_pair, &[], commands::ANNOUNCE) else {
+            continue;
+        };
+        let handle = handle.clone();
+        let (from, to) = (reply.from, reply.to);
+        set.spawn(async move {
+            let r = handle.request(spec, from, Default::default()).await;
+            (from, to, matches!(r, Ok(ref rep) if rep.error == 0))
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        if let Ok((from, to, true)) = r {
+            if out.relay_addresses.len() < 3 {
+                out.relay_addresses.push(from);
+            }
+            out.relays.push(RelayInfo {
+                relay_address: from,
+                peer_address: to,
+            });
+        }
+    }
+    out
+}
+
+/// `announcer._unannounce`: FIND_PEER for a token, then a signed UNANNOUNCE.
+async fn unannounce_server(dht: &HyperDht, key_pair: &KeyPair, target: Id, to: SocketAddrV4) {
+    let handle = &dht.inner.handle;
+    let Ok(reply) = handle
+        .request(
+            RequestSpec {
+                token: None,
+                command: commands::FIND_PEER,
+                target: Some(target),
+                value: None,
+            },
+            to,
+            Default::default(),
+        )
+        .await
+    else {
+        return;
+    };
+    if reply.value.is_none() {
+        return;
+    }
+    if let Some(spec) = announce_request(&target, &reply, key_pair, &[], commands::UNANNOUNCE) {
+        let _ = handle.request(spec, to, Default::default()).await;
+    }
+}
+
+/// The announcer's background loop: ping the relays every 3 s, re-announce every ~5 minutes or when
+/// fewer than `min(3, relays)` answer, unannouncing from relays no longer used.
+async fn announcer_loop(
+    dht: HyperDht,
+    key_pair: KeyPair,
+    target: Id,
+    announced: Arc<Mutex<Announced>>,
+    mut current: Announced,
+) {
+    loop {
+        let mut refresh = current.relays.is_empty();
+        for _ in 0..ANNOUNCER_ROUNDS {
+            if refresh {
+                break;
+            }
+            tokio::time::sleep(ANNOUNCER_PING_INTERVAL).await;
+            let mut alive = 0;
+            for r in &current.relays {
+                if dht.inner.handle.ping(r.relay_address).await.is_ok() {
+                    alive += 1;
+                }
+            }
+            if alive < current.relays.len().min(3) {
+                refresh = true;
+            }
+        }
+        if !refresh {
+            // Regular refresh after the rounds.
+        } else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let next = announce_server(&dht, &key_pair, target).await;
+        for old in &current.relays {
+            if !next
+                .relays
+                .iter()
+                .any(|r| r.relay_address == old.relay_address)
+            {
+                unannounce_server(&dht, &key_pair, target, old.relay_address).await;
+            }
+        }
+        if let Ok(mut a) = announced.lock() {
+            *a = next.clone();
+        }
+        current = next;
+    }
+}
+
+/// The server's handshake handling (`router.onpeerhandshake` for a target we serve + `server._addHandshake`).
+struct Router {
+    dht: HyperDht,
+    key_pair: KeyPair,
+    firewall: FirewallFn,
+    announced: Arc<Mutex<Announced>>,
+    connections: mpsc::UnboundedSender<Connection>,
+    /// Handshakes answered recently, by their noise message: a retransmission gets the same answer.
+    seen: HashMap<Vec<u8>, (Instant, Option<Vec<u8>>)>,
+    next_id: u64,
+}
+
+impl Router {
+    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<IncomingRequest>) {
+        while let Some(req) = requests.recv().await {
+            if req.command == commands::PEER_HANDSHAKE {
+                self.on_handshake(&req).await;
+            }
+            // PEER_HOLEPUNCH: holepunching is not implemented; the JS also stays silent for sessions it
+            // does not know.
+        }
+    }
+
+    async fn on_handshake(&mut self, req: &IncomingRequest) {
+        let Some(hs) = req
+            .value
+            .as_deref()
+            .and_then(|v| decode::<Handshake>(v).ok())
+        else {
+            return;
+        };
+        if hs.noise.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        self.seen
+            .retain(|_, (t, _)| now.duration_since(*t) < HANDSHAKE_CLEAR_WAIT);
+        let reply = match self.seen.get(&hs.noise) {
+            Some((_, r)) => r.clone(),
+            None => {
+                let client = hs.peer_address.unwrap_or(req.from);
+                let direct = hs.peer_address.is_none();
+                let r = match self.add_handshake(&hs.noise, client, req, direct).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::debug!("handshake from {client} refused: {e}");
+                        None
+                    }
+                };
+                self.seen.insert(hs.noise.clone(), (now, r.clone()));
+                r
+            }
+        };
+        let Some(noise) = reply else { return };
+        let handle = &self.dht.inner.handle;
+        let opts = ReplyOpts {
+            token: Some(false),
+            closer_nodes: false,
+            to: None,
+        };
+        let _ = match hs.mode {
+            mode::FROM_CLIENT => handle.reply(
+                req,
+                Some(
+                    Handshake {
+                        mode: mode::REPLY,
+                        noise,
+                        peer_address: None,
+                        relay_address: None,
+                    }
+                    .to_bytes(),
+                ),
+                opts,
+            ),
+            mode::FROM_RELAY => handle.relay(
+                req,
+                Some(
+                    Handshake {
+                        mode: mode::FROM_SERVER,
+                        noise,
+                        peer_address: hs.peer_address,
+                        relay_address: None,
+                    }
+                    .to_bytes(),
+                ),
+                req.from,
+            ),
+            mode::FROM_SECOND_RELAY => match hs.relay_address {
+                Some(relay) => handle.relay(
+                    req,
+                    Some(
+                        Handshake {
+                            mode: mode::FROM_SERVER,
+                            noise,
+                            peer_address: hs.peer_address,
+                            relay_address: None,
+                        }
+                        .to_bytes(),
+                    ),
+                    relay,
+                ),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        };
+    }
+
+    /// Reads the client's handshake, applies the firewall, sets up the stream and returns our answer
+    /// (`None`: stay silent, as the JS does for rejected or broken handshakes).
+    async fn add_handshake(
+        &mut self,
+        noise_msg: &[u8],
+        client: SocketAddrV4,
+        req: &IncomingRequest,
+        direct: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut noise = NoiseWrap::responder(&self.key_pair)?;
+        let remote = noise.recv(noise_msg)?;
+        let Some(remote_pk) = noise.remote_public_key() else {
+            return Ok(None);
+        };
+        if (self.firewall)(&remote_pk, &remote) {
+            tracing::debug!("firewall rejected {}", hex::encode(remote_pk));
+            return Ok(None);
+        }
+        let error = if remote.version != 1 {
+            errors::VERSION_MISMATCH
+        } else if remote.udx.is_none() {
+            errors::ABORTED
+        } else {
+            errors::NONE
+        };
+        let (socket, our_remote) = self.dht.current_socket().await?;
+        let mut addresses4 = Vec::new();
+        addresses4.extend(our_remote);
+        addresses4.extend(local_addresses(self.dht.server_addr()));
+        let announced = self.announced.lock().map(|a| a.clone()).unwrap_or_default();
+
+        let raw = if error == errors::NONE {
+            Some(self.dht.create_raw_stream()?)
+        } else {
+            None
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let reply = noise.send(&NoisePayload {
+            error,
+            firewall: if our_remote.is_some() {
+                firewall::OPEN
+            } else {
+                firewall::UNKNOWN
+            },
+            holepunch: if our_remote.is_some() {
+                None
+            } else {
+                Some(HolepunchInfo {
+                    id,
+                    relays: announced.relays.clone(),
+                })
+            },
+            addresses4,
+            udx: Some(UdxInfo {
+                version: 1,
+                reusable_socket: false,
+                id: raw.as_ref().map_or(0, |r| u64::from(r.local_id())),
+                seq: 0,
+            }),
+            secret_stream: Some(SecretStreamInfo { version: 1 }),
+            relay_addresses: if announced.relay_addresses.is_empty() {
+                None
+            } else {
+                Some(announced.relay_addresses.clone())
+            },
+            ..NoisePayload::default()
+        })?;
+        let finished = noise.finish()?;
+        let (Some(raw), Some(udx)) = (raw, remote.udx) else {
+            return Ok(Some(reply));
+        };
+        let Ok(remote_id) = u32::try_from(udx.id) else {
+            return Ok(Some(reply));
+        };
+
+        let (tx, rx) = oneshot::channel::<()>();
+        if remote.firewall == firewall::OPEN || direct {
+            // The client is reachable (or talked to us directly): connect now.
+            let sock = if direct {
+                match req.socket {
+                    crate::dht_rpc::node::Socket::Server => self.dht.inner.server_socket.clone(),
+                    crate::dht_rpc::node::Socket::Client => self.dht.inner.client_socket.clone(),
+                }
+            } else {
+                socket
+            };
+            raw.connect_via(&sock, remote_id, SocketAddr::V4(client))?;
+            let _ = tx.send(());
+        } else {
+            // Wait for the client's first packet (LAN shortcut, or the client connecting to our address).
+            let tx = Mutex::new(Some(tx));
+            let fired = AtomicBool::new(false);
+            raw.set_firewall(move |_from, _local| {
+                if fired.swap(true, Ordering::AcqRel) {
+                    return FirewallVerdict::Reject;
+                }
+                if let Some(tx) = tx.lock().ok().and_then(|mut g| g.take()) {
+                    let _ = tx.send(());
+                }
+                FirewallVerdict::Connect { remote_id }
+            })?;
+        }
+        let dht = self.dht.clone();
+        let conns = self.connections.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx).await {
+                Ok(Ok(())) => {
+                    let mut conn = dht.secret_stream(raw, false, finished.result);
+                    // Send our secret-stream header now, as the JS does: a client waiting for our
+                    // first packet must not depend on the application polling the connection.
+                    match tokio::time::timeout(
+                        HANDSHAKE_INITIAL_TIMEOUT,
+                        tokio::io::AsyncWriteExt::flush(&mut conn),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => {
+                            let _ = conns.send(conn);
+                        }
+                        _ => tracing::debug!("connection failed before it opened"),
+                    }
+                }
+                _ => raw.destroy(),
+            }
+        });
+        Ok(Some(reply))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_helpers() {
+        let a = |s: &str| s.parse::<SocketAddrV4>().expect("addr");
+        assert!(is_bogon(Ipv4Addr::LOCALHOST));
+        assert!(is_reserved(Ipv4Addr::new(0, 0, 0, 0)));
+        assert!(!is_reserved(Ipv4Addr::LOCALHOST));
+        assert!(!is_bogon(Ipv4Addr::new(8, 8, 8, 8)));
+        assert_eq!(local_addresses(a("127.0.0.1:5")), vec![a("127.0.0.1:5")]);
+        let mine = [a("192.168.122.238:1")];
+        assert_eq!(
+            match_address(&mine, &[a("192.168.0.23:2"), a("192.168.122.1:3")]),
+            Some(a("192.168.122.1:3"))
+        );
+        assert_eq!(match_address(&mine, &[a("10.0.0.1:2")]), None);
+        assert_eq!(
+            match_address(&mine, &[a("10.0.0.1:2"), a("192.1.1.1:4")]),
+            Some(a("192.1.1.1:4"))
+        );
+    }
+}
