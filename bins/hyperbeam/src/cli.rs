@@ -1,0 +1,122 @@
+//! The command line of `hyperbeam`: the JS `hyperbeam` 3.1.0 bin (`hyperbeam [PASSPHRASE] [-r]`) plus
+//! `--bootstrap`.
+
+use std::ffi::OsString;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
+
+/// A parsed `--bootstrap` list (a newtype so clap treats it as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapList(pub Vec<BootstrapNode>);
+
+fn parse_bootstrap(s: &str) -> Result<BootstrapList, bootstrap::BootstrapError> {
+    bootstrap::parse_list(s).map(BootstrapList)
+}
+
+const AFTER_HELP: &str = "\
+Without a passphrase, a new one is generated and this side announces itself; run hyperbeam with that \
+passphrase on the other side to connect. Bytes from stdin go to the peer, bytes from the peer to stdout; \
+when stdin ends the write side is closed, and the program exits once the peer ends its side.
+
+Bootstrap list: HOST:PORT[,HOST:PORT...], where a bare PORT means 127.0.0.1:PORT. Without --bootstrap, the \
+HYPERDHT_BOOTSTRAP environment variable (same form) is used, else the public bootstrap nodes.
+
+Exit status: 0 when the pipe ended, 1 on an error, 2 on bad usage.
+
+Examples:
+  hyperbeam < file.tar                      announce; prints the passphrase to give the other side
+  hyperbeam PASSPHRASE > file.tar           connect to it
+  hyperbeam PASSPHRASE -r                   restart the announcing side with the same passphrase";
+
+/// Creates a 1-1 end-to-end encrypted network pipe.
+///
+/// Compatible with the JavaScript `hyperbeam` command (hyperbeam 3.1.0): same arguments, same messages on
+/// stderr, same wire protocol.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hyperbeam", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The pipe's passphrase (base32 of a 32-byte seed). If not supplied, a new one is created and this
+    /// side begins listening.
+    #[arg(value_name = "PASSPHRASE")]
+    pub passphrase: Option<String>,
+
+    /// Announce (listen) with the given passphrase instead of connecting: restarts the listening side of a
+    /// pipe.
+    #[arg(short = 'r', long = "reuse", requires = "passphrase")]
+    pub reuse: bool,
+
+    /// Bootstrap nodes of the DHT to use.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]", value_parser = parse_bootstrap)]
+    pub bootstrap: Option<BootstrapList>,
+}
+
+/// The clap command (for the docs generator).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+impl Cli {
+    /// The bootstrap list: the flag, then `env` (the value of `HYPERDHT_BOOTSTRAP`), then the public
+    /// nodes. Errors are usage errors (exit 2).
+    pub fn bootstrap(&self, env: Option<OsString>) -> Result<Vec<BootstrapNode>, clap::Error> {
+        bootstrap::choose(self.bootstrap.clone().map(|b| b.0), env).map_err(|e| {
+            Cli::command().error(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV))
+        })
+    }
+
+    /// Whether this side announces: when no passphrase is given, or with `-r`.
+    pub fn announces(&self) -> bool {
+        self.passphrase.is_none() || self.reuse
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hyperbeam").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn arguments() -> Result<(), clap::Error> {
+        let cli = parse(&[])?;
+        assert!(cli.passphrase.is_none());
+        assert!(cli.announces());
+        let cli = parse(&["abc"])?;
+        assert_eq!(cli.passphrase.as_deref(), Some("abc"));
+        assert!(!cli.announces());
+        let cli = parse(&["abc", "-r"])?;
+        assert!(cli.announces());
+        let cli = parse(&["-r", "abc"])?;
+        assert!(cli.announces());
+        assert!(parse(&["-r"]).is_err());
+        assert!(parse(&["a", "b"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn bootstrap_flag_and_environment() -> Result<(), clap::Error> {
+        let cli = parse(&["--bootstrap", "127.0.0.1:1234"])?;
+        assert_eq!(
+            cli.bootstrap(Some("127.0.0.1:9".into()))?,
+            bootstrap::parse_list("127.0.0.1:1234").unwrap_or_default()
+        );
+        let cli = parse(&[])?;
+        assert_eq!(
+            cli.bootstrap(Some("127.0.0.1:9".into()))?,
+            bootstrap::parse_list("127.0.0.1:9").unwrap_or_default()
+        );
+        assert_eq!(cli.bootstrap(None)?, bootstrap::default_nodes());
+        assert!(cli.bootstrap(Some("".into())).is_err());
+        assert!(parse(&["--bootstrap", ""]).is_err());
+        Ok(())
+    }
+}

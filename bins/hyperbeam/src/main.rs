@@ -1,0 +1,305 @@
+//! `hyperbeam`: a 1-1 end-to-end encrypted pipe over HyperDHT. See `hyperbeam --help`.
+//!
+//! Exit codes: 0 when the pipe ended (or Ctrl-C), 1 on an error (one line on stderr), 2 on bad usage.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use holepunch::base32::{hyperbeam_key_pair, hyperbeam_random_passphrase};
+use holepunch::crypto::KeyPair;
+use holepunch::hyperdht::{bootstrap, Connection, HyperDht, HyperDhtOpts};
+use hyperbeam_cli::cli::Cli;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+/// Size of the stdin/stdout copy buffers.
+const BUFFER: usize = 256 * 1024;
+/// How long closing the server and the node may take at exit.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let bootstrap = match cli.bootstrap(std::env::var_os(bootstrap::ENV)) {
+        Ok(b) => b,
+        Err(e) => e.exit(),
+    };
+    let announce = cli.announces();
+    let passphrase = cli
+        .passphrase
+        .clone()
+        .unwrap_or_else(hyperbeam_random_passphrase);
+    let key_pair = match hyperbeam_key_pair(&passphrase) {
+        Ok(kp) => kp,
+        Err(e) => {
+            eprintln!("Invalid passphrase: {e}");
+            eprintln!("(If you are attempting to create a new pipe, do not provide a phrase and hyperbeam will generate one for you.)");
+            return ExitCode::FAILURE;
+        }
+    };
+    if announce {
+        eprintln!("[hyperbeam] Run hyperbeam {passphrase} to connect");
+        eprintln!("[hyperbeam] To restart this side of the pipe with the same key add -r to the above");
+    } else {
+        eprintln!("[hyperbeam] Connecting pipe...");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::Error::from(e)),
+    };
+    let result = runtime.block_on(run(bootstrap, key_pair, announce));
+    // A blocking read of stdin cannot be cancelled: do not wait for it.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("[hyperbeam] Error: {e:#}");
+    ExitCode::FAILURE
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM.
+struct Interrupt {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run(
+    bootstrap: Vec<bootstrap::BootstrapNode>,
+    key_pair: KeyPair,
+    announce: bool,
+) -> anyhow::Result<()> {
+    let mut interrupt = Interrupt::listen()?;
+    let bootstrap = bootstrap::resolve(&bootstrap).await?;
+    let dht = HyperDht::bind(HyperDhtOpts {
+        bootstrap,
+        ephemeral: Some(true),
+        ..HyperDhtOpts::default()
+    })
+    .await?;
+    let mut server = None;
+    let open = async {
+        if announce {
+            let public = key_pair.public;
+            // Only the peer holding the same key pair gets through.
+            let server = server.insert(dht.create_server(move |remote, _| *remote != public));
+            server.listen(key_pair.clone()).await?;
+            remote_address(&dht).await;
+            server
+                .accept()
+                .await
+                .context("the server closed before a peer connected")
+        } else {
+            let conn = dht.connect_with(&key_pair.public, &key_pair).await?;
+            remote_address(&dht).await;
+            Ok(conn)
+        }
+    };
+    let opened = tokio::select! {
+        r = open => Some(r),
+        () = interrupt.wait() => None,
+    };
+    let result = match opened {
+        None => {
+            eprintln!("[hyperbeam] Shutting down beam...");
+            Ok(())
+        }
+        Some(Err(e)) => Err(e),
+        Some(Ok(conn)) => {
+            eprintln!("[hyperbeam] Success! Encrypted tunnel established to remote peer");
+            pipe(conn, &mut interrupt).await
+        }
+    };
+    if let Some(mut server) = server {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, server.close()).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, dht.destroy()).await;
+    result
+}
+
+/// Prints the node's public address as the JS bin's `remote-address` event.
+async fn remote_address(dht: &HyperDht) {
+    match dht.handle().state().await {
+        Ok(s) if s.public_host.is_some() && s.public_port != 0 => {
+            if let Some(host) = s.public_host {
+                eprintln!(
+                    "[hyperbeam] Joined the DHT - remote address is {host}:{}",
+                    s.public_port
+                );
+            }
+        }
+        _ => eprintln!("[hyperbeam] Could not detect remote address"),
+    }
+}
+
+/// Byte counters for the progress line.
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+/// Copies stdin to the stream and the stream to stdout. When stdin ends (or at Ctrl-C) the write side is
+/// shut down; when the peer ends its side, this side ends too. Returns once both sides ended and everything
+/// written was acknowledged.
+async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()> {
+    let (mut reader, mut writer) = tokio::io::split(conn);
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(Notify::new());
+
+    let up = {
+        let counters = counters.clone();
+        let stop = stop.clone();
+        async move {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = vec![0u8; BUFFER];
+            let copied: anyhow::Result<()> = async {
+                loop {
+                    let n = tokio::select! {
+                        n = stdin.read(&mut buf) => n.context("reading stdin")?,
+                        () = stop.notified() => 0,
+                    };
+                    let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
+                        break;
+                    };
+                    writer.write_all(data).await.context("writing to the peer")?;
+                    counters.sent.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                writer.shutdown().await.context("ending the pipe")?;
+                Ok(())
+            }
+            .await;
+            copied.map(|()| writer)
+        }
+    };
+    let down = {
+        let counters = counters.clone();
+        async move {
+            let mut stdout = tokio::io::stdout();
+            let mut buf = vec![0u8; BUFFER];
+            loop {
+                let n = reader.read(&mut buf).await.context("reading from the peer")?;
+                let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
+                    break;
+                };
+                stdout.write_all(data).await.context("writing stdout")?;
+                counters.received.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            stdout.flush().await.context("writing stdout")?;
+            anyhow::Ok(reader)
+        }
+    };
+    tokio::pin!(up, down);
+
+    let progress = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut writer = None;
+    let mut reader = None;
+    let mut interrupted = false;
+    let result = loop {
+        if let (Some(_), Some(_)) = (&reader, &writer) {
+            break Ok(());
+        }
+        tokio::select! {
+            r = &mut up, if writer.is_none() => match r {
+                Ok(w) => writer = Some(w),
+                Err(e) => break Err(e),
+            },
+            r = &mut down, if reader.is_none() => match r {
+                // The far side ended: end this side too.
+                Ok(r) => { reader = Some(r); stop.notify_one(); }
+                Err(e) => break Err(e),
+            },
+            () = interrupt.wait() => {
+                if interrupted {
+                    break Ok(());
+                }
+                interrupted = true;
+                stop.notify_one();
+            }
+            _ = tick.tick(), if progress => print_progress(&counters, started),
+        }
+    };
+    if progress {
+        print_progress(&counters, started);
+        eprintln!();
+    }
+    result?;
+    if let (Some(r), Some(w)) = (reader, writer) {
+        let conn = r.unsplit(w);
+        // Everything written reaches the peer before the node goes away.
+        tokio::select! {
+            r = conn.get_ref().closed() => r.context("closing the pipe")?,
+            () = interrupt.wait() => {}
+        }
+    }
+    Ok(())
+}
+
+fn print_progress(counters: &Counters, started: Instant) {
+    let sent = counters.sent.load(Ordering::Relaxed);
+    let received = counters.received.load(Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    eprint!(
+        "\r\x1b[K[hyperbeam] sent {} ({}/s), received {} ({}/s)",
+        human(sent as f64),
+        human(sent as f64 / secs),
+        human(received as f64),
+        human(received as f64 / secs)
+    );
+}
+
+fn human(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS.get(unit).copied().unwrap_or("B"))
+}
