@@ -49,7 +49,9 @@ fn main() -> ExitCode {
     };
     if announce {
         eprintln!("[hyperbeam] Run hyperbeam {passphrase} to connect");
-        eprintln!("[hyperbeam] To restart this side of the pipe with the same key add -r to the above");
+        eprintln!(
+            "[hyperbeam] To restart this side of the pipe with the same key add -r to the above"
+        );
     } else {
         eprintln!("[hyperbeam] Connecting pipe...");
     }
@@ -183,7 +185,8 @@ struct Counters {
 }
 
 /// Copies stdin to the stream and the stream to stdout. When stdin ends (or at Ctrl-C) the write side is
-/// shut down; when the peer ends its side, this side ends too. Returns once both sides ended and everything
+/// shut down; when the peer ends its side, this side ends too (at once when stdin is a terminal, else once
+/// stdin is fully sent). Returns once both sides ended and everything
 /// written was acknowledged.
 async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()> {
     let (mut reader, mut writer) = tokio::io::split(conn);
@@ -205,7 +208,10 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
                     let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
                         break;
                     };
-                    writer.write_all(data).await.context("writing to the peer")?;
+                    writer
+                        .write_all(data)
+                        .await
+                        .context("writing to the peer")?;
                     counters.sent.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 writer.shutdown().await.context("ending the pipe")?;
@@ -221,7 +227,10 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
             let mut stdout = tokio::io::stdout();
             let mut buf = vec![0u8; BUFFER];
             loop {
-                let n = reader.read(&mut buf).await.context("reading from the peer")?;
+                let n = reader
+                    .read(&mut buf)
+                    .await
+                    .context("reading from the peer")?;
                 let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
                     break;
                 };
@@ -235,6 +244,7 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
     tokio::pin!(up, down);
 
     let progress = std::io::stderr().is_terminal();
+    let stdin_is_terminal = std::io::stdin().is_terminal();
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut writer = None;
@@ -250,8 +260,14 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
                 Err(e) => break Err(e),
             },
             r = &mut down, if reader.is_none() => match r {
-                // The far side ended: end this side too.
-                Ok(r) => { reader = Some(r); stop.notify_one(); }
+                // The far side ended: end this side too. Input from a terminal stops now, as in the JS bin;
+                // input from a file or a pipe is still delivered whole first.
+                Ok(r) => {
+                    reader = Some(r);
+                    if stdin_is_terminal {
+                        stop.notify_one();
+                    }
+                }
                 Err(e) => break Err(e),
             },
             () = interrupt.wait() => {

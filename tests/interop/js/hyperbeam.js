@@ -1,0 +1,35 @@
+// The hyperbeam 3.1.0 bin (node_modules/hyperbeam/bin.js) on a given DHT network:
+//   node js/hyperbeam.js HOST:PORT[,HOST:PORT...] [PASSPHRASE] [-r]
+// The bin has no bootstrap option, so this builds the Hyperbeam with `dht: new DHT({ bootstrap })` and
+// otherwise behaves as the bin: same stderr lines, stdin -> beam -> stdout, the far side's end ends this side.
+const Hyperbeam = require('hyperbeam')
+const DHT = require('hyperdht')
+
+const [list, ...rest] = process.argv.slice(2)
+const bootstrap = list.split(',')
+const reuse = rest.includes('-r')
+const key = rest.find(a => a !== '-r')
+
+const options = { announce: reuse, dht: new DHT({ bootstrap, ephemeral: true }) }
+// Hyperbeam takes the options as first argument when there is no key.
+const beam = key ? new Hyperbeam(key, options) : new Hyperbeam(options)
+
+if (beam.announce) {
+  console.error('[hyperbeam] Run hyperbeam ' + beam.key + ' to connect')
+  console.error('[hyperbeam] To restart this side of the pipe with the same key add -r to the above')
+} else {
+  console.error('[hyperbeam] Connecting pipe...')
+}
+beam.on('remote-address', ({ host, port }) => {
+  if (!host) console.error('[hyperbeam] Could not detect remote address')
+  else console.error('[hyperbeam] Joined the DHT - remote address is ' + host + ':' + port)
+})
+beam.on('connected', () => console.error('[hyperbeam] Success! Encrypted tunnel established to remote peer'))
+beam.on('error', (e) => {
+  console.error('[hyperbeam] Error:', e.message)
+  process.exit(1)
+})
+beam.on('end', () => beam.end())
+
+process.stdin.pipe(beam).pipe(process.stdout)
+if (typeof process.stdin.unref === 'function') process.stdin.unref()
