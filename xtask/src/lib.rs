@@ -16,10 +16,16 @@ pub struct Tool {
 }
 
 /// Every tool of the workspace.
-pub const TOOLS: &[Tool] = &[Tool {
-    name: "hyperdht",
-    command: hyperdht_cli::cli::command,
-}];
+pub const TOOLS: &[Tool] = &[
+    Tool {
+        name: "hyperdht",
+        command: hyperdht_cli::cli::command,
+    },
+    Tool {
+        name: "hyperbeam",
+        command: hyperbeam_cli::cli::command,
+    },
+];
 
 /// The folders the generated files live in, relative to the workspace root.
 pub const DIRS: [&str; 2] = ["man", "completions"];

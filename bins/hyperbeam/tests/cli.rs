@@ -158,6 +158,10 @@ fn transfer(announce: impl Fn(&str) -> Command, connect: impl Fn(&str, &str) -> 
     let (a_data, b_data) = (data(1), data(2));
     let mut a = Peer::spawn(announce(&bootstrap), a_data.clone());
     let key = a.passphrase(deadline);
+    // Both bins print the passphrase before announcing; the address line comes once announced.
+    a.wait_line(deadline, |l| {
+        l.contains("remote address") || l.contains("Could not detect")
+    });
     let b = Peer::spawn(connect(&bootstrap, &key), b_data.clone());
     let (b_status, b_out, b_log) = b.finish(deadline);
     let (a_status, a_out, a_log) = a.finish(deadline);
