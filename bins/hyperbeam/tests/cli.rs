@@ -24,7 +24,10 @@ struct Peer {
 }
 
 impl Peer {
-    fn spawn(mut cmd: Command, input: Vec<u8>) -> Self {
+    /// Starts `cmd` with `input` on its stdin. With `hold`, stdin stays open until the peer has received
+    /// [`SIZE`] bytes (or its stdout closed): the JS bin ends its side as soon as the far side ends, dropping
+    /// what it has not sent yet, so a Rust peer facing it must not end first.
+    fn spawn(mut cmd: Command, input: Vec<u8>, hold: bool) -> Self {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -43,16 +46,32 @@ impl Peer {
             }
         });
         let (out_tx, stdout) = mpsc::channel();
+        let (full_tx, full) = mpsc::channel::<()>();
         let mut out = child.stdout.take().expect("piped stdout");
         thread::spawn(move || {
             let mut buf = Vec::new();
-            let _ = out.read_to_end(&mut buf);
+            let mut chunk = vec![0u8; 64 * 1024];
+            let mut full_tx = Some(full_tx);
+            loop {
+                match out.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                }
+                if buf.len() >= SIZE {
+                    full_tx = None;
+                }
+            }
+            drop(full_tx);
             let _ = out_tx.send(buf);
         });
         let mut stdin = child.stdin.take().expect("piped stdin");
         thread::spawn(move || {
-            // Ends (closing stdin) once everything is written or the peer went away.
+            // Ends (closing stdin) once everything is written or the peer went away, and with `hold` once
+            // everything was received (the sender is dropped then).
             let _ = stdin.write_all(&input);
+            if hold {
+                let _ = full.recv();
+            }
         });
         Self {
             child,
@@ -151,18 +170,24 @@ fn data(seed: u64) -> Vec<u8> {
 }
 
 /// Both directions through one pipe: `announce` starts first, `connect` gets the passphrase.
-fn transfer(announce: impl Fn(&str) -> Command, connect: impl Fn(&str, &str) -> Command) {
+/// `hold`: which of (announcer, connector) keep stdin open until they received everything (see
+/// [`Peer::spawn`]); set for the Rust side facing a JS peer.
+fn transfer(
+    announce: impl Fn(&str) -> Command,
+    connect: impl Fn(&str, &str) -> Command,
+    hold: (bool, bool),
+) {
     let net = interop::JsTestnet::start(5);
     let bootstrap = net.bootstrap_arg();
     let deadline = Instant::now() + TIMEOUT;
     let (a_data, b_data) = (data(1), data(2));
-    let mut a = Peer::spawn(announce(&bootstrap), a_data.clone());
+    let mut a = Peer::spawn(announce(&bootstrap), a_data.clone(), hold.0);
     let key = a.passphrase(deadline);
     // Both bins print the passphrase before announcing; the address line comes once announced.
     a.wait_line(deadline, |l| {
         l.contains("remote address") || l.contains("Could not detect")
     });
-    let b = Peer::spawn(connect(&bootstrap, &key), b_data.clone());
+    let b = Peer::spawn(connect(&bootstrap, &key), b_data.clone(), hold.1);
     let (b_status, b_out, b_log) = b.finish(deadline);
     let (a_status, a_out, a_log) = a.finish(deadline);
     assert!(b_status.success(), "connector failed: {b_status} {b_log:?}");
@@ -193,17 +218,17 @@ fn transfer(announce: impl Fn(&str) -> Command, connect: impl Fn(&str, &str) -> 
 
 #[test]
 fn rust_to_rust() {
-    transfer(|b| rust(b, &[]), |b, key| rust(b, &[key]));
+    transfer(|b| rust(b, &[]), |b, key| rust(b, &[key]), (false, false));
 }
 
 #[test]
 fn rust_announces_js_connects() {
-    transfer(|b| rust(b, &[]), |b, key| js(b, &[key]));
+    transfer(|b| rust(b, &[]), |b, key| js(b, &[key]), (true, false));
 }
 
 #[test]
 fn js_announces_rust_connects() {
-    transfer(|b| js(b, &[]), |b, key| rust(b, &[key]));
+    transfer(|b| js(b, &[]), |b, key| rust(b, &[key]), (false, true));
 }
 
 #[test]
@@ -215,6 +240,7 @@ fn reuse_announces_with_the_given_passphrase() {
             assert_eq!(printed, key);
             js(b, &[printed])
         },
+        (true, false),
     );
 }
 
@@ -225,7 +251,7 @@ fn wrong_passphrase_does_not_connect() {
     let net = interop::JsTestnet::start(5);
     let bootstrap = net.bootstrap_arg();
     let deadline = Instant::now() + TIMEOUT;
-    let mut a = Peer::spawn(rust(&bootstrap, &[]), Vec::new());
+    let mut a = Peer::spawn(rust(&bootstrap, &[]), Vec::new(), false);
     let key = a.passphrase(deadline);
     a.wait_line(deadline, |l| {
         l.contains("remote address") || l.contains("Could not detect")
@@ -234,6 +260,7 @@ fn wrong_passphrase_does_not_connect() {
     let other = Peer::spawn(
         rust(&bootstrap, &[&hyperbeam_random_passphrase()]),
         Vec::new(),
+        false,
     );
     let (status, out, log) = other.finish(deadline);
     assert_eq!(status.code(), Some(1), "{log:?}");
