@@ -1,7 +1,9 @@
 // The hyperbeam 3.1.0 bin (node_modules/hyperbeam/bin.js) on a given DHT network:
 //   node js/hyperbeam.js HOST:PORT[,HOST:PORT...] [PASSPHRASE] [-r]
-// The bin has no bootstrap option, so this builds the Hyperbeam with `dht: new DHT({ bootstrap })` and
-// otherwise behaves as the bin: same stderr lines, stdin -> beam -> stdout, the far side's end ends this side.
+// The bin has no bootstrap option, so this builds the Hyperbeam with `dht: new DHT({ bootstrap })` bound to
+// 127.0.0.1 (the tests stay on loopback; the Rust connector has no NAT holepunching, only the LAN shortcut),
+// and otherwise behaves as the bin: same stderr lines, stdin -> beam -> stdout, the far side's end ends this
+// side.
 const Hyperbeam = require('hyperbeam')
 const DHT = require('hyperdht')
 
@@ -10,7 +12,7 @@ const bootstrap = list.split(',')
 const reuse = rest.includes('-r')
 const key = rest.find(a => a !== '-r')
 
-const options = { announce: reuse, dht: new DHT({ bootstrap, ephemeral: true }) }
+const options = { announce: reuse, dht: new DHT({ bootstrap, ephemeral: true, host: '127.0.0.1' }) }
 // Hyperbeam takes the options as first argument when there is no key.
 const beam = key ? new Hyperbeam(key, options) : new Hyperbeam(options)
 
