@@ -86,6 +86,9 @@ impl Progress {
 }
 
 /// Runs `work` within [`TEST_LIMIT`], panicking with the transfer progress if it does not finish.
+/// How long a close may wait for the ACK of our END once all data is acknowledged (as udxcat's grace).
+const END_ACK_GRACE: Duration = Duration::from_secs(4);
+
 async fn bounded<F: std::future::Future>(name: &str, progress: &Progress, work: F) -> F::Output {
     match tokio::time::timeout(TEST_LIMIT, work).await {
         Ok(out) => out,
@@ -472,7 +475,14 @@ async fn rust_vs_process_with(
         );
         let (_, writer, reader, _) = tokio::join!(feed, up, down, out);
         let stream = reader.unsplit(writer);
-        stream.closed().await.expect("rust stream closed cleanly");
+        // The rule udxcat follows: udx-native forgets a stream as soon as it has everything, so when its last ACK
+        // is lost (the relay drops 5%) our END is never acknowledged. Every byte was verified above; a clean close
+        // is still required unless all our data was acknowledged and only the END is outstanding after the grace.
+        match tokio::time::timeout(END_ACK_GRACE, stream.closed()).await {
+            Ok(closed) => closed.expect("rust stream closed cleanly"),
+            Err(_) if stream.unacked_len().unwrap_or(1) == 0 => {}
+            Err(_) => stream.closed().await.expect("rust stream closed cleanly"),
+        }
         let status = proc.child.wait().await.expect("wait for the process");
         assert!(status.success(), "{} exited with {status}", proc.name);
     };
