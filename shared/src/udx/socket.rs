@@ -608,15 +608,7 @@ impl UdxStream {
                     "udx stream has no socket: use connect_via",
                 ));
             }
-            if slot.stream.remote().is_some() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "udx stream is already connected",
-                ));
-            }
-            slot.stream.connect(remote_id, addr, Instant::now());
-            slot.stream.set_max_mtu(path_mtu(addr));
-            Ok(())
+            connect_slot(slot, remote_id, addr)
         })
     }
 
@@ -630,15 +622,10 @@ impl UdxStream {
         self.check_same_instance(socket)?;
         self.with_slot(|slot| {
             if slot.stream.remote().is_some() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "udx stream is already connected",
-                ));
+                return Err(already_connected());
             }
             slot.socket = Some(socket.sock.id);
-            slot.stream.connect(remote_id, addr, Instant::now());
-            slot.stream.set_max_mtu(path_mtu(addr));
-            Ok(())
+            connect_slot(slot, remote_id, addr)
         })
     }
 
@@ -1243,6 +1230,23 @@ impl Driver {
 }
 
 /// The MTU cap for a path, as libudx picks it: what the OS reports, at most `MTU_MAX` (also when unknown).
+/// Connects the stream of `slot` to `remote_id` at `addr` with the path's MTU cap; refused when already connected.
+fn connect_slot(slot: &mut Slot, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
+    if slot.stream.remote().is_some() {
+        return Err(already_connected());
+    }
+    slot.stream.connect(remote_id, addr, Instant::now());
+    slot.stream.set_max_mtu(path_mtu(addr));
+    Ok(())
+}
+
+fn already_connected() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "udx stream is already connected",
+    )
+}
+
 fn path_mtu(addr: SocketAddr) -> usize {
     link_mtu(addr)
         .unwrap_or(packet::MTU_MAX)
