@@ -4,6 +4,7 @@
 
 pub mod base32;
 pub mod compact_encoding;
+pub mod corestore;
 pub mod crypto;
 pub mod dht_rpc;
 pub mod flat_tree;
