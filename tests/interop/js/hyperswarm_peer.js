@@ -1,0 +1,103 @@
+// A JS hyperswarm 4 peer for the Rust hyperswarm interop tests. Prints JSON lines.
+//
+// usage: node js/hyperswarm_peer.js <bootstrap host:port[,host:port...]> <topic hex> <both|server|client|none>
+//                                   [seed hex]
+//   Starts a swarm (its DHT bound to 127.0.0.1) with keyPair(seed) (random without a seed), prints
+//   {"publicKey": hex}, joins the topic in the given mode (none: does not join), waits for discovery.flushed()
+//   and prints {"flushed": true}.
+//   Events, as they happen:
+//     {"connection": remote pk hex, "client": bool}  then sends the message "js:<own pk hex>" on it
+//     {"data": remote pk hex, "text": utf8}           each message received
+//     {"closed": remote pk hex}
+//   Commands on stdin, one a line, each answered with one line:
+//     stats           -> {"connections": n, "remotes": [hex...]}
+//     mode <m>        -> discovery.refresh({ server, client }) as <m> (both|server|client) -> {"mode": m}
+//     flush           -> swarm.flush() -> {"flush": bool}
+//     send <text>     -> writes <text> on every connection -> {"sent": n}
+//     lookup          -> dht.lookup(topic), public keys found -> {"keys": [hex...]}
+//     leave           -> swarm.leave(topic) -> {"left": true}
+//   Exits (destroying the swarm) when stdin closes.
+'use strict'
+const Hyperswarm = require('hyperswarm')
+const DHT = require('hyperdht')
+const b4a = require('b4a')
+const readline = require('readline')
+
+const [bootstrapArg, topicHex, modeArg, seedHex] = process.argv.slice(2)
+const bootstrap = bootstrapArg.split(',').map((a) => {
+  const [host, port] = a.split(':')
+  return { host, port: Number(port) }
+})
+const topic = b4a.from(topicHex, 'hex')
+const print = (o) => process.stdout.write(JSON.stringify(o) + '\n')
+const hex = (b) => b4a.toString(b, 'hex')
+
+function modeOpts(m) {
+  return { server: m === 'both' || m === 'server', client: m === 'both' || m === 'client' }
+}
+
+async function main() {
+  const keyPair = seedHex ? DHT.keyPair(b4a.from(seedHex, 'hex')) : DHT.keyPair()
+  const dht = new DHT({ bootstrap, host: '127.0.0.1' })
+  const swarm = new Hyperswarm({ dht, keyPair })
+  print({ publicKey: hex(keyPair.publicKey) })
+
+  swarm.on('connection', (conn, info) => {
+    const remote = hex(conn.remotePublicKey)
+    print({ connection: remote, client: info.client })
+    conn.on('data', (d) => print({ data: remote, text: b4a.toString(d) }))
+    conn.on('error', () => {})
+    conn.on('close', () => print({ closed: remote }))
+    conn.write(b4a.from('js:' + hex(keyPair.publicKey)))
+  })
+
+  let discovery = null
+  if (modeArg !== 'none') {
+    discovery = swarm.join(topic, modeOpts(modeArg))
+    await discovery.flushed()
+  }
+  print({ flushed: true })
+
+  const rl = readline.createInterface({ input: process.stdin })
+  let queue = Promise.resolve()
+  rl.on('line', (line) => {
+    queue = queue.then(() => command(line.trim())).catch((err) => print({ error: String(err) }))
+  })
+  rl.on('close', async () => {
+    await queue
+    await swarm.destroy()
+    process.exit(0)
+  })
+
+  async function command(line) {
+    const [cmd, ...rest] = line.split(' ')
+    if (cmd === 'stats') {
+      print({ connections: swarm.connections.size, remotes: [...swarm.connections].map((c) => hex(c.remotePublicKey)) })
+    } else if (cmd === 'mode') {
+      await discovery.refresh(modeOpts(rest[0]))
+      print({ mode: rest[0] })
+    } else if (cmd === 'flush') {
+      print({ flush: await swarm.flush() })
+    } else if (cmd === 'send') {
+      const text = rest.join(' ')
+      for (const c of swarm.connections) c.write(b4a.from(text))
+      print({ sent: swarm.connections.size })
+    } else if (cmd === 'lookup') {
+      const keys = new Set()
+      for await (const data of dht.lookup(topic)) {
+        for (const p of data.peers) keys.add(hex(p.publicKey))
+      }
+      print({ keys: [...keys] })
+    } else if (cmd === 'leave') {
+      await swarm.leave(topic)
+      print({ left: true })
+    } else {
+      print({ error: 'unknown command ' + cmd })
+    }
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
