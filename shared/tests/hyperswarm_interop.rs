@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use holepunch::crypto::KeyPair;
 use holepunch::hyperdht::HyperDhtOpts;
 use holepunch::hyperswarm::{Hyperswarm, JoinOpts, PeerInfo, SwarmConnection, SwarmOpts};
 use interop::tokio::JsProcess;
@@ -60,10 +61,23 @@ struct Js {
 
 impl Js {
     async fn start(net: &interop::JsTestnet, topic: &[u8; 32], mode: &str) -> Self {
-        let p = interop::tokio::node(
-            "hyperswarm_peer.js",
-            &[&net.bootstrap_arg(), &hex::encode(topic), mode],
-        );
+        Self::start_with(net, topic, mode, &[], None).await
+    }
+
+    /// With leading `flags` and the key pair of `seed`.
+    async fn start_with(
+        net: &interop::JsTestnet,
+        topic: &[u8; 32],
+        mode: &str,
+        flags: &[&str],
+        seed: Option<[u8; 32]>,
+    ) -> Self {
+        let (bootstrap, topic) = (net.bootstrap_arg(), hex::encode(topic));
+        let seed = seed.map(hex::encode);
+        let mut args = flags.to_vec();
+        args.extend([bootstrap.as_str(), topic.as_str(), mode]);
+        args.extend(seed.as_deref());
+        let p = interop::tokio::node("hyperswarm_peer.js", &args);
         let mut js = Self {
             p,
             backlog: VecDeque::new(),
@@ -121,20 +135,24 @@ impl Js {
 #[derive(Debug)]
 enum Msg {
     Data([u8; 32], String),
-    Closed([u8; 32]),
 }
 
-/// Takes connections from `swarm` as they come: sends `rust:<own pk>` on each, forwards what arrives.
-fn serve(
-    swarm: &Hyperswarm,
-) -> (
+type Served = (
     mpsc::UnboundedReceiver<PeerInfo>,
     mpsc::UnboundedReceiver<Msg>,
-) {
+);
+
+/// Takes connections from `swarm` as they come: sends `rust:<own pk>` on each, forwards what arrives.
+fn serve(swarm: &Hyperswarm) -> Served {
+    serve_with(swarm, true)
+}
+
+/// [`serve`]; without `hello` nothing is sent until the peer sends `echo ...`.
+fn serve_with(swarm: &Hyperswarm, hello: bool) -> Served {
     let (info_tx, info_rx) = mpsc::unbounded_channel();
     let (msg_tx, msg_rx) = mpsc::unbounded_channel();
     let swarm = swarm.clone();
-    let hello = format!("rust:{}", hex::encode(swarm.key_pair().public));
+    let hello = hello.then(|| format!("rust:{}", hex::encode(swarm.key_pair().public)));
     tokio::spawn(async move {
         while let Some((conn, info)) = swarm.next_connection().await {
             let _ = info_tx.send(info);
@@ -144,13 +162,22 @@ fn serve(
     (info_rx, msg_rx)
 }
 
-async fn read_loop(mut conn: SwarmConnection, hello: String, tx: mpsc::UnboundedSender<Msg>) {
+async fn read_loop(
+    mut conn: SwarmConnection,
+    hello: Option<String>,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
     let remote = conn.remote_public_key();
-    if conn.send_message(hello.as_bytes()).await.is_err() {
-        let _ = tx.send(Msg::Closed(remote));
-        return;
+    if let Some(hello) = hello {
+        if conn.send_message(hello.as_bytes()).await.is_err() {
+            return;
+        }
     }
-    while let Ok(Some(m)) = conn.recv_message().await {
+    loop {
+        let m = match conn.recv_message().await {
+            Ok(Some(m)) => m,
+            _ => break,
+        };
         let text = String::from_utf8_lossy(&m).into_owned();
         if let Some(reply) = text.strip_prefix("echo ") {
             let _ = conn
@@ -159,7 +186,6 @@ async fn read_loop(mut conn: SwarmConnection, hello: String, tx: mpsc::Unbounded
         }
         let _ = tx.send(Msg::Data(remote, text));
     }
-    let _ = tx.send(Msg::Closed(remote));
 }
 
 async fn next_data(rx: &mut mpsc::UnboundedReceiver<Msg>, want: &str) -> [u8; 32] {
@@ -321,22 +347,46 @@ async fn rust_client_only_reaches_a_js_server_only() {
     rust.destroy().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn simultaneous_dials_with_js_end_with_one_connection_per_side() {
-    let net = testnet();
+/// Two dials that cross between a fresh Rust swarm and a fresh JS peer: the JS side answers handshakes one
+/// second late, so the Rust dial is still pending when the JS dial arrives. `rust_larger` picks the key order,
+/// hence which branch of the tie-break the Rust side takes.
+async fn crossing_dials(net: &interop::JsTestnet, rust_larger: bool) {
     let topic = random_topic();
+    let rust_kp = KeyPair::generate();
+    let js_seed = loop {
+        let seed: [u8; 32] = rand::random();
+        if (KeyPair::from_seed(&seed).public < rust_kp.public) == rust_larger {
+            break seed;
+        }
+    };
     let server_only = JoinOpts {
         server: true,
         client: false,
     };
-    // Both announce first, then both turn client at the same moment: each dials the other.
-    let rust = rust_swarm(&net, SwarmOpts::default()).await;
-    let (mut infos, mut msgs) = serve(&rust);
+    let rust = rust_swarm(
+        net,
+        SwarmOpts {
+            key_pair: Some(rust_kp),
+            ..SwarmOpts::default()
+        },
+    )
+    .await;
+    // Neither side writes before the tie-break is over: a connection bytes went both ways on counts as
+    // established, and an established connection always yields to a new one.
+    let (mut infos, mut msgs) = serve_with(&rust, false);
     let d = rust.join(topic, server_only).expect("join");
     assert!(timeout(STEP, d.flushed()).await.expect("flushed in time"));
-    let mut js = Js::start(&net, &topic, "server").await;
+    let mut js = Js::start_with(
+        net,
+        &topic,
+        "server",
+        &["--quiet", "--delay-handshake", "1000"],
+        Some(js_seed),
+    )
+    .await;
     js.expect(|v| v.get("flushed").is_some(), STEP).await;
 
+    // Both announced; now both turn client at once and dial each other.
     js.p.write_line("mode both").await;
     let refreshed = timeout(STEP, d.refresh(JoinOpts::default()))
         .await
@@ -344,7 +394,7 @@ async fn simultaneous_dials_with_js_end_with_one_connection_per_side() {
         .expect("refresh");
     assert!(refreshed);
     js.expect(|v| v.get("mode").is_some(), STEP).await;
-    next_info(&mut infos).await;
+    let info = next_info(&mut infos).await;
     settle_one_each(&rust, &mut js).await;
 
     // The surviving connection is the same on both sides: a message from JS arrives on it, and its answer
@@ -353,9 +403,24 @@ async fn simultaneous_dials_with_js_end_with_one_connection_per_side() {
     next_data(&mut msgs, "echo after-dedup").await;
     js.expect(|v| v["text"] == "echoed after-dedup", STEP).await;
     let stats = rust.stats().await;
-    eprintln!("rust stats after simultaneous dials: {stats:?}");
+    if rust_larger {
+        // The JS dial arrived while ours was pending; the larger key (ours) initiates: drop theirs.
+        assert!(stats.duplicates_dropped >= 1, "{stats:?}");
+        assert!(info.client, "we kept our own dial");
+    } else {
+        // The larger key (theirs) initiates: abort our pending dial, keep theirs.
+        assert!(stats.duplicates_replaced >= 1, "{stats:?}");
+        assert!(!info.client, "we kept their dial");
+    }
     js.finish().await;
     rust.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_dials_with_js_end_with_one_connection_per_side() {
+    let net = testnet();
+    crossing_dials(&net, true).await;
+    crossing_dials(&net, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -192,6 +192,8 @@ pub struct SwarmStats {
     pub server_closed: u64,
     /// Incoming connections dropped as duplicates of an existing one.
     pub duplicates_dropped: u64,
+    /// Existing connections (or attempts) closed for an incoming duplicate that won the tie-break.
+    pub duplicates_replaced: u64,
     /// Peers banned by the firewall.
     pub banned_peers: u64,
 }
@@ -1026,6 +1028,7 @@ impl Actor {
         }
         let id = self.next_id;
         self.next_id += 1;
+        tracing::debug!("connect id {id} to {}", &hex::encode(key)[..8]);
         let dht = self.dht.clone();
         let kp = self.key_pair.clone();
         let events = self.events.clone();
@@ -1056,6 +1059,7 @@ impl Actor {
 
     /// Hands an opened connection to the application and watches for its end.
     fn emit(&mut self, id: u64, key: [u8; 32], conn: Connection, client: bool) {
+        tracing::debug!("emit id {id} client {client} to {}", &hex::encode(key)[..8]);
         let control = conn.get_ref().control();
         let (dropped_tx, dropped_rx) = oneshot::channel::<()>();
         let traffic = match self.conns.get_mut(&key) {
@@ -1088,6 +1092,7 @@ impl Actor {
     fn client_done(&mut self, id: u64, result: Result<Connection, HyperDhtError>) {
         let Some(&key) = self.ids.get(&id) else {
             // Aborted meanwhile (a duplicate, or the swarm was destroyed).
+            tracing::debug!("late client done id {id} ok {}", result.is_ok());
             if let Ok(conn) = result {
                 conn.get_ref().destroy();
             }
@@ -1137,6 +1142,7 @@ impl Actor {
             let established = existing
                 .opened
                 .is_some_and(|t| existing.traffic.established(t, now));
+            tracing::debug!("server conn from {} while existing id {} client {} opened {} established {established}", &hex::encode(key)[..8], existing.id, existing.client, existing.opened.is_some());
             if !keep_new_connection(
                 &self.key_pair.public,
                 &key,
@@ -1148,6 +1154,7 @@ impl Actor {
                 return;
             }
             // Replace: close the existing one, take the new one once it is gone.
+            self.stats.duplicates_replaced += 1;
             let id = existing.id;
             self.swaps.insert(id, conn);
             self.destroy_connection(id);
@@ -1196,6 +1203,7 @@ impl Actor {
 
     /// A connection (or attempt) ended.
     fn closed(&mut self, id: u64) {
+        tracing::debug!("closed id {id}");
         let Some(key) = self.ids.remove(&id) else {
             return;
         };

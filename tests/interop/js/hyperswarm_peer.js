@@ -1,12 +1,16 @@
 // A JS hyperswarm 4 peer for the Rust hyperswarm interop tests. Prints JSON lines.
 //
-// usage: node js/hyperswarm_peer.js <bootstrap host:port[,host:port...]> <topic hex> <both|server|client|none>
-//                                   [seed hex]
+// usage: node js/hyperswarm_peer.js [--quiet] [--delay-handshake MS] <bootstrap host:port[,host:port...]>
+//                                   <topic hex> <both|server|client|none> [seed hex]
+//   --delay-handshake MS: the server answers each handshake MS later (its firewall waits), so a peer dialling
+//   us stays "connecting" that long (used to make two dials cross).
 //   Starts a swarm (its DHT bound to 127.0.0.1) with keyPair(seed) (random without a seed), prints
 //   {"publicKey": hex}, joins the topic in the given mode (none: does not join), waits for discovery.flushed()
 //   and prints {"flushed": true}.
 //   Events, as they happen:
-//     {"connection": remote pk hex, "client": bool}  then sends the message "js:<own pk hex>" on it
+//     {"connection": remote pk hex, "client": bool}  then sends the message "js:<own pk hex>" on it (not with
+//                                                     --quiet: a connection nothing was sent on yet is not
+//                                                     "established" for hyperswarm's duplicate tie-break)
 //     {"data": remote pk hex, "text": utf8}           each message received
 //     {"closed": remote pk hex}
 //   Commands on stdin, one a line, each answered with one line:
@@ -23,7 +27,16 @@ const DHT = require('hyperdht')
 const b4a = require('b4a')
 const readline = require('readline')
 
-const [bootstrapArg, topicHex, modeArg, seedHex] = process.argv.slice(2)
+const argv = process.argv.slice(2)
+let quiet = false
+let delayHandshake = 0
+while (argv[0] && argv[0].startsWith('--')) {
+  const flag = argv.shift()
+  if (flag === '--quiet') quiet = true
+  else if (flag === '--delay-handshake') delayHandshake = Number(argv.shift())
+  else throw new Error('unknown flag ' + flag)
+}
+const [bootstrapArg, topicHex, modeArg, seedHex] = argv
 const bootstrap = bootstrapArg.split(',').map((a) => {
   const [host, port] = a.split(':')
   return { host, port: Number(port) }
@@ -40,7 +53,27 @@ async function main() {
   const keyPair = seedHex ? DHT.keyPair(b4a.from(seedHex, 'hex')) : DHT.keyPair()
   const dht = new DHT({ bootstrap, host: '127.0.0.1' })
   const swarm = new Hyperswarm({ dht, keyPair })
+  if (delayHandshake > 0) {
+    const firewall = swarm.server.firewall
+    swarm.server.firewall = async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, delayHandshake))
+      return firewall(...args)
+    }
+  }
   print({ publicKey: hex(keyPair.publicKey) })
+  if (process.env.HYPERSWARM_DEBUG) {
+    const log = (...a) => console.error('[js ' + Date.now() + ']', ...a)
+    const orig = swarm._handleServerConnection.bind(swarm)
+    swarm._handleServerConnection = (conn) => {
+      const ex = swarm._allConnections.get(conn.remotePublicKey)
+      log('server conn; existing:', !!ex, ex && { init: ex.isInitiator, r: ex.rawBytesRead, w: ex.rawBytesWritten })
+      return orig(conn)
+    }
+    swarm.on('connection', (c) => {
+      log('connection init', c.isInitiator)
+      c.on('close', () => log('close init', c.isInitiator))
+    })
+  }
 
   swarm.on('connection', (conn, info) => {
     const remote = hex(conn.remotePublicKey)
@@ -48,7 +81,7 @@ async function main() {
     conn.on('data', (d) => print({ data: remote, text: b4a.toString(d) }))
     conn.on('error', () => {})
     conn.on('close', () => print({ closed: remote }))
-    conn.write(b4a.from('js:' + hex(keyPair.publicKey)))
+    if (!quiet) conn.write(b4a.from('js:' + hex(keyPair.publicKey)))
   })
 
   let discovery = null
