@@ -347,8 +347,8 @@ async fn rust_client_only_reaches_a_js_server_only() {
     rust.destroy().await;
 }
 
-/// Two dials that cross between a fresh Rust swarm and a fresh JS peer: the JS side answers handshakes one
-/// second late, so the Rust dial is still pending when the JS dial arrives. `rust_larger` picks the key order,
+/// Two dials that cross between a fresh Rust swarm and a fresh JS peer: the JS side answers handshakes three
+/// seconds late, so the Rust dial is still pending when the JS dial arrives. `rust_larger` picks the key order,
 /// hence which branch of the tie-break the Rust side takes.
 async fn crossing_dials(net: &interop::JsTestnet, rust_larger: bool) {
     let topic = random_topic();
@@ -380,20 +380,20 @@ async fn crossing_dials(net: &interop::JsTestnet, rust_larger: bool) {
         net,
         &topic,
         "server",
-        &["--quiet", "--delay-handshake", "1000"],
+        &["--quiet", "--delay-handshake", "3000"],
         Some(js_seed),
     )
     .await;
     js.expect(|v| v.get("flushed").is_some(), STEP).await;
 
-    // Both announced; now both turn client at once and dial each other.
-    js.p.write_line("mode both").await;
+    // Both announced. The Rust side turns client first: its dial waits in the JS firewall while the JS side
+    // turns client and dials back.
     let refreshed = timeout(STEP, d.refresh(JoinOpts::default()))
         .await
         .expect("refresh in time")
         .expect("refresh");
     assert!(refreshed);
-    js.expect(|v| v.get("mode").is_some(), STEP).await;
+    js.ask("mode both", "mode").await;
     let info = next_info(&mut infos).await;
     settle_one_each(&rust, &mut js).await;
 
