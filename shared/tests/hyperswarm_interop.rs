@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use holepunch::crypto::KeyPair;
 use holepunch::hyperdht::HyperDhtOpts;
-use holepunch::hyperswarm::{Hyperswarm, JoinOpts, PeerInfo, SwarmConnection, SwarmOpts};
+use holepunch::hyperswarm::{Backoffs, Hyperswarm, JoinOpts, PeerInfo, SwarmConnection, SwarmOpts};
 use interop::tokio::JsProcess;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -619,4 +619,131 @@ async fn rust_simultaneous_dials_and_the_firewall() {
     assert_eq!(b.stats().await.connections, 1);
     b.destroy().await;
     c.destroy().await;
+}
+
+/// Short backoffs so retries happen within a test.
+fn quick_retries() -> SwarmOpts {
+    let ms = Duration::from_millis;
+    SwarmOpts {
+        backoffs: Some(Backoffs {
+            s: ms(200),
+            m: ms(400),
+            l: ms(800),
+            x: ms(1600),
+        }),
+        jitter: Duration::ZERO,
+        ..SwarmOpts::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_redialled_both_ways() {
+    let net = testnet();
+    // A Rust client reconnects to a JS server that dropped it.
+    let topic = random_topic();
+    let mut js = Js::start(&net, &topic, "server").await;
+    js.expect(|v| v.get("flushed").is_some(), STEP).await;
+    let rust = rust_swarm(&net, quick_retries()).await;
+    let (mut infos, mut msgs) = serve(&rust);
+    let d = rust
+        .join(
+            topic,
+            JoinOpts {
+                server: false,
+                client: true,
+            },
+        )
+        .expect("join");
+    assert!(timeout(STEP, d.flushed()).await.expect("flushed in time"));
+    assert!(next_info(&mut infos).await.client);
+    let hello = format!("js:{}", js.public_key);
+    next_data(&mut msgs, &hello).await;
+    assert_eq!(js.ask("drop", "dropped").await["dropped"], 1);
+    let again = next_info(&mut infos).await;
+    assert!(again.client, "we dialled again");
+    next_data(&mut msgs, &hello).await;
+    let stats = rust.stats().await;
+    assert_eq!(stats.client_attempted, 2, "{stats:?}");
+    assert_eq!(stats.client_closed, 1, "{stats:?}");
+    js.finish().await;
+    rust.destroy().await;
+
+    // A JS client reconnects to a Rust server that dropped it.
+    let topic = random_topic();
+    let rust = rust_swarm(&net, SwarmOpts::default()).await;
+    let d = rust
+        .join(
+            topic,
+            JoinOpts {
+                server: true,
+                client: false,
+            },
+        )
+        .expect("join");
+    assert!(timeout(STEP, d.flushed()).await.expect("flushed in time"));
+    let mut js = Js::start(&net, &topic, "client").await;
+    let (first, info) = timeout(STEP, rust.next_connection())
+        .await
+        .expect("in time")
+        .expect("a connection");
+    assert!(!info.client);
+    first.destroy();
+    js.expect(|v| v.get("closed").is_some(), STEP).await;
+    drop(first);
+    let (second, _) = timeout(STEP, rust.next_connection())
+        .await
+        .expect("redialled in time")
+        .expect("a connection");
+    assert_eq!(hex::encode(second.remote_public_key()), js.public_key);
+    let stats = rust.stats().await;
+    assert_eq!(
+        (stats.server_opened, stats.server_closed),
+        (2, 1),
+        "{stats:?}"
+    );
+    js.finish().await;
+    rust.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_peers_caps_client_connections_and_flush_returns() {
+    let net = testnet();
+    let topic = random_topic();
+    let server_only = JoinOpts {
+        server: true,
+        client: false,
+    };
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        let s = rust_swarm(&net, SwarmOpts::default()).await;
+        let d = s.join(topic, server_only).expect("join");
+        assert!(timeout(STEP, d.flushed()).await.expect("flushed in time"));
+        servers.push((s, d));
+    }
+    let client = rust_swarm(
+        &net,
+        SwarmOpts {
+            max_peers: 2,
+            ..SwarmOpts::default()
+        },
+    )
+    .await;
+    let _d = client
+        .join(
+            topic,
+            JoinOpts {
+                server: false,
+                client: true,
+            },
+        )
+        .expect("join");
+    assert!(timeout(STEP, client.flush()).await.expect("flush in time"));
+    let stats = client.stats().await;
+    assert_eq!(stats.connections, 2, "{stats:?}");
+    assert_eq!(stats.client_attempted, 2, "{stats:?}");
+    assert_eq!(stats.queued, 1, "the third peer waits: {stats:?}");
+    client.destroy().await;
+    for (s, _) in servers {
+        s.destroy().await;
+    }
 }

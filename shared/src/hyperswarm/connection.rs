@@ -124,6 +124,25 @@ impl SwarmConnection {
     pub fn destroy(&self) {
         self.stream.get_ref().destroy();
     }
+
+    /// The bare [`Connection`] and a guard standing for it in the swarm: the swarm counts the connection as
+    /// open until the stream closes or the guard is dropped. (The swarm no longer sees the traffic then, so
+    /// for its duplicate tie-break the connection counts as established only by age.)
+    pub fn into_parts(self) -> (Connection, ConnectionGuard) {
+        (
+            self.stream,
+            ConnectionGuard {
+                _dropped: self._dropped,
+            },
+        )
+    }
+}
+
+/// Keeps a connection taken out of a [`SwarmConnection`] ([`SwarmConnection::into_parts`]) registered in its
+/// swarm; drop it when done with the connection.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    _dropped: oneshot::Sender<()>,
 }
 
 impl Deref for SwarmConnection {

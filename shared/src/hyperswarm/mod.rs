@@ -46,7 +46,7 @@ use crate::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, Server}
 use crate::udx::UdxStreamControl;
 
 use connection::Traffic;
-pub use connection::{keep_new_connection, SwarmConnection};
+pub use connection::{keep_new_connection, ConnectionGuard, SwarmConnection};
 pub use peer_info::{PeerQueue, PeerState};
 pub use retry_timer::{Backoffs, RetryTimer};
 

@@ -20,6 +20,7 @@
 //     send <text>     -> writes <text> on every connection -> {"sent": n}
 //     lookup          -> dht.lookup(topic), public keys found -> {"keys": [hex...]}
 //     leave           -> swarm.leave(topic) -> {"left": true}
+//     drop            -> destroys every connection -> {"dropped": n}
 //   Exits (destroying the swarm) when stdin closes.
 'use strict'
 const Hyperswarm = require('hyperswarm')
@@ -121,6 +122,10 @@ async function main() {
         for (const p of data.peers) keys.add(hex(p.publicKey))
       }
       print({ keys: [...keys] })
+    } else if (cmd === 'drop') {
+      const n = swarm.connections.size
+      for (const c of swarm.connections) c.destroy()
+      print({ dropped: n })
     } else if (cmd === 'leave') {
       await swarm.leave(topic)
       print({ left: true })
