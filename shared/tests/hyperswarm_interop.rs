@@ -747,3 +747,42 @@ async fn max_peers_caps_client_connections_and_flush_returns() {
         s.destroy().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_peer_dials_a_key_directly_both_ways() {
+    let net = testnet();
+    let topic = random_topic();
+    // Rust dials a listening JS swarm by key.
+    let mut js = Js::start(&net, &topic, "listen").await;
+    js.expect(|v| v.get("flushed").is_some(), STEP).await;
+    let js_pk: [u8; 32] = hex::decode(&js.public_key)
+        .expect("hex")
+        .try_into()
+        .expect("32");
+    let rust = rust_swarm(&net, SwarmOpts::default()).await;
+    let (mut infos, mut msgs) = serve(&rust);
+    rust.join_peer(js_pk);
+    let info = next_info(&mut infos).await;
+    assert!(info.client);
+    assert_eq!(info.public_key, js_pk);
+    assert!(info.topics.is_empty());
+    next_data(&mut msgs, &format!("js:{}", js.public_key)).await;
+    rust.leave_peer(js_pk);
+
+    // JS dials a listening Rust swarm by key.
+    let listener = rust_swarm(&net, SwarmOpts::default()).await;
+    timeout(STEP, listener.listen())
+        .await
+        .expect("listen in time")
+        .expect("listen");
+    let (mut linfos, mut lmsgs) = serve(&listener);
+    js.ask(&format!("joinpeer {}", pk_hex(&listener)), "joined")
+        .await;
+    let info = next_info(&mut linfos).await;
+    assert!(!info.client);
+    assert_eq!(info.public_key, js_pk);
+    next_data(&mut lmsgs, &format!("js:{}", js.public_key)).await;
+    js.finish().await;
+    rust.destroy().await;
+    listener.destroy().await;
+}

@@ -21,7 +21,9 @@
 //! - [`Hyperswarm::leave`] stops a topic's discovery and unannounces it; [`Hyperswarm::destroy`] leaves every
 //!   topic, closes the server (unannouncing its key), closes every connection and destroys the DHT node.
 //!
-//! Not implemented: explicit peers (`joinPeer`/`leavePeer`), relaying through blind relays (`relayThrough`),
+//! - [`Hyperswarm::join_peer`] keeps dialling one public key directly, whatever the topics.
+//!
+//! Not implemented: relaying through blind relays (`relayThrough`),
 //! suspend/resume, the `limit` option of a join, per-connection relay address hints (HyperDHT's `connect` here
 //! always looks the peer up), and the `update`/`ban` events (see [`Hyperswarm::stats`]).
 
@@ -210,6 +212,8 @@ enum Event {
     Server(Connection),
     Closed(u64),
     Banned([u8; 32]),
+    JoinPeer([u8; 32]),
+    LeavePeer([u8; 32]),
     Flush(oneshot::Sender<bool>),
     Stats(oneshot::Sender<SwarmStats>),
     Destroy(oneshot::Sender<()>),
@@ -533,6 +537,7 @@ impl Hyperswarm {
             max_parallel: opts.max_parallel,
             max_client_connections: opts.max_client_connections,
             peers: HashMap::new(),
+            explicit: HashSet::new(),
             queue: PeerQueue::new(),
             timer,
             conns: HashMap::new(),
@@ -675,6 +680,16 @@ impl Hyperswarm {
         rx.await.unwrap_or_default()
     }
 
+    /// Connects to `public_key` directly and keeps reconnecting, whatever the topics (`swarm.joinPeer`).
+    pub fn join_peer(&self, public_key: [u8; 32]) {
+        let _ = self.shared.events.send(Event::JoinPeer(public_key));
+    }
+
+    /// Stops [`Self::join_peer`]'s reconnecting (`swarm.leavePeer`); an open connection stays.
+    pub fn leave_peer(&self, public_key: [u8; 32]) {
+        let _ = self.shared.events.send(Event::LeavePeer(public_key));
+    }
+
     /// Starts listening now (`swarm.listen()`; a server join does it anyway).
     pub async fn listen(&self) -> Result<(), SwarmError> {
         self.check_alive()?;
@@ -808,6 +823,8 @@ struct Actor {
     max_parallel: usize,
     max_client_connections: usize,
     peers: HashMap<[u8; 32], PeerState>,
+    /// `explicitPeers`.
+    explicit: HashSet<[u8; 32]>,
     queue: PeerQueue,
     timer: RetryTimer<[u8; 32]>,
     /// `_allConnections`: opened or being opened, by remote public key.
@@ -860,6 +877,8 @@ impl Actor {
                     self.queue.remove(&key);
                     self.stats.banned_peers += 1;
                 }
+                Event::JoinPeer(key) => self.join_peer(key),
+                Event::LeavePeer(key) => self.leave_peer(key),
                 Event::Flush(tx) => self.flush(tx),
                 Event::Stats(tx) => {
                     let _ = tx.send(SwarmStats {
@@ -979,8 +998,44 @@ impl Actor {
         self.attempt_client_connections();
     }
 
+    /// `_withinMaxPeers`: explicit peers make room for more connections.
     fn within_max_peers(&self) -> bool {
-        self.conns.len() < self.max_peers
+        let factor = match self.explicit.len() {
+            0 => 1,
+            1 => 2,
+            2 | 3 => 3,
+            _ => 4,
+        };
+        factor * self.conns.len() < self.max_peers
+    }
+
+    /// `joinPeer`.
+    fn join_peer(&mut self, key: [u8; 32]) {
+        let Some(p) = self.upsert_peer(key, None) else {
+            return;
+        };
+        p.explicit = true;
+        self.explicit.insert(key);
+        if self.conns.contains_key(&key) {
+            return;
+        }
+        if self
+            .peers
+            .get_mut(&key)
+            .is_some_and(PeerState::update_priority)
+        {
+            self.enqueue(key);
+        }
+    }
+
+    /// `leavePeer`.
+    fn leave_peer(&mut self, key: [u8; 32]) {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        p.explicit = false;
+        self.explicit.remove(&key);
+        self.maybe_delete_peer(&key);
     }
 
     fn should_connect(&self) -> bool {
@@ -996,6 +1051,23 @@ impl Actor {
             return;
         }
         self.draining = true;
+        let now = Instant::now();
+        let explicit: Vec<[u8; 32]> = self.explicit.iter().copied().collect();
+        for key in explicit {
+            if self.out.is_none() || self.connecting >= self.max_parallel {
+                break;
+            }
+            let Some(p) = self.peers.get(&key) else {
+                continue;
+            };
+            let backing_off = p.disconnected_time.is_some_and(|t| {
+                now.saturating_duration_since(t) < Duration::from_secs(u64::from(p.attempts))
+            });
+            if p.attempts >= 5 || backing_off {
+                continue;
+            }
+            self.connect(key, false);
+        }
         while !self.queue.is_empty() && self.should_connect() {
             let Some(key) = self.queue.shift(&mut self.rng) else {
                 break;

@@ -1,12 +1,12 @@
 // A JS hyperswarm 4 peer for the Rust hyperswarm interop tests. Prints JSON lines.
 //
 // usage: node js/hyperswarm_peer.js [--quiet] [--delay-handshake MS] <bootstrap host:port[,host:port...]>
-//                                   <topic hex> <both|server|client|none> [seed hex]
+//                                   <topic hex> <both|server|client|listen|none> [seed hex]
 //   --delay-handshake MS: the server answers each handshake MS later (its firewall waits), so a peer dialling
 //   us stays "connecting" that long (used to make two dials cross).
 //   Starts a swarm (its DHT bound to 127.0.0.1) with keyPair(seed) (random without a seed), prints
-//   {"publicKey": hex}, joins the topic in the given mode (none: does not join), waits for discovery.flushed()
-//   and prints {"flushed": true}.
+//   {"publicKey": hex}, joins the topic in the given mode (none: does not join; listen: swarm.listen() only),
+//   waits for discovery.flushed() (or the listen) and prints {"flushed": true}.
 //   Events, as they happen:
 //     {"connection": remote pk hex, "client": bool}  then sends the message "js:<own pk hex>" on it (not with
 //                                                     --quiet: a connection nothing was sent on yet is not
@@ -21,6 +21,7 @@
 //     lookup          -> dht.lookup(topic), public keys found -> {"keys": [hex...]}
 //     leave           -> swarm.leave(topic) -> {"left": true}
 //     drop            -> destroys every connection -> {"dropped": n}
+//     joinpeer <hex>  -> swarm.joinPeer(key) -> {"joined": hex}
 //   Exits (destroying the swarm) when stdin closes.
 'use strict'
 const Hyperswarm = require('hyperswarm')
@@ -86,7 +87,9 @@ async function main() {
   })
 
   let discovery = null
-  if (modeArg !== 'none') {
+  if (modeArg === 'listen') {
+    await swarm.listen()
+  } else if (modeArg !== 'none') {
     discovery = swarm.join(topic, modeOpts(modeArg))
     await discovery.flushed()
   }
@@ -122,6 +125,9 @@ async function main() {
         for (const p of data.peers) keys.add(hex(p.publicKey))
       }
       print({ keys: [...keys] })
+    } else if (cmd === 'joinpeer') {
+      swarm.joinPeer(b4a.from(rest[0], 'hex'))
+      print({ joined: rest[0] })
     } else if (cmd === 'drop') {
       const n = swarm.connections.size
       for (const c of swarm.connections) c.destroy()
