@@ -315,6 +315,7 @@ async fn rust_client_only_reaches_a_js_server_only() {
 
     let rust = rust_swarm(&net, SwarmOpts::default()).await;
     let (mut infos, mut msgs) = serve(&rust);
+    let started = Instant::now();
     let d = rust
         .join(
             topic,
@@ -325,9 +326,14 @@ async fn rust_client_only_reaches_a_js_server_only() {
         )
         .expect("join");
     assert!(timeout(STEP, d.flushed()).await.expect("flushed in time"));
+    let looked_up = started.elapsed();
     assert!(timeout(STEP, rust.flush())
         .await
         .expect("swarm flush in time"));
+    eprintln!(
+        "rust client -> js server: lookup {looked_up:?}, connected (swarm.flush) {:?}",
+        started.elapsed()
+    );
     let stats = rust.stats().await;
     assert_eq!(
         stats.connections, 1,

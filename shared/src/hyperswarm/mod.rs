@@ -443,6 +443,12 @@ async fn discovery_task(
     announced: Arc<AtomicBool>,
 ) {
     let mut requests = refresh.subscribe();
+    // The joiner sets the mode and asks for the first refresh right after spawning us.
+    while requests.borrow_and_update().requested == 0 {
+        if requests.changed().await.is_err() {
+            return;
+        }
+    }
     loop {
         let requested = refresh.borrow().requested;
         let m = *mode.borrow_and_update();
