@@ -37,7 +37,7 @@ pub fn keep_new_connection(
 
 /// Plaintext bytes moved through a [`SwarmConnection`], shared with the swarm.
 #[derive(Debug, Default)]
-pub(crate) struct Traffic {
+pub struct Traffic {
     pub(crate) read: AtomicU64,
     pub(crate) written: AtomicU64,
 }
@@ -45,7 +45,7 @@ pub(crate) struct Traffic {
 impl Traffic {
     /// `rawBytesRead > 0 && rawBytesWritten > 0` in the JS, approximated by the application's traffic, or an
     /// age past [`ESTABLISHED_AFTER`] (when keep-alives have been exchanged).
-    pub(crate) fn established(&self, opened: Instant, now: Instant) -> bool {
+    pub fn established(&self, opened: Instant, now: Instant) -> bool {
         now.saturating_duration_since(opened) >= ESTABLISHED_AFTER
             || (self.read.load(Ordering::Relaxed) > 0 && self.written.load(Ordering::Relaxed) > 0)
     }

@@ -28,6 +28,7 @@
 //! always looks the peer up), and the `update`/`ban` events (see [`Hyperswarm::stats`]).
 
 pub mod connection;
+pub mod core;
 pub mod peer_info;
 pub mod retry_timer;
 
@@ -47,8 +48,8 @@ use crate::hyperdht::messages::{NoisePayload, Peer};
 use crate::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, Server};
 use crate::udx::UdxStreamControl;
 
-use connection::Traffic;
-pub use connection::{keep_new_connection, ConnectionGuard, SwarmConnection};
+pub use self::core::{Action, CoreConfig, SwarmConn, SwarmCore};
+pub use connection::{keep_new_connection, ConnectionGuard, SwarmConnection, Traffic};
 pub use peer_info::{PeerQueue, PeerState};
 pub use retry_timer::{Backoffs, RetryTimer};
 
@@ -214,6 +215,8 @@ enum Event {
     Banned([u8; 32]),
     JoinPeer([u8; 32]),
     LeavePeer([u8; 32]),
+    TopicJoined([u8; 32]),
+    TopicLeft([u8; 32]),
     Flush(oneshot::Sender<bool>),
     Stats(oneshot::Sender<SwarmStats>),
     Destroy(oneshot::Sender<()>),
@@ -279,15 +282,27 @@ struct FirewallCtx {
 }
 
 impl FirewallCtx {
-    /// `_handleFirewall`: true rejects.
-    fn rejects(&self, remote: &[u8; 32], payload: Option<&NoisePayload>) -> bool {
+    /// `_handleFirewall` for an incoming connection: true rejects (and bans, telling the core).
+    fn rejects(&self, remote: &[u8; 32], payload: &NoisePayload) -> bool {
+        let rejected = self.check(remote, Some(payload));
+        if rejected {
+            let _ = self.events.send(Event::Banned(*remote));
+        }
+        rejected
+    }
+
+    /// `_handleFirewall` before we dial: the core bans the peer itself.
+    fn rejects_outgoing(&self, remote: &[u8; 32]) -> bool {
+        self.check(remote, None)
+    }
+
+    fn check(&self, remote: &[u8; 32], payload: Option<&NoisePayload>) -> bool {
         if *remote == self.own || lock(&self.banned).contains(remote) {
             return true;
         }
         let rejected = self.user.as_ref().is_some_and(|f| f(remote, payload));
         if rejected {
             lock(&self.banned).insert(*remote);
-            let _ = self.events.send(Event::Banned(*remote));
         }
         rejected
     }
@@ -381,7 +396,7 @@ impl Shared {
                 let fw = self.firewall.clone();
                 let mut server = self
                     .dht
-                    .create_server(move |remote, payload| fw.rejects(remote, Some(payload)));
+                    .create_server(move |remote, payload| fw.rejects(remote, payload));
                 server.listen(self.key_pair.clone()).await?;
                 let (tx, rx) = mpsc::unbounded_channel();
                 tokio::spawn(server_task(server, self.events.clone(), rx));
@@ -532,32 +547,28 @@ impl Hyperswarm {
         let mut rng = StdRng::from_entropy();
         let backoffs = opts.backoffs.unwrap_or_else(|| Backoffs::random(&mut rng));
         let timer = RetryTimer::new(backoffs, opts.jitter, &mut rng);
+        let outgoing_firewall = firewall.clone();
+        let core = SwarmCore::new(
+            CoreConfig {
+                own_key: key_pair.public,
+                max_peers: opts.max_peers,
+                max_parallel: opts.max_parallel,
+                max_client_connections: opts.max_client_connections,
+            },
+            Box::new(move |key| outgoing_firewall.rejects_outgoing(key)),
+            timer,
+            rng,
+        );
         let actor = Actor {
+            core,
             dht: dht.clone(),
             key_pair: key_pair.clone(),
             events: events.clone(),
             out: Some(out),
-            firewall: firewall.clone(),
-            topics: topics.clone(),
-            max_peers: opts.max_peers,
-            max_parallel: opts.max_parallel,
-            max_client_connections: opts.max_client_connections,
-            peers: HashMap::new(),
-            explicit: HashSet::new(),
-            queue: PeerQueue::new(),
-            timer,
-            conns: HashMap::new(),
-            ids: HashMap::new(),
-            swaps: HashMap::new(),
-            connecting: 0,
-            client_connections: 0,
-            open: 0,
-            pending_flushes: Vec::new(),
-            flush_tick: 0,
-            draining: false,
-            next_id: 0,
-            rng,
-            stats: SwarmStats::default(),
+            dials: HashMap::new(),
+            controls: HashMap::new(),
+            flushes: HashMap::new(),
+            next_flush: 0,
         };
         tokio::spawn(actor.run(rx));
         Self {
@@ -605,6 +616,7 @@ impl Hyperswarm {
         let session = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
         let mut topics = lock(&self.shared.topics);
         let state = topics.entry(topic).or_insert_with(|| {
+            let _ = self.shared.events.send(Event::TopicJoined(topic));
             let (mode_tx, mode_rx) = watch::channel(Mode::default());
             let refresh = Arc::new(watch::channel(RefreshState::default()).0);
             let announced = Arc::new(AtomicBool::new(false));
@@ -638,6 +650,7 @@ impl Hyperswarm {
         let Some(state) = lock(&self.shared.topics).remove(topic) else {
             return;
         };
+        let _ = self.shared.events.send(Event::TopicLeft(*topic));
         state.task.abort();
         let _ = state.task.await;
         if state.announced.load(Ordering::Acquire) {
@@ -798,62 +811,23 @@ impl Discovery {
     }
 }
 
-struct ConnEntry {
-    id: u64,
-    client: bool,
-    /// When it opened; `None` while a client connection is being made.
-    opened: Option<Instant>,
-    /// Made for a queued peer (flushes count it).
-    queued: bool,
-    control: Option<UdxStreamControl>,
-    connect: Option<AbortHandle>,
-    traffic: Arc<Traffic>,
-}
-
-struct PendingFlush {
-    tx: oneshot::Sender<bool>,
-    missing: usize,
-    tick: u64,
-}
-
-/// The swarm's connection manager: owns peers, the queue, the retry timer and the connection set; runs on
-/// one task and learns everything through [`Event`]s.
+/// Drives [`SwarmCore`] on one task: feeds it [`Event`]s and the clock, and carries out its actions.
 struct Actor {
+    core: SwarmCore<Connection>,
     dht: HyperDht,
     key_pair: KeyPair,
     events: mpsc::UnboundedSender<Event>,
     out: Option<mpsc::UnboundedSender<(SwarmConnection, PeerInfo)>>,
-    firewall: Arc<FirewallCtx>,
-    topics: Topics,
-    max_peers: usize,
-    max_parallel: usize,
-    max_client_connections: usize,
-    peers: HashMap<[u8; 32], PeerState>,
-    /// `explicitPeers`.
-    explicit: HashSet<[u8; 32]>,
-    queue: PeerQueue,
-    timer: RetryTimer<[u8; 32]>,
-    /// `_allConnections`: opened or being opened, by remote public key.
-    conns: HashMap<[u8; 32], ConnEntry>,
-    ids: HashMap<u64, [u8; 32]>,
-    /// Incoming connections waiting for the connection they replace (by its id) to close.
-    swaps: HashMap<u64, Connection>,
-    connecting: usize,
-    client_connections: usize,
-    /// `connections.size`: opened connections.
-    open: usize,
-    pending_flushes: Vec<PendingFlush>,
-    flush_tick: u64,
-    draining: bool,
-    next_id: u64,
-    rng: StdRng,
-    stats: SwarmStats,
+    dials: HashMap<u64, AbortHandle>,
+    controls: HashMap<u64, UdxStreamControl>,
+    flushes: HashMap<u64, oneshot::Sender<bool>>,
+    next_flush: u64,
 }
 
 impl Actor {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
         loop {
-            let deadline = self.timer.next_deadline();
+            let deadline = self.core.next_deadline();
             let sleep_until = tokio::time::Instant::from_std(
                 deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
             );
@@ -863,293 +837,111 @@ impl Actor {
                     None => return,
                 },
                 _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {
-                    for batch in self.timer.poll(Instant::now()) {
-                        self.requeue(batch);
-                    }
+                    self.core.poll_timers(Instant::now());
+                    self.run_actions();
                     continue;
                 }
             };
+            let now = Instant::now();
             match event {
-                Event::Peer { topic, peer } => self.handle_peer(topic, peer),
-                Event::ClientDone { id, result } => self.client_done(id, result),
-                Event::Server(conn) => self.server_connection(conn),
-                Event::Closed(id) => self.closed(id),
-                Event::Banned(key) => {
-                    let p = self.upsert_peer(key, None);
-                    if let Some(p) = p {
-                        p.banned = true;
-                        p.queued = false;
-                    }
-                    self.queue.remove(&key);
-                    self.stats.banned_peers += 1;
+                Event::Peer { topic, peer } => {
+                    self.core
+                        .handle_peer(topic, peer.public_key, peer.relay_addresses, now)
                 }
-                Event::JoinPeer(key) => self.join_peer(key),
-                Event::LeavePeer(key) => self.leave_peer(key),
-                Event::Flush(tx) => self.flush(tx),
+                Event::ClientDone { id, result } => {
+                    let conn = match result {
+                        Ok(conn) => Some(conn),
+                        Err(e) => {
+                            tracing::debug!("hyperswarm: dial {id} failed: {e}");
+                            None
+                        }
+                    };
+                    self.dials.remove(&id);
+                    self.core.client_done(id, conn, now);
+                }
+                Event::Server(conn) => self.core.server_connection(conn, now),
+                Event::Closed(id) => {
+                    self.controls.remove(&id);
+                    self.core.closed(id, now);
+                }
+                Event::Banned(key) => self.core.ban(key),
+                Event::JoinPeer(key) => self.core.join_peer(key, now),
+                Event::LeavePeer(key) => self.core.leave_peer(key),
+                Event::TopicJoined(topic) => self.core.topic_joined(topic),
+                Event::TopicLeft(topic) => self.core.topic_left(&topic),
+                Event::Flush(tx) => {
+                    let id = self.next_flush;
+                    self.next_flush += 1;
+                    self.flushes.insert(id, tx);
+                    self.core.flush(id);
+                }
                 Event::Stats(tx) => {
-                    let _ = tx.send(SwarmStats {
-                        connections: self.open,
-                        connecting: self.connecting,
-                        peers: self.peers.len(),
-                        queued: self.queue.len(),
-                        ..self.stats
-                    });
+                    let _ = tx.send(self.core.stats());
                 }
                 Event::Destroy(tx) => {
-                    self.destroy_all();
+                    self.core.destroy();
+                    self.run_actions();
+                    self.out = None;
                     let _ = tx.send(());
                     return;
                 }
                 Event::Shutdown => return,
             }
+            self.run_actions();
         }
     }
 
-    fn destroy_all(&mut self) {
-        self.timer.clear();
-        self.queue.clear();
-        for (_, c) in self.conns.drain() {
-            if let Some(a) = &c.connect {
-                a.abort();
-            }
-            if let Some(ctl) = &c.control {
-                ctl.destroy();
-            }
-        }
-        for (_, c) in self.swaps.drain() {
-            c.get_ref().destroy();
-        }
-        for f in self.pending_flushes.drain(..) {
-            let _ = f.tx.send(false);
-        }
-        self.out = None;
-    }
-
-    fn upsert_peer(
-        &mut self,
-        key: [u8; 32],
-        relay_addresses: Option<Vec<SocketAddrV4>>,
-    ) -> Option<&mut PeerState> {
-        if key == self.key_pair.public {
-            return None;
-        }
-        let p = self
-            .peers
-            .entry(key)
-            .or_insert_with(|| PeerState::new(key, Vec::new()));
-        // New is always better.
-        p.relay_addresses = relay_addresses.unwrap_or_default();
-        Some(p)
-    }
-
-    fn peer_info(&self, key: &[u8; 32], client: bool) -> PeerInfo {
-        let p = self.peers.get(key);
-        PeerInfo {
-            public_key: *key,
-            relay_addresses: p.map(|p| p.relay_addresses.clone()).unwrap_or_default(),
-            topics: p.map(|p| p.topics.clone()).unwrap_or_default(),
-            client,
-        }
-    }
-
-    /// `_handlePeer`: a peer found under `topic`.
-    fn handle_peer(&mut self, topic: [u8; 32], peer: Peer) {
-        let key = peer.public_key;
-        let connected = self.conns.contains_key(&key);
-        let Some(p) = self.upsert_peer(key, Some(peer.relay_addresses)) else {
-            return;
-        };
-        p.add_topic(topic);
-        if connected {
-            return;
-        }
-        if !p.prioritized() || p.server() {
-            p.reset();
-        }
-        if p.update_priority() {
-            self.enqueue(key);
-        }
-    }
-
-    fn enqueue(&mut self, key: [u8; 32]) {
-        let tick = self.flush_tick;
-        let Some(p) = self.peers.get_mut(&key) else {
-            return;
-        };
-        if p.queued {
-            return;
-        }
-        p.queued = true;
-        p.flush_tick = tick;
-        self.queue.add(key, p.priority);
-        self.attempt_client_connections();
-    }
-
-    /// `_requeue`: peers whose backoff ran out.
-    fn requeue(&mut self, batch: Vec<[u8; 32]>) {
-        let tick = self.flush_tick;
-        for key in batch {
-            let connected = self.conns.contains_key(&key);
-            let Some(p) = self.peers.get_mut(&key) else {
-                continue;
-            };
-            p.waiting = false;
-            if !p.update_priority() || connected || p.queued {
-                continue;
-            }
-            p.queued = true;
-            p.flush_tick = tick;
-            self.queue.add(key, p.priority);
-        }
-        self.attempt_client_connections();
-    }
-
-    /// `_withinMaxPeers`: explicit peers make room for more connections.
-    fn within_max_peers(&self) -> bool {
-        let factor = match self.explicit.len() {
-            0 => 1,
-            1 => 2,
-            2 | 3 => 3,
-            _ => 4,
-        };
-        factor * self.conns.len() < self.max_peers
-    }
-
-    /// `joinPeer`.
-    fn join_peer(&mut self, key: [u8; 32]) {
-        let Some(p) = self.upsert_peer(key, None) else {
-            return;
-        };
-        p.explicit = true;
-        self.explicit.insert(key);
-        if self.conns.contains_key(&key) {
-            return;
-        }
-        if self
-            .peers
-            .get_mut(&key)
-            .is_some_and(PeerState::update_priority)
-        {
-            self.enqueue(key);
-        }
-    }
-
-    /// `leavePeer`.
-    fn leave_peer(&mut self, key: [u8; 32]) {
-        let Some(p) = self.peers.get_mut(&key) else {
-            return;
-        };
-        p.explicit = false;
-        self.explicit.remove(&key);
-        self.maybe_delete_peer(&key);
-    }
-
-    fn should_connect(&self) -> bool {
-        self.out.is_some()
-            && self.connecting < self.max_parallel
-            && self.within_max_peers()
-            && self.client_connections < self.max_client_connections
-    }
-
-    /// `_attemptClientConnections`.
-    fn attempt_client_connections(&mut self) {
-        if self.draining {
-            return;
-        }
-        self.draining = true;
-        let now = Instant::now();
-        let explicit: Vec<[u8; 32]> = self.explicit.iter().copied().collect();
-        for key in explicit {
-            if self.out.is_none() || self.connecting >= self.max_parallel {
-                break;
-            }
-            let Some(p) = self.peers.get(&key) else {
-                continue;
-            };
-            let backing_off = p.disconnected_time.is_some_and(|t| {
-                now.saturating_duration_since(t) < Duration::from_secs(u64::from(p.attempts))
-            });
-            if p.attempts >= 5 || backing_off {
-                continue;
-            }
-            self.connect(key, false);
-        }
-        while !self.queue.is_empty() && self.should_connect() {
-            let Some(key) = self.queue.shift(&mut self.rng) else {
-                break;
-            };
-            if let Some(p) = self.peers.get_mut(&key) {
-                p.queued = false;
-            }
-            self.connect(key, true);
-        }
-        self.draining = false;
-        if self.connecting == 0 {
-            self.flush_all_maybe();
-        }
-    }
-
-    /// `_connect`.
-    fn connect(&mut self, key: [u8; 32], queued: bool) {
-        let banned = self.peers.get(&key).is_none_or(|p| p.banned);
-        if banned || self.conns.contains_key(&key) || self.firewall.rejects(&key, None) {
-            if let Some(p) = self.peers.get_mut(&key) {
-                // A firewall rejection bans at once (the Banned event follows).
-                if lock(&self.firewall.banned).contains(&key) {
-                    p.banned = true;
+    fn run_actions(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Connect { id, key } => {
+                    tracing::debug!("hyperswarm: dial {id} to {}", hex::encode(key));
+                    let dht = self.dht.clone();
+                    let kp = self.key_pair.clone();
+                    let events = self.events.clone();
+                    let task = tokio::spawn(async move {
+                        let result = dht.connect_with(&key, &kp).await;
+                        let _ = events.send(Event::ClientDone { id, result });
+                    });
+                    self.dials.insert(id, task.abort_handle());
+                }
+                Action::AbortConnect { id } => {
+                    if let Some(d) = self.dials.remove(&id) {
+                        d.abort();
+                    }
+                }
+                Action::Emit {
+                    id,
+                    conn,
+                    info,
+                    traffic,
+                } => self.emit(id, conn, info, traffic),
+                Action::Destroy { id } => {
+                    if let Some(c) = self.controls.get(&id) {
+                        c.destroy();
+                    }
+                }
+                Action::Reject { conn } => conn.get_ref().destroy(),
+                Action::FlushDone { flush, ok } => {
+                    if let Some(tx) = self.flushes.remove(&flush) {
+                        let _ = tx.send(ok);
+                    }
                 }
             }
-            if queued {
-                self.flush_maybe(&key);
-            }
-            return;
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        tracing::debug!("connect id {id} to {}", &hex::encode(key)[..8]);
-        let dht = self.dht.clone();
-        let kp = self.key_pair.clone();
-        let events = self.events.clone();
-        let task = tokio::spawn(async move {
-            let result = dht.connect_with(&key, &kp).await;
-            let _ = events.send(Event::ClientDone { id, result });
-        });
-        self.conns.insert(
-            key,
-            ConnEntry {
-                id,
-                client: true,
-                opened: None,
-                queued,
-                control: None,
-                connect: Some(task.abort_handle()),
-                traffic: Arc::new(Traffic::default()),
-            },
-        );
-        self.ids.insert(id, key);
-        if let Some(p) = self.peers.get_mut(&key) {
-            p.tried = true;
-        }
-        self.stats.client_attempted += 1;
-        self.connecting += 1;
-        self.client_connections += 1;
     }
 
     /// Hands an opened connection to the application and watches for its end.
-    fn emit(&mut self, id: u64, key: [u8; 32], conn: Connection, client: bool) {
-        tracing::debug!("emit id {id} client {client} to {}", &hex::encode(key)[..8]);
+    fn emit(&mut self, id: u64, conn: Connection, info: PeerInfo, traffic: Arc<Traffic>) {
+        tracing::debug!(
+            "hyperswarm: connection {id} with {} (client {})",
+            hex::encode(info.public_key),
+            info.client
+        );
+        self.dials.remove(&id);
         let control = conn.get_ref().control();
+        self.controls.insert(id, control.clone());
         let (dropped_tx, dropped_rx) = oneshot::channel::<()>();
-        let traffic = match self.conns.get_mut(&key) {
-            Some(e) => {
-                e.control = Some(control.clone());
-                e.opened = Some(Instant::now());
-                e.connect = None;
-                e.traffic.clone()
-            }
-            None => Arc::new(Traffic::default()),
-        };
-        let info = self.peer_info(&key, client);
         let wrapped = SwarmConnection::new(conn, traffic, dropped_tx);
         match &self.out {
             Some(out) => {
@@ -1164,240 +956,6 @@ impl Actor {
                 _ = dropped_rx => {}
             }
             let _ = events.send(Event::Closed(id));
-        });
-    }
-
-    fn client_done(&mut self, id: u64, result: Result<Connection, HyperDhtError>) {
-        let Some(&key) = self.ids.get(&id) else {
-            // Aborted meanwhile (a duplicate, or the swarm was destroyed).
-            tracing::debug!("late client done id {id} ok {}", result.is_ok());
-            if let Ok(conn) = result {
-                conn.get_ref().destroy();
-            }
-            return;
-        };
-        match result {
-            Ok(conn) => {
-                let queued = self.conns.get(&key).is_some_and(|e| e.queued);
-                self.stats.client_opened += 1;
-                self.open += 1;
-                if let Some(p) = self.peers.get_mut(&key) {
-                    p.connected(Instant::now());
-                    p.client = true;
-                }
-                self.emit(id, key, conn, true);
-                self.connect_done();
-                if queued {
-                    self.flush_maybe(&key);
-                }
-            }
-            Err(e) => {
-                tracing::debug!("hyperswarm: connect to {} failed: {e}", hex::encode(key));
-                self.closed(id);
-            }
-        }
-    }
-
-    fn connect_done(&mut self) {
-        self.connecting = self.connecting.saturating_sub(1);
-        if self.connecting < self.max_parallel {
-            self.attempt_client_connections();
-        }
-        if self.connecting == 0 {
-            self.flush_all_maybe();
-        }
-    }
-
-    /// `_handleServerConnection`.
-    fn server_connection(&mut self, conn: Connection) {
-        if self.out.is_none() {
-            conn.get_ref().destroy();
-            return;
-        }
-        let key = *conn.remote_public_key();
-        if let Some(existing) = self.conns.get(&key) {
-            let now = Instant::now();
-            let established = existing
-                .opened
-                .is_some_and(|t| existing.traffic.established(t, now));
-            tracing::debug!("server conn from {} while existing id {} client {} opened {} established {established}", &hex::encode(key)[..8], existing.id, existing.client, existing.opened.is_some());
-            if !keep_new_connection(
-                &self.key_pair.public,
-                &key,
-                conn.is_initiator(),
-                established,
-            ) {
-                self.stats.duplicates_dropped += 1;
-                conn.get_ref().destroy();
-                return;
-            }
-            // Replace: close the existing one, take the new one once it is gone.
-            self.stats.duplicates_replaced += 1;
-            let id = existing.id;
-            self.swaps.insert(id, conn);
-            self.destroy_connection(id);
-            return;
-        }
-        self.stats.server_opened += 1;
-        let id = self.next_id;
-        self.next_id += 1;
-        self.upsert_peer(key, None);
-        if let Some(p) = self.peers.get_mut(&key) {
-            p.client = false;
-        }
-        self.conns.insert(
-            key,
-            ConnEntry {
-                id,
-                client: false,
-                opened: Some(Instant::now()),
-                queued: false,
-                control: None,
-                connect: None,
-                traffic: Arc::new(Traffic::default()),
-            },
-        );
-        self.ids.insert(id, key);
-        self.open += 1;
-        self.emit(id, key, conn, false);
-    }
-
-    /// Closes a connection of the set: aborts a connect under way, destroys an opened stream.
-    fn destroy_connection(&mut self, id: u64) {
-        let Some(key) = self.ids.get(&id) else {
-            return;
-        };
-        let Some(e) = self.conns.get(key) else {
-            return;
-        };
-        if let Some(ctl) = &e.control {
-            // The close watcher reports it.
-            ctl.destroy();
-        } else if let Some(a) = &e.connect {
-            a.abort();
-            self.closed(id);
-        }
-    }
-
-    /// A connection (or attempt) ended.
-    fn closed(&mut self, id: u64) {
-        tracing::debug!("closed id {id}");
-        let Some(key) = self.ids.remove(&id) else {
-            return;
-        };
-        let Some(entry) = self.conns.remove(&key) else {
-            return;
-        };
-        let now = Instant::now();
-        let opened = entry.opened.is_some();
-        if opened {
-            self.open = self.open.saturating_sub(1);
-        }
-        if entry.client {
-            if !opened {
-                self.connecting = self.connecting.saturating_sub(1);
-            }
-            self.stats.client_closed += 1;
-            self.client_connections = self.client_connections.saturating_sub(1);
-            let requeue = self.should_requeue(&key);
-            if let Some(p) = self.peers.get_mut(&key) {
-                p.disconnected(now);
-                p.waiting = requeue && self.timer.add(key, p, now);
-            }
-            self.maybe_delete_peer(&key);
-            if !opened && entry.queued {
-                self.flush_maybe(&key);
-            }
-        } else {
-            self.stats.server_closed += 1;
-            self.maybe_delete_peer(&key);
-        }
-        if let Some(conn) = self.swaps.remove(&id) {
-            self.server_connection(conn);
-        }
-        self.attempt_client_connections();
-        if self.connecting == 0 {
-            self.flush_all_maybe();
-        }
-    }
-
-    /// `_shouldRequeue`: a topic it was found under is still joined.
-    fn should_requeue(&self, key: &[u8; 32]) -> bool {
-        if self.out.is_none() {
-            return false;
-        }
-        let Some(p) = self.peers.get(key) else {
-            return false;
-        };
-        if p.explicit {
-            return true;
-        }
-        let topics = lock(&self.topics);
-        p.topics.iter().any(|t| topics.contains_key(t))
-    }
-
-    fn maybe_delete_peer(&mut self, key: &[u8; 32]) {
-        let gc = self.peers.get(key).is_some_and(PeerState::should_gc);
-        if gc && !self.conns.contains_key(key) {
-            self.peers.remove(key);
-        }
-    }
-
-    /// `_flushMaybe`: a queued peer got its attempt.
-    fn flush_maybe(&mut self, key: &[u8; 32]) {
-        let Some(tick) = self.peers.get(key).map(|p| p.flush_tick) else {
-            return;
-        };
-        let mut i = 0;
-        while i < self.pending_flushes.len() {
-            let f = &mut self.pending_flushes[i];
-            if tick > f.tick {
-                i += 1;
-                continue;
-            }
-            f.missing = f.missing.saturating_sub(1);
-            if f.missing > 0 {
-                i += 1;
-                continue;
-            }
-            let f = self.pending_flushes.remove(i);
-            let _ = f.tx.send(true);
-        }
-    }
-
-    /// `_flushAllMaybe`: nothing more will be attempted now, so every flush is done.
-    fn flush_all_maybe(&mut self) -> bool {
-        if self.connecting > 0
-            || (self.within_max_peers() && self.client_connections < self.max_client_connections)
-        {
-            return false;
-        }
-        for f in self.pending_flushes.drain(..) {
-            let _ = f.tx.send(true);
-        }
-        true
-    }
-
-    fn flush(&mut self, tx: oneshot::Sender<bool>) {
-        if self.out.is_none() {
-            let _ = tx.send(false);
-            return;
-        }
-        if self.flush_all_maybe() {
-            let _ = tx.send(true);
-            return;
-        }
-        let pending = self.conns.len().saturating_sub(self.open);
-        if self.queue.is_empty() && pending == 0 {
-            let _ = tx.send(true);
-            return;
-        }
-        let tick = self.flush_tick;
-        self.flush_tick += 1;
-        self.pending_flushes.push(PendingFlush {
-            tx,
-            missing: self.queue.len() + pending,
-            tick,
         });
     }
 }
