@@ -362,6 +362,34 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_gets_share_one_handle() -> Result<()> {
+        let dir = tmp("race");
+        let store = Corestore::open(&dir)?;
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let s = store.clone();
+                std::thread::spawn(move || s.get("same").map(|c| c.key()))
+            })
+            .collect();
+        let mut keys = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(k) => keys.push(k?),
+                Err(_) => panic!("thread panicked"),
+            }
+        }
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            1,
+            "one core, opened once (its log lock would refuse a second open)"
+        );
+        assert_eq!(store.cores().len(), 1);
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[test]
     fn named_cores_are_shared_reopened_and_listed() -> Result<()> {
         let dir = tmp("named");
         let store = Corestore::open_with_primary_key(&dir, [7; 32])?;

@@ -20,12 +20,20 @@
 //! - [`Hyperswarm::flush`] waits until every discovery is flushed and every peer queued by then was tried.
 //! - [`Hyperswarm::leave`] stops a topic's discovery and unannounces it; [`Hyperswarm::destroy`] leaves every
 //!   topic, closes the server (unannouncing its key), closes every connection and destroys the DHT node.
-//!
 //! - [`Hyperswarm::join_peer`] keeps dialling one public key directly, whatever the topics.
 //!
-//! Not implemented: relaying through blind relays (`relayThrough`),
-//! suspend/resume, the `limit` option of a join, per-connection relay address hints (HyperDHT's `connect` here
-//! always looks the peer up), and the `update`/`ban` events (see [`Hyperswarm::stats`]).
+//! Structure: the connection manager is sans-IO ([`SwarmCore`]: events in, [`Action`]s out, clock passed in),
+//! driven by one task per swarm that owns the dials and the connections' close watchers; each topic's
+//! discovery is a task of its own; the HyperDHT server runs on another. Connections are handed out as
+//! [`SwarmConnection`]s, which count traffic for the tie-break and tell the swarm when they are dropped.
+//!
+//! Differences from the JS: peers found by a query are dialled when the query ends, not as replies stream in;
+//! an incoming duplicate that loses the tie-break does not make us send a keep-alive on the surviving
+//! connection; "established" (`rawBytesRead > 0 && rawBytesWritten > 0` in the JS) is judged from the
+//! application's traffic, or from an age past the keep-alive interval. Not implemented: relaying through blind
+//! relays (`relayThrough`), suspend/resume, the `limit` option of a join, the first announce's clearing of
+//! stale announcements (`clear`), per-connection relay address hints (HyperDHT's `connect` here always looks the
+//! peer up), and the `update`/`ban` events (see [`Hyperswarm::stats`]).
 
 pub mod connection;
 pub mod core;
