@@ -8,9 +8,11 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use holepunch::compact_encoding::{Reader, Writer};
 use holepunch::crypto::KeyPair;
 use holepunch::hyperdht::HyperDhtOpts;
 use holepunch::hyperswarm::{Backoffs, Hyperswarm, JoinOpts, PeerInfo, SwarmConnection, SwarmOpts};
+use holepunch::protomux::{ChannelOptions, Mux};
 use interop::tokio::JsProcess;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -791,4 +793,53 @@ async fn join_peer_dials_a_key_directly_both_ways() {
     js.finish().await;
     rust.destroy().await;
     listener.destroy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protomux_runs_over_a_swarm_connection_with_js() {
+    let net = testnet();
+    let topic = random_topic();
+    let mut js = Js::start_with(&net, &topic, "server", &["--quiet"], None).await;
+    js.expect(|v| v.get("flushed").is_some(), STEP).await;
+    let rust = rust_swarm(&net, SwarmOpts::default()).await;
+    let d = rust
+        .join(
+            topic,
+            JoinOpts {
+                server: false,
+                client: true,
+            },
+        )
+        .expect("join");
+    assert!(timeout(STEP, d.flushed()).await.expect("flushed in time"));
+    let (conn, info) = timeout(STEP, rust.next_connection())
+        .await
+        .expect("in time")
+        .expect("a connection");
+    assert!(info.client);
+    js.expect(|v| v.get("connection").is_some(), STEP).await;
+    assert_eq!(js.ask("mux", "muxed").await["muxed"], 1);
+
+    let mux = Mux::new(conn);
+    let ch = mux
+        .create_channel(ChannelOptions::new("swarm-test"))
+        .expect("channel");
+    ch.open(b"").expect("open");
+    timeout(STEP, ch.opened())
+        .await
+        .expect("opened in time")
+        .expect("paired with the JS channel");
+    let mut w = Writer::new();
+    w.string("over protomux");
+    ch.send(0, w.as_slice()).await.expect("send");
+    js.expect(|v| v["mux"] == "over protomux", STEP).await;
+    let (kind, bytes) = timeout(STEP, ch.recv())
+        .await
+        .expect("answer in time")
+        .expect("channel open");
+    assert_eq!(kind, 0);
+    let mut r = Reader::new(&bytes);
+    assert_eq!(r.string().expect("a string"), "echo:over protomux");
+    js.finish().await;
+    rust.destroy().await;
 }

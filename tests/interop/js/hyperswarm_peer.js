@@ -22,11 +22,16 @@
 //     leave           -> swarm.leave(topic) -> {"left": true}
 //     drop            -> destroys every connection -> {"dropped": n}
 //     joinpeer <hex>  -> swarm.joinPeer(key) -> {"joined": hex}
+//     mux             -> on every connection, a protomux channel "swarm-test" whose message 0 (a c.string)
+//                        is printed as {"mux": text} and answered with "echo:" + text -> {"muxed": n}
+//                        (use with --quiet: protomux owns the stream)
 //   Exits (destroying the swarm) when stdin closes.
 'use strict'
 const Hyperswarm = require('hyperswarm')
 const DHT = require('hyperdht')
 const b4a = require('b4a')
+const Protomux = require('protomux')
+const c = require('compact-encoding')
 const readline = require('readline')
 
 const argv = process.argv.slice(2)
@@ -125,6 +130,20 @@ async function main() {
         for (const p of data.peers) keys.add(hex(p.publicKey))
       }
       print({ keys: [...keys] })
+    } else if (cmd === 'mux') {
+      for (const conn of swarm.connections) {
+        const mux = Protomux.from(conn)
+        const ch = mux.createChannel({ protocol: 'swarm-test' })
+        const msg = ch.addMessage({
+          encoding: c.string,
+          onmessage(text) {
+            print({ mux: text })
+            msg.send('echo:' + text)
+          }
+        })
+        ch.open()
+      }
+      print({ muxed: swarm.connections.size })
     } else if (cmd === 'joinpeer') {
       swarm.joinPeer(b4a.from(rest[0], 'hex'))
       print({ joined: rest[0] })
