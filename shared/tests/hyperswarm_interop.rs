@@ -843,3 +843,69 @@ async fn protomux_runs_over_a_swarm_connection_with_js() {
     js.finish().await;
     rust.destroy().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_of_a_topic_share_one_discovery() {
+    let net = testnet();
+    let topic = random_topic();
+    let rust = rust_swarm(&net, SwarmOpts::default()).await;
+    let server = rust
+        .join(
+            topic,
+            JoinOpts {
+                server: true,
+                client: false,
+            },
+        )
+        .expect("join");
+    let client = rust
+        .join(
+            topic,
+            JoinOpts {
+                server: false,
+                client: true,
+            },
+        )
+        .expect("join");
+    assert!(timeout(STEP, server.flushed()).await.expect("in time"));
+    assert!(timeout(STEP, client.flushed()).await.expect("in time"));
+    assert_eq!(rust.topics(), vec![topic]);
+    let mut js = Js::start(&net, &topic, "none").await;
+    js.expect(|v| v.get("flushed").is_some(), STEP).await;
+    let announced = |v: &Value| {
+        v["keys"]
+            .as_array()
+            .expect("keys")
+            .contains(&Value::from(pk_hex(&rust)))
+    };
+    assert!(announced(&js.ask("lookup", "keys").await));
+
+    // Without its server session the discovery turns client-only: the next refresh unannounces.
+    server.destroy().await;
+    assert_eq!(
+        rust.topics(),
+        vec![topic],
+        "the client session keeps it joined"
+    );
+    assert!(timeout(STEP, client.flushed()).await.expect("in time"));
+    assert!(!announced(&js.ask("lookup", "keys").await));
+    // The last session leaves the topic.
+    client.destroy().await;
+    assert!(rust.topics().is_empty());
+    assert!(matches!(
+        rust.join(
+            topic,
+            JoinOpts {
+                server: false,
+                client: false
+            }
+        ),
+        Err(holepunch::hyperswarm::SwarmError::NeitherClientNorServer)
+    ));
+    rust.destroy().await;
+    assert!(matches!(
+        rust.join(topic, JoinOpts::default()),
+        Err(holepunch::hyperswarm::SwarmError::Destroyed)
+    ));
+    js.finish().await;
+}
