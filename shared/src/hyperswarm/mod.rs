@@ -740,6 +740,11 @@ impl Hyperswarm {
         if self.shared.events.send(Event::Destroy(tx)).is_ok() {
             let _ = rx.await;
         }
+        // Connections nobody took are destroyed already: drop them (a caller waiting in `next_connection`
+        // gets them, then `None`).
+        if let Ok(mut waiting) = self.shared.connections.try_lock() {
+            while waiting.try_recv().is_ok() {}
+        }
         self.shared.dht.destroy().await;
     }
 }
