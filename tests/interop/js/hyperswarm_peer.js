@@ -25,7 +25,7 @@
 //     mux             -> on every connection, a protomux channel "swarm-test" whose message 0 (a c.string)
 //                        is printed as {"mux": text} and answered with "echo:" + text -> {"muxed": n}
 //                        (use with --quiet: protomux owns the stream)
-//   Exits (destroying the swarm) when stdin closes.
+//   Exits (destroying the swarm) when stdin closes. HYPERSWARM_DEBUG=1 logs connection decisions on stderr.
 'use strict'
 const Hyperswarm = require('hyperswarm')
 const DHT = require('hyperdht')
