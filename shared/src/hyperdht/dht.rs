@@ -53,6 +53,13 @@ use crate::noise::HandshakeResult;
 use crate::secret_stream::{SecretStream, SecretStreamOptions};
 use crate::udx::{FirewallVerdict, Udx, UdxSocket, UdxStream};
 
+#[path = "holepunch.rs"]
+mod holepunch;
+use super::holepuncher::Holepuncher;
+use super::secure_payload::SecurePayload;
+use super::socket_pool::{PoolRequest, PoolSocketHandle, PunchSession};
+use holepunch::{ClientPunch, HolepunchRequest, ServerHole};
+
 /// An end-to-end encrypted connection: a secret-stream over a UDX stream. `remote_public_key()` names the
 /// peer.
 pub type Connection = SecretStream<UdxStream>;
@@ -87,6 +94,24 @@ pub enum HyperDhtError {
     /// No direct path was found and holepunching did not succeed (`HOLEPUNCH_ABORTED`).
     #[error("HOLEPUNCH_ABORTED: {0}")]
     HolepunchAborted(String),
+    /// The server's holepunch reply could not be decrypted (`HOLEPUNCH_INVALID`).
+    #[error("HOLEPUNCH_INVALID: the holepunch reply could not be decrypted")]
+    HolepunchInvalid,
+    /// A side's NAT kind stayed unknown after probing (`HOLEPUNCH_PROBE_TIMEOUT`).
+    #[error("HOLEPUNCH_PROBE_TIMEOUT: the NAT analysis did not conclude")]
+    HolepunchProbeTimeout,
+    /// Both sides are behind randomizing NATs (`HOLEPUNCH_DOUBLE_RANDOMIZED_NATS`).
+    #[error("HOLEPUNCH_DOUBLE_RANDOMIZED_NATS: both peers are behind randomizing NATs")]
+    HolepunchDoubleRandomizedNats,
+    /// The server aborted the holepunch with an error code (`REMOTE_ABORTED`).
+    #[error("REMOTE_ABORTED: remote aborted with error code {0}")]
+    RemoteAborted(u64),
+    /// The server did not start punching (`REMOTE_NOT_HOLEPUNCHING`).
+    #[error("REMOTE_NOT_HOLEPUNCHING: the remote is not punching")]
+    RemoteNotHolepunching,
+    /// No punching strategy fits the two NATs (`REMOTE_NOT_HOLEPUNCHABLE`).
+    #[error("REMOTE_NOT_HOLEPUNCHABLE: no holepunch strategy for these NATs")]
+    RemoteNotHolepunchable,
     /// The server cannot be holepunched and is not reachable directly (`CANNOT_HOLEPUNCH`).
     #[error("CANNOT_HOLEPUNCH: the server is neither reachable nor holepunchable")]
     CannotHolepunch,
@@ -186,6 +211,7 @@ impl Default for HyperDhtOpts {
 
 struct Inner {
     handle: DhtHandle,
+    host: Ipv4Addr,
     udx: Udx,
     server_socket: UdxSocket,
     client_socket: UdxSocket,
@@ -265,6 +291,7 @@ impl HyperDht {
         Ok(Self {
             inner: Arc::new(Inner {
                 handle,
+                host: opts.host,
                 udx,
                 server_socket,
                 client_socket,
@@ -523,6 +550,7 @@ impl HyperDht {
                 client_address,
                 relayed,
                 remote_addr.is_some(),
+                (target, &finished.holepunch_secret),
             )
             .await?;
         match path {
@@ -560,6 +588,7 @@ impl HyperDht {
         client_address: SocketAddrV4,
         relayed: bool,
         we_are_open: bool,
+        punch: (Id, &[u8; 32]),
     ) -> Result<Option<(Option<UdxSocket>, SocketAddrV4)>> {
         if !relayed {
             return Ok(Some((None, relay)));
@@ -580,6 +609,35 @@ impl HyperDht {
         if we_are_open {
             return Ok(None);
         }
+        if !holepunchable {
+            return Err(HyperDhtError::CannotHolepunch);
+        }
+        let Some(hp) = payload.holepunch.as_ref() else {
+            return Err(HyperDhtError::CannotHolepunch);
+        };
+        let Some(server_relay) = holepunch::pick_server_relay(&hp.relays, relay) else {
+            return Err(HyperDhtError::CannotHolepunch);
+        };
+        let (target, secret) = punch;
+        let st = self.inner.handle.state().await?;
+        let puncher = Holepuncher::new(
+            true,
+            payload.firewall,
+            st.firewalled || self.inner.assume_firewalled,
+        );
+        let session = PunchSession::start(&self.inner.udx, self.inner.host, puncher, None).await?;
+        session.auto_sample(st.nodes.iter().rev().copied().collect());
+        let client = ClientPunch {
+            session: session.clone(),
+            target,
+            id: hp.id,
+            secure: SecurePayload::new(secret),
+            round: 0,
+        };
+        let punched = client.run(server_address, relay, server_relay, true);
+        tokio::pin!(punched);
+
+        // Race the LAN shortcut with the holepunch: the same host behind one NAT (or on one LAN).
         if client_address.ip() == server_address.ip() {
             let theirs: Vec<SocketAddrV4> = payload
                 .addresses4
@@ -589,17 +647,23 @@ impl HyperDht {
                 .collect();
             let mine = local_addresses(self.server_addr());
             if let Some(addr) = match_address(&mine, &theirs).or(theirs.first().copied()) {
-                if self.inner.handle.ping(addr).await.is_ok() {
-                    return Ok(Some((Some(self.inner.server_socket.clone()), addr)));
+                let lan = self.inner.handle.ping(addr);
+                tokio::select! {
+                    r = &mut punched => {
+                        let (sock, to) = r?;
+                        return Ok(Some((Some(sock), to)));
+                    }
+                    pinged = lan => {
+                        if pinged.is_ok() {
+                            session.with(|p| p.destroy());
+                            return Ok(Some((Some(self.inner.server_socket.clone()), addr)));
+                        }
+                    }
                 }
-                return Err(HyperDhtError::HolepunchAborted(format!(
-                    "the server's LAN address {addr} did not answer, and NAT holepunching is not implemented"
-                )));
             }
         }
-        Err(HyperDhtError::HolepunchAborted(
-            "the server is behind a NAT and NAT holepunching is not implemented".into(),
-        ))
+        let (sock, to) = punched.await?;
+        Ok(Some((Some(sock), to)))
     }
 
     /// The client half of `router.peerHandshake`: returns (noise, server address, client address, relayed).
@@ -1080,6 +1144,7 @@ impl Server {
         let requests = self.dht.inner.handle.claim_target(target).await?;
         let announced = Arc::new(Mutex::new(Announced::default()));
         let (tx, conns) = mpsc::unbounded_channel();
+        let (pool_tx, pool_rx) = mpsc::unbounded_channel();
         let router = tokio::spawn(
             Router {
                 dht: self.dht.clone(),
@@ -1089,8 +1154,10 @@ impl Server {
                 connections: tx,
                 seen: HashMap::new(),
                 next_id: 0,
+                holepunches: Arc::new(Mutex::new(HashMap::new())),
+                pool_tx,
             }
-            .run(requests),
+            .run(requests, pool_rx),
         );
         let first = announce_server(&self.dht, &key_pair, target).await;
         if let Ok(mut a) = announced.lock() {
@@ -1285,20 +1352,70 @@ struct Router {
     firewall: FirewallFn,
     announced: Arc<Mutex<Announced>>,
     connections: mpsc::UnboundedSender<Connection>,
-    /// Handshakes answered recently, by their noise message: a retransmission gets the same answer.
-    seen: HashMap<Vec<u8>, (Instant, Option<Vec<u8>>)>,
+    /// Handshakes answered recently, by their noise message: a retransmission gets the same answer (from
+    /// the same socket: the puncher's, or the DHT's when `None`).
+    seen: HashMap<Vec<u8>, (Instant, Option<HandshakeReply>)>,
     next_id: u64,
+    /// Holepunch sessions by id.
+    holepunches: Arc<Mutex<HashMap<u64, Arc<ServerHole>>>>,
+    /// PEER_HOLEPUNCH requests arriving on puncher sockets.
+    pool_tx: mpsc::UnboundedSender<(PoolRequest, Arc<PoolSocketHandle>)>,
 }
 
+/// A server's handshake answer and the socket it goes out of (`None`: the DHT's).
+type HandshakeReply = (Vec<u8>, Option<UdxSocket>);
+
 impl Router {
-    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<IncomingRequest>) {
-        while let Some(req) = requests.recv().await {
-            if req.command == commands::PEER_HANDSHAKE {
-                self.on_handshake(&req).await;
+    async fn run(
+        mut self,
+        mut requests: mpsc::UnboundedReceiver<IncomingRequest>,
+        mut pool: mpsc::UnboundedReceiver<(PoolRequest, Arc<PoolSocketHandle>)>,
+    ) {
+        loop {
+            tokio::select! {
+                req = requests.recv() => {
+                    let Some(req) = req else { return };
+                    if req.command == commands::PEER_HANDSHAKE {
+                        self.on_handshake(&req).await;
+                    } else if req.command == commands::PEER_HOLEPUNCH {
+                        self.spawn_holepunch(HolepunchRequest {
+                            tid: req.tid,
+                            from: req.from,
+                            to: req.to,
+                            internal: req.internal,
+                            target: req.target,
+                            value: req.value,
+                            on_socket: None,
+                        });
+                    }
+                }
+                Some((req, sock)) = pool.recv() => {
+                    self.spawn_holepunch(HolepunchRequest {
+                        tid: req.tid,
+                        from: req.from,
+                        to: req.to,
+                        internal: req.internal,
+                        target: req.target,
+                        value: req.value,
+                        on_socket: Some(sock.socket().local_addr()),
+                    });
+                }
             }
-            // PEER_HOLEPUNCH: holepunching is not implemented; the JS also stays silent for sessions it
-            // does not know.
         }
+    }
+
+    /// Handles a PEER_HOLEPUNCH message in the background (it waits for the NAT analysis).
+    fn spawn_holepunch(&self, req: HolepunchRequest) {
+        let is_server_relay = self
+            .announced
+            .lock()
+            .map(|a| a.relays.iter().any(|r| r.relay_address == req.from))
+            .unwrap_or(false);
+        let holes = self.holepunches.clone();
+        tokio::spawn(async move {
+            let lookup = |id| holes.lock().ok().and_then(|h| h.get(&id).cloned());
+            holepunch::on_server_holepunch(req, lookup, is_server_relay).await;
+        });
     }
 
     async fn on_handshake(&mut self, req: &IncomingRequest) {
@@ -1331,8 +1448,29 @@ impl Router {
                 r
             }
         };
-        let Some(noise) = reply else { return };
+        let Some((noise, from_socket)) = reply else {
+            return;
+        };
         let handle = &self.dht.inner.handle;
+        if let (Some(sock), mode::FROM_RELAY | mode::FROM_SECOND_RELAY) = (&from_socket, hs.mode) {
+            // Answer from the puncher's socket, so the client learns the address punches come from.
+            let to = if hs.mode == mode::FROM_RELAY {
+                Some(req.from)
+            } else {
+                hs.relay_address
+            };
+            if let Some(to) = to {
+                let value = Handshake {
+                    mode: mode::FROM_SERVER,
+                    noise,
+                    peer_address: hs.peer_address,
+                    relay_address: None,
+                }
+                .to_bytes();
+                let _ = socket_pool_relay(sock, req, value, to).await;
+            }
+            return;
+        }
         let opts = ReplyOpts {
             token: Some(false),
             closer_nodes: false,
@@ -1393,7 +1531,7 @@ impl Router {
         client: SocketAddrV4,
         req: &IncomingRequest,
         direct: bool,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> Result<Option<HandshakeReply>> {
         let mut noise = NoiseWrap::responder(&self.key_pair)?;
         let remote = noise.recv(noise_msg)?;
         let Some(remote_pk) = noise.remote_public_key() else {
@@ -1455,11 +1593,59 @@ impl Router {
         })?;
         let finished = noise.finish()?;
         let (Some(raw), Some(udx)) = (raw, remote.udx) else {
-            return Ok(Some(reply));
+            return Ok(Some((reply, None)));
         };
         let Ok(remote_id) = u32::try_from(udx.id) else {
-            return Ok(Some(reply));
+            return Ok(Some((reply, None)));
         };
+        let mut hole: Option<Arc<ServerHole>> = None;
+        let mut reply_socket = None;
+        if remote.firewall != firewall::OPEN && !direct && our_remote.is_none() {
+            // We are firewalled: set up a puncher (`setupHolepuncher`). On the same LAN as the client the
+            // answer still goes out of the DHT socket so the LAN shortcut reaches it.
+            let theirs: Vec<SocketAddrV4> = remote
+                .addresses4
+                .iter()
+                .copied()
+                .filter(|a| is_private(*a.ip()))
+                .collect();
+            let lan = client.ip() == req.to.ip()
+                && match_address(&local_addresses(self.dht.server_addr()), &theirs).is_some();
+            let st = self.dht.inner.handle.state().await?;
+            let puncher = Holepuncher::new(
+                false,
+                remote.firewall,
+                st.firewalled || self.dht.inner.assume_firewalled,
+            );
+            let session = PunchSession::start(
+                &self.dht.inner.udx,
+                self.dht.inner.host,
+                puncher,
+                Some(self.pool_tx.clone()),
+            )
+            .await?;
+            session.auto_sample(st.nodes.iter().rev().copied().collect());
+            if !lan {
+                reply_socket = Some(session.main().socket().clone());
+            }
+            let weak = Arc::downgrade(&session);
+            let prepunching = tokio::spawn(async move {
+                tokio::time::sleep(HANDSHAKE_INITIAL_TIMEOUT).await;
+                if let Some(s) = weak.upgrade() {
+                    s.with(|p| p.destroy());
+                }
+            });
+            let h = Arc::new(ServerHole {
+                secure: SecurePayload::new(&finished.holepunch_secret),
+                session,
+                round: Mutex::new(0),
+                prepunching: Mutex::new(Some(prepunching)),
+            });
+            if let Ok(mut hs) = self.holepunches.lock() {
+                hs.insert(id, h.clone());
+            }
+            hole = Some(h);
+        }
 
         let (tx, rx) = oneshot::channel::<()>();
         if remote.firewall == firewall::OPEN || direct {
@@ -1490,8 +1676,25 @@ impl Router {
         }
         let dht = self.dht.clone();
         let conns = self.connections.clone();
+        let holes = self.holepunches.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx).await {
+            // Until the client's first packet, or the puncher gave up (or 10 s without one).
+            let outcome = match &hole {
+                Some(h) => tokio::select! {
+                    r = rx => Ok(r),
+                    () = wait_aborted(&h.session) => Err(()),
+                },
+                None => tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx)
+                    .await
+                    .map_err(|_| ()),
+            };
+            if let Some(h) = &hole {
+                h.session.with(|p| p.destroy());
+                if let Ok(mut hs) = holes.lock() {
+                    hs.remove(&id);
+                }
+            }
+            match outcome {
                 Ok(Ok(())) => {
                     let mut conn = dht.secret_stream(raw, false, finished.result);
                     // Send our secret-stream header now, as the JS does: a client waiting for our
@@ -1511,8 +1714,36 @@ impl Router {
                 _ => raw.destroy(),
             }
         });
-        Ok(Some(reply))
+        Ok(Some((reply, reply_socket)))
     }
+}
+
+/// Resolves when the session's puncher reports it gave up.
+async fn wait_aborted(session: &PunchSession) {
+    while let Some(ev) = session.next_event().await {
+        if ev == super::holepuncher::PuncherEvent::Aborted {
+            return;
+        }
+    }
+}
+
+/// Forwards a handshake answer under the request's tid from a puncher socket (`req.relay(..., { socket })`).
+async fn socket_pool_relay(
+    sock: &UdxSocket,
+    req: &IncomingRequest,
+    value: Vec<u8>,
+    to: SocketAddrV4,
+) -> io::Result<()> {
+    super::socket_pool::relay_from(
+        sock,
+        req.tid,
+        req.internal,
+        req.command,
+        req.target,
+        value,
+        to,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -6,9 +6,12 @@
 pub mod bootstrap;
 pub mod constants;
 pub mod dht;
+pub mod holepuncher;
 pub mod messages;
+pub mod nat;
 pub mod noise_wrap;
 pub mod persistent;
 pub mod secure_payload;
+mod socket_pool;
 
 pub use dht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, Server};
