@@ -157,6 +157,11 @@ impl ClientPunch {
                 .session
                 .with(|p| (p.remote_firewall(), p.nat.firewall()))
                 .unwrap_or((firewall::UNKNOWN, firewall::UNKNOWN));
+            tracing::debug!(
+                "holepunch probe: remote {remote_fw}, local {local_fw}, token {}, peer {}",
+                reply.payload.token.is_some(),
+                reply.peer_address
+            );
             match probe_verdict(remote_fw, local_fw, reply.payload.token.is_some(), retry) {
                 ProbeVerdict::Retry => retry = false,
                 ProbeVerdict::Abort(why) => {
@@ -201,14 +206,59 @@ impl ClientPunch {
     }
 
     /// The client's rounds after the handshake (`holepunch()` from the puncher's creation on): returns the
-    /// socket and address the stream connects to.
+    /// socket and address the stream connects to. A punch that comes through at any point (the server's
+    /// "fast mode" answer to our session opening) ends the rounds, as `isDone` does in the JS.
     pub(super) async fn run(
         mut self,
-        mut server_address: SocketAddrV4,
+        server_address: SocketAddrV4,
         client_relay: SocketAddrV4,
         server_relay: RelayInfo,
         fast_open: bool,
     ) -> Result<(UdxSocket, SocketAddrV4)> {
+        let session = self.session.clone();
+        let event = {
+            let rounds = self.rounds(server_address, client_relay, server_relay, fast_open);
+            tokio::pin!(rounds);
+            tokio::select! {
+                ev = session.next_event() => ev,
+                r = &mut rounds => {
+                    if let Err(e) = r {
+                        session.with(|p| p.destroy());
+                        return Err(e);
+                    }
+                    match tokio::time::timeout(PUNCH_LIMIT, session.next_event()).await {
+                        Ok(ev) => ev,
+                        Err(_) => None,
+                    }
+                }
+            }
+        };
+        tracing::debug!("holepunch: {event:?}");
+        match event {
+            Some(PuncherEvent::Connected { socket, addr }) => {
+                let sock = session
+                    .socket(socket)
+                    .await
+                    .ok_or_else(|| HyperDhtError::HolepunchAborted("punched socket gone".into()))?;
+                Ok((sock.socket().clone(), addr))
+            }
+            _ => {
+                session.with(|p| p.destroy());
+                Err(HyperDhtError::HolepunchAborted(
+                    "no punch came through".into(),
+                ))
+            }
+        }
+    }
+
+    /// Probe and punch rounds; returns once both sides punch.
+    async fn rounds(
+        &mut self,
+        mut server_address: SocketAddrV4,
+        client_relay: SocketAddrV4,
+        server_relay: RelayInfo,
+        fast_open: bool,
+    ) -> Result<()> {
         let (token, peer_address) = self
             .probe_round(fast_open.then_some(server_address), server_relay, true)
             .await?;
@@ -236,42 +286,23 @@ impl ClientPunch {
                     remote_token: token,
                 },
             )
-            .await;
-        if let Err(e) = punched {
-            self.session.with(|p| p.destroy());
-            return Err(e);
-        }
+            .await?;
+        tracing::debug!("holepunch punch reply: {:?}", punched.payload);
         let now = tokio::time::Instant::now().into_std();
-        let state = self
-            .session
-            .with(|p| (p.remote_holepunching(), p.punch(now)));
+        let state = self.session.with(|p| {
+            (
+                p.is_connected(),
+                p.remote_holepunching(),
+                p.punch(now),
+            )
+        });
         match state {
-            Some((true, true)) => {}
-            Some((false, _)) => {
-                self.session.with(|p| p.destroy());
-                return Err(HyperDhtError::RemoteNotHolepunching);
+            Some((true, _, _)) | Some((false, true, true)) => {
+                tracing::debug!("holepunch: punching towards {server_address}");
+                Ok(())
             }
-            _ => {
-                self.session.with(|p| p.destroy());
-                return Err(HyperDhtError::RemoteNotHolepunchable);
-            }
-        }
-        let event = tokio::time::timeout(PUNCH_LIMIT, self.session.next_event()).await;
-        match event {
-            Ok(Some(PuncherEvent::Connected { socket, addr })) => {
-                let sock = self
-                    .session
-                    .socket(socket)
-                    .await
-                    .ok_or_else(|| HyperDhtError::HolepunchAborted("punched socket gone".into()))?;
-                Ok((sock.socket().clone(), addr))
-            }
-            _ => {
-                self.session.with(|p| p.destroy());
-                Err(HyperDhtError::HolepunchAborted(
-                    "no punch came through".into(),
-                ))
-            }
+            Some((false, false, _)) => Err(HyperDhtError::RemoteNotHolepunching),
+            _ => Err(HyperDhtError::RemoteNotHolepunchable),
         }
     }
 }
@@ -320,7 +351,10 @@ pub(super) async fn on_server_holepunch(
     let Some(peer_address) = hp.peer_address else {
         return;
     };
-    let Some(h) = lookup(hp.id) else { return };
+    let Some(h) = lookup(hp.id) else {
+        tracing::debug!("holepunch message for unknown session {}", hp.id);
+        return;
+    };
     let Some(remote) = h.secure.decrypt(&hp.payload) else {
         return;
     };
@@ -413,6 +447,10 @@ pub(super) async fn on_server_holepunch(
     if destroyed {
         return;
     }
+    tracing::debug!(
+        "server holepunch round {}: stable {stable}, remote punching {remote_punching}",
+        remote.round
+    );
     if !remote_punching && !stable {
         abort(errors::ABORTED).await;
         return;
