@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use holepunch::crypto::KeyPair;
-use holepunch::hyperdht::{Connection, HyperDht, HyperDhtOpts};
+use holepunch::hyperdht::{Connection, ConnectionPath, HyperDht, HyperDhtOpts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
@@ -109,6 +109,7 @@ async fn rust_client_holepunches_to_a_js_server_on_any_address() {
         .expect("connect in time")
         .unwrap_or_else(|e| panic!("connect: {e}"));
     assert_eq!(conn.remote_public_key(), &server_pk);
+    assert_eq!(dht.connection_path(&conn).0, ConnectionPath::Holepunched);
     let (n, ok) = timeout(STEP, exchange(conn, BYTES))
         .await
         .expect("exchange");
@@ -147,6 +148,7 @@ async fn js_client_holepunches_to_a_rust_server_on_any_address() {
             panic!("no connection ({:?}); JS client said {v}", other.is_ok());
         }
     };
+    assert_eq!(dht.connection_path(&conn).0, ConnectionPath::Holepunched);
     let (n, ok) = timeout(STEP, exchange(conn, BYTES))
         .await
         .expect("exchange");
@@ -181,6 +183,8 @@ async fn rust_to_rust_holepunch_on_any_address() {
         .expect("connect in time")
         .expect("join")
         .unwrap_or_else(|e| panic!("connect: {e}"));
+    assert_eq!(a.connection_path(&sconn).0, ConnectionPath::Holepunched);
+    assert_eq!(b.connection_path(&cconn).0, ConnectionPath::Holepunched);
     let (s, c) = tokio::join!(exchange(sconn, BYTES), exchange(cconn, BYTES));
     assert_eq!(s, (BYTES, true));
     assert_eq!(c, (BYTES, true));

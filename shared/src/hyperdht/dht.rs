@@ -237,6 +237,24 @@ impl std::fmt::Debug for HyperDht {
     }
 }
 
+/// How a connection's stream reaches the peer ([`HyperDht::connection_path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionPath {
+    /// Through one of the DHT's own sockets: a reachable peer, a direct handshake or the LAN shortcut.
+    Direct,
+    /// Through a socket of a holepunch attempt: the NATs were punched.
+    Holepunched,
+}
+
+impl std::fmt::Display for ConnectionPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Direct => "direct",
+            Self::Holepunched => "holepunch",
+        })
+    }
+}
+
 /// A value read with [`HyperDht::mutable_get`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MutableValue {
@@ -322,6 +340,23 @@ impl HyperDht {
     /// The client socket's address.
     pub fn client_addr(&self) -> SocketAddrV4 {
         v4(self.inner.client_socket.local_addr())
+    }
+
+    /// How `conn` reaches its peer, from the socket carrying its stream, with the peer's address.
+    pub fn connection_path(&self, conn: &Connection) -> (ConnectionPath, Option<SocketAddr>) {
+        let raw = conn.get_ref();
+        let remote = raw.remote().map(|(_, a)| a);
+        let local = raw.local_addr();
+        let own = [
+            self.inner.server_socket.local_addr(),
+            self.inner.client_socket.local_addr(),
+        ];
+        let path = if local.is_some_and(|l| own.contains(&l)) {
+            ConnectionPath::Direct
+        } else {
+            ConnectionPath::Holepunched
+        };
+        (path, remote)
     }
 
     /// Waits until the bootstrap finished (`ready()`).

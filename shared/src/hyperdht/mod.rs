@@ -14,4 +14,4 @@ pub mod persistent;
 pub mod secure_payload;
 mod socket_pool;
 
-pub use dht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, Server};
+pub use dht::{Connection, ConnectionPath, HyperDht, HyperDhtError, HyperDhtOpts, Server};
