@@ -1699,10 +1699,12 @@ impl Router {
             // Wait for the client's first packet (LAN shortcut, or the client connecting to our address).
             let tx = Mutex::new(Some(tx));
             let fired = AtomicBool::new(false);
-            raw.set_firewall(move |_from, _local| {
+            raw.set_firewall(move |from, local| {
                 if fired.swap(true, Ordering::AcqRel) {
+                    tracing::debug!("server stream: another first packet from {from} on {local}, rejected");
                     return FirewallVerdict::Reject;
                 }
+                tracing::debug!("server stream: first packet from {from} on {local}");
                 if let Some(tx) = tx.lock().ok().and_then(|mut g| g.take()) {
                     let _ = tx.send(());
                 }
@@ -1723,6 +1725,7 @@ impl Router {
                     .await
                     .map_err(|_| ()),
             };
+            tracing::debug!("server stream wait: {:?}", outcome.as_ref().map(|r| r.is_ok()));
             if let Some(h) = &hole {
                 h.session.with(|p| p.destroy());
                 if let Ok(mut hs) = holes.lock() {

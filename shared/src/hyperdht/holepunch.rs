@@ -145,6 +145,9 @@ impl ClientPunch {
                 )
                 .await?;
             self.session.with(|p| p.nat.add(reply.to, reply.from));
+            if self.is_done() {
+                return Ok((reply.payload.token, reply.peer_address));
+            }
             let remote_fw = self
                 .session
                 .with(|p| p.remote_firewall())
@@ -174,6 +177,13 @@ impl ClientPunch {
                 ProbeVerdict::Punch => return Ok((reply.payload.token, reply.peer_address)),
             }
         }
+    }
+
+    /// Connected or destroyed (`isDone`).
+    fn is_done(&self) -> bool {
+        self.session
+            .with(|p| p.is_connected() || p.is_destroyed())
+            .unwrap_or(true)
     }
 
     fn next_round(&mut self) -> u64 {
@@ -262,6 +272,10 @@ impl ClientPunch {
         let (token, peer_address) = self
             .probe_round(fast_open.then_some(server_address), server_relay, true)
             .await?;
+        if self.is_done() {
+            // A punch came through during the probe (the server's fast-mode answer): no punch round.
+            return Ok(());
+        }
         if server_relay.relay_address == client_relay && server_address != peer_address {
             server_address = peer_address;
             self.session.with(|p| p.open_session(server_address));
@@ -452,6 +466,7 @@ pub(super) async fn on_server_holepunch(
         remote.round
     );
     if !remote_punching && !stable {
+        tracing::debug!("server holepunch: unstable NAT, aborting");
         abort(errors::ABORTED).await;
         return;
     }
@@ -469,6 +484,7 @@ pub(super) async fn on_server_holepunch(
         h.clear_prepunching();
         let now = tokio::time::Instant::now().into_std();
         if !session.with(|p| p.punch(now)).unwrap_or(false) {
+            tracing::debug!("server holepunch: no strategy for these NATs, aborting");
             abort(errors::ABORTED).await;
             return;
         }
