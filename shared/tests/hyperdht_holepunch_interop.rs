@@ -95,7 +95,12 @@ async fn rust_client_holepunches_to_a_js_server_on_any_address() {
     let bs = net.bootstrap[0].to_string();
     let mut js = interop::node_with(
         "hyperdht_peer.js",
-        &["server", &bs, &hex::encode([0x81u8; 32]), &BYTES.to_string()],
+        &[
+            "server",
+            &bs,
+            &hex::encode([0x81u8; 32]),
+            &BYTES.to_string(),
+        ],
         &[("HYPERDHT_HOST", "0.0.0.0")],
     );
     let v = js_line(&mut js, STEP);
@@ -176,7 +181,10 @@ async fn rust_to_rust_holepunch_on_any_address() {
     });
     let sconn = match timeout(STEP, server.accept()).await {
         Ok(Some(c)) => c,
-        _ => panic!("no connection; the client: {:?}", connect.await.map(|r| r.err())),
+        _ => panic!(
+            "no connection; the client: {:?}",
+            connect.await.map(|r| r.err())
+        ),
     };
     let cconn = timeout(STEP, connect)
         .await

@@ -18,9 +18,16 @@
 //!    the first UDX packet it receives (its firewall hook), as in the JS.
 //! 4. A [`SecretStream`] runs over the stream with the keys of the IK handshake (no second handshake).
 //!
-//! Not implemented yet: holepunching through NATs (PEER_HOLEPUNCH rounds; a connection that needs it fails
-//! with [`HyperDhtError::HolepunchAborted`] and the server answers holepunch messages with nothing), blind
-//! relays (`relayThrough`), the socket pool / reusable sockets, suspend/resume.
+//! When neither side is reachable, step 3 is NAT holepunching (`holepunch.rs`, a child module): the server
+//! sets up a [`Holepuncher`] on sockets of its own and answers the handshake from there; the client races the
+//! LAN shortcut with PEER_HOLEPUNCH rounds through the server's relay (a probe round exchanging NAT kinds and
+//! addresses, then a punch round), both punch ([`super::holepuncher`]: consistent x consistent, and the
+//! random-port and birthday strategies when one NAT is random), and the stream connects through the socket
+//! and address the first punch came from. [`HyperDht::connection_path`] tells a connection's path.
+//!
+//! Not implemented: blind relays (`relayThrough`, and with them the TRY_LATER back-off and the node-wide
+//! limit on concurrent random punches, which only matter with a relay), reopening the puncher's socket when
+//! the NAT looks unstable (`analyze(true)`), reusable sockets / socket routes, suspend/resume.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -253,6 +260,19 @@ impl std::fmt::Display for ConnectionPath {
             Self::Holepunched => "holepunch",
         })
     }
+}
+
+/// Where a client's handshake answer came from (`router.peerHandshake`'s result).
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    /// The node the handshake went to.
+    relay: SocketAddrV4,
+    /// The server as the relay sees it (the relay itself when not relayed).
+    server_address: SocketAddrV4,
+    /// Us as the relay sees us.
+    client_address: SocketAddrV4,
+    /// Whether the node relayed the handshake to the server.
+    relayed: bool,
 }
 
 /// A value read with [`HyperDht::mutable_get`].
@@ -580,10 +600,12 @@ impl HyperDht {
         let path = self
             .choose_path(
                 &payload,
-                relay,
-                server_address,
-                client_address,
-                relayed,
+                Route {
+                    relay,
+                    server_address,
+                    client_address,
+                    relayed,
+                },
                 remote_addr.is_some(),
                 (target, &finished.holepunch_secret),
             )
@@ -618,13 +640,16 @@ impl HyperDht {
     async fn choose_path(
         &self,
         payload: &NoisePayload,
-        relay: SocketAddrV4,
-        server_address: SocketAddrV4,
-        client_address: SocketAddrV4,
-        relayed: bool,
+        route: Route,
         we_are_open: bool,
         punch: (Id, &[u8; 32]),
     ) -> Result<Option<(Option<UdxSocket>, SocketAddrV4)>> {
+        let Route {
+            relay,
+            server_address,
+            client_address,
+            relayed,
+        } = route;
         if !relayed {
             return Ok(Some((None, relay)));
         }
@@ -1701,7 +1726,9 @@ impl Router {
             let fired = AtomicBool::new(false);
             raw.set_firewall(move |from, local| {
                 if fired.swap(true, Ordering::AcqRel) {
-                    tracing::debug!("server stream: another first packet from {from} on {local}, rejected");
+                    tracing::debug!(
+                        "server stream: another first packet from {from} on {local}, rejected"
+                    );
                     return FirewallVerdict::Reject;
                 }
                 tracing::debug!("server stream: first packet from {from} on {local}");
@@ -1725,7 +1752,10 @@ impl Router {
                     .await
                     .map_err(|_| ()),
             };
-            tracing::debug!("server stream wait: {:?}", outcome.as_ref().map(|r| r.is_ok()));
+            tracing::debug!(
+                "server stream wait: {:?}",
+                outcome.as_ref().map(|r| r.is_ok())
+            );
             if let Some(h) = &hole {
                 h.session.with(|p| p.destroy());
                 if let Ok(mut hs) = holes.lock() {

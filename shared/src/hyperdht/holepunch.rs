@@ -31,7 +31,10 @@ const REMOTE_UNKNOWN_PAUSE: Duration = Duration::from_secs(1);
 const PUNCH_LIMIT: Duration = Duration::from_secs(45);
 
 /// `pickServerRelay`: the server's relay that is also ours, else its first.
-pub(super) fn pick_server_relay(relays: &[RelayInfo], client_relay: SocketAddrV4) -> Option<RelayInfo> {
+pub(super) fn pick_server_relay(
+    relays: &[RelayInfo],
+    client_relay: SocketAddrV4,
+) -> Option<RelayInfo> {
     relays
         .iter()
         .find(|r| r.relay_address == client_relay)
@@ -171,7 +174,9 @@ impl ClientPunch {
                     self.abort(server_relay).await;
                     return Err(match why {
                         ProbeAbort::ProbeTimeout => HyperDhtError::HolepunchProbeTimeout,
-                        ProbeAbort::DoubleRandomized => HyperDhtError::HolepunchDoubleRandomizedNats,
+                        ProbeAbort::DoubleRandomized => {
+                            HyperDhtError::HolepunchDoubleRandomizedNats
+                        }
                     });
                 }
                 ProbeVerdict::Punch => return Ok((reply.payload.token, reply.peer_address)),
@@ -236,10 +241,10 @@ impl ClientPunch {
                         session.with(|p| p.destroy());
                         return Err(e);
                     }
-                    match tokio::time::timeout(PUNCH_LIMIT, session.next_event()).await {
-                        Ok(ev) => ev,
-                        Err(_) => None,
-                    }
+                    tokio::time::timeout(PUNCH_LIMIT, session.next_event())
+                        .await
+                        .ok()
+                        .flatten()
                 }
             }
         };
@@ -303,13 +308,9 @@ impl ClientPunch {
             .await?;
         tracing::debug!("holepunch punch reply: {:?}", punched.payload);
         let now = tokio::time::Instant::now().into_std();
-        let state = self.session.with(|p| {
-            (
-                p.is_connected(),
-                p.remote_holepunching(),
-                p.punch(now),
-            )
-        });
+        let state = self
+            .session
+            .with(|p| (p.is_connected(), p.remote_holepunching(), p.punch(now)));
         match state {
             Some((true, _, _)) | Some((false, true, true)) => {
                 tracing::debug!("holepunch: punching towards {server_address}");
@@ -356,7 +357,11 @@ pub(super) async fn on_server_holepunch(
     lookup: impl Fn(u64) -> Option<Arc<ServerHole>>,
     is_server_relay: bool,
 ) {
-    let Some(hp) = req.value.as_deref().and_then(|v| decode::<Holepunch>(v).ok()) else {
+    let Some(hp) = req
+        .value
+        .as_deref()
+        .and_then(|v| decode::<Holepunch>(v).ok())
+    else {
         return;
     };
     if hp.mode != mode::FROM_RELAY {
@@ -453,9 +458,13 @@ pub(super) async fn on_server_holepunch(
         });
     }
     session.analyzed().await;
-    let Some((destroyed, stable, remote_punching)) =
-        session.with(|p| (p.is_destroyed(), p.analyze() == Some(true), p.remote_holepunching()))
-    else {
+    let Some((destroyed, stable, remote_punching)) = session.with(|p| {
+        (
+            p.is_destroyed(),
+            p.analyze() == Some(true),
+            p.remote_holepunching(),
+        )
+    }) else {
         return;
     };
     if destroyed {

@@ -97,9 +97,19 @@ pub struct RemoteAddress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Strategy {
     Idle,
-    Consistent { tries: u32 },
-    RandomProbes { remote: SocketAddrV4, left: u32 },
-    Birthday { remote: SocketAddrV4, next: usize, low_ttl_rounds: u32, left: u32 },
+    Consistent {
+        tries: u32,
+    },
+    RandomProbes {
+        remote: SocketAddrV4,
+        left: u32,
+    },
+    Birthday {
+        remote: SocketAddrV4,
+        next: usize,
+        low_ttl_rounds: u32,
+        left: u32,
+    },
 }
 
 /// OPEN punches as CONSISTENT (`coerceFirewall`).
@@ -316,7 +326,11 @@ impl Holepuncher {
             }
             return true;
         }
-        let Some(verified) = self.remote_addresses.iter().find(|a| a.verified).map(|a| a.addr)
+        let Some(verified) = self
+            .remote_addresses
+            .iter()
+            .find(|a| a.verified)
+            .map(|a| a.addr)
         else {
             self.punching = false;
             return false;
@@ -356,7 +370,7 @@ impl Holepuncher {
 
     /// A punch datagram came in on socket `socket` from `from` (`_onholepunchmessage`).
     pub fn on_packet(&mut self, socket: usize, from: SocketAddrV4) {
-        if self.destroyed {
+        if self.destroyed || socket >= self.sockets {
             return;
         }
         if !self.is_initiator {
@@ -375,7 +389,8 @@ impl Holepuncher {
         self.strategy = Strategy::Idle;
         self.next_at = None;
         self.randomized = false;
-        self.events.push_back(PuncherEvent::Connected { socket, addr: from });
+        self.events
+            .push_back(PuncherEvent::Connected { socket, addr: from });
     }
 
     /// When [`Holepuncher::handle_timeout`] wants to run next.
@@ -516,8 +531,10 @@ mod tests {
 
     fn consistent(p: &mut Holepuncher, public: SocketAddrV4) {
         for i in 1..=3 {
-            p.nat
-                .add(public, SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, i), 49737));
+            p.nat.add(
+                public,
+                SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, i), 49737),
+            );
         }
         assert_eq!(p.nat.firewall(), firewall::CONSISTENT);
     }
@@ -623,7 +640,13 @@ mod tests {
             false,
         )
         .expect("an event");
-        assert_eq!(ev, PuncherEvent::Connected { socket: 0, addr: sp });
+        assert_eq!(
+            ev,
+            PuncherEvent::Connected {
+                socket: 0,
+                addr: sp
+            }
+        );
         // The client's first punch opens its NAT, the server's (after its one second wait) gets through,
         // or the client's second one does once the server's NAT is open.
         assert!(after <= Duration::from_millis(1100), "took {after:?}");
@@ -794,10 +817,139 @@ mod tests {
     }
 
     #[test]
+    fn probe_times_out_when_sampling_ends_without_a_verdict() {
+        let mut p = Holepuncher::with_seed(true, firewall::UNKNOWN, true, 1);
+        // Two nodes answered, the others did not.
+        p.nat.add(
+            a("198.18.1.1:4000"),
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 1),
+        );
+        p.nat.add(
+            a("198.18.1.1:4000"),
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 1),
+        );
+        assert_eq!(p.analyze(), None, "still sampling");
+        p.nat.finish_sampling();
+        assert_eq!(p.analyze(), Some(false), "our NAT is unknown: unstable");
+        p.update_remote(false, firewall::CONSISTENT, &[a("198.18.2.1:5000")], None);
+        assert_eq!(
+            probe_verdict(p.remote_firewall(), p.nat.firewall(), true, false),
+            ProbeVerdict::Abort(ProbeAbort::ProbeTimeout)
+        );
+        // And a remote that never says what it is times out as well, after one retry.
+        let mut q = Holepuncher::with_seed(true, firewall::UNKNOWN, true, 1);
+        consistent(&mut q, a("198.18.1.1:4000"));
+        q.update_remote(false, firewall::UNKNOWN, &[], None);
+        assert_eq!(
+            probe_verdict(q.remote_firewall(), q.nat.firewall(), true, true),
+            ProbeVerdict::Retry
+        );
+        assert_eq!(
+            probe_verdict(q.remote_firewall(), q.nat.firewall(), true, false),
+            ProbeVerdict::Abort(ProbeAbort::ProbeTimeout)
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Sample(u8, u16, u8),
+        Remote(bool, u64, Vec<(u8, u16)>, Option<u8>),
+        Punch,
+        Packet(usize, u8, u16),
+        Advance(u16),
+        Destroy,
+        OpenSession(u8, u16),
+        Freeze,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (any::<u8>(), any::<u16>(), any::<u8>()).prop_map(|(h, p, f)| Op::Sample(h % 3, p % 4, f)),
+            (
+                any::<bool>(),
+                0u64..6,
+                proptest::collection::vec((any::<u8>(), any::<u16>()), 0..4),
+                proptest::option::of(any::<u8>())
+            )
+                .prop_map(|(p, f, a, v)| Op::Remote(p, f, a, v)),
+            Just(Op::Punch),
+            (0usize..300, any::<u8>(), any::<u16>()).prop_map(|(s, h, p)| Op::Packet(s, h, p)),
+            any::<u16>().prop_map(Op::Advance),
+            Just(Op::Destroy),
+            (any::<u8>(), any::<u16>()).prop_map(|(h, p)| Op::OpenSession(h, p)),
+            Just(Op::Freeze),
+        ]
+    }
+
+    fn ip(h: u8) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, 1, h)
+    }
+
+    proptest::proptest! {
+        /// Whatever the remote says and the network delivers, the puncher neither panics nor punches after
+        /// it connected or was destroyed, and reports at most one final event.
+        #[test]
+        fn puncher_survives_any_sequence(
+            initiator in proptest::bool::ANY,
+            ops in proptest::collection::vec(op(), 0..60),
+        ) {
+            let start = Instant::now();
+            let mut now = start;
+            let mut p = Holepuncher::with_seed(initiator, firewall::UNKNOWN, true, 3);
+            let mut finals = 0;
+            for op in ops {
+                match op {
+                    Op::Sample(h, port, from) => p.nat.add(
+                        SocketAddrV4::new(ip(h), 4000 + port),
+                        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, from), 1),
+                    ),
+                    Op::Remote(punching, fw, addrs, verified) => {
+                        let addrs: Vec<_> =
+                            addrs.iter().map(|(h, port)| SocketAddrV4::new(ip(*h % 4), *port)).collect();
+                        p.update_remote(punching, fw, &addrs, verified.map(|h| ip(h % 4)));
+                    }
+                    Op::Punch => {
+                        let _ = p.punch(now);
+                    }
+                    Op::Packet(s, h, port) => p.on_packet(s, SocketAddrV4::new(ip(h), port)),
+                    Op::Advance(ms) => {
+                        now += Duration::from_millis(u64::from(ms));
+                        p.handle_timeout(now);
+                    }
+                    Op::Destroy => p.destroy(),
+                    Op::OpenSession(h, port) => p.open_session(SocketAddrV4::new(ip(h), port)),
+                    Op::Freeze => p.nat.freeze(),
+                }
+                let done = p.is_connected() || p.is_destroyed();
+                while let Some(t) = p.poll_transmit() {
+                    proptest::prop_assert!(t.socket < BIRTHDAY_SOCKETS);
+                }
+                while let Some(ev) = p.poll_event() {
+                    finals += 1;
+                    proptest::prop_assert!(matches!(ev, PuncherEvent::Aborted) || initiator);
+                }
+                if done {
+                    proptest::prop_assert!(!p.is_punching());
+                    p.handle_timeout(now + Duration::from_secs(3600));
+                    proptest::prop_assert_eq!(p.poll_timeout(), None);
+                }
+                proptest::prop_assert!(finals <= 1);
+            }
+        }
+    }
+
+    #[test]
     fn probe_verdicts() {
         use firewall::*;
-        assert_eq!(probe_verdict(UNKNOWN, CONSISTENT, true, true), ProbeVerdict::Retry);
-        assert_eq!(probe_verdict(CONSISTENT, CONSISTENT, false, true), ProbeVerdict::Retry);
+        assert_eq!(
+            probe_verdict(UNKNOWN, CONSISTENT, true, true),
+            ProbeVerdict::Retry
+        );
+        assert_eq!(
+            probe_verdict(CONSISTENT, CONSISTENT, false, true),
+            ProbeVerdict::Retry
+        );
         assert_eq!(
             probe_verdict(UNKNOWN, CONSISTENT, true, false),
             ProbeVerdict::Abort(ProbeAbort::ProbeTimeout)
@@ -810,7 +962,13 @@ mod tests {
             probe_verdict(RANDOM, RANDOM, true, false),
             ProbeVerdict::Abort(ProbeAbort::DoubleRandomized)
         );
-        assert_eq!(probe_verdict(RANDOM, CONSISTENT, true, false), ProbeVerdict::Punch);
-        assert_eq!(probe_verdict(CONSISTENT, OPEN, false, false), ProbeVerdict::Punch);
+        assert_eq!(
+            probe_verdict(RANDOM, CONSISTENT, true, false),
+            ProbeVerdict::Punch
+        );
+        assert_eq!(
+            probe_verdict(CONSISTENT, OPEN, false, false),
+            ProbeVerdict::Punch
+        );
     }
 }

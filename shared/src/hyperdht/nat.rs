@@ -35,7 +35,10 @@ struct Sample {
 
 /// Adds one hit to `host:port`, keeping the list sorted by hits (most first, earlier first among equals).
 fn add_sample(samples: &mut Vec<Sample>, host: Ipv4Addr, port: u16) {
-    if let Some(mut i) = samples.iter().position(|s| s.host == host && s.port == port) {
+    if let Some(mut i) = samples
+        .iter()
+        .position(|s| s.host == host && s.port == port)
+    {
         samples[i].hits += 1;
         while i > 0 && samples[i - 1].hits < samples[i].hits {
             samples.swap(i - 1, i);
@@ -214,7 +217,8 @@ impl Nat {
         } else if self.samples_host.len() == 1 && self.sampled > 3 {
             // max == 2 on a single host with two bad samples.
             self.firewall = firewall::RANDOM;
-        } else if self.samples_host.len() > 1 && self.samples_full.get(1).is_some_and(|s| s.hits > 1)
+        } else if self.samples_host.len() > 1
+            && self.samples_full.get(1).is_some_and(|s| s.hits > 1)
         {
             // Double hits on two different hosts.
             self.firewall = firewall::CONSISTENT;

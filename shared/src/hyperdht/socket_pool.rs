@@ -76,7 +76,10 @@ impl Drop for PoolSocket {
 fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
     match a {
         SocketAddr::V4(a) => Some(a),
-        SocketAddr::V6(a) => a.ip().to_ipv4_mapped().map(|ip| SocketAddrV4::new(ip, a.port())),
+        SocketAddr::V6(a) => a
+            .ip()
+            .to_ipv4_mapped()
+            .map(|ip| SocketAddrV4::new(ip, a.port())),
     }
 }
 
@@ -149,10 +152,7 @@ impl PoolSocket {
             value,
         })
         .to_bytes();
-        let mut result = Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "request timed out",
-        ));
+        let mut result = Err(io::Error::new(io::ErrorKind::TimedOut, "request timed out"));
         for _ in 0..=retries {
             if let Err(e) = self.socket.send_to(&data, SocketAddr::V4(to)).await {
                 result = Err(e);
@@ -332,7 +332,8 @@ impl PunchSession {
         requests: Option<mpsc::UnboundedSender<(PoolRequest, Arc<PoolSocketHandle>)>>,
     ) -> io::Result<Arc<Self>> {
         let (punch_tx, punch_rx) = mpsc::unbounded_channel();
-        let main = Arc::new(PoolSocket::bind(udx, host, 0, punch_tx.clone(), requests.clone()).await?);
+        let main =
+            Arc::new(PoolSocket::bind(udx, host, 0, punch_tx.clone(), requests.clone()).await?);
         let sockets = Arc::new(tokio::sync::Mutex::new(vec![main.clone()]));
         let puncher = Arc::new(Mutex::new(puncher));
         let wake = Arc::new(Notify::new());
@@ -468,7 +469,8 @@ async fn drive(
                 let mut socks = sockets.lock().await;
                 while socks.len() <= pk.socket {
                     let i = socks.len();
-                    match PoolSocket::bind(&udx, host, i, punch_tx.clone(), requests.clone()).await {
+                    match PoolSocket::bind(&udx, host, i, punch_tx.clone(), requests.clone()).await
+                    {
                         Ok(s) => socks.push(Arc::new(s)),
                         Err(e) => {
                             tracing::debug!("holepunch socket: {e}");
