@@ -865,7 +865,11 @@ mod tests {
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         use proptest::prelude::*;
         prop_oneof![
-            (any::<u8>(), any::<u16>(), any::<u8>()).prop_map(|(h, p, f)| Op::Sample(h % 3, p % 4, f)),
+            (any::<u8>(), any::<u16>(), any::<u8>()).prop_map(|(h, p, f)| Op::Sample(
+                h % 3,
+                p % 4,
+                f
+            )),
             (
                 any::<bool>(),
                 0u64..6,
