@@ -87,7 +87,9 @@ async function main() {
       }
     })
     server.on('connection', async (sock) => {
-      out(await exchange(sock, total))
+      // open: whether the server told this client it is reachable (then the client connects directly).
+      const open = dht.remoteAddress() !== null
+      out({ ...(await exchange(sock, total)), open })
     })
     const kp = DHT.keyPair(seed)
     await server.listen(kp)
