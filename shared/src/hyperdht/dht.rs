@@ -680,11 +680,9 @@ impl HyperDht {
         };
         let (target, secret) = punch;
         let st = self.inner.handle.state().await?;
-        let puncher = Holepuncher::new(
-            true,
-            payload.firewall,
-            st.firewalled || self.inner.assume_firewalled,
-        );
+        // We told the server we are not reachable: analyse our NAT as a firewalled node would, even if the
+        // DHT found out meanwhile that we are (an OPEN verdict would give the server no address to punch).
+        let puncher = Holepuncher::new(true, payload.firewall, true);
         let session = PunchSession::start(&self.inner.udx, self.inner.host, puncher, None).await?;
         session.auto_sample(st.nodes.iter().rev().copied().collect());
         let client = ClientPunch {
@@ -1672,11 +1670,8 @@ impl Router {
             let lan = client.ip() == req.to.ip()
                 && match_address(&local_addresses(self.dht.server_addr()), &theirs).is_some();
             let st = self.dht.inner.handle.state().await?;
-            let puncher = Holepuncher::new(
-                false,
-                remote.firewall,
-                st.firewalled || self.dht.inner.assume_firewalled,
-            );
+            // We told the client we are not reachable: analyse our NAT as a firewalled node.
+            let puncher = Holepuncher::new(false, remote.firewall, true);
             let session = PunchSession::start(
                 &self.dht.inner.udx,
                 self.dht.inner.host,
