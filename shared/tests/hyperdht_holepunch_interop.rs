@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holepunch::crypto::KeyPair;
+use holepunch::dht_rpc::driver::DhtHandle;
+use holepunch::dht_rpc::node::Config;
 use holepunch::hyperdht::constants::firewall;
+use holepunch::hyperdht::persistent::CacheOpts;
 use holepunch::hyperdht::{Connection, ConnectionPath, HyperDht, HyperDhtOpts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -95,23 +98,22 @@ async fn rust_node(bootstrap: SocketAddr) -> HyperDht {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_client_holepunches_to_a_js_server_on_any_address() {
     let net = interop::JsTestnet::start(5);
-    let bs = net.bootstrap[0].to_string();
+    rust_client_js_server(net.bootstrap[0], 0x81).await;
+}
+
+async fn rust_client_js_server(bootstrap: SocketAddr, seed: u8) {
+    let bs = bootstrap.to_string();
     let mut js = interop::node_with(
         "hyperdht_peer.js",
-        &[
-            "server",
-            &bs,
-            &hex::encode([0x81u8; 32]),
-            &BYTES.to_string(),
-        ],
+        &["server", &bs, &hex::encode([seed; 32]), &BYTES.to_string()],
         &[("HYPERDHT_HOST", "0.0.0.0")],
     );
     let v = js_line(&mut js, STEP);
-    let server_pk = KeyPair::from_seed(&[0x81; 32]).public;
+    let server_pk = KeyPair::from_seed(&[seed; 32]).public;
     assert_eq!(v["listening"], hex::encode(server_pk));
 
-    let dht = rust_node(net.bootstrap[0]).await;
-    let kp = KeyPair::from_seed(&[0x82; 32]);
+    let dht = rust_node(bootstrap).await;
+    let kp = KeyPair::from_seed(&[seed.wrapping_add(1); 32]);
     let conn = timeout(STEP, dht.connect_with(&server_pk, &kp))
         .await
         .expect("connect in time")
@@ -135,9 +137,13 @@ async fn rust_client_holepunches_to_a_js_server_on_any_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_client_holepunches_to_a_rust_server_on_any_address() {
     let net = interop::JsTestnet::start(5);
-    let bs = net.bootstrap[0].to_string();
-    let dht = rust_node(net.bootstrap[0]).await;
-    let kp = KeyPair::from_seed(&[0x91; 32]);
+    js_client_rust_server(net.bootstrap[0], 0x91).await;
+}
+
+async fn js_client_rust_server(bootstrap: SocketAddr, seed: u8) {
+    let bs = bootstrap.to_string();
+    let dht = rust_node(bootstrap).await;
+    let kp = KeyPair::from_seed(&[seed; 32]);
     // The firewall callback sees the client's handshake: did it say it is reachable?
     let client_open = Arc::new(AtomicBool::new(false));
     let mut server = dht.create_server({
@@ -157,7 +163,7 @@ async fn js_client_holepunches_to_a_rust_server_on_any_address() {
             "client",
             &bs,
             &hex::encode(kp.public),
-            &hex::encode([0x92u8; 32]),
+            &hex::encode([seed.wrapping_add(1); 32]),
             &BYTES.to_string(),
         ],
         &[("HYPERDHT_HOST", "0.0.0.0")],
@@ -186,9 +192,63 @@ async fn js_client_holepunches_to_a_rust_server_on_any_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_to_rust_holepunch_on_any_address() {
     let net = interop::JsTestnet::start(5);
-    let a = rust_node(net.bootstrap[0]).await;
-    let b = rust_node(net.bootstrap[0]).await;
-    let kp = KeyPair::from_seed(&[0xa1; 32]);
+    rust_pair(net.bootstrap[0], 0xa1).await;
+}
+
+/// The same three through a testnet of Rust DHT nodes: they relay the PEER_HOLEPUNCH rounds of both
+/// implementations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holepunch_through_rust_dht_nodes() {
+    let nodes = rust_testnet(5).await;
+    let boot = SocketAddr::V4(nodes[0].server_addr());
+    rust_pair(boot, 0xb1).await;
+    rust_client_js_server(boot, 0xb3).await;
+    js_client_rust_server(boot, 0xb5).await;
+}
+
+/// A testnet of Rust dht-rpc nodes serving hyperdht storage and routing (persistent, unfirewalled).
+async fn rust_testnet(size: usize) -> Vec<DhtHandle> {
+    let server = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let client = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind");
+    let SocketAddr::V4(public) = server.local_addr().expect("addr") else {
+        panic!("v4")
+    };
+    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
+    boot.serve_hyperdht(CacheOpts::default())
+        .await
+        .expect("serve");
+    let mut nodes = vec![boot];
+    for _ in 1..size {
+        let n = DhtHandle::bind(
+            Ipv4Addr::LOCALHOST,
+            0,
+            Config {
+                bootstrap: vec![public],
+                ephemeral: Some(false),
+                firewalled: false,
+                ..Config::default()
+            },
+        )
+        .await
+        .expect("bind");
+        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
+        timeout(STEP, n.bootstrapped())
+            .await
+            .expect("in time")
+            .expect("bootstrapped");
+        nodes.push(n);
+    }
+    nodes
+}
+
+async fn rust_pair(bootstrap: SocketAddr, seed: u8) {
+    let a = rust_node(bootstrap).await;
+    let b = rust_node(bootstrap).await;
+    let kp = KeyPair::from_seed(&[seed; 32]);
     let mut server = a.create_server(|_, _| false);
     timeout(STEP, server.listen(kp.clone()))
         .await
