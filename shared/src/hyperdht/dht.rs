@@ -1202,7 +1202,7 @@ impl Server {
         let requests = self.dht.inner.handle.claim_target(target).await?;
         let announced = Arc::new(Mutex::new(Announced::default()));
         let (tx, conns) = mpsc::unbounded_channel();
-        let (pool_tx, pool_rx) = mpsc::unbounded_channel();
+        let (pool_tx, pool_rx) = mpsc::channel(super::socket_pool::QUEUE);
         let router = tokio::spawn(
             Router {
                 dht: self.dht.clone(),
@@ -1417,7 +1417,7 @@ struct Router {
     /// Holepunch sessions by id.
     holepunches: Arc<Mutex<HashMap<u64, Arc<ServerHole>>>>,
     /// PEER_HOLEPUNCH requests arriving on puncher sockets.
-    pool_tx: mpsc::UnboundedSender<(PoolRequest, Arc<PoolSocketHandle>)>,
+    pool_tx: mpsc::Sender<(PoolRequest, Arc<PoolSocketHandle>)>,
 }
 
 /// A server's handshake answer and the socket it goes out of (`None`: the DHT's).
@@ -1427,7 +1427,7 @@ impl Router {
     async fn run(
         mut self,
         mut requests: mpsc::UnboundedReceiver<IncomingRequest>,
-        mut pool: mpsc::UnboundedReceiver<(PoolRequest, Arc<PoolSocketHandle>)>,
+        mut pool: mpsc::Receiver<(PoolRequest, Arc<PoolSocketHandle>)>,
     ) {
         loop {
             tokio::select! {

@@ -29,6 +29,8 @@ use crate::udx::{Udx, UdxSocket};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// Extra attempts of a request (dht-rpc's default).
 const REQUEST_RETRIES: u32 = 3;
+/// Punches and PEER_HOLEPUNCH requests waiting to be handled; more are dropped (a flood must not grow memory).
+pub(crate) const QUEUE: usize = 256;
 
 /// A PEER_HOLEPUNCH request that arrived on a pool socket.
 #[derive(Debug, Clone)]
@@ -90,8 +92,8 @@ impl PoolSocket {
         udx: &Udx,
         host: Ipv4Addr,
         index: usize,
-        punches: mpsc::UnboundedSender<(usize, SocketAddrV4)>,
-        requests: Option<mpsc::UnboundedSender<(PoolRequest, Arc<PoolSocketHandle>)>>,
+        punches: mpsc::Sender<(usize, SocketAddrV4)>,
+        requests: Option<mpsc::Sender<(PoolRequest, Arc<PoolSocketHandle>)>>,
     ) -> io::Result<Self> {
         let socket = udx.bind(SocketAddr::V4(SocketAddrV4::new(host, 0))).await?;
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
@@ -238,8 +240,8 @@ async fn recv_loop(
     socket: UdxSocket,
     pending: Pending,
     index: usize,
-    punches: mpsc::UnboundedSender<(usize, SocketAddrV4)>,
-    requests: Option<mpsc::UnboundedSender<(PoolRequest, Arc<PoolSocketHandle>)>>,
+    punches: mpsc::Sender<(usize, SocketAddrV4)>,
+    requests: Option<mpsc::Sender<(PoolRequest, Arc<PoolSocketHandle>)>>,
     handle: Arc<PoolSocketHandle>,
 ) {
     let mut buf = vec![0u8; 2048];
@@ -250,7 +252,8 @@ async fn recv_loop(
         let Some(from) = v4(from) else { continue };
         let Some(data) = buf.get(..n) else { continue };
         if n == 1 {
-            let _ = punches.send((index, from));
+            // A full queue drops the punch, as a full socket buffer would.
+            let _ = punches.try_send((index, from));
             continue;
         }
         match Message::decode(data) {
@@ -267,7 +270,7 @@ async fn recv_loop(
             Ok(Message::Request(req)) => {
                 if req.command == commands::PEER_HOLEPUNCH && !req.internal {
                     if let Some(tx) = &requests {
-                        let _ = tx.send((
+                        let _ = tx.try_send((
                             PoolRequest {
                                 tid: req.tid,
                                 from,
@@ -329,9 +332,9 @@ impl PunchSession {
         udx: &Udx,
         host: Ipv4Addr,
         puncher: Holepuncher,
-        requests: Option<mpsc::UnboundedSender<(PoolRequest, Arc<PoolSocketHandle>)>>,
+        requests: Option<mpsc::Sender<(PoolRequest, Arc<PoolSocketHandle>)>>,
     ) -> io::Result<Arc<Self>> {
-        let (punch_tx, punch_rx) = mpsc::unbounded_channel();
+        let (punch_tx, punch_rx) = mpsc::channel(QUEUE);
         let main =
             Arc::new(PoolSocket::bind(udx, host, 0, punch_tx.clone(), requests.clone()).await?);
         let sockets = Arc::new(tokio::sync::Mutex::new(vec![main.clone()]));
@@ -449,9 +452,9 @@ async fn drive(
     sockets: Arc<tokio::sync::Mutex<Vec<Arc<PoolSocket>>>>,
     udx: Udx,
     host: Ipv4Addr,
-    punch_tx: mpsc::UnboundedSender<(usize, SocketAddrV4)>,
-    mut punch_rx: mpsc::UnboundedReceiver<(usize, SocketAddrV4)>,
-    requests: Option<mpsc::UnboundedSender<(PoolRequest, Arc<PoolSocketHandle>)>>,
+    punch_tx: mpsc::Sender<(usize, SocketAddrV4)>,
+    mut punch_rx: mpsc::Receiver<(usize, SocketAddrV4)>,
+    requests: Option<mpsc::Sender<(PoolRequest, Arc<PoolSocketHandle>)>>,
     wake: Arc<Notify>,
     events: mpsc::UnboundedSender<PuncherEvent>,
 ) {
