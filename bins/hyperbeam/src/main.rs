@@ -152,6 +152,12 @@ async fn run(
         Some(Err(e)) => Err(e),
         Some(Ok(conn)) => {
             eprintln!("[hyperbeam] Success! Encrypted tunnel established to remote peer");
+            if std::env::var_os("HYPERBEAM_DEBUG").is_some() {
+                // How the connection reached the peer (the NAT lab reads this line).
+                let (path, remote) = dht.connection_path(&conn);
+                let remote = remote.map_or_else(|| "?".to_string(), |a| a.to_string());
+                eprintln!("[hyperbeam] path: {path} {remote}");
+            }
             pipe(conn, &mut interrupt).await
         }
     };

@@ -18,9 +18,16 @@
 //!    the first UDX packet it receives (its firewall hook), as in the JS.
 //! 4. A [`SecretStream`] runs over the stream with the keys of the IK handshake (no second handshake).
 //!
-//! Not implemented yet: holepunching through NATs (PEER_HOLEPUNCH rounds; a connection that needs it fails
-//! with [`HyperDhtError::HolepunchAborted`] and the server answers holepunch messages with nothing), blind
-//! relays (`relayThrough`), the socket pool / reusable sockets, suspend/resume.
+//! When neither side is reachable, step 3 is NAT holepunching (`holepunch.rs`, a child module): the server
+//! sets up a [`Holepuncher`] on sockets of its own and answers the handshake from there; the client races the
+//! LAN shortcut with PEER_HOLEPUNCH rounds through the server's relay (a probe round exchanging NAT kinds and
+//! addresses, then a punch round), both punch ([`super::holepuncher`]: consistent x consistent, and the
+//! random-port and birthday strategies when one NAT is random), and the stream connects through the socket
+//! and address the first punch came from. [`HyperDht::connection_path`] tells a connection's path.
+//!
+//! Not implemented: blind relays (`relayThrough`, and with them the TRY_LATER back-off and the node-wide
+//! limit on concurrent random punches, which only matter with a relay), reopening the puncher's socket when
+//! the NAT looks unstable (`analyze(true)`), reusable sockets / socket routes, suspend/resume.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -52,6 +59,13 @@ use crate::dht_rpc::node::{
 use crate::noise::HandshakeResult;
 use crate::secret_stream::{SecretStream, SecretStreamOptions};
 use crate::udx::{FirewallVerdict, Udx, UdxSocket, UdxStream};
+
+#[path = "holepunch.rs"]
+mod holepunch;
+use super::holepuncher::Holepuncher;
+use super::secure_payload::SecurePayload;
+use super::socket_pool::{PoolRequest, PoolSocketHandle, PunchSession};
+use holepunch::{ClientPunch, HolepunchRequest, ServerHole};
 
 /// An end-to-end encrypted connection: a secret-stream over a UDX stream. `remote_public_key()` names the
 /// peer.
@@ -87,6 +101,24 @@ pub enum HyperDhtError {
     /// No direct path was found and holepunching did not succeed (`HOLEPUNCH_ABORTED`).
     #[error("HOLEPUNCH_ABORTED: {0}")]
     HolepunchAborted(String),
+    /// The server's holepunch reply could not be decrypted (`HOLEPUNCH_INVALID`).
+    #[error("HOLEPUNCH_INVALID: the holepunch reply could not be decrypted")]
+    HolepunchInvalid,
+    /// A side's NAT kind stayed unknown after probing (`HOLEPUNCH_PROBE_TIMEOUT`).
+    #[error("HOLEPUNCH_PROBE_TIMEOUT: the NAT analysis did not conclude")]
+    HolepunchProbeTimeout,
+    /// Both sides are behind randomizing NATs (`HOLEPUNCH_DOUBLE_RANDOMIZED_NATS`).
+    #[error("HOLEPUNCH_DOUBLE_RANDOMIZED_NATS: both peers are behind randomizing NATs")]
+    HolepunchDoubleRandomizedNats,
+    /// The server aborted the holepunch with an error code (`REMOTE_ABORTED`).
+    #[error("REMOTE_ABORTED: remote aborted with error code {0}")]
+    RemoteAborted(u64),
+    /// The server did not start punching (`REMOTE_NOT_HOLEPUNCHING`).
+    #[error("REMOTE_NOT_HOLEPUNCHING: the remote is not punching")]
+    RemoteNotHolepunching,
+    /// No punching strategy fits the two NATs (`REMOTE_NOT_HOLEPUNCHABLE`).
+    #[error("REMOTE_NOT_HOLEPUNCHABLE: no holepunch strategy for these NATs")]
+    RemoteNotHolepunchable,
     /// The server cannot be holepunched and is not reachable directly (`CANNOT_HOLEPUNCH`).
     #[error("CANNOT_HOLEPUNCH: the server is neither reachable nor holepunchable")]
     CannotHolepunch,
@@ -186,6 +218,7 @@ impl Default for HyperDhtOpts {
 
 struct Inner {
     handle: DhtHandle,
+    host: Ipv4Addr,
     udx: Udx,
     server_socket: UdxSocket,
     client_socket: UdxSocket,
@@ -209,6 +242,37 @@ impl std::fmt::Debug for HyperDht {
             .field("client", &self.inner.client_socket.local_addr())
             .finish_non_exhaustive()
     }
+}
+
+/// How a connection's stream reaches the peer ([`HyperDht::connection_path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionPath {
+    /// Through one of the DHT's own sockets: a reachable peer, a direct handshake or the LAN shortcut.
+    Direct,
+    /// Through a socket of a holepunch attempt: the NATs were punched.
+    Holepunched,
+}
+
+impl std::fmt::Display for ConnectionPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Direct => "direct",
+            Self::Holepunched => "holepunch",
+        })
+    }
+}
+
+/// Where a client's handshake answer came from (`router.peerHandshake`'s result).
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    /// The node the handshake went to.
+    relay: SocketAddrV4,
+    /// The server as the relay sees it (the relay itself when not relayed).
+    server_address: SocketAddrV4,
+    /// Us as the relay sees us.
+    client_address: SocketAddrV4,
+    /// Whether the node relayed the handshake to the server.
+    relayed: bool,
 }
 
 /// A value read with [`HyperDht::mutable_get`].
@@ -265,6 +329,7 @@ impl HyperDht {
         Ok(Self {
             inner: Arc::new(Inner {
                 handle,
+                host: opts.host,
                 udx,
                 server_socket,
                 client_socket,
@@ -295,6 +360,23 @@ impl HyperDht {
     /// The client socket's address.
     pub fn client_addr(&self) -> SocketAddrV4 {
         v4(self.inner.client_socket.local_addr())
+    }
+
+    /// How `conn` reaches its peer, from the socket carrying its stream, with the peer's address.
+    pub fn connection_path(&self, conn: &Connection) -> (ConnectionPath, Option<SocketAddr>) {
+        let raw = conn.get_ref();
+        let remote = raw.remote().map(|(_, a)| a);
+        let local = raw.local_addr();
+        let own = [
+            self.inner.server_socket.local_addr(),
+            self.inner.client_socket.local_addr(),
+        ];
+        let path = if local.is_some_and(|l| own.contains(&l)) {
+            ConnectionPath::Direct
+        } else {
+            ConnectionPath::Holepunched
+        };
+        (path, remote)
     }
 
     /// Waits until the bootstrap finished (`ready()`).
@@ -518,11 +600,14 @@ impl HyperDht {
         let path = self
             .choose_path(
                 &payload,
-                relay,
-                server_address,
-                client_address,
-                relayed,
+                Route {
+                    relay,
+                    server_address,
+                    client_address,
+                    relayed,
+                },
                 remote_addr.is_some(),
+                (target, &finished.holepunch_secret),
             )
             .await?;
         match path {
@@ -555,12 +640,16 @@ impl HyperDht {
     async fn choose_path(
         &self,
         payload: &NoisePayload,
-        relay: SocketAddrV4,
-        server_address: SocketAddrV4,
-        client_address: SocketAddrV4,
-        relayed: bool,
+        route: Route,
         we_are_open: bool,
+        punch: (Id, &[u8; 32]),
     ) -> Result<Option<(Option<UdxSocket>, SocketAddrV4)>> {
+        let Route {
+            relay,
+            server_address,
+            client_address,
+            relayed,
+        } = route;
         if !relayed {
             return Ok(Some((None, relay)));
         }
@@ -580,6 +669,33 @@ impl HyperDht {
         if we_are_open {
             return Ok(None);
         }
+        if !holepunchable {
+            return Err(HyperDhtError::CannotHolepunch);
+        }
+        let Some(hp) = payload.holepunch.as_ref() else {
+            return Err(HyperDhtError::CannotHolepunch);
+        };
+        let Some(server_relay) = holepunch::pick_server_relay(&hp.relays, relay) else {
+            return Err(HyperDhtError::CannotHolepunch);
+        };
+        let (target, secret) = punch;
+        let st = self.inner.handle.state().await?;
+        // We told the server we are not reachable: analyse our NAT as a firewalled node would, even if the
+        // DHT found out meanwhile that we are (an OPEN verdict would give the server no address to punch).
+        let puncher = Holepuncher::new(true, payload.firewall, true);
+        let session = PunchSession::start(&self.inner.udx, self.inner.host, puncher, None).await?;
+        session.auto_sample(st.nodes.iter().rev().copied().collect());
+        let client = ClientPunch {
+            session: session.clone(),
+            target,
+            id: hp.id,
+            secure: SecurePayload::new(secret),
+            round: 0,
+        };
+        let punched = client.run(server_address, relay, server_relay, true);
+        tokio::pin!(punched);
+
+        // Race the LAN shortcut with the holepunch: the same host behind one NAT (or on one LAN).
         if client_address.ip() == server_address.ip() {
             let theirs: Vec<SocketAddrV4> = payload
                 .addresses4
@@ -589,17 +705,23 @@ impl HyperDht {
                 .collect();
             let mine = local_addresses(self.server_addr());
             if let Some(addr) = match_address(&mine, &theirs).or(theirs.first().copied()) {
-                if self.inner.handle.ping(addr).await.is_ok() {
-                    return Ok(Some((Some(self.inner.server_socket.clone()), addr)));
+                let lan = self.inner.handle.ping(addr);
+                tokio::select! {
+                    r = &mut punched => {
+                        let (sock, to) = r?;
+                        return Ok(Some((Some(sock), to)));
+                    }
+                    pinged = lan => {
+                        if pinged.is_ok() {
+                            session.with(|p| p.destroy());
+                            return Ok(Some((Some(self.inner.server_socket.clone()), addr)));
+                        }
+                    }
                 }
-                return Err(HyperDhtError::HolepunchAborted(format!(
-                    "the server's LAN address {addr} did not answer, and NAT holepunching is not implemented"
-                )));
             }
         }
-        Err(HyperDhtError::HolepunchAborted(
-            "the server is behind a NAT and NAT holepunching is not implemented".into(),
-        ))
+        let (sock, to) = punched.await?;
+        Ok(Some((Some(sock), to)))
     }
 
     /// The client half of `router.peerHandshake`: returns (noise, server address, client address, relayed).
@@ -1104,6 +1226,7 @@ impl Server {
         let requests = self.dht.inner.handle.claim_target(target).await?;
         let announced = Arc::new(Mutex::new(Announced::default()));
         let (tx, conns) = mpsc::unbounded_channel();
+        let (pool_tx, pool_rx) = mpsc::channel(super::socket_pool::QUEUE);
         let router = tokio::spawn(
             Router {
                 dht: self.dht.clone(),
@@ -1113,8 +1236,10 @@ impl Server {
                 connections: tx,
                 seen: HashMap::new(),
                 next_id: 0,
+                holepunches: Arc::new(Mutex::new(HashMap::new())),
+                pool_tx,
             }
-            .run(requests),
+            .run(requests, pool_rx),
         );
         let first = announce_server(&self.dht, &key_pair, target).await;
         if let Ok(mut a) = announced.lock() {
@@ -1309,20 +1434,70 @@ struct Router {
     firewall: FirewallFn,
     announced: Arc<Mutex<Announced>>,
     connections: mpsc::UnboundedSender<Connection>,
-    /// Handshakes answered recently, by their noise message: a retransmission gets the same answer.
-    seen: HashMap<Vec<u8>, (Instant, Option<Vec<u8>>)>,
+    /// Handshakes answered recently, by their noise message: a retransmission gets the same answer (from
+    /// the same socket: the puncher's, or the DHT's when `None`).
+    seen: HashMap<Vec<u8>, (Instant, Option<HandshakeReply>)>,
     next_id: u64,
+    /// Holepunch sessions by id.
+    holepunches: Arc<Mutex<HashMap<u64, Arc<ServerHole>>>>,
+    /// PEER_HOLEPUNCH requests arriving on puncher sockets.
+    pool_tx: mpsc::Sender<(PoolRequest, Arc<PoolSocketHandle>)>,
 }
 
+/// A server's handshake answer and the socket it goes out of (`None`: the DHT's).
+type HandshakeReply = (Vec<u8>, Option<UdxSocket>);
+
 impl Router {
-    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<IncomingRequest>) {
-        while let Some(req) = requests.recv().await {
-            if req.command == commands::PEER_HANDSHAKE {
-                self.on_handshake(&req).await;
+    async fn run(
+        mut self,
+        mut requests: mpsc::UnboundedReceiver<IncomingRequest>,
+        mut pool: mpsc::Receiver<(PoolRequest, Arc<PoolSocketHandle>)>,
+    ) {
+        loop {
+            tokio::select! {
+                req = requests.recv() => {
+                    let Some(req) = req else { return };
+                    if req.command == commands::PEER_HANDSHAKE {
+                        self.on_handshake(&req).await;
+                    } else if req.command == commands::PEER_HOLEPUNCH {
+                        self.spawn_holepunch(HolepunchRequest {
+                            tid: req.tid,
+                            from: req.from,
+                            to: req.to,
+                            internal: req.internal,
+                            target: req.target,
+                            value: req.value,
+                            on_socket: None,
+                        });
+                    }
+                }
+                Some((req, sock)) = pool.recv() => {
+                    self.spawn_holepunch(HolepunchRequest {
+                        tid: req.tid,
+                        from: req.from,
+                        to: req.to,
+                        internal: req.internal,
+                        target: req.target,
+                        value: req.value,
+                        on_socket: Some(sock.socket().local_addr()),
+                    });
+                }
             }
-            // PEER_HOLEPUNCH: holepunching is not implemented; the JS also stays silent for sessions it
-            // does not know.
         }
+    }
+
+    /// Handles a PEER_HOLEPUNCH message in the background (it waits for the NAT analysis).
+    fn spawn_holepunch(&self, req: HolepunchRequest) {
+        let is_server_relay = self
+            .announced
+            .lock()
+            .map(|a| a.relays.iter().any(|r| r.relay_address == req.from))
+            .unwrap_or(false);
+        let holes = self.holepunches.clone();
+        tokio::spawn(async move {
+            let lookup = |id| holes.lock().ok().and_then(|h| h.get(&id).cloned());
+            holepunch::on_server_holepunch(req, lookup, is_server_relay).await;
+        });
     }
 
     async fn on_handshake(&mut self, req: &IncomingRequest) {
@@ -1355,8 +1530,29 @@ impl Router {
                 r
             }
         };
-        let Some(noise) = reply else { return };
+        let Some((noise, from_socket)) = reply else {
+            return;
+        };
         let handle = &self.dht.inner.handle;
+        if let (Some(sock), mode::FROM_RELAY | mode::FROM_SECOND_RELAY) = (&from_socket, hs.mode) {
+            // Answer from the puncher's socket, so the client learns the address punches come from.
+            let to = if hs.mode == mode::FROM_RELAY {
+                Some(req.from)
+            } else {
+                hs.relay_address
+            };
+            if let Some(to) = to {
+                let value = Handshake {
+                    mode: mode::FROM_SERVER,
+                    noise,
+                    peer_address: hs.peer_address,
+                    relay_address: None,
+                }
+                .to_bytes();
+                let _ = socket_pool_relay(sock, req, value, to).await;
+            }
+            return;
+        }
         let opts = ReplyOpts {
             token: Some(false),
             closer_nodes: false,
@@ -1417,7 +1613,7 @@ impl Router {
         client: SocketAddrV4,
         req: &IncomingRequest,
         direct: bool,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> Result<Option<HandshakeReply>> {
         let mut noise = NoiseWrap::responder(&self.key_pair)?;
         let remote = noise.recv(noise_msg)?;
         let Some(remote_pk) = noise.remote_public_key() else {
@@ -1479,11 +1675,56 @@ impl Router {
         })?;
         let finished = noise.finish()?;
         let (Some(raw), Some(udx)) = (raw, remote.udx) else {
-            return Ok(Some(reply));
+            return Ok(Some((reply, None)));
         };
         let Ok(remote_id) = u32::try_from(udx.id) else {
-            return Ok(Some(reply));
+            return Ok(Some((reply, None)));
         };
+        let mut hole: Option<Arc<ServerHole>> = None;
+        let mut reply_socket = None;
+        if remote.firewall != firewall::OPEN && !direct && our_remote.is_none() {
+            // We are firewalled: set up a puncher (`setupHolepuncher`). On the same LAN as the client the
+            // answer still goes out of the DHT socket so the LAN shortcut reaches it.
+            let theirs: Vec<SocketAddrV4> = remote
+                .addresses4
+                .iter()
+                .copied()
+                .filter(|a| is_private(*a.ip()))
+                .collect();
+            let lan = client.ip() == req.to.ip()
+                && match_address(&local_addresses(self.dht.server_addr()), &theirs).is_some();
+            let st = self.dht.inner.handle.state().await?;
+            // We told the client we are not reachable: analyse our NAT as a firewalled node.
+            let puncher = Holepuncher::new(false, remote.firewall, true);
+            let session = PunchSession::start(
+                &self.dht.inner.udx,
+                self.dht.inner.host,
+                puncher,
+                Some(self.pool_tx.clone()),
+            )
+            .await?;
+            session.auto_sample(st.nodes.iter().rev().copied().collect());
+            if !lan {
+                reply_socket = Some(session.main().socket().clone());
+            }
+            let weak = Arc::downgrade(&session);
+            let prepunching = tokio::spawn(async move {
+                tokio::time::sleep(HANDSHAKE_INITIAL_TIMEOUT).await;
+                if let Some(s) = weak.upgrade() {
+                    s.with(|p| p.destroy());
+                }
+            });
+            let h = Arc::new(ServerHole {
+                secure: SecurePayload::new(&finished.holepunch_secret),
+                session,
+                round: Mutex::new(0),
+                prepunching: Mutex::new(Some(prepunching)),
+            });
+            if let Ok(mut hs) = self.holepunches.lock() {
+                hs.insert(id, h.clone());
+            }
+            hole = Some(h);
+        }
 
         let (tx, rx) = oneshot::channel::<()>();
         if remote.firewall == firewall::OPEN || direct {
@@ -1502,10 +1743,14 @@ impl Router {
             // Wait for the client's first packet (LAN shortcut, or the client connecting to our address).
             let tx = Mutex::new(Some(tx));
             let fired = AtomicBool::new(false);
-            raw.set_firewall(move |_from, _local| {
+            raw.set_firewall(move |from, local| {
                 if fired.swap(true, Ordering::AcqRel) {
+                    tracing::debug!(
+                        "server stream: another first packet from {from} on {local}, rejected"
+                    );
                     return FirewallVerdict::Reject;
                 }
+                tracing::debug!("server stream: first packet from {from} on {local}");
                 if let Some(tx) = tx.lock().ok().and_then(|mut g| g.take()) {
                     let _ = tx.send(());
                 }
@@ -1514,8 +1759,29 @@ impl Router {
         }
         let dht = self.dht.clone();
         let conns = self.connections.clone();
+        let holes = self.holepunches.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx).await {
+            // Until the client's first packet, or the puncher gave up (or 10 s without one).
+            let outcome = match &hole {
+                Some(h) => tokio::select! {
+                    r = rx => Ok(r),
+                    () = wait_aborted(&h.session) => Err(()),
+                },
+                None => tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx)
+                    .await
+                    .map_err(|_| ()),
+            };
+            tracing::debug!(
+                "server stream wait: {:?}",
+                outcome.as_ref().map(|r| r.is_ok())
+            );
+            if let Some(h) = &hole {
+                h.session.with(|p| p.destroy());
+                if let Ok(mut hs) = holes.lock() {
+                    hs.remove(&id);
+                }
+            }
+            match outcome {
                 Ok(Ok(())) => {
                     let mut conn = dht.secret_stream(raw, false, finished.result);
                     // Send our secret-stream header now, as the JS does: a client waiting for our
@@ -1535,8 +1801,36 @@ impl Router {
                 _ => raw.destroy(),
             }
         });
-        Ok(Some(reply))
+        Ok(Some((reply, reply_socket)))
     }
+}
+
+/// Resolves when the session's puncher reports it gave up.
+async fn wait_aborted(session: &PunchSession) {
+    while let Some(ev) = session.next_event().await {
+        if ev == super::holepuncher::PuncherEvent::Aborted {
+            return;
+        }
+    }
+}
+
+/// Forwards a handshake answer under the request's tid from a puncher socket (`req.relay(..., { socket })`).
+async fn socket_pool_relay(
+    sock: &UdxSocket,
+    req: &IncomingRequest,
+    value: Vec<u8>,
+    to: SocketAddrV4,
+) -> io::Result<()> {
+    super::socket_pool::relay_from(
+        sock,
+        req.tid,
+        req.internal,
+        req.command,
+        req.target,
+        value,
+        to,
+    )
+    .await
 }
 
 #[cfg(test)]

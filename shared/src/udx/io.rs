@@ -20,6 +20,8 @@ const RECV_BUFFER_BYTES: usize = 8 << 20;
 const SEND_BUFFER_BYTES: usize = 4 << 20;
 /// Largest UDP payload a single GSO send may carry (the IPv4 total length limit minus headers).
 pub(crate) const MAX_GSO_BYTES: usize = 65_000;
+/// The IP TTL of every send but [`UdpIo::send_to_ttl`]'s (libudx's default).
+const DEFAULT_TTL: u32 = 64;
 /// Largest datagram this driver expects to receive (bigger ones are truncated by the kernel and dropped).
 pub(crate) const MAX_DATAGRAM: usize = 2048;
 
@@ -152,6 +154,24 @@ impl UdpIo {
         self.socket
             .send_to(contents, self.destination(destination))
             .await
+    }
+
+    /// Sends one datagram with the IP TTL set to `ttl` for it (udx-native's `send(..., ttl)`): the socket's
+    /// TTL is changed for the send and set back to the default (64) afterwards.
+    pub(crate) async fn send_to_ttl(
+        &self,
+        contents: &[u8],
+        destination: SocketAddr,
+        ttl: u32,
+    ) -> io::Result<usize> {
+        let sock = socket2::SockRef::from(&self.socket);
+        sock.set_ttl(ttl)?;
+        let res = self
+            .socket
+            .send_to(contents, self.destination(destination))
+            .await;
+        sock.set_ttl(DEFAULT_TTL)?;
+        res
     }
 
     /// Readiness for [`UdpIo::try_send`].

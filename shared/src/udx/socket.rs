@@ -450,6 +450,12 @@ impl UdxSocket {
         self.sock.io.send_to(data, addr).await
     }
 
+    /// Sends one raw datagram with IP TTL `ttl` (HyperDHT's low-TTL holepunch packets open a NAT mapping
+    /// without reaching the far NAT).
+    pub async fn send_to_ttl(&self, data: &[u8], addr: SocketAddr, ttl: u32) -> io::Result<usize> {
+        self.sock.io.send_to_ttl(data, addr, ttl).await
+    }
+
     /// Receives the next raw datagram: one that is not a UDX packet, or a UDX packet for a stream id the
     /// instance does not know. Returns its length (truncated to `buf`) and source. With several concurrent
     /// callers, only the last one to wait is woken.

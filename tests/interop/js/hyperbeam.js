@@ -12,7 +12,9 @@ const bootstrap = list.split(',')
 const reuse = rest.includes('-r')
 const key = rest.find(a => a !== '-r')
 
-const options = { announce: reuse, dht: new DHT({ bootstrap, ephemeral: true, host: '127.0.0.1' }) }
+// HYPERBEAM_HOST (default 127.0.0.1): the address the DHT binds (the NAT lab uses 0.0.0.0).
+const dht = new DHT({ bootstrap, ephemeral: true, host: process.env.HYPERBEAM_HOST || '127.0.0.1' })
+const options = { announce: reuse, dht }
 // Hyperbeam takes the options as first argument when there is no key.
 const beam = key ? new Hyperbeam(key, options) : new Hyperbeam(options)
 
@@ -26,7 +28,20 @@ beam.on('remote-address', ({ host, port }) => {
   if (!host) console.error('[hyperbeam] Could not detect remote address')
   else console.error('[hyperbeam] Joined the DHT - remote address is ' + host + ':' + port)
 })
-beam.on('connected', () => console.error('[hyperbeam] Success! Encrypted tunnel established to remote peer'))
+beam.on('connected', () => {
+  console.error('[hyperbeam] Success! Encrypted tunnel established to remote peer')
+  // HYPERBEAM_DEBUG=1: how the connection reached the peer, as the Rust bin prints it. A stream on one of
+  // the DHT's own sockets is direct (or LAN); on a holepunch socket of the pool it was punched.
+  if (process.env.HYPERBEAM_DEBUG) {
+    const conn = beam._out || beam._inc
+    const raw = conn && conn.rawStream
+    if (raw) {
+      const own = raw.socket === dht.io.serverSocket || raw.socket === dht.io.clientSocket
+      const path = own ? 'direct' : 'holepunch'
+      console.error('[hyperbeam] path: ' + path + ' ' + raw.remoteHost + ':' + raw.remotePort)
+    }
+  }
+})
 beam.on('error', (e) => {
   console.error('[hyperbeam] Error:', e.message)
   process.exit(1)

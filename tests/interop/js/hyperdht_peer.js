@@ -10,6 +10,8 @@
 //       (immutablePut "hello from js", mutablePut(keyPair(0x01 * 32), "mutable from js", seq 3))
 //   node js/hyperdht_peer.js get <bootstrap> <hash hex> <mutable pk hex> -> {"immutable": text|null,
 //       "mutable": text|null, "seq": n}
+// HYPERDHT_HOST (default 127.0.0.1) is the address the DHT binds; 0.0.0.0 makes a JS peer that cannot take the
+// LAN shortcut on loopback (it advertises the machine's interface addresses), so connections holepunch.
 // The pattern byte i is (i * 7 + (i >> 10)) & 0xff.
 'use strict'
 const DHT = require('hyperdht')
@@ -64,7 +66,10 @@ function out(o) {
 async function main() {
   const [cmd, bs] = process.argv.slice(2, 4)
   const [host, port] = bs.split(':')
-  const dht = new DHT({ bootstrap: [{ host, port: Number(port) }], host: '127.0.0.1' })
+  const dht = new DHT({
+    bootstrap: [{ host, port: Number(port) }],
+    host: process.env.HYPERDHT_HOST || '127.0.0.1'
+  })
   await dht.fullyBootstrapped()
 
   if (cmd === 'server') {
@@ -82,7 +87,9 @@ async function main() {
       }
     })
     server.on('connection', async (sock) => {
-      out(await exchange(sock, total))
+      // open: whether the server told this client it is reachable (then the client connects directly).
+      const open = dht.remoteAddress() !== null
+      out({ ...(await exchange(sock, total)), open })
     })
     const kp = DHT.keyPair(seed)
     await server.listen(kp)
