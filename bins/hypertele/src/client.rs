@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, UnixListener};
 use crate::cli::ClientCli;
 use crate::config::{parse_key, parse_seed, read_identity, ConfFile, ConfigError, KeepAlive};
 use crate::pipe::{pipe, Stats};
-use crate::{bind_host, Interrupt, DEBUG_INTERVAL};
+use crate::{bind_host, follow_peer, Interrupt, DEBUG_INTERVAL};
 
 /// Where the proxy listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +192,7 @@ impl Proxy {
         tokio::spawn(async move {
             match dht.connect_with(&peer, &key_pair).await {
                 Ok(conn) => {
+                    follow_peer(&conn);
                     if let Err(e) = pipe(local, conn, compress, stats).await {
                         tracing::debug!("connection ended: {e}");
                     }
