@@ -33,6 +33,10 @@ pub const TOOLS: &[Tool] = &[
         name: "hypertele-server",
         command: hypertele_tool::cli::server_command,
     },
+    Tool {
+        name: "hyperssh",
+        command: hyperssh_cli::cli::command,
+    },
 ];
 
 /// The folders the generated files live in, relative to the workspace root.
