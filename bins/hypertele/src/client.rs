@@ -17,6 +17,9 @@ use crate::config::{parse_key, parse_seed, read_identity, ConfFile, ConfigError,
 use crate::pipe::{pipe, Stats};
 use crate::{bind_host, follow_peer, Interrupt, DEBUG_INTERVAL};
 
+/// Pause after a failed accept before the next.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Where the proxy listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
@@ -163,19 +166,19 @@ impl Proxy {
 
     /// Accepts local connections forever (until the future is dropped), each piped through its own
     /// connection to the server. A connection that cannot reach the server is closed, with one line on
-    /// stderr.
+    /// stderr. Failed accepts (out of file descriptors...) are reported and retried after a pause.
     pub async fn serve(&self) -> anyhow::Result<()> {
         loop {
-            match &self.listener {
-                Listener::Tcp(l) => {
-                    let (local, _) = l.accept().await.context("accepting a local connection")?;
+            let accepted = match &self.listener {
+                Listener::Tcp(l) => l.accept().await.map(|(local, _)| {
                     let _ = local.set_nodelay(true);
                     self.spawn_pipe(local);
-                }
-                Listener::Unix(l, _) => {
-                    let (local, _) = l.accept().await.context("accepting a local connection")?;
-                    self.spawn_pipe(local);
-                }
+                }),
+                Listener::Unix(l, _) => l.accept().await.map(|(local, _)| self.spawn_pipe(local)),
+            };
+            if let Err(e) = accepted {
+                eprintln!("hypertele: accepting a local connection: {e}");
+                tokio::time::sleep(ACCEPT_RETRY).await;
             }
         }
     }
