@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::cli::ClientCli;
 use crate::config::{parse_key, parse_seed, read_identity, ConfFile, ConfigError, KeepAlive};
-use crate::pipe::{pipe, Stats};
+use crate::pipe::{pipe, Local, Stats};
 use crate::{bind_host, follow_peer, Interrupt, DEBUG_INTERVAL};
 
 /// Pause after a failed accept before the next.
@@ -185,7 +185,9 @@ impl Proxy {
 
     fn spawn_pipe<L>(&self, local: L)
     where
-        L: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        L: Local + Send + 'static,
+        L::Read: Send,
+        L::Write: Send,
     {
         let dht = self.dht.clone();
         let peer = self.peer;

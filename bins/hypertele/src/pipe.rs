@@ -19,8 +19,37 @@ use flate2::Compression;
 use holepunch::hyperdht::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Bytes read from the local side at once (and so the most one compressed message carries).
+/// Bytes read from the local side at once with `--compress` (a Node `data` event's size, so the most one
+/// compressed message carries), and the largest piece a gunzipped message is written out in.
 pub const CHUNK: usize = 64 * 1024;
+/// Bytes read from the local side at once without compression (the secret stream cuts them into messages).
+const PLAIN_CHUNK: usize = 256 * 1024;
+
+/// A local connection that splits into owned halves (no lock between the two directions).
+pub trait Local {
+    /// The reading half.
+    type Read: AsyncRead + Unpin;
+    /// The writing half.
+    type Write: AsyncWrite + Unpin;
+    /// Splits the connection.
+    fn into_halves(self) -> (Self::Read, Self::Write);
+}
+
+impl Local for tokio::net::TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    fn into_halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+impl Local for tokio::net::UnixStream {
+    type Read = tokio::net::unix::OwnedReadHalf;
+    type Write = tokio::net::unix::OwnedWriteHalf;
+    fn into_halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
 
 /// Why a pipe stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -116,21 +145,18 @@ pub fn gunzip(message: &[u8]) -> std::io::Result<Vec<u8>> {
 /// Pipes `local` and `conn` both ways until both directions ended (each side's end is passed on as a
 /// half-close) or one fails. Both connections are closed when this returns: gracefully after a clean end
 /// (written data is still delivered), at once after an error.
-pub async fn pipe<L>(
+pub async fn pipe<L: Local>(
     local: L,
     conn: Connection,
     compress: bool,
     stats: Arc<Stats>,
-) -> Result<(), PipeError>
-where
-    L: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<(), PipeError> {
     let _open = Open::new(stats);
-    let (mut local_rd, mut local_wr) = tokio::io::split(local);
+    let (mut local_rd, mut local_wr) = local.into_halves();
     let (mut peer_rd, mut peer_wr) = conn.split();
 
     let up = async {
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = vec![0u8; if compress { CHUNK } else { PLAIN_CHUNK }];
         loop {
             let n = local_rd.read(&mut buf).await.map_err(PipeError::Local)?;
             let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
