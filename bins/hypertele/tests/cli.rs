@@ -720,3 +720,72 @@ fn bad_configuration() {
         assert!(stderr.contains(&want), "{cmd:?}: {stderr:?} lacks {want:?}");
     }
 }
+
+/// A service that reads until the client's end, then answers with the byte count: only works if the
+/// client's half-close reaches it while the way back stays open.
+async fn count_then_answer() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding counter");
+    let port = listener.local_addr().expect("counter address").port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut count = 0usize;
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    count += n;
+                }
+                let _ = s.write_all(format!("{count}\n").as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// Half-close through the proxy: the service sees the client's end and still answers (Rust client and
+/// JS client facing the Rust server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_close_reaches_the_service() {
+    let net = interop::JsTestnet::start(5);
+    let bootstrap = net.bootstrap_arg();
+    let port = count_then_answer().await.to_string();
+    let seed = seed_hex(17);
+    let (_server, key) = start_server(Side::Rust, &bootstrap, &["-l", &port, "--seed", &seed]);
+    for client in [Side::Rust, Side::Js] {
+        let (_c, addr) = start_client(client_cmd(client, &bootstrap, &["-p", "0", "-s", &key]));
+        let payload = data(9, 123_457);
+        let answer = exchange(&addr, &payload, false).await;
+        assert_eq!(
+            String::from_utf8_lossy(&answer),
+            "123457\n",
+            "{client:?} client"
+        );
+    }
+}
+
+/// A service that is down: the server says so, and the client's connection is closed without data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_service() {
+    let net = interop::JsTestnet::start(5);
+    let bootstrap = net.bootstrap_arg();
+    // A port nothing listens on (bound, then released).
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let seed = seed_hex(18);
+    let (mut server, key) = start_server(Side::Rust, &bootstrap, &["-l", &port, "--seed", &seed]);
+    let (_c, addr) = start_client(client_cmd(Side::Rust, &bootstrap, &["-p", "0", "-s", &key]));
+    check_refused(&addr).await;
+    server.wait_for(
+        &format!("cannot connect to the service at 127.0.0.1:{port}"),
+        Duration::from_secs(10),
+    );
+}
