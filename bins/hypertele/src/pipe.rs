@@ -144,7 +144,7 @@ pub fn gunzip(message: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// Pipes `local` and `conn` both ways until both directions ended (each side's end is passed on as a
 /// half-close) or one fails. Both connections are closed when this returns: gracefully after a clean end
-/// (written data is still delivered), at once after an error.
+/// (written data is still delivered), at once after an error (the peer's stream is destroyed).
 pub async fn pipe<L: Local>(
     local: L,
     conn: Connection,
@@ -152,6 +152,7 @@ pub async fn pipe<L: Local>(
     stats: Arc<Stats>,
 ) -> Result<(), PipeError> {
     let _open = Open::new(stats);
+    let control = conn.get_ref().control();
     let (mut local_rd, mut local_wr) = local.into_halves();
     let (mut peer_rd, mut peer_wr) = conn.split();
 
@@ -202,7 +203,13 @@ pub async fn pipe<L: Local>(
         }
         local_wr.shutdown().await.map_err(PipeError::Local)
     };
-    tokio::try_join!(up, down).map(|_| ())
+    let result = tokio::try_join!(up, down).map(|_| ());
+    if result.is_err() {
+        // As the JS connPiper's destroy: the peer learns of the failure at once (its stream is reset)
+        // instead of seeing a clean end.
+        control.destroy();
+    }
+    result
 }
 
 #[cfg(test)]
