@@ -2,9 +2,11 @@
 //   node js/hypertele.js server|client HOST:PORT[,HOST:PORT...] [ARGS...]
 // The bins only take `--bootstrap PORT` (127.0.0.1) and bind their DHT to every interface; this swaps the
 // `hyperdht` class they require for one that uses the given bootstrap list and binds to 127.0.0.1, so the
-// tests stay on loopback. Everything else (flags, output, exit codes, piping) is the bin's own code.
+// tests stay on loopback, on a free port (hyperdht would otherwise take 49737, the default other local
+// testnets want). Everything else (flags, output, exit codes, piping) is the bin's own code.
 'use strict'
 const path = require('path')
+const freePort = require('./free-port')
 
 const [role, list, ...rest] = process.argv.slice(2)
 const bins = { server: 'server.js', client: 'client.js' }
@@ -18,13 +20,15 @@ const dhtPath = require.resolve('hyperdht', { paths: [dir] })
 const HyperDHT = require(dhtPath)
 const bootstrap = list.split(',')
 
-class LoopbackDHT extends HyperDHT {
-  constructor (opts = {}) {
-    super({ ...opts, bootstrap, host: '127.0.0.1' })
+freePort().then((port) => {
+  class LoopbackDHT extends HyperDHT {
+    constructor (opts = {}) {
+      super({ ...opts, bootstrap, host: '127.0.0.1', port })
+    }
   }
-}
-require.cache[dhtPath].exports = LoopbackDHT
+  require.cache[dhtPath].exports = LoopbackDHT
 
-const bin = path.join(dir, bins[role])
-process.argv = [process.argv[0], bin, ...rest]
-require(bin)
+  const bin = path.join(dir, bins[role])
+  process.argv = [process.argv[0], bin, ...rest]
+  require(bin)
+})

@@ -7,30 +7,39 @@
 'use strict'
 const zlib = require('zlib')
 const DHT = require('hyperdht')
+const freePort = require('./free-port')
 
 const [list, key, ...texts] = process.argv.slice(2)
-const dht = new DHT({ bootstrap: list.split(','), host: '127.0.0.1' })
 const expected = texts.join('').length
-const stream = dht.connect(Buffer.from(key, 'hex'))
-let received = ''
-let messages = 0
-const done = async (out) => {
-  console.log(JSON.stringify(out))
-  await dht.destroy()
-  process.exit(0)
-}
-stream.on('open', () => {
-  for (const t of texts) stream.write(zlib.gzipSync(Buffer.from(t)))
-})
-stream.on('data', (d) => {
-  messages++
-  try {
-    received += zlib.gunzipSync(d).toString()
-  } catch (err) {
-    done({ error: 'not gzip: ' + err.message })
-    return
+
+async function main () {
+  const dht = new DHT({ bootstrap: list.split(','), host: '127.0.0.1', port: await freePort() })
+  const stream = dht.connect(Buffer.from(key, 'hex'))
+  let received = ''
+  let messages = 0
+  const done = async (out) => {
+    console.log(JSON.stringify(out))
+    await dht.destroy()
+    process.exit(0)
   }
-  if (received.length >= expected) stream.end()
+  stream.on('open', () => {
+    for (const t of texts) stream.write(zlib.gzipSync(Buffer.from(t)))
+  })
+  stream.on('data', (d) => {
+    messages++
+    try {
+      received += zlib.gunzipSync(d).toString()
+    } catch (err) {
+      done({ error: 'not gzip: ' + err.message })
+      return
+    }
+    if (received.length >= expected) stream.end()
+  })
+  stream.on('end', () => done({ received, messages }))
+  stream.on('error', (err) => done({ error: err.message }))
+}
+
+main().catch((err) => {
+  console.log(JSON.stringify({ error: err.message }))
+  process.exit(1)
 })
-stream.on('end', () => done({ received, messages }))
-stream.on('error', (err) => done({ error: err.message }))
