@@ -25,6 +25,18 @@ pub const TOOLS: &[Tool] = &[
         name: "hyperbeam",
         command: hyperbeam_cli::cli::command,
     },
+    Tool {
+        name: "hypertele",
+        command: hypertele_tool::cli::client_command,
+    },
+    Tool {
+        name: "hypertele-server",
+        command: hypertele_tool::cli::server_command,
+    },
+    Tool {
+        name: "hyperssh",
+        command: hyperssh_cli::cli::command,
+    },
 ];
 
 /// The folders the generated files live in, relative to the workspace root.

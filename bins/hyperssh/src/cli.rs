@@ -1,0 +1,131 @@
+//! The command line of `hyperssh`: the JS hyperssh 5.0.4 bin (`hyperssh -s KEY [-u USER] [-i identity]
+//! [-e CMD] [--rdp]`) plus `--bootstrap` and ssh options after `--`.
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser};
+use hypertele_tool::cli::BootstrapList;
+
+const AFTER_HELP: &str = "\
+Starts a local proxy to the hypertele-server with that key (as `hypertele` does) and runs \
+`ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p PORT [SSH_OPTIONS] USER@localhost [CMD]` \
+through it; exits with ssh's exit status. The key (-s) is 64 hex digits or 52 z-base-32 characters, or a name \
+from a .hyper-hosts file. The server side is `hypertele-server --seed SEED -l 22`.
+
+Bootstrap list: HOST:PORT[,HOST:PORT...], where a bare PORT means 127.0.0.1:PORT. Without --bootstrap, the \
+HYPERDHT_BOOTSTRAP environment variable (same form) is used, else the public bootstrap nodes.
+
+Exit status: ssh's (255 when ssh cannot connect), 1 on an error before ssh starts, 2 on bad usage.
+
+Examples:
+  hyperssh -s ab01f... -u maf
+  hyperssh -s myserver -u maf -i keypair.json -e 'uptime'
+  hyperssh -s ab01f... -- -i ~/.ssh/other_key -L 8080:localhost:80";
+
+/// SSH over HyperDHT.
+///
+/// Compatible with the JavaScript `hyperssh` command (hyperssh 5.0.4): same arguments and behaviour, same
+/// wire protocol.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hyperssh", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The server: its public key or a .hyper-hosts name.
+    #[arg(short = 's', value_name = "KEY|NAME")]
+    pub server: String,
+
+    /// The user to log in as (default: the current user).
+    #[arg(short = 'u', value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Identity file: the key pair this client connects to the server with (random without it).
+    #[arg(short = 'i', value_name = "IDENTITY")]
+    pub identity: Option<PathBuf>,
+
+    /// Command to run on the server instead of a login shell.
+    #[arg(short = 'e', value_name = "CMD")]
+    pub command: Option<String>,
+
+    /// Do not run ssh: listen on 127.0.0.1:3389 for an RDP client instead.
+    #[arg(long)]
+    pub rdp: bool,
+
+    /// Bootstrap nodes of the DHT to use.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]",
+          value_parser = |s: &str| holepunch::hyperdht::bootstrap::parse_list(s).map(BootstrapList))]
+    pub bootstrap: Option<BootstrapList>,
+
+    /// Options passed to ssh before the destination (after `--`).
+    #[arg(last = true, value_name = "SSH_OPTIONS")]
+    pub ssh_options: Vec<String>,
+}
+
+/// The clap command (for the docs generator).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// The ssh command line: options first (as the JS bin builds it), then `extra`, the destination and the
+/// command if any.
+pub fn ssh_args(user: &str, port: u16, extra: &[String], command: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-p",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.push(port.to_string());
+    args.extend(extra.iter().cloned());
+    args.push(format!("{user}@localhost"));
+    args.extend(command.map(str::to_owned));
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hyperssh").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn arguments() -> Result<(), clap::Error> {
+        let cli = parse(&[
+            "-s", "key", "-u", "maf", "-e", "uptime", "--", "-v", "-i", "k",
+        ])?;
+        assert_eq!(cli.server, "key");
+        assert_eq!(cli.user.as_deref(), Some("maf"));
+        assert_eq!(cli.command.as_deref(), Some("uptime"));
+        assert_eq!(cli.ssh_options, ["-v", "-i", "k"]);
+        assert!(parse(&[]).is_err(), "-s is required");
+        assert!(parse(&["-s", "k", "--bootstrap", ""]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn ssh_command_line() {
+        assert_eq!(
+            ssh_args("maf", 4000, &[], None),
+            [
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-p",
+                "4000",
+                "maf@localhost"
+            ]
+        );
+        let args = ssh_args("u", 1, &["-v".to_owned()], Some("ls -la"));
+        assert_eq!(args[6..], ["-v", "u@localhost", "ls -la"]);
+    }
+}

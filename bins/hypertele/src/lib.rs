@@ -1,0 +1,111 @@
+//! `hypertele` and `hypertele-server`: a TCP (or Unix socket) proxy over HyperDHT, compatible with the
+//! JavaScript hypertele 1.1.4 bins.
+//!
+//! - [`cli`]: the command lines (clap), also rendered into man pages and completions by xtask;
+//! - [`config`]: the configuration, identity and `.hyper-hosts` files;
+//! - [`pipe`]: one local connection piped to one HyperDHT connection (half-close, `--compress`);
+//! - [`server`]: the server (announces a key pair, pipes every peer to the service);
+//! - [`client`]: the client proxy (listens locally, one HyperDHT connection per local connection), which
+//!   `hyperssh` reuses.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod pipe;
+pub mod server;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use anyhow::Context;
+use holepunch::hyperdht::Connection;
+use holepunch::udx::FirewallVerdict;
+
+/// How long closing the server and the node may take at exit.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often `--debug` prints the connection counts (as the JS).
+pub const DEBUG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The address the DHT binds to: 127.0.0.1 when every bootstrap node is on loopback (a local testnet, so
+/// nothing leaves the machine), else every interface.
+pub fn bind_host(bootstrap: &[SocketAddrV4]) -> Ipv4Addr {
+    if !bootstrap.is_empty() && bootstrap.iter().all(|a| a.ip().is_loopback()) {
+        Ipv4Addr::LOCALHOST
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    }
+}
+
+/// Makes the connection's UDX stream follow its peer to wherever its packets come from (another socket of
+/// the node, or another address), as the JS hyperdht's `onsocket` firewall hooks do with `changeRemote`.
+///
+/// Needed because the two ends can pick different paths: a server that became reachable after announcing
+/// connects its stream from its server socket to a reachable client, while the client connects to the
+/// address the relay saw the server at (its client socket). udx-native hands such packets to the stream's
+/// firewall and hyperdht moves the stream; without this hook they are dropped and both ends time out.
+pub fn follow_peer(conn: &Connection) {
+    let stream = conn.get_ref();
+    if let Some((remote_id, _)) = stream.remote() {
+        let _ = stream.set_firewall(move |_from, _local| FirewallVerdict::Connect { remote_id });
+    }
+}
+
+/// Sets up `RUST_LOG` logging on stderr when the variable is set.
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM.
+#[derive(Debug)]
+pub struct Interrupt {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    /// Installs the handlers.
+    pub fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for the next signal.
+    pub async fn wait(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_testnets_bind_to_loopback() {
+        let local = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1);
+        let public = SocketAddrV4::new(Ipv4Addr::new(88, 99, 3, 86), 49737);
+        assert_eq!(bind_host(&[local, local]), Ipv4Addr::LOCALHOST);
+        assert_eq!(bind_host(&[local, public]), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(bind_host(&[]), Ipv4Addr::UNSPECIFIED);
+    }
+}
