@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, UnixListener};
 use crate::cli::ClientCli;
 use crate::config::{parse_key, parse_seed, read_identity, ConfFile, ConfigError, KeepAlive};
 use crate::pipe::{pipe, Local, Stats};
-use crate::{bind_host, follow_peer, Interrupt, DEBUG_INTERVAL};
+use crate::{bind_host, Interrupt, DEBUG_INTERVAL};
 
 /// Pause after a failed accept before the next.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
@@ -197,7 +197,6 @@ impl Proxy {
         tokio::spawn(async move {
             match dht.connect_with(&peer, &key_pair).await {
                 Ok(conn) => {
-                    follow_peer(&conn);
                     if let Err(e) = pipe(local, conn, compress, stats).await {
                         tracing::debug!("connection ended: {e}");
                     }

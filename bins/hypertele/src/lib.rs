@@ -18,8 +18,6 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use anyhow::Context;
-use holepunch::hyperdht::Connection;
-use holepunch::udx::FirewallVerdict;
 
 /// How long closing the server and the node may take at exit.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -33,20 +31,6 @@ pub fn bind_host(bootstrap: &[SocketAddrV4]) -> Ipv4Addr {
         Ipv4Addr::LOCALHOST
     } else {
         Ipv4Addr::UNSPECIFIED
-    }
-}
-
-/// Makes the connection's UDX stream follow its peer to wherever its packets come from (another socket of
-/// the node, or another address), as the JS hyperdht's `onsocket` firewall hooks do with `changeRemote`.
-///
-/// Needed because the two ends can pick different paths: a server that became reachable after announcing
-/// connects its stream from its server socket to a reachable client, while the client connects to the
-/// address the relay saw the server at (its client socket). udx-native hands such packets to the stream's
-/// firewall and hyperdht moves the stream; without this hook they are dropped and both ends time out.
-pub fn follow_peer(conn: &Connection) {
-    let stream = conn.get_ref();
-    if let Some((remote_id, _)) = stream.remote() {
-        let _ = stream.set_firewall(move |_from, _local| FirewallVerdict::Connect { remote_id });
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::net::{TcpStream, UnixStream};
 use crate::cli::ServerCli;
 use crate::config::{parse_key, parse_seed, ConfFile, ConfigError, KeepAlive};
 use crate::pipe::{pipe, Stats};
-use crate::{bind_host, follow_peer, Interrupt, CLOSE_TIMEOUT, DEBUG_INTERVAL};
+use crate::{bind_host, Interrupt, CLOSE_TIMEOUT, DEBUG_INTERVAL};
 
 /// Where the service is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,7 +196,6 @@ pub async fn run(cfg: ServerConfig, bootstrap: Vec<SocketAddrV4>) -> anyhow::Res
 /// One peer: connect to the service and pipe.
 async fn serve(conn: Connection, cfg: Arc<ServerConfig>, stats: Arc<Stats>) {
     let peer = hex::encode(conn.remote_public_key());
-    follow_peer(&conn);
     let result = match &cfg.service {
         Service::Tcp(host, port) => match TcpStream::connect((host.as_str(), *port)).await {
             Ok(local) => {

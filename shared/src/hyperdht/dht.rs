@@ -437,6 +437,15 @@ impl HyperDht {
     }
 
     fn secret_stream(&self, raw: UdxStream, is_initiator: bool, hs: HandshakeResult) -> Connection {
+        // From now on the stream follows its peer to whichever of our sockets its packets arrive on, as the
+        // JS `onsocket` hooks do with `changeRemote`: the two ends can pick different paths (a server that
+        // became reachable after announcing connects from its server socket, while the client connects to
+        // the address the relay saw, its client socket), and udx drops packets on the wrong socket otherwise.
+        if let Some((remote_id, _)) = raw.remote() {
+            if let Err(e) = raw.set_firewall(move |_, _| FirewallVerdict::Connect { remote_id }) {
+                tracing::debug!("cannot set the follow-the-peer firewall: {e}");
+            }
+        }
         SecretStream::from_handshake_with(
             raw,
             is_initiator,
