@@ -1,0 +1,277 @@
+//! Hypercore replication Rust <-> Rust over in-memory protomux transports: full and sparse download, live
+//! appends, many cores on one connection, and hostile peers (tampered block, wrong proof, bad signature,
+//! wrong capability): each rejected with nothing stored and the peer dropped.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use holepunch::compact_encoding::{Decode, Encode};
+use holepunch::crypto::KeyPair;
+use holepunch::hypercore::caps;
+use holepunch::hypercore::messages::{Handshake, Range, Request, Sync};
+use holepunch::hypercore::replicator::{kind, replicate, Replicator, PROTOCOL};
+use holepunch::hypercore::{Durability, Hypercore};
+use holepunch::protomux::{memory_pair, ChannelOptions, Mux};
+use tokio::time::timeout;
+
+const HH: [u8; 64] = [7; 64];
+const T: Duration = Duration::from_secs(20);
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "hc-repl-{}-{name}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn block(i: u64) -> Vec<u8> {
+    format!("block number {i} ")
+        .repeat((i % 7 + 1) as usize)
+        .into_bytes()
+}
+
+fn writer(name: &str, seed: u8, n: u64) -> Hypercore {
+    let core = Hypercore::create(tmp(name), KeyPair::from_seed(&[seed; 32])).expect("create");
+    core.set_durability(Durability::Process);
+    let blocks: Vec<Vec<u8>> = (0..n).map(block).collect();
+    for chunk in blocks.chunks(100) {
+        let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        core.append(&refs).expect("append");
+    }
+    core
+}
+
+fn reader(name: &str, key: [u8; 32]) -> Hypercore {
+    let core = Hypercore::create_reader(tmp(name), key, None).expect("reader");
+    core.set_durability(Durability::Process);
+    core
+}
+
+/// Connects two sets of replicators over an in-memory pair.
+fn connect(a: &[Replicator], b: &[Replicator]) -> (Mux, Mux) {
+    let (ta, tb) = memory_pair();
+    (replicate(ta, true, &HH, a), replicate(tb, false, &HH, b))
+}
+
+#[tokio::test]
+async fn full_download_byte_exact() {
+    let w = writer("full-w", 1, 1000);
+    let r = reader("full-r", w.key());
+    let (rw, rr) = (Replicator::new(w.clone()), Replicator::new(r.clone()));
+    let _m = connect(&[rw.clone()], &[rr.clone()]);
+    let len = timeout(T, rr.update()).await.expect("update");
+    assert_eq!(len, 1000);
+    timeout(T, rr.download(0, len)).await.expect("download");
+    for i in 0..len {
+        assert_eq!(r.get(i).expect("get"), Some(block(i)), "block {i}");
+    }
+    assert_eq!(r.tree_hash(), w.tree_hash());
+    assert_eq!(rr.stats().blocks_downloaded, 1000);
+    assert_eq!(rw.stats().blocks_uploaded, 1000);
+}
+
+#[tokio::test]
+async fn sparse_get_fetches_only_that_block() {
+    let w = writer("sparse-w", 2, 5000);
+    let r = reader("sparse-r", w.key());
+    let rr = Replicator::new(r.clone());
+    let _m = connect(&[Replicator::new(w)], &[rr.clone()]);
+    assert_eq!(timeout(T, rr.update()).await.expect("update"), 5000);
+    for i in [4321, 7, 4999] {
+        assert_eq!(
+            timeout(T, rr.get(i)).await.expect("get").expect("ok"),
+            block(i)
+        );
+    }
+    assert_eq!(r.stored_blocks(), 3);
+    assert_eq!(rr.stats().blocks_downloaded, 3);
+}
+
+#[tokio::test]
+async fn live_append_is_seen_and_served() {
+    let w = writer("live-w", 3, 10);
+    let r = reader("live-r", w.key());
+    let rr = Replicator::new(r.clone());
+    let _m = connect(&[Replicator::new(w.clone())], &[rr.clone()]);
+    let _all = rr.download_all();
+    assert_eq!(timeout(T, rr.update()).await.expect("update"), 10);
+    let mut rx = r.subscribe();
+    w.append(&[b"eleven", b"twelve"]).expect("append");
+    timeout(T, async {
+        while !(r.length() == 12 && r.has(11)) {
+            rx.changed().await.expect("changed");
+        }
+    })
+    .await
+    .expect("live append reached the reader");
+    assert_eq!(r.get(10).expect("get"), Some(b"eleven".to_vec()));
+    assert_eq!(r.get(11).expect("get"), Some(b"twelve".to_vec()));
+}
+
+#[tokio::test]
+async fn many_cores_one_connection() {
+    let ws: Vec<Hypercore> = (0..5)
+        .map(|i| writer(&format!("many-w{i}"), 10 + i, 50 + u64::from(i)))
+        .collect();
+    let rs: Vec<Hypercore> = ws
+        .iter()
+        .enumerate()
+        .map(|(i, w)| reader(&format!("many-r{i}"), w.key()))
+        .collect();
+    let wrep: Vec<Replicator> = ws.iter().cloned().map(Replicator::new).collect();
+    let rrep: Vec<Replicator> = rs.iter().cloned().map(Replicator::new).collect();
+    let _m = connect(&wrep, &rrep);
+    for (i, rr) in rrep.iter().enumerate() {
+        let len = timeout(T, rr.update()).await.expect("update");
+        assert_eq!(len, 50 + i as u64);
+        timeout(T, rr.download(0, len)).await.expect("download");
+        assert_eq!(rs[i].tree_hash(), ws[i].tree_hash());
+    }
+}
+
+#[tokio::test]
+async fn reader_to_reader_relay() {
+    // A full replica serves a third peer.
+    let w = writer("relay-w", 4, 300);
+    let mid = reader("relay-m", w.key());
+    let last = reader("relay-l", w.key());
+    let rm = Replicator::new(mid.clone());
+    let _m1 = connect(&[Replicator::new(w.clone())], &[rm.clone()]);
+    let len = timeout(T, rm.update()).await.expect("update");
+    timeout(T, rm.download(0, len)).await.expect("download");
+    let rl = Replicator::new(last.clone());
+    let _m2 = connect(&[rm.clone()], &[rl.clone()]);
+    assert_eq!(timeout(T, rl.update()).await.expect("update"), 300);
+    timeout(T, rl.download(0, 300)).await.expect("download");
+    assert_eq!(last.tree_hash(), w.tree_hash());
+}
+
+/// How a hostile server spoils its answers.
+#[derive(Clone, Copy, Debug)]
+enum Tamper {
+    BlockByte,
+    ProofNode,
+    Signature,
+    Capability,
+}
+
+/// A server that speaks the protocol by hand and tampers with what it sends.
+async fn hostile_server(mux: Mux, core: Hypercore, tamper: Tamper) {
+    let ch = mux
+        .create_channel(ChannelOptions::new(PROTOCOL).id(core.discovery_key().to_vec()))
+        .expect("channel");
+    let mut cap = caps::replicate(false, &core.key(), &HH).expect("cap");
+    if matches!(tamper, Tamper::Capability) {
+        cap[0] ^= 1;
+    }
+    ch.open(
+        &Handshake {
+            seeks: false,
+            capability: cap,
+        }
+        .to_bytes(),
+    )
+    .expect("open");
+    let Ok(_) = ch.opened().await else { return };
+    let sync = Sync {
+        fork: 0,
+        length: core.length(),
+        remote_length: 0,
+        can_upgrade: true,
+        uploading: true,
+        downloading: true,
+        ..Sync::default()
+    };
+    let _ = ch.send(kind::SYNC, &sync.to_bytes()).await;
+    let range = Range {
+        drop: false,
+        start: 0,
+        length: core.length(),
+    };
+    let _ = ch.send(kind::RANGE, &range.to_bytes()).await;
+    while let Some((k, payload)) = ch.recv().await {
+        if k != kind::REQUEST {
+            continue;
+        }
+        let req = Request::from_bytes(&payload).expect("request");
+        let mut data = core.proof(&req).expect("proof");
+        match tamper {
+            Tamper::BlockByte => {
+                if let Some(b) = data.block.as_mut() {
+                    b.value[0] ^= 1;
+                }
+            }
+            Tamper::ProofNode => {
+                if let Some(n) = data.block.as_mut().and_then(|b| b.nodes.first_mut()) {
+                    n.hash[3] ^= 1;
+                }
+            }
+            Tamper::Signature => {
+                if let Some(s) = data.upgrade.as_mut().and_then(|u| u.signature.as_mut()) {
+                    s[10] ^= 1;
+                }
+            }
+            Tamper::Capability => {}
+        }
+        let _ = ch.send(kind::DATA, &data.to_bytes()).await;
+    }
+}
+
+async fn hostile(tamper: Tamper) {
+    let w = writer(&format!("hostile-w-{tamper:?}"), 5, 64);
+    let r = reader(&format!("hostile-r-{tamper:?}"), w.key());
+    let rr = Replicator::new(r.clone());
+    let (ta, tb) = memory_pair();
+    let _client = replicate(ta, true, &HH, std::slice::from_ref(&rr));
+    let server_mux = Mux::new(tb);
+    let server = tokio::spawn(hostile_server(server_mux, w.clone(), tamper));
+    match tamper {
+        Tamper::Signature | Tamper::Capability => {
+            // The upgrade (signed head) is refused: length stays 0.
+            timeout(T, async {
+                while rr.stats().peers_dropped == 0 {
+                    rr.changed().await;
+                }
+            })
+            .await
+            .expect("peer dropped");
+            assert_eq!(r.length(), 0);
+        }
+        Tamper::BlockByte | Tamper::ProofNode => {
+            // A correct upgrade first, then a tampered block.
+            let got = timeout(Duration::from_secs(2), rr.get(5)).await;
+            assert!(got.is_err(), "tampered block must not be returned");
+            assert_eq!(r.length(), 64, "the honest upgrade was taken");
+            assert_eq!(rr.stats().peers_dropped, 1);
+        }
+    }
+    assert_eq!(r.stored_blocks(), 0, "nothing stored");
+    assert_eq!(rr.peers(), 0, "peer dropped");
+    timeout(T, server)
+        .await
+        .expect("server ends")
+        .expect("server task");
+}
+
+#[tokio::test]
+async fn hostile_tampered_block() {
+    hostile(Tamper::BlockByte).await;
+}
+
+#[tokio::test]
+async fn hostile_wrong_proof() {
+    hostile(Tamper::ProofNode).await;
+}
+
+#[tokio::test]
+async fn hostile_bad_signature() {
+    hostile(Tamper::Signature).await;
+}
+
+#[tokio::test]
+async fn hostile_bad_capability() {
+    hostile(Tamper::Capability).await;
+}
