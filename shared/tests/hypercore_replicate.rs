@@ -61,7 +61,7 @@ async fn full_download_byte_exact() {
     let w = writer("full-w", 1, 1000);
     let r = reader("full-r", w.key());
     let (rw, rr) = (Replicator::new(w.clone()), Replicator::new(r.clone()));
-    let _m = connect(&[rw.clone()], &[rr.clone()]);
+    let _m = connect(std::slice::from_ref(&rw), std::slice::from_ref(&rr));
     let len = timeout(T, rr.update()).await.expect("update");
     assert_eq!(len, 1000);
     timeout(T, rr.download(0, len)).await.expect("download");
@@ -78,7 +78,7 @@ async fn sparse_get_fetches_only_that_block() {
     let w = writer("sparse-w", 2, 5000);
     let r = reader("sparse-r", w.key());
     let rr = Replicator::new(r.clone());
-    let _m = connect(&[Replicator::new(w)], &[rr.clone()]);
+    let _m = connect(&[Replicator::new(w)], std::slice::from_ref(&rr));
     assert_eq!(timeout(T, rr.update()).await.expect("update"), 5000);
     for i in [4321, 7, 4999] {
         assert_eq!(
@@ -95,7 +95,7 @@ async fn live_append_is_seen_and_served() {
     let w = writer("live-w", 3, 10);
     let r = reader("live-r", w.key());
     let rr = Replicator::new(r.clone());
-    let _m = connect(&[Replicator::new(w.clone())], &[rr.clone()]);
+    let _m = connect(&[Replicator::new(w.clone())], std::slice::from_ref(&rr));
     let _all = rr.download_all();
     assert_eq!(timeout(T, rr.update()).await.expect("update"), 10);
     let mut rx = r.subscribe();
@@ -139,11 +139,11 @@ async fn reader_to_reader_relay() {
     let mid = reader("relay-m", w.key());
     let last = reader("relay-l", w.key());
     let rm = Replicator::new(mid.clone());
-    let _m1 = connect(&[Replicator::new(w.clone())], &[rm.clone()]);
+    let _m1 = connect(&[Replicator::new(w.clone())], std::slice::from_ref(&rm));
     let len = timeout(T, rm.update()).await.expect("update");
     timeout(T, rm.download(0, len)).await.expect("download");
     let rl = Replicator::new(last.clone());
-    let _m2 = connect(&[rm.clone()], &[rl.clone()]);
+    let _m2 = connect(std::slice::from_ref(&rm), std::slice::from_ref(&rl));
     assert_eq!(timeout(T, rl.update()).await.expect("update"), 300);
     timeout(T, rl.download(0, 300)).await.expect("download");
     assert_eq!(last.tree_hash(), w.tree_hash());

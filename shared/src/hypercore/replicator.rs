@@ -402,9 +402,8 @@ impl ReplicatorCore {
 
     fn on_request(&mut self, peer: PeerId, req: &Request) {
         self.stats.requests_received += 1;
-        let answer = if req.fork != self.fork {
-            Err(NO_DATA_NOT_AVAILABLE)
-        } else if req.block.is_some_and(|b| !self.core.has(b.index)) {
+        let answer = if req.fork != self.fork || req.block.is_some_and(|b| !self.core.has(b.index))
+        {
             Err(NO_DATA_NOT_AVAILABLE)
         } else {
             self.core.proof(req).map_err(|_| NO_DATA_INVALID_REQUEST)
