@@ -1,0 +1,263 @@
+//! `hypercore-cat`: share stdin as a hypercore over HyperDHT, or download one to stdout.
+//!
+//! ```text
+//! hypercore-cat seed DIR [--bootstrap LIST]      # stdin -> a new core in DIR (blocks of <= 64 KiB); prints the
+//!                                                # key in hex as the first stdout line; seeds until killed
+//! hypercore-cat get KEY DIR [--bootstrap LIST]   # downloads every block of core KEY into DIR, writes them to
+//!                                                # stdout, exits 0
+//! ```
+//!
+//! Peers find each other as hyperswarm does: the seeder announces its server key pair under the core's
+//! discovery key and listens on it; a getter looks the discovery key up and connects to the keys found. Both
+//! sides then run hypercore replication on the connection (so JS hyperswarm + hypercore peers interoperate).
+//! The bootstrap list comes from `--bootstrap`, else `HYPERDHT_BOOTSTRAP`, else the public nodes.
+//!
+//! Exit codes: 0 done, 1 error (one line on stderr), 2 bad usage.
+
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use holepunch::crypto::KeyPair;
+use holepunch::hypercore::replicator::{replicate_stream, Replicator};
+use holepunch::hypercore::{Durability, Hypercore};
+use holepunch::hyperdht::{bootstrap, Connection, HyperDht, HyperDhtOpts};
+use tokio::sync::mpsc;
+
+/// Largest block appended from stdin.
+const BLOCK: usize = 64 * 1024;
+/// Blocks per append (one signature each).
+const APPEND_BATCH: usize = 64;
+/// How long `get` looks for peers before giving up.
+const FIND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Re-announce period of a seeder (records expire on DHT nodes after about 20 minutes).
+const REANNOUNCE: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hypercore-cat",
+    about = "Share stdin as a hypercore, or download one to stdout"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Bootstrap nodes, HOST:PORT[,HOST:PORT...] (a bare PORT means 127.0.0.1:PORT); default
+    /// HYPERDHT_BOOTSTRAP, else the public nodes.
+    #[arg(long, global = true, value_name = "LIST")]
+    bootstrap: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Append stdin to a new core in DIR, print its key, seed it until killed.
+    Seed {
+        /// Directory of the new core.
+        dir: PathBuf,
+    },
+    /// Download every block of core KEY (hex) into DIR and write them to stdout.
+    Get {
+        /// The core key in hex.
+        key: String,
+        /// Directory of the local replica.
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e.into()),
+    };
+    let result = runtime.block_on(run(cli));
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("hypercore-cat: {e:#}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let nodes = match (&cli.bootstrap, std::env::var(bootstrap::ENV)) {
+        (Some(list), _) => bootstrap::parse_list(list)?,
+        (None, Ok(list)) if !list.trim().is_empty() => bootstrap::parse_list(&list)?,
+        _ => bootstrap::default_nodes(),
+    };
+    let addrs = bootstrap::resolve(&nodes).await?;
+    // A loopback network (tests) keeps to loopback.
+    let host = if !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()) {
+        Ipv4Addr::LOCALHOST
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    let dht = HyperDht::bind(HyperDhtOpts {
+        bootstrap: addrs,
+        host,
+        ephemeral: Some(true),
+        ..HyperDhtOpts::default()
+    })
+    .await?;
+    dht.ready().await?;
+    match cli.command {
+        Command::Seed { dir } => seed(&dht, dir).await,
+        Command::Get { key, dir } => get(&dht, &key, dir).await,
+    }
+}
+
+/// Fills `buf` from `r` until it is full or the input ends; returns how much was read.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+async fn seed(dht: &HyperDht, dir: PathBuf) -> anyhow::Result<()> {
+    let core = Hypercore::create(&dir, KeyPair::generate())
+        .with_context(|| format!("creating a core in {}", dir.display()))?;
+    core.set_durability(Durability::Process);
+    let c = core.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut stdin = std::io::stdin().lock();
+        let mut batch: Vec<Vec<u8>> = Vec::with_capacity(APPEND_BATCH);
+        loop {
+            let mut buf = vec![0u8; BLOCK];
+            let n = fill(&mut stdin, &mut buf).context("reading stdin")?;
+            buf.truncate(n);
+            if n > 0 {
+                batch.push(buf);
+            }
+            if batch.len() == APPEND_BATCH || (n < BLOCK && !batch.is_empty()) {
+                let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+                c.append(&refs)?;
+                batch.clear();
+            }
+            if n < BLOCK {
+                return Ok(());
+            }
+        }
+    })
+    .await??;
+    let rep = Replicator::new(core.clone());
+    let mut conns = swarm(dht, core.discovery_key(), true).await?;
+    println!("{}", hex::encode(core.key()));
+    std::io::stdout().flush()?;
+    while let Some(conn) = conns.recv().await {
+        let _mux = replicate_stream(conn, std::slice::from_ref(&rep));
+    }
+    Ok(())
+}
+
+async fn get(dht: &HyperDht, key: &str, dir: PathBuf) -> anyhow::Result<()> {
+    let key: [u8; 32] = hex::decode(key.trim())
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .context("KEY must be 64 hex digits")?;
+    let core = if dir.join("meta").exists() {
+        Hypercore::open(&dir)?
+    } else {
+        Hypercore::create_reader(&dir, key, None)?
+    };
+    if core.key() != key {
+        bail!("{} holds another core", dir.display());
+    }
+    core.set_durability(Durability::Process);
+    let rep = Replicator::new(core.clone());
+    let mut conns = swarm(dht, core.discovery_key(), false).await?;
+    let mut muxes = Vec::new();
+    let first = tokio::time::timeout(FIND_TIMEOUT, conns.recv())
+        .await
+        .ok()
+        .flatten()
+        .context("no peer found for this key")?;
+    muxes.push(replicate_stream(first, std::slice::from_ref(&rep)));
+    let rep2 = rep.clone();
+    tokio::spawn(async move {
+        let mut more = Vec::new();
+        while let Some(conn) = conns.recv().await {
+            more.push(replicate_stream(conn, std::slice::from_ref(&rep2)));
+        }
+    });
+    let length = rep.update().await;
+    rep.download(0, length).await;
+    let mut out = std::io::stdout().lock();
+    for i in 0..length {
+        let block = core.get(i)?.with_context(|| format!("block {i} missing"))?;
+        out.write_all(&block)?;
+    }
+    out.flush()?;
+    drop(muxes);
+    Ok(())
+}
+
+/// Finds peers of `topic` (hyperswarm style): a server announces a fresh key pair under the topic and yields
+/// the connections it accepts; a client looks the topic up and yields a connection to each peer found. The
+/// one place to swap for `holepunch::hyperswarm` once it exists.
+async fn swarm(
+    dht: &HyperDht,
+    topic: [u8; 32],
+    server: bool,
+) -> anyhow::Result<mpsc::UnboundedReceiver<Connection>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let dht = dht.clone();
+    if server {
+        let kp = KeyPair::generate();
+        let mut srv = dht.create_server(|_, _| false);
+        srv.listen(kp.clone()).await?;
+        dht.announce(&topic, &kp, &srv.relay_addresses()).await?;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REANNOUNCE);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    c = srv.accept() => match c {
+                        Some(c) => { let _ = tx.send(c); }
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        let _ = dht.announce(&topic, &kp, &srv.relay_addresses()).await;
+                    }
+                }
+            }
+        });
+    } else {
+        tokio::spawn(async move {
+            let mut tried = std::collections::HashSet::new();
+            let mut delay = Duration::from_millis(250);
+            while !tx.is_closed() {
+                if let Ok(results) = dht.lookup(&topic).await {
+                    for peer in results.into_iter().flat_map(|r| r.peers) {
+                        if !tried.insert(peer.public_key) {
+                            continue;
+                        }
+                        if let Ok(c) = dht.connect(&peer.public_key).await {
+                            let _ = tx.send(c);
+                        }
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        });
+    }
+    Ok(rx)
+}
