@@ -91,6 +91,7 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    trace("start");
     let nodes = match (&cli.bootstrap, std::env::var(bootstrap::ENV)) {
         (Some(list), _) => bootstrap::parse_list(list)?,
         (None, Ok(list)) if !list.trim().is_empty() => bootstrap::parse_list(&list)?,
@@ -111,9 +112,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     })
     .await?;
     dht.ready().await?;
+    trace("dht ready");
     match cli.command {
         Command::Seed { dir } => seed(&dht, dir).await,
         Command::Get { key, dir } => get(&dht, &key, dir).await,
+    }
+}
+
+/// With `HYPERCORE_CAT_TRACE` set, prints the time since start and `what` on stderr.
+fn trace(what: &str) {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    if std::env::var_os("HYPERCORE_CAT_TRACE").is_some() {
+        eprintln!("[{:>8.3}s] {what}", start.elapsed().as_secs_f64());
     }
 }
 
@@ -189,6 +200,7 @@ async fn get(dht: &HyperDht, key: &str, dir: PathBuf) -> anyhow::Result<()> {
         .ok()
         .flatten()
         .context("no peer found for this key")?;
+    trace("connected");
     muxes.push(replicate_stream(first, std::slice::from_ref(&rep)));
     let rep2 = rep.clone();
     tokio::spawn(async move {
@@ -197,8 +209,12 @@ async fn get(dht: &HyperDht, key: &str, dir: PathBuf) -> anyhow::Result<()> {
             more.push(replicate_stream(conn, std::slice::from_ref(&rep2)));
         }
     });
+    rep.wait_for_peers(1).await;
+    trace("channel open");
     let length = rep.update().await;
+    trace("updated");
     rep.download(0, length).await;
+    trace("downloaded");
     let mut out = std::io::stdout().lock();
     for i in 0..length {
         let block = core.get(i)?.with_context(|| format!("block {i} missing"))?;
