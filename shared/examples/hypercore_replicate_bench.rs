@@ -15,9 +15,10 @@ use holepunch::protomux::memory_pair;
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mib: usize = args.next().map_or(Ok(64), |s| s.parse())?;
-    let dir = args
-        .next()
-        .map_or_else(|| std::env::temp_dir().join(format!("hc-rbench-{}", std::process::id())), Into::into);
+    let dir = args.next().map_or_else(
+        || std::env::temp_dir().join(format!("hc-rbench-{}", std::process::id())),
+        Into::into,
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let w = Hypercore::create(dir.join("w"), KeyPair::generate())?;
     w.set_durability(Durability::Process);

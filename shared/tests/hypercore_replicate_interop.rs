@@ -235,3 +235,56 @@ async fn sparse_reads_from_a_100k_js_core() {
     assert_eq!(stats["uploads"], picks.len() as u64);
     assert!(js.finish(T).await.is_some_and(|s| s.success()));
 }
+
+#[tokio::test]
+async fn many_js_cores_on_one_connection() {
+    let dir = tmp("js-many");
+    let mut js = interop::tokio::command("hypercore_replicate.js")
+        .args(["writer", dir.to_str().expect("utf8"), "100", "listen"])
+        .env("CORES", "4")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = js.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut next = async || {
+        let l = timeout(T, lines.next_line()).await.expect("line in time");
+        json(&l.expect("read").expect("a line"))
+    };
+    let port = next().await["port"].as_u64().expect("port") as u16;
+    let v = next().await;
+    let keys: Vec<[u8; 32]> = v["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| {
+            hex::decode(k.as_str().expect("hex"))
+                .expect("hex")
+                .try_into()
+                .expect("32")
+        })
+        .collect();
+    assert_eq!(keys.len(), 4);
+    let readers: Vec<(Hypercore, Replicator)> = keys.iter().map(|k| rust_reader(*k)).collect();
+    let reps: Vec<Replicator> = readers.iter().map(|(_, r)| r.clone()).collect();
+    let _mux = connect(port, &reps).await;
+    for (j, (core, rep)) in readers.iter().enumerate() {
+        let len = timeout(T, rep.update()).await.expect("update");
+        assert_eq!(len, 100 + j as u64);
+        timeout(T, rep.download(0, len)).await.expect("download");
+        for i in 0..len {
+            assert_eq!(
+                core.get(i).expect("get"),
+                Some(block(i)),
+                "core {j} block {i}"
+            );
+        }
+    }
+    drop(js.stdin.take());
+    let status = timeout(T, js.wait())
+        .await
+        .expect("exit in time")
+        .expect("wait");
+    assert!(status.success());
+}

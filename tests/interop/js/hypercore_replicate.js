@@ -11,6 +11,9 @@
 //   stats        prints {"uploads","downloads","length","contiguous"}
 //   wait LEN     reader: wait until the core has LEN blocks, download them, print {"length","hash"}
 // Closing stdin exits.
+//
+// With CORES=K in the environment the writer makes K cores (core j has N + j blocks, in DIR/j), all replicated
+// on the one connection, and prints {"keys": [...]} instead of {"key","length"}.
 const net = require('net')
 const readline = require('readline')
 const Hypercore = require('hypercore')
@@ -49,8 +52,17 @@ async function main() {
   let core
   let uploads = 0
   let downloads = 0
+  const extra = []
+  if (mode === 'writer' && process.env.CORES) {
+    for (let j = 1; j < Number(process.env.CORES); j++) {
+      const c = new Hypercore(dir + '/' + j)
+      await c.ready()
+      await appendBlocks(c, Number(arg) + j)
+      extra.push(c)
+    }
+  }
   if (mode === 'writer') {
-    core = new Hypercore(dir)
+    core = new Hypercore(process.env.CORES ? dir + '/0' : dir)
     await core.ready()
     await appendBlocks(core, Number(arg))
   } else {
@@ -65,6 +77,7 @@ async function main() {
     const stream = new SecretStream(isInitiator, socket)
     stream.on('error', () => {})
     core.replicate(stream)
+    for (const c of extra) c.replicate(stream)
   }
 
   if (how === 'listen') {
@@ -77,7 +90,9 @@ async function main() {
     onsocket(socket, true)
   }
 
-  if (mode === 'writer') {
+  if (mode === 'writer' && process.env.CORES) {
+    out({ keys: [core, ...extra].map((c) => b4a.toString(c.key, 'hex')) })
+  } else if (mode === 'writer') {
     out({ key: b4a.toString(core.key, 'hex'), length: core.length })
   } else {
     await waitFor(core, 1)
