@@ -9,7 +9,7 @@ use holepunch::compact_encoding::{Decode, Encode};
 use holepunch::crypto::KeyPair;
 use holepunch::hypercore::caps;
 use holepunch::hypercore::messages::{Handshake, Range, Request, Sync};
-use holepunch::hypercore::replicator::{kind, replicate, Replicator, PROTOCOL};
+use holepunch::hypercore::replicator::{kind, replicate, Event, Replicator, PROTOCOL};
 use holepunch::hypercore::{Durability, Hypercore};
 use holepunch::protomux::{memory_pair, ChannelOptions, Mux};
 use tokio::time::timeout;
@@ -231,9 +231,10 @@ async fn hostile(tamper: Tamper) {
     match tamper {
         Tamper::Signature | Tamper::Capability => {
             // The upgrade (signed head) is refused: length stays 0.
+            let mut rx = rr.watch();
             timeout(T, async {
                 while rr.stats().peers_dropped == 0 {
-                    rr.changed().await;
+                    rx.changed().await.expect("replicator alive");
                 }
             })
             .await
@@ -274,4 +275,34 @@ async fn hostile_bad_signature() {
 #[tokio::test]
 async fn hostile_bad_capability() {
     hostile(Tamper::Capability).await;
+}
+
+#[tokio::test]
+async fn core_attached_later_pairs_with_the_remote() {
+    // A has the core from the start; B attaches it to the running mux later. A's first open is rejected
+    // (B had nothing paired); B's open then reaches A's pairing and replication starts.
+    let w = writer("late-w", 6, 40);
+    let r = reader("late-r", w.key());
+    let rw = Replicator::new(w.clone());
+    let rr = Replicator::new(r.clone());
+    let (ta, tb) = memory_pair();
+    let _a = replicate(ta, true, &HH, std::slice::from_ref(&rw));
+    let mut rx = rw.watch();
+    let b = replicate(tb, false, &HH, &[]);
+    // Wait until A's open was rejected (its peer removed) before B attaches.
+    timeout(T, async {
+        while !rw
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::PeerRemoved { .. }))
+        {
+            rx.changed().await.expect("replicator alive");
+        }
+    })
+    .await
+    .expect("A's open rejected");
+    rr.attach(&b, false, &HH);
+    assert_eq!(timeout(T, rr.update()).await.expect("update"), 40);
+    timeout(T, rr.download(0, 40)).await.expect("download");
+    assert_eq!(r.tree_hash(), w.tree_hash());
 }

@@ -83,6 +83,10 @@ pub mod kind {
 pub const DEFAULT_MAX_INFLIGHT: usize = 512;
 /// Candidate blocks looked at per scheduling pass (bounds the work one message can cause).
 const SCAN_BUDGET: usize = 1 << 16;
+/// Most runs of a peer's blocks remembered (beyond, its `bitfield`/`range` news is ignored).
+const MAX_REMOTE_RUNS: usize = 1 << 16;
+/// Events kept for [`ReplicatorCore::poll_event`] (older ones are dropped).
+pub const MAX_EVENTS: usize = 4096;
 /// Most `range` messages sent in answer to one `want`.
 const MAX_WANT_RANGES: usize = 256;
 
@@ -335,7 +339,7 @@ impl ReplicatorCore {
         if contig > 0 {
             self.send_range(peer, 0, contig);
         }
-        self.events.push_back(Event::PeerOpened(peer));
+        self.event(Event::PeerOpened(peer));
         self.update();
         Ok(())
     }
@@ -413,7 +417,7 @@ impl ReplicatorCore {
                 self.stats.data_sent += 1;
                 if let Some(b) = &data.block {
                     self.stats.blocks_uploaded += 1;
-                    self.events.push_back(Event::Uploaded {
+                    self.event(Event::Uploaded {
                         index: b.index,
                         peer,
                     });
@@ -474,14 +478,14 @@ impl ReplicatorCore {
             .map_err(|e: HypercoreError| PeerError::InvalidData(e.to_string()))?;
         if let Some(b) = &data.block {
             self.stats.blocks_downloaded += 1;
-            self.events.push_back(Event::Downloaded {
+            self.event(Event::Downloaded {
                 index: b.index,
                 peer,
             });
         }
         let after = self.core.length();
         if after > before {
-            self.events.push_back(Event::Upgraded {
+            self.event(Event::Upgraded {
                 length: after,
                 peer,
             });
@@ -525,7 +529,10 @@ impl ReplicatorCore {
             if msg.start < p.remote_contig {
                 p.remote_contig = msg.start;
             }
-            p.remote_has.apply_words(msg.start, &msg.bitfield);
+            // A bound on what a peer can make us remember (an honest one rarely has this many holes).
+            if p.remote_has.runs() < MAX_REMOTE_RUNS {
+                p.remote_has.apply_words(msg.start, &msg.bitfield);
+            }
         }
     }
 
@@ -544,7 +551,7 @@ impl ReplicatorCore {
         } else if r.start == 0 {
             p.remote_contig = p.remote_contig.max(end);
             p.refused.retain(|&i| i >= end);
-        } else {
+        } else if p.remote_has.runs() < MAX_REMOTE_RUNS {
             p.remote_has.insert(r.start, end);
             p.refused.retain(|&i| i < r.start || i >= end);
         }
@@ -570,7 +577,7 @@ impl ReplicatorCore {
             }
         }
         {
-            self.events.push_back(Event::PeerRemoved {
+            self.event(Event::PeerRemoved {
                 peer,
                 reason: reason.to_owned(),
             });
@@ -654,6 +661,14 @@ impl ReplicatorCore {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Queues an event; the oldest are dropped past [`MAX_EVENTS`] when nobody reads them.
+    fn event(&mut self, e: Event) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
     }
 
     fn push(&mut self, peer: PeerId, k: u64, payload: Vec<u8>) {
@@ -1118,10 +1133,10 @@ impl Replicator {
         }
     }
 
-    /// Waits for the next change of the replication state (a message processed, a peer added or removed).
-    pub async fn changed(&self) {
-        let mut rx = self.shared.changed.subscribe();
-        let _ = rx.changed().await;
+    /// A receiver that sees a new value after every change of the replication state (a message processed,
+    /// a peer added or removed): subscribe, check what you wait for, then await `changed()` and check again.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.shared.changed.subscribe()
     }
 
     /// Drains the events seen so far.
