@@ -288,3 +288,65 @@ async fn many_js_cores_on_one_connection() {
         .expect("wait");
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn js_reads_from_a_sparse_rust_replica() {
+    // Rust writer -> Rust sparse replica (blocks 5 and 700 only) -> JS reader asking for block 700: the JS
+    // asks with `want`, the replica answers with the ranges it has, then serves the block with its proof.
+    let (w, rw) = rust_writer(1000);
+    let (mid, rm) = rust_reader(w.key());
+    let (ta, tb) = holepunch::protomux::memory_pair();
+    let hh = [9u8; 64];
+    let _m1 = holepunch::hypercore::replicator::replicate(ta, true, &hh, std::slice::from_ref(&rw));
+    let _m2 =
+        holepunch::hypercore::replicator::replicate(tb, false, &hh, std::slice::from_ref(&rm));
+    assert_eq!(timeout(T, rm.update()).await.expect("update"), 1000);
+    for i in [5, 700] {
+        timeout(T, rm.get(i)).await.expect("get").expect("ok");
+    }
+    assert_eq!(mid.stored_blocks(), 2);
+    drop(rw); // the writer's replicator is still attached to its mux; the JS peer only meets the replica
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let dir = tmp("js-sparse-reader");
+    let key = hex::encode(w.key());
+    let mut js = interop::tokio::command("hypercore_replicate.js")
+        .args([
+            "reader",
+            dir.to_str().expect("utf8"),
+            &key,
+            "connect",
+            &port,
+        ])
+        .env("GET", "700")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let _mux = timeout(T, accept(&listener, std::slice::from_ref(&rm)))
+        .await
+        .expect("accept");
+    let stdout = js.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = timeout(T, lines.next_line())
+        .await
+        .expect("in time")
+        .expect("read")
+        .expect("line");
+    let v = json(&line);
+    assert_eq!(v["index"], 700);
+    assert_eq!(
+        v["value"].as_str().map(str::as_bytes),
+        Some(block(700).as_slice())
+    );
+    let line = timeout(T, lines.next_line())
+        .await
+        .expect("in time")
+        .expect("read")
+        .expect("line");
+    assert_eq!(json(&line)["length"], 1000);
+    drop(js.stdin.take());
+    let status = timeout(T, js.wait()).await.expect("exit").expect("wait");
+    assert!(status.success());
+}

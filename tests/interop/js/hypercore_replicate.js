@@ -12,6 +12,9 @@
 //   wait LEN     reader: wait until the core has LEN blocks, download them, print {"length","hash"}
 // Closing stdin exits.
 //
+// With GET=i,j,... a reader reads only those blocks (sparse) and prints {"index","value"} for each (value as
+// UTF-8), then {"length","contiguous"}, instead of downloading everything.
+//
 // With CORES=K in the environment the writer makes K cores (core j has N + j blocks, in DIR/j), all replicated
 // on the one connection, and prints {"keys": [...]} instead of {"key","length"}.
 const net = require('net')
@@ -94,6 +97,12 @@ async function main() {
     out({ keys: [core, ...extra].map((c) => b4a.toString(c.key, 'hex')) })
   } else if (mode === 'writer') {
     out({ key: b4a.toString(core.key, 'hex'), length: core.length })
+  } else if (process.env.GET) {
+    for (const i of process.env.GET.split(',').map(Number)) {
+      const value = await core.get(i)
+      out({ index: i, value: b4a.toString(value) })
+    }
+    out({ length: core.length, contiguous: core.contiguousLength })
   } else {
     await waitFor(core, 1)
   }
