@@ -306,3 +306,29 @@ async fn core_attached_later_pairs_with_the_remote() {
     timeout(T, rr.download(0, 40)).await.expect("download");
     assert_eq!(r.tree_hash(), w.tree_hash());
 }
+
+#[tokio::test]
+async fn reader_follows_a_truncation_to_the_new_fork() {
+    let w = writer("fork-w", 7, 100);
+    let r = reader("fork-r", w.key());
+    let rr = Replicator::new(r.clone());
+    let _m = connect(&[Replicator::new(w.clone())], std::slice::from_ref(&rr));
+    let _all = rr.download_all();
+    assert_eq!(timeout(T, rr.update()).await.expect("update"), 100);
+    timeout(T, rr.download(0, 100)).await.expect("download");
+    let mut rx = r.subscribe();
+    w.truncate(60).expect("truncate");
+    w.append(&[b"new 60", b"new 61"]).expect("append");
+    timeout(T, async {
+        while !(r.fork() == 1 && r.length() == 62 && r.has(61)) {
+            rx.changed().await.expect("changed");
+        }
+    })
+    .await
+    .expect("reader moved to the new fork");
+    assert_eq!(r.tree_hash(), w.tree_hash());
+    assert_eq!(r.get(59).expect("get"), Some(block(59)));
+    assert_eq!(r.get(60).expect("get"), Some(b"new 60".to_vec()));
+    assert_eq!(r.get(61).expect("get"), Some(b"new 61".to_vec()));
+    assert_eq!(r.get(62).expect("get"), None);
+}

@@ -350,3 +350,56 @@ async fn js_reads_from_a_sparse_rust_replica() {
     let status = timeout(T, js.wait()).await.expect("exit").expect("wait");
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn rust_reader_follows_a_js_truncation() {
+    let (mut js, key, port) = js_writer(200, None).await;
+    let (core, rep) = rust_reader(key);
+    let _mux = connect(port.expect("port"), std::slice::from_ref(&rep)).await;
+    let _all = rep.download_all();
+    assert_eq!(timeout(T, rep.update()).await.expect("update"), 200);
+    timeout(T, rep.download(0, 200)).await.expect("download");
+    let v = json(&js.ask("truncate 150", T).await);
+    assert_eq!(
+        (v["length"].as_u64(), v["fork"].as_u64()),
+        (Some(150), Some(1))
+    );
+    let v = json(&js.ask("append 3", T).await);
+    assert_eq!(v["length"], 153);
+    let mut rx = core.subscribe();
+    timeout(T, async {
+        while !(core.fork() == 1 && core.length() == 153 && (150..153).all(|i| core.has(i))) {
+            rx.changed().await.expect("changed");
+        }
+    })
+    .await
+    .expect("Rust reader moved to the JS writer's new fork");
+    for i in [0, 149, 150, 152] {
+        assert_eq!(core.get(i).expect("get"), Some(block(i)), "block {i}");
+    }
+    assert!(js.finish(T).await.is_some_and(|s| s.success()));
+}
+
+#[tokio::test]
+async fn js_reader_follows_a_rust_truncation() {
+    let (core, rep) = rust_writer(200);
+    let key = hex::encode(core.key());
+    let dir = tmp("js-reader-fork");
+    let mut js = node(
+        "hypercore_replicate.js",
+        &["reader", dir.to_str().expect("utf8"), &key, "listen"],
+    );
+    let v = json(&js.line(T).await);
+    let port = v["port"].as_u64().expect("port") as u16;
+    let _mux = connect(port, std::slice::from_ref(&rep)).await;
+    let v = json(&js.line(T).await);
+    assert_eq!(v["length"], 200);
+    core.truncate(120).expect("truncate");
+    core.append(&[&block(120), &block(121), &block(122), &block(123)])
+        .expect("append");
+    // The JS reader reorgs to fork 1 and downloads the new blocks.
+    let v = json(&js.ask("wait 124", T).await);
+    assert_eq!(v["length"], 124);
+    assert_eq!(v["hash"].as_str(), Some(blocks_hash(&core).as_str()));
+    assert!(js.finish(T).await.is_some_and(|s| s.success()));
+}

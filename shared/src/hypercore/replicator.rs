@@ -31,8 +31,13 @@
 //! [`Replicator::update`]. [`replicate`] / [`replicate_stream`] start a mux over a stream with a set of
 //! cores (many cores share one connection, each on its own channel).
 //!
-//! Not implemented: seek and hash requests from this side (we answer them), forks/reorgs taken from a
-//! peer (a peer on another fork is ignored), pushes, extensions (received ones are ignored).
+//! Forks: a peer announcing a newer fork (its writer truncated) is asked for the whole new tree at once
+//! (`upgrade {start: 0}` on its fork); [`Hypercore::apply_proof`] checks the signature, keeps the prefix both
+//! forks share and drops the rest. (JS finds the shared prefix with a series of hash requests first; the
+//! single proof is bigger on huge cores but needs no extra round trips.)
+//!
+//! Not implemented: seek and hash requests from this side (we answer them), pushes, extensions (received
+//! ones are ignored).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -177,6 +182,8 @@ struct Inflight {
     peer: PeerId,
     block: Option<u64>,
     upgrade: bool,
+    /// For a reorg request (an upgrade from 0 on the peer's newer fork): that fork.
+    reorg: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -208,6 +215,7 @@ impl Peer {
 #[derive(Debug)]
 struct DownloadRange {
     id: u64,
+    start: u64,
     /// First index not known to be stored.
     cursor: u64,
     end: Option<u64>,
@@ -468,7 +476,11 @@ impl ReplicatorCore {
         if !block_ok || (inf.upgrade && data.upgrade.is_none()) {
             return Err(PeerError::Mismatch(data.request));
         }
-        if data.fork != self.core.fork() {
+        if let Some(fork) = inf.reorg {
+            if data.fork != fork || data.upgrade.as_ref().is_none_or(|u| u.start != 0) {
+                return Err(PeerError::Mismatch(data.request));
+            }
+        } else if data.fork != self.core.fork() {
             // We or they moved to another fork meanwhile; not an offence.
             return Ok(());
         }
@@ -626,6 +638,7 @@ impl ReplicatorCore {
         self.next_range += 1;
         self.ranges.push(DownloadRange {
             id,
+            start,
             cursor: start,
             end,
         });
@@ -641,7 +654,10 @@ impl ReplicatorCore {
     /// True when at least one open peer sent its head and no upgrade it offers is pending.
     pub fn is_updated(&self) -> bool {
         let synced = self.peers.values().any(|p| p.opened && p.remote.is_some());
-        synced && self.upgrade_inflight.is_none() && self.upgrade_candidate().is_none()
+        synced
+            && self.upgrade_inflight.is_none()
+            && self.upgrade_candidate().is_none()
+            && self.reorg_candidate().is_none()
     }
 
     /// The next message for `peer`: `(type, payload)`.
@@ -735,12 +751,21 @@ impl ReplicatorCore {
     pub fn refresh_local(&mut self) {
         let (length, fork) = (self.core.length(), self.core.fork());
         let head_changed = length != self.length || fork != self.fork;
-        if fork != self.fork || length < self.length {
-            self.contig = self.contig.min(length);
+        let old_length = self.length;
+        let forked = fork != self.fork;
+        if forked || length < self.length {
+            // A truncation or a reorg dropped blocks: count what is contiguous (and what ranges hold) again.
+            self.contig = 0;
+            for r in &mut self.ranges {
+                r.cursor = r.start;
+            }
         }
         self.length = length;
         self.fork = fork;
         self.advance_contig();
+        // Blocks past the contiguous prefix may be gone: tell peers (as JS `ontruncate` does).
+        let dropped = (self.contig < old_length && (forked || length < old_length))
+            .then(|| (self.contig, old_length - self.contig));
         let open: Vec<PeerId> = self
             .peers
             .iter()
@@ -748,6 +773,19 @@ impl ReplicatorCore {
             .map(|(id, _)| *id)
             .collect();
         for id in open {
+            if let Some((start, len)) = dropped {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.contig_sent = p.contig_sent.min(start);
+                    p.outbox.push_back((
+                        kind::RANGE,
+                        encode(&Range {
+                            drop: true,
+                            start,
+                            length: len,
+                        }),
+                    ));
+                }
+            }
             if head_changed {
                 self.send_sync(id);
             }
@@ -772,6 +810,54 @@ impl ReplicatorCore {
             })
             .max()
             .map(|(_, id)| id)
+    }
+
+    /// A peer on a newer fork (the writer truncated): take its tree with a reorg proof.
+    fn reorg_candidate(&self) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.opened && p.error.is_none())
+            .filter_map(|(id, p)| {
+                let r = p.remote?;
+                let ok = r.fork > self.fork
+                    && r.length > 0
+                    && p.refused_upgrade != Some((r.fork, r.length));
+                ok.then_some((r.fork, *id))
+            })
+            .max()
+            .map(|(_, id)| id)
+    }
+
+    fn send_reorg_request(&mut self, peer: PeerId) {
+        let Some(remote) = self.peers.get(&peer).and_then(|p| p.remote) else {
+            return;
+        };
+        let id = self.request_id();
+        let req = Request {
+            id,
+            fork: remote.fork,
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: remote.length,
+            }),
+            manifest: self.core.manifest().is_none(),
+            ..Request::default()
+        };
+        self.upgrade_inflight = Some(id);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.inflight += 1;
+        }
+        self.inflight.insert(
+            id,
+            Inflight {
+                peer,
+                block: None,
+                upgrade: true,
+                reorg: Some(remote.fork),
+            },
+        );
+        self.stats.requests_sent += 1;
+        self.push(peer, kind::REQUEST, encode(&req));
     }
 
     fn request_id(&mut self) -> u64 {
@@ -817,6 +903,7 @@ impl ReplicatorCore {
                 peer,
                 block,
                 upgrade,
+                reorg: None,
             },
         );
         self.stats.requests_sent += 1;
@@ -851,7 +938,9 @@ impl ReplicatorCore {
     pub fn update(&mut self) {
         self.refresh_local();
         if self.upgrade_inflight.is_none() {
-            if let Some(peer) = self.upgrade_candidate() {
+            if let Some(peer) = self.reorg_candidate() {
+                self.send_reorg_request(peer);
+            } else if let Some(peer) = self.upgrade_candidate() {
                 self.send_request(peer, None, true);
             }
         }

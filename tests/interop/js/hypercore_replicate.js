@@ -8,8 +8,9 @@
 // for a writer once ready, {"length","hash"} for a reader each time it holds every block (hash = BLAKE2b-256
 // of all blocks concatenated). Stdin commands (one per line):
 //   append K     writer: append K more blocks, prints {"length"}
+//   truncate N   writer: truncate to N blocks (a new fork), prints {"length","fork"}
 //   stats        prints {"uploads","downloads","length","contiguous"}
-//   wait LEN     reader: wait until the core has LEN blocks, download them, print {"length","hash"}
+//   wait LEN     reader: wait until the core has exactly LEN blocks, download them, print {"length","hash"}
 // Closing stdin exits.
 //
 // With GET=i,j,... a reader reads only those blocks (sparse) and prints {"index","value"} for each (value as
@@ -104,7 +105,7 @@ async function main() {
     }
     out({ length: core.length, contiguous: core.contiguousLength })
   } else {
-    await waitFor(core, 1)
+    await waitFor(core, 1, false)
   }
 
   const rl = readline.createInterface({ input: process.stdin })
@@ -113,19 +114,33 @@ async function main() {
     if (cmd === 'append') {
       await appendBlocks(core, Number(n))
       out({ length: core.length })
+    } else if (cmd === 'truncate') {
+      await core.truncate(Number(n))
+      out({ length: core.length, fork: core.fork })
     } else if (cmd === 'stats') {
       out({ uploads, downloads, length: core.length, contiguous: core.contiguousLength })
     } else if (cmd === 'wait') {
-      await waitFor(core, Number(n))
+      await waitFor(core, Number(n), true)
     }
   }
   process.exit(0)
 }
 
-async function waitFor(core, len) {
-  while (core.length < len) {
+async function waitFor(core, len, exact) {
+  // `exact`: after a truncation on the writer the length may go down first (a new fork).
+  const ok = () => (exact ? core.length === len : core.length >= len)
+  while (!ok()) {
     await core.update({ wait: true })
-    if (core.length < len) await new Promise((resolve) => core.once('append', resolve))
+    if (ok()) break
+    await new Promise((resolve) => {
+      const done = () => {
+        core.off('append', done)
+        core.off('truncate', done)
+        resolve()
+      }
+      core.on('append', done)
+      core.on('truncate', done)
+    })
   }
   await core.download({ start: 0, end: core.length }).done()
   out({ length: core.length, hash: await hashAll(core) })
