@@ -7,6 +7,8 @@
 //! - [`storage`]: the checksummed record log (design and measurements in `STORAGE.md`).
 //!
 //! - [`encryption`]: hypercore's default block encryption (`encryptionKey`).
+//! - [`replicator`]: replication with other peers (JS hypercore's `hypercore/alpha` protomux protocol), sans-IO
+//!   state plus a tokio driver; [`bitfield`]: what a remote peer has.
 //!
 //! [`Hypercore`] ties them together with an API in the spirit of JS hypercore.
 
