@@ -332,3 +332,56 @@ async fn reader_follows_a_truncation_to_the_new_fork() {
     assert_eq!(r.get(61).expect("get"), Some(b"new 61".to_vec()));
     assert_eq!(r.get(62).expect("get"), None);
 }
+
+/// Two big cores crossing on one TCP connection (each side writes one and reads the other): both
+/// directions are backed up at once, which must not deadlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_directions_at_once_over_tcp() {
+    use holepunch::hypercore::replicator::replicate_stream;
+    use holepunch::noise::Keypair;
+    use holepunch::secret_stream::SecretStream;
+
+    fn big(name: &str, seed: u8) -> Hypercore {
+        let core = Hypercore::create(tmp(name), KeyPair::from_seed(&[seed; 32])).expect("create");
+        core.set_durability(Durability::Process);
+        let b = vec![seed; 64 * 1024];
+        for _ in 0..6 {
+            core.append(&[&b[..]; 64]).expect("append"); // 24 MiB per core
+        }
+        core
+    }
+    let (xw, yw) = (big("bidi-x", 21), big("bidi-y", 22));
+    let (xr, yr) = (reader("bidi-xr", xw.key()), reader("bidi-yr", yw.key()));
+    let a = [Replicator::new(xw.clone()), Replicator::new(yr.clone())];
+    let b = [Replicator::new(yw.clone()), Replicator::new(xr.clone())];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (client, server) = tokio::join!(
+        async {
+            let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            SecretStream::connect(tcp, &Keypair::generate())
+                .await
+                .expect("connect")
+        },
+        async {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            SecretStream::accept(tcp, &Keypair::generate())
+                .await
+                .expect("accept")
+        }
+    );
+    let _ma = replicate_stream(client, &a);
+    let _mb = replicate_stream(server, &b);
+    let (ra, rb) = (&a[1], &b[1]);
+    timeout(Duration::from_secs(120), async {
+        let (la, lb) = tokio::join!(ra.update(), rb.update());
+        tokio::join!(ra.download(0, la), rb.download(0, lb));
+    })
+    .await
+    .expect("both downloads finish");
+    assert_eq!(xr.tree_hash(), xw.tree_hash());
+    assert_eq!(yr.tree_hash(), yw.tree_hash());
+    assert_eq!((xr.stored_blocks(), yr.stored_blocks()), (384, 384));
+}

@@ -88,6 +88,10 @@ pub mod kind {
 pub const DEFAULT_MAX_INFLIGHT: usize = 512;
 /// Candidate blocks looked at per scheduling pass (bounds the work one message can cause).
 const SCAN_BUDGET: usize = 1 << 16;
+/// Outbox bytes of a peer above which its requests are held back until the outbox drains.
+pub const OUTBOX_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Held-back requests of a peer at which its messages stop being read ([`ReplicatorCore::is_backlogged`]).
+pub const MAX_PENDING_REQUESTS: usize = 1 << 16;
 /// Most runs of a peer's blocks remembered (beyond, its `bitfield`/`range` news is ignored).
 const MAX_REMOTE_RUNS: usize = 1 << 16;
 /// Events kept for [`ReplicatorCore::poll_event`] (older ones are dropped).
@@ -199,6 +203,10 @@ struct Peer {
     refused_upgrade: Option<(u64, u64)>,
     inflight: usize,
     outbox: VecDeque<(u64, Vec<u8>)>,
+    /// Payload bytes in `outbox`.
+    outbox_bytes: usize,
+    /// Requests received while `outbox` was over [`OUTBOX_HIGH_WATER`], answered as it drains.
+    pending: VecDeque<Request>,
     /// Set when the peer must be closed (misbehaviour); the driver closes the channel.
     error: Option<PeerError>,
     /// Largest `n` of a `range(0, n)` sent.
@@ -206,6 +214,11 @@ struct Peer {
 }
 
 impl Peer {
+    fn queue(&mut self, message: (u64, Vec<u8>)) {
+        self.outbox_bytes += message.1.len();
+        self.outbox.push_back(message);
+    }
+
     fn has(&self, index: u64) -> bool {
         (index < self.remote_contig || self.remote_has.contains(index))
             && !self.refused.contains(&index)
@@ -313,6 +326,8 @@ impl ReplicatorCore {
                 refused_upgrade: None,
                 inflight: 0,
                 outbox: VecDeque::new(),
+                outbox_bytes: 0,
+                pending: VecDeque::new(),
                 error: None,
                 contig_sent: 0,
             },
@@ -376,10 +391,13 @@ impl ReplicatorCore {
     fn message_inner(&mut self, peer: PeerId, k: u64, payload: &[u8]) -> Result<(), PeerError> {
         match k {
             kind::SYNC => self.on_sync(peer, decode(k, payload)?),
-            kind::REQUEST => self.on_request(peer, &decode(k, payload)?),
+            kind::REQUEST => self.on_request(peer, decode(k, payload)?),
             kind::CANCEL => {
-                // Requests are answered as they arrive, so there is nothing left to cancel.
-                let _: Cancel = decode(k, payload)?;
+                // Only a request still held back can be cancelled; answered ones are gone.
+                let c: Cancel = decode(k, payload)?;
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.pending.retain(|r| r.id != c.request);
+                }
             }
             kind::DATA => self.on_data(peer, &decode(k, payload)?)?,
             kind::NO_DATA => self.on_no_data(peer, decode(k, payload)?),
@@ -412,8 +430,20 @@ impl ReplicatorCore {
         }
     }
 
-    fn on_request(&mut self, peer: PeerId, req: &Request) {
+    fn on_request(&mut self, peer: PeerId, req: Request) {
         self.stats.requests_received += 1;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.outbox_bytes > OUTBOX_HIGH_WATER || !p.pending.is_empty() {
+            // As JS queues requests while the stream is not drained: answered in order as it drains.
+            p.pending.push_back(req);
+            return;
+        }
+        self.answer(peer, &req);
+    }
+
+    fn answer(&mut self, peer: PeerId, req: &Request) {
         let answer = if req.fork != self.fork || req.block.is_some_and(|b| !self.core.has(b.index))
         {
             Err(NO_DATA_NOT_AVAILABLE)
@@ -584,6 +614,8 @@ impl ReplicatorCore {
             // Keep an errored peer until the driver saw the error (it closes the channel), then forget it.
             p.opened = false;
             p.outbox.clear();
+            p.outbox_bytes = 0;
+            p.pending.clear();
             if p.error.is_none() {
                 self.peers.remove(&peer);
             }
@@ -662,7 +694,37 @@ impl ReplicatorCore {
 
     /// The next message for `peer`: `(type, payload)`.
     pub fn poll_transmit(&mut self, peer: PeerId) -> Option<(u64, Vec<u8>)> {
-        self.peers.get_mut(&peer)?.outbox.pop_front()
+        let p = self.peers.get_mut(&peer)?;
+        let m = p.outbox.pop_front()?;
+        p.outbox_bytes -= m.1.len();
+        if p.outbox_bytes <= OUTBOX_HIGH_WATER / 2 && !p.pending.is_empty() {
+            self.answer_pending(peer);
+        }
+        Some(m)
+    }
+
+    /// Answers held requests until the outbox is over its high-water mark again.
+    fn answer_pending(&mut self, peer: PeerId) {
+        loop {
+            let Some(p) = self.peers.get_mut(&peer) else {
+                return;
+            };
+            if p.outbox_bytes > OUTBOX_HIGH_WATER {
+                return;
+            }
+            let Some(req) = p.pending.pop_front() else {
+                return;
+            };
+            self.answer(peer, &req);
+        }
+    }
+
+    /// True when so many requests wait for the outbox to drain that the peer's messages should not be read
+    /// until it does (a bound for peers that ask faster than they read).
+    pub fn is_backlogged(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.pending.len() >= MAX_PENDING_REQUESTS)
     }
 
     /// Peers with messages waiting in [`ReplicatorCore::poll_transmit`].
@@ -689,7 +751,7 @@ impl ReplicatorCore {
 
     fn push(&mut self, peer: PeerId, k: u64, payload: Vec<u8>) {
         if let Some(p) = self.peers.get_mut(&peer) {
-            p.outbox.push_back((k, payload));
+            p.queue((k, payload));
         }
     }
 
@@ -721,7 +783,7 @@ impl ReplicatorCore {
             has_manifest,
             allow_push: false,
         };
-        p.outbox.push_back((kind::SYNC, encode(&sync)));
+        p.queue((kind::SYNC, encode(&sync)));
     }
 
     fn send_range(&mut self, peer: PeerId, start: u64, length: u64) {
@@ -729,7 +791,7 @@ impl ReplicatorCore {
             if start == 0 {
                 p.contig_sent = p.contig_sent.max(length);
             }
-            p.outbox.push_back((
+            p.queue((
                 kind::RANGE,
                 encode(&Range {
                     drop: false,
@@ -776,7 +838,7 @@ impl ReplicatorCore {
             if let Some((start, len)) = dropped {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.contig_sent = p.contig_sent.min(start);
-                    p.outbox.push_back((
+                    p.queue((
                         kind::RANGE,
                         encode(&Range {
                             drop: true,
@@ -1129,6 +1191,7 @@ impl Replicator {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, Arc::clone(&notify));
         let shared = Arc::clone(&self.shared);
+        let channel = Arc::new(channel);
         tokio::spawn(async move {
             let bad = run_peer(&shared, &channel, id, &notify).await;
             if bad {
@@ -1251,60 +1314,93 @@ impl Drop for DownloadGuard {
 /// Messages sent per cork (one batch frame).
 const FLUSH_BATCH: usize = 64;
 
-/// One peer's task: waits for the remote's open, then moves messages between the channel and the state.
+/// One peer's reader: waits for the remote's open, then feeds the channel's messages to the state, while
+/// [`write_peer`] sends what the state queues. Reading never waits for writing (so two peers pushing data
+/// at each other cannot deadlock on full buffers), except past [`MAX_PENDING_REQUESTS`] held requests.
 /// Returns true if the peer was dropped for misbehaving.
-async fn run_peer(shared: &Shared, channel: &Channel, id: PeerId, notify: &Notify) -> bool {
+async fn run_peer(
+    shared: &Arc<Shared>,
+    channel: &Arc<Channel>,
+    id: PeerId,
+    notify: &Arc<Notify>,
+) -> bool {
     let Ok(handshake) = channel.opened().await else {
         return false;
     };
     if shared.with(|s| s.on_open(id, &handshake)).is_err() {
         return true;
     }
+    let progress = Arc::new(Notify::new());
+    let mut writer = tokio::spawn(write_peer(
+        Arc::clone(shared),
+        Arc::clone(channel),
+        id,
+        Arc::clone(notify),
+        Arc::clone(&progress),
+    ));
     let mut core_rx = shared.core.subscribe();
-    loop {
-        // Send what is queued for this peer.
-        loop {
-            let batch: Vec<(u64, Vec<u8>)> = {
-                let mut g = shared.lock();
-                std::iter::from_fn(|| g.poll_transmit(id))
-                    .take(FLUSH_BATCH)
-                    .collect()
-            };
-            if batch.is_empty() {
-                break;
-            }
-            channel.cork();
-            let mut failed = false;
-            for (k, payload) in &batch {
-                if channel.send(*k, payload).await.is_err() {
-                    failed = true;
-                    break;
-                }
-            }
-            channel.uncork();
-            if failed {
-                return false;
-            }
-        }
+    let bad = loop {
         if shared.lock().peer_error(id).is_some() {
-            return true;
+            break true;
         }
+        let backlogged = shared.lock().is_backlogged(id);
         tokio::select! {
-            m = channel.recv() => {
+            m = channel.recv(), if !backlogged => {
                 let Some((k, payload)) = m else {
-                    return false;
+                    break false;
                 };
                 if shared.with(|s| s.on_message(id, k, &payload)).is_err() {
-                    return true;
+                    break true;
                 }
             }
-            () = notify.notified() => {}
+            () = progress.notified(), if backlogged => {}
             r = core_rx.changed() => {
                 if r.is_ok() {
                     shared.with(ReplicatorCore::update);
                 }
             }
+            _ = &mut writer => break false,
         }
+    };
+    writer.abort();
+    bad
+}
+
+/// One peer's writer: sends the messages the state queued for it, a batch frame at a time, waiting while
+/// the stream is backed up. Ends when a send fails (the mux is gone).
+async fn write_peer(
+    shared: Arc<Shared>,
+    channel: Arc<Channel>,
+    id: PeerId,
+    notify: Arc<Notify>,
+    progress: Arc<Notify>,
+) {
+    loop {
+        let batch: Vec<(u64, Vec<u8>)> = {
+            let mut g = shared.lock();
+            std::iter::from_fn(|| g.poll_transmit(id))
+                .take(FLUSH_BATCH)
+                .collect()
+        };
+        if batch.is_empty() {
+            notify.notified().await;
+            continue;
+        }
+        channel.cork();
+        let mut failed = false;
+        for (k, payload) in &batch {
+            if channel.send(*k, payload).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        channel.uncork();
+        progress.notify_one();
+        if failed {
+            return;
+        }
+        // Answers to held requests may have been queued while sending.
+        shared.kick();
     }
 }
 
