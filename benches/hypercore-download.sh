@@ -39,14 +39,20 @@ first_line() { # waits for the first line of file $1
   echo "timeout waiting for $1" >&2; return 1
 }
 now() { date +%s.%N; }
+TCK=$(getconf CLK_TCK)
+cpu_of() { awk -v t="$TCK" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; } # user+sys seconds of PID
 
 # Rust seed -> Rust get
 "$CAT" seed "$WORK/rs-seed" --bootstrap "$BOOTSTRAP" < "$WORK/input" > "$WORK/rs-seed.out" &
 PIDS+=($!)
 RS_KEY=$(first_line "$WORK/rs-seed.out")
+RS_SEED=${PIDS[-1]}
+c0=$(cpu_of "$RS_SEED")
 t0=$(now)
-HYPERCORE_CAT_TRACE=1 "$CAT" get "$RS_KEY" "$WORK/rs-get" --bootstrap "$BOOTSTRAP" 2> "$WORK/rs-get.err" | cmp - "$WORK/input"
+HYPERCORE_CAT_TRACE=1 /usr/bin/time -f "%U %S" -o "$WORK/rs-get.cpu" "$CAT" get "$RS_KEY" "$WORK/rs-get" --bootstrap "$BOOTSTRAP" 2> "$WORK/rs-get.err" | cmp - "$WORK/input"
 t1=$(now)
+rs_seed_cpu=$(echo "$(cpu_of "$RS_SEED") - $c0" | bc)
+rs_get_cpu=$(awk '{ print $1 + $2 }' "$WORK/rs-get.cpu")
 # "[  0.123s] connected" ... "[  2.345s] downloaded"
 rs_transfer=$(awk 'match($0, /[0-9]+\.[0-9]+/) { t = substr($0, RSTART, RLENGTH) } /connected$/ { a = t } /downloaded$/ { b = t } END { print b - a }' "$WORK/rs-get.err")
 rm -rf "$WORK/rs-seed" "$WORK/rs-get"
@@ -55,13 +61,18 @@ rm -rf "$WORK/rs-seed" "$WORK/rs-get"
 (cd "$INTEROP" && exec node js/hypercore_swarm.js "$BOOTSTRAP" seed-stdin "$WORK/js-seed" < "$WORK/input" > "$WORK/js-seed.out") &
 PIDS+=($!)
 JS_KEY=$(node -e 'console.log(JSON.parse(process.argv[1]).key)' "$(first_line "$WORK/js-seed.out")")
+JS_SEED=${PIDS[-1]}
+c0=$(cpu_of "$JS_SEED")
 t2=$(now)
-(cd "$INTEROP" && node js/hypercore_swarm.js "$BOOTSTRAP" cat "$JS_KEY" "$WORK/js-get" 2> "$WORK/js-get.err") | cmp - "$WORK/input"
+(cd "$INTEROP" && /usr/bin/time -f "%U %S" -o "$WORK/js-get.cpu" node js/hypercore_swarm.js "$BOOTSTRAP" cat "$JS_KEY" "$WORK/js-get" 2> "$WORK/js-get.err") | cmp - "$WORK/input"
 t3=$(now)
+js_seed_cpu=$(echo "$(cpu_of "$JS_SEED") - $c0" | bc)
+js_get_cpu=$(awk '{ print $1 + $2 }' "$WORK/js-get.cpu")
 js_transfer=$(awk '/^\[transfer\]/ { print $2 }' "$WORK/js-get.err")
 
 awk -v s="$SIZE" -v r="$(echo "$t1 - $t0" | bc)" -v j="$(echo "$t3 - $t2" | bc)" \
-    -v rt="$rs_transfer" -v jt="$js_transfer" 'BEGIN {
+    -v rt="$rs_transfer" -v jt="$js_transfer" -v rsc="$rs_seed_cpu" -v rgc="$rs_get_cpu" \
+    -v jsc="$js_seed_cpu" -v jgc="$js_get_cpu" 'BEGIN {
   rr = s * 1.048576 / r; jr = s * 1.048576 / j
   printf "whole get process (DHT lookup, connect, download, stdout):\n"
   printf "  rust -> rust: %d MiB in %.2f s = %.1f MB/s\n", s, r, rr
@@ -72,4 +83,8 @@ awk -v s="$SIZE" -v r="$(echo "$t1 - $t0" | bc)" -v j="$(echo "$t3 - $t2" | bc)"
   printf "  rust -> rust: %.2f s = %.1f MB/s\n", rt, rr
   printf "  js   -> js:   %.2f s = %.1f MB/s\n", jt, jr
   printf "  ratio rust/js = %.2f\n", rr / jr
+  printf "CPU time (user+sys; steadier than wall clock on a loaded machine):\n"
+  printf "  rust: seeder %.2f s + getter %.2f s = %.2f s\n", rsc, rgc, rsc + rgc
+  printf "  js:   seeder %.2f s + getter %.2f s = %.2f s\n", jsc, jgc, jsc + jgc
+  printf "  ratio js/rust = %.2f\n", (jsc + jgc) / (rsc + rgc)
 }'
