@@ -295,3 +295,63 @@ fn js_vectors() {
         })
     );
 }
+
+/// A request left unanswered is cancelled after `REQUEST_TIMEOUT_TICKS` ticks and asked again.
+#[test]
+fn unanswered_requests_time_out_and_are_retried() {
+    use holepunch::hypercore::messages::Request;
+    use holepunch::hypercore::replicator::REQUEST_TIMEOUT_TICKS;
+
+    let w = writer();
+    let dir = std::env::temp_dir().join(format!("hc-repl-timeout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = Hypercore::create_reader(&dir, w.key(), None).expect("reader");
+    let hh = [5u8; 64];
+    let mut rc = ReplicatorCore::new(r);
+    let (peer, _) = rc.add_peer(true, &hh);
+    let cap = caps::replicate(false, &w.key(), &hh).expect("cap");
+    rc.on_open(
+        peer,
+        &Handshake {
+            seeks: false,
+            capability: cap,
+        }
+        .to_bytes(),
+    )
+    .expect("open");
+    let sync = Sync {
+        fork: 0,
+        length: w.length(),
+        remote_length: 0,
+        can_upgrade: true,
+        uploading: true,
+        downloading: true,
+        ..Sync::default()
+    };
+    rc.on_message(peer, kind::SYNC, &sync.to_bytes())
+        .expect("sync");
+    let sent: Vec<(u64, Vec<u8>)> = std::iter::from_fn(|| rc.poll_transmit(peer)).collect();
+    let first = sent
+        .iter()
+        .find(|(k, _)| *k == kind::REQUEST)
+        .map(|(_, p)| Request::from_bytes(p).expect("request"))
+        .expect("an upgrade request");
+    assert!(first.upgrade.is_some());
+    for _ in 1..REQUEST_TIMEOUT_TICKS {
+        assert_eq!(rc.tick_peer(peer), 0);
+    }
+    assert_eq!(rc.tick_peer(peer), 1);
+    let sent: Vec<(u64, Vec<u8>)> = std::iter::from_fn(|| rc.poll_transmit(peer)).collect();
+    assert!(sent
+        .iter()
+        .any(|(k, p)| *k == kind::CANCEL
+            && Cancel::from_bytes(p) == Ok(Cancel { request: first.id })));
+    let again = sent
+        .iter()
+        .find(|(k, _)| *k == kind::REQUEST)
+        .map(|(_, p)| Request::from_bytes(p).expect("request"))
+        .expect("asked again");
+    assert_ne!(again.id, first.id);
+    assert_eq!(again.upgrade, first.upgrade);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -92,6 +92,8 @@ const SCAN_BUDGET: usize = 1 << 16;
 pub const OUTBOX_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Held-back requests of a peer at which its messages stop being read ([`ReplicatorCore::is_backlogged`]).
 pub const MAX_PENDING_REQUESTS: usize = 1 << 16;
+/// Ticks ([`ReplicatorCore::tick_peer`]) after which an unanswered request is cancelled and asked again.
+pub const REQUEST_TIMEOUT_TICKS: u32 = 30;
 /// Most runs of a peer's blocks remembered (beyond, its `bitfield`/`range` news is ignored).
 const MAX_REMOTE_RUNS: usize = 1 << 16;
 /// Events kept for [`ReplicatorCore::poll_event`] (older ones are dropped).
@@ -188,6 +190,8 @@ struct Inflight {
     upgrade: bool,
     /// For a reorg request (an upgrade from 0 on the peer's newer fork): that fork.
     reorg: Option<u64>,
+    /// [`ReplicatorCore::tick_peer`] calls since it was sent.
+    age: u32,
 }
 
 #[derive(Debug)]
@@ -719,6 +723,29 @@ impl ReplicatorCore {
         }
     }
 
+    /// Ages `peer`'s requests in flight by one tick (the driver ticks each peer once a second); those
+    /// unanswered for [`REQUEST_TIMEOUT_TICKS`] are cancelled (a `cancel` is sent) and asked again, from
+    /// whichever peer has room. Returns how many timed out.
+    pub fn tick_peer(&mut self, peer: PeerId) -> usize {
+        let mut expired = Vec::new();
+        for (id, inf) in &mut self.inflight {
+            if inf.peer == peer {
+                inf.age += 1;
+                if inf.age >= REQUEST_TIMEOUT_TICKS {
+                    expired.push(*id);
+                }
+            }
+        }
+        for &id in &expired {
+            self.release(id);
+            self.push(peer, kind::CANCEL, encode(&Cancel { request: id }));
+        }
+        if !expired.is_empty() {
+            self.update();
+        }
+        expired.len()
+    }
+
     /// True when so many requests wait for the outbox to drain that the peer's messages should not be read
     /// until it does (a bound for peers that ask faster than they read).
     pub fn is_backlogged(&self, peer: PeerId) -> bool {
@@ -916,6 +943,7 @@ impl ReplicatorCore {
                 block: None,
                 upgrade: true,
                 reorg: Some(remote.fork),
+                age: 0,
             },
         );
         self.stats.requests_sent += 1;
@@ -966,6 +994,7 @@ impl ReplicatorCore {
                 block,
                 upgrade,
                 reorg: None,
+                age: 0,
             },
         );
         self.stats.requests_sent += 1;
@@ -1311,6 +1340,9 @@ impl Drop for DownloadGuard {
     }
 }
 
+/// How often a peer's requests in flight age ([`ReplicatorCore::tick_peer`]).
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Messages sent per cork (one batch frame).
 const FLUSH_BATCH: usize = 64;
 
@@ -1339,6 +1371,8 @@ async fn run_peer(
         Arc::clone(&progress),
     ));
     let mut core_rx = shared.core.subscribe();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let bad = loop {
         if shared.lock().peer_error(id).is_some() {
             break true;
@@ -1358,6 +1392,9 @@ async fn run_peer(
                 if r.is_ok() {
                     shared.with(ReplicatorCore::update);
                 }
+            }
+            _ = tick.tick() => {
+                shared.with(|s| s.tick_peer(id));
             }
             _ = &mut writer => break false,
         }
