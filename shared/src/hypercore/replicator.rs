@@ -26,10 +26,17 @@
 //! [`Hypercore::apply_proof`], which verifies hashes and the signature before storing anything; a peer whose
 //! data fails that check, does not answer the request it claims to, or whose capability is wrong is dropped.
 //!
+//! Flow control: up to [`DEFAULT_MAX_INFLIGHT`] requests per peer; requests received while a peer's outbox
+//! holds over [`OUTBOX_HIGH_WATER`] bytes are held (in order, cancellable) and answered as it drains, as JS
+//! holds them while its stream is not drained; a request unanswered for [`REQUEST_TIMEOUT_TICKS`] ticks is
+//! cancelled and asked again. Blocks are requested from the peer with the fewest requests in flight among
+//! those that announced them (`range`, `bitfield`; a `want` from a peer is answered with what we have).
+//!
 //! [`Replicator`] is the tokio driver: a cheap-to-clone handle that attaches the core to any number of
-//! [`Mux`]es (one peer task per channel) and offers [`Replicator::get`], [`Replicator::download`] and
-//! [`Replicator::update`]. [`replicate`] / [`replicate_stream`] start a mux over a stream with a set of
-//! cores (many cores share one connection, each on its own channel).
+//! [`Mux`]es (a reader and a writer task per channel: reading never waits for a backed-up stream) and offers
+//! [`Replicator::get`], [`Replicator::download`] and [`Replicator::update`]. [`replicate`] /
+//! [`replicate_stream`] start a mux over a stream with a set of cores (many cores share one connection, each
+//! on its own channel).
 //!
 //! Forks: a peer announcing a newer fork (its writer truncated) is asked for the whole new tree at once
 //! (`upgrade {start: 0}` on its fork); [`Hypercore::apply_proof`] checks the signature, keeps the prefix both
