@@ -4,11 +4,13 @@
 
 pub mod base32;
 pub mod compact_encoding;
+pub mod corestore;
 pub mod crypto;
 pub mod dht_rpc;
 pub mod flat_tree;
 pub mod hypercore;
 pub mod hyperdht;
+pub mod hyperswarm;
 pub mod id_encoding;
 pub mod noise;
 pub mod protomux;

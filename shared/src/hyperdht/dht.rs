@@ -680,6 +680,19 @@ impl HyperDht {
         key_pair: &KeyPair,
         relay_addresses: &[SocketAddrV4],
     ) -> Result<()> {
+        self.announce_and_lookup(topic, key_pair, relay_addresses)
+            .await
+            .map(drop)
+    }
+
+    /// [`Self::announce`], also returning the peers its lookup phase found under `topic` (the JS announce
+    /// query yields them, as a lookup does; hyperswarm's discovery uses both).
+    pub async fn announce_and_lookup(
+        &self,
+        topic: &[u8; 32],
+        key_pair: &KeyPair,
+        relay_addresses: &[SocketAddrV4],
+    ) -> Result<Vec<LookupResult>> {
         let target = *topic;
         let kp = key_pair.clone();
         let relays = relay_addresses.to_vec();
@@ -698,7 +711,18 @@ impl HyperDht {
             .await?;
         outcome
             .result
-            .map_err(|e| HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string()))))
+            .map_err(|e| HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string()))))?;
+        Ok(outcome
+            .replies
+            .iter()
+            .filter_map(|r| {
+                let l = decode::<LookupReply>(r.value.as_deref()?).ok()?;
+                Some(LookupResult {
+                    from: r.from,
+                    peers: l.peers,
+                })
+            })
+            .collect())
     }
 
     /// Removes `key_pair`'s announcement under `topic` from the nodes that hold it (`dht.unannounce`).

@@ -15,5 +15,5 @@ mod ring;
 mod win_filter;
 
 pub use packet::{flags, Header, PacketError, HEADER_LEN, MAGIC, MTU_BASE, MTU_MAX, VERSION};
-pub use socket::{FirewallVerdict, SocketConfig, Udx, UdxSocket, UdxStream};
+pub use socket::{FirewallVerdict, SocketConfig, Udx, UdxSocket, UdxStream, UdxStreamControl};
 pub use stream::{Stream, StreamConfig, StreamError, StreamEvent, StreamStats, Transmit};

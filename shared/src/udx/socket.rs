@@ -2102,3 +2102,79 @@ mod instance_tests {
         assert_eq!(got, b"alive");
     }
 }
+
+/// A handle on a stream that does not own it: it can abort the stream and wait for its close while someone
+/// else reads and writes it (a swarm handing connections to the application keeps one per connection). It does
+/// not keep the stream or the instance alive; once the stream is gone, [`UdxStreamControl::destroy`] does
+/// nothing and [`UdxStreamControl::closed`] returns at once.
+#[derive(Clone)]
+pub struct UdxStreamControl {
+    shared: std::sync::Weak<Shared>,
+    id: u32,
+}
+
+impl fmt::Debug for UdxStreamControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdxStreamControl")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl UdxStream {
+    /// A [`UdxStreamControl`] for this stream.
+    pub fn control(&self) -> UdxStreamControl {
+        UdxStreamControl {
+            shared: Arc::downgrade(&self.shared),
+            id: self.id,
+        }
+    }
+}
+
+impl UdxStreamControl {
+    /// Aborts the stream as [`UdxStream::destroy`] does, if it still exists.
+    pub fn destroy(&self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mut wake = Vec::new();
+        {
+            let mut inner = shared.lock();
+            if let Some(slot) = inner.streams.get_mut(&self.id) {
+                slot.stream.destroy();
+                if slot.socket.is_none() {
+                    slot.drain_events(&mut wake);
+                }
+            }
+            wake.extend(inner.take_driver_waker(self.id));
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+
+    /// Waits until the stream has closed (as [`UdxStream::closed`]) or no longer exists.
+    pub async fn closed(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let Some(shared) = self.shared.upgrade() else {
+                return Poll::Ready(Ok(()));
+            };
+            let mut inner = shared.lock();
+            if let Some(e) = inner.fatal_for(self.id) {
+                return Poll::Ready(Err(e));
+            }
+            let Some(slot) = inner.streams.get_mut(&self.id) else {
+                return Poll::Ready(Ok(()));
+            };
+            match &slot.closed {
+                Some(Some((kind, msg))) => Poll::Ready(Err(io::Error::new(*kind, msg.clone()))),
+                Some(None) => Poll::Ready(Ok(())),
+                None => {
+                    slot.close_waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
