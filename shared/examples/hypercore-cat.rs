@@ -7,9 +7,10 @@
 //!                                                # stdout, exits 0
 //! ```
 //!
-//! Peers find each other as hyperswarm does: the seeder announces its server key pair under the core's
-//! discovery key and listens on it; a getter looks the discovery key up and connects to the keys found. Both
-//! sides then run hypercore replication on the connection (so JS hyperswarm + hypercore peers interoperate).
+//! Peers find each other with hyperswarm ([`holepunch::hyperswarm`], JS hyperswarm 4 compatible): the seeder
+//! joins the core's discovery key as a server (announces and listens), a getter joins it as a client (looks
+//! it up and connects). Both sides then run hypercore replication on each connection, so JS hyperswarm +
+//! hypercore peers interoperate.
 //! The bootstrap list comes from `--bootstrap`, else `HYPERDHT_BOOTSTRAP`, else the public nodes.
 //!
 //! Exit codes: 0 done, 1 error (one line on stderr), 2 bad usage.
@@ -25,8 +26,9 @@ use clap::{Parser, Subcommand};
 use holepunch::crypto::KeyPair;
 use holepunch::hypercore::replicator::{replicate_stream, Replicator};
 use holepunch::hypercore::{Durability, Hypercore};
-use holepunch::hyperdht::{bootstrap, Connection, HyperDht, HyperDhtOpts};
-use tokio::sync::mpsc;
+use holepunch::hyperdht::{bootstrap, HyperDht, HyperDhtOpts};
+use holepunch::hyperswarm::{Hyperswarm, JoinOpts, SwarmOpts};
+use holepunch::protomux::Mux;
 
 /// Largest block appended from stdin.
 const BLOCK: usize = 64 * 1024;
@@ -34,8 +36,6 @@ const BLOCK: usize = 64 * 1024;
 const APPEND_BATCH: usize = 64;
 /// How long `get` looks for peers before giving up.
 const FIND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Re-announce period of a seeder (records expire on DHT nodes after about 20 minutes).
-const REANNOUNCE: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -169,13 +169,11 @@ async fn seed(dht: &HyperDht, dir: PathBuf) -> anyhow::Result<()> {
     })
     .await??;
     let rep = Replicator::new(core.clone());
-    let mut conns = swarm(dht, core.discovery_key(), true).await?;
+    let _swarm = swarm(dht, core.discovery_key(), true, rep.clone()).await?;
     println!("{}", hex::encode(core.key()));
     std::io::stdout().flush()?;
-    while let Some(conn) = conns.recv().await {
-        let _mux = replicate_stream(conn, std::slice::from_ref(&rep));
-    }
-    Ok(())
+    // Seeds until killed (the swarm keeps accepting and replicating).
+    std::future::pending::<anyhow::Result<()>>().await
 }
 
 async fn get(dht: &HyperDht, key: &str, dir: PathBuf) -> anyhow::Result<()> {
@@ -193,24 +191,11 @@ async fn get(dht: &HyperDht, key: &str, dir: PathBuf) -> anyhow::Result<()> {
     }
     core.set_durability(Durability::Process);
     let rep = Replicator::new(core.clone());
-    let mut conns = swarm(dht, core.discovery_key(), false).await?;
-    let mut muxes = Vec::new();
-    let first = tokio::time::timeout(FIND_TIMEOUT, conns.recv())
+    let swarm = swarm(dht, core.discovery_key(), false, rep.clone()).await?;
+    tokio::time::timeout(FIND_TIMEOUT, rep.wait_for_peers(1))
         .await
-        .ok()
-        .flatten()
         .context("no peer found for this key")?;
     trace("connected");
-    muxes.push(replicate_stream(first, std::slice::from_ref(&rep)));
-    let rep2 = rep.clone();
-    tokio::spawn(async move {
-        let mut more = Vec::new();
-        while let Some(conn) = conns.recv().await {
-            more.push(replicate_stream(conn, std::slice::from_ref(&rep2)));
-        }
-    });
-    rep.wait_for_peers(1).await;
-    trace("channel open");
     let length = rep.update().await;
     trace("updated");
     rep.download(0, length).await;
@@ -221,59 +206,41 @@ async fn get(dht: &HyperDht, key: &str, dir: PathBuf) -> anyhow::Result<()> {
         out.write_all(&block)?;
     }
     out.flush()?;
-    drop(muxes);
+    swarm.destroy().await;
     Ok(())
 }
 
-/// Finds peers of `topic` (hyperswarm style): a server announces a fresh key pair under the topic and yields
-/// the connections it accepts; a client looks the topic up and yields a connection to each peer found. The
-/// one place to swap for `holepunch::hyperswarm` once it exists.
+/// Joins `topic` on a hyperswarm over `dht` (as a server: announced and accepting, returning once the
+/// announcement is flushed; else as a client) and replicates `rep` on every connection it makes.
 async fn swarm(
     dht: &HyperDht,
     topic: [u8; 32],
     server: bool,
-) -> anyhow::Result<mpsc::UnboundedReceiver<Connection>> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let dht = dht.clone();
+    rep: Replicator,
+) -> anyhow::Result<Hyperswarm> {
+    let swarm = Hyperswarm::new(dht.clone(), SwarmOpts::default());
+    let discovery = swarm.join(
+        topic,
+        JoinOpts {
+            server,
+            client: !server,
+        },
+    )?;
     if server {
-        let kp = KeyPair::generate();
-        let mut srv = dht.create_server(|_, _| false);
-        srv.listen(kp.clone()).await?;
-        dht.announce(&topic, &kp, &srv.relay_addresses()).await?;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(REANNOUNCE);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    c = srv.accept() => match c {
-                        Some(c) => { let _ = tx.send(c); }
-                        None => break,
-                    },
-                    _ = tick.tick() => {
-                        let _ = dht.announce(&topic, &kp, &srv.relay_addresses()).await;
-                    }
-                }
-            }
-        });
-    } else {
-        tokio::spawn(async move {
-            let mut tried = std::collections::HashSet::new();
-            let mut delay = Duration::from_millis(250);
-            while !tx.is_closed() {
-                if let Ok(results) = dht.lookup(&topic).await {
-                    for peer in results.into_iter().flat_map(|r| r.peers) {
-                        if !tried.insert(peer.public_key) {
-                            continue;
-                        }
-                        if let Ok(c) = dht.connect(&peer.public_key).await {
-                            let _ = tx.send(c);
-                        }
-                    }
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        });
+        discovery.flushed().await;
     }
-    Ok(rx)
+    let s = swarm.clone();
+    tokio::spawn(async move {
+        let _discovery = discovery;
+        while let Some((conn, _info)) = s.next_connection().await {
+            let (stream, guard) = conn.into_parts();
+            let mux: Mux = replicate_stream(stream, std::slice::from_ref(&rep));
+            // The swarm counts the connection until it ends.
+            tokio::spawn(async move {
+                mux.closed().await;
+                drop(guard);
+            });
+        }
+    });
+    Ok(swarm)
 }

@@ -1,4 +1,5 @@
-//! The `hypercore-cat` example on a local JS HyperDHT testnet: JS (hyperswarm 4.17.2 + hypercore) seeds ->
+//! The `hypercore-cat` example (holepunch::hyperswarm + replicator) on a local JS HyperDHT testnet: JS
+//! (hyperswarm 4.17.2 + hypercore) seeds ->
 //! `hypercore-cat get` writes the blocks byte-exact; `hypercore-cat seed` -> a JS hyperswarm reader gets the
 //! same bytes; and Rust seed -> Rust get.
 

@@ -1,4 +1,4 @@
-// A JS hyperswarm 4.17.2 + hypercore 11 peer on a local testnet, for the hypercore-cat tests.
+// A JS hyperswarm 4.17.2 + hypercore 11 peer on a local testnet, for the hypercore-cat tests and bench.
 //
 //   node hypercore_swarm.js BOOTSTRAP seed DIR N     writes a core of N blocks (block i = `block number ${i} `
 //                                                    repeated i % 7 + 1 times), joins its discovery key as a
