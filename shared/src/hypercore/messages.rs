@@ -485,6 +485,279 @@ impl<'a> Decode<'a> for MultiSignature {
     }
 }
 
+/// `wire.handshake`: the payload of a `hypercore/alpha` channel open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    /// The sender answers seek requests.
+    pub seeks: bool,
+    /// `caps.replicate(isInitiator, key, handshakeHash)` of the sender.
+    pub capability: [u8; 32],
+}
+
+impl Encode for Handshake {
+    fn encode(&self, w: &mut Writer) {
+        w.uint(u64::from(self.seeks)).fixed32(&self.capability);
+    }
+}
+
+impl<'a> Decode<'a> for Handshake {
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        let flags = r.uint()?;
+        Ok(Self {
+            seeks: flags & 1 != 0,
+            capability: r.fixed32()?,
+        })
+    }
+}
+
+/// `wire.sync` (message 0): the sender's head and what it is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sync {
+    /// Sender's fork.
+    pub fork: u64,
+    /// Sender's length.
+    pub length: u64,
+    /// The receiver's length as the sender last heard it (0 on another fork).
+    pub remote_length: u64,
+    /// The sender can prove an upgrade from `remote_length` to `length`.
+    pub can_upgrade: bool,
+    /// The sender answers requests.
+    pub uploading: bool,
+    /// The sender wants data.
+    pub downloading: bool,
+    /// The sender has a manifest to give (non-compat cores).
+    pub has_manifest: bool,
+    /// The sender accepts unrequested data.
+    pub allow_push: bool,
+}
+
+impl Encode for Sync {
+    fn encode(&self, w: &mut Writer) {
+        let flags = flag(self.can_upgrade, 1)
+            | flag(self.uploading, 2)
+            | flag(self.downloading, 4)
+            | flag(self.has_manifest, 8)
+            | flag(self.allow_push, 16);
+        w.uint(flags)
+            .uint(self.fork)
+            .uint(self.length)
+            .uint(self.remote_length);
+    }
+}
+
+impl<'a> Decode<'a> for Sync {
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        let flags = r.uint()?;
+        Ok(Self {
+            fork: r.uint()?,
+            length: r.uint()?,
+            remote_length: r.uint()?,
+            can_upgrade: flags & 1 != 0,
+            uploading: flags & 2 != 0,
+            downloading: flags & 4 != 0,
+            has_manifest: flags & 8 != 0,
+            allow_push: flags & 16 != 0,
+        })
+    }
+}
+
+/// `wire.cancel` (message 2): the sender no longer wants the answer to request `request`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cancel {
+    /// The request id.
+    pub request: u64,
+}
+
+impl Encode for Cancel {
+    fn encode(&self, w: &mut Writer) {
+        w.uint(self.request);
+    }
+}
+
+impl<'a> Decode<'a> for Cancel {
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        Ok(Self { request: r.uint()? })
+    }
+}
+
+/// [`NoData::reason`]: the sender does not have what was asked.
+pub const NO_DATA_NOT_AVAILABLE: u64 = 1;
+/// [`NoData::reason`]: the request could not be answered (a proof the sender cannot build).
+pub const NO_DATA_INVALID_REQUEST: u64 = 2;
+
+/// `wire.noData` (message 4): request `request` cannot be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NoData {
+    /// The request id.
+    pub request: u64,
+    /// Why (0 = unspecified, [`NO_DATA_NOT_AVAILABLE`], [`NO_DATA_INVALID_REQUEST`]).
+    pub reason: u64,
+}
+
+impl Encode for NoData {
+    fn encode(&self, w: &mut Writer) {
+        w.uint(self.request).uint(u64::from(self.reason != 0));
+        if self.reason != 0 {
+            w.uint(self.reason);
+        }
+    }
+}
+
+impl<'a> Decode<'a> for NoData {
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        let request = r.uint()?;
+        // Older peers send the id alone.
+        let flags = if r.is_empty() { 0 } else { r.uint()? };
+        let reason = if flags & 1 != 0 { r.uint()? } else { 0 };
+        Ok(Self { request, reason })
+    }
+}
+
+/// `wire.want` / `wire.unwant` (messages 5 and 6): the sender (no longer) wants to hear what the receiver
+/// has in `start..start + length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Want {
+    /// First block.
+    pub start: u64,
+    /// Number of blocks.
+    pub length: u64,
+    /// Any one block of the range will do.
+    pub any: bool,
+}
+
+impl Encode for Want {
+    fn encode(&self, w: &mut Writer) {
+        w.uint(self.start).uint(self.length);
+        if self.any {
+            w.uint(1);
+        }
+    }
+}
+
+impl<'a> Decode<'a> for Want {
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        let start = r.uint()?;
+        let length = r.uint()?;
+        let flags = if r.is_empty() { 0 } else { r.uint()? };
+        Ok(Self {
+            start,
+            length,
+            any: flags & 1 != 0,
+        })
+    }
+}
+
+/// `wire.range` (message 8): the sender has (or, with `drop`, dropped) blocks `start..start + length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Range {
+    /// The blocks were removed rather than added.
+    pub drop: bool,
+    /// First block.
+    pub start: u64,
+    /// Number of blocks.
+    pub length: u64,
+}
+
+impl Encode for Range {
+    fn encode(&self, w: &mut Writer) {
+        w.uint(flag(self.drop, 1) | flag(self.length == 1, 2))
+            .uint(self.start);
+        if self.length != 1 {
+            w.uint(self.length);
+        }
+    }
+}
+
+impl<'a> Decode<'a> for Range {
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        let flags = r.uint()?;
+        let start = r.uint()?;
+        let length = if flags & 2 != 0 { 1 } else { r.uint()? };
+        Ok(Self {
+            drop: flags & 1 != 0,
+            start,
+            length,
+        })
+    }
+}
+
+/// `wire.bitfield` (message 7): which of the blocks from `start` the sender has, 32 per word, least
+/// significant bit first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BitfieldMessage {
+    /// First block the words describe.
+    pub start: u64,
+    /// The bits.
+    pub bitfield: Vec<u32>,
+}
+
+impl Encode for BitfieldMessage {
+    fn encode(&self, w: &mut Writer) {
+        w.uint(self.start).uint32_array(&self.bitfield);
+    }
+}
+
+impl<'a> Decode<'a> for BitfieldMessage {
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        Ok(Self {
+            start: r.uint()?,
+            bitfield: r.uint32_array()?,
+        })
+    }
+}
+
+/// `wire.reorgHint`: hints about a truncation (`from`, `to`, `ancestors`); JS hypercore 11 defines it but
+/// sends and reads none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReorgHint {
+    /// Length before.
+    pub from: u64,
+    /// Length after.
+    pub to: u64,
+    /// Shared ancestors.
+    pub ancestors: u64,
+}
+
+impl Encode for ReorgHint {
+    fn encode(&self, w: &mut Writer) {
+        w.uint(self.from).uint(self.to).uint(self.ancestors);
+    }
+}
+
+impl<'a> Decode<'a> for ReorgHint {
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        Ok(Self {
+            from: r.uint()?,
+            to: r.uint()?,
+            ancestors: r.uint()?,
+        })
+    }
+}
+
+/// `wire.extension` (message 9): a message of a named extension; an empty name repeats the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Extension {
+    /// Extension name.
+    pub name: String,
+    /// The rest of the message.
+    pub message: Vec<u8>,
+}
+
+impl Encode for Extension {
+    fn encode(&self, w: &mut Writer) {
+        w.string(&self.name).bytes(&self.message);
+    }
+}
+
+impl<'a> Decode<'a> for Extension {
+    fn decode(r: &mut Reader<'a>) -> Result<Self> {
+        Ok(Self {
+            name: r.string()?.to_owned(),
+            message: r.raw().to_vec(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

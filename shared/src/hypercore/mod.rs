@@ -7,12 +7,16 @@
 //! - [`storage`]: the checksummed record log (design and measurements in `STORAGE.md`).
 //!
 //! - [`encryption`]: hypercore's default block encryption (`encryptionKey`).
+//! - [`replicator`]: replication with other peers (JS hypercore's `hypercore/alpha` protomux protocol), sans-IO
+//!   state plus a tokio driver; [`bitfield`]: what a remote peer has.
 //!
 //! [`Hypercore`] ties them together with an API in the spirit of JS hypercore.
 
+pub mod bitfield;
 pub mod caps;
 pub mod encryption;
 pub mod messages;
+pub mod replicator;
 pub mod storage;
 pub mod tree;
 pub mod verifier;
@@ -148,6 +152,8 @@ impl Inner {
 pub struct Hypercore {
     inner: Arc<Mutex<Inner>>,
     dir: PathBuf,
+    /// Bumped after every change (append, truncate, applied proof), for [`Hypercore::subscribe`].
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// What [`Hypercore::append`] returns.
@@ -303,7 +309,46 @@ impl Hypercore {
                 encryption: None,
             })),
             dir: dir.to_path_buf(),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
         })
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a new value after every change of the core (append, truncate, a stored proof):
+    /// how the replicator and waiting readers learn about new blocks.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// True when block `index` is stored locally.
+    pub fn has(&self, index: u64) -> bool {
+        self.lock().blocks.contains_key(&index)
+    }
+
+    /// The runs `start..end` of locally stored blocks within `from..to`, in order, at most `max` of them.
+    pub fn stored_runs(&self, from: u64, to: u64, max: usize) -> Vec<(u64, u64)> {
+        let g = self.lock();
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for &i in g.blocks.range(from..to).map(|(i, _)| i) {
+            match runs.last_mut() {
+                Some(last) if last.1 == i => last.1 = i + 1,
+                _ => {
+                    if runs.len() == max {
+                        break;
+                    }
+                    runs.push((i, i + 1));
+                }
+            }
+        }
+        runs
+    }
+
+    /// Number of blocks stored locally.
+    pub fn stored_blocks(&self) -> u64 {
+        self.lock().blocks.len() as u64
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -438,10 +483,13 @@ impl Hypercore {
             inner.nodes.insert(n.index, *n);
         }
         inner.tree = batch.state(Some(signature));
-        Ok(AppendOutcome {
+        let outcome = AppendOutcome {
             length: inner.tree.length,
             byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
-        })
+        };
+        drop(g);
+        self.changed();
+        Ok(outcome)
     }
 
     /// The block at `index` if stored locally (decrypted when an encryption key is set).
@@ -490,6 +538,8 @@ impl Hypercore {
         inner.truncations.push((fork, length));
         state.signature = Some(signature);
         inner.tree = state;
+        drop(g);
+        self.changed();
         Ok(())
     }
 
@@ -603,6 +653,8 @@ impl Hypercore {
             }
             inner.verifier = v;
         }
+        drop(g);
+        self.changed();
         Ok(())
     }
 }

@@ -1,0 +1,1475 @@
+//! Hypercore replication (`lib/replicator.js`): the `hypercore/alpha` protomux protocol that moves blocks,
+//! proofs and signed heads between peers, wire compatible with JS hypercore 11.
+//!
+//! # The protocol (facts of hypercore 11.37)
+//!
+//! Each core is replicated on its own protomux channel, protocol `hypercore/alpha`, channel id = the core's
+//! discovery key, so a remote that does not know the key cannot even name the channel. The channel open
+//! carries a [`Handshake`] whose capability is `caps.replicate(isInitiator, key, handshakeHash)`: a keyed
+//! BLAKE2b of the secret-stream handshake hash proving the sender knows the key *and* is the party on this
+//! very stream. The receiver checks it with the other role's namespace; a wrong one ends the peer.
+//!
+//! Messages, by type number: 0 `sync` (head, flags), 1 `request`, 2 `cancel`, 3 `data`, 4 `noData`, 5 `want`,
+//! 6 `unwant`, 7 `bitfield`, 8 `range`, 9 `extension`. On open each side sends `sync` and, when it holds
+//! blocks `0..n` contiguously, `range(0, n)`. A side whose length grows sends `sync` again (an eager peer
+//! then asks for the upgrade: a `request` with `upgrade: {start: ours, length: theirs - ours}` answered
+//! with a signed upgrade proof). Blocks are fetched with `request { block: {index, nodes} }` where `nodes`
+//! counts the tree nodes on the block's path the requester lacks, so the proof stops at one it trusts.
+//! A `sync` carries the receiver's length as last heard (`remoteLength`): JS only asks a peer for an
+//! upgrade when that echo matches its own length.
+//!
+//! # Structure
+//!
+//! [`ReplicatorCore`] is the sans-IO state of one core and all its peers: it takes channel opens and
+//! messages, and emits per-peer messages and [`Event`]s; it reads and writes the [`Hypercore`] (storage is
+//! synchronous) but owns no socket, task or clock. Every received proof goes through
+//! [`Hypercore::apply_proof`], which verifies hashes and the signature before storing anything; a peer whose
+//! data fails that check, does not answer the request it claims to, or whose capability is wrong is dropped.
+//!
+//! Flow control: up to [`DEFAULT_MAX_INFLIGHT`] requests per peer; requests received while a peer's outbox
+//! holds over [`OUTBOX_HIGH_WATER`] bytes are held (in order, cancellable) and answered as it drains, as JS
+//! holds them while its stream is not drained; a request unanswered for [`REQUEST_TIMEOUT_TICKS`] ticks is
+//! cancelled and asked again. Blocks are requested from the peer with the fewest requests in flight among
+//! those that announced them (`range`, `bitfield`; a `want` from a peer is answered with what we have).
+//!
+//! [`Replicator`] is the tokio driver: a cheap-to-clone handle that attaches the core to any number of
+//! [`Mux`]es (a reader and a writer task per channel: reading never waits for a backed-up stream) and offers
+//! [`Replicator::get`], [`Replicator::download`] and [`Replicator::update`]. [`replicate`] /
+//! [`replicate_stream`] start a mux over a stream with a set of cores (many cores share one connection, each
+//! on its own channel).
+//!
+//! Forks: a peer announcing a newer fork (its writer truncated) is asked for the whole new tree at once
+//! (`upgrade {start: 0}` on its fork); [`Hypercore::apply_proof`] checks the signature, keeps the prefix both
+//! forks share and drops the rest. (JS finds the shared prefix with a series of hash requests first; the
+//! single proof is bigger on huge cores but needs no extra round trips.)
+//!
+//! Not implemented: seek and hash requests from this side (we answer them), pushes, extensions (received
+//! ones are ignored).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{watch, Notify};
+
+use super::bitfield::RangeSet;
+use super::caps;
+use super::messages::{
+    BitfieldMessage, Cancel, Data, Handshake, NoData, Range, Request, RequestBlock, RequestUpgrade,
+    Sync, Want, NO_DATA_INVALID_REQUEST, NO_DATA_NOT_AVAILABLE,
+};
+use super::{Hypercore, HypercoreError};
+use crate::compact_encoding::{Decode, DecodeError, Encode};
+use crate::protomux::{Channel, ChannelOptions, FrameTransport, Mux};
+use crate::secret_stream::SecretStream;
+
+/// The protomux protocol name.
+pub const PROTOCOL: &str = "hypercore/alpha";
+
+/// Message type numbers on a `hypercore/alpha` channel.
+pub mod kind {
+    /// `sync`.
+    pub const SYNC: u64 = 0;
+    /// `request`.
+    pub const REQUEST: u64 = 1;
+    /// `cancel`.
+    pub const CANCEL: u64 = 2;
+    /// `data`.
+    pub const DATA: u64 = 3;
+    /// `noData`.
+    pub const NO_DATA: u64 = 4;
+    /// `want`.
+    pub const WANT: u64 = 5;
+    /// `unwant`.
+    pub const UNWANT: u64 = 6;
+    /// `bitfield`.
+    pub const BITFIELD: u64 = 7;
+    /// `range`.
+    pub const RANGE: u64 = 8;
+    /// `extension`.
+    pub const EXTENSION: u64 = 9;
+}
+
+/// Requests in flight per peer by default (JS: 16 to 512 depending on latency).
+pub const DEFAULT_MAX_INFLIGHT: usize = 512;
+/// Candidate blocks looked at per scheduling pass (bounds the work one message can cause).
+const SCAN_BUDGET: usize = 1 << 16;
+/// Outbox bytes of a peer above which its requests are held back until the outbox drains.
+pub const OUTBOX_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Held-back requests of a peer at which its messages stop being read ([`ReplicatorCore::is_backlogged`]).
+pub const MAX_PENDING_REQUESTS: usize = 1 << 16;
+/// Ticks ([`ReplicatorCore::tick_peer`]) after which an unanswered request is cancelled and asked again.
+pub const REQUEST_TIMEOUT_TICKS: u32 = 30;
+/// Most runs of a peer's blocks remembered (beyond, its `bitfield`/`range` news is ignored).
+const MAX_REMOTE_RUNS: usize = 1 << 16;
+/// Events kept for [`ReplicatorCore::poll_event`] (older ones are dropped).
+pub const MAX_EVENTS: usize = 4096;
+/// Most `range` messages sent in answer to one `want`.
+const MAX_WANT_RANGES: usize = 256;
+
+/// Why a peer was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// The channel open's capability does not prove knowledge of the key on this stream.
+    #[error("remote sent an invalid replication capability")]
+    BadCapability,
+    /// A message that does not decode.
+    #[error("malformed message of type {kind}: {error}")]
+    Decode {
+        /// Message type.
+        kind: u64,
+        /// The decode error.
+        error: DecodeError,
+    },
+    /// A `data` that is not what the request it names asked for.
+    #[error("data does not answer request {0}")]
+    Mismatch(u64),
+    /// A proof or signature that failed verification (nothing was stored).
+    #[error("invalid data: {0}")]
+    InvalidData(String),
+}
+
+/// A peer (one channel of one core) in a [`ReplicatorCore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+/// What happened, for observers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The remote opened with a valid capability.
+    PeerOpened(PeerId),
+    /// A verified block was stored.
+    Downloaded {
+        /// Block index.
+        index: u64,
+        /// From whom.
+        peer: PeerId,
+    },
+    /// A verified signed head moved the core to `length`.
+    Upgraded {
+        /// New length.
+        length: u64,
+        /// From whom.
+        peer: PeerId,
+    },
+    /// A block was sent to a peer.
+    Uploaded {
+        /// Block index.
+        index: u64,
+        /// To whom.
+        peer: PeerId,
+    },
+    /// A peer left or was dropped.
+    PeerRemoved {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Counters, for tests and tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// `request`s sent.
+    pub requests_sent: u64,
+    /// `request`s received.
+    pub requests_received: u64,
+    /// `data` messages received.
+    pub data_received: u64,
+    /// Blocks verified and stored.
+    pub blocks_downloaded: u64,
+    /// `data` messages sent.
+    pub data_sent: u64,
+    /// Blocks sent.
+    pub blocks_uploaded: u64,
+    /// `noData` received.
+    pub no_data_received: u64,
+    /// Peers dropped for misbehaving.
+    pub peers_dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Inflight {
+    peer: PeerId,
+    block: Option<u64>,
+    upgrade: bool,
+    /// For a reorg request (an upgrade from 0 on the peer's newer fork): that fork.
+    reorg: Option<u64>,
+    /// [`ReplicatorCore::tick_peer`] calls since it was sent.
+    age: u32,
+}
+
+#[derive(Debug)]
+struct Peer {
+    expected_capability: [u8; 32],
+    opened: bool,
+    remote: Option<Sync>,
+    remote_contig: u64,
+    remote_has: RangeSet,
+    /// Blocks this peer answered `noData` for.
+    refused: HashSet<u64>,
+    /// The (fork, length) an upgrade to was refused at.
+    refused_upgrade: Option<(u64, u64)>,
+    inflight: usize,
+    outbox: VecDeque<(u64, Vec<u8>)>,
+    /// Payload bytes in `outbox`.
+    outbox_bytes: usize,
+    /// Requests received while `outbox` was over [`OUTBOX_HIGH_WATER`], answered as it drains.
+    pending: VecDeque<Request>,
+    /// Set when the peer must be closed (misbehaviour); the driver closes the channel.
+    error: Option<PeerError>,
+    /// Largest `n` of a `range(0, n)` sent.
+    contig_sent: u64,
+}
+
+impl Peer {
+    fn queue(&mut self, message: (u64, Vec<u8>)) {
+        self.outbox_bytes += message.1.len();
+        self.outbox.push_back(message);
+    }
+
+    fn has(&self, index: u64) -> bool {
+        (index < self.remote_contig || self.remote_has.contains(index))
+            && !self.refused.contains(&index)
+    }
+}
+
+#[derive(Debug)]
+struct DownloadRange {
+    id: u64,
+    start: u64,
+    /// First index not known to be stored.
+    cursor: u64,
+    end: Option<u64>,
+}
+
+/// The sans-IO replication state of one core: its peers, wants and requests in flight.
+#[derive(Debug)]
+pub struct ReplicatorCore {
+    core: Hypercore,
+    peers: BTreeMap<PeerId, Peer>,
+    next_peer: u64,
+    next_request: u64,
+    next_range: u64,
+    inflight: HashMap<u64, Inflight>,
+    blocks_inflight: HashSet<u64>,
+    upgrade_inflight: Option<u64>,
+    wanted: BTreeMap<u64, usize>,
+    ranges: Vec<DownloadRange>,
+    length: u64,
+    fork: u64,
+    contig: u64,
+    max_inflight: usize,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+fn encode<T: Encode>(v: &T) -> Vec<u8> {
+    v.to_bytes()
+}
+
+fn decode<'a, T: Decode<'a>>(kind: u64, payload: &'a [u8]) -> Result<T, PeerError> {
+    T::from_bytes(payload).map_err(|error| PeerError::Decode { kind, error })
+}
+
+impl ReplicatorCore {
+    /// Replication state for `core`, with no peers.
+    pub fn new(core: Hypercore) -> Self {
+        let length = core.length();
+        let fork = core.fork();
+        let mut me = Self {
+            core,
+            peers: BTreeMap::new(),
+            next_peer: 1,
+            next_request: 1,
+            next_range: 1,
+            inflight: HashMap::new(),
+            blocks_inflight: HashSet::new(),
+            upgrade_inflight: None,
+            wanted: BTreeMap::new(),
+            ranges: Vec::new(),
+            length,
+            fork,
+            contig: 0,
+            max_inflight: DEFAULT_MAX_INFLIGHT,
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        };
+        me.advance_contig();
+        me
+    }
+
+    /// The core.
+    pub fn core(&self) -> &Hypercore {
+        &self.core
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Sets how many requests may be in flight per peer.
+    pub fn set_max_inflight(&mut self, n: usize) {
+        self.max_inflight = n.max(1);
+    }
+
+    /// Adds a peer on a stream where we are `is_initiator` with `handshake_hash`; returns its id and the
+    /// handshake to open its channel with.
+    pub fn add_peer(&mut self, is_initiator: bool, handshake_hash: &[u8]) -> (PeerId, Vec<u8>) {
+        let key = self.core.key();
+        // A handshake hash is 64 bytes; caps only fail on longer ones, which then never match.
+        let ours = caps::replicate(is_initiator, &key, handshake_hash).unwrap_or([0; 32]);
+        let expected = caps::replicate(!is_initiator, &key, handshake_hash).unwrap_or([0xff; 32]);
+        let id = PeerId(self.next_peer);
+        self.next_peer += 1;
+        self.peers.insert(
+            id,
+            Peer {
+                expected_capability: expected,
+                opened: false,
+                remote: None,
+                remote_contig: 0,
+                remote_has: RangeSet::new(),
+                refused: HashSet::new(),
+                refused_upgrade: None,
+                inflight: 0,
+                outbox: VecDeque::new(),
+                outbox_bytes: 0,
+                pending: VecDeque::new(),
+                error: None,
+                contig_sent: 0,
+            },
+        );
+        let hs = Handshake {
+            seeks: false,
+            capability: ours,
+        };
+        (id, encode(&hs))
+    }
+
+    /// The remote's channel open arrived with `handshake`.
+    pub fn on_open(&mut self, peer: PeerId, handshake: &[u8]) -> Result<(), PeerError> {
+        let r = self.open_inner(peer, handshake);
+        self.fail_on_error(peer, r)
+    }
+
+    fn open_inner(&mut self, peer: PeerId, handshake: &[u8]) -> Result<(), PeerError> {
+        let hs: Handshake = decode(u64::MAX, handshake)?;
+        let contig = self.contig;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return Ok(());
+        };
+        if hs.capability != p.expected_capability {
+            return Err(PeerError::BadCapability);
+        }
+        if p.opened {
+            return Ok(());
+        }
+        p.opened = true;
+        self.send_sync(peer);
+        if contig > 0 {
+            self.send_range(peer, 0, contig);
+        }
+        self.event(Event::PeerOpened(peer));
+        self.update();
+        Ok(())
+    }
+
+    fn fail_on_error(&mut self, peer: PeerId, r: Result<(), PeerError>) -> Result<(), PeerError> {
+        if let Err(e) = &r {
+            self.stats.peers_dropped += 1;
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.error = Some(e.clone());
+            }
+            self.remove_peer(peer, &e.to_string());
+        }
+        r
+    }
+
+    /// A message arrived from `peer`. An error means the peer misbehaved: it is removed here and its
+    /// channel must be closed.
+    pub fn on_message(&mut self, peer: PeerId, kind: u64, payload: &[u8]) -> Result<(), PeerError> {
+        if !self.peers.get(&peer).is_some_and(|p| p.opened) {
+            return Ok(());
+        }
+        let r = self.message_inner(peer, kind, payload);
+        self.fail_on_error(peer, r)
+    }
+
+    fn message_inner(&mut self, peer: PeerId, k: u64, payload: &[u8]) -> Result<(), PeerError> {
+        match k {
+            kind::SYNC => self.on_sync(peer, decode(k, payload)?),
+            kind::REQUEST => self.on_request(peer, decode(k, payload)?),
+            kind::CANCEL => {
+                // Only a request still held back can be cancelled; answered ones are gone.
+                let c: Cancel = decode(k, payload)?;
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.pending.retain(|r| r.id != c.request);
+                }
+            }
+            kind::DATA => self.on_data(peer, &decode(k, payload)?)?,
+            kind::NO_DATA => self.on_no_data(peer, decode(k, payload)?),
+            kind::WANT => self.on_want(peer, decode(k, payload)?),
+            kind::UNWANT => {
+                let _: Want = decode(k, payload)?;
+            }
+            kind::BITFIELD => self.on_bitfield(peer, decode(k, payload)?),
+            kind::RANGE => self.on_range(peer, decode(k, payload)?),
+            // Extensions are not supported: ignored, as JS ignores unknown extension names.
+            _ => {}
+        }
+        self.update();
+        Ok(())
+    }
+
+    fn on_sync(&mut self, peer: PeerId, sync: Sync) {
+        let (fork, length) = (self.fork, self.length);
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.remote
+            .is_some_and(|r| r.length != sync.length || r.fork != sync.fork)
+        {
+            p.refused_upgrade = None;
+        }
+        p.remote = Some(sync);
+        if sync.fork == fork && length > sync.length {
+            self.send_sync(peer);
+        }
+    }
+
+    fn on_request(&mut self, peer: PeerId, req: Request) {
+        self.stats.requests_received += 1;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.outbox_bytes > OUTBOX_HIGH_WATER || !p.pending.is_empty() {
+            // As JS queues requests while the stream is not drained: answered in order as it drains.
+            p.pending.push_back(req);
+            return;
+        }
+        self.answer(peer, &req);
+    }
+
+    fn answer(&mut self, peer: PeerId, req: &Request) {
+        let answer = if req.fork != self.fork || req.block.is_some_and(|b| !self.core.has(b.index))
+        {
+            Err(NO_DATA_NOT_AVAILABLE)
+        } else {
+            self.core.proof(req).map_err(|_| NO_DATA_INVALID_REQUEST)
+        };
+        match answer {
+            Ok(data) => {
+                self.stats.data_sent += 1;
+                if let Some(b) = &data.block {
+                    self.stats.blocks_uploaded += 1;
+                    self.event(Event::Uploaded {
+                        index: b.index,
+                        peer,
+                    });
+                }
+                self.push(peer, kind::DATA, encode(&data));
+            }
+            Err(reason) => self.push(
+                peer,
+                kind::NO_DATA,
+                encode(&NoData {
+                    request: req.id,
+                    reason,
+                }),
+            ),
+        }
+    }
+
+    fn release(&mut self, id: u64) -> Option<Inflight> {
+        let inf = self.inflight.remove(&id)?;
+        if let Some(p) = self.peers.get_mut(&inf.peer) {
+            p.inflight = p.inflight.saturating_sub(1);
+        }
+        if let Some(b) = inf.block {
+            self.blocks_inflight.remove(&b);
+        }
+        if inf.upgrade && self.upgrade_inflight == Some(id) {
+            self.upgrade_inflight = None;
+        }
+        Some(inf)
+    }
+
+    fn on_data(&mut self, peer: PeerId, data: &Data) -> Result<(), PeerError> {
+        self.stats.data_received += 1;
+        match self.inflight.get(&data.request) {
+            Some(inf) if inf.peer == peer => {}
+            // Unrequested data (pushes, answers to cancelled or another peer's requests): ignored, as JS
+            // does without `allowPush`.
+            _ => return Ok(()),
+        }
+        let Some(inf) = self.release(data.request) else {
+            return Ok(());
+        };
+        let block_ok = match (inf.block, &data.block) {
+            (Some(i), Some(b)) => b.index == i,
+            (None, None) => true,
+            _ => false,
+        };
+        if !block_ok || (inf.upgrade && data.upgrade.is_none()) {
+            return Err(PeerError::Mismatch(data.request));
+        }
+        if let Some(fork) = inf.reorg {
+            if data.fork != fork || data.upgrade.as_ref().is_none_or(|u| u.start != 0) {
+                return Err(PeerError::Mismatch(data.request));
+            }
+        } else if data.fork != self.core.fork() {
+            // We or they moved to another fork meanwhile; not an offence.
+            return Ok(());
+        }
+        let before = self.core.length();
+        self.core
+            .apply_proof(data)
+            .map_err(|e: HypercoreError| PeerError::InvalidData(e.to_string()))?;
+        if let Some(b) = &data.block {
+            self.stats.blocks_downloaded += 1;
+            self.event(Event::Downloaded {
+                index: b.index,
+                peer,
+            });
+        }
+        let after = self.core.length();
+        if after > before {
+            self.event(Event::Upgraded {
+                length: after,
+                peer,
+            });
+        }
+        Ok(())
+    }
+
+    fn on_no_data(&mut self, peer: PeerId, msg: NoData) {
+        self.stats.no_data_received += 1;
+        match self.inflight.get(&msg.request) {
+            Some(inf) if inf.peer == peer => {}
+            _ => return,
+        }
+        let Some(inf) = self.release(msg.request) else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if let Some(b) = inf.block {
+            p.refused.insert(b);
+        }
+        if inf.upgrade {
+            p.refused_upgrade = p.remote.map(|r| (r.fork, r.length));
+        }
+    }
+
+    fn on_want(&mut self, peer: PeerId, want: Want) {
+        let end = want.start.saturating_add(want.length).min(self.length);
+        if self.contig > 0 && (end <= self.contig || self.contig == self.length) {
+            self.send_range(peer, 0, self.contig);
+            return;
+        }
+        for (s, e) in self.core.stored_runs(want.start, end, MAX_WANT_RANGES) {
+            self.send_range(peer, s, e - s);
+        }
+    }
+
+    fn on_bitfield(&mut self, peer: PeerId, msg: BitfieldMessage) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if msg.start < p.remote_contig {
+                p.remote_contig = msg.start;
+            }
+            // A bound on what a peer can make us remember (an honest one rarely has this many holes).
+            if p.remote_has.runs() < MAX_REMOTE_RUNS {
+                p.remote_has.apply_words(msg.start, &msg.bitfield);
+            }
+        }
+    }
+
+    fn on_range(&mut self, peer: PeerId, r: Range) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let end = r.start.saturating_add(r.length);
+        if r.drop {
+            if r.start < p.remote_contig {
+                // What was contiguous past the dropped range stays known.
+                p.remote_has.insert(end, p.remote_contig);
+                p.remote_contig = r.start;
+            }
+            p.remote_has.remove(r.start, end);
+        } else if r.start == 0 {
+            p.remote_contig = p.remote_contig.max(end);
+            p.refused.retain(|&i| i >= end);
+        } else if p.remote_has.runs() < MAX_REMOTE_RUNS {
+            p.remote_has.insert(r.start, end);
+            p.refused.retain(|&i| i < r.start || i >= end);
+        }
+    }
+
+    /// Removes a peer (its channel closed); its requests in flight go to other peers.
+    pub fn remove_peer(&mut self, peer: PeerId, reason: &str) {
+        let ids: Vec<u64> = self
+            .inflight
+            .iter()
+            .filter(|(_, inf)| inf.peer == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.release(id);
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            // Keep an errored peer until the driver saw the error (it closes the channel), then forget it.
+            p.opened = false;
+            p.outbox.clear();
+            p.outbox_bytes = 0;
+            p.pending.clear();
+            if p.error.is_none() {
+                self.peers.remove(&peer);
+            }
+        }
+        {
+            self.event(Event::PeerRemoved {
+                peer,
+                reason: reason.to_owned(),
+            });
+        }
+        self.update();
+    }
+
+    /// Forgets a peer entirely (after its channel was closed).
+    pub fn forget_peer(&mut self, peer: PeerId) {
+        if self.peers.contains_key(&peer) {
+            self.remove_peer(peer, "closed");
+            self.peers.remove(&peer);
+        }
+    }
+
+    /// The error a peer was dropped for, if any.
+    pub fn peer_error(&self, peer: PeerId) -> Option<&PeerError> {
+        self.peers.get(&peer).and_then(|p| p.error.as_ref())
+    }
+
+    /// Number of peers whose channel is open (capability checked).
+    pub fn open_peers(&self) -> usize {
+        self.peers.values().filter(|p| p.opened).count()
+    }
+
+    /// Wants block `index` (for a `get`): it is requested from a peer that has it. Calls nest.
+    pub fn want_block(&mut self, index: u64) {
+        *self.wanted.entry(index).or_insert(0) += 1;
+        self.update();
+    }
+
+    /// Undoes one [`ReplicatorCore::want_block`].
+    pub fn unwant_block(&mut self, index: u64) {
+        if let Some(n) = self.wanted.get_mut(&index) {
+            *n -= 1;
+            if *n == 0 {
+                self.wanted.remove(&index);
+            }
+        }
+    }
+
+    /// Downloads blocks `start..end` (`None`: to the end, following the core as it grows). Returns an id for
+    /// [`ReplicatorCore::remove_range`].
+    pub fn add_range(&mut self, start: u64, end: Option<u64>) -> u64 {
+        let id = self.next_range;
+        self.next_range += 1;
+        self.ranges.push(DownloadRange {
+            id,
+            start,
+            cursor: start,
+            end,
+        });
+        self.update();
+        id
+    }
+
+    /// Stops a download range.
+    pub fn remove_range(&mut self, id: u64) {
+        self.ranges.retain(|r| r.id != id);
+    }
+
+    /// True when at least one open peer sent its head and no upgrade it offers is pending.
+    pub fn is_updated(&self) -> bool {
+        let synced = self.peers.values().any(|p| p.opened && p.remote.is_some());
+        synced
+            && self.upgrade_inflight.is_none()
+            && self.upgrade_candidate().is_none()
+            && self.reorg_candidate().is_none()
+    }
+
+    /// The next message for `peer`: `(type, payload)`.
+    pub fn poll_transmit(&mut self, peer: PeerId) -> Option<(u64, Vec<u8>)> {
+        let p = self.peers.get_mut(&peer)?;
+        let m = p.outbox.pop_front()?;
+        p.outbox_bytes -= m.1.len();
+        if p.outbox_bytes <= OUTBOX_HIGH_WATER / 2 && !p.pending.is_empty() {
+            self.answer_pending(peer);
+        }
+        Some(m)
+    }
+
+    /// Answers held requests until the outbox is over its high-water mark again.
+    fn answer_pending(&mut self, peer: PeerId) {
+        loop {
+            let Some(p) = self.peers.get_mut(&peer) else {
+                return;
+            };
+            if p.outbox_bytes > OUTBOX_HIGH_WATER {
+                return;
+            }
+            let Some(req) = p.pending.pop_front() else {
+                return;
+            };
+            self.answer(peer, &req);
+        }
+    }
+
+    /// Ages `peer`'s requests in flight by one tick (the driver ticks each peer once a second); those
+    /// unanswered for [`REQUEST_TIMEOUT_TICKS`] are cancelled (a `cancel` is sent) and asked again, from
+    /// whichever peer has room. Returns how many timed out.
+    pub fn tick_peer(&mut self, peer: PeerId) -> usize {
+        let mut expired = Vec::new();
+        for (id, inf) in &mut self.inflight {
+            if inf.peer == peer {
+                inf.age += 1;
+                if inf.age >= REQUEST_TIMEOUT_TICKS {
+                    expired.push(*id);
+                }
+            }
+        }
+        for &id in &expired {
+            self.release(id);
+            self.push(peer, kind::CANCEL, encode(&Cancel { request: id }));
+        }
+        if !expired.is_empty() {
+            self.update();
+        }
+        expired.len()
+    }
+
+    /// True when so many requests wait for the outbox to drain that the peer's messages should not be read
+    /// until it does (a bound for peers that ask faster than they read).
+    pub fn is_backlogged(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.pending.len() >= MAX_PENDING_REQUESTS)
+    }
+
+    /// Peers with messages waiting in [`ReplicatorCore::poll_transmit`].
+    pub fn peers_with_output(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.outbox.is_empty() || p.error.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Queues an event; the oldest are dropped past [`MAX_EVENTS`] when nobody reads them.
+    fn event(&mut self, e: Event) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+
+    fn push(&mut self, peer: PeerId, k: u64, payload: Vec<u8>) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.queue((k, payload));
+        }
+    }
+
+    fn compat(&self) -> bool {
+        self.core
+            .manifest()
+            .is_none_or(|m| caps::manifest_hash(&m) != self.core.key())
+    }
+
+    fn send_sync(&mut self, peer: PeerId) {
+        let (fork, length) = (self.fork, self.length);
+        let has_manifest = !self.compat();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let remote_length = p.remote.filter(|r| r.fork == fork).map_or(0, |r| r.length);
+        // As JS `_canUpgrade`: from nothing always; from a length we do not exceed never.
+        let can_upgrade = match p.remote {
+            None => true,
+            Some(r) => r.fork == fork && (r.length == 0 || r.length < length),
+        };
+        let sync = Sync {
+            fork,
+            length,
+            remote_length,
+            can_upgrade,
+            uploading: true,
+            downloading: true,
+            has_manifest,
+            allow_push: false,
+        };
+        p.queue((kind::SYNC, encode(&sync)));
+    }
+
+    fn send_range(&mut self, peer: PeerId, start: u64, length: u64) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if start == 0 {
+                p.contig_sent = p.contig_sent.max(length);
+            }
+            p.queue((
+                kind::RANGE,
+                encode(&Range {
+                    drop: false,
+                    start,
+                    length,
+                }),
+            ));
+        }
+    }
+
+    fn advance_contig(&mut self) {
+        while self.contig < self.length && self.core.has(self.contig) {
+            self.contig += 1;
+        }
+    }
+
+    /// Picks up local changes (appends, truncations, stored proofs): tells peers about a new head and new
+    /// contiguous blocks. Called by every input; call it after appending to the core.
+    pub fn refresh_local(&mut self) {
+        let (length, fork) = (self.core.length(), self.core.fork());
+        let head_changed = length != self.length || fork != self.fork;
+        let old_length = self.length;
+        let forked = fork != self.fork;
+        if forked || length < self.length {
+            // A truncation or a reorg dropped blocks: count what is contiguous (and what ranges hold) again.
+            self.contig = 0;
+            for r in &mut self.ranges {
+                r.cursor = r.start;
+            }
+        }
+        self.length = length;
+        self.fork = fork;
+        self.advance_contig();
+        // Blocks past the contiguous prefix may be gone: tell peers (as JS `ontruncate` does).
+        let dropped = (self.contig < old_length && (forked || length < old_length))
+            .then(|| (self.contig, old_length - self.contig));
+        let open: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.opened)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in open {
+            if let Some((start, len)) = dropped {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.contig_sent = p.contig_sent.min(start);
+                    p.queue((
+                        kind::RANGE,
+                        encode(&Range {
+                            drop: true,
+                            start,
+                            length: len,
+                        }),
+                    ));
+                }
+            }
+            if head_changed {
+                self.send_sync(id);
+            }
+            let sent = self.peers.get(&id).map_or(0, |p| p.contig_sent);
+            if self.contig == self.length && self.contig > sent {
+                self.send_range(id, 0, self.contig);
+            }
+        }
+    }
+
+    fn upgrade_candidate(&self) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.opened && p.error.is_none())
+            .filter_map(|(id, p)| {
+                let r = p.remote?;
+                let ok = r.fork == self.fork
+                    && r.length > self.length
+                    && r.can_upgrade
+                    && p.refused_upgrade != Some((r.fork, r.length));
+                ok.then_some((r.length, *id))
+            })
+            .max()
+            .map(|(_, id)| id)
+    }
+
+    /// A peer on a newer fork (the writer truncated): take its tree with a reorg proof.
+    fn reorg_candidate(&self) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.opened && p.error.is_none())
+            .filter_map(|(id, p)| {
+                let r = p.remote?;
+                let ok = r.fork > self.fork
+                    && r.length > 0
+                    && p.refused_upgrade != Some((r.fork, r.length));
+                ok.then_some((r.fork, *id))
+            })
+            .max()
+            .map(|(_, id)| id)
+    }
+
+    fn send_reorg_request(&mut self, peer: PeerId) {
+        let Some(remote) = self.peers.get(&peer).and_then(|p| p.remote) else {
+            return;
+        };
+        let id = self.request_id();
+        let req = Request {
+            id,
+            fork: remote.fork,
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: remote.length,
+            }),
+            manifest: self.core.manifest().is_none(),
+            ..Request::default()
+        };
+        self.upgrade_inflight = Some(id);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.inflight += 1;
+        }
+        self.inflight.insert(
+            id,
+            Inflight {
+                peer,
+                block: None,
+                upgrade: true,
+                reorg: Some(remote.fork),
+                age: 0,
+            },
+        );
+        self.stats.requests_sent += 1;
+        self.push(peer, kind::REQUEST, encode(&req));
+    }
+
+    fn request_id(&mut self) -> u64 {
+        loop {
+            let id = self.next_request;
+            self.next_request = self.next_request.wrapping_add(1).max(1);
+            if !self.inflight.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn send_request(&mut self, peer: PeerId, block: Option<u64>, upgrade: bool) {
+        let id = self.request_id();
+        let mut req = Request {
+            id,
+            fork: self.fork,
+            ..Request::default()
+        };
+        if let Some(index) = block {
+            req.block = Some(RequestBlock {
+                index,
+                nodes: self.core.missing_nodes(2 * index),
+            });
+            self.blocks_inflight.insert(index);
+        }
+        if upgrade {
+            let remote = self.peers.get(&peer).and_then(|p| p.remote);
+            let target = remote.map_or(self.length, |r| r.length);
+            req.upgrade = Some(RequestUpgrade {
+                start: self.length,
+                length: target.saturating_sub(self.length),
+            });
+            req.manifest = self.core.manifest().is_none() && remote.is_some_and(|r| r.has_manifest);
+            self.upgrade_inflight = Some(id);
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.inflight += 1;
+        }
+        self.inflight.insert(
+            id,
+            Inflight {
+                peer,
+                block,
+                upgrade,
+                reorg: None,
+                age: 0,
+            },
+        );
+        self.stats.requests_sent += 1;
+        self.push(peer, kind::REQUEST, encode(&req));
+    }
+
+    /// Picks the peer with the fewest requests in flight that has `index` and room for one more.
+    fn peer_for(&self, index: u64) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| {
+                p.opened
+                    && p.error.is_none()
+                    && p.inflight < self.max_inflight
+                    && p.remote.is_some_and(|r| r.fork == self.fork)
+                    && p.has(index)
+            })
+            .min_by_key(|(_, p)| p.inflight)
+            .map(|(id, _)| *id)
+    }
+
+    fn all_saturated(&self) -> bool {
+        self.peers
+            .values()
+            .filter(|p| p.opened && p.error.is_none())
+            .all(|p| p.inflight >= self.max_inflight)
+    }
+
+    /// Sends the requests that can be sent now: an upgrade if a peer is ahead, then wanted blocks, then
+    /// download ranges (after [`ReplicatorCore::refresh_local`]). Every input calls it; call it after
+    /// changing the core directly (appending).
+    pub fn update(&mut self) {
+        self.refresh_local();
+        if self.upgrade_inflight.is_none() {
+            if let Some(peer) = self.reorg_candidate() {
+                self.send_reorg_request(peer);
+            } else if let Some(peer) = self.upgrade_candidate() {
+                self.send_request(peer, None, true);
+            }
+        }
+        if self.peers.is_empty() {
+            return;
+        }
+        let mut budget = SCAN_BUDGET;
+        let wanted: Vec<u64> = self
+            .wanted
+            .keys()
+            .copied()
+            .filter(|&i| i < self.length)
+            .collect();
+        for index in wanted {
+            if self.all_saturated() {
+                return;
+            }
+            self.try_request(index);
+        }
+        for r in 0..self.ranges.len() {
+            let Some(range) = self.ranges.get(r) else {
+                break;
+            };
+            let end = range.end.unwrap_or(u64::MAX).min(self.length);
+            let mut cursor = range.cursor;
+            while cursor < end && self.core.has(cursor) {
+                cursor += 1;
+            }
+            if let Some(range) = self.ranges.get_mut(r) {
+                range.cursor = cursor;
+            }
+            let mut index = cursor;
+            while index < end && budget > 0 {
+                if self.all_saturated() {
+                    return;
+                }
+                budget -= 1;
+                self.try_request(index);
+                index += 1;
+            }
+        }
+    }
+
+    fn try_request(&mut self, index: u64) {
+        if self.blocks_inflight.contains(&index) || self.core.has(index) {
+            return;
+        }
+        if let Some(peer) = self.peer_for(index) {
+            self.send_request(peer, Some(index), false);
+        }
+    }
+}
+
+/// The driver's shared state.
+#[derive(Debug)]
+struct Shared {
+    core: Hypercore,
+    state: Mutex<ReplicatorCore>,
+    notifies: Mutex<HashMap<PeerId, Arc<Notify>>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, ReplicatorCore> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the peer tasks that have something to send and every waiter.
+    fn kick(&self) {
+        let ready = self.lock().peers_with_output();
+        {
+            let n = self.notifies.lock().unwrap_or_else(PoisonError::into_inner);
+            for id in ready {
+                if let Some(w) = n.get(&id) {
+                    w.notify_one();
+                }
+            }
+        }
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut ReplicatorCore) -> R) -> R {
+        let r = f(&mut self.lock());
+        self.kick();
+        r
+    }
+}
+
+/// Replicates one core with every peer of every mux it is attached to. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Replicator {
+    shared: Arc<Shared>,
+}
+
+struct WantGuard<'a> {
+    shared: &'a Shared,
+    index: Option<u64>,
+    range: Option<u64>,
+}
+
+impl Drop for WantGuard<'_> {
+    fn drop(&mut self) {
+        let mut g = self.shared.lock();
+        if let Some(i) = self.index {
+            g.unwant_block(i);
+        }
+        if let Some(r) = self.range {
+            g.remove_range(r);
+        }
+    }
+}
+
+impl Replicator {
+    /// A replicator for `core` (not attached to anything yet).
+    pub fn new(core: Hypercore) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(ReplicatorCore::new(core.clone())),
+                core,
+                notifies: Mutex::new(HashMap::new()),
+                changed: watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// The core.
+    pub fn core(&self) -> &Hypercore {
+        &self.shared.core
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats()
+    }
+
+    /// Number of peers with an open channel.
+    pub fn peers(&self) -> usize {
+        self.shared.lock().open_peers()
+    }
+
+    /// Sets how many requests may be in flight per peer.
+    pub fn set_max_inflight(&self, n: usize) {
+        self.shared.lock().set_max_inflight(n);
+    }
+
+    /// Replicates the core over `mux`, where we are `is_initiator` on a stream with `handshake_hash`: opens
+    /// our `hypercore/alpha` channel and accepts the remote's (re)opens of it. Call inside a tokio runtime,
+    /// preferably from [`Mux::new_with`]'s setup so the remote's open cannot arrive first.
+    pub fn attach(&self, mux: &Mux, is_initiator: bool, handshake_hash: &[u8]) {
+        let dk = self.core().discovery_key();
+        let banned = Arc::new(AtomicBool::new(false));
+        if let Some(channel) = mux.create_channel(ChannelOptions::new(PROTOCOL).id(dk.to_vec())) {
+            self.spawn_peer(channel, is_initiator, handshake_hash, Arc::clone(&banned));
+        }
+        let mut pairing = mux.pair(PROTOCOL, Some(&dk));
+        let me = self.clone();
+        let hh = handshake_hash.to_vec();
+        tokio::spawn(async move {
+            while let Some(incoming) = pairing.next().await {
+                if banned.load(Ordering::Relaxed) {
+                    continue; // dropping it rejects
+                }
+                if let Some(channel) = incoming.accept_default() {
+                    me.spawn_peer(channel, is_initiator, &hh, Arc::clone(&banned));
+                }
+            }
+        });
+    }
+
+    fn spawn_peer(
+        &self,
+        channel: Channel,
+        is_initiator: bool,
+        handshake_hash: &[u8],
+        banned: Arc<AtomicBool>,
+    ) {
+        let (id, hs) = self.shared.lock().add_peer(is_initiator, handshake_hash);
+        if channel.open(&hs).is_err() {
+            self.shared.lock().forget_peer(id);
+            return;
+        }
+        let notify = Arc::new(Notify::new());
+        self.shared
+            .notifies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::clone(&notify));
+        let shared = Arc::clone(&self.shared);
+        let channel = Arc::new(channel);
+        tokio::spawn(async move {
+            let bad = run_peer(&shared, &channel, id, &notify).await;
+            if bad {
+                banned.store(true, Ordering::Relaxed);
+            }
+            channel.close();
+            shared
+                .notifies
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+            shared.with(|s| s.forget_peer(id));
+        });
+    }
+
+    /// Block `index`: from local storage, or else requested from a peer that has it, verified and stored
+    /// first. Waits (for peers, for the core to grow) until it is there; bound it with a timeout.
+    pub async fn get(&self, index: u64) -> Result<Vec<u8>, HypercoreError> {
+        let mut rx = self.core().subscribe();
+        if let Some(b) = self.core().get(index)? {
+            return Ok(b);
+        }
+        let _guard = WantGuard {
+            shared: &self.shared,
+            index: Some(index),
+            range: None,
+        };
+        self.shared.with(|s| s.want_block(index));
+        loop {
+            if let Some(b) = self.core().get(index)? {
+                return Ok(b);
+            }
+            if rx.changed().await.is_err() {
+                return Err(HypercoreError::Corrupt("core dropped".into()));
+            }
+        }
+    }
+
+    /// Downloads blocks `start..end` and waits until all are stored.
+    pub async fn download(&self, start: u64, end: u64) {
+        let mut rx = self.core().subscribe();
+        let id = self.shared.with(|s| s.add_range(start, Some(end)));
+        let _guard = WantGuard {
+            shared: &self.shared,
+            index: None,
+            range: Some(id),
+        };
+        let mut cursor = start;
+        loop {
+            while cursor < end && self.core().has(cursor) {
+                cursor += 1;
+            }
+            if cursor >= end {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Keeps downloading every block as the core grows until the returned guard is dropped.
+    pub fn download_all(&self) -> DownloadGuard {
+        let id = self.shared.with(|s| s.add_range(0, None));
+        DownloadGuard {
+            shared: Arc::clone(&self.shared),
+            id,
+        }
+    }
+
+    /// Waits until a peer told us its head and we took any upgrade it offered; returns the length.
+    pub async fn update(&self) -> u64 {
+        let mut rx = self.shared.changed.subscribe();
+        loop {
+            if self.shared.lock().is_updated() {
+                return self.core().length();
+            }
+            if rx.changed().await.is_err() {
+                return self.core().length();
+            }
+        }
+    }
+
+    /// Waits until at least `n` peers have an open channel.
+    pub async fn wait_for_peers(&self, n: usize) {
+        let mut rx = self.shared.changed.subscribe();
+        while self.peers() < n {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A receiver that sees a new value after every change of the replication state (a message processed,
+    /// a peer added or removed): subscribe, check what you wait for, then await `changed()` and check again.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.shared.changed.subscribe()
+    }
+
+    /// Drains the events seen so far.
+    pub fn events(&self) -> Vec<Event> {
+        let mut g = self.shared.lock();
+        std::iter::from_fn(|| g.poll_event()).collect()
+    }
+}
+
+/// Keeps a [`Replicator::download_all`] going; dropping it stops it.
+#[derive(Debug)]
+pub struct DownloadGuard {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for DownloadGuard {
+    fn drop(&mut self) {
+        self.shared.lock().remove_range(self.id);
+    }
+}
+
+/// How often a peer's requests in flight age ([`ReplicatorCore::tick_peer`]).
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Messages sent per cork (one batch frame).
+const FLUSH_BATCH: usize = 64;
+
+/// One peer's reader: waits for the remote's open, then feeds the channel's messages to the state, while
+/// [`write_peer`] sends what the state queues. Reading never waits for writing (so two peers pushing data
+/// at each other cannot deadlock on full buffers), except past [`MAX_PENDING_REQUESTS`] held requests.
+/// Returns true if the peer was dropped for misbehaving.
+async fn run_peer(
+    shared: &Arc<Shared>,
+    channel: &Arc<Channel>,
+    id: PeerId,
+    notify: &Arc<Notify>,
+) -> bool {
+    let Ok(handshake) = channel.opened().await else {
+        return false;
+    };
+    if shared.with(|s| s.on_open(id, &handshake)).is_err() {
+        return true;
+    }
+    let progress = Arc::new(Notify::new());
+    let mut writer = tokio::spawn(write_peer(
+        Arc::clone(shared),
+        Arc::clone(channel),
+        id,
+        Arc::clone(notify),
+        Arc::clone(&progress),
+    ));
+    let mut core_rx = shared.core.subscribe();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let bad = loop {
+        if shared.lock().peer_error(id).is_some() {
+            break true;
+        }
+        let backlogged = shared.lock().is_backlogged(id);
+        tokio::select! {
+            m = channel.recv(), if !backlogged => {
+                let Some((k, payload)) = m else {
+                    break false;
+                };
+                if shared.with(|s| s.on_message(id, k, &payload)).is_err() {
+                    break true;
+                }
+            }
+            () = progress.notified(), if backlogged => {}
+            r = core_rx.changed() => {
+                if r.is_ok() {
+                    shared.with(ReplicatorCore::update);
+                }
+            }
+            _ = tick.tick() => {
+                shared.with(|s| s.tick_peer(id));
+            }
+            _ = &mut writer => break false,
+        }
+    };
+    writer.abort();
+    bad
+}
+
+/// One peer's writer: sends the messages the state queued for it, a batch frame at a time, waiting while
+/// the stream is backed up. Ends when a send fails (the mux is gone).
+async fn write_peer(
+    shared: Arc<Shared>,
+    channel: Arc<Channel>,
+    id: PeerId,
+    notify: Arc<Notify>,
+    progress: Arc<Notify>,
+) {
+    loop {
+        let batch: Vec<(u64, Vec<u8>)> = {
+            let mut g = shared.lock();
+            std::iter::from_fn(|| g.poll_transmit(id))
+                .take(FLUSH_BATCH)
+                .collect()
+        };
+        if batch.is_empty() {
+            notify.notified().await;
+            continue;
+        }
+        channel.cork();
+        let mut failed = false;
+        for (k, payload) in &batch {
+            if channel.send(*k, payload).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        channel.uncork();
+        progress.notify_one();
+        if failed {
+            return;
+        }
+        // Answers to held requests may have been queued while sending.
+        shared.kick();
+    }
+}
+
+/// Starts a protomux over `transport` replicating `cores`, where we are `is_initiator` on a stream with
+/// `handshake_hash` (both must be what the secret-stream handshake gave this side).
+pub fn replicate<T: FrameTransport>(
+    transport: T,
+    is_initiator: bool,
+    handshake_hash: &[u8],
+    cores: &[Replicator],
+) -> Mux {
+    Mux::new_with(transport, |mux| {
+        for c in cores {
+            c.attach(mux, is_initiator, handshake_hash);
+        }
+    })
+    .0
+}
+
+/// [`replicate`] over a secret stream (role and handshake hash taken from it).
+pub fn replicate_stream<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: SecretStream<IO>,
+    cores: &[Replicator],
+) -> Mux {
+    let is_initiator = stream.is_initiator();
+    let hh = *stream.handshake_hash();
+    replicate(stream, is_initiator, &hh, cores)
+}
