@@ -3,9 +3,11 @@
 //! Exit codes: 0 when the pipe ended (or Ctrl-C), 1 on an error (one line on stderr), 2 on bad usage.
 
 use std::io::IsTerminal;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -14,13 +16,17 @@ use holepunch::base32::{hyperbeam_key_pair, hyperbeam_random_passphrase};
 use holepunch::crypto::KeyPair;
 use holepunch::hyperdht::{bootstrap, Connection, HyperDht, HyperDhtOpts};
 use hyperbeam_cli::cli::Cli;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
 
-/// Size of the stdin/stdout copy buffers.
-const BUFFER: usize = 256 * 1024;
+/// Size of the stdin/stdout chunks.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between each pump thread and the pipe.
+const CHUNKS_IN_FLIGHT: usize = 2;
 /// How long closing the server and the node may take at exit.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+mod pump;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -192,27 +198,31 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
     let (mut reader, mut writer) = tokio::io::split(conn);
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(Notify::new());
+    let mut input = pump::stdin(CHUNK, CHUNKS_IN_FLIGHT).context("reading stdin")?;
+    let mut output = pump::stdout(CHUNK, CHUNKS_IN_FLIGHT).context("writing stdout")?;
 
     let up = {
         let counters = counters.clone();
         let stop = stop.clone();
         async move {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = vec![0u8; BUFFER];
             let copied: anyhow::Result<()> = async {
                 loop {
-                    let n = tokio::select! {
-                        n = stdin.read(&mut buf) => n.context("reading stdin")?,
-                        () = stop.notified() => 0,
+                    let next = tokio::select! {
+                        next = input.next() => next,
+                        () = stop.notified() => None,
                     };
-                    let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
-                        break;
-                    };
+                    let Some(chunk) = next else { break };
+                    let (buf, n) = chunk.context("reading stdin")?;
                     writer
-                        .write_all(data)
+                        .write_all(buf.get(..n).unwrap_or_default())
                         .await
                         .context("writing to the peer")?;
+                    input.recycle(buf);
                     counters.sent.fetch_add(n as u64, Ordering::Relaxed);
+                    // Typed input goes out now; bulk input is flushed by the writes that follow it.
+                    if input.is_empty() {
+                        writer.flush().await.context("writing to the peer")?;
+                    }
                 }
                 writer.shutdown().await.context("ending the pipe")?;
                 Ok(())
@@ -224,20 +234,20 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
     let down = {
         let counters = counters.clone();
         async move {
-            let mut stdout = tokio::io::stdout();
-            let mut buf = vec![0u8; BUFFER];
             loop {
-                let n = reader
-                    .read(&mut buf)
+                let mut buf = output.buffer();
+                let (n, end) = read_available(&mut reader, &mut buf)
                     .await
                     .context("reading from the peer")?;
-                let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
+                if n > 0 {
+                    output.send(buf, n).await.context("writing stdout")?;
+                    counters.received.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                if end {
                     break;
-                };
-                stdout.write_all(data).await.context("writing stdout")?;
-                counters.received.fetch_add(n as u64, Ordering::Relaxed);
+                }
             }
-            stdout.flush().await.context("writing stdout")?;
+            output.finish().await.context("writing stdout")?;
             anyhow::Ok(reader)
         }
     };
@@ -294,6 +304,37 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// Reads what `reader` has into `buf`: waits for the first bytes, then takes whatever else is ready without
+/// waiting, so stdout gets few large writes. Returns the byte count and whether the stream ended.
+async fn read_available<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, bool)> {
+    let mut filled = reader.read(buf).await?;
+    if filled == 0 {
+        return Ok((0, true));
+    }
+    loop {
+        let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) else {
+            return Ok((filled, false));
+        };
+        let ready = std::future::poll_fn(|cx| {
+            let mut rb = ReadBuf::new(rest);
+            Poll::Ready(match Pin::new(&mut *reader).poll_read(cx, &mut rb) {
+                Poll::Pending => None,
+                Poll::Ready(r) => Some(r.map(|()| rb.filled().len())),
+            })
+        })
+        .await;
+        match ready {
+            None => return Ok((filled, false)),
+            Some(Ok(0)) => return Ok((filled, true)),
+            Some(Ok(n)) => filled += n,
+            Some(Err(e)) => return Err(e),
+        }
+    }
 }
 
 fn print_progress(counters: &Counters, started: Instant) {
