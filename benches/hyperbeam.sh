@@ -7,6 +7,9 @@
 #   TESTNET=rust|js                      the DHT: `hyperdht --testnet 5` (default) or tests/interop/js/testnet.js
 #   ONLY="rust js"                       which pairs to run
 #   LIMIT=300                            seconds allowed per transfer
+#   KEEP=1                               keeps the work directory (stderr of the last run of each side)
+#   NICE=-10                             runs both pairs at that priority (root only): on a machine shared with
+#                                        builds, this measures the programs rather than the scheduler
 #
 # One run: the announcer (sender) starts with a file of random bytes on stdin; once it printed its "Joined the
 # DHT" line, the connector (receiver) starts with the passphrase. From the connector's start we measure
@@ -54,7 +57,7 @@ WORK="$(mktemp -d "$WORK_BASE/hyperbeam-bench.XXXXXX")"
 TESTNET_PID=""
 cleanup() {
   if [ -n "$TESTNET_PID" ]; then kill "$TESTNET_PID" 2>/dev/null || true; wait "$TESTNET_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
+  if [ -n "${KEEP:-}" ]; then rm -f "$WORK/in"; echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -89,11 +92,15 @@ echo "   bootstrap $BOOTSTRAP" >&2
 # One transfer. argv: rust|js, run number. Prints one JSON line of figures, and a summary on stderr.
 run_once() {
   python3 - "$1" "$2" <<'PY'
-import json, os, subprocess, sys, threading, time
+import fcntl, json, os, subprocess, sys, threading, time
 
 pair = sys.argv[1]
 root, node_dir, work = os.environ["ROOT"], os.environ["NODE_DIR"], os.environ["WORK"]
 bootstrap, size, limit = os.environ["BOOTSTRAP"], int(os.environ["BYTES"]), float(os.environ["LIMIT"])
+
+if os.environ.get("NICE"):
+    # This process reads the receiver's output: it runs at the same priority as the pairs it measures.
+    os.nice(int(os.environ["NICE"]))
 
 def command(args):
     if pair == "rust":
@@ -153,6 +160,11 @@ with open(out_path, "wb") as out, open(os.path.join(work, "err_b"), "w") as err_
         b.kill()
     threading.Thread(target=watchdog, daemon=True).start()
     fd = b.stdout.fileno()
+    # A 1 MiB pipe (the default is 64 KiB), so that the receiver rarely waits for this reader.
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except OSError:
+        pass
     first = os.read(fd, 65536)
     t_first = time.monotonic()
     received = len(first)
@@ -206,8 +218,9 @@ PY
 }
 
 export ROOT NODE_DIR WORK BOOTSTRAP BYTES LIMIT
-for pair in $ONLY; do
-  for i in $(seq 1 "$REPEAT"); do
+# Runs alternate between the pairs, so that a change in the machine's load hits both alike.
+for i in $(seq 1 "$REPEAT"); do
+  for pair in $ONLY; do
     run_once "$pair" "$i" >> "$WORK/results_$pair"
   done
 done

@@ -1,6 +1,7 @@
 //! `hyperbeam`: a 1-1 end-to-end encrypted pipe over HyperDHT. See `hyperbeam --help`.
 //!
-//! Exit codes: 0 when the pipe ended (or Ctrl-C), 1 on an error (one line on stderr), 2 on bad usage.
+//! Exit codes: 0 when the pipe ended (or Ctrl-C), 1 on an error (one line on stderr), 2 on bad usage, 128 + the
+//! signal number for a second Ctrl-C (or SIGTERM) while the pipe is ending (the JS bin is killed by it).
 
 use std::io::IsTerminal;
 use std::pin::Pin;
@@ -22,7 +23,7 @@ use tokio::sync::Notify;
 /// Size of the stdin/stdout chunks.
 const CHUNK: usize = 256 * 1024;
 /// Chunks in flight between each pump thread and the pipe.
-const CHUNKS_IN_FLIGHT: usize = 2;
+const CHUNKS_IN_FLIGHT: usize = 4;
 /// How long closing the server and the node may take at exit.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -73,7 +74,10 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(e) => match e.downcast_ref::<Killed>() {
+            Some(killed) => killed.exit_code(),
+            None => fail(&e),
+        },
     }
 }
 
@@ -104,14 +108,42 @@ impl Interrupt {
         Ok(Self {})
     }
 
-    async fn wait(&mut self) {
+    /// Waits for the next signal; returns its number.
+    async fn wait(&mut self) -> i32 {
         #[cfg(unix)]
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => SIGTERM,
+            _ = self.int.recv() => SIGINT,
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            SIGINT
+        }
+    }
+}
+
+/// Signal numbers (the same on every unix).
+const SIGINT: i32 = 2;
+#[cfg(unix)]
+const SIGTERM: i32 = 15;
+
+/// A second signal while the pipe was ending. The JS bin handles only the first SIGINT, so the second one
+/// kills it; this ends the process at once with the status a shell reports for that (128 + the signal).
+#[derive(Debug)]
+struct Killed(i32);
+
+impl std::fmt::Display for Killed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "killed by signal {}", self.0)
+    }
+}
+
+impl std::error::Error for Killed {}
+
+impl Killed {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::from(u8::try_from(128 + self.0).unwrap_or(u8::MAX))
     }
 }
 
@@ -148,7 +180,7 @@ async fn run(
     };
     let opened = tokio::select! {
         r = open => Some(r),
-        () = interrupt.wait() => None,
+        _ = interrupt.wait() => None,
     };
     let result = match opened {
         None => {
@@ -161,6 +193,9 @@ async fn run(
             pipe(conn, &mut interrupt).await
         }
     };
+    if result.as_ref().is_err_and(|e| e.is::<Killed>()) {
+        return result;
+    }
     if let Some(mut server) = server {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, server.close()).await;
     }
@@ -280,9 +315,9 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
                 }
                 Err(e) => break Err(e),
             },
-            () = interrupt.wait() => {
+            signal = interrupt.wait() => {
                 if interrupted {
-                    break Ok(());
+                    break Err(Killed(signal).into());
                 }
                 interrupted = true;
                 stop.notify_one();
@@ -298,9 +333,18 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
     if let (Some(r), Some(w)) = (reader, writer) {
         let conn = r.unsplit(w);
         // Everything written reaches the peer before the node goes away.
-        tokio::select! {
-            r = conn.get_ref().closed() => r.context("closing the pipe")?,
-            () = interrupt.wait() => {}
+        let closed = conn.get_ref().closed();
+        tokio::pin!(closed);
+        loop {
+            tokio::select! {
+                r = &mut closed => break r.context("closing the pipe")?,
+                signal = interrupt.wait() => {
+                    if interrupted {
+                        return Err(Killed(signal).into());
+                    }
+                    interrupted = true;
+                }
+            }
         }
     }
     Ok(())
