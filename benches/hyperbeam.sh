@@ -61,9 +61,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== generating $BYTES random bytes" >&2
-head -c "$BYTES" /dev/urandom > "$WORK/in"
-
 echo "== starting a $TESTNET testnet of 5 nodes" >&2
 first_line() { # FILE: wait (at most 60 s) for the first line of FILE and print it
   local waited=0
@@ -88,6 +85,11 @@ else
   BOOTSTRAP="$(first_line "$WORK/testnet_out")"
 fi
 echo "   bootstrap $BOOTSTRAP" >&2
+
+# Generated after the testnet started: its nodes settle meanwhile (a node that just joined may not know yet
+# that it is reachable, and the Rust connector has no NAT holepunching).
+echo "== generating $BYTES random bytes" >&2
+head -c "$BYTES" /dev/urandom > "$WORK/in"
 
 # One transfer. argv: rust|js, run number. Prints one JSON line of figures, and a summary on stderr.
 run_once() {
