@@ -23,7 +23,11 @@ when stdin ends the write side is closed, and the program exits once the peer en
 Bootstrap list: HOST:PORT[,HOST:PORT...], where a bare PORT means 127.0.0.1:PORT. Without --bootstrap, the \
 HYPERDHT_BOOTSTRAP environment variable (same form) is used, else the public bootstrap nodes.
 
-Exit status: 0 when the pipe ended, 1 on an error, 2 on bad usage.
+Ctrl-C before a peer connected shuts down; after, it ends this side of the pipe, and the program exits once \
+the peer ends its side too. A second Ctrl-C exits at once with status 130.
+
+Exit status: 0 when the pipe ended (or was shut down), 1 on an error, 2 on bad usage, 130 after a second \
+Ctrl-C.
 
 Examples:
   hyperbeam < file.tar                      announce; prints the passphrase to give the other side

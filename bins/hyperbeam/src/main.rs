@@ -1,11 +1,14 @@
 //! `hyperbeam`: a 1-1 end-to-end encrypted pipe over HyperDHT. See `hyperbeam --help`.
 //!
-//! Exit codes: 0 when the pipe ended (or Ctrl-C), 1 on an error (one line on stderr), 2 on bad usage.
+//! Exit codes: 0 when the pipe ended (or Ctrl-C), 1 on an error (one line on stderr), 2 on bad usage, 128 + the
+//! signal number for a second Ctrl-C (or SIGTERM) while the pipe is ending (the JS bin is killed by it).
 
 use std::io::IsTerminal;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -14,13 +17,17 @@ use holepunch::base32::{hyperbeam_key_pair, hyperbeam_random_passphrase};
 use holepunch::crypto::KeyPair;
 use holepunch::hyperdht::{bootstrap, Connection, HyperDht, HyperDhtOpts};
 use hyperbeam_cli::cli::Cli;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
 
-/// Size of the stdin/stdout copy buffers.
-const BUFFER: usize = 256 * 1024;
+/// Size of the stdin/stdout chunks.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between each pump thread and the pipe.
+const CHUNKS_IN_FLIGHT: usize = 4;
 /// How long closing the server and the node may take at exit.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+mod pump;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -67,7 +74,10 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(e) => match e.downcast_ref::<Killed>() {
+            Some(killed) => killed.exit_code(),
+            None => fail(&e),
+        },
     }
 }
 
@@ -98,14 +108,42 @@ impl Interrupt {
         Ok(Self {})
     }
 
-    async fn wait(&mut self) {
+    /// Waits for the next signal; returns its number.
+    async fn wait(&mut self) -> i32 {
         #[cfg(unix)]
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => SIGTERM,
+            _ = self.int.recv() => SIGINT,
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            SIGINT
+        }
+    }
+}
+
+/// Signal numbers (the same on every unix).
+const SIGINT: i32 = 2;
+#[cfg(unix)]
+const SIGTERM: i32 = 15;
+
+/// A second signal while the pipe was ending. The JS bin handles only the first SIGINT, so the second one
+/// kills it; this ends the process at once with the status a shell reports for that (128 + the signal).
+#[derive(Debug)]
+struct Killed(i32);
+
+impl std::fmt::Display for Killed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "killed by signal {}", self.0)
+    }
+}
+
+impl std::error::Error for Killed {}
+
+impl Killed {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::from(u8::try_from(128 + self.0).unwrap_or(u8::MAX))
     }
 }
 
@@ -142,7 +180,7 @@ async fn run(
     };
     let opened = tokio::select! {
         r = open => Some(r),
-        () = interrupt.wait() => None,
+        _ = interrupt.wait() => None,
     };
     let result = match opened {
         None => {
@@ -161,6 +199,9 @@ async fn run(
             pipe(conn, &mut interrupt).await
         }
     };
+    if result.as_ref().is_err_and(|e| e.is::<Killed>()) {
+        return result;
+    }
     if let Some(mut server) = server {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, server.close()).await;
     }
@@ -198,27 +239,31 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
     let (mut reader, mut writer) = tokio::io::split(conn);
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(Notify::new());
+    let mut input = pump::stdin(CHUNK, CHUNKS_IN_FLIGHT).context("reading stdin")?;
+    let mut output = pump::stdout(CHUNK, CHUNKS_IN_FLIGHT).context("writing stdout")?;
 
     let up = {
         let counters = counters.clone();
         let stop = stop.clone();
         async move {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = vec![0u8; BUFFER];
             let copied: anyhow::Result<()> = async {
                 loop {
-                    let n = tokio::select! {
-                        n = stdin.read(&mut buf) => n.context("reading stdin")?,
-                        () = stop.notified() => 0,
+                    let next = tokio::select! {
+                        next = input.next() => next,
+                        () = stop.notified() => None,
                     };
-                    let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
-                        break;
-                    };
+                    let Some(chunk) = next else { break };
+                    let (buf, n) = chunk.context("reading stdin")?;
                     writer
-                        .write_all(data)
+                        .write_all(buf.get(..n).unwrap_or_default())
                         .await
                         .context("writing to the peer")?;
+                    input.recycle(buf);
                     counters.sent.fetch_add(n as u64, Ordering::Relaxed);
+                    // Typed input goes out now; bulk input is flushed by the writes that follow it.
+                    if input.is_empty() {
+                        writer.flush().await.context("writing to the peer")?;
+                    }
                 }
                 writer.shutdown().await.context("ending the pipe")?;
                 Ok(())
@@ -230,20 +275,20 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
     let down = {
         let counters = counters.clone();
         async move {
-            let mut stdout = tokio::io::stdout();
-            let mut buf = vec![0u8; BUFFER];
             loop {
-                let n = reader
-                    .read(&mut buf)
+                let mut buf = output.buffer();
+                let (n, end) = read_available(&mut reader, &mut buf)
                     .await
                     .context("reading from the peer")?;
-                let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
+                if n > 0 {
+                    output.send(buf, n).await.context("writing stdout")?;
+                    counters.received.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                if end {
                     break;
-                };
-                stdout.write_all(data).await.context("writing stdout")?;
-                counters.received.fetch_add(n as u64, Ordering::Relaxed);
+                }
             }
-            stdout.flush().await.context("writing stdout")?;
+            output.finish().await.context("writing stdout")?;
             anyhow::Ok(reader)
         }
     };
@@ -276,9 +321,9 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
                 }
                 Err(e) => break Err(e),
             },
-            () = interrupt.wait() => {
+            signal = interrupt.wait() => {
                 if interrupted {
-                    break Ok(());
+                    break Err(Killed(signal).into());
                 }
                 interrupted = true;
                 stop.notify_one();
@@ -294,12 +339,52 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
     if let (Some(r), Some(w)) = (reader, writer) {
         let conn = r.unsplit(w);
         // Everything written reaches the peer before the node goes away.
-        tokio::select! {
-            r = conn.get_ref().closed() => r.context("closing the pipe")?,
-            () = interrupt.wait() => {}
+        let closed = conn.get_ref().closed();
+        tokio::pin!(closed);
+        loop {
+            tokio::select! {
+                r = &mut closed => break r.context("closing the pipe")?,
+                signal = interrupt.wait() => {
+                    if interrupted {
+                        return Err(Killed(signal).into());
+                    }
+                    interrupted = true;
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Reads what `reader` has into `buf`: waits for the first bytes, then takes whatever else is ready without
+/// waiting, so stdout gets few large writes. Returns the byte count and whether the stream ended.
+async fn read_available<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, bool)> {
+    let mut filled = reader.read(buf).await?;
+    if filled == 0 {
+        return Ok((0, true));
+    }
+    loop {
+        let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) else {
+            return Ok((filled, false));
+        };
+        let ready = std::future::poll_fn(|cx| {
+            let mut rb = ReadBuf::new(rest);
+            Poll::Ready(match Pin::new(&mut *reader).poll_read(cx, &mut rb) {
+                Poll::Pending => None,
+                Poll::Ready(r) => Some(r.map(|()| rb.filled().len())),
+            })
+        })
+        .await;
+        match ready {
+            None => return Ok((filled, false)),
+            Some(Ok(0)) => return Ok((filled, true)),
+            Some(Ok(n)) => filled += n,
+            Some(Err(e)) => return Err(e),
+        }
+    }
 }
 
 fn print_progress(counters: &Counters, started: Instant) {

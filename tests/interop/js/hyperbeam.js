@@ -3,7 +3,8 @@
 // The bin has no bootstrap option, so this builds the Hyperbeam with `dht: new DHT({ bootstrap })` bound to
 // 127.0.0.1 (the tests stay on loopback; the Rust connector has no NAT holepunching, only the LAN shortcut),
 // and otherwise behaves as the bin: same stderr lines, stdin -> beam -> stdout, the far side's end ends this
-// side.
+// side, and the same SIGINT handling (before the peer connected: destroy and exit; after: end this side; a
+// second SIGINT kills the process).
 const Hyperbeam = require('hyperbeam')
 const DHT = require('hyperdht')
 
@@ -50,3 +51,15 @@ beam.on('end', () => beam.end())
 
 process.stdin.pipe(beam).pipe(process.stdout)
 if (typeof process.stdin.unref === 'function') process.stdin.unref()
+
+process.once('SIGINT', () => {
+  if (!beam.connected) closeASAP()
+  else beam.end()
+})
+
+function closeASAP () {
+  console.error('[hyperbeam] Shutting down beam...')
+  const timeout = setTimeout(() => process.exit(1), 2000)
+  beam.destroy()
+  beam.on('close', () => clearTimeout(timeout))
+}
