@@ -22,8 +22,16 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Starts a DHT node on the given bootstrap list.
 pub async fn open_dht(nodes: &[BootstrapNode]) -> anyhow::Result<HyperDht> {
     let bootstrap = bootstrap::resolve(nodes).await?;
+    // A testnet on this machine (every bootstrap node on loopback): stay on loopback too, so the
+    // addresses we announce are ones the other local peers reach.
+    let local = !bootstrap.is_empty() && bootstrap.iter().all(|a| a.ip().is_loopback());
     let dht = HyperDht::bind(HyperDhtOpts {
         bootstrap,
+        host: if local {
+            std::net::Ipv4Addr::LOCALHOST
+        } else {
+            std::net::Ipv4Addr::UNSPECIFIED
+        },
         ..HyperDhtOpts::default()
     })
     .await

@@ -62,6 +62,10 @@ async fn run(
         keys::read_authorized_peers(f)?;
     }
     let dht = hypershell_cli::open_dht(&nodes).await?;
+    // Know whether we are reachable before announcing, so clients get the right path at once.
+    dht.fully_bootstrapped()
+        .await
+        .context("bootstrapping the DHT node")?;
     let firewall = firewall_file.clone();
     let mut server = dht.create_server(move |remote, _| {
         let key = format_key(remote);

@@ -1,0 +1,255 @@
+//! The hypershell tools against JS hypershell 0.0.15 (tests/interop/hypershell) on a local testnet, in every
+//! pairing: Rust client with JS server, JS client with Rust server, Rust with Rust. Each runs a command
+//! (output and exit code), copies a folder of nested files both ways byte for byte, copies a single file,
+//! and checks that a key missing from the allow list is refused on both sides.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use holepunch::crypto::KeyPair;
+use holepunch::hypershell::format_key;
+use interop::JsTestnet;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Rust,
+    Js,
+}
+
+/// A child killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tool(side: Side, bin: &str, home: &Path, bootstrap: &str) -> Command {
+    let mut cmd = match side {
+        Side::Rust => {
+            let exe = match bin {
+                "client" => env!("CARGO_BIN_EXE_hypershell"),
+                "server" => env!("CARGO_BIN_EXE_hypershell-server"),
+                _ => env!("CARGO_BIN_EXE_hypershell-copy"),
+            };
+            let mut c = Command::new(exe);
+            c.arg("--bootstrap").arg(bootstrap);
+            c
+        }
+        Side::Js => {
+            interop::require_js();
+            let mut c = Command::new("node");
+            c.arg("js/hypershell_bin.js").arg(bin).arg(bootstrap);
+            c.current_dir(interop::interop_dir());
+            c
+        }
+    };
+    cmd.env("HOME", home).env_remove("HYPERDHT_BOOTSTRAP");
+    cmd
+}
+
+/// Runs to completion within [`TIMEOUT`] (killed after it).
+fn run(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let id = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("{cmd:?}: {e}")),
+        Err(_) => {
+            let _ = Command::new("kill").arg(id.to_string()).status();
+            panic!("{cmd:?} did not finish within {TIMEOUT:?}");
+        }
+    }
+}
+
+/// A home folder with a key file `~/.hypershell/peer` (hex seed, read by both implementations).
+fn home(base: &Path, name: &str, seed: u8) -> (PathBuf, KeyPair) {
+    let home = base.join(name);
+    let dir = home.join(".hypershell");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let kp = KeyPair::from_seed(&[seed; 32]);
+    std::fs::write(dir.join("peer"), format!("{}\n", hex::encode(kp.seed())))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (home, kp)
+}
+
+/// Starts a server in `home` allowing `allowed`; returns it and its key as printed.
+fn server(side: Side, home: &Path, bootstrap: &str, allowed: &[&KeyPair]) -> (Proc, String) {
+    let list: String = allowed
+        .iter()
+        .map(|k| format!("{}\n", format_key(&k.public)))
+        .collect();
+    std::fs::write(
+        home.join(".hypershell/authorized_peers"),
+        format!("# <public key>\n{list}"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = tool(side, "server", home, bootstrap);
+    cmd.current_dir(home);
+    if side == Side::Js {
+        cmd.current_dir(interop::interop_dir());
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn server: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let proc = Proc(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("[{side:?} server] {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(TIMEOUT)
+            .unwrap_or_else(|e| panic!("{side:?} server printed no key: {e}"));
+        if let Some(key) = line.strip_prefix("hypershell ") {
+            // Keep draining its output.
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            return (proc, key.trim().to_owned());
+        }
+    }
+}
+
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let mut es: Vec<_> = std::fs::read_dir(d)
+            .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
+            .map_while(Result::ok)
+            .collect();
+        es.sort_by_key(std::fs::DirEntry::file_name);
+        for e in es {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap_or(&p).display().to_string();
+            if p.is_dir() {
+                out.push((rel + "/", Vec::new()));
+                walk(base, &p, out);
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn sample_folder(dir: &Path) {
+    std::fs::create_dir_all(dir.join("sub/deeper")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.join("empty")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("a.txt"), b"hello\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("sub/b.txt"), b"").unwrap_or_else(|e| panic!("{e}"));
+    let big: Vec<u8> = (0..700_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(dir.join("sub/deeper/big.bin"), big).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn scenario(client: Side, srv: Side) {
+    let testnet = JsTestnet::start(5);
+    let bs = testnet.bootstrap_arg();
+    let base = std::env::temp_dir().join(format!(
+        "hypershell-it-{client:?}-{srv:?}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&base);
+    let (client_home, client_kp) = home(&base, "client", 1);
+    let (server_home, _) = home(&base, "server", 2);
+    let (stranger_home, _) = home(&base, "stranger", 3);
+    let (_server, key) = server(srv, &server_home, &bs, &[&client_kp]);
+
+    // A command: its output and exit code.
+    let mut cmd = tool(client, "client", &client_home, &bs);
+    cmd.arg(&key)
+        .args(["--", "sh", "-c", "echo out-$((6*7)); echo err >&2; exit 7"]);
+    let out = run(cmd);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("out-42"),
+        "stdout: {stdout:?} stderr: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", text(&out.stderr));
+
+    // A folder of nested files, both ways.
+    let data = base.join("data");
+    sample_folder(&data);
+    let up = base.join("uploaded");
+    let mut cmd = tool(client, "copy", &client_home, &bs);
+    cmd.arg(&data).arg(format!("{key}:{}", up.display()));
+    let out = run(cmd);
+    assert!(out.status.success(), "upload: {}", text(&out.stderr));
+    assert_eq!(tree(&data), tree(&up));
+    let down = base.join("downloaded");
+    let mut cmd = tool(client, "copy", &client_home, &bs);
+    cmd.arg(format!("{key}:{}", data.display())).arg(&down);
+    let out = run(cmd);
+    assert!(out.status.success(), "download: {}", text(&out.stderr));
+    assert_eq!(tree(&data), tree(&down));
+    // One file, and a missing one.
+    let one = base.join("one.txt");
+    let mut cmd = tool(client, "copy", &client_home, &bs);
+    cmd.arg(format!("{key}:{}", data.join("a.txt").display()))
+        .arg(&one);
+    let out = run(cmd);
+    assert!(out.status.success(), "file download: {}", text(&out.stderr));
+    assert_eq!(std::fs::read(&one).ok(), Some(b"hello\n".to_vec()));
+    if client == Side::Rust {
+        let mut cmd = tool(client, "copy", &client_home, &bs);
+        cmd.arg(format!("{key}:{}", base.join("nope").display()))
+            .arg(base.join("x"));
+        let out = run(cmd);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("No such file or directory"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+
+    // A key not on the allow list.
+    let mut cmd = tool(client, "client", &stranger_home, &bs);
+    cmd.arg(&key).args(["--", "true"]);
+    let out = run(cmd);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("firewalled"), "refused client said: {err}");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn rust_client_js_server() {
+    scenario(Side::Rust, Side::Js);
+}
+
+#[test]
+fn js_client_rust_server() {
+    scenario(Side::Js, Side::Rust);
+}
+
+#[test]
+fn rust_client_rust_server() {
+    scenario(Side::Rust, Side::Rust);
+}
