@@ -195,7 +195,27 @@ pub fn parse_remote_path(s: &str) -> Option<(String, String)> {
     is_key.then(|| (host.to_owned(), path.to_owned()))
 }
 
-/// The clap commands (for the docs generator): `(bin name, command)`.
+/// The `hypershell` clap command (for the docs generator).
+pub fn client_command() -> clap::Command {
+    ClientCli::command()
+}
+
+/// The `hypershell-server` clap command (for the docs generator).
+pub fn server_command() -> clap::Command {
+    ServerCli::command()
+}
+
+/// The `hypershell-keygen` clap command (for the docs generator).
+pub fn keygen_command() -> clap::Command {
+    KeygenCli::command()
+}
+
+/// The `hypershell-copy` clap command (for the docs generator).
+pub fn copy_command() -> clap::Command {
+    CopyCli::command()
+}
+
+/// The clap commands: `(bin name, command)`.
 pub fn commands() -> Vec<(&'static str, clap::Command)> {
     vec![
         ("hypershell", ClientCli::command()),
