@@ -442,12 +442,17 @@ mod tests {
         };
         assert_eq!(hex(&spawn), "026c7302032d6c61042f746d7050fd2c01");
         assert_eq!(
-            SpawnHandshake::from_bytes(&hex::decode("026c7302032d6c61042f746d7050fd2c01").unwrap_or_default())?,
+            SpawnHandshake::from_bytes(
+                &hex::decode("026c7302032d6c61042f746d7050fd2c01").unwrap_or_default()
+            )?,
             spawn
         );
         // The JS server's handshake ({}): width and height undefined become 9-byte zeros.
         let empty = hex::decode("0000ff0000000000000000ff0000000000000000").unwrap_or_default();
-        assert_eq!(SpawnHandshake::from_bytes(&empty)?, SpawnHandshake::default());
+        assert_eq!(
+            SpawnHandshake::from_bytes(&empty)?,
+            SpawnHandshake::default()
+        );
         assert_eq!(hex(&SpawnHandshake::default()), "00000000");
         let up = UploadHandshake {
             target: "/tmp/x".into(),
@@ -490,18 +495,26 @@ mod tests {
         assert_eq!(parse_seed_file(&file).map(|k| k.public), Ok(kp.public));
         let hexfile = format!("  {}  \n", hex::encode(kp.seed()));
         assert_eq!(parse_seed_file(&hexfile).map(|k| k.public), Ok(kp.public));
-        assert_eq!(parse_seed_file("# nothing\n").err(), Some(ConfigError::Empty));
+        assert_eq!(
+            parse_seed_file("# nothing\n").err(),
+            Some(ConfigError::Empty)
+        );
         assert!(matches!(
             parse_seed_file("nope"),
             Err(ConfigError::InvalidKey { .. })
         ));
 
         let pk = format_key(&kp.public);
-        let text = format!("# <public key>\n{pk}\n\n   {}   # laptop\n", hex::encode([1u8; 32]));
+        let text = format!(
+            "# <public key>\n{pk}\n\n   {}   # laptop\n",
+            hex::encode([1u8; 32])
+        );
         assert_eq!(parse_authorized_peers(&text), Ok(vec![kp.public, [1; 32]]));
         assert!(parse_authorized_peers("garbage\n").is_err());
 
-        let known = parse_known_peers(&format!("# <name> <public key>\nbox   {pk}\nbad line here x\n"));
+        let known = parse_known_peers(&format!(
+            "# <name> <public key>\nbox   {pk}\nbad line here x\n"
+        ));
         assert_eq!(known, vec![("box".to_owned(), pk.clone())]);
         assert_eq!(resolve_peer("box", &known), Ok(kp.public));
         assert_eq!(resolve_peer(&pk, &known), Ok(kp.public));
@@ -510,7 +523,9 @@ mod tests {
 
     #[test]
     fn tunnels() {
-        let t: LocalTunnel = "8080:localhost:80".parse().unwrap_or_else(|e| panic!("{e}"));
+        let t: LocalTunnel = "8080:localhost:80"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             t,
             LocalTunnel {
@@ -520,7 +535,9 @@ mod tests {
                 remote_port: 80
             }
         );
-        let t: LocalTunnel = "127.0.0.1:1:10.0.0.1:2".parse().unwrap_or_else(|e| panic!("{e}"));
+        let t: LocalTunnel = "127.0.0.1:1:10.0.0.1:2"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((t.local_host.as_str(), t.local_port), ("127.0.0.1", 1));
         assert_eq!((t.remote_host.as_str(), t.remote_port), ("10.0.0.1", 2));
         assert!("80".parse::<LocalTunnel>().is_err());
