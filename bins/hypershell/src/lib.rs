@@ -1,12 +1,13 @@
 //! The hypershell tools (`hypershell`, `hypershell-server`, `hypershell-keygen`, `hypershell-copy`): their
 //! command lines ([`cli`], also read by the docs generator), key files ([`keys`]), the shell channel
-//! ([`shell`]) and file transfers ([`transfer`]), wire compatible with JS hypershell 0.0.15 (see
+//! ([`shell`]), file transfers ([`transfer`]) and local port forwarding ([`tunnel`]), wire compatible with JS hypershell 0.0.15 (see
 //! [`holepunch::hypershell`] for the protocol).
 
 pub mod cli;
 pub mod keys;
 pub mod shell;
 pub mod transfer;
+pub mod tunnel;
 
 use std::time::Duration;
 

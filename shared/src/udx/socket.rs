@@ -629,6 +629,47 @@ impl UdxStream {
         })
     }
 
+    /// Connects to stream `remote_id` of the peer that the stream of `beside` is connected to, through the
+    /// socket carrying it (same instance): a second stream next to an established one, as hyperdht's
+    /// `DHT.connectRawStream(encryptedStream, rawStream, remoteId)`. Take `beside` with
+    /// [`UdxStream::control`] before handing the established stream away.
+    pub fn connect_beside(&self, beside: &UdxStreamControl, remote_id: u32) -> io::Result<()> {
+        let other = beside
+            .shared
+            .upgrade()
+            .filter(|o| Arc::ptr_eq(&self.shared, o))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the stream beside is gone or belongs to another Udx instance",
+                )
+            })?;
+        let (socket, addr) = {
+            let inner = other.lock();
+            let slot = inner
+                .streams
+                .get(&beside.id)
+                .ok_or_else(|| no_stream(beside.id))?;
+            match (slot.socket, slot.stream.remote()) {
+                (Some(socket), Some((_, addr))) => (socket, addr),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "the stream beside is not connected",
+                    ))
+                }
+            }
+        };
+        drop(other);
+        self.with_slot(|slot| {
+            if slot.stream.remote().is_some() {
+                return Err(already_connected());
+            }
+            slot.socket = Some(socket);
+            connect_slot(slot, remote_id, addr)
+        })
+    }
+
     /// Moves the stream to another remote (id and address), keeping its state. New packets go to the new
     /// remote; packets already sent to the old one are retransmitted there until acknowledged (as libudx does),
     /// so keep the old path up until [`UdxStream::remote_changed`] completes.

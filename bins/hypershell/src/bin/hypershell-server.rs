@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use holepunch::hyperdht::Connection;
+use holepunch::hyperdht::{Connection, HyperDht};
 use holepunch::hypershell::{
     format_key, PROTOCOL_DOWNLOAD, PROTOCOL_SHELL, PROTOCOL_TUNNEL_LOCAL, PROTOCOL_UPLOAD,
 };
 use holepunch::protomux::{Mux, Pairing};
 use hypershell_cli::cli::ServerCli;
+use hypershell_cli::tunnel::{self, TunnelPolicy};
 use hypershell_cli::{keys, shell, transfer, CLOSE_TIMEOUT, KEEP_ALIVE};
 
 fn main() -> ExitCode {
@@ -27,9 +28,6 @@ fn main() -> ExitCode {
         Ok(n) => n,
         Err(e) => e.exit(),
     };
-    if cli.serves("tunnel") && cli.protocol.is_some() {
-        eprintln!("Notice: the tunnel protocol is not supported by this implementation yet");
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -99,12 +97,16 @@ async fn run(
         println!("Server key: {}", format_key(&key_pair.public));
     }
     println!();
+    let policy = Arc::new(TunnelPolicy {
+        hosts: cli.tunnel_host.clone(),
+        ports: cli.tunnel_port.clone(),
+    });
     let cli = Arc::new(cli);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             conn = server.accept() => match conn {
-                Some(conn) => { tokio::spawn(serve_connection(conn, cli.clone())); }
+                Some(conn) => { tokio::spawn(serve_connection(conn, cli.clone(), dht.clone(), policy.clone())); }
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => break,
@@ -116,8 +118,14 @@ async fn run(
     Ok(())
 }
 
-async fn serve_connection(mut conn: Connection, cli: Arc<ServerCli>) {
+async fn serve_connection(
+    mut conn: Connection,
+    cli: Arc<ServerCli>,
+    dht: HyperDht,
+    policy: Arc<TunnelPolicy>,
+) {
     conn.set_keep_alive(Some(KEEP_ALIVE));
+    let beside = conn.get_ref().control();
     let remote = format_key(conn.remote_public_key());
     let (mux, pairings) = Mux::new_with(conn, |mux| {
         let mut p: Vec<(&'static str, Pairing)> = Vec::new();
@@ -125,26 +133,29 @@ async fn serve_connection(mut conn: Connection, cli: Arc<ServerCli>) {
             ("shell", PROTOCOL_SHELL),
             ("upload", PROTOCOL_UPLOAD),
             ("download", PROTOCOL_DOWNLOAD),
+            ("tunnel", PROTOCOL_TUNNEL_LOCAL),
         ] {
             if cli.serves(name) {
                 p.push((protocol, mux.pair(protocol, None)));
             }
         }
-        let _ = PROTOCOL_TUNNEL_LOCAL;
         p
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (protocol, mut pairing) in pairings {
+        let (dht, beside, policy) = (dht.clone(), beside.clone(), policy.clone());
         tasks.spawn(async move {
             let mut sessions = tokio::task::JoinSet::new();
             while let Some(incoming) = pairing.next().await {
                 let Some(channel) = incoming.accept_default() else {
                     continue;
                 };
+                let (dht, beside, policy) = (dht.clone(), beside.clone(), policy.clone());
                 sessions.spawn(async move {
                     let r = match protocol {
                         PROTOCOL_SHELL => shell::serve(channel).await,
                         PROTOCOL_UPLOAD => transfer::serve_upload(channel).await,
+                        PROTOCOL_TUNNEL_LOCAL => tunnel::serve(channel, dht, beside, policy).await,
                         _ => transfer::serve_download(channel).await,
                     };
                     if let Err(e) = r {

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use holepunch::protomux::Mux;
 use hypershell_cli::cli::ClientCli;
-use hypershell_cli::{keys, shell, CLOSE_TIMEOUT};
+use hypershell_cli::{keys, shell, tunnel, CLOSE_TIMEOUT};
 
 fn main() -> ExitCode {
     let cli = ClientCli::parse();
@@ -20,12 +20,6 @@ fn main() -> ExitCode {
         Ok(n) => n,
         Err(e) => e.exit(),
     };
-    if !cli.local.is_empty() {
-        eprintln!(
-            "hypershell: -L (local port forwarding) is not supported by this implementation yet"
-        );
-        return ExitCode::FAILURE;
-    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -38,6 +32,25 @@ fn main() -> ExitCode {
         let key_pair = keys::load_or_generate(&keyfile)?;
         let server = keys::resolve_server(&cli.server)?;
         let dht = hypershell_cli::open_dht(&nodes).await?;
+        if !cli.local.is_empty() {
+            // One connection per tunnel, as the JS; runs until one fails or Ctrl-C.
+            let mut tunnels = tokio::task::JoinSet::new();
+            for spec in cli.local.clone() {
+                let (dht, kp) = (dht.clone(), key_pair.clone());
+                tunnels.spawn(async move { tunnel::run_client(&dht, &server, &kp, &spec).await });
+            }
+            let result = tokio::select! {
+                r = tunnels.join_next() => match r {
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => Err(e.into()),
+                    None => Ok(()),
+                },
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            };
+            tunnels.abort_all();
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, dht.destroy()).await;
+            return result.map(|()| 0);
+        }
         let result = async {
             let conn = hypershell_cli::connect(&dht, &server, &key_pair).await?;
             let mux = Mux::new(conn);
