@@ -177,7 +177,7 @@ fn scenario(client: Side, srv: Side) {
     let _ = std::fs::remove_dir_all(&base);
     let (client_home, client_kp) = home(&base, "client", 1);
     let (server_home, _) = home(&base, "server", 2);
-    let (stranger_home, _) = home(&base, "stranger", 3);
+    let (stranger_home, stranger_kp) = home(&base, "stranger", 3);
     let (_server, key) = server(srv, &server_home, &bs, &[&client_kp]);
 
     // A command: its output and exit code.
@@ -229,6 +229,9 @@ fn scenario(client: Side, srv: Side) {
         );
     }
 
+    // -L: two TCP connections through the server to an echo server.
+    tunnel(client, &client_home, &bs, &key);
+
     // A key not on the allow list.
     let mut cmd = tool(client, "client", &stranger_home, &bs);
     cmd.arg(&key).args(["--", "true"]);
@@ -236,7 +239,83 @@ fn scenario(client: Side, srv: Side) {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("firewalled"), "refused client said: {err}");
+    // The allow list is read live: once the key is added, it gets in.
+    let list = server_home.join(".hypershell/authorized_peers");
+    let mut text_list = std::fs::read_to_string(&list).unwrap_or_default();
+    text_list.push_str(&format!("{}\n", format_key(&stranger_kp.public)));
+    std::fs::write(&list, text_list).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let mut cmd = tool(client, "client", &stranger_home, &bs);
+        cmd.arg(&key).args(["--", "sh", "-c", "echo admitted"]);
+        let out = run(cmd);
+        if text(&out.stdout).contains("admitted") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the added key is still refused: {}",
+            text(&out.stderr)
+        );
+    }
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Runs `-L 127.0.0.1:0:127.0.0.1:<echo port>` and sends two connections through it.
+fn tunnel(client: Side, home: &Path, bs: &str, key: &str) {
+    use std::io::{Read, Write};
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let echo_port = echo.local_addr().map(|a| a.port()).unwrap_or_default();
+    std::thread::spawn(move || {
+        for conn in echo.incoming() {
+            let Ok(mut conn) = conn else { break };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(buf.get(..n).unwrap_or_default()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let mut cmd = tool(client, "client", home, bs);
+    cmd.arg(key)
+        .arg("-L")
+        .arg(format!("127.0.0.1:0:127.0.0.1:{echo_port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn -L client: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let _proc = Proc(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(TIMEOUT)
+        .unwrap_or_else(|e| panic!("{client:?} -L client printed nothing: {e}"));
+    let port: u16 = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected tunnel line {line:?}"));
+    for round in 0..2 {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("connect to the tunnel: {e}"));
+        c.set_read_timeout(Some(TIMEOUT)).unwrap_or_else(|e| panic!("{e}"));
+        let msg: Vec<u8> = (0..50_000u32).map(|i| (i * 7 + round) as u8).collect();
+        c.write_all(&msg).unwrap_or_else(|e| panic!("{e}"));
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back)
+            .unwrap_or_else(|e| panic!("{client:?} tunnel echo, round {round}: {e}"));
+        assert_eq!(back, msg);
+    }
 }
 
 #[test]
