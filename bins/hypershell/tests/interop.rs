@@ -209,9 +209,15 @@ fn scenario(client: Side, srv: Side) {
     assert!(out.status.success(), "download: {}", text(&out.stderr));
     assert_eq!(tree(&data), tree(&down));
     // One file, and a missing one.
+    // (By name, from ~/.hypershell/known_peers.)
+    std::fs::write(
+        client_home.join(".hypershell/known_peers"),
+        format!("# <name> <public key>\nmy-box {key}\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let one = base.join("one.txt");
     let mut cmd = tool(client, "copy", &client_home, &bs);
-    cmd.arg(format!("{key}:{}", data.join("a.txt").display()))
+    cmd.arg(format!("@my-box:{}", data.join("a.txt").display()))
         .arg(&one);
     let out = run(cmd);
     assert!(out.status.success(), "file download: {}", text(&out.stderr));
