@@ -1552,6 +1552,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connect_beside_uses_the_socket_and_peer_of_another_stream() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let (ua, ub) = (a.udx(), b.udx());
+        // Streams created without a socket, connected through one (as hyperdht's connections).
+        let sa = ua.create_stream(1).expect("stream 1");
+        let sb = ub.create_stream(2).expect("stream 2");
+        sa.connect_via(&a, 2, b.local_addr()).expect("connect a");
+        sb.connect_via(&b, 1, a.local_addr()).expect("connect b");
+        // Second streams beside them.
+        let ta = ua.create_stream(11).expect("stream 11");
+        let tb = ub.create_stream(12).expect("stream 12");
+        ta.connect_beside(&sa.control(), 12).expect("beside a");
+        tb.connect_beside(&sb.control(), 11).expect("beside b");
+        assert_eq!(ta.remote(), Some((12, b.local_addr())));
+        assert!(
+            ta.connect_beside(&sa.control(), 12).is_err(),
+            "already connected"
+        );
+        ta.send_message(b"beside").expect("send");
+        let got = tokio::time::timeout(LIMIT, tb.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(got, b"beside".to_vec());
+        // Beside an unconnected stream, or a stream of another instance: refused.
+        let lone = ua.create_stream(21).expect("stream 21");
+        let other = ua.create_stream(22).expect("stream 22");
+        assert!(other.connect_beside(&lone.control(), 5).is_err());
+        assert!(other.connect_beside(&sb.control(), 5).is_err());
+    }
+
+    #[tokio::test]
     async fn messages_flow_between_connected_streams() {
         let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
         let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
