@@ -168,6 +168,25 @@ fn entry_target(dir: &Path, name: &Path, single_file: Option<&Path>) -> Option<P
     Some(out)
 }
 
+/// Whether a folder on the way from `target` to `dest` (both excluded) is a symbolic link.
+fn through_symlink(target: &Path, dest: &Path) -> bool {
+    let Ok(rel) = dest.strip_prefix(target) else {
+        return true;
+    };
+    let mut at = target.to_path_buf();
+    let mut parts = rel.components().peekable();
+    while let Some(c) = parts.next() {
+        if parts.peek().is_none() {
+            break;
+        }
+        at.push(c);
+        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Extracts a tar stream as tar-fs does: into `target` when `is_directory`, else the (single) file
 /// becomes `target`. Modes keep the archived ones plus read/write for everyone, less the umask.
 pub fn extract(input: impl Read, target: &Path, is_directory: bool) -> io::Result<()> {
@@ -182,6 +201,13 @@ pub fn extract(input: impl Read, target: &Path, is_directory: bool) -> io::Resul
                 name.display()
             )));
         };
+        // A symlink extracted earlier must not lead a later entry out of the target.
+        if single.is_none() && through_symlink(target, &dest) {
+            return Err(io::Error::other(format!(
+                "refusing {}: it goes through a symbolic link",
+                name.display()
+            )));
+        }
         let mode = entry.header().mode().unwrap_or(0o644);
         match entry.header().entry_type() {
             tar::EntryType::Directory => {
@@ -498,6 +524,53 @@ mod tests {
         Ok(out)
     }
 
+    /// Every file and folder under `dir`, relative.
+    fn listing(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                out.push(p.strip_prefix(dir).unwrap_or(&p).to_path_buf());
+                if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                    todo.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Truncated and mutated archives (bytes from the network) give errors or partial trees, never a
+        /// panic, and nothing is written outside the target.
+        #[test]
+        fn hostile_archives_stay_inside(cut in 0usize..6000, flips in proptest::collection::vec((0usize..6000, proptest::prelude::any::<u8>()), 0..8)) {
+            let base = std::env::temp_dir().join(format!("hypershell-tar-fuzz-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&base);
+            let src = base.join("src");
+            fs::create_dir_all(src.join("d/e")).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            fs::write(src.join("d/e/f.txt"), b"content").map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            fs::write(src.join("g"), vec![1u8; 1500]).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let mut tarball = Vec::new();
+            pack(&src, &mut tarball).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            tarball.truncate(cut.min(tarball.len()));
+            for (at, byte) in flips {
+                let n = tarball.len().max(1);
+                if let Some(b) = tarball.get_mut(at % n) {
+                    *b ^= byte;
+                }
+            }
+            let out = base.join("out");
+            let _ = extract(&tarball[..], &out.join("t"), true);
+            // Everything written is under out/t.
+            for p in listing(&out) {
+                proptest::prop_assert!(p.starts_with("t"), "escaped: {}", p.display());
+            }
+            let _ = fs::remove_dir_all(&base);
+        }
+    }
+
     #[test]
     fn pack_extract_round_trip() -> io::Result<()> {
         let base = std::env::temp_dir().join(format!("hypershell-tar-{}", std::process::id()));
@@ -527,6 +600,18 @@ mod tests {
         let evil = evil.into_inner()?;
         assert!(extract(&evil[..], &base.join("e"), true).is_err());
         assert!(!base.join("evil").exists());
+        // Nor through a symlink the archive made.
+        let mut evil = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        evil.append_link(&mut h, "link", &base)?;
+        let mut h = tar::Header::new_ustar();
+        h.set_size(1);
+        evil.append_data(&mut h, "link/escaped", &b"x"[..])?;
+        let evil = evil.into_inner()?;
+        assert!(extract(&evil[..], &base.join("s"), true).is_err());
+        assert!(!base.join("escaped").exists());
         fs::remove_dir_all(&base)
     }
 }
