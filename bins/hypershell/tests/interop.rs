@@ -45,6 +45,11 @@ fn tool(side: Side, bin: &str, home: &Path, bootstrap: &str) -> Command {
         }
         Side::Js => {
             interop::require_js();
+            let modules = interop::interop_dir().join("hypershell/node_modules/hypershell");
+            assert!(
+                modules.is_dir(),
+                "JS hypershell is not installed: run `npm ci` in tests/interop/hypershell (.ci/run does this)"
+            );
             let mut c = Command::new("node");
             c.arg("js/hypershell_bin.js").arg(bin).arg(bootstrap);
             c.current_dir(interop::interop_dir());
