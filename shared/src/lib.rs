@@ -10,6 +10,7 @@ pub mod dht_rpc;
 pub mod flat_tree;
 pub mod hypercore;
 pub mod hyperdht;
+pub mod hypershell;
 pub mod hyperswarm;
 pub mod id_encoding;
 pub mod noise;

@@ -37,6 +37,22 @@ pub const TOOLS: &[Tool] = &[
         name: "hyperssh",
         command: hyperssh_cli::cli::command,
     },
+    Tool {
+        name: "hypershell",
+        command: hypershell_cli::cli::client_command,
+    },
+    Tool {
+        name: "hypershell-server",
+        command: hypershell_cli::cli::server_command,
+    },
+    Tool {
+        name: "hypershell-keygen",
+        command: hypershell_cli::cli::keygen_command,
+    },
+    Tool {
+        name: "hypershell-copy",
+        command: hypershell_cli::cli::copy_command,
+    },
 ];
 
 /// The folders the generated files live in, relative to the workspace root.

@@ -436,6 +436,12 @@ impl HyperDht {
         Err(io::Error::other("no free udx stream id").into())
     }
 
+    /// A new UDX stream of this node with a free random id (`dht.createRawStream()`); connect it next to a
+    /// connection with [`UdxStream::connect_beside`] (`DHT.connectRawStream`).
+    pub fn raw_stream(&self) -> Result<UdxStream> {
+        self.create_raw_stream()
+    }
+
     fn secret_stream(&self, raw: UdxStream, is_initiator: bool, hs: HandshakeResult) -> Connection {
         // From now on the stream follows its peer to whichever of our sockets its packets arrive on, as the
         // JS `onsocket` hooks do with `changeRemote`: the two ends can pick different paths (a server that

@@ -635,6 +635,47 @@ impl UdxStream {
         })
     }
 
+    /// Connects to stream `remote_id` of the peer that the stream of `beside` is connected to, through the
+    /// socket carrying it (same instance): a second stream next to an established one, as hyperdht's
+    /// `DHT.connectRawStream(encryptedStream, rawStream, remoteId)`. Take `beside` with
+    /// [`UdxStream::control`] before handing the established stream away.
+    pub fn connect_beside(&self, beside: &UdxStreamControl, remote_id: u32) -> io::Result<()> {
+        let other = beside
+            .shared
+            .upgrade()
+            .filter(|o| Arc::ptr_eq(&self.shared, o))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the stream beside is gone or belongs to another Udx instance",
+                )
+            })?;
+        let (socket, addr) = {
+            let inner = other.lock();
+            let slot = inner
+                .streams
+                .get(&beside.id)
+                .ok_or_else(|| no_stream(beside.id))?;
+            match (slot.socket, slot.stream.remote()) {
+                (Some(socket), Some((_, addr))) => (socket, addr),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "the stream beside is not connected",
+                    ))
+                }
+            }
+        };
+        drop(other);
+        self.with_slot(|slot| {
+            if slot.stream.remote().is_some() {
+                return Err(already_connected());
+            }
+            slot.socket = Some(socket);
+            connect_slot(slot, remote_id, addr)
+        })
+    }
+
     /// Moves the stream to another remote (id and address), keeping its state. New packets go to the new
     /// remote; packets already sent to the old one are retransmitted there until acknowledged (as libudx does),
     /// so keep the old path up until [`UdxStream::remote_changed`] completes.
@@ -1514,6 +1555,39 @@ mod tests {
             Some(a.local_addr())
         );
         assert_eq!(sb.remote(), Some((1, a.local_addr())));
+    }
+
+    #[tokio::test]
+    async fn connect_beside_uses_the_socket_and_peer_of_another_stream() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let (ua, ub) = (a.udx(), b.udx());
+        // Streams created without a socket, connected through one (as hyperdht's connections).
+        let sa = ua.create_stream(1).expect("stream 1");
+        let sb = ub.create_stream(2).expect("stream 2");
+        sa.connect_via(&a, 2, b.local_addr()).expect("connect a");
+        sb.connect_via(&b, 1, a.local_addr()).expect("connect b");
+        // Second streams beside them.
+        let ta = ua.create_stream(11).expect("stream 11");
+        let tb = ub.create_stream(12).expect("stream 12");
+        ta.connect_beside(&sa.control(), 12).expect("beside a");
+        tb.connect_beside(&sb.control(), 11).expect("beside b");
+        assert_eq!(ta.remote(), Some((12, b.local_addr())));
+        assert!(
+            ta.connect_beside(&sa.control(), 12).is_err(),
+            "already connected"
+        );
+        ta.send_message(b"beside").expect("send");
+        let got = tokio::time::timeout(LIMIT, tb.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(got, b"beside".to_vec());
+        // Beside an unconnected stream, or a stream of another instance: refused.
+        let lone = ua.create_stream(21).expect("stream 21");
+        let other = ua.create_stream(22).expect("stream 22");
+        assert!(other.connect_beside(&lone.control(), 5).is_err());
+        assert!(other.connect_beside(&sb.control(), 5).is_err());
     }
 
     #[tokio::test]

@@ -1,0 +1,82 @@
+//! The hypershell tools (`hypershell`, `hypershell-server`, `hypershell-keygen`, `hypershell-copy`): their
+//! command lines ([`cli`], also read by the docs generator), key files ([`keys`]), the shell channel
+//! ([`shell`]), file transfers ([`transfer`]) and local port forwarding ([`tunnel`]), wire compatible with JS hypershell 0.0.15 (see
+//! [`holepunch::hypershell`] for the protocol).
+
+pub mod cli;
+pub mod keys;
+pub mod shell;
+pub mod transfer;
+pub mod tunnel;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
+use holepunch::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts};
+
+/// Keep-alive of hypershell connections (the JS `setKeepAlive(5000)`).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// How long closing the node may take at exit.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Starts a DHT node on the given bootstrap list.
+pub async fn open_dht(nodes: &[BootstrapNode]) -> anyhow::Result<HyperDht> {
+    let bootstrap = bootstrap::resolve(nodes).await?;
+    // A testnet on this machine (every bootstrap node on loopback): stay on loopback too, so the
+    // addresses we announce are ones the other local peers reach.
+    let local = !bootstrap.is_empty() && bootstrap.iter().all(|a| a.ip().is_loopback());
+    let dht = HyperDht::bind(HyperDhtOpts {
+        bootstrap,
+        host: if local {
+            std::net::Ipv4Addr::LOCALHOST
+        } else {
+            std::net::Ipv4Addr::UNSPECIFIED
+        },
+        ..HyperDhtOpts::default()
+    })
+    .await
+    .context("starting the DHT node")?;
+    Ok(dht)
+}
+
+/// Connects to `server` as `key_pair`, with the JS client's messages for the usual failures.
+pub async fn connect(
+    dht: &HyperDht,
+    server: &[u8; 32],
+    key_pair: &holepunch::crypto::KeyPair,
+) -> anyhow::Result<Connection> {
+    match dht.connect_with(server, key_pair).await {
+        Ok(mut conn) => {
+            conn.set_keep_alive(Some(KEEP_ALIVE));
+            Ok(conn)
+        }
+        Err(HyperDhtError::PeerConnectionFailed) => Err(anyhow::anyhow!(
+            "could not connect to {}: the server did not answer (probably firewalled: is this client's public key \
+             {} in the server's authorized_peers?)",
+            holepunch::hypershell::format_key(server),
+            holepunch::hypershell::format_key(&key_pair.public)
+        )),
+        Err(HyperDhtError::PeerNotFound) => Err(anyhow::anyhow!(
+            "could not find the server {} on the DHT (is hypershell-server running?)",
+            holepunch::hypershell::format_key(server)
+        )),
+        Err(e) => Err(anyhow::Error::from(e).context("connecting to the server")),
+    }
+}
+
+/// Prints `error` as the tools do and returns exit code 1.
+pub fn fail(tool: &str, error: &anyhow::Error) -> std::process::ExitCode {
+    eprintln!("{tool}: {error:#}");
+    std::process::ExitCode::FAILURE
+}
+
+/// Sets up logging from `RUST_LOG`.
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}
