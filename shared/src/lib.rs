@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod dht_rpc;
 pub mod flat_tree;
 pub mod hypercore;
+pub mod hyperbee;
 pub mod hyperdht;
 pub mod hyperswarm;
 pub mod id_encoding;
