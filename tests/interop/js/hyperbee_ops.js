@@ -23,7 +23,7 @@ async function apply(db, op) {
   if (op.op === 'del') return db.del(buf(op.key))
   if (op.op === 'cas_put') {
     return db.put(buf(op.key), buf(op.value), {
-      cas: (prev, next) => !b4a.equals(prev.value, next.value)
+      cas: (prev, next) => prev.value === null || !b4a.equals(prev.value, next.value)
     })
   }
   if (op.op === 'sub') {
