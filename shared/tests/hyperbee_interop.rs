@@ -36,7 +36,9 @@ fn value(rng: &mut Rng) -> Value {
         return Value::Null;
     }
     let len = rng.below(12) as usize;
-    json!(hex::encode((0..len).map(|_| rng.next() as u8).collect::<Vec<u8>>()))
+    json!(hex::encode(
+        (0..len).map(|_| rng.next() as u8).collect::<Vec<u8>>()
+    ))
 }
 
 fn simple_op(rng: &mut Rng, space: u64) -> Value {
@@ -83,7 +85,8 @@ fn apply(bee: &Hyperbee, op: &Value) {
             bee.del(&b(&op["key"]).expect("key")).expect("del");
         }
         "cas_put" => {
-            let mut cas = |prev: &Entry, next: &Entry| prev.value.is_none() || prev.value != next.value;
+            let mut cas =
+                |prev: &Entry, next: &Entry| prev.value.is_none() || prev.value != next.value;
             bee.put_cas(
                 &b(&op["key"]).expect("key"),
                 b(&op["value"]).as_deref(),
@@ -139,7 +142,13 @@ fn query(bee: &Hyperbee, q: &Value) -> Value {
                 reverse: q["reverse"].as_bool().unwrap_or(false),
                 limit: q["limit"].as_u64().map(|l| l as usize),
             };
-            Value::Array(view.range_vec(&opts).expect("range").iter().map(entry_json).collect())
+            Value::Array(
+                view.range_vec(&opts)
+                    .expect("range")
+                    .iter()
+                    .map(entry_json)
+                    .collect(),
+            )
         }
         "history" => {
             let opts = HistoryOptions {
@@ -155,7 +164,11 @@ fn query(bee: &Hyperbee, q: &Value) -> Value {
                 h.iter()
                     .map(|e| {
                         let mut v = entry_json(&e.entry);
-                        v["type"] = json!(if e.kind == HistoryType::Put { "put" } else { "del" });
+                        v["type"] = json!(if e.kind == HistoryType::Put {
+                            "put"
+                        } else {
+                            "del"
+                        });
                         v
                     })
                     .collect(),
@@ -210,7 +223,12 @@ fn differential(seed: u64, n: usize, space: u64) {
     let key_seed = [seed as u8; 32];
     let dir = std::env::temp_dir().join(format!("hyperbee-diff-{}-{seed}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let core = Hypercore::create_with(&dir, KeyPair::from_seed(&key_seed), CreateOptions { compat: false }).expect("create");
+    let core = Hypercore::create_with(
+        &dir,
+        KeyPair::from_seed(&key_seed),
+        CreateOptions { compat: false },
+    )
+    .expect("create");
     let bee = Hyperbee::new(core.clone());
     // Versions at the end of each operation: checkouts in the middle of a batch have no root (in JS neither).
     let mut versions = vec![1];
@@ -237,20 +255,35 @@ fn differential(seed: u64, n: usize, space: u64) {
         let ours = hex::encode(core.get(i as u64).expect("get").expect("block"));
         assert_eq!(&ours, js, "block {i} differs (seed {seed})");
     }
-    assert_eq!(hex::encode(core.tree_hash()), out["treeHash"].as_str().expect("hash"));
+    assert_eq!(
+        hex::encode(core.tree_hash()),
+        out["treeHash"].as_str().expect("hash")
+    );
 
     // Reads on the Rust-written bee and on a reader core holding the JS blocks.
     let rdir = dir.with_extension("js");
     let _ = std::fs::remove_dir_all(&rdir);
-    let jscore = Hypercore::create_with(&rdir, KeyPair::from_seed(&key_seed), CreateOptions { compat: false }).expect("create");
-    let raw: Vec<Vec<u8>> = js_blocks.iter().map(|h| hex::decode(h).expect("hex")).collect();
+    let jscore = Hypercore::create_with(
+        &rdir,
+        KeyPair::from_seed(&key_seed),
+        CreateOptions { compat: false },
+    )
+    .expect("create");
+    let raw: Vec<Vec<u8>> = js_blocks
+        .iter()
+        .map(|h| hex::decode(h).expect("hex"))
+        .collect();
     let refs: Vec<&[u8]> = raw.iter().map(Vec::as_slice).collect();
     jscore.append(&refs).expect("append");
     let jsbee = Hyperbee::new(jscore);
     let results = out["results"].as_array().expect("results");
     for (q, expected) in queries.iter().zip(results) {
         assert_eq!(&query(&bee, q), expected, "query {q} (seed {seed})");
-        assert_eq!(&query(&jsbee, q), expected, "query {q} on JS blocks (seed {seed})");
+        assert_eq!(
+            &query(&jsbee, q),
+            expected,
+            "query {q} on JS blocks (seed {seed})"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&rdir);

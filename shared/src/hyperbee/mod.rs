@@ -31,6 +31,9 @@ pub use tree::Batch;
 pub const MAX_CHILDREN: usize = 9;
 /// Fewest keys a non-root node keeps after a deletion (`T - 1`).
 pub const MIN_KEYS: usize = 4;
+/// Deepest tree any reader or writer follows: a real tree of 2^64 entries is far shallower, so a deeper path is
+/// a cycle of child pointers in corrupt or hostile blocks.
+pub const MAX_DEPTH: usize = 48;
 /// Default separator of sub-databases (`sub()`): one zero byte.
 pub const SEP: &[u8] = &[0];
 
@@ -121,6 +124,18 @@ impl Block {
             value: self.value.clone(),
         }
     }
+}
+
+/// A node with children needs exactly one more child than keys.
+pub(crate) fn check_shape(level: &Level, seq: u64, offset: u64) -> Result<()> {
+    if !level.children.is_empty() && level.children.len() != level.keys.len() + 1 {
+        return Err(HyperbeeError::Corrupt(format!(
+            "block {seq} node {offset}: {} keys and {} children",
+            level.keys.len(),
+            level.children.len()
+        )));
+    }
+    Ok(())
 }
 
 const CACHE_MAX: usize = 65536;
@@ -324,7 +339,7 @@ impl Hyperbee {
         }
         let mut block = self.block(version - 1)?;
         let mut offset = 0;
-        loop {
+        for _ in 0..=MAX_DEPTH {
             if block.key == key {
                 return Ok(if block.is_deletion() {
                     None
@@ -350,13 +365,18 @@ impl Hyperbee {
                 return Ok(None);
             }
             let i = if c == std::cmp::Ordering::Less { e } else { s };
-            let &(seq, off) = level
-                .children
-                .get(i)
-                .ok_or_else(|| HyperbeeError::Corrupt(format!("block {} node {offset}: missing child {i}", block.seq)))?;
+            let &(seq, off) = level.children.get(i).ok_or_else(|| {
+                HyperbeeError::Corrupt(format!(
+                    "block {} node {offset}: missing child {i}",
+                    block.seq
+                ))
+            })?;
             block = self.block(seq)?;
             offset = off;
         }
+        Err(HyperbeeError::Corrupt(format!(
+            "tree deeper than {MAX_DEPTH} levels"
+        )))
     }
 
     /// The entry written at `seq` (JS `getBySeq`).
@@ -515,6 +535,16 @@ impl Frame {
     }
 }
 
+impl std::fmt::Debug for RangeIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangeIter")
+            .field("depth", &self.stack.len())
+            .field("reverse", &self.reverse)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Iterator of [`Hyperbee::range`]: a port of JS hyperbee's `RangeIterator` (a stack of nodes and positions,
 /// even positions are children, odd ones keys).
 pub struct RangeIter<'a> {
@@ -541,9 +571,17 @@ impl<'a> RangeIter<'a> {
                 .limit
                 .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
             g_incl: !truthy(&b.gt),
-            g_key: if truthy(&b.gt) { b.gt.clone() } else { b.gte.clone() },
+            g_key: if truthy(&b.gt) {
+                b.gt.clone()
+            } else {
+                b.gte.clone()
+            },
             l_incl: !truthy(&b.lt),
-            l_key: if truthy(&b.lt) { b.lt.clone() } else { b.lte.clone() },
+            l_key: if truthy(&b.lt) {
+                b.lt.clone()
+            } else {
+                b.lte.clone()
+            },
             reverse: opts.reverse,
             failed: false,
         };
@@ -554,7 +592,11 @@ impl<'a> RangeIter<'a> {
         let mut block = bee.block(version - 1)?;
         let mut offset = 0u64;
         let incl = if it.reverse { it.l_incl } else { it.g_incl };
-        let start = if it.reverse { it.l_key.clone() } else { it.g_key.clone() };
+        let start = if it.reverse {
+            it.l_key.clone()
+        } else {
+            it.g_key.clone()
+        };
         let Some(start) = start else {
             let n = block.level(0)?.keys.len() as i64;
             it.stack.push(Frame {
@@ -565,6 +607,11 @@ impl<'a> RangeIter<'a> {
             return Ok(it);
         };
         loop {
+            if it.stack.len() > MAX_DEPTH {
+                return Err(HyperbeeError::Corrupt(format!(
+                    "tree deeper than {MAX_DEPTH} levels"
+                )));
+            }
             let level = block.level(offset)?;
             let n = level.keys.len();
             let mut s = 0usize;
@@ -602,7 +649,10 @@ impl<'a> RangeIter<'a> {
                 return Ok(it);
             }
             let (seq, off) = child.ok_or_else(|| {
-                HyperbeeError::Corrupt(format!("block {} node {offset}: missing child {ci}", block.seq))
+                HyperbeeError::Corrupt(format!(
+                    "block {} node {offset}: missing child {ci}",
+                    block.seq
+                ))
             })?;
             block = bee.block(seq)?;
             offset = off;
@@ -610,8 +660,16 @@ impl<'a> RangeIter<'a> {
     }
 
     fn step(&mut self) -> Result<Option<Entry>> {
-        let end = if self.reverse { self.g_key.clone() } else { self.l_key.clone() };
-        let incl = if self.reverse { self.g_incl } else { self.l_incl };
+        let end = if self.reverse {
+            self.g_key.clone()
+        } else {
+            self.l_key.clone()
+        };
+        let incl = if self.reverse {
+            self.g_incl
+        } else {
+            self.l_incl
+        };
         while self.limit != 0 {
             let Some(top) = self.stack.last_mut() else {
                 break;
@@ -635,12 +693,18 @@ impl<'a> RangeIter<'a> {
                 if level.children.is_empty() {
                     continue;
                 }
-                let Some(&(seq, off)) = usize::try_from(n).ok().and_then(|n| level.children.get(n)) else {
+                let Some(&(seq, off)) = usize::try_from(n).ok().and_then(|n| level.children.get(n))
+                else {
                     return Err(HyperbeeError::Corrupt(format!(
                         "block {} node {}: missing child {n}",
                         top.block.seq, top.offset
                     )));
                 };
+                if self.stack.len() > MAX_DEPTH {
+                    return Err(HyperbeeError::Corrupt(format!(
+                        "tree deeper than {MAX_DEPTH} levels"
+                    )));
+                }
                 let block = self.bee.block(seq)?;
                 let len = block.level(off)?.keys.len() as i64;
                 self.stack.push(Frame {

@@ -10,7 +10,9 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::messages::{Header, Level, Node, YoloIndex};
-use super::{Cas, Entry, Hyperbee, HyperbeeError, Result, MAX_CHILDREN, MIN_KEYS};
+use super::{
+    check_shape, Cas, Entry, Hyperbee, HyperbeeError, Result, MAX_CHILDREN, MAX_DEPTH, MIN_KEYS,
+};
 
 type NodeId = usize;
 type ChildId = usize;
@@ -90,6 +92,7 @@ impl<'a> Batch<'a> {
     fn load_node(&mut self, seq: u64, offset: u64) -> Result<NodeId> {
         let block = self.bee.block(seq)?;
         let level: &Level = block.level(offset)?;
+        check_shape(level, seq, offset)?;
         let keys = level.keys.clone();
         let children: Vec<ChildId> = level
             .children
@@ -223,7 +226,10 @@ impl<'a> Batch<'a> {
         let seq = self.next_seq();
         let new_entry = Entry {
             seq,
-            key: key.get(self.bee.prefix.len()..).unwrap_or_default().to_vec(),
+            key: key
+                .get(self.bee.prefix.len()..)
+                .unwrap_or_default()
+                .to_vec(),
             value: value.map(<[u8]>::to_vec),
         };
         let value = value.map(<[u8]>::to_vec);
@@ -231,6 +237,7 @@ impl<'a> Batch<'a> {
         let mut stack = Vec::new();
         let mut node = root;
         while !self.nodes[node].children.is_empty() {
+            too_deep(stack.len())?;
             stack.push(node);
             self.nodes[node].changed = true;
             match self.search(node, &key)? {
@@ -256,8 +263,14 @@ impl<'a> Batch<'a> {
             let (median, right) = self.split(node);
             if let Some(parent) = stack.pop() {
                 let median_key = self.key_or(median, seq, &key)?;
-                needs_split =
-                    !self.insert_key(parent, median, &median_key, Some(right), &mut None, &new_entry)?;
+                needs_split = !self.insert_key(
+                    parent,
+                    median,
+                    &median_key,
+                    Some(right),
+                    &mut None,
+                    &new_entry,
+                )?;
                 node = parent;
             } else {
                 let r = self.new_node(true);
@@ -323,7 +336,8 @@ impl<'a> Batch<'a> {
         let right_children = if n.children.is_empty() {
             Vec::new()
         } else {
-            n.children.split_off(n.children.len().saturating_sub(len + 1))
+            n.children
+                .split_off(n.children.len().saturating_sub(len + 1))
         };
         n.changed = true;
         let r = self.new_node(true);
@@ -347,11 +361,15 @@ impl<'a> Batch<'a> {
         let seq = self.next_seq();
         let del_entry = Entry {
             seq,
-            key: key.get(self.bee.prefix.len()..).unwrap_or_default().to_vec(),
+            key: key
+                .get(self.bee.prefix.len()..)
+                .unwrap_or_default()
+                .to_vec(),
             value: None,
         };
         let mut stack = Vec::new();
         loop {
+            too_deep(stack.len())?;
             stack.push(node);
             match self.search(node, &key)? {
                 Ok(mid) => {
@@ -394,7 +412,10 @@ impl<'a> Batch<'a> {
     }
 
     fn leaf_size(&mut self, mut node: NodeId, go_left: bool) -> Result<usize> {
+        let mut depth = 0;
         while !self.nodes[node].children.is_empty() {
+            depth += 1;
+            too_deep(depth)?;
             let i = if go_left {
                 0
             } else {
@@ -418,6 +439,7 @@ impl<'a> Batch<'a> {
         let replacement = if ls < rs {
             stack.push(right);
             while !self.nodes[right].children.is_empty() {
+                too_deep(stack.len())?;
                 right = self.child_node(right, 0)?;
                 stack.push(right);
             }
@@ -428,6 +450,7 @@ impl<'a> Batch<'a> {
         } else {
             stack.push(left);
             while !self.nodes[left].children.is_empty() {
+                too_deep(stack.len())?;
                 let last = self.nodes[left].children.len() - 1;
                 left = self.child_node(left, last)?;
                 stack.push(left);
@@ -500,7 +523,10 @@ impl<'a> Batch<'a> {
                     index -= 1;
                     (l, node)
                 }
-                None => (node, right.ok_or_else(|| HyperbeeError::Corrupt("lone child".into()))?),
+                None => (
+                    node,
+                    right.ok_or_else(|| HyperbeeError::Corrupt("lone child".into()))?,
+                ),
             };
             let median = *self.nodes[parent]
                 .keys
@@ -630,4 +656,13 @@ impl<'a> Batch<'a> {
         self.root = None;
         Ok(blocks.len())
     }
+}
+
+fn too_deep(depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(HyperbeeError::Corrupt(format!(
+            "tree deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    Ok(())
 }
