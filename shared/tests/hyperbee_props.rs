@@ -98,47 +98,47 @@ proptest! {
         for op in ops {
             match op {
                 Op::Put(key, v) => {
-                    prop_assert!(bee.put(&k(key), Some(&v)).unwrap());
+                    prop_assert!(bee.put(&k(key), Some(&v)).expect("bee"));
                     model.insert(k(key), Some(v));
                 }
                 Op::Del(key) => {
                     let existed = model.remove(&k(key)).is_some();
-                    prop_assert_eq!(bee.del(&k(key)).unwrap(), existed);
+                    prop_assert_eq!(bee.del(&k(key)).expect("bee"), existed);
                 }
                 Op::Batch(items) => {
-                    let mut b = bee.batch().unwrap();
+                    let mut b = bee.batch().expect("bee");
                     for (key, v) in items {
                         match v {
-                            Some(v) => { b.put(&k(key), Some(&v)).unwrap(); model.insert(k(key), Some(v)); }
-                            None => { b.del(&k(key)).unwrap(); model.remove(&k(key)); }
+                            Some(v) => { b.put(&k(key), Some(&v)).expect("bee"); model.insert(k(key), Some(v)); }
+                            None => { b.del(&k(key)).expect("bee"); model.remove(&k(key)); }
                         }
                     }
-                    b.flush().unwrap();
+                    b.flush().expect("bee");
                 }
             }
             snapshots.push((core.length(), model.clone()));
         }
         for key in 0..=255u8 {
-            let got = bee.get(&k(key)).unwrap().map(|e| e.value);
+            let got = bee.get(&k(key)).expect("bee").map(|e| e.value);
             prop_assert_eq!(got, model.get(&k(key)).cloned());
         }
-        let all: Vec<_> = bee.range_vec(&RangeOptions::default()).unwrap().into_iter().map(|e| (e.key, e.value)).collect();
+        let all: Vec<_> = bee.range_vec(&RangeOptions::default()).expect("bee").into_iter().map(|e| (e.key, e.value)).collect();
         let expected: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         prop_assert_eq!(&all, &expected);
         let rev: Vec<_> = bee.range_vec(&RangeOptions { reverse: true, limit: Some(5), ..Default::default() })
-            .unwrap().into_iter().map(|e| e.key).collect();
+            .expect("bee").into_iter().map(|e| e.key).collect();
         let exp_rev: Vec<_> = model.keys().rev().take(5).cloned().collect();
         prop_assert_eq!(rev, exp_rev);
         let lo = k(60);
         let hi = k(200);
         let mid: Vec<_> = bee.range_vec(&RangeOptions { gt: Some(lo.clone()), lte: Some(hi.clone()), ..Default::default() })
-            .unwrap().into_iter().map(|e| e.key).collect();
+            .expect("bee").into_iter().map(|e| e.key).collect();
         let exp_mid: Vec<_> = model.range(lo.clone()..=hi.clone()).filter(|(x, _)| **x != lo).map(|(x, _)| x.clone()).collect();
         prop_assert_eq!(mid, exp_mid);
         // Checkouts see the state as of their version.
         for (version, snap) in snapshots.iter().step_by(7) {
             let view = bee.checkout(*version);
-            let got: Vec<_> = view.range_vec(&RangeOptions::default()).unwrap().into_iter().map(|e| (e.key, e.value)).collect();
+            let got: Vec<_> = view.range_vec(&RangeOptions::default()).expect("bee").into_iter().map(|e| (e.key, e.value)).collect();
             let exp: Vec<_> = snap.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             prop_assert_eq!(got, exp);
         }
@@ -150,13 +150,13 @@ proptest! {
                                       levels in prop::collection::vec((prop::collection::vec(0u64..8, 0..4), prop::collection::vec((0u64..8, 0u64..3), 0..5)), 1..3)) {
         let (core, dir) = fresh_core();
         let header = Header::hyperbee(None).encode();
-        core.append(&[&header]).unwrap();
+        core.append(&[&header]).expect("append");
         // Half random bytes, half well-formed nodes with arbitrary (often cyclic or dangling) pointers.
         for b in &blocks {
-            core.append(&[b]).unwrap();
+            core.append(&[b]).expect("bee");
             let index = YoloIndex { levels: levels.iter().map(|(keys, children)| Level { keys: keys.clone(), children: children.clone() }).collect() };
             let node = Node { index: index.encode(), key: b.clone(), value: Some(vec![1]) }.encode();
-            core.append(&[&node]).unwrap();
+            core.append(&[&node]).expect("bee");
         }
         let bee = Hyperbee::new(core);
         let _ = bee.get(b"x");

@@ -359,7 +359,7 @@ mod tests {
         // Header.encode({ protocol: 'hyperbee', metadata: null }) in JS.
         let h = Header::hyperbee(None);
         assert_eq!(hex::encode(h.encode()), "0a086879706572626565");
-        assert_eq!(Header::decode(&h.encode()).unwrap(), h);
+        assert_eq!(Header::decode(&h.encode()), Ok(h));
     }
 
     #[test]
@@ -375,7 +375,7 @@ mod tests {
         };
         let enc = idx.encode();
         assert_eq!(enc.len(), idx.encoded_len());
-        assert_eq!(YoloIndex::decode(&enc).unwrap(), idx);
+        assert_eq!(YoloIndex::decode(&enc), Ok(idx));
     }
 
     #[test]
