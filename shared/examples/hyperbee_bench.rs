@@ -17,8 +17,14 @@ fn key(i: u64) -> Vec<u8> {
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().ok_or_else(|| anyhow::anyhow!("usage: hyperbee_bench DIR [N]"))?;
-    let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10_000);
+    let dir = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: hyperbee_bench DIR [N]"))?;
+    let n: u64 = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10_000);
     let value = vec![0x61u8; 64];
 
     let core = Hypercore::create(format!("{dir}/single"), KeyPair::from_seed(&[7; 32]))?;

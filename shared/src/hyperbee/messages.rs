@@ -362,6 +362,79 @@ mod tests {
         assert_eq!(Header::decode(&h.encode()), Ok(h));
     }
 
+    /// Vectors printed by JS hyperbee 2.27.3's `lib/messages.js`.
+    #[test]
+    fn js_vectors() {
+        let h = Header::hyperbee(Some(Metadata {
+            content_feed: Some(vec![1; 4]),
+            user_data: Some(b"hi".to_vec()),
+        }));
+        assert_eq!(
+            hex::encode(h.encode()),
+            "0a086879706572626565120a0a040101010112026869"
+        );
+        assert_eq!(Header::decode(&h.encode()), Ok(h));
+        let empty_meta = Header::hyperbee(Some(Metadata::default()));
+        assert_eq!(hex::encode(empty_meta.encode()), "0a0868797065726265651200");
+
+        let idx = YoloIndex {
+            levels: vec![
+                Level {
+                    keys: vec![1, 300],
+                    children: vec![(2, 0), (5, 1), (7, 2)],
+                },
+                Level::default(),
+                Level {
+                    keys: vec![200_000],
+                    children: vec![],
+                },
+            ],
+        };
+        let idx_hex = "0a0d0a0301ac0212060200050107020a000a050a03c09a0c";
+        assert_eq!(hex::encode(idx.encode()), idx_hex);
+        assert_eq!(idx.encoded_len(), idx_hex.len() / 2);
+        let mut node = Node {
+            index: idx.encode(),
+            key: b"k".to_vec(),
+            value: Some(Vec::new()),
+        };
+        assert_eq!(
+            hex::encode(node.encode()),
+            format!("0a18{idx_hex}12016b1a00")
+        );
+        assert_eq!(Node::decode(&node.encode()), Ok(node.clone()));
+        node.value = None;
+        assert_eq!(hex::encode(node.encode()), format!("0a18{idx_hex}12016b"));
+        assert_eq!(Node::decode(&node.encode()), Ok(node));
+    }
+
+    #[test]
+    fn truncations_fail() {
+        let node = Node {
+            index: vec![10, 0],
+            key: b"key".to_vec(),
+            value: Some(b"v".to_vec()),
+        }
+        .encode();
+        // The optional value field is the last 3 bytes: cutting exactly before it leaves a valid node.
+        let without_value = node.len() - 3;
+        for cut in 0..node.len() {
+            // Every other prefix misses a required field or cuts one short.
+            assert_eq!(
+                Node::decode(&node[..cut]).is_ok(),
+                cut == without_value,
+                "prefix {cut}"
+            );
+        }
+        assert_eq!(
+            Pb::new(&[0xff; 11]).varint(),
+            Err(MessageError::VarintOverflow)
+        );
+        assert_eq!(Header::decode(&[10, 1, 0xff]), Err(MessageError::Utf8));
+        assert_eq!(Header::decode(&[]), Err(MessageError::Missing("protocol")));
+        assert_eq!(Node::decode(&[0x23]), Err(MessageError::WireType(3)));
+    }
+
     #[test]
     fn index_roundtrip() {
         let idx = YoloIndex {
