@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use holepunch::crypto::KeyPair;
+use holepunch::hyperbee::messages::{Header, Metadata};
 use holepunch::hyperbee::{Entry, HistoryOptions, HistoryType, Hyperbee, RangeOptions};
 use holepunch::hypercore::{CreateOptions, Hypercore};
 use serde_json::{json, Value};
@@ -64,6 +65,7 @@ fn gen_ops(seed: u64, n: usize, space: u64) -> Vec<Value> {
                 let inner: Vec<Value> = (0..3).map(|_| simple_op(&mut rng, 40)).collect();
                 ops.push(json!({ "op": "sub", "name": name, "ops": inner }));
             }
+            3 => ops.push(json!({ "op": "cas_del", "key": key(&mut rng, space) })),
             2 => ops.push(json!({ "op": "cas_put", "key": key(&mut rng, space), "value": hex::encode([rng.below(2) as u8]) })),
             _ => ops.push(simple_op(&mut rng, space)),
         }
@@ -93,6 +95,16 @@ fn apply(bee: &Hyperbee, op: &Value) {
                 Some(&mut cas),
             )
             .expect("cas put");
+        }
+        "cas_del" => {
+            let mut cas = |prev: &Entry, _: &Entry| {
+                prev.value
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .is_some_and(|b| b & 1 == 0)
+            };
+            bee.del_cas(&b(&op["key"]).expect("key"), Some(&mut cas))
+                .expect("cas del");
         }
         "sub" => {
             let sub = bee.sub(&b(&op["name"]).expect("name"));
@@ -219,6 +231,10 @@ fn gen_queries(seed: u64, space: u64, versions: &[u64]) -> Vec<Value> {
 }
 
 fn differential(seed: u64, n: usize, space: u64) {
+    differential_with(seed, n, space, None);
+}
+
+fn differential_with(seed: u64, n: usize, space: u64, metadata: Option<Metadata>) {
     let ops = gen_ops(seed, n, space);
     let key_seed = [seed as u8; 32];
     let dir = std::env::temp_dir().join(format!("hyperbee-diff-{}-{seed}", std::process::id()));
@@ -229,7 +245,10 @@ fn differential(seed: u64, n: usize, space: u64) {
         CreateOptions { compat: false },
     )
     .expect("create");
-    let bee = Hyperbee::new(core.clone());
+    let mut bee = Hyperbee::new(core.clone());
+    if let Some(m) = &metadata {
+        bee = bee.with_metadata(m.clone());
+    }
     // Versions at the end of each operation: checkouts in the middle of a batch have no root (in JS neither).
     let mut versions = vec![1];
     for op in &ops {
@@ -237,7 +256,13 @@ fn differential(seed: u64, n: usize, space: u64) {
         versions.push(core.length());
     }
     let queries = gen_queries(seed, space, &versions);
-    let input = json!({ "seed": hex::encode(key_seed), "ops": ops, "queries": queries });
+    let mut input = json!({ "seed": hex::encode(key_seed), "ops": ops, "queries": queries });
+    if let Some(m) = &metadata {
+        input["metadata"] = json!({
+            "contentFeed": m.content_feed.as_ref().map(hex::encode),
+            "userData": m.user_data.as_ref().map(hex::encode),
+        });
+    }
     // Kept for reproducing a failure by hand: `node js/hyperbee_ops.js < that file`.
     let input_file = std::env::temp_dir().join(format!("hyperbee-diff-input-{seed}.json"));
     let _ = std::fs::write(&input_file, input.to_string());
@@ -306,4 +331,13 @@ fn same_blocks_as_js_many_batches() {
     for seed in [3, 5, 13] {
         differential(seed, 150, 300);
     }
+}
+
+#[test]
+fn same_header_metadata_as_js() {
+    let metadata = Metadata {
+        content_feed: Some(vec![0xcc; 32]),
+        user_data: Some(b"user data".to_vec()),
+    };
+    differential_with(17, 40, 100, Some(metadata));
 }

@@ -4,6 +4,8 @@
 //   op: { op: 'put', key: hex, value: hex|null } | { op: 'del', key: hex } | { op: 'batch', ops: [op] }
 //       | { op: 'sub', name: hex, ops: [op] } (ops inside a sub-database)
 //       | { op: 'cas_put', key: hex, value: hex } (put only if the key is absent or its value differs)
+//       | { op: 'cas_del', key: hex } (delete only if the value starts with an even byte)
+//   metadata (optional): { contentFeed: hex|null, userData: hex|null } for the header
 //   query: { q: 'get', key: hex, version?: n, sub?: hex } | { q: 'range', gt?, gte?, lt?, lte?, reverse?, limit?,
 //       version?, sub? } | { q: 'history', gt?, gte?, lt?, lte?, reverse?, limit? }
 // stdout: { key: hex, treeHash: hex, blocks: [hex], results: [...] }
@@ -24,6 +26,12 @@ async function apply(db, op) {
   if (op.op === 'cas_put') {
     return db.put(buf(op.key), buf(op.value), {
       cas: (prev, next) => prev.value === null || !b4a.equals(prev.value, next.value)
+    })
+  }
+  if (op.op === 'cas_del') {
+    // delete only entries whose value starts with an even byte
+    return db.del(buf(op.key), {
+      cas: (prev) => prev.value !== null && prev.value.length > 0 && (prev.value[0] & 1) === 0
     })
   }
   if (op.op === 'sub') {
@@ -64,7 +72,10 @@ async function main() {
   const input = JSON.parse(fs.readFileSync(0, 'utf8'))
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyperbee-'))
   const core = new Hypercore(dir, { keyPair: crypto.keyPair(buf(input.seed)) })
-  const db = new Hyperbee(core, { extension: false })
+  const metadata = input.metadata
+    ? { contentFeed: buf(input.metadata.contentFeed), userData: buf(input.metadata.userData) }
+    : null
+  const db = new Hyperbee(core, { extension: false, metadata })
   await db.ready()
   for (const op of input.ops) await apply(db, op)
   const blocks = []
