@@ -284,6 +284,11 @@ fn differential_with(seed: u64, n: usize, space: u64, metadata: Option<Metadata>
         hex::encode(core.tree_hash()),
         out["treeHash"].as_str().expect("hash")
     );
+    assert_eq!(
+        bee.header().expect("header"),
+        Some(Header::hyperbee(metadata))
+    );
+    assert!(Hyperbee::is_hyperbee(&core).expect("block 0"));
 
     // Reads on the Rust-written bee and on a reader core holding the JS blocks.
     let rdir = dir.with_extension("js");
