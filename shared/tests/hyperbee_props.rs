@@ -112,6 +112,8 @@ proptest! {
                             Some(v) => { b.put(&k(key), Some(&v)).expect("bee"); model.insert(k(key), Some(v)); }
                             None => { b.del(&k(key)).expect("bee"); model.remove(&k(key)); }
                         }
+                        // Reads through the batch see its pending writes.
+                        prop_assert_eq!(b.get(&k(key)).expect("bee").map(|e| e.value), model.get(&k(key)).cloned());
                     }
                     b.flush().expect("bee");
                 }

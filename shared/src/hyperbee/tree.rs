@@ -205,6 +205,29 @@ impl<'a> Batch<'a> {
         }
     }
 
+    /// The entry under `key` as of this batch, pending writes included (JS `batch.get`).
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Entry>> {
+        let key = self.bee.full_key(key);
+        let Some(mut node) = self.get_root()? else {
+            return Ok(None);
+        };
+        for _ in 0..=MAX_DEPTH {
+            match self.search(node, &key)? {
+                Ok(mid) => {
+                    let seq = self.nodes[node].keys[mid];
+                    return self.entry_of(seq).map(Some);
+                }
+                Err(i) => {
+                    if self.nodes[node].children.is_empty() {
+                        return Ok(None);
+                    }
+                    node = self.child_node(node, i)?;
+                }
+            }
+        }
+        too_deep(MAX_DEPTH + 1).map(|()| None)
+    }
+
     /// Puts `value` under `key`. Returns whether a write was added.
     pub fn put(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<bool> {
         self.put_cas(key, value, None)
