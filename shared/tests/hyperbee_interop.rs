@@ -162,6 +162,24 @@ fn query(bee: &Hyperbee, q: &Value) -> Value {
                     .collect(),
             )
         }
+        "diff" => {
+            let opts = RangeOptions {
+                gt: b(&q["gt"]),
+                gte: b(&q["gte"]),
+                lt: b(&q["lt"]),
+                lte: b(&q["lte"]),
+                reverse: false,
+                limit: q["limit"].as_u64().map(|l| l as usize),
+            };
+            let right = q["right"].as_u64().expect("right");
+            let d = view.diff(right, &opts).expect("diff");
+            let side = |e: &Option<Entry>| e.as_ref().map_or(Value::Null, entry_json);
+            Value::Array(
+                d.iter()
+                    .map(|d| json!({ "left": side(&d.left), "right": side(&d.right) }))
+                    .collect(),
+            )
+        }
         "history" => {
             let opts = HistoryOptions {
                 gt: q["gt"].as_i64(),
@@ -220,6 +238,18 @@ fn gen_queries(seed: u64, space: u64, versions: &[u64]) -> Vec<Value> {
         }
         qs.push(q);
     }
+    for _ in 0..8 {
+        let pick = |rng: &mut Rng| versions[rng.below(versions.len() as u64) as usize];
+        let mut q = json!({ "q": "diff", "version": pick(&mut rng), "right": pick(&mut rng) });
+        if rng.below(2) == 0 {
+            q["gte"] = json!(key(&mut rng, space));
+        }
+        if rng.below(3) == 0 {
+            q["limit"] = json!(rng.below(10));
+        }
+        qs.push(q);
+    }
+    qs.push(json!({ "q": "diff", "right": 1 }));
     qs.push(json!({ "q": "range" }));
     qs.push(json!({ "q": "range", "reverse": true }));
     qs.push(json!({ "q": "range", "gte": "", "lt": "ff" }));

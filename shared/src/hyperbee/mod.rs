@@ -10,10 +10,12 @@
 //! - [`Hyperbee`]: `get`, `put`, `del` (with compare-and-swap), [`Hyperbee::batch`], [`Hyperbee::range`]
 //!   (`gt`/`gte`/`lt`/`lte`/`reverse`/`limit`), [`Hyperbee::history`], [`Hyperbee::checkout`] and
 //!   [`Hyperbee::sub`] (a prefix plus separator, as JS `sub()`), [`Hyperbee::header`].
+//! - [`Hyperbee::diff`]: the differences between two versions (JS `createDiffStream`).
+//! - [`Batch::get`] reads through a batch's pending writes.
 //! - Keys and values are bytes: JS's default encoding (`binary`, strings as UTF-8) and `utf-8`; JSON values are the
 //!   caller's `serde_json::to_vec`, byte-identical to JS `json` for the same serialisation.
 //!
-//! Differences from the JS: no extension (remote `get` hints), no watchers, no diff stream, and `alwaysDuplicate`
+//! Differences from the JS: no extension (remote `get` hints), no watchers, a diff that walks both versions in full, and `alwaysDuplicate`
 //! is always on (the JS default: re-putting the same value writes a new block).
 
 pub mod messages;
@@ -489,6 +491,60 @@ impl Hyperbee {
         Ok(out)
     }
 
+    /// What changed between this version (left) and `other` (right), in key order (JS `createDiffStream(other,
+    /// range)`): keys present on one side only, or present on both with different seqs. `opts.reverse` is
+    /// ignored; `opts.limit` bounds the number of differences.
+    ///
+    /// The JS skips subtrees both versions share; this walks both ranges in full, with the same result.
+    pub fn diff(&self, other: u64, opts: &RangeOptions) -> Result<Vec<DiffEntry>> {
+        let right = self.checkout(other);
+        let range = RangeOptions {
+            reverse: false,
+            limit: None,
+            ..opts.clone()
+        };
+        let mut a = self.range(&range)?;
+        let mut b = right.range(&range)?;
+        let mut l = a.next().transpose()?;
+        let mut r = b.next().transpose()?;
+        let mut out = Vec::new();
+        while opts.limit.is_none_or(|max| out.len() < max) {
+            let order = match (&l, &r) {
+                (None, None) => break,
+                (Some(x), Some(y)) => x.key.cmp(&y.key),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Equal => {
+                    if l.as_ref().map(|e| e.seq) != r.as_ref().map(|e| e.seq) {
+                        out.push(DiffEntry {
+                            left: l.take(),
+                            right: r.take(),
+                        });
+                    }
+                    l = a.next().transpose()?;
+                    r = b.next().transpose()?;
+                }
+                std::cmp::Ordering::Less => {
+                    out.push(DiffEntry {
+                        left: l.take(),
+                        right: None,
+                    });
+                    l = a.next().transpose()?;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(DiffEntry {
+                        left: None,
+                        right: r.take(),
+                    });
+                    r = b.next().transpose()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Range bounds with the sub prefix applied, as JS `encRange` with a prefix encoding.
     fn encode_range(&self, opts: &RangeOptions) -> Bounds {
         let p = |k: &Vec<u8>| self.full_key(k);
@@ -514,6 +570,15 @@ impl Hyperbee {
         }
         b
     }
+}
+
+/// One difference of [`Hyperbee::diff`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffEntry {
+    /// The entry in this version, if any.
+    pub left: Option<Entry>,
+    /// The entry in the other version, if any.
+    pub right: Option<Entry>,
 }
 
 struct Bounds {

@@ -7,7 +7,7 @@
 //       | { op: 'cas_del', key: hex } (delete only if the value starts with an even byte)
 //   metadata (optional): { contentFeed: hex|null, userData: hex|null } for the header
 //   query: { q: 'get', key: hex, version?: n, sub?: hex } | { q: 'range', gt?, gte?, lt?, lte?, reverse?, limit?,
-//       version?, sub? } | { q: 'history', gt?, gte?, lt?, lte?, reverse?, limit? }
+//       version?, sub? } | { q: 'diff', right: version, version?, gt?, gte?, lt?, lte?, limit? } | { q: 'history', gt?, gte?, lt?, lte?, reverse?, limit? }
 // stdout: { key: hex, treeHash: hex, blocks: [hex], results: [...] }
 const fs = require('fs')
 const os = require('os')
@@ -58,6 +58,14 @@ async function query(db, q) {
   let view = q.version ? db.checkout(q.version) : db
   if (q.sub) view = view.sub(buf(q.sub))
   if (q.q === 'get') return entry(await view.get(buf(q.key)))
+  if (q.q === 'diff') {
+    const out = []
+    const dopts = {}
+    for (const k of ['gt', 'gte', 'lt', 'lte']) if (q[k] !== undefined) dopts[k] = buf(q[k])
+    if (q.limit !== undefined) dopts.limit = q.limit
+    for await (const d of view.createDiffStream(q.right, dopts)) out.push({ left: entry(d.left), right: entry(d.right) })
+    return out
+  }
   const opts = {}
   for (const k of ['gt', 'gte', 'lt', 'lte']) if (q[k] !== undefined) opts[k] = q.q === 'history' ? q[k] : buf(q[k])
   if (q.reverse) opts.reverse = true
