@@ -376,3 +376,39 @@ fn same_header_metadata_as_js() {
     };
     differential_with(17, 40, 100, Some(metadata));
 }
+
+/// The case proptest found where JS `get` returns a key deleted in a batch (its "block is the target" shortcut):
+/// `get` answers as JS does, `get_strict` as the tree (and `range`) says. Ops in `data/hyperbee_js_get_quirk.json`.
+#[test]
+fn js_get_shortcut_quirk() {
+    let input: Value =
+        serde_json::from_str(include_str!("data/hyperbee_js_get_quirk.json")).expect("json");
+    let out = interop::run_json("hyperbee_ops.js", &input, Duration::from_secs(60));
+    let dir = std::env::temp_dir().join(format!("hyperbee-quirk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let key_seed = [3u8; 32];
+    let core = Hypercore::create_with(
+        &dir,
+        KeyPair::from_seed(&key_seed),
+        CreateOptions { compat: false },
+    )
+    .expect("create");
+    let bee = Hyperbee::new(core.clone());
+    for op in input["ops"].as_array().expect("ops") {
+        apply(&bee, op);
+    }
+    let blocks = out["blocks"].as_array().expect("blocks");
+    assert_eq!(core.length(), blocks.len() as u64);
+    for (i, js) in blocks.iter().enumerate() {
+        let ours = hex::encode(core.get(i as u64).expect("get").expect("block"));
+        assert_eq!(ours, js.as_str().expect("hex"), "block {i}");
+    }
+    let key = b(&input["queries"][0]["key"]).expect("key");
+    // JS answers with the deleted entry ...
+    assert_eq!(query(&bee, &input["queries"][0]), out["results"][0]);
+    assert!(!out["results"][0].is_null());
+    // ... which the tree no longer holds.
+    assert_eq!(bee.get_strict(&key).expect("get"), None);
+    assert_eq!(query(&bee, &input["queries"][1]), out["results"][1]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -158,6 +158,8 @@ pub struct Hyperbee {
     sep: Vec<u8>,
     checkout: u64,
     metadata: Option<Metadata>,
+    /// Held by a batch from its first write until it is flushed or dropped (JS `bee.lock`).
+    write_lock: Arc<Mutex<()>>,
 }
 
 /// Bounds of a [`Hyperbee::range`] query, as JS `createReadStream(range, opts)`.
@@ -209,6 +211,7 @@ impl Hyperbee {
             sep: SEP.to_vec(),
             checkout: 0,
             metadata: None,
+            write_lock: Arc::default(),
         }
     }
 
@@ -332,8 +335,24 @@ impl Hyperbee {
         k
     }
 
-    /// The entry under `key` at this version, or `None`.
+    /// The entry under `key` at this version, or `None`, answered exactly as JS `get` does.
+    ///
+    /// JS takes a shortcut: on the way down, a node stored in the block that wrote `key` answers with that block
+    /// (or `None` if it was a deletion) without searching further. After some deletions inside batches, a node of
+    /// an older block that wrote `key` stays on the search path although `key` was deleted since, and JS (and so
+    /// this method) then returns the deleted entry, which `range` does not list. [`get_strict`](Self::get_strict)
+    /// searches the tree only.
     pub fn get(&self, key: &[u8]) -> Result<Option<Entry>> {
+        self.lookup(key, true)
+    }
+
+    /// The entry under `key` at this version, by searching the tree only (agrees with [`range`](Self::range);
+    /// differs from JS `get` in the case described at [`get`](Self::get)).
+    pub fn get_strict(&self, key: &[u8]) -> Result<Option<Entry>> {
+        self.lookup(key, false)
+    }
+
+    fn lookup(&self, key: &[u8], js_shortcut: bool) -> Result<Option<Entry>> {
         let key = self.full_key(key);
         let version = self.version();
         if version < 2 {
@@ -342,7 +361,7 @@ impl Hyperbee {
         let mut block = self.block(version - 1)?;
         let mut offset = 0;
         for _ in 0..=MAX_DEPTH {
-            if block.key == key {
+            if js_shortcut && block.key == key {
                 return Ok(if block.is_deletion() {
                     None
                 } else {
@@ -422,6 +441,10 @@ impl Hyperbee {
 
     /// A batch: its puts and deletions are appended together by [`Batch::flush`], in the same blocks JS
     /// `bee.batch()` writes.
+    ///
+    /// From its first write until it is flushed or dropped, a batch holds the bee's write lock (shared by its
+    /// clones, subs and checkouts): other writers wait, as in JS. A thread must not write to the bee through
+    /// another batch, or `put`/`del`, while its own batch holds writes: that would wait forever.
     pub fn batch(&self) -> Result<Batch<'_>> {
         self.writable()?;
         Ok(Batch::new(self))

@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::MutexGuard;
 
 use super::messages::{Header, Level, Node, YoloIndex};
 use super::{
@@ -48,6 +49,7 @@ pub struct Batch<'a> {
     pending: Vec<Pending>,
     root: Option<NodeId>,
     keys: HashMap<u64, Vec<u8>>,
+    guard: Option<MutexGuard<'a, ()>>,
 }
 
 impl<'a> Batch<'a> {
@@ -59,6 +61,7 @@ impl<'a> Batch<'a> {
             pending: Vec::new(),
             root: None,
             keys: HashMap::new(),
+            guard: None,
         }
     }
 
@@ -107,7 +110,22 @@ impl<'a> Batch<'a> {
         Ok(self.nodes.len() - 1)
     }
 
+    /// Takes the write lock (first write of the batch) and appends the header to an empty core.
     fn ensure_header(&mut self) -> Result<()> {
+        if self.guard.is_none() {
+            let guard = self
+                .bee
+                .write_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            self.guard = Some(guard);
+            // Whatever was loaded before the lock may be stale.
+            if self.pending.is_empty() {
+                self.nodes.clear();
+                self.childs.clear();
+                self.keys.clear();
+            }
+        }
         if self.bee.core.length() == 0 {
             let header = Header::hyperbee(self.bee.metadata.clone()).encode();
             self.bee.core.append(&[&header])?;
@@ -668,6 +686,7 @@ impl<'a> Batch<'a> {
     /// Appends the pending writes, one block each, in one append. Returns the number of blocks appended.
     pub fn flush(&mut self) -> Result<usize> {
         if self.pending.is_empty() {
+            self.guard = None;
             return Ok(0);
         }
         let blocks = self.to_blocks();
@@ -677,6 +696,7 @@ impl<'a> Batch<'a> {
         self.nodes.clear();
         self.childs.clear();
         self.root = None;
+        self.guard = None;
         Ok(blocks.len())
     }
 }
