@@ -223,7 +223,8 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// The entry under `key` as of this batch, pending writes included (JS `batch.get`).
+    /// The entry under `key` as of this batch, pending writes included (JS `batch.get`). Searches the tree
+    /// only, like [`Hyperbee::get_strict`] (without the JS shortcut [`Hyperbee::get`] copies).
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Entry>> {
         let key = self.bee.full_key(key);
         let Some(mut node) = self.get_root()? else {
