@@ -261,10 +261,16 @@ fn gen_queries(seed: u64, space: u64, versions: &[u64]) -> Vec<Value> {
 }
 
 fn differential(seed: u64, n: usize, space: u64) {
-    differential_with(seed, n, space, None);
+    differential_with(seed, n, space, None, true);
 }
 
-fn differential_with(seed: u64, n: usize, space: u64, metadata: Option<Metadata>) {
+fn differential_with(
+    seed: u64,
+    n: usize,
+    space: u64,
+    metadata: Option<Metadata>,
+    always_duplicate: bool,
+) {
     let ops = gen_ops(seed, n, space);
     let key_seed = [seed as u8; 32];
     let dir = std::env::temp_dir().join(format!("hyperbee-diff-{}-{seed}", std::process::id()));
@@ -275,7 +281,7 @@ fn differential_with(seed: u64, n: usize, space: u64, metadata: Option<Metadata>
         CreateOptions { compat: false },
     )
     .expect("create");
-    let mut bee = Hyperbee::new(core.clone());
+    let mut bee = Hyperbee::new(core.clone()).with_always_duplicate(always_duplicate);
     if let Some(m) = &metadata {
         bee = bee.with_metadata(m.clone());
     }
@@ -287,6 +293,7 @@ fn differential_with(seed: u64, n: usize, space: u64, metadata: Option<Metadata>
     }
     let queries = gen_queries(seed, space, &versions);
     let mut input = json!({ "seed": hex::encode(key_seed), "ops": ops, "queries": queries });
+    input["alwaysDuplicate"] = json!(always_duplicate);
     if let Some(m) = &metadata {
         input["metadata"] = json!({
             "contentFeed": m.content_feed.as_ref().map(hex::encode),
@@ -374,7 +381,13 @@ fn same_header_metadata_as_js() {
         content_feed: Some(vec![0xcc; 32]),
         user_data: Some(b"user data".to_vec()),
     };
-    differential_with(17, 40, 100, Some(metadata));
+    differential_with(17, 40, 100, Some(metadata), true);
+}
+
+#[test]
+fn same_blocks_as_js_without_always_duplicate() {
+    // Values from a tiny alphabet so that re-puts of the same value (skipped) are frequent.
+    differential_with(19, 300, 40, None, false);
 }
 
 /// The case proptest found where JS `get` returns a key deleted in a batch (its "block is the target" shortcut):

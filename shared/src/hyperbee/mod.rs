@@ -158,6 +158,8 @@ pub struct Hyperbee {
     sep: Vec<u8>,
     checkout: u64,
     metadata: Option<Metadata>,
+    /// JS `alwaysDuplicate` (default true): false skips puts of the value a key already has.
+    always_duplicate: bool,
     /// Held by a batch from its first write until it is flushed or dropped (JS `bee.lock`).
     write_lock: Arc<Mutex<()>>,
 }
@@ -211,6 +213,7 @@ impl Hyperbee {
             sep: SEP.to_vec(),
             checkout: 0,
             metadata: None,
+            always_duplicate: true,
             write_lock: Arc::default(),
         }
     }
@@ -218,6 +221,13 @@ impl Hyperbee {
     /// Sets the header metadata written with the header block (JS `opts.metadata`).
     pub fn with_metadata(mut self, metadata: Metadata) -> Self {
         self.metadata = Some(metadata);
+        self
+    }
+
+    /// JS `alwaysDuplicate` (true by default, as in JS): when false, a put of the value the key already has
+    /// writes nothing. Like JS, [`sub`](Self::sub)-databases do not inherit it (they always duplicate).
+    pub fn with_always_duplicate(mut self, always: bool) -> Self {
+        self.always_duplicate = always;
         self
     }
 
@@ -267,6 +277,8 @@ impl Hyperbee {
         prefix.extend_from_slice(sep);
         Self {
             prefix,
+            // JS does not pass `alwaysDuplicate` on to subs: they use the default.
+            always_duplicate: true,
             ..self.clone()
         }
     }

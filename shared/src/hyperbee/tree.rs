@@ -288,6 +288,9 @@ impl<'a> Batch<'a> {
                     if !self.cas_ok(&mut cas, prev, &new_entry)? {
                         return Ok(false);
                     }
+                    if !self.bee.always_duplicate && self.entry_of(prev)?.value == new_entry.value {
+                        return Ok(false);
+                    }
                     self.nodes[node].keys[mid] = seq;
                     self.nodes[node].changed = true;
                     self.append(root, seq, key, value);
@@ -351,6 +354,9 @@ impl<'a> Batch<'a> {
             Ok(mid) => {
                 let prev = self.nodes[node].keys[mid];
                 if !self.cas_ok(cas, prev, new_entry)? {
+                    return Ok(true);
+                }
+                if !self.bee.always_duplicate && self.entry_of(prev)?.value == new_entry.value {
                     return Ok(true);
                 }
                 self.nodes[node].changed = true;

@@ -5,6 +5,7 @@
 //       | { op: 'sub', name: hex, ops: [op] } (ops inside a sub-database)
 //       | { op: 'cas_put', key: hex, value: hex } (put only if the key is absent or its value differs)
 //       | { op: 'cas_del', key: hex } (delete only if the value starts with an even byte)
+//   alwaysDuplicate (optional, default true): hyperbee's option
 //   metadata (optional): { contentFeed: hex|null, userData: hex|null } for the header
 //   query: { q: 'get', key: hex, version?: n, sub?: hex } | { q: 'range', gt?, gte?, lt?, lte?, reverse?, limit?,
 //       version?, sub? } | { q: 'diff', right: version, version?, gt?, gte?, lt?, lte?, limit? } | { q: 'history', gt?, gte?, lt?, lte?, reverse?, limit? }
@@ -83,7 +84,7 @@ async function main() {
   const metadata = input.metadata
     ? { contentFeed: buf(input.metadata.contentFeed), userData: buf(input.metadata.userData) }
     : null
-  const db = new Hyperbee(core, { extension: false, metadata })
+  const db = new Hyperbee(core, { extension: false, metadata, alwaysDuplicate: input.alwaysDuplicate !== false })
   await db.ready()
   for (const op of input.ops) await apply(db, op)
   const blocks = []
