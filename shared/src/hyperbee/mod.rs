@@ -15,8 +15,14 @@
 //! - Keys and values are bytes: JS's default encoding (`binary`, strings as UTF-8) and `utf-8`; JSON values are the
 //!   caller's `serde_json::to_vec`, byte-identical to JS `json` for the same serialisation.
 //!
-//! Differences from the JS: no extension (remote `get` hints), no watchers, a diff that walks both versions in full, and `alwaysDuplicate`
-//! is always on (the JS default: re-putting the same value writes a new block).
+//! - [`Hyperbee::get`] answers exactly as JS `get`, including a JS shortcut that can return a key deleted inside a
+//!   batch; [`Hyperbee::get_strict`] searches the tree only (see the docs of `get`).
+//! - Writers are serialised by a write lock that a [`Batch`] holds from its first write until flushed or dropped.
+//!
+//! Differences from the JS: no extension (remote `get` hints), no watchers, no key/value codecs (bytes in, bytes
+//! out), no range iteration inside a batch, a diff that walks both versions in full (same output), and checkouts
+//! past the core's length are not live sessions. Checking out a version that ends in the middle of a batch fails
+//! (it has no root), in JS too.
 
 pub mod messages;
 mod tree;
