@@ -8,6 +8,7 @@ pub mod corestore;
 pub mod crypto;
 pub mod dht_rpc;
 pub mod flat_tree;
+pub mod hyperbee;
 pub mod hypercore;
 pub mod hyperdht;
 pub mod hypershell;
