@@ -7,9 +7,6 @@
 
 use std::fmt;
 
-use blake2::digest::core_api::{Buffer, UpdateCore, VariableOutputCore};
-use blake2::digest::generic_array::GenericArray;
-use blake2::Blake2bVarCore;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand::RngCore;
 use zeroize::Zeroize;
@@ -170,21 +167,17 @@ pub fn blake2b_into(out: &mut [u8], key: &[u8], parts: &[&[u8]]) -> Result<(), C
     if key.len() > BLAKE2B_MAX_LEN {
         return Err(CryptoError::KeyLength(key.len()));
     }
-    let mut core = Blake2bVarCore::new_with_params(&[], &[], key.len(), out.len());
-    // A keyed hash starts with the key zero-padded to a full block (RFC 7693 section 3.3).
-    let mut buffer = if key.is_empty() {
-        Buffer::<Blake2bVarCore>::default()
-    } else {
-        let mut block = [0u8; 128];
-        block[..key.len()].copy_from_slice(key);
-        Buffer::<Blake2bVarCore>::new(&block)
-    };
+    // blake2b_simd picks the AVX2 or SSE4.1 compression at run time: 54 us per 64 KiB block against 65 us for
+    // the portable `blake2` crate (examples/blake2b_bench.rs, release). Keys are padded as RFC 7693 3.3 says.
+    let mut state = blake2b_simd::Params::new()
+        .hash_length(out.len())
+        .key(key)
+        .to_state();
     for part in parts {
-        buffer.digest_blocks(part, |blocks| core.update_blocks(blocks));
+        state.update(part);
     }
-    let mut full = GenericArray::default();
-    core.finalize_variable_core(&mut buffer, &mut full);
-    out.copy_from_slice(&full[..out.len()]);
+    let full = state.finalize();
+    out.copy_from_slice(full.as_bytes());
     Ok(())
 }
 

@@ -137,16 +137,23 @@ fn checksum(payload: &[u8]) -> [u8; 16] {
     out
 }
 
-/// Frames a payload: header then payload.
-pub fn frame(payload: &[u8]) -> io::Result<Vec<u8>> {
+/// The frame header of a payload: magic, length, checksum.
+fn header(payload: &[u8]) -> io::Result<[u8; FRAME_HEADER]> {
     let len = u32::try_from(payload.len())
         .ok()
         .filter(|l| (*l as usize) <= MAX_RECORD)
         .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "record too large"))?;
+    let mut out = [0u8; FRAME_HEADER];
+    out[..4].copy_from_slice(&MAGIC);
+    out[4..8].copy_from_slice(&len.to_le_bytes());
+    out[8..].copy_from_slice(&checksum(payload));
+    Ok(out)
+}
+
+/// Frames a payload: header then payload.
+pub fn frame(payload: &[u8]) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(FRAME_HEADER + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&checksum(payload));
+    out.extend_from_slice(&header(payload)?);
     out.extend_from_slice(payload);
     Ok(out)
 }
@@ -258,10 +265,24 @@ impl Log {
     /// Appends a record durably; returns where each of its blocks landed in the log, in record order, as
     /// (index, file offset, length).
     pub fn append(&mut self, record: &Record) -> io::Result<Vec<(u64, u64, usize)>> {
-        let payload = record.to_bytes();
+        // Encode straight after room for the header, into a buffer sized up front: the payload is copied once.
+        let hint = FRAME_HEADER
+            + 64
+            + record.nodes.len() * 50
+            + record
+                .blocks
+                .iter()
+                .map(|(_, b)| b.len() + 16)
+                .sum::<usize>();
+        let mut buf = Vec::with_capacity(hint);
+        buf.resize(FRAME_HEADER, 0);
+        let mut w = Writer::from_vec(buf);
+        record.encode(&mut w);
+        let mut framed = w.into_vec();
+        let (head, payload) = framed.split_at_mut(FRAME_HEADER);
         let view =
-            RecordView::decode(&payload).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
-        let framed = frame(&payload)?;
+            RecordView::decode(payload).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
+        head.copy_from_slice(&header(payload)?);
         self.file.write_all_at(&framed, self.end)?;
         if self.durability == Durability::Sync {
             self.file.sync_data()?;
