@@ -128,12 +128,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn channel_options(id: Option<&[u8]>) -> ChannelOptions {
+/// Creates and opens the `blind-relay` channel (messages pair and unpair, empty handshake). The new
+/// constructors run it before the mux reads anything: a remote open meeting a channel that is created but
+/// not opened yet would be rejected.
+fn open_channel(mux: &Mux, id: Option<&[u8]>) -> Result<Channel, BlindRelayError> {
     let opts = ChannelOptions::new(PROTOCOL);
-    match id {
+    let opts = match id {
         Some(id) => opts.id(id.to_vec()),
         None => opts,
-    }
+    };
+    let channel = mux
+        .create_channel(opts)
+        .ok_or(BlindRelayError::ChannelClosed)?;
+    channel.add_message();
+    channel.add_message();
+    channel.open(b"")?;
+    Ok(channel)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -157,21 +167,18 @@ impl BlindRelayClient {
         transport: T,
         id: Option<&[u8]>,
     ) -> Result<Self, BlindRelayError> {
-        let (_mux, channel) =
-            Mux::new_with(transport, |mux| mux.create_channel(channel_options(id)));
-        Self::start(channel)
+        let (_mux, channel) = Mux::new_with(transport, |mux| open_channel(mux, id));
+        Self::start(channel?)
     }
 
-    /// Opens the channel on an existing mux (`Client.from(mux)`).
+    /// Opens the channel on an existing mux (`Client.from(mux)`). Call it before the remote's open can
+    /// arrive: a remote open meeting no opened channel is rejected (see [`crate::protomux`]).
     pub fn from_mux(mux: &Mux, id: Option<&[u8]>) -> Result<Self, BlindRelayError> {
-        Self::start(mux.create_channel(channel_options(id)))
+        Self::start(open_channel(mux, id)?)
     }
 
-    fn start(channel: Option<Channel>) -> Result<Self, BlindRelayError> {
-        let channel = Arc::new(channel.ok_or(BlindRelayError::ChannelClosed)?);
-        channel.add_message();
-        channel.add_message();
-        channel.open(b"")?;
+    fn start(channel: Channel) -> Result<Self, BlindRelayError> {
+        let channel = Arc::new(channel);
         let waiters: Arc<Mutex<Waiters>> = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
         let reader = tokio::spawn(client_reader(
@@ -394,25 +401,22 @@ impl BlindRelayServer {
         transport: T,
         id: Option<&[u8]>,
     ) -> Result<RelaySession, BlindRelayError> {
-        let (_mux, channel) =
-            Mux::new_with(transport, |mux| mux.create_channel(channel_options(id)));
-        self.start(channel)
+        let (_mux, channel) = Mux::new_with(transport, |mux| open_channel(mux, id));
+        self.start(channel?)
     }
 
-    /// Serves a session on an existing mux.
+    /// Serves a session on an existing mux. Call it before the peer's open can arrive: a remote open
+    /// meeting no opened channel is rejected (see [`crate::protomux`]).
     pub fn accept_mux(
         &self,
         mux: &Mux,
         id: Option<&[u8]>,
     ) -> Result<RelaySession, BlindRelayError> {
-        self.start(mux.create_channel(channel_options(id)))
+        self.start(open_channel(mux, id)?)
     }
 
-    fn start(&self, channel: Option<Channel>) -> Result<RelaySession, BlindRelayError> {
-        let channel = Arc::new(channel.ok_or(BlindRelayError::ChannelClosed)?);
-        channel.add_message();
-        channel.add_message();
-        channel.open(b"")?;
+    fn start(&self, channel: Channel) -> Result<RelaySession, BlindRelayError> {
+        let channel = Arc::new(channel);
         lock(&self.inner.stats).sessions_accepted += 1;
         let done = Arc::new(Notify::new());
         let finished = Arc::new(AtomicBool::new(false));

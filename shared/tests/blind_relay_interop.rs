@@ -1,14 +1,17 @@
 //! blind-relay, Rust <-> JS, over a local JS testnet (loopback only, every step bounded in time): JS peers
 //! (blind-relay's Client over hyperdht connections) pair through a Rust relay, Rust peers pair through a JS
 //! relay (blind-relay's Server) and through a Rust relay; the bytes sent over the relayed raw UDX streams
-//! arrive exactly.
+//! arrive exactly. HyperDHT connections with `relayThrough` (client's relay, a JS one; server's relay, a Rust
+//! one) run through the relay when no direct path exists, and move to the direct path when it shows up late.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use holepunch::blind_relay::{self, BlindRelayClient, BlindRelayServer, RelaySession};
 use holepunch::crypto::KeyPair;
-use holepunch::hyperdht::{HyperDht, HyperDhtOpts, Server};
+use holepunch::hyperdht::{
+    ConnectOpts, Connection, ConnectionPath, HyperDht, HyperDhtOpts, RelayThrough, Server,
+};
 use holepunch::udx::UdxStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -196,5 +199,158 @@ async fn rust_peers_through_a_rust_relay() {
     );
     let (received, echoed, ok) = relayed_exchange(&a, &b).await;
     assert_eq!((received, echoed, ok), (TOTAL, TOTAL, true));
+    assert_eq!(relay.stats().pairings_matched, 1);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// HyperDHT connections with relayThrough
+
+async fn firewalled_node(bootstrap: SocketAddr, hold: Option<Option<Duration>>) -> HyperDht {
+    let SocketAddr::V4(b) = bootstrap else {
+        panic!("v4 bootstrap")
+    };
+    let dht = HyperDht::bind(HyperDhtOpts {
+        bootstrap: vec![b],
+        host: Ipv4Addr::LOCALHOST,
+        assume_firewalled: true,
+        hold_direct_path: hold,
+        ..HyperDhtOpts::default()
+    })
+    .await
+    .expect("bind");
+    timeout(STEP, dht.fully_bootstrapped())
+        .await
+        .expect("bootstrap in time")
+        .expect("bootstrap");
+    dht
+}
+
+/// Writes `len` pattern bytes from `start` and reads the echo back; true if it came back exactly.
+async fn echo_round(conn: &mut Connection, start: usize, len: usize) -> bool {
+    let mut buf = vec![0u8; len];
+    pattern(start, &mut buf);
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let write = async {
+        wr.write_all(&buf).await.expect("write");
+        wr.flush().await.expect("flush");
+    };
+    let read = async {
+        let mut got = vec![0u8; len];
+        rd.read_exact(&mut got).await.expect("read echo");
+        got
+    };
+    let ((), got) = timeout(STEP, async { tokio::join!(write, read) })
+        .await
+        .expect("echo in time");
+    got == buf
+}
+
+/// The server echoes everything on its first connection.
+fn echo_server(mut server: Server) -> tokio::task::JoinHandle<Server> {
+    tokio::spawn(async move {
+        if let Some(conn) = server.accept().await {
+            let (mut rd, mut wr) = tokio::io::split(conn);
+            let _ = tokio::io::copy(&mut rd, &mut wr).await;
+        }
+        server
+    })
+}
+
+async fn relayed_connection_case(
+    relay_key: [u8; 32],
+    bootstrap: SocketAddr,
+    server_names_relay: bool,
+    hold: Option<Duration>,
+    rust_relay: Option<&BlindRelayServer>,
+) {
+    let server_node = firewalled_node(bootstrap, None).await;
+    let client_node = firewalled_node(bootstrap, Some(hold)).await;
+    let kp = KeyPair::from_seed(&[0x77; 32]);
+    let mut server = server_node.create_server(|_, _| false);
+    if server_names_relay {
+        server.set_relay_through(Some(RelayThrough::Key(relay_key)));
+    }
+    timeout(STEP, server.listen(kp.clone()))
+        .await
+        .expect("listen in time")
+        .expect("listen");
+    let _echo = echo_server(server);
+    let opts = ConnectOpts {
+        relay_through: (!server_names_relay).then_some(RelayThrough::Key(relay_key)),
+        ..ConnectOpts::default()
+    };
+    let mut conn = timeout(STEP, client_node.connect_opts(&kp.public, opts))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    assert_eq!(client_node.connection_path(&conn).0, ConnectionPath::Relay);
+    assert!(
+        echo_round(&mut conn, 0, 256 * 1024).await,
+        "echo through the relay"
+    );
+    if hold.is_some() {
+        // The direct path shows up later: the connection moves there without the application noticing.
+        timeout(STEP, async {
+            while client_node.connection_path(&conn).0 == ConnectionPath::Relay {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("moved to the direct path in time");
+        assert!(
+            echo_round(&mut conn, 256 * 1024, TOTAL).await,
+            "echo after the move"
+        );
+        assert_ne!(client_node.connection_path(&conn).0, ConnectionPath::Relay);
+        if let Some(relay) = rust_relay {
+            // Both sides dropped their relay connections: the bytes now take the direct path only.
+            timeout(STEP, async {
+                while relay.stats().sessions_closed < 2 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await
+            .expect("relay sessions closed after the move");
+            assert!(
+                echo_round(&mut conn, 256 * 1024 + TOTAL, TOTAL).await,
+                "echo with the relay gone"
+            );
+        }
+    } else {
+        assert!(
+            echo_round(&mut conn, 256 * 1024, TOTAL).await,
+            "more through the relay"
+        );
+        assert_eq!(client_node.connection_path(&conn).0, ConnectionPath::Relay);
+    }
+}
+
+/// A client naming a JS relay, and no direct path: the connection runs through the relay, byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_relayed_through_a_js_relay() {
+    let net = interop::JsTestnet::start(5);
+    let mut js = interop::node("blind_relay_peer.js", &["relay", &net.bootstrap_arg()]);
+    let v = parse(&tokio::task::block_in_place(|| js.line(STEP)));
+    let relay_key: [u8; 32] = hex::decode(v["relay"].as_str().expect("relay key"))
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    relayed_connection_case(relay_key, net.bootstrap[0], false, None, None).await;
+}
+
+/// A server naming a Rust relay; the client's direct path comes 2 s late: relayed first, then moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_relay_then_direct_through_a_rust_relay() {
+    let net = interop::JsTestnet::start(5);
+    let relay_node = rust_node(net.bootstrap[0]).await;
+    let (relay, relay_key, _task) = rust_relay(&relay_node).await;
+    relayed_connection_case(
+        relay_key,
+        net.bootstrap[0],
+        true,
+        Some(Duration::from_secs(2)),
+        Some(&relay),
+    )
+    .await;
     assert_eq!(relay.stats().pairings_matched, 1);
 }

@@ -212,6 +212,11 @@ pub struct HyperDhtOpts {
     /// every node is found reachable.
     #[doc(hidden)]
     pub assume_firewalled: bool,
+    /// Hold back this node's direct path as a client of connections that pair through a relay (direct
+    /// connect, LAN shortcut, holepunch): `None` as usual, `Some(None)` never (only a relay can connect), `Some(Some(d))` only after `d` (so a relayed
+    /// connection moves to the direct path later). For tests of relayed connections on loopback.
+    #[doc(hidden)]
+    pub hold_direct_path: Option<Option<Duration>>,
 }
 
 impl Default for HyperDhtOpts {
@@ -226,6 +231,7 @@ impl Default for HyperDhtOpts {
             cache: CacheOpts::default(),
             connection_keep_alive: Some(CONNECTION_KEEP_ALIVE),
             assume_firewalled: false,
+            hold_direct_path: None,
         }
     }
 }
@@ -251,6 +257,7 @@ struct Inner {
     default_key_pair: KeyPair,
     keep_alive: Option<Duration>,
     assume_firewalled: bool,
+    hold_direct_path: Option<Option<Duration>>,
     destroyed: AtomicBool,
     listening: Mutex<Vec<[u8; 32]>>,
     /// Local ids of the raw streams currently carried through a blind relay.
@@ -367,6 +374,7 @@ impl HyperDht {
                 default_key_pair: opts.key_pair.unwrap_or_else(KeyPair::generate),
                 keep_alive: opts.connection_keep_alive,
                 assume_firewalled: opts.assume_firewalled,
+                hold_direct_path: opts.hold_direct_path,
                 destroyed: AtomicBool::new(false),
                 listening: Mutex::new(Vec::new()),
                 relayed: Mutex::default(),
@@ -692,22 +700,31 @@ impl HyperDht {
         let secret = finished.holepunch_secret;
         let dht = self.clone();
         let chooser_payload = payload.clone();
+        let relay_plan = relay::plan(false, our_relay, payload.relay_through.as_ref());
+        let hold = relay_plan.and(self.inner.hold_direct_path);
         let mut path_task = tokio::spawn(async move {
+            match hold {
+                None => {}
+                Some(None) => {
+                    return Err(HyperDhtError::HolepunchAborted(
+                        "direct paths are held back (test option)".into(),
+                    ))
+                }
+                Some(Some(d)) => tokio::time::sleep(d).await,
+            }
             dht.choose_path(&chooser_payload, route, we_are_open, (target, &secret))
                 .await
         });
-        let relay_task = relay::plan(false, our_relay, payload.relay_through.as_ref()).map(
-            |(init, key, token)| {
-                tokio::spawn(relay::pair(
-                    self.clone(),
-                    key,
-                    init,
-                    token,
-                    raw.local_id(),
-                    opts.relay_keep_alive.unwrap_or(RELAY_KEEP_ALIVE),
-                ))
-            },
-        );
+        let relay_task = relay_plan.map(|(init, key, token)| {
+            tokio::spawn(relay::pair(
+                self.clone(),
+                key,
+                init,
+                token,
+                raw.local_id(),
+                opts.relay_keep_alive.unwrap_or(RELAY_KEEP_ALIVE),
+            ))
+        });
         let path = match relay_task {
             None => joined((&mut path_task).await),
             Some(mut rt) => {
