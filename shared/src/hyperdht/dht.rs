@@ -300,6 +300,10 @@ impl std::fmt::Display for ConnectionPath {
     }
 }
 
+/// Where [`HyperDht::choose_path`] says the client's stream goes: `Some((socket or None for dht.socket,
+/// address))`, or `None` to wait for the server.
+type DirectPath = Option<(Option<UdxSocket>, SocketAddrV4)>;
+
 /// Where a client's handshake answer came from (`router.peerHandshake`'s result).
 #[derive(Debug, Clone, Copy)]
 struct Route {
@@ -791,7 +795,7 @@ impl HyperDht {
         raw: UdxStream,
         link: relay::RelayLink,
         relaying: &Arc<AtomicBool>,
-        path: Option<JoinHandle<Result<Option<(Option<UdxSocket>, SocketAddrV4)>>>>,
+        path: Option<JoinHandle<Result<DirectPath>>>,
         server_stream: u32,
         dht_socket: UdxSocket,
         hs: HandshakeResult,
@@ -829,7 +833,7 @@ impl HyperDht {
                             Ok(()) => tracing::debug!("relayed connection moved to {addr}"),
                             Err(e) => {
                                 tracing::debug!("moving the relayed connection failed: {e}");
-                                return std::future::pending().await;
+                                std::future::pending().await
                             }
                         }
                     }
