@@ -23,6 +23,9 @@ when stdin ends the write side is closed, and the program exits once the peer en
 Bootstrap list: HOST:PORT[,HOST:PORT...], where a bare PORT means 127.0.0.1:PORT. Without --bootstrap, the \
 HYPERDHT_BOOTSTRAP environment variable (same form) is used, else the public bootstrap nodes.
 
+HYPERBEAM_RELAY: the public key (hex or z-base-32) of a blind relay: the connection is paired through it \
+as well (hyperdht's relayThrough), so it works when holepunching fails, and moves to a punched path later.
+
 Exit status: 0 when the pipe ended, 1 on an error, 2 on bad usage.
 
 Examples:

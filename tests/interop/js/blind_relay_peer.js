@@ -9,7 +9,7 @@
 //       each (initiator and not) with one token, connect the raw streams to their relay streams
 //       (connectRawStream), then both send <bytes> pattern bytes and end. Prints {"initiatorId",
 //       "responderId", "receivedA": n, "receivedB": n, "ok": bool} or {"error"}.
-// The pattern byte i is (i * 7 + (i >> 10)) & 0xff.
+// The pattern byte i is (i * 7 + (i >> 10)) & 0xff. HYPERDHT_HOST (default 127.0.0.1): the address the DHT binds.
 'use strict'
 const DHT = require('hyperdht')
 const relay = require('blind-relay')
@@ -53,7 +53,7 @@ function parseBootstrap(s) {
 }
 
 async function runRelay(bootstrap) {
-  const dht = new DHT({ bootstrap, host: '127.0.0.1' })
+  const dht = new DHT({ bootstrap, host: process.env.HYPERDHT_HOST || '127.0.0.1' })
   await dht.fullyBootstrapped()
   let paired = 0
   const server = new relay.Server({ createStream: (opts) => dht.createRawStream(opts) })
@@ -92,7 +92,7 @@ function pairOne(dht, socket, isInitiator, token) {
 }
 
 async function runPair(bootstrap, relayKey, total) {
-  const dht = new DHT({ bootstrap, host: '127.0.0.1' })
+  const dht = new DHT({ bootstrap, host: process.env.HYPERDHT_HOST || '127.0.0.1' })
   await dht.fullyBootstrapped()
   const a = dht.connect(relayKey, { keyPair: DHT.keyPair() })
   const b = dht.connect(relayKey, { keyPair: DHT.keyPair() })
