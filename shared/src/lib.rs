@@ -3,6 +3,7 @@
 //! Modules are named after the JS packages they are compatible with.
 
 pub mod base32;
+pub mod blind_relay;
 pub mod compact_encoding;
 pub mod corestore;
 pub mod crypto;

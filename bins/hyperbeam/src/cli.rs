@@ -26,6 +26,9 @@ HYPERDHT_BOOTSTRAP environment variable (same form) is used, else the public boo
 Ctrl-C before a peer connected shuts down; after, it ends this side of the pipe, and the program exits once \
 the peer ends its side too. A second Ctrl-C exits at once with status 130.
 
+HYPERBEAM_RELAY: the public key (hex or z-base-32) of a blind relay: the connection is paired through it \
+as well (hyperdht's relayThrough), so it works when holepunching fails, and moves to a punched path later.
+
 Exit status: 0 when the pipe ended (or was shut down), 1 on an error, 2 on bad usage, 130 after a second \
 Ctrl-C.
 

@@ -15,7 +15,9 @@ use anyhow::Context;
 use clap::Parser;
 use holepunch::base32::{hyperbeam_key_pair, hyperbeam_random_passphrase};
 use holepunch::crypto::KeyPair;
-use holepunch::hyperdht::{bootstrap, Connection, HyperDht, HyperDhtOpts};
+use holepunch::hyperdht::{
+    bootstrap, ConnectOpts, Connection, HyperDht, HyperDhtOpts, RelayThrough,
+};
 use hyperbeam_cli::cli::Cli;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
@@ -160,12 +162,22 @@ async fn run(
         ..HyperDhtOpts::default()
     })
     .await?;
+    // HYPERBEAM_RELAY: the public key (hex or z-base-32) of a blind relay both sides pair through as well
+    // (`relayThrough`); the NAT lab's RELAY=1 mode sets it.
+    let relay = match std::env::var("HYPERBEAM_RELAY") {
+        Ok(k) if !k.is_empty() => Some(
+            holepunch::id_encoding::decode(&k)
+                .map_err(|e| anyhow::anyhow!("HYPERBEAM_RELAY is not a public key: {e}"))?,
+        ),
+        _ => None,
+    };
     let mut server = None;
     let open = async {
         if announce {
             let public = key_pair.public;
             // Only the peer holding the same key pair gets through.
             let server = server.insert(dht.create_server(move |remote, _| *remote != public));
+            server.set_relay_through(relay.map(RelayThrough::Key));
             server.listen(key_pair.clone()).await?;
             remote_address(&dht).await;
             server
@@ -173,7 +185,12 @@ async fn run(
                 .await
                 .context("the server closed before a peer connected")
         } else {
-            let conn = dht.connect_with(&key_pair.public, &key_pair).await?;
+            let opts = ConnectOpts {
+                key_pair: Some(key_pair.clone()),
+                relay_through: relay.map(RelayThrough::Key),
+                ..ConnectOpts::default()
+            };
+            let conn = dht.connect_opts(&key_pair.public, opts).await?;
             remote_address(&dht).await;
             Ok(conn)
         }

@@ -1,6 +1,6 @@
 //! The NAT lab's consistent x consistent cell (tests/nat/run): hyperbeam between two hosts behind separate
 //! consistent NATs (network namespaces, iptables MASQUERADE), Rust -> Rust, Rust -> JS and JS -> Rust, a few
-//! MiB byte-exact each, every connection holepunched.
+//! MiB byte-exact each, every connection holepunched; and random x random through a blind relay (RELAY=1).
 //!
 //! Needs root, `ip netns` and iptables; without them it prints why and passes without running (CI runs as
 //! root with iptables installed by .ci/run, so it runs there).
@@ -40,17 +40,20 @@ fn skip_reason() -> Option<String> {
     None
 }
 
-#[test]
-fn consistent_nats_holepunch_both_languages() {
+/// Runs tests/nat/run with `env`; returns its table lines and whether it exited 0. `None` when the lab cannot
+/// run here (printed).
+fn run_lab(env: &[(&str, &str)]) -> Option<(Vec<String>, bool)> {
     if let Some(reason) = skip_reason() {
         eprintln!("skipping the NAT lab: {reason}");
-        return;
+        return None;
     }
     interop::require_js();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/nat/run");
-    let mut child = Command::new(&script)
-        .env("KINDS", "consistent")
-        .env("LANGS", "rust->rust rust->js js->rust")
+    let mut cmd = Command::new(&script);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .env("RUST_BEAM", env!("CARGO_BIN_EXE_hyperbeam"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -84,6 +87,17 @@ fn consistent_nats_holepunch_both_languages() {
         }
     }
     let status = child.wait().expect("wait for the lab");
+    Some((lines, status.success()))
+}
+
+#[test]
+fn consistent_nats_holepunch_both_languages() {
+    let Some((lines, ok)) = run_lab(&[
+        ("KINDS", "consistent"),
+        ("LANGS", "rust->rust rust->js js->rust"),
+    ]) else {
+        return;
+    };
     let row = lines
         .iter()
         .find(|l| l.starts_with("| consistent | consistent |"))
@@ -94,5 +108,30 @@ fn consistent_nats_holepunch_both_languages() {
             "{lang} did not holepunch: {row}"
         );
     }
-    assert!(status.success(), "the lab failed: {lines:#?}");
+    assert!(ok, "the lab failed: {lines:#?}");
+}
+
+/// Two randomizing NATs cannot be punched by the Rust side (HOLEPUNCH_DOUBLE_RANDOMIZED_NATS); with a blind
+/// relay on the public side (RELAY=1) the connections run through it: a Rust client reports "relay" with a
+/// Rust or a JS server, and a JS client reaches a Rust server (it cannot tell a relayed path, so any path).
+#[test]
+fn random_nats_connect_through_a_relay() {
+    let Some((lines, ok)) = run_lab(&[
+        ("RELAY", "1"),
+        ("KINDS", "random"),
+        ("LANGS", "rust->rust rust->js js->rust"),
+    ]) else {
+        return;
+    };
+    let row = lines
+        .iter()
+        .find(|l| l.starts_with("| random | random |"))
+        .unwrap_or_else(|| panic!("no random x random row in {lines:#?}"));
+    for lang in ["rust->rust", "rust->js"] {
+        assert!(
+            row.contains(&format!("{lang}: relay ")),
+            "{lang} did not connect through the relay: {row}"
+        );
+    }
+    assert!(ok, "the lab failed: {lines:#?}");
 }

@@ -95,7 +95,7 @@ pub async fn serve(
         let Some((client_id, _)) = decode_json(&payload).ok().as_ref().and_then(stream_ids) else {
             continue;
         };
-        let raw = dht.raw_stream()?;
+        let raw = dht.create_raw_stream()?;
         channel
             .send(
                 TUNNEL_MESSAGE_STREAM_ID,
@@ -104,7 +104,7 @@ pub async fn serve(
                 ),
             )
             .await?;
-        raw.connect_beside(&beside, client_id)?;
+        raw.connect_alongside(&beside, client_id)?;
         let (host, port) = (host.clone(), port);
         tokio::spawn(async move {
             let stream =
@@ -167,7 +167,7 @@ pub async fn run_client(
         tokio::select! {
             accepted = listener.accept() => {
                 let (tcp, _) = accepted.context("accepting a TCP connection")?;
-                let raw = dht.raw_stream()?;
+                let raw = dht.create_raw_stream()?;
                 let id = raw.local_id();
                 pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id, (raw, tcp));
                 channel
@@ -182,7 +182,7 @@ pub async fn run_client(
                     let Some((raw, tcp)) = pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&client_id) else {
                         continue;
                     };
-                    raw.connect_beside(&beside, server_id)?;
+                    raw.connect_alongside(&beside, server_id)?;
                     tokio::spawn(async move {
                         match SecretStream::accept_with(raw, &Keypair::generate(), secret_options()).await {
                             Ok(stream) => pipe(tcp, stream).await,

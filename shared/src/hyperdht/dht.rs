@@ -25,9 +25,17 @@
 //! random-port and birthday strategies when one NAT is random), and the stream connects through the socket
 //! and address the first punch came from. [`HyperDht::connection_path`] tells a connection's path.
 //!
-//! Not implemented: blind relays (`relayThrough`, and with them the TRY_LATER back-off and the node-wide
-//! limit on concurrent random punches, which only matter with a relay), reopening the puncher's socket when
-//! the NAT looks unstable (`analyze(true)`), reusable sockets / socket routes, suspend/resume.
+//! Blind relays (`relayThrough`, `relay.rs`, a child module): a client ([`ConnectOpts::relay_through`]) or
+//! server ([`Server::set_relay_through`]) naming a relay peer sends it with a token in its handshake
+//! payload; both sides then pair their raw streams through that relay (the server's if both named one)
+//! while the direct path, LAN shortcut and holepunching go on. The first path to connect the stream wins;
+//! a punch that succeeds after the relayed path is up moves the stream onto the punched path (the
+//! application keeps its [`Connection`]) and the relay connection closes. [`ConnectionPath::Relay`] tells
+//! a connection that is relayed.
+//!
+//! Not implemented: the TRY_LATER back-off and the node-wide limit on concurrent random punches (which the
+//! JS only applies with a relay), reopening the puncher's socket when the NAT looks unstable
+//! (`analyze(true)`), reusable sockets / socket routes, suspend/resume.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,7 +46,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::constants::{commands, errors, firewall, mode, ns};
@@ -62,10 +70,13 @@ use crate::udx::{FirewallVerdict, Udx, UdxSocket, UdxStream};
 
 #[path = "holepunch.rs"]
 mod holepunch;
+#[path = "relay.rs"]
+mod relay;
 use super::holepuncher::Holepuncher;
 use super::secure_payload::SecurePayload;
 use super::socket_pool::{PoolRequest, PoolSocketHandle, PunchSession};
 use holepunch::{ClientPunch, HolepunchRequest, ServerHole};
+pub use relay::{RelayThrough, RELAY_KEEP_ALIVE, RELAY_TIMEOUT};
 
 /// An end-to-end encrypted connection: a secret-stream over a UDX stream. `remote_public_key()` names the
 /// peer.
@@ -140,6 +151,9 @@ pub enum HyperDhtError {
     /// The node was destroyed (`NODE_DESTROYED`).
     #[error("NODE_DESTROYED: the node was destroyed")]
     NodeDestroyed,
+    /// The blind relay pairing failed or timed out, and no other path connected (`RELAY_ABORTED`).
+    #[error("RELAY_ABORTED: {0}")]
+    RelayAborted(String),
     /// The stream did not connect in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),
@@ -198,6 +212,11 @@ pub struct HyperDhtOpts {
     /// every node is found reachable.
     #[doc(hidden)]
     pub assume_firewalled: bool,
+    /// Hold back this node's direct path as a client of connections that pair through a relay (direct
+    /// connect, LAN shortcut, holepunch): `None` as usual, `Some(None)` never (only a relay can connect), `Some(Some(d))` only after `d` (so a relayed
+    /// connection moves to the direct path later). For tests of relayed connections on loopback.
+    #[doc(hidden)]
+    pub hold_direct_path: Option<Option<Duration>>,
 }
 
 impl Default for HyperDhtOpts {
@@ -212,8 +231,21 @@ impl Default for HyperDhtOpts {
             cache: CacheOpts::default(),
             connection_keep_alive: Some(CONNECTION_KEEP_ALIVE),
             assume_firewalled: false,
+            hold_direct_path: None,
         }
     }
+}
+
+/// Options of [`HyperDht::connect_opts`] (the JS `dht.connect(publicKey, opts)` options).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOpts {
+    /// Our key pair (the node's default when `None`).
+    pub key_pair: Option<KeyPair>,
+    /// Pair through this blind relay as well (`relayThrough`). The server's relay is used instead if it
+    /// names one.
+    pub relay_through: Option<RelayThrough>,
+    /// Keep-alive of the connection to the relay (`relayKeepAlive`, [`RELAY_KEEP_ALIVE`] when `None`).
+    pub relay_keep_alive: Option<Duration>,
 }
 
 struct Inner {
@@ -225,8 +257,11 @@ struct Inner {
     default_key_pair: KeyPair,
     keep_alive: Option<Duration>,
     assume_firewalled: bool,
+    hold_direct_path: Option<Option<Duration>>,
     destroyed: AtomicBool,
     listening: Mutex<Vec<[u8; 32]>>,
+    /// Local ids of the raw streams currently carried through a blind relay.
+    relayed: Mutex<std::collections::HashSet<u32>>,
 }
 
 /// A HyperDHT node (JS `new DHT(opts)`). Cheap to clone.
@@ -251,6 +286,8 @@ pub enum ConnectionPath {
     Direct,
     /// Through a socket of a holepunch attempt: the NATs were punched.
     Holepunched,
+    /// Through a blind relay (`relayThrough`); a punch that succeeds later moves it to `Holepunched`.
+    Relay,
 }
 
 impl std::fmt::Display for ConnectionPath {
@@ -258,9 +295,14 @@ impl std::fmt::Display for ConnectionPath {
         f.write_str(match self {
             Self::Direct => "direct",
             Self::Holepunched => "holepunch",
+            Self::Relay => "relay",
         })
     }
 }
+
+/// Where [`HyperDht::choose_path`] says the client's stream goes: `Some((socket or None for dht.socket,
+/// address))`, or `None` to wait for the server.
+type DirectPath = Option<(Option<UdxSocket>, SocketAddrV4)>;
 
 /// Where a client's handshake answer came from (`router.peerHandshake`'s result).
 #[derive(Debug, Clone, Copy)]
@@ -336,8 +378,10 @@ impl HyperDht {
                 default_key_pair: opts.key_pair.unwrap_or_else(KeyPair::generate),
                 keep_alive: opts.connection_keep_alive,
                 assume_firewalled: opts.assume_firewalled,
+                hold_direct_path: opts.hold_direct_path,
                 destroyed: AtomicBool::new(false),
                 listening: Mutex::new(Vec::new()),
+                relayed: Mutex::default(),
             }),
         })
     }
@@ -371,7 +415,14 @@ impl HyperDht {
             self.inner.server_socket.local_addr(),
             self.inner.client_socket.local_addr(),
         ];
-        let path = if local.is_some_and(|l| own.contains(&l)) {
+        let relayed = self
+            .inner
+            .relayed
+            .lock()
+            .is_ok_and(|r| r.contains(&raw.local_id()));
+        let path = if relayed {
+            ConnectionPath::Relay
+        } else if local.is_some_and(|l| own.contains(&l)) {
             ConnectionPath::Direct
         } else {
             ConnectionPath::Holepunched
@@ -423,8 +474,9 @@ impl HyperDht {
         Ok((sock, remote))
     }
 
-    /// A new UDX stream of the node's instance with a free random id, not carried by any socket yet.
-    fn create_raw_stream(&self) -> Result<UdxStream> {
+    /// A new UDX stream of the node's instance with a free random id, not carried by any socket yet
+    /// (`createRawStream`): what a blind relay creates its relay streams with, and what a peer pairs.
+    pub fn create_raw_stream(&self) -> Result<UdxStream> {
         for _ in 0..64 {
             let id = rand::random::<u32>();
             match self.inner.udx.create_stream(id) {
@@ -434,12 +486,6 @@ impl HyperDht {
             }
         }
         Err(io::Error::other("no free udx stream id").into())
-    }
-
-    /// A new UDX stream of this node with a free random id (`dht.createRawStream()`); connect it next to a
-    /// connection with [`UdxStream::connect_beside`] (`DHT.connectRawStream`).
-    pub fn raw_stream(&self) -> Result<UdxStream> {
-        self.create_raw_stream()
     }
 
     fn secret_stream(&self, raw: UdxStream, is_initiator: bool, hs: HandshakeResult) -> Connection {
@@ -474,6 +520,8 @@ impl HyperDht {
             dht: self.clone(),
             firewall: Arc::new(firewall),
             listening: None,
+            relay_through: None,
+            relay_keep_alive: RELAY_KEEP_ALIVE,
         }
     }
 
@@ -489,7 +537,45 @@ impl HyperDht {
         remote_public_key: &[u8; 32],
         key_pair: &KeyPair,
     ) -> Result<Connection> {
+        self.connect_opts(
+            remote_public_key,
+            ConnectOpts {
+                key_pair: Some(key_pair.clone()),
+                ..ConnectOpts::default()
+            },
+        )
+        .await
+    }
+
+    /// Connects to the server listening on `remote_public_key` with options (`dht.connect(key, opts)`).
+    ///
+    /// (A boxed future: a connection through a relay opens a connection to the relay with this function.)
+    pub fn connect_opts<'a>(
+        &'a self,
+        remote_public_key: &'a [u8; 32],
+        opts: ConnectOpts,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Connection>> + Send + 'a>> {
+        Box::pin(self.connect_opts_inner(remote_public_key, opts))
+    }
+
+    async fn connect_opts_inner(
+        &self,
+        remote_public_key: &[u8; 32],
+        opts: ConnectOpts,
+    ) -> Result<Connection> {
         self.check_alive()?;
+        let key_pair = &opts
+            .key_pair
+            .clone()
+            .unwrap_or_else(|| self.inner.default_key_pair.clone());
+        let our_relay = opts
+            .relay_through
+            .as_ref()
+            .and_then(RelayThrough::select)
+            .map(|k| (k, crate::blind_relay::token()));
+        // Set once the stream runs through the relay: from then on only our own move to a punched path
+        // changes its remote (relay traffic on the old path must not move it back).
+        let relaying = Arc::new(AtomicBool::new(false));
         let target = crypto::hash(&[remote_public_key]);
         let (socket, remote_addr) = self.current_socket().await?;
 
@@ -500,15 +586,19 @@ impl HyperDht {
         let (reached_tx, reached_rx) = tokio::sync::watch::channel(false);
         {
             let remote_id = remote_id.clone();
-            raw.set_firewall(
-                move |_from, _local| match remote_id.lock().ok().and_then(|g| *g) {
+            let relaying = relaying.clone();
+            raw.set_firewall(move |_from, _local| {
+                if relaying.load(Ordering::Acquire) {
+                    return FirewallVerdict::Reject;
+                }
+                match remote_id.lock().ok().and_then(|g| *g) {
                     Some(id) => {
                         let _ = reached_tx.send(true);
                         FirewallVerdict::Connect { remote_id: id }
                     }
                     None => FirewallVerdict::Reject,
-                },
-            )?;
+                }
+            })?;
         }
 
         let mut noise = NoiseWrap::initiator(key_pair, remote_public_key)?;
@@ -529,6 +619,7 @@ impl HyperDht {
                 seq: 0,
             }),
             secret_stream: Some(SecretStreamInfo { version: 1 }),
+            relay_through: relay::info(our_relay),
             ..NoisePayload::default()
         })?;
 
@@ -612,19 +703,73 @@ impl HyperDht {
             *g = Some(server_stream);
         }
 
-        let path = self
-            .choose_path(
-                &payload,
-                Route {
-                    relay,
-                    server_address,
-                    client_address,
-                    relayed,
-                },
-                remote_addr.is_some(),
-                (target, &finished.holepunch_secret),
-            )
-            .await?;
+        let route = Route {
+            relay,
+            server_address,
+            client_address,
+            relayed,
+        };
+        let we_are_open = remote_addr.is_some();
+        let secret = finished.holepunch_secret;
+        let dht = self.clone();
+        let chooser_payload = payload.clone();
+        let relay_plan = relay::plan(false, our_relay, payload.relay_through.as_ref());
+        let hold = relay_plan.and(self.inner.hold_direct_path);
+        let mut path_task = tokio::spawn(async move {
+            match hold {
+                None => {}
+                Some(None) => {
+                    return Err(HyperDhtError::HolepunchAborted(
+                        "direct paths are held back (test option)".into(),
+                    ))
+                }
+                Some(Some(d)) => tokio::time::sleep(d).await,
+            }
+            dht.choose_path(&chooser_payload, route, we_are_open, (target, &secret))
+                .await
+        });
+        let relay_task = relay_plan.map(|(init, key, token)| {
+            tokio::spawn(relay::pair(
+                self.clone(),
+                key,
+                init,
+                token,
+                raw.local_id(),
+                opts.relay_keep_alive.unwrap_or(RELAY_KEEP_ALIVE),
+            ))
+        });
+        let path = match relay_task {
+            None => joined((&mut path_task).await),
+            Some(mut rt) => {
+                tokio::select! {
+                    p = &mut path_task => match joined(p) {
+                        Ok(p) => {
+                            // The direct path won; a later pairing is dropped with the task.
+                            rt.abort();
+                            Ok(p)
+                        }
+                        Err(e) => {
+                            tracing::debug!("no direct path ({e}), waiting for the relay");
+                            let link = joined(rt.await)?;
+                            return self
+                                .relayed_client(raw, link, &relaying, None, server_stream, socket, finished.result)
+                                .await;
+                        }
+                    },
+                    l = &mut rt => match joined(l) {
+                        Ok(link) => {
+                            return self
+                                .relayed_client(raw, link, &relaying, Some(path_task), server_stream, socket, finished.result)
+                                .await;
+                        }
+                        Err(e) => {
+                            tracing::debug!("relay pairing failed: {e}");
+                            joined(path_task.await)
+                        }
+                    },
+                }
+            }
+        }?;
         match path {
             Some((sock, addr)) => {
                 let sock = sock.unwrap_or(socket);
@@ -647,6 +792,81 @@ impl HyperDht {
         let mut conn = self.secret_stream(raw, true, finished.result);
         // Send our secret-stream header now, as the JS `start` does.
         tokio::io::AsyncWriteExt::flush(&mut conn).await?;
+        Ok(conn)
+    }
+
+    /// The client's stream through the relay: connects `raw` to its relay stream and starts the secret
+    /// stream on it. If `path` (the direct path / holepunch still under way) succeeds later, the stream moves
+    /// there and the relay connection closes; else the relay connection lives as long as the stream.
+    #[allow(clippy::too_many_arguments)]
+    async fn relayed_client(
+        &self,
+        raw: UdxStream,
+        link: relay::RelayLink,
+        relaying: &Arc<AtomicBool>,
+        path: Option<JoinHandle<Result<DirectPath>>>,
+        server_stream: u32,
+        dht_socket: UdxSocket,
+        hs: HandshakeResult,
+    ) -> Result<Connection> {
+        if raw.remote().is_some() {
+            // The server reached us directly meanwhile: no relay.
+            if let Some(p) = path {
+                p.abort();
+            }
+            let mut conn = self.secret_stream(raw, true, hs);
+            tokio::io::AsyncWriteExt::flush(&mut conn).await?;
+            return Ok(conn);
+        }
+        relaying.store(true, Ordering::Release);
+        raw.connect_alongside(&link.control, link.remote_id)?;
+        tracing::debug!("connection relayed through relay stream {}", link.remote_id);
+        let id = raw.local_id();
+        if let Ok(mut r) = self.inner.relayed.lock() {
+            r.insert(id);
+        }
+        let control = raw.control();
+        let mut conn = self.secret_stream(raw, true, hs);
+        tokio::io::AsyncWriteExt::flush(&mut conn).await?;
+        let dht = self.clone();
+        tokio::spawn(async move {
+            let upgraded = async {
+                let Some(p) = path else {
+                    return std::future::pending().await;
+                };
+                match p.await {
+                    Ok(Ok(Some((sock, addr)))) => {
+                        let sock = sock.unwrap_or(dht_socket);
+                        match control.change_remote_via(&sock, server_stream, SocketAddr::V4(addr))
+                        {
+                            Ok(()) => tracing::debug!("relayed connection moved to {addr}"),
+                            Err(e) => {
+                                tracing::debug!("moving the relayed connection failed: {e}");
+                                std::future::pending().await
+                            }
+                        }
+                    }
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = upgraded => {
+                    if let Ok(mut r) = dht.inner.relayed.lock() {
+                        r.remove(&id);
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(relay::RELAY_LINGER) => {}
+                        _ = control.closed() => {}
+                    }
+                }
+                _ = control.closed() => {
+                    if let Ok(mut r) = dht.inner.relayed.lock() {
+                        r.remove(&id);
+                    }
+                }
+            }
+            drop(link);
+        });
         Ok(conn)
     }
 
@@ -1194,6 +1414,8 @@ pub struct Server {
     dht: HyperDht,
     firewall: FirewallFn,
     listening: Option<Listening>,
+    relay_through: Option<RelayThrough>,
+    relay_keep_alive: Duration,
 }
 
 impl std::fmt::Debug for Server {
@@ -1208,6 +1430,17 @@ impl Server {
     /// The key pair's public key, while listening.
     pub fn public_key(&self) -> Option<[u8; 32]> {
         self.listening.as_ref().map(|l| l.key_pair.public)
+    }
+
+    /// Pairs every connection through this blind relay as well (`relayThrough`); call before
+    /// [`Server::listen`]. Its relay wins over a client's.
+    pub fn set_relay_through(&mut self, relay_through: Option<RelayThrough>) {
+        self.relay_through = relay_through;
+    }
+
+    /// Keep-alive of the connections to the relay (`relayKeepAlive`, [`RELAY_KEEP_ALIVE`] by default).
+    pub fn set_relay_keep_alive(&mut self, keep_alive: Duration) {
+        self.relay_keep_alive = keep_alive;
     }
 
     /// The relay nodes the server is announced to.
@@ -1253,6 +1486,8 @@ impl Server {
                 next_id: 0,
                 holepunches: Arc::new(Mutex::new(HashMap::new())),
                 pool_tx,
+                relay_through: self.relay_through.clone(),
+                relay_keep_alive: self.relay_keep_alive,
             }
             .run(requests, pool_rx),
         );
@@ -1457,6 +1692,8 @@ struct Router {
     holepunches: Arc<Mutex<HashMap<u64, Arc<ServerHole>>>>,
     /// PEER_HOLEPUNCH requests arriving on puncher sockets.
     pool_tx: mpsc::Sender<(PoolRequest, Arc<PoolSocketHandle>)>,
+    relay_through: Option<RelayThrough>,
+    relay_keep_alive: Duration,
 }
 
 /// A server's handshake answer and the socket it goes out of (`None`: the DHT's).
@@ -1658,6 +1895,14 @@ impl Router {
         };
         let id = self.next_id;
         self.next_id += 1;
+        let our_relay = if raw.is_some() {
+            self.relay_through
+                .as_ref()
+                .and_then(RelayThrough::select)
+                .map(|k| (k, crate::blind_relay::token()))
+        } else {
+            None
+        };
         let reply = noise.send(&NoisePayload {
             error,
             firewall: if our_remote.is_some() {
@@ -1681,6 +1926,7 @@ impl Router {
                 seq: 0,
             }),
             secret_stream: Some(SecretStreamInfo { version: 1 }),
+            relay_through: relay::info(our_relay),
             relay_addresses: if announced.relay_addresses.is_empty() {
                 None
             } else {
@@ -1741,7 +1987,8 @@ impl Router {
             hole = Some(h);
         }
 
-        let (tx, rx) = oneshot::channel::<()>();
+        // `true` once the client's first packet came in (the stream connected, or moved, to it).
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
         if remote.firewall == firewall::OPEN || direct {
             // The client is reachable (or talked to us directly): connect now.
             let sock = if direct {
@@ -1753,10 +2000,11 @@ impl Router {
                 socket
             };
             raw.connect_via(&sock, remote_id, SocketAddr::V4(client))?;
-            let _ = tx.send(());
+            let _ = tx.send(true);
         } else {
             // Wait for the client's first packet (LAN shortcut, or the client connecting to our address).
-            let tx = Mutex::new(Some(tx));
+            // While the stream runs through a relay this moves it to the client's direct path; later
+            // packets from elsewhere (relay traffic on the old path) are rejected.
             let fired = AtomicBool::new(false);
             raw.set_firewall(move |from, local| {
                 if fired.swap(true, Ordering::AcqRel) {
@@ -1766,58 +2014,148 @@ impl Router {
                     return FirewallVerdict::Reject;
                 }
                 tracing::debug!("server stream: first packet from {from} on {local}");
-                if let Some(tx) = tx.lock().ok().and_then(|mut g| g.take()) {
-                    let _ = tx.send(());
-                }
+                let _ = tx.send(true);
                 FirewallVerdict::Connect { remote_id }
             })?;
         }
+        let relay_task = relay::plan(true, our_relay, remote.relay_through.as_ref()).map(
+            |(init, key, token)| {
+                tokio::spawn(relay::pair(
+                    self.dht.clone(),
+                    key,
+                    init,
+                    token,
+                    raw.local_id(),
+                    self.relay_keep_alive,
+                ))
+            },
+        );
         let dht = self.dht.clone();
         let conns = self.connections.clone();
         let holes = self.holepunches.clone();
         tokio::spawn(async move {
             // Until the client's first packet, or the puncher gave up (or 10 s without one).
-            let outcome = match &hole {
-                Some(h) => tokio::select! {
-                    r = rx => Ok(r),
-                    () = wait_aborted(&h.session) => Err(()),
-                },
-                None => tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx)
-                    .await
-                    .map_err(|_| ()),
+            let direct = async {
+                match &hole {
+                    Some(h) => tokio::select! {
+                        r = rx.wait_for(|v| *v) => r.is_ok(),
+                        () = wait_aborted(&h.session) => false,
+                    },
+                    None => tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx.wait_for(|v| *v))
+                        .await
+                        .is_ok_and(|r| r.is_ok()),
+                }
+            };
+            let mut link = None;
+            let connected = match relay_task {
+                None => direct.await,
+                Some(mut rt) => {
+                    tokio::pin!(direct);
+                    tokio::select! {
+                        d = &mut direct => {
+                            if d {
+                                rt.abort();
+                                true
+                            } else {
+                                link = rt.await.ok().and_then(|r| r.map_err(|e| tracing::debug!("relay: {e}")).ok());
+                                link.is_some()
+                            }
+                        }
+                        l = &mut rt => {
+                            link = l.ok().and_then(|r| r.map_err(|e| tracing::debug!("relay: {e}")).ok());
+                            link.is_some() || direct.await
+                        }
+                    }
+                }
             };
             tracing::debug!(
-                "server stream wait: {:?}",
-                outcome.as_ref().map(|r| r.is_ok())
+                "server stream wait: connected {connected}, relay {}",
+                link.is_some()
             );
+            if !connected {
+                if let Some(h) = &hole {
+                    h.session.with(|p| p.destroy());
+                    if let Ok(mut hs) = holes.lock() {
+                        hs.remove(&id);
+                    }
+                }
+                raw.destroy();
+                return;
+            }
+            // Relay only if the client did not reach us directly meanwhile.
+            let link = link.filter(|_| raw.remote().is_none());
+            let relayed_id = raw.local_id();
+            if let Some(l) = &link {
+                if let Err(e) = raw.connect_alongside(&l.control, l.remote_id) {
+                    tracing::debug!("connecting through the relay failed: {e}");
+                    raw.destroy();
+                    return;
+                }
+                if let Ok(mut r) = dht.inner.relayed.lock() {
+                    r.insert(relayed_id);
+                }
+            }
+            let control = raw.control();
+            let mut conn = dht.secret_stream(raw, false, finished.result);
+            // Send our secret-stream header now, as the JS does: a client waiting for our
+            // first packet must not depend on the application polling the connection.
+            match tokio::time::timeout(
+                HANDSHAKE_INITIAL_TIMEOUT,
+                tokio::io::AsyncWriteExt::flush(&mut conn),
+            )
+            .await
+            {
+                Ok(Ok(())) => {
+                    let _ = conns.send(conn);
+                }
+                _ => tracing::debug!("connection failed before it opened"),
+            }
+            if let Some(link) = link {
+                // Keep punching: the client's first direct packet moves the stream off the relay.
+                let moved = async {
+                    match &hole {
+                        Some(h) => tokio::select! {
+                            r = rx.wait_for(|v| *v) => r.is_ok(),
+                            () = wait_aborted(&h.session) => false,
+                        },
+                        None => rx.wait_for(|v| *v).await.is_ok(),
+                    }
+                };
+                let moved = tokio::select! {
+                    m = moved => m,
+                    _ = control.closed() => false,
+                };
+                if moved {
+                    tracing::debug!("relayed connection moved to a direct path");
+                    if let Ok(mut r) = dht.inner.relayed.lock() {
+                        r.remove(&relayed_id);
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(relay::RELAY_LINGER) => {}
+                        _ = control.closed() => {}
+                    }
+                } else {
+                    let _ = control.closed().await;
+                    if let Ok(mut r) = dht.inner.relayed.lock() {
+                        r.remove(&relayed_id);
+                    }
+                }
+                drop(link);
+            }
             if let Some(h) = &hole {
                 h.session.with(|p| p.destroy());
                 if let Ok(mut hs) = holes.lock() {
                     hs.remove(&id);
                 }
             }
-            match outcome {
-                Ok(Ok(())) => {
-                    let mut conn = dht.secret_stream(raw, false, finished.result);
-                    // Send our secret-stream header now, as the JS does: a client waiting for our
-                    // first packet must not depend on the application polling the connection.
-                    match tokio::time::timeout(
-                        HANDSHAKE_INITIAL_TIMEOUT,
-                        tokio::io::AsyncWriteExt::flush(&mut conn),
-                    )
-                    .await
-                    {
-                        Ok(Ok(())) => {
-                            let _ = conns.send(conn);
-                        }
-                        _ => tracing::debug!("connection failed before it opened"),
-                    }
-                }
-                _ => raw.destroy(),
-            }
         });
         Ok(Some((reply, reply_socket)))
     }
+}
+
+/// A task's result, its panic or cancellation as an error.
+fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    r.unwrap_or_else(|e| Err(io::Error::other(e.to_string()).into()))
 }
 
 /// Resolves when the session's puncher reports it gave up.

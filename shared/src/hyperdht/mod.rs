@@ -15,4 +15,7 @@ pub mod persistent;
 pub mod secure_payload;
 mod socket_pool;
 
-pub use dht::{Connection, ConnectionPath, HyperDht, HyperDhtError, HyperDhtOpts, Server};
+pub use dht::{
+    ConnectOpts, Connection, ConnectionPath, HyperDht, HyperDhtError, HyperDhtOpts, RelayThrough,
+    Server,
+};

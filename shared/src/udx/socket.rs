@@ -581,28 +581,7 @@ impl UdxStream {
     /// Runs `f` on the stream's slot, then wakes the driver of the socket carrying it (outside the lock) so it
     /// sends what `f` queued and re-arms its timers.
     fn with_slot<R>(&self, f: impl FnOnce(&mut Slot) -> io::Result<R>) -> io::Result<R> {
-        let mut wake = Vec::new();
-        let r = {
-            let mut inner = self.shared.lock();
-            if let Some(e) = inner.fatal_for(self.id) {
-                return Err(e);
-            }
-            let slot = inner
-                .streams
-                .get_mut(&self.id)
-                .ok_or_else(|| no_stream(self.id))?;
-            let r = f(slot);
-            if slot.socket.is_none() {
-                // No driver runs this stream yet: surface its events here.
-                slot.drain_events(&mut wake);
-            }
-            wake.extend(inner.take_driver_waker(self.id));
-            r
-        };
-        for w in wake {
-            w.wake();
-        }
-        r
+        with_slot_of(&self.shared, self.id, f)
     }
 
     /// Connects to stream `remote_id` at `addr` through the socket the stream was created on.
@@ -635,38 +614,37 @@ impl UdxStream {
         })
     }
 
-    /// Connects to stream `remote_id` of the peer that the stream of `beside` is connected to, through the
-    /// socket carrying it (same instance): a second stream next to an established one, as hyperdht's
-    /// `DHT.connectRawStream(encryptedStream, rawStream, remoteId)`. Take `beside` with
-    /// [`UdxStream::control`] before handing the established stream away.
-    pub fn connect_beside(&self, beside: &UdxStreamControl, remote_id: u32) -> io::Result<()> {
-        let other = beside
+    /// Connects to stream `remote_id` through the socket carrying the stream `other` controls, at that
+    /// stream's remote address (hyperdht's `connectRawStream`): how a peer reaches its blind-relay stream
+    /// along the path of its connection to the relay. Fails if `other` is gone or not connected, belongs to
+    /// another instance, or this stream is connected.
+    pub fn connect_alongside(&self, other: &UdxStreamControl, remote_id: u32) -> io::Result<()> {
+        let same = other
             .shared
             .upgrade()
-            .filter(|o| Arc::ptr_eq(&self.shared, o))
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "the stream beside is gone or belongs to another Udx instance",
-                )
-            })?;
+            .is_some_and(|s| Arc::ptr_eq(&s, &self.shared));
+        if !same {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the other stream is gone or belongs to another Udx instance",
+            ));
+        }
         let (socket, addr) = {
-            let inner = other.lock();
+            let inner = self.shared.lock();
             let slot = inner
                 .streams
-                .get(&beside.id)
-                .ok_or_else(|| no_stream(beside.id))?;
+                .get(&other.id)
+                .ok_or_else(|| no_stream(other.id))?;
             match (slot.socket, slot.stream.remote()) {
-                (Some(socket), Some((_, addr))) => (socket, addr),
+                (Some(s), Some((_, a))) => (s, a),
                 _ => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotConnected,
-                        "the stream beside is not connected",
+                        "the other udx stream is not connected",
                     ))
                 }
             }
         };
-        drop(other);
         self.with_slot(|slot| {
             if slot.stream.remote().is_some() {
                 return Err(already_connected());
@@ -702,29 +680,7 @@ impl UdxStream {
         remote_id: u32,
         addr: SocketAddr,
     ) -> io::Result<()> {
-        self.check_same_instance(socket)?;
-        let old_driver = {
-            let mut inner = self.shared.lock();
-            let old = inner.streams.get(&self.id).and_then(|s| s.socket);
-            old.and_then(|o| inner.sockets.get_mut(&o))
-                .and_then(|s| s.driver_waker.take())
-        };
-        if let Some(w) = old_driver {
-            w.wake();
-        }
-        self.with_slot(|slot| {
-            if slot.stream.remote().is_none() {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "udx stream is not connected",
-                ));
-            }
-            slot.socket = Some(socket.sock.id);
-            slot.remote_changing = true;
-            slot.stream.change_remote(remote_id, addr, Instant::now());
-            slot.stream.set_max_mtu(path_mtu(addr));
-            Ok(())
-        })
+        change_remote_via_of(&self.shared, self.id, socket, remote_id, addr)
     }
 
     fn check_same_instance(&self, socket: &UdxSocket) -> io::Result<()> {
@@ -1278,6 +1234,71 @@ impl Driver {
 
 /// The MTU cap for a path, as libudx picks it: what the OS reports, at most `MTU_MAX` (also when unknown).
 /// Connects the stream of `slot` to `remote_id` at `addr` with the path's MTU cap; refused when already connected.
+/// [`UdxStream::with_slot`] for stream `id` of `shared`.
+fn with_slot_of<R>(
+    shared: &Arc<Shared>,
+    id: u32,
+    f: impl FnOnce(&mut Slot) -> io::Result<R>,
+) -> io::Result<R> {
+    let mut wake = Vec::new();
+    let r = {
+        let mut inner = shared.lock();
+        if let Some(e) = inner.fatal_for(id) {
+            return Err(e);
+        }
+        let slot = inner.streams.get_mut(&id).ok_or_else(|| no_stream(id))?;
+        let r = f(slot);
+        if slot.socket.is_none() {
+            // No driver runs this stream yet: surface its events here.
+            slot.drain_events(&mut wake);
+        }
+        wake.extend(inner.take_driver_waker(id));
+        r
+    };
+    for w in wake {
+        w.wake();
+    }
+    r
+}
+
+/// [`UdxStream::change_remote_via`] for stream `id` of `shared`.
+fn change_remote_via_of(
+    shared: &Arc<Shared>,
+    id: u32,
+    socket: &UdxSocket,
+    remote_id: u32,
+    addr: SocketAddr,
+) -> io::Result<()> {
+    if !Arc::ptr_eq(shared, &socket.shared) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the socket belongs to another Udx instance",
+        ));
+    }
+    let old_driver = {
+        let mut inner = shared.lock();
+        let old = inner.streams.get(&id).and_then(|s| s.socket);
+        old.and_then(|o| inner.sockets.get_mut(&o))
+            .and_then(|s| s.driver_waker.take())
+    };
+    if let Some(w) = old_driver {
+        w.wake();
+    }
+    with_slot_of(shared, id, |slot| {
+        if slot.stream.remote().is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "udx stream is not connected",
+            ));
+        }
+        slot.socket = Some(socket.sock.id);
+        slot.remote_changing = true;
+        slot.stream.change_remote(remote_id, addr, Instant::now());
+        slot.stream.set_max_mtu(path_mtu(addr));
+        Ok(())
+    })
+}
+
 fn connect_slot(slot: &mut Slot, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
     if slot.stream.remote().is_some() {
         return Err(already_connected());
@@ -1558,7 +1579,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connect_beside_uses_the_socket_and_peer_of_another_stream() {
+    async fn connect_alongside_uses_the_socket_and_peer_of_another_stream() {
         let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
         let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
         let (ua, ub) = (a.udx(), b.udx());
@@ -1570,11 +1591,11 @@ mod tests {
         // Second streams beside them.
         let ta = ua.create_stream(11).expect("stream 11");
         let tb = ub.create_stream(12).expect("stream 12");
-        ta.connect_beside(&sa.control(), 12).expect("beside a");
-        tb.connect_beside(&sb.control(), 11).expect("beside b");
+        ta.connect_alongside(&sa.control(), 12).expect("beside a");
+        tb.connect_alongside(&sb.control(), 11).expect("beside b");
         assert_eq!(ta.remote(), Some((12, b.local_addr())));
         assert!(
-            ta.connect_beside(&sa.control(), 12).is_err(),
+            ta.connect_alongside(&sa.control(), 12).is_err(),
             "already connected"
         );
         ta.send_message(b"beside").expect("send");
@@ -1586,8 +1607,8 @@ mod tests {
         // Beside an unconnected stream, or a stream of another instance: refused.
         let lone = ua.create_stream(21).expect("stream 21");
         let other = ua.create_stream(22).expect("stream 22");
-        assert!(other.connect_beside(&lone.control(), 5).is_err());
-        assert!(other.connect_beside(&sb.control(), 5).is_err());
+        assert!(other.connect_alongside(&lone.control(), 5).is_err());
+        assert!(other.connect_alongside(&sb.control(), 5).is_err());
     }
 
     #[tokio::test]
@@ -2231,6 +2252,26 @@ impl UdxStreamControl {
         for w in wake {
             w.wake();
         }
+    }
+
+    /// [`UdxStream::change_remote_via`] on the controlled stream: moves it to another path while someone
+    /// else reads and writes it (HyperDHT moving a relayed connection to a punched path).
+    pub fn change_remote_via(
+        &self,
+        socket: &UdxSocket,
+        remote_id: u32,
+        addr: SocketAddr,
+    ) -> io::Result<()> {
+        let shared = self.shared.upgrade().ok_or_else(|| no_stream(self.id))?;
+        change_remote_via_of(&shared, self.id, socket, remote_id, addr)
+    }
+
+    /// The remote stream id and address of the controlled stream, once connected.
+    pub fn remote(&self) -> Option<(u32, SocketAddr)> {
+        let shared = self.shared.upgrade()?;
+        with_slot_of(&shared, self.id, |slot| Ok(slot.stream.remote()))
+            .ok()
+            .flatten()
     }
 
     /// Waits until the stream has closed (as [`UdxStream::closed`]) or no longer exists.

@@ -15,6 +15,18 @@ const key = rest.find(a => a !== '-r')
 
 // HYPERBEAM_HOST (default 127.0.0.1): the address the DHT binds (the NAT lab uses 0.0.0.0).
 const dht = new DHT({ bootstrap, ephemeral: true, host: process.env.HYPERBEAM_HOST || '127.0.0.1' })
+// HYPERBEAM_RELAY (hex public key): both sides pair through this blind relay as well (hyperdht's
+// relayThrough, which hyperbeam does not expose: passed by wrapping the node's connect/createServer).
+if (process.env.HYPERBEAM_RELAY) {
+  const relayThrough = Buffer.from(process.env.HYPERBEAM_RELAY, 'hex')
+  const connect = dht.connect.bind(dht)
+  dht.connect = (publicKey, opts = {}) => connect(publicKey, { ...opts, relayThrough })
+  const createServer = dht.createServer.bind(dht)
+  dht.createServer = (opts = {}, onconnection) =>
+    typeof opts === 'function'
+      ? createServer({ relayThrough }, opts)
+      : createServer({ ...opts, relayThrough }, onconnection)
+}
 const options = { announce: reuse, dht }
 // Hyperbeam takes the options as first argument when there is no key.
 const beam = key ? new Hyperbeam(key, options) : new Hyperbeam(options)

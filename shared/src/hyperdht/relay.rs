@@ -1,0 +1,178 @@
+//! Connections through a blind relay (`relayThrough` in `lib/connect.js` and `lib/server.js`, with
+//! `lib/relay-connection.js`): a child module of `dht.rs`.
+//!
+//! Facts of hyperdht 6.34:
+//! - A side with a relay configured puts `relayThrough { publicKey, token }` (a fresh random token) in its
+//!   handshake payload. If either side named a relay, both pair through one relay: the server's if it named
+//!   one (the server pairs as initiator, the client not), else the client's (the client pairs as
+//!   initiator).
+//! - Each side opens a HyperDHT connection to the relay (keep-alive `relayKeepAlive`, 5 s by default), opens
+//!   a blind-relay channel named by its own public key, and pairs its connection's raw UDX stream with the
+//!   token; the pairing must complete within 15 s. Once paired, the raw stream connects to the relay stream
+//!   through the path of the connection to the relay and the secret stream starts on it.
+//! - Direct connection, LAN shortcut and holepunching go on meanwhile. Whichever connects the raw stream
+//!   first wins; a relay pairing that completes after the stream connected directly is dropped. A punch that
+//!   succeeds after the relayed path is up moves the stream there (`changeRemote`), the application notices
+//!   nothing, and the relay connection is closed. Relay traffic arriving on the old path after the move must
+//!   not move the stream back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{HyperDht, HyperDhtError, Result};
+use crate::blind_relay::{BlindRelayClient, Token};
+use crate::hyperdht::messages::RelayThroughInfo;
+use crate::udx::UdxStreamControl;
+
+/// How long a relay pairing may take (hyperdht's 15 s relay timeout).
+pub const RELAY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default keep-alive of the connection to the relay (`relayKeepAlive`).
+pub const RELAY_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// How long the relay connection stays up after a connection moved to a direct path, so packets already
+/// under way through the relay still arrive.
+pub(super) const RELAY_LINGER: Duration = Duration::from_secs(2);
+
+/// Which blind relay to use (`relayThrough`): the public key of a relay peer, or a function choosing one
+/// (or none) for each connection.
+#[derive(Clone)]
+pub enum RelayThrough {
+    /// Always this relay.
+    Key([u8; 32]),
+    /// Asked for each connection; `None` connects without a relay.
+    Select(Arc<dyn Fn() -> Option<[u8; 32]> + Send + Sync>),
+}
+
+impl RelayThrough {
+    /// The relay for one connection (`selectRelay`).
+    pub fn select(&self) -> Option<[u8; 32]> {
+        match self {
+            Self::Key(k) => Some(*k),
+            Self::Select(f) => f(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RelayThrough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key(k) => f.debug_tuple("Key").field(&hex::encode(k)).finish(),
+            Self::Select(_) => f.write_str("Select(..)"),
+        }
+    }
+}
+
+impl From<[u8; 32]> for RelayThrough {
+    fn from(k: [u8; 32]) -> Self {
+        Self::Key(k)
+    }
+}
+
+/// What a side pairs: `(is_initiator, relay key, token)`, from its own choice (`ours`: relay and token it
+/// sent) and the remote's payload. `server` tells which side we are: the server's relay wins.
+pub(super) fn plan(
+    server: bool,
+    ours: Option<([u8; 32], Token)>,
+    theirs: Option<&RelayThroughInfo>,
+) -> Option<(bool, [u8; 32], Token)> {
+    if server {
+        match (ours, theirs) {
+            (Some((k, t)), _) => Some((true, k, t)),
+            (None, Some(r)) => Some((false, r.public_key, r.token)),
+            (None, None) => None,
+        }
+    } else {
+        match (theirs, ours) {
+            (Some(r), _) => Some((false, r.public_key, r.token)),
+            (None, Some((k, t))) => Some((true, k, t)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The relay info a side sends for its chosen relay.
+pub(super) fn info(ours: Option<([u8; 32], Token)>) -> Option<RelayThroughInfo> {
+    ours.map(|(public_key, token)| RelayThroughInfo {
+        version: 1,
+        public_key,
+        token,
+    })
+}
+
+/// A completed pairing: the relay client (holding the connection to the relay open), the stream carrying
+/// that connection, and the id of our relay stream at the relay.
+#[derive(Debug)]
+pub(super) struct RelayLink {
+    /// Keeps the connection to the relay (and the pairing) alive.
+    pub _client: BlindRelayClient,
+    pub control: UdxStreamControl,
+    pub remote_id: u32,
+}
+
+/// Connects to the relay and pairs `stream_id` as `is_initiator` of `token` (`_relayConnection`).
+pub(super) async fn pair(
+    dht: HyperDht,
+    relay_key: [u8; 32],
+    is_initiator: bool,
+    token: Token,
+    stream_id: u32,
+    keep_alive: Duration,
+) -> Result<RelayLink> {
+    let work = async {
+        let mut conn = dht
+            .connect_opts(&relay_key, super::ConnectOpts::default())
+            .await?;
+        conn.set_keep_alive(Some(keep_alive));
+        let control = conn.get_ref().control();
+        let id = *conn.public_key();
+        let client = BlindRelayClient::new(conn, Some(&id)).map_err(relay_error)?;
+        let remote_id = client
+            .pair(is_initiator, token, stream_id)
+            .await
+            .map_err(relay_error)?;
+        Ok(RelayLink {
+            _client: client,
+            control,
+            remote_id,
+        })
+    };
+    tokio::time::timeout(RELAY_TIMEOUT, work)
+        .await
+        .map_err(|_| HyperDhtError::RelayAborted("the relay pairing timed out".into()))?
+}
+
+fn relay_error(e: crate::blind_relay::BlindRelayError) -> HyperDhtError {
+    HyperDhtError::RelayAborted(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_relay_wins() {
+        let theirs = RelayThroughInfo {
+            version: 1,
+            public_key: [1; 32],
+            token: [2; 32],
+        };
+        let ours = Some(([3; 32], [4; 32]));
+        assert_eq!(
+            plan(true, ours, Some(&theirs)),
+            Some((true, [3; 32], [4; 32]))
+        );
+        assert_eq!(
+            plan(false, ours, Some(&theirs)),
+            Some((false, [1; 32], [2; 32]))
+        );
+        assert_eq!(plan(false, ours, None), Some((true, [3; 32], [4; 32])));
+        assert_eq!(
+            plan(true, None, Some(&theirs)),
+            Some((false, [1; 32], [2; 32]))
+        );
+        assert_eq!(plan(true, None, None), None);
+        assert_eq!(
+            RelayThrough::Select(Arc::new(|| Some([9; 32]))).select(),
+            Some([9; 32])
+        );
+    }
+}
