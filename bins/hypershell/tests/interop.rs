@@ -399,8 +399,13 @@ impl Drop for Tmux {
 }
 
 /// Count of lines of `screen` that are exactly `line` (after trimming).
+/// Lines of the screen that are `line`, after a shell prompt (`# `, `$ `) the remote shell may have printed
+/// in front of the output (the JS server's shell prints its prompt late, so output can follow it).
 fn lines_equal(screen: &str, line: &str) -> usize {
-    screen.lines().filter(|l| l.trim() == line).count()
+    screen
+        .lines()
+        .filter(|l| l.trim().trim_start_matches(['#', '$']).trim() == line)
+        .count()
 }
 
 /// The Rust client in a real terminal (tmux) against both servers: typing, a resize, Ctrl-C, exit code.
