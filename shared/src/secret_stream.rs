@@ -39,7 +39,6 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use blake2::digest::{consts::U32, Digest, Mac};
-use crypto_secretstream::{aead, Header, Key, PullStream, PushStream, Tag};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -236,66 +235,160 @@ pub fn decode_id_header(
         .map_err(|_| SecretStreamError::InvalidHeader)
 }
 
-/// A `Vec<u8>` viewed from `start`, so secretstream can encrypt in place at its tail.
-struct TailBuf<'a> {
-    vec: &'a mut Vec<u8>,
-    start: usize,
+/// Secretstream tag of an ordinary message (`crypto_secretstream_xchacha20poly1305_TAG_MESSAGE`).
+const TAG_MESSAGE: u8 = 0;
+/// Tag bit that makes both ends rekey after the message (`TAG_REKEY`; `TAG_FINAL` has it too).
+const TAG_REKEY: u8 = 2;
+/// Bytes of the first keystream block the MAC covers in place of the bare tag byte.
+const TAG_BLOCK: usize = 64;
+/// Length of the Poly1305 MAC ending every message.
+const MAC_BYTES: usize = 16;
+
+/// The state of libsodium's `crypto_secretstream_xchacha20poly1305`, shared by both directions.
+///
+/// A message under nonce `counter (uint32 LE) || inonce` and subkey `k` (HChaCha20 of the key and the first
+/// 16 header bytes) is sealed as: ChaCha20 block 0 gives the Poly1305 key; the 64-byte block `tag || 0*63` is
+/// XORed with keystream block 1 (its first byte is the encrypted tag sent on the wire); the message is XORed
+/// with the keystream from block 2; the MAC covers that 64-byte block, the ciphertext, `len % 16` zero bytes
+/// (libsodium's padding quirk), then `uint64 LE` of the associated data length (0 here) and of `64 + len`.
+/// Afterwards `inonce ^= mac[..8]`, the counter is incremented, and the state rekeys when the counter wraps to
+/// 0 or the tag has the `REKEY` bit.
+///
+/// Unlike the `crypto_secretstream` crate this works on the frame layout directly (tag byte, then message,
+/// then MAC), so neither end moves the message by one byte to make room for the tag.
+struct SodiumStream {
+    key: chacha20::Key,
+    inonce: [u8; 8],
+    counter: u32,
 }
 
-impl AsRef<[u8]> for TailBuf<'_> {
-    fn as_ref(&self) -> &[u8] {
-        self.vec.get(self.start..).unwrap_or(&[])
-    }
-}
-
-impl AsMut<[u8]> for TailBuf<'_> {
-    fn as_mut(&mut self) -> &mut [u8] {
-        self.vec.get_mut(self.start..).unwrap_or(&mut [])
-    }
-}
-
-impl aead::Buffer for TailBuf<'_> {
-    fn extend_from_slice(&mut self, other: &[u8]) -> aead::Result<()> {
-        self.vec.extend_from_slice(other);
-        Ok(())
+impl SodiumStream {
+    fn new(key: &[u8; 32], header: &[u8; HEADER_BYTES]) -> Self {
+        let (hnonce, inonce) = header.split_at(16);
+        let mut state = Self {
+            key: chacha20::hchacha::<chacha20::cipher::consts::U10>(
+                &chacha20::Key::from(*key),
+                chacha20::cipher::generic_array::GenericArray::from_slice(hnonce),
+            ),
+            inonce: [0; 8],
+            counter: 1,
+        };
+        state.inonce.copy_from_slice(inonce);
+        state
     }
 
-    fn truncate(&mut self, len: usize) {
-        self.vec.truncate(self.start + len);
-    }
-}
-
-/// A fixed slice with a shrinking length, so secretstream can decrypt in place.
-struct SliceBuf<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl AsRef<[u8]> for SliceBuf<'_> {
-    fn as_ref(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or(&[])
-    }
-}
-
-impl AsMut<[u8]> for SliceBuf<'_> {
-    fn as_mut(&mut self) -> &mut [u8] {
-        self.buf.get_mut(..self.len).unwrap_or(&mut [])
-    }
-}
-
-impl aead::Buffer for SliceBuf<'_> {
-    fn extend_from_slice(&mut self, _other: &[u8]) -> aead::Result<()> {
-        Err(aead::Error)
+    fn nonce(&self) -> chacha20::Nonce {
+        let mut nonce = chacha20::Nonce::default();
+        let (counter, inonce) = nonce.split_at_mut(4);
+        counter.copy_from_slice(&self.counter.to_le_bytes());
+        inonce.copy_from_slice(&self.inonce);
+        nonce
     }
 
-    fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
+    /// The cipher positioned at keystream block 1 and the one-time Poly1305 key (block 0).
+    fn cipher(&self) -> (chacha20::ChaCha20, poly1305::Key) {
+        use chacha20::cipher::{KeyIvInit, StreamCipher};
+        let mut cipher = chacha20::ChaCha20::new(&self.key, &self.nonce());
+        let mut block0 = [0u8; 64];
+        cipher.apply_keystream(&mut block0);
+        let mut mac_key = poly1305::Key::default();
+        mac_key.copy_from_slice(block0.get(..32).unwrap_or(&[0; 32]));
+        (cipher, mac_key)
+    }
+
+    fn mac(
+        mac_key: &poly1305::Key,
+        tag_block: &[u8; TAG_BLOCK],
+        ciphertext: &[u8],
+    ) -> [u8; MAC_BYTES] {
+        use poly1305::universal_hash::{KeyInit, UniversalHash};
+        let mut mac = poly1305::Poly1305::new(mac_key);
+        mac.update_padded(tag_block);
+        let whole = ciphertext.len() - ciphertext.len() % 16;
+        let (blocks, rest) = ciphertext.split_at(whole);
+        mac.update_padded(blocks);
+        // The rest of the ciphertext, `len % 16` zero bytes, then the two lengths, with no padding between.
+        let mut tail = [0u8; 3 * 16];
+        let lengths_at = 2 * rest.len();
+        if let Some(t) = tail.get_mut(..rest.len()) {
+            t.copy_from_slice(rest);
+        }
+        if let Some(t) = tail.get_mut(lengths_at + 8..lengths_at + 16) {
+            t.copy_from_slice(&((TAG_BLOCK + ciphertext.len()) as u64).to_le_bytes());
+        }
+        mac.compute_unpadded(tail.get(..lengths_at + 16).unwrap_or(&[]))
+            .into()
+    }
+
+    /// After a message: fold the MAC into the nonce, count, and rekey when due.
+    fn advance(&mut self, mac: &[u8; MAC_BYTES], tag: u8) {
+        for (n, m) in self.inonce.iter_mut().zip(mac) {
+            *n ^= m;
+        }
+        self.counter = self.counter.wrapping_add(1);
+        if tag & TAG_REKEY != 0 || self.counter == 0 {
+            use chacha20::cipher::{KeyIvInit, StreamCipher};
+            let mut cipher = chacha20::ChaCha20::new(&self.key, &self.nonce());
+            let mut next = [0u8; 40];
+            let (k, n) = next.split_at_mut(32);
+            k.copy_from_slice(&self.key);
+            n.copy_from_slice(&self.inonce);
+            cipher.apply_keystream(&mut next);
+            let (k, n) = next.split_at(32);
+            self.key.copy_from_slice(k);
+            self.inonce.copy_from_slice(n);
+            self.counter = 1;
+        }
+    }
+
+    /// Seals `buf` in place: on entry `buf[0]` is ignored and `buf[1..]` is the plaintext; on return `buf` is the
+    /// encrypted tag byte and the ciphertext. Returns the MAC to append.
+    fn seal(&mut self, tag: u8, buf: &mut [u8]) -> [u8; MAC_BYTES] {
+        use chacha20::cipher::StreamCipher;
+        let (mut cipher, mac_key) = self.cipher();
+        let mut tag_block = [0u8; TAG_BLOCK];
+        tag_block[0] = tag;
+        cipher.apply_keystream(&mut tag_block);
+        let (first, body) = buf.split_at_mut(1.min(buf.len()));
+        if let Some(b) = first.first_mut() {
+            *b = tag_block[0];
+        }
+        cipher.apply_keystream(body);
+        let mac = Self::mac(&mac_key, &tag_block, body);
+        self.advance(&mac, tag);
+        mac
+    }
+
+    /// Opens a message in place: `buf` is the encrypted tag byte, the ciphertext and the MAC. On success the
+    /// ciphertext bytes (`buf[1..len - 16]`) hold the plaintext and the tag is returned; on failure nothing
+    /// changes, the state included.
+    fn open(&mut self, buf: &mut [u8]) -> Option<u8> {
+        use chacha20::cipher::StreamCipher;
+        use subtle::ConstantTimeEq;
+        if buf.len() < ABYTES {
+            return None;
+        }
+        let (sealed, mac) = buf.split_at_mut(buf.len() - MAC_BYTES);
+        let (first, body) = sealed.split_at_mut(1);
+        let (mut cipher, mac_key) = self.cipher();
+        let mut tag_block = [0u8; TAG_BLOCK];
+        tag_block[0] = first[0];
+        cipher.apply_keystream(&mut tag_block);
+        let tag = tag_block[0];
+        tag_block[0] = first[0];
+        let expected = Self::mac(&mac_key, &tag_block, body);
+        if !bool::from(expected.ct_eq(&*mac)) {
+            return None;
+        }
+        cipher.apply_keystream(body);
+        self.advance(&expected, tag);
+        Some(tag)
     }
 }
 
 /// The sending half of the secretstream: turns plaintext messages into frames.
 pub struct Encryptor {
-    push: PushStream,
+    stream: SodiumStream,
     header: [u8; HEADER_BYTES],
 }
 
@@ -308,18 +401,16 @@ impl std::fmt::Debug for Encryptor {
 impl Encryptor {
     /// A push stream keyed with `tx` and a random header.
     pub fn new(tx: &[u8; 32]) -> Self {
-        let (header, push) = PushStream::init(rand::rngs::OsRng, &Key::from(*tx));
-        Self {
-            push,
-            header: *header.as_ref(),
-        }
+        let mut header = [0u8; HEADER_BYTES];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut header);
+        Self::with_header_for_testing(tx, header)
     }
 
     /// A push stream with a chosen header (tests and vectors only: headers must be random).
     #[doc(hidden)]
     pub fn with_header_for_testing(tx: &[u8; 32], header: [u8; HEADER_BYTES]) -> Self {
         Self {
-            push: push_stream_with_header(tx, header),
+            stream: SodiumStream::new(tx, &header),
             header,
         }
     }
@@ -330,51 +421,28 @@ impl Encryptor {
     }
 
     /// Appends the frame of `message` (`uint24` length + ciphertext) to `out`.
+    ///
+    /// The message is copied once, straight to its place in `out`, and encrypted there.
     pub fn encrypt_frame(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<()> {
         if message.len() > MAX_MESSAGE {
             return Err(SecretStreamError::MessageTooLarge(message.len()));
         }
-        let mark = out.len();
+        out.reserve(3 + ABYTES + message.len());
         push_uint24(out, message.len() + ABYTES);
         let start = out.len();
+        out.push(TAG_MESSAGE);
         out.extend_from_slice(message);
-        let mut buf = TailBuf { vec: out, start };
-        if self.push.push(&mut buf, &[], Tag::Message).is_err() {
-            out.truncate(mark);
-            return Err(SecretStreamError::Encrypt);
-        }
+        let mac = self
+            .stream
+            .seal(TAG_MESSAGE, out.get_mut(start..).unwrap_or(&mut []));
+        out.extend_from_slice(&mac);
         Ok(())
     }
 }
 
-/// A push stream with a known header: `PushStream::init` draws the header from the RNG it is given, so
-/// hand it one that yields `header` (the crate has no other way to choose it).
-fn push_stream_with_header(tx: &[u8; 32], header: [u8; HEADER_BYTES]) -> PushStream {
-    struct FixedRng([u8; HEADER_BYTES]);
-    impl rand::RngCore for FixedRng {
-        fn next_u32(&mut self) -> u32 {
-            0
-        }
-        fn next_u64(&mut self) -> u64 {
-            0
-        }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
-            for (d, s) in dest.iter_mut().zip(self.0) {
-                *d = s;
-            }
-        }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> std::result::Result<(), rand::Error> {
-            self.fill_bytes(dest);
-            Ok(())
-        }
-    }
-    impl rand::CryptoRng for FixedRng {}
-    PushStream::init(FixedRng(header), &Key::from(*tx)).1
-}
-
 /// The receiving half of the secretstream: authenticates and decrypts frame bodies.
 pub struct Decryptor {
-    pull: PullStream,
+    stream: SodiumStream,
 }
 
 impl std::fmt::Debug for Decryptor {
@@ -387,30 +455,29 @@ impl Decryptor {
     /// A pull stream keyed with `rx`, started from the peer's header.
     pub fn new(rx: &[u8; 32], header: &[u8; HEADER_BYTES]) -> Self {
         Self {
-            pull: PullStream::init(Header::from(*header), &Key::from(*rx)),
+            stream: SodiumStream::new(rx, header),
         }
     }
 
-    /// Decrypts one frame body in place; returns the length of the plaintext now at the start of `body`.
+    /// Decrypts one frame body in place; returns where in `body` the plaintext now is (it is not moved:
+    /// it sits after the one-byte tag, `1..body.len() - 16`).
     ///
-    /// A failure leaves the decryptor unusable for the rest of the stream, as in libsodium.
-    pub fn decrypt_in_place(&mut self, body: &mut [u8]) -> Result<usize> {
+    /// A failure leaves the decryptor where it was, so the frame is simply rejected; the stream built on
+    /// it destroys itself on any failure anyway.
+    pub fn decrypt_in_place(&mut self, body: &mut [u8]) -> Result<Range<usize>> {
         if body.len() < ABYTES {
             return Err(SecretStreamError::InvalidMessage(body.len()));
         }
-        let len = body.len();
-        let mut buf = SliceBuf { buf: body, len };
-        self.pull
-            .pull(&mut buf, &[])
-            .map_err(|_| SecretStreamError::Decrypt)?;
-        Ok(buf.len)
+        self.stream.open(body).ok_or(SecretStreamError::Decrypt)?;
+        Ok(1..body.len() - MAC_BYTES)
     }
 
     /// Decrypts one frame body into a new vector.
     pub fn decrypt(&mut self, body: &[u8]) -> Result<Vec<u8>> {
         let mut buf = body.to_vec();
-        let n = self.decrypt_in_place(&mut buf)?;
-        buf.truncate(n);
+        let plain = self.decrypt_in_place(&mut buf)?;
+        buf.truncate(plain.end);
+        buf.drain(..plain.start);
         Ok(buf)
     }
 }
@@ -981,8 +1048,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
                     self.decrypt = Some(Decryptor::new(&self.rx, &header));
                 }
                 Some(d) => {
-                    let n = d.decrypt_in_place(bytes)?;
-                    return Poll::Ready(Ok(Some(body.start..body.start + n)));
+                    let plain = d.decrypt_in_place(bytes)?;
+                    return Poll::Ready(Ok(Some(body.start + plain.start..body.start + plain.end)));
                 }
             }
         }
@@ -1238,6 +1305,88 @@ mod tests {
             Err(SecretStreamError::InvalidMessage(16))
         ));
         Ok(())
+    }
+
+    /// Frames of the `crypto_secretstream` crate (the previous implementation) for the same key, header, tags
+    /// and messages: ours seals byte for byte the same and opens theirs, across rekeys (`Final` is left out:
+    /// libsodium rekeys after it, the crate does not, and nothing follows it on a secret-stream anyway).
+    fn oracle_push(key: [u8; 32], header: [u8; 24], msgs: &[(u8, Vec<u8>)]) -> Vec<Vec<u8>> {
+        use crypto_secretstream::{Key, PushStream, Tag};
+        struct Fixed([u8; 24]);
+        impl rand::RngCore for Fixed {
+            fn next_u32(&mut self) -> u32 {
+                0
+            }
+            fn next_u64(&mut self) -> u64 {
+                0
+            }
+            fn fill_bytes(&mut self, dest: &mut [u8]) {
+                dest.copy_from_slice(&self.0[..dest.len()]);
+            }
+            fn try_fill_bytes(&mut self, dest: &mut [u8]) -> std::result::Result<(), rand::Error> {
+                self.fill_bytes(dest);
+                Ok(())
+            }
+        }
+        impl rand::CryptoRng for Fixed {}
+        let (h, mut push) = PushStream::init(Fixed(header), &Key::from(key));
+        assert_eq!(h.as_ref(), &header[..]);
+        msgs.iter()
+            .map(|(tag, m)| {
+                let tag = match tag {
+                    0 => Tag::Message,
+                    1 => Tag::Push,
+                    _ => Tag::Rekey,
+                };
+                let mut buf = m.clone();
+                push.push(&mut buf, &[], tag).expect("push");
+                buf
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sodium_stream_matches_crypto_secretstream(
+            key in proptest::array::uniform32(proptest::num::u8::ANY),
+            header in proptest::collection::vec(proptest::num::u8::ANY, 24),
+            msgs in proptest::collection::vec(
+                (0u8..3, proptest::collection::vec(proptest::num::u8::ANY, 0..300)),
+                1..12,
+            ),
+        ) {
+            let header: [u8; 24] = header.try_into().expect("24 bytes");
+            let theirs = oracle_push(key, header, &msgs);
+            let mut seal = SodiumStream::new(&key, &header);
+            let mut open = SodiumStream::new(&key, &header);
+            for ((tag, m), want) in msgs.iter().zip(&theirs) {
+                let mut buf = vec![0u8];
+                buf.extend_from_slice(m);
+                let mac = seal.seal(*tag, &mut buf);
+                buf.extend_from_slice(&mac);
+                proptest::prop_assert_eq!(&buf, want);
+                let mut got = want.clone();
+                proptest::prop_assert_eq!(open.open(&mut got), Some(*tag));
+                proptest::prop_assert_eq!(&got[1..got.len() - 16], &m[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn open_failure_changes_nothing() {
+        let mut seal = SodiumStream::new(&[5; 32], &[6; 24]);
+        let mut open = SodiumStream::new(&[5; 32], &[6; 24]);
+        let mut frame = vec![0, 1, 2, 3];
+        let mac = seal.seal(TAG_MESSAGE, &mut frame);
+        frame.extend_from_slice(&mac);
+        let mut bad = frame.clone();
+        bad[2] ^= 0x80;
+        let before = bad.clone();
+        assert_eq!(open.open(&mut bad), None);
+        assert_eq!(bad, before);
+        assert_eq!(open.open(&mut frame[..16]), None);
+        assert_eq!(open.open(&mut frame), Some(TAG_MESSAGE));
+        assert_eq!(&frame[1..4], &[1, 2, 3]);
     }
 
     #[test]
