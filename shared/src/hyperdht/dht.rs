@@ -489,15 +489,6 @@ impl HyperDht {
     }
 
     fn secret_stream(&self, raw: UdxStream, is_initiator: bool, hs: HandshakeResult) -> Connection {
-        // From now on the stream follows its peer to whichever of our sockets its packets arrive on, as the
-        // JS `onsocket` hooks do with `changeRemote`: the two ends can pick different paths (a server that
-        // became reachable after announcing connects from its server socket, while the client connects to
-        // the address the relay saw, its client socket), and udx drops packets on the wrong socket otherwise.
-        if let Some((remote_id, _)) = raw.remote() {
-            if let Err(e) = raw.set_firewall(move |_, _| FirewallVerdict::Connect { remote_id }) {
-                tracing::debug!("cannot set the follow-the-peer firewall: {e}");
-            }
-        }
         SecretStream::from_handshake_with(
             raw,
             is_initiator,
@@ -2000,6 +1991,12 @@ impl Router {
                 socket
             };
             raw.connect_via(&sock, remote_id, SocketAddr::V4(client))?;
+            // Follow the client to whichever of our sockets its packets arrive on (the JS `onsocket` hook):
+            // a server that became reachable after announcing connects from its server socket, while the
+            // client connects to the address the DHT saw, our client socket; udx drops packets arriving on
+            // another socket than the stream's unless its firewall says otherwise. (Direct wins here, so no
+            // relay path can be racing this stream.)
+            raw.set_firewall(move |_, _| FirewallVerdict::Connect { remote_id })?;
             let _ = tx.send(true);
         } else {
             // Wait for the client's first packet (LAN shortcut, or the client connecting to our address).
