@@ -993,9 +993,9 @@ impl HyperDht {
 
     // ----- storage: lookup / announce / unannounce / mutable / immutable -----
 
-    /// Finds the peers announced under `topic` (`dht.lookup(topic)`), one entry per replying node.
-    pub async fn lookup(&self, topic: &[u8; 32]) -> Result<Vec<LookupResult>> {
-        let outcome = self
+    /// The LOOKUP query for `topic` (what `lookup` and `unannounce` both start with).
+    async fn lookup_query(&self, topic: &[u8; 32]) -> Result<crate::dht_rpc::driver::QueryOutcome> {
+        Ok(self
             .inner
             .handle
             .query(
@@ -1006,7 +1006,12 @@ impl HyperDht {
                 },
                 QueryOpts::default(),
             )
-            .await?;
+            .await?)
+    }
+
+    /// Finds the peers announced under `topic` (`dht.lookup(topic)`), one entry per replying node.
+    pub async fn lookup(&self, topic: &[u8; 32]) -> Result<Vec<LookupResult>> {
+        let outcome = self.lookup_query(topic).await?;
         Ok(outcome
             .replies
             .iter()
@@ -1075,18 +1080,7 @@ impl HyperDht {
 
     /// Removes `key_pair`'s announcement under `topic` from the nodes that hold it (`dht.unannounce`).
     pub async fn unannounce(&self, topic: &[u8; 32], key_pair: &KeyPair) -> Result<()> {
-        let outcome = self
-            .inner
-            .handle
-            .query(
-                QuerySpec {
-                    target: *topic,
-                    command: commands::LOOKUP,
-                    value: None,
-                },
-                QueryOpts::default(),
-            )
-            .await?;
+        let outcome = self.lookup_query(topic).await?;
         for r in &outcome.replies {
             let Some(l) = r
                 .value
