@@ -209,7 +209,17 @@ fn we_send_what_udx_native_sends() {
     s.poll_transmit(t, &mut out, 8).unwrap();
     assert_eq!(out, NATIVE_ACK);
     assert_eq!(s.poll_timeout(), Some(t + Duration::from_secs(3)));
+    // Our re-ack was lost as well: the remote's RTO backed off, so its next retransmission comes after twice
+    // the gap. One at 2.5 s keeps the stream until 2.5 + 2 * 2.5 s (+ one RTO of 1 s).
+    let t2 = t + Duration::from_millis(2500);
+    s.handle_datagram(t2, remote, &d);
+    out.clear();
+    s.poll_transmit(t2, &mut out, 8).unwrap();
+    assert_eq!(out, NATIVE_ACK);
+    assert_eq!(s.poll_timeout(), Some(t + Duration::from_millis(8500)));
     s.handle_timeout(t + Duration::from_secs(3));
+    assert!(!s.is_closed());
+    s.handle_timeout(t + Duration::from_millis(8500));
     assert!(s.is_closed());
     assert_eq!(s.poll_timeout(), None);
     s.handle_datagram(t, remote, &d);

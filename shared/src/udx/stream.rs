@@ -409,6 +409,9 @@ pub struct Stream {
     destroy_packet: Option<Pending>,
     /// Until when a cleanly closed stream still re-acks retransmissions (see [`StreamConfig::linger`]).
     linger_until: Option<u64>,
+    /// When the lingering stream last heard a retransmission (or closed): the remote backs off exponentially,
+    /// so the next one is expected about twice that gap later.
+    linger_last_heard: u64,
 
     events: VecDeque<StreamEvent>,
 
@@ -520,6 +523,7 @@ impl Stream {
             messages_out: VecDeque::new(),
             destroy_packet: None,
             linger_until: None,
+            linger_last_heard: 0,
             events: VecDeque::new(),
             bytes_rx: 0,
             bytes_tx: 0,
@@ -1641,6 +1645,7 @@ impl Stream {
         };
         if linger > 0 && self.remote_addr.is_some() {
             self.linger_until = Some(self.now + linger);
+            self.linger_last_heard = self.now;
         }
     }
 
@@ -1877,6 +1882,14 @@ impl Stream {
                     && seq::lt(h.seq, self.ack)
                 {
                     self.ack_pending = true;
+                    // Our re-ack may be lost too: the remote retransmits again after twice this gap (its RTO
+                    // backs off), so stay until then, with one RTO to spare.
+                    let gap = self.now.saturating_sub(self.linger_last_heard);
+                    self.linger_last_heard = self.now;
+                    let until = self.now + 2 * gap + u64::from(self.rto);
+                    if self.linger_until.is_some_and(|t| t < until) {
+                        self.linger_until = Some(until);
+                    }
                 }
             }
             return;
