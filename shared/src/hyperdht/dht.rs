@@ -565,8 +565,8 @@ impl HyperDht {
             .and_then(RelayThrough::select)
             .map(|k| (k, crate::blind_relay::token()));
         // Set once the stream runs through the relay: from then on only our own move to a punched path
-        // changes its remote (relay traffic on the old path must not move it back).
-        let relaying = Arc::new(AtomicBool::new(false));
+        // changes its remote (relay traffic on the old path must not move it back, but is accepted).
+        let relaying = Arc::new(relay::RelayPath::default());
         let target = crypto::hash(&[remote_public_key]);
         let (socket, remote_addr) = self.current_socket().await?;
 
@@ -578,9 +578,15 @@ impl HyperDht {
         {
             let remote_id = remote_id.clone();
             let relaying = relaying.clone();
-            raw.set_firewall(move |_from, _local| {
-                if relaying.load(Ordering::Acquire) {
-                    return FirewallVerdict::Reject;
+            raw.set_firewall(move |from, _local| {
+                if relaying.is_set() {
+                    // Relay traffic after our move to a punched path: the server's retransmits of what it
+                    // sent through the relay. Anything else waits for our own move.
+                    return if relaying.from_relay(from) {
+                        FirewallVerdict::Accept
+                    } else {
+                        FirewallVerdict::Reject
+                    };
                 }
                 match remote_id.lock().ok().and_then(|g| *g) {
                     Some(id) => {
@@ -794,7 +800,7 @@ impl HyperDht {
         &self,
         raw: UdxStream,
         link: relay::RelayLink,
-        relaying: &Arc<AtomicBool>,
+        relaying: &Arc<relay::RelayPath>,
         path: Option<JoinHandle<Result<DirectPath>>>,
         server_stream: u32,
         dht_socket: UdxSocket,
@@ -809,7 +815,7 @@ impl HyperDht {
             tokio::io::AsyncWriteExt::flush(&mut conn).await?;
             return Ok(conn);
         }
-        relaying.store(true, Ordering::Release);
+        relaying.set(link.addr);
         raw.connect_alongside(&link.control, link.remote_id)?;
         tracing::debug!("connection relayed through relay stream {}", link.remote_id);
         let id = raw.local_id();
@@ -1974,6 +1980,7 @@ impl Router {
 
         // `true` once the client's first packet came in (the stream connected, or moved, to it).
         let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let relay_path = Arc::new(relay::RelayPath::default());
         if remote.firewall == firewall::OPEN || direct {
             // The client is reachable (or talked to us directly): connect now.
             let sock = if direct {
@@ -1994,15 +2001,18 @@ impl Router {
             let _ = tx.send(true);
         } else {
             // Wait for the client's first packet (LAN shortcut, or the client connecting to our address).
-            // While the stream runs through a relay this moves it to the client's direct path; later
-            // packets from elsewhere (relay traffic on the old path) are rejected.
+            // While the stream runs through a relay this moves it to the client's direct path. Later
+            // packets from elsewhere (relay traffic on the old path: the client's retransmits of what it
+            // sent through the relay before it moved) are the stream's own and are accepted, as the JS
+            // firewall does, without moving the stream again.
             let fired = AtomicBool::new(false);
+            let relay_path = relay_path.clone();
             raw.set_firewall(move |from, local| {
+                if relay_path.from_relay(from) || fired.load(Ordering::Acquire) {
+                    return FirewallVerdict::Accept;
+                }
                 if fired.swap(true, Ordering::AcqRel) {
-                    tracing::debug!(
-                        "server stream: another first packet from {from} on {local}, rejected"
-                    );
-                    return FirewallVerdict::Reject;
+                    return FirewallVerdict::Accept;
                 }
                 tracing::debug!("server stream: first packet from {from} on {local}");
                 let _ = tx.send(true);
@@ -2077,6 +2087,7 @@ impl Router {
             let link = link.filter(|_| raw.remote().is_none());
             let relayed_id = raw.local_id();
             if let Some(l) = &link {
+                relay_path.set(l.addr);
                 if let Err(e) = raw.connect_alongside(&l.control, l.remote_id) {
                     tracing::debug!("connecting through the relay failed: {e}");
                     raw.destroy();

@@ -16,7 +16,9 @@
 //!   nothing, and the relay connection is closed. Relay traffic arriving on the old path after the move must
 //!   not move the stream back.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{HyperDht, HyperDhtError, Result};
@@ -98,6 +100,46 @@ pub(super) fn info(ours: Option<([u8; 32], Token)>) -> Option<RelayThroughInfo> 
     })
 }
 
+/// What a raw stream's firewall knows of its relay path (hyperdht's `isRelay`): the relay's address once
+/// the stream runs through it, and how many packets came from there on another socket than the stream's
+/// (after the stream moved to a punched path: the peer's retransmits of what it sent through the relay
+/// before it moved, and relay traffic still under way). Those packets are the stream's own and must be
+/// accepted (the JS firewall lets them through, marking the upgrade not yet confirmed) without moving the
+/// stream back.
+#[derive(Debug, Default)]
+pub(super) struct RelayPath {
+    addr: Mutex<Option<SocketAddr>>,
+    packets: AtomicU64,
+}
+
+impl RelayPath {
+    /// The stream now runs through the relay at `addr`.
+    pub fn set(&self, addr: SocketAddr) {
+        if let Ok(mut a) = self.addr.lock() {
+            *a = Some(addr);
+        }
+    }
+
+    /// Whether the stream runs (or ran) through a relay.
+    pub fn is_set(&self) -> bool {
+        self.addr.lock().map(|a| a.is_some()).unwrap_or(false)
+    }
+
+    /// Whether a packet from `from` came through the relay (and counts it).
+    pub fn from_relay(&self, from: SocketAddr) -> bool {
+        let relay = self.addr.lock().map(|a| *a == Some(from)).unwrap_or(false);
+        if relay {
+            self.packets.fetch_add(1, Ordering::Relaxed);
+        }
+        relay
+    }
+
+    /// Packets that came through the relay on another socket than the stream's.
+    pub fn packets(&self) -> u64 {
+        self.packets.load(Ordering::Relaxed)
+    }
+}
+
 /// A completed pairing: the relay client (holding the connection to the relay open), the stream carrying
 /// that connection, and the id of our relay stream at the relay.
 #[derive(Debug)]
@@ -106,6 +148,8 @@ pub(super) struct RelayLink {
     pub _client: BlindRelayClient,
     pub control: UdxStreamControl,
     pub remote_id: u32,
+    /// The relay's address on the connection to it: where relayed packets come from.
+    pub addr: SocketAddr,
 }
 
 /// Connects to the relay and pairs `stream_id` as `is_initiator` of `token` (`_relayConnection`).
@@ -123,6 +167,9 @@ pub(super) async fn pair(
             .await?;
         conn.set_keep_alive(Some(keep_alive));
         let control = conn.get_ref().control();
+        let addr = control.remote().map(|(_, a)| a).ok_or_else(|| {
+            HyperDhtError::RelayAborted("the connection to the relay is not connected".into())
+        })?;
         let id = *conn.public_key();
         let client = BlindRelayClient::new(conn, Some(&id)).map_err(relay_error)?;
         let remote_id = client
@@ -133,6 +180,7 @@ pub(super) async fn pair(
             _client: client,
             control,
             remote_id,
+            addr,
         })
     };
     tokio::time::timeout(RELAY_TIMEOUT, work)
