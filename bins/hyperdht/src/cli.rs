@@ -163,10 +163,13 @@ impl Cli {
                     "--relay joins a network: give --bootstrap a list (or none, for the public nodes)",
                 ));
             }
-            let flag = self.bootstrap.as_ref().and_then(|l| l.as_ref()).map(|l| l.0.clone());
-            let bootstrap = bootstrap::choose(flag, env).map_err(|e| {
-                usage(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV))
-            })?;
+            let flag = self
+                .bootstrap
+                .as_ref()
+                .and_then(|l| l.as_ref())
+                .map(|l| l.0.clone());
+            let bootstrap = bootstrap::choose(flag, env)
+                .map_err(|e| usage(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV)))?;
             return Ok(Mode::Relay {
                 seed: self.seed,
                 host: self.host.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -337,7 +340,15 @@ mod tests {
     #[test]
     fn relay() {
         let seed = "ab".repeat(32);
-        let got = mode(&["--relay", "--seed", &seed, "--bootstrap", "7", "--host", "127.0.0.1"]);
+        let got = mode(&[
+            "--relay",
+            "--seed",
+            &seed,
+            "--bootstrap",
+            "7",
+            "--host",
+            "127.0.0.1",
+        ]);
         let Ok(Mode::Relay {
             seed: Some(s),
             host,
@@ -349,11 +360,23 @@ mod tests {
         };
         assert_eq!((s, host), ([0xab; 32], Ipv4Addr::LOCALHOST));
         assert_eq!(bootstrap[0].to_string(), "127.0.0.1:7");
-        assert!(matches!(mode(&["--relay"]), Ok(Mode::Relay { seed: None, .. })));
+        assert!(matches!(
+            mode(&["--relay"]),
+            Ok(Mode::Relay { seed: None, .. })
+        ));
         assert!(mode(&["--seed", &seed]).is_err(), "--seed without --relay");
-        assert!(mode(&["--relay", "--seed", "abcd"]).is_err(), "a short seed");
-        assert!(mode(&["--relay", "--seed", &"zz".repeat(32)]).is_err(), "not hex");
-        assert!(mode(&["--relay", "--bootstrap"]).is_err(), "a relay is no bootstrap node");
+        assert!(
+            mode(&["--relay", "--seed", "abcd"]).is_err(),
+            "a short seed"
+        );
+        assert!(
+            mode(&["--relay", "--seed", &"zz".repeat(32)]).is_err(),
+            "not hex"
+        );
+        assert!(
+            mode(&["--relay", "--bootstrap"]).is_err(),
+            "a relay is no bootstrap node"
+        );
         assert!(mode(&["--relay", "--testnet", "3"]).is_err());
     }
 }
