@@ -582,7 +582,7 @@ impl HyperDht {
                 if relaying.is_set() {
                     // Relay traffic after our move to a punched path: the server's retransmits of what it
                     // sent through the relay. Anything else waits for our own move.
-                    return if relaying.from_relay(from) {
+                    return if relaying.is_relay_packet(from) {
                         FirewallVerdict::Accept
                     } else {
                         FirewallVerdict::Reject
@@ -826,6 +826,7 @@ impl HyperDht {
         let mut conn = self.secret_stream(raw, true, hs);
         tokio::io::AsyncWriteExt::flush(&mut conn).await?;
         let dht = self.clone();
+        let relaying = relaying.clone();
         tokio::spawn(async move {
             let upgraded = async {
                 let Some(p) = path else {
@@ -852,7 +853,9 @@ impl HyperDht {
                         r.remove(&id);
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(relay::RELAY_LINGER) => {}
+                        () = relay::confirm_direct_upgrade(&control, &relaying) => {
+                            tracing::debug!("direct path confirmed, closing the relay connection");
+                        }
                         _ = control.closed() => {}
                     }
                 }
@@ -2008,7 +2011,7 @@ impl Router {
             let fired = AtomicBool::new(false);
             let relay_path = relay_path.clone();
             raw.set_firewall(move |from, local| {
-                if relay_path.from_relay(from) || fired.load(Ordering::Acquire) {
+                if relay_path.is_relay_packet(from) || fired.load(Ordering::Acquire) {
                     return FirewallVerdict::Accept;
                 }
                 if fired.swap(true, Ordering::AcqRel) {
@@ -2133,7 +2136,9 @@ impl Router {
                         r.remove(&relayed_id);
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(relay::RELAY_LINGER) => {}
+                        () = relay::confirm_direct_upgrade(&control, &relay_path) => {
+                            tracing::debug!("direct path confirmed, closing the relay connection");
+                        }
                         _ = control.closed() => {}
                     }
                 } else {

@@ -30,9 +30,10 @@ use crate::udx::UdxStreamControl;
 pub const RELAY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default keep-alive of the connection to the relay (`relayKeepAlive`).
 pub const RELAY_KEEP_ALIVE: Duration = Duration::from_secs(5);
-/// How long the relay connection stays up after a connection moved to a direct path, so packets already
-/// under way through the relay still arrive.
-pub(super) const RELAY_LINGER: Duration = Duration::from_secs(2);
+/// How often [`confirm_direct_upgrade`] looks for packets on the new path.
+const CONFIRM_POLL: Duration = Duration::from_millis(50);
+/// How long packets must keep arriving on the new path to confirm it without the peer's empty message.
+pub const CONFIRM_FALLBACK: Duration = Duration::from_secs(2);
 
 /// Which blind relay to use (`relayThrough`): the public key of a relay peer, or a function choosing one
 /// (or none) for each connection.
@@ -126,7 +127,7 @@ impl RelayPath {
     }
 
     /// Whether a packet from `from` came through the relay (and counts it).
-    pub fn from_relay(&self, from: SocketAddr) -> bool {
+    pub fn is_relay_packet(&self, from: SocketAddr) -> bool {
         let relay = self.addr.lock().map(|a| *a == Some(from)).unwrap_or(false);
         if relay {
             self.packets.fetch_add(1, Ordering::Relaxed);
@@ -137,6 +138,58 @@ impl RelayPath {
     /// Packets that came through the relay on another socket than the stream's.
     pub fn packets(&self) -> u64 {
         self.packets.load(Ordering::Relaxed)
+    }
+}
+
+/// hyperdht's `confirmDirectUpgrade`: once a relayed stream moved to a punched path, resolves when the
+/// relay connection can close. First everything we sent before the move must be acknowledged (its
+/// retransmits still go along the relay); then we send an empty UDX message along the new path (the JS
+/// `trySend` of an empty buffer; secret streams ignore it), and the peer, JS or Rust, does the same once its
+/// own pre-move packets are acknowledged: its empty message tells that nothing of the stream needs the relay
+/// any more. Messages are unreliable: if none comes, packets arriving along the new path for
+/// [`CONFIRM_FALLBACK`] after ours were acknowledged confirm it too (as the JS takes any direct packet).
+/// Pends while neither happens (the relay stays as long as the stream); resolves at once if the stream is
+/// gone.
+pub(super) async fn confirm_direct_upgrade(control: &UdxStreamControl, relay: &RelayPath) {
+    if control.remote_changed().await.is_err() {
+        return;
+    }
+    let direct = || {
+        control
+            .stats()
+            .map(|s| s.packets_received.saturating_sub(relay.packets()))
+    };
+    let Ok(start) = direct() else { return };
+    let _ = control.send_message(&[]);
+    let peer_confirmed = async {
+        loop {
+            match control.recv_message().await {
+                Ok(m) if m.is_empty() => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let fallback = async {
+        // Direct packets for a while after ours were acknowledged.
+        let mut first_direct = None;
+        loop {
+            tokio::time::sleep(CONFIRM_POLL).await;
+            match direct() {
+                Ok(n) if n == start => {}
+                Ok(_) => {
+                    let t = *first_direct.get_or_insert_with(tokio::time::Instant::now);
+                    if t.elapsed() >= CONFIRM_FALLBACK {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    };
+    tokio::select! {
+        () = peer_confirmed => tracing::debug!("the peer confirmed the direct path"),
+        () = fallback => tracing::debug!("direct packets confirmed the direct path"),
     }
 }
 
