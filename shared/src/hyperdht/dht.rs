@@ -33,9 +33,15 @@
 //! application keeps its [`Connection`]) and the relay connection closes. [`ConnectionPath::Relay`] tells
 //! a connection that is relayed.
 //!
-//! Not implemented: the TRY_LATER back-off and the node-wide limit on concurrent random punches (which the
-//! JS only applies with a relay), reopening the puncher's socket when the NAT looks unstable
-//! (`analyze(true)`), reusable sockets / socket routes, suspend/resume.
+//! When the stream moved from the relay to a punched path, the relay connection closes once both sides
+//! confirmed the new path (`confirmDirectUpgrade`: each side's pre-move packets acknowledged, then an empty
+//! UDX message each way). Random-NAT punches are limited node-wide ([`RandomPunches`]: one at a time, 20 s
+//! apart); a side over the limit waits 10 to 20 s and tries again (the server answering TRY_LATER) when a
+//! relay carries the connection meanwhile, and gives up otherwise (`HOLEPUNCH_ABORTED`, or the server's
+//! TRY_LATER abort).
+//!
+//! Not implemented: reopening the puncher's socket when the NAT looks unstable (`analyze(true)`),
+//! reusable sockets / socket routes, suspend/resume (and `deferRandomPunch`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -76,6 +82,7 @@ use super::holepuncher::Holepuncher;
 use super::secure_payload::SecurePayload;
 use super::socket_pool::{PoolRequest, PoolSocketHandle, PunchSession};
 use holepunch::{ClientPunch, HolepunchRequest, ServerHole};
+pub use holepunch::{RandomPunches, RANDOM_PUNCH_INTERVAL, RANDOM_PUNCH_LIMIT};
 pub use relay::{RelayThrough, RELAY_KEEP_ALIVE, RELAY_TIMEOUT};
 
 /// An end-to-end encrypted connection: a secret-stream over a UDX stream. `remote_public_key()` names the
@@ -217,6 +224,8 @@ pub struct HyperDhtOpts {
     /// connection moves to the direct path later). For tests of relayed connections on loopback.
     #[doc(hidden)]
     pub hold_direct_path: Option<Option<Duration>>,
+    /// Least time between the end of a random-NAT punch and the next (`randomPunchInterval`, 20 s).
+    pub random_punch_interval: Duration,
 }
 
 impl Default for HyperDhtOpts {
@@ -232,6 +241,7 @@ impl Default for HyperDhtOpts {
             connection_keep_alive: Some(CONNECTION_KEEP_ALIVE),
             assume_firewalled: false,
             hold_direct_path: None,
+            random_punch_interval: holepunch::RANDOM_PUNCH_INTERVAL,
         }
     }
 }
@@ -258,6 +268,7 @@ struct Inner {
     keep_alive: Option<Duration>,
     assume_firewalled: bool,
     hold_direct_path: Option<Option<Duration>>,
+    random_punches: Arc<holepunch::RandomPunches>,
     destroyed: AtomicBool,
     listening: Mutex<Vec<[u8; 32]>>,
     /// Local ids of the raw streams currently carried through a blind relay.
@@ -379,6 +390,7 @@ impl HyperDht {
                 keep_alive: opts.connection_keep_alive,
                 assume_firewalled: opts.assume_firewalled,
                 hold_direct_path: opts.hold_direct_path,
+                random_punches: Arc::new(holepunch::RandomPunches::new(opts.random_punch_interval)),
                 destroyed: AtomicBool::new(false),
                 listening: Mutex::new(Vec::new()),
                 relayed: Mutex::default(),
@@ -722,8 +734,14 @@ impl HyperDht {
                 }
                 Some(Some(d)) => tokio::time::sleep(d).await,
             }
-            dht.choose_path(&chooser_payload, route, we_are_open, (target, &secret))
-                .await
+            dht.choose_path(
+                &chooser_payload,
+                route,
+                we_are_open,
+                (target, &secret),
+                relay_plan.is_some(),
+            )
+            .await
         });
         let relay_task = relay_plan.map(|(init, key, token)| {
             tokio::spawn(relay::pair(
@@ -878,6 +896,7 @@ impl HyperDht {
         route: Route,
         we_are_open: bool,
         punch: (Id, &[u8; 32]),
+        through_relay: bool,
     ) -> Result<Option<(Option<UdxSocket>, SocketAddrV4)>> {
         let Route {
             relay,
@@ -926,6 +945,8 @@ impl HyperDht {
             id: hp.id,
             secure: SecurePayload::new(secret),
             round: 0,
+            random: self.inner.random_punches.clone(),
+            relayed: through_relay,
         };
         let punched = client.run(server_address, relay, server_relay, true);
         tokio::pin!(punched);
@@ -1974,6 +1995,8 @@ impl Router {
                 session,
                 round: Mutex::new(0),
                 prepunching: Mutex::new(Some(prepunching)),
+                relayed: our_relay.is_some() || remote.relay_through.is_some(),
+                random: self.dht.inner.random_punches.clone(),
             });
             if let Ok(mut hs) = self.holepunches.lock() {
                 hs.insert(id, h.clone());
