@@ -2034,15 +2034,12 @@ impl Router {
             let fired = AtomicBool::new(false);
             let relay_path = relay_path.clone();
             raw.set_firewall(move |from, local| {
-                if relay_path.is_relay_packet(from) || fired.load(Ordering::Acquire) {
-                    return FirewallVerdict::Accept;
+                let verdict = server_stream_verdict(&fired, &relay_path, from, remote_id);
+                if matches!(verdict, FirewallVerdict::Connect { .. }) {
+                    tracing::debug!("server stream: first packet from {from} on {local}");
+                    let _ = tx.send(true);
                 }
-                if fired.swap(true, Ordering::AcqRel) {
-                    return FirewallVerdict::Accept;
-                }
-                tracing::debug!("server stream: first packet from {from} on {local}");
-                let _ = tx.send(true);
-                FirewallVerdict::Connect { remote_id }
+                verdict
             })?;
         }
         let relay_task = relay::plan(true, our_relay, remote.relay_through.as_ref()).map(
@@ -2183,6 +2180,24 @@ impl Router {
     }
 }
 
+/// The firewall of a server stream waiting for the client's first packet on another socket than the
+/// stream's (the JS `firewall` of `_addHandshake`): the first packet not from the relay connects (or moves)
+/// the stream to its source; every later one, and every packet from the relay (after a move: the client's
+/// retransmits of what it sent through the relay, which JS sends along the old path), is the stream's own
+/// and is accepted without moving it. (Rejecting them stalled a JS client's transfer after the move.)
+fn server_stream_verdict(
+    fired: &AtomicBool,
+    relay: &relay::RelayPath,
+    from: SocketAddr,
+    remote_id: u32,
+) -> FirewallVerdict {
+    if relay.is_relay_packet(from) || fired.swap(true, Ordering::AcqRel) {
+        FirewallVerdict::Accept
+    } else {
+        FirewallVerdict::Connect { remote_id }
+    }
+}
+
 /// A task's result, its panic or cancellation as an error.
 fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
     r.unwrap_or_else(|e| Err(io::Error::other(e.to_string()).into()))
@@ -2219,6 +2234,46 @@ async fn socket_pool_relay(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_stream_accepts_relay_traffic_after_a_move() {
+        let relay: SocketAddr = "198.18.0.2:4000".parse().expect("addr");
+        let client: SocketAddr = "198.18.0.14:5000".parse().expect("addr");
+        let path = relay::RelayPath::default();
+        path.set(relay);
+        let fired = AtomicBool::new(false);
+        // Relay traffic never moves the stream, before or after the move, and is never dropped.
+        assert_eq!(
+            server_stream_verdict(&fired, &path, relay, 7),
+            FirewallVerdict::Accept
+        );
+        // The client's first direct packet moves the stream.
+        assert_eq!(
+            server_stream_verdict(&fired, &path, client, 7),
+            FirewallVerdict::Connect { remote_id: 7 }
+        );
+        // Its retransmits along the relay are accepted (and counted for confirmDirectUpgrade).
+        for _ in 0..3 {
+            assert_eq!(
+                server_stream_verdict(&fired, &path, relay, 7),
+                FirewallVerdict::Accept
+            );
+        }
+        assert_eq!(path.packets(), 4);
+        // Later packets from elsewhere do not move it again.
+        let other: SocketAddr = "198.18.0.14:6000".parse().expect("addr");
+        assert_eq!(
+            server_stream_verdict(&fired, &path, other, 7),
+            FirewallVerdict::Accept
+        );
+        // Without a relay the first packet connects.
+        let unrelayed = relay::RelayPath::default();
+        assert!(!unrelayed.is_set());
+        assert_eq!(
+            server_stream_verdict(&AtomicBool::new(false), &unrelayed, relay, 9),
+            FirewallVerdict::Connect { remote_id: 9 }
+        );
+    }
 
     #[test]
     fn address_helpers() {
