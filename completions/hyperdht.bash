@@ -23,7 +23,7 @@ _hyperdht() {
 
     case "${cmd}" in
         hyperdht)
-            opts="-h -V --bootstrap --nodes --port --host --testnet --help --version"
+            opts="-h -V --bootstrap --nodes --port --host --testnet --relay --seed --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -46,6 +46,10 @@ _hyperdht() {
                     return 0
                     ;;
                 --testnet)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

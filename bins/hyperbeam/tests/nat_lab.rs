@@ -40,6 +40,30 @@ fn skip_reason() -> Option<String> {
     None
 }
 
+/// The Rust `hyperdht` bin next to this test's hyperbeam (the lab's relay), built if `cargo test` did not
+/// build it (a test of the hyperbeam package alone).
+fn rust_dht() -> PathBuf {
+    let beam = PathBuf::from(env!("CARGO_BIN_EXE_hyperbeam"));
+    let dht = beam.with_file_name("hyperdht");
+    if !dht.exists() {
+        let release = beam
+            .parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "hyperdht"]);
+        if release {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().is_ok_and(|s| s.success()),
+            "cannot build the hyperdht bin for the lab's relay"
+        );
+    }
+    dht
+}
+
 /// Runs tests/nat/run with `env`; returns its table lines and whether it exited 0. `None` when the lab cannot
 /// run here (printed).
 fn run_lab(env: &[(&str, &str)]) -> Option<(Vec<String>, bool)> {
@@ -55,6 +79,7 @@ fn run_lab(env: &[(&str, &str)]) -> Option<(Vec<String>, bool)> {
     }
     let mut child = cmd
         .env("RUST_BEAM", env!("CARGO_BIN_EXE_hyperbeam"))
+        .env("RUST_DHT", rust_dht())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -132,6 +157,30 @@ fn random_nats_connect_through_a_relay() {
             row.contains(&format!("{lang}: relay ")),
             "{lang} did not connect through the relay: {row}"
         );
+    }
+    assert!(ok, "the lab failed: {lines:#?}");
+}
+
+/// A JS client reaching a Rust server behind a random-port NAT from a firewalled host and from behind a
+/// double NAT, with a blind relay (RELAY=1): the connection runs through the relay and moves to a punched
+/// path when one opens. The regression: once the Rust server's stream had moved, it dropped the JS client's
+/// retransmits of what it had sent through the relay before the move (JS sends those along the old path),
+/// and the transfer stalled until "connection timed out".
+#[test]
+fn js_client_to_rust_server_behind_a_random_nat_with_a_relay() {
+    let Some((lines, ok)) = run_lab(&[
+        ("RELAY", "1"),
+        ("PAIRS", "random:firewalled random:double"),
+        ("LANGS", "js->rust"),
+    ]) else {
+        return;
+    };
+    for client in ["firewalled", "double"] {
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("| random | {client} |")))
+            .unwrap_or_else(|| panic!("no random x {client} row in {lines:#?}"));
+        assert!(!row.contains("FAILED"), "js->rust failed: {row}");
     }
     assert!(ok, "the lab failed: {lines:#?}");
 }

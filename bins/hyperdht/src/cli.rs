@@ -1,5 +1,6 @@
 //! The command line of `hyperdht`: the flags of the JS `hyperdht` 6.34.0 bin (`--bootstrap`, `--nodes`,
-//! `--port`, `--host`) plus `--testnet N`.
+//! `--port`, `--host`) plus `--testnet N` and `--relay [--seed HEX]` (a blind relay, as blind-relay 1.6.1
+//! on hyperdht: what `relayThrough` names).
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
@@ -19,6 +20,13 @@ fn parse_bootstrap(s: &str) -> Result<BootstrapList, bootstrap::BootstrapError> 
     bootstrap::parse_list(s).map(BootstrapList)
 }
 
+fn parse_seed(s: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(s).map_err(|e| format!("{s:?} is not hex: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("a seed is 32 bytes (64 hex digits), not {}", b.len()))
+}
+
 fn parse_count(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
@@ -35,7 +43,13 @@ Examples:
   hyperdht --bootstrap --host 203.0.113.7 --port 49737   run a bootstrap node
   hyperdht --nodes 4                                      run 4 nodes on the public network
   hyperdht --bootstrap 127.0.0.1:49737                    join a private network
-  hyperdht --testnet 5                                    a local 5-node network; prints its bootstrap list";
+  hyperdht --testnet 5                                    a local 5-node network; prints its bootstrap list
+  hyperdht --relay --seed $(openssl rand -hex 32)         a blind relay; prints its public key (hex)
+
+A relay (--relay) joins the network (--bootstrap list, the environment or the public nodes) as a HyperDHT \
+server and relays the raw streams of peers that name its public key (hyperdht's relayThrough): every \
+connection to it gets a blind-relay session, and two streams paired with one token are joined. It prints \
+its public key in hex as the first line of stdout, then one line per completed pairing.";
 
 /// Run HyperDHT nodes, a bootstrap node, or a local testnet.
 ///
@@ -76,6 +90,15 @@ pub struct Cli {
         conflicts_with_all = ["bootstrap", "nodes", "host"]
     )]
     pub testnet: Option<usize>,
+
+    /// Run a blind relay (blind-relay 1.6.1 on a HyperDHT server) that peers name with relayThrough;
+    /// prints its public key (hex) as the first line of stdout.
+    #[arg(long, conflicts_with_all = ["nodes", "testnet"])]
+    pub relay: bool,
+
+    /// The relay's key pair seed (64 hex digits), for a stable public key (default: a random key pair).
+    #[arg(long, value_name = "HEX", value_parser = parse_seed, requires = "relay")]
+    pub seed: Option<[u8; 32]>,
 }
 
 /// What to run, once the flags and the environment are checked.
@@ -92,6 +115,17 @@ pub enum Mode {
     Nodes {
         /// How many nodes.
         count: usize,
+        /// Address to bind.
+        host: Ipv4Addr,
+        /// Port to bind (0 = any).
+        port: u16,
+        /// The network's bootstrap nodes.
+        bootstrap: Vec<BootstrapNode>,
+    },
+    /// A blind relay server joining the network of `bootstrap`.
+    Relay {
+        /// The key pair seed (random when `None`).
+        seed: Option<[u8; 32]>,
         /// Address to bind.
         host: Ipv4Addr,
         /// Port to bind (0 = any).
@@ -120,6 +154,27 @@ impl Cli {
             return Ok(Mode::Testnet {
                 size,
                 port: self.port.unwrap_or(0),
+            });
+        }
+        if self.relay {
+            if let Some(None) = &self.bootstrap {
+                return Err(usage(
+                    ErrorKind::InvalidValue,
+                    "--relay joins a network: give --bootstrap a list (or none, for the public nodes)",
+                ));
+            }
+            let flag = self
+                .bootstrap
+                .as_ref()
+                .and_then(|l| l.as_ref())
+                .map(|l| l.0.clone());
+            let bootstrap = bootstrap::choose(flag, env)
+                .map_err(|e| usage(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV)))?;
+            return Ok(Mode::Relay {
+                seed: self.seed,
+                host: self.host.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                port: self.port.unwrap_or(0),
+                bootstrap,
             });
         }
         match &self.bootstrap {
@@ -280,5 +335,48 @@ mod tests {
         let err = mode(&["--testnet", "3", "--bootstrap"]).expect_err("conflict");
         assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
         assert!(mode(&["--testnet", "3", "--nodes", "2"]).is_err());
+    }
+
+    #[test]
+    fn relay() {
+        let seed = "ab".repeat(32);
+        let got = mode(&[
+            "--relay",
+            "--seed",
+            &seed,
+            "--bootstrap",
+            "7",
+            "--host",
+            "127.0.0.1",
+        ]);
+        let Ok(Mode::Relay {
+            seed: Some(s),
+            host,
+            port: 0,
+            bootstrap,
+        }) = got
+        else {
+            panic!("relay mode: {got:?}")
+        };
+        assert_eq!((s, host), ([0xab; 32], Ipv4Addr::LOCALHOST));
+        assert_eq!(bootstrap[0].to_string(), "127.0.0.1:7");
+        assert!(matches!(
+            mode(&["--relay"]),
+            Ok(Mode::Relay { seed: None, .. })
+        ));
+        assert!(mode(&["--seed", &seed]).is_err(), "--seed without --relay");
+        assert!(
+            mode(&["--relay", "--seed", "abcd"]).is_err(),
+            "a short seed"
+        );
+        assert!(
+            mode(&["--relay", "--seed", &"zz".repeat(32)]).is_err(),
+            "not hex"
+        );
+        assert!(
+            mode(&["--relay", "--bootstrap"]).is_err(),
+            "a relay is no bootstrap node"
+        );
+        assert!(mode(&["--relay", "--testnet", "3"]).is_err());
     }
 }

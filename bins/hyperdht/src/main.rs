@@ -1,4 +1,4 @@
-//! `hyperdht`: run HyperDHT nodes, a bootstrap node, or a local testnet. See `hyperdht --help`.
+//! `hyperdht`: run HyperDHT nodes, a bootstrap node, a local testnet or a blind relay. See `hyperdht --help`.
 //!
 //! Exit codes: 0 after Ctrl-C/SIGTERM, 1 on a runtime error (one line on stderr), 2 on bad flags.
 
@@ -45,6 +45,12 @@ fn main() -> ExitCode {
                 bootstrap,
             } => run_nodes(count, host, port, &bootstrap, stop).await,
             Mode::Testnet { size, port } => run_testnet(size, port, stop).await,
+            Mode::Relay {
+                seed,
+                host,
+                port,
+                bootstrap,
+            } => run_relay(seed, host, port, &bootstrap, stop).await,
         }
     });
     match result {
@@ -241,5 +247,74 @@ async fn run_testnet(size: usize, port: u16, mut stop: Shutdown) -> anyhow::Resu
     eprintln!("hyperdht: testnet of {size} nodes on {host} running; Ctrl-C to stop");
     stop.wait().await?;
     drop(nodes);
+    Ok(())
+}
+
+/// A blind relay: a HyperDHT server whose every connection gets a blind-relay session named by the peer's
+/// public key (what hyperdht's `relayThrough` pairs with). Prints the public key, then `paired N` after
+/// each completed pairing.
+async fn run_relay(
+    seed: Option<[u8; 32]>,
+    host: Ipv4Addr,
+    port: u16,
+    bootstrap: &[BootstrapNode],
+    mut stop: Shutdown,
+) -> anyhow::Result<()> {
+    use holepunch::blind_relay::BlindRelayServer;
+    use holepunch::crypto::KeyPair;
+    use holepunch::hyperdht::{HyperDht, HyperDhtOpts};
+
+    let bootstrap = bootstrap::resolve(bootstrap).await?;
+    let key_pair = seed.map_or_else(KeyPair::generate, |s| KeyPair::from_seed(&s));
+    let dht = HyperDht::bind(HyperDhtOpts {
+        bootstrap,
+        host,
+        port,
+        ..HyperDhtOpts::default()
+    })
+    .await
+    .with_context(|| format!("binding {}", SocketAddrV4::new(host, port)))?;
+    let streams = dht.clone();
+    let relay = BlindRelayServer::new(move || {
+        streams
+            .create_raw_stream()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    });
+    let mut server = dht.create_server(|_, _| false);
+    tokio::select! {
+        r = async {
+            dht.fully_bootstrapped().await?;
+            server.listen(key_pair.clone()).await
+        } => r.context("announcing the relay")?,
+        r = stop.wait() => return r,
+    }
+    println!("{}", hex::encode(key_pair.public));
+    eprintln!("hyperdht: blind relay listening; Ctrl-C to stop");
+    let mut paired = 0;
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            r = stop.wait() => { r?; break; }
+            conn = server.accept() => {
+                let Some(conn) = conn else { break };
+                let id = *conn.remote_public_key();
+                match relay.accept(conn, Some(&id)) {
+                    // The session lives as long as the peer's connection.
+                    Ok(session) => { tokio::spawn(async move { session.closed().await }); }
+                    Err(e) => eprintln!("hyperdht: relay session refused: {e}"),
+                }
+            }
+            _ = poll.tick() => {
+                let now = relay.stats().pairings_matched;
+                while paired < now {
+                    paired += 1;
+                    println!("paired {paired}");
+                }
+            }
+        }
+    }
+    // Unannounce, but do not hold up the exit for a slow network.
+    let _ = tokio::time::timeout(Duration::from_millis(100), server.close()).await;
+    dht.destroy().await;
     Ok(())
 }

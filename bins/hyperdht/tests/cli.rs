@@ -346,3 +346,40 @@ fn testnet_first_node_on_port_and_ctrl_c() {
     assert_eq!(code, Some(0));
     assert!(rest.is_empty(), "{rest:?}");
 }
+
+/// `hyperdht --relay --seed HEX`: prints the public key of the seed's key pair, and two JS peers (the pinned
+/// hyperdht and blind-relay) pair raw streams through it and exchange bytes exactly; it reports the pairing.
+#[test]
+fn relay_pairs_js_peers() {
+    let js = interop::JsTestnet::start(5);
+    let list = js.bootstrap_arg();
+    let seed = "5e".repeat(32);
+    let mut relay = Running::start(
+        &[
+            "--relay",
+            "--seed",
+            &seed,
+            "--bootstrap",
+            &list,
+            "--host",
+            "127.0.0.1",
+        ],
+        &[],
+    );
+    let key = relay.line();
+    // ed25519 public key of the seed 0x5e * 32, as JS `DHT.keyPair(seed)` derives it.
+    let want = hex::encode(holepunch::crypto::KeyPair::from_seed(&[0x5e; 32]).public);
+    assert_eq!(key, want);
+    let total = 300_000;
+    let mut peers = interop::node(
+        "blind_relay_peer.js",
+        &["pair", &list, &key, &total.to_string()],
+    );
+    let out = json(&peers.line(STEP));
+    assert_eq!(out["ok"], true, "{out}");
+    assert_eq!(out["receivedA"], total, "{out}");
+    assert_eq!(out["receivedB"], total, "{out}");
+    assert_eq!(relay.line(), "paired 1");
+    let (code, _) = relay.terminate();
+    assert_eq!(code, Some(0));
+}

@@ -33,9 +33,15 @@
 //! application keeps its [`Connection`]) and the relay connection closes. [`ConnectionPath::Relay`] tells
 //! a connection that is relayed.
 //!
-//! Not implemented: the TRY_LATER back-off and the node-wide limit on concurrent random punches (which the
-//! JS only applies with a relay), reopening the puncher's socket when the NAT looks unstable
-//! (`analyze(true)`), reusable sockets / socket routes, suspend/resume.
+//! When the stream moved from the relay to a punched path, the relay connection closes once both sides
+//! confirmed the new path (`confirmDirectUpgrade`: each side's pre-move packets acknowledged, then an empty
+//! UDX message each way). Random-NAT punches are limited node-wide ([`RandomPunches`]: one at a time, 20 s
+//! apart); a side over the limit waits 10 to 20 s and tries again (the server answering TRY_LATER) when a
+//! relay carries the connection meanwhile, and gives up otherwise (`HOLEPUNCH_ABORTED`, or the server's
+//! TRY_LATER abort).
+//!
+//! Not implemented: reopening the puncher's socket when the NAT looks unstable (`analyze(true)`),
+//! reusable sockets / socket routes, suspend/resume (and `deferRandomPunch`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -76,6 +82,7 @@ use super::holepuncher::Holepuncher;
 use super::secure_payload::SecurePayload;
 use super::socket_pool::{PoolRequest, PoolSocketHandle, PunchSession};
 use holepunch::{ClientPunch, HolepunchRequest, ServerHole};
+pub use holepunch::{RandomPunches, RANDOM_PUNCH_INTERVAL, RANDOM_PUNCH_LIMIT};
 pub use relay::{RelayThrough, RELAY_KEEP_ALIVE, RELAY_TIMEOUT};
 
 /// An end-to-end encrypted connection: a secret-stream over a UDX stream. `remote_public_key()` names the
@@ -217,6 +224,8 @@ pub struct HyperDhtOpts {
     /// connection moves to the direct path later). For tests of relayed connections on loopback.
     #[doc(hidden)]
     pub hold_direct_path: Option<Option<Duration>>,
+    /// Least time between the end of a random-NAT punch and the next (`randomPunchInterval`, 20 s).
+    pub random_punch_interval: Duration,
 }
 
 impl Default for HyperDhtOpts {
@@ -232,6 +241,7 @@ impl Default for HyperDhtOpts {
             connection_keep_alive: Some(CONNECTION_KEEP_ALIVE),
             assume_firewalled: false,
             hold_direct_path: None,
+            random_punch_interval: holepunch::RANDOM_PUNCH_INTERVAL,
         }
     }
 }
@@ -258,6 +268,7 @@ struct Inner {
     keep_alive: Option<Duration>,
     assume_firewalled: bool,
     hold_direct_path: Option<Option<Duration>>,
+    random_punches: Arc<holepunch::RandomPunches>,
     destroyed: AtomicBool,
     listening: Mutex<Vec<[u8; 32]>>,
     /// Local ids of the raw streams currently carried through a blind relay.
@@ -379,6 +390,7 @@ impl HyperDht {
                 keep_alive: opts.connection_keep_alive,
                 assume_firewalled: opts.assume_firewalled,
                 hold_direct_path: opts.hold_direct_path,
+                random_punches: Arc::new(holepunch::RandomPunches::new(opts.random_punch_interval)),
                 destroyed: AtomicBool::new(false),
                 listening: Mutex::new(Vec::new()),
                 relayed: Mutex::default(),
@@ -565,8 +577,8 @@ impl HyperDht {
             .and_then(RelayThrough::select)
             .map(|k| (k, crate::blind_relay::token()));
         // Set once the stream runs through the relay: from then on only our own move to a punched path
-        // changes its remote (relay traffic on the old path must not move it back).
-        let relaying = Arc::new(AtomicBool::new(false));
+        // changes its remote (relay traffic on the old path must not move it back, but is accepted).
+        let relaying = Arc::new(relay::RelayPath::default());
         let target = crypto::hash(&[remote_public_key]);
         let (socket, remote_addr) = self.current_socket().await?;
 
@@ -578,9 +590,15 @@ impl HyperDht {
         {
             let remote_id = remote_id.clone();
             let relaying = relaying.clone();
-            raw.set_firewall(move |_from, _local| {
-                if relaying.load(Ordering::Acquire) {
-                    return FirewallVerdict::Reject;
+            raw.set_firewall(move |from, _local| {
+                if relaying.is_set() {
+                    // Relay traffic after our move to a punched path: the server's retransmits of what it
+                    // sent through the relay. Anything else waits for our own move.
+                    return if relaying.is_relay_packet(from) {
+                        FirewallVerdict::Accept
+                    } else {
+                        FirewallVerdict::Reject
+                    };
                 }
                 match remote_id.lock().ok().and_then(|g| *g) {
                     Some(id) => {
@@ -716,8 +734,14 @@ impl HyperDht {
                 }
                 Some(Some(d)) => tokio::time::sleep(d).await,
             }
-            dht.choose_path(&chooser_payload, route, we_are_open, (target, &secret))
-                .await
+            dht.choose_path(
+                &chooser_payload,
+                route,
+                we_are_open,
+                (target, &secret),
+                relay_plan.is_some(),
+            )
+            .await
         });
         let relay_task = relay_plan.map(|(init, key, token)| {
             tokio::spawn(relay::pair(
@@ -794,7 +818,7 @@ impl HyperDht {
         &self,
         raw: UdxStream,
         link: relay::RelayLink,
-        relaying: &Arc<AtomicBool>,
+        relaying: &Arc<relay::RelayPath>,
         path: Option<JoinHandle<Result<DirectPath>>>,
         server_stream: u32,
         dht_socket: UdxSocket,
@@ -809,7 +833,7 @@ impl HyperDht {
             tokio::io::AsyncWriteExt::flush(&mut conn).await?;
             return Ok(conn);
         }
-        relaying.store(true, Ordering::Release);
+        relaying.set(link.addr);
         raw.connect_alongside(&link.control, link.remote_id)?;
         tracing::debug!("connection relayed through relay stream {}", link.remote_id);
         let id = raw.local_id();
@@ -820,6 +844,7 @@ impl HyperDht {
         let mut conn = self.secret_stream(raw, true, hs);
         tokio::io::AsyncWriteExt::flush(&mut conn).await?;
         let dht = self.clone();
+        let relaying = relaying.clone();
         tokio::spawn(async move {
             let upgraded = async {
                 let Some(p) = path else {
@@ -846,7 +871,9 @@ impl HyperDht {
                         r.remove(&id);
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(relay::RELAY_LINGER) => {}
+                        () = relay::confirm_direct_upgrade(&control, &relaying) => {
+                            tracing::debug!("direct path confirmed, closing the relay connection");
+                        }
                         _ = control.closed() => {}
                     }
                 }
@@ -869,6 +896,7 @@ impl HyperDht {
         route: Route,
         we_are_open: bool,
         punch: (Id, &[u8; 32]),
+        through_relay: bool,
     ) -> Result<Option<(Option<UdxSocket>, SocketAddrV4)>> {
         let Route {
             relay,
@@ -917,6 +945,8 @@ impl HyperDht {
             id: hp.id,
             secure: SecurePayload::new(secret),
             round: 0,
+            random: self.inner.random_punches.clone(),
+            relayed: through_relay,
         };
         let punched = client.run(server_address, relay, server_relay, true);
         tokio::pin!(punched);
@@ -1965,6 +1995,8 @@ impl Router {
                 session,
                 round: Mutex::new(0),
                 prepunching: Mutex::new(Some(prepunching)),
+                relayed: our_relay.is_some() || remote.relay_through.is_some(),
+                random: self.dht.inner.random_punches.clone(),
             });
             if let Ok(mut hs) = self.holepunches.lock() {
                 hs.insert(id, h.clone());
@@ -1974,6 +2006,7 @@ impl Router {
 
         // `true` once the client's first packet came in (the stream connected, or moved, to it).
         let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let relay_path = Arc::new(relay::RelayPath::default());
         if remote.firewall == firewall::OPEN || direct {
             // The client is reachable (or talked to us directly): connect now.
             let sock = if direct {
@@ -1994,19 +2027,19 @@ impl Router {
             let _ = tx.send(true);
         } else {
             // Wait for the client's first packet (LAN shortcut, or the client connecting to our address).
-            // While the stream runs through a relay this moves it to the client's direct path; later
-            // packets from elsewhere (relay traffic on the old path) are rejected.
+            // While the stream runs through a relay this moves it to the client's direct path. Later
+            // packets from elsewhere (relay traffic on the old path: the client's retransmits of what it
+            // sent through the relay before it moved) are the stream's own and are accepted, as the JS
+            // firewall does, without moving the stream again.
             let fired = AtomicBool::new(false);
+            let relay_path = relay_path.clone();
             raw.set_firewall(move |from, local| {
-                if fired.swap(true, Ordering::AcqRel) {
-                    tracing::debug!(
-                        "server stream: another first packet from {from} on {local}, rejected"
-                    );
-                    return FirewallVerdict::Reject;
+                let verdict = server_stream_verdict(&fired, &relay_path, from, remote_id);
+                if matches!(verdict, FirewallVerdict::Connect { .. }) {
+                    tracing::debug!("server stream: first packet from {from} on {local}");
+                    let _ = tx.send(true);
                 }
-                tracing::debug!("server stream: first packet from {from} on {local}");
-                let _ = tx.send(true);
-                FirewallVerdict::Connect { remote_id }
+                verdict
             })?;
         }
         let relay_task = relay::plan(true, our_relay, remote.relay_through.as_ref()).map(
@@ -2077,6 +2110,7 @@ impl Router {
             let link = link.filter(|_| raw.remote().is_none());
             let relayed_id = raw.local_id();
             if let Some(l) = &link {
+                relay_path.set(l.addr);
                 if let Err(e) = raw.connect_alongside(&l.control, l.remote_id) {
                     tracing::debug!("connecting through the relay failed: {e}");
                     raw.destroy();
@@ -2122,7 +2156,9 @@ impl Router {
                         r.remove(&relayed_id);
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(relay::RELAY_LINGER) => {}
+                        () = relay::confirm_direct_upgrade(&control, &relay_path) => {
+                            tracing::debug!("direct path confirmed, closing the relay connection");
+                        }
                         _ = control.closed() => {}
                     }
                 } else {
@@ -2141,6 +2177,24 @@ impl Router {
             }
         });
         Ok(Some((reply, reply_socket)))
+    }
+}
+
+/// The firewall of a server stream waiting for the client's first packet on another socket than the
+/// stream's (the JS `firewall` of `_addHandshake`): the first packet not from the relay connects (or moves)
+/// the stream to its source; every later one, and every packet from the relay (after a move: the client's
+/// retransmits of what it sent through the relay, which JS sends along the old path), is the stream's own
+/// and is accepted without moving it. (Rejecting them stalled a JS client's transfer after the move.)
+fn server_stream_verdict(
+    fired: &AtomicBool,
+    relay: &relay::RelayPath,
+    from: SocketAddr,
+    remote_id: u32,
+) -> FirewallVerdict {
+    if relay.is_relay_packet(from) || fired.swap(true, Ordering::AcqRel) {
+        FirewallVerdict::Accept
+    } else {
+        FirewallVerdict::Connect { remote_id }
     }
 }
 
@@ -2180,6 +2234,46 @@ async fn socket_pool_relay(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_stream_accepts_relay_traffic_after_a_move() {
+        let relay: SocketAddr = "198.18.0.2:4000".parse().expect("addr");
+        let client: SocketAddr = "198.18.0.14:5000".parse().expect("addr");
+        let path = relay::RelayPath::default();
+        path.set(relay);
+        let fired = AtomicBool::new(false);
+        // Relay traffic never moves the stream, before or after the move, and is never dropped.
+        assert_eq!(
+            server_stream_verdict(&fired, &path, relay, 7),
+            FirewallVerdict::Accept
+        );
+        // The client's first direct packet moves the stream.
+        assert_eq!(
+            server_stream_verdict(&fired, &path, client, 7),
+            FirewallVerdict::Connect { remote_id: 7 }
+        );
+        // Its retransmits along the relay are accepted (and counted for confirmDirectUpgrade).
+        for _ in 0..3 {
+            assert_eq!(
+                server_stream_verdict(&fired, &path, relay, 7),
+                FirewallVerdict::Accept
+            );
+        }
+        assert_eq!(path.packets(), 4);
+        // Later packets from elsewhere do not move it again.
+        let other: SocketAddr = "198.18.0.14:6000".parse().expect("addr");
+        assert_eq!(
+            server_stream_verdict(&fired, &path, other, 7),
+            FirewallVerdict::Accept
+        );
+        // Without a relay the first packet connects.
+        let unrelayed = relay::RelayPath::default();
+        assert!(!unrelayed.is_set());
+        assert_eq!(
+            server_stream_verdict(&AtomicBool::new(false), &unrelayed, relay, 9),
+            FirewallVerdict::Connect { remote_id: 9 }
+        );
+    }
 
     #[test]
     fn address_helpers() {

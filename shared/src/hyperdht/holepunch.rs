@@ -42,6 +42,98 @@ pub(super) fn pick_server_relay(
         .copied()
 }
 
+/// How many random-NAT punches a node runs at once (`_randomPunchLimit`).
+pub const RANDOM_PUNCH_LIMIT: usize = 1;
+/// Least time between the end of a random-NAT punch and the start of the next (`randomPunchInterval`).
+pub const RANDOM_PUNCH_INTERVAL: Duration = Duration::from_secs(20);
+/// How often a tracked random punch is looked at to see whether it ended.
+const RANDOM_PUNCH_POLL: Duration = Duration::from_millis(250);
+
+/// The node-wide limit on punches against (or from behind) a random-port NAT (`_randomPunches`,
+/// `_randomPunchLimit`, `_lastRandomPunch`): at most [`RANDOM_PUNCH_LIMIT`] at once, and
+/// [`RANDOM_PUNCH_INTERVAL`] after the last one ended. A side that may not punch answers or waits with
+/// TRY_LATER when a relay carries the connection meanwhile, and gives up otherwise.
+#[derive(Debug)]
+pub struct RandomPunches {
+    state: Mutex<(usize, Option<std::time::Instant>)>,
+    interval: Duration,
+}
+
+impl RandomPunches {
+    /// No punch running or ended yet; `interval` between punches.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            state: Mutex::new((0, None)),
+            interval,
+        }
+    }
+
+    /// Whether a random punch may start at `now`.
+    pub fn may_punch(&self, now: std::time::Instant) -> bool {
+        self.state.lock().is_ok_and(|s| {
+            s.0 < RANDOM_PUNCH_LIMIT
+                && s.1
+                    .is_none_or(|last| now.saturating_duration_since(last) >= self.interval)
+        })
+    }
+
+    /// Counts a punch as running (`_incrementRandomized`).
+    pub fn begin(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0 += 1;
+        }
+    }
+
+    /// A punch counted by [`RandomPunches::begin`] ended at `now` (`_decrementRandomized`).
+    pub fn end(&self, now: std::time::Instant) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0 = s.0.saturating_sub(1);
+            s.1 = Some(now);
+        }
+    }
+
+    /// Undoes a [`RandomPunches::begin`] that only covered committing to a punch (the JS client's
+    /// increment around its punch round), without counting it as a finished punch.
+    pub fn end_commit(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0 = s.0.saturating_sub(1);
+        }
+    }
+
+    /// Counts `session`'s punch while its puncher runs a random strategy (until it connects or stops).
+    pub(super) fn track(self: &Arc<Self>, session: &Arc<PunchSession>) {
+        if session.with(|p| p.is_randomized()) != Some(true) {
+            return;
+        }
+        self.begin();
+        let me = self.clone();
+        let weak = Arc::downgrade(session);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RANDOM_PUNCH_POLL).await;
+                let running = weak
+                    .upgrade()
+                    .and_then(|s| s.with(|p| p.is_randomized()))
+                    .unwrap_or(false);
+                if !running {
+                    break;
+                }
+            }
+            me.end(std::time::Instant::now());
+        });
+    }
+}
+
+/// Whether a punch between these firewall kinds uses a random strategy.
+fn is_random(ours: u64, theirs: u64) -> bool {
+    ours >= firewall::RANDOM || theirs >= firewall::RANDOM
+}
+
+/// The pause before trying a random punch again (`tryLater`: 10 to 20 s).
+fn try_later_pause() -> Duration {
+    Duration::from_millis(10_000 + rand::random::<u64>() % 10_001)
+}
+
 /// What a holepunch reply carried.
 struct Update {
     from: SocketAddrV4,
@@ -57,6 +149,10 @@ pub(super) struct ClientPunch {
     pub id: u64,
     pub secure: SecurePayload,
     pub round: u64,
+    /// The node's limit on random punches.
+    pub random: Arc<RandomPunches>,
+    /// A relay carries the connection meanwhile (`relayToken`): a random punch may wait its turn.
+    pub relayed: bool,
 }
 
 impl ClientPunch {
@@ -96,6 +192,14 @@ impl ClientPunch {
             .secure
             .decrypt(&hp.payload)
             .ok_or(HyperDhtError::HolepunchInvalid)?;
+        if remote.error == errors::TRY_LATER && self.relayed && payload.punching {
+            return Ok(Update {
+                from: res.from,
+                to: res.to,
+                peer_address: hp.peer_address.unwrap_or(relay),
+                payload: remote,
+            });
+        }
         if remote.error != errors::NONE {
             return Err(HyperDhtError::RemoteAborted(remote.error));
         }
@@ -266,6 +370,114 @@ impl ClientPunch {
         }
     }
 
+    /// `roundPunch`: the round with `punching: true`. A random punch waits for the node's limit
+    /// ([`RandomPunches`]) and for a server answering TRY_LATER, 10 to 20 s at a time, when a relay carries
+    /// the connection meanwhile (first telling the server we are not punching yet; later rounds go through
+    /// the server's relay); without a relay it gives up (`HOLEPUNCH_ABORTED`).
+    async fn punch_round(
+        &mut self,
+        server_address: SocketAddrV4,
+        client_relay: SocketAddrV4,
+        server_relay: RelayInfo,
+        remote_token: Option<[u8; 32]>,
+    ) -> Result<()> {
+        let mut delayed = false;
+        loop {
+            let random = self
+                .session
+                .with(|p| is_random(p.nat.firewall(), p.remote_firewall()))
+                .unwrap_or(false);
+            while random && !self.random.may_punch(std::time::Instant::now()) {
+                if !self.relayed {
+                    return Err(HyperDhtError::HolepunchAborted(
+                        "too many random punches, try later".into(),
+                    ));
+                }
+                if !delayed {
+                    delayed = true;
+                    let (fw, addresses) = self.firewall_and_addresses();
+                    let round = self.next_round();
+                    let token = Some(self.secure.token(*server_address.ip()));
+                    self.update(
+                        server_address,
+                        client_relay,
+                        HolepunchPayload {
+                            error: errors::NONE,
+                            firewall: fw,
+                            round,
+                            connected: false,
+                            punching: false,
+                            addresses,
+                            remote_address: None,
+                            token,
+                            remote_token,
+                        },
+                    )
+                    .await?;
+                    if self.is_done() {
+                        return Ok(());
+                    }
+                }
+                tracing::debug!("holepunch: random punch limit reached, trying later");
+                tokio::time::sleep(try_later_pause()).await;
+                if self.is_done() {
+                    return Ok(());
+                }
+            }
+            let (fw, addresses) = self.firewall_and_addresses();
+            let round = self.next_round();
+            // Delayed rounds go to the server's relay (validated already) and send no token.
+            let (peer, via, token) = if delayed {
+                (server_relay.peer_address, server_relay.relay_address, None)
+            } else {
+                (
+                    server_address,
+                    client_relay,
+                    Some(self.secure.token(*server_address.ip())),
+                )
+            };
+            if random {
+                self.random.begin();
+            }
+            let punched = self
+                .update(
+                    peer,
+                    via,
+                    HolepunchPayload {
+                        error: errors::NONE,
+                        firewall: fw,
+                        round,
+                        connected: false,
+                        punching: true,
+                        addresses,
+                        remote_address: None,
+                        token,
+                        remote_token,
+                    },
+                )
+                .await;
+            if random {
+                // Only counted while committing; the puncher's own strategy is tracked from here on.
+                self.random.end_commit();
+            }
+            let punched = punched?;
+            tracing::debug!("holepunch punch reply: {:?}", punched.payload);
+            if self.is_done() {
+                return Ok(());
+            }
+            if punched.payload.error == errors::TRY_LATER {
+                tracing::debug!("holepunch: the server says try later");
+                tokio::time::sleep(try_later_pause()).await;
+                if self.is_done() {
+                    return Ok(());
+                }
+                delayed = true;
+                continue;
+            }
+            return Ok(());
+        }
+    }
+
     /// Probe and punch rounds; returns once both sides punch.
     async fn rounds(
         &mut self,
@@ -286,31 +498,16 @@ impl ClientPunch {
             self.session.with(|p| p.open_session(server_address));
         }
         self.session.with(|p| p.nat.freeze());
-        let (fw, addresses) = self.firewall_and_addresses();
-        let round = self.next_round();
-        let our_token = self.secure.token(*server_address.ip());
-        let punched = self
-            .update(
-                server_address,
-                client_relay,
-                HolepunchPayload {
-                    error: errors::NONE,
-                    firewall: fw,
-                    round,
-                    connected: false,
-                    punching: true,
-                    addresses,
-                    remote_address: None,
-                    token: Some(our_token),
-                    remote_token: token,
-                },
-            )
+        self.punch_round(server_address, client_relay, server_relay, token)
             .await?;
-        tracing::debug!("holepunch punch reply: {:?}", punched.payload);
+        if self.is_done() {
+            return Ok(());
+        }
         let now = tokio::time::Instant::now().into_std();
         let state = self
             .session
             .with(|p| (p.is_connected(), p.remote_holepunching(), p.punch(now)));
+        self.random.track(&self.session);
         match state {
             Some((true, _, _)) | Some((false, true, true)) => {
                 tracing::debug!("holepunch: punching towards {server_address}");
@@ -329,6 +526,10 @@ pub(super) struct ServerHole {
     pub round: Mutex<u64>,
     /// Cleared when the client starts punching (`prepunching`).
     pub prepunching: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// A relay carries the connection meanwhile (`relayToken`): a random punch may wait (TRY_LATER).
+    pub relayed: bool,
+    /// The node's limit on random punches.
+    pub random: Arc<RandomPunches>,
 }
 
 impl ServerHole {
@@ -492,11 +693,45 @@ pub(super) async fn on_server_holepunch(
     if remote_punching {
         h.clear_prepunching();
         let now = tokio::time::Instant::now().into_std();
+        let random = session
+            .with(|p| is_random(p.nat.firewall(), p.remote_firewall()))
+            .unwrap_or(false);
+        if random && !h.random.may_punch(now) {
+            tracing::debug!("server holepunch: random punch limit reached, try later");
+            if !h.relayed {
+                abort(errors::TRY_LATER).await;
+                return;
+            }
+            let Some((fw, addresses, connected, punching)) = session.with(|p| {
+                (
+                    p.nat.firewall(),
+                    p.nat.addresses().map(<[_]>::to_vec),
+                    p.is_connected(),
+                    p.is_punching(),
+                )
+            }) else {
+                return;
+            };
+            reply(HolepunchPayload {
+                error: errors::TRY_LATER,
+                firewall: fw,
+                round: round_now(),
+                connected,
+                punching,
+                addresses,
+                remote_address: None,
+                token: is_server_relay.then_some(token),
+                remote_token: remote.token,
+            })
+            .await;
+            return;
+        }
         if !session.with(|p| p.punch(now)).unwrap_or(false) {
             tracing::debug!("server holepunch: no strategy for these NATs, aborting");
             abort(errors::ABORTED).await;
             return;
         }
+        h.random.track(session);
     }
     let Some((fw, addresses, connected, punching)) = session.with(|p| {
         if p.nat.firewall() != firewall::UNKNOWN {
@@ -523,4 +758,50 @@ pub(super) async fn on_server_holepunch(
         remote_token: remote.token,
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn random_punch_limit_and_interval() {
+        let limit = RandomPunches::new(Duration::from_secs(20));
+        let t0 = Instant::now();
+        assert!(limit.may_punch(t0), "a fresh node may punch at once");
+        limit.begin();
+        assert!(!limit.may_punch(t0), "one random punch at a time");
+        limit.end_commit();
+        assert!(
+            limit.may_punch(t0),
+            "a commit that ended is no finished punch"
+        );
+        limit.begin();
+        limit.end(t0);
+        assert!(!limit.may_punch(t0 + Duration::from_secs(19)));
+        assert!(limit.may_punch(t0 + Duration::from_secs(20)));
+        // A second punch ending later moves the interval on.
+        limit.begin();
+        limit.end(t0 + Duration::from_secs(30));
+        assert!(!limit.may_punch(t0 + Duration::from_secs(45)));
+        assert!(limit.may_punch(t0 + Duration::from_secs(50)));
+        // More ends than begins never wrap the count.
+        limit.end_commit();
+        limit.end_commit();
+        assert!(limit.may_punch(t0 + Duration::from_secs(50)));
+        assert_eq!(RANDOM_PUNCH_LIMIT, 1);
+    }
+
+    #[test]
+    fn random_strategies_and_pauses() {
+        assert!(!is_random(firewall::CONSISTENT, firewall::OPEN));
+        assert!(!is_random(firewall::UNKNOWN, firewall::CONSISTENT));
+        assert!(is_random(firewall::RANDOM, firewall::CONSISTENT));
+        assert!(is_random(firewall::CONSISTENT, firewall::RANDOM));
+        for _ in 0..100 {
+            let p = try_later_pause();
+            assert!(p >= Duration::from_secs(10) && p <= Duration::from_secs(20));
+        }
+    }
 }

@@ -16,7 +16,9 @@
 //!   nothing, and the relay connection is closed. Relay traffic arriving on the old path after the move must
 //!   not move the stream back.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{HyperDht, HyperDhtError, Result};
@@ -28,9 +30,10 @@ use crate::udx::UdxStreamControl;
 pub const RELAY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default keep-alive of the connection to the relay (`relayKeepAlive`).
 pub const RELAY_KEEP_ALIVE: Duration = Duration::from_secs(5);
-/// How long the relay connection stays up after a connection moved to a direct path, so packets already
-/// under way through the relay still arrive.
-pub(super) const RELAY_LINGER: Duration = Duration::from_secs(2);
+/// How often [`confirm_direct_upgrade`] looks for packets on the new path.
+const CONFIRM_POLL: Duration = Duration::from_millis(50);
+/// How long packets must keep arriving on the new path to confirm it without the peer's empty message.
+pub const CONFIRM_FALLBACK: Duration = Duration::from_secs(2);
 
 /// Which blind relay to use (`relayThrough`): the public key of a relay peer, or a function choosing one
 /// (or none) for each connection.
@@ -98,6 +101,98 @@ pub(super) fn info(ours: Option<([u8; 32], Token)>) -> Option<RelayThroughInfo> 
     })
 }
 
+/// What a raw stream's firewall knows of its relay path (hyperdht's `isRelay`): the relay's address once
+/// the stream runs through it, and how many packets came from there on another socket than the stream's
+/// (after the stream moved to a punched path: the peer's retransmits of what it sent through the relay
+/// before it moved, and relay traffic still under way). Those packets are the stream's own and must be
+/// accepted (the JS firewall lets them through, marking the upgrade not yet confirmed) without moving the
+/// stream back.
+#[derive(Debug, Default)]
+pub(super) struct RelayPath {
+    addr: Mutex<Option<SocketAddr>>,
+    packets: AtomicU64,
+}
+
+impl RelayPath {
+    /// The stream now runs through the relay at `addr`.
+    pub fn set(&self, addr: SocketAddr) {
+        if let Ok(mut a) = self.addr.lock() {
+            *a = Some(addr);
+        }
+    }
+
+    /// Whether the stream runs (or ran) through a relay.
+    pub fn is_set(&self) -> bool {
+        self.addr.lock().map(|a| a.is_some()).unwrap_or(false)
+    }
+
+    /// Whether a packet from `from` came through the relay (and counts it).
+    pub fn is_relay_packet(&self, from: SocketAddr) -> bool {
+        let relay = self.addr.lock().map(|a| *a == Some(from)).unwrap_or(false);
+        if relay {
+            self.packets.fetch_add(1, Ordering::Relaxed);
+        }
+        relay
+    }
+
+    /// Packets that came through the relay on another socket than the stream's.
+    pub fn packets(&self) -> u64 {
+        self.packets.load(Ordering::Relaxed)
+    }
+}
+
+/// hyperdht's `confirmDirectUpgrade`: once a relayed stream moved to a punched path, resolves when the
+/// relay connection can close. First everything we sent before the move must be acknowledged (its
+/// retransmits still go along the relay); then we send an empty UDX message along the new path (the JS
+/// `trySend` of an empty buffer; secret streams ignore it), and the peer, JS or Rust, does the same once its
+/// own pre-move packets are acknowledged: its empty message tells that nothing of the stream needs the relay
+/// any more. Messages are unreliable: if none comes, packets arriving along the new path for
+/// [`CONFIRM_FALLBACK`] after ours were acknowledged confirm it too (as the JS takes any direct packet).
+/// Pends while neither happens (the relay stays as long as the stream); resolves at once if the stream is
+/// gone.
+pub(super) async fn confirm_direct_upgrade(control: &UdxStreamControl, relay: &RelayPath) {
+    if control.remote_changed().await.is_err() {
+        return;
+    }
+    let direct = || {
+        control
+            .stats()
+            .map(|s| s.packets_received.saturating_sub(relay.packets()))
+    };
+    let Ok(start) = direct() else { return };
+    let _ = control.send_message(&[]);
+    let peer_confirmed = async {
+        loop {
+            match control.recv_message().await {
+                Ok(m) if m.is_empty() => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let fallback = async {
+        // Direct packets for a while after ours were acknowledged.
+        let mut first_direct = None;
+        loop {
+            tokio::time::sleep(CONFIRM_POLL).await;
+            match direct() {
+                Ok(n) if n == start => {}
+                Ok(_) => {
+                    let t = *first_direct.get_or_insert_with(tokio::time::Instant::now);
+                    if t.elapsed() >= CONFIRM_FALLBACK {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    };
+    tokio::select! {
+        () = peer_confirmed => tracing::debug!("the peer confirmed the direct path"),
+        () = fallback => tracing::debug!("direct packets confirmed the direct path"),
+    }
+}
+
 /// A completed pairing: the relay client (holding the connection to the relay open), the stream carrying
 /// that connection, and the id of our relay stream at the relay.
 #[derive(Debug)]
@@ -106,6 +201,8 @@ pub(super) struct RelayLink {
     pub _client: BlindRelayClient,
     pub control: UdxStreamControl,
     pub remote_id: u32,
+    /// The relay's address on the connection to it: where relayed packets come from.
+    pub addr: SocketAddr,
 }
 
 /// Connects to the relay and pairs `stream_id` as `is_initiator` of `token` (`_relayConnection`).
@@ -123,6 +220,9 @@ pub(super) async fn pair(
             .await?;
         conn.set_keep_alive(Some(keep_alive));
         let control = conn.get_ref().control();
+        let addr = control.remote().map(|(_, a)| a).ok_or_else(|| {
+            HyperDhtError::RelayAborted("the connection to the relay is not connected".into())
+        })?;
         let id = *conn.public_key();
         let client = BlindRelayClient::new(conn, Some(&id)).map_err(relay_error)?;
         let remote_id = client
@@ -133,6 +233,7 @@ pub(super) async fn pair(
             _client: client,
             control,
             remote_id,
+            addr,
         })
     };
     tokio::time::timeout(RELAY_TIMEOUT, work)

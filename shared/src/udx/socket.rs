@@ -2266,6 +2266,77 @@ impl UdxStreamControl {
         change_remote_via_of(&shared, self.id, socket, remote_id, addr)
     }
 
+    /// [`UdxStream::remote_changed`] on the controlled stream: waits until everything sent to the old
+    /// remote before the last change was acknowledged.
+    pub async fn remote_changed(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let Some(shared) = self.shared.upgrade() else {
+                return Poll::Ready(Err(no_stream(self.id)));
+            };
+            let mut inner = shared.lock();
+            if let Some(e) = inner.fatal_for(self.id) {
+                return Poll::Ready(Err(e));
+            }
+            let Some(slot) = inner.streams.get_mut(&self.id) else {
+                return Poll::Ready(Err(no_stream(self.id)));
+            };
+            if !slot.remote_changing {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = slot.closed_error() {
+                return Poll::Ready(Err(e));
+            }
+            slot.remote_changed_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// [`UdxStream::send_message`] on the controlled stream.
+    pub fn send_message(&self, data: &[u8]) -> io::Result<()> {
+        let shared = self.shared.upgrade().ok_or_else(|| no_stream(self.id))?;
+        with_slot_of(&shared, self.id, |slot| {
+            if let Some(e) = slot.closed_error() {
+                return Err(e);
+            }
+            slot.stream
+                .send_message(data)
+                .map_err(|e| io::Error::new(error_kind(&e), e))
+        })
+    }
+
+    /// [`UdxStream::recv_message`] on the controlled stream (for whoever owns the stream's messages: a
+    /// secret stream does not read them).
+    pub async fn recv_message(&self) -> io::Result<Vec<u8>> {
+        std::future::poll_fn(|cx| {
+            let Some(shared) = self.shared.upgrade() else {
+                return Poll::Ready(Err(no_stream(self.id)));
+            };
+            let mut inner = shared.lock();
+            if let Some(e) = inner.fatal_for(self.id) {
+                return Poll::Ready(Err(e));
+            }
+            let Some(slot) = inner.streams.get_mut(&self.id) else {
+                return Poll::Ready(Err(no_stream(self.id)));
+            };
+            if let Some(msg) = slot.messages.pop_front() {
+                return Poll::Ready(Ok(msg));
+            }
+            if let Some(e) = slot.closed_error() {
+                return Poll::Ready(Err(e));
+            }
+            slot.message_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// [`UdxStream::stats`] of the controlled stream.
+    pub fn stats(&self) -> io::Result<StreamStats> {
+        let shared = self.shared.upgrade().ok_or_else(|| no_stream(self.id))?;
+        with_slot_of(&shared, self.id, |slot| Ok(slot.stream.stats()))
+    }
+
     /// The remote stream id and address of the controlled stream, once connected.
     pub fn remote(&self) -> Option<(u32, SocketAddr)> {
         let shared = self.shared.upgrade()?;
