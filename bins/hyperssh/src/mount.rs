@@ -200,8 +200,12 @@ impl MountTable {
     }
 }
 
-/// Blocks until a FUSE file system is mounted on `point` (`true`) or `gave_up()` says to stop
-/// (`false`, checked at least every `every`).
+/// Blocks until a FUSE file system is mounted on `point` and answers (`true`), or `gave_up()` says to
+/// stop (`false`, checked at least every `every`).
+///
+/// sshfs 3 mounts before its ssh connection is up (a failed login then takes the mount down again), so
+/// being in the mount table is not enough: the mount's root must also answer a `stat`, which sshfs serves
+/// only once logged in (a password prompt holds it until answered).
 pub fn wait_mounted(
     point: &Path,
     every: Duration,
@@ -209,7 +213,7 @@ pub fn wait_mounted(
 ) -> std::io::Result<bool> {
     let mut table = MountTable::open()?;
     loop {
-        if table.fuse_mounted(point)? {
+        if table.fuse_mounted(point)? && std::fs::metadata(point).is_ok() {
             return Ok(true);
         }
         if gave_up() {

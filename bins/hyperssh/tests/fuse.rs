@@ -30,9 +30,16 @@ struct Fuse {
 }
 
 impl Fuse {
-    fn start(bootstrap: &str, key: &str, mount: &Path, remote: &Path, client_key: &Path) -> Self {
+    fn start(
+        bootstrap: &str,
+        key: &str,
+        user: &str,
+        mount: &Path,
+        remote: &Path,
+        client_key: &Path,
+    ) -> Self {
         let mut child = Command::new(BIN)
-            .args(["--bootstrap", bootstrap, "-s", key, "-u", &user(), "-m"])
+            .args(["--bootstrap", bootstrap, "-s", key, "-u", user, "-m"])
             .arg(mount)
             .arg("-r")
             .arg(remote)
@@ -209,7 +216,7 @@ fn mount_round_trip(
     std::fs::create_dir_all(&mount).expect("mount point");
     std::fs::write(remote.join("hello.txt"), format!("hello from {name}\n")).expect("a file");
 
-    let mut fuse = Fuse::start(bootstrap, key, &mount, &remote, client_key);
+    let mut fuse = Fuse::start(bootstrap, key, &user(), &mount, &remote, client_key);
     let line = match fuse.mounted(Duration::from_secs(90)) {
         Ok(line) => line,
         Err(why) if not_permitted(&why) => {
@@ -304,6 +311,20 @@ fn sshfs_through_rust_and_js_hypertele_servers() {
         &client_key,
         &Unmount::Signal(libc::SIGTERM),
     );
+    if usable {
+        // A refused login (a key the sshd does not know): sshfs mounts before it logs in, but hyperssh-fuse reports no mount, exits with
+        // sshfs's failure and leaves nothing mounted.
+        let mount = dir.join("mnt-refused");
+        std::fs::create_dir_all(&mount).expect("mount point");
+        let other_key = dir.join("other_key");
+        common::keygen(&other_key);
+        let mut fuse = Fuse::start(&bootstrap, &key, &user(), &mount, &dir, &other_key);
+        let why = fuse
+            .mounted(Duration::from_secs(90))
+            .expect_err("a refused login mounts nothing");
+        assert!(why.contains("Permission denied"), "{why}");
+        assert!(!fuse_mounted(&mount));
+    }
     drop(rust_server);
 
     if usable {
