@@ -190,11 +190,18 @@ async fn run(cli: &FuseCli, proxy: &Proxy, prepared: &Prepared) -> anyhow::Resul
         if let Ok(status) = tokio::time::timeout(SELF_UNMOUNT_GRACE, sshfs.wait()).await {
             status.context("waiting for sshfs")?;
             ensure_unmounted(prepared).await;
-            println!("Unmounted {}", prepared.mount.display());
+            if mounted {
+                println!("Unmounted {}", prepared.mount.display());
+            }
             return Ok(0);
         }
     }
     ensure_unmounted(prepared).await;
+    if !mounted {
+        // Still logging in (maybe at a password prompt): nothing to wait for.
+        let _ = sshfs.kill().await;
+        return Ok(0);
+    }
     match tokio::time::timeout(EXIT_GRACE, sshfs.wait()).await {
         Ok(status) => {
             status.context("waiting for sshfs")?;
