@@ -38,6 +38,10 @@ pub const TOOLS: &[Tool] = &[
         command: hyperssh_cli::cli::command,
     },
     Tool {
+        name: "hyperssh-fuse",
+        command: hyperssh_cli::cli::fuse_command,
+    },
+    Tool {
         name: "hypershell",
         command: hypershell_cli::cli::client_command,
     },

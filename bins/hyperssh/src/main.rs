@@ -8,8 +8,9 @@ use anyhow::Context;
 use clap::Parser;
 use holepunch::hyperdht::bootstrap;
 use hyperssh_cli::cli::{ssh_args, Cli};
-use hypertele_tool::client::{ClientConfig, Listen, Proxy};
-use hypertele_tool::config::{parse_key, read_identity, resolve_host, ConfigError, KeepAlive};
+use hyperssh_cli::{current_user, proxy_config};
+use hypertele_tool::client::{ClientConfig, Proxy};
+use hypertele_tool::config::ConfigError;
 
 /// The port `--rdp` listens on (the default RDP port).
 const RDP_PORT: u16 = 3389;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
         Ok(cfg) => cfg,
         Err(e) => return fail(&e.into()),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match hypertele_tool::runtime() {
         Ok(rt) => rt,
         Err(e) => return fail(&e.into()),
     };
@@ -49,25 +50,11 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 }
 
 fn config(cli: &Cli) -> Result<ClientConfig, ConfigError> {
-    let key =
-        resolve_host(&cli.server).ok_or_else(|| ConfigError::HostWithoutKey(cli.server.clone()))?;
-    let peer = parse_key("peer (-s)", &key)?;
-    let key_pair = cli.identity.as_deref().map(read_identity).transpose()?;
-    Ok(ClientConfig {
-        listen: Listen::Tcp("127.0.0.1".into(), if cli.rdp { RDP_PORT } else { 0 }),
-        peer,
-        key_pair,
-        compress: false,
-        keep_alive: KeepAlive::default(),
-        debug: false,
-    })
-}
-
-/// The current user's name, as `os.userInfo().username`.
-fn current_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "root".into())
+    proxy_config(
+        &cli.server,
+        cli.identity.as_deref(),
+        if cli.rdp { RDP_PORT } else { 0 },
+    )
 }
 
 async fn run(

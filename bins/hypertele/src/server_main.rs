@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Ok(cfg) => cfg,
         Err(e) => return fail(&e.into()),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match hypertele_tool::runtime() {
         Ok(rt) => rt,
         Err(e) => return fail(&e.into()),
     };

@@ -1,0 +1,8 @@
+complete -c hyperssh-fuse -s s -d 'The server: its public key or a .hyper-hosts name' -r
+complete -c hyperssh-fuse -s m -d 'The empty folder to mount on' -r -F
+complete -c hyperssh-fuse -s u -d 'The user to log in as (default: the current user)' -r
+complete -c hyperssh-fuse -s i -d 'Identity file: the key pair this client connects to the server with (random without it)' -r -F
+complete -c hyperssh-fuse -s r -d 'The folder on the server to mount (default: the user\'s home, as the JS)' -r
+complete -c hyperssh-fuse -l bootstrap -d 'Bootstrap nodes of the DHT to use' -r
+complete -c hyperssh-fuse -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hyperssh-fuse -s V -l version -d 'Print version'
