@@ -341,6 +341,10 @@ async fn connection_relayed_through_a_js_relay() {
 /// A server naming a Rust relay; the client's direct path comes 2 s late: relayed first, then moved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_relay_then_direct_through_a_rust_relay() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let net = interop::JsTestnet::start(5);
     let relay_node = rust_node(net.bootstrap[0]).await;
     let (relay, relay_key, _task) = rust_relay(&relay_node).await;
