@@ -13,7 +13,8 @@
 //! hypercore peers interoperate.
 //! The bootstrap list comes from `--bootstrap`, else `HYPERDHT_BOOTSTRAP`, else the public nodes.
 //!
-//! Exit codes: 0 done, 1 error (one line on stderr), 2 bad usage.
+//! Exit codes: 0 done, 1 error (one line on stderr), 2 bad usage. `HYPERCORE_CAT_TRACE=1` prints the phases'
+//! times on stderr; `RUST_LOG` (e.g. `holepunch=debug`) turns on the library's tracing.
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
@@ -69,6 +70,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        // Diagnostics on stderr (e.g. RUST_LOG=holepunch=debug), with the time since start.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
