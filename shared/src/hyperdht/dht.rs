@@ -572,7 +572,7 @@ impl HyperDht {
 
         let raw = self.create_raw_stream()?;
         // The stream connects itself to the first packet of the server once its id is known (the JS firewall
-        // hook; needed when the server reaches us first).
+        // hook; needed when the server reaches us first); packets before that are held.
         let remote_id: Arc<Mutex<Option<u32>>> = Arc::new(Mutex::new(None));
         let (reached_tx, reached_rx) = tokio::sync::watch::channel(false);
         {
@@ -587,7 +587,10 @@ impl HyperDht {
                         let _ = reached_tx.send(true);
                         FirewallVerdict::Connect { remote_id: id }
                     }
-                    None => FirewallVerdict::Reject,
+                    // The server's first packets can outrun its handshake reply (which names its stream):
+                    // kept until the stream connects, as the JS client's firewall lets them in, instead of
+                    // dropped (which cost the server a 1 s retransmission timeout).
+                    None => FirewallVerdict::Hold,
                 }
             })?;
         }
