@@ -4,7 +4,7 @@
 //! hypercore-cat seed DIR [--bootstrap LIST]      # stdin -> a new core in DIR (blocks of <= 64 KiB); prints the
 //!                                                # key in hex as the first stdout line; seeds until killed
 //! hypercore-cat get KEY DIR [--bootstrap LIST]   # downloads every block of core KEY into DIR, writes them to
-//!                                                # stdout, exits 0
+//!                                                # stdout (in order, as they arrive), exits 0
 //! ```
 //!
 //! Peers find each other with hyperswarm ([`holepunch::hyperswarm`], JS hyperswarm 4 compatible): the seeder
@@ -207,14 +207,37 @@ async fn get(dht: &HyperDht, key: &str, dir: PathBuf) -> anyhow::Result<()> {
     trace("connected");
     let length = rep.update().await;
     trace("updated");
-    rep.download(0, length).await;
-    trace("downloaded");
-    let mut out = std::io::stdout().lock();
+    // The download runs while a writer thread sends the blocks to stdout in order as they arrive.
+    let download = {
+        let rep = rep.clone();
+        tokio::spawn(async move {
+            rep.download(0, length).await;
+            trace("downloaded");
+        })
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        while let Some(block) = rx.blocking_recv() {
+            out.write_all(&block)?;
+        }
+        out.flush()
+    });
     for i in 0..length {
-        let block = core.get(i)?.with_context(|| format!("block {i} missing"))?;
-        out.write_all(&block)?;
+        let block = match core.get(i)? {
+            Some(b) => b,
+            None => rep.get(i).await?,
+        };
+        if tx.send(block).await.is_err() {
+            break; // the writer failed: its error is reported below
+        }
     }
-    out.flush()?;
+    drop(tx);
+    match writer.join() {
+        Ok(r) => r.context("writing stdout")?,
+        Err(_) => bail!("the stdout writer panicked"),
+    }
+    download.await?;
     swarm.destroy().await;
     Ok(())
 }
