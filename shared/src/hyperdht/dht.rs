@@ -696,6 +696,9 @@ impl HyperDht {
         if let Ok(mut g) = remote_id.lock() {
             *g = Some(server_stream);
         }
+        // The server's packets that came before its id was known connect the stream now (else, when we wait
+        // for the server to reach us, only its retransmission a second later would).
+        raw.retry_held()?;
 
         let route = Route {
             relay,

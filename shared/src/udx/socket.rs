@@ -596,6 +596,34 @@ impl UdxStream {
         with_slot_of(&self.shared, self.id, f)
     }
 
+    /// Offers the packets the firewall held ([`FirewallVerdict::Hold`]) to the firewall again, now (for when
+    /// what it decides on changed, e.g. the remote's stream id became known: it can then connect the stream
+    /// with them instead of waiting for the remote to send again). Packets it holds again stay held.
+    pub fn retry_held(&self) -> io::Result<()> {
+        let mut wake = Vec::new();
+        {
+            let mut inner = self.shared.lock();
+            let held = match inner.streams.get_mut(&self.id) {
+                Some(slot) => std::mem::take(&mut slot.held),
+                None => return Err(no_stream(self.id)),
+            };
+            let now = Instant::now();
+            for (socket, local_addr, from, datagram) in held {
+                dispatch_one(&mut inner, socket, local_addr, now, from, &datagram);
+            }
+            if let Some(slot) = inner.streams.get_mut(&self.id) {
+                if slot.socket.is_none() {
+                    slot.drain_events(&mut wake);
+                }
+            }
+            wake.extend(inner.take_driver_waker(self.id));
+        }
+        for w in wake {
+            w.wake();
+        }
+        Ok(())
+    }
+
     /// Connects to stream `remote_id` at `addr` through the socket the stream was created on.
     pub fn connect(&self, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
         self.with_slot(|slot| {
@@ -1794,6 +1822,47 @@ mod close_tests {
             .expect("in time")
             .expect("read");
         assert_eq!(&buf, b"late");
+    }
+
+    /// HyperDHT's client waiting for the server to reach it: the server's first packet was held while its id
+    /// was unknown; once known, `retry_held` lets the firewall connect the stream with it at once.
+    #[tokio::test]
+    async fn retry_held_lets_the_firewall_connect_with_held_packets() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let mut sa = a.create_stream(1).expect("stream a");
+        let mut sb = b.create_stream(2).expect("stream b");
+        let known = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+        {
+            let known = Arc::clone(&known);
+            sa.set_firewall(move |_from, _local| {
+                let _ = seen_tx.send(());
+                if known.load(std::sync::atomic::Ordering::SeqCst) {
+                    FirewallVerdict::Connect { remote_id: 2 }
+                } else {
+                    FirewallVerdict::Hold
+                }
+            })
+            .expect("firewall");
+        }
+        sb.connect(1, a.local_addr()).expect("connect b");
+        sb.write_all(b"first").await.expect("write");
+        tokio::time::timeout(LIMIT, seen_rx.recv())
+            .await
+            .expect("packet in time")
+            .expect("firewall alive");
+        assert_eq!(sa.remote(), None, "held, not connected");
+        known.store(true, std::sync::atomic::Ordering::SeqCst);
+        sa.retry_held().expect("retry");
+        assert_eq!(sa.remote(), Some((2, b.local_addr())));
+        let mut buf = [0u8; 5];
+        tokio::time::timeout(LIMIT, sa.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&buf, b"first");
+        assert_eq!(sb.stats().expect("stats").rto_count, 0);
     }
 
     #[tokio::test]
