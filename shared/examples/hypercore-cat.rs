@@ -4,7 +4,7 @@
 //! hypercore-cat seed DIR [--bootstrap LIST]      # stdin -> a new core in DIR (blocks of <= 64 KiB); prints the
 //!                                                # key in hex as the first stdout line; seeds until killed
 //! hypercore-cat get KEY DIR [--bootstrap LIST]   # downloads every block of core KEY into DIR, writes them to
-//!                                                # stdout, exits 0
+//!                                                # stdout (in order, as they arrive), exits 0
 //! ```
 //!
 //! Peers find each other with hyperswarm ([`holepunch::hyperswarm`], JS hyperswarm 4 compatible): the seeder
@@ -13,7 +13,8 @@
 //! hypercore peers interoperate.
 //! The bootstrap list comes from `--bootstrap`, else `HYPERDHT_BOOTSTRAP`, else the public nodes.
 //!
-//! Exit codes: 0 done, 1 error (one line on stderr), 2 bad usage.
+//! Exit codes: 0 done, 1 error (one line on stderr), 2 bad usage. `HYPERCORE_CAT_TRACE=1` prints the phases'
+//! times on stderr; `RUST_LOG` (e.g. `holepunch=debug`) turns on the library's tracing.
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
@@ -69,6 +70,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        // Diagnostics on stderr (e.g. RUST_LOG=holepunch=debug), with the time since start.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -198,14 +207,37 @@ async fn get(dht: &HyperDht, key: &str, dir: PathBuf) -> anyhow::Result<()> {
     trace("connected");
     let length = rep.update().await;
     trace("updated");
-    rep.download(0, length).await;
-    trace("downloaded");
-    let mut out = std::io::stdout().lock();
+    // The download runs while a writer thread sends the blocks to stdout in order as they arrive.
+    let download = {
+        let rep = rep.clone();
+        tokio::spawn(async move {
+            rep.download(0, length).await;
+            trace("downloaded");
+        })
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        while let Some(block) = rx.blocking_recv() {
+            out.write_all(&block)?;
+        }
+        out.flush()
+    });
     for i in 0..length {
-        let block = core.get(i)?.with_context(|| format!("block {i} missing"))?;
-        out.write_all(&block)?;
+        let block = match core.get(i)? {
+            Some(b) => b,
+            None => rep.get(i).await?,
+        };
+        if tx.send(block).await.is_err() {
+            break; // the writer failed: its error is reported below
+        }
     }
-    out.flush()?;
+    drop(tx);
+    match writer.join() {
+        Ok(r) => r.context("writing stdout")?,
+        Err(_) => bail!("the stdout writer panicked"),
+    }
+    download.await?;
     swarm.destroy().await;
     Ok(())
 }

@@ -470,16 +470,16 @@ impl Hypercore {
                 length: batch.length,
                 signature: Some(signature.clone()),
             }),
-            nodes: batch.nodes.clone(),
+            nodes: std::mem::take(&mut batch.nodes),
             blocks: stored
                 .iter()
                 .enumerate()
-                .map(|(i, b)| (start + i as u64, b.to_vec()))
+                .map(|(i, b)| (start + i as u64, *b))
                 .collect(),
         };
         let locs = inner.log.append(&record)?;
         insert_blocks(&mut inner.blocks, locs)?;
-        for n in &batch.nodes {
+        for n in &record.nodes {
             inner.nodes.insert(n.index, *n);
         }
         inner.tree = batch.state(Some(signature));
@@ -632,7 +632,7 @@ impl Hypercore {
             blocks: data
                 .block
                 .as_ref()
-                .map(|b| vec![(b.index, b.value.clone())])
+                .map(|b| vec![(b.index, b.value.as_slice())])
                 .unwrap_or_default(),
         };
         let locs = inner.log.append(&record)?;

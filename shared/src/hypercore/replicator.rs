@@ -130,6 +130,20 @@ pub enum PeerError {
     InvalidData(String),
 }
 
+/// One peer's counters and identity ([`ReplicatorCore::peer_stats`]), as JS's `peer.stats` and
+/// `peer.remotePublicKey`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStats {
+    /// The peer.
+    pub peer: PeerId,
+    /// The remote's public key on the stream, when the driver knows it (secret-stream connections).
+    pub remote_public_key: Option<[u8; 32]>,
+    /// Verified blocks stored from this peer.
+    pub blocks_downloaded: u64,
+    /// Blocks sent to this peer.
+    pub blocks_uploaded: u64,
+}
+
 /// A peer (one channel of one core) in a [`ReplicatorCore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub u64);
@@ -222,6 +236,12 @@ struct Peer {
     error: Option<PeerError>,
     /// Largest `n` of a `range(0, n)` sent.
     contig_sent: u64,
+    /// The remote's stream public key, if known.
+    remote_public_key: Option<[u8; 32]>,
+    /// Verified blocks stored from this peer.
+    blocks_downloaded: u64,
+    /// Blocks sent to this peer.
+    blocks_uploaded: u64,
 }
 
 impl Peer {
@@ -341,6 +361,9 @@ impl ReplicatorCore {
                 pending: VecDeque::new(),
                 error: None,
                 contig_sent: 0,
+                remote_public_key: None,
+                blocks_downloaded: 0,
+                blocks_uploaded: 0,
             },
         );
         let hs = Handshake {
@@ -348,6 +371,26 @@ impl ReplicatorCore {
             capability: ours,
         };
         (id, encode(&hs))
+    }
+
+    /// Records the public key the remote of `peer` proved on its stream (shown in [`PeerStats`]).
+    pub fn set_remote_public_key(&mut self, peer: PeerId, key: [u8; 32]) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.remote_public_key = Some(key);
+        }
+    }
+
+    /// Per-peer counters of the peers currently known (open or opening).
+    pub fn peer_stats(&self) -> Vec<PeerStats> {
+        self.peers
+            .iter()
+            .map(|(id, p)| PeerStats {
+                peer: *id,
+                remote_public_key: p.remote_public_key,
+                blocks_downloaded: p.blocks_downloaded,
+                blocks_uploaded: p.blocks_uploaded,
+            })
+            .collect()
     }
 
     /// The remote's channel open arrived with `handshake`.
@@ -466,6 +509,9 @@ impl ReplicatorCore {
                 self.stats.data_sent += 1;
                 if let Some(b) = &data.block {
                     self.stats.blocks_uploaded += 1;
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.blocks_uploaded += 1;
+                    }
                     self.event(Event::Uploaded {
                         index: b.index,
                         peer,
@@ -531,6 +577,9 @@ impl ReplicatorCore {
             .map_err(|e: HypercoreError| PeerError::InvalidData(e.to_string()))?;
         if let Some(b) = &data.block {
             self.stats.blocks_downloaded += 1;
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.blocks_downloaded += 1;
+            }
             self.event(Event::Downloaded {
                 index: b.index,
                 peer,
@@ -1174,6 +1223,11 @@ impl Replicator {
         self.shared.lock().stats()
     }
 
+    /// Per-peer counters and remote public keys of the connected peers.
+    pub fn peer_stats(&self) -> Vec<PeerStats> {
+        self.shared.lock().peer_stats()
+    }
+
     /// Number of peers with an open channel.
     pub fn peers(&self) -> usize {
         self.shared.lock().open_peers()
@@ -1188,10 +1242,27 @@ impl Replicator {
     /// our `hypercore/alpha` channel and accepts the remote's (re)opens of it. Call inside a tokio runtime,
     /// preferably from [`Mux::new_with`]'s setup so the remote's open cannot arrive first.
     pub fn attach(&self, mux: &Mux, is_initiator: bool, handshake_hash: &[u8]) {
+        self.attach_remote(mux, is_initiator, handshake_hash, None);
+    }
+
+    /// [`Replicator::attach`], naming the remote's stream public key (reported in [`PeerStats`]).
+    pub fn attach_remote(
+        &self,
+        mux: &Mux,
+        is_initiator: bool,
+        handshake_hash: &[u8],
+        remote_public_key: Option<[u8; 32]>,
+    ) {
         let dk = self.core().discovery_key();
         let banned = Arc::new(AtomicBool::new(false));
         if let Some(channel) = mux.create_channel(ChannelOptions::new(PROTOCOL).id(dk.to_vec())) {
-            self.spawn_peer(channel, is_initiator, handshake_hash, Arc::clone(&banned));
+            self.spawn_peer(
+                channel,
+                is_initiator,
+                handshake_hash,
+                remote_public_key,
+                Arc::clone(&banned),
+            );
         }
         let mut pairing = mux.pair(PROTOCOL, Some(&dk));
         let me = self.clone();
@@ -1202,7 +1273,13 @@ impl Replicator {
                     continue; // dropping it rejects
                 }
                 if let Some(channel) = incoming.accept_default() {
-                    me.spawn_peer(channel, is_initiator, &hh, Arc::clone(&banned));
+                    me.spawn_peer(
+                        channel,
+                        is_initiator,
+                        &hh,
+                        remote_public_key,
+                        Arc::clone(&banned),
+                    );
                 }
             }
         });
@@ -1213,9 +1290,17 @@ impl Replicator {
         channel: Channel,
         is_initiator: bool,
         handshake_hash: &[u8],
+        remote_public_key: Option<[u8; 32]>,
         banned: Arc<AtomicBool>,
     ) {
-        let (id, hs) = self.shared.lock().add_peer(is_initiator, handshake_hash);
+        let (id, hs) = {
+            let mut g = self.shared.lock();
+            let (id, hs) = g.add_peer(is_initiator, handshake_hash);
+            if let Some(key) = remote_public_key {
+                g.set_remote_public_key(id, key);
+            }
+            (id, hs)
+        };
         if channel.open(&hs).is_err() {
             self.shared.lock().forget_peer(id);
             return;
@@ -1471,5 +1556,11 @@ pub fn replicate_stream<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
 ) -> Mux {
     let is_initiator = stream.is_initiator();
     let hh = *stream.handshake_hash();
-    replicate(stream, is_initiator, &hh, cores)
+    let remote = Some(*stream.remote_public_key());
+    Mux::new_with(stream, |mux| {
+        for c in cores {
+            c.attach_remote(mux, is_initiator, &hh, remote);
+        }
+    })
+    .0
 }

@@ -5,6 +5,9 @@
 //! single `pwrite` at the end of the log and made durable with `fdatasync` before the call returns. On open
 //! the log is replayed; the first record whose frame or checksum is wrong (a write torn by a crash) ends the
 //! log, and the file is cut back there, so a reader never sees half a batch.
+//!
+//! Frames come in two versions: `HCL2` (written now) carries a CRC-32 of the payload, `HCL1` (written before)
+//! the first 16 bytes of its BLAKE2b-256. Both are read, so older stores keep opening; a log may mix them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Write};
@@ -14,10 +17,17 @@ use std::path::{Path, PathBuf};
 use crate::compact_encoding::{DecodeError, Encode, Reader, Writer};
 use crate::crypto::{hash, TreeNode};
 
-/// Frame magic: "HCL1".
-const MAGIC: [u8; 4] = *b"HCL1";
-/// Frame header: magic, payload length (u32 LE), 16-byte BLAKE2b-256 prefix of the payload.
-pub const FRAME_HEADER: usize = 4 + 4 + 16;
+/// Frame magic of version 1 (BLAKE2b checksum, read only).
+const MAGIC_V1: [u8; 4] = *b"HCL1";
+/// Frame magic of version 2 (CRC-32 checksum, written).
+const MAGIC_V2: [u8; 4] = *b"HCL2";
+/// Version 1 frame header: magic, payload length (u32 LE), 16-byte BLAKE2b-256 prefix of the payload.
+pub const FRAME_HEADER_V1: usize = 4 + 4 + 16;
+/// Version 2 frame header (the one written): magic, payload length (u32 LE), CRC-32 (IEEE, u32 LE) of the
+/// length bytes and the payload.
+pub const FRAME_HEADER: usize = 4 + 4 + 4;
+/// The longest frame header of any version.
+pub const MAX_FRAME_HEADER: usize = FRAME_HEADER_V1;
 /// Largest record payload (a batch's blocks must fit in it).
 pub const MAX_RECORD: usize = 1 << 30;
 
@@ -35,9 +45,10 @@ pub struct Head {
     pub signature: Option<Vec<u8>>,
 }
 
-/// One atomic change to the core, as logged.
+/// One atomic change to the core, as logged. Blocks are borrowed: an append writes them straight from the
+/// caller's slices into the frame.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Record {
+pub struct Record<'a> {
     /// Drop every block and tree node at or after this length first.
     pub truncate: Option<u64>,
     /// The new signed head, if it changed.
@@ -45,11 +56,21 @@ pub struct Record {
     /// Tree nodes to add.
     pub nodes: Vec<TreeNode>,
     /// Blocks to add: (index, bytes).
-    pub blocks: Vec<(u64, Vec<u8>)>,
+    pub blocks: Vec<(u64, &'a [u8])>,
 }
 
-impl Encode for Record {
+impl Encode for Record<'_> {
     fn encode(&self, w: &mut Writer) {
+        self.encode_without_blocks(w);
+        w.array(&self.blocks, |w, (i, b)| {
+            w.uint(*i).buffer(b);
+        });
+    }
+}
+
+impl Record<'_> {
+    /// Everything but the block array.
+    fn encode_without_blocks(&self, w: &mut Writer) {
         let flags = if self.truncate.is_some() {
             FLAG_TRUNCATE
         } else {
@@ -66,9 +87,6 @@ impl Encode for Record {
         }
         w.array(&self.nodes, |w, n| {
             w.uint(n.index).uint(n.size).fixed32(&n.hash);
-        });
-        w.array(&self.blocks, |w, (i, b)| {
-            w.uint(*i).buffer(b);
         });
     }
 }
@@ -130,23 +148,64 @@ impl RecordView {
     }
 }
 
-fn checksum(payload: &[u8]) -> [u8; 16] {
+/// A frame's checksum, by frame version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// `HCL1`: the first 16 bytes of BLAKE2b-256 of the payload.
+    Blake2b([u8; 16]),
+    /// `HCL2`: CRC-32 (IEEE) of the payload length (u32 LE) then the payload.
+    Crc32(u32),
+}
+
+/// A parsed frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Bytes in the header (the payload follows).
+    pub header_len: usize,
+    /// Payload length.
+    pub len: usize,
+    /// The payload's checksum.
+    pub checksum: Checksum,
+}
+
+impl FrameHeader {
+    /// True when `payload` matches the checksum.
+    pub fn verify(&self, payload: &[u8]) -> bool {
+        match self.checksum {
+            Checksum::Blake2b(sum) => blake2b_prefix(payload) == sum,
+            Checksum::Crc32(sum) => crc32(payload) == Some(sum),
+        }
+    }
+}
+
+fn blake2b_prefix(payload: &[u8]) -> [u8; 16] {
     let h = hash(&[payload]);
     let mut out = [0u8; 16];
     out.copy_from_slice(&h[..16]);
     out
 }
 
-/// The frame header of a payload: magic, length, checksum.
+/// CRC-32 of the payload's length (u32 LE) and the payload; None when too long for a frame.
+fn crc32(payload: &[u8]) -> Option<u32> {
+    let len = u32::try_from(payload.len()).ok()?;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len.to_le_bytes());
+    h.update(payload);
+    Some(h.finalize())
+}
+
+/// The (version 2) frame header of a payload: magic, length, checksum.
 fn header(payload: &[u8]) -> io::Result<[u8; FRAME_HEADER]> {
+    let too_large = || io::Error::new(ErrorKind::InvalidInput, "record too large");
     let len = u32::try_from(payload.len())
         .ok()
         .filter(|l| (*l as usize) <= MAX_RECORD)
-        .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "record too large"))?;
+        .ok_or_else(too_large)?;
+    let sum = crc32(payload).ok_or_else(too_large)?;
     let mut out = [0u8; FRAME_HEADER];
-    out[..4].copy_from_slice(&MAGIC);
+    out[..4].copy_from_slice(&MAGIC_V2);
     out[4..8].copy_from_slice(&len.to_le_bytes());
-    out[8..].copy_from_slice(&checksum(payload));
+    out[8..].copy_from_slice(&sum.to_le_bytes());
     Ok(out)
 }
 
@@ -158,17 +217,34 @@ pub fn frame(payload: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Parses a frame header: the payload length and checksum, or None if it is not a frame.
-pub fn parse_header(header: &[u8]) -> Option<(usize, [u8; 16])> {
-    let mut r = Reader::new(header);
-    if r.fixed::<4>().ok()? != MAGIC {
-        return None;
+/// The header length of a frame starting with `magic`, or None if it is not a frame.
+pub fn header_len(magic: &[u8]) -> Option<usize> {
+    match magic.get(..4)? {
+        m if m == MAGIC_V2 => Some(FRAME_HEADER),
+        m if m == MAGIC_V1 => Some(FRAME_HEADER_V1),
+        _ => None,
     }
+}
+
+/// Parses the frame header at the start of `bytes` (of either version; more bytes may follow), or None if it is
+/// not a whole frame header.
+pub fn parse_header(bytes: &[u8]) -> Option<FrameHeader> {
+    let header_len = header_len(bytes)?;
+    let mut r = Reader::new(bytes.get(4..header_len)?);
     let len = r.uint32().ok()? as usize;
     if len > MAX_RECORD {
         return None;
     }
-    Some((len, r.fixed::<16>().ok()?))
+    let checksum = if header_len == FRAME_HEADER {
+        Checksum::Crc32(r.uint32().ok()?)
+    } else {
+        Checksum::Blake2b(r.fixed::<16>().ok()?)
+    };
+    Some(FrameHeader {
+        header_len,
+        len,
+        checksum,
+    })
 }
 
 /// When an append is on disk.
@@ -214,32 +290,41 @@ impl Log {
         let mut reader = io::BufReader::with_capacity(1 << 20, &file);
         let mut records = Vec::new();
         let mut pos = 0u64;
-        let mut header = [0u8; FRAME_HEADER];
+        let mut header = [0u8; MAX_FRAME_HEADER];
         let mut payload = Vec::new();
         loop {
-            if size - pos < FRAME_HEADER as u64 {
+            if size - pos < 4 {
                 break;
             }
-            reader.read_exact(&mut header)?;
-            let Some((len, sum)) = parse_header(&header) else {
+            let (magic, rest) = header.split_at_mut(4);
+            reader.read_exact(magic)?;
+            let Some(hlen) = header_len(magic) else {
                 break;
             };
-            if size - pos - (FRAME_HEADER as u64) < len as u64 {
+            if size - pos < hlen as u64 {
+                break;
+            }
+            reader.read_exact(rest.get_mut(..hlen - 4).unwrap_or_default())?;
+            let Some(frame) = parse_header(&header) else {
+                break;
+            };
+            let len = frame.len;
+            if size - pos - (hlen as u64) < len as u64 {
                 break;
             }
             payload.resize(len, 0);
             reader.read_exact(&mut payload)?;
-            if checksum(&payload) != sum {
+            if !frame.verify(&payload) {
                 break;
             }
             let Ok(record) = RecordView::decode(&payload) else {
                 break;
             };
             records.push(Replayed {
-                payload_offset: pos + FRAME_HEADER as u64,
+                payload_offset: pos + hlen as u64,
                 record,
             });
-            pos += (FRAME_HEADER + len) as u64;
+            pos += (hlen + len) as u64;
         }
         drop(reader);
         if pos < size {
@@ -277,20 +362,24 @@ impl Log {
         let mut buf = Vec::with_capacity(hint);
         buf.resize(FRAME_HEADER, 0);
         let mut w = Writer::from_vec(buf);
-        record.encode(&mut w);
+        record.encode_without_blocks(&mut w);
+        // The blocks, noting where each lands (offsets from the frame start) as they are copied in.
+        w.uint(record.blocks.len() as u64);
+        let mut located = Vec::with_capacity(record.blocks.len());
+        for (i, b) in &record.blocks {
+            w.uint(*i).buffer(b);
+            located.push((*i, w.len() - b.len(), b.len()));
+        }
         let mut framed = w.into_vec();
         let (head, payload) = framed.split_at_mut(FRAME_HEADER);
-        let view =
-            RecordView::decode(payload).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
         head.copy_from_slice(&header(payload)?);
         self.file.write_all_at(&framed, self.end)?;
         if self.durability == Durability::Sync {
             self.file.sync_data()?;
         }
-        let base = self.end + FRAME_HEADER as u64;
+        let base = self.end;
         self.end += framed.len() as u64;
-        Ok(view
-            .blocks
+        Ok(located
             .into_iter()
             .map(|(i, off, len)| (i, base + off as u64, len))
             .collect())
@@ -366,10 +455,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub fn read_framed(path: &Path) -> io::Result<Vec<u8>> {
     let bytes = fs::read(path)?;
     let bad = || io::Error::new(ErrorKind::InvalidData, "damaged metadata file");
-    let header = bytes.get(..FRAME_HEADER).ok_or_else(bad)?;
-    let (len, sum) = parse_header(header).ok_or_else(bad)?;
-    let payload = bytes.get(FRAME_HEADER..).ok_or_else(bad)?;
-    if payload.len() != len || checksum(payload) != sum {
+    let frame = parse_header(&bytes).ok_or_else(bad)?;
+    let payload = bytes.get(frame.header_len..).ok_or_else(bad)?;
+    if payload.len() != frame.len || !frame.verify(payload) {
         return Err(bad());
     }
     Ok(payload.to_vec())
@@ -393,7 +481,7 @@ mod tests {
                 size: 2,
                 hash: [1; 32],
             }],
-            blocks: vec![(4, b"hi".to_vec()), (5, vec![])],
+            blocks: vec![(4, &b"hi"[..]), (5, &[][..])],
         };
         let bytes = rec.to_bytes();
         let view = RecordView::decode(&bytes).expect("decode");
@@ -402,6 +490,95 @@ mod tests {
         assert_eq!(view.nodes, rec.nodes);
         let (i, off, len) = view.blocks[0];
         assert_eq!((i, &bytes[off..off + len]), (4, &b"hi"[..]));
+    }
+
+    /// A version 1 frame (BLAKE2b checksum), as logs written before `HCL2` hold them.
+    fn frame_v1(payload: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC_V1.to_vec();
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&blake2b_prefix(payload));
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn old_blake2b_frames_still_open_and_mix_with_new_ones() {
+        let dir = std::env::temp_dir().join(format!("hc-log-v1-{}", std::process::id()));
+        let _ = fs::create_dir_all(&dir);
+        let path = dir.join("log");
+        let old = Record {
+            blocks: vec![(0, &b"old frame"[..])],
+            ..Record::default()
+        };
+        let mut bytes = frame_v1(&old.to_bytes());
+        bytes.extend(frame_v1(
+            &Record {
+                blocks: vec![(1, &b"second old"[..])],
+                ..Record::default()
+            }
+            .to_bytes(),
+        ));
+        fs::write(&path, &bytes).expect("write v1 log");
+        let (mut log, recs) = Log::open(&path).expect("open v1 log");
+        assert_eq!(recs.len(), 2);
+        assert_eq!(log.len(), bytes.len() as u64);
+        let (_, off, len) = recs[0].record.blocks[0];
+        assert_eq!(
+            log.read(recs[0].payload_offset + off as u64, len)
+                .expect("read"),
+            b"old frame"
+        );
+        let new = Record {
+            blocks: vec![(2, &b"new frame"[..])],
+            ..Record::default()
+        };
+        let locs = log.append(&new).expect("append v2");
+        assert_eq!(&log.read(locs[0].1, locs[0].2).expect("read"), b"new frame");
+        drop(log);
+        let raw = fs::read(&path).expect("read log");
+        assert_eq!(&raw[bytes.len()..bytes.len() + 4], b"HCL2");
+        let (log, recs) = Log::open(&path).expect("reopen mixed log");
+        assert_eq!(recs.len(), 3);
+        let (_, off, len) = recs[2].record.blocks[0];
+        assert_eq!(
+            log.read(recs[2].payload_offset + off as u64, len)
+                .expect("read"),
+            b"new frame"
+        );
+        drop(log);
+        // A damaged old frame still ends the log there.
+        let mut damaged = bytes.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        fs::write(&path, &damaged).expect("write");
+        let (_, recs) = Log::open(&path).expect("open damaged");
+        assert_eq!(recs.len(), 1);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn crc_frames_reject_any_flipped_byte() {
+        let rec = Record {
+            head: Some(Head {
+                fork: 0,
+                length: 1,
+                signature: Some(vec![9; 64]),
+            }),
+            blocks: vec![(0, &b"checked"[..])],
+            ..Record::default()
+        };
+        let framed = frame(&rec.to_bytes()).expect("frame");
+        let ok = parse_header(&framed).expect("header");
+        assert_eq!(ok.header_len, FRAME_HEADER);
+        assert!(ok.verify(&framed[FRAME_HEADER..]));
+        for i in 0..framed.len() {
+            let mut bad = framed.clone();
+            bad[i] ^= 0x40;
+            let whole = parse_header(&bad)
+                .filter(|h| bad.len() - h.header_len == h.len)
+                .is_some_and(|h| h.verify(&bad[h.header_len..]));
+            assert!(!whole, "flipping byte {i} went unnoticed");
+        }
     }
 
     #[test]
@@ -413,7 +590,7 @@ mod tests {
         let (mut log, recs) = Log::open(&path).expect("open");
         assert!(recs.is_empty());
         let rec = Record {
-            blocks: vec![(0, b"abc".to_vec())],
+            blocks: vec![(0, &b"abc"[..])],
             ..Record::default()
         };
         log.append(&rec).expect("append");

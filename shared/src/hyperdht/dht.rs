@@ -584,7 +584,7 @@ impl HyperDht {
 
         let raw = self.create_raw_stream()?;
         // The stream connects itself to the first packet of the server once its id is known (the JS firewall
-        // hook; needed when the server reaches us first).
+        // hook; needed when the server reaches us first); packets before that are held.
         let remote_id: Arc<Mutex<Option<u32>>> = Arc::new(Mutex::new(None));
         let (reached_tx, reached_rx) = tokio::sync::watch::channel(false);
         {
@@ -605,7 +605,10 @@ impl HyperDht {
                         let _ = reached_tx.send(true);
                         FirewallVerdict::Connect { remote_id: id }
                     }
-                    None => FirewallVerdict::Reject,
+                    // The server's first packets can outrun its handshake reply (which names its stream):
+                    // kept until the stream connects, as the JS client's firewall lets them in, instead of
+                    // dropped (which cost the server a 1 s retransmission timeout).
+                    None => FirewallVerdict::Hold,
                 }
             })?;
         }
@@ -711,6 +714,9 @@ impl HyperDht {
         if let Ok(mut g) = remote_id.lock() {
             *g = Some(server_stream);
         }
+        // The server's packets that came before its id was known connect the stream now (else, when we wait
+        // for the server to reach us, only its retransmission a second later would).
+        raw.retry_held()?;
 
         let route = Route {
             relay,

@@ -54,7 +54,15 @@ pub enum FirewallVerdict {
         /// The remote stream id.
         remote_id: u32,
     },
+    /// Keep the packet and hand it to the stream once it connects (locally, or by a later `Connect`): how
+    /// libudx keeps what an accepting firewall lets into a stream that is not connected yet. HyperDHT's client
+    /// uses it for the server's first packets when they outrun the handshake reply that names the server's
+    /// stream. At most [`HELD_MAX`] packets are kept; more are dropped.
+    Hold,
 }
+
+/// Most packets a stream keeps for [`FirewallVerdict::Hold`] until it connects.
+pub const HELD_MAX: usize = 32;
 
 /// A firewall callback: gets the packet's source address and the local address of the socket it came in on.
 type Firewall = Box<dyn FnMut(SocketAddr, SocketAddr) -> FirewallVerdict + Send>;
@@ -139,6 +147,9 @@ struct Slot {
     attached: bool,
     /// This stream blindly relays what it receives to the remote of that stream (libudx `relay_to`).
     relay_to: Option<u32>,
+    /// Packets held by [`FirewallVerdict::Hold`] until the stream connects: (socket, its local address, source,
+    /// datagram).
+    held: Vec<(usize, SocketAddr, SocketAddr, Vec<u8>)>,
 }
 
 impl Slot {
@@ -159,6 +170,7 @@ impl Slot {
             closed: None,
             attached: true,
             relay_to: None,
+            held: Vec::new(),
         }
     }
 
@@ -582,6 +594,34 @@ impl UdxStream {
     /// sends what `f` queued and re-arms its timers.
     fn with_slot<R>(&self, f: impl FnOnce(&mut Slot) -> io::Result<R>) -> io::Result<R> {
         with_slot_of(&self.shared, self.id, f)
+    }
+
+    /// Offers the packets the firewall held ([`FirewallVerdict::Hold`]) to the firewall again, now (for when
+    /// what it decides on changed, e.g. the remote's stream id became known: it can then connect the stream
+    /// with them instead of waiting for the remote to send again). Packets it holds again stay held.
+    pub fn retry_held(&self) -> io::Result<()> {
+        let mut wake = Vec::new();
+        {
+            let mut inner = self.shared.lock();
+            let held = match inner.streams.get_mut(&self.id) {
+                Some(slot) => std::mem::take(&mut slot.held),
+                None => return Err(no_stream(self.id)),
+            };
+            let now = Instant::now();
+            for (socket, local_addr, from, datagram) in held {
+                dispatch_one(&mut inner, socket, local_addr, now, from, &datagram);
+            }
+            if let Some(slot) = inner.streams.get_mut(&self.id) {
+                if slot.socket.is_none() {
+                    slot.drain_events(&mut wake);
+                }
+            }
+            wake.extend(inner.take_driver_waker(self.id));
+        }
+        for w in wake {
+            w.wake();
+        }
+        Ok(())
     }
 
     /// Connects to stream `remote_id` at `addr` through the socket the stream was created on.
@@ -1252,6 +1292,7 @@ fn with_slot_of<R>(
             // No driver runs this stream yet: surface its events here.
             slot.drain_events(&mut wake);
         }
+        replay_held(&mut inner, id, Instant::now());
         wake.extend(inner.take_driver_waker(id));
         r
     };
@@ -1355,6 +1396,7 @@ fn dispatch_one(
         return push_raw(inner, socket, from, datagram);
     };
     let Some(slot) = inner.streams.get_mut(&id) else {
+        tracing::debug!("udx: packet from {from} for unknown stream {id}");
         return push_raw(inner, socket, from, datagram);
     };
     if slot.stream.is_closed() {
@@ -1367,7 +1409,17 @@ fn dispatch_one(
             None => FirewallVerdict::Reject,
         };
         match verdict {
-            FirewallVerdict::Reject => return,
+            FirewallVerdict::Hold => {
+                if slot.held.len() < HELD_MAX {
+                    slot.held
+                        .push((socket, local_addr, from, datagram.to_vec()));
+                }
+                return;
+            }
+            FirewallVerdict::Reject => {
+                tracing::debug!("udx: stream {id} firewall rejected a packet from {from}");
+                return;
+            }
             FirewallVerdict::Accept => {}
             FirewallVerdict::Connect { remote_id } => {
                 slot.socket = Some(socket);
@@ -1387,6 +1439,22 @@ fn dispatch_one(
         return;
     }
     slot.stream.handle_datagram(now, from, datagram);
+    if !slot.held.is_empty() {
+        replay_held(inner, id, now);
+    }
+}
+
+/// Hands the packets stream `id` held ([`FirewallVerdict::Hold`]) to it once it is connected.
+fn replay_held(inner: &mut Inner, id: u32, now: Instant) {
+    let held = match inner.streams.get_mut(&id) {
+        Some(slot) if !slot.held.is_empty() && slot.stream.remote().is_some() => {
+            std::mem::take(&mut slot.held)
+        }
+        _ => return,
+    };
+    for (socket, local_addr, from, datagram) in held {
+        dispatch_one(inner, socket, local_addr, now, from, &datagram);
+    }
 }
 
 /// Forwards a datagram received by relay stream `id` to the remote of stream `to` (libudx `relay_packet`).
@@ -1711,6 +1779,90 @@ mod close_tests {
         sa.connect(2, b.local_addr()).expect("connect a");
         sb.connect(1, a.local_addr()).expect("connect b");
         (a, sa, b, sb)
+    }
+
+    /// The 1 s stall of HyperDHT connections: the server's first packets reached the client's stream before
+    /// it knew the server's stream id and were dropped, so only the server's retransmission timeout delivered
+    /// them. Held packets are handed over when the stream connects: no retransmission timeout is needed.
+    #[tokio::test]
+    async fn held_packets_reach_the_stream_once_it_connects() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let mut sa = a.create_stream(1).expect("stream a");
+        let mut sb = b.create_stream(2).expect("stream b");
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+        sa.set_firewall(move |from, _local| {
+            let _ = seen_tx.send(from);
+            FirewallVerdict::Hold
+        })
+        .expect("firewall");
+        sb.connect(1, a.local_addr()).expect("connect b");
+        sb.write_all(b"early").await.expect("write");
+        let from = tokio::time::timeout(LIMIT, seen_rx.recv())
+            .await
+            .expect("packet in time")
+            .expect("firewall alive");
+        assert_eq!(from, b.local_addr());
+        sa.connect(2, b.local_addr()).expect("connect a");
+        let mut buf = [0u8; 5];
+        tokio::time::timeout(LIMIT, sa.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&buf, b"early");
+        let stats = sb.stats().expect("stats");
+        assert_eq!(
+            stats.rto_count, 0,
+            "delivered only by a retransmission timeout"
+        );
+        sa.write_all(b"late").await.expect("write");
+        let mut buf = [0u8; 4];
+        tokio::time::timeout(LIMIT, sb.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&buf, b"late");
+    }
+
+    /// HyperDHT's client waiting for the server to reach it: the server's first packet was held while its id
+    /// was unknown; once known, `retry_held` lets the firewall connect the stream with it at once.
+    #[tokio::test]
+    async fn retry_held_lets_the_firewall_connect_with_held_packets() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let mut sa = a.create_stream(1).expect("stream a");
+        let mut sb = b.create_stream(2).expect("stream b");
+        let known = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+        {
+            let known = Arc::clone(&known);
+            sa.set_firewall(move |_from, _local| {
+                let _ = seen_tx.send(());
+                if known.load(std::sync::atomic::Ordering::SeqCst) {
+                    FirewallVerdict::Connect { remote_id: 2 }
+                } else {
+                    FirewallVerdict::Hold
+                }
+            })
+            .expect("firewall");
+        }
+        sb.connect(1, a.local_addr()).expect("connect b");
+        sb.write_all(b"first").await.expect("write");
+        tokio::time::timeout(LIMIT, seen_rx.recv())
+            .await
+            .expect("packet in time")
+            .expect("firewall alive");
+        assert_eq!(sa.remote(), None, "held, not connected");
+        known.store(true, std::sync::atomic::Ordering::SeqCst);
+        sa.retry_held().expect("retry");
+        assert_eq!(sa.remote(), Some((2, b.local_addr())));
+        let mut buf = [0u8; 5];
+        tokio::time::timeout(LIMIT, sa.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&buf, b"first");
+        assert_eq!(sb.stats().expect("stats").rto_count, 0);
     }
 
     #[tokio::test]

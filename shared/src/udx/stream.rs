@@ -1233,6 +1233,12 @@ impl Stream {
         if self.remote_acked == self.seq || !self.connected {
             return;
         }
+        tracing::debug!(
+            "udx stream {}: RTO after {} ms, {} packets unacked",
+            self.local_id,
+            self.rto,
+            self.seq.wrapping_sub(self.remote_acked)
+        );
         self.high_seq = self.seq;
         self.rto_count += 1;
         self.ca_state = CaState::Loss;

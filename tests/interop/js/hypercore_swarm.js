@@ -11,6 +11,11 @@
 //                                                    (seeds until killed).
 //   node hypercore_swarm.js BOOTSTRAP cat KEY DIR    as `get`, but writes the blocks to stdout (the JS side of
 //                                                    benches/hypercore-download.sh).
+//   node hypercore_swarm.js BOOTSTRAP mirror KEY DIR joins KEY's discovery key as client and server, downloads
+//                                                    every block, prints {"key","length","publicKey"} once it
+//                                                    holds them all and is announced; seeds until stdin closes.
+// `seed` also prints the swarm's "publicKey". `get KEY DIR n` waits for n peers before downloading and adds
+// "from": {remote public key hex: blocks downloaded from it} to its output.
 // BOOTSTRAP is HOST:PORT[,HOST:PORT...]. The DHT binds 127.0.0.1.
 const Hyperswarm = require('hyperswarm')
 const DHT = require('hyperdht')
@@ -18,7 +23,7 @@ const Hypercore = require('hypercore')
 const sodium = require('sodium-native')
 const b4a = require('b4a')
 
-const [list, mode, a, b] = process.argv.slice(2)
+const [list, mode, a, b, c] = process.argv.slice(2)
 const bootstrap = list.split(',')
 
 function block(i) {
@@ -46,17 +51,39 @@ async function main() {
     core = new Hypercore(b, b4a.from(a, 'hex'))
     await core.ready()
   }
+  const from = {}
+  core.on('download', (index, bytes, peer) => {
+    const k = peer && peer.remotePublicKey ? b4a.toString(peer.remotePublicKey, 'hex') : '?'
+    from[k] = (from[k] || 0) + 1
+  })
+  const publicKey = b4a.toString(swarm.keyPair.publicKey, 'hex')
   let connectedAt = 0
   swarm.on('connection', (conn) => {
     if (!connectedAt) connectedAt = Date.now()
     conn.on('error', () => {})
     core.replicate(conn)
   })
+  if (mode === 'mirror') {
+    const discovery = swarm.join(core.discoveryKey, { server: true, client: true })
+    while (core.length === 0 || swarm.connections.size === 0) {
+      await core.update({ wait: true })
+      if (core.length === 0) await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    await core.download({ start: 0, end: core.length }).done()
+    await discovery.flushed()
+    process.stdout.write(JSON.stringify({ key: a, length: core.length, publicKey }) + '\n')
+    process.stdin.resume()
+    process.stdin.on('end', async () => {
+      await swarm.destroy()
+      process.exit(0)
+    })
+    return
+  }
   const server = mode === 'seed' || mode === 'seed-stdin'
   const discovery = swarm.join(core.discoveryKey, { server, client: !server })
   if (server) {
     await discovery.flushed()
-    process.stdout.write(JSON.stringify({ key: b4a.toString(core.key, 'hex') }) + '\n')
+    process.stdout.write(JSON.stringify({ key: b4a.toString(core.key, 'hex'), publicKey }) + '\n')
     if (mode === 'seed-stdin') return
     process.stdin.resume()
     process.stdin.on('end', async () => {
@@ -66,6 +93,16 @@ async function main() {
     return
   }
   await swarm.flush()
+  const peers = Number(c || 0)
+  await new Promise((resolve) => {
+    const check = () => {
+      if (core.peers.length < peers) return
+      core.off('peer-add', check)
+      resolve()
+    }
+    core.on('peer-add', check)
+    check()
+  })
   while (core.length === 0 || swarm.connections.size === 0) {
     await core.update({ wait: true })
     if (core.length === 0) await new Promise((resolve) => setTimeout(resolve, 200))
@@ -84,7 +121,9 @@ async function main() {
   for (let i = 0; i < core.length; i++) parts.push(await core.get(i))
   const h = b4a.alloc(32)
   sodium.crypto_generichash(h, b4a.concat(parts))
-  process.stdout.write(JSON.stringify({ length: core.length, hash: b4a.toString(h, 'hex') }) + '\n')
+  const res = { length: core.length, hash: b4a.toString(h, 'hex') }
+  if (peers) res.from = from
+  process.stdout.write(JSON.stringify(res) + '\n')
   await swarm.destroy()
   process.exit(0)
 }
