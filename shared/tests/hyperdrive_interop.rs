@@ -9,6 +9,8 @@
 //!   equal to the JS ones, a checkout before the deletion, and a live append;
 //! - Rust writes the same drive: JS reads every entry, ranges, and a live append.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 
