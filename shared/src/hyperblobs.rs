@@ -33,6 +33,8 @@ pub const DEFAULT_BLOCK_SIZE: usize = 1 << 16;
 pub const APPEND_BLOCKS: usize = 64;
 /// Most block-map blocks a blob may have (JS refuses more: "Block map is too large").
 pub const MAX_BLOCK_MAP_BLOCKS: u64 = 64;
+/// Bytes read from a source per read by [`Hyperblobs::put_reader`].
+const READ_CHUNK: usize = 2 << 20;
 /// Largest capacity reserved up front for a blob read into memory (hostile ids may claim any size).
 const MAX_PREALLOC: u64 = 8 << 20;
 
@@ -255,7 +257,8 @@ impl Hyperblobs {
     /// Appends everything `src` yields as one blob, never holding more than [`APPEND_BLOCKS`] blocks in memory.
     pub async fn put_reader<R: AsyncRead + Unpin>(&self, mut src: R) -> Result<BlobId> {
         let mut w = self.writer().await;
-        let mut buf = vec![0u8; self.block_size];
+        // Large reads: an async file read is a round trip to tokio's blocking pool each time.
+        let mut buf = vec![0u8; READ_CHUNK.max(self.block_size)];
         loop {
             let n = src.read(&mut buf).await?;
             if n == 0 {
@@ -271,6 +274,16 @@ impl Hyperblobs {
     pub async fn writer(&self) -> BlobWriter {
         let guard = Arc::clone(&self.lock).lock_owned().await;
         BlobWriter::new(self.core.clone(), self.block_size, guard)
+    }
+
+    /// Takes the blobs write lock (what a [`BlobWriter`] holds), for callers that append blocks themselves.
+    pub async fn lock(&self) -> OwnedMutexGuard<()> {
+        Arc::clone(&self.lock).lock_owned().await
+    }
+
+    /// The block size of writes.
+    pub fn block_size(&self) -> usize {
+        self.block_size
     }
 
     /// The whole blob (JS `get`).

@@ -134,6 +134,27 @@ async fn full_fixture(drive: &Hyperdrive) -> u64 {
     before
 }
 
+/// Files written through a drive batch (content gathered into few blobs appends, one db append).
+async fn batch_fixture(drive: &Hyperdrive) {
+    let mut b = drive.batch().unwrap();
+    for i in 0..30u32 {
+        let data = pattern(1000 + 3000 * i as usize);
+        b.put(&format!("/batch/f{i:02}"), &data, PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let mut w = b
+        .writer("/batch/streamed", PutOptions::default())
+        .await
+        .unwrap();
+    w.write(&pattern(150_000)).unwrap();
+    b.finish_writer(w).unwrap();
+    b.put("/batch/after", b"after the writer", PutOptions::default())
+        .await
+        .unwrap();
+    b.flush().unwrap();
+}
+
 /// The same JSON as the script's `dump`.
 async fn dump(drive: &Hyperdrive) -> Value {
     let mut entries = Vec::new();
@@ -364,6 +385,7 @@ async fn rust_writes_js_replicates_everything_and_live() {
     let store = Corestore::open(&dir).unwrap();
     let drive = Hyperdrive::open(&store, opts()).unwrap();
     full_fixture(&drive).await;
+    batch_fixture(&drive).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let key = hex::encode(drive.key());
@@ -380,6 +402,8 @@ async fn rust_writes_js_replicates_everything_and_live() {
     let (tcp, _) = timeout(T, listener.accept()).await.unwrap().unwrap();
     let _mux = drive.replicate_stream(secret(tcp, false).await);
     assert_eq!(json_line(&js.line(T).await)["ready"], true);
+    let w = ask(&mut js, json!({"cmd": "wait", "version": drive.version()})).await;
+    assert_eq!(w["version"], drive.version());
 
     let got = ask(&mut js, json!({"cmd": "get", "path": "/README.md"})).await;
     assert_eq!(got["size"], 12);

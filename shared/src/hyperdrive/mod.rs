@@ -694,6 +694,9 @@ impl Hyperdrive {
         Ok(DriveBatch {
             drive: self.clone(),
             ops: Vec::new(),
+            blocks: Vec::new(),
+            bytes: 0,
+            guard: None,
         })
     }
 
@@ -1009,21 +1012,82 @@ impl DriveWriter {
 
 /// Writes appended to the db together (JS `drive.batch()`): content goes to the blobs core as it is put, the
 /// entries go in one db append on [`flush`](Self::flush). Dropping it unflushed loses the entries.
-#[derive(Debug)]
+///
+/// Small files' content is gathered and appended a few MiB at a time; while some is gathered the batch holds
+/// the blobs write lock, so other writers of the drive wait until [`flush`](Self::flush) (do not write to the
+/// drive outside the batch from the same task meanwhile).
 pub struct DriveBatch {
     drive: Hyperdrive,
     ops: Vec<(String, Option<Vec<u8>>)>,
+    /// Content of small puts not appended yet (appended [`BATCH_BLOB_BYTES`] at a time, and before the entries).
+    blocks: Vec<Vec<u8>>,
+    bytes: u64,
+    /// The blobs write lock, held while `blocks` is not empty (their ids count on the core's current end).
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+/// Content a [`DriveBatch`] gathers from small puts before one blobs append.
+pub const BATCH_BLOB_BYTES: u64 = 4 << 20;
+
+impl std::fmt::Debug for DriveBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriveBatch")
+            .field("ops", &self.ops.len())
+            .field("pending_blocks", &self.blocks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DriveBatch {
-    /// Writes a file.
+    /// Writes a file. Its content is gathered with other small files' and appended to the blobs core in
+    /// [`BATCH_BLOB_BYTES`] runs (one signature each), before the entries.
     pub async fn put(&mut self, path: &str, data: &[u8], opts: PutOptions) -> Result<()> {
         let key = path::normalize(path)?;
-        let blob = self.drive.blobs().await?.put(data).await?;
+        let blobs = self.drive.blobs().await?;
+        if self.guard.is_none() {
+            self.guard = Some(blobs.lock().await);
+        }
+        let core = blobs.core();
+        let size = blobs.block_size();
+        let mut id = BlobId {
+            block_offset: core.length() + self.blocks.len() as u64,
+            byte_offset: core.byte_length() + self.bytes,
+            block_length: 0,
+            byte_length: data.len() as u64,
+            block_map: false,
+        };
+        for chunk in data.chunks(size) {
+            self.blocks.push(chunk.to_vec());
+            id.block_length += 1;
+        }
+        self.bytes += data.len() as u64;
         self.ops.push((
             key,
-            Some(EntryValue::file(blob, opts.executable, opts.metadata).encode()),
+            Some(EntryValue::file(id, opts.executable, opts.metadata).encode()),
         ));
+        if self.bytes >= BATCH_BLOB_BYTES {
+            self.append_blobs()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the gathered content; the write lock is kept until [`release_blobs`](Self::release_blobs).
+    fn append_blobs(&mut self) -> Result<()> {
+        if self.blocks.is_empty() {
+            return Ok(());
+        }
+        if let Some(blobs) = self.drive.blobs_if_open() {
+            let refs: Vec<&[u8]> = self.blocks.iter().map(Vec::as_slice).collect();
+            blobs.core().append(&refs).map_err(BlobError::from)?;
+        }
+        self.blocks.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+
+    fn release_blobs(&mut self) -> Result<()> {
+        self.append_blobs()?;
+        self.guard = None;
         Ok(())
     }
 
@@ -1035,10 +1099,31 @@ impl DriveBatch {
         opts: PutOptions,
     ) -> Result<()> {
         let key = path::normalize(path)?;
+        self.release_blobs()?;
         let blob = self.drive.blobs().await?.put_reader(src).await?;
         self.ops.push((
             key,
             Some(EntryValue::file(blob, opts.executable, opts.metadata).encode()),
+        ));
+        Ok(())
+    }
+
+    /// A writer for a file of the batch (content streamed into the blobs core in chunks); hand it back to
+    /// [`finish_writer`](Self::finish_writer) to add its entry to the batch.
+    pub async fn writer(&mut self, path: &str, opts: PutOptions) -> Result<DriveWriter> {
+        self.release_blobs()?;
+        self.drive.writer(path, opts).await
+    }
+
+    /// Appends the rest of a [`writer`](Self::writer)'s content and adds its entry to the batch.
+    pub fn finish_writer(&mut self, writer: DriveWriter) -> Result<()> {
+        let DriveWriter {
+            key, opts, blob, ..
+        } = writer;
+        let id = blob.finish()?;
+        self.ops.push((
+            key,
+            Some(EntryValue::file(id, opts.executable, opts.metadata).encode()),
         ));
         Ok(())
     }
@@ -1074,6 +1159,7 @@ impl DriveBatch {
 
     /// Appends the pending entries to the db in one append; returns how many blocks were written.
     pub fn flush(&mut self) -> Result<usize> {
+        self.release_blobs()?;
         let ops = std::mem::take(&mut self.ops);
         let files = &self.drive.shared.files;
         let mut b = files.batch()?;

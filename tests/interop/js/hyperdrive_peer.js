@@ -164,6 +164,9 @@ async function main() {
       beforeDel
     })
   } else {
+    // Ready once the writer is connected and its head known.
+    if (drive.core.peers.length === 0) await new Promise((resolve) => drive.core.once('peer-add', resolve))
+    await drive.update({ wait: true })
     out({ ready: true })
   }
 
@@ -177,7 +180,6 @@ async function main() {
         const d = c.version ? drive.checkout(c.version) : drive
         out(await dump(d))
       } else if (c.cmd === 'get') {
-        if (mode === 'reader' && drive.version <= 1) await drive.update({ wait: true })
         const content = await drive.get(c.path)
         out({ hash: content ? hash(content) : null, size: content ? content.length : null })
       } else if (c.cmd === 'range') {
