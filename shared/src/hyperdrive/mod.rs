@@ -29,7 +29,8 @@
 //! - Writes: [`put`](Hyperdrive::put), [`put_reader`](Hyperdrive::put_reader) (streamed from an `AsyncRead`),
 //!   [`writer`](Hyperdrive::writer) (push chunks, then [`DriveWriter::finish`]), [`symlink`](Hyperdrive::symlink),
 //!   [`put_entry`](Hyperdrive::put_entry), [`del`](Hyperdrive::del), and [`batch`](Hyperdrive::batch) for many
-//!   files in one bee append ([`DriveBatch`]).
+//!   files in one bee append ([`DriveBatch`]: small files' content gathered into 4 MiB blobs appends, big files
+//!   streamed with [`DriveBatch::writer`] / [`DriveBatch::finish_writer`]; what an importer should use).
 //! - Reads: [`entry`](Hyperdrive::entry), [`entry_follow`](Hyperdrive::entry_follow) (symlinks, at most 16),
 //!   [`exists`](Hyperdrive::exists), [`get`](Hyperdrive::get), [`read`](Hyperdrive::read) (a byte range in
 //!   memory), [`reader`](Hyperdrive::reader) (a [`BlobReader`] yielding chunks), [`list`](Hyperdrive::list)
