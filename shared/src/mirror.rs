@@ -439,7 +439,7 @@ pub struct MirrorSummary {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Same {
-    Same,
+    Equal,
     Diff,
     DiffMeta,
 }
@@ -560,7 +560,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 Err(e) => return Err(e),
             };
             let s = self.same(&src_entry, dst_entry.as_ref()).await?;
-            if s == Same::Same {
+            if s == Same::Equal {
                 if self.opts.include_equals {
                     on_event(MirrorEvent::Diff(Diff {
                         op: Op::Equal,
@@ -653,7 +653,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         };
         if src.linkname.is_some() || dst.linkname.is_some() {
             return Ok(if src.linkname == dst.linkname {
-                Same::Same
+                Same::Equal
             } else {
                 Same::Diff
             });
@@ -674,7 +674,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         {
             return Ok(diff);
         }
-        Ok(if eq { Same::Same } else { Same::Diff })
+        Ok(if eq { Same::Equal } else { Same::Diff })
     }
 }
 
@@ -706,7 +706,7 @@ pub async fn contents_equal(
     if a.len() != b.len() {
         return Ok(false);
     }
-    if a.len() == 0 {
+    if a.is_empty() {
         return Ok(true);
     }
     let mut ra = a_drive.read(a, 0, None).await?;
