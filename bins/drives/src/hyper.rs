@@ -63,7 +63,7 @@ impl AnyDrive {
 pub(crate) struct Watcher<'a> {
     drive: &'a AnyDrive,
     prefix: String,
-    last: Option<Vec<(String, u64, bool, Option<String>, u64)>>,
+    last: Option<crate::Snapshot>,
 }
 
 impl Watcher<'_> {
