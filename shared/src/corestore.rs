@@ -258,6 +258,20 @@ impl Corestore {
         self.open_or_create(key, |dir| Hypercore::create_reader(dir, key, manifest))
     }
 
+    /// The core of `manifest` (key = the manifest's hash), created if missing: writable with `key_pair` (one of
+    /// the manifest's signers), else as a reader. JS `store.get({ manifest, keyPair })`.
+    pub fn get_with_manifest(
+        &self,
+        manifest: Manifest,
+        key_pair: Option<KeyPair>,
+    ) -> Result<Hypercore> {
+        let key = caps::manifest_hash(&manifest);
+        self.open_or_create(key, |dir| match key_pair {
+            Some(kp) => Hypercore::create_with_manifest(dir, kp, manifest),
+            None => Hypercore::create_reader(dir, key, Some(manifest)),
+        })
+    }
+
     /// The open or stored core with this discovery key, `None` when the store has none (what a replicator
     /// asks when a remote opens a channel for a core: JS `ondiscoverykey`).
     pub fn get_by_discovery_key(&self, discovery_key: &[u8; 32]) -> Result<Option<Hypercore>> {

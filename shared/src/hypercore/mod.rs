@@ -222,6 +222,25 @@ impl Hypercore {
         Self::init(dir.as_ref(), key, Some(manifest), Some(key_pair))
     }
 
+    /// Creates a writable manifest core in `dir` for `manifest` (key = its hash), signed by `key_pair`, which
+    /// must be one of its signers. Used for cores whose manifest is not the default one, such as hyperdrive's
+    /// blobs core (a signer namespace derived from the drive).
+    pub fn create_with_manifest(
+        dir: impl AsRef<Path>,
+        key_pair: KeyPair,
+        manifest: Manifest,
+    ) -> Result<Self> {
+        if !manifest
+            .signers
+            .iter()
+            .any(|s| s.public_key == key_pair.public)
+        {
+            return Err(VerifierError::NotASigner.into());
+        }
+        let key = caps::manifest_hash(&manifest);
+        Self::init(dir.as_ref(), key, Some(manifest), Some(key_pair))
+    }
+
     /// Creates an empty read-only core for `key` (to fill from verified proofs). A manifest core needs its
     /// manifest; a compat core does not.
     pub fn create_reader(

@@ -1,0 +1,1094 @@
+//! Hyperdrive 13: a versioned, signed, sparsely replicable file system, laid out exactly as JS `hyperdrive`
+//! 13.3 does so a Rust drive and a JS drive replicate with each other.
+//!
+//! # Layout (facts of hyperdrive 13.3.4, hyperbee 2.27, hyperblobs 2.12, corestore 7)
+//!
+//! - **db core**: corestore core `name: "db"` (a manifest core, key = hash of the default single-signer
+//!   manifest of the derived key pair). It holds a [`Hyperbee`] whose header carries `metadata:
+//!   { contentFeed: null }` (encoded as an empty `Metadata`, so the header ends `12 00`).
+//! - **entries**: key `"files\0" ++ path` (a `sub-encoder` prefix `files` + separator 0, the same bytes as
+//!   hyperbee `sub("files")`), path normalized as [`path::normalize`] (`unix-path-resolve('/', name)`: absolute,
+//!   no `.`/`..`/empty parts, `..` above the root is an error). The value is JSON
+//!   `{"executable","linkname","blob","metadata"}` ([`EntryValue`]), blob ids as hyperblobs writes them.
+//! - **blobs core**: a manifest core whose manifest is the db's with each signer namespace replaced by
+//!   `BLAKE2b-256(BLOBS || dbKey || signer.namespace)` where `BLOBS = namespace("hyperdrive", 1)[0]`, hash
+//!   `blake2b`, no prologue ([`content_manifest`]); signed with the db's key pair. A reader derives it from the
+//!   db's manifest (learned from the first proof) unless the bee header names a `contentFeed` (old, compat
+//!   drives), which then wins, as in JS.
+//! - **content**: [`Hyperblobs`] in the blobs core (64 KiB blocks).
+//! - **folders** are key ranges: `list(folder)` is `gt: folder + "/"`, `lt: folder + "0"` ('0' is '/' + 1);
+//!   `readdir` walks that range one child name at a time as JS's `shallowReadStream`.
+//!
+//! # API
+//!
+//! - Open: [`Hyperdrive::open`] (the store's writable default drive), [`Hyperdrive::open_key`] (a replica by
+//!   key, or our own drive again), both with [`DriveOptions`] (waiting for peers, durability).
+//! - Identity: [`key`](Hyperdrive::key), [`discovery_key`](Hyperdrive::discovery_key),
+//!   [`content_key`](Hyperdrive::content_key), [`version`](Hyperdrive::version),
+//!   [`writable`](Hyperdrive::writable).
+//! - Writes: [`put`](Hyperdrive::put), [`put_reader`](Hyperdrive::put_reader) (streamed from an `AsyncRead`),
+//!   [`writer`](Hyperdrive::writer) (push chunks, then [`DriveWriter::finish`]), [`symlink`](Hyperdrive::symlink),
+//!   [`put_entry`](Hyperdrive::put_entry), [`del`](Hyperdrive::del), and [`batch`](Hyperdrive::batch) for many
+//!   files in one bee append ([`DriveBatch`]).
+//! - Reads: [`entry`](Hyperdrive::entry), [`entry_follow`](Hyperdrive::entry_follow) (symlinks, at most 16),
+//!   [`exists`](Hyperdrive::exists), [`get`](Hyperdrive::get), [`read`](Hyperdrive::read) (a byte range in
+//!   memory), [`reader`](Hyperdrive::reader) (a [`BlobReader`] yielding chunks), [`list`](Hyperdrive::list)
+//!   ([`ListOptions`]: recursive or not), [`readdir`](Hyperdrive::readdir).
+//! - Versions: [`checkout`](Hyperdrive::checkout) (read-only view), [`diff`](Hyperdrive::diff).
+//! - Replication: [`replicate`](Hyperdrive::replicate) on a protomux, [`replicate_stream`](Hyperdrive::replicate_stream)
+//!   on a secret stream (both cores; a replica's blobs core joins every connection once its key is known),
+//!   [`update`](Hyperdrive::update), [`download`](Hyperdrive::download) (every blob block under a folder),
+//!   [`replicators`](Hyperdrive::replicators), [`watch`](Hyperdrive::watch).
+//!
+//! # Sparse replicas
+//!
+//! [`Hyperbee`] reads synchronously from local blocks. On a replica each lookup runs, and when the bee reports
+//! a missing block that block is fetched through the db core's [`Replicator`] and the lookup runs again (blocks
+//! are cached, so a `get` costs one round trip per missing tree level). Listings, diffs and downloads first
+//! download the db core up to the version read (it is small next to the content), then walk it locally. Blob
+//! reads fetch only their own blocks (the range is prefetched in parallel). Waiting is governed by
+//! [`WaitOptions`]: with `wait: false` a missing block is an error at once.
+//!
+//! # Hostile drives
+//!
+//! Entry keys are checked on every read: a key that is not valid UTF-8 or not its own normalized form
+//! (`../x`, `/a/../b`, `a`, `//a`, backslashes) is [`DriveError::InvalidKey`] (listings can skip them instead,
+//! [`ListOptions::skip_invalid`]); values that are not the expected JSON are [`DriveError::Entry`]; blob ids
+//! past the blobs core are [`BlobError::OutOfBounds`]. Nothing panics on remote data.
+//!
+//! Differences from the JS: no `clear` of local blocks (this hypercore's storage cannot drop blocks), no
+//! monitors, no `truncate`/`purge`, no encryption key, no watch streams (use [`watch`](Hyperdrive::watch)),
+//! and a [`DriveBatch`] cannot read its own pending writes.
+
+pub mod entry;
+pub mod path;
+
+use serde_json::Value;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::corestore::{Corestore, CorestoreError};
+use crate::crypto;
+use crate::hyperbee::messages::{Header, Metadata};
+use crate::hyperbee::{Hyperbee, HyperbeeError, RangeOptions};
+use crate::hyperblobs::{
+    fetch_block, BlobError, BlobId, BlobReader, BlobWriter, Hyperblobs, ReadRange, WaitOptions,
+};
+use crate::hypercore::messages::Manifest;
+use crate::hypercore::replicator::Replicator;
+use crate::hypercore::{Durability, Hypercore, HypercoreError};
+use crate::protomux::Mux;
+use crate::secret_stream::SecretStream;
+
+pub use entry::{EntryError, EntryValue};
+pub use path::PathError;
+
+/// The corestore name of a drive's db core.
+pub const DB_NAME: &str = "db";
+/// The sub-encoder prefix of entry keys.
+pub const FILES_PREFIX: &[u8] = b"files";
+/// Symlinks followed by [`Hyperdrive::entry_follow`] before giving up (as JS).
+pub const MAX_SYMLINKS: usize = 16;
+
+/// `BLOBS = namespace("hyperdrive", 1)[0]`.
+pub fn blobs_namespace() -> [u8; 32] {
+    crypto::namespace(b"hyperdrive", &[0])[0]
+}
+
+/// The blobs core manifest of a drive (JS `generateContentManifest(m, key)`): `None` for version-0 manifests.
+pub fn content_manifest(db_manifest: &Manifest, db_key: &[u8; 32]) -> Option<Manifest> {
+    if db_manifest.version < 1 {
+        return None;
+    }
+    let ns = blobs_namespace();
+    let mut m = db_manifest.clone();
+    for s in &mut m.signers {
+        s.namespace = crypto::hash(&[&ns, db_key, &s.namespace]);
+    }
+    m.prologue = None;
+    Some(Manifest {
+        version: m.version,
+        allow_patch: m.allow_patch,
+        quorum: m.quorum,
+        signers: m.signers,
+        prologue: None,
+        linked: None,
+        user_data: None,
+    })
+}
+
+/// The blobs core key of a drive (JS `Hyperdrive.getContentKey(manifest, key)`).
+pub fn content_key(db_manifest: &Manifest, db_key: &[u8; 32]) -> Option<[u8; 32]> {
+    content_manifest(db_manifest, db_key).map(|m| crate::hypercore::caps::manifest_hash(&m))
+}
+
+/// Errors of drive operations.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    /// A path that cannot be a drive path.
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// The db bee failed.
+    #[error("db: {0}")]
+    Bee(#[from] HyperbeeError),
+    /// The blobs failed.
+    #[error("blobs: {0}")]
+    Blob(#[from] BlobError),
+    /// A core failed.
+    #[error("hypercore: {0}")]
+    Core(#[from] HypercoreError),
+    /// The corestore failed.
+    #[error("corestore: {0}")]
+    Store(#[from] CorestoreError),
+    /// An entry value that does not decode.
+    #[error("entry {key:?}: {err}")]
+    Entry {
+        /// The entry key (lossy UTF-8).
+        key: String,
+        /// Why.
+        err: EntryError,
+    },
+    /// An entry key that is not a normalized drive path (hostile or broken writer).
+    #[error("invalid entry key {0:?}")]
+    InvalidKey(String),
+    /// A write on a replica or a checkout.
+    #[error("drive is not writable")]
+    ReadOnly,
+    /// The db header is missing or not a hyperbee header with a usable content key.
+    #[error("bad drive header: {0}")]
+    Header(String),
+    /// Following symlinks went round more than [`MAX_SYMLINKS`] times.
+    #[error("recursive symlink")]
+    RecursiveSymlink,
+    /// Waiting for peers took longer than the timeout.
+    #[error("timed out")]
+    Timeout,
+}
+
+/// Result of drive operations.
+pub type Result<T, E = DriveError> = std::result::Result<T, E>;
+
+/// How a drive is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriveOptions {
+    /// Whether reads wait for blocks from peers, and how long.
+    pub wait: WaitOptions,
+    /// When appends are durable; default [`Durability::Process`] (what JS hypercore guarantees: survives a
+    /// crash of the process, not a power loss).
+    pub durability: Durability,
+}
+
+impl Default for DriveOptions {
+    fn default() -> Self {
+        Self {
+            wait: WaitOptions::default(),
+            durability: Durability::Process,
+        }
+    }
+}
+
+/// Options of a file put.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PutOptions {
+    /// The executable bit.
+    pub executable: bool,
+    /// User metadata (any JSON).
+    pub metadata: Option<Value>,
+}
+
+/// Options of [`Hyperdrive::list`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListOptions {
+    /// Every entry below the folder (default); false lists one entry per direct child as JS
+    /// `list(folder, { recursive: false })` (for a subfolder, its first entry).
+    pub recursive: bool,
+    /// Leave out entries whose key is not a normalized path (instead of failing with
+    /// [`DriveError::InvalidKey`]).
+    pub skip_invalid: bool,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        Self {
+            recursive: true,
+            skip_invalid: false,
+        }
+    }
+}
+
+/// One drive entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Seq of the db block that wrote it.
+    pub seq: u64,
+    /// Its path (normalized).
+    pub key: String,
+    /// Its value.
+    pub value: EntryValue,
+}
+
+/// One difference of [`Hyperdrive::diff`]: the entry in this version (`left`) and in the other (`right`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffEntry {
+    /// In this version.
+    pub left: Option<Entry>,
+    /// In the other version.
+    pub right: Option<Entry>,
+}
+
+/// What [`Hyperdrive::download`] fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DownloadStats {
+    /// Entries under the folder.
+    pub entries: u64,
+    /// Blob blocks under the folder (all stored now).
+    pub blocks: u64,
+}
+
+struct MuxSlot {
+    id: u64,
+    mux: Mux,
+    is_initiator: bool,
+    handshake_hash: Vec<u8>,
+}
+
+#[derive(Default)]
+struct State {
+    blobs: Option<Hyperblobs>,
+    muxes: Vec<MuxSlot>,
+    next_mux: u64,
+}
+
+struct Shared {
+    store: Corestore,
+    db: Hypercore,
+    db_rep: Replicator,
+    files: Hyperbee,
+    opts: DriveOptions,
+    state: Mutex<State>,
+    opening_blobs: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A hyperdrive. Cheap to clone; clones and checkouts share the cores.
+#[derive(Clone)]
+pub struct Hyperdrive {
+    shared: Arc<Shared>,
+    checkout: Option<u64>,
+}
+
+impl std::fmt::Debug for Hyperdrive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hyperdrive")
+            .field("key", &hex::encode(self.key()))
+            .field("version", &self.version())
+            .field("checkout", &self.checkout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn entry_from(e: crate::hyperbee::Entry) -> Result<Entry> {
+    let key = String::from_utf8(e.key)
+        .map_err(|k| DriveError::InvalidKey(String::from_utf8_lossy(k.as_bytes()).into_owned()))?;
+    if !path::is_normalized(&key) {
+        return Err(DriveError::InvalidKey(key));
+    }
+    let value = e
+        .value
+        .as_deref()
+        .ok_or(EntryError::Field("entry"))
+        .and_then(EntryValue::decode)
+        .map_err(|err| DriveError::Entry {
+            key: key.clone(),
+            err,
+        })?;
+    Ok(Entry {
+        seq: e.seq,
+        key,
+        value,
+    })
+}
+
+fn folder_range(folder: &str, after: &str) -> RangeOptions {
+    RangeOptions {
+        gt: Some(format!("{folder}{after}").into_bytes()),
+        lt: Some(format!("{folder}0").into_bytes()),
+        ..RangeOptions::default()
+    }
+}
+
+impl Hyperdrive {
+    /// The store's own writable drive (JS `new Hyperdrive(store)`): db core `"db"` of the store's namespace,
+    /// blobs core derived from it; both created if missing.
+    pub fn open(store: &Corestore, opts: DriveOptions) -> Result<Self> {
+        let db = store.get(DB_NAME)?;
+        Self::from_db(store, db, opts)
+    }
+
+    /// The drive with db core `key` (JS `new Hyperdrive(store, key)`): a replica filled from peers, or our own
+    /// drive if the store holds its key pair. A replica's blobs core is opened once the db's manifest or
+    /// header is known (at once if it was stored before).
+    pub fn open_key(store: &Corestore, key: [u8; 32], opts: DriveOptions) -> Result<Self> {
+        let db = store.get_by_key(key, None)?;
+        Self::from_db(store, db, opts)
+    }
+
+    fn from_db(store: &Corestore, db: Hypercore, opts: DriveOptions) -> Result<Self> {
+        db.set_durability(opts.durability);
+        let bee = Hyperbee::new(db.clone()).with_metadata(Metadata::default());
+        let files = bee.sub(FILES_PREFIX);
+        let drive = Self {
+            shared: Arc::new(Shared {
+                store: store.clone(),
+                db_rep: Replicator::new(db.clone()),
+                db,
+                files,
+                opts,
+                state: Mutex::default(),
+                opening_blobs: tokio::sync::Mutex::new(()),
+            }),
+            checkout: None,
+        };
+        drive.open_blobs_local()?;
+        Ok(drive)
+    }
+
+    /// Opens the blobs core from what is stored locally (header and manifest), if possible.
+    fn open_blobs_local(&self) -> Result<Option<Hyperblobs>> {
+        if let Some(b) = self.shared.state().blobs.clone() {
+            return Ok(Some(b));
+        }
+        let db = &self.shared.db;
+        let header = match db.get(0)? {
+            Some(block) => Some(block),
+            None if db.writable() => None,
+            None => return Ok(None),
+        };
+        self.open_blobs_from(header.as_deref()).map(Some)
+    }
+
+    /// Opens the blobs core named by the header (its `contentFeed`) or derived from the db manifest.
+    fn open_blobs_from(&self, header: Option<&[u8]>) -> Result<Hyperblobs> {
+        let db = &self.shared.db;
+        let content_feed = match header {
+            Some(h) => {
+                let h = Header::decode(h).map_err(|e| DriveError::Header(e.to_string()))?;
+                if h.protocol != "hyperbee" {
+                    return Err(DriveError::Header(format!("protocol {:?}", h.protocol)));
+                }
+                h.metadata.and_then(|m| m.content_feed)
+            }
+            None => None,
+        };
+        let store = &self.shared.store;
+        let core = match content_feed {
+            Some(k) => {
+                let key: [u8; 32] =
+                    k.get(..32).and_then(|k| k.try_into().ok()).ok_or_else(|| {
+                        DriveError::Header("content feed key shorter than 32 bytes".into())
+                    })?;
+                store.get_by_key(key, None)?
+            }
+            None => {
+                let manifest = db
+                    .manifest()
+                    .ok_or_else(|| DriveError::Header("db manifest not known yet".into()))?;
+                let m = content_manifest(&manifest, &db.key()).ok_or_else(|| {
+                    DriveError::Header("version 0 manifest and no contentFeed".into())
+                })?;
+                let kp = if db.writable() {
+                    Some(store.create_key_pair(DB_NAME))
+                        .filter(|kp| m.signers.iter().any(|s| s.public_key == kp.public))
+                } else {
+                    None
+                };
+                store.get_with_manifest(m, kp)?
+            }
+        };
+        core.set_durability(self.shared.opts.durability);
+        let blobs = Hyperblobs::new(core.clone(), Some(Replicator::new(core)))
+            .with_wait(self.shared.opts.wait);
+        let mut st = self.shared.state();
+        if let Some(b) = &st.blobs {
+            return Ok(b.clone());
+        }
+        if let Some(rep) = blobs.replicator() {
+            for slot in &st.muxes {
+                rep.attach(&slot.mux, slot.is_initiator, &slot.handshake_hash);
+            }
+        }
+        st.blobs = Some(blobs.clone());
+        Ok(blobs)
+    }
+
+    /// The blobs, opening them (fetching the db header from peers on a replica) if needed.
+    pub async fn blobs(&self) -> Result<Hyperblobs> {
+        if let Some(b) = self.open_blobs_local()? {
+            return Ok(b);
+        }
+        let _g = self.shared.opening_blobs.lock().await;
+        if let Some(b) = self.shared.state().blobs.clone() {
+            return Ok(b);
+        }
+        let header = fetch_block(
+            &self.shared.db,
+            Some(&self.shared.db_rep),
+            self.shared.opts.wait,
+            0,
+        )
+        .await?;
+        self.open_blobs_from(Some(&header))
+    }
+
+    /// The blobs if already open.
+    pub fn blobs_if_open(&self) -> Option<Hyperblobs> {
+        self.shared.state().blobs.clone()
+    }
+
+    /// The corestore.
+    pub fn store(&self) -> &Corestore {
+        &self.shared.store
+    }
+
+    /// The db core.
+    pub fn core(&self) -> &Hypercore {
+        &self.shared.db
+    }
+
+    /// The db bee (the whole bee: entries are in its `files` sub).
+    pub fn db(&self) -> Hyperbee {
+        let bee = Hyperbee::new(self.shared.db.clone()).with_metadata(Metadata::default());
+        match self.checkout {
+            Some(v) => bee.checkout(v),
+            None => bee,
+        }
+    }
+
+    fn files(&self) -> Hyperbee {
+        match self.checkout {
+            Some(v) => self.shared.files.checkout(v),
+            None => self.shared.files.clone(),
+        }
+    }
+
+    /// The drive key (the db core's key).
+    pub fn key(&self) -> [u8; 32] {
+        self.shared.db.key()
+    }
+
+    /// The discovery key (the db core's; the topic to join on a swarm).
+    pub fn discovery_key(&self) -> [u8; 32] {
+        self.shared.db.discovery_key()
+    }
+
+    /// The blobs core key, once known.
+    pub fn content_key(&self) -> Option<[u8; 32]> {
+        self.blobs_if_open().map(|b| b.core().key())
+    }
+
+    /// The version: the checkout's, else the db length (at least 1).
+    pub fn version(&self) -> u64 {
+        self.files().version()
+    }
+
+    /// True when this is the writable drive itself (not a replica, not a checkout).
+    pub fn writable(&self) -> bool {
+        self.checkout.is_none() && self.shared.db.writable()
+    }
+
+    /// The options the drive was opened with.
+    pub fn options(&self) -> DriveOptions {
+        self.shared.opts
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.writable() {
+            Ok(())
+        } else {
+            Err(DriveError::ReadOnly)
+        }
+    }
+
+    /// Runs a bee read, fetching each block it misses from peers (when allowed) and running it again.
+    async fn bee_read<T>(&self, f: impl Fn(&Hyperbee) -> crate::hyperbee::Result<T>) -> Result<T> {
+        let bee = self.files();
+        let mut last = None;
+        loop {
+            match f(&bee) {
+                Err(HyperbeeError::BlockNotAvailable(seq)) if last != Some(seq) => {
+                    fetch_block(
+                        &self.shared.db,
+                        Some(&self.shared.db_rep),
+                        self.shared.opts.wait,
+                        seq,
+                    )
+                    .await?;
+                    last = Some(seq);
+                }
+                r => return r.map_err(DriveError::from),
+            }
+        }
+    }
+
+    /// Makes sure every db block up to the version read is stored (before walking ranges on a replica).
+    async fn download_db(&self) -> Result<()> {
+        let version = self.version();
+        let db = &self.shared.db;
+        let length = version.min(db.length());
+        if db.stored_runs(0, length, 2) == [(0, length)] || !self.shared.opts.wait.wait {
+            return Ok(());
+        }
+        let fut = self.shared.db_rep.download(0, length);
+        match self.shared.opts.wait.timeout {
+            None => fut.await,
+            Some(t) => tokio::time::timeout(t, fut)
+                .await
+                .map_err(|_| DriveError::Timeout)?,
+        }
+        Ok(())
+    }
+
+    /// The entry at `path` (JS `entry(path)`), without following symlinks.
+    pub async fn entry(&self, path: &str) -> Result<Option<Entry>> {
+        let key = path::normalize(path)?;
+        let found = self.bee_read(|b| b.get(key.as_bytes())).await?;
+        found.map(entry_from).transpose()
+    }
+
+    /// The entry at `path`, following symlinks (JS `entry(path, { follow: true })`).
+    pub async fn entry_follow(&self, path: &str) -> Result<Option<Entry>> {
+        let mut name = path.to_owned();
+        for _ in 0..MAX_SYMLINKS {
+            let Some(e) = self.entry(&name).await? else {
+                return Ok(None);
+            };
+            match &e.value.linkname {
+                Some(link) => name = path::resolve_from(&e.key, link)?,
+                None => return Ok(Some(e)),
+            }
+        }
+        Err(DriveError::RecursiveSymlink)
+    }
+
+    /// Whether an entry exists at `path`.
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        Ok(self.entry(path).await?.is_some())
+    }
+
+    /// The content of the file at `path` (JS `get`): `None` when there is no entry or it has no blob (a
+    /// symlink).
+    pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        self.read(path, ReadRange::default()).await
+    }
+
+    /// A byte range of the file at `path`, in memory.
+    pub async fn read(&self, path: &str, range: ReadRange) -> Result<Option<Vec<u8>>> {
+        let Some(e) = self.entry(path).await? else {
+            return Ok(None);
+        };
+        let Some(blob) = e.value.blob else {
+            return Ok(None);
+        };
+        Ok(Some(self.blobs().await?.read(&blob, range).await?))
+    }
+
+    /// A reader of a byte range of the file at `path` (JS `createReadStream(path, range)`); `None` when
+    /// there is no such entry. A symlink or an entry without blob reads as empty.
+    pub async fn reader(&self, path: &str, range: ReadRange) -> Result<Option<BlobReader>> {
+        let Some(e) = self.entry(path).await? else {
+            return Ok(None);
+        };
+        let blob = e.value.blob.unwrap_or(BlobId {
+            block_offset: 0,
+            byte_offset: 0,
+            block_length: 0,
+            byte_length: 0,
+            block_map: false,
+        });
+        Ok(Some(self.blob_reader(&blob, range).await?))
+    }
+
+    /// A reader of a blob (as found in an [`Entry`]).
+    pub async fn blob_reader(&self, blob: &BlobId, range: ReadRange) -> Result<BlobReader> {
+        Ok(self.blobs().await?.reader(blob, range).await?)
+    }
+
+    /// Writes a file (JS `put(path, buffer, { executable, metadata })`).
+    pub async fn put(&self, path: &str, data: &[u8], opts: PutOptions) -> Result<()> {
+        self.check_writable()?;
+        let key = path::normalize(path)?;
+        let blob = self.blobs().await?.put(data).await?;
+        self.put_value(
+            &key,
+            &EntryValue::file(blob, opts.executable, opts.metadata),
+        )
+    }
+
+    /// Writes a file from a stream, never holding more than a few MiB in memory.
+    pub async fn put_reader<R: AsyncRead + Unpin>(
+        &self,
+        path: &str,
+        src: R,
+        opts: PutOptions,
+    ) -> Result<()> {
+        self.check_writable()?;
+        let key = path::normalize(path)?;
+        let blob = self.blobs().await?.put_reader(src).await?;
+        self.put_value(
+            &key,
+            &EntryValue::file(blob, opts.executable, opts.metadata),
+        )
+    }
+
+    /// A writer for a file (JS `createWriteStream(path, opts)`): write chunks, then
+    /// [`finish`](DriveWriter::finish) to add the entry. Holds the blobs write lock until finished or dropped.
+    pub async fn writer(&self, path: &str, opts: PutOptions) -> Result<DriveWriter> {
+        self.check_writable()?;
+        let key = path::normalize(path)?;
+        let blob = self.blobs().await?.writer().await;
+        Ok(DriveWriter {
+            drive: self.clone(),
+            key,
+            opts,
+            blob,
+        })
+    }
+
+    /// Writes an entry as given (JS `putEntry`).
+    pub fn put_entry(&self, path: &str, value: &EntryValue) -> Result<()> {
+        self.check_writable()?;
+        let key = path::normalize(path)?;
+        self.put_value(&key, value)
+    }
+
+    fn put_value(&self, key: &str, value: &EntryValue) -> Result<()> {
+        self.shared
+            .files
+            .put(key.as_bytes(), Some(&value.encode()))?;
+        Ok(())
+    }
+
+    /// A symlink at `path` to `target` (stored as given; JS `symlink`).
+    pub fn symlink(&self, path: &str, target: &str, metadata: Option<Value>) -> Result<()> {
+        self.check_writable()?;
+        let key = path::normalize(path)?;
+        self.put_value(&key, &EntryValue::symlink(target, metadata))
+    }
+
+    /// Deletes the entry at `path` (JS `del`); its blob stays in the blobs core. Returns whether it existed.
+    pub fn del(&self, path: &str) -> Result<bool> {
+        self.check_writable()?;
+        let key = path::normalize(path)?;
+        Ok(self.shared.files.del(key.as_bytes())?)
+    }
+
+    /// A batch of writes appended to the db together on [`DriveBatch::flush`] (content is appended to the
+    /// blobs core as it is put).
+    pub fn batch(&self) -> Result<DriveBatch> {
+        self.check_writable()?;
+        Ok(DriveBatch {
+            drive: self.clone(),
+            ops: Vec::new(),
+        })
+    }
+
+    /// Entries under `folder` in key order (JS `list(folder, { recursive })`).
+    pub async fn list(&self, folder: &str, opts: ListOptions) -> Result<Vec<Entry>> {
+        let folder = path::normalize_folder(folder)?;
+        self.download_db().await?;
+        if !opts.recursive {
+            return self
+                .shallow(&folder, opts.skip_invalid)
+                .await
+                .map(|v| v.into_iter().map(|(_, e)| e).collect());
+        }
+        let raw = self
+            .bee_read(|b| b.range_vec(&folder_range(&folder, "/")))
+            .await?;
+        let mut out = Vec::with_capacity(raw.len());
+        for e in raw {
+            match entry_from(e) {
+                Ok(e) => out.push(e),
+                Err(DriveError::InvalidKey(_) | DriveError::Entry { .. }) if opts.skip_invalid => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The names of the direct children of `folder` (files and subfolders; JS `readdir`).
+    pub async fn readdir(&self, folder: &str) -> Result<Vec<String>> {
+        let folder = path::normalize_folder(folder)?;
+        self.download_db().await?;
+        Ok(self
+            .shallow(&folder, false)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// JS `shallowReadStream`: one `(name, first entry)` per direct child of `folder`.
+    async fn shallow(&self, folder: &str, skip_invalid: bool) -> Result<Vec<(String, Entry)>> {
+        let mut out: Vec<(String, Entry)> = Vec::new();
+        let mut prev = String::from("/");
+        loop {
+            let mut range = folder_range(folder, &prev);
+            range.limit = Some(1);
+            let Some(raw) = self.bee_read(|b| b.range_vec(&range)).await?.pop() else {
+                return Ok(out);
+            };
+            let raw_key = raw.key.clone();
+            let e = match entry_from(raw) {
+                Ok(e) => e,
+                Err(DriveError::InvalidKey(_) | DriveError::Entry { .. }) if skip_invalid => {
+                    // Step past the bad key: the smallest key greater than it.
+                    let mut next =
+                        String::from_utf8_lossy(raw_key.get(folder.len()..).unwrap_or_default())
+                            .into_owned();
+                    next.push('\u{10FFFF}');
+                    prev = next;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let suffix = e.key.get(folder.len() + 1..).unwrap_or_default();
+            let (name, is_dir) = match suffix.find('/') {
+                Some(i) => (suffix.get(..i).unwrap_or_default(), true),
+                None => (suffix, false),
+            };
+            let name = name.to_owned();
+            prev = format!("/{name}{}", if is_dir { "0" } else { "" });
+            if out.last().is_some_and(|(n, _)| *n == name) {
+                continue;
+            }
+            out.push((name, e));
+        }
+    }
+
+    /// A read-only view of the drive at `version` (JS `checkout`).
+    pub fn checkout(&self, version: u64) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            checkout: Some(version.max(1)),
+        }
+    }
+
+    /// Differences between this version (`left`) and `version` (`right`) under `folder`, in key order (JS
+    /// `diff(version, folder)`).
+    pub async fn diff(&self, version: u64, folder: &str) -> Result<Vec<DiffEntry>> {
+        let folder = path::normalize_folder(folder)?;
+        self.download_db().await?;
+        let raw = self
+            .bee_read(|b| b.diff(version, &folder_range(&folder, "/")))
+            .await?;
+        raw.into_iter()
+            .map(|d| {
+                Ok(DiffEntry {
+                    left: d.left.map(entry_from).transpose()?,
+                    right: d.right.map(entry_from).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Downloads every blob block of every entry under `folder` (JS `download(folder)`), after the db.
+    pub async fn download(&self, folder: &str) -> Result<DownloadStats> {
+        let entries = self
+            .list(
+                folder,
+                ListOptions {
+                    recursive: true,
+                    skip_invalid: true,
+                },
+            )
+            .await?;
+        let blobs = self.blobs().await?;
+        let mut ranges: Vec<(u64, u64)> = entries
+            .iter()
+            .filter_map(|e| e.value.blob)
+            .filter(|b| b.block_length > 0)
+            .map(|b| (b.block_offset, b.block_end()))
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (s, e) in ranges {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        let core = blobs.core().clone();
+        let wait = self.shared.opts.wait;
+        let mut blocks = 0;
+        for &(s, e) in &merged {
+            blocks += e - s;
+            if core.stored_runs(s, e, 2) == [(s, e)] {
+                continue;
+            }
+            if !crate::hyperblobs::wait_for_length(&core, blobs.replicator(), wait, e).await {
+                return Err(BlobError::OutOfBounds {
+                    start: s,
+                    end: e,
+                    length: core.length(),
+                }
+                .into());
+            }
+            let Some(rep) = blobs.replicator().filter(|_| wait.wait) else {
+                return Err(BlobError::BlockNotAvailable(s).into());
+            };
+            let fut = rep.download(s, e);
+            match wait.timeout {
+                None => fut.await,
+                Some(t) => tokio::time::timeout(t.saturating_mul(64), fut)
+                    .await
+                    .map_err(|_| DriveError::Timeout)?,
+            }
+        }
+        Ok(DownloadStats {
+            entries: entries.len() as u64,
+            blocks,
+        })
+    }
+
+    /// The replicators of the db core and (once open) the blobs core.
+    pub fn replicators(&self) -> Vec<Replicator> {
+        let mut v = vec![self.shared.db_rep.clone()];
+        if let Some(rep) = self.blobs_if_open().and_then(|b| b.replicator().cloned()) {
+            v.push(rep);
+        }
+        v
+    }
+
+    /// Replicates both cores over `mux` (JS `drive.replicate(stream)` / `store.replicate`): the db now, the
+    /// blobs now or as soon as a replica learns their key (its opening starts in the background).
+    pub fn replicate(&self, mux: &Mux, is_initiator: bool, handshake_hash: &[u8]) {
+        self.shared.db_rep.attach(mux, is_initiator, handshake_hash);
+        let id = {
+            let mut st = self.shared.state();
+            if let Some(rep) = st.blobs.as_ref().and_then(|b| b.replicator().cloned()) {
+                rep.attach(mux, is_initiator, handshake_hash);
+            }
+            let id = st.next_mux;
+            st.next_mux += 1;
+            st.muxes.push(MuxSlot {
+                id,
+                mux: mux.clone(),
+                is_initiator,
+                handshake_hash: handshake_hash.to_vec(),
+            });
+            id
+        };
+        let weak = Arc::downgrade(&self.shared);
+        let m = mux.clone();
+        tokio::spawn(async move {
+            m.closed().await;
+            if let Some(shared) = weak.upgrade() {
+                shared.state().muxes.retain(|s| s.id != id);
+            }
+        });
+        if self.blobs_if_open().is_none() {
+            let d = self.clone();
+            tokio::spawn(async move {
+                let _ = d.blobs().await;
+            });
+        }
+    }
+
+    /// [`replicate`](Self::replicate) on a new protomux over a secret stream; returns the mux.
+    pub fn replicate_stream<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        &self,
+        stream: SecretStream<IO>,
+    ) -> Mux {
+        let is_initiator = stream.is_initiator();
+        let hh = *stream.handshake_hash();
+        Mux::new_with(stream, |mux| self.replicate(mux, is_initiator, &hh)).0
+    }
+
+    /// Waits until a connected peer told us the db head and we took it (JS `update()`); returns the version.
+    /// Returns at once without peers.
+    pub async fn update(&self) -> Result<u64> {
+        if self.shared.db_rep.peers() == 0 {
+            return Ok(self.version());
+        }
+        let fut = self.shared.db_rep.update();
+        match self.shared.opts.wait.timeout {
+            None => {
+                fut.await;
+            }
+            Some(t) => {
+                tokio::time::timeout(t, fut)
+                    .await
+                    .map_err(|_| DriveError::Timeout)?;
+            }
+        }
+        Ok(self.version())
+    }
+
+    /// Waits until at least `n` peers replicate the db core.
+    pub async fn wait_for_peers(&self, n: usize) {
+        self.shared.db_rep.wait_for_peers(n).await;
+    }
+
+    /// A receiver that changes whenever the db core changes (a write here, or an append seen from a peer).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.db.subscribe()
+    }
+
+    /// Waits until the drive's version is at least `version` (an append on the writer reaching a replica).
+    pub async fn wait_for_version(&self, version: u64) -> Result<u64> {
+        let mut rx = self.watch();
+        let fut = async {
+            while self.version() < version {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        match self.shared.opts.wait.timeout {
+            None => fut.await,
+            Some(t) => tokio::time::timeout(t, fut)
+                .await
+                .map_err(|_| DriveError::Timeout)?,
+        }
+        Ok(self.version())
+    }
+
+    /// Closes the drive: ends the connections it replicates on and lets the store drop its cores (they close
+    /// once every other handle is gone).
+    pub fn close(self) {
+        let (muxes, blobs) = {
+            let mut st = self.shared.state();
+            (std::mem::take(&mut st.muxes), st.blobs.take())
+        };
+        for m in muxes {
+            m.mux.destroy();
+        }
+        if let Some(b) = blobs {
+            self.shared.store.close_core(&b.core().discovery_key());
+        }
+        self.shared
+            .store
+            .close_core(&self.shared.db.discovery_key());
+    }
+}
+
+/// Writes one file in chunks (see [`Hyperdrive::writer`]).
+#[derive(Debug)]
+pub struct DriveWriter {
+    drive: Hyperdrive,
+    key: String,
+    opts: PutOptions,
+    blob: BlobWriter,
+}
+
+impl DriveWriter {
+    /// Adds bytes to the file.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        Ok(self.blob.write(data)?)
+    }
+
+    /// Appends the rest of the content and writes the entry.
+    pub fn finish(self) -> Result<()> {
+        let Self {
+            drive,
+            key,
+            opts,
+            blob,
+        } = self;
+        let id = blob.finish()?;
+        drive.put_value(&key, &EntryValue::file(id, opts.executable, opts.metadata))
+    }
+}
+
+/// Writes appended to the db together (JS `drive.batch()`): content goes to the blobs core as it is put, the
+/// entries go in one db append on [`flush`](Self::flush). Dropping it unflushed loses the entries.
+#[derive(Debug)]
+pub struct DriveBatch {
+    drive: Hyperdrive,
+    ops: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl DriveBatch {
+    /// Writes a file.
+    pub async fn put(&mut self, path: &str, data: &[u8], opts: PutOptions) -> Result<()> {
+        let key = path::normalize(path)?;
+        let blob = self.drive.blobs().await?.put(data).await?;
+        self.ops.push((
+            key,
+            Some(EntryValue::file(blob, opts.executable, opts.metadata).encode()),
+        ));
+        Ok(())
+    }
+
+    /// Writes a file from a stream.
+    pub async fn put_reader<R: AsyncRead + Unpin>(
+        &mut self,
+        path: &str,
+        src: R,
+        opts: PutOptions,
+    ) -> Result<()> {
+        let key = path::normalize(path)?;
+        let blob = self.drive.blobs().await?.put_reader(src).await?;
+        self.ops.push((
+            key,
+            Some(EntryValue::file(blob, opts.executable, opts.metadata).encode()),
+        ));
+        Ok(())
+    }
+
+    /// Writes an entry as given.
+    pub fn put_entry(&mut self, path: &str, value: &EntryValue) -> Result<()> {
+        let key = path::normalize(path)?;
+        self.ops.push((key, Some(value.encode())));
+        Ok(())
+    }
+
+    /// A symlink.
+    pub fn symlink(&mut self, path: &str, target: &str, metadata: Option<Value>) -> Result<()> {
+        self.put_entry(path, &EntryValue::symlink(target, metadata))
+    }
+
+    /// Deletes an entry.
+    pub fn del(&mut self, path: &str) -> Result<()> {
+        let key = path::normalize(path)?;
+        self.ops.push((key, None));
+        Ok(())
+    }
+
+    /// Number of pending entry writes.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether no entry write is pending.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Appends the pending entries to the db in one append; returns how many blocks were written.
+    pub fn flush(&mut self) -> Result<usize> {
+        let ops = std::mem::take(&mut self.ops);
+        let files = &self.drive.shared.files;
+        let mut b = files.batch()?;
+        for (key, value) in &ops {
+            match value {
+                Some(v) => {
+                    b.put(key.as_bytes(), Some(v))?;
+                }
+                None => {
+                    b.del(key.as_bytes())?;
+                }
+            }
+        }
+        Ok(b.flush()?)
+    }
+}
+
+#[cfg(test)]
+mod tests;
