@@ -625,10 +625,10 @@ pub(crate) struct Pair {
 }
 
 /// Entries of a local folder, for the polling watcher.
-pub(crate) async fn local_snapshot(
-    drive: &Localdrive,
-    prefix: &str,
-) -> Vec<(String, u64, bool, Option<String>, u64)> {
+pub(crate) type Snapshot = Vec<(String, u64, bool, Option<String>, u64)>;
+
+/// A listing of a folder's entries with sizes, modes and times.
+pub(crate) async fn local_snapshot(drive: &Localdrive, prefix: &str) -> Snapshot {
     let list = drive.list(prefix, None).await.unwrap_or_default();
     list.into_iter()
         .map(|e| {
