@@ -112,6 +112,7 @@ impl Localdrive {
                 metadata: None,
                 mtime: Some(mtime_ms(meta)),
                 seq: None,
+                blob_id: None,
             }));
         }
         if !ft.is_file() {
@@ -125,6 +126,7 @@ impl Localdrive {
             metadata: None,
             mtime: Some(mtime_ms(meta)),
             seq: None,
+            blob_id: None,
         }))
     }
 

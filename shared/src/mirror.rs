@@ -93,6 +93,8 @@ pub struct Entry {
     pub mtime: Option<f64>,
     /// Sequence number of the entry in the drive's log (hyperdrives only).
     pub seq: Option<u64>,
+    /// Where the content is in a hyperdrive's blobs core (hyperdrives only).
+    pub blob_id: Option<crate::hyperblobs::BlobId>,
 }
 
 impl Entry {
@@ -106,6 +108,7 @@ impl Entry {
             metadata: None,
             mtime: None,
             seq: None,
+            blob_id: None,
         }
     }
 
@@ -742,6 +745,191 @@ pub async fn contents_equal(
         }
         pa += n;
         pb += n;
+    }
+}
+
+mod hyperdrive_impl {
+    //! [`Drive`] for [`Hyperdrive`]: entries with their seq and blob id, metadata as JSON bytes, content
+    //! through hyperblobs readers and writers, `put_entry` keeping the blob.
+
+    use async_trait::async_trait;
+
+    use super::{BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result, WriteOptions};
+    use crate::hyperblobs::ReadRange;
+    use crate::hyperdrive::{self as hd, EntryValue, Hyperdrive, ListOptions, PutOptions};
+
+    fn err(e: hd::DriveError) -> DriveError {
+        match e {
+            hd::DriveError::Path(p) => DriveError::InvalidPath {
+                path: p.to_string(),
+                reason: "not a drive path",
+            },
+            hd::DriveError::InvalidKey(k) => DriveError::InvalidPath {
+                path: k,
+                reason: "hostile entry key",
+            },
+            hd::DriveError::ReadOnly => DriveError::NotWritable,
+            e => DriveError::Other(Box::new(e)),
+        }
+    }
+
+    fn metadata_bytes(v: &Option<serde_json::Value>) -> Option<Vec<u8>> {
+        v.as_ref().and_then(|m| serde_json::to_vec(m).ok())
+    }
+
+    fn metadata_value(v: &Option<Vec<u8>>) -> Option<serde_json::Value> {
+        v.as_ref().and_then(|m| serde_json::from_slice(m).ok())
+    }
+
+    fn convert(e: hd::Entry) -> Entry {
+        Entry {
+            key: e.key,
+            executable: e.value.executable,
+            linkname: e.value.linkname.clone(),
+            byte_length: if e.value.linkname.is_some() {
+                None
+            } else {
+                e.value.blob.map(|b| b.byte_length)
+            },
+            metadata: metadata_bytes(&e.value.metadata),
+            mtime: None,
+            seq: Some(e.seq),
+            blob_id: e.value.blob,
+        }
+    }
+
+    struct Reader(crate::hyperblobs::BlobReader);
+
+    #[async_trait]
+    impl BlobReader for Reader {
+        async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+            self.0
+                .next_chunk()
+                .await
+                .map_err(|e| DriveError::Other(Box::new(e)))
+        }
+    }
+
+    struct Writer(hd::DriveWriter);
+
+    #[async_trait]
+    impl BlobWriter for Writer {
+        async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+            self.0.write(chunk).map_err(err)
+        }
+        async fn finish(self: Box<Self>) -> Result<()> {
+            self.0.finish().map_err(err)
+        }
+    }
+
+    struct Empty;
+
+    #[async_trait]
+    impl BlobReader for Empty {
+        async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+    }
+
+    #[async_trait]
+    impl Drive for Hyperdrive {
+        async fn entry(&self, key: &str) -> Result<Option<Entry>> {
+            Ok(Hyperdrive::entry(self, key)
+                .await
+                .map_err(err)?
+                .map(convert))
+        }
+
+        async fn list(&self, folder: &str, ignore: Option<IgnoreFn<'_>>) -> Result<Vec<Entry>> {
+            let opts = ListOptions {
+                recursive: true,
+                skip_invalid: true,
+            };
+            let list = Hyperdrive::list(self, folder, opts).await.map_err(err)?;
+            Ok(list
+                .into_iter()
+                .filter(|e| !ignore.is_some_and(|f| ignored(f, &e.key)))
+                .map(convert)
+                .collect())
+        }
+
+        async fn readdir(&self, folder: &str) -> Result<Vec<String>> {
+            Hyperdrive::readdir(self, folder).await.map_err(err)
+        }
+
+        async fn read(
+            &self,
+            entry: &Entry,
+            start: u64,
+            length: Option<u64>,
+        ) -> Result<Box<dyn BlobReader>> {
+            let Some(blob) = entry.blob_id else {
+                return Ok(Box::new(Empty));
+            };
+            let size = blob.byte_length;
+            let start = start.min(size);
+            let length = length.map_or(size - start, |l| l.min(size - start));
+            if length == 0 {
+                return Ok(Box::new(Empty));
+            }
+            let range = ReadRange {
+                start: Some(start),
+                end: None,
+                length: Some(length),
+            };
+            Ok(Box::new(Reader(
+                self.blob_reader(&blob, range).await.map_err(err)?,
+            )))
+        }
+
+        async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
+            let opts = PutOptions {
+                executable: opts.executable,
+                metadata: metadata_value(&opts.metadata),
+            };
+            Ok(Box::new(Writer(self.writer(key, opts).await.map_err(err)?)))
+        }
+
+        async fn del(&self, key: &str) -> Result<()> {
+            Hyperdrive::del(self, key).map(|_| ()).map_err(err)
+        }
+
+        async fn symlink(&self, key: &str, linkname: &str) -> Result<()> {
+            Hyperdrive::symlink(self, key, linkname, None).map_err(err)
+        }
+
+        async fn put_entry(&self, key: &str, existing: &Entry, opts: WriteOptions) -> Result<bool> {
+            let value = EntryValue {
+                executable: opts.executable,
+                linkname: None,
+                blob: existing.blob_id,
+                metadata: metadata_value(&opts.metadata),
+            };
+            Hyperdrive::put_entry(self, key, &value).map_err(err)?;
+            Ok(true)
+        }
+
+        fn writable(&self) -> bool {
+            Hyperdrive::writable(self)
+        }
+
+        fn supports_metadata(&self) -> bool {
+            true
+        }
+    }
+
+    /// A listed key is ignored when it or one of its parent folders is.
+    fn ignored(f: &(dyn Fn(&str) -> bool + Sync), key: &str) -> bool {
+        let mut end = key.len();
+        loop {
+            if f(&key[..end]) {
+                return true;
+            }
+            match key[..end].rfind('/') {
+                Some(0) | None => return false,
+                Some(i) => end = i,
+            }
+        }
     }
 }
 

@@ -55,7 +55,7 @@ pub(crate) struct Out {
 }
 
 impl Out {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Out {
             c: Crayon(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()),
         }
@@ -176,8 +176,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let dir = storage_dir(&storage);
             notice_storage(out, &dir, Some(&[&src]));
-            let drive = hyper::open_drive(&src, &dir, &net, true).await?;
-            let _ = verbose; // Peer lines are printed by the swarm when verbose (hyperdrives).
+            let _ = verbose;
+            let (drive, _swarm) = hyper::open_drive(&src, &dir, &net, true)
+                .await?
+                .into_drive();
             serve::serve(drive, host.as_deref(), port, !disable_any_port).await
         }
         Command::Put {
@@ -432,7 +434,7 @@ fn format_diff(c: Crayon, d: &Diff) -> String {
     format!("{} {} {}", color(c, symbol), color(c, &d.key), bytes)
 }
 
-fn progress_bar() -> Option<indicatif::ProgressBar> {
+pub(crate) fn progress_bar() -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
