@@ -610,9 +610,14 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     Ok(()) => {}
                     Err(DriveError::InvalidPath { path, reason }) => {
                         sum.skipped += 1;
+                        let reason = if path == key {
+                            reason.to_string()
+                        } else {
+                            format!("{reason} ({path})")
+                        };
                         on_event(MirrorEvent::Skipped {
-                            key: path,
-                            reason: reason.into(),
+                            key: key.clone(),
+                            reason,
                         });
                     }
                     Err(e) => return Err(e),

@@ -112,6 +112,14 @@ pub(crate) struct Watcher<'a> {
 }
 
 impl Watcher<'_> {
+    /// Takes the state to compare against (call before the first mirror, so no change is missed).
+    pub(crate) async fn prime(&mut self) {
+        match self.drive {
+            AnyDrive::Local(d) => self.last = Some(local_snapshot(d, &self.prefix).await),
+            AnyDrive::Hyper(d) => self.rx = Some(d.watch()),
+        }
+    }
+
     /// Returns when the drive changed since the last call (the first call only takes a snapshot, then
     /// waits). Folders are polled twice a second; hyperdrives wake on every new version.
     pub(crate) async fn changed(&mut self) -> anyhow::Result<()> {

@@ -601,6 +601,10 @@ async fn mirror_cmd(
             anyhow::Ok(sum)
         }
     };
+    let mut watcher = src.watcher(&prefix);
+    if a.live {
+        watcher.prime().await;
+    }
     run_once(true).await?;
     if !a.live {
         src.close().await;
@@ -612,7 +616,6 @@ async fn mirror_cmd(
     }
     println!();
     // Live: re-mirror whenever the source changes.
-    let mut watcher = src.watcher(&prefix);
     loop {
         watcher.changed().await?;
         run_once(false).await?;
