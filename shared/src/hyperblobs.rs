@@ -34,7 +34,7 @@ pub const APPEND_BLOCKS: usize = 64;
 /// Most block-map blocks a blob may have (JS refuses more: "Block map is too large").
 pub const MAX_BLOCK_MAP_BLOCKS: u64 = 64;
 /// Largest capacity reserved up front for a blob read into memory (hostile ids may claim any size).
-const MAX_PREALLOC: u64 = 64 << 20;
+const MAX_PREALLOC: u64 = 8 << 20;
 
 /// Where a blob lives in the blobs core (JS blob id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -177,7 +177,8 @@ pub(crate) async fn wait_for_length(
     if core.length() >= length {
         return true;
     }
-    if !wait.wait || rep.is_none() {
+    // Nobody else appends to a core we write.
+    if !wait.wait || rep.is_none() || core.writable() {
         return false;
     }
     let mut rx = core.subscribe();

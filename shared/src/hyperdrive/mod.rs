@@ -736,10 +736,15 @@ impl Hyperdrive {
     /// JS `shallowReadStream`: one `(name, first entry)` per direct child of `folder`.
     async fn shallow(&self, folder: &str, skip_invalid: bool) -> Result<Vec<(String, Entry)>> {
         let mut out: Vec<(String, Entry)> = Vec::new();
-        let mut prev = String::from("/");
+        let mut gt = format!("{folder}/").into_bytes();
+        let lt = format!("{folder}0").into_bytes();
         loop {
-            let mut range = folder_range(folder, &prev);
-            range.limit = Some(1);
+            let range = RangeOptions {
+                gt: Some(gt.clone()),
+                lt: Some(lt.clone()),
+                limit: Some(1),
+                ..RangeOptions::default()
+            };
             let Some(raw) = self.bee_read(|b| b.range_vec(&range)).await?.pop() else {
                 return Ok(out);
             };
@@ -747,12 +752,8 @@ impl Hyperdrive {
             let e = match entry_from(raw) {
                 Ok(e) => e,
                 Err(DriveError::InvalidKey(_) | DriveError::Entry { .. }) if skip_invalid => {
-                    // Step past the bad key: the smallest key greater than it.
-                    let mut next =
-                        String::from_utf8_lossy(raw_key.get(folder.len()..).unwrap_or_default())
-                            .into_owned();
-                    next.push('\u{10FFFF}');
-                    prev = next;
+                    // Step past the bad key alone.
+                    gt = raw_key;
                     continue;
                 }
                 Err(err) => return Err(err),
@@ -763,7 +764,7 @@ impl Hyperdrive {
                 None => (suffix, false),
             };
             let name = name.to_owned();
-            prev = format!("/{name}{}", if is_dir { "0" } else { "" });
+            gt = format!("{folder}/{name}{}", if is_dir { "0" } else { "" }).into_bytes();
             if out.last().is_some_and(|(n, _)| *n == name) {
                 continue;
             }
