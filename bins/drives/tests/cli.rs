@@ -28,7 +28,10 @@ fn folder_to_folder_output_and_idempotence() {
     std::fs::write(cwd.join("src/readme.txt"), b"hello drives, longer\n").expect("write");
     std::fs::remove_file(cwd.join("src/empty")).expect("rm");
     let out = ok(cwd, &["mirror", "./src", "./dst"]);
-    assert_eq!(out, "- /empty 0B\n~ /readme.txt 21B +8B\n\n✔ Total files: 25 (+0 -1 ~1)\n");
+    assert_eq!(
+        out,
+        "- /empty 0B\n~ /readme.txt 21B +8B\n\n✔ Total files: 25 (+0 -1 ~1)\n"
+    );
     let out = ok(cwd, &["ls", "./dst"]);
     assert!(out.contains("readme.txt (21B)\n"), "{out}");
 }
@@ -41,10 +44,17 @@ fn hyperdrive_round_trip_and_commands() {
     ok(cwd, &["init"]);
     assert!(cwd.join(".drives/corestore").is_dir());
     let out = ok(cwd, &["touch"]);
-    let key = out.lines().find_map(|l| l.strip_prefix("New drive: ")).expect("key line").to_string();
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("New drive: "))
+        .expect("key line")
+        .to_string();
     assert_eq!(key.len(), 52);
     let out = ok(cwd, &["mirror", "./src", &key]);
-    assert!(out.contains("Total files: 26 (+26 -0 ~0) | Version: "), "{out}");
+    assert!(
+        out.contains("Total files: 26 (+26 -0 ~0) | Version: "),
+        "{out}"
+    );
     let out = ok(cwd, &["mirror", "./src", &key]);
     assert!(out.contains("Total files: 26 (+0 -0 ~0)"), "{out}");
     ok(cwd, &["mirror", &key, "./out"]);
@@ -81,7 +91,10 @@ fn corrupt_store_is_a_clear_error() {
     let out = run(cwd, &["touch", "--storage", "s"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("Error: cannot open the corestore at"), "{err}");
+    assert!(
+        err.starts_with("Error: cannot open the corestore at"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -93,15 +106,32 @@ fn hostile_drive_never_writes_outside() {
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let key = rt.block_on(async {
         let store = Corestore::open(cwd.join("s/corestore")).expect("store");
-        let drive = Hyperdrive::open(&store.namespace("evil"), DriveOptions::default()).expect("drive");
-        drive.put("/ok.txt", b"fine", PutOptions::default()).await.expect("put");
+        let drive =
+            Hyperdrive::open(&store.namespace("evil"), DriveOptions::default()).expect("drive");
+        drive
+            .put("/ok.txt", b"fine", PutOptions::default())
+            .await
+            .expect("put");
         // A symlink out of the folder, then a file through it; raw keys with `..` written into the bee.
-        drive.symlink("/link", "../../outside", None).expect("symlink");
-        let blob = drive.entry("/ok.txt").await.expect("entry").expect("some").value.blob;
-        let value = EntryValue { blob, ..EntryValue::default() }.encode();
+        drive
+            .symlink("/link", "../../outside", None)
+            .expect("symlink");
+        let blob = drive
+            .entry("/ok.txt")
+            .await
+            .expect("entry")
+            .expect("some")
+            .value
+            .blob;
+        let value = EntryValue {
+            blob,
+            ..EntryValue::default()
+        }
+        .encode();
         let db = drive.db().sub(holepunch::hyperdrive::FILES_PREFIX);
         db.put(b"/../escape.txt", Some(&value)).expect("raw put");
-        db.put(b"/a/../../escape2.txt", Some(&value)).expect("raw put");
+        db.put(b"/a/../../escape2.txt", Some(&value))
+            .expect("raw put");
         db.put(b"/\xff\xfe", Some(&value)).expect("raw put");
         let key = holepunch::id_encoding::encode(&drive.key());
         drive.close();
@@ -114,9 +144,18 @@ fn hostile_drive_never_writes_outside() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert_eq!(std::fs::read(target.join("ok.txt")).expect("ok"), b"fine");
-    assert!(!target.join("link").exists() && std::fs::symlink_metadata(target.join("link")).is_err(), "escaping link refused");
+    assert!(
+        !target.join("link").exists() && std::fs::symlink_metadata(target.join("link")).is_err(),
+        "escaping link refused"
+    );
     assert!(stderr.contains("Skipped /link"), "{stderr}");
-    for p in ["escape.txt", "escape2.txt", "deep/escape.txt", "deep/escape2.txt", "outside"] {
+    for p in [
+        "escape.txt",
+        "escape2.txt",
+        "deep/escape.txt",
+        "deep/escape2.txt",
+        "outside",
+    ] {
         assert!(!cwd.join(p).exists(), "{p} written outside");
     }
 }
@@ -129,32 +168,55 @@ fn serve_answers_ranges() {
     let body = common::data(5, 100_000);
     std::fs::write(cwd.join("site/video.mp4"), &body).expect("write");
     std::fs::write(cwd.join("site/index.html"), b"<h1>hi</h1>").expect("write");
-    let server = Running::spawn(cwd, &["serve", "./site", "--host", "127.0.0.1", "--port", "0"]);
+    let server = Running::spawn(
+        cwd,
+        &["serve", "./site", "--host", "127.0.0.1", "--port", "0"],
+    );
     let line = server.wait_for("HTTP server on", Duration::from_secs(30));
-    let port: u16 = line.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let port: u16 = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
     let get = |req: &str| -> (String, Vec<u8>) {
         let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         s.write_all(req.as_bytes()).expect("write");
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).expect("read");
         let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
-        (String::from_utf8_lossy(&buf[..split]).into_owned(), buf[split..].to_vec())
+        (
+            String::from_utf8_lossy(&buf[..split]).into_owned(),
+            buf[split..].to_vec(),
+        )
     };
-    let (head, b) = get("GET /video.mp4 HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-1999\r\nConnection: close\r\n\r\n");
+    let (head, b) = get(
+        "GET /video.mp4 HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-1999\r\nConnection: close\r\n\r\n",
+    );
     assert!(head.starts_with("HTTP/1.1 206"), "{head}");
-    assert!(head.contains("Content-Range: bytes 1000-1999/100000"), "{head}");
+    assert!(
+        head.contains("Content-Range: bytes 1000-1999/100000"),
+        "{head}"
+    );
     assert!(head.contains("Content-Type: video/mp4"), "{head}");
     assert_eq!(b, &body[1000..2000]);
     let (head, b) = get("GET /video.mp4 HTTP/1.1\r\nRange: bytes=-10\r\nConnection: close\r\n\r\n");
-    assert!(head.contains("Content-Range: bytes 99990-99999/100000"), "{head}");
+    assert!(
+        head.contains("Content-Range: bytes 99990-99999/100000"),
+        "{head}"
+    );
     assert_eq!(b, &body[99990..]);
-    let (head, b) = get("GET /video.mp4 HTTP/1.1\r\nRange: bytes=99000-\r\nConnection: close\r\n\r\n");
+    let (head, b) =
+        get("GET /video.mp4 HTTP/1.1\r\nRange: bytes=99000-\r\nConnection: close\r\n\r\n");
     assert!(head.contains("Content-Length: 1000"), "{head}");
     assert_eq!(b.len(), 1000);
     let (head, b) = get("HEAD /index.html HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.contains("Content-Type: text/html") && head.contains("Content-Length: 11"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/html") && head.contains("Content-Length: 11"),
+        "{head}"
+    );
     assert!(b.is_empty());
     let (head, b) = get("GET /index.html HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert!(head.contains("Accept-Ranges: bytes"), "{head}");

@@ -132,17 +132,27 @@ pub fn fixture(root: &Path, big: usize) {
     w("ünïcödé/文件.txt", "こんにちは".as_bytes(), false);
     w("big/large.bin", &data(2, big), false);
     for i in 0..20 {
-        w(&format!("many/f{i:02}"), &data(10 + i, 1000 + i as usize * 97), i % 3 == 0);
+        w(
+            &format!("many/f{i:02}"),
+            &data(10 + i, 1000 + i as usize * 97),
+            i % 3 == 0,
+        );
     }
 }
 
 /// Every file of a folder (ignoring `.drives`): relative path -> (bytes, executable).
 pub fn tree(root: &Path) -> BTreeMap<String, (Vec<u8>, bool)> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, bool)>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
-            let rel = p.strip_prefix(root).expect("prefix").to_string_lossy().into_owned();
+            let rel = p
+                .strip_prefix(root)
+                .expect("prefix")
+                .to_string_lossy()
+                .into_owned();
             if rel.starts_with(".drives") {
                 continue;
             }
@@ -150,7 +160,13 @@ pub fn tree(root: &Path) -> BTreeMap<String, (Vec<u8>, bool)> {
             if m.is_dir() {
                 walk(root, &p, out);
             } else if m.is_file() {
-                out.insert(rel, (std::fs::read(&p).expect("read"), m.permissions().mode() & 0o100 != 0));
+                out.insert(
+                    rel,
+                    (
+                        std::fs::read(&p).expect("read"),
+                        m.permissions().mode() & 0o100 != 0,
+                    ),
+                );
             }
         }
     }
