@@ -317,6 +317,24 @@ mod tests {
         assert_eq!(parse_range(100, "bytes=x-1"), Range::Malformed);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn ranges_never_panic_and_stay_in_bounds(size in 0u64..1_000_000, header in ".{0,40}") {
+            if let Range::Bytes { start, end } = parse_range(size, &header) {
+                proptest::prop_assert!(start <= end && end < size);
+            }
+        }
+
+        #[test]
+        fn ranges_of_numbers_stay_in_bounds(size in 0u64..1000, a in 0u64..2000, b in 0u64..2000) {
+            for h in [format!("bytes={a}-{b}"), format!("bytes=-{a}"), format!("bytes={a}-"), format!("bytes={a}-{b},{b}-")] {
+                if let Range::Bytes { start, end } = parse_range(size, &h) {
+                    proptest::prop_assert!(start <= end && end < size);
+                }
+            }
+        }
+    }
+
     #[test]
     fn storage_lookup() {
         let tmp = tempfile::tempdir().expect("tmp");
