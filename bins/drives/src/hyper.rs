@@ -86,6 +86,22 @@ impl AnyDrive {
         Ok(())
     }
 
+    /// For a hyperdrive we cannot write, starts downloading every block under `prefix` in the background.
+    pub(crate) fn prefetch(&self, prefix: &str) -> Option<tokio::task::JoinHandle<()>> {
+        let AnyDrive::Hyper(d) = self else {
+            return None;
+        };
+        if d.writable() {
+            return None;
+        }
+        let (d, prefix) = (d.clone(), prefix.to_string());
+        Some(tokio::spawn(async move {
+            if let Err(e) = d.download(&prefix).await {
+                tracing::debug!("prefetch: {e}");
+            }
+        }))
+    }
+
     /// Watches for changes under `prefix`.
     pub(crate) fn watcher(&self, prefix: &str) -> Watcher<'_> {
         Watcher {

@@ -601,11 +601,17 @@ async fn mirror_cmd(
             anyhow::Ok(sum)
         }
     };
+    // A remote source: fetch every block under the prefix in bulk, in the background, while the mirror
+    // compares and writes (as mirror-drive's preload); reads of blocks not there yet wait for them.
+    let prefetch = src.prefetch(&prefix);
     let mut watcher = src.watcher(&prefix);
     if a.live {
         watcher.prime().await;
     }
     run_once(true).await?;
+    if let Some(p) = prefetch {
+        p.abort();
+    }
     if !a.live {
         src.close().await;
         dst.close().await;

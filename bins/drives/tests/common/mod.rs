@@ -56,6 +56,7 @@ pub fn ok(cwd: &Path, args: &[&str]) -> String {
 }
 
 /// A long-running `drives` process whose stdout lines arrive on a channel; killed on drop.
+#[derive(Debug)]
 pub struct Running {
     pub child: Child,
     pub lines: mpsc::Receiver<String>,
