@@ -17,6 +17,8 @@ pub mod hyperdrive;
 pub mod hypershell;
 pub mod hyperswarm;
 pub mod id_encoding;
+pub mod localdrive;
+pub mod mirror;
 pub mod noise;
 pub mod protomux;
 pub mod secret_stream;

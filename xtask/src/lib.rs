@@ -57,6 +57,10 @@ pub const TOOLS: &[Tool] = &[
         name: "hypershell-copy",
         command: hypershell_cli::cli::copy_command,
     },
+    Tool {
+        name: "drives",
+        command: drives_cli::cli::command,
+    },
 ];
 
 /// The folders the generated files live in, relative to the workspace root.

@@ -668,6 +668,12 @@ impl Hypercore {
         }
         if let Some(v) = verifier {
             if let Verifier::Manifest { manifest, .. } = &v {
+                // Persist the manifest learnt from the peer: a reopened replica needs it to verify (and a
+                // hyperdrive replica to derive its blobs core).
+                if inner.manifest.is_none() {
+                    let payload = encode_meta(&inner.key, Some(manifest), inner.key_pair.as_ref());
+                    storage::write_atomic(&self.dir().join(META_FILE), &storage::frame(&payload)?)?;
+                }
                 inner.manifest = Some(manifest.clone());
             }
             inner.verifier = v;

@@ -1,0 +1,606 @@
+//! Opening drives by argument (folder or hyperdrive key), the swarm, and the hyperdrive-only commands.
+
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use drives_cli::cli::NetArg;
+use drives_cli::util::{self, byte_size, DriveId};
+use holepunch::corestore::Corestore;
+use holepunch::hyperblobs::WaitOptions;
+use holepunch::hyperdht::{bootstrap, HyperDht, HyperDhtOpts};
+use holepunch::hyperdrive::{DriveOptions, Hyperdrive};
+use holepunch::hyperswarm::{Hyperswarm, JoinOpts, SwarmOpts};
+use holepunch::id_encoding;
+use holepunch::localdrive::Localdrive;
+use holepunch::mirror::{Drive, Result as DriveResult};
+use holepunch::protomux::Mux;
+
+use crate::{local_snapshot, Out, Pair};
+
+/// How long `entry`/`get` wait for a remote drive (JS: `timeout: 15000`).
+pub(crate) const ENTRY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a command waits for the first peer of a drive it does not have.
+const FIND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one missing block may take before a read fails.
+const BLOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A folder or a hyperdrive.
+pub(crate) enum AnyDrive {
+    /// A folder.
+    Local(Localdrive),
+    /// A hyperdrive.
+    Hyper(Hyperdrive),
+}
+
+impl AnyDrive {
+    pub(crate) fn as_drive(&self) -> &dyn Drive {
+        match self {
+            AnyDrive::Local(d) => d,
+            AnyDrive::Hyper(d) => d,
+        }
+    }
+
+    /// The version, for hyperdrives.
+    pub(crate) fn version(&self) -> Option<u64> {
+        match self {
+            AnyDrive::Local(_) => None,
+            AnyDrive::Hyper(d) => Some(d.version()),
+        }
+    }
+
+    /// A checkout at `version` (hyperdrives only).
+    pub(crate) fn checkout(self, version: u64) -> anyhow::Result<Self> {
+        match self {
+            AnyDrive::Local(_) => bail!("--version needs a hyperdrive source"),
+            AnyDrive::Hyper(d) => Ok(AnyDrive::Hyper(d.checkout(version))),
+        }
+    }
+
+    /// Waits until the drive can be read: a hyperdrive we cannot write waits for a peer and its latest
+    /// version (or goes on with what is stored if no peer shows up and something is).
+    pub(crate) async fn prepare(&self) -> anyhow::Result<()> {
+        let AnyDrive::Hyper(d) = self else {
+            return Ok(());
+        };
+        if d.writable() {
+            return Ok(());
+        }
+        let found = tokio::time::timeout(FIND_TIMEOUT, d.wait_for_peers(1))
+            .await
+            .is_ok();
+        if !found {
+            if d.version() > 0 {
+                return Ok(());
+            }
+            bail!(
+                "no peer found for this drive within {}s",
+                FIND_TIMEOUT.as_secs()
+            );
+        }
+        d.update()
+            .await
+            .context("updating the drive from its peers")?;
+        Ok(())
+    }
+
+    /// For a hyperdrive we cannot write, starts downloading every block under `prefix` in the background.
+    pub(crate) fn prefetch(&self, prefix: &str) -> Option<tokio::task::JoinHandle<()>> {
+        let AnyDrive::Hyper(d) = self else {
+            return None;
+        };
+        if d.writable() {
+            return None;
+        }
+        let (d, prefix) = (d.clone(), prefix.to_string());
+        Some(tokio::spawn(async move {
+            if let Err(e) = d.download(&prefix).await {
+                tracing::debug!("prefetch: {e}");
+            }
+        }))
+    }
+
+    /// Watches for changes under `prefix`.
+    pub(crate) fn watcher(&self, prefix: &str) -> Watcher<'_> {
+        Watcher {
+            drive: self,
+            prefix: prefix.to_string(),
+            last: None,
+            rx: None,
+        }
+    }
+
+    pub(crate) async fn close(self) {
+        if let AnyDrive::Hyper(d) = self {
+            d.close();
+        }
+    }
+}
+
+/// Waits for changes of a drive.
+pub(crate) struct Watcher<'a> {
+    drive: &'a AnyDrive,
+    prefix: String,
+    last: Option<crate::Snapshot>,
+    rx: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+impl Watcher<'_> {
+    /// Takes the state to compare against (call before the first mirror, so no change is missed).
+    pub(crate) async fn prime(&mut self) {
+        match self.drive {
+            AnyDrive::Local(d) => self.last = Some(local_snapshot(d, &self.prefix).await),
+            AnyDrive::Hyper(d) => self.rx = Some(d.watch()),
+        }
+    }
+
+    /// Returns when the drive changed since the last call (the first call only takes a snapshot, then
+    /// waits). Folders are polled twice a second; hyperdrives wake on every new version.
+    pub(crate) async fn changed(&mut self) -> anyhow::Result<()> {
+        match self.drive {
+            AnyDrive::Local(d) => {
+                if self.last.is_none() {
+                    self.last = Some(local_snapshot(d, &self.prefix).await);
+                }
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let now = local_snapshot(d, &self.prefix).await;
+                    if self.last.as_ref() != Some(&now) {
+                        self.last = Some(now);
+                        return Ok(());
+                    }
+                }
+            }
+            AnyDrive::Hyper(d) => {
+                let rx = self.rx.get_or_insert_with(|| d.watch());
+                rx.changed().await.context("the drive closed")?;
+                // A peer's new head: take it.
+                let _ = d.update().await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The swarm of a command (kept alive while it runs).
+pub(crate) struct Swarming {
+    swarm: Hyperswarm,
+}
+
+impl Swarming {
+    pub(crate) async fn close(self) {
+        self.swarm.destroy().await;
+    }
+}
+
+/// Joins the drives' topics on a new swarm and replicates them on every connection.
+pub(crate) async fn swarming(
+    drives: Vec<Hyperdrive>,
+    net: &NetArg,
+    server: bool,
+    verbose: bool,
+    out: Out,
+) -> anyhow::Result<Swarming> {
+    let nodes = net
+        .bootstrap(std::env::var_os(bootstrap::ENV))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let addrs = bootstrap::resolve(&nodes).await?;
+    let host = if !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()) {
+        Ipv4Addr::LOCALHOST
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    let dht = HyperDht::bind(HyperDhtOpts {
+        bootstrap: addrs,
+        host,
+        ..HyperDhtOpts::default()
+    })
+    .await?;
+    let swarm = Hyperswarm::new(dht, SwarmOpts::default());
+    let mut discoveries = Vec::new();
+    for d in &drives {
+        discoveries.push(swarm.join(
+            d.discovery_key(),
+            JoinOpts {
+                server,
+                client: true,
+            },
+        )?);
+    }
+    let s = swarm.clone();
+    tokio::spawn(async move {
+        let _discoveries = discoveries;
+        while let Some((conn, _info)) = s.next_connection().await {
+            let id = id_encoding::encode(&conn.remote_public_key());
+            let (stream, guard) = conn.into_parts();
+            let is_initiator = stream.is_initiator();
+            let hh = *stream.handshake_hash();
+            let (mux, ()) = Mux::new_with(stream, |mux| {
+                for d in &drives {
+                    d.replicate(mux, is_initiator, &hh);
+                }
+            });
+            if verbose {
+                let n = s.stats().await.connections;
+                println!(
+                    "{} Peer opened ({n}) {}",
+                    out.c.cyan("(Swarm)"),
+                    out.c.magenta(&id)
+                );
+            }
+            let s2 = s.clone();
+            tokio::spawn(async move {
+                mux.closed().await;
+                drop(guard);
+                if verbose {
+                    let n = s2.stats().await.connections;
+                    println!(
+                        "{} Peer closed ({n}) {}",
+                        out.c.cyan("(Swarm)"),
+                        out.c.magenta(&id)
+                    );
+                }
+            });
+        }
+    });
+    Ok(Swarming { swarm })
+}
+
+fn decode_key(key: &str) -> anyhow::Result<[u8; 32]> {
+    id_encoding::decode(key).map_err(|e| anyhow::anyhow!("invalid drive key {key:?}: {e}"))
+}
+
+fn drive_options() -> DriveOptions {
+    DriveOptions {
+        wait: WaitOptions {
+            wait: true,
+            timeout: Some(BLOCK_TIMEOUT),
+        },
+        ..DriveOptions::default()
+    }
+}
+
+/// Opens the corestore at `dir` (creating it), with a clear error for a broken one.
+pub(crate) fn open_store(dir: &Path) -> anyhow::Result<Corestore> {
+    Corestore::open(dir).with_context(|| {
+        format!(
+            "cannot open the corestore at {} (corrupt or unreadable?)",
+            dir.display()
+        )
+    })
+}
+
+fn open_hyper(store: &Corestore, key: &str) -> anyhow::Result<Hyperdrive> {
+    let key = decode_key(key)?;
+    Hyperdrive::open_key(store, key, drive_options()).with_context(|| {
+        format!(
+            "cannot open drive {} (corrupt store?)",
+            id_encoding::encode(&key)
+        )
+    })
+}
+
+/// Opens the drive an argument names (without a swarm).
+async fn open_plain(
+    arg: &str,
+    store: &mut Option<Corestore>,
+    dir: &Path,
+    follow_links: bool,
+) -> anyhow::Result<AnyDrive> {
+    match util::drive_id(arg) {
+        DriveId::Path => Ok(AnyDrive::Local(
+            Localdrive::new(arg).follow_links(follow_links),
+        )),
+        DriveId::Key => {
+            if store.is_none() {
+                *store = Some(open_store(dir)?);
+            }
+            let Some(s) = store.as_ref() else {
+                bail!("no store")
+            };
+            Ok(AnyDrive::Hyper(open_hyper(s, arg)?))
+        }
+    }
+}
+
+/// A drive and its swarm (for one-drive commands).
+pub(crate) struct Opened {
+    drive: AnyDrive,
+    swarm: Option<Swarming>,
+}
+
+impl Opened {
+    pub(crate) fn as_drive(&self) -> &dyn Drive {
+        self.drive.as_drive()
+    }
+
+    pub(crate) fn into_drive(self) -> (AnyDrive, Option<Swarming>) {
+        (self.drive, self.swarm)
+    }
+
+    pub(crate) async fn close(self) {
+        self.drive.close().await;
+        if let Some(s) = self.swarm {
+            s.close().await;
+        }
+    }
+}
+
+/// Opens the drive an argument names; a hyperdrive joins the swarm and, if we cannot write it, waits for
+/// its peers.
+pub(crate) async fn open_drive(
+    arg: &str,
+    dir: &Path,
+    net: &NetArg,
+    follow_links: bool,
+) -> anyhow::Result<Opened> {
+    let mut store = None;
+    let drive = open_plain(arg, &mut store, dir, follow_links).await?;
+    let swarm = match &drive {
+        AnyDrive::Hyper(d) if !d.writable() => {
+            Some(swarming(vec![d.clone()], net, true, false, crate::Out::new()).await?)
+        }
+        _ => None,
+    };
+    drive.prepare().await?;
+    Ok(Opened { drive, swarm })
+}
+
+/// Opens a source and a destination; `swarm` joins the hyperdrives among them.
+pub(crate) async fn open_pair(
+    src: &str,
+    dst: &str,
+    dir: &Path,
+    net: &NetArg,
+    swarm: bool,
+    verbose: bool,
+) -> anyhow::Result<Pair> {
+    let mut store = None;
+    let s = open_plain(src, &mut store, dir, false).await?;
+    let d = open_plain(dst, &mut store, dir, false).await?;
+    let mut hypers = Vec::new();
+    for x in [&s, &d] {
+        if let AnyDrive::Hyper(h) = x {
+            hypers.push(h.clone());
+        }
+    }
+    let keep = if swarm && !hypers.is_empty() {
+        Some(swarming(hypers, net, true, verbose, crate::Out::new()).await?)
+    } else {
+        None
+    };
+    Ok(Pair {
+        src: s,
+        dst: d,
+        keep,
+    })
+}
+
+/// `drives init`.
+pub(crate) fn init_store(dir: &Path) -> anyhow::Result<()> {
+    open_store(dir)?;
+    Ok(())
+}
+
+/// `drives touch`: a new writable drive; returns its key (z-base-32).
+pub(crate) fn touch(dir: &Path, use_cwd: bool) -> anyhow::Result<String> {
+    let store = open_store(dir)?;
+    let name = if use_cwd {
+        std::env::current_dir()
+            .context("current folder")?
+            .display()
+            .to_string()
+    } else {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        t.as_nanos().to_string()
+    };
+    let ns = store.namespace(name);
+    let drive = Hyperdrive::open(&ns, drive_options()).context("creating the drive")?;
+    let key = id_encoding::encode(&drive.key());
+    drive.close();
+    Ok(key)
+}
+
+fn open_own_or_new(store: &Corestore, key: Option<&str>) -> anyhow::Result<Hyperdrive> {
+    match key {
+        Some(k) => open_hyper(store, k),
+        None => Hyperdrive::open(store, drive_options()).context("opening the store's drive"),
+    }
+}
+
+/// `drives seed`: announces the drive and shows its peers until killed.
+pub(crate) async fn seed(
+    out: Out,
+    dir: &Path,
+    key: Option<&str>,
+    net: &NetArg,
+) -> anyhow::Result<()> {
+    let c = out.c;
+    let store = open_store(dir)?;
+    let drive = open_own_or_new(&store, key)?;
+    let _ = drive.blobs().await;
+    let swarm = swarming(vec![drive.clone()], net, true, false, out).await?;
+    swarm.swarm.flush().await;
+    let mut last = String::new();
+    let mut announced_printed = false;
+    loop {
+        let mut block = String::new();
+        if !announced_printed {
+            block.push_str(&format!("{}\n", c.cyan("Announced")));
+            block.push_str(&format!(
+                "Files: {}\n",
+                c.green(&id_encoding::encode(&drive.key()))
+            ));
+            if let Some(ck) = drive.content_key() {
+                block.push_str(&format!("Blobs: {}\n", c.green(&id_encoding::encode(&ck))));
+            }
+            println!("{block}");
+            announced_printed = true;
+        }
+        let reps = drive.replicators();
+        let peers = reps.first().map_or(0, |r| r.peers());
+        let blobs_len = drive.blobs_if_open().map_or(0, |b| b.core().length());
+        let up: u64 = reps.iter().map(|r| r.stats().blocks_uploaded).sum();
+        let status = if peers == 0 {
+            c.red("No peers")
+        } else {
+            format!(
+                "Peers: {} | files {} + blobs {} blks | uploaded {} blks",
+                c.yellow(&peers.to_string()),
+                c.yellow(&drive.core().length().to_string()),
+                c.yellow(&blobs_len.to_string()),
+                c.yellow(&up.to_string())
+            )
+        };
+        if status != last {
+            println!("{status}");
+            last = status;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// `drives download`: fetches every block of the drive, then exits.
+pub(crate) async fn download(out: Out, dir: &Path, key: &str, net: &NetArg) -> anyhow::Result<()> {
+    let store = open_store(dir)?;
+    let drive = open_hyper(&store, key)?;
+    let swarm = swarming(vec![drive.clone()], net, false, true, out).await?;
+    let d = AnyDrive::Hyper(drive.clone());
+    d.prepare().await?;
+    let pb = crate::progress_bar();
+    let blobs = drive.blobs().await.context("opening the blobs")?;
+    let total = blobs.core().byte_length();
+    if let Some(pb) = &pb {
+        pb.set_length(total);
+    }
+    let ticker = pb.clone().map(|pb| {
+        let reps = drive.clone();
+        tokio::spawn(async move {
+            loop {
+                let got: u64 = reps.blobs_if_open().map_or(0, |b| {
+                    let core = b.core();
+                    (0..core.length()).filter(|i| core.has(*i)).count() as u64 * 65536
+                });
+                pb.set_position(got.min(pb.length().unwrap_or(got)));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    });
+    let stats = drive.download("/").await.context("downloading")?;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    println!("Download finished for files ({} entries)", stats.entries);
+    println!("Download finished for blobs ({} blocks)", stats.blocks);
+    drive.close();
+    swarm.close().await;
+    Ok(())
+}
+
+/// `drives info`.
+pub(crate) async fn info(out: Out, dir: &Path, key: &str) -> anyhow::Result<()> {
+    let c = out.c;
+    let store = open_store(dir)?;
+    let drive = open_hyper(&store, key)?;
+    println!("Key: {}", c.magenta(&id_encoding::encode(&drive.key())));
+    if let Some(ck) = drive.content_key() {
+        println!("Content key: {}", c.magenta(&id_encoding::encode(&ck)));
+    }
+    println!("Version: {}", drive.version());
+    println!("Writable? {}", drive.writable());
+    let core = drive.core();
+    let contiguous = |core: &holepunch::hypercore::Hypercore| {
+        (0..core.length()).take_while(|i| core.has(*i)).count()
+    };
+    println!(
+        "Files core length: {}/{}",
+        c.yellow(&contiguous(core).to_string()),
+        c.yellow(&core.length().to_string())
+    );
+    if drive.version() > 0 {
+        if let Ok(blobs) = tokio::time::timeout(Duration::from_millis(200), drive.blobs())
+            .await
+            .unwrap_or_else(|_| Err(holepunch::hyperdrive::DriveError::Timeout))
+        {
+            let b = blobs.core();
+            println!(
+                "Blobs core length: {}/{}",
+                c.yellow(&contiguous(b).to_string()),
+                c.yellow(&b.length().to_string())
+            );
+            let size = dir_size(core.dir()) + dir_size(b.dir());
+            println!("Drive size: {}", c.cyan(&byte_size(i128::from(size))));
+        }
+    }
+    drive.close();
+    Ok(())
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// `drives purge`: deletes the drive's cores from the store.
+pub(crate) async fn purge(dir: &Path, key: &str) -> anyhow::Result<()> {
+    let store = open_store(dir)?;
+    let drive = open_hyper(&store, key)?;
+    println!("Deleting drive...");
+    let mut dirs = vec![drive.core().dir().to_path_buf()];
+    if let Ok(Ok(b)) = tokio::time::timeout(Duration::from_millis(200), drive.blobs()).await {
+        dirs.push(b.core().dir().to_path_buf());
+    }
+    drive.close();
+    drop(store);
+    for d in dirs {
+        match std::fs::remove_dir_all(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("removing {}", d.display())))
+            }
+        }
+    }
+    println!("Drive deleted.");
+    Ok(())
+}
+
+/// Bounds a remote read by [`ENTRY_TIMEOUT`].
+pub(crate) async fn with_timeout<T>(f: impl Future<Output = DriveResult<T>>) -> anyhow::Result<T> {
+    match tokio::time::timeout(ENTRY_TIMEOUT, f).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(anyhow::Error::new(Timeout)),
+    }
+}
+
+/// A remote read timed out.
+#[derive(Debug)]
+pub(crate) struct Timeout;
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request timeout")
+    }
+}
+
+impl std::error::Error for Timeout {}
+
+/// Whether an error is a [`Timeout`].
+pub(crate) fn is_timeout(e: &anyhow::Error) -> bool {
+    e.is::<Timeout>()
+}

@@ -1,0 +1,655 @@
+//! `drives`: seed, mirror and serve hyperdrives and folders. See `drives --help`.
+//!
+//! Exit codes: 0 on success, 1 on an error (`Error: ...` on stderr), 2 on bad usage.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use drives_cli::cli::{Cli, Command, NetArg, StorageArg};
+use drives_cli::util::{self, byte_size, Crayon, DriveId};
+use holepunch::localdrive::Localdrive;
+use holepunch::mirror::{
+    resolve_from, resolve_key, Diff, Drive, Entry, Mirror, MirrorEvent, MirrorOptions, Op,
+};
+
+mod hyper;
+mod serve;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e.into()),
+    };
+    let result = runtime.block_on(run(cli));
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("Error: {e:#}");
+    ExitCode::FAILURE
+}
+
+/// Output context.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Out {
+    pub(crate) c: Crayon,
+}
+
+impl Out {
+    pub(crate) fn new() -> Self {
+        Out {
+            c: Crayon(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()),
+        }
+    }
+}
+
+/// The corestore folder for these options.
+pub(crate) fn storage_dir(storage: &StorageArg) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    util::find_corestore(storage.storage.as_deref(), &cwd, home.as_deref())
+}
+
+/// drives' `noticeStorage`: printed when one of `args` is a key (or always with `None`).
+pub(crate) fn notice_storage(out: Out, dir: &Path, args: Option<&[&str]>) {
+    if let Some(args) = args {
+        if !args.iter().any(|a| util::drive_id(a) == DriveId::Key) {
+            return;
+        }
+    }
+    if dir.exists() {
+        println!("{}", out.c.gray(&format!("Storage: {}", dir.display())));
+    } else {
+        println!(
+            "{} {}",
+            out.c.red("Notice:"),
+            out.c.gray(&format!("new storage at {}", dir.display()))
+        );
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = Out::new();
+    match cli.command {
+        Command::Init => {
+            let cwd = std::env::current_dir().context("current folder")?;
+            let dir = cwd.join(".drives").join("corestore");
+            notice_storage(out, &dir, None);
+            hyper::init_store(&dir)?;
+            Ok(())
+        }
+        Command::Touch { use_cwd, storage } => {
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, None);
+            let key = hyper::touch(&dir, use_cwd)?;
+            println!("New drive: {}", out.c.magenta(&key));
+            Ok(())
+        }
+        Command::Mirror {
+            src,
+            dst,
+            live,
+            prefix,
+            filter,
+            dry_run,
+            version,
+            silent,
+            verbose,
+            storage,
+            net,
+        } => {
+            let args = MirrorArgs {
+                src,
+                dst,
+                live,
+                prefix,
+                filter,
+                dry_run,
+                version,
+                silent,
+                verbose,
+            };
+            mirror_cmd(out, args, &storage, &net).await
+        }
+        Command::Ls {
+            src,
+            path,
+            recursive,
+            prefix,
+            storage,
+            net,
+        } => {
+            if path.is_some() && prefix.is_some() {
+                bail!("Can not use prefix argument with --prefix option");
+            }
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, Some(&[&src]));
+            let drive = hyper::open_drive(&src, &dir, &net, false).await?;
+            ls(
+                out,
+                drive.as_drive(),
+                &resolve_key(path.or(prefix).as_deref().unwrap_or("/")),
+                recursive,
+            )
+            .await?;
+            drive.close().await;
+            Ok(())
+        }
+        Command::Seed { key, storage, net } => {
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, None);
+            println!();
+            hyper::seed(out, &dir, key.as_deref(), &net).await
+        }
+        Command::Download { key, storage, net } => {
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, None);
+            hyper::download(out, &dir, &key, &net).await
+        }
+        Command::Serve {
+            src,
+            host,
+            port,
+            disable_any_port,
+            verbose,
+            storage,
+            net,
+        } => {
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, Some(&[&src]));
+            let _ = verbose;
+            let (drive, _swarm) = hyper::open_drive(&src, &dir, &net, true)
+                .await?
+                .into_drive();
+            serve::serve(drive, host.as_deref(), port, !disable_any_port).await
+        }
+        Command::Put {
+            src,
+            path,
+            blob,
+            storage,
+            net,
+        } => {
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, Some(&[&src]));
+            let key = resolve_key(&path);
+            let filter = util::generate_filter(&[])?;
+            if !filter(&key) {
+                return Ok(());
+            }
+            let drive = hyper::open_drive(&src, &dir, &net, false).await?;
+            drive
+                .as_drive()
+                .put(&key, blob.as_bytes(), Default::default())
+                .await?;
+            drive.as_drive().flush().await?;
+            println!("{}", out.c.green("File saved."));
+            drive.close().await;
+            Ok(())
+        }
+        Command::Entry {
+            src,
+            path,
+            storage,
+            net,
+        } => {
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, Some(&[&src]));
+            let key = resolve_key(&path);
+            if !util::generate_filter(&[])?(&key) {
+                return Ok(());
+            }
+            let drive = hyper::open_drive(&src, &dir, &net, false).await?;
+            let entry = hyper::with_timeout(drive.as_drive().entry(&key)).await;
+            print_entry(out, entry?);
+            drive.close().await;
+            Ok(())
+        }
+        Command::Get {
+            src,
+            path,
+            storage,
+            net,
+        } => {
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, Some(&[&src]));
+            let key = resolve_key(&path);
+            if !util::generate_filter(&[])?(&key) {
+                return Ok(());
+            }
+            let drive = hyper::open_drive(&src, &dir, &net, false).await?;
+            match hyper::with_timeout(drive.as_drive().get(&key)).await {
+                Ok(Some(bytes)) => println!("{}", String::from_utf8_lossy(&bytes)),
+                Ok(None) => println!("{}", out.c.red("Blob not found.")),
+                Err(e) if hyper::is_timeout(&e) => println!("{}", out.c.red("Entry timeout.")),
+                Err(e) => return Err(e),
+            }
+            drive.close().await;
+            Ok(())
+        }
+        Command::Rm {
+            src,
+            path,
+            recursive,
+            storage,
+        } => {
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, Some(&[&src]));
+            let key = resolve_key(&path);
+            if !util::generate_filter(&[])?(&key) {
+                return Ok(());
+            }
+            let drive = hyper::open_drive(&src, &dir, &NetArg::default(), false).await?;
+            let d = drive.as_drive();
+            if recursive {
+                for e in d.list(&key, None).await? {
+                    d.del(&e.key).await?;
+                }
+            } else {
+                d.del(&key).await?;
+            }
+            d.flush().await?;
+            println!("{}", out.c.green("File deleted."));
+            drive.close().await;
+            Ok(())
+        }
+        Command::Info { key, storage } => {
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, None);
+            hyper::info(out, &dir, &key).await
+        }
+        Command::Purge { key, storage } => {
+            let dir = storage_dir(&storage);
+            notice_storage(out, &dir, None);
+            hyper::purge(&dir, &key).await
+        }
+    }
+}
+
+fn print_entry(out: Out, entry: Option<Entry>) {
+    let c = out.c;
+    let Some(entry) = entry else {
+        println!("{}", c.red("Entry not found."));
+        return;
+    };
+    println!(
+        "Sequence: {}",
+        c.yellow(&entry.seq.map_or_else(String::new, |s| s.to_string()))
+    );
+    println!("Key: {}", c.green(&entry.key));
+    println!("Executable? {}", c.yellow(&entry.executable.to_string()));
+    match &entry.linkname {
+        Some(l) => println!("Linkname: {}", c.cyan(l)),
+        None => println!("{}", c.gray("Linkname: null")),
+    }
+    match entry.byte_length {
+        Some(n) if entry.linkname.is_none() => {
+            println!("Blob size: {}", c.yellow(&byte_size(i128::from(n))))
+        }
+        _ => println!("{}", c.gray("Blob: null")),
+    }
+    match &entry.metadata {
+        Some(m) => println!("Metadata: {}", String::from_utf8_lossy(m)),
+        None => println!("{}", c.gray("Metadata: null")),
+    }
+}
+
+async fn ls(out: Out, drive: &dyn Drive, prefix: &str, recursive: bool) -> anyhow::Result<()> {
+    let filter = util::generate_filter(&[])?;
+    if !filter(prefix) {
+        return Ok(());
+    }
+    let names: Vec<String> = if recursive {
+        drive
+            .list(prefix, None)
+            .await?
+            .into_iter()
+            .map(|e| e.key)
+            .collect()
+    } else {
+        drive.readdir(prefix).await?
+    };
+    for name in names {
+        let key = resolve_from(prefix, &name);
+        if !filter(&key) {
+            continue;
+        }
+        let entry = drive.entry(&key).await?;
+        println!("{}", format_entry(out, drive, entry.as_ref(), &name).await?);
+    }
+    Ok(())
+}
+
+async fn entry_color(drive: &dyn Drive, entry: Option<&Entry>) -> anyhow::Result<&'static str> {
+    let Some(entry) = entry else {
+        return Ok("blue");
+    };
+    if let Some(link) = &entry.linkname {
+        let target = drive.entry(&resolve_from(&entry.key, link)).await?;
+        return Ok(if target.is_some() { "cyan" } else { "red" });
+    }
+    Ok(if entry.executable { "green" } else { "white" })
+}
+
+fn paint(c: Crayon, color: &str, s: &str) -> String {
+    match color {
+        "blue" => c.blue(s),
+        "cyan" => c.cyan(s),
+        "red" => c.red(s),
+        "green" => c.green(s),
+        _ => c.white(s),
+    }
+}
+
+async fn format_entry(
+    out: Out,
+    drive: &dyn Drive,
+    entry: Option<&Entry>,
+    name: &str,
+) -> anyhow::Result<String> {
+    let c = out.c;
+    let color = entry_color(drive, entry).await?;
+    if let Some(e) = entry {
+        if let Some(link) = &e.linkname {
+            let target = drive.entry(&resolve_from(&e.key, link)).await?;
+            let tcolor = if target.is_some() {
+                entry_color(drive, target.as_ref()).await?
+            } else {
+                "red"
+            };
+            return Ok(format!(
+                "{} -> {}",
+                paint(c, color, &c.bold(name)),
+                paint(c, tcolor, link)
+            ));
+        }
+        if let Some(n) = e.byte_length {
+            let shown = if e.executable {
+                c.bold(name)
+            } else {
+                name.to_string()
+            };
+            return Ok(format!(
+                "{} {}",
+                paint(c, color, &shown),
+                c.gray(&format!("({})", byte_size(i128::from(n))))
+            ));
+        }
+    }
+    Ok(paint(c, color, &c.bold(name)))
+}
+
+struct MirrorArgs {
+    src: String,
+    dst: String,
+    live: bool,
+    prefix: Option<String>,
+    filter: Option<Vec<String>>,
+    dry_run: bool,
+    version: Option<String>,
+    silent: bool,
+    verbose: bool,
+}
+
+fn format_diff(c: Crayon, d: &Diff) -> String {
+    let (color, symbol): (fn(Crayon, &str) -> String, &str) = match d.op {
+        Op::Add => (Crayon::green, "+"),
+        Op::Remove => (Crayon::red, "-"),
+        _ => (Crayon::yellow, "~"),
+    };
+    let bytes = match d.op {
+        Op::Remove => byte_size(i128::from(d.bytes_removed)),
+        _ => byte_size(i128::from(d.bytes_added)),
+    };
+    let mut bytes = c.cyan(&bytes);
+    if d.op == Op::Change {
+        let delta = i128::from(d.bytes_added) - i128::from(d.bytes_removed);
+        let s = format!("{}{}", if delta > 0 { "+" } else { "" }, byte_size(delta));
+        let painted = match delta.signum() {
+            1 => c.green(&s),
+            -1 => c.red(&s),
+            _ => c.gray(&s),
+        };
+        bytes = format!("{bytes} {painted}");
+    }
+    format!("{} {} {}", color(c, symbol), color(c, &d.key), bytes)
+}
+
+pub(crate) fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template(
+        "{bar:30} {bytes}/{total_bytes} {msg} {binary_bytes_per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    pb.set_style(style);
+    Some(pb)
+}
+
+async fn mirror_cmd(
+    out: Out,
+    a: MirrorArgs,
+    storage: &StorageArg,
+    net: &NetArg,
+) -> anyhow::Result<()> {
+    let c = out.c;
+    let dir = storage_dir(storage);
+    notice_storage(out, &dir, Some(&[&a.src, &a.dst]));
+    let src_is_key = util::drive_id(&a.src) == DriveId::Key;
+    let dst_is_key = util::drive_id(&a.dst) == DriveId::Key;
+    // The source swarms whenever it is a hyperdrive; the destination only with --live (as JS drives).
+    let pair = hyper::open_pair(
+        &a.src,
+        &a.dst,
+        &dir,
+        net,
+        src_is_key || (a.live && dst_is_key),
+        a.live,
+    )
+    .await?;
+    let Pair { mut src, dst, keep } = pair;
+    if let Some(v) = &a.version {
+        let v: u64 = v
+            .parse()
+            .ok()
+            .filter(|v| *v > 0)
+            .context("Invalid --version value")?;
+        src = src.checkout(v)?;
+    }
+    if a.verbose {
+        let kind = |k: bool| if k { "hyperdrive" } else { "localdrive" };
+        let shown = |arg: &str, k: bool| {
+            if k {
+                arg.to_string()
+            } else {
+                std::path::absolute(arg)
+                    .map_or_else(|_| arg.to_string(), |p| p.display().to_string())
+            }
+        };
+        println!(
+            "{} {}: {}",
+            c.blue("Source"),
+            c.gray(&format!("({})", kind(src_is_key))),
+            c.magenta(&shown(&a.src, src_is_key))
+        );
+        println!(
+            "{} {}: {}",
+            c.green("Target"),
+            c.gray(&format!("({})", kind(dst_is_key))),
+            c.magenta(&shown(&a.dst, dst_is_key))
+        );
+        println!();
+    }
+    if a.dry_run {
+        println!(
+            "{}",
+            c.gray("NOTE: This is a dry run, no changes will be persisted.")
+        );
+        println!();
+    }
+    let prefix = resolve_key(a.prefix.as_deref().unwrap_or("/"));
+    let mut patterns = a.filter.clone().unwrap_or_default();
+    if !src_is_key {
+        // Extension: the source folder's .drivesignore adds --filter patterns.
+        if let Ok(text) = std::fs::read_to_string(Path::new(&a.src).join(".drivesignore")) {
+            patterns.extend(util::parse_drivesignore(&text));
+        }
+    }
+    let filter = util::generate_filter(&patterns).context("--filter")?;
+    let opts = MirrorOptions {
+        prefix: vec![prefix.clone()],
+        filter: Some(filter.clone()),
+        ignore: vec!["/.drives".into(), "/.git".into()],
+        dry_run: a.dry_run,
+        ..MirrorOptions::default()
+    };
+
+    // Download side: wait for the remote drive before comparing.
+    src.prepare().await?;
+
+    let pb = progress_bar();
+    let silent = a.silent;
+    let run_once = |first: bool| {
+        let src = &src;
+        let dst = &dst;
+        let opts = opts.clone();
+        let pb = pb.clone();
+        async move {
+            let mirror = Mirror::new(src.as_drive(), dst.as_drive(), opts);
+            let sum = mirror
+                .run(|ev| match ev {
+                    MirrorEvent::Planned { bytes, .. } => {
+                        if let Some(pb) = &pb {
+                            pb.set_length(bytes);
+                            pb.set_position(0);
+                        }
+                    }
+                    MirrorEvent::Diff(d) => {
+                        if d.op == Op::Equal {
+                            return;
+                        }
+                        let line = format_diff(c, &d);
+                        match &pb {
+                            Some(pb) if !silent => pb.println(line),
+                            _ if silent => print!("\x1b[2K\x1b[200D{line}"),
+                            _ => println!("{line}"),
+                        }
+                    }
+                    MirrorEvent::Done { bytes, .. } => {
+                        if let Some(pb) = &pb {
+                            pb.inc(bytes);
+                        }
+                    }
+                    MirrorEvent::Skipped { key, reason } => {
+                        eprintln!("{} {key}: {reason}", c.red("Skipped"));
+                    }
+                })
+                .await?;
+            if let Some(pb) = &pb {
+                pb.finish_and_clear();
+            }
+            if first {
+                let version = dst
+                    .version()
+                    .map(|v| format!(" | Version: {}", c.yellow(&v.to_string())))
+                    .unwrap_or_default();
+                let count = format!(
+                    "{} {} {}",
+                    c.green(&format!("+{}", sum.count.add)),
+                    c.red(&format!("-{}", sum.count.remove)),
+                    c.yellow(&format!("~{}", sum.count.change))
+                );
+                if silent {
+                    println!(
+                        "\x1b[2K\x1b[200D{} Total files: {} ({count}){version}",
+                        c.green("✔"),
+                        c.yellow(&sum.count.files.to_string())
+                    );
+                } else {
+                    if sum.count.add + sum.count.remove + sum.count.change > 0 {
+                        println!();
+                    }
+                    println!(
+                        "{} Total files: {} ({count}){version}",
+                        c.green("✔"),
+                        sum.count.files
+                    );
+                }
+            }
+            anyhow::Ok(sum)
+        }
+    };
+    // A remote source: fetch every block under the prefix in bulk, in the background, while the mirror
+    // compares and writes (as mirror-drive's preload); reads of blocks not there yet wait for them.
+    let prefetch = src.prefetch(&prefix);
+    let mut watcher = src.watcher(&prefix);
+    if a.live {
+        watcher.prime().await;
+    }
+    run_once(true).await?;
+    if let Some(p) = prefetch {
+        p.abort();
+    }
+    if !a.live {
+        src.close().await;
+        dst.close().await;
+        if let Some(k) = keep {
+            k.close().await;
+        }
+        return Ok(());
+    }
+    println!();
+    // Live: re-mirror whenever the source changes.
+    loop {
+        watcher.changed().await?;
+        run_once(false).await?;
+    }
+}
+
+/// A source/destination pair and what keeps them alive (the swarm).
+pub(crate) struct Pair {
+    pub(crate) src: hyper::AnyDrive,
+    pub(crate) dst: hyper::AnyDrive,
+    pub(crate) keep: Option<hyper::Swarming>,
+}
+
+/// Entries of a local folder, for the polling watcher.
+pub(crate) type Snapshot = Vec<(String, u64, bool, Option<String>, u64)>;
+
+/// A listing of a folder's entries with sizes, modes and times.
+pub(crate) async fn local_snapshot(drive: &Localdrive, prefix: &str) -> Snapshot {
+    let list = drive.list(prefix, None).await.unwrap_or_default();
+    list.into_iter()
+        .map(|e| {
+            (
+                e.key,
+                e.byte_length.unwrap_or(0),
+                e.executable,
+                e.linkname,
+                e.mtime.unwrap_or(0.0).to_bits(),
+            )
+        })
+        .collect()
+}

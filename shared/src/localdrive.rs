@@ -1,0 +1,792 @@
+//! Compatibility with JS `localdrive` 2.2: a folder as a [`Drive`].
+//!
+//! Keys are absolute unix paths below the folder (`/a/b.txt`). Entries are regular files (with the owner's
+//! executable bit and the modification time) and symlinks (link names inside the folder are shown
+//! relative to it, starting with `/`, as localdrive does); folders are not entries, and other file types
+//! (sockets, FIFOs, devices) and names that are not UTF-8 are left out.
+//!
+//! Reads resolve keys as unix-path-resolve does (`..` clamped at the root), so a read never leaves the folder.
+//! Writes are stricter, since their keys usually come from another drive, possibly a hostile one:
+//!
+//! - a key with a `..` component, a NUL or naming the root is refused ([`DriveError::InvalidPath`]);
+//! - every parent folder is created or checked component by component *without following symlinks*: a
+//!   symlink (or a file) where a folder is needed refuses the write, so a hostile drive cannot first plant
+//!   `/evil -> /etc` and then write `/evil/passwd`;
+//! - content goes to a temporary file in the same folder, then is renamed over the key: the rename replaces
+//!   a symlink at the key instead of writing through it, and readers never see half a file;
+//! - symlinks whose target resolves (lexically) outside the folder are refused.
+//!
+//! Deleting a file removes the folders it leaves empty, up to the root, as localdrive does.
+//!
+//! With [`Localdrive::follow_links`] (drives `serve` uses it), entries are stat'ed through symlinks.
+
+use std::io::{ErrorKind, SeekFrom};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::mirror::{
+    clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result,
+    WriteOptions, CHUNK_SIZE,
+};
+
+/// A folder as a drive.
+#[derive(Debug)]
+pub struct Localdrive {
+    root: PathBuf,
+    follow_links: bool,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn mtime_ms(meta: &std::fs::Metadata) -> f64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+impl Localdrive {
+    /// A drive on the folder `root` (made absolute; it need not exist yet).
+    pub fn new(root: impl AsRef<Path>) -> Self {
+        let root = root.as_ref();
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+        Localdrive {
+            root: normalize_path(&root),
+            follow_links: false,
+        }
+    }
+
+    /// Stat entries through symlinks (localdrive's `followLinks`).
+    pub fn follow_links(mut self, follow: bool) -> Self {
+        self.follow_links = follow;
+        self
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file name of a key, for reading (`..` clamped at the root).
+    pub fn to_path(&self, key: &str) -> PathBuf {
+        let key = resolve_key(key);
+        let mut p = self.root.clone();
+        for comp in key.split('/').filter(|c| !c.is_empty()) {
+            p.push(comp);
+        }
+        p
+    }
+
+    fn entry_from_meta(
+        &self,
+        key: String,
+        path: &Path,
+        meta: &std::fs::Metadata,
+    ) -> Result<Option<Entry>> {
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target = std::fs::read_link(path).map_err(|e| DriveError::io(path.display(), e))?;
+            let Some(mut link) = target.to_str().map(str::to_string) else {
+                return Ok(None);
+            };
+            if let Some(root) = self.root.to_str() {
+                if let Some(rest) = link.strip_prefix(root) {
+                    if rest.is_empty() || rest.starts_with('/') {
+                        link = if rest.is_empty() {
+                            "/".to_string()
+                        } else {
+                            rest.to_string()
+                        };
+                    }
+                }
+            }
+            return Ok(Some(Entry {
+                key,
+                executable: false,
+                linkname: Some(link),
+                byte_length: None,
+                metadata: None,
+                mtime: Some(mtime_ms(meta)),
+                seq: None,
+                blob_id: None,
+            }));
+        }
+        if !ft.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(Entry {
+            key,
+            executable: meta.permissions().mode() & 0o100 != 0,
+            linkname: None,
+            byte_length: Some(meta.len()),
+            metadata: None,
+            mtime: Some(mtime_ms(meta)),
+            seq: None,
+            blob_id: None,
+        }))
+    }
+
+    async fn stat(&self, path: &Path) -> Result<Option<std::fs::Metadata>> {
+        let res = if self.follow_links {
+            tokio::fs::metadata(path).await
+        } else {
+            tokio::fs::symlink_metadata(path).await
+        };
+        match res {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                Ok(None)
+            }
+            Err(e) => Err(DriveError::io(path.display(), e)),
+        }
+    }
+
+    /// Creates the parent folders of a clean key without following symlinks; returns the file's path.
+    async fn prepare_parent(&self, key: &str) -> Result<PathBuf> {
+        let comps: Vec<&str> = key.split('/').filter(|c| !c.is_empty()).collect();
+        let Some((last, dirs)) = comps.split_last() else {
+            return Err(DriveError::InvalidPath {
+                path: key.to_string(),
+                reason: "names the root",
+            });
+        };
+        tokio::fs::create_dir_all(&self.root)
+            .await
+            .map_err(|e| DriveError::io(self.root.display(), e))?;
+        let mut p = self.root.clone();
+        for d in dirs {
+            p.push(d);
+            match tokio::fs::symlink_metadata(&p).await {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(DriveError::InvalidPath {
+                        path: key.to_string(),
+                        reason: "a parent folder is a symlink",
+                    })
+                }
+                Ok(_) => {
+                    return Err(DriveError::InvalidPath {
+                        path: key.to_string(),
+                        reason: "a parent folder is a file",
+                    })
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    match tokio::fs::create_dir(&p).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                            let m = tokio::fs::symlink_metadata(&p)
+                                .await
+                                .map_err(|e| DriveError::io(p.display(), e))?;
+                            if !m.is_dir() {
+                                return Err(DriveError::InvalidPath {
+                                    path: key.to_string(),
+                                    reason: "a parent folder is not a folder",
+                                });
+                            }
+                        }
+                        Err(e) => return Err(DriveError::io(p.display(), e)),
+                    }
+                }
+                Err(e) => return Err(DriveError::io(p.display(), e)),
+            }
+        }
+        p.push(last);
+        Ok(p)
+    }
+
+    async fn gc_empty_folders(&self, mut dir: PathBuf) {
+        while dir != self.root && dir.starts_with(&self.root) {
+            if tokio::fs::remove_dir(&dir).await.is_err() {
+                break;
+            }
+            if !dir.pop() {
+                break;
+            }
+        }
+    }
+
+    fn list_sync(
+        &self,
+        dir: &Path,
+        key: &str,
+        ignore: Option<IgnoreFn<'_>>,
+        out: &mut Vec<Entry>,
+    ) -> Result<()> {
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(())
+            }
+            Err(e) => return Err(DriveError::io(dir.display(), e)),
+        };
+        for dirent in rd {
+            let dirent = dirent.map_err(|e| DriveError::io(dir.display(), e))?;
+            let name = dirent.file_name();
+            let Some(name) = name.to_str() else {
+                tracing::warn!(dir = %dir.display(), "skipping a file name that is not UTF-8");
+                continue;
+            };
+            let child = if key == "/" {
+                format!("/{name}")
+            } else {
+                format!("{key}/{name}")
+            };
+            if ignore.is_some_and(|f| f(&child)) {
+                continue;
+            }
+            let path = dirent.path();
+            let meta = if self.follow_links {
+                std::fs::metadata(&path)
+            } else {
+                std::fs::symlink_metadata(&path)
+            };
+            let meta = match meta {
+                Ok(m) => m,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(DriveError::io(path.display(), e)),
+            };
+            if meta.is_dir() {
+                self.list_sync(&path, &child, ignore, out)?;
+            } else if let Some(e) = self.entry_from_meta(child, &path, &meta)? {
+                out.push(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn has_entries(&self, dir: &Path, key: &str) -> Result<bool> {
+        let mut v = Vec::new();
+        self.list_sync(dir, key, None, &mut v)?;
+        Ok(!v.is_empty())
+    }
+}
+
+/// Lexical normalization of an absolute path (`.` dropped, `..` pops).
+fn normalize_path(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+struct FileReader {
+    file: tokio::fs::File,
+    remaining: u64,
+}
+
+#[async_trait]
+impl BlobReader for FileReader {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let want = usize::try_from(self.remaining.min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
+        let mut buf = vec![0u8; want];
+        let mut filled = 0;
+        while filled < want {
+            let n = self
+                .file
+                .read(&mut buf[filled..])
+                .await
+                .map_err(|e| DriveError::io("read", e))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            // The file shrank under us: report the end.
+            self.remaining = 0;
+            return Ok(None);
+        }
+        buf.truncate(filled);
+        self.remaining -= filled as u64;
+        Ok(Some(buf))
+    }
+}
+
+struct FileWriter {
+    file: tokio::fs::File,
+    tmp: PathBuf,
+    target: PathBuf,
+    done: bool,
+}
+
+#[async_trait]
+impl BlobWriter for FileWriter {
+    async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(|e| DriveError::io(self.tmp.display(), e))
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<()> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| DriveError::io(self.tmp.display(), e))?;
+        if let Ok(m) = tokio::fs::symlink_metadata(&self.target).await {
+            if m.is_dir() {
+                return Err(DriveError::io(
+                    self.target.display(),
+                    std::io::Error::new(ErrorKind::IsADirectory, "a folder is in the way"),
+                ));
+            }
+        }
+        tokio::fs::rename(&self.tmp, &self.target)
+            .await
+            .map_err(|e| DriveError::io(self.target.display(), e))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[async_trait]
+impl Drive for Localdrive {
+    async fn entry(&self, key: &str) -> Result<Option<Entry>> {
+        let key = resolve_key(key);
+        let path = self.to_path(&key);
+        let Some(meta) = self.stat(&path).await? else {
+            return Ok(None);
+        };
+        if meta.is_dir() {
+            return Ok(None);
+        }
+        self.entry_from_meta(key, &path, &meta)
+    }
+
+    async fn list(&self, folder: &str, ignore: Option<IgnoreFn<'_>>) -> Result<Vec<Entry>> {
+        let key = resolve_key(folder);
+        let dir = self.to_path(&key);
+        let mut out = Vec::new();
+        self.list_sync(&dir, &key, ignore, &mut out)?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn readdir(&self, folder: &str) -> Result<Vec<String>> {
+        let key = resolve_key(folder);
+        let dir = self.to_path(&key);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(DriveError::io(dir.display(), e)),
+        };
+        let mut names = Vec::new();
+        for dirent in rd {
+            let dirent = dirent.map_err(|e| DriveError::io(dir.display(), e))?;
+            let Some(name) = dirent.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let child = if key == "/" {
+                format!("/{name}")
+            } else {
+                format!("{key}/{name}")
+            };
+            let path = dirent.path();
+            let Some(meta) = self.stat(&path).await? else {
+                continue;
+            };
+            let keep = if meta.is_dir() {
+                self.has_entries(&path, &child)?
+            } else {
+                self.entry_from_meta(child, &path, &meta)?.is_some()
+            };
+            if keep {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    async fn read(
+        &self,
+        entry: &Entry,
+        start: u64,
+        length: Option<u64>,
+    ) -> Result<Box<dyn BlobReader>> {
+        let path = self.to_path(&entry.key);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| DriveError::io(path.display(), e))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| DriveError::io(path.display(), e))?
+            .len();
+        let start = start.min(size);
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))
+                .await
+                .map_err(|e| DriveError::io(path.display(), e))?;
+        }
+        let remaining = length.map_or(size - start, |l| l.min(size - start));
+        Ok(Box::new(FileReader { file, remaining }))
+    }
+
+    async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
+        let key = clean_key(key)?;
+        let target = self.prepare_parent(&key).await?;
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("file");
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp =
+            target.with_file_name(format!(".{name}.{}.{n}.localdrive.tmp", std::process::id()));
+        let mode = if opts.executable { 0o755 } else { 0o644 };
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .await
+            .map_err(|e| DriveError::io(tmp.display(), e))?;
+        // The umask may have cleared bits: set them exactly.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .await
+            .map_err(|e| DriveError::io(tmp.display(), e))?;
+        Ok(Box::new(FileWriter {
+            file,
+            tmp,
+            target,
+            done: false,
+        }))
+    }
+
+    async fn del(&self, key: &str) -> Result<()> {
+        let key = resolve_key(key);
+        if key == "/" {
+            return Ok(());
+        }
+        let path = self.to_path(&key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(())
+            }
+            Err(e) => return Err(DriveError::io(path.display(), e)),
+        }
+        if let Some(parent) = path.parent() {
+            self.gc_empty_folders(parent.to_path_buf()).await;
+        }
+        Ok(())
+    }
+
+    async fn symlink(&self, key: &str, linkname: &str) -> Result<()> {
+        let key = clean_key(key)?;
+        if linkname.contains('\0') || linkname.is_empty() {
+            return Err(DriveError::InvalidPath {
+                path: linkname.to_string(),
+                reason: "bad link name",
+            });
+        }
+        // The link must resolve inside the folder, `..` never climbing above it.
+        let parent = key
+            .rsplit_once('/')
+            .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p });
+        let mut depth: i64 = if linkname.starts_with('/') {
+            0
+        } else {
+            parent.split('/').filter(|c| !c.is_empty()).count() as i64
+        };
+        for comp in linkname.split('/') {
+            match comp {
+                "" | "." => {}
+                ".." => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return Err(DriveError::InvalidPath {
+                            path: linkname.to_string(),
+                            reason: "symlink target outside the folder",
+                        });
+                    }
+                }
+                _ => depth += 1,
+            }
+        }
+        let pointer = self.prepare_parent(&key).await?;
+        let target: PathBuf = if linkname.starts_with('/') {
+            self.to_path(linkname)
+        } else {
+            PathBuf::from(linkname)
+        };
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = pointer
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("link");
+        let tmp =
+            pointer.with_file_name(format!(".{name}.{}.{n}.localdrive.tmp", std::process::id()));
+        tokio::fs::symlink(&target, &tmp)
+            .await
+            .map_err(|e| DriveError::io(tmp.display(), e))?;
+        if let Err(e) = tokio::fs::rename(&tmp, &pointer).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(DriveError::io(pointer.display(), e));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::{Mirror, MirrorEvent, MirrorOptions, Op};
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn put_get_list_del() {
+        rt().block_on(async {
+            let dir = tempfile::tempdir().expect("tmp");
+            let d = Localdrive::new(dir.path());
+            d.put("/a/b/c.txt", b"hello", WriteOptions::default())
+                .await
+                .expect("put");
+            d.put(
+                "x.sh",
+                b"#!/bin/sh",
+                WriteOptions {
+                    executable: true,
+                    metadata: None,
+                },
+            )
+            .await
+            .expect("put");
+            d.put("/empty", b"", WriteOptions::default())
+                .await
+                .expect("put");
+            d.symlink("/link", "a/b/c.txt").await.expect("symlink");
+            let list = d.list("/", None).await.expect("list");
+            let keys: Vec<_> = list.iter().map(|e| e.key.as_str()).collect();
+            assert_eq!(keys, ["/a/b/c.txt", "/empty", "/link", "/x.sh"]);
+            assert!(list[3].executable);
+            assert!(!list[0].executable);
+            assert_eq!(list[1].byte_length, Some(0));
+            assert_eq!(list[2].linkname.as_deref(), Some("a/b/c.txt"));
+            assert_eq!(
+                d.get("/a/b/c.txt").await.expect("get").as_deref(),
+                Some(&b"hello"[..])
+            );
+            assert_eq!(
+                d.readdir("/").await.expect("readdir"),
+                ["a", "empty", "link", "x.sh"]
+            );
+            let e = d.entry("/a/b/c.txt").await.expect("entry").expect("some");
+            let mut r = d.read(&e, 1, Some(3)).await.expect("read");
+            assert_eq!(
+                r.next_chunk().await.expect("chunk").as_deref(),
+                Some(&b"ell"[..])
+            );
+            d.del("/a/b/c.txt").await.expect("del");
+            assert!(!dir.path().join("a").exists(), "empty folders collected");
+            assert_eq!(
+                d.readdir("/").await.expect("readdir"),
+                ["empty", "link", "x.sh"]
+            );
+        });
+    }
+
+    #[test]
+    fn refuses_writes_outside() {
+        rt().block_on(async {
+            let outer = tempfile::tempdir().expect("tmp");
+            let root = outer.path().join("root");
+            let d = Localdrive::new(&root);
+            assert!(d
+                .put("/../escape", b"x", WriteOptions::default())
+                .await
+                .is_err());
+            assert!(d
+                .put("/a/../../escape", b"x", WriteOptions::default())
+                .await
+                .is_err());
+            assert!(d.symlink("/l", "../../etc").await.is_err());
+            assert!(d.symlink("/a/l", "../../x").await.is_err());
+            d.symlink("/a/ok", "../b").await.expect("inside link");
+            // A symlinked folder planted by someone else is never written through.
+            std::os::unix::fs::symlink(outer.path(), root.join("evil")).expect("plant");
+            assert!(d
+                .put("/evil/passwd", b"x", WriteOptions::default())
+                .await
+                .is_err());
+            assert!(!outer.path().join("passwd").exists());
+            // A symlink at the key is replaced, not written through.
+            std::os::unix::fs::symlink(outer.path().join("victim"), root.join("f")).expect("plant");
+            d.put("/f", b"data", WriteOptions::default())
+                .await
+                .expect("put");
+            assert!(!outer.path().join("victim").exists());
+            assert_eq!(std::fs::read(root.join("f")).expect("read"), b"data");
+            // Reads clamp `..` at the root.
+            assert_eq!(d.to_path("/../../etc/passwd"), root.join("etc/passwd"));
+        });
+    }
+
+    #[test]
+    fn mirror_folder_to_folder() {
+        rt().block_on(async {
+            let a = tempfile::tempdir().expect("tmp");
+            let b = tempfile::tempdir().expect("tmp");
+            let src = Localdrive::new(a.path());
+            let dst = Localdrive::new(b.path());
+            src.put("/one", b"1", WriteOptions::default())
+                .await
+                .expect("put");
+            src.put(
+                "/dir/two",
+                b"22",
+                WriteOptions {
+                    executable: true,
+                    metadata: None,
+                },
+            )
+            .await
+            .expect("put");
+            src.put("/dir/ünï", b"", WriteOptions::default())
+                .await
+                .expect("put");
+            dst.put("/stale", b"old", WriteOptions::default())
+                .await
+                .expect("put");
+            dst.put("/one", b"X", WriteOptions::default())
+                .await
+                .expect("put");
+
+            let mut diffs = Vec::new();
+            let sum = Mirror::new(&src, &dst, MirrorOptions::default())
+                .run(|e| {
+                    if let MirrorEvent::Diff(d) = e {
+                        diffs.push((d.op, d.key));
+                    }
+                })
+                .await
+                .expect("mirror");
+            assert_eq!(
+                diffs,
+                [
+                    (Op::Remove, "/stale".to_string()),
+                    (Op::Add, "/dir/two".to_string()),
+                    (Op::Add, "/dir/ünï".to_string()),
+                    (Op::Change, "/one".to_string()),
+                ]
+            );
+            assert_eq!(
+                (
+                    sum.count.files,
+                    sum.count.add,
+                    sum.count.change,
+                    sum.count.remove
+                ),
+                (3, 2, 1, 1)
+            );
+            let meta = std::fs::metadata(b.path().join("dir/two")).expect("two");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o755);
+
+            // Unchanged files are compared by content and not rewritten: the mtime stays.
+            let before = std::fs::metadata(b.path().join("one"))
+                .expect("one")
+                .modified()
+                .expect("mtime");
+            let sum = Mirror::new(&src, &dst, MirrorOptions::default())
+                .run(|_| {})
+                .await
+                .expect("mirror");
+            assert_eq!(
+                (sum.count.add, sum.count.change, sum.count.remove),
+                (0, 0, 0)
+            );
+            let after = std::fs::metadata(b.path().join("one"))
+                .expect("one")
+                .modified()
+                .expect("mtime");
+            assert_eq!(before, after);
+
+            // Same size, other bytes: a change. Executable bit only: a change too.
+            std::fs::write(a.path().join("one"), b"2").expect("write");
+            std::fs::set_permissions(
+                a.path().join("dir/ünï"),
+                std::fs::Permissions::from_mode(0o755),
+            )
+            .expect("chmod");
+            let mut ops = Vec::new();
+            Mirror::new(
+                &src,
+                &dst,
+                MirrorOptions {
+                    dry_run: true,
+                    ..Default::default()
+                },
+            )
+            .run(|e| {
+                if let MirrorEvent::Diff(d) = e {
+                    ops.push((d.op, d.key));
+                }
+            })
+            .await
+            .expect("dry run");
+            assert_eq!(
+                ops,
+                [
+                    (Op::Change, "/dir/ünï".to_string()),
+                    (Op::Change, "/one".to_string())
+                ]
+            );
+            assert_eq!(
+                std::fs::read(b.path().join("one")).expect("read"),
+                b"1",
+                "dry run writes nothing"
+            );
+
+            // Prefix and filter.
+            let sum = Mirror::new(
+                &src,
+                &dst,
+                MirrorOptions {
+                    prefix: vec!["/dir".into()],
+                    filter: Some(std::sync::Arc::new(|k: &str| !k.ends_with("two"))),
+                    ..Default::default()
+                },
+            )
+            .run(|_| {})
+            .await
+            .expect("mirror");
+            assert_eq!((sum.count.files, sum.count.change), (1, 1));
+            assert_eq!(
+                std::fs::read(b.path().join("one")).expect("read"),
+                b"1",
+                "outside the prefix"
+            );
+        });
+    }
+}
