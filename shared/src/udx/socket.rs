@@ -758,24 +758,7 @@ impl UdxStream {
     /// Waits until the last [`UdxStream::change_remote`] has completed: everything sent to the old remote was
     /// acknowledged (udx-native's `remote-changed` event). Returns at once if no change is under way.
     pub async fn remote_changed(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| {
-            let mut inner = self.shared.lock();
-            if let Some(e) = inner.fatal_for(self.id) {
-                return Poll::Ready(Err(e));
-            }
-            let Some(slot) = inner.streams.get_mut(&self.id) else {
-                return Poll::Ready(Err(no_stream(self.id)));
-            };
-            if !slot.remote_changing {
-                return Poll::Ready(Ok(()));
-            }
-            if let Some(e) = slot.closed_error() {
-                return Poll::Ready(Err(e));
-            }
-            slot.remote_changed_waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+        std::future::poll_fn(|cx| poll_remote_changed_of(&self.shared, self.id, cx)).await
     }
 
     /// The remote stream id and address, once connected.
@@ -809,14 +792,7 @@ impl UdxStream {
 
     /// Sends an unordered, unreliable message (UDX MESSAGE) of at most [`UdxStream::max_message_len`] bytes.
     pub fn send_message(&self, data: &[u8]) -> io::Result<()> {
-        self.with_slot(|slot| {
-            if let Some(e) = slot.closed_error() {
-                return Err(e);
-            }
-            slot.stream
-                .send_message(data)
-                .map_err(|e| io::Error::new(error_kind(&e), e))
-        })
+        send_message_of(&self.shared, self.id, data)
     }
 
     /// The largest message [`UdxStream::send_message`] accepts now.
@@ -832,21 +808,7 @@ impl UdxStream {
 
     /// Polling form of [`UdxStream::recv_message`].
     pub fn poll_recv_message(&self, cx: &mut Context<'_>) -> Poll<io::Result<Vec<u8>>> {
-        let mut inner = self.shared.lock();
-        if let Some(e) = inner.fatal_for(self.id) {
-            return Poll::Ready(Err(e));
-        }
-        let Some(slot) = inner.streams.get_mut(&self.id) else {
-            return Poll::Ready(Err(no_stream(self.id)));
-        };
-        if let Some(msg) = slot.messages.pop_front() {
-            return Poll::Ready(Ok(msg));
-        }
-        if let Some(e) = slot.closed_error() {
-            return Poll::Ready(Err(e));
-        }
-        slot.message_waker = Some(cx.waker().clone());
-        Poll::Pending
+        poll_recv_message_of(&self.shared, self.id, cx)
     }
 
     /// Aborts the stream: sends DESTROY and closes it now.
@@ -860,24 +822,7 @@ impl UdxStream {
     /// Waits until the stream has closed: both sides ended and everything acknowledged, destroyed, or
     /// failed. Returns the error it failed with, if any.
     pub async fn closed(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| {
-            let mut inner = self.shared.lock();
-            if let Some(e) = inner.fatal_for(self.id) {
-                return Poll::Ready(Err(e));
-            }
-            let Some(slot) = inner.streams.get_mut(&self.id) else {
-                return Poll::Ready(Ok(()));
-            };
-            match &slot.closed {
-                Some(Some((kind, msg))) => Poll::Ready(Err(io::Error::new(*kind, msg.clone()))),
-                Some(None) => Poll::Ready(Ok(())),
-                None => {
-                    slot.close_waker = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await
+        std::future::poll_fn(|cx| poll_closed_of(&self.shared, self.id, cx)).await
     }
 
     /// Bytes written and not yet acknowledged by the remote (0 once everything written was acknowledged).
@@ -1303,6 +1248,83 @@ fn with_slot_of<R>(
 }
 
 /// [`UdxStream::change_remote_via`] for stream `id` of `shared`.
+/// `send_message` of stream `id`, for [`UdxStream`] and [`UdxStreamControl`].
+fn send_message_of(shared: &Arc<Shared>, id: u32, data: &[u8]) -> io::Result<()> {
+    with_slot_of(shared, id, |slot| {
+        if let Some(e) = slot.closed_error() {
+            return Err(e);
+        }
+        slot.stream
+            .send_message(data)
+            .map_err(|e| io::Error::new(error_kind(&e), e))
+    })
+}
+
+/// The next message of stream `id`, or a wake-up when one arrives.
+fn poll_recv_message_of(
+    shared: &Arc<Shared>,
+    id: u32,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<Vec<u8>>> {
+    let mut inner = shared.lock();
+    if let Some(e) = inner.fatal_for(id) {
+        return Poll::Ready(Err(e));
+    }
+    let Some(slot) = inner.streams.get_mut(&id) else {
+        return Poll::Ready(Err(no_stream(id)));
+    };
+    if let Some(msg) = slot.messages.pop_front() {
+        return Poll::Ready(Ok(msg));
+    }
+    if let Some(e) = slot.closed_error() {
+        return Poll::Ready(Err(e));
+    }
+    slot.message_waker = Some(cx.waker().clone());
+    Poll::Pending
+}
+
+/// Ready once stream `id` has closed (with its error, if any) or no longer exists.
+fn poll_closed_of(shared: &Arc<Shared>, id: u32, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    let mut inner = shared.lock();
+    if let Some(e) = inner.fatal_for(id) {
+        return Poll::Ready(Err(e));
+    }
+    let Some(slot) = inner.streams.get_mut(&id) else {
+        return Poll::Ready(Ok(()));
+    };
+    match &slot.closed {
+        Some(Some((kind, msg))) => Poll::Ready(Err(io::Error::new(*kind, msg.clone()))),
+        Some(None) => Poll::Ready(Ok(())),
+        None => {
+            slot.close_waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// Ready once the last remote change of stream `id` completed (at once if none is under way).
+fn poll_remote_changed_of(
+    shared: &Arc<Shared>,
+    id: u32,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    let mut inner = shared.lock();
+    if let Some(e) = inner.fatal_for(id) {
+        return Poll::Ready(Err(e));
+    }
+    let Some(slot) = inner.streams.get_mut(&id) else {
+        return Poll::Ready(Err(no_stream(id)));
+    };
+    if !slot.remote_changing {
+        return Poll::Ready(Ok(()));
+    }
+    if let Some(e) = slot.closed_error() {
+        return Poll::Ready(Err(e));
+    }
+    slot.remote_changed_waker = Some(cx.waker().clone());
+    Poll::Pending
+}
+
 fn change_remote_via_of(
     shared: &Arc<Shared>,
     id: u32,
@@ -2421,25 +2443,9 @@ impl UdxStreamControl {
     /// [`UdxStream::remote_changed`] on the controlled stream: waits until everything sent to the old
     /// remote before the last change was acknowledged.
     pub async fn remote_changed(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| {
-            let Some(shared) = self.shared.upgrade() else {
-                return Poll::Ready(Err(no_stream(self.id)));
-            };
-            let mut inner = shared.lock();
-            if let Some(e) = inner.fatal_for(self.id) {
-                return Poll::Ready(Err(e));
-            }
-            let Some(slot) = inner.streams.get_mut(&self.id) else {
-                return Poll::Ready(Err(no_stream(self.id)));
-            };
-            if !slot.remote_changing {
-                return Poll::Ready(Ok(()));
-            }
-            if let Some(e) = slot.closed_error() {
-                return Poll::Ready(Err(e));
-            }
-            slot.remote_changed_waker = Some(cx.waker().clone());
-            Poll::Pending
+        std::future::poll_fn(|cx| match self.shared.upgrade() {
+            Some(shared) => poll_remote_changed_of(&shared, self.id, cx),
+            None => Poll::Ready(Err(no_stream(self.id))),
         })
         .await
     }
@@ -2447,38 +2453,15 @@ impl UdxStreamControl {
     /// [`UdxStream::send_message`] on the controlled stream.
     pub fn send_message(&self, data: &[u8]) -> io::Result<()> {
         let shared = self.shared.upgrade().ok_or_else(|| no_stream(self.id))?;
-        with_slot_of(&shared, self.id, |slot| {
-            if let Some(e) = slot.closed_error() {
-                return Err(e);
-            }
-            slot.stream
-                .send_message(data)
-                .map_err(|e| io::Error::new(error_kind(&e), e))
-        })
+        send_message_of(&shared, self.id, data)
     }
 
     /// [`UdxStream::recv_message`] on the controlled stream (for whoever owns the stream's messages: a
     /// secret stream does not read them).
     pub async fn recv_message(&self) -> io::Result<Vec<u8>> {
-        std::future::poll_fn(|cx| {
-            let Some(shared) = self.shared.upgrade() else {
-                return Poll::Ready(Err(no_stream(self.id)));
-            };
-            let mut inner = shared.lock();
-            if let Some(e) = inner.fatal_for(self.id) {
-                return Poll::Ready(Err(e));
-            }
-            let Some(slot) = inner.streams.get_mut(&self.id) else {
-                return Poll::Ready(Err(no_stream(self.id)));
-            };
-            if let Some(msg) = slot.messages.pop_front() {
-                return Poll::Ready(Ok(msg));
-            }
-            if let Some(e) = slot.closed_error() {
-                return Poll::Ready(Err(e));
-            }
-            slot.message_waker = Some(cx.waker().clone());
-            Poll::Pending
+        std::future::poll_fn(|cx| match self.shared.upgrade() {
+            Some(shared) => poll_recv_message_of(&shared, self.id, cx),
+            None => Poll::Ready(Err(no_stream(self.id))),
         })
         .await
     }
@@ -2499,25 +2482,9 @@ impl UdxStreamControl {
 
     /// Waits until the stream has closed (as [`UdxStream::closed`]) or no longer exists.
     pub async fn closed(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| {
-            let Some(shared) = self.shared.upgrade() else {
-                return Poll::Ready(Ok(()));
-            };
-            let mut inner = shared.lock();
-            if let Some(e) = inner.fatal_for(self.id) {
-                return Poll::Ready(Err(e));
-            }
-            let Some(slot) = inner.streams.get_mut(&self.id) else {
-                return Poll::Ready(Ok(()));
-            };
-            match &slot.closed {
-                Some(Some((kind, msg))) => Poll::Ready(Err(io::Error::new(*kind, msg.clone()))),
-                Some(None) => Poll::Ready(Ok(())),
-                None => {
-                    slot.close_waker = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
+        std::future::poll_fn(|cx| match self.shared.upgrade() {
+            Some(shared) => poll_closed_of(&shared, self.id, cx),
+            None => Poll::Ready(Ok(())),
         })
         .await
     }
