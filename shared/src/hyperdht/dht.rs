@@ -2122,6 +2122,9 @@ impl Router {
                     raw.destroy();
                     return;
                 }
+                // The client's first direct packet may come to the relay connection's socket: the
+                // firewall must see it to move the stream (and it counts the relay's packets).
+                let _ = raw.set_firewall_off_path(true);
                 if let Ok(mut r) = dht.inner.relayed.lock() {
                     r.insert(relayed_id);
                 }

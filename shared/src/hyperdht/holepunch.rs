@@ -690,6 +690,31 @@ pub(super) async fn on_server_holepunch(
             }
         });
     }
+    // Our side as the reply tells it (a known firewall frozen first when we go on punching).
+    let our_state = |freeze: bool| {
+        session.with(|p| {
+            if freeze && p.nat.firewall() != firewall::UNKNOWN {
+                p.nat.freeze();
+            }
+            (
+                p.nat.firewall(),
+                p.nat.addresses().map(<[_]>::to_vec),
+                p.is_connected(),
+                p.is_punching(),
+            )
+        })
+    };
+    let our_reply = |error, (fw, addresses, connected, punching)| HolepunchPayload {
+        error,
+        firewall: fw,
+        round: round_now(),
+        connected,
+        punching,
+        addresses,
+        remote_address: None,
+        token: is_server_relay.then_some(token),
+        remote_token: remote.token,
+    };
     if remote_punching {
         h.clear_prepunching();
         let now = tokio::time::Instant::now().into_std();
@@ -702,28 +727,9 @@ pub(super) async fn on_server_holepunch(
                 abort(errors::TRY_LATER).await;
                 return;
             }
-            let Some((fw, addresses, connected, punching)) = session.with(|p| {
-                (
-                    p.nat.firewall(),
-                    p.nat.addresses().map(<[_]>::to_vec),
-                    p.is_connected(),
-                    p.is_punching(),
-                )
-            }) else {
-                return;
-            };
-            reply(HolepunchPayload {
-                error: errors::TRY_LATER,
-                firewall: fw,
-                round: round_now(),
-                connected,
-                punching,
-                addresses,
-                remote_address: None,
-                token: is_server_relay.then_some(token),
-                remote_token: remote.token,
-            })
-            .await;
+            if let Some(state) = our_state(false) {
+                reply(our_reply(errors::TRY_LATER, state)).await;
+            }
             return;
         }
         if !session.with(|p| p.punch(now)).unwrap_or(false) {
@@ -733,31 +739,9 @@ pub(super) async fn on_server_holepunch(
         }
         h.random.track(session);
     }
-    let Some((fw, addresses, connected, punching)) = session.with(|p| {
-        if p.nat.firewall() != firewall::UNKNOWN {
-            p.nat.freeze();
-        }
-        (
-            p.nat.firewall(),
-            p.nat.addresses().map(<[_]>::to_vec),
-            p.is_connected(),
-            p.is_punching(),
-        )
-    }) else {
-        return;
-    };
-    reply(HolepunchPayload {
-        error: errors::NONE,
-        firewall: fw,
-        round: round_now(),
-        connected,
-        punching,
-        addresses,
-        remote_address: None,
-        token: is_server_relay.then_some(token),
-        remote_token: remote.token,
-    })
-    .await;
+    if let Some(state) = our_state(true) {
+        reply(our_reply(errors::NONE, state)).await;
+    }
 }
 
 #[cfg(test)]

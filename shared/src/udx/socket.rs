@@ -131,6 +131,8 @@ struct Slot {
     /// The socket carrying the stream (the one it was created on, then the one it connected through).
     socket: Option<usize>,
     firewall: Option<Firewall>,
+    /// Also offer the firewall packets from addresses other than the remote's on the carrying socket.
+    firewall_off_path: bool,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
     message_waker: Option<Waker>,
@@ -158,6 +160,7 @@ impl Slot {
             stream,
             socket,
             firewall: None,
+            firewall_off_path: false,
             read_waker: None,
             write_waker: None,
             message_waker: None,
@@ -766,6 +769,17 @@ impl UdxStream {
         self.with_slot(|slot| Ok(slot.stream.remote()))
             .ok()
             .flatten()
+    }
+
+    /// Also consults the firewall for packets that arrive on the carrying socket from an address other than
+    /// the remote's (off by default: udx takes those as the stream's own). HyperDHT's server sets it on a
+    /// stream running through a blind relay, whose client may reach it directly on the same socket: the
+    /// firewall then sees that packet and can move the stream there ([`FirewallVerdict::Connect`]).
+    pub fn set_firewall_off_path(&self, on: bool) -> io::Result<()> {
+        self.with_slot(|slot| {
+            slot.firewall_off_path = on;
+            Ok(())
+        })
     }
 
     /// Sets the firewall consulted for packets that arrive while the stream is not connected, or on a socket
@@ -1425,7 +1439,9 @@ fn dispatch_one(
         // libudx forgets closed streams at once, so their packets reach the socket's raw handler.
         return push_raw(inner, socket, from, datagram);
     }
-    if slot.socket != Some(socket) || slot.stream.remote().is_none() {
+    let off_path =
+        slot.firewall_off_path && slot.stream.remote().is_some_and(|(_, addr)| addr != from);
+    if slot.socket != Some(socket) || slot.stream.remote().is_none() || off_path {
         let verdict = match slot.firewall.as_mut() {
             Some(firewall) => firewall(from, local_addr),
             None => FirewallVerdict::Reject,
@@ -1666,6 +1682,48 @@ mod tests {
             Some(a.local_addr())
         );
         assert_eq!(sb.remote(), Some((1, a.local_addr())));
+    }
+
+    #[tokio::test]
+    async fn firewall_off_path_sees_other_senders_on_the_carrying_socket() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let c = UdxSocket::bind(LOOPBACK).await.expect("bind c");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let sb = b.create_stream(2).expect("stream 2");
+        sb.connect(1, a.local_addr()).expect("connect");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = Arc::clone(&seen);
+        sb.set_firewall(move |from, _local| {
+            seen2.lock().unwrap_or_else(|e| e.into_inner()).push(from);
+            FirewallVerdict::Connect { remote_id: 3 }
+        })
+        .expect("firewall");
+        // Off by default: a packet from elsewhere on the stream's own socket is the stream's, unasked.
+        c.send_to(&udx_packet(2, flags::MESSAGE, b"one"), b.local_addr())
+            .await
+            .expect("send");
+        let msg = tokio::time::timeout(LIMIT, sb.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(msg, b"one".to_vec());
+        assert!(seen.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+        assert_eq!(sb.remote(), Some((1, a.local_addr())));
+        // On: the firewall sees it and moves the stream there.
+        sb.set_firewall_off_path(true).expect("off path");
+        c.send_to(&udx_packet(2, flags::MESSAGE, b"two"), b.local_addr())
+            .await
+            .expect("send");
+        let msg = tokio::time::timeout(LIMIT, sb.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(msg, b"two".to_vec());
+        assert_eq!(
+            *seen.lock().unwrap_or_else(|e| e.into_inner()),
+            vec![c.local_addr()]
+        );
+        assert_eq!(sb.remote(), Some((3, c.local_addr())));
     }
 
     #[tokio::test]
