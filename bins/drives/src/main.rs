@@ -70,6 +70,20 @@ pub(crate) fn storage_dir(storage: &StorageArg) -> PathBuf {
 }
 
 /// drives' `noticeStorage`: printed when one of `args` is a key (or always with `None`).
+/// The storage folder of a command ([`storage_dir`]), with its notice ([`notice_storage`]).
+fn storage_notice(out: Out, storage: &StorageArg, args: Option<&[&str]>) -> PathBuf {
+    let dir = storage_dir(storage);
+    notice_storage(out, &dir, args);
+    dir
+}
+
+/// The drive key of a path argument, or `None` when the default ignore filter excludes it (JS drives then
+/// does nothing).
+fn filtered_key(path: &str) -> anyhow::Result<Option<String>> {
+    let key = resolve_key(path);
+    Ok(util::generate_filter(&[])?(&key).then_some(key))
+}
+
 pub(crate) fn notice_storage(out: Out, dir: &Path, args: Option<&[&str]>) {
     if let Some(args) = args {
         if !args.iter().any(|a| util::drive_id(a) == DriveId::Key) {
@@ -98,8 +112,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Touch { use_cwd, storage } => {
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, None);
+            let dir = storage_notice(out, &storage, None);
             let key = hyper::touch(&dir, use_cwd)?;
             println!("New drive: {}", out.c.magenta(&key));
             Ok(())
@@ -141,8 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if path.is_some() && prefix.is_some() {
                 bail!("Can not use prefix argument with --prefix option");
             }
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, Some(&[&src]));
+            let dir = storage_notice(out, &storage, Some(&[&src]));
             let drive = hyper::open_drive(&src, &dir, &net, false).await?;
             ls(
                 out,
@@ -155,14 +167,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed { key, storage, net } => {
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, None);
+            let dir = storage_notice(out, &storage, None);
             println!();
             hyper::seed(out, &dir, key.as_deref(), &net).await
         }
         Command::Download { key, storage, net } => {
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, None);
+            let dir = storage_notice(out, &storage, None);
             hyper::download(out, &dir, &key, &net).await
         }
         Command::Serve {
@@ -174,8 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             storage,
             net,
         } => {
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, Some(&[&src]));
+            let dir = storage_notice(out, &storage, Some(&[&src]));
             let _ = verbose;
             let (drive, _swarm) = hyper::open_drive(&src, &dir, &net, true)
                 .await?
@@ -189,13 +198,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             storage,
             net,
         } => {
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, Some(&[&src]));
-            let key = resolve_key(&path);
-            let filter = util::generate_filter(&[])?;
-            if !filter(&key) {
+            let dir = storage_notice(out, &storage, Some(&[&src]));
+            let Some(key) = filtered_key(&path)? else {
                 return Ok(());
-            }
+            };
             let drive = hyper::open_drive(&src, &dir, &net, false).await?;
             drive
                 .as_drive()
@@ -212,12 +218,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             storage,
             net,
         } => {
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, Some(&[&src]));
-            let key = resolve_key(&path);
-            if !util::generate_filter(&[])?(&key) {
+            let dir = storage_notice(out, &storage, Some(&[&src]));
+            let Some(key) = filtered_key(&path)? else {
                 return Ok(());
-            }
+            };
             let drive = hyper::open_drive(&src, &dir, &net, false).await?;
             let entry = hyper::with_timeout(drive.as_drive().entry(&key)).await;
             print_entry(out, entry?);
@@ -230,12 +234,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             storage,
             net,
         } => {
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, Some(&[&src]));
-            let key = resolve_key(&path);
-            if !util::generate_filter(&[])?(&key) {
+            let dir = storage_notice(out, &storage, Some(&[&src]));
+            let Some(key) = filtered_key(&path)? else {
                 return Ok(());
-            }
+            };
             let drive = hyper::open_drive(&src, &dir, &net, false).await?;
             match hyper::with_timeout(drive.as_drive().get(&key)).await {
                 Ok(Some(bytes)) => println!("{}", String::from_utf8_lossy(&bytes)),
@@ -252,12 +254,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             recursive,
             storage,
         } => {
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, Some(&[&src]));
-            let key = resolve_key(&path);
-            if !util::generate_filter(&[])?(&key) {
+            let dir = storage_notice(out, &storage, Some(&[&src]));
+            let Some(key) = filtered_key(&path)? else {
                 return Ok(());
-            }
+            };
             let drive = hyper::open_drive(&src, &dir, &NetArg::default(), false).await?;
             let d = drive.as_drive();
             if recursive {
@@ -273,13 +273,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Info { key, storage } => {
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, None);
+            let dir = storage_notice(out, &storage, None);
             hyper::info(out, &dir, &key).await
         }
         Command::Purge { key, storage } => {
-            let dir = storage_dir(&storage);
-            notice_storage(out, &dir, None);
+            let dir = storage_notice(out, &storage, None);
             hyper::purge(&dir, &key).await
         }
     }
