@@ -157,6 +157,70 @@ async fn rust_nodes_over_udp() {
         "one commit request per closest node"
     );
 
+    // A streamed query hands each reply over as it arrives: the test holds one node's answer back until
+    // another node's reply came through the stream, so the held node is only in the outcome if replies
+    // were streamed before the query ended.
+    const SLOW: u64 = 11;
+    for n in &nodes[1..] {
+        n.on_command(SLOW, |_| HandlerReply::Value(Some(b"fast".to_vec())))
+            .await
+            .expect("register");
+    }
+    let release = Arc::new(tokio::sync::Notify::new());
+    let mut held = nodes[0].subscribe(SLOW).await.expect("subscribe");
+    let held_handle = nodes[0].clone();
+    let held_release = release.clone();
+    let holder = tokio::spawn(async move {
+        let first = held.recv().await.expect("a request");
+        held_release.notified().await;
+        held_handle
+            .reply(&first, Some(b"slow".to_vec()), ReplyOpts::default())
+            .expect("reply");
+        while let Some(req) = held.recv().await {
+            held_handle
+                .reply(&req, Some(b"slow".to_vec()), ReplyOpts::default())
+                .expect("reply");
+        }
+    });
+    let (stream_tx, mut stream_rx) = tokio::sync::mpsc::unbounded_channel();
+    let spec = QuerySpec {
+        target,
+        command: SLOW,
+        value: None,
+    };
+    let streaming = client.clone();
+    let query = tokio::spawn(async move {
+        streaming
+            .query_streaming(spec, QueryOpts::default(), None, stream_tx)
+            .await
+    });
+    let early = timeout(STEP, stream_rx.recv())
+        .await
+        .expect("in time")
+        .expect("a reply before the end");
+    assert_eq!(early.value.as_deref(), Some(&b"fast"[..]));
+    release.notify_one();
+    let out = timeout(STEP, query)
+        .await
+        .expect("in time")
+        .expect("joined")
+        .expect("query");
+    let mut streamed = vec![early];
+    while let Some(r) = stream_rx.recv().await {
+        streamed.push(r);
+    }
+    assert_eq!(
+        streamed, out.replies,
+        "every reply streamed, in arrival order"
+    );
+    assert!(
+        out.replies
+            .iter()
+            .any(|r| r.value.as_deref() == Some(&b"slow"[..])),
+        "the held node answered after the first streamed reply, before the query ended"
+    );
+    holder.abort();
+
     let spec = RequestSpec {
         command: LATER,
         ..RequestSpec::default()

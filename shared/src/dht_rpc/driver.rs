@@ -134,6 +134,7 @@ enum Command {
         opts: QueryOpts,
         find_node: bool,
         commit: Option<CommitFn>,
+        stream: Option<mpsc::UnboundedSender<Reply>>,
         tx: oneshot::Sender<QueryOutcome>,
     },
     Register {
@@ -290,7 +291,8 @@ impl DhtHandle {
             command: super::messages::commands::FIND_NODE,
             value: None,
         };
-        self.run_query(spec, QueryOpts::default(), true, None).await
+        self.run_query(spec, QueryOpts::default(), true, None, None)
+            .await
     }
 
     /// Runs a user query to completion.
@@ -299,7 +301,24 @@ impl DhtHandle {
         spec: QuerySpec,
         opts: QueryOpts,
     ) -> Result<QueryOutcome, DriverError> {
-        self.run_query(spec, opts, false, None).await
+        self.run_query(spec, opts, false, None, None).await
+    }
+
+    /// [`Self::query`] (or [`Self::query_with_commit`] when `commit` is given) that also sends each
+    /// successful reply to `replies` as it arrives, so a caller can act on early replies (hyperswarm dials
+    /// the peers of a lookup while the query still runs). `replies` is dropped when the query finishes.
+    pub async fn query_streaming(
+        &self,
+        spec: QuerySpec,
+        mut opts: QueryOpts,
+        commit: Option<CommitFn>,
+        replies: mpsc::UnboundedSender<Reply>,
+    ) -> Result<QueryOutcome, DriverError> {
+        if commit.is_some() {
+            opts.commit = Commit::Manual;
+        }
+        self.run_query(spec, opts, false, commit, Some(replies))
+            .await
     }
 
     /// Runs a user query whose commit phase sends, to each closest node that replied, the request
@@ -312,7 +331,7 @@ impl DhtHandle {
         commit: impl Fn(&Reply) -> Option<RequestSpec> + Send + 'static,
     ) -> Result<QueryOutcome, DriverError> {
         opts.commit = Commit::Manual;
-        self.run_query(spec, opts, false, Some(Box::new(commit)))
+        self.run_query(spec, opts, false, Some(Box::new(commit)), None)
             .await
     }
 
@@ -322,6 +341,7 @@ impl DhtHandle {
         opts: QueryOpts,
         find_node: bool,
         commit: Option<CommitFn>,
+        stream: Option<mpsc::UnboundedSender<Reply>>,
     ) -> Result<QueryOutcome, DriverError> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -330,6 +350,7 @@ impl DhtHandle {
                 opts,
                 find_node,
                 commit,
+                stream,
                 tx,
             })
             .map_err(|_| DriverError::Closed)?;
@@ -475,6 +496,7 @@ impl DhtHandle {
 
 struct PendingQuery {
     replies: Vec<Reply>,
+    stream: Option<mpsc::UnboundedSender<Reply>>,
     commit: Option<CommitFn>,
     commits_pending: usize,
     commits_ok: usize,
@@ -558,6 +580,7 @@ impl<S: DatagramSocket> Task<S> {
                 opts,
                 find_node,
                 commit,
+                stream,
                 tx,
             } => {
                 let id = if find_node {
@@ -569,6 +592,7 @@ impl<S: DatagramSocket> Task<S> {
                     id,
                     PendingQuery {
                         replies: Vec::new(),
+                        stream,
                         commit,
                         commits_pending: 0,
                         commits_ok: 0,
@@ -692,6 +716,11 @@ impl<S: DatagramSocket> Task<S> {
             }
             Event::QueryReply { id, reply } => {
                 if let Some(q) = self.queries.get_mut(&id) {
+                    if let Some(stream) = &q.stream {
+                        if stream.send(reply.clone()).is_err() {
+                            q.stream = None;
+                        }
+                    }
                     q.replies.push(reply);
                 }
             }

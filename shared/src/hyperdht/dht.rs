@@ -350,6 +350,15 @@ pub struct LookupResult {
     pub peers: Vec<Peer>,
 }
 
+/// A LOOKUP (or ANNOUNCE) reply's peers, when its value decodes.
+fn lookup_result(r: &crate::dht_rpc::node::Reply) -> Option<LookupResult> {
+    let l = decode::<LookupReply>(r.value.as_deref()?).ok()?;
+    Some(LookupResult {
+        from: r.from,
+        peers: l.peers,
+    })
+}
+
 fn v4(a: SocketAddr) -> SocketAddrV4 {
     match a {
         SocketAddr::V4(a) => a,
@@ -1047,18 +1056,17 @@ impl HyperDht {
 
     /// Finds the peers announced under `topic` (`dht.lookup(topic)`), one entry per replying node.
     pub async fn lookup(&self, topic: &[u8; 32]) -> Result<Vec<LookupResult>> {
-        let outcome = self.lookup_query(topic).await?;
-        Ok(outcome
-            .replies
-            .iter()
-            .filter_map(|r| {
-                let l = decode::<LookupReply>(r.value.as_deref()?).ok()?;
-                Some(LookupResult {
-                    from: r.from,
-                    peers: l.peers,
-                })
-            })
-            .collect())
+        self.lookup_inner(topic, None, None).await
+    }
+
+    /// [`Self::lookup`], also sending each node's result to `found` as its reply arrives (hyperswarm dials
+    /// peers while the query still runs, as the JS lookup stream allows).
+    pub async fn lookup_streaming(
+        &self,
+        topic: &[u8; 32],
+        found: mpsc::UnboundedSender<LookupResult>,
+    ) -> Result<Vec<LookupResult>> {
+        self.lookup_inner(topic, None, Some(found)).await
     }
 
     /// Announces `key_pair` under `topic` to the closest nodes (`dht.announce(topic, keyPair, relays)`),
@@ -1082,36 +1090,75 @@ impl HyperDht {
         key_pair: &KeyPair,
         relay_addresses: &[SocketAddrV4],
     ) -> Result<Vec<LookupResult>> {
-        let target = *topic;
-        let kp = key_pair.clone();
-        let relays = relay_addresses.to_vec();
-        let outcome = self
-            .inner
-            .handle
-            .query_with_commit(
-                QuerySpec {
-                    target,
-                    command: commands::LOOKUP,
-                    value: None,
-                },
-                QueryOpts::default(),
-                move |reply| announce_request(&target, reply, &kp, &relays, commands::ANNOUNCE),
-            )
-            .await?;
-        outcome
-            .result
-            .map_err(|e| HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string()))))?;
-        Ok(outcome
-            .replies
-            .iter()
-            .filter_map(|r| {
-                let l = decode::<LookupReply>(r.value.as_deref()?).ok()?;
-                Some(LookupResult {
-                    from: r.from,
-                    peers: l.peers,
-                })
-            })
-            .collect())
+        self.lookup_inner(topic, Some((key_pair, relay_addresses)), None)
+            .await
+    }
+
+    /// [`Self::announce_and_lookup`], also sending each node's lookup result to `found` as it arrives.
+    pub async fn announce_and_lookup_streaming(
+        &self,
+        topic: &[u8; 32],
+        key_pair: &KeyPair,
+        relay_addresses: &[SocketAddrV4],
+        found: mpsc::UnboundedSender<LookupResult>,
+    ) -> Result<Vec<LookupResult>> {
+        self.lookup_inner(topic, Some((key_pair, relay_addresses)), Some(found))
+            .await
+    }
+
+    /// The LOOKUP query, with an ANNOUNCE commit when `announce` is given, optionally streaming results.
+    async fn lookup_inner(
+        &self,
+        topic: &[u8; 32],
+        announce: Option<(&KeyPair, &[SocketAddrV4])>,
+        found: Option<mpsc::UnboundedSender<LookupResult>>,
+    ) -> Result<Vec<LookupResult>> {
+        let spec = QuerySpec {
+            target: *topic,
+            command: commands::LOOKUP,
+            value: None,
+        };
+        let commit = announce.map(|(kp, relays)| {
+            let target = *topic;
+            let kp = kp.clone();
+            let relays = relays.to_vec();
+            Box::new(move |reply: &crate::dht_rpc::node::Reply| {
+                announce_request(&target, reply, &kp, &relays, commands::ANNOUNCE)
+            }) as crate::dht_rpc::driver::CommitFn
+        });
+        let outcome = match found {
+            None => match commit {
+                None => self.inner.handle.query(spec, QueryOpts::default()).await?,
+                Some(c) => {
+                    self.inner
+                        .handle
+                        .query_with_commit(spec, QueryOpts::default(), c)
+                        .await?
+                }
+            },
+            Some(found) => {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                let query =
+                    self.inner
+                        .handle
+                        .query_streaming(spec, QueryOpts::default(), commit, tx);
+                // The driver drops `tx` when the query ends, which ends the forwarding.
+                let forward = async move {
+                    while let Some(reply) = rx.recv().await {
+                        if let Some(r) = lookup_result(&reply) {
+                            let _ = found.send(r);
+                        }
+                    }
+                };
+                tokio::join!(query, forward).0?
+            }
+        };
+        if announce.is_some() {
+            outcome.result.map_err(|e| {
+                HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string())))
+            })?;
+        }
+        Ok(outcome.replies.iter().filter_map(lookup_result).collect())
     }
 
     /// Removes `key_pair`'s announcement under `topic` from the nodes that hold it (`dht.unannounce`).

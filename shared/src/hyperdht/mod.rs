@@ -16,6 +16,6 @@ pub mod secure_payload;
 mod socket_pool;
 
 pub use dht::{
-    ConnectOpts, Connection, ConnectionPath, HyperDht, HyperDhtError, HyperDhtOpts, RelayThrough,
-    Server,
+    ConnectOpts, Connection, ConnectionPath, HyperDht, HyperDhtError, HyperDhtOpts, LookupResult,
+    RelayThrough, Server,
 };

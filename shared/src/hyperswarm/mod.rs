@@ -53,7 +53,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::crypto::KeyPair;
 use crate::hyperdht::messages::{NoisePayload, Peer};
-use crate::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, Server};
+use crate::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, LookupResult, Server};
 use crate::udx::UdxStreamControl;
 
 pub use self::core::{Action, CoreConfig, SwarmConn, SwarmCore};
@@ -414,46 +414,56 @@ impl Shared {
     }
 
     /// One discovery refresh (`PeerDiscovery._refresh`): announce (server) or look up (client only), and hand
-    /// the peers found to the swarm when a client. True when the query succeeded.
+    /// the peers found to the swarm as each node's reply arrives when a client (as the JS lookup stream
+    /// does: dialing starts while the query still runs). True when the query succeeded.
     async fn refresh_topic(&self, topic: &[u8; 32], mode: Mode, announced: &AtomicBool) -> bool {
-        let found = if mode.server {
-            let server = match self.listening().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!("hyperswarm: listen failed: {e}");
-                    return false;
+        let (found_tx, mut found_rx) = mpsc::unbounded_channel::<LookupResult>();
+        let query = async {
+            if mode.server {
+                let server = match self.listening().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!("hyperswarm: listen failed: {e}");
+                        drop(found_tx);
+                        return None;
+                    }
+                };
+                let relays = server.relay_addresses().await;
+                announced.store(true, Ordering::Release);
+                Some(
+                    self.dht
+                        .announce_and_lookup_streaming(topic, &self.key_pair, &relays, found_tx)
+                        .await,
+                )
+            } else {
+                let found = self.dht.lookup_streaming(topic, found_tx).await;
+                if announced.swap(false, Ordering::AcqRel) {
+                    let _ = self.dht.unannounce(topic, &self.key_pair).await;
                 }
-            };
-            let relays = server.relay_addresses().await;
-            announced.store(true, Ordering::Release);
-            self.dht
-                .announce_and_lookup(topic, &self.key_pair, &relays)
-                .await
-        } else {
-            let found = self.dht.lookup(topic).await;
-            if announced.swap(false, Ordering::AcqRel) {
-                let _ = self.dht.unannounce(topic, &self.key_pair).await;
+                Some(found)
             }
-            found
         };
-        match found {
-            Ok(results) => {
+        // Ends when the query drops its sender (it is moved into the query, so also on an early return).
+        let forward = async {
+            while let Some(result) = found_rx.recv().await {
                 if mode.client {
-                    for r in results {
-                        for peer in r.peers {
-                            let _ = self.events.send(Event::Peer {
-                                topic: *topic,
-                                peer,
-                            });
-                        }
+                    for peer in result.peers {
+                        let _ = self.events.send(Event::Peer {
+                            topic: *topic,
+                            peer,
+                        });
                     }
                 }
-                true
             }
-            Err(e) => {
+        };
+        let (found, ()) = tokio::join!(query, forward);
+        match found {
+            Some(Ok(_)) => true,
+            Some(Err(e)) => {
                 tracing::debug!("hyperswarm: refresh of {} failed: {e}", hex::encode(topic));
                 false
             }
+            None => false,
         }
     }
 }
