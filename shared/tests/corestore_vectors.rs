@@ -16,11 +16,7 @@ fn h32(v: &Value) -> [u8; 32] {
 
 fn check(doc: &Value) {
     let primary_key = h32(&doc["primaryKey"]);
-    let dir = std::env::temp_dir().join(format!(
-        "corestore-vectors-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let dir = interop::scratch_dir("corestore-vectors");
     let store = Corestore::open_with_primary_key(&dir, primary_key).expect("open store");
     let cases = doc["cores"].as_array().expect("cores");
     assert!(cases.len() >= 6);

@@ -7,13 +7,7 @@ use holepunch::hypercore::messages::{Request, RequestBlock, RequestUpgrade};
 use holepunch::hypercore::{Hypercore, HypercoreError};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "hc-api-{}-{name}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    interop::scratch_dir(&format!("hc-api-{name}"))
 }
 
 #[test]

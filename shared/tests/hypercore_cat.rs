@@ -15,13 +15,7 @@ use interop::{built, node, JsTestnet};
 const T: Duration = Duration::from_secs(90);
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "hc-cat-{}-{name}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    interop::scratch_dir(&format!("hc-cat-{name}"))
 }
 
 fn block(i: u64) -> Vec<u8> {

@@ -29,7 +29,7 @@ fn run_js(input: &Value) -> Vec<Value> {
 }
 
 fn check(compat: bool) {
-    let dir = std::env::temp_dir().join(format!("hc-interop-{}-{compat}", std::process::id()));
+    let dir = interop::scratch_dir(&format!("hc-interop-{compat}"));
     let _ = std::fs::remove_dir_all(&dir);
     let core = Hypercore::create_with(&dir, KeyPair::from_seed(&[9; 32]), CreateOptions { compat })
         .expect("create");

@@ -18,13 +18,7 @@ const HH: [u8; 64] = [7; 64];
 const T: Duration = Duration::from_secs(20);
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "hc-repl-{}-{name}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    interop::scratch_dir(&format!("hc-repl-{name}"))
 }
 
 fn block(i: u64) -> Vec<u8> {

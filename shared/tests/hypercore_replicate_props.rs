@@ -131,7 +131,7 @@ fn truncations_fail_cleanly() {
 fn writer() -> &'static Hypercore {
     static CORE: OnceLock<Hypercore> = OnceLock::new();
     CORE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("hc-repl-props-{}", std::process::id()));
+        let dir = interop::scratch_dir("hc-repl-props");
         let _ = std::fs::remove_dir_all(&dir);
         let core = Hypercore::create(&dir, KeyPair::from_seed(&[4; 32])).expect("create");
         core.set_durability(Durability::Process);
@@ -303,7 +303,7 @@ fn unanswered_requests_time_out_and_are_retried() {
     use holepunch::hypercore::replicator::REQUEST_TIMEOUT_TICKS;
 
     let w = writer();
-    let dir = std::env::temp_dir().join(format!("hc-repl-timeout-{}", std::process::id()));
+    let dir = interop::scratch_dir("hc-repl-timeout");
     let _ = std::fs::remove_dir_all(&dir);
     let r = Hypercore::create_reader(&dir, w.key(), None).expect("reader");
     let hh = [5u8; 64];

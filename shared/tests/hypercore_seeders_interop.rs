@@ -27,13 +27,7 @@ const STEP: Duration = Duration::from_secs(90);
 const BLOCKS: u64 = 2000;
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "hc-seeders-{}-{name}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    interop::scratch_dir(&format!("hc-seeders-{name}"))
 }
 
 /// Block `i` as `js/hypercore_swarm.js` writes it.

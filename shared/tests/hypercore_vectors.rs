@@ -35,13 +35,7 @@ fn h32(v: &Value) -> [u8; 32] {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "hc-vec-{}-{name}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    interop::scratch_dir(&format!("hc-vec-{name}"))
 }
 
 #[test]

@@ -17,11 +17,7 @@ use holepunch::protomux::{memory_pair, Mux};
 use proptest::prelude::*;
 
 fn tmp(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "hyperdrive-hostile-{}-{name}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ))
+    interop::scratch_dir(&format!("hyperdrive-hostile-{name}"))
 }
 
 fn blob(block_offset: u64, block_length: u64, byte_length: u64) -> Vec<u8> {

@@ -29,13 +29,7 @@ use tokio::time::timeout;
 const T: Duration = Duration::from_secs(60);
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "hyperdrive-js-{}-{name}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    interop::scratch_dir(&format!("hyperdrive-js-{name}"))
 }
 
 fn pattern(n: usize) -> Vec<u8> {
