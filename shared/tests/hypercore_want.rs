@@ -11,8 +11,8 @@ use holepunch::compact_encoding::{Decode, Encode};
 use holepunch::crypto::KeyPair;
 use holepunch::hypercore::caps;
 use holepunch::hypercore::messages::{
-    Data, Extension as ExtensionMessage, Handshake, Range, Request, RequestBlock, RequestUpgrade,
-    Sync, Want,
+    BitfieldMessage, Data, Extension as ExtensionMessage, Handshake, Range, Request, RequestBlock,
+    RequestUpgrade, Sync, Want,
 };
 use holepunch::hypercore::replicator::{
     kind, replicate, ExtensionEncoding, Replicator, PROTOCOL, WANT_SEGMENT,
@@ -385,4 +385,129 @@ async fn extension_names_from_a_hand_driven_peer() {
     ch.send(kind::EXTENSION, &[0xff]).await.expect("send");
     until(&rw, |rw| rw.peers() == 0).await;
     assert_eq!(rw.stats().peers_dropped, 1);
+}
+
+#[tokio::test]
+async fn a_want_over_many_runs_is_answered_with_an_exact_bitfield() {
+    // 300 separate blocks: more runs than sent as ranges, so the answer is a bitfield, as JS sends.
+    let w = writer("bits-w", 2000);
+    let held: Vec<u64> = (0..300).map(|i| 1 + 2 * i + i / 7).collect();
+    let s = sparse_copy("bits-s", &w, &held);
+    let rs = Replicator::new(s.clone());
+    let (ta, tb) = memory_pair();
+    let _seeder_mux = replicate(ta, true, &HH, std::slice::from_ref(&rs));
+    let peer_mux = Mux::new(tb);
+    let ch = raw_peer(&peer_mux, &s).await;
+    let want = Want {
+        start: 0,
+        length: WANT_SEGMENT,
+        any: false,
+    };
+    ch.send(kind::WANT, &want.to_bytes()).await.expect("send");
+    let (before, bits) = recv_until(&ch, kind::BITFIELD).await;
+    assert!(before.iter().all(|(k, _)| *k != kind::RANGE), "no ranges");
+    let bits = BitfieldMessage::from_bytes(&bits).expect("bitfield");
+    assert_eq!(bits.start, 0);
+    assert_eq!(bits.bitfield.len(), 2000usize.div_ceil(32));
+    for i in 0..2000u64 {
+        let word = bits.bitfield[(i / 32) as usize];
+        assert_eq!(word >> (i % 32) & 1 == 1, held.contains(&i), "bit {i}");
+    }
+    // A repeat of a want still in force is not answered again; the next request is answered first.
+    ch.send(kind::WANT, &want.to_bytes()).await.expect("send");
+    let before = request_block(&ch, 1, 1).await;
+    assert!(before.iter().all(|(k, _)| *k != kind::BITFIELD));
+    assert_eq!(rs.stats().wants_received, 2);
+
+    // And a Rust reader downloading everything learns all 300 blocks from it with one want.
+    let r = reader("bits-r", w.key());
+    let rr = Replicator::new(r.clone());
+    let _m = connect(std::slice::from_ref(&rs), std::slice::from_ref(&rr));
+    assert_eq!(timeout(T, rr.update()).await.expect("update"), 2000);
+    let _all = rr.download_all();
+    until(&rr, |rr| rr.core().stored_blocks() == held.len() as u64).await;
+    assert_eq!(rr.stats().wants_sent, 1);
+    assert_eq!(rr.stats().no_data_received, 0);
+}
+
+mod props {
+    use super::*;
+    use holepunch::hypercore::replicator::{ReplicatorCore, MAX_EXTENSION_INBOX};
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn seeder() -> &'static Hypercore {
+        static CORE: OnceLock<Hypercore> = OnceLock::new();
+        CORE.get_or_init(|| {
+            let w = writer("props-w", 3000);
+            sparse_copy("props-s", &w, &[0, 1, 2, 100, 101, 2500, 2999])
+        })
+    }
+
+    fn message() -> impl Strategy<Value = (u64, Vec<u8>)> {
+        let want = (any::<u64>(), any::<u64>(), any::<bool>(), 0u64..4).prop_map(
+            |(start, length, any, shape)| {
+                // Mostly plausible ranges, sometimes arbitrary ones.
+                let (start, length) = match shape {
+                    0 => ((start % 4) * WANT_SEGMENT, WANT_SEGMENT),
+                    1 => (start % 4000, length % 5000),
+                    2 => ((start % 100) * 64, 64),
+                    _ => (start, length),
+                };
+                Want { start, length, any }.to_bytes()
+            },
+        );
+        let ext = ("[xyz]?", proptest::collection::vec(any::<u8>(), 0..20))
+            .prop_map(|(name, message)| ExtensionMessage { name, message }.to_bytes());
+        prop_oneof![
+            want.clone().prop_map(|b| (kind::WANT, b)),
+            want.prop_map(|b| (kind::UNWANT, b)),
+            ext.prop_map(|b| (kind::EXTENSION, b)),
+            (5u64..10, proptest::collection::vec(any::<u8>(), 0..12)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Wants, unwants and extension messages (well-formed, lying or garbage) never panic the replicator;
+        /// what it queues in answer stays bounded and the extension inbox keeps its bound.
+        #[test]
+        fn wants_and_extensions_never_panic(msgs in proptest::collection::vec(message(), 0..60)) {
+            let core = seeder();
+            let mut rc = ReplicatorCore::new(core.clone());
+            rc.register_extension("x", ExtensionEncoding::Buffer);
+            rc.register_extension("y", ExtensionEncoding::Raw);
+            let (peer, _) = rc.add_peer(true, &HH);
+            let cap = caps::replicate(false, &core.key(), &HH).expect("cap");
+            rc.on_open(peer, &Handshake { seeks: false, capability: cap }.to_bytes()).expect("open");
+            for (k, payload) in msgs {
+                if rc.on_message(peer, k, &payload).is_err() {
+                    break;
+                }
+                let mut queued = 0usize;
+                while let Some((_, m)) = rc.poll_transmit(peer) {
+                    queued += m.len();
+                }
+                // At most one segment's worth of answer per message.
+                prop_assert!(queued <= 300_000, "{queued} bytes queued");
+            }
+            let mut delivered = 0;
+            while rc.poll_extension("x").is_some() || rc.poll_extension("y").is_some() {
+                delivered += 1;
+            }
+            prop_assert!(delivered <= 2 * MAX_EXTENSION_INBOX);
+            prop_assert_eq!(core.stored_blocks(), 7);
+        }
+
+        /// A `c.buffer` extension payload decodes only when its length prefix fits; truncations fail.
+        #[test]
+        fn buffer_encoding_truncations_fail(msg in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let wire = ExtensionEncoding::Buffer.encode(&msg);
+            prop_assert_eq!(ExtensionEncoding::Buffer.decode(&wire), Some(msg.clone()));
+            for cut in 0..wire.len() {
+                prop_assert_eq!(ExtensionEncoding::Buffer.decode(&wire[..cut]), None);
+            }
+        }
+    }
 }

@@ -30,7 +30,23 @@
 //! holds over [`OUTBOX_HIGH_WATER`] bytes are held (in order, cancellable) and answered as it drains, as JS
 //! holds them while its stream is not drained; a request unanswered for [`REQUEST_TIMEOUT_TICKS`] ticks is
 //! cancelled and asked again. Blocks are requested from the peer with the fewest requests in flight among
-//! those that announced them (`range`, `bitfield`; a `want` from a peer is answered with what we have).
+//! those that announced them (`range`, `bitfield`).
+//!
+//! Discovery (`want`/`unwant`, module `wants`, JS `lib/wants.js`): a peer announces only its contiguous
+//! prefix on its own. When a block we need is announced by no peer, each open peer on our fork that may
+//! hold it (past its announced prefix, not in what it announced) is sent `want` for the block's segment of
+//! [`WANT_SEGMENT`] blocks, once; it answers with what it holds there and later announces blocks it gets in
+//! that segment. At most [`MAX_LOCAL_WANTS`] segments are wanted per peer; a segment no longer needed is
+//! `unwant`ed only to make room (as JS). We answer a peer's `want` with `range(0, n)` when our contiguous
+//! prefix says it all, else with the runs we hold in the range (`range` messages, or exact `bitfield`s past
+//! [`MAX_WANT_RANGES`] runs; JS always sends bitfields), remember the segment (bounded as JS), and announce
+//! each block we download later with `range(i, 1)` to the peers that want its segment or when it is among
+//! the last [`LAST_BLOCKS`] (JS `broadcastRange`); an `unwant` ends that.
+//!
+//! Extensions (module `extensions`): [`Replicator::register_extension`] gives an [`Extension`] that sends
+//! `extension` messages (name, then the message in the extension's [`ExtensionEncoding`], JS's default
+//! `c.buffer`) to one peer or all and receives those to its name; messages to names not registered are
+//! ignored, and an empty name repeats the peer's last one, as JS.
 //!
 //! [`Replicator`] is the tokio driver: a cheap-to-clone handle that attaches the core to any number of
 //! [`Mux`]es (a reader and a writer task per channel: reading never waits for a backed-up stream) and offers
@@ -43,8 +59,8 @@
 //! forks share and drops the rest. (JS finds the shared prefix with a series of hash requests first; the
 //! single proof is bigger on huge cores but needs no extra round trips.)
 //!
-//! Not implemented: seek and hash requests from this side (we answer them), pushes, extensions (received
-//! ones are ignored).
+//! Not implemented: seek and hash requests from this side (we answer them), pushes, "any" wants from this
+//! side (JS sends them for seeks and fork hash requests).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,7 +137,7 @@ const MAX_REMOTE_RUNS: usize = 1 << 16;
 pub const MAX_EVENTS: usize = 4096;
 /// Most `range` messages sent in answer to one `want`; a segment with more runs is answered with `bitfield`
 /// messages instead (as JS always does).
-const MAX_WANT_RANGES: usize = 256;
+pub const MAX_WANT_RANGES: usize = 256;
 /// Blocks at the end of the core whose arrival is announced to every peer (JS `LAST_BLOCKS`); others only
 /// to peers that want their segment.
 pub const LAST_BLOCKS: u64 = 256;
