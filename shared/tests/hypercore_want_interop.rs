@@ -106,7 +106,8 @@ async fn js_sparse_seeder_serves_a_far_block_to_a_rust_reader() {
     assert_eq!(s.no_data_received, 0);
     let stats = json(&js.ask("stats", T).await);
     assert_eq!(stats["uploads"], 1);
-    assert!(js.finish(T).await.is_some_and(|s| s.success()));
+    let status = js.finish(T).await;
+    assert!(status.is_some_and(|s| s.success()), "JS exit: {status:?}");
 }
 
 #[tokio::test]
@@ -157,7 +158,8 @@ async fn rust_sparse_seeder_serves_a_far_block_to_a_js_reader() {
     assert!(st.wants_received >= 1, "{st:?}");
     assert_eq!(st.blocks_uploaded, 1);
     js.close_stdin();
-    assert!(js.finish(T).await.is_some_and(|s| s.success()));
+    let status = js.finish(T).await;
+    assert!(status.is_some_and(|s| s.success()), "JS exit: {status:?}");
 }
 
 #[tokio::test]
@@ -189,8 +191,112 @@ async fn extension_round_trip_js_rust_js() {
             Some(format!("rust got ping {i}").as_str())
         );
     }
-    assert!(js.finish(T).await.is_some_and(|s| s.success()));
+    let status = js.finish(T).await;
+    assert!(status.is_some_and(|s| s.success()), "JS exit: {status:?}");
     let st = rep.stats();
     assert_eq!((st.extensions_received, st.extensions_sent), (2, 2));
     assert_eq!(st.extensions_dropped, 0);
+}
+
+#[tokio::test]
+async fn js_seeder_announces_a_block_it_gets_later_to_a_rust_reader_that_wants_it() {
+    let dir = tmp("js-seeder-later");
+    let n = LEN.to_string();
+    let mut js = node(
+        "hypercore_want.js",
+        &["seeder", dir.to_str().expect("utf8"), &n, "10"],
+    );
+    let v = json(&js.line(T).await);
+    assert_eq!(v["stored"], 1);
+    let key: [u8; 32] = hex::decode(v["key"].as_str().expect("key"))
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    let port = v["port"].as_u64().expect("port") as u16;
+    let core = Hypercore::create_reader(tmp("rust-reader-later"), key, None).expect("reader");
+    core.set_durability(Durability::Process);
+    let rep = Replicator::new(core.clone());
+    let _mux = connect(port, std::slice::from_ref(&rep)).await;
+    assert_eq!(timeout(T, rep.update()).await.expect("update"), LEN);
+    // Block 10 is found through the want for segment 0: the seeder has that want once this returns.
+    let got = timeout(T, rep.get(10)).await.expect("get in time");
+    assert_eq!(got.expect("get"), block(10));
+    let pending = tokio::spawn({
+        let rep = rep.clone();
+        async move { rep.get(FAR).await }
+    });
+    // The seeder gets the far block only now, and announces it to the reader that wants segment 0.
+    let v = json(&js.ask(&format!("fetch {FAR}"), T).await);
+    assert_eq!(v["fetched"], FAR);
+    let got = timeout(T, pending)
+        .await
+        .expect("announced block read in time")
+        .expect("task");
+    assert_eq!(got.expect("get"), block(FAR));
+    let s = rep.stats();
+    assert_eq!(s.wants_sent, 1, "{s:?}");
+    assert_eq!(s.blocks_downloaded, 2);
+    assert_eq!(s.no_data_received, 0);
+    let status = js.finish(T).await;
+    assert!(status.is_some_and(|s| s.success()), "JS exit: {status:?}");
+}
+
+#[tokio::test]
+async fn rust_seeder_announces_a_block_it_gets_later_to_a_js_reader_that_wants_it() {
+    let w = writer(LEN);
+    let s = Hypercore::create_reader(tmp("rust-seeder-later"), w.key(), None).expect("reader");
+    s.set_durability(Durability::Process);
+    let data = w
+        .proof(&Request {
+            id: 1,
+            block: Some(RequestBlock {
+                index: 10,
+                nodes: s.missing_nodes(20),
+            }),
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: LEN,
+            }),
+            manifest: true,
+            ..Request::default()
+        })
+        .expect("proof");
+    s.apply_proof(&data).expect("apply");
+    let rs = Replicator::new(s.clone());
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let dir = tmp("js-reader-later");
+    let key = hex::encode(w.key());
+    let indices = format!("10,{FAR}");
+    let mut js = node(
+        "hypercore_want.js",
+        &["reader", dir.to_str().expect("utf8"), &key, &indices, &port],
+    );
+    let _mux = accept(&listener, std::slice::from_ref(&rs)).await;
+    // JS found block 10 through its want for segment 0; now it waits for the far block.
+    let v = json(&js.line(T).await);
+    assert_eq!(v["index"], 10);
+    assert_eq!(rs.stats().wants_received, 1);
+    // The seeder gets the far block from the writer and announces it to the JS reader.
+    let rw = Replicator::new(w.clone());
+    let (ta, tb) = holepunch::protomux::memory_pair();
+    let _w_mux =
+        holepunch::hypercore::replicator::replicate(ta, true, &[1; 64], std::slice::from_ref(&rw));
+    let _s_mux =
+        holepunch::hypercore::replicator::replicate(tb, false, &[1; 64], std::slice::from_ref(&rs));
+    assert_eq!(
+        timeout(T, rs.get(FAR)).await.expect("get").expect("ok"),
+        block(FAR)
+    );
+    let v = json(&js.line(T).await);
+    assert_eq!(v["index"], FAR);
+    assert_eq!(v["value"].as_str(), Some(format!("block {FAR}").as_str()));
+    assert_eq!(v["downloads"], 2);
+    let st = rs.stats();
+    assert_eq!(st.haves_sent, 1, "{st:?}");
+    assert_eq!(st.blocks_uploaded, 2);
+    js.close_stdin();
+    let status = js.finish(T).await;
+    assert!(status.is_some_and(|s| s.success()), "JS exit: {status:?}");
 }

@@ -4,10 +4,11 @@
 //   node hypercore_want.js seeder DIR N INDEX
 //     Makes a writer core of N blocks (DIR/w) and a second core with its key (DIR/s) that downloads only
 //     block INDEX from the writer over an in-memory stream, which is then closed. Serves the sparse copy:
-//     prints {"port","key","length","contiguous","stored"} once listening.
-//   node hypercore_want.js reader DIR KEYHEX INDEX PORT
-//     Connects to PORT and reads only block INDEX: prints {"index","value","length","contiguous",
-//     "wantsSent","downloads"}.
+//     prints {"port","key","length","contiguous","stored"} once listening. Stdin `fetch I` has it download
+//     block I from the writer the same way, then prints {"fetched": I}.
+//   node hypercore_want.js reader DIR KEYHEX INDICES PORT
+//     Connects to PORT and reads only the blocks INDICES (comma separated), in order: prints
+//     {"index","value","length","contiguous","wantsSent","downloads"} after each.
 //   node hypercore_want.js ext DIR KEYHEX PORT
 //     Connects to PORT with a reader of KEY that registers extension `x` (default encoding, c.buffer) and
 //     `y`; on the peer sends `x` "ping 1" then "ping 2" (the second goes with an empty name) after a `y`
@@ -43,13 +44,18 @@ function connect(core, port) {
   return serve(core, true, net.connect(Number(port), '127.0.0.1'))
 }
 
-async function stdinCommands(core, counters) {
+async function stdinCommands(core, counters, fetch = null) {
   const rl = readline.createInterface({ input: process.stdin })
   for await (const line of rl) {
-    if (line.trim() === 'stats') {
+    const [cmd, arg] = line.trim().split(/\s+/)
+    if (cmd === 'stats') {
       out({ ...counters, length: core.length, contiguous: core.contiguousLength })
+    } else if (cmd === 'fetch' && fetch) {
+      await fetch(Number(arg))
+      out({ fetched: Number(arg) })
     }
   }
+  await core.close()
   process.exit(0)
 }
 
@@ -64,13 +70,15 @@ async function seeder() {
   }
   const s = new Hypercore(dir + '/s', w.key)
   await s.ready()
-  const a = w.replicate(true)
-  const b = s.replicate(false)
-  a.pipe(b).pipe(a)
-  await s.get(index)
-  a.destroy()
-  b.destroy()
-  await w.close()
+  const fetch = async (i) => {
+    const a = w.replicate(true)
+    const b = s.replicate(false)
+    a.pipe(b).pipe(a)
+    await s.get(i)
+    a.destroy()
+    b.destroy()
+  }
+  await fetch(index)
 
   const counters = { uploads: 0, downloads: 0 }
   s.on('upload', () => counters.uploads++)
@@ -86,25 +94,27 @@ async function seeder() {
     contiguous: s.contiguousLength,
     stored
   })
-  await stdinCommands(s, counters)
+  await stdinCommands(s, counters, fetch)
 }
 
 async function reader() {
-  const [key, index, port] = args
+  const [key, indices, port] = args
   const core = new Hypercore(dir, b4a.from(key, 'hex'))
   await core.ready()
   let downloads = 0
   core.on('download', () => downloads++)
   connect(core, port)
-  const value = await core.get(Number(index))
-  out({
-    index: Number(index),
-    value: b4a.toString(value),
-    length: core.length,
-    contiguous: core.contiguousLength,
-    wantsSent: core.replicator.stats.wireWant.tx,
-    downloads
-  })
+  for (const index of indices.split(',').map(Number)) {
+    const value = await core.get(index)
+    out({
+      index,
+      value: b4a.toString(value),
+      length: core.length,
+      contiguous: core.contiguousLength,
+      wantsSent: core.replicator.stats.wireWant.tx,
+      downloads
+    })
+  }
   await stdinCommands(core, { uploads: 0, downloads })
 }
 
@@ -116,7 +126,8 @@ async function ext() {
   const x = core.registerExtension('x', {
     onmessage(message) {
       out({ got: b4a.toString(message) })
-      if (++got === 2) process.exit(0)
+      // Close the storage before exiting: exiting under a native storage write can crash the process.
+      if (++got === 2) core.close().then(() => process.exit(0))
     }
   })
   const y = core.registerExtension('y', {})
