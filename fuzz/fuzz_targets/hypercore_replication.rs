@@ -1,6 +1,7 @@
 //! Hypercore replication messages from arbitrary bytes: every `hypercore/alpha` message decoder never panics
 //! and re-encodes what it decodes to the same value; and a sans-IO `ReplicatorCore` fed an arbitrary sequence
-//! of messages from an opened peer never panics.
+//! of messages from an opened peer (wants, unwants, extension messages to a registered extension
+//! included) never panics.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -11,7 +12,7 @@ use holepunch::hypercore::caps;
 use holepunch::hypercore::messages::{
     BitfieldMessage, Cancel, Extension, Handshake, NoData, Range, ReorgHint, Sync, Want,
 };
-use holepunch::hypercore::replicator::ReplicatorCore;
+use holepunch::hypercore::replicator::{ExtensionEncoding, ReplicatorCore};
 use holepunch::hypercore::{Durability, Hypercore};
 use libfuzzer_sys::fuzz_target;
 
@@ -44,12 +45,16 @@ fuzz_target!(|bytes: &[u8]| {
     round_trip::<BitfieldMessage>(bytes);
     round_trip::<ReorgHint>(bytes);
     round_trip::<Extension>(bytes);
+    if let Some(m) = ExtensionEncoding::Buffer.decode(bytes) {
+        assert_eq!(ExtensionEncoding::Buffer.decode(&ExtensionEncoding::Buffer.encode(&m)), Some(m));
+    }
 
     // A writer's replication state fed messages: [kind, len, payload...]*. Requests are answered from the
     // core; nothing a peer sends can make it panic. (Data is only applied for requests it made, and a
     // writer makes none, so the core is not changed.)
     let hh = [3u8; 64];
     let mut rc = ReplicatorCore::new(core().clone());
+    rc.register_extension("x", ExtensionEncoding::Buffer);
     let (peer, _) = rc.add_peer(true, &hh);
     let cap = caps::replicate(false, &core().key(), &hh).expect("cap");
     let hs = Handshake { seeks: true, capability: cap }.to_bytes();
@@ -64,6 +69,7 @@ fuzz_target!(|bytes: &[u8]| {
             break;
         }
         while rc.poll_transmit(peer).is_some() {}
+        while rc.poll_extension("x").is_some() {}
         rest = next;
     }
 });

@@ -30,7 +30,23 @@
 //! holds over [`OUTBOX_HIGH_WATER`] bytes are held (in order, cancellable) and answered as it drains, as JS
 //! holds them while its stream is not drained; a request unanswered for [`REQUEST_TIMEOUT_TICKS`] ticks is
 //! cancelled and asked again. Blocks are requested from the peer with the fewest requests in flight among
-//! those that announced them (`range`, `bitfield`; a `want` from a peer is answered with what we have).
+//! those that announced them (`range`, `bitfield`).
+//!
+//! Discovery (`want`/`unwant`, module `wants`, JS `lib/wants.js`): a peer announces only its contiguous
+//! prefix on its own. When a block we need is announced by no peer, each open peer on our fork that may
+//! hold it (past its announced prefix, not in what it announced) is sent `want` for the block's segment of
+//! [`WANT_SEGMENT`] blocks, once; it answers with what it holds there and later announces blocks it gets in
+//! that segment. At most [`MAX_LOCAL_WANTS`] segments are wanted per peer; a segment no longer needed is
+//! `unwant`ed only to make room (as JS). We answer a peer's `want` with `range(0, n)` when our contiguous
+//! prefix says it all, else with the runs we hold in the range (`range` messages, or exact `bitfield`s past
+//! [`MAX_WANT_RANGES`] runs; JS always sends bitfields), remember the segment (bounded as JS), and announce
+//! each block we download later with `range(i, 1)` to the peers that want its segment or when it is among
+//! the last [`LAST_BLOCKS`] (JS `broadcastRange`); an `unwant` ends that.
+//!
+//! Extensions (module `extensions`): [`Replicator::register_extension`] gives an [`Extension`] that sends
+//! `extension` messages (name, then the message in the extension's [`ExtensionEncoding`], JS's default
+//! `c.buffer`) to one peer or all and receives those to its name; messages to names not registered are
+//! ignored, and an empty name repeats the peer's last one, as JS.
 //!
 //! [`Replicator`] is the tokio driver: a cheap-to-clone handle that attaches the core to any number of
 //! [`Mux`]es (a reader and a writer task per channel: reading never waits for a backed-up stream) and offers
@@ -43,8 +59,8 @@
 //! forks share and drops the rest. (JS finds the shared prefix with a series of hash requests first; the
 //! single proof is bigger on huge cores but needs no extra round trips.)
 //!
-//! Not implemented: seek and hash requests from this side (we answer them), pushes, extensions (received
-//! ones are ignored).
+//! Not implemented: seek and hash requests from this side (we answer them), pushes, "any" wants from this
+//! side (JS sends them for seeks and fork hash requests).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,13 +72,27 @@ use tokio::sync::{watch, Notify};
 use super::bitfield::RangeSet;
 use super::caps;
 use super::messages::{
-    BitfieldMessage, Cancel, Data, Handshake, NoData, Range, Request, RequestBlock, RequestUpgrade,
-    Sync, Want, NO_DATA_INVALID_REQUEST, NO_DATA_NOT_AVAILABLE,
+    BitfieldMessage, Cancel, Data, Extension as ExtensionMessage, Handshake, NoData, Range,
+    Request, RequestBlock, RequestUpgrade, Sync, Want, NO_DATA_INVALID_REQUEST,
+    NO_DATA_NOT_AVAILABLE,
 };
 use super::{Hypercore, HypercoreError};
 use crate::compact_encoding::{Decode, DecodeError, Encode};
 use crate::protomux::{Channel, ChannelOptions, FrameTransport, Mux};
 use crate::secret_stream::SecretStream;
+
+mod extensions;
+mod wants;
+
+use extensions::ExtensionState;
+pub use extensions::{
+    Extension, ExtensionEncoding, MAX_EXTENSION_INBOX, MAX_EXTENSION_INBOX_BYTES,
+};
+use wants::{segment_want, LocalWants, RemoteWants, WantAdded};
+pub use wants::{
+    MAX_LOCAL_WANTS, MAX_REMOTE_ANY, MAX_REMOTE_WANTS, MAX_REMOTE_WANT_SIZES, MAX_WANT_RANGE,
+    MIN_WANT_RANGE, WANT_SEGMENT,
+};
 
 /// The protomux protocol name.
 pub const PROTOCOL: &str = "hypercore/alpha";
@@ -105,8 +135,14 @@ pub const REQUEST_TIMEOUT_TICKS: u32 = 30;
 const MAX_REMOTE_RUNS: usize = 1 << 16;
 /// Events kept for [`ReplicatorCore::poll_event`] (older ones are dropped).
 pub const MAX_EVENTS: usize = 4096;
-/// Most `range` messages sent in answer to one `want`.
-const MAX_WANT_RANGES: usize = 256;
+/// Most `range` messages sent in answer to one `want`; a segment with more runs is answered with `bitfield`
+/// messages instead (as JS always does).
+pub const MAX_WANT_RANGES: usize = 256;
+/// Blocks at the end of the core whose arrival is announced to every peer (JS `LAST_BLOCKS`); others only
+/// to peers that want their segment.
+pub const LAST_BLOCKS: u64 = 256;
+/// Blocks per `bitfield` message built in one go when answering a `want` (a JS bitfield page).
+const BITFIELD_CHUNK: u64 = 32768;
 
 /// Why a peer was dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -202,6 +238,20 @@ pub struct Stats {
     pub no_data_received: u64,
     /// Peers dropped for misbehaving.
     pub peers_dropped: u64,
+    /// `want`s sent (segments asked about).
+    pub wants_sent: u64,
+    /// `unwant`s sent (segments given up to make room).
+    pub unwants_sent: u64,
+    /// `want`s received.
+    pub wants_received: u64,
+    /// `range` messages sent to announce a single block (a peer wants its segment, or it is near the end).
+    pub haves_sent: u64,
+    /// Extension messages received for a registered extension.
+    pub extensions_received: u64,
+    /// Extension messages dropped: a full inbox, or a payload its encoding cannot decode.
+    pub extensions_dropped: u64,
+    /// Extension messages sent.
+    pub extensions_sent: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -242,6 +292,14 @@ struct Peer {
     blocks_downloaded: u64,
     /// Blocks sent to this peer.
     blocks_uploaded: u64,
+    /// Segments we asked this peer about (`want`).
+    wants: LocalWants,
+    /// Segments this peer asked us about.
+    remote_wants: RemoteWants,
+    /// Name of the last extension message sent (the next one to it goes with an empty name).
+    last_extension_sent: String,
+    /// Name of the last extension message received (an empty name means this one).
+    last_extension_recv: String,
 }
 
 impl Peer {
@@ -284,6 +342,10 @@ pub struct ReplicatorCore {
     max_inflight: usize,
     events: VecDeque<Event>,
     stats: Stats,
+    /// Blocks stored since the last [`ReplicatorCore::refresh_local`], to announce to peers that want them.
+    fresh: Vec<u64>,
+    /// Registered extensions by name.
+    extensions: HashMap<String, ExtensionState>,
 }
 
 fn encode<T: Encode>(v: &T) -> Vec<u8> {
@@ -316,6 +378,8 @@ impl ReplicatorCore {
             max_inflight: DEFAULT_MAX_INFLIGHT,
             events: VecDeque::new(),
             stats: Stats::default(),
+            fresh: Vec::new(),
+            extensions: HashMap::new(),
         };
         me.advance_contig();
         me
@@ -364,6 +428,10 @@ impl ReplicatorCore {
                 remote_public_key: None,
                 blocks_downloaded: 0,
                 blocks_uploaded: 0,
+                wants: LocalWants::default(),
+                remote_wants: RemoteWants::default(),
+                last_extension_sent: String::new(),
+                last_extension_recv: String::new(),
             },
         );
         let hs = Handshake {
@@ -457,11 +525,15 @@ impl ReplicatorCore {
             kind::NO_DATA => self.on_no_data(peer, decode(k, payload)?),
             kind::WANT => self.on_want(peer, decode(k, payload)?),
             kind::UNWANT => {
-                let _: Want = decode(k, payload)?;
+                let w: Want = decode(k, payload)?;
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.remote_wants.remove(&w);
+                }
             }
             kind::BITFIELD => self.on_bitfield(peer, decode(k, payload)?),
             kind::RANGE => self.on_range(peer, decode(k, payload)?),
-            // Extensions are not supported: ignored, as JS ignores unknown extension names.
+            kind::EXTENSION => self.on_extension(peer, decode(k, payload)?),
+            // Unknown message types: ignored (a newer protocol revision).
             _ => {}
         }
         self.update();
@@ -576,6 +648,7 @@ impl ReplicatorCore {
             .apply_proof(data)
             .map_err(|e: HypercoreError| PeerError::InvalidData(e.to_string()))?;
         if let Some(b) = &data.block {
+            self.fresh.push(b.index);
             self.stats.blocks_downloaded += 1;
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.blocks_downloaded += 1;
@@ -615,14 +688,78 @@ impl ReplicatorCore {
         }
     }
 
+    /// A peer wants to hear what we hold in a range (JS `_onwant`): answered with `range(0, contig)` when
+    /// that says it all, else with the runs held there (`range`s, or `bitfield`s past [`MAX_WANT_RANGES`]
+    /// runs); the segment is remembered, so blocks stored there later are announced to the peer.
     fn on_want(&mut self, peer: PeerId, want: Want) {
-        let end = want.start.saturating_add(want.length).min(self.length);
-        if self.contig > 0 && (end <= self.contig || self.contig == self.length) {
-            self.send_range(peer, 0, self.contig);
+        self.stats.wants_received += 1;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.remote_wants.add(&want) != WantAdded::Added || p.outbox_bytes > OUTBOX_HIGH_WATER {
+            // Repeats are not answered again, nor are wants while the peer does not read its answers.
             return;
         }
-        for (s, e) in self.core.stored_runs(want.start, end, MAX_WANT_RANGES) {
-            self.send_range(peer, s, e - s);
+        let (contig, length) = (self.contig, self.length);
+        let want_end = want.start.saturating_add(want.length);
+        if contig > 0
+            && (want_end < contig || contig == length || (want.any && want.start < contig))
+        {
+            self.send_range(peer, 0, contig);
+            return;
+        }
+        let end = want_end.min(length);
+        if want.start >= end {
+            return;
+        }
+        let runs = self.core.stored_runs(want.start, end, MAX_WANT_RANGES + 1);
+        if runs.len() <= MAX_WANT_RANGES {
+            for (s, e) in runs {
+                self.send_range(peer, s, e - s);
+            }
+            return;
+        }
+        self.send_bitfields(peer, want.start, end);
+    }
+
+    /// Sends `bitfield` messages saying exactly which blocks of `start..end` we hold, one per want segment
+    /// that holds any, from a multiple of 32 (as JS `bitfield.want`).
+    fn send_bitfields(&mut self, peer: PeerId, start: u64, end: u64) {
+        let mut seg_start = start - start % 32;
+        while seg_start < end {
+            let seg_end = (seg_start - seg_start % WANT_SEGMENT)
+                .saturating_add(WANT_SEGMENT)
+                .min(end);
+            let words_end = seg_end.div_ceil(32).saturating_mul(32);
+            let mut words = Vec::new();
+            let mut any = false;
+            let mut chunk = seg_start;
+            while chunk < words_end {
+                let chunk_end = chunk.saturating_add(BITFIELD_CHUNK).min(words_end);
+                let mut bits = vec![0u32; ((chunk_end - chunk) / 32) as usize];
+                for (s, e) in self.core.stored_runs(chunk, chunk_end, usize::MAX) {
+                    any = true;
+                    for i in s..e {
+                        let off = i - chunk;
+                        if let Some(w) = bits.get_mut((off / 32) as usize) {
+                            *w |= 1 << (off % 32);
+                        }
+                    }
+                }
+                words.extend_from_slice(&bits);
+                chunk = chunk_end;
+            }
+            if any {
+                self.push(
+                    peer,
+                    kind::BITFIELD,
+                    encode(&BitfieldMessage {
+                        start: seg_start,
+                        bitfield: words,
+                    }),
+                );
+            }
+            seg_start = seg_end;
         }
     }
 
@@ -939,6 +1076,7 @@ impl ReplicatorCore {
                 self.send_range(id, 0, self.contig);
             }
         }
+        self.announce_fresh();
     }
 
     fn upgrade_candidate(&self) -> Option<PeerId> {
@@ -1137,8 +1275,189 @@ impl ReplicatorCore {
         }
         if let Some(peer) = self.peer_for(index) {
             self.send_request(peer, Some(index), false);
+        } else {
+            self.want_from_peers(index);
         }
     }
+
+    /// No peer announced block `index`: ask every open peer on our fork that may hold it past what it
+    /// announced about the block's segment (`want`), once per segment (JS `_maybeWant`).
+    fn want_from_peers(&mut self, index: u64) {
+        let segment = index / WANT_SEGMENT;
+        let fork = self.fork;
+        let ids: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.opened
+                    && p.error.is_none()
+                    && p.remote.is_some_and(|r| r.fork == fork)
+                    && index >= p.remote_contig
+                    && !p.remote_has.contains(index)
+                    && !p.wants.contains(segment)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let (wanted, ranges) = (&self.wanted, &self.ranges);
+            let needed = |s: u64| segment_needed(wanted, ranges, s);
+            let Some(change) = self
+                .peers
+                .get_mut(&id)
+                .and_then(|p| p.wants.want(segment, needed))
+            else {
+                continue;
+            };
+            if let Some(old) = change.unwant {
+                self.stats.unwants_sent += 1;
+                self.push(id, kind::UNWANT, encode(&segment_want(old)));
+            }
+            self.stats.wants_sent += 1;
+            self.push(id, kind::WANT, encode(&segment_want(change.want)));
+        }
+    }
+
+    /// Tells peers about blocks stored since the last call (JS `broadcastRange` on download): a peer hears
+    /// of a block it does not hold when it wants the block's segment or the block is among the last
+    /// [`LAST_BLOCKS`]. (Once every block is held, [`ReplicatorCore::refresh_local`] sends `range(0, n)`.)
+    fn announce_fresh(&mut self) {
+        if self.fresh.is_empty() {
+            return;
+        }
+        let fresh = std::mem::take(&mut self.fresh);
+        if self.contig == self.length {
+            return;
+        }
+        let length = self.length;
+        let mut sent = 0;
+        for p in self
+            .peers
+            .values_mut()
+            .filter(|p| p.opened && p.error.is_none())
+        {
+            for &index in &fresh {
+                let known = index < p.remote_contig || p.remote_has.contains(index);
+                let near_end = index.saturating_add(LAST_BLOCKS) >= length;
+                if index < length && !known && (near_end || p.remote_wants.has(index)) {
+                    p.queue((
+                        kind::RANGE,
+                        encode(&Range {
+                            drop: false,
+                            start: index,
+                            length: 1,
+                        }),
+                    ));
+                    sent += 1;
+                }
+            }
+        }
+        self.stats.haves_sent += sent;
+    }
+
+    /// An extension message (JS `onextension`): an empty name repeats the last one received; delivered to
+    /// the registered extension of that name, ignored when there is none.
+    fn on_extension(&mut self, peer: PeerId, msg: ExtensionMessage) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !msg.name.is_empty() {
+            p.last_extension_recv = msg.name;
+        }
+        let Some(ext) = self.extensions.get_mut(&p.last_extension_recv) else {
+            return;
+        };
+        if ext.deliver(peer, &msg.message) {
+            self.stats.extensions_received += 1;
+        } else {
+            self.stats.extensions_dropped += 1;
+        }
+    }
+
+    /// Registers extension `name` (JS `core.registerExtension(name, { encoding })`): messages to it from any
+    /// peer are kept for [`ReplicatorCore::poll_extension`]. Registrations nest: each needs one
+    /// [`ReplicatorCore::unregister_extension`]; a repeat changes the encoding.
+    pub fn register_extension(&mut self, name: &str, encoding: ExtensionEncoding) {
+        self.extensions
+            .entry(name.to_owned())
+            .or_insert_with(|| ExtensionState::new(encoding))
+            .register(encoding);
+    }
+
+    /// Undoes one [`ReplicatorCore::register_extension`]; the last one drops the extension and its unread
+    /// messages (later messages to it are ignored).
+    pub fn unregister_extension(&mut self, name: &str) {
+        if self
+            .extensions
+            .get_mut(name)
+            .is_some_and(|e| e.unregister())
+        {
+            self.extensions.remove(name);
+        }
+    }
+
+    /// The oldest unread message to extension `name`: `(from, message)`, the message decoded per the
+    /// extension's encoding.
+    pub fn poll_extension(&mut self, name: &str) -> Option<(PeerId, Vec<u8>)> {
+        self.extensions.get_mut(name)?.poll()
+    }
+
+    /// Sends `message` to extension `name` of `peer` (JS `ext.send(message, peer)`), encoded per the
+    /// extension's encoding (raw when it is not registered). False when the peer is not open.
+    pub fn send_extension(&mut self, peer: PeerId, name: &str, message: &[u8]) -> bool {
+        let encoding = self
+            .extensions
+            .get(name)
+            .map_or(ExtensionEncoding::Raw, ExtensionState::encoding);
+        let Some(p) = self
+            .peers
+            .get_mut(&peer)
+            .filter(|p| p.opened && p.error.is_none())
+        else {
+            return false;
+        };
+        let wire_name = if p.last_extension_sent == name {
+            String::new()
+        } else {
+            name.to_owned()
+        };
+        name.clone_into(&mut p.last_extension_sent);
+        let m = ExtensionMessage {
+            name: wire_name,
+            message: encoding.encode(message),
+        };
+        p.queue((kind::EXTENSION, encode(&m)));
+        self.stats.extensions_sent += 1;
+        true
+    }
+
+    /// Sends `message` to extension `name` of every open peer (JS `ext.broadcast(message)`); returns how
+    /// many.
+    pub fn broadcast_extension(&mut self, name: &str, message: &[u8]) -> usize {
+        let ids = self.open_peer_ids();
+        ids.into_iter()
+            .filter(|&id| self.send_extension(id, name, message))
+            .count()
+    }
+
+    /// The peers whose channel is open (capability checked), in id order.
+    pub fn open_peer_ids(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.opened && p.error.is_none())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// True while a `get` waits for a block of want segment `segment`, or a download range still needs blocks
+/// there: its place among a peer's wants is then not given up.
+fn segment_needed(wanted: &BTreeMap<u64, usize>, ranges: &[DownloadRange], segment: u64) -> bool {
+    let lo = segment.saturating_mul(WANT_SEGMENT);
+    let hi = lo.saturating_add(WANT_SEGMENT);
+    wanted.range(lo..hi).next().is_some()
+        || ranges
+            .iter()
+            .any(|r| r.cursor < hi && r.end.is_none_or(|e| e > lo))
 }
 
 /// The driver's shared state.
