@@ -29,13 +29,7 @@ const LEN: u64 = 60_000;
 const FAR: u64 = 50_000;
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "hc-want-{}-{name}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    interop::scratch_dir(&format!("hc-want-{name}"))
 }
 
 fn block(i: u64) -> Vec<u8> {
