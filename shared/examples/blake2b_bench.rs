@@ -54,22 +54,34 @@ fn main() {
     });
     let blocks: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 64 * 1024]).collect();
     let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
-    time("data_hash, 64 blocks of 64 KiB, one by one (per block)", 3000, || {
-        for b in &refs {
-            black_box(data_hash(black_box(b)));
-        }
-    });
-    time("data_hashes, 64 blocks of 64 KiB (SIMD lanes, 2 threads)", 3000, || {
-        black_box(holepunch::crypto::data_hashes(black_box(&refs)));
-    });
+    time(
+        "data_hash, 64 blocks of 64 KiB, one by one (per block)",
+        3000,
+        || {
+            for b in &refs {
+                black_box(data_hash(black_box(b)));
+            }
+        },
+    );
+    time(
+        "data_hashes, 64 blocks of 64 KiB (SIMD lanes, 2 threads)",
+        3000,
+        || {
+            black_box(holepunch::crypto::data_hashes(black_box(&refs)));
+        },
+    );
     time("data_hash, 7 blocks of 64 KiB, one by one", 3000, || {
         for b in &refs[..7] {
             black_box(data_hash(black_box(b)));
         }
     });
-    time("data_hashes, 7 blocks of 64 KiB (SIMD lanes, one thread)", 3000, || {
-        black_box(holepunch::crypto::data_hashes(black_box(&refs[..7])));
-    });
+    time(
+        "data_hashes, 7 blocks of 64 KiB (SIMD lanes, one thread)",
+        3000,
+        || {
+            black_box(holepunch::crypto::data_hashes(black_box(&refs[..7])));
+        },
+    );
     time("data_hash 1 KiB", 100_000, || {
         black_box(data_hash(black_box(&small)));
     });

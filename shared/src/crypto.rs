@@ -438,8 +438,8 @@ mod tests {
     fn leaf_hashes_match_the_reference_at_block_boundaries() {
         // Around BLAKE2b's 128-byte block (the 9-byte prefix shifts it), hypercore's 64 KiB blocks and more.
         let lens = [
-            0, 1, 2, 118, 119, 120, 127, 128, 129, 246, 247, 248, 255, 256, 257, 1000, 4096, 65_535,
-            65_536, 65_537,
+            0, 1, 2, 118, 119, 120, 127, 128, 129, 246, 247, 248, 255, 256, 257, 1000, 4096,
+            65_535, 65_536, 65_537,
         ];
         for n in 1..=lens.len() {
             check_leaves(&random_blocks(&lens[..n]));

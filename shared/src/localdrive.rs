@@ -345,9 +345,7 @@ impl FileReader {
         let want = self.unread.min(CHUNK_SIZE as u64);
         self.unread -= want;
         let file = Arc::clone(&self.file);
-        self.ahead = Some(tokio::task::spawn_blocking(move || {
-            read_chunk(&file, want)
-        }));
+        self.ahead = Some(tokio::task::spawn_blocking(move || read_chunk(&file, want)));
     }
 }
 

@@ -857,7 +857,8 @@ mod hyperdrive_impl {
     use async_trait::async_trait;
 
     use super::{
-        BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result, WriteBatch, WriteOptions,
+        BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result, WriteBatch,
+        WriteOptions,
     };
     use crate::hyperblobs::ReadRange;
     use crate::hyperdrive::{self as hd, EntryValue, Hyperdrive, ListOptions, PutOptions};
@@ -952,7 +953,12 @@ mod hyperdrive_impl {
             self.0.symlink(key, linkname, None).map_err(err)
         }
 
-        async fn put_entry(&mut self, key: &str, existing: &Entry, opts: WriteOptions) -> Result<()> {
+        async fn put_entry(
+            &mut self,
+            key: &str,
+            existing: &Entry,
+            opts: WriteOptions,
+        ) -> Result<()> {
             let value = EntryValue {
                 executable: opts.executable,
                 linkname: None,
@@ -1044,9 +1050,7 @@ mod hyperdrive_impl {
         }
 
         async fn batch(&self) -> Result<Option<Box<dyn WriteBatch>>> {
-            Ok(Some(Box::new(Batch(
-                Hyperdrive::batch(self).map_err(err)?,
-            ))))
+            Ok(Some(Box::new(Batch(Hyperdrive::batch(self).map_err(err)?))))
         }
 
         async fn del(&self, key: &str) -> Result<()> {
@@ -1155,7 +1159,12 @@ mod tests {
             async fn symlink(&self, key: &str, linkname: &str) -> Result<()> {
                 Drive::symlink(self.0, key, linkname).await
             }
-            async fn put_entry(&self, key: &str, existing: &Entry, opts: WriteOptions) -> Result<bool> {
+            async fn put_entry(
+                &self,
+                key: &str,
+                existing: &Entry,
+                opts: WriteOptions,
+            ) -> Result<bool> {
                 Drive::put_entry(self.0, key, existing, opts).await
             }
             fn supports_metadata(&self) -> bool {
@@ -1209,11 +1218,15 @@ mod tests {
             for (i, n) in sizes.iter().enumerate() {
                 let dir = root.join(format!("d{}", i % 3));
                 std::fs::create_dir_all(&dir).expect("mkdir");
-                std::fs::write(dir.join(format!("f{i}")), pseudo_random(*n, i as u32)).expect("write");
+                std::fs::write(dir.join(format!("f{i}")), pseudo_random(*n, i as u32))
+                    .expect("write");
             }
             for i in 0..40u32 {
-                std::fs::write(root.join(format!("small{i:02}")), pseudo_random(3000, 100 + i))
-                    .expect("write");
+                std::fs::write(
+                    root.join(format!("small{i:02}")),
+                    pseudo_random(3000, 100 + i),
+                )
+                .expect("write");
             }
             let exe = root.join("run.sh");
             std::fs::write(&exe, b"#!/bin/sh\n").expect("write");
@@ -1252,7 +1265,11 @@ mod tests {
                 assert_eq!(got.len(), *n, "{key}");
                 assert!(got == pseudo_random(*n, i as u32), "{key}");
             }
-            let e = batched.entry("/run.sh").await.expect("entry").expect("some");
+            let e = batched
+                .entry("/run.sh")
+                .await
+                .expect("entry")
+                .expect("some");
             assert!(e.value.executable);
             let l = batched.entry("/link").await.expect("entry").expect("some");
             assert_eq!(l.value.linkname.as_deref(), Some("d0/f0"));
@@ -1273,7 +1290,11 @@ mod tests {
                 batched.get("/small00").await.expect("get").as_deref(),
                 Some(&b"changed"[..])
             );
-            let e2 = batched.entry("/run.sh").await.expect("entry").expect("some");
+            let e2 = batched
+                .entry("/run.sh")
+                .await
+                .expect("entry")
+                .expect("some");
             assert!(!e2.value.executable);
             assert_eq!(e2.value.blob, e.value.blob);
             assert!(batched.entry("/small01").await.expect("entry").is_none());
@@ -1309,7 +1330,10 @@ mod tests {
             assert_eq!(sum.count.add, n as u64);
             assert_eq!(d.version(), 1 + n as u64);
             // The first BATCH_ENTRIES entries became visible together, before the end.
-            let first = versions.iter().position(|v| *v > 1).expect("a flush during the run");
+            let first = versions
+                .iter()
+                .position(|v| *v > 1)
+                .expect("a flush during the run");
             assert_eq!(first, BATCH_ENTRIES);
             assert_eq!(versions.get(first), Some(&(1 + BATCH_ENTRIES as u64)));
             for i in (0..n).step_by(97) {

@@ -233,7 +233,11 @@ const INLINE_BLOCK: usize = 4096;
 const MAX_IOVECS: usize = 1024;
 
 /// `pwritev` of all of `bufs` at `offset`, over as many calls as short writes and `IOV_MAX` need.
-fn write_all_vectored_at(file: &File, mut bufs: &mut [io::IoSlice<'_>], mut offset: u64) -> io::Result<()> {
+fn write_all_vectored_at(
+    file: &File,
+    mut bufs: &mut [io::IoSlice<'_>],
+    mut offset: u64,
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     while !bufs.is_empty() {
         let count = bufs.len().min(MAX_IOVECS);
@@ -257,7 +261,10 @@ fn write_all_vectored_at(file: &File, mut bufs: &mut [io::IoSlice<'_>], mut offs
             return Err(e);
         }
         if n == 0 {
-            return Err(io::Error::new(ErrorKind::WriteZero, "pwritev wrote nothing"));
+            return Err(io::Error::new(
+                ErrorKind::WriteZero,
+                "pwritev wrote nothing",
+            ));
         }
         let n = n as usize;
         offset += n as u64;
