@@ -572,114 +572,125 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         } else {
             self.dst.batch().await?
         };
-        for src_entry in sources {
-            let bytes = src_entry.len();
-            let key = match clean_key(&src_entry.key) {
-                Ok(k) if k == src_entry.key => k,
-                Ok(_) => {
-                    sum.skipped += 1;
-                    on_event(MirrorEvent::Skipped {
-                        key: src_entry.key.clone(),
-                        reason: "not a normalized key".into(),
-                    });
-                    continue;
-                }
-                Err(e) => {
-                    sum.skipped += 1;
-                    on_event(MirrorEvent::Skipped {
-                        key: src_entry.key.clone(),
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            sum.count.files += 1;
-            let dst_entry = match self.dst.entry(&key).await {
-                Ok(e) => e,
-                // A destination that refuses the key (a symlinked parent folder, ...): skip it.
-                Err(DriveError::InvalidPath { reason, .. }) => {
-                    sum.skipped += 1;
-                    on_event(MirrorEvent::Skipped {
-                        key,
-                        reason: reason.into(),
-                    });
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let s = self.same(&src_entry, dst_entry.as_ref()).await?;
-            if s == Same::Equal {
-                if self.opts.include_equals {
-                    on_event(MirrorEvent::Diff(Diff {
-                        op: Op::Equal,
-                        key: key.clone(),
-                        bytes_removed: 0,
-                        bytes_added: 0,
-                    }));
-                }
-                on_event(MirrorEvent::Done { key, bytes });
-                continue;
-            }
-            let diff = match &dst_entry {
-                Some(d) => {
-                    let (removed, added) = if s == Same::DiffMeta {
-                        (0, 0)
-                    } else {
-                        (d.len(), src_entry.len())
-                    };
-                    sum.count.change += 1;
-                    Diff {
-                        op: Op::Change,
-                        key: key.clone(),
-                        bytes_removed: removed,
-                        bytes_added: added,
-                    }
-                }
-                None => {
-                    sum.count.add += 1;
-                    Diff {
-                        op: Op::Add,
-                        key: key.clone(),
-                        bytes_removed: 0,
-                        bytes_added: src_entry.len(),
-                    }
-                }
-            };
-            sum.bytes_added += diff.bytes_added;
-            sum.bytes_removed += diff.bytes_removed;
-            on_event(MirrorEvent::Diff(diff));
-
-            if !self.opts.dry_run {
-                let res = match batch.as_deref_mut() {
-                    Some(b) => {
-                        self.apply_batched(b, &key, &src_entry, dst_entry.as_ref(), s)
-                            .await
-                    }
-                    None => self.apply(&key, &src_entry, dst_entry.as_ref(), s).await,
-                };
-                match res {
-                    Ok(()) => {}
-                    Err(DriveError::InvalidPath { path, reason }) => {
+        // On an error, the entries of the files already copied are still committed (as file by file).
+        let copied: Result<()> = async {
+            for src_entry in sources {
+                let bytes = src_entry.len();
+                let key = match clean_key(&src_entry.key) {
+                    Ok(k) if k == src_entry.key => k,
+                    Ok(_) => {
                         sum.skipped += 1;
-                        let reason = if path == key {
-                            reason.to_string()
-                        } else {
-                            format!("{reason} ({path})")
-                        };
                         on_event(MirrorEvent::Skipped {
-                            key: key.clone(),
-                            reason,
+                            key: src_entry.key.clone(),
+                            reason: "not a normalized key".into(),
                         });
+                        continue;
+                    }
+                    Err(e) => {
+                        sum.skipped += 1;
+                        on_event(MirrorEvent::Skipped {
+                            key: src_entry.key.clone(),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                sum.count.files += 1;
+                let dst_entry = match self.dst.entry(&key).await {
+                    Ok(e) => e,
+                    // A destination that refuses the key (a symlinked parent folder, ...): skip it.
+                    Err(DriveError::InvalidPath { reason, .. }) => {
+                        sum.skipped += 1;
+                        on_event(MirrorEvent::Skipped {
+                            key,
+                            reason: reason.into(),
+                        });
+                        continue;
                     }
                     Err(e) => return Err(e),
+                };
+                let s = self.same(&src_entry, dst_entry.as_ref()).await?;
+                if s == Same::Equal {
+                    if self.opts.include_equals {
+                        on_event(MirrorEvent::Diff(Diff {
+                            op: Op::Equal,
+                            key: key.clone(),
+                            bytes_removed: 0,
+                            bytes_added: 0,
+                        }));
+                    }
+                    on_event(MirrorEvent::Done { key, bytes });
+                    continue;
+                }
+                let diff = match &dst_entry {
+                    Some(d) => {
+                        let (removed, added) = if s == Same::DiffMeta {
+                            (0, 0)
+                        } else {
+                            (d.len(), src_entry.len())
+                        };
+                        sum.count.change += 1;
+                        Diff {
+                            op: Op::Change,
+                            key: key.clone(),
+                            bytes_removed: removed,
+                            bytes_added: added,
+                        }
+                    }
+                    None => {
+                        sum.count.add += 1;
+                        Diff {
+                            op: Op::Add,
+                            key: key.clone(),
+                            bytes_removed: 0,
+                            bytes_added: src_entry.len(),
+                        }
+                    }
+                };
+                sum.bytes_added += diff.bytes_added;
+                sum.bytes_removed += diff.bytes_removed;
+                on_event(MirrorEvent::Diff(diff));
+
+                if !self.opts.dry_run {
+                    let res = match batch.as_deref_mut() {
+                        Some(b) => {
+                            self.apply_batched(b, &key, &src_entry, dst_entry.as_ref(), s)
+                                .await
+                        }
+                        None => self.apply(&key, &src_entry, dst_entry.as_ref(), s).await,
+                    };
+                    match res {
+                        Ok(()) => {}
+                        Err(DriveError::InvalidPath { path, reason }) => {
+                            sum.skipped += 1;
+                            let reason = if path == key {
+                                reason.to_string()
+                            } else {
+                                format!("{reason} ({path})")
+                            };
+                            on_event(MirrorEvent::Skipped {
+                                key: key.clone(),
+                                reason,
+                            });
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                on_event(MirrorEvent::Done { key, bytes });
+                if let Some(b) = batch.as_deref_mut() {
+                    if b.pending() >= BATCH_ENTRIES {
+                        b.flush().await?;
+                    }
                 }
             }
-            on_event(MirrorEvent::Done { key, bytes });
+            Ok(())
+        }
+        .await;
+        if let Err(e) = copied {
             if let Some(b) = batch.as_deref_mut() {
-                if b.pending() >= BATCH_ENTRIES {
-                    b.flush().await?;
-                }
+                let _ = b.flush().await;
             }
+            return Err(e);
         }
         if let Some(b) = batch.as_deref_mut() {
             b.flush().await?;
@@ -1304,6 +1315,62 @@ mod tests {
                 batched.list("/", opts).await.expect("list"),
                 single.list("/", opts).await.expect("list")
             );
+        }
+
+        /// A folder whose file `/c` cannot be read.
+        struct Failing(Localdrive);
+
+        #[async_trait]
+        impl Drive for Failing {
+            async fn entry(&self, key: &str) -> Result<Option<Entry>> {
+                self.0.entry(key).await
+            }
+            async fn list(&self, folder: &str, ignore: Option<IgnoreFn<'_>>) -> Result<Vec<Entry>> {
+                self.0.list(folder, ignore).await
+            }
+            async fn readdir(&self, folder: &str) -> Result<Vec<String>> {
+                self.0.readdir(folder).await
+            }
+            async fn read(
+                &self,
+                entry: &Entry,
+                start: u64,
+                length: Option<u64>,
+            ) -> Result<Box<dyn BlobReader>> {
+                if entry.key == "/c" {
+                    return Err(DriveError::io("/c", std::io::Error::other("unreadable")));
+                }
+                self.0.read(entry, start, length).await
+            }
+            async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
+                self.0.write(key, opts).await
+            }
+            async fn del(&self, key: &str) -> Result<()> {
+                self.0.del(key).await
+            }
+            async fn symlink(&self, key: &str, linkname: &str) -> Result<()> {
+                self.0.symlink(key, linkname).await
+            }
+        }
+
+        #[tokio::test]
+        async fn an_error_still_commits_the_files_copied_before_it() {
+            let folder = tempfile::tempdir().expect("tmp");
+            for name in ["a", "b", "c", "d"] {
+                std::fs::write(folder.path().join(name), name).expect("write");
+            }
+            let src = Failing(Localdrive::new(folder.path()));
+            let stores = tempfile::tempdir().expect("tmp");
+            let (_s, d) = drive(stores.path(), 4);
+            let res = Mirror::new(&src, &d, MirrorOptions::default())
+                .run(|_| {})
+                .await;
+            assert!(matches!(res, Err(DriveError::Io { .. })), "{res:?}");
+            assert_eq!(d.get("/a").await.expect("get").as_deref(), Some(&b"a"[..]));
+            assert_eq!(d.get("/b").await.expect("get").as_deref(), Some(&b"b"[..]));
+            assert!(d.entry("/c").await.expect("entry").is_none());
+            assert!(d.entry("/d").await.expect("entry").is_none());
+            assert_eq!(d.version(), 3);
         }
 
         #[tokio::test]
