@@ -8,7 +8,8 @@
 #   KEEP=1                       keeps the work directory
 #
 # Import: JS times `localdrive.mirror(drive).done()` inside the process (drives_peer.js seed reports importMs);
-# Rust times the whole `drives mirror FOLDER KEY` process (after `drives touch`), start-up included.
+# Rust times the whole `drives mirror FOLDER KEY` process (after `drives touch`), start-up included. The CPU
+# time of each import (user + sys) is printed too: steadier than wall time on a loaded machine.
 # Download: JS seeder + JS downloader (`drives_peer.js mirror`, timed from joining the swarm to the last file
 # written), then Rust seeder (`drives seed`) + Rust downloader (`drives mirror KEY FOLDER`, the whole process
 # timed: DHT bootstrap, lookup, connect, replicate, write). Each copy is compared with the source (diff -r).
@@ -68,6 +69,7 @@ exec 9> "$WORK/js_seed_in"
 JS_LINE="$(wait_line "$WORK/js_seed_out" importMs)"
 JS_KEY="$(echo "$JS_LINE" | sed -E 's/.*"key":"([^"]+)".*/\1/')"
 JS_IMPORT="$(echo "$JS_LINE" | sed -E 's/.*"importMs":([0-9]+).*/\1/')"
+JS_IMPORT_CPU="$(echo "$JS_LINE" | sed -E 's/.*"importCpuMs":([0-9]+).*/\1/')"
 
 echo "== JS download" >&2
 JS_DL_LINE="$(cd "$NODE_DIR" && node js/drives_peer.js "$BOOT" mirror "$JS_KEY" "$WORK/js-store2" "$WORK/js-out")"
@@ -79,8 +81,14 @@ rm -rf "$WORK/js-store" "$WORK/js-store2" "$WORK/js-out"
 echo "== Rust import" >&2
 KEY="$("$DRIVES" touch --storage "$WORK/rs" | sed -n 's/^New drive: //p')"
 T0=$(now_ms)
-"$DRIVES" mirror "$WORK/data" "$KEY" --storage "$WORK/rs" > /dev/null
+# CPU time (user + sys) of the whole process, from /usr/bin/time when there is one.
+if [ -x /usr/bin/time ]; then
+  /usr/bin/time -f '%U %S' -o "$WORK/rs_import_time" "$DRIVES" mirror "$WORK/data" "$KEY" --storage "$WORK/rs" > /dev/null
+else
+  "$DRIVES" mirror "$WORK/data" "$KEY" --storage "$WORK/rs" > /dev/null
+fi
 RS_IMPORT=$(( $(now_ms) - T0 ))
+RS_IMPORT_CPU="$(awk '{ printf "%d", ($1 + $2) * 1000 }' "$WORK/rs_import_time" 2>/dev/null || true)"
 
 echo "== Rust seed + download" >&2
 "$DRIVES" seed "$KEY" --storage "$WORK/rs" --bootstrap "$BOOT" > "$WORK/rs_seed_out" 2> "$WORK/rs_seed_err" &
@@ -94,4 +102,7 @@ diff -r "$WORK/data" "$WORK/rs-out" > /dev/null
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / (b > 0 ? b : 1) }'; }
 printf '\n%-10s %10s %10s %8s\n' "" "JS (ms)" "Rust (ms)" "ratio"
 printf '%-10s %10s %10s %8s\n' import "$JS_IMPORT" "$RS_IMPORT" "$(ratio "$JS_IMPORT" "$RS_IMPORT")"
+printf '%-10s %10s %10s %8s\n' "import CPU" "$JS_IMPORT_CPU" "${RS_IMPORT_CPU:-?}" "$(ratio "$JS_IMPORT_CPU" "${RS_IMPORT_CPU:-0}")"
 printf '%-10s %10s %10s %8s\n' download "$JS_DL" "$RS_DL" "$(ratio "$JS_DL" "$RS_DL")"
+echo "(import CPU: user + sys; JS: process.cpuUsage() around the mirror, Rust: the whole process)"
+echo "load: $(uptime)"

@@ -1,4 +1,5 @@
-//! BLAKE2b micro-benchmark: nanoseconds per hypercore leaf hash (`data_hash`) of a 64 KiB and a 1 KiB block,
+//! BLAKE2b micro-benchmark: nanoseconds per hypercore leaf hash (`data_hash`) of a 64 KiB and a 1 KiB block, per
+//! batch of leaf hashes (`data_hashes`: SIMD lanes, two threads over 512 KiB),
 //! and per `parent_hash`. Used to choose the BLAKE2b implementation behind `holepunch::crypto`.
 
 use std::hint::black_box;
@@ -52,6 +53,36 @@ fn main() {
         h.update(black_box(&big));
         black_box(h.finalize());
     });
+    let blocks: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 64 * 1024]).collect();
+    let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+    time(
+        "data_hash, 64 blocks of 64 KiB, one by one (per block)",
+        3000,
+        || {
+            for b in &refs {
+                black_box(data_hash(black_box(b)));
+            }
+        },
+    );
+    time(
+        "data_hashes, 64 blocks of 64 KiB (SIMD lanes, 2 threads)",
+        3000,
+        || {
+            black_box(holepunch::crypto::data_hashes(black_box(&refs)));
+        },
+    );
+    time("data_hash, 7 blocks of 64 KiB, one by one", 3000, || {
+        for b in &refs[..7] {
+            black_box(data_hash(black_box(b)));
+        }
+    });
+    time(
+        "data_hashes, 7 blocks of 64 KiB (SIMD lanes, one thread)",
+        3000,
+        || {
+            black_box(holepunch::crypto::data_hashes(black_box(&refs[..7])));
+        },
+    );
     time("data_hash 1 KiB", 100_000, || {
         black_box(data_hash(black_box(&small)));
     });

@@ -24,9 +24,10 @@ use std::io::{ErrorKind, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::mirror::{
     clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result,
@@ -280,39 +281,96 @@ fn normalize_path(p: &Path) -> PathBuf {
     out
 }
 
+/// Reads a file chunk by chunk on tokio's blocking pool, one chunk ahead: the next chunk is read while the
+/// caller works on the current one (for a big file, reading and hashing overlap on two cores). Chunks are
+/// read into fresh buffers that are handed over as they are, never copied again.
 struct FileReader {
-    file: tokio::fs::File,
-    remaining: u64,
+    file: Arc<std::fs::File>,
+    /// The chunk being read (or already read), if any.
+    ahead: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
+    /// A chunk read when the file was opened, not handed out yet.
+    ready: Option<Vec<u8>>,
+    /// Bytes not yet asked of the file.
+    unread: u64,
+    path: PathBuf,
+}
+
+/// Reads up to `want` bytes from the file's position (fewer only at its end) into a new buffer.
+fn read_chunk(file: &std::fs::File, want: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(CHUNK_SIZE));
+    file.take(want).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+impl FileReader {
+    /// Opens `path` at `start` for `length` bytes (`None`: to the end) and reads the first chunk, all in one
+    /// trip to the blocking pool.
+    async fn open(path: PathBuf, start: u64, length: Option<u64>) -> Result<Self> {
+        let p = path.clone();
+        let opened = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            use std::io::Seek;
+            let mut file = std::fs::File::open(&p)?;
+            let size = file.metadata()?.len();
+            let start = start.min(size);
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))?;
+            }
+            let total = length.map_or(size - start, |l| l.min(size - start));
+            let first = read_chunk(&file, total.min(CHUNK_SIZE as u64))?;
+            Ok((file, total, first))
+        })
+        .await
+        .map_err(|e| DriveError::io(path.display(), std::io::Error::other(e)))?;
+        let (file, total, first) = opened.map_err(|e| DriveError::io(path.display(), e))?;
+        let unread = if (first.len() as u64) < total.min(CHUNK_SIZE as u64) {
+            0 // the file shrank under us: its end is here
+        } else {
+            total - first.len() as u64
+        };
+        Ok(FileReader {
+            file: Arc::new(file),
+            ahead: None,
+            ready: (!first.is_empty()).then_some(first),
+            unread,
+            path,
+        })
+    }
+
+    /// Starts reading the next chunk, if any is left.
+    fn read_ahead(&mut self) {
+        if self.unread == 0 || self.ahead.is_some() {
+            return;
+        }
+        let want = self.unread.min(CHUNK_SIZE as u64);
+        self.unread -= want;
+        let file = Arc::clone(&self.file);
+        self.ahead = Some(tokio::task::spawn_blocking(move || read_chunk(&file, want)));
+    }
 }
 
 #[async_trait]
 impl BlobReader for FileReader {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
-        if self.remaining == 0 {
+        if let Some(chunk) = self.ready.take() {
+            self.read_ahead();
+            return Ok(Some(chunk));
+        }
+        self.read_ahead();
+        let Some(pending) = self.ahead.take() else {
             return Ok(None);
-        }
-        let want = usize::try_from(self.remaining.min(CHUNK_SIZE as u64)).unwrap_or(CHUNK_SIZE);
-        let mut buf = vec![0u8; want];
-        let mut filled = 0;
-        while filled < want {
-            let n = self
-                .file
-                .read(&mut buf[filled..])
-                .await
-                .map_err(|e| DriveError::io("read", e))?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        if filled == 0 {
+        };
+        let chunk = pending
+            .await
+            .map_err(|e| DriveError::io(self.path.display(), std::io::Error::other(e)))?
+            .map_err(|e| DriveError::io("read", e))?;
+        if chunk.is_empty() {
             // The file shrank under us: report the end.
-            self.remaining = 0;
+            self.unread = 0;
             return Ok(None);
         }
-        buf.truncate(filled);
-        self.remaining -= filled as u64;
-        Ok(Some(buf))
+        self.read_ahead();
+        Ok(Some(chunk))
     }
 }
 
@@ -429,22 +487,7 @@ impl Drive for Localdrive {
         length: Option<u64>,
     ) -> Result<Box<dyn BlobReader>> {
         let path = self.to_path(&entry.key);
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| DriveError::io(path.display(), e))?;
-        let size = file
-            .metadata()
-            .await
-            .map_err(|e| DriveError::io(path.display(), e))?
-            .len();
-        let start = start.min(size);
-        if start > 0 {
-            file.seek(SeekFrom::Start(start))
-                .await
-                .map_err(|e| DriveError::io(path.display(), e))?;
-        }
-        let remaining = length.map_or(size - start, |l| l.min(size - start));
-        Ok(Box::new(FileReader { file, remaining }))
+        Ok(Box::new(FileReader::open(path, start, length).await?))
     }
 
     async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {

@@ -142,6 +142,38 @@ pub trait BlobWriter: Send {
     async fn finish(self: Box<Self>) -> Result<()>;
 }
 
+/// Writes gathered and committed together (a hyperdrive's `batch()`, JS mirror-drive's `batch` option): what
+/// [`Mirror`] writes through when the destination offers one ([`Drive::batch`]). Content may be appended as it
+/// comes; the entries appear on [`flush`](Self::flush) (the mirror flushes every [`BATCH_ENTRIES`] entries
+/// and at the end). Dropping it unflushed loses the pending entries, not the drive's consistency.
+#[async_trait]
+pub trait WriteBatch: Send {
+    /// Writes a whole file.
+    async fn put(&mut self, key: &str, data: &[u8], opts: WriteOptions) -> Result<()>;
+    /// Writes a file streamed from `src` (for content too large to hold in memory).
+    async fn put_stream(
+        &mut self,
+        key: &str,
+        src: &mut dyn BlobReader,
+        opts: WriteOptions,
+    ) -> Result<()>;
+    /// Makes `key` a symlink to `linkname`.
+    async fn symlink(&mut self, key: &str, linkname: &str) -> Result<()>;
+    /// Rewrites only the executable bit and metadata of `existing` (see [`Drive::put_entry`]).
+    async fn put_entry(&mut self, key: &str, existing: &Entry, opts: WriteOptions) -> Result<()>;
+    /// Entries written since the last flush.
+    fn pending(&self) -> usize;
+    /// Commits the pending entries.
+    async fn flush(&mut self) -> Result<()>;
+}
+
+/// Entries a [`Mirror`] gathers in a destination's [`WriteBatch`] before committing them.
+pub const BATCH_ENTRIES: usize = 1024;
+
+/// Files up to this size are read whole by a [`Mirror`] writing through a [`WriteBatch`] (bigger ones are
+/// streamed).
+pub const BATCH_FILE_MAX: u64 = CHUNK_SIZE as u64;
+
 /// Options of a write.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -186,6 +218,13 @@ pub trait Drive: Send + Sync {
     /// `Ok(false)` when the drive cannot, so the mirror rewrites the content instead.
     async fn put_entry(&self, _key: &str, _existing: &Entry, _opts: WriteOptions) -> Result<bool> {
         Ok(false)
+    }
+
+    /// A batch of writes committed together, when the drive has one (hyperdrive): many small files then cost
+    /// one content append and one index append per batch instead of one each. `None` (the default): the
+    /// mirror writes file by file.
+    async fn batch(&self) -> Result<Option<Box<dyn WriteBatch>>> {
+        Ok(None)
     }
 
     /// Whether writes are possible.
@@ -527,108 +566,177 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             }
         }
 
-        for src_entry in sources {
-            let bytes = src_entry.len();
-            let key = match clean_key(&src_entry.key) {
-                Ok(k) if k == src_entry.key => k,
-                Ok(_) => {
-                    sum.skipped += 1;
-                    on_event(MirrorEvent::Skipped {
-                        key: src_entry.key.clone(),
-                        reason: "not a normalized key".into(),
-                    });
-                    continue;
-                }
-                Err(e) => {
-                    sum.skipped += 1;
-                    on_event(MirrorEvent::Skipped {
-                        key: src_entry.key.clone(),
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            sum.count.files += 1;
-            let dst_entry = match self.dst.entry(&key).await {
-                Ok(e) => e,
-                // A destination that refuses the key (a symlinked parent folder, ...): skip it.
-                Err(DriveError::InvalidPath { reason, .. }) => {
-                    sum.skipped += 1;
-                    on_event(MirrorEvent::Skipped {
-                        key,
-                        reason: reason.into(),
-                    });
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let s = self.same(&src_entry, dst_entry.as_ref()).await?;
-            if s == Same::Equal {
-                if self.opts.include_equals {
-                    on_event(MirrorEvent::Diff(Diff {
-                        op: Op::Equal,
-                        key: key.clone(),
-                        bytes_removed: 0,
-                        bytes_added: 0,
-                    }));
-                }
-                on_event(MirrorEvent::Done { key, bytes });
-                continue;
-            }
-            let diff = match &dst_entry {
-                Some(d) => {
-                    let (removed, added) = if s == Same::DiffMeta {
-                        (0, 0)
-                    } else {
-                        (d.len(), src_entry.len())
-                    };
-                    sum.count.change += 1;
-                    Diff {
-                        op: Op::Change,
-                        key: key.clone(),
-                        bytes_removed: removed,
-                        bytes_added: added,
-                    }
-                }
-                None => {
-                    sum.count.add += 1;
-                    Diff {
-                        op: Op::Add,
-                        key: key.clone(),
-                        bytes_removed: 0,
-                        bytes_added: src_entry.len(),
-                    }
-                }
-            };
-            sum.bytes_added += diff.bytes_added;
-            sum.bytes_removed += diff.bytes_removed;
-            on_event(MirrorEvent::Diff(diff));
-
-            if !self.opts.dry_run {
-                let res = self.apply(&key, &src_entry, dst_entry.as_ref(), s).await;
-                match res {
-                    Ok(()) => {}
-                    Err(DriveError::InvalidPath { path, reason }) => {
+        // Writes go through the destination's batch when it has one (see `BATCH_ENTRIES`).
+        let mut batch = if self.opts.dry_run {
+            None
+        } else {
+            self.dst.batch().await?
+        };
+        // On an error, the entries of the files already copied are still committed (as file by file).
+        let copied: Result<()> = async {
+            for src_entry in sources {
+                let bytes = src_entry.len();
+                let key = match clean_key(&src_entry.key) {
+                    Ok(k) if k == src_entry.key => k,
+                    Ok(_) => {
                         sum.skipped += 1;
-                        let reason = if path == key {
-                            reason.to_string()
-                        } else {
-                            format!("{reason} ({path})")
-                        };
                         on_event(MirrorEvent::Skipped {
-                            key: key.clone(),
-                            reason,
+                            key: src_entry.key.clone(),
+                            reason: "not a normalized key".into(),
                         });
+                        continue;
+                    }
+                    Err(e) => {
+                        sum.skipped += 1;
+                        on_event(MirrorEvent::Skipped {
+                            key: src_entry.key.clone(),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                sum.count.files += 1;
+                let dst_entry = match self.dst.entry(&key).await {
+                    Ok(e) => e,
+                    // A destination that refuses the key (a symlinked parent folder, ...): skip it.
+                    Err(DriveError::InvalidPath { reason, .. }) => {
+                        sum.skipped += 1;
+                        on_event(MirrorEvent::Skipped {
+                            key,
+                            reason: reason.into(),
+                        });
+                        continue;
                     }
                     Err(e) => return Err(e),
+                };
+                let s = self.same(&src_entry, dst_entry.as_ref()).await?;
+                if s == Same::Equal {
+                    if self.opts.include_equals {
+                        on_event(MirrorEvent::Diff(Diff {
+                            op: Op::Equal,
+                            key: key.clone(),
+                            bytes_removed: 0,
+                            bytes_added: 0,
+                        }));
+                    }
+                    on_event(MirrorEvent::Done { key, bytes });
+                    continue;
+                }
+                let diff = match &dst_entry {
+                    Some(d) => {
+                        let (removed, added) = if s == Same::DiffMeta {
+                            (0, 0)
+                        } else {
+                            (d.len(), src_entry.len())
+                        };
+                        sum.count.change += 1;
+                        Diff {
+                            op: Op::Change,
+                            key: key.clone(),
+                            bytes_removed: removed,
+                            bytes_added: added,
+                        }
+                    }
+                    None => {
+                        sum.count.add += 1;
+                        Diff {
+                            op: Op::Add,
+                            key: key.clone(),
+                            bytes_removed: 0,
+                            bytes_added: src_entry.len(),
+                        }
+                    }
+                };
+                sum.bytes_added += diff.bytes_added;
+                sum.bytes_removed += diff.bytes_removed;
+                on_event(MirrorEvent::Diff(diff));
+
+                if !self.opts.dry_run {
+                    let res = match batch.as_deref_mut() {
+                        Some(b) => {
+                            self.apply_batched(b, &key, &src_entry, dst_entry.as_ref(), s)
+                                .await
+                        }
+                        None => self.apply(&key, &src_entry, dst_entry.as_ref(), s).await,
+                    };
+                    match res {
+                        Ok(()) => {}
+                        Err(DriveError::InvalidPath { path, reason }) => {
+                            sum.skipped += 1;
+                            let reason = if path == key {
+                                reason.to_string()
+                            } else {
+                                format!("{reason} ({path})")
+                            };
+                            on_event(MirrorEvent::Skipped {
+                                key: key.clone(),
+                                reason,
+                            });
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                on_event(MirrorEvent::Done { key, bytes });
+                if let Some(b) = batch.as_deref_mut() {
+                    if b.pending() >= BATCH_ENTRIES {
+                        b.flush().await?;
+                    }
                 }
             }
-            on_event(MirrorEvent::Done { key, bytes });
+            Ok(())
+        }
+        .await;
+        if let Err(e) = copied {
+            if let Some(b) = batch.as_deref_mut() {
+                let _ = b.flush().await;
+            }
+            return Err(e);
+        }
+        if let Some(b) = batch.as_deref_mut() {
+            b.flush().await?;
         }
         if !self.opts.dry_run {
             self.dst.flush().await?;
         }
         Ok(sum)
+    }
+
+    /// [`apply`](Self::apply) through the destination's batch: files up to [`BATCH_FILE_MAX`] are read whole
+    /// and gathered, bigger ones streamed.
+    async fn apply_batched(
+        &self,
+        batch: &mut dyn WriteBatch,
+        key: &str,
+        src_entry: &Entry,
+        dst_entry: Option<&Entry>,
+        s: Same,
+    ) -> Result<()> {
+        if let Some(link) = &src_entry.linkname {
+            return batch.symlink(key, link).await;
+        }
+        let opts = WriteOptions {
+            executable: src_entry.executable,
+            metadata: src_entry.metadata.clone(),
+        };
+        if s == Same::DiffMeta {
+            if let Some(existing) = dst_entry {
+                return batch.put_entry(key, existing, opts).await;
+            }
+        }
+        if src_entry.byte_length.is_none() {
+            return batch.put(key, &[], opts).await;
+        }
+        let mut reader = self.src.read(src_entry, 0, None).await?;
+        if src_entry.len() > BATCH_FILE_MAX {
+            return batch.put_stream(key, reader.as_mut(), opts).await;
+        }
+        // Small: the first chunk is usually the whole file (no copy); a file grown since it was listed is
+        // still read to its end.
+        let mut data = reader.next_chunk().await?.unwrap_or_default();
+        while let Some(more) = reader.next_chunk().await? {
+            data.extend_from_slice(&more);
+        }
+        batch.put(key, &data, opts).await
     }
 
     async fn apply(
@@ -759,7 +867,10 @@ mod hyperdrive_impl {
 
     use async_trait::async_trait;
 
-    use super::{BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result, WriteOptions};
+    use super::{
+        BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result, WriteBatch,
+        WriteOptions,
+    };
     use crate::hyperblobs::ReadRange;
     use crate::hyperdrive::{self as hd, EntryValue, Hyperdrive, ListOptions, PutOptions};
 
@@ -827,6 +938,63 @@ mod hyperdrive_impl {
         }
     }
 
+    /// [`WriteBatch`] over a [`hd::DriveBatch`].
+    struct Batch(hd::DriveBatch);
+
+    #[async_trait]
+    impl WriteBatch for Batch {
+        async fn put(&mut self, key: &str, data: &[u8], opts: WriteOptions) -> Result<()> {
+            self.0.put(key, data, put_options(opts)).await.map_err(err)
+        }
+
+        async fn put_stream(
+            &mut self,
+            key: &str,
+            src: &mut dyn BlobReader,
+            opts: WriteOptions,
+        ) -> Result<()> {
+            let mut w = self.0.writer(key, put_options(opts)).await.map_err(err)?;
+            while let Some(chunk) = src.next_chunk().await? {
+                w.write(&chunk).map_err(err)?;
+            }
+            self.0.finish_writer(w).map_err(err)
+        }
+
+        async fn symlink(&mut self, key: &str, linkname: &str) -> Result<()> {
+            self.0.symlink(key, linkname, None).map_err(err)
+        }
+
+        async fn put_entry(
+            &mut self,
+            key: &str,
+            existing: &Entry,
+            opts: WriteOptions,
+        ) -> Result<()> {
+            let value = EntryValue {
+                executable: opts.executable,
+                linkname: None,
+                blob: existing.blob_id,
+                metadata: metadata_value(&opts.metadata),
+            };
+            self.0.put_entry(key, &value).map_err(err)
+        }
+
+        fn pending(&self) -> usize {
+            self.0.len()
+        }
+
+        async fn flush(&mut self) -> Result<()> {
+            self.0.flush().map(|_| ()).map_err(err)
+        }
+    }
+
+    fn put_options(opts: WriteOptions) -> PutOptions {
+        PutOptions {
+            executable: opts.executable,
+            metadata: metadata_value(&opts.metadata),
+        }
+    }
+
     struct Empty;
 
     #[async_trait]
@@ -888,11 +1056,12 @@ mod hyperdrive_impl {
         }
 
         async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
-            let opts = PutOptions {
-                executable: opts.executable,
-                metadata: metadata_value(&opts.metadata),
-            };
+            let opts = put_options(opts);
             Ok(Box::new(Writer(self.writer(key, opts).await.map_err(err)?)))
+        }
+
+        async fn batch(&self) -> Result<Option<Box<dyn WriteBatch>>> {
+            Ok(Some(Box::new(Batch(Hyperdrive::batch(self).map_err(err)?))))
         }
 
         async fn del(&self, key: &str) -> Result<()> {
@@ -959,6 +1128,290 @@ mod tests {
         assert!(clean_key("/a/../../x").is_err());
         assert!(clean_key("/").is_err());
         assert!(clean_key("/a\0b").is_err());
+    }
+
+    mod into_hyperdrive {
+        //! The mirror writing a folder into a hyperdrive through the drive's batch, against the same mirror
+        //! file by file (a wrapper hiding the batch).
+
+        use super::super::*;
+        use crate::corestore::Corestore;
+        use crate::hyperdrive::{DriveOptions, Hyperdrive, ListOptions};
+        use crate::localdrive::Localdrive;
+
+        /// A hyperdrive without its batch: the mirror writes file by file.
+        struct FileByFile<'a>(&'a Hyperdrive);
+
+        #[async_trait]
+        impl Drive for FileByFile<'_> {
+            async fn entry(&self, key: &str) -> Result<Option<Entry>> {
+                Drive::entry(self.0, key).await
+            }
+            async fn list(&self, folder: &str, ignore: Option<IgnoreFn<'_>>) -> Result<Vec<Entry>> {
+                Drive::list(self.0, folder, ignore).await
+            }
+            async fn readdir(&self, folder: &str) -> Result<Vec<String>> {
+                Drive::readdir(self.0, folder).await
+            }
+            async fn read(
+                &self,
+                entry: &Entry,
+                start: u64,
+                length: Option<u64>,
+            ) -> Result<Box<dyn BlobReader>> {
+                Drive::read(self.0, entry, start, length).await
+            }
+            async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
+                Drive::write(self.0, key, opts).await
+            }
+            async fn del(&self, key: &str) -> Result<()> {
+                Drive::del(self.0, key).await
+            }
+            async fn symlink(&self, key: &str, linkname: &str) -> Result<()> {
+                Drive::symlink(self.0, key, linkname).await
+            }
+            async fn put_entry(
+                &self,
+                key: &str,
+                existing: &Entry,
+                opts: WriteOptions,
+            ) -> Result<bool> {
+                Drive::put_entry(self.0, key, existing, opts).await
+            }
+            fn supports_metadata(&self) -> bool {
+                true
+            }
+        }
+
+        fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
+            let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+            (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect()
+        }
+
+        async fn mirror_all(src: &Localdrive, dst: &(impl Drive + ?Sized)) -> MirrorSummary {
+            Mirror::new(src, dst, MirrorOptions::default())
+                .run(|_| {})
+                .await
+                .expect("mirror")
+        }
+
+        fn drive(dir: &std::path::Path, seed: u8) -> (Corestore, Hyperdrive) {
+            let store = Corestore::open_with_primary_key(dir, [seed; 32]).expect("store");
+            let drive = Hyperdrive::open(&store, DriveOptions::default()).expect("drive");
+            (store, drive)
+        }
+
+        #[tokio::test]
+        async fn batched_import_writes_what_file_by_file_writes() {
+            let folder = tempfile::tempdir().expect("tmp");
+            let root = folder.path();
+            // Sizes around the block size, the read chunk and the batch limits, a big streamed file
+            // (over BATCH_FILE_MAX, not a whole number of blocks), an empty file, an executable, a symlink.
+            let sizes = [
+                0usize,
+                1,
+                1000,
+                65_535,
+                65_536,
+                65_537,
+                (1 << 20) - 1,
+                1 << 20,
+                (1 << 20) + 1,
+                (5 << 20) + 12_345,
+            ];
+            for (i, n) in sizes.iter().enumerate() {
+                let dir = root.join(format!("d{}", i % 3));
+                std::fs::create_dir_all(&dir).expect("mkdir");
+                std::fs::write(dir.join(format!("f{i}")), pseudo_random(*n, i as u32))
+                    .expect("write");
+            }
+            for i in 0..40u32 {
+                std::fs::write(
+                    root.join(format!("small{i:02}")),
+                    pseudo_random(3000, 100 + i),
+                )
+                .expect("write");
+            }
+            let exe = root.join("run.sh");
+            std::fs::write(&exe, b"#!/bin/sh\n").expect("write");
+            let mut perms = std::fs::metadata(&exe).expect("meta").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+            std::fs::set_permissions(&exe, perms).expect("chmod");
+            std::os::unix::fs::symlink("d0/f0", root.join("link")).expect("symlink");
+            let src = Localdrive::new(root);
+
+            let stores = tempfile::tempdir().expect("tmp");
+            let (_s1, batched) = drive(&stores.path().join("a"), 1);
+            let (_s2, single) = drive(&stores.path().join("b"), 2);
+            assert!(Drive::batch(&batched).await.expect("batch").is_some());
+            let sum_a = mirror_all(&src, &batched).await;
+            let sum_b = mirror_all(&src, &FileByFile(&single)).await;
+            assert_eq!(sum_a, sum_b);
+            let files = sizes.len() as u64 + 40 + 2;
+            assert_eq!(sum_a.count.add, files);
+
+            // One db block per entry either way (the version JS drives prints), the same entries (with their
+            // seqs) and blobs. (The B-tree blocks themselves differ: a batch writes its nodes as it goes.)
+            assert_eq!(batched.version(), 1 + files);
+            assert_eq!(batched.version(), single.version());
+            let opts = ListOptions::default();
+            let la = batched.list("/", opts).await.expect("list");
+            let lb = single.list("/", opts).await.expect("list");
+            assert_eq!(la, lb);
+            let blobs_a = batched.blobs().await.expect("blobs");
+            let blobs_b = single.blobs().await.expect("blobs");
+            assert_eq!(blobs_a.core().length(), blobs_b.core().length());
+            assert_eq!(blobs_a.core().tree_hash(), blobs_b.core().tree_hash());
+
+            for (i, n) in sizes.iter().enumerate() {
+                let key = format!("/d{}/f{i}", i % 3);
+                let got = batched.get(&key).await.expect("get").expect("file");
+                assert_eq!(got.len(), *n, "{key}");
+                assert!(got == pseudo_random(*n, i as u32), "{key}");
+            }
+            let e = batched
+                .entry("/run.sh")
+                .await
+                .expect("entry")
+                .expect("some");
+            assert!(e.value.executable);
+            let l = batched.entry("/link").await.expect("entry").expect("some");
+            assert_eq!(l.value.linkname.as_deref(), Some("d0/f0"));
+
+            // Again: nothing to do. Then a content change, an executable bit change (metadata only: the
+            // blob is kept) and a removal, through the batch and file by file alike.
+            assert_eq!(mirror_all(&src, &batched).await.count.add, 0);
+            std::fs::write(root.join("small00"), b"changed").expect("write");
+            let mut perms = std::fs::metadata(&exe).expect("meta").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+            std::fs::set_permissions(&exe, perms).expect("chmod");
+            std::fs::remove_file(root.join("small01")).expect("rm");
+            let sum_a = mirror_all(&src, &batched).await;
+            let sum_b = mirror_all(&src, &FileByFile(&single)).await;
+            assert_eq!(sum_a, sum_b);
+            assert_eq!((sum_a.count.change, sum_a.count.remove), (2, 1));
+            assert_eq!(
+                batched.get("/small00").await.expect("get").as_deref(),
+                Some(&b"changed"[..])
+            );
+            let e2 = batched
+                .entry("/run.sh")
+                .await
+                .expect("entry")
+                .expect("some");
+            assert!(!e2.value.executable);
+            assert_eq!(e2.value.blob, e.value.blob);
+            assert!(batched.entry("/small01").await.expect("entry").is_none());
+            assert_eq!(batched.version(), single.version());
+            let opts = ListOptions::default();
+            assert_eq!(
+                batched.list("/", opts).await.expect("list"),
+                single.list("/", opts).await.expect("list")
+            );
+        }
+
+        /// A folder whose file `/c` cannot be read.
+        struct Failing(Localdrive);
+
+        #[async_trait]
+        impl Drive for Failing {
+            async fn entry(&self, key: &str) -> Result<Option<Entry>> {
+                self.0.entry(key).await
+            }
+            async fn list(&self, folder: &str, ignore: Option<IgnoreFn<'_>>) -> Result<Vec<Entry>> {
+                self.0.list(folder, ignore).await
+            }
+            async fn readdir(&self, folder: &str) -> Result<Vec<String>> {
+                self.0.readdir(folder).await
+            }
+            async fn read(
+                &self,
+                entry: &Entry,
+                start: u64,
+                length: Option<u64>,
+            ) -> Result<Box<dyn BlobReader>> {
+                if entry.key == "/c" {
+                    return Err(DriveError::io("/c", std::io::Error::other("unreadable")));
+                }
+                self.0.read(entry, start, length).await
+            }
+            async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
+                self.0.write(key, opts).await
+            }
+            async fn del(&self, key: &str) -> Result<()> {
+                self.0.del(key).await
+            }
+            async fn symlink(&self, key: &str, linkname: &str) -> Result<()> {
+                self.0.symlink(key, linkname).await
+            }
+        }
+
+        #[tokio::test]
+        async fn an_error_still_commits_the_files_copied_before_it() {
+            let folder = tempfile::tempdir().expect("tmp");
+            for name in ["a", "b", "c", "d"] {
+                std::fs::write(folder.path().join(name), name).expect("write");
+            }
+            let src = Failing(Localdrive::new(folder.path()));
+            let stores = tempfile::tempdir().expect("tmp");
+            let (_s, d) = drive(stores.path(), 4);
+            let res = Mirror::new(&src, &d, MirrorOptions::default())
+                .run(|_| {})
+                .await;
+            assert!(matches!(res, Err(DriveError::Io { .. })), "{res:?}");
+            assert_eq!(d.get("/a").await.expect("get").as_deref(), Some(&b"a"[..]));
+            assert_eq!(d.get("/b").await.expect("get").as_deref(), Some(&b"b"[..]));
+            assert!(d.entry("/c").await.expect("entry").is_none());
+            assert!(d.entry("/d").await.expect("entry").is_none());
+            assert_eq!(d.version(), 3);
+        }
+
+        #[tokio::test]
+        async fn batches_are_flushed_every_batch_entries() {
+            let folder = tempfile::tempdir().expect("tmp");
+            let n = BATCH_ENTRIES + 37;
+            for i in 0..n {
+                let dir = folder.path().join(format!("{}", i % 16));
+                std::fs::create_dir_all(&dir).expect("mkdir");
+                std::fs::write(dir.join(format!("{i}")), i.to_string()).expect("write");
+            }
+            let src = Localdrive::new(folder.path());
+            let stores = tempfile::tempdir().expect("tmp");
+            let (_s, d) = drive(stores.path(), 3);
+            let mut versions = Vec::new();
+            let sum = Mirror::new(&src, &d, MirrorOptions::default())
+                .run(|ev| {
+                    if let MirrorEvent::Done { .. } = ev {
+                        versions.push(d.version());
+                    }
+                })
+                .await
+                .expect("mirror");
+            assert_eq!(sum.count.add, n as u64);
+            assert_eq!(d.version(), 1 + n as u64);
+            // The first BATCH_ENTRIES entries became visible together, before the end.
+            let first = versions
+                .iter()
+                .position(|v| *v > 1)
+                .expect("a flush during the run");
+            assert_eq!(first, BATCH_ENTRIES);
+            assert_eq!(versions.get(first), Some(&(1 + BATCH_ENTRIES as u64)));
+            for i in (0..n).step_by(97) {
+                let key = format!("/{}/{i}", i % 16);
+                assert_eq!(
+                    d.get(&key).await.expect("get"),
+                    Some(i.to_string().into_bytes()),
+                    "{key}"
+                );
+            }
+        }
     }
 
     #[test]

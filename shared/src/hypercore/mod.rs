@@ -476,9 +476,7 @@ impl Hypercore {
             None => blocks.to_vec(),
         };
         let mut batch = Batch::new(&inner.tree);
-        for b in &stored {
-            batch.append(b);
-        }
+        batch.append_all(&stored);
         let signature = inner
             .verifier
             .sign(kp, &batch.hash(), batch.length, batch.fork)?;

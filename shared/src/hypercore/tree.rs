@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::crypto::{data_hash, parent_hash, tree_hash, TreeNode};
+use crate::crypto::{data_hash, data_hashes, parent_hash, tree_hash, TreeNode};
 use crate::flat_tree::{self, TreeIterator};
 
 use super::messages::{Data, DataBlock, DataHash, DataSeek, DataUpgrade};
@@ -190,6 +190,21 @@ impl Batch {
         let head = self.length * 2;
         let mut ite = TreeIterator::new(head);
         self.append_root(block_node(head, value), &mut ite);
+    }
+
+    /// Appends blocks in order, as [`append`](Self::append) one by one would, with their leaf hashes computed
+    /// together ([`data_hashes`]: several per pass, on two threads for a large batch).
+    pub fn append_all(&mut self, values: &[&[u8]]) {
+        for (value, hash) in values.iter().zip(data_hashes(values)) {
+            let head = self.length * 2;
+            let mut ite = TreeIterator::new(head);
+            let leaf = TreeNode {
+                index: head,
+                size: value.len() as u64,
+                hash,
+            };
+            self.append_root(leaf, &mut ite);
+        }
     }
 
     /// The tree hash of the batch's roots.
@@ -960,6 +975,26 @@ mod tests {
         }
         let nodes = batch.nodes.iter().map(|n| (n.index, *n)).collect();
         (batch.state(None), nodes)
+    }
+
+    #[test]
+    fn append_all_is_append_one_by_one() {
+        let values: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| vec![i as u8; (i as usize * 4099) % 70_000])
+            .collect();
+        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let mut start = 0;
+        // Several batches on top of each other, of uneven sizes (the big ones hash on two threads).
+        let mut one = Batch::new(&TreeState::default());
+        let mut all = Batch::new(&TreeState::default());
+        for n in [0usize, 1, 2, 5, 64, 100, 128] {
+            for v in &refs[start..start + n] {
+                one.append(v);
+            }
+            all.append_all(&refs[start..start + n]);
+            start += n;
+            assert_eq!(one, all);
+        }
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //
 //   node drives_peer.js BOOTSTRAP seed STORE FOLDER     imports FOLDER (localdrive -> hyperdrive with
 //                                                       mirror-drive), joins the drive's discovery key,
-//                                                       prints {"key","importMs"} once announced; seeds until
+//                                                       prints {"key","importMs","importCpuMs"} once announced; seeds until
 //                                                       stdin closes.
 //   node drives_peer.js BOOTSTRAP mirror KEY STORE FOLDER   joins KEY as a client, mirrors the drive into
 //                                                       FOLDER, prints {"files","ms"} and exits.
 //   node drives_peer.js - import STORE FOLDER           imports FOLDER into a new drive, prints
-//                                                       {"key","ms"} (no network; the bench's JS import).
+//                                                       {"key","ms","cpuMs"} (no network; the bench's JS import).
 // BOOTSTRAP is HOST:PORT[,HOST:PORT...]. The DHT binds 127.0.0.1.
 const Hyperswarm = require('hyperswarm')
 const DHT = require('hyperdht')
@@ -23,16 +23,18 @@ async function importFolder(store, folder) {
   const drive = new Hyperdrive(store)
   await drive.ready()
   const start = Date.now()
+  const cpu = process.cpuUsage()
   const m = new Localdrive(folder).mirror(drive)
   await m.done()
-  return { drive, ms: Date.now() - start }
+  const used = process.cpuUsage(cpu)
+  return { drive, ms: Date.now() - start, cpuMs: Math.round((used.user + used.system) / 1000) }
 }
 
 async function main() {
   if (mode === 'import') {
     const store = new Corestore(a)
-    const { drive, ms } = await importFolder(store, b)
-    process.stdout.write(JSON.stringify({ key: z32.encode(drive.key), ms }) + '\n')
+    const { drive, ms, cpuMs } = await importFolder(store, b)
+    process.stdout.write(JSON.stringify({ key: z32.encode(drive.key), ms, cpuMs }) + '\n')
     await drive.close()
     await store.close()
     return
@@ -42,13 +44,13 @@ async function main() {
   const swarm = new Hyperswarm({ dht })
   if (mode === 'seed') {
     const store = new Corestore(a)
-    const { drive, ms } = await importFolder(store, b)
+    const { drive, ms, cpuMs } = await importFolder(store, b)
     swarm.on('connection', (conn) => {
       conn.on('error', () => {})
       store.replicate(conn)
     })
     await swarm.join(drive.discoveryKey).flushed()
-    process.stdout.write(JSON.stringify({ key: z32.encode(drive.key), importMs: ms }) + '\n')
+    process.stdout.write(JSON.stringify({ key: z32.encode(drive.key), importMs: ms, importCpuMs: cpuMs }) + '\n')
     process.stdin.resume()
     process.stdin.on('end', async () => {
       await swarm.destroy()
