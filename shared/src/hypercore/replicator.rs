@@ -284,6 +284,8 @@ pub struct ReplicatorCore {
     max_inflight: usize,
     events: VecDeque<Event>,
     stats: Stats,
+    /// How many of the core's clears peers were told about.
+    clears_seen: usize,
 }
 
 fn encode<T: Encode>(v: &T) -> Vec<u8> {
@@ -316,7 +318,9 @@ impl ReplicatorCore {
             max_inflight: DEFAULT_MAX_INFLIGHT,
             events: VecDeque::new(),
             stats: Stats::default(),
+            clears_seen: 0,
         };
+        me.clears_seen = me.core.clear_count();
         me.advance_contig();
         me
     }
@@ -907,6 +911,7 @@ impl ReplicatorCore {
         }
         self.length = length;
         self.fork = fork;
+        self.tell_clears();
         self.advance_contig();
         // Blocks past the contiguous prefix may be gone: tell peers (as JS `ontruncate` does).
         let dropped = (self.contig < old_length && (forked || length < old_length))
@@ -937,6 +942,46 @@ impl ReplicatorCore {
             let sent = self.peers.get(&id).map_or(0, |p| p.contig_sent);
             if self.contig == self.length && self.contig > sent {
                 self.send_range(id, 0, self.contig);
+            }
+        }
+    }
+
+    /// Tells open peers about blocks cleared locally (JS `onhave(start, length, drop = true)`: a `range` with
+    /// `drop`), and counts the contiguous prefix again when a clear cut into it.
+    fn tell_clears(&mut self) {
+        if self.core.clear_count() == self.clears_seen {
+            return;
+        }
+        let clears = self.core.clears_since(self.clears_seen);
+        self.clears_seen += clears.len();
+        for (start, end) in clears {
+            self.contig = self.contig.min(start);
+            for r in &mut self.ranges {
+                r.cursor = r.cursor.min(start).max(r.start);
+            }
+            for p in self.peers.values_mut().filter(|p| p.opened) {
+                let believed = p.contig_sent;
+                p.contig_sent = believed.min(start);
+                p.queue((
+                    kind::RANGE,
+                    encode(&Range {
+                        drop: true,
+                        start,
+                        length: end - start,
+                    }),
+                ));
+                // A drop cuts the peer's idea of our contiguous prefix at `start` (JS forgets what followed):
+                // what we still hold after the cleared range is advertised again.
+                if believed > end {
+                    p.queue((
+                        kind::RANGE,
+                        encode(&Range {
+                            drop: false,
+                            start: end,
+                            length: believed - end,
+                        }),
+                    ));
+                }
             }
         }
     }

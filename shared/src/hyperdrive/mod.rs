@@ -57,7 +57,10 @@
 //! [`ListOptions::skip_invalid`]); values that are not the expected JSON are [`DriveError::Entry`]; blob ids
 //! past the blobs core are [`BlobError::OutOfBounds`]. Nothing panics on remote data.
 //!
-//! Differences from the JS: no `clear` of local blocks (this hypercore's storage cannot drop blocks), no
+//! [`clear`](Hyperdrive::clear) and [`clear_all`](Hyperdrive::clear_all) drop local content blocks as JS
+//! `clear(path)`/`clearAll()` do (the entries stay; the content reads again from peers).
+//!
+//! Differences from the JS: no
 //! monitors, no `truncate`/`purge`, no encryption key, no watch streams (use [`watch`](Hyperdrive::watch)),
 //! and a [`DriveBatch`] cannot read its own pending writes.
 
@@ -73,11 +76,11 @@ use crate::crypto;
 use crate::hyperbee::messages::{Header, Metadata};
 use crate::hyperbee::{Hyperbee, HyperbeeError, RangeOptions};
 use crate::hyperblobs::{
-    fetch_block, BlobError, BlobId, BlobReader, BlobWriter, Hyperblobs, ReadRange, WaitOptions,
+    decode_block_map, fetch_block, BlobError, BlobId, BlobReader, BlobWriter, Hyperblobs, ReadRange, WaitOptions,
 };
 use crate::hypercore::messages::Manifest;
 use crate::hypercore::replicator::Replicator;
-use crate::hypercore::{Durability, Hypercore, HypercoreError};
+use crate::hypercore::{Cleared, Durability, Hypercore, HypercoreError};
 use crate::protomux::Mux;
 use crate::secret_stream::SecretStream;
 
@@ -291,6 +294,12 @@ impl std::fmt::Debug for Hyperdrive {
             .field("checkout", &self.checkout)
             .finish_non_exhaustive()
     }
+}
+
+fn add_cleared(total: &mut Cleared, c: Cleared) {
+    total.blocks += c.blocks;
+    total.bytes += c.bytes;
+    total.freed += c.freed;
 }
 
 fn entry_from(e: crate::hyperbee::Entry) -> Result<Entry> {
@@ -574,6 +583,45 @@ impl Hyperdrive {
             }
         }
         Err(DriveError::RecursiveSymlink)
+    }
+
+    /// Drops the locally stored content blocks of the file at `path` (JS `clear(path)`): the entry stays, its
+    /// content is fetched again from peers when read. Nothing happens for a missing entry, a symlink or a
+    /// drive whose blobs are not known yet. The entry is looked up without waiting for peers. For a
+    /// block-map blob (JS dedup writes) the blocks it lists are dropped too, then the map blocks.
+    pub async fn clear(&self, path: &str) -> Result<Cleared> {
+        let key = path::normalize(path)?;
+        let entry = self
+            .files()
+            .get(key.as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|n| entry_from(n).ok());
+        let (Some(blob), Some(blobs)) = (entry.and_then(|e| e.value.blob), self.blobs_if_open())
+        else {
+            return Ok(Cleared::default());
+        };
+        let core = blobs.core();
+        let mut total = Cleared::default();
+        if blob.block_map {
+            for i in blob.block_offset..blob.block_end() {
+                let Some(map) = core.get(i)? else { continue };
+                for (index, _) in decode_block_map(&map).unwrap_or_default() {
+                    add_cleared(&mut total, core.clear(index, index.saturating_add(1))?);
+                }
+            }
+        }
+        add_cleared(&mut total, core.clear(blob.block_offset, blob.block_end())?);
+        Ok(total)
+    }
+
+    /// Drops every locally stored content block (JS `clearAll()`); the db (entries) stays.
+    pub async fn clear_all(&self) -> Result<Cleared> {
+        let Some(blobs) = self.blobs_if_open() else {
+            return Ok(Cleared::default());
+        };
+        let core = blobs.core();
+        Ok(core.clear(0, core.length())?)
     }
 
     /// Whether an entry exists at `path`.
