@@ -142,6 +142,8 @@ pub struct PeerStats {
     pub blocks_downloaded: u64,
     /// Blocks sent to this peer.
     pub blocks_uploaded: u64,
+    /// How many blocks from the start the peer says it has (JS `peer.remoteContiguousLength`).
+    pub remote_contiguous: u64,
 }
 
 /// A peer (one channel of one core) in a [`ReplicatorCore`].
@@ -393,6 +395,7 @@ impl ReplicatorCore {
                 remote_public_key: p.remote_public_key,
                 blocks_downloaded: p.blocks_downloaded,
                 blocks_uploaded: p.blocks_uploaded,
+                remote_contiguous: p.remote_contig,
             })
             .collect()
     }

@@ -254,6 +254,7 @@ struct MuxSlot {
     mux: Mux,
     is_initiator: bool,
     handshake_hash: Vec<u8>,
+    remote_public_key: Option<[u8; 32]>,
 }
 
 #[derive(Default)]
@@ -429,7 +430,12 @@ impl Hyperdrive {
         }
         if let Some(rep) = blobs.replicator() {
             for slot in &st.muxes {
-                rep.attach(&slot.mux, slot.is_initiator, &slot.handshake_hash);
+                rep.attach_remote(
+                    &slot.mux,
+                    slot.is_initiator,
+                    &slot.handshake_hash,
+                    slot.remote_public_key,
+                );
             }
         }
         st.blobs = Some(blobs.clone());
@@ -921,11 +927,25 @@ impl Hyperdrive {
     /// Replicates both cores over `mux` (JS `drive.replicate(stream)` / `store.replicate`): the db now, the
     /// blobs now or as soon as a replica learns their key (its opening starts in the background).
     pub fn replicate(&self, mux: &Mux, is_initiator: bool, handshake_hash: &[u8]) {
-        self.shared.db_rep.attach(mux, is_initiator, handshake_hash);
+        self.replicate_remote(mux, is_initiator, handshake_hash, None);
+    }
+
+    /// [`replicate`](Self::replicate) on a connection whose remote public key is known (a secret stream):
+    /// the replicators' [`peer_stats`](Replicator::peer_stats) then name the peer.
+    pub fn replicate_remote(
+        &self,
+        mux: &Mux,
+        is_initiator: bool,
+        handshake_hash: &[u8],
+        remote_public_key: Option<[u8; 32]>,
+    ) {
+        self.shared
+            .db_rep
+            .attach_remote(mux, is_initiator, handshake_hash, remote_public_key);
         let id = {
             let mut st = self.shared.state();
             if let Some(rep) = st.blobs.as_ref().and_then(|b| b.replicator().cloned()) {
-                rep.attach(mux, is_initiator, handshake_hash);
+                rep.attach_remote(mux, is_initiator, handshake_hash, remote_public_key);
             }
             let id = st.next_mux;
             st.next_mux += 1;
@@ -934,6 +954,7 @@ impl Hyperdrive {
                 mux: mux.clone(),
                 is_initiator,
                 handshake_hash: handshake_hash.to_vec(),
+                remote_public_key,
             });
             id
         };
