@@ -65,7 +65,11 @@ async fn local_changes_within_the_range_are_reported() {
     bee.put(b"b1", Some(b"x")).unwrap();
     let (current, previous) = timeout(T, w.next()).await.unwrap().unwrap();
     assert_eq!(current.version(), bee.version());
-    assert_eq!(previous.version(), start + 1, "the out-of-range change moved the watcher on");
+    assert_eq!(
+        previous.version(),
+        start + 1,
+        "the out-of-range change moved the watcher on"
+    );
     assert_eq!(value(&current, b"b1").as_deref(), Some(&b"x"[..]));
     assert_eq!(value(&previous, b"b1"), None);
     // A change made while nobody waits is reported at the next call; deletions count.
@@ -186,7 +190,10 @@ async fn a_replica_watcher_follows_a_js_writer() {
     assert!(put.contains("\"version\":3"), "{put}");
     assert!(timeout(QUIET, w.next()).await.is_err());
     let put = js
-        .ask(&ask(json!({"cmd": "put", "key": "b-js", "value": "from js"})), T)
+        .ask(
+            &ask(json!({"cmd": "put", "key": "b-js", "value": "from js"})),
+            T,
+        )
         .await;
     assert!(put.contains("\"version\":4"), "{put}");
     let (current, previous) = timeout(T, w.next()).await.unwrap().unwrap();

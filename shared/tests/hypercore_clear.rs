@@ -138,7 +138,11 @@ fn a_torn_record_after_a_clear_is_cut_and_the_clear_kept() {
     raw[pos + 100] ^= 1;
     std::fs::write(dir.join("log"), &raw).unwrap();
     let core = Hypercore::open(&dir).unwrap();
-    assert_eq!(core.length(), 10, "the damaged record and all after it are gone");
+    assert_eq!(
+        core.length(),
+        10,
+        "the damaged record and all after it are gone"
+    );
     assert!(std::fs::metadata(dir.join("log")).unwrap().len() < good);
     assert_eq!(core.stored_runs(0, 10, 10), [(0, 2), (4, 10)]);
     let _ = std::fs::remove_dir_all(&dir);
@@ -245,9 +249,18 @@ async fn drive_clear_drops_one_file_and_clear_all_the_rest() {
     let store = Corestore::open(&dir).unwrap();
     let drive = Hyperdrive::open(&store, DriveOptions::default()).unwrap();
     let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
-    drive.put("/a.txt", b"first", PutOptions::default()).await.unwrap();
-    drive.put("/big.bin", &big, PutOptions::default()).await.unwrap();
-    drive.put("/c.txt", b"last", PutOptions::default()).await.unwrap();
+    drive
+        .put("/a.txt", b"first", PutOptions::default())
+        .await
+        .unwrap();
+    drive
+        .put("/big.bin", &big, PutOptions::default())
+        .await
+        .unwrap();
+    drive
+        .put("/c.txt", b"last", PutOptions::default())
+        .await
+        .unwrap();
     drive.symlink("/link", "/a.txt", None).unwrap();
     let blobs = drive.blobs().await.unwrap();
     let total = blobs.core().stored_blocks();
@@ -273,4 +286,95 @@ async fn drive_clear_drops_one_file_and_clear_all_the_rest() {
     let drive = Hyperdrive::open(&store, DriveOptions::default()).unwrap();
     assert_eq!(drive.blobs().await.unwrap().core().stored_blocks(), 0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+mod props {
+    use super::*;
+    use holepunch::hypercore::storage::{Clear, RecordView};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn clear_records_round_trip_and_truncations_fail(
+            start in 0u64..1 << 40,
+            len in 0u64..1 << 20,
+            punched in proptest::collection::vec((0u64..1 << 40, 0u64..1 << 20), 0..8),
+        ) {
+            let clear = Clear { start, end: start + len, punched };
+            let bytes = clear.to_bytes();
+            let view = RecordView::decode(&bytes).unwrap();
+            prop_assert_eq!(view.clear.as_ref(), Some(&clear));
+            prop_assert!(view.blocks.is_empty() && view.nodes.is_empty() && view.head.is_none());
+            for cut in 0..bytes.len() {
+                prop_assert!(RecordView::decode(&bytes[..cut]).is_err());
+            }
+        }
+
+        #[test]
+        fn mutated_clear_records_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut with_flag = bytes.clone();
+            with_flag.insert(0, 4);
+            for b in [&bytes, &with_flag] {
+                if let Ok(v) = RecordView::decode(b) {
+                    if let Some(c) = v.clear {
+                        prop_assert!(c.start <= c.end);
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+        /// Random appends, clears and reopens against a model of which blocks are stored.
+        #[test]
+        fn clears_match_a_model_across_reopens(
+            ops in proptest::collection::vec((0u8..3, 0u64..40, 1u64..12), 1..25),
+        ) {
+            let dir = tmp("model");
+            let mut core = Hypercore::create(&dir, KeyPair::from_seed(&[5; 32])).unwrap();
+            core.set_durability(Durability::Process);
+            let mut stored: Vec<bool> = Vec::new();
+            let blk = |i: u64| format!("block {i} ").repeat(700).into_bytes();
+            for (op, a, n) in ops {
+                match op {
+                    0 => {
+                        let len = stored.len() as u64;
+                        let blocks: Vec<Vec<u8>> = (len..len + n).map(blk).collect();
+                        let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+                        core.append(&refs).unwrap();
+                        stored.extend(std::iter::repeat_n(true, n as usize));
+                    }
+                    1 => {
+                        let c = core.clear(a, a + n).unwrap();
+                        let mut expect = 0;
+                        for i in a..(a + n).min(stored.len() as u64) {
+                            if std::mem::replace(&mut stored[i as usize], false) {
+                                expect += 1;
+                            }
+                        }
+                        prop_assert_eq!(c.blocks, expect);
+                    }
+                    _ => {
+                        drop(core);
+                        core = Hypercore::open(&dir).unwrap();
+                    }
+                }
+                prop_assert_eq!(core.length(), stored.len() as u64);
+                for (i, s) in stored.iter().enumerate() {
+                    let got = core.get(i as u64).unwrap();
+                    prop_assert_eq!(got.is_some(), *s, "block {}", i);
+                    if let Some(b) = got {
+                        prop_assert_eq!(b, blk(i as u64));
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }

@@ -13,7 +13,11 @@ use common::{ok, Running};
 fn wait_file(path: &Path, want: Option<&[u8]>, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read(path).ok().as_deref() != want {
-        assert!(Instant::now() < deadline, "{what}: {} not updated", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} not updated",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -37,19 +41,36 @@ fn live_mirror_of_a_key_follows_the_writer() {
     let writer = Running::spawn(
         cwd,
         &[
-            "mirror", "./src", &key, "--live", "--storage", "w", "--bootstrap", &bootstrap,
+            "mirror",
+            "./src",
+            &key,
+            "--live",
+            "--storage",
+            "w",
+            "--bootstrap",
+            &bootstrap,
         ],
     );
     writer.wait_for("Total files: 2", Duration::from_secs(60));
     let reader = Running::spawn(
         cwd,
         &[
-            "mirror", &key, "./copy", "--live", "--storage", "r", "--bootstrap", &bootstrap,
+            "mirror",
+            &key,
+            "./copy",
+            "--live",
+            "--storage",
+            "r",
+            "--bootstrap",
+            &bootstrap,
         ],
     );
     reader.wait_for("Total files: 2", Duration::from_secs(90));
     assert_eq!(std::fs::read(cwd.join("copy/a.txt")).expect("a"), b"one");
-    assert_eq!(std::fs::read(cwd.join("copy/sub/b.txt")).expect("b"), b"bee");
+    assert_eq!(
+        std::fs::read(cwd.join("copy/sub/b.txt")).expect("b"),
+        b"bee"
+    );
 
     // The writer's folder changes; the writer's live mirror puts them into the drive; the reader follows.
     let start = Instant::now();

@@ -44,7 +44,14 @@ fn seed_reports_a_downloading_peer_in_plain_lines() {
     let _peer = Running::spawn(
         cwd,
         &[
-            "mirror", &key, "./copy", "--live", "--storage", "dl", "--bootstrap", &bootstrap,
+            "mirror",
+            &key,
+            "./copy",
+            "--live",
+            "--storage",
+            "dl",
+            "--bootstrap",
+            &bootstrap,
         ],
     );
     // The status line moves on to the peer and what was uploaded to it.
@@ -117,7 +124,14 @@ fn seed_redraws_the_js_screen_on_a_terminal() {
     let _peer = Running::spawn(
         cwd,
         &[
-            "mirror", &key, "./copy", "--live", "--storage", "dl", "--bootstrap", &bootstrap,
+            "mirror",
+            &key,
+            "./copy",
+            "--live",
+            "--storage",
+            "dl",
+            "--bootstrap",
+            &bootstrap,
         ],
     );
     // A peer line as JS draws it (address, abbreviated key, files and blobs lengths), plus blocks sent.
@@ -135,7 +149,10 @@ fn seed_redraws_the_js_screen_on_a_terminal() {
     );
     // Redrawn in place: cursor back to the first line of the previous screen, cleared below.
     assert!(screen.contains("F\x1b[J"), "{screen:?}");
-    assert!(screen.contains("Peers\r\n") || screen.contains("Peers\n"), "{screen:?}");
+    assert!(
+        screen.contains("Peers\r\n") || screen.contains("Peers\n"),
+        "{screen:?}"
+    );
 }
 
 /// Kills `script` when the test ends (its seed then gets SIGHUP from the closed terminal).

@@ -14,14 +14,14 @@ fn get(port: u16, target: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
-    write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).expect("read");
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("head")
-        + 4;
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
     let status = head
         .split(' ')

@@ -17,10 +17,7 @@ use crate::hypercore::replicator::Replicator;
 
 /// Runs a bee read, fetching each missing block through `rep` and trying again (at most once per block in a
 /// row, so a peer that cannot serve it ends in the error rather than a loop).
-async fn read_fetching<T>(
-    rep: Option<&Replicator>,
-    mut f: impl FnMut() -> Result<T>,
-) -> Result<T> {
+async fn read_fetching<T>(rep: Option<&Replicator>, mut f: impl FnMut() -> Result<T>) -> Result<T> {
     let mut last = None;
     loop {
         match f() {

@@ -76,7 +76,8 @@ use crate::crypto;
 use crate::hyperbee::messages::{Header, Metadata};
 use crate::hyperbee::{Hyperbee, HyperbeeError, RangeOptions};
 use crate::hyperblobs::{
-    decode_block_map, fetch_block, BlobError, BlobId, BlobReader, BlobWriter, Hyperblobs, ReadRange, WaitOptions,
+    decode_block_map, fetch_block, BlobError, BlobId, BlobReader, BlobWriter, Hyperblobs,
+    ReadRange, WaitOptions,
 };
 use crate::hypercore::messages::Manifest;
 use crate::hypercore::replicator::Replicator;
