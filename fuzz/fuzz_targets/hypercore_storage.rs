@@ -16,5 +16,8 @@ fuzz_target!(|bytes: &[u8]| {
         for (_, offset, len) in view.blocks {
             assert!(offset + len <= bytes.len());
         }
+        if let Some(clear) = view.clear {
+            assert!(clear.start <= clear.end);
+        }
     }
 });

@@ -1,8 +1,10 @@
 //! Opening drives by argument (folder or hyperdrive key), the swarm, and the hyperdrive-only commands.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -167,9 +169,22 @@ impl Watcher<'_> {
 /// The swarm of a command (kept alive while it runs).
 pub(crate) struct Swarming {
     swarm: Hyperswarm,
+    /// Remote IP of each connected peer, by public key (for `seed`'s screen).
+    hosts: Arc<Mutex<HashMap<[u8; 32], IpAddr>>>,
 }
 
 impl Swarming {
+    /// The swarm.
+    pub(crate) fn swarm(&self) -> &Hyperswarm {
+        &self.swarm
+    }
+
+    /// The remote IP of the connected peer with `key`, if known.
+    pub(crate) fn remote_host(&self, key: &[u8; 32]) -> Option<String> {
+        let hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        hosts.get(key).map(ToString::to_string)
+    }
+
     pub(crate) async fn close(self) {
         self.swarm.destroy().await;
     }
@@ -210,16 +225,23 @@ pub(crate) async fn swarming(
         )?);
     }
     let s = swarm.clone();
+    let hosts: Arc<Mutex<HashMap<[u8; 32], IpAddr>>> = Arc::default();
+    let hosts_w = hosts.clone();
     tokio::spawn(async move {
         let _discoveries = discoveries;
         while let Some((conn, _info)) = s.next_connection().await {
-            let id = id_encoding::encode(&conn.remote_public_key());
+            let remote_key = conn.remote_public_key();
+            let id = id_encoding::encode(&remote_key);
             let (stream, guard) = conn.into_parts();
+            if let Some((_, addr)) = stream.get_ref().remote() {
+                let mut h = hosts_w.lock().unwrap_or_else(PoisonError::into_inner);
+                h.insert(remote_key, addr.ip());
+            }
             let is_initiator = stream.is_initiator();
             let hh = *stream.handshake_hash();
             let (mux, ()) = Mux::new_with(stream, |mux| {
                 for d in &drives {
-                    d.replicate(mux, is_initiator, &hh);
+                    d.replicate_remote(mux, is_initiator, &hh, Some(remote_key));
                 }
             });
             if verbose {
@@ -245,7 +267,7 @@ pub(crate) async fn swarming(
             });
         }
     });
-    Ok(Swarming { swarm })
+    Ok(Swarming { swarm, hosts })
 }
 
 fn decode_key(key: &str) -> anyhow::Result<[u8; 32]> {
@@ -424,44 +446,9 @@ pub(crate) async fn seed(
     let drive = open_own_or_new(&store, key)?;
     let _ = drive.blobs().await;
     let swarm = swarming(vec![drive.clone()], net, true, false, out).await?;
-    swarm.swarm.flush().await;
-    let mut last = String::new();
-    let mut announced_printed = false;
-    loop {
-        let mut block = String::new();
-        if !announced_printed {
-            block.push_str(&format!("{}\n", c.cyan("Announced")));
-            block.push_str(&format!(
-                "Files: {}\n",
-                c.green(&id_encoding::encode(&drive.key()))
-            ));
-            if let Some(ck) = drive.content_key() {
-                block.push_str(&format!("Blobs: {}\n", c.green(&id_encoding::encode(&ck))));
-            }
-            println!("{block}");
-            announced_printed = true;
-        }
-        let reps = drive.replicators();
-        let peers = reps.first().map_or(0, |r| r.peers());
-        let blobs_len = drive.blobs_if_open().map_or(0, |b| b.core().length());
-        let up: u64 = reps.iter().map(|r| r.stats().blocks_uploaded).sum();
-        let status = if peers == 0 {
-            c.red("No peers")
-        } else {
-            format!(
-                "Peers: {} | files {} + blobs {} blks | uploaded {} blks",
-                c.yellow(&peers.to_string()),
-                c.yellow(&drive.core().length().to_string()),
-                c.yellow(&blobs_len.to_string()),
-                c.yellow(&up.to_string())
-            )
-        };
-        if status != last {
-            println!("{status}");
-            last = status;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    crate::seed::run(&drive, &swarm, c, terminal).await;
+    Ok(())
 }
 
 /// `drives download`: fetches every block of the drive, then exits.

@@ -17,6 +17,7 @@ use holepunch::mirror::{
 };
 
 mod hyper;
+mod seed;
 mod serve;
 
 fn main() -> ExitCode {

@@ -5,11 +5,20 @@
 //! `Accept-Ranges: bytes` and `Content-Length`; a `Range` header gives 206 with `Content-Range` for its
 //! first range, and an unsatisfiable or malformed range gives serve-drive's 206 with an empty body.
 //! Connections are kept alive (HTTP/1.1) between requests.
+//!
+//! `?checkout=N` serves version `N` of a hyperdrive (serve-drive `drive.checkout(version)`; ignored on a
+//! folder, as localdrive's checkout is the folder itself). As the JS answers it: an empty value is the latest
+//! version; a number is truncated (`2.5`, `02` are 2); `N <= 1` (and negative numbers) is the empty drive
+//! before the first write, so every path is 404 `ENOENT`; anything else that is not a number is 500
+//! `ERR_ASSERTION`. A version past the drive's is waited for (a replica may be catching up), as JS does;
+//! JS waits forever, this answers 404 `SNAPSHOT_NOT_AVAILABLE` (serve-drive's status and text for a checkout
+//! that cannot be read) after [`CHECKOUT_WAIT`].
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use drives_cli::util::{parse_range, Range};
+use holepunch::hyperdrive::Hyperdrive;
 use holepunch::mirror::Drive;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,6 +27,69 @@ use crate::hyper::AnyDrive;
 
 /// Longest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
+
+/// How long a request for a version past the drive's waits for the drive to reach it.
+pub(crate) const CHECKOUT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The `checkout` query parameter, as serve-drive reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checkout {
+    /// Absent or empty.
+    Latest,
+    /// A version (at least 1).
+    At(u64),
+    /// Not a number (JS `drive.checkout("abc")` fails an assertion).
+    Invalid,
+}
+
+/// The first value of query parameter `name` (percent-decoded, `+` as a space), as `URLSearchParams.get`.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let decode = |s: &str| percent_decode(&s.replace('+', " "));
+        (decode(k)? == name).then(|| decode(v)).flatten()
+    })
+}
+
+fn parse_checkout(query: &str) -> Checkout {
+    let Some(v) = query_param(query, "checkout") else {
+        return Checkout::Latest;
+    };
+    let v = v.trim();
+    if v.is_empty() {
+        return Checkout::Latest;
+    }
+    // JS numbers: decimal, optionally signed or fractional; `inf`/`nan` spellings are Rust's, not JS's.
+    let numeric = v
+        .trim_start_matches(['+', '-'])
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '.');
+    match v.parse::<f64>() {
+        Ok(n) if numeric && n.is_finite() => Checkout::At(if n < 1.0 { 1 } else { n as u64 }),
+        _ => Checkout::Invalid,
+    }
+}
+
+/// The drive a request reads: the served one or a checkout of it. Waits (up to [`CHECKOUT_WAIT`]) for a
+/// version past the drive's; `None` if it does not come.
+async fn checkout_of(d: &Hyperdrive, version: u64) -> Option<Hyperdrive> {
+    if d.version() < version {
+        let mut rx = d.core().subscribe();
+        let reached = tokio::time::timeout(CHECKOUT_WAIT, async {
+            while d.version() < version {
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        if reached != Ok(true) {
+            return None;
+        }
+    }
+    Some(d.checkout(version))
+}
 
 async fn bind(host: Option<&str>, port: u16, any_port: bool) -> anyhow::Result<TcpListener> {
     let hosts: Vec<String> = match host {
@@ -77,7 +149,7 @@ pub(crate) async fn serve(
         let (sock, _) = listener.accept().await.context("accepting")?;
         let drive = drive.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(sock, drive.as_drive()).await {
+            if let Err(e) = connection(sock, &drive).await {
                 tracing::debug!("http connection: {e:#}");
             }
         });
@@ -118,7 +190,25 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn respond(drive: &dyn Drive, method: &str, target: &str, range: Option<&str>) -> Response {
+async fn respond(
+    served: &AnyDrive,
+    method: &str,
+    target: &str,
+    range: Option<&str>,
+) -> (Response, Option<AnyDrive>) {
+    let mut checkout = None;
+    let resp = respond_in(served, &mut checkout, method, target, range).await;
+    (resp, checkout)
+}
+
+/// Answers one request; a checkout it reads from is left in `checkout` for the body.
+async fn respond_in(
+    served: &AnyDrive,
+    checkout: &mut Option<AnyDrive>,
+    method: &str,
+    target: &str,
+    range: Option<&str>,
+) -> Response {
     let simple = |status, text| Response {
         status,
         headers: Vec::new(),
@@ -129,9 +219,20 @@ async fn respond(drive: &dyn Drive, method: &str, target: &str, range: Option<&s
         return simple(400, "");
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if query.split('&').any(|kv| kv.starts_with("drive=")) {
+    if query_param(query, "drive").is_some_and(|id| !names_drive(served, &id)) {
         return simple(404, "DRIVE_NOT_FOUND");
     }
+    let drive: &dyn Drive = match parse_checkout(query) {
+        Checkout::Latest => served.as_drive(),
+        Checkout::Invalid => return simple(500, "ERR_ASSERTION"),
+        Checkout::At(v) => match served {
+            AnyDrive::Local(_) => served.as_drive(),
+            AnyDrive::Hyper(d) => match checkout_of(d, v).await {
+                Some(c) => checkout.insert(AnyDrive::Hyper(c)).as_drive(),
+                None => return simple(404, "SNAPSHOT_NOT_AVAILABLE"),
+            },
+        },
+    };
     let Some(filename) = percent_decode(path) else {
         return simple(404, "ENOENT");
     };
@@ -187,7 +288,16 @@ async fn respond(drive: &dyn Drive, method: &str, target: &str, range: Option<&s
     }
 }
 
-async fn connection(sock: TcpStream, drive: &dyn Drive) -> anyhow::Result<()> {
+/// True when `?drive=ID` names the served drive: its z-base-32 key (serve-drive registers the default drive
+/// under its key too). A folder has no key.
+fn names_drive(drive: &AnyDrive, id: &str) -> bool {
+    match drive {
+        AnyDrive::Hyper(d) => holepunch::z32::encode(&d.key()) == id,
+        AnyDrive::Local(_) => false,
+    }
+}
+
+async fn connection(sock: TcpStream, served: &AnyDrive) -> anyhow::Result<()> {
     let (r, mut w) = sock.into_split();
     let mut r = BufReader::new(r);
     loop {
@@ -233,7 +343,8 @@ async fn connection(sock: TcpStream, drive: &dyn Drive) -> anyhow::Result<()> {
         if let Some(len) = header("content-length").and_then(|v| v.parse::<u64>().ok()) {
             tokio::io::copy(&mut (&mut r).take(len), &mut tokio::io::sink()).await?;
         }
-        let resp = respond(drive, &method, &target, header("range").as_deref()).await;
+        let (resp, checkout) = respond(served, &method, &target, header("range").as_deref()).await;
+        let drive = checkout.as_ref().unwrap_or(served).as_drive();
         let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
         for (k, v) in &resp.headers {
             out.push_str(&format!("{k}: {v}\r\n"));
@@ -267,3 +378,57 @@ async fn connection(sock: TcpStream, drive: &dyn Drive) -> anyhow::Result<()> {
 }
 
 use tokio::io::AsyncReadExt as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkout_parameter_as_serve_drive_reads_it() {
+        assert_eq!(parse_checkout(""), Checkout::Latest);
+        assert_eq!(parse_checkout("drive=x"), Checkout::Latest);
+        assert_eq!(parse_checkout("checkout="), Checkout::Latest);
+        assert_eq!(parse_checkout("checkout=3"), Checkout::At(3));
+        assert_eq!(parse_checkout("a=1&checkout=7&checkout=9"), Checkout::At(7));
+        assert_eq!(parse_checkout("checkout=02"), Checkout::At(2));
+        assert_eq!(parse_checkout("checkout=2.5"), Checkout::At(2));
+        assert_eq!(parse_checkout("checkout=%33"), Checkout::At(3));
+        assert_eq!(parse_checkout("checkout=0"), Checkout::At(1));
+        assert_eq!(parse_checkout("checkout=-1"), Checkout::At(1));
+        assert_eq!(parse_checkout("checkout=abc"), Checkout::Invalid);
+        assert_eq!(parse_checkout("checkout=inf"), Checkout::Invalid);
+        assert_eq!(parse_checkout("checkout=NaN"), Checkout::Invalid);
+        assert_eq!(parse_checkout("checkout=%zz"), Checkout::Latest);
+    }
+
+    #[tokio::test]
+    async fn a_version_past_the_drive_is_waited_for() {
+        use holepunch::corestore::Corestore;
+        use holepunch::hyperdrive::{DriveOptions, PutOptions};
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Corestore::open(tmp.path()).expect("store");
+        let drive = Hyperdrive::open(&store, DriveOptions::default()).expect("drive");
+        drive
+            .put("/a", b"1", PutOptions::default())
+            .await
+            .expect("put");
+        let v = drive.version();
+        assert_eq!(
+            checkout_of(&drive, v).await.map(|d| d.version()),
+            Some(v),
+            "a version the drive has"
+        );
+        let writer = drive.clone();
+        let (got, ()) = tokio::join!(checkout_of(&drive, v + 1), async move {
+            tokio::task::yield_now().await;
+            writer
+                .put("/b", b"2", PutOptions::default())
+                .await
+                .expect("put");
+        });
+        assert_eq!(got.map(|d| d.version()), Some(v + 1));
+        let start = std::time::Instant::now();
+        assert!(checkout_of(&drive, v + 5).await.is_none());
+        assert!(start.elapsed() >= CHECKOUT_WAIT);
+    }
+}

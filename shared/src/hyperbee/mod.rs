@@ -12,6 +12,8 @@
 //!   [`Hyperbee::sub`] (a prefix plus separator, as JS `sub()`), [`Hyperbee::header`].
 //! - [`Hyperbee::diff`]: the differences between two versions (JS `createDiffStream`).
 //! - [`Batch::get`] reads through a batch's pending writes.
+//! - [`Hyperbee::watch`] ([`Watcher`]): `(current, previous)` snapshots on each change within a key range, and
+//!   [`Hyperbee::get_and_watch`] ([`EntryWatcher`]): one key kept up to date (JS `watch`, `getAndWatch`).
 //! - Keys and values are bytes: JS's default encoding (`binary`, strings as UTF-8) and `utf-8`; JSON values are the
 //!   caller's `serde_json::to_vec`, byte-identical to JS `json` for the same serialisation.
 //!
@@ -19,13 +21,14 @@
 //!   batch; [`Hyperbee::get_strict`] searches the tree only (see the docs of `get`).
 //! - Writers are serialised by a write lock that a [`Batch`] holds from its first write until flushed or dropped.
 //!
-//! Differences from the JS: no extension (remote `get` hints), no watchers, no key/value codecs (bytes in, bytes
+//! Differences from the JS: no extension (remote `get` hints), no key/value codecs (bytes in, bytes
 //! out), no range iteration inside a batch, a diff that walks both versions in full (same output), and checkouts
 //! past the core's length are not live sessions. Checking out a version that ends in the middle of a batch fails
 //! (it has no root), in JS too.
 
 pub mod messages;
 mod tree;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +37,7 @@ use crate::hypercore::{Hypercore, HypercoreError};
 use messages::{Header, Level, MessageError, Metadata, Node, YoloIndex};
 
 pub use tree::Batch;
+pub use watch::{EntryWatcher, Watcher};
 
 /// Keys per node before a split: `MAX_CHILDREN` in the JS (`2 * (T - 1) + 1` with `T = 5`).
 pub const MAX_CHILDREN: usize = 9;

@@ -178,6 +178,8 @@ pub struct PeerStats {
     pub blocks_downloaded: u64,
     /// Blocks sent to this peer.
     pub blocks_uploaded: u64,
+    /// How many blocks from the start the peer says it has (JS `peer.remoteContiguousLength`).
+    pub remote_contiguous: u64,
 }
 
 /// A peer (one channel of one core) in a [`ReplicatorCore`].
@@ -346,6 +348,8 @@ pub struct ReplicatorCore {
     fresh: Vec<u64>,
     /// Registered extensions by name.
     extensions: HashMap<String, ExtensionState>,
+    /// How many of the core's clears peers were told about.
+    clears_seen: usize,
 }
 
 fn encode<T: Encode>(v: &T) -> Vec<u8> {
@@ -380,7 +384,9 @@ impl ReplicatorCore {
             stats: Stats::default(),
             fresh: Vec::new(),
             extensions: HashMap::new(),
+            clears_seen: 0,
         };
+        me.clears_seen = me.core.clear_count();
         me.advance_contig();
         me
     }
@@ -457,6 +463,7 @@ impl ReplicatorCore {
                 remote_public_key: p.remote_public_key,
                 blocks_downloaded: p.blocks_downloaded,
                 blocks_uploaded: p.blocks_uploaded,
+                remote_contiguous: p.remote_contig,
             })
             .collect()
     }
@@ -1044,6 +1051,7 @@ impl ReplicatorCore {
         }
         self.length = length;
         self.fork = fork;
+        self.tell_clears();
         self.advance_contig();
         // Blocks past the contiguous prefix may be gone: tell peers (as JS `ontruncate` does).
         let dropped = (self.contig < old_length && (forked || length < old_length))
@@ -1077,6 +1085,46 @@ impl ReplicatorCore {
             }
         }
         self.announce_fresh();
+    }
+
+    /// Tells open peers about blocks cleared locally (JS `onhave(start, length, drop = true)`: a `range` with
+    /// `drop`), and counts the contiguous prefix again when a clear cut into it.
+    fn tell_clears(&mut self) {
+        if self.core.clear_count() == self.clears_seen {
+            return;
+        }
+        let clears = self.core.clears_since(self.clears_seen);
+        self.clears_seen += clears.len();
+        for (start, end) in clears {
+            self.contig = self.contig.min(start);
+            for r in &mut self.ranges {
+                r.cursor = r.cursor.min(start).max(r.start);
+            }
+            for p in self.peers.values_mut().filter(|p| p.opened) {
+                let believed = p.contig_sent;
+                p.contig_sent = believed.min(start);
+                p.queue((
+                    kind::RANGE,
+                    encode(&Range {
+                        drop: true,
+                        start,
+                        length: end - start,
+                    }),
+                ));
+                // A drop cuts the peer's idea of our contiguous prefix at `start` (JS forgets what followed):
+                // what we still hold after the cleared range is advertised again.
+                if believed > end {
+                    p.queue((
+                        kind::RANGE,
+                        encode(&Range {
+                            drop: false,
+                            start: end,
+                            length: believed - end,
+                        }),
+                    ));
+                }
+            }
+        }
     }
 
     fn upgrade_candidate(&self) -> Option<PeerId> {

@@ -33,6 +33,37 @@ pub const MAX_RECORD: usize = 1 << 30;
 
 const FLAG_TRUNCATE: u64 = 1;
 const FLAG_HEAD: u64 = 2;
+/// Bit 2: the record clears (drops the stored blocks of) a range, see [`Clear`].
+const FLAG_CLEAR: u64 = 4;
+
+/// A cleared range of blocks (`core.clear(start, end)`), logged as a record of its own:
+///
+/// ```text
+/// uint flags = 4, uint start, uint end, array(uint offset, uint length) punched, array() nodes, array() blocks
+/// ```
+///
+/// `punched` lists the byte ranges of the log (the cleared blocks' bytes) that were then deallocated with
+/// `fallocate(PUNCH_HOLE)`: the records holding them no longer match their checksums, and replay accepts such a
+/// record only when a later clear record names a hole inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Clear {
+    /// First cleared block.
+    pub start: u64,
+    /// End (exclusive) of the cleared blocks.
+    pub end: u64,
+    /// Log byte ranges (offset, length) punched out after the record was durable.
+    pub punched: Vec<(u64, u64)>,
+}
+
+impl Encode for Clear {
+    fn encode(&self, w: &mut Writer) {
+        w.uint(FLAG_CLEAR).uint(self.start).uint(self.end);
+        w.array(&self.punched, |w, (o, l)| {
+            w.uint(*o).uint(*l);
+        });
+        w.uint(0).uint(0);
+    }
+}
 
 /// The signed head of the tree after a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +133,8 @@ pub struct RecordView {
     pub nodes: Vec<TreeNode>,
     /// (index, offset of the bytes within the payload, length).
     pub blocks: Vec<(u64, usize, usize)>,
+    /// A cleared range (applied after the truncation and before the nodes and blocks).
+    pub clear: Option<Clear>,
 }
 
 impl RecordView {
@@ -109,7 +142,7 @@ impl RecordView {
     pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(payload);
         let flags = r.uint()?;
-        if flags & !(FLAG_TRUNCATE | FLAG_HEAD) != 0 {
+        if flags & !(FLAG_TRUNCATE | FLAG_HEAD | FLAG_CLEAR) != 0 {
             return Err(DecodeError::Invalid("record flags"));
         }
         let truncate = if flags & FLAG_TRUNCATE != 0 {
@@ -122,6 +155,20 @@ impl RecordView {
                 fork: r.uint()?,
                 length: r.uint()?,
                 signature: r.optional_buffer()?.map(<[u8]>::to_vec),
+            })
+        } else {
+            None
+        };
+        let clear = if flags & FLAG_CLEAR != 0 {
+            let (start, end) = (r.uint()?, r.uint()?);
+            if start > end {
+                return Err(DecodeError::Invalid("clear range"));
+            }
+            let punched = r.array(|r| Ok((r.uint()?, r.uint()?)))?;
+            Some(Clear {
+                start,
+                end,
+                punched,
             })
         } else {
             None
@@ -144,6 +191,7 @@ impl RecordView {
             head,
             nodes,
             blocks,
+            clear,
         })
     }
 }
@@ -356,6 +404,9 @@ impl Log {
         let mut pos = 0u64;
         let mut header = [0u8; MAX_FRAME_HEADER];
         let mut payload = Vec::new();
+        // Frame start of every record, and the records whose checksum failed.
+        let mut starts = Vec::new();
+        let mut unverified = Vec::new();
         loop {
             if size - pos < 4 {
                 break;
@@ -378,19 +429,26 @@ impl Log {
             }
             payload.resize(len, 0);
             reader.read_exact(&mut payload)?;
-            if !frame.verify(&payload) {
-                break;
-            }
+            let verified = frame.verify(&payload);
             let Ok(record) = RecordView::decode(&payload) else {
                 break;
             };
+            if !verified {
+                // Either damage (a torn write) or holes punched by a later clear: decided below.
+                unverified.push(records.len());
+            }
             records.push(Replayed {
                 payload_offset: pos + hlen as u64,
                 record,
             });
+            starts.push(pos);
             pos += (hlen + len) as u64;
         }
         drop(reader);
+        if let Some(cut) = first_unexplained(&records, &unverified) {
+            records.truncate(cut);
+            pos = starts.get(cut).copied().unwrap_or(pos);
+        }
         if pos < size {
             tracing::warn!(
                 path = %path.display(),
@@ -475,6 +533,24 @@ impl Log {
             .collect())
     }
 
+    /// Appends a clear record, always synced (its holes are punched only once it is durable, so a crash in
+    /// between leaves whole records), then punches `clear.punched` out of the log (best effort: a file system
+    /// without hole punching keeps the bytes). Returns the bytes punched.
+    pub fn append_clear(&mut self, clear: &Clear) -> io::Result<u64> {
+        let framed = frame(&clear.to_bytes())?;
+        self.file.write_all_at(&framed, self.end)?;
+        self.file.sync_data()?;
+        self.end += framed.len() as u64;
+        let mut freed = 0;
+        for &(offset, len) in &clear.punched {
+            if offset.saturating_add(len) > self.end || !punch_hole(&self.file, offset, len) {
+                break;
+            }
+            freed += len;
+        }
+        Ok(freed)
+    }
+
     /// Sets when appends are durable.
     pub fn set_durability(&mut self, durability: Durability) {
         self.durability = durability;
@@ -496,6 +572,67 @@ impl Log {
     pub fn is_empty(&self) -> bool {
         self.end == 0
     }
+}
+
+/// The first record (by index) whose checksum failed without a later clear record explaining it by a hole
+/// punched inside its payload. Cutting there can drop clear records that explained earlier ones, so this
+/// repeats until stable.
+fn first_unexplained(records: &[Replayed], unverified: &[usize]) -> Option<usize> {
+    let mut cut: Option<usize> = None;
+    loop {
+        let limit = cut.unwrap_or(records.len());
+        let found = unverified.iter().copied().find(|&i| {
+            i < limit && {
+                let Some(rec) = records.get(i) else {
+                    return false;
+                };
+                let start = rec.payload_offset;
+                let end = records
+                    .get(i + 1)
+                    .map_or(u64::MAX, |next| next.payload_offset);
+                !records
+                    .get(i + 1..limit)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|r| r.record.clear.as_ref())
+                    .flat_map(|c| c.punched.iter())
+                    .any(|&(o, l)| o >= start && o.saturating_add(l) <= end)
+            }
+        });
+        match found {
+            Some(i) => cut = Some(i),
+            None => return cut,
+        }
+    }
+}
+
+/// Deallocates `len` bytes at `offset` of `file` (they read as zeros after), keeping its size. False when the
+/// file system cannot.
+#[cfg(target_os = "linux")]
+fn punch_hole(file: &File, offset: u64, len: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return false;
+    };
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: `fallocate` only reads the descriptor, which `file` keeps open for the duration of the call.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off,
+            len,
+        )
+    };
+    rc == 0
+}
+
+/// Deallocates `len` bytes at `offset` of `file`: not available here, the bytes stay.
+#[cfg(not(target_os = "linux"))]
+fn punch_hole(_file: &File, _offset: u64, _len: u64) -> bool {
+    false
 }
 
 /// Takes an exclusive advisory lock (`flock`) on the log for as long as the file is open, so a second process

@@ -57,7 +57,10 @@
 //! [`ListOptions::skip_invalid`]); values that are not the expected JSON are [`DriveError::Entry`]; blob ids
 //! past the blobs core are [`BlobError::OutOfBounds`]. Nothing panics on remote data.
 //!
-//! Differences from the JS: no `clear` of local blocks (this hypercore's storage cannot drop blocks), no
+//! [`clear`](Hyperdrive::clear) and [`clear_all`](Hyperdrive::clear_all) drop local content blocks as JS
+//! `clear(path)`/`clearAll()` do (the entries stay; the content reads again from peers).
+//!
+//! Differences from the JS: no
 //! monitors, no `truncate`/`purge`, no encryption key, no watch streams (use [`watch`](Hyperdrive::watch)),
 //! and a [`DriveBatch`] cannot read its own pending writes.
 
@@ -73,11 +76,12 @@ use crate::crypto;
 use crate::hyperbee::messages::{Header, Metadata};
 use crate::hyperbee::{Hyperbee, HyperbeeError, RangeOptions};
 use crate::hyperblobs::{
-    fetch_block, BlobError, BlobId, BlobReader, BlobWriter, Hyperblobs, ReadRange, WaitOptions,
+    decode_block_map, fetch_block, BlobError, BlobId, BlobReader, BlobWriter, Hyperblobs,
+    ReadRange, WaitOptions,
 };
 use crate::hypercore::messages::Manifest;
 use crate::hypercore::replicator::Replicator;
-use crate::hypercore::{Durability, Hypercore, HypercoreError};
+use crate::hypercore::{Cleared, Durability, Hypercore, HypercoreError};
 use crate::protomux::Mux;
 use crate::secret_stream::SecretStream;
 
@@ -251,6 +255,7 @@ struct MuxSlot {
     mux: Mux,
     is_initiator: bool,
     handshake_hash: Vec<u8>,
+    remote_public_key: Option<[u8; 32]>,
 }
 
 #[derive(Default)]
@@ -291,6 +296,12 @@ impl std::fmt::Debug for Hyperdrive {
             .field("checkout", &self.checkout)
             .finish_non_exhaustive()
     }
+}
+
+fn add_cleared(total: &mut Cleared, c: Cleared) {
+    total.blocks += c.blocks;
+    total.bytes += c.bytes;
+    total.freed += c.freed;
 }
 
 fn entry_from(e: crate::hyperbee::Entry) -> Result<Entry> {
@@ -420,7 +431,12 @@ impl Hyperdrive {
         }
         if let Some(rep) = blobs.replicator() {
             for slot in &st.muxes {
-                rep.attach(&slot.mux, slot.is_initiator, &slot.handshake_hash);
+                rep.attach_remote(
+                    &slot.mux,
+                    slot.is_initiator,
+                    &slot.handshake_hash,
+                    slot.remote_public_key,
+                );
             }
         }
         st.blobs = Some(blobs.clone());
@@ -574,6 +590,45 @@ impl Hyperdrive {
             }
         }
         Err(DriveError::RecursiveSymlink)
+    }
+
+    /// Drops the locally stored content blocks of the file at `path` (JS `clear(path)`): the entry stays, its
+    /// content is fetched again from peers when read. Nothing happens for a missing entry, a symlink or a
+    /// drive whose blobs are not known yet. The entry is looked up without waiting for peers. For a
+    /// block-map blob (JS dedup writes) the blocks it lists are dropped too, then the map blocks.
+    pub async fn clear(&self, path: &str) -> Result<Cleared> {
+        let key = path::normalize(path)?;
+        let entry = self
+            .files()
+            .get(key.as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|n| entry_from(n).ok());
+        let (Some(blob), Some(blobs)) = (entry.and_then(|e| e.value.blob), self.blobs_if_open())
+        else {
+            return Ok(Cleared::default());
+        };
+        let core = blobs.core();
+        let mut total = Cleared::default();
+        if blob.block_map {
+            for i in blob.block_offset..blob.block_end() {
+                let Some(map) = core.get(i)? else { continue };
+                for (index, _) in decode_block_map(&map).unwrap_or_default() {
+                    add_cleared(&mut total, core.clear(index, index.saturating_add(1))?);
+                }
+            }
+        }
+        add_cleared(&mut total, core.clear(blob.block_offset, blob.block_end())?);
+        Ok(total)
+    }
+
+    /// Drops every locally stored content block (JS `clearAll()`); the db (entries) stays.
+    pub async fn clear_all(&self) -> Result<Cleared> {
+        let Some(blobs) = self.blobs_if_open() else {
+            return Ok(Cleared::default());
+        };
+        let core = blobs.core();
+        Ok(core.clear(0, core.length())?)
     }
 
     /// Whether an entry exists at `path`.
@@ -873,11 +928,25 @@ impl Hyperdrive {
     /// Replicates both cores over `mux` (JS `drive.replicate(stream)` / `store.replicate`): the db now, the
     /// blobs now or as soon as a replica learns their key (its opening starts in the background).
     pub fn replicate(&self, mux: &Mux, is_initiator: bool, handshake_hash: &[u8]) {
-        self.shared.db_rep.attach(mux, is_initiator, handshake_hash);
+        self.replicate_remote(mux, is_initiator, handshake_hash, None);
+    }
+
+    /// [`replicate`](Self::replicate) on a connection whose remote public key is known (a secret stream):
+    /// the replicators' [`peer_stats`](Replicator::peer_stats) then name the peer.
+    pub fn replicate_remote(
+        &self,
+        mux: &Mux,
+        is_initiator: bool,
+        handshake_hash: &[u8],
+        remote_public_key: Option<[u8; 32]>,
+    ) {
+        self.shared
+            .db_rep
+            .attach_remote(mux, is_initiator, handshake_hash, remote_public_key);
         let id = {
             let mut st = self.shared.state();
             if let Some(rep) = st.blobs.as_ref().and_then(|b| b.replicator().cloned()) {
-                rep.attach(mux, is_initiator, handshake_hash);
+                rep.attach_remote(mux, is_initiator, handshake_hash, remote_public_key);
             }
             let id = st.next_mux;
             st.next_mux += 1;
@@ -886,6 +955,7 @@ impl Hyperdrive {
                 mux: mux.clone(),
                 is_initiator,
                 handshake_hash: handshake_hash.to_vec(),
+                remote_public_key,
             });
             id
         };

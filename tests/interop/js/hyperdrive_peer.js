@@ -17,6 +17,9 @@
 //   {"cmd":"wait","version":V}      waits until the drive has version >= V: {"version"}
 //   {"cmd":"readdir","path":P}      {"names"}
 //   {"cmd":"stats"}                 {"dbLength","blobsLength","blobsStored"}
+//   {"cmd":"tryget","path":P,"timeout":MS}  like get, but {"error"} when the content cannot be had in time
+//   {"cmd":"remoteHas","path":P}    how many of the file's blob blocks the (first) peer advertises: {"has","blocks"}
+//   {"cmd":"clear","path":P}        drive.clear(P, { diff: true }): {"cleared"}
 // Closing stdin exits.
 'use strict'
 const net = require('net')
@@ -209,6 +212,21 @@ async function main() {
         const names = []
         for await (const n of drive.readdir(c.path)) names.push(n)
         out({ names })
+      } else if (c.cmd === 'tryget') {
+        const content = await drive.get(c.path, { timeout: c.timeout })
+        out({ hash: content ? hash(content) : null, size: content ? content.length : null })
+      } else if (c.cmd === 'remoteHas') {
+        const blobs = await drive.getBlobs()
+        const entry = await drive.entry(c.path)
+        const { blockOffset, blockLength } = entry.value.blob
+        const peer = blobs.core.peers[0]
+        let has = 0
+        for (let i = blockOffset; i < blockOffset + blockLength; i++) {
+          if (peer && (i < peer._remoteContiguousLength || peer.remoteBitfield.get(i))) has++
+        }
+        out({ has, blocks: blockLength })
+      } else if (c.cmd === 'clear') {
+        out({ cleared: await drive.clear(c.path, { diff: true }) })
       } else if (c.cmd === 'stats') {
         const blobs = await drive.getBlobs()
         let stored = 0
