@@ -6,6 +6,8 @@
 #   benches/drives.sh            FILES=2000 FILE_KB=50 BIG_MB=200 by default
 #   FILES=200 BIG_MB=20          a smaller run
 #   KEEP=1                       keeps the work directory
+#   SKIP_JS=1                    only the Rust side (profiling)
+#   RS_LOG=filter                RUST_LOG for the Rust downloader (its stderr goes to $WORK/rs_dl_err)
 #
 # Import: JS times `localdrive.mirror(drive).done()` inside the process (drives_peer.js seed reports importMs);
 # Rust times the whole `drives mirror FOLDER KEY` process (after `drives touch`), start-up included.
@@ -46,6 +48,7 @@ done
 head -c $((BIG_MB * 1000 * 1000)) /dev/urandom > "$WORK/data/big.bin"
 
 now_ms() { date +%s%3N; }
+cpu_ms() { awk '{ printf "%d", ($1 + $2) * 1000 }' "$1"; } # FILE written by /usr/bin/time -f '%U %S': user+sys ms
 wait_line() { # FILE PATTERN: wait (at most 600 s) for a line matching PATTERN in FILE
   local n=0
   until grep -q "$2" "$1" 2>/dev/null; do sleep 0.05; n=$((n + 1)); [ "$n" -lt 12000 ] || { echo "timeout waiting for $2 in $1" >&2; cat "$1" >&2; exit 1; }; done
@@ -60,6 +63,10 @@ exec 8> "$WORK/testnet_in"
 BOOT="$(wait_line "$WORK/testnet_out" bootstrap | sed -E 's/.*"bootstrap":\["([^"]+)".*/\1/')"
 echo "bootstrap $BOOT" >&2
 
+JS_IMPORT=0
+JS_DL=0
+JS_CPU=-
+if [ -z "${SKIP_JS:-}" ]; then
 echo "== JS import + seed" >&2
 mkfifo "$WORK/js_seed_in"
 (cd "$NODE_DIR" && exec node js/drives_peer.js "$BOOT" seed "$WORK/js-store" "$WORK/data" < "$WORK/js_seed_in" > "$WORK/js_seed_out" 2> "$WORK/js_seed_err") &
@@ -70,11 +77,13 @@ JS_KEY="$(echo "$JS_LINE" | sed -E 's/.*"key":"([^"]+)".*/\1/')"
 JS_IMPORT="$(echo "$JS_LINE" | sed -E 's/.*"importMs":([0-9]+).*/\1/')"
 
 echo "== JS download" >&2
-JS_DL_LINE="$(cd "$NODE_DIR" && node js/drives_peer.js "$BOOT" mirror "$JS_KEY" "$WORK/js-store2" "$WORK/js-out")"
+JS_DL_LINE="$(cd "$NODE_DIR" && /usr/bin/time -f '%U %S' -o "$WORK/js_dl_time" node js/drives_peer.js "$BOOT" mirror "$JS_KEY" "$WORK/js-store2" "$WORK/js-out")"
 JS_DL="$(echo "$JS_DL_LINE" | sed -E 's/.*"ms":([0-9]+).*/\1/')"
+JS_CPU="$(cpu_ms "$WORK/js_dl_time")"
 diff -r "$WORK/data" "$WORK/js-out" > /dev/null
 exec 9>&-
 rm -rf "$WORK/js-store" "$WORK/js-store2" "$WORK/js-out"
+fi
 
 echo "== Rust import" >&2
 KEY="$("$DRIVES" touch --storage "$WORK/rs" | sed -n 's/^New drive: //p')"
@@ -87,11 +96,15 @@ echo "== Rust seed + download" >&2
 PIDS+=($!)
 wait_line "$WORK/rs_seed_out" Announced > /dev/null
 T0=$(now_ms)
-"$DRIVES" mirror "$KEY" "$WORK/rs-out" --storage "$WORK/rs2" --bootstrap "$BOOT" > /dev/null
+env ${RS_LOG:+RUST_LOG=$RS_LOG} /usr/bin/time -f '%U %S' -o "$WORK/rs_dl_time" \
+  "$DRIVES" mirror "$KEY" "$WORK/rs-out" --storage "$WORK/rs2" --bootstrap "$BOOT" > /dev/null 2> "$WORK/rs_dl_err"
 RS_DL=$(( $(now_ms) - T0 ))
+RS_CPU="$(cpu_ms "$WORK/rs_dl_time")"
 diff -r "$WORK/data" "$WORK/rs-out" > /dev/null
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / (b > 0 ? b : 1) }'; }
 printf '\n%-10s %10s %10s %8s\n' "" "JS (ms)" "Rust (ms)" "ratio"
 printf '%-10s %10s %10s %8s\n' import "$JS_IMPORT" "$RS_IMPORT" "$(ratio "$JS_IMPORT" "$RS_IMPORT")"
 printf '%-10s %10s %10s %8s\n' download "$JS_DL" "$RS_DL" "$(ratio "$JS_DL" "$RS_DL")"
+printf '%-10s %10s %10s %8s\n' "dl cpu" "$JS_CPU" "$RS_CPU" "(user+sys ms of the downloader process)"
+echo "load: $(uptime | sed 's/.*load average/load average/')"
