@@ -7,6 +7,8 @@
 #   FILES=200 BIG_MB=20          a smaller run
 #   KEEP=1                       keeps the work directory
 #   SKIP_JS=1                    only the Rust side (profiling)
+#   PERF=1                       perf record (flat) of the Rust downloader and seeder: $WORK/perf.{dl,seed}
+#   PERF=dwarf                   the downloader with call graphs
 #   RS_LOG=filter                RUST_LOG for the Rust downloader (its stderr goes to $WORK/rs_dl_err)
 #
 # Import: JS times `localdrive.mirror(drive).done()` inside the process (drives_peer.js seed reports importMs);
@@ -96,10 +98,19 @@ echo "== Rust seed + download" >&2
 PIDS+=($!)
 wait_line "$WORK/rs_seed_out" Announced > /dev/null
 T0=$(now_ms)
+PERF_DL=()
+if [ -n "${PERF:-}" ]; then
+  perf record -q -F 999 -o "$WORK/perf.seed" -p "${PIDS[-1]}" 2> /dev/null &
+  PERF_SEED=$!
+  PERF_DL=(perf record -q -F 999 -o "$WORK/perf.dl")
+  [ "$PERF" = dwarf ] && PERF_DL=(perf record -q -F 199 --call-graph dwarf,16384 -o "$WORK/perf.dl")
+  PERF_DL+=(--)
+fi
 env ${RS_LOG:+RUST_LOG=$RS_LOG} /usr/bin/time -f '%U %S' -o "$WORK/rs_dl_time" \
-  "$DRIVES" mirror "$KEY" "$WORK/rs-out" --storage "$WORK/rs2" --bootstrap "$BOOT" > /dev/null 2> "$WORK/rs_dl_err"
+  "${PERF_DL[@]}" "$DRIVES" mirror "$KEY" "$WORK/rs-out" --storage "$WORK/rs2" --bootstrap "$BOOT" > /dev/null 2> "$WORK/rs_dl_err"
 RS_DL=$(( $(now_ms) - T0 ))
 RS_CPU="$(cpu_ms "$WORK/rs_dl_time")"
+if [ -n "${PERF:-}" ]; then kill -INT "$PERF_SEED"; wait "$PERF_SEED" || true; fi
 diff -r "$WORK/data" "$WORK/rs-out" > /dev/null
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / (b > 0 ? b : 1) }'; }

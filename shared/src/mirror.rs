@@ -589,8 +589,8 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 let Some(next) = pending.peek() else {
                     break;
                 };
-                let must_be_alone = next.linkname.is_some()
-                    || in_window.iter().any(|k| under_prefix(&next.key, k));
+                let must_be_alone =
+                    next.linkname.is_some() || in_window.iter().any(|k| under_prefix(&next.key, k));
                 if must_be_alone && !in_window.is_empty() {
                     break;
                 }
