@@ -9,6 +9,7 @@
 #   SKIP_JS=1                    only the Rust side (profiling)
 #   PERF=1                       perf record (flat) of the Rust downloader and seeder: $WORK/perf.{dl,seed}
 #   PERF=dwarf                   the downloader with call graphs
+#   PERF=strace                  syscall counts of the downloader ($WORK/strace.dl)
 #   RS_LOG=filter                RUST_LOG for the Rust downloader (its stderr goes to $WORK/rs_dl_err)
 #
 # Import: JS times `localdrive.mirror(drive).done()` inside the process (drives_peer.js seed reports importMs);
@@ -105,6 +106,7 @@ if [ -n "${PERF:-}" ]; then
   PERF_SEED=$!
   PERF_DL=(perf record -q -F 999 -o "$WORK/perf.dl")
   [ "$PERF" = dwarf ] && PERF_DL=(perf record -q -F 199 --call-graph dwarf,16384 -o "$WORK/perf.dl")
+  [ "$PERF" = strace ] && PERF_DL=(strace -f -c -o "$WORK/strace.dl")
   PERF_DL+=(--)
 fi
 env ${RS_LOG:+RUST_LOG=$RS_LOG} /usr/bin/time -f '%U %S' -o "$WORK/rs_dl_time" \

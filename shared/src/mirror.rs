@@ -828,7 +828,9 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     }
 }
 
-/// Copies `entry` of `src` to `key` of `dst`.
+/// Copies `entry` of `src` to `key` of `dst`. Content of at most [`CHUNK_SIZE`] bytes is read whole and
+/// handed to [`Drive::put`] (one call, which a folder does in one file-system task); larger content is
+/// streamed through [`Drive::write`].
 pub async fn copy(
     src: &(impl Drive + ?Sized),
     entry: &Entry,
@@ -836,6 +838,26 @@ pub async fn copy(
     key: &str,
     opts: WriteOptions,
 ) -> Result<()> {
+    if entry.len() <= CHUNK_SIZE as u64 {
+        let mut data = Vec::new();
+        if entry.byte_length.is_some() {
+            let mut reader = src.read(entry, 0, None).await?;
+            while let Some(chunk) = reader.next_chunk().await? {
+                data.extend_from_slice(&chunk);
+                if data.len() > CHUNK_SIZE {
+                    // More than the entry said: stream the rest instead of gathering it.
+                    let mut writer = dst.write(key, opts).await?;
+                    writer.write(&data).await?;
+                    drop(data);
+                    while let Some(chunk) = reader.next_chunk().await? {
+                        writer.write(&chunk).await?;
+                    }
+                    return writer.finish().await;
+                }
+            }
+        }
+        return dst.put(key, &data, opts).await;
+    }
     let mut writer = dst.write(key, opts).await?;
     if entry.byte_length.is_some() {
         let mut reader = src.read(entry, 0, None).await?;
