@@ -51,9 +51,9 @@ fn mtime_ms(meta: &std::fs::Metadata) -> f64 {
 
 /// Runs file-system work on tokio's blocking pool (one hand-off for several calls).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        DriveError::io("file-system task", std::io::Error::other(e.to_string()))
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DriveError::io("file-system task", std::io::Error::other(e.to_string())))?
 }
 
 /// [`Localdrive`]'s parent-folder preparation: creates or checks every parent folder of the clean `key`
@@ -87,7 +87,8 @@ fn prepare_parent_sync(root: &Path, key: &str) -> Result<PathBuf> {
             Err(e) if e.kind() == ErrorKind::NotFound => match std::fs::create_dir(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    let m = std::fs::symlink_metadata(&p).map_err(|e| DriveError::io(p.display(), e))?;
+                    let m = std::fs::symlink_metadata(&p)
+                        .map_err(|e| DriveError::io(p.display(), e))?;
                     if !m.is_dir() {
                         return Err(DriveError::InvalidPath {
                             path: key.to_string(),

@@ -463,12 +463,11 @@ enum Step {
         reason: String,
         counted: bool,
     },
-    /// Compared: equal, or to be written.
+    /// Compared: equal, or to be written (the source entry and the destination's, boxed: entries are big).
     Compared {
         key: String,
         bytes: u64,
-        src: Entry,
-        dst: Option<Entry>,
+        entries: Box<(Entry, Option<Entry>)>,
         same: Same,
     },
 }
@@ -692,8 +691,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         Ok(Step::Compared {
             key,
             bytes,
-            src: src_entry,
-            dst: dst_entry,
+            entries: Box::new((src_entry, dst_entry)),
             same,
         })
     }
@@ -719,10 +717,12 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             Step::Compared {
                 key,
                 bytes,
-                src,
-                dst,
+                entries,
                 same,
-            } => (key, bytes, src, dst, same),
+            } => {
+                let (src, dst) = *entries;
+                (key, bytes, src, dst, same)
+            }
         };
         sum.count.files += 1;
         if s == Same::Equal {
