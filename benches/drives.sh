@@ -17,6 +17,7 @@
 # Download: JS seeder + JS downloader (`drives_peer.js mirror`, timed from joining the swarm to the last file
 # written), then Rust seeder (`drives seed`) + Rust downloader (`drives mirror KEY FOLDER`, the whole process
 # timed: DHT bootstrap, lookup, connect, replicate, write). Each copy is compared with the source (diff -r).
+# "dl cpu" is the user+sys CPU time of each downloader process (steadier than wall time on a loaded machine).
 # Issue #6 targets: import >= 5x and download >= 5x faster than JS (JS here: ~8.7 s and ~14.5 s).
 set -euo pipefail
 

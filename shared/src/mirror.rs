@@ -15,6 +15,12 @@
 //!   [`Drive::put_entry`] (hyperdrive), as in JS.
 //! - **equal**: reported only with `include_equals`.
 //!
+//! Files are compared and written one after another by default; [`MirrorOptions::concurrency`] lets a window
+//! of files run at once (diffs are still reported in source order before their writes start, `Done`
+//! events in source order; a symlink, or a key below another key of the window, runs alone, so the result
+//! is what a sequential run gives, hostile sources included). Content of at most [`CHUNK_SIZE`] bytes is
+//! handed to the destination in one [`Drive::put`].
+//!
 //! `filter` drops keys the caller does not want (drives' default ignore list, `--filter` globs); `ignore` is
 //! mirror-drive's `ignore` option: a key and everything under it is skipped (prefix-closed), which lets the
 //! folder walk skip `.git` without descending. `dry_run` reports without writing.
