@@ -50,6 +50,109 @@ fn mtime_ms(meta: &std::fs::Metadata) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// Runs file-system work on tokio's blocking pool (one hand-off for several calls).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DriveError::io("file-system task", std::io::Error::other(e.to_string())))?
+}
+
+/// [`Localdrive`]'s parent-folder preparation: creates or checks every parent folder of the clean `key`
+/// under `root`, component by component and without following symlinks; returns the file's path.
+fn prepare_parent_sync(root: &Path, key: &str) -> Result<PathBuf> {
+    let comps: Vec<&str> = key.split('/').filter(|c| !c.is_empty()).collect();
+    let Some((last, dirs)) = comps.split_last() else {
+        return Err(DriveError::InvalidPath {
+            path: key.to_string(),
+            reason: "names the root",
+        });
+    };
+    std::fs::create_dir_all(root).map_err(|e| DriveError::io(root.display(), e))?;
+    let mut p = root.to_path_buf();
+    for d in dirs {
+        p.push(d);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(DriveError::InvalidPath {
+                    path: key.to_string(),
+                    reason: "a parent folder is a symlink",
+                })
+            }
+            Ok(_) => {
+                return Err(DriveError::InvalidPath {
+                    path: key.to_string(),
+                    reason: "a parent folder is a file",
+                })
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => match std::fs::create_dir(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    let m = std::fs::symlink_metadata(&p)
+                        .map_err(|e| DriveError::io(p.display(), e))?;
+                    if !m.is_dir() {
+                        return Err(DriveError::InvalidPath {
+                            path: key.to_string(),
+                            reason: "a parent folder is not a folder",
+                        });
+                    }
+                }
+                Err(e) => return Err(DriveError::io(p.display(), e)),
+            },
+            Err(e) => return Err(DriveError::io(p.display(), e)),
+        }
+    }
+    p.push(last);
+    Ok(p)
+}
+
+/// The temporary name a write of `target` goes to before its rename.
+fn tmp_path(target: &Path, fallback: &str) -> PathBuf {
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(fallback);
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    target.with_file_name(format!(".{name}.{}.{n}.localdrive.tmp", std::process::id()))
+}
+
+/// A whole file written as [`Localdrive`]'s writer does (parents checked, temporary file with the exact
+/// mode, renamed over the key unless a folder is in the way), in one blocking call.
+fn put_sync(root: &Path, key: &str, data: &[u8], executable: bool) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let target = prepare_parent_sync(root, key)?;
+    let tmp = tmp_path(&target, "file");
+    let mode = if executable { 0o755 } else { 0o644 };
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // The umask may have cleared bits: set them exactly.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.write_all(data)
+    })();
+    let res = written
+        .map_err(|e| DriveError::io(tmp.display(), e))
+        .and_then(|()| {
+            if let Ok(m) = std::fs::symlink_metadata(&target) {
+                if m.is_dir() {
+                    return Err(DriveError::io(
+                        target.display(),
+                        std::io::Error::new(ErrorKind::IsADirectory, "a folder is in the way"),
+                    ));
+                }
+            }
+            std::fs::rename(&tmp, &target).map_err(|e| DriveError::io(target.display(), e))
+        });
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
 impl Localdrive {
     /// A drive on the folder `root` (made absolute; it need not exist yet).
     pub fn new(root: impl AsRef<Path>) -> Self {
@@ -147,56 +250,10 @@ impl Localdrive {
     }
 
     /// Creates the parent folders of a clean key without following symlinks; returns the file's path.
+    /// One blocking task for all the folder checks.
     async fn prepare_parent(&self, key: &str) -> Result<PathBuf> {
-        let comps: Vec<&str> = key.split('/').filter(|c| !c.is_empty()).collect();
-        let Some((last, dirs)) = comps.split_last() else {
-            return Err(DriveError::InvalidPath {
-                path: key.to_string(),
-                reason: "names the root",
-            });
-        };
-        tokio::fs::create_dir_all(&self.root)
-            .await
-            .map_err(|e| DriveError::io(self.root.display(), e))?;
-        let mut p = self.root.clone();
-        for d in dirs {
-            p.push(d);
-            match tokio::fs::symlink_metadata(&p).await {
-                Ok(m) if m.is_dir() => {}
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(DriveError::InvalidPath {
-                        path: key.to_string(),
-                        reason: "a parent folder is a symlink",
-                    })
-                }
-                Ok(_) => {
-                    return Err(DriveError::InvalidPath {
-                        path: key.to_string(),
-                        reason: "a parent folder is a file",
-                    })
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    match tokio::fs::create_dir(&p).await {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                            let m = tokio::fs::symlink_metadata(&p)
-                                .await
-                                .map_err(|e| DriveError::io(p.display(), e))?;
-                            if !m.is_dir() {
-                                return Err(DriveError::InvalidPath {
-                                    path: key.to_string(),
-                                    reason: "a parent folder is not a folder",
-                                });
-                            }
-                        }
-                        Err(e) => return Err(DriveError::io(p.display(), e)),
-                    }
-                }
-                Err(e) => return Err(DriveError::io(p.display(), e)),
-            }
-        }
-        p.push(last);
-        Ok(p)
+        let (root, key) = (self.root.clone(), key.to_string());
+        blocking(move || prepare_parent_sync(&root, &key)).await
     }
 
     async fn gc_empty_folders(&self, mut dir: PathBuf) {
@@ -493,13 +550,7 @@ impl Drive for Localdrive {
     async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
         let key = clean_key(key)?;
         let target = self.prepare_parent(&key).await?;
-        let name = target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("file");
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp =
-            target.with_file_name(format!(".{name}.{}.{n}.localdrive.tmp", std::process::id()));
+        let tmp = tmp_path(&target, "file");
         let mode = if opts.executable { 0o755 } else { 0o644 };
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -518,6 +569,13 @@ impl Drive for Localdrive {
             target,
             done: false,
         }))
+    }
+
+    /// A whole file in one blocking task (what [`Drive::write`] does in several), for small files.
+    async fn put(&self, key: &str, data: &[u8], opts: WriteOptions) -> Result<()> {
+        let key = clean_key(key)?;
+        let (root, data) = (self.root.clone(), data.to_vec());
+        blocking(move || put_sync(&root, &key, &data, opts.executable)).await
     }
 
     async fn del(&self, key: &str) -> Result<()> {

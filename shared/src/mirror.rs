@@ -15,6 +15,12 @@
 //!   [`Drive::put_entry`] (hyperdrive), as in JS.
 //! - **equal**: reported only with `include_equals`.
 //!
+//! Files are compared and written one after another by default; [`MirrorOptions::concurrency`] lets a window
+//! of files run at once (diffs are still reported in source order before their writes start, `Done`
+//! events in source order; a symlink, or a key below another key of the window, runs alone, so the result
+//! is what a sequential run gives, hostile sources included). Content of at most [`CHUNK_SIZE`] bytes is
+//! handed to the destination in one [`Drive::put`].
+//!
 //! `filter` drops keys the caller does not want (drives' default ignore list, `--filter` globs); `ignore` is
 //! mirror-drive's `ignore` option: a key and everything under it is skipped (prefix-closed), which lets the
 //! folder walk skip `.git` without descending. `dry_run` reports without writing.
@@ -24,10 +30,15 @@
 //! again on their own (a [`crate::localdrive::Localdrive`] refuses to write outside its folder or through a
 //! symlink).
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use async_trait::async_trait;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 
 /// Size of the chunks content is copied and compared in.
 pub const CHUNK_SIZE: usize = 1 << 20;
@@ -438,6 +449,11 @@ pub struct MirrorOptions {
     pub prune: bool,
     /// Report equal files too.
     pub include_equals: bool,
+    /// How many files are compared and written at once (default 1: one after another, as mirror-drive).
+    /// Events stay in source order either way. Worth raising for a folder destination (each file is a few
+    /// file-system round trips) fed by a remote source (blocks arrive in bulk); a hyperdrive destination
+    /// serializes its writes anyway.
+    pub concurrency: usize,
 }
 
 impl Default for MirrorOptions {
@@ -449,6 +465,7 @@ impl Default for MirrorOptions {
             dry_run: false,
             prune: true,
             include_equals: false,
+            concurrency: 1,
         }
     }
 }
@@ -462,6 +479,7 @@ impl fmt::Debug for MirrorOptions {
             .field("dry_run", &self.dry_run)
             .field("prune", &self.prune)
             .field("include_equals", &self.include_equals)
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }
@@ -477,6 +495,74 @@ pub struct MirrorSummary {
     pub bytes_removed: u64,
     /// Hostile or invalid source entries skipped.
     pub skipped: u64,
+}
+
+/// A boxed future of the mirror's window.
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A source entry after its comparison with the destination.
+enum Step {
+    /// Not written: an invalid key, or one the destination refuses (`counted`: it counts as a file).
+    Skipped {
+        key: String,
+        reason: String,
+        counted: bool,
+    },
+    /// Compared: equal, or to be written (the source entry and the destination's, boxed: entries are big).
+    Compared {
+        key: String,
+        bytes: u64,
+        entries: Box<(Entry, Option<Entry>)>,
+        same: Same,
+    },
+}
+
+/// The result of a file's write: `None` for a skipped entry (no `Done` event), else its key, size and
+/// outcome.
+type Applied = Option<(String, u64, Result<()>)>;
+
+/// What the window yields next.
+enum Either {
+    Compared(Result<Step>),
+    Applied(Applied),
+}
+
+/// A compared entry, counted and reported: its key and size, and the write left to do (`None` when equal or
+/// in a dry run): the source entry, the destination's, and how they differ.
+struct Work {
+    key: String,
+    bytes: u64,
+    write: Option<Box<(Entry, Option<Entry>, Same)>>,
+}
+
+/// Reports a file's write: `Done`, or `Skipped` when the destination refused its path; other errors end
+/// the mirror.
+fn finish_file(
+    key: String,
+    bytes: u64,
+    res: Result<()>,
+    sum: &mut MirrorSummary,
+    on_event: &mut impl FnMut(MirrorEvent),
+) -> Result<()> {
+    match res {
+        Ok(()) => {}
+        Err(DriveError::InvalidPath { path, reason }) => {
+            sum.skipped += 1;
+            let reason = if path == key {
+                reason.to_string()
+            } else {
+                format!("{reason} ({path})")
+            };
+            on_event(MirrorEvent::Skipped {
+                key: key.clone(),
+                reason,
+            });
+        }
+        Err(e) => return Err(e),
+    }
+    tracing::trace!(key, bytes, "mirror: file done");
+    on_event(MirrorEvent::Done { key, bytes });
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -539,6 +625,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 }
             }
         }
+        tracing::debug!(files = sources.len(), "mirror: source listed");
         on_event(MirrorEvent::Planned {
             files: sources.len() as u64,
             bytes: sources.iter().map(Entry::len).sum(),
@@ -566,139 +653,261 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             }
         }
 
-        // Writes go through the destination's batch when it has one (see `BATCH_ENTRIES`).
-        let mut batch = if self.opts.dry_run {
+        tracing::debug!("mirror: destination pruned");
+        // Writes go through the destination's batch when it has one (see `BATCH_ENTRIES`), one file after
+        // another; otherwise through a window of `concurrency` files.
+        let batch = if self.opts.dry_run {
             None
         } else {
             self.dst.batch().await?
         };
-        // On an error, the entries of the files already copied are still committed (as file by file).
-        let copied: Result<()> = async {
-            for src_entry in sources {
-                let bytes = src_entry.len();
-                let key = match clean_key(&src_entry.key) {
-                    Ok(k) if k == src_entry.key => k,
-                    Ok(_) => {
-                        sum.skipped += 1;
-                        on_event(MirrorEvent::Skipped {
-                            key: src_entry.key.clone(),
-                            reason: "not a normalized key".into(),
-                        });
-                        continue;
-                    }
-                    Err(e) => {
-                        sum.skipped += 1;
-                        on_event(MirrorEvent::Skipped {
-                            key: src_entry.key.clone(),
-                            reason: e.to_string(),
-                        });
-                        continue;
-                    }
-                };
-                sum.count.files += 1;
-                let dst_entry = match self.dst.entry(&key).await {
-                    Ok(e) => e,
-                    // A destination that refuses the key (a symlinked parent folder, ...): skip it.
-                    Err(DriveError::InvalidPath { reason, .. }) => {
-                        sum.skipped += 1;
-                        on_event(MirrorEvent::Skipped {
-                            key,
-                            reason: reason.into(),
-                        });
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                let s = self.same(&src_entry, dst_entry.as_ref()).await?;
-                if s == Same::Equal {
-                    if self.opts.include_equals {
-                        on_event(MirrorEvent::Diff(Diff {
-                            op: Op::Equal,
-                            key: key.clone(),
-                            bytes_removed: 0,
-                            bytes_added: 0,
-                        }));
-                    }
-                    on_event(MirrorEvent::Done { key, bytes });
-                    continue;
-                }
-                let diff = match &dst_entry {
-                    Some(d) => {
-                        let (removed, added) = if s == Same::DiffMeta {
-                            (0, 0)
-                        } else {
-                            (d.len(), src_entry.len())
-                        };
-                        sum.count.change += 1;
-                        Diff {
-                            op: Op::Change,
-                            key: key.clone(),
-                            bytes_removed: removed,
-                            bytes_added: added,
-                        }
-                    }
-                    None => {
-                        sum.count.add += 1;
-                        Diff {
-                            op: Op::Add,
-                            key: key.clone(),
-                            bytes_removed: 0,
-                            bytes_added: src_entry.len(),
-                        }
-                    }
-                };
-                sum.bytes_added += diff.bytes_added;
-                sum.bytes_removed += diff.bytes_removed;
-                on_event(MirrorEvent::Diff(diff));
-
-                if !self.opts.dry_run {
-                    let res = match batch.as_deref_mut() {
-                        Some(b) => {
-                            self.apply_batched(b, &key, &src_entry, dst_entry.as_ref(), s)
-                                .await
-                        }
-                        None => self.apply(&key, &src_entry, dst_entry.as_ref(), s).await,
-                    };
-                    match res {
-                        Ok(()) => {}
-                        Err(DriveError::InvalidPath { path, reason }) => {
-                            sum.skipped += 1;
-                            let reason = if path == key {
-                                reason.to_string()
-                            } else {
-                                format!("{reason} ({path})")
-                            };
-                            on_event(MirrorEvent::Skipped {
-                                key: key.clone(),
-                                reason,
-                            });
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                on_event(MirrorEvent::Done { key, bytes });
-                if let Some(b) = batch.as_deref_mut() {
-                    if b.pending() >= BATCH_ENTRIES {
-                        b.flush().await?;
-                    }
-                }
+        match batch {
+            Some(mut batch) => {
+                // On an error, the entries of the files already copied are still committed (as file by file).
+                let copied = self
+                    .run_batched(sources, batch.as_mut(), &mut sum, &mut on_event)
+                    .await;
+                let flushed = batch.flush().await;
+                copied?;
+                flushed?;
             }
-            Ok(())
+            None => self.run_window(sources, &mut sum, &mut on_event).await?,
         }
-        .await;
-        if let Err(e) = copied {
-            if let Some(b) = batch.as_deref_mut() {
-                let _ = b.flush().await;
-            }
-            return Err(e);
-        }
-        if let Some(b) = batch.as_deref_mut() {
-            b.flush().await?;
-        }
+        tracing::debug!("mirror: files written");
         if !self.opts.dry_run {
             self.dst.flush().await?;
         }
         Ok(sum)
+    }
+
+    /// Copies `sources` through the destination's batch, flushing it every [`BATCH_ENTRIES`] entries.
+    async fn run_batched(
+        &self,
+        sources: Vec<Entry>,
+        batch: &mut dyn WriteBatch,
+        sum: &mut MirrorSummary,
+        on_event: &mut (impl FnMut(MirrorEvent) + Send),
+    ) -> Result<()> {
+        for src_entry in sources {
+            let step = self.compare(src_entry).await?;
+            let Some(work) = self.take_step(step, sum, on_event) else {
+                continue;
+            };
+            let res = match &work.write {
+                None => Ok(()),
+                Some(w) => {
+                    let (src, dst, same) = w.as_ref();
+                    self.apply_batched(batch, &work.key, src, dst.as_ref(), *same)
+                        .await
+                }
+            };
+            finish_file(work.key, work.bytes, res, sum, on_event)?;
+            if batch.pending() >= BATCH_ENTRIES {
+                batch.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `sources` through a window of `concurrency` entries: each is compared, its diff reported (in
+    /// source order, before its write starts), then written; results are taken in source order, so `Done`
+    /// events keep that order too. A symlink, or an entry below a key still in the window (`/a` then
+    /// `/a/b`), waits until the window is empty and runs alone, so it sees exactly what a sequential run
+    /// would (a symlink created here is never raced by a write through it).
+    async fn run_window(
+        &self,
+        sources: Vec<Entry>,
+        sum: &mut MirrorSummary,
+        on_event: &mut (impl FnMut(MirrorEvent) + Send),
+    ) -> Result<()> {
+        let window = self.opts.concurrency.max(1);
+        let mut pending = sources.into_iter().peekable();
+        let mut compares: FuturesOrdered<BoxFuture<'_, Result<Step>>> = FuturesOrdered::new();
+        let mut applies: FuturesOrdered<BoxFuture<'_, Applied>> = FuturesOrdered::new();
+        // Keys in the window, oldest first (each entry leaves it when its apply result is taken).
+        let mut in_window: VecDeque<String> = VecDeque::new();
+        let mut alone = false;
+        loop {
+            while in_window.len() < window && !alone {
+                let Some(next) = pending.peek() else {
+                    break;
+                };
+                let must_be_alone =
+                    next.linkname.is_some() || in_window.iter().any(|k| under_prefix(&next.key, k));
+                if must_be_alone && !in_window.is_empty() {
+                    break;
+                }
+                let Some(src_entry) = pending.next() else {
+                    break;
+                };
+                alone = must_be_alone;
+                in_window.push_back(src_entry.key.clone());
+                compares.push_back(Box::pin(self.compare(src_entry)));
+            }
+            if in_window.is_empty() {
+                return Ok(());
+            }
+            // Apply results first (they free the window), then the next comparison.
+            let next = std::future::poll_fn(|cx| {
+                if let Poll::Ready(Some(a)) = applies.poll_next_unpin(cx) {
+                    return Poll::Ready(Either::Applied(a));
+                }
+                if let Poll::Ready(Some(c)) = compares.poll_next_unpin(cx) {
+                    return Poll::Ready(Either::Compared(c));
+                }
+                Poll::Pending
+            })
+            .await;
+            match next {
+                Either::Compared(step) => {
+                    let fut: BoxFuture<'_, Applied> = match self.take_step(step?, sum, on_event) {
+                        None => Box::pin(std::future::ready(None)),
+                        Some(Work {
+                            key,
+                            bytes,
+                            write: None,
+                        }) => Box::pin(std::future::ready(Some((key, bytes, Ok(()))))),
+                        Some(Work {
+                            key,
+                            bytes,
+                            write: Some(w),
+                        }) => Box::pin(async move {
+                            let (src, dst, same) = *w;
+                            let res = self.apply(&key, &src, dst.as_ref(), same).await;
+                            Some((key, bytes, res))
+                        }),
+                    };
+                    applies.push_back(fut);
+                }
+                Either::Applied(a) => {
+                    in_window.pop_front();
+                    if in_window.is_empty() {
+                        alone = false;
+                    }
+                    if let Some((key, bytes, res)) = a {
+                        finish_file(key, bytes, res, sum, on_event)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Compares one source entry with the destination (the first half of a file's work).
+    async fn compare(&self, src_entry: Entry) -> Result<Step> {
+        let bytes = src_entry.len();
+        let key = match clean_key(&src_entry.key) {
+            Ok(k) if k == src_entry.key => k,
+            Ok(_) => {
+                return Ok(Step::Skipped {
+                    key: src_entry.key,
+                    reason: "not a normalized key".into(),
+                    counted: false,
+                })
+            }
+            Err(e) => {
+                return Ok(Step::Skipped {
+                    key: src_entry.key,
+                    reason: e.to_string(),
+                    counted: false,
+                })
+            }
+        };
+        let dst_entry = match self.dst.entry(&key).await {
+            Ok(e) => e,
+            // A destination that refuses the key (a symlinked parent folder, ...): skip it.
+            Err(DriveError::InvalidPath { reason, .. }) => {
+                return Ok(Step::Skipped {
+                    key,
+                    reason: reason.into(),
+                    counted: true,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let same = self.same(&src_entry, dst_entry.as_ref()).await?;
+        Ok(Step::Compared {
+            key,
+            bytes,
+            entries: Box::new((src_entry, dst_entry)),
+            same,
+        })
+    }
+
+    /// Counts and reports a compared entry (in source order) and says what is left to do for it: `None`
+    /// for a skipped entry (no `Done` event).
+    fn take_step(
+        &self,
+        step: Step,
+        sum: &mut MirrorSummary,
+        on_event: &mut impl FnMut(MirrorEvent),
+    ) -> Option<Work> {
+        let (key, bytes, src_entry, dst_entry, s) = match step {
+            Step::Skipped {
+                key,
+                reason,
+                counted,
+            } => {
+                sum.count.files += u64::from(counted);
+                sum.skipped += 1;
+                on_event(MirrorEvent::Skipped { key, reason });
+                return None;
+            }
+            Step::Compared {
+                key,
+                bytes,
+                entries,
+                same,
+            } => {
+                let (src, dst) = *entries;
+                (key, bytes, src, dst, same)
+            }
+        };
+        sum.count.files += 1;
+        if s == Same::Equal {
+            if self.opts.include_equals {
+                on_event(MirrorEvent::Diff(Diff {
+                    op: Op::Equal,
+                    key: key.clone(),
+                    bytes_removed: 0,
+                    bytes_added: 0,
+                }));
+            }
+            return Some(Work {
+                key,
+                bytes,
+                write: None,
+            });
+        }
+        let diff = match &dst_entry {
+            Some(d) => {
+                let (removed, added) = if s == Same::DiffMeta {
+                    (0, 0)
+                } else {
+                    (d.len(), src_entry.len())
+                };
+                sum.count.change += 1;
+                Diff {
+                    op: Op::Change,
+                    key: key.clone(),
+                    bytes_removed: removed,
+                    bytes_added: added,
+                }
+            }
+            None => {
+                sum.count.add += 1;
+                Diff {
+                    op: Op::Add,
+                    key: key.clone(),
+                    bytes_removed: 0,
+                    bytes_added: src_entry.len(),
+                }
+            }
+        };
+        sum.bytes_added += diff.bytes_added;
+        sum.bytes_removed += diff.bytes_removed;
+        on_event(MirrorEvent::Diff(diff));
+        let write = (!self.opts.dry_run).then(|| Box::new((src_entry, dst_entry, s)));
+        Some(Work { key, bytes, write })
     }
 
     /// [`apply`](Self::apply) through the destination's batch: files up to [`BATCH_FILE_MAX`] are read whole
@@ -794,7 +1003,9 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     }
 }
 
-/// Copies `entry` of `src` to `key` of `dst`.
+/// Copies `entry` of `src` to `key` of `dst`. Content of at most [`CHUNK_SIZE`] bytes is read whole and
+/// handed to [`Drive::put`] (one call, which a folder does in one file-system task); larger content is
+/// streamed through [`Drive::write`].
 pub async fn copy(
     src: &(impl Drive + ?Sized),
     entry: &Entry,
@@ -802,6 +1013,26 @@ pub async fn copy(
     key: &str,
     opts: WriteOptions,
 ) -> Result<()> {
+    if entry.len() <= CHUNK_SIZE as u64 {
+        let mut data = Vec::new();
+        if entry.byte_length.is_some() {
+            let mut reader = src.read(entry, 0, None).await?;
+            while let Some(chunk) = reader.next_chunk().await? {
+                data.extend_from_slice(&chunk);
+                if data.len() > CHUNK_SIZE {
+                    // More than the entry said: stream the rest instead of gathering it.
+                    let mut writer = dst.write(key, opts).await?;
+                    writer.write(&data).await?;
+                    drop(data);
+                    while let Some(chunk) = reader.next_chunk().await? {
+                        writer.write(&chunk).await?;
+                    }
+                    return writer.finish().await;
+                }
+            }
+        }
+        return dst.put(key, &data, opts).await;
+    }
     let mut writer = dst.write(key, opts).await?;
     if entry.byte_length.is_some() {
         let mut reader = src.read(entry, 0, None).await?;

@@ -98,8 +98,9 @@ impl AnyDrive {
         }
         let (d, prefix) = (d.clone(), prefix.to_string());
         Some(tokio::spawn(async move {
-            if let Err(e) = d.download(&prefix).await {
-                tracing::debug!("prefetch: {e}");
+            match d.download(&prefix).await {
+                Ok(stats) => tracing::debug!(?stats, "prefetch: every block stored"),
+                Err(e) => tracing::debug!("prefetch: {e}"),
             }
         }))
     }

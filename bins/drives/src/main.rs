@@ -22,11 +22,13 @@ mod serve;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let started = std::time::Instant::now();
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
             .init();
+        tracing::debug!(since_start = ?started.elapsed(), "drives: started");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -397,6 +399,9 @@ async fn format_entry(
     Ok(paint(c, color, &c.bold(name)))
 }
 
+/// Files a mirror into a folder compares and writes at once.
+const FOLDER_WRITE_WINDOW: usize = 32;
+
 struct MirrorArgs {
     src: String,
     dst: String,
@@ -522,11 +527,16 @@ async fn mirror_cmd(
         filter: Some(filter.clone()),
         ignore: vec!["/.drives".into(), "/.git".into()],
         dry_run: a.dry_run,
+        // A folder destination: a file is several file-system round trips, overlap them (and the block
+        // waits of a remote source). A hyperdrive destination writes one file at a time anyway.
+        concurrency: if dst_is_key { 1 } else { FOLDER_WRITE_WINDOW },
         ..MirrorOptions::default()
     };
 
+    tracing::debug!("mirror: drives opened, swarm joined");
     // Download side: wait for the remote drive before comparing.
     src.prepare().await?;
+    tracing::debug!(version = ?src.version(), "mirror: source ready (peer found, updated)");
 
     let pb = progress_bar();
     let silent = a.silent;
@@ -608,6 +618,7 @@ async fn mirror_cmd(
         watcher.prime().await;
     }
     run_once(true).await?;
+    tracing::debug!("mirror: done");
     if let Some(p) = prefetch {
         p.abort();
     }

@@ -869,6 +869,7 @@ impl Hyperdrive {
             )
             .await?;
         let blobs = self.blobs().await?;
+        tracing::debug!(entries = entries.len(), "download: db listed");
         let mut ranges: Vec<(u64, u64)> = entries
             .iter()
             .filter_map(|e| e.value.blob)
