@@ -355,3 +355,31 @@ fn unanswered_requests_time_out_and_are_retried() {
     assert_eq!(again.upgrade, first.upgrade);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Blocks appended while no peer was connected (nothing ran the replicator then) are in the first sync a
+/// new peer gets: a stale length there let a reader take an old head as the latest (`drives mirror KEY
+/// --live` started from an empty drive now and then).
+#[test]
+fn first_sync_carries_appends_made_while_alone() {
+    let dir = interop::scratch_dir("hc-repl-alone");
+    let core = Hypercore::create(&dir, KeyPair::from_seed(&[6; 32])).expect("create");
+    core.set_durability(Durability::Process);
+    core.append(&[b"one"]).expect("append");
+    let mut rc = ReplicatorCore::new(core.clone());
+    core.append(&[b"two", b"three"]).expect("append");
+    let hh = [7u8; 64];
+    let (peer, _) = rc.add_peer(true, &hh);
+    let cap = caps::replicate(false, &core.key(), &hh).expect("cap");
+    rc.on_open(
+        peer,
+        &Handshake {
+            seeks: false,
+            capability: cap,
+        }
+        .to_bytes(),
+    )
+    .expect("open");
+    let (k, payload) = rc.poll_transmit(peer).expect("a first message");
+    assert_eq!(k, kind::SYNC);
+    assert_eq!(Sync::from_bytes(&payload).expect("sync").length, 3);
+}

@@ -476,6 +476,9 @@ impl ReplicatorCore {
 
     fn open_inner(&mut self, peer: PeerId, handshake: &[u8]) -> Result<(), PeerError> {
         let hs: Handshake = decode(u64::MAX, handshake)?;
+        // The core may have grown while no peer was there to notice (appends with no channel open): the
+        // first sync must carry today's length, not a stale one the peer would take as our head.
+        self.refresh_local();
         let contig = self.contig;
         let Some(p) = self.peers.get_mut(&peer) else {
             return Ok(());
