@@ -4,6 +4,7 @@
 #
 #   benches/hypertele.sh [SIZE]           SIZE in bytes or with a K/M/G suffix (default 1G for Rust)
 #   REPEAT=3 JS_SIZE=512M benches/hypertele.sh
+#   RUST_BIN_DIR=/path/to/other/build JS_SIZE=0 benches/hypertele.sh   the Rust pair of another build
 #   PERF_DIR=/tmp/prof REPEAT=1 JS_SIZE=0 benches/hypertele.sh   also records `perf record` profiles of the Rust
 #                                           client and server during the Rust rounds (PERF_ARGS, default -g)
 #
@@ -37,8 +38,10 @@ JS_BYTES="$(to_bytes "${JS_SIZE:-256M}")"
 
 echo "== building hypertele (release)" >&2
 cargo build --release -q --manifest-path "$ROOT/Cargo.toml" -p hypertele --bins --example tcp-bench
-RUST_SERVER="$ROOT/target/release/hypertele-server"
-RUST_CLIENT="$ROOT/target/release/hypertele"
+# RUST_BIN_DIR=dir runs the hypertele and hypertele-server binaries found there (an A/B against another build).
+RUST_BIN_DIR="${RUST_BIN_DIR:-$ROOT/target/release}"
+RUST_SERVER="$RUST_BIN_DIR/hypertele-server"
+RUST_CLIENT="$RUST_BIN_DIR/hypertele"
 case "${LOADGEN:-rust}" in
   rust) TCP_BENCH=("$ROOT/target/release/examples/tcp-bench") ;;
   node) TCP_BENCH=(node js/tcp-bench.js) ;;
