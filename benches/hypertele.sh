@@ -36,9 +36,12 @@ to_bytes() {
 RUST_BYTES="$(to_bytes "${1:-${SIZE:-1G}}")"
 JS_BYTES="$(to_bytes "${JS_SIZE:-256M}")"
 
-echo "== building hypertele (release)" >&2
-cargo build --release -q --manifest-path "$ROOT/Cargo.toml" -p hypertele --bins --example tcp-bench
-# RUST_BIN_DIR=dir runs the hypertele and hypertele-server binaries found there (an A/B against another build).
+# RUST_BIN_DIR=dir runs the hypertele and hypertele-server binaries found there (an A/B against another build)
+# and builds nothing (the load generator must have been built by an earlier run).
+if [ -z "${RUST_BIN_DIR:-}" ]; then
+  echo "== building hypertele (release)" >&2
+  cargo build --release -q --manifest-path "$ROOT/Cargo.toml" -p hypertele --bins --example tcp-bench
+fi
 RUST_BIN_DIR="${RUST_BIN_DIR:-$ROOT/target/release}"
 RUST_SERVER="$RUST_BIN_DIR/hypertele-server"
 RUST_CLIENT="$RUST_BIN_DIR/hypertele"
