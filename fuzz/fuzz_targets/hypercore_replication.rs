@@ -29,8 +29,7 @@ fn core() -> &'static Hypercore {
         let _ = std::fs::remove_dir_all(&dir);
         let core = Hypercore::create(&dir, KeyPair::from_seed(&[9; 32])).expect("create");
         core.set_durability(Durability::Process);
-        core.append(&[b"a", b"bb", b"ccc", b"dddd", b"e"])
-            .expect("append");
+        core.append(&[b"a", b"bb", b"ccc", b"dddd", b"e"]).expect("append");
         core
     })
 }
@@ -53,11 +52,7 @@ fuzz_target!(|bytes: &[u8]| {
     let mut rc = ReplicatorCore::new(core().clone());
     let (peer, _) = rc.add_peer(true, &hh);
     let cap = caps::replicate(false, &core().key(), &hh).expect("cap");
-    let hs = Handshake {
-        seeks: true,
-        capability: cap,
-    }
-    .to_bytes();
+    let hs = Handshake { seeks: true, capability: cap }.to_bytes();
     if rc.on_open(peer, &hs).is_err() {
         return;
     }

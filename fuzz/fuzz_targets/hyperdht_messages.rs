@@ -15,9 +15,7 @@ fn round<T: for<'a> Decode<'a> + Encode + PartialEq + std::fmt::Debug>(data: &[u
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else {
-        return;
-    };
+    let Some((&sel, rest)) = data.split_first() else { return };
     match sel % 13 {
         0 => round::<Handshake>(rest),
         1 => round::<Holepunch>(rest),
