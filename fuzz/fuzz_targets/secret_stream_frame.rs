@@ -41,6 +41,10 @@ fuzz_target!(|data: &[u8]| {
     while let Some((body, tail)) = split_frame(cursor) {
         let _ = decode_id_header(body, &[3; 64], selector & 1 == 0);
         let _ = dec.decrypt(body);
+        // Straight into a caller's buffer, of the right size or one byte off.
+        let mut out = vec![0; body.len().saturating_sub(17) + usize::from(selector & 4 != 0)];
+        let _ = dec.decrypt_into(body, &mut out);
+        let _ = dec.decrypt_in_place(&mut body.to_vec());
         cursor = tail;
     }
 

@@ -200,6 +200,7 @@ pub fn split_frame(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((body, rest))
 }
 
+#[cfg(test)]
 fn push_uint24(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&[n as u8, (n >> 8) as u8, (n >> 16) as u8]);
 }
@@ -341,35 +342,36 @@ impl SodiumStream {
         }
     }
 
-    /// Seals `buf` in place: on entry `buf[0]` is ignored and `buf[1..]` is the plaintext; on return `buf` is the
-    /// encrypted tag byte and the ciphertext. Returns the MAC to append.
-    fn seal(&mut self, tag: u8, buf: &mut [u8]) -> [u8; MAC_BYTES] {
+    /// Seals `message` into `out` (`1 + message.len()` bytes): the encrypted tag byte, then the ciphertext,
+    /// encrypted straight from `message` (no separate copy pass). Returns the MAC to append.
+    fn seal_into(&mut self, tag: u8, message: &[u8], out: &mut [u8]) -> [u8; MAC_BYTES] {
         use chacha20::cipher::StreamCipher;
         let (mut cipher, mac_key) = self.cipher();
         let mut tag_block = [0u8; TAG_BLOCK];
         tag_block[0] = tag;
         cipher.apply_keystream(&mut tag_block);
-        let (first, body) = buf.split_at_mut(1.min(buf.len()));
+        let (first, body) = out.split_at_mut(1.min(out.len()));
         if let Some(b) = first.first_mut() {
             *b = tag_block[0];
         }
-        cipher.apply_keystream(body);
+        // The lengths match by construction (callers size `out` from `message`); were they not, the
+        // cipher refuses and the frame fails authentication at the peer rather than leaking anything.
+        let _ = cipher.apply_keystream_b2b(message, body);
         let mac = Self::mac(&mac_key, &tag_block, body);
         self.advance(&mac, tag);
         mac
     }
 
-    /// Opens a message in place: `buf` is the encrypted tag byte, the ciphertext and the MAC. On success the
-    /// ciphertext bytes (`buf[1..len - 16]`) hold the plaintext and the tag is returned; on failure nothing
-    /// changes, the state included.
-    fn open(&mut self, buf: &mut [u8]) -> Option<u8> {
+    /// Authenticates a sealed message (`sealed` is the encrypted tag byte, the ciphertext and the MAC) and
+    /// returns the tag, with the cipher positioned at the ciphertext's keystream. Changes nothing.
+    fn verify(&self, sealed: &[u8]) -> Option<(u8, [u8; MAC_BYTES], chacha20::ChaCha20)> {
         use chacha20::cipher::StreamCipher;
         use subtle::ConstantTimeEq;
-        if buf.len() < ABYTES {
+        if sealed.len() < ABYTES {
             return None;
         }
-        let (sealed, mac) = buf.split_at_mut(buf.len() - MAC_BYTES);
-        let (first, body) = sealed.split_at_mut(1);
+        let (head, mac) = sealed.split_at(sealed.len() - MAC_BYTES);
+        let (first, body) = head.split_at(1);
         let (mut cipher, mac_key) = self.cipher();
         let mut tag_block = [0u8; TAG_BLOCK];
         tag_block[0] = first[0];
@@ -377,11 +379,35 @@ impl SodiumStream {
         let tag = tag_block[0];
         tag_block[0] = first[0];
         let expected = Self::mac(&mac_key, &tag_block, body);
-        if !bool::from(expected.ct_eq(&*mac)) {
+        if !bool::from(expected.ct_eq(mac)) {
             return None;
         }
-        cipher.apply_keystream(body);
-        self.advance(&expected, tag);
+        Some((tag, expected, cipher))
+    }
+
+    /// Opens a message in place: `buf` is the encrypted tag byte, the ciphertext and the MAC. On success the
+    /// ciphertext bytes (`buf[1..len - 16]`) hold the plaintext and the tag is returned; on failure nothing
+    /// changes, the state included.
+    fn open(&mut self, buf: &mut [u8]) -> Option<u8> {
+        use chacha20::cipher::StreamCipher;
+        let (tag, mac, mut cipher) = self.verify(buf)?;
+        let end = buf.len() - MAC_BYTES;
+        cipher.apply_keystream(buf.get_mut(1..end).unwrap_or(&mut []));
+        self.advance(&mac, tag);
+        Some(tag)
+    }
+
+    /// Opens a message into `out`, which must be exactly its plaintext's size (`sealed.len() - 17`): the
+    /// ciphertext is decrypted straight into `out`, `sealed` is left as it is. On failure nothing changes.
+    fn open_into(&mut self, sealed: &[u8], out: &mut [u8]) -> Option<u8> {
+        use chacha20::cipher::StreamCipher;
+        if sealed.len() != out.len() + ABYTES {
+            return None;
+        }
+        let (tag, mac, mut cipher) = self.verify(sealed)?;
+        let body = sealed.get(1..sealed.len() - MAC_BYTES).unwrap_or(&[]);
+        cipher.apply_keystream_b2b(body, out).ok()?;
+        self.advance(&mac, tag);
         Some(tag)
     }
 }
@@ -421,23 +447,35 @@ impl Encryptor {
     }
 
     /// Appends the frame of `message` (`uint24` length + ciphertext) to `out`.
-    ///
-    /// The message is copied once, straight to its place in `out`, and encrypted there.
     pub fn encrypt_frame(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let start = out.len();
+        out.resize(start + frame_size(message.len()), 0);
+        self.encrypt_frame_into(message, out.get_mut(start..).unwrap_or(&mut []))
+    }
+
+    /// Writes the frame of `message` (`uint24` length + ciphertext) into `frame`, which must be exactly
+    /// [`frame_size`]`(message.len())` bytes. The message is encrypted straight from `message` into its place
+    /// in `frame`: no separate copy.
+    pub fn encrypt_frame_into(&mut self, message: &[u8], frame: &mut [u8]) -> Result<()> {
         if message.len() > MAX_MESSAGE {
             return Err(SecretStreamError::MessageTooLarge(message.len()));
         }
-        out.reserve(3 + ABYTES + message.len());
-        push_uint24(out, message.len() + ABYTES);
-        let start = out.len();
-        out.push(TAG_MESSAGE);
-        out.extend_from_slice(message);
-        let mac = self
-            .stream
-            .seal(TAG_MESSAGE, out.get_mut(start..).unwrap_or(&mut []));
-        out.extend_from_slice(&mac);
+        if frame.len() != frame_size(message.len()) {
+            return Err(SecretStreamError::Encrypt);
+        }
+        let body_len = message.len() + ABYTES;
+        let (len, rest) = frame.split_at_mut(3);
+        len.copy_from_slice(&(body_len as u32).to_le_bytes()[..3]);
+        let (sealed, mac_out) = rest.split_at_mut(1 + message.len());
+        let mac = self.stream.seal_into(TAG_MESSAGE, message, sealed);
+        mac_out.copy_from_slice(&mac);
         Ok(())
     }
+}
+
+/// Size of the frame of a `message_len`-byte message: `uint24` length, encrypted tag byte, ciphertext, MAC.
+pub fn frame_size(message_len: usize) -> usize {
+    3 + ABYTES + message_len
 }
 
 /// The receiving half of the secretstream: authenticates and decrypts frame bodies.
@@ -472,13 +510,27 @@ impl Decryptor {
         Ok(1..body.len() - MAC_BYTES)
     }
 
+    /// Decrypts one frame body into `out`, which must be exactly the plaintext's size (`body.len() - 17`),
+    /// leaving `body` as it is (the ciphertext is decrypted straight into `out`, no copy pass). A failure
+    /// leaves the decryptor where it was.
+    pub fn decrypt_into(&mut self, body: &[u8], out: &mut [u8]) -> Result<()> {
+        if body.len() < ABYTES {
+            return Err(SecretStreamError::InvalidMessage(body.len()));
+        }
+        self.stream
+            .open_into(body, out)
+            .map(|_| ())
+            .ok_or(SecretStreamError::Decrypt)
+    }
+
     /// Decrypts one frame body into a new vector.
     pub fn decrypt(&mut self, body: &[u8]) -> Result<Vec<u8>> {
-        let mut buf = body.to_vec();
-        let plain = self.decrypt_in_place(&mut buf)?;
-        buf.truncate(plain.end);
-        buf.drain(..plain.start);
-        Ok(buf)
+        if body.len() < ABYTES {
+            return Err(SecretStreamError::InvalidMessage(body.len()));
+        }
+        let mut out = vec![0; body.len() - ABYTES];
+        self.decrypt_into(body, &mut out)?;
+        Ok(out)
     }
 }
 
@@ -598,8 +650,11 @@ struct Framed<IO> {
     rstart: usize,
     rend: usize,
     eof: bool,
+    /// Frames to write are `wbuf[wpos..wend]`. Bytes of `wbuf` past `wend` are left from earlier frames:
+    /// the buffer's length only grows, so frames are encrypted into it without zeroing it first.
     wbuf: Vec<u8>,
     wpos: usize,
+    wend: usize,
     timeout: Option<Duration>,
     timer: Option<Pin<Box<Sleep>>>,
 }
@@ -614,6 +669,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Framed<IO> {
             eof: false,
             wbuf: Vec::new(),
             wpos: 0,
+            wend: 0,
             timeout: None,
             timer: None,
         };
@@ -626,6 +682,25 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Framed<IO> {
         self.timer = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
     }
 
+    /// The next frame if it is complete in `rbuf` (not consumed: see [`Framed::consume`]): `Ok(body)`, or
+    /// `Err(bytes)` with how many bytes the next frame needs in all.
+    fn buffered_frame(&self, max_len: usize) -> Result<std::result::Result<Range<usize>, usize>> {
+        let avail = self.rbuf.get(self.rstart..self.rend).unwrap_or(&[]);
+        Ok(match frame_len(avail) {
+            Some(len) if len > max_len => {
+                return Err(SecretStreamError::FrameTooLarge { len, max: max_len })
+            }
+            Some(len) if avail.len() >= 3 + len => Ok(self.rstart + 3..self.rstart + 3 + len),
+            Some(len) => Err(3 + len),
+            None => Err(3),
+        })
+    }
+
+    /// Drops the buffered bytes before `end` (the end of a frame [`Framed::buffered_frame`] returned).
+    fn consume(&mut self, end: usize) {
+        self.rstart = end.clamp(self.rstart, self.rend);
+    }
+
     /// The next complete frame body, as a range of `rbuf` valid until the next call; `None` at a clean end.
     fn poll_frame(
         &mut self,
@@ -633,19 +708,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Framed<IO> {
         max_len: usize,
     ) -> Poll<Result<Option<Range<usize>>>> {
         loop {
-            let avail = self.rbuf.get(self.rstart..self.rend).unwrap_or(&[]);
-            let needed = match frame_len(avail) {
-                Some(len) if len > max_len => {
-                    return Poll::Ready(Err(SecretStreamError::FrameTooLarge { len, max: max_len }))
-                }
-                Some(len) if avail.len() >= 3 + len => {
-                    let body = self.rstart + 3..self.rstart + 3 + len;
-                    self.rstart = body.end;
+            let needed = match self.buffered_frame(max_len)? {
+                Ok(body) => {
+                    self.consume(body.end);
                     return Poll::Ready(Ok(Some(body)));
                 }
-                Some(len) => 3 + len,
-                None => 3,
+                Err(needed) => needed,
             };
+            let avail = self.rbuf.get(self.rstart..self.rend).unwrap_or(&[]);
             if self.eof {
                 return Poll::Ready(if avail.is_empty() {
                     Ok(None)
@@ -697,27 +767,48 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Framed<IO> {
     }
 
     fn pending_write(&self) -> usize {
-        self.wbuf.len() - self.wpos
+        self.wend - self.wpos
     }
 
     /// Writes out everything buffered.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.wpos < self.wbuf.len() {
-            let chunk = self.wbuf.get(self.wpos..).unwrap_or(&[]);
+        while self.wpos < self.wend {
+            let chunk = self.wbuf.get(self.wpos..self.wend).unwrap_or(&[]);
             let n = ready!(Pin::new(&mut self.io).poll_write(cx, chunk))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.wpos += n;
         }
-        self.wbuf.clear();
         self.wpos = 0;
+        self.wend = 0;
         Poll::Ready(Ok(()))
     }
 
+    /// Room for `n` more bytes of frames at the end of the write buffer, counted as pending.
+    fn reserve_frame(&mut self, n: usize) -> &mut [u8] {
+        let start = self.wend;
+        if self.wbuf.len() < start + n {
+            self.wbuf.resize(start + n, 0);
+        }
+        self.wend = start + n;
+        self.wbuf.get_mut(start..start + n).unwrap_or(&mut [])
+    }
+
     fn queue_frame(&mut self, body: &[u8]) {
-        push_uint24(&mut self.wbuf, body.len());
-        self.wbuf.extend_from_slice(body);
+        let frame = self.reserve_frame(3 + body.len());
+        let (len, rest) = frame.split_at_mut(3.min(frame.len()));
+        len.copy_from_slice(&(body.len() as u32).to_le_bytes()[..len.len()]);
+        rest.copy_from_slice(body);
+    }
+
+    /// Encrypts `message` as one frame at the end of the write buffer.
+    fn queue_message(&mut self, encrypt: &mut Encryptor, message: &[u8]) -> Result<()> {
+        if message.len() > MAX_MESSAGE {
+            return Err(SecretStreamError::MessageTooLarge(message.len()));
+        }
+        let frame = self.reserve_frame(frame_size(message.len()));
+        encrypt.encrypt_frame_into(message, frame)
     }
 
     async fn flush(&mut self) -> io::Result<()> {
@@ -956,7 +1047,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
         if self.write_closed {
             return Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
         }
-        self.encrypt.encrypt_frame(message, &mut self.framed.wbuf)?;
+        self.framed.queue_message(&mut self.encrypt, message)?;
         if let (Some(timer), Some(d)) = (self.keep_alive_timer.as_mut(), self.keep_alive) {
             timer.as_mut().reset(Instant::now() + d);
         }
@@ -986,18 +1077,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
                     self.framed.rbuf.get(range).unwrap_or(&[]).to_vec(),
                 )));
             }
-            match ready!(self.poll_next_plain(cx)) {
-                Ok(Some(range)) => {
-                    if range.is_empty() && self.filter_zero_byte_messages {
-                        continue;
-                    }
-                    return Poll::Ready(Ok(Some(
-                        self.framed.rbuf.get(range).unwrap_or(&[]).to_vec(),
-                    )));
-                }
+            let sealed = match ready!(self.poll_next_sealed(cx)) {
+                Ok(Some(range)) => range,
                 Ok(None) => return Poll::Ready(Ok(None)),
                 Err(e) => return Poll::Ready(Err(self.destroy(e))),
+            };
+            if sealed.len() == ABYTES && self.filter_zero_byte_messages {
+                if let Err(e) = self.decrypt_in_place(sealed) {
+                    return Poll::Ready(Err(self.destroy(e)));
+                }
+                continue;
             }
+            let mut message = vec![0; sealed.len().saturating_sub(ABYTES)];
+            return Poll::Ready(match self.decrypt_into(sealed, &mut message) {
+                Ok(()) => Ok(Some(message)),
+                Err(e) => Err(self.destroy(e)),
+            });
         }
     }
 
@@ -1010,7 +1105,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
                 if timer.as_mut().poll(cx).is_ready() {
                     timer.as_mut().reset(Instant::now() + d);
                     // An empty message cannot exceed the size limit.
-                    let _ = self.encrypt.encrypt_frame(&[], &mut self.framed.wbuf);
+                    let _ = self.framed.queue_message(&mut self.encrypt, &[]);
                 }
             }
         }
@@ -1024,8 +1119,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
         }
     }
 
-    /// Next decrypted message as a range of the read buffer (possibly empty); handles the header frame.
-    fn poll_next_plain(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Range<usize>>>> {
+    /// Next sealed message (a frame body: encrypted tag byte, ciphertext, MAC) as a range of the read buffer;
+    /// handles the header frame.
+    fn poll_next_sealed(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Range<usize>>>> {
         loop {
             let max = if self.decrypt.is_some() {
                 MAX_FRAME_LEN
@@ -1041,17 +1137,50 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
             let Some(body) = frame? else {
                 return Poll::Ready(Ok(None));
             };
-            let bytes = self.framed.rbuf.get_mut(body.clone()).unwrap_or(&mut []);
-            match self.decrypt.as_mut() {
-                None => {
-                    let header = decode_id_header(bytes, &self.handshake_hash, self.is_initiator)?;
-                    self.decrypt = Some(Decryptor::new(&self.rx, &header));
-                }
-                Some(d) => {
-                    let plain = d.decrypt_in_place(bytes)?;
-                    return Poll::Ready(Ok(Some(body.start + plain.start..body.start + plain.end)));
-                }
+            if self.decrypt.is_some() {
+                return Poll::Ready(Ok(Some(body)));
             }
+            let bytes = self.framed.rbuf.get(body).unwrap_or(&[]);
+            let header = decode_id_header(bytes, &self.handshake_hash, self.is_initiator)?;
+            self.decrypt = Some(Decryptor::new(&self.rx, &header));
+        }
+    }
+
+    /// Decrypts the sealed message at `sealed` in the read buffer in place; returns where its plaintext is.
+    fn decrypt_in_place(&mut self, sealed: Range<usize>) -> Result<Range<usize>> {
+        let d = self.decrypt.as_mut().ok_or(SecretStreamError::Decrypt)?;
+        let bytes = self.framed.rbuf.get_mut(sealed.clone()).unwrap_or(&mut []);
+        let plain = d.decrypt_in_place(bytes)?;
+        Ok(sealed.start + plain.start..sealed.start + plain.end)
+    }
+
+    /// Decrypts the sealed message at `sealed` in the read buffer into `out` (exactly its plaintext's size).
+    fn decrypt_into(&mut self, sealed: Range<usize>, out: &mut [u8]) -> Result<()> {
+        let d = self.decrypt.as_mut().ok_or(SecretStreamError::Decrypt)?;
+        d.decrypt_into(self.framed.rbuf.get(sealed).unwrap_or(&[]), out)
+    }
+
+    /// Fills `buf` with the plaintext of as many messages as are already buffered and fit whole (no I/O),
+    /// decrypting each straight into `buf`. Stops at the first that does not fit or does not open (that one
+    /// is left in place: the next read meets it again and reports its error).
+    fn read_buffered_messages(&mut self, buf: &mut ReadBuf<'_>) {
+        while self.decrypt.is_some() && buf.remaining() > 0 {
+            let Ok(Ok(sealed)) = self.framed.buffered_frame(MAX_FRAME_LEN) else {
+                return;
+            };
+            let len = sealed.len().saturating_sub(ABYTES);
+            if sealed.len() < ABYTES || len > buf.remaining() {
+                return;
+            }
+            let end = sealed.end;
+            if self
+                .decrypt_into(sealed, buf.initialize_unfilled_to(len))
+                .is_err()
+            {
+                return;
+            }
+            buf.advance(len);
+            self.framed.consume(end);
         }
     }
 
@@ -1083,9 +1212,24 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for SecretStream<IO> {
         this.check_destroyed()?;
         this.poll_background(cx);
         while this.plain.is_empty() {
-            match ready!(this.poll_next_plain(cx)) {
-                Ok(Some(range)) => this.plain = range,
+            let sealed = match ready!(this.poll_next_sealed(cx)) {
+                Ok(Some(range)) => range,
                 Ok(None) => return Poll::Ready(Ok(())),
+                Err(e) => return Poll::Ready(Err(this.destroy(e).into())),
+            };
+            let len = sealed.len().saturating_sub(ABYTES);
+            if len > 0 && len <= buf.remaining() {
+                // The whole message fits: decrypt it straight into the caller's buffer, then take along
+                // whatever else is already buffered.
+                if let Err(e) = this.decrypt_into(sealed, buf.initialize_unfilled_to(len)) {
+                    return Poll::Ready(Err(this.destroy(e).into()));
+                }
+                buf.advance(len);
+                this.read_buffered_messages(buf);
+                return Poll::Ready(Ok(()));
+            }
+            match this.decrypt_in_place(sealed) {
+                Ok(plain) => this.plain = plain,
                 Err(e) => return Poll::Ready(Err(this.destroy(e).into())),
             }
         }
@@ -1359,15 +1503,21 @@ mod tests {
             let theirs = oracle_push(key, header, &msgs);
             let mut seal = SodiumStream::new(&key, &header);
             let mut open = SodiumStream::new(&key, &header);
-            for ((tag, m), want) in msgs.iter().zip(&theirs) {
-                let mut buf = vec![0u8];
-                buf.extend_from_slice(m);
-                let mac = seal.seal(*tag, &mut buf);
+            for (i, ((tag, m), want)) in msgs.iter().zip(&theirs).enumerate() {
+                let mut buf = vec![0xa5u8; 1 + m.len()];
+                let mac = seal.seal_into(*tag, m, &mut buf);
                 buf.extend_from_slice(&mac);
                 proptest::prop_assert_eq!(&buf, want);
-                let mut got = want.clone();
-                proptest::prop_assert_eq!(open.open(&mut got), Some(*tag));
-                proptest::prop_assert_eq!(&got[1..got.len() - 16], &m[..]);
+                // Both ways of opening, alternately, on one stream state.
+                if i % 2 == 0 {
+                    let mut got = want.clone();
+                    proptest::prop_assert_eq!(open.open(&mut got), Some(*tag));
+                    proptest::prop_assert_eq!(&got[1..got.len() - 16], &m[..]);
+                } else {
+                    let mut got = vec![0x5au8; m.len()];
+                    proptest::prop_assert_eq!(open.open_into(want, &mut got), Some(*tag));
+                    proptest::prop_assert_eq!(&got, m);
+                }
             }
         }
     }
@@ -1376,14 +1526,19 @@ mod tests {
     fn open_failure_changes_nothing() {
         let mut seal = SodiumStream::new(&[5; 32], &[6; 24]);
         let mut open = SodiumStream::new(&[5; 32], &[6; 24]);
-        let mut frame = vec![0, 1, 2, 3];
-        let mac = seal.seal(TAG_MESSAGE, &mut frame);
+        let mut frame = vec![0; 4];
+        let mac = seal.seal_into(TAG_MESSAGE, &[1, 2, 3], &mut frame);
         frame.extend_from_slice(&mac);
         let mut bad = frame.clone();
         bad[2] ^= 0x80;
         let before = bad.clone();
         assert_eq!(open.open(&mut bad), None);
         assert_eq!(bad, before);
+        let mut out = [7u8; 3];
+        assert_eq!(open.open_into(&bad, &mut out), None);
+        assert_eq!(out, [7; 3]);
+        // A wrong output size is refused before anything is touched.
+        assert_eq!(open.open_into(&frame, &mut [0; 2]), None);
         assert_eq!(open.open(&mut frame[..16]), None);
         assert_eq!(open.open(&mut frame), Some(TAG_MESSAGE));
         assert_eq!(&frame[1..4], &[1, 2, 3]);
@@ -1645,6 +1800,81 @@ mod tests {
             matches!(res, Err(SecretStreamError::InvalidHeader)),
             "{res:?}"
         );
+        Ok(())
+    }
+
+    /// A byte read takes every buffered message that fits whole (decrypted straight into the caller's
+    /// buffer) and stops before one that fails to open, which the next read reports; a message larger than
+    /// the buffer comes in pieces.
+    #[tokio::test]
+    async fn reads_take_whole_buffered_messages_and_stop_at_a_bad_one() -> anyhow::Result<()> {
+        let (a, mut raw) = tokio::io::duplex(256 * 1024);
+        let kb = Keypair::from_seed(&[2; 32]);
+        let mut hs = Handshake::new(Pattern::XX, false, &kb, &[], None)?;
+        let ka = Keypair::from_seed(&[1; 32]);
+        let (four_done, four_reads) = tokio::sync::oneshot::channel();
+        let client = tokio::spawn(async move {
+            let mut s = SecretStream::connect(a, &ka).await?;
+            let mut reads = Vec::new();
+            let mut buf = vec![0u8; 1000];
+            for _ in 0..4 {
+                let n = s.read(&mut buf).await?;
+                reads.push(buf[..n].to_vec());
+            }
+            let _ = four_done.send(());
+            let mut small = [0u8; 700];
+            let n = s.read(&mut small).await?;
+            reads.push(small[..n].to_vec());
+            let last = s.read(&mut buf).await;
+            anyhow::Ok((reads, last))
+        });
+        let mut buf = vec![0u8; 3 + 32];
+        raw.read_exact(&mut buf).await?;
+        hs.recv(&buf[3..])?;
+        let m2 = hs.send(&[])?;
+        let mut out = Vec::new();
+        push_uint24(&mut out, m2.len());
+        out.extend_from_slice(&m2);
+        raw.write_all(&out).await?;
+        let mut m3 = vec![0u8; 3 + 64];
+        raw.read_exact(&mut m3).await?;
+        hs.recv(&m3[3..])?;
+        let result = hs.result().cloned().ok_or(NoiseError::OutOfOrder)?;
+        let mut enc = Encryptor::new(&result.tx);
+        let mut wire = Vec::new();
+        let header = encode_id_header(&result.hash, false, enc.header());
+        push_uint24(&mut wire, header.len());
+        wire.extend_from_slice(&header);
+        let big: Vec<u8> = (0..1500u32).map(|i| i as u8).collect();
+        // Read 1: "one", an empty message and "two" (the next, 1500 bytes, does not fit 1000 whole).
+        // Reads 2 and 3: 1000 + 500 bytes of the big one. Read 4: "three". Read 5: "four" then stop before
+        // the tampered frame. Read 6: the error.
+        for m in [&b"one"[..], b"", b"two", &big, b"three"] {
+            enc.encrypt_frame(m, &mut wire)?;
+        }
+        raw.write_all(&wire).await?;
+        raw.flush().await?;
+        // The rest goes out once the client has made its first four reads, and arrives in one piece.
+        four_reads.await?;
+        let mut rest = Vec::new();
+        enc.encrypt_frame(b"four", &mut rest)?;
+        let at = rest.len();
+        enc.encrypt_frame(b"tampered", &mut rest)?;
+        if let Some(b) = rest.get_mut(at + 5) {
+            *b ^= 1;
+        }
+        raw.write_all(&rest).await?;
+        let (reads, last) = client.await??;
+        let expected: Vec<Vec<u8>> = vec![
+            b"onetwo".to_vec(),
+            big[..1000].to_vec(),
+            big[1000..].to_vec(),
+            b"three".to_vec(),
+            b"four".to_vec(),
+        ];
+        assert_eq!(reads, expected);
+        let err = last.expect_err("the tampered frame fails");
+        assert!(err.to_string().contains("authentication"), "{err}");
         Ok(())
     }
 }

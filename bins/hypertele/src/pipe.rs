@@ -22,7 +22,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Bytes read from the local side at once with `--compress` (a Node `data` event's size, so the most one
 /// compressed message carries), and the largest piece a gunzipped message is written out in.
 pub const CHUNK: usize = 64 * 1024;
-/// Bytes read from the local side at once without compression (the secret stream cuts them into messages).
+/// Bytes read from the local side at once without compression (the secret stream cuts them into messages),
+/// and the most read from the peer at once: a read takes every buffered message that fits whole, decrypted
+/// straight into the buffer, so large buffers mean fewer, larger local writes.
 const PLAIN_CHUNK: usize = 256 * 1024;
 
 /// A local connection that splits into owned halves (no lock between the two directions).
@@ -192,7 +194,7 @@ pub async fn pipe<L: Local>(
                 }
             }
         } else {
-            let mut buf = vec![0u8; CHUNK];
+            let mut buf = vec![0u8; PLAIN_CHUNK];
             loop {
                 let n = peer_rd.read(&mut buf).await.map_err(PipeError::Peer)?;
                 let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
