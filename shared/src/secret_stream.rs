@@ -1769,17 +1769,12 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn garbage_after_handshake_is_an_error() -> anyhow::Result<()> {
-        let (a, mut raw) = tokio::io::duplex(64 * 1024);
-        let kb = Keypair::from_seed(&[2; 32]);
-        // Complete a handshake by hand on the raw side, then send a bad header.
-        let mut hs = Handshake::new(Pattern::XX, false, &kb, &[], None)?;
-        let ka = Keypair::from_seed(&[1; 32]);
-        let client = tokio::spawn(async move {
-            let mut s = SecretStream::connect(a, &ka).await?;
-            s.recv_message().await
-        });
+    /// Answers a stream's XX handshake by hand on the raw side of a duplex (message 1 in, 2 out, 3 in), so a
+    /// test can then write whatever frames it likes.
+    async fn respond_xx(
+        raw: &mut tokio::io::DuplexStream,
+        hs: &mut Handshake,
+    ) -> anyhow::Result<()> {
         let mut buf = vec![0u8; 3 + 32];
         raw.read_exact(&mut buf).await?;
         hs.recv(&buf[3..])?;
@@ -1791,6 +1786,21 @@ mod tests {
         let mut m3 = vec![0u8; 3 + 64];
         raw.read_exact(&mut m3).await?;
         hs.recv(&m3[3..])?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn garbage_after_handshake_is_an_error() -> anyhow::Result<()> {
+        let (a, mut raw) = tokio::io::duplex(64 * 1024);
+        let kb = Keypair::from_seed(&[2; 32]);
+        // Complete a handshake by hand on the raw side, then send a bad header.
+        let mut hs = Handshake::new(Pattern::XX, false, &kb, &[], None)?;
+        let ka = Keypair::from_seed(&[1; 32]);
+        let client = tokio::spawn(async move {
+            let mut s = SecretStream::connect(a, &ka).await?;
+            s.recv_message().await
+        });
+        respond_xx(&mut raw, &mut hs).await?;
         let mut bad = Vec::new();
         push_uint24(&mut bad, ID_HEADER_BYTES);
         bad.extend_from_slice(&[0u8; ID_HEADER_BYTES]);
@@ -1828,17 +1838,7 @@ mod tests {
             let last = s.read(&mut buf).await;
             anyhow::Ok((reads, last))
         });
-        let mut buf = vec![0u8; 3 + 32];
-        raw.read_exact(&mut buf).await?;
-        hs.recv(&buf[3..])?;
-        let m2 = hs.send(&[])?;
-        let mut out = Vec::new();
-        push_uint24(&mut out, m2.len());
-        out.extend_from_slice(&m2);
-        raw.write_all(&out).await?;
-        let mut m3 = vec![0u8; 3 + 64];
-        raw.read_exact(&mut m3).await?;
-        hs.recv(&m3[3..])?;
+        respond_xx(&mut raw, &mut hs).await?;
         let result = hs.result().cloned().ok_or(NoiseError::OutOfOrder)?;
         let mut enc = Encryptor::new(&result.tx);
         let mut wire = Vec::new();
