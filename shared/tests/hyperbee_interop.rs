@@ -274,7 +274,6 @@ fn differential_with(
     let ops = gen_ops(seed, n, space);
     let key_seed = [seed as u8; 32];
     let dir = interop::scratch_dir(&format!("hyperbee-diff-{seed}"));
-    let _ = std::fs::remove_dir_all(&dir);
     let core = Hypercore::create_with(
         &dir,
         KeyPair::from_seed(&key_seed),
@@ -398,7 +397,6 @@ fn js_get_shortcut_quirk() {
         serde_json::from_str(include_str!("data/hyperbee_js_get_quirk.json")).expect("json");
     let out = interop::run_json("hyperbee_ops.js", &input, Duration::from_secs(60));
     let dir = interop::scratch_dir("hyperbee-quirk");
-    let _ = std::fs::remove_dir_all(&dir);
     let key_seed = [3u8; 32];
     let core = Hypercore::create_with(
         &dir,

@@ -17,7 +17,6 @@ static DIRS: AtomicU64 = AtomicU64::new(0);
 fn fresh_core() -> (Hypercore, std::path::PathBuf) {
     let n = DIRS.fetch_add(1, Ordering::Relaxed);
     let dir = interop::scratch_dir(&format!("hyperbee-props-{n}"));
-    let _ = std::fs::remove_dir_all(&dir);
     let core = Hypercore::create(&dir, KeyPair::from_seed(&[3; 32])).expect("create");
     (core, dir)
 }

@@ -112,7 +112,6 @@ fn check_core(dir: &Path) -> (u64, u64) {
 fn kill_9_during_appends_never_loses_or_tears_data() {
     let exe = std::env::current_exe().expect("test binary");
     let dir = interop::scratch_dir("hc-crash");
-    let _ = std::fs::remove_dir_all(&dir);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     let mut last: Option<(u64, u64)> = None;
     let rounds = 40;
@@ -190,7 +189,6 @@ fn kill_9_during_appends_never_loses_or_tears_data() {
 #[test]
 fn log_cut_at_any_byte_reopens_at_a_record_boundary() {
     let dir = interop::scratch_dir("hc-cut");
-    let _ = std::fs::remove_dir_all(&dir);
     let core = Hypercore::create(&dir, key_pair()).expect("create");
     let mut sizes = vec![0u64];
     for i in 0..6u64 {

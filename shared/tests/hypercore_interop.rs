@@ -30,7 +30,6 @@ fn run_js(input: &Value) -> Vec<Value> {
 
 fn check(compat: bool) {
     let dir = interop::scratch_dir(&format!("hc-interop-{compat}"));
-    let _ = std::fs::remove_dir_all(&dir);
     let core = Hypercore::create_with(&dir, KeyPair::from_seed(&[9; 32]), CreateOptions { compat })
         .expect("create");
     let blocks: Vec<Vec<u8>> = (0..30).map(block).collect();

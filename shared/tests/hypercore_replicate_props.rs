@@ -132,7 +132,6 @@ fn writer() -> &'static Hypercore {
     static CORE: OnceLock<Hypercore> = OnceLock::new();
     CORE.get_or_init(|| {
         let dir = interop::scratch_dir("hc-repl-props");
-        let _ = std::fs::remove_dir_all(&dir);
         let core = Hypercore::create(&dir, KeyPair::from_seed(&[4; 32])).expect("create");
         core.set_durability(Durability::Process);
         core.append(&[b"one", b"two", b"three"]).expect("append");
@@ -304,7 +303,6 @@ fn unanswered_requests_time_out_and_are_retried() {
 
     let w = writer();
     let dir = interop::scratch_dir("hc-repl-timeout");
-    let _ = std::fs::remove_dir_all(&dir);
     let r = Hypercore::create_reader(&dir, w.key(), None).expect("reader");
     let hh = [5u8; 64];
     let mut rc = ReplicatorCore::new(r);
