@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hyperdrive import, Rust vs JS hyperdrive 13.3.4 in the same run: a folder of F files of 50 kB plus one file of
 # B MB (random bytes) imported into a new drive on disk (JS: mirror-drive from a localdrive, what `drives mirror
-# FOLDER KEY` does; Rust: shared/examples/hyperdrive_import.rs, a drive batch with the big file streamed).
+# FOLDER KEY` does; Rust: crates/holepunch/examples/hyperdrive_import.rs, a drive batch with the big file streamed).
 # Usage: benches/hyperdrive-import.sh [F] [B]     (default 2000 200). BENCH_DIR sets where data and stores go.
 set -euo pipefail
 

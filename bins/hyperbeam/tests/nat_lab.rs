@@ -2,8 +2,8 @@
 //! consistent NATs (network namespaces, iptables MASQUERADE), Rust -> Rust, Rust -> JS and JS -> Rust, a few
 //! MiB byte-exact each, every connection holepunched; and random x random through a blind relay (RELAY=1).
 //!
-//! Needs root, `ip netns` and iptables; without them it prints why and passes without running (CI runs as
-//! root with iptables installed by .ci/run, so it runs there).
+//! Needs root, `ip netns` and iptables, so the tests are `#[ignore]`d in a normal run; `.ci/run` runs them as
+//! root with `--ignored` (iptables installed). Run without those, they fail and say what is missing.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ fn succeeds(cmd: &str, args: &[&str]) -> bool {
 }
 
 /// Why the lab cannot run here, if it cannot.
-fn skip_reason() -> Option<String> {
+fn missing() -> Option<String> {
     let uid = Command::new("id").arg("-u").output().ok()?;
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Some("not root".into());
@@ -64,12 +64,11 @@ fn rust_dht() -> PathBuf {
     dht
 }
 
-/// Runs tests/nat/run with `env`; returns its table lines and whether it exited 0. `None` when the lab cannot
-/// run here (printed).
-fn run_lab(env: &[(&str, &str)]) -> Option<(Vec<String>, bool)> {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipping the NAT lab: {reason}");
-        return None;
+/// Runs tests/nat/run with `env`; returns its table lines and whether it exited 0. Panics when the lab cannot
+/// run here, saying why.
+fn run_lab(env: &[(&str, &str)]) -> (Vec<String>, bool) {
+    if let Some(reason) = missing() {
+        panic!("the NAT lab cannot run here: {reason} (run as root with iptables and ip netns)");
     }
     interop::require_js();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/nat/run");
@@ -112,17 +111,16 @@ fn run_lab(env: &[(&str, &str)]) -> Option<(Vec<String>, bool)> {
         }
     }
     let status = child.wait().expect("wait for the lab");
-    Some((lines, status.success()))
+    (lines, status.success())
 }
 
 #[test]
+#[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
 fn consistent_nats_holepunch_both_languages() {
-    let Some((lines, ok)) = run_lab(&[
+    let (lines, ok) = run_lab(&[
         ("KINDS", "consistent"),
         ("LANGS", "rust->rust rust->js js->rust"),
-    ]) else {
-        return;
-    };
+    ]);
     let row = lines
         .iter()
         .find(|l| l.starts_with("| consistent | consistent |"))
@@ -140,14 +138,13 @@ fn consistent_nats_holepunch_both_languages() {
 /// relay on the public side (RELAY=1) the connections run through it: a Rust client reports "relay" with a
 /// Rust or a JS server, and a JS client reaches a Rust server (it cannot tell a relayed path, so any path).
 #[test]
+#[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
 fn random_nats_connect_through_a_relay() {
-    let Some((lines, ok)) = run_lab(&[
+    let (lines, ok) = run_lab(&[
         ("RELAY", "1"),
         ("KINDS", "random"),
         ("LANGS", "rust->rust rust->js js->rust"),
-    ]) else {
-        return;
-    };
+    ]);
     let row = lines
         .iter()
         .find(|l| l.starts_with("| random | random |"))
@@ -167,14 +164,13 @@ fn random_nats_connect_through_a_relay() {
 /// retransmits of what it had sent through the relay before the move (JS sends those along the old path),
 /// and the transfer stalled until "connection timed out".
 #[test]
+#[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
 fn js_client_to_rust_server_behind_a_random_nat_with_a_relay() {
-    let Some((lines, ok)) = run_lab(&[
+    let (lines, ok) = run_lab(&[
         ("RELAY", "1"),
         ("PAIRS", "random:firewalled random:double"),
         ("LANGS", "js->rust"),
-    ]) else {
-        return;
-    };
+    ]);
     for client in ["firewalled", "double"] {
         let row = lines
             .iter()

@@ -1,4 +1,4 @@
-// Hyperbee throughput in JS, the same workload as shared/examples/hyperbee_bench.rs: N single puts, N puts in
+// Hyperbee throughput in JS, the same workload as crates/holepunch/examples/hyperbee_bench.rs: N single puts, N puts in
 // batches of 1000, N gets of random existing keys. usage: node js/bench-hyperbee.js DIR [N]
 const path = require('path')
 const b4a = require('b4a')

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Append benchmark for JS hypercore (RocksDB through hypercore-storage), the counterpart of
-// shared/examples/hypercore_append.rs (cpu_seconds: user+sys of the whole process, every thread, during the
+// crates/holepunch/examples/hypercore_append.rs (cpu_seconds: user+sys of the whole process, every thread, during the
 // appends). Usage: node js/bench-hypercore-append.js DIR BATCHES BATCH SIZE
 'use strict'
 

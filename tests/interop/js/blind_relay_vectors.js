@@ -1,4 +1,4 @@
-// Prints blind-relay 1.6.1 message encodings (pair, unpair) as JSON, for shared/src/blind_relay.rs tests.
+// Prints blind-relay 1.6.1 message encodings (pair, unpair) as JSON, for crates/dht/src/blind_relay.rs tests.
 const c = require('compact-encoding')
 const { messages } = require('blind-relay')
 

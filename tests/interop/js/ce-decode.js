@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Decodes Rust-encoded compact-encoding values with the JS package, for shared/tests/compact_encoding_interop.rs.
+// Decodes Rust-encoded compact-encoding values with the JS package, for tests/interop/tests/it/compact_encoding_interop.rs.
 //
 // stdin:  a JSON array of { codec, params?, hex }       (codec names as in gen-vectors.js)
 // stdout: a JSON array of { value, hex } or { error }   value in the vector JSON form, hex = JS re-encoding

@@ -1,5 +1,5 @@
 // Behaviour vectors for kademlia-routing-table and nat-sampler, as run by the JS packages.
-// Run from tests/interop: node js/dht_table_vectors.js > ../../shared/tests/vectors/dht_table.txt
+// Run from tests/interop: node js/dht_table_vectors.js > ../../crates/dht/tests/it/vectors/dht_table.txt
 //   add <i> <1|0>                    adding id(i) to the table succeeded or not (row full)
 //   closest <t> <k> <i,i,...>        table.closest(id(t), k) as insertion indices
 //   remove <i> <1|0>                 table.remove(id(i))

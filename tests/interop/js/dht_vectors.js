@@ -1,6 +1,6 @@
 // Prints fixed wire vectors for the dht-rpc request/response layout and the hyperdht message codecs,
 // produced by the pinned JS packages themselves. Output: one "name hex" pair per line.
-// Run from tests/interop: node js/dht_vectors.js > ../../shared/tests/vectors/dht.txt
+// Run from tests/interop: node js/dht_vectors.js > ../../crates/dht/tests/it/vectors/dht.txt
 'use strict'
 const c = require('compact-encoding')
 const b4a = require('b4a')

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Generates the JS-checked vectors for shared/src/{crypto,z32,id_encoding,base32}.rs:
-//   shared/tests/vectors/crypto.json       hypercore-crypto + sodium (key pairs, signatures, BLAKE2b, ...)
-//   shared/tests/vectors/id_encoding.json  hypercore-id-encoding and z32
-//   shared/tests/vectors/base32.json       hi-base32 and hyperbeam's passphrase -> key pair
+// Generates the JS-checked vectors for crates/wire/src/{crypto,z32,id_encoding,base32}.rs:
+//   crates/wire/tests/it/vectors/crypto.json       hypercore-crypto + sodium (key pairs, signatures, BLAKE2b, ...)
+//   crates/wire/tests/it/vectors/id_encoding.json  hypercore-id-encoding and z32
+//   crates/wire/tests/it/vectors/base32.json      hi-base32 and hyperbeam's passphrase -> key pair
 //
 // Run from tests/interop:   node js/gen-crypto-vectors.js
 // Everything is deterministic (fixed seeds and inputs), so re-running gives the same files.
@@ -20,7 +20,7 @@ const b32 = require('hi-base32')
 const DHT = require('hyperdht')
 
 // VECTORS_DIR overrides the output directory (the Rust test that checks the committed files are fresh uses it).
-const DIR = process.env.VECTORS_DIR || path.join(__dirname, '..', '..', '..', 'shared', 'tests', 'vectors')
+const DIR = process.env.VECTORS_DIR || path.join(__dirname, '..', '..', '..', 'crates', 'wire', 'tests', 'it', 'vectors')
 const hex = (b) => b4a.toString(b, 'hex')
 const fromHex = (h) => b4a.from(h, 'hex')
 

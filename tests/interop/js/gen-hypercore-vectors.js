@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Generates the JS-checked vectors for shared/src/flat_tree.rs and shared/src/hypercore/:
-//   shared/tests/vectors/flat_tree.json  flat-tree index math
-//   shared/tests/vectors/hypercore.json  hypercore 11 cores (compat and manifest) with fixed key pairs: the
+// Generates the JS-checked vectors for crates/wire/src/flat_tree.rs and crates/cores/src/hypercore/:
+//   crates/cores/tests/it/vectors/flat_tree.json  flat-tree index math
+//   crates/cores/tests/it/vectors/hypercore.json  hypercore 11 cores (compat and manifest) with fixed key pairs: the
 //                                        tree after each append/truncate, signatures, and encoded proofs
 //
 // Run from tests/interop:   node js/gen-hypercore-vectors.js
@@ -21,7 +21,7 @@ const caps = require('hypercore/lib/caps')
 const m = require('hypercore/lib/messages')
 const Verifier = require('hypercore/lib/verifier')
 
-const DIR = process.env.VECTORS_DIR || path.join(__dirname, '..', '..', '..', 'shared', 'tests', 'vectors')
+const DIR = process.env.VECTORS_DIR || path.join(__dirname, '..', '..', '..', 'crates', 'cores', 'tests', 'it', 'vectors')
 const hex = (b) => b4a.toString(b, 'hex')
 
 function write (name, doc) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Generates shared/tests/vectors/compact_encoding.json by running the pinned JS compact-encoding
+// Generates crates/wire/tests/it/vectors/compact_encoding.json by running the pinned JS compact-encoding
 // (and compact-encoding-bitfield) over a broad set of values.
 //
 // Run from tests/interop:   node js/gen-vectors.js
@@ -20,7 +20,7 @@ const bitfield = require('compact-encoding-bitfield')
 const b4a = require('b4a')
 
 // VECTORS_DIR overrides the output directory (the Rust test that checks the committed files are fresh uses it).
-const OUT = path.join(process.env.VECTORS_DIR || path.join(__dirname, '..', '..', '..', 'shared', 'tests', 'vectors'), 'compact_encoding.json')
+const OUT = path.join(process.env.VECTORS_DIR || path.join(__dirname, '..', '..', '..', 'crates', 'wire', 'tests', 'it', 'vectors'), 'compact_encoding.json')
 
 const cases = []
 

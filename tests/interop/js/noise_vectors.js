@@ -1,6 +1,6 @@
 // Prints Noise handshake test vectors computed by the JS reference (noise-handshake + noise-curve-ed) with
 // fixed static and ephemeral keys. Output: one `case <name>` line per case, then `<field> <hex>` lines.
-// Regenerate shared/tests/data/noise_vectors.txt with:  node js/noise_vectors.js  (cwd tests/interop)
+// Regenerate crates/streams/tests/it/data/noise_vectors.txt with:  node js/noise_vectors.js  (cwd tests/interop)
 const Noise = require('noise-handshake')
 const curve = require('noise-curve-ed')
 const b4a = require('b4a')

@@ -1,4 +1,4 @@
-// Differential check of protomux 3.12.1 against the Rust MuxCore (shared/tests/protomux_diff.rs).
+// Differential check of protomux 3.12.1 against the Rust MuxCore (tests/interop/tests/it/protomux_diff.rs).
 // stdin: one scenario per line, frames as comma-separated `x<hex>`. For each scenario a fresh mux is set up:
 //   pair({ protocol: 'p' }): creates and opens a 'p' channel when the id is 01, else does nothing
 //   opens 'q' twice (unique: false) and 'p' with id 02

@@ -1,4 +1,4 @@
-// A protomux 3.12.1 peer over @hyperswarm/secret-stream on TCP 127.0.0.1, for shared/tests/protomux_interop.rs.
+// A protomux 3.12.1 peer over @hyperswarm/secret-stream on TCP 127.0.0.1, for tests/interop/tests/it/protomux_interop.rs.
 //
 // usage: node js/protomux_peer.js <listen|connect> <port|0>
 // Prints `port <n>` when listening, then one line per event:

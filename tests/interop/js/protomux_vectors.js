@@ -1,5 +1,5 @@
-// Frames written by protomux 3.12.1 for known scenarios, as `name hex` lines (for shared/tests/protomux_vectors.rs).
-// usage: node js/protomux_vectors.js > ../../shared/tests/data/protomux_vectors.txt
+// Frames written by protomux 3.12.1 for known scenarios, as `name hex` lines (for crates/streams/tests/it/protomux_vectors.rs).
+// usage: node js/protomux_vectors.js > ../../crates/streams/tests/it/data/protomux_vectors.txt
 const { EventEmitter } = require('events')
 const Protomux = require('protomux')
 const c = require('compact-encoding')

@@ -1,6 +1,6 @@
 // Prints vectors of @hyperswarm/secret-stream's unordered messages (send/trySend, secretbox envelopes)
 // using the module's own _boxMessage/_onmessage with a fixed handshake and counter.
-// Regenerate shared/tests/data/secret_stream_send_vectors.txt with:  node js/secret_stream_send_vectors.js
+// Regenerate crates/streams/tests/it/data/secret_stream_send_vectors.txt with:  node js/secret_stream_send_vectors.js
 const NoiseSecretStream = require('@hyperswarm/secret-stream')
 const b4a = require('b4a')
 

@@ -1,6 +1,6 @@
 // Prints @hyperswarm/secret-stream test vectors from the JS reference: stream ids and send keys for a
 // handshake hash, and sodium-secretstream frames (uint24 length + ciphertext) for a key and header.
-// Regenerate shared/tests/data/secret_stream_vectors.txt with:  node js/secret_stream_vectors.js
+// Regenerate crates/streams/tests/it/data/secret_stream_vectors.txt with:  node js/secret_stream_vectors.js
 const NoiseSecretStream = require('@hyperswarm/secret-stream')
 const { Push, ABYTES } = require('sodium-secretstream')
 const crypto = require('hypercore-crypto')

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the JS id/base32/crypto functions on requests from shared/tests/text_codecs_interop.rs.
+// Runs the JS id/base32/crypto functions on requests from tests/interop/tests/it/text_codecs_interop.rs.
 //
 // stdin:  a JSON array of { kind, input }   kind: z32 | base32 | id | hyperbeam | keypair | blake2b
 // stdout: a JSON array of { ok } or { error }

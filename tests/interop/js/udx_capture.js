@@ -1,7 +1,7 @@
 // Opens one udx-native stream (local id 5) to a Rust UDX stream (id 9) at 127.0.0.1:<port>, sends an unordered
 // message, writes "hello" and ends; prints what it receives ("data:<utf8>", "end", "message:<utf8>", "close")
 // one per line. With a second argument "sack" it only reads and ends after the remote's END; with "sink" it also
-// prints only the byte count and its MTU at the end; with "source:<n>" it writes n bytes and ends. Used by shared/tests/udx_vectors.rs to capture real udx-native datagrams.
+// prints only the byte count and its MTU at the end; with "source:<n>" it writes n bytes and ends. Used by tests/interop/tests/it/udx_vectors.rs to capture real udx-native datagrams.
 const UDX = require('udx-native')
 
 const port = Number(process.argv[2])

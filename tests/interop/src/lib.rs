@@ -15,32 +15,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// This test process's folder for scratch directories (see [`scratch_dir`]), removed when the process exits.
-static SCRATCH_ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-extern "C" fn remove_scratch_root() {
-    if let Some(root) = SCRATCH_ROOT.get() {
-        let _ = std::fs::remove_dir_all(root);
-    }
-}
-
-/// A path for one test's files (not created), unique in this process, inside a folder of this test process
-/// that is removed when the process exits, passed or failed (the JS peers' stores are hundreds of MB each:
-/// a test run must not leave them behind in the temporary directory).
-pub fn scratch_dir(name: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let root = SCRATCH_ROOT.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("holepunch-tests-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let _ = std::fs::create_dir_all(&root);
-        // SAFETY: registers a plain `extern "C" fn` without arguments, as atexit expects; it runs once,
-        // when the test harness exits the process.
-        unsafe { libc::atexit(remove_scratch_root) };
-        root
-    });
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    root.join(format!("{name}-{n}"))
-}
+pub use testkit::scratch_dir;
 
 /// The `tests/interop` folder.
 pub fn interop_dir() -> PathBuf {
@@ -454,7 +429,7 @@ pub fn json_field(line: &str, key: &str) -> String {
     match v.get(key) {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
-        None => panic!("{key} in {line}"),
+        None => panic!("no field {key:?} in {line}"),
     }
 }
 
@@ -507,8 +482,8 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "missing in")]
+    #[should_panic(expected = "no field \"absent\" in {\"a\":1}")]
     fn json_field_missing_key_panics() {
-        json_field(r#"{"a":1}"#, "missing");
+        json_field(r#"{"a":1}"#, "absent");
     }
 }

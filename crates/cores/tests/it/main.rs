@@ -1,0 +1,15 @@
+//! The cores crate's tests: hypercore (API, storage crash safety, replication in memory, want/unwant), hyperbee and corestore, against committed vectors from the JS packages and property tests.
+//!
+//! One test binary for the whole crate (`autotests = false` in its Cargo.toml): each file below is a module.
+
+mod corestore_vectors;
+mod crash_blocks;
+mod hyperbee_props;
+mod hyperbee_watch;
+mod hypercore_api;
+mod hypercore_crash;
+mod hypercore_props;
+mod hypercore_replicate;
+mod hypercore_replicate_props;
+mod hypercore_vectors;
+mod hypercore_want;

@@ -1,0 +1,11 @@
+//! Drives: folders as drives ([`localdrive`]), hyperdrives ([`hyperdrive`]: entries in a hyperbee, content in hyperblobs) and mirror-drive's algorithm
+//! between any two ([`mirror`]).
+
+pub mod hyperdrive;
+pub mod localdrive;
+pub mod mirror;
+
+// The layers below, under the names this crate's modules use (`crate::hypercore::...`).
+use holepunch_cores::{corestore, hyperbee, hyperblobs, hypercore};
+use holepunch_streams::{protomux, secret_stream};
+use holepunch_wire::crypto;

@@ -1,0 +1,7 @@
+//! The drives crate's tests: hyperdrive against hostile peers and stores, clear, and mirroring between drives and folders.
+//!
+//! One test binary for the whole crate (`autotests = false` in its Cargo.toml): each file below is a module.
+
+mod hypercore_clear;
+mod hyperdrive_hostile;
+mod mirror_download;

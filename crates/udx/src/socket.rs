@@ -1,0 +1,2553 @@
+//! The tokio driver for UDX: UDP sockets that multiplex UDX streams and raw datagrams.
+//!
+//! As in libudx, streams belong to a [`Udx`] instance (their ids are unique within it) and are carried by one of
+//! its sockets at a time: a stream connects through a socket and [`UdxStream::change_remote_via`] can move it to
+//! another (HyperDHT's holepunch upgrade). [`UdxSocket::bind`] makes a socket with an instance of its own, which
+//! is all most uses need.
+//!
+//! One driver task per socket runs the [`Stream`] state machines that socket carries: it owns the socket, the
+//! clock and the timers. Application handles share the instance's state behind one mutex: a write copies bytes
+//! into the stream's send buffer and wakes the driver, a read copies bytes out; there is no per-packet channel
+//! hop. The driver receives with `recvmmsg` + GRO and sends with GSO (through quinn-udp, in the private `io` module).
+//!
+//! Datagram dispatch matches libudx: a datagram that is not a UDX packet ([`packet::is_udx`]), or a UDX packet
+//! for a stream id the instance does not know (or a closed one), goes to the socket's raw queue read by
+//! [`UdxSocket::recv_from`] (the DHT shares the socket). A packet for a stream that is not connected, or that is
+//! carried by another socket, is offered to the stream's firewall, which rejects by default (as udx-native does).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::io::{link_mtu, RecvBuffers, UdpIo, MAX_GSO_BYTES};
+use super::packet;
+use super::stream::{Stream, StreamConfig, StreamError, StreamEvent, StreamStats};
+
+/// At most this many raw (non-UDX) datagrams wait in a socket's queue; more are dropped, as a full socket
+/// buffer would.
+const RAW_QUEUE_MAX: usize = 1024;
+/// Bytes of packets the driver prepares per lock before sending them.
+const TX_BATCH_BYTES: usize = 512 * 1024;
+/// Driver loop iterations before yielding to other tasks.
+const DRIVER_BUDGET: usize = 64;
+
+/// What a stream's firewall decides about a packet that arrives while the stream is not connected, or on a
+/// socket other than the one carrying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirewallVerdict {
+    /// Drop the packet (udx-native's default firewall).
+    Reject,
+    /// Hand the packet to the stream as it is.
+    Accept,
+    /// Connect the stream (or, if connected, change its remote) to the packet's source with this remote
+    /// stream id, through the socket the packet came in on, then hand it the packet (HyperDHT's holepunch).
+    Connect {
+        /// The remote stream id.
+        remote_id: u32,
+    },
+    /// Keep the packet and hand it to the stream once it connects (locally, or by a later `Connect`): how
+    /// libudx keeps what an accepting firewall lets into a stream that is not connected yet. HyperDHT's client
+    /// uses it for the server's first packets when they outrun the handshake reply that names the server's
+    /// stream. At most [`HELD_MAX`] packets are kept; more are dropped.
+    Hold,
+}
+
+/// Most packets a stream keeps for [`FirewallVerdict::Hold`] until it connects.
+pub const HELD_MAX: usize = 32;
+
+/// A firewall callback: gets the packet's source address and the local address of the socket it came in on.
+type Firewall = Box<dyn FnMut(SocketAddr, SocketAddr) -> FirewallVerdict + Send>;
+
+/// A UDX instance: the namespace of stream ids, shared by the sockets bound from it (libudx's `udx_t`,
+/// udx-native's `UDX`). Cheap to clone.
+pub struct Udx {
+    shared: Arc<Shared>,
+}
+
+/// A UDP socket carrying UDX streams and raw datagrams. Cheap to clone; the socket closes once every clone is
+/// dropped and no stream uses it any more.
+pub struct UdxSocket {
+    shared: Arc<Shared>,
+    sock: Arc<SocketIo>,
+}
+
+/// One UDX stream: a reliable, ordered byte stream ([`AsyncRead`] + [`AsyncWrite`], also on `&UdxStream`) plus
+/// unreliable messages.
+///
+/// `poll_shutdown` sends END after all written bytes; a read returning 0 bytes is the remote's END.
+/// Dropping the handle finishes the stream gracefully (like closing a TCP socket); use
+/// [`UdxStream::destroy`] to abort.
+pub struct UdxStream {
+    shared: Arc<Shared>,
+    id: u32,
+}
+
+/// The state of one instance.
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Live [`Udx`] and [`UdxStream`] handles.
+    handles: AtomicUsize,
+}
+
+/// One bound socket's I/O, shared by its handles (raw sends) and its driver.
+struct SocketIo {
+    io: UdpIo,
+    id: usize,
+    local_addr: SocketAddr,
+}
+
+/// Stream and socket maps hash with foldhash (randomly seeded per map), not SipHash: every received
+/// datagram looks its stream up, and SipHash was about 1% of a receiver's CPU. The keys are ids this side
+/// assigned (stream ids are picked locally, sockets are numbered); a remote only chooses which key to look
+/// up, which cannot make the table degrade, so a keyed DoS-resistant hash buys nothing here.
+#[derive(Default)]
+struct Inner {
+    streams: foldhash::HashMap<u32, Slot>,
+    sockets: foldhash::HashMap<usize, SocketState>,
+    next_socket: usize,
+}
+
+/// Per-socket state under the instance lock.
+struct SocketState {
+    local_addr: SocketAddr,
+    raw: VecDeque<(Vec<u8>, SocketAddr)>,
+    raw_waker: Option<Waker>,
+    driver_waker: Option<Waker>,
+    /// Live [`UdxSocket`] handles of this socket.
+    handles: usize,
+    /// Relayed datagrams this socket's driver must send (from relay streams, possibly on other sockets).
+    relay_out: VecDeque<(Vec<u8>, SocketAddr)>,
+    /// Set when the driver stopped on a socket error; operations on this socket then fail with it.
+    fatal: Option<(io::ErrorKind, String)>,
+}
+
+struct Slot {
+    stream: Stream,
+    /// The socket carrying the stream (the one it was created on, then the one it connected through).
+    socket: Option<usize>,
+    firewall: Option<Firewall>,
+    /// Also offer the firewall packets from addresses other than the remote's on the carrying socket.
+    firewall_off_path: bool,
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+    message_waker: Option<Waker>,
+    close_waker: Option<Waker>,
+    remote_changed_waker: Option<Waker>,
+    /// A `change_remote` is waiting for everything sent to the old remote to be acknowledged.
+    remote_changing: bool,
+    messages: VecDeque<Vec<u8>>,
+    remote_ended: bool,
+    finished: bool,
+    /// `Some` once closed: `None` inside for a clean close, else the error.
+    closed: Option<Option<(io::ErrorKind, String)>>,
+    /// A [`UdxStream`] handle refers to this slot.
+    attached: bool,
+    /// This stream blindly relays what it receives to the remote of that stream (libudx `relay_to`).
+    relay_to: Option<u32>,
+    /// Packets held by [`FirewallVerdict::Hold`] until the stream connects: (socket, its local address, source,
+    /// datagram).
+    held: Vec<(usize, SocketAddr, SocketAddr, Vec<u8>)>,
+}
+
+impl Slot {
+    fn new(stream: Stream, socket: Option<usize>) -> Self {
+        Self {
+            stream,
+            socket,
+            firewall: None,
+            firewall_off_path: false,
+            read_waker: None,
+            write_waker: None,
+            message_waker: None,
+            close_waker: None,
+            remote_changed_waker: None,
+            remote_changing: false,
+            messages: VecDeque::new(),
+            remote_ended: false,
+            finished: false,
+            closed: None,
+            attached: true,
+            relay_to: None,
+            held: Vec::new(),
+        }
+    }
+
+    fn wake_all(&mut self, wake: &mut Vec<Waker>) {
+        wake.extend(self.read_waker.take());
+        wake.extend(self.write_waker.take());
+        wake.extend(self.message_waker.take());
+        wake.extend(self.close_waker.take());
+        wake.extend(self.remote_changed_waker.take());
+    }
+
+    /// Moves the stream's pending events into the slot's state, collecting the wakers to call.
+    fn drain_events(&mut self, wake: &mut Vec<Waker>) {
+        while let Some(event) = self.stream.poll_event() {
+            match event {
+                StreamEvent::Readable => wake.extend(self.read_waker.take()),
+                StreamEvent::Writable => wake.extend(self.write_waker.take()),
+                StreamEvent::RemoteEnded => {
+                    self.remote_ended = true;
+                    wake.extend(self.read_waker.take());
+                }
+                StreamEvent::Message(data) => {
+                    if self.messages.len() < RAW_QUEUE_MAX {
+                        self.messages.push_back(data);
+                    }
+                    wake.extend(self.message_waker.take());
+                }
+                StreamEvent::RemoteChanged => {
+                    self.remote_changing = false;
+                    wake.extend(self.remote_changed_waker.take());
+                }
+                StreamEvent::Closed { error } => {
+                    self.closed = Some(error.map(|e| (error_kind(&e), e.to_string())));
+                    self.wake_all(wake);
+                }
+            }
+        }
+        if self.closed.is_none() && self.stream.is_closed() {
+            self.closed = Some(None);
+            self.wake_all(wake);
+        }
+    }
+
+    fn closed_error(&self) -> Option<io::Error> {
+        match &self.closed {
+            Some(Some((kind, msg))) => Some(io::Error::new(*kind, msg.clone())),
+            Some(None) => Some(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "udx stream closed",
+            )),
+            None => None,
+        }
+    }
+}
+
+impl Inner {
+    /// The error of the socket carrying stream `id`, if that socket failed.
+    fn fatal_for(&self, id: u32) -> Option<io::Error> {
+        let socket = self.streams.get(&id)?.socket?;
+        self.sockets.get(&socket)?.fatal.as_ref().map(fatal_error)
+    }
+
+    /// The driver waker of the socket carrying stream `id` (taken: the driver re-registers each round).
+    fn take_driver_waker(&mut self, id: u32) -> Option<Waker> {
+        let socket = self.streams.get(&id)?.socket?;
+        self.sockets.get_mut(&socket)?.driver_waker.take()
+    }
+}
+
+impl Shared {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Inner::default()),
+            handles: AtomicUsize::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent-enough state for a network stack: keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn release_handle(&self) {
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Let every driver re-check whether it may stop.
+            let wakers: Vec<Waker> = self
+                .lock()
+                .sockets
+                .values_mut()
+                .filter_map(|s| s.driver_waker.take())
+                .collect();
+            for w in wakers {
+                w.wake();
+            }
+        }
+    }
+
+    fn bind(self: &Arc<Self>, addr: SocketAddr, config: SocketConfig) -> io::Result<UdxSocket> {
+        let io = UdpIo::bind(addr, config.gro)?;
+        let local_addr = io.local_addr()?;
+        let id = {
+            let mut inner = self.lock();
+            let id = inner.next_socket;
+            inner.next_socket += 1;
+            inner.sockets.insert(
+                id,
+                SocketState {
+                    local_addr,
+                    raw: VecDeque::new(),
+                    raw_waker: None,
+                    driver_waker: None,
+                    handles: 1,
+                    relay_out: VecDeque::new(),
+                    fatal: None,
+                },
+            );
+            id
+        };
+        let sock = Arc::new(SocketIo { io, id, local_addr });
+        tokio::spawn(Driver::new(Arc::clone(self), Arc::clone(&sock), config.gso));
+        Ok(UdxSocket {
+            shared: Arc::clone(self),
+            sock,
+        })
+    }
+
+    fn create_stream(
+        self: &Arc<Self>,
+        local_id: u32,
+        config: StreamConfig,
+        socket: Option<usize>,
+    ) -> io::Result<UdxStream> {
+        let mut inner = self.lock();
+        if inner.streams.contains_key(&local_id) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("udx stream id {local_id} is in use"),
+            ));
+        }
+        let stream = Stream::new(local_id, config, Instant::now());
+        inner.streams.insert(local_id, Slot::new(stream, socket));
+        self.handles.fetch_add(1, Ordering::AcqRel);
+        Ok(UdxStream {
+            shared: Arc::clone(self),
+            id: local_id,
+        })
+    }
+}
+
+/// The `io::ErrorKind` matching a stream error.
+fn error_kind(e: &StreamError) -> io::ErrorKind {
+    match e {
+        StreamError::NotConnected => io::ErrorKind::NotConnected,
+        StreamError::Closed => io::ErrorKind::BrokenPipe,
+        StreamError::MessageTooLarge { .. } => io::ErrorKind::InvalidInput,
+        StreamError::TimedOut => io::ErrorKind::TimedOut,
+        StreamError::Reset => io::ErrorKind::ConnectionReset,
+        _ => io::ErrorKind::Other,
+    }
+}
+
+fn fatal_error(fatal: &(io::ErrorKind, String)) -> io::Error {
+    io::Error::new(fatal.0, fatal.1.clone())
+}
+
+fn no_stream(id: u32) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        format!("udx stream {id} is gone"),
+    )
+}
+
+fn socket_gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "udx socket is closed")
+}
+
+/// Options of a [`UdxSocket`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketConfig {
+    /// Send batches of datagrams with UDP GSO where the kernel supports it (default true).
+    pub gso: bool,
+    /// Receive coalesced datagrams with UDP GRO where the kernel supports it (default true).
+    pub gro: bool,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self {
+            gso: true,
+            gro: true,
+        }
+    }
+}
+
+impl Udx {
+    /// A new instance, with no sockets and no streams.
+    pub fn new() -> Self {
+        let shared = Shared::new();
+        shared.handles.fetch_add(1, Ordering::AcqRel);
+        Self { shared }
+    }
+
+    /// Binds a UDP socket of this instance to `addr` and starts its driver. Needs a tokio runtime.
+    pub async fn bind(&self, addr: SocketAddr) -> io::Result<UdxSocket> {
+        self.shared.bind(addr, SocketConfig::default())
+    }
+
+    /// [`Udx::bind`] with options.
+    pub async fn bind_with(&self, addr: SocketAddr, config: SocketConfig) -> io::Result<UdxSocket> {
+        self.shared.bind(addr, config)
+    }
+
+    /// Creates stream `local_id`, not yet carried by any socket: connect it with [`UdxStream::connect_via`], or
+    /// let its firewall connect it. Fails if the id is in use in this instance.
+    pub fn create_stream(&self, local_id: u32) -> io::Result<UdxStream> {
+        self.shared
+            .create_stream(local_id, StreamConfig::default(), None)
+    }
+
+    /// [`Udx::create_stream`] with a configuration.
+    pub fn create_stream_with(&self, local_id: u32, config: StreamConfig) -> io::Result<UdxStream> {
+        self.shared.create_stream(local_id, config, None)
+    }
+}
+
+impl Default for Udx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clone for Udx {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Udx {
+    fn drop(&mut self) {
+        self.shared.release_handle();
+    }
+}
+
+impl fmt::Debug for Udx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.shared.lock();
+        f.debug_struct("Udx")
+            .field("sockets", &inner.sockets.len())
+            .field("streams", &inner.streams.len())
+            .finish()
+    }
+}
+
+impl UdxSocket {
+    /// Binds a UDP socket, with a UDX instance of its own, to `addr` and starts its driver task. Must be called
+    /// within a tokio runtime.
+    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Self::bind_sync(addr, SocketConfig::default())
+    }
+
+    /// [`UdxSocket::bind`] with options.
+    pub async fn bind_with(addr: SocketAddr, config: SocketConfig) -> io::Result<Self> {
+        Self::bind_sync(addr, config)
+    }
+
+    /// [`UdxSocket::bind_with`] without the `async`; still needs a tokio runtime context.
+    pub fn bind_sync(addr: SocketAddr, config: SocketConfig) -> io::Result<Self> {
+        Shared::new().bind(addr, config)
+    }
+
+    /// The instance this socket belongs to (to bind more sockets or create streams in it).
+    pub fn udx(&self) -> Udx {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        Udx {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The bound local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.sock.local_addr
+    }
+
+    /// Sends one raw datagram (not part of any UDX stream), e.g. a DHT message.
+    pub async fn send_to(&self, data: &[u8], addr: SocketAddr) -> io::Result<usize> {
+        self.sock.io.send_to(data, addr).await
+    }
+
+    /// Sends one raw datagram with IP TTL `ttl` (HyperDHT's low-TTL holepunch packets open a NAT mapping
+    /// without reaching the far NAT).
+    pub async fn send_to_ttl(&self, data: &[u8], addr: SocketAddr, ttl: u32) -> io::Result<usize> {
+        self.sock.io.send_to_ttl(data, addr, ttl).await
+    }
+
+    /// Receives the next raw datagram: one that is not a UDX packet, or a UDX packet for a stream id the
+    /// instance does not know. Returns its length (truncated to `buf`) and source. With several concurrent
+    /// callers, only the last one to wait is woken.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_recv_from(cx, buf)).await
+    }
+
+    /// Polling form of [`UdxSocket::recv_from`].
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr)>> {
+        let mut inner = self.shared.lock();
+        let Some(state) = inner.sockets.get_mut(&self.sock.id) else {
+            return Poll::Ready(Err(socket_gone()));
+        };
+        if let Some((data, from)) = state.raw.pop_front() {
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            return Poll::Ready(Ok((n, from)));
+        }
+        if let Some(fatal) = &state.fatal {
+            return Poll::Ready(Err(fatal_error(fatal)));
+        }
+        state.raw_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Creates stream `local_id` carried by this socket, with the default configuration. Fails if the id is in
+    /// use in the instance.
+    pub fn create_stream(&self, local_id: u32) -> io::Result<UdxStream> {
+        self.create_stream_with(local_id, StreamConfig::default())
+    }
+
+    /// Creates stream `local_id` carried by this socket, with `config`.
+    pub fn create_stream_with(&self, local_id: u32, config: StreamConfig) -> io::Result<UdxStream> {
+        if let Some(fatal) = self
+            .shared
+            .lock()
+            .sockets
+            .get(&self.sock.id)
+            .and_then(|s| s.fatal.clone())
+        {
+            return Err(fatal_error(&fatal));
+        }
+        self.shared
+            .create_stream(local_id, config, Some(self.sock.id))
+    }
+
+    /// Counters of stream `local_id` of the instance, if it exists.
+    pub fn stream_stats(&self, local_id: u32) -> Option<StreamStats> {
+        self.shared
+            .lock()
+            .streams
+            .get(&local_id)
+            .map(|slot| slot.stream.stats())
+    }
+
+    /// How many streams this socket carries (including closing ones whose handle was dropped).
+    pub fn stream_count(&self) -> usize {
+        self.shared
+            .lock()
+            .streams
+            .values()
+            .filter(|s| s.socket == Some(self.sock.id))
+            .count()
+    }
+}
+
+impl Clone for UdxSocket {
+    fn clone(&self) -> Self {
+        if let Some(state) = self.shared.lock().sockets.get_mut(&self.sock.id) {
+            state.handles += 1;
+        }
+        Self {
+            shared: Arc::clone(&self.shared),
+            sock: Arc::clone(&self.sock),
+        }
+    }
+}
+
+impl Drop for UdxSocket {
+    fn drop(&mut self) {
+        let waker = {
+            let mut inner = self.shared.lock();
+            inner.sockets.get_mut(&self.sock.id).and_then(|state| {
+                state.handles = state.handles.saturating_sub(1);
+                if state.handles == 0 {
+                    state.driver_waker.take()
+                } else {
+                    None
+                }
+            })
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl fmt::Debug for UdxSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdxSocket")
+            .field("local_addr", &self.sock.local_addr)
+            .finish()
+    }
+}
+
+impl UdxStream {
+    /// This stream's local id.
+    pub fn local_id(&self) -> u32 {
+        self.id
+    }
+
+    /// The local address of the socket carrying this stream, if any.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        let inner = self.shared.lock();
+        let socket = inner.streams.get(&self.id)?.socket?;
+        inner.sockets.get(&socket).map(|s| s.local_addr)
+    }
+
+    /// Runs `f` on the stream's slot, then wakes the driver of the socket carrying it (outside the lock) so it
+    /// sends what `f` queued and re-arms its timers.
+    fn with_slot<R>(&self, f: impl FnOnce(&mut Slot) -> io::Result<R>) -> io::Result<R> {
+        with_slot_of(&self.shared, self.id, f)
+    }
+
+    /// Offers the packets the firewall held ([`FirewallVerdict::Hold`]) to the firewall again, now (for when
+    /// what it decides on changed, e.g. the remote's stream id became known: it can then connect the stream
+    /// with them instead of waiting for the remote to send again). Packets it holds again stay held.
+    pub fn retry_held(&self) -> io::Result<()> {
+        let mut wake = Vec::new();
+        {
+            let mut inner = self.shared.lock();
+            let held = match inner.streams.get_mut(&self.id) {
+                Some(slot) => std::mem::take(&mut slot.held),
+                None => return Err(no_stream(self.id)),
+            };
+            let now = Instant::now();
+            for (socket, local_addr, from, datagram) in held {
+                dispatch_one(&mut inner, socket, local_addr, now, from, &datagram);
+            }
+            if let Some(slot) = inner.streams.get_mut(&self.id) {
+                if slot.socket.is_none() {
+                    slot.drain_events(&mut wake);
+                }
+            }
+            wake.extend(inner.take_driver_waker(self.id));
+        }
+        for w in wake {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Connects to stream `remote_id` at `addr` through the socket the stream was created on.
+    pub fn connect(&self, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
+        self.with_slot(|slot| {
+            if slot.socket.is_none() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "udx stream has no socket: use connect_via",
+                ));
+            }
+            connect_slot(slot, remote_id, addr)
+        })
+    }
+
+    /// Connects to stream `remote_id` at `addr` through `socket` (of the same instance).
+    pub fn connect_via(
+        &self,
+        socket: &UdxSocket,
+        remote_id: u32,
+        addr: SocketAddr,
+    ) -> io::Result<()> {
+        self.check_same_instance(socket)?;
+        self.with_slot(|slot| {
+            if slot.stream.remote().is_some() {
+                return Err(already_connected());
+            }
+            slot.socket = Some(socket.sock.id);
+            connect_slot(slot, remote_id, addr)
+        })
+    }
+
+    /// Connects to stream `remote_id` through the socket carrying the stream `other` controls, at that
+    /// stream's remote address (hyperdht's `connectRawStream`): how a peer reaches its blind-relay stream
+    /// along the path of its connection to the relay. Fails if `other` is gone or not connected, belongs to
+    /// another instance, or this stream is connected.
+    pub fn connect_alongside(&self, other: &UdxStreamControl, remote_id: u32) -> io::Result<()> {
+        let same = other
+            .shared
+            .upgrade()
+            .is_some_and(|s| Arc::ptr_eq(&s, &self.shared));
+        if !same {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the other stream is gone or belongs to another Udx instance",
+            ));
+        }
+        let (socket, addr) = {
+            let inner = self.shared.lock();
+            let slot = inner
+                .streams
+                .get(&other.id)
+                .ok_or_else(|| no_stream(other.id))?;
+            match (slot.socket, slot.stream.remote()) {
+                (Some(s), Some((_, a))) => (s, a),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "the other udx stream is not connected",
+                    ))
+                }
+            }
+        };
+        self.with_slot(|slot| {
+            if slot.stream.remote().is_some() {
+                return Err(already_connected());
+            }
+            slot.socket = Some(socket);
+            connect_slot(slot, remote_id, addr)
+        })
+    }
+
+    /// Moves the stream to another remote (id and address), keeping its state. New packets go to the new
+    /// remote; packets already sent to the old one are retransmitted there until acknowledged (as libudx does),
+    /// so keep the old path up until [`UdxStream::remote_changed`] completes.
+    pub fn change_remote(&self, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
+        self.with_slot(|slot| {
+            if slot.stream.remote().is_none() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "udx stream is not connected",
+                ));
+            }
+            slot.remote_changing = true;
+            slot.stream.change_remote(remote_id, addr, Instant::now());
+            slot.stream.set_max_mtu(path_mtu(addr));
+            Ok(())
+        })
+    }
+
+    /// [`UdxStream::change_remote`], also moving the stream onto `socket` (of the same instance), as
+    /// udx-native's `changeRemote(socket, ...)`. Packets arriving on the old socket then go through the firewall.
+    pub fn change_remote_via(
+        &self,
+        socket: &UdxSocket,
+        remote_id: u32,
+        addr: SocketAddr,
+    ) -> io::Result<()> {
+        change_remote_via_of(&self.shared, self.id, socket, remote_id, addr)
+    }
+
+    fn check_same_instance(&self, socket: &UdxSocket) -> io::Result<()> {
+        if Arc::ptr_eq(&self.shared, &socket.shared) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the socket belongs to another Udx instance",
+            ))
+        }
+    }
+
+    /// Turns this stream into a blind relay to `destination` (udx-native `relayTo`): every datagram this stream
+    /// receives is forwarded, with its stream id rewritten, to `destination`'s remote through the socket carrying
+    /// `destination`. This stream no longer reads or writes; it is destroyed when `destination` closes. Relay
+    /// both streams to each other for a two-way relay (what blind-relay does).
+    pub fn relay_to(&self, destination: &UdxStream) -> io::Result<()> {
+        if !Arc::ptr_eq(&self.shared, &destination.shared) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the streams belong to different Udx instances",
+            ));
+        }
+        let to = destination.id;
+        self.with_slot(|slot| {
+            slot.stream
+                .relay_to()
+                .map_err(|e| io::Error::new(error_kind(&e), e))?;
+            slot.relay_to = Some(to);
+            Ok(())
+        })
+    }
+
+    /// Waits until the last [`UdxStream::change_remote`] has completed: everything sent to the old remote was
+    /// acknowledged (udx-native's `remote-changed` event). Returns at once if no change is under way.
+    pub async fn remote_changed(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| poll_remote_changed_of(&self.shared, self.id, cx)).await
+    }
+
+    /// The remote stream id and address, once connected.
+    pub fn remote(&self) -> Option<(u32, SocketAddr)> {
+        self.with_slot(|slot| Ok(slot.stream.remote()))
+            .ok()
+            .flatten()
+    }
+
+    /// Also consults the firewall for packets that arrive on the carrying socket from an address other than
+    /// the remote's (off by default: udx takes those as the stream's own). HyperDHT's server sets it on a
+    /// stream running through a blind relay, whose client may reach it directly on the same socket: the
+    /// firewall then sees that packet and can move the stream there ([`FirewallVerdict::Connect`]).
+    pub fn set_firewall_off_path(&self, on: bool) -> io::Result<()> {
+        self.with_slot(|slot| {
+            slot.firewall_off_path = on;
+            Ok(())
+        })
+    }
+
+    /// Sets the firewall consulted for packets that arrive while the stream is not connected, or on a socket
+    /// other than the one carrying it. It gets the packet's source and the receiving socket's local address.
+    ///
+    /// It runs on the driver with the instance's state locked: it must decide quickly and must not call into
+    /// this module's API (record what it saw and act on it elsewhere, or answer [`FirewallVerdict::Connect`]).
+    pub fn set_firewall(
+        &self,
+        firewall: impl FnMut(SocketAddr, SocketAddr) -> FirewallVerdict + Send + 'static,
+    ) -> io::Result<()> {
+        // The previous firewall (and whatever it captured) is dropped after the lock is released.
+        let _previous = self.with_slot(|slot| Ok(slot.firewall.replace(Box::new(firewall))))?;
+        Ok(())
+    }
+
+    /// Sends a HEARTBEAT after this long without traffic (udx-native `setKeepalive`); `None` turns it off.
+    pub fn set_keepalive(&self, interval: Option<Duration>) -> io::Result<()> {
+        self.with_slot(|slot| {
+            slot.stream.set_keepalive(interval, Instant::now());
+            Ok(())
+        })
+    }
+
+    /// Sends an unordered, unreliable message (UDX MESSAGE) of at most [`UdxStream::max_message_len`] bytes.
+    pub fn send_message(&self, data: &[u8]) -> io::Result<()> {
+        send_message_of(&self.shared, self.id, data)
+    }
+
+    /// The largest message [`UdxStream::send_message`] accepts now.
+    pub fn max_message_len(&self) -> usize {
+        self.with_slot(|slot| Ok(slot.stream.max_message_len()))
+            .unwrap_or(0)
+    }
+
+    /// Receives the next message sent with `send_message` by the remote.
+    pub async fn recv_message(&self) -> io::Result<Vec<u8>> {
+        std::future::poll_fn(|cx| self.poll_recv_message(cx)).await
+    }
+
+    /// Polling form of [`UdxStream::recv_message`].
+    pub fn poll_recv_message(&self, cx: &mut Context<'_>) -> Poll<io::Result<Vec<u8>>> {
+        poll_recv_message_of(&self.shared, self.id, cx)
+    }
+
+    /// Aborts the stream: sends DESTROY and closes it now.
+    pub fn destroy(&self) {
+        let _ = self.with_slot(|slot| {
+            slot.stream.destroy();
+            Ok(())
+        });
+    }
+
+    /// Waits until the stream has closed: both sides ended and everything acknowledged, destroyed, or
+    /// failed. Returns the error it failed with, if any.
+    pub async fn closed(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| poll_closed_of(&self.shared, self.id, cx)).await
+    }
+
+    /// Bytes written and not yet acknowledged by the remote (0 once everything written was acknowledged).
+    pub fn unacked_len(&self) -> io::Result<usize> {
+        self.with_slot(|slot| Ok(slot.stream.unacked_len()))
+    }
+
+    /// Counters and estimates of the underlying state machine.
+    pub fn stats(&self) -> io::Result<StreamStats> {
+        self.with_slot(|slot| Ok(slot.stream.stats()))
+    }
+
+    fn poll_read_ref(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.shared.lock();
+        if let Some(e) = inner.fatal_for(self.id) {
+            return Poll::Ready(Err(e));
+        }
+        let Some(slot) = inner.streams.get_mut(&self.id) else {
+            return Poll::Ready(Err(no_stream(self.id)));
+        };
+        let n = slot.stream.read(buf.initialize_unfilled());
+        if n > 0 {
+            buf.advance(n);
+            // Reading opened the receive window: let the driver advertise it if it needs to.
+            let waker = inner.take_driver_waker(self.id);
+            drop(inner);
+            if let Some(w) = waker {
+                w.wake();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if slot.remote_ended {
+            return Poll::Ready(Ok(()));
+        }
+        match &slot.closed {
+            Some(Some((kind, msg))) => return Poll::Ready(Err(io::Error::new(*kind, msg.clone()))),
+            Some(None) => return Poll::Ready(Ok(())),
+            None => {}
+        }
+        slot.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn poll_write_ref(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut inner = self.shared.lock();
+        if let Some(e) = inner.fatal_for(self.id) {
+            return Poll::Ready(Err(e));
+        }
+        let Some(slot) = inner.streams.get_mut(&self.id) else {
+            return Poll::Ready(Err(no_stream(self.id)));
+        };
+        if let Some(e) = slot.closed_error() {
+            return Poll::Ready(Err(e));
+        }
+        if slot.finished {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "udx stream was shut down",
+            )));
+        }
+        let n = slot.stream.write(data);
+        if n == 0 {
+            slot.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let waker = inner.take_driver_waker(self.id);
+        drop(inner);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush_ref(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown_ref(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.with_slot(|slot| {
+            if !slot.finished && slot.closed.is_none() {
+                slot.finished = true;
+                slot.stream.finish();
+            }
+            Ok(())
+        }))
+    }
+}
+
+impl AsyncRead for UdxStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.poll_read_ref(cx, buf)
+    }
+}
+
+impl AsyncWrite for UdxStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_ref(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush_ref(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_shutdown_ref(cx)
+    }
+}
+
+/// Reading and writing through shared references, so one task can read while another writes (and both can
+/// still call [`UdxStream::change_remote`] and friends) without `tokio::io::split`.
+impl AsyncRead for &UdxStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        (**self).poll_read_ref(cx, buf)
+    }
+}
+
+impl AsyncWrite for &UdxStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        (**self).poll_write_ref(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        (**self).poll_flush_ref(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        (**self).poll_shutdown_ref(cx)
+    }
+}
+
+impl Drop for UdxStream {
+    fn drop(&mut self) {
+        let _ = self.with_slot(|slot| {
+            slot.attached = false;
+            if !slot.finished && slot.closed.is_none() {
+                slot.finished = true;
+                slot.stream.finish();
+            }
+            Ok(())
+        });
+        // A stream no socket carries has no driver to retire it. The slot is dropped after the lock is released.
+        let _retired = {
+            let mut inner = self.shared.lock();
+            if inner
+                .streams
+                .get(&self.id)
+                .is_some_and(|s| s.socket.is_none())
+            {
+                inner.streams.remove(&self.id)
+            } else {
+                None
+            }
+        };
+        self.shared.release_handle();
+    }
+}
+
+impl fmt::Debug for UdxStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdxStream").field("id", &self.id).finish()
+    }
+}
+
+/// A batch of prepared packets: one contiguous buffer, cut into GSO sends.
+struct TxQueue {
+    buf: Vec<u8>,
+    /// (destination, segment size, start, end) of each send, in order.
+    sends: Vec<(SocketAddr, usize, usize, usize)>,
+    /// Index of the next send to issue.
+    next: usize,
+}
+
+impl TxQueue {
+    fn is_empty(&self) -> bool {
+        self.next >= self.sends.len()
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.sends.clear();
+        self.next = 0;
+    }
+}
+
+/// The per-socket driver task.
+struct Driver {
+    shared: Arc<Shared>,
+    sock: Arc<SocketIo>,
+    rx: RecvBuffers,
+    tx: TxQueue,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadline: Option<Instant>,
+    wake: Vec<Waker>,
+    gso_segments: usize,
+    /// Scratch space for draining streams whose handle was dropped.
+    discard: Vec<u8>,
+    /// Slots removed under the lock, dropped after it is released.
+    graveyard: Vec<Slot>,
+}
+
+impl Driver {
+    fn new(shared: Arc<Shared>, sock: Arc<SocketIo>, gso: bool) -> Self {
+        let rx = RecvBuffers::new(&sock.io);
+        let gso_segments = if gso {
+            sock.io
+                .max_gso_segments()
+                .clamp(1, MAX_GSO_BYTES / packet::MTU_MAX)
+        } else {
+            1
+        };
+        Self {
+            shared,
+            sock,
+            rx,
+            tx: TxQueue {
+                buf: Vec::with_capacity(TX_BATCH_BYTES + 2 * MAX_GSO_BYTES),
+                sends: Vec::new(),
+                next: 0,
+            },
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            deadline: None,
+            wake: Vec::new(),
+            gso_segments,
+            discard: vec![0; 64 * 1024],
+            graveyard: Vec::new(),
+        }
+    }
+
+    /// Issues queued sends until done or the socket is full. Returns `Pending` if blocked on the socket.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(&(dest, segment, start, end)) = self.tx.sends.get(self.tx.next) {
+            let contents = self.tx.buf.get(start..end).unwrap_or(&[]);
+            match self.sock.io.try_send(dest, contents, segment) {
+                Ok(()) => self.tx.next += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.sock.io.poll_send_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        self.tx.clear();
+        Poll::Ready(Ok(()))
+    }
+
+    /// Hands received datagrams to their streams or to the raw queue.
+    fn dispatch(&mut self, inner: &mut Inner, count: usize, now: Instant) {
+        for i in 0..count {
+            let (from, datagrams) = self.rx.datagrams(i);
+            let from = normalize(from);
+            for datagram in datagrams {
+                dispatch_one(
+                    inner,
+                    self.sock.id,
+                    self.sock.local_addr,
+                    now,
+                    from,
+                    datagram,
+                );
+            }
+        }
+    }
+
+    /// Runs due timers, collects packets to send and events of the streams this socket carries, and registers
+    /// the driver's waker. Returns whether the driver may stop (no handle and no stream left).
+    fn service(&mut self, inner: &mut Inner, cx: &mut Context<'_>, now: Instant) -> bool {
+        let me = self.sock.id;
+        if let Some(state) = inner.sockets.get_mut(&me) {
+            while let Some((packet, to)) = state.relay_out.pop_front() {
+                let start = self.tx.buf.len();
+                self.tx.buf.extend_from_slice(&packet);
+                self.tx
+                    .sends
+                    .push((to, packet.len(), start, self.tx.buf.len()));
+            }
+        }
+        let mut deadline: Option<Instant> = None;
+        for slot in inner.streams.values_mut().filter(|s| s.socket == Some(me)) {
+            if slot.stream.poll_timeout().is_some_and(|t| t <= now) {
+                slot.stream.handle_timeout(now);
+            }
+            if !slot.attached {
+                // Nobody will read a dropped stream: discard what arrives so it can reach the remote's END.
+                while slot.stream.read(&mut self.discard) > 0 {}
+            }
+            while self.tx.buf.len() < TX_BATCH_BYTES {
+                let start = self.tx.buf.len();
+                match slot
+                    .stream
+                    .poll_transmit(now, &mut self.tx.buf, self.gso_segments)
+                {
+                    Some(t) => {
+                        let end = (start + t.len).min(self.tx.buf.len());
+                        if end > start {
+                            self.tx
+                                .sends
+                                .push((t.destination, t.segment_size, start, end));
+                        }
+                    }
+                    None => break,
+                }
+            }
+            slot.drain_events(&mut self.wake);
+            if let Some(t) = slot.stream.poll_timeout() {
+                deadline = Some(deadline.map_or(t, |d| d.min(t)));
+            }
+        }
+        // libudx destroys the streams relaying to a stream that closes.
+        let closed: Vec<u32> = inner
+            .streams
+            .iter()
+            .filter(|(_, s)| s.socket == Some(me) && s.closed.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        if !closed.is_empty() {
+            for slot in inner.streams.values_mut() {
+                if slot.relay_to.is_some_and(|to| closed.contains(&to)) && slot.closed.is_none() {
+                    slot.relay_to = None;
+                    slot.stream.destroy();
+                    slot.drain_events(&mut self.wake);
+                }
+            }
+        }
+        // Retired slots are dropped after the lock is released: a firewall may own handles whose drop locks.
+        let retired: Vec<u32> = inner
+            .streams
+            .iter()
+            .filter(|(_, slot)| {
+                slot.socket == Some(me) && !slot.attached && slot.stream.is_closed()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in retired {
+            self.graveyard.extend(inner.streams.remove(&id));
+        }
+        self.deadline = deadline;
+        let carries_streams = inner.streams.values().any(|s| s.socket == Some(me));
+        let Some(state) = inner.sockets.get_mut(&me) else {
+            return true;
+        };
+        match &state.driver_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => state.driver_waker = Some(cx.waker().clone()),
+        }
+        let done = state.handles == 0 && !carries_streams;
+        if done {
+            inner.sockets.remove(&me);
+        }
+        done
+    }
+
+    /// Drains events only (used while blocked on a full socket).
+    fn drain(&mut self, inner: &mut Inner) {
+        let me = self.sock.id;
+        for slot in inner.streams.values_mut().filter(|s| s.socket == Some(me)) {
+            slot.drain_events(&mut self.wake);
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        let me = self.sock.id;
+        let mut inner = self.shared.lock();
+        if let Some(state) = inner.sockets.get_mut(&me) {
+            state.fatal = Some((e.kind(), format!("udx socket failed: {e}")));
+            self.wake.extend(state.raw_waker.take());
+        }
+        for slot in inner.streams.values_mut().filter(|s| s.socket == Some(me)) {
+            slot.wake_all(&mut self.wake);
+        }
+        drop(inner);
+        for w in self.wake.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// The MTU cap for a path, as libudx picks it: what the OS reports, at most `MTU_MAX` (also when unknown).
+/// Connects the stream of `slot` to `remote_id` at `addr` with the path's MTU cap; refused when already connected.
+/// [`UdxStream::with_slot`] for stream `id` of `shared`.
+fn with_slot_of<R>(
+    shared: &Arc<Shared>,
+    id: u32,
+    f: impl FnOnce(&mut Slot) -> io::Result<R>,
+) -> io::Result<R> {
+    let mut wake = Vec::new();
+    let r = {
+        let mut inner = shared.lock();
+        if let Some(e) = inner.fatal_for(id) {
+            return Err(e);
+        }
+        let slot = inner.streams.get_mut(&id).ok_or_else(|| no_stream(id))?;
+        let r = f(slot);
+        if slot.socket.is_none() {
+            // No driver runs this stream yet: surface its events here.
+            slot.drain_events(&mut wake);
+        }
+        replay_held(&mut inner, id, Instant::now());
+        wake.extend(inner.take_driver_waker(id));
+        r
+    };
+    for w in wake {
+        w.wake();
+    }
+    r
+}
+
+/// [`UdxStream::change_remote_via`] for stream `id` of `shared`.
+/// `send_message` of stream `id`, for [`UdxStream`] and [`UdxStreamControl`].
+fn send_message_of(shared: &Arc<Shared>, id: u32, data: &[u8]) -> io::Result<()> {
+    with_slot_of(shared, id, |slot| {
+        if let Some(e) = slot.closed_error() {
+            return Err(e);
+        }
+        slot.stream
+            .send_message(data)
+            .map_err(|e| io::Error::new(error_kind(&e), e))
+    })
+}
+
+/// The next message of stream `id`, or a wake-up when one arrives.
+fn poll_recv_message_of(
+    shared: &Arc<Shared>,
+    id: u32,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<Vec<u8>>> {
+    let mut inner = shared.lock();
+    if let Some(e) = inner.fatal_for(id) {
+        return Poll::Ready(Err(e));
+    }
+    let Some(slot) = inner.streams.get_mut(&id) else {
+        return Poll::Ready(Err(no_stream(id)));
+    };
+    if let Some(msg) = slot.messages.pop_front() {
+        return Poll::Ready(Ok(msg));
+    }
+    if let Some(e) = slot.closed_error() {
+        return Poll::Ready(Err(e));
+    }
+    slot.message_waker = Some(cx.waker().clone());
+    Poll::Pending
+}
+
+/// Ready once stream `id` has closed (with its error, if any) or no longer exists.
+fn poll_closed_of(shared: &Arc<Shared>, id: u32, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    let mut inner = shared.lock();
+    if let Some(e) = inner.fatal_for(id) {
+        return Poll::Ready(Err(e));
+    }
+    let Some(slot) = inner.streams.get_mut(&id) else {
+        return Poll::Ready(Ok(()));
+    };
+    match &slot.closed {
+        Some(Some((kind, msg))) => Poll::Ready(Err(io::Error::new(*kind, msg.clone()))),
+        Some(None) => Poll::Ready(Ok(())),
+        None => {
+            slot.close_waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// Ready once the last remote change of stream `id` completed (at once if none is under way).
+fn poll_remote_changed_of(
+    shared: &Arc<Shared>,
+    id: u32,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    let mut inner = shared.lock();
+    if let Some(e) = inner.fatal_for(id) {
+        return Poll::Ready(Err(e));
+    }
+    let Some(slot) = inner.streams.get_mut(&id) else {
+        return Poll::Ready(Err(no_stream(id)));
+    };
+    if !slot.remote_changing {
+        return Poll::Ready(Ok(()));
+    }
+    if let Some(e) = slot.closed_error() {
+        return Poll::Ready(Err(e));
+    }
+    slot.remote_changed_waker = Some(cx.waker().clone());
+    Poll::Pending
+}
+
+fn change_remote_via_of(
+    shared: &Arc<Shared>,
+    id: u32,
+    socket: &UdxSocket,
+    remote_id: u32,
+    addr: SocketAddr,
+) -> io::Result<()> {
+    if !Arc::ptr_eq(shared, &socket.shared) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the socket belongs to another Udx instance",
+        ));
+    }
+    let old_driver = {
+        let mut inner = shared.lock();
+        let old = inner.streams.get(&id).and_then(|s| s.socket);
+        old.and_then(|o| inner.sockets.get_mut(&o))
+            .and_then(|s| s.driver_waker.take())
+    };
+    if let Some(w) = old_driver {
+        w.wake();
+    }
+    with_slot_of(shared, id, |slot| {
+        if slot.stream.remote().is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "udx stream is not connected",
+            ));
+        }
+        slot.socket = Some(socket.sock.id);
+        slot.remote_changing = true;
+        slot.stream.change_remote(remote_id, addr, Instant::now());
+        slot.stream.set_max_mtu(path_mtu(addr));
+        Ok(())
+    })
+}
+
+fn connect_slot(slot: &mut Slot, remote_id: u32, addr: SocketAddr) -> io::Result<()> {
+    if slot.stream.remote().is_some() {
+        return Err(already_connected());
+    }
+    slot.stream.connect(remote_id, addr, Instant::now());
+    slot.stream.set_max_mtu(path_mtu(addr));
+    Ok(())
+}
+
+fn already_connected() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "udx stream is already connected",
+    )
+}
+
+fn path_mtu(addr: SocketAddr) -> usize {
+    link_mtu(addr)
+        .unwrap_or(packet::MTU_MAX)
+        .min(packet::MTU_MAX)
+}
+
+/// IPv4-mapped IPv6 sources are reported as IPv4, as libudx does.
+fn normalize(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+fn push_raw(inner: &mut Inner, socket: usize, from: SocketAddr, datagram: &[u8]) {
+    if let Some(state) = inner.sockets.get_mut(&socket) {
+        if state.raw.len() < RAW_QUEUE_MAX {
+            state.raw.push_back((datagram.to_vec(), from));
+            if let Some(w) = state.raw_waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+fn dispatch_one(
+    inner: &mut Inner,
+    socket: usize,
+    local_addr: SocketAddr,
+    now: Instant,
+    from: SocketAddr,
+    datagram: &[u8],
+) {
+    let Some(id) = packet::destination_id(datagram).filter(|_| packet::is_udx(datagram)) else {
+        return push_raw(inner, socket, from, datagram);
+    };
+    let Some(slot) = inner.streams.get_mut(&id) else {
+        tracing::debug!("udx: packet from {from} for unknown stream {id}");
+        return push_raw(inner, socket, from, datagram);
+    };
+    if slot.stream.is_closed() {
+        // libudx forgets closed streams at once, so their packets reach the socket's raw handler.
+        return push_raw(inner, socket, from, datagram);
+    }
+    let off_path =
+        slot.firewall_off_path && slot.stream.remote().is_some_and(|(_, addr)| addr != from);
+    if slot.socket != Some(socket) || slot.stream.remote().is_none() || off_path {
+        let verdict = match slot.firewall.as_mut() {
+            Some(firewall) => firewall(from, local_addr),
+            None => FirewallVerdict::Reject,
+        };
+        match verdict {
+            FirewallVerdict::Hold => {
+                if slot.held.len() < HELD_MAX {
+                    slot.held
+                        .push((socket, local_addr, from, datagram.to_vec()));
+                }
+                return;
+            }
+            FirewallVerdict::Reject => {
+                tracing::debug!("udx: stream {id} firewall rejected a packet from {from}");
+                return;
+            }
+            FirewallVerdict::Accept => {}
+            FirewallVerdict::Connect { remote_id } => {
+                slot.socket = Some(socket);
+                if slot.stream.remote().is_some() {
+                    slot.remote_changing = true;
+                    slot.stream.change_remote(remote_id, from, now);
+                    slot.stream.set_max_mtu(path_mtu(from));
+                } else {
+                    slot.stream.connect(remote_id, from, now);
+                    slot.stream.set_max_mtu(path_mtu(from));
+                }
+            }
+        }
+    }
+    if let Some(to) = slot.relay_to {
+        relay(inner, id, to, now, datagram);
+        return;
+    }
+    slot.stream.handle_datagram(now, from, datagram);
+    if !slot.held.is_empty() {
+        replay_held(inner, id, now);
+    }
+}
+
+/// Hands the packets stream `id` held ([`FirewallVerdict::Hold`]) to it once it is connected.
+fn replay_held(inner: &mut Inner, id: u32, now: Instant) {
+    let held = match inner.streams.get_mut(&id) {
+        Some(slot) if !slot.held.is_empty() && slot.stream.remote().is_some() => {
+            std::mem::take(&mut slot.held)
+        }
+        _ => return,
+    };
+    for (socket, local_addr, from, datagram) in held {
+        dispatch_one(inner, socket, local_addr, now, from, &datagram);
+    }
+}
+
+/// Forwards a datagram received by relay stream `id` to the remote of stream `to` (libudx `relay_packet`).
+fn relay(inner: &mut Inner, id: u32, to: u32, now: Instant, datagram: &[u8]) {
+    let Some((to_socket, (to_remote_id, to_addr))) = inner
+        .streams
+        .get(&to)
+        .filter(|dest| !dest.stream.is_closed())
+        .and_then(|dest| Some((dest.socket?, dest.stream.remote()?)))
+    else {
+        return;
+    };
+    let mut packet = datagram.to_vec();
+    let forward = inner
+        .streams
+        .get_mut(&id)
+        .is_some_and(|slot| slot.stream.relay_datagram(now, &mut packet, to_remote_id));
+    if !forward {
+        return;
+    }
+    if let Some(state) = inner.sockets.get_mut(&to_socket) {
+        if state.relay_out.len() < RAW_QUEUE_MAX {
+            state.relay_out.push_back((packet, to_addr));
+        }
+        if let Some(w) = state.driver_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        for _ in 0..DRIVER_BUDGET {
+            // 1. Finish sending what was prepared; if the socket is full, still receive (acks free room).
+            let blocked = match this.poll_flush(cx) {
+                Poll::Ready(Ok(())) => false,
+                Poll::Ready(Err(e)) => {
+                    this.fail(e);
+                    return Poll::Ready(());
+                }
+                Poll::Pending => true,
+            };
+
+            // 2. Receive one batch.
+            let received = match this.rx.poll_recv(&this.sock.io, cx) {
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => {
+                    this.fail(e);
+                    return Poll::Ready(());
+                }
+                Poll::Pending => 0,
+            };
+
+            // 3. Under the lock: dispatch, timers, prepare packets, collect events.
+            let now = Instant::now();
+            let exit = {
+                let shared = Arc::clone(&this.shared);
+                let mut inner = shared.lock();
+                if received > 0 {
+                    this.dispatch(&mut inner, received, now);
+                }
+                if blocked {
+                    this.drain(&mut inner);
+                    false
+                } else {
+                    this.service(&mut inner, cx, now)
+                }
+            };
+            for w in this.wake.drain(..) {
+                w.wake();
+            }
+            this.graveyard.clear();
+            if exit {
+                return Poll::Ready(());
+            }
+
+            let has_tx = !this.tx.is_empty();
+            if received > 0 || (has_tx && !blocked) {
+                continue;
+            }
+
+            // 4. Idle: arm the timer for the earliest stream deadline. While blocked on a full socket, timers
+            // wait: the socket's readiness wakes us and the next round handles them.
+            if let Some(deadline) = this.deadline.filter(|_| !blocked) {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                if this.sleep.deadline() != deadline {
+                    this.sleep.as_mut().reset(deadline);
+                }
+                if this.sleep.as_mut().poll(cx).is_ready() {
+                    continue;
+                }
+            }
+            return Poll::Pending;
+        }
+        // Out of budget: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{flags, Header};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    const LOOPBACK: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    fn udx_packet(remote_id: u32, type_flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Header {
+            type_flags,
+            data_offset: 0,
+            remote_id,
+            recv_window: 1 << 20,
+            seq: 0,
+            ack: 0,
+        }
+        .encode(&mut out);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    async fn recv_raw(socket: &UdxSocket) -> (Vec<u8>, SocketAddr) {
+        let mut buf = [0u8; 2048];
+        let (n, from) = tokio::time::timeout(LIMIT, socket.recv_from(&mut buf))
+            .await
+            .expect("raw datagram within the time limit")
+            .expect("recv_from");
+        (buf[..n].to_vec(), from)
+    }
+
+    #[tokio::test]
+    async fn non_udx_and_unknown_stream_datagrams_reach_the_raw_queue() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let _known = b.create_stream(7).expect("stream 7");
+
+        a.send_to(b"hello dht", b.local_addr()).await.expect("send");
+        // Magic and version right but too short: not UDX.
+        a.send_to(&[0xff, 0x01, 0, 0], b.local_addr())
+            .await
+            .expect("send");
+        // A UDX packet for a stream id `b` does not have.
+        let unknown = udx_packet(99, flags::MESSAGE, b"for nobody");
+        a.send_to(&unknown, b.local_addr()).await.expect("send");
+
+        assert_eq!(recv_raw(&b).await, (b"hello dht".to_vec(), a.local_addr()));
+        assert_eq!(recv_raw(&b).await.0, vec![0xff, 0x01, 0, 0]);
+        assert_eq!(recv_raw(&b).await.0, unknown);
+    }
+
+    #[tokio::test]
+    async fn unconnected_stream_rejects_by_default_and_firewall_can_connect() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let sb = b.create_stream(2).expect("stream 2");
+
+        // Rejected by the default firewall: dropped, not delivered anywhere.
+        a.send_to(&udx_packet(2, flags::MESSAGE, b"dropped"), b.local_addr())
+            .await
+            .expect("send");
+        a.send_to(b"marker", b.local_addr()).await.expect("send");
+        assert_eq!(recv_raw(&b).await.0, b"marker".to_vec());
+
+        let seen = Arc::new(Mutex::new(None));
+        let seen2 = Arc::clone(&seen);
+        sb.set_firewall(move |from, _local| {
+            *seen2.lock().unwrap_or_else(|e| e.into_inner()) = Some(from);
+            FirewallVerdict::Connect { remote_id: 1 }
+        })
+        .expect("firewall");
+        a.send_to(&udx_packet(2, flags::MESSAGE, b"let in"), b.local_addr())
+            .await
+            .expect("send");
+        let msg = tokio::time::timeout(LIMIT, sb.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(msg, b"let in".to_vec());
+        assert_eq!(
+            *seen.lock().unwrap_or_else(|e| e.into_inner()),
+            Some(a.local_addr())
+        );
+        assert_eq!(sb.remote(), Some((1, a.local_addr())));
+    }
+
+    #[tokio::test]
+    async fn firewall_off_path_sees_other_senders_on_the_carrying_socket() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let c = UdxSocket::bind(LOOPBACK).await.expect("bind c");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let sb = b.create_stream(2).expect("stream 2");
+        sb.connect(1, a.local_addr()).expect("connect");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = Arc::clone(&seen);
+        sb.set_firewall(move |from, _local| {
+            seen2.lock().unwrap_or_else(|e| e.into_inner()).push(from);
+            FirewallVerdict::Connect { remote_id: 3 }
+        })
+        .expect("firewall");
+        // Off by default: a packet from elsewhere on the stream's own socket is the stream's, unasked.
+        c.send_to(&udx_packet(2, flags::MESSAGE, b"one"), b.local_addr())
+            .await
+            .expect("send");
+        let msg = tokio::time::timeout(LIMIT, sb.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(msg, b"one".to_vec());
+        assert!(seen.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+        assert_eq!(sb.remote(), Some((1, a.local_addr())));
+        // On: the firewall sees it and moves the stream there.
+        sb.set_firewall_off_path(true).expect("off path");
+        c.send_to(&udx_packet(2, flags::MESSAGE, b"two"), b.local_addr())
+            .await
+            .expect("send");
+        let msg = tokio::time::timeout(LIMIT, sb.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(msg, b"two".to_vec());
+        assert_eq!(
+            *seen.lock().unwrap_or_else(|e| e.into_inner()),
+            vec![c.local_addr()]
+        );
+        assert_eq!(sb.remote(), Some((3, c.local_addr())));
+    }
+
+    #[tokio::test]
+    async fn connect_alongside_uses_the_socket_and_peer_of_another_stream() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let (ua, ub) = (a.udx(), b.udx());
+        // Streams created without a socket, connected through one (as hyperdht's connections).
+        let sa = ua.create_stream(1).expect("stream 1");
+        let sb = ub.create_stream(2).expect("stream 2");
+        sa.connect_via(&a, 2, b.local_addr()).expect("connect a");
+        sb.connect_via(&b, 1, a.local_addr()).expect("connect b");
+        // Second streams beside them.
+        let ta = ua.create_stream(11).expect("stream 11");
+        let tb = ub.create_stream(12).expect("stream 12");
+        ta.connect_alongside(&sa.control(), 12).expect("beside a");
+        tb.connect_alongside(&sb.control(), 11).expect("beside b");
+        assert_eq!(ta.remote(), Some((12, b.local_addr())));
+        assert!(
+            ta.connect_alongside(&sa.control(), 12).is_err(),
+            "already connected"
+        );
+        ta.send_message(b"beside").expect("send");
+        let got = tokio::time::timeout(LIMIT, tb.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(got, b"beside".to_vec());
+        // Beside an unconnected stream, or a stream of another instance: refused.
+        let lone = ua.create_stream(21).expect("stream 21");
+        let other = ua.create_stream(22).expect("stream 22");
+        assert!(other.connect_alongside(&lone.control(), 5).is_err());
+        assert!(other.connect_alongside(&sb.control(), 5).is_err());
+    }
+
+    #[tokio::test]
+    async fn messages_flow_between_connected_streams() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let sa = a.create_stream(1).expect("stream 1");
+        let sb = b.create_stream(2).expect("stream 2");
+        assert!(a.create_stream(1).is_err(), "duplicate ids are refused");
+        sa.connect(2, b.local_addr()).expect("connect a");
+        sb.connect(1, a.local_addr()).expect("connect b");
+        for i in 0..10u8 {
+            sa.send_message(&[i; 100]).expect("send_message");
+            let got = tokio::time::timeout(LIMIT, sb.recv_message())
+                .await
+                .expect("in time")
+                .expect("message");
+            assert_eq!(got, vec![i; 100]);
+        }
+        sb.send_message(b"back").expect("send back");
+        let got = tokio::time::timeout(LIMIT, sa.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(got, b"back".to_vec());
+    }
+
+    #[tokio::test]
+    async fn driver_exits_when_everything_is_dropped() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let weak = Arc::downgrade(&a.shared);
+        let s = a.create_stream(5).expect("stream");
+        s.destroy();
+        drop(s);
+        drop(a);
+        tokio::time::timeout(LIMIT, async {
+            while weak.upgrade().is_some() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("driver released the socket");
+    }
+}
+
+#[cfg(test)]
+mod startup_tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The peer's END goes out before we are bound (lost to a closed port); our data must still flow at once.
+    #[tokio::test]
+    async fn data_flows_promptly_after_the_peers_early_end_was_lost() {
+        let loopback = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+        let reserved = std::net::UdpSocket::bind(loopback).expect("reserve a port");
+        let a_addr = reserved.local_addr().expect("addr");
+        drop(reserved);
+
+        let b = UdxSocket::bind(loopback).await.expect("bind b");
+        let mut sb = b.create_stream(2).expect("stream b");
+        sb.connect(1, a_addr).expect("connect b");
+        sb.shutdown().await.expect("end b");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let a = UdxSocket::bind(a_addr).await.expect("bind a");
+        let mut sa = a.create_stream(1).expect("stream a");
+        sa.connect(2, b.local_addr()).expect("connect a");
+        let start = Instant::now();
+        let data = vec![7u8; 100_000];
+        sa.write_all(&data).await.expect("write");
+        sa.shutdown().await.expect("end a");
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), sb.read_to_end(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(got.len(), data.len());
+        let took = start.elapsed();
+        eprintln!("a stats {:?}", sa.stats());
+        eprintln!("b stats {:?}", sb.stats());
+        assert!(took < Duration::from_millis(500), "100 kB took {took:?}");
+    }
+}
+
+#[cfg(test)]
+mod close_tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LOOPBACK: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    async fn pair() -> (UdxSocket, UdxStream, UdxSocket, UdxStream) {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let sa = a.create_stream(1).expect("stream a");
+        let sb = b.create_stream(2).expect("stream b");
+        sa.connect(2, b.local_addr()).expect("connect a");
+        sb.connect(1, a.local_addr()).expect("connect b");
+        (a, sa, b, sb)
+    }
+
+    /// The 1 s stall of HyperDHT connections: the server's first packets reached the client's stream before
+    /// it knew the server's stream id and were dropped, so only the server's retransmission timeout delivered
+    /// them. Held packets are handed over when the stream connects: no retransmission timeout is needed.
+    #[tokio::test]
+    async fn held_packets_reach_the_stream_once_it_connects() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let mut sa = a.create_stream(1).expect("stream a");
+        let mut sb = b.create_stream(2).expect("stream b");
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+        sa.set_firewall(move |from, _local| {
+            let _ = seen_tx.send(from);
+            FirewallVerdict::Hold
+        })
+        .expect("firewall");
+        sb.connect(1, a.local_addr()).expect("connect b");
+        sb.write_all(b"early").await.expect("write");
+        let from = tokio::time::timeout(LIMIT, seen_rx.recv())
+            .await
+            .expect("packet in time")
+            .expect("firewall alive");
+        assert_eq!(from, b.local_addr());
+        sa.connect(2, b.local_addr()).expect("connect a");
+        let mut buf = [0u8; 5];
+        tokio::time::timeout(LIMIT, sa.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&buf, b"early");
+        let stats = sb.stats().expect("stats");
+        assert_eq!(
+            stats.rto_count, 0,
+            "delivered only by a retransmission timeout"
+        );
+        sa.write_all(b"late").await.expect("write");
+        let mut buf = [0u8; 4];
+        tokio::time::timeout(LIMIT, sb.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&buf, b"late");
+    }
+
+    /// HyperDHT's client waiting for the server to reach it: the server's first packet was held while its id
+    /// was unknown; once known, `retry_held` lets the firewall connect the stream with it at once.
+    #[tokio::test]
+    async fn retry_held_lets_the_firewall_connect_with_held_packets() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let mut sa = a.create_stream(1).expect("stream a");
+        let mut sb = b.create_stream(2).expect("stream b");
+        let known = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+        {
+            let known = Arc::clone(&known);
+            sa.set_firewall(move |_from, _local| {
+                let _ = seen_tx.send(());
+                if known.load(std::sync::atomic::Ordering::SeqCst) {
+                    FirewallVerdict::Connect { remote_id: 2 }
+                } else {
+                    FirewallVerdict::Hold
+                }
+            })
+            .expect("firewall");
+        }
+        sb.connect(1, a.local_addr()).expect("connect b");
+        sb.write_all(b"first").await.expect("write");
+        tokio::time::timeout(LIMIT, seen_rx.recv())
+            .await
+            .expect("packet in time")
+            .expect("firewall alive");
+        assert_eq!(sa.remote(), None, "held, not connected");
+        known.store(true, std::sync::atomic::Ordering::SeqCst);
+        sa.retry_held().expect("retry");
+        assert_eq!(sa.remote(), Some((2, b.local_addr())));
+        let mut buf = [0u8; 5];
+        tokio::time::timeout(LIMIT, sa.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&buf, b"first");
+        assert_eq!(sb.stats().expect("stats").rto_count, 0);
+    }
+
+    #[tokio::test]
+    async fn destroy_resets_the_remote() {
+        let (_a, mut sa, _b, mut sb) = pair().await;
+        sa.write_all(b"before").await.expect("write");
+        let mut buf = [0u8; 6];
+        tokio::time::timeout(LIMIT, sb.read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(&buf, b"before");
+        sa.destroy();
+        let err = tokio::time::timeout(LIMIT, sb.read(&mut buf))
+            .await
+            .expect("in time")
+            .expect_err("reset");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        let err = sb.closed().await.expect_err("closed with an error");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        assert!(
+            sa.write(b"after").await.is_err(),
+            "a destroyed stream refuses writes"
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_is_a_read_of_zero_and_both_close_cleanly() {
+        let (_a, mut sa, _b, mut sb) = pair().await;
+        sa.write_all(b"hello").await.expect("write");
+        sa.shutdown().await.expect("end a");
+        assert!(sa.write(b"late").await.is_err(), "no writes after shutdown");
+        let mut got = Vec::new();
+        tokio::time::timeout(LIMIT, sb.read_to_end(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(got, b"hello");
+        sb.shutdown().await.expect("end b");
+        let mut rest = Vec::new();
+        tokio::time::timeout(LIMIT, sa.read_to_end(&mut rest))
+            .await
+            .expect("in time")
+            .expect("read a");
+        assert!(rest.is_empty());
+        tokio::time::timeout(LIMIT, sa.closed())
+            .await
+            .expect("in time")
+            .expect("a clean");
+        tokio::time::timeout(LIMIT, sb.closed())
+            .await
+            .expect("in time")
+            .expect("b clean");
+    }
+
+    #[tokio::test]
+    async fn dropped_streams_are_removed_once_closed() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let config = StreamConfig {
+            linger: Duration::ZERO,
+            ..StreamConfig::default()
+        };
+        let sa = a.create_stream_with(1, config.clone()).expect("stream a");
+        let sb = b.create_stream_with(2, config).expect("stream b");
+        sa.connect(2, b.local_addr()).expect("connect a");
+        sb.connect(1, a.local_addr()).expect("connect b");
+        drop(sa); // finishes gracefully
+        drop(sb);
+        tokio::time::timeout(LIMIT, async {
+            while a.stream_count() + b.stream_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("both streams closed and were removed");
+    }
+}
+
+#[cfg(test)]
+mod instance_tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LOOPBACK: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    /// HyperDHT's server side: a stream with no socket yet is connected by its firewall through the socket the
+    /// first packet arrives on.
+    #[tokio::test]
+    async fn firewall_connects_a_socketless_stream_through_the_receiving_socket() {
+        let udx = Udx::new();
+        let s1 = udx.bind(LOOPBACK).await.expect("bind s1");
+        let s2 = udx.bind(LOOPBACK).await.expect("bind s2");
+        let server = udx.create_stream(5).expect("stream 5");
+        assert_eq!(server.local_addr(), None);
+        let s2_addr = s2.local_addr();
+        server
+            .set_firewall(move |_from, local| {
+                if local == s2_addr {
+                    FirewallVerdict::Connect { remote_id: 9 }
+                } else {
+                    FirewallVerdict::Reject
+                }
+            })
+            .expect("firewall");
+
+        let peer = UdxSocket::bind(LOOPBACK).await.expect("bind peer");
+        let mut client = peer.create_stream(9).expect("stream 9");
+        client.connect(5, s2.local_addr()).expect("connect");
+        client.write_all(b"hello over s2").await.expect("write");
+        client.shutdown().await.expect("end");
+
+        let mut got = Vec::new();
+        tokio::time::timeout(LIMIT, (&server).read_to_end(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(got, b"hello over s2");
+        assert_eq!(server.local_addr(), Some(s2.local_addr()));
+        assert_eq!(server.remote(), Some((9, peer.local_addr())));
+        (&server).write_all(b"reply").await.expect("reply");
+        (&server).shutdown().await.expect("end server");
+        let mut reply = Vec::new();
+        tokio::time::timeout(LIMIT, client.read_to_end(&mut reply))
+            .await
+            .expect("in time")
+            .expect("read reply");
+        assert_eq!(reply, b"reply");
+        drop(s1);
+    }
+
+    /// udx-native's `changeRemote(socket, ...)`: a stream moves to another socket of its instance mid-transfer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_moves_to_another_socket_mid_transfer() {
+        let udx = Udx::new();
+        let s1 = udx.bind(LOOPBACK).await.expect("bind s1");
+        let s2 = udx.bind(LOOPBACK).await.expect("bind s2");
+        let ours = udx.create_stream(1).expect("stream 1");
+        // Like HyperDHT's firewall: accept the old path while the change completes.
+        ours.set_firewall(|_, _| FirewallVerdict::Accept)
+            .expect("firewall");
+        let peer = UdxSocket::bind(LOOPBACK).await.expect("bind peer");
+        let theirs = peer.create_stream(2).expect("stream 2");
+        ours.connect_via(&s1, 2, peer.local_addr())
+            .expect("connect via s1");
+        theirs.connect(1, s1.local_addr()).expect("connect peer");
+        assert_eq!(ours.local_addr(), Some(s1.local_addr()));
+
+        let size = 8usize << 20;
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let send = async {
+            (&ours).write_all(&data).await.expect("write");
+            (&ours).shutdown().await.expect("end");
+        };
+        let switch = async {
+            while theirs.stats().expect("stats").bytes_received < 1 << 20 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            ours.change_remote_via(&s2, 2, peer.local_addr())
+                .expect("move to s2");
+            theirs
+                .change_remote(1, s2.local_addr())
+                .expect("peer follows");
+            ours.remote_changed().await.expect("our change completes");
+            theirs
+                .remote_changed()
+                .await
+                .expect("their change completes");
+        };
+        let receive = async {
+            let mut got = Vec::with_capacity(size);
+            (&theirs).read_to_end(&mut got).await.expect("read");
+            got
+        };
+        let (_, _, got) =
+            tokio::time::timeout(LIMIT, async { tokio::join!(send, switch, receive) })
+                .await
+                .expect("transfer in time");
+        assert!(
+            got == data,
+            "bytes differ after the move ({} of {} received)",
+            got.len(),
+            size
+        );
+        assert_eq!(ours.local_addr(), Some(s2.local_addr()));
+        assert_eq!(s1.stream_count(), 0);
+        assert_eq!(s2.stream_count(), 1);
+    }
+
+    /// A blind relay (udx-native `relayTo`, what blind-relay does): two peers talk end to end through a pair of
+    /// relay streams that rewrite stream ids; closing one side tears the relay down.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relay_streams_forward_end_to_end() {
+        let relay_socket = UdxSocket::bind(LOOPBACK).await.expect("bind relay");
+        let a_socket = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b_socket = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let r1 = relay_socket.create_stream(101).expect("r1");
+        let r2 = relay_socket.create_stream(102).expect("r2");
+        let a = a_socket.create_stream(1).expect("a");
+        let b = b_socket.create_stream(2).expect("b");
+        r1.connect(1, a_socket.local_addr()).expect("r1 -> a");
+        r2.connect(2, b_socket.local_addr()).expect("r2 -> b");
+        r1.relay_to(&r2).expect("relay r1 -> r2");
+        r2.relay_to(&r1).expect("relay r2 -> r1");
+        assert!(r1.relay_to(&r2).is_err(), "a stream relays once");
+        a.connect(101, relay_socket.local_addr()).expect("a -> r1");
+        b.connect(102, relay_socket.local_addr()).expect("b -> r2");
+
+        let size = 4usize << 20;
+        let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let work = async {
+            let send_a = async {
+                (&a).write_all(&data).await.expect("a write");
+                (&a).shutdown().await.expect("a end");
+            };
+            let send_b = async {
+                (&b).write_all(&data[..size / 2]).await.expect("b write");
+                (&b).shutdown().await.expect("b end");
+            };
+            let recv_b = async {
+                let mut got = Vec::new();
+                (&b).read_to_end(&mut got).await.expect("b read");
+                got
+            };
+            let recv_a = async {
+                let mut got = Vec::new();
+                (&a).read_to_end(&mut got).await.expect("a read");
+                got
+            };
+            tokio::join!(send_a, send_b, recv_b, recv_a)
+        };
+        let (_, _, at_b, at_a) = tokio::time::timeout(LIMIT, work)
+            .await
+            .expect("relayed transfer in time");
+        assert!(
+            at_b == data,
+            "a -> b through the relay: {} of {} bytes, or different",
+            at_b.len(),
+            size
+        );
+        assert!(at_a == data[..size / 2], "b -> a through the relay");
+        tokio::time::timeout(LIMIT, a.closed())
+            .await
+            .expect("in time")
+            .expect("a closed cleanly");
+        tokio::time::timeout(LIMIT, b.closed())
+            .await
+            .expect("in time")
+            .expect("b closed cleanly");
+
+        // A DESTROY passes through and takes both relay streams down.
+        let c = a_socket.create_stream(3).expect("c");
+        let d = b_socket.create_stream(4).expect("d");
+        let r3 = relay_socket.create_stream(103).expect("r3");
+        let r4 = relay_socket.create_stream(104).expect("r4");
+        r3.connect(3, a_socket.local_addr()).expect("r3 -> c");
+        r4.connect(4, b_socket.local_addr()).expect("r4 -> d");
+        r3.relay_to(&r4).expect("relay");
+        r4.relay_to(&r3).expect("relay");
+        c.connect(103, relay_socket.local_addr()).expect("c -> r3");
+        d.connect(104, relay_socket.local_addr()).expect("d -> r4");
+        (&c).write_all(b"ping").await.expect("c write");
+        let mut buf = [0u8; 4];
+        tokio::time::timeout(LIMIT, (&d).read_exact(&mut buf))
+            .await
+            .expect("in time")
+            .expect("d read");
+        assert_eq!(&buf, b"ping");
+        c.destroy();
+        let err = tokio::time::timeout(LIMIT, d.closed())
+            .await
+            .expect("in time")
+            .expect_err("d reset");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        tokio::time::timeout(LIMIT, r3.closed())
+            .await
+            .expect("in time")
+            .expect_err("r3 reset by the DESTROY");
+        // Destroyed locally (no error of its own), as libudx destroys streams relaying to a closed stream.
+        let _ = tokio::time::timeout(LIMIT, r4.closed())
+            .await
+            .expect("r4 torn down with r3");
+    }
+
+    /// Hostile input: thousands of random datagrams, many shaped like UDX packets for a live stream (random flags,
+    /// sequence numbers, SACK garbage, truncations), must not take the driver down: fresh streams on the same
+    /// sockets still work afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn random_datagrams_do_not_break_the_driver() {
+        use rand::{Rng, SeedableRng};
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let victim = b.create_stream(2).expect("stream 2");
+        victim.connect(1, a.local_addr()).expect("connect");
+        let junk = UdxSocket::bind(LOOPBACK).await.expect("bind junk");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        for _ in 0..3000 {
+            let len = rng.gen_range(0..1600);
+            let mut d: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            if rng.gen_bool(0.7) && d.len() >= 20 {
+                d[0] = packet::MAGIC;
+                d[1] = packet::VERSION;
+                d[4..8].copy_from_slice(&2u32.to_le_bytes());
+            }
+            junk.send_to(&d, b.local_addr()).await.expect("send junk");
+        }
+        // Datagrams not addressed to a stream reach the raw queue.
+        let mut buf = [0u8; 2048];
+        let (_, from) = tokio::time::timeout(LIMIT, b.recv_from(&mut buf))
+            .await
+            .expect("in time")
+            .expect("raw");
+        assert_eq!(from, junk.local_addr());
+        // Both sockets still carry fresh streams.
+        let x = a.create_stream(10).expect("stream 10");
+        let y = b.create_stream(20).expect("stream 20");
+        x.connect(20, b.local_addr()).expect("connect x");
+        y.connect(10, a.local_addr()).expect("connect y");
+        (&x).write_all(&[9u8; 100_000]).await.expect("write");
+        (&x).shutdown().await.expect("end");
+        let mut got = Vec::new();
+        tokio::time::timeout(LIMIT, (&y).read_to_end(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(got, vec![9u8; 100_000]);
+        let mut buf = [0u8; 2048];
+        // Datagrams not addressed to a stream reached the raw queue.
+        let (_, from) = tokio::time::timeout(LIMIT, b.recv_from(&mut buf))
+            .await
+            .expect("in time")
+            .expect("raw");
+        assert_eq!(from, junk.local_addr());
+    }
+
+    /// A dual-stack IPv6 socket talks to an IPv4 peer (sending to IPv4-mapped addresses, as libudx does) and
+    /// reports IPv4 sources as IPv4.
+    #[tokio::test]
+    async fn dual_stack_socket_talks_to_ipv4() {
+        let Ok(v6) = UdxSocket::bind("[::]:0".parse().expect("addr")).await else {
+            return; // no IPv6 on this host
+        };
+        let v4 = UdxSocket::bind(LOOPBACK).await.expect("bind v4");
+        let port = v6.local_addr().port();
+        let x = v6.create_stream(1).expect("x");
+        let y = v4.create_stream(2).expect("y");
+        x.connect(2, v4.local_addr()).expect("x -> v4");
+        y.connect(1, SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port))
+            .expect("y -> v6 socket via 127.0.0.1");
+        (&x).write_all(b"over dual stack").await.expect("write");
+        (&x).shutdown().await.expect("end");
+        let mut got = Vec::new();
+        tokio::time::timeout(LIMIT, (&y).read_to_end(&mut got))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(got, b"over dual stack");
+        v4.send_to(b"raw", SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port))
+            .await
+            .expect("raw send");
+        let mut buf = [0u8; 16];
+        let (n, from) = tokio::time::timeout(LIMIT, v6.recv_from(&mut buf))
+            .await
+            .expect("in time")
+            .expect("raw");
+        assert_eq!(&buf[..n], b"raw");
+        assert_eq!(
+            from,
+            v4.local_addr(),
+            "IPv4-mapped sources are reported as IPv4"
+        );
+    }
+
+    /// Many streams multiplexed on one socket pair, all transferring both ways at once: every byte arrives on the
+    /// right stream (no lost wakeups, no cross-talk).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_streams_share_a_socket_pair() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let mut tasks = Vec::new();
+        for i in 0..32u32 {
+            let x = a.create_stream(1000 + i).expect("x");
+            let y = b.create_stream(2000 + i).expect("y");
+            x.connect(2000 + i, b.local_addr()).expect("connect x");
+            y.connect(1000 + i, a.local_addr()).expect("connect y");
+            let len = 64 * 1024 + i as usize * 4099;
+            let payload =
+                |tag: u8| -> Vec<u8> { (0..len).map(|j| (j as u8).wrapping_mul(tag)).collect() };
+            let (px, py) = (payload(i as u8 * 2 + 1), payload(i as u8 * 2 + 2));
+            tasks.push(tokio::spawn(async move {
+                let (rx, ry) = tokio::join!(
+                    async {
+                        (&x).write_all(&px).await.expect("x write");
+                        (&x).shutdown().await.expect("x end");
+                        let mut got = Vec::new();
+                        (&x).read_to_end(&mut got).await.expect("x read");
+                        got
+                    },
+                    async {
+                        (&y).write_all(&py).await.expect("y write");
+                        (&y).shutdown().await.expect("y end");
+                        let mut got = Vec::new();
+                        (&y).read_to_end(&mut got).await.expect("y read");
+                        got
+                    }
+                );
+                assert!(rx == py, "stream {i}: x got the wrong bytes");
+                assert!(ry == px, "stream {i}: y got the wrong bytes");
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(LIMIT, t)
+                .await
+                .expect("in time")
+                .expect("stream task");
+        }
+    }
+
+    /// An idle stream with a keepalive sends heartbeats on its own timer, which the peer answers.
+    #[tokio::test]
+    async fn keepalive_heartbeats_flow_while_idle() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let x = a.create_stream(1).expect("x");
+        let y = b.create_stream(2).expect("y");
+        x.connect(2, b.local_addr()).expect("connect x");
+        y.connect(1, a.local_addr()).expect("connect y");
+        x.set_keepalive(Some(Duration::from_millis(20)))
+            .expect("keepalive");
+        let before = y.stats().expect("stats").packets_received;
+        tokio::time::timeout(LIMIT, async {
+            while y.stats().expect("stats").packets_received < before + 3 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("heartbeats arrive while idle");
+        assert!(
+            x.stats().expect("stats").packets_received > 0,
+            "heartbeats are answered"
+        );
+    }
+
+    /// A firewall may own handles (here a socket clone); retiring its stream must not deadlock on their drop.
+    #[tokio::test]
+    async fn retiring_a_stream_whose_firewall_owns_a_handle_does_not_deadlock() {
+        let a = UdxSocket::bind(LOOPBACK).await.expect("bind a");
+        let b = UdxSocket::bind(LOOPBACK).await.expect("bind b");
+        let config = StreamConfig {
+            linger: Duration::ZERO,
+            ..StreamConfig::default()
+        };
+        let x = a.create_stream_with(1, config.clone()).expect("x");
+        let y = b.create_stream_with(2, config).expect("y");
+        let owned = a.clone();
+        x.set_firewall(move |_, _| {
+            let _keep = &owned;
+            FirewallVerdict::Reject
+        })
+        .expect("firewall");
+        let owned_too = a.clone();
+        x.set_firewall(move |_, _| {
+            let _keep = &owned_too;
+            FirewallVerdict::Reject
+        })
+        .expect("replacing a firewall drops the old one outside the lock");
+        x.connect(2, b.local_addr()).expect("connect x");
+        y.connect(1, a.local_addr()).expect("connect y");
+        drop(x);
+        drop(y);
+        tokio::time::timeout(LIMIT, async {
+            while a.stream_count() + b.stream_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("streams retired without deadlock");
+        // The driver is still alive.
+        let z = a.create_stream(3).expect("z");
+        let w = b.create_stream(4).expect("w");
+        z.connect(4, b.local_addr()).expect("connect z");
+        w.connect(3, a.local_addr()).expect("connect w");
+        z.send_message(b"alive").expect("message");
+        let got = tokio::time::timeout(LIMIT, w.recv_message())
+            .await
+            .expect("in time")
+            .expect("message");
+        assert_eq!(got, b"alive");
+    }
+}
+
+/// A handle on a stream that does not own it: it can abort the stream and wait for its close while someone
+/// else reads and writes it (a swarm handing connections to the application keeps one per connection). It does
+/// not keep the stream or the instance alive; once the stream is gone, [`UdxStreamControl::destroy`] does
+/// nothing and [`UdxStreamControl::closed`] returns at once.
+#[derive(Clone)]
+pub struct UdxStreamControl {
+    shared: std::sync::Weak<Shared>,
+    id: u32,
+}
+
+impl fmt::Debug for UdxStreamControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdxStreamControl")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl UdxStream {
+    /// A [`UdxStreamControl`] for this stream.
+    pub fn control(&self) -> UdxStreamControl {
+        UdxStreamControl {
+            shared: Arc::downgrade(&self.shared),
+            id: self.id,
+        }
+    }
+}
+
+impl UdxStreamControl {
+    /// Aborts the stream as [`UdxStream::destroy`] does, if it still exists.
+    pub fn destroy(&self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mut wake = Vec::new();
+        {
+            let mut inner = shared.lock();
+            if let Some(slot) = inner.streams.get_mut(&self.id) {
+                slot.stream.destroy();
+                if slot.socket.is_none() {
+                    slot.drain_events(&mut wake);
+                }
+            }
+            wake.extend(inner.take_driver_waker(self.id));
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+
+    /// [`UdxStream::change_remote_via`] on the controlled stream: moves it to another path while someone
+    /// else reads and writes it (HyperDHT moving a relayed connection to a punched path).
+    pub fn change_remote_via(
+        &self,
+        socket: &UdxSocket,
+        remote_id: u32,
+        addr: SocketAddr,
+    ) -> io::Result<()> {
+        let shared = self.shared.upgrade().ok_or_else(|| no_stream(self.id))?;
+        change_remote_via_of(&shared, self.id, socket, remote_id, addr)
+    }
+
+    /// [`UdxStream::remote_changed`] on the controlled stream: waits until everything sent to the old
+    /// remote before the last change was acknowledged.
+    pub async fn remote_changed(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| match self.shared.upgrade() {
+            Some(shared) => poll_remote_changed_of(&shared, self.id, cx),
+            None => Poll::Ready(Err(no_stream(self.id))),
+        })
+        .await
+    }
+
+    /// [`UdxStream::send_message`] on the controlled stream.
+    pub fn send_message(&self, data: &[u8]) -> io::Result<()> {
+        let shared = self.shared.upgrade().ok_or_else(|| no_stream(self.id))?;
+        send_message_of(&shared, self.id, data)
+    }
+
+    /// [`UdxStream::recv_message`] on the controlled stream (for whoever owns the stream's messages: a
+    /// secret stream does not read them).
+    pub async fn recv_message(&self) -> io::Result<Vec<u8>> {
+        std::future::poll_fn(|cx| match self.shared.upgrade() {
+            Some(shared) => poll_recv_message_of(&shared, self.id, cx),
+            None => Poll::Ready(Err(no_stream(self.id))),
+        })
+        .await
+    }
+
+    /// [`UdxStream::stats`] of the controlled stream.
+    pub fn stats(&self) -> io::Result<StreamStats> {
+        let shared = self.shared.upgrade().ok_or_else(|| no_stream(self.id))?;
+        with_slot_of(&shared, self.id, |slot| Ok(slot.stream.stats()))
+    }
+
+    /// The remote stream id and address of the controlled stream, once connected.
+    pub fn remote(&self) -> Option<(u32, SocketAddr)> {
+        let shared = self.shared.upgrade()?;
+        with_slot_of(&shared, self.id, |slot| Ok(slot.stream.remote()))
+            .ok()
+            .flatten()
+    }
+
+    /// Waits until the stream has closed (as [`UdxStream::closed`]) or no longer exists.
+    pub async fn closed(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| match self.shared.upgrade() {
+            Some(shared) => poll_closed_of(&shared, self.id, cx),
+            None => Poll::Ready(Ok(())),
+        })
+        .await
+    }
+}

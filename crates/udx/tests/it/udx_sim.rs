@@ -1,0 +1,944 @@
+//! Deterministic simulated-network tests of the sans-IO UDX stream: two `Stream`s exchange datagrams through
+//! a link model (delay, jitter, loss, duplication, reordering, bandwidth with a bounded queue, MTU) driven by a
+//! virtual clock and a seeded RNG. No sockets, no real time, no sleeps; every test is bounded in virtual time.
+
+#![allow(clippy::unwrap_used)]
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use holepunch_udx::packet::{self, flags, Header};
+use holepunch_udx::{Stream, StreamConfig, StreamError, StreamEvent};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// One direction of the network.
+#[derive(Clone, Debug)]
+struct Link {
+    delay: Duration,
+    jitter: Duration,
+    loss: f64,
+    duplicate: f64,
+    /// Probability of an extra random delay of up to `2 * delay`, which reorders packets.
+    reorder: f64,
+    /// Bottleneck rate in bytes per second (`None`: unlimited).
+    bandwidth: Option<u64>,
+    /// Longest queueing delay before tail drop at the bottleneck.
+    max_queue: Duration,
+    /// Path MTU: datagrams with `len + 28 > mtu` are dropped.
+    mtu: usize,
+    busy_until: Duration,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            delay: Duration::from_millis(10),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            bandwidth: Some(100_000_000),
+            max_queue: Duration::from_millis(100),
+            mtu: 1500,
+            busy_until: Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Peer {
+    stream: Stream,
+    /// Bytes the application will write in total.
+    to_write: u64,
+    written: u64,
+    /// Call `finish` once everything is written.
+    finish: bool,
+    /// Read incoming bytes (false simulates a stalled application).
+    reading: bool,
+    received: u64,
+    /// The seed of the byte pattern the *remote* writes, to verify what we read.
+    remote_pattern: u8,
+    pattern: u8,
+    remote_ended: bool,
+    closed: Option<Option<StreamError>>,
+    messages: Vec<Vec<u8>>,
+    remote_changed: u32,
+    writable_events: u32,
+}
+
+impl Peer {
+    fn new(stream: Stream, pattern: u8, remote_pattern: u8) -> Self {
+        Peer {
+            stream,
+            to_write: 0,
+            written: 0,
+            finish: false,
+            reading: true,
+            received: 0,
+            remote_pattern,
+            pattern,
+            remote_ended: false,
+            closed: None,
+            messages: Vec::new(),
+            remote_changed: 0,
+            writable_events: 0,
+        }
+    }
+}
+
+fn pattern_byte(seed: u8, i: u64) -> u8 {
+    (i.wrapping_mul(31).wrapping_add(i >> 11) as u8) ^ seed
+}
+
+type Filter = Box<dyn FnMut(usize, &[u8]) -> bool>;
+
+struct Sim {
+    base: Instant,
+    now: Duration,
+    rng: StdRng,
+    peers: [Peer; 2],
+    /// links[0]: peer 0 -> peer 1, links[1]: peer 1 -> peer 0.
+    links: [Link; 2],
+    /// Which peer owns an address (several addresses may lead to one peer after change_remote).
+    addrs: HashMap<SocketAddr, usize>,
+    queue: BinaryHeap<Reverse<(Duration, u64, usize, usize)>>,
+    payloads: HashMap<u64, (SocketAddr, Vec<u8>)>,
+    counter: u64,
+    /// Datagrams delivered per destination address.
+    delivered_to: HashMap<SocketAddr, u64>,
+    /// Drop datagrams for which this returns true (peer index of sender, datagram).
+    filter: Option<Filter>,
+    out: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+const A_ID: u32 = 1;
+const B_ID: u32 = 2;
+
+impl Sim {
+    fn new(seed: u64, ab: Link, ba: Link) -> Self {
+        Self::with_config(
+            seed,
+            ab,
+            ba,
+            StreamConfig::default(),
+            StreamConfig::default(),
+        )
+    }
+
+    fn with_config(seed: u64, ab: Link, ba: Link, ca: StreamConfig, cb: StreamConfig) -> Self {
+        // UDX_SIM_SEED_OFFSET shifts every seed, to sweep more scenarios by hand; the default runs are fixed.
+        let seed = seed.wrapping_add(
+            std::env::var("UDX_SIM_SEED_OFFSET")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        );
+        let base = Instant::now();
+        let mut a = Stream::new(A_ID, ca, base);
+        let mut b = Stream::new(B_ID, cb, base);
+        a.connect(B_ID, addr(2000), base);
+        b.connect(A_ID, addr(1000), base);
+        let mut addrs = HashMap::new();
+        addrs.insert(addr(1000), 0);
+        addrs.insert(addr(2000), 1);
+        Sim {
+            base,
+            now: Duration::ZERO,
+            rng: StdRng::seed_from_u64(seed),
+            peers: [Peer::new(a, 0x11, 0x22), Peer::new(b, 0x22, 0x11)],
+            links: [ab, ba],
+            addrs,
+            queue: BinaryHeap::new(),
+            payloads: HashMap::new(),
+            counter: 0,
+            delivered_to: HashMap::new(),
+            filter: None,
+            out: Vec::with_capacity(64 * 1500),
+            buf: vec![0; 256 * 1024],
+        }
+    }
+
+    fn instant(&self) -> Instant {
+        self.base + self.now
+    }
+
+    fn send_datagram(&mut self, from: usize, dest: SocketAddr, d: Vec<u8>) {
+        if let Some(f) = self.filter.as_mut() {
+            if f(from, &d) {
+                return;
+            }
+        }
+        let Some(&to) = self.addrs.get(&dest) else {
+            return;
+        };
+        let link = &mut self.links[from];
+        if d.len() + 28 > link.mtu {
+            return;
+        }
+        if self.rng.gen_bool(link.loss) {
+            return;
+        }
+        let copies = if self.rng.gen_bool(link.duplicate) {
+            2
+        } else {
+            1
+        };
+        let mut depart = self.now;
+        if let Some(bw) = link.bandwidth {
+            let start = link.busy_until.max(self.now);
+            if start - self.now > link.max_queue {
+                return; // tail drop
+            }
+            let tx = Duration::from_nanos((d.len() as u64 + 28) * 1_000_000_000 / bw);
+            link.busy_until = start + tx;
+            depart = link.busy_until;
+        }
+        for _ in 0..copies {
+            let mut at = depart + link.delay;
+            if !link.jitter.is_zero() {
+                at += link.jitter.mul_f64(self.rng.gen::<f64>());
+            }
+            if link.reorder > 0.0 && self.rng.gen_bool(link.reorder) {
+                at += (link.delay * 2).mul_f64(self.rng.gen::<f64>());
+            }
+            self.counter += 1;
+            self.payloads.insert(self.counter, (dest, d.clone()));
+            self.queue.push(Reverse((at, self.counter, to, from)));
+        }
+    }
+
+    /// Application work and transmissions for one peer.
+    fn pump_peer(&mut self, i: usize) {
+        let now = self.instant();
+        // Events.
+        while let Some(ev) = self.peers[i].stream.poll_event() {
+            let p = &mut self.peers[i];
+            match ev {
+                StreamEvent::Readable => {}
+                StreamEvent::Writable => p.writable_events += 1,
+                StreamEvent::RemoteEnded => p.remote_ended = true,
+                StreamEvent::Message(m) => p.messages.push(m),
+                StreamEvent::RemoteChanged => p.remote_changed += 1,
+                StreamEvent::Closed { error } => p.closed = Some(error),
+            }
+        }
+        // Reading.
+        if self.peers[i].reading {
+            loop {
+                let n = self.peers[i].stream.read(&mut self.buf);
+                if n == 0 {
+                    break;
+                }
+                let p = &mut self.peers[i];
+                for (k, &b) in self.buf[..n].iter().enumerate() {
+                    let off = p.received + k as u64;
+                    assert_eq!(
+                        b,
+                        pattern_byte(p.remote_pattern, off),
+                        "peer {i}: wrong byte at offset {off}"
+                    );
+                }
+                p.received += n as u64;
+            }
+        }
+        // Writing.
+        loop {
+            let p = &mut self.peers[i];
+            if p.written >= p.to_write {
+                break;
+            }
+            let n = ((p.to_write - p.written) as usize)
+                .min(self.buf.len())
+                .min(p.stream.write_capacity());
+            if n == 0 {
+                break;
+            }
+            for k in 0..n {
+                self.buf[k] = pattern_byte(p.pattern, p.written + k as u64);
+            }
+            let w = p.stream.write(&self.buf[..n]);
+            p.written += w as u64;
+            if w < n {
+                break;
+            }
+        }
+        {
+            let p = &mut self.peers[i];
+            if p.finish && p.written == p.to_write {
+                p.stream.finish();
+            }
+        }
+        // Transmit.
+        loop {
+            self.out.clear();
+            let Some(t) = self.peers[i].stream.poll_transmit(now, &mut self.out, 64) else {
+                break;
+            };
+            assert_eq!(t.len, self.out.len());
+            assert!(t.segment_size > 0 && t.segment_size <= 1500 - 28);
+            let out = std::mem::take(&mut self.out);
+            let mut chunks = out.chunks(t.segment_size).peekable();
+            while let Some(c) = chunks.next() {
+                if chunks.peek().is_some() {
+                    assert_eq!(c.len(), t.segment_size);
+                }
+                assert!(packet::is_udx(c));
+                self.send_datagram(i, t.destination, c.to_vec());
+            }
+            self.out = out;
+        }
+    }
+
+    fn pump(&mut self) {
+        // Twice, so that reads that reopen the window get their ack out in the same instant.
+        for _ in 0..2 {
+            self.pump_peer(0);
+            self.pump_peer(1);
+        }
+    }
+
+    /// Runs until `done` holds (true) or virtual time passes `limit` or nothing can happen any more (false).
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
+        loop {
+            self.pump();
+            if done(self) {
+                return true;
+            }
+            let mut next: Option<Duration> = self.queue.peek().map(|Reverse((t, ..))| *t);
+            for p in &self.peers {
+                if let Some(t) = p.stream.poll_timeout() {
+                    let d = t.saturating_duration_since(self.base);
+                    next = Some(next.map_or(d, |n| n.min(d)));
+                }
+            }
+            let Some(next) = next else {
+                return false;
+            };
+            if next > limit {
+                return false;
+            }
+            if next > self.now {
+                self.now = next;
+            }
+            let now = self.instant();
+            while let Some(Reverse((t, id, to, from))) = self.queue.peek().copied() {
+                if t > self.now {
+                    break;
+                }
+                self.queue.pop();
+                let Some((dest, d)) = self.payloads.remove(&id) else {
+                    continue;
+                };
+                *self.delivered_to.entry(dest).or_default() += 1;
+                let src = if from == 0 { addr(1000) } else { addr(2000) };
+                self.peers[to].stream.handle_datagram(now, src, &d);
+            }
+            for p in &mut self.peers {
+                if let Some(t) = p.stream.poll_timeout() {
+                    if t <= now {
+                        p.stream.handle_timeout(now);
+                    }
+                }
+            }
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+fn transfer(sim: &mut Sim, a_bytes: u64, b_bytes: u64, limit_secs: u64) {
+    sim.peers[0].to_write = a_bytes;
+    sim.peers[1].to_write = b_bytes;
+    let ok = sim.run_until(Duration::from_secs(limit_secs), |s| {
+        s.peers[1].received == a_bytes && s.peers[0].received == b_bytes
+    });
+    assert!(
+        ok,
+        "transfer incomplete at {:?}: b got {}/{a_bytes}, a got {}/{b_bytes}; a {:?} b {:?}",
+        sim.now,
+        sim.peers[1].received,
+        sim.peers[0].received,
+        sim.peers[0].stream.stats(),
+        sim.peers[1].stream.stats()
+    );
+}
+
+#[test]
+fn clean_8mib_each_way() {
+    for dir in 0..2 {
+        let mut sim = Sim::new(1, Link::default(), Link::default());
+        let (a, b) = if dir == 0 { (8 * MIB, 0) } else { (0, 8 * MIB) };
+        transfer(&mut sim, a, b, 60);
+        let st = sim.peers[dir].stream.stats();
+        eprintln!("clean 8 MiB: {:?} virtual, {st:?}", sim.now);
+        // 100 MB/s bottleneck, 20 ms RTT: must not crawl.
+        assert!(sim.now < Duration::from_secs(10), "took {:?}", sim.now);
+        assert_eq!(st.rto_count, 0, "{st:?}");
+        assert!(st.srtt >= Duration::from_millis(20), "{st:?}");
+    }
+}
+
+#[test]
+fn loss_5_percent() {
+    let link = Link {
+        loss: 0.05,
+        ..Link::default()
+    };
+    for dir in 0..2 {
+        let mut sim = Sim::new(5 + dir as u64, link.clone(), link.clone());
+        let (a, b) = if dir == 0 { (8 * MIB, 0) } else { (0, 8 * MIB) };
+        transfer(&mut sim, a, b, 600);
+        assert!(sim.peers[dir].stream.stats().packets_retransmitted > 0);
+    }
+}
+
+#[test]
+fn loss_20_percent() {
+    let link = Link {
+        loss: 0.20,
+        ..Link::default()
+    };
+    for dir in 0..2 {
+        let mut sim = Sim::new(20 + dir as u64, link.clone(), link.clone());
+        let (a, b) = if dir == 0 { (8 * MIB, 0) } else { (0, 8 * MIB) };
+        transfer(&mut sim, a, b, 1200);
+        let st = sim.peers[dir].stream.stats();
+        eprintln!("20% loss, 8 MiB: {:?} virtual, {st:?}", sim.now);
+        assert!(st.packets_retransmitted > 0);
+    }
+}
+
+#[test]
+fn reordering_and_duplication() {
+    let link = Link {
+        reorder: 0.1,
+        duplicate: 0.1,
+        jitter: Duration::from_millis(3),
+        ..Link::default()
+    };
+    let mut sim = Sim::new(7, link.clone(), link);
+    transfer(&mut sim, 4 * MIB, 0, 300);
+}
+
+#[test]
+fn both_directions_at_once() {
+    let link = Link {
+        loss: 0.01,
+        ..Link::default()
+    };
+    let mut sim = Sim::new(3, link.clone(), link);
+    transfer(&mut sim, 8 * MIB, 8 * MIB, 300);
+}
+
+#[test]
+fn half_close_each_way() {
+    for first in 0..2 {
+        let mut sim = Sim::new(11, Link::default(), Link::default());
+        sim.peers[first].to_write = 100_000;
+        sim.peers[first].finish = true;
+        let other = 1 - first;
+        let ok = sim.run_until(Duration::from_secs(30), |s| s.peers[other].remote_ended);
+        assert!(ok);
+        // END surfaces only after every byte before it.
+        assert_eq!(sim.peers[other].received, 100_000);
+        assert!(sim.peers[first].closed.is_none() && sim.peers[other].closed.is_none());
+        // The other side can still write, then ends too; both close cleanly.
+        sim.peers[other].to_write = 50_000;
+        sim.peers[other].finish = true;
+        let ok = sim.run_until(Duration::from_secs(60), |s| {
+            s.peers[0].closed.is_some() && s.peers[1].closed.is_some()
+        });
+        assert!(
+            ok,
+            "did not close: {:?} {:?}",
+            sim.peers[0].closed, sim.peers[1].closed
+        );
+        assert_eq!(sim.peers[first].received, 50_000);
+        assert!(sim.peers[first].remote_ended);
+        assert_eq!(sim.peers[0].closed, Some(None));
+        assert_eq!(sim.peers[1].closed, Some(None));
+        // After the linger both are gone.
+        let ok = sim.run_until(sim.now + Duration::from_secs(4), |s| {
+            s.peers[0].stream.is_closed() && s.peers[1].stream.is_closed()
+        });
+        assert!(ok);
+    }
+}
+
+#[test]
+fn half_close_with_loss() {
+    let link = Link {
+        loss: 0.1,
+        ..Link::default()
+    };
+    let mut sim = Sim::new(12, link.clone(), link);
+    sim.peers[0].to_write = 300_000;
+    sim.peers[0].finish = true;
+    sim.peers[1].to_write = 200_000;
+    sim.peers[1].finish = true;
+    let ok = sim.run_until(Duration::from_secs(300), |s| {
+        s.peers[0].closed.is_some() && s.peers[1].closed.is_some()
+    });
+    assert!(ok);
+    assert_eq!(sim.peers[1].received, 300_000);
+    assert_eq!(sim.peers[0].received, 200_000);
+}
+
+#[test]
+fn destroy_resets_remote() {
+    let mut sim = Sim::new(13, Link::default(), Link::default());
+    sim.peers[0].to_write = 4 * MIB;
+    let ok = sim.run_until(Duration::from_secs(30), |s| s.peers[1].received > MIB);
+    assert!(ok);
+    sim.peers[0].stream.destroy();
+    sim.peers[0].to_write = sim.peers[0].written;
+    let ok = sim.run_until(Duration::from_secs(30), |s| {
+        s.peers[0].closed.is_some() && s.peers[1].closed.is_some()
+    });
+    assert!(ok);
+    assert_eq!(sim.peers[0].closed, Some(None));
+    assert_eq!(sim.peers[1].closed, Some(Some(StreamError::Reset)));
+    assert!(sim.peers[0].stream.is_closed());
+    // Nothing further is sent by either.
+    let mut out = Vec::new();
+    let now = sim.instant();
+    assert!(sim.peers[0]
+        .stream
+        .poll_transmit(now, &mut out, 8)
+        .is_none());
+    assert!(sim.peers[1]
+        .stream
+        .poll_transmit(now, &mut out, 8)
+        .is_none());
+}
+
+#[test]
+fn change_remote_mid_transfer() {
+    let mut sim = Sim::new(17, Link::default(), Link::default());
+    // Peer 1 also becomes reachable at a second address (a new path found by holepunching).
+    sim.addrs.insert(addr(2001), 1);
+    sim.addrs.insert(addr(1001), 0);
+    sim.peers[0].to_write = 8 * MIB;
+    sim.peers[1].to_write = MIB;
+    let ok = sim.run_until(Duration::from_secs(30), |s| s.peers[1].received > 2 * MIB);
+    assert!(ok);
+    let now = sim.instant();
+    sim.peers[0].stream.change_remote(B_ID, addr(2001), now);
+    sim.peers[1].stream.change_remote(A_ID, addr(1001), now);
+    let before_new = sim.delivered_to.get(&addr(2001)).copied().unwrap_or(0);
+    assert_eq!(before_new, 0);
+    transfer(&mut sim, 8 * MIB, MIB, 120);
+    assert_eq!(sim.peers[0].remote_changed, 1);
+    assert_eq!(sim.peers[1].remote_changed, 1);
+    assert_eq!(sim.peers[0].stream.remote(), Some((B_ID, addr(2001))));
+    assert!(sim.delivered_to.get(&addr(2001)).copied().unwrap_or(0) > 1000);
+}
+
+#[test]
+fn mtu_probing_reaches_link_mtu() {
+    // A slower link, so that the transfer lasts the ten round trips the search needs.
+    let link = Link {
+        mtu: 1400,
+        bandwidth: Some(10_000_000),
+        ..Link::default()
+    };
+    let mut sim = Sim::new(19, link.clone(), link);
+    transfer(&mut sim, 4 * MIB, 0, 60);
+    // 1200 + 32k, the largest step that fits 1400.
+    assert_eq!(sim.peers[0].stream.stats().mtu, 1392);
+
+    let link = Link {
+        bandwidth: Some(10_000_000),
+        ..Link::default()
+    };
+    let mut sim = Sim::new(19, link.clone(), link);
+    transfer(&mut sim, 4 * MIB, 0, 60);
+    assert_eq!(sim.peers[0].stream.stats().mtu, 1500);
+    assert_eq!(sim.peers[0].stream.max_message_len(), 1500 - 48);
+}
+
+#[test]
+fn mtu_stays_at_base_when_probes_are_dropped() {
+    let mut sim = Sim::new(23, Link::default(), Link::default());
+    // Drop every padded datagram (MTU probes), as a peer that never acks probes.
+    sim.filter = Some(Box::new(|_, d| d.len() > 3 && d[3] != 0));
+    transfer(&mut sim, 2 * MIB, 0, 120);
+    let st = sim.peers[0].stream.stats();
+    assert_eq!(st.mtu, 1200, "{st:?}");
+    assert_eq!(sim.peers[0].stream.max_message_len(), 1200 - 48);
+}
+
+#[test]
+fn messages() {
+    let mut sim = Sim::new(29, Link::default(), Link::default());
+    let now = sim.instant();
+    let max = sim.peers[0].stream.max_message_len();
+    assert_eq!(max, 1152);
+    assert!(matches!(
+        sim.peers[0].stream.send_message(&vec![0; max + 1]),
+        Err(StreamError::MessageTooLarge { .. })
+    ));
+    for i in 0..100u32 {
+        let m = i.to_le_bytes().repeat(1 + i as usize % 50);
+        sim.peers[0].stream.send_message(&m).unwrap();
+    }
+    sim.peers[1].stream.send_message(b"pong").unwrap();
+    let _ = now;
+    let ok = sim.run_until(Duration::from_secs(5), |s| {
+        s.peers[1].messages.len() == 100 && s.peers[0].messages.len() == 1
+    });
+    assert!(ok);
+    for (i, m) in sim.peers[1].messages.iter().enumerate() {
+        assert_eq!(m, &(i as u32).to_le_bytes().repeat(1 + i % 50));
+    }
+    assert_eq!(sim.peers[0].messages[0], b"pong");
+    // Messages do not consume sequence numbers: a stream transfer still works after them.
+    transfer(&mut sim, MIB, 0, 30);
+}
+
+#[test]
+fn zero_receive_window_recovery() {
+    let cfg = StreamConfig {
+        recv_window_max: 64 * 1024,
+        ..StreamConfig::default()
+    };
+    let mut sim = Sim::with_config(
+        31,
+        Link::default(),
+        Link::default(),
+        StreamConfig::default(),
+        cfg,
+    );
+    sim.peers[1].reading = false;
+    sim.peers[0].to_write = 2 * MIB;
+    // The sender fills the window and stalls.
+    let ok = sim.run_until(Duration::from_secs(10), |s| {
+        s.peers[1].stream.readable_len() >= 64 * 1024
+            && s.peers[0].stream.stats().inflight_packets == 0
+    });
+    assert!(ok);
+    let stalled_at = sim.now;
+    // Stay stalled for a while: zero-window probes, no data.
+    let ok = sim.run_until(stalled_at + Duration::from_secs(5), |_| false);
+    assert!(!ok);
+    assert!(sim.peers[1].stream.readable_len() < 64 * 1024 + 2 * 1500);
+    let st = sim.peers[0].stream.stats();
+    assert!(st.zero_window_probes >= 1, "{st:?}");
+    assert!(sim.peers[0].closed.is_none());
+    // The reader resumes: everything arrives.
+    sim.peers[1].reading = true;
+    transfer(&mut sim, 2 * MIB, 0, 120);
+}
+
+#[test]
+fn zero_window_recovers_through_probe_alone() {
+    // Same stall, but the proactive window update after read is lost: the zero-window probe must recover.
+    let cfg = StreamConfig {
+        recv_window_max: 32 * 1024,
+        ..StreamConfig::default()
+    };
+    let mut sim = Sim::with_config(
+        37,
+        Link::default(),
+        Link::default(),
+        StreamConfig::default(),
+        cfg,
+    );
+    sim.peers[1].reading = false;
+    sim.peers[0].to_write = 512 * 1024;
+    let ok = sim.run_until(Duration::from_secs(10), |s| {
+        s.peers[1].stream.readable_len() >= 32 * 1024
+            && s.peers[0].stream.stats().inflight_packets == 0
+    });
+    assert!(ok);
+    sim.peers[1].reading = true;
+    // Drop the next pure acks from peer 1 until a heartbeat reaches it.
+    let mut dropping = true;
+    sim.filter = Some(Box::new(move |from, d| {
+        if from == 0 && d.len() >= 20 && d[2] & flags::HEARTBEAT != 0 {
+            dropping = false;
+        }
+        from == 1 && dropping
+    }));
+    transfer(&mut sim, 512 * 1024, 0, 120);
+    assert!(sim.peers[0].stream.stats().zero_window_probes >= 1);
+}
+
+#[test]
+fn keepalive_heartbeats_when_idle() {
+    let cfg = StreamConfig {
+        keepalive: Some(Duration::from_secs(1)),
+        ..StreamConfig::default()
+    };
+    let mut sim = Sim::with_config(
+        41,
+        Link::default(),
+        Link::default(),
+        cfg,
+        StreamConfig::default(),
+    );
+    let mut heartbeats = 0u32;
+    let counter = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let c2 = counter.clone();
+    sim.filter = Some(Box::new(move |from, d| {
+        if let Ok((h, _)) = Header::decode(d) {
+            if from == 0 && h.has(flags::HEARTBEAT) {
+                c2.set(c2.get() + 1);
+            }
+        }
+        false
+    }));
+    let ok = sim.run_until(Duration::from_millis(5500), |_| false);
+    assert!(!ok);
+    heartbeats += counter.get();
+    assert_eq!(heartbeats, 5);
+    // Each heartbeat was answered with an ack (B's packets received by A).
+    assert!(sim.peers[0].stream.stats().packets_received >= 5);
+}
+
+#[test]
+fn timeout_closes_stream() {
+    let mut sim = Sim::new(43, Link::default(), Link::default());
+    sim.peers[0].to_write = 100_000;
+    let ok = sim.run_until(Duration::from_secs(5), |s| s.peers[1].received > 10_000);
+    assert!(ok);
+    // The path dies.
+    sim.links[0].loss = 1.0;
+    sim.links[1].loss = 1.0;
+    let ok = sim.run_until(Duration::from_secs(3600), |s| s.peers[0].closed.is_some());
+    assert!(ok);
+    assert_eq!(sim.peers[0].closed, Some(Some(StreamError::TimedOut)));
+    assert!(sim.peers[0].stream.stats().rto_count >= 6);
+}
+
+#[test]
+fn sequence_numbers_wrap() {
+    let ca = StreamConfig {
+        initial_seq: u32::MAX - 500,
+        ..StreamConfig::default()
+    };
+    let cb = StreamConfig {
+        initial_ack: u32::MAX - 500,
+        ..StreamConfig::default()
+    };
+    let link = Link {
+        loss: 0.02,
+        ..Link::default()
+    };
+    let mut sim = Sim::with_config(47, link.clone(), link, ca, cb);
+    transfer(&mut sim, 4 * MIB, 0, 300);
+}
+
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Real datagrams of a short exchange (data, acks with SACKs, END, a message), to mutate.
+    fn sample_datagrams() -> Vec<Vec<u8>> {
+        let link = Link {
+            loss: 0.1,
+            ..Link::default()
+        };
+        let mut sim = Sim::new(99, link.clone(), link);
+        let captured = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let c2 = captured.clone();
+        sim.filter = Some(Box::new(move |_, d| {
+            if c2.borrow().len() < 400 {
+                c2.borrow_mut().push(d.to_vec());
+            }
+            false
+        }));
+        sim.peers[0].stream.send_message(b"hello").unwrap();
+        sim.peers[0].to_write = 200_000;
+        sim.peers[0].finish = true;
+        sim.run_until(Duration::from_secs(30), |s| s.peers[1].remote_ended);
+        let v = captured.borrow().clone();
+        v
+    }
+
+    fn live_stream(now: Instant) -> Stream {
+        let mut s = Stream::new(B_ID, StreamConfig::default(), now);
+        s.connect(A_ID, addr(1000), now);
+        let _ = s.write(&[7u8; 30_000]);
+        s
+    }
+
+    fn drive(s: &mut Stream, now: Instant) {
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            out.clear();
+            if s.poll_transmit(now, &mut out, 16).is_none() {
+                break;
+            }
+        }
+        let mut buf = [0u8; 2048];
+        while s.read(&mut buf) > 0 {}
+        while s.poll_event().is_some() {}
+        if let Some(t) = s.poll_timeout() {
+            s.handle_timeout(t);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_datagrams(ds in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..1600), 1..20)) {
+            let now = Instant::now();
+            let mut s = live_stream(now);
+            for (i, d) in ds.iter().enumerate() {
+                let _ = Header::decode(d);
+                let mut d = d.clone();
+                if d.len() >= 8 && i % 2 == 0 {
+                    // Make half of them reach the stream logic.
+                    d[0] = 0xff;
+                    d[1] = 1;
+                    d[4..8].copy_from_slice(&B_ID.to_le_bytes());
+                }
+                let t = now + Duration::from_millis(i as u64 * 50);
+                s.handle_datagram(t, addr(1000), &d);
+                drive(&mut s, t);
+            }
+        }
+
+        #[test]
+        fn mutated_and_truncated_datagrams(
+            picks in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<u8>(), 0usize..1600, 0u8..4), 1..60)
+        ) {
+            thread_local! {
+                static SAMPLES: Vec<Vec<u8>> = sample_datagrams();
+            }
+            let samples = SAMPLES.with(|s| s.clone());
+            prop_assert!(!samples.is_empty());
+            let now = Instant::now();
+            let mut s = live_stream(now);
+            for (i, (which, pos, byte, cut, mode)) in picks.into_iter().enumerate() {
+                let mut d = which.get(&samples).clone();
+                // Address everything to our stream, as the driver would route it.
+                if d.len() >= 8 {
+                    d[4..8].copy_from_slice(&B_ID.to_le_bytes());
+                }
+                match mode {
+                    0 => d.truncate(cut),
+                    1 if !d.is_empty() => { let p = pos.index(d.len()); d[p] = byte; }
+                    2 if d.len() > 4 => { let p = 2 + pos.index(d.len() - 2).min(18); if p < d.len() { d[p] ^= byte | 1; } }
+                    _ => {}
+                }
+                let t = now + Duration::from_millis(i as u64 * 7);
+                s.handle_datagram(t, addr(1000), &d);
+                drive(&mut s, t);
+            }
+        }
+    }
+}
+
+/// A narrow bottleneck (2 MB/s, 40 ms RTT, 50 ms of queue then tail drop): BBR must use most of it and not
+/// collapse through the drops.
+#[test]
+fn bbr_fills_a_narrow_bottleneck() {
+    let link = Link {
+        delay: Duration::from_millis(20),
+        bandwidth: Some(2_000_000),
+        max_queue: Duration::from_millis(50),
+        ..Link::default()
+    };
+    let mut sim = Sim::new(53, link.clone(), link);
+    transfer(&mut sim, 8 * MIB, 0, 120);
+    let secs = sim.now.as_secs_f64();
+    let goodput = 8.0 * MIB as f64 / secs;
+    let st = sim.peers[0].stream.stats();
+    eprintln!("bottleneck: {secs:.2}s, {goodput:.0} B/s, {st:?}");
+    assert!(goodput > 0.7 * 2_000_000.0, "goodput {goodput:.0} B/s");
+    assert!(st.bbr_state >= 2, "{st:?}");
+}
+
+/// Everything at once, both directions, with half-close at the end.
+#[test]
+fn hostile_network_both_ways_with_end() {
+    let link = Link {
+        loss: 0.1,
+        duplicate: 0.05,
+        reorder: 0.1,
+        jitter: Duration::from_millis(5),
+        ..Link::default()
+    };
+    let mut sim = Sim::new(59, link.clone(), link);
+    for p in &mut sim.peers {
+        p.to_write = 2 * MIB;
+        p.finish = true;
+    }
+    let ok = sim.run_until(Duration::from_secs(600), |s| {
+        s.peers[0].closed.is_some() && s.peers[1].closed.is_some()
+    });
+    assert!(
+        ok,
+        "{:?} {:?}",
+        sim.peers[0].stream.stats(),
+        sim.peers[1].stream.stats()
+    );
+    for p in &sim.peers {
+        assert_eq!(p.received, 2 * MIB);
+        assert!(p.remote_ended);
+        assert_eq!(p.closed, Some(None));
+    }
+}
+
+/// A write beyond the high watermark (256 KiB + send window) is cut short; Writable comes once acks drain it.
+#[test]
+fn backpressure_and_writable() {
+    let mut sim = Sim::new(61, Link::default(), Link::default());
+    sim.peers[1].reading = false;
+    let big = vec![0u8; 4 << 20];
+    let cap = sim.peers[0].stream.write_capacity();
+    let n = sim.peers[0].stream.write(&big);
+    assert_eq!(n, cap);
+    assert!(n < big.len() && n >= 256 * 1024, "{n}");
+    assert_eq!(sim.peers[0].stream.write(&big), 0);
+    let ok = sim.run_until(Duration::from_secs(10), |s| s.peers[0].writable_events > 0);
+    assert!(ok);
+    assert!(sim.peers[0].stream.write_capacity() > 0);
+    assert!(sim.peers[0].stream.unacked_len() < n);
+}
+
+/// A slow path with sub-millisecond delay: BBR's bandwidth-delay product rounds to 0 packets, which libudx
+/// copies into cwnd when fast recovery ends. The stream must not stall there.
+#[test]
+fn slow_submillisecond_path_with_loss_does_not_stall() {
+    for seed in 0..4 {
+        let link = Link {
+            delay: Duration::from_micros(200),
+            bandwidth: Some(300_000),
+            max_queue: Duration::from_millis(30),
+            loss: 0.03,
+            ..Link::default()
+        };
+        let mut sim = Sim::new(67 + seed, link.clone(), link);
+        transfer(&mut sim, MIB, 0, 300);
+    }
+}
+
+/// Loopback-like: 100 µs delay, a fast link with a short queue, and drops. RTTs round to 0 or 1 ms here, the
+/// regime where BBR's millisecond arithmetic is at its coarsest.
+#[test]
+fn loopback_like_path_with_drops() {
+    for seed in 0..3 {
+        let link = Link {
+            delay: Duration::from_micros(100),
+            jitter: Duration::from_micros(300),
+            bandwidth: Some(400_000_000),
+            max_queue: Duration::from_millis(1),
+            loss: 0.01,
+            ..Link::default()
+        };
+        let mut sim = Sim::new(71 + seed, link.clone(), link);
+        transfer(&mut sim, 16 * MIB, 4 * MIB, 120);
+    }
+}

@@ -1,0 +1,10 @@
+//! The bottom layer of the Holepunch stack: the codecs every wire message is written in and the crypto every
+//! layer above signs, hashes and derives keys with. Modules are named after the JS modules they are compatible
+//! with.
+
+pub mod base32;
+pub mod compact_encoding;
+pub mod crypto;
+pub mod flat_tree;
+pub mod id_encoding;
+pub mod z32;
