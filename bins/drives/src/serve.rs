@@ -4,7 +4,9 @@
 //! Responses carry `Content-Type` (from the name, `application/octet-stream` if unknown),
 //! `Accept-Ranges: bytes` and `Content-Length`; a `Range` header gives 206 with `Content-Range` for its
 //! first range, and an unsatisfiable or malformed range gives serve-drive's 206 with an empty body.
-//! Connections are kept alive (HTTP/1.1) between requests.
+//! HTTP/1.1 is hyper's: connections are kept alive between requests, a request body with `Content-Length`
+//! is read and dropped, one with `Transfer-Encoding` is refused (400, connection closed). Bodies stream the
+//! entry's blob chunk by chunk; each request is logged at debug level (`RUST_LOG=drives::serve=debug`).
 //!
 //! `?checkout=N` serves version `N` of a hyperdrive (serve-drive `drive.checkout(version)`; ignored on a
 //! folder, as localdrive's checkout is the folder itself). As the JS answers it: an empty value is the latest
@@ -14,19 +16,29 @@
 //! JS waits forever, this answers 404 `SNAPSHOT_NOT_AVAILABLE` (serve-drive's status and text for a checkout
 //! that cannot be read) after [`CHECKOUT_WAIT`].
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use drives_cli::util::{parse_range, Range};
 use holepunch::hyperdrive::Hyperdrive;
-use holepunch::mirror::Drive;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use holepunch::mirror::{BlobReader, Drive};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::header::{HeaderValue, CONNECTION, RANGE, TRANSFER_ENCODING};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
 
 use crate::hyper::AnyDrive;
 
-/// Longest request head accepted.
+/// Longest request head accepted (hyper's read buffer; a longer head is answered 431).
 const MAX_HEAD: usize = 64 * 1024;
+
+/// A response body: a text, nothing, or a blob read chunk by chunk.
+type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// How long a request for a version past the drive's waits for the drive to reach it.
 pub(crate) const CHECKOUT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -144,12 +156,18 @@ pub(crate) async fn serve(
         shown_host(&addr),
         addr.port()
     );
-    let drive = std::sync::Arc::new(drive);
+    let drive = Arc::new(drive);
     loop {
         let (sock, _) = listener.accept().await.context("accepting")?;
         let drive = drive.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(sock, &drive).await {
+            let service = hyper::service::service_fn(move |req| handle(drive.clone(), req));
+            // Title-case header names, as Node's http writes them (and clients of serve-drive may match).
+            let conn = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(sock), service);
+            if let Err(e) = conn.await {
                 tracing::debug!("http connection: {e:#}");
             }
         });
@@ -173,32 +191,111 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-struct Response {
+/// What a request is answered: a status, headers, and either a range of an entry or a text.
+struct Answer {
     status: u16,
     headers: Vec<(&'static str, String)>,
+    /// The entry, the first byte and the length to send.
     body: Option<(holepunch::mirror::Entry, u64, u64)>,
     text: &'static str,
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        206 => "Partial Content",
-        400 => "Bad Request",
-        404 => "Not Found",
-        _ => "Internal Server Error",
+/// Answers one request of a connection (hyper keeps the connection alive between them).
+async fn handle(
+    served: Arc<AnyDrive>,
+    req: Request<Incoming>,
+) -> Result<hyper::Response<Body>, Infallible> {
+    // A chunked request body is never accepted: 400, and the connection ends rather than read it.
+    if req.headers().contains_key(TRANSFER_ENCODING) {
+        let mut resp = text_response(400, "");
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp);
     }
+    let (parts, mut incoming) = req.into_parts();
+    // A Content-Length body is read and dropped, so the connection stays usable.
+    while let Some(frame) = incoming.frame().await {
+        if let Err(e) = frame {
+            tracing::debug!("request body: {e}");
+            let mut resp = text_response(400, "");
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return Ok(resp);
+        }
+    }
+    let target = match parts.uri.query() {
+        Some(q) => format!("{}?{q}", parts.uri.path()),
+        None => parts.uri.path().to_string(),
+    };
+    let range = parts.headers.get(RANGE).and_then(|v| v.to_str().ok());
+    let mut checkout = None;
+    let answer = respond_in(
+        &served,
+        &mut checkout,
+        parts.method.as_str(),
+        &target,
+        range,
+    )
+    .await;
+    tracing::debug!(
+        method = %parts.method,
+        target,
+        range,
+        status = answer.status,
+        "serve: request"
+    );
+    let body = match &answer.body {
+        Some((entry, start, len)) if *len > 0 && parts.method != Method::HEAD => {
+            let drive = checkout.as_ref().unwrap_or(&served).as_drive();
+            match drive.read(entry, *start, Some(*len)).await {
+                Ok(reader) => blob_body(reader),
+                Err(e) => {
+                    tracing::debug!("read {}: {e}", entry.key);
+                    return Ok(text_response(500, "ERROR"));
+                }
+            }
+        }
+        Some(_) => Empty::new().map_err(|e| match e {}).boxed_unsync(),
+        None => text_body(answer.text),
+    };
+    let mut resp = hyper::Response::new(body);
+    *resp.status_mut() = status(answer.status);
+    for (k, v) in answer.headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    Ok(resp)
 }
 
-async fn respond(
-    served: &AnyDrive,
-    method: &str,
-    target: &str,
-    range: Option<&str>,
-) -> (Response, Option<AnyDrive>) {
-    let mut checkout = None;
-    let resp = respond_in(served, &mut checkout, method, target, range).await;
-    (resp, checkout)
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn text_body(text: &'static str) -> Body {
+    Full::new(Bytes::from_static(text.as_bytes()))
+        .map_err(|e| match e {})
+        .boxed_unsync()
+}
+
+/// A response with `text` as its body (its Content-Length set by hyper).
+fn text_response(code: u16, text: &'static str) -> hyper::Response<Body> {
+    let mut resp = hyper::Response::new(text_body(text));
+    *resp.status_mut() = status(code);
+    resp
+}
+
+/// A body that reads the blob chunk by chunk as the connection takes them (never the whole file at once).
+fn blob_body(reader: Box<dyn BlobReader>) -> Body {
+    let chunks = futures_util::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        match reader.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(Frame::data(Bytes::from(chunk))), Some(reader))),
+            Ok(None) => None,
+            Err(e) => Some((Err(e.into()), None)),
+        }
+    });
+    StreamBody::new(chunks).boxed_unsync()
 }
 
 /// Answers one request; a checkout it reads from is left in `checkout` for the body.
@@ -208,8 +305,8 @@ async fn respond_in(
     method: &str,
     target: &str,
     range: Option<&str>,
-) -> Response {
-    let simple = |status, text| Response {
+) -> Answer {
+    let simple = |status, text| Answer {
         status,
         headers: Vec::new(),
         body: None,
@@ -260,7 +357,7 @@ async fn respond_in(
         Some(Range::Bytes { start, end }) => {
             headers.push(("Content-Range", format!("bytes {start}-{end}/{size}")));
             headers.push(("Content-Length", (end - start + 1).to_string()));
-            Response {
+            Answer {
                 status: 206,
                 headers,
                 body: Some((entry, start, end - start + 1)),
@@ -269,7 +366,7 @@ async fn respond_in(
         }
         Some(Range::Unsatisfiable | Range::Malformed) => {
             headers.push(("Content-Length", "0".to_string()));
-            Response {
+            Answer {
                 status: 206,
                 headers,
                 body: None,
@@ -278,7 +375,7 @@ async fn respond_in(
         }
         None => {
             headers.push(("Content-Length", size.to_string()));
-            Response {
+            Answer {
                 status: 200,
                 headers,
                 body: Some((entry, 0, size)),
@@ -296,88 +393,6 @@ fn names_drive(drive: &AnyDrive, id: &str) -> bool {
         AnyDrive::Local(_) => false,
     }
 }
-
-async fn connection(sock: TcpStream, served: &AnyDrive) -> anyhow::Result<()> {
-    let (r, mut w) = sock.into_split();
-    let mut r = BufReader::new(r);
-    loop {
-        let mut head = Vec::new();
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            let n = r.read_line(&mut line).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            head.extend_from_slice(line.as_bytes());
-            if head.len() > MAX_HEAD {
-                anyhow::bail!("request head too long");
-            }
-            let line = line.trim_end_matches(['\r', '\n']).to_string();
-            if line.is_empty() {
-                if lines.is_empty() {
-                    continue;
-                }
-                break;
-            }
-            lines.push(line);
-        }
-        let mut parts = lines.first().map(|l| l.split(' ')).into_iter().flatten();
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("/").to_string();
-        let version = parts.next().unwrap_or("HTTP/1.0").to_string();
-        let header = |name: &str| {
-            lines.iter().skip(1).find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().to_string())
-            })
-        };
-        let keep_alive = match header("connection") {
-            Some(c) if c.eq_ignore_ascii_case("close") => false,
-            Some(c) if c.eq_ignore_ascii_case("keep-alive") => true,
-            _ => version == "HTTP/1.1",
-        };
-        // Request bodies are not expected; skip one if announced.
-        if let Some(len) = header("content-length").and_then(|v| v.parse::<u64>().ok()) {
-            tokio::io::copy(&mut (&mut r).take(len), &mut tokio::io::sink()).await?;
-        }
-        let (resp, checkout) = respond(served, &method, &target, header("range").as_deref()).await;
-        let drive = checkout.as_ref().unwrap_or(served).as_drive();
-        let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
-        for (k, v) in &resp.headers {
-            out.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if resp.body.is_none() && !resp.headers.iter().any(|(k, _)| *k == "Content-Length") {
-            out.push_str(&format!("Content-Length: {}\r\n", resp.text.len()));
-        }
-        out.push_str(if keep_alive {
-            "Connection: keep-alive\r\n\r\n"
-        } else {
-            "Connection: close\r\n\r\n"
-        });
-        w.write_all(out.as_bytes()).await?;
-        if method != "HEAD" {
-            match &resp.body {
-                Some((entry, start, len)) if *len > 0 => {
-                    let mut reader = drive.read(entry, *start, Some(*len)).await?;
-                    while let Some(chunk) = reader.next_chunk().await? {
-                        w.write_all(&chunk).await?;
-                    }
-                }
-                Some(_) => {}
-                None => w.write_all(resp.text.as_bytes()).await?,
-            }
-        }
-        w.flush().await?;
-        if !keep_alive {
-            return Ok(());
-        }
-    }
-}
-
-use tokio::io::AsyncReadExt as _;
 
 #[cfg(test)]
 mod tests {
