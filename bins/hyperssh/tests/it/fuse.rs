@@ -8,7 +8,7 @@
 //! `--ignored`. Run where FUSE cannot be used, it fails and says why; every failure to mount fails it (a
 //! refused login is a failure, never "not permitted here").
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

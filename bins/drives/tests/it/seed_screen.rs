@@ -2,7 +2,7 @@
 //! status lines when stdout is a pipe (what scripts read), and on a terminal (a pseudo-terminal from
 //! util-linux `script`) the JS screen redrawn in place with the peer's address, key, lengths and blocks.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};

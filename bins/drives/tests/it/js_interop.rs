@@ -1,7 +1,7 @@
 //! `drives` against JS hyperdrive 13 on a local JS testnet, both ways, file for file (bytes, executable bit,
 //! empty files, nested folders, unicode names, a file of tens of MB).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

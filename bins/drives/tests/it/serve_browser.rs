@@ -4,7 +4,7 @@
 //! JSON on fds 3 and 4): the test waits for the page's result, bounded, and reads the server's request log
 //! (`RUST_LOG`) to see the Range requests answered 206. Needs `chromium` and `ffmpeg` (installed by .ci/run).
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! them: older versions, the empty drive for `N <= 1`, 500 for a non-number, 404 for a version that does not
 //! come, and the drive named by its key.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! authorized key) behind `hypertele-server --seed S -l PORT` on a JS testnet; hyperssh runs the system ssh
 //! through its proxy and exits with ssh's exit status. Needs `sshd` (Debian: `apt-get install openssh-server`).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! ./src KEY --live` (a folder imported live into the drive, which it seeds), on a local testnet; files
 //! added, changed and removed in the writer's folder reach the reader's folder within seconds.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The `drives` binary on folders and local hyperdrives: output as JS drives 2.9.1, hostile drives, a corrupt
 //! store, `serve` with ranges, and `mirror --live`.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

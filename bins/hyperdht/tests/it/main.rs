@@ -1,0 +1,5 @@
+//! The `hyperdht` package's tests, run against its built binaries (`CARGO_BIN_EXE_*`).
+//!
+//! One test binary for the package (`autotests = false` in its Cargo.toml): each file below is a module.
+
+mod cli;
