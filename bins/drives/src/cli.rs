@@ -1,20 +1,10 @@
 //! The command line of `drives`: the JS `drives` 2.9.1 CLI (same commands, flags and output) plus
 //! `--bootstrap`/`HYPERDHT_BOOTSTRAP` on every command that uses the network.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::error::ErrorKind;
+use bin_support::bootstrap::{BootstrapArgs, BootstrapNode};
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
-
-/// A parsed `--bootstrap` list (a newtype so clap treats it as one value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootstrapList(pub Vec<BootstrapNode>);
-
-fn parse_bootstrap(s: &str) -> Result<BootstrapList, bootstrap::BootstrapError> {
-    bootstrap::parse_list(s).map(BootstrapList)
-}
 
 const AFTER_HELP: &str = "\
 A drive is either a folder (any argument with a `/` or a `.`, or not 52/64 characters long) or a hyperdrive \
@@ -60,10 +50,13 @@ pub struct StorageArg {
 
 /// `--bootstrap`.
 #[derive(Debug, Clone, Default, Args)]
+#[command(mut_arg("bootstrap", |a| a.help(
+    "Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives' test flag)"
+)))]
 pub struct NetArg {
-    /// Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives' test flag).
-    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]", value_parser = parse_bootstrap)]
-    pub bootstrap: Option<BootstrapList>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub bootstrap: BootstrapArgs,
 }
 
 /// The commands.
@@ -236,12 +229,10 @@ pub fn command() -> clap::Command {
 }
 
 impl NetArg {
-    /// The bootstrap list: the flag, then `env` (the value of `HYPERDHT_BOOTSTRAP`), then the public
-    /// nodes. Errors are usage errors (exit 2).
-    pub fn bootstrap(&self, env: Option<OsString>) -> Result<Vec<BootstrapNode>, clap::Error> {
-        bootstrap::choose(self.bootstrap.clone().map(|b| b.0), env).map_err(|e| {
-            Cli::command().error(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV))
-        })
+    /// The bootstrap list: the flag, then `HYPERDHT_BOOTSTRAP`, then the public nodes. A bad
+    /// `HYPERDHT_BOOTSTRAP` is a usage error (`error: HYPERDHT_BOOTSTRAP: ...`).
+    pub fn nodes(&self) -> Result<Vec<BootstrapNode>, clap::Error> {
+        self.bootstrap.nodes_or_usage(Cli::command())
     }
 }
 
@@ -303,7 +294,7 @@ mod tests {
         let Command::Mirror { net, .. } = cli.command else {
             panic!("not mirror")
         };
-        assert!(net.bootstrap.is_some());
+        assert!(net.bootstrap.is_given());
         Ok(())
     }
 }

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use bin_support::bootstrap;
 use drives_cli::cli::NetArg;
 use drives_cli::util::{self, byte_size, DriveId};
 use holepunch::corestore::Corestore;
 use holepunch::hyperblobs::WaitOptions;
-use holepunch::hyperdht::{bootstrap, HyperDht, HyperDhtOpts};
+use holepunch::hyperdht::{HyperDht, HyperDhtOpts};
 use holepunch::hyperdrive::{DriveOptions, Hyperdrive};
 use holepunch::hyperswarm::{Hyperswarm, JoinOpts, SwarmOpts};
 use holepunch::id_encoding;
@@ -199,9 +200,9 @@ pub(crate) async fn swarming(
     verbose: bool,
     out: Out,
 ) -> anyhow::Result<Swarming> {
-    let nodes = net
-        .bootstrap(std::env::var_os(bootstrap::ENV))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Read when the network is used; a bad value is reported as a runtime error (`Error: error:
+    // HYPERDHT_BOOTSTRAP: ...` and clap's usage lines, exit 1), as drives always did.
+    let nodes = net.nodes().map_err(|e| anyhow::anyhow!("{e}"))?;
     let addrs = bootstrap::resolve(&nodes).await?;
     let host = if !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()) {
         Ipv4Addr::LOCALHOST

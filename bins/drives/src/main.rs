@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use bin_support::runtime::{Flavor, Shutdown};
+use bin_support::Report;
 use clap::Parser;
 use drives_cli::cli::{Cli, Command, NetArg, StorageArg};
 use drives_cli::util::{self, byte_size, Crayon, DriveId};
@@ -20,35 +22,20 @@ mod hyper;
 mod seed;
 mod serve;
 
+/// Runtime errors: `Error: <message>`.
+const REPORT: Report = Report::new("Error: ");
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let started = std::time::Instant::now();
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
+    if bin_support::logging::init() {
         tracing::debug!(since_start = ?started.elapsed(), "drives: started");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(&e.into()),
-    };
-    let result = runtime.block_on(run(cli));
-    runtime.shutdown_timeout(Duration::from_millis(500));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
-    }
-}
-
-fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("Error: {e:#}");
-    ExitCode::FAILURE
+    REPORT.exit(bin_support::runtime::run(
+        Flavor::MultiThread(2),
+        Shutdown::Timeout(Duration::from_millis(500)),
+        run(cli),
+    ))
 }
 
 /// Output context.

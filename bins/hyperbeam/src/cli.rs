@@ -1,19 +1,8 @@
 //! The command line of `hyperbeam`: the JS `hyperbeam` 3.1.0 bin (`hyperbeam [PASSPHRASE] [-r]`) plus
 //! `--bootstrap`.
 
-use std::ffi::OsString;
-
-use clap::error::ErrorKind;
+use bin_support::bootstrap::BootstrapArgs;
 use clap::{CommandFactory, Parser};
-use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
-
-/// A parsed `--bootstrap` list (a newtype so clap treats it as one value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootstrapList(pub Vec<BootstrapNode>);
-
-fn parse_bootstrap(s: &str) -> Result<BootstrapList, bootstrap::BootstrapError> {
-    bootstrap::parse_list(s).map(BootstrapList)
-}
 
 const AFTER_HELP: &str = "\
 Without a passphrase, a new one is generated and this side announces itself; run hyperbeam with that \
@@ -54,9 +43,9 @@ pub struct Cli {
     #[arg(short = 'r', long = "reuse", requires = "passphrase")]
     pub reuse: bool,
 
-    /// Bootstrap nodes of the DHT to use.
-    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]", value_parser = parse_bootstrap)]
-    pub bootstrap: Option<BootstrapList>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub net: BootstrapArgs,
 }
 
 /// The clap command (for the docs generator).
@@ -65,14 +54,6 @@ pub fn command() -> clap::Command {
 }
 
 impl Cli {
-    /// The bootstrap list: the flag, then `env` (the value of `HYPERDHT_BOOTSTRAP`), then the public
-    /// nodes. Errors are usage errors (exit 2).
-    pub fn bootstrap(&self, env: Option<OsString>) -> Result<Vec<BootstrapNode>, clap::Error> {
-        bootstrap::choose(self.bootstrap.clone().map(|b| b.0), env).map_err(|e| {
-            Cli::command().error(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV))
-        })
-    }
-
     /// Whether this side announces: when no passphrase is given, or with `-r`.
     pub fn announces(&self) -> bool {
         self.passphrase.is_none() || self.reuse
@@ -110,19 +91,15 @@ mod tests {
     }
 
     #[test]
-    fn bootstrap_flag_and_environment() -> Result<(), clap::Error> {
+    fn bootstrap_flag() -> Result<(), clap::Error> {
         let cli = parse(&["--bootstrap", "127.0.0.1:1234"])?;
         assert_eq!(
-            cli.bootstrap(Some("127.0.0.1:9".into()))?,
-            bootstrap::parse_list("127.0.0.1:1234").unwrap_or_default()
+            cli.net.bootstrap.map(|l| l.0),
+            bin_support::bootstrap::parse_list("127.0.0.1:1234")
+                .ok()
+                .map(|l| l.0)
         );
-        let cli = parse(&[])?;
-        assert_eq!(
-            cli.bootstrap(Some("127.0.0.1:9".into()))?,
-            bootstrap::parse_list("127.0.0.1:9").unwrap_or_default()
-        );
-        assert_eq!(cli.bootstrap(None)?, bootstrap::default_nodes());
-        assert!(cli.bootstrap(Some("".into())).is_err());
+        assert!(!parse(&[])?.net.is_given());
         assert!(parse(&["--bootstrap", ""]).is_err());
         Ok(())
     }

@@ -12,12 +12,13 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Parser;
+use bin_support::bootstrap::{self, BootstrapNode};
+use bin_support::runtime::{Flavor, Shutdown};
+use bin_support::{Killed, Report, Signals};
+use clap::{CommandFactory, Parser};
 use holepunch::base32::{hyperbeam_key_pair, hyperbeam_random_passphrase};
 use holepunch::crypto::KeyPair;
-use holepunch::hyperdht::{
-    bootstrap, ConnectOpts, Connection, HyperDht, HyperDhtOpts, RelayThrough,
-};
+use holepunch::hyperdht::{ConnectOpts, Connection, HyperDht, HyperDhtOpts, RelayThrough};
 use hyperbeam_cli::cli::Cli;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
@@ -31,15 +32,13 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 mod pump;
 
+/// Runtime errors: `[hyperbeam] Error: <message>`.
+const REPORT: Report = Report::new("[hyperbeam] Error: ");
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
-    let bootstrap = match cli.bootstrap(std::env::var_os(bootstrap::ENV)) {
+    bin_support::logging::init();
+    let bootstrap = match cli.net.nodes_or_usage(Cli::command()) {
         Ok(b) => b,
         Err(e) => e.exit(),
     };
@@ -64,97 +63,21 @@ fn main() -> ExitCode {
     } else {
         eprintln!("[hyperbeam] Connecting pipe...");
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(&anyhow::Error::from(e)),
-    };
-    let result = runtime.block_on(run(bootstrap, key_pair, announce));
-    // A blocking read of stdin cannot be cancelled: do not wait for it.
-    runtime.shutdown_background();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => match e.downcast_ref::<Killed>() {
-            Some(killed) => killed.exit_code(),
-            None => fail(&e),
-        },
-    }
-}
-
-fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("[hyperbeam] Error: {e:#}");
-    ExitCode::FAILURE
-}
-
-/// SIGINT (Ctrl-C) and SIGTERM.
-struct Interrupt {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl Interrupt {
-    fn listen() -> anyhow::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Self {
-                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    /// Waits for the next signal; returns its number.
-    async fn wait(&mut self) -> i32 {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => SIGTERM,
-            _ = self.int.recv() => SIGINT,
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            SIGINT
-        }
-    }
-}
-
-/// Signal numbers (the same on every unix).
-const SIGINT: i32 = 2;
-#[cfg(unix)]
-const SIGTERM: i32 = 15;
-
-/// A second signal while the pipe was ending. The JS bin handles only the first SIGINT, so the second one
-/// kills it; this ends the process at once with the status a shell reports for that (128 + the signal).
-#[derive(Debug)]
-struct Killed(i32);
-
-impl std::fmt::Display for Killed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "killed by signal {}", self.0)
-    }
-}
-
-impl std::error::Error for Killed {}
-
-impl Killed {
-    fn exit_code(&self) -> ExitCode {
-        ExitCode::from(u8::try_from(128 + self.0).unwrap_or(u8::MAX))
-    }
+    // A blocking read of stdin cannot be cancelled: do not wait for it. A second Ctrl-C (or SIGTERM) while
+    // the pipe is ending is a `Killed` error: exit 128 + the signal, as the JS bin is killed by it.
+    REPORT.exit(bin_support::runtime::run(
+        Flavor::CurrentThread,
+        Shutdown::Background,
+        run(bootstrap, key_pair, announce),
+    ))
 }
 
 async fn run(
-    bootstrap: Vec<bootstrap::BootstrapNode>,
+    bootstrap: Vec<BootstrapNode>,
     key_pair: KeyPair,
     announce: bool,
 ) -> anyhow::Result<()> {
-    let mut interrupt = Interrupt::listen()?;
+    let mut interrupt = Signals::listen()?;
     let bootstrap = bootstrap::resolve(&bootstrap).await?;
     let dht = HyperDht::bind(HyperDhtOpts {
         bootstrap,
@@ -197,7 +120,7 @@ async fn run(
     };
     let opened = tokio::select! {
         r = open => Some(r),
-        _ = interrupt.wait() => None,
+        _ = interrupt.recv() => None,
     };
     let result = match opened {
         None => {
@@ -252,7 +175,7 @@ struct Counters {
 /// shut down; when the peer ends its side, this side ends too (at once when stdin is a terminal, else once
 /// stdin is fully sent). Returns once both sides ended and everything
 /// written was acknowledged.
-async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()> {
+async fn pipe(conn: Connection, interrupt: &mut Signals) -> anyhow::Result<()> {
     let (mut reader, mut writer) = tokio::io::split(conn);
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(Notify::new());
@@ -338,7 +261,7 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
                 }
                 Err(e) => break Err(e),
             },
-            signal = interrupt.wait() => {
+            signal = interrupt.recv() => {
                 if interrupted {
                     break Err(Killed(signal).into());
                 }
@@ -361,7 +284,7 @@ async fn pipe(conn: Connection, interrupt: &mut Interrupt) -> anyhow::Result<()>
         loop {
             tokio::select! {
                 r = &mut closed => break r.context("closing the pipe")?,
-                signal = interrupt.wait() => {
+                signal = interrupt.recv() => {
                     if interrupted {
                         return Err(Killed(signal).into());
                     }

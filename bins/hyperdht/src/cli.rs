@@ -5,20 +5,12 @@
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
 
+use bin_support::bootstrap::{self, BootstrapList, BootstrapNode};
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
-use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
 
 /// The port a bootstrap node binds when `--port` is not given (as the JS bin).
 pub const DEFAULT_BOOTSTRAP_PORT: u16 = 49737;
-
-/// A parsed `--bootstrap` list (a newtype so clap treats it as one value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootstrapList(pub Vec<BootstrapNode>);
-
-fn parse_bootstrap(s: &str) -> Result<BootstrapList, bootstrap::BootstrapError> {
-    bootstrap::parse_list(s).map(BootstrapList)
-}
 
 fn parse_seed(s: &str) -> Result<[u8; 32], String> {
     let bytes = hex::decode(s).map_err(|e| format!("{s:?} is not hex: {e}"))?;
@@ -60,11 +52,12 @@ its public key in hex as the first line of stdout, then one line per completed p
 pub struct Cli {
     /// Without a value (or followed by another flag): run a bootstrap node at --host/--port. With a
     /// list: join the network of those bootstrap nodes.
+    // Not bin_support's flattened `BootstrapArgs`: here the flag without a value is a mode of its own.
     #[arg(
         long,
-        value_name = "HOST:PORT[,HOST:PORT...]",
+        value_name = bootstrap::VALUE_NAME,
         num_args = 0..=1,
-        value_parser = parse_bootstrap
+        value_parser = bootstrap::parse_list
     )]
     pub bootstrap: Option<Option<BootstrapList>>,
 
@@ -147,6 +140,12 @@ fn usage(kind: ErrorKind, msg: impl std::fmt::Display) -> clap::Error {
 }
 
 impl Cli {
+    /// The list to join: the flag's, else `env` (the value of `HYPERDHT_BOOTSTRAP`), else the public nodes.
+    fn bootstrap_list(&self, env: Option<OsString>) -> Result<Vec<BootstrapNode>, clap::Error> {
+        let flag = self.bootstrap.as_ref().and_then(Option::as_ref);
+        bootstrap::choose(flag, env).map_err(|e| bootstrap::usage_error(Cli::command(), &e))
+    }
+
     /// Checks the flag combinations the parser cannot express and picks the bootstrap list (flag, then
     /// `env`, the value of `HYPERDHT_BOOTSTRAP`, then the public nodes). Errors are usage errors (exit 2).
     pub fn mode(&self, env: Option<OsString>) -> Result<Mode, clap::Error> {
@@ -163,13 +162,7 @@ impl Cli {
                     "--relay joins a network: give --bootstrap a list (or none, for the public nodes)",
                 ));
             }
-            let flag = self
-                .bootstrap
-                .as_ref()
-                .and_then(|l| l.as_ref())
-                .map(|l| l.0.clone());
-            let bootstrap = bootstrap::choose(flag, env)
-                .map_err(|e| usage(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV)))?;
+            let bootstrap = self.bootstrap_list(env)?;
             return Ok(Mode::Relay {
                 seed: self.seed,
                 host: self.host.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -205,7 +198,7 @@ impl Cli {
                         .unwrap_or(DEFAULT_BOOTSTRAP_PORT),
                 })
             }
-            list => {
+            _ => {
                 let count = self.nodes.unwrap_or(1);
                 let port = self.port.unwrap_or(0);
                 if port != 0 && count != 1 {
@@ -214,10 +207,7 @@ impl Cli {
                         "--port is only valid when running a single node",
                     ));
                 }
-                let flag = list.as_ref().and_then(|l| l.as_ref()).map(|l| l.0.clone());
-                let bootstrap = bootstrap::choose(flag, env).map_err(|e| {
-                    usage(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV))
-                })?;
+                let bootstrap = self.bootstrap_list(env)?;
                 Ok(Mode::Nodes {
                     count,
                     host: self.host.unwrap_or(Ipv4Addr::UNSPECIFIED),

@@ -7,61 +7,50 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use bin_support::bootstrap::{self, BootstrapNode};
+use bin_support::runtime::{Flavor, Shutdown};
+use bin_support::{Report, Signals};
 use clap::Parser;
 use holepunch::dht_rpc::driver::DhtHandle;
 use holepunch::dht_rpc::node::Config;
-use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
 use holepunch::hyperdht::persistent::CacheOpts;
 use hyperdht_cli::cli::{Cli, Mode};
 
+/// Runtime errors: `hyperdht: <message>`.
+const REPORT: Report = Report::new("hyperdht: ");
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Diagnostics on stderr only when asked for (`RUST_LOG=debug`), so stdout stays the JS bin's output.
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
-    let mode = match cli.mode(std::env::var_os(bootstrap::ENV)) {
+    bin_support::logging::init();
+    let mode = match cli.mode(bootstrap::env()) {
         Ok(mode) => mode,
         Err(e) => e.exit(),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(&anyhow::Error::from(e)),
-    };
-    let result = runtime.block_on(async {
-        let stop = Shutdown::listen()?;
-        match mode {
-            Mode::Bootstrap { host, port } => run_bootstrap(host, port, stop).await,
-            Mode::Nodes {
-                count,
-                host,
-                port,
-                bootstrap,
-            } => run_nodes(count, host, port, &bootstrap, stop).await,
-            Mode::Testnet { size, port } => run_testnet(size, port, stop).await,
-            Mode::Relay {
-                seed,
-                host,
-                port,
-                bootstrap,
-            } => run_relay(seed, host, port, &bootstrap, stop).await,
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
-    }
-}
-
-fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("hyperdht: {e:#}");
-    ExitCode::FAILURE
+    REPORT.exit(bin_support::runtime::run(
+        Flavor::CurrentThread,
+        Shutdown::Wait,
+        async {
+            // SIGINT (Ctrl-C) and SIGTERM, listened to from the start so that none is missed between two
+            // waits; either ends the run cleanly (exit 0, as the JS bin).
+            let stop = Signals::listen()?;
+            match mode {
+                Mode::Bootstrap { host, port } => run_bootstrap(host, port, stop).await,
+                Mode::Nodes {
+                    count,
+                    host,
+                    port,
+                    bootstrap,
+                } => run_nodes(count, host, port, &bootstrap, stop).await,
+                Mode::Testnet { size, port } => run_testnet(size, port, stop).await,
+                Mode::Relay {
+                    seed,
+                    host,
+                    port,
+                    bootstrap,
+                } => run_relay(seed, host, port, &bootstrap, stop).await,
+            }
+        },
+    ))
 }
 
 /// An address as the JS bin prints `node.address()` (Node's `console.log` of `{ host, family, port }`).
@@ -69,45 +58,7 @@ fn js_address(a: SocketAddrV4) -> String {
     format!("{{ host: '{}', family: 4, port: {} }}", a.ip(), a.port())
 }
 
-/// SIGINT (Ctrl-C) and SIGTERM, listened to from the start so that none is missed between two waits.
-struct Shutdown {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl Shutdown {
-    /// Installs the handlers (inside the runtime).
-    fn listen() -> anyhow::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Self {
-                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    /// Resolves at the next SIGINT or SIGTERM.
-    async fn wait(&mut self) -> anyhow::Result<()> {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-        #[cfg(not(unix))]
-        tokio::signal::ctrl_c()
-            .await
-            .context("installing the Ctrl-C handler")?;
-        Ok(())
-    }
-}
-
-async fn run_bootstrap(host: Ipv4Addr, port: u16, mut stop: Shutdown) -> anyhow::Result<()> {
+async fn run_bootstrap(host: Ipv4Addr, port: u16, mut stop: Signals) -> anyhow::Result<()> {
     println!("Starting DHT bootstrap node...");
     let public = SocketAddrV4::new(host, port);
     // The JS binds 0.0.0.0 and only announces `host`; binding `host` itself keeps a node meant for one
@@ -128,7 +79,7 @@ async fn run_bootstrap(host: Ipv4Addr, port: u16, mut stop: Shutdown) -> anyhow:
     node.bootstrapped().await?;
     println!("Bootstrap node bound to {}", js_address(node.server_addr()));
     println!("Fully started Hyperswarm DHT bootstrap node");
-    stop.wait().await?;
+    stop.recv().await;
     drop(node);
     println!("Bootstrap node closed");
     Ok(())
@@ -139,7 +90,7 @@ async fn run_nodes(
     host: Ipv4Addr,
     port: u16,
     bootstrap: &[BootstrapNode],
-    mut stop: Shutdown,
+    mut stop: Signals,
 ) -> anyhow::Result<()> {
     println!("Booting DHT nodes...");
     let bootstrap = bootstrap::resolve(bootstrap).await?;
@@ -169,7 +120,7 @@ async fn run_nodes(
     // Ctrl-C while booting also ends cleanly.
     tokio::select! {
         r = boot => r?,
-        r = stop.wait() => return r,
+        _ = stop.recv() => return Ok(()),
     }
 
     // The driver reports no events, so the nodes' state is polled for the JS bin's
@@ -177,7 +128,7 @@ async fn run_nodes(
     let mut poll = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            r = stop.wait() => { r?; break; }
+            _ = stop.recv() => break,
             _ = poll.tick() => {
                 for (id, node) in nodes.iter().enumerate() {
                     let now = node.state().await?.ephemeral;
@@ -204,7 +155,7 @@ async fn run_nodes(
     Ok(())
 }
 
-async fn run_testnet(size: usize, port: u16, mut stop: Shutdown) -> anyhow::Result<()> {
+async fn run_testnet(size: usize, port: u16, mut stop: Signals) -> anyhow::Result<()> {
     let host = Ipv4Addr::LOCALHOST;
     let first = SocketAddrV4::new(host, port);
     let server = tokio::net::UdpSocket::bind(first)
@@ -240,12 +191,12 @@ async fn run_testnet(size: usize, port: u16, mut stop: Shutdown) -> anyhow::Resu
     };
     tokio::select! {
         r = boot => r?,
-        r = stop.wait() => return r,
+        _ = stop.recv() => return Ok(()),
     }
     let addrs: Vec<SocketAddrV4> = nodes.iter().map(DhtHandle::server_addr).collect();
     println!("{}", bootstrap::format_list(&addrs));
     eprintln!("hyperdht: testnet of {size} nodes on {host} running; Ctrl-C to stop");
-    stop.wait().await?;
+    stop.recv().await;
     drop(nodes);
     Ok(())
 }
@@ -258,7 +209,7 @@ async fn run_relay(
     host: Ipv4Addr,
     port: u16,
     bootstrap: &[BootstrapNode],
-    mut stop: Shutdown,
+    mut stop: Signals,
 ) -> anyhow::Result<()> {
     use holepunch::blind_relay::BlindRelayServer;
     use holepunch::crypto::KeyPair;
@@ -286,7 +237,7 @@ async fn run_relay(
             dht.fully_bootstrapped().await?;
             server.listen(key_pair.clone()).await
         } => r.context("announcing the relay")?,
-        r = stop.wait() => return r,
+        _ = stop.recv() => return Ok(()),
     }
     println!("{}", hex::encode(key_pair.public));
     eprintln!("hyperdht: blind relay listening; Ctrl-C to stop");
@@ -294,7 +245,7 @@ async fn run_relay(
     let mut poll = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
-            r = stop.wait() => { r?; break; }
+            _ = stop.recv() => break,
             conn = server.accept() => {
                 let Some(conn) = conn else { break };
                 let id = *conn.remote_public_key();

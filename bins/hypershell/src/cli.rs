@@ -1,52 +1,43 @@
 //! The command lines of the hypershell tools (the JS `hypershell` 0.0.15 bins: `hypershell`,
 //! `hypershell-server`, `hypershell-keygen`, `hypershell-copy`) plus `--bootstrap`.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
+use bin_support::bootstrap::{self, BootstrapArgs, BootstrapNode};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser};
-use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
 use holepunch::hypershell::LocalTunnel;
 
 /// The bootstrap node `--testnet` uses (the JS bins' fixed local testnet).
 pub const TESTNET_BOOTSTRAP: &str = "127.0.0.1:40838";
 
-/// A parsed `--bootstrap` list (a newtype so clap treats it as one value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootstrapList(pub Vec<BootstrapNode>);
-
-fn parse_bootstrap(s: &str) -> Result<BootstrapList, bootstrap::BootstrapError> {
-    bootstrap::parse_list(s).map(BootstrapList)
-}
-
 /// The DHT options every tool takes.
 #[derive(Debug, Clone, Args)]
+#[command(mut_arg("bootstrap", |a| a.help(
+    "Bootstrap nodes of the DHT to use (default: HYPERDHT_BOOTSTRAP, else the public nodes)"
+)))]
 pub struct DhtArgs {
     /// Use a local testnet (bootstrap 127.0.0.1:40838).
     #[arg(long, conflicts_with = "bootstrap")]
     pub testnet: bool,
 
-    /// Bootstrap nodes of the DHT to use (default: HYPERDHT_BOOTSTRAP, else the public nodes).
-    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]", value_parser = parse_bootstrap)]
-    pub bootstrap: Option<BootstrapList>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub net: BootstrapArgs,
 }
 
 impl DhtArgs {
-    /// The bootstrap list: `--testnet`, then the flag, then `env` (the value of `HYPERDHT_BOOTSTRAP`),
-    /// then the public nodes. Errors are usage errors (exit 2).
-    pub fn bootstrap_nodes(
-        &self,
-        cmd: clap::Command,
-        env: Option<OsString>,
-    ) -> Result<Vec<BootstrapNode>, clap::Error> {
-        let mut cmd = cmd;
+    /// The bootstrap list: `--testnet` (127.0.0.1:40838, whatever `HYPERDHT_BOOTSTRAP` says), then the flag,
+    /// then `HYPERDHT_BOOTSTRAP`, then the public nodes. A bad `HYPERDHT_BOOTSTRAP` is a usage error of `cmd`
+    /// (exit 2).
+    pub fn bootstrap_nodes(&self, cmd: clap::Command) -> Result<Vec<BootstrapNode>, clap::Error> {
         if self.testnet {
+            let mut cmd = cmd;
             return bootstrap::parse_list(TESTNET_BOOTSTRAP)
+                .map(|l| l.0)
                 .map_err(|e| cmd.error(ErrorKind::InvalidValue, e.to_string()));
         }
-        bootstrap::choose(self.bootstrap.clone().map(|b| b.0), env)
-            .map_err(|e| cmd.error(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV)))
+        self.net.nodes_or_usage(cmd)
     }
 }
 
@@ -247,10 +238,14 @@ mod tests {
         assert!(ClientCli::try_parse_from(["hypershell", "box", "-L", "x"]).is_err());
         assert!(ClientCli::try_parse_from(["hypershell"]).is_err());
         let cli = ClientCli::try_parse_from(["hypershell", "box", "--testnet"])?;
-        let nodes = cli.dht.bootstrap_nodes(ClientCli::command(), None)?;
+        let nodes = cli.dht.bootstrap_nodes(ClientCli::command())?;
         assert_eq!(
-            nodes,
-            bootstrap::parse_list(TESTNET_BOOTSTRAP).unwrap_or_default()
+            nodes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [TESTNET_BOOTSTRAP]
+        );
+        assert!(
+            ClientCli::try_parse_from(["hypershell", "box", "--testnet", "--bootstrap", "1"])
+                .is_err()
         );
         Ok(())
     }

@@ -12,7 +12,7 @@ pub mod tunnel;
 use std::time::Duration;
 
 use anyhow::Context;
-use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
+use bin_support::bootstrap::{self, BootstrapNode};
 use holepunch::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts};
 
 /// Keep-alive of hypershell connections (the JS `setKeepAlive(5000)`).
@@ -62,21 +62,5 @@ pub async fn connect(
             holepunch::hypershell::format_key(server)
         )),
         Err(e) => Err(anyhow::Error::from(e).context("connecting to the server")),
-    }
-}
-
-/// Prints `error` as the tools do and returns exit code 1.
-pub fn fail(tool: &str, error: &anyhow::Error) -> std::process::ExitCode {
-    eprintln!("{tool}: {error:#}");
-    std::process::ExitCode::FAILURE
-}
-
-/// Sets up logging from `RUST_LOG`.
-pub fn init_logging() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
     }
 }

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use bin_support::bootstrap::BootstrapArgs;
 use clap::{CommandFactory, Parser};
-use hypertele_tool::cli::BootstrapList;
 
 const AFTER_HELP: &str = "\
 Starts a local proxy to the hypertele-server with that key (as `hypertele` does) and runs \
@@ -50,10 +50,9 @@ pub struct Cli {
     #[arg(long)]
     pub rdp: bool,
 
-    /// Bootstrap nodes of the DHT to use.
-    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]",
-          value_parser = |s: &str| holepunch::hyperdht::bootstrap::parse_list(s).map(BootstrapList))]
-    pub bootstrap: Option<BootstrapList>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub net: BootstrapArgs,
 
     /// Options passed to ssh before the destination (after `--`).
     #[arg(last = true, value_name = "SSH_OPTIONS")]
@@ -133,10 +132,9 @@ pub struct FuseCli {
     #[arg(short = 'r', value_name = "REMOTE_PATH", default_value = "")]
     pub remote: String,
 
-    /// Bootstrap nodes of the DHT to use.
-    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]",
-          value_parser = |s: &str| holepunch::hyperdht::bootstrap::parse_list(s).map(BootstrapList))]
-    pub bootstrap: Option<BootstrapList>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub net: BootstrapArgs,
 
     /// Options passed to sshfs after the mount point (after `--`), e.g. `-o IdentityFile=KEY`.
     #[arg(last = true, value_name = "SSHFS_OPTIONS")]

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bin_support::bootstrap;
+use bin_support::{Signal, Signals};
 use clap::Parser;
-use holepunch::hyperdht::bootstrap;
 use hyperssh_cli::cli::{sshfs_args, FuseCli};
 use hyperssh_cli::mount::{self, Prepared};
 use hyperssh_cli::{current_user, proxy_config};
 use hypertele_tool::client::Proxy;
-use tokio::signal::unix::{signal, Signal, SignalKind};
+use hypertele_tool::{REPORT, RUNTIME, SHUTDOWN};
 
 /// How long sshfs may take to go away by itself after a Ctrl-C (the terminal sends SIGINT to it too, and
 /// libfuse then unmounts) before this process unmounts it.
@@ -29,82 +30,34 @@ const WATCH_TICK: Duration = Duration::from_millis(250);
 
 fn main() -> ExitCode {
     let cli = FuseCli::parse();
-    hypertele_tool::init_logging();
-    let nodes = match bootstrap::choose(
-        cli.bootstrap.clone().map(|b| b.0),
-        std::env::var_os(bootstrap::ENV),
-    ) {
+    bin_support::logging::init();
+    let nodes = match cli.net.nodes() {
         Ok(b) => b,
         Err(e) => {
+            // A usage error, but reported in the tool's own words (as before bin-support).
             eprintln!("Error: {}: {e}", bootstrap::ENV);
-            return ExitCode::from(2);
+            return ExitCode::from(bin_support::exit::USAGE);
         }
     };
     let prepared = match mount::prepare(&cli.mount) {
         Ok(p) => p,
-        Err(e) => return fail(&e.into()),
+        Err(e) => return REPORT.fail(&e.into()),
     };
     let cfg = match proxy_config(&cli.server, cli.identity.as_deref(), 0) {
         Ok(cfg) => cfg,
-        Err(e) => return fail(&e.into()),
+        Err(e) => return REPORT.fail(&e.into()),
     };
-    let runtime = match hypertele_tool::runtime() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&e.into()),
-    };
-    let result = runtime.block_on(async {
+    REPORT.exit(bin_support::runtime::run(RUNTIME, SHUTDOWN, async {
         let proxy = Proxy::bind(&cfg, bootstrap::resolve(&nodes).await?).await?;
         let result = run(&cli, &proxy, &prepared).await;
         proxy.close().await;
         result
-    });
-    runtime.shutdown_timeout(hypertele_tool::CLOSE_TIMEOUT);
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => fail(&e),
-    }
+    }))
 }
 
-fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("Error: {e:#}");
-    ExitCode::FAILURE
-}
-
-/// The signals that end the mount.
-struct Signals {
-    int: Signal,
-    term: Signal,
-    hup: Signal,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    /// SIGINT: from a terminal, sshfs got it too and unmounts by itself.
-    Interrupt,
-    /// SIGTERM or SIGHUP: for this process alone.
-    Terminate,
-}
-
-impl Signals {
-    fn listen() -> anyhow::Result<Self> {
-        let install = |kind: SignalKind, name: &str| {
-            signal(kind).with_context(|| format!("installing the {name} handler"))
-        };
-        Ok(Self {
-            int: install(SignalKind::interrupt(), "SIGINT")?,
-            term: install(SignalKind::terminate(), "SIGTERM")?,
-            hup: install(SignalKind::hangup(), "SIGHUP")?,
-        })
-    }
-
-    async fn wait(&mut self) -> Stop {
-        tokio::select! {
-            _ = self.int.recv() => Stop::Interrupt,
-            _ = self.term.recv() => Stop::Terminate,
-            _ = self.hup.recv() => Stop::Terminate,
-        }
-    }
-}
+/// The signals that end the mount: SIGINT (from a terminal, sshfs got it too and unmounts by itself),
+/// SIGTERM and SIGHUP (for this process alone).
+const STOP_SIGNALS: [Signal; 3] = [Signal::Interrupt, Signal::Terminate, Signal::Hangup];
 
 /// Tells the blocking mount watcher to stop when dropped.
 struct GiveUp(Arc<AtomicBool>);
@@ -124,7 +77,7 @@ async fn run(cli: &FuseCli, proxy: &Proxy, prepared: &Prepared) -> anyhow::Resul
         .context("the local proxy has no port")?;
     let user = cli.user.clone().unwrap_or_else(current_user);
     let source = format!("{user}@localhost:{}", cli.remote);
-    let mut signals = Signals::listen()?;
+    let mut signals = Signals::listen_to(&STOP_SIGNALS)?;
     let mut sshfs = tokio::process::Command::new(&prepared.sshfs)
         .args(sshfs_args(
             &user,
@@ -160,7 +113,7 @@ async fn run(cli: &FuseCli, proxy: &Proxy, prepared: &Prepared) -> anyhow::Resul
                 if mounted && status.success() {
                     println!("Unmounted {}", prepared.mount.display());
                 }
-                return Ok(exit_code(status));
+                return Ok(bin_support::exit::child_status(status));
             }
             r = &mut watch, if watching => {
                 watching = false;
@@ -180,13 +133,13 @@ async fn run(cli: &FuseCli, proxy: &Proxy, prepared: &Prepared) -> anyhow::Resul
                     eprintln!("hyperssh-fuse: the local proxy stopped: {e:#}");
                 }
             }
-            s = signals.wait() => break s,
+            s = signals.recv() => break s,
         }
     };
     drop(give_up);
 
     // A Ctrl-C in the terminal reached sshfs too: give it a moment to unmount by itself.
-    if stop == Stop::Interrupt {
+    if stop == Signal::Interrupt {
         if let Ok(status) = tokio::time::timeout(SELF_UNMOUNT_GRACE, sshfs.wait()).await {
             status.context("waiting for sshfs")?;
             ensure_unmounted(prepared).await;
@@ -238,15 +191,4 @@ fn still_mounted(point: &Path) -> bool {
     mount::MountTable::open()
         .and_then(|mut t| t.fuse_mounted(point))
         .unwrap_or(true)
-}
-
-fn exit_code(status: std::process::ExitStatus) -> u8 {
-    if let Some(code) = status.code() {
-        return u8::try_from(code).unwrap_or(1);
-    }
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .signal()
-        .and_then(|sig| u8::try_from(128 + sig).ok())
-        .unwrap_or(1)
 }

@@ -5,48 +5,38 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use bin_support::bootstrap;
+use bin_support::Signals;
 use clap::Parser;
-use holepunch::hyperdht::bootstrap;
 use hyperssh_cli::cli::{ssh_args, Cli};
 use hyperssh_cli::{current_user, proxy_config};
 use hypertele_tool::client::{ClientConfig, Proxy};
 use hypertele_tool::config::ConfigError;
+use hypertele_tool::{REPORT, RUNTIME, SHUTDOWN};
 
 /// The port `--rdp` listens on (the default RDP port).
 const RDP_PORT: u16 = 3389;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    hypertele_tool::init_logging();
-    let nodes = match bootstrap::choose(
-        cli.bootstrap.clone().map(|b| b.0),
-        std::env::var_os(bootstrap::ENV),
-    ) {
+    bin_support::logging::init();
+    let nodes = match cli.net.nodes() {
         Ok(b) => b,
         Err(e) => {
+            // A usage error, but reported in the tool's own words (as before bin-support).
             eprintln!("Error: {}: {e}", bootstrap::ENV);
-            return ExitCode::from(2);
+            return ExitCode::from(bin_support::exit::USAGE);
         }
     };
     let cfg = match config(&cli) {
         Ok(cfg) => cfg,
-        Err(e) => return fail(&e.into()),
+        Err(e) => return REPORT.fail(&e.into()),
     };
-    let runtime = match hypertele_tool::runtime() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&e.into()),
-    };
-    let result = runtime.block_on(run(&cli, cfg, nodes));
-    runtime.shutdown_timeout(hypertele_tool::CLOSE_TIMEOUT);
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => fail(&e),
-    }
-}
-
-fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("Error: {e:#}");
-    ExitCode::FAILURE
+    REPORT.exit(bin_support::runtime::run(
+        RUNTIME,
+        SHUTDOWN,
+        run(&cli, cfg, nodes),
+    ))
 }
 
 fn config(cli: &Cli) -> Result<ClientConfig, ConfigError> {
@@ -66,10 +56,10 @@ async fn run(
     let proxy = Proxy::bind(&cfg, bootstrap).await?;
     if cli.rdp {
         println!("Client listening on port {RDP_PORT} (default RDP port)\nOpen your RDP client and connect to localhost");
-        let mut interrupt = hypertele_tool::Interrupt::listen()?;
+        let mut interrupt = Signals::listen()?;
         let result = tokio::select! {
             r = proxy.serve() => r,
-            () = interrupt.wait() => Ok(()),
+            _ = interrupt.recv() => Ok(()),
         };
         proxy.close().await;
         return result.map(|()| 0);
@@ -88,30 +78,16 @@ async fn run(
         .spawn()
         .context("starting ssh")?;
     // ssh gets Ctrl-C from the terminal itself; this process only ignores it while ssh runs.
-    let mut interrupt = hypertele_tool::Interrupt::listen()?;
+    let mut interrupt = Signals::listen()?;
     let status = loop {
         tokio::select! {
             status = ssh.wait() => break status.context("waiting for ssh")?,
             r = proxy.serve() => {
                 r?;
             }
-            () = interrupt.wait() => {}
+            _ = interrupt.recv() => {}
         }
     };
     proxy.close().await;
-    Ok(exit_code(status))
-}
-
-fn exit_code(status: std::process::ExitStatus) -> u8 {
-    if let Some(code) = status.code() {
-        return u8::try_from(code).unwrap_or(1);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(sig) = status.signal() {
-            return u8::try_from(128 + sig).unwrap_or(1);
-        }
-    }
-    1
+    Ok(bin_support::exit::child_status(status))
 }

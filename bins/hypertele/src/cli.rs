@@ -1,20 +1,10 @@
 //! The command lines of `hypertele-server` and `hypertele`: the JS hypertele 1.1.4 bins' flags, with
 //! `--bootstrap` taking a full list (the JS takes one port on 127.0.0.1, which is also accepted).
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::error::ErrorKind;
+use bin_support::bootstrap::BootstrapArgs;
 use clap::{CommandFactory, Parser};
-use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
-
-/// A parsed `--bootstrap` list (a newtype so clap treats it as one value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootstrapList(pub Vec<BootstrapNode>);
-
-fn parse_bootstrap(s: &str) -> Result<BootstrapList, bootstrap::BootstrapError> {
-    bootstrap::parse_list(s).map(BootstrapList)
-}
 
 fn parse_service_port(s: &str) -> Result<u16, String> {
     match s.parse::<u16>() {
@@ -92,9 +82,9 @@ pub struct ServerCli {
     #[arg(long)]
     pub debug: bool,
 
-    /// Bootstrap nodes of the DHT to use.
-    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]", value_parser = parse_bootstrap)]
-    pub bootstrap: Option<BootstrapList>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub net: BootstrapArgs,
 }
 
 const CLIENT_AFTER_HELP: &str = "\
@@ -170,9 +160,9 @@ pub struct ClientCli {
     #[arg(long)]
     pub debug: bool,
 
-    /// Bootstrap nodes of the DHT to use.
-    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]", value_parser = parse_bootstrap)]
-    pub bootstrap: Option<BootstrapList>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub net: BootstrapArgs,
 }
 
 /// The clap command of `hypertele-server` (for the docs generator).
@@ -183,17 +173,6 @@ pub fn server_command() -> clap::Command {
 /// The clap command of `hypertele` (for the docs generator).
 pub fn client_command() -> clap::Command {
     ClientCli::command()
-}
-
-/// The bootstrap list: `flag`, then `env` (the value of `HYPERDHT_BOOTSTRAP`), then the public nodes. Errors
-/// are usage errors of `cmd` (exit 2).
-pub fn choose_bootstrap(
-    mut cmd: clap::Command,
-    flag: Option<&BootstrapList>,
-    env: Option<OsString>,
-) -> Result<Vec<BootstrapNode>, clap::Error> {
-    bootstrap::choose(flag.map(|b| b.0.clone()), env)
-        .map_err(|e| cmd.error(ErrorKind::InvalidValue, format!("{}: {e}", bootstrap::ENV)))
 }
 
 #[cfg(test)]
@@ -262,19 +241,16 @@ mod tests {
     #[test]
     fn bootstrap() -> Result<(), clap::Error> {
         let c = client(&["-p", "1", "--bootstrap", "49737"])?;
-        let list = choose_bootstrap(client_command(), c.bootstrap.as_ref(), None)?;
         assert_eq!(
-            list,
-            bootstrap::parse_list("127.0.0.1:49737").unwrap_or_default()
+            c.net.bootstrap.map(|l| l.0),
+            bin_support::bootstrap::parse_list("127.0.0.1:49737")
+                .ok()
+                .map(|l| l.0)
         );
-        let c = client(&["-p", "1"])?;
-        let list = choose_bootstrap(
-            client_command(),
-            c.bootstrap.as_ref(),
-            Some("1.2.3.4:5".into()),
-        )?;
-        assert_eq!(list, bootstrap::parse_list("1.2.3.4:5").unwrap_or_default());
-        assert!(choose_bootstrap(client_command(), None, Some("".into())).is_err());
+        let s = server(&["-l", "1", "--bootstrap", "1.2.3.4:5,6"])?;
+        assert_eq!(s.net.bootstrap.map(|l| l.0.len()), Some(2));
+        assert!(!client(&["-p", "1"])?.net.is_given());
+        assert!(client(&["-p", "1", "--bootstrap", "x:y"]).is_err());
         Ok(())
     }
 }

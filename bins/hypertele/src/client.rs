@@ -15,7 +15,9 @@ use tokio::net::{TcpListener, UnixListener};
 use crate::cli::ClientCli;
 use crate::config::{parse_key, parse_seed, read_identity, ConfFile, ConfigError, KeepAlive};
 use crate::pipe::{pipe, Local, Stats};
-use crate::{bind_host, Interrupt, DEBUG_INTERVAL};
+use bin_support::Signals;
+
+use crate::{bind_host, DEBUG_INTERVAL};
 
 /// Pause after a failed accept before the next.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
@@ -217,7 +219,7 @@ impl Proxy {
 
 /// Runs the client until SIGINT/SIGTERM: prints `Server ready @ADDRESS` on stdout once listening.
 pub async fn run(cfg: ClientConfig, bootstrap: Vec<SocketAddrV4>) -> anyhow::Result<()> {
-    let mut interrupt = Interrupt::listen()?;
+    let mut interrupt = Signals::listen()?;
     let proxy = Proxy::bind(&cfg, bootstrap).await?;
     println!("Server ready @{}", proxy.local_addr());
     let mut tick = tokio::time::interval(DEBUG_INTERVAL);
@@ -229,7 +231,7 @@ pub async fn run(cfg: ClientConfig, bootstrap: Vec<SocketAddrV4>) -> anyhow::Res
             tokio::select! {
                 r = &mut serve => break r,
                 _ = tick.tick(), if cfg.debug => println!("{}", proxy.stats().line()),
-                () = interrupt.wait() => break Ok(()),
+                _ = interrupt.recv() => break Ok(()),
             }
         }
     };

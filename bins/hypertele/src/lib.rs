@@ -17,7 +17,8 @@ pub mod server;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use anyhow::Context;
+use bin_support::runtime::{Flavor, Shutdown};
+use bin_support::Report;
 
 /// How long closing the server and the node may take at exit.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -34,8 +35,8 @@ pub fn bind_host(bootstrap: &[SocketAddrV4]) -> Ipv4Addr {
     }
 }
 
-/// The environment variable that picks a multi-threaded runtime with that many worker threads (see
-/// [`runtime`]).
+/// The environment variable that gives the bins (and hyperssh) a multi-threaded runtime with that many
+/// worker threads ([`RUNTIME`]).
 pub const THREADS_ENV: &str = "HYPERTELE_THREADS";
 
 /// The runtime the bins (and hyperssh) run on: one thread, unless `HYPERTELE_THREADS=N` (N > 1) asks for
@@ -45,68 +46,13 @@ pub const THREADS_ENV: &str = "HYPERTELE_THREADS";
 /// cache lines moving between cores). Measured with `benches/hypertele.sh` on a loaded 2-core machine: about
 /// 15% less CPU per byte for the pair than tokio's default multi-threaded runtime. Many busy connections
 /// on an otherwise idle many-core machine may go faster with more threads.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let threads = std::env::var(THREADS_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(1);
-    if threads > 1 {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    }
-}
+pub const RUNTIME: Flavor = Flavor::ThreadsFromEnv(THREADS_ENV);
 
-/// Sets up `RUST_LOG` logging on stderr when the variable is set.
-pub fn init_logging() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
-}
+/// How the bins (and hyperssh) shut their runtime down: connections get [`CLOSE_TIMEOUT`] to close.
+pub const SHUTDOWN: Shutdown = Shutdown::Timeout(CLOSE_TIMEOUT);
 
-/// SIGINT (Ctrl-C) and SIGTERM.
-#[derive(Debug)]
-pub struct Interrupt {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl Interrupt {
-    /// Installs the handlers.
-    pub fn listen() -> anyhow::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Self {
-                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    /// Waits for the next signal.
-    pub async fn wait(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
+/// Runtime errors: `Error: <message>` (the bins and hyperssh).
+pub const REPORT: Report = Report::new("Error: ");
 
 #[cfg(test)]
 mod tests {

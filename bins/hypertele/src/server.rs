@@ -18,7 +18,9 @@ use tokio::net::{TcpStream, UnixStream};
 use crate::cli::ServerCli;
 use crate::config::{parse_key, parse_seed, ConfFile, ConfigError, KeepAlive};
 use crate::pipe::{pipe, Stats};
-use crate::{bind_host, Interrupt, CLOSE_TIMEOUT, DEBUG_INTERVAL};
+use bin_support::Signals;
+
+use crate::{bind_host, CLOSE_TIMEOUT, DEBUG_INTERVAL};
 
 /// Where the service is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +146,7 @@ impl ServerConfig {
 /// Runs the server until SIGINT/SIGTERM: binds a DHT node on `bootstrap`, announces, prints the ready line
 /// on stdout and serves.
 pub async fn run(cfg: ServerConfig, bootstrap: Vec<SocketAddrV4>) -> anyhow::Result<()> {
-    let mut interrupt = Interrupt::listen()?;
+    let mut interrupt = Signals::listen()?;
     let dht = HyperDht::bind(HyperDhtOpts {
         host: bind_host(&bootstrap),
         bootstrap,
@@ -168,7 +170,7 @@ pub async fn run(cfg: ServerConfig, bootstrap: Vec<SocketAddrV4>) -> anyhow::Res
     });
     let listened = tokio::select! {
         r = server.listen(key_pair) => Some(r),
-        () = interrupt.wait() => None,
+        _ = interrupt.recv() => None,
     };
     if let Some(r) = listened {
         r.context("announcing the server")?;
@@ -184,7 +186,7 @@ pub async fn run(cfg: ServerConfig, bootstrap: Vec<SocketAddrV4>) -> anyhow::Res
                     tokio::spawn(serve(conn, cfg.clone(), stats.clone()));
                 }
                 _ = tick.tick(), if cfg.debug => println!("{}", stats.line()),
-                () = interrupt.wait() => break,
+                _ = interrupt.recv() => break,
             }
         }
     }

@@ -5,42 +5,25 @@
 
 use std::process::ExitCode;
 
+use bin_support::bootstrap;
 use clap::Parser;
-use holepunch::hyperdht::bootstrap;
-use hypertele_tool::cli::{choose_bootstrap, server_command, ServerCli};
+use hypertele_tool::cli::{server_command, ServerCli};
 use hypertele_tool::server::{run, ServerConfig};
+use hypertele_tool::{REPORT, RUNTIME, SHUTDOWN};
 
 fn main() -> ExitCode {
     let cli = ServerCli::parse();
-    hypertele_tool::init_logging();
-    let nodes = match choose_bootstrap(
-        server_command(),
-        cli.bootstrap.as_ref(),
-        std::env::var_os(bootstrap::ENV),
-    ) {
+    bin_support::logging::init();
+    let nodes = match cli.net.nodes_or_usage(server_command()) {
         Ok(b) => b,
         Err(e) => e.exit(),
     };
     let cfg = match ServerConfig::from_cli(&cli) {
         Ok(cfg) => cfg,
-        Err(e) => return fail(&e.into()),
+        Err(e) => return REPORT.fail(&e.into()),
     };
-    let runtime = match hypertele_tool::runtime() {
-        Ok(rt) => rt,
-        Err(e) => return fail(&e.into()),
-    };
-    let result = runtime.block_on(async {
+    REPORT.exit(bin_support::runtime::run(RUNTIME, SHUTDOWN, async {
         let bootstrap = bootstrap::resolve(&nodes).await?;
         run(cfg, bootstrap).await
-    });
-    runtime.shutdown_timeout(hypertele_tool::CLOSE_TIMEOUT);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
-    }
-}
-
-fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("Error: {e:#}");
-    ExitCode::FAILURE
+    }))
 }

@@ -8,19 +8,21 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bin_support::runtime::{Flavor, Shutdown};
+use bin_support::Report;
 use clap::{CommandFactory, Parser};
 use holepunch::protomux::Mux;
 use hypershell_cli::cli::{parse_remote_path, CopyCli};
 use hypershell_cli::transfer::{self, Counter};
 use hypershell_cli::{keys, CLOSE_TIMEOUT};
 
+/// Runtime errors: `hypershell-copy: <message>`.
+const REPORT: Report = Report::new("hypershell-copy: ");
+
 fn main() -> ExitCode {
     let cli = CopyCli::parse();
-    hypershell_cli::init_logging();
-    let nodes = match cli.dht.bootstrap_nodes(
-        CopyCli::command(),
-        std::env::var_os(holepunch::hyperdht::bootstrap::ENV),
-    ) {
+    bin_support::logging::init();
+    let nodes = match cli.dht.bootstrap_nodes(CopyCli::command()) {
         Ok(n) => n,
         Err(e) => e.exit(),
     };
@@ -45,43 +47,35 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return hypershell_cli::fail("hypershell-copy", &e.into()),
-    };
     let counter = Counter::default();
-    let result = runtime.block_on(async {
-        let keyfile = cli.keyfile.clone().unwrap_or_else(keys::default_keyfile);
-        let key_pair = keys::load_or_generate(&keyfile)?;
-        let server = keys::resolve_server(&server)?;
-        let dht = hypershell_cli::open_dht(&nodes).await?;
-        let result = async {
-            let conn = hypershell_cli::connect(&dht, &server, &key_pair).await?;
-            let mux = Mux::new(conn);
-            let copy = async {
-                if is_download {
-                    transfer::download(&mux, &remote, &local, &counter).await
-                } else {
-                    transfer::upload(&mux, &local, &remote, &counter).await
-                }
-            };
-            let result = with_progress(copy, &counter).await;
-            mux.destroy();
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, mux.closed()).await;
+    REPORT.exit(bin_support::runtime::run(
+        Flavor::CurrentThread,
+        Shutdown::Background,
+        async {
+            let keyfile = cli.keyfile.clone().unwrap_or_else(keys::default_keyfile);
+            let key_pair = keys::load_or_generate(&keyfile)?;
+            let server = keys::resolve_server(&server)?;
+            let dht = hypershell_cli::open_dht(&nodes).await?;
+            let result = async {
+                let conn = hypershell_cli::connect(&dht, &server, &key_pair).await?;
+                let mux = Mux::new(conn);
+                let copy = async {
+                    if is_download {
+                        transfer::download(&mux, &remote, &local, &counter).await
+                    } else {
+                        transfer::upload(&mux, &local, &remote, &counter).await
+                    }
+                };
+                let result = with_progress(copy, &counter).await;
+                mux.destroy();
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, mux.closed()).await;
+                result
+            }
+            .await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, dht.destroy()).await;
             result
-        }
-        .await;
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, dht.destroy()).await;
-        result
-    });
-    runtime.shutdown_background();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => hypershell_cli::fail("hypershell-copy", &e),
-    }
+        },
+    ))
 }
 
 /// Runs `copy`, showing the bytes moved on stderr when it is a terminal.

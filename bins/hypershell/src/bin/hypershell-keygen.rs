@@ -4,9 +4,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use bin_support::Report;
 use clap::Parser;
 use hypershell_cli::cli::KeygenCli;
 use hypershell_cli::keys;
+
+/// Errors: `Error: <message>`.
+const REPORT: Report = Report::new("Error: ");
 
 fn main() -> ExitCode {
     let cli = KeygenCli::parse();
@@ -37,9 +41,6 @@ fn main() -> ExitCode {
             println!("{}", holepunch::hypershell::format_key(&kp.public));
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => REPORT.fail(&e),
     }
 }

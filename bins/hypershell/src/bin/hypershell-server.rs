@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use bin_support::bootstrap::BootstrapNode;
+use bin_support::runtime::{Flavor, Shutdown};
+use bin_support::{Report, Signals};
 use clap::{CommandFactory, Parser};
 use holepunch::hyperdht::{Connection, HyperDht};
 use holepunch::hypershell::{
@@ -18,36 +21,24 @@ use hypershell_cli::cli::ServerCli;
 use hypershell_cli::tunnel::{self, TunnelPolicy};
 use hypershell_cli::{keys, shell, transfer, CLOSE_TIMEOUT, KEEP_ALIVE};
 
+/// Runtime errors: `hypershell-server: <message>`.
+const REPORT: Report = Report::new("hypershell-server: ");
+
 fn main() -> ExitCode {
     let cli = ServerCli::parse();
-    hypershell_cli::init_logging();
-    let nodes = match cli.dht.bootstrap_nodes(
-        ServerCli::command(),
-        std::env::var_os(holepunch::hyperdht::bootstrap::ENV),
-    ) {
+    bin_support::logging::init();
+    let nodes = match cli.dht.bootstrap_nodes(ServerCli::command()) {
         Ok(n) => n,
         Err(e) => e.exit(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return hypershell_cli::fail("hypershell-server", &e.into()),
-    };
-    let result = runtime.block_on(run(cli, nodes));
-    runtime.shutdown_background();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => hypershell_cli::fail("hypershell-server", &e),
-    }
+    REPORT.exit(bin_support::runtime::run(
+        Flavor::MultiThread(2),
+        Shutdown::Background,
+        run(cli, nodes),
+    ))
 }
 
-async fn run(
-    cli: ServerCli,
-    nodes: Vec<holepunch::hyperdht::bootstrap::BootstrapNode>,
-) -> anyhow::Result<()> {
+async fn run(cli: ServerCli, nodes: Vec<BootstrapNode>) -> anyhow::Result<()> {
     let keyfile = cli.keyfile.clone().unwrap_or_else(keys::default_keyfile);
     let key_pair = keys::load_or_generate(&keyfile)?;
     let firewall_file: Option<PathBuf> = (!cli.disable_firewall).then(|| {
@@ -102,15 +93,15 @@ async fn run(
         ports: cli.tunnel_port.clone(),
     });
     let cli = Arc::new(cli);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Ctrl-C or SIGTERM: stop serving, exit 0.
+    let mut stop = Signals::listen()?;
     loop {
         tokio::select! {
             conn = server.accept() => match conn {
                 Some(conn) => { tokio::spawn(serve_connection(conn, cli.clone(), dht.clone(), policy.clone())); }
                 None => break,
             },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = stop.recv() => break,
         }
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, server.close()).await;

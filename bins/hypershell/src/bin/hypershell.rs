@@ -5,35 +5,33 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use bin_support::runtime::{Flavor, Shutdown};
+use bin_support::{Report, Signal, Signals};
 use clap::{CommandFactory, Parser};
 use holepunch::protomux::Mux;
 use hypershell_cli::cli::ClientCli;
 use hypershell_cli::{keys, shell, tunnel, CLOSE_TIMEOUT};
 
+/// Runtime errors: `hypershell: <message>`.
+const REPORT: Report = Report::new("hypershell: ");
+
 fn main() -> ExitCode {
     let cli = ClientCli::parse();
-    hypershell_cli::init_logging();
-    let nodes = match cli.dht.bootstrap_nodes(
-        ClientCli::command(),
-        std::env::var_os(holepunch::hyperdht::bootstrap::ENV),
-    ) {
+    bin_support::logging::init();
+    let nodes = match cli.dht.bootstrap_nodes(ClientCli::command()) {
         Ok(n) => n,
         Err(e) => e.exit(),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return hypershell_cli::fail("hypershell", &e.into()),
-    };
-    let result = runtime.block_on(async {
+    // The stdin reader thread blocks in read(): do not wait for it.
+    let result = bin_support::runtime::run(Flavor::CurrentThread, Shutdown::Background, async {
         let keyfile = cli.keyfile.clone().unwrap_or_else(keys::default_keyfile);
         let key_pair = keys::load_or_generate(&keyfile)?;
         let server = keys::resolve_server(&cli.server)?;
         let dht = hypershell_cli::open_dht(&nodes).await?;
         if !cli.local.is_empty() {
-            // One connection per tunnel, as the JS; runs until one fails or Ctrl-C.
+            // One connection per tunnel, as the JS; runs until one fails or Ctrl-C (exit 0; SIGTERM is
+            // not handled and kills, as the JS).
+            let mut interrupt = Signals::listen_to(&[Signal::Interrupt])?;
             let mut tunnels = tokio::task::JoinSet::new();
             for spec in cli.local.clone() {
                 let (dht, kp) = (dht.clone(), key_pair.clone());
@@ -45,7 +43,7 @@ fn main() -> ExitCode {
                     Some(Err(e)) => Err(e.into()),
                     None => Ok(()),
                 },
-                _ = tokio::signal::ctrl_c() => Ok(()),
+                _ = interrupt.recv() => Ok(()),
             };
             tunnels.abort_all();
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, dht.destroy()).await;
@@ -63,10 +61,8 @@ fn main() -> ExitCode {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, dht.destroy()).await;
         result.context("shell")
     });
-    // The stdin reader thread blocks in read(): do not wait for it.
-    runtime.shutdown_background();
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
-        Err(e) => hypershell_cli::fail("hypershell", &e),
+        Err(e) => REPORT.fail(&e),
     }
 }

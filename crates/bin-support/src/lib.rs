@@ -1,0 +1,17 @@
+//! The plumbing every tool's `main` shares, so that each tool has it once and all behave alike:
+//!
+//! - [`bootstrap`]: the `--bootstrap HOST:PORT[,HOST:PORT...]` flag (a clap `Args` struct to flatten), the
+//!   `HYPERDHT_BOOTSTRAP` fallback, the public nodes by default, and the one call of the library's resolver;
+//! - [`signals`]: SIGINT/SIGTERM (and SIGHUP where a tool wants it), telling which one came;
+//! - [`logging`]: `RUST_LOG` diagnostics on stderr;
+//! - [`runtime`]: the tokio runtime (one thread, a fixed pool, or a size from an environment variable);
+//! - [`exit`]: errors to exit codes (0 ok, 1 runtime error with one line on stderr, 2 usage, 128 + signal).
+
+pub mod bootstrap;
+pub mod exit;
+pub mod logging;
+pub mod runtime;
+pub mod signals;
+
+pub use exit::{Killed, Report};
+pub use signals::{Signal, Signals};
