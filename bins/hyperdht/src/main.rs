@@ -11,7 +11,7 @@ use clap::Parser;
 use holepunch::dht_rpc::driver::DhtHandle;
 use holepunch::dht_rpc::node::Config;
 use holepunch::hyperdht::bootstrap::{self, BootstrapNode};
-use holepunch::hyperdht::persistent::CacheOpts;
+use holepunch::hyperdht::persistent::{CacheOpts, ServeHyperdht};
 use hyperdht_cli::cli::{Cli, Mode};
 
 fn main() -> ExitCode {

@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::handler::{Handled, RequestHandler, Responder};
 use super::messages::{errors, Id};
 use super::node::{
     Commit, Config, Dht, Event, IncomingRequest, QueryError, QueryId, QueryOpts, QuerySpec, Reply,
     ReplyOpts, RequestError, RequestId, RequestOpts, RequestSpec, Socket,
 };
-use crate::hyperdht::persistent::{Answer, CacheOpts, Persistent};
 
 /// A datagram socket the driver can run on. `recv_from` must be cancel-safe (it is raced against timers).
 pub trait DatagramSocket: Send + Sync + 'static {
@@ -163,7 +163,7 @@ enum Command {
         tx: Option<mpsc::UnboundedSender<IncomingRequest>>,
         done: oneshot::Sender<()>,
     },
-    ServeHyperdht(CacheOpts, oneshot::Sender<()>),
+    SetHandler(Box<dyn RequestHandler>, oneshot::Sender<()>),
     State(oneshot::Sender<NodeState>),
 }
 
@@ -214,7 +214,7 @@ impl DhtHandle {
             requests: HashMap::new(),
             queries: HashMap::new(),
             handlers: HashMap::new(),
-            hyperdht: None,
+            handler: None,
             commit_requests: HashMap::new(),
             claims: HashMap::new(),
         };
@@ -431,22 +431,23 @@ impl DhtHandle {
             .map_err(|_| DriverError::Closed)
     }
 
-    /// Makes the node answer hyperdht's storage commands (LOOKUP, ANNOUNCE, UNANNOUNCE, FIND_PEER,
-    /// MUTABLE_*, IMMUTABLE_*) as a persistent JS hyperdht node does, once it is persistent itself, and
-    /// route PEER_HANDSHAKE / PEER_HOLEPUNCH messages between clients and announced servers.
-    /// These commands then bypass [`Self::on_command`] handlers.
-    pub async fn serve_hyperdht(&self, opts: CacheOpts) -> Result<(), DriverError> {
+    /// Installs the node's [`RequestHandler`] (replacing any earlier one), in effect when this returns: it
+    /// sees every request no claim took ([`Self::claim_target`]) before the [`Self::on_command`] handlers,
+    /// and answers the ones it knows (a protocol built on dht-rpc serves its commands this way, as
+    /// hyperdht's persistent store does).
+    pub async fn set_handler(&self, handler: impl RequestHandler) -> Result<(), DriverError> {
         let (done, rx) = oneshot::channel();
         self.tx
-            .send(Command::ServeHyperdht(opts, done))
+            .send(Command::SetHandler(Box::new(handler), done))
             .map_err(|_| DriverError::Closed)?;
         rx.await.map_err(|_| DriverError::Closed)
     }
 
-    /// Delivers the PEER_HANDSHAKE and PEER_HOLEPUNCH requests whose target is `target` on the returned
-    /// channel, ahead of [`Self::serve_hyperdht`]'s routing and of command handlers: the node hosts the
-    /// hyperdht server of that target (the JS router's `onpeerhandshake` state). In effect when this returns;
-    /// [`Self::release_target`] undoes it.
+    /// Delivers the requests whose target is `target` and that the installed handler lets be claimed
+    /// ([`RequestHandler::claimable`]) on the returned channel, ahead of the handler itself and of command
+    /// handlers: the node hosts the service of that target (hyperdht's router in its `onpeerhandshake`
+    /// state, for one). In effect when this returns; [`Self::release_target`] undoes it. Requests arriving
+    /// after the receiver is dropped go on to the handler.
     pub async fn claim_target(
         &self,
         target: Id,
@@ -512,7 +513,7 @@ struct Task<S> {
     requests: HashMap<RequestId, oneshot::Sender<Result<Reply, RequestError>>>,
     queries: HashMap<QueryId, PendingQuery>,
     handlers: HashMap<u64, Handler>,
-    hyperdht: Option<Box<Persistent>>,
+    handler: Option<Box<dyn RequestHandler>>,
     commit_requests: HashMap<RequestId, QueryId>,
     claims: HashMap<Id, mpsc::UnboundedSender<IncomingRequest>>,
 }
@@ -550,8 +551,8 @@ impl<S: DatagramSocket> Task<S> {
                 _ = sleep => {
                     let now = Instant::now();
                     self.dht.handle_timeout(now);
-                    if let Some(store) = &mut self.hyperdht {
-                        store.tick(now);
+                    if let Some(handler) = &mut self.handler {
+                        handler.on_tick(now);
                     }
                 }
             }
@@ -616,8 +617,8 @@ impl<S: DatagramSocket> Task<S> {
                 };
                 let _ = done.send(());
             }
-            Command::ServeHyperdht(opts, done) => {
-                self.hyperdht = Some(Box::new(Persistent::new(opts, now)));
+            Command::SetHandler(handler, done) => {
+                self.handler = Some(handler);
                 let _ = done.send(());
             }
             Command::Reply { req, value, opts } => self.dht.reply(&req, value, opts),
@@ -738,40 +739,16 @@ impl<S: DatagramSocket> Task<S> {
                 }
             }
             Event::Request(req) => {
-                if !req.internal
-                    && (req.command == crate::hyperdht::constants::commands::PEER_HANDSHAKE
-                        || req.command == crate::hyperdht::constants::commands::PEER_HOLEPUNCH)
-                {
-                    if let Some(tx) = req.target.and_then(|t| self.claims.get(&t)) {
-                        if tx.send(req.clone()).is_ok() {
-                            return;
+                if let Some(handler) = &mut self.handler {
+                    if !req.internal && handler.claimable(&req) {
+                        if let Some(tx) = req.target.and_then(|t| self.claims.get(&t)) {
+                            if tx.send(req.clone()).is_ok() {
+                                return;
+                            }
                         }
                     }
-                }
-                if let Some(store) = &mut self.hyperdht {
-                    let id = self.dht.id();
-                    let wall_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64);
-                    if let Some(answer) = store.handle(&req, id.as_ref(), wall_ms) {
-                        match answer {
-                            Answer::Reply {
-                                value,
-                                token,
-                                closer_nodes,
-                                to,
-                            } => {
-                                let opts = ReplyOpts {
-                                    token: Some(token),
-                                    closer_nodes,
-                                    to,
-                                };
-                                self.dht.reply(&req, value, opts);
-                            }
-                            Answer::Relay { value, to } => self.dht.relay(&req, Some(value), to),
-                            Answer::Error(code) => self.dht.error(&req, code, ReplyOpts::default()),
-                            Answer::Drop => {}
-                        }
+                    let mut node = Responder::new(&mut self.dht);
+                    if handler.on_request(&req, &mut node, Instant::now()) == Handled::Done {
                         return;
                     }
                 }

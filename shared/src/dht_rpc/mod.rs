@@ -7,9 +7,11 @@
 //! * [`io`] — congestion window and request timing;
 //! * [`health`] — the online / degraded / offline estimate;
 //! * [`node`] — the sans-IO node (requests, queries, bootstrap, maintenance);
-//! * [`driver`] — a tokio driver running a [`node::Dht`] over two UDP sockets.
+//! * [`driver`] — a tokio driver running a [`node::Dht`] over two UDP sockets;
+//! * [`handler`] — the [`handler::RequestHandler`] a protocol built on dht-rpc answers its commands with.
 
 pub mod driver;
+pub mod handler;
 pub(crate) mod hash;
 pub mod health;
 pub mod io;

@@ -62,7 +62,7 @@ use super::messages::{
     SecretStreamInfo, UdxInfo,
 };
 use super::noise_wrap::{NoiseWrap, NoiseWrapError};
-use super::persistent::CacheOpts;
+use super::persistent::{CacheOpts, ServeHyperdht};
 use crate::compact_encoding::{Encode, Writer};
 use crate::crypto::{self, KeyPair};
 use crate::dht_rpc::driver::{DatagramSocket, DhtHandle, DriverError};

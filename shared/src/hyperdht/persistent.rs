@@ -3,7 +3,9 @@
 //! IMMUTABLE_PUT/GET requests that reach a dht-rpc node, with the JS caches' size and age limits.
 //!
 //! Sans-IO: [`Persistent::handle`] takes an [`IncomingRequest`] and says how to answer it
-//! ([`Answer`]); the caller sends the reply (e.g. with [`crate::dht_rpc::node::Dht::reply`]). Only
+//! ([`Answer`]); the caller sends the reply (e.g. with [`crate::dht_rpc::node::Dht::reply`]). As a
+//! dht-rpc [`RequestHandler`] it answers them itself: [`ServeHyperdht::serve_hyperdht`] installs one in a
+//! driver, and lets the servers the node hosts claim their handshakes ([`DhtHandle::claim_target`]). Only
 //! persistent nodes (with an id) store anything, as in the JS. PEER_HANDSHAKE and PEER_HOLEPUNCH are
 //! routed as by a JS node that hosts no server itself (between a client and the node a server announced
 //! itself through).
@@ -12,6 +14,7 @@
 //! random.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
@@ -21,8 +24,10 @@ use super::messages::{
     MutableGetResponse, MutablePutRequest,
 };
 use crate::compact_encoding::{Decode, Encode, Reader};
+use crate::dht_rpc::driver::{DhtHandle, DriverError};
+use crate::dht_rpc::handler::{Handled, RequestHandler, Responder};
 use crate::dht_rpc::hash::blake2b256;
-use crate::dht_rpc::node::IncomingRequest;
+use crate::dht_rpc::node::{IncomingRequest, ReplyOpts};
 
 /// Largest accepted future drift of an announce's bump timestamp.
 pub const MAX_BUMP_DRIFT_MS: u64 = 60_000;
@@ -726,6 +731,82 @@ impl Persistent {
         }
         self.immutables.set(target, value.clone());
         Answer::value(None)
+    }
+}
+
+/// The wall clock in milliseconds since the Unix epoch (0 if it is set before it).
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl RequestHandler for Persistent {
+    /// Handshakes and holepunch messages go to the server the node hosts for their target, if any
+    /// (the JS router's `onpeerhandshake` state), before the routing [`Persistent::handle`] does.
+    fn claimable(&self, req: &IncomingRequest) -> bool {
+        matches!(
+            req.command,
+            commands::PEER_HANDSHAKE | commands::PEER_HOLEPUNCH
+        )
+    }
+
+    fn on_request(
+        &mut self,
+        req: &IncomingRequest,
+        node: &mut Responder<'_>,
+        _now: Instant,
+    ) -> Handled {
+        let id = node.id();
+        let Some(answer) = self.handle(req, id.as_ref(), wall_ms()) else {
+            return Handled::Pass;
+        };
+        match answer {
+            Answer::Reply {
+                value,
+                token,
+                closer_nodes,
+                to,
+            } => {
+                let opts = ReplyOpts {
+                    token: Some(token),
+                    closer_nodes,
+                    to,
+                };
+                node.reply(req, value, opts);
+            }
+            Answer::Relay { value, to } => node.relay(req, Some(value), to),
+            Answer::Error(code) => node.error(req, code, ReplyOpts::default()),
+            Answer::Drop => {}
+        }
+        Handled::Done
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        self.tick(now);
+    }
+}
+
+/// Makes a dht-rpc node a hyperdht node: [`DhtHandle::serve_hyperdht`](ServeHyperdht::serve_hyperdht).
+pub trait ServeHyperdht {
+    /// Makes the node answer hyperdht's storage commands (LOOKUP, ANNOUNCE, UNANNOUNCE, FIND_PEER,
+    /// MUTABLE_*, IMMUTABLE_*) as a persistent JS hyperdht node does, once it is persistent itself, and
+    /// route PEER_HANDSHAKE / PEER_HOLEPUNCH messages between clients and announced servers (unless a
+    /// server this node hosts claimed their target). These commands then bypass
+    /// [`DhtHandle::on_command`] handlers. Installs a [`Persistent`] store with `opts` as the node's
+    /// [`RequestHandler`].
+    fn serve_hyperdht(
+        &self,
+        opts: CacheOpts,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+}
+
+impl ServeHyperdht for DhtHandle {
+    fn serve_hyperdht(
+        &self,
+        opts: CacheOpts,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send {
+        self.set_handler(Persistent::new(opts, Instant::now()))
     }
 }
 
