@@ -1,6 +1,7 @@
 //! Compatibility with the JavaScript `dht-rpc` package (6.x): the Kademlia RPC layer HyperDHT builds on.
 //!
 //! * [`messages`] — the request/response datagram codec;
+//! * [`bootstrap`] — bootstrap-node lists (`host:port`, `suggested-ip@host:port`), parsed and resolved;
 //! * [`peer`] — node ids and request tokens;
 //! * [`routing_table`] — `kademlia-routing-table`;
 //! * [`nat_sampler`] — `nat-sampler`;
@@ -10,6 +11,7 @@
 //! * [`driver`] — a tokio driver running a [`node::Dht`] over two UDP sockets;
 //! * [`handler`] — the [`handler::RequestHandler`] a protocol built on dht-rpc answers its commands with.
 
+pub mod bootstrap;
 pub mod driver;
 pub mod handler;
 pub(crate) mod hash;

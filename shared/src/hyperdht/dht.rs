@@ -197,8 +197,7 @@ impl DatagramSocket for UdxSocket {
 #[derive(Debug, Clone)]
 pub struct HyperDhtOpts {
     /// Bootstrap nodes. Empty by default (a node of its own); the public network's are
-    /// [`super::constants::BOOTSTRAP_NODES`] (resolve them with
-    /// [`crate::dht_rpc::driver::resolve_bootstrap`]).
+    /// [`super::bootstrap::default_nodes`] (resolve them with [`super::bootstrap::resolve`]).
     pub bootstrap: Vec<SocketAddrV4>,
     /// Address to bind (default 0.0.0.0).
     pub host: Ipv4Addr,
