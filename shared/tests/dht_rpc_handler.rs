@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use holepunch::dht_rpc::driver::{DhtHandle, HandlerReply};
 use holepunch::dht_rpc::handler::{Handled, RequestHandler, Responder};
-use holepunch::dht_rpc::messages::{errors, Id};
+use holepunch::dht_rpc::messages::{ErrorCode, Id};
 use holepunch::dht_rpc::node::{
     Config, IncomingRequest, Reply, ReplyOpts, RequestOpts, RequestSpec,
 };
@@ -23,7 +23,7 @@ const HELLO: u64 = 22;
 /// Not the handler's: goes on to the command handlers.
 const OTHER: u64 = 30;
 /// Refused with this code by the store.
-const TOO_BIG: u64 = 77;
+const TOO_BIG: ErrorCode = ErrorCode(77);
 
 /// Values by target; PUTs of more than 8 bytes are refused with [`TOO_BIG`].
 #[derive(Default)]
@@ -153,11 +153,11 @@ async fn custom_handler_claims_and_command_handlers() {
 
     let key: Id = [1; 32];
     let r = ask(&client, &node, PUT, key, b"v1").await;
-    assert_eq!((r.error, r.value), (errors::OK, None));
+    assert_eq!((r.error, r.value), (ErrorCode::OK, None));
     let r = ask(&client, &node, GET, key, b"").await;
     assert_eq!(r.value.as_deref(), Some(&b"v1"[..]));
     let r = ask(&client, &node, GET, [2; 32], b"").await;
-    assert_eq!((r.error, r.value), (errors::OK, None));
+    assert_eq!((r.error, r.value), (ErrorCode::OK, None));
     let r = ask(&client, &node, PUT, key, b"much too long").await;
     assert_eq!((r.error, r.value), (TOO_BIG, None));
     let r = ask(&client, &node, GET, key, b"").await;
@@ -171,7 +171,7 @@ async fn custom_handler_claims_and_command_handlers() {
     let r = ask(&client, &node, OTHER, key, b"").await;
     assert_eq!(r.value.as_deref(), Some(&b"command"[..]));
     let r = ask(&client, &node, 31, key, b"").await;
-    assert_eq!(r.error, errors::UNKNOWN_COMMAND);
+    assert_eq!(r.error, ErrorCode::UNKNOWN_COMMAND);
     assert_eq!(seen.load(Ordering::SeqCst), 7);
 
     // A claim on a target takes the claimable requests for it, ahead of the handler.
@@ -194,7 +194,7 @@ async fn custom_handler_claims_and_command_handlers() {
     let rx = answer.await.expect("task");
     // Only claimable commands are taken, and only for the claimed target.
     let r = ask(&client, &node, PUT, claimed, b"v2").await;
-    assert_eq!((r.error, r.value), (errors::OK, None));
+    assert_eq!((r.error, r.value), (ErrorCode::OK, None));
     let r = ask(&client, &node, HELLO, [6; 32], b"").await;
     assert_eq!(r.value.as_deref(), Some(&b"handler, with an id"[..]));
     // Once the receiver is gone, the handler answers again; and after a release too.
@@ -231,5 +231,5 @@ async fn without_a_handler_claims_take_nothing() {
     let r = ask(&client, &node, HELLO, [5; 32], b"").await;
     assert_eq!(r.value.as_deref(), Some(&b"command"[..]));
     let r = ask(&client, &node, PUT, [5; 32], b"").await;
-    assert_eq!(r.error, errors::UNKNOWN_COMMAND);
+    assert_eq!(r.error, ErrorCode::UNKNOWN_COMMAND);
 }

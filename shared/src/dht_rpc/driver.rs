@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::handler::{Handled, RequestHandler, Responder};
-use super::messages::{errors, Id};
+use super::messages::{ErrorCode, Id, InternalCommand};
 use super::node::{
     Commit, Config, Dht, Event, IncomingRequest, QueryError, QueryId, QueryOpts, QuerySpec, Reply,
     ReplyOpts, RequestError, RequestId, RequestOpts, RequestSpec, Socket,
@@ -57,7 +57,7 @@ pub enum HandlerReply {
     /// Reply with this value (and a token and closer nodes, as `req.reply(value)`).
     Value(Option<Vec<u8>>),
     /// Reply with an error code.
-    Error(u64),
+    Error(ErrorCode),
     /// Send nothing.
     Ignore,
 }
@@ -149,7 +149,7 @@ enum Command {
     },
     Error {
         req: Box<IncomingRequest>,
-        code: u64,
+        code: ErrorCode,
         opts: ReplyOpts,
     },
     Relay {
@@ -247,7 +247,7 @@ impl DhtHandle {
     /// Pings a node.
     pub async fn ping(&self, to: SocketAddrV4) -> Result<Reply, DriverError> {
         let spec = RequestSpec {
-            command: super::messages::commands::PING,
+            command: InternalCommand::PING.0,
             ..RequestSpec::default()
         };
         self.send_request(spec, to, RequestOpts::default(), true)
@@ -288,7 +288,7 @@ impl DhtHandle {
     pub async fn find_node(&self, target: Id) -> Result<QueryOutcome, DriverError> {
         let spec = QuerySpec {
             target,
-            command: super::messages::commands::FIND_NODE,
+            command: InternalCommand::FIND_NODE.0,
             value: None,
         };
         self.run_query(spec, QueryOpts::default(), true, None, None)
@@ -409,7 +409,7 @@ impl DhtHandle {
     pub fn error(
         &self,
         req: &IncomingRequest,
-        code: u64,
+        code: ErrorCode,
         opts: ReplyOpts,
     ) -> Result<(), DriverError> {
         let req = Box::new(req.clone());
@@ -758,10 +758,10 @@ impl<S: DatagramSocket> Task<S> {
                         Ok(()) => HandlerReply::Ignore,
                         Err(_) => {
                             self.handlers.remove(&req.command);
-                            HandlerReply::Error(errors::UNKNOWN_COMMAND)
+                            HandlerReply::Error(ErrorCode::UNKNOWN_COMMAND)
                         }
                     },
-                    None => HandlerReply::Error(errors::UNKNOWN_COMMAND),
+                    None => HandlerReply::Error(ErrorCode::UNKNOWN_COMMAND),
                 };
                 match answer {
                     HandlerReply::Value(v) => self.dht.reply(&req, v, ReplyOpts::default()),

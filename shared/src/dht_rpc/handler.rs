@@ -14,7 +14,7 @@
 use std::net::SocketAddrV4;
 use std::time::Instant;
 
-use super::messages::Id;
+use super::messages::{ErrorCode, Id};
 use super::node::{Dht, IncomingRequest, ReplyOpts};
 
 /// What [`RequestHandler::on_request`] did with a request.
@@ -56,7 +56,7 @@ impl<'a> Responder<'a> {
     }
 
     /// Answers `req` with an error code ([`Dht::error`]).
-    pub fn error(&mut self, req: &IncomingRequest, code: u64, opts: ReplyOpts) {
+    pub fn error(&mut self, req: &IncomingRequest, code: ErrorCode, opts: ReplyOpts) {
         self.dht.error(req, code, opts);
     }
 

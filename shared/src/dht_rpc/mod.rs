@@ -22,3 +22,4 @@ pub mod nat_sampler;
 pub mod node;
 pub mod peer;
 pub mod routing_table;
+pub(crate) mod wire_enum;
