@@ -7,6 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use holepunch::hyperdht::constants::Firewall;
 use holepunch::hyperdht::holepuncher::{Holepuncher, BIRTHDAY_SOCKETS};
 use libfuzzer_sys::fuzz_target;
 
@@ -24,8 +25,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let start = Instant::now();
     let mut now = start;
-    let mut p =
-        Holepuncher::with_seed(first & 1 == 1, u64::from(first >> 1) % 5, first & 2 == 0, 7);
+    let mut p = Holepuncher::with_seed(
+        first & 1 == 1,
+        Firewall(u64::from(first >> 1) % 5),
+        first & 2 == 0,
+        7,
+    );
     while let Some((&op, tail)) = rest.split_first() {
         let arg = tail.get(..6).unwrap_or(tail);
         rest = tail.get(6..).unwrap_or(&[]);
@@ -38,7 +43,12 @@ fuzz_target!(|data: &[u8]| {
                     .get(5)
                     .filter(|v| *v & 1 == 1)
                     .map(|v| Ipv4Addr::new(198, 18, v % 4, 0));
-                p.update_remote(op & 8 != 0, u64::from(op >> 4) % 5, &addrs, verified);
+                p.update_remote(
+                    op & 8 != 0,
+                    Firewall(u64::from(op >> 4) % 5),
+                    &addrs,
+                    verified,
+                );
             }
             2 => {
                 let _ = p.punch(now);

@@ -28,7 +28,7 @@ fn main() {
         id: Some([1; 32]),
         token: Some([2; 32]),
         closer_nodes: Some(nodes),
-        error: 0,
+        error: holepunch::dht_rpc::messages::ErrorCode::OK,
         value: None,
     });
     let bytes = res.to_bytes();
@@ -43,7 +43,7 @@ fn main() {
         black_box(Message::decode(black_box(&bytes)).ok());
     });
     let payload = NoisePayload {
-        firewall: 1,
+        firewall: holepunch::hyperdht::constants::Firewall::OPEN,
         addresses4: vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1); 3],
         udx: Some(UdxInfo {
             version: 1,

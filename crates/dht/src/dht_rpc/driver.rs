@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::messages::{errors, Id};
+use super::handler::{Handled, RequestHandler, Responder};
+use super::messages::{ErrorCode, Id, InternalCommand};
 use super::node::{
     Commit, Config, Dht, Event, IncomingRequest, QueryError, QueryId, QueryOpts, QuerySpec, Reply,
     ReplyOpts, RequestError, RequestId, RequestOpts, RequestSpec, Socket,
 };
-use crate::hyperdht::persistent::{Answer, CacheOpts, Persistent};
 
 /// A datagram socket the driver can run on. `recv_from` must be cancel-safe (it is raced against timers).
 pub trait DatagramSocket: Send + Sync + 'static {
@@ -57,7 +57,7 @@ pub enum HandlerReply {
     /// Reply with this value (and a token and closer nodes, as `req.reply(value)`).
     Value(Option<Vec<u8>>),
     /// Reply with an error code.
-    Error(u64),
+    Error(ErrorCode),
     /// Send nothing.
     Ignore,
 }
@@ -149,7 +149,7 @@ enum Command {
     },
     Error {
         req: Box<IncomingRequest>,
-        code: u64,
+        code: ErrorCode,
         opts: ReplyOpts,
     },
     Relay {
@@ -163,7 +163,7 @@ enum Command {
         tx: Option<mpsc::UnboundedSender<IncomingRequest>>,
         done: oneshot::Sender<()>,
     },
-    ServeHyperdht(CacheOpts, oneshot::Sender<()>),
+    SetHandler(Box<dyn RequestHandler>, oneshot::Sender<()>),
     State(oneshot::Sender<NodeState>),
 }
 
@@ -214,7 +214,7 @@ impl DhtHandle {
             requests: HashMap::new(),
             queries: HashMap::new(),
             handlers: HashMap::new(),
-            hyperdht: None,
+            handler: None,
             commit_requests: HashMap::new(),
             claims: HashMap::new(),
         };
@@ -247,7 +247,7 @@ impl DhtHandle {
     /// Pings a node.
     pub async fn ping(&self, to: SocketAddrV4) -> Result<Reply, DriverError> {
         let spec = RequestSpec {
-            command: super::messages::commands::PING,
+            command: InternalCommand::PING.0,
             ..RequestSpec::default()
         };
         self.send_request(spec, to, RequestOpts::default(), true)
@@ -288,7 +288,7 @@ impl DhtHandle {
     pub async fn find_node(&self, target: Id) -> Result<QueryOutcome, DriverError> {
         let spec = QuerySpec {
             target,
-            command: super::messages::commands::FIND_NODE,
+            command: InternalCommand::FIND_NODE.0,
             value: None,
         };
         self.run_query(spec, QueryOpts::default(), true, None, None)
@@ -409,7 +409,7 @@ impl DhtHandle {
     pub fn error(
         &self,
         req: &IncomingRequest,
-        code: u64,
+        code: ErrorCode,
         opts: ReplyOpts,
     ) -> Result<(), DriverError> {
         let req = Box::new(req.clone());
@@ -431,22 +431,23 @@ impl DhtHandle {
             .map_err(|_| DriverError::Closed)
     }
 
-    /// Makes the node answer hyperdht's storage commands (LOOKUP, ANNOUNCE, UNANNOUNCE, FIND_PEER,
-    /// MUTABLE_*, IMMUTABLE_*) as a persistent JS hyperdht node does, once it is persistent itself, and
-    /// route PEER_HANDSHAKE / PEER_HOLEPUNCH messages between clients and announced servers.
-    /// These commands then bypass [`Self::on_command`] handlers.
-    pub async fn serve_hyperdht(&self, opts: CacheOpts) -> Result<(), DriverError> {
+    /// Installs the node's [`RequestHandler`] (replacing any earlier one), in effect when this returns: it
+    /// sees every request no claim took ([`Self::claim_target`]) before the [`Self::on_command`] handlers,
+    /// and answers the ones it knows (a protocol built on dht-rpc serves its commands this way, as
+    /// hyperdht's persistent store does).
+    pub async fn set_handler(&self, handler: impl RequestHandler) -> Result<(), DriverError> {
         let (done, rx) = oneshot::channel();
         self.tx
-            .send(Command::ServeHyperdht(opts, done))
+            .send(Command::SetHandler(Box::new(handler), done))
             .map_err(|_| DriverError::Closed)?;
         rx.await.map_err(|_| DriverError::Closed)
     }
 
-    /// Delivers the PEER_HANDSHAKE and PEER_HOLEPUNCH requests whose target is `target` on the returned
-    /// channel, ahead of [`Self::serve_hyperdht`]'s routing and of command handlers: the node hosts the
-    /// hyperdht server of that target (the JS router's `onpeerhandshake` state). In effect when this returns;
-    /// [`Self::release_target`] undoes it.
+    /// Delivers the requests whose target is `target` and that the installed handler lets be claimed
+    /// ([`RequestHandler::claimable`]) on the returned channel, ahead of the handler itself and of command
+    /// handlers: the node hosts the service of that target (hyperdht's router in its `onpeerhandshake`
+    /// state, for one). In effect when this returns; [`Self::release_target`] undoes it. Requests arriving
+    /// after the receiver is dropped go on to the handler.
     pub async fn claim_target(
         &self,
         target: Id,
@@ -512,7 +513,7 @@ struct Task<S> {
     requests: HashMap<RequestId, oneshot::Sender<Result<Reply, RequestError>>>,
     queries: HashMap<QueryId, PendingQuery>,
     handlers: HashMap<u64, Handler>,
-    hyperdht: Option<Box<Persistent>>,
+    handler: Option<Box<dyn RequestHandler>>,
     commit_requests: HashMap<RequestId, QueryId>,
     claims: HashMap<Id, mpsc::UnboundedSender<IncomingRequest>>,
 }
@@ -550,8 +551,8 @@ impl<S: DatagramSocket> Task<S> {
                 _ = sleep => {
                     let now = Instant::now();
                     self.dht.handle_timeout(now);
-                    if let Some(store) = &mut self.hyperdht {
-                        store.tick(now);
+                    if let Some(handler) = &mut self.handler {
+                        handler.on_tick(now);
                     }
                 }
             }
@@ -616,8 +617,8 @@ impl<S: DatagramSocket> Task<S> {
                 };
                 let _ = done.send(());
             }
-            Command::ServeHyperdht(opts, done) => {
-                self.hyperdht = Some(Box::new(Persistent::new(opts, now)));
+            Command::SetHandler(handler, done) => {
+                self.handler = Some(handler);
                 let _ = done.send(());
             }
             Command::Reply { req, value, opts } => self.dht.reply(&req, value, opts),
@@ -738,40 +739,16 @@ impl<S: DatagramSocket> Task<S> {
                 }
             }
             Event::Request(req) => {
-                if !req.internal
-                    && (req.command == crate::hyperdht::constants::commands::PEER_HANDSHAKE
-                        || req.command == crate::hyperdht::constants::commands::PEER_HOLEPUNCH)
-                {
-                    if let Some(tx) = req.target.and_then(|t| self.claims.get(&t)) {
-                        if tx.send(req.clone()).is_ok() {
-                            return;
+                if let Some(handler) = &mut self.handler {
+                    if !req.internal && handler.claimable(&req) {
+                        if let Some(tx) = req.target.and_then(|t| self.claims.get(&t)) {
+                            if tx.send(req.clone()).is_ok() {
+                                return;
+                            }
                         }
                     }
-                }
-                if let Some(store) = &mut self.hyperdht {
-                    let id = self.dht.id();
-                    let wall_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64);
-                    if let Some(answer) = store.handle(&req, id.as_ref(), wall_ms) {
-                        match answer {
-                            Answer::Reply {
-                                value,
-                                token,
-                                closer_nodes,
-                                to,
-                            } => {
-                                let opts = ReplyOpts {
-                                    token: Some(token),
-                                    closer_nodes,
-                                    to,
-                                };
-                                self.dht.reply(&req, value, opts);
-                            }
-                            Answer::Relay { value, to } => self.dht.relay(&req, Some(value), to),
-                            Answer::Error(code) => self.dht.error(&req, code, ReplyOpts::default()),
-                            Answer::Drop => {}
-                        }
+                    let mut node = Responder::new(&mut self.dht);
+                    if handler.on_request(&req, &mut node, Instant::now()) == Handled::Done {
                         return;
                     }
                 }
@@ -781,10 +758,10 @@ impl<S: DatagramSocket> Task<S> {
                         Ok(()) => HandlerReply::Ignore,
                         Err(_) => {
                             self.handlers.remove(&req.command);
-                            HandlerReply::Error(errors::UNKNOWN_COMMAND)
+                            HandlerReply::Error(ErrorCode::UNKNOWN_COMMAND)
                         }
                     },
-                    None => HandlerReply::Error(errors::UNKNOWN_COMMAND),
+                    None => HandlerReply::Error(ErrorCode::UNKNOWN_COMMAND),
                 };
                 match answer {
                     HandlerReply::Value(v) => self.dht.reply(&req, v, ReplyOpts::default()),
@@ -803,63 +780,5 @@ impl<S: DatagramSocket> Task<S> {
             }
             other => tracing::trace!("dht event {other:?}"),
         }
-    }
-}
-
-/// Resolves a bootstrap node written as dht-rpc accepts them: `host:port`, or
-/// `suggested-ip@hostname:port` (as hyperdht's `BOOTSTRAP_NODES`). The suggested IP is used when given
-/// (the JS pings it first and falls back to resolving the hostname); otherwise an IPv4 literal is used
-/// as is and a hostname is resolved to its first IPv4 address.
-pub async fn resolve_bootstrap(spec: &str) -> Result<SocketAddrV4, DriverError> {
-    let bad = || {
-        DriverError::Io(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bad bootstrap node {spec:?}"),
-        ))
-    };
-    let (host, port) = spec.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    let (suggested, name) = match host.split_once('@') {
-        Some((ip, name)) => (Some(ip), name),
-        None => (None, host),
-    };
-    if let Some(ip) = suggested.and_then(|ip| ip.parse::<Ipv4Addr>().ok()) {
-        return Ok(SocketAddrV4::new(ip, port));
-    }
-    if let Ok(ip) = name.parse::<Ipv4Addr>() {
-        return Ok(SocketAddrV4::new(ip, port));
-    }
-    tokio::net::lookup_host((name, port))
-        .await?
-        .find_map(|a| match a {
-            SocketAddr::V4(a) => Some(a),
-            SocketAddr::V6(_) => None,
-        })
-        .ok_or(DriverError::NotIpv4)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn bootstrap_specs() {
-        let a = |s: &str| s.parse::<SocketAddrV4>().expect("addr");
-        assert_eq!(
-            resolve_bootstrap("127.0.0.1:49737").await.ok(),
-            Some(a("127.0.0.1:49737"))
-        );
-        assert_eq!(
-            resolve_bootstrap("88.99.3.86@node1.hyperdht.org:49737")
-                .await
-                .ok(),
-            Some(a("88.99.3.86:49737"))
-        );
-        assert_eq!(
-            resolve_bootstrap("localhost:7").await.ok(),
-            Some(a("127.0.0.1:7"))
-        );
-        assert!(resolve_bootstrap("127.0.0.1").await.is_err());
-        assert!(resolve_bootstrap("127.0.0.1:99999").await.is_err());
     }
 }

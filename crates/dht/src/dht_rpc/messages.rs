@@ -14,6 +14,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use super::wire_enum::wire_enum;
 use crate::compact_encoding::{Decode, DecodeError, Encode, Reader, Result, Writer};
 
 /// The protocol version, the low nibble of the type byte.
@@ -23,28 +24,35 @@ pub const REQUEST_ID: u8 = VERSION;
 /// Type byte of a response.
 pub const RESPONSE_ID: u8 = (0b0001 << 4) | VERSION;
 
-/// The commands dht-rpc itself handles (sent with the internal flag set), `lib/commands.js`.
-pub mod commands {
-    /// Keep-alive, answered with an empty reply.
-    pub const PING: u64 = 0;
-    /// "Reply to the port in my value": checks whether our server socket is reachable.
-    pub const PING_NAT: u64 = 1;
-    /// Iterative lookup step: answered with the closer nodes to the target.
-    pub const FIND_NODE: u64 = 2;
-    /// "The node at the address in my value looks down": the receiver pings it.
-    pub const DOWN_HINT: u64 = 3;
-    /// A ping answered after the `uint32` milliseconds in the value.
-    pub const DELAYED_PING: u64 = 4;
+wire_enum! {
+    /// The commands dht-rpc itself handles (sent with the internal flag set), `lib/commands.js`. A
+    /// request's `command` number is one of these when its `internal` flag is set; without it the number
+    /// is the user's (hyperdht's commands, say), in a space of its own.
+    pub struct InternalCommand {
+        /// Keep-alive, answered with an empty reply.
+        PING = 0,
+        /// "Reply to the port in my value": checks whether our server socket is reachable.
+        PING_NAT = 1,
+        /// Iterative lookup step: answered with the closer nodes to the target.
+        FIND_NODE = 2,
+        /// "The node at the address in my value looks down": the receiver pings it.
+        DOWN_HINT = 3,
+        /// A ping answered after the `uint32` milliseconds in the value.
+        DELAYED_PING = 4,
+    }
 }
 
-/// Error codes carried in responses, `lib/errors.js`.
-pub mod errors {
-    /// No error.
-    pub const OK: u64 = 0;
-    /// The receiver does not handle the command.
-    pub const UNKNOWN_COMMAND: u64 = 1;
-    /// The token in the request is not one the receiver handed out.
-    pub const INVALID_TOKEN: u64 = 2;
+wire_enum! {
+    /// Error codes carried in responses, `lib/errors.js`. A protocol on dht-rpc may answer with codes of
+    /// its own (hyperdht's `SEQ_REUSED`, say): those print as `Unknown(n)` here and pass through unchanged.
+    pub struct ErrorCode {
+        /// No error.
+        OK = 0,
+        /// The receiver does not handle the command.
+        UNKNOWN_COMMAND = 1,
+        /// The token in the request is not one the receiver handed out.
+        INVALID_TOKEN = 2,
+    }
 }
 
 /// A 32-byte node id, target or token.
@@ -61,7 +69,7 @@ pub struct Request {
     pub id: Option<Id>,
     /// A token previously handed out by the receiver (for commands that store state).
     pub token: Option<Id>,
-    /// True for dht-rpc's own commands ([`commands`]), false for user commands.
+    /// True for dht-rpc's own commands ([`InternalCommand`]), false for user commands.
     pub internal: bool,
     /// The command number.
     pub command: u64,
@@ -84,8 +92,8 @@ pub struct Response {
     pub token: Option<Id>,
     /// Nodes the responder knows closer to the request's target (`None` when the flag is unset).
     pub closer_nodes: Option<Vec<SocketAddrV4>>,
-    /// Error code, 0 for success ([`errors`]).
-    pub error: u64,
+    /// Error code, [`ErrorCode::OK`] for success.
+    pub error: ErrorCode,
     /// The reply payload.
     pub value: Option<Vec<u8>>,
 }
@@ -183,7 +191,7 @@ impl Response {
         } else {
             None
         };
-        let error = if flags & 8 != 0 { r.uint()? } else { 0 };
+        let error = ErrorCode(if flags & 8 != 0 { r.uint()? } else { 0 });
         let value = if flags & 16 != 0 {
             Some(r.buffer()?.to_vec())
         } else {
@@ -210,7 +218,7 @@ impl Response {
         u8::from(self.id.is_some())
             | u8::from(self.token.is_some()) << 1
             | u8::from(self.has_closer_nodes()) << 2
-            | u8::from(self.error > 0) << 3
+            | u8::from(self.error != ErrorCode::OK) << 3
             | u8::from(self.value.is_some()) << 4
     }
 }
@@ -232,8 +240,8 @@ impl Encode for Response {
                 w.ipv4_address(n);
             });
         }
-        if self.error > 0 {
-            w.uint(self.error);
+        if self.error != ErrorCode::OK {
+            w.uint(self.error.0);
         }
         if let Some(value) = &self.value {
             w.buffer(value);
@@ -315,7 +323,7 @@ mod tests {
             id: None,
             token: None,
             closer_nodes: Some(vec![]),
-            error: 0,
+            error: ErrorCode::OK,
             value: None,
         };
         assert_eq!(res.to_bytes(), vec![RESPONSE_ID, 0, 1, 0, 0, 0, 0, 0, 0, 0]);

@@ -39,7 +39,9 @@ use rand::{Rng, RngCore, SeedableRng};
 
 use super::health::{Health, NetworkHealth};
 use super::io::{CongestionWindow, DEFAULT_RETRIES, DRAIN_INTERVAL, MAX_WINDOW, REQUEST_TIMEOUT};
-use super::messages::{commands, encode_ipv4_peer, errors, Id, Message, Request, Response};
+use super::messages::{
+    encode_ipv4_peer, ErrorCode, Id, InternalCommand, Message, Request, Response,
+};
 use super::nat_sampler::NatSampler;
 use super::peer::{node_id, TokenSecrets};
 use super::routing_table::{compare_distance, AddResult, RoutingTable, K};
@@ -230,8 +232,8 @@ pub struct Reply {
     pub token: Option<Id>,
     /// Closer nodes to the target.
     pub closer_nodes: Vec<SocketAddrV4>,
-    /// Error code (0 = success).
-    pub error: u64,
+    /// Error code ([`ErrorCode::OK`] = success).
+    pub error: ErrorCode,
     /// The reply payload.
     pub value: Option<Vec<u8>>,
     /// Round-trip time since the request was created.
@@ -861,7 +863,7 @@ impl Dht {
     /// Pings a node (`dht.ping(...)`).
     pub fn ping(&mut self, to: SocketAddrV4, now: Instant) -> RequestId {
         let spec = RequestSpec {
-            command: commands::PING,
+            command: InternalCommand::PING.0,
             ..RequestSpec::default()
         };
         self.user_request(true, spec, to, RequestOpts::default(), now)
@@ -880,7 +882,7 @@ impl Dht {
         }
         let ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
         let spec = RequestSpec {
-            command: commands::DELAYED_PING,
+            command: InternalCommand::DELAYED_PING.0,
             value: Some(ms.to_le_bytes().to_vec()),
             ..RequestSpec::default()
         };
@@ -920,7 +922,7 @@ impl Dht {
         self.refresh_ticks = REFRESH_TICKS;
         let spec = QuerySpec {
             target,
-            command: commands::FIND_NODE,
+            command: InternalCommand::FIND_NODE.0,
             value: None,
         };
         self.start_query(QueryKind::User, true, spec, opts, now)
@@ -968,7 +970,7 @@ impl Dht {
             req.socket,
             to,
             req.target.as_ref(),
-            0,
+            ErrorCode::OK,
             value,
             token,
             opts.closer_nodes,
@@ -976,7 +978,7 @@ impl Dht {
     }
 
     /// Answers a request with an error code (`req.error(code, opts)`).
-    pub fn error(&mut self, req: &IncomingRequest, code: u64, opts: ReplyOpts) {
+    pub fn error(&mut self, req: &IncomingRequest, code: ErrorCode, opts: ReplyOpts) {
         let to = opts.to.unwrap_or(req.from);
         let token = opts.token.unwrap_or(false);
         self.send_reply(
@@ -1108,7 +1110,8 @@ impl Dht {
         force: bool,
         now: Instant,
     ) -> Option<u16> {
-        if internal && !self.config.send_down_hints && spec.command == commands::DOWN_HINT {
+        if internal && !self.config.send_down_hints && spec.command == InternalCommand::DOWN_HINT.0
+        {
             return None;
         }
         let tid = self.create_request(to, to_id, internal, spec, owner, now);
@@ -1202,7 +1205,7 @@ impl Dht {
         socket: Socket,
         to: SocketAddrV4,
         target: Option<&Id>,
-        error: u64,
+        error: ErrorCode,
         value: Option<Vec<u8>>,
         token: bool,
         closer: bool,
@@ -1266,7 +1269,7 @@ impl Dht {
                     token: Some(true),
                     ..ReplyOpts::default()
                 };
-                self.error(&incoming, errors::INVALID_TOKEN, opts);
+                self.error(&incoming, ErrorCode::INVALID_TOKEN, opts);
                 return;
             }
         }
@@ -1283,15 +1286,15 @@ impl Dht {
                 r.socket,
                 to,
                 r.target.as_ref(),
-                0,
+                ErrorCode::OK,
                 None,
                 false,
                 false,
             );
         };
-        match incoming.command {
-            commands::PING => plain(self, &incoming, from),
-            commands::DELAYED_PING => {
+        match InternalCommand(incoming.command) {
+            InternalCommand::PING => plain(self, &incoming, from),
+            InternalCommand::DELAYED_PING => {
                 let Some(ms) = incoming.value.as_deref().and_then(|v| v.get(..4)) else {
                     return;
                 };
@@ -1306,7 +1309,7 @@ impl Dht {
                     id: self.own_id_for(socket),
                     token: None,
                     closer_nodes: None,
-                    error: 0,
+                    error: ErrorCode::OK,
                     value: None,
                 };
                 self.delayed.push((
@@ -1318,7 +1321,7 @@ impl Dht {
                     },
                 ));
             }
-            commands::PING_NAT => {
+            InternalCommand::PING_NAT => {
                 let Some(p) = incoming.value.as_deref().and_then(|v| v.get(..2)) else {
                     return;
                 };
@@ -1328,21 +1331,21 @@ impl Dht {
                 }
                 plain(self, &incoming, SocketAddrV4::new(*from.ip(), port));
             }
-            commands::FIND_NODE => {
+            InternalCommand::FIND_NODE => {
                 if let Some(target) = incoming.target {
                     self.send_reply(
                         incoming.tid,
                         socket,
                         from,
                         Some(&target),
-                        0,
+                        ErrorCode::OK,
                         None,
                         false,
                         true,
                     );
                 }
             }
-            commands::DOWN_HINT => {
+            InternalCommand::DOWN_HINT => {
                 let Some(addr) = incoming.value.as_deref().and_then(|v| v.get(..6)) else {
                     return;
                 };
@@ -1365,7 +1368,7 @@ impl Dht {
                     socket,
                     from,
                     target.as_ref(),
-                    errors::UNKNOWN_COMMAND,
+                    ErrorCode::UNKNOWN_COMMAND,
                     None,
                     false,
                     target.is_some(),
@@ -1622,7 +1625,7 @@ impl Dht {
             new_node: Box::new(new_node),
         };
         let spec = RequestSpec {
-            command: commands::PING,
+            command: InternalCommand::PING.0,
             ..RequestSpec::default()
         };
         self.internal_request(addr, None, true, spec, owner, false, now);
@@ -1643,7 +1646,7 @@ impl Dht {
         let (addr, last_seen) = (node.addr, node.seen);
         self.checks += 1;
         let spec = RequestSpec {
-            command: commands::PING,
+            command: InternalCommand::PING.0,
             ..RequestSpec::default()
         };
         self.internal_request(
@@ -1839,7 +1842,7 @@ impl Dht {
         let value = self.config.server_port.to_le_bytes().to_vec();
         for to in targets {
             let spec = RequestSpec {
-                command: commands::PING_NAT,
+                command: InternalCommand::PING_NAT.0,
                 value: Some(value.clone()),
                 ..RequestSpec::default()
             };
@@ -1948,7 +1951,7 @@ impl Dht {
             .min(2.max(self.config.concurrency / 8));
         let spec = QuerySpec {
             target,
-            command: commands::FIND_NODE,
+            command: InternalCommand::FIND_NODE.0,
             value: None,
         };
         let opts = QueryOpts {
@@ -1970,13 +1973,13 @@ impl Dht {
         self.next_query += 1;
         let id = QueryId(self.next_query);
         let concurrency = opts.concurrency.unwrap_or(self.config.concurrency).max(1);
-        let retries = opts
-            .retries
-            .unwrap_or(if internal && spec.command == commands::DOWN_HINT {
+        let retries = opts.retries.unwrap_or(
+            if internal && spec.command == InternalCommand::DOWN_HINT.0 {
                 3
             } else {
                 5
-            });
+            },
+        );
         let mut q = Query {
             id,
             ended: None,
@@ -2130,7 +2133,7 @@ impl Dht {
         }
         self.down_hints_sent += 1;
         let spec = RequestSpec {
-            command: commands::DOWN_HINT,
+            command: InternalCommand::DOWN_HINT.0,
             value: Some(encode_ipv4_peer(&down).to_vec()),
             ..RequestSpec::default()
         };
@@ -2195,12 +2198,12 @@ impl Dht {
         if q.committing {
             return;
         }
-        if m.error == 0 {
+        if m.error == ErrorCode::OK {
             q.successes += 1;
         } else {
             q.errors += 1;
         }
-        if m.error == 0 && m.from_id.is_some() && q.is_closer(m.from_id.as_ref()) {
+        if m.error == ErrorCode::OK && m.from_id.is_some() && q.is_closer(m.from_id.as_ref()) {
             q.push_closest(m.clone());
         }
         let own = *self.table.id();
@@ -2225,7 +2228,7 @@ impl Dht {
         if !q.from_table && q.successes + q.errors >= q.concurrency {
             q.slowdown = false;
         }
-        if m.error != 0 {
+        if m.error != ErrorCode::OK {
             self.read_more(q, now);
             return;
         }
@@ -2254,7 +2257,7 @@ impl Dht {
         }
         boot.first = false;
         let spec = RequestSpec {
-            command: commands::PING_NAT,
+            command: InternalCommand::PING_NAT.0,
             value: Some(self.config.server_port.to_le_bytes().to_vec()),
             ..RequestSpec::default()
         };

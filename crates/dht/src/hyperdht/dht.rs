@@ -55,18 +55,18 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::constants::{commands, errors, firewall, mode, ns};
+use super::constants::{ns, Command, ErrorCode, Firewall, Mode};
 use super::messages::{
     announce_signable, decode, mutable_signable, sign, verify, Announce, Handshake, HolepunchInfo,
     LookupReply, MutableGetResponse, MutablePutRequest, NoisePayload, Peer, RelayInfo,
     SecretStreamInfo, UdxInfo,
 };
 use super::noise_wrap::{NoiseWrap, NoiseWrapError};
-use super::persistent::CacheOpts;
+use super::persistent::{CacheOpts, ServeHyperdht};
 use crate::compact_encoding::{Encode, Writer};
 use crate::crypto::{self, KeyPair};
 use crate::dht_rpc::driver::{DatagramSocket, DhtHandle, DriverError};
-use crate::dht_rpc::messages::Id;
+use crate::dht_rpc::messages::{ErrorCode as RpcErrorCode, Id};
 use crate::dht_rpc::node::{
     Config, IncomingRequest, QueryOpts, QuerySpec, Reply, ReplyOpts, RequestSpec,
 };
@@ -129,8 +129,8 @@ pub enum HyperDhtError {
     #[error("HOLEPUNCH_DOUBLE_RANDOMIZED_NATS: both peers are behind randomizing NATs")]
     HolepunchDoubleRandomizedNats,
     /// The server aborted the holepunch with an error code (`REMOTE_ABORTED`).
-    #[error("REMOTE_ABORTED: remote aborted with error code {0}")]
-    RemoteAborted(u64),
+    #[error("REMOTE_ABORTED: remote aborted with error code {0:?}")]
+    RemoteAborted(ErrorCode),
     /// The server did not start punching (`REMOTE_NOT_HOLEPUNCHING`).
     #[error("REMOTE_NOT_HOLEPUNCHING: the remote is not punching")]
     RemoteNotHolepunching,
@@ -197,8 +197,7 @@ impl DatagramSocket for UdxSocket {
 #[derive(Debug, Clone)]
 pub struct HyperDhtOpts {
     /// Bootstrap nodes. Empty by default (a node of its own); the public network's are
-    /// [`super::constants::BOOTSTRAP_NODES`] (resolve them with
-    /// [`crate::dht_rpc::driver::resolve_bootstrap`]).
+    /// [`super::bootstrap::default_nodes`] (resolve them with [`super::bootstrap::resolve`]).
     pub bootstrap: Vec<SocketAddrV4>,
     /// Address to bind (default 0.0.0.0).
     pub host: Ipv4Addr,
@@ -628,9 +627,9 @@ impl HyperDht {
         addresses4.extend(local_addresses(self.server_addr()));
         let request = noise.send(&NoisePayload {
             firewall: if remote_addr.is_some() {
-                firewall::OPEN
+                Firewall::OPEN
             } else {
-                firewall::UNKNOWN
+                Firewall::UNKNOWN
             },
             addresses4,
             udx: Some(UdxInfo {
@@ -650,7 +649,7 @@ impl HyperDht {
             .query(
                 QuerySpec {
                     target,
-                    command: commands::FIND_PEER,
+                    command: Command::FIND_PEER.into(),
                     value: None,
                 },
                 QueryOpts::default(),
@@ -706,9 +705,9 @@ impl HyperDht {
         if payload.version != 1 {
             return Err(HyperDhtError::ServerIncompatible(payload.version));
         }
-        if payload.error != errors::NONE {
+        if payload.error != ErrorCode::NONE {
             return Err(HyperDhtError::ServerError(format!(
-                "the server answered with error code {}",
+                "the server answered with error code {:?}",
                 payload.error
             )));
         }
@@ -926,7 +925,7 @@ impl HyperDht {
             .holepunch
             .as_ref()
             .is_some_and(|h| !h.relays.is_empty());
-        if payload.firewall == firewall::OPEN || !holepunchable {
+        if payload.firewall == Firewall::OPEN || !holepunchable {
             let addr = payload
                 .addresses4
                 .iter()
@@ -1003,7 +1002,7 @@ impl HyperDht {
         to: SocketAddrV4,
     ) -> Result<(Vec<u8>, SocketAddrV4, SocketAddrV4, bool)> {
         let value = Handshake {
-            mode: mode::FROM_CLIENT,
+            mode: Mode::FROM_CLIENT,
             noise: noise.to_vec(),
             peer_address: None,
             relay_address: None,
@@ -1015,7 +1014,7 @@ impl HyperDht {
             .request(
                 RequestSpec {
                     token: None,
-                    command: commands::PEER_HANDSHAKE,
+                    command: Command::PEER_HANDSHAKE.into(),
                     target: Some(target),
                     value: Some(value),
                 },
@@ -1028,7 +1027,7 @@ impl HyperDht {
             .as_deref()
             .and_then(|v| decode::<Handshake>(v).ok());
         match hs {
-            Some(hs) if hs.mode == mode::REPLY && res.from == to && !hs.noise.is_empty() => {
+            Some(hs) if hs.mode == Mode::REPLY && res.from == to && !hs.noise.is_empty() => {
                 let relayed = hs.peer_address.is_some();
                 Ok((hs.noise, hs.peer_address.unwrap_or(to), res.to, relayed))
             }
@@ -1046,7 +1045,7 @@ impl HyperDht {
             .query(
                 QuerySpec {
                     target: *topic,
-                    command: commands::LOOKUP,
+                    command: Command::LOOKUP.into(),
                     value: None,
                 },
                 QueryOpts::default(),
@@ -1115,7 +1114,7 @@ impl HyperDht {
     ) -> Result<Vec<LookupResult>> {
         let spec = QuerySpec {
             target: *topic,
-            command: commands::LOOKUP,
+            command: Command::LOOKUP.into(),
             value: None,
         };
         let commit = announce.map(|(kp, relays)| {
@@ -1123,7 +1122,7 @@ impl HyperDht {
             let kp = kp.clone();
             let relays = relays.to_vec();
             Box::new(move |reply: &crate::dht_rpc::node::Reply| {
-                announce_request(&target, reply, &kp, &relays, commands::ANNOUNCE)
+                announce_request(&target, reply, &kp, &relays, Command::ANNOUNCE)
             }) as crate::dht_rpc::driver::CommitFn
         });
         let outcome = match found {
@@ -1177,7 +1176,7 @@ impl HyperDht {
             if !found {
                 continue;
             }
-            if let Some(spec) = announce_request(topic, r, key_pair, &[], commands::UNANNOUNCE) {
+            if let Some(spec) = announce_request(topic, r, key_pair, &[], Command::UNANNOUNCE) {
                 let _ = self
                     .inner
                     .handle
@@ -1207,14 +1206,14 @@ impl HyperDht {
             .query_with_commit(
                 QuerySpec {
                     target,
-                    command: commands::MUTABLE_GET,
+                    command: Command::MUTABLE_GET.into(),
                     value: Some(w.into_vec()),
                 },
                 QueryOpts::default(),
                 move |reply| {
                     Some(RequestSpec {
                         token: reply.token,
-                        command: commands::MUTABLE_PUT,
+                        command: Command::MUTABLE_PUT.into(),
                         target: Some(target),
                         value: Some(signed.clone()),
                     })
@@ -1237,7 +1236,7 @@ impl HyperDht {
             .query(
                 QuerySpec {
                     target,
-                    command: commands::MUTABLE_GET,
+                    command: Command::MUTABLE_GET.into(),
                     value: Some(w.into_vec()),
                 },
                 QueryOpts::default(),
@@ -1277,14 +1276,14 @@ impl HyperDht {
             .query_with_commit(
                 QuerySpec {
                     target,
-                    command: commands::IMMUTABLE_GET,
+                    command: Command::IMMUTABLE_GET.into(),
                     value: None,
                 },
                 QueryOpts::default(),
                 move |reply| {
                     Some(RequestSpec {
                         token: reply.token,
-                        command: commands::IMMUTABLE_PUT,
+                        command: Command::IMMUTABLE_PUT.into(),
                         target: Some(target),
                         value: Some(value.clone()),
                     })
@@ -1305,7 +1304,7 @@ impl HyperDht {
             .query(
                 QuerySpec {
                     target: *hash,
-                    command: commands::IMMUTABLE_GET,
+                    command: Command::IMMUTABLE_GET.into(),
                     value: None,
                 },
                 QueryOpts::default(),
@@ -1325,7 +1324,7 @@ fn announce_request(
     reply: &Reply,
     key_pair: &KeyPair,
     relay_addresses: &[SocketAddrV4],
-    command: u64,
+    command: Command,
 ) -> Option<RequestSpec> {
     let token = reply.token?;
     let node_id = reply.from_id?;
@@ -1333,7 +1332,7 @@ fn announce_request(
         public_key: key_pair.public,
         relay_addresses: relay_addresses.to_vec(),
     };
-    let namespace = if command == commands::ANNOUNCE {
+    let namespace = if command == Command::ANNOUNCE {
         ns::announce()
     } else {
         ns::unannounce()
@@ -1347,7 +1346,7 @@ fn announce_request(
     };
     Some(RequestSpec {
         token: Some(token),
-        command,
+        command: command.into(),
         target: Some(*target),
         value: Some(ann.to_bytes()),
     })
@@ -1628,7 +1627,7 @@ async fn announce_server(dht: &HyperDht, key_pair: &KeyPair, target: Id) -> Anno
         .query(
             QuerySpec {
                 target,
-                command: commands::FIND_PEER,
+                command: Command::FIND_PEER.into(),
                 value: None,
             },
             QueryOpts::default(),
@@ -1647,14 +1646,18 @@ async fn announce_server(dht: &HyperDht, key_pair: &KeyPair, target: Id) -> Anno
     }
     let mut set = tokio::task::JoinSet::new();
     for reply in outcome.closest.iter().take(ANNOUNCE_NODES) {
-        let Some(spec) = announce_request(&target, reply, key_pair, &[], commands::ANNOUNCE) else {
+        let Some(spec) = announce_request(&target, reply, key_pair, &[], Command::ANNOUNCE) else {
             continue;
         };
         let handle = handle.clone();
         let (from, to) = (reply.from, reply.to);
         set.spawn(async move {
             let r = handle.request(spec, from, Default::default()).await;
-            (from, to, matches!(r, Ok(ref rep) if rep.error == 0))
+            (
+                from,
+                to,
+                matches!(r, Ok(ref rep) if rep.error == RpcErrorCode::OK),
+            )
         });
     }
     while let Some(r) = set.join_next().await {
@@ -1678,7 +1681,7 @@ async fn unannounce_server(dht: &HyperDht, key_pair: &KeyPair, target: Id, to: S
         .request(
             RequestSpec {
                 token: None,
-                command: commands::FIND_PEER,
+                command: Command::FIND_PEER.into(),
                 target: Some(target),
                 value: None,
             },
@@ -1692,7 +1695,7 @@ async fn unannounce_server(dht: &HyperDht, key_pair: &KeyPair, target: Id, to: S
     if reply.value.is_none() {
         return;
     }
-    if let Some(spec) = announce_request(&target, &reply, key_pair, &[], commands::UNANNOUNCE) {
+    if let Some(spec) = announce_request(&target, &reply, key_pair, &[], Command::UNANNOUNCE) {
         let _ = handle.request(spec, to, Default::default()).await;
     }
 }
@@ -1777,9 +1780,9 @@ impl Router {
             tokio::select! {
                 req = requests.recv() => {
                     let Some(req) = req else { return };
-                    if req.command == commands::PEER_HANDSHAKE {
+                    if Command::from(req.command) == Command::PEER_HANDSHAKE {
                         self.on_handshake(&req).await;
-                    } else if req.command == commands::PEER_HOLEPUNCH {
+                    } else if Command::from(req.command) == Command::PEER_HOLEPUNCH {
                         self.spawn_holepunch(HolepunchRequest {
                             tid: req.tid,
                             from: req.from,
@@ -1854,16 +1857,16 @@ impl Router {
             return;
         };
         let handle = &self.dht.inner.handle;
-        if let (Some(sock), mode::FROM_RELAY | mode::FROM_SECOND_RELAY) = (&from_socket, hs.mode) {
+        if let (Some(sock), Mode::FROM_RELAY | Mode::FROM_SECOND_RELAY) = (&from_socket, hs.mode) {
             // Answer from the puncher's socket, so the client learns the address punches come from.
-            let to = if hs.mode == mode::FROM_RELAY {
+            let to = if hs.mode == Mode::FROM_RELAY {
                 Some(req.from)
             } else {
                 hs.relay_address
             };
             if let Some(to) = to {
                 let value = Handshake {
-                    mode: mode::FROM_SERVER,
+                    mode: Mode::FROM_SERVER,
                     noise,
                     peer_address: hs.peer_address,
                     relay_address: None,
@@ -1879,11 +1882,11 @@ impl Router {
             to: None,
         };
         let _ = match hs.mode {
-            mode::FROM_CLIENT => handle.reply(
+            Mode::FROM_CLIENT => handle.reply(
                 req,
                 Some(
                     Handshake {
-                        mode: mode::REPLY,
+                        mode: Mode::REPLY,
                         noise,
                         peer_address: None,
                         relay_address: None,
@@ -1892,11 +1895,11 @@ impl Router {
                 ),
                 opts,
             ),
-            mode::FROM_RELAY => handle.relay(
+            Mode::FROM_RELAY => handle.relay(
                 req,
                 Some(
                     Handshake {
-                        mode: mode::FROM_SERVER,
+                        mode: Mode::FROM_SERVER,
                         noise,
                         peer_address: hs.peer_address,
                         relay_address: None,
@@ -1905,12 +1908,12 @@ impl Router {
                 ),
                 req.from,
             ),
-            mode::FROM_SECOND_RELAY => match hs.relay_address {
+            Mode::FROM_SECOND_RELAY => match hs.relay_address {
                 Some(relay) => handle.relay(
                     req,
                     Some(
                         Handshake {
-                            mode: mode::FROM_SERVER,
+                            mode: Mode::FROM_SERVER,
                             noise,
                             peer_address: hs.peer_address,
                             relay_address: None,
@@ -1944,11 +1947,11 @@ impl Router {
             return Ok(None);
         }
         let error = if remote.version != 1 {
-            errors::VERSION_MISMATCH
+            ErrorCode::VERSION_MISMATCH
         } else if remote.udx.is_none() {
-            errors::ABORTED
+            ErrorCode::ABORTED
         } else {
-            errors::NONE
+            ErrorCode::NONE
         };
         let (socket, our_remote) = self.dht.current_socket().await?;
         let mut addresses4 = Vec::new();
@@ -1956,7 +1959,7 @@ impl Router {
         addresses4.extend(local_addresses(self.dht.server_addr()));
         let announced = self.announced.lock().map(|a| a.clone()).unwrap_or_default();
 
-        let raw = if error == errors::NONE {
+        let raw = if error == ErrorCode::NONE {
             Some(self.dht.create_raw_stream()?)
         } else {
             None
@@ -1974,9 +1977,9 @@ impl Router {
         let reply = noise.send(&NoisePayload {
             error,
             firewall: if our_remote.is_some() {
-                firewall::OPEN
+                Firewall::OPEN
             } else {
-                firewall::UNKNOWN
+                Firewall::UNKNOWN
             },
             holepunch: if our_remote.is_some() {
                 None
@@ -2011,7 +2014,7 @@ impl Router {
         };
         let mut hole: Option<Arc<ServerHole>> = None;
         let mut reply_socket = None;
-        if remote.firewall != firewall::OPEN && !direct && our_remote.is_none() {
+        if remote.firewall != Firewall::OPEN && !direct && our_remote.is_none() {
             // We are firewalled: set up a puncher (`setupHolepuncher`). On the same LAN as the client the
             // answer still goes out of the DHT socket so the LAN shortcut reaches it.
             let theirs: Vec<SocketAddrV4> = remote
@@ -2060,7 +2063,7 @@ impl Router {
         // `true` once the client's first packet came in (the stream connected, or moved, to it).
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         let relay_path = Arc::new(relay::RelayPath::default());
-        if remote.firewall == firewall::OPEN || direct {
+        if remote.firewall == Firewall::OPEN || direct {
             // The client is reachable (or talked to us directly): connect now.
             let sock = if direct {
                 match req.socket {

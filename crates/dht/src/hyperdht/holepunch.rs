@@ -15,7 +15,7 @@ use std::net::SocketAddrV4;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::super::constants::{commands, errors, firewall, mode};
+use super::super::constants::{Command, ErrorCode, Firewall, Mode};
 use super::super::holepuncher::{probe_verdict, ProbeAbort, ProbeVerdict, PuncherEvent};
 use super::super::messages::{decode, Holepunch, HolepunchPayload, RelayInfo};
 use super::super::secure_payload::SecurePayload;
@@ -125,8 +125,8 @@ impl RandomPunches {
 }
 
 /// Whether a punch between these firewall kinds uses a random strategy.
-fn is_random(ours: u64, theirs: u64) -> bool {
-    ours >= firewall::RANDOM || theirs >= firewall::RANDOM
+fn is_random(ours: Firewall, theirs: Firewall) -> bool {
+    ours >= Firewall::RANDOM || theirs >= Firewall::RANDOM
 }
 
 /// The pause before trying a random punch again (`tryLater`: 10 to 20 s).
@@ -156,10 +156,10 @@ pub(super) struct ClientPunch {
 }
 
 impl ClientPunch {
-    fn firewall_and_addresses(&self) -> (u64, Option<Vec<SocketAddrV4>>) {
+    fn firewall_and_addresses(&self) -> (Firewall, Option<Vec<SocketAddrV4>>) {
         self.session
             .with(|p| (p.nat.firewall(), p.nat.addresses().map(<[_]>::to_vec)))
-            .unwrap_or((firewall::UNKNOWN, None))
+            .unwrap_or((Firewall::UNKNOWN, None))
     }
 
     /// `updateHolepunch`: one PEER_HOLEPUNCH request from the puncher's socket through `relay`, to the server
@@ -171,7 +171,7 @@ impl ClientPunch {
         payload: HolepunchPayload,
     ) -> Result<Update> {
         let value = Holepunch {
-            mode: mode::FROM_CLIENT,
+            mode: Mode::FROM_CLIENT,
             id: self.id,
             payload: self.secure.encrypt(&payload),
             peer_address: Some(peer_address),
@@ -186,13 +186,13 @@ impl ClientPunch {
             .value
             .as_deref()
             .and_then(|v| decode::<Holepunch>(v).ok())
-            .filter(|hp| hp.mode == mode::REPLY && res.from == relay)
+            .filter(|hp| hp.mode == Mode::REPLY && res.from == relay)
             .ok_or_else(|| HyperDhtError::ServerError("BAD_HOLEPUNCH_REPLY".into()))?;
         let remote = self
             .secure
             .decrypt(&hp.payload)
             .ok_or(HyperDhtError::HolepunchInvalid)?;
-        if remote.error == errors::TRY_LATER && self.relayed && payload.punching {
+        if remote.error == ErrorCode::TRY_LATER && self.relayed && payload.punching {
             return Ok(Update {
                 from: res.from,
                 to: res.to,
@@ -200,7 +200,7 @@ impl ClientPunch {
                 payload: remote,
             });
         }
-        if remote.error != errors::NONE {
+        if remote.error != ErrorCode::NONE {
             return Err(HyperDhtError::RemoteAborted(remote.error));
         }
         let echoed = matches!((&remote.remote_token, &payload.token), (Some(a), Some(b)) if a == b);
@@ -239,7 +239,7 @@ impl ClientPunch {
                     server_relay.peer_address,
                     server_relay.relay_address,
                     HolepunchPayload {
-                        error: errors::NONE,
+                        error: ErrorCode::NONE,
                         firewall: fw,
                         round,
                         connected: false,
@@ -258,17 +258,17 @@ impl ClientPunch {
             let remote_fw = self
                 .session
                 .with(|p| p.remote_firewall())
-                .unwrap_or(firewall::UNKNOWN);
-            if remote_fw == firewall::UNKNOWN {
+                .unwrap_or(Firewall::UNKNOWN);
+            if remote_fw == Firewall::UNKNOWN {
                 tokio::time::sleep(REMOTE_UNKNOWN_PAUSE).await;
             }
             self.session.analyzed().await;
             let (remote_fw, local_fw) = self
                 .session
                 .with(|p| (p.remote_firewall(), p.nat.firewall()))
-                .unwrap_or((firewall::UNKNOWN, firewall::UNKNOWN));
+                .unwrap_or((Firewall::UNKNOWN, Firewall::UNKNOWN));
             tracing::debug!(
-                "holepunch probe: remote {remote_fw}, local {local_fw}, token {}, peer {}",
+                "holepunch probe: remote {remote_fw:?}, local {local_fw:?}, token {}, peer {}",
                 reply.payload.token.is_some(),
                 reply.peer_address
             );
@@ -309,8 +309,8 @@ impl ClientPunch {
                 relay.peer_address,
                 relay.relay_address,
                 HolepunchPayload {
-                    error: errors::ABORTED,
-                    firewall: firewall::UNKNOWN,
+                    error: ErrorCode::ABORTED,
+                    firewall: Firewall::UNKNOWN,
                     round,
                     connected: false,
                     punching: false,
@@ -402,7 +402,7 @@ impl ClientPunch {
                         server_address,
                         client_relay,
                         HolepunchPayload {
-                            error: errors::NONE,
+                            error: ErrorCode::NONE,
                             firewall: fw,
                             round,
                             connected: false,
@@ -444,7 +444,7 @@ impl ClientPunch {
                     peer,
                     via,
                     HolepunchPayload {
-                        error: errors::NONE,
+                        error: ErrorCode::NONE,
                         firewall: fw,
                         round,
                         connected: false,
@@ -465,7 +465,7 @@ impl ClientPunch {
             if self.is_done() {
                 return Ok(());
             }
-            if punched.payload.error == errors::TRY_LATER {
+            if punched.payload.error == ErrorCode::TRY_LATER {
                 tracing::debug!("holepunch: the server says try later");
                 tokio::time::sleep(try_later_pause()).await;
                 if self.is_done() {
@@ -565,7 +565,7 @@ pub(super) async fn on_server_holepunch(
     else {
         return;
     };
-    if hp.mode != mode::FROM_RELAY {
+    if hp.mode != Mode::FROM_RELAY {
         return;
     }
     let Some(peer_address) = hp.peer_address else {
@@ -582,7 +582,7 @@ pub(super) async fn on_server_holepunch(
     let main = session.main().socket().clone();
     let reply = |payload: HolepunchPayload| {
         let value = Holepunch {
-            mode: mode::FROM_SERVER,
+            mode: Mode::FROM_SERVER,
             id: 0,
             payload: h.secure.encrypt(&payload),
             peer_address: Some(peer_address),
@@ -595,7 +595,7 @@ pub(super) async fn on_server_holepunch(
                 &main,
                 tid,
                 internal,
-                commands::PEER_HOLEPUNCH,
+                Command::PEER_HOLEPUNCH.into(),
                 target,
                 value,
                 to,
@@ -604,12 +604,12 @@ pub(super) async fn on_server_holepunch(
         }
     };
     let round_now = || h.round.lock().map(|r| *r).unwrap_or(0);
-    let abort = |error: u64| {
+    let abort = |error: ErrorCode| {
         let round = round_now();
         session.with(|p| p.destroy());
         reply(HolepunchPayload {
             error,
-            firewall: firewall::UNKNOWN,
+            firewall: Firewall::UNKNOWN,
             round,
             connected: false,
             punching: false,
@@ -620,14 +620,14 @@ pub(super) async fn on_server_holepunch(
         })
     };
     if session.with(|p| p.is_destroyed()).unwrap_or(true) {
-        abort(errors::ABORTED).await;
+        abort(ErrorCode::ABORTED).await;
         return;
     }
-    if remote.error != errors::NONE {
+    if remote.error != ErrorCode::NONE {
         if let Ok(mut r) = h.round.lock() {
             *r = (*r).max(remote.round);
         }
-        abort(errors::ABORTED).await;
+        abort(ErrorCode::ABORTED).await;
         return;
     }
     let token = h.secure.token(*peer_address.ip());
@@ -677,7 +677,7 @@ pub(super) async fn on_server_holepunch(
     );
     if !remote_punching && !stable {
         tracing::debug!("server holepunch: unstable NAT, aborting");
-        abort(errors::ABORTED).await;
+        abort(ErrorCode::ABORTED).await;
         return;
     }
     // Fast mode: the client opened a session to an address of ours; punch back at once.
@@ -685,7 +685,7 @@ pub(super) async fn on_server_holepunch(
         session.with(|p| {
             let fw = p.nat.firewall();
             let ours = p.nat.addresses().is_some_and(|a| a.contains(&ra));
-            if (fw == firewall::OPEN || fw == firewall::CONSISTENT) && ours {
+            if (fw == Firewall::OPEN || fw == Firewall::CONSISTENT) && ours {
                 p.ping(peer_address);
             }
         });
@@ -693,7 +693,7 @@ pub(super) async fn on_server_holepunch(
     // Our side as the reply tells it (a known firewall frozen first when we go on punching).
     let our_state = |freeze: bool| {
         session.with(|p| {
-            if freeze && p.nat.firewall() != firewall::UNKNOWN {
+            if freeze && p.nat.firewall() != Firewall::UNKNOWN {
                 p.nat.freeze();
             }
             (
@@ -724,23 +724,23 @@ pub(super) async fn on_server_holepunch(
         if random && !h.random.may_punch(now) {
             tracing::debug!("server holepunch: random punch limit reached, try later");
             if !h.relayed {
-                abort(errors::TRY_LATER).await;
+                abort(ErrorCode::TRY_LATER).await;
                 return;
             }
             if let Some(state) = our_state(false) {
-                reply(our_reply(errors::TRY_LATER, state)).await;
+                reply(our_reply(ErrorCode::TRY_LATER, state)).await;
             }
             return;
         }
         if !session.with(|p| p.punch(now)).unwrap_or(false) {
             tracing::debug!("server holepunch: no strategy for these NATs, aborting");
-            abort(errors::ABORTED).await;
+            abort(ErrorCode::ABORTED).await;
             return;
         }
         h.random.track(session);
     }
     if let Some(state) = our_state(true) {
-        reply(our_reply(errors::NONE, state)).await;
+        reply(our_reply(ErrorCode::NONE, state)).await;
     }
 }
 
@@ -779,10 +779,10 @@ mod tests {
 
     #[test]
     fn random_strategies_and_pauses() {
-        assert!(!is_random(firewall::CONSISTENT, firewall::OPEN));
-        assert!(!is_random(firewall::UNKNOWN, firewall::CONSISTENT));
-        assert!(is_random(firewall::RANDOM, firewall::CONSISTENT));
-        assert!(is_random(firewall::CONSISTENT, firewall::RANDOM));
+        assert!(!is_random(Firewall::CONSISTENT, Firewall::OPEN));
+        assert!(!is_random(Firewall::UNKNOWN, Firewall::CONSISTENT));
+        assert!(is_random(Firewall::RANDOM, Firewall::CONSISTENT));
+        assert!(is_random(Firewall::CONSISTENT, Firewall::RANDOM));
         for _ in 0..100 {
             let p = try_later_pause();
             assert!(p >= Duration::from_secs(10) && p <= Duration::from_secs(20));

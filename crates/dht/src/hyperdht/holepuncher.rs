@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use super::constants::firewall;
+use super::constants::Firewall;
 use super::nat::Nat;
 
 /// Sockets the birthday strategy opens (`BIRTHDAY_SOCKETS`).
@@ -113,9 +113,9 @@ enum Strategy {
 }
 
 /// OPEN punches as CONSISTENT (`coerceFirewall`).
-pub fn coerce_firewall(fw: u64) -> u64 {
-    if fw == firewall::OPEN {
-        firewall::CONSISTENT
+pub fn coerce_firewall(fw: Firewall) -> Firewall {
+    if fw == Firewall::OPEN {
+        Firewall::CONSISTENT
     } else {
         fw
     }
@@ -142,14 +142,19 @@ pub enum ProbeVerdict {
 }
 
 /// The decision at the end of a client probe round.
-pub fn probe_verdict(remote: u64, local: u64, have_token: bool, retry: bool) -> ProbeVerdict {
-    if (remote == firewall::UNKNOWN || !have_token) && retry {
+pub fn probe_verdict(
+    remote: Firewall,
+    local: Firewall,
+    have_token: bool,
+    retry: bool,
+) -> ProbeVerdict {
+    if (remote == Firewall::UNKNOWN || !have_token) && retry {
         return ProbeVerdict::Retry;
     }
-    if remote == firewall::UNKNOWN || local == firewall::UNKNOWN {
+    if remote == Firewall::UNKNOWN || local == Firewall::UNKNOWN {
         return ProbeVerdict::Abort(ProbeAbort::ProbeTimeout);
     }
-    if remote >= firewall::RANDOM && local >= firewall::RANDOM {
+    if remote >= Firewall::RANDOM && local >= Firewall::RANDOM {
         return ProbeVerdict::Abort(ProbeAbort::DoubleRandomized);
     }
     ProbeVerdict::Punch
@@ -161,7 +166,7 @@ pub struct Holepuncher {
     is_initiator: bool,
     /// The NAT analysis of the main socket.
     pub nat: Nat,
-    remote_firewall: u64,
+    remote_firewall: Firewall,
     remote_addresses: Vec<RemoteAddress>,
     remote_holepunching: bool,
     punching: bool,
@@ -179,7 +184,7 @@ pub struct Holepuncher {
 impl Holepuncher {
     /// A puncher for the initiator (client) or responder (server); `remote_firewall` is what the handshake
     /// said, `dht_firewalled` the DHT's own verdict (seeds the [`Nat`]).
-    pub fn new(is_initiator: bool, remote_firewall: u64, dht_firewalled: bool) -> Self {
+    pub fn new(is_initiator: bool, remote_firewall: Firewall, dht_firewalled: bool) -> Self {
         Self::with_seed(
             is_initiator,
             remote_firewall,
@@ -191,7 +196,7 @@ impl Holepuncher {
     /// [`Holepuncher::new`] with a fixed seed for the random ports (tests).
     pub fn with_seed(
         is_initiator: bool,
-        remote_firewall: u64,
+        remote_firewall: Firewall,
         dht_firewalled: bool,
         seed: u64,
     ) -> Self {
@@ -219,7 +224,7 @@ impl Holepuncher {
         self.is_initiator
     }
     /// The remote's firewall kind, as last told.
-    pub fn remote_firewall(&self) -> u64 {
+    pub fn remote_firewall(&self) -> Firewall {
         self.remote_firewall
     }
     /// The remote's addresses, as last told.
@@ -256,7 +261,7 @@ impl Holepuncher {
     pub fn update_remote(
         &mut self,
         punching: bool,
-        firewall: u64,
+        firewall: Firewall,
         addresses: &[SocketAddrV4],
         verified: Option<std::net::Ipv4Addr>,
     ) {
@@ -276,8 +281,8 @@ impl Holepuncher {
     /// Whether the NAT situation looks unpunchable as it is (`_unstable`).
     pub fn is_unstable(&self) -> bool {
         let local = self.nat.firewall();
-        (self.remote_firewall >= firewall::RANDOM && local >= firewall::RANDOM)
-            || local == firewall::UNKNOWN
+        (self.remote_firewall >= Firewall::RANDOM && local >= Firewall::RANDOM)
+            || local == Firewall::UNKNOWN
     }
 
     /// `analyze(false)` once the NAT analysis settled: `Some(stable)`, or `None` while it still samples.
@@ -316,7 +321,7 @@ impl Holepuncher {
         self.punching = true;
         let local = coerce_firewall(self.nat.firewall());
         let remote = coerce_firewall(self.remote_firewall);
-        if local == firewall::CONSISTENT && remote == firewall::CONSISTENT {
+        if local == Firewall::CONSISTENT && remote == Firewall::CONSISTENT {
             self.strategy = Strategy::Consistent { tries: 0 };
             if self.is_initiator {
                 self.handle_timeout(now);
@@ -335,7 +340,7 @@ impl Holepuncher {
             self.punching = false;
             return false;
         };
-        if local == firewall::CONSISTENT && remote >= firewall::RANDOM {
+        if local == Firewall::CONSISTENT && remote >= Firewall::RANDOM {
             self.randomized = true;
             self.strategy = Strategy::RandomProbes {
                 remote: verified,
@@ -344,7 +349,7 @@ impl Holepuncher {
             self.handle_timeout(now);
             return true;
         }
-        if local >= firewall::RANDOM && remote == firewall::CONSISTENT {
+        if local >= Firewall::RANDOM && remote == Firewall::CONSISTENT {
             self.randomized = true;
             // Open the birthday sockets at once, each with a low-TTL packet.
             while self.sockets < BIRTHDAY_SOCKETS {
@@ -536,7 +541,7 @@ mod tests {
                 SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, i), 49737),
             );
         }
-        assert_eq!(p.nat.firewall(), firewall::CONSISTENT);
+        assert_eq!(p.nat.firewall(), Firewall::CONSISTENT);
     }
 
     /// A consistent NAT (endpoint-independent mapping, address-dependent filtering) in front of one socket:
@@ -609,8 +614,8 @@ mod tests {
     fn consistent_pair_punches_through() {
         let start = Instant::now();
         let (cp, sp) = (a("198.18.1.1:4000"), a("198.18.2.1:5000"));
-        let mut client = Holepuncher::with_seed(true, firewall::UNKNOWN, true, 1);
-        let mut server = Holepuncher::with_seed(false, firewall::UNKNOWN, true, 2);
+        let mut client = Holepuncher::with_seed(true, Firewall::UNKNOWN, true, 1);
+        let mut server = Holepuncher::with_seed(false, Firewall::UNKNOWN, true, 2);
         consistent(&mut client, cp);
         consistent(&mut server, sp);
         // Probe round: the client opens a session to the server (low TTL) ...
@@ -663,11 +668,11 @@ mod tests {
     fn consistent_punch_gives_up_after_ten_rounds() {
         let start = Instant::now();
         let (cp, sp) = (a("198.18.1.1:4000"), a("198.18.2.1:5000"));
-        let mut client = Holepuncher::with_seed(true, firewall::CONSISTENT, true, 1);
-        let mut server = Holepuncher::with_seed(false, firewall::CONSISTENT, true, 2);
+        let mut client = Holepuncher::with_seed(true, Firewall::CONSISTENT, true, 1);
+        let mut server = Holepuncher::with_seed(false, Firewall::CONSISTENT, true, 2);
         consistent(&mut client, cp);
         consistent(&mut server, sp);
-        client.update_remote(true, firewall::CONSISTENT, &[sp], Some(*sp.ip()));
+        client.update_remote(true, Firewall::CONSISTENT, &[sp], Some(*sp.ip()));
         assert!(client.punch(start));
         let mut nats = [
             ConsistentNat {
@@ -697,11 +702,11 @@ mod tests {
     #[test]
     fn unverified_addresses_every_fourth_round() {
         let start = Instant::now();
-        let mut p = Holepuncher::with_seed(true, firewall::CONSISTENT, true, 1);
+        let mut p = Holepuncher::with_seed(true, Firewall::CONSISTENT, true, 1);
         consistent(&mut p, a("198.18.1.1:4000"));
         p.update_remote(
             true,
-            firewall::CONSISTENT,
+            Firewall::CONSISTENT,
             &[a("198.18.2.1:5000"), a("198.18.3.1:6000")],
             Some(Ipv4Addr::new(198, 18, 2, 1)),
         );
@@ -720,7 +725,7 @@ mod tests {
 
     #[test]
     fn destroy_aborts_once() {
-        let mut p = Holepuncher::with_seed(true, firewall::CONSISTENT, true, 1);
+        let mut p = Holepuncher::with_seed(true, Firewall::CONSISTENT, true, 1);
         p.destroy();
         p.destroy();
         assert_eq!(p.poll_event(), Some(PuncherEvent::Aborted));
@@ -731,7 +736,7 @@ mod tests {
 
     #[test]
     fn responder_answers_punches() {
-        let mut p = Holepuncher::with_seed(false, firewall::CONSISTENT, true, 1);
+        let mut p = Holepuncher::with_seed(false, Firewall::CONSISTENT, true, 1);
         p.on_packet(0, a("198.18.1.1:4000"));
         assert_eq!(
             p.poll_transmit(),
@@ -747,14 +752,14 @@ mod tests {
     #[test]
     fn random_remote_gets_random_ports() {
         let start = Instant::now();
-        let mut p = Holepuncher::with_seed(true, firewall::RANDOM, true, 7);
+        let mut p = Holepuncher::with_seed(true, Firewall::RANDOM, true, 7);
         consistent(&mut p, a("198.18.1.1:4000"));
         // Without a verified address there is no random strategy.
-        p.update_remote(true, firewall::RANDOM, &[a("198.18.2.1:0")], None);
+        p.update_remote(true, Firewall::RANDOM, &[a("198.18.2.1:0")], None);
         assert!(!p.punch(start));
         p.update_remote(
             true,
-            firewall::RANDOM,
+            Firewall::RANDOM,
             &[a("198.18.2.1:0")],
             Some(Ipv4Addr::new(198, 18, 2, 1)),
         );
@@ -778,16 +783,16 @@ mod tests {
     #[test]
     fn birthday_opens_sockets_with_low_ttl() {
         let start = Instant::now();
-        let mut p = Holepuncher::with_seed(true, firewall::CONSISTENT, true, 7);
+        let mut p = Holepuncher::with_seed(true, Firewall::CONSISTENT, true, 7);
         for i in 1..=4u16 {
             p.nat.add(
                 SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 1), 4000 + i),
                 SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 1000 + i),
             );
         }
-        assert_eq!(p.nat.firewall(), firewall::RANDOM);
+        assert_eq!(p.nat.firewall(), Firewall::RANDOM);
         let remote = a("198.18.2.1:5000");
-        p.update_remote(true, firewall::CONSISTENT, &[remote], Some(*remote.ip()));
+        p.update_remote(true, Firewall::CONSISTENT, &[remote], Some(*remote.ip()));
         assert!(p.punch(start));
         let opened: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
         assert_eq!(opened.len(), BIRTHDAY_SOCKETS - 1);
@@ -818,7 +823,7 @@ mod tests {
 
     #[test]
     fn probe_times_out_when_sampling_ends_without_a_verdict() {
-        let mut p = Holepuncher::with_seed(true, firewall::UNKNOWN, true, 1);
+        let mut p = Holepuncher::with_seed(true, Firewall::UNKNOWN, true, 1);
         // Two nodes answered, the others did not.
         p.nat.add(
             a("198.18.1.1:4000"),
@@ -831,15 +836,15 @@ mod tests {
         assert_eq!(p.analyze(), None, "still sampling");
         p.nat.finish_sampling();
         assert_eq!(p.analyze(), Some(false), "our NAT is unknown: unstable");
-        p.update_remote(false, firewall::CONSISTENT, &[a("198.18.2.1:5000")], None);
+        p.update_remote(false, Firewall::CONSISTENT, &[a("198.18.2.1:5000")], None);
         assert_eq!(
             probe_verdict(p.remote_firewall(), p.nat.firewall(), true, false),
             ProbeVerdict::Abort(ProbeAbort::ProbeTimeout)
         );
         // And a remote that never says what it is times out as well, after one retry.
-        let mut q = Holepuncher::with_seed(true, firewall::UNKNOWN, true, 1);
+        let mut q = Holepuncher::with_seed(true, Firewall::UNKNOWN, true, 1);
         consistent(&mut q, a("198.18.1.1:4000"));
-        q.update_remote(false, firewall::UNKNOWN, &[], None);
+        q.update_remote(false, Firewall::UNKNOWN, &[], None);
         assert_eq!(
             probe_verdict(q.remote_firewall(), q.nat.firewall(), true, true),
             ProbeVerdict::Retry
@@ -900,7 +905,7 @@ mod tests {
         ) {
             let start = Instant::now();
             let mut now = start;
-            let mut p = Holepuncher::with_seed(initiator, firewall::UNKNOWN, true, 3);
+            let mut p = Holepuncher::with_seed(initiator, Firewall::UNKNOWN, true, 3);
             let mut finals = 0;
             for op in ops {
                 match op {
@@ -911,7 +916,7 @@ mod tests {
                     Op::Remote(punching, fw, addrs, verified) => {
                         let addrs: Vec<_> =
                             addrs.iter().map(|(h, port)| SocketAddrV4::new(ip(*h % 4), *port)).collect();
-                        p.update_remote(punching, fw, &addrs, verified.map(|h| ip(h % 4)));
+                        p.update_remote(punching, Firewall(fw), &addrs, verified.map(|h| ip(h % 4)));
                     }
                     Op::Punch => {
                         let _ = p.punch(now);
@@ -945,7 +950,10 @@ mod tests {
 
     #[test]
     fn probe_verdicts() {
-        use firewall::*;
+        const UNKNOWN: Firewall = Firewall::UNKNOWN;
+        const OPEN: Firewall = Firewall::OPEN;
+        const CONSISTENT: Firewall = Firewall::CONSISTENT;
+        const RANDOM: Firewall = Firewall::RANDOM;
         assert_eq!(
             probe_verdict(UNKNOWN, CONSISTENT, true, true),
             ProbeVerdict::Retry

@@ -10,7 +10,7 @@ use std::net::{SocketAddrV4, SocketAddrV6};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
-use super::constants::ns;
+use super::constants::{ns, ErrorCode, Firewall, Mode};
 use crate::compact_encoding::{Decode, DecodeError, Encode, Reader, Result, Writer};
 use crate::dht_rpc::hash::blake2b256;
 
@@ -53,8 +53,8 @@ macro_rules! codec {
 /// `handshake`: a Noise message routed through the DHT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handshake {
-    /// Who sends it ([`super::constants::mode`]).
-    pub mode: u64,
+    /// Who sends it.
+    pub mode: Mode,
     /// The Noise handshake message.
     pub noise: Vec<u8>,
     /// The peer's address as the relaying node saw it.
@@ -66,7 +66,7 @@ pub struct Handshake {
 impl Handshake {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let flags = r.uint()?;
-        let mode = r.uint()?;
+        let mode = Mode::decode(r)?;
         let noise = r.buffer()?.to_vec();
         let peer_address = opt(flags & 1 != 0, || r.ipv4_address())?;
         let relay_address = opt(flags & 2 != 0, || r.ipv4_address())?;
@@ -80,7 +80,7 @@ impl Handshake {
     fn write(&self, w: &mut Writer) {
         let flags =
             u64::from(self.peer_address.is_some()) | u64::from(self.relay_address.is_some()) << 1;
-        w.uint(flags).uint(self.mode).buffer(&self.noise);
+        w.uint(flags).encode(&self.mode).buffer(&self.noise);
         if let Some(a) = &self.peer_address {
             w.ipv4_address(a);
         }
@@ -219,10 +219,10 @@ pub struct NoisePayload {
     /// Version read from the wire. Only version 1 has a body; for any other the rest is left undecoded
     /// (as the JS does, so the caller can answer with a version mismatch). Always written as 1.
     pub version: u64,
-    /// Error code ([`super::constants::errors`]).
-    pub error: u64,
-    /// Firewall kind ([`super::constants::firewall`]).
-    pub firewall: u64,
+    /// Error code.
+    pub error: ErrorCode,
+    /// Firewall kind.
+    pub firewall: Firewall,
     /// Holepunch session info.
     pub holepunch: Option<HolepunchInfo>,
     /// IPv4 addresses (flagged only when non-empty).
@@ -243,8 +243,8 @@ impl Default for NoisePayload {
     fn default() -> Self {
         Self {
             version: 1,
-            error: 0,
-            firewall: 0,
+            error: ErrorCode::NONE,
+            firewall: Firewall::UNKNOWN,
             holepunch: None,
             addresses4: Vec::new(),
             addresses6: Vec::new(),
@@ -266,8 +266,8 @@ impl NoisePayload {
             });
         }
         let flags = r.uint()?;
-        let error = r.uint()?;
-        let firewall = r.uint()?;
+        let error = ErrorCode::decode(r)?;
+        let firewall = Firewall::decode(r)?;
         Ok(Self {
             version,
             error,
@@ -297,7 +297,10 @@ impl NoisePayload {
             | u64::from(self.secret_stream.is_some()) << 4
             | u64::from(self.relay_through.is_some()) << 5
             | u64::from(self.relay_addresses.is_some()) << 6;
-        w.uint(1).uint(flags).uint(self.error).uint(self.firewall);
+        w.uint(1)
+            .uint(flags)
+            .encode(&self.error)
+            .encode(&self.firewall);
         if let Some(h) = &self.holepunch {
             h.write(w);
         }
@@ -328,8 +331,8 @@ codec!(NoisePayload);
 /// `holepunch`: a holepunch message routed through the DHT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holepunch {
-    /// Who sends it ([`super::constants::mode`]).
-    pub mode: u64,
+    /// Who sends it.
+    pub mode: Mode,
     /// Holepunch session id.
     pub id: u64,
     /// The encrypted [`HolepunchPayload`].
@@ -341,7 +344,7 @@ pub struct Holepunch {
 impl Holepunch {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let flags = r.uint()?;
-        let mode = r.uint()?;
+        let mode = Mode::decode(r)?;
         let id = r.uint()?;
         let payload = r.buffer()?.to_vec();
         let peer_address = opt(flags & 1 != 0, || r.ipv4_address())?;
@@ -354,7 +357,7 @@ impl Holepunch {
     }
     fn write(&self, w: &mut Writer) {
         w.uint(u64::from(self.peer_address.is_some()))
-            .uint(self.mode)
+            .encode(&self.mode)
             .uint(self.id)
             .buffer(&self.payload);
         if let Some(a) = &self.peer_address {
@@ -368,9 +371,9 @@ codec!(Holepunch);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HolepunchPayload {
     /// Error code.
-    pub error: u64,
+    pub error: ErrorCode,
     /// Firewall kind of the sender.
-    pub firewall: u64,
+    pub firewall: Firewall,
     /// Holepunch round.
     pub round: u64,
     /// The sender already has a connection.
@@ -391,8 +394,8 @@ impl HolepunchPayload {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let flags = r.uint()?;
         Ok(Self {
-            error: r.uint()?,
-            firewall: r.uint()?,
+            error: ErrorCode::decode(r)?,
+            firewall: Firewall::decode(r)?,
             round: r.uint()?,
             connected: flags & 1 != 0,
             punching: flags & 2 != 0,
@@ -410,8 +413,8 @@ impl HolepunchPayload {
             | u64::from(self.token.is_some()) << 4
             | u64::from(self.remote_token.is_some()) << 5;
         w.uint(flags)
-            .uint(self.error)
-            .uint(self.firewall)
+            .encode(&self.error)
+            .encode(&self.firewall)
             .uint(self.round);
         if let Some(a) = &self.addresses {
             write_ipv4_array(w, a);

@@ -3,11 +3,11 @@
 //! A holepunch attempt pings a few DHT nodes from its own socket; each reply says which address the node saw
 //! us at (`to`). From those samples [`Nat`] decides the firewall kind of that socket:
 //!
-//! * [`firewall::OPEN`] when the DHT node itself is not firewalled;
-//! * [`firewall::CONSISTENT`] when three samples agree on `host:port` (or two agree on each of two hosts);
-//! * [`firewall::RANDOM`] when no `host:port` repeats (each node saw another port), or, with a single host,
+//! * [`Firewall::OPEN`] when the DHT node itself is not firewalled;
+//! * [`Firewall::CONSISTENT`] when three samples agree on `host:port` (or two agree on each of two hosts);
+//! * [`Firewall::RANDOM`] when no `host:port` repeats (each node saw another port), or, with a single host,
 //!   when more than three samples were taken without a majority;
-//! * [`firewall::UNKNOWN`] until then.
+//! * [`Firewall::UNKNOWN`] until then.
 //!
 //! The addresses it gives the remote peer are the consistent ones (those seen at least twice, at least two),
 //! or the bare host (port 0) of a random NAT. [`Nat::freeze`] stops the conclusions from changing once they
@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use super::constants::firewall;
+use super::constants::Firewall;
 
 /// Samples the analysis wants (`_minSamples`).
 pub const MIN_SAMPLES: usize = 4;
@@ -67,7 +67,7 @@ pub struct Nat {
     samples_full: Vec<Sample>,
     visited: HashMap<SocketAddrV4, Visit>,
     sampled: usize,
-    firewall: u64,
+    firewall: Firewall,
     addresses: Option<Vec<SocketAddrV4>>,
     frozen: bool,
     dht_firewalled: bool,
@@ -84,9 +84,9 @@ impl Nat {
             visited: HashMap::new(),
             sampled: 0,
             firewall: if dht_firewalled {
-                firewall::UNKNOWN
+                Firewall::UNKNOWN
             } else {
-                firewall::OPEN
+                Firewall::OPEN
             },
             addresses: None,
             frozen: false,
@@ -97,7 +97,7 @@ impl Nat {
     }
 
     /// The firewall kind concluded so far ([`firewall`]).
-    pub fn firewall(&self) -> u64 {
+    pub fn firewall(&self) -> Firewall {
         self.firewall
     }
 
@@ -174,8 +174,8 @@ impl Nat {
     /// Tells the analysis the DHT's firewalled verdict changed, and recomputes (`update`).
     pub fn update(&mut self, dht_firewalled: bool) {
         self.dht_firewalled = dht_firewalled;
-        if dht_firewalled && self.firewall == firewall::OPEN {
-            self.firewall = firewall::UNKNOWN;
+        if dht_firewalled && self.firewall == Firewall::OPEN {
+            self.firewall = Firewall::UNKNOWN;
         }
         self.update_firewall();
         self.update_addresses();
@@ -193,8 +193,8 @@ impl Nat {
         if (self.sampled >= 3 || !self.dht_firewalled) && !self.frozen {
             self.update(self.dht_firewalled);
         }
-        if self.firewall == firewall::CONSISTENT
-            || self.firewall == firewall::OPEN
+        if self.firewall == Firewall::CONSISTENT
+            || self.firewall == Firewall::OPEN
             || self.sampled >= self.min_samples
         {
             self.settled = true;
@@ -203,7 +203,7 @@ impl Nat {
 
     fn update_firewall(&mut self) {
         if !self.dht_firewalled {
-            self.firewall = firewall::OPEN;
+            self.firewall = Firewall::OPEN;
             return;
         }
         if self.sampled < 3 {
@@ -211,29 +211,29 @@ impl Nat {
         }
         let max = self.samples_full.first().map_or(0, |s| s.hits);
         if max >= 3 {
-            self.firewall = firewall::CONSISTENT;
+            self.firewall = Firewall::CONSISTENT;
         } else if max == 1 {
-            self.firewall = firewall::RANDOM;
+            self.firewall = Firewall::RANDOM;
         } else if self.samples_host.len() == 1 && self.sampled > 3 {
             // max == 2 on a single host with two bad samples.
-            self.firewall = firewall::RANDOM;
+            self.firewall = Firewall::RANDOM;
         } else if self.samples_host.len() > 1
             && self.samples_full.get(1).is_some_and(|s| s.hits > 1)
         {
             // Double hits on two different hosts.
-            self.firewall = firewall::CONSISTENT;
+            self.firewall = Firewall::CONSISTENT;
         } else if self.sampled > 4 {
-            self.firewall = firewall::RANDOM;
+            self.firewall = Firewall::RANDOM;
         }
     }
 
     fn update_addresses(&mut self) {
         self.addresses = match self.firewall {
-            firewall::RANDOM => self
+            Firewall::RANDOM => self
                 .samples_host
                 .first()
                 .map(|s| vec![SocketAddrV4::new(s.host, s.port)]),
-            firewall::CONSISTENT => {
+            Firewall::CONSISTENT => {
                 let mut out = Vec::new();
                 for s in &self.samples_full {
                     if s.hits >= 2 || out.len() < 2 {
@@ -264,10 +264,10 @@ mod tests {
         let mut nat = Nat::new(true);
         nat.add(a("198.18.1.1:4000"), node(1));
         nat.add(a("198.18.1.1:4000"), node(2));
-        assert_eq!(nat.firewall(), firewall::UNKNOWN);
+        assert_eq!(nat.firewall(), Firewall::UNKNOWN);
         assert!(!nat.is_settled());
         nat.add(a("198.18.1.1:4000"), node(3));
-        assert_eq!(nat.firewall(), firewall::CONSISTENT);
+        assert_eq!(nat.firewall(), Firewall::CONSISTENT);
         assert!(nat.is_settled());
         assert_eq!(nat.addresses(), Some(&[a("198.18.1.1:4000")][..]));
     }
@@ -279,7 +279,7 @@ mod tests {
             nat.add(a("198.18.1.1:4000"), node(1));
         }
         assert_eq!(nat.sampled(), 1);
-        assert_eq!(nat.firewall(), firewall::UNKNOWN);
+        assert_eq!(nat.firewall(), Firewall::UNKNOWN);
     }
 
     #[test]
@@ -291,7 +291,7 @@ mod tests {
                 node(i),
             );
         }
-        assert_eq!(nat.firewall(), firewall::RANDOM);
+        assert_eq!(nat.firewall(), Firewall::RANDOM);
         // A random NAT gives its host with port 0.
         assert_eq!(nat.addresses(), Some(&[a("198.18.1.1:0")][..]));
         assert!(!nat.is_settled());
@@ -305,9 +305,9 @@ mod tests {
         nat.add(a("198.18.1.1:4000"), node(1));
         nat.add(a("198.18.1.1:4000"), node(2));
         nat.add(a("198.18.1.1:4001"), node(3));
-        assert_eq!(nat.firewall(), firewall::UNKNOWN);
+        assert_eq!(nat.firewall(), Firewall::UNKNOWN);
         nat.add(a("198.18.1.1:4002"), node(4));
-        assert_eq!(nat.firewall(), firewall::RANDOM);
+        assert_eq!(nat.firewall(), Firewall::RANDOM);
     }
 
     #[test]
@@ -316,9 +316,9 @@ mod tests {
         nat.add(a("198.18.1.1:4000"), node(1));
         nat.add(a("198.18.1.2:4000"), node(2));
         nat.add(a("198.18.1.1:4000"), node(3));
-        assert_eq!(nat.firewall(), firewall::UNKNOWN);
+        assert_eq!(nat.firewall(), Firewall::UNKNOWN);
         nat.add(a("198.18.1.2:4000"), node(4));
-        assert_eq!(nat.firewall(), firewall::CONSISTENT);
+        assert_eq!(nat.firewall(), Firewall::CONSISTENT);
         assert_eq!(
             nat.addresses(),
             Some(&[a("198.18.1.1:4000"), a("198.18.1.2:4000")][..])
@@ -328,13 +328,13 @@ mod tests {
     #[test]
     fn open_when_the_dht_is_not_firewalled() {
         let mut nat = Nat::new(false);
-        assert_eq!(nat.firewall(), firewall::OPEN);
+        assert_eq!(nat.firewall(), Firewall::OPEN);
         nat.add(a("198.18.1.1:4000"), node(1));
-        assert_eq!(nat.firewall(), firewall::OPEN);
+        assert_eq!(nat.firewall(), Firewall::OPEN);
         assert!(nat.is_settled());
         assert_eq!(nat.addresses(), None);
         nat.update(true);
-        assert_eq!(nat.firewall(), firewall::UNKNOWN);
+        assert_eq!(nat.firewall(), Firewall::UNKNOWN);
     }
 
     #[test]
@@ -350,7 +350,7 @@ mod tests {
                 node(i),
             );
         }
-        assert_eq!(nat.firewall(), firewall::CONSISTENT);
+        assert_eq!(nat.firewall(), Firewall::CONSISTENT);
         nat.unfreeze();
         assert_eq!(nat.addresses().map(<[_]>::len), Some(2));
     }

@@ -3,7 +3,9 @@
 //! IMMUTABLE_PUT/GET requests that reach a dht-rpc node, with the JS caches' size and age limits.
 //!
 //! Sans-IO: [`Persistent::handle`] takes an [`IncomingRequest`] and says how to answer it
-//! ([`Answer`]); the caller sends the reply (e.g. with [`crate::dht_rpc::node::Dht::reply`]). Only
+//! ([`Answer`]); the caller sends the reply (e.g. with [`crate::dht_rpc::node::Dht::reply`]). As a
+//! dht-rpc [`RequestHandler`] it answers them itself: [`ServeHyperdht::serve_hyperdht`] installs one in a
+//! driver, and lets the servers the node hosts claim their handshakes ([`DhtHandle::claim_target`]). Only
 //! persistent nodes (with an id) store anything, as in the JS. PEER_HANDSHAKE and PEER_HOLEPUNCH are
 //! routed as by a JS node that hosts no server itself (between a client and the node a server announced
 //! itself through).
@@ -12,17 +14,20 @@
 //! random.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use super::constants::{commands, errors, mode, ns};
+use super::constants::{ns, Command, ErrorCode, Mode};
 use super::messages::{
     announce_signable, verify, Announce, Handshake, Holepunch, Key, LookupReply,
     MutableGetResponse, MutablePutRequest,
 };
 use crate::compact_encoding::{Decode, Encode, Reader};
+use crate::dht_rpc::driver::{DhtHandle, DriverError};
+use crate::dht_rpc::handler::{Handled, RequestHandler, Responder};
 use crate::dht_rpc::hash::blake2b256;
-use crate::dht_rpc::node::IncomingRequest;
+use crate::dht_rpc::node::{IncomingRequest, ReplyOpts};
 
 /// Largest accepted future drift of an announce's bump timestamp.
 pub const MAX_BUMP_DRIFT_MS: u64 = 60_000;
@@ -54,7 +59,7 @@ pub enum Answer {
         to: SocketAddrV4,
     },
     /// Reply with an error code (`req.error(code)`: no token, closer nodes).
-    Error(u64),
+    Error(ErrorCode),
     /// Do not answer (malformed or unauthorised request; the JS stays silent too).
     Drop,
 }
@@ -394,21 +399,21 @@ impl Persistent {
             return None;
         }
         // Routing works on ephemeral nodes too (they just never hold announcements).
-        match req.command {
-            commands::PEER_HANDSHAKE => return Some(self.on_peer_handshake(req)),
-            commands::PEER_HOLEPUNCH => return Some(self.on_peer_holepunch(req)),
+        match Command::from(req.command) {
+            Command::PEER_HANDSHAKE => return Some(self.on_peer_handshake(req)),
+            Command::PEER_HOLEPUNCH => return Some(self.on_peer_holepunch(req)),
             _ => {}
         }
         let node_id = node_id?;
-        let answer = match req.command {
-            commands::FIND_PEER => self.on_find_peer(req),
-            commands::LOOKUP => self.on_lookup(req),
-            commands::ANNOUNCE => self.on_announce(req, node_id, wall_ms),
-            commands::UNANNOUNCE => self.on_unannounce(req, node_id),
-            commands::MUTABLE_PUT => self.on_mutable_put(req),
-            commands::MUTABLE_GET => self.on_mutable_get(req),
-            commands::IMMUTABLE_PUT => self.on_immutable_put(req),
-            commands::IMMUTABLE_GET => self.on_immutable_get(req),
+        let answer = match Command::from(req.command) {
+            Command::FIND_PEER => self.on_find_peer(req),
+            Command::LOOKUP => self.on_lookup(req),
+            Command::ANNOUNCE => self.on_announce(req, node_id, wall_ms),
+            Command::UNANNOUNCE => self.on_unannounce(req, node_id),
+            Command::MUTABLE_PUT => self.on_mutable_put(req),
+            Command::MUTABLE_GET => self.on_mutable_get(req),
+            Command::IMMUTABLE_PUT => self.on_immutable_put(req),
+            Command::IMMUTABLE_GET => self.on_immutable_get(req),
             _ => return None,
         };
         Some(answer)
@@ -425,7 +430,7 @@ impl Persistent {
             .target
             .and_then(|t| self.forwards.get(&t).map(|f| f.relay));
         match hs.mode {
-            mode::FROM_CLIENT => {
+            Mode::FROM_CLIENT => {
                 let Some(to) = hs.relay_address.or(relay) else {
                     // Help the client route closer.
                     return Answer::Reply {
@@ -436,7 +441,7 @@ impl Persistent {
                     };
                 };
                 let fwd = Handshake {
-                    mode: mode::FROM_RELAY,
+                    mode: Mode::FROM_RELAY,
                     noise: hs.noise,
                     peer_address: Some(req.from),
                     relay_address: None,
@@ -446,10 +451,10 @@ impl Persistent {
                     to,
                 }
             }
-            mode::FROM_RELAY => {
+            Mode::FROM_RELAY => {
                 let Some(to) = relay else { return Answer::Drop };
                 let fwd = Handshake {
-                    mode: mode::FROM_SECOND_RELAY,
+                    mode: Mode::FROM_SECOND_RELAY,
                     noise: hs.noise,
                     peer_address: hs.peer_address,
                     relay_address: Some(req.from),
@@ -459,12 +464,12 @@ impl Persistent {
                     to,
                 }
             }
-            mode::FROM_SERVER => {
+            Mode::FROM_SERVER => {
                 let Some(client) = hs.peer_address else {
                     return Answer::Drop;
                 };
                 let reply = Handshake {
-                    mode: mode::REPLY,
+                    mode: Mode::REPLY,
                     noise: hs.noise,
                     peer_address: Some(req.from),
                     relay_address: None,
@@ -484,12 +489,12 @@ impl Persistent {
             .target
             .and_then(|t| self.forwards.get(&t).map(|f| f.relay));
         match hp.mode {
-            mode::FROM_CLIENT => {
+            Mode::FROM_CLIENT => {
                 let Some(to) = hp.peer_address.or(relay) else {
                     return Answer::Drop;
                 };
                 let fwd = Holepunch {
-                    mode: mode::FROM_RELAY,
+                    mode: Mode::FROM_RELAY,
                     id: hp.id,
                     payload: hp.payload,
                     peer_address: Some(req.from),
@@ -499,9 +504,9 @@ impl Persistent {
                     to,
                 }
             }
-            mode::FROM_SERVER => {
+            Mode::FROM_SERVER => {
                 let reply = Holepunch {
-                    mode: mode::REPLY,
+                    mode: Mode::REPLY,
                     id: hp.id,
                     payload: hp.payload,
                     peer_address: Some(req.from),
@@ -694,10 +699,10 @@ impl Persistent {
             .and_then(|b| MutableGetResponse::from_bytes(b).ok())
         {
             if existing.seq == put.seq && existing.value != put.value {
-                return Answer::Error(errors::SEQ_REUSED);
+                return Answer::Error(ErrorCode::SEQ_REUSED);
             }
             if put.seq < existing.seq {
-                return Answer::Error(errors::SEQ_TOO_LOW);
+                return Answer::Error(ErrorCode::SEQ_TOO_LOW);
             }
         }
         let stored = MutableGetResponse {
@@ -729,6 +734,82 @@ impl Persistent {
     }
 }
 
+/// The wall clock in milliseconds since the Unix epoch (0 if it is set before it).
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl RequestHandler for Persistent {
+    /// Handshakes and holepunch messages go to the server the node hosts for their target, if any
+    /// (the JS router's `onpeerhandshake` state), before the routing [`Persistent::handle`] does.
+    fn claimable(&self, req: &IncomingRequest) -> bool {
+        matches!(
+            Command::from(req.command),
+            Command::PEER_HANDSHAKE | Command::PEER_HOLEPUNCH
+        )
+    }
+
+    fn on_request(
+        &mut self,
+        req: &IncomingRequest,
+        node: &mut Responder<'_>,
+        _now: Instant,
+    ) -> Handled {
+        let id = node.id();
+        let Some(answer) = self.handle(req, id.as_ref(), wall_ms()) else {
+            return Handled::Pass;
+        };
+        match answer {
+            Answer::Reply {
+                value,
+                token,
+                closer_nodes,
+                to,
+            } => {
+                let opts = ReplyOpts {
+                    token: Some(token),
+                    closer_nodes,
+                    to,
+                };
+                node.reply(req, value, opts);
+            }
+            Answer::Relay { value, to } => node.relay(req, Some(value), to),
+            Answer::Error(code) => node.error(req, code.into(), ReplyOpts::default()),
+            Answer::Drop => {}
+        }
+        Handled::Done
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        self.tick(now);
+    }
+}
+
+/// Makes a dht-rpc node a hyperdht node: [`DhtHandle::serve_hyperdht`](ServeHyperdht::serve_hyperdht).
+pub trait ServeHyperdht {
+    /// Makes the node answer hyperdht's storage commands (LOOKUP, ANNOUNCE, UNANNOUNCE, FIND_PEER,
+    /// MUTABLE_*, IMMUTABLE_*) as a persistent JS hyperdht node does, once it is persistent itself, and
+    /// route PEER_HANDSHAKE / PEER_HOLEPUNCH messages between clients and announced servers (unless a
+    /// server this node hosts claimed their target). These commands then bypass
+    /// [`DhtHandle::on_command`] handlers. Installs a [`Persistent`] store with `opts` as the node's
+    /// [`RequestHandler`].
+    fn serve_hyperdht(
+        &self,
+        opts: CacheOpts,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+}
+
+impl ServeHyperdht for DhtHandle {
+    fn serve_hyperdht(
+        &self,
+        opts: CacheOpts,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send {
+        self.set_handler(Persistent::new(opts, Instant::now()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,7 +820,7 @@ mod tests {
     const TOKEN: Key = [8; 32];
 
     fn req(
-        command: u64,
+        command: Command,
         target: Key,
         token: Option<Key>,
         value: Option<Vec<u8>>,
@@ -752,7 +833,7 @@ mod tests {
             to: "10.0.0.2:49737".parse().expect("addr"),
             token,
             internal: false,
-            command,
+            command: command.into(),
             target: Some(target),
             value,
         }
@@ -773,7 +854,7 @@ mod tests {
             signature,
         };
         req(
-            commands::MUTABLE_PUT,
+            Command::MUTABLE_PUT,
             blake2b256(&[&pk]),
             Some(TOKEN),
             Some(put.to_bytes()),
@@ -783,11 +864,11 @@ mod tests {
     #[test]
     fn ephemeral_nodes_and_other_commands_are_not_handled() {
         let (mut p, _) = store();
-        let r = req(commands::IMMUTABLE_GET, [1; 32], None, None);
+        let r = req(Command::IMMUTABLE_GET, [1; 32], None, None);
         assert_eq!(p.handle(&r, None, 0), None);
-        let r = req(commands::PLUGIN, [1; 32], None, None);
+        let r = req(Command::PLUGIN, [1; 32], None, None);
         assert_eq!(p.handle(&r, Some(&NODE_ID), 0), None);
-        let r = req(42, [1; 32], None, None);
+        let r = req(Command(42), [1; 32], None, None);
         assert_eq!(p.handle(&r, Some(&NODE_ID), 0), None);
     }
 
@@ -806,11 +887,11 @@ mod tests {
         );
         assert_eq!(
             p.handle(&mutable_put(&key, 5, b"b"), Some(&NODE_ID), 0),
-            Some(Answer::Error(errors::SEQ_REUSED))
+            Some(Answer::Error(ErrorCode::SEQ_REUSED))
         );
         assert_eq!(
             p.handle(&mutable_put(&key, 4, b"c"), Some(&NODE_ID), 0),
-            Some(Answer::Error(errors::SEQ_TOO_LOW))
+            Some(Answer::Error(ErrorCode::SEQ_TOO_LOW))
         );
         assert_eq!(
             p.handle(&mutable_put(&key, 6, b"d"), Some(&NODE_ID), 0),
@@ -827,7 +908,7 @@ mod tests {
         let pk = key.verifying_key().to_bytes();
         let get = |seq: u8| {
             req(
-                commands::MUTABLE_GET,
+                Command::MUTABLE_GET,
                 blake2b256(&[&pk]),
                 None,
                 Some(vec![seq]),
@@ -851,17 +932,17 @@ mod tests {
         let v = b"content".to_vec();
         let h = blake2b256(&[&v]);
         let wrong = req(
-            commands::IMMUTABLE_PUT,
+            Command::IMMUTABLE_PUT,
             [0; 32],
             Some(TOKEN),
             Some(v.clone()),
         );
         assert_eq!(p.handle(&wrong, Some(&NODE_ID), 0), Some(Answer::Drop));
-        let no_token = req(commands::IMMUTABLE_PUT, h, None, Some(v.clone()));
+        let no_token = req(Command::IMMUTABLE_PUT, h, None, Some(v.clone()));
         assert_eq!(p.handle(&no_token, Some(&NODE_ID), 0), Some(Answer::Drop));
-        let put = req(commands::IMMUTABLE_PUT, h, Some(TOKEN), Some(v.clone()));
+        let put = req(Command::IMMUTABLE_PUT, h, Some(TOKEN), Some(v.clone()));
         assert_eq!(p.handle(&put, Some(&NODE_ID), 0), Some(Answer::value(None)));
-        let get = req(commands::IMMUTABLE_GET, h, None, None);
+        let get = req(Command::IMMUTABLE_GET, h, None, None);
         assert_eq!(
             p.handle(&get, Some(&NODE_ID), 0),
             Some(Answer::value(Some(v)))
@@ -887,11 +968,11 @@ mod tests {
             signature: Some(sign(&signable, key)),
             bump,
         };
-        req(commands::ANNOUNCE, topic, Some(TOKEN), Some(ann.to_bytes()))
+        req(Command::ANNOUNCE, topic, Some(TOKEN), Some(ann.to_bytes()))
     }
 
     fn lookup(p: &mut Persistent, topic: Key) -> LookupReply {
-        match p.handle(&req(commands::LOOKUP, topic, None, None), Some(&NODE_ID), 0) {
+        match p.handle(&req(Command::LOOKUP, topic, None, None), Some(&NODE_ID), 0) {
             Some(Answer::Reply { value: Some(v), .. }) => {
                 LookupReply::from_bytes(&v).expect("decodes")
             }
@@ -945,7 +1026,7 @@ mod tests {
             bump: 0,
         };
         let r = req(
-            commands::ANNOUNCE,
+            Command::ANNOUNCE,
             topic,
             Some(TOKEN),
             Some(refresh_only.to_bytes()),
@@ -976,10 +1057,10 @@ mod tests {
             .to_bytes()
         };
         let client_hs = req(
-            commands::PEER_HANDSHAKE,
+            Command::PEER_HANDSHAKE,
             target,
             None,
-            Some(hs(mode::FROM_CLIENT, None)),
+            Some(hs(Mode::FROM_CLIENT, None)),
         );
         // Nobody announced yet: help the client route.
         assert_eq!(
@@ -1007,14 +1088,14 @@ mod tests {
         let fwd = Handshake::from_bytes(&value).expect("decodes");
         assert_eq!(
             (fwd.mode, fwd.peer_address),
-            (mode::FROM_RELAY, Some(client_addr))
+            (Mode::FROM_RELAY, Some(client_addr))
         );
         // The server's answer comes back and is sent on to the client.
         let from_server = req(
-            commands::PEER_HANDSHAKE,
+            Command::PEER_HANDSHAKE,
             target,
             None,
-            Some(hs(mode::FROM_SERVER, Some(client_addr))),
+            Some(hs(Mode::FROM_SERVER, Some(client_addr))),
         );
         let Some(Answer::Reply {
             value: Some(v),
@@ -1028,7 +1109,7 @@ mod tests {
         let reply = Handshake::from_bytes(&v).expect("decodes");
         assert_eq!(
             (reply.mode, reply.peer_address),
-            (mode::REPLY, Some(server_addr))
+            (Mode::REPLY, Some(server_addr))
         );
 
         let hp = |mode, peer_address| {
@@ -1041,10 +1122,10 @@ mod tests {
             .to_bytes()
         };
         let mut punch = req(
-            commands::PEER_HOLEPUNCH,
+            Command::PEER_HOLEPUNCH,
             target,
             None,
-            Some(hp(mode::FROM_CLIENT, None)),
+            Some(hp(Mode::FROM_CLIENT, None)),
         );
         punch.from = client_addr;
         let Some(Answer::Relay { value, to }) = p.handle(&punch, None, 0) else {
@@ -1056,23 +1137,23 @@ mod tests {
             Some(client_addr)
         );
         let back = req(
-            commands::PEER_HOLEPUNCH,
+            Command::PEER_HOLEPUNCH,
             target,
             None,
-            Some(hp(mode::FROM_SERVER, Some(client_addr))),
+            Some(hp(Mode::FROM_SERVER, Some(client_addr))),
         );
         let Some(Answer::Reply { to, .. }) = p.handle(&back, None, 0) else {
             panic!("reply")
         };
         assert_eq!(to, Some(client_addr));
         // Garbage and server-only modes are dropped.
-        let junk = req(commands::PEER_HOLEPUNCH, target, None, Some(vec![0xff]));
+        let junk = req(Command::PEER_HOLEPUNCH, target, None, Some(vec![0xff]));
         assert_eq!(p.handle(&junk, None, 0), Some(Answer::Drop));
         let relay_mode = req(
-            commands::PEER_HOLEPUNCH,
+            Command::PEER_HOLEPUNCH,
             target,
             None,
-            Some(hp(mode::FROM_RELAY, None)),
+            Some(hp(Mode::FROM_RELAY, None)),
         );
         assert_eq!(p.handle(&relay_mode, None, 0), Some(Answer::Drop));
     }

@@ -108,8 +108,8 @@ mod tests {
 
     fn sample() -> HolepunchPayload {
         HolepunchPayload {
-            error: 0,
-            firewall: 2,
+            error: crate::hyperdht::constants::ErrorCode::NONE,
+            firewall: crate::hyperdht::constants::Firewall::CONSISTENT,
             round: 1,
             connected: false,
             punching: true,

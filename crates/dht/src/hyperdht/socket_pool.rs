@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
-use super::constants::commands;
+use super::constants::Command;
 use super::holepuncher::{Holepuncher, PuncherEvent, HOLEPUNCH};
 use crate::compact_encoding::Encode;
 use crate::dht_rpc::messages::{self as rpc, Id, Message, Request};
@@ -177,7 +177,7 @@ impl PoolSocket {
 
     /// Pings a DHT node once (a NAT sample).
     pub(crate) async fn ping(&self, to: SocketAddrV4) -> io::Result<PoolReply> {
-        self.request(to, rpc::commands::PING, None, None, true, 0)
+        self.request(to, rpc::InternalCommand::PING.0, None, None, true, 0)
             .await
     }
 
@@ -190,7 +190,7 @@ impl PoolSocket {
     ) -> io::Result<PoolReply> {
         self.request(
             relay,
-            commands::PEER_HOLEPUNCH,
+            Command::PEER_HOLEPUNCH.into(),
             Some(target),
             Some(value),
             false,
@@ -268,7 +268,7 @@ async fn recv_loop(
                 }
             }
             Ok(Message::Request(req)) => {
-                if req.command == commands::PEER_HOLEPUNCH && !req.internal {
+                if Command::from(req.command) == Command::PEER_HOLEPUNCH && !req.internal {
                     if let Some(tx) = &requests {
                         let _ = tx.try_send((
                             PoolRequest {
@@ -282,7 +282,7 @@ async fn recv_loop(
                             handle.clone(),
                         ));
                     }
-                } else if req.internal && req.command == rpc::commands::PING {
+                } else if req.internal && req.command == rpc::InternalCommand::PING.0 {
                     // Answer pings as any dht-rpc socket would.
                     let res = Message::Response(rpc::Response {
                         tid: req.tid,
@@ -290,7 +290,7 @@ async fn recv_loop(
                         id: None,
                         token: None,
                         closer_nodes: None,
-                        error: 0,
+                        error: rpc::ErrorCode::OK,
                         value: None,
                     })
                     .to_bytes();

@@ -59,15 +59,15 @@ proptest! {
     fn rpc_response(tid in any::<u16>(), to in v4(), id in option::of(key()), token in option::of(key()),
                     closer in option::of(vec(v4(), 1..25)), error in any::<u64>(),
                     value in option::of(bytes())) {
-        let m = Message::Response(Response { tid, to, id, token, closer_nodes: closer, error, value });
+        let m = Message::Response(Response { tid, to, id, token, closer_nodes: closer, error: error.into(), value });
         prop_assert_eq!(Message::decode(&m.to_bytes()).expect("decodes"), m);
     }
 
     #[test]
     fn handshake_and_holepunch(mode in any::<u64>(), noise in bytes(), pa in option::of(v4()),
                                ra in option::of(v4()), id in any::<u64>()) {
-        roundtrip(&Handshake { mode, noise: noise.clone(), peer_address: pa, relay_address: ra });
-        roundtrip(&Holepunch { mode, id, payload: noise, peer_address: pa });
+        roundtrip(&Handshake { mode: mode.into(), noise: noise.clone(), peer_address: pa, relay_address: ra });
+        roundtrip(&Holepunch { mode: mode.into(), id, payload: noise, peer_address: pa });
     }
 
     #[test]
@@ -76,7 +76,7 @@ proptest! {
                          addresses in option::of(vec(v4(), 0..4)), remote_address in option::of(v4()),
                          token in option::of(key()), remote_token in option::of(key())) {
         roundtrip(&HolepunchPayload {
-            error, firewall, round, connected, punching, addresses, remote_address, token, remote_token,
+            error: error.into(), firewall: firewall.into(), round, connected, punching, addresses, remote_address, token, remote_token,
         });
     }
 
@@ -89,8 +89,8 @@ proptest! {
                      relay_addresses in option::of(vec(v4(), 0..3))) {
         roundtrip(&NoisePayload {
             version: 1,
-            error,
-            firewall,
+            error: error.into(),
+            firewall: firewall.into(),
             holepunch: hp.map(|(id, relays)| HolepunchInfo {
                 id,
                 relays: relays.into_iter()

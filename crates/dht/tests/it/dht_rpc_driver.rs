@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holepunch_dht::dht_rpc::driver::{DhtHandle, HandlerReply};
-use holepunch_dht::dht_rpc::messages::errors;
+use holepunch_dht::dht_rpc::messages::ErrorCode;
 use holepunch_dht::dht_rpc::node::{
     Config, QueryOpts, QuerySpec, Reply, ReplyOpts, RequestOpts, RequestSpec,
 };
@@ -86,7 +86,7 @@ async fn rust_nodes_over_udp() {
             }
         }));
     }
-    boot.on_command(LATER, |_| HandlerReply::Error(99))
+    boot.on_command(LATER, |_| HandlerReply::Error(ErrorCode(99)))
         .await
         .expect("register");
 
@@ -231,7 +231,7 @@ async fn rust_nodes_over_udp() {
     )
     .await
     .expect("in time");
-    assert_eq!(r.expect("reply").error, 99);
+    assert_eq!(r.expect("reply").error, ErrorCode(99));
     let spec = RequestSpec {
         command: 8,
         ..RequestSpec::default()
@@ -242,7 +242,7 @@ async fn rust_nodes_over_udp() {
     )
     .await
     .expect("in time");
-    assert_eq!(r.expect("reply").error, errors::UNKNOWN_COMMAND);
+    assert_eq!(r.expect("reply").error, ErrorCode::UNKNOWN_COMMAND);
 
     // A request to a closed port times out after the retries (four attempts, one second apart).
     let dead = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use holepunch_dht::dht_rpc::health::Health;
-use holepunch_dht::dht_rpc::messages::{errors, Id};
+use holepunch_dht::dht_rpc::messages::{ErrorCode, Id};
 use holepunch_dht::dht_rpc::node::*;
 use holepunch_dht::dht_rpc::peer::node_id;
 use holepunch_dht::dht_rpc::routing_table::compare_distance;
@@ -376,13 +376,13 @@ fn unknown_commands_and_bad_tokens_are_refused() {
     });
     let req = req.expect("request event");
     assert_eq!(req.from_id, Some(node_id(&server(1))));
-    net.nodes[2].error(&req, errors::UNKNOWN_COMMAND, ReplyOpts::default());
+    net.nodes[2].error(&req, ErrorCode::UNKNOWN_COMMAND, ReplyOpts::default());
     net.flush();
     let reply = net.take_events(1).into_iter().find_map(|e| match e {
         Event::Response { id, reply } if id == r1 => Some(reply),
         _ => None,
     });
-    assert_eq!(reply.expect("reply").error, errors::UNKNOWN_COMMAND);
+    assert_eq!(reply.expect("reply").error, ErrorCode::UNKNOWN_COMMAND);
 
     let r2 = net.nodes[1].request(
         RequestSpec {
@@ -400,7 +400,7 @@ fn unknown_commands_and_bad_tokens_are_refused() {
         _ => None,
     });
     let reply = reply.expect("reply");
-    assert_eq!(reply.error, errors::INVALID_TOKEN);
+    assert_eq!(reply.error, ErrorCode::INVALID_TOKEN);
     assert!(
         reply.token.is_some(),
         "an invalid-token error carries a fresh token"

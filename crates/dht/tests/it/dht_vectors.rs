@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::net::{SocketAddrV4, SocketAddrV6};
 
-use holepunch_dht::dht_rpc::messages::{Message, Request, Response};
+use holepunch_dht::dht_rpc::messages::{ErrorCode as RpcErrorCode, Message, Request, Response};
 use holepunch_dht::dht_rpc::peer::{node_id, TokenSecrets};
-use holepunch_dht::hyperdht::constants::ns;
+use holepunch_dht::hyperdht::constants::{ns, ErrorCode, Firewall, Mode};
 use holepunch_dht::hyperdht::messages::*;
 use holepunch_wire::compact_encoding::{Decode, Encode};
 
@@ -126,7 +126,7 @@ fn rpc_responses() {
         id: None,
         token: None,
         closer_nodes: None,
-        error: 0,
+        error: RpcErrorCode::OK,
         value: None,
     };
     check_rpc("rpc_res_ping", Message::Response(base.clone()));
@@ -145,7 +145,7 @@ fn rpc_responses() {
         Message::Response(Response {
             tid: 0xbeef,
             closer_nodes: Some(nodes),
-            error: 1,
+            error: RpcErrorCode::UNKNOWN_COMMAND,
             ..base.clone()
         }),
     );
@@ -189,7 +189,7 @@ fn hyperdht_handshake_and_holepunch() {
     check(
         "hd_handshake_min",
         Handshake {
-            mode: 0,
+            mode: Mode::FROM_CLIENT,
             noise: b"noise!".to_vec(),
             peer_address: None,
             relay_address: None,
@@ -198,7 +198,7 @@ fn hyperdht_handshake_and_holepunch() {
     check(
         "hd_handshake_full",
         Handshake {
-            mode: 4,
+            mode: Mode::REPLY,
             noise: vec![7; 300],
             peer_address: Some(a4("8.8.8.8:53")),
             relay_address: Some(a4("10.0.0.1:40000")),
@@ -207,7 +207,7 @@ fn hyperdht_handshake_and_holepunch() {
     check(
         "hd_holepunch",
         Holepunch {
-            mode: 2,
+            mode: Mode::FROM_RELAY,
             id: 1000,
             payload: b"payload".to_vec(),
             peer_address: Some(a4("10.0.0.1:40000")),
@@ -216,7 +216,7 @@ fn hyperdht_handshake_and_holepunch() {
     check(
         "hd_holepunch_nopeer",
         Holepunch {
-            mode: 1,
+            mode: Mode::FROM_SERVER,
             id: 0,
             payload: vec![],
             peer_address: None,
@@ -225,15 +225,15 @@ fn hyperdht_handshake_and_holepunch() {
     check(
         "hd_holepunch_payload_min",
         HolepunchPayload {
-            firewall: 1,
+            firewall: Firewall::OPEN,
             ..Default::default()
         },
     );
     check(
         "hd_holepunch_payload_full",
         HolepunchPayload {
-            error: 3,
-            firewall: 2,
+            error: ErrorCode::TRY_LATER,
+            firewall: Firewall::CONSISTENT,
             round: 200,
             connected: true,
             punching: true,
@@ -254,8 +254,8 @@ fn hyperdht_noise_payload() {
         "hd_noise_payload_full",
         NoisePayload {
             version: 1,
-            error: 2,
-            firewall: 3,
+            error: ErrorCode::VERSION_MISMATCH,
+            firewall: Firewall::RANDOM,
             holepunch: Some(HolepunchInfo {
                 id: 77,
                 relays: vec![RelayInfo {
@@ -283,7 +283,7 @@ fn hyperdht_noise_payload() {
     check(
         "hd_noise_payload_udx_plain",
         NoisePayload {
-            firewall: 1,
+            firewall: Firewall::OPEN,
             udx: Some(UdxInfo {
                 version: 1,
                 reusable_socket: false,

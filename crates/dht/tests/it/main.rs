@@ -5,6 +5,8 @@
 mod dht_decode_robustness;
 mod dht_roundtrip;
 mod dht_rpc_driver;
+mod dht_rpc_handler;
 mod dht_rpc_sim;
 mod dht_table_vectors;
 mod dht_vectors;
+mod dht_wire_enums;

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use holepunch::dht_rpc::driver::{DhtHandle, HandlerReply};
-use holepunch::dht_rpc::messages::{errors, Id};
+use holepunch::dht_rpc::messages::{ErrorCode, Id};
 use holepunch::dht_rpc::node::{Config, QueryOpts, QuerySpec, RequestOpts, RequestSpec};
 use holepunch::dht_rpc::peer::node_id;
 use holepunch::dht_rpc::routing_table::compare_distance;
@@ -105,7 +105,10 @@ async fn rust_node_joins_a_js_testnet() {
     .await
     .expect("in time")
     .expect("reply");
-    assert_eq!((ok.error, ok.value.as_deref()), (0, Some(&b"echo:t"[..])));
+    assert_eq!(
+        (ok.error, ok.value.as_deref()),
+        (ErrorCode::OK, Some(&b"echo:t"[..]))
+    );
     let spec = RequestSpec {
         token: Some([7; 32]),
         command: 42,
@@ -118,7 +121,7 @@ async fn rust_node_joins_a_js_testnet() {
     .await
     .expect("in time")
     .expect("reply");
-    assert_eq!(bad.error, errors::INVALID_TOKEN);
+    assert_eq!(bad.error, ErrorCode::INVALID_TOKEN);
     assert_eq!(
         bad.token, echo.token,
         "the refusal carries the current token"
@@ -134,7 +137,7 @@ async fn rust_node_joins_a_js_testnet() {
     .await
     .expect("in time")
     .expect("reply");
-    assert_eq!(unknown.error, errors::UNKNOWN_COMMAND);
+    assert_eq!(unknown.error, ErrorCode::UNKNOWN_COMMAND);
 
     // find_node converges to the true closest JS nodes.
     let target: Id = node_id(&SocketAddrV4::new(Ipv4Addr::new(1, 2, 3, 4), 5));
@@ -272,13 +275,13 @@ async fn js_nodes_bootstrap_through_a_rust_bootstrapper() {
     assert_eq!(json_scalar(&out, "echoHasToken"), "true");
     assert_eq!(
         json_scalar(&out, "unknown"),
-        errors::UNKNOWN_COMMAND.to_string()
+        ErrorCode::UNKNOWN_COMMAND.0.to_string()
     );
     assert_eq!(json_scalar(&out, "withTokenEcho"), "echo:t", "{out}");
     assert_eq!(json_scalar(&out, "withTokenError"), "0", "{out}");
     assert_eq!(
         json_scalar(&out, "badTokenError"),
-        errors::INVALID_TOKEN.to_string(),
+        ErrorCode::INVALID_TOKEN.0.to_string(),
         "{out}"
     );
     // A default (adaptive) JS node stays ephemeral; its PING_NAT probe to the Rust node is answered to

@@ -11,9 +11,9 @@ use holepunch::compact_encoding::Encode;
 use holepunch::crypto::KeyPair;
 use holepunch::dht_rpc::driver::DhtHandle;
 use holepunch::dht_rpc::node::{Config, RequestSpec};
-use holepunch::hyperdht::constants::{commands, mode};
+use holepunch::hyperdht::constants::{Command, Mode};
 use holepunch::hyperdht::messages::Handshake;
-use holepunch::hyperdht::persistent::CacheOpts;
+use holepunch::hyperdht::persistent::{CacheOpts, ServeHyperdht};
 use holepunch::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -484,7 +484,7 @@ async fn hostile_handshakes_leave_the_server_serving() {
     }
     for noise in [wrong_msg, truncated, flipped, vec![0xff; 3]] {
         let value = Handshake {
-            mode: mode::FROM_CLIENT,
+            mode: Mode::FROM_CLIENT,
             noise,
             peer_address: None,
             relay_address: None,
@@ -495,7 +495,7 @@ async fn hostile_handshakes_leave_the_server_serving() {
             attacker.handle().request(
                 RequestSpec {
                     token: None,
-                    command: commands::PEER_HANDSHAKE,
+                    command: Command::PEER_HANDSHAKE.into(),
                     target: Some(target),
                     value: Some(value),
                 },
@@ -513,7 +513,7 @@ async fn hostile_handshakes_leave_the_server_serving() {
         attacker.handle().request(
             RequestSpec {
                 token: None,
-                command: commands::PEER_HANDSHAKE,
+                command: Command::PEER_HANDSHAKE.into(),
                 target: Some(target),
                 value: Some(vec![9, 9]),
             },

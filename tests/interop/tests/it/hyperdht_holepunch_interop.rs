@@ -12,8 +12,8 @@ use std::time::Duration;
 use holepunch::crypto::KeyPair;
 use holepunch::dht_rpc::driver::DhtHandle;
 use holepunch::dht_rpc::node::Config;
-use holepunch::hyperdht::constants::firewall;
-use holepunch::hyperdht::persistent::CacheOpts;
+use holepunch::hyperdht::constants::Firewall;
+use holepunch::hyperdht::persistent::{CacheOpts, ServeHyperdht};
 use holepunch::hyperdht::{Connection, ConnectionPath, HyperDht, HyperDhtOpts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -149,7 +149,7 @@ async fn js_client_rust_server(bootstrap: SocketAddr, seed: u8) {
     let mut server = dht.create_server({
         let client_open = client_open.clone();
         move |_, payload| {
-            client_open.store(payload.firewall == firewall::OPEN, Ordering::SeqCst);
+            client_open.store(payload.firewall == Firewall::OPEN, Ordering::SeqCst);
             false
         }
     });

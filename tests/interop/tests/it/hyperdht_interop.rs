@@ -13,7 +13,7 @@ use holepunch::compact_encoding::{Decode, Encode};
 use holepunch::dht_rpc::driver::DhtHandle;
 use holepunch::dht_rpc::messages::Id;
 use holepunch::dht_rpc::node::{Config, QueryOpts, QuerySpec, Reply, RequestSpec};
-use holepunch::hyperdht::constants::{commands, ns};
+use holepunch::hyperdht::constants::{ns, Command};
 use holepunch::hyperdht::messages::{
     announce_signable, mutable_signable, sign, verify, Announce, LookupReply, MutableGetResponse,
     MutablePutRequest, Peer,
@@ -37,7 +37,7 @@ async fn ask(js: &mut interop::tokio::JsProcess, cmd: &str) -> String {
 /// A Rust bootstrapper plus `more` persistent nodes on 127.0.0.1, all serving the hyperdht commands; returns the
 /// bootstrapper's address and the handles (the nodes run while they are held).
 async fn rust_hyperdht_network(more: usize) -> (SocketAddrV4, Vec<DhtHandle>) {
-    use holepunch::hyperdht::persistent::CacheOpts;
+    use holepunch::hyperdht::persistent::{CacheOpts, ServeHyperdht};
     let server = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
         .await
         .expect("bind");
@@ -76,13 +76,18 @@ async fn rust_hyperdht_network(more: usize) -> (SocketAddrV4, Vec<DhtHandle>) {
     (public, nodes)
 }
 
-async fn query(node: &DhtHandle, target: Id, command: u64, value: Option<Vec<u8>>) -> Vec<Reply> {
+async fn query(
+    node: &DhtHandle,
+    target: Id,
+    command: Command,
+    value: Option<Vec<u8>>,
+) -> Vec<Reply> {
     let out = timeout(
         STEP,
         node.query(
             QuerySpec {
                 target,
-                command,
+                command: command.into(),
                 value,
             },
             QueryOpts::default(),
@@ -98,13 +103,13 @@ async fn query(node: &DhtHandle, target: Id, command: u64, value: Option<Vec<u8>
 async fn commit(
     node: &DhtHandle,
     target: Id,
-    command: u64,
+    command: Command,
     value: Option<Vec<u8>>,
     f: impl Fn(&Reply) -> Option<RequestSpec> + Send + 'static,
 ) {
     let spec = QuerySpec {
         target,
-        command,
+        command: command.into(),
         value,
     };
     let out = timeout(STEP, node.query_with_commit(spec, QueryOpts::default(), f))
@@ -148,7 +153,7 @@ async fn rust_reads_and_writes_hyperdht_records() {
         .try_into()
         .expect("32");
 
-    let replies = query(&node, hash, commands::IMMUTABLE_GET, None).await;
+    let replies = query(&node, hash, Command::IMMUTABLE_GET, None).await;
     let found = replies
         .iter()
         .filter_map(|r| r.value.as_deref())
@@ -158,7 +163,7 @@ async fn rust_reads_and_writes_hyperdht_records() {
     let replies = query(
         &node,
         blake2b(&mutable_pk),
-        commands::MUTABLE_GET,
+        Command::MUTABLE_GET,
         Some(vec![0]),
     )
     .await;
@@ -181,7 +186,7 @@ async fn rust_reads_and_writes_hyperdht_records() {
     }
 
     let topic = [0x0a; 32];
-    let replies = query(&node, topic, commands::LOOKUP, None).await;
+    let replies = query(&node, topic, Command::LOOKUP, None).await;
     let peers: Vec<Peer> = replies
         .iter()
         .filter_map(|r| r.value.as_deref())
@@ -197,10 +202,10 @@ async fn rust_reads_and_writes_hyperdht_records() {
     let value = b"hello from rust".to_vec();
     let target = blake2b(&value);
     let v = value.clone();
-    commit(&node, target, commands::IMMUTABLE_GET, None, move |r| {
+    commit(&node, target, Command::IMMUTABLE_GET, None, move |r| {
         Some(RequestSpec {
             token: r.token,
-            command: commands::IMMUTABLE_PUT,
+            command: Command::IMMUTABLE_PUT.into(),
             target: Some(target),
             value: Some(v.clone()),
         })
@@ -224,12 +229,12 @@ async fn rust_reads_and_writes_hyperdht_records() {
     commit(
         &node,
         target,
-        commands::MUTABLE_GET,
+        Command::MUTABLE_GET,
         Some(vec![0]),
         move |r| {
             Some(RequestSpec {
                 token: r.token,
-                command: commands::MUTABLE_PUT,
+                command: Command::MUTABLE_PUT.into(),
                 target: Some(target),
                 value: Some(put.clone()),
             })
@@ -244,7 +249,7 @@ async fn rust_reads_and_writes_hyperdht_records() {
     let key = SigningKey::from_bytes(&[4; 32]);
     let pk = key.verifying_key().to_bytes();
     let topic = [0x0b; 32];
-    commit(&node, topic, commands::LOOKUP, None, move |r| {
+    commit(&node, topic, Command::LOOKUP, None, move |r| {
         let (id, token) = (r.from_id?, r.token?);
         let peer = Peer {
             public_key: pk,
@@ -259,7 +264,7 @@ async fn rust_reads_and_writes_hyperdht_records() {
         };
         Some(RequestSpec {
             token: Some(token),
-            command: commands::ANNOUNCE,
+            command: Command::ANNOUNCE.into(),
             target: Some(topic),
             value: Some(ann.to_bytes()),
         })
