@@ -13,6 +13,7 @@ pub mod stream;
 mod io;
 
 mod bbr;
+mod cc;
 mod ring;
 mod win_filter;
 

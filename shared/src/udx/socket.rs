@@ -5,13 +5,15 @@
 //! another (HyperDHT's holepunch upgrade). [`UdxSocket::bind`] makes a socket with an instance of its own, which
 //! is all most uses need.
 //!
-//! One driver task per socket runs the [`Stream`] state machines that socket carries: it owns the socket, the
-//! clock and the timers. Application handles share the instance's state behind one mutex: a write copies bytes
-//! into the stream's send buffer and wakes the driver, a read copies bytes out; there is no per-packet channel
-//! hop. The driver receives with `recvmmsg` + GRO and sends with GSO (through quinn-udp, in the private `io` module).
+//! The instance's streams and the routing of its datagrams are a sans-IO [`Endpoint`]; this module adds the I/O.
+//! One driver task per socket hands the endpoint what the socket receives and sends what the endpoint produces
+//! for the streams that socket carries: it owns the socket, the clock and the timer. Application handles share
+//! the instance's state (the endpoint, the wakers, the raw queues) behind one mutex: a write copies bytes into
+//! the stream's send buffer and wakes the driver, a read copies bytes out; there is no per-packet channel hop.
+//! The driver receives with `recvmmsg` + GRO and sends with GSO (through quinn-udp, in the private `io` module).
 //!
-//! Datagram dispatch matches libudx: a datagram that is not a UDX packet ([`packet::is_udx`]), or a UDX packet
-//! for a stream id the instance does not know (or a closed one), goes to the socket's raw queue read by
+//! Datagram dispatch matches libudx (see [`super::endpoint`]): a datagram that is not a UDX packet, or a UDX
+//! packet for a stream id the instance does not know (or a closed one), goes to the socket's raw queue read by
 //! [`UdxSocket::recv_from`] (the DHT shares the socket). A packet for a stream that is not connected, or that is
 //! carried by another socket, is offered to the stream's firewall, which rejects by default (as udx-native does).
 
