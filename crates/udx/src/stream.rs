@@ -10,6 +10,13 @@
 //!
 //! Time is kept in whole milliseconds like libudx (`uv_now`), so RTT, RTO, pacing and BBR behave as there.
 //!
+//! This file holds the state, the public API and the packet lists; the parts live beside it: `send.rs`
+//! (pacing, packetizing, retransmission, acks out, MTU search, `poll_transmit`), `recv.rs` (datagrams in,
+//! delivery, messages, END/DESTROY), `recovery.rs` (timers, RACK-TLP, SACK and ack processing, rate
+//! sampling). Congestion control sits behind the [`super::cc::CongestionController`] trait, whose one
+//! implementation is BBR ([`super::bbr`]): the stream tells it about sends, acks (with a delivery-rate
+//! sample), RTOs and recovery exits, and asks it for the congestion window and pacing rate.
+//!
 //! # What follows libudx
 //! - Header fields and flags; DATA and END consume a sequence number, MESSAGE, HEARTBEAT and acks do not
 //!   (they carry the current `seq`); DESTROY carries `seq` and increments it.
@@ -55,13 +62,22 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::bbr::{Bbr, RateSample};
+use super::bbr::Bbr;
+use super::cc::{CongestionController, Path, RateSample};
 use super::packet::{
     encode_sack_range, flags, seq, Header, HEADER_LEN, IPV4_HEADER_OVERHEAD, IPV6_HEADER_OVERHEAD,
     MAX_SACKS, MTU_BASE, MTU_MAX, MTU_MAX_PROBES, MTU_STEP,
 };
 use super::ring::ByteRing;
 use super::win_filter::WinFilter;
+
+// The stream's parts: child modules (they share its private state) whose files sit beside this one in `udx/`.
+#[path = "recovery.rs"]
+mod recovery;
+#[path = "recv.rs"]
+mod recv;
+#[path = "send.rs"]
+mod send;
 
 /// Our millisecond clock starts here, so that 0 can mean "unset" as in libudx.
 const CLOCK_OFFSET_MS: u64 = 1 << 20;
@@ -251,7 +267,7 @@ struct List {
 
 /// A data/END packet sent and not yet cumulatively acked.
 #[derive(Debug, Clone)]
-pub(super) struct SentPacket {
+struct SentPacket {
     seq: u32,
     /// Selectively acked (libudx removes it from `outgoing`; we keep the slot until the cumulative ack).
     acked: bool,
@@ -270,11 +286,11 @@ pub(super) struct SentPacket {
     len: u16,
     /// Header + payload, without probe padding (libudx `pkt->size`).
     size: u32,
-    pub(super) time_sent: u64,
-    pub(super) first_sent_ts: u64,
-    pub(super) delivered_ts: u64,
-    pub(super) delivered: u32,
-    pub(super) is_app_limited: bool,
+    time_sent: u64,
+    first_sent_ts: u64,
+    delivered_ts: u64,
+    delivered: u32,
+    is_app_limited: bool,
     prev: Option<u32>,
     next: Option<u32>,
 }
@@ -296,7 +312,7 @@ struct Pending {
 #[derive(Debug)]
 pub struct Stream {
     epoch: Instant,
-    pub(super) now: u64,
+    now: u64,
     local_id: u32,
     remote_id: u32,
     remote_addr: Option<SocketAddr>,
@@ -312,14 +328,14 @@ pub struct Stream {
     destroying: bool,
     closed: bool,
 
-    pub(super) ca_state: CaState,
+    ca_state: CaState,
     high_seq: u32,
     hit_high_watermark: bool,
     rto_count: u32,
     zwp_count: u32,
     fast_recovery_count: u32,
     retransmit_count: u64,
-    pub(super) writes_queued_bytes: usize,
+    writes_queued_bytes: usize,
 
     ack_pending: bool,
     heartbeat_pending: bool,
@@ -339,29 +355,29 @@ pub struct Stream {
     link_mtu: usize,
     mtu: usize,
 
-    pub(super) seq: u32,
+    seq: u32,
     ack: u32,
-    pub(super) remote_acked: u32,
+    remote_acked: u32,
     remote_ended: u32,
 
     // rate sampling
-    pub(super) delivered: u32,
-    pub(super) lost: u32,
-    pub(super) app_limited: u32,
-    pub(super) first_sent_ts: u64,
-    pub(super) delivered_ts: u64,
-    pub(super) rate_delivered: u32,
-    pub(super) rate_interval_ms: u32,
-    pub(super) rate_sample_is_app_limited: bool,
+    delivered: u32,
+    lost: u32,
+    app_limited: u32,
+    first_sent_ts: u64,
+    delivered_ts: u64,
+    rate_delivered: u32,
+    rate_interval_ms: u32,
+    rate_sample_is_app_limited: bool,
 
     pending_timer: TimerKind,
     timer_at: Option<u64>,
     next_rto_ts: u64,
-    pub(super) srtt: u32,
+    srtt: u32,
     rttvar: u32,
     rto: u32,
     keepalive_ms: u32,
-    pub(super) rtt_min: WinFilter<u32>,
+    rtt_min: WinFilter<u32>,
 
     // rack
     rack_rtt: u32,
@@ -369,8 +385,8 @@ pub struct Stream {
     rack_next_seq: u32,
     rack_fack: u32,
 
-    pub(super) bbr: Bbr,
-    pub(super) pacing_bytes_per_ms: u32,
+    /// The congestion controller: congestion window and pacing rate.
+    cc: Box<dyn CongestionController>,
     tb_available: u32,
     tb_last_refill_ms: u64,
     pacing_timer_at: Option<u64>,
@@ -385,8 +401,6 @@ pub struct Stream {
 
     inflight_bytes: usize,
     sacks: u32,
-    pub(super) cwnd: u32,
-    pub(super) ssthresh: u32,
     send_rwnd: u32,
     send_wl1: u32,
     send_wl2: u32,
@@ -492,8 +506,7 @@ impl Stream {
             rack_time_sent: 0,
             rack_next_seq: 0,
             rack_fack: 0,
-            bbr: Bbr::default(),
-            pacing_bytes_per_ms: 0,
+            cc: Box::new(Bbr::default()),
             tb_available: INIT_PACING_RATE,
             tb_last_refill_ms: t,
             pacing_timer_at: None,
@@ -504,8 +517,6 @@ impl Stream {
             tx_queue: VecDeque::new(),
             inflight_bytes: 0,
             sacks: 0,
-            cwnd: 10,
-            ssthresh: 0xffff,
             send_rwnd: DEFAULT_RWND_MAX,
             send_wl1: config.initial_ack,
             send_wl2: config.initial_seq,
@@ -534,7 +545,7 @@ impl Stream {
         if !s.config.mtu_probing {
             s.mtu_state = MtuState::SearchComplete;
         }
-        s.bbr_init();
+        s.with_cc(|cc, path| cc.on_init(path));
         s
     }
 
@@ -881,13 +892,14 @@ impl Stream {
         StreamStats {
             srtt: Duration::from_millis(u64::from(self.srtt)),
             rto: Duration::from_millis(u64::from(self.rto)),
-            cwnd: self.cwnd,
+            cwnd: self.cc.cwnd(),
             inflight_packets: self.inflight_list.len,
             inflight_bytes: self.inflight_bytes,
             mtu: self.mtu,
-            pacing_bytes_per_ms: self.pacing_bytes_per_ms,
-            bandwidth_bytes_per_sec: (self.bbr_bw() * 1000.0 * self.max_payload() as f64) as u64,
-            bbr_state: self.bbr.state as u8,
+            pacing_bytes_per_ms: self.cc.pacing_rate(),
+            bandwidth_bytes_per_sec: (self.cc.bandwidth() * 1000.0 * self.max_payload() as f64)
+                as u64,
+            bbr_state: self.cc.state(),
             bytes_sent: self.bytes_tx,
             bytes_received: self.bytes_rx,
             packets_sent: self.packets_tx,
@@ -916,7 +928,30 @@ impl Stream {
 
     // ---------------------------------------------------------------- helpers
 
-    pub(super) fn max_payload(&self) -> usize {
+    /// What the congestion controller sees of the stream now.
+    fn cc_path(&self) -> Path {
+        Path {
+            now: self.now,
+            srtt: self.srtt,
+            rtt_min: self.rtt_min.get(),
+            mss: self.max_payload(),
+            delivered: self.delivered,
+            delivered_ts: self.delivered_ts,
+            inflight: self.inflight_len(),
+            ca_state: self.ca_state,
+            app_limited: self.app_limited,
+        }
+    }
+
+    /// Calls the congestion controller with the stream's current state (it may mark the stream
+    /// application-limited).
+    fn with_cc(&mut self, f: impl FnOnce(&mut dyn CongestionController, &mut Path)) {
+        let mut path = self.cc_path();
+        f(&mut *self.cc, &mut path);
+        self.app_limited = path.app_limited;
+    }
+
+    fn max_payload(&self) -> usize {
         let overhead = match self.remote_addr {
             Some(SocketAddr::V6(_)) => IPV6_HEADER_OVERHEAD,
             _ => IPV4_HEADER_OVERHEAD,
@@ -926,7 +961,7 @@ impl Stream {
 
     fn send_window_in_bytes(&self) -> u32 {
         min_u32(
-            self.cwnd.saturating_mul(self.max_payload() as u32),
+            self.cc.cwnd().saturating_mul(self.max_payload() as u32),
             self.send_rwnd,
         )
     }
@@ -939,14 +974,14 @@ impl Stream {
     }
 
     fn send_window_in_packets(&self) -> u32 {
-        min_u32(self.cwnd, self.send_rwnd_in_packets())
+        min_u32(self.cc.cwnd(), self.send_rwnd_in_packets())
     }
 
-    pub(super) fn inflight_len(&self) -> u32 {
+    fn inflight_len(&self) -> u32 {
         self.inflight_list.len
     }
 
-    pub(super) fn retransmit_list_len(&self) -> u32 {
+    fn retransmit_list_len(&self) -> u32 {
         self.retransmit_list.len
     }
 
@@ -1108,1139 +1143,6 @@ impl Stream {
         l.len = l.len.saturating_sub(1);
     }
 
-    // ---------------------------------------------------------------- timers
-
-    fn timer_start(&mut self, kind: TimerKind, wait_ms: u32) {
-        let at = self.now + u64::from(wait_ms);
-        if kind == TimerKind::Rto {
-            self.next_rto_ts = at;
-        }
-        self.pending_timer = kind;
-        self.timer_at = Some(at);
-    }
-
-    fn timer_stop(&mut self) {
-        self.pending_timer = TimerKind::None;
-        self.timer_at = None;
-    }
-
-    fn rearm_rto(&mut self, from_now: bool) {
-        if self.seq == self.remote_acked {
-            self.timer_stop();
-        } else {
-            let mut rto = self.rto;
-            if !from_now {
-                let delta = self.next_rto_ts as i64 - self.now as i64;
-                rto = if delta <= 0 { 1 } else { delta as u32 };
-            }
-            self.timer_start(TimerKind::Rto, rto);
-        }
-    }
-
-    fn arm_stream_timers(&mut self, arm_tlp: bool) {
-        if matches!(
-            self.pending_timer,
-            TimerKind::None | TimerKind::Zwp | TimerKind::Keepalive
-        ) || self.timer_at.is_none()
-        {
-            self.timer_start(TimerKind::Rto, self.rto);
-        }
-        if arm_tlp && self.ca_state == CaState::Open && self.sacks == 0 {
-            self.schedule_loss_probe(false);
-        }
-    }
-
-    fn schedule_loss_probe(&mut self, advancing_rto: bool) -> bool {
-        if self.seq == self.remote_acked || self.ca_state != CaState::Open || self.sacks > 0 {
-            return false;
-        }
-        let mut timeout = 1000u32;
-        if self.srtt > 0 {
-            timeout = self.srtt.saturating_mul(2);
-            if self.inflight_list.len + self.retransmit_list.len == 1 {
-                timeout += TLP_MAX_ACK_DELAY;
-            }
-        }
-        let mut rto_delta = self.rto;
-        if !advancing_rto {
-            let d = self.next_rto_ts as i64 - self.now as i64;
-            rto_delta = if d < 0 { 1 } else { d as u32 };
-        }
-        timeout = timeout.min(rto_delta);
-        self.timer_start(TimerKind::Tlp, timeout);
-        true
-    }
-
-    fn on_keepalive_timeout(&mut self) {
-        self.heartbeat_pending = true;
-        self.timer_start(TimerKind::Keepalive, self.keepalive_ms.max(1));
-    }
-
-    fn on_zwp_timeout(&mut self) {
-        if !self.connected || self.send_rwnd != 0 {
-            self.pending_timer = TimerKind::None;
-            return;
-        }
-        self.zwp_count += 1;
-        self.heartbeat_pending = true;
-        self.timer_start(TimerKind::Zwp, self.rto.saturating_mul(2));
-    }
-
-    fn on_tlp_timeout(&mut self) {
-        // RACK-TLP 7.3
-        if self.remote_acked == self.seq {
-            self.pending_timer = TimerKind::None;
-            return;
-        }
-        if self.tlp_in_flight || !self.tlp_permitted {
-            self.rearm_rto(false);
-            return;
-        }
-        // First try to send a new packet, ignoring the window.
-        if let Some(s) = self.send_new_packet(true) {
-            self.tx_queue.push_back(s);
-        } else {
-            let last = self.seq.wrapping_sub(1);
-            let ok = matches!(self.pkt(last), Some(p) if !p.acked && !p.lost && p.transmits > 0);
-            if !ok {
-                self.rearm_rto(false);
-                return;
-            }
-            self.list_unlink(ListId::Inflight, last);
-            if let Some(p) = self.pkt(last) {
-                self.inflight_bytes = self.inflight_bytes.saturating_sub(p.size as usize);
-            }
-            self.retransmit_packet(last);
-            self.tx_queue.push_back(last);
-            self.tlp_is_retrans = true;
-            self.tlp_in_flight = true;
-            self.tlp_end_seq = last;
-            self.tlp_permitted = false;
-        }
-        self.rearm_rto(true);
-    }
-
-    fn on_rack_reo_timeout(&mut self) {
-        self.rack_detect_loss();
-        let from_now = !matches!(self.pending_timer, TimerKind::RackReo | TimerKind::Tlp);
-        if self.pending_timer != TimerKind::Rto || self.timer_at.is_none() {
-            self.rearm_rto(from_now);
-        }
-    }
-
-    fn on_rto_timeout(&mut self) {
-        self.pending_timer = TimerKind::None;
-        if self.remote_acked == self.seq || !self.connected {
-            return;
-        }
-        tracing::debug!(
-            "udx stream {}: RTO after {} ms, {} packets unacked",
-            self.local_id,
-            self.rto,
-            self.seq.wrapping_sub(self.remote_acked)
-        );
-        self.high_seq = self.seq;
-        self.rto_count += 1;
-        self.ca_state = CaState::Loss;
-        self.tlp_in_flight = false;
-        self.tlp_is_retrans = false;
-        self.timer_start(TimerKind::Rto, self.rto.saturating_mul(2));
-
-        // Rebuild the retransmit queue in sequence order (RACK 6.3).
-        while let Some(h) = self.retransmit_list.head {
-            self.list_unlink(ListId::Retransmit, h);
-        }
-        let reo_wnd = self.rack_update_reo_wnd();
-        let now = self.now as i64;
-        let n = self.outgoing.len();
-        for i in 0..n {
-            let Some(p) = self.outgoing.get(i) else {
-                break;
-            };
-            if p.acked {
-                continue;
-            }
-            let s = p.seq;
-            if p.lost {
-                self.list_push_tail(ListId::Retransmit, s);
-                continue;
-            }
-            let remaining =
-                p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
-            if s == self.remote_acked || remaining < 0 {
-                if p.rto_timeouts >= MAX_RTO_TIMEOUTS {
-                    self.close_stream(Some(StreamError::TimedOut));
-                    return;
-                }
-                self.lost = self.lost.wrapping_add(1);
-                let was_probe = p.is_mtu_probe;
-                let size = p.size as usize;
-                if let Some(p) = self.outgoing.get_mut(i) {
-                    p.rto_timeouts += 1;
-                }
-                if was_probe {
-                    self.mtu_unprobeify(s);
-                }
-                self.list_unlink(ListId::Inflight, s);
-                if let Some(p) = self.outgoing.get_mut(i) {
-                    p.lost = true;
-                }
-                self.list_push_tail(ListId::Retransmit, s);
-                self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
-            }
-        }
-        self.bbr_on_rto();
-    }
-
-    // ---------------------------------------------------------------- MTU
-
-    fn mtu_unprobeify(&mut self, s: u32) {
-        if let Some(p) = self.pkt_mut(s) {
-            p.padding = 0;
-            p.is_mtu_probe = false;
-        }
-        if self.mtu_state == MtuState::Search {
-            if self.mtu_probe_count >= MTU_MAX_PROBES {
-                self.mtu_state = MtuState::SearchComplete;
-            } else {
-                self.mtu_probe_wanted = true;
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------- RACK
-
-    fn rack_update_reo_wnd(&self) -> u32 {
-        if !self.reordering_seen {
-            if self.ca_state != CaState::Open {
-                return 0;
-            }
-            if self.sacks >= 3 {
-                return 0;
-            }
-        }
-        let r = self.rtt_min.get() / 4;
-        r.min(self.srtt)
-    }
-
-    fn rack_detect_loss(&mut self) -> u64 {
-        let mut timeout: u64 = 0;
-        let reo_wnd = self.rack_update_reo_wnd();
-        let now = self.now as i64;
-        let mut resending = 0u32;
-        let mut probes_lost = 0u32;
-        let mut cur = self.inflight_list.head;
-        while let Some(s) = cur {
-            let Some(p) = self.pkt(s) else { break };
-            let next = p.next;
-            if p.time_sent > self.rack_time_sent {
-                break;
-            }
-            if rack_sent_after(
-                self.rack_time_sent,
-                self.rack_next_seq,
-                p.time_sent,
-                p.seq.wrapping_add(1),
-            ) {
-                let remaining =
-                    p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
-                if remaining <= 0 {
-                    let size = p.size as usize;
-                    let probe = p.is_mtu_probe;
-                    self.lost = self.lost.wrapping_add(1);
-                    self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
-                    self.list_unlink(ListId::Inflight, s);
-                    if let Some(p) = self.pkt_mut(s) {
-                        p.lost = true;
-                    }
-                    self.list_push_tail(ListId::Retransmit, s);
-                    if probe {
-                        self.mtu_unprobeify(s);
-                        probes_lost += 1;
-                    }
-                    resending += 1;
-                } else if remaining as u64 > timeout {
-                    timeout = remaining as u64;
-                }
-            }
-            cur = next;
-        }
-        if resending > probes_lost && self.ca_state == CaState::Open {
-            self.fast_recovery_count += 1;
-            self.ca_state = CaState::Recovery;
-            self.high_seq = self.seq;
-            self.tlp_in_flight = false;
-            self.tlp_is_retrans = false;
-        }
-        timeout
-    }
-
-    fn rack_detect_loss_and_arm_timer(&mut self) -> bool {
-        let timeout = self.rack_detect_loss();
-        if timeout > 0 {
-            self.timer_start(TimerKind::RackReo, timeout.min(u64::from(u32::MAX)) as u32);
-            return true;
-        }
-        false
-    }
-
-    // ---------------------------------------------------------------- sending
-
-    fn update_pacing_time(&mut self) {
-        let now = self.now;
-        if now > self.tb_last_refill_ms {
-            let factor = now - self.tb_last_refill_ms;
-            self.tb_available = (factor * u64::from(self.pacing_bytes_per_ms.max(1)))
-                .min(u64::from(u32::MAX)) as u32;
-            self.tb_last_refill_ms = now;
-        }
-    }
-
-    fn may_send(&mut self, retransmit: bool) -> bool {
-        self.update_pacing_time();
-        if self.tb_available == 0 {
-            return false;
-        }
-        if retransmit {
-            self.inflight_list.len < self.cwnd
-        } else {
-            self.inflight_list.len < self.send_window_in_packets()
-        }
-    }
-
-    fn has_unsent(&self) -> bool {
-        self.unsent_offset < self.send_ring.end()
-            || (self.end_offset.is_some() && !self.end_packetized)
-    }
-
-    /// Bookkeeping of a (re)transmission (libudx `_send_packet`), the bytes go out in `emit_packet`.
-    fn on_packet_sent(&mut self, s: u32, is_retransmit: bool) {
-        self.rate_check_app_limited();
-        let now = self.now;
-        let no_data_in_flight = self.seq == self.remote_acked;
-        if no_data_in_flight {
-            self.first_sent_ts = now;
-            self.delivered_ts = now;
-        }
-        let (first_sent_ts, delivered_ts, delivered, app_limited) = (
-            self.first_sent_ts,
-            self.delivered_ts,
-            self.delivered,
-            self.app_limited != 0,
-        );
-        let Some(p) = self.pkt_mut(s) else { return };
-        p.transmits = p.transmits.saturating_add(1);
-        if is_retransmit {
-            p.retransmitted = true;
-        }
-        p.time_sent = now;
-        p.first_sent_ts = first_sent_ts;
-        p.delivered_ts = delivered_ts;
-        p.delivered = delivered;
-        p.is_app_limited = app_limited;
-        let was_lost = p.lost;
-        p.lost = false;
-        let size = p.size;
-        if was_lost {
-            self.list_unlink(ListId::Retransmit, s);
-        }
-        self.list_push_tail(ListId::Inflight, s);
-        self.inflight_bytes += size as usize;
-        self.tb_available = self.tb_available.saturating_sub(size);
-        if self.tb_available == 0 {
-            self.pacing_timer_at = Some(self.now + 1);
-        }
-    }
-
-    /// Packetizes the next chunk of the send buffer as a new packet (libudx `send_new_packet` +
-    /// `_send_new_packet`); returns its seq.
-    fn send_new_packet(&mut self, tlp: bool) -> Option<u32> {
-        if !self.has_unsent() || !self.connected {
-            return None;
-        }
-        if !tlp && !self.may_send(false) {
-            return None;
-        }
-        let destination = self.remote_addr?;
-        let cap = self.max_payload();
-        let avail = (self.send_ring.end() - self.unsent_offset) as usize;
-        let len = cap.min(avail);
-        let mut type_flags = 0;
-        if len > 0 {
-            type_flags |= flags::DATA;
-        }
-        if let Some(e) = self.end_offset {
-            if !self.end_packetized && self.unsent_offset + len as u64 == e && len < cap {
-                type_flags |= flags::END;
-                self.end_packetized = true;
-            }
-        }
-        let offset = self.unsent_offset;
-        self.unsent_offset += len as u64;
-
-        let inflight_was_empty = self.inflight_list.len == 0;
-        let s = self.seq;
-        let size = (HEADER_LEN + len) as u32;
-        let mut padding = 0u8;
-        let mut is_probe = false;
-        if self.mtu_probe_wanted && !tlp && !self.remote_changing && len > 0 {
-            let overhead = self.mtu - self.max_payload();
-            let wanted = self.mtu_probe_size;
-            // libudx's check `wanted_size > pkt->size` never lets a probe through; we apply the intended
-            // one: the padding brings the datagram to the probed size and fits the 8-bit data offset.
-            if let Some(pad) = wanted.checked_sub(len + overhead) {
-                if pad <= 255 {
-                    padding = pad as u8;
-                    is_probe = true;
-                }
-            }
-        }
-        self.outgoing.push_back(SentPacket {
-            seq: s,
-            acked: false,
-            lost: false,
-            retransmitted: false,
-            transmits: 0,
-            rto_timeouts: 0,
-            is_mtu_probe: is_probe,
-            type_flags,
-            padding,
-            remote_id: self.remote_id,
-            destination,
-            offset,
-            len: len as u16,
-            size,
-            time_sent: 0,
-            first_sent_ts: 0,
-            delivered_ts: 0,
-            delivered: 0,
-            is_app_limited: false,
-            prev: None,
-            next: None,
-        });
-        self.on_packet_sent(s, false);
-        self.seq = self.seq.wrapping_add(1);
-        if inflight_was_empty {
-            let now = self.now;
-            self.bbr_on_transmit_start(now);
-        }
-        if is_probe {
-            self.mtu_probe_count += 1;
-            self.mtu_probe_wanted = false;
-        }
-        if tlp {
-            self.tlp_is_retrans = false;
-            self.tlp_in_flight = true;
-            self.tlp_end_seq = s;
-            self.tlp_permitted = false;
-        }
-        self.arm_stream_timers(!tlp);
-        Some(s)
-    }
-
-    fn retransmit_packet(&mut self, s: u32) {
-        let inflight_was_empty = self.inflight_list.len == 0;
-        self.on_packet_sent(s, true);
-        self.retransmit_count += 1;
-        if inflight_was_empty {
-            let now = self.now;
-            self.bbr_on_transmit_start(now);
-        }
-        self.arm_stream_timers(false);
-    }
-
-    /// Wire size and destination of packet `s` as it would be sent now.
-    fn wire_info(&self, s: u32) -> Option<(usize, SocketAddr)> {
-        let p = self.pkt(s)?;
-        Some((
-            HEADER_LEN + usize::from(p.padding) + usize::from(p.len),
-            p.destination,
-        ))
-    }
-
-    fn emit_packet(&mut self, s: u32, out: &mut Vec<u8>) {
-        let rwnd = self.recv_rwnd();
-        self.last_advertised_rwnd = rwnd;
-        let ack = self.ack;
-        let Some(p) = self.pkt(s) else { return };
-        // Retransmits keep the original header but advertise the current receive state (libudx).
-        let h = Header {
-            type_flags: p.type_flags,
-            data_offset: p.padding,
-            remote_id: p.remote_id,
-            recv_window: rwnd,
-            seq: p.seq,
-            ack,
-        };
-        let (offset, len, padding) = (p.offset, usize::from(p.len), usize::from(p.padding));
-        h.encode(out);
-        out.resize(out.len() + padding, 0);
-        self.send_ring.copy_to(offset, len, out);
-        let wire = HEADER_LEN + padding + len;
-        self.packets_tx += 1;
-        self.bytes_tx += wire as u64;
-    }
-
-    fn build_ack(&mut self, out: &mut Vec<u8>) -> usize {
-        let start_len = out.len();
-        let mut h = self.header(0);
-        h.encode(out);
-        let mut nsacks = 0usize;
-        let mut in_block = false;
-        let mut start = 0u32;
-        let mut end = 0u32;
-        let mut ooo = self.out_of_order;
-        let limit = self.incoming.len().min(65_537);
-        let mut i = 1usize;
-        while i < limit && ooo > 0 && nsacks < MAX_SACKS {
-            let s = self.ack.wrapping_add(i as u32);
-            let received = matches!(self.incoming.get(i), Some(Some(_)));
-            if received {
-                if !in_block {
-                    in_block = true;
-                    start = s;
-                }
-                end = s.wrapping_add(1);
-            } else {
-                ooo -= 1;
-                if in_block {
-                    in_block = false;
-                    encode_sack_range(out, start, end);
-                    nsacks += 1;
-                }
-            }
-            i += 1;
-        }
-        if in_block && nsacks < MAX_SACKS {
-            encode_sack_range(out, start, end);
-            nsacks += 1;
-        }
-        if nsacks > 0 {
-            h.type_flags = flags::SACK;
-            if let Some(b) = out.get_mut(start_len + 2) {
-                *b = h.type_flags;
-            }
-        }
-        let n = out.len() - start_len;
-        self.packets_tx += 1;
-        self.bytes_tx += n as u64;
-        n
-    }
-
-    /// What libudx does right after sending an ack: surface the remote END once everything before it was
-    /// received, and close when both sides ended.
-    fn after_ack_sent(&mut self) {
-        if self.ending_remote && !self.ended_remote && seq::le(self.remote_ended, self.ack) {
-            self.ended_remote = true;
-            self.events.push_back(StreamEvent::RemoteEnded);
-        }
-        if self.ended && self.ended_remote {
-            self.close_clean();
-        }
-    }
-
-    /// Both sides ended: close, and linger to re-ack retransmissions if configured.
-    fn close_clean(&mut self) {
-        self.close_stream(None);
-        let linger = self.config.linger.as_millis().min(u128::from(u32::MAX)) as u64;
-        // At least three RTOs: the remote's END retransmits come after 1 and then 2 more RTOs.
-        let linger = if linger > 0 {
-            linger.max(3 * u64::from(self.rto))
-        } else {
-            0
-        };
-        if linger > 0 && self.remote_addr.is_some() {
-            self.linger_until = Some(self.now + linger);
-            self.linger_last_heard = self.now;
-        }
-    }
-
-    /// Appends up to `max_datagrams` datagrams for one destination to `out` (all `segment_size` bytes except
-    /// possibly the last), respecting the congestion and receive windows and pacing. `None`: nothing to send
-    /// now (check [`Stream::poll_timeout`]).
-    pub fn poll_transmit(
-        &mut self,
-        now: Instant,
-        out: &mut Vec<u8>,
-        max_datagrams: usize,
-    ) -> Option<Transmit> {
-        let r = self.poll_transmit_inner(now, out, max_datagrams);
-        self.debug_check();
-        r
-    }
-
-    fn poll_transmit_inner(
-        &mut self,
-        now: Instant,
-        out: &mut Vec<u8>,
-        max_datagrams: usize,
-    ) -> Option<Transmit> {
-        self.set_now(now);
-        if let Some(p) = self.destroy_packet.take() {
-            out.extend_from_slice(&p.bytes);
-            self.packets_tx += 1;
-            self.bytes_tx += p.bytes.len() as u64;
-            return Some(Transmit {
-                destination: p.destination,
-                segment_size: p.bytes.len(),
-                len: p.bytes.len(),
-            });
-        }
-        if self.closed && self.linger_until.is_some() && self.ack_pending {
-            self.ack_pending = false;
-            let destination = self.remote_addr?;
-            let n = self.build_ack(out);
-            return Some(Transmit {
-                destination,
-                segment_size: n,
-                len: n,
-            });
-        }
-        if self.closed || !self.connected || self.relaying || max_datagrams == 0 {
-            return None;
-        }
-        let destination = self.remote_addr?;
-        if self.ack_pending {
-            self.ack_pending = false;
-            let n = self.build_ack(out);
-            self.after_ack_sent();
-            return Some(Transmit {
-                destination,
-                segment_size: n,
-                len: n,
-            });
-        }
-        if self.heartbeat_pending {
-            self.heartbeat_pending = false;
-            self.header(flags::HEARTBEAT).encode(out);
-            self.packets_tx += 1;
-            self.bytes_tx += HEADER_LEN as u64;
-            return Some(Transmit {
-                destination,
-                segment_size: HEADER_LEN,
-                len: HEADER_LEN,
-            });
-        }
-        if let Some(m) = self.messages_out.pop_front() {
-            out.extend_from_slice(&m.bytes);
-            self.packets_tx += 1;
-            self.bytes_tx += m.bytes.len() as u64;
-            return Some(Transmit {
-                destination: m.destination,
-                segment_size: m.bytes.len(),
-                len: m.bytes.len(),
-            });
-        }
-        self.poll_data(out, max_datagrams)
-    }
-
-    fn poll_data(&mut self, out: &mut Vec<u8>, max: usize) -> Option<Transmit> {
-        let start_len = out.len();
-        let mut batch: Option<(SocketAddr, usize)> = None;
-        let mut count = 0usize;
-        // Returns false when the packet does not fit the batch (and must wait for the next one).
-        let fits = |batch: &Option<(SocketAddr, usize)>, dest: SocketAddr, size: usize| match batch
-        {
-            None => true,
-            Some((d, seg)) => *d == dest && size <= *seg,
-        };
-        loop {
-            if count >= max {
-                break;
-            }
-            // 1. Packets already decided (tail loss probes).
-            if let Some(&s) = self.tx_queue.front() {
-                let Some((size, dest)) = self.wire_info(s) else {
-                    self.tx_queue.pop_front();
-                    continue;
-                };
-                if !fits(&batch, dest, size) {
-                    break;
-                }
-                self.tx_queue.pop_front();
-                self.emit_packet(s, out);
-                count += 1;
-                if batch.is_none() {
-                    batch = Some((dest, size));
-                } else if batch.is_some_and(|(_, seg)| size < seg) {
-                    break;
-                }
-                continue;
-            }
-            // 2. Retransmissions.
-            if let Some(s) = self.retransmit_list.head {
-                if self.may_send(true) {
-                    let Some((size, dest)) = self.wire_info(s) else {
-                        self.list_unlink(ListId::Retransmit, s);
-                        continue;
-                    };
-                    if !fits(&batch, dest, size) {
-                        break;
-                    }
-                    self.retransmit_packet(s);
-                    self.emit_packet(s, out);
-                    count += 1;
-                    if batch.is_none() {
-                        batch = Some((dest, size));
-                    } else if batch.is_some_and(|(_, seg)| size < seg) {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            // 3. New data.
-            if !self.has_unsent() {
-                break;
-            }
-            let Some(dest) = self.remote_addr else { break };
-            let avail = (self.send_ring.end() - self.unsent_offset) as usize;
-            let len = avail.min(self.max_payload());
-            // The size ignores a possible probe padding; a probe is always the largest so far and only
-            // starts a batch or is refused below.
-            let est = HEADER_LEN + len;
-            if !fits(&batch, dest, est) {
-                break;
-            }
-            if self.mtu_probe_wanted && batch.is_some() && !self.remote_changing {
-                // A probe would be larger than the segment size: let it start the next batch.
-                break;
-            }
-            let Some(s) = self.send_new_packet(false) else {
-                break;
-            };
-            let Some((size, _)) = self.wire_info(s) else {
-                break;
-            };
-            self.emit_packet(s, out);
-            count += 1;
-            if batch.is_none() {
-                batch = Some((dest, size));
-            } else if batch.is_some_and(|(_, seg)| size < seg) {
-                break;
-            }
-        }
-        let (destination, segment_size) = batch?;
-        Some(Transmit {
-            destination,
-            segment_size,
-            len: out.len() - start_len,
-        })
-    }
-
-    // ---------------------------------------------------------------- receiving
-
-    fn take_buffer(&mut self, data: &[u8]) -> Vec<u8> {
-        let mut v = self.pool.pop().unwrap_or_default();
-        v.clear();
-        v.extend_from_slice(data);
-        v
-    }
-
-    fn deliver(&mut self, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        self.recv_buf.push(data);
-        if self.readable_armed {
-            self.readable_armed = false;
-            self.events.push_back(StreamEvent::Readable);
-        }
-    }
-
-    fn process_data_packet(&mut self, type_flags: u8, s: u32, data: &[u8]) {
-        if s == self.ack && type_flags & flags::DATA != 0 {
-            // Fast path: next in line.
-            self.ack = self.ack.wrapping_add(1);
-            self.incoming.pop_front();
-            self.deliver(data);
-            return;
-        }
-        let d = seq::diff(s, self.ack);
-        if d < 0 || d as usize >= MAX_INCOMING_AHEAD {
-            return;
-        }
-        let d = d as usize;
-        if self.incoming.len() <= d {
-            self.incoming.resize_with(d + 1, || None);
-        }
-        let data = self.take_buffer(data);
-        if let Some(slot) = self.incoming.get_mut(d) {
-            *slot = Some(InPacket { type_flags, data });
-            self.out_of_order += 1;
-        }
-    }
-
-    fn incoming_has(&self, s: u32) -> bool {
-        let d = seq::diff(s, self.ack);
-        d >= 0 && matches!(self.incoming.get(d as usize), Some(Some(_)))
-    }
-
-    /// Processes one datagram addressed to this stream (`from` is where it came from). Malformed or foreign
-    /// datagrams are ignored; nothing here panics on hostile input.
-    fn handle_datagram_inner(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let _ = from;
-        self.set_now(now);
-        if self.closed && self.linger_until.is_some_and(|t| t > self.now) {
-            // Cleanly closed: a retransmitted END or data means our last ack was lost; ack again.
-            if let Ok((h, _)) = Header::decode(datagram) {
-                if h.remote_id == self.local_id
-                    && h.type_flags & (flags::DATA | flags::END) != 0
-                    && seq::lt(h.seq, self.ack)
-                {
-                    self.ack_pending = true;
-                    // Our re-ack may be lost too: the remote retransmits again after twice this gap (its RTO
-                    // backs off), so stay until then, with one RTO to spare.
-                    let gap = self.now.saturating_sub(self.linger_last_heard);
-                    self.linger_last_heard = self.now;
-                    let until = self.now + 2 * gap + u64::from(self.rto);
-                    if self.linger_until.is_some_and(|t| t < until) {
-                        self.linger_until = Some(until);
-                    }
-                }
-            }
-            return;
-        }
-        if self.closed || self.destroying || self.relaying {
-            return;
-        }
-        let Ok((h, rest)) = Header::decode(datagram) else {
-            return;
-        };
-        if h.remote_id != self.local_id {
-            return;
-        }
-        self.bytes_rx += datagram.len() as u64;
-        self.packets_rx += 1;
-
-        let type_flags = h.type_flags;
-        let (rwnd, s, ack) = (h.recv_window, h.seq, h.ack);
-        let delivered_before = self.delivered;
-        let lost_before = self.lost;
-        let prior_remote_acked = self.remote_acked;
-        let ack_advanced = seq::diff(ack, prior_remote_acked) > 0;
-        let data_inflight = self.remote_acked != self.seq;
-
-        if type_flags & flags::HEARTBEAT != 0 {
-            self.ack_pending = true;
-            return;
-        }
-        let Some(payload) = h.payload(rest) else {
-            return;
-        };
-
-        if seq::le(self.ack, s) {
-            if type_flags & (flags::DATA | flags::END) != 0
-                && !self.incoming_has(s)
-                && !self.ended_remote
-            {
-                self.process_data_packet(type_flags, s, payload);
-            }
-            if type_flags & flags::END != 0 {
-                self.ending_remote = true;
-                self.remote_ended = s;
-            }
-            if type_flags & flags::DESTROY != 0 {
-                self.close_stream(Some(StreamError::Reset));
-                return;
-            }
-        }
-
-        if type_flags & flags::MESSAGE != 0 {
-            self.events
-                .push_back(StreamEvent::Message(payload.to_vec()));
-        }
-
-        // Drain the out-of-order queue.
-        while !self.ended_remote {
-            let Some(Some(_)) = self.incoming.front() else {
-                break;
-            };
-            let Some(Some(p)) = self.incoming.pop_front() else {
-                break;
-            };
-            self.out_of_order = self.out_of_order.saturating_sub(1);
-            self.ack = self.ack.wrapping_add(1);
-            if p.type_flags & flags::DATA != 0 {
-                self.deliver(&p.data);
-            }
-            self.pool.push(p.data);
-        }
-
-        // An ack for something never sent: ignore the rest.
-        if seq::lt(self.seq, ack) {
-            return;
-        }
-
-        if seq::ge(ack, self.remote_acked)
-            && (seq::lt(self.send_wl1, s) || (self.send_wl1 == s && seq::le(self.send_wl2, ack)))
-        {
-            if rwnd > 0 && self.pending_timer == TimerKind::Zwp {
-                self.timer_stop();
-            }
-            self.send_rwnd = rwnd;
-            self.send_wl1 = s;
-            self.send_wl2 = ack;
-        }
-
-        if self.remote_changing && seq::ge(ack, self.seq_on_remote_changed) {
-            self.remote_changing = false;
-            self.events.push_back(StreamEvent::RemoteChanged);
-        }
-
-        // RACK 7.4.2
-        if self.tlp_in_flight
-            && seq::ge(ack, self.tlp_end_seq)
-            && (!self.tlp_is_retrans || seq::gt(ack, self.tlp_end_seq))
-        {
-            self.tlp_in_flight = false;
-        }
-
-        if seq::gt(ack, self.high_seq) && self.ca_state != CaState::Open {
-            if self.ca_state == CaState::Recovery {
-                // libudx sets cwnd = ssthresh, which BBR's drain leaves at bw * min_rtt and can be 0 on a
-                // sub-millisecond path; if this ack then delivers nothing new (all SACKed before), BBR keeps
-                // the 0 and a sender with nothing in flight never sends again. Keep BBR's floor of 4.
-                self.cwnd = self.ssthresh.max(4);
-            }
-            self.ca_state = CaState::Open;
-        }
-
-        let mut ended = false;
-        let mut rs = RateSample::new();
-        let mut p = prior_remote_acked;
-        while seq::lt(p, ack) {
-            match self.ack_packet(p, false, &mut rs) {
-                1 => self.delivered = self.delivered.wrapping_add(1),
-                2 => {
-                    self.delivered = self.delivered.wrapping_add(1);
-                    ended = true;
-                }
-                _ => {}
-            }
-            p = p.wrapping_add(1);
-        }
-        if ack_advanced {
-            self.remote_acked = ack;
-            // Bytes before the oldest retained packet are no longer needed.
-            let keep = self
-                .outgoing
-                .front()
-                .map(|p| p.offset)
-                .unwrap_or(self.unsent_offset);
-            self.send_ring.release_to(keep);
-            self.maybe_writable();
-        }
-
-        if ended {
-            if self.remote_acked == self.seq {
-                if self.keepalive_ms > 0 {
-                    self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
-                } else {
-                    self.timer_stop();
-                }
-            }
-            if self.ended && self.ended_remote {
-                self.close_clean();
-                return;
-            }
-            // A final ack makes sure the remote knows we got its END.
-            self.ack_pending = true;
-            return;
-        }
-
-        // libudx senders put at most 50 ranges in an ack; more would only be a way to burn our CPU.
-        for (start, end) in h.sack_ranges(rest).take(MAX_SACKS) {
-            if self.sack_is_valid(start, end) {
-                let mut p = start;
-                while p != end {
-                    match self.ack_packet(p, true, &mut rs) {
-                        1 => self.delivered = self.delivered.wrapping_add(1),
-                        2 => {
-                            self.delivered = self.delivered.wrapping_add(1);
-                            break;
-                        }
-                        _ => {}
-                    }
-                    p = p.wrapping_add(1);
-                }
-            }
-        }
-        if self.sacks > 0 {
-            self.maybe_writable();
-        }
-
-        let delivered = self.delivered.wrapping_sub(delivered_before);
-        let lost = self.lost.wrapping_sub(lost_before);
-        let mut arm_rto_or_tlp = ack_advanced && data_inflight;
-
-        if delivered > 0 {
-            if self.remote_acked == self.seq {
-                arm_rto_or_tlp = false;
-                let end_queued = self.ending && !self.ended;
-                if self.send_rwnd == 0 && (self.writes_queued_bytes > 0 || end_queued) {
-                    self.timer_start(TimerKind::Zwp, self.rto);
-                } else if self.keepalive_ms > 0 {
-                    self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
-                } else {
-                    self.timer_stop();
-                }
-            } else {
-                self.next_rto_ts = self.now + u64::from(self.rto);
-            }
-            if self.rack_detect_loss_and_arm_timer() {
-                arm_rto_or_tlp = false;
-            }
-        }
-
-        if arm_rto_or_tlp && !self.schedule_loss_probe(true) {
-            self.rearm_rto(true);
-        }
-
-        if type_flags & (flags::DATA | flags::END) != 0 {
-            self.ack_pending = true;
-        }
-
-        if data_inflight {
-            self.rate_gen(delivered, lost, &mut rs);
-            self.bbr_main(&mut rs);
-        }
-    }
-
-    fn maybe_writable(&mut self) {
-        if self.hit_high_watermark
-            && self.writes_queued_bytes < HIGH_WATERMARK + self.send_window_in_bytes() as usize
-        {
-            self.hit_high_watermark = false;
-            self.events.push_back(StreamEvent::Writable);
-        }
-    }
-
-    fn sack_is_valid(&self, start: u32, end: u32) -> bool {
-        !(seq::diff(end, self.seq) > 0
-            || seq::diff(start, end) >= 0
-            || seq::diff(start, self.seq) >= 0
-            || seq::diff(start, self.remote_acked) < 0)
-    }
-
-    /// Marks packet `s` acked (libudx `ack_packet`): 0 = nothing to ack, 1 = acked, 2 = acked and our END is
-    /// now fully acknowledged.
-    fn ack_packet(&mut self, s: u32, sack: bool, rs: &mut RateSample) -> u8 {
-        let Some(i) = self.pkt_index(s) else {
-            return 0;
-        };
-        let Some(p) = self.outgoing.get(i) else {
-            return 0;
-        };
-        if p.acked {
-            if !sack {
-                self.sacks = self.sacks.saturating_sub(1);
-                if i == 0 {
-                    self.outgoing.pop_front();
-                }
-            }
-            return 0;
-        }
-        let (is_probe, lost, size, len, time_sent, retransmitted) = (
-            p.is_mtu_probe,
-            p.lost,
-            p.size as usize,
-            usize::from(p.len),
-            p.time_sent,
-            p.retransmitted,
-        );
-
-        if self.mtu_state == MtuState::Search && self.mtu_probe_count > 0 && is_probe {
-            self.mtu_probe_count = 0;
-            self.mtu = self.mtu_probe_size;
-            if self.mtu_probe_size >= self.mtu_max {
-                self.mtu_state = MtuState::SearchComplete;
-            } else {
-                self.mtu_probe_size = (self.mtu_probe_size + MTU_STEP).min(self.mtu_max);
-                self.mtu_probe_wanted = true;
-            }
-        }
-        if self.mtu_state == MtuState::Base {
-            self.mtu_state = MtuState::Search;
-            self.mtu_probe_wanted = true;
-        }
-        if sack {
-            self.sacks += 1;
-        }
-        if lost {
-            self.list_unlink(ListId::Retransmit, s);
-        } else {
-            self.list_unlink(ListId::Inflight, s);
-            self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
-        }
-        if let Some(p) = self.outgoing.get(i) {
-            let p = p.clone_rate();
-            self.rate_pkt_delivered(&p, rs);
-        }
-        let now = self.now;
-        let rtt = self.clamp_rtt(now.saturating_sub(time_sent));
-        let next = s.wrapping_add(1);
-
-        if !retransmitted {
-            self.rtt_min.apply_min(RTT_MIN_WINDOW_MS, now, rtt);
-            if self.srtt == 0 {
-                self.srtt = rtt;
-                self.rttvar = rtt / 2;
-            } else {
-                let delta = rtt.abs_diff(self.srtt);
-                self.rttvar = ((3 * u64::from(self.rttvar) + u64::from(delta)) / 4) as u32;
-                self.srtt = ((7 * u64::from(self.srtt) + u64::from(rtt)) / 8) as u32;
-            }
-            self.tlp_permitted = true;
-            self.rto = self
-                .srtt
-                .saturating_add(self.rttvar.saturating_mul(4))
-                .clamp(1000, RTO_MAX_MS);
-        }
-
-        if !retransmitted || rtt >= self.rtt_min.get() {
-            self.rack_rtt = rtt;
-            rs.rtt_ms = i64::from(rtt);
-            if rack_sent_after(time_sent, next, self.rack_time_sent, self.rack_next_seq) {
-                self.rack_time_sent = time_sent;
-                self.rack_next_seq = next;
-            }
-        }
-        if seq::gt(next, self.rack_fack) {
-            self.rack_fack = next;
-        } else if seq::lt(next, self.rack_fack) && !retransmitted {
-            self.reordering_seen = true;
-        }
-
-        self.writes_queued_bytes = self.writes_queued_bytes.saturating_sub(len);
-        if i == 0 && !sack {
-            self.outgoing.pop_front();
-        } else if let Some(p) = self.outgoing.get_mut(i) {
-            p.acked = true;
-        }
-
-        if self.ending
-            && !self.ended
-            && self.inflight_list.len == 0
-            && self.retransmit_list.len == 0
-            && !self.has_unsent()
-        {
-            self.ended = true;
-            return 2;
-        }
-        1
-    }
-
-    fn clamp_rtt(&self, rtt: u64) -> u32 {
-        if self.srtt == 0 {
-            return rtt.min(RTT_MAX_MS) as u32;
-        }
-        let threshold = u64::from(self.srtt) + 5 * u64::from(self.rttvar);
-        if rtt > threshold && rtt > 5000 {
-            return threshold.min(RTT_MAX_MS) as u32;
-        }
-        rtt.min(u64::from(u32::MAX)) as u32
-    }
-
     // ---------------------------------------------------------------- closing
 
     fn close_stream(&mut self, error: Option<StreamError>) {
@@ -2291,17 +1193,17 @@ impl SentPacket {
 
 /// The rate-sampling fields of a packet (copied out to satisfy the borrow checker).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct RatePkt {
-    pub(super) seq: u32,
-    pub(super) time_sent: u64,
-    pub(super) first_sent_ts: u64,
-    pub(super) delivered_ts: u64,
-    pub(super) delivered: u32,
-    pub(super) is_app_limited: bool,
-    pub(super) retransmitted: bool,
+struct RatePkt {
+    seq: u32,
+    time_sent: u64,
+    first_sent_ts: u64,
+    delivered_ts: u64,
+    delivered: u32,
+    is_app_limited: bool,
+    retransmitted: bool,
 }
 
 /// RACK: was `(t1, seq1)` sent after `(t2, seq2)`?
-pub(super) fn rack_sent_after(t1: u64, seq1: u32, t2: u64, seq2: u32) -> bool {
+fn rack_sent_after(t1: u64, seq1: u32, t2: u64, seq2: u32) -> bool {
     t1 > t2 || (t1 == t2 && seq::lt(seq2, seq1))
 }

@@ -2,5 +2,6 @@
 //!
 //! One test binary for the whole crate (`autotests = false` in its Cargo.toml): each file below is a module.
 
+mod udx_endpoint;
 mod udx_sim;
 mod udx_stream;

@@ -1,0 +1,460 @@
+//! Loss recovery of a [`Stream`] (a child module of `stream`, kept in its own file): the timers (RTO, tail
+//! loss probe, RACK reordering, zero-window probe, keepalive), RACK-TLP loss detection (RFC 8985 as libudx),
+//! SACK and cumulative-ack processing of sent packets, and delivery-rate sampling (`udx_rate.c`) for the
+//! congestion controller.
+
+use super::*;
+
+fn time_delta_ms(t1: u64, t0: u64) -> u64 {
+    t1.saturating_sub(t0)
+}
+
+impl Stream {
+    // ---------------------------------------------------------------- timers
+
+    pub(super) fn timer_start(&mut self, kind: TimerKind, wait_ms: u32) {
+        let at = self.now + u64::from(wait_ms);
+        if kind == TimerKind::Rto {
+            self.next_rto_ts = at;
+        }
+        self.pending_timer = kind;
+        self.timer_at = Some(at);
+    }
+
+    pub(super) fn timer_stop(&mut self) {
+        self.pending_timer = TimerKind::None;
+        self.timer_at = None;
+    }
+
+    pub(super) fn rearm_rto(&mut self, from_now: bool) {
+        if self.seq == self.remote_acked {
+            self.timer_stop();
+        } else {
+            let mut rto = self.rto;
+            if !from_now {
+                let delta = self.next_rto_ts as i64 - self.now as i64;
+                rto = if delta <= 0 { 1 } else { delta as u32 };
+            }
+            self.timer_start(TimerKind::Rto, rto);
+        }
+    }
+
+    pub(super) fn arm_stream_timers(&mut self, arm_tlp: bool) {
+        if matches!(
+            self.pending_timer,
+            TimerKind::None | TimerKind::Zwp | TimerKind::Keepalive
+        ) || self.timer_at.is_none()
+        {
+            self.timer_start(TimerKind::Rto, self.rto);
+        }
+        if arm_tlp && self.ca_state == CaState::Open && self.sacks == 0 {
+            self.schedule_loss_probe(false);
+        }
+    }
+
+    pub(super) fn schedule_loss_probe(&mut self, advancing_rto: bool) -> bool {
+        if self.seq == self.remote_acked || self.ca_state != CaState::Open || self.sacks > 0 {
+            return false;
+        }
+        let mut timeout = 1000u32;
+        if self.srtt > 0 {
+            timeout = self.srtt.saturating_mul(2);
+            if self.inflight_list.len + self.retransmit_list.len == 1 {
+                timeout += TLP_MAX_ACK_DELAY;
+            }
+        }
+        let mut rto_delta = self.rto;
+        if !advancing_rto {
+            let d = self.next_rto_ts as i64 - self.now as i64;
+            rto_delta = if d < 0 { 1 } else { d as u32 };
+        }
+        timeout = timeout.min(rto_delta);
+        self.timer_start(TimerKind::Tlp, timeout);
+        true
+    }
+
+    pub(super) fn on_keepalive_timeout(&mut self) {
+        self.heartbeat_pending = true;
+        self.timer_start(TimerKind::Keepalive, self.keepalive_ms.max(1));
+    }
+
+    pub(super) fn on_zwp_timeout(&mut self) {
+        if !self.connected || self.send_rwnd != 0 {
+            self.pending_timer = TimerKind::None;
+            return;
+        }
+        self.zwp_count += 1;
+        self.heartbeat_pending = true;
+        self.timer_start(TimerKind::Zwp, self.rto.saturating_mul(2));
+    }
+
+    pub(super) fn on_tlp_timeout(&mut self) {
+        // RACK-TLP 7.3
+        if self.remote_acked == self.seq {
+            self.pending_timer = TimerKind::None;
+            return;
+        }
+        if self.tlp_in_flight || !self.tlp_permitted {
+            self.rearm_rto(false);
+            return;
+        }
+        // First try to send a new packet, ignoring the window.
+        if let Some(s) = self.send_new_packet(true) {
+            self.tx_queue.push_back(s);
+        } else {
+            let last = self.seq.wrapping_sub(1);
+            let ok = matches!(self.pkt(last), Some(p) if !p.acked && !p.lost && p.transmits > 0);
+            if !ok {
+                self.rearm_rto(false);
+                return;
+            }
+            self.list_unlink(ListId::Inflight, last);
+            if let Some(p) = self.pkt(last) {
+                self.inflight_bytes = self.inflight_bytes.saturating_sub(p.size as usize);
+            }
+            self.retransmit_packet(last);
+            self.tx_queue.push_back(last);
+            self.tlp_is_retrans = true;
+            self.tlp_in_flight = true;
+            self.tlp_end_seq = last;
+            self.tlp_permitted = false;
+        }
+        self.rearm_rto(true);
+    }
+
+    pub(super) fn on_rack_reo_timeout(&mut self) {
+        self.rack_detect_loss();
+        let from_now = !matches!(self.pending_timer, TimerKind::RackReo | TimerKind::Tlp);
+        if self.pending_timer != TimerKind::Rto || self.timer_at.is_none() {
+            self.rearm_rto(from_now);
+        }
+    }
+
+    pub(super) fn on_rto_timeout(&mut self) {
+        self.pending_timer = TimerKind::None;
+        if self.remote_acked == self.seq || !self.connected {
+            return;
+        }
+        tracing::debug!(
+            "udx stream {}: RTO after {} ms, {} packets unacked",
+            self.local_id,
+            self.rto,
+            self.seq.wrapping_sub(self.remote_acked)
+        );
+        self.high_seq = self.seq;
+        self.rto_count += 1;
+        self.ca_state = CaState::Loss;
+        self.tlp_in_flight = false;
+        self.tlp_is_retrans = false;
+        self.timer_start(TimerKind::Rto, self.rto.saturating_mul(2));
+
+        // Rebuild the retransmit queue in sequence order (RACK 6.3).
+        while let Some(h) = self.retransmit_list.head {
+            self.list_unlink(ListId::Retransmit, h);
+        }
+        let reo_wnd = self.rack_update_reo_wnd();
+        let now = self.now as i64;
+        let n = self.outgoing.len();
+        for i in 0..n {
+            let Some(p) = self.outgoing.get(i) else {
+                break;
+            };
+            if p.acked {
+                continue;
+            }
+            let s = p.seq;
+            if p.lost {
+                self.list_push_tail(ListId::Retransmit, s);
+                continue;
+            }
+            let remaining =
+                p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
+            if s == self.remote_acked || remaining < 0 {
+                if p.rto_timeouts >= MAX_RTO_TIMEOUTS {
+                    self.close_stream(Some(StreamError::TimedOut));
+                    return;
+                }
+                self.lost = self.lost.wrapping_add(1);
+                let was_probe = p.is_mtu_probe;
+                let size = p.size as usize;
+                if let Some(p) = self.outgoing.get_mut(i) {
+                    p.rto_timeouts += 1;
+                }
+                if was_probe {
+                    self.mtu_unprobeify(s);
+                }
+                self.list_unlink(ListId::Inflight, s);
+                if let Some(p) = self.outgoing.get_mut(i) {
+                    p.lost = true;
+                }
+                self.list_push_tail(ListId::Retransmit, s);
+                self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+            }
+        }
+        self.with_cc(|cc, path| cc.on_loss(path));
+    }
+
+    // ---------------------------------------------------------------- RACK
+
+    pub(super) fn rack_update_reo_wnd(&self) -> u32 {
+        if !self.reordering_seen {
+            if self.ca_state != CaState::Open {
+                return 0;
+            }
+            if self.sacks >= 3 {
+                return 0;
+            }
+        }
+        let r = self.rtt_min.get() / 4;
+        r.min(self.srtt)
+    }
+
+    pub(super) fn rack_detect_loss(&mut self) -> u64 {
+        let mut timeout: u64 = 0;
+        let reo_wnd = self.rack_update_reo_wnd();
+        let now = self.now as i64;
+        let mut resending = 0u32;
+        let mut probes_lost = 0u32;
+        let mut cur = self.inflight_list.head;
+        while let Some(s) = cur {
+            let Some(p) = self.pkt(s) else { break };
+            let next = p.next;
+            if p.time_sent > self.rack_time_sent {
+                break;
+            }
+            if rack_sent_after(
+                self.rack_time_sent,
+                self.rack_next_seq,
+                p.time_sent,
+                p.seq.wrapping_add(1),
+            ) {
+                let remaining =
+                    p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
+                if remaining <= 0 {
+                    let size = p.size as usize;
+                    let probe = p.is_mtu_probe;
+                    self.lost = self.lost.wrapping_add(1);
+                    self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+                    self.list_unlink(ListId::Inflight, s);
+                    if let Some(p) = self.pkt_mut(s) {
+                        p.lost = true;
+                    }
+                    self.list_push_tail(ListId::Retransmit, s);
+                    if probe {
+                        self.mtu_unprobeify(s);
+                        probes_lost += 1;
+                    }
+                    resending += 1;
+                } else if remaining as u64 > timeout {
+                    timeout = remaining as u64;
+                }
+            }
+            cur = next;
+        }
+        if resending > probes_lost && self.ca_state == CaState::Open {
+            self.fast_recovery_count += 1;
+            self.ca_state = CaState::Recovery;
+            self.high_seq = self.seq;
+            self.tlp_in_flight = false;
+            self.tlp_is_retrans = false;
+        }
+        timeout
+    }
+
+    pub(super) fn rack_detect_loss_and_arm_timer(&mut self) -> bool {
+        let timeout = self.rack_detect_loss();
+        if timeout > 0 {
+            self.timer_start(TimerKind::RackReo, timeout.min(u64::from(u32::MAX)) as u32);
+            return true;
+        }
+        false
+    }
+
+    pub(super) fn sack_is_valid(&self, start: u32, end: u32) -> bool {
+        !(seq::diff(end, self.seq) > 0
+            || seq::diff(start, end) >= 0
+            || seq::diff(start, self.seq) >= 0
+            || seq::diff(start, self.remote_acked) < 0)
+    }
+
+    /// Marks packet `s` acked (libudx `ack_packet`): 0 = nothing to ack, 1 = acked, 2 = acked and our END is
+    /// now fully acknowledged.
+    pub(super) fn ack_packet(&mut self, s: u32, sack: bool, rs: &mut RateSample) -> u8 {
+        let Some(i) = self.pkt_index(s) else {
+            return 0;
+        };
+        let Some(p) = self.outgoing.get(i) else {
+            return 0;
+        };
+        if p.acked {
+            if !sack {
+                self.sacks = self.sacks.saturating_sub(1);
+                if i == 0 {
+                    self.outgoing.pop_front();
+                }
+            }
+            return 0;
+        }
+        let (is_probe, lost, size, len, time_sent, retransmitted) = (
+            p.is_mtu_probe,
+            p.lost,
+            p.size as usize,
+            usize::from(p.len),
+            p.time_sent,
+            p.retransmitted,
+        );
+
+        if self.mtu_state == MtuState::Search && self.mtu_probe_count > 0 && is_probe {
+            self.mtu_probe_count = 0;
+            self.mtu = self.mtu_probe_size;
+            if self.mtu_probe_size >= self.mtu_max {
+                self.mtu_state = MtuState::SearchComplete;
+            } else {
+                self.mtu_probe_size = (self.mtu_probe_size + MTU_STEP).min(self.mtu_max);
+                self.mtu_probe_wanted = true;
+            }
+        }
+        if self.mtu_state == MtuState::Base {
+            self.mtu_state = MtuState::Search;
+            self.mtu_probe_wanted = true;
+        }
+        if sack {
+            self.sacks += 1;
+        }
+        if lost {
+            self.list_unlink(ListId::Retransmit, s);
+        } else {
+            self.list_unlink(ListId::Inflight, s);
+            self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+        }
+        if let Some(p) = self.outgoing.get(i) {
+            let p = p.clone_rate();
+            self.rate_pkt_delivered(&p, rs);
+        }
+        let now = self.now;
+        let rtt = self.clamp_rtt(now.saturating_sub(time_sent));
+        let next = s.wrapping_add(1);
+
+        if !retransmitted {
+            self.rtt_min.apply_min(RTT_MIN_WINDOW_MS, now, rtt);
+            if self.srtt == 0 {
+                self.srtt = rtt;
+                self.rttvar = rtt / 2;
+            } else {
+                let delta = rtt.abs_diff(self.srtt);
+                self.rttvar = ((3 * u64::from(self.rttvar) + u64::from(delta)) / 4) as u32;
+                self.srtt = ((7 * u64::from(self.srtt) + u64::from(rtt)) / 8) as u32;
+            }
+            self.tlp_permitted = true;
+            self.rto = self
+                .srtt
+                .saturating_add(self.rttvar.saturating_mul(4))
+                .clamp(1000, RTO_MAX_MS);
+        }
+
+        if !retransmitted || rtt >= self.rtt_min.get() {
+            self.rack_rtt = rtt;
+            rs.rtt_ms = i64::from(rtt);
+            if rack_sent_after(time_sent, next, self.rack_time_sent, self.rack_next_seq) {
+                self.rack_time_sent = time_sent;
+                self.rack_next_seq = next;
+            }
+        }
+        if seq::gt(next, self.rack_fack) {
+            self.rack_fack = next;
+        } else if seq::lt(next, self.rack_fack) && !retransmitted {
+            self.reordering_seen = true;
+        }
+
+        self.writes_queued_bytes = self.writes_queued_bytes.saturating_sub(len);
+        if i == 0 && !sack {
+            self.outgoing.pop_front();
+        } else if let Some(p) = self.outgoing.get_mut(i) {
+            p.acked = true;
+        }
+
+        if self.ending
+            && !self.ended
+            && self.inflight_list.len == 0
+            && self.retransmit_list.len == 0
+            && !self.has_unsent()
+        {
+            self.ended = true;
+            return 2;
+        }
+        1
+    }
+
+    pub(super) fn clamp_rtt(&self, rtt: u64) -> u32 {
+        if self.srtt == 0 {
+            return rtt.min(RTT_MAX_MS) as u32;
+        }
+        let threshold = u64::from(self.srtt) + 5 * u64::from(self.rttvar);
+        if rtt > threshold && rtt > 5000 {
+            return threshold.min(RTT_MAX_MS) as u32;
+        }
+        rtt.min(u64::from(u32::MAX)) as u32
+    }
+
+    // ------------------------------------------------------------ rate sampling (udx_rate.c)
+
+    pub(super) fn rate_pkt_delivered(&mut self, pkt: &RatePkt, rs: &mut RateSample) {
+        if pkt.delivered_ts == 0 {
+            return;
+        }
+        if rs.prior_delivered == 0
+            || rack_sent_after(pkt.time_sent, pkt.seq, self.first_sent_ts, rs.seq)
+        {
+            rs.prior_delivered = pkt.delivered;
+            rs.prior_timestamp = pkt.delivered_ts;
+            rs.is_app_limited = pkt.is_app_limited;
+            rs.is_retrans = pkt.retransmitted;
+            rs.seq = pkt.seq;
+            self.first_sent_ts = pkt.time_sent;
+            rs.interval_ms = time_delta_ms(self.first_sent_ts, pkt.first_sent_ts) as i64;
+        }
+    }
+
+    pub(super) fn rate_gen(&mut self, delivered: u32, lost: u32, rs: &mut RateSample) {
+        let now = self.now;
+        if self.app_limited != 0 && seq::diff(self.delivered, self.app_limited) > 0 {
+            self.app_limited = 0;
+        }
+        if delivered > 0 {
+            self.delivered_ts = now;
+        }
+        rs.acked_sacked = delivered;
+        rs.losses = i64::from(lost);
+        if rs.prior_timestamp == 0 {
+            rs.delivered = -1;
+            rs.interval_ms = -1;
+            return;
+        }
+        rs.delivered = i64::from(self.delivered.wrapping_sub(rs.prior_delivered));
+        let snd_ms = rs.interval_ms.max(0) as u64;
+        let ack_ms = time_delta_ms(now, rs.prior_timestamp);
+        rs.interval_ms = snd_ms.max(ack_ms) as i64;
+        if rs.interval_ms < i64::from(self.rtt_min.get()) {
+            rs.interval_ms = -1;
+            return;
+        }
+        if !rs.is_app_limited
+            || (rs.delivered as u64).saturating_mul(u64::from(self.rate_interval_ms))
+                >= u64::from(self.rate_delivered).saturating_mul(rs.interval_ms as u64)
+        {
+            self.rate_delivered = rs.delivered as u32;
+            self.rate_interval_ms = rs.interval_ms.min(i64::from(u32::MAX)) as u32;
+            self.rate_sample_is_app_limited = rs.is_app_limited;
+        }
+    }
+
+    pub(super) fn rate_check_app_limited(&mut self) {
+        if self.writes_queued_bytes < self.max_payload()
+            && self.inflight_len() < self.cc.cwnd()
+            && self.retransmit_list_len() == 0
+        {
+            let v = self.delivered.wrapping_add(self.inflight_len());
+            self.app_limited = if v == 0 { 1 } else { v };
+        }
+    }
+}

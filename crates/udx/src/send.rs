@@ -1,0 +1,464 @@
+//! The sending side of a [`Stream`] (a child module of `stream`, kept in its own file): pacing, the send
+//! window, packetizing written bytes, retransmissions, acks and the path MTU search, and
+//! [`Stream::poll_transmit`].
+
+use super::*;
+
+impl Stream {
+    // ---------------------------------------------------------------- MTU
+
+    pub(super) fn mtu_unprobeify(&mut self, s: u32) {
+        if let Some(p) = self.pkt_mut(s) {
+            p.padding = 0;
+            p.is_mtu_probe = false;
+        }
+        if self.mtu_state == MtuState::Search {
+            if self.mtu_probe_count >= MTU_MAX_PROBES {
+                self.mtu_state = MtuState::SearchComplete;
+            } else {
+                self.mtu_probe_wanted = true;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- sending
+
+    pub(super) fn update_pacing_time(&mut self) {
+        let now = self.now;
+        if now > self.tb_last_refill_ms {
+            let factor = now - self.tb_last_refill_ms;
+            self.tb_available =
+                (factor * u64::from(self.cc.pacing_rate().max(1))).min(u64::from(u32::MAX)) as u32;
+            self.tb_last_refill_ms = now;
+        }
+    }
+
+    pub(super) fn may_send(&mut self, retransmit: bool) -> bool {
+        self.update_pacing_time();
+        if self.tb_available == 0 {
+            return false;
+        }
+        if retransmit {
+            self.inflight_list.len < self.cc.cwnd()
+        } else {
+            self.inflight_list.len < self.send_window_in_packets()
+        }
+    }
+
+    pub(super) fn has_unsent(&self) -> bool {
+        self.unsent_offset < self.send_ring.end()
+            || (self.end_offset.is_some() && !self.end_packetized)
+    }
+
+    /// Bookkeeping of a (re)transmission (libudx `_send_packet`), the bytes go out in `emit_packet`.
+    pub(super) fn on_packet_sent(&mut self, s: u32, is_retransmit: bool) {
+        self.rate_check_app_limited();
+        let now = self.now;
+        let no_data_in_flight = self.seq == self.remote_acked;
+        if no_data_in_flight {
+            self.first_sent_ts = now;
+            self.delivered_ts = now;
+        }
+        let (first_sent_ts, delivered_ts, delivered, app_limited) = (
+            self.first_sent_ts,
+            self.delivered_ts,
+            self.delivered,
+            self.app_limited != 0,
+        );
+        let Some(p) = self.pkt_mut(s) else { return };
+        p.transmits = p.transmits.saturating_add(1);
+        if is_retransmit {
+            p.retransmitted = true;
+        }
+        p.time_sent = now;
+        p.first_sent_ts = first_sent_ts;
+        p.delivered_ts = delivered_ts;
+        p.delivered = delivered;
+        p.is_app_limited = app_limited;
+        let was_lost = p.lost;
+        p.lost = false;
+        let size = p.size;
+        if was_lost {
+            self.list_unlink(ListId::Retransmit, s);
+        }
+        self.list_push_tail(ListId::Inflight, s);
+        self.inflight_bytes += size as usize;
+        self.tb_available = self.tb_available.saturating_sub(size);
+        if self.tb_available == 0 {
+            self.pacing_timer_at = Some(self.now + 1);
+        }
+    }
+
+    /// Packetizes the next chunk of the send buffer as a new packet (libudx `send_new_packet` +
+    /// `_send_new_packet`); returns its seq.
+    pub(super) fn send_new_packet(&mut self, tlp: bool) -> Option<u32> {
+        if !self.has_unsent() || !self.connected {
+            return None;
+        }
+        if !tlp && !self.may_send(false) {
+            return None;
+        }
+        let destination = self.remote_addr?;
+        let cap = self.max_payload();
+        let avail = (self.send_ring.end() - self.unsent_offset) as usize;
+        let len = cap.min(avail);
+        let mut type_flags = 0;
+        if len > 0 {
+            type_flags |= flags::DATA;
+        }
+        if let Some(e) = self.end_offset {
+            if !self.end_packetized && self.unsent_offset + len as u64 == e && len < cap {
+                type_flags |= flags::END;
+                self.end_packetized = true;
+            }
+        }
+        let offset = self.unsent_offset;
+        self.unsent_offset += len as u64;
+
+        let inflight_was_empty = self.inflight_list.len == 0;
+        let s = self.seq;
+        let size = (HEADER_LEN + len) as u32;
+        let mut padding = 0u8;
+        let mut is_probe = false;
+        if self.mtu_probe_wanted && !tlp && !self.remote_changing && len > 0 {
+            let overhead = self.mtu - self.max_payload();
+            let wanted = self.mtu_probe_size;
+            // libudx's check `wanted_size > pkt->size` never lets a probe through; we apply the intended
+            // one: the padding brings the datagram to the probed size and fits the 8-bit data offset.
+            if let Some(pad) = wanted.checked_sub(len + overhead) {
+                if pad <= 255 {
+                    padding = pad as u8;
+                    is_probe = true;
+                }
+            }
+        }
+        self.outgoing.push_back(SentPacket {
+            seq: s,
+            acked: false,
+            lost: false,
+            retransmitted: false,
+            transmits: 0,
+            rto_timeouts: 0,
+            is_mtu_probe: is_probe,
+            type_flags,
+            padding,
+            remote_id: self.remote_id,
+            destination,
+            offset,
+            len: len as u16,
+            size,
+            time_sent: 0,
+            first_sent_ts: 0,
+            delivered_ts: 0,
+            delivered: 0,
+            is_app_limited: false,
+            prev: None,
+            next: None,
+        });
+        self.on_packet_sent(s, false);
+        self.seq = self.seq.wrapping_add(1);
+        if inflight_was_empty {
+            self.with_cc(|cc, path| cc.on_sent(path));
+        }
+        if is_probe {
+            self.mtu_probe_count += 1;
+            self.mtu_probe_wanted = false;
+        }
+        if tlp {
+            self.tlp_is_retrans = false;
+            self.tlp_in_flight = true;
+            self.tlp_end_seq = s;
+            self.tlp_permitted = false;
+        }
+        self.arm_stream_timers(!tlp);
+        Some(s)
+    }
+
+    pub(super) fn retransmit_packet(&mut self, s: u32) {
+        let inflight_was_empty = self.inflight_list.len == 0;
+        self.on_packet_sent(s, true);
+        self.retransmit_count += 1;
+        if inflight_was_empty {
+            self.with_cc(|cc, path| cc.on_sent(path));
+        }
+        self.arm_stream_timers(false);
+    }
+
+    /// Wire size and destination of packet `s` as it would be sent now.
+    pub(super) fn wire_info(&self, s: u32) -> Option<(usize, SocketAddr)> {
+        let p = self.pkt(s)?;
+        Some((
+            HEADER_LEN + usize::from(p.padding) + usize::from(p.len),
+            p.destination,
+        ))
+    }
+
+    pub(super) fn emit_packet(&mut self, s: u32, out: &mut Vec<u8>) {
+        let rwnd = self.recv_rwnd();
+        self.last_advertised_rwnd = rwnd;
+        let ack = self.ack;
+        let Some(p) = self.pkt(s) else { return };
+        // Retransmits keep the original header but advertise the current receive state (libudx).
+        let h = Header {
+            type_flags: p.type_flags,
+            data_offset: p.padding,
+            remote_id: p.remote_id,
+            recv_window: rwnd,
+            seq: p.seq,
+            ack,
+        };
+        let (offset, len, padding) = (p.offset, usize::from(p.len), usize::from(p.padding));
+        h.encode(out);
+        out.resize(out.len() + padding, 0);
+        self.send_ring.copy_to(offset, len, out);
+        let wire = HEADER_LEN + padding + len;
+        self.packets_tx += 1;
+        self.bytes_tx += wire as u64;
+    }
+
+    pub(super) fn build_ack(&mut self, out: &mut Vec<u8>) -> usize {
+        let start_len = out.len();
+        let mut h = self.header(0);
+        h.encode(out);
+        let mut nsacks = 0usize;
+        let mut in_block = false;
+        let mut start = 0u32;
+        let mut end = 0u32;
+        let mut ooo = self.out_of_order;
+        let limit = self.incoming.len().min(65_537);
+        let mut i = 1usize;
+        while i < limit && ooo > 0 && nsacks < MAX_SACKS {
+            let s = self.ack.wrapping_add(i as u32);
+            let received = matches!(self.incoming.get(i), Some(Some(_)));
+            if received {
+                if !in_block {
+                    in_block = true;
+                    start = s;
+                }
+                end = s.wrapping_add(1);
+            } else {
+                ooo -= 1;
+                if in_block {
+                    in_block = false;
+                    encode_sack_range(out, start, end);
+                    nsacks += 1;
+                }
+            }
+            i += 1;
+        }
+        if in_block && nsacks < MAX_SACKS {
+            encode_sack_range(out, start, end);
+            nsacks += 1;
+        }
+        if nsacks > 0 {
+            h.type_flags = flags::SACK;
+            if let Some(b) = out.get_mut(start_len + 2) {
+                *b = h.type_flags;
+            }
+        }
+        let n = out.len() - start_len;
+        self.packets_tx += 1;
+        self.bytes_tx += n as u64;
+        n
+    }
+
+    /// What libudx does right after sending an ack: surface the remote END once everything before it was
+    /// received, and close when both sides ended.
+    pub(super) fn after_ack_sent(&mut self) {
+        if self.ending_remote && !self.ended_remote && seq::le(self.remote_ended, self.ack) {
+            self.ended_remote = true;
+            self.events.push_back(StreamEvent::RemoteEnded);
+        }
+        if self.ended && self.ended_remote {
+            self.close_clean();
+        }
+    }
+
+    /// Both sides ended: close, and linger to re-ack retransmissions if configured.
+    pub(super) fn close_clean(&mut self) {
+        self.close_stream(None);
+        let linger = self.config.linger.as_millis().min(u128::from(u32::MAX)) as u64;
+        // At least three RTOs: the remote's END retransmits come after 1 and then 2 more RTOs.
+        let linger = if linger > 0 {
+            linger.max(3 * u64::from(self.rto))
+        } else {
+            0
+        };
+        if linger > 0 && self.remote_addr.is_some() {
+            self.linger_until = Some(self.now + linger);
+            self.linger_last_heard = self.now;
+        }
+    }
+
+    /// Appends up to `max_datagrams` datagrams for one destination to `out` (all `segment_size` bytes except
+    /// possibly the last), respecting the congestion and receive windows and pacing. `None`: nothing to send
+    /// now (check [`Stream::poll_timeout`]).
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<u8>,
+        max_datagrams: usize,
+    ) -> Option<Transmit> {
+        let r = self.poll_transmit_inner(now, out, max_datagrams);
+        self.debug_check();
+        r
+    }
+
+    pub(super) fn poll_transmit_inner(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<u8>,
+        max_datagrams: usize,
+    ) -> Option<Transmit> {
+        self.set_now(now);
+        if let Some(p) = self.destroy_packet.take() {
+            out.extend_from_slice(&p.bytes);
+            self.packets_tx += 1;
+            self.bytes_tx += p.bytes.len() as u64;
+            return Some(Transmit {
+                destination: p.destination,
+                segment_size: p.bytes.len(),
+                len: p.bytes.len(),
+            });
+        }
+        if self.closed && self.linger_until.is_some() && self.ack_pending {
+            self.ack_pending = false;
+            let destination = self.remote_addr?;
+            let n = self.build_ack(out);
+            return Some(Transmit {
+                destination,
+                segment_size: n,
+                len: n,
+            });
+        }
+        if self.closed || !self.connected || self.relaying || max_datagrams == 0 {
+            return None;
+        }
+        let destination = self.remote_addr?;
+        if self.ack_pending {
+            self.ack_pending = false;
+            let n = self.build_ack(out);
+            self.after_ack_sent();
+            return Some(Transmit {
+                destination,
+                segment_size: n,
+                len: n,
+            });
+        }
+        if self.heartbeat_pending {
+            self.heartbeat_pending = false;
+            self.header(flags::HEARTBEAT).encode(out);
+            self.packets_tx += 1;
+            self.bytes_tx += HEADER_LEN as u64;
+            return Some(Transmit {
+                destination,
+                segment_size: HEADER_LEN,
+                len: HEADER_LEN,
+            });
+        }
+        if let Some(m) = self.messages_out.pop_front() {
+            out.extend_from_slice(&m.bytes);
+            self.packets_tx += 1;
+            self.bytes_tx += m.bytes.len() as u64;
+            return Some(Transmit {
+                destination: m.destination,
+                segment_size: m.bytes.len(),
+                len: m.bytes.len(),
+            });
+        }
+        self.poll_data(out, max_datagrams)
+    }
+
+    pub(super) fn poll_data(&mut self, out: &mut Vec<u8>, max: usize) -> Option<Transmit> {
+        let start_len = out.len();
+        let mut batch: Option<(SocketAddr, usize)> = None;
+        let mut count = 0usize;
+        // Returns false when the packet does not fit the batch (and must wait for the next one).
+        let fits = |batch: &Option<(SocketAddr, usize)>, dest: SocketAddr, size: usize| match batch
+        {
+            None => true,
+            Some((d, seg)) => *d == dest && size <= *seg,
+        };
+        loop {
+            if count >= max {
+                break;
+            }
+            // 1. Packets already decided (tail loss probes).
+            if let Some(&s) = self.tx_queue.front() {
+                let Some((size, dest)) = self.wire_info(s) else {
+                    self.tx_queue.pop_front();
+                    continue;
+                };
+                if !fits(&batch, dest, size) {
+                    break;
+                }
+                self.tx_queue.pop_front();
+                self.emit_packet(s, out);
+                count += 1;
+                if batch.is_none() {
+                    batch = Some((dest, size));
+                } else if batch.is_some_and(|(_, seg)| size < seg) {
+                    break;
+                }
+                continue;
+            }
+            // 2. Retransmissions.
+            if let Some(s) = self.retransmit_list.head {
+                if self.may_send(true) {
+                    let Some((size, dest)) = self.wire_info(s) else {
+                        self.list_unlink(ListId::Retransmit, s);
+                        continue;
+                    };
+                    if !fits(&batch, dest, size) {
+                        break;
+                    }
+                    self.retransmit_packet(s);
+                    self.emit_packet(s, out);
+                    count += 1;
+                    if batch.is_none() {
+                        batch = Some((dest, size));
+                    } else if batch.is_some_and(|(_, seg)| size < seg) {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            // 3. New data.
+            if !self.has_unsent() {
+                break;
+            }
+            let Some(dest) = self.remote_addr else { break };
+            let avail = (self.send_ring.end() - self.unsent_offset) as usize;
+            let len = avail.min(self.max_payload());
+            // The size ignores a possible probe padding; a probe is always the largest so far and only
+            // starts a batch or is refused below.
+            let est = HEADER_LEN + len;
+            if !fits(&batch, dest, est) {
+                break;
+            }
+            if self.mtu_probe_wanted && batch.is_some() && !self.remote_changing {
+                // A probe would be larger than the segment size: let it start the next batch.
+                break;
+            }
+            let Some(s) = self.send_new_packet(false) else {
+                break;
+            };
+            let Some((size, _)) = self.wire_info(s) else {
+                break;
+            };
+            self.emit_packet(s, out);
+            count += 1;
+            if batch.is_none() {
+                batch = Some((dest, size));
+            } else if batch.is_some_and(|(_, seg)| size < seg) {
+                break;
+            }
+        }
+        let (destination, segment_size) = batch?;
+        Some(Transmit {
+            destination,
+            segment_size,
+            len: out.len() - start_len,
+        })
+    }
+}
