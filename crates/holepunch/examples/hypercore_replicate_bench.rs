@@ -2,7 +2,8 @@
 //! 64 KiB blocks, a reader downloading all of it over an in-memory protomux pair. Isolates the replicator,
 //! proofs and storage from the transport.
 //!
-//! Usage: `cargo run --release -p holepunch --example hypercore_replicate_bench -- [MIB] [DIR]`
+//! Usage: `cargo run --release -p holepunch --example hypercore_replicate_bench -- [MIB] [DIR] [sync]`
+//! (`sync`: the reader syncs every stored block, [`Durability::Sync`]; default [`Durability::Process`].)
 
 use std::time::Instant;
 
@@ -19,6 +20,10 @@ async fn main() -> anyhow::Result<()> {
         || std::env::temp_dir().join(format!("hc-rbench-{}", std::process::id())),
         Into::into,
     );
+    let durability = match args.next().as_deref() {
+        Some("sync") => Durability::Sync,
+        _ => Durability::Process,
+    };
     let _ = std::fs::remove_dir_all(&dir);
     let w = Hypercore::create(dir.join("w"), KeyPair::generate())?;
     w.set_durability(Durability::Process);
@@ -27,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
         w.append(&[&block[..]; 64])?;
     }
     let r = Hypercore::create_reader(dir.join("r"), w.key(), None)?;
-    r.set_durability(Durability::Process);
+    r.set_durability(durability);
     let (rw, rr) = (Replicator::new(w.clone()), Replicator::new(r.clone()));
     let (ta, tb) = memory_pair();
     let hh = [1u8; 64];

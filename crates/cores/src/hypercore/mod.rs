@@ -31,7 +31,7 @@ use crate::crypto::{discovery_key, KeyPair, TreeNode};
 use crate::flat_tree;
 
 use messages::{Data, Manifest, Request};
-use storage::{Clear, Head, Log, Record};
+use storage::{Clear, Head, Log, LogReader, Record};
 
 use encryption::BlockEncryption;
 pub use storage::Durability;
@@ -113,7 +113,8 @@ struct BlockLoc {
 
 #[derive(Debug)]
 struct Inner {
-    log: Log,
+    /// Reads blocks; writes go through [`Hypercore`]'s `log`.
+    reader: LogReader,
     key: [u8; 32],
     manifest: Option<Manifest>,
     key_pair: Option<KeyPair>,
@@ -152,7 +153,12 @@ impl Inner {
 /// A hypercore on disk. Cheap to clone (clones share the core); every method takes `&self`.
 #[derive(Debug, Clone)]
 pub struct Hypercore {
+    /// The state readers see, locked briefly.
     inner: Arc<Mutex<Inner>>,
+    /// The log's writer. Every change takes it before `inner` and holds it until the change is published,
+    /// so changes are serialised; appends and stored proofs write (and sync) the log with `inner` unlocked,
+    /// then publish, so reads are not held up by disk writes.
+    log: Arc<Mutex<Log>>,
     dir: PathBuf,
     /// Bumped after every change (append, truncate, applied proof), for [`Hypercore::subscribe`].
     changes: Arc<tokio::sync::watch::Sender<u64>>,
@@ -332,7 +338,7 @@ impl Hypercore {
         tree.signature = head.signature;
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
-                log,
+                reader: log.reader()?,
                 key,
                 manifest,
                 key_pair,
@@ -344,6 +350,7 @@ impl Hypercore {
                 encryption: None,
                 clears: Vec::new(),
             })),
+            log: Arc::new(Mutex::new(log)),
             dir: dir.to_path_buf(),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
         })
@@ -385,6 +392,13 @@ impl Hypercore {
     /// Number of blocks stored locally.
     pub fn stored_blocks(&self) -> u64 {
         self.lock().blocks.len() as u64
+    }
+
+    /// The log's writer lock; taken before [`Hypercore::lock`] by every change.
+    fn log_lock(&self) -> MutexGuard<'_, Log> {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -458,7 +472,7 @@ impl Hypercore {
     /// Sets when appends, truncations and applied proofs are durable (default [`Durability::Sync`]: on disk
     /// before the call returns).
     pub fn set_durability(&self, durability: Durability) {
-        self.lock().log.set_durability(durability);
+        self.log_lock().set_durability(durability);
     }
 
     /// True when this core holds a secret key.
@@ -468,6 +482,7 @@ impl Hypercore {
 
     /// Appends blocks atomically: after a crash either all of them are there (with a signed head) or none.
     pub fn append(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
+        let mut log = self.log_lock();
         let mut g = self.lock();
         let inner = &mut *g;
         let kp = inner.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
@@ -511,7 +526,11 @@ impl Hypercore {
                 .map(|(i, b)| (start + i as u64, *b))
                 .collect(),
         };
-        let locs = inner.log.append(&record)?;
+        // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out.
+        drop(g);
+        let locs = log.append(&record)?;
+        let mut g = self.lock();
+        let inner = &mut *g;
         insert_blocks(&mut inner.blocks, locs)?;
         for n in &record.nodes {
             inner.nodes.insert(n.index, *n);
@@ -544,6 +563,7 @@ impl Hypercore {
 
     /// Truncates to `length` and sets the fork id to `fork`.
     pub fn truncate_with_fork(&self, length: u64, fork: u64) -> Result<()> {
+        let mut log = self.log_lock();
         let mut g = self.lock();
         let inner = &mut *g;
         let kp = inner.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
@@ -567,7 +587,7 @@ impl Hypercore {
             nodes: Vec::new(),
             blocks: Vec::new(),
         };
-        inner.log.append(&record)?;
+        log.append(&record)?;
         truncate_maps(&mut inner.nodes, &mut inner.blocks, length);
         inner.truncations.push((fork, length));
         state.signature = Some(signature);
@@ -586,6 +606,7 @@ impl Hypercore {
     /// the log. Returns what was dropped (JS returns `{ blocks: 0 }` with `{ diff: true }`, never filled in
     /// 11.37.1; here the counts are real).
     pub fn clear(&self, start: u64, end: u64) -> Result<Cleared> {
+        let mut log = self.log_lock();
         let mut g = self.lock();
         let inner = &mut *g;
         let end = end.min(inner.tree.length);
@@ -605,7 +626,8 @@ impl Hypercore {
             bytes: punched.iter().map(|(_, l)| l).sum(),
             freed: 0,
         };
-        let freed = inner.log.append_clear(&Clear {
+        // Under the state lock: the holes punched must not be read as blocks.
+        let freed = log.append_clear(&Clear {
             start,
             end,
             punched,
@@ -697,14 +719,17 @@ impl Hypercore {
     /// fails any check stores nothing. A signed upgrade on another fork (proving the whole tree from 0) moves
     /// the core to that fork, dropping what is not shared.
     pub fn apply_proof(&self, data: &Data) -> Result<()> {
-        let mut g = self.lock();
+        let mut log = self.log_lock();
+        let g = self.lock();
         let Verified {
             batch,
             verifier,
             truncate,
             new_head,
         } = verify_locked(&g, data)?;
-        let inner = &mut *g;
+        // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out,
+        // so what was verified still holds when it is published below.
+        drop(g);
         let head = new_head.then(|| Head {
             fork: batch.fork,
             length: batch.length,
@@ -720,7 +745,9 @@ impl Hypercore {
                 .map(|b| vec![(b.index, b.value.as_slice())])
                 .unwrap_or_default(),
         };
-        let locs = inner.log.append(&record)?;
+        let locs = log.append(&record)?;
+        let mut g = self.lock();
+        let inner = &mut *g;
         if let Some(len) = truncate {
             truncate_maps(&mut inner.nodes, &mut inner.blocks, len);
             inner.truncations.push((batch.fork, len));
@@ -845,7 +872,7 @@ fn get_block(inner: &Inner, index: u64) -> Result<Option<Vec<u8>>> {
     let Some(loc) = inner.blocks.get(&index) else {
         return Ok(None);
     };
-    Ok(Some(inner.log.read(loc.offset, loc.len as usize)?))
+    Ok(Some(inner.reader.read(loc.offset, loc.len as usize)?))
 }
 
 fn clear_map(blocks: &mut BTreeMap<u64, BlockLoc>, start: u64, end: u64) {

@@ -21,10 +21,15 @@
 //! # Structure
 //!
 //! [`ReplicatorCore`] is the sans-IO state of one core and all its peers: it takes channel opens and
-//! messages, and emits per-peer messages and [`Event`]s; it reads and writes the [`Hypercore`] (storage is
-//! synchronous) but owns no socket, task or clock. Every received proof goes through
-//! [`Hypercore::apply_proof`], which verifies hashes and the signature before storing anything; a peer whose
-//! data fails that check, does not answer the request it claims to, or whose capability is wrong is dropped.
+//! messages, and emits per-peer messages, [`Event`]s and storage [`Effect`]s; it owns no socket, task or
+//! clock, and does no disk I/O itself (it looks at what the [`Hypercore`] holds in memory). A received proof
+//! that answers the request it names becomes an [`Effect::Store`]: the driver performs it
+//! ([`Effect::perform`]: [`Hypercore::apply_proof`], which verifies hashes and the signature before storing
+//! anything, then writes and syncs) and reports back ([`ReplicatorCore::complete`]); only then does the block
+//! count as ours, so it is on disk before it is announced to any peer or served. A request we can serve
+//! becomes an [`Effect::Serve`] (read the proof and block), answered on completion; at most [`MAX_SERVING`]
+//! per peer are read at once. A peer whose data fails verification, does not answer the request it claims
+//! to, or whose capability is wrong is dropped. [`ReplicatorCore::run_effects`] performs effects in place.
 //!
 //! Flow control: up to [`DEFAULT_MAX_INFLIGHT`] requests per peer; requests received while a peer's outbox
 //! holds over [`OUTBOX_HIGH_WATER`] bytes are held (in order, cancellable) and answered as it drains, as JS
@@ -49,7 +54,8 @@
 //! ignored, and an empty name repeats the peer's last one, as JS.
 //!
 //! [`Replicator`] is the tokio driver: a cheap-to-clone handle that attaches the core to any number of
-//! [`Mux`]es (a reader and a writer task per channel: reading never waits for a backed-up stream) and offers
+//! [`Mux`]es (a reader and a writer task per channel: reading never waits for a backed-up stream; effects are
+//! performed in order by one worker at a time on tokio's blocking pool, never on a runtime worker) and offers
 //! [`Replicator::get`], [`Replicator::download`] and [`Replicator::update`]. [`replicate`] /
 //! [`replicate_stream`] start a mux over a stream with a set of cores (many cores share one connection, each
 //! on its own channel).
@@ -73,16 +79,18 @@ use super::bitfield::RangeSet;
 use super::caps;
 use super::messages::{
     BitfieldMessage, Cancel, Data, Extension as ExtensionMessage, Handshake, NoData, Range,
-    Request, RequestBlock, RequestUpgrade, Sync, Want, NO_DATA_INVALID_REQUEST,
-    NO_DATA_NOT_AVAILABLE,
+    Request, RequestBlock, RequestUpgrade, Sync, Want, NO_DATA_NOT_AVAILABLE,
 };
 use super::{Hypercore, HypercoreError};
 use crate::compact_encoding::{Decode, DecodeError, Encode};
 use crate::protomux::{Channel, ChannelOptions, FrameTransport, Mux};
 use crate::secret_stream::SecretStream;
 
+mod effects;
 mod extensions;
 mod wants;
+
+pub use effects::{Completion, Effect};
 
 use extensions::ExtensionState;
 pub use extensions::{
@@ -127,6 +135,9 @@ pub const DEFAULT_MAX_INFLIGHT: usize = 512;
 const SCAN_BUDGET: usize = 1 << 16;
 /// Outbox bytes of a peer above which its requests are held back until the outbox drains.
 pub const OUTBOX_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Requests of a peer being read from storage ([`Effect::Serve`]) at once; later ones are held back until
+/// answers come in.
+pub const MAX_SERVING: usize = 64;
 /// Held-back requests of a peer at which its messages stop being read ([`ReplicatorCore::is_backlogged`]).
 pub const MAX_PENDING_REQUESTS: usize = 1 << 16;
 /// Ticks ([`ReplicatorCore::tick_peer`]) after which an unanswered request is cancelled and asked again.
@@ -265,6 +276,9 @@ struct Inflight {
     reorg: Option<u64>,
     /// [`ReplicatorCore::tick_peer`] calls since it was sent.
     age: u32,
+    /// The answer arrived and is being verified and stored ([`Effect::Store`]): no longer aged, and kept
+    /// (with its block counted in flight) until [`ReplicatorCore::complete`] reports it.
+    storing: bool,
 }
 
 #[derive(Debug)]
@@ -282,8 +296,11 @@ struct Peer {
     outbox: VecDeque<(u64, Vec<u8>)>,
     /// Payload bytes in `outbox`.
     outbox_bytes: usize,
-    /// Requests received while `outbox` was over [`OUTBOX_HIGH_WATER`], answered as it drains.
+    /// Requests received while `outbox` was over [`OUTBOX_HIGH_WATER`] (or [`MAX_SERVING`] were being read),
+    /// answered as it drains.
     pending: VecDeque<Request>,
+    /// Requests being read from storage ([`Effect::Serve`] not completed yet).
+    serving: usize,
     /// Set when the peer must be closed (misbehaviour); the driver closes the channel.
     error: Option<PeerError>,
     /// Largest `n` of a `range(0, n)` sent.
@@ -350,6 +367,8 @@ pub struct ReplicatorCore {
     extensions: HashMap<String, ExtensionState>,
     /// How many of the core's clears peers were told about.
     clears_seen: usize,
+    /// Storage work for the driver ([`ReplicatorCore::poll_effect`]).
+    effects: VecDeque<Effect>,
 }
 
 fn encode<T: Encode>(v: &T) -> Vec<u8> {
@@ -385,6 +404,7 @@ impl ReplicatorCore {
             fresh: Vec::new(),
             extensions: HashMap::new(),
             clears_seen: 0,
+            effects: VecDeque::new(),
         };
         me.clears_seen = me.core.clear_count();
         me.advance_contig();
@@ -429,6 +449,7 @@ impl ReplicatorCore {
                 outbox: VecDeque::new(),
                 outbox_bytes: 0,
                 pending: VecDeque::new(),
+                serving: 0,
                 error: None,
                 contig_sent: 0,
                 remote_public_key: None,
@@ -531,7 +552,7 @@ impl ReplicatorCore {
                     p.pending.retain(|r| r.id != c.request);
                 }
             }
-            kind::DATA => self.on_data(peer, &decode(k, payload)?)?,
+            kind::DATA => self.on_data(peer, decode(k, payload)?)?,
             kind::NO_DATA => self.on_no_data(peer, decode(k, payload)?),
             kind::WANT => self.on_want(peer, decode(k, payload)?),
             kind::UNWANT => {
@@ -571,21 +592,33 @@ impl ReplicatorCore {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        if p.outbox_bytes > OUTBOX_HIGH_WATER || !p.pending.is_empty() {
+        if p.outbox_bytes > OUTBOX_HIGH_WATER || !p.pending.is_empty() || p.serving >= MAX_SERVING {
             // As JS queues requests while the stream is not drained: answered in order as it drains.
             p.pending.push_back(req);
             return;
         }
-        self.answer(peer, &req);
+        self.answer(peer, req);
     }
 
-    fn answer(&mut self, peer: PeerId, req: &Request) {
-        let answer = if req.fork != self.fork || req.block.is_some_and(|b| !self.core.has(b.index))
-        {
-            Err(NO_DATA_NOT_AVAILABLE)
-        } else {
-            self.core.proof(req).map_err(|_| NO_DATA_INVALID_REQUEST)
+    /// Answers a request: at once with `noData` when we cannot serve it, else through storage
+    /// ([`Effect::Serve`], answered in [`ReplicatorCore::complete`]).
+    fn answer(&mut self, peer: PeerId, req: Request) {
+        if req.fork != self.fork || req.block.is_some_and(|b| !self.core.has(b.index)) {
+            self.answered(peer, req.id, Err(NO_DATA_NOT_AVAILABLE));
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
         };
+        p.serving += 1;
+        self.effects.push_back(Effect::Serve { peer, request: req });
+    }
+
+    /// Queues the answer to request `id` of `peer`: the data read for it, or `noData` with a reason.
+    fn answered(&mut self, peer: PeerId, id: u64, answer: Result<Box<Data>, u64>) {
+        if !self.peers.get(&peer).is_some_and(|p| p.opened) {
+            return;
+        }
         match answer {
             Ok(data) => {
                 self.stats.data_sent += 1;
@@ -599,13 +632,13 @@ impl ReplicatorCore {
                         peer,
                     });
                 }
-                self.push(peer, kind::DATA, encode(&data));
+                self.push(peer, kind::DATA, encode(&*data));
             }
             Err(reason) => self.push(
                 peer,
                 kind::NO_DATA,
                 encode(&NoData {
-                    request: req.id,
+                    request: id,
                     reason,
                 }),
             ),
@@ -626,16 +659,16 @@ impl ReplicatorCore {
         Some(inf)
     }
 
-    fn on_data(&mut self, peer: PeerId, data: &Data) -> Result<(), PeerError> {
+    /// A `data` answer: checked against the request it names here, then verified and stored by the driver
+    /// ([`Effect::Store`]); [`ReplicatorCore::complete`] takes the result. The request stays in flight (its
+    /// block is not asked of anyone else) until then.
+    fn on_data(&mut self, peer: PeerId, data: Data) -> Result<(), PeerError> {
         self.stats.data_received += 1;
-        match self.inflight.get(&data.request) {
-            Some(inf) if inf.peer == peer => {}
-            // Unrequested data (pushes, answers to cancelled or another peer's requests): ignored, as JS
-            // does without `allowPush`.
+        let inf = match self.inflight.get(&data.request) {
+            Some(inf) if inf.peer == peer && !inf.storing => *inf,
+            // Unrequested data (pushes, answers to cancelled or another peer's requests, repeats): ignored,
+            // as JS does without `allowPush`.
             _ => return Ok(()),
-        }
-        let Some(inf) = self.release(data.request) else {
-            return Ok(());
         };
         let block_ok = match (inf.block, &data.block) {
             (Some(i), Some(b)) => b.index == i,
@@ -643,32 +676,59 @@ impl ReplicatorCore {
             _ => false,
         };
         if !block_ok || (inf.upgrade && data.upgrade.is_none()) {
+            self.release(data.request);
             return Err(PeerError::Mismatch(data.request));
         }
         if let Some(fork) = inf.reorg {
             if data.fork != fork || data.upgrade.as_ref().is_none_or(|u| u.start != 0) {
+                self.release(data.request);
                 return Err(PeerError::Mismatch(data.request));
             }
         } else if data.fork != self.core.fork() {
             // We or they moved to another fork meanwhile; not an offence.
+            self.release(data.request);
             return Ok(());
         }
-        let before = self.core.length();
-        self.core
-            .apply_proof(data)
-            .map_err(|e: HypercoreError| PeerError::InvalidData(e.to_string()))?;
-        if let Some(b) = &data.block {
-            self.fresh.push(b.index);
+        if let Some(inf) = self.inflight.get_mut(&data.request) {
+            inf.storing = true;
+        }
+        self.effects.push_back(Effect::Store {
+            peer,
+            request: data.request,
+            data: Box::new(data),
+        });
+        Ok(())
+    }
+
+    /// The result of a [`Effect::Store`]: the block (and head) are durable now, so they count as ours and are
+    /// announced to peers from here on; a proof that failed verification drops the peer that sent it.
+    fn stored(
+        &mut self,
+        peer: PeerId,
+        request: u64,
+        block: Option<u64>,
+        result: Result<(u64, u64), String>,
+    ) -> Result<(), PeerError> {
+        if self.inflight.get(&request).is_some_and(|i| i.storing) {
+            self.release(request);
+        }
+        let (before, after) = match result {
+            Ok(lengths) => lengths,
+            Err(e) => {
+                if !self.peers.get(&peer).is_some_and(|p| p.opened) {
+                    return Ok(());
+                }
+                return Err(PeerError::InvalidData(e));
+            }
+        };
+        if let Some(index) = block {
+            self.fresh.push(index);
             self.stats.blocks_downloaded += 1;
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.blocks_downloaded += 1;
             }
-            self.event(Event::Downloaded {
-                index: b.index,
-                peer,
-            });
+            self.event(Event::Downloaded { index, peer });
         }
-        let after = self.core.length();
         if after > before {
             self.event(Event::Upgraded {
                 length: after,
@@ -681,7 +741,7 @@ impl ReplicatorCore {
     fn on_no_data(&mut self, peer: PeerId, msg: NoData) {
         self.stats.no_data_received += 1;
         match self.inflight.get(&msg.request) {
-            Some(inf) if inf.peer == peer => {}
+            Some(inf) if inf.peer == peer && !inf.storing => {}
             _ => return,
         }
         let Some(inf) = self.release(msg.request) else {
@@ -808,10 +868,11 @@ impl ReplicatorCore {
 
     /// Removes a peer (its channel closed); its requests in flight go to other peers.
     pub fn remove_peer(&mut self, peer: PeerId, reason: &str) {
+        // Answers being stored stay in flight until their store completes.
         let ids: Vec<u64> = self
             .inflight
             .iter()
-            .filter(|(_, inf)| inf.peer == peer)
+            .filter(|(_, inf)| inf.peer == peer && !inf.storing)
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
@@ -823,6 +884,7 @@ impl ReplicatorCore {
             p.outbox.clear();
             p.outbox_bytes = 0;
             p.pending.clear();
+            p.serving = 0;
             if p.error.is_none() {
                 self.peers.remove(&peer);
             }
@@ -916,13 +978,13 @@ impl ReplicatorCore {
             let Some(p) = self.peers.get_mut(&peer) else {
                 return;
             };
-            if p.outbox_bytes > OUTBOX_HIGH_WATER {
+            if p.outbox_bytes > OUTBOX_HIGH_WATER || p.serving >= MAX_SERVING {
                 return;
             }
             let Some(req) = p.pending.pop_front() else {
                 return;
             };
-            self.answer(peer, &req);
+            self.answer(peer, req);
         }
     }
 
@@ -932,7 +994,7 @@ impl ReplicatorCore {
     pub fn tick_peer(&mut self, peer: PeerId) -> usize {
         let mut expired = Vec::new();
         for (id, inf) in &mut self.inflight {
-            if inf.peer == peer {
+            if inf.peer == peer && !inf.storing {
                 inf.age += 1;
                 if inf.age >= REQUEST_TIMEOUT_TICKS {
                     expired.push(*id);
@@ -964,6 +1026,79 @@ impl ReplicatorCore {
             .filter(|(_, p)| !p.outbox.is_empty() || p.error.is_some())
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// The next piece of storage work for the driver: perform it ([`Effect::perform`], blocking I/O, so off
+    /// the async runtime) and hand the result to [`ReplicatorCore::complete`]. Effects must be performed in
+    /// the order they come (a proof is verified against what the ones before it stored).
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// Takes the result of an [`Effect`]: a stored proof's block and head now count as ours (they are
+    /// announced to peers, requests for them answered); a read request's answer is queued. An error means
+    /// the peer sent data that failed verification: it is removed here and its channel must be closed.
+    pub fn complete(&mut self, done: Completion) -> Result<(), PeerError> {
+        match done {
+            Completion::Stored {
+                peer,
+                request,
+                block,
+                result,
+            } => {
+                let r = self.stored(peer, request, block, result);
+                let r = self.fail_on_error(peer, r);
+                self.update();
+                r
+            }
+            Completion::Served {
+                peer,
+                request,
+                answer,
+            } => {
+                let Some(p) = self.peers.get_mut(&peer) else {
+                    return Ok(());
+                };
+                p.serving = p.serving.saturating_sub(1);
+                self.answered(peer, request, answer);
+                if self
+                    .peers
+                    .get(&peer)
+                    .is_some_and(|p| !p.pending.is_empty() && p.outbox_bytes <= OUTBOX_HIGH_WATER)
+                {
+                    self.answer_pending(peer);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Performs every pending [`Effect`] here, blocking, and completes it (and those its completion causes):
+    /// for tests and callers without a runtime. Returns the peers dropped for invalid data.
+    pub fn run_effects(&mut self) -> Vec<(PeerId, PeerError)> {
+        let mut dropped = Vec::new();
+        while let Some(effect) = self.poll_effect() {
+            let peer = effect.peer();
+            let done = effect.perform(&self.core);
+            if let Err(e) = self.complete(done) {
+                dropped.push((peer, e));
+            }
+        }
+        dropped
+    }
+
+    /// True while a proof of a block in `start..end` is being stored (an [`Effect::Store`] not completed).
+    pub fn is_storing_range(&self, start: u64, end: u64) -> bool {
+        self.inflight
+            .values()
+            .any(|i| i.storing && i.block.is_some_and(|b| (start..end).contains(&b)))
+    }
+
+    /// True while storage work is queued or being performed ([`ReplicatorCore::poll_effect`]).
+    pub fn is_storing(&self) -> bool {
+        !self.effects.is_empty()
+            || self.inflight.values().any(|i| i.storing)
+            || self.peers.values().any(|p| p.serving > 0)
     }
 
     /// The next event.
@@ -1189,6 +1324,7 @@ impl ReplicatorCore {
                 upgrade: true,
                 reorg: Some(remote.fork),
                 age: 0,
+                storing: false,
             },
         );
         self.stats.requests_sent += 1;
@@ -1240,6 +1376,7 @@ impl ReplicatorCore {
                 upgrade,
                 reorg: None,
                 age: 0,
+                storing: false,
             },
         );
         self.stats.requests_sent += 1;
@@ -1511,6 +1648,16 @@ fn segment_needed(wanted: &BTreeMap<u64, usize>, ranges: &[DownloadRange], segme
             .any(|r| r.cursor < hi && r.end.is_none_or(|e| e > lo))
 }
 
+/// Effects one storage worker run performs before it completes them (one lock of the state per batch).
+const STORAGE_BATCH: usize = 64;
+
+/// Effects waiting for the storage worker, and whether one runs.
+#[derive(Debug, Default)]
+struct StorageQueue {
+    queue: VecDeque<Effect>,
+    running: bool,
+}
+
 /// The driver's shared state.
 #[derive(Debug)]
 struct Shared {
@@ -1518,11 +1665,59 @@ struct Shared {
     state: Mutex<ReplicatorCore>,
     notifies: Mutex<HashMap<PeerId, Arc<Notify>>>,
     changed: watch::Sender<u64>,
+    storage: Mutex<StorageQueue>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, ReplicatorCore> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves the state's effects to the storage queue and starts a worker for them if none runs: one
+    /// worker at a time on tokio's blocking pool performs them in order, so disk writes, syncs and reads
+    /// never run on a runtime worker thread. (Outside a runtime they are performed here.)
+    fn forward_effects(self: &Arc<Self>, g: &mut ReplicatorCore) {
+        let mut q = self.storage.lock().unwrap_or_else(PoisonError::into_inner);
+        q.queue.extend(std::iter::from_fn(|| g.poll_effect()));
+        if q.running || q.queue.is_empty() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            drop(q);
+            g.run_effects();
+            return;
+        };
+        q.running = true;
+        let me = Arc::clone(self);
+        rt.spawn_blocking(move || me.storage_worker());
+    }
+
+    /// Performs queued effects in order, a batch at a time, completing each batch in the state (which may
+    /// queue more), until the queue is empty.
+    fn storage_worker(self: Arc<Self>) {
+        loop {
+            let batch: Vec<Effect> = {
+                let mut q = self.storage.lock().unwrap_or_else(PoisonError::into_inner);
+                if q.queue.is_empty() {
+                    q.running = false;
+                    return;
+                }
+                let n = q.queue.len().min(STORAGE_BATCH);
+                q.queue.drain(..n).collect()
+            };
+            let done: Vec<Completion> = batch.into_iter().map(|e| e.perform(&self.core)).collect();
+            {
+                let mut g = self.lock();
+                for c in done {
+                    // A peer whose data failed verification is removed by `complete`; its reader sees the
+                    // error and closes the channel.
+                    let _ = g.complete(c);
+                }
+                let mut q = self.storage.lock().unwrap_or_else(PoisonError::into_inner);
+                q.queue.extend(std::iter::from_fn(|| g.poll_effect()));
+            }
+            self.kick();
+        }
     }
 
     /// Wakes the peer tasks that have something to send and every waiter.
@@ -1539,8 +1734,13 @@ impl Shared {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut ReplicatorCore) -> R) -> R {
-        let r = f(&mut self.lock());
+    fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut ReplicatorCore) -> R) -> R {
+        let r = {
+            let mut g = self.lock();
+            let r = f(&mut g);
+            self.forward_effects(&mut g);
+            r
+        };
         self.kick();
         r
     }
@@ -1579,6 +1779,7 @@ impl Replicator {
                 core,
                 notifies: Mutex::new(HashMap::new()),
                 changed: watch::channel(0).0,
+                storage: Mutex::new(StorageQueue::default()),
             }),
         }
     }
@@ -1702,20 +1903,31 @@ impl Replicator {
     /// first. Waits (for peers, for the core to grow) until it is there; bound it with a timeout.
     pub async fn get(&self, index: u64) -> Result<Vec<u8>, HypercoreError> {
         let mut rx = self.core().subscribe();
-        if let Some(b) = self.core().get(index)? {
-            return Ok(b);
-        }
-        let _guard = WantGuard {
-            shared: &self.shared,
-            index: Some(index),
-            range: None,
-        };
-        self.shared.with(|s| s.want_block(index));
+        let mut state = self.shared.changed.subscribe();
+        let mut guard = None;
         loop {
-            if let Some(b) = self.core().get(index)? {
-                return Ok(b);
+            if self.core().has(index) {
+                // A block being stored from a peer is readable a moment before the store completes (and
+                // is counted): wait for that, so the counters agree with what was returned.
+                if !self.shared.lock().is_storing_range(index, index + 1) {
+                    if let Some(b) = self.core().get(index)? {
+                        return Ok(b);
+                    }
+                }
+            } else if guard.is_none() {
+                guard = Some(WantGuard {
+                    shared: &self.shared,
+                    index: Some(index),
+                    range: None,
+                });
+                self.shared.with(|s| s.want_block(index));
+                continue;
             }
-            if rx.changed().await.is_err() {
+            let dropped = tokio::select! {
+                r = rx.changed() => r.is_err(),
+                r = state.changed() => r.is_err(),
+            };
+            if dropped {
                 return Err(HypercoreError::Corrupt("core dropped".into()));
             }
         }
@@ -1730,15 +1942,21 @@ impl Replicator {
             index: None,
             range: Some(id),
         };
+        let mut state = self.shared.changed.subscribe();
         let mut cursor = start;
         loop {
             while cursor < end && self.core().has(cursor) {
                 cursor += 1;
             }
-            if cursor >= end {
+            // Stored, and every store in the range completed (counted, announced).
+            if cursor >= end && !self.shared.lock().is_storing_range(start, end) {
                 return;
             }
-            if rx.changed().await.is_err() {
+            let dropped = tokio::select! {
+                r = rx.changed() => r.is_err(),
+                r = state.changed() => r.is_err(),
+            };
+            if dropped {
                 return;
             }
         }
@@ -1858,7 +2076,7 @@ async fn run_peer(
             _ = tick.tick() => {
                 shared.with(|s| s.tick_peer(id));
             }
-            _ = &mut writer => break false,
+            _ = &mut writer => break shared.lock().peer_error(id).is_some(),
         }
     };
     writer.abort();
@@ -1875,13 +2093,20 @@ async fn write_peer(
     progress: Arc<Notify>,
 ) {
     loop {
-        let batch: Vec<(u64, Vec<u8>)> = {
+        let (batch, failed): (Vec<(u64, Vec<u8>)>, bool) = {
             let mut g = shared.lock();
-            std::iter::from_fn(|| g.poll_transmit(id))
+            let batch = std::iter::from_fn(|| g.poll_transmit(id))
                 .take(FLUSH_BATCH)
-                .collect()
+                .collect();
+            // Draining the outbox may have let held requests through to storage.
+            shared.forward_effects(&mut g);
+            (batch, g.peer_error(id).is_some())
         };
         if batch.is_empty() {
+            if failed {
+                // Dropped (its data failed verification in storage): the reader closes the channel.
+                return;
+            }
             notify.notified().await;
             continue;
         }

@@ -378,6 +378,25 @@ pub struct Log {
     durability: Durability,
 }
 
+/// Reads a [`Log`] without its writer's lock ([`Log::reader`]).
+#[derive(Debug)]
+pub struct LogReader {
+    file: File,
+}
+
+impl LogReader {
+    /// Reads `len` bytes at `offset`.
+    pub fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        read_at(&self.file, offset, len)
+    }
+}
+
+fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
 /// A record found while replaying the log, with the log offset its payload starts at.
 #[derive(Debug)]
 pub struct Replayed {
@@ -558,9 +577,14 @@ impl Log {
 
     /// Reads `len` bytes at `offset`.
     pub fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, offset)?;
-        Ok(buf)
+        read_at(&self.file, offset, len)
+    }
+
+    /// A handle that reads the log while appends go on (appends only write past what was written before).
+    pub fn reader(&self) -> io::Result<LogReader> {
+        Ok(LogReader {
+            file: self.file.try_clone()?,
+        })
     }
 
     /// Bytes in the log.

@@ -10,6 +10,7 @@ mod hypercore_api;
 mod hypercore_crash;
 mod hypercore_props;
 mod hypercore_replicate;
+mod hypercore_replicate_effects;
 mod hypercore_replicate_props;
 mod hypercore_vectors;
 mod hypercore_want;

@@ -134,6 +134,8 @@ struct Info {
     opened: usize,
     incoming: VecDeque<u64>,
     outgoing: VecDeque<u64>,
+    /// Channels created locally, not opened yet and not paired: a remote open pairs with the first.
+    waiting: VecDeque<ChannelKey>,
 }
 
 #[derive(Debug)]
@@ -315,6 +317,7 @@ impl MuxCore {
             opened: 0,
             incoming: VecDeque::new(),
             outgoing: VecDeque::new(),
+            waiting: VecDeque::new(),
         };
         for alias in aliases {
             let ak = protocol_key(alias, id);
@@ -335,6 +338,7 @@ impl MuxCore {
             && info.pairing == 0
             && info.outgoing.is_empty()
             && info.incoming.is_empty()
+            && info.waiting.is_empty()
         {
             if let Some(info) = self.infos.remove(key) {
                 for a in info.aliases {
@@ -348,6 +352,10 @@ impl MuxCore {
     /// channel of the protocol and id is open. If the remote already opened this protocol and id and
     /// waits (see [`Event::PairRequest`]), the channel pairs with it and is fully open at once
     /// ([`Event::Opened`], then the messages that came meanwhile); call [`MuxCore::open`] to answer.
+    /// Otherwise the channel claims the protocol and id from now on: a remote open of them received
+    /// before our [`MuxCore::open`] pairs with it the same way instead of being rejected (the JS calls
+    /// `open` in the same tick as `createChannel`, so it never meets that case; a threaded caller may
+    /// be between the two calls while the driver handles a frame).
     pub fn create_channel(&mut self, opts: &ChannelOptions) -> Option<ChannelKey> {
         if self.destroyed.is_some() {
             return None;
@@ -373,6 +381,7 @@ impl MuxCore {
             closed: false,
         };
         let Some(remote_id) = remote_id else {
+            info.waiting.push_back(key);
             self.channels.insert(key, state);
             return Some(key);
         };
@@ -451,6 +460,7 @@ impl MuxCore {
         msg.encode_body(&mut body);
         if let Some(info) = self.infos.get_mut(&info_key) {
             info.opened += 1;
+            info.waiting.retain(|&w| w != ch);
             if unpaired {
                 info.outgoing.push_back(local_id);
             }
@@ -714,6 +724,21 @@ impl MuxCore {
             }
             return Ok(());
         }
+        if let Some(ch) = info.waiting.pop_front() {
+            // a channel created locally and not opened yet: it pairs as if created after this open
+            if let Some(slot) = self.remote.get_mut(rid) {
+                *slot = Some(Remote::Paired(ch));
+            }
+            if let Some(c) = self.channels.get_mut(&ch) {
+                c.remote_id = remote_id;
+                c.opened = true;
+            }
+            self.events.push_back(Event::Opened {
+                channel: ch,
+                handshake: handshake.to_vec(),
+            });
+            return Ok(());
+        }
         if let Some(slot) = self.remote.get_mut(rid) {
             *slot = Some(Remote::Pending {
                 handshake: handshake.to_vec(),
@@ -779,10 +804,11 @@ impl MuxCore {
         let info_key = c.info.clone();
         c.remote_id = 0;
         c.local_id = 0;
-        if counted {
-            if let Some(info) = self.infos.get_mut(&info_key) {
+        if let Some(info) = self.infos.get_mut(&info_key) {
+            if counted {
                 info.opened = info.opened.saturating_sub(1);
             }
+            info.waiting.retain(|&w| w != ch);
         }
         if remote_id > 0 {
             if let Some(slot) = self.remote_slot(remote_id) {

@@ -13,7 +13,8 @@
 //!   Frames carry the *sender's* id; the receiver learns the mapping from the open message. Ids a side
 //!   opens must grow by at most one past the highest in use, or the receiver destroys the stream.
 //! - When an open arrives for a protocol+id we have an unanswered open of (`outgoing`), the two pair and
-//!   the channel is fully open. Otherwise the open waits (`incoming`) and a pair request is raised if
+//!   the channel is fully open. Else, if a channel of it was created and not opened yet, the open pairs
+//!   with that one (see below). Otherwise the open waits (`incoming`) and a pair request is raised if
 //!   someone called `pair` for the protocol (with that id or with none); a channel created meanwhile pairs
 //!   with it. If nobody pairs it, it is rejected (`reject` carries the remote's id).
 //! - Messages for a waiting open are buffered; messages for unknown or closed channels are dropped, as
@@ -28,7 +29,11 @@
 //! with no pending open destroy the stream (the JS throws too); invalid UTF-8 in a protocol name is
 //! replaced, as the JS does; closing a channel that was paired with a remote open but never opened
 //! locally sends a reject for that open (the JS sends a close of id 0, which the remote ignores);
-//! sending before `open` is an error (the JS writes it on channel 0). Nested batches deeper than
+//! sending before `open` is an error (the JS writes it on channel 0). A channel created and not opened
+//! yet claims its protocol and id: a remote open of them handled before our `open` pairs with it, as if
+//! the channel had been created just after (the JS rejects that open; it never meets the case, since its
+//! callers open in the same tick as they create, while here the driver may handle a frame on another
+//! thread between [`Mux::create_channel`] and [`Channel::open`]). Nested batches deeper than
 //! [`wire::MAX_BATCH_DEPTH`] are refused. A pair request raised by an open inside a batch is answered
 //! after the whole batch is processed (the JS runs its pair callback in the middle of the batch), so a
 //! reject later in the same batch may free a local id that our answer then reuses: the same channels,

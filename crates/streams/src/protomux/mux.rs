@@ -317,7 +317,9 @@ impl Mux {
     }
 
     /// Creates a channel (`createChannel`); `None` if the mux is closed, or if `unique` is set and a
-    /// channel of this protocol and id is open. Call [`Channel::open`] to open it.
+    /// channel of this protocol and id is open. Call [`Channel::open`] to open it. The channel takes
+    /// effect in the shared state before this returns: a remote open of its protocol and id that the
+    /// driver handles from then on pairs with it, even before [`Channel::open`].
     pub fn create_channel(&self, opts: ChannelOptions) -> Option<Channel> {
         create_channel(&self.handle, &opts)
     }

@@ -5,6 +5,7 @@
 mod noise_vectors;
 mod protomux_async;
 mod protomux_core;
+mod protomux_race;
 mod protomux_vectors;
 mod secret_stream_robustness;
 mod secret_stream_vectors;
