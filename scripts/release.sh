@@ -6,14 +6,15 @@
 # profile the tests and benchmarks use is unchanged.
 #
 # On *-linux-gnu the binaries link glibc statically (-C target-feature=+crt-static; --target keeps build scripts and
-# proc-macros dynamic): they depend on nothing on the machine, not even libc. Name resolution still works in them:
-# since glibc 2.34 the `files` and `dns` NSS modules are inside libc itself, so getaddrinfo (bootstrap host names,
-# `--bootstrap localhost:PORT`) and getpwuid (the home folder when $HOME is unset) read /etc/hosts,
-# /etc/resolv.conf and /etc/passwd with no libnss_*.so loaded. Checked with glibc 2.36: `--bootstrap
-# localhost:PORT` and a name from /etc/hosts resolve, also in an empty chroot holding only the binary and those
-# files. Only hosts/passwd entries of nsswitch.conf naming another module (mdns, systemd, sss, ldap) would need that
-# module's .so from the very glibc version the binary was linked with; the static binary skips it otherwise. Build
-# with STATIC=0 for binaries linked to the system's glibc (dynamic) instead.
+# proc-macros dynamic): they load no shared library, not even libc. Name resolution still works in them: since
+# glibc 2.34 the `files` and `dns` NSS modules are part of libc itself, so getaddrinfo (bootstrap host names,
+# `--bootstrap localhost:PORT`) reads /etc/hosts and /etc/resolv.conf with no libnss_*.so loaded (getpwuid,
+# which portable-pty may call for the login shell, reads /etc/passwd the same way).
+# Checked with Debian's glibc 2.36: hyperdht and hyperbeam resolve `localhost` and a name from /etc/hosts, also in a
+# chroot holding only the binary and /etc/hosts, with or without an nsswitch.conf naming a module that is absent
+# there (mdns4_minimal: skipped). A module that is installed (mdns, systemd, sss, ldap in nsswitch.conf) is loaded
+# and must come from the glibc version the binary was linked with; where that bites, build with STATIC=0 for
+# binaries dynamically linked to the system's glibc.
 #
 # Needs cargo, python3 (reads `cargo metadata`) and sha256sum. TARGET=triple builds for another target.
 set -euo pipefail
@@ -22,8 +23,10 @@ start=$SECONDS
 max_bytes=$((8 * 1000 * 1000))
 
 target=${TARGET:-$(rustc -vV | sed -n 's/^host: //p')}
+linking="dynamically linked"
 if [ "${STATIC:-1}" = 1 ] && [[ $target == *-linux-gnu ]]; then
   export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+  linking="statically linked"
 fi
 
 # "package bin" for each binary of the packages in bins/.
@@ -63,7 +66,7 @@ for bin in "${bins[@]}"; do
     echo "release.sh: dist/$bin is larger than $max_bytes bytes" >&2
     failed=1
   fi
-  if [[ $RUSTFLAGS == *crt-static* ]] && ldd "dist/$bin" 2>&1 | grep -q '=>'; then
+  if [ "$linking" = "statically linked" ] && ldd "dist/$bin" 2>&1 | grep -q '=>'; then
     echo "release.sh: dist/$bin links shared libraries:" >&2
     ldd "dist/$bin" >&2
     failed=1
@@ -73,7 +76,7 @@ done
 
 (cd dist && sha256sum "${bins[@]}" >SHA256SUMS)
 echo
-echo "dist/ ($target, $(ldd "dist/${bins[0]}" 2>&1 | sed 's/^[[:space:]]*//' | head -n 1)), built in $((SECONDS - start))s:"
+echo "dist/ ($target, $linking), built in $((SECONDS - start))s:"
 printf '%-20s %10s  %s\n' name bytes sha256
 while read -r sum bin; do
   printf '%-20s %10s  %s\n' "$bin" "$(stat -c %s "dist/$bin")" "$sum"
