@@ -312,7 +312,9 @@ async fn send_to_peer(
 
 // The udxcat processes (node or Rust) run in `interop::interop_dir()`; `interop::require_js()` checks the JS side.
 
-/// The Rust `udxcat` example binary, built once (`cargo test` usually has built it already).
+/// The Rust `udxcat` example binary: `cargo test --workspace` builds it with the tests; built here only when it
+/// is missing (a cargo build from inside a test resolves the facade's features alone and would rebuild every crate
+/// below it).
 fn rust_udxcat() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -324,6 +326,9 @@ fn rust_udxcat() -> PathBuf {
             .expect("target profile dir")
             .to_path_buf();
         let bin = profile_dir.join("examples/udxcat");
+        if bin.is_file() {
+            return bin;
+        }
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "-p", "holepunch", "--example", "udxcat"])
             .args(if profile_dir.ends_with("release") {
