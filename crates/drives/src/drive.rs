@@ -1,10 +1,10 @@
 //! The drive interface: what [`Mirror`](crate::mirror::Mirror) and the drives CLI work on.
 //!
-//! A *drive* is anything implementing [`Drive`]: a folder ([`Localdrive`](crate::localdrive::Localdrive)) or a
-//! hyperdrive ([`Hyperdrive`](crate::hyperdrive::Hyperdrive)). This module holds the trait, the one entry type
-//! both fill ([`Entry`]), the one error type of drives and the mirror ([`DriveError`]), content readers and
-//! writers ([`BlobReader`], [`BlobWriter`], [`WriteBatch`]), and the key helpers ([`resolve_key`],
-//! [`resolve_from`], [`clean_key`], [`under_prefix`]).
+//! A *drive* is anything implementing [`Drive`]: a folder ([`Localdrive`](crate::localdrive::Localdrive))
+//! or a hyperdrive ([`Hyperdrive`](crate::hyperdrive::Hyperdrive)). This module holds the trait, the one
+//! entry type both fill ([`Entry`]), the one error type of drives and the mirror ([`DriveError`]), content
+//! readers and writers ([`BlobReader`], [`BlobWriter`], [`WriteBatch`]), and the key helpers
+//! ([`resolve_key`], [`resolve_from`], [`clean_key`], [`under_prefix`]).
 
 use std::fmt;
 
@@ -193,9 +193,10 @@ pub trait BlobWriter: Send {
 }
 
 /// Writes gathered and committed together (a hyperdrive's `batch()`, JS mirror-drive's `batch` option): what
-/// [`Mirror`](crate::mirror::Mirror) writes through when the destination offers one ([`Drive::batch`]). Content may be appended as it
-/// comes; the entries appear on [`flush`](Self::flush) (the mirror flushes every [`BATCH_ENTRIES`] entries
-/// and at the end). Dropping it unflushed loses the pending entries, not the drive's consistency.
+/// a [`Mirror`](crate::mirror::Mirror) writes through when the destination offers one ([`Drive::batch`]).
+/// Content may be appended as it comes; the entries appear on [`flush`](Self::flush) (the mirror flushes
+/// every [`BATCH_ENTRIES`] entries and at the end). Dropping it unflushed loses the pending entries, not the
+/// drive's consistency.
 #[async_trait]
 pub trait WriteBatch: Send {
     /// Writes a whole file.
@@ -217,11 +218,12 @@ pub trait WriteBatch: Send {
     async fn flush(&mut self) -> Result<()>;
 }
 
-/// Entries a [`Mirror`](crate::mirror::Mirror) gathers in a destination's [`WriteBatch`] before committing them.
+/// Entries a [`Mirror`](crate::mirror::Mirror) gathers in a destination's [`WriteBatch`] before committing
+/// them.
 pub const BATCH_ENTRIES: usize = 1024;
 
-/// Files up to this size are read whole by a [`Mirror`](crate::mirror::Mirror) writing through a [`WriteBatch`] (bigger ones are
-/// streamed).
+/// Files up to this size are read whole by a [`Mirror`](crate::mirror::Mirror) writing through a
+/// [`WriteBatch`] (bigger ones are streamed).
 pub const BATCH_FILE_MAX: u64 = CHUNK_SIZE as u64;
 
 /// Options of a write (JS `put(path, buffer, { executable, metadata })`).

@@ -26,18 +26,18 @@
 //! - Identity: [`key`](Hyperdrive::key), [`discovery_key`](Hyperdrive::discovery_key),
 //!   [`content_key`](Hyperdrive::content_key), [`version`](Hyperdrive::version).
 //! - Files, as a [`Drive`] (the trait, implemented in `drive_impl`): [`entry`](Drive::entry),
-//!   [`get`](Drive::get), [`put`](Drive::put), [`list`](Drive::list) (recursive, invalid entries skipped),
-//!   [`readdir`](Drive::readdir), [`read`](Drive::read) (an entry's content in chunks), [`write`](Drive::write),
-//!   [`symlink`](Drive::symlink), [`del`](Drive::del), [`put_entry`](Drive::put_entry) (new executable bit and
-//!   metadata, same blob), [`batch`](Drive::batch), [`writable`](Drive::writable). Entries are
-//!   [`drive::Entry`](crate::drive::Entry)s (key, seq and the decoded [`EntryValue`] fields), errors
-//!   [`DriveError`]s.
+//!   [`get`](Drive::get), [`put`](Drive::put), [`list`](Drive::list) (recursive, invalid entries
+//!   skipped), [`readdir`](Drive::readdir), [`read`](Drive::read) (an entry's content in chunks),
+//!   [`write`](Drive::write), [`symlink`](Drive::symlink), [`del`](Drive::del),
+//!   [`put_entry`](Drive::put_entry) (new executable bit and metadata, same blob), [`batch`](Drive::batch),
+//!   [`writable`](Drive::writable). Entries are [`drive::Entry`](crate::drive::Entry)s (key, seq and the
+//!   decoded [`EntryValue`] fields), errors [`DriveError`]s.
 //! - More writes: [`put_reader`](Hyperdrive::put_reader) (streamed from an `AsyncRead`),
 //!   [`writer`](Hyperdrive::writer) (push chunks, then [`DriveWriter::finish`]),
 //!   [`symlink_with`](Hyperdrive::symlink_with) (with metadata), [`put_value`](Hyperdrive::put_value) (JS
 //!   `putEntry`: a value as given), [`remove`](Hyperdrive::remove) (says whether the entry existed), and
-//!   [`new_batch`](Hyperdrive::new_batch) for many files in one bee append ([`DriveBatch`]: small files' content
-//!   gathered into 4 MiB blobs appends, big files streamed with [`DriveBatch::writer`] /
+//!   [`new_batch`](Hyperdrive::new_batch) for many files in one bee append ([`DriveBatch`]: small files'
+//!   content gathered into 4 MiB blobs appends, big files streamed with [`DriveBatch::writer`] /
 //!   [`DriveBatch::finish_writer`]; what an importer should use).
 //! - More reads: [`entry_follow`](Hyperdrive::entry_follow) (symlinks, at most 16),
 //!   [`exists`](Hyperdrive::exists), [`read_range`](Hyperdrive::read_range) (a byte range in memory),
