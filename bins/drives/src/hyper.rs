@@ -12,13 +12,13 @@ use bin_support::bootstrap;
 use drives_cli::cli::NetArg;
 use drives_cli::util::{self, byte_size, DriveId};
 use holepunch::corestore::Corestore;
+use holepunch::drive::{Drive, Result as DriveResult};
 use holepunch::hyperblobs::WaitOptions;
 use holepunch::hyperdht::{HyperDht, HyperDhtOpts};
 use holepunch::hyperdrive::{DriveOptions, Hyperdrive};
 use holepunch::hyperswarm::{Hyperswarm, JoinOpts, SwarmOpts};
 use holepunch::id_encoding;
 use holepunch::localdrive::Localdrive;
-use holepunch::mirror::{Drive, Result as DriveResult};
 use holepunch::protomux::Mux;
 
 use crate::{local_snapshot, Out, Pair};
@@ -516,7 +516,7 @@ pub(crate) async fn info(out: Out, dir: &Path, key: &str) -> anyhow::Result<()> 
     if drive.version() > 0 {
         if let Ok(blobs) = tokio::time::timeout(Duration::from_millis(200), drive.blobs())
             .await
-            .unwrap_or_else(|_| Err(holepunch::hyperdrive::DriveError::Timeout))
+            .unwrap_or_else(|_| Err(holepunch::drive::DriveError::Timeout))
         {
             let b = blobs.core();
             println!(

@@ -13,10 +13,9 @@ use bin_support::Report;
 use clap::Parser;
 use drives_cli::cli::{Cli, Command, NetArg, StorageArg};
 use drives_cli::util::{self, byte_size, Crayon, DriveId};
+use holepunch::drive::{resolve_from, resolve_key, Drive, Entry};
 use holepunch::localdrive::Localdrive;
-use holepunch::mirror::{
-    resolve_from, resolve_key, Diff, Drive, Entry, Mirror, MirrorEvent, MirrorOptions, Op,
-};
+use holepunch::mirror::{Diff, Mirror, MirrorEvent, MirrorOptions, Op};
 
 mod hyper;
 mod seed;
@@ -296,7 +295,7 @@ fn print_entry(out: Out, entry: Option<Entry>) {
         _ => println!("{}", c.gray("Blob: null")),
     }
     match &entry.metadata {
-        Some(m) => println!("Metadata: {}", String::from_utf8_lossy(m)),
+        Some(m) => println!("Metadata: {m}"),
         None => println!("{}", c.gray("Metadata: null")),
     }
 }

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use drives_cli::util::{parse_range, Range};
+use holepunch::drive::{BlobReader, Drive};
 use holepunch::hyperdrive::Hyperdrive;
-use holepunch::mirror::{BlobReader, Drive};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
@@ -196,7 +196,7 @@ struct Answer {
     status: u16,
     headers: Vec<(&'static str, String)>,
     /// The entry, the first byte and the length to send.
-    body: Option<(holepunch::mirror::Entry, u64, u64)>,
+    body: Option<(holepunch::drive::Entry, u64, u64)>,
     text: &'static str,
 }
 
@@ -419,12 +419,13 @@ mod tests {
     #[tokio::test]
     async fn a_version_past_the_drive_is_waited_for() {
         use holepunch::corestore::Corestore;
-        use holepunch::hyperdrive::{DriveOptions, PutOptions};
+        use holepunch::drive::WriteOptions;
+        use holepunch::hyperdrive::DriveOptions;
         let tmp = tempfile::tempdir().expect("tmp");
         let store = Corestore::open(tmp.path()).expect("store");
         let drive = Hyperdrive::open(&store, DriveOptions::default()).expect("drive");
         drive
-            .put("/a", b"1", PutOptions::default())
+            .put("/a", b"1", WriteOptions::default())
             .await
             .expect("put");
         let v = drive.version();
@@ -437,7 +438,7 @@ mod tests {
         let (got, ()) = tokio::join!(checkout_of(&drive, v + 1), async move {
             tokio::task::yield_now().await;
             writer
-                .put("/b", b"2", PutOptions::default())
+                .put("/b", b"2", WriteOptions::default())
                 .await
                 .expect("put");
         });

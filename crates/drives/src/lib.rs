@@ -1,6 +1,8 @@
-//! Drives: folders as drives ([`localdrive`]), hyperdrives ([`hyperdrive`]: entries in a hyperbee, content in hyperblobs) and mirror-drive's algorithm
-//! between any two ([`mirror`]).
+//! Drives: the drive interface ([`drive`]: the `Drive` trait, its entry and error types), folders as drives
+//! ([`localdrive`]), hyperdrives ([`hyperdrive`]: entries in a hyperbee, content in hyperblobs) and
+//! mirror-drive's algorithm between any two ([`mirror`]).
 
+pub mod drive;
 pub mod hyperdrive;
 pub mod localdrive;
 pub mod mirror;

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
-use crate::mirror::{
+use crate::drive::{
     clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result,
     WriteOptions, CHUNK_SIZE,
 };
@@ -216,7 +216,7 @@ impl Localdrive {
                 metadata: None,
                 mtime: Some(mtime_ms(meta)),
                 seq: None,
-                blob_id: None,
+                blob: None,
             }));
         }
         if !ft.is_file() {
@@ -230,7 +230,7 @@ impl Localdrive {
             metadata: None,
             mtime: Some(mtime_ms(meta)),
             seq: None,
-            blob_id: None,
+            blob: None,
         }))
     }
 

@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use holepunch::corestore::Corestore;
-use holepunch::hyperdrive::{DriveOptions, Hyperdrive, ListOptions, PutOptions};
+use holepunch::drive::WriteOptions;
+use holepunch::hyperdrive::{DriveOptions, Hyperdrive, ListOptions};
 
 const STREAM_OVER: u64 = 1 << 20;
 
@@ -56,9 +57,9 @@ async fn main() -> anyhow::Result<()> {
     let src = PathBuf::from(src);
     walk(&src, &src, &mut files)?;
     files.sort();
-    let mut batch = drive.batch()?;
+    let mut batch = drive.new_batch()?;
     for (key, path, len, executable) in &files {
-        let opts = PutOptions {
+        let opts = WriteOptions {
             executable: *executable,
             metadata: None,
         };
@@ -82,10 +83,10 @@ async fn main() -> anyhow::Result<()> {
     }
     batch.flush()?;
     let seconds = start.elapsed().as_secs_f64();
-    let listed = drive.list("/", ListOptions::default()).await?;
+    let listed = drive.list_with("/", ListOptions::default()).await?;
     let bytes: u64 = listed
         .iter()
-        .filter_map(|e| e.value.blob)
+        .filter_map(|e| e.blob)
         .map(|b| b.byte_length)
         .sum();
     println!(

@@ -100,7 +100,8 @@ fn corrupt_store_is_a_clear_error() {
 #[test]
 fn hostile_drive_never_writes_outside() {
     use holepunch::corestore::Corestore;
-    use holepunch::hyperdrive::{DriveOptions, EntryValue, Hyperdrive, PutOptions};
+    use holepunch::drive::{Drive, WriteOptions};
+    use holepunch::hyperdrive::{DriveOptions, EntryValue, Hyperdrive};
     let tmp = tempfile::tempdir().expect("tmp");
     let cwd = tmp.path();
     let rt = tokio::runtime::Runtime::new().expect("rt");
@@ -109,19 +110,18 @@ fn hostile_drive_never_writes_outside() {
         let drive =
             Hyperdrive::open(&store.namespace("evil"), DriveOptions::default()).expect("drive");
         drive
-            .put("/ok.txt", b"fine", PutOptions::default())
+            .put("/ok.txt", b"fine", WriteOptions::default())
             .await
             .expect("put");
         // A symlink out of the folder, then a file through it; raw keys with `..` written into the bee.
         drive
-            .symlink("/link", "../../outside", None)
+            .symlink_with("/link", "../../outside", None)
             .expect("symlink");
         let blob = drive
             .entry("/ok.txt")
             .await
             .expect("entry")
             .expect("some")
-            .value
             .blob;
         let value = EntryValue {
             blob,

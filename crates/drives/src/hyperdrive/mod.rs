@@ -24,17 +24,26 @@
 //! - Open: [`Hyperdrive::open`] (the store's writable default drive), [`Hyperdrive::open_key`] (a replica by
 //!   key, or our own drive again), both with [`DriveOptions`] (waiting for peers, durability).
 //! - Identity: [`key`](Hyperdrive::key), [`discovery_key`](Hyperdrive::discovery_key),
-//!   [`content_key`](Hyperdrive::content_key), [`version`](Hyperdrive::version),
-//!   [`writable`](Hyperdrive::writable).
-//! - Writes: [`put`](Hyperdrive::put), [`put_reader`](Hyperdrive::put_reader) (streamed from an `AsyncRead`),
-//!   [`writer`](Hyperdrive::writer) (push chunks, then [`DriveWriter::finish`]), [`symlink`](Hyperdrive::symlink),
-//!   [`put_entry`](Hyperdrive::put_entry), [`del`](Hyperdrive::del), and [`batch`](Hyperdrive::batch) for many
-//!   files in one bee append ([`DriveBatch`]: small files' content gathered into 4 MiB blobs appends, big files
-//!   streamed with [`DriveBatch::writer`] / [`DriveBatch::finish_writer`]; what an importer should use).
-//! - Reads: [`entry`](Hyperdrive::entry), [`entry_follow`](Hyperdrive::entry_follow) (symlinks, at most 16),
-//!   [`exists`](Hyperdrive::exists), [`get`](Hyperdrive::get), [`read`](Hyperdrive::read) (a byte range in
-//!   memory), [`reader`](Hyperdrive::reader) (a [`BlobReader`] yielding chunks), [`list`](Hyperdrive::list)
-//!   ([`ListOptions`]: recursive or not), [`readdir`](Hyperdrive::readdir).
+//!   [`content_key`](Hyperdrive::content_key), [`version`](Hyperdrive::version).
+//! - Files, as a [`Drive`] (the trait, implemented in `drive_impl`): [`entry`](Drive::entry),
+//!   [`get`](Drive::get), [`put`](Drive::put), [`list`](Drive::list) (recursive, invalid entries
+//!   skipped), [`readdir`](Drive::readdir), [`read`](Drive::read) (an entry's content in chunks),
+//!   [`write`](Drive::write), [`symlink`](Drive::symlink), [`del`](Drive::del),
+//!   [`put_entry`](Drive::put_entry) (new executable bit and metadata, same blob), [`batch`](Drive::batch),
+//!   [`writable`](Drive::writable). Entries are [`drive::Entry`](crate::drive::Entry)s (key, seq and the
+//!   decoded [`EntryValue`] fields), errors [`DriveError`]s.
+//! - More writes: [`put_reader`](Hyperdrive::put_reader) (streamed from an `AsyncRead`),
+//!   [`writer`](Hyperdrive::writer) (push chunks, then [`DriveWriter::finish`]),
+//!   [`symlink_with`](Hyperdrive::symlink_with) (with metadata), [`put_value`](Hyperdrive::put_value) (JS
+//!   `putEntry`: a value as given), [`remove`](Hyperdrive::remove) (says whether the entry existed), and
+//!   [`new_batch`](Hyperdrive::new_batch) for many files in one bee append ([`DriveBatch`]: small files'
+//!   content gathered into 4 MiB blobs appends, big files streamed with [`DriveBatch::writer`] /
+//!   [`DriveBatch::finish_writer`]; what an importer should use).
+//! - More reads: [`entry_follow`](Hyperdrive::entry_follow) (symlinks, at most 16),
+//!   [`exists`](Hyperdrive::exists), [`read_range`](Hyperdrive::read_range) (a byte range in memory),
+//!   [`reader`](Hyperdrive::reader) (a hyperblobs [`BlobReader`] yielding chunks),
+//!   [`list_with`](Hyperdrive::list_with) ([`ListOptions`]: recursive or not, invalid entries an error or
+//!   skipped).
 //! - Versions: [`checkout`](Hyperdrive::checkout) (read-only view), [`diff`](Hyperdrive::diff).
 //! - Replication: [`replicate`](Hyperdrive::replicate) on a protomux, [`replicate_stream`](Hyperdrive::replicate_stream)
 //!   on a secret stream (both cores; a replica's blobs core joins every connection once its key is known),
@@ -64,6 +73,7 @@
 //! monitors, no `truncate`/`purge`, no encryption key, no watch streams (use [`watch`](Hyperdrive::watch)),
 //! and a [`DriveBatch`] cannot read its own pending writes.
 
+mod drive_impl;
 pub mod entry;
 pub mod path;
 
@@ -71,8 +81,9 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::corestore::{Corestore, CorestoreError};
+use crate::corestore::Corestore;
 use crate::crypto;
+use crate::drive::{Drive, DriveError, Entry, Result, WriteOptions};
 use crate::hyperbee::messages::{Header, Metadata};
 use crate::hyperbee::{Hyperbee, HyperbeeError, RangeOptions};
 use crate::hyperblobs::{
@@ -81,7 +92,7 @@ use crate::hyperblobs::{
 };
 use crate::hypercore::messages::Manifest;
 use crate::hypercore::replicator::Replicator;
-use crate::hypercore::{Cleared, Durability, Hypercore, HypercoreError};
+use crate::hypercore::{Cleared, Durability, Hypercore};
 use crate::protomux::Mux;
 use crate::secret_stream::SecretStream;
 
@@ -127,52 +138,6 @@ pub fn content_key(db_manifest: &Manifest, db_key: &[u8; 32]) -> Option<[u8; 32]
     content_manifest(db_manifest, db_key).map(|m| crate::hypercore::caps::manifest_hash(&m))
 }
 
-/// Errors of drive operations.
-#[derive(Debug, thiserror::Error)]
-pub enum DriveError {
-    /// A path that cannot be a drive path.
-    #[error(transparent)]
-    Path(#[from] PathError),
-    /// The db bee failed.
-    #[error("db: {0}")]
-    Bee(#[from] HyperbeeError),
-    /// The blobs failed.
-    #[error("blobs: {0}")]
-    Blob(#[from] BlobError),
-    /// A core failed.
-    #[error("hypercore: {0}")]
-    Core(#[from] HypercoreError),
-    /// The corestore failed.
-    #[error("corestore: {0}")]
-    Store(#[from] CorestoreError),
-    /// An entry value that does not decode.
-    #[error("entry {key:?}: {err}")]
-    Entry {
-        /// The entry key (lossy UTF-8).
-        key: String,
-        /// Why.
-        err: EntryError,
-    },
-    /// An entry key that is not a normalized drive path (hostile or broken writer).
-    #[error("invalid entry key {0:?}")]
-    InvalidKey(String),
-    /// A write on a replica or a checkout.
-    #[error("drive is not writable")]
-    ReadOnly,
-    /// The db header is missing or not a hyperbee header with a usable content key.
-    #[error("bad drive header: {0}")]
-    Header(String),
-    /// Following symlinks went round more than [`MAX_SYMLINKS`] times.
-    #[error("recursive symlink")]
-    RecursiveSymlink,
-    /// Waiting for peers took longer than the timeout.
-    #[error("timed out")]
-    Timeout,
-}
-
-/// Result of drive operations.
-pub type Result<T, E = DriveError> = std::result::Result<T, E>;
-
 /// How a drive is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DriveOptions {
@@ -192,16 +157,7 @@ impl Default for DriveOptions {
     }
 }
 
-/// Options of a file put.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PutOptions {
-    /// The executable bit.
-    pub executable: bool,
-    /// User metadata (any JSON).
-    pub metadata: Option<Value>,
-}
-
-/// Options of [`Hyperdrive::list`].
+/// Options of [`Hyperdrive::list_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListOptions {
     /// Every entry below the folder (default); false lists one entry per direct child as JS
@@ -219,17 +175,6 @@ impl Default for ListOptions {
             skip_invalid: false,
         }
     }
-}
-
-/// One drive entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    /// Seq of the db block that wrote it.
-    pub seq: u64,
-    /// Its path (normalized).
-    pub key: String,
-    /// Its value.
-    pub value: EntryValue,
 }
 
 /// One difference of [`Hyperdrive::diff`]: the entry in this version (`left`) and in the other (`right`).
@@ -319,11 +264,7 @@ fn entry_from(e: crate::hyperbee::Entry) -> Result<Entry> {
             key: key.clone(),
             err,
         })?;
-    Ok(Entry {
-        seq: e.seq,
-        key,
-        value,
-    })
+    Ok(Entry::from_value(key, e.seq, value))
 }
 
 fn folder_range(folder: &str, after: &str) -> RangeOptions {
@@ -513,11 +454,6 @@ impl Hyperdrive {
         self.files().version()
     }
 
-    /// True when this is the writable drive itself (not a replica, not a checkout).
-    pub fn writable(&self) -> bool {
-        self.checkout.is_none() && self.shared.db.writable()
-    }
-
     /// The options the drive was opened with.
     pub fn options(&self) -> DriveOptions {
         self.shared.opts
@@ -570,13 +506,6 @@ impl Hyperdrive {
         Ok(())
     }
 
-    /// The entry at `path` (JS `entry(path)`), without following symlinks.
-    pub async fn entry(&self, path: &str) -> Result<Option<Entry>> {
-        let key = path::normalize(path)?;
-        let found = self.bee_read(|b| b.get(key.as_bytes())).await?;
-        found.map(entry_from).transpose()
-    }
-
     /// The entry at `path`, following symlinks (JS `entry(path, { follow: true })`).
     pub async fn entry_follow(&self, path: &str) -> Result<Option<Entry>> {
         let mut name = path.to_owned();
@@ -584,7 +513,7 @@ impl Hyperdrive {
             let Some(e) = self.entry(&name).await? else {
                 return Ok(None);
             };
-            match &e.value.linkname {
+            match &e.linkname {
                 Some(link) => name = path::resolve_from(&e.key, link)?,
                 None => return Ok(Some(e)),
             }
@@ -604,8 +533,7 @@ impl Hyperdrive {
             .ok()
             .flatten()
             .and_then(|n| entry_from(n).ok());
-        let (Some(blob), Some(blobs)) = (entry.and_then(|e| e.value.blob), self.blobs_if_open())
-        else {
+        let (Some(blob), Some(blobs)) = (entry.and_then(|e| e.blob), self.blobs_if_open()) else {
             return Ok(Cleared::default());
         };
         let core = blobs.core();
@@ -636,18 +564,12 @@ impl Hyperdrive {
         Ok(self.entry(path).await?.is_some())
     }
 
-    /// The content of the file at `path` (JS `get`): `None` when there is no entry or it has no blob (a
-    /// symlink).
-    pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        self.read(path, ReadRange::default()).await
-    }
-
-    /// A byte range of the file at `path`, in memory.
-    pub async fn read(&self, path: &str, range: ReadRange) -> Result<Option<Vec<u8>>> {
+    /// A byte range of the file at `path`, in memory (`None` when there is no entry or it has no blob).
+    pub async fn read_range(&self, path: &str, range: ReadRange) -> Result<Option<Vec<u8>>> {
         let Some(e) = self.entry(path).await? else {
             return Ok(None);
         };
-        let Some(blob) = e.value.blob else {
+        let Some(blob) = e.blob else {
             return Ok(None);
         };
         Ok(Some(self.blobs().await?.read(&blob, range).await?))
@@ -659,7 +581,7 @@ impl Hyperdrive {
         let Some(e) = self.entry(path).await? else {
             return Ok(None);
         };
-        let blob = e.value.blob.unwrap_or(BlobId {
+        let blob = e.blob.unwrap_or(BlobId {
             block_offset: 0,
             byte_offset: 0,
             block_length: 0,
@@ -674,28 +596,17 @@ impl Hyperdrive {
         Ok(self.blobs().await?.reader(blob, range).await?)
     }
 
-    /// Writes a file (JS `put(path, buffer, { executable, metadata })`).
-    pub async fn put(&self, path: &str, data: &[u8], opts: PutOptions) -> Result<()> {
-        self.check_writable()?;
-        let key = path::normalize(path)?;
-        let blob = self.blobs().await?.put(data).await?;
-        self.put_value(
-            &key,
-            &EntryValue::file(blob, opts.executable, opts.metadata),
-        )
-    }
-
     /// Writes a file from a stream, never holding more than a few MiB in memory.
     pub async fn put_reader<R: AsyncRead + Unpin>(
         &self,
         path: &str,
         src: R,
-        opts: PutOptions,
+        opts: WriteOptions,
     ) -> Result<()> {
         self.check_writable()?;
         let key = path::normalize(path)?;
         let blob = self.blobs().await?.put_reader(src).await?;
-        self.put_value(
+        self.write_value(
             &key,
             &EntryValue::file(blob, opts.executable, opts.metadata),
         )
@@ -703,7 +614,7 @@ impl Hyperdrive {
 
     /// A writer for a file (JS `createWriteStream(path, opts)`): write chunks, then
     /// [`finish`](DriveWriter::finish) to add the entry. Holds the blobs write lock until finished or dropped.
-    pub async fn writer(&self, path: &str, opts: PutOptions) -> Result<DriveWriter> {
+    pub async fn writer(&self, path: &str, opts: WriteOptions) -> Result<DriveWriter> {
         self.check_writable()?;
         let key = path::normalize(path)?;
         let blob = self.blobs().await?.writer().await;
@@ -715,14 +626,14 @@ impl Hyperdrive {
         })
     }
 
-    /// Writes an entry as given (JS `putEntry`).
-    pub fn put_entry(&self, path: &str, value: &EntryValue) -> Result<()> {
+    /// Writes an entry's value as given (JS `putEntry`; [`Drive::put_entry`] keeps an entry's blob).
+    pub fn put_value(&self, path: &str, value: &EntryValue) -> Result<()> {
         self.check_writable()?;
         let key = path::normalize(path)?;
-        self.put_value(&key, value)
+        self.write_value(&key, value)
     }
 
-    fn put_value(&self, key: &str, value: &EntryValue) -> Result<()> {
+    fn write_value(&self, key: &str, value: &EntryValue) -> Result<()> {
         self.shared
             .files
             .put(key.as_bytes(), Some(&value.encode()))?;
@@ -730,14 +641,16 @@ impl Hyperdrive {
     }
 
     /// A symlink at `path` to `target` (stored as given; JS `symlink`).
-    pub fn symlink(&self, path: &str, target: &str, metadata: Option<Value>) -> Result<()> {
+    /// ([`Drive::symlink`] without metadata.)
+    pub fn symlink_with(&self, path: &str, target: &str, metadata: Option<Value>) -> Result<()> {
         self.check_writable()?;
         let key = path::normalize(path)?;
-        self.put_value(&key, &EntryValue::symlink(target, metadata))
+        self.write_value(&key, &EntryValue::symlink(target, metadata))
     }
 
     /// Deletes the entry at `path` (JS `del`); its blob stays in the blobs core. Returns whether it existed.
-    pub fn del(&self, path: &str) -> Result<bool> {
+    /// ([`Drive::del`] without the answer.)
+    pub fn remove(&self, path: &str) -> Result<bool> {
         self.check_writable()?;
         let key = path::normalize(path)?;
         Ok(self.shared.files.del(key.as_bytes())?)
@@ -745,7 +658,8 @@ impl Hyperdrive {
 
     /// A batch of writes appended to the db together on [`DriveBatch::flush`] (content is appended to the
     /// blobs core as it is put).
-    pub fn batch(&self) -> Result<DriveBatch> {
+    /// (The mirror writes through [`Drive::batch`], a [`WriteBatch`](crate::drive::WriteBatch) over this.)
+    pub fn new_batch(&self) -> Result<DriveBatch> {
         self.check_writable()?;
         Ok(DriveBatch {
             drive: self.clone(),
@@ -757,7 +671,8 @@ impl Hyperdrive {
     }
 
     /// Entries under `folder` in key order (JS `list(folder, { recursive })`).
-    pub async fn list(&self, folder: &str, opts: ListOptions) -> Result<Vec<Entry>> {
+    /// ([`Drive::list`] is recursive, skips invalid entries and takes an ignore predicate.)
+    pub async fn list_with(&self, folder: &str, opts: ListOptions) -> Result<Vec<Entry>> {
         let folder = path::normalize_folder(folder)?;
         self.download_db().await?;
         if !opts.recursive {
@@ -778,18 +693,6 @@ impl Hyperdrive {
             }
         }
         Ok(out)
-    }
-
-    /// The names of the direct children of `folder` (files and subfolders; JS `readdir`).
-    pub async fn readdir(&self, folder: &str) -> Result<Vec<String>> {
-        let folder = path::normalize_folder(folder)?;
-        self.download_db().await?;
-        Ok(self
-            .shallow(&folder, false)
-            .await?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect())
     }
 
     /// JS `shallowReadStream`: one `(name, first entry)` per direct child of `folder`.
@@ -860,7 +763,7 @@ impl Hyperdrive {
     /// Downloads every blob block of every entry under `folder` (JS `download(folder)`), after the db.
     pub async fn download(&self, folder: &str) -> Result<DownloadStats> {
         let entries = self
-            .list(
+            .list_with(
                 folder,
                 ListOptions {
                     recursive: true,
@@ -872,7 +775,7 @@ impl Hyperdrive {
         tracing::debug!(entries = entries.len(), "download: db listed");
         let mut ranges: Vec<(u64, u64)> = entries
             .iter()
-            .filter_map(|e| e.value.blob)
+            .filter_map(|e| e.blob)
             .filter(|b| b.block_length > 0)
             .map(|b| (b.block_offset, b.block_end()))
             .collect();
@@ -1059,7 +962,7 @@ impl Hyperdrive {
 pub struct DriveWriter {
     drive: Hyperdrive,
     key: String,
-    opts: PutOptions,
+    opts: WriteOptions,
     blob: BlobWriter,
 }
 
@@ -1078,7 +981,7 @@ impl DriveWriter {
             blob,
         } = self;
         let id = blob.finish()?;
-        drive.put_value(&key, &EntryValue::file(id, opts.executable, opts.metadata))
+        drive.write_value(&key, &EntryValue::file(id, opts.executable, opts.metadata))
     }
 }
 
@@ -1113,7 +1016,7 @@ impl std::fmt::Debug for DriveBatch {
 impl DriveBatch {
     /// Writes a file. Its content is gathered with other small files' and appended to the blobs core in
     /// [`BATCH_BLOB_BYTES`] runs (one signature each), before the entries.
-    pub async fn put(&mut self, path: &str, data: &[u8], opts: PutOptions) -> Result<()> {
+    pub async fn put(&mut self, path: &str, data: &[u8], opts: WriteOptions) -> Result<()> {
         let key = path::normalize(path)?;
         let blobs = self.drive.blobs().await?;
         if self.guard.is_none() {
@@ -1168,7 +1071,7 @@ impl DriveBatch {
         &mut self,
         path: &str,
         src: R,
-        opts: PutOptions,
+        opts: WriteOptions,
     ) -> Result<()> {
         let key = path::normalize(path)?;
         self.release_blobs()?;
@@ -1182,7 +1085,7 @@ impl DriveBatch {
 
     /// A writer for a file of the batch (content streamed into the blobs core in chunks); hand it back to
     /// [`finish_writer`](Self::finish_writer) to add its entry to the batch.
-    pub async fn writer(&mut self, path: &str, opts: PutOptions) -> Result<DriveWriter> {
+    pub async fn writer(&mut self, path: &str, opts: WriteOptions) -> Result<DriveWriter> {
         self.release_blobs()?;
         self.drive.writer(path, opts).await
     }

@@ -8,8 +8,8 @@ fn tmp(name: &str) -> std::path::PathBuf {
     ))
 }
 
-fn meta(v: serde_json::Value) -> PutOptions {
-    PutOptions {
+fn meta(v: serde_json::Value) -> WriteOptions {
+    WriteOptions {
         executable: false,
         metadata: Some(v),
     }
@@ -22,12 +22,14 @@ async fn local_put_get_list_del() -> Result<()> {
     let drive = Hyperdrive::open(&store, DriveOptions::default())?;
     assert!(drive.writable());
     assert_eq!(drive.version(), 1);
-    drive.put("/a.txt", b"hello", PutOptions::default()).await?;
+    drive
+        .put("/a.txt", b"hello", WriteOptions::default())
+        .await?;
     drive
         .put(
             "b/c.sh",
             b"#!/bin/sh\n",
-            PutOptions {
+            WriteOptions {
                 executable: true,
                 metadata: None,
             },
@@ -36,7 +38,7 @@ async fn local_put_get_list_del() -> Result<()> {
     drive
         .put("b/d/e", b"", meta(serde_json::json!({"x": 1})))
         .await?;
-    drive.symlink("/link", "/a.txt", None)?;
+    drive.symlink_with("/link", "/a.txt", None)?;
     assert_eq!(drive.get("a.txt").await?.as_deref(), Some(&b"hello"[..]));
     assert_eq!(drive.get("/b/d/e").await?.as_deref(), Some(&b""[..]));
     assert_eq!(drive.get("/link").await?, None);
@@ -45,16 +47,16 @@ async fn local_put_get_list_del() -> Result<()> {
         Some("/a.txt".to_owned())
     );
     let c = drive.entry("/b/c.sh").await?.ok_or(DriveError::ReadOnly)?;
-    assert!(c.value.executable);
+    assert!(c.executable);
     let keys: Vec<String> = drive
-        .list("/", ListOptions::default())
+        .list_with("/", ListOptions::default())
         .await?
         .into_iter()
         .map(|e| e.key)
         .collect();
     assert_eq!(keys, ["/a.txt", "/b/c.sh", "/b/d/e", "/link"]);
     let keys: Vec<String> = drive
-        .list("/b", ListOptions::default())
+        .list_with("/b", ListOptions::default())
         .await?
         .into_iter()
         .map(|e| e.key)
@@ -63,11 +65,11 @@ async fn local_put_get_list_del() -> Result<()> {
     assert_eq!(drive.readdir("/").await?, ["a.txt", "b", "link"]);
     assert_eq!(drive.readdir("/b").await?, ["c.sh", "d"]);
     let v = drive.version();
-    assert!(drive.del("/a.txt")?);
+    assert!(drive.remove("/a.txt")?);
     assert!(!drive.exists("/a.txt").await?);
     let old = drive.checkout(v);
     assert_eq!(old.get("/a.txt").await?.as_deref(), Some(&b"hello"[..]));
-    assert!(matches!(old.del("/b/c.sh"), Err(DriveError::ReadOnly)));
+    assert!(matches!(old.remove("/b/c.sh"), Err(DriveError::ReadOnly)));
     let diff = drive.diff(v, "/").await?;
     assert_eq!(diff.len(), 1);
     assert!(diff[0].left.is_none());
@@ -76,11 +78,11 @@ async fn local_put_get_list_del() -> Result<()> {
         Some("/a.txt")
     );
     assert!(matches!(
-        drive.put("/", b"x", PutOptions::default()).await,
+        drive.put("/", b"x", WriteOptions::default()).await,
         Err(DriveError::Path(_))
     ));
     assert!(matches!(
-        drive.put("../x", b"x", PutOptions::default()).await,
+        drive.put("../x", b"x", WriteOptions::default()).await,
         Err(DriveError::Path(_))
     ));
     // The header is what JS writes: protocol "hyperbee", empty metadata.
@@ -110,7 +112,7 @@ async fn streams_batches_and_ranges() -> Result<()> {
     let store = Corestore::open_with_primary_key(&dir, [2; 32])?;
     let drive = Hyperdrive::open(&store, DriveOptions::default())?;
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let mut w = drive.writer("/big", PutOptions::default()).await?;
+    let mut w = drive.writer("/big", WriteOptions::default()).await?;
     for chunk in big.chunks(7777) {
         w.write(chunk)?;
     }
@@ -122,7 +124,7 @@ async fn streams_batches_and_ranges() -> Result<()> {
         length: Some(100_000),
     };
     assert_eq!(
-        drive.read("/big", r).await?.as_deref(),
+        drive.read_range("/big", r).await?.as_deref(),
         Some(&big[70_000..170_000])
     );
     let mut reader = drive
@@ -142,15 +144,15 @@ async fn streams_batches_and_ranges() -> Result<()> {
     }
     assert_eq!(got, &big[65_535..65_538]);
     drive
-        .put_reader("/r", &big[..1000], PutOptions::default())
+        .put_reader("/r", &big[..1000], WriteOptions::default())
         .await?;
     let v = drive.version();
-    let mut b = drive.batch()?;
+    let mut b = drive.new_batch()?;
     for i in 0..50 {
         b.put(
             &format!("/many/{i:03}"),
             format!("file {i}").as_bytes(),
-            PutOptions::default(),
+            WriteOptions::default(),
         )
         .await?;
     }

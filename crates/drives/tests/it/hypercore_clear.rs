@@ -13,7 +13,8 @@ use holepunch_cores::hypercore::caps;
 use holepunch_cores::hypercore::messages::{Handshake, NoData, Range, Request, RequestBlock};
 use holepunch_cores::hypercore::replicator::{kind, replicate, Replicator, PROTOCOL};
 use holepunch_cores::hypercore::{Durability, Hypercore};
-use holepunch_drives::hyperdrive::{DriveOptions, Hyperdrive, PutOptions};
+use holepunch_drives::drive::{Drive, WriteOptions};
+use holepunch_drives::hyperdrive::{DriveOptions, Hyperdrive};
 use holepunch_streams::protomux::{memory_pair, ChannelOptions, Mux};
 use holepunch_wire::compact_encoding::{Decode, Encode};
 use holepunch_wire::crypto::KeyPair;
@@ -244,18 +245,18 @@ async fn drive_clear_drops_one_file_and_clear_all_the_rest() {
     let drive = Hyperdrive::open(&store, DriveOptions::default()).unwrap();
     let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
     drive
-        .put("/a.txt", b"first", PutOptions::default())
+        .put("/a.txt", b"first", WriteOptions::default())
         .await
         .unwrap();
     drive
-        .put("/big.bin", &big, PutOptions::default())
+        .put("/big.bin", &big, WriteOptions::default())
         .await
         .unwrap();
     drive
-        .put("/c.txt", b"last", PutOptions::default())
+        .put("/c.txt", b"last", WriteOptions::default())
         .await
         .unwrap();
-    drive.symlink("/link", "/a.txt", None).unwrap();
+    drive.symlink_with("/link", "/a.txt", None).unwrap();
     let blobs = drive.blobs().await.unwrap();
     let total = blobs.core().stored_blocks();
     let c = drive.clear("/big.bin").await.unwrap();

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use holepunch_cores::corestore::Corestore;
 use holepunch_cores::hyperblobs::{decode_block_map, BlobError, BlobId, ReadRange};
+use holepunch_drives::drive::{Drive, DriveError, WriteOptions};
 use holepunch_drives::hyperdrive::path::{is_normalized, normalize};
-use holepunch_drives::hyperdrive::{
-    DriveError, DriveOptions, EntryValue, Hyperdrive, ListOptions, PutOptions,
-};
+use holepunch_drives::hyperdrive::{DriveOptions, EntryValue, Hyperdrive, ListOptions};
 use holepunch_streams::protomux::{memory_pair, Mux};
 use proptest::prelude::*;
 
@@ -39,11 +38,11 @@ fn blob(block_offset: u64, block_length: u64, byte_length: u64) -> Vec<u8> {
 async fn hostile_drive(store: &Corestore) -> Hyperdrive {
     let drive = Hyperdrive::open(store, DriveOptions::default()).unwrap();
     drive
-        .put("/good.txt", b"good", PutOptions::default())
+        .put("/good.txt", b"good", WriteOptions::default())
         .await
         .unwrap();
     drive
-        .put("/z/also-good", b"fine", PutOptions::default())
+        .put("/z/also-good", b"fine", WriteOptions::default())
         .await
         .unwrap();
     let files = drive.db().sub(b"files");
@@ -91,7 +90,7 @@ async fn check_hostile(drive: &Hyperdrive) {
     );
     // A strict listing refuses the drive; a lenient one gives only the well-formed entries.
     assert!(matches!(
-        drive.list("/", ListOptions::default()).await,
+        drive.list_with("/", ListOptions::default()).await,
         Err(DriveError::InvalidKey(_) | DriveError::Entry { .. })
     ));
     let lenient = ListOptions {
@@ -99,7 +98,7 @@ async fn check_hostile(drive: &Hyperdrive) {
         skip_invalid: true,
     };
     let keys: Vec<String> = drive
-        .list("/", lenient)
+        .list_with("/", lenient)
         .await
         .unwrap()
         .into_iter()
@@ -111,7 +110,7 @@ async fn check_hostile(drive: &Hyperdrive) {
         .iter()
         .any(|k| k.contains("..") || k.contains("utf8") || k.contains("abs")));
     let shallow = drive
-        .list(
+        .list_with(
             "/",
             ListOptions {
                 recursive: false,
@@ -157,7 +156,7 @@ async fn check_hostile(drive: &Hyperdrive) {
     ));
     // A range of the lying blob stops at what the blocks hold.
     assert!(drive
-        .read(
+        .read_range(
             "/huge",
             ReadRange {
                 start: Some(1 << 40),

@@ -10,12 +10,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use holepunch_cores::corestore::Corestore;
 use holepunch_cores::hyperblobs::WaitOptions;
-use holepunch_drives::hyperdrive::{DriveOptions, Hyperdrive, PutOptions};
-use holepunch_drives::localdrive::Localdrive;
-use holepunch_drives::mirror::{
-    BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Mirror, MirrorEvent, MirrorOptions,
-    MirrorSummary, Op, Result, WriteOptions,
+use holepunch_drives::drive::{
+    BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result, WriteOptions,
 };
+use holepunch_drives::hyperdrive::{DriveOptions, Hyperdrive};
+use holepunch_drives::localdrive::Localdrive;
+use holepunch_drives::mirror::{Mirror, MirrorEvent, MirrorOptions, MirrorSummary, Op};
 use holepunch_streams::protomux::{memory_pair, Mux};
 
 /// Deterministic pseudo-random bytes.
@@ -119,15 +119,15 @@ impl Drive for MemDrive {
     }
 
     async fn write(&self, _key: &str, _opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
-        Err(DriveError::NotWritable)
+        Err(DriveError::DestinationNotWritable)
     }
 
     async fn del(&self, _key: &str) -> Result<()> {
-        Err(DriveError::NotWritable)
+        Err(DriveError::DestinationNotWritable)
     }
 
     async fn symlink(&self, _key: &str, _linkname: &str) -> Result<()> {
-        Err(DriveError::NotWritable)
+        Err(DriveError::DestinationNotWritable)
     }
 
     fn writable(&self) -> bool {
@@ -334,7 +334,7 @@ async fn replica_into_folder_survives_a_cut_connection() {
     let src_dir = tmp.path().join("src");
     let writer_store = Corestore::open(tmp.path().join("w")).expect("store");
     let writer = Hyperdrive::open(&writer_store, DriveOptions::default()).expect("drive");
-    let mut batch = writer.batch().expect("batch");
+    let mut batch = writer.new_batch().expect("batch");
     for i in 0..SMALL {
         let bytes = data(i, 1000 + (i as usize * 331) % 30_000);
         let key = format!("/small/{}/f{i}.bin", i % 9);
@@ -342,7 +342,7 @@ async fn replica_into_folder_survives_a_cut_connection() {
             .put(
                 &key,
                 &bytes,
-                PutOptions {
+                WriteOptions {
                     executable: i % 4 == 0,
                     metadata: None,
                 },
@@ -358,7 +358,7 @@ async fn replica_into_folder_survives_a_cut_connection() {
     batch.flush().expect("flush");
     let big = data(99, BIG);
     writer
-        .put("/big.bin", &big, PutOptions::default())
+        .put("/big.bin", &big, WriteOptions::default())
         .await
         .expect("put big");
     std::fs::write(src_dir.join("big.bin"), &big).expect("write");

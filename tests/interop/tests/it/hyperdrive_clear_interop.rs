@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use holepunch::corestore::Corestore;
 use holepunch::crypto::hash;
-use holepunch::hyperdrive::{DriveOptions, Hyperdrive, PutOptions};
+use holepunch::drive::{Drive, WriteOptions};
+use holepunch::hyperdrive::{DriveOptions, Hyperdrive};
 use holepunch::noise::Keypair;
 use holepunch::secret_stream::SecretStream;
 use interop::tokio::{node, JsProcess};
@@ -44,15 +45,19 @@ async fn js_reader_sees_a_rust_clear_and_reads_the_rest() {
     opts.wait.timeout = Some(T);
     let drive = Hyperdrive::open(&store, opts).unwrap();
     drive
-        .put("/first.bin", &pattern(200_000, 1), PutOptions::default())
+        .put("/first.bin", &pattern(200_000, 1), WriteOptions::default())
         .await
         .unwrap();
     drive
-        .put("/cleared.bin", &pattern(300_000, 2), PutOptions::default())
+        .put(
+            "/cleared.bin",
+            &pattern(300_000, 2),
+            WriteOptions::default(),
+        )
         .await
         .unwrap();
     drive
-        .put("/last.bin", &pattern(150_000, 3), PutOptions::default())
+        .put("/last.bin", &pattern(150_000, 3), WriteOptions::default())
         .await
         .unwrap();
 

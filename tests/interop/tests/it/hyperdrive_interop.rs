@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use holepunch::corestore::Corestore;
 use holepunch::crypto::hash;
+use holepunch::drive::{Drive, WriteOptions};
 use holepunch::hyperblobs::ReadRange;
-use holepunch::hyperdrive::{DriveOptions, Hyperdrive, ListOptions, PutOptions};
+use holepunch::hyperdrive::{DriveOptions, Hyperdrive, ListOptions};
 use holepunch::noise::Keypair;
 use holepunch::protomux::Mux;
 use holepunch::secret_stream::SecretStream;
@@ -50,7 +51,7 @@ fn opts() -> DriveOptions {
 
 /// The script's small fixture, in Rust; returns the version before the deletion.
 async fn small_fixture(drive: &Hyperdrive) -> u64 {
-    let p = PutOptions::default();
+    let p = WriteOptions::default();
     drive
         .put("/README.md", b"hello drive\n", p.clone())
         .await
@@ -76,19 +77,19 @@ async fn small_fixture(drive: &Hyperdrive) -> u64 {
         .put(
             "/bin/run.sh",
             b"#!/bin/sh\necho hi\n",
-            PutOptions {
+            WriteOptions {
                 executable: true,
                 metadata: None,
             },
         )
         .await
         .unwrap();
-    drive.symlink("/link", "/README.md", None).unwrap();
+    drive.symlink_with("/link", "/README.md", None).unwrap();
     drive
         .put(
             "/meta.json",
             b"{}",
-            PutOptions {
+            WriteOptions {
                 executable: false,
                 metadata: Some(
                     json!({"mtime": 1_700_000_000_000u64, "tags": ["a", "b"], "n": null}),
@@ -102,7 +103,7 @@ async fn small_fixture(drive: &Hyperdrive) -> u64 {
         .await
         .unwrap();
     let before = drive.version();
-    drive.del("/tmp.txt").unwrap();
+    drive.remove("/tmp.txt").unwrap();
     drive.put("/big.bin", &pattern(200_000), p).await.unwrap();
     before
 }
@@ -113,12 +114,12 @@ async fn full_fixture(drive: &Hyperdrive) -> u64 {
         .put(
             "/multi/mb.bin",
             &pattern(3 * 1024 * 1024 + 12345),
-            PutOptions::default(),
+            WriteOptions::default(),
         )
         .await
         .unwrap();
     let mut w = drive
-        .writer("/streamed.bin", PutOptions::default())
+        .writer("/streamed.bin", WriteOptions::default())
         .await
         .unwrap();
     for chunk in pattern(300_000).chunks(50_000) {
@@ -130,20 +131,20 @@ async fn full_fixture(drive: &Hyperdrive) -> u64 {
 
 /// Files written through a drive batch (content gathered into few blobs appends, one db append).
 async fn batch_fixture(drive: &Hyperdrive) {
-    let mut b = drive.batch().unwrap();
+    let mut b = drive.new_batch().unwrap();
     for i in 0..30u32 {
         let data = pattern(1000 + 3000 * i as usize);
-        b.put(&format!("/batch/f{i:02}"), &data, PutOptions::default())
+        b.put(&format!("/batch/f{i:02}"), &data, WriteOptions::default())
             .await
             .unwrap();
     }
     let mut w = b
-        .writer("/batch/streamed", PutOptions::default())
+        .writer("/batch/streamed", WriteOptions::default())
         .await
         .unwrap();
     w.write(&pattern(150_000)).unwrap();
     b.finish_writer(w).unwrap();
-    b.put("/batch/after", b"after the writer", PutOptions::default())
+    b.put("/batch/after", b"after the writer", WriteOptions::default())
         .await
         .unwrap();
     b.flush().unwrap();
@@ -152,22 +153,22 @@ async fn batch_fixture(drive: &Hyperdrive) {
 /// The same JSON as the script's `dump`.
 async fn dump(drive: &Hyperdrive) -> Value {
     let mut entries = Vec::new();
-    for e in drive.list("/", ListOptions::default()).await.unwrap() {
-        let content = match e.value.blob {
+    for e in drive.list_with("/", ListOptions::default()).await.unwrap() {
+        let content = match e.blob {
             Some(_) => drive.get(&e.key).await.unwrap(),
             None => None,
         };
-        let blob = e.value.blob.map(|b| {
+        let blob = e.blob.map(|b| {
             json!({"blockOffset": b.block_offset, "byteOffset": b.byte_offset,
                    "blockLength": b.block_length, "byteLength": b.byte_length})
         });
         entries.push(json!({
             "key": e.key,
             "seq": e.seq,
-            "executable": e.value.executable,
-            "linkname": e.value.linkname,
+            "executable": e.executable,
+            "linkname": e.linkname,
             "blob": blob,
-            "metadata": e.value.metadata,
+            "metadata": e.metadata,
             "size": content.as_ref().map(Vec::len),
             "hash": content.as_ref().map(|c| hex::encode(hash(&[c]))),
         }));
@@ -287,7 +288,7 @@ async fn js_writes_rust_replicates_sparse_ranges_checkout_live() {
         )
         .await;
         let got = drive
-            .read(
+            .read_range(
                 path,
                 ReadRange {
                     start: Some(start),
@@ -309,7 +310,7 @@ async fn js_writes_rust_replicates_sparse_ranges_checkout_live() {
     )
     .await;
     let got = drive
-        .read(
+        .read_range(
             "/big.bin",
             ReadRange {
                 start: Some(65_530),
@@ -413,7 +414,7 @@ async fn rust_writes_js_replicates_everything_and_live() {
 
     let v0 = drive.version();
     drive
-        .put("/live.txt", b"from rust", PutOptions::default())
+        .put("/live.txt", b"from rust", WriteOptions::default())
         .await
         .unwrap();
     assert_eq!(drive.version(), v0 + 1);

@@ -1,0 +1,450 @@
+//! The drive interface: what [`Mirror`](crate::mirror::Mirror) and the drives CLI work on.
+//!
+//! A *drive* is anything implementing [`Drive`]: a folder ([`Localdrive`](crate::localdrive::Localdrive))
+//! or a hyperdrive ([`Hyperdrive`](crate::hyperdrive::Hyperdrive)). This module holds the trait, the one
+//! entry type both fill ([`Entry`]), the one error type of drives and the mirror ([`DriveError`]), content
+//! readers and writers ([`BlobReader`], [`BlobWriter`], [`WriteBatch`]), and the key helpers
+//! ([`resolve_key`], [`resolve_from`], [`clean_key`], [`under_prefix`]).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::corestore::CorestoreError;
+use crate::hyperbee::HyperbeeError;
+use crate::hyperblobs::{BlobError, BlobId};
+use crate::hypercore::HypercoreError;
+use crate::hyperdrive::{EntryError, EntryValue, PathError};
+
+/// Size of the chunks content is copied and compared in.
+pub const CHUNK_SIZE: usize = 1 << 20;
+
+/// Errors of drives (folders, hyperdrives) and of the mirror.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    /// File system error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done (usually the file name).
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key or link name that would leave the drive's root, or is not a valid drive path.
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath {
+        /// The offending path, lossily printed.
+        path: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A path a hyperdrive cannot resolve (too many `..`, the root as a file name).
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// An entry key read from a hyperdrive that is not a normalized drive path (hostile or broken writer).
+    #[error("invalid entry key {0:?}")]
+    InvalidKey(String),
+    /// An entry value that does not decode.
+    #[error("entry {key:?}: {err}")]
+    Entry {
+        /// The entry key (lossy UTF-8).
+        key: String,
+        /// Why.
+        err: EntryError,
+    },
+    /// A write on a drive that is read-only (a hyperdrive replica or checkout).
+    #[error("drive is not writable")]
+    ReadOnly,
+    /// A mirror whose destination is read-only (checked before anything is compared).
+    #[error("destination must be writable")]
+    DestinationNotWritable,
+    /// An entry's content changed or vanished while it was read.
+    #[error("entry {0} changed while reading")]
+    Changed(String),
+    /// A hyperdrive's db bee failed.
+    #[error("db: {0}")]
+    Bee(#[from] HyperbeeError),
+    /// A hyperdrive's blobs failed.
+    #[error("blobs: {0}")]
+    Blob(#[from] BlobError),
+    /// A core failed.
+    #[error("hypercore: {0}")]
+    Core(#[from] HypercoreError),
+    /// The corestore failed.
+    #[error("corestore: {0}")]
+    Store(#[from] CorestoreError),
+    /// A hyperdrive's db header is missing or not a hyperbee header with a usable content key.
+    #[error("bad drive header: {0}")]
+    Header(String),
+    /// Following symlinks went round more than [`MAX_SYMLINKS`](crate::hyperdrive::MAX_SYMLINKS) times.
+    #[error("recursive symlink")]
+    RecursiveSymlink,
+    /// Waiting for peers took longer than the timeout.
+    #[error("timed out")]
+    Timeout,
+}
+
+impl DriveError {
+    /// An I/O error with context.
+    pub fn io(context: impl fmt::Display, source: std::io::Error) -> Self {
+        DriveError::Io {
+            context: context.to_string(),
+            source,
+        }
+    }
+}
+
+/// Result of drive operations.
+pub type Result<T, E = DriveError> = std::result::Result<T, E>;
+
+/// One file or symlink of a drive: a hyperdrive entry (JS `{ seq, key, value: { executable, linkname, blob,
+/// metadata } }`, the value flattened) or a folder's file (localdrive's entry, with its modification time).
+/// Each drive fills what it has.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Entry {
+    /// Normalized absolute key, `/a/b`.
+    pub key: String,
+    /// Sequence number of the db block that wrote the entry (hyperdrives only).
+    pub seq: Option<u64>,
+    /// The executable bit.
+    pub executable: bool,
+    /// Symlink target (as given to `symlink`, not normalized), for symlinks.
+    pub linkname: Option<String>,
+    /// Where the content is in a hyperdrive's blobs core (hyperdrives only; `None` for symlinks).
+    pub blob: Option<BlobId>,
+    /// Content length in bytes, for files (`None` for symlinks and entries without content).
+    pub byte_length: Option<u64>,
+    /// User metadata (any JSON), if the drive supports it (hyperdrives).
+    pub metadata: Option<Value>,
+    /// Modification time in milliseconds since the epoch (folders only).
+    pub mtime: Option<f64>,
+}
+
+impl Entry {
+    /// A file entry with no metadata.
+    pub fn file(key: impl Into<String>, byte_length: u64, executable: bool) -> Self {
+        Entry {
+            key: key.into(),
+            executable,
+            byte_length: Some(byte_length),
+            ..Entry::default()
+        }
+    }
+
+    /// A hyperdrive entry: its key, the seq of the db block that wrote it and its decoded value. A symlink
+    /// has no content length even when a (hostile) value names a blob.
+    pub fn from_value(key: String, seq: u64, value: EntryValue) -> Self {
+        let byte_length = match value.linkname {
+            Some(_) => None,
+            None => value.blob.map(|b| b.byte_length),
+        };
+        Entry {
+            key,
+            seq: Some(seq),
+            executable: value.executable,
+            linkname: value.linkname,
+            blob: value.blob,
+            byte_length,
+            metadata: value.metadata,
+            mtime: None,
+        }
+    }
+
+    /// The hyperdrive value of this entry (what a hyperdrive stores under its key).
+    pub fn value(&self) -> EntryValue {
+        EntryValue {
+            executable: self.executable,
+            linkname: self.linkname.clone(),
+            blob: self.blob,
+            metadata: self.metadata.clone(),
+        }
+    }
+
+    /// Content length, 0 without content.
+    pub fn len(&self) -> u64 {
+        self.byte_length.unwrap_or(0)
+    }
+
+    /// True when the entry has no content bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A predicate pruning keys (and their subtrees) from a listing.
+pub type IgnoreFn<'a> = &'a (dyn Fn(&str) -> bool + Sync + 'a);
+
+/// A reader of one entry's content, chunk by chunk.
+#[async_trait]
+pub trait BlobReader: Send {
+    /// The next chunk, `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>>;
+}
+
+/// A writer of one entry's content; the entry appears on [`BlobWriter::finish`].
+#[async_trait]
+pub trait BlobWriter: Send {
+    /// Appends bytes.
+    async fn write(&mut self, chunk: &[u8]) -> Result<()>;
+    /// Commits the entry.
+    async fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// Writes gathered and committed together (a hyperdrive's `batch()`, JS mirror-drive's `batch` option): what
+/// a [`Mirror`](crate::mirror::Mirror) writes through when the destination offers one ([`Drive::batch`]).
+/// Content may be appended as it comes; the entries appear on [`flush`](Self::flush) (the mirror flushes
+/// every [`BATCH_ENTRIES`] entries and at the end). Dropping it unflushed loses the pending entries, not the
+/// drive's consistency.
+#[async_trait]
+pub trait WriteBatch: Send {
+    /// Writes a whole file.
+    async fn put(&mut self, key: &str, data: &[u8], opts: WriteOptions) -> Result<()>;
+    /// Writes a file streamed from `src` (for content too large to hold in memory).
+    async fn put_stream(
+        &mut self,
+        key: &str,
+        src: &mut dyn BlobReader,
+        opts: WriteOptions,
+    ) -> Result<()>;
+    /// Makes `key` a symlink to `linkname`.
+    async fn symlink(&mut self, key: &str, linkname: &str) -> Result<()>;
+    /// Rewrites only the executable bit and metadata of `existing` (see [`Drive::put_entry`]).
+    async fn put_entry(&mut self, key: &str, existing: &Entry, opts: WriteOptions) -> Result<()>;
+    /// Entries written since the last flush.
+    fn pending(&self) -> usize;
+    /// Commits the pending entries.
+    async fn flush(&mut self) -> Result<()>;
+}
+
+/// Entries a [`Mirror`](crate::mirror::Mirror) gathers in a destination's [`WriteBatch`] before committing
+/// them.
+pub const BATCH_ENTRIES: usize = 1024;
+
+/// Files up to this size are read whole by a [`Mirror`](crate::mirror::Mirror) writing through a
+/// [`WriteBatch`] (bigger ones are streamed).
+pub const BATCH_FILE_MAX: u64 = CHUNK_SIZE as u64;
+
+/// Options of a write (JS `put(path, buffer, { executable, metadata })`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WriteOptions {
+    /// The executable bit.
+    pub executable: bool,
+    /// User metadata (any JSON), stored where supported (hyperdrives).
+    pub metadata: Option<Value>,
+}
+
+/// A drive: a folder, a hyperdrive, anything with keyed files and symlinks.
+///
+/// Keys are absolute unix paths (`/a/b.txt`). Implementations must refuse keys that would leave their root.
+#[async_trait]
+pub trait Drive: Send + Sync {
+    /// The entry at `key`, `None` if absent (folders are not entries).
+    async fn entry(&self, key: &str) -> Result<Option<Entry>>;
+
+    /// Every entry under `folder`, recursively, sorted by key. `ignore` prunes keys (and their subtrees).
+    async fn list(&self, folder: &str, ignore: Option<IgnoreFn<'_>>) -> Result<Vec<Entry>>;
+
+    /// Names directly under `folder`: files, symlinks and non-empty sub-folders, sorted.
+    async fn readdir(&self, folder: &str) -> Result<Vec<String>>;
+
+    /// A reader of `entry`'s content from byte `start`, `length` bytes (`None`: to the end).
+    async fn read(
+        &self,
+        entry: &Entry,
+        start: u64,
+        length: Option<u64>,
+    ) -> Result<Box<dyn BlobReader>>;
+
+    /// A writer for a new content of `key`.
+    async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>>;
+
+    /// Removes `key` (absent keys are fine).
+    async fn del(&self, key: &str) -> Result<()>;
+
+    /// Makes `key` a symlink to `linkname`.
+    async fn symlink(&self, key: &str, linkname: &str) -> Result<()>;
+
+    /// Rewrites only the entry's executable bit and metadata, keeping its content (hyperdrive's `putEntry`).
+    /// `Ok(false)` when the drive cannot, so the mirror rewrites the content instead.
+    async fn put_entry(&self, _key: &str, _existing: &Entry, _opts: WriteOptions) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// A batch of writes committed together, when the drive has one (hyperdrive): many small files then cost
+    /// one content append and one index append per batch instead of one each. `None` (the default): the
+    /// mirror writes file by file.
+    async fn batch(&self) -> Result<Option<Box<dyn WriteBatch>>> {
+        Ok(None)
+    }
+
+    /// Whether writes are possible.
+    fn writable(&self) -> bool {
+        true
+    }
+
+    /// Whether entries carry metadata (compared by the mirror only when both drives do).
+    fn supports_metadata(&self) -> bool {
+        false
+    }
+
+    /// Persists pending writes.
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Reads a whole entry into memory.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let Some(entry) = self.entry(key).await? else {
+            return Ok(None);
+        };
+        if entry.linkname.is_some() || entry.byte_length.is_none() {
+            return Ok(None);
+        }
+        let mut reader = self.read(&entry, 0, None).await?;
+        let mut out = Vec::with_capacity(usize::try_from(entry.len()).unwrap_or(0));
+        while let Some(chunk) = reader.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Some(out))
+    }
+
+    /// Writes a whole entry.
+    async fn put(&self, key: &str, data: &[u8], opts: WriteOptions) -> Result<()> {
+        let mut writer = self.write(key, opts).await?;
+        for chunk in data.chunks(CHUNK_SIZE) {
+            writer.write(chunk).await?;
+        }
+        writer.finish().await
+    }
+}
+
+/// Resolves `key` against `/` as unix-path-resolve does for *reading*: `.` and empty components dropped, `..`
+/// clamped at the root. Always starts with `/`.
+pub fn resolve_key(key: &str) -> String {
+    resolve_from("/", key)
+}
+
+/// Resolves `path` relative to the absolute key `base` (unix-path-resolve semantics, `..` clamped at `/`).
+pub fn resolve_from(base: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let joined = if path.starts_with('/') {
+        [path, ""]
+    } else {
+        [base, path]
+    };
+    for piece in joined {
+        for comp in piece.split('/') {
+            match comp {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                c => parts.push(c),
+            }
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 1);
+    for p in &parts {
+        out.push('/');
+        out.push_str(p);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// Checks a key for *writing*: it must name a file below the root with no `..` component, no NUL and no
+/// backslash-free tricks; `.` and repeated slashes are dropped. Returns the normalized key.
+pub fn clean_key(key: &str) -> Result<String> {
+    let bad = |reason| DriveError::InvalidPath {
+        path: key.to_string(),
+        reason,
+    };
+    if key.contains('\0') {
+        return Err(bad("contains a NUL byte"));
+    }
+    let mut parts = Vec::new();
+    for comp in key.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => return Err(bad("contains a `..` component")),
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        return Err(bad("names the root"));
+    }
+    Ok(parts
+        .iter()
+        .fold(String::with_capacity(key.len() + 1), |mut s, p| {
+            s.push('/');
+            s.push_str(p);
+            s
+        }))
+}
+
+/// Whether a key (already checked by [`clean_key`]) is `prefix` or below it.
+pub fn under_prefix(key: &str, prefix: &str) -> bool {
+    prefix == "/"
+        || key == prefix
+        || (key.starts_with(prefix) && key.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_like_unix_path_resolve() {
+        assert_eq!(resolve_key(""), "/");
+        assert_eq!(resolve_key("a/b"), "/a/b");
+        assert_eq!(resolve_key("/a//./b/"), "/a/b");
+        assert_eq!(resolve_key("/../../etc/passwd"), "/etc/passwd");
+        assert_eq!(resolve_from("/a/b", "../c"), "/a/c");
+        assert_eq!(resolve_from("/a/b", "/x"), "/x");
+    }
+
+    #[test]
+    fn clean_key_refuses_escapes() {
+        assert_eq!(clean_key("a/./b").ok().as_deref(), Some("/a/b"));
+        assert!(clean_key("/../x").is_err());
+        assert!(clean_key("/a/../../x").is_err());
+        assert!(clean_key("/").is_err());
+        assert!(clean_key("/a\0b").is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        assert!(under_prefix("/a/b", "/a"));
+        assert!(!under_prefix("/ab", "/a"));
+        assert!(under_prefix("/a", "/a"));
+        assert!(under_prefix("/x", "/"));
+    }
+
+    #[test]
+    fn hyperdrive_values_round_trip_through_entries() {
+        let blob = BlobId {
+            block_offset: 1,
+            byte_offset: 2,
+            block_length: 3,
+            byte_length: 4,
+            block_map: false,
+        };
+        let file = EntryValue::file(blob, true, Some(serde_json::json!({"z": 1, "a": 2})));
+        let e = Entry::from_value("/f".into(), 7, file.clone());
+        assert_eq!((e.seq, e.byte_length, e.len()), (Some(7), Some(4), 4));
+        assert_eq!(e.value(), file);
+        assert_eq!(e.value().encode(), file.encode());
+        // A (hostile) symlink naming a blob has no content length; its value keeps the blob.
+        let link = EntryValue {
+            blob: Some(blob),
+            ..EntryValue::symlink("/f", None)
+        };
+        let l = Entry::from_value("/l".into(), 8, link.clone());
+        assert_eq!((l.byte_length, l.blob), (None, Some(blob)));
+        assert_eq!(l.value(), link);
+    }
+}

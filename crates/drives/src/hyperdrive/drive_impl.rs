@@ -1,0 +1,210 @@
+//! [`Drive`] for [`Hyperdrive`]: entries with their seq and blob id, content through hyperblobs readers and
+//! writers, writes through a [`DriveBatch`] when the mirror asks for one, `put_entry` keeping the blob.
+
+use async_trait::async_trait;
+
+use super::{entry_from, path, DriveBatch, DriveWriter, EntryValue, Hyperdrive, ListOptions};
+use crate::drive::{
+    BlobReader, BlobWriter, Drive, Entry, IgnoreFn, Result, WriteBatch, WriteOptions,
+};
+use crate::hyperblobs::ReadRange;
+
+struct Reader(crate::hyperblobs::BlobReader);
+
+#[async_trait]
+impl BlobReader for Reader {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(self.0.next_chunk().await?)
+    }
+}
+
+struct Writer(DriveWriter);
+
+#[async_trait]
+impl BlobWriter for Writer {
+    async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.0.write(chunk)
+    }
+    async fn finish(self: Box<Self>) -> Result<()> {
+        self.0.finish()
+    }
+}
+
+/// [`WriteBatch`] over a [`DriveBatch`].
+struct Batch(DriveBatch);
+
+#[async_trait]
+impl WriteBatch for Batch {
+    async fn put(&mut self, key: &str, data: &[u8], opts: WriteOptions) -> Result<()> {
+        self.0.put(key, data, opts).await
+    }
+
+    async fn put_stream(
+        &mut self,
+        key: &str,
+        src: &mut dyn BlobReader,
+        opts: WriteOptions,
+    ) -> Result<()> {
+        let mut w = self.0.writer(key, opts).await?;
+        while let Some(chunk) = src.next_chunk().await? {
+            w.write(&chunk)?;
+        }
+        self.0.finish_writer(w)
+    }
+
+    async fn symlink(&mut self, key: &str, linkname: &str) -> Result<()> {
+        self.0.symlink(key, linkname, None)
+    }
+
+    async fn put_entry(&mut self, key: &str, existing: &Entry, opts: WriteOptions) -> Result<()> {
+        self.0.put_entry(key, &kept_blob(existing, opts))
+    }
+
+    fn pending(&self) -> usize {
+        self.0.len()
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        self.0.flush().map(|_| ())
+    }
+}
+
+/// The value `put_entry` writes: `existing`'s blob with new executable bit and metadata.
+fn kept_blob(existing: &Entry, opts: WriteOptions) -> EntryValue {
+    EntryValue {
+        executable: opts.executable,
+        linkname: None,
+        blob: existing.blob,
+        metadata: opts.metadata,
+    }
+}
+
+struct Empty;
+
+#[async_trait]
+impl BlobReader for Empty {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl Drive for Hyperdrive {
+    /// The entry at `key` (JS `entry(path)`), without following symlinks (see
+    /// [`entry_follow`](Hyperdrive::entry_follow)).
+    async fn entry(&self, key: &str) -> Result<Option<Entry>> {
+        let key = path::normalize(key)?;
+        let found = self.bee_read(|b| b.get(key.as_bytes())).await?;
+        found.map(entry_from).transpose()
+    }
+
+    /// Every entry under `folder`, recursively, leaving out entries whose key or value is invalid (see
+    /// [`list_with`](Hyperdrive::list_with) for the other listings).
+    async fn list(&self, folder: &str, ignore: Option<IgnoreFn<'_>>) -> Result<Vec<Entry>> {
+        let opts = ListOptions {
+            recursive: true,
+            skip_invalid: true,
+        };
+        let list = self.list_with(folder, opts).await?;
+        Ok(list
+            .into_iter()
+            .filter(|e| !ignore.is_some_and(|f| ignored(f, &e.key)))
+            .collect())
+    }
+
+    /// The names of the direct children of `folder` (files and subfolders; JS `readdir`).
+    async fn readdir(&self, folder: &str) -> Result<Vec<String>> {
+        let folder = path::normalize_folder(folder)?;
+        self.download_db().await?;
+        Ok(self
+            .shallow(&folder, false)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    async fn read(
+        &self,
+        entry: &Entry,
+        start: u64,
+        length: Option<u64>,
+    ) -> Result<Box<dyn BlobReader>> {
+        let Some(blob) = entry.blob else {
+            return Ok(Box::new(Empty));
+        };
+        let size = blob.byte_length;
+        let start = start.min(size);
+        let length = length.map_or(size - start, |l| l.min(size - start));
+        if length == 0 {
+            return Ok(Box::new(Empty));
+        }
+        let range = ReadRange {
+            start: Some(start),
+            end: None,
+            length: Some(length),
+        };
+        Ok(Box::new(Reader(self.blob_reader(&blob, range).await?)))
+    }
+
+    async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
+        Ok(Box::new(Writer(self.writer(key, opts).await?)))
+    }
+
+    async fn del(&self, key: &str) -> Result<()> {
+        self.remove(key).map(|_| ())
+    }
+
+    async fn symlink(&self, key: &str, linkname: &str) -> Result<()> {
+        self.symlink_with(key, linkname, None)
+    }
+
+    async fn put_entry(&self, key: &str, existing: &Entry, opts: WriteOptions) -> Result<bool> {
+        self.put_value(key, &kept_blob(existing, opts))?;
+        Ok(true)
+    }
+
+    async fn batch(&self) -> Result<Option<Box<dyn WriteBatch>>> {
+        Ok(Some(Box::new(Batch(self.new_batch()?))))
+    }
+
+    /// True when this is the writable drive itself (not a replica, not a checkout).
+    fn writable(&self) -> bool {
+        self.checkout.is_none() && self.shared.db.writable()
+    }
+
+    fn supports_metadata(&self) -> bool {
+        true
+    }
+
+    /// The content of the file at `key` (JS `get`): `None` when there is no entry or it has no blob (a
+    /// symlink).
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.read_range(key, ReadRange::default()).await
+    }
+
+    /// Writes a file (JS `put(path, buffer, { executable, metadata })`).
+    async fn put(&self, key: &str, data: &[u8], opts: WriteOptions) -> Result<()> {
+        self.check_writable()?;
+        let key = path::normalize(key)?;
+        let blob = self.blobs().await?.put(data).await?;
+        self.write_value(
+            &key,
+            &EntryValue::file(blob, opts.executable, opts.metadata),
+        )
+    }
+}
+
+/// A listed key is ignored when it or one of its parent folders is.
+fn ignored(f: &(dyn Fn(&str) -> bool + Sync), key: &str) -> bool {
+    let mut end = key.len();
+    loop {
+        if f(&key[..end]) {
+            return true;
+        }
+        match key[..end].rfind('/') {
+            Some(0) | None => return false,
+            Some(i) => end = i,
+        }
+    }
+}
