@@ -8,7 +8,7 @@ use holepunch::crypto::KeyPair;
 use holepunch::hyperdht::constants::ns;
 use holepunch::hyperdht::messages::{Handshake, NoisePayload};
 use holepunch::hyperdht::noise_wrap::{noise_keypair, NoiseWrap};
-use holepunch::hyperdht::secure_payload::SecurePayload;
+use holepunch::hyperdht::SecurePayload;
 use holepunch::noise::{Handshake as Noise, Pattern};
 use libfuzzer_sys::fuzz_target;
 

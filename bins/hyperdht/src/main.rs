@@ -13,7 +13,7 @@ use bin_support::{Report, Signals};
 use clap::Parser;
 use holepunch::dht_rpc::driver::DhtHandle;
 use holepunch::dht_rpc::node::Config;
-use holepunch::hyperdht::persistent::{CacheOpts, ServeHyperdht};
+use holepunch::hyperdht::{CacheOpts, ServeHyperdht};
 use hyperdht_cli::cli::{Cli, Mode};
 
 /// Runtime errors: `hyperdht: <message>`.

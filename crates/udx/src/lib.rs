@@ -3,12 +3,20 @@
 //! [`packet`] holds the datagram format. [`Stream`] is one stream's whole protocol state machine, sans-IO: it
 //! takes datagrams and the current time, and produces datagrams, timer deadlines and events; a driver owns the
 //! UDP socket and the clock. [`Endpoint`] routes an instance's datagrams to its streams (firewall, held
-//! packets, relays, datagrams for the DHT), also sans-IO; [`socket`] is the tokio driver running both.
+//! packets, relays, datagrams for the DHT), also sans-IO. [`Udx`], [`UdxSocket`] and [`UdxStream`] are the
+//! tokio driver running both.
+//!
+//! Public surface: the wire format ([`packet`], [`Header`]), the sans-IO state machines ([`Stream`] with
+//! [`StreamConfig`], [`StreamEvent`], [`Transmit`]; [`Endpoint`] with [`Event`], [`Outgoing`], [`Routing`]) and
+//! the tokio driver ([`Udx`], [`UdxSocket`], [`SocketConfig`], [`UdxStream`], [`UdxStreamControl`]). Everything
+//! else (congestion control, the driver's I/O loop) is private.
 
-pub mod endpoint;
+#![warn(unnameable_types)]
+
+mod endpoint;
 pub mod packet;
-pub mod socket;
-pub mod stream;
+mod socket;
+mod stream;
 
 mod io;
 
@@ -17,7 +25,13 @@ mod cc;
 mod ring;
 mod win_filter;
 
-pub use endpoint::{Endpoint, EndpointError, Event, Outgoing, RoutedStream, Routing, StreamChange};
+pub use endpoint::{
+    Endpoint, EndpointError, Event, Firewall, Outgoing, RoutedStream, Routing, SocketId,
+    StreamChange, HELD_MAX, QUEUE_MAX,
+};
 pub use packet::{flags, Header, PacketError, HEADER_LEN, MAGIC, MTU_BASE, MTU_MAX, VERSION};
 pub use socket::{FirewallVerdict, SocketConfig, Udx, UdxSocket, UdxStream, UdxStreamControl};
-pub use stream::{Stream, StreamConfig, StreamError, StreamEvent, StreamStats, Transmit};
+pub use stream::{
+    Stream, StreamConfig, StreamError, StreamEvent, StreamStats, Transmit, DEFAULT_RWND_MAX,
+    HIGH_WATERMARK,
+};

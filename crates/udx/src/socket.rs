@@ -43,7 +43,7 @@ const TX_BATCH_BYTES: usize = 512 * 1024;
 /// Driver loop iterations before yielding to other tasks.
 const DRIVER_BUDGET: usize = 64;
 
-pub use super::endpoint::{FirewallVerdict, HELD_MAX};
+pub use super::endpoint::FirewallVerdict;
 
 /// A UDX instance: the namespace of stream ids, shared by the sockets bound from it (libudx's `udx_t`,
 /// udx-native's `UDX`). Cheap to clone.

@@ -28,6 +28,7 @@ impl RangeSet {
     }
 
     /// The first index `>= from` that is not in the set.
+    #[cfg(test)]
     pub fn first_missing(&self, from: u64) -> u64 {
         match self.runs.range(..=from).next_back() {
             Some((_, &end)) if from < end => end,
@@ -41,6 +42,7 @@ impl RangeSet {
     }
 
     /// The runs, in order.
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.runs.iter().map(|(&s, &e)| (s, e))
     }

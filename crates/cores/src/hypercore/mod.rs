@@ -3,23 +3,22 @@
 //!
 //! - [`tree`]: the flat-tree Merkle tree, proof generation and verification (sans-IO).
 //! - [`messages`]: the `request`/`data` wire types, manifest and multi-signature codecs.
-//! - [`caps`], [`verifier`]: the signed bytes and the two single-writer signing forms.
+//! - [`caps`], [`Verifier`]: the signed bytes and the two single-writer signing forms.
 //! - [`storage`]: the checksummed record log (design and measurements in `STORAGE.md`).
-//!
-//! - [`encryption`]: hypercore's default block encryption (`encryptionKey`).
 //! - [`replicator`]: replication with other peers (JS hypercore's `hypercore/alpha` protomux protocol), sans-IO
-//!   state plus a tokio driver; [`bitfield`]: what a remote peer has.
+//!   state plus a tokio driver.
 //!
-//! [`Hypercore`] ties them together with an API in the spirit of JS hypercore.
+//! [`Hypercore`] ties them together with an API in the spirit of JS hypercore. Hypercore's default block
+//! encryption (`encryptionKey`) and the set of blocks a remote peer has are private modules.
 
-pub mod bitfield;
+mod bitfield;
 pub mod caps;
-pub mod encryption;
+mod encryption;
 pub mod messages;
 pub mod replicator;
 pub mod storage;
 pub mod tree;
-pub mod verifier;
+mod verifier;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -34,9 +33,10 @@ use messages::{Data, Manifest, Request};
 use storage::{Clear, Head, Log, LogReader, Record};
 
 use encryption::BlockEncryption;
+pub use encryption::ShortBlock;
 pub use storage::Durability;
 use tree::{Batch, ProofError, ProofRequest, TreeState};
-use verifier::{Verifier, VerifierError};
+pub use verifier::{Verifier, VerifierError};
 
 /// Largest block the JS implementation suggests (`MAX_SUGGESTED_BLOCK_SIZE`, 15 MiB).
 pub const MAX_BLOCK_SIZE: usize = 15 * 1024 * 1024;

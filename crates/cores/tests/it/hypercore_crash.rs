@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use holepunch_cores::hypercore::tree::{Batch, TreeState};
-use holepunch_cores::hypercore::verifier::Verifier;
 use holepunch_cores::hypercore::Hypercore;
+use holepunch_cores::hypercore::Verifier;
 use rand::{Rng, SeedableRng};
 
 use crate::crash_blocks::{block, key_pair};

@@ -181,9 +181,8 @@ fn replay(core_v: &Value, dir: &PathBuf) -> Hypercore {
         assert_eq!(tree.roots, roots(&step["roots"]));
         assert_eq!(core.tree_hash().to_vec(), h(&step["treeHash"]));
         assert_eq!(core.signature(), Some(h(&step["signature"])), "signature");
-        let verifier =
-            holepunch_cores::hypercore::verifier::Verifier::new(&core.key(), Some(&manifest))
-                .expect("verifier");
+        let verifier = holepunch_cores::hypercore::Verifier::new(&core.key(), Some(&manifest))
+            .expect("verifier");
         assert_eq!(
             verifier.signable(&core.tree_hash(), core.length(), core.fork()),
             h(&step["signable"])

@@ -33,11 +33,6 @@ impl CongestionWindow {
         }
     }
 
-    /// The per-slot limit.
-    pub fn max_window(&self) -> usize {
-        self.max_window
-    }
-
     /// True when no more requests may be sent now.
     pub fn is_full(&self) -> bool {
         self.total >= 2 * self.max_window || self.window[self.i] >= self.max_window
@@ -65,6 +60,7 @@ impl CongestionWindow {
     }
 
     /// Forgets everything.
+    #[cfg(test)]
     pub fn clear(&mut self) {
         *self = Self::new(self.max_window);
     }

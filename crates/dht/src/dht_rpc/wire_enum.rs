@@ -94,7 +94,7 @@ mod tests {
 
     wire_enum! {
         /// A test family.
-        pub struct Color {
+        struct Color {
             /// Zero.
             RED = 0,
             /// A two-byte `uint`.

@@ -2,8 +2,7 @@
 //! [`ENV`] (`HYPERDHT_BOOTSTRAP`) environment variable in the same form, defaulting to the public
 //! bootstrap nodes ([`BOOTSTRAP_NODES`]).
 //!
-//! The entries and their parsing and resolving are dht-rpc's ([`crate::dht_rpc::bootstrap`], re-exported
-//! here): `PORT`, `A.B.C.D:PORT`, `NAME:PORT` and hyperdht's own `A.B.C.D@NAME:PORT`, comma-separated.
+//! The entries and their parsing and resolving are dht-rpc's (re-exported here): `PORT`, `A.B.C.D:PORT`, `NAME:PORT` and hyperdht's own `A.B.C.D@NAME:PORT`, comma-separated.
 //! This module adds hyperdht's public nodes and the tools' choice between flag, environment and those.
 
 pub use crate::dht_rpc::bootstrap::{

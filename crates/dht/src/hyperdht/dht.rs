@@ -82,8 +82,7 @@ use super::holepuncher::Holepuncher;
 use super::secure_payload::SecurePayload;
 use super::socket_pool::{PoolRequest, PoolSocketHandle, PunchSession};
 use holepunch::{ClientPunch, HolepunchRequest, ServerHole};
-pub use holepunch::{RandomPunches, RANDOM_PUNCH_INTERVAL, RANDOM_PUNCH_LIMIT};
-pub use relay::{RelayThrough, RELAY_KEEP_ALIVE, RELAY_TIMEOUT};
+pub use relay::{RelayThrough, RELAY_KEEP_ALIVE};
 
 /// An end-to-end encrypted connection: a secret-stream over a UDX stream. `remote_public_key()` names the
 /// peer.

@@ -96,7 +96,7 @@ impl Nat {
         }
     }
 
-    /// The firewall kind concluded so far ([`firewall`]).
+    /// The firewall kind concluded so far ([`Firewall`]).
     pub fn firewall(&self) -> Firewall {
         self.firewall
     }

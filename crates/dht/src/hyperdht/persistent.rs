@@ -155,13 +155,9 @@ impl<V> MaxCache<V> {
     }
 
     /// Number of entries.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.latest.len() + self.oldest.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Stores a value.
@@ -266,16 +262,6 @@ impl RecordCache {
             fresh: RecordStore::default(),
             stale: RecordStore::default(),
         }
-    }
-
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        self.fresh.size + self.stale.size
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Adds (or renews) a record of `pk` under `topic`. An already fresh record is kept as it is, as

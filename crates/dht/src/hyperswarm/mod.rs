@@ -14,7 +14,7 @@
 //!   ends.
 //! - Found peers wait in a priority queue (`lib/peer-info.js`); at most `max_parallel` client connections are
 //!   opened at once, and none while `max_peers` connections exist. A failed or closed client connection is
-//!   retried after a backoff chosen by its attempts ([`retry_timer`]), while one of its topics is still
+//!   retried after a backoff chosen by its attempts ([`RetryTimer`], [`Backoffs`]), while one of its topics is still
 //!   joined.
 //! - A firewall callback rejects peers (they are banned from then on); our own key is always rejected.
 //! - [`Hyperswarm::flush`] waits until every discovery is flushed and every peer queued by then was tried.
@@ -27,6 +27,10 @@
 //! discovery is a task of its own; the HyperDHT server runs on another. Connections are handed out as
 //! [`SwarmConnection`]s, which count traffic for the tie-break and tell the swarm when they are dropped.
 //!
+//! Public surface: [`Hyperswarm`] with [`SwarmOpts`], [`Discovery`], [`PeerInfo`] and [`SwarmConnection`];
+//! the sans-IO parts under their own names ([`SwarmCore`], [`PeerQueue`], [`RetryTimer`]); the submodules
+//! are private.
+//!
 //! Differences from the JS: peers found by a query are dialled when the query ends, not as replies stream in;
 //! an incoming duplicate that loses the tie-break does not make us send a keep-alive on the surviving
 //! connection; "established" (`rawBytesRead > 0 && rawBytesWritten > 0` in the JS) is judged from the
@@ -35,10 +39,10 @@
 //! stale announcements (`clear`), per-connection relay address hints (HyperDHT's `connect` here always looks the
 //! peer up), and the `update`/`ban` events (see [`Hyperswarm::stats`]).
 
-pub mod connection;
-pub mod core;
-pub mod peer_info;
-pub mod retry_timer;
+mod connection;
+mod core;
+mod peer_info;
+mod retry_timer;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddrV4;
@@ -56,10 +60,15 @@ use crate::hyperdht::messages::{NoisePayload, Peer};
 use crate::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, LookupResult, Server};
 use crate::udx::UdxStreamControl;
 
-pub use self::core::{Action, CoreConfig, SwarmConn, SwarmCore};
-pub use connection::{keep_new_connection, ConnectionGuard, SwarmConnection, Traffic};
-pub use peer_info::{PeerQueue, PeerState};
-pub use retry_timer::{Backoffs, RetryTimer};
+pub use self::core::{Action, CoreConfig, CoreFirewall, SwarmConn, SwarmCore};
+pub use connection::{
+    keep_new_connection, ConnectionGuard, SwarmConnection, Traffic, ESTABLISHED_AFTER,
+};
+pub use peer_info::{
+    PeerQueue, PeerState, Priority, HIGH_PRIORITY, LOW_PRIORITY, MIN_CONNECTION_TIME,
+    NORMAL_PRIORITY, VERY_HIGH_PRIORITY, VERY_LOW_PRIORITY,
+};
+pub use retry_timer::{Backoff, Backoffs, BulkTimer, RetryTimer, BACKOFF_JITTER};
 
 /// Default `maxPeers`.
 pub const MAX_PEERS: usize = 64;

@@ -94,7 +94,7 @@ proptest! {
                                      token in proptest::option::of(any::<[u8; 32]>()),
                                      value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200))) {
         use holepunch_dht::dht_rpc::node::{IncomingRequest, Socket};
-        use holepunch_dht::hyperdht::persistent::{CacheOpts, Persistent};
+        use holepunch_dht::hyperdht::{CacheOpts, Persistent};
         let now = std::time::Instant::now();
         let mut store = Persistent::new(CacheOpts::default(), now);
         let req = IncomingRequest {

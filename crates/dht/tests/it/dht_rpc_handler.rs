@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use holepunch_dht::dht_rpc::driver::{DhtHandle, HandlerReply};
-use holepunch_dht::dht_rpc::handler::{Handled, RequestHandler, Responder};
 use holepunch_dht::dht_rpc::messages::{ErrorCode, Id};
 use holepunch_dht::dht_rpc::node::{
     Config, IncomingRequest, Reply, ReplyOpts, RequestOpts, RequestSpec,
 };
+use holepunch_dht::dht_rpc::{Handled, RequestHandler, Responder};
 use tokio::time::timeout;
 
 const STEP: Duration = Duration::from_secs(30);

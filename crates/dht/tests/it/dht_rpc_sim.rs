@@ -5,11 +5,11 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use holepunch_dht::dht_rpc::health::Health;
 use holepunch_dht::dht_rpc::messages::{ErrorCode, Id};
 use holepunch_dht::dht_rpc::node::*;
 use holepunch_dht::dht_rpc::peer::node_id;
 use holepunch_dht::dht_rpc::routing_table::compare_distance;
+use holepunch_dht::dht_rpc::Health;
 
 const SERVER_PORT: u16 = 49737;
 const CLIENT_PORT: u16 = 50000;

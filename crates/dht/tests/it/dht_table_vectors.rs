@@ -4,9 +4,9 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use holepunch_dht::dht_rpc::messages::Id;
-use holepunch_dht::dht_rpc::nat_sampler::NatSampler;
 use holepunch_dht::dht_rpc::peer::node_id;
 use holepunch_dht::dht_rpc::routing_table::{AddResult, RoutingTable};
+use holepunch_dht::dht_rpc::NatSampler;
 
 const VECTORS: &str = include_str!("vectors/dht_table.txt");
 

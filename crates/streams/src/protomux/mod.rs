@@ -2,7 +2,7 @@
 //! compatible with the JavaScript module.
 //!
 //! - [`wire`]: the frame format (control messages open/reject/close, channel messages, batches).
-//! - [`core`]: the sans-IO state machine ([`MuxCore`]): pairing of local and remote ids, channels opened
+//! - [`MuxCore`]: the sans-IO state machine (events out as [`Event`]): pairing of local and remote ids, channels opened
 //!   from both sides, `unique` channels, aliases, pair requests, buffering of messages for channels not
 //!   paired yet, cork/uncork.
 //! - [`Mux`] / [`Channel`]: an async API over any [`FrameTransport`] (implemented for
@@ -67,11 +67,12 @@
 //! # }
 //! ```
 
-pub mod core;
+mod core;
 mod mux;
 pub mod wire;
 
-pub use self::core::{ChannelKey, ChannelOptions, Event, MuxCore, PairRequest};
+pub use self::core::ChannelStatus;
+pub use self::core::{ChannelKey, ChannelOptions, Event, MuxCore, PairRequest, MAX_BUFFERED};
 pub use self::mux::{
     memory_pair, Channel, FrameTransport, Incoming, MemoryTransport, Mux, Pairing,
 };

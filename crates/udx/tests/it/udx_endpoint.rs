@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use holepunch_udx::endpoint::SocketId;
 use holepunch_udx::packet::{self, flags, Header};
+use holepunch_udx::SocketId;
 use holepunch_udx::{
     Endpoint, Event, FirewallVerdict, Outgoing, Routing, StreamChange, StreamConfig, StreamError,
 };
@@ -481,7 +481,7 @@ fn retry_held_lets_the_firewall_connect_with_held_packets() {
             }),
         )
         .unwrap();
-    for i in 0..holepunch_udx::endpoint::HELD_MAX as u32 {
+    for i in 0..holepunch_udx::HELD_MAX as u32 {
         let p = udx_packet(1, flags::MESSAGE, i, &[i as u8]);
         assert_eq!(node.handle(now, 0, peer, &p), Routing::Held(1));
     }
@@ -491,7 +491,7 @@ fn retry_held_lets_the_firewall_connect_with_held_packets() {
     node.ep.retry_held(1, now).unwrap();
     assert_eq!(
         node.ep.stream(1).unwrap().held_len(),
-        holepunch_udx::endpoint::HELD_MAX
+        holepunch_udx::HELD_MAX
     );
     *known.lock().unwrap() = true;
     node.ep.retry_held(1, now).unwrap();
@@ -504,10 +504,7 @@ fn retry_held_lets_the_firewall_connect_with_held_packets() {
     while let Some(m) = slot.pop_message() {
         got.extend(m);
     }
-    assert_eq!(
-        got,
-        (0..holepunch_udx::endpoint::HELD_MAX as u8).collect::<Vec<_>>()
-    );
+    assert_eq!(got, (0..holepunch_udx::HELD_MAX as u8).collect::<Vec<_>>());
     assert!(node.ep.retry_held(42, now).is_err(), "unknown stream");
 }
 

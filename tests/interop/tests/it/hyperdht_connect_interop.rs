@@ -13,7 +13,7 @@ use holepunch::dht_rpc::driver::DhtHandle;
 use holepunch::dht_rpc::node::{Config, RequestSpec};
 use holepunch::hyperdht::constants::{Command, Mode};
 use holepunch::hyperdht::messages::Handshake;
-use holepunch::hyperdht::persistent::{CacheOpts, ServeHyperdht};
+use holepunch::hyperdht::{CacheOpts, ServeHyperdht};
 use holepunch::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;

@@ -13,7 +13,7 @@ use holepunch::crypto::KeyPair;
 use holepunch::dht_rpc::driver::DhtHandle;
 use holepunch::dht_rpc::node::Config;
 use holepunch::hyperdht::constants::Firewall;
-use holepunch::hyperdht::persistent::{CacheOpts, ServeHyperdht};
+use holepunch::hyperdht::{CacheOpts, ServeHyperdht};
 use holepunch::hyperdht::{Connection, ConnectionPath, HyperDht, HyperDhtOpts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;

@@ -37,7 +37,7 @@ async fn ask(js: &mut interop::tokio::JsProcess, cmd: &str) -> String {
 /// A Rust bootstrapper plus `more` persistent nodes on 127.0.0.1, all serving the hyperdht commands; returns the
 /// bootstrapper's address and the handles (the nodes run while they are held).
 async fn rust_hyperdht_network(more: usize) -> (SocketAddrV4, Vec<DhtHandle>) {
-    use holepunch::hyperdht::persistent::{CacheOpts, ServeHyperdht};
+    use holepunch::hyperdht::{CacheOpts, ServeHyperdht};
     let server = tokio::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
         .await
         .expect("bind");
