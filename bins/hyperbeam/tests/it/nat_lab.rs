@@ -32,7 +32,10 @@ fn missing() -> Option<String> {
     if !succeeds("iptables", &["-V"]) {
         return Some("iptables is not installed".into());
     }
-    let probe = format!("hplprobe{}", std::process::id());
+    // Unique per call: the lab tests run concurrently in one process.
+    static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = format!("hplprobe{}-{n}", std::process::id());
     if !succeeds("ip", &["netns", "add", &probe]) {
         return Some("cannot create network namespaces (`ip netns add` failed)".into());
     }

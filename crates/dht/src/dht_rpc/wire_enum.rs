@@ -9,7 +9,7 @@
 /// * `From<u64>` and `From<Name> for u64` (any number converts, none is lost);
 /// * compact-encoding `Encode`/`Decode` as a `uint`, as the plain number was.
 ///
-/// ```ignore
+/// ```text
 /// wire_enum! {
 ///     /// Firewall kinds.
 ///     pub struct Firewall {
