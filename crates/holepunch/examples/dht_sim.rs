@@ -1,7 +1,8 @@
-//! Simulates a dht-rpc network of sans-IO nodes on a virtual clock with a fixed one-way latency and
-//! prints bootstrap and lookup figures.
+//! Simulates a dht-rpc network of sans-IO nodes on a virtual clock with a fixed one-way latency, random datagram
+//! loss and churn (nodes leaving and new ones joining while the lookups run), and prints bootstrap and lookup
+//! figures: how many of a lookup's 20 closest responders are the true 20 closest live nodes.
 //!
-//! `cargo run --release --example dht_sim -- --nodes 500 --latency-ms 20 --lookups 50`
+//! `cargo run --release --example dht_sim -- --nodes 10000 --loss-percent 5 --churn-percent 10 --lookups 50`
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -28,6 +29,10 @@ struct Args {
     /// Fraction (percent) of datagrams dropped.
     #[arg(long, default_value_t = 0)]
     loss_percent: u64,
+    /// Churn while the lookups run: this percentage of the nodes leaves (without a word), spread over the lookups,
+    /// and as many new nodes join (bootstrapping through the first node).
+    #[arg(long, default_value_t = 0)]
+    churn_percent: u64,
 }
 
 const SERVER_PORT: u16 = 49737;
@@ -59,18 +64,33 @@ struct Sim {
     loss: u64,
     sent: u64,
     rng: u64,
+    /// A node that left is neither stepped nor reachable.
+    alive: Vec<bool>,
 }
 
 impl Sim {
+    fn random(&mut self) -> u64 {
+        self.rng = self
+            .rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.rng >> 33
+    }
+
+    fn add_node(&mut self, config: Config) {
+        self.nodes.push(Dht::new(config, self.now));
+        self.events.push(Vec::new());
+        self.alive.push(true);
+    }
+
     fn pump(&mut self) {
         for i in 0..self.nodes.len() {
+            if !self.alive[i] {
+                continue;
+            }
             while let Some(t) = self.nodes[i].poll_transmit() {
                 self.sent += 1;
-                self.rng = self
-                    .rng
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                if (self.rng >> 33) % 100 < self.loss {
+                if self.random() % 100 < self.loss {
                     continue;
                 }
                 let Some(j) = index_of(&t.to).filter(|j| *j < self.nodes.len()) else {
@@ -95,7 +115,13 @@ impl Sim {
 
     fn step(&mut self) {
         self.pump();
-        let next_timer = self.nodes.iter().filter_map(|n| n.poll_timeout()).min();
+        let next_timer = self
+            .nodes
+            .iter()
+            .zip(&self.alive)
+            .filter(|(_, alive)| **alive)
+            .filter_map(|(n, _)| n.poll_timeout())
+            .min();
         let next_wire = self.wire.peek().map(|Reverse((t, ..))| *t);
         let Some(next) = [next_timer, next_wire].into_iter().flatten().min() else {
             return;
@@ -108,9 +134,16 @@ impl Sim {
             let Some(Reverse((_, _, j, data, from))) = self.wire.pop() else {
                 break;
             };
-            self.nodes[j].handle_datagram(Socket::Server, SocketAddr::V4(from), &data, self.now);
+            if self.alive[j] {
+                self.nodes[j].handle_datagram(
+                    Socket::Server,
+                    SocketAddr::V4(from),
+                    &data,
+                    self.now,
+                );
+            }
         }
-        for n in &mut self.nodes {
+        for (n, _) in self.nodes.iter_mut().zip(&self.alive).filter(|(_, a)| **a) {
             if n.poll_timeout().is_some_and(|t| t <= self.now) {
                 n.handle_timeout(self.now);
             }
@@ -132,6 +165,15 @@ fn main() {
         loss: args.loss_percent,
         sent: 0,
         rng: 7,
+        alive: Vec::new(),
+    };
+    let member = |i: usize| Config {
+        bootstrap: vec![server(0)],
+        ephemeral: Some(false),
+        firewalled: false,
+        server_port: SERVER_PORT,
+        seed: Some(i as u64),
+        ..Config::default()
     };
     let wall = Instant::now();
     for i in 0..args.nodes {
@@ -141,17 +183,9 @@ fn main() {
                 ..Config::bootstrapper(server(0))
             }
         } else {
-            Config {
-                bootstrap: vec![server(0)],
-                ephemeral: Some(false),
-                firewalled: false,
-                server_port: SERVER_PORT,
-                seed: Some(i as u64),
-                ..Config::default()
-            }
+            member(i)
         };
-        sim.nodes.push(Dht::new(config, sim.now));
-        sim.events.push(Vec::new());
+        sim.add_node(config);
     }
     let all_up = |sim: &Sim| sim.events.iter().all(|e| e.contains(&Event::Bootstrapped));
     while !all_up(&sim) {
@@ -173,13 +207,35 @@ fn main() {
         sizes.iter().max().unwrap_or(&0),
     );
 
-    let all_ids: Vec<Id> = (0..args.nodes).map(|i| node_id(&server(i))).collect();
+    // Churn: `churn` nodes leave and as many join, a share before each lookup.
+    let churn = (args.nodes as u64 * args.churn_percent / 100) as usize;
+    let mut churned = 0usize;
+    let mut booted: Vec<bool> = vec![true; sim.nodes.len()];
     let mut exact = 0;
+    let mut at_least_19 = 0;
+    let mut min_overlap = usize::MAX;
     let mut overlap_total = 0usize;
     let mut durations = Vec::new();
     let mut datagrams = Vec::new();
     for l in 0..args.lookups {
-        let from = 1 + (l * 7919) % (args.nodes - 1);
+        let due = churn * (l + 1) / args.lookups;
+        while churned < due {
+            // A random live member leaves (never the bootstrapper); a new node joins at a new address.
+            let victim = 1 + (sim.random() as usize) % (sim.nodes.len() - 1);
+            if !sim.alive[victim] {
+                continue;
+            }
+            sim.alive[victim] = false;
+            let i = sim.nodes.len();
+            sim.add_node(member(i));
+            booted.push(false);
+            churned += 1;
+        }
+        // The lookup starts at a live node that has finished its bootstrap.
+        let mut from = 1 + (l * 7919) % (sim.nodes.len() - 1);
+        while !(sim.alive[from] && booted[from]) {
+            from = 1 + (from % (sim.nodes.len() - 1));
+        }
         let target = node_id(&SocketAddrV4::new(
             Ipv4Addr::new(192, 0, 2, (l % 250) as u8),
             l as u16,
@@ -187,6 +243,7 @@ fn main() {
         for e in &mut sim.events {
             e.clear();
         }
+        let booted_at_start = booted.clone();
         let t0 = sim.now;
         let s0 = sim.sent;
         let now = sim.now;
@@ -201,30 +258,57 @@ fn main() {
                 break c;
             }
         };
+        for (i, events) in sim.events.iter().enumerate() {
+            if events.contains(&Event::Bootstrapped) {
+                booted[i] = true;
+            }
+        }
         durations.push((sim.now - t0).as_secs_f64());
         datagrams.push(sim.sent - s0);
-        let mut truth: Vec<Id> = all_ids
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(i, _)| *i != from)
+        // The truth: the 20 closest of the live nodes that had finished their bootstrap when the lookup started
+        // (and of those that joined meanwhile, the ones the lookup found).
+        let got: Vec<Id> = closest.iter().filter_map(|r| r.from_id).collect();
+        let mut truth: Vec<Id> = (0..sim.nodes.len())
+            .filter(|i| *i != from && sim.alive[*i])
+            .map(|i| (i, node_id(&server(i))))
+            .filter(|(i, id)| booted_at_start.get(*i).copied().unwrap_or(false) || got.contains(id))
             .map(|(_, id)| id)
             .collect();
         truth.sort_by(|a, b| compare_distance(&target, a, b));
         truth.truncate(20);
-        let got: Vec<Id> = closest.iter().filter_map(|r| r.from_id).collect();
         if got == truth {
             exact += 1;
         }
-        overlap_total += got.iter().filter(|g| truth.contains(g)).count();
+        let overlap = got.iter().filter(|g| truth.contains(g)).count();
+        if overlap >= 19 {
+            at_least_19 += 1;
+        }
+        min_overlap = min_overlap.min(overlap);
+        if overlap < 19 && std::env::var_os("DHT_SIM_DEBUG").is_some() {
+            for id in truth.iter().filter(|t| !got.contains(t)) {
+                let i = (0..sim.nodes.len()).find(|i| node_id(&server(*i)) == *id);
+                eprintln!(
+                    "lookup {l}: missed node {i:?} (first {} were the original nodes)",
+                    args.nodes
+                );
+            }
+        }
+        overlap_total += overlap;
     }
     if args.lookups > 0 {
         durations.sort_by(|a, b| a.total_cmp(b));
         let n = durations.len();
         println!(
-            "find_node: {}/{} exact top-20, mean overlap {:.1}/20, duration median {:.3}s p90 {:.3}s (virtual), datagrams/lookup mean {:.0}",
+            "churn: {churned} nodes left and {churned} joined during the lookups; loss {}%",
+            args.loss_percent
+        );
+        println!(
+            "find_node: {}/{} exact top-20, {}/{} with >= 19 of the true top 20, overlap min {}/20 mean {:.2}/20, duration median {:.3}s p90 {:.3}s (virtual), datagrams/lookup mean {:.0}",
             exact,
             n,
+            at_least_19,
+            n,
+            min_overlap,
             overlap_total as f64 / n as f64,
             durations[n / 2],
             durations[(n * 9 / 10).min(n - 1)],

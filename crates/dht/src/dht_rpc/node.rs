@@ -39,6 +39,9 @@ use rand::{Rng, RngCore, SeedableRng};
 
 use super::health::{Health, NetworkHealth};
 use super::io::{CongestionWindow, DEFAULT_RETRIES, DRAIN_INTERVAL, MAX_WINDOW, REQUEST_TIMEOUT};
+
+/// How many sends of a slow request to a node closer than a query's k-th closest reply the query waits for.
+const SLOW_CLOSER_SENDS: u32 = 3;
 use super::messages::{
     encode_ipv4_peer, ErrorCode, Id, InternalCommand, Message, Request, Response,
 };
@@ -1195,6 +1198,16 @@ impl Dht {
         } else {
             self.stats.retries += 1;
             self.send(tid, false, now);
+            // A slow request of a query that may be all the query still waits for (waits_for_slow_closer): after
+            // the last send it waits for, let the query end.
+            if let Some(Owner::Query(qid)) = self
+                .inflight
+                .get(&tid)
+                .filter(|r| r.sent == SLOW_CLOSER_SENDS + 1)
+                .map(|r| r.owner.clone())
+            {
+                self.with_query(qid, now, |dht, q, now| dht.read_more(q, now));
+            }
         }
     }
 
@@ -2159,7 +2172,9 @@ impl Dht {
         if !q.pending.is_empty() {
             return;
         }
-        if q.inflight == 0 || (q.slow == q.inflight && q.closest.len() >= q.k) {
+        if q.inflight == 0
+            || (q.slow == q.inflight && q.closest.len() >= q.k && !self.waits_for_slow_closer(q))
+        {
             if !q.from_table && (q.successes as f64) < q.k as f64 / 4.0 {
                 self.add_from_table(q, qid, now);
                 self.read_more(q, now);
@@ -2167,6 +2182,20 @@ impl Dht {
             }
             self.flush(q, qid, now);
         }
+    }
+
+    /// Whether a slow request of this query (one whose first send timed out) goes to a node closer than its k-th
+    /// closest reply and has been sent at most [`SLOW_CLOSER_SENDS`] times: the query waits for its reply before it
+    /// ends. JS ends a query as soon as every request in flight is slow, so one lost datagram drops a node of the
+    /// true top k from the result (dht_sim, 1,000 nodes, 5% loss: 18.75 of the true 20 on average, 18 at worst).
+    fn waits_for_slow_closer(&self, q: &Query) -> bool {
+        self.inflight.values().any(|r| {
+            matches!(r.owner, Owner::Query(id) if id == q.id)
+                && !r.cycle_armed
+                && r.sent <= SLOW_CLOSER_SENDS
+                && r.to_id.is_some()
+                && q.is_closer(r.to_id.as_ref())
+        })
     }
 
     fn visit(&mut self, q: &mut Query, qid: QueryId, to: QNode, now: Instant) {

@@ -34,6 +34,8 @@ struct Net {
     /// (node, socket, destination) triples sent to, for the firewall emulation: replies pass, the rest not.
     contacted: HashSet<(usize, Socket, SocketAddrV4)>,
     delivered: u64,
+    /// (node, destination host): the next datagram that node sends to that host is lost.
+    lose_once: Vec<(usize, Ipv4Addr)>,
 }
 
 impl Net {
@@ -48,6 +50,7 @@ impl Net {
             firewalled: HashSet::new(),
             contacted: HashSet::new(),
             delivered: 0,
+            lose_once: Vec::new(),
         }
     }
 
@@ -110,6 +113,10 @@ impl Net {
                     continue;
                 };
                 if self.dead.contains(&i) || self.dead.contains(&j) {
+                    continue;
+                }
+                if let Some(at) = self.lose_once.iter().position(|l| *l == (i, *t.to.ip())) {
+                    self.lose_once.remove(at);
                     continue;
                 }
                 // A firewall only lets in datagrams from addresses the socket has sent to.
@@ -257,6 +264,29 @@ fn find_node_converges_to_the_true_closest_nodes() {
             true_closest(&net, &target, from, 20),
             "query from {from}"
         );
+    }
+}
+
+/// A reply lost once from one of the true closest nodes: the node's request turns slow (its first send timed out)
+/// while every other request has been answered. JS ends the query right there and leaves that node out; we wait
+/// for the retry's answer, so the result is still the exact top 20.
+#[test]
+fn find_node_waits_for_a_closer_node_whose_reply_was_lost() {
+    let mut net = build(50);
+    let from = 7;
+    for seed in 1..=4u8 {
+        let target: Id = holepunch_test_target(seed);
+        let truth = true_closest(&net, &target, from, 20);
+        let closest = (0..net.nodes.len())
+            .find(|i| node_id(&server(*i)) == truth[0])
+            .expect("a node");
+        net.lose_once.push((closest, host(from)));
+        let got: Vec<Id> = run_find_node(&mut net, from, target)
+            .iter()
+            .filter_map(|r| r.from_id)
+            .collect();
+        assert!(net.lose_once.is_empty(), "the reply was not lost");
+        assert_eq!(got, truth, "target {seed}");
     }
 }
 
