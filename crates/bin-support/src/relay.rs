@@ -168,7 +168,10 @@ mod tests {
             choose(Some(RelayKey([3; 32])), &vars(Some(HEX), None)),
             Ok(Some([3; 32]))
         );
-        assert_eq!(choose(None, &vars(Some(HEX), Some(&two))), Ok(Some([1; 32])));
+        assert_eq!(
+            choose(None, &vars(Some(HEX), Some(&two))),
+            Ok(Some([1; 32]))
+        );
         assert_eq!(choose(None, &vars(Some(""), Some(&two))), Ok(Some([2; 32])));
         assert_eq!(choose(None, &vars(None, None)), Ok(None));
         let e = choose(None, &vars(None, Some("xyz"))).expect_err("bad");

@@ -58,7 +58,9 @@ fn rust_dht() -> PathBuf {
 /// code; cargo makes this a no-op when it is fresh).
 fn rust_bin(name: &str, package: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let beam = PathBuf::from(env!("CARGO_BIN_EXE_hyperbeam"));
     if !built.iter().any(|p| p == package) {
         let release = beam
@@ -210,7 +212,11 @@ fn tool_through_a_relay(tool: &str, package: &str, langs: &str) {
         ("PAIRS", "cgnat:random random:random random:cgnat"),
         ("LANGS", langs),
     ]);
-    for (server, client) in [("cgnat", "random"), ("random", "random"), ("random", "cgnat")] {
+    for (server, client) in [
+        ("cgnat", "random"),
+        ("random", "random"),
+        ("random", "cgnat"),
+    ] {
         let row = lines
             .iter()
             .find(|l| l.starts_with(&format!("| {server} | {client} |")))

@@ -39,7 +39,9 @@ fn main() -> ExitCode {
             let mut tunnels = tokio::task::JoinSet::new();
             for spec in cli.local.clone() {
                 let (dht, kp) = (dht.clone(), key_pair.clone());
-                tunnels.spawn(async move { tunnel::run_client(&dht, &server, &kp, &spec, relay).await });
+                tunnels.spawn(
+                    async move { tunnel::run_client(&dht, &server, &kp, &spec, relay).await },
+                );
             }
             let result = tokio::select! {
                 r = tunnels.join_next() => match r {

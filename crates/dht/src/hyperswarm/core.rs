@@ -1065,7 +1065,13 @@ mod tests {
         c.handle_peer(TOPIC, [2; 32], Vec::new(), t0);
         let a = actions(&mut c);
         assert!(
-            matches!(a[0], Action::Connect { force_relay: false, .. }),
+            matches!(
+                a[0],
+                Action::Connect {
+                    force_relay: false,
+                    ..
+                }
+            ),
             "{a:?}"
         );
         let id = connect_id(&a, 2);

@@ -968,7 +968,10 @@ async fn relayed_client_connection(rust: &Hyperswarm, js: &mut Js, topic: [u8; 3
         .expect("hello in time")
         .expect("read")
         .expect("a message");
-    assert_eq!(String::from_utf8_lossy(&hello), format!("js:{}", js.public_key));
+    assert_eq!(
+        String::from_utf8_lossy(&hello),
+        format!("js:{}", js.public_key)
+    );
     conn.send_message(b"rust through the relay")
         .await
         .expect("send");
