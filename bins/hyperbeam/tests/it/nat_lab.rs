@@ -47,39 +47,45 @@ fn missing() -> Option<String> {
     None
 }
 
-/// The Rust `hyperdht` bin next to this test's hyperbeam (the lab's relay), built if `cargo test` did not
-/// build it (a test of the hyperbeam package alone).
+/// The Rust `hyperdht` bin next to this test's hyperbeam (the lab's relay).
 fn rust_dht() -> PathBuf {
-    rust_bin("hyperdht", "hyperdht")
+    rust_bin("hyperdht")
 }
 
-/// The Rust bin `name` of `package` next to this test's hyperbeam, built (once per package and process:
-/// `cargo test -p hyperbeam` builds only hyperbeam's bins, and a stale bin of another package would test old
-/// code; cargo makes this a no-op when it is fresh).
-fn rust_bin(name: &str, package: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT
+/// The packages whose bins the lab runs besides hyperbeam.
+const LAB_PACKAGES: [&str; 4] = ["hyperdht", "hypertele", "hypershell", "drives"];
+
+/// The Rust bin `name` next to this test's hyperbeam. `cargo test --workspace` builds every bin; a test of
+/// the hyperbeam package alone builds the lab's other packages here when one of their bins is missing (in one
+/// cargo call, so that they share its feature resolution). A bin left from an older build is used as it is.
+fn rust_bin(name: &str) -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let beam = PathBuf::from(env!("CARGO_BIN_EXE_hyperbeam"));
-    if !built.iter().any(|p| p == package) {
+    let bin = beam.with_file_name(name);
+    if !bin.exists() {
         let release = beam
             .parent()
             .and_then(|d| d.file_name())
             .is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "-p", package]);
+        build.arg("build");
+        for p in LAB_PACKAGES {
+            build.args(["-p", p]);
+        }
         if release {
             build.arg("--release");
         }
         assert!(
             build.status().is_ok_and(|s| s.success()),
-            "cannot build the {package} bins for the lab"
+            "cannot build the lab's bins ({LAB_PACKAGES:?})"
         );
-        built.push(package.to_string());
     }
-    beam.with_file_name(name)
+    assert!(bin.exists(), "no {} after the build", bin.display());
+    bin
 }
 
 /// Runs tests/nat/run with `env`; returns its table lines and whether it exited 0. Panics when the lab cannot
@@ -203,9 +209,10 @@ fn js_client_to_rust_server_behind_a_random_nat_with_a_relay() {
 /// between two random-port NATs: no punch can connect them (both sides' mappings change per destination), so
 /// the Rust client reports "relay" (hyperswarm's relayThrough for drives: the randomized NAT picks the relay),
 /// and the JS peers (where the lab has them) connect through the relay the Rust side names.
-fn tool_through_a_relay(tool: &str, package: &str, langs: &str) {
-    let bin = rust_bin(tool, package);
-    assert!(bin.exists(), "no {}", bin.display());
+fn tool_through_a_relay(tool: &str, bins: &[&str], langs: &str) {
+    for b in bins {
+        rust_bin(b);
+    }
     let (lines, ok) = run_lab(&[
         ("TOOL", tool),
         ("RELAY", "1"),
@@ -233,25 +240,31 @@ fn tool_through_a_relay(tool: &str, package: &str, langs: &str) {
 #[test]
 #[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
 fn hyperbeam_through_a_relay_behind_cgnat() {
-    tool_through_a_relay("hyperbeam", "hyperbeam", "rust->rust rust->js js->rust");
+    tool_through_a_relay("hyperbeam", &[], "rust->rust rust->js js->rust");
 }
 
 #[test]
 #[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
 fn hypertele_through_a_relay_behind_cgnat() {
-    rust_bin("hypertele-server", "hypertele");
-    tool_through_a_relay("hypertele", "hypertele", "rust->rust rust->js js->rust");
+    tool_through_a_relay(
+        "hypertele",
+        &["hypertele", "hypertele-server"],
+        "rust->rust rust->js js->rust",
+    );
 }
 
 #[test]
 #[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
 fn hypershell_through_a_relay_behind_cgnat() {
-    rust_bin("hypershell-server", "hypershell");
-    tool_through_a_relay("hypershell", "hypershell", "rust->rust rust->js js->rust");
+    tool_through_a_relay(
+        "hypershell",
+        &["hypershell", "hypershell-server", "hypershell-keygen"],
+        "rust->rust rust->js js->rust",
+    );
 }
 
 #[test]
 #[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
 fn drives_through_a_relay_behind_cgnat() {
-    tool_through_a_relay("drives", "drives", "rust->rust rust->js js->rust");
+    tool_through_a_relay("drives", &["drives"], "rust->rust rust->js js->rust");
 }
