@@ -121,13 +121,17 @@ _drives() {
             return 0
             ;;
         drives__subcmd__download)
-            opts="-h --storage --bootstrap --help"
+            opts="-h --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -143,13 +147,17 @@ _drives() {
             return 0
             ;;
         drives__subcmd__entry)
-            opts="-h --storage --bootstrap --help"
+            opts="-h --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -165,13 +173,17 @@ _drives() {
             return 0
             ;;
         drives__subcmd__get)
-            opts="-h --storage --bootstrap --help"
+            opts="-h --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -429,7 +441,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__ls)
-            opts="-r -h --recursive --prefix --storage --bootstrap --help"
+            opts="-r -h --recursive --prefix --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -440,6 +452,10 @@ _drives() {
                     return 0
                     ;;
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -455,7 +471,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__mirror)
-            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --storage --bootstrap --help"
+            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -474,6 +490,10 @@ _drives() {
                     return 0
                     ;;
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -507,13 +527,17 @@ _drives() {
             return 0
             ;;
         drives__subcmd__put)
-            opts="-h --storage --bootstrap --help"
+            opts="-h --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -547,13 +571,17 @@ _drives() {
             return 0
             ;;
         drives__subcmd__seed)
-            opts="-h --storage --bootstrap --help"
+            opts="-h --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -569,7 +597,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__serve)
-            opts="-h --host --port --disable-any-port --verbose --storage --bootstrap --help"
+            opts="-h --host --port --disable-any-port --verbose --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -584,6 +612,10 @@ _drives() {
                     return 0
                     ;;
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -48,6 +48,7 @@ complete -c drives -n "__fish_drives_using_subcommand mirror" -l prefix -d 'Pref
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l filter -d 'Ignore entries (globs; without a leading `/` they match at any depth)' -r
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l version -d 'Use a specific version of the source' -r
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand mirror" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l live -d 'Enables real-time sharing (keep following the source)'
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l dry-run -d 'Disables writing'
@@ -56,29 +57,36 @@ complete -c drives -n "__fish_drives_using_subcommand mirror" -l verbose -d 'Pri
 complete -c drives -n "__fish_drives_using_subcommand mirror" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand ls" -l prefix -d 'Prefix entries path' -r
 complete -c drives -n "__fish_drives_using_subcommand ls" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand ls" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand ls" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand ls" -s r -l recursive -d 'Recursive listing'
 complete -c drives -n "__fish_drives_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand seed" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand seed" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand seed" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand seed" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand download" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand download" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand download" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand download" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand serve" -l host -d 'Bind to address' -r
 complete -c drives -n "__fish_drives_using_subcommand serve" -l port -d 'Bind to port' -r
 complete -c drives -n "__fish_drives_using_subcommand serve" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand serve" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand serve" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand serve" -l disable-any-port -d 'Disable random port if port in use'
 complete -c drives -n "__fish_drives_using_subcommand serve" -l verbose -d 'Print more information'
 complete -c drives -n "__fish_drives_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand put" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand put" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand put" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand put" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand entry" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand entry" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand entry" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand entry" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand get" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand get" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand get" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand get" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand rm" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F

@@ -23,13 +23,17 @@ _hyperbeam() {
 
     case "${cmd}" in
         hyperbeam)
-            opts="-r -h -V --reuse --bootstrap --help --version"
+            opts="-r -h -V --reuse --bootstrap --relay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --bootstrap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

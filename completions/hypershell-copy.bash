@@ -23,13 +23,17 @@ _hypershell__copy() {
 
     case "${cmd}" in
         hypershell__copy)
-            opts="-f -h -V --testnet --bootstrap --help --version"
+            opts="-f -h -V --testnet --relay --bootstrap --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,4 +1,5 @@
 complete -c hypershell-copy -s f -d 'Filename of the client seed key' -r -F
+complete -c hypershell-copy -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c hypershell-copy -l bootstrap -d 'Bootstrap nodes of the DHT to use (default: HYPERDHT_BOOTSTRAP, else the public nodes)' -r
 complete -c hypershell-copy -l testnet -d 'Use a local testnet (bootstrap 127.0.0.1:40838)'
 complete -c hypershell-copy -s h -l help -d 'Print help'

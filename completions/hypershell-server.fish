@@ -6,6 +6,7 @@ download\t''
 tunnel\t''"
 complete -c hypershell-server -l tunnel-host -d 'Restrict tunneling to a limited set of hosts' -r
 complete -c hypershell-server -l tunnel-port -d 'Restrict tunneling to a limited set of ports (numbers or ranges like 8000-8100)' -r
+complete -c hypershell-server -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c hypershell-server -l bootstrap -d 'Bootstrap nodes of the DHT to use (default: HYPERDHT_BOOTSTRAP, else the public nodes)' -r
 complete -c hypershell-server -l disable-firewall -d 'Allow anyone to connect'
 complete -c hypershell-server -l testnet -d 'Use a local testnet (bootstrap 127.0.0.1:40838)'

@@ -23,7 +23,7 @@ _hyperssh__fuse() {
 
     case "${cmd}" in
         hyperssh__fuse)
-            opts="-s -m -u -i -r -h -V --bootstrap --help --version"
+            opts="-s -m -u -i -r -h -V --bootstrap --relay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,6 +50,10 @@ _hyperssh__fuse() {
                     return 0
                     ;;
                 --bootstrap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -23,7 +23,7 @@ _hyperssh() {
 
     case "${cmd}" in
         hyperssh)
-            opts="-s -u -i -e -h -V --rdp --bootstrap --help --version"
+            opts="-s -u -i -e -h -V --rdp --bootstrap --relay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -46,6 +46,10 @@ _hyperssh() {
                     return 0
                     ;;
                 --bootstrap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -23,7 +23,7 @@ _hypertele__server() {
 
     case "${cmd}" in
         hypertele__server)
-            opts="-l -u -c -h -V --address --seed --private --compress --cert-skip --debug --bootstrap --help --version"
+            opts="-l -u -c -h -V --address --seed --private --compress --cert-skip --debug --bootstrap --relay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,6 +50,10 @@ _hypertele__server() {
                     return 0
                     ;;
                 --bootstrap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

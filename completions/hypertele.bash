@@ -23,7 +23,7 @@ _hypertele() {
 
     case "${cmd}" in
         hypertele)
-            opts="-p -u -c -i -s -h -V --address --private --compress --debug --bootstrap --help --version"
+            opts="-p -u -c -i -s -h -V --address --private --compress --debug --bootstrap --relay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -54,6 +54,10 @@ _hypertele() {
                     return 0
                     ;;
                 --bootstrap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -5,6 +5,7 @@ complete -c hypertele -s c -d 'Configuration file (JSON: peer, compress, keepAli
 complete -c hypertele -s i -d 'Identity file: the key pair this client connects with' -r -F
 complete -c hypertele -s s -d 'The server: its public key or a .hyper-hosts name; with --private, the server\'s seed' -r
 complete -c hypertele -l bootstrap -d 'Bootstrap nodes of the DHT to use' -r
+complete -c hypertele -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c hypertele -l private -d 'Access a private server: -s is the server\'s seed, and this client connects with the key pair derived from it'
 complete -c hypertele -l compress -d 'Compress the traffic (one gzip member per message); the server must use --compress too'
 complete -c hypertele -l debug -d 'Print connection counts every 5 seconds'

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use bin_support::bootstrap::{BootstrapArgs, BootstrapNode};
+use bin_support::relay::RelayArgs;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
@@ -57,6 +58,10 @@ pub struct NetArg {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub bootstrap: BootstrapArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub relay: RelayArgs,
 }
 
 /// The commands.

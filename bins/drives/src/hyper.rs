@@ -16,7 +16,7 @@ use holepunch::drive::{Drive, Result as DriveResult};
 use holepunch::hyperblobs::WaitOptions;
 use holepunch::hyperdht::{HyperDht, HyperDhtOpts};
 use holepunch::hyperdrive::{DriveOptions, Hyperdrive};
-use holepunch::hyperswarm::{Hyperswarm, JoinOpts, SwarmOpts};
+use holepunch::hyperswarm::{Hyperswarm, JoinOpts, SwarmOpts, SwarmRelay};
 use holepunch::id_encoding;
 use holepunch::localdrive::Localdrive;
 use holepunch::protomux::Mux;
@@ -215,7 +215,16 @@ pub(crate) async fn swarming(
         ..HyperDhtOpts::default()
     })
     .await?;
-    let swarm = Hyperswarm::new(dht, SwarmOpts::default());
+    // A blind relay (`--relay`, `HYPERDHT_RELAY`): hyperswarm's `relayThrough`, used when our NAT
+    // randomizes ports or a dial failed in a way only a relay fixes.
+    let relay = net.relay.key().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let swarm = Hyperswarm::new(
+        dht,
+        SwarmOpts {
+            relay_through: relay.map(SwarmRelay::Key),
+            ..SwarmOpts::default()
+        },
+    );
     let mut discoveries = Vec::new();
     for d in &drives {
         discoveries.push(swarm.join(
@@ -232,6 +241,7 @@ pub(crate) async fn swarming(
     tokio::spawn(async move {
         let _discoveries = discoveries;
         while let Some((conn, _info)) = s.next_connection().await {
+            bin_support::relay::report_path("drives", s.dht(), &conn);
             let remote_key = conn.remote_public_key();
             let id = id_encoding::encode(&remote_key);
             let (stream, guard) = conn.into_parts();

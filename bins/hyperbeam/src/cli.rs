@@ -2,6 +2,7 @@
 //! `--bootstrap`.
 
 use bin_support::bootstrap::BootstrapArgs;
+use bin_support::relay::RelayArgs;
 use clap::{CommandFactory, Parser};
 
 const AFTER_HELP: &str = "\
@@ -46,6 +47,10 @@ pub struct Cli {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub net: BootstrapArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub relay: RelayArgs,
 }
 
 /// The clap command (for the docs generator).

@@ -42,6 +42,11 @@ fn main() -> ExitCode {
         Ok(b) => b,
         Err(e) => e.exit(),
     };
+    // --relay, else HYPERDHT_RELAY, else HYPERBEAM_RELAY (the older name; the NAT lab's RELAY=1 sets both).
+    let relay = match cli.relay.key_or_legacy("HYPERBEAM_RELAY") {
+        Ok(r) => r,
+        Err(e) => bin_support::relay::usage_error(Cli::command(), &e).exit(),
+    };
     let announce = cli.announces();
     let passphrase = cli
         .passphrase
@@ -68,7 +73,7 @@ fn main() -> ExitCode {
     REPORT.exit(bin_support::runtime::run(
         Flavor::CurrentThread,
         Shutdown::Background,
-        run(bootstrap, key_pair, announce),
+        run(bootstrap, key_pair, announce, relay),
     ))
 }
 
@@ -76,6 +81,7 @@ async fn run(
     bootstrap: Vec<BootstrapNode>,
     key_pair: KeyPair,
     announce: bool,
+    relay: Option<[u8; 32]>,
 ) -> anyhow::Result<()> {
     let mut interrupt = Signals::listen()?;
     let bootstrap = bootstrap::resolve(&bootstrap).await?;
@@ -85,15 +91,8 @@ async fn run(
         ..HyperDhtOpts::default()
     })
     .await?;
-    // HYPERBEAM_RELAY: the public key (hex or z-base-32) of a blind relay both sides pair through as well
-    // (`relayThrough`); the NAT lab's RELAY=1 mode sets it.
-    let relay = match std::env::var("HYPERBEAM_RELAY") {
-        Ok(k) if !k.is_empty() => Some(
-            holepunch::id_encoding::decode(&k)
-                .map_err(|e| anyhow::anyhow!("HYPERBEAM_RELAY is not a public key: {e}"))?,
-        ),
-        _ => None,
-    };
+    // The relay (`relayThrough`): both sides pair through it as well; the connection opens through it at
+    // once and moves to a punched path when one opens.
     let mut server = None;
     let open = async {
         if announce {
@@ -130,7 +129,7 @@ async fn run(
         Some(Err(e)) => Err(e),
         Some(Ok(conn)) => {
             eprintln!("[hyperbeam] Success! Encrypted tunnel established to remote peer");
-            if std::env::var_os("HYPERBEAM_DEBUG").is_some() {
+            if std::env::var_os("HYPERBEAM_DEBUG").is_some() || bin_support::relay::debug() {
                 // How the connection reached the peer (the NAT lab reads this line).
                 let (path, remote) = dht.connection_path(&conn);
                 let remote = remote.map_or_else(|| "?".to_string(), |a| a.to_string());

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use bin_support::bootstrap::{self, BootstrapArgs, BootstrapNode};
+use bin_support::relay::RelayArgs;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser};
 use holepunch::hypershell::LocalTunnel;
@@ -24,6 +25,10 @@ pub struct DhtArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub net: BootstrapArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub relay: RelayArgs,
 }
 
 impl DhtArgs {
@@ -38,6 +43,12 @@ impl DhtArgs {
                 .map_err(|e| cmd.error(ErrorKind::InvalidValue, e.to_string()));
         }
         self.net.nodes_or_usage(cmd)
+    }
+
+    /// The blind relay: `--relay`, else `HYPERDHT_RELAY`, else none. A bad `HYPERDHT_RELAY` is a usage error
+    /// of `cmd` (exit 2).
+    pub fn relay(&self, cmd: clap::Command) -> Result<Option<[u8; 32]>, clap::Error> {
+        self.relay.key_or_usage(cmd)
     }
 }
 

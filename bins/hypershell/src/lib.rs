@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bin_support::bootstrap::{self, BootstrapNode};
-use holepunch::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts};
+use holepunch::hyperdht::{
+    ConnectOpts, Connection, HyperDht, HyperDhtError, HyperDhtOpts, RelayThrough,
+};
 
 /// Keep-alive of hypershell connections (the JS `setKeepAlive(5000)`).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
@@ -40,14 +42,22 @@ pub async fn open_dht(nodes: &[BootstrapNode]) -> anyhow::Result<HyperDht> {
     Ok(dht)
 }
 
-/// Connects to `server` as `key_pair`, with the JS client's messages for the usual failures.
+/// Connects to `server` as `key_pair` (through the blind relay `relay` as well, if any), with the JS
+/// client's messages for the usual failures.
 pub async fn connect(
     dht: &HyperDht,
     server: &[u8; 32],
     key_pair: &holepunch::crypto::KeyPair,
+    relay: Option<[u8; 32]>,
 ) -> anyhow::Result<Connection> {
-    match dht.connect_with(server, key_pair).await {
+    let opts = ConnectOpts {
+        key_pair: Some(key_pair.clone()),
+        relay_through: relay.map(RelayThrough::Key),
+        ..ConnectOpts::default()
+    };
+    match dht.connect_opts(server, opts).await {
         Ok(mut conn) => {
+            bin_support::relay::report_path("hypershell", dht, &conn);
             conn.set_keep_alive(Some(KEEP_ALIVE));
             Ok(conn)
         }

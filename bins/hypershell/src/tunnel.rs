@@ -133,11 +133,12 @@ pub async fn run_client(
     server: &[u8; 32],
     key_pair: &holepunch::crypto::KeyPair,
     spec: &LocalTunnel,
+    relay: Option<[u8; 32]>,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind((spec.local_host.as_str(), spec.local_port))
         .await
         .with_context(|| format!("listening on {}:{}", spec.local_host, spec.local_port))?;
-    let conn = crate::connect(dht, server, key_pair).await?;
+    let conn = crate::connect(dht, server, key_pair, relay).await?;
     let beside = conn.get_ref().control();
     let mux = Mux::new(conn);
     let channel = mux

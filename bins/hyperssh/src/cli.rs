@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use bin_support::bootstrap::BootstrapArgs;
+use bin_support::relay::RelayArgs;
 use clap::{CommandFactory, Parser};
 
 const AFTER_HELP: &str = "\
@@ -53,6 +54,10 @@ pub struct Cli {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub net: BootstrapArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub relay: RelayArgs,
 
     /// Options passed to ssh before the destination (after `--`).
     #[arg(last = true, value_name = "SSH_OPTIONS")]
@@ -135,6 +140,10 @@ pub struct FuseCli {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub net: BootstrapArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub relay: RelayArgs,
 
     /// Options passed to sshfs after the mount point (after `--`), e.g. `-o IdentityFile=KEY`.
     #[arg(last = true, value_name = "SSHFS_OPTIONS")]

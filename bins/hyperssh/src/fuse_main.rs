@@ -43,10 +43,18 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => return REPORT.fail(&e.into()),
     };
-    let cfg = match proxy_config(&cli.server, cli.identity.as_deref(), 0) {
+    let relay = match cli.relay.key() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(bin_support::exit::USAGE);
+        }
+    };
+    let mut cfg = match proxy_config(&cli.server, cli.identity.as_deref(), 0) {
         Ok(cfg) => cfg,
         Err(e) => return REPORT.fail(&e.into()),
     };
+    cfg.relay = relay;
     REPORT.exit(bin_support::runtime::run(RUNTIME, SHUTDOWN, async {
         let proxy = Proxy::bind(&cfg, bootstrap::resolve(&nodes).await?).await?;
         let result = run(&cli, &proxy, &prepared).await;

@@ -27,6 +27,7 @@ pub fn proxy_config(
         compress: false,
         keep_alive: KeepAlive::default(),
         debug: false,
+        relay: None,
     })
 }
 

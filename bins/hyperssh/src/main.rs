@@ -28,10 +28,18 @@ fn main() -> ExitCode {
             return ExitCode::from(bin_support::exit::USAGE);
         }
     };
-    let cfg = match config(&cli) {
+    let relay = match cli.relay.key() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(bin_support::exit::USAGE);
+        }
+    };
+    let mut cfg = match config(&cli) {
         Ok(cfg) => cfg,
         Err(e) => return REPORT.fail(&e.into()),
     };
+    cfg.relay = relay;
     REPORT.exit(bin_support::runtime::run(
         RUNTIME,
         SHUTDOWN,

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use bin_support::bootstrap::BootstrapArgs;
+use bin_support::relay::RelayArgs;
 use clap::{CommandFactory, Parser};
 
 fn parse_service_port(s: &str) -> Result<u16, String> {
@@ -85,6 +86,10 @@ pub struct ServerCli {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub net: BootstrapArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub relay: RelayArgs,
 }
 
 const CLIENT_AFTER_HELP: &str = "\
@@ -163,6 +168,10 @@ pub struct ClientCli {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub net: BootstrapArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub relay: RelayArgs,
 }
 
 /// The clap command of `hypertele-server` (for the docs generator).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use holepunch::crypto::KeyPair;
-use holepunch::hyperdht::{HyperDht, HyperDhtOpts};
+use holepunch::hyperdht::{ConnectOpts, HyperDht, HyperDhtOpts, RelayThrough};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::cli::ClientCli;
@@ -46,6 +46,8 @@ pub struct ClientConfig {
     pub keep_alive: KeepAlive,
     /// `--debug`: print connection counts.
     pub debug: bool,
+    /// A blind relay to pair connections through as well (`--relay`, `HYPERDHT_RELAY`).
+    pub relay: Option<[u8; 32]>,
 }
 
 impl ClientConfig {
@@ -94,6 +96,7 @@ impl ClientConfig {
             compress: cli.compress || file.compress.unwrap_or(false),
             keep_alive: file.keep_alive.unwrap_or_default(),
             debug: cli.debug,
+            relay: cli.relay.relay.map(|k| k.0),
         })
     }
 }
@@ -112,6 +115,7 @@ pub struct Proxy {
     peer: [u8; 32],
     key_pair: KeyPair,
     compress: bool,
+    relay: Option<[u8; 32]>,
     stats: Arc<Stats>,
 }
 
@@ -146,6 +150,7 @@ impl Proxy {
             peer: cfg.peer,
             key_pair,
             compress: cfg.compress,
+            relay: cfg.relay,
             stats: Arc::new(Stats::default()),
         })
     }
@@ -196,9 +201,15 @@ impl Proxy {
         let key_pair = self.key_pair.clone();
         let compress = self.compress;
         let stats = self.stats.clone();
+        let opts = ConnectOpts {
+            key_pair: Some(key_pair),
+            relay_through: self.relay.map(RelayThrough::Key),
+            ..ConnectOpts::default()
+        };
         tokio::spawn(async move {
-            match dht.connect_with(&peer, &key_pair).await {
+            match dht.connect_opts(&peer, opts).await {
                 Ok(conn) => {
+                    bin_support::relay::report_path("hypertele", &dht, &conn);
                     if let Err(e) = pipe(local, conn, compress, stats).await {
                         tracing::debug!("connection ended: {e}");
                     }

@@ -19,10 +19,15 @@ fn main() -> ExitCode {
         Ok(b) => b,
         Err(e) => e.exit(),
     };
-    let cfg = match ClientConfig::from_cli(&cli, resolve_host) {
+    let relay = match cli.relay.key_or_usage(client_command()) {
+        Ok(r) => r,
+        Err(e) => e.exit(),
+    };
+    let mut cfg = match ClientConfig::from_cli(&cli, resolve_host) {
         Ok(cfg) => cfg,
         Err(e) => return REPORT.fail(&e.into()),
     };
+    cfg.relay = relay;
     REPORT.exit(bin_support::runtime::run(RUNTIME, SHUTDOWN, async {
         let bootstrap = bootstrap::resolve(&nodes).await?;
         run(cfg, bootstrap).await

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use holepunch::crypto::KeyPair;
-use holepunch::hyperdht::{Connection, HyperDht, HyperDhtOpts};
+use holepunch::hyperdht::{Connection, HyperDht, HyperDhtOpts, RelayThrough};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::cli::ServerCli;
@@ -78,6 +78,8 @@ pub struct ServerConfig {
     pub keep_alive: KeepAlive,
     /// `--debug`: print connection counts.
     pub debug: bool,
+    /// A blind relay to pair connections through as well (`--relay`, `HYPERDHT_RELAY`).
+    pub relay: Option<[u8; 32]>,
 }
 
 impl ServerConfig {
@@ -122,6 +124,7 @@ impl ServerConfig {
             compress: cli.compress || file.compress.unwrap_or(false),
             keep_alive: file.keep_alive.unwrap_or_default(),
             debug: cli.debug,
+            relay: cli.relay.relay.map(|k| k.0),
         })
     }
 
@@ -168,6 +171,7 @@ pub async fn run(cfg: ServerConfig, bootstrap: Vec<SocketAddrV4>) -> anyhow::Res
         }
         None => false,
     });
+    server.set_relay_through(cfg.relay.map(RelayThrough::Key));
     let listened = tokio::select! {
         r = server.listen(key_pair) => Some(r),
         _ = interrupt.recv() => None,

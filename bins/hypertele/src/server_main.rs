@@ -18,10 +18,15 @@ fn main() -> ExitCode {
         Ok(b) => b,
         Err(e) => e.exit(),
     };
-    let cfg = match ServerConfig::from_cli(&cli) {
+    let relay = match cli.relay.key_or_usage(server_command()) {
+        Ok(r) => r,
+        Err(e) => e.exit(),
+    };
+    let mut cfg = match ServerConfig::from_cli(&cli) {
         Ok(cfg) => cfg,
         Err(e) => return REPORT.fail(&e.into()),
     };
+    cfg.relay = relay;
     REPORT.exit(bin_support::runtime::run(RUNTIME, SHUTDOWN, async {
         let bootstrap = bootstrap::resolve(&nodes).await?;
         run(cfg, bootstrap).await

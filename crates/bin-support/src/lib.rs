@@ -2,6 +2,8 @@
 //!
 //! - [`bootstrap`]: the `--bootstrap HOST:PORT[,HOST:PORT...]` flag (a clap `Args` struct to flatten), the
 //!   `HYPERDHT_BOOTSTRAP` fallback, the public nodes by default, and the one call of the library's resolver;
+//! - [`relay`]: the `--relay KEY` flag and the `HYPERDHT_RELAY` fallback (a blind relay to pair through), and
+//!   `HYPERDHT_DEBUG`'s report of each connection's path;
 //! - [`signals`]: SIGINT/SIGTERM (and SIGHUP where a tool wants it), telling which one came;
 //! - [`logging`]: `RUST_LOG` diagnostics on stderr;
 //! - [`runtime`]: the tokio runtime (one thread, a fixed pool, or a size from an environment variable);
@@ -10,6 +12,7 @@
 pub mod bootstrap;
 pub mod exit;
 pub mod logging;
+pub mod relay;
 pub mod runtime;
 pub mod signals;
 

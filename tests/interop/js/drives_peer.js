@@ -8,7 +8,8 @@
 //                                                       FOLDER, prints {"files","ms"} and exits.
 //   node drives_peer.js - import STORE FOLDER           imports FOLDER into a new drive, prints
 //                                                       {"key","ms","cpuMs"} (no network; the bench's JS import).
-// BOOTSTRAP is HOST:PORT[,HOST:PORT...]. The DHT binds 127.0.0.1.
+// BOOTSTRAP is HOST:PORT[,HOST:PORT...]. The DHT binds 127.0.0.1 (HYPERDHT_HOST: another address);
+// HYPERDHT_RELAY (hex public key): hyperswarm's relayThrough.
 const Hyperswarm = require('hyperswarm')
 const DHT = require('hyperdht')
 const Corestore = require('corestore')
@@ -40,8 +41,11 @@ async function main() {
     return
   }
   const bootstrap = list.split(',')
-  const dht = new DHT({ bootstrap, ephemeral: true, host: '127.0.0.1' })
-  const swarm = new Hyperswarm({ dht })
+  const dht = new DHT({ bootstrap, ephemeral: true, host: process.env.HYPERDHT_HOST || '127.0.0.1' })
+  // HYPERDHT_RELAY (hex): hyperswarm's relayThrough (the relay is used when our NAT randomizes ports or
+  // after a holepunch failed).
+  const relay = process.env.HYPERDHT_RELAY ? Buffer.from(process.env.HYPERDHT_RELAY, 'hex') : null
+  const swarm = new Hyperswarm({ dht, relayThrough: relay })
   if (mode === 'seed') {
     const store = new Corestore(a)
     const { drive, ms, cpuMs } = await importFolder(store, b)

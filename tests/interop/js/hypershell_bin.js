@@ -1,7 +1,7 @@
 // Runs a JS hypershell 0.0.15 bin (tests/interop/hypershell) on a given testnet:
 //   node js/hypershell_bin.js <client|server|copy|keygen> <bootstrap host:port> [bin args...]
 // The bins only know the public network or `--testnet` (fixed port 40838); this wraps hyperdht so that
-// every node they create uses the given bootstrap instead. Run with HOME set to keep ~/.hypershell apart.
+// every node they create uses the given bootstrap instead (bound to 127.0.0.1, or HYPERDHT_HOST). Run with HOME set to keep ~/.hypershell apart.
 const path = require('path')
 const Module = require('module')
 
@@ -13,7 +13,7 @@ const [host, port] = bootstrap.split(':')
 
 class TestnetDHT extends DHT {
   constructor (opts = {}) {
-    super({ ...opts, host: '127.0.0.1', bootstrap: [{ host, port: Number(port) }] })
+    super({ ...opts, host: process.env.HYPERDHT_HOST || '127.0.0.1', bootstrap: [{ host, port: Number(port) }] })
   }
 }
 for (const k of Object.getOwnPropertyNames(DHT)) {

@@ -1,9 +1,11 @@
 // A JS hyperswarm 4 peer for the Rust hyperswarm interop tests. Prints JSON lines.
 //
-// usage: node js/hyperswarm_peer.js [--quiet] [--delay-handshake MS] <bootstrap host:port[,host:port...]>
+// usage: node js/hyperswarm_peer.js [--quiet] [--delay-handshake MS] [--relay HEX] <bootstrap host:port[,...]>
 //                                   <topic hex> <both|server|client|listen|none> [seed hex]
 //   --delay-handshake MS: the server answers each handshake MS later (its firewall waits), so a peer dialling
 //   us stays "connecting" that long (used to make two dials cross).
+//   --relay HEX: the swarm's relayThrough, a function always choosing that blind relay (hyperswarm 4 passes it
+//   to dht.connect and to its server).
 //   Starts a swarm (its DHT bound to 127.0.0.1) with keyPair(seed) (random without a seed), prints
 //   {"publicKey": hex}, joins the topic in the given mode (none: does not join; listen: swarm.listen() only),
 //   waits for discovery.flushed() (or the listen) and prints {"flushed": true}.
@@ -37,10 +39,12 @@ const readline = require('readline')
 const argv = process.argv.slice(2)
 let quiet = false
 let delayHandshake = 0
+let relayKey = null
 while (argv[0] && argv[0].startsWith('--')) {
   const flag = argv.shift()
   if (flag === '--quiet') quiet = true
   else if (flag === '--delay-handshake') delayHandshake = Number(argv.shift())
+  else if (flag === '--relay') relayKey = Buffer.from(argv.shift(), 'hex')
   else throw new Error('unknown flag ' + flag)
 }
 const [bootstrapArg, topicHex, modeArg, seedHex] = argv
@@ -59,7 +63,7 @@ function modeOpts(m) {
 async function main() {
   const keyPair = seedHex ? DHT.keyPair(b4a.from(seedHex, 'hex')) : DHT.keyPair()
   const dht = new DHT({ bootstrap, host: '127.0.0.1' })
-  const swarm = new Hyperswarm({ dht, keyPair })
+  const swarm = new Hyperswarm({ dht, keyPair, relayThrough: relayKey ? () => relayKey : null })
   if (delayHandshake > 0) {
     const firewall = swarm.server.firewall
     swarm.server.firewall = async (...args) => {

@@ -1,6 +1,10 @@
 //! The NAT lab's consistent x consistent cell (tests/nat/run): hyperbeam between two hosts behind separate
 //! consistent NATs (network namespaces, iptables MASQUERADE), Rust -> Rust, Rust -> JS and JS -> Rust, a few
 //! MiB byte-exact each, every connection holepunched; and random x random through a blind relay (RELAY=1).
+//! Then every tool (TOOL=hyperbeam, hypertele, hypershell, drives) through the relay between a host behind
+//! carrier-grade NAT and one behind a random-port NAT, and between two random-port NATs: cells no holepunch
+//! can connect, so the Rust peers must report "relay". (The script runs the full matrix; these are the cells
+//! that need the relay.)
 //!
 //! Needs root, `ip netns` and iptables, so the tests are `#[ignore]`d in a normal run; `.ci/run` runs them as
 //! root with `--ignored` (iptables installed). Run without those, they fail and say what is missing.
@@ -43,28 +47,45 @@ fn missing() -> Option<String> {
     None
 }
 
-/// The Rust `hyperdht` bin next to this test's hyperbeam (the lab's relay), built if `cargo test` did not
-/// build it (a test of the hyperbeam package alone).
+/// The Rust `hyperdht` bin next to this test's hyperbeam (the lab's relay).
 fn rust_dht() -> PathBuf {
+    rust_bin("hyperdht")
+}
+
+/// The packages whose bins the lab runs besides hyperbeam.
+const LAB_PACKAGES: [&str; 4] = ["hyperdht", "hypertele", "hypershell", "drives"];
+
+/// The Rust bin `name` next to this test's hyperbeam. `cargo test --workspace` builds every bin; a test of
+/// the hyperbeam package alone builds the lab's other packages here when one of their bins is missing (in one
+/// cargo call, so that they share its feature resolution). A bin left from an older build is used as it is.
+fn rust_bin(name: &str) -> PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let beam = PathBuf::from(env!("CARGO_BIN_EXE_hyperbeam"));
-    let dht = beam.with_file_name("hyperdht");
-    if !dht.exists() {
+    let bin = beam.with_file_name(name);
+    if !bin.exists() {
         let release = beam
             .parent()
             .and_then(|d| d.file_name())
             .is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "-p", "hyperdht"]);
+        build.arg("build");
+        for p in LAB_PACKAGES {
+            build.args(["-p", p]);
+        }
         if release {
             build.arg("--release");
         }
         assert!(
             build.status().is_ok_and(|s| s.success()),
-            "cannot build the hyperdht bin for the lab's relay"
+            "cannot build the lab's bins ({LAB_PACKAGES:?})"
         );
     }
-    dht
+    assert!(bin.exists(), "no {} after the build", bin.display());
+    bin
 }
 
 /// Runs tests/nat/run with `env`; returns its table lines and whether it exited 0. Panics when the lab cannot
@@ -182,4 +203,68 @@ fn js_client_to_rust_server_behind_a_random_nat_with_a_relay() {
         assert!(!row.contains("FAILED"), "js->rust failed: {row}");
     }
     assert!(ok, "the lab failed: {lines:#?}");
+}
+
+/// Each tool (TOOL=...) with a blind relay (RELAY=1) between carrier-grade NAT and a random-port NAT, and
+/// between two random-port NATs: no punch can connect them (both sides' mappings change per destination), so
+/// the Rust client reports "relay" (hyperswarm's relayThrough for drives: the randomized NAT picks the relay),
+/// and the JS peers (where the lab has them) connect through the relay the Rust side names.
+fn tool_through_a_relay(tool: &str, bins: &[&str], langs: &str) {
+    for b in bins {
+        rust_bin(b);
+    }
+    let (lines, ok) = run_lab(&[
+        ("TOOL", tool),
+        ("RELAY", "1"),
+        ("PAIRS", "cgnat:random random:random random:cgnat"),
+        ("LANGS", langs),
+    ]);
+    for (server, client) in [
+        ("cgnat", "random"),
+        ("random", "random"),
+        ("random", "cgnat"),
+    ] {
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("| {server} | {client} |")))
+            .unwrap_or_else(|| panic!("no {server} x {client} row in {lines:#?}"));
+        assert!(
+            row.contains("rust->rust: relay "),
+            "{tool}: rust->rust did not connect through the relay: {row}"
+        );
+        assert!(!row.contains("FAILED"), "{tool}: {row}");
+    }
+    assert!(ok, "the lab failed: {lines:#?}");
+}
+
+#[test]
+#[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
+fn hyperbeam_through_a_relay_behind_cgnat() {
+    tool_through_a_relay("hyperbeam", &[], "rust->rust rust->js js->rust");
+}
+
+#[test]
+#[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
+fn hypertele_through_a_relay_behind_cgnat() {
+    tool_through_a_relay(
+        "hypertele",
+        &["hypertele", "hypertele-server"],
+        "rust->rust rust->js js->rust",
+    );
+}
+
+#[test]
+#[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
+fn hypershell_through_a_relay_behind_cgnat() {
+    tool_through_a_relay(
+        "hypershell",
+        &["hypershell", "hypershell-server", "hypershell-keygen"],
+        "rust->rust rust->js js->rust",
+    );
+}
+
+#[test]
+#[ignore = "needs root, ip netns and iptables: .ci/run runs it as root with --ignored"]
+fn drives_through_a_relay_behind_cgnat() {
+    tool_through_a_relay("drives", &["drives"], "rust->rust rust->js js->rust");
 }

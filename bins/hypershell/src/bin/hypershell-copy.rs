@@ -26,6 +26,10 @@ fn main() -> ExitCode {
         Ok(n) => n,
         Err(e) => e.exit(),
     };
+    let relay = match cli.dht.relay(CopyCli::command()) {
+        Ok(r) => r,
+        Err(e) => e.exit(),
+    };
     // Download when the source is remote, else upload to a remote target.
     let (server, remote, local, is_download) = match (
         parse_remote_path(&cli.source),
@@ -57,7 +61,7 @@ fn main() -> ExitCode {
             let server = keys::resolve_server(&server)?;
             let dht = hypershell_cli::open_dht(&nodes).await?;
             let result = async {
-                let conn = hypershell_cli::connect(&dht, &server, &key_pair).await?;
+                let conn = hypershell_cli::connect(&dht, &server, &key_pair, relay).await?;
                 let mux = Mux::new(conn);
                 let copy = async {
                     if is_download {

@@ -12,7 +12,7 @@ use bin_support::bootstrap::BootstrapNode;
 use bin_support::runtime::{Flavor, Shutdown};
 use bin_support::{Report, Signals};
 use clap::{CommandFactory, Parser};
-use holepunch::hyperdht::{Connection, HyperDht};
+use holepunch::hyperdht::{Connection, HyperDht, RelayThrough};
 use holepunch::hypershell::{
     format_key, PROTOCOL_DOWNLOAD, PROTOCOL_SHELL, PROTOCOL_TUNNEL_LOCAL, PROTOCOL_UPLOAD,
 };
@@ -31,14 +31,22 @@ fn main() -> ExitCode {
         Ok(n) => n,
         Err(e) => e.exit(),
     };
+    let relay = match cli.dht.relay(ServerCli::command()) {
+        Ok(r) => r,
+        Err(e) => e.exit(),
+    };
     REPORT.exit(bin_support::runtime::run(
         Flavor::MultiThread(2),
         Shutdown::Background,
-        run(cli, nodes),
+        run(cli, nodes, relay),
     ))
 }
 
-async fn run(cli: ServerCli, nodes: Vec<BootstrapNode>) -> anyhow::Result<()> {
+async fn run(
+    cli: ServerCli,
+    nodes: Vec<BootstrapNode>,
+    relay: Option<[u8; 32]>,
+) -> anyhow::Result<()> {
     let keyfile = cli.keyfile.clone().unwrap_or_else(keys::default_keyfile);
     let key_pair = keys::load_or_generate(&keyfile)?;
     let firewall_file: Option<PathBuf> = (!cli.disable_firewall).then(|| {
@@ -76,6 +84,7 @@ async fn run(cli: ServerCli, nodes: Vec<BootstrapNode>) -> anyhow::Result<()> {
         }
         !allowed
     });
+    server.set_relay_through(relay.map(RelayThrough::Key));
     server
         .listen(key_pair.clone())
         .await

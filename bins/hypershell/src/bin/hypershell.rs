@@ -22,6 +22,10 @@ fn main() -> ExitCode {
         Ok(n) => n,
         Err(e) => e.exit(),
     };
+    let relay = match cli.dht.relay(ClientCli::command()) {
+        Ok(r) => r,
+        Err(e) => e.exit(),
+    };
     // The stdin reader thread blocks in read(): do not wait for it.
     let result = bin_support::runtime::run(Flavor::CurrentThread, Shutdown::Background, async {
         let keyfile = cli.keyfile.clone().unwrap_or_else(keys::default_keyfile);
@@ -35,7 +39,9 @@ fn main() -> ExitCode {
             let mut tunnels = tokio::task::JoinSet::new();
             for spec in cli.local.clone() {
                 let (dht, kp) = (dht.clone(), key_pair.clone());
-                tunnels.spawn(async move { tunnel::run_client(&dht, &server, &kp, &spec).await });
+                tunnels.spawn(
+                    async move { tunnel::run_client(&dht, &server, &kp, &spec, relay).await },
+                );
             }
             let result = tokio::select! {
                 r = tunnels.join_next() => match r {
@@ -50,7 +56,7 @@ fn main() -> ExitCode {
             return result.map(|()| 0);
         }
         let result = async {
-            let conn = hypershell_cli::connect(&dht, &server, &key_pair).await?;
+            let conn = hypershell_cli::connect(&dht, &server, &key_pair, relay).await?;
             let mux = Mux::new(conn);
             let code = shell::run_client(&mux, &cli.command).await;
             mux.destroy();

@@ -449,6 +449,16 @@ impl HyperDht {
         (path, remote)
     }
 
+    /// Whether our NAT maps each destination to another port (dht-rpc's `randomized`: the public host is
+    /// known and the samples disagree on the port). False while unknown.
+    pub async fn randomized(&self) -> bool {
+        self.inner
+            .handle
+            .state()
+            .await
+            .is_ok_and(|st| st.public_host.is_some() && st.public_port == 0)
+    }
+
     /// Waits until the bootstrap finished (`ready()`).
     pub async fn ready(&self) -> Result<()> {
         Ok(self.inner.handle.bootstrapped().await?)
@@ -578,11 +588,11 @@ impl HyperDht {
             .key_pair
             .clone()
             .unwrap_or_else(|| self.inner.default_key_pair.clone());
-        let our_relay = opts
-            .relay_through
-            .as_ref()
-            .and_then(RelayThrough::select)
-            .map(|k| (k, crate::blind_relay::token()));
+        let our_relay = match &opts.relay_through {
+            Some(r) => r.select_for(self).await,
+            None => None,
+        }
+        .map(|k| (k, crate::blind_relay::token()));
         // Set once the stream runs through the relay: from then on only our own move to a punched path
         // changes its remote (relay traffic on the old path must not move it back, but is accepted).
         let relaying = Arc::new(relay::RelayPath::default());
@@ -1965,13 +1975,12 @@ impl Router {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let our_relay = if raw.is_some() {
-            self.relay_through
-                .as_ref()
-                .and_then(RelayThrough::select)
-                .map(|k| (k, crate::blind_relay::token()))
-        } else {
-            None
+        let our_relay = match (&raw, &self.relay_through) {
+            (Some(_), Some(r)) => r
+                .select_for(&self.dht)
+                .await
+                .map(|k| (k, crate::blind_relay::token())),
+            _ => None,
         };
         let reply = noise.send(&NoisePayload {
             error,

@@ -48,14 +48,27 @@ pub enum RelayThrough {
     Key([u8; 32]),
     /// Asked for each connection; `None` connects without a relay.
     Select(Arc<dyn Fn() -> Option<[u8; 32]> + Send + Sync>),
+    /// Asked for each connection with whether our NAT randomizes ports (dht-rpc's `randomized`: the public
+    /// host is known and the port is not consistent); hyperswarm's `relayThrough` is one of these.
+    Randomized(Arc<dyn Fn(bool) -> Option<[u8; 32]> + Send + Sync>),
 }
 
 impl RelayThrough {
-    /// The relay for one connection (`selectRelay`).
+    /// The relay for one connection (`selectRelay`), where the NAT kind is not known
+    /// ([`RelayThrough::Randomized`] is asked with `false`).
     pub fn select(&self) -> Option<[u8; 32]> {
         match self {
             Self::Key(k) => Some(*k),
             Self::Select(f) => f(),
+            Self::Randomized(f) => f(false),
+        }
+    }
+
+    /// The relay for one connection of `dht`.
+    pub(super) async fn select_for(&self, dht: &HyperDht) -> Option<[u8; 32]> {
+        match self {
+            Self::Randomized(f) => f(dht.randomized().await),
+            _ => self.select(),
         }
     }
 }
@@ -65,6 +78,7 @@ impl std::fmt::Debug for RelayThrough {
         match self {
             Self::Key(k) => f.debug_tuple("Key").field(&hex::encode(k)).finish(),
             Self::Select(_) => f.write_str("Select(..)"),
+            Self::Randomized(_) => f.write_str("Randomized(..)"),
         }
     }
 }

@@ -58,6 +58,9 @@ pub enum Action<C> {
         id: u64,
         /// Whom to dial.
         key: [u8; 32],
+        /// Pair through the relay whatever our NAT (`peerInfo.forceRelaying`: a dial of this peer failed
+        /// in a way only a relay fixes).
+        force_relay: bool,
     },
     /// Abort the dial `id` (the core already counts it as closed).
     AbortConnect {
@@ -440,13 +443,19 @@ impl<C: SwarmConn> SwarmCore<C> {
             },
         );
         self.ids.insert(id, key);
+        let mut force_relay = false;
         if let Some(p) = self.peers.get_mut(&key) {
             p.tried = true;
+            force_relay = p.force_relaying;
         }
         self.stats.client_attempted += 1;
         self.connecting += 1;
         self.client_connections += 1;
-        self.actions.push_back(Action::Connect { id, key });
+        self.actions.push_back(Action::Connect {
+            id,
+            key,
+            force_relay,
+        });
     }
 
     fn emit(&mut self, id: u64, key: [u8; 32], conn: C, client: bool, now: Instant) {
@@ -464,6 +473,19 @@ impl<C: SwarmConn> SwarmCore<C> {
             info,
             traffic,
         });
+    }
+
+    /// Dial `id` failed in a way only a relay fixes (`shouldForceRelaying`) and the swarm has a relay: the
+    /// peer's next dials go through it, and its attempts start over so that one comes soon. Call before
+    /// [`SwarmCore::client_done`].
+    pub fn force_relaying(&mut self, id: u64) {
+        let Some(key) = self.ids.get(&id) else {
+            return;
+        };
+        if let Some(p) = self.peers.get_mut(key) {
+            p.force_relaying = true;
+            p.attempts = 0;
+        }
     }
 
     /// Dial `id` finished: with the connection, or `None` when it failed.
@@ -764,7 +786,7 @@ mod tests {
     fn connect_id(a: &[Action<Fake>], want: u8) -> u64 {
         a.iter()
             .find_map(|a| match a {
-                Action::Connect { id, key } if *key == [want; 32] => Some(*id),
+                Action::Connect { id, key, .. } if *key == [want; 32] => Some(*id),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("no dial to {want} in {a:?}"))
@@ -797,7 +819,7 @@ mod tests {
         assert_eq!(c.stats().connecting, 3);
         assert_eq!(c.stats().queued, 2);
         // One dial ends: the next queued peer is dialled.
-        let Action::Connect { id, key } = &a[0] else {
+        let Action::Connect { id, key, .. } = &a[0] else {
             panic!("{a:?}")
         };
         c.client_done(*id, Some(dialled(key[0])), t0);
@@ -1034,5 +1056,44 @@ mod tests {
         connect_id(&actions(&mut c), 8);
         c.leave_peer([8; 32]);
         assert!(c.peer(&[8; 32]).is_some(), "kept while its dial is pending");
+    }
+
+    #[test]
+    fn a_dial_failing_for_want_of_a_relay_is_redialled_through_it() {
+        let t0 = Instant::now();
+        let mut c = core(1);
+        c.handle_peer(TOPIC, [2; 32], Vec::new(), t0);
+        let a = actions(&mut c);
+        assert!(
+            matches!(
+                a[0],
+                Action::Connect {
+                    force_relay: false,
+                    ..
+                }
+            ),
+            "{a:?}"
+        );
+        let id = connect_id(&a, 2);
+        // This one fails with HOLEPUNCH_ABORTED (the driver calls force_relaying first): the attempts start
+        // over (a peer past 3 attempts would otherwise be given up) and the redial goes through the relay.
+        c.force_relaying(id);
+        c.client_done(id, None, t0);
+        let p = c.peer(&[2; 32]).expect("peer");
+        assert!(p.force_relaying && p.attempts == 1, "{p:?}");
+        let mut t = t0;
+        let redial = loop {
+            t += MS(100);
+            assert!(t < t0 + MS(20_000), "no redial");
+            c.poll_timers(t);
+            let a = actions(&mut c);
+            if let Some(Action::Connect { force_relay, .. }) = a
+                .into_iter()
+                .find(|a| matches!(a, Action::Connect { key, .. } if *key == [2; 32]))
+            {
+                break force_relay;
+            }
+        };
+        assert!(redial, "the redial goes through the relay");
     }
 }

@@ -21,6 +21,12 @@
 //! - [`Hyperswarm::leave`] stops a topic's discovery and unannounces it; [`Hyperswarm::destroy`] leaves every
 //!   topic, closes the server (unannouncing its key), closes every connection and destroys the DHT node.
 //! - [`Hyperswarm::join_peer`] keeps dialling one public key directly, whatever the topics.
+//! - Blind relays ([`SwarmOpts::relay_through`], `relayThrough`): a [`SwarmRelay`] chooses a relay for each
+//!   connection, ours and the server's, from `force` (the peer's last dial failed in a way only a relay
+//!   fixes: `HOLEPUNCH_ABORTED`, `HOLEPUNCH_DOUBLE_RANDOMIZED_NATS`, `CANNOT_HOLEPUNCH`,
+//!   `REMOTE_NOT_HOLEPUNCHABLE`; the peer is then redialled soon, its attempts reset) and whether our NAT
+//!   randomizes ports. A key relays when forced or randomized, as in the JS. The relayed connection is handed
+//!   out at once and moves to a punched path when one opens (HyperDHT's `relayThrough`).
 //!
 //! Structure: the connection manager is sans-IO ([`SwarmCore`]: events in, [`Action`]s out, clock passed in),
 //! driven by one task per swarm that owns the dials and the connections' close watchers; each topic's
@@ -34,8 +40,7 @@
 //! Differences from the JS: peers found by a query are dialled when the query ends, not as replies stream in;
 //! an incoming duplicate that loses the tie-break does not make us send a keep-alive on the surviving
 //! connection; "established" (`rawBytesRead > 0 && rawBytesWritten > 0` in the JS) is judged from the
-//! application's traffic, or from an age past the keep-alive interval. Not implemented: relaying through blind
-//! relays (`relayThrough`), suspend/resume, the `limit` option of a join, the first announce's clearing of
+//! application's traffic, or from an age past the keep-alive interval. Not implemented: suspend/resume, the `limit` option of a join, the first announce's clearing of
 //! stale announcements (`clear`), per-connection relay address hints (HyperDHT's `connect` here always looks the
 //! peer up), and the `update`/`ban` events (see [`Hyperswarm::stats`]).
 
@@ -57,7 +62,10 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::crypto::KeyPair;
 use crate::hyperdht::messages::{NoisePayload, Peer};
-use crate::hyperdht::{Connection, HyperDht, HyperDhtError, HyperDhtOpts, LookupResult, Server};
+use crate::hyperdht::{
+    ConnectOpts, Connection, HyperDht, HyperDhtError, HyperDhtOpts, LookupResult, RelayThrough,
+    Server,
+};
 use crate::udx::UdxStreamControl;
 
 pub use self::core::{Action, CoreConfig, CoreFirewall, SwarmConn, SwarmCore};
@@ -82,6 +90,53 @@ pub const RANDOM_JITTER: Duration = Duration::from_secs(120);
 /// `firewall(remotePublicKey, payload)`: true **rejects** the peer (and bans it). The payload is the peer's
 /// handshake payload for incoming connections, `None` before we connect out.
 pub type Firewall = Arc<dyn Fn(&[u8; 32], Option<&NoisePayload>) -> bool + Send + Sync>;
+
+/// The swarm's `relayThrough`: which blind relay a connection pairs through.
+#[derive(Clone)]
+pub enum SwarmRelay {
+    /// This relay, when forced (the last dial failed in a way only a relay fixes) or when our NAT
+    /// randomizes ports (the JS `(force, swarm) => force || swarm.dht.randomized ? key : null`).
+    Key([u8; 32]),
+    /// Asked for each connection with `(force, randomized)`; `None` connects without a relay. A server's
+    /// connections ask with `force` false.
+    Select(Arc<dyn Fn(bool, bool) -> Option<[u8; 32]> + Send + Sync>),
+}
+
+impl SwarmRelay {
+    /// The relay for one connection.
+    pub fn select(&self, force: bool, randomized: bool) -> Option<[u8; 32]> {
+        match self {
+            Self::Key(k) => (force || randomized).then_some(*k),
+            Self::Select(f) => f(force, randomized),
+        }
+    }
+}
+
+impl std::fmt::Debug for SwarmRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key(k) => f.debug_tuple("Key").field(&hex::encode(k)).finish(),
+            Self::Select(_) => f.write_str("Select(..)"),
+        }
+    }
+}
+
+impl From<[u8; 32]> for SwarmRelay {
+    fn from(k: [u8; 32]) -> Self {
+        Self::Key(k)
+    }
+}
+
+/// Whether a dial error makes the next dial of that peer go through the relay (`shouldForceRelaying`).
+pub fn should_force_relaying(e: &HyperDhtError) -> bool {
+    matches!(
+        e,
+        HyperDhtError::HolepunchAborted(_)
+            | HyperDhtError::HolepunchDoubleRandomizedNats
+            | HyperDhtError::CannotHolepunch
+            | HyperDhtError::RemoteNotHolepunchable
+    )
+}
 
 /// Errors of the swarm.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +176,8 @@ pub struct SwarmOpts {
     pub refresh_interval: Duration,
     /// Random extra refresh delay ([`RANDOM_JITTER`]).
     pub refresh_jitter: Duration,
+    /// Pair connections through a blind relay (`relayThrough`): ours, and those of our server.
+    pub relay_through: Option<SwarmRelay>,
 }
 
 impl Default for SwarmOpts {
@@ -135,6 +192,7 @@ impl Default for SwarmOpts {
             jitter: retry_timer::BACKOFF_JITTER,
             refresh_interval: REFRESH_INTERVAL,
             refresh_jitter: RANDOM_JITTER,
+            relay_through: None,
         }
     }
 }
@@ -154,6 +212,7 @@ impl std::fmt::Debug for SwarmOpts {
             .field("jitter", &self.jitter)
             .field("refresh_interval", &self.refresh_interval)
             .field("refresh_jitter", &self.refresh_jitter)
+            .field("relay_through", &self.relay_through)
             .finish()
     }
 }
@@ -394,6 +453,7 @@ struct Shared {
     next_session: AtomicU64,
     refresh_interval: Duration,
     refresh_jitter: Duration,
+    relay_through: Option<SwarmRelay>,
 }
 
 impl Drop for Shared {
@@ -414,6 +474,12 @@ impl Shared {
                 let mut server = self
                     .dht
                     .create_server(move |remote, payload| fw.rejects(remote, payload));
+                if let Some(relay) = self.relay_through.clone() {
+                    // A server's connections are never forced (`_maybeRelayConnection(undefined)`).
+                    server.set_relay_through(Some(RelayThrough::Randomized(Arc::new(
+                        move |randomized| relay.select(false, randomized),
+                    ))));
+                }
                 server.listen(self.key_pair.clone()).await?;
                 let (tx, rx) = mpsc::unbounded_channel();
                 tokio::spawn(server_task(server, self.events.clone(), rx));
@@ -591,6 +657,7 @@ impl Hyperswarm {
             dht: dht.clone(),
             key_pair: key_pair.clone(),
             events: events.clone(),
+            relay_through: opts.relay_through.clone(),
             out: Some(out),
             dials: HashMap::new(),
             controls: HashMap::new(),
@@ -611,6 +678,7 @@ impl Hyperswarm {
                 next_session: AtomicU64::new(0),
                 refresh_interval: opts.refresh_interval,
                 refresh_jitter: opts.refresh_jitter,
+                relay_through: opts.relay_through,
             }),
         }
     }
@@ -849,6 +917,7 @@ struct Actor {
     dht: HyperDht,
     key_pair: KeyPair,
     events: mpsc::UnboundedSender<Event>,
+    relay_through: Option<SwarmRelay>,
     out: Option<mpsc::UnboundedSender<(SwarmConnection, PeerInfo)>>,
     dials: HashMap<u64, AbortHandle>,
     controls: HashMap<u64, UdxStreamControl>,
@@ -885,6 +954,9 @@ impl Actor {
                         Ok(conn) => Some(conn),
                         Err(e) => {
                             tracing::debug!("hyperswarm: dial {id} failed: {e}");
+                            if self.relay_through.is_some() && should_force_relaying(&e) {
+                                self.core.force_relaying(id);
+                            }
                             None
                         }
                     };
@@ -926,13 +998,29 @@ impl Actor {
     fn run_actions(&mut self) {
         while let Some(action) = self.core.poll_action() {
             match action {
-                Action::Connect { id, key } => {
+                Action::Connect {
+                    id,
+                    key,
+                    force_relay,
+                } => {
                     tracing::debug!("hyperswarm: dial {id} to {}", hex::encode(key));
                     let dht = self.dht.clone();
                     let kp = self.key_pair.clone();
                     let events = self.events.clone();
+                    let relay = self.relay_through.clone();
                     let task = tokio::spawn(async move {
-                        let result = dht.connect_with(&key, &kp).await;
+                        let relay_through = match relay {
+                            Some(r) => r
+                                .select(force_relay, dht.randomized().await)
+                                .map(RelayThrough::Key),
+                            None => None,
+                        };
+                        let opts = ConnectOpts {
+                            key_pair: Some(kp),
+                            relay_through,
+                            relay_keep_alive: None,
+                        };
+                        let result = dht.connect_opts(&key, opts).await;
                         let _ = events.send(Event::ClientDone { id, result });
                     });
                     self.dials.insert(id, task.abort_handle());

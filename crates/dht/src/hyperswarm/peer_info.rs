@@ -54,6 +54,8 @@ pub struct PeerState {
     pub topics: Vec<[u8; 32]>,
     /// Failed or short-lived connections in a row (`attempts`).
     pub attempts: u32,
+    /// Dial through the swarm's relay whatever our NAT (`forceRelaying`).
+    pub force_relaying: bool,
     /// Current priority.
     pub priority: Priority,
     /// The swarm's flush tick when it was queued (`_flushTick`).
@@ -78,6 +80,7 @@ impl PeerState {
             client: false,
             topics: Vec::new(),
             attempts: 0,
+            force_relaying: false,
             priority: NORMAL_PRIORITY,
             flush_tick: 0,
         }

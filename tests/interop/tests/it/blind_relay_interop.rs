@@ -49,7 +49,7 @@ async fn rust_node(bootstrap: SocketAddr) -> HyperDht {
 }
 
 /// A Rust relay: a HyperDHT server whose connections each get a blind-relay session named by the peer's key.
-async fn rust_relay(
+pub(crate) async fn rust_relay(
     dht: &HyperDht,
 ) -> (
     BlindRelayServer,

@@ -1,7 +1,8 @@
 //! Hyperswarm, Rust <-> JS hyperswarm 4.17.2 and Rust <-> Rust, on a local JS HyperDHT testnet (loopback only,
 //! every wait bounded): peers joining one topic find each other and exchange messages both ways, server-only
 //! and client-only roles both ways round, simultaneous dials end with one connection per side, leaving a
-//! topic unannounces it, three Rust swarms form a full mesh, and a firewall rejection bans the peer.
+//! topic unannounces it, three Rust swarms form a full mesh, and a firewall rejection bans the peer; and
+//! relayThrough: our swarm through a JS blind relay, a JS swarm's relayThrough with our relay.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -10,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use holepunch::compact_encoding::{Reader, Writer};
 use holepunch::crypto::KeyPair;
-use holepunch::hyperdht::HyperDhtOpts;
-use holepunch::hyperswarm::{Backoffs, Hyperswarm, JoinOpts, PeerInfo, SwarmConnection, SwarmOpts};
+use holepunch::hyperdht::{ConnectionPath, HyperDhtOpts};
+use holepunch::hyperswarm::{
+    Backoffs, Hyperswarm, JoinOpts, PeerInfo, SwarmConnection, SwarmOpts, SwarmRelay,
+};
 use holepunch::protomux::{ChannelOptions, Mux};
 use interop::tokio::JsProcess;
 use serde_json::Value;
@@ -908,4 +911,132 @@ async fn sessions_of_a_topic_share_one_discovery() {
         Err(holepunch::hyperswarm::SwarmError::Destroyed)
     ));
     js.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// relayThrough
+
+/// A Rust swarm whose node has no direct path to servers (firewalled, direct paths held back): only a blind
+/// relay connects it, so a connection that opens ran through one.
+async fn relay_only_swarm(net: &interop::JsTestnet, relay: SwarmRelay) -> Hyperswarm {
+    let swarm = Hyperswarm::bind(
+        HyperDhtOpts {
+            bootstrap: net.bootstrap.iter().map(v4).collect(),
+            host: Ipv4Addr::LOCALHOST,
+            assume_firewalled: true,
+            hold_direct_path: Some(None),
+            ..HyperDhtOpts::default()
+        },
+        SwarmOpts {
+            relay_through: Some(relay),
+            ..SwarmOpts::default()
+        },
+    )
+    .await
+    .expect("bind swarm");
+    timeout(STEP, swarm.dht().fully_bootstrapped())
+        .await
+        .expect("bootstrap in time")
+        .expect("bootstrap");
+    swarm
+}
+
+/// Joins `topic` as a client and returns the first connection, checking it runs through the relay and that
+/// messages go both ways with the JS peer.
+async fn relayed_client_connection(rust: &Hyperswarm, js: &mut Js, topic: [u8; 32]) {
+    let _d = rust
+        .join(
+            topic,
+            JoinOpts {
+                server: false,
+                client: true,
+            },
+        )
+        .expect("join");
+    let (mut conn, info) = timeout(STEP, rust.next_connection())
+        .await
+        .expect("in time")
+        .expect("a connection");
+    assert!(info.client);
+    assert_eq!(
+        rust.dht().connection_path(&conn).0,
+        ConnectionPath::Relay,
+        "the connection runs through the relay"
+    );
+    let hello = timeout(STEP, conn.recv_message())
+        .await
+        .expect("hello in time")
+        .expect("read")
+        .expect("a message");
+    assert_eq!(
+        String::from_utf8_lossy(&hello),
+        format!("js:{}", js.public_key)
+    );
+    conn.send_message(b"rust through the relay")
+        .await
+        .expect("send");
+    js.expect(|v| v["text"] == "rust through the relay", STEP)
+        .await;
+    js.expect(|v| v.get("connection").is_some(), STEP).await;
+}
+
+/// Our swarm's relayThrough (a function choosing the relay for every connection) through a JS blind relay
+/// (blind-relay 1.6.1) to a JS hyperswarm 4 server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_swarm_relays_through_a_js_blind_relay() {
+    let net = testnet();
+    let mut relay = interop::tokio::node("blind_relay_peer.js", &["relay", &net.bootstrap_arg()]);
+    let v = Js::parse(&relay.line(STEP).await);
+    let relay_key: [u8; 32] = hex::decode(v["relay"].as_str().expect("relay key"))
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    let topic = random_topic();
+    let mut js = Js::start(&net, &topic, "server").await;
+    js.expect(|v| v.get("flushed").is_some(), STEP).await;
+    let rust = relay_only_swarm(
+        &net,
+        SwarmRelay::Select(Arc::new(move |_force, _randomized| Some(relay_key))),
+    )
+    .await;
+    relayed_client_connection(&rust, &mut js, topic).await;
+    let paired = Js::parse(&relay.line(STEP).await);
+    assert_eq!(paired["paired"], 1, "{paired}");
+    rust.destroy().await;
+    js.finish().await;
+    let _ = relay.finish(Duration::from_secs(20)).await;
+}
+
+/// A JS hyperswarm 4 server with relayThrough naming our relay (a Rust blind relay): the server's relay wins,
+/// and our swarm (with a relay key, which it would only use itself when forced or behind a randomizing NAT)
+/// pairs through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_swarm_relay_through_a_rust_relay() {
+    let net = testnet();
+    let relay_node = rust_node(&net).await;
+    let (relay, relay_key, _task) = crate::blind_relay_interop::rust_relay(&relay_node).await;
+    let topic = random_topic();
+    let relay_hex = hex::encode(relay_key);
+    let mut js = Js::start_with(&net, &topic, "server", &["--relay", &relay_hex], None).await;
+    js.expect(|v| v.get("flushed").is_some(), STEP).await;
+    let rust = relay_only_swarm(&net, SwarmRelay::Key(relay_key)).await;
+    relayed_client_connection(&rust, &mut js, topic).await;
+    assert_eq!(relay.stats().pairings_matched, 1);
+    rust.destroy().await;
+    js.finish().await;
+}
+
+async fn rust_node(net: &interop::JsTestnet) -> holepunch::hyperdht::HyperDht {
+    let dht = holepunch::hyperdht::HyperDht::bind(HyperDhtOpts {
+        bootstrap: net.bootstrap.iter().map(v4).collect(),
+        host: Ipv4Addr::LOCALHOST,
+        ..HyperDhtOpts::default()
+    })
+    .await
+    .expect("bind");
+    timeout(STEP, dht.fully_bootstrapped())
+        .await
+        .expect("bootstrap in time")
+        .expect("bootstrap");
+    dht
 }
