@@ -532,14 +532,17 @@ pub(crate) async fn info(out: Out, dir: &Path, key: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Bytes the files under `p` use on disk (JS `Info.bytesUsed`: `st.blocks * 512`), so a JS store's drive
+/// shows the size JS shows.
 fn dir_size(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
     };
     rd.flatten()
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
+            Ok(m) => m.blocks() * 512,
             Err(_) => 0,
         })
         .sum()

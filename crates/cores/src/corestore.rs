@@ -472,7 +472,14 @@ impl Corestore {
         if self.root.layout == Layout::Corestore6 {
             let pk = self.root.primary_key;
             return self.open_or_create(key, |dir| {
-                Hypercore::create_js(dir, key, Some(&manifest), key_pair.as_ref(), Vec::new(), Some(&pk))
+                Hypercore::create_js(
+                    dir,
+                    key,
+                    Some(&manifest),
+                    key_pair.as_ref(),
+                    Vec::new(),
+                    Some(&pk),
+                )
             });
         }
         self.open_or_create(key, |dir| match key_pair {
@@ -619,6 +626,109 @@ mod tests {
             Corestore::open(&dir),
             Err(CorestoreError::CorruptPrimaryKey(_))
         ));
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            }
+            out.push(p);
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn unknown_layouts_are_refused_and_left_untouched() {
+        // corestore 7 (hypercore-storage's RocksDB), a bare RocksDB, something else entirely.
+        let layouts: [&[(&str, &[u8])]; 3] = [
+            &[("CORESTORE", b""), ("db/CURRENT", b"MANIFEST-000004\n")],
+            &[("000007.sst", b"x"), ("MANIFEST-000004", b"x")],
+            &[("notes.txt", b"not a store")],
+        ];
+        for files_in in layouts {
+            let dir = tmp("unknown");
+            for (name, bytes) in files_in {
+                let p = dir.join(name);
+                fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+                fs::write(&p, bytes).expect("write");
+            }
+            let before = files(&dir);
+            let err = Corestore::open(&dir).expect_err("must refuse");
+            assert!(matches!(err, CorestoreError::UnknownLayout { .. }), "{err}");
+            assert!(
+                err.to_string().contains(&dir.display().to_string()),
+                "{err}"
+            );
+            assert_eq!(files(&dir), before, "nothing written");
+            let _ = fs::remove_dir_all(&dir);
+        }
+        let dir = tmp("c7");
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join("CORESTORE"), b"").expect("write");
+        let msg = Corestore::open(&dir).expect_err("refuse").to_string();
+        assert!(msg.contains("corestore 7"), "{msg}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn corestore6_stores_open_in_place_with_compat_named_cores() -> Result<()> {
+        let dir = tmp("c6");
+        fs::create_dir_all(&dir)?;
+        fs::write(dir.join(PRIMARY_KEY_FILE), [5u8; 32])?;
+        assert_eq!(detect_layout(&dir)?, Some(Layout::Corestore6));
+        let store = Corestore::open(&dir)?;
+        assert_eq!(store.layout(), Layout::Corestore6);
+        let ns = store.namespace("drive");
+        let core = ns.get("db")?;
+        // corestore 6: a compat core, key = the derived public key, under cores/ab/cd/<dkey>/.
+        assert_eq!(core.key(), ns.create_key_pair("db").public);
+        assert!(core.is_js_format());
+        core.append(&[b"a", b"bc"])?;
+        let id = hex::encode(core.discovery_key());
+        let core_dir = dir.join(CORES_DIR).join(&id[..2]).join(&id[2..4]).join(&id);
+        assert_eq!(core.dir(), core_dir);
+        for f in ["oplog", "tree", "bitfield", "data"] {
+            assert!(core_dir.join(f).exists(), "{f}");
+        }
+        assert_eq!(fs::read(core_dir.join("data"))?, b"abc");
+        let (key, dk) = (core.key(), core.discovery_key());
+        drop((core, ns));
+        // A second open while the first holds the store's lock is refused.
+        assert!(Corestore::open(&dir).is_err());
+        drop(store);
+        // Reopened by key from the root store: writable again (key pair from the name in its user data).
+        let store = Corestore::open(&dir)?;
+        assert_eq!(store.list()?, vec![dk]);
+        let core = store.get_by_key(key, None)?;
+        assert!(core.writable());
+        assert_eq!(core.length(), 2);
+        assert_eq!(core.get(1)?.as_deref(), Some(&b"bc"[..]));
+        core.append(&[b"d"])?;
+        drop(core);
+        drop(store);
+        let store = Corestore::open(&dir)?;
+        let core = store.get_by_discovery_key(&dk)?.expect("stored");
+        assert_eq!(core.length(), 3);
+        assert_eq!(core.get(2)?.as_deref(), Some(&b"d"[..]));
+        assert_eq!(
+            fs::read(dir.join(PRIMARY_KEY_FILE))?,
+            [5u8; 32],
+            "primary key kept"
+        );
+        drop((core, store));
+        // A short primary key is an error, never replaced (JS would write a new one).
+        fs::write(dir.join(PRIMARY_KEY_FILE), [5u8; 8])?;
+        assert!(matches!(
+            Corestore::open(&dir),
+            Err(CorestoreError::CorruptPrimaryKey(_))
+        ));
+        assert_eq!(fs::read(dir.join(PRIMARY_KEY_FILE))?, [5u8; 8]);
         fs::remove_dir_all(&dir)?;
         Ok(())
     }

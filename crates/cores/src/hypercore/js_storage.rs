@@ -171,7 +171,9 @@ pub fn parse_manifest(raw: &[u8]) -> Result<Manifest, DecodeError> {
     }
     r.uint()?;
     if r.uint()? != 1 {
-        return Err(DecodeError::Invalid("version 0 manifest without a single signer"));
+        return Err(DecodeError::Invalid(
+            "version 0 manifest without a single signer",
+        ));
     }
     let (namespace, public_key) = decode_signer(&mut r)?;
     let mut m = Manifest::default_signer(public_key);
@@ -227,7 +229,12 @@ impl OplogHeader {
                 .try_into()
                 .map_err(|_| DecodeError::Invalid("signer public key"))?;
             let mut w = Writer::new();
-            w.uint(0).uint(0).uint(1).uint(0).fixed32(&[0; 32]).fixed32(&key);
+            w.uint(0)
+                .uint(0)
+                .uint(1)
+                .uint(0)
+                .fixed32(&[0; 32])
+                .fixed32(&key);
             return Ok(Self {
                 external: None,
                 key,
@@ -557,7 +564,7 @@ impl Bitfield {
             return;
         }
         // A range past what any disk holds is a corrupt entry: cap it (JS would run out of memory).
-        let end = end.min(start.saturating_add(1 << 40));
+        let end = end.min(start.saturating_add(1 << 32));
         let need = usize::try_from(end.div_ceil(8)).unwrap_or(usize::MAX);
         if value && need > self.bytes.len() {
             let pages = need.div_ceil(PAGE_SIZE);
@@ -974,7 +981,10 @@ impl JsCore {
         let bit = (self.bits[i] + 1) & 1;
         let framed = frame(&payload, bit, false)?;
         if framed.len() > PAGE_SIZE {
-            return Err(io::Error::new(ErrorKind::InvalidData, "oplog header overflow"));
+            return Err(io::Error::new(
+                ErrorKind::InvalidData,
+                "oplog header overflow",
+            ));
         }
         self.oplog
             .write_all_at(&framed, if i == 0 { 0 } else { PAGE_SIZE as u64 })?;
@@ -1075,4 +1085,254 @@ fn punch(file: &File, offset: u64, len: u64) {
 fn punch(file: &File, offset: u64, len: u64) {
     let zeros = vec![0u8; usize::try_from(len).unwrap_or(0).min(1 << 24)];
     let _ = file.write_all_at(&zeros, offset);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn node(index: u64, size: u64) -> TreeNode {
+        TreeNode {
+            index,
+            size,
+            hash: [index as u8 ^ 0x5a; 32],
+        }
+    }
+
+    fn header(length: u64) -> OplogHeader {
+        OplogHeader {
+            key: [7; 32],
+            manifest: None,
+            key_pair: Some((vec![1; 32], vec![2; 64])),
+            user_data: vec![("corestore/name".into(), b"db".to_vec())],
+            tree: TreeHeader {
+                fork: 0,
+                length,
+                root_hash: vec![3; 32],
+                signature: vec![4; 64],
+            },
+            hints: Hints {
+                reorgs: vec![(0, 1, 2)],
+                contiguous_length: length,
+            },
+            external: None,
+        }
+    }
+
+    fn entry(i: u64) -> OplogEntry {
+        OplogEntry {
+            user_data: None,
+            tree_nodes: Some(vec![node(2 * i, 10)]),
+            tree_upgrade: Some(TreeUpgrade {
+                fork: 0,
+                ancestors: i,
+                length: i + 1,
+                signature: vec![9; 64],
+            }),
+            bitfield: Some(BitfieldUpdate {
+                drop: false,
+                start: i,
+                length: 1,
+            }),
+        }
+    }
+
+    /// An oplog as JS lays it out: `slots` at 0 and 4096, entries from 8192.
+    fn oplog(
+        slots: [Option<(u8, &OplogHeader)>; 2],
+        entries: &[(u8, bool, OplogEntry)],
+    ) -> Vec<u8> {
+        let mut buf = vec![0u8; ENTRY_OFFSET as usize];
+        for (i, slot) in slots.iter().enumerate() {
+            if let Some((bit, h)) = slot {
+                let f = frame(&h.encode(None), *bit, false).expect("frame");
+                buf[i * PAGE_SIZE..i * PAGE_SIZE + f.len()].copy_from_slice(&f);
+            }
+        }
+        for (bit, partial, e) in entries {
+            buf.extend_from_slice(&frame(&e.encode(), *bit, *partial).expect("frame"));
+        }
+        buf
+    }
+
+    #[test]
+    fn header_and_entries_round_trip() {
+        let h = header(5);
+        assert_eq!(OplogHeader::decode(&h.encode(None)), Ok(h.clone()));
+        let ext = OplogHeader::decode(&h.encode(Some((4096, 300)))).expect("external");
+        assert_eq!(ext.external, Some((4096, 300)));
+        for i in 0..3 {
+            assert_eq!(OplogEntry::decode(&entry(i).encode()), Ok(entry(i)));
+        }
+        let ud = OplogEntry {
+            user_data: Some(("k".into(), b"v".to_vec())),
+            ..OplogEntry::default()
+        };
+        assert_eq!(OplogEntry::decode(&ud.encode()), Ok(ud));
+    }
+
+    #[test]
+    fn the_header_in_force_follows_the_slot_bits() {
+        let (old, new) = (header(1), header(2));
+        // Slot 0 bit 0 alone: slot 0.
+        let d = decode_oplog(&oplog([Some((0, &old)), None], &[])).expect("decode");
+        assert_eq!((d.header.as_ref(), d.bits), (Some(&old), [0, 0]));
+        // Slot 0 bit 0, slot 1 bit 1: (0 + 1) & 1 = 1, slot 1 is newer.
+        let d = decode_oplog(&oplog([Some((0, &old)), Some((1, &new))], &[])).expect("decode");
+        assert_eq!(d.header.as_ref(), Some(&new));
+        // Then slot 0 rewritten with bit 1: (1 + 1) & 1 = 0, slot 0 is newer.
+        let d = decode_oplog(&oplog([Some((1, &new)), Some((1, &old))], &[])).expect("decode");
+        assert_eq!(d.header.as_ref(), Some(&new));
+        // A torn newer slot: the other one is used.
+        let mut buf = oplog([Some((0, &old)), Some((1, &new))], &[]);
+        buf[PAGE_SIZE + 20] ^= 0xff;
+        let d = decode_oplog(&buf).expect("decode");
+        assert_eq!(d.header.as_ref(), Some(&old));
+        // No valid slot: empty when short, corrupt when entries could follow.
+        assert_eq!(decode_oplog(&[]).map(|d| d.header), Ok(None));
+        assert_eq!(decode_oplog(&vec![0u8; 9000]), Err(OplogError::Corrupt));
+    }
+
+    #[test]
+    fn entries_replay_until_a_torn_or_foreign_one() {
+        let h = header(0);
+        let entries: Vec<_> = (0..4).map(|i| (0u8, false, entry(i))).collect();
+        let whole = oplog([Some((0, &h)), None], &entries);
+        let d = decode_oplog(&whole).expect("decode");
+        assert_eq!(d.entries.len(), 4);
+        assert_eq!(ENTRY_OFFSET + d.entries_len, whole.len() as u64);
+        // Cut anywhere inside the last entry: the first three remain.
+        let last = frame(&entry(3).encode(), 0, false).expect("frame").len();
+        for cut in 1..last {
+            let d = decode_oplog(&whole[..whole.len() - cut]).expect("decode");
+            assert_eq!(
+                d.entries,
+                (0..3).map(entry).collect::<Vec<_>>(),
+                "cut {cut}"
+            );
+            assert_eq!(ENTRY_OFFSET + d.entries_len, (whole.len() - last) as u64);
+        }
+        // A flipped byte in the second entry ends the log before it (its checksum fails).
+        let mut bad = whole.clone();
+        bad[ENTRY_OFFSET as usize + last + 12] ^= 1;
+        assert_eq!(decode_oplog(&bad).expect("decode").entries, vec![entry(0)]);
+        // Entries of an older header (the other bit) do not count.
+        let stale: Vec<_> = (0..2).map(|i| (1u8, false, entry(i))).collect();
+        let d = decode_oplog(&oplog([Some((0, &h)), None], &stale)).expect("decode");
+        assert!(d.entries.is_empty());
+        // An atomic batch cut short (trailing partial entries) is dropped whole.
+        let batch = [
+            (0u8, false, entry(0)),
+            (0, true, entry(1)),
+            (0, true, entry(2)),
+        ];
+        let d = decode_oplog(&oplog([Some((0, &h)), None], &batch)).expect("decode");
+        assert_eq!(d.entries, vec![entry(0)]);
+    }
+
+    #[test]
+    fn tree_nodes_are_40_bytes_at_their_index() {
+        let mut file = vec![0u8; 5 * 40];
+        for n in [node(0, 3), node(1, 7), node(4, 1)] {
+            let at = (n.index * NODE_SIZE) as usize;
+            file[at..at + 40].copy_from_slice(&encode_node(&n));
+        }
+        let nodes = decode_tree(&file);
+        assert_eq!(nodes.keys().copied().collect::<Vec<_>>(), vec![0, 1, 4]);
+        assert_eq!(nodes.get(&1), Some(&node(1, 7)));
+        assert_eq!(encode_node(&node(1, 7))[..8], 7u64.to_le_bytes());
+        // All zeros is no node; a trailing partial node is ignored.
+        assert_eq!(decode_node(2, &[0; 40]), None);
+        file.extend_from_slice(&[1; 39]);
+        assert_eq!(decode_tree(&file).len(), 3);
+    }
+
+    #[test]
+    fn bitfield_bits_and_pages() {
+        let mut b = Bitfield::default();
+        b.set_range(3, 20, true);
+        assert!(!b.get(2) && b.get(3) && b.get(22) && !b.get(23));
+        assert_eq!(b.bytes.len(), PAGE_SIZE);
+        assert_eq!(b.bytes[0], 0b1111_1000);
+        assert_eq!(
+            b.set_bits(100).collect::<Vec<_>>(),
+            (3..23).collect::<Vec<_>>()
+        );
+        assert_eq!(b.set_bits(10).count(), 7);
+        assert_eq!(b.first_unset(3), 23);
+        b.set_range(10, 2, false);
+        assert!(!b.get(10) && !b.get(11) && b.get(12));
+        // A bit on the second page dirties (and writes) that page only.
+        b.take_dirty();
+        b.set_range(8 * PAGE_SIZE as u64 + 1, 1, true);
+        let dirty: Vec<u64> = b.take_dirty().into_iter().map(|(o, _)| o).collect();
+        assert_eq!(dirty, vec![PAGE_SIZE as u64]);
+    }
+
+    #[test]
+    fn a_core_written_here_reopens_with_the_same_state() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("core");
+        let mut h = header(0);
+        h.tree = TreeHeader::default();
+        h.hints = Hints::default();
+        let (mut core, state) = JsCore::create(&path, h.clone()).expect("create");
+        assert_eq!(state.header, h);
+        for i in 0..3u64 {
+            let block = vec![i as u8; 10];
+            core.write(&Change {
+                entries: vec![entry(i)],
+                blocks: vec![(i * 10, &block)],
+                punch: Vec::new(),
+                root_hash: Some([i as u8; 32]),
+            })
+            .expect("write");
+        }
+        drop(core);
+        let (core, state) = JsCore::open(&path).expect("open");
+        assert_eq!(state.header.tree.length, 3);
+        assert_eq!(state.header.tree.root_hash, vec![2; 32]);
+        assert_eq!(state.header.hints.contiguous_length, 3);
+        assert_eq!(state.nodes.len(), 3);
+        assert_eq!(state.bitfield.set_bits(3).count(), 3);
+        let mut buf = [0u8; 10];
+        core.data_file()
+            .expect("data")
+            .read_exact_at(&mut buf, 20)
+            .expect("read");
+        assert_eq!(buf, [2; 10]);
+        // Everything was flushed: the log holds only its header slots.
+        assert_eq!(
+            fs::metadata(path.join("oplog")).expect("oplog").len(),
+            ENTRY_OFFSET
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..10_000)) {
+            let _ = decode_oplog(&bytes);
+            let _ = OplogHeader::decode(&bytes);
+            let _ = OplogEntry::decode(&bytes);
+            let _ = read_frame(&bytes);
+            let _ = parse_manifest(&bytes);
+            let _ = decode_tree(&bytes);
+            let _ = Bitfield::from_bytes(bytes.clone()).set_bits(u64::MAX).count();
+        }
+
+        #[test]
+        fn damaged_oplogs_never_panic(cut in 0usize..9000, flip in 0usize..9000) {
+            let h = header(0);
+            let entries: Vec<_> = (0..3).map(|i| (0u8, false, entry(i))).collect();
+            let mut buf = oplog([Some((0, &h)), Some((1, &h))], &entries);
+            if let Some(b) = buf.get_mut(flip) {
+                *b ^= 0x41;
+            }
+            buf.truncate(cut.max(1));
+            if let Ok(d) = decode_oplog(&buf) {
+                prop_assert!(ENTRY_OFFSET + d.entries_len <= buf.len().max(ENTRY_OFFSET as usize) as u64);
+            }
+        }
+    }
 }

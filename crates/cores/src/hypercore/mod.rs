@@ -119,7 +119,6 @@ impl Backend {
             Backend::Js(js) => js.set_durability(durability),
         }
     }
-
 }
 
 /// Nodes of a map plus nodes not stored yet (a batch being written).
