@@ -413,3 +413,41 @@ fn unreadable_store_layout_is_a_clear_error_and_stays_untouched() {
     }
     let _ = std::fs::remove_dir_all(&cwd);
 }
+
+#[test]
+fn rust_downloads_into_a_js_store_and_js_reads_it_offline() {
+    interop::require_js();
+    let cwd = scratch("download");
+    let src = cwd.join("src");
+    write(&src, "hi.txt", b"hi\n");
+    write(&src, "x/big.bin", &data(9, 500_000));
+    // A drive in a Rust store, seeded by Rust.
+    let key = field(&rs(&cwd, &["touch", "--storage", "nat"]), "New drive:");
+    rs(&cwd, &["mirror", "./src", &key, "--storage", "nat"]);
+    // A JS user's store.
+    js(&cwd, &["touch", "--storage", "js"]);
+    let net = JsTestnet::start(5);
+    {
+        let _seed = rs_seed(&cwd, &key, "nat", &net.bootstrap_arg());
+        let out = rs(
+            &cwd,
+            &[
+                "download",
+                &key,
+                "--storage",
+                "js",
+                "--bootstrap",
+                &net.bootstrap_arg(),
+            ],
+        );
+        assert!(out.contains("Download finished for blobs"), "{out}");
+    }
+    // JS reads the downloaded (read-only) drive from its store, no peer online.
+    let info = js(&cwd, &["info", &key, "--storage", "js"]);
+    assert_eq!(field(&info, "Writable?"), "false", "{info}");
+    let ls = js(&cwd, &["ls", &key, "-r", "--storage", "js"]);
+    assert_eq!(listed(&ls), ["/hi.txt", "/x/big.bin"], "{ls}");
+    js(&cwd, &["mirror", &key, "./out-js", "--storage", "js"]);
+    assert_eq!(tree(&cwd.join("out-js")), tree(&src));
+    let _ = std::fs::remove_dir_all(&cwd);
+}
