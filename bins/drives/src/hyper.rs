@@ -288,12 +288,7 @@ fn drive_options() -> DriveOptions {
 
 /// Opens the corestore at `dir` (creating it), with a clear error for a broken one.
 pub(crate) fn open_store(dir: &Path) -> anyhow::Result<Corestore> {
-    Corestore::open(dir).with_context(|| {
-        format!(
-            "cannot open the corestore at {} (corrupt or unreadable?)",
-            dir.display()
-        )
-    })
+    Corestore::open(dir).with_context(|| format!("cannot open the corestore at {}", dir.display()))
 }
 
 fn open_hyper(store: &Corestore, key: &str) -> anyhow::Result<Hyperdrive> {

@@ -75,6 +75,9 @@ pub enum CorestoreError {
         /// What it looks like.
         what: String,
     },
+    /// Another process (a JS `drives`, or another `drives`) has the store open.
+    #[error("the store {0} is in use by another process (JS or Rust drives); close it first")]
+    InUse(PathBuf),
     /// A corestore 6 directory with cores but no primary key.
     #[error("{0} holds JS corestore 6 cores but no 32-byte primary-key file; refusing to create a new one")]
     MissingPrimaryKey(PathBuf),
@@ -197,6 +200,33 @@ pub fn detect_layout(dir: &Path) -> Result<Option<Layout>> {
     }
 }
 
+/// The lock JS corestore 6 takes on `primary-key` (random-access-file's `lock` through fs-native-extensions: an
+/// exclusive open-file-description lock, `fcntl(F_OFD_SETLK)`, over the whole file on Linux), so JS and Rust
+/// never use one store at the same time; held until the file is closed.
+#[cfg(target_os = "linux")]
+fn lock_like_js(file: &fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero `flock` is a valid value of this plain C struct.
+    let mut data: libc::flock = unsafe { std::mem::zeroed() };
+    data.l_type = libc::F_WRLCK as libc::c_short;
+    data.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: `fcntl` reads the descriptor (kept open by `file`) and the struct, both valid for the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &data) };
+    if rc == -1 {
+        let e = io::Error::last_os_error();
+        if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) {
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, e));
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lock_like_js(file: &fs::File) -> io::Result<()> {
+    crate::hypercore::storage::lock_file(file)
+}
+
 struct Root {
     dir: PathBuf,
     layout: Layout,
@@ -308,14 +338,11 @@ impl Corestore {
             return Err(CorestoreError::AnotherCorestore(dir.to_path_buf()));
         }
         let lock = fs::OpenOptions::new().read(true).write(true).open(&path)?;
-        crate::hypercore::storage::lock_file(&lock).map_err(|e| {
+        lock_like_js(&lock).map_err(|e| {
             if e.kind() == io::ErrorKind::WouldBlock {
-                io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    format!("the store {} is in use by another process", dir.display()),
-                )
+                CorestoreError::InUse(dir.to_path_buf())
             } else {
-                e
+                e.into()
             }
         })?;
         let (opened, _) = broadcast::channel(64);
@@ -700,7 +727,10 @@ mod tests {
         let (key, dk) = (core.key(), core.discovery_key());
         drop((core, ns));
         // A second open while the first holds the store's lock is refused.
-        assert!(Corestore::open(&dir).is_err());
+        assert!(matches!(
+            Corestore::open(&dir),
+            Err(CorestoreError::InUse(_))
+        ));
         drop(store);
         // Reopened by key from the root store: writable again (key pair from the name in its user data).
         let store = Corestore::open(&dir)?;

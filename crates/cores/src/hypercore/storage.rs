@@ -670,6 +670,7 @@ fn punch_hole(_file: &File, _offset: u64, _len: u64) -> bool {
 /// A lock held elsewhere is retried for up to a second: a process that forks copies every descriptor into the
 /// child until it `exec`s (they are close-on-exec), so a core closed while another thread spawns a process can
 /// stay locked for a moment after its last handle is gone.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 pub(crate) fn lock_file(file: &File) -> io::Result<()> {
     lock_exclusive(file)
 }
