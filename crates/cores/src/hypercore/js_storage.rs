@@ -931,7 +931,13 @@ impl JsCore {
             }
             if let Some(b) = e.bitfield {
                 self.bitfield.set_range(b.start, b.length, !b.drop);
-                update_contig(&mut self.header.hints, b, &self.bitfield);
+                if b.drop && e.tree_upgrade.is_none() {
+                    // A clear (JS `core.clear`): the contiguous prefix ends at its start.
+                    let h = &mut self.header.hints;
+                    h.contiguous_length = h.contiguous_length.min(b.start);
+                } else {
+                    update_contig(&mut self.header.hints, b, &self.bitfield);
+                }
             }
             if let Some(u) = &e.tree_upgrade {
                 add_reorg_hint(
@@ -1307,6 +1313,78 @@ mod tests {
             fs::metadata(path.join("oplog")).expect("oplog").len(),
             ENTRY_OFFSET
         );
+    }
+
+    #[test]
+    fn a_header_too_big_for_its_slot_goes_to_the_header_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("core");
+        let mut h = header(0);
+        h.tree = TreeHeader::default();
+        h.user_data = vec![("big".into(), vec![9; 6000])];
+        let (mut core, state) = JsCore::create(&path, h.clone()).expect("create");
+        assert_eq!(state.header.user_data, h.user_data);
+        assert!(state.header.external.is_some());
+        assert!(
+            fs::metadata(path.join("header"))
+                .expect("header file")
+                .len()
+                > 6000
+        );
+        let block = [1u8; 4];
+        core.write(&Change {
+            entries: vec![entry(0)],
+            blocks: vec![(0, &block)],
+            punch: Vec::new(),
+            root_hash: Some([1; 32]),
+        })
+        .expect("write");
+        drop(core);
+        let (_, state) = JsCore::open(&path).expect("reopen");
+        assert_eq!(state.header.user_data, h.user_data);
+        assert_eq!(state.header.tree.length, 1);
+    }
+
+    #[test]
+    fn hypercore_on_js_files_appends_truncates_clears_and_reopens() {
+        use crate::crypto::KeyPair;
+        use crate::hypercore::{messages::Manifest, Hypercore};
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("core");
+        let kp = KeyPair::from_seed(&[4; 32]);
+        let core = Hypercore::create_js(
+            &path,
+            kp.public,
+            Some(&Manifest::default_signer(kp.public)),
+            Some(&kp),
+            Vec::new(),
+            None,
+        )
+        .expect("create");
+        let blocks: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+        let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+        core.append(&refs).expect("append");
+        core.truncate(2).expect("truncate");
+        core.append(&[b"new"]).expect("append");
+        core.clear(0, 1).expect("clear");
+        let (hash, sig) = (core.tree_hash(), core.signature());
+        drop(core);
+        let core = Hypercore::open(&path).expect("reopen");
+        assert!(core.writable());
+        assert_eq!((core.length(), core.fork()), (3, 1));
+        assert_eq!((core.tree_hash(), core.signature()), (hash, sig));
+        assert_eq!(core.get(0).expect("get"), None, "cleared");
+        assert_eq!(core.get(1).expect("get"), Some(blocks[1].clone()));
+        assert_eq!(core.get(2).expect("get").as_deref(), Some(&b"new"[..]));
+        assert_eq!(core.byte_length(), 100 + 101 + 3);
+        // The head JS reads: the header's tree after the flush.
+        let (_, state) = JsCore::open(&path).expect("raw");
+        assert_eq!(state.header.tree.length, 3);
+        assert_eq!(state.header.tree.fork, 1);
+        assert_eq!(state.header.tree.root_hash, hash.to_vec());
+        assert_eq!(state.header.hints.contiguous_length, 0);
+        assert_eq!(state.header.hints.reorgs, vec![(0, 1, 2)]);
+        assert_eq!(state.bitfield.set_bits(10).collect::<Vec<_>>(), vec![1, 2]);
     }
 
     proptest! {
