@@ -298,12 +298,7 @@ fn drive_options() -> DriveOptions {
 
 /// Opens the corestore at `dir` (creating it), with a clear error for a broken one.
 pub(crate) fn open_store(dir: &Path) -> anyhow::Result<Corestore> {
-    Corestore::open(dir).with_context(|| {
-        format!(
-            "cannot open the corestore at {} (corrupt or unreadable?)",
-            dir.display()
-        )
-    })
+    Corestore::open(dir).with_context(|| format!("cannot open the corestore at {}", dir.display()))
 }
 
 fn open_hyper(store: &Corestore, key: &str) -> anyhow::Result<Hyperdrive> {
@@ -542,14 +537,17 @@ pub(crate) async fn info(out: Out, dir: &Path, key: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Bytes the files under `p` use on disk (JS `Info.bytesUsed`: `st.blocks * 512`), so a JS store's drive
+/// shows the size JS shows.
 fn dir_size(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
     };
     rd.flatten()
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
+            Ok(m) => m.blocks() * 512,
             Err(_) => 0,
         })
         .sum()

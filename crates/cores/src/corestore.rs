@@ -21,6 +21,14 @@
 //! <dir>/cores/<discovery key hex>/   one Hypercore each (see crate::hypercore)
 //! ```
 //!
+//! A directory in corestore 6's layout (what JS `drives` 2.9.1 keeps: `primary-key` beside
+//! `cores/<2 hex>/<2 hex>/<discovery key hex>/` holding hypercore 10's `oplog`, `tree`, `bitfield` and
+//! `data`) is detected on open and used in place ([`Layout::Corestore6`]): its cores are read and written in
+//! hypercore 10's format ([`crate::hypercore::js_storage`]), named cores are compat cores (key = public key) as
+//! corestore 6 makes them, and the JS tools keep reading the store. A directory in a layout this crate cannot
+//! read (corestore 7's RocksDB, or anything else) is refused with [`CorestoreError::UnknownLayout`], and
+//! nothing is written into it.
+//!
 //! [`Corestore`] keeps every core it opened in a map by discovery key, so a replicator can attach all open
 //! cores to a new connection ([`Corestore::cores`]), find the core a remote asks for
 //! ([`Corestore::get_by_discovery_key`]) and hear of cores opened later ([`Corestore::subscribe`]), as JS
@@ -59,6 +67,20 @@ pub enum CorestoreError {
     /// The directory holds a store with another primary key than the one given.
     #[error("another corestore is stored in {0}")]
     AnotherCorestore(PathBuf),
+    /// The directory holds something this implementation cannot read as a corestore.
+    #[error("{dir} is {what}: this version of the tools cannot read it, and left it untouched")]
+    UnknownLayout {
+        /// The store directory.
+        dir: PathBuf,
+        /// What it looks like.
+        what: String,
+    },
+    /// Another process (a JS `drives`, or another `drives`) has the store open.
+    #[error("the store {0} is in use by another process (JS or Rust drives); close it first")]
+    InUse(PathBuf),
+    /// A corestore 6 directory with cores but no primary key.
+    #[error("{0} holds JS corestore 6 cores but no 32-byte primary-key file; refusing to create a new one")]
+    MissingPrimaryKey(PathBuf),
     /// The core stored under a discovery key has another key than expected.
     #[error("the core stored for discovery key {0} has another key")]
     KeyMismatch(String),
@@ -98,8 +120,118 @@ pub fn core_key(public_key: &[u8; 32]) -> [u8; 32] {
     caps::manifest_hash(&Manifest::default_signer(*public_key))
 }
 
+/// How a store directory keeps its cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// This implementation's own format: `cores/<discovery key hex>/{meta,log}`.
+    Native,
+    /// JS corestore 6 / hypercore 10 (JS `drives` 2.9.1): `cores/ab/cd/<discovery key hex>/{oplog,tree,bitfield,data}`.
+    Corestore6,
+}
+
+fn is_hex(name: &str, len: usize) -> bool {
+    name.len() == len && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn rocksdb_marker(dir: &Path) -> Option<String> {
+    let entries = fs::read_dir(dir).ok()?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "CURRENT"
+            || name.starts_with("MANIFEST-")
+            || name.starts_with("OPTIONS-")
+            || name.ends_with(".sst")
+        {
+            return Some(name);
+        }
+    }
+    None
+}
+
+/// What kind of store `dir` holds: None when it is missing or empty (a new store), an error when it holds
+/// something this implementation cannot read.
+pub fn detect_layout(dir: &Path) -> Result<Option<Layout>> {
+    let unknown = |what: String| CorestoreError::UnknownLayout {
+        dir: dir.to_path_buf(),
+        what,
+    };
+    let entries: Vec<String> = match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    if entries.iter().any(|e| e == "CORESTORE") {
+        return Err(unknown(
+            "a JS corestore 7 store (hypercore-storage, RocksDB: a CORESTORE file)".into(),
+        ));
+    }
+    if let Some(m) = rocksdb_marker(dir).or_else(|| rocksdb_marker(&dir.join("db"))) {
+        return Err(unknown(format!("a RocksDB database (found {m})")));
+    }
+    let has_pk = entries.iter().any(|e| e == PRIMARY_KEY_FILE);
+    let cores = dir.join(CORES_DIR);
+    let core_entries: Option<Vec<String>> = fs::read_dir(&cores).ok().map(|rd| {
+        rd.filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    });
+    match core_entries {
+        None if has_pk => Ok(Some(Layout::Corestore6)),
+        None => Err(unknown(format!(
+            "not a corestore (no {PRIMARY_KEY_FILE} file and no {CORES_DIR} folder)"
+        ))),
+        Some(list) => {
+            if list.iter().any(|n| is_hex(n, 2)) {
+                Ok(Some(Layout::Corestore6))
+            } else if list.is_empty() || list.iter().any(|n| is_hex(n, 64)) {
+                Ok(Some(Layout::Native))
+            } else {
+                Err(unknown(format!(
+                    "a store whose {CORES_DIR} folder holds neither this implementation's cores nor corestore 6's"
+                )))
+            }
+        }
+    }
+}
+
+/// The lock JS corestore 6 takes on `primary-key` (random-access-file's `lock` through fs-native-extensions: an
+/// exclusive open-file-description lock, `fcntl(F_OFD_SETLK)`, over the whole file on Linux), so JS and Rust
+/// never use one store at the same time; held until the file is closed.
+#[cfg(target_os = "linux")]
+fn lock_like_js(file: &fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero `flock` is a valid value of this plain C struct.
+    let mut data: libc::flock = unsafe { std::mem::zeroed() };
+    data.l_type = libc::F_WRLCK as libc::c_short;
+    data.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: `fcntl` reads the descriptor (kept open by `file`) and the struct, both valid for the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &data) };
+    if rc == -1 {
+        let e = io::Error::last_os_error();
+        if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) {
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, e));
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lock_like_js(file: &fs::File) -> io::Result<()> {
+    crate::hypercore::storage::lock_file(file)
+}
+
 struct Root {
     dir: PathBuf,
+    layout: Layout,
+    /// corestore 6 stores: the lock JS corestore 6 also takes (on `primary-key`), held while open.
+    _lock: Option<fs::File>,
     primary_key: [u8; 32],
     cores: Mutex<HashMap<[u8; 32], Hypercore>>,
     opened: broadcast::Sender<Hypercore>,
@@ -146,6 +278,10 @@ impl Corestore {
     }
 
     fn open_inner(dir: &Path, wanted: Option<[u8; 32]>) -> Result<Self> {
+        let layout = detect_layout(dir)?;
+        if layout == Some(Layout::Corestore6) {
+            return Self::open_corestore6(dir, wanted);
+        }
         fs::create_dir_all(dir.join(CORES_DIR))?;
         let path = dir.join(PRIMARY_KEY_FILE);
         let primary_key = match fs::read(&path) {
@@ -173,12 +309,59 @@ impl Corestore {
         Ok(Self {
             root: Arc::new(Root {
                 dir: dir.to_path_buf(),
+                layout: Layout::Native,
+                _lock: None,
                 primary_key,
                 cores: Mutex::new(HashMap::new()),
                 opened,
             }),
             namespace: DEFAULT_NAMESPACE,
         })
+    }
+
+    /// Opens a JS corestore 6 store in place: its primary key must be there (never replaced), and it is locked
+    /// while open, as JS locks it.
+    fn open_corestore6(dir: &Path, wanted: Option<[u8; 32]>) -> Result<Self> {
+        let path = dir.join(PRIMARY_KEY_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(CorestoreError::MissingPrimaryKey(dir.to_path_buf()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let primary_key: [u8; 32] = bytes
+            .get(..32)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| CorestoreError::CorruptPrimaryKey(path.clone()))?;
+        if wanted.is_some_and(|w| w != primary_key) {
+            return Err(CorestoreError::AnotherCorestore(dir.to_path_buf()));
+        }
+        let lock = fs::OpenOptions::new().read(true).write(true).open(&path)?;
+        lock_like_js(&lock).map_err(|e| {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                CorestoreError::InUse(dir.to_path_buf())
+            } else {
+                e.into()
+            }
+        })?;
+        let (opened, _) = broadcast::channel(64);
+        Ok(Self {
+            root: Arc::new(Root {
+                dir: dir.to_path_buf(),
+                layout: Layout::Corestore6,
+                _lock: Some(lock),
+                primary_key,
+                cores: Mutex::new(HashMap::new()),
+                opened,
+            }),
+            namespace: DEFAULT_NAMESPACE,
+        })
+    }
+
+    /// How this store keeps its cores.
+    pub fn layout(&self) -> Layout {
+        self.root.layout
     }
 
     /// The store's directory.
@@ -210,10 +393,31 @@ impl Corestore {
     }
 
     fn core_dir(&self, discovery_key: &[u8; 32]) -> PathBuf {
-        self.root
-            .dir
-            .join(CORES_DIR)
-            .join(hex::encode(discovery_key))
+        let id = hex::encode(discovery_key);
+        match self.root.layout {
+            Layout::Native => self.root.dir.join(CORES_DIR).join(id),
+            Layout::Corestore6 => self
+                .root
+                .dir
+                .join(CORES_DIR)
+                .join(&id[..2])
+                .join(&id[2..4])
+                .join(&id),
+        }
+    }
+
+    fn stored(&self, dir: &Path) -> bool {
+        match self.root.layout {
+            Layout::Native => dir.join("meta").exists(),
+            Layout::Corestore6 => crate::hypercore::js_storage::JsCore::exists(dir),
+        }
+    }
+
+    fn open_stored(&self, dir: &Path) -> Result<Hypercore, HypercoreError> {
+        match self.root.layout {
+            Layout::Native => Hypercore::open(dir),
+            Layout::Corestore6 => Hypercore::open_js(dir, Some(&self.root.primary_key)),
+        }
     }
 
     fn open_or_create(
@@ -229,8 +433,8 @@ impl Corestore {
             return Ok(core.clone());
         }
         let dir = self.core_dir(&dk);
-        let core = if dir.join("meta").exists() {
-            Hypercore::open(&dir)?
+        let core = if self.stored(&dir) {
+            self.open_stored(&dir)?
         } else {
             create(&dir)?
         };
@@ -245,6 +449,26 @@ impl Corestore {
 
     /// The writable core `name` of this namespace (JS `store.get({ name })`), created if missing.
     pub fn get(&self, name: impl AsRef<[u8]>) -> Result<Hypercore> {
+        if self.root.layout == Layout::Corestore6 {
+            // corestore 6 makes compat cores (key = public key) and notes the name for reopening by key.
+            let key_pair = self.create_key_pair(name.as_ref());
+            let key = key_pair.public;
+            let user_data = vec![
+                ("corestore/name".to_string(), name.as_ref().to_vec()),
+                ("corestore/namespace".to_string(), self.namespace.to_vec()),
+            ];
+            let pk = self.root.primary_key;
+            return self.open_or_create(key, |dir| {
+                Hypercore::create_js(
+                    dir,
+                    key,
+                    Some(&Manifest::default_signer(key)),
+                    Some(&key_pair),
+                    user_data,
+                    Some(&pk),
+                )
+            });
+        }
         let key_pair = self.create_key_pair(name);
         let key = core_key(&key_pair.public);
         self.open_or_create(key, |dir| {
@@ -255,6 +479,12 @@ impl Corestore {
     /// The core with `key` (JS `store.get({ key })`): opened when stored, else created empty as a reader (a
     /// manifest core needs its `manifest`; `None` makes a compat core, whose key is the writer's public key).
     pub fn get_by_key(&self, key: [u8; 32], manifest: Option<Manifest>) -> Result<Hypercore> {
+        if self.root.layout == Layout::Corestore6 {
+            let pk = self.root.primary_key;
+            return self.open_or_create(key, |dir| {
+                Hypercore::create_js(dir, key, manifest.as_ref(), None, Vec::new(), Some(&pk))
+            });
+        }
         self.open_or_create(key, |dir| Hypercore::create_reader(dir, key, manifest))
     }
 
@@ -266,6 +496,19 @@ impl Corestore {
         key_pair: Option<KeyPair>,
     ) -> Result<Hypercore> {
         let key = caps::manifest_hash(&manifest);
+        if self.root.layout == Layout::Corestore6 {
+            let pk = self.root.primary_key;
+            return self.open_or_create(key, |dir| {
+                Hypercore::create_js(
+                    dir,
+                    key,
+                    Some(&manifest),
+                    key_pair.as_ref(),
+                    Vec::new(),
+                    Some(&pk),
+                )
+            });
+        }
         self.open_or_create(key, |dir| match key_pair {
             Some(kp) => Hypercore::create_with_manifest(dir, kp, manifest),
             None => Hypercore::create_reader(dir, key, Some(manifest)),
@@ -280,10 +523,10 @@ impl Corestore {
             return Ok(Some(core.clone()));
         }
         let dir = self.core_dir(discovery_key);
-        if !dir.join("meta").exists() {
+        if !self.stored(&dir) {
             return Ok(None);
         }
-        let core = Hypercore::open(&dir)?;
+        let core = self.open_stored(&dir)?;
         if core.discovery_key() != *discovery_key {
             return Err(CorestoreError::KeyMismatch(hex::encode(discovery_key)));
         }
@@ -311,6 +554,9 @@ impl Corestore {
 
     /// The discovery keys of every core stored in the directory (JS `store.list()`), open or not.
     pub fn list(&self) -> Result<Vec<[u8; 32]>> {
+        if self.root.layout == Layout::Corestore6 {
+            return self.list_corestore6();
+        }
         let mut out = Vec::new();
         for entry in fs::read_dir(self.root.dir.join(CORES_DIR))? {
             let entry = entry?;
@@ -324,6 +570,42 @@ impl Corestore {
             };
             if entry.path().join("meta").exists() {
                 out.push(dk);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    fn list_corestore6(&self) -> Result<Vec<[u8; 32]>> {
+        let mut out = Vec::new();
+        let subdirs = |p: &Path| -> Vec<(String, PathBuf)> {
+            fs::read_dir(p)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for (a, pa) in subdirs(&self.root.dir.join(CORES_DIR)) {
+            if !is_hex(&a, 2) {
+                continue;
+            }
+            for (b, pb) in subdirs(&pa) {
+                if !is_hex(&b, 2) {
+                    continue;
+                }
+                for (id, pc) in subdirs(&pb) {
+                    let Some(dk) = hex::decode(&id)
+                        .ok()
+                        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                    else {
+                        continue;
+                    };
+                    if crate::hypercore::js_storage::JsCore::exists(&pc) {
+                        out.push(dk);
+                    }
+                }
             }
         }
         out.sort_unstable();
@@ -371,6 +653,112 @@ mod tests {
             Corestore::open(&dir),
             Err(CorestoreError::CorruptPrimaryKey(_))
         ));
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            }
+            out.push(p);
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn unknown_layouts_are_refused_and_left_untouched() {
+        // corestore 7 (hypercore-storage's RocksDB), a bare RocksDB, something else entirely.
+        let layouts: [&[(&str, &[u8])]; 3] = [
+            &[("CORESTORE", b""), ("db/CURRENT", b"MANIFEST-000004\n")],
+            &[("000007.sst", b"x"), ("MANIFEST-000004", b"x")],
+            &[("notes.txt", b"not a store")],
+        ];
+        for files_in in layouts {
+            let dir = tmp("unknown");
+            for (name, bytes) in files_in {
+                let p = dir.join(name);
+                fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+                fs::write(&p, bytes).expect("write");
+            }
+            let before = files(&dir);
+            let err = Corestore::open(&dir).expect_err("must refuse");
+            assert!(matches!(err, CorestoreError::UnknownLayout { .. }), "{err}");
+            assert!(
+                err.to_string().contains(&dir.display().to_string()),
+                "{err}"
+            );
+            assert_eq!(files(&dir), before, "nothing written");
+            let _ = fs::remove_dir_all(&dir);
+        }
+        let dir = tmp("c7");
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join("CORESTORE"), b"").expect("write");
+        let msg = Corestore::open(&dir).expect_err("refuse").to_string();
+        assert!(msg.contains("corestore 7"), "{msg}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn corestore6_stores_open_in_place_with_compat_named_cores() -> Result<()> {
+        let dir = tmp("c6");
+        fs::create_dir_all(&dir)?;
+        fs::write(dir.join(PRIMARY_KEY_FILE), [5u8; 32])?;
+        assert_eq!(detect_layout(&dir)?, Some(Layout::Corestore6));
+        let store = Corestore::open(&dir)?;
+        assert_eq!(store.layout(), Layout::Corestore6);
+        let ns = store.namespace("drive");
+        let core = ns.get("db")?;
+        // corestore 6: a compat core, key = the derived public key, under cores/ab/cd/<dkey>/.
+        assert_eq!(core.key(), ns.create_key_pair("db").public);
+        assert!(core.is_js_format());
+        core.append(&[b"a", b"bc"])?;
+        let id = hex::encode(core.discovery_key());
+        let core_dir = dir.join(CORES_DIR).join(&id[..2]).join(&id[2..4]).join(&id);
+        assert_eq!(core.dir(), core_dir);
+        for f in ["oplog", "tree", "bitfield", "data"] {
+            assert!(core_dir.join(f).exists(), "{f}");
+        }
+        assert_eq!(fs::read(core_dir.join("data"))?, b"abc");
+        let (key, dk) = (core.key(), core.discovery_key());
+        drop((core, ns));
+        // A second open while the first holds the store's lock is refused.
+        assert!(matches!(
+            Corestore::open(&dir),
+            Err(CorestoreError::InUse(_))
+        ));
+        drop(store);
+        // Reopened by key from the root store: writable again (key pair from the name in its user data).
+        let store = Corestore::open(&dir)?;
+        assert_eq!(store.list()?, vec![dk]);
+        let core = store.get_by_key(key, None)?;
+        assert!(core.writable());
+        assert_eq!(core.length(), 2);
+        assert_eq!(core.get(1)?.as_deref(), Some(&b"bc"[..]));
+        core.append(&[b"d"])?;
+        drop(core);
+        drop(store);
+        let store = Corestore::open(&dir)?;
+        let core = store.get_by_discovery_key(&dk)?.expect("stored");
+        assert_eq!(core.length(), 3);
+        assert_eq!(core.get(2)?.as_deref(), Some(&b"d"[..]));
+        assert_eq!(
+            fs::read(dir.join(PRIMARY_KEY_FILE))?,
+            [5u8; 32],
+            "primary key kept"
+        );
+        drop((core, store));
+        // A short primary key is an error, never replaced (JS would write a new one).
+        fs::write(dir.join(PRIMARY_KEY_FILE), [5u8; 8])?;
+        assert!(matches!(
+            Corestore::open(&dir),
+            Err(CorestoreError::CorruptPrimaryKey(_))
+        ));
+        assert_eq!(fs::read(dir.join(PRIMARY_KEY_FILE))?, [5u8; 8]);
         fs::remove_dir_all(&dir)?;
         Ok(())
     }

@@ -14,6 +14,7 @@
 mod bitfield;
 pub mod caps;
 mod encryption;
+pub mod js_storage;
 pub mod messages;
 pub mod replicator;
 pub mod storage;
@@ -104,6 +105,38 @@ impl Default for CreateOptions {
     }
 }
 
+/// Where a core's changes are written: our own record log, or hypercore 10's files (a JS store).
+#[derive(Debug)]
+enum Backend {
+    Native(Log),
+    Js(Box<js_storage::JsCore>),
+}
+
+impl Backend {
+    fn set_durability(&mut self, durability: Durability) {
+        match self {
+            Backend::Native(log) => log.set_durability(durability),
+            Backend::Js(js) => js.set_durability(durability),
+        }
+    }
+}
+
+/// Nodes of a map plus nodes not stored yet (a batch being written).
+struct Overlay<'a> {
+    base: &'a BTreeMap<u64, TreeNode>,
+    extra: &'a [TreeNode],
+}
+
+impl tree::NodeSource for Overlay<'_> {
+    fn node(&self, index: u64) -> Option<TreeNode> {
+        self.extra
+            .iter()
+            .find(|n| n.index == index)
+            .copied()
+            .or_else(|| self.base.get(&index).copied())
+    }
+}
+
 /// Where a block lives in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct BlockLoc {
@@ -158,7 +191,7 @@ pub struct Hypercore {
     /// The log's writer. Every change takes it before `inner` and holds it until the change is published,
     /// so changes are serialised; appends and stored proofs write (and sync) the log with `inner` unlocked,
     /// then publish, so reads are not held up by disk writes.
-    log: Arc<Mutex<Log>>,
+    log: Arc<Mutex<Backend>>,
     dir: PathBuf,
     /// Bumped after every change (append, truncate, applied proof), for [`Hypercore::subscribe`].
     changes: Arc<tokio::sync::watch::Sender<u64>>,
@@ -289,9 +322,13 @@ impl Hypercore {
         Self::open(dir)
     }
 
-    /// Opens the core in `dir`, replaying its log.
+    /// Opens the core in `dir`, replaying its log (a hypercore 10 core, as JS keeps them, is opened in its own
+    /// format: see [`Hypercore::open_js`]).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        if !dir.join(META_FILE).exists() && js_storage::JsCore::exists(dir) {
+            return Self::open_js(dir, None);
+        }
         let meta = storage::read_framed(&dir.join(META_FILE))?;
         let (key, manifest, key_pair) = decode_meta(&meta)?;
         let verifier = Verifier::new(&key, manifest.as_ref())?;
@@ -350,10 +387,131 @@ impl Hypercore {
                 encryption: None,
                 clears: Vec::new(),
             })),
-            log: Arc::new(Mutex::new(log)),
+            log: Arc::new(Mutex::new(Backend::Native(log))),
             dir: dir.to_path_buf(),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
         })
+    }
+
+    /// Opens a hypercore 10 core (JS hypercore 10's `oplog`, `tree`, `bitfield` and `data` files) in place.
+    /// Its key pair is the one in its header, else (as corestore 6 does for named cores) the one derived from
+    /// `primary_key` and the `corestore/name` and `corestore/namespace` in its user data.
+    pub fn open_js(dir: impl AsRef<Path>, primary_key: Option<&[u8; 32]>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let (mut js, state) = js_storage::JsCore::open(dir)?;
+        let header = &state.header;
+        let key = header.key;
+        let manifest = header
+            .manifest
+            .as_deref()
+            .map(js_storage::parse_manifest)
+            .transpose()?;
+        let verifier = Verifier::new(&key, manifest.as_ref())?;
+        let signer_ok = |kp: &KeyPair| match &verifier {
+            Verifier::Compat { public_key } => *public_key == kp.public,
+            Verifier::Manifest { manifest, .. } => {
+                manifest.signers.iter().any(|s| s.public_key == kp.public)
+            }
+        };
+        let mut key_pair = header
+            .key_pair
+            .as_ref()
+            .and_then(|(_, secret)| <[u8; 64]>::try_from(secret.as_slice()).ok())
+            .map(|secret| KeyPair::from_secret_key(&secret))
+            .filter(|kp| signer_ok(kp));
+        if key_pair.is_none() {
+            if let (Some(pk), Some(name)) = (primary_key, header.user_data("corestore/name")) {
+                let ns = header
+                    .user_data("corestore/namespace")
+                    .and_then(|n| <[u8; 32]>::try_from(n).ok())
+                    .unwrap_or([0; 32]);
+                let kp = crate::corestore::create_key_pair(pk, &ns, name);
+                key_pair = Some(kp).filter(|kp| signer_ok(kp));
+            }
+        }
+        let (fork, length) = (header.tree.fork, header.tree.length);
+        let signature = (!header.tree.signature.is_empty()).then(|| header.tree.signature.clone());
+        let nodes = state.nodes;
+        let mut tree = TreeState::at(&nodes, length, fork)
+            .map_err(|e| HypercoreError::Corrupt(format!("{}: tree head: {e}", dir.display())))?;
+        tree.signature = signature;
+        js.set_root_hash(tree.hash());
+        // Blocks present: set bits below the length whose leaf is stored, at their byte offsets.
+        let mut blocks = BTreeMap::new();
+        let mut prev: Option<(u64, BlockLoc)> = None;
+        for i in state.bitfield.set_bits(length) {
+            let Some(leaf) = nodes.get(&(2 * i)) else {
+                continue;
+            };
+            let Ok(len) = u32::try_from(leaf.size) else {
+                continue;
+            };
+            let offset = match prev {
+                Some((p, loc)) if p + 1 == i => loc.offset + u64::from(loc.len),
+                _ => match tree::byte_offset(&tree, &nodes, 2 * i) {
+                    Ok(o) => o,
+                    Err(_) => continue,
+                },
+            };
+            let loc = BlockLoc { offset, len };
+            blocks.insert(i, loc);
+            prev = Some((i, loc));
+        }
+        let reader = LogReader::from_file(js.data_file()?);
+        Ok(Self {
+            inner: Arc::new(Mutex::new(Inner {
+                reader,
+                key,
+                manifest,
+                key_pair,
+                verifier,
+                tree,
+                nodes,
+                blocks,
+                truncations: Vec::new(),
+                encryption: None,
+                clears: Vec::new(),
+            })),
+            log: Arc::new(Mutex::new(Backend::Js(Box::new(js)))),
+            dir: dir.to_path_buf(),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
+        })
+    }
+
+    /// Creates a hypercore 10 core in `dir` (JS hypercore 10's files), as corestore 6 does: `key`, the
+    /// manifest when known, the key pair when writable, and `user_data` (`corestore/name`,
+    /// `corestore/namespace` for named cores). Fails if a core is stored there already.
+    pub fn create_js(
+        dir: impl AsRef<Path>,
+        key: [u8; 32],
+        manifest: Option<&Manifest>,
+        key_pair: Option<&KeyPair>,
+        user_data: Vec<(String, Vec<u8>)>,
+        primary_key: Option<&[u8; 32]>,
+    ) -> Result<Self> {
+        let dir = dir.as_ref();
+        if dir.join(META_FILE).exists() || js_storage::JsCore::exists(dir) {
+            return Err(HypercoreError::AlreadyExists(dir.to_path_buf()));
+        }
+        Verifier::new(&key, manifest)?;
+        let header = js_storage::OplogHeader {
+            key,
+            manifest: manifest.map(|m| {
+                let mut w = Writer::new();
+                m.encode(&mut w);
+                w.into_vec()
+            }),
+            key_pair: key_pair.map(|kp| (kp.public.to_vec(), kp.secret.to_vec())),
+            user_data,
+            ..js_storage::OplogHeader::default()
+        };
+        js_storage::JsCore::create(dir, header)?;
+        Self::open_js(dir, primary_key)
+    }
+
+    /// True when this core is stored in hypercore 10's format (a JS store).
+    pub fn is_js_format(&self) -> bool {
+        matches!(&*self.log_lock(), Backend::Js(_))
     }
 
     fn changed(&self) {
@@ -395,7 +553,7 @@ impl Hypercore {
     }
 
     /// The log's writer lock; taken before [`Hypercore::lock`] by every change.
-    fn log_lock(&self) -> MutexGuard<'_, Log> {
+    fn log_lock(&self) -> MutexGuard<'_, Backend> {
         self.log
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -526,9 +684,52 @@ impl Hypercore {
                 .map(|(i, b)| (start + i as u64, *b))
                 .collect(),
         };
+        let js_change = match &*log {
+            Backend::Js(_) => {
+                let mut offset = inner.tree.byte_length;
+                let mut placed = Vec::with_capacity(stored.len());
+                for b in &stored {
+                    placed.push((offset, *b));
+                    offset += b.len() as u64;
+                }
+                Some(js_storage::Change {
+                    entries: vec![js_storage::OplogEntry {
+                        user_data: None,
+                        tree_nodes: Some(record.nodes.clone()),
+                        tree_upgrade: Some(js_storage::TreeUpgrade {
+                            fork: batch.fork,
+                            ancestors: start,
+                            length: batch.length,
+                            signature: signature.clone(),
+                        }),
+                        bitfield: Some(js_storage::BitfieldUpdate {
+                            drop: false,
+                            start,
+                            length: stored.len() as u64,
+                        }),
+                    }],
+                    blocks: placed,
+                    punch: Vec::new(),
+                    root_hash: Some(batch.hash()),
+                })
+            }
+            Backend::Native(_) => None,
+        };
         // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out.
         drop(g);
-        let locs = log.append(&record)?;
+        let locs = match (&mut *log, js_change) {
+            (Backend::Native(l), _) => l.append(&record)?,
+            (Backend::Js(js), Some(change)) => {
+                js.write(&change)?;
+                change
+                    .blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (off, b))| (start + i as u64, *off, b.len()))
+                    .collect()
+            }
+            (Backend::Js(_), None) => Vec::new(),
+        };
         let mut g = self.lock();
         let inner = &mut *g;
         insert_blocks(&mut inner.blocks, locs)?;
@@ -587,7 +788,30 @@ impl Hypercore {
             nodes: Vec::new(),
             blocks: Vec::new(),
         };
-        log.append(&record)?;
+        match &mut *log {
+            Backend::Native(l) => {
+                l.append(&record)?;
+            }
+            Backend::Js(js) => js.write(&js_storage::Change {
+                entries: vec![js_storage::OplogEntry {
+                    user_data: None,
+                    tree_nodes: Some(Vec::new()),
+                    tree_upgrade: Some(js_storage::TreeUpgrade {
+                        fork,
+                        ancestors: length,
+                        length,
+                        signature: signature.clone(),
+                    }),
+                    bitfield: Some(js_storage::BitfieldUpdate {
+                        drop: true,
+                        start: length,
+                        length: inner.tree.length - length,
+                    }),
+                }],
+                root_hash: Some(state.hash()),
+                ..js_storage::Change::default()
+            })?,
+        }
         truncate_maps(&mut inner.nodes, &mut inner.blocks, length);
         inner.truncations.push((fork, length));
         state.signature = Some(signature);
@@ -627,11 +851,28 @@ impl Hypercore {
             freed: 0,
         };
         // Under the state lock: the holes punched must not be read as blocks.
-        let freed = log.append_clear(&Clear {
-            start,
-            end,
-            punched,
-        })?;
+        let freed = match &mut *log {
+            Backend::Native(l) => l.append_clear(&Clear {
+                start,
+                end,
+                punched,
+            })?,
+            Backend::Js(js) => {
+                js.write(&js_storage::Change {
+                    entries: vec![js_storage::OplogEntry {
+                        bitfield: Some(js_storage::BitfieldUpdate {
+                            drop: true,
+                            start,
+                            length: end - start,
+                        }),
+                        ..js_storage::OplogEntry::default()
+                    }],
+                    punch: punched.clone(),
+                    ..js_storage::Change::default()
+                })?;
+                punched.iter().map(|(_, l)| l).sum()
+            }
+        };
         clear_map(&mut inner.blocks, start, end);
         inner.clears.push((start, end));
         drop(g);
@@ -745,7 +986,26 @@ impl Hypercore {
                 .map(|b| vec![(b.index, b.value.as_slice())])
                 .unwrap_or_default(),
         };
-        let locs = log.append(&record)?;
+        let locs = match &mut *log {
+            Backend::Native(l) => l.append(&record)?,
+            Backend::Js(js) => {
+                let g = self.lock();
+                let change = js_proof_change(&g, &record, &batch, data, new_head, truncate)?;
+                if let Some(Verifier::Manifest { manifest, .. }) = &verifier {
+                    if g.manifest.is_none() {
+                        js.set_manifest(manifest);
+                    }
+                }
+                drop(g);
+                js.write(&change)?;
+                change
+                    .blocks
+                    .iter()
+                    .zip(&record.blocks)
+                    .map(|((off, b), (index, _))| (*index, *off, b.len()))
+                    .collect()
+            }
+        };
         let mut g = self.lock();
         let inner = &mut *g;
         if let Some(len) = truncate {
@@ -763,7 +1023,9 @@ impl Hypercore {
             if let Verifier::Manifest { manifest, .. } = &v {
                 // Persist the manifest learnt from the peer: a reopened replica needs it to verify (and a
                 // hyperdrive replica to derive its blobs core).
-                if inner.manifest.is_none() {
+                if inner.manifest.is_none() && !self.dir().join(META_FILE).exists() {
+                    // A hypercore 10 core: the manifest went into its header above.
+                } else if inner.manifest.is_none() {
                     let payload = encode_meta(&inner.key, Some(manifest), inner.key_pair.as_ref());
                     storage::write_atomic(&self.dir().join(META_FILE), &storage::frame(&payload)?)?;
                 }
@@ -775,6 +1037,77 @@ impl Hypercore {
         self.changed();
         Ok(())
     }
+}
+
+/// The hypercore 10 change for a verified proof: the block at its byte offset, then one entry (nodes, the new
+/// head, the block's bit) or, moving to another fork, an entry truncating to the shared length and one adding
+/// the block (one atomic batch).
+fn js_proof_change<'a>(
+    inner: &Inner,
+    record: &Record<'a>,
+    batch: &Batch,
+    data: &Data,
+    new_head: bool,
+    truncate: Option<u64>,
+) -> Result<js_storage::Change<'a>> {
+    let state = if new_head {
+        batch.state(None)
+    } else {
+        inner.tree.clone()
+    };
+    let overlay = Overlay {
+        base: &inner.nodes,
+        extra: &batch.nodes,
+    };
+    let mut blocks = Vec::new();
+    for (index, bytes) in &record.blocks {
+        let offset = tree::byte_offset(&state, &overlay, 2 * index)?;
+        blocks.push((offset, *bytes));
+    }
+    let upgrade = new_head.then(|| js_storage::TreeUpgrade {
+        fork: batch.fork,
+        ancestors: truncate.unwrap_or(inner.tree.length),
+        length: batch.length,
+        signature: batch.signature.clone().unwrap_or_default(),
+    });
+    let block_bits = data.block.as_ref().map(|b| js_storage::BitfieldUpdate {
+        drop: false,
+        start: b.index,
+        length: 1,
+    });
+    let mut entries = Vec::new();
+    match truncate {
+        Some(t) => {
+            entries.push(js_storage::OplogEntry {
+                user_data: None,
+                tree_nodes: Some(batch.nodes.clone()),
+                tree_upgrade: upgrade,
+                bitfield: Some(js_storage::BitfieldUpdate {
+                    drop: true,
+                    start: t,
+                    length: inner.tree.length.saturating_sub(t),
+                }),
+            });
+            if block_bits.is_some() {
+                entries.push(js_storage::OplogEntry {
+                    bitfield: block_bits,
+                    ..js_storage::OplogEntry::default()
+                });
+            }
+        }
+        None => entries.push(js_storage::OplogEntry {
+            user_data: None,
+            tree_nodes: Some(batch.nodes.clone()),
+            tree_upgrade: upgrade,
+            bitfield: block_bits,
+        }),
+    }
+    Ok(js_storage::Change {
+        entries,
+        blocks,
+        punch: Vec::new(),
+        root_hash: new_head.then(|| batch.hash()),
+    })
 }
 
 /// A proof that passed every check, with what applying it changes.

@@ -385,6 +385,11 @@ pub struct LogReader {
 }
 
 impl LogReader {
+    /// A reader over any file (a hypercore 10 core's `data`).
+    pub(crate) fn from_file(file: File) -> Self {
+        Self { file }
+    }
+
     /// Reads `len` bytes at `offset`.
     pub fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         read_at(&self.file, offset, len)
@@ -665,6 +670,11 @@ fn punch_hole(_file: &File, _offset: u64, _len: u64) -> bool {
 /// A lock held elsewhere is retried for up to a second: a process that forks copies every descriptor into the
 /// child until it `exec`s (they are close-on-exec), so a core closed while another thread spawns a process can
 /// stay locked for a moment after its last handle is gone.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+pub(crate) fn lock_file(file: &File) -> io::Result<()> {
+    lock_exclusive(file)
+}
+
 fn lock_exclusive(file: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);

@@ -275,6 +275,21 @@ fn folder_range(folder: &str, after: &str) -> RangeOptions {
     }
 }
 
+/// True for a compat core (key = the signer's public key), as corestore 6 makes them.
+fn is_compat(core: &Hypercore) -> bool {
+    core.manifest().is_none_or(|m| {
+        m.signers.len() == 1
+            && m.signers
+                .first()
+                .is_some_and(|s| s.public_key == core.key())
+    })
+}
+
+/// JS hyperdrive 11's name for a compat drive's blobs core: `<db id>/blobs`.
+fn compat_blobs_name(db: &Hypercore) -> String {
+    format!("{}/blobs", holepunch_wire::id_encoding::encode(&db.key()))
+}
+
 impl Hyperdrive {
     /// The store's own writable drive (JS `new Hyperdrive(store)`): db core `"db"` of the store's namespace,
     /// blobs core derived from it; both created if missing.
@@ -293,7 +308,18 @@ impl Hyperdrive {
 
     fn from_db(store: &Corestore, db: Hypercore, opts: DriveOptions) -> Result<Self> {
         db.set_durability(opts.durability);
-        let bee = Hyperbee::new(db.clone()).with_metadata(Metadata::default());
+        // A compat db (JS hyperdrive 11 on corestore 6, as JS `drives` 2.9.1 makes them) names its blobs core in
+        // the header: the core `<db id>/blobs` of the same store.
+        let mut metadata = Metadata::default();
+        if is_compat(&db) && db.writable() {
+            metadata.content_feed = Some(
+                store
+                    .create_key_pair(compat_blobs_name(&db))
+                    .public
+                    .to_vec(),
+            );
+        }
+        let bee = Hyperbee::new(db.clone()).with_metadata(metadata);
         let files = bee.sub(FILES_PREFIX);
         let drive = Self {
             shared: Arc::new(Shared {
@@ -347,6 +373,7 @@ impl Hyperdrive {
                     })?;
                 store.get_by_key(key, None)?
             }
+            None if is_compat(db) && db.writable() => store.get(compat_blobs_name(db))?,
             None => {
                 let manifest = db
                     .manifest()

@@ -7,6 +7,7 @@ mod blind_relay_interop;
 mod common;
 mod compact_encoding_interop;
 mod dht_rpc_interop;
+mod drives_js_store;
 mod harness;
 mod hyperbee_interop;
 mod hyperbee_watch_js;
