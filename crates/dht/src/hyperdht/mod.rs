@@ -31,3 +31,4 @@ pub use dht::{
 pub use nat::{Nat, MIN_SAMPLES};
 pub use persistent::{Answer, CacheOpts, Forward, Persistent, ServeHyperdht};
 pub use secure_payload::SecurePayload;
+pub use crate::dht_rpc::driver::NetworkEvent;
