@@ -475,6 +475,12 @@ impl Hypercore {
         self.log_lock().set_durability(durability);
     }
 
+    /// Puts everything written so far on disk (`fdatasync` of the log), also under
+    /// [`Durability::Process`].
+    pub fn flush(&self) -> Result<()> {
+        Ok(self.log_lock().sync()?)
+    }
+
     /// True when this core holds a secret key.
     pub fn writable(&self) -> bool {
         self.lock().key_pair.is_some()
