@@ -39,10 +39,10 @@ impl ChangeDetector {
     }
 }
 
-/// Whether the host has a global IPv6 address (not loopback, link-local, unique-local, documentation or
-/// multicast).
-pub fn has_global_ipv6() -> bool {
-    snapshot().iter().any(|(_, ip)| match ip {
+/// Whether `ip` is a global IPv6 address (not loopback, unspecified, link-local, unique-local,
+/// documentation or multicast).
+pub fn is_global_ipv6(ip: &IpAddr) -> bool {
+    match ip {
         IpAddr::V6(a) => {
             let s = a.segments();
             !a.is_loopback()
@@ -53,7 +53,12 @@ pub fn has_global_ipv6() -> bool {
                 && !(s[0] == 0x2001 && s[1] == 0x0db8)
         }
         IpAddr::V4(_) => false,
-    })
+    }
+}
+
+/// Whether the host has a global IPv6 address ([`is_global_ipv6`]).
+pub fn has_global_ipv6() -> bool {
+    snapshot().iter().any(|(_, ip)| is_global_ipv6(ip))
 }
 
 #[cfg(test)]
@@ -72,6 +77,17 @@ mod tests {
         assert!(!d.update(b));
         assert!(d.update(Vec::new()));
         assert!(d.update(a));
+    }
+
+    #[test]
+    fn global_ipv6() {
+        let g = |s: &str| is_global_ipv6(&s.parse().expect("ip"));
+        assert!(g("2a01:4f8::1"));
+        assert!(!g("::1"));
+        assert!(!g("fe80::1"));
+        assert!(!g("fd00::1"));
+        assert!(!g("2001:db8::1"));
+        assert!(!g("10.0.0.1"));
     }
 
     #[test]
