@@ -132,7 +132,8 @@ pub struct DoctorArgs {
 }
 
 fn parse_key(s: &str) -> Result<[u8; 32], String> {
-    holepunch::id_encoding::decode(s).map_err(|e| format!("{s:?} is not a key (hex or z-base32): {e}"))
+    holepunch::id_encoding::decode(s)
+        .map_err(|e| format!("{s:?} is not a key (hex or z-base32): {e}"))
 }
 
 /// What to run, once the flags and the environment are checked.
@@ -448,7 +449,10 @@ mod tests {
         };
         assert_eq!(bootstrap, bootstrap::default_nodes());
         assert!(mode(&["doctor", "--relay", "abcd"]).is_err(), "a short key");
-        assert!(mode(&["--nodes", "2", "doctor"]).is_err(), "flags of the node mode");
+        assert!(
+            mode(&["--nodes", "2", "doctor"]).is_err(),
+            "flags of the node mode"
+        );
         assert!(mode(&["doctor", "--bootstrap", "x:y"]).is_err());
     }
 }

@@ -127,12 +127,21 @@ pub async fn run(
         .copied()
         .collect();
     if others.len() < 4 {
-        others.extend(state.nodes.iter().filter(|n| !others.contains(n)).copied().collect::<Vec<_>>());
+        others.extend(
+            state
+                .nodes
+                .iter()
+                .filter(|n| !others.contains(n))
+                .copied()
+                .collect::<Vec<_>>(),
+        );
     }
     let mut pings = tokio::task::JoinSet::new();
     for node in others.into_iter().take(NAT_SAMPLES) {
         let handle = handle.clone();
-        pings.spawn(async move { tokio::time::timeout(Duration::from_secs(3), handle.ping(node)).await });
+        pings.spawn(async move {
+            tokio::time::timeout(Duration::from_secs(3), handle.ping(node)).await
+        });
     }
     while let Some(r) = pings.join_next().await {
         if let Ok(Ok(Ok(reply))) = r {
@@ -206,7 +215,10 @@ pub async fn run(
         _ => println!("public address: {host_list} ({mapping})"),
     }
     if hosts.len() > 1 {
-        println!("                nodes see {} different hosts: several uplinks or a NAT pool", hosts.len());
+        println!(
+            "                nodes see {} different hosts: several uplinks or a NAT pool",
+            hosts.len()
+        );
     }
 
     // 5. IPv6.

@@ -73,7 +73,10 @@ fn unreachable_dht_exits_1() {
     let addr = silent.local_addr().expect("addr").to_string();
     let (code, out, err) = doctor(&["--bootstrap", &addr, "--timeout", "2"]);
     assert_eq!(code, Some(1), "stdout:\n{out}\nstderr:\n{err}");
-    assert!(line(&out, &format!("  {addr} ")).contains("no answer"), "{out}");
+    assert!(
+        line(&out, &format!("  {addr} ")).contains("no answer"),
+        "{out}"
+    );
     assert!(line(&out, "UDP:").contains("unreachable"), "{out}");
     assert!(line(&out, "verdict:").contains("UNHEALTHY"), "{out}");
     assert_eq!(err.lines().count(), 1, "one line on stderr: {err}");

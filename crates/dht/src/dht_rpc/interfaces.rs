@@ -45,12 +45,15 @@ pub fn is_global_ipv6(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V6(a) => {
             let s = a.segments();
-            !a.is_loopback()
-                && !a.is_unspecified()
-                && !a.is_multicast()
-                && (s[0] & 0xffc0) != 0xfe80
-                && (s[0] & 0xfe00) != 0xfc00
-                && !(s[0] == 0x2001 && s[1] == 0x0db8)
+            let link_local = (s[0] & 0xffc0) == 0xfe80;
+            let unique_local = (s[0] & 0xfe00) == 0xfc00;
+            let documentation = s[0] == 0x2001 && s[1] == 0x0db8;
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || link_local
+                || unique_local
+                || documentation)
         }
         IpAddr::V4(_) => false,
     }

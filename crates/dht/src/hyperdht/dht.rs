@@ -505,11 +505,8 @@ impl HyperDht {
         // The announcers unannounce while the node still runs.
         let servers = self.inner.listening.lock().map(|l| l.len()).unwrap_or(0);
         let mut done = self.inner.unannounced.subscribe();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(10),
-            done.wait_for(|n| *n >= servers),
-        )
-        .await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), done.wait_for(|n| *n >= servers)).await;
         Ok(self.inner.handle.suspend().await?)
     }
 

@@ -20,6 +20,7 @@ mod persistent;
 mod secure_payload;
 mod socket_pool;
 
+pub use crate::dht_rpc::driver::NetworkEvent;
 pub use dht::{
     ConnectOpts, Connection, ConnectionPath, HyperDht, HyperDhtError, HyperDhtOpts, LookupResult,
     RelayThrough, Server,
@@ -31,4 +32,3 @@ pub use dht::{
 pub use nat::{Nat, MIN_SAMPLES};
 pub use persistent::{Answer, CacheOpts, Forward, Persistent, ServeHyperdht};
 pub use secure_payload::SecurePayload;
-pub use crate::dht_rpc::driver::NetworkEvent;

@@ -810,7 +810,10 @@ fn a_moved_node_rebootstraps_on_network_change_and_takes_its_new_address() {
     assert!(net.nodes[a].is_rebootstrapping());
     let sent_before = net.delivered;
     net.flush();
-    assert!(net.delivered > sent_before, "the re-bootstrap walk went out");
+    assert!(
+        net.delivered > sent_before,
+        "the re-bootstrap walk went out"
+    );
     assert!(net.events[a].contains(&Event::NetworkChange));
     assert!(net.events[a].contains(&Event::Ephemeral));
     net.run_until(Duration::from_secs(60), |net| rebootstrapped(net, a));
@@ -891,8 +894,15 @@ fn suspend_stops_everything_and_resume_rebootstraps() {
     let pending = net.nodes[a].ping(server(1), now);
     net.nodes[a].suspend(now);
     assert!(net.nodes[a].is_suspended());
-    assert_eq!(net.nodes[a].poll_timeout(), None, "no timers while suspended");
-    assert!(net.nodes[a].poll_transmit().is_none(), "nothing left to send");
+    assert_eq!(
+        net.nodes[a].poll_timeout(),
+        None,
+        "no timers while suspended"
+    );
+    assert!(
+        net.nodes[a].poll_transmit().is_none(),
+        "nothing left to send"
+    );
     let events = {
         net.flush();
         net.take_events(a)

@@ -4,12 +4,12 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use holepunch_wire::crypto::KeyPair;
 use holepunch_dht::dht_rpc::driver::DhtHandle;
 use holepunch_dht::dht_rpc::node::Config;
 use holepunch_dht::hyperdht::{
     CacheOpts, HyperDht, HyperDhtError, HyperDhtOpts, NetworkEvent, ServeHyperdht,
 };
+use holepunch_wire::crypto::KeyPair;
 use tokio::time::timeout;
 
 /// Far below the periodic re-announce (about five minutes): only the network change can explain a
@@ -27,7 +27,9 @@ async fn testnet(size: usize) -> Vec<DhtHandle> {
         panic!("v4")
     };
     let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
-    boot.serve_hyperdht(CacheOpts::default()).await.expect("serve");
+    boot.serve_hyperdht(CacheOpts::default())
+        .await
+        .expect("serve");
     let mut nodes = vec![boot];
     while nodes.len() < size {
         let config = Config {
@@ -69,7 +71,10 @@ async fn echo_once(client: &HyperDht, key: &[u8; 32]) {
         .await
         .expect("connect in time")
         .expect("connected");
-    timeout(STEP, conn.write_all(b"ping")).await.expect("in time").expect("write");
+    timeout(STEP, conn.write_all(b"ping"))
+        .await
+        .expect("in time")
+        .expect("write");
     let mut buf = [0u8; 4];
     timeout(STEP, conn.read_exact(&mut buf))
         .await

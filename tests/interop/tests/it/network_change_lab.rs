@@ -30,7 +30,15 @@ fn bin_dir() -> PathBuf {
     if bins.iter().any(|b| !dir.join(b).exists()) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "-p", "hypertele", "-p", "hypershell", "-p", "drives"]);
+        build.args([
+            "build",
+            "-p",
+            "hypertele",
+            "-p",
+            "hypershell",
+            "-p",
+            "drives",
+        ]);
         if dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
