@@ -147,3 +147,83 @@ async fn a_network_change_rebootstraps_and_reannounces_at_once() {
     echo_once(&client, &kp.public).await;
     drop(net);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_swarm_closes_its_connections_and_reconnects_after_resume() {
+    use holepunch_dht::hyperswarm::{Backoffs, Hyperswarm, JoinOpts, SwarmOpts};
+
+    let net = testnet(5).await;
+    let boot = net[0].server_addr();
+    let opts = || SwarmOpts {
+        backoffs: Some(Backoffs {
+            s: Duration::from_millis(200),
+            m: Duration::from_millis(500),
+            l: Duration::from_secs(1),
+            x: Duration::from_secs(1),
+        }),
+        ..SwarmOpts::default()
+    };
+    let a = Hyperswarm::new(node(boot).await, opts());
+    let b = Hyperswarm::new(node(boot).await, opts());
+    let topic = [7u8; 32];
+    let da = a.join(topic, JoinOpts::default()).expect("join");
+    timeout(STEP, da.flushed())
+        .await
+        .expect("announced in time");
+    let db = b.join(topic, JoinOpts::default()).expect("join");
+    timeout(STEP, db.flushed())
+        .await
+        .expect("looked up in time");
+    let (mut conn, _) = timeout(STEP, b.next_connection())
+        .await
+        .expect("connected in time")
+        .expect("a connection");
+    let (_a_side, _) = timeout(STEP, a.next_connection())
+        .await
+        .expect("connected in time")
+        .expect("a connection");
+
+    // Suspended: A closes its connections (B's ends) and stops.
+    timeout(STEP, a.suspend())
+        .await
+        .expect("suspended in time")
+        .expect("suspend");
+    assert!(a.is_suspended());
+    let mut buf = [0u8; 16];
+    let ended = timeout(STEP, conn.read(&mut buf))
+        .await
+        .expect("B's connection ended in time");
+    assert!(matches!(ended, Ok(0) | Err(_)), "{ended:?}");
+
+    // Resumed: A re-bootstraps, re-announces and refreshes the topic: the two meet again.
+    timeout(STEP, a.resume())
+        .await
+        .expect("resumed in time")
+        .expect("resume");
+    assert!(!a.is_suspended());
+    let (mut on_a, _) = timeout(STEP, a.next_connection())
+        .await
+        .expect("reconnected in time")
+        .expect("a connection");
+    assert_eq!(on_a.remote_public_key(), b.key_pair().public);
+    let (mut on_b, _) = timeout(STEP, b.next_connection())
+        .await
+        .expect("reconnected in time")
+        .expect("a connection");
+    // A live connection, not one from before the suspend.
+    timeout(STEP, on_a.write_all(b"again"))
+        .await
+        .expect("in time")
+        .expect("write");
+    timeout(STEP, on_a.flush())
+        .await
+        .expect("in time")
+        .expect("flush");
+    let mut got = [0u8; 5];
+    timeout(STEP, on_b.read_exact(&mut got))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert_eq!(&got, b"again");
+    drop(net);
+}
