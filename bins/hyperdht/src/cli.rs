@@ -1,13 +1,13 @@
 //! The command line of `hyperdht`: the flags of the JS `hyperdht` 6.34.0 bin (`--bootstrap`, `--nodes`,
-//! `--port`, `--host`) plus `--testnet N` and `--relay [--seed HEX]` (a blind relay, as blind-relay 1.6.1
-//! on hyperdht: what `relayThrough` names).
+//! `--port`, `--host`) plus `--testnet N`, `--relay [--seed HEX]` (a blind relay, as blind-relay 1.6.1
+//! on hyperdht: what `relayThrough` names) and the `doctor` subcommand (a connectivity check).
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
 
 use bin_support::bootstrap::{self, BootstrapList, BootstrapNode};
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// The port a bootstrap node binds when `--port` is not given (as the JS bin).
 pub const DEFAULT_BOOTSTRAP_PORT: u16 = 49737;
@@ -37,6 +37,7 @@ Examples:
   hyperdht --bootstrap 127.0.0.1:49737                    join a private network
   hyperdht --testnet 5                                    a local 5-node network; prints its bootstrap list
   hyperdht --relay --seed $(openssl rand -hex 32)         a blind relay; prints its public key (hex)
+  hyperdht doctor [--relay KEY]                           check this machine's connectivity to the DHT
 
 A relay (--relay) joins the network (--bootstrap list, the environment or the public nodes) as a HyperDHT \
 server and relays the raw streams of peers that name its public key (hyperdht's relayThrough): every \
@@ -48,8 +49,17 @@ its public key in hex as the first line of stdout, then one line per completed p
 /// Compatible with the JavaScript `hyperdht` command (hyperdht 6.34.0): same flags, same output.
 /// Runs until interrupted (Ctrl-C or SIGTERM), then exits 0.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "hyperdht", version, after_help = AFTER_HELP)]
+#[command(
+    name = "hyperdht",
+    version,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    /// A subcommand instead of running nodes.
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+
     /// Without a value (or followed by another flag): run a bootstrap node at --host/--port. With a
     /// list: join the network of those bootstrap nodes.
     // Not bin_support's flattened `BootstrapArgs`: here the flag without a value is a mode of its own.
@@ -94,6 +104,38 @@ pub struct Cli {
     pub seed: Option<[u8; 32]>,
 }
 
+/// The subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Sub {
+    /// Check this machine's connectivity to the DHT: UDP reachability, the NAT kind as the DHT sees it,
+    /// the public address and port mapping, the latency to each bootstrap node, IPv6, and a relay.
+    ///
+    /// Prints one line per check. Exit code 0 when healthy, 1 when the DHT is unreachable (no bootstrap
+    /// node answers) or the relay named with --relay does not answer.
+    Doctor(DoctorArgs),
+}
+
+/// `hyperdht doctor`'s flags.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub bootstrap: bootstrap::BootstrapArgs,
+
+    /// Also check that this blind relay (its public key, hex or z-base32) answers: connect to it through
+    /// the DHT.
+    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    pub relay: Option<[u8; 32]>,
+
+    /// How long to wait for the DHT and the relay, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    pub timeout: u64,
+}
+
+fn parse_key(s: &str) -> Result<[u8; 32], String> {
+    holepunch::id_encoding::decode(s)
+        .map_err(|e| format!("{s:?} is not a key (hex or z-base32): {e}"))
+}
+
 /// What to run, once the flags and the environment are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -133,6 +175,15 @@ pub enum Mode {
         /// The first node's port (0 = any).
         port: u16,
     },
+    /// `hyperdht doctor`: a connectivity check against the network of `bootstrap`.
+    Doctor {
+        /// The network's bootstrap nodes.
+        bootstrap: Vec<BootstrapNode>,
+        /// A relay to check.
+        relay: Option<[u8; 32]>,
+        /// How long to wait for the DHT and the relay.
+        timeout: std::time::Duration,
+    },
 }
 
 fn usage(kind: ErrorKind, msg: impl std::fmt::Display) -> clap::Error {
@@ -149,6 +200,15 @@ impl Cli {
     /// Checks the flag combinations the parser cannot express and picks the bootstrap list (flag, then
     /// `env`, the value of `HYPERDHT_BOOTSTRAP`, then the public nodes). Errors are usage errors (exit 2).
     pub fn mode(&self, env: Option<OsString>) -> Result<Mode, clap::Error> {
+        if let Some(Sub::Doctor(d)) = &self.command {
+            let bootstrap = bootstrap::choose(d.bootstrap.bootstrap.as_ref(), env)
+                .map_err(|e| bootstrap::usage_error(Cli::command(), &e))?;
+            return Ok(Mode::Doctor {
+                bootstrap,
+                relay: d.relay,
+                timeout: std::time::Duration::from_secs(d.timeout.max(1)),
+            });
+        }
         if let Some(size) = self.testnet {
             return Ok(Mode::Testnet {
                 size,
@@ -368,5 +428,31 @@ mod tests {
             "a relay is no bootstrap node"
         );
         assert!(mode(&["--relay", "--testnet", "3"]).is_err());
+    }
+
+    #[test]
+    fn doctor() {
+        let key = "ab".repeat(32);
+        let Ok(Mode::Doctor {
+            bootstrap,
+            relay,
+            timeout,
+        }) = mode(&["doctor", "--bootstrap", "7", "--relay", &key])
+        else {
+            panic!("doctor mode")
+        };
+        assert_eq!(bootstrap[0].to_string(), "127.0.0.1:7");
+        assert_eq!(relay, Some([0xab; 32]));
+        assert_eq!(timeout, std::time::Duration::from_secs(15));
+        let Ok(Mode::Doctor { bootstrap, .. }) = mode(&["doctor"]) else {
+            panic!("doctor mode")
+        };
+        assert_eq!(bootstrap, bootstrap::default_nodes());
+        assert!(mode(&["doctor", "--relay", "abcd"]).is_err(), "a short key");
+        assert!(
+            mode(&["--nodes", "2", "doctor"]).is_err(),
+            "flags of the node mode"
+        );
+        assert!(mode(&["doctor", "--bootstrap", "x:y"]).is_err());
     }
 }

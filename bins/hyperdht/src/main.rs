@@ -16,6 +16,8 @@ use holepunch::dht_rpc::node::Config;
 use holepunch::hyperdht::{CacheOpts, ServeHyperdht};
 use hyperdht_cli::cli::{Cli, Mode};
 
+mod doctor;
+
 /// Runtime errors: `hyperdht: <message>`.
 const REPORT: Report = Report::new("hyperdht: ");
 
@@ -32,7 +34,7 @@ fn main() -> ExitCode {
         async {
             // SIGINT (Ctrl-C) and SIGTERM, listened to from the start so that none is missed between two
             // waits; either ends the run cleanly (exit 0, as the JS bin).
-            let stop = Signals::listen()?;
+            let mut stop = Signals::listen()?;
             match mode {
                 Mode::Bootstrap { host, port } => run_bootstrap(host, port, stop).await,
                 Mode::Nodes {
@@ -48,6 +50,20 @@ fn main() -> ExitCode {
                     port,
                     bootstrap,
                 } => run_relay(seed, host, port, &bootstrap, stop).await,
+                Mode::Doctor {
+                    bootstrap,
+                    relay,
+                    timeout,
+                } => {
+                    let healthy = tokio::select! {
+                        r = doctor::run(&bootstrap, relay, timeout) => r?,
+                        _ = stop.recv() => return Ok(()),
+                    };
+                    if !healthy {
+                        anyhow::bail!("connectivity check failed (see above)");
+                    }
+                    Ok(())
+                }
             }
         },
     ))

@@ -300,5 +300,12 @@ pub async fn run_client(mux: &Mux, command: &[String]) -> anyhow::Result<u32> {
         }
     }
     drop(raw);
-    Ok(exit_code.map_or(1, |c| u32::try_from(c).unwrap_or(u32::MAX)))
+    match exit_code {
+        Some(c) => Ok(u32::try_from(c).unwrap_or(u32::MAX)),
+        // The channel ended without the command's exit code: the server went away or the connection was
+        // lost (its host changed address or went offline and the keep-alive gave up).
+        None => Err(anyhow::anyhow!(
+            "the connection to the server was lost before the command exited"
+        )),
+    }
 }

@@ -3,7 +3,8 @@
 // The bins only take `--bootstrap PORT` (127.0.0.1) and bind their DHT to every interface; this swaps the
 // `hyperdht` class they require for one that uses the given bootstrap list and binds to 127.0.0.1, so the
 // tests stay on loopback, on a free port (hyperdht would otherwise take 49737, the default other local
-// testnets want; HYPERDHT_HOST binds another address, as the NAT lab's 0.0.0.0). Everything else (flags, output, exit codes, piping) is the bin's own code.
+// testnets want). Everything else (flags, output, exit codes, piping) is the bin's own code. HYPERDHT_HOST
+// (default 127.0.0.1) is the address the DHT binds (0.0.0.0 in the network-namespace labs).
 'use strict'
 const path = require('path')
 const freePort = require('./free-port')

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 const STEP: Duration = Duration::from_secs(60);
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hyperdht"));
     // Never the public network, whatever the environment says.
     cmd.env_remove("HYPERDHT_BOOTSTRAP").env_remove("RUST_LOG");
@@ -22,14 +22,14 @@ fn run(args: &[&str]) -> Output {
 }
 
 /// A running `hyperdht`, its stdout read line by line; killed on drop.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Running {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = bin();
         cmd.args(args)
             .envs(env.iter().copied())
@@ -54,7 +54,7 @@ impl Running {
         }
     }
 
-    fn line(&mut self) -> String {
+    pub(crate) fn line(&mut self) -> String {
         let line = self.lines.recv_timeout(STEP).unwrap_or_else(|e| {
             panic!(
                 "hyperdht: no line within {STEP:?} ({e}); so far: {:?}",

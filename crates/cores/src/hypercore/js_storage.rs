@@ -886,6 +886,17 @@ impl JsCore {
         self.durability = durability;
     }
 
+    /// Puts everything written so far on disk (`fdatasync` of every file), whatever the durability.
+    pub fn sync(&self) -> io::Result<()> {
+        self.data.sync_data()?;
+        self.tree.sync_data()?;
+        self.bitfield_file.sync_data()?;
+        if let Some(external) = &self.external {
+            external.sync_data()?;
+        }
+        self.oplog.sync_data()
+    }
+
     /// Writes a change: block bytes, the entries, then the flush JS does (tree nodes, bitfield pages, the
     /// header in the other slot, the log cut back).
     pub fn write(&mut self, change: &Change<'_>) -> io::Result<()> {

@@ -119,6 +119,13 @@ impl Backend {
             Backend::Js(js) => js.set_durability(durability),
         }
     }
+
+    fn sync(&self) -> std::io::Result<()> {
+        match self {
+            Backend::Native(log) => log.sync(),
+            Backend::Js(js) => js.sync(),
+        }
+    }
 }
 
 /// Nodes of a map plus nodes not stored yet (a batch being written).
@@ -631,6 +638,12 @@ impl Hypercore {
     /// before the call returns).
     pub fn set_durability(&self, durability: Durability) {
         self.log_lock().set_durability(durability);
+    }
+
+    /// Puts everything written so far on disk (`fdatasync` of the log), also under
+    /// [`Durability::Process`].
+    pub fn flush(&self) -> Result<()> {
+        Ok(self.log_lock().sync()?)
     }
 
     /// True when this core holds a secret key.

@@ -575,6 +575,11 @@ impl Log {
         Ok(freed)
     }
 
+    /// Puts every record written so far on disk (`fdatasync`), whatever the durability.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// Sets when appends are durable.
     pub fn set_durability(&mut self, durability: Durability) {
         self.durability = durability;

@@ -7,9 +7,9 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::handler::{Handled, RequestHandler, Responder};
 use super::messages::{ErrorCode, Id, InternalCommand};
@@ -113,6 +113,23 @@ pub struct NodeState {
     pub public_port: u16,
     /// Routing-table nodes, most recently seen first.
     pub nodes: Vec<SocketAddrV4>,
+    /// Whether the node is suspended.
+    pub suspended: bool,
+}
+
+/// What happens to the node's network ([`DhtHandle::events`]), as the JS node's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkEvent {
+    /// The machine's interfaces or addresses changed (`network-change`); a re-bootstrap runs.
+    Change,
+    /// The machine slept (`wakeup`); a re-bootstrap runs.
+    Wakeup,
+    /// The node was suspended (`suspend`).
+    Suspended,
+    /// The node was resumed (`resume`); a re-bootstrap runs.
+    Resumed,
+    /// A re-bootstrap finished: servers re-announce now.
+    Rebootstrapped,
 }
 
 #[derive(Clone)]
@@ -165,6 +182,9 @@ enum Command {
     },
     SetHandler(Box<dyn RequestHandler>, oneshot::Sender<()>),
     State(oneshot::Sender<NodeState>),
+    Suspend(oneshot::Sender<()>),
+    Resume(oneshot::Sender<()>),
+    NetworkChanged,
 }
 
 /// A handle to a running node. Cloneable; the node stops when every handle is dropped.
@@ -172,6 +192,8 @@ enum Command {
 pub struct DhtHandle {
     tx: mpsc::UnboundedSender<Command>,
     bootstrapped: watch::Receiver<bool>,
+    rebootstraps: watch::Receiver<u64>,
+    events: broadcast::Sender<NetworkEvent>,
     server_addr: SocketAddrV4,
     client_addr: SocketAddrV4,
 }
@@ -204,6 +226,8 @@ impl DhtHandle {
         config.server_port = server_addr.port();
         let (tx, rx) = mpsc::unbounded_channel();
         let (btx, brx) = watch::channel(false);
+        let (rtx, rrx) = watch::channel(0);
+        let (events, _) = broadcast::channel(64);
         let dht = Dht::new(config, Instant::now());
         let task = Task {
             dht,
@@ -211,6 +235,8 @@ impl DhtHandle {
             client: Arc::new(client),
             rx,
             bootstrapped: btx,
+            rebootstraps: rtx,
+            events: events.clone(),
             requests: HashMap::new(),
             queries: HashMap::new(),
             handlers: HashMap::new(),
@@ -222,6 +248,8 @@ impl DhtHandle {
         Ok(Self {
             tx,
             bootstrapped: brx,
+            rebootstraps: rrx,
+            events,
             server_addr,
             client_addr,
         })
@@ -242,6 +270,71 @@ impl DhtHandle {
         let mut rx = self.bootstrapped.clone();
         rx.wait_for(|b| *b).await.map_err(|_| DriverError::Closed)?;
         Ok(())
+    }
+
+    /// The node's network events (`network-change`, `wakeup`, `suspend`, `resume`, and the end of each
+    /// re-bootstrap), from now on.
+    pub fn events(&self) -> broadcast::Receiver<NetworkEvent> {
+        self.events.subscribe()
+    }
+
+    /// How many re-bootstraps (after a network change, a wake-up or a resume) have finished; changes when
+    /// one finishes. What servers re-announce on.
+    pub fn rebootstraps(&self) -> watch::Receiver<u64> {
+        self.rebootstraps.clone()
+    }
+
+    /// Tells the node that the machine's network changed: it re-bootstraps and analyses its NAT again
+    /// (what a change seen by [`Self::watch_interfaces`] does).
+    pub fn network_changed(&self) -> Result<(), DriverError> {
+        self.tx
+            .send(Command::NetworkChanged)
+            .map_err(|_| DriverError::Closed)
+    }
+
+    /// Suspends the node (`dht.suspend()`): requests and queries in flight fail, new ones fail at once,
+    /// datagrams are dropped and no timer runs until [`Self::resume`].
+    pub async fn suspend(&self) -> Result<(), DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Suspend(tx))
+            .map_err(|_| DriverError::Closed)?;
+        rx.await.map_err(|_| DriverError::Closed)
+    }
+
+    /// Resumes a suspended node (`dht.resume()`); it re-bootstraps.
+    pub async fn resume(&self) -> Result<(), DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Resume(tx))
+            .map_err(|_| DriverError::Closed)?;
+        rx.await.map_err(|_| DriverError::Closed)
+    }
+
+    /// Watches the machine's interface addresses every `every` ([`super::interfaces`]) and calls
+    /// [`Self::network_changed`] when they change (udx-native's interface watcher). The watcher ends with
+    /// the node; it does not keep the node alive.
+    pub fn watch_interfaces(&self, every: Duration) {
+        let weak = self.tx.downgrade();
+        tokio::spawn(async move {
+            let mut detector = super::interfaces::ChangeDetector::new();
+            detector.update(super::interfaces::snapshot());
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(tx) = weak.upgrade() else { return };
+                if tx.is_closed() {
+                    return;
+                }
+                if detector.update(super::interfaces::snapshot()) {
+                    tracing::debug!("network interfaces changed");
+                    if tx.send(Command::NetworkChanged).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
     }
 
     /// Pings a node.
@@ -510,6 +603,8 @@ struct Task<S> {
     client: Arc<S>,
     rx: mpsc::UnboundedReceiver<Command>,
     bootstrapped: watch::Sender<bool>,
+    rebootstraps: watch::Sender<u64>,
+    events: broadcast::Sender<NetworkEvent>,
     requests: HashMap<RequestId, oneshot::Sender<Result<Reply, RequestError>>>,
     queries: HashMap<QueryId, PendingQuery>,
     handlers: HashMap<u64, Handler>,
@@ -518,10 +613,61 @@ struct Task<S> {
     claims: HashMap<Id, mpsc::UnboundedSender<IncomingRequest>>,
 }
 
+/// A clock that keeps counting while the machine sleeps (`CLOCK_BOOTTIME`), unlike [`Instant`]; `None`
+/// where there is none.
+fn boot_clock() -> Option<Duration> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec to write to.
+        if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } == 0 {
+            return Some(Duration::new(
+                u64::try_from(ts.tv_sec).unwrap_or(0),
+                u32::try_from(ts.tv_nsec).unwrap_or(0),
+            ));
+        }
+    }
+    None
+}
+
+/// How much more the boot clock advanced than the monotonic one before the machine counts as having
+/// slept (dht-rpc's `SLEEPING_INTERVAL`).
+const SLEPT: Duration = Duration::from_secs(15);
+
+/// Notices a system sleep: the boot clock ran ahead of the monotonic clock.
+struct SleepDetector {
+    last: Option<(Instant, Duration)>,
+}
+
+impl SleepDetector {
+    fn new() -> Self {
+        Self {
+            last: boot_clock().map(|b| (Instant::now(), b)),
+        }
+    }
+
+    fn slept(&mut self, now: Instant) -> bool {
+        let Some(boot) = boot_clock() else {
+            return false;
+        };
+        let slept = self.last.is_some_and(|(mono, prev)| {
+            boot.saturating_sub(prev)
+                .saturating_sub(now.saturating_duration_since(mono))
+                > SLEPT
+        });
+        self.last = Some((now, boot));
+        slept
+    }
+}
+
 impl<S: DatagramSocket> Task<S> {
     async fn run(mut self) {
         let mut sbuf = vec![0u8; 65536];
         let mut cbuf = vec![0u8; 65536];
+        let mut sleep_detector = SleepDetector::new();
         loop {
             self.flush().await;
             let deadline = self.dht.poll_timeout().map(tokio::time::Instant::from_std);
@@ -550,6 +696,10 @@ impl<S: DatagramSocket> Task<S> {
                 },
                 _ = sleep => {
                     let now = Instant::now();
+                    if sleep_detector.slept(now) {
+                        tracing::debug!("the machine slept: re-bootstrapping");
+                        self.dht.woke_up(now);
+                    }
                     self.dht.handle_timeout(now);
                     if let Some(handler) = &mut self.handler {
                         handler.on_tick(now);
@@ -634,8 +784,18 @@ impl<S: DatagramSocket> Task<S> {
                     public_host,
                     public_port,
                     nodes: self.dht.nodes(),
+                    suspended: self.dht.is_suspended(),
                 });
             }
+            Command::Suspend(done) => {
+                self.dht.suspend(now);
+                let _ = done.send(());
+            }
+            Command::Resume(done) => {
+                self.dht.resume(now);
+                let _ = done.send(());
+            }
+            Command::NetworkChanged => self.dht.network_changed(now),
         }
     }
 
@@ -777,6 +937,22 @@ impl<S: DatagramSocket> Task<S> {
             }
             Event::Bootstrapped => {
                 let _ = self.bootstrapped.send(true);
+            }
+            Event::NetworkChange => {
+                let _ = self.events.send(NetworkEvent::Change);
+            }
+            Event::Wakeup => {
+                let _ = self.events.send(NetworkEvent::Wakeup);
+            }
+            Event::Suspended => {
+                let _ = self.events.send(NetworkEvent::Suspended);
+            }
+            Event::Resumed => {
+                let _ = self.events.send(NetworkEvent::Resumed);
+            }
+            Event::Rebootstrapped => {
+                self.rebootstraps.send_modify(|n| *n += 1);
+                let _ = self.events.send(NetworkEvent::Rebootstrapped);
             }
             other => tracing::trace!("dht event {other:?}"),
         }

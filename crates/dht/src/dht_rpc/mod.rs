@@ -7,6 +7,7 @@
 //! * [`Health`] — the online / degraded / offline estimate;
 //! * [`node`] — the sans-IO node ([`Dht`]: requests, queries, bootstrap, maintenance);
 //! * [`driver`] — a tokio driver running a [`Dht`] over two UDP sockets ([`DhtHandle`]);
+//! * [`interfaces`] — watching the machine's interface addresses (the `network-change` source);
 //! * [`RequestHandler`] — what a protocol built on dht-rpc answers its commands with.
 //!
 //! Bootstrap-node lists (`host:port`, `suggested-ip@host:port`) are parsed and resolved in a private module,
@@ -17,6 +18,7 @@ pub mod driver;
 pub(crate) mod handler;
 pub(crate) mod hash;
 mod health;
+pub mod interfaces;
 mod io;
 pub mod messages;
 mod nat_sampler;

@@ -23,7 +23,13 @@
 //!   that belongs to the driver or the caller).
 //! * A request is re-encoded at every resend (the JS encodes once), so a node that became persistent
 //!   meanwhile sends its id on retries.
-//! * No `adaptiveTimeout` option (off by default in the JS either), no suspend/resume.
+//! * No `adaptiveTimeout` option (off by default in the JS either).
+//! * A network change ([`Dht::network_changed`], which a driver calls when the machine's interfaces or
+//!   addresses change), a wake-up (a tick more than 15 s late: the machine slept) and [`Dht::resume`]
+//!   re-bootstrap the node: the NAT sampler starts afresh, a node started firewalled is firewalled again
+//!   until probes prove otherwise, a persistent node becomes ephemeral again (its id named the old
+//!   address), and the bootstrap query and NAT analysis run again ([`Event::Rebootstrapped`] when done).
+//!   The JS only re-announces servers on `network-change` and leaves its wake-up detection unused.
 //! * A custom commit function is an [`Event::QueryCommit`] followed by [`Dht::finish_commit`]
 //!   ([`Commit::Manual`]); `commit: true` is [`Commit::Auto`].
 //! * Quirks kept on purpose: responses are matched by tid alone; a liveness ping (`_check`) removes a
@@ -252,6 +258,9 @@ pub enum RequestError {
     /// The request was cancelled.
     #[error("request destroyed")]
     Destroyed,
+    /// The node was suspended ([`Dht::suspend`]; `IO_SUSPENDED`).
+    #[error("node suspended")]
+    Suspended,
 }
 
 /// Why a query failed.
@@ -315,8 +324,17 @@ pub enum Event {
     AddNode(SocketAddrV4),
     /// A node left the routing table.
     RemoveNode(SocketAddrV4),
-    /// A long pause between ticks was detected (the machine slept).
+    /// A long pause between ticks was detected (the machine slept); a re-bootstrap follows.
     Wakeup,
+    /// [`Dht::network_changed`] was called (`network-change`); a re-bootstrap follows.
+    NetworkChange,
+    /// The node was suspended ([`Dht::suspend`]).
+    Suspended,
+    /// The node was resumed ([`Dht::resume`]); a re-bootstrap follows.
+    Resumed,
+    /// A re-bootstrap (after a network change, a wake-up or a resume) finished: the routing table was
+    /// refreshed and the NAT analysed again. Servers re-announce now.
+    Rebootstrapped,
     /// The network health estimate changed (`network-update`).
     NetworkUpdate(Health),
     /// A query with [`Commit::Manual`] finished its walk: commit to these closest nodes (for example
@@ -574,6 +592,8 @@ struct BootState {
     first: bool,
     test_nat: bool,
     only_firewall: bool,
+    /// A re-bootstrap of a node that had bootstrapped before.
+    again: bool,
 }
 
 /// The sans-IO dht-rpc node. See the module documentation.
@@ -604,6 +624,9 @@ pub struct Dht {
     bootstrapped: bool,
     boot: Option<BootState>,
     boot_round: u8,
+    /// The bootstrap walk in flight (an older one ending is ignored).
+    boot_query: Option<QueryId>,
+    suspended: bool,
     network_check: Option<NetworkCheck>,
     tick: i64,
     stable_ticks: i64,
@@ -670,6 +693,8 @@ impl Dht {
             bootstrapped: false,
             boot: None,
             boot_round: 0,
+            boot_query: None,
+            suspended: false,
             network_check: None,
             tick,
             stable_ticks: if adaptive { STABLE_TICKS } else { 0 },
@@ -698,6 +723,11 @@ impl Dht {
     }
 
     // ---------------------------------------------------------------- accessors
+
+    /// Whether the node is suspended ([`Self::suspend`]).
+    pub fn is_suspended(&self) -> bool {
+        self.suspended
+    }
 
     /// Our id when persistent (`dht.id`), `None` while ephemeral.
     pub fn id(&self) -> Option<Id> {
@@ -784,6 +814,9 @@ impl Dht {
 
     /// When [`Self::handle_timeout`] is due next.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.suspended {
+            return None;
+        }
         let mut t = self.next_tick.min(self.next_drain);
         for r in self.inflight.values() {
             if let Some(d) = r.deadline {
@@ -798,6 +831,9 @@ impl Dht {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.suspended {
+            return;
+        }
         if now >= self.next_drain {
             self.next_drain = now + DRAIN_INTERVAL;
             self.drain(now);
@@ -827,7 +863,7 @@ impl Dht {
     /// Handles a datagram that arrived on `socket` from `from`.
     pub fn handle_datagram(&mut self, socket: Socket, from: SocketAddr, data: &[u8], now: Instant) {
         let SocketAddr::V4(from) = from else { return };
-        if data.len() < 2 || from.port() == 0 {
+        if self.suspended || data.len() < 2 || from.port() == 0 {
             return;
         }
         if socket == Socket::Server {
@@ -916,12 +952,18 @@ impl Dht {
     /// Starts an iterative query (`dht.query(...)`): replies arrive as [`Event::QueryReply`], the end as
     /// [`Event::QueryDone`].
     pub fn query(&mut self, spec: QuerySpec, opts: QueryOpts, now: Instant) -> QueryId {
+        if self.suspended {
+            return self.suspended_query();
+        }
         self.refresh_ticks = REFRESH_TICKS;
         self.start_query(QueryKind::User, false, spec, opts, now)
     }
 
     /// Starts a FIND_NODE query (`dht.findNode(target)`).
     pub fn find_node(&mut self, target: Id, opts: QueryOpts, now: Instant) -> QueryId {
+        if self.suspended {
+            return self.suspended_query();
+        }
         self.refresh_ticks = REFRESH_TICKS;
         let spec = QuerySpec {
             target,
@@ -929,6 +971,100 @@ impl Dht {
             value: None,
         };
         self.start_query(QueryKind::User, true, spec, opts, now)
+    }
+
+    /// A query asked for while suspended: it ends at once, destroyed.
+    fn suspended_query(&mut self) -> QueryId {
+        self.stats.queries += 1;
+        self.next_query += 1;
+        let id = QueryId(self.next_query);
+        self.events.push_back(Event::QueryDone {
+            id,
+            closest: Vec::new(),
+            result: Err(QueryError::Destroyed),
+        });
+        id
+    }
+
+    /// Stops the node (`dht.suspend()`): every request and query in flight fails ([`RequestError::Suspended`],
+    /// [`QueryError::Destroyed`]), new ones fail at once, datagrams are dropped and no timer runs until
+    /// [`Self::resume`]. The routing table is kept.
+    pub fn suspend(&mut self, now: Instant) {
+        if self.suspended {
+            return;
+        }
+        self.boot = None;
+        self.boot_query = None;
+        self.network_check = None;
+        let ids: Vec<QueryId> = self.queries.keys().copied().collect();
+        for id in ids {
+            self.cancel_query(id, now);
+        }
+        let mut tids: Vec<u16> = self.inflight.keys().copied().collect();
+        tids.sort_unstable();
+        for tid in tids {
+            if let Some(r) = self.inflight.remove(&tid) {
+                if let Owner::User(id) = r.owner {
+                    self.events.push_back(Event::RequestFailed {
+                        id,
+                        error: RequestError::Suspended,
+                    });
+                }
+            }
+        }
+        self.queue.clear();
+        self.congestion = CongestionWindow::new(self.config.max_window);
+        self.repinging = 0;
+        self.delayed.clear();
+        self.transmits.clear();
+        self.suspended = true;
+        self.events.push_back(Event::Suspended);
+    }
+
+    /// Restarts a suspended node (`dht.resume()`): as after a wake-up, it re-bootstraps
+    /// ([`Event::Rebootstrapped`] when done).
+    pub fn resume(&mut self, now: Instant) {
+        if !self.suspended {
+            return;
+        }
+        self.suspended = false;
+        self.last_tick = now;
+        self.next_tick = now + TICK_INTERVAL;
+        self.next_drain = now + DRAIN_INTERVAL;
+        self.events.push_back(Event::Resumed);
+        self.on_wakeup();
+        self.rebootstrap(now);
+    }
+
+    /// The machine's network interfaces or addresses changed (udx's `network-change`): the node
+    /// re-bootstraps and analyses its NAT again ([`Event::NetworkChange`] now, [`Event::Rebootstrapped`]
+    /// when done). Ignored while suspended.
+    pub fn network_changed(&mut self, now: Instant) {
+        if self.suspended {
+            return;
+        }
+        self.events.push_back(Event::NetworkChange);
+        self.age_nodes();
+        self.rebootstrap(now);
+    }
+
+    /// The machine slept (the driver saw its boot clock jump ahead of the monotonic clock, which stops
+    /// during a system sleep): as a late tick does, the node treats its routing table as old and
+    /// re-bootstraps ([`Event::Wakeup`], then [`Event::Rebootstrapped`]). Ignored while suspended.
+    pub fn woke_up(&mut self, now: Instant) {
+        if self.suspended {
+            return;
+        }
+        self.on_wakeup();
+        self.last_tick = now;
+        if self.bootstrapped {
+            self.rebootstrap(now);
+        }
+    }
+
+    /// Whether a re-bootstrap (or the first bootstrap) is running.
+    pub fn is_rebootstrapping(&self) -> bool {
+        self.boot.is_some()
     }
 
     /// Cancels a query; it ends with [`QueryError::Destroyed`].
@@ -1037,6 +1173,13 @@ impl Dht {
     ) -> RequestId {
         self.next_request += 1;
         let id = RequestId(self.next_request);
+        if self.suspended {
+            self.events.push_back(Event::RequestFailed {
+                id,
+                error: RequestError::Suspended,
+            });
+            return id;
+        }
         let retries = if opts.no_retry { 0 } else { DEFAULT_RETRIES };
         let tid = self.create_request(to, None, internal, spec, Owner::User(id), now);
         if let Some(r) = self.inflight.get_mut(&tid) {
@@ -1704,6 +1847,9 @@ impl Dht {
     fn on_tick(&mut self, now: Instant) {
         if now.saturating_duration_since(self.last_tick) > SLEEPING_INTERVAL {
             self.on_wakeup();
+            if self.bootstrapped {
+                self.rebootstrap(now);
+            }
         } else {
             self.tick += 1;
         }
@@ -1748,6 +1894,17 @@ impl Dht {
     }
 
     fn on_wakeup(&mut self) {
+        self.age_nodes();
+        if self.adaptive && !self.ephemeral {
+            self.ephemeral = true;
+            self.events.push_back(Event::Ephemeral);
+        }
+        self.events.push_back(Event::Wakeup);
+    }
+
+    /// What `_onwakeup` does to the timers: every node looks old (pinged in two ticks), a refresh next
+    /// tick, the network health and the stable-host check start over.
+    fn age_nodes(&mut self) {
         self.tick += 2 * OLD_NODE;
         self.tick += 8 - (self.tick & 7) - 2;
         self.stable_ticks = MORE_STABLE_TICKS;
@@ -1755,11 +1912,28 @@ impl Dht {
         self.last_host = None;
         self.health.reset();
         self.set_health(Health::Online);
-        if self.adaptive && !self.ephemeral {
-            self.ephemeral = true;
-            self.events.push_back(Event::Ephemeral);
+    }
+
+    /// Bootstraps again after a network change, a wake-up or a resume: the NAT sampler starts afresh, a
+    /// node configured firewalled is firewalled again until the probes prove it reachable, a persistent
+    /// node (not a bootstrapper) turns ephemeral (its id was the old address's), and the bootstrap walk
+    /// and NAT analysis of [`Self::new`] run again.
+    fn rebootstrap(&mut self, now: Instant) {
+        if self.config.public_address.is_none() {
+            let had = (self.nat.host(), self.nat.port());
+            self.nat = NatSampler::new();
+            self.nonpersistent_samples.clear();
+            if had != (None, 0) {
+                self.events.push_back(Event::NatUpdate(None, 0));
+            }
+            self.firewalled = self.config.firewalled;
+            if !self.ephemeral {
+                self.ephemeral = true;
+                self.events.push_back(Event::Ephemeral);
+            }
         }
-        self.events.push_back(Event::Wakeup);
+        self.network_check = None;
+        self.start_bootstrap(now);
     }
 
     // ---------------------------------------------------------------- bootstrap and network state
@@ -1769,14 +1943,21 @@ impl Dht {
             first: self.firewalled && self.config.quick_firewall && !self.force_persistent,
             test_nat: false,
             only_firewall: !self.force_persistent,
+            again: self.bootstrapped,
         });
         self.boot_round = 0;
+        self.start_boot_query(now);
+    }
+
+    /// Starts a bootstrap walk towards our id; only the newest one's end counts (it may end at once).
+    fn start_boot_query(&mut self, now: Instant) {
+        self.boot_query = Some(QueryId(self.next_query + 1));
         self.background_query(*self.table.id(), QueryKind::Bootstrap, now);
     }
 
     fn on_bootstrap_query_done(&mut self, now: Instant) {
         let Some(boot) = &self.boot else { return };
-        if self.bootstrapped || (!boot.test_nat && !self.force_persistent) {
+        if (self.bootstrapped && !boot.again) || (!boot.test_nat && !self.force_persistent) {
             self.finish_bootstrap();
             return;
         }
@@ -1786,8 +1967,11 @@ impl Dht {
     }
 
     fn finish_bootstrap(&mut self) {
-        self.boot = None;
+        let again = self.boot.take().is_some_and(|b| b.again);
         if self.bootstrapped {
+            if again {
+                self.events.push_back(Event::Rebootstrapped);
+            }
             return;
         }
         self.bootstrapped = true;
@@ -1800,7 +1984,7 @@ impl Dht {
         };
         if ok && round == 0 {
             self.boot_round = 1;
-            self.background_query(*self.table.id(), QueryKind::Bootstrap, now);
+            self.start_boot_query(now);
         } else {
             self.finish_bootstrap();
         }
@@ -2400,7 +2584,12 @@ impl Dht {
                 result,
             }),
             QueryKind::Background => {}
-            QueryKind::Bootstrap => self.on_bootstrap_query_done(now),
+            QueryKind::Bootstrap => {
+                if self.boot_query == Some(id) {
+                    self.boot_query = None;
+                    self.on_bootstrap_query_done(now);
+                }
+            }
         }
     }
 }

@@ -40,8 +40,16 @@
 //! relay carries the connection meanwhile, and gives up otherwise (`HOLEPUNCH_ABORTED`, or the server's
 //! TRY_LATER abort).
 //!
+//! Network changes: the node watches the machine's interface addresses ([`crate::dht_rpc::interfaces`],
+//! polled every second; udx-native polls every 5 s) and its clock (a system sleep). On a change, a wake-up
+//! or [`HyperDht::resume`] the dht-rpc node re-bootstraps and analyses its NAT again, and every server
+//! re-announces as soon as that is done ([`HyperDht::network_events`] tells each step). The JS servers
+//! only re-announce on `network-change`; a ping of the old relays that still succeeds from the new
+//! address is no proof that the announced address is right, so the re-announce is not skipped.
+//! [`HyperDht::suspend`] unannounces the servers and stops the node until [`HyperDht::resume`].
+//!
 //! Not implemented: reopening the puncher's socket when the NAT looks unstable (`analyze(true)`),
-//! reusable sockets / socket routes, suspend/resume (and `deferRandomPunch`).
+//! reusable sockets / socket routes, `deferRandomPunch`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -65,7 +73,7 @@ use super::noise_wrap::{NoiseWrap, NoiseWrapError};
 use super::persistent::{CacheOpts, ServeHyperdht};
 use crate::compact_encoding::{Encode, Writer};
 use crate::crypto::{self, KeyPair};
-use crate::dht_rpc::driver::{DatagramSocket, DhtHandle, DriverError};
+use crate::dht_rpc::driver::{DatagramSocket, DhtHandle, DriverError, NetworkEvent};
 use crate::dht_rpc::messages::{ErrorCode as RpcErrorCode, Id};
 use crate::dht_rpc::node::{
     Config, IncomingRequest, QueryOpts, QuerySpec, Reply, ReplyOpts, RequestSpec,
@@ -160,6 +168,9 @@ pub enum HyperDhtError {
     /// The blind relay pairing failed or timed out, and no other path connected (`RELAY_ABORTED`).
     #[error("RELAY_ABORTED: {0}")]
     RelayAborted(String),
+    /// The node is suspended ([`HyperDht::suspend`], `SUSPENDED`).
+    #[error("SUSPENDED: the node is suspended")]
+    Suspended,
     /// The stream did not connect in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),
@@ -268,6 +279,10 @@ struct Inner {
     hold_direct_path: Option<Option<Duration>>,
     random_punches: Arc<holepunch::RandomPunches>,
     destroyed: AtomicBool,
+    /// Whether the node is suspended; the servers' announcers follow it.
+    suspended: tokio::sync::watch::Sender<bool>,
+    /// How many servers unannounced since the node was suspended.
+    unannounced: tokio::sync::watch::Sender<usize>,
     listening: Mutex<Vec<[u8; 32]>>,
     /// Local ids of the raw streams currently carried through a blind relay.
     relayed: Mutex<std::collections::HashSet<u32>>,
@@ -386,6 +401,7 @@ impl HyperDht {
         };
         let handle = DhtHandle::spawn(config, server_socket.clone(), client_socket.clone())?;
         handle.serve_hyperdht(opts.cache).await?;
+        handle.watch_interfaces(crate::dht_rpc::interfaces::POLL_INTERVAL);
         Ok(Self {
             inner: Arc::new(Inner {
                 handle,
@@ -399,6 +415,8 @@ impl HyperDht {
                 hold_direct_path: opts.hold_direct_path,
                 random_punches: Arc::new(holepunch::RandomPunches::new(opts.random_punch_interval)),
                 destroyed: AtomicBool::new(false),
+                suspended: tokio::sync::watch::channel(false).0,
+                unannounced: tokio::sync::watch::channel(0).0,
                 listening: Mutex::new(Vec::new()),
                 relayed: Mutex::default(),
             }),
@@ -467,6 +485,50 @@ impl HyperDht {
     /// Same as [`Self::ready`] (`fullyBootstrapped()`).
     pub async fn fully_bootstrapped(&self) -> Result<()> {
         self.ready().await
+    }
+
+    /// The node's network events: `network-change` ([`NetworkEvent::Change`]), wake-ups, suspend and
+    /// resume, and the end of each re-bootstrap (after which servers re-announce).
+    pub fn network_events(&self) -> tokio::sync::broadcast::Receiver<NetworkEvent> {
+        self.inner.handle.events()
+    }
+
+    /// Tells the node that the machine's network changed (what the interface watcher does by itself):
+    /// it re-bootstraps, analyses its NAT again, and its servers re-announce.
+    pub fn network_changed(&self) -> Result<()> {
+        Ok(self.inner.handle.network_changed()?)
+    }
+
+    /// Whether the node is suspended.
+    pub fn is_suspended(&self) -> bool {
+        *self.inner.suspended.borrow()
+    }
+
+    /// Suspends the node (`dht.suspend()`, for a machine about to sleep or an app going to the
+    /// background): servers unannounce and stop answering, new connections fail with `SUSPENDED`, the
+    /// DHT node stops (requests and queries fail, datagrams are dropped, no timers run). Open connections
+    /// stay; their keep-alives decide. Returns once the servers unannounced.
+    pub async fn suspend(&self) -> Result<()> {
+        if self.inner.suspended.send_replace(true) {
+            return Ok(());
+        }
+        // The announcers unannounce while the node still runs.
+        let servers = self.inner.listening.lock().map(|l| l.len()).unwrap_or(0);
+        let mut done = self.inner.unannounced.subscribe();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), done.wait_for(|n| *n >= servers)).await;
+        Ok(self.inner.handle.suspend().await?)
+    }
+
+    /// Resumes a suspended node (`dht.resume()`): it re-bootstraps, then its servers announce again.
+    pub async fn resume(&self) -> Result<()> {
+        if !*self.inner.suspended.borrow() {
+            return Ok(());
+        }
+        self.inner.handle.resume().await?;
+        self.inner.unannounced.send_replace(0);
+        self.inner.suspended.send_replace(false);
+        Ok(())
     }
 
     /// Marks the node destroyed: new servers and connections fail. Close servers first ([`Server::close`]) to
@@ -584,6 +646,9 @@ impl HyperDht {
         opts: ConnectOpts,
     ) -> Result<Connection> {
         self.check_alive()?;
+        if self.is_suspended() {
+            return Err(HyperDhtError::Suspended);
+        }
         let key_pair = &opts
             .key_pair
             .clone()
@@ -1482,6 +1547,7 @@ struct Listening {
     announced: Arc<Mutex<Announced>>,
     router: JoinHandle<()>,
     announcer: JoinHandle<()>,
+    rounds: tokio::sync::watch::Receiver<u64>,
 }
 
 /// A HyperDHT server (`dht.createServer()`): [`Server::listen`] on a key pair, then [`Server::accept`]
@@ -1571,12 +1637,14 @@ impl Server {
         if let Ok(mut a) = announced.lock() {
             *a = first.clone();
         }
+        let (rounds_tx, rounds) = tokio::sync::watch::channel(1);
         let announcer = tokio::spawn(announcer_loop(
             self.dht.clone(),
             key_pair.clone(),
             target,
             announced.clone(),
             first,
+            rounds_tx,
         ));
         self.listening = Some(Listening {
             key_pair,
@@ -1585,8 +1653,15 @@ impl Server {
             announced,
             router,
             announcer,
+            rounds,
         });
         Ok(())
+    }
+
+    /// How many times the server announced itself (1 after [`Self::listen`]), changing with each
+    /// re-announce (periodic, after losing relays, or after a network change); `None` when not listening.
+    pub fn announce_rounds(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.listening.as_ref().map(|l| l.rounds.clone())
     }
 
     /// The next connection; `None` once the server is closed (or not listening).
@@ -1710,36 +1785,71 @@ async fn unannounce_server(dht: &HyperDht, key_pair: &KeyPair, target: Id, to: S
 }
 
 /// The announcer's background loop: ping the relays every 3 s, re-announce every ~5 minutes or when
-/// fewer than `min(3, relays)` answer, unannouncing from relays no longer used.
+/// fewer than `min(3, relays)` answer, unannouncing from relays no longer used. Re-announces at once when
+/// the node finished a re-bootstrap (a network change, a wake-up, a resume); unannounces while the node is
+/// suspended. Counts the announce rounds in `rounds`.
 async fn announcer_loop(
     dht: HyperDht,
     key_pair: KeyPair,
     target: Id,
     announced: Arc<Mutex<Announced>>,
     mut current: Announced,
+    rounds: tokio::sync::watch::Sender<u64>,
 ) {
+    let mut rebootstraps = dht.inner.handle.rebootstraps();
+    rebootstraps.borrow_and_update();
+    let mut suspended = dht.inner.suspended.subscribe();
     loop {
-        let mut refresh = current.relays.is_empty();
-        for _ in 0..ANNOUNCER_ROUNDS {
-            if refresh {
-                break;
+        let wait = async {
+            if current.relays.is_empty() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
             }
-            tokio::time::sleep(ANNOUNCER_PING_INTERVAL).await;
-            let mut alive = 0;
-            for r in &current.relays {
-                if dht.inner.handle.ping(r.relay_address).await.is_ok() {
-                    alive += 1;
+            for _ in 0..ANNOUNCER_ROUNDS {
+                tokio::time::sleep(ANNOUNCER_PING_INTERVAL).await;
+                let mut alive = 0;
+                for r in &current.relays {
+                    if dht.inner.handle.ping(r.relay_address).await.is_ok() {
+                        alive += 1;
+                    }
+                }
+                if alive < current.relays.len().min(3) {
+                    // Lost too many relays: announce again, after a breath.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    return;
                 }
             }
-            if alive < current.relays.len().min(3) {
-                refresh = true;
+        };
+        tokio::select! {
+            () = wait => {}
+            r = rebootstraps.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                tracing::debug!("re-bootstrapped: re-announcing");
+            }
+            r = suspended.wait_for(|s| *s) => {
+                if r.is_err() {
+                    return;
+                }
             }
         }
-        if !refresh {
-            // Regular refresh after the rounds.
-        } else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        if *suspended.borrow_and_update() {
+            for r in &current.relays {
+                unannounce_server(&dht, &key_pair, target, r.relay_address).await;
+            }
+            current = Announced::default();
+            if let Ok(mut a) = announced.lock() {
+                *a = current.clone();
+            }
+            dht.inner.unannounced.send_modify(|n| *n += 1);
+            if suspended.wait_for(|s| !*s).await.is_err() {
+                return;
+            }
+            // Resumed: announce once the node re-bootstrapped.
+            let _ = tokio::time::timeout(Duration::from_secs(10), rebootstraps.changed()).await;
         }
+        rebootstraps.borrow_and_update();
         let next = announce_server(&dht, &key_pair, target).await;
         for old in &current.relays {
             if !next
@@ -1754,6 +1864,7 @@ async fn announcer_loop(
             *a = next.clone();
         }
         current = next;
+        rounds.send_modify(|n| *n += 1);
     }
 }
 

@@ -20,6 +20,7 @@ mod persistent;
 mod secure_payload;
 mod socket_pool;
 
+pub use crate::dht_rpc::driver::NetworkEvent;
 pub use dht::{
     ConnectOpts, Connection, ConnectionPath, HyperDht, HyperDhtError, HyperDhtOpts, LookupResult,
     RelayThrough, Server,

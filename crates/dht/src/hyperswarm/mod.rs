@@ -27,6 +27,10 @@
 //!   `REMOTE_NOT_HOLEPUNCHABLE`; the peer is then redialled soon, its attempts reset) and whether our NAT
 //!   randomizes ports. A key relays when forced or randomized, as in the JS. The relayed connection is handed
 //!   out at once and moves to a punched path when one opens (HyperDHT's `relayThrough`).
+//! - When the machine's network changes (or it wakes up), the node re-bootstraps, the server re-announces
+//!   its key and every topic's discovery refreshes at once (the JS `_handleNetworkChange`).
+//!   [`Hyperswarm::suspend`] closes every connection, pauses the discoveries and suspends the node;
+//!   [`Hyperswarm::resume`] resumes it and refreshes every topic.
 //!
 //! Structure: the connection manager is sans-IO ([`SwarmCore`]: events in, [`Action`]s out, clock passed in),
 //! driven by one task per swarm that owns the dials and the connections' close watchers; each topic's
@@ -296,6 +300,8 @@ enum Event {
     Flush(oneshot::Sender<bool>),
     Stats(oneshot::Sender<SwarmStats>),
     Destroy(oneshot::Sender<()>),
+    /// `swarm.suspend()`: close every connection.
+    Suspend(oneshot::Sender<()>),
     Shutdown,
 }
 
@@ -450,6 +456,7 @@ struct Shared {
     server: OnceCell<ServerHandle>,
     firewall: Arc<FirewallCtx>,
     destroyed: AtomicBool,
+    suspended: watch::Sender<bool>,
     next_session: AtomicU64,
     refresh_interval: Duration,
     refresh_jitter: Duration,
@@ -549,6 +556,7 @@ async fn discovery_task(
     mut mode: watch::Receiver<Mode>,
     refresh: Arc<watch::Sender<RefreshState>>,
     announced: Arc<AtomicBool>,
+    mut suspended: watch::Receiver<bool>,
 ) {
     let mut requests = refresh.subscribe();
     // The joiner sets the mode and asks for the first refresh right after spawning us.
@@ -558,6 +566,10 @@ async fn discovery_task(
         }
     }
     loop {
+        // No discovery while suspended (`PeerDiscovery.suspend`); `resume` asks for a refresh.
+        if suspended.wait_for(|s| !*s).await.is_err() {
+            return;
+        }
         let requested = refresh.borrow().requested;
         let m = *mode.borrow_and_update();
         let delay = {
@@ -590,6 +602,37 @@ async fn discovery_task(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Asks every topic's discovery for a refresh now.
+fn refresh_all(shared: &Shared) {
+    for t in lock(&shared.topics).values() {
+        t.refresh();
+    }
+}
+
+/// `_handleNetworkChange`: once the node re-bootstrapped after a network change (or a wake-up), refresh
+/// every topic (the node's server re-announces its key by itself).
+async fn network_task(
+    shared: Weak<Shared>,
+    mut events: tokio::sync::broadcast::Receiver<crate::hyperdht::NetworkEvent>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(crate::hyperdht::NetworkEvent::Rebootstrapped) | Err(RecvError::Lagged(_)) => {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                if !*shared.suspended.borrow() && !shared.destroyed.load(Ordering::Acquire) {
+                    tracing::debug!("hyperswarm: network changed, refreshing every topic");
+                    refresh_all(&shared);
+                }
+            }
+            Ok(_) => {}
+            Err(RecvError::Closed) => return,
         }
     }
 }
@@ -665,22 +708,57 @@ impl Hyperswarm {
             next_flush: 0,
         };
         tokio::spawn(actor.run(rx));
-        Self {
-            shared: Arc::new(Shared {
-                dht,
-                key_pair,
-                events,
-                connections: tokio::sync::Mutex::new(connections),
-                topics,
-                server: OnceCell::new(),
-                firewall,
-                destroyed: AtomicBool::new(false),
-                next_session: AtomicU64::new(0),
-                refresh_interval: opts.refresh_interval,
-                refresh_jitter: opts.refresh_jitter,
-                relay_through: opts.relay_through,
-            }),
+        let network = dht.network_events();
+        let shared = Arc::new(Shared {
+            dht,
+            key_pair,
+            events,
+            connections: tokio::sync::Mutex::new(connections),
+            topics,
+            server: OnceCell::new(),
+            firewall,
+            destroyed: AtomicBool::new(false),
+            suspended: watch::channel(false).0,
+            next_session: AtomicU64::new(0),
+            refresh_interval: opts.refresh_interval,
+            refresh_jitter: opts.refresh_jitter,
+            relay_through: opts.relay_through,
+        });
+        tokio::spawn(network_task(Arc::downgrade(&shared), network));
+        Self { shared }
+    }
+
+    /// Suspends the swarm (`swarm.suspend()`): closes every connection, pauses every topic's discovery
+    /// and suspends the DHT node (its server unannounces). Nothing is dialled until [`Self::resume`].
+    pub async fn suspend(&self) -> Result<(), SwarmError> {
+        self.check_alive()?;
+        if self.shared.suspended.send_replace(true) {
+            return Ok(());
         }
+        let (tx, rx) = oneshot::channel();
+        if self.shared.events.send(Event::Suspend(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        self.shared.dht.suspend().await?;
+        Ok(())
+    }
+
+    /// Resumes a suspended swarm (`swarm.resume()`): the node re-bootstraps, the server re-announces, and
+    /// every topic refreshes (announce and lookup), so peers are found and dialled again.
+    pub async fn resume(&self) -> Result<(), SwarmError> {
+        self.check_alive()?;
+        if !*self.shared.suspended.borrow() {
+            return Ok(());
+        }
+        self.shared.dht.resume().await?;
+        self.shared.suspended.send_replace(false);
+        refresh_all(&self.shared);
+        Ok(())
+    }
+
+    /// Whether the swarm is suspended.
+    pub fn is_suspended(&self) -> bool {
+        *self.shared.suspended.borrow()
     }
 
     /// The swarm's key pair.
@@ -721,6 +799,7 @@ impl Hyperswarm {
                 mode_rx,
                 refresh.clone(),
                 announced.clone(),
+                self.shared.suspended.subscribe(),
             ));
             TopicState {
                 sessions: HashMap::new(),
@@ -981,6 +1060,13 @@ impl Actor {
                 }
                 Event::Stats(tx) => {
                     let _ = tx.send(self.core.stats());
+                }
+                Event::Suspend(tx) => {
+                    // Dials in flight end by themselves (the suspended node fails them).
+                    for c in self.controls.values() {
+                        c.destroy();
+                    }
+                    let _ = tx.send(());
                 }
                 Event::Destroy(tx) => {
                     self.core.destroy();

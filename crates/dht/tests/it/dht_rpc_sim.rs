@@ -1,7 +1,7 @@
 //! The sans-IO dht-rpc node on an in-memory network with a virtual clock: deterministic, no sockets,
 //! no sleeps.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,8 @@ struct Net {
     delivered: u64,
     /// (node, destination host): the next datagram that node sends to that host is lost.
     lose_once: Vec<(usize, Ipv4Addr)>,
+    /// Nodes whose host changed address (`ip addr del/add`): they send from, and are reached at, this one.
+    moved: HashMap<usize, Ipv4Addr>,
 }
 
 impl Net {
@@ -51,6 +53,7 @@ impl Net {
             contacted: HashSet::new(),
             delivered: 0,
             lose_once: Vec::new(),
+            moved: HashMap::new(),
         }
     }
 
@@ -71,11 +74,24 @@ impl Net {
         }
     }
 
+    fn addr(&self, i: usize) -> Ipv4Addr {
+        self.moved.get(&i).copied().unwrap_or_else(|| host(i))
+    }
+
     fn locate(&self, to: SocketAddrV4) -> Option<(usize, Socket)> {
-        let [10, 0, hi, lo] = to.ip().octets() else {
-            return None;
+        let i = match self.moved.iter().find(|(_, a)| **a == *to.ip()) {
+            Some((i, _)) => *i,
+            None => {
+                let [10, 0, hi, lo] = to.ip().octets() else {
+                    return None;
+                };
+                let i = usize::from(hi) * 200 + usize::from(lo).checked_sub(1)?;
+                if self.moved.contains_key(&i) {
+                    return None; // its old address is gone
+                }
+                i
+            }
         };
-        let i = usize::from(hi) * 200 + usize::from(lo).checked_sub(1)?;
         if i >= self.nodes.len() {
             return None;
         }
@@ -107,7 +123,7 @@ impl Net {
                 } else {
                     CLIENT_PORT
                 };
-                let src = SocketAddrV4::new(host(i), port);
+                let src = SocketAddrV4::new(self.addr(i), port);
                 self.contacted.insert((i, t.socket, t.to));
                 let Some((j, sock)) = self.locate(t.to) else {
                     continue;
@@ -800,4 +816,161 @@ fn configured_nodes_are_in_the_table_from_the_start() {
     let mut got = net.nodes[b].nodes();
     got.sort();
     assert_eq!(got, nodes);
+}
+
+fn rebootstrapped(net: &Net, i: usize) -> bool {
+    net.events[i].contains(&Event::Rebootstrapped)
+}
+
+#[test]
+fn a_moved_node_rebootstraps_on_network_change_and_takes_its_new_address() {
+    let mut net = build(12);
+    let a = 11;
+    assert_eq!(net.nodes[a].id(), Some(node_id(&server(a))));
+    // The host's address changes (ip addr del/add); the driver's interface watcher reports it.
+    let new_host = Ipv4Addr::new(10, 1, 0, 7);
+    net.moved.insert(a, new_host);
+    net.take_events(a);
+    let now = net.now;
+    net.nodes[a].network_changed(now);
+    // At once: the old NAT estimate is dropped, the node is ephemeral again (its id named the old
+    // address) and the bootstrap walk is under way.
+    assert_eq!(net.nodes[a].public_address(), (None, 0));
+    assert!(net.nodes[a].is_ephemeral());
+    assert!(net.nodes[a].is_rebootstrapping());
+    let sent_before = net.delivered;
+    net.flush();
+    assert!(
+        net.delivered > sent_before,
+        "the re-bootstrap walk went out"
+    );
+    assert!(net.events[a].contains(&Event::NetworkChange));
+    assert!(net.events[a].contains(&Event::Ephemeral));
+    net.run_until(Duration::from_secs(60), |net| rebootstrapped(net, a));
+    assert!(!net.nodes[a].is_rebootstrapping());
+    assert_eq!(
+        net.nodes[a].public_address(),
+        (Some(new_host), SERVER_PORT),
+        "the NAT was analysed again"
+    );
+    // A node configured persistent becomes persistent again, under the new address's id.
+    assert!(!net.nodes[a].is_ephemeral());
+    assert_eq!(
+        net.nodes[a].id(),
+        Some(node_id(&SocketAddrV4::new(new_host, SERVER_PORT)))
+    );
+    assert!(net.events[a].contains(&Event::Persistent));
+}
+
+#[test]
+fn a_firewalled_node_is_probed_again_after_a_network_change() {
+    let mut net = build(8);
+    let a = net.add(Config {
+        bootstrap: vec![server(0)],
+        server_port: SERVER_PORT,
+        seed: Some(77),
+        ..Config::default()
+    });
+    net.run_until(Duration::from_secs(120), |net| {
+        net.bootstrapped(a) && !net.nodes[a].is_firewalled()
+    });
+    // Now behind a firewall: after the change the node starts firewalled again and the probes of the
+    // re-bootstrap find its server socket unreachable, so it stays firewalled.
+    net.firewalled.insert(a);
+    net.contacted.retain(|(i, _, _)| *i != a); // a new network: the firewall has seen nothing yet
+    let now = net.now;
+    net.nodes[a].network_changed(now);
+    assert!(net.nodes[a].is_firewalled());
+    net.run_until(Duration::from_secs(120), |net| rebootstrapped(net, a));
+    assert!(net.nodes[a].is_firewalled());
+    assert_eq!(net.nodes[a].public_address().0, Some(host(a)));
+    // Reachable again: the next change finds it so.
+    net.firewalled.remove(&a);
+    net.take_events(a);
+    let now = net.now;
+    net.nodes[a].network_changed(now);
+    net.run_until(Duration::from_secs(120), |net| rebootstrapped(net, a));
+    assert!(!net.nodes[a].is_firewalled());
+}
+
+#[test]
+fn a_clock_jump_is_a_wakeup_that_rebootstraps() {
+    let mut net = build(8);
+    let a = 7;
+    net.take_events(a);
+    // The machine slept for a minute: the next tick comes late.
+    let wake = net.now + Duration::from_secs(60);
+    net.now = wake;
+    net.nodes[a].handle_timeout(wake);
+    assert!(net.nodes[a].is_rebootstrapping());
+    net.flush();
+    assert!(net.events[a].contains(&Event::Wakeup));
+    net.run_until(Duration::from_secs(200), |net| rebootstrapped(net, a));
+    assert_eq!(net.nodes[a].public_address(), (Some(host(a)), SERVER_PORT));
+    // The driver's boot-clock detection reports the same thing directly.
+    net.take_events(a);
+    let now = net.now;
+    net.nodes[a].woke_up(now);
+    net.flush();
+    assert!(net.events[a].contains(&Event::Wakeup));
+    net.run_until(Duration::from_secs(300), |net| rebootstrapped(net, a));
+}
+
+#[test]
+fn suspend_stops_everything_and_resume_rebootstraps() {
+    let mut net = build(6);
+    let a = 5;
+    let now = net.now;
+    let pending = net.nodes[a].ping(server(1), now);
+    net.nodes[a].suspend(now);
+    assert!(net.nodes[a].is_suspended());
+    assert_eq!(
+        net.nodes[a].poll_timeout(),
+        None,
+        "no timers while suspended"
+    );
+    assert!(
+        net.nodes[a].poll_transmit().is_none(),
+        "nothing left to send"
+    );
+    let events = {
+        net.flush();
+        net.take_events(a)
+    };
+    assert!(events.contains(&Event::RequestFailed {
+        id: pending,
+        error: RequestError::Suspended
+    }));
+    assert!(events.contains(&Event::Suspended));
+    // New requests fail at once; datagrams are dropped; a network change is ignored.
+    let now = net.now;
+    let late = net.nodes[a].ping(server(2), now);
+    net.nodes[a].network_changed(now);
+    assert!(!net.nodes[a].is_rebootstrapping());
+    let events = net.take_events(a);
+    assert!(net.nodes[a].poll_event().is_some_and(|e| e
+        == Event::RequestFailed {
+            id: late,
+            error: RequestError::Suspended
+        }));
+    assert!(events.is_empty());
+    let table = net.nodes[a].table().len();
+    assert!(table > 0, "the routing table is kept");
+    // Others keep running meanwhile.
+    let until = net.now + Duration::from_secs(30);
+    net.run_until(Duration::from_secs(300), |net| net.now >= until);
+    assert!(net.take_events(a).is_empty());
+    let now = net.now;
+    net.nodes[a].resume(now);
+    assert!(!net.nodes[a].is_suspended());
+    assert!(net.nodes[a].poll_timeout().is_some());
+    net.run_until(Duration::from_secs(400), |net| rebootstrapped(net, a));
+    assert!(net.events[a].contains(&Event::Resumed));
+    let now = net.now;
+    let id = net.nodes[a].ping(server(1), now);
+    net.run_until(Duration::from_secs(500), |net| {
+        net.events[a]
+            .iter()
+            .any(|e| matches!(e, Event::Response { id: x, .. } if *x == id))
+    });
 }

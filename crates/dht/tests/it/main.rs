@@ -10,3 +10,4 @@ mod dht_rpc_sim;
 mod dht_table_vectors;
 mod dht_vectors;
 mod dht_wire_enums;
+mod hyperdht_network_change;

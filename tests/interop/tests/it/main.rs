@@ -22,6 +22,7 @@ mod hyperdht_interop;
 mod hyperdrive_clear_interop;
 mod hyperdrive_interop;
 mod hyperswarm_interop;
+mod network_change_lab;
 mod protomux_diff;
 mod protomux_interop;
 mod secret_stream_interop;

@@ -1,0 +1,109 @@
+//! The network-change lab (tests/netchange/run): in network namespaces, the host of a Rust hypertele-server,
+//! hypershell-server and `drives seed` (and of the JS hypertele-server 1.1.4, for comparison) changes its
+//! address on the same link (`ip addr del/add`); a new client must get through to each Rust server within
+//! 10 s of the change (the script's bound: BOUND). The script prints how long each took, and how a hypershell
+//! session and a hyperbeam pipe open across the change ended (each with an error message).
+//!
+//! Needs root, `ip netns` and node, so the test is `#[ignore]`d in a normal run; `.ci/run` runs it as root
+//! with `--ignored`. Run without those, it fails and says what is missing.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The Rust bins the lab runs, from the target directory of this test binary's profile (built when missing).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/it-<hash>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
+    let bins = [
+        "hypertele",
+        "hypertele-server",
+        "hypershell",
+        "hypershell-server",
+        "hypershell-keygen",
+        "drives",
+        "hyperbeam",
+    ];
+    if bins.iter().any(|b| !dir.join(b).exists()) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args([
+            "build",
+            "-p",
+            "hypertele",
+            "-p",
+            "hypershell",
+            "-p",
+            "drives",
+            "-p",
+            "hyperbeam",
+        ]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().is_ok_and(|s| s.success()),
+            "cannot build the Rust bins for the network-change lab"
+        );
+    }
+    dir
+}
+
+#[test]
+#[ignore = "needs root, ip netns and node: .ci/run runs it as root with --ignored"]
+fn servers_are_reached_again_soon_after_their_address_changes() {
+    let uid = Command::new("id").arg("-u").output().expect("id -u");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "the network-change lab needs root (network namespaces)"
+    );
+    interop::require_js();
+    let script = interop::workspace_dir().join("tests/netchange/run");
+    let out = Command::new(&script)
+        .env("RUST_BIN_DIR", bin_dir())
+        .env("BOUND", "10")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let table = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{table}");
+    assert_ne!(out.status.code(), Some(2), "the lab could not be set up");
+    for server in [
+        "Rust hypertele-server",
+        "Rust hypershell-server",
+        "Rust drives seed",
+    ] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {server} |")))
+            .unwrap_or_else(|| panic!("no {server} row in:\n{table}"));
+        assert!(
+            row.ends_with(" s |") && !row.contains("over") && !row.contains("not within"),
+            "{server} was not reached within 10 s of the change: {row}"
+        );
+    }
+    // Open connections do not move with the server; their clients end with a message, not a hang.
+    for (what, message) in [
+        (
+            "an open hypershell session",
+            "the connection to the server was lost",
+        ),
+        ("an open hyperbeam pipe (client side)", "[hyperbeam] Error"),
+    ] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {what} |")))
+            .unwrap_or_else(|| panic!("no {what} row in:\n{table}"));
+        assert!(
+            row.contains("| ended ") && row.contains(message),
+            "{what} did not end with a message: {row}"
+        );
+    }
+    assert!(out.status.success(), "the lab failed:\n{table}");
+}
