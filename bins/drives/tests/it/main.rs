@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod js_interop;
 mod mirror_live;
+mod safety;
 mod seed_screen;
 mod serve_browser;
 mod serve_checkout;
