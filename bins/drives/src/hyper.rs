@@ -138,7 +138,8 @@ impl AnyDrive {
         let key = id_encoding::encode(&d.key());
         say(format!("Looking for peers of {key}..."));
         let started = tokio::time::Instant::now();
-        let stored = d.version() > 0;
+        // Something of the drive is stored here (its version is at least 1 even when nothing is).
+        let stored = d.core().length() > 0;
         let limit = match (stored, wait.timeout) {
             (true, Some(t)) => Some(t.min(FIND_TIMEOUT)),
             (true, None) => Some(FIND_TIMEOUT),

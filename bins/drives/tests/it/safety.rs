@@ -267,5 +267,5 @@ fn a_corrupt_or_missing_primary_key_is_never_replaced() {
     let out = ok(cwd, &["info", &key]);
     assert!(out.contains("Writable? true"), "{out}");
     let out = ok(cwd, &["get", &key, "/a.txt"]);
-    assert!(out.ends_with("a\n\n"), "{out:?}");
+    assert!(out.ends_with("\na\n"), "{out:?}");
 }
