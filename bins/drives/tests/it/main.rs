@@ -4,6 +4,7 @@
 
 mod cli;
 mod common;
+mod crash;
 mod js_interop;
 mod mirror_live;
 mod safety;
