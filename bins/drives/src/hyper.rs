@@ -593,7 +593,11 @@ pub(crate) async fn download(
             }
         })
     });
-    let stats = drive.download("/").await.context("downloading")?;
+    let stats = drive
+        .download("/")
+        .await
+        .context("downloading")
+        .map_err(|e| crate::disk_full(e, &format!("the store at {}", dir.display())))?;
     if let Some(t) = ticker {
         t.abort();
     }

@@ -622,7 +622,12 @@ async fn mirror_cmd(
     if a.live {
         watcher.prime().await;
     }
-    run_once(true).await?;
+    let target = if dst_is_key {
+        format!("the store at {}", dir.display())
+    } else {
+        a.dst.clone()
+    };
+    run_once(true).await.map_err(|e| disk_full(e, &target))?;
     tracing::debug!("mirror: done");
     if let Some(p) = prefetch {
         p.abort();
@@ -639,7 +644,28 @@ async fn mirror_cmd(
     // Live: re-mirror whenever the source changes.
     loop {
         watcher.changed().await?;
-        run_once(false).await?;
+        run_once(false).await.map_err(|e| disk_full(e, &target))?;
+    }
+}
+
+/// An error caused by a full disk (`ENOSPC`, `EDQUOT`) says so first, with where it was writing; others
+/// are returned as they are.
+pub(crate) fn disk_full(e: anyhow::Error, target: &str) -> anyhow::Error {
+    let full = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|n| n == 28 || n == 122)
+    }) || {
+        let text = format!("{e:#}");
+        text.contains("os error 28") || text.contains("os error 122")
+    };
+    if full {
+        e.context(format!(
+            "the disk is full: no space left writing to {target} (free some space and run the command again; \
+             what was written so far is kept)"
+        ))
+    } else {
+        e
     }
 }
 

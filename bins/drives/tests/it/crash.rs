@@ -124,7 +124,7 @@ fn verify_core(core: &Hypercore, what: &str) {
 
 /// Reopens the store in `dir` and checks the drive `key` there (see the module docs); `complete`: every
 /// entry must be stored. Returns the entries whose content is stored, with their bytes.
-fn check_store(
+pub(crate) fn check_store(
     dir: &Path,
     key: &str,
     src: &BTreeMap<String, Vec<u8>>,
@@ -186,7 +186,7 @@ fn check_store(
 }
 
 /// Checks a folder a mirror was writing: every file in it is a whole source file.
-fn check_folder(root: &Path, src: &BTreeMap<String, Vec<u8>>) -> usize {
+pub(crate) fn check_folder(root: &Path, src: &BTreeMap<String, Vec<u8>>) -> usize {
     let have = files(root);
     for (k, bytes) in &have {
         let name = k.rsplit('/').next().unwrap_or_default();
