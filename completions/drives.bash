@@ -121,12 +121,16 @@ _drives() {
             return 0
             ;;
         drives__subcmd__download)
-            opts="-h --storage --bootstrap --help"
+            opts="-h --timeout --storage --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --storage)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -455,7 +459,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__mirror)
-            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --storage --bootstrap --help"
+            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --timeout --storage --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -470,6 +474,10 @@ _drives() {
                     return 0
                     ;;
                 --version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
