@@ -349,3 +349,57 @@ fn kill_9_at_random_moments_never_corrupts_a_store_or_a_folder() {
     assert_eq!(kills, 50);
     eprintln!("50 kills in {:?}", started.elapsed());
 }
+
+/// A drive imported through `kill -9`s (each import killed at a seeded moment, then the next run goes on
+/// from what the last one committed), then seeded by `drives seed` after a kill of the seeder too: JS
+/// hyperdrive 13 downloads it over the wire and gets the source folder byte for byte.
+#[test]
+fn js_downloads_a_drive_built_through_kills() {
+    interop::require_js();
+    let mut rng = Rng(0x0005_eed0_0a11 | 1);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cwd = tmp.path();
+    source(&cwd.join("src"));
+    let src = files(&cwd.join("src"));
+    let store = cwd.join("w/corestore");
+    let key = key_of(&ok(cwd, &["touch", "--storage", "w"]));
+    let args = ["mirror", "./src", key.as_str(), "--storage", "w"];
+    let calib = key_of(&ok(cwd, &["touch", "--storage", "c"]));
+    let t = timed(cwd, &["mirror", "./src", &calib, "--storage", "c"]);
+    for _ in 0..5 {
+        run_and_kill(cwd, &args, t.mul_f64(0.05 + rng.unit()));
+        check_store(&store, &key, &src);
+    }
+    ok(cwd, &args);
+    assert_eq!(check_store(&store, &key, &src), src);
+    let net = interop::JsTestnet::start(5);
+    let bootstrap = net.bootstrap_arg();
+    let seed_args = [
+        "seed",
+        key.as_str(),
+        "--storage",
+        "w",
+        "--bootstrap",
+        &bootstrap,
+    ];
+    run_and_kill(cwd, &seed_args, t.mul_f64(2.0));
+    assert_eq!(check_store(&store, &key, &src), src);
+    let seeder = Running::spawn(cwd, &seed_args);
+    seeder.wait_for("Announced", Duration::from_secs(60));
+    let copy = cwd.join("js-copy");
+    let js_store = cwd.join("js-store");
+    let mut js = interop::node(
+        "drives_peer.js",
+        &[
+            &bootstrap,
+            "mirror",
+            &key,
+            js_store.to_str().expect("utf8"),
+            copy.to_str().expect("utf8"),
+        ],
+    );
+    let line = js.line(Duration::from_secs(120));
+    let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+    assert_eq!(v["files"], src.len(), "{line}");
+    assert_same_tree(&cwd.join("src"), &copy);
+}
