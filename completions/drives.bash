@@ -121,12 +121,16 @@ _drives() {
             return 0
             ;;
         drives__subcmd__download)
-            opts="-h --storage --relay --bootstrap --help"
+            opts="-h --timeout --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --storage)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -471,7 +475,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__mirror)
-            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --storage --relay --bootstrap --help"
+            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --timeout --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -486,6 +490,10 @@ _drives() {
                     return 0
                     ;;
                 --version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,6 +49,22 @@ pub struct StorageArg {
     pub storage: Option<PathBuf>,
 }
 
+/// `--timeout`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TimeoutArg {
+    /// Give up (exit 1, nothing written) when no peer of a remote drive is found within SECONDS (default:
+    /// wait as long as it takes, as JS drives)
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+impl TimeoutArg {
+    /// The limit, if any.
+    pub fn duration(&self) -> Option<std::time::Duration> {
+        self.timeout.map(std::time::Duration::from_secs)
+    }
+}
+
 /// `--bootstrap`.
 #[derive(Debug, Clone, Default, Args)]
 #[command(mut_arg("bootstrap", |a| a.help(
@@ -105,6 +121,8 @@ pub enum Command {
         #[arg(long)]
         verbose: bool,
         #[command(flatten)]
+        timeout: TimeoutArg,
+        #[command(flatten)]
         storage: StorageArg,
         #[command(flatten)]
         net: NetArg,
@@ -139,6 +157,8 @@ pub enum Command {
     Download {
         /// Drive public key.
         key: String,
+        #[command(flatten)]
+        timeout: TimeoutArg,
         #[command(flatten)]
         storage: StorageArg,
         #[command(flatten)]

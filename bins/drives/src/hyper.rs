@@ -30,6 +30,63 @@ const FIND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one missing block may take before a read fails.
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How [`AnyDrive::prepare`] waits for the peers of a remote drive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerWait {
+    /// Give up after this long (`None`: wait as long as it takes).
+    pub(crate) timeout: Option<Duration>,
+    /// Say nothing on stderr.
+    pub(crate) quiet: bool,
+}
+
+impl PeerWait {
+    /// What commands without `--timeout` do: [`FIND_TIMEOUT`].
+    pub(crate) const DEFAULT: PeerWait = PeerWait {
+        timeout: Some(FIND_TIMEOUT),
+        quiet: false,
+    };
+}
+
+/// What a folder argument is for: read (it must exist) or written (it may be missing, then it is created).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A source: the folder must exist.
+    Read,
+    /// A destination: created when missing, but never a file.
+    Write,
+}
+
+/// Checks a folder argument before anything is read or written: a missing source folder (a typo would
+/// otherwise mirror "nothing" and delete everything in the destination) or a file where a folder is
+/// expected is an error naming the path.
+pub(crate) fn check_folder(arg: &str, role: Role) -> anyhow::Result<()> {
+    let path = Path::new(arg);
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!("{arg} is a file, not a folder"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match role {
+            Role::Read => bail!("the folder {arg} does not exist"),
+            Role::Write => {
+                // Created by the first write; a file among its parents is caught here already.
+                let mut parent = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+                while parent.pop() {
+                    match std::fs::metadata(&parent) {
+                        Ok(m) if m.is_dir() => return Ok(()),
+                        Ok(_) => bail!("{} is a file, not a folder", parent.display()),
+                        Err(_) => {}
+                    }
+                }
+                Ok(())
+            }
+        },
+        Err(e) if e.raw_os_error() == Some(20) => {
+            // ENOTDIR: a file among the parents.
+            bail!("{arg}: a part of the path is a file, not a folder")
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot use the folder {arg}"))),
+    }
+}
+
 /// A folder or a hyperdrive.
 pub(crate) enum AnyDrive {
     /// A folder.
@@ -63,29 +120,71 @@ impl AnyDrive {
     }
 
     /// Waits until the drive can be read: a hyperdrive we cannot write waits for a peer and its latest
-    /// version (or goes on with what is stored if no peer shows up and something is).
-    pub(crate) async fn prepare(&self) -> anyhow::Result<()> {
+    /// version, saying so on stderr (or goes on with what is stored if no peer shows up within
+    /// [`FIND_TIMEOUT`] and something is). Without anything stored, it waits `wait.timeout` (forever with
+    /// `None`) and then fails.
+    pub(crate) async fn prepare(&self, wait: PeerWait) -> anyhow::Result<()> {
         let AnyDrive::Hyper(d) = self else {
             return Ok(());
         };
         if d.writable() {
             return Ok(());
         }
-        let found = tokio::time::timeout(FIND_TIMEOUT, d.wait_for_peers(1))
-            .await
-            .is_ok();
+        let say = |line: String| {
+            if !wait.quiet {
+                eprintln!("{line}");
+            }
+        };
+        let key = id_encoding::encode(&d.key());
+        say(format!("Looking for peers of {key}..."));
+        let started = tokio::time::Instant::now();
+        // Something of the drive is stored here (its version is at least 1 even when nothing is).
+        let stored = d.core().length() > 0;
+        let limit = match (stored, wait.timeout) {
+            (true, Some(t)) => Some(t.min(FIND_TIMEOUT)),
+            (true, None) => Some(FIND_TIMEOUT),
+            (false, t) => t,
+        };
+        let found = match limit {
+            Some(limit) => tokio::time::timeout(limit, d.wait_for_peers(1))
+                .await
+                .is_ok(),
+            None => {
+                d.wait_for_peers(1).await;
+                true
+            }
+        };
         if !found {
-            if d.version() > 0 {
+            if stored {
+                say(format!(
+                    "No peer found: using the stored version {}",
+                    d.version()
+                ));
                 return Ok(());
             }
             bail!(
-                "no peer found for this drive within {}s",
-                FIND_TIMEOUT.as_secs()
+                "no peer found for drive {key} within {}s (--timeout); nothing was written",
+                limit.map_or(0, |l| l.as_secs())
             );
         }
-        d.update()
-            .await
-            .context("updating the drive from its peers")?;
+        let peers = d.replicators().first().map_or(1, |r| r.peers());
+        say(format!(
+            "Found {peers} peer{}, fetching the latest version...",
+            if peers == 1 { "" } else { "s" }
+        ));
+        let update = d.update();
+        let updated = match wait.timeout {
+            Some(t) => tokio::time::timeout(t.saturating_sub(started.elapsed()), update)
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "the peers of drive {key} sent no version within {}s (--timeout); nothing was written",
+                        t.as_secs()
+                    )
+                })?,
+            None => update.await,
+        };
+        updated.context("updating the drive from its peers")?;
         Ok(())
     }
 
@@ -314,14 +413,18 @@ fn open_hyper(store: &Corestore, key: &str) -> anyhow::Result<Hyperdrive> {
 /// Opens the drive an argument names (without a swarm).
 async fn open_plain(
     arg: &str,
+    role: Role,
     store: &mut Option<Corestore>,
     dir: &Path,
     follow_links: bool,
 ) -> anyhow::Result<AnyDrive> {
     match util::drive_id(arg) {
-        DriveId::Path => Ok(AnyDrive::Local(
-            Localdrive::new(arg).follow_links(follow_links),
-        )),
+        DriveId::Path => {
+            check_folder(arg, role)?;
+            Ok(AnyDrive::Local(
+                Localdrive::new(arg).follow_links(follow_links),
+            ))
+        }
         DriveId::Key => {
             if store.is_none() {
                 *store = Some(open_store(dir)?);
@@ -361,19 +464,20 @@ impl Opened {
 /// its peers.
 pub(crate) async fn open_drive(
     arg: &str,
+    role: Role,
     dir: &Path,
     net: &NetArg,
     follow_links: bool,
 ) -> anyhow::Result<Opened> {
     let mut store = None;
-    let drive = open_plain(arg, &mut store, dir, follow_links).await?;
+    let drive = open_plain(arg, role, &mut store, dir, follow_links).await?;
     let swarm = match &drive {
         AnyDrive::Hyper(d) if !d.writable() => {
             Some(swarming(vec![d.clone()], net, true, false, crate::Out::new()).await?)
         }
         _ => None,
     };
-    drive.prepare().await?;
+    drive.prepare(PeerWait::DEFAULT).await?;
     Ok(Opened { drive, swarm })
 }
 
@@ -387,8 +491,8 @@ pub(crate) async fn open_pair(
     verbose: bool,
 ) -> anyhow::Result<Pair> {
     let mut store = None;
-    let s = open_plain(src, &mut store, dir, false).await?;
-    let d = open_plain(dst, &mut store, dir, false).await?;
+    let s = open_plain(src, Role::Read, &mut store, dir, false).await?;
+    let d = open_plain(dst, Role::Write, &mut store, dir, false).await?;
     let mut hypers = Vec::new();
     for x in [&s, &d] {
         if let AnyDrive::Hyper(h) = x {
@@ -459,12 +563,22 @@ pub(crate) async fn seed(
 }
 
 /// `drives download`: fetches every block of the drive, then exits.
-pub(crate) async fn download(out: Out, dir: &Path, key: &str, net: &NetArg) -> anyhow::Result<()> {
+pub(crate) async fn download(
+    out: Out,
+    dir: &Path,
+    key: &str,
+    net: &NetArg,
+    timeout: Option<Duration>,
+) -> anyhow::Result<()> {
     let store = open_store(dir)?;
     let drive = open_hyper(&store, key)?;
     let swarm = swarming(vec![drive.clone()], net, false, true, out).await?;
     let d = AnyDrive::Hyper(drive.clone());
-    d.prepare().await?;
+    d.prepare(PeerWait {
+        timeout,
+        quiet: false,
+    })
+    .await?;
     let pb = crate::progress_bar();
     let blobs = drive.blobs().await.context("opening the blobs")?;
     let total = blobs.core().byte_length();
@@ -484,7 +598,11 @@ pub(crate) async fn download(out: Out, dir: &Path, key: &str, net: &NetArg) -> a
             }
         })
     });
-    let stats = drive.download("/").await.context("downloading")?;
+    let stats = drive
+        .download("/")
+        .await
+        .context("downloading")
+        .map_err(|e| crate::disk_full(e, &format!("the store at {}", dir.display())))?;
     if let Some(t) = ticker {
         t.abort();
     }

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use bin_support::runtime::{Flavor, Shutdown};
 use bin_support::Report;
 use clap::Parser;
-use drives_cli::cli::{Cli, Command, NetArg, StorageArg};
+use drives_cli::cli::{Cli, Command, NetArg, StorageArg, TimeoutArg};
 use drives_cli::util::{self, byte_size, Crayon, DriveId};
 use holepunch::drive::{resolve_from, resolve_key, Drive, Entry};
 use holepunch::localdrive::Localdrive;
@@ -116,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             version,
             silent,
             verbose,
+            timeout,
             storage,
             net,
         } => {
@@ -129,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 version,
                 silent,
                 verbose,
+                timeout,
             };
             mirror_cmd(out, args, &storage, &net).await
         }
@@ -144,7 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("Can not use prefix argument with --prefix option");
             }
             let dir = storage_notice(out, &storage, Some(&[&src]));
-            let drive = hyper::open_drive(&src, &dir, &net, false).await?;
+            let drive = hyper::open_drive(&src, hyper::Role::Read, &dir, &net, false).await?;
             ls(
                 out,
                 drive.as_drive(),
@@ -160,9 +162,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!();
             hyper::seed(out, &dir, key.as_deref(), &net).await
         }
-        Command::Download { key, storage, net } => {
+        Command::Download {
+            key,
+            timeout,
+            storage,
+            net,
+        } => {
             let dir = storage_notice(out, &storage, None);
-            hyper::download(out, &dir, &key, &net).await
+            hyper::download(out, &dir, &key, &net, timeout.duration()).await
         }
         Command::Serve {
             src,
@@ -175,7 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let dir = storage_notice(out, &storage, Some(&[&src]));
             let _ = verbose;
-            let (drive, _swarm) = hyper::open_drive(&src, &dir, &net, true)
+            let (drive, _swarm) = hyper::open_drive(&src, hyper::Role::Read, &dir, &net, true)
                 .await?
                 .into_drive();
             serve::serve(drive, host.as_deref(), port, !disable_any_port).await
@@ -191,7 +198,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let Some(key) = filtered_key(&path)? else {
                 return Ok(());
             };
-            let drive = hyper::open_drive(&src, &dir, &net, false).await?;
+            let drive = hyper::open_drive(&src, hyper::Role::Write, &dir, &net, false).await?;
             drive
                 .as_drive()
                 .put(&key, blob.as_bytes(), Default::default())
@@ -211,7 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let Some(key) = filtered_key(&path)? else {
                 return Ok(());
             };
-            let drive = hyper::open_drive(&src, &dir, &net, false).await?;
+            let drive = hyper::open_drive(&src, hyper::Role::Read, &dir, &net, false).await?;
             let entry = hyper::with_timeout(drive.as_drive().entry(&key)).await;
             print_entry(out, entry?);
             drive.close().await;
@@ -227,7 +234,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let Some(key) = filtered_key(&path)? else {
                 return Ok(());
             };
-            let drive = hyper::open_drive(&src, &dir, &net, false).await?;
+            let drive = hyper::open_drive(&src, hyper::Role::Read, &dir, &net, false).await?;
             match hyper::with_timeout(drive.as_drive().get(&key)).await {
                 Ok(Some(bytes)) => println!("{}", String::from_utf8_lossy(&bytes)),
                 Ok(None) => println!("{}", out.c.red("Blob not found.")),
@@ -247,7 +254,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let Some(key) = filtered_key(&path)? else {
                 return Ok(());
             };
-            let drive = hyper::open_drive(&src, &dir, &NetArg::default(), false).await?;
+            let drive =
+                hyper::open_drive(&src, hyper::Role::Read, &dir, &NetArg::default(), false).await?;
             let d = drive.as_drive();
             if recursive {
                 for e in d.list(&key, None).await? {
@@ -398,6 +406,7 @@ struct MirrorArgs {
     version: Option<String>,
     silent: bool,
     verbose: bool,
+    timeout: TimeoutArg,
 }
 
 fn format_diff(c: Crayon, d: &Diff) -> String {
@@ -521,16 +530,29 @@ async fn mirror_cmd(
 
     tracing::debug!("mirror: drives opened, swarm joined");
     // Download side: wait for the remote drive before comparing.
-    src.prepare().await?;
+    src.prepare(hyper::PeerWait {
+        timeout: a.timeout.duration(),
+        quiet: a.silent,
+    })
+    .await?;
     tracing::debug!(version = ?src.version(), "mirror: source ready (peer found, updated)");
+    if let (hyper::AnyDrive::Local(d), false) = (&dst, a.dry_run) {
+        // What a killed earlier run was writing (never under a file's own name): gone.
+        let removed = d.remove_stale_temp_files().await?;
+        tracing::debug!(removed, "mirror: stale temporary files removed");
+    }
 
     let pb = progress_bar();
     let silent = a.silent;
     let run_once = |first: bool| {
         let src = &src;
         let dst = &dst;
-        let opts = opts.clone();
+        let mut opts = opts.clone();
         let pb = pb.clone();
+        if let Some(bar) = &pb {
+            let bar = bar.clone();
+            opts.progress = Some(std::sync::Arc::new(move |n| bar.inc(n)));
+        }
         async move {
             let mirror = Mirror::new(src.as_drive(), dst.as_drive(), opts);
             let sum = mirror
@@ -552,11 +574,8 @@ async fn mirror_cmd(
                             _ => println!("{line}"),
                         }
                     }
-                    MirrorEvent::Done { bytes, .. } => {
-                        if let Some(pb) = &pb {
-                            pb.inc(bytes);
-                        }
-                    }
+                    // The bar moves with `progress` (bytes inside files too).
+                    MirrorEvent::Done { .. } => {}
                     MirrorEvent::Skipped { key, reason } => {
                         eprintln!("{} {key}: {reason}", c.red("Skipped"));
                     }
@@ -603,7 +622,12 @@ async fn mirror_cmd(
     if a.live {
         watcher.prime().await;
     }
-    run_once(true).await?;
+    let target = if dst_is_key {
+        format!("the store at {}", dir.display())
+    } else {
+        a.dst.clone()
+    };
+    run_once(true).await.map_err(|e| disk_full(e, &target))?;
     tracing::debug!("mirror: done");
     if let Some(p) = prefetch {
         p.abort();
@@ -620,7 +644,28 @@ async fn mirror_cmd(
     // Live: re-mirror whenever the source changes.
     loop {
         watcher.changed().await?;
-        run_once(false).await?;
+        run_once(false).await.map_err(|e| disk_full(e, &target))?;
+    }
+}
+
+/// An error caused by a full disk (`ENOSPC`, `EDQUOT`) says so first, with where it was writing; others
+/// are returned as they are.
+pub(crate) fn disk_full(e: anyhow::Error, target: &str) -> anyhow::Error {
+    let full = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|n| n == 28 || n == 122)
+    }) || {
+        let text = format!("{e:#}");
+        text.contains("os error 28") || text.contains("os error 122")
+    };
+    if full {
+        e.context(format!(
+            "the disk is full: no space left writing to {target} (free some space and run the command again; \
+             what was written so far is kept)"
+        ))
+    } else {
+        e
     }
 }
 

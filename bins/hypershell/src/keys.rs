@@ -107,6 +107,15 @@ pub fn resolve_server(host: &str) -> anyhow::Result<[u8; 32]> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(anyhow::Error::from(e).context(format!("reading {}", path.display()))),
     };
+    if let Some((_, key)) = known.iter().find(|(name, _)| name == host) {
+        // A name of the file whose key is broken: say so, rather than "not a name".
+        return proto::parse_key(key).map_err(|e| {
+            anyhow::anyhow!(
+                "the entry {host:?} of {} has an invalid key: {e}",
+                path.display()
+            )
+        });
+    }
     proto::resolve_peer(host, &known).map_err(|_| {
         anyhow::anyhow!(
             "{host:?} is neither a public key (64 hex digits or 52 z-base32 characters) nor a name in {}",

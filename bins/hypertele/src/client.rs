@@ -82,8 +82,8 @@ impl ClientConfig {
             Some(path) => ConfFile::read(path)?,
             None => ConfFile::default(),
         };
-        if let Some(p) = &file.peer {
-            peer = Some(parse_key("conf.peer", p)?);
+        if let (Some(p), Some(path)) = (&file.peer, &cli.conf) {
+            peer = Some(parse_key("conf.peer", p).map_err(|e| e.in_file(path))?);
         }
         let listen = match (&cli.unix, cli.port) {
             (Some(path), _) => Listen::Unix(path.clone()),

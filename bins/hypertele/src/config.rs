@@ -30,6 +30,14 @@ pub const HOSTS_FILE: &str = ".hyper-hosts";
 /// Why a configuration, identity or key could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A value read from a configuration file is invalid (the file is named first).
+    #[error("{}: {error}", path.display())]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the value.
+        error: Box<ConfigError>,
+    },
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -231,6 +239,16 @@ impl ConfFile {
             source,
         })?;
         Self::parse(path, &text)
+    }
+}
+
+impl ConfigError {
+    /// This error, about a value read from the file `path`.
+    pub fn in_file(self, path: &Path) -> Self {
+        ConfigError::InFile {
+            path: path.to_path_buf(),
+            error: Box::new(self),
+        }
     }
 }
 

@@ -90,12 +90,16 @@ impl ServerConfig {
             Some(path) => ConfFile::read(path)?,
             None => ConfFile::default(),
         };
-        let seed = file
-            .seed
-            .as_deref()
-            .or(cli.seed.as_deref())
-            .ok_or(ConfigError::MissingSeed)?;
-        let seed = parse_seed("conf.seed", seed)?;
+        // Errors in values of the file name it.
+        let in_file = |e: ConfigError| match &cli.conf {
+            Some(path) => e.in_file(path),
+            None => e,
+        };
+        let seed = match (file.seed.as_deref(), cli.seed.as_deref()) {
+            (Some(s), _) => parse_seed("conf.seed", s).map_err(in_file)?,
+            (None, Some(s)) => parse_seed("conf.seed", s)?,
+            (None, None) => return Err(ConfigError::MissingSeed),
+        };
         let allow = file
             .allow
             .as_ref()
@@ -104,7 +108,8 @@ impl ServerConfig {
                     .map(|k| parse_key("allow list entry", k))
                     .collect::<Result<Vec<_>, _>>()
             })
-            .transpose()?;
+            .transpose()
+            .map_err(in_file)?;
         let access = match (cli.private, allow) {
             (true, Some(_)) => return Err(ConfigError::PrivateWithAllowList),
             (true, None) => Access::Private,

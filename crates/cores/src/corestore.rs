@@ -62,8 +62,14 @@ pub enum CorestoreError {
     #[error(transparent)]
     Hypercore(#[from] HypercoreError),
     /// The stored primary key is not 32 bytes.
-    #[error("corrupt primary key file {0}")]
+    #[error("corrupt primary key file {0}: not 32 bytes (left as it is: the store's drives derive from it)")]
     CorruptPrimaryKey(PathBuf),
+    /// The primary key file is missing from a store that holds cores (ours or JS corestore 6's): a new key would
+    /// silently make its writable cores read-only.
+    #[error(
+        "the primary key file {0} is missing but the store holds cores; not writing a new one"
+    )]
+    MissingPrimaryKey(PathBuf),
     /// The directory holds a store with another primary key than the one given.
     #[error("another corestore is stored in {0}")]
     AnotherCorestore(PathBuf),
@@ -78,9 +84,6 @@ pub enum CorestoreError {
     /// Another process (a JS `drives`, or another `drives`) has the store open.
     #[error("the store {0} is in use by another process (JS or Rust drives); close it first")]
     InUse(PathBuf),
-    /// A corestore 6 directory with cores but no primary key.
-    #[error("{0} holds JS corestore 6 cores but no 32-byte primary-key file; refusing to create a new one")]
-    MissingPrimaryKey(PathBuf),
     /// The core stored under a discovery key has another key than expected.
     #[error("the core stored for discovery key {0} has another key")]
     KeyMismatch(String),
@@ -295,6 +298,9 @@ impl Corestore {
                 stored
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if wanted.is_none() && fs::read_dir(dir.join(CORES_DIR))?.next().is_some() {
+                    return Err(CorestoreError::MissingPrimaryKey(path));
+                }
                 let key = wanted.unwrap_or_else(|| {
                     let mut k = [0u8; 32];
                     k.copy_from_slice(&crypto::random_bytes(32));
@@ -326,7 +332,7 @@ impl Corestore {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(CorestoreError::MissingPrimaryKey(dir.to_path_buf()))
+                return Err(CorestoreError::MissingPrimaryKey(path))
             }
             Err(e) => return Err(e.into()),
         };
@@ -669,6 +675,19 @@ mod tests {
             Corestore::open(&dir),
             Err(CorestoreError::CorruptPrimaryKey(_))
         ));
+        assert_eq!(
+            fs::read(dir.join(PRIMARY_KEY_FILE))?,
+            [1u8; 5],
+            "left as it was"
+        );
+        // Missing, in a store with cores: refused, nothing written.
+        fs::remove_file(dir.join(PRIMARY_KEY_FILE))?;
+        fs::create_dir_all(dir.join(CORES_DIR).join("ab"))?;
+        assert!(matches!(
+            Corestore::open(&dir),
+            Err(CorestoreError::MissingPrimaryKey(_))
+        ));
+        assert!(!dir.join(PRIMARY_KEY_FILE).exists());
         fs::remove_dir_all(&dir)?;
         Ok(())
     }

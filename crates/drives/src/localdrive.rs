@@ -12,8 +12,11 @@
 //! - every parent folder is created or checked component by component *without following symlinks*: a
 //!   symlink (or a file) where a folder is needed refuses the write, so a hostile drive cannot first plant
 //!   `/evil -> /etc` and then write `/evil/passwd`;
-//! - content goes to a temporary file in the same folder, then is renamed over the key: the rename replaces
-//!   a symlink at the key instead of writing through it, and readers never see half a file;
+//! - content goes to a temporary file in the same folder (`.NAME.PID.N.localdrive.tmp`), is synced to disk
+//!   (`fdatasync`), then renamed over the key: the rename replaces a symlink at the key instead of writing
+//!   through it, and neither readers nor a crash (a killed process, a power loss) ever leave half a file
+//!   under the key's name. Temporary files are left out of listings; those a killed process left behind
+//!   are removed by [`Localdrive::remove_stale_temp_files`];
 //! - symlinks whose target resolves (lexically) outside the folder are refused.
 //!
 //! Deleting a file removes the folders it leaves empty, up to the root, as localdrive does.
@@ -106,6 +109,35 @@ fn prepare_parent_sync(root: &Path, key: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
+/// The suffix of [`tmp_path`]'s names.
+const TMP_SUFFIX: &str = ".localdrive.tmp";
+
+/// The process id in a name [`tmp_path`] made (`.NAME.PID.N.localdrive.tmp`), `None` for other names.
+fn tmp_name_pid(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(TMP_SUFFIX)?;
+    let mut parts = stem.rsplitn(3, '.');
+    let n = parts.next()?;
+    let pid = parts.next()?;
+    let rest = parts.next()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !rest.starts_with('.') || rest.len() < 2 || !digits(n) || !digits(pid) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether the process `pid` is alive (on Linux; elsewhere every process counts as alive, so nothing of
+/// a running writer is ever removed).
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// The temporary name a write of `target` goes to before its rename.
 fn tmp_path(target: &Path, fallback: &str) -> PathBuf {
     let name = target
@@ -132,7 +164,9 @@ fn put_sync(root: &Path, key: &str, data: &[u8], executable: bool) -> Result<()>
             .open(&tmp)?;
         // The umask may have cleared bits: set them exactly.
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.write_all(data)
+        file.write_all(data)?;
+        // On disk before it takes the key's name: a crash never leaves a short file under it.
+        file.sync_data()
     })();
     let res = written
         .map_err(|e| DriveError::io(tmp.display(), e))
@@ -288,6 +322,9 @@ impl Localdrive {
                 tracing::warn!(dir = %dir.display(), "skipping a file name that is not UTF-8");
                 continue;
             };
+            if tmp_name_pid(name).is_some() {
+                continue;
+            }
             let child = if key == "/" {
                 format!("/{name}")
             } else {
@@ -314,6 +351,51 @@ impl Localdrive {
             }
         }
         Ok(())
+    }
+
+    /// Removes the temporary files of writes that never finished (a killed process's `.NAME.PID.N.localdrive.tmp`
+    /// files, whose process is gone) anywhere in the folder; returns how many. Symlinks are not followed.
+    pub async fn remove_stale_temp_files(&self) -> Result<u64> {
+        let root = self.root.clone();
+        blocking(move || {
+            let mut removed = 0;
+            let mut dirs = vec![root];
+            while let Some(dir) = dirs.pop() {
+                let rd = match std::fs::read_dir(&dir) {
+                    Ok(rd) => rd,
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(DriveError::io(dir.display(), e)),
+                };
+                for dirent in rd {
+                    let dirent = dirent.map_err(|e| DriveError::io(dir.display(), e))?;
+                    let Ok(ft) = dirent.file_type() else {
+                        continue;
+                    };
+                    if ft.is_dir() {
+                        dirs.push(dirent.path());
+                        continue;
+                    }
+                    let name = dirent.file_name();
+                    let Some(pid) = name.to_str().and_then(tmp_name_pid) else {
+                        continue;
+                    };
+                    if !process_alive(pid) {
+                        let path = dirent.path();
+                        match std::fs::remove_file(&path) {
+                            Ok(()) => removed += 1,
+                            Err(e) if e.kind() == ErrorKind::NotFound => {}
+                            Err(e) => return Err(DriveError::io(path.display(), e)),
+                        }
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await
     }
 
     fn has_entries(&self, dir: &Path, key: &str) -> Result<bool> {
@@ -452,6 +534,11 @@ impl BlobWriter for FileWriter {
             .flush()
             .await
             .map_err(|e| DriveError::io(self.tmp.display(), e))?;
+        // On disk before it takes the key's name: a crash never leaves a short file under it.
+        self.file
+            .sync_data()
+            .await
+            .map_err(|e| DriveError::io(self.tmp.display(), e))?;
         if let Ok(m) = tokio::fs::symlink_metadata(&self.target).await {
             if m.is_dir() {
                 return Err(DriveError::io(
@@ -515,6 +602,9 @@ impl Drive for Localdrive {
             let Some(name) = dirent.file_name().to_str().map(str::to_string) else {
                 continue;
             };
+            if tmp_name_pid(&name).is_some() {
+                continue;
+            }
             let child = if key == "/" {
                 format!("/{name}")
             } else {

@@ -34,13 +34,16 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 
 use crate::drive::{
-    clean_key, resolve_key, under_prefix, Drive, DriveError, Entry, Result, WriteBatch,
+    clean_key, resolve_key, under_prefix, BlobReader, Drive, DriveError, Entry, Result, WriteBatch,
     WriteOptions, BATCH_ENTRIES, BATCH_FILE_MAX, CHUNK_SIZE,
 };
 
@@ -126,6 +129,13 @@ pub enum MirrorEvent {
 /// A key predicate.
 pub type KeyFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// A byte-progress callback (see [`MirrorOptions::progress`]).
+pub type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// How often an import into a drive with a [`WriteBatch`] commits its entries by default (see
+/// [`MirrorOptions::commit_interval`]).
+pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Options of a mirror (mirror-drive's options).
 #[derive(Clone)]
 pub struct MirrorOptions {
@@ -146,6 +156,15 @@ pub struct MirrorOptions {
     /// file-system round trips) fed by a remote source (blocks arrive in bulk); a hyperdrive destination
     /// serializes its writes anyway.
     pub concurrency: usize,
+    /// Called with byte counts as the source files are handled: while a file's content is copied, with each
+    /// piece read from the source (so a large file moves the count as it goes), and when the file is done,
+    /// with what was not reported yet. Over a run the counts add up to the size of every source file handled
+    /// (what [`MirrorEvent::Planned`] announced, unless files change meanwhile).
+    pub progress: Option<ProgressFn>,
+    /// A destination with a [`WriteBatch`] (a hyperdrive) commits the entries gathered so far at least this
+    /// often (and every [`BATCH_ENTRIES`] entries), so a killed import loses at most this much time's worth
+    /// of files. Checked after each file.
+    pub commit_interval: Duration,
 }
 
 impl Default for MirrorOptions {
@@ -158,6 +177,8 @@ impl Default for MirrorOptions {
             prune: true,
             include_equals: false,
             concurrency: 1,
+            progress: None,
+            commit_interval: COMMIT_INTERVAL,
         }
     }
 }
@@ -172,6 +193,8 @@ impl fmt::Debug for MirrorOptions {
             .field("prune", &self.prune)
             .field("include_equals", &self.include_equals)
             .field("concurrency", &self.concurrency)
+            .field("progress", &self.progress.is_some())
+            .field("commit_interval", &self.commit_interval)
             .finish()
     }
 }
@@ -209,9 +232,9 @@ enum Step {
     },
 }
 
-/// The result of a file's write: `None` for a skipped entry (no `Done` event), else its key, size and
-/// outcome.
-type Applied = Option<(String, u64, Result<()>)>;
+/// The result of a file's write: `None` for a skipped entry (no `Done` event), else its key, size, outcome
+/// and the bytes already reported to [`MirrorOptions::progress`] while copying it.
+type Applied = Option<(String, u64, Result<()>, u64)>;
 
 /// What the window yields next.
 enum Either {
@@ -232,7 +255,8 @@ struct Work {
 fn finish_file(
     key: String,
     bytes: u64,
-    res: Result<()>,
+    (res, streamed): (Result<()>, u64),
+    progress: Option<&ProgressFn>,
     sum: &mut MirrorSummary,
     on_event: &mut impl FnMut(MirrorEvent),
 ) -> Result<()> {
@@ -253,6 +277,12 @@ fn finish_file(
         Err(e) => return Err(e),
     }
     tracing::trace!(key, bytes, "mirror: file done");
+    if let Some(p) = progress {
+        let rest = bytes.saturating_sub(streamed);
+        if rest > 0 {
+            p(rest);
+        }
+    }
     on_event(MirrorEvent::Done { key, bytes });
     Ok(())
 }
@@ -380,22 +410,37 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         sum: &mut MirrorSummary,
         on_event: &mut (impl FnMut(MirrorEvent) + Send),
     ) -> Result<()> {
+        let mut last_commit = tokio::time::Instant::now();
         for src_entry in sources {
             let step = self.compare(src_entry).await?;
             let Some(work) = self.take_step(step, sum, on_event) else {
                 continue;
             };
+            let streamed = AtomicU64::new(0);
             let res = match &work.write {
                 None => Ok(()),
                 Some(w) => {
                     let (src, dst, same) = w.as_ref();
-                    self.apply_batched(batch, &work.key, src, dst.as_ref(), *same)
+                    self.apply_batched(batch, &work.key, src, dst.as_ref(), *same, &streamed)
                         .await
                 }
             };
-            finish_file(work.key, work.bytes, res, sum, on_event)?;
-            if batch.pending() >= BATCH_ENTRIES {
+            let streamed = streamed.load(Ordering::Relaxed);
+            let progress = self.opts.progress.as_ref();
+            finish_file(
+                work.key,
+                work.bytes,
+                (res, streamed),
+                progress,
+                sum,
+                on_event,
+            )?;
+            let pending = batch.pending();
+            if pending >= BATCH_ENTRIES
+                || (pending > 0 && last_commit.elapsed() >= self.opts.commit_interval)
+            {
                 batch.flush().await?;
+                last_commit = tokio::time::Instant::now();
             }
         }
         Ok(())
@@ -458,15 +503,16 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                             key,
                             bytes,
                             write: None,
-                        }) => Box::pin(std::future::ready(Some((key, bytes, Ok(()))))),
+                        }) => Box::pin(std::future::ready(Some((key, bytes, Ok(()), 0)))),
                         Some(Work {
                             key,
                             bytes,
                             write: Some(w),
                         }) => Box::pin(async move {
                             let (src, dst, same) = *w;
-                            let res = self.apply(&key, &src, dst.as_ref(), same).await;
-                            Some((key, bytes, res))
+                            let streamed = AtomicU64::new(0);
+                            let res = self.apply(&key, &src, dst.as_ref(), same, &streamed).await;
+                            Some((key, bytes, res, streamed.load(Ordering::Relaxed)))
                         }),
                     };
                     applies.push_back(fut);
@@ -476,8 +522,9 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     if in_window.is_empty() {
                         alone = false;
                     }
-                    if let Some((key, bytes, res)) = a {
-                        finish_file(key, bytes, res, sum, on_event)?;
+                    if let Some((key, bytes, res, streamed)) = a {
+                        let progress = self.opts.progress.as_ref();
+                        finish_file(key, bytes, (res, streamed), progress, sum, on_event)?;
                     }
                 }
             }
@@ -611,6 +658,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         src_entry: &Entry,
         dst_entry: Option<&Entry>,
         s: Same,
+        streamed: &AtomicU64,
     ) -> Result<()> {
         if let Some(link) = &src_entry.linkname {
             return batch.symlink(key, link).await;
@@ -627,9 +675,9 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         if src_entry.byte_length.is_none() {
             return batch.put(key, &[], opts).await;
         }
-        let mut reader = self.src.read(src_entry, 0, None).await?;
+        let mut reader = self.counted(self.src.read(src_entry, 0, None).await?, streamed);
         if src_entry.len() > BATCH_FILE_MAX {
-            return batch.put_stream(key, reader.as_mut(), opts).await;
+            return batch.put_stream(key, &mut reader, opts).await;
         }
         // Small: the first chunk is usually the whole file (no copy); a file grown since it was listed is
         // still read to its end.
@@ -646,6 +694,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         src_entry: &Entry,
         dst_entry: Option<&Entry>,
         s: Same,
+        streamed: &AtomicU64,
     ) -> Result<()> {
         if let Some(link) = &src_entry.linkname {
             return self.dst.symlink(key, link).await;
@@ -661,7 +710,22 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 }
             }
         }
-        copy(self.src, src_entry, self.dst, key, opts).await
+        let mut reader = if src_entry.byte_length.is_some() {
+            Some(self.counted(self.src.read(src_entry, 0, None).await?, streamed))
+        } else {
+            None
+        };
+        let reader = reader.as_mut().map(|r| r as &mut (dyn BlobReader + '_));
+        copy_from(reader, src_entry, self.dst, key, opts).await
+    }
+
+    /// `reader`, reporting what it yields to [`MirrorOptions::progress`] and adding it to `streamed`.
+    fn counted<'r>(&'r self, reader: Box<dyn BlobReader>, streamed: &'r AtomicU64) -> Counted<'r> {
+        Counted {
+            inner: reader,
+            progress: self.opts.progress.as_ref(),
+            streamed,
+        }
     }
 
     async fn same(&self, src: &Entry, dst: Option<&Entry>) -> Result<Same> {
@@ -705,10 +769,47 @@ pub async fn copy(
     key: &str,
     opts: WriteOptions,
 ) -> Result<()> {
+    let mut reader = if entry.byte_length.is_some() {
+        Some(src.read(entry, 0, None).await?)
+    } else {
+        None
+    };
+    copy_from(reader.as_deref_mut(), entry, dst, key, opts).await
+}
+
+/// A source reader that reports what it yields (the mirror's byte progress).
+struct Counted<'a> {
+    inner: Box<dyn BlobReader>,
+    progress: Option<&'a ProgressFn>,
+    streamed: &'a AtomicU64,
+}
+
+#[async_trait]
+impl BlobReader for Counted<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        let chunk = self.inner.next_chunk().await?;
+        if let Some(c) = &chunk {
+            let n = c.len() as u64;
+            self.streamed.fetch_add(n, Ordering::Relaxed);
+            if let (Some(p), true) = (self.progress, n > 0) {
+                p(n);
+            }
+        }
+        Ok(chunk)
+    }
+}
+
+/// [`copy`] from an open reader of the entry's content (`None` for an entry without content).
+async fn copy_from(
+    reader: Option<&mut (dyn BlobReader + '_)>,
+    entry: &Entry,
+    dst: &(impl Drive + ?Sized),
+    key: &str,
+    opts: WriteOptions,
+) -> Result<()> {
     if entry.len() <= CHUNK_SIZE as u64 {
         let mut data = Vec::new();
-        if entry.byte_length.is_some() {
-            let mut reader = src.read(entry, 0, None).await?;
+        if let Some(reader) = reader {
             while let Some(chunk) = reader.next_chunk().await? {
                 data.extend_from_slice(&chunk);
                 if data.len() > CHUNK_SIZE {
@@ -726,8 +827,7 @@ pub async fn copy(
         return dst.put(key, &data, opts).await;
     }
     let mut writer = dst.write(key, opts).await?;
-    if entry.byte_length.is_some() {
-        let mut reader = src.read(entry, 0, None).await?;
+    if let Some(reader) = reader {
         while let Some(chunk) = reader.next_chunk().await? {
             writer.write(&chunk).await?;
         }
@@ -1050,7 +1150,12 @@ mod tests {
             let stores = tempfile::tempdir().expect("tmp");
             let (_s, d) = drive(stores.path(), 3);
             let mut versions = Vec::new();
-            let sum = Mirror::new(&src, &d, MirrorOptions::default())
+            // Only the entry count commits here (the time-based commit is tested below).
+            let opts = MirrorOptions {
+                commit_interval: std::time::Duration::MAX,
+                ..MirrorOptions::default()
+            };
+            let sum = Mirror::new(&src, &d, opts)
                 .run(|ev| {
                     if let MirrorEvent::Done { .. } = ev {
                         versions.push(d.version());
@@ -1075,6 +1180,100 @@ mod tests {
                     "{key}"
                 );
             }
+        }
+        #[tokio::test]
+        async fn an_import_commits_at_least_every_commit_interval() {
+            // With an interval of zero every file is committed as soon as it is written: a kill loses at most
+            // the file being written (with the default, at most a second of files).
+            let folder = tempfile::tempdir().expect("tmp");
+            for i in 0..20 {
+                std::fs::write(folder.path().join(format!("f{i:02}")), i.to_string())
+                    .expect("write");
+            }
+            let src = Localdrive::new(folder.path());
+            let stores = tempfile::tempdir().expect("tmp");
+            let (_s, d) = drive(stores.path(), 5);
+            let opts = MirrorOptions {
+                commit_interval: std::time::Duration::ZERO,
+                ..MirrorOptions::default()
+            };
+            let mut versions = Vec::new();
+            Mirror::new(&src, &d, opts)
+                .run(|ev| {
+                    if let MirrorEvent::Done { .. } = ev {
+                        versions.push(d.version());
+                    }
+                })
+                .await
+                .expect("mirror");
+            // At each file's `Done` event, every file before it is committed (the drive's version 1 is its
+            // header).
+            assert_eq!(versions, (1..=20).collect::<Vec<u64>>());
+            assert_eq!(d.version(), 21);
+            assert_eq!(MirrorOptions::default().commit_interval, COMMIT_INTERVAL);
+        }
+
+        /// The progress callback's increments, and the `Done` events, of mirroring `src` into `dst`.
+        async fn progress_of(
+            src: &(impl Drive + ?Sized),
+            dst: &(impl Drive + ?Sized),
+        ) -> (Vec<u64>, Vec<(String, usize)>) {
+            let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen = steps.clone();
+            let opts = MirrorOptions {
+                progress: Some(Arc::new(move |n| seen.lock().expect("lock").push(n))),
+                ..MirrorOptions::default()
+            };
+            let mut done = Vec::new();
+            Mirror::new(src, dst, opts)
+                .run(|ev| {
+                    if let MirrorEvent::Done { key, .. } = ev {
+                        // How many increments had been reported when this file was done.
+                        done.push((key, steps.lock().expect("lock").len()));
+                    }
+                })
+                .await
+                .expect("mirror");
+            let steps = steps.lock().expect("lock").clone();
+            (steps, done)
+        }
+
+        #[tokio::test]
+        async fn progress_moves_inside_a_large_file() {
+            let big = 3 * CHUNK_SIZE + 12_345;
+            let folder = tempfile::tempdir().expect("tmp");
+            std::fs::write(folder.path().join("big.bin"), pseudo_random(big, 1)).expect("write");
+            std::fs::write(folder.path().join("small"), b"tiny").expect("write");
+            let src = Localdrive::new(folder.path());
+
+            // Folder -> hyperdrive (the batched import streams a file over BATCH_FILE_MAX).
+            let stores = tempfile::tempdir().expect("tmp");
+            let (_s, d) = drive(stores.path(), 6);
+            let (steps, done) = progress_of(&src, &d).await;
+            assert_eq!(steps.iter().sum::<u64>(), big as u64 + 4);
+            // The big file moved the count several times before it was done: read chunk by chunk.
+            assert_eq!(done[0].0, "/big.bin");
+            assert!(done[0].1 >= 4, "{steps:?}");
+            assert!(
+                steps[..done[0].1].iter().all(|n| *n <= CHUNK_SIZE as u64),
+                "{steps:?}"
+            );
+
+            // Hyperdrive -> folder: the blob is read block by block (64 KiB), so the count moves per block.
+            let out = tempfile::tempdir().expect("tmp");
+            let dst = Localdrive::new(out.path());
+            let (steps, done) = progress_of(&d, &dst).await;
+            assert_eq!(steps.iter().sum::<u64>(), big as u64 + 4);
+            assert_eq!(done[0].0, "/big.bin");
+            assert!(done[0].1 >= big / 65_536, "{} increments", done[0].1);
+            assert_eq!(
+                std::fs::read(out.path().join("big.bin")).expect("read"),
+                pseudo_random(big, 1)
+            );
+
+            // Nothing to copy: each file is reported whole when done.
+            let (steps, _) = progress_of(&d, &dst).await;
+            assert_eq!(steps, vec![big as u64, 4]);
         }
     }
 }

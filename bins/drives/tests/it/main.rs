@@ -4,8 +4,11 @@
 
 mod cli;
 mod common;
+mod crash;
+mod enospc;
 mod js_interop;
 mod mirror_live;
+mod safety;
 mod seed_screen;
 mod serve_browser;
 mod serve_checkout;

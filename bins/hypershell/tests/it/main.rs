@@ -3,3 +3,4 @@
 //! One test binary for the package (`autotests = false` in its Cargo.toml): each file below is a module.
 
 mod js_interop;
+mod key_files;

@@ -665,12 +665,15 @@ fn bad_configuration() {
         (
             server(&["-l", "1", "-c", &p(&short_seed)]),
             1,
-            "Error: conf.seed invalid".into(),
+            format!("Error: {}: conf.seed invalid", p(&short_seed)),
         ),
         (
             server(&["-l", "1", "-c", &p(&bad_allow)]),
             1,
-            "Error: allow list entry invalid: \"nope\"".into(),
+            format!(
+                "Error: {}: allow list entry invalid: \"nope\"",
+                p(&bad_allow)
+            ),
         ),
         (
             server(&["-l", "1", "-c", &p(&allow_ok), "--private"]),
@@ -788,4 +791,62 @@ async fn unreachable_service() {
         &format!("cannot connect to the service at 127.0.0.1:{port}"),
         Duration::from_secs(10),
     );
+}
+
+/// Truncated or emptied configuration and identity files: exit status 1 and an error naming the file, which
+/// is left as it was.
+#[test]
+fn truncated_files_are_reported_with_their_name() {
+    let dir = TempDir::new("truncated");
+    let conf = format!(
+        "{{\"seed\": \"{}\", \"allow\": [\"{}\"]}}\n",
+        seed_hex(1),
+        seed_hex(2)
+    );
+    let kp = KeyPair::from_seed(&[3; 32]);
+    let identity = identity_json(&kp);
+    let client_conf = format!("{{\"peer\": \"{}\"}}", seed_hex(4));
+    let cases: Vec<(&str, &str, bool)> = vec![
+        ("conf.json", conf.as_str(), true),
+        ("id.json", identity.as_str(), false),
+        ("client.json", client_conf.as_str(), false),
+    ];
+    for (name, text, server_side) in cases {
+        // Cut at several points (inside a key, inside the JSON), and emptied.
+        let len = text.len();
+        for cut in [len - 2, len * 2 / 3, len / 2, 13, 1, 0] {
+            let path = dir.file(name, &text[..cut]);
+            let mut cmd = if server_side {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_hypertele-server"));
+                c.args(["--bootstrap", "127.0.0.1:9", "-l", "1", "-c"])
+                    .arg(&path);
+                c
+            } else {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_hypertele"));
+                c.args(["--bootstrap", "127.0.0.1:9", "-p", "0"]);
+                if name == "id.json" {
+                    c.args(["-s", &seed_hex(5), "-i"]).arg(&path);
+                } else {
+                    c.arg("-c").arg(&path);
+                }
+                c
+            };
+            let out = cmd.stdin(Stdio::null()).output().expect("run");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{name} cut at {cut}: {stderr}");
+            assert!(
+                stderr.starts_with("Error: ") && stderr.contains(&p_str(&path)),
+                "{name} cut at {cut}: {stderr:?} does not name the file"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&path).expect("read"),
+                &text[..cut],
+                "left as it was"
+            );
+        }
+    }
+}
+
+fn p_str(p: &Path) -> String {
+    p.to_str().expect("utf-8 path").to_string()
 }
