@@ -185,6 +185,9 @@ impl Bbr {
             cwnd = (i64::from(cwnd) - rs.losses).max(1) as u32;
         }
         if state == CaState::Recovery && prev != CaState::Recovery {
+            // Linux saves the window on entering recovery (`bbr_ssthresh`) to restore it on the way out;
+            // libudx does not, and leaves recovery with a window cut to the losses and the conservation.
+            self.save_cwnd();
             self.use_packet_conservation = true;
             self.next_rtt_delivered = p.delivered;
             cwnd = p.inflight + acked;
@@ -440,18 +443,21 @@ impl CongestionController for Bbr {
         self.set_cwnd(p, rs, rs.acked_sacked, bw, cg);
     }
 
-    /// A dummy loss sample on RTO (libudx `bbr_on_rto`).
+    /// A dummy loss sample on RTO (libudx `bbr_on_rto`); the window is saved for after the RTO recovery, as
+    /// Linux does.
     fn on_loss(&mut self, _p: &mut Path) {
+        self.save_cwnd();
         self.prev_ca_state = CaState::Loss;
         self.full_bw = 0.0;
         self.round_start = true;
     }
 
-    /// libudx sets cwnd = ssthresh, which BBR's drain leaves at bw * min_rtt and can be 0 on a sub-millisecond
-    /// path; if this ack then delivers nothing new (all SACKed before), BBR keeps the 0 and a sender with
-    /// nothing in flight never sends again. Keep BBR's floor of 4.
+    /// libudx sets cwnd = ssthresh here, which BBR's drain left at bw * min_rtt (0 on a sub-millisecond path):
+    /// every recovery from a random loss would cut the window to one old BDP. BBR as Linux runs it (whose
+    /// recovery exit leaves the window to BBR) restores the window saved on entering recovery instead, which
+    /// the next ack does (`set_cwnd_to_recover_or_restore`); here only BBR's floor of 4 is kept.
     fn on_recovery_exit(&mut self, _p: &mut Path) {
-        self.cwnd = self.ssthresh.max(CWND_MIN_TARGET);
+        self.cwnd = self.cwnd.max(CWND_MIN_TARGET);
     }
 
     fn cwnd(&self) -> u32 {

@@ -229,8 +229,8 @@ impl Stream {
             return;
         }
 
-        // libudx senders put at most 50 ranges in an ack; more would only be a way to burn our CPU.
-        for (start, end) in h.sack_ranges(rest).take(MAX_SACKS) {
+        // No honest ack carries more ranges than fit the largest MTU; more would only be a way to burn our CPU.
+        for (start, end) in h.sack_ranges(rest).take(MAX_SACK_RANGES_IN) {
             if self.sack_is_valid(start, end) {
                 let mut p = start;
                 while p != end {
@@ -255,6 +255,7 @@ impl Stream {
         let mut arm_rto_or_tlp = ack_advanced && data_inflight;
 
         if delivered > 0 {
+            self.probe_backoff = 0;
             if self.remote_acked == self.seq {
                 arm_rto_or_tlp = false;
                 let end_queued = self.ending && !self.ended;
@@ -275,6 +276,12 @@ impl Stream {
 
         if arm_rto_or_tlp && !self.schedule_loss_probe(true) {
             self.rearm_rto(true);
+        } else if delivered > 0
+            && self.remote_acked != self.seq
+            && self.pending_timer == TimerKind::Rto
+        {
+            // Recovering (SACKs but no cumulative progress): probe before the RTO.
+            self.schedule_probe_or_rto();
         }
 
         if type_flags & (flags::DATA | flags::END) != 0 {

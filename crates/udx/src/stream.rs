@@ -66,7 +66,7 @@ use super::bbr::Bbr;
 use super::cc::{CongestionController, Path, RateSample};
 use super::packet::{
     encode_sack_range, flags, seq, Header, HEADER_LEN, IPV4_HEADER_OVERHEAD, IPV6_HEADER_OVERHEAD,
-    MAX_SACKS, MTU_BASE, MTU_MAX, MTU_MAX_PROBES, MTU_STEP,
+    MAX_SACK_RANGES, MAX_SACK_RANGES_IN, MTU_BASE, MTU_MAX, MTU_MAX_PROBES, MTU_STEP,
 };
 use super::ring::ByteRing;
 use super::win_filter::WinFilter;
@@ -91,6 +91,11 @@ pub const DEFAULT_RWND_MAX: u32 = 4 * 1024 * 1024;
 /// libudx `UDX_HIGH_WATERMARK`: writes beyond this plus the send window apply backpressure.
 pub const HIGH_WATERMARK: usize = 262_144;
 const TLP_MAX_ACK_DELAY: u32 = 2;
+/// The shortest probe timeout: RTTs are whole milliseconds (0 on a sub-millisecond path), and a peer's ack may
+/// wait for its event loop.
+const PTO_MIN_MS: u32 = 4;
+/// How many of an ack's SACK ranges report the highest received packets when the ranges run out.
+const SACK_TOP_RANGES: usize = 16;
 /// Out-of-order packets further than this ahead of the cumulative ack are dropped (bounds memory).
 const MAX_INCOMING_AHEAD: usize = 16_384;
 
@@ -220,6 +225,8 @@ pub struct StreamStats {
     pub packets_retransmitted: u64,
     /// Retransmission timeouts.
     pub rto_count: u32,
+    /// Tail loss probes and recovery probes sent.
+    pub probes: u32,
     /// Fast recoveries entered.
     pub fast_recoveries: u32,
     /// Zero-window probes sent.
@@ -287,6 +294,10 @@ struct SentPacket {
     /// Header + payload, without probe padding (libudx `pkt->size`).
     size: u32,
     time_sent: u64,
+    /// The stream's transmission counter at the last (re)transmission: orders sends within one millisecond,
+    /// where `time_sent` ties (RACK and rate sampling need the true send order; a retransmission of an old
+    /// sequence number is sent after newer ones).
+    xmit: u64,
     first_sent_ts: u64,
     delivered_ts: u64,
     delivered: u32,
@@ -381,8 +392,10 @@ pub struct Stream {
 
     // rack
     rack_rtt: u32,
-    rack_time_sent: u64,
-    rack_next_seq: u32,
+    /// Transmission number of the most recently sent packet delivered so far (RACK.xmit_ts's order).
+    rack_xmit: u64,
+    /// Transmissions so far (numbers [`SentPacket::xmit`]).
+    xmit_count: u64,
     rack_fack: u32,
 
     /// The congestion controller: congestion window and pacing rate.
@@ -395,6 +408,13 @@ pub struct Stream {
     tlp_is_retrans: bool,
     tlp_in_flight: bool,
     tlp_permitted: bool,
+    /// Probes (tail loss and recovery probes) sent since the last ack that delivered something: each doubles
+    /// the next probe timeout.
+    probe_backoff: u32,
+    /// Probes sent, for stats.
+    probe_count: u32,
+    /// An RTT sample was taken (`srtt` is 0 on a sub-millisecond path too).
+    rtt_sampled: bool,
     tlp_end_seq: u32,
     /// Packets whose transmission was decided (TLP) but not yet written out.
     tx_queue: VecDeque<u32>,
@@ -503,8 +523,8 @@ impl Stream {
                 .unwrap_or(0),
             rtt_min: WinFilter::new(t, u32::MAX),
             rack_rtt: 0,
-            rack_time_sent: 0,
-            rack_next_seq: 0,
+            rack_xmit: 0,
+            xmit_count: 0,
             rack_fack: 0,
             cc: Box::new(Bbr::default()),
             tb_available: INIT_PACING_RATE,
@@ -513,6 +533,9 @@ impl Stream {
             tlp_is_retrans: false,
             tlp_in_flight: false,
             tlp_permitted: false,
+            probe_backoff: 0,
+            probe_count: 0,
+            rtt_sampled: false,
             tlp_end_seq: 0,
             tx_queue: VecDeque::new(),
             inflight_bytes: 0,
@@ -906,6 +929,7 @@ impl Stream {
             packets_received: self.packets_rx,
             packets_retransmitted: self.retransmit_count,
             rto_count: self.rto_count,
+            probes: self.probe_count,
             fast_recoveries: self.fast_recovery_count,
             zero_window_probes: self.zwp_count,
             bytes_read_total: self.recv_buf.start(),
@@ -1180,7 +1204,7 @@ impl Stream {
 impl SentPacket {
     fn clone_rate(&self) -> RatePkt {
         RatePkt {
-            seq: self.seq,
+            xmit: self.xmit,
             time_sent: self.time_sent,
             first_sent_ts: self.first_sent_ts,
             delivered_ts: self.delivered_ts,
@@ -1194,7 +1218,7 @@ impl SentPacket {
 /// The rate-sampling fields of a packet (copied out to satisfy the borrow checker).
 #[derive(Debug, Clone, Copy)]
 struct RatePkt {
-    seq: u32,
+    xmit: u64,
     time_sent: u64,
     first_sent_ts: u64,
     delivered_ts: u64,
@@ -1203,7 +1227,9 @@ struct RatePkt {
     retransmitted: bool,
 }
 
-/// RACK: was `(t1, seq1)` sent after `(t2, seq2)`?
-fn rack_sent_after(t1: u64, seq1: u32, t2: u64, seq2: u32) -> bool {
-    t1 > t2 || (t1 == t2 && seq::lt(seq2, seq1))
+/// RACK: was the transmission numbered `xmit1` sent after `xmit2`? libudx compares `(time_sent, seq)`, which
+/// in whole milliseconds takes a retransmission for older than the new packets sent in the same millisecond
+/// before it: on a sub-millisecond path that marks it lost again at once, over and over.
+fn rack_sent_after(xmit1: u64, xmit2: u64) -> bool {
+    xmit1 > xmit2
 }

@@ -113,6 +113,10 @@ struct Sim {
     filter: Option<Filter>,
     out: Vec<u8>,
     buf: Vec<u8>,
+    /// When the bytes read by either peer last grew, and the longest virtual time without such growth while
+    /// a run was still going (a stall: e.g. waiting for a retransmission timeout).
+    last_progress: Duration,
+    max_gap: Duration,
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -163,6 +167,8 @@ impl Sim {
             filter: None,
             out: Vec::with_capacity(64 * 1500),
             buf: vec![0; 256 * 1024],
+            last_progress: Duration::ZERO,
+            max_gap: Duration::ZERO,
         }
     }
 
@@ -307,8 +313,16 @@ impl Sim {
 
     /// Runs until `done` holds (true) or virtual time passes `limit` or nothing can happen any more (false).
     fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
+        let mut read_so_far = self.peers[0].received + self.peers[1].received;
+        self.last_progress = self.now;
         loop {
             self.pump();
+            let read = self.peers[0].received + self.peers[1].received;
+            if read != read_so_far {
+                read_so_far = read;
+                self.max_gap = self.max_gap.max(self.now - self.last_progress);
+                self.last_progress = self.now;
+            }
             if done(self) {
                 return true;
             }
@@ -940,5 +954,43 @@ fn loopback_like_path_with_drops() {
         };
         let mut sim = Sim::new(71 + seed, link.clone(), link);
         transfer(&mut sim, 16 * MIB, 4 * MIB, 120);
+    }
+}
+
+/// A veth-like path (50 µs each way, 400 MB/s, 2 ms of queue) with random loss each way, as
+/// `benches/udx-loss.sh` measures with iptables: RACK and TLP must repair every loss without a retransmission
+/// timeout (a 1 s stall), and BBR must not take random loss for congestion.
+fn lossy_fast_path(loss: f64, seed: u64) -> (Duration, Sim) {
+    let link = Link {
+        delay: Duration::from_micros(50),
+        bandwidth: Some(400_000_000),
+        max_queue: Duration::from_millis(2),
+        loss,
+        ..Link::default()
+    };
+    let mut sim = Sim::new(seed, link.clone(), link);
+    transfer(&mut sim, 32 * MIB, 0, 600);
+    (sim.now, sim)
+}
+
+#[test]
+fn random_loss_explore() {
+    for loss in [0.0, 0.01, 0.05, 0.10] {
+        for seed in 0..4 {
+            let (t, sim) = lossy_fast_path(loss, 100 + seed);
+            let st = sim.peers[0].stream.stats();
+            eprintln!(
+                "loss {loss}: seed {seed}: {:.3}s {:.0} MB/s max gap {:?} rtos {} probes {} retrans {} fr {} cwnd {} bw {}",
+                t.as_secs_f64(),
+                32.0 * MIB as f64 / t.as_secs_f64() / 1e6,
+                sim.max_gap,
+                st.rto_count,
+                st.probes,
+                st.packets_retransmitted,
+                st.fast_recoveries,
+                st.cwnd,
+                st.bandwidth_bytes_per_sec
+            );
+        }
     }
 }
