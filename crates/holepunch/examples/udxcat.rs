@@ -104,7 +104,7 @@ async fn run(args: Args) -> Result<()> {
                 socket.stream_stats(id)
             } {
                 eprintln!(
-                    "udxcat: t={:.1}s sent={} rx={} inflight={} cwnd={} srtt={:?} rto={:?} rtos={} retrans={} pace={}B/ms",
+                    "udxcat: t={:.1}s sent={} rx={} inflight={} cwnd={} srtt={:?} rto={:?} rtos={} probes={} retrans={} pace={}B/ms",
                     start.elapsed().as_secs_f64(),
                     s.bytes_sent,
                     s.bytes_received,
@@ -113,6 +113,7 @@ async fn run(args: Args) -> Result<()> {
                     s.srtt,
                     s.rto,
                     s.rto_count,
+                    s.probes,
                     s.packets_retransmitted,
                     s.pacing_bytes_per_ms
                 );

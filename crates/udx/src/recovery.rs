@@ -121,7 +121,8 @@ impl Stream {
                 self.tx_queue.push_back(s);
             } else {
                 let last = self.seq.wrapping_sub(1);
-                let ok = matches!(self.pkt(last), Some(p) if !p.acked && !p.lost && p.transmits > 0);
+                let ok =
+                    matches!(self.pkt(last), Some(p) if !p.acked && !p.lost && p.transmits > 0);
                 if !ok {
                     self.rearm_rto(false);
                     return;
@@ -139,6 +140,10 @@ impl Stream {
             }
             self.probe_count += 1;
             self.rearm_rto(true);
+        } else if tail_probe && !self.rtt_sampled {
+            // No RTT yet (libudx: no probe without a sample): wait for the RTO.
+            self.rearm_rto(false);
+            return;
         } else {
             // A recovery probe: no ack came for a PTO. Re-send the packet most likely lost, the first one
             // waiting for retransmission, else the earliest sent still in flight; ignoring the congestion
@@ -265,7 +270,8 @@ impl Stream {
         while let Some(s) = cur {
             let Some(p) = self.pkt(s) else { break };
             let next = p.next;
-            // Only packets sent before the most recently sent delivered one can be lost (the list is in send order).
+            // Only packets sent before the most recently sent delivered one can be lost (the list is in
+            // send order).
             if !rack_sent_after(self.rack_xmit, p.xmit) {
                 break;
             }

@@ -20,9 +20,10 @@
 //! # What follows libudx
 //! - Header fields and flags; DATA and END consume a sequence number, MESSAGE, HEARTBEAT and acks do not
 //!   (they carry the current `seq`); DESTROY carries `seq` and increments it.
-//! - Acks: one per received DATA/END datagram, duplicates and out-of-window packets included, with up to 50
-//!   SACK ranges `[start, end)` scanned from `ack + 1` exactly as `send_ack` does; HEARTBEAT is answered by an
-//!   ack and nothing else of it is processed; a datagram whose data offset points past its end is ignored.
+//! - Acks: one per received DATA/END datagram, duplicates and out-of-window packets included, with SACK
+//!   ranges `[start, end)` scanned from `ack + 1` as `send_ack` does (how many: see below); HEARTBEAT is
+//!   answered by an ack and nothing else of it is processed; a datagram whose data offset points past its end
+//!   is ignored.
 //! - "Final state" ack when the remote acks our END; remote END surfaces (after the ack) only once every
 //!   earlier sequence number arrived; the stream closes when both sides ended; data after the remote END is
 //!   dropped; a DESTROY at or after our ack closes with [`StreamError::Reset`].
@@ -36,7 +37,7 @@
 //!   exit at `high_seq`, tail loss probe after `2 * srtt` (+2 ms with one packet out, 1 s without RTT sample),
 //!   a new packet or the last one re-sent, TLP loss-repair detection. No dupack counting (libudx has none).
 //! - BBR v1 (`udx_bbr.c`): startup/drain/probe-bw/probe-rtt, the same gains, windowed max bandwidth over 10
-//!   rounds in packets/ms, min RTT over 10 s, ack aggregation, packet conservation in recovery, cwnd restore;
+//!   rounds in packets/ms, min RTT over 10 s, ack aggregation, packet conservation in recovery;
 //!   delivery-rate sampling (`udx_rate.c`) with app-limited marking; token-bucket pacing refilled per ms.
 //! - Keepalive (HEARTBEAT after `keepalive` idle) and zero-window probes (HEARTBEAT every `2 * rto` while the
 //!   peer's window is 0 and data waits, one at once when writing into an idle zero window).
@@ -57,6 +58,22 @@
 //! - Out-of-order packets more than 16384 sequence numbers ahead are dropped (libudx buffers any distance).
 //! - Relaying (`udx_stream_relay_to`) is split: [`Stream::relay_datagram`] rewrites and accounts, the
 //!   driver forwards; the firewall hook belongs to the driver.
+//!
+//! Loss recovery, where libudx stalls under random loss (a 1 s RTO where RACK-TLP should have recovered);
+//! all of it local, the wire format is unchanged:
+//! - Acks carry up to [`super::packet::MAX_SACK_RANGES`] SACK ranges (libudx sends 50 and reads any number);
+//!   when they run out before the highest received packet, the last 16 report the highest ranges. With 50
+//!   lowest ranges only, under 5-10% loss the packets sent last are never SACKed, the sender cannot tell the
+//!   holes before them lost, and its window fills with delivered-but-unreported packets until the RTO.
+//! - RACK orders transmissions by a counter, not by `(time_sent, seq)`: in whole milliseconds a
+//!   retransmission ties with the newer packets sent in the same millisecond and would be declared lost again
+//!   at once (on sub-millisecond paths, again and again).
+//! - Probes beyond the tail loss probe: in fast recovery, after an RTO, and after a lost TLP, a probe timeout
+//!   (`2 * srtt`, at least 4 ms, doubling per probe without an ack) re-sends the first packet waiting for
+//!   retransmission, else the earliest sent in flight, regardless of the window. A probe never comes after the
+//!   RTO would; with no RTT sample yet, the RTO stays the only timer, as in libudx.
+//! - BBR saves its window on entering recovery and on an RTO, and restores it when recovery ends (Linux BBR);
+//!   libudx sets the window to `ssthresh` (one BDP from the end of startup) at every recovery exit.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -957,40 +957,76 @@ fn loopback_like_path_with_drops() {
     }
 }
 
-/// A veth-like path (50 µs each way, 400 MB/s, 2 ms of queue) with random loss each way, as
-/// `benches/udx-loss.sh` measures with iptables: RACK and TLP must repair every loss without a retransmission
-/// timeout (a 1 s stall), and BBR must not take random loss for congestion.
-fn lossy_fast_path(loss: f64, seed: u64) -> (Duration, Sim) {
+/// A transfer of `MIB_N` MiB one way over a path with `loss` random loss each way (data and acks), as
+/// `benches/udx-loss.sh` measures with iptables. Returns the sender's stats, the virtual time taken and the
+/// longest virtual time without progress.
+fn lossy_transfer(
+    link: &Link,
+    loss: f64,
+    seed: u64,
+    mib: u64,
+) -> (holepunch_udx::StreamStats, Duration, Duration) {
     let link = Link {
+        loss,
+        ..link.clone()
+    };
+    let mut sim = Sim::new(seed, link.clone(), link);
+    transfer(&mut sim, mib * MIB, 0, 600);
+    (sim.peers[0].stream.stats(), sim.now, sim.max_gap)
+}
+
+/// A veth-like path: 50 µs each way, 400 MB/s, 2 ms of queue.
+fn veth_like() -> Link {
+    Link {
         delay: Duration::from_micros(50),
         bandwidth: Some(400_000_000),
         max_queue: Duration::from_millis(2),
-        loss,
         ..Link::default()
-    };
-    let mut sim = Sim::new(seed, link.clone(), link);
-    transfer(&mut sim, 32 * MIB, 0, 600);
-    (sim.now, sim)
+    }
 }
 
+/// A LAN-like path: 1 ms each way, 100 MB/s, 5 ms of queue.
+fn lan_like() -> Link {
+    Link {
+        delay: Duration::from_millis(1),
+        bandwidth: Some(100_000_000),
+        max_queue: Duration::from_millis(5),
+        ..Link::default()
+    }
+}
+
+/// Random loss (5% and 10% each way, data and acks alike) must neither stall the transfer nor make BBR back
+/// off: RACK and the probes repair every loss without a retransmission timeout (libudx's 1 s minimum), no
+/// progress gap comes anywhere near one, and goodput stays close to the lossless run's, in virtual time.
 #[test]
-fn random_loss_explore() {
-    for loss in [0.0, 0.01, 0.05, 0.10] {
-        for seed in 0..4 {
-            let (t, sim) = lossy_fast_path(loss, 100 + seed);
-            let st = sim.peers[0].stream.stats();
-            eprintln!(
-                "loss {loss}: seed {seed}: {:.3}s {:.0} MB/s max gap {:?} rtos {} probes {} retrans {} fr {} cwnd {} bw {}",
-                t.as_secs_f64(),
-                32.0 * MIB as f64 / t.as_secs_f64() / 1e6,
-                sim.max_gap,
-                st.rto_count,
-                st.probes,
-                st.packets_retransmitted,
-                st.fast_recoveries,
-                st.cwnd,
-                st.bandwidth_bytes_per_sec
+fn random_loss_recovers_without_rto_stalls() {
+    const MIB_N: u64 = 8;
+    let (_, lossless, _) = lossy_transfer(&lan_like(), 0.0, 120, MIB_N);
+    for loss in [0.05, 0.10] {
+        for seed in 0..3 {
+            let (st, t, gap) = lossy_transfer(&lan_like(), loss, 121 + seed, MIB_N);
+            let ctx = format!("LAN-like, {loss} loss, seed {seed}: {t:?}, max gap {gap:?}, {st:?}");
+            assert_eq!(st.rto_count, 0, "{ctx}");
+            assert!(gap < Duration::from_millis(100), "{ctx}");
+            // Lossless: about 90 ms; the 40% floor of the issue is far below what recovery achieves.
+            assert!(
+                t.as_secs_f64() < lossless.as_secs_f64() / 0.7,
+                "{ctx}; lossless {lossless:?}"
             );
+            assert!(st.packets_retransmitted > 0, "{ctx}");
+        }
+    }
+    // Sub-millisecond RTT, where whole-millisecond send times tie: a retransmission sent in the same
+    // millisecond as newer packets must not look older than them (else it is declared lost again at once).
+    for loss in [0.05, 0.10] {
+        for seed in 0..2 {
+            let (st, t, gap) = lossy_transfer(&veth_like(), loss, 131 + seed, MIB_N);
+            let ctx =
+                format!("veth-like, {loss} loss, seed {seed}: {t:?}, max gap {gap:?}, {st:?}");
+            assert_eq!(st.rto_count, 0, "{ctx}");
+            assert!(gap < Duration::from_millis(100), "{ctx}");
+            let goodput = (MIB_N * MIB) as f64 / t.as_secs_f64();
+            assert!(goodput > 100e6, "{ctx}: {goodput:.0} B/s");
         }
     }
 }
