@@ -6,6 +6,7 @@
 #
 #   benches/udx-loss.sh                    (root) 0%, 1%, 5%, 10% loss, 3 runs of 128 MiB per pair
 #   SIZE=64M RUNS=5 LOSSES="0 0.05" benches/udx-loss.sh
+#   NICE=-10 benches/udx-loss.sh           both pairs at a higher priority (less scheduler noise on a busy machine)
 #   TRACE=1 benches/udx-loss.sh            keeps each Rust sender's 100 ms counter trace (UDXCAT_TRACE) and the
 #                                          final counters of both ends (UDXCAT_STATS) in $KEEP (printed)
 #
@@ -24,6 +25,9 @@ SIZE_ARG="${SIZE:-128M}"
 RUNS="${RUNS:-3}"
 LOSSES="${LOSSES:-0 0.01 0.05 0.10}"
 LIMIT="${LIMIT:-120}" # seconds allowed per transfer
+# NICE=-10 runs both pairs at a higher priority: on a machine shared with builds, this measures the transports
+# rather than the scheduler. Both pairs get the same treatment.
+NICE="${NICE:-}"
 TAG="udxl$$"
 NS_A="${TAG}a"
 NS_B="${TAG}b"
@@ -127,7 +131,7 @@ run_pair() {
   rm -f "$WORK/out" "$WORK/err_a" "$WORK/err_b" "$WORK/rx_stdin"
   # The receiver sends nothing but its END, read from a FIFO we close once the sender is bound.
   mkfifo "$WORK/rx_stdin"
-  (cd "$NODE_DIR" && exec ip netns exec "$NS_B" ${env[@]+"${env[@]}"} timeout "$LIMIT" "$@" \
+  (cd "$NODE_DIR" && exec ip netns exec "$NS_B" ${NICE:+nice -n "$NICE"} ${env[@]+"${env[@]}"} timeout "$LIMIT" "$@" \
       --bind "$ADDR_B:$PORT_B" --connect "$ADDR_A:$PORT_A" --id 2 --remote-id 1 \
       < "$WORK/rx_stdin" > "$WORK/out" 2> "$WORK/err_b") &
   local pid_b=$!
@@ -135,7 +139,7 @@ run_pair() {
   wait_for_bound "$WORK/err_b" "$name receiver"
   if [ -n "$KEEP" ] && [ "$name" = rust ]; then env=(env UDXCAT_STATS=1 UDXCAT_TRACE=1); fi
   start="$(date +%s.%N)"
-  (cd "$NODE_DIR" && exec ip netns exec "$NS_A" ${env[@]+"${env[@]}"} timeout "$LIMIT" "$@" \
+  (cd "$NODE_DIR" && exec ip netns exec "$NS_A" ${NICE:+nice -n "$NICE"} ${env[@]+"${env[@]}"} timeout "$LIMIT" "$@" \
       --bind "$ADDR_A:$PORT_A" --connect "$ADDR_B:$PORT_B" --id 1 --remote-id 2 \
       < "$WORK/in" > /dev/null 2> "$WORK/err_a" 7>&-) &
   local pid_a=$!
@@ -201,7 +205,7 @@ for p in $LOSSES; do
 done
 
 echo
-echo "UDX one way, $BYTES bytes, $RUNS runs per pair, veth between two namespaces, random inbound UDP drop each way"
+echo "UDX one way, $BYTES bytes, $RUNS runs per pair, veth between two namespaces, random inbound UDP drop each way${NICE:+, nice $NICE}"
 echo "load: $(uptime)"
 printf '%-6s %-25s   %-25s   %-7s %-7s   %s\n' "loss" "rust MB/s min/med/max" "udx-native MB/s min/med/max" \
   "ratio" "worst" "rust vs own lossless"

@@ -278,9 +278,10 @@ impl Stream {
             self.rearm_rto(true);
         } else if delivered > 0
             && self.remote_acked != self.seq
-            && self.pending_timer == TimerKind::Rto
+            && matches!(self.pending_timer, TimerKind::Rto | TimerKind::Tlp)
         {
-            // Recovering (SACKs but no cumulative progress): probe before the RTO.
+            // Recovering (SACKs but no cumulative progress): probe if no ack comes for a probe timeout, and
+            // before the RTO.
             self.schedule_probe_or_rto();
         }
 
