@@ -14,7 +14,8 @@
 # gso_max_segs 1`, plus `ethtool -K ... gso off tso off gro off` when ethtool exists), so a GSO batch is never
 # dropped as one unit; the lossless run checks that no inbound UDP packet exceeds the MTU.
 #
-# One run = from starting the sender to the receiver exiting with every byte (verified with cmp). The pairs
+# One run = from starting the sender to the receiver having every byte and its stream closed (verified with
+# cmp): its process exit for udx-native, the close it prints for Rust (which then lingers, see udxcat). The pairs
 # alternate (rust, node, rust, node, ...) so machine load hits both alike. Prints per loss rate: Rust MB/s
 # (min/median/max), udx-native MB/s (min/median/max), the ratio of the medians and the worst per-run ratio
 # (each Rust run over the udx-native run next to it), and Rust's median as a percentage of its own lossless median.
@@ -126,8 +127,10 @@ wait_for_bound() { # FILE WHAT
 # run_pair NAME LABEL CMD...: one transfer A -> B; prints the seconds
 run_pair() {
   local name="$1" label="$2"; shift 2
-  local start end rc_a rc_b env=()
-  if [ -n "$KEEP" ] && [ "$name" = rust ]; then env=(env UDXCAT_STATS=1); fi
+  local start end closed_at rc_a rc_b env=()
+  # The Rust receiver lingers after closing to re-ack a retransmission whose ack was lost (else the sender
+  # retransmits into a closed port until it times out); its run ends when it closed (printed).
+  if [ "$name" = rust ]; then env=(env UDXCAT_LINGER=1 ${KEEP:+UDXCAT_STATS=1}); fi
   rm -f "$WORK/out" "$WORK/err_a" "$WORK/err_b" "$WORK/rx_stdin"
   # The receiver sends nothing but its END, read from a FIFO we close once the sender is bound.
   mkfifo "$WORK/rx_stdin"
@@ -137,7 +140,7 @@ run_pair() {
   local pid_b=$!
   exec 7> "$WORK/rx_stdin"
   wait_for_bound "$WORK/err_b" "$name receiver"
-  if [ -n "$KEEP" ] && [ "$name" = rust ]; then env=(env UDXCAT_STATS=1 UDXCAT_TRACE=1); fi
+  if [ "$name" = rust ]; then env=(env ${KEEP:+UDXCAT_STATS=1 UDXCAT_TRACE=1}); fi
   start="$(date +%s.%N)"
   (cd "$NODE_DIR" && exec ip netns exec "$NS_A" ${NICE:+nice -n "$NICE"} ${env[@]+"${env[@]}"} timeout "$LIMIT" "$@" \
       --bind "$ADDR_A:$PORT_A" --connect "$ADDR_B:$PORT_B" --id 1 --remote-id 2 \
@@ -147,6 +150,8 @@ run_pair() {
   exec 7>&-
   rc_b=0; wait "$pid_b" || rc_b=$?
   end="$(date +%s.%N)"
+  closed_at="$(sed -n 's/^udxcat: closed at //p' "$WORK/err_b")"
+  [ -n "$closed_at" ] && end="$closed_at"
   rc_a=0; wait "$pid_a" || rc_a=$?
   if [ -n "$KEEP" ]; then
     cp "$WORK/err_a" "$KEEP/$label.sender.log"

@@ -181,8 +181,19 @@ impl Bbr {
         let prev = self.prev_ca_state;
         let state = p.ca_state;
         let mut cwnd = self.cwnd;
+        // Losses cut the window (Linux BBR v1, libudx), but once the bottleneck bandwidth is known, never below
+        // one bandwidth-delay product plus the ack aggregation allowance: BBR's model does not depend on loss,
+        // and random (non-congestive) loss would otherwise shrink the window far below what the path carries,
+        // over and over. Congestion shows in the bandwidth estimate and the RTT, which set this floor.
+        let floor = if self.full_bw_reached {
+            self.bdp(self.max_bw(), 1.0)
+                .saturating_add(self.ack_aggregation_cwnd())
+                .max(CWND_MIN_TARGET)
+        } else {
+            1
+        };
         if rs.losses > 0 {
-            cwnd = (i64::from(cwnd) - rs.losses).max(1) as u32;
+            cwnd = (i64::from(cwnd) - rs.losses).max(i64::from(floor.min(cwnd))) as u32;
         }
         if state == CaState::Recovery && prev != CaState::Recovery {
             // Linux saves the window on entering recovery (`bbr_ssthresh`) to restore it on the way out;
@@ -190,7 +201,7 @@ impl Bbr {
             self.save_cwnd();
             self.use_packet_conservation = true;
             self.next_rtt_delivered = p.delivered;
-            cwnd = p.inflight + acked;
+            cwnd = (p.inflight + acked).max(floor);
         } else if prev >= CaState::Recovery && state == CaState::Open {
             cwnd = cwnd.max(self.prior_cwnd);
             self.use_packet_conservation = false;
