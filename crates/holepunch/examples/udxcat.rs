@@ -221,7 +221,11 @@ async fn run(args: Args) -> Result<()> {
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        eprintln!("udxcat: closed at {}.{:09}", at.as_secs(), at.subsec_nanos());
+        eprintln!(
+            "udxcat: closed at {}.{:09}",
+            at.as_secs(),
+            at.subsec_nanos()
+        );
         // The driver drops the stream once its linger ends.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while stream.stats().is_ok() && tokio::time::Instant::now() < deadline {
