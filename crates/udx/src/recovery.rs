@@ -93,6 +93,17 @@ impl Stream {
         }
     }
 
+    /// The wait before the next zero-window probe: the probe timeout, doubling per probe, up to libudx's
+    /// `2 * rto` (the first one: one RTO in libudx, also before any RTT sample here).
+    pub(super) fn zwp_timeout(&self) -> u32 {
+        let cap = self.rto.saturating_mul(2);
+        if !self.rtt_sampled {
+            return if self.zwp_backoff == 0 { self.rto } else { cap };
+        }
+        let base = self.srtt.saturating_mul(2).max(PTO_MIN_MS);
+        base.saturating_mul(1 << self.zwp_backoff.min(16)).min(cap)
+    }
+
     pub(super) fn on_keepalive_timeout(&mut self) {
         self.heartbeat_pending = true;
         self.timer_start(TimerKind::Keepalive, self.keepalive_ms.max(1));
@@ -105,7 +116,8 @@ impl Stream {
         }
         self.zwp_count += 1;
         self.heartbeat_pending = true;
-        self.timer_start(TimerKind::Zwp, self.rto.saturating_mul(2));
+        self.zwp_backoff = self.zwp_backoff.saturating_add(1);
+        self.timer_start(TimerKind::Zwp, self.zwp_timeout());
     }
 
     pub(super) fn on_tlp_timeout(&mut self) {

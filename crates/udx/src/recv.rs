@@ -260,7 +260,8 @@ impl Stream {
                 arm_rto_or_tlp = false;
                 let end_queued = self.ending && !self.ended;
                 if self.send_rwnd == 0 && (self.writes_queued_bytes > 0 || end_queued) {
-                    self.timer_start(TimerKind::Zwp, self.rto);
+                    self.zwp_backoff = 0;
+                    self.timer_start(TimerKind::Zwp, self.zwp_timeout());
                 } else if self.keepalive_ms > 0 {
                     self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
                 } else {

@@ -39,8 +39,8 @@
 //! - BBR v1 (`udx_bbr.c`): startup/drain/probe-bw/probe-rtt, the same gains, windowed max bandwidth over 10
 //!   rounds in packets/ms, min RTT over 10 s, ack aggregation, packet conservation in recovery;
 //!   delivery-rate sampling (`udx_rate.c`) with app-limited marking; token-bucket pacing refilled per ms.
-//! - Keepalive (HEARTBEAT after `keepalive` idle) and zero-window probes (HEARTBEAT every `2 * rto` while the
-//!   peer's window is 0 and data waits, one at once when writing into an idle zero window).
+//! - Keepalive (HEARTBEAT after `keepalive` idle) and zero-window probes (HEARTBEAT while the peer's window is
+//!   0 and data waits, one at once when writing into an idle zero window; timing: see below).
 //! - change_remote: new packets and acks go to the new remote at once, packets in flight keep their original
 //!   destination and remote id on retransmit, sequence numbers continue, the MTU search restarts, and
 //!   [`StreamEvent::RemoteChanged`] comes once everything sent before the change is acked.
@@ -72,6 +72,9 @@
 //!   (`2 * srtt`, at least 4 ms, doubling per probe without an ack) re-sends the first packet waiting for
 //!   retransmission, else the earliest sent in flight, regardless of the window. A probe never comes after the
 //!   RTO would; with no RTT sample yet, the RTO stays the only timer, as in libudx.
+//! - Zero-window probes start at the probe timeout and double up to libudx's `2 * rto` (libudx: the first
+//!   after one RTO, then every `2 * rto`): the ack that reopens the window is a single datagram, and when it
+//!   is lost the transfer would otherwise stall for a second.
 //! - BBR saves its window on entering recovery and on an RTO, and restores it when recovery ends (Linux BBR);
 //!   libudx sets the window to `ssthresh` (one BDP from the end of startup) at every recovery exit.
 
@@ -432,6 +435,8 @@ pub struct Stream {
     probe_count: u32,
     /// An RTT sample was taken (`srtt` is 0 on a sub-millisecond path too).
     rtt_sampled: bool,
+    /// Zero-window probes sent since the window closed: each doubles the next probe's wait.
+    zwp_backoff: u32,
     tlp_end_seq: u32,
     /// Packets whose transmission was decided (TLP) but not yet written out.
     tx_queue: VecDeque<u32>,
@@ -553,6 +558,7 @@ impl Stream {
             probe_backoff: 0,
             probe_count: 0,
             rtt_sampled: false,
+            zwp_backoff: 0,
             tlp_end_seq: 0,
             tx_queue: VecDeque::new(),
             inflight_bytes: 0,
@@ -730,7 +736,8 @@ impl Stream {
         // If an idle, zero-window stream has data queued, send a zero-window probe immediately.
         if was_idle && self.send_rwnd == 0 && self.connected {
             self.heartbeat_pending = true;
-            self.timer_start(TimerKind::Zwp, self.rto);
+            self.zwp_backoff = 0;
+            self.timer_start(TimerKind::Zwp, self.zwp_timeout());
         }
     }
 

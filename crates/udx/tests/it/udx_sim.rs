@@ -1030,3 +1030,40 @@ fn random_loss_recovers_without_rto_stalls() {
         }
     }
 }
+
+/// The ack that reopens a closed receive window is a single datagram; when it is lost, the sender's
+/// zero-window probe must find the open window within milliseconds, not after a 1 s RTO (libudx's first
+/// zero-window probe waits one RTO).
+#[test]
+fn lost_window_update_is_probed_quickly() {
+    let mut sim = Sim::new(141, lan_like(), lan_like());
+    sim.peers[1].reading = false;
+    sim.peers[0].to_write = 8 * MIB;
+    let full = holepunch_udx::DEFAULT_RWND_MAX as usize - 1500;
+    let ok = sim.run_until(Duration::from_secs(10), |s| {
+        s.peers[1].stream.readable_len() >= full && s.peers[0].stream.stats().inflight_packets == 0
+    });
+    assert!(ok, "{:?}", sim.peers[0].stream.stats());
+    // Drop the receiver's next datagram: the ack announcing the reopened window.
+    let mut dropped = false;
+    sim.filter = Some(Box::new(move |from, _| {
+        if from == 1 && !dropped {
+            dropped = true;
+            return true;
+        }
+        false
+    }));
+    sim.peers[1].reading = true;
+    let t0 = sim.now;
+    let ok = sim.run_until(Duration::from_secs(600), |s| s.peers[1].received == 8 * MIB);
+    let st = sim.peers[0].stream.stats();
+    assert!(ok, "{st:?}");
+    assert!(st.zero_window_probes >= 1, "{st:?}");
+    assert_eq!(st.rto_count, 0, "{st:?}");
+    assert!(
+        sim.now - t0 < Duration::from_millis(300),
+        "{:?} after reading resumed, max gap {:?}, {st:?}",
+        sim.now - t0,
+        sim.max_gap
+    );
+}
