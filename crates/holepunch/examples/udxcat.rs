@@ -11,6 +11,10 @@
 //!
 //! Debugging aids: `UDXCAT_TRACE=1` prints the stream's counters every 100 ms on stderr, `UDXCAT_STATS=1` prints
 //! them once at the end.
+//!
+//! `UDXCAT_LINGER=1` (benches): once the stream closed, print `udxcat: closed at SECS` (Unix time) on stderr and
+//! keep the socket open while the stream lingers to re-acknowledge retransmissions (its last ack may have been
+//! lost; without this the remote retransmits to a closed port until it times out).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -104,7 +108,7 @@ async fn run(args: Args) -> Result<()> {
                 socket.stream_stats(id)
             } {
                 eprintln!(
-                    "udxcat: t={:.1}s sent={} rx={} inflight={} cwnd={} srtt={:?} rto={:?} rtos={} retrans={} pace={}B/ms",
+                    "udxcat: t={:.1}s sent={} rx={} inflight={} cwnd={} srtt={:?} rto={:?} rtos={} probes={} retrans={} pace={}B/ms",
                     start.elapsed().as_secs_f64(),
                     s.bytes_sent,
                     s.bytes_received,
@@ -113,6 +117,7 @@ async fn run(args: Args) -> Result<()> {
                     s.srtt,
                     s.rto,
                     s.rto_count,
+                    s.probes,
                     s.packets_retransmitted,
                     s.pacing_bytes_per_ms
                 );
@@ -212,6 +217,21 @@ async fn run(args: Args) -> Result<()> {
             .context("stream failed")?,
     }
 
+    if std::env::var_os("UDXCAT_LINGER").is_some() {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!(
+            "udxcat: closed at {}.{:09}",
+            at.as_secs(),
+            at.subsec_nanos()
+        );
+        // The driver drops the stream once its linger ends.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while stream.stats().is_ok() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     tokio::task::spawn_blocking(move || stdout_thread.join())
         .await
         .context("stdout pump")?

@@ -181,13 +181,27 @@ impl Bbr {
         let prev = self.prev_ca_state;
         let state = p.ca_state;
         let mut cwnd = self.cwnd;
+        // Losses cut the window (Linux BBR v1, libudx), but once the bottleneck bandwidth is known, never below
+        // one bandwidth-delay product plus the ack aggregation allowance: BBR's model does not depend on loss,
+        // and random (non-congestive) loss would otherwise shrink the window far below what the path carries,
+        // over and over. Congestion shows in the bandwidth estimate and the RTT, which set this floor.
+        let floor = if self.full_bw_reached {
+            self.bdp(self.max_bw(), 1.0)
+                .saturating_add(self.ack_aggregation_cwnd())
+                .max(CWND_MIN_TARGET)
+        } else {
+            1
+        };
         if rs.losses > 0 {
-            cwnd = (i64::from(cwnd) - rs.losses).max(1) as u32;
+            cwnd = (i64::from(cwnd) - rs.losses).max(i64::from(floor.min(cwnd))) as u32;
         }
         if state == CaState::Recovery && prev != CaState::Recovery {
+            // Linux saves the window on entering recovery (`bbr_ssthresh`) to restore it on the way out;
+            // libudx does not, and leaves recovery with a window cut to the losses and the conservation.
+            self.save_cwnd();
             self.use_packet_conservation = true;
             self.next_rtt_delivered = p.delivered;
-            cwnd = p.inflight + acked;
+            cwnd = (p.inflight + acked).max(floor);
         } else if prev >= CaState::Recovery && state == CaState::Open {
             cwnd = cwnd.max(self.prior_cwnd);
             self.use_packet_conservation = false;
@@ -440,18 +454,21 @@ impl CongestionController for Bbr {
         self.set_cwnd(p, rs, rs.acked_sacked, bw, cg);
     }
 
-    /// A dummy loss sample on RTO (libudx `bbr_on_rto`).
+    /// A dummy loss sample on RTO (libudx `bbr_on_rto`); the window is saved for after the RTO recovery, as
+    /// Linux does.
     fn on_loss(&mut self, _p: &mut Path) {
+        self.save_cwnd();
         self.prev_ca_state = CaState::Loss;
         self.full_bw = 0.0;
         self.round_start = true;
     }
 
-    /// libudx sets cwnd = ssthresh, which BBR's drain leaves at bw * min_rtt and can be 0 on a sub-millisecond
-    /// path; if this ack then delivers nothing new (all SACKed before), BBR keeps the 0 and a sender with
-    /// nothing in flight never sends again. Keep BBR's floor of 4.
+    /// libudx sets cwnd = ssthresh here, which BBR's drain left at bw * min_rtt (0 on a sub-millisecond path):
+    /// every recovery from a random loss would cut the window to one old BDP. BBR as Linux runs it (whose
+    /// recovery exit leaves the window to BBR) restores the window saved on entering recovery instead, which
+    /// the next ack does (`set_cwnd_to_recover_or_restore`); here only BBR's floor of 4 is kept.
     fn on_recovery_exit(&mut self, _p: &mut Path) {
-        self.cwnd = self.ssthresh.max(CWND_MIN_TARGET);
+        self.cwnd = self.cwnd.max(CWND_MIN_TARGET);
     }
 
     fn cwnd(&self) -> u32 {

@@ -16,7 +16,8 @@ pub(super) struct RateSample {
     pub(super) rtt_ms: i64,
     pub(super) losses: i64,
     pub(super) acked_sacked: u32,
-    pub(super) seq: u32,
+    /// Transmission number of the most recently sent packet of the sample.
+    pub(super) xmit: u64,
     pub(super) is_app_limited: bool,
     pub(super) is_retrans: bool,
 }
@@ -31,7 +32,7 @@ impl RateSample {
             rtt_ms: -1,
             losses: 0,
             acked_sacked: 0,
-            seq: 0,
+            xmit: 0,
             is_app_limited: false,
             is_retrans: false,
         }

@@ -38,10 +38,17 @@ pub const MTU_MAX_PROBES: u32 = 3;
 pub const IPV4_HEADER_OVERHEAD: usize = 20 + 8 + HEADER_LEN;
 /// IPv6 + UDP + UDX header bytes, subtracted from the MTU to get the payload size.
 pub const IPV6_HEADER_OVERHEAD: usize = 40 + 8 + HEADER_LEN;
-/// At most this many SACK ranges go in one ack (libudx `UDX_MAX_SACKS`).
+/// At most this many SACK ranges go in one libudx ack (libudx `UDX_MAX_SACKS`). libudx reads every range an
+/// ack carries, so ours carry up to [`MAX_SACK_RANGES`].
 pub const MAX_SACKS: usize = 50;
 /// Size of one encoded SACK range.
 pub const SACK_RANGE_LEN: usize = 8;
+/// At most this many SACK ranges go in one of our acks: as many as fit a datagram at the base MTU over IPv6.
+/// Under heavy random loss 50 ranges do not reach the packets sent last, and a sender that never hears of
+/// them cannot tell that the holes before them were lost.
+pub const MAX_SACK_RANGES: usize = (MTU_BASE - IPV6_HEADER_OVERHEAD) / SACK_RANGE_LEN;
+/// At most this many SACK ranges of a received ack are processed (as many as fit the largest MTU).
+pub const MAX_SACK_RANGES_IN: usize = (MTU_MAX - IPV4_HEADER_OVERHEAD) / SACK_RANGE_LEN;
 
 /// The type flags of the header's third byte. A datagram may combine several.
 pub mod flags {

@@ -52,25 +52,56 @@ impl Stream {
         }
     }
 
+    /// Arms the probe timeout (PTO): libudx's tail loss probe while nothing is known lost (`Open`, no SACKs),
+    /// and, unlike libudx, a recovery probe in fast recovery and after an RTO too. Without it, a lost
+    /// retransmission with nothing sent after it (or every packet in flight delivered beyond the SACK ranges
+    /// while the lost ones wait for congestion window) waits for the 1 s RTO. Successive probes without an ack
+    /// back off exponentially; a probe that would come after the RTO is not armed (the RTO fires).
     pub(super) fn schedule_loss_probe(&mut self, advancing_rto: bool) -> bool {
-        if self.seq == self.remote_acked || self.ca_state != CaState::Open || self.sacks > 0 {
+        if self.seq == self.remote_acked {
             return false;
         }
+        let tail_probe = self.ca_state == CaState::Open && self.sacks == 0;
         let mut timeout = 1000u32;
-        if self.srtt > 0 {
+        if self.rtt_sampled {
             timeout = self.srtt.saturating_mul(2);
             if self.inflight_list.len + self.retransmit_list.len == 1 {
                 timeout += TLP_MAX_ACK_DELAY;
             }
+            timeout = timeout.max(PTO_MIN_MS);
         }
+        timeout = timeout.saturating_mul(1 << self.probe_backoff.min(16));
         let mut rto_delta = self.rto;
         if !advancing_rto {
             let d = self.next_rto_ts as i64 - self.now as i64;
             rto_delta = if d < 0 { 1 } else { d as u32 };
         }
-        timeout = timeout.min(rto_delta);
+        if tail_probe && self.probe_backoff == 0 {
+            // libudx: the first tail loss probe may take the RTO's place.
+            timeout = timeout.min(rto_delta);
+        } else if timeout >= rto_delta {
+            return false;
+        }
         self.timer_start(TimerKind::Tlp, timeout);
         true
+    }
+
+    /// Arms a probe if one fits before the RTO, else leaves (or re-arms) the RTO.
+    pub(super) fn schedule_probe_or_rto(&mut self) {
+        if !self.schedule_loss_probe(false) {
+            self.rearm_rto(false);
+        }
+    }
+
+    /// The wait before the next zero-window probe: the probe timeout, doubling per probe, up to libudx's
+    /// `2 * rto` (the first one: one RTO in libudx, also before any RTT sample here).
+    pub(super) fn zwp_timeout(&self) -> u32 {
+        let cap = self.rto.saturating_mul(2);
+        if !self.rtt_sampled {
+            return if self.zwp_backoff == 0 { self.rto } else { cap };
+        }
+        let base = self.srtt.saturating_mul(2).max(PTO_MIN_MS);
+        base.saturating_mul(1 << self.zwp_backoff.min(16)).min(cap)
     }
 
     pub(super) fn on_keepalive_timeout(&mut self) {
@@ -85,7 +116,8 @@ impl Stream {
         }
         self.zwp_count += 1;
         self.heartbeat_pending = true;
-        self.timer_start(TimerKind::Zwp, self.rto.saturating_mul(2));
+        self.zwp_backoff = self.zwp_backoff.saturating_add(1);
+        self.timer_start(TimerKind::Zwp, self.zwp_timeout());
     }
 
     pub(super) fn on_tlp_timeout(&mut self) {
@@ -94,32 +126,60 @@ impl Stream {
             self.pending_timer = TimerKind::None;
             return;
         }
-        if self.tlp_in_flight || !self.tlp_permitted {
+        let tail_probe = self.ca_state == CaState::Open && self.sacks == 0;
+        if tail_probe && !self.tlp_in_flight && self.tlp_permitted {
+            // First try to send a new packet, ignoring the window.
+            if let Some(s) = self.send_new_packet(true) {
+                self.tx_queue.push_back(s);
+            } else {
+                let last = self.seq.wrapping_sub(1);
+                let ok =
+                    matches!(self.pkt(last), Some(p) if !p.acked && !p.lost && p.transmits > 0);
+                if !ok {
+                    self.rearm_rto(false);
+                    return;
+                }
+                self.list_unlink(ListId::Inflight, last);
+                if let Some(p) = self.pkt(last) {
+                    self.inflight_bytes = self.inflight_bytes.saturating_sub(p.size as usize);
+                }
+                self.retransmit_packet(last);
+                self.tx_queue.push_back(last);
+                self.tlp_is_retrans = true;
+                self.tlp_in_flight = true;
+                self.tlp_end_seq = last;
+                self.tlp_permitted = false;
+            }
+            self.probe_count += 1;
+            self.rearm_rto(true);
+        } else if tail_probe && !self.rtt_sampled {
+            // No RTT yet (libudx: no probe without a sample): wait for the RTO.
             self.rearm_rto(false);
             return;
-        }
-        // First try to send a new packet, ignoring the window.
-        if let Some(s) = self.send_new_packet(true) {
-            self.tx_queue.push_back(s);
         } else {
-            let last = self.seq.wrapping_sub(1);
-            let ok = matches!(self.pkt(last), Some(p) if !p.acked && !p.lost && p.transmits > 0);
-            if !ok {
+            // A recovery probe: no ack came for a PTO. Re-send the packet most likely lost, the first one
+            // waiting for retransmission, else the earliest sent still in flight; ignoring the congestion
+            // window. Its ack either moves the cumulative ack or, being the most recently sent, lets RACK mark
+            // everything sent before it lost.
+            let Some(s) = self.retransmit_list.head.or(self.inflight_list.head) else {
                 self.rearm_rto(false);
                 return;
+            };
+            if matches!(self.pkt(s), Some(p) if !p.lost) {
+                self.list_unlink(ListId::Inflight, s);
+                if let Some(p) = self.pkt(s) {
+                    self.inflight_bytes = self.inflight_bytes.saturating_sub(p.size as usize);
+                }
             }
-            self.list_unlink(ListId::Inflight, last);
-            if let Some(p) = self.pkt(last) {
-                self.inflight_bytes = self.inflight_bytes.saturating_sub(p.size as usize);
-            }
-            self.retransmit_packet(last);
-            self.tx_queue.push_back(last);
-            self.tlp_is_retrans = true;
-            self.tlp_in_flight = true;
-            self.tlp_end_seq = last;
-            self.tlp_permitted = false;
+            // A probe does not push the RTO back.
+            let rto_at = self.next_rto_ts;
+            self.retransmit_packet(s);
+            self.tx_queue.push_back(s);
+            self.probe_count += 1;
+            self.next_rto_ts = rto_at;
         }
-        self.rearm_rto(true);
+        self.probe_backoff = self.probe_backoff.saturating_add(1);
+        self.schedule_probe_or_rto();
     }
 
     pub(super) fn on_rack_reo_timeout(&mut self) {
@@ -127,6 +187,9 @@ impl Stream {
         let from_now = !matches!(self.pending_timer, TimerKind::RackReo | TimerKind::Tlp);
         if self.pending_timer != TimerKind::Rto || self.timer_at.is_none() {
             self.rearm_rto(from_now);
+            if !from_now {
+                self.schedule_probe_or_rto();
+            }
         }
     }
 
@@ -219,35 +282,30 @@ impl Stream {
         while let Some(s) = cur {
             let Some(p) = self.pkt(s) else { break };
             let next = p.next;
-            if p.time_sent > self.rack_time_sent {
+            // Only packets sent before the most recently sent delivered one can be lost (the list is in
+            // send order).
+            if !rack_sent_after(self.rack_xmit, p.xmit) {
                 break;
             }
-            if rack_sent_after(
-                self.rack_time_sent,
-                self.rack_next_seq,
-                p.time_sent,
-                p.seq.wrapping_add(1),
-            ) {
-                let remaining =
-                    p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
-                if remaining <= 0 {
-                    let size = p.size as usize;
-                    let probe = p.is_mtu_probe;
-                    self.lost = self.lost.wrapping_add(1);
-                    self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
-                    self.list_unlink(ListId::Inflight, s);
-                    if let Some(p) = self.pkt_mut(s) {
-                        p.lost = true;
-                    }
-                    self.list_push_tail(ListId::Retransmit, s);
-                    if probe {
-                        self.mtu_unprobeify(s);
-                        probes_lost += 1;
-                    }
-                    resending += 1;
-                } else if remaining as u64 > timeout {
-                    timeout = remaining as u64;
+            let remaining =
+                p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
+            if remaining <= 0 {
+                let size = p.size as usize;
+                let probe = p.is_mtu_probe;
+                self.lost = self.lost.wrapping_add(1);
+                self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+                self.list_unlink(ListId::Inflight, s);
+                if let Some(p) = self.pkt_mut(s) {
+                    p.lost = true;
                 }
+                self.list_push_tail(ListId::Retransmit, s);
+                if probe {
+                    self.mtu_unprobeify(s);
+                    probes_lost += 1;
+                }
+                resending += 1;
+            } else if remaining as u64 > timeout {
+                timeout = remaining as u64;
             }
             cur = next;
         }
@@ -295,12 +353,13 @@ impl Stream {
             }
             return 0;
         }
-        let (is_probe, lost, size, len, time_sent, retransmitted) = (
+        let (is_probe, lost, size, len, time_sent, xmit, retransmitted) = (
             p.is_mtu_probe,
             p.lost,
             p.size as usize,
             usize::from(p.len),
             p.time_sent,
+            p.xmit,
             p.retransmitted,
         );
 
@@ -346,6 +405,7 @@ impl Stream {
                 self.srtt = ((7 * u64::from(self.srtt) + u64::from(rtt)) / 8) as u32;
             }
             self.tlp_permitted = true;
+            self.rtt_sampled = true;
             self.rto = self
                 .srtt
                 .saturating_add(self.rttvar.saturating_mul(4))
@@ -355,9 +415,8 @@ impl Stream {
         if !retransmitted || rtt >= self.rtt_min.get() {
             self.rack_rtt = rtt;
             rs.rtt_ms = i64::from(rtt);
-            if rack_sent_after(time_sent, next, self.rack_time_sent, self.rack_next_seq) {
-                self.rack_time_sent = time_sent;
-                self.rack_next_seq = next;
+            if rack_sent_after(xmit, self.rack_xmit) {
+                self.rack_xmit = xmit;
             }
         }
         if seq::gt(next, self.rack_fack) {
@@ -402,14 +461,12 @@ impl Stream {
         if pkt.delivered_ts == 0 {
             return;
         }
-        if rs.prior_delivered == 0
-            || rack_sent_after(pkt.time_sent, pkt.seq, self.first_sent_ts, rs.seq)
-        {
+        if rs.prior_delivered == 0 || rack_sent_after(pkt.xmit, rs.xmit) {
             rs.prior_delivered = pkt.delivered;
             rs.prior_timestamp = pkt.delivered_ts;
             rs.is_app_limited = pkt.is_app_limited;
             rs.is_retrans = pkt.retransmitted;
-            rs.seq = pkt.seq;
+            rs.xmit = pkt.xmit;
             self.first_sent_ts = pkt.time_sent;
             rs.interval_ms = time_delta_ms(self.first_sent_ts, pkt.first_sent_ts) as i64;
         }

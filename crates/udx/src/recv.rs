@@ -229,8 +229,8 @@ impl Stream {
             return;
         }
 
-        // libudx senders put at most 50 ranges in an ack; more would only be a way to burn our CPU.
-        for (start, end) in h.sack_ranges(rest).take(MAX_SACKS) {
+        // No honest ack carries more ranges than fit the largest MTU; more would only be a way to burn our CPU.
+        for (start, end) in h.sack_ranges(rest).take(MAX_SACK_RANGES_IN) {
             if self.sack_is_valid(start, end) {
                 let mut p = start;
                 while p != end {
@@ -255,11 +255,13 @@ impl Stream {
         let mut arm_rto_or_tlp = ack_advanced && data_inflight;
 
         if delivered > 0 {
+            self.probe_backoff = 0;
             if self.remote_acked == self.seq {
                 arm_rto_or_tlp = false;
                 let end_queued = self.ending && !self.ended;
                 if self.send_rwnd == 0 && (self.writes_queued_bytes > 0 || end_queued) {
-                    self.timer_start(TimerKind::Zwp, self.rto);
+                    self.zwp_backoff = 0;
+                    self.timer_start(TimerKind::Zwp, self.zwp_timeout());
                 } else if self.keepalive_ms > 0 {
                     self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
                 } else {
@@ -275,6 +277,13 @@ impl Stream {
 
         if arm_rto_or_tlp && !self.schedule_loss_probe(true) {
             self.rearm_rto(true);
+        } else if delivered > 0
+            && self.remote_acked != self.seq
+            && matches!(self.pending_timer, TimerKind::Rto | TimerKind::Tlp)
+        {
+            // Recovering (SACKs but no cumulative progress): probe if no ack comes for a probe timeout, and
+            // before the RTO.
+            self.schedule_probe_or_rto();
         }
 
         if type_flags & (flags::DATA | flags::END) != 0 {

@@ -65,8 +65,11 @@ impl Stream {
             self.delivered,
             self.app_limited != 0,
         );
+        self.xmit_count += 1;
+        let xmit = self.xmit_count;
         let Some(p) = self.pkt_mut(s) else { return };
         p.transmits = p.transmits.saturating_add(1);
+        p.xmit = xmit;
         if is_retransmit {
             p.retransmitted = true;
         }
@@ -148,6 +151,7 @@ impl Stream {
             len: len as u16,
             size,
             time_sent: 0,
+            xmit: 0,
             first_sent_ts: 0,
             delivered_ts: 0,
             delivered: 0,
@@ -216,6 +220,10 @@ impl Stream {
         self.bytes_tx += wire as u64;
     }
 
+    /// Writes an ack: the cumulative ack and SACK ranges scanned upwards from `ack + 1` as libudx does, but up
+    /// to [`MAX_SACK_RANGES`] of them (libudx: 50), and when those run out before the highest received packet,
+    /// the last [`SACK_TOP_RANGES`] slots report the highest ranges: the packets sent last, which RACK needs
+    /// to see to tell the holes before them lost.
     pub(super) fn build_ack(&mut self, out: &mut Vec<u8>) -> usize {
         let start_len = out.len();
         let mut h = self.header(0);
@@ -226,8 +234,9 @@ impl Stream {
         let mut end = 0u32;
         let mut ooo = self.out_of_order;
         let limit = self.incoming.len().min(65_537);
+        let bottom_cap = MAX_SACK_RANGES - SACK_TOP_RANGES;
         let mut i = 1usize;
-        while i < limit && ooo > 0 && nsacks < MAX_SACKS {
+        while i < limit && ooo > 0 && nsacks < bottom_cap {
             let s = self.ack.wrapping_add(i as u32);
             let received = matches!(self.incoming.get(i), Some(Some(_)));
             if received {
@@ -246,9 +255,33 @@ impl Stream {
             }
             i += 1;
         }
-        if in_block && nsacks < MAX_SACKS {
+        if in_block {
             encode_sack_range(out, start, end);
             nsacks += 1;
+        }
+        if nsacks >= bottom_cap {
+            // The highest ranges, scanning down to where the scan up stopped.
+            let mut j = limit;
+            in_block = false;
+            while j > i && nsacks < MAX_SACK_RANGES {
+                j -= 1;
+                let s = self.ack.wrapping_add(j as u32);
+                if matches!(self.incoming.get(j), Some(Some(_))) {
+                    if !in_block {
+                        in_block = true;
+                        end = s.wrapping_add(1);
+                    }
+                    start = s;
+                } else if in_block {
+                    in_block = false;
+                    encode_sack_range(out, start, end);
+                    nsacks += 1;
+                }
+            }
+            if in_block && nsacks < MAX_SACK_RANGES {
+                encode_sack_range(out, start, end);
+                nsacks += 1;
+            }
         }
         if nsacks > 0 {
             h.type_flags = flags::SACK;

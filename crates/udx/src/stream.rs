@@ -20,9 +20,10 @@
 //! # What follows libudx
 //! - Header fields and flags; DATA and END consume a sequence number, MESSAGE, HEARTBEAT and acks do not
 //!   (they carry the current `seq`); DESTROY carries `seq` and increments it.
-//! - Acks: one per received DATA/END datagram, duplicates and out-of-window packets included, with up to 50
-//!   SACK ranges `[start, end)` scanned from `ack + 1` exactly as `send_ack` does; HEARTBEAT is answered by an
-//!   ack and nothing else of it is processed; a datagram whose data offset points past its end is ignored.
+//! - Acks: one per received DATA/END datagram, duplicates and out-of-window packets included, with SACK
+//!   ranges `[start, end)` scanned from `ack + 1` as `send_ack` does (how many: see below); HEARTBEAT is
+//!   answered by an ack and nothing else of it is processed; a datagram whose data offset points past its end
+//!   is ignored.
 //! - "Final state" ack when the remote acks our END; remote END surfaces (after the ack) only once every
 //!   earlier sequence number arrived; the stream closes when both sides ended; data after the remote END is
 //!   dropped; a DESTROY at or after our ack closes with [`StreamError::Reset`].
@@ -36,10 +37,10 @@
 //!   exit at `high_seq`, tail loss probe after `2 * srtt` (+2 ms with one packet out, 1 s without RTT sample),
 //!   a new packet or the last one re-sent, TLP loss-repair detection. No dupack counting (libudx has none).
 //! - BBR v1 (`udx_bbr.c`): startup/drain/probe-bw/probe-rtt, the same gains, windowed max bandwidth over 10
-//!   rounds in packets/ms, min RTT over 10 s, ack aggregation, packet conservation in recovery, cwnd restore;
+//!   rounds in packets/ms, min RTT over 10 s, ack aggregation, packet conservation in recovery;
 //!   delivery-rate sampling (`udx_rate.c`) with app-limited marking; token-bucket pacing refilled per ms.
-//! - Keepalive (HEARTBEAT after `keepalive` idle) and zero-window probes (HEARTBEAT every `2 * rto` while the
-//!   peer's window is 0 and data waits, one at once when writing into an idle zero window).
+//! - Keepalive (HEARTBEAT after `keepalive` idle) and zero-window probes (HEARTBEAT while the peer's window is
+//!   0 and data waits, one at once when writing into an idle zero window; timing: see below).
 //! - change_remote: new packets and acks go to the new remote at once, packets in flight keep their original
 //!   destination and remote id on retransmit, sequence numbers continue, the MTU search restarts, and
 //!   [`StreamEvent::RemoteChanged`] comes once everything sent before the change is acked.
@@ -57,6 +58,25 @@
 //! - Out-of-order packets more than 16384 sequence numbers ahead are dropped (libudx buffers any distance).
 //! - Relaying (`udx_stream_relay_to`) is split: [`Stream::relay_datagram`] rewrites and accounts, the
 //!   driver forwards; the firewall hook belongs to the driver.
+//!
+//! Loss recovery, where libudx stalls under random loss (a 1 s RTO where RACK-TLP should have recovered);
+//! all of it local, the wire format is unchanged:
+//! - Acks carry up to [`super::packet::MAX_SACK_RANGES`] SACK ranges (libudx sends 50 and reads any number);
+//!   when they run out before the highest received packet, the last 16 report the highest ranges. With 50
+//!   lowest ranges only, under 5-10% loss the packets sent last are never SACKed, the sender cannot tell the
+//!   holes before them lost, and its window fills with delivered-but-unreported packets until the RTO.
+//! - RACK orders transmissions by a counter, not by `(time_sent, seq)`: in whole milliseconds a
+//!   retransmission ties with the newer packets sent in the same millisecond and would be declared lost again
+//!   at once (on sub-millisecond paths, again and again).
+//! - Probes beyond the tail loss probe: in fast recovery, after an RTO, and after a lost TLP, a probe timeout
+//!   (`2 * srtt`, at least 4 ms, doubling per probe without an ack) re-sends the first packet waiting for
+//!   retransmission, else the earliest sent in flight, regardless of the window. A probe never comes after the
+//!   RTO would; with no RTT sample yet, the RTO stays the only timer, as in libudx.
+//! - Zero-window probes start at the probe timeout and double up to libudx's `2 * rto` (libudx: the first
+//!   after one RTO, then every `2 * rto`): the ack that reopens the window is a single datagram, and when it
+//!   is lost the transfer would otherwise stall for a second.
+//! - BBR saves its window on entering recovery and on an RTO, and restores it when recovery ends (Linux BBR);
+//!   libudx sets the window to `ssthresh` (one BDP from the end of startup) at every recovery exit.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -66,7 +86,7 @@ use super::bbr::Bbr;
 use super::cc::{CongestionController, Path, RateSample};
 use super::packet::{
     encode_sack_range, flags, seq, Header, HEADER_LEN, IPV4_HEADER_OVERHEAD, IPV6_HEADER_OVERHEAD,
-    MAX_SACKS, MTU_BASE, MTU_MAX, MTU_MAX_PROBES, MTU_STEP,
+    MAX_SACK_RANGES, MAX_SACK_RANGES_IN, MTU_BASE, MTU_MAX, MTU_MAX_PROBES, MTU_STEP,
 };
 use super::ring::ByteRing;
 use super::win_filter::WinFilter;
@@ -91,6 +111,11 @@ pub const DEFAULT_RWND_MAX: u32 = 4 * 1024 * 1024;
 /// libudx `UDX_HIGH_WATERMARK`: writes beyond this plus the send window apply backpressure.
 pub const HIGH_WATERMARK: usize = 262_144;
 const TLP_MAX_ACK_DELAY: u32 = 2;
+/// The shortest probe timeout: RTTs are whole milliseconds (0 on a sub-millisecond path), and a peer's ack may
+/// wait for its event loop.
+const PTO_MIN_MS: u32 = 4;
+/// How many of an ack's SACK ranges report the highest received packets when the ranges run out.
+const SACK_TOP_RANGES: usize = 16;
 /// Out-of-order packets further than this ahead of the cumulative ack are dropped (bounds memory).
 const MAX_INCOMING_AHEAD: usize = 16_384;
 
@@ -220,6 +245,8 @@ pub struct StreamStats {
     pub packets_retransmitted: u64,
     /// Retransmission timeouts.
     pub rto_count: u32,
+    /// Tail loss probes and recovery probes sent.
+    pub probes: u32,
     /// Fast recoveries entered.
     pub fast_recoveries: u32,
     /// Zero-window probes sent.
@@ -287,6 +314,10 @@ struct SentPacket {
     /// Header + payload, without probe padding (libudx `pkt->size`).
     size: u32,
     time_sent: u64,
+    /// The stream's transmission counter at the last (re)transmission: orders sends within one millisecond,
+    /// where `time_sent` ties (RACK and rate sampling need the true send order; a retransmission of an old
+    /// sequence number is sent after newer ones).
+    xmit: u64,
     first_sent_ts: u64,
     delivered_ts: u64,
     delivered: u32,
@@ -381,8 +412,10 @@ pub struct Stream {
 
     // rack
     rack_rtt: u32,
-    rack_time_sent: u64,
-    rack_next_seq: u32,
+    /// Transmission number of the most recently sent packet delivered so far (RACK.xmit_ts's order).
+    rack_xmit: u64,
+    /// Transmissions so far (numbers [`SentPacket::xmit`]).
+    xmit_count: u64,
     rack_fack: u32,
 
     /// The congestion controller: congestion window and pacing rate.
@@ -395,6 +428,15 @@ pub struct Stream {
     tlp_is_retrans: bool,
     tlp_in_flight: bool,
     tlp_permitted: bool,
+    /// Probes (tail loss and recovery probes) sent since the last ack that delivered something: each doubles
+    /// the next probe timeout.
+    probe_backoff: u32,
+    /// Probes sent, for stats.
+    probe_count: u32,
+    /// An RTT sample was taken (`srtt` is 0 on a sub-millisecond path too).
+    rtt_sampled: bool,
+    /// Zero-window probes sent since the window closed: each doubles the next probe's wait.
+    zwp_backoff: u32,
     tlp_end_seq: u32,
     /// Packets whose transmission was decided (TLP) but not yet written out.
     tx_queue: VecDeque<u32>,
@@ -503,8 +545,8 @@ impl Stream {
                 .unwrap_or(0),
             rtt_min: WinFilter::new(t, u32::MAX),
             rack_rtt: 0,
-            rack_time_sent: 0,
-            rack_next_seq: 0,
+            rack_xmit: 0,
+            xmit_count: 0,
             rack_fack: 0,
             cc: Box::new(Bbr::default()),
             tb_available: INIT_PACING_RATE,
@@ -513,6 +555,10 @@ impl Stream {
             tlp_is_retrans: false,
             tlp_in_flight: false,
             tlp_permitted: false,
+            probe_backoff: 0,
+            probe_count: 0,
+            rtt_sampled: false,
+            zwp_backoff: 0,
             tlp_end_seq: 0,
             tx_queue: VecDeque::new(),
             inflight_bytes: 0,
@@ -690,7 +736,8 @@ impl Stream {
         // If an idle, zero-window stream has data queued, send a zero-window probe immediately.
         if was_idle && self.send_rwnd == 0 && self.connected {
             self.heartbeat_pending = true;
-            self.timer_start(TimerKind::Zwp, self.rto);
+            self.zwp_backoff = 0;
+            self.timer_start(TimerKind::Zwp, self.zwp_timeout());
         }
     }
 
@@ -906,6 +953,7 @@ impl Stream {
             packets_received: self.packets_rx,
             packets_retransmitted: self.retransmit_count,
             rto_count: self.rto_count,
+            probes: self.probe_count,
             fast_recoveries: self.fast_recovery_count,
             zero_window_probes: self.zwp_count,
             bytes_read_total: self.recv_buf.start(),
@@ -1180,7 +1228,7 @@ impl Stream {
 impl SentPacket {
     fn clone_rate(&self) -> RatePkt {
         RatePkt {
-            seq: self.seq,
+            xmit: self.xmit,
             time_sent: self.time_sent,
             first_sent_ts: self.first_sent_ts,
             delivered_ts: self.delivered_ts,
@@ -1194,7 +1242,7 @@ impl SentPacket {
 /// The rate-sampling fields of a packet (copied out to satisfy the borrow checker).
 #[derive(Debug, Clone, Copy)]
 struct RatePkt {
-    seq: u32,
+    xmit: u64,
     time_sent: u64,
     first_sent_ts: u64,
     delivered_ts: u64,
@@ -1203,7 +1251,9 @@ struct RatePkt {
     retransmitted: bool,
 }
 
-/// RACK: was `(t1, seq1)` sent after `(t2, seq2)`?
-fn rack_sent_after(t1: u64, seq1: u32, t2: u64, seq2: u32) -> bool {
-    t1 > t2 || (t1 == t2 && seq::lt(seq2, seq1))
+/// RACK: was the transmission numbered `xmit1` sent after `xmit2`? libudx compares `(time_sent, seq)`, which
+/// in whole milliseconds takes a retransmission for older than the new packets sent in the same millisecond
+/// before it: on a sub-millisecond path that marks it lost again at once, over and over.
+fn rack_sent_after(xmit1: u64, xmit2: u64) -> bool {
+    xmit1 > xmit2
 }

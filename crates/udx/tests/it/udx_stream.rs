@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use holepunch_udx::packet::{flags, Header};
+use holepunch_udx::packet::{self, flags, Header};
 use holepunch_udx::{Stream, StreamConfig, StreamEvent};
 
 #[test]
@@ -51,22 +51,41 @@ fn connected() -> (Stream, Instant, SocketAddr) {
     (s, t, remote)
 }
 
-/// At most 50 SACK ranges per ack, the lowest ones first (libudx `UDX_MAX_SACKS`).
+/// SACK ranges are scanned upwards from the cumulative ack as libudx does, up to
+/// [`packet::MAX_SACK_RANGES`] (libudx: 50; libudx reads them all); when they run out, the last 16 report the
+/// highest received ranges (the packets sent last, which RACK needs). The ack fits the base MTU over IPv6.
 #[test]
-fn sack_ranges_are_capped_at_50() {
+fn sack_ranges_lowest_first_then_highest() {
     let (mut s, t, remote) = connected();
-    for seq in (1..240u32).step_by(2) {
+    // Fewer holes than ranges: all of them, lowest first.
+    for seq in (1..60u32).step_by(2) {
         s.handle_datagram(t, remote, &raw(seq, flags::DATA, 0, b"x"));
     }
     let mut out = Vec::new();
     s.poll_transmit(t, &mut out, 8).unwrap();
     let (h, rest) = Header::decode(&out).unwrap();
+    let ranges: Vec<_> = h.sack_ranges(rest).collect();
+    let want: Vec<_> = (0..30u32).map(|i| (1 + 2 * i, 2 + 2 * i)).collect();
+    assert_eq!(ranges, want);
+
+    // 200 holes: 125 lowest, then the 16 highest, from the top down.
+    for seq in (61..400u32).step_by(2) {
+        s.handle_datagram(t, remote, &raw(seq, flags::DATA, 0, b"x"));
+    }
+    out.clear();
+    s.poll_transmit(t, &mut out, 8).unwrap();
+    assert!(out.len() <= packet::MTU_BASE - packet::IPV6_HEADER_OVERHEAD + packet::HEADER_LEN);
+    let (h, rest) = Header::decode(&out).unwrap();
     assert!(h.has(flags::SACK));
     assert_eq!(h.ack, 0);
     let ranges: Vec<_> = h.sack_ranges(rest).collect();
-    assert_eq!(ranges.len(), 50);
-    for (i, (a, b)) in ranges.into_iter().enumerate() {
+    assert_eq!(ranges.len(), packet::MAX_SACK_RANGES);
+    let low = packet::MAX_SACK_RANGES - 16;
+    for (i, &(a, b)) in ranges[..low].iter().enumerate() {
         assert_eq!((a, b), (1 + 2 * i as u32, 2 + 2 * i as u32));
+    }
+    for (k, &(a, b)) in ranges[low..].iter().enumerate() {
+        assert_eq!((a, b), (399 - 2 * k as u32, 400 - 2 * k as u32));
     }
 }
 
