@@ -1,8 +1,9 @@
 //! A JS `drives` 2.9.1 user's store (corestore 6 / hypercore 10 files under `--storage DIR/corestore`) used in
-//! place by the Rust `drives`, with the real JS CLI (`node_modules/drives/bin.js`, its own bundled hyperdrive
-//! 11, corestore 6 and hypercore 10) on the same store before and after: JS makes a drive, Rust lists, reads,
-//! writes and seeds it (a JS peer downloads it from the Rust seeder), JS reads the Rust writes; then a drive
-//! made by Rust in the JS store, read and appended to by JS, read again by Rust. Needs `cargo build -p drives`.
+//! place by the Rust `drives`, with the real JS CLI (`node_modules/drives/bin.js`, run through
+//! `js/drives-cli.js` to keep its swarms on loopback; its own bundled hyperdrive 11, corestore 6 and hypercore
+//! 10) on the same store before and after: JS makes a drive, Rust lists, reads, writes and seeds it (a JS peer
+//! downloads it from the Rust seeder), JS reads the Rust writes; then a drive made by Rust in the JS store, read
+//! and appended to by JS, read again by Rust. Needs `cargo build -p drives`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -65,7 +66,9 @@ fn spawn(mut cmd: Command, cwd: &Path, args: &[&str]) -> Child {
 
 fn js_cmd() -> Command {
     let mut c = Command::new("node");
-    c.arg(interop_dir().join("node_modules/drives/bin.js"));
+    // The CLI's own bin.js, kept on loopback (js/drives-cli.js: its swarms would otherwise bootstrap from the
+    // public nodes).
+    c.arg(interop_dir().join("js/drives-cli.js"));
     c
 }
 
