@@ -1633,6 +1633,10 @@ impl Server {
             }
             .run(requests, pool_rx),
         );
+        // Re-bootstraps from here on make the announcer announce again (taken before the first announce and
+        // before the loop's task runs: one finished meanwhile is not missed).
+        let mut rebootstraps = self.dht.inner.handle.rebootstraps();
+        rebootstraps.borrow_and_update();
         let first = announce_server(&self.dht, &key_pair, target).await;
         if let Ok(mut a) = announced.lock() {
             *a = first.clone();
@@ -1645,6 +1649,7 @@ impl Server {
             announced.clone(),
             first,
             rounds_tx,
+            rebootstraps,
         ));
         self.listening = Some(Listening {
             key_pair,
@@ -1795,9 +1800,8 @@ async fn announcer_loop(
     announced: Arc<Mutex<Announced>>,
     mut current: Announced,
     rounds: tokio::sync::watch::Sender<u64>,
+    mut rebootstraps: tokio::sync::watch::Receiver<u64>,
 ) {
-    let mut rebootstraps = dht.inner.handle.rebootstraps();
-    rebootstraps.borrow_and_update();
     let mut suspended = dht.inner.suspended.subscribe();
     loop {
         let wait = async {
