@@ -90,11 +90,26 @@ fn rust_bin(name: &str) -> PathBuf {
 
 /// Runs tests/nat/run with `env`; returns its table lines and whether it exited 0. Panics when the lab cannot
 /// run here, saying why.
+///
+/// When the lab stops before its table's header, its setup failed (namespaces, veths, iptables, the testnet
+/// or the relay starting), before any tool ran: that run's stderr is printed and the lab runs once more. The
+/// cells (the tools connecting) are never retried.
 fn run_lab(env: &[(&str, &str)]) -> (Vec<String>, bool) {
     if let Some(reason) = missing() {
         panic!("the NAT lab cannot run here: {reason} (run as root with iptables and ip netns)");
     }
     interop::require_js();
+    let (lines, ok) = run_lab_once(env);
+    if lines.iter().any(|l| l.starts_with("| server | client |")) {
+        return (lines, ok);
+    }
+    eprintln!("the lab's setup failed (its stderr is above); running it once more");
+    run_lab_once(env)
+}
+
+/// One run of tests/nat/run: its table lines and whether it exited 0, after printing the lab's stderr
+/// (captured, so that a failing test shows why the lab failed, in CI too).
+fn run_lab_once(env: &[(&str, &str)]) -> (Vec<String>, bool) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/nat/run");
     let mut cmd = Command::new(&script);
     for (k, v) in env {
@@ -104,14 +119,23 @@ fn run_lab(env: &[(&str, &str)]) -> (Vec<String>, bool) {
         .env("RUST_BEAM", env!("CARGO_BIN_EXE_hyperbeam"))
         .env("RUST_DHT", rust_dht())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
     let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
+    let err_tx = tx.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
+            if tx.send((false, line)).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if err_tx.send((true, line)).is_err() {
                 return;
             }
         }
@@ -121,9 +145,13 @@ fn run_lab(env: &[(&str, &str)]) -> (Vec<String>, bool) {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) => {
-                eprintln!("{line}");
-                lines.push(line);
+            Ok((is_err, line)) => {
+                if is_err {
+                    eprintln!("lab stderr: {line}");
+                } else {
+                    eprintln!("{line}");
+                    lines.push(line);
+                }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -135,6 +163,9 @@ fn run_lab(env: &[(&str, &str)]) -> (Vec<String>, bool) {
         }
     }
     let status = child.wait().expect("wait for the lab");
+    if !status.success() {
+        eprintln!("the lab exited with {status}");
+    }
     (lines, status.success())
 }
 

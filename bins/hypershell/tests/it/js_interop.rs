@@ -185,10 +185,15 @@ fn scenario(client: Side, srv: Side) {
     let (stranger_home, stranger_kp) = home(&base, "stranger", 3);
     let (_server, key) = server(srv, &server_home, &bs, &[&client_kp]);
 
-    // A command: its output and exit code.
+    // A command: its output and exit code. It waits a second before it exits: the JS server (tt-native's pty)
+    // ends its output stream as soon as the child exits, dropping output it had not read yet.
     let mut cmd = tool(client, "client", &client_home, &bs);
-    cmd.arg(&key)
-        .args(["--", "sh", "-c", "echo out-$((6*7)); echo err >&2; exit 7"]);
+    cmd.arg(&key).args([
+        "--",
+        "sh",
+        "-c",
+        "echo out-$((6*7)); echo err >&2; sleep 1; exit 7",
+    ]);
     let out = run(cmd);
     let stdout = text(&out.stdout);
     assert!(
