@@ -718,6 +718,12 @@ pub struct JsCore {
     entries_len: u64,
     bitfield: Bitfield,
     durability: Durability,
+    /// Tree writes the oplog's replayed entries describe (a node, or a blank after a truncation), not yet in
+    /// the `tree` file: JS keeps an append's nodes in the log until a later flush, so a store it left has them
+    /// there. The next flush writes them, before it cuts the log that holds them.
+    replayed_nodes: BTreeMap<u64, Option<TreeNode>>,
+    /// The shortest truncation among the replayed entries (the `tree` file is cut there at the next flush).
+    replayed_cut: Option<u64>,
 }
 
 impl JsCore {
@@ -768,6 +774,8 @@ impl JsCore {
         }
         // JS trusts the header's length for the roots; nodes past it are stale leftovers.
         truncate_nodes(&mut nodes, header.tree.length);
+        let mut replayed_nodes: BTreeMap<u64, Option<TreeNode>> = BTreeMap::new();
+        let mut replayed_cut: Option<u64> = None;
         for e in &decoded.entries {
             if let Some((k, v)) = &e.user_data {
                 update_user_data(&mut header.user_data, k, v);
@@ -775,10 +783,16 @@ impl JsCore {
             if let Some(u) = &e.tree_upgrade {
                 if u.ancestors < header.tree.length {
                     truncate_nodes(&mut nodes, u.ancestors);
+                    replayed_cut = Some(replayed_cut.map_or(u.ancestors, |c| c.min(u.ancestors)));
+                    replayed_nodes.retain(|i, _| *i < 2 * u.ancestors);
+                    for i in blanks_for(u.ancestors) {
+                        replayed_nodes.insert(i, None);
+                    }
                 }
             }
             for n in e.tree_nodes.iter().flatten() {
                 nodes.insert(n.index, *n);
+                replayed_nodes.insert(n.index, Some(*n));
             }
             if let Some(b) = e.bitfield {
                 bitfield.set_range(b.start, b.length, !b.drop);
@@ -811,6 +825,8 @@ impl JsCore {
             entries_len: decoded.entries_len,
             bitfield: bitfield.clone(),
             durability: Durability::Sync,
+            replayed_nodes,
+            replayed_cut,
         };
         Ok((
             core,
@@ -846,6 +862,8 @@ impl JsCore {
             entries_len: 0,
             bitfield: Bitfield::default(),
             durability: Durability::Sync,
+            replayed_nodes: BTreeMap::new(),
+            replayed_cut: None,
         };
         core.flush_header()?;
         if let Ok(d) = File::open(dir) {
@@ -921,9 +939,10 @@ impl JsCore {
         for &(offset, len) in &change.punch {
             punch(&self.data, offset, len);
         }
-        // Apply to the header and the bitfield, collecting the tree writes.
-        let mut node_writes: BTreeMap<u64, Option<TreeNode>> = BTreeMap::new();
-        let mut cut_tree: Option<u64> = None;
+        // Apply to the header and the bitfield, collecting the tree writes (after those of the replayed log,
+        // which this flush cuts).
+        let mut node_writes = self.replayed_nodes.clone();
+        let mut cut_tree = self.replayed_cut;
         for e in &change.entries {
             if let Some((k, v)) = &e.user_data {
                 update_user_data(&mut self.header.user_data, k, v);
@@ -982,7 +1001,10 @@ impl JsCore {
             self.tree.sync_data()?;
             self.bitfield_file.sync_data()?;
         }
-        self.flush_header()
+        self.flush_header()?;
+        self.replayed_nodes.clear();
+        self.replayed_cut = None;
+        Ok(())
     }
 
     /// JS `flushHeader`: the header into the slot not in force (or into the `header` file when it does not
@@ -1324,6 +1346,72 @@ mod tests {
             fs::metadata(path.join("oplog")).expect("oplog").len(),
             ENTRY_OFFSET
         );
+    }
+
+    /// JS leaves an append in the log until a later flush (its nodes and bit are only in an oplog entry).
+    /// The first write here flushes them with its own, before its header cuts the log that held them.
+    #[test]
+    fn nodes_replayed_from_a_js_log_survive_the_next_flush() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("core");
+        let mut h = header(0);
+        h.tree = TreeHeader::default();
+        h.hints = Hints::default();
+        let (mut core, _) = JsCore::create(&path, h).expect("create");
+        let block = [0u8; 10];
+        core.write(&Change {
+            entries: vec![entry(0)],
+            blocks: vec![(0, &block)],
+            punch: Vec::new(),
+            root_hash: Some([0; 32]),
+        })
+        .expect("write");
+        drop(core);
+        // As JS leaves a store: block 1 in `data`, its entry in the log, nothing in `tree` or `bitfield`.
+        let bytes = fs::read(path.join("oplog")).expect("oplog");
+        let bits = decode_oplog(&bytes).expect("decode").bits;
+        let mut log = OpenOptions::new()
+            .append(true)
+            .open(path.join("oplog"))
+            .expect("open oplog");
+        std::io::Write::write_all(
+            &mut log,
+            &frame(&entry(1).encode(), (bits[0] + bits[1]) & 1, false).expect("frame"),
+        )
+        .expect("append entry");
+        drop(log);
+        File::options()
+            .write(true)
+            .open(path.join("data"))
+            .expect("data")
+            .write_all_at(&[1u8; 10], 10)
+            .expect("block 1");
+        let (mut core, state) = JsCore::open(&path).expect("open");
+        assert_eq!(state.header.tree.length, 2);
+        assert!(state.nodes.contains_key(&2), "{:?}", state.nodes.keys());
+        let block = [2u8; 10];
+        core.write(&Change {
+            entries: vec![entry(2)],
+            blocks: vec![(20, &block)],
+            punch: Vec::new(),
+            root_hash: Some([2; 32]),
+        })
+        .expect("write");
+        drop(core);
+        assert_eq!(
+            fs::metadata(path.join("oplog")).expect("oplog").len(),
+            ENTRY_OFFSET,
+            "the flush cut the log"
+        );
+        let tree = decode_tree(&fs::read(path.join("tree")).expect("tree"));
+        assert_eq!(
+            tree.keys().copied().collect::<Vec<_>>(),
+            [0, 2, 4],
+            "the replayed entry's node is in the tree file"
+        );
+        let (_, state) = JsCore::open(&path).expect("reopen");
+        assert_eq!(state.header.tree.length, 3);
+        assert_eq!(state.bitfield.set_bits(3).count(), 3);
     }
 
     #[test]

@@ -454,3 +454,97 @@ fn rust_downloads_into_a_js_store_and_js_reads_it_offline() {
     assert_eq!(tree(&cwd.join("out-js")), tree(&src));
     let _ = std::fs::remove_dir_all(&cwd);
 }
+
+/// Whether every file under `out` is, byte for byte, the same path's file in one of `versions`.
+fn each_file_is_one_of(out: &Path, versions: &[&BTreeMap<String, Vec<u8>>]) -> Result<(), String> {
+    for (path, bytes) in tree(out) {
+        if !versions.iter().any(|v| v.get(&path) == Some(&bytes)) {
+            return Err(format!(
+                "{path} ({} bytes) is neither version of the file",
+                bytes.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `kill -9` of the Rust `drives mirror FOLDER KEY` at seeded moments of an import into a JS user's store
+/// (corestore 6 / hypercore 10 files): after every kill the real JS CLI opens the same store, lists the drive and
+/// mirrors it out, and every file it reads is the old or the new version of that file, never a mix; a Rust rerun
+/// then completes and JS reads exactly the new folder.
+#[test]
+fn kill_9_during_an_import_into_a_js_store_leaves_it_whole_for_js() {
+    interop::require_js();
+    let cwd = scratch("crash");
+    let v1 = cwd.join("v1");
+    for i in 0..40u64 {
+        write(&v1, &format!("d{}/f{i:02}.bin", i % 4), &data(i, 3000));
+    }
+    write(&v1, "big.bin", &data(100, 400_000));
+    let v2 = cwd.join("v2");
+    for i in 0..400u64 {
+        write(
+            &v2,
+            &format!("d{}/f{i:03}.bin", i % 6),
+            &data(10_000 + i, 500 + (i as usize * 997) % 12_000),
+        );
+    }
+    for i in 0..4u64 {
+        write(&v2, &format!("big{i}.bin"), &data(200 + i, 1_500_000));
+    }
+    write(&v2, "big.bin", &data(101, 400_000));
+    let (old, new) = (tree(&v1), tree(&v2));
+
+    // The JS user's drive, version 1.
+    let key = field(&js(&cwd, &["touch", "--storage", "st"]), "New drive:");
+    js(&cwd, &["mirror", "./v1", &key, "--storage", "st"]);
+    assert!(cwd.join("st/corestore/primary-key").exists(), "JS layout");
+
+    // How long a whole import takes here: on a copy of the store.
+    let copy = Command::new("cp")
+        .args(["-a", "st", "st-calibrate"])
+        .current_dir(&cwd)
+        .status()
+        .expect("cp");
+    assert!(copy.success());
+    let t0 = Instant::now();
+    rs(&cwd, &["mirror", "./v2", &key, "--storage", "st-calibrate"]);
+    let whole = t0.elapsed();
+
+    let mut x: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
+    for round in 0..6 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let fraction = 0.1 + 0.8 * ((x >> 11) as f64 / (1u64 << 53) as f64);
+        let child = spawn(rs_cmd(), &cwd, &["mirror", "./v2", &key, "--storage", "st"]);
+        let mut child = child;
+        std::thread::sleep(whole.mul_f64(fraction));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+
+        let ls = js(&cwd, &["ls", &key, "-r", "--storage", "st"]);
+        assert!(!listed(&ls).is_empty(), "round {round}: {ls}");
+        let out = cwd.join(format!("out-{round}"));
+        js(
+            &cwd,
+            &["mirror", &key, &format!("./out-{round}"), "--storage", "st"],
+        );
+        if let Err(e) = each_file_is_one_of(&out, &[&old, &new]) {
+            panic!("after a kill at {fraction:.2} of an import: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+
+    rs(&cwd, &["mirror", "./v2", &key, "--storage", "st"]);
+    js(&cwd, &["mirror", &key, "./out-final", "--storage", "st"]);
+    assert_eq!(
+        tree(&cwd.join("out-final")),
+        new,
+        "JS reads the rerun's drive"
+    );
+    let _ = std::fs::remove_dir_all(&cwd);
+}
