@@ -107,14 +107,20 @@ impl Hyperdrive {
         let blobs = self.blobs().await?;
         let core = blobs.core().clone();
         let mut length = core.length();
-        if let Some(rep) = blobs.replicator().filter(|r| r.peers() > 0) {
-            let update = rep.update();
-            length = match wait.timeout {
-                None => update.await,
-                Some(t) => tokio::time::timeout(t, update)
-                    .await
-                    .map_err(|_| DriveError::Timeout)?,
-            };
+        if let Some(rep) = blobs.replicator() {
+            if self.shared.db_rep.peers() > 0 {
+                // The blobs core joins the connections once it is open: wait for its channel, then its head.
+                let head = async {
+                    rep.wait_for_peers(1).await;
+                    rep.update().await
+                };
+                length = match wait.timeout {
+                    None => head.await,
+                    Some(t) => tokio::time::timeout(t, head)
+                        .await
+                        .map_err(|_| DriveError::Timeout)?,
+                };
+            }
             if length > 0 && core.stored_runs(0, length, 2) != [(0, length)] {
                 bounded(Box::pin(rep.download(0, length))).await?;
             }
