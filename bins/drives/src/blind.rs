@@ -23,6 +23,28 @@ pub(crate) async fn download(drive: &Hyperdrive) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fails with a clear error when a drive opened to be read has a db header that does not decode: encrypted,
+/// and opened without its key or with another one (a blind open is left alone).
+pub(crate) async fn check_readable(drive: &Hyperdrive) -> anyhow::Result<()> {
+    if drive.options().blind || drive.version() == 0 {
+        return Ok(());
+    }
+    if drive
+        .header_decodes()
+        .await
+        .context("reading the drive header")?
+    {
+        return Ok(());
+    }
+    let key = holepunch::id_encoding::encode(&drive.key());
+    if drive.options().encryption_key.is_some() {
+        anyhow::bail!("cannot read drive {key}: wrong encryption key (its header does not decrypt)")
+    }
+    anyhow::bail!(
+        "drive {key} is encrypted: pass its key with --encryption-key or DRIVES_ENCRYPTION_KEY"
+    )
+}
+
 /// `drives seed KEY` of an encrypted drive without its key: once the header shows the drive cannot be read
 /// here, keeps every block of both cores downloaded as the drive grows (a readable drive is seeded as JS
 /// does: only what is stored). Runs until aborted.

@@ -160,7 +160,7 @@ impl AnyDrive {
                     "No peer found: using the stored version {}",
                     d.version()
                 ));
-                return Ok(());
+                return crate::blind::check_readable(d).await;
             }
             bail!(
                 "no peer found for drive {key} within {}s (--timeout); nothing was written",
@@ -185,7 +185,7 @@ impl AnyDrive {
             None => update.await,
         };
         updated.context("updating the drive from its peers")?;
-        Ok(())
+        crate::blind::check_readable(d).await
     }
 
     /// For a hyperdrive we cannot write, starts downloading every block under `prefix` in the background.
@@ -417,12 +417,16 @@ fn open_hyper(store: &Corestore, key: &str) -> anyhow::Result<Hyperdrive> {
 
 fn open_hyper_with(store: &Corestore, key: &str, opts: DriveOptions) -> anyhow::Result<Hyperdrive> {
     let key = decode_key(key)?;
-    Hyperdrive::open_key(store, key, opts).with_context(|| {
-        format!(
+    match Hyperdrive::open_key(store, key, opts) {
+        Ok(d) => Ok(d),
+        // An encrypted drive of ours opened without its key, or with another one.
+        Err(e @ holepunch::drive::DriveError::Header(_)) => Err(anyhow::Error::new(e)
+            .context(format!("cannot open drive {}", id_encoding::encode(&key)))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
             "cannot open drive {} (corrupt store?)",
             id_encoding::encode(&key)
-        )
-    })
+        ))),
+    }
 }
 
 /// Opens the drive an argument names (without a swarm).
