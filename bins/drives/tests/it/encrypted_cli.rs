@@ -48,6 +48,7 @@ fn encrypted_drive_blind_seeder_and_keyed_reader() {
     let src = cwd.join("src");
     fixture(&src, 200_000);
     std::fs::write(src.join("secret.txt"), MARKER.repeat(5000)).expect("write");
+    std::fs::write(src.join("note.txt"), MARKER).expect("write");
 
     let out = ok(cwd, &["touch", "--encrypted", "--storage", "w"]);
     let key = line_value(&out, "New drive: ");
@@ -64,7 +65,7 @@ fn encrypted_drive_blind_seeder_and_keyed_reader() {
     // Read back with the flag.
     let got = ok(
         cwd,
-        &["get", &key, "/secret.txt", "--storage", "w", "--encryption-key", &enc],
+        &["get", &key, "/note.txt", "--storage", "w", "--encryption-key", &enc],
     );
     assert!(got.contains(MARKER));
     // Without the key (or with another), a clear error and exit 1; nothing decoded as garbage.
