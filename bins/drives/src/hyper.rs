@@ -617,7 +617,12 @@ pub(crate) async fn download(
         quiet: false,
     })
     .await?;
-    if drive.options().blind && !drive.header_decodes().await.context("reading the drive header")? {
+    if drive.options().blind
+        && !drive
+            .header_decodes()
+            .await
+            .context("reading the drive header")?
+    {
         let r = crate::blind::download(&drive).await;
         drive.close();
         swarm.close().await;

@@ -65,7 +65,15 @@ fn encrypted_drive_blind_seeder_and_keyed_reader() {
     // Read back with the flag.
     let got = ok(
         cwd,
-        &["get", &key, "/note.txt", "--storage", "w", "--encryption-key", &enc],
+        &[
+            "get",
+            &key,
+            "/note.txt",
+            "--storage",
+            "w",
+            "--encryption-key",
+            &enc,
+        ],
     );
     assert!(got.contains(MARKER));
     // Without the key (or with another), a clear error and exit 1; nothing decoded as garbage.
@@ -77,14 +85,24 @@ fn encrypted_drive_blind_seeder_and_keyed_reader() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("encryption key"), "{err}");
     }
-    assert_eq!(files_containing(&cwd.join("w"), MARKER.as_bytes()), Vec::<String>::new());
+    assert_eq!(
+        files_containing(&cwd.join("w"), MARKER.as_bytes()),
+        Vec::<String>::new()
+    );
 
     let net = interop::JsTestnet::start(5);
     let bootstrap = net.bootstrap_arg();
     let writer = Running::spawn(
         cwd,
         &[
-            "seed", &key, "--storage", "w", "--encryption-key", &enc, "--bootstrap", &bootstrap,
+            "seed",
+            &key,
+            "--storage",
+            "w",
+            "--encryption-key",
+            &enc,
+            "--bootstrap",
+            &bootstrap,
         ],
     );
     writer.wait_for("Announced", Duration::from_secs(60));
@@ -92,7 +110,14 @@ fn encrypted_drive_blind_seeder_and_keyed_reader() {
     // The blind seeder: download without the key stores every block, encrypted.
     let out = ok(
         cwd,
-        &["download", &key, "--storage", "blind", "--bootstrap", &bootstrap],
+        &[
+            "download",
+            &key,
+            "--storage",
+            "blind",
+            "--bootstrap",
+            &bootstrap,
+        ],
     );
     assert!(out.contains("blocks, encrypted, no key given"), "{out}");
     let blobs: u64 = line_value(&out, "Download finished for blobs (")
@@ -101,21 +126,43 @@ fn encrypted_drive_blind_seeder_and_keyed_reader() {
         .expect("blob blocks");
     assert!(blobs > 3, "{out}");
     let info = ok(cwd, &["info", &key, "--storage", "blind"]);
-    assert!(info.contains(&format!("Blobs core length: {blobs}/{blobs}")), "{info}");
-    assert_eq!(files_containing(&cwd.join("blind"), MARKER.as_bytes()), Vec::<String>::new());
+    assert!(
+        info.contains(&format!("Blobs core length: {blobs}/{blobs}")),
+        "{info}"
+    );
+    assert_eq!(
+        files_containing(&cwd.join("blind"), MARKER.as_bytes()),
+        Vec::<String>::new()
+    );
     drop(writer);
 
     // The writer is gone: the blind seeder alone serves a reader with the key.
     let seeder = Running::spawn(
         cwd,
-        &["seed", &key, "--storage", "blind", "--bootstrap", &bootstrap],
+        &[
+            "seed",
+            &key,
+            "--storage",
+            "blind",
+            "--bootstrap",
+            &bootstrap,
+        ],
     );
     seeder.wait_for("Announced", Duration::from_secs(60));
     ok(
         cwd,
         &[
-            "mirror", &key, "./copy", "--storage", "r", "--encryption-key", &enc, "--bootstrap",
-            &bootstrap, "--timeout", "60",
+            "mirror",
+            &key,
+            "./copy",
+            "--storage",
+            "r",
+            "--encryption-key",
+            &enc,
+            "--bootstrap",
+            &bootstrap,
+            "--timeout",
+            "60",
         ],
     );
     assert_same_tree(&src, &cwd.join("copy"));
@@ -123,5 +170,8 @@ fn encrypted_drive_blind_seeder_and_keyed_reader() {
     let logged: Vec<String> = seeder.lines.try_iter().collect();
     assert!(!logged.iter().any(|l| l.contains(MARKER)), "{logged:?}");
     drop(seeder);
-    assert_eq!(files_containing(&cwd.join("blind"), MARKER.as_bytes()), Vec::<String>::new());
+    assert_eq!(
+        files_containing(&cwd.join("blind"), MARKER.as_bytes()),
+        Vec::<String>::new()
+    );
 }

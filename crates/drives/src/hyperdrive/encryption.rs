@@ -21,9 +21,9 @@ use std::fmt;
 use holepunch_wire::id_encoding;
 
 use super::Hyperdrive;
+use crate::drive::{DriveError, Result};
 use crate::hyperbee::messages::Header;
 use crate::hyperblobs::fetch_block;
-use crate::drive::{DriveError, Result};
 use crate::hypercore::replicator::DownloadGuard;
 
 /// A drive's encryption key (32 bytes). Its `Debug` form hides the bytes.
@@ -160,7 +160,11 @@ impl Hyperdrive {
     /// holds the whole drive; the blobs core joins once it is open).
     pub fn keep_all(&self) -> Vec<DownloadGuard> {
         let mut guards = vec![self.shared.db_rep.download_all()];
-        if let Some(rep) = self.blobs_if_open().as_ref().and_then(|b| b.replicator().cloned()) {
+        if let Some(rep) = self
+            .blobs_if_open()
+            .as_ref()
+            .and_then(|b| b.replicator().cloned())
+        {
             guards.push(rep.download_all());
         }
         guards

@@ -90,7 +90,10 @@ async fn keyed_reader_reads_blind_seeder_stores_only_ciphertext() {
         Some(big.clone())
     );
     // Even the writer's own store holds ciphertext only (entries, file names and content).
-    assert_eq!(files_containing(&tmp.path().join("w"), MARKER), Vec::<String>::new());
+    assert_eq!(
+        files_containing(&tmp.path().join("w"), MARKER),
+        Vec::<String>::new()
+    );
 
     // A blind replica downloads every block of both cores without decoding any.
     let blind_store = Corestore::open(tmp.path().join("blind")).expect("store");
@@ -113,8 +116,8 @@ async fn keyed_reader_reads_blind_seeder_stores_only_ciphertext() {
 
     // A reader with the key, connected to the blind replica only, reads everything back.
     let reader_store = Corestore::open(tmp.path().join("r")).expect("store");
-    let reader = Hyperdrive::open_key(&reader_store, writer.key(), opts(Some(key), false))
-        .expect("reader");
+    let reader =
+        Hyperdrive::open_key(&reader_store, writer.key(), opts(Some(key), false)).expect("reader");
     let (_m3, _m4) = connect(&blind, &reader);
     reader.wait_for_peers(1).await;
     reader.update().await.expect("update");
@@ -133,8 +136,7 @@ async fn keyed_reader_reads_blind_seeder_stores_only_ciphertext() {
 
     // A replica without the key that is not blind: a clear header error, not garbage.
     let nokey_store = Corestore::open(tmp.path().join("n")).expect("store");
-    let nokey =
-        Hyperdrive::open_key(&nokey_store, writer.key(), opts(None, false)).expect("nokey");
+    let nokey = Hyperdrive::open_key(&nokey_store, writer.key(), opts(None, false)).expect("nokey");
     let (_m5, _m6) = connect(&writer, &nokey);
     nokey.wait_for_peers(1).await;
     nokey.update().await.expect("update");

@@ -223,7 +223,10 @@ async fn rust_encrypted_drive_js_reads_with_the_key_only() {
     let port = serve(&drive).await;
 
     let mut js = js_reader("js-r2-key", &drive.key(), Some(enc), port).await;
-    assert_eq!(ask(&mut js, json!({"cmd": "dump"})).await, dump(&drive).await);
+    assert_eq!(
+        ask(&mut js, json!({"cmd": "dump"})).await,
+        dump(&drive).await
+    );
     // A live append reaches it too.
     drive
         .put("/live.txt", b"live", WriteOptions::default())
@@ -231,7 +234,10 @@ async fn rust_encrypted_drive_js_reads_with_the_key_only() {
         .unwrap();
     let v = ask(&mut js, json!({"cmd": "wait", "version": drive.version()})).await;
     assert_eq!(v["version"], drive.version());
-    assert_eq!(ask(&mut js, json!({"cmd": "dump"})).await, dump(&drive).await);
+    assert_eq!(
+        ask(&mut js, json!({"cmd": "dump"})).await,
+        dump(&drive).await
+    );
     js.close_stdin();
     let _ = js.finish(T).await;
 
