@@ -114,6 +114,33 @@ async fn keyed_reader_reads_blind_seeder_stores_only_ciphertext() {
         Vec::<String>::new()
     );
 
+    // Kept whole (a blind seeder): a later write reaches its store, still as ciphertext.
+    let _keep = blind.keep_all();
+    writer
+        .put("/later.txt", &big[..100_000], WriteOptions::default())
+        .await
+        .expect("put");
+    let (want_db, want_blobs) = (writer.core().length(), wblobs.core().length());
+    let bblobs = blind.blobs().await.expect("blobs");
+    let whole = |c: &holepunch_cores::hypercore::Hypercore, len: u64| {
+        c.length() == len && c.stored_runs(0, len, 2) == [(0, len)]
+    };
+    let (mut rx_db, mut rx_blobs) = (blind.core().subscribe(), bblobs.core().subscribe());
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !(whole(blind.core(), want_db) && whole(bblobs.core(), want_blobs)) {
+            tokio::select! {
+                _ = rx_db.changed() => {}
+                _ = rx_blobs.changed() => {}
+            }
+        }
+    })
+    .await
+    .expect("the blind replica follows the writer");
+    assert_eq!(
+        files_containing(&tmp.path().join("blind"), MARKER),
+        Vec::<String>::new()
+    );
+
     // A reader with the key, connected to the blind replica only, reads everything back.
     let reader_store = Corestore::open(tmp.path().join("r")).expect("store");
     let reader =
@@ -121,7 +148,10 @@ async fn keyed_reader_reads_blind_seeder_stores_only_ciphertext() {
     let (_m3, _m4) = connect(&blind, &reader);
     reader.wait_for_peers(1).await;
     reader.update().await.expect("update");
-    assert_eq!(reader.get("/secret.txt").await.expect("get"), Some(big));
+    assert_eq!(
+        reader.get("/secret.txt").await.expect("get"),
+        Some(big.clone())
+    );
     let list: Vec<String> = reader
         .list("/", None)
         .await
@@ -131,7 +161,15 @@ async fn keyed_reader_reads_blind_seeder_stores_only_ciphertext() {
         .collect();
     assert_eq!(
         list,
-        ["/dir/small-PLAINTEXT-MARKER-7f3a.txt", "/secret.txt"]
+        [
+            "/dir/small-PLAINTEXT-MARKER-7f3a.txt",
+            "/later.txt",
+            "/secret.txt"
+        ]
+    );
+    assert_eq!(
+        reader.get("/later.txt").await.expect("get").as_deref(),
+        Some(&big[..100_000])
     );
 
     // A replica without the key that is not blind: a clear header error, not garbage.
