@@ -166,6 +166,14 @@ fn encrypted_drive_blind_seeder_and_keyed_reader() {
         ],
     );
     assert_same_tree(&src, &cwd.join("copy"));
+    // A replica without the key: a clear error once the header is fetched, exit 1.
+    let out = run(
+        cwd,
+        &["ls", &key, "--storage", "r2", "--bootstrap", &bootstrap],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is encrypted: pass its key"), "{err}");
     // Nothing the seeder logged or stored holds plaintext.
     let logged: Vec<String> = seeder.lines.try_iter().collect();
     assert!(!logged.iter().any(|l| l.contains(MARKER)), "{logged:?}");
