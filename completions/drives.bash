@@ -107,12 +107,16 @@ _drives() {
 
     case "${cmd}" in
         drives)
-            opts="-h -V --help --version init touch mirror ls seed download serve put entry get rm info purge help"
+            opts="-h -V --encryption-key --help --version init touch mirror ls seed download serve put entry get rm info purge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --encryption-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -121,7 +125,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__download)
-            opts="-h --timeout --storage --relay --bootstrap --help"
+            opts="-h --timeout --storage --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -143,6 +147,10 @@ _drives() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --encryption-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -151,7 +159,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__entry)
-            opts="-h --storage --relay --bootstrap --help"
+            opts="-h --storage --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,6 +174,10 @@ _drives() {
                     return 0
                     ;;
                 --bootstrap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encryption-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -177,7 +189,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__get)
-            opts="-h --storage --relay --bootstrap --help"
+            opts="-h --storage --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -192,6 +204,10 @@ _drives() {
                     return 0
                     ;;
                 --bootstrap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encryption-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -413,13 +429,17 @@ _drives() {
             return 0
             ;;
         drives__subcmd__info)
-            opts="-h --storage --help"
+            opts="-h --storage --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encryption-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -431,12 +451,16 @@ _drives() {
             return 0
             ;;
         drives__subcmd__init)
-            opts="-h --help"
+            opts="-h --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --encryption-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -445,7 +469,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__ls)
-            opts="-r -h --recursive --prefix --storage --relay --bootstrap --help"
+            opts="-r -h --recursive --prefix --storage --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -467,6 +491,10 @@ _drives() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --encryption-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -475,7 +503,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__mirror)
-            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --timeout --storage --relay --bootstrap --help"
+            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --timeout --storage --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -509,6 +537,10 @@ _drives() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --encryption-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -517,13 +549,17 @@ _drives() {
             return 0
             ;;
         drives__subcmd__purge)
-            opts="-h --storage --help"
+            opts="-h --storage --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encryption-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -535,7 +571,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__put)
-            opts="-h --storage --relay --bootstrap --help"
+            opts="-h --storage --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -550,6 +586,10 @@ _drives() {
                     return 0
                     ;;
                 --bootstrap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encryption-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -561,13 +601,17 @@ _drives() {
             return 0
             ;;
         drives__subcmd__rm)
-            opts="-r -h --recursive --storage --help"
+            opts="-r -h --recursive --storage --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encryption-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -579,7 +623,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__seed)
-            opts="-h --storage --relay --bootstrap --help"
+            opts="-h --storage --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -597,6 +641,10 @@ _drives() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --encryption-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -605,7 +653,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__serve)
-            opts="-h --host --port --disable-any-port --verbose --storage --relay --bootstrap --help"
+            opts="-h --host --port --disable-any-port --verbose --storage --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -631,6 +679,10 @@ _drives() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --encryption-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -639,13 +691,17 @@ _drives() {
             return 0
             ;;
         drives__subcmd__touch)
-            opts="-h --use-cwd --storage --help"
+            opts="-h --use-cwd --encrypted --storage --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encryption-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_drives_global_optspecs
-    string join \n h/help V/version
+    string join \n encryption-key= h/help V/version
 end
 
 function __fish_drives_needs_command
@@ -24,6 +24,7 @@ function __fish_drives_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c drives -n "__fish_drives_needs_command" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c drives -n "__fish_drives_needs_command" -s V -l version -d 'Print version'
 complete -c drives -n "__fish_drives_needs_command" -f -a "init" -d 'Initializes a new storage on the cwd'
@@ -40,9 +41,12 @@ complete -c drives -n "__fish_drives_needs_command" -f -a "rm" -d 'Delete a file
 complete -c drives -n "__fish_drives_needs_command" -f -a "info" -d 'Show info about the Hyperdrive'
 complete -c drives -n "__fish_drives_needs_command" -f -a "purge" -d 'Delete all local storage of the drive'
 complete -c drives -n "__fish_drives_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drives -n "__fish_drives_using_subcommand init" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand init" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand touch" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand touch" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand touch" -l use-cwd -d 'Use cwd as the namespace'
+complete -c drives -n "__fish_drives_using_subcommand touch" -l encrypted -d 'Encrypt the drive with a new random encryption key (printed; or the --encryption-key given)'
 complete -c drives -n "__fish_drives_using_subcommand touch" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l prefix -d 'Prefix entries path' -r
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l filter -d 'Ignore entries (globs; without a leading `/` they match at any depth)' -r
@@ -51,6 +55,7 @@ complete -c drives -n "__fish_drives_using_subcommand mirror" -l timeout -d 'Giv
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
+complete -c drives -n "__fish_drives_using_subcommand mirror" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l live -d 'Enables real-time sharing (keep following the source)'
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l dry-run -d 'Disables writing'
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l silent -d 'Print less information'
@@ -60,43 +65,53 @@ complete -c drives -n "__fish_drives_using_subcommand ls" -l prefix -d 'Prefix e
 complete -c drives -n "__fish_drives_using_subcommand ls" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand ls" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand ls" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
+complete -c drives -n "__fish_drives_using_subcommand ls" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand ls" -s r -l recursive -d 'Recursive listing'
 complete -c drives -n "__fish_drives_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand seed" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand seed" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand seed" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
+complete -c drives -n "__fish_drives_using_subcommand seed" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand seed" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand download" -l timeout -d 'Give up (exit 1, nothing written) when no peer of a remote drive is found within SECONDS (default: wait as long as it takes, as JS drives)' -r
 complete -c drives -n "__fish_drives_using_subcommand download" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand download" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand download" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
+complete -c drives -n "__fish_drives_using_subcommand download" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand download" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand serve" -l host -d 'Bind to address' -r
 complete -c drives -n "__fish_drives_using_subcommand serve" -l port -d 'Bind to port' -r
 complete -c drives -n "__fish_drives_using_subcommand serve" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand serve" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand serve" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
+complete -c drives -n "__fish_drives_using_subcommand serve" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand serve" -l disable-any-port -d 'Disable random port if port in use'
 complete -c drives -n "__fish_drives_using_subcommand serve" -l verbose -d 'Print more information'
 complete -c drives -n "__fish_drives_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand put" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand put" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand put" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
+complete -c drives -n "__fish_drives_using_subcommand put" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand put" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand entry" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand entry" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand entry" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
+complete -c drives -n "__fish_drives_using_subcommand entry" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand entry" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand get" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand get" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand get" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
+complete -c drives -n "__fish_drives_using_subcommand get" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand get" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand rm" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand rm" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand rm" -s r -l recursive -d 'Recursively delete all sub files'
 complete -c drives -n "__fish_drives_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand info" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand info" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand info" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand purge" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand purge" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand purge" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "init" -d 'Initializes a new storage on the cwd'
 complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "touch" -d 'Create a writable Hyperdrive'

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use bin_support::bootstrap::{BootstrapArgs, BootstrapNode};
 use bin_support::relay::RelayArgs;
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use holepunch::hyperdrive::EncryptionKey;
 
 const AFTER_HELP: &str = "\
 A drive is either a folder (any argument with a `/` or a `.`, or not 52/64 characters long) or a hyperdrive \
@@ -27,7 +28,12 @@ Examples:
   drives mirror ./folder KEY           import a folder into the drive
   drives seed KEY                      share it
   drives mirror KEY ./copy             download it into a folder (exits when the folder matches)
-  drives serve KEY --port 8080         HTTP server with range requests";
+  drives serve KEY --port 8080         HTTP server with range requests
+  drives touch --encrypted             create an encrypted drive, print its key and encryption key
+
+Encrypted drives: every command takes --encryption-key KEY (or DRIVES_ENCRYPTION_KEY). `drives seed KEY`, \
+`drives download KEY`, `info` and `purge` without it handle the drive blind: they store and serve its \
+encrypted blocks without reading them.";
 
 /// CLI to seed, mirror, and serve a Hyperdrive or Localdrive.
 ///
@@ -39,6 +45,17 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+
+    /// Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give
+    /// it on every command. Without it, seed, download, info and purge of an encrypted drive work blind.
+    #[arg(
+        long,
+        global = true,
+        env = "DRIVES_ENCRYPTION_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 /// `--storage`.
@@ -90,6 +107,9 @@ pub enum Command {
         /// Use cwd as the namespace.
         #[arg(long)]
         use_cwd: bool,
+        /// Encrypt the drive with a new random encryption key (printed; or the --encryption-key given).
+        #[arg(long)]
+        encrypted: bool,
         #[command(flatten)]
         storage: StorageArg,
     },

@@ -15,7 +15,7 @@ use holepunch::corestore::Corestore;
 use holepunch::drive::{Drive, Result as DriveResult};
 use holepunch::hyperblobs::WaitOptions;
 use holepunch::hyperdht::{HyperDht, HyperDhtOpts};
-use holepunch::hyperdrive::{DriveOptions, Hyperdrive};
+use holepunch::hyperdrive::{DriveOptions, EncryptionKey, Hyperdrive};
 use holepunch::hyperswarm::{Hyperswarm, JoinOpts, SwarmOpts, SwarmRelay};
 use holepunch::id_encoding;
 use holepunch::localdrive::Localdrive;
@@ -160,7 +160,7 @@ impl AnyDrive {
                     "No peer found: using the stored version {}",
                     d.version()
                 ));
-                return Ok(());
+                return crate::blind::check_readable(d).await;
             }
             bail!(
                 "no peer found for drive {key} within {}s (--timeout); nothing was written",
@@ -185,7 +185,7 @@ impl AnyDrive {
             None => update.await,
         };
         updated.context("updating the drive from its peers")?;
-        Ok(())
+        crate::blind::check_readable(d).await
     }
 
     /// For a hyperdrive we cannot write, starts downloading every block under `prefix` in the background.
@@ -391,7 +391,18 @@ fn drive_options() -> DriveOptions {
             wait: true,
             timeout: Some(BLOCK_TIMEOUT),
         },
+        encryption_key: crate::encryption::key(),
         ..DriveOptions::default()
+    }
+}
+
+/// Options for commands that also work on an encrypted drive without its key (seed, download, info,
+/// purge): blind then, nothing of the drive is decoded.
+fn blind_options() -> DriveOptions {
+    let opts = drive_options();
+    DriveOptions {
+        blind: opts.encryption_key.is_none(),
+        ..opts
     }
 }
 
@@ -401,13 +412,21 @@ pub(crate) fn open_store(dir: &Path) -> anyhow::Result<Corestore> {
 }
 
 fn open_hyper(store: &Corestore, key: &str) -> anyhow::Result<Hyperdrive> {
+    open_hyper_with(store, key, drive_options())
+}
+
+fn open_hyper_with(store: &Corestore, key: &str, opts: DriveOptions) -> anyhow::Result<Hyperdrive> {
     let key = decode_key(key)?;
-    Hyperdrive::open_key(store, key, drive_options()).with_context(|| {
-        format!(
+    match Hyperdrive::open_key(store, key, opts) {
+        Ok(d) => Ok(d),
+        // An encrypted drive of ours opened without its key, or with another one.
+        Err(e @ holepunch::drive::DriveError::Header(_)) => Err(anyhow::Error::new(e)
+            .context(format!("cannot open drive {}", id_encoding::encode(&key)))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
             "cannot open drive {} (corrupt store?)",
             id_encoding::encode(&key)
-        )
-    })
+        ))),
+    }
 }
 
 /// Opens the drive an argument names (without a swarm).
@@ -518,7 +537,11 @@ pub(crate) fn init_store(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// `drives touch`: a new writable drive; returns its key (z-base-32).
-pub(crate) fn touch(dir: &Path, use_cwd: bool) -> anyhow::Result<String> {
+pub(crate) fn touch(
+    dir: &Path,
+    use_cwd: bool,
+    encryption_key: Option<EncryptionKey>,
+) -> anyhow::Result<String> {
     let store = open_store(dir)?;
     let name = if use_cwd {
         std::env::current_dir()
@@ -532,7 +555,15 @@ pub(crate) fn touch(dir: &Path, use_cwd: bool) -> anyhow::Result<String> {
         t.as_nanos().to_string()
     };
     let ns = store.namespace(name);
-    let drive = Hyperdrive::open(&ns, drive_options()).context("creating the drive")?;
+    let opts = DriveOptions {
+        encryption_key,
+        ..drive_options()
+    };
+    let drive = Hyperdrive::open(&ns, opts).context("creating the drive")?;
+    if encryption_key.is_some() {
+        // The (encrypted) header now: opened later without the key, the drive then fails at once.
+        drive.write_header().context("writing the drive header")?;
+    }
     let key = id_encoding::encode(&drive.key());
     drive.close();
     Ok(key)
@@ -540,7 +571,7 @@ pub(crate) fn touch(dir: &Path, use_cwd: bool) -> anyhow::Result<String> {
 
 fn open_own_or_new(store: &Corestore, key: Option<&str>) -> anyhow::Result<Hyperdrive> {
     match key {
-        Some(k) => open_hyper(store, k),
+        Some(k) => open_hyper_with(store, k, blind_options()),
         None => Hyperdrive::open(store, drive_options()).context("opening the store's drive"),
     }
 }
@@ -557,8 +588,15 @@ pub(crate) async fn seed(
     let drive = open_own_or_new(&store, key)?;
     let _ = drive.blobs().await;
     let swarm = swarming(vec![drive.clone()], net, true, false, out).await?;
+    let keeper = (drive.options().blind && !drive.writable()).then(|| {
+        let d = drive.clone();
+        tokio::spawn(async move { crate::blind::keep(d).await })
+    });
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
     crate::seed::run(&drive, &swarm, c, terminal).await;
+    if let Some(k) = keeper {
+        k.abort();
+    }
     Ok(())
 }
 
@@ -571,7 +609,7 @@ pub(crate) async fn download(
     timeout: Option<Duration>,
 ) -> anyhow::Result<()> {
     let store = open_store(dir)?;
-    let drive = open_hyper(&store, key)?;
+    let drive = open_hyper_with(&store, key, blind_options())?;
     let swarm = swarming(vec![drive.clone()], net, false, true, out).await?;
     let d = AnyDrive::Hyper(drive.clone());
     d.prepare(PeerWait {
@@ -579,6 +617,17 @@ pub(crate) async fn download(
         quiet: false,
     })
     .await?;
+    if drive.options().blind
+        && !drive
+            .header_decodes()
+            .await
+            .context("reading the drive header")?
+    {
+        let r = crate::blind::download(&drive).await;
+        drive.close();
+        swarm.close().await;
+        return r.map_err(|e| crate::disk_full(e, &format!("the store at {}", dir.display())));
+    }
     let pb = crate::progress_bar();
     let blobs = drive.blobs().await.context("opening the blobs")?;
     let total = blobs.core().byte_length();
@@ -620,7 +669,7 @@ pub(crate) async fn download(
 pub(crate) async fn info(out: Out, dir: &Path, key: &str) -> anyhow::Result<()> {
     let c = out.c;
     let store = open_store(dir)?;
-    let drive = open_hyper(&store, key)?;
+    let drive = open_hyper_with(&store, key, blind_options())?;
     println!("Key: {}", c.magenta(&id_encoding::encode(&drive.key())));
     if let Some(ck) = drive.content_key() {
         println!("Content key: {}", c.magenta(&id_encoding::encode(&ck)));
@@ -674,7 +723,7 @@ fn dir_size(p: &Path) -> u64 {
 /// `drives purge`: deletes the drive's cores from the store.
 pub(crate) async fn purge(dir: &Path, key: &str) -> anyhow::Result<()> {
     let store = open_store(dir)?;
-    let drive = open_hyper(&store, key)?;
+    let drive = open_hyper_with(&store, key, blind_options())?;
     println!("Deleting drive...");
     let mut dirs = vec![drive.core().dir().to_path_buf()];
     if let Ok(Ok(b)) = tokio::time::timeout(Duration::from_millis(200), drive.blobs()).await {

@@ -17,6 +17,8 @@ use holepunch::drive::{resolve_from, resolve_key, Drive, Entry};
 use holepunch::localdrive::Localdrive;
 use holepunch::mirror::{Diff, Mirror, MirrorEvent, MirrorOptions, Op};
 
+mod blind;
+mod encryption;
 mod hyper;
 mod seed;
 mod serve;
@@ -92,6 +94,7 @@ pub(crate) fn notice_storage(out: Out, dir: &Path, args: Option<&[&str]>) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = Out::new();
+    encryption::set(cli.encryption_key);
     match cli.command {
         Command::Init => {
             let cwd = std::env::current_dir().context("current folder")?;
@@ -100,10 +103,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             hyper::init_store(&dir)?;
             Ok(())
         }
-        Command::Touch { use_cwd, storage } => {
+        Command::Touch {
+            use_cwd,
+            encrypted,
+            storage,
+        } => {
             let dir = storage_notice(out, &storage, None);
-            let key = hyper::touch(&dir, use_cwd)?;
+            let encryption_key = encryption::for_new_drive(encrypted);
+            let key = hyper::touch(&dir, use_cwd, encryption_key)?;
             println!("New drive: {}", out.c.magenta(&key));
+            if let Some(k) = encryption_key {
+                println!("Encryption key: {}", out.c.magenta(&k.encode()));
+            }
             Ok(())
         }
         Command::Mirror {

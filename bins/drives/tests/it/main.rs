@@ -5,6 +5,7 @@
 mod cli;
 mod common;
 mod crash;
+mod encrypted_cli;
 mod enospc;
 mod js_interop;
 mod mirror_live;

@@ -29,6 +29,13 @@ pub struct ShortBlock(pub usize);
 /// The keys of a core's block encryption. Wiped on drop.
 #[derive(Clone)]
 pub struct BlockEncryption {
+    /// The encryption key as given (kept to derive the keys again when the core turns out to be a manifest
+    /// core: a replica opened by key learns its manifest from the first proof).
+    encryption_key: [u8; 32],
+    /// `block: true`: the encryption key is the block key.
+    block: bool,
+    /// The derivation used (`compat`).
+    compat: bool,
     block_key: [u8; 32],
     blinding_key: [u8; 32],
 }
@@ -41,6 +48,7 @@ impl std::fmt::Debug for BlockEncryption {
 
 impl Drop for BlockEncryption {
     fn drop(&mut self) {
+        self.encryption_key.zeroize();
         self.block_key.zeroize();
         self.blinding_key.zeroize();
     }
@@ -65,9 +73,21 @@ impl BlockEncryption {
         }
         let blinding_key = hash(&[&block_key]);
         Self {
+            encryption_key: *encryption_key,
+            block,
+            compat,
             block_key,
             blinding_key,
         }
+    }
+
+    /// The same encryption key for a core whose compat-ness is now known to be `compat` (JS
+    /// `DefaultEncryption._reload` when `core.compat` changed): the keys derived again if it differs.
+    pub fn for_compat(&self, core_key: &[u8; 32], compat: bool) -> Self {
+        if compat == self.compat {
+            return self.clone();
+        }
+        Self::new(&self.encryption_key, core_key, compat, self.block)
     }
 
     /// Encrypts block `index` written on `fork`: returns header || ciphertext.

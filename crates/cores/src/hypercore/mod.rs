@@ -1045,6 +1045,12 @@ impl Hypercore {
                 inner.manifest = Some(manifest.clone());
             }
             inner.verifier = v;
+            // The block keys of a manifest core differ from a compat core's: derive them again now that the
+            // manifest says which one this is.
+            let compat = matches!(inner.verifier, Verifier::Compat { .. });
+            if let Some(e) = &inner.encryption {
+                inner.encryption = Some(e.for_compat(&inner.key, compat));
+            }
         }
         drop(g);
         self.changed();

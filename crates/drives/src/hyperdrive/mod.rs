@@ -69,11 +69,19 @@
 //! [`clear`](Hyperdrive::clear) and [`clear_all`](Hyperdrive::clear_all) drop local content blocks as JS
 //! `clear(path)`/`clearAll()` do (the entries stay; the content reads again from peers).
 //!
+//! # Encryption
+//!
+//! [`DriveOptions::encryption_key`] is JS `encryptionKey`: both cores' blocks are encrypted with hypercore's
+//! default block encryption (details in [`encryption`]). The key is not stored: pass it on every open.
+//! [`DriveOptions::blind`] opens a drive to replicate it without the key (a blind seeder): nothing is
+//! decoded, the blobs core is derived from the db manifest.
+//!
 //! Differences from the JS: no
-//! monitors, no `truncate`/`purge`, no encryption key, no watch streams (use [`watch`](Hyperdrive::watch)),
+//! monitors, no `truncate`/`purge`, no watch streams (use [`watch`](Hyperdrive::watch)),
 //! and a [`DriveBatch`] cannot read its own pending writes.
 
 mod drive_impl;
+pub mod encryption;
 pub mod entry;
 pub mod path;
 
@@ -96,6 +104,7 @@ use crate::hypercore::{Cleared, Durability, Hypercore};
 use crate::protomux::Mux;
 use crate::secret_stream::SecretStream;
 
+pub use encryption::{BadEncryptionKey, EncryptionKey};
 pub use entry::{EntryError, EntryValue};
 pub use path::PathError;
 
@@ -146,6 +155,13 @@ pub struct DriveOptions {
     /// When appends are durable; default [`Durability::Process`] (what JS hypercore guarantees: survives a
     /// crash of the process, not a power loss).
     pub durability: Durability,
+    /// The drive's encryption key (JS `encryptionKey`): blocks of both cores are encrypted with it on write
+    /// and decrypted on read. Not stored: give it on every open.
+    pub encryption_key: Option<EncryptionKey>,
+    /// Open without decoding anything (a blind seeder of an encrypted drive): a db header that does not
+    /// decode is not an error, and the blobs core is derived from the db manifest. Reads of entries then
+    /// fail; replication works.
+    pub blind: bool,
 }
 
 impl Default for DriveOptions {
@@ -153,6 +169,8 @@ impl Default for DriveOptions {
         Self {
             wait: WaitOptions::default(),
             durability: Durability::Process,
+            encryption_key: None,
+            blind: false,
         }
     }
 }
@@ -308,6 +326,9 @@ impl Hyperdrive {
 
     fn from_db(store: &Corestore, db: Hypercore, opts: DriveOptions) -> Result<Self> {
         db.set_durability(opts.durability);
+        if let Some(k) = &opts.encryption_key {
+            db.set_encryption_key(&k.0, false);
+        }
         // A compat db (JS hyperdrive 11 on corestore 6, as JS `drives` 2.9.1 makes them) names its blobs core in
         // the header: the core `<db id>/blobs` of the same store.
         let mut metadata = Metadata::default();
@@ -354,13 +375,18 @@ impl Hyperdrive {
     /// Opens the blobs core named by the header (its `contentFeed`) or derived from the db manifest.
     fn open_blobs_from(&self, header: Option<&[u8]>) -> Result<Hyperblobs> {
         let db = &self.shared.db;
-        let content_feed = match header {
-            Some(h) => {
-                let h = Header::decode(h).map_err(|e| DriveError::Header(e.to_string()))?;
-                if h.protocol != "hyperbee" {
-                    return Err(DriveError::Header(format!("protocol {:?}", h.protocol)));
-                }
-                h.metadata.and_then(|m| m.content_feed)
+        let have_key = self.shared.opts.encryption_key.is_some();
+        let decoded = header.map(|h| match Header::decode(h) {
+            Ok(h) if h.protocol == "hyperbee" => Ok(h.metadata.and_then(|m| m.content_feed)),
+            Ok(h) => Err(format!("protocol {:?}", h.protocol)),
+            Err(e) => Err(e.to_string()),
+        });
+        let content_feed = match decoded {
+            Some(Ok(feed)) => feed,
+            // A blind seeder: the header is ciphertext to it; the manifest names the blobs core.
+            Some(Err(_)) | None if self.shared.opts.blind => None,
+            Some(Err(e)) => {
+                return Err(DriveError::Header(encryption::header_error(e, have_key)));
             }
             None => None,
         };
@@ -391,6 +417,9 @@ impl Hyperdrive {
             }
         };
         core.set_durability(self.shared.opts.durability);
+        if let Some(k) = &self.shared.opts.encryption_key {
+            core.set_encryption_key(&k.0, false);
+        }
         let blobs = Hyperblobs::new(core.clone(), Some(Replicator::new(core)))
             .with_wait(self.shared.opts.wait);
         let mut st = self.shared.state();
