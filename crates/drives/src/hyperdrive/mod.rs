@@ -75,6 +75,7 @@
 
 mod drive_impl;
 pub mod entry;
+mod folders;
 pub mod path;
 
 use serde_json::Value;
