@@ -253,8 +253,7 @@ pub enum Command {
         /// Mount this version, read-only.
         #[arg(long, value_name = "N")]
         version: Option<u64>,
-        /// How long a read waits for a block no peer sends before it fails with EIO; also how long to
-        /// look for the first peer of a drive with nothing stored (default: 60)
+        /// How long a read waits for a block no peer sends before it fails with EIO (default: 60)
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<u64>,
         #[command(flatten)]

@@ -44,7 +44,7 @@ use tokio::runtime::Handle;
 use crate::hyper::{self, AnyDrive, PeerWait};
 use crate::Out;
 
-/// How long a read waits for a block (and the mount for a first peer) without `--timeout`.
+/// How long a read waits for a block without `--timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the kernel keeps entries and attributes before asking again (a live drive changes).
 const TTL: Duration = Duration::from_secs(1);
@@ -104,10 +104,7 @@ pub(crate) async fn run(
     })?;
     let swarm = hyper::swarming(vec![drive.clone()], net, true, false, out).await?;
     AnyDrive::Hyper(drive.clone())
-        .prepare(PeerWait {
-            timeout: Some(timeout),
-            quiet: false,
-        })
+        .prepare(PeerWait::DEFAULT)
         .await?;
     let view = match a.version {
         Some(v) if v > drive.version() => {

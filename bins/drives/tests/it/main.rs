@@ -8,6 +8,7 @@ mod crash;
 mod enospc;
 mod js_interop;
 mod mirror_live;
+mod mount;
 mod safety;
 mod seed_screen;
 mod serve_browser;
