@@ -774,13 +774,12 @@ impl Inner {
         let mut batch = self.drive.new_batch().map_err(|e| errno(&e))?;
         if from_kind == Kind::Dir {
             match to_kind {
-                Some(Kind::Dir) => {
-                    if self.rt.block_on(self.drive.is_folder(to)).unwrap_or(true) {
-                        return Err(Errno::ENOTEMPTY);
-                    }
+                // A folder with entries below it (one made by mkdir is empty: replaced).
+                Some(Kind::Dir) if self.rt.block_on(self.drive.is_folder(to)).unwrap_or(true) => {
+                    return Err(Errno::ENOTEMPTY);
                 }
+                Some(Kind::Dir) | None => {}
                 Some(_) => return Err(Errno::ENOTDIR),
-                None => {}
             }
             if to.starts_with(&child_prefix(from)) {
                 return Err(Errno::EINVAL);

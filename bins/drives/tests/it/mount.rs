@@ -183,7 +183,7 @@ fn stored_blocks(storage: &Path, key: &str) -> (u64, u64) {
     use holepunch::hyperdrive::{DriveOptions, Hyperdrive};
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let store = Corestore::open(&storage.join("corestore")).expect("store");
+        let store = Corestore::open(storage.join("corestore")).expect("store");
         let key = holepunch::id_encoding::decode(key).expect("key");
         let drive = Hyperdrive::open_key(&store, key, DriveOptions::default()).expect("drive");
         let blobs = drive.blobs().await.expect("blobs");

@@ -235,7 +235,7 @@ fn rust_mounts_a_js_seeded_drive_sparse_and_byte_exact() {
         use holepunch::hyperdrive::{DriveOptions, Hyperdrive};
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {
-            let store = Corestore::open(&cwd.join("r/corestore")).expect("store");
+            let store = Corestore::open(cwd.join("r/corestore")).expect("store");
             let k = holepunch::id_encoding::decode(&key).expect("key");
             let drive = Hyperdrive::open_key(&store, k, DriveOptions::default()).expect("drive");
             let blobs = drive.blobs().await.expect("blobs");
