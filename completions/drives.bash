@@ -40,6 +40,9 @@ _drives() {
             drives,mirror)
                 cmd="drives__subcmd__mirror"
                 ;;
+            drives,mount)
+                cmd="drives__subcmd__mount"
+                ;;
             drives,purge)
                 cmd="drives__subcmd__purge"
                 ;;
@@ -82,6 +85,9 @@ _drives() {
             drives__subcmd__help,mirror)
                 cmd="drives__subcmd__help__subcmd__mirror"
                 ;;
+            drives__subcmd__help,mount)
+                cmd="drives__subcmd__help__subcmd__mount"
+                ;;
             drives__subcmd__help,purge)
                 cmd="drives__subcmd__help__subcmd__purge"
                 ;;
@@ -107,7 +113,7 @@ _drives() {
 
     case "${cmd}" in
         drives)
-            opts="-h -V --encryption-key --help --version init touch mirror ls seed download serve put entry get rm info purge help"
+            opts="-h -V --encryption-key --help --version init touch mirror ls seed download serve put entry get rm info mount purge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -219,7 +225,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__help)
-            opts="init touch mirror ls seed download serve put entry get rm info purge help"
+            opts="init touch mirror ls seed download serve put entry get rm info mount purge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -331,6 +337,20 @@ _drives() {
             return 0
             ;;
         drives__subcmd__help__subcmd__mirror)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drives__subcmd__help__subcmd__mount)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -517,6 +537,44 @@ _drives() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --storage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bootstrap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encryption-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        drives__subcmd__mount)
+            opts="-h --version --timeout --storage --relay --bootstrap --encryption-key --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -39,6 +39,7 @@ complete -c drives -n "__fish_drives_needs_command" -f -a "entry" -d 'Show a sin
 complete -c drives -n "__fish_drives_needs_command" -f -a "get" -d 'Show the file content'
 complete -c drives -n "__fish_drives_needs_command" -f -a "rm" -d 'Delete a file'
 complete -c drives -n "__fish_drives_needs_command" -f -a "info" -d 'Show info about the Hyperdrive'
+complete -c drives -n "__fish_drives_needs_command" -f -a "mount" -d 'Mount a hyperdrive as a folder (FUSE), in the foreground until unmounted'
 complete -c drives -n "__fish_drives_needs_command" -f -a "purge" -d 'Delete all local storage of the drive'
 complete -c drives -n "__fish_drives_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c drives -n "__fish_drives_using_subcommand init" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
@@ -110,20 +111,28 @@ complete -c drives -n "__fish_drives_using_subcommand rm" -s h -l help -d 'Print
 complete -c drives -n "__fish_drives_using_subcommand info" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand info" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand info" -s h -l help -d 'Print help'
+complete -c drives -n "__fish_drives_using_subcommand mount" -l version -d 'Mount this version, read-only' -r
+complete -c drives -n "__fish_drives_using_subcommand mount" -l timeout -d 'How long a read waits for a block no peer sends before it fails with EIO (default: 60)' -r
+complete -c drives -n "__fish_drives_using_subcommand mount" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
+complete -c drives -n "__fish_drives_using_subcommand mount" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
+complete -c drives -n "__fish_drives_using_subcommand mount" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
+complete -c drives -n "__fish_drives_using_subcommand mount" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
+complete -c drives -n "__fish_drives_using_subcommand mount" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c drives -n "__fish_drives_using_subcommand purge" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand purge" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand purge" -s h -l help -d 'Print help'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "init" -d 'Initializes a new storage on the cwd'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "touch" -d 'Create a writable Hyperdrive'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "mirror" -d 'Mirror a drive into another drive'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "ls" -d 'List files of the drive'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "seed" -d 'Seed a Hyperdrive to the DHT network'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "download" -d 'Archive download a Hyperdrive by key'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "serve" -d 'Creates a HTTP drive server'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "put" -d 'Create a file'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "entry" -d 'Show a single entry file'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "get" -d 'Show the file content'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "rm" -d 'Delete a file'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "info" -d 'Show info about the Hyperdrive'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "purge" -d 'Delete all local storage of the drive'
-complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info purge help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "init" -d 'Initializes a new storage on the cwd'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "touch" -d 'Create a writable Hyperdrive'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "mirror" -d 'Mirror a drive into another drive'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "ls" -d 'List files of the drive'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "seed" -d 'Seed a Hyperdrive to the DHT network'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "download" -d 'Archive download a Hyperdrive by key'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "serve" -d 'Creates a HTTP drive server'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "put" -d 'Create a file'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "entry" -d 'Show a single entry file'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "get" -d 'Show the file content'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "rm" -d 'Delete a file'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "info" -d 'Show info about the Hyperdrive'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "mount" -d 'Mount a hyperdrive as a folder (FUSE), in the foreground until unmounted'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "purge" -d 'Delete all local storage of the drive'
+complete -c drives -n "__fish_drives_using_subcommand help; and not __fish_seen_subcommand_from init touch mirror ls seed download serve put entry get rm info mount purge help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

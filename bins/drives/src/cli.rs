@@ -259,6 +259,28 @@ pub enum Command {
         #[command(flatten)]
         storage: StorageArg,
     },
+    /// Mount a hyperdrive as a folder (FUSE), in the foreground until unmounted.
+    ///
+    /// A drive of this store's writer is read-write (a file becomes a new version when closed or
+    /// fsynced); any other drive, or --version, is read-only and sparse (blocks are fetched from peers
+    /// when read) and shows new versions as they arrive. Unmounts on SIGINT/SIGTERM/SIGHUP or
+    /// `fusermount -u DIR`.
+    Mount {
+        /// Drive public key (a drive of the store, or one to fetch from peers).
+        src: String,
+        /// Mount point (an existing, empty folder).
+        dir: PathBuf,
+        /// Mount this version, read-only.
+        #[arg(long, value_name = "N")]
+        version: Option<u64>,
+        /// How long a read waits for a block no peer sends before it fails with EIO (default: 60)
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+        #[command(flatten)]
+        storage: StorageArg,
+        #[command(flatten)]
+        net: NetArg,
+    },
     /// Delete all local storage of the drive.
     Purge {
         /// Drive public key.

@@ -20,6 +20,7 @@ use holepunch::mirror::{Diff, Mirror, MirrorEvent, MirrorOptions, Op};
 mod blind;
 mod encryption;
 mod hyper;
+mod mount;
 mod seed;
 mod serve;
 
@@ -283,6 +284,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info { key, storage } => {
             let dir = storage_notice(out, &storage, None);
             hyper::info(out, &dir, &key).await
+        }
+        Command::Mount {
+            src,
+            dir,
+            version,
+            timeout,
+            storage,
+            net,
+        } => {
+            let store = storage_notice(out, &storage, None);
+            let opts = mount::MountArgs {
+                src,
+                dir,
+                version,
+                timeout: timeout.map(Duration::from_secs),
+            };
+            mount::run(out, &store, &net, opts).await
         }
         Command::Purge { key, storage } => {
             let dir = storage_notice(out, &storage, None);

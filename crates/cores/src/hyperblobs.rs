@@ -362,7 +362,14 @@ impl Hyperblobs {
             reader.skip = skip;
         } else {
             let (index, skip) = self.locate(id, start).await?;
-            reader.blocks = (index..id.block_end()).collect();
+            // Only the blocks the range covers: a short read in the middle of a large blob must not
+            // prefetch (download) the rest of it.
+            let last = if end < size {
+                self.locate(id, end - 1).await?.0
+            } else {
+                id.block_end().saturating_sub(1)
+            };
+            reader.blocks = (index..=last.max(index)).collect();
             reader.skip = skip;
         }
         reader.start_prefetch();

@@ -9,6 +9,7 @@ mod encrypted_cli;
 mod enospc;
 mod js_interop;
 mod mirror_live;
+mod mount;
 mod safety;
 mod seed_screen;
 mod serve_browser;

@@ -83,6 +83,7 @@
 mod drive_impl;
 pub mod encryption;
 pub mod entry;
+mod folders;
 pub mod path;
 
 use serde_json::Value;

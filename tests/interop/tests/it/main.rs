@@ -8,6 +8,7 @@ mod common;
 mod compact_encoding_interop;
 mod dht_rpc_interop;
 mod drives_js_store;
+mod drives_mount_js;
 mod harness;
 mod hyperbee_interop;
 mod hyperbee_watch_js;
