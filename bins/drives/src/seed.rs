@@ -7,17 +7,28 @@
 //! as JS redraws on peer changes and every second). Otherwise (a pipe, a log file) the output stays the plain
 //! lines scripts read: the `Announced` block once the swarm is flushed, then one status line
 //! (`No peers` or `Peers: N | files F + blobs B blks | uploaded U blks`) each time it changes.
+//!
+//! `drives seed KEY KEY...` and `drives seed --all` (every drive of the store) seed many drives on one swarm
+//! (one DHT node, one connection per peer, each drive's topic announced): see [`seed_many`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{bail, Context};
+use drives_cli::cli::NetArg;
 use drives_cli::util::Crayon;
-use holepunch::hyperdrive::Hyperdrive;
+use holepunch::corestore::Corestore;
+use holepunch::crypto;
+use holepunch::hyperbee::messages::Header;
+use holepunch::hyperdrive::{self, Hyperdrive};
 use holepunch::id_encoding;
 
-use crate::hyper::Swarming;
+use crate::hyper::{self, Swarming};
+use crate::Out;
 
 /// Shortest time between two redraws (or status lines).
 const MIN_REDRAW: Duration = Duration::from_millis(150);
@@ -264,6 +275,206 @@ async fn screen(
             }
         }
     }
+}
+
+/// Drives listed on a terminal's screen at most (the rest are counted), so the screen fits.
+const MAX_SCREEN_DRIVES: usize = 20;
+
+/// `drives seed KEY KEY...` / `drives seed --all`: opens the drives, joins each one's topic on one swarm and
+/// reports each drive's status until the process ends.
+pub(crate) async fn seed_many(
+    out: Out,
+    dir: &Path,
+    keys: &[String],
+    all: bool,
+    net: &NetArg,
+) -> anyhow::Result<()> {
+    let store = hyper::open_store(dir)?;
+    let drives = if all {
+        store_drives(&store)?
+    } else {
+        let mut seen = BTreeSet::new();
+        let mut drives = Vec::new();
+        for k in keys {
+            let d = hyper::open_hyper(&store, k)?;
+            if seen.insert(d.key()) {
+                drives.push(d);
+            }
+        }
+        drives
+    };
+    if drives.is_empty() {
+        bail!("no drive to seed in the store at {}", dir.display());
+    }
+    let swarm = hyper::swarming(drives.clone(), net, true, false, out).await?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    run_many(&drives, &swarm, out.c, terminal).await;
+    Ok(())
+}
+
+/// Every drive of the store: the cores whose first block is a hyperbee header naming a blobs core (in its
+/// `contentFeed`, or derived from the core's manifest). Other cores (blobs, empty drives that have nothing
+/// to serve yet) are closed again; a core that cannot be read is reported and skipped.
+pub(crate) fn store_drives(store: &Corestore) -> anyhow::Result<Vec<Hyperdrive>> {
+    let listed = store
+        .list()
+        .with_context(|| format!("listing the cores of {}", store.dir().display()))?;
+    let mut drives = Vec::new();
+    for dk in &listed {
+        let core = match store.get_by_discovery_key(dk) {
+            Ok(Some(core)) => core,
+            Ok(None) => continue,
+            Err(e) => {
+                let id: String = dk.iter().map(|b| format!("{b:02x}")).collect();
+                eprintln!("skipping core {id}: {e}");
+                continue;
+            }
+        };
+        let header = core
+            .get(0)
+            .ok()
+            .flatten()
+            .and_then(|b| Header::decode(&b).ok())
+            .filter(|h| h.protocol == "hyperbee");
+        let is_drive = header.is_some_and(|h| {
+            h.metadata.is_some_and(|m| m.content_feed.is_some())
+                || core
+                    .manifest()
+                    .and_then(|m| hyperdrive::content_key(&m, &core.key()))
+                    .is_some_and(|k| listed.binary_search(&crypto::discovery_key(&k)).is_ok())
+        });
+        if !is_drive {
+            store.close_core(dk);
+            continue;
+        }
+        match Hyperdrive::open_key(store, core.key(), hyper::drive_options()) {
+            Ok(d) => drives.push(d),
+            Err(e) => eprintln!("skipping drive {}: {e}", id_encoding::encode(&core.key())),
+        }
+    }
+    Ok(drives)
+}
+
+/// One drive's status line in a many-drive seed: its key, then what `drives seed KEY` prints.
+fn drive_line(drive: &Hyperdrive, swarm: &Swarming, c: Crayon) -> String {
+    format!(
+        "{} {}",
+        c.green(&id_encoding::encode(&drive.key())),
+        snapshot(drive, swarm, true).status_line(c)
+    )
+}
+
+/// Wakes `notify` whenever one of the drives' replication changes.
+fn watch_all(
+    drives: &[Hyperdrive],
+    notify: &Arc<tokio::sync::Notify>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    drives
+        .iter()
+        .filter_map(|d| d.replicators().first().map(|r| r.watch()))
+        .map(|mut rx| {
+            let n = notify.clone();
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    n.notify_one();
+                }
+            })
+        })
+        .collect()
+}
+
+async fn run_many(drives: &[Hyperdrive], swarm: &Swarming, c: Crayon, terminal: bool) {
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let _watchers = watch_all(drives, &notify);
+    let mut flushed = {
+        let s = swarm.swarm().clone();
+        tokio::spawn(async move {
+            s.flush().await;
+        })
+    };
+    let n = drives.len();
+    let mut announced = false;
+    if !terminal {
+        println!("Seeding {n} drives");
+        let _ = (&mut flushed).await;
+        announced = true;
+        println!("{}", c.cyan("Announced"));
+    }
+    // The last line shown for each drive (plain output), or the last screen (terminal).
+    let mut last: Vec<String> = vec![String::new(); n];
+    let mut last_screen = String::new();
+    let mut shown_lines = 0usize;
+    loop {
+        let lines: Vec<String> = drives.iter().map(|d| drive_line(d, swarm, c)).collect();
+        if terminal {
+            let text = many_screen(drives, &lines, announced, c);
+            if text != last_screen {
+                let mut out = std::io::stdout().lock();
+                if shown_lines > 0 {
+                    let _ = write!(out, "\x1b[{shown_lines}F\x1b[J");
+                }
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+                shown_lines = text.lines().count();
+                last_screen = text;
+            }
+        } else {
+            let mut out = std::io::stdout().lock();
+            for (line, prev) in lines.into_iter().zip(last.iter_mut()) {
+                if line != *prev {
+                    let _ = writeln!(out, "{line}");
+                    *prev = line;
+                }
+            }
+            let _ = out.flush();
+        }
+        tokio::time::sleep(MIN_REDRAW).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = notify.notified() => {}
+            r = &mut flushed, if !announced => {
+                let _ = r;
+                announced = true;
+            }
+        }
+    }
+}
+
+/// The terminal screen of a many-drive seed: a header, then the drives with peers first (at most
+/// [`MAX_SCREEN_DRIVES`]), then how many more there are.
+fn many_screen(drives: &[Hyperdrive], lines: &[String], announced: bool, c: Crayon) -> String {
+    let n = drives.len();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}",
+        if announced {
+            c.cyan(&format!("Announced {n} drives"))
+        } else {
+            c.red(&format!("Announcing {n} drives..."))
+        }
+    );
+    out.push('\n');
+    let mut order: Vec<usize> = (0..n).collect();
+    // Drives with peers first (stable: in the order given otherwise).
+    order.sort_by_key(|&i| {
+        drives[i]
+            .replicators()
+            .first()
+            .map_or(0, |r| r.peer_stats().len())
+            == 0
+    });
+    for &i in order.iter().take(MAX_SCREEN_DRIVES) {
+        let _ = writeln!(out, "{}", lines[i]);
+    }
+    if n > MAX_SCREEN_DRIVES {
+        let _ = writeln!(
+            out,
+            "... and {} more drives",
+            c.yellow(&(n - MAX_SCREEN_DRIVES).to_string())
+        );
+    }
+    out
 }
 
 #[cfg(test)]

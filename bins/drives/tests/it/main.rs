@@ -9,6 +9,7 @@ mod enospc;
 mod js_interop;
 mod mirror_live;
 mod safety;
+mod seed_many;
 mod seed_screen;
 mod serve_browser;
 mod serve_checkout;
