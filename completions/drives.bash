@@ -579,7 +579,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__seed)
-            opts="-h --storage --relay --bootstrap --help"
+            opts="-h --all --storage --relay --bootstrap --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
