@@ -289,6 +289,10 @@ pub(crate) async fn seed_many(
     all: bool,
     net: &NetArg,
 ) -> anyhow::Result<()> {
+    // Each drive keeps its cores' files open: past the usual soft limit of 1024 with a few hundred drives.
+    if let Err(e) = bin_support::limits::raise_open_files() {
+        eprintln!("could not raise the open files limit: {e}");
+    }
     let store = hyper::open_store(dir)?;
     let drives = if all {
         store_drives(&store)?
@@ -405,9 +409,18 @@ async fn run_many(drives: &[Hyperdrive], swarm: &Swarming, c: Crayon, terminal: 
     let mut last_screen = String::new();
     let mut shown_lines = 0usize;
     loop {
-        let lines: Vec<String> = drives.iter().map(|d| drive_line(d, swarm, c)).collect();
+        let lines: Vec<(String, bool)> = drives
+            .iter()
+            .map(|d| {
+                let peers = d
+                    .replicators()
+                    .first()
+                    .is_some_and(|r| !r.peer_stats().is_empty());
+                (drive_line(d, swarm, c), peers)
+            })
+            .collect();
         if terminal {
-            let text = many_screen(drives, &lines, announced, c);
+            let text = many_screen(&lines, announced, c);
             if text != last_screen {
                 let mut out = std::io::stdout().lock();
                 if shown_lines > 0 {
@@ -420,7 +433,7 @@ async fn run_many(drives: &[Hyperdrive], swarm: &Swarming, c: Crayon, terminal: 
             }
         } else {
             let mut out = std::io::stdout().lock();
-            for (line, prev) in lines.into_iter().zip(last.iter_mut()) {
+            for ((line, _), prev) in lines.into_iter().zip(last.iter_mut()) {
                 if line != *prev {
                     let _ = writeln!(out, "{line}");
                     *prev = line;
@@ -440,10 +453,10 @@ async fn run_many(drives: &[Hyperdrive], swarm: &Swarming, c: Crayon, terminal: 
     }
 }
 
-/// The terminal screen of a many-drive seed: a header, then the drives with peers first (at most
-/// [`MAX_SCREEN_DRIVES`]), then how many more there are.
-fn many_screen(drives: &[Hyperdrive], lines: &[String], announced: bool, c: Crayon) -> String {
-    let n = drives.len();
+/// The terminal screen of a many-drive seed: a header, then the drives' lines (`(line, has peers)`), those
+/// with peers first (at most [`MAX_SCREEN_DRIVES`]), then how many more there are.
+fn many_screen(lines: &[(String, bool)], announced: bool, c: Crayon) -> String {
+    let n = lines.len();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -455,17 +468,14 @@ fn many_screen(drives: &[Hyperdrive], lines: &[String], announced: bool, c: Cray
         }
     );
     out.push('\n');
-    let mut order: Vec<usize> = (0..n).collect();
-    // Drives with peers first (stable: in the order given otherwise).
-    order.sort_by_key(|&i| {
-        drives[i]
-            .replicators()
-            .first()
-            .map_or(0, |r| r.peer_stats().len())
-            == 0
-    });
-    for &i in order.iter().take(MAX_SCREEN_DRIVES) {
-        let _ = writeln!(out, "{}", lines[i]);
+    // Drives with peers first; otherwise in the order given.
+    let shown = lines
+        .iter()
+        .filter(|(_, peers)| *peers)
+        .chain(lines.iter().filter(|(_, peers)| !*peers))
+        .take(MAX_SCREEN_DRIVES);
+    for (line, _) in shown {
+        let _ = writeln!(out, "{line}");
     }
     if n > MAX_SCREEN_DRIVES {
         let _ = writeln!(
@@ -545,6 +555,29 @@ mod tests {
         // Colours only wrap the values.
         let on = s.render(Crayon(true));
         assert!(on.contains("\x1b[36mAnnounced\x1b[0m"), "{on}");
+    }
+
+    #[test]
+    fn many_drives_screen_lists_drives_with_peers_first_and_fits() {
+        let off = Crayon(false);
+        let lines: Vec<(String, bool)> = (0..25)
+            .map(|i| (format!("drive{i:02} status"), i == 7 || i == 22))
+            .collect();
+        let text = many_screen(&lines, false, off);
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows[0], "Announcing 25 drives...");
+        assert_eq!(rows[1], "");
+        assert_eq!(
+            &rows[2..5],
+            ["drive07 status", "drive22 status", "drive00 status"]
+        );
+        assert_eq!(rows.len(), 2 + MAX_SCREEN_DRIVES + 1);
+        assert_eq!(rows[rows.len() - 1], "... and 5 more drives");
+        let few = many_screen(&lines[..2], true, off);
+        assert_eq!(
+            few,
+            "Announced 2 drives\n\ndrive00 status\ndrive01 status\n"
+        );
     }
 
     #[test]
