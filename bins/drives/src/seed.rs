@@ -399,7 +399,7 @@ async fn run_many(drives: &[Hyperdrive], swarm: &Swarming, c: Crayon, terminal: 
     let n = drives.len();
     let mut announced = false;
     if !terminal {
-        println!("Seeding {n} drives");
+        println!("Seeding {}", drives_count(n));
         let _ = (&mut flushed).await;
         announced = true;
         println!("{}", c.cyan("Announced"));
@@ -453,6 +453,15 @@ async fn run_many(drives: &[Hyperdrive], swarm: &Swarming, c: Crayon, terminal: 
     }
 }
 
+/// `1 drive`, `N drives`.
+fn drives_count(n: usize) -> String {
+    if n == 1 {
+        "1 drive".to_string()
+    } else {
+        format!("{n} drives")
+    }
+}
+
 /// The terminal screen of a many-drive seed: a header, then the drives' lines (`(line, has peers)`), those
 /// with peers first (at most [`MAX_SCREEN_DRIVES`]), then how many more there are.
 fn many_screen(lines: &[(String, bool)], announced: bool, c: Crayon) -> String {
@@ -462,9 +471,9 @@ fn many_screen(lines: &[(String, bool)], announced: bool, c: Crayon) -> String {
         out,
         "{}",
         if announced {
-            c.cyan(&format!("Announced {n} drives"))
+            c.cyan(&format!("Announced {}", drives_count(n)))
         } else {
-            c.red(&format!("Announcing {n} drives..."))
+            c.red(&format!("Announcing {}...", drives_count(n)))
         }
     );
     out.push('\n');

@@ -88,8 +88,21 @@ fn seed_all_serves_every_drive_of_the_store_from_one_process() {
     seeder.wait_for("Announced", Duration::from_secs(60));
     wait_for_status_lines(&seeder, &keys);
     download_each(cwd, &keys, &firsts, &bootstrap, "all");
-    // The seeder reports each peer on its drive's line.
-    seeder.wait_for(" Peers: ", Duration::from_secs(30));
+    // A peer that stays (a live mirror of the second drive) shows on that drive's line.
+    let _peer = Running::spawn(
+        cwd,
+        &[
+            "mirror",
+            &keys[1],
+            "./live",
+            "--live",
+            "--storage",
+            "live-dl",
+            "--bootstrap",
+            &bootstrap,
+        ],
+    );
+    seeder.wait_for(&format!("{} Peers: 1 | ", keys[1]), Duration::from_secs(60));
 }
 
 #[test]
