@@ -681,7 +681,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__seed)
-            opts="-h --storage --relay --bootstrap --encryption-key --help"
+            opts="-h --all --storage --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

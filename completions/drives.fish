@@ -73,6 +73,7 @@ complete -c drives -n "__fish_drives_using_subcommand seed" -l storage -d 'Stora
 complete -c drives -n "__fish_drives_using_subcommand seed" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand seed" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand seed" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
+complete -c drives -n "__fish_drives_using_subcommand seed" -l all -d 'Seed every drive of the store (one swarm, one status line per drive)'
 complete -c drives -n "__fish_drives_using_subcommand seed" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand download" -l timeout -d 'Give up (exit 1, nothing written) when no peer of a remote drive is found within SECONDS (default: wait as long as it takes, as JS drives)' -r
 complete -c drives -n "__fish_drives_using_subcommand download" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F

@@ -45,3 +45,5 @@ fn bash_completions_parse() {
         assert!(status.success(), "bash -n {}", path.display());
     }
 }
+
+mod systemd_units;

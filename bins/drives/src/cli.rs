@@ -27,6 +27,7 @@ Examples:
   drives touch                         create a writable hyperdrive, print its key
   drives mirror ./folder KEY           import a folder into the drive
   drives seed KEY                      share it
+  drives seed --all                    share every drive of the store from one process
   drives mirror KEY ./copy             download it into a folder (exits when the folder matches)
   drives serve KEY --port 8080         HTTP server with range requests
   drives touch --encrypted             create an encrypted drive, print its key and encryption key
@@ -166,8 +167,12 @@ pub enum Command {
     },
     /// Seed a Hyperdrive to the DHT network.
     Seed {
-        /// Drive public key (default: a new drive).
-        key: Option<String>,
+        /// Drive public keys, seeded on one swarm (default: a new drive).
+        #[arg(value_name = "KEY")]
+        keys: Vec<String>,
+        /// Seed every drive of the store (one swarm, one status line per drive).
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
         #[command(flatten)]
         storage: StorageArg,
         #[command(flatten)]

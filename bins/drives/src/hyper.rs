@@ -385,7 +385,7 @@ fn decode_key(key: &str) -> anyhow::Result<[u8; 32]> {
     id_encoding::decode(key).map_err(|e| anyhow::anyhow!("invalid drive key {key:?}: {e}"))
 }
 
-fn drive_options() -> DriveOptions {
+pub(crate) fn drive_options() -> DriveOptions {
     DriveOptions {
         wait: WaitOptions {
             wait: true,
@@ -411,7 +411,7 @@ pub(crate) fn open_store(dir: &Path) -> anyhow::Result<Corestore> {
     Corestore::open(dir).with_context(|| format!("cannot open the corestore at {}", dir.display()))
 }
 
-fn open_hyper(store: &Corestore, key: &str) -> anyhow::Result<Hyperdrive> {
+pub(crate) fn open_hyper(store: &Corestore, key: &str) -> anyhow::Result<Hyperdrive> {
     open_hyper_with(store, key, drive_options())
 }
 

@@ -169,10 +169,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             drive.close().await;
             Ok(())
         }
-        Command::Seed { key, storage, net } => {
+        Command::Seed {
+            keys,
+            all,
+            storage,
+            net,
+        } => {
             let dir = storage_notice(out, &storage, None);
             println!();
-            hyper::seed(out, &dir, key.as_deref(), &net).await
+            match keys.as_slice() {
+                [] if !all => hyper::seed(out, &dir, None, &net).await,
+                [key] => hyper::seed(out, &dir, Some(key), &net).await,
+                _ => seed::seed_many(out, &dir, &keys, all, &net).await,
+            }
         }
         Command::Download {
             key,

@@ -7,17 +7,28 @@
 //! as JS redraws on peer changes and every second). Otherwise (a pipe, a log file) the output stays the plain
 //! lines scripts read: the `Announced` block once the swarm is flushed, then one status line
 //! (`No peers` or `Peers: N | files F + blobs B blks | uploaded U blks`) each time it changes.
+//!
+//! `drives seed KEY KEY...` and `drives seed --all` (every drive of the store) seed many drives on one swarm
+//! (one DHT node, one connection per peer, each drive's topic announced): see [`seed_many`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{bail, Context};
+use drives_cli::cli::NetArg;
 use drives_cli::util::Crayon;
-use holepunch::hyperdrive::Hyperdrive;
+use holepunch::corestore::Corestore;
+use holepunch::crypto;
+use holepunch::hyperbee::messages::Header;
+use holepunch::hyperdrive::{self, Hyperdrive};
 use holepunch::id_encoding;
 
-use crate::hyper::Swarming;
+use crate::hyper::{self, Swarming};
+use crate::Out;
 
 /// Shortest time between two redraws (or status lines).
 const MIN_REDRAW: Duration = Duration::from_millis(150);
@@ -266,6 +277,225 @@ async fn screen(
     }
 }
 
+/// Drives listed on a terminal's screen at most (the rest are counted), so the screen fits.
+const MAX_SCREEN_DRIVES: usize = 20;
+
+/// `drives seed KEY KEY...` / `drives seed --all`: opens the drives, joins each one's topic on one swarm and
+/// reports each drive's status until the process ends.
+pub(crate) async fn seed_many(
+    out: Out,
+    dir: &Path,
+    keys: &[String],
+    all: bool,
+    net: &NetArg,
+) -> anyhow::Result<()> {
+    // Each drive keeps its cores' files open: past the usual soft limit of 1024 with a few hundred drives.
+    if let Err(e) = bin_support::limits::raise_open_files() {
+        eprintln!("could not raise the open files limit: {e}");
+    }
+    let store = hyper::open_store(dir)?;
+    let drives = if all {
+        store_drives(&store)?
+    } else {
+        let mut seen = BTreeSet::new();
+        let mut drives = Vec::new();
+        for k in keys {
+            let d = hyper::open_hyper(&store, k)?;
+            if seen.insert(d.key()) {
+                drives.push(d);
+            }
+        }
+        drives
+    };
+    if drives.is_empty() {
+        bail!("no drive to seed in the store at {}", dir.display());
+    }
+    let swarm = hyper::swarming(drives.clone(), net, true, false, out).await?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    run_many(&drives, &swarm, out.c, terminal).await;
+    Ok(())
+}
+
+/// Every drive of the store: the cores whose first block is a hyperbee header naming a blobs core (in its
+/// `contentFeed`, or derived from the core's manifest). Other cores (blobs, empty drives that have nothing
+/// to serve yet) are closed again; a core that cannot be read is reported and skipped.
+pub(crate) fn store_drives(store: &Corestore) -> anyhow::Result<Vec<Hyperdrive>> {
+    let listed = store
+        .list()
+        .with_context(|| format!("listing the cores of {}", store.dir().display()))?;
+    let mut drives = Vec::new();
+    for dk in &listed {
+        let core = match store.get_by_discovery_key(dk) {
+            Ok(Some(core)) => core,
+            Ok(None) => continue,
+            Err(e) => {
+                let id: String = dk.iter().map(|b| format!("{b:02x}")).collect();
+                eprintln!("skipping core {id}: {e}");
+                continue;
+            }
+        };
+        let header = core
+            .get(0)
+            .ok()
+            .flatten()
+            .and_then(|b| Header::decode(&b).ok())
+            .filter(|h| h.protocol == "hyperbee");
+        let is_drive = header.is_some_and(|h| {
+            h.metadata.is_some_and(|m| m.content_feed.is_some())
+                || core
+                    .manifest()
+                    .and_then(|m| hyperdrive::content_key(&m, &core.key()))
+                    .is_some_and(|k| listed.binary_search(&crypto::discovery_key(&k)).is_ok())
+        });
+        if !is_drive {
+            store.close_core(dk);
+            continue;
+        }
+        match Hyperdrive::open_key(store, core.key(), hyper::drive_options()) {
+            Ok(d) => drives.push(d),
+            Err(e) => eprintln!("skipping drive {}: {e}", id_encoding::encode(&core.key())),
+        }
+    }
+    Ok(drives)
+}
+
+/// One drive's status line in a many-drive seed: its key, then what `drives seed KEY` prints.
+fn drive_line(drive: &Hyperdrive, swarm: &Swarming, c: Crayon) -> String {
+    format!(
+        "{} {}",
+        c.green(&id_encoding::encode(&drive.key())),
+        snapshot(drive, swarm, true).status_line(c)
+    )
+}
+
+/// Wakes `notify` whenever one of the drives' replication changes.
+fn watch_all(
+    drives: &[Hyperdrive],
+    notify: &Arc<tokio::sync::Notify>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    drives
+        .iter()
+        .filter_map(|d| d.replicators().first().map(|r| r.watch()))
+        .map(|mut rx| {
+            let n = notify.clone();
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    n.notify_one();
+                }
+            })
+        })
+        .collect()
+}
+
+async fn run_many(drives: &[Hyperdrive], swarm: &Swarming, c: Crayon, terminal: bool) {
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let _watchers = watch_all(drives, &notify);
+    let mut flushed = {
+        let s = swarm.swarm().clone();
+        tokio::spawn(async move {
+            s.flush().await;
+        })
+    };
+    let n = drives.len();
+    let mut announced = false;
+    if !terminal {
+        println!("Seeding {}", drives_count(n));
+        let _ = (&mut flushed).await;
+        announced = true;
+        println!("{}", c.cyan("Announced"));
+    }
+    // The last line shown for each drive (plain output), or the last screen (terminal).
+    let mut last: Vec<String> = vec![String::new(); n];
+    let mut last_screen = String::new();
+    let mut shown_lines = 0usize;
+    loop {
+        let lines: Vec<(String, bool)> = drives
+            .iter()
+            .map(|d| {
+                let peers = d
+                    .replicators()
+                    .first()
+                    .is_some_and(|r| !r.peer_stats().is_empty());
+                (drive_line(d, swarm, c), peers)
+            })
+            .collect();
+        if terminal {
+            let text = many_screen(&lines, announced, c);
+            if text != last_screen {
+                let mut out = std::io::stdout().lock();
+                if shown_lines > 0 {
+                    let _ = write!(out, "\x1b[{shown_lines}F\x1b[J");
+                }
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+                shown_lines = text.lines().count();
+                last_screen = text;
+            }
+        } else {
+            let mut out = std::io::stdout().lock();
+            for ((line, _), prev) in lines.into_iter().zip(last.iter_mut()) {
+                if line != *prev {
+                    let _ = writeln!(out, "{line}");
+                    *prev = line;
+                }
+            }
+            let _ = out.flush();
+        }
+        tokio::time::sleep(MIN_REDRAW).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = notify.notified() => {}
+            r = &mut flushed, if !announced => {
+                let _ = r;
+                announced = true;
+            }
+        }
+    }
+}
+
+/// `1 drive`, `N drives`.
+fn drives_count(n: usize) -> String {
+    if n == 1 {
+        "1 drive".to_string()
+    } else {
+        format!("{n} drives")
+    }
+}
+
+/// The terminal screen of a many-drive seed: a header, then the drives' lines (`(line, has peers)`), those
+/// with peers first (at most [`MAX_SCREEN_DRIVES`]), then how many more there are.
+fn many_screen(lines: &[(String, bool)], announced: bool, c: Crayon) -> String {
+    let n = lines.len();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}",
+        if announced {
+            c.cyan(&format!("Announced {}", drives_count(n)))
+        } else {
+            c.red(&format!("Announcing {}...", drives_count(n)))
+        }
+    );
+    out.push('\n');
+    // Drives with peers first; otherwise in the order given.
+    let shown = lines
+        .iter()
+        .filter(|(_, peers)| *peers)
+        .chain(lines.iter().filter(|(_, peers)| !*peers))
+        .take(MAX_SCREEN_DRIVES);
+    for (line, _) in shown {
+        let _ = writeln!(out, "{line}");
+    }
+    if n > MAX_SCREEN_DRIVES {
+        let _ = writeln!(
+            out,
+            "... and {} more drives",
+            c.yellow(&(n - MAX_SCREEN_DRIVES).to_string())
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +564,29 @@ mod tests {
         // Colours only wrap the values.
         let on = s.render(Crayon(true));
         assert!(on.contains("\x1b[36mAnnounced\x1b[0m"), "{on}");
+    }
+
+    #[test]
+    fn many_drives_screen_lists_drives_with_peers_first_and_fits() {
+        let off = Crayon(false);
+        let lines: Vec<(String, bool)> = (0..25)
+            .map(|i| (format!("drive{i:02} status"), i == 7 || i == 22))
+            .collect();
+        let text = many_screen(&lines, false, off);
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows[0], "Announcing 25 drives...");
+        assert_eq!(rows[1], "");
+        assert_eq!(
+            &rows[2..5],
+            ["drive07 status", "drive22 status", "drive00 status"]
+        );
+        assert_eq!(rows.len(), 2 + MAX_SCREEN_DRIVES + 1);
+        assert_eq!(rows[rows.len() - 1], "... and 5 more drives");
+        let few = many_screen(&lines[..2], true, off);
+        assert_eq!(
+            few,
+            "Announced 2 drives\n\ndrive00 status\ndrive01 status\n"
+        );
     }
 
     #[test]

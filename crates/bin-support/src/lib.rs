@@ -7,10 +7,12 @@
 //! - [`signals`]: SIGINT/SIGTERM (and SIGHUP where a tool wants it), telling which one came;
 //! - [`logging`]: `RUST_LOG` diagnostics on stderr;
 //! - [`runtime`]: the tokio runtime (one thread, a fixed pool, or a size from an environment variable);
-//! - [`exit`]: errors to exit codes (0 ok, 1 runtime error with one line on stderr, 2 usage, 128 + signal).
+//! - [`exit`]: errors to exit codes (0 ok, 1 runtime error with one line on stderr, 2 usage, 128 + signal);
+//! - [`limits`]: the open-files limit raised for tools that keep many files open.
 
 pub mod bootstrap;
 pub mod exit;
+pub mod limits;
 pub mod logging;
 pub mod relay;
 pub mod runtime;

@@ -11,6 +11,7 @@ mod js_interop;
 mod mirror_live;
 mod mount;
 mod safety;
+mod seed_many;
 mod seed_screen;
 mod serve_browser;
 mod serve_checkout;

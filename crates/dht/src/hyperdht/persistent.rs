@@ -279,14 +279,31 @@ impl RecordCache {
         self.stale.remove(topic, pk);
     }
 
-    /// Up to `n` records under `topic`, fresh ones first.
+    /// Up to `n` records under `topic` (all of them when `n` is 0), picked at random among the fresh and
+    /// stale ones, in random order, as JS `record-cache` does. A killed peer's record stays until it ages
+    /// out (about 20 minutes); picking the first `n` would hide every record added after `n` of those.
     pub fn get(&self, topic: &Key, n: usize) -> Vec<Vec<u8>> {
-        self.fresh
-            .get(topic)
-            .iter()
-            .chain(self.stale.get(topic))
-            .take(n)
-            .map(|(_, r)| r.clone())
+        self.get_with(topic, n, &mut rand::thread_rng())
+    }
+
+    /// [`RecordCache::get`] with the given source of randomness.
+    pub fn get_with<R: rand::Rng + ?Sized>(
+        &self,
+        topic: &Key,
+        n: usize,
+        rng: &mut R,
+    ) -> Vec<Vec<u8>> {
+        let (fresh, stale) = (self.fresh.get(topic), self.stale.get(topic));
+        let len = fresh.len() + stale.len();
+        let n = if n == 0 { len } else { n.min(len) };
+        rand::seq::index::sample(rng, len, n)
+            .into_iter()
+            .filter_map(|i| {
+                fresh
+                    .get(i)
+                    .or_else(|| stale.get(i.wrapping_sub(fresh.len())))
+                    .map(|(_, r)| r.clone())
+            })
             .collect()
     }
 
@@ -1158,5 +1175,44 @@ mod tests {
         assert_eq!(c.get(&[2; 32]), None);
         assert!(c.get(&[5; 32]).is_some());
         assert_eq!(c.delete(&[5; 32]), Some(5));
+    }
+
+    /// More records than a LOOKUP reply holds: each reply is a random pick (JS `record-cache`), so a
+    /// record added after 20 stale ones (killed peers not yet aged out) is seen, and every record is.
+    #[test]
+    fn lookups_pick_records_at_random_past_the_reply_size() {
+        use rand::SeedableRng;
+        let now = Instant::now();
+        let mut cache = RecordCache::new(1000, Duration::from_secs(1200), now);
+        let topic = [1; 32];
+        for i in 0..30u8 {
+            cache.add(topic, [i; 32], vec![i]);
+        }
+        // A generation later the first 30 are stale; the newest is the one a peer needs.
+        cache.tick(now + Duration::from_secs(801));
+        cache.add(topic, [99; 32], vec![99]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut newest = 0;
+        for _ in 0..20 {
+            let got = cache.get_with(&topic, LOOKUP_RECORDS, &mut rng);
+            assert_eq!(got.len(), LOOKUP_RECORDS);
+            let distinct: std::collections::BTreeSet<_> = got.iter().cloned().collect();
+            assert_eq!(distinct.len(), got.len(), "no record twice in a reply");
+            newest += usize::from(got.contains(&vec![99]));
+            seen.extend(got);
+        }
+        assert_eq!(seen.len(), 31, "every record shows up");
+        assert!(newest >= 5, "the newest record shows up in {newest} of 20");
+        // Fewer than asked (or 0: all of them): each once.
+        let mut all = cache.get_with(&topic, 0, &mut rng);
+        all.sort();
+        assert_eq!(all.len(), 31);
+        all.dedup();
+        assert_eq!(all.len(), 31);
+        assert_eq!(
+            cache.get_with(&[2; 32], 20, &mut rng),
+            Vec::<Vec<u8>>::new()
+        );
     }
 }

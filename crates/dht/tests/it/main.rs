@@ -11,3 +11,4 @@ mod dht_table_vectors;
 mod dht_vectors;
 mod dht_wire_enums;
 mod hyperdht_network_change;
+mod hyperswarm_restart;
