@@ -615,7 +615,11 @@ impl BlobReader {
         let (Some(&first), Some(&last)) = (self.blocks.first(), self.blocks.last()) else {
             return;
         };
-        if last - first + 1 != self.blocks.len() as u64 {
+        // (A block map may list blocks in any order: `last` can be below `first`.)
+        let in_order = last
+            .checked_sub(first)
+            .is_some_and(|d| d.checked_add(1) == Some(self.blocks.len() as u64));
+        if !in_order {
             // A block map: the missing blocks it lists, as runs downloaded side by side.
             let runs = missing_runs(&self.core, &self.blocks);
             if !runs.is_empty() && tokio::runtime::Handle::try_current().is_ok() {

@@ -73,6 +73,7 @@
 //! monitors, no `truncate`/`purge`, no encryption key, no watch streams (use [`watch`](Hyperdrive::watch)),
 //! and a [`DriveBatch`] cannot read its own pending writes.
 
+mod chunked;
 mod drive_impl;
 pub mod entry;
 pub mod path;
@@ -146,6 +147,9 @@ pub struct DriveOptions {
     /// When appends are durable; default [`Durability::Process`] (what JS hypercore guarantees: survives a
     /// crash of the process, not a power loss).
     pub durability: Durability,
+    /// Streamed file writes are cut with content-defined chunking, and a changed file re-uses its previous
+    /// version's blocks through a block map (default on; see [`crate::hyperblobs::cdc`]).
+    pub chunking: bool,
 }
 
 impl Default for DriveOptions {
@@ -153,6 +157,7 @@ impl Default for DriveOptions {
         Self {
             wait: WaitOptions::default(),
             durability: Durability::Process,
+            chunking: true,
         }
     }
 }
@@ -632,7 +637,8 @@ impl Hyperdrive {
     ) -> Result<()> {
         self.check_writable()?;
         let key = path::normalize(path)?;
-        let blob = self.blobs().await?.put_reader(src).await?;
+        let blobs = self.blobs().await?;
+        let blob = put_reader(self.blob_writer(&blobs, &key).await, src).await?;
         self.write_value(
             &key,
             &EntryValue::file(blob, opts.executable, opts.metadata),
@@ -644,7 +650,8 @@ impl Hyperdrive {
     pub async fn writer(&self, path: &str, opts: WriteOptions) -> Result<DriveWriter> {
         self.check_writable()?;
         let key = path::normalize(path)?;
-        let blob = self.blobs().await?.writer().await;
+        let blobs = self.blobs().await?;
+        let blob = self.blob_writer(&blobs, &key).await;
         Ok(DriveWriter {
             drive: self.clone(),
             key,
@@ -800,12 +807,28 @@ impl Hyperdrive {
             .await?;
         let blobs = self.blobs().await?;
         tracing::debug!(entries = entries.len(), "download: db listed");
-        let mut ranges: Vec<(u64, u64)> = entries
+        let ranges: Vec<(u64, u64)> = entries
             .iter()
             .filter_map(|e| e.blob)
             .filter(|b| b.block_length > 0)
             .map(|b| (b.block_offset, b.block_end()))
             .collect();
+        let mut blocks = self.download_runs(&blobs, ranges).await?;
+        // Block maps (downloaded above): the blocks they list.
+        let mapped = self
+            .mapped_runs(&blobs, entries.iter().filter_map(|e| e.blob))
+            .await?;
+        if !mapped.is_empty() {
+            blocks += self.download_runs(&blobs, mapped).await?;
+        }
+        Ok(DownloadStats {
+            entries: entries.len() as u64,
+            blocks,
+        })
+    }
+
+    /// Downloads the blobs blocks of `ranges` (merged); returns how many blocks they cover.
+    async fn download_runs(&self, blobs: &Hyperblobs, mut ranges: Vec<(u64, u64)>) -> Result<u64> {
         ranges.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::new();
         for (s, e) in ranges {
@@ -841,10 +864,7 @@ impl Hyperdrive {
                     .map_err(|_| DriveError::Timeout)?,
             }
         }
-        Ok(DownloadStats {
-            entries: entries.len() as u64,
-            blocks,
-        })
+        Ok(blocks)
     }
 
     /// The replicators of the db core and (once open) the blobs core.
@@ -984,6 +1004,20 @@ impl Hyperdrive {
     }
 }
 
+/// Writes everything `src` yields through `w` (a few MiB in memory at a time).
+async fn put_reader<R: AsyncRead + Unpin>(mut w: BlobWriter, mut src: R) -> Result<BlobId> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 2 << 20];
+    loop {
+        let n = src.read(&mut buf).await.map_err(BlobError::from)?;
+        if n == 0 {
+            break;
+        }
+        w.write(buf.get(..n).unwrap_or_default())?;
+    }
+    Ok(w.finish()?)
+}
+
 /// Writes one file in chunks (see [`Hyperdrive::writer`]).
 #[derive(Debug)]
 pub struct DriveWriter {
@@ -1102,7 +1136,8 @@ impl DriveBatch {
     ) -> Result<()> {
         let key = path::normalize(path)?;
         self.release_blobs()?;
-        let blob = self.drive.blobs().await?.put_reader(src).await?;
+        let blobs = self.drive.blobs().await?;
+        let blob = put_reader(self.drive.blob_writer(&blobs, &key).await, src).await?;
         self.ops.push((
             key,
             Some(EntryValue::file(blob, opts.executable, opts.metadata).encode()),
