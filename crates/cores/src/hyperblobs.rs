@@ -538,7 +538,9 @@ impl BlobWriter {
     /// [`finish`](Self::finish), with what a [chunked writer](Hyperblobs::chunked_writer) did.
     pub fn finish_with_stats(mut self) -> Result<(BlobId, Option<cdc::ChunkStats>)> {
         if let Some(c) = self.chunker.take() {
-            return c.finish(&self.core).map(|(id, s)| (id, Some(s)));
+            return c
+                .finish(&self.core, self.block_size)
+                .map(|(id, s)| (id, Some(s)));
         }
         if !self.current.is_empty() {
             let last = std::mem::take(&mut self.current);

@@ -6,7 +6,8 @@
 //! block. With an index of the previous version's blocks ([`ChunkIndex`], BLAKE2b-256 of each block) a chunk
 //! already stored is referenced instead of appended (and a chunk repeated inside the file once written).
 //!
-//! The result is a plain blob when every chunk was appended in order (a new file, or nothing reused: any
+//! Files of at most [`PLAIN_MAX`] bytes are written in fixed 64 KiB blocks, as `put` does. For bigger ones the
+//! result is a plain blob when every chunk was appended in order (a new file, or nothing reused: any
 //! reader reads it, its blocks just vary in size), else a block-map blob (`blockMap: true`): the map blocks
 //! `{ uint version = 0, array { uint index, uint byteLength } }`, 8192 entries per block as JS writes them,
 //! are appended after the new chunks. JS readers (hyperblobs 2.12, hyperdrive 13) read both. A map longer
@@ -31,6 +32,9 @@ pub const CDC_MAX: u32 = 256 << 10;
 pub const MAP_BLOCK_ENTRIES: usize = 8192;
 /// Most entries a block map may have (JS reads at most [`MAX_BLOCK_MAP_BLOCKS`] map blocks).
 pub const MAX_MAP_ENTRIES: usize = MAP_BLOCK_ENTRIES * MAX_BLOCK_MAP_BLOCKS as usize;
+/// Files up to this size are written as plain 64 KiB-block blobs, as `put` writes them (the same blocks
+/// whichever way a file is written; a change rewrites at most this much).
+pub const PLAIN_MAX: usize = 1 << 20;
 /// Bytes gathered before chunking them (chunks cut before the last one of the buffer are final).
 const CUT_BYTES: usize = 4 << 20;
 /// New chunks' bytes gathered before one append.
@@ -227,7 +231,24 @@ impl Chunker {
     }
 
     /// Appends what is left (and the block map, when one is needed) and returns the blob's id.
-    pub(super) fn finish(mut self, core: &Hypercore) -> Result<(BlobId, ChunkStats)> {
+    pub(super) fn finish(
+        mut self,
+        core: &Hypercore,
+        block_size: usize,
+    ) -> Result<(BlobId, ChunkStats)> {
+        if self.stats.chunks == 0 && self.buf.len() <= PLAIN_MAX {
+            // Small: fixed blocks, nothing reused.
+            let blocks: Vec<&[u8]> = self.buf.chunks(block_size.max(1)).collect();
+            core.append(&blocks)?;
+            let id = BlobId {
+                block_offset: self.start_length,
+                byte_offset: self.start_bytes,
+                block_length: core.length() - self.start_length,
+                byte_length: core.byte_length() - self.start_bytes,
+                block_map: false,
+            };
+            return Ok((id, self.stats));
+        }
         self.cut(core, true)?;
         self.flush(core)?;
         let stats = self.stats;
@@ -383,6 +404,11 @@ mod tests {
         let (small, _) = write(&blobs, Some(&empty), b"tiny").await;
         assert!(!small.block_map);
         assert_eq!(blobs.get(&small).await.expect("get"), b"tiny");
+        // Up to PLAIN_MAX: 64 KiB blocks, as `put` writes them.
+        let mib = noise(PLAIN_MAX, 5);
+        let (fixed, _) = write(&blobs, Some(&small), &mib).await;
+        assert_eq!((fixed.block_length, fixed.block_map), (16, false));
+        assert_eq!(blobs.get(&fixed).await.expect("get"), mib);
 
         // A chunk repeated inside a file (with an index) is stored once.
         let unit = noise(300 << 10, 3);
