@@ -1,7 +1,10 @@
 //! Content-defined chunking of blobs ("diffable" writes): a changed file re-uses the blocks its previous
 //! version already has in the blobs core, through a hyperblobs 2.12 *block map*.
 //!
-//! A chunked write cuts the content with FastCDC (2020; [`CDC_MIN`] / [`CDC_AVG`] / [`CDC_MAX`]), so
+//! A chunked write cuts the content with FastCDC (2020; [`CDC_MIN`] / [`CDC_AVG`] / [`CDC_MAX`]: 64 / 64 /
+//! 256 KiB: at least the 64 KiB blocks JS writes, cut at a content-defined point after that; the gear hash
+//! skips each chunk's first 64 KiB, which keeps the cutting cheap: a chunked import of new data runs at
+//! ~85% of a plain one, see `benches/drives-cdc.sh`), so
 //! boundaries follow the content: an edit or an insertion moves only the chunks around it. Each chunk is one
 //! block. With an index of the previous version's blocks ([`ChunkIndex`], BLAKE2b-256 of each block) a chunk
 //! already stored is referenced instead of appended (and a chunk repeated inside the file once written).
@@ -18,12 +21,12 @@ use std::collections::HashMap;
 
 use fastcdc::v2020::FastCDC;
 
-use super::{decode_block_map, BlobError, BlobId, Result, APPEND_BLOCKS, MAX_BLOCK_MAP_BLOCKS};
+use super::{decode_block_map, BlobError, BlobId, Result, MAX_BLOCK_MAP_BLOCKS};
 use crate::compact_encoding::Writer;
 use crate::hypercore::Hypercore;
 
-/// Smallest chunk (except a file's last).
-pub const CDC_MIN: u32 = 16 << 10;
+/// Smallest chunk (except a file's last): the gear hash starts after it.
+pub const CDC_MIN: u32 = 64 << 10;
 /// Average chunk size FastCDC aims at.
 pub const CDC_AVG: u32 = 64 << 10;
 /// Largest chunk.
@@ -37,7 +40,7 @@ pub const MAX_MAP_ENTRIES: usize = MAP_BLOCK_ENTRIES * MAX_BLOCK_MAP_BLOCKS as u
 pub const PLAIN_MAX: usize = 1 << 20;
 /// Bytes gathered before chunking them (chunks cut before the last one of the buffer are final).
 const CUT_BYTES: usize = 4 << 20;
-/// New chunks' bytes gathered before one append.
+/// Bytes gathered before one append when a too-long map is written again as a plain blob.
 const APPEND_BYTES: usize = 4 << 20;
 
 /// A block's content hash.
@@ -142,13 +145,14 @@ pub(super) struct Chunker {
     start_length: u64,
     start_bytes: u64,
     buf: Vec<u8>,
-    pending: Vec<Vec<u8>>,
-    pending_bytes: usize,
     map: Vec<(u64, u64)>,
     in_order: bool,
     stats: ChunkStats,
     /// Longest map written ([`MAX_MAP_ENTRIES`]; smaller in tests).
     max_entries: usize,
+    /// Blocks re-appended by [`append_plain`](Self::append_plain), not yet appended.
+    pending: Vec<Vec<u8>>,
+    pending_bytes: usize,
 }
 
 impl Chunker {
@@ -160,12 +164,12 @@ impl Chunker {
             start_length: core.length(),
             start_bytes: core.byte_length(),
             buf: Vec::new(),
-            pending: Vec::new(),
-            pending_bytes: 0,
             map: Vec::new(),
             in_order: true,
             stats: ChunkStats::default(),
             max_entries: MAX_MAP_ENTRIES,
+            pending: Vec::new(),
+            pending_bytes: 0,
         }
     }
 
@@ -177,45 +181,46 @@ impl Chunker {
         Ok(())
     }
 
-    /// Chunks the buffer; unless `last`, the final chunk (cut by the buffer's end) stays buffered.
+    /// Chunks the buffer and appends its new chunks (one append, straight from the buffer); unless `last`,
+    /// the final chunk (cut by the buffer's end) stays buffered.
     fn cut(&mut self, core: &Hypercore, last: bool) -> Result<()> {
         let buf = std::mem::take(&mut self.buf);
         let mut done = 0;
-        let mut chunks = FastCDC::new(&buf, CDC_MIN, CDC_AVG, CDC_MAX).peekable();
-        while let Some(c) = chunks.next() {
-            if !last && chunks.peek().is_none() {
-                break;
+        let mut new: Vec<&[u8]> = Vec::new();
+        let first = core.length();
+        {
+            let mut chunks = FastCDC::new(&buf, CDC_MIN, CDC_AVG, CDC_MAX).peekable();
+            while let Some(c) = chunks.next() {
+                if !last && chunks.peek().is_none() {
+                    break;
+                }
+                let end = c.offset + c.length;
+                let chunk = buf.get(c.offset..end).unwrap_or_default();
+                done = end;
+                self.stats.chunks += 1;
+                let index = first + new.len() as u64;
+                let len = chunk.len() as u64;
+                if let Some(known) = &mut self.index {
+                    let h = hash(chunk);
+                    if let Some(&found) = known.map.get(&h) {
+                        self.map.push(found);
+                        self.in_order = false;
+                        self.stats.reused_chunks += 1;
+                        self.stats.reused_bytes += found.1;
+                        continue;
+                    }
+                    known.map.insert(h, (index, len));
+                }
+                self.map.push((index, len));
+                new.push(chunk);
             }
-            let end = c.offset + c.length;
-            self.chunk(core, buf.get(c.offset..end).unwrap_or_default())?;
-            done = end;
         }
+        if !new.is_empty() {
+            core.append(&new)?;
+        }
+        drop(new);
         self.buf = buf;
         self.buf.drain(..done);
-        Ok(())
-    }
-
-    fn chunk(&mut self, core: &Hypercore, chunk: &[u8]) -> Result<()> {
-        self.stats.chunks += 1;
-        let index = core.length() + self.pending.len() as u64;
-        let len = chunk.len() as u64;
-        if let Some(known) = &mut self.index {
-            let h = hash(chunk);
-            if let Some(&found) = known.map.get(&h) {
-                self.map.push(found);
-                self.in_order = false;
-                self.stats.reused_chunks += 1;
-                self.stats.reused_bytes += found.1;
-                return Ok(());
-            }
-            known.map.insert(h, (index, len));
-        }
-        self.map.push((index, len));
-        self.pending.push(chunk.to_vec());
-        self.pending_bytes += chunk.len();
-        if self.pending_bytes >= APPEND_BYTES || self.pending.len() >= APPEND_BLOCKS * 4 {
-            self.flush(core)?;
-        }
         Ok(())
     }
 
@@ -250,7 +255,6 @@ impl Chunker {
             return Ok((id, self.stats));
         }
         self.cut(core, true)?;
-        self.flush(core)?;
         let stats = self.stats;
         self.finish_id(core).map(|id| (id, stats))
     }

@@ -2,7 +2,7 @@
 //! its previous version through a block map ([`crate::hyperblobs::cdc`]), and what reading such entries
 //! needs (their content length lives in the map, block-map downloads).
 
-use super::{entry_from, BlobError, Hyperdrive};
+use super::{entry_from, is_compat, BlobError, Hyperdrive};
 use crate::drive::{Entry, Result};
 use crate::hyperblobs::{BlobId, BlobWriter, Hyperblobs};
 
@@ -15,9 +15,11 @@ impl Hyperdrive {
     }
 
     /// The blob writer of a streamed file at `key` (normalized): chunked, re-using the previous version's
-    /// blocks, when the drive's [`chunking`](super::DriveOptions::chunking) is on; plain 64 KiB blocks else.
+    /// blocks, when the drive's [`chunking`](super::DriveOptions::chunking) is on; plain 64 KiB blocks else,
+    /// and always for a compat drive (one of a JS drives 2.9.1 store: its hyperdrive 11 may come with a
+    /// hyperblobs older than block maps).
     pub(super) async fn blob_writer(&self, blobs: &Hyperblobs, key: &str) -> BlobWriter {
-        if !self.shared.opts.chunking {
+        if !self.shared.opts.chunking || is_compat(&self.shared.db) {
             return blobs.writer().await;
         }
         let previous = self.local_blob(key);

@@ -15,7 +15,10 @@
 //!   `blake2b`, no prologue ([`content_manifest`]); signed with the db's key pair. A reader derives it from the
 //!   db's manifest (learned from the first proof) unless the bee header names a `contentFeed` (old, compat
 //!   drives), which then wins, as in JS.
-//! - **content**: [`Hyperblobs`] in the blobs core (64 KiB blocks).
+//! - **content**: [`Hyperblobs`] in the blobs core: 64 KiB blocks, except streamed files over 1 MiB, which are
+//!   cut with content-defined chunking (64-256 KiB blocks); a changed one is written as a hyperblobs 2.12
+//!   block map re-using the blocks its previous version has (`chunked`, [`DriveOptions::chunking`]). A
+//!   block-map entry's content length is the sum of its map, which [`Drive::entry`] and [`Drive::list`] read.
 //! - **folders** are key ranges: `list(folder)` is `gt: folder + "/"`, `lt: folder + "0"` ('0' is '/' + 1);
 //!   `readdir` walks that range one child name at a time as JS's `shallowReadStream`.
 //!
@@ -148,7 +151,8 @@ pub struct DriveOptions {
     /// crash of the process, not a power loss).
     pub durability: Durability,
     /// Streamed file writes are cut with content-defined chunking, and a changed file re-uses its previous
-    /// version's blocks through a block map (default on; see [`crate::hyperblobs::cdc`]).
+    /// version's blocks through a block map (default on; see [`crate::hyperblobs::cdc`]; never for compat
+    /// drives, whose JS readers may predate block maps).
     pub chunking: bool,
 }
 
