@@ -32,11 +32,11 @@ fn new_drive(cwd: &Path) -> String {
 }
 
 /// Imports `src` with a changed `big.bin` (512 KiB rewritten in the middle); returns the store's growth.
-fn change_and_import(cwd: &Path, key: &str, extra: &[&str]) -> u64 {
+fn change_and_import(cwd: &Path, key: &str, seed: u64, extra: &[&str]) -> u64 {
     let file = cwd.join("src/big.bin");
     let mut bytes = std::fs::read(&file).expect("read");
     let mid = bytes.len() / 2;
-    bytes[mid..mid + (512 << 10)].copy_from_slice(&data(77, 512 << 10));
+    bytes[mid..mid + (512 << 10)].copy_from_slice(&data(seed, 512 << 10));
     std::fs::write(&file, &bytes).expect("write");
     let store = cwd.join(".drives");
     let before = du(&store);
@@ -57,14 +57,14 @@ fn reimporting_a_changed_file_stores_about_the_change() {
     let key = new_drive(cwd);
     ok(cwd, &["mirror", "./src", &key]);
 
-    let grew = change_and_import(cwd, &key, &[]);
+    let grew = change_and_import(cwd, &key, 77, &[]);
     assert!(grew < 2 << 20, "chunked: the store grew by {grew} bytes");
     let out = ok(cwd, &["entry", &key, "/big.bin"]);
     assert!(out.contains("Blob size: 6.3MB"), "{out}");
     ok(cwd, &["mirror", &key, "./out"]);
     assert_same_tree(&cwd.join("src"), &cwd.join("out"));
 
-    let grew = change_and_import(cwd, &key, &["--no-chunking"]);
+    let grew = change_and_import(cwd, &key, 78, &["--no-chunking"]);
     assert!(
         grew >= SIZE as u64,
         "unchunked: the store grew by {grew} bytes"
