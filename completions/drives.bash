@@ -523,7 +523,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__mirror)
-            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --timeout --storage --relay --bootstrap --encryption-key --help"
+            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --no-chunking --timeout --storage --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

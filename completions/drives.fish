@@ -61,6 +61,7 @@ complete -c drives -n "__fish_drives_using_subcommand mirror" -l live -d 'Enable
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l dry-run -d 'Disables writing'
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l silent -d 'Print less information'
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l verbose -d 'Print more information'
+complete -c drives -n "__fish_drives_using_subcommand mirror" -l no-chunking -d 'Write big files in fixed 64 KiB blocks (no content-defined chunking, no block maps: a changed file is written whole again)'
 complete -c drives -n "__fish_drives_using_subcommand mirror" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand ls" -l prefix -d 'Prefix entries path' -r
 complete -c drives -n "__fish_drives_using_subcommand ls" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F

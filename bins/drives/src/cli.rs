@@ -141,6 +141,10 @@ pub enum Command {
         /// Print more information.
         #[arg(long)]
         verbose: bool,
+        /// Write big files in fixed 64 KiB blocks (no content-defined chunking, no block maps: a changed
+        /// file is written whole again).
+        #[arg(long)]
+        no_chunking: bool,
         #[command(flatten)]
         timeout: TimeoutArg,
         #[command(flatten)]

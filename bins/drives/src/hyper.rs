@@ -385,6 +385,14 @@ fn decode_key(key: &str) -> anyhow::Result<[u8; 32]> {
     id_encoding::decode(key).map_err(|e| anyhow::anyhow!("invalid drive key {key:?}: {e}"))
 }
 
+/// Whether drives opened by this process chunk streamed writes (`mirror --no-chunking` turns it off).
+static CHUNKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Sets content-defined chunking of the drives opened from now on.
+pub(crate) fn set_chunking(on: bool) {
+    CHUNKING.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub(crate) fn drive_options() -> DriveOptions {
     DriveOptions {
         wait: WaitOptions {
@@ -392,6 +400,7 @@ pub(crate) fn drive_options() -> DriveOptions {
             timeout: Some(BLOCK_TIMEOUT),
         },
         encryption_key: crate::encryption::key(),
+        chunking: CHUNKING.load(std::sync::atomic::Ordering::Relaxed),
         ..DriveOptions::default()
     }
 }

@@ -128,10 +128,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             version,
             silent,
             verbose,
+            no_chunking,
             timeout,
             storage,
             net,
         } => {
+            hyper::set_chunking(!no_chunking);
             let args = MirrorArgs {
                 src,
                 dst,

@@ -10,12 +10,16 @@
 //!   `end` is inclusive, `length` wins over `end`; both map to blocks with `core.seek(byteOffset + x)`.
 //! - With `dedup`/`blockMap` the blocks listed by a *block map* are the content: the blob's own blocks (at
 //!   most 64) hold compact-encoded maps `{ uint version = 0, array { uint index, uint byteLength } }`
-//!   ([`decode_block_map`]). This implementation reads such blobs and writes plain ones.
+//!   ([`decode_block_map`]). This implementation reads such blobs; [`Hyperblobs::chunked_writer`] writes them
+//!   for changed files, cut with content-defined chunking so the previous version's blocks are reused
+//!   ([`cdc`]).
 //!
 //! [`Hyperblobs`] writes to a local writable core; reads fetch missing blocks through the core's
 //! [`Replicator`] when one is given and waiting is allowed ([`WaitOptions`]), prefetching the whole range of a
 //! read in the background. Differences from the JS: a range is clamped to the blob (JS reads on into the next
 //! blob when `end` is past it), and a blob whose blocks hold fewer bytes than its id says is an error.
+
+pub mod cdc;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -276,6 +280,18 @@ impl Hyperblobs {
         BlobWriter::new(self.core.clone(), self.block_size, guard)
     }
 
+    /// A writer that cuts the blob with content-defined chunking ([`cdc`]): chunks that `previous` (the
+    /// previous version of the file, if any) already has here are referenced through a block map instead of
+    /// appended. Holds the blobs write lock as [`writer`](Self::writer) does. Reading the previous version's
+    /// local blocks to index them happens here.
+    pub async fn chunked_writer(&self, previous: Option<&BlobId>) -> BlobWriter {
+        let guard = Arc::clone(&self.lock).lock_owned().await;
+        let index = previous.map(|id| cdc::ChunkIndex::of_blob(&self.core, id));
+        let mut w = BlobWriter::new(self.core.clone(), self.block_size, guard);
+        w.chunker = Some(cdc::Chunker::new(&self.core, index));
+        w
+    }
+
     /// Takes the blobs write lock (what a [`BlobWriter`] holds), for callers that append blocks themselves.
     pub async fn lock(&self) -> OwnedMutexGuard<()> {
         Arc::clone(&self.lock).lock_owned().await
@@ -284,6 +300,43 @@ impl Hyperblobs {
     /// The block size of writes.
     pub fn block_size(&self) -> usize {
         self.block_size
+    }
+
+    /// The blocks a block-map blob lists, `(index, byteLength)` in order (JS `getBlockMap(id).blocks`),
+    /// fetching the map blocks when allowed; empty for a plain blob.
+    pub async fn block_map(&self, id: &BlobId) -> Result<Vec<(u64, u64)>> {
+        if !id.block_map {
+            return Ok(Vec::new());
+        }
+        if id.block_length > MAX_BLOCK_MAP_BLOCKS {
+            return Err(BlobError::Corrupt("block map is too large".into()));
+        }
+        let rep = self.replicator.as_ref();
+        if !wait_for_length(&self.core, rep, self.wait, id.block_end()).await {
+            return Err(BlobError::OutOfBounds {
+                start: id.block_offset,
+                end: id.block_end(),
+                length: self.core.length(),
+            });
+        }
+        let mut out = Vec::new();
+        for i in id.block_offset..id.block_end() {
+            let block = fetch_block(&self.core, rep, self.wait, i).await?;
+            out.extend(
+                decode_block_map(&block)
+                    .map_err(|e| BlobError::Corrupt(format!("block map {i}: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The content length of a blob (JS `getByteLength`): the sum of its block map for a block-map blob.
+    pub async fn byte_size(&self, id: &BlobId) -> Result<u64> {
+        if !id.block_map {
+            return Ok(id.byte_length);
+        }
+        let map = self.block_map(id).await?;
+        Ok(map.iter().fold(0u64, |n, &(_, len)| n.saturating_add(len)))
     }
 
     /// The whole blob (JS `get`).
@@ -430,6 +483,7 @@ pub struct BlobWriter {
     id: BlobId,
     blocks: Vec<Vec<u8>>,
     current: Vec<u8>,
+    chunker: Option<cdc::Chunker>,
     _guard: OwnedMutexGuard<()>,
 }
 
@@ -445,13 +499,17 @@ impl BlobWriter {
             block_size,
             id,
             blocks: Vec::new(),
-            current: Vec::with_capacity(block_size),
+            current: Vec::new(),
+            chunker: None,
             _guard: guard,
         }
     }
 
     /// Adds bytes to the blob; full blocks are appended [`APPEND_BLOCKS`] at a time.
     pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        if let Some(c) = &mut self.chunker {
+            return c.write(&self.core, data);
+        }
         while !data.is_empty() {
             let room = self.block_size - self.current.len();
             let (head, rest) = data.split_at(room.min(data.len()));
@@ -480,7 +538,17 @@ impl BlobWriter {
     }
 
     /// Appends what is left and returns the blob's id.
-    pub fn finish(mut self) -> Result<BlobId> {
+    pub fn finish(self) -> Result<BlobId> {
+        self.finish_with_stats().map(|(id, _)| id)
+    }
+
+    /// [`finish`](Self::finish), with what a [chunked writer](Hyperblobs::chunked_writer) did.
+    pub fn finish_with_stats(mut self) -> Result<(BlobId, Option<cdc::ChunkStats>)> {
+        if let Some(c) = self.chunker.take() {
+            return c
+                .finish(&self.core, self.block_size)
+                .map(|(id, s)| (id, Some(s)));
+        }
         if !self.current.is_empty() {
             let last = std::mem::take(&mut self.current);
             self.blocks.push(last);
@@ -489,8 +557,34 @@ impl BlobWriter {
         let mut id = self.id;
         id.block_length = self.core.length() - id.block_offset;
         id.byte_length = self.core.byte_length() - id.byte_offset;
-        Ok(id)
+        Ok((id, None))
     }
+}
+
+/// Most runs of missing blocks a block-map read prefetches at once (the rest are fetched as read).
+const MAX_PREFETCH_RUNS: usize = 256;
+
+/// The blocks of `blocks` missing from `core`, as sorted `[start, end)` runs (at most [`MAX_PREFETCH_RUNS`]).
+fn missing_runs(core: &Hypercore, blocks: &[u64]) -> Vec<(u64, u64)> {
+    let length = core.length();
+    let mut missing: Vec<u64> = blocks
+        .iter()
+        .copied()
+        .filter(|&i| i < length && !core.has(i))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for i in missing {
+        if let Some((_, end)) = runs.last_mut().filter(|(_, end)| *end == i) {
+            *end = i.saturating_add(1);
+        } else if runs.len() == MAX_PREFETCH_RUNS {
+            break;
+        } else {
+            runs.push((i, i.saturating_add(1)));
+        }
+    }
+    runs
 }
 
 /// Reads a byte range of a blob block by block (see [`Hyperblobs::reader`]).
@@ -530,8 +624,24 @@ impl BlobReader {
         let (Some(&first), Some(&last)) = (self.blocks.first(), self.blocks.last()) else {
             return;
         };
-        if last - first + 1 != self.blocks.len() as u64 {
-            return; // block maps: fetched one by one
+        // (A block map may list blocks in any order: `last` can be below `first`.)
+        let in_order = last
+            .checked_sub(first)
+            .is_some_and(|d| d.checked_add(1) == Some(self.blocks.len() as u64));
+        if !in_order {
+            // A block map: the missing blocks it lists, as runs downloaded side by side.
+            let runs = missing_runs(&self.core, &self.blocks);
+            if !runs.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
+                self.prefetch = Some(tokio::spawn(async move {
+                    let mut set = tokio::task::JoinSet::new();
+                    for (start, end) in runs {
+                        let rep = rep.clone();
+                        set.spawn(async move { rep.download(start, end).await });
+                    }
+                    while set.join_next().await.is_some() {}
+                }));
+            }
+            return;
         }
         let missing = self.blocks.iter().any(|&i| !self.core.has(i));
         if missing && tokio::runtime::Handle::try_current().is_ok() {

@@ -20,6 +20,11 @@
 //   {"cmd":"tryget","path":P,"timeout":MS}  like get, but {"error"} when the content cannot be had in time
 //   {"cmd":"remoteHas","path":P}    how many of the file's blob blocks the (first) peer advertises: {"has","blocks"}
 //   {"cmd":"clear","path":P}        drive.clear(P, { diff: true }): {"cleared"}
+//   {"cmd":"dedup","path":P,"size":N,"insertAt":K,"insertLen":L}  writer: pattern(N) (with L bytes of
+//                                  pattern(L) ^ 0x5a inserted at K, a multiple of 65536) through
+//                                  createWriteStream(P, { dedup: true }) in 65536-byte pieces (the inserted
+//                                  bytes one piece): a block-map blob re-using P's previous blocks;
+//                                  {"version","blob","blobsLength"}
 // Closing stdin exits.
 'use strict'
 const net = require('net')
@@ -227,6 +232,22 @@ async function main() {
         out({ has, blocks: blockLength })
       } else if (c.cmd === 'clear') {
         out({ cleared: await drive.clear(c.path, { diff: true }) })
+      } else if (c.cmd === 'dedup') {
+        const data = pattern(c.size)
+        const pieces = []
+        for (let i = 0; i < data.length; i += 65536) {
+          if (c.insertLen && i === c.insertAt) pieces.push(b4a.from(pattern(c.insertLen).map((x) => x ^ 0x5a)))
+          pieces.push(data.subarray(i, i + 65536))
+        }
+        const ws = drive.createWriteStream(c.path, { dedup: true })
+        for (const p of pieces) ws.write(p)
+        ws.end()
+        await new Promise((resolve, reject) => {
+          ws.on('close', resolve)
+          ws.on('error', reject)
+        })
+        const entry = await drive.entry(c.path)
+        out({ version: drive.version, blob: entry.value.blob, blobsLength: drive.blobs.core.length })
       } else if (c.cmd === 'stats') {
         const blobs = await drive.getBlobs()
         let stored = 0

@@ -2,6 +2,7 @@
 //!
 //! One test binary for the package (`autotests = false` in its Cargo.toml): each file below is a module.
 
+mod cdc;
 mod cli;
 mod common;
 mod crash;

@@ -90,12 +90,17 @@ impl BlobReader for Empty {
 
 #[async_trait]
 impl Drive for Hyperdrive {
-    /// The entry at `key` (JS `entry(path)`), without following symlinks (see
+    /// The entry at `key` (JS `entry(path)`; a block-map entry with its content length), without following
+    /// symlinks (see
     /// [`entry_follow`](Hyperdrive::entry_follow)).
     async fn entry(&self, key: &str) -> Result<Option<Entry>> {
         let key = path::normalize(key)?;
         let found = self.bee_read(|b| b.get(key.as_bytes())).await?;
-        found.map(entry_from).transpose()
+        let Some(mut e) = found.map(entry_from).transpose()? else {
+            return Ok(None);
+        };
+        self.resolve_size(&mut e).await?;
+        Ok(Some(e))
     }
 
     /// Every entry under `folder`, recursively, leaving out entries whose key or value is invalid (see
@@ -106,10 +111,14 @@ impl Drive for Hyperdrive {
             skip_invalid: true,
         };
         let list = self.list_with(folder, opts).await?;
-        Ok(list
+        let mut list: Vec<Entry> = list
             .into_iter()
             .filter(|e| !ignore.is_some_and(|f| ignored(f, &e.key)))
-            .collect())
+            .collect();
+        for e in &mut list {
+            self.resolve_size(e).await?;
+        }
+        Ok(list)
     }
 
     /// The names of the direct children of `folder` (files and subfolders; JS `readdir`).
@@ -133,7 +142,12 @@ impl Drive for Hyperdrive {
         let Some(blob) = entry.blob else {
             return Ok(Box::new(Empty));
         };
-        let size = blob.byte_length;
+        // A block map's id gives the map's size; the entry has the content's (see `resolve_size`).
+        let size = if blob.block_map {
+            entry.len()
+        } else {
+            blob.byte_length
+        };
         let start = start.min(size);
         let length = length.map_or(size - start, |l| l.min(size - start));
         if length == 0 {

@@ -15,7 +15,10 @@
 //!   `blake2b`, no prologue ([`content_manifest`]); signed with the db's key pair. A reader derives it from the
 //!   db's manifest (learned from the first proof) unless the bee header names a `contentFeed` (old, compat
 //!   drives), which then wins, as in JS.
-//! - **content**: [`Hyperblobs`] in the blobs core (64 KiB blocks).
+//! - **content**: [`Hyperblobs`] in the blobs core: 64 KiB blocks, except streamed files over 1 MiB, which are
+//!   cut with content-defined chunking (64-256 KiB blocks); a changed one is written as a hyperblobs 2.12
+//!   block map re-using the blocks its previous version has (`chunked`, [`DriveOptions::chunking`]). A
+//!   block-map entry's content length is the sum of its map, which [`Drive::entry`] and [`Drive::list`] read.
 //! - **folders** are key ranges: `list(folder)` is `gt: folder + "/"`, `lt: folder + "0"` ('0' is '/' + 1);
 //!   `readdir` walks that range one child name at a time as JS's `shallowReadStream`.
 //!
@@ -80,6 +83,7 @@
 //! monitors, no `truncate`/`purge`, no watch streams (use [`watch`](Hyperdrive::watch)),
 //! and a [`DriveBatch`] cannot read its own pending writes.
 
+mod chunked;
 mod drive_impl;
 pub mod encryption;
 pub mod entry;
@@ -163,6 +167,10 @@ pub struct DriveOptions {
     /// decode is not an error, and the blobs core is derived from the db manifest. Reads of entries then
     /// fail; replication works.
     pub blind: bool,
+    /// Streamed file writes are cut with content-defined chunking, and a changed file re-uses its previous
+    /// version's blocks through a block map (default on; see [`crate::hyperblobs::cdc`]; never for compat
+    /// drives, whose JS readers may predate block maps).
+    pub chunking: bool,
 }
 
 impl Default for DriveOptions {
@@ -172,6 +180,7 @@ impl Default for DriveOptions {
             durability: Durability::Process,
             encryption_key: None,
             blind: false,
+            chunking: true,
         }
     }
 }
@@ -662,7 +671,8 @@ impl Hyperdrive {
     ) -> Result<()> {
         self.check_writable()?;
         let key = path::normalize(path)?;
-        let blob = self.blobs().await?.put_reader(src).await?;
+        let blobs = self.blobs().await?;
+        let blob = put_reader(self.blob_writer(&blobs, &key).await, src).await?;
         self.write_value(
             &key,
             &EntryValue::file(blob, opts.executable, opts.metadata),
@@ -674,7 +684,8 @@ impl Hyperdrive {
     pub async fn writer(&self, path: &str, opts: WriteOptions) -> Result<DriveWriter> {
         self.check_writable()?;
         let key = path::normalize(path)?;
-        let blob = self.blobs().await?.writer().await;
+        let blobs = self.blobs().await?;
+        let blob = self.blob_writer(&blobs, &key).await;
         Ok(DriveWriter {
             drive: self.clone(),
             key,
@@ -830,12 +841,28 @@ impl Hyperdrive {
             .await?;
         let blobs = self.blobs().await?;
         tracing::debug!(entries = entries.len(), "download: db listed");
-        let mut ranges: Vec<(u64, u64)> = entries
+        let ranges: Vec<(u64, u64)> = entries
             .iter()
             .filter_map(|e| e.blob)
             .filter(|b| b.block_length > 0)
             .map(|b| (b.block_offset, b.block_end()))
             .collect();
+        let mut blocks = self.download_runs(&blobs, ranges).await?;
+        // Block maps (downloaded above): the blocks they list.
+        let mapped = self
+            .mapped_runs(&blobs, entries.iter().filter_map(|e| e.blob))
+            .await?;
+        if !mapped.is_empty() {
+            blocks += self.download_runs(&blobs, mapped).await?;
+        }
+        Ok(DownloadStats {
+            entries: entries.len() as u64,
+            blocks,
+        })
+    }
+
+    /// Downloads the blobs blocks of `ranges` (merged); returns how many blocks they cover.
+    async fn download_runs(&self, blobs: &Hyperblobs, mut ranges: Vec<(u64, u64)>) -> Result<u64> {
         ranges.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::new();
         for (s, e) in ranges {
@@ -871,10 +898,7 @@ impl Hyperdrive {
                     .map_err(|_| DriveError::Timeout)?,
             }
         }
-        Ok(DownloadStats {
-            entries: entries.len() as u64,
-            blocks,
-        })
+        Ok(blocks)
     }
 
     /// The replicators of the db core and (once open) the blobs core.
@@ -1014,6 +1038,20 @@ impl Hyperdrive {
     }
 }
 
+/// Writes everything `src` yields through `w` (a few MiB in memory at a time).
+async fn put_reader<R: AsyncRead + Unpin>(mut w: BlobWriter, mut src: R) -> Result<BlobId> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 2 << 20];
+    loop {
+        let n = src.read(&mut buf).await.map_err(BlobError::from)?;
+        if n == 0 {
+            break;
+        }
+        w.write(buf.get(..n).unwrap_or_default())?;
+    }
+    Ok(w.finish()?)
+}
+
 /// Writes one file in chunks (see [`Hyperdrive::writer`]).
 #[derive(Debug)]
 pub struct DriveWriter {
@@ -1132,7 +1170,8 @@ impl DriveBatch {
     ) -> Result<()> {
         let key = path::normalize(path)?;
         self.release_blobs()?;
-        let blob = self.drive.blobs().await?.put_reader(src).await?;
+        let blobs = self.drive.blobs().await?;
+        let blob = put_reader(self.drive.blob_writer(&blobs, &key).await, src).await?;
         self.ops.push((
             key,
             Some(EntryValue::file(blob, opts.executable, opts.metadata).encode()),
