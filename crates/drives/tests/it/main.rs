@@ -2,8 +2,8 @@
 //!
 //! One test binary for the whole crate (`autotests = false` in its Cargo.toml): each file below is a module.
 
-mod encrypted;
 mod cdc;
+mod encrypted;
 mod hypercore_clear;
 mod hyperdrive_hostile;
 mod mirror_download;
