@@ -741,7 +741,9 @@ impl HyperDht {
                     break answer;
                 }
                 None if found.remembered && stale.is_none() => {
-                    tracing::debug!("no answer through the remembered nodes, looking the server up again");
+                    tracing::debug!(
+                        "no answer through the remembered nodes, looking the server up again"
+                    );
                     stale = Some(found.generation);
                 }
                 None => return Err(HyperDhtError::PeerConnectionFailed),

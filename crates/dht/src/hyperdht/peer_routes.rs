@@ -104,7 +104,12 @@ impl PeerRoutes {
     /// The nodes holding `target`'s record: remembered ones unless `stale` names the generation that just
     /// failed, else the answer of the query under way, else the answer of a new query run with `query`
     /// (which returns the nodes that answered with the record, best first; empty when none did).
-    pub async fn find<F, Fut, E>(&self, target: Id, stale: Option<u64>, query: F) -> Result<Found, E>
+    pub async fn find<F, Fut, E>(
+        &self,
+        target: Id,
+        stale: Option<u64>,
+        query: F,
+    ) -> Result<Found, E>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Vec<SocketAddrV4>, E>>,
@@ -339,7 +344,9 @@ mod tests {
     async fn failures_and_empty_answers_are_not_remembered() {
         let routes = PeerRoutes::default();
         assert!(routes
-            .find([1; 32], None, || async { Err::<Vec<SocketAddrV4>, &str>("down") })
+            .find([1; 32], None, || async {
+                Err::<Vec<SocketAddrV4>, &str>("down")
+            })
             .await
             .is_err());
         let none = routes

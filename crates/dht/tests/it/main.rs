@@ -10,4 +10,5 @@ mod dht_rpc_sim;
 mod dht_table_vectors;
 mod dht_vectors;
 mod dht_wire_enums;
+mod hyperdht_connect_burst;
 mod hyperdht_network_change;
