@@ -14,7 +14,9 @@
 //!   each sends BYTES bytes (its own pattern), half-closes and reads them back; prints
 //!   `{"conns":N,"ok":N,"seconds":S,"first":S,"last":S}` (wall clock from the first connect to the last
 //!   byte back; `first`/`last`: the fastest and slowest connection's whole round trip). Exits 1 unless every
-//!   connection got its bytes back exactly.
+//!   connection got its bytes back exactly. With `hold`, a connection keeps its sending side open until all
+//!   its bytes came back (for proxies that end the whole connection on a half-close, as JS hypershell's
+//!   tunnels do).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
@@ -33,9 +35,14 @@ fn main() -> ExitCode {
             _ => return usage(),
         },
         ["echo"] => echo(),
-        ["burst", port, conns, bytes] => {
-            match (port.parse::<u16>(), conns.parse::<usize>(), bytes.parse::<usize>()) {
-                (Ok(port), Ok(conns), Ok(bytes)) => burst(port, conns, bytes),
+        ["burst", port, conns, bytes] | ["burst", port, conns, bytes, "hold"] => {
+            let hold = args.len() == 5;
+            match (
+                port.parse::<u16>(),
+                conns.parse::<usize>(),
+                bytes.parse::<usize>(),
+            ) {
+                (Ok(port), Ok(conns), Ok(bytes)) => burst(port, conns, bytes, hold),
                 _ => return usage(),
             }
         }
@@ -52,7 +59,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: tcp-bench sink | source PORT BYTES | echo | burst PORT CONNS BYTES");
+    eprintln!("usage: tcp-bench sink | source PORT BYTES | echo | burst PORT CONNS BYTES [hold]");
     ExitCode::from(2)
 }
 
@@ -143,12 +150,14 @@ fn echo() -> std::io::Result<bool> {
 
 /// Connection `i`'s bytes: a pattern of its own, so crossed streams show.
 fn pattern(i: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|j| (j.wrapping_mul(31) ^ i.wrapping_mul(7919)) as u8).collect()
+    (0..len)
+        .map(|j| (j.wrapping_mul(31) ^ i.wrapping_mul(7919)) as u8)
+        .collect()
 }
 
 /// One connection of a burst: sends its bytes (from another thread, so a full echo cannot block the
 /// writer) and reads them back; returns its round-trip time when the echo matched.
-fn one_round_trip(port: u16, i: usize, len: usize) -> std::io::Result<Option<f64>> {
+fn one_round_trip(port: u16, i: usize, len: usize, hold: bool) -> std::io::Result<Option<f64>> {
     let started = Instant::now();
     let mut conn = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
     let data = pattern(i, len);
@@ -156,19 +165,30 @@ fn one_round_trip(port: u16, i: usize, len: usize) -> std::io::Result<Option<f64
     let sent = data.clone();
     let sender = std::thread::spawn(move || -> std::io::Result<()> {
         writer.write_all(&sent)?;
-        writer.shutdown(Shutdown::Write)
+        if hold {
+            Ok(())
+        } else {
+            writer.shutdown(Shutdown::Write)
+        }
     });
     let mut back = Vec::with_capacity(len);
-    conn.read_to_end(&mut back)?;
-    let sent_ok = sender.join().map_err(|_| std::io::Error::other("writer panicked"))?;
+    if hold {
+        back.resize(len, 0);
+        conn.read_exact(&mut back)?;
+    } else {
+        conn.read_to_end(&mut back)?;
+    }
+    let sent_ok = sender
+        .join()
+        .map_err(|_| std::io::Error::other("writer panicked"))?;
     sent_ok?;
     Ok((back == data).then(|| started.elapsed().as_secs_f64()))
 }
 
-fn burst(port: u16, conns: usize, len: usize) -> std::io::Result<bool> {
+fn burst(port: u16, conns: usize, len: usize, hold: bool) -> std::io::Result<bool> {
     let started = Instant::now();
     let threads: Vec<_> = (0..conns)
-        .map(|i| std::thread::spawn(move || one_round_trip(port, i, len)))
+        .map(|i| std::thread::spawn(move || one_round_trip(port, i, len, hold)))
         .collect();
     let mut times = Vec::new();
     for t in threads {
