@@ -18,7 +18,7 @@ use holepunch::hypershell::{
 use holepunch::noise::Keypair;
 use holepunch::protomux::{Channel, ChannelOptions, Mux, ProtomuxError};
 use holepunch::secret_stream::{SecretStream, SecretStreamOptions};
-use holepunch::udx::{UdxStream, UdxStreamControl};
+use holepunch::udx::{FirewallVerdict, UdxStream, UdxStreamControl};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Encodes `value` as compact-encoding's `c.json` (a string of JSON).
@@ -169,6 +169,11 @@ pub async fn run_client(
             accepted = listener.accept() => {
                 let (tcp, _) = accepted.context("accepting a TCP connection")?;
                 let raw = dht.create_raw_stream()?;
+                // The server starts its handshake as soon as it answered with its stream id: its first
+                // packet can come in before that answer is read here and the stream connected. Kept (and
+                // handed to the stream when it connects) instead of dropped, which cost a retransmission
+                // timeout (a second) per connection.
+                raw.set_firewall(|_, _| FirewallVerdict::Hold)?;
                 let id = raw.local_id();
                 pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id, (raw, tcp));
                 channel

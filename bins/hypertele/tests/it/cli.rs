@@ -21,13 +21,13 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Which side of the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
+pub(crate) enum Side {
     Rust,
     Js,
 }
 
 /// A running bin: its stdout and stderr lines arrive on one channel (tagged), it is killed on drop.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     lines: mpsc::Receiver<(bool, String)>,
     log: Vec<String>,
@@ -175,7 +175,7 @@ fn server_cmd(side: Side, bootstrap: &str, args: &[&str]) -> Command {
     }
 }
 
-fn client_cmd(side: Side, bootstrap: &str, args: &[&str]) -> Command {
+pub(crate) fn client_cmd(side: Side, bootstrap: &str, args: &[&str]) -> Command {
     match side {
         Side::Rust => {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_hypertele"));
@@ -198,7 +198,7 @@ fn js(role: &str, bootstrap: &str, args: &[&str]) -> Command {
 }
 
 /// Starts a server; returns it and the public key it printed.
-fn start_server(side: Side, bootstrap: &str, args: &[&str]) -> (Proc, String) {
+pub(crate) fn start_server(side: Side, bootstrap: &str, args: &[&str]) -> (Proc, String) {
     let mut p = Proc::spawn(server_cmd(side, bootstrap, args));
     let line = p.stdout_line(|l| l.starts_with("hypertele"));
     let key = if let Some(rest) = line.strip_prefix("hypertele: ") {
@@ -215,7 +215,7 @@ fn start_server(side: Side, bootstrap: &str, args: &[&str]) -> (Proc, String) {
 }
 
 /// Starts a client; returns it and the address it listens on (`HOST:PORT` or a socket path).
-fn start_client(mut cmd: Command) -> (Proc, String) {
+pub(crate) fn start_client(mut cmd: Command) -> (Proc, String) {
     let mut p = Proc::spawn({
         cmd.stdin(Stdio::null());
         cmd
@@ -226,7 +226,7 @@ fn start_client(mut cmd: Command) -> (Proc, String) {
 }
 
 /// A TCP echo service on 127.0.0.1: echoes until the client's end, then ends (half-close respected).
-async fn tcp_echo() -> u16 {
+pub(crate) async fn tcp_echo() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding echo");
@@ -335,7 +335,7 @@ async fn check_refused(addr: &str) {
     }
 }
 
-async fn check_exchange(addr: &str, seed: u64, len: usize, hold: bool) {
+pub(crate) async fn check_exchange(addr: &str, seed: u64, len: usize, hold: bool) {
     eprintln!("exchange {seed}: {len} bytes");
     let payload = data(seed, len);
     let echoed = exchange(addr, &payload, hold).await;
@@ -343,7 +343,7 @@ async fn check_exchange(addr: &str, seed: u64, len: usize, hold: bool) {
     assert!(echoed == payload, "echoed bytes differ");
 }
 
-fn seed_hex(n: u8) -> String {
+pub(crate) fn seed_hex(n: u8) -> String {
     hex::encode([n; 32])
 }
 

@@ -2,4 +2,5 @@
 //!
 //! One test binary for the package (`autotests = false` in its Cargo.toml): each file below is a module.
 
+mod burst;
 mod cli;

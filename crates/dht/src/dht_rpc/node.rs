@@ -1297,6 +1297,11 @@ impl Dht {
     fn drain(&mut self, now: Instant) {
         self.secrets.tick();
         self.congestion.drain();
+        self.send_queued(now);
+    }
+
+    /// Sends held-back requests, oldest first, while the window has room.
+    fn send_queued(&mut self, now: Instant) {
         while !self.congestion.is_full() {
             let Some(tid) = self.queue.pop_front() else {
                 break;
@@ -1541,6 +1546,10 @@ impl Dht {
         let Some(req) = self.remove_inflight(res.tid) else {
             return;
         };
+        // The answer freed room in the window: held-back requests leave now rather than at the next drain
+        // (up to 750 ms later), so a burst of requests is paced by the replies, not by the drain clock. (The
+        // JS sends its queue only on drains; the window's limits are the same.)
+        self.send_queued(now);
         self.stats.responses += 1;
         let from_id = res.id.filter(|id| *id == node_id(&from));
         let reply = Reply {

@@ -84,6 +84,8 @@ use crate::udx::{FirewallVerdict, Udx, UdxSocket, UdxStream};
 
 #[path = "holepunch.rs"]
 mod holepunch;
+#[path = "peer_routes.rs"]
+mod peer_routes;
 #[path = "relay.rs"]
 mod relay;
 use super::holepuncher::Holepuncher;
@@ -286,6 +288,8 @@ struct Inner {
     listening: Mutex<Vec<[u8; 32]>>,
     /// Local ids of the raw streams currently carried through a blind relay.
     relayed: Mutex<std::collections::HashSet<u32>>,
+    /// The nodes holding the records of servers connected to, shared by the connects.
+    peer_routes: peer_routes::PeerRoutes,
 }
 
 /// A HyperDHT node (JS `new DHT(opts)`). Cheap to clone.
@@ -419,6 +423,7 @@ impl HyperDht {
                 unannounced: tokio::sync::watch::channel(0).0,
                 listening: Mutex::new(Vec::new()),
                 relayed: Mutex::default(),
+                peer_routes: peer_routes::PeerRoutes::default(),
             }),
         })
     }
@@ -717,62 +722,32 @@ impl HyperDht {
             ..NoisePayload::default()
         })?;
 
-        let outcome = self
-            .inner
-            .handle
-            .query(
-                QuerySpec {
-                    target,
-                    command: Command::FIND_PEER.into(),
-                    value: None,
-                },
-                QueryOpts::default(),
-            )
-            .await?;
-        let mut relays: Vec<SocketAddrV4> = Vec::new();
-        for r in &outcome.replies {
-            let found = r
-                .value
-                .as_deref()
-                .and_then(|v| decode::<Peer>(v).ok())
-                .is_some();
-            if found && !relays.contains(&r.from) {
-                relays.push(r.from);
+        // The nodes holding the server's record: shared with the node's other connects to it (one query at
+        // a time, remembered afterwards; see `peer_routes`). Remembered nodes that all fail are looked up
+        // again, once.
+        let mut stale = None;
+        let (relay, (reply_noise, server_address, client_address, relayed)) = loop {
+            let found = self
+                .inner
+                .peer_routes
+                .find(target, stale, || self.find_peer_nodes(target))
+                .await?;
+            if found.relays.is_empty() {
+                return Err(HyperDhtError::PeerNotFound);
             }
-        }
-        if relays.is_empty() {
-            return Err(HyperDhtError::PeerNotFound);
-        }
-
-        // The same first message goes through every node holding the record, a few at a time (the JS runs
-        // two attempts in parallel); the first answer wins. The server answers duplicates identically.
-        let mut answer = None;
-        let mut pending = relays.into_iter();
-        let mut set = tokio::task::JoinSet::new();
-        loop {
-            while set.len() < PARALLEL_HANDSHAKES {
-                let Some(relay) = pending.next() else { break };
-                let dht = self.clone();
-                let request = request.clone();
-                set.spawn(
-                    async move { (relay, dht.peer_handshake(target, &request, relay).await) },
-                );
-            }
-            let Some(done) = set.join_next().await else {
-                break;
-            };
-            match done {
-                Ok((relay, Ok(a))) => {
-                    answer = Some((relay, a));
-                    break;
+            match self.handshake_through(target, &request, found.relays).await {
+                Some(answer) => {
+                    self.inner.peer_routes.worked(target, answer.0);
+                    break answer;
                 }
-                Ok((relay, Err(e))) => tracing::debug!("handshake through {relay} failed: {e}"),
-                Err(e) => tracing::debug!("handshake task failed: {e}"),
+                None if found.remembered && stale.is_none() => {
+                    tracing::debug!(
+                        "no answer through the remembered nodes, looking the server up again"
+                    );
+                    stale = Some(found.generation);
+                }
+                None => return Err(HyperDhtError::PeerConnectionFailed),
             }
-        }
-        set.abort_all();
-        let Some((relay, (reply_noise, server_address, client_address, relayed))) = answer else {
-            return Err(HyperDhtError::PeerConnectionFailed);
         };
 
         let payload = noise.recv(&reply_noise)?;
@@ -1066,6 +1041,77 @@ impl HyperDht {
         }
         let (sock, to) = punched.await?;
         Ok(Some((Some(sock), to)))
+    }
+
+    /// The FIND_PEER query for `target`: the nodes that answered with the server's record, in the order
+    /// they answered.
+    async fn find_peer_nodes(&self, target: Id) -> Result<Vec<SocketAddrV4>> {
+        let outcome = self
+            .inner
+            .handle
+            .query(
+                QuerySpec {
+                    target,
+                    command: Command::FIND_PEER.into(),
+                    value: None,
+                },
+                QueryOpts::default(),
+            )
+            .await?;
+        let mut relays: Vec<SocketAddrV4> = Vec::new();
+        for r in &outcome.replies {
+            let found = r
+                .value
+                .as_deref()
+                .and_then(|v| decode::<Peer>(v).ok())
+                .is_some();
+            if found && !relays.contains(&r.from) {
+                relays.push(r.from);
+            }
+        }
+        Ok(relays)
+    }
+
+    /// Sends the same first handshake message through each of `relays`, a few at a time (the JS runs two
+    /// attempts in parallel); the first answer wins (the server answers duplicates identically). `None`
+    /// when no node got an answer.
+    async fn handshake_through(
+        &self,
+        target: Id,
+        request: &[u8],
+        relays: Vec<SocketAddrV4>,
+    ) -> Option<(SocketAddrV4, (Vec<u8>, SocketAddrV4, SocketAddrV4, bool))> {
+        let mut answer = None;
+        let mut pending = relays.into_iter();
+        let mut set = tokio::task::JoinSet::new();
+        loop {
+            while set.len() < PARALLEL_HANDSHAKES {
+                let Some(relay) = pending.next() else { break };
+                let dht = self.clone();
+                let request = request.to_vec();
+                set.spawn(
+                    async move { (relay, dht.peer_handshake(target, &request, relay).await) },
+                );
+            }
+            let Some(done) = set.join_next().await else {
+                break;
+            };
+            match done {
+                Ok((relay, Ok(a))) => {
+                    answer = Some((relay, a));
+                    break;
+                }
+                Ok((relay, Err(e))) => tracing::debug!("handshake through {relay} failed: {e}"),
+                Err(e) => tracing::debug!("handshake task failed: {e}"),
+            }
+        }
+        set.abort_all();
+        answer
+    }
+
+    /// How many FIND_PEER queries the node's connects started (connects to one server share them).
+    pub fn find_peer_queries(&self) -> u64 {
+        self.inner.peer_routes.queries()
     }
 
     /// The client half of `router.peerHandshake`: returns (noise, server address, client address, relayed).

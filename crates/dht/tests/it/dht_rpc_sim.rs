@@ -613,6 +613,38 @@ fn congestion_window_holds_requests_until_the_next_drain() {
 }
 
 #[test]
+fn answers_free_the_window_for_held_back_requests_at_once() {
+    let mut net = Net::new();
+    net.add(Config {
+        seed: Some(1),
+        ..Config::bootstrapper(server(0))
+    });
+    net.add(Config {
+        max_window: 2,
+        ..net.persistent_node_config(2)
+    });
+    net.run_until(Duration::from_secs(60), |net| {
+        net.bootstrapped(0) && net.bootstrapped(1)
+    });
+    net.take_events(1);
+    let now = net.now;
+    let ids: Vec<RequestId> = (0..10).map(|_| net.nodes[1].ping(server(0), now)).collect();
+    // No clock advance: every answer lets the next held-back ping out, so all ten are answered without
+    // waiting for a drain.
+    net.flush();
+    assert_eq!(net.now, now);
+    let answered = ids
+        .iter()
+        .filter(|id| {
+            net.events[1]
+                .iter()
+                .any(|e| matches!(e, Event::Response { id: x, .. } if x == *id))
+        })
+        .count();
+    assert_eq!(answered, 10);
+}
+
+#[test]
 fn down_hints_make_referrers_drop_a_dead_node_quickly() {
     // Fewer than k nodes: the query waits for the dead node to time out (a query that already has k
     // closest replies ends first and, as in the JS, cancels its slow requests without hinting).

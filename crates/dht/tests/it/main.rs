@@ -10,5 +10,6 @@ mod dht_rpc_sim;
 mod dht_table_vectors;
 mod dht_vectors;
 mod dht_wire_enums;
+mod hyperdht_connect_burst;
 mod hyperdht_network_change;
 mod hyperswarm_restart;
