@@ -2,68 +2,17 @@
 //! one gets its own end-to-end stream, byte-exact, while the node looks the server up once, and later
 //! connects go straight to the nodes that held its record.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use holepunch_dht::dht_rpc::driver::DhtHandle;
-use holepunch_dht::dht_rpc::node::Config;
-use holepunch_dht::hyperdht::{CacheOpts, HyperDht, HyperDhtError, HyperDhtOpts, ServeHyperdht};
+use holepunch_dht::hyperdht::{HyperDht, HyperDhtError};
 use holepunch_wire::crypto::KeyPair;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
+use crate::testnet::{node, testnet};
+
 /// Generous: only a hang fails the test.
 const STEP: Duration = Duration::from_secs(120);
-
-async fn testnet(size: usize) -> Vec<DhtHandle> {
-    let server = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let client = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let SocketAddr::V4(public) = server.local_addr().expect("addr") else {
-        panic!("v4")
-    };
-    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
-    boot.serve_hyperdht(CacheOpts::default())
-        .await
-        .expect("serve");
-    let mut nodes = vec![boot];
-    while nodes.len() < size {
-        let config = Config {
-            bootstrap: vec![public],
-            ephemeral: Some(false),
-            firewalled: false,
-            ..Config::default()
-        };
-        let n = DhtHandle::bind(Ipv4Addr::LOCALHOST, 0, config)
-            .await
-            .expect("bind");
-        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
-        timeout(STEP, n.bootstrapped())
-            .await
-            .expect("in time")
-            .expect("running");
-        nodes.push(n);
-    }
-    nodes
-}
-
-async fn node(bootstrap: SocketAddrV4) -> HyperDht {
-    let dht = HyperDht::bind(HyperDhtOpts {
-        bootstrap: vec![bootstrap],
-        host: Ipv4Addr::LOCALHOST,
-        ..HyperDhtOpts::default()
-    })
-    .await
-    .expect("bind");
-    timeout(STEP, dht.ready())
-        .await
-        .expect("in time")
-        .expect("ready");
-    dht
-}
 
 /// Connection `i`'s bytes.
 fn payload(i: usize, len: usize) -> Vec<u8> {
@@ -85,7 +34,7 @@ async fn round_trip(client: HyperDht, key: [u8; 32], i: usize, len: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_connects_shares_one_lookup() {
-    let net = testnet(5).await;
+    let (net, _) = testnet(5).await;
     let boot = net[0].server_addr();
     let server_dht = node(boot).await;
     let mut server = server_dht.create_server(|_, _| false);
@@ -149,7 +98,7 @@ async fn echo_one(server: &mut holepunch_dht::hyperdht::Server) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_left_is_looked_up_again() {
-    let net = testnet(5).await;
+    let (net, _) = testnet(5).await;
     let boot = net[0].server_addr();
     let client = node(boot).await;
     let kp = KeyPair::generate();

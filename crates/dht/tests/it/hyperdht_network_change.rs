@@ -1,70 +1,17 @@
 //! A HyperDHT server on a loopback testnet when the node's network changes, it wakes up, or it is
 //! suspended and resumed: the node re-bootstraps and the server announces itself again at once.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use holepunch_dht::dht_rpc::driver::DhtHandle;
-use holepunch_dht::dht_rpc::node::Config;
-use holepunch_dht::hyperdht::{
-    CacheOpts, HyperDht, HyperDhtError, HyperDhtOpts, NetworkEvent, ServeHyperdht,
-};
+use holepunch_dht::hyperdht::{HyperDht, HyperDhtError, NetworkEvent};
 use holepunch_wire::crypto::KeyPair;
 use tokio::time::timeout;
+
+use crate::testnet::{node, testnet};
 
 /// Far below the periodic re-announce (about five minutes): only the network change can explain a
 /// re-announce within it.
 const STEP: Duration = Duration::from_secs(60);
-
-async fn testnet(size: usize) -> Vec<DhtHandle> {
-    let server = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let client = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let SocketAddr::V4(public) = server.local_addr().expect("addr") else {
-        panic!("v4")
-    };
-    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
-    boot.serve_hyperdht(CacheOpts::default())
-        .await
-        .expect("serve");
-    let mut nodes = vec![boot];
-    while nodes.len() < size {
-        let config = Config {
-            bootstrap: vec![public],
-            ephemeral: Some(false),
-            firewalled: false,
-            ..Config::default()
-        };
-        let n = DhtHandle::bind(Ipv4Addr::LOCALHOST, 0, config)
-            .await
-            .expect("bind");
-        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
-        timeout(STEP, n.bootstrapped())
-            .await
-            .expect("in time")
-            .expect("running");
-        nodes.push(n);
-    }
-    nodes
-}
-
-async fn node(bootstrap: SocketAddrV4) -> HyperDht {
-    let dht = HyperDht::bind(HyperDhtOpts {
-        bootstrap: vec![bootstrap],
-        host: Ipv4Addr::LOCALHOST,
-        ..HyperDhtOpts::default()
-    })
-    .await
-    .expect("bind");
-    timeout(STEP, dht.ready())
-        .await
-        .expect("in time")
-        .expect("ready");
-    dht
-}
 
 async fn echo_once(client: &HyperDht, key: &[u8; 32]) {
     let mut conn = timeout(STEP, client.connect(key))
@@ -87,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_change_rebootstraps_and_reannounces_at_once() {
-    let net = testnet(5).await;
+    let (net, _) = testnet(5).await;
     let boot = net[0].server_addr();
     let server_dht = node(boot).await;
     let mut server = server_dht.create_server(|_, _| false);
@@ -152,7 +99,7 @@ async fn a_network_change_rebootstraps_and_reannounces_at_once() {
 async fn a_suspended_swarm_closes_its_connections_and_reconnects_after_resume() {
     use holepunch_dht::hyperswarm::{Backoffs, Hyperswarm, JoinOpts, SwarmOpts};
 
-    let net = testnet(5).await;
+    let (net, _) = testnet(5).await;
     let boot = net[0].server_addr();
     let opts = || SwarmOpts {
         backoffs: Some(Backoffs {

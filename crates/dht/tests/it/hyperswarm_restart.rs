@@ -2,62 +2,18 @@
 //! restarted with the same key pair on a new port: swarm clients find the new one at once, both a client
 //! that was connected to the dead one and a client that joins afterwards and sees the stale records.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use holepunch_dht::dht_rpc::driver::DhtHandle;
-use holepunch_dht::dht_rpc::node::Config;
-use holepunch_dht::hyperdht::{CacheOpts, HyperDhtOpts, ServeHyperdht};
 use holepunch_dht::hyperswarm::{Hyperswarm, JoinOpts, SwarmOpts};
 use holepunch_wire::crypto::KeyPair;
 use tokio::time::timeout;
 
+use crate::testnet::{dht_opts, testnet};
+
 /// A bound on each step so a hang fails the test instead of blocking it (the steps finish in seconds).
 const HANG: Duration = Duration::from_secs(120);
-
-async fn testnet(size: usize) -> (Vec<DhtHandle>, SocketAddrV4) {
-    let server = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let client = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
-    let SocketAddr::V4(public) = server.local_addr().expect("addr") else {
-        panic!("v4")
-    };
-    let boot = DhtHandle::spawn(Config::bootstrapper(public), server, client).expect("spawn");
-    boot.serve_hyperdht(CacheOpts::default())
-        .await
-        .expect("serve");
-    let mut nodes = vec![boot];
-    while nodes.len() < size {
-        let config = Config {
-            bootstrap: vec![public],
-            ephemeral: Some(false),
-            firewalled: false,
-            ..Config::default()
-        };
-        let n = DhtHandle::bind(Ipv4Addr::LOCALHOST, 0, config)
-            .await
-            .expect("bind");
-        n.serve_hyperdht(CacheOpts::default()).await.expect("serve");
-        timeout(HANG, n.bootstrapped())
-            .await
-            .expect("in time")
-            .expect("running");
-        nodes.push(n);
-    }
-    (nodes, public)
-}
-
-fn dht_opts(bootstrap: SocketAddrV4) -> HyperDhtOpts {
-    HyperDhtOpts {
-        bootstrap: vec![bootstrap],
-        host: Ipv4Addr::LOCALHOST,
-        ..HyperDhtOpts::default()
-    }
-}
 
 /// A seeder in a runtime of its own, as in a process of its own: [`Seeder::kill`] drops every task and
 /// socket at once, with nothing unannounced and no connection closed cleanly.

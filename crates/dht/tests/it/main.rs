@@ -13,3 +13,4 @@ mod dht_wire_enums;
 mod hyperdht_connect_burst;
 mod hyperdht_network_change;
 mod hyperswarm_restart;
+mod testnet;
