@@ -440,16 +440,43 @@ impl Hyperblobs {
         if let Some(found) = in_blob(self.core.seek(target).ok().flatten()) {
             return Ok(found);
         }
-        // A sparse replica may lack the tree nodes a seek needs: fetch the block a 64 KiB layout would put
-        // there (its proof brings nodes along), try again, and else walk the blob from its start.
-        let guess = id
-            .block_offset
-            .saturating_add(start / DEFAULT_BLOCK_SIZE as u64)
-            .min(id.block_end().saturating_sub(1));
+        // A sparse replica may lack the tree nodes a seek needs. Fetch the block the blob's average block size
+        // puts there: its proof brings the nodes that give its byte offset; from that offset and its size,
+        // guess again (blocks of content-defined chunks vary in size), narrowing [lo, hi) each time, until
+        // the block holding the byte is found or a seek can tell. Each guess fetches one block.
         let rep = self.replicator.as_ref();
-        fetch_block(&self.core, rep, self.wait, guess).await?;
-        if let Some(found) = in_blob(self.core.seek(target).ok().flatten()) {
-            return Ok(found);
+        let (mut lo, mut hi) = (id.block_offset, id.block_end());
+        let average = (id.byte_length / id.block_length.max(1)).max(1);
+        let mut guess = id
+            .block_offset
+            .saturating_add(start / average)
+            .min(hi.saturating_sub(1));
+        for _ in 0..64 {
+            let len = fetch_block(&self.core, rep, self.wait, guess).await?.len() as u64;
+            if let Some(found) = in_blob(self.core.seek(target).ok().flatten()) {
+                return Ok(found);
+            }
+            let Some(offset) = self.core.byte_offset(guess) else {
+                break;
+            };
+            if target < offset {
+                hi = guess;
+            } else if target - offset < len {
+                return Ok((guess, target - offset));
+            } else {
+                lo = guess + 1;
+            }
+            if lo >= hi {
+                break;
+            }
+            // The next guess: as many blocks of this one's size away as the byte is, kept inside [lo, hi).
+            let per = len.max(1);
+            guess = if target < offset {
+                guess.saturating_sub((offset - target).div_ceil(per))
+            } else {
+                guess.saturating_add((target - offset - len) / per + 1)
+            }
+            .clamp(lo, hi - 1);
         }
         let mut skip = start;
         for i in id.block_offset..id.block_end() {

@@ -915,6 +915,17 @@ impl Hypercore {
         Ok(tree::seek(&g.tree, &g.nodes, bytes, padding)?)
     }
 
+    /// The byte offset of block `index` (counted as [`seek`](Self::seek) counts, without encryption padding),
+    /// when the tree nodes it takes are here (a sparse replica has those of the blocks it fetched).
+    pub fn byte_offset(&self, index: u64) -> Option<u64> {
+        let g = self.lock();
+        if index > g.tree.length {
+            return None;
+        }
+        let offset = tree::byte_offset(&g.tree, &g.nodes, 2 * index).ok()?;
+        offset.checked_sub(index.checked_mul(g.padding())?)
+    }
+
     /// How many nodes on the path from tree node `index` (`2 * block` for a block) up to the nearest stored
     /// node are missing here (`MerkleTree.missingNodes`): the `nodes` count to put in a block or hash request
     /// so the proof stops at a node this core can check it against.
