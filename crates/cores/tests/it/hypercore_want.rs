@@ -136,7 +136,12 @@ async fn reader_downloading_a_range_discovers_sparse_blocks() {
     let _m = connect(std::slice::from_ref(&rs), std::slice::from_ref(&rr));
     assert_eq!(timeout(T, rr.update()).await.expect("update"), LEN);
     let _all = rr.download_all();
-    until(&rr, |rr| rr.core().stored_blocks() == held.len() as u64).await;
+    // (A block is stored before the replicator counts it: wait for both.)
+    let n = held.len() as u64;
+    until(&rr, |rr| {
+        rr.core().stored_blocks() == n && rr.stats().blocks_downloaded == n
+    })
+    .await;
     for i in held {
         assert_eq!(r.get(i).expect("get"), Some(block(i)), "block {i}");
     }
@@ -419,7 +424,12 @@ async fn a_want_over_many_runs_is_answered_with_an_exact_bitfield() {
     let _m = connect(std::slice::from_ref(&rs), std::slice::from_ref(&rr));
     assert_eq!(timeout(T, rr.update()).await.expect("update"), 2000);
     let _all = rr.download_all();
-    until(&rr, |rr| rr.core().stored_blocks() == held.len() as u64).await;
+    // (A block is stored before the replicator counts it: wait for both.)
+    let n = held.len() as u64;
+    until(&rr, |rr| {
+        rr.core().stored_blocks() == n && rr.stats().blocks_downloaded == n
+    })
+    .await;
     assert_eq!(rr.stats().wants_sent, 1);
     assert_eq!(rr.stats().no_data_received, 0);
 }
