@@ -9,6 +9,10 @@
 //       each (initiator and not) with one token, connect the raw streams to their relay streams
 //       (connectRawStream), then both send <bytes> pattern bytes and end. Prints {"initiatorId",
 //       "responderId", "receivedA": n, "receivedB": n, "ok": bool} or {"error"}.
+//   node js/blind_relay_peer.js self <bootstrap> <relay pk hex>
+//       connects to the relay naming the relay itself as relayThrough (what an app that passes relayThrough to
+//       every dht.connect does when hyperdht opens its connection to the relay); prints {"connected": true}
+//       once the connection opened, then {"alive": true} if it is still open 2 s later.
 // The pattern byte i is (i * 7 + (i >> 10)) & 0xff. HYPERDHT_HOST (default 127.0.0.1): the address the DHT binds.
 'use strict'
 const DHT = require('hyperdht')
@@ -109,6 +113,25 @@ async function runPair(bootstrap, relayKey, total) {
   process.exit(0)
 }
 
+async function runSelf(bootstrap, relayKey) {
+  const dht = new DHT({ bootstrap, ephemeral: true, host: process.env.HYPERDHT_HOST || '127.0.0.1' })
+  const conn = dht.connect(relayKey, { relayThrough: relayKey })
+  let closed = false
+  conn.on('error', () => {})
+  conn.on('close', () => {
+    closed = true
+  })
+  await new Promise((resolve, reject) => {
+    conn.once('open', resolve)
+    conn.once('error', reject)
+  })
+  console.log(JSON.stringify({ connected: true }))
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+  console.log(JSON.stringify({ alive: !closed }))
+  await dht.destroy({ force: true })
+  process.exit(0)
+}
+
 const [mode, bs, ...rest] = process.argv.slice(2)
 const bootstrap = parseBootstrap(bs)
 const fail = (e) => {
@@ -117,4 +140,5 @@ const fail = (e) => {
 }
 if (mode === 'relay') runRelay(bootstrap).catch(fail)
 else if (mode === 'pair') runPair(bootstrap, b4a.from(rest[0], 'hex'), Number(rest[1])).catch(fail)
+else if (mode === 'self') runSelf(bootstrap, b4a.from(rest[0], 'hex')).catch(fail)
 else fail(new Error('unknown mode ' + mode))

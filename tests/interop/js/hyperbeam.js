@@ -20,7 +20,11 @@ const dht = new DHT({ bootstrap, ephemeral: true, host: process.env.HYPERBEAM_HO
 if (process.env.HYPERBEAM_RELAY) {
   const relayThrough = Buffer.from(process.env.HYPERBEAM_RELAY, 'hex')
   const connect = dht.connect.bind(dht)
-  dht.connect = (publicKey, opts = {}) => connect(publicKey, { ...opts, relayThrough })
+  // Not the connection to the relay itself: hyperdht opens that with this same dht.connect, and a
+  // connection to the relay paired through the relay recursed (a relayed connection per connection to the
+  // relay) until a direct one won; under load the JS side's pairing then failed now and then.
+  dht.connect = (publicKey, opts = {}) =>
+    relayThrough.equals(publicKey) ? connect(publicKey, opts) : connect(publicKey, { ...opts, relayThrough })
   const createServer = dht.createServer.bind(dht)
   dht.createServer = (opts = {}, onconnection) =>
     typeof opts === 'function'

@@ -658,10 +658,12 @@ impl HyperDht {
             .key_pair
             .clone()
             .unwrap_or_else(|| self.inner.default_key_pair.clone());
+        // Never through the peer we connect to: a connection to the relay itself is not paired through it.
         let our_relay = match &opts.relay_through {
             Some(r) => r.select_for(self).await,
             None => None,
         }
+        .filter(|k| k != remote_public_key)
         .map(|k| (k, crate::blind_relay::token()));
         // Set once the stream runs through the relay: from then on only our own move to a punched path
         // changes its remote (relay traffic on the old path must not move it back, but is accepted).
@@ -2108,10 +2110,19 @@ impl Router {
         direct: bool,
     ) -> Result<Option<HandshakeReply>> {
         let mut noise = NoiseWrap::responder(&self.key_pair)?;
-        let remote = noise.recv(noise_msg)?;
+        let mut remote = noise.recv(noise_msg)?;
         let Some(remote_pk) = noise.remote_public_key() else {
             return Ok(None);
         };
+        // A client naming us as its relay (a relay's own peers pairing their connection to it through it):
+        // we cannot pair a connection through ourselves; the connection is direct or punched as any other.
+        if remote
+            .relay_through
+            .as_ref()
+            .is_some_and(|r| r.public_key == self.key_pair.public)
+        {
+            remote.relay_through = None;
+        }
         if (self.firewall)(&remote_pk, &remote) {
             tracing::debug!("firewall rejected {}", hex::encode(remote_pk));
             return Ok(None);
@@ -2140,6 +2151,7 @@ impl Router {
             (Some(_), Some(r)) => r
                 .select_for(&self.dht)
                 .await
+                .filter(|k| *k != remote_pk)
                 .map(|k| (k, crate::blind_relay::token())),
             _ => None,
         };

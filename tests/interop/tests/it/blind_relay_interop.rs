@@ -358,3 +358,37 @@ async fn server_relay_then_direct_through_a_rust_relay() {
     .await;
     assert_eq!(relay.stats().pairings_matched, 1);
 }
+
+/// A connection to the relay that names the relay itself as its relayThrough (a JS app passing relayThrough
+/// to every `dht.connect` does that when hyperdht opens its connection to the relay; the NAT lab's JS
+/// hyperbeam wrapper once did): the relay cannot pair a connection through itself and must not try (it did,
+/// connecting to itself, and a loaded run now and then lost the peer's pairing). Rust and JS clients connect
+/// directly, and the relay pairs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_to_the_relay_naming_the_relay_is_direct() {
+    let net = interop::JsTestnet::start(5);
+    let relay_node = rust_node(net.bootstrap[0]).await;
+    let (relay, relay_key, _task) = rust_relay(&relay_node).await;
+
+    let client_node = rust_node(net.bootstrap[0]).await;
+    let opts = ConnectOpts {
+        relay_through: Some(RelayThrough::Key(relay_key)),
+        ..ConnectOpts::default()
+    };
+    let conn = timeout(STEP, client_node.connect_opts(&relay_key, opts))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    assert_ne!(client_node.connection_path(&conn).0, ConnectionPath::Relay);
+
+    let mut js = interop::node(
+        "blind_relay_peer.js",
+        &["self", &net.bootstrap_arg(), &hex::encode(relay_key)],
+    );
+    let v = parse(&tokio::task::block_in_place(|| js.line(STEP)));
+    assert_eq!(v["connected"], true, "JS: {v}");
+    let v = parse(&tokio::task::block_in_place(|| js.line(STEP)));
+    assert_eq!(v["alive"], true, "JS: {v}");
+    assert_eq!(relay.stats().pairings_matched, 0);
+    drop(conn);
+}
