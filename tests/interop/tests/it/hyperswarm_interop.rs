@@ -649,6 +649,10 @@ fn quick_retries() -> SwarmOpts {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connections_are_redialled_both_ways() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let net = testnet();
     // A Rust client reconnects to a JS server that dropped it.
     let topic = random_topic();
@@ -698,6 +702,9 @@ async fn dropped_connections_are_redialled_both_ways() {
         .expect("in time")
         .expect("a connection");
     assert!(!info.client);
+    // Destroy it once the JS side has opened it too: a connection destroyed before the JS secret stream
+    // opened never becomes a `connection` there (no `close` to see; JS redials all the same).
+    js.expect(|v| v.get("connection").is_some(), STEP).await;
     first.destroy();
     js.expect(|v| v.get("closed").is_some(), STEP).await;
     drop(first);
