@@ -173,6 +173,8 @@ async function main() {
       b4a.from(name)
     ])
   const derived = {
+    // AutoStore.getBootstrapSystemKey(): the system core's key before the first indexer was added
+    bootstrapSystemKey: hex(a._viewStore.getBootstrapSystemKey()),
     systemVersion: a.system.version,
     entropy: hex(a.system.entropy),
     indexers: a.system.indexers.map((i) => ({ key: hex(i.key), length: i.length })),

@@ -66,3 +66,4 @@
 
 pub mod keys;
 pub mod messages;
+pub mod topolist;
