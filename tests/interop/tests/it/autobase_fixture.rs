@@ -13,8 +13,9 @@ use holepunch::autobase::messages::{
     BootRecord, Checkpointer, Info, Member, OplogMessage, SystemKey, BOOT_RECORD_VERSION,
 };
 use holepunch::compact_encoding::{Decode, Encode};
+use holepunch::crypto::verify;
 use holepunch::hyperbee::messages::{Header, Node as BeeNode};
-use holepunch::hypercore::caps::manifest_hash;
+use holepunch::hypercore::caps::{manifest_hash, tree_signable};
 use holepunch::hypercore::messages::{Manifest, Prologue, Signer};
 use holepunch::hypercore::tree::{Batch, TreeState};
 use serde_json::Value;
@@ -328,6 +329,44 @@ fn rust_reads_and_reencodes_every_record_of_a_js_autobase() {
         system_keys_seen.len() >= 2,
         "the system core moved when the second indexer joined"
     );
+
+    // checkpoints: each indexer's latest system and view checkpoints are its signatures (partials of the
+    // multisig) over `treeSignable(manifestHash, treeHash, length, fork 0)` of the current cores
+    for role in ["writer-a", "writer-b"] {
+        let signer = IndexerSigner::from_manifest(&cores[role].manifest).unwrap();
+        let msgs: Vec<OplogMessage> = cores[role]
+            .blocks
+            .iter()
+            .map(|b| OplogMessage::decode(b).unwrap())
+            .collect();
+        let last = msgs
+            .iter()
+            .rev()
+            .find_map(|m| m.checkpoint.as_ref())
+            .expect("an indexer's checkpoint");
+        let sys = last
+            .system
+            .and_then(|c| c.checkpoint)
+            .expect("system checkpoint");
+        let user = last.user.as_ref().unwrap()[0]
+            .checkpoint
+            .expect("view checkpoint");
+        for (what, core, chk) in [
+            ("system", &cores["system"], sys),
+            ("view", &cores["view"], user),
+        ] {
+            let len = usize::try_from(chk.length).unwrap();
+            assert!(len <= core.blocks.len());
+            let msg = tree_signable(&core.key, &tree_hash(&core.blocks[..len]), chk.length, 0);
+            assert!(
+                verify(&msg, &chk.signature, &signer.public_key),
+                "{role}'s {what} checkpoint at {len} verifies"
+            );
+            let mut bad = chk.signature;
+            bad[0] ^= 1;
+            assert!(!verify(&msg, &bad, &signer.public_key));
+        }
+    }
 
     // decode-doesn't-panic over real blocks: every prefix and every single-byte corruption of a JS block;
     // whatever decodes re-encodes to something that decodes to the same message
