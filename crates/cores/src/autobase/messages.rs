@@ -884,6 +884,7 @@ fn opt<T>(present: bool, f: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

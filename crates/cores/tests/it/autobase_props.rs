@@ -2,6 +2,8 @@
 //! here as hex so these run without node) decode to what JS decodes and re-encode to the same bytes; every
 //! decoder survives arbitrary, truncated and mutated input without panicking; and generated records round-trip.
 
+#![allow(clippy::unwrap_used)]
+
 use holepunch_cores::autobase::messages::{
     decode_linearizer_key, encode_linearizer_key, BootRecord, Checkout, Checkpoint, Checkpointer,
     Digest, EncryptionDescriptor, IndexCheckpoint, Info, LinearizerUpdate, ManifestData, Member,

@@ -3,6 +3,8 @@
 //! every writer block, boot record and system-view value, re-encode each to the same bytes, and the Rust key
 //! derivations must give the keys JS gave its cores.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 

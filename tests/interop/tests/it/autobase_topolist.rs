@@ -3,6 +3,8 @@
 //! and through `holepunch::autobase::topolist`; every flush must report the same order, indexed list, shared
 //! prefix and undo count.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use holepunch::autobase::topolist::{Dag, NodeId, Topolist};
