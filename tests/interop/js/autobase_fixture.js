@@ -15,6 +15,8 @@ const crypto = require('hypercore-crypto')
 const Corestore = require('corestore')
 const Hyperbee = require('hyperbee')
 const Autobase = require('autobase')
+const caps = require('autobase/lib/caps.js')
+const SystemView = require('autobase/lib/system.js')
 
 const hex = (b) => (b === null || b === undefined ? null : b4a.toString(b, 'hex'))
 
@@ -181,6 +183,15 @@ async function main() {
     systemVersion: a.system.version,
     entropy: hex(a.system.entropy),
     indexers: a.system.indexers.map((i) => ({ key: hex(i.key), length: i.length })),
+    caps: {
+      signer: hex(caps.NS_SIGNER_NAMESPACE),
+      viewBlockKey: hex(caps.NS_VIEW_BLOCK_KEY),
+      hashKey: hex(caps.NS_HASH_KEY),
+      encryption: hex(caps.NS_ENCRYPTION)
+    },
+    genesisEntropy: hex(SystemView.GENESIS_ENTROPY),
+    // what a version 2 system would take as entropy if its indexers changed at length 7 (lib/system.js)
+    entropyAt7: hex(a.system.getEntropy(a.system.indexers, 7)),
     staticHash: {
       _system: hex(crypto.hash([a.key, b4a.from('_system')])),
       view: hex(crypto.hash([a.key, b4a.from('view')]))

@@ -1,7 +1,8 @@
 //! Autobase: many writers, one view, compatible with JS autobase 7.28.1 (issue #16). This module holds the
-//! base everything else builds on: the encodings of every record autobase keeps ([`messages`]) and the key
-//! derivations of its cores ([`keys`]). The linearizer, apply, replication (wakeup) and the `Autobase` type
-//! itself are still to come.
+//! base everything else builds on: the encodings of every record autobase keeps ([`messages`]), the key
+//! derivations of its cores ([`keys`]) and the order of the causal DAG's un-indexed nodes ([`topolist`]). The
+//! consensus (which nodes are indexed), apply, replication (wakeup) and the `Autobase` type itself are still to
+//! come.
 //!
 //! What follows is what JS autobase 7.28.1 keeps where (read from its `index.js`, `lib/` and the hyperschema
 //! spec in `encoding/spec/autobase`, and checked against a base JS builds in
@@ -57,12 +58,13 @@
 //!
 //! # Linearizing (for the next step)
 //!
-//! Nodes form a DAG through their heads. Nodes are ordered so that a node comes after everything it links to;
-//! nodes not linked either way are ordered by writer key (bytewise, lowest first), then by length
-//! (`lib/topolist.js` `cmp`/`cmpUnlinked`; `lib/linearizer.js` `tieBreak`: "lowest key wins"). The indexers'
-//! acks (null-value nodes) confirm a prefix once a majority of indexers has seen it (`lib/consensus.js`); the
-//! confirmed prefix is applied to the views and signed in checkpoints; the unconfirmed tail may be reordered
-//! and re-applied as new nodes arrive.
+//! Nodes form a DAG through their heads (and the previous node of their own writer while it is not indexed).
+//! [`topolist`] orders them as JS does: a node comes after everything it links to; nodes not linked either way
+//! are ordered by writer key (bytewise, lowest first), then by length (`lib/topolist.js`; `lib/linearizer.js`
+//! `tieBreak`: "lowest key wins"). The indexers' acks (null-value nodes) confirm a prefix once a majority of
+//! indexers has seen it (`lib/consensus.js`, vector clocks, not yet ported); the confirmed prefix is applied to
+//! the views and signed in checkpoints; the unconfirmed tail may be reordered and re-applied as new nodes
+//! arrive.
 
 pub mod keys;
 pub mod messages;

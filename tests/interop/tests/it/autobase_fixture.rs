@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use holepunch::autobase::keys::{
-    bootstrap_system_key, static_hash, view_manifest, view_namespace, IndexerSigner, ViewKeyInputs,
+    bootstrap_system_key, entropy_namespaces, generate_entropy, ns_encryption, ns_hash_key,
+    ns_signer_namespace, ns_view_block_key, static_hash, view_manifest, view_namespace,
+    IndexerSigner, ViewKeyInputs,
 };
 use holepunch::autobase::messages::{
     BootRecord, Checkpointer, Info, Member, OplogMessage, SystemKey, BOOT_RECORD_VERSION,
@@ -263,6 +265,21 @@ fn rust_reads_and_reencodes_every_record_of_a_js_autobase() {
     assert_eq!(
         static_hash(&bootstrap, "view"),
         h32(&derived["staticHash"]["view"])
+    );
+    assert_eq!(ns_signer_namespace(), h32(&derived["caps"]["signer"]));
+    assert_eq!(ns_view_block_key(), h32(&derived["caps"]["viewBlockKey"]));
+    assert_eq!(ns_hash_key(), h32(&derived["caps"]["hashKey"]));
+    assert_eq!(ns_encryption(), h32(&derived["caps"]["encryption"]));
+    assert_eq!(entropy_namespaces().0, h32(&derived["genesisEntropy"]));
+    let indexer_order: Vec<[u8; 32]> = derived["indexers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| h32(&i["key"]))
+        .collect();
+    assert_eq!(
+        generate_entropy(&indexer_order, 7, None),
+        h32(&derived["entropyAt7"])
     );
     let signer_of = |key: &[u8; 32]| {
         let role = if *key == cores["writer-a"].key {
