@@ -1,6 +1,7 @@
 //! Autobase: many writers, one view, compatible with JS autobase 7.28.1 (issue #16). This module holds the
 //! base everything else builds on: the encodings of every record autobase keeps ([`messages`]), the key
-//! derivations of its cores ([`keys`]) and the order of the causal DAG's un-indexed nodes ([`topolist`]). The
+//! derivations of its cores ([`keys`]), the digest and checkpoint pointers of writer blocks, written and
+//! resolved ([`checkpoints`]), and the order of the causal DAG's un-indexed nodes ([`topolist`]). The
 //! consensus (which nodes are indexed), apply, replication (wakeup) and the `Autobase` type itself are still to
 //! come.
 //!
@@ -66,6 +67,7 @@
 //! the views and signed in checkpoints; the unconfirmed tail may be reordered and re-applied as new nodes
 //! arrive.
 
+pub mod checkpoints;
 pub mod keys;
 pub mod messages;
 pub mod topolist;

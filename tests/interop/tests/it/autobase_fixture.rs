@@ -8,6 +8,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use holepunch::autobase::checkpoints::{
+    inflate_checkpoint, inflate_digest, LocalCheckpoints, Slot,
+};
 use holepunch::autobase::keys::{
     bootstrap_system_key, entropy_namespaces, generate_entropy, ns_encryption, ns_hash_key,
     ns_signer_namespace, ns_view_block_key, static_hash, view_manifest, view_namespace,
@@ -93,22 +96,6 @@ fn cores(out: &Value) -> HashMap<String, Core> {
         .collect()
 }
 
-/// The pointer-or-value fields of a writer's blocks point back to a block that has the value.
-fn resolves<T>(
-    blocks: &[OplogMessage],
-    at: usize,
-    pointer: u64,
-    has: impl Fn(&OplogMessage) -> Option<T>,
-) -> T {
-    let back = usize::try_from(pointer).unwrap();
-    assert!(
-        back <= at,
-        "pointer {pointer} at block {at} points before the core"
-    );
-    has(&blocks[at - back])
-        .unwrap_or_else(|| panic!("block {} has no value for the pointer at {at}", at - back))
-}
-
 #[test]
 fn rust_reads_and_reencodes_every_record_of_a_js_autobase() {
     let dir = interop::scratch_dir("autobase-fixture");
@@ -139,6 +126,7 @@ fn rust_reads_and_reencodes_every_record_of_a_js_autobase() {
             .iter()
             .map(|b| OplogMessage::decode(b).expect("writer block decodes"))
             .collect();
+        let mut sim = LocalCheckpoints::default();
         for (i, (m, bytes)) in msgs.iter().zip(&core.blocks).enumerate() {
             assert_eq!(&m.to_bytes().unwrap(), bytes, "{role} block {i} re-encodes");
             assert_eq!(m.version, 2);
@@ -154,29 +142,42 @@ fn rust_reads_and_reencodes_every_record_of_a_js_autobase() {
                 let op: Value = serde_json::from_slice(v).expect("json value");
                 assert!(op["op"].is_string());
             }
+            // digests and checkpoints resolve, and a Rust writer replaying the same keys and signatures
+            // writes the same pointers
+            let length = i as u64 + 1;
+            let block = |l: u64| msgs.get(usize::try_from(l).ok()?.checked_sub(1)?);
             let digest = m.digest.expect("every block has a digest");
-            let key = match digest.key {
-                Some(k) => {
-                    assert_eq!(digest.pointer, 0);
-                    k
-                }
-                None => resolves(&msgs, i, digest.pointer, |m| m.digest.and_then(|d| d.key)),
-            };
+            let key = inflate_digest(length, &digest, block)
+                .expect("digest resolves")
+                .key;
+            assert_eq!(
+                sim.make_digest(length, key),
+                digest,
+                "{role} block {i} digest"
+            );
             if !system_keys_seen.contains(&key) {
                 system_keys_seen.push(key);
             }
             if let Some(c) = &m.checkpoint {
-                let sys = c.system.expect("a checkpoint always has the system core's");
                 checkpoints += 1;
-                let chk = |c: &Checkpointer| c.checkpoint;
-                if sys.checkpoint.is_none() {
-                    resolves(&msgs, i, sys.checkpointer, |m| {
-                        m.checkpoint
-                            .as_ref()
-                            .and_then(|c| c.system.as_ref())
-                            .and_then(chk)
-                    });
+                let sys = c.system.expect("a checkpoint always has the system core's");
+                let enc = c.encryption.expect("and the encryption core's");
+                let user = c.user.as_deref().expect("and the user views'");
+                for (slot, chk) in [(Slot::System, &sys), (Slot::Encryption, &enc)]
+                    .into_iter()
+                    .chain(user.iter().enumerate().map(|(j, u)| (Slot::User(j), u)))
+                {
+                    inflate_checkpoint(length, chk, slot, block).expect("checkpoint resolves");
                 }
+                let new = |c: &Checkpointer| c.checkpoint.map(|k| (k.signature, k.length));
+                sim.update_internal_signatures(length, new(&sys), new(&enc));
+                let users: Vec<_> = user.iter().map(new).collect();
+                sim.update_user_signatures(length, &users);
+                assert_eq!(
+                    &sim.make_checkpoint(length),
+                    c,
+                    "{role} block {i} checkpoint"
+                );
                 assert_eq!(c.user.as_ref().map(Vec::len), Some(1), "one user view");
             }
         }
