@@ -1,12 +1,12 @@
-// Builds a small JS autobase 7 (two indexer writers, a hyperbee view named `view`), lets both peers append,
-// replicate and ack until the view is signed, and prints every block of every core it knows, as JSON, for the
+// Builds a small JS autobase 7 (two indexer writers and a non-indexer that writes and is then removed, a
+// hyperbee view named `view`), lets the peers append, replicate and ack until the view is signed, and prints every block of every core it knows, as JSON, for the
 // Rust decoders (tests/interop/tests/it/autobase_fixture.rs).
-// usage: node autobase_fixture.js DIR    (DIR: where the two corestores are kept, `DIR/a` and `DIR/b`; left on
+// usage: node autobase_fixture.js DIR    (DIR: where the two corestores are kept, `DIR/a`, `DIR/b`, `DIR/c`; left on
 //                                         disk so the stores can be inspected)
 // stdout: { bases: [base], cores: [core], derived: {...} }
 //   base: { name, key, discoveryKey, localKey, bootRecord: hex, systemKey, viewKey, systemLength, signedLength,
 //           viewEntries: [[key, value]] }
-//   core: { role, key, manifest, length, signedLength, blocks: [hex] }   (role: writer-a, writer-b, system, view)
+//   core: { role, key, manifest, length, signedLength, blocks: [hex] }   (role: writer-a, writer-b, writer-c, system, view)
 //   derived: what lib/store.js and lib/system.js derive keys from (indexers, entropy, namespaces, static hashes)
 const path = require('path')
 const b4a = require('b4a')
@@ -33,6 +33,8 @@ async function apply(nodes, view, host) {
     const op = node.value
     if (op.op === 'add-writer') {
       await host.addWriter(b4a.from(op.key, 'hex'), { indexer: !!op.indexer })
+    } else if (op.op === 'remove-writer') {
+      await host.removeWriter(b4a.from(op.key, 'hex'))
     } else if (op.op === 'put') {
       await view.put(op.key, op.value)
     } else if (op.op === 'del') {
@@ -98,15 +100,22 @@ async function main() {
 
   const storeA = new Corestore(path.join(dir, 'a'))
   const storeB = new Corestore(path.join(dir, 'b'))
+  const storeC = new Corestore(path.join(dir, 'c'))
 
   const a = makeBase(storeA, null)
   await a.ready()
   const b = makeBase(storeB, a.key)
   await b.ready()
 
+  const w3 = makeBase(storeC, a.key)
+  await w3.ready()
+
   const s1 = storeA.replicate(true)
   const s2 = storeB.replicate(false)
   s1.pipe(s2).pipe(s1)
+  const s3 = storeA.replicate(true)
+  const s4 = storeC.replicate(false)
+  s3.pipe(s4).pipe(s3)
 
   await a.append({ op: 'add-writer', key: hex(b.local.key), indexer: true })
   for (let i = 0; i < 1000 && !b.writable; i++) {
@@ -126,6 +135,17 @@ async function main() {
     await b.ack()
     await settled([a, b])
   }
+  // a writer that is not an indexer writes, then is removed
+  await b.append({ op: 'add-writer', key: hex(w3.local.key), indexer: false })
+  for (let i = 0; i < 1000 && !w3.writable; i++) {
+    await settled([a, b, w3])
+    if (!w3.writable) await tick()
+  }
+  if (!w3.writable) throw new Error('c never became writable')
+  await w3.append({ op: 'put', key: 'c0', value: 'from c' })
+  await settled([a, b, w3])
+  await a.append({ op: 'remove-writer', key: hex(w3.local.key) })
+  await settled([a, b, w3])
   await a.append({ op: 'del', key: 'a0' })
   await b.append({ op: 'put', key: 'shared', value: 'last' })
   for (let i = 0; i < 3; i++) {
@@ -160,6 +180,7 @@ async function main() {
   const cores = [
     await dumpCore(storeA, 'writer-a', a.local.key),
     await dumpCore(storeA, 'writer-b', b.local.key),
+    await dumpCore(storeA, 'writer-c', w3.local.key),
     await dumpCore(storeA, 'system', null, a.system.core),
     await dumpCore(storeA, 'view', null, a.view.core)
   ]
@@ -205,8 +226,10 @@ async function main() {
 
   await a.close()
   await b.close()
+  await w3.close()
   await storeA.close()
   await storeB.close()
+  await storeC.close()
 }
 
 main().then(

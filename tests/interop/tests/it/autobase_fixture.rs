@@ -1,7 +1,9 @@
-//! JS autobase 7.28.1 builds a base (`js/autobase_fixture.js`: two indexer writers, a hyperbee view, puts, a
-//! deletion, acks until the views are signed) and prints every block of every core. The Rust decoders must read
-//! every writer block, boot record and system-view value, re-encode each to the same bytes, and the Rust key
-//! derivations must give the keys JS gave its cores.
+//! JS autobase 7.28.1 builds a base (`js/autobase_fixture.js`: two indexer writers and a non-indexer that
+//! writes once and is removed, a hyperbee view, puts, a deletion, acks until the views are signed) and prints
+//! every block of every core. The Rust decoders must read every writer block, boot record and system-view value
+//! and re-encode each to the same bytes; the Rust key derivations must give the keys JS gave its cores; a Rust
+//! writer replaying the JS writers' keys and signatures must write the same digest and checkpoint pointers; and
+//! the indexers' checkpoints must verify as signatures of the system and view cores.
 
 #![allow(clippy::unwrap_used)]
 
@@ -26,6 +28,9 @@ use holepunch::hypercore::caps::{manifest_hash, tree_signable};
 use holepunch::hypercore::messages::{Manifest, Prologue, Signer};
 use holepunch::hypercore::tree::{Batch, TreeState};
 use serde_json::Value;
+
+/// The writer cores the fixture dumps: two indexers, and a non-indexer that wrote once and was removed.
+const WRITERS: [&str; 3] = ["writer-a", "writer-b", "writer-c"];
 
 fn h32(v: &Value) -> [u8; 32] {
     hex::decode(v.as_str().expect("hex string"))
@@ -113,13 +118,10 @@ fn rust_reads_and_reencodes_every_record_of_a_js_autobase() {
     let view_key = h32(&base["viewKey"]);
 
     // writer blocks: every one decodes, re-encodes to its bytes, and names only known writers
-    let writer_keys: HashSet<[u8; 32]> = ["writer-a", "writer-b"]
-        .iter()
-        .map(|r| cores[*r].key)
-        .collect();
+    let writer_keys: HashSet<[u8; 32]> = WRITERS.iter().map(|r| cores[*r].key).collect();
     let mut system_keys_seen = Vec::new();
     let mut checkpoints = 0;
-    for role in ["writer-a", "writer-b"] {
+    for role in WRITERS {
         let core = &cores[role];
         let msgs: Vec<OplogMessage> = core
             .blocks
@@ -232,25 +234,30 @@ fn rust_reads_and_reencodes_every_record_of_a_js_autobase() {
         }
     }
     let info = last_info.expect("an info record");
+    // the removed writer no longer counts
     assert_eq!(info.members, 2);
     assert!(info.pending_indexers.is_empty());
     let indexer_keys: HashSet<_> = info.indexers.iter().map(|c| c.key).collect();
-    assert_eq!(indexer_keys, writer_keys);
+    let indexer_roles: HashSet<[u8; 32]> = ["writer-a", "writer-b"]
+        .iter()
+        .map(|r| cores[*r].key)
+        .collect();
+    assert_eq!(indexer_keys, indexer_roles);
     assert_eq!(info.views.len(), 1);
     assert_eq!(info.views[0].key, view_key);
     assert!(info.views[0].length <= cores["view"].blocks.len() as u64);
+    assert_eq!(members.len(), 3);
     for (k, m) in &members {
-        assert!(m.is_indexer && !m.is_removed);
-        assert!(
-            m.length
-                <= cores[if *k == cores["writer-a"].key {
-                    "writer-a"
-                } else {
-                    "writer-b"
-                }]
-                .blocks
-                .len() as u64
-        );
+        let role = WRITERS.into_iter().find(|r| cores[*r].key == *k).unwrap();
+        if role == "writer-c" {
+            assert!(
+                !m.is_indexer && m.is_removed,
+                "the non-indexer was removed: {m:?}"
+            );
+        } else {
+            assert!(m.is_indexer && !m.is_removed, "{role}: {m:?}");
+        }
+        assert!(m.length <= cores[role].blocks.len() as u64);
     }
 
     // key derivations
@@ -390,7 +397,7 @@ fn rust_reads_and_reencodes_every_record_of_a_js_autobase() {
 
     // decode-doesn't-panic over real blocks: every prefix and every single-byte corruption of a JS block;
     // whatever decodes re-encodes to something that decodes to the same message
-    for role in ["writer-a", "writer-b"] {
+    for role in WRITERS {
         for block in &cores[role].blocks {
             for n in 0..block.len() {
                 let _ = OplogMessage::decode(&block[..n]);
