@@ -8,6 +8,7 @@
 
 #![warn(unnameable_types)]
 
+pub mod autobase;
 pub mod corestore;
 pub mod hyperbee;
 pub mod hyperblobs;

@@ -9,11 +9,11 @@
 //! | transport | `holepunch-udx` | [`udx`] |
 //! | streams | `holepunch-streams` | [`noise`], [`secret_stream`], [`protomux`] |
 //! | DHT | `holepunch-dht` | [`dht_rpc`], [`hyperdht`], [`blind_relay`], [`hyperswarm`] |
-//! | cores | `holepunch-cores` | [`hypercore`], [`hyperbee`], [`hyperblobs`], [`corestore`] |
+//! | cores | `holepunch-cores` | [`hypercore`], [`hyperbee`], [`hyperblobs`], [`corestore`], [`autobase`] |
 //! | drives | `holepunch-drives` | [`drive`], [`localdrive`], [`hyperdrive`], [`mirror`] |
 //! | apps | `holepunch-hypershell` | [`hypershell`] |
 
-pub use holepunch_cores::{corestore, hyperbee, hyperblobs, hypercore};
+pub use holepunch_cores::{autobase, corestore, hyperbee, hyperblobs, hypercore};
 pub use holepunch_dht::{blind_relay, dht_rpc, hyperdht, hyperswarm};
 pub use holepunch_drives::{drive, hyperdrive, localdrive, mirror};
 pub use holepunch_hypershell as hypershell;
