@@ -59,6 +59,13 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        // Debugging aid: e.g. RUST_LOG=holepunch_udx::loss=debug logs loss recovery (probes, RACK, RTOs).
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
