@@ -62,7 +62,9 @@ impl Stream {
             return false;
         }
         let tail_probe = self.ca_state == CaState::Open && self.sacks == 0;
-        let mut timeout = 1000u32;
+        // No RTT sample yet (libudx does not probe then, and waits for the 1 s RTO): a lost ack of the first
+        // packets, or a receiver stalled at the start, cost a second. A probe costs one packet.
+        let mut timeout = PTO_NO_RTT_MS;
         if self.rtt_sampled {
             timeout = self.srtt.saturating_mul(2);
             if self.inflight_list.len + self.retransmit_list.len == 1 {
@@ -161,10 +163,6 @@ impl Stream {
                 "tail loss probe"
             );
             self.rearm_rto(true);
-        } else if tail_probe && !self.rtt_sampled {
-            // No RTT yet (libudx: no probe without a sample): wait for the RTO.
-            self.rearm_rto(false);
-            return;
         } else {
             // A recovery probe: no ack came for a PTO. Re-send the packet most likely lost, the first one
             // waiting for retransmission, else the earliest sent still in flight; ignoring the congestion

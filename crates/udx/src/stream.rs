@@ -114,6 +114,8 @@ const TLP_MAX_ACK_DELAY: u32 = 2;
 /// The shortest probe timeout: RTTs are whole milliseconds (0 on a sub-millisecond path), and a peer's ack may
 /// wait for its event loop.
 const PTO_MIN_MS: u32 = 4;
+/// The probe timeout before the first RTT sample (then doubling per probe, while below the RTO).
+const PTO_NO_RTT_MS: u32 = 200;
 /// How many of an ack's SACK ranges report the highest received packets when the ranges run out.
 const SACK_TOP_RANGES: usize = 16;
 /// Out-of-order packets further than this ahead of the cumulative ack are dropped (bounds memory).

@@ -1222,3 +1222,34 @@ fn delayed_acks_after_probes_cause_no_spurious_retransmissions() {
         assert_eq!(st.rto_count, 0, "{ctx}");
     }
 }
+
+/// A receiver that stalls (40 ms every 150 ms, from the very start: before the sender has any RTT sample)
+/// under random loss: when the one ack for a burst that waited out the stall is lost, nothing else would come
+/// back. Before an RTT sample libudx (and we) had no probe, only the 1 s initial RTO: ~0.9 s stalls at the start
+/// at 10% loss. No RTO now, and no gap much beyond the stall itself plus a probe timeout.
+#[test]
+fn receiver_stalls_under_loss_need_no_rto() {
+    for loss in [0.01, 0.05, 0.10] {
+        for seed in 0..3 {
+            let link = Link {
+                loss,
+                delay: Duration::from_micros(500),
+                bandwidth: Some(400_000_000),
+                max_queue: Duration::from_millis(5),
+                receiver_pauses: Some((Duration::from_millis(150), Duration::from_millis(40))),
+                ..Link::default()
+            };
+            let mut sim = Sim::new(181 + seed, link.clone(), link);
+            transfer(&mut sim, 32 * MIB, 0, 600);
+            let st = sim.peers[0].stream.stats();
+            let ctx = format!(
+                "{loss} loss, seed {seed}: {:?}, max gap {:?}, {st:?}",
+                sim.now, sim.max_gap
+            );
+            assert_eq!(st.rto_count, 0, "{ctx}");
+            assert!(sim.max_gap < Duration::from_millis(40 + 220), "{ctx}");
+            // 32 MiB at 400 MB/s is 85 ms, plus the stalls at 0 and 150 ms.
+            assert!(sim.now < Duration::from_millis(400), "{ctx}");
+        }
+    }
+}
