@@ -10,7 +10,8 @@
 //! acknowledged), and non-zero with a message on error.
 //!
 //! Debugging aids: `UDXCAT_TRACE=1` prints the stream's counters every 100 ms on stderr, `UDXCAT_STATS=1` prints
-//! them once at the end.
+//! them once at the end, `RUST_LOG=holepunch_udx::loss=debug` logs loss recovery as it happens (probes, packets
+//! RACK marks lost, RTOs; `=trace` adds RACK advancing on a retransmitted packet).
 //!
 //! `UDXCAT_LINGER=1` (benches): once the stream closed, print `udxcat: closed at SECS` (Unix time) on stderr and
 //! keep the socket open while the stream lingers to re-acknowledge retransmissions (its last ack may have been
@@ -59,6 +60,13 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        // Debugging aid: e.g. RUST_LOG=holepunch_udx::loss=debug logs loss recovery (probes, RACK, RTOs).
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -62,7 +62,9 @@ impl Stream {
             return false;
         }
         let tail_probe = self.ca_state == CaState::Open && self.sacks == 0;
-        let mut timeout = 1000u32;
+        // No RTT sample yet (libudx does not probe then, and waits for the 1 s RTO): a lost ack of the first
+        // packets, or a receiver stalled at the start, cost a second. A probe costs one packet.
+        let mut timeout = PTO_NO_RTT_MS;
         if self.rtt_sampled {
             timeout = self.srtt.saturating_mul(2);
             if self.inflight_list.len + self.retransmit_list.len == 1 {
@@ -151,11 +153,16 @@ impl Stream {
                 self.tlp_permitted = false;
             }
             self.probe_count += 1;
+            tracing::debug!(
+                target: "holepunch_udx::loss",
+                stream = self.local_id,
+                now = self.now,
+                retransmit = self.tlp_is_retrans,
+                inflight = self.inflight_list.len,
+                srtt = self.srtt,
+                "tail loss probe"
+            );
             self.rearm_rto(true);
-        } else if tail_probe && !self.rtt_sampled {
-            // No RTT yet (libudx: no probe without a sample): wait for the RTO.
-            self.rearm_rto(false);
-            return;
         } else {
             // A recovery probe: no ack came for a PTO. Re-send the packet most likely lost, the first one
             // waiting for retransmission, else the earliest sent still in flight; ignoring the congestion
@@ -177,9 +184,61 @@ impl Stream {
             self.tx_queue.push_back(s);
             self.probe_count += 1;
             self.next_rto_ts = rto_at;
+            tracing::debug!(
+                target: "holepunch_udx::loss",
+                stream = self.local_id,
+                now = self.now,
+                seq = s,
+                backoff = self.probe_backoff,
+                ca_state = ?self.ca_state,
+                inflight = self.inflight_list.len,
+                retransmit_queue = self.retransmit_list.len,
+                sacks = self.sacks,
+                "recovery probe"
+            );
         }
         self.probe_backoff = self.probe_backoff.saturating_add(1);
         self.schedule_probe_or_rto();
+    }
+
+    /// Loss detection for a stream with no RTT sample, which has no probe timeout: the receiving side of a
+    /// one-way transfer sends nothing but its END (and acks), so it never measures an RTT, and a lost END
+    /// waited for the 1 s initial RTO (the stall at the tail of the benches' short transfers). Every packet
+    /// the remote sends after our packet reached it acknowledges it, and what the remote can send before
+    /// that is bounded by its send window, which our receive window bounds. So once the remote has sent us
+    /// twice our largest receive window since our last transmission without acknowledging it, our oldest
+    /// unacknowledged packet was lost (or its acknowledgements were): send it again now.
+    pub(super) fn unanswered_probe(&mut self) {
+        if self.rtt_sampled
+            || self.remote_acked == self.seq
+            || self.rx_since_sent <= 2 * u64::from(self.config.recv_window_max)
+        {
+            return;
+        }
+        self.rx_since_sent = 0;
+        let Some(s) = self.inflight_list.head else {
+            return;
+        };
+        let Some(p) = self.pkt(s) else { return };
+        let (size, probe) = (p.size as usize, p.is_mtu_probe);
+        self.list_unlink(ListId::Inflight, s);
+        self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+        if let Some(p) = self.pkt_mut(s) {
+            p.lost = true;
+        }
+        if probe {
+            self.mtu_unprobeify(s);
+        }
+        self.lost = self.lost.wrapping_add(1);
+        self.list_push_tail(ListId::Retransmit, s);
+        self.probe_count += 1;
+        tracing::debug!(
+            target: "holepunch_udx::loss",
+            stream = self.local_id,
+            now = self.now,
+            seq = s,
+            "no RTT sample and a receive window of data without an ack: resending"
+        );
     }
 
     pub(super) fn on_rack_reo_timeout(&mut self) {
@@ -309,6 +368,21 @@ impl Stream {
             }
             cur = next;
         }
+        if resending > 0 {
+            tracing::debug!(
+                target: "holepunch_udx::loss",
+                stream = self.local_id,
+                now = self.now,
+                lost = resending,
+                rack_rtt = self.rack_rtt,
+                reo_wnd,
+                inflight = self.inflight_list.len,
+                cwnd = self.cc.cwnd(),
+                pacing = self.cc.pacing_rate(),
+                ca_state = ?self.ca_state,
+                "RACK marked lost"
+            );
+        }
         if resending > probes_lost && self.ca_state == CaState::Open {
             self.fast_recovery_count += 1;
             self.ca_state = CaState::Recovery;
@@ -353,15 +427,15 @@ impl Stream {
             }
             return 0;
         }
-        let (is_probe, lost, size, len, time_sent, xmit, retransmitted) = (
+        let (is_probe, lost, size, len, time_sent, retransmitted) = (
             p.is_mtu_probe,
             p.lost,
             p.size as usize,
             usize::from(p.len),
             p.time_sent,
-            p.xmit,
             p.retransmitted,
         );
+        let (ambiguous, rack_xmit, rack_time_sent) = (p.ambiguous, p.rack_xmit, p.rack_time_sent);
 
         if self.mtu_state == MtuState::Search && self.mtu_probe_count > 0 && is_probe {
             self.mtu_probe_count = 0;
@@ -412,10 +486,30 @@ impl Stream {
                 .clamp(1000, RTO_MAX_MS);
         }
 
-        if !retransmitted || rtt >= self.rtt_min.get() {
+        if ambiguous {
+            // Maybe the ack of an earlier transmission (see `SentPacket::ambiguous`): RACK learns only that
+            // that one was delivered.
+            let rack_rtt = self.clamp_rtt(now.saturating_sub(rack_time_sent));
+            if rack_sent_after(rack_xmit, self.rack_xmit) {
+                self.rack_rtt = rack_rtt;
+                self.rack_xmit = rack_xmit;
+            }
+        } else if !retransmitted || rtt >= self.rtt_min.get() {
+            let xmit = rack_xmit;
             self.rack_rtt = rtt;
             rs.rtt_ms = i64::from(rtt);
             if rack_sent_after(xmit, self.rack_xmit) {
+                if retransmitted {
+                    tracing::trace!(
+                        target: "holepunch_udx::loss",
+                        stream = self.local_id,
+                        now = self.now,
+                        seq = s,
+                        rtt,
+                        sack,
+                        "RACK advanced by a retransmitted packet"
+                    );
+                }
                 self.rack_xmit = xmit;
             }
         }

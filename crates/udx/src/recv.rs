@@ -201,6 +201,7 @@ impl Stream {
             p = p.wrapping_add(1);
         }
         if ack_advanced {
+            self.rx_since_sent = 0;
             self.remote_acked = ack;
             // Bytes before the oldest retained packet are no longer needed.
             let keep = self
@@ -284,6 +285,11 @@ impl Stream {
             // Recovering (SACKs but no cumulative progress): probe if no ack comes for a probe timeout, and
             // before the RTO.
             self.schedule_probe_or_rto();
+        }
+
+        if data_inflight && !ack_advanced && type_flags & flags::DATA != 0 {
+            self.rx_since_sent += payload.len() as u64;
+            self.unanswered_probe();
         }
 
         if type_flags & (flags::DATA | flags::END) != 0 {

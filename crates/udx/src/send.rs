@@ -66,9 +66,18 @@ impl Stream {
             self.app_limited != 0,
         );
         self.xmit_count += 1;
+        self.rx_since_sent = 0;
         let xmit = self.xmit_count;
         let Some(p) = self.pkt_mut(s) else { return };
         p.transmits = p.transmits.saturating_add(1);
+        if is_retransmit && !p.lost && p.transmits > 1 {
+            // A probe of a packet still in flight: keep crediting the earlier transmission.
+            p.ambiguous = true;
+        } else {
+            p.ambiguous = false;
+            p.rack_xmit = xmit;
+            p.rack_time_sent = now;
+        }
         p.xmit = xmit;
         if is_retransmit {
             p.retransmitted = true;
@@ -152,6 +161,9 @@ impl Stream {
             size,
             time_sent: 0,
             xmit: 0,
+            ambiguous: false,
+            rack_xmit: 0,
+            rack_time_sent: 0,
             first_sent_ts: 0,
             delivered_ts: 0,
             delivered: 0,

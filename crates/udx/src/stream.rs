@@ -114,6 +114,8 @@ const TLP_MAX_ACK_DELAY: u32 = 2;
 /// The shortest probe timeout: RTTs are whole milliseconds (0 on a sub-millisecond path), and a peer's ack may
 /// wait for its event loop.
 const PTO_MIN_MS: u32 = 4;
+/// The probe timeout before the first RTT sample (then doubling per probe, while below the RTO).
+const PTO_NO_RTT_MS: u32 = 200;
 /// How many of an ack's SACK ranges report the highest received packets when the ranges run out.
 const SACK_TOP_RANGES: usize = 16;
 /// Out-of-order packets further than this ahead of the cumulative ack are dropped (bounds memory).
@@ -318,6 +320,15 @@ struct SentPacket {
     /// where `time_sent` ties (RACK and rate sampling need the true send order; a retransmission of an old
     /// sequence number is sent after newer ones).
     xmit: u64,
+    /// The last retransmission went out while the packet was not marked lost (a probe): an ack of it may be
+    /// for an earlier transmission, still on its way when the probe left. RACK then only credits the earlier
+    /// transmission (`rack_xmit`/`rack_time_sent`), else the ack of a merely delayed original would mark
+    /// everything sent between it and the probe lost (with millisecond clocks on a sub-millisecond path,
+    /// RACK's `rtt < min_rtt` test cannot tell them apart).
+    ambiguous: bool,
+    /// The transmission RACK credits when an ack of this packet arrives (see `ambiguous`).
+    rack_xmit: u64,
+    rack_time_sent: u64,
     first_sent_ts: u64,
     delivered_ts: u64,
     delivered: u32,
@@ -431,6 +442,9 @@ pub struct Stream {
     /// Probes (tail loss and recovery probes) sent since the last ack that delivered something: each doubles
     /// the next probe timeout.
     probe_backoff: u32,
+    /// Payload bytes received from the remote since we last sent a packet or the remote's ack last advanced
+    /// (see `Stream::unanswered_probe`).
+    rx_since_sent: u64,
     /// Probes sent, for stats.
     probe_count: u32,
     /// An RTT sample was taken (`srtt` is 0 on a sub-millisecond path too).
@@ -556,6 +570,7 @@ impl Stream {
             tlp_in_flight: false,
             tlp_permitted: false,
             probe_backoff: 0,
+            rx_since_sent: 0,
             probe_count: 0,
             rtt_sampled: false,
             zwp_backoff: 0,

@@ -29,6 +29,10 @@ struct Link {
     max_queue: Duration,
     /// Path MTU: datagrams with `len + 28 > mtu` are dropped.
     mtu: usize,
+    /// `(period, pause)`: the receiving end stops reading its socket for `pause` at the start of every
+    /// `period` (a process descheduled on a loaded machine): what arrives meanwhile is delivered, in order, when
+    /// the pause ends.
+    receiver_pauses: Option<(Duration, Duration)>,
     busy_until: Duration,
 }
 
@@ -43,6 +47,7 @@ impl Default for Link {
             bandwidth: Some(100_000_000),
             max_queue: Duration::from_millis(100),
             mtu: 1500,
+            receiver_pauses: None,
             busy_until: Duration::ZERO,
         }
     }
@@ -117,6 +122,8 @@ struct Sim {
     /// a run was still going (a stall: e.g. waiting for a retransmission timeout).
     last_progress: Duration,
     max_gap: Duration,
+    /// Datagrams the links dropped (random loss, a full bottleneck queue), per sending peer.
+    drops: [u64; 2],
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -169,6 +176,7 @@ impl Sim {
             buf: vec![0; 256 * 1024],
             last_progress: Duration::ZERO,
             max_gap: Duration::ZERO,
+            drops: [0; 2],
         }
     }
 
@@ -190,6 +198,7 @@ impl Sim {
             return;
         }
         if self.rng.gen_bool(link.loss) {
+            self.drops[from] += 1;
             return;
         }
         let copies = if self.rng.gen_bool(link.duplicate) {
@@ -201,6 +210,7 @@ impl Sim {
         if let Some(bw) = link.bandwidth {
             let start = link.busy_until.max(self.now);
             if start - self.now > link.max_queue {
+                self.drops[from] += 1;
                 return; // tail drop
             }
             let tx = Duration::from_nanos((d.len() as u64 + 28) * 1_000_000_000 / bw);
@@ -214,6 +224,12 @@ impl Sim {
             }
             if link.reorder > 0.0 && self.rng.gen_bool(link.reorder) {
                 at += (link.delay * 2).mul_f64(self.rng.gen::<f64>());
+            }
+            if let Some((period, pause)) = link.receiver_pauses {
+                let phase = Duration::from_nanos((at.as_nanos() % period.as_nanos()) as u64);
+                if phase < pause {
+                    at += pause - phase;
+                }
             }
             self.counter += 1;
             self.payloads.insert(self.counter, (dest, d.clone()));
@@ -1066,4 +1082,174 @@ fn lost_window_update_is_probed_quickly() {
         sim.now - t0,
         sim.max_gap
     );
+}
+
+/// One run as `benches/udx-loss.sh` makes it: the receiver ends its (empty) direction at once, the sender writes
+/// `mib` MiB and ends; the run is over when both streams closed (both ENDs acknowledged). Random `loss` each way.
+/// Returns both ends' stats, when the last byte arrived, when both had closed, and the longest gap in between
+/// without progress.
+fn bench_shaped_run(
+    link: &Link,
+    loss: f64,
+    seed: u64,
+    mib: u64,
+) -> (
+    [holepunch_udx::StreamStats; 2],
+    Duration,
+    Duration,
+    Duration,
+) {
+    let link = Link {
+        loss,
+        ..link.clone()
+    };
+    let mut sim = Sim::new(seed, link.clone(), link);
+    sim.peers[1].finish = true;
+    sim.peers[0].to_write = mib * MIB;
+    sim.peers[0].finish = true;
+    let ok = sim.run_until(Duration::from_secs(600), |s| {
+        s.peers[1].received == mib * MIB
+    });
+    assert!(ok, "{loss} loss, seed {seed}: transfer incomplete");
+    let last_byte = sim.now;
+    let gap = sim.max_gap;
+    let ok = sim.run_until(Duration::from_secs(600), |s| {
+        s.peers[0].closed.is_some() && s.peers[1].closed.is_some()
+    });
+    let stats = [sim.peers[0].stream.stats(), sim.peers[1].stream.stats()];
+    assert!(ok, "{loss} loss, seed {seed}: did not close: {stats:?}");
+    assert_eq!(sim.peers[0].closed, Some(None));
+    assert_eq!(sim.peers[1].closed, Some(None));
+    (stats, last_byte, sim.now, gap)
+}
+
+/// The bench's runs end when the receiver's stream closed. Its END went out at the very start, before it had any
+/// RTT sample (it sends no data, so it never gets one): when that END or its acknowledgement was lost, libudx (and
+/// we) waited for the 1 s initial RTO, a stall at the tail of a transfer shorter than that. No run at 1%, 5% or
+/// 10% loss may need a retransmission timeout on either side, and closing may take only a few RTTs after the last
+/// byte.
+#[test]
+fn random_loss_bench_runs_close_without_rto() {
+    for (name, link, rtt) in [
+        ("veth-like", veth_like(), Duration::from_micros(100)),
+        ("LAN-like", lan_like(), Duration::from_millis(2)),
+    ] {
+        for loss in [0.01, 0.05, 0.10] {
+            for seed in 0..8 {
+                let (st, last_byte, closed, gap) = bench_shaped_run(&link, loss, 151 + seed, 4);
+                let ctx = format!(
+                    "{name}, {loss} loss, seed {seed}: last byte at {last_byte:?}, closed at {closed:?}, \
+                     max gap {gap:?}; sender {:?}; receiver {:?}",
+                    st[0], st[1]
+                );
+                assert_eq!(st[0].rto_count, 0, "{ctx}");
+                assert_eq!(st[1].rto_count, 0, "{ctx}");
+                assert!(gap < Duration::from_millis(50), "{ctx}");
+                // A lost END, or ack of it, is repaired by a probe: a few probe timeouts (>= 4 ms each).
+                assert!(
+                    closed - last_byte < Duration::from_millis(60).max(rtt * 20),
+                    "{ctx}"
+                );
+            }
+        }
+    }
+}
+
+/// The receiver's END, sent at the start before it has any RTT sample, is lost: it must not wait for the 1 s
+/// initial RTO to resend it (the transfer itself is over in a fraction of that). It is resent once the sender
+/// has sent twice the receive window (4 MiB) without acknowledging it.
+#[test]
+fn lost_early_end_of_a_receive_only_stream_is_resent_quickly() {
+    let mut sim = Sim::new(161, lan_like(), lan_like());
+    let mut dropped = false;
+    sim.filter = Some(Box::new(move |from, d| {
+        // The receiver's first datagram carrying END.
+        if from == 1 && !dropped && d.len() >= 3 && d[2] & 0b0000_0010 != 0 {
+            dropped = true;
+            return true;
+        }
+        false
+    }));
+    sim.peers[1].finish = true;
+    sim.peers[0].to_write = 16 * MIB;
+    sim.peers[0].finish = true;
+    let ok = sim.run_until(Duration::from_secs(60), |s| s.peers[1].received == 16 * MIB);
+    assert!(ok);
+    let last_byte = sim.now;
+    let ok = sim.run_until(Duration::from_secs(60), |s| {
+        s.peers[0].closed.is_some() && s.peers[1].closed.is_some()
+    });
+    let st = [sim.peers[0].stream.stats(), sim.peers[1].stream.stats()];
+    let ctx = format!(
+        "last byte at {last_byte:?}, closed at {:?}: {st:?}",
+        sim.now
+    );
+    assert!(ok, "{ctx}");
+    assert_eq!(sim.peers[1].closed, Some(None), "{ctx}");
+    assert_eq!(st[1].rto_count, 0, "{ctx}");
+    assert_eq!(st[1].packets_retransmitted, 1, "{ctx}");
+    // 16 MiB at 100 MB/s: about 170 ms; closing takes an RTT or two more.
+    assert!(last_byte < Duration::from_millis(400), "{ctx}");
+    assert!(sim.now - last_byte < Duration::from_millis(10), "{ctx}");
+}
+
+/// A receiver that stops for 10 ms every 50 ms (descheduled on a loaded machine) while 1% of the datagrams are
+/// lost: acks stop for longer than the probe timeout, so probes go out while the packets they resend are only
+/// delayed. The ack of such a delayed original must not count as the ack of the probe (sent after everything
+/// else in flight), or RACK marks the whole window lost: the benches saw a thousand spurious retransmissions at
+/// once. Retransmissions stay close to the datagrams actually lost.
+#[test]
+fn delayed_acks_after_probes_cause_no_spurious_retransmissions() {
+    for seed in 0..4 {
+        let link = Link {
+            loss: 0.01,
+            receiver_pauses: Some((Duration::from_millis(50), Duration::from_millis(10))),
+            ..lan_like()
+        };
+        let mut sim = Sim::new(171 + seed, link.clone(), link);
+        transfer(&mut sim, 32 * MIB, 0, 600);
+        let st = sim.peers[0].stream.stats();
+        let lost = sim.drops[0];
+        let ctx = format!(
+            "seed {seed}: {lost} data datagrams lost, {:?}, max gap {:?}, {st:?}",
+            sim.now, sim.max_gap
+        );
+        assert!(st.probes > 0, "{ctx}");
+        assert!(
+            st.packets_retransmitted <= lost + u64::from(st.probes) + lost / 2,
+            "{ctx}"
+        );
+        assert_eq!(st.rto_count, 0, "{ctx}");
+    }
+}
+
+/// A receiver that stalls (40 ms every 150 ms, from the very start: before the sender has any RTT sample)
+/// under random loss: when the one ack for a burst that waited out the stall is lost, nothing else would come
+/// back. Before an RTT sample libudx (and we) had no probe, only the 1 s initial RTO: ~0.9 s stalls at the start
+/// at 10% loss. No RTO now, and no gap much beyond the stall itself plus a probe timeout.
+#[test]
+fn receiver_stalls_under_loss_need_no_rto() {
+    for loss in [0.01, 0.05, 0.10] {
+        for seed in 0..3 {
+            let link = Link {
+                loss,
+                delay: Duration::from_micros(500),
+                bandwidth: Some(400_000_000),
+                max_queue: Duration::from_millis(5),
+                receiver_pauses: Some((Duration::from_millis(150), Duration::from_millis(40))),
+                ..Link::default()
+            };
+            let mut sim = Sim::new(181 + seed, link.clone(), link);
+            transfer(&mut sim, 32 * MIB, 0, 600);
+            let st = sim.peers[0].stream.stats();
+            let ctx = format!(
+                "{loss} loss, seed {seed}: {:?}, max gap {:?}, {st:?}",
+                sim.now, sim.max_gap
+            );
+            assert_eq!(st.rto_count, 0, "{ctx}");
+            assert!(sim.max_gap < Duration::from_millis(40 + 220), "{ctx}");
+            // 32 MiB at 400 MB/s is 85 ms, plus the stalls at 0 and 150 ms.
+            assert!(sim.now < Duration::from_millis(400), "{ctx}");
+        }
+    }
 }

@@ -170,8 +170,8 @@ fn change_remote_keeps_inflight_on_old_path() {
     assert_eq!(tx.destination, new);
     let (h, _) = Header::decode(&out).unwrap();
     assert_eq!((h.remote_id, h.seq), (11, 3));
-    // Nothing acked: the RTO fires and the old packets go again, to the old remote with the old id.
-    // (First the TLP timer expires, but without an RTT sample no probe is allowed: it re-arms the RTO.)
+    // Nothing acked: a probe (200 ms without an RTT sample) resends the oldest packet, to the old remote with
+    // the old id.
     let (tx, later) = loop {
         let later = s.poll_timeout().unwrap();
         assert!(later <= t + Duration::from_millis(1001));
@@ -181,7 +181,8 @@ fn change_remote_keeps_inflight_on_old_path() {
             break (tx, later);
         }
     };
-    assert_eq!(later, t + Duration::from_millis(1001));
+    assert_eq!(later, t + Duration::from_millis(200));
+    assert_eq!(s.stats().probes, 1);
     assert_eq!(tx.destination, old);
     let (h, _) = Header::decode(&out).unwrap();
     assert_eq!((h.remote_id, h.seq), (9, 0));
