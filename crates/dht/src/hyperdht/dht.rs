@@ -2320,6 +2320,8 @@ impl Router {
         let relay_path = Arc::new(relay::RelayPath::default());
         // Whether the client came over IPv6 (then the stream stays there).
         let on_v6 = Arc::new(AtomicBool::new(false));
+        // Where the stream connects over IPv4 if a client offering IPv6 sends nothing in time.
+        let mut v4_fallback: Option<(UdxSocket, SocketAddrV4)> = None;
         if let Some((path, _)) = &v6 {
             path.open_towards(&remote.addresses6);
         }
@@ -2333,19 +2335,37 @@ impl Router {
             } else {
                 socket
             };
-            raw.connect_via(&sock, remote_id, SocketAddr::V4(client))?;
+            // Both sides offered IPv6 (and no relay): a Rust client. It sends first, over the path it chose;
+            // the stream connects to its first packet, or over IPv4 after `ipv6::SERVER_WAIT` (a client
+            // waiting for us to reach it). So the connection opens on its final path.
+            let v6_first = v6.is_some()
+                && relay::plan(true, our_relay, remote.relay_through.as_ref()).is_none();
+            if v6_first {
+                v4_fallback = Some((sock, client));
+            } else {
+                raw.connect_via(&sock, remote_id, SocketAddr::V4(client))?;
+            }
             // Follow the client to whichever of our sockets its packets arrive on (the JS `onsocket` hook):
             // a server that became reachable after announcing connects from its server socket, while the
             // client connects to the address the DHT saw, our client socket; udx drops packets arriving on
             // another socket than the stream's unless its firewall says otherwise. (Direct wins here, so no
             // relay path can be racing this stream.)
             let on_v6 = on_v6.clone();
+            let tx = if v6_first {
+                Some(tx)
+            } else {
+                let _ = tx.send(true);
+                None
+            };
             raw.set_firewall(move |from, _| {
-                ipv6::server_verdict(&on_v6, from, remote_id, || FirewallVerdict::Connect {
-                    remote_id,
-                })
+                let verdict = ipv6::server_verdict(&on_v6, from, remote_id, || {
+                    FirewallVerdict::Connect { remote_id }
+                });
+                if let Some(tx) = &tx {
+                    let _ = tx.send(true);
+                }
+                verdict
             })?;
-            let _ = tx.send(true);
         } else {
             // Wait for the client's first packet (LAN shortcut, or the client connecting to our address).
             // While the stream runs through a relay this moves it to the client's direct path. Later
@@ -2389,9 +2409,22 @@ impl Router {
                         r = rx.wait_for(|v| *v) => r.is_ok(),
                         () = wait_aborted(&h.session) => false,
                     },
-                    None => tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx.wait_for(|v| *v))
-                        .await
-                        .is_ok_and(|r| r.is_ok()),
+                    None => match &v4_fallback {
+                        Some((sock, addr)) => {
+                            let _ =
+                                tokio::time::timeout(ipv6::SERVER_WAIT, rx.wait_for(|v| *v)).await;
+                            raw.remote().is_some()
+                                || raw
+                                    .connect_via(sock, remote_id, SocketAddr::V4(*addr))
+                                    .map_err(|e| tracing::debug!("connecting the stream: {e}"))
+                                    .is_ok()
+                        }
+                        None => {
+                            tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx.wait_for(|v| *v))
+                                .await
+                                .is_ok_and(|r| r.is_ok())
+                        }
+                    },
                 }
             };
             let mut link = None;

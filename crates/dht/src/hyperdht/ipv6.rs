@@ -12,7 +12,9 @@
 //! opens a stateful IPv6 firewall in front of it for the client's probes, as a holepunch does), the client
 //! sends probes to the server's addresses until one is echoed. The first echo names the server address
 //! the client connects its stream to, through its IPv6 socket; the server's stream follows the client's
-//! first IPv6 packet there. The client prefers IPv6: when the IPv4 path is ready first it still waits up to
+//! first IPv6 packet there. A server that would connect to a reachable client at once waits for the
+//! client's first packet instead (up to [`SERVER_WAIT`], then it connects over IPv4 as before), so the
+//! connection it hands out is on its final path. The client prefers IPv6: when the IPv4 path is ready first it still waits up to
 //! [`V6_GRACE`] for an echo (RFC 8305's "Happy Eyeballs" delay, the other way round).
 //!
 //! A probe is `hp6?` + a 16-byte nonce, its echo `hp6!` + the same nonce (the same size: an echo is no
@@ -44,6 +46,10 @@ const PROBE_LAST_WAIT: Duration = Duration::from_millis(800);
 const OPEN_TIMES_MS: [u64; 3] = [0, 100, 400];
 /// How long the client still waits for the IPv6 path once the IPv4 path is ready.
 pub const V6_GRACE: Duration = Duration::from_millis(500);
+/// How long a reachable server whose client offered IPv6 waits for the client's first packet (which
+/// tells the path it chose) before it connects the stream to the client over IPv4: longer than
+/// [`V6_GRACE`], after which a client that waits to be reached stops waiting for IPv6.
+pub const SERVER_WAIT: Duration = Duration::from_millis(1000);
 
 /// A datagram on the IPv6 socket, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,7 +38,9 @@ struct Seen {
     client_offered: Vec<std::net::SocketAddrV6>,
     /// The client's path and the server's address.
     client: (ConnectionPath, Option<SocketAddr>),
-    /// The server's path and the client's address, once the client's bytes arrived.
+    /// The server's path and the client's address when the server accepted the connection.
+    server_at_accept: (ConnectionPath, Option<SocketAddr>),
+    /// The same once the client's bytes arrived.
     server: (ConnectionPath, Option<SocketAddr>),
 }
 
@@ -66,9 +68,10 @@ async fn connect(server_v6: Vec<Ipv6Addr>, client_v6: Vec<Ipv6Addr>) -> Seen {
         let len = data.len();
         tokio::spawn(async move {
             let mut conn = server.accept().await.expect("a connection");
+            let at_accept = server_dht.connection_path(&conn);
             let mut got = vec![0u8; len];
             conn.read_exact(&mut got).await.expect("read");
-            let _ = seen_tx.send(server_dht.connection_path(&conn));
+            let _ = seen_tx.send((at_accept, server_dht.connection_path(&conn)));
             conn.write_all(&got).await.expect("echo");
             conn.shutdown().await.expect("end");
             let mut rest = Vec::new();
@@ -90,7 +93,7 @@ async fn connect(server_v6: Vec<Ipv6Addr>, client_v6: Vec<Ipv6Addr>) -> Seen {
     assert!(back == data, "the echo differs");
     let client = client_dht.connection_path(&conn);
     conn.shutdown().await.expect("end");
-    let server = timeout(STEP, seen_rx)
+    let (server_at_accept, server) = timeout(STEP, seen_rx)
         .await
         .expect("in time")
         .expect("the server saw the connection");
@@ -98,6 +101,7 @@ async fn connect(server_v6: Vec<Ipv6Addr>, client_v6: Vec<Ipv6Addr>) -> Seen {
     Seen {
         client_offered,
         client,
+        server_at_accept,
         server,
     }
 }
@@ -113,13 +117,15 @@ async fn two_peers_offering_ipv6_connect_over_it() {
         remote.is_some_and(|a| a.ip() == Ipv6Addr::LOCALHOST),
         "the client's stream goes to {remote:?}, not over IPv6"
     );
-    let (path, remote) = seen.server;
-    assert_eq!(path, ConnectionPath::Direct);
-    assert_eq!(
-        remote,
-        Some(SocketAddr::V6(seen.client_offered[0])),
-        "the server's stream goes to the client's IPv6 socket"
-    );
+    // The server hands out the connection on its final path (what the tools' `path:` line prints).
+    for (when, (path, remote)) in [("accepted", seen.server_at_accept), ("read", seen.server)] {
+        assert_eq!(path, ConnectionPath::Direct);
+        assert_eq!(
+            remote,
+            Some(SocketAddr::V6(seen.client_offered[0])),
+            "the server's stream ({when}) goes to the client's IPv6 socket"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +136,11 @@ async fn a_server_without_ipv6_is_reached_over_ipv4() {
         1,
         "the client offers its IPv6 address"
     );
-    for (side, (_, remote)) in [("client", seen.client), ("server", seen.server)] {
+    for (side, (_, remote)) in [
+        ("client", seen.client),
+        ("server", seen.server_at_accept),
+        ("server", seen.server),
+    ] {
         assert!(
             remote.is_some_and(|a| a.is_ipv4()),
             "the {side}'s stream goes to {remote:?}"
