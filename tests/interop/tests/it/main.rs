@@ -25,6 +25,7 @@ mod hyperdrive_clear_interop;
 mod hyperdrive_encrypted_interop;
 mod hyperdrive_interop;
 mod hyperswarm_interop;
+mod ipv6_lab;
 mod network_change_lab;
 mod protomux_diff;
 mod protomux_interop;
