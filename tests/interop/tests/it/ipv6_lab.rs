@@ -1,8 +1,9 @@
 //! The IPv6 lab (tests/ipv6/run): hosts A and B in network namespaces, with IPv4 to a 5-node JS hyperdht
 //! testnet and a direct IPv6-only link between them (2001:db8::a and ::b). Two Rust hyperbeams connect
 //! over the IPv6 link (both `path:` lines name the peer's IPv6 address, and the link's byte counters show
-//! the 4 MiB went over it); the JS hyperbeam 3.1.0, as client of a Rust server and as server of a Rust
-//! client, still connects to the dual-stack Rust peer, over IPv4.
+//! the 4 MiB went over it), also with stateful IPv6 firewalls on both hosts; the JS hyperbeam 3.1.0, as
+//! client of a Rust server and as server of a Rust client, still connects to the dual-stack Rust peer,
+//! over IPv4.
 //!
 //! Needs root, `ip netns` and node, so the test is `#[ignore]`d in a normal run; `.ci/run` runs it as root
 //! with `--ignored`. Run without those, it fails and says what is missing.
@@ -54,21 +55,28 @@ fn rust_peers_connect_over_ipv6_and_js_peers_over_ipv4() {
     let report = String::from_utf8_lossy(&out.stdout);
     eprintln!("{report}");
     assert_ne!(out.status.code(), Some(2), "the lab could not be set up");
-    for check in ["rust-rust", "js-to-rust", "rust-to-js"] {
+    for check in [
+        "rust-rust",
+        "js-to-rust",
+        "rust-to-js",
+        "rust-rust-firewalled",
+    ] {
         let line = report
             .lines()
             .find(|l| l.starts_with(&format!("{check} ")))
             .unwrap_or_else(|| panic!("no {check} line in:\n{report}"));
         assert!(line.starts_with(&format!("{check} ok ")), "{line}");
     }
-    let rust = report
-        .lines()
-        .find(|l| l.starts_with("rust-rust "))
-        .unwrap_or_default();
-    assert!(
-        rust.contains("server path: direct [2001:db8::b]:")
-            && rust.contains("client path: direct [2001:db8::a]:"),
-        "the Rust pair's stream is not on the IPv6 link: {rust}"
-    );
+    for check in ["rust-rust ", "rust-rust-firewalled "] {
+        let rust = report
+            .lines()
+            .find(|l| l.starts_with(check))
+            .unwrap_or_default();
+        assert!(
+            rust.contains("server path: direct [2001:db8::b]:")
+                && rust.contains("client path: direct [2001:db8::a]:"),
+            "the Rust pair's stream is not on the IPv6 link: {rust}"
+        );
+    }
     assert!(out.status.success(), "the lab failed:\n{report}");
 }
