@@ -40,6 +40,10 @@
 //! relay carries the connection meanwhile, and gives up otherwise (`HOLEPUNCH_ABORTED`, or the server's
 //! TRY_LATER abort).
 //!
+//! IPv6 (`super::ipv6`, not in the JS): when both payloads carry `addresses6` (Rust peers on hosts with
+//! global IPv6 addresses), the client probes the server's IPv6 socket alongside the IPv4 path above and
+//! prefers it; the DHT itself stays IPv4.
+//!
 //! Network changes: the node watches the machine's interface addresses ([`crate::dht_rpc::interfaces`],
 //! polled every second; udx-native polls every 5 s) and its clock (a system sleep). On a change, a wake-up
 //! or [`HyperDht::resume`] the dht-rpc node re-bootstraps and analyses its NAT again, and every server

@@ -20,6 +20,7 @@ mod hypercore_want_interop;
 mod hyperdht_connect_interop;
 mod hyperdht_holepunch_interop;
 mod hyperdht_interop;
+mod hyperdht_ipv6_interop;
 mod hyperdrive_cdc_interop;
 mod hyperdrive_clear_interop;
 mod hyperdrive_encrypted_interop;
