@@ -846,12 +846,10 @@ impl HyperDht {
         let relay_plan = relay::plan(false, our_relay, payload.relay_through.as_ref());
         let hold = relay_plan.and(self.inner.hold_direct_path);
         // Both sides offered IPv6 addresses: the IPv6 path is tried alongside and preferred.
-        let v6_try = match v6 {
-            Some((path, _)) if !payload.addresses6.is_empty() => {
-                Some((path, payload.addresses6.clone()))
-            }
-            _ => None,
-        };
+        let v6_try = v6.and_then(|(path, ours)| {
+            let theirs = ipv6::probe_targets(&payload.addresses6, &ours);
+            (!theirs.is_empty()).then_some((path, theirs))
+        });
         let mut path_task = tokio::spawn(async move {
             match hold {
                 None => {}
@@ -2216,6 +2214,11 @@ impl Router {
         } else {
             self.dht.ipv6_offer().await
         };
+        let v6_targets = v6
+            .as_ref()
+            .map(|(_, ours)| ipv6::probe_targets(&remote.addresses6, ours))
+            .unwrap_or_default();
+        let v6 = v6.filter(|_| !v6_targets.is_empty());
         let announced = self.announced.lock().map(|a| a.clone()).unwrap_or_default();
 
         let raw = if error == ErrorCode::NONE {
@@ -2327,7 +2330,7 @@ impl Router {
         // Where the stream connects over IPv4 if a client offering IPv6 sends nothing in time.
         let mut v4_fallback: Option<(UdxSocket, SocketAddrV4)> = None;
         if let Some((path, _)) = &v6 {
-            path.open_towards(&remote.addresses6);
+            path.open_towards(&v6_targets);
         }
         if remote.firewall == Firewall::OPEN || direct {
             // The client is reachable (or talked to us directly): connect now.

@@ -18,7 +18,9 @@
 //! [`V6_GRACE`] for an echo (RFC 8305's "Happy Eyeballs" delay, the other way round).
 //!
 //! A probe is `hp6?` + a 16-byte nonce, its echo `hp6!` + the same nonce (the same size: an echo is no
-//! amplification). Which addresses count as direct: see [`is_direct_ipv6`].
+//! amplification). Which addresses count as direct: see [`is_direct_ipv6`]; of a peer's list, only direct
+//! addresses are probed, at most [`MAX_PROBED`] ([`probe_targets`]), so a handshake cannot aim our probes
+//! at our own loopback or at many hosts.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -119,6 +121,28 @@ pub fn direct_addresses() -> Vec<Ipv6Addr> {
             if is_direct_ipv6(&a) && !out.contains(&a) {
                 out.push(a);
             }
+        }
+    }
+    out
+}
+
+/// At most this many of a peer's addresses are probed (a handshake could list any number).
+pub const MAX_PROBED: usize = 4;
+
+/// The peer's addresses worth probing: direct ones ([`is_direct_ipv6`]; loopback too when we offer
+/// loopback ourselves, as tests on one host do), not port 0, each once, at most [`MAX_PROBED`]. A peer
+/// listing our own loopback or link addresses cannot make us send probes there.
+pub fn probe_targets(theirs: &[SocketAddrV6], ours: &[SocketAddrV6]) -> Vec<SocketAddrV6> {
+    let loopback_ok = ours.iter().any(|a| a.ip().is_loopback());
+    let mut out: Vec<SocketAddrV6> = Vec::new();
+    for a in theirs {
+        let usable = is_direct_ipv6(a.ip()) || (loopback_ok && a.ip().is_loopback());
+        if usable && a.port() != 0 && !out.iter().any(|o| o.ip() == a.ip() && o.port() == a.port())
+        {
+            out.push(SocketAddrV6::new(*a.ip(), a.port(), 0, 0));
+        }
+        if out.len() == MAX_PROBED {
+            break;
         }
     }
     out
@@ -386,6 +410,30 @@ mod tests {
         assert_eq!(pin.verdict(), Some(FirewallVerdict::Hold));
         pin.pinned();
         assert_eq!(pin.verdict(), Some(FirewallVerdict::Accept));
+    }
+
+    #[test]
+    fn only_direct_addresses_of_the_peer_are_probed_and_few() {
+        let a = |s: &str| s.parse::<SocketAddrV6>().expect("v6");
+        let ours = [a("[2001:db8::a]:5000")];
+        let theirs = [
+            a("[::1]:22"),
+            a("[fe80::1]:53"),
+            a("[ff02::1]:9"),
+            a("[2001:db8::b]:0"),
+            a("[2001:db8::b]:6000"),
+            a("[2001:db8::b]:6000"),
+        ];
+        assert_eq!(probe_targets(&theirs, &ours), vec![a("[2001:db8::b]:6000")]);
+        let many: Vec<SocketAddrV6> = (1..=9)
+            .map(|i| SocketAddrV6::new(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i), 7, 0, 0))
+            .collect();
+        assert_eq!(probe_targets(&many, &ours).len(), MAX_PROBED);
+        // Tests on one host offer ::1 themselves.
+        assert_eq!(
+            probe_targets(&[a("[::1]:7")], &[a("[::1]:8")]),
+            vec![a("[::1]:7")]
+        );
     }
 
     #[test]
