@@ -2332,6 +2332,7 @@ impl Router {
         if let Some((path, _)) = &v6 {
             path.open_towards(&v6_targets);
         }
+        let v6_offered = v6.is_some();
         if remote.firewall == Firewall::OPEN || direct {
             // The client is reachable (or talked to us directly): connect now.
             let sock = if direct {
@@ -2412,10 +2413,23 @@ impl Router {
             // Until the client's first packet, or the puncher gave up (or 10 s without one).
             let direct = async {
                 match &hole {
-                    Some(h) => tokio::select! {
-                        r = rx.wait_for(|v| *v) => r.is_ok(),
-                        () = wait_aborted(&h.session) => false,
-                    },
+                    Some(h) => {
+                        let punched = tokio::select! {
+                            r = rx.wait_for(|v| *v) => Some(r.is_ok()),
+                            () = wait_aborted(&h.session) => None,
+                        };
+                        match punched {
+                            Some(connected) => connected,
+                            // The puncher gave up (two random NATs, say), but a client that probed our
+                            // IPv6 socket may still come that way.
+                            None if v6_offered => {
+                                tokio::time::timeout(ipv6::AFTER_ABORT, rx.wait_for(|v| *v))
+                                    .await
+                                    .is_ok_and(|r| r.is_ok())
+                            }
+                            None => false,
+                        }
+                    }
                     None => match &v4_fallback {
                         Some((sock, addr)) => {
                             let _ =

@@ -14,7 +14,8 @@
 //! the client connects its stream to, through its IPv6 socket; the server's stream follows the client's
 //! first IPv6 packet there. A server that would connect to a reachable client at once waits for the
 //! client's first packet instead (up to [`SERVER_WAIT`], then it connects over IPv4 as before), so the
-//! connection it hands out is on its final path. The client prefers IPv6: when the IPv4 path is ready first it still waits up to
+//! connection it hands out is on its final path. A server whose IPv4 puncher gives up (two random-port
+//! NATs) still waits [`AFTER_ABORT`] for the client over IPv6. The client prefers IPv6: when the IPv4 path is ready first it still waits up to
 //! [`V6_GRACE`] for an echo (RFC 8305's "Happy Eyeballs" delay, the other way round).
 //!
 //! A probe is `hp6?` + a 16-byte nonce, its echo `hp6!` + the same nonce (the same size: an echo is no
@@ -52,6 +53,9 @@ pub const V6_GRACE: Duration = Duration::from_millis(500);
 /// tells the path it chose) before it connects the stream to the client over IPv4: longer than
 /// [`V6_GRACE`], after which a client that waits to be reached stops waiting for IPv6.
 pub const SERVER_WAIT: Duration = Duration::from_millis(1000);
+/// How long a server whose client offered IPv6 still waits for the client's first packet after its
+/// puncher gave up on IPv4 (longer than the client's probing).
+pub const AFTER_ABORT: Duration = Duration::from_secs(3);
 
 /// A datagram on the IPv6 socket, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
