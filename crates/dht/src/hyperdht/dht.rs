@@ -40,6 +40,10 @@
 //! relay carries the connection meanwhile, and gives up otherwise (`HOLEPUNCH_ABORTED`, or the server's
 //! TRY_LATER abort).
 //!
+//! IPv6 (`super::ipv6`, not in the JS): when both payloads carry `addresses6` (Rust peers on hosts with
+//! global IPv6 addresses), the client probes the server's IPv6 socket alongside the IPv4 path above and
+//! prefers it; the DHT itself stays IPv4.
+//!
 //! Network changes: the node watches the machine's interface addresses ([`crate::dht_rpc::interfaces`],
 //! polled every second; udx-native polls every 5 s) and its clock (a system sleep). On a change, a wake-up
 //! or [`HyperDht::resume`] the dht-rpc node re-bootstraps and analyses its NAT again, and every server
@@ -54,7 +58,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,6 +93,7 @@ mod peer_routes;
 #[path = "relay.rs"]
 mod relay;
 use super::holepuncher::Holepuncher;
+use super::ipv6::{self, V6Path};
 use super::secure_payload::SecurePayload;
 use super::socket_pool::{PoolRequest, PoolSocketHandle, PunchSession};
 use holepunch::{ClientPunch, HolepunchRequest, ServerHole};
@@ -237,6 +242,11 @@ pub struct HyperDhtOpts {
     pub hold_direct_path: Option<Option<Duration>>,
     /// Least time between the end of a random-NAT punch and the next (`randomPunchInterval`, 20 s).
     pub random_punch_interval: Duration,
+    /// The IPv6 addresses offered to peers for a direct IPv6 path (`addresses6`, see [`super::ipv6`]):
+    /// `None` (the default) finds the host's global ones ([`super::ipv6::direct_addresses`]) when `host` is
+    /// unspecified, and offers none when the node is bound to one IPv4 address; `Some(list)` offers
+    /// `list` (empty: no IPv6 path; `::1` for tests on loopback).
+    pub ipv6_addresses: Option<Vec<Ipv6Addr>>,
 }
 
 impl Default for HyperDhtOpts {
@@ -253,6 +263,7 @@ impl Default for HyperDhtOpts {
             assume_firewalled: false,
             hold_direct_path: None,
             random_punch_interval: holepunch::RANDOM_PUNCH_INTERVAL,
+            ipv6_addresses: None,
         }
     }
 }
@@ -290,6 +301,10 @@ struct Inner {
     relayed: Mutex<std::collections::HashSet<u32>>,
     /// The nodes holding the records of servers connected to, shared by the connects.
     peer_routes: peer_routes::PeerRoutes,
+    /// [`HyperDhtOpts::ipv6_addresses`].
+    ipv6_addresses: Option<Vec<Ipv6Addr>>,
+    /// The IPv6 socket, bound at the first handshake offering IPv6 addresses (`None`: it did not bind).
+    v6: tokio::sync::OnceCell<Option<Arc<V6Path>>>,
 }
 
 /// A HyperDHT node (JS `new DHT(opts)`). Cheap to clone.
@@ -330,7 +345,7 @@ impl std::fmt::Display for ConnectionPath {
 
 /// Where [`HyperDht::choose_path`] says the client's stream goes: `Some((socket or None for dht.socket,
 /// address))`, or `None` to wait for the server.
-type DirectPath = Option<(Option<UdxSocket>, SocketAddrV4)>;
+type DirectPath = Option<(Option<UdxSocket>, SocketAddr)>;
 
 /// Where a client's handshake answer came from (`router.peerHandshake`'s result).
 #[derive(Debug, Clone, Copy)]
@@ -424,6 +439,8 @@ impl HyperDht {
                 listening: Mutex::new(Vec::new()),
                 relayed: Mutex::default(),
                 peer_routes: peer_routes::PeerRoutes::default(),
+                ipv6_addresses: opts.ipv6_addresses,
+                v6: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -454,8 +471,9 @@ impl HyperDht {
         let remote = raw.remote().map(|(_, a)| a);
         let local = raw.local_addr();
         let own = [
-            self.inner.server_socket.local_addr(),
-            self.inner.client_socket.local_addr(),
+            Some(self.inner.server_socket.local_addr()),
+            Some(self.inner.client_socket.local_addr()),
+            self.v6_path().map(|p| p.socket().local_addr()),
         ];
         let relayed = self
             .inner
@@ -464,7 +482,7 @@ impl HyperDht {
             .is_ok_and(|r| r.contains(&raw.local_id()));
         let path = if relayed {
             ConnectionPath::Relay
-        } else if local.is_some_and(|l| own.contains(&l)) {
+        } else if local.is_some_and(|l| own.contains(&Some(l))) {
             ConnectionPath::Direct
         } else {
             ConnectionPath::Holepunched
@@ -568,6 +586,37 @@ impl HyperDht {
             self.inner.server_socket.clone()
         };
         Ok((sock, remote))
+    }
+
+    /// The IPv6 socket, if bound.
+    fn v6_path(&self) -> Option<Arc<V6Path>> {
+        self.inner.v6.get().cloned().flatten()
+    }
+
+    /// Our IPv6 socket and the addresses to offer in a handshake (`addresses6`), when the host has any
+    /// ([`HyperDhtOpts::ipv6_addresses`]); binds the socket the first time.
+    async fn ipv6_offer(&self) -> Option<(Arc<V6Path>, Vec<SocketAddrV6>)> {
+        let ips = match &self.inner.ipv6_addresses {
+            Some(list) => list.clone(),
+            None if self.inner.host.is_unspecified() => ipv6::direct_addresses(),
+            None => Vec::new(),
+        };
+        if ips.is_empty() {
+            return None;
+        }
+        let path = self
+            .inner
+            .v6
+            .get_or_init(|| async {
+                V6Path::bind(&self.inner.udx)
+                    .await
+                    .map_err(|e| tracing::debug!("ipv6: no socket: {e}"))
+                    .ok()
+            })
+            .await
+            .clone()?;
+        let addrs = path.addresses(&ips);
+        Some((path, addrs))
     }
 
     /// A new UDX stream of the node's instance with a free random id, not carried by any socket yet
@@ -676,10 +725,17 @@ impl HyperDht {
         // hook; needed when the server reaches us first); packets before that are held.
         let remote_id: Arc<Mutex<Option<u32>>> = Arc::new(Mutex::new(None));
         let (reached_tx, reached_rx) = tokio::sync::watch::channel(false);
+        // Set while (and once) the stream moves to the IPv6 path: the server's packets on the IPv4 path are
+        // then the stream's own and must not move it back.
+        let v6_pin = Arc::new(ipv6::Pin::default());
         {
             let remote_id = remote_id.clone();
             let relaying = relaying.clone();
+            let v6_pin = v6_pin.clone();
             raw.set_firewall(move |from, _local| {
+                if let Some(v) = v6_pin.verdict() {
+                    return v;
+                }
                 if relaying.is_set() {
                     // Relay traffic after our move to a punched path: the server's retransmits of what it
                     // sent through the relay. Anything else waits for our own move.
@@ -706,6 +762,7 @@ impl HyperDht {
         let mut addresses4 = Vec::new();
         addresses4.extend(remote_addr);
         addresses4.extend(local_addresses(self.server_addr()));
+        let v6 = self.ipv6_offer().await;
         let request = noise.send(&NoisePayload {
             firewall: if remote_addr.is_some() {
                 Firewall::OPEN
@@ -713,6 +770,7 @@ impl HyperDht {
                 Firewall::UNKNOWN
             },
             addresses4,
+            addresses6: v6.as_ref().map(|(_, a)| a.clone()).unwrap_or_default(),
             udx: Some(UdxInfo {
                 version: 1,
                 reusable_socket: false,
@@ -789,6 +847,11 @@ impl HyperDht {
         let chooser_payload = payload.clone();
         let relay_plan = relay::plan(false, our_relay, payload.relay_through.as_ref());
         let hold = relay_plan.and(self.inner.hold_direct_path);
+        // Both sides offered IPv6 addresses: the IPv6 path is tried alongside and preferred.
+        let v6_try = v6.and_then(|(path, ours)| {
+            let theirs = ipv6::probe_targets(&payload.addresses6, &ours);
+            (!theirs.is_empty()).then_some((path, theirs))
+        });
         let mut path_task = tokio::spawn(async move {
             match hold {
                 None => {}
@@ -799,14 +862,21 @@ impl HyperDht {
                 }
                 Some(Some(d)) => tokio::time::sleep(d).await,
             }
-            dht.choose_path(
-                &chooser_payload,
-                route,
-                we_are_open,
-                (target, &secret),
-                relay_plan.is_some(),
-            )
-            .await
+            let v4 = async {
+                dht.choose_path(
+                    &chooser_payload,
+                    route,
+                    we_are_open,
+                    (target, &secret),
+                    relay_plan.is_some(),
+                )
+                .await
+                .map(|p| p.map(|(sock, a)| (sock, SocketAddr::V4(a))))
+            };
+            match v6_try {
+                None => v4.await,
+                Some((path, theirs)) => ipv6::prefer(&path, &theirs, v4).await,
+            }
         });
         let relay_task = relay_plan.map(|(init, key, token)| {
             tokio::spawn(relay::pair(
@@ -853,8 +923,19 @@ impl HyperDht {
         match path {
             Some((sock, addr)) => {
                 let sock = sock.unwrap_or(socket);
+                if addr.is_ipv6() {
+                    v6_pin.moving();
+                }
                 if raw.remote().is_none() {
-                    raw.connect_via(&sock, server_stream, SocketAddr::V4(addr))?;
+                    raw.connect_via(&sock, server_stream, addr)?;
+                } else if addr.is_ipv6() && raw.remote().map(|(_, a)| a) != Some(addr) {
+                    // The server reached us over IPv4 first: move to the IPv6 path.
+                    raw.change_remote_via(&sock, server_stream, addr)?;
+                }
+                if addr.is_ipv6() {
+                    v6_pin.pinned();
+                    raw.retry_held()?;
+                    tracing::debug!("connection over IPv6 to {addr}");
                 }
             }
             None => {
@@ -918,8 +999,7 @@ impl HyperDht {
                 match p.await {
                     Ok(Ok(Some((sock, addr)))) => {
                         let sock = sock.unwrap_or(dht_socket);
-                        match control.change_remote_via(&sock, server_stream, SocketAddr::V4(addr))
-                        {
+                        match control.change_remote_via(&sock, server_stream, addr) {
                             Ok(()) => tracing::debug!("relayed connection moved to {addr}"),
                             Err(e) => {
                                 tracing::debug!("moving the relayed connection failed: {e}");
@@ -2138,6 +2218,18 @@ impl Router {
         let mut addresses4 = Vec::new();
         addresses4.extend(our_remote);
         addresses4.extend(local_addresses(self.dht.server_addr()));
+        // IPv6 addresses only for a client that offered some (a Rust peer): a JS client's answer stays as
+        // the JS server's.
+        let v6 = if remote.addresses6.is_empty() || error != ErrorCode::NONE {
+            None
+        } else {
+            self.dht.ipv6_offer().await
+        };
+        let v6_targets = v6
+            .as_ref()
+            .map(|(_, ours)| ipv6::probe_targets(&remote.addresses6, ours))
+            .unwrap_or_default();
+        let v6 = v6.filter(|_| !v6_targets.is_empty());
         let announced = self.announced.lock().map(|a| a.clone()).unwrap_or_default();
 
         let raw = if error == ErrorCode::NONE {
@@ -2171,6 +2263,7 @@ impl Router {
                 })
             },
             addresses4,
+            addresses6: v6.as_ref().map(|(_, a)| a.clone()).unwrap_or_default(),
             udx: Some(UdxInfo {
                 version: 1,
                 reusable_socket: false,
@@ -2244,6 +2337,14 @@ impl Router {
         // `true` once the client's first packet came in (the stream connected, or moved, to it).
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         let relay_path = Arc::new(relay::RelayPath::default());
+        // Whether the client came over IPv6 (then the stream stays there).
+        let on_v6 = Arc::new(AtomicBool::new(false));
+        // Where the stream connects over IPv4 if a client offering IPv6 sends nothing in time.
+        let mut v4_fallback: Option<(UdxSocket, SocketAddrV4)> = None;
+        if let Some((path, _)) = &v6 {
+            path.open_towards(&v6_targets);
+        }
+        let v6_offered = v6.is_some();
         if remote.firewall == Firewall::OPEN || direct {
             // The client is reachable (or talked to us directly): connect now.
             let sock = if direct {
@@ -2254,14 +2355,37 @@ impl Router {
             } else {
                 socket
             };
-            raw.connect_via(&sock, remote_id, SocketAddr::V4(client))?;
+            // Both sides offered IPv6 (and no relay): a Rust client. It sends first, over the path it chose;
+            // the stream connects to its first packet, or over IPv4 after `ipv6::SERVER_WAIT` (a client
+            // waiting for us to reach it). So the connection opens on its final path.
+            let v6_first = v6.is_some()
+                && relay::plan(true, our_relay, remote.relay_through.as_ref()).is_none();
+            if v6_first {
+                v4_fallback = Some((sock, client));
+            } else {
+                raw.connect_via(&sock, remote_id, SocketAddr::V4(client))?;
+            }
             // Follow the client to whichever of our sockets its packets arrive on (the JS `onsocket` hook):
             // a server that became reachable after announcing connects from its server socket, while the
             // client connects to the address the DHT saw, our client socket; udx drops packets arriving on
             // another socket than the stream's unless its firewall says otherwise. (Direct wins here, so no
             // relay path can be racing this stream.)
-            raw.set_firewall(move |_, _| FirewallVerdict::Connect { remote_id })?;
-            let _ = tx.send(true);
+            let on_v6 = on_v6.clone();
+            let tx = if v6_first {
+                Some(tx)
+            } else {
+                let _ = tx.send(true);
+                None
+            };
+            raw.set_firewall(move |from, _| {
+                let verdict = ipv6::server_verdict(&on_v6, from, remote_id, || {
+                    FirewallVerdict::Connect { remote_id }
+                });
+                if let Some(tx) = &tx {
+                    let _ = tx.send(true);
+                }
+                verdict
+            })?;
         } else {
             // Wait for the client's first packet (LAN shortcut, or the client connecting to our address).
             // While the stream runs through a relay this moves it to the client's direct path. Later
@@ -2270,8 +2394,11 @@ impl Router {
             // firewall does, without moving the stream again.
             let fired = AtomicBool::new(false);
             let relay_path = relay_path.clone();
+            let on_v6 = on_v6.clone();
             raw.set_firewall(move |from, local| {
-                let verdict = server_stream_verdict(&fired, &relay_path, from, remote_id);
+                let verdict = ipv6::server_verdict(&on_v6, from, remote_id, || {
+                    server_stream_verdict(&fired, &relay_path, from, remote_id)
+                });
                 if matches!(verdict, FirewallVerdict::Connect { .. }) {
                     tracing::debug!("server stream: first packet from {from} on {local}");
                     let _ = tx.send(true);
@@ -2298,13 +2425,39 @@ impl Router {
             // Until the client's first packet, or the puncher gave up (or 10 s without one).
             let direct = async {
                 match &hole {
-                    Some(h) => tokio::select! {
-                        r = rx.wait_for(|v| *v) => r.is_ok(),
-                        () = wait_aborted(&h.session) => false,
+                    Some(h) => {
+                        let punched = tokio::select! {
+                            r = rx.wait_for(|v| *v) => Some(r.is_ok()),
+                            () = wait_aborted(&h.session) => None,
+                        };
+                        match punched {
+                            Some(connected) => connected,
+                            // The puncher gave up (two random NATs, say), but a client that probed our
+                            // IPv6 socket may still come that way.
+                            None if v6_offered => {
+                                tokio::time::timeout(ipv6::AFTER_ABORT, rx.wait_for(|v| *v))
+                                    .await
+                                    .is_ok_and(|r| r.is_ok())
+                            }
+                            None => false,
+                        }
+                    }
+                    None => match &v4_fallback {
+                        Some((sock, addr)) => {
+                            let _ =
+                                tokio::time::timeout(ipv6::SERVER_WAIT, rx.wait_for(|v| *v)).await;
+                            raw.remote().is_some()
+                                || raw
+                                    .connect_via(sock, remote_id, SocketAddr::V4(*addr))
+                                    .map_err(|e| tracing::debug!("connecting the stream: {e}"))
+                                    .is_ok()
+                        }
+                        None => {
+                            tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx.wait_for(|v| *v))
+                                .await
+                                .is_ok_and(|r| r.is_ok())
+                        }
                     },
-                    None => tokio::time::timeout(HANDSHAKE_INITIAL_TIMEOUT, rx.wait_for(|v| *v))
-                        .await
-                        .is_ok_and(|r| r.is_ok()),
                 }
             };
             let mut link = None;

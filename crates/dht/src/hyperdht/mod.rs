@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod constants;
 pub(crate) mod dht;
 pub mod holepuncher;
+pub mod ipv6;
 pub mod messages;
 mod nat;
 pub mod noise_wrap;

@@ -31,6 +31,7 @@ fn decode_all(buf: &[u8]) {
     let _ = MutableGetResponse::from_bytes(buf);
     let _ = PluginRequest::from_bytes(buf);
     let _ = decode_mutable_get_request(buf);
+    let _ = holepunch_dht::hyperdht::ipv6::ProbeMessage::decode(buf);
 }
 
 #[test]

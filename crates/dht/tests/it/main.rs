@@ -11,6 +11,7 @@ mod dht_table_vectors;
 mod dht_vectors;
 mod dht_wire_enums;
 mod hyperdht_connect_burst;
+mod hyperdht_ipv6;
 mod hyperdht_network_change;
 mod hyperswarm_restart;
 mod testnet;

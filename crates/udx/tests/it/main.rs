@@ -3,5 +3,6 @@
 //! One test binary for the whole crate (`autotests = false` in its Cargo.toml): each file below is a module.
 
 mod udx_endpoint;
+mod udx_ipv6;
 mod udx_sim;
 mod udx_stream;
