@@ -5,7 +5,8 @@
 #   benches/hyperbeam.sh [SIZE]          SIZE in bytes or with a K/M/G suffix (default 1G)
 #   REPEAT=3                             runs per pair; the best figure of each column is reported
 #   TESTNET=rust|js                      the DHT: `hyperdht --testnet 5` (default) or tests/interop/js/testnet.js
-#   ONLY="rust js tcp"                   which pairs to run (tcp: the plain-TCP reference below)
+#   ONLY="rust js tcp"                   which pairs to run (tcp: the plain-TCP reference below; rust-nossl:
+#                                        the Rust pair with HOLEPUNCH_NO_OPENSSL=1, its RustCrypto ChaCha20-Poly1305)
 #   LIMIT=300                            seconds allowed per transfer
 #   KEEP=1                               keeps the work directory (stderr of the last run of each side)
 #   NICE=-10                             runs both pairs at that priority (root only): on a machine shared with
@@ -129,7 +130,7 @@ def command(args):
             return ["socat", "-d", "-d", "-u", "-b", "1048576", "STDIN",
                     f"TCP-LISTEN:{tcp_port},bind=127.0.0.1,reuseaddr"]
         return ["socat", "-u", "-b", "1048576", f"TCP:127.0.0.1:{tcp_port}", "STDOUT"]
-    if pair == "rust":
+    if pair.startswith("rust"):
         return [os.path.join(root, "target/release/hyperbeam"), "--bootstrap", bootstrap] + args
     return ["node", "js/hyperbeam.js", bootstrap] + args
 
@@ -144,6 +145,8 @@ def fail(msg):
 env = dict(os.environ)
 env.pop("HYPERDHT_BOOTSTRAP", None)
 env.pop("RUST_LOG", None)
+if pair == "rust-nossl":
+    env["HOLEPUNCH_NO_OPENSSL"] = "1"
 deadline = time.monotonic() + limit
 
 # The announcer sends the file. Its stderr is read line by line for the passphrase and the "Joined" line.

@@ -26,6 +26,9 @@ target=${TARGET:-$(rustc -vV | sed -n 's/^host: //p')}
 linking="dynamically linked"
 if [ "${STATIC:-1}" = 1 ] && [[ $target == *-linux-gnu ]]; then
   export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+  # The secret stream's ChaCha20-Poly1305 comes from OpenSSL's libcrypto (holepunch-streams feature `openssl`):
+  # link its static archive too, or a static binary would still want libcrypto.so.3.
+  export OPENSSL_STATIC="${OPENSSL_STATIC:-1}"
   linking="statically linked"
 fi
 

@@ -32,7 +32,8 @@ fn main() {
         }
         let u = cpu_ns();
         for frame in frames.iter_mut() {
-            dec.decrypt_in_place(frame.get_mut(3..).expect("frame")).expect("decrypt");
+            dec.decrypt_in_place(frame.get_mut(3..).expect("frame"))
+                .expect("decrypt");
         }
         t_dec += cpu_ns() - u;
         t_enc += u - t;

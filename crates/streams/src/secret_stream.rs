@@ -321,7 +321,12 @@ impl SodiumStream {
     /// [`Self::seal_into`] with the libcrypto primitives; `None` if they are missing or failed (then nothing
     /// changed but `out`, which the caller overwrites).
     #[cfg(feature = "openssl")]
-    fn seal_into_ossl(&mut self, tag: u8, message: &[u8], out: &mut [u8]) -> Option<[u8; MAC_BYTES]> {
+    fn seal_into_ossl(
+        &mut self,
+        tag: u8,
+        message: &[u8],
+        out: &mut [u8],
+    ) -> Option<[u8; MAC_BYTES]> {
         let mut tag_block = [0u8; TAG_BLOCK];
         tag_block[0] = tag;
         let (o, mac_key) = self.ossl_cipher(&mut tag_block)?;

@@ -160,7 +160,8 @@ impl Ossl {
                 return None;
             }
             for part in parts {
-                if !part.is_empty() && ffi::EVP_MAC_update(self.mac, part.as_ptr(), part.len()) != 1 {
+                if !part.is_empty() && ffi::EVP_MAC_update(self.mac, part.as_ptr(), part.len()) != 1
+                {
                     return None;
                 }
             }
@@ -192,7 +193,21 @@ mod tests {
 
     fn sizes() -> Vec<usize> {
         let mut v: Vec<usize> = (0..=200).collect();
-        v.extend([255, 256, 257, 1023, 1024, 1100, 4095, 4096, 8191, 16 * 1024 + 7, 65535, 65536, 65553]);
+        v.extend([
+            255,
+            256,
+            257,
+            1023,
+            1024,
+            1100,
+            4095,
+            4096,
+            8191,
+            16 * 1024 + 7,
+            65535,
+            65536,
+            65553,
+        ]);
         v
     }
 
@@ -203,7 +218,10 @@ mod tests {
     #[test]
     fn libcrypto_has_the_primitives() {
         // The build links libcrypto for this backend: it must be usable, not silently skipped.
-        assert!(Ossl::new().is_some(), "libcrypto has no ChaCha20 or no Poly1305");
+        assert!(
+            Ossl::new().is_some(),
+            "libcrypto has no ChaCha20 or no Poly1305"
+        );
     }
 
     #[test]
@@ -248,10 +266,18 @@ mod tests {
             let mut reference = sealed.clone();
             assert_eq!(slow.open_rust(&mut reference), Some(tag));
             let mut in_place = sealed.clone();
-            assert_eq!(fast_in_place.open(&mut in_place), Some(tag), "{len}-byte message in place");
+            assert_eq!(
+                fast_in_place.open(&mut in_place),
+                Some(tag),
+                "{len}-byte message in place"
+            );
             assert_eq!(&in_place[1..len + 1], &msg[..]);
             assert_eq!(in_place, reference);
-            assert_eq!(fast_into.open_into(&sealed, &mut out), Some(tag), "{len}-byte message into");
+            assert_eq!(
+                fast_into.open_into(&sealed, &mut out),
+                Some(tag),
+                "{len}-byte message into"
+            );
             assert_eq!(out, msg);
             assert_eq!(sealed.len() - MAC_BYTES, len + 1);
         }
