@@ -263,16 +263,16 @@ struct SodiumStream {
     counter: u32,
     /// The same primitives from the system's libcrypto, when it has them (faster where OpenSSL has
     /// AVX-512 code); `None`: the RustCrypto code below.
-    #[cfg(feature = "openssl")]
+    #[cfg(holepunch_openssl)]
     ossl: Option<ossl::Ossl>,
 }
 
-#[cfg(feature = "openssl")]
+#[cfg(holepunch_openssl)]
 mod ossl;
 
 /// The MAC's input after the ciphertext: `len % 16` zero bytes, then `uint64 LE` of the associated data
 /// length (0) and of `64 + len`. Returns the buffer and how many of its bytes to use.
-#[cfg(feature = "openssl")]
+#[cfg(holepunch_openssl)]
 fn mac_tail(len: usize) -> ([u8; 32], usize) {
     let mut tail = [0u8; 32];
     let at = len % 16 + 8;
@@ -292,7 +292,7 @@ impl SodiumStream {
             ),
             inonce: [0; 8],
             counter: 1,
-            #[cfg(feature = "openssl")]
+            #[cfg(holepunch_openssl)]
             ossl: ossl::Ossl::new(),
         };
         state.inonce.copy_from_slice(inonce);
@@ -301,7 +301,7 @@ impl SodiumStream {
 
     /// The libcrypto primitives positioned after keystream block 1: returns them, the one-time Poly1305 key
     /// (block 0), and `tag_block` XORed with block 1.
-    #[cfg(feature = "openssl")]
+    #[cfg(holepunch_openssl)]
     fn ossl_cipher(
         &mut self,
         tag_block: &mut [u8; TAG_BLOCK],
@@ -320,7 +320,7 @@ impl SodiumStream {
 
     /// [`Self::seal_into`] with the libcrypto primitives; `None` if they are missing or failed (then nothing
     /// changed but `out`, which the caller overwrites).
-    #[cfg(feature = "openssl")]
+    #[cfg(holepunch_openssl)]
     fn seal_into_ossl(
         &mut self,
         tag: u8,
@@ -344,7 +344,7 @@ impl SodiumStream {
     /// Authenticates a sealed message with the libcrypto primitives and leaves their keystream positioned at
     /// its ciphertext. `Some(Some((tag, mac)))`: genuine; `Some(None)`: not genuine; `None`: the primitives are
     /// missing or failed. Changes nothing in the stream's state.
-    #[cfg(feature = "openssl")]
+    #[cfg(holepunch_openssl)]
     fn verify_ossl(&mut self, sealed: &[u8]) -> Option<Option<(u8, [u8; MAC_BYTES])>> {
         use subtle::ConstantTimeEq;
         if sealed.len() < ABYTES {
@@ -432,7 +432,7 @@ impl SodiumStream {
     /// Seals `message` into `out` (`1 + message.len()` bytes): the encrypted tag byte, then the ciphertext,
     /// encrypted straight from `message` (no separate copy pass). Returns the MAC to append.
     fn seal_into(&mut self, tag: u8, message: &[u8], out: &mut [u8]) -> [u8; MAC_BYTES] {
-        #[cfg(feature = "openssl")]
+        #[cfg(holepunch_openssl)]
         if let Some(mac) = self.seal_into_ossl(tag, message, out) {
             return mac;
         }
@@ -485,7 +485,7 @@ impl SodiumStream {
     /// ciphertext bytes (`buf[1..len - 16]`) hold the plaintext and the tag is returned; on failure nothing
     /// changes, the state included.
     fn open(&mut self, buf: &mut [u8]) -> Option<u8> {
-        #[cfg(feature = "openssl")]
+        #[cfg(holepunch_openssl)]
         if let Some(verified) = self.verify_ossl(buf) {
             let (tag, mac) = verified?;
             let end = buf.len() - MAC_BYTES;
@@ -516,7 +516,7 @@ impl SodiumStream {
         if sealed.len() != out.len() + ABYTES {
             return None;
         }
-        #[cfg(feature = "openssl")]
+        #[cfg(holepunch_openssl)]
         if let Some(verified) = self.verify_ossl(sealed) {
             let (tag, mac) = verified?;
             let body = sealed.get(1..sealed.len() - MAC_BYTES)?;
