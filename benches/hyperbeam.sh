@@ -5,7 +5,8 @@
 #   benches/hyperbeam.sh [SIZE]          SIZE in bytes or with a K/M/G suffix (default 1G)
 #   REPEAT=3                             runs per pair; the best figure of each column is reported
 #   TESTNET=rust|js                      the DHT: `hyperdht --testnet 5` (default) or tests/interop/js/testnet.js
-#   ONLY="rust js"                       which pairs to run
+#   ONLY="rust js tcp"                   which pairs to run (tcp: the plain-TCP reference below; rust-nossl:
+#                                        the Rust pair with HOLEPUNCH_NO_OPENSSL=1, its RustCrypto ChaCha20-Poly1305)
 #   LIMIT=300                            seconds allowed per transfer
 #   KEEP=1                               keeps the work directory (stderr of the last run of each side)
 #   NICE=-10                             runs both pairs at that priority (root only): on a machine shared with
@@ -20,14 +21,20 @@
 # bytes go to a file by splice(2), so the measuring process costs next to no CPU, and are compared with the
 # sent ones after each run. Files live in /dev/shm when it exists, so the disk is not measured.
 #
+# The reference of what the machine can do, in the same run and the same harness: two plain processes moving the
+# same bytes over loopback TCP (`socat -u -b 1048576`, the sender listening on 127.0.0.1 with the file on stdin,
+# the receiver connecting and writing to its stdout). The table gives each pair's throughput as a fraction of it,
+# and each side's CPU seconds per GiB.
+#
 # Issue #3 targets: Rust throughput >= 4x JS, Rust first byte <= 1/3 of JS, Rust peak RSS <= 1/4 of JS.
+# Issue #14 target: Rust throughput >= 1/3 of the plain-TCP pair.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SIZE_ARG="${1:-${SIZE:-1G}}"
 REPEAT="${REPEAT:-3}"
 LIMIT="${LIMIT:-300}"
-ONLY="${ONLY:-rust js}"
+ONLY="${ONLY:-rust js tcp}"
 TESTNET="${TESTNET:-rust}"
 
 to_bytes() {
@@ -46,6 +53,10 @@ BYTES="$(to_bytes "$SIZE_ARG")"
 echo "== building hyperbeam and hyperdht (release)" >&2
 (cd "$ROOT" && cargo build --release -q -p hyperbeam -p hyperdht)
 NODE_DIR="$ROOT/tests/interop"
+if [[ " $ONLY " == *" tcp "* ]] && ! command -v socat > /dev/null; then
+  echo "error: socat is missing (the plain-TCP reference); install it or set ONLY=\"rust js\"" >&2
+  exit 1
+fi
 if [ ! -d "$NODE_DIR/node_modules/hyperbeam" ]; then
   echo "error: $NODE_DIR/node_modules is missing; run npm ci there" >&2
   exit 1
@@ -104,8 +115,22 @@ if os.environ.get("NICE"):
     # This process reads the receiver's output: it runs at the same priority as the pairs it measures.
     os.nice(int(os.environ["NICE"]))
 
+tcp_port = None
+if pair == "tcp":
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        tcp_port = s.getsockname()[1]
+
 def command(args):
-    if pair == "rust":
+    if pair == "tcp":
+        # The plain-TCP reference: the sender listens (and prints "listening on" with -d -d), the receiver
+        # connects; 1 MiB buffers, one direction (-u).
+        if not args:
+            return ["socat", "-d", "-d", "-u", "-b", "1048576", "STDIN",
+                    f"TCP-LISTEN:{tcp_port},bind=127.0.0.1,reuseaddr"]
+        return ["socat", "-u", "-b", "1048576", f"TCP:127.0.0.1:{tcp_port}", "STDOUT"]
+    if pair.startswith("rust"):
         return [os.path.join(root, "target/release/hyperbeam"), "--bootstrap", bootstrap] + args
     return ["node", "js/hyperbeam.js", bootstrap] + args
 
@@ -120,6 +145,8 @@ def fail(msg):
 env = dict(os.environ)
 env.pop("HYPERDHT_BOOTSTRAP", None)
 env.pop("RUST_LOG", None)
+if pair == "rust-nossl":
+    env["HOLEPUNCH_NO_OPENSSL"] = "1"
 deadline = time.monotonic() + limit
 
 # The announcer sends the file. Its stderr is read line by line for the passphrase and the "Joined" line.
@@ -137,6 +164,9 @@ def read_a():
         err_a.flush()
         if line.startswith("[hyperbeam] Run hyperbeam "):
             passphrase = line.split()[3]
+        if pair == "tcp" and "listening on" in line:
+            passphrase = "tcp"
+            announced.set()
         if "remote address" in line or "Could not detect" in line:
             announced.set()
     announced.set()
@@ -210,6 +240,7 @@ r = {
     "data_mbps": size / max(t_end - t_first, 1e-9) / 1e6,
     "rss_a": usage_a.ru_maxrss / 1024, "rss_b": usage_b.ru_maxrss / 1024,
     "cpu_a": cpu(usage_a), "cpu_b": cpu(usage_b),
+    "cpu_a_gib": cpu(usage_a) / (size / 2**30), "cpu_b_gib": cpu(usage_b) / (size / 2**30),
 }
 print(json.dumps(r))
 print(f"{pair:<4} run {sys.argv[2]}: {r['mbps']:7.1f} MB/s ({r['total']:.2f} s; first to last byte"
@@ -244,6 +275,8 @@ for p in pairs:
         "rss_a": min(r["rss_a"] for r in runs),
         "rss_b": min(r["rss_b"] for r in runs),
         "cpu": min(r["cpu_a"] + r["cpu_b"] for r in runs),
+        "cpu_a_gib": min(r["cpu_a_gib"] for r in runs),
+        "cpu_b_gib": min(r["cpu_b_gib"] for r in runs),
         "runs": len(runs),
     }
 rows = [
@@ -255,6 +288,8 @@ rows = [
     ("peak RSS sender (MiB)", "rss_a", "{:.1f}", False, None),
     ("peak RSS receiver (MiB)", "rss_b", "{:.1f}", False, None),
     ("CPU time sender + receiver (s)", "cpu", "{:.2f}", False, None),
+    ("CPU per GiB, sender (s)", "cpu_a_gib", "{:.2f}", False, None),
+    ("CPU per GiB, receiver (s)", "cpu_b_gib", "{:.2f}", False, None),
 ]
 n = min(b["runs"] for b in best.values())
 print(f"\nhyperbeam, {size} bytes one way over loopback, testnet {os.environ.get('TESTNET', 'rust')}, best of {n}\n")
@@ -269,8 +304,20 @@ if "rust" in best and "js" in best:
         shown = f"{ratio:.2f}x" if higher else f"1/{ratio:.2f}"
         print(f"| {label} | {fmt.format(r)} | {fmt.format(j)} | {shown} | {goal} | {met} |")
 else:
-    for p in pairs:
+    for p in [p for p in pairs if p != "tcp"]:
         print(f"| figure | {p} |\n|---|---|")
         for label, key, fmt, _, _ in rows:
             print(f"| {label} | {fmt.format(best[p][key])} |")
+if "tcp" in best:
+    t = best["tcp"]
+    print(f"\nplain TCP reference (socat pair, loopback): {t['mbps']:.1f} MB/s start to last byte"
+          f" ({t['data_mbps']:.1f} MB/s first to last byte); CPU per GiB {t['cpu_a_gib']:.2f} s sender,"
+          f" {t['cpu_b_gib']:.2f} s receiver\n")
+    print("| pair | MB/s | of plain TCP | MB/s first to last byte | of plain TCP | CPU s/GiB sender | CPU s/GiB receiver |")
+    print("|---|---|---|---|---|---|---|")
+    for p in pairs:
+        b = best[p]
+        goal = " (issue #14 target >= 1/3: " + ("met)" if b["mbps"] * 3 >= t["mbps"] else "NOT met)") if p == "rust" else ""
+        print(f"| {p} | {b['mbps']:.1f} | 1/{t['mbps'] / b['mbps']:.2f}{goal} | {b['data_mbps']:.1f} |"
+              f" 1/{t['data_mbps'] / b['data_mbps']:.2f} | {b['cpu_a_gib']:.2f} | {b['cpu_b_gib']:.2f} |")
 PY

@@ -26,6 +26,13 @@ target=${TARGET:-$(rustc -vV | sed -n 's/^host: //p')}
 linking="dynamically linked"
 if [ "${STATIC:-1}" = 1 ] && [[ $target == *-linux-gnu ]]; then
   export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+  # The secret stream's ChaCha20-Poly1305 from OpenSSL's libcrypto (holepunch-streams feature `openssl`) would
+  # link libcrypto's static archive, ~4.6 MB more per binary (past the size budget below): static binaries use
+  # the RustCrypto code unless OPENSSL=1. OPENSSL_STATIC: openssl-sys links its archives, not libcrypto.so.3.
+  if [ "${OPENSSL:-0}" != 1 ]; then
+    export HOLEPUNCH_BUILD_NO_OPENSSL=1
+  fi
+  export OPENSSL_STATIC="${OPENSSL_STATIC:-1}"
   linking="statically linked"
 fi
 

@@ -261,6 +261,25 @@ struct SodiumStream {
     key: chacha20::Key,
     inonce: [u8; 8],
     counter: u32,
+    /// The same primitives from the system's libcrypto, when it has them (faster where OpenSSL has
+    /// AVX-512 code); `None`: the RustCrypto code below.
+    #[cfg(holepunch_openssl)]
+    ossl: Option<ossl::Ossl>,
+}
+
+#[cfg(holepunch_openssl)]
+mod ossl;
+
+/// The MAC's input after the ciphertext: `len % 16` zero bytes, then `uint64 LE` of the associated data
+/// length (0) and of `64 + len`. Returns the buffer and how many of its bytes to use.
+#[cfg(holepunch_openssl)]
+fn mac_tail(len: usize) -> ([u8; 32], usize) {
+    let mut tail = [0u8; 32];
+    let at = len % 16 + 8;
+    if let Some(t) = tail.get_mut(at..at + 8) {
+        t.copy_from_slice(&((TAG_BLOCK + len) as u64).to_le_bytes());
+    }
+    (tail, at + 8)
 }
 
 impl SodiumStream {
@@ -273,9 +292,77 @@ impl SodiumStream {
             ),
             inonce: [0; 8],
             counter: 1,
+            #[cfg(holepunch_openssl)]
+            ossl: ossl::Ossl::new(),
         };
         state.inonce.copy_from_slice(inonce);
         state
+    }
+
+    /// The libcrypto primitives positioned after keystream block 1: returns them, the one-time Poly1305 key
+    /// (block 0), and `tag_block` XORed with block 1.
+    #[cfg(holepunch_openssl)]
+    fn ossl_cipher(
+        &mut self,
+        tag_block: &mut [u8; TAG_BLOCK],
+    ) -> Option<(&mut ossl::Ossl, [u8; 32])> {
+        let key: [u8; 32] = self.key.into();
+        let nonce: [u8; 12] = self.nonce().into();
+        let o = self.ossl.as_mut()?;
+        let mut block0 = [0u8; 64];
+        if !(o.start(&key, &nonce) && o.apply(&mut block0) && o.apply(tag_block)) {
+            return None;
+        }
+        let mut mac_key = [0u8; 32];
+        mac_key.copy_from_slice(block0.get(..32)?);
+        Some((o, mac_key))
+    }
+
+    /// [`Self::seal_into`] with the libcrypto primitives; `None` if they are missing or failed (then nothing
+    /// changed but `out`, which the caller overwrites).
+    #[cfg(holepunch_openssl)]
+    fn seal_into_ossl(
+        &mut self,
+        tag: u8,
+        message: &[u8],
+        out: &mut [u8],
+    ) -> Option<[u8; MAC_BYTES]> {
+        let mut tag_block = [0u8; TAG_BLOCK];
+        tag_block[0] = tag;
+        let (o, mac_key) = self.ossl_cipher(&mut tag_block)?;
+        let (first, body) = out.split_at_mut(1.min(out.len()));
+        *first.first_mut()? = tag_block[0];
+        if !o.apply_b2b(message, body) {
+            return None;
+        }
+        let (tail, tail_len) = mac_tail(body.len());
+        let mac = o.mac(&mac_key, &[&tag_block, body, tail.get(..tail_len)?])?;
+        self.advance(&mac, tag);
+        Some(mac)
+    }
+
+    /// Authenticates a sealed message with the libcrypto primitives and leaves their keystream positioned at
+    /// its ciphertext. `Some(Some((tag, mac)))`: genuine; `Some(None)`: not genuine; `None`: the primitives are
+    /// missing or failed. Changes nothing in the stream's state.
+    #[cfg(holepunch_openssl)]
+    fn verify_ossl(&mut self, sealed: &[u8]) -> Option<Option<(u8, [u8; MAC_BYTES])>> {
+        use subtle::ConstantTimeEq;
+        if sealed.len() < ABYTES {
+            return Some(None);
+        }
+        let (head, mac) = sealed.split_at(sealed.len() - MAC_BYTES);
+        let (first, body) = head.split_at(1);
+        let mut tag_block = [0u8; TAG_BLOCK];
+        tag_block[0] = first[0];
+        let (o, mac_key) = self.ossl_cipher(&mut tag_block)?;
+        let tag = tag_block[0];
+        tag_block[0] = first[0];
+        let (tail, tail_len) = mac_tail(body.len());
+        let expected = o.mac(&mac_key, &[&tag_block, body, tail.get(..tail_len)?])?;
+        if !bool::from(expected.ct_eq(mac)) {
+            return Some(None);
+        }
+        Some(Some((tag, expected)))
     }
 
     fn nonce(&self) -> chacha20::Nonce {
@@ -345,6 +432,15 @@ impl SodiumStream {
     /// Seals `message` into `out` (`1 + message.len()` bytes): the encrypted tag byte, then the ciphertext,
     /// encrypted straight from `message` (no separate copy pass). Returns the MAC to append.
     fn seal_into(&mut self, tag: u8, message: &[u8], out: &mut [u8]) -> [u8; MAC_BYTES] {
+        #[cfg(holepunch_openssl)]
+        if let Some(mac) = self.seal_into_ossl(tag, message, out) {
+            return mac;
+        }
+        self.seal_into_rust(tag, message, out)
+    }
+
+    /// [`Self::seal_into`] with the RustCrypto primitives.
+    fn seal_into_rust(&mut self, tag: u8, message: &[u8], out: &mut [u8]) -> [u8; MAC_BYTES] {
         use chacha20::cipher::StreamCipher;
         let (mut cipher, mac_key) = self.cipher();
         let mut tag_block = [0u8; TAG_BLOCK];
@@ -389,6 +485,22 @@ impl SodiumStream {
     /// ciphertext bytes (`buf[1..len - 16]`) hold the plaintext and the tag is returned; on failure nothing
     /// changes, the state included.
     fn open(&mut self, buf: &mut [u8]) -> Option<u8> {
+        #[cfg(holepunch_openssl)]
+        if let Some(verified) = self.verify_ossl(buf) {
+            let (tag, mac) = verified?;
+            let end = buf.len() - MAC_BYTES;
+            // ChaCha20 of libcrypto does not fail on a context it set up; were it to, the frame is rejected.
+            if !self.ossl.as_mut()?.apply(buf.get_mut(1..end)?) {
+                return None;
+            }
+            self.advance(&mac, tag);
+            return Some(tag);
+        }
+        self.open_rust(buf)
+    }
+
+    /// [`Self::open`] with the RustCrypto primitives.
+    fn open_rust(&mut self, buf: &mut [u8]) -> Option<u8> {
         use chacha20::cipher::StreamCipher;
         let (tag, mac, mut cipher) = self.verify(buf)?;
         let end = buf.len() - MAC_BYTES;
@@ -403,6 +515,16 @@ impl SodiumStream {
         use chacha20::cipher::StreamCipher;
         if sealed.len() != out.len() + ABYTES {
             return None;
+        }
+        #[cfg(holepunch_openssl)]
+        if let Some(verified) = self.verify_ossl(sealed) {
+            let (tag, mac) = verified?;
+            let body = sealed.get(1..sealed.len() - MAC_BYTES)?;
+            if !self.ossl.as_mut()?.apply_b2b(body, out) {
+                return None;
+            }
+            self.advance(&mac, tag);
+            return Some(tag);
         }
         let (tag, mac, mut cipher) = self.verify(sealed)?;
         let body = sealed.get(1..sealed.len() - MAC_BYTES).unwrap_or(&[]);
