@@ -78,6 +78,7 @@ use crate::dht_rpc::messages::{ErrorCode as RpcErrorCode, Id};
 use crate::dht_rpc::node::{
     Config, IncomingRequest, QueryOpts, QuerySpec, Reply, ReplyOpts, RequestSpec,
 };
+use crate::lan_discovery::{Lan, LanOpts};
 use crate::noise::HandshakeResult;
 use crate::secret_stream::{SecretStream, SecretStreamOptions};
 use crate::udx::{FirewallVerdict, Udx, UdxSocket, UdxStream};
@@ -237,6 +238,10 @@ pub struct HyperDhtOpts {
     pub hold_direct_path: Option<Option<Duration>>,
     /// Least time between the end of a random-NAT punch and the next (`randomPunchInterval`, 20 s).
     pub random_punch_interval: Duration,
+    /// LAN discovery ([`crate::lan_discovery`], Rust peers only): servers and announced topics answer
+    /// multicast queries on the LAN, and connects and lookups ask the LAN in parallel with the DHT, so
+    /// peers on one LAN connect with no DHT reachable. Off (`None`) by default; the tools turn it on.
+    pub lan: Option<LanOpts>,
 }
 
 impl Default for HyperDhtOpts {
@@ -253,6 +258,7 @@ impl Default for HyperDhtOpts {
             assume_firewalled: false,
             hold_direct_path: None,
             random_punch_interval: holepunch::RANDOM_PUNCH_INTERVAL,
+            lan: None,
         }
     }
 }
@@ -290,6 +296,8 @@ struct Inner {
     relayed: Mutex<std::collections::HashSet<u32>>,
     /// The nodes holding the records of servers connected to, shared by the connects.
     peer_routes: peer_routes::PeerRoutes,
+    /// LAN discovery, when on.
+    lan: Option<Lan>,
 }
 
 /// A HyperDHT node (JS `new DHT(opts)`). Cheap to clone.
@@ -331,6 +339,9 @@ impl std::fmt::Display for ConnectionPath {
 /// Where [`HyperDht::choose_path`] says the client's stream goes: `Some((socket or None for dht.socket,
 /// address))`, or `None` to wait for the server.
 type DirectPath = Option<(Option<UdxSocket>, SocketAddrV4)>;
+
+/// A handshake answer: the node it came through, and (noise, server address, client address, relayed).
+type HandshakeAnswer = (SocketAddrV4, (Vec<u8>, SocketAddrV4, SocketAddrV4, bool));
 
 /// Where a client's handshake answer came from (`router.peerHandshake`'s result).
 #[derive(Debug, Clone, Copy)]
@@ -403,6 +414,10 @@ impl HyperDht {
             firewalled: opts.firewalled,
             ..Config::default()
         };
+        let lan = opts
+            .lan
+            .clone()
+            .map(|o| Lan::new(o, server_socket.local_addr().port()));
         let handle = DhtHandle::spawn(config, server_socket.clone(), client_socket.clone())?;
         handle.serve_hyperdht(opts.cache).await?;
         handle.watch_interfaces(crate::dht_rpc::interfaces::POLL_INTERVAL);
@@ -424,6 +439,7 @@ impl HyperDht {
                 listening: Mutex::new(Vec::new()),
                 relayed: Mutex::default(),
                 peer_routes: peer_routes::PeerRoutes::default(),
+                lan,
             }),
         })
     }
@@ -436,6 +452,11 @@ impl HyperDht {
     /// The default key pair.
     pub fn default_key_pair(&self) -> &KeyPair {
         &self.inner.default_key_pair
+    }
+
+    /// LAN discovery, when on ([`HyperDhtOpts::lan`]).
+    pub fn lan(&self) -> Option<&Lan> {
+        self.inner.lan.as_ref()
     }
 
     /// The server socket's address.
@@ -725,30 +746,38 @@ impl HyperDht {
         // The nodes holding the server's record: shared with the node's other connects to it (one query at
         // a time, remembered afterwards; see `peer_routes`). Remembered nodes that all fail are looked up
         // again, once.
-        let mut stale = None;
-        let (relay, (reply_noise, server_address, client_address, relayed)) = loop {
-            let found = self
-                .inner
-                .peer_routes
-                .find(target, stale, || self.find_peer_nodes(target))
-                .await?;
-            if found.relays.is_empty() {
-                return Err(HyperDhtError::PeerNotFound);
-            }
-            match self.handshake_through(target, &request, found.relays).await {
-                Some(answer) => {
-                    self.inner.peer_routes.worked(target, answer.0);
-                    break answer;
+        let via_dht = async {
+            let mut stale = None;
+            loop {
+                let found = match self
+                    .inner
+                    .peer_routes
+                    .find(target, stale, || self.find_peer_nodes(target))
+                    .await
+                {
+                    Ok(f) => f,
+                    Err(e) => break Err(e.into()),
+                };
+                if found.relays.is_empty() {
+                    break Err(HyperDhtError::PeerNotFound);
                 }
-                None if found.remembered && stale.is_none() => {
-                    tracing::debug!(
-                        "no answer through the remembered nodes, looking the server up again"
-                    );
-                    stale = Some(found.generation);
+                match self.handshake_through(target, &request, found.relays).await {
+                    Some(answer) => {
+                        self.inner.peer_routes.worked(target, answer.0);
+                        break Ok(answer);
+                    }
+                    None if found.remembered && stale.is_none() => {
+                        tracing::debug!(
+                            "no answer through the remembered nodes, looking the server up again"
+                        );
+                        stale = Some(found.generation);
+                    }
+                    None => break Err(HyperDhtError::PeerConnectionFailed),
                 }
-                None => return Err(HyperDhtError::PeerConnectionFailed),
             }
         };
+        let (relay, (reply_noise, server_address, client_address, relayed)) =
+            self.dht_or_lan(target, &request, via_dht).await?;
 
         let payload = noise.recv(&reply_noise)?;
         if payload.version != 1 {
@@ -1080,7 +1109,7 @@ impl HyperDht {
         target: Id,
         request: &[u8],
         relays: Vec<SocketAddrV4>,
-    ) -> Option<(SocketAddrV4, (Vec<u8>, SocketAddrV4, SocketAddrV4, bool))> {
+    ) -> Option<HandshakeAnswer> {
         let mut answer = None;
         let mut pending = relays.into_iter();
         let mut set = tokio::task::JoinSet::new();
@@ -1107,6 +1136,46 @@ impl HyperDht {
         }
         set.abort_all();
         answer
+    }
+
+    /// The handshake answer through the DHT (`via_dht`), raced with one found on the LAN when LAN discovery
+    /// is on: each LAN answer's addresses get the same first handshake message directly (the server's own
+    /// node answers it, as a DHT node holding the server would). The first answer wins; when one side
+    /// finds nothing, the other's result stands (the DHT's error when neither found the server).
+    async fn dht_or_lan(
+        &self,
+        target: Id,
+        request: &[u8],
+        via_dht: impl Future<Output = Result<HandshakeAnswer>>,
+    ) -> Result<HandshakeAnswer> {
+        let Some(lan) = &self.inner.lan else {
+            return via_dht.await;
+        };
+        let via_lan = async {
+            let mut found = lan.query(target);
+            while let Some(f) = found.recv().await {
+                tracing::debug!("LAN discovery: {} answered for the server", f.from);
+                if let Some(a) = self.handshake_through(target, request, f.addresses).await {
+                    return Some(a);
+                }
+            }
+            None
+        };
+        tokio::pin!(via_dht);
+        tokio::pin!(via_lan);
+        tokio::select! {
+            d = &mut via_dht => match d {
+                Ok(a) => Ok(a),
+                Err(e) => match via_lan.await {
+                    Some(a) => Ok(a),
+                    None => Err(e),
+                },
+            },
+            l = &mut via_lan => match l {
+                Some(a) => Ok(a),
+                None => via_dht.await,
+            },
+        }
     }
 
     /// How many FIND_PEER queries the node's connects started (connects to one server share them).
@@ -1237,6 +1306,9 @@ impl HyperDht {
             command: Command::LOOKUP.into(),
             value: None,
         };
+        if let (Some(lan), Some((kp, _))) = (&self.inner.lan, announce) {
+            lan.advertise(*topic, Some(kp.public));
+        }
         let commit = announce.map(|(kp, relays)| {
             let target = *topic;
             let kp = kp.clone();
@@ -1245,7 +1317,57 @@ impl HyperDht {
                 announce_request(&target, reply, &kp, &relays, Command::ANNOUNCE)
             }) as crate::dht_rpc::driver::CommitFn
         });
-        let outcome = match found {
+        // The LAN's answers for the topic, gathered (and streamed) alongside the DHT query.
+        let lan_found = Mutex::new(Vec::new());
+        let via_lan = async {
+            let Some(lan) = &self.inner.lan else { return };
+            let mut rx = lan.query(*topic);
+            while let Some(f) = rx.recv().await {
+                let Some(public_key) = f.public_key else {
+                    continue;
+                };
+                let r = LookupResult {
+                    from: f.from,
+                    peers: vec![Peer {
+                        public_key,
+                        relay_addresses: Vec::new(),
+                    }],
+                };
+                if let Some(tx) = &found {
+                    let _ = tx.send(r.clone());
+                }
+                if let Ok(mut l) = lan_found.lock() {
+                    l.push(r);
+                }
+            }
+        };
+        let via_dht = self.lookup_dht(spec, commit, found.clone());
+        let (outcome, ()) = tokio::join!(via_dht, via_lan);
+        let lan_found = lan_found.into_inner().unwrap_or_default();
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) if lan_found.is_empty() || announce.is_some() => return Err(e),
+            Err(_) => return Ok(lan_found),
+        };
+        if announce.is_some() {
+            outcome.result.map_err(|e| {
+                HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string())))
+            })?;
+        }
+        let mut results: Vec<LookupResult> =
+            outcome.replies.iter().filter_map(lookup_result).collect();
+        results.extend(lan_found);
+        Ok(results)
+    }
+
+    /// The DHT half of [`Self::lookup_inner`].
+    async fn lookup_dht(
+        &self,
+        spec: QuerySpec,
+        commit: Option<crate::dht_rpc::driver::CommitFn>,
+        found: Option<mpsc::UnboundedSender<LookupResult>>,
+    ) -> Result<crate::dht_rpc::driver::QueryOutcome> {
+        Ok(match found {
             None => match commit {
                 None => self.inner.handle.query(spec, QueryOpts::default()).await?,
                 Some(c) => {
@@ -1271,17 +1393,14 @@ impl HyperDht {
                 };
                 tokio::join!(query, forward).0?
             }
-        };
-        if announce.is_some() {
-            outcome.result.map_err(|e| {
-                HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string())))
-            })?;
-        }
-        Ok(outcome.replies.iter().filter_map(lookup_result).collect())
+        })
     }
 
     /// Removes `key_pair`'s announcement under `topic` from the nodes that hold it (`dht.unannounce`).
     pub async fn unannounce(&self, topic: &[u8; 32], key_pair: &KeyPair) -> Result<()> {
+        if let Some(lan) = &self.inner.lan {
+            lan.withdraw(topic, Some(key_pair.public));
+        }
         let outcome = self.lookup_query(topic).await?;
         for r in &outcome.replies {
             let Some(l) = r
@@ -1660,6 +1779,10 @@ impl Server {
         }
         let target = crypto::hash(&[&key_pair.public]);
         let requests = self.dht.inner.handle.claim_target(target).await?;
+        if let Some(lan) = &self.dht.inner.lan {
+            // Answer LAN queries for the target at once: peers on the LAN need no announce.
+            lan.advertise(target, None);
+        }
         let announced = Arc::new(Mutex::new(Announced::default()));
         let (tx, conns) = mpsc::unbounded_channel();
         let (pool_tx, pool_rx) = mpsc::channel(super::socket_pool::QUEUE);
@@ -1727,6 +1850,9 @@ impl Server {
         };
         l.announcer.abort();
         l.router.abort();
+        if let Some(lan) = &self.dht.inner.lan {
+            lan.withdraw(&l.target, None);
+        }
         let _ = self.dht.inner.handle.release_target(l.target).await;
         let relays = l
             .announced
@@ -1747,6 +1873,9 @@ impl Drop for Server {
         if let Some(l) = &self.listening {
             l.announcer.abort();
             l.router.abort();
+            if let Some(lan) = &self.dht.inner.lan {
+                lan.withdraw(&l.target, None);
+            }
             if let Ok(mut ls) = self.dht.inner.listening.lock() {
                 ls.retain(|k| *k != l.key_pair.public);
             }

@@ -13,4 +13,5 @@ mod dht_wire_enums;
 mod hyperdht_connect_burst;
 mod hyperdht_network_change;
 mod hyperswarm_restart;
+mod lan_discovery;
 mod testnet;
