@@ -502,6 +502,11 @@ impl Shared {
         let (found_tx, mut found_rx) = mpsc::unbounded_channel::<LookupResult>();
         let query = async {
             if mode.server {
+                if let Some(lan) = self.dht.lan() {
+                    // Answer LAN queries for the topic at once, not after the DHT announce (which, with no
+                    // DHT reachable, takes until its queries time out).
+                    lan.advertise(*topic, Some(self.key_pair.public));
+                }
                 let server = match self.listening().await {
                     Ok(s) => s,
                     Err(e) => {

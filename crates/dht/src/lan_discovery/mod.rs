@@ -163,10 +163,7 @@ impl Lan {
                 )));
             }
             Err(e) => {
-                tracing::debug!(
-                    "LAN discovery: cannot answer on {}: {e}",
-                    self.opts.group
-                );
+                tracing::debug!("LAN discovery: cannot answer on {}: {e}", self.opts.group);
                 *r = Some(tokio::spawn(async {}));
             }
         }
@@ -252,8 +249,13 @@ async fn respond(sock: UdpSocket, adverts: Adverts, port: u16, interfaces: Vec<I
         let SocketAddr::V4(from) = from else {
             continue;
         };
-        let Some(answer) = answer_for(buf.get(..n).unwrap_or_default(), &adverts, port, &interfaces, from)
-        else {
+        let Some(answer) = answer_for(
+            buf.get(..n).unwrap_or_default(),
+            &adverts,
+            port,
+            &interfaces,
+            from,
+        ) else {
             continue;
         };
         if let Err(e) = sock.send_to(&answer, from).await {
@@ -371,7 +373,11 @@ async fn run_query(
     let start = tokio::time::Instant::now();
     let deadline = tokio::time::sleep_until(start + opts.query_time);
     tokio::pin!(deadline);
-    let mut resends = RESEND.iter().map(|d| start + *d).collect::<Vec<_>>().into_iter();
+    let mut resends = RESEND
+        .iter()
+        .map(|d| start + *d)
+        .collect::<Vec<_>>()
+        .into_iter();
     let mut next_resend = resends.next();
     let mut seen: Vec<(Option<[u8; 32]>, SocketAddrV4)> = Vec::new();
     let mut buf = vec![0u8; 2048];

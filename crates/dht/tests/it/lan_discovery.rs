@@ -135,10 +135,7 @@ fn answers_name_the_source_address_first() {
     assert!(found_in(&bytes, from, &[0xaa; 32], 5).is_empty());
     assert!(found_in(&bytes, from, &[0xdd; 32], 0x0102_0304).is_empty());
     let topic = found_in(&bytes, from, &[0xbb; 32], 0x0102_0304);
-    assert_eq!(
-        topic.first().and_then(|f| f.public_key),
-        Some([0xcc; 32])
-    );
+    assert_eq!(topic.first().and_then(|f| f.public_key), Some([0xcc; 32]));
 }
 
 /// A bootstrap "node" that never answers (a bound socket nobody reads), and LAN options on loopback with a
@@ -201,7 +198,7 @@ async fn peers_connect_over_the_lan_without_a_dht() {
         .await
         .expect("in time")
         .expect("connected over the LAN");
-    assert_eq!(conn.remote_public_key(), Some(kp.public));
+    assert_eq!(conn.remote_public_key(), &kp.public);
     let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
     conn.write_all(&data).await.expect("write");
     conn.shutdown().await.expect("end");
