@@ -44,8 +44,7 @@ pub struct BootstrapArgs {
     #[arg(long, value_name = VALUE_NAME, value_parser = parse_list)]
     pub bootstrap: Option<BootstrapList>,
     /// Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by
-    /// default, Rust peers only) connects peers on one LAN when no DHT node is reachable. Also
-    /// HYPERDHT_NO_LAN=1.
+    /// default, Rust peers only) connects peers on one LAN when no DHT node is reachable.
     #[arg(long, env = NO_LAN_ENV, value_parser = clap::builder::FalseyValueParser::new())]
     pub no_lan: bool,
 }
