@@ -414,10 +414,16 @@ impl HyperDht {
             firewalled: opts.firewalled,
             ..Config::default()
         };
-        let lan = opts
-            .lan
-            .clone()
-            .map(|o| Lan::new(o, server_socket.local_addr().port()));
+        // A node of a testnet on this machine (every bootstrap node on loopback) or bound to loopback keeps
+        // LAN discovery on loopback too: its peers are on this machine.
+        let local = opts.host.is_loopback()
+            || (!opts.bootstrap.is_empty() && opts.bootstrap.iter().all(|a| a.ip().is_loopback()));
+        let lan = opts.lan.clone().map(|mut o| {
+            if local && o.interfaces.is_none() {
+                o.interfaces = Some(vec![Ipv4Addr::LOCALHOST]);
+            }
+            Lan::new(o, server_socket.local_addr().port())
+        });
         let handle = DhtHandle::spawn(config, server_socket.clone(), client_socket.clone())?;
         handle.serve_hyperdht(opts.cache).await?;
         handle.watch_interfaces(crate::dht_rpc::interfaces::POLL_INTERVAL);
@@ -756,7 +762,7 @@ impl HyperDht {
                     .await
                 {
                     Ok(f) => f,
-                    Err(e) => break Err(e.into()),
+                    Err(e) => break Err(e),
                 };
                 if found.relays.is_empty() {
                     break Err(HyperDhtError::PeerNotFound);

@@ -56,7 +56,8 @@ pub struct LanOpts {
     /// The multicast group and port ([`GROUP`]:[`PORT`]).
     pub group: SocketAddrV4,
     /// The interfaces (by IPv4 address) to query and answer on; `None`: every IPv4 interface, loopback
-    /// included (peers on the same machine find each other too).
+    /// included (peers on the same machine find each other too), or only loopback for a node bound to
+    /// loopback or whose bootstrap nodes are all on loopback (a local testnet).
     pub interfaces: Option<Vec<Ipv4Addr>>,
     /// How long a query collects answers ([`QUERY_TIME`]).
     pub query_time: Duration,
@@ -84,7 +85,9 @@ pub struct Found {
     pub addresses: Vec<SocketAddrV4>,
 }
 
-type Adverts = Arc<Mutex<HashMap<[u8; 32], Vec<Option<[u8; 32]>>>>>;
+/// What a node advertises: for each id, the public keys it answers with (`None`: a server's id).
+pub type AdvertTable = Mutex<HashMap<[u8; 32], Vec<Option<[u8; 32]>>>>;
+type Adverts = Arc<AdvertTable>;
 
 /// LAN discovery of one node: what it advertises, its responder, and its queries.
 #[derive(Debug)]
@@ -267,7 +270,7 @@ async fn respond(sock: UdpSocket, adverts: Adverts, port: u16, interfaces: Vec<I
 /// The answer to the packet `bytes` from `from`, if it is a query naming something in `adverts`.
 pub fn answer_for(
     bytes: &[u8],
-    adverts: &Mutex<HashMap<[u8; 32], Vec<Option<[u8; 32]>>>>,
+    adverts: &AdvertTable,
     port: u16,
     interfaces: &[Ipv4Addr],
     from: SocketAddrV4,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use holepunch_dht::hyperdht::{HyperDht, HyperDhtError, HyperDhtOpts};
 use holepunch_dht::lan_discovery::wire::{Answer, DecodeError, Packet, Query, Record};
-use holepunch_dht::lan_discovery::{found_in, LanOpts, GROUP};
+use holepunch_dht::lan_discovery::{answer_for, found_in, AdvertTable, LanOpts, GROUP};
 use holepunch_dht::Hyperswarm;
 use holepunch_wire::crypto::{self, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,6 +113,74 @@ fn truncated_and_mutated_packets_are_errors() {
     assert_eq!(Packet::decode(&many), Err(DecodeError::BadCount));
     // A huge claimed count is refused before allocating.
     assert!(Packet::decode(b"HDLN\x01\x02\0\0\0\0\xfe\xff\xff\xff\xff").is_err());
+}
+
+proptest::proptest! {
+    /// What the fuzz target does, for a few thousand inputs on every test run: hostile bytes never panic the
+    /// decoder, the responder or the querier, and what decodes re-encodes to the same packet.
+    #[test]
+    fn hostile_bytes_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+                                 prefix in proptest::bool::ANY) {
+        let mut bytes = if prefix { b"HDLN\x01".to_vec() } else { Vec::new() };
+        bytes.extend(data);
+        if let Ok(p) = Packet::decode(&bytes) {
+            proptest::prop_assert_eq!(Packet::decode(&p.encode()), Ok(p));
+        }
+        let adverts = AdvertTable::new([([7u8; 32], vec![None, Some([9u8; 32])])].into_iter().collect());
+        let from = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5353);
+        if let Some(a) = answer_for(&bytes, &adverts, 49737, &[Ipv4Addr::new(10, 0, 0, 1)], from) {
+            proptest::prop_assert!(Packet::decode(&a).is_ok());
+        }
+        for f in found_in(&bytes, from, &[7u8; 32], 0) {
+            proptest::prop_assert!(!f.addresses.is_empty());
+        }
+    }
+}
+
+#[test]
+fn the_responder_answers_only_what_it_advertises() {
+    let adverts = AdvertTable::new(
+        [([7u8; 32], vec![None]), ([8u8; 32], vec![Some([9u8; 32])])]
+            .into_iter()
+            .collect(),
+    );
+    let from = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000);
+    let ifaces = [Ipv4Addr::LOCALHOST, Ipv4Addr::new(10, 0, 0, 1)];
+    let query = |ids: Vec<[u8; 32]>| Packet::Query(Query { nonce: 42, ids }).encode();
+    assert_eq!(
+        answer_for(&query(vec![[1; 32]]), &adverts, 5000, &ifaces, from),
+        None
+    );
+    let a = answer_for(
+        &query(vec![[1; 32], [8; 32], [7; 32]]),
+        &adverts,
+        5000,
+        &ifaces,
+        from,
+    )
+    .expect("an answer");
+    assert_eq!(
+        Packet::decode(&a),
+        Ok(Packet::Answer(Answer {
+            nonce: 42,
+            records: vec![
+                Record {
+                    id: [8; 32],
+                    public_key: Some([9; 32]),
+                    port: 5000,
+                    addresses: vec![Ipv4Addr::new(10, 0, 0, 1)],
+                },
+                Record {
+                    id: [7; 32],
+                    public_key: None,
+                    port: 5000,
+                    addresses: vec![Ipv4Addr::new(10, 0, 0, 1)],
+                },
+            ],
+        }))
+    );
+    // An answer is not a query: no answer to it.
+    assert_eq!(answer_for(&a, &adverts, 5000, &ifaces, from), None);
 }
 
 #[test]
