@@ -40,6 +40,12 @@
 //! relay carries the connection meanwhile, and gives up otherwise (`HOLEPUNCH_ABORTED`, or the server's
 //! TRY_LATER abort).
 //!
+//! LAN discovery ([`crate::lan_discovery`], [`HyperDhtOpts::lan`], Rust peers only): a listening server also
+//! answers LAN queries for `hash(public key)`, and step 1 races the DHT lookup with a LAN query whose answers
+//! get the same first handshake message directly (mode FROM_CLIENT to the server's own node, which answers
+//! it as a DHT node holding the server would); the rest is unchanged. Lookups stream LAN answers for a topic
+//! alongside the DHT's, and announces make the node answer for the topic.
+//!
 //! Network changes: the node watches the machine's interface addresses ([`crate::dht_rpc::interfaces`],
 //! polled every second; udx-native polls every 5 s) and its clock (a system sleep). On a change, a wake-up
 //! or [`HyperDht::resume`] the dht-rpc node re-bootstraps and analyses its NAT again, and every server
@@ -107,6 +113,8 @@ pub const HANDSHAKE_INITIAL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_CLEAR_WAIT: Duration = Duration::from_secs(10);
 /// Default secret-stream keep-alive of connections (`connectionKeepAlive`).
 pub const CONNECTION_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Most LAN answers a connect tries.
+const LAN_TRIES: usize = 8;
 /// Handshakes sent through this many relays at once.
 const PARALLEL_HANDSHAKES: usize = 2;
 /// Announcements go to this many of the closest nodes (`pickBest`).
@@ -1159,13 +1167,34 @@ impl HyperDht {
         };
         let via_lan = async {
             let mut found = lan.query(target);
-            while let Some(f) = found.recv().await {
-                tracing::debug!("LAN discovery: {} answered for the server", f.from);
-                if let Some(a) = self.handshake_through(target, request, f.addresses).await {
-                    return Some(a);
+            // Every answer is tried at once (a host answering with an address that never replies must not
+            // hold up the right one), up to a few.
+            let mut tries = tokio::task::JoinSet::new();
+            let mut started = 0;
+            let mut open = true;
+            loop {
+                tokio::select! {
+                    f = found.recv(), if open => match f {
+                        Some(f) if started < LAN_TRIES => {
+                            tracing::debug!("LAN discovery: {} answered for the server", f.from);
+                            started += 1;
+                            let dht = self.clone();
+                            let request = request.to_vec();
+                            tries.spawn(async move {
+                                dht.handshake_through(target, &request, f.addresses).await
+                            });
+                        }
+                        Some(_) => {}
+                        None => open = false,
+                    },
+                    Some(r) = tries.join_next() => {
+                        if let Ok(Some(a)) = r {
+                            return Some(a);
+                        }
+                    }
+                    else => return None,
                 }
             }
-            None
         };
         tokio::pin!(via_dht);
         tokio::pin!(via_lan);
