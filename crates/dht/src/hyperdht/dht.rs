@@ -1361,6 +1361,7 @@ impl HyperDht {
                 let Some(public_key) = f.public_key else {
                     continue;
                 };
+                tracing::debug!("LAN discovery: {} answered for the topic", f.from);
                 let r = LookupResult {
                     from: f.from,
                     peers: vec![Peer {
