@@ -131,7 +131,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__download)
-            opts="-h --timeout --storage --relay --bootstrap --encryption-key --help"
+            opts="-h --timeout --storage --no-lan --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -165,7 +165,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__entry)
-            opts="-h --storage --relay --bootstrap --encryption-key --help"
+            opts="-h --storage --no-lan --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -195,7 +195,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__get)
-            opts="-h --storage --relay --bootstrap --encryption-key --help"
+            opts="-h --storage --no-lan --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -489,7 +489,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__ls)
-            opts="-r -h --recursive --prefix --storage --relay --bootstrap --encryption-key --help"
+            opts="-r -h --recursive --prefix --storage --no-lan --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -523,7 +523,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__mirror)
-            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --no-chunking --timeout --storage --relay --bootstrap --encryption-key --help"
+            opts="-h --live --prefix --filter --dry-run --version --silent --verbose --no-chunking --timeout --storage --no-lan --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -569,7 +569,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__mount)
-            opts="-h --version --timeout --storage --relay --bootstrap --encryption-key --help"
+            opts="-h --version --timeout --storage --no-lan --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -629,7 +629,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__put)
-            opts="-h --storage --relay --bootstrap --encryption-key --help"
+            opts="-h --storage --no-lan --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -681,7 +681,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__seed)
-            opts="-h --all --storage --relay --bootstrap --encryption-key --help"
+            opts="-h --all --storage --no-lan --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -711,7 +711,7 @@ _drives() {
             return 0
             ;;
         drives__subcmd__serve)
-            opts="-h --host --port --disable-any-port --verbose --storage --relay --bootstrap --encryption-key --help"
+            opts="-h --host --port --disable-any-port --verbose --storage --no-lan --relay --bootstrap --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

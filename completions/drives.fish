@@ -62,6 +62,7 @@ complete -c drives -n "__fish_drives_using_subcommand mirror" -l dry-run -d 'Dis
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l silent -d 'Print less information'
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l verbose -d 'Print more information'
 complete -c drives -n "__fish_drives_using_subcommand mirror" -l no-chunking -d 'Write big files in fixed 64 KiB blocks (no content-defined chunking, no block maps: a changed file is written whole again)'
+complete -c drives -n "__fish_drives_using_subcommand mirror" -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c drives -n "__fish_drives_using_subcommand mirror" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand ls" -l prefix -d 'Prefix entries path' -r
 complete -c drives -n "__fish_drives_using_subcommand ls" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
@@ -69,18 +70,21 @@ complete -c drives -n "__fish_drives_using_subcommand ls" -l relay -d 'Pair conn
 complete -c drives -n "__fish_drives_using_subcommand ls" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand ls" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand ls" -s r -l recursive -d 'Recursive listing'
+complete -c drives -n "__fish_drives_using_subcommand ls" -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c drives -n "__fish_drives_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand seed" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand seed" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand seed" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand seed" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand seed" -l all -d 'Seed every drive of the store (one swarm, one status line per drive)'
+complete -c drives -n "__fish_drives_using_subcommand seed" -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c drives -n "__fish_drives_using_subcommand seed" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand download" -l timeout -d 'Give up (exit 1, nothing written) when no peer of a remote drive is found within SECONDS (default: wait as long as it takes, as JS drives)' -r
 complete -c drives -n "__fish_drives_using_subcommand download" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand download" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand download" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand download" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
+complete -c drives -n "__fish_drives_using_subcommand download" -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c drives -n "__fish_drives_using_subcommand download" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand serve" -l host -d 'Bind to address' -r
 complete -c drives -n "__fish_drives_using_subcommand serve" -l port -d 'Bind to port' -r
@@ -90,21 +94,25 @@ complete -c drives -n "__fish_drives_using_subcommand serve" -l bootstrap -d 'Bo
 complete -c drives -n "__fish_drives_using_subcommand serve" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
 complete -c drives -n "__fish_drives_using_subcommand serve" -l disable-any-port -d 'Disable random port if port in use'
 complete -c drives -n "__fish_drives_using_subcommand serve" -l verbose -d 'Print more information'
+complete -c drives -n "__fish_drives_using_subcommand serve" -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c drives -n "__fish_drives_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand put" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand put" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand put" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand put" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
+complete -c drives -n "__fish_drives_using_subcommand put" -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c drives -n "__fish_drives_using_subcommand put" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand entry" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand entry" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand entry" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand entry" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
+complete -c drives -n "__fish_drives_using_subcommand entry" -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c drives -n "__fish_drives_using_subcommand entry" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand get" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand get" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand get" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand get" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
+complete -c drives -n "__fish_drives_using_subcommand get" -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c drives -n "__fish_drives_using_subcommand get" -s h -l help -d 'Print help'
 complete -c drives -n "__fish_drives_using_subcommand rm" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand rm" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
@@ -119,6 +127,7 @@ complete -c drives -n "__fish_drives_using_subcommand mount" -l storage -d 'Stor
 complete -c drives -n "__fish_drives_using_subcommand mount" -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
 complete -c drives -n "__fish_drives_using_subcommand mount" -l bootstrap -d 'Bootstrap nodes of the DHT to use (a bare PORT is 127.0.0.1:PORT, as JS drives\' test flag)' -r
 complete -c drives -n "__fish_drives_using_subcommand mount" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r
+complete -c drives -n "__fish_drives_using_subcommand mount" -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c drives -n "__fish_drives_using_subcommand mount" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c drives -n "__fish_drives_using_subcommand purge" -l storage -d 'Storage path (the corestore is DIR/corestore)' -r -F
 complete -c drives -n "__fish_drives_using_subcommand purge" -l encryption-key -d 'Encryption key of the drive (hyperdrive 13 `encryptionKey`; z-base-32 or hex). It is not stored: give it on every command. Without it, seed, download, info and purge of an encrypted drive work blind' -r

@@ -23,7 +23,7 @@ _hyperbeam() {
 
     case "${cmd}" in
         hyperbeam)
-            opts="-r -h -V --reuse --bootstrap --relay --help --version"
+            opts="-r -h -V --reuse --bootstrap --no-lan --relay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

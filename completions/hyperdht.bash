@@ -73,7 +73,7 @@ _hyperdht() {
             return 0
             ;;
         hyperdht__subcmd__doctor)
-            opts="-h --bootstrap --relay --timeout --help"
+            opts="-h --bootstrap --relay --timeout --no-lan --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

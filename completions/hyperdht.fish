@@ -38,6 +38,7 @@ complete -c hyperdht -n "__fish_hyperdht_needs_command" -f -a "help" -d 'Print t
 complete -c hyperdht -n "__fish_hyperdht_using_subcommand doctor" -l bootstrap -d 'Bootstrap nodes of the DHT to use' -r
 complete -c hyperdht -n "__fish_hyperdht_using_subcommand doctor" -l relay -d 'Also check that this blind relay (its public key, hex or z-base32) answers: connect to it through the DHT' -r
 complete -c hyperdht -n "__fish_hyperdht_using_subcommand doctor" -l timeout -d 'How long to wait for the DHT and the relay, in seconds' -r
+complete -c hyperdht -n "__fish_hyperdht_using_subcommand doctor" -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c hyperdht -n "__fish_hyperdht_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hyperdht -n "__fish_hyperdht_using_subcommand help; and not __fish_seen_subcommand_from doctor help" -f -a "doctor" -d 'Check this machine\'s connectivity to the DHT: UDP reachability, the NAT kind as the DHT sees it, the public address and port mapping, the latency to each bootstrap node, IPv6, and a relay'
 complete -c hyperdht -n "__fish_hyperdht_using_subcommand help; and not __fish_seen_subcommand_from doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

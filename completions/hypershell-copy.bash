@@ -23,7 +23,7 @@ _hypershell__copy() {
 
     case "${cmd}" in
         hypershell__copy)
-            opts="-f -h -V --testnet --relay --bootstrap --help --version"
+            opts="-f -h -V --testnet --no-lan --relay --bootstrap --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

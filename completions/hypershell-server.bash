@@ -23,7 +23,7 @@ _hypershell__server() {
 
     case "${cmd}" in
         hypershell__server)
-            opts="-f -h -V --firewall --disable-firewall --protocol --tunnel-host --tunnel-port --testnet --relay --bootstrap --help --version"
+            opts="-f -h -V --firewall --disable-firewall --protocol --tunnel-host --tunnel-port --testnet --no-lan --relay --bootstrap --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -10,5 +10,6 @@ complete -c hypershell-server -l relay -d 'Pair connections through this blind r
 complete -c hypershell-server -l bootstrap -d 'Bootstrap nodes of the DHT to use (default: HYPERDHT_BOOTSTRAP, else the public nodes)' -r
 complete -c hypershell-server -l disable-firewall -d 'Allow anyone to connect'
 complete -c hypershell-server -l testnet -d 'Use a local testnet (bootstrap 127.0.0.1:40838)'
+complete -c hypershell-server -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c hypershell-server -s h -l help -d 'Print help'
 complete -c hypershell-server -s V -l version -d 'Print version'

@@ -23,7 +23,7 @@ _hypershell() {
 
     case "${cmd}" in
         hypershell)
-            opts="-f -L -h -V --testnet --relay --bootstrap --help --version"
+            opts="-f -L -h -V --testnet --no-lan --relay --bootstrap --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

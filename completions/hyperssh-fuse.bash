@@ -23,7 +23,7 @@ _hyperssh__fuse() {
 
     case "${cmd}" in
         hyperssh__fuse)
-            opts="-s -m -u -i -r -h -V --bootstrap --relay --help --version"
+            opts="-s -m -u -i -r -h -V --bootstrap --no-lan --relay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -5,5 +5,6 @@ complete -c hyperssh-fuse -s i -d 'Identity file: the key pair this client conne
 complete -c hyperssh-fuse -s r -d 'The folder on the server to mount (default: the user\'s home, as the JS)' -r
 complete -c hyperssh-fuse -l bootstrap -d 'Bootstrap nodes of the DHT to use' -r
 complete -c hyperssh-fuse -l relay -d 'Pair connections through this blind relay as well (its public key, hex or z-base-32; `hyperdht --relay` runs one): peers behind NATs that cannot be holepunched still connect, and move to a direct path when a punch succeeds. Default: $HYPERDHT_RELAY' -r
+complete -c hyperssh-fuse -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c hyperssh-fuse -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hyperssh-fuse -s V -l version -d 'Print version'

@@ -23,7 +23,7 @@ _hyperssh() {
 
     case "${cmd}" in
         hyperssh)
-            opts="-s -u -i -e -h -V --rdp --bootstrap --relay --help --version"
+            opts="-s -u -i -e -h -V --rdp --bootstrap --no-lan --relay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -23,7 +23,7 @@ _hypertele__server() {
 
     case "${cmd}" in
         hypertele__server)
-            opts="-l -u -c -h -V --address --seed --private --compress --cert-skip --debug --bootstrap --relay --help --version"
+            opts="-l -u -c -h -V --address --seed --private --compress --cert-skip --debug --bootstrap --no-lan --relay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

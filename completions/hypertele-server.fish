@@ -9,5 +9,6 @@ complete -c hypertele-server -l private -d 'Make the proxy private: only peers h
 complete -c hypertele-server -l compress -d 'Compress the traffic (one gzip member per message); the client must use --compress too'
 complete -c hypertele-server -l cert-skip -d 'Accepted for compatibility; has no effect (the JS turns off TLS checks of Node, which has no bearing on a plain TCP proxy)'
 complete -c hypertele-server -l debug -d 'Print connection counts every 5 seconds'
+complete -c hypertele-server -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c hypertele-server -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hypertele-server -s V -l version -d 'Print version'

@@ -23,7 +23,7 @@ _hypertele() {
 
     case "${cmd}" in
         hypertele)
-            opts="-p -u -c -i -s -h -V --address --private --compress --debug --bootstrap --relay --help --version"
+            opts="-p -u -c -i -s -h -V --address --private --compress --debug --bootstrap --no-lan --relay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -9,5 +9,6 @@ complete -c hypertele -l relay -d 'Pair connections through this blind relay as 
 complete -c hypertele -l private -d 'Access a private server: -s is the server\'s seed, and this client connects with the key pair derived from it'
 complete -c hypertele -l compress -d 'Compress the traffic (one gzip member per message); the server must use --compress too'
 complete -c hypertele -l debug -d 'Print connection counts every 5 seconds'
+complete -c hypertele -l no-lan -d 'Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by default, Rust peers only) connects peers on one LAN when no DHT node is reachable'
 complete -c hypertele -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hypertele -s V -l version -d 'Print version'

@@ -311,6 +311,7 @@ pub(crate) async fn swarming(
     let dht = HyperDht::bind(HyperDhtOpts {
         bootstrap: addrs,
         host,
+        lan: net.bootstrap.lan(),
         ..HyperDhtOpts::default()
     })
     .await?;

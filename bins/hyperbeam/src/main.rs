@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     REPORT.exit(bin_support::runtime::run(
         Flavor::CurrentThread,
         Shutdown::Background,
-        run(bootstrap, key_pair, announce, relay),
+        run(bootstrap, key_pair, announce, relay, cli.net.lan()),
     ))
 }
 
@@ -82,12 +82,14 @@ async fn run(
     key_pair: KeyPair,
     announce: bool,
     relay: Option<[u8; 32]>,
+    lan: Option<holepunch::lan_discovery::LanOpts>,
 ) -> anyhow::Result<()> {
     let mut interrupt = Signals::listen()?;
     let bootstrap = bootstrap::resolve(&bootstrap).await?;
     let dht = HyperDht::bind(HyperDhtOpts {
         bootstrap,
         ephemeral: Some(true),
+        lan,
         ..HyperDhtOpts::default()
     })
     .await?;

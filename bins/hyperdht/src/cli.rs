@@ -115,8 +115,9 @@ pub enum Sub {
     Doctor(DoctorArgs),
 }
 
-/// `hyperdht doctor`'s flags.
+/// `hyperdht doctor`'s flags (`--no-lan` of the shared network flags means nothing here: hidden).
 #[derive(Debug, Clone, Args)]
+#[command(mut_arg("no_lan", |a| a.hide(true)))]
 pub struct DoctorArgs {
     #[command(flatten)]
     pub bootstrap: bootstrap::BootstrapArgs,

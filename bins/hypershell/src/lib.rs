@@ -22,8 +22,11 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long closing the node may take at exit.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Starts a DHT node on the given bootstrap list.
-pub async fn open_dht(nodes: &[BootstrapNode]) -> anyhow::Result<HyperDht> {
+/// Starts a DHT node on the given bootstrap list, with LAN discovery if `lan` (`cli.dht.net.lan()`).
+pub async fn open_dht(
+    nodes: &[BootstrapNode],
+    lan: Option<holepunch::lan_discovery::LanOpts>,
+) -> anyhow::Result<HyperDht> {
     let bootstrap = bootstrap::resolve(nodes).await?;
     // A testnet on this machine (every bootstrap node on loopback): stay on loopback too, so the
     // addresses we announce are ones the other local peers reach.
@@ -35,6 +38,7 @@ pub async fn open_dht(nodes: &[BootstrapNode]) -> anyhow::Result<HyperDht> {
         } else {
             std::net::Ipv4Addr::UNSPECIFIED
         },
+        lan,
         ..HyperDhtOpts::default()
     })
     .await

@@ -55,6 +55,7 @@ fn main() -> ExitCode {
         Err(e) => return REPORT.fail(&e.into()),
     };
     cfg.relay = relay;
+    cfg.lan = cli.net.lan();
     REPORT.exit(bin_support::runtime::run(RUNTIME, SHUTDOWN, async {
         let proxy = Proxy::bind(&cfg, bootstrap::resolve(&nodes).await?).await?;
         let result = run(&cli, &proxy, &prepared).await;

@@ -28,6 +28,7 @@ pub fn proxy_config(
         keep_alive: KeepAlive::default(),
         debug: false,
         relay: None,
+        lan: Some(holepunch::lan_discovery::LanOpts::default()),
     })
 }
 

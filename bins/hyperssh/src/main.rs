@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Err(e) => return REPORT.fail(&e.into()),
     };
     cfg.relay = relay;
+    cfg.lan = cli.net.lan();
     REPORT.exit(bin_support::runtime::run(
         RUNTIME,
         SHUTDOWN,

@@ -48,6 +48,8 @@ pub struct ClientConfig {
     pub debug: bool,
     /// A blind relay to pair connections through as well (`--relay`, `HYPERDHT_RELAY`).
     pub relay: Option<[u8; 32]>,
+    /// LAN discovery (`--no-lan`, `HYPERDHT_NO_LAN` turn it off).
+    pub lan: Option<holepunch::lan_discovery::LanOpts>,
 }
 
 impl ClientConfig {
@@ -97,6 +99,7 @@ impl ClientConfig {
             keep_alive: file.keep_alive.unwrap_or_default(),
             debug: cli.debug,
             relay: cli.relay.relay.map(|k| k.0),
+            lan: cli.net.lan(),
         })
     }
 }
@@ -138,6 +141,7 @@ impl Proxy {
         let dht = HyperDht::bind(HyperDhtOpts {
             host: bind_host(&bootstrap),
             bootstrap,
+            lan: cfg.lan.clone(),
             key_pair: Some(key_pair.clone()),
             connection_keep_alive: cfg.keep_alive.as_option(),
             ..HyperDhtOpts::default()

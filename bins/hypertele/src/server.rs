@@ -80,6 +80,8 @@ pub struct ServerConfig {
     pub debug: bool,
     /// A blind relay to pair connections through as well (`--relay`, `HYPERDHT_RELAY`).
     pub relay: Option<[u8; 32]>,
+    /// LAN discovery (`--no-lan`, `HYPERDHT_NO_LAN` turn it off).
+    pub lan: Option<holepunch::lan_discovery::LanOpts>,
 }
 
 impl ServerConfig {
@@ -130,6 +132,7 @@ impl ServerConfig {
             keep_alive: file.keep_alive.unwrap_or_default(),
             debug: cli.debug,
             relay: cli.relay.relay.map(|k| k.0),
+            lan: cli.net.lan(),
         })
     }
 
@@ -158,6 +161,7 @@ pub async fn run(cfg: ServerConfig, bootstrap: Vec<SocketAddrV4>) -> anyhow::Res
     let dht = HyperDht::bind(HyperDhtOpts {
         host: bind_host(&bootstrap),
         bootstrap,
+        lan: cfg.lan.clone(),
         connection_keep_alive: cfg.keep_alive.as_option(),
         ..HyperDhtOpts::default()
     })

@@ -43,9 +43,22 @@ pub struct BootstrapArgs {
     /// Bootstrap nodes of the DHT to use.
     #[arg(long, value_name = VALUE_NAME, value_parser = parse_list)]
     pub bootstrap: Option<BootstrapList>,
+    /// Do not look for peers on the local network, nor answer for this side there. LAN discovery (on by
+    /// default, Rust peers only) connects peers on one LAN when no DHT node is reachable.
+    #[arg(long, env = NO_LAN_ENV, value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_lan: bool,
 }
 
+/// The environment variable that turns LAN discovery off (`1`; `0` or empty leave it on), as `--no-lan`.
+pub const NO_LAN_ENV: &str = "HYPERDHT_NO_LAN";
+
 impl BootstrapArgs {
+    /// LAN discovery's options for [`HyperDhtOpts::lan`](holepunch_dht::hyperdht::HyperDhtOpts::lan):
+    /// the defaults, or `None` with `--no-lan` / `HYPERDHT_NO_LAN=1`.
+    pub fn lan(&self) -> Option<holepunch_dht::lan_discovery::LanOpts> {
+        (!self.no_lan).then(holepunch_dht::lan_discovery::LanOpts::default)
+    }
+
     /// Whether `--bootstrap` was given.
     pub fn is_given(&self) -> bool {
         self.bootstrap.is_some()

@@ -15,6 +15,7 @@ pub mod blind_relay;
 pub mod dht_rpc;
 pub mod hyperdht;
 pub mod hyperswarm;
+pub mod lan_discovery;
 
 pub use dht_rpc::Dht;
 pub use hyperdht::{HyperDht, Server};

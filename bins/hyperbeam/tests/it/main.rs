@@ -3,5 +3,6 @@
 //! One test binary for the package (`autotests = false` in its Cargo.toml): each file below is a module.
 
 mod cli;
+mod lan_lab;
 mod nat_lab;
 mod tty;

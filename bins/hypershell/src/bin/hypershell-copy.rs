@@ -59,7 +59,7 @@ fn main() -> ExitCode {
             let keyfile = cli.keyfile.clone().unwrap_or_else(keys::default_keyfile);
             let key_pair = keys::load_or_generate(&keyfile)?;
             let server = keys::resolve_server(&server)?;
-            let dht = hypershell_cli::open_dht(&nodes).await?;
+            let dht = hypershell_cli::open_dht(&nodes, cli.dht.net.lan()).await?;
             let result = async {
                 let conn = hypershell_cli::connect(&dht, &server, &key_pair, relay).await?;
                 let mux = Mux::new(conn);

@@ -58,7 +58,7 @@ async fn run(
         // Fail early on a bad file (and create the default one).
         keys::read_authorized_peers(f)?;
     }
-    let dht = hypershell_cli::open_dht(&nodes).await?;
+    let dht = hypershell_cli::open_dht(&nodes, cli.dht.net.lan()).await?;
     // Know whether we are reachable before announcing, so clients get the right path at once.
     dht.fully_bootstrapped()
         .await

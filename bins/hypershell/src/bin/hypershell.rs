@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         let keyfile = cli.keyfile.clone().unwrap_or_else(keys::default_keyfile);
         let key_pair = keys::load_or_generate(&keyfile)?;
         let server = keys::resolve_server(&cli.server)?;
-        let dht = hypershell_cli::open_dht(&nodes).await?;
+        let dht = hypershell_cli::open_dht(&nodes, cli.dht.net.lan()).await?;
         if !cli.local.is_empty() {
             // One connection per tunnel, as the JS; runs until one fails or Ctrl-C (exit 0; SIGTERM is
             // not handled and kills, as the JS).

@@ -44,6 +44,12 @@
 //! global IPv6 addresses), the client probes the server's IPv6 socket alongside the IPv4 path above and
 //! prefers it; the DHT itself stays IPv4.
 //!
+//! LAN discovery ([`crate::lan_discovery`], [`HyperDhtOpts::lan`], Rust peers only): a listening server also
+//! answers LAN queries for `hash(public key)`, and step 1 races the DHT lookup with a LAN query whose answers
+//! get the same first handshake message directly (mode FROM_CLIENT to the server's own node, which answers
+//! it as a DHT node holding the server would); the rest is unchanged. Lookups stream LAN answers for a topic
+//! alongside the DHT's, and announces make the node answer for the topic.
+//!
 //! Network changes: the node watches the machine's interface addresses ([`crate::dht_rpc::interfaces`],
 //! polled every second; udx-native polls every 5 s) and its clock (a system sleep). On a change, a wake-up
 //! or [`HyperDht::resume`] the dht-rpc node re-bootstraps and analyses its NAT again, and every server
@@ -82,6 +88,7 @@ use crate::dht_rpc::messages::{ErrorCode as RpcErrorCode, Id};
 use crate::dht_rpc::node::{
     Config, IncomingRequest, QueryOpts, QuerySpec, Reply, ReplyOpts, RequestSpec,
 };
+use crate::lan_discovery::{Lan, LanOpts};
 use crate::noise::HandshakeResult;
 use crate::secret_stream::{SecretStream, SecretStreamOptions};
 use crate::udx::{FirewallVerdict, Udx, UdxSocket, UdxStream};
@@ -111,6 +118,8 @@ pub const HANDSHAKE_INITIAL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_CLEAR_WAIT: Duration = Duration::from_secs(10);
 /// Default secret-stream keep-alive of connections (`connectionKeepAlive`).
 pub const CONNECTION_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Most LAN answers a connect tries.
+const LAN_TRIES: usize = 8;
 /// Handshakes sent through this many relays at once.
 const PARALLEL_HANDSHAKES: usize = 2;
 /// Announcements go to this many of the closest nodes (`pickBest`).
@@ -247,6 +256,10 @@ pub struct HyperDhtOpts {
     /// unspecified, and offers none when the node is bound to one IPv4 address; `Some(list)` offers
     /// `list` (empty: no IPv6 path; `::1` for tests on loopback).
     pub ipv6_addresses: Option<Vec<Ipv6Addr>>,
+    /// LAN discovery ([`crate::lan_discovery`], Rust peers only): servers and announced topics answer
+    /// multicast queries on the LAN, and connects and lookups ask the LAN in parallel with the DHT, so
+    /// peers on one LAN connect with no DHT reachable. Off (`None`) by default; the tools turn it on.
+    pub lan: Option<LanOpts>,
 }
 
 impl Default for HyperDhtOpts {
@@ -264,6 +277,7 @@ impl Default for HyperDhtOpts {
             hold_direct_path: None,
             random_punch_interval: holepunch::RANDOM_PUNCH_INTERVAL,
             ipv6_addresses: None,
+            lan: None,
         }
     }
 }
@@ -305,6 +319,8 @@ struct Inner {
     ipv6_addresses: Option<Vec<Ipv6Addr>>,
     /// The IPv6 socket, bound at the first handshake offering IPv6 addresses (`None`: it did not bind).
     v6: tokio::sync::OnceCell<Option<Arc<V6Path>>>,
+    /// LAN discovery, when on.
+    lan: Option<Lan>,
 }
 
 /// A HyperDHT node (JS `new DHT(opts)`). Cheap to clone.
@@ -346,6 +362,9 @@ impl std::fmt::Display for ConnectionPath {
 /// Where [`HyperDht::choose_path`] says the client's stream goes: `Some((socket or None for dht.socket,
 /// address))`, or `None` to wait for the server.
 type DirectPath = Option<(Option<UdxSocket>, SocketAddr)>;
+
+/// A handshake answer: the node it came through, and (noise, server address, client address, relayed).
+type HandshakeAnswer = (SocketAddrV4, (Vec<u8>, SocketAddrV4, SocketAddrV4, bool));
 
 /// Where a client's handshake answer came from (`router.peerHandshake`'s result).
 #[derive(Debug, Clone, Copy)]
@@ -418,6 +437,16 @@ impl HyperDht {
             firewalled: opts.firewalled,
             ..Config::default()
         };
+        // A node of a testnet on this machine (every bootstrap node on loopback) or bound to loopback keeps
+        // LAN discovery on loopback too: its peers are on this machine.
+        let local = opts.host.is_loopback()
+            || (!opts.bootstrap.is_empty() && opts.bootstrap.iter().all(|a| a.ip().is_loopback()));
+        let lan = opts.lan.clone().map(|mut o| {
+            if local && o.interfaces.is_none() {
+                o.interfaces = Some(vec![Ipv4Addr::LOCALHOST]);
+            }
+            Lan::new(o, server_socket.local_addr().port())
+        });
         let handle = DhtHandle::spawn(config, server_socket.clone(), client_socket.clone())?;
         handle.serve_hyperdht(opts.cache).await?;
         handle.watch_interfaces(crate::dht_rpc::interfaces::POLL_INTERVAL);
@@ -441,6 +470,7 @@ impl HyperDht {
                 peer_routes: peer_routes::PeerRoutes::default(),
                 ipv6_addresses: opts.ipv6_addresses,
                 v6: tokio::sync::OnceCell::new(),
+                lan,
             }),
         })
     }
@@ -453,6 +483,11 @@ impl HyperDht {
     /// The default key pair.
     pub fn default_key_pair(&self) -> &KeyPair {
         &self.inner.default_key_pair
+    }
+
+    /// LAN discovery, when on ([`HyperDhtOpts::lan`]).
+    pub fn lan(&self) -> Option<&Lan> {
+        self.inner.lan.as_ref()
     }
 
     /// The server socket's address.
@@ -785,30 +820,38 @@ impl HyperDht {
         // The nodes holding the server's record: shared with the node's other connects to it (one query at
         // a time, remembered afterwards; see `peer_routes`). Remembered nodes that all fail are looked up
         // again, once.
-        let mut stale = None;
-        let (relay, (reply_noise, server_address, client_address, relayed)) = loop {
-            let found = self
-                .inner
-                .peer_routes
-                .find(target, stale, || self.find_peer_nodes(target))
-                .await?;
-            if found.relays.is_empty() {
-                return Err(HyperDhtError::PeerNotFound);
-            }
-            match self.handshake_through(target, &request, found.relays).await {
-                Some(answer) => {
-                    self.inner.peer_routes.worked(target, answer.0);
-                    break answer;
+        let via_dht = async {
+            let mut stale = None;
+            loop {
+                let found = match self
+                    .inner
+                    .peer_routes
+                    .find(target, stale, || self.find_peer_nodes(target))
+                    .await
+                {
+                    Ok(f) => f,
+                    Err(e) => break Err(e),
+                };
+                if found.relays.is_empty() {
+                    break Err(HyperDhtError::PeerNotFound);
                 }
-                None if found.remembered && stale.is_none() => {
-                    tracing::debug!(
-                        "no answer through the remembered nodes, looking the server up again"
-                    );
-                    stale = Some(found.generation);
+                match self.handshake_through(target, &request, found.relays).await {
+                    Some(answer) => {
+                        self.inner.peer_routes.worked(target, answer.0);
+                        break Ok(answer);
+                    }
+                    None if found.remembered && stale.is_none() => {
+                        tracing::debug!(
+                            "no answer through the remembered nodes, looking the server up again"
+                        );
+                        stale = Some(found.generation);
+                    }
+                    None => break Err(HyperDhtError::PeerConnectionFailed),
                 }
-                None => return Err(HyperDhtError::PeerConnectionFailed),
             }
         };
+        let (relay, (reply_noise, server_address, client_address, relayed)) =
+            self.dht_or_lan(target, &request, via_dht).await?;
 
         let payload = noise.recv(&reply_noise)?;
         if payload.version != 1 {
@@ -1162,7 +1205,7 @@ impl HyperDht {
         target: Id,
         request: &[u8],
         relays: Vec<SocketAddrV4>,
-    ) -> Option<(SocketAddrV4, (Vec<u8>, SocketAddrV4, SocketAddrV4, bool))> {
+    ) -> Option<HandshakeAnswer> {
         let mut answer = None;
         let mut pending = relays.into_iter();
         let mut set = tokio::task::JoinSet::new();
@@ -1189,6 +1232,67 @@ impl HyperDht {
         }
         set.abort_all();
         answer
+    }
+
+    /// The handshake answer through the DHT (`via_dht`), raced with one found on the LAN when LAN discovery
+    /// is on: each LAN answer's addresses get the same first handshake message directly (the server's own
+    /// node answers it, as a DHT node holding the server would). The first answer wins; when one side
+    /// finds nothing, the other's result stands (the DHT's error when neither found the server).
+    async fn dht_or_lan(
+        &self,
+        target: Id,
+        request: &[u8],
+        via_dht: impl Future<Output = Result<HandshakeAnswer>>,
+    ) -> Result<HandshakeAnswer> {
+        let Some(lan) = &self.inner.lan else {
+            return via_dht.await;
+        };
+        let via_lan = async {
+            let mut found = lan.query(target);
+            // Every answer is tried at once (a host answering with an address that never replies must not
+            // hold up the right one), up to a few.
+            let mut tries = tokio::task::JoinSet::new();
+            let mut started = 0;
+            let mut open = true;
+            loop {
+                tokio::select! {
+                    f = found.recv(), if open => match f {
+                        Some(f) if started < LAN_TRIES => {
+                            tracing::debug!("LAN discovery: {} answered for the server", f.from);
+                            started += 1;
+                            let dht = self.clone();
+                            let request = request.to_vec();
+                            tries.spawn(async move {
+                                dht.handshake_through(target, &request, f.addresses).await
+                            });
+                        }
+                        Some(_) => {}
+                        None => open = false,
+                    },
+                    Some(r) = tries.join_next() => {
+                        if let Ok(Some(a)) = r {
+                            return Some(a);
+                        }
+                    }
+                    else => return None,
+                }
+            }
+        };
+        tokio::pin!(via_dht);
+        tokio::pin!(via_lan);
+        tokio::select! {
+            d = &mut via_dht => match d {
+                Ok(a) => Ok(a),
+                Err(e) => match via_lan.await {
+                    Some(a) => Ok(a),
+                    None => Err(e),
+                },
+            },
+            l = &mut via_lan => match l {
+                Some(a) => Ok(a),
+                None => via_dht.await,
+            },
+        }
     }
 
     /// How many FIND_PEER queries the node's connects started (connects to one server share them).
@@ -1319,6 +1423,9 @@ impl HyperDht {
             command: Command::LOOKUP.into(),
             value: None,
         };
+        if let (Some(lan), Some((kp, _))) = (&self.inner.lan, announce) {
+            lan.advertise(*topic, Some(kp.public));
+        }
         let commit = announce.map(|(kp, relays)| {
             let target = *topic;
             let kp = kp.clone();
@@ -1327,7 +1434,58 @@ impl HyperDht {
                 announce_request(&target, reply, &kp, &relays, Command::ANNOUNCE)
             }) as crate::dht_rpc::driver::CommitFn
         });
-        let outcome = match found {
+        // The LAN's answers for the topic, gathered (and streamed) alongside the DHT query.
+        let lan_found = Mutex::new(Vec::new());
+        let via_lan = async {
+            let Some(lan) = &self.inner.lan else { return };
+            let mut rx = lan.query(*topic);
+            while let Some(f) = rx.recv().await {
+                let Some(public_key) = f.public_key else {
+                    continue;
+                };
+                tracing::debug!("LAN discovery: {} answered for the topic", f.from);
+                let r = LookupResult {
+                    from: f.from,
+                    peers: vec![Peer {
+                        public_key,
+                        relay_addresses: Vec::new(),
+                    }],
+                };
+                if let Some(tx) = &found {
+                    let _ = tx.send(r.clone());
+                }
+                if let Ok(mut l) = lan_found.lock() {
+                    l.push(r);
+                }
+            }
+        };
+        let via_dht = self.lookup_dht(spec, commit, found.clone());
+        let (outcome, ()) = tokio::join!(via_dht, via_lan);
+        let lan_found = lan_found.into_inner().unwrap_or_default();
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) if lan_found.is_empty() || announce.is_some() => return Err(e),
+            Err(_) => return Ok(lan_found),
+        };
+        if announce.is_some() {
+            outcome.result.map_err(|e| {
+                HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string())))
+            })?;
+        }
+        let mut results: Vec<LookupResult> =
+            outcome.replies.iter().filter_map(lookup_result).collect();
+        results.extend(lan_found);
+        Ok(results)
+    }
+
+    /// The DHT half of [`Self::lookup_inner`].
+    async fn lookup_dht(
+        &self,
+        spec: QuerySpec,
+        commit: Option<crate::dht_rpc::driver::CommitFn>,
+        found: Option<mpsc::UnboundedSender<LookupResult>>,
+    ) -> Result<crate::dht_rpc::driver::QueryOutcome> {
+        Ok(match found {
             None => match commit {
                 None => self.inner.handle.query(spec, QueryOpts::default()).await?,
                 Some(c) => {
@@ -1353,17 +1511,14 @@ impl HyperDht {
                 };
                 tokio::join!(query, forward).0?
             }
-        };
-        if announce.is_some() {
-            outcome.result.map_err(|e| {
-                HyperDhtError::Driver(DriverError::Io(io::Error::other(e.to_string())))
-            })?;
-        }
-        Ok(outcome.replies.iter().filter_map(lookup_result).collect())
+        })
     }
 
     /// Removes `key_pair`'s announcement under `topic` from the nodes that hold it (`dht.unannounce`).
     pub async fn unannounce(&self, topic: &[u8; 32], key_pair: &KeyPair) -> Result<()> {
+        if let Some(lan) = &self.inner.lan {
+            lan.withdraw(topic, Some(key_pair.public));
+        }
         let outcome = self.lookup_query(topic).await?;
         for r in &outcome.replies {
             let Some(l) = r
@@ -1742,6 +1897,10 @@ impl Server {
         }
         let target = crypto::hash(&[&key_pair.public]);
         let requests = self.dht.inner.handle.claim_target(target).await?;
+        if let Some(lan) = &self.dht.inner.lan {
+            // Answer LAN queries for the target at once: peers on the LAN need no announce.
+            lan.advertise(target, None);
+        }
         let announced = Arc::new(Mutex::new(Announced::default()));
         let (tx, conns) = mpsc::unbounded_channel();
         let (pool_tx, pool_rx) = mpsc::channel(super::socket_pool::QUEUE);
@@ -1809,6 +1968,9 @@ impl Server {
         };
         l.announcer.abort();
         l.router.abort();
+        if let Some(lan) = &self.dht.inner.lan {
+            lan.withdraw(&l.target, None);
+        }
         let _ = self.dht.inner.handle.release_target(l.target).await;
         let relays = l
             .announced
@@ -1829,6 +1991,9 @@ impl Drop for Server {
         if let Some(l) = &self.listening {
             l.announcer.abort();
             l.router.abort();
+            if let Some(lan) = &self.dht.inner.lan {
+                lan.withdraw(&l.target, None);
+            }
             if let Ok(mut ls) = self.dht.inner.listening.lock() {
                 ls.retain(|k| *k != l.key_pair.public);
             }

@@ -502,6 +502,11 @@ impl Shared {
         let (found_tx, mut found_rx) = mpsc::unbounded_channel::<LookupResult>();
         let query = async {
             if mode.server {
+                if let Some(lan) = self.dht.lan() {
+                    // Answer LAN queries for the topic at once, not after the DHT announce (which, with no
+                    // DHT reachable, takes until its queries time out).
+                    lan.advertise(*topic, Some(self.key_pair.public));
+                }
                 let server = match self.listening().await {
                     Ok(s) => s,
                     Err(e) => {
@@ -538,7 +543,30 @@ impl Shared {
                 }
             }
         };
-        let (found, ()) = tokio::join!(query, forward);
+        // A server and client join looks the topic up on the LAN at once too: its DHT lookup waits for the
+        // server to listen (announced first), which takes until the DHT's queries time out when no DHT is
+        // reachable. (A client-only lookup asks the LAN itself.)
+        let early_lan = async {
+            let Some(lan) = self.dht.lan().filter(|_| mode.server && mode.client) else {
+                return;
+            };
+            let mut rx = lan.query(*topic);
+            while let Some(f) = rx.recv().await {
+                match f.public_key {
+                    Some(public_key) if public_key != self.key_pair.public => {
+                        let _ = self.events.send(Event::Peer {
+                            topic: *topic,
+                            peer: Peer {
+                                public_key,
+                                relay_addresses: Vec::new(),
+                            },
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        };
+        let (found, (), ()) = tokio::join!(query, forward, early_lan);
         match found {
             Some(Ok(_)) => true,
             Some(Err(e)) => {

@@ -14,4 +14,5 @@ mod hyperdht_connect_burst;
 mod hyperdht_ipv6;
 mod hyperdht_network_change;
 mod hyperswarm_restart;
+mod lan_discovery;
 mod testnet;
