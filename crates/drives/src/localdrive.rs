@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
 use crate::drive::{
-    clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result,
-    WriteOptions, CHUNK_SIZE,
+    clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, FileStat, IgnoreFn,
+    Result, WriteOptions, CHUNK_SIZE,
 };
 
 /// A folder as a drive.
@@ -51,6 +51,17 @@ fn mtime_ms(meta: &std::fs::Metadata) -> f64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn file_stat(meta: &std::fs::Metadata) -> FileStat {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+    FileStat {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+        ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+    }
 }
 
 /// Runs file-system work on tokio's blocking pool (one hand-off for several calls).
@@ -251,6 +262,7 @@ impl Localdrive {
                 mtime: Some(mtime_ms(meta)),
                 seq: None,
                 blob: None,
+                stat: Some(file_stat(meta)),
             }));
         }
         if !ft.is_file() {
@@ -265,6 +277,7 @@ impl Localdrive {
             mtime: Some(mtime_ms(meta)),
             seq: None,
             blob: None,
+            stat: Some(file_stat(meta)),
         }))
     }
 

@@ -30,9 +30,10 @@
 //! again on their own (a [`crate::localdrive::Localdrive`] refuses to write outside its folder or through a
 //! symlink).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use crate::drive::{
     clean_key, resolve_key, under_prefix, BlobReader, Drive, DriveError, Entry, Result, WriteBatch,
     WriteOptions, BATCH_ENTRIES, BATCH_FILE_MAX, CHUNK_SIZE,
 };
+use crate::mirror_state::{self, MirrorState, Records};
 
 /// What happened to one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +167,11 @@ pub struct MirrorOptions {
     /// often (and every [`BATCH_ENTRIES`] entries), so a killed import loses at most this much time's worth
     /// of files. Checked after each file.
     pub commit_interval: Duration,
+    /// The quick check's state file (see [`crate::mirror_state`]): keys the last run with this file left
+    /// equal, whose source and destination entries have not changed since, are taken as equal without
+    /// reading their content; the file is rewritten at the end of each run that is not a dry run. `None`
+    /// (the default): every file's content is compared, as mirror-drive does.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for MirrorOptions {
@@ -179,6 +186,7 @@ impl Default for MirrorOptions {
             concurrency: 1,
             progress: None,
             commit_interval: COMMIT_INTERVAL,
+            state_file: None,
         }
     }
 }
@@ -195,6 +203,7 @@ impl fmt::Debug for MirrorOptions {
             .field("concurrency", &self.concurrency)
             .field("progress", &self.progress.is_some())
             .field("commit_interval", &self.commit_interval)
+            .field("state_file", &self.state_file)
             .finish()
     }
 }
@@ -232,9 +241,25 @@ enum Step {
     },
 }
 
-/// The result of a file's write: `None` for a skipped entry (no `Done` event), else its key, size, outcome
-/// and the bytes already reported to [`MirrorOptions::progress`] while copying it.
-type Applied = Option<(String, u64, Result<()>, u64)>;
+/// The result of a file's write: `None` for a skipped entry (no `Done` event), else its key, size, outcome,
+/// the bytes already reported to [`MirrorOptions::progress`] while copying it, and the source entry with the
+/// destination's new one when the write is to be recorded in the quick check's state.
+type Applied = Option<(String, u64, Result<()>, u64, Option<(Entry, Entry)>)>;
+
+/// The shared half of a [`Ctx`], for comparisons running at once.
+#[derive(Clone, Copy)]
+struct Lookup<'a> {
+    dst: &'a HashMap<String, Entry>,
+    state: &'a MirrorState,
+}
+
+/// What the comparisons of a run look up: the destination's entries listed once (instead of one lookup per
+/// source entry), the quick check's last records, and this run's.
+struct Ctx {
+    dst: HashMap<String, Entry>,
+    state: MirrorState,
+    records: Records,
+}
 
 /// What the window yields next.
 enum Either {
@@ -339,26 +364,42 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         let mut sum = MirrorSummary::default();
         let prefixes: Vec<String> = self.opts.prefix.iter().map(|p| resolve_key(p)).collect();
 
-        let mut sources = Vec::new();
+        let mut listed = Vec::new();
         for prefix in &prefixes {
-            for e in self.list(self.src, prefix).await? {
-                if self.wanted(&e.key) {
-                    sources.push(e);
-                }
-            }
+            listed.extend(self.list(self.src, prefix).await?);
         }
+        // The destination is listed once; comparisons look its entries up here (a key missing here is
+        // still asked for: the listing leaves out what the drive's own lookup may find).
+        let mut dst_listed = Vec::new();
+        for prefix in &prefixes {
+            dst_listed.extend(self.list(self.dst, prefix).await?);
+        }
+        let (sources, unwanted): (Vec<Entry>, Vec<Entry>) =
+            listed.into_iter().partition(|e| self.wanted(&e.key));
         tracing::debug!(files = sources.len(), "mirror: source listed");
         on_event(MirrorEvent::Planned {
             files: sources.len() as u64,
             bytes: sources.iter().map(Entry::len).sum(),
         });
-
+        // Every source key, filtered or not (a destination entry the source has is never pruned).
+        let src_keys: HashSet<&str> = if self.opts.prune && !dst_listed.is_empty() {
+            sources
+                .iter()
+                .chain(&unwanted)
+                .map(|e| e.key.as_str())
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let mut dst = HashMap::with_capacity(dst_listed.len());
+        let mut removed = HashSet::new();
         if self.opts.prune {
-            for prefix in &prefixes {
-                for d in self.list(self.dst, prefix).await? {
-                    if self.src.entry(&d.key).await?.is_some() {
-                        continue;
-                    }
+            for d in &dst_listed {
+                if src_keys.contains(d.key.as_str()) || self.src.entry(&d.key).await?.is_some() {
+                    continue;
+                }
+                removed.insert(d.key.clone());
+                {
                     let diff = Diff {
                         op: Op::Remove,
                         key: d.key.clone(),
@@ -374,6 +415,22 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 }
             }
         }
+        drop(src_keys);
+        drop(unwanted);
+        for d in dst_listed {
+            if !removed.contains(&d.key) {
+                dst.insert(d.key.clone(), d);
+            }
+        }
+        let state = match &self.opts.state_file {
+            Some(p) => MirrorState::load(p),
+            None => MirrorState::none(),
+        };
+        let mut ctx = Ctx {
+            dst,
+            state,
+            records: Records::new(),
+        };
 
         tracing::debug!("mirror: destination pruned");
         // Writes go through the destination's batch when it has one (see `BATCH_ENTRIES`), one file after
@@ -383,23 +440,33 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         } else {
             self.dst.batch().await?
         };
-        match batch {
+        let written = match batch {
             Some(mut batch) => {
                 // On an error, the entries of the files already copied are still committed (as file by file).
                 let copied = self
-                    .run_batched(sources, batch.as_mut(), &mut sum, &mut on_event)
+                    .run_batched(sources, batch.as_mut(), &mut ctx, &mut sum, &mut on_event)
                     .await;
                 let flushed = batch.flush().await;
-                copied?;
-                flushed?;
+                copied.and(flushed)
             }
-            None => self.run_window(sources, &mut sum, &mut on_event).await?,
-        }
+            None => {
+                self.run_window(sources, &mut ctx, &mut sum, &mut on_event)
+                    .await
+            }
+        };
         tracing::debug!("mirror: files written");
-        if !self.opts.dry_run {
-            self.dst.flush().await?;
+        let written = match written {
+            Ok(()) if !self.opts.dry_run => self.dst.flush().await,
+            w => w,
+        };
+        // What was left equal is remembered even when the run failed half-way (the records are of files done,
+        // and flushed: a batch's pending entries are committed above before this).
+        if !self.opts.dry_run && self.opts.state_file.is_some() {
+            if let Err(e) = ctx.state.save(&ctx.records) {
+                tracing::warn!("mirror: could not store the quick check's state: {e}");
+            }
         }
-        Ok(sum)
+        written.map(|()| sum)
     }
 
     /// Copies `sources` through the destination's batch, flushing it every [`BATCH_ENTRIES`] entries.
@@ -407,13 +474,14 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         &self,
         sources: Vec<Entry>,
         batch: &mut dyn WriteBatch,
+        ctx: &mut Ctx,
         sum: &mut MirrorSummary,
         on_event: &mut (impl FnMut(MirrorEvent) + Send),
     ) -> Result<()> {
         let mut last_commit = tokio::time::Instant::now();
         for src_entry in sources {
-            let step = self.compare(src_entry).await?;
-            let Some(work) = self.take_step(step, sum, on_event) else {
+            let step = self.compare(src_entry, ctx).await?;
+            let Some(work) = self.take_step(step, &mut ctx.records, sum, on_event) else {
                 continue;
             };
             let streamed = AtomicU64::new(0);
@@ -421,8 +489,15 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 None => Ok(()),
                 Some(w) => {
                     let (src, dst, same) = w.as_ref();
-                    self.apply_batched(batch, &work.key, src, dst.as_ref(), *same, &streamed)
-                        .await
+                    let res = self
+                        .apply_batched(batch, &work.key, src, dst.as_ref(), *same, &streamed)
+                        .await;
+                    if res.is_ok() && self.opts.state_file.is_some() {
+                        if let Some(new) = batch.last_entry().filter(|e| e.key == work.key) {
+                            mirror_state::record(&mut ctx.records, &work.key, src, &new);
+                        }
+                    }
+                    res
                 }
             };
             let streamed = streamed.load(Ordering::Relaxed);
@@ -454,9 +529,21 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     async fn run_window(
         &self,
         sources: Vec<Entry>,
+        ctx: &mut Ctx,
         sum: &mut MirrorSummary,
         on_event: &mut (impl FnMut(MirrorEvent) + Send),
     ) -> Result<()> {
+        // Comparisons in flight read the destination's listing and the last records; this run's records
+        // are kept apart (written as results come in).
+        let Ctx {
+            dst,
+            state,
+            records,
+        } = ctx;
+        let lookup = Lookup {
+            dst: &*dst,
+            state: &*state,
+        };
         let window = self.opts.concurrency.max(1);
         let mut pending = sources.into_iter().peekable();
         let mut compares: FuturesOrdered<BoxFuture<'_, Result<Step>>> = FuturesOrdered::new();
@@ -479,7 +566,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 };
                 alone = must_be_alone;
                 in_window.push_back(src_entry.key.clone());
-                compares.push_back(Box::pin(self.compare(src_entry)));
+                compares.push_back(Box::pin(self.compare_in(src_entry, lookup)));
             }
             if in_window.is_empty() {
                 return Ok(());
@@ -497,13 +584,15 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             .await;
             match next {
                 Either::Compared(step) => {
-                    let fut: BoxFuture<'_, Applied> = match self.take_step(step?, sum, on_event) {
+                    let fut: BoxFuture<'_, Applied> = match self
+                        .take_step(step?, records, sum, on_event)
+                    {
                         None => Box::pin(std::future::ready(None)),
                         Some(Work {
                             key,
                             bytes,
                             write: None,
-                        }) => Box::pin(std::future::ready(Some((key, bytes, Ok(()), 0)))),
+                        }) => Box::pin(std::future::ready(Some((key, bytes, Ok(()), 0, None)))),
                         Some(Work {
                             key,
                             bytes,
@@ -512,7 +601,13 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                             let (src, dst, same) = *w;
                             let streamed = AtomicU64::new(0);
                             let res = self.apply(&key, &src, dst.as_ref(), same, &streamed).await;
-                            Some((key, bytes, res, streamed.load(Ordering::Relaxed)))
+                            // The destination's new entry, for the quick check's records.
+                            let new = match (&res, self.opts.state_file.is_some()) {
+                                (Ok(()), true) => self.dst.entry(&key).await.ok().flatten(),
+                                _ => None,
+                            };
+                            let streamed = streamed.load(Ordering::Relaxed);
+                            Some((key, bytes, res, streamed, new.map(|n| (src, n))))
                         }),
                     };
                     applies.push_back(fut);
@@ -522,7 +617,11 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     if in_window.is_empty() {
                         alone = false;
                     }
-                    if let Some((key, bytes, res, streamed)) = a {
+                    if let Some((key, bytes, res, streamed, written)) = a {
+                        if let (Ok(()), Some((src, new))) = (&res, &written) {
+                            // (`written` is only there with a state file.)
+                            mirror_state::record(records, &key, src, new);
+                        }
                         let progress = self.opts.progress.as_ref();
                         finish_file(key, bytes, (res, streamed), progress, sum, on_event)?;
                     }
@@ -532,7 +631,16 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     }
 
     /// Compares one source entry with the destination (the first half of a file's work).
-    async fn compare(&self, src_entry: Entry) -> Result<Step> {
+    async fn compare(&self, src_entry: Entry, ctx: &Ctx) -> Result<Step> {
+        let lookup = Lookup {
+            dst: &ctx.dst,
+            state: &ctx.state,
+        };
+        self.compare_in(src_entry, lookup).await
+    }
+
+    /// [`compare`](Self::compare) with the run's lookups.
+    async fn compare_in(&self, src_entry: Entry, lookup: Lookup<'_>) -> Result<Step> {
         let bytes = src_entry.len();
         let key = match clean_key(&src_entry.key) {
             Ok(k) if k == src_entry.key => k,
@@ -551,7 +659,12 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 })
             }
         };
-        let dst_entry = match self.dst.entry(&key).await {
+        let listed = lookup.dst.get(&key).cloned();
+        let found = match listed {
+            Some(e) => Ok(Some(e)),
+            None => self.dst.entry(&key).await,
+        };
+        let dst_entry = match found {
             Ok(e) => e,
             // A destination that refuses the key (a symlinked parent folder, ...): skip it.
             Err(DriveError::InvalidPath { reason, .. }) => {
@@ -563,7 +676,14 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             }
             Err(e) => return Err(e),
         };
-        let same = self.same(&src_entry, dst_entry.as_ref()).await?;
+        let known = dst_entry
+            .as_ref()
+            .is_some_and(|d| lookup.state.known_equal(&key, &src_entry, d));
+        let same = if known {
+            Same::Equal
+        } else {
+            self.same(&src_entry, dst_entry.as_ref()).await?
+        };
         Ok(Step::Compared {
             key,
             bytes,
@@ -577,6 +697,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     fn take_step(
         &self,
         step: Step,
+        records: &mut Records,
         sum: &mut MirrorSummary,
         on_event: &mut impl FnMut(MirrorEvent),
     ) -> Option<Work> {
@@ -603,6 +724,9 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         };
         sum.count.files += 1;
         if s == Same::Equal {
+            if let (Some(d), true) = (&dst_entry, self.opts.state_file.is_some()) {
+                mirror_state::record(records, &key, &src_entry, d);
+            }
             if self.opts.include_equals {
                 on_event(MirrorEvent::Diff(Diff {
                     op: Op::Equal,
