@@ -134,9 +134,9 @@ pub struct FileStat {
     /// Inode.
     pub ino: u64,
     /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
     /// Status change time, nanoseconds since the epoch.
-    pub ctime_ns: i128,
+    pub ctime_ns: i64,
 }
 
 impl Entry {
@@ -321,6 +321,13 @@ pub trait Drive: Send + Sync {
     /// mirror writes file by file.
     async fn batch(&self) -> Result<Option<Box<dyn WriteBatch>>> {
         Ok(None)
+    }
+
+    /// Whether [`list`](Self::list) lists every valid entry [`entry`](Self::entry) finds, so a key missing
+    /// from a listing is absent and a mirror into this drive looks nothing up beyond its listing (a folder
+    /// says no: its listing does not follow symlinked folders, its lookups do). False by default.
+    fn listing_is_complete(&self) -> bool {
+        false
     }
 
     /// Whether writes are possible.

@@ -47,7 +47,7 @@ use crate::drive::{
     clean_key, resolve_key, under_prefix, BlobReader, Drive, DriveError, Entry, Result, WriteBatch,
     WriteOptions, BATCH_ENTRIES, BATCH_FILE_MAX, CHUNK_SIZE,
 };
-use crate::mirror_state::{self, MirrorState, Records};
+use crate::mirror_state::{self, Fingerprint, MirrorState, Records};
 
 /// What happened to one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +238,8 @@ enum Step {
         bytes: u64,
         entries: Box<(Entry, Option<Entry>)>,
         same: Same,
+        /// The fingerprints of both entries, with a state file (see [`crate::mirror_state`]).
+        fps: Option<(Fingerprint, Fingerprint)>,
     },
 }
 
@@ -249,16 +251,32 @@ type Applied = Option<(String, u64, Result<()>, u64, Option<(Entry, Entry)>)>;
 /// The shared half of a [`Ctx`], for comparisons running at once.
 #[derive(Clone, Copy)]
 struct Lookup<'a> {
-    dst: &'a HashMap<String, Entry>,
+    dst: &'a std::sync::Mutex<HashMap<String, Entry>>,
     state: &'a MirrorState,
 }
 
 /// What the comparisons of a run look up: the destination's entries listed once (instead of one lookup per
 /// source entry), the quick check's last records, and this run's.
 struct Ctx {
-    dst: HashMap<String, Entry>,
+    dst: std::sync::Mutex<HashMap<String, Entry>>,
     state: MirrorState,
     records: Records,
+}
+
+/// A compared file and, when read ahead, its content (see [`Mirror::prepare`]).
+type Prepared = (Step, Option<Result<Vec<u8>>>);
+
+/// Files a mirror through a destination's [`WriteBatch`] compares and reads ahead of the one it writes.
+const BATCH_READ_AHEAD: usize = 16;
+
+/// The whole content of `entry` (read to its end, even past the listed size).
+async fn read_whole(drive: &(impl Drive + ?Sized), entry: &Entry) -> Result<Vec<u8>> {
+    let mut reader = drive.read(entry, 0, None).await?;
+    let mut data = reader.next_chunk().await?.unwrap_or_default();
+    while let Some(more) = reader.next_chunk().await? {
+        data.extend_from_slice(&more);
+    }
+    Ok(data)
 }
 
 /// What the window yields next.
@@ -325,19 +343,24 @@ pub struct Mirror<'a, S: ?Sized, D: ?Sized> {
     src: &'a S,
     dst: &'a D,
     opts: MirrorOptions,
+    /// `opts.ignore`, resolved once.
+    ignore: Vec<String>,
 }
 
 impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     /// A mirror of `src` into `dst`.
     pub fn new(src: &'a S, dst: &'a D, opts: MirrorOptions) -> Self {
-        Mirror { src, dst, opts }
+        let ignore = opts.ignore.iter().map(|i| resolve_key(i)).collect();
+        Mirror {
+            src,
+            dst,
+            opts,
+            ignore,
+        }
     }
 
     fn ignored(&self, key: &str) -> bool {
-        self.opts
-            .ignore
-            .iter()
-            .any(|i| under_prefix(key, &resolve_key(i)))
+        self.ignore.iter().any(|i| under_prefix(key, i))
     }
 
     fn wanted(&self, key: &str) -> bool {
@@ -427,7 +450,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             None => MirrorState::none(),
         };
         let mut ctx = Ctx {
-            dst,
+            dst: std::sync::Mutex::new(dst),
             state,
             records: Records::new(),
         };
@@ -478,10 +501,32 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         sum: &mut MirrorSummary,
         on_event: &mut (impl FnMut(MirrorEvent) + Send),
     ) -> Result<()> {
+        let Ctx {
+            dst,
+            state,
+            records,
+        } = ctx;
+        let lookup = Lookup {
+            dst: &*dst,
+            state: &*state,
+        };
         let mut last_commit = tokio::time::Instant::now();
-        for src_entry in sources {
-            let step = self.compare(src_entry, ctx).await?;
-            let Some(work) = self.take_step(step, &mut ctx.records, sum, on_event) else {
+        // The next files are compared, and the content of small ones to copy read, while earlier ones go
+        // into the batch (results taken in source order: events and writes keep that order).
+        let mut pending = sources.into_iter();
+        let mut ahead: FuturesOrdered<BoxFuture<'_, Result<Prepared>>> = FuturesOrdered::new();
+        loop {
+            while ahead.len() < BATCH_READ_AHEAD {
+                let Some(src_entry) = pending.next() else {
+                    break;
+                };
+                ahead.push_back(Box::pin(self.prepare(src_entry, lookup)));
+            }
+            let Some(prepared) = ahead.next().await else {
+                return Ok(());
+            };
+            let (step, content) = prepared?;
+            let Some(work) = self.take_step(step, records, sum, on_event) else {
                 continue;
             };
             let streamed = AtomicU64::new(0);
@@ -489,12 +534,25 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 None => Ok(()),
                 Some(w) => {
                     let (src, dst, same) = w.as_ref();
-                    let res = self
-                        .apply_batched(batch, &work.key, src, dst.as_ref(), *same, &streamed)
-                        .await;
+                    let res = match content {
+                        Some(data) => match data {
+                            Ok(data) => {
+                                let opts = WriteOptions {
+                                    executable: src.executable,
+                                    metadata: src.metadata.clone(),
+                                };
+                                batch.put(&work.key, &data, opts).await
+                            }
+                            Err(e) => Err(e),
+                        },
+                        None => {
+                            self.apply_batched(batch, &work.key, src, dst.as_ref(), *same, &streamed)
+                                .await
+                        }
+                    };
                     if res.is_ok() && self.opts.state_file.is_some() {
                         if let Some(new) = batch.last_entry().filter(|e| e.key == work.key) {
-                            mirror_state::record(&mut ctx.records, &work.key, src, &new);
+                            mirror_state::record(records, &work.key, src, &new);
                         }
                     }
                     res
@@ -518,7 +576,26 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 last_commit = tokio::time::Instant::now();
             }
         }
-        Ok(())
+    }
+
+    /// A file's comparison and, for a small regular file to copy, its content read whole (the read's error,
+    /// if any, is the write's).
+    async fn prepare(&self, src_entry: Entry, lookup: Lookup<'_>) -> Result<Prepared> {
+        let step = self.compare_in(src_entry, lookup).await?;
+        let content = match &step {
+            Step::Compared {
+                entries,
+                same: Same::Diff,
+                ..
+            } if !self.opts.dry_run
+                && entries.0.linkname.is_none()
+                && entries.0.byte_length.is_some_and(|n| n <= BATCH_FILE_MAX) =>
+            {
+                Some(read_whole(self.src, &entries.0).await)
+            }
+            _ => None,
+        };
+        Ok((step, content))
     }
 
     /// Copies `sources` through a window of `concurrency` entries: each is compared, its diff reported (in
@@ -630,16 +707,8 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         }
     }
 
-    /// Compares one source entry with the destination (the first half of a file's work).
-    async fn compare(&self, src_entry: Entry, ctx: &Ctx) -> Result<Step> {
-        let lookup = Lookup {
-            dst: &ctx.dst,
-            state: &ctx.state,
-        };
-        self.compare_in(src_entry, lookup).await
-    }
-
-    /// [`compare`](Self::compare) with the run's lookups.
+    /// Compares one source entry with the destination (the first half of a file's work), with the run's
+    /// lookups.
     async fn compare_in(&self, src_entry: Entry, lookup: Lookup<'_>) -> Result<Step> {
         let bytes = src_entry.len();
         let key = match clean_key(&src_entry.key) {
@@ -659,9 +728,14 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 })
             }
         };
-        let listed = lookup.dst.get(&key).cloned();
+        // Each key is looked up once: taken out of the listing.
+        let listed = match lookup.dst.lock() {
+            Ok(mut m) => m.remove(&key),
+            Err(_) => None,
+        };
         let found = match listed {
             Some(e) => Ok(Some(e)),
+            None if self.dst.listing_is_complete() => Ok(None),
             None => self.dst.entry(&key).await,
         };
         let dst_entry = match found {
@@ -676,9 +750,13 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             }
             Err(e) => return Err(e),
         };
-        let known = dst_entry
-            .as_ref()
-            .is_some_and(|d| lookup.state.known_equal(&key, &src_entry, d));
+        let fps = match (&dst_entry, self.opts.state_file.is_some()) {
+            (Some(d), true) => {
+                mirror_state::fingerprint(&src_entry).zip(mirror_state::fingerprint(d))
+            }
+            _ => None,
+        };
+        let known = fps.is_some_and(|f| lookup.state.known(&key, &f));
         let same = if known {
             Same::Equal
         } else {
@@ -689,6 +767,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             bytes,
             entries: Box::new((src_entry, dst_entry)),
             same,
+            fps,
         })
     }
 
@@ -701,7 +780,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         sum: &mut MirrorSummary,
         on_event: &mut impl FnMut(MirrorEvent),
     ) -> Option<Work> {
-        let (key, bytes, src_entry, dst_entry, s) = match step {
+        let (key, bytes, src_entry, dst_entry, s, fps) = match step {
             Step::Skipped {
                 key,
                 reason,
@@ -717,15 +796,16 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 bytes,
                 entries,
                 same,
+                fps,
             } => {
                 let (src, dst) = *entries;
-                (key, bytes, src, dst, same)
+                (key, bytes, src, dst, same, fps)
             }
         };
         sum.count.files += 1;
         if s == Same::Equal {
-            if let (Some(d), true) = (&dst_entry, self.opts.state_file.is_some()) {
-                mirror_state::record(records, &key, &src_entry, d);
+            if let Some(f) = fps {
+                records.insert(key.clone(), f);
             }
             if self.opts.include_equals {
                 on_event(MirrorEvent::Diff(Diff {

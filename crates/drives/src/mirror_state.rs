@@ -111,6 +111,11 @@ impl MirrorState {
         fingerprint(src).is_some_and(|f| f == *s) && fingerprint(dst).is_some_and(|f| f == *d)
     }
 
+    /// [`known_equal`](Self::known_equal) with the entries' fingerprints (source, destination).
+    pub fn known(&self, key: &str, fps: &(Fingerprint, Fingerprint)) -> bool {
+        self.old.get(key) == Some(fps)
+    }
+
     /// Records of the last run.
     pub fn records(&self) -> &Records {
         &self.old

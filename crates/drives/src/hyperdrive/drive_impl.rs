@@ -231,6 +231,12 @@ impl Drive for Hyperdrive {
         Ok(Some(Box::new(Batch(self.new_batch()?))))
     }
 
+    /// Entries are keys of one bee: its range is every key a lookup finds (entries whose value does not
+    /// decode are left out of both the listing and, for a mirror writing here, overwritten).
+    fn listing_is_complete(&self) -> bool {
+        true
+    }
+
     /// True when this is the writable drive itself (not a replica, not a checkout).
     fn writable(&self) -> bool {
         self.checkout.is_none() && self.shared.db.writable()

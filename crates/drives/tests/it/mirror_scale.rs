@@ -84,6 +84,9 @@ impl<D: Drive> Drive for Counting<D> {
     fn writable(&self) -> bool {
         self.inner.writable()
     }
+    fn listing_is_complete(&self) -> bool {
+        self.inner.listing_is_complete()
+    }
     fn supports_metadata(&self) -> bool {
         self.inner.supports_metadata()
     }
