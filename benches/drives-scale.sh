@@ -7,6 +7,7 @@
 #   PROFILE=dev|release                     which build of drives (default release)
 #   WORK_BASE=/dev/shm                      where the tree and stores go (default /dev/shm: a tmpfs)
 #   RUNS=3                                  runs of each no-op step (medians; Rust and reference interleaved)
+#   SKIP_EXPORT=1                           leaves out the export and the drive -> folder no-op (1M runs)
 #   KEEP=1                                  keeps the work directory
 #
 # Rows (wall time; RSS = peak resident set from /usr/bin/time -v):
@@ -70,7 +71,7 @@ timed() {
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 rss_mb() { awk '{ printf "%.0f", $1 / 1024 }' "$1.rss"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 if command -v rsync > /dev/null; then
   REF_NAME="rsync -a --delete (no-op)"
@@ -96,9 +97,12 @@ KEY=$(D touch 2> /dev/null | sed -n 's/^New drive: //p')
 IMPORT_T=$(timed "$WORK/rs-import" "$DRIVES" mirror --storage "$S" "$WORK/tree" "$KEY")
 IMPORT_RSS=$(rss_mb "$WORK/rs-import")
 
-echo "== Rust: export" >&2
-EXPORT_T=$(timed "$WORK/rs-export" "$DRIVES" mirror --storage "$S" "$KEY" "$WORK/out")
-EXPORT_RSS=$(rss_mb "$WORK/rs-export")
+EXPORT_T=- EXPORT_RSS=- NOOP_OUT_T=- NOOP_OUT_RSS=-
+if [ -z "${SKIP_EXPORT:-}" ]; then
+  echo "== Rust: export" >&2
+  EXPORT_T=$(timed "$WORK/rs-export" "$DRIVES" mirror --storage "$S" "$KEY" "$WORK/out")
+  EXPORT_RSS=$(rss_mb "$WORK/rs-export")
+fi
 
 echo "== no-op runs, interleaved ($RUNS each)" >&2
 : > "$WORK/noop-ref"
@@ -110,22 +114,26 @@ for r in $(seq 1 "$RUNS"); do
   echo >> "$WORK/noop-ref"
   timed "$WORK/rs-noop-in" "$DRIVES" mirror --storage "$S" "$WORK/tree" "$KEY" >> "$WORK/noop-in"
   echo >> "$WORK/noop-in"
-  timed "$WORK/rs-noop-out" "$DRIVES" mirror --storage "$S" "$KEY" "$WORK/out" >> "$WORK/noop-out"
-  echo >> "$WORK/noop-out"
+  if [ -z "${SKIP_EXPORT:-}" ]; then
+    timed "$WORK/rs-noop-out" "$DRIVES" mirror --storage "$S" "$KEY" "$WORK/out" >> "$WORK/noop-out"
+    echo >> "$WORK/noop-out"
+  fi
   timed "$WORK/rs-ls" "$DRIVES" ls --storage "$S" "$KEY" -r >> "$WORK/ls"
   echo >> "$WORK/ls"
 done
 REF_T=$(median < "$WORK/noop-ref")
 NOOP_IN_T=$(median < "$WORK/noop-in")
-NOOP_OUT_T=$(median < "$WORK/noop-out")
 LS_T=$(median < "$WORK/ls")
 NOOP_IN_RSS=$(rss_mb "$WORK/rs-noop-in")
-NOOP_OUT_RSS=$(rss_mb "$WORK/rs-noop-out")
 LS_RSS=$(rss_mb "$WORK/rs-ls")
 LS_LINES=$(wc -l < "$WORK/rs-ls.stdout")
 grep -q "+0 -0 ~0" "$WORK/rs-noop-in.stdout" || { echo "the no-op import changed something:" >&2; cat "$WORK/rs-noop-in.stdout" >&2; exit 1; }
-grep -q "+0 -0 ~0" "$WORK/rs-noop-out.stdout" || { echo "the no-op export changed something:" >&2; cat "$WORK/rs-noop-out.stdout" >&2; exit 1; }
-diff -r "$WORK/tree" "$WORK/out" > /dev/null || { echo "export differs from the tree" >&2; exit 1; }
+if [ -z "${SKIP_EXPORT:-}" ]; then
+  NOOP_OUT_T=$(median < "$WORK/noop-out")
+  NOOP_OUT_RSS=$(rss_mb "$WORK/rs-noop-out")
+  grep -q "+0 -0 ~0" "$WORK/rs-noop-out.stdout" || { echo "the no-op export changed something:" >&2; cat "$WORK/rs-noop-out.stdout" >&2; exit 1; }
+  diff -r "$WORK/tree" "$WORK/out" > /dev/null || { echo "export differs from the tree" >&2; exit 1; }
+fi
 
 JS_IMPORT=- JS_NOOP_IN=- JS_LS=- JS_IMPORT_RSS=- JS_LS_RSS=- JS_NOOP_RSS=-
 if [ -z "${SKIP_JS:-}" ] && [ "$FILES" -le 100000 ]; then

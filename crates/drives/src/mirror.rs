@@ -520,6 +520,18 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 let Some(src_entry) = pending.next() else {
                     break;
                 };
+                // With nothing ahead of it, a file the quick check finds equal is done at once.
+                let src_entry = if ahead.is_empty() {
+                    match self.quick_step(src_entry, lookup) {
+                        Ok(step) => {
+                            self.done_equal(step, records, sum, on_event)?;
+                            continue;
+                        }
+                        Err(e) => e,
+                    }
+                } else {
+                    src_entry
+                };
                 ahead.push_back(Box::pin(self.prepare(src_entry, lookup)));
             }
             let Some(prepared) = ahead.next().await else {
@@ -546,8 +558,15 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                             Err(e) => Err(e),
                         },
                         None => {
-                            self.apply_batched(batch, &work.key, src, dst.as_ref(), *same, &streamed)
-                                .await
+                            self.apply_batched(
+                                batch,
+                                &work.key,
+                                src,
+                                dst.as_ref(),
+                                *same,
+                                &streamed,
+                            )
+                            .await
                         }
                     };
                     if res.is_ok() && self.opts.state_file.is_some() {
@@ -641,6 +660,18 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 let Some(src_entry) = pending.next() else {
                     break;
                 };
+                // With the window empty, a file the quick check finds equal is done at once.
+                let src_entry = if in_window.is_empty() {
+                    match self.quick_step(src_entry, lookup) {
+                        Ok(step) => {
+                            self.done_equal(step, records, sum, on_event)?;
+                            continue;
+                        }
+                        Err(e) => e,
+                    }
+                } else {
+                    src_entry
+                };
                 alone = must_be_alone;
                 in_window.push_back(src_entry.key.clone());
                 compares.push_back(Box::pin(self.compare_in(src_entry, lookup)));
@@ -705,6 +736,51 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 }
             }
         }
+    }
+
+    /// The step of a source entry the quick check finds equal to its listed destination entry (see
+    /// [`crate::mirror_state`]), without a future; the entry back otherwise.
+    fn quick_step(&self, src_entry: Entry, lookup: Lookup<'_>) -> std::result::Result<Step, Entry> {
+        if self.opts.state_file.is_none()
+            || clean_key(&src_entry.key).ok().as_ref() != Some(&src_entry.key)
+        {
+            return Err(src_entry);
+        }
+        let Ok(mut listed) = lookup.dst.lock() else {
+            return Err(src_entry);
+        };
+        let fps = listed
+            .get(&src_entry.key)
+            .and_then(|d| mirror_state::fingerprint(&src_entry).zip(mirror_state::fingerprint(d)));
+        match fps {
+            Some(f) if lookup.state.known(&src_entry.key, &f) => {
+                let dst_entry = listed.remove(&src_entry.key);
+                drop(listed);
+                Ok(Step::Compared {
+                    key: src_entry.key.clone(),
+                    bytes: src_entry.len(),
+                    entries: Box::new((src_entry, dst_entry)),
+                    same: Same::Equal,
+                    fps: Some(f),
+                })
+            }
+            _ => Err(src_entry),
+        }
+    }
+
+    /// Reports and counts an equal file's step and its `Done` at once.
+    fn done_equal(
+        &self,
+        step: Step,
+        records: &mut Records,
+        sum: &mut MirrorSummary,
+        on_event: &mut (impl FnMut(MirrorEvent) + Send),
+    ) -> Result<()> {
+        let Some(work) = self.take_step(step, records, sum, on_event) else {
+            return Ok(());
+        };
+        let progress = self.opts.progress.as_ref();
+        finish_file(work.key, work.bytes, (Ok(()), 0), progress, sum, on_event)
     }
 
     /// Compares one source entry with the destination (the first half of a file's work), with the run's

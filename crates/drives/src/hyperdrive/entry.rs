@@ -218,9 +218,9 @@ fn json_u53(b: &[u8]) -> Option<(u64, &[u8])> {
     if matches!(rest.first(), Some(b'.' | b'e' | b'E')) {
         return None;
     }
-    let n = digits
-        .iter()
-        .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+    let n = digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
     (n <= 1 << 53).then_some((n, rest))
 }
 
@@ -242,7 +242,11 @@ mod tests {
             EntryValue::file(blob(0, 0, 0, 0, false), false, None),
             EntryValue::file(blob(12, 3456, 1, 200, false), true, None),
             EntryValue::file(blob(1 << 53, 0, 0, 1 << 53, true), false, None),
-            EntryValue::file(blob(5, 6, 7, 8, false), false, Some(serde_json::json!({"a": 1}))),
+            EntryValue::file(
+                blob(5, 6, 7, 8, false),
+                false,
+                Some(serde_json::json!({"a": 1})),
+            ),
             EntryValue::symlink("/x", None),
         ] {
             inputs.push(v.encode());
