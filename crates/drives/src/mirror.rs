@@ -246,7 +246,7 @@ enum Step {
 /// The result of a file's write: `None` for a skipped entry (no `Done` event), else its key, size, outcome,
 /// the bytes already reported to [`MirrorOptions::progress`] while copying it, and the source entry with the
 /// destination's new one when the write is to be recorded in the quick check's state.
-type Applied = Option<(String, u64, Result<()>, u64, Option<(Entry, Entry)>)>;
+type Applied = Option<(String, u64, Result<()>, u64, Option<Box<(Entry, Entry)>>)>;
 
 /// The shared half of a [`Ctx`], for comparisons running at once.
 #[derive(Clone, Copy)]
@@ -521,16 +521,15 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     break;
                 };
                 // With nothing ahead of it, a file the quick check finds equal is done at once.
-                let src_entry = if ahead.is_empty() {
-                    match self.quick_step(src_entry, lookup) {
-                        Ok(step) => {
-                            self.done_equal(step, records, sum, on_event)?;
-                            continue;
-                        }
-                        Err(e) => e,
+                let mut src_entry = Some(src_entry);
+                if ahead.is_empty() {
+                    if let Some(step) = self.quick_step(&mut src_entry, lookup) {
+                        self.done_equal(step, records, sum, on_event)?;
+                        continue;
                     }
-                } else {
-                    src_entry
+                }
+                let Some(src_entry) = src_entry else {
+                    continue;
                 };
                 ahead.push_back(Box::pin(self.prepare(src_entry, lookup)));
             }
@@ -661,16 +660,15 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     break;
                 };
                 // With the window empty, a file the quick check finds equal is done at once.
-                let src_entry = if in_window.is_empty() {
-                    match self.quick_step(src_entry, lookup) {
-                        Ok(step) => {
-                            self.done_equal(step, records, sum, on_event)?;
-                            continue;
-                        }
-                        Err(e) => e,
+                let mut src_entry = Some(src_entry);
+                if in_window.is_empty() {
+                    if let Some(step) = self.quick_step(&mut src_entry, lookup) {
+                        self.done_equal(step, records, sum, on_event)?;
+                        continue;
                     }
-                } else {
-                    src_entry
+                }
+                let Some(src_entry) = src_entry else {
+                    continue;
                 };
                 alone = must_be_alone;
                 in_window.push_back(src_entry.key.clone());
@@ -715,7 +713,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                                 _ => None,
                             };
                             let streamed = streamed.load(Ordering::Relaxed);
-                            Some((key, bytes, res, streamed, new.map(|n| (src, n))))
+                            Some((key, bytes, res, streamed, new.map(|n| Box::new((src, n)))))
                         }),
                     };
                     applies.push_back(fut);
@@ -726,7 +724,8 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                         alone = false;
                     }
                     if let Some((key, bytes, res, streamed, written)) = a {
-                        if let (Ok(()), Some((src, new))) = (&res, &written) {
+                        if let (Ok(()), Some(pair)) = (&res, &written) {
+                            let (src, new) = pair.as_ref();
                             // (`written` is only there with a state file.)
                             mirror_state::record(records, &key, src, new);
                         }
@@ -739,33 +738,27 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     }
 
     /// The step of a source entry the quick check finds equal to its listed destination entry (see
-    /// [`crate::mirror_state`]), without a future; the entry back otherwise.
-    fn quick_step(&self, src_entry: Entry, lookup: Lookup<'_>) -> std::result::Result<Step, Entry> {
-        if self.opts.state_file.is_none()
-            || clean_key(&src_entry.key).ok().as_ref() != Some(&src_entry.key)
-        {
-            return Err(src_entry);
+    /// [`crate::mirror_state`]), without a future; `None` (the entry to compare) otherwise.
+    fn quick_step(&self, src_entry: &mut Option<Entry>, lookup: Lookup<'_>) -> Option<Step> {
+        let src = src_entry.as_ref()?;
+        if self.opts.state_file.is_none() || clean_key(&src.key).ok().as_ref() != Some(&src.key) {
+            return None;
         }
-        let Ok(mut listed) = lookup.dst.lock() else {
-            return Err(src_entry);
-        };
+        let mut listed = lookup.dst.lock().ok()?;
         let fps = listed
-            .get(&src_entry.key)
-            .and_then(|d| mirror_state::fingerprint(&src_entry).zip(mirror_state::fingerprint(d)));
-        match fps {
-            Some(f) if lookup.state.known(&src_entry.key, &f) => {
-                let dst_entry = listed.remove(&src_entry.key);
-                drop(listed);
-                Ok(Step::Compared {
-                    key: src_entry.key.clone(),
-                    bytes: src_entry.len(),
-                    entries: Box::new((src_entry, dst_entry)),
-                    same: Same::Equal,
-                    fps: Some(f),
-                })
-            }
-            _ => Err(src_entry),
-        }
+            .get(&src.key)
+            .and_then(|d| mirror_state::fingerprint(src).zip(mirror_state::fingerprint(d)))
+            .filter(|f| lookup.state.known(&src.key, f))?;
+        let dst_entry = listed.remove(&src.key);
+        drop(listed);
+        let src = src_entry.take()?;
+        Some(Step::Compared {
+            key: src.key.clone(),
+            bytes: src.len(),
+            entries: Box::new((src, dst_entry)),
+            same: Same::Equal,
+            fps: Some(fps),
+        })
     }
 
     /// Reports and counts an equal file's step and its `Done` at once.
