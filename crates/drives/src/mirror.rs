@@ -484,7 +484,11 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         };
         // What was left equal is remembered even when the run failed half-way (the records are of files done,
         // and flushed: a batch's pending entries are committed above before this).
-        if !self.opts.dry_run && self.opts.state_file.is_some() {
+        // (A no-op run recorded exactly what the file holds: not written again.)
+        if !self.opts.dry_run
+            && self.opts.state_file.is_some()
+            && ctx.records != *ctx.state.records()
+        {
             if let Err(e) = ctx.state.save(&ctx.records) {
                 tracing::warn!("mirror: could not store the quick check's state: {e}");
             }
