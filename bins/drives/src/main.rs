@@ -21,6 +21,7 @@ mod blind;
 mod encryption;
 mod hyper;
 mod mount;
+mod quick_check;
 mod seed;
 mod serve;
 
@@ -353,25 +354,64 @@ async fn ls(out: Out, drive: &dyn Drive, prefix: &str, recursive: bool) -> anyho
     if !filter(prefix) {
         return Ok(());
     }
-    let names: Vec<String> = if recursive {
-        drive
-            .list(prefix, None)
-            .await?
-            .into_iter()
-            .map(|e| e.key)
-            .collect()
-    } else {
-        drive.readdir(prefix).await?
-    };
-    for name in names {
-        let key = resolve_from(prefix, &name);
-        if !filter(&key) {
-            continue;
+    let mut lines = Lines::default();
+    if !recursive {
+        for name in drive.readdir(prefix).await? {
+            let key = resolve_from(prefix, &name);
+            if !filter(&key) {
+                continue;
+            }
+            let entry = drive.entry(&key).await?;
+            lines.push(&format_entry(out, drive, entry.as_ref(), &name).await?)?;
         }
-        let entry = drive.entry(&key).await?;
-        println!("{}", format_entry(out, drive, entry.as_ref(), &name).await?);
+        return lines.flush();
     }
-    Ok(())
+    // Recursive: the listing's own entries, a page at a time when the drive has pages (a hyperdrive), so
+    // memory stays bounded whatever the number of entries.
+    let mut after = None;
+    loop {
+        let (entries, next) = match drive.list_page(prefix, after.take(), LS_PAGE).await? {
+            Some(page) => (page.entries, page.next),
+            None => (drive.list(prefix, None).await?, None),
+        };
+        for e in &entries {
+            if filter(&e.key) {
+                lines.push(&format_entry(out, drive, Some(e), &e.key).await?)?;
+            }
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => return lines.flush(),
+        }
+    }
+}
+
+/// Entries `ls -r` reads at once.
+const LS_PAGE: usize = 4096;
+
+/// Output lines gathered and written to stdout in large writes (one `write` per line costs more than the
+/// listing itself for a million entries).
+#[derive(Default)]
+struct Lines(Vec<u8>);
+
+impl Lines {
+    fn push(&mut self, line: &str) -> anyhow::Result<()> {
+        self.0.extend_from_slice(line.as_bytes());
+        self.0.push(b'\n');
+        if self.0.len() >= 1 << 16 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&self.0)?;
+        stdout.flush()?;
+        self.0.clear();
+        Ok(())
+    }
 }
 
 async fn entry_color(drive: &dyn Drive, entry: Option<&Entry>) -> anyhow::Result<&'static str> {
@@ -565,6 +605,8 @@ async fn mirror_cmd(
         // A folder destination: a file is several file-system round trips, overlap them (and the block
         // waits of a remote source). A hyperdrive destination writes one file at a time anyway.
         concurrency: if dst_is_key { 1 } else { FOLDER_WRITE_WINDOW },
+        // Files left equal by the last run of this same mirror, unchanged since, are not read again.
+        state_file: quick_check::state_file(&dir, &src, &dst),
         ..MirrorOptions::default()
     };
 

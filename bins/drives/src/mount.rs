@@ -247,8 +247,8 @@ struct Pending {
 /// An open file or folder.
 #[derive(Debug)]
 enum Open {
-    /// Read from the drive: the entry as it was when opened.
-    Read(Entry),
+    /// Read from the drive: the entry as it was when opened (boxed: entries are big).
+    Read(Box<Entry>),
     /// Written (reads and writes go to the [`Pending`] of the inode).
     Write(u64),
     /// A folder's listing, taken when it was opened.
@@ -1135,7 +1135,7 @@ impl Filesystem for MountFs {
             }
             match inner.entry(&path).await {
                 Ok(Some(e)) => {
-                    let fh = inner.state().handle(Open::Read(e));
+                    let fh = inner.state().handle(Open::Read(Box::new(e)));
                     reply.opened(FileHandle(fh), FopenFlags::empty());
                 }
                 Ok(None) => reply.error(Errno::ENOENT),
@@ -1158,7 +1158,7 @@ impl Filesystem for MountFs {
         let entry = {
             let st = self.inner.state();
             match st.handles.get(&fh.0) {
-                Some(Open::Read(e)) => e.clone(),
+                Some(Open::Read(e)) => (**e).clone(),
                 Some(Open::Write(ino)) => {
                     let Some(p) = st.pending.get(ino) else {
                         return reply.error(Errno::EBADF);

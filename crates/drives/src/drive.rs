@@ -120,6 +120,23 @@ pub struct Entry {
     pub metadata: Option<Value>,
     /// Modification time in milliseconds since the epoch (folders only).
     pub mtime: Option<f64>,
+    /// The file's identity and change times (folders only): what a mirror's quick check compares (see
+    /// [`crate::mirror_state`]).
+    pub stat: Option<FileStat>,
+}
+
+/// A folder file's identity and times as `stat` gives them: any write to the file, a rename over it or a
+/// `touch` changes one of them (the change time cannot be set back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileStat {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Status change time, nanoseconds since the epoch.
+    pub ctime_ns: i64,
 }
 
 impl Entry {
@@ -149,6 +166,7 @@ impl Entry {
             byte_length,
             metadata: value.metadata,
             mtime: None,
+            stat: None,
         }
     }
 
@@ -171,6 +189,15 @@ impl Entry {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A page of a listing (see [`Drive::list_page`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListPage {
+    /// Entries, sorted by key.
+    pub entries: Vec<Entry>,
+    /// The cursor of the next page, `None` after the last one.
+    pub next: Option<Vec<u8>>,
 }
 
 /// A predicate pruning keys (and their subtrees) from a listing.
@@ -212,6 +239,11 @@ pub trait WriteBatch: Send {
     async fn symlink(&mut self, key: &str, linkname: &str) -> Result<()>;
     /// Rewrites only the executable bit and metadata of `existing` (see [`Drive::put_entry`]).
     async fn put_entry(&mut self, key: &str, existing: &Entry, opts: WriteOptions) -> Result<()>;
+    /// The entry the last write of the batch makes (its key and value as the drive will list them after the
+    /// flush), when the batch can tell: what a mirror's quick check records. `None` by default.
+    fn last_entry(&self) -> Option<Entry> {
+        None
+    }
     /// Entries written since the last flush.
     fn pending(&self) -> usize;
     /// Commits the pending entries.
@@ -246,6 +278,18 @@ pub trait Drive: Send + Sync {
     /// Every entry under `folder`, recursively, sorted by key. `ignore` prunes keys (and their subtrees).
     async fn list(&self, folder: &str, ignore: Option<IgnoreFn<'_>>) -> Result<Vec<Entry>>;
 
+    /// One page of [`list`](Self::list) without an ignore predicate (so a listing of any size is walked in
+    /// bounded memory): up to `limit` entries after the cursor `after` (`None`: from the start) and the
+    /// cursor of the next page. `Ok(None)` when the drive has no pages (list it whole); the default.
+    async fn list_page(
+        &self,
+        _folder: &str,
+        _after: Option<Vec<u8>>,
+        _limit: usize,
+    ) -> Result<Option<ListPage>> {
+        Ok(None)
+    }
+
     /// Names directly under `folder`: files, symlinks and non-empty sub-folders, sorted.
     async fn readdir(&self, folder: &str) -> Result<Vec<String>>;
 
@@ -277,6 +321,13 @@ pub trait Drive: Send + Sync {
     /// mirror writes file by file.
     async fn batch(&self) -> Result<Option<Box<dyn WriteBatch>>> {
         Ok(None)
+    }
+
+    /// Whether [`list`](Self::list) lists every valid entry [`entry`](Self::entry) finds, so a key missing
+    /// from a listing is absent and a mirror into this drive looks nothing up beyond its listing (a folder
+    /// says no: its listing does not follow symlinked folders, its lookups do). False by default.
+    fn listing_is_complete(&self) -> bool {
+        false
     }
 
     /// Whether writes are possible.

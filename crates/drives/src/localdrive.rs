@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
 use crate::drive::{
-    clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, Result,
-    WriteOptions, CHUNK_SIZE,
+    clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, FileStat, IgnoreFn,
+    Result, WriteOptions, CHUNK_SIZE,
 };
 
 /// A folder as a drive.
@@ -51,6 +51,17 @@ fn mtime_ms(meta: &std::fs::Metadata) -> f64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn file_stat(meta: &std::fs::Metadata) -> FileStat {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+    FileStat {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+        ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+    }
 }
 
 /// Runs file-system work on tokio's blocking pool (one hand-off for several calls).
@@ -251,6 +262,7 @@ impl Localdrive {
                 mtime: Some(mtime_ms(meta)),
                 seq: None,
                 blob: None,
+                stat: Some(file_stat(meta)),
             }));
         }
         if !ft.is_file() {
@@ -265,6 +277,7 @@ impl Localdrive {
             mtime: Some(mtime_ms(meta)),
             seq: None,
             blob: None,
+            stat: Some(file_stat(meta)),
         }))
     }
 
@@ -315,6 +328,8 @@ impl Localdrive {
             }
             Err(e) => return Err(DriveError::io(dir.display(), e)),
         };
+        // Children in name order: a walk in that order is usually in key order already (see `list`).
+        let mut children = Vec::new();
         for dirent in rd {
             let dirent = dirent.map_err(|e| DriveError::io(dir.display(), e))?;
             let name = dirent.file_name();
@@ -325,6 +340,10 @@ impl Localdrive {
             if tmp_name_pid(name).is_some() {
                 continue;
             }
+            children.push((name.to_owned(), dirent));
+        }
+        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, dirent) in children {
             let child = if key == "/" {
                 format!("/{name}")
             } else {
@@ -334,10 +353,11 @@ impl Localdrive {
                 continue;
             }
             let path = dirent.path();
+            // Not following links: a stat relative to the open folder (no path walk per file).
             let meta = if self.follow_links {
                 std::fs::metadata(&path)
             } else {
-                std::fs::symlink_metadata(&path)
+                dirent.metadata()
             };
             let meta = match meta {
                 Ok(m) => m,
@@ -582,7 +602,11 @@ impl Drive for Localdrive {
         let dir = self.to_path(&key);
         let mut out = Vec::new();
         self.list_sync(&dir, &key, ignore, &mut out)?;
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        // The walk is in key order unless a name sorts before `/` next to a folder of a shorter name
+        // (`a.txt` and `a/b`): sort only then (entries are big to move).
+        if !out.windows(2).all(|w| w[0].key <= w[1].key) {
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+        }
         Ok(out)
     }
 

@@ -30,9 +30,10 @@
 //! again on their own (a [`crate::localdrive::Localdrive`] refuses to write outside its folder or through a
 //! symlink).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use crate::drive::{
     clean_key, resolve_key, under_prefix, BlobReader, Drive, DriveError, Entry, Result, WriteBatch,
     WriteOptions, BATCH_ENTRIES, BATCH_FILE_MAX, CHUNK_SIZE,
 };
+use crate::mirror_state::{self, Fingerprint, MirrorState, Records};
 
 /// What happened to one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +167,11 @@ pub struct MirrorOptions {
     /// often (and every [`BATCH_ENTRIES`] entries), so a killed import loses at most this much time's worth
     /// of files. Checked after each file.
     pub commit_interval: Duration,
+    /// The quick check's state file (see [`crate::mirror_state`]): keys the last run with this file left
+    /// equal, whose source and destination entries have not changed since, are taken as equal without
+    /// reading their content; the file is rewritten at the end of each run that is not a dry run. `None`
+    /// (the default): every file's content is compared, as mirror-drive does.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for MirrorOptions {
@@ -179,6 +186,7 @@ impl Default for MirrorOptions {
             concurrency: 1,
             progress: None,
             commit_interval: COMMIT_INTERVAL,
+            state_file: None,
         }
     }
 }
@@ -195,6 +203,7 @@ impl fmt::Debug for MirrorOptions {
             .field("concurrency", &self.concurrency)
             .field("progress", &self.progress.is_some())
             .field("commit_interval", &self.commit_interval)
+            .field("state_file", &self.state_file)
             .finish()
     }
 }
@@ -229,12 +238,46 @@ enum Step {
         bytes: u64,
         entries: Box<(Entry, Option<Entry>)>,
         same: Same,
+        /// The fingerprints of both entries, with a state file (see [`crate::mirror_state`]).
+        fps: Option<(Fingerprint, Fingerprint)>,
     },
 }
 
-/// The result of a file's write: `None` for a skipped entry (no `Done` event), else its key, size, outcome
-/// and the bytes already reported to [`MirrorOptions::progress`] while copying it.
-type Applied = Option<(String, u64, Result<()>, u64)>;
+/// The result of a file's write: `None` for a skipped entry (no `Done` event), else its key, size, outcome,
+/// the bytes already reported to [`MirrorOptions::progress`] while copying it, and the source entry with the
+/// destination's new one when the write is to be recorded in the quick check's state.
+type Applied = Option<(String, u64, Result<()>, u64, Option<Box<(Entry, Entry)>>)>;
+
+/// The shared half of a [`Ctx`], for comparisons running at once.
+#[derive(Clone, Copy)]
+struct Lookup<'a> {
+    dst: &'a std::sync::Mutex<HashMap<String, Entry>>,
+    state: &'a MirrorState,
+}
+
+/// What the comparisons of a run look up: the destination's entries listed once (instead of one lookup per
+/// source entry), the quick check's last records, and this run's.
+struct Ctx {
+    dst: std::sync::Mutex<HashMap<String, Entry>>,
+    state: MirrorState,
+    records: Records,
+}
+
+/// A compared file and, when read ahead, its content (see [`Mirror::prepare`]).
+type Prepared = (Step, Option<Result<Vec<u8>>>);
+
+/// Files a mirror through a destination's [`WriteBatch`] compares and reads ahead of the one it writes.
+const BATCH_READ_AHEAD: usize = 16;
+
+/// The whole content of `entry` (read to its end, even past the listed size).
+async fn read_whole(drive: &(impl Drive + ?Sized), entry: &Entry) -> Result<Vec<u8>> {
+    let mut reader = drive.read(entry, 0, None).await?;
+    let mut data = reader.next_chunk().await?.unwrap_or_default();
+    while let Some(more) = reader.next_chunk().await? {
+        data.extend_from_slice(&more);
+    }
+    Ok(data)
+}
 
 /// What the window yields next.
 enum Either {
@@ -300,19 +343,24 @@ pub struct Mirror<'a, S: ?Sized, D: ?Sized> {
     src: &'a S,
     dst: &'a D,
     opts: MirrorOptions,
+    /// `opts.ignore`, resolved once.
+    ignore: Vec<String>,
 }
 
 impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     /// A mirror of `src` into `dst`.
     pub fn new(src: &'a S, dst: &'a D, opts: MirrorOptions) -> Self {
-        Mirror { src, dst, opts }
+        let ignore = opts.ignore.iter().map(|i| resolve_key(i)).collect();
+        Mirror {
+            src,
+            dst,
+            opts,
+            ignore,
+        }
     }
 
     fn ignored(&self, key: &str) -> bool {
-        self.opts
-            .ignore
-            .iter()
-            .any(|i| under_prefix(key, &resolve_key(i)))
+        self.ignore.iter().any(|i| under_prefix(key, i))
     }
 
     fn wanted(&self, key: &str) -> bool {
@@ -339,26 +387,42 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         let mut sum = MirrorSummary::default();
         let prefixes: Vec<String> = self.opts.prefix.iter().map(|p| resolve_key(p)).collect();
 
-        let mut sources = Vec::new();
+        let mut listed = Vec::new();
         for prefix in &prefixes {
-            for e in self.list(self.src, prefix).await? {
-                if self.wanted(&e.key) {
-                    sources.push(e);
-                }
-            }
+            listed.extend(self.list(self.src, prefix).await?);
         }
+        // The destination is listed once; comparisons look its entries up here (a key missing here is
+        // still asked for: the listing leaves out what the drive's own lookup may find).
+        let mut dst_listed = Vec::new();
+        for prefix in &prefixes {
+            dst_listed.extend(self.list(self.dst, prefix).await?);
+        }
+        let (sources, unwanted): (Vec<Entry>, Vec<Entry>) =
+            listed.into_iter().partition(|e| self.wanted(&e.key));
         tracing::debug!(files = sources.len(), "mirror: source listed");
         on_event(MirrorEvent::Planned {
             files: sources.len() as u64,
             bytes: sources.iter().map(Entry::len).sum(),
         });
-
+        // Every source key, filtered or not (a destination entry the source has is never pruned).
+        let src_keys: HashSet<&str> = if self.opts.prune && !dst_listed.is_empty() {
+            sources
+                .iter()
+                .chain(&unwanted)
+                .map(|e| e.key.as_str())
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let mut dst = HashMap::with_capacity(dst_listed.len());
+        let mut removed = HashSet::new();
         if self.opts.prune {
-            for prefix in &prefixes {
-                for d in self.list(self.dst, prefix).await? {
-                    if self.src.entry(&d.key).await?.is_some() {
-                        continue;
-                    }
+            for d in &dst_listed {
+                if src_keys.contains(d.key.as_str()) || self.src.entry(&d.key).await?.is_some() {
+                    continue;
+                }
+                removed.insert(d.key.clone());
+                {
                     let diff = Diff {
                         op: Op::Remove,
                         key: d.key.clone(),
@@ -374,6 +438,22 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 }
             }
         }
+        drop(src_keys);
+        drop(unwanted);
+        for d in dst_listed {
+            if !removed.contains(&d.key) {
+                dst.insert(d.key.clone(), d);
+            }
+        }
+        let state = match &self.opts.state_file {
+            Some(p) => MirrorState::load(p),
+            None => MirrorState::none(),
+        };
+        let mut ctx = Ctx {
+            dst: std::sync::Mutex::new(dst),
+            state,
+            records: Records::new(),
+        };
 
         tracing::debug!("mirror: destination pruned");
         // Writes go through the destination's batch when it has one (see `BATCH_ENTRIES`), one file after
@@ -383,23 +463,37 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         } else {
             self.dst.batch().await?
         };
-        match batch {
+        let written = match batch {
             Some(mut batch) => {
                 // On an error, the entries of the files already copied are still committed (as file by file).
                 let copied = self
-                    .run_batched(sources, batch.as_mut(), &mut sum, &mut on_event)
+                    .run_batched(sources, batch.as_mut(), &mut ctx, &mut sum, &mut on_event)
                     .await;
                 let flushed = batch.flush().await;
-                copied?;
-                flushed?;
+                copied.and(flushed)
             }
-            None => self.run_window(sources, &mut sum, &mut on_event).await?,
-        }
+            None => {
+                self.run_window(sources, &mut ctx, &mut sum, &mut on_event)
+                    .await
+            }
+        };
         tracing::debug!("mirror: files written");
-        if !self.opts.dry_run {
-            self.dst.flush().await?;
+        let written = match written {
+            Ok(()) if !self.opts.dry_run => self.dst.flush().await,
+            w => w,
+        };
+        // What was left equal is remembered even when the run failed half-way (the records are of files done,
+        // and flushed: a batch's pending entries are committed above before this).
+        // (A no-op run recorded exactly what the file holds: not written again.)
+        if !self.opts.dry_run
+            && self.opts.state_file.is_some()
+            && ctx.records != *ctx.state.records()
+        {
+            if let Err(e) = ctx.state.save(&ctx.records) {
+                tracing::warn!("mirror: could not store the quick check's state: {e}");
+            }
         }
-        Ok(sum)
+        written.map(|()| sum)
     }
 
     /// Copies `sources` through the destination's batch, flushing it every [`BATCH_ENTRIES`] entries.
@@ -407,13 +501,47 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         &self,
         sources: Vec<Entry>,
         batch: &mut dyn WriteBatch,
+        ctx: &mut Ctx,
         sum: &mut MirrorSummary,
         on_event: &mut (impl FnMut(MirrorEvent) + Send),
     ) -> Result<()> {
+        let Ctx {
+            dst,
+            state,
+            records,
+        } = ctx;
+        let lookup = Lookup {
+            dst: &*dst,
+            state: &*state,
+        };
         let mut last_commit = tokio::time::Instant::now();
-        for src_entry in sources {
-            let step = self.compare(src_entry).await?;
-            let Some(work) = self.take_step(step, sum, on_event) else {
+        // The next files are compared, and the content of small ones to copy read, while earlier ones go
+        // into the batch (results taken in source order: events and writes keep that order).
+        let mut pending = sources.into_iter();
+        let mut ahead: FuturesOrdered<BoxFuture<'_, Result<Prepared>>> = FuturesOrdered::new();
+        loop {
+            while ahead.len() < BATCH_READ_AHEAD {
+                let Some(src_entry) = pending.next() else {
+                    break;
+                };
+                // With nothing ahead of it, a file the quick check finds equal is done at once.
+                let mut src_entry = Some(src_entry);
+                if ahead.is_empty() {
+                    if let Some(step) = self.quick_step(&mut src_entry, lookup) {
+                        self.done_equal(step, records, sum, on_event)?;
+                        continue;
+                    }
+                }
+                let Some(src_entry) = src_entry else {
+                    continue;
+                };
+                ahead.push_back(Box::pin(self.prepare(src_entry, lookup)));
+            }
+            let Some(prepared) = ahead.next().await else {
+                return Ok(());
+            };
+            let (step, content) = prepared?;
+            let Some(work) = self.take_step(step, records, sum, on_event) else {
                 continue;
             };
             let streamed = AtomicU64::new(0);
@@ -421,8 +549,35 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 None => Ok(()),
                 Some(w) => {
                     let (src, dst, same) = w.as_ref();
-                    self.apply_batched(batch, &work.key, src, dst.as_ref(), *same, &streamed)
-                        .await
+                    let res = match content {
+                        Some(data) => match data {
+                            Ok(data) => {
+                                let opts = WriteOptions {
+                                    executable: src.executable,
+                                    metadata: src.metadata.clone(),
+                                };
+                                batch.put(&work.key, &data, opts).await
+                            }
+                            Err(e) => Err(e),
+                        },
+                        None => {
+                            self.apply_batched(
+                                batch,
+                                &work.key,
+                                src,
+                                dst.as_ref(),
+                                *same,
+                                &streamed,
+                            )
+                            .await
+                        }
+                    };
+                    if res.is_ok() && self.opts.state_file.is_some() {
+                        if let Some(new) = batch.last_entry().filter(|e| e.key == work.key) {
+                            mirror_state::record(records, &work.key, src, &new);
+                        }
+                    }
+                    res
                 }
             };
             let streamed = streamed.load(Ordering::Relaxed);
@@ -443,7 +598,26 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 last_commit = tokio::time::Instant::now();
             }
         }
-        Ok(())
+    }
+
+    /// A file's comparison and, for a small regular file to copy, its content read whole (the read's error,
+    /// if any, is the write's).
+    async fn prepare(&self, src_entry: Entry, lookup: Lookup<'_>) -> Result<Prepared> {
+        let step = self.compare_in(src_entry, lookup).await?;
+        let content = match &step {
+            Step::Compared {
+                entries,
+                same: Same::Diff,
+                ..
+            } if !self.opts.dry_run
+                && entries.0.linkname.is_none()
+                && entries.0.byte_length.is_some_and(|n| n <= BATCH_FILE_MAX) =>
+            {
+                Some(read_whole(self.src, &entries.0).await)
+            }
+            _ => None,
+        };
+        Ok((step, content))
     }
 
     /// Copies `sources` through a window of `concurrency` entries: each is compared, its diff reported (in
@@ -454,9 +628,21 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     async fn run_window(
         &self,
         sources: Vec<Entry>,
+        ctx: &mut Ctx,
         sum: &mut MirrorSummary,
         on_event: &mut (impl FnMut(MirrorEvent) + Send),
     ) -> Result<()> {
+        // Comparisons in flight read the destination's listing and the last records; this run's records
+        // are kept apart (written as results come in).
+        let Ctx {
+            dst,
+            state,
+            records,
+        } = ctx;
+        let lookup = Lookup {
+            dst: &*dst,
+            state: &*state,
+        };
         let window = self.opts.concurrency.max(1);
         let mut pending = sources.into_iter().peekable();
         let mut compares: FuturesOrdered<BoxFuture<'_, Result<Step>>> = FuturesOrdered::new();
@@ -477,9 +663,20 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 let Some(src_entry) = pending.next() else {
                     break;
                 };
+                // With the window empty, a file the quick check finds equal is done at once.
+                let mut src_entry = Some(src_entry);
+                if in_window.is_empty() {
+                    if let Some(step) = self.quick_step(&mut src_entry, lookup) {
+                        self.done_equal(step, records, sum, on_event)?;
+                        continue;
+                    }
+                }
+                let Some(src_entry) = src_entry else {
+                    continue;
+                };
                 alone = must_be_alone;
                 in_window.push_back(src_entry.key.clone());
-                compares.push_back(Box::pin(self.compare(src_entry)));
+                compares.push_back(Box::pin(self.compare_in(src_entry, lookup)));
             }
             if in_window.is_empty() {
                 return Ok(());
@@ -497,13 +694,15 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             .await;
             match next {
                 Either::Compared(step) => {
-                    let fut: BoxFuture<'_, Applied> = match self.take_step(step?, sum, on_event) {
+                    let fut: BoxFuture<'_, Applied> = match self
+                        .take_step(step?, records, sum, on_event)
+                    {
                         None => Box::pin(std::future::ready(None)),
                         Some(Work {
                             key,
                             bytes,
                             write: None,
-                        }) => Box::pin(std::future::ready(Some((key, bytes, Ok(()), 0)))),
+                        }) => Box::pin(std::future::ready(Some((key, bytes, Ok(()), 0, None)))),
                         Some(Work {
                             key,
                             bytes,
@@ -512,7 +711,13 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                             let (src, dst, same) = *w;
                             let streamed = AtomicU64::new(0);
                             let res = self.apply(&key, &src, dst.as_ref(), same, &streamed).await;
-                            Some((key, bytes, res, streamed.load(Ordering::Relaxed)))
+                            // The destination's new entry, for the quick check's records.
+                            let new = match (&res, self.opts.state_file.is_some()) {
+                                (Ok(()), true) => self.dst.entry(&key).await.ok().flatten(),
+                                _ => None,
+                            };
+                            let streamed = streamed.load(Ordering::Relaxed);
+                            Some((key, bytes, res, streamed, new.map(|n| Box::new((src, n)))))
                         }),
                     };
                     applies.push_back(fut);
@@ -522,7 +727,12 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     if in_window.is_empty() {
                         alone = false;
                     }
-                    if let Some((key, bytes, res, streamed)) = a {
+                    if let Some((key, bytes, res, streamed, written)) = a {
+                        if let (Ok(()), Some(pair)) = (&res, &written) {
+                            let (src, new) = pair.as_ref();
+                            // (`written` is only there with a state file.)
+                            mirror_state::record(records, &key, src, new);
+                        }
                         let progress = self.opts.progress.as_ref();
                         finish_file(key, bytes, (res, streamed), progress, sum, on_event)?;
                     }
@@ -531,8 +741,48 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         }
     }
 
-    /// Compares one source entry with the destination (the first half of a file's work).
-    async fn compare(&self, src_entry: Entry) -> Result<Step> {
+    /// The step of a source entry the quick check finds equal to its listed destination entry (see
+    /// [`crate::mirror_state`]), without a future; `None` (the entry to compare) otherwise.
+    fn quick_step(&self, src_entry: &mut Option<Entry>, lookup: Lookup<'_>) -> Option<Step> {
+        let src = src_entry.as_ref()?;
+        if self.opts.state_file.is_none() || clean_key(&src.key).ok().as_ref() != Some(&src.key) {
+            return None;
+        }
+        let mut listed = lookup.dst.lock().ok()?;
+        let fps = listed
+            .get(&src.key)
+            .and_then(|d| mirror_state::fingerprint(src).zip(mirror_state::fingerprint(d)))
+            .filter(|f| lookup.state.known(&src.key, f))?;
+        let dst_entry = listed.remove(&src.key);
+        drop(listed);
+        let src = src_entry.take()?;
+        Some(Step::Compared {
+            key: src.key.clone(),
+            bytes: src.len(),
+            entries: Box::new((src, dst_entry)),
+            same: Same::Equal,
+            fps: Some(fps),
+        })
+    }
+
+    /// Reports and counts an equal file's step and its `Done` at once.
+    fn done_equal(
+        &self,
+        step: Step,
+        records: &mut Records,
+        sum: &mut MirrorSummary,
+        on_event: &mut (impl FnMut(MirrorEvent) + Send),
+    ) -> Result<()> {
+        let Some(work) = self.take_step(step, records, sum, on_event) else {
+            return Ok(());
+        };
+        let progress = self.opts.progress.as_ref();
+        finish_file(work.key, work.bytes, (Ok(()), 0), progress, sum, on_event)
+    }
+
+    /// Compares one source entry with the destination (the first half of a file's work), with the run's
+    /// lookups.
+    async fn compare_in(&self, src_entry: Entry, lookup: Lookup<'_>) -> Result<Step> {
         let bytes = src_entry.len();
         let key = match clean_key(&src_entry.key) {
             Ok(k) if k == src_entry.key => k,
@@ -551,7 +801,17 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 })
             }
         };
-        let dst_entry = match self.dst.entry(&key).await {
+        // Each key is looked up once: taken out of the listing.
+        let listed = match lookup.dst.lock() {
+            Ok(mut m) => m.remove(&key),
+            Err(_) => None,
+        };
+        let found = match listed {
+            Some(e) => Ok(Some(e)),
+            None if self.dst.listing_is_complete() => Ok(None),
+            None => self.dst.entry(&key).await,
+        };
+        let dst_entry = match found {
             Ok(e) => e,
             // A destination that refuses the key (a symlinked parent folder, ...): skip it.
             Err(DriveError::InvalidPath { reason, .. }) => {
@@ -563,12 +823,24 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             }
             Err(e) => return Err(e),
         };
-        let same = self.same(&src_entry, dst_entry.as_ref()).await?;
+        let fps = match (&dst_entry, self.opts.state_file.is_some()) {
+            (Some(d), true) => {
+                mirror_state::fingerprint(&src_entry).zip(mirror_state::fingerprint(d))
+            }
+            _ => None,
+        };
+        let known = fps.is_some_and(|f| lookup.state.known(&key, &f));
+        let same = if known {
+            Same::Equal
+        } else {
+            self.same(&src_entry, dst_entry.as_ref()).await?
+        };
         Ok(Step::Compared {
             key,
             bytes,
             entries: Box::new((src_entry, dst_entry)),
             same,
+            fps,
         })
     }
 
@@ -577,10 +849,11 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     fn take_step(
         &self,
         step: Step,
+        records: &mut Records,
         sum: &mut MirrorSummary,
         on_event: &mut impl FnMut(MirrorEvent),
     ) -> Option<Work> {
-        let (key, bytes, src_entry, dst_entry, s) = match step {
+        let (key, bytes, src_entry, dst_entry, s, fps) = match step {
             Step::Skipped {
                 key,
                 reason,
@@ -596,13 +869,17 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 bytes,
                 entries,
                 same,
+                fps,
             } => {
                 let (src, dst) = *entries;
-                (key, bytes, src, dst, same)
+                (key, bytes, src, dst, same, fps)
             }
         };
         sum.count.files += 1;
         if s == Same::Equal {
+            if let Some(f) = fps {
+                records.insert(key.clone(), f);
+            }
             if self.opts.include_equals {
                 on_event(MirrorEvent::Diff(Diff {
                     op: Op::Equal,

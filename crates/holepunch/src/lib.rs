@@ -10,12 +10,12 @@
 //! | streams | `holepunch-streams` | [`noise`], [`secret_stream`], [`protomux`] |
 //! | DHT | `holepunch-dht` | [`dht_rpc`], [`hyperdht`], [`blind_relay`], [`hyperswarm`], [`lan_discovery`] |
 //! | cores | `holepunch-cores` | [`hypercore`], [`hyperbee`], [`hyperblobs`], [`corestore`], [`autobase`] |
-//! | drives | `holepunch-drives` | [`drive`], [`localdrive`], [`hyperdrive`], [`mirror`] |
+//! | drives | `holepunch-drives` | [`drive`], [`localdrive`], [`hyperdrive`], [`mirror`], [`mirror_state`] |
 //! | apps | `holepunch-hypershell` | [`hypershell`] |
 
 pub use holepunch_cores::{autobase, corestore, hyperbee, hyperblobs, hypercore};
 pub use holepunch_dht::{blind_relay, dht_rpc, hyperdht, hyperswarm, lan_discovery};
-pub use holepunch_drives::{drive, hyperdrive, localdrive, mirror};
+pub use holepunch_drives::{drive, hyperdrive, localdrive, mirror, mirror_state};
 pub use holepunch_hypershell as hypershell;
 pub use holepunch_streams::{noise, protomux, secret_stream};
 pub use holepunch_udx as udx;

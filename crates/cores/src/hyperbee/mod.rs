@@ -112,21 +112,42 @@ pub(crate) struct Block {
     pub(crate) seq: u64,
     pub(crate) key: Vec<u8>,
     pub(crate) value: Option<Vec<u8>>,
-    pub(crate) index: YoloIndex,
+    /// The tree nodes, decoded when first needed (as JS inflates them): a block read for its key alone (most
+    /// of a range's reads) never decodes them.
+    index_raw: Vec<u8>,
+    index: std::sync::OnceLock<std::result::Result<YoloIndex, MessageError>>,
 }
 
 impl Block {
+    fn index(&self) -> Result<&YoloIndex> {
+        self.index
+            .get_or_init(|| YoloIndex::decode(&self.index_raw))
+            .as_ref()
+            .map_err(|err| HyperbeeError::Decode {
+                seq: self.seq,
+                err: err.clone(),
+            })
+    }
+
     fn level(&self, offset: u64) -> Result<&Level> {
+        let index = self.index()?;
         usize::try_from(offset)
             .ok()
-            .and_then(|o| self.index.levels.get(o))
+            .and_then(|o| index.levels.get(o))
             .ok_or_else(|| {
                 HyperbeeError::Corrupt(format!("block {} has no node {offset}", self.seq))
             })
     }
 
-    fn is_deletion(&self) -> bool {
-        self.value.is_none() && !self.index.levels.iter().any(|l| l.keys.contains(&self.seq))
+    fn is_deletion(&self) -> Result<bool> {
+        if self.value.is_some() {
+            return Ok(false);
+        }
+        Ok(!self
+            .index()?
+            .levels
+            .iter()
+            .any(|l| l.keys.contains(&self.seq)))
     }
 
     fn entry(&self, prefix_len: usize) -> Entry {
@@ -333,13 +354,12 @@ impl Hyperbee {
             .get(seq)?
             .ok_or(HyperbeeError::BlockNotAvailable(seq))?;
         let node = Node::decode(&raw).map_err(|err| HyperbeeError::Decode { seq, err })?;
-        let index =
-            YoloIndex::decode(&node.index).map_err(|err| HyperbeeError::Decode { seq, err })?;
         let block = Arc::new(Block {
             seq,
             key: node.key,
             value: node.value,
-            index,
+            index_raw: node.index,
+            index: std::sync::OnceLock::new(),
         });
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if c.blocks.len() >= CACHE_MAX {
@@ -384,7 +404,7 @@ impl Hyperbee {
         let mut offset = 0;
         for _ in 0..=MAX_DEPTH {
             if js_shortcut && block.key == key {
-                return Ok(if block.is_deletion() {
+                return Ok(if block.is_deletion()? {
                     None
                 } else {
                     Some(block.entry(self.prefix.len()))
@@ -523,7 +543,7 @@ impl Hyperbee {
             let seq = u64::try_from(seq)
                 .map_err(|_| HyperbeeError::Corrupt(format!("negative history seq {seq}")))?;
             let b = self.block(seq)?;
-            let kind = if b.is_deletion() {
+            let kind = if b.is_deletion()? {
                 HistoryType::Del
             } else {
                 HistoryType::Put

@@ -3,9 +3,12 @@
 
 use async_trait::async_trait;
 
-use super::{entry_from, path, DriveBatch, DriveWriter, EntryValue, Hyperdrive, ListOptions};
+use super::{
+    entry_from, folder_range, path, DriveBatch, DriveWriter, EntryValue, Hyperdrive, ListOptions,
+};
 use crate::drive::{
-    BlobReader, BlobWriter, Drive, Entry, IgnoreFn, Result, WriteBatch, WriteOptions,
+    BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, ListPage, Result, WriteBatch,
+    WriteOptions,
 };
 use crate::hyperblobs::ReadRange;
 
@@ -58,6 +61,14 @@ impl WriteBatch for Batch {
 
     async fn put_entry(&mut self, key: &str, existing: &Entry, opts: WriteOptions) -> Result<()> {
         self.0.put_entry(key, &kept_blob(existing, opts))
+    }
+
+    fn last_entry(&self) -> Option<Entry> {
+        let (key, value) = self.0.last_value()?;
+        let value = EntryValue::decode(value?).ok()?;
+        let mut e = Entry::from_value(key.to_string(), 0, value);
+        e.seq = None;
+        Some(e)
     }
 
     fn pending(&self) -> usize {
@@ -121,6 +132,44 @@ impl Drive for Hyperdrive {
         Ok(list)
     }
 
+    /// A page of the recursive listing: one bounded range read of the db from the cursor (the last key of the
+    /// previous page), entries decoded and invalid ones left out as [`list`](Drive::list) does.
+    async fn list_page(
+        &self,
+        folder: &str,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Option<ListPage>> {
+        let folder = path::normalize_folder(folder)?;
+        if after.is_none() {
+            self.download_db().await?;
+        }
+        let limit = limit.max(1);
+        let mut range = folder_range(&folder, "/");
+        if after.is_some() {
+            range.gt = after;
+        }
+        range.limit = Some(limit);
+        let raw = self.bee_read(|b| b.range_vec(&range)).await?;
+        let next = if raw.len() < limit {
+            None
+        } else {
+            raw.last().map(|e| e.key.clone())
+        };
+        let mut entries = Vec::with_capacity(raw.len());
+        for e in raw {
+            match entry_from(e) {
+                Ok(mut e) => {
+                    self.resolve_size(&mut e).await?;
+                    entries.push(e);
+                }
+                Err(DriveError::InvalidKey(_) | DriveError::Entry { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(Some(ListPage { entries, next }))
+    }
+
     /// The names of the direct children of `folder` (files and subfolders; JS `readdir`).
     async fn readdir(&self, folder: &str) -> Result<Vec<String>> {
         let folder = path::normalize_folder(folder)?;
@@ -180,6 +229,12 @@ impl Drive for Hyperdrive {
 
     async fn batch(&self) -> Result<Option<Box<dyn WriteBatch>>> {
         Ok(Some(Box::new(Batch(self.new_batch()?))))
+    }
+
+    /// Entries are keys of one bee: its range is every key a lookup finds (entries whose value does not
+    /// decode are left out of both the listing and, for a mirror writing here, overwritten).
+    fn listing_is_complete(&self) -> bool {
+        true
     }
 
     /// True when this is the writable drive itself (not a replica, not a checkout).

@@ -136,6 +136,14 @@ impl EntryValue {
 
     /// Decodes an entry value from untrusted bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, EntryError> {
+        match decode_plain_file(bytes) {
+            Some(v) => Ok(v),
+            None => Self::decode_json(bytes),
+        }
+    }
+
+    /// [`decode`](Self::decode) through a JSON tree: any field order, unknown fields, any metadata.
+    fn decode_json(bytes: &[u8]) -> Result<Self, EntryError> {
         let v: Value =
             serde_json::from_slice(bytes).map_err(|e| EntryError::Json(e.to_string()))?;
         let o = v.as_object().ok_or(EntryError::Field("entry"))?;
@@ -166,9 +174,114 @@ impl EntryValue {
     }
 }
 
+/// The value JS writes for a plain file (no link, no metadata: nearly every entry of a big drive), read
+/// without building a JSON tree; `None` for any other bytes, which then go through the JSON decoder. It
+/// accepts exactly the bytes [`EntryValue::encode`] writes for such a value, with the decoder's checks.
+fn decode_plain_file(bytes: &[u8]) -> Option<EntryValue> {
+    let rest = bytes.strip_prefix(b"{\"executable\":")?;
+    let (executable, rest) = match rest.strip_prefix(b"true") {
+        Some(r) => (true, r),
+        None => (false, rest.strip_prefix(b"false")?),
+    };
+    let rest = rest.strip_prefix(b",\"linkname\":null,\"blob\":{\"blockOffset\":")?;
+    let (block_offset, rest) = json_u53(rest)?;
+    let (byte_offset, rest) = json_u53(rest.strip_prefix(b",\"byteOffset\":")?)?;
+    let (block_length, rest) = json_u53(rest.strip_prefix(b",\"blockLength\":")?)?;
+    let (byte_length, rest) = json_u53(rest.strip_prefix(b",\"byteLength\":")?)?;
+    let (block_map, rest) = match rest.strip_prefix(b",\"blockMap\":true") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    if rest != b"},\"metadata\":null}" {
+        return None;
+    }
+    block_offset.checked_add(block_length)?;
+    byte_offset.checked_add(byte_length)?;
+    let blob = BlobId {
+        block_offset,
+        byte_offset,
+        block_length,
+        byte_length,
+        block_map,
+    };
+    Some(EntryValue::file(blob, executable, None))
+}
+
+/// A JSON integer in `0..=2^53` at the start of `b` (no sign, fraction, exponent or leading zero), and the
+/// bytes after it.
+fn json_u53(b: &[u8]) -> Option<(u64, &[u8])> {
+    let len = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if len == 0 || len > 16 || (len > 1 && b[0] == b'0') {
+        return None;
+    }
+    let (digits, rest) = b.split_at(len);
+    if matches!(rest.first(), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    let n = digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    (n <= 1 << 53).then_some((n, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plain_file_path_decodes_as_the_json_decoder() {
+        let blob = |o, b, l, n, m| BlobId {
+            block_offset: o,
+            byte_offset: b,
+            block_length: l,
+            byte_length: n,
+            block_map: m,
+        };
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for v in [
+            EntryValue::file(blob(0, 0, 0, 0, false), false, None),
+            EntryValue::file(blob(12, 3456, 1, 200, false), true, None),
+            EntryValue::file(blob(1 << 53, 0, 0, 1 << 53, true), false, None),
+            EntryValue::file(
+                blob(5, 6, 7, 8, false),
+                false,
+                Some(serde_json::json!({"a": 1})),
+            ),
+            EntryValue::symlink("/x", None),
+        ] {
+            inputs.push(v.encode());
+        }
+        for text in [
+            r#"{"executable":false,"linkname":null,"blob":{"blockOffset":01,"byteOffset":0,"blockLength":0,"byteLength":0},"metadata":null}"#,
+            r#"{"executable":false,"linkname":null,"blob":{"blockOffset":1.5,"byteOffset":0,"blockLength":0,"byteLength":0},"metadata":null}"#,
+            r#"{"executable":false,"linkname":null,"blob":{"blockOffset":1e3,"byteOffset":0,"blockLength":0,"byteLength":0},"metadata":null}"#,
+            r#"{"executable":false,"linkname":null,"blob":{"blockOffset":9007199254740993,"byteOffset":0,"blockLength":0,"byteLength":0},"metadata":null}"#,
+            r#"{"executable":false,"linkname":null,"blob":{"blockOffset":9007199254740992,"byteOffset":0,"blockLength":9007199254740992,"byteLength":0},"metadata":null}"#,
+            r#"{"executable":false,"linkname":null,"blob":{"blockOffset":1,"byteOffset":2,"blockLength":3,"byteLength":4,"blockMap":false},"metadata":null}"#,
+            r#"{"executable":false,"linkname":null,"blob":{"blockOffset":1,"byteOffset":2,"blockLength":3,"byteLength":4},"metadata":null} "#,
+            r#"{"executable":true,"linkname":null,"blob":{"blockOffset":1,"byteOffset":2,"blockLength":3,"byteLength":4},"metadata":null,"executable":false}"#,
+        ] {
+            inputs.push(text.as_bytes().to_vec());
+        }
+        // Every truncation and one-byte change of a plain file's bytes too.
+        let base = EntryValue::file(blob(123, 45678, 9, 1011, false), true, None).encode();
+        for i in 0..base.len() {
+            inputs.push(base[..i].to_vec());
+            for c in [b'0', b'9', b'"', b',', b'}', b' ', b'-', b'.'] {
+                let mut m = base.clone();
+                m[i] = c;
+                inputs.push(m);
+            }
+        }
+        for bytes in &inputs {
+            assert_eq!(
+                EntryValue::decode(bytes),
+                EntryValue::decode_json(bytes),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
 
     #[test]
     fn encodes_as_js_json_stringify() {

@@ -1218,6 +1218,11 @@ impl DriveBatch {
         Ok(())
     }
 
+    /// The key and encoded value (`None`: a delete) of the last pending entry write.
+    pub fn last_value(&self) -> Option<(&str, Option<&[u8]>)> {
+        self.ops.last().map(|(k, v)| (k.as_str(), v.as_deref()))
+    }
+
     /// Number of pending entry writes.
     pub fn len(&self) -> usize {
         self.ops.len()

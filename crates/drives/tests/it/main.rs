@@ -7,3 +7,4 @@ mod encrypted;
 mod hypercore_clear;
 mod hyperdrive_hostile;
 mod mirror_download;
+mod mirror_scale;
