@@ -466,6 +466,45 @@ pub fn fingerprint(mut r: impl Read) -> std::io::Result<(u64, u64)> {
     }
 }
 
+/// The directory of the bins the root-only labs run (tests/*/run): `target/<profile>` of the running test
+/// binary, after `cargo build -p` of `packages` (with `--release` for a release test build) when one of `bins` is
+/// missing there. `lab` names the lab in the failure message.
+pub fn lab_bin_dir(lab: &str, packages: &[&str], bins: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/it-<hash>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
+    if bins.iter().any(|b| !dir.join(b).exists()) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.arg("build");
+        for p in packages {
+            build.args(["-p", p]);
+        }
+        if dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().is_ok_and(|s| s.success()),
+            "cannot build the Rust bins for the {lab} ({packages:?})"
+        );
+    }
+    dir
+}
+
+/// Fails the test unless it runs as root: `lab` needs network namespaces.
+pub fn require_root(lab: &str) {
+    let uid = Command::new("id").arg("-u").output().expect("id -u");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "the {lab} needs root (network namespaces)"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::{json_field, json_strings};

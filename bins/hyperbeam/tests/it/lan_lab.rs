@@ -20,40 +20,16 @@ const LAB_BINS: [&str; 6] = [
     "drives",
 ];
 
-/// The directory of this test's hyperbeam, with the lab's other bins built there when one is missing.
-fn bin_dir() -> PathBuf {
-    let beam = PathBuf::from(env!("CARGO_BIN_EXE_hyperbeam"));
-    let dir = beam.parent().expect("bin dir").to_path_buf();
-    if LAB_BINS.iter().any(|b| !dir.join(b).exists()) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.arg("build");
-        for p in LAB_PACKAGES {
-            build.args(["-p", p]);
-        }
-        if dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().is_ok_and(|s| s.success()),
-            "cannot build the lab's bins ({LAB_PACKAGES:?})"
-        );
-    }
-    dir
-}
-
 #[test]
 #[ignore = "needs root and ip netns: .ci/run runs it as root with --ignored"]
 fn tools_connect_over_the_lan_without_a_dht() {
-    let uid = Command::new("id").arg("-u").output().expect("id -u");
-    assert_eq!(
-        String::from_utf8_lossy(&uid.stdout).trim(),
-        "0",
-        "the LAN lab needs root (network namespaces)"
-    );
+    interop::require_root("LAN lab");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/lan/run");
     let out = Command::new(&script)
-        .env("RUST_BIN_DIR", bin_dir())
+        .env(
+            "RUST_BIN_DIR",
+            interop::lab_bin_dir("LAN lab", &LAB_PACKAGES, &LAB_BINS),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .output()

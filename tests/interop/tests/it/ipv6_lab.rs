@@ -10,46 +10,19 @@
 //! Needs root, `ip netns` and node, so the test is `#[ignore]`d in a normal run; `.ci/run` runs it as root
 //! with `--ignored`. Run without those, it fails and says what is missing.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-/// The Rust hyperbeam, from the target directory of this test binary's profile (built when missing).
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/it-<hash>
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>")
-        .to_path_buf();
-    if !dir.join("hyperbeam").exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "hyperbeam"]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().is_ok_and(|s| s.success()),
-            "cannot build the Rust hyperbeam for the IPv6 lab"
-        );
-    }
-    dir
-}
 
 #[test]
 #[ignore = "needs root, ip netns and node: .ci/run runs it as root with --ignored"]
 fn rust_peers_connect_over_ipv6_and_js_peers_over_ipv4() {
-    let uid = Command::new("id").arg("-u").output().expect("id -u");
-    assert_eq!(
-        String::from_utf8_lossy(&uid.stdout).trim(),
-        "0",
-        "the IPv6 lab needs root (network namespaces)"
-    );
+    interop::require_root("IPv6 lab");
     interop::require_js();
     let script = interop::workspace_dir().join("tests/ipv6/run");
     let out = Command::new(&script)
-        .env("RUST_BIN_DIR", bin_dir())
+        .env(
+            "RUST_BIN_DIR",
+            interop::lab_bin_dir("IPv6 lab", &["hyperbeam"], &["hyperbeam"]),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .output()

@@ -7,65 +7,31 @@
 //! Needs root, `ip netns` and node, so the test is `#[ignore]`d in a normal run; `.ci/run` runs it as root
 //! with `--ignored`. Run without those, it fails and says what is missing.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// The Rust bins the lab runs, from the target directory of this test binary's profile (built when missing).
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/it-<hash>
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>")
-        .to_path_buf();
-    let bins = [
-        "hypertele",
-        "hypertele-server",
-        "hypershell",
-        "hypershell-server",
-        "hypershell-keygen",
-        "drives",
-        "hyperbeam",
-    ];
-    if bins.iter().any(|b| !dir.join(b).exists()) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "-p",
-            "hypertele",
-            "-p",
-            "hypershell",
-            "-p",
-            "drives",
-            "-p",
-            "hyperbeam",
-        ]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().is_ok_and(|s| s.success()),
-            "cannot build the Rust bins for the network-change lab"
-        );
-    }
-    dir
-}
+/// The Rust bins the lab runs, and their packages.
+const LAB_BINS: [&str; 7] = [
+    "hypertele",
+    "hypertele-server",
+    "hypershell",
+    "hypershell-server",
+    "hypershell-keygen",
+    "drives",
+    "hyperbeam",
+];
+const LAB_PACKAGES: [&str; 4] = ["hypertele", "hypershell", "drives", "hyperbeam"];
 
 #[test]
 #[ignore = "needs root, ip netns and node: .ci/run runs it as root with --ignored"]
 fn servers_are_reached_again_soon_after_their_address_changes() {
-    let uid = Command::new("id").arg("-u").output().expect("id -u");
-    assert_eq!(
-        String::from_utf8_lossy(&uid.stdout).trim(),
-        "0",
-        "the network-change lab needs root (network namespaces)"
-    );
+    interop::require_root("network-change lab");
     interop::require_js();
     let script = interop::workspace_dir().join("tests/netchange/run");
     let out = Command::new(&script)
-        .env("RUST_BIN_DIR", bin_dir())
+        .env(
+            "RUST_BIN_DIR",
+            interop::lab_bin_dir("network-change lab", &LAB_PACKAGES, &LAB_BINS),
+        )
         .env("BOUND", "10")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
