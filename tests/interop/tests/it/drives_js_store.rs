@@ -276,18 +276,30 @@ fn js_made_drive_is_used_in_place_by_rust_and_read_back_by_js() {
     let port = net.bootstrap[0].port().to_string();
     {
         let _seed = rs_seed(&cwd, &key, "st", &net.bootstrap_arg());
-        js(
-            &cwd,
-            &[
-                "mirror",
-                &key,
-                "./out-peer",
-                "--storage",
-                "peer",
-                "--bootstrap",
-                &port,
-            ],
-        );
+        // The JS CLI's remote mirror has a race of its own: hypercore 10's `update()` waits for peers only
+        // while the swarm is still finding them (`findingPeers > 0` when it is called). When the swarm's
+        // flush (lookup + connect, ~250 ms on this testnet) ends before the mirror lists the drive (a slow
+        // node under load), the listing sees the empty local core and the mirror ends "Total files: 0",
+        // exit 0, even though it is connected to the seeder (traced: update called with findingPeers 0 and
+        // an open, not yet synced peer). It is the same with a JS seeder. A run that got nothing is
+        // repeated (a fresh process); one that got anything is checked in full below.
+        for attempt in 1.. {
+            let out = js(
+                &cwd,
+                &[
+                    "mirror",
+                    &key,
+                    "./out-peer",
+                    "--storage",
+                    "peer",
+                    "--bootstrap",
+                    &port,
+                ],
+            );
+            if !out.contains("Total files: 0 ") || attempt == 5 {
+                break;
+            }
+        }
     }
     assert_eq!(
         tree(&cwd.join("out-peer")),
