@@ -14,6 +14,7 @@
 mod bitfield;
 pub mod caps;
 mod encryption;
+mod index;
 pub mod js_storage;
 pub mod messages;
 pub mod replicator;
@@ -21,7 +22,6 @@ pub mod storage;
 pub mod tree;
 mod verifier;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,6 +30,7 @@ use crate::compact_encoding::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::crypto::{discovery_key, KeyPair, TreeNode};
 use crate::flat_tree;
 
+use index::{NodeIndex, Nodes, PagedMap};
 use messages::{Data, Manifest, Request};
 use storage::{Clear, Head, Log, LogReader, Record};
 
@@ -130,7 +131,7 @@ impl Backend {
 
 /// Nodes of a map plus nodes not stored yet (a batch being written).
 struct Overlay<'a> {
-    base: &'a BTreeMap<u64, TreeNode>,
+    base: Nodes<'a>,
     extra: &'a [TreeNode],
 }
 
@@ -140,12 +141,12 @@ impl tree::NodeSource for Overlay<'_> {
             .iter()
             .find(|n| n.index == index)
             .copied()
-            .or_else(|| self.base.get(&index).copied())
+            .or_else(|| self.base.get(index))
     }
 }
 
 /// Where a block lives in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct BlockLoc {
     offset: u64,
     len: u32,
@@ -160,8 +161,8 @@ struct Inner {
     key_pair: Option<KeyPair>,
     verifier: Verifier,
     tree: TreeState,
-    nodes: BTreeMap<u64, TreeNode>,
-    blocks: BTreeMap<u64, BlockLoc>,
+    nodes: NodeIndex,
+    blocks: PagedMap<BlockLoc>,
     /// (fork after, length truncated to), for snapshots.
     truncations: Vec<(u64, u64)>,
     encryption: Option<BlockEncryption>,
@@ -170,6 +171,11 @@ struct Inner {
 }
 
 impl Inner {
+    /// The tree nodes, read where they are kept.
+    fn nodes(&self) -> Nodes<'_> {
+        self.nodes.source(&self.reader)
+    }
+
     fn padding(&self) -> u64 {
         if self.encryption.is_some() {
             encryption::PADDING as u64
@@ -339,29 +345,47 @@ impl Hypercore {
         let meta = storage::read_framed(&dir.join(META_FILE))?;
         let (key, manifest, key_pair) = decode_meta(&meta)?;
         let verifier = Verifier::new(&key, manifest.as_ref())?;
-        let (log, records) = Log::open(&dir.join(LOG_FILE))?;
-        let mut nodes = BTreeMap::new();
-        let mut blocks = BTreeMap::new();
+        let mut nodes = PagedMap::<u64>::default();
+        let mut blocks = PagedMap::<BlockLoc>::default();
         let mut head = Head {
             fork: 0,
             length: 0,
             signature: None,
         };
         let mut truncations = Vec::new();
-        for rep in records {
+        let mut bad_block = false;
+        let log = Log::open_with(&dir.join(LOG_FILE), &mut |event| {
+            let rep = match event {
+                storage::Replay::Reset => {
+                    nodes = PagedMap::default();
+                    blocks = PagedMap::default();
+                    head = Head {
+                        fork: 0,
+                        length: 0,
+                        signature: None,
+                    };
+                    truncations.clear();
+                    bad_block = false;
+                    return;
+                }
+                storage::Replay::Record(rep) => rep,
+            };
             let rec = rep.record;
             if let Some(len) = rec.truncate {
-                truncate_maps(&mut nodes, &mut blocks, len);
+                index::truncate_tree(&mut nodes, len);
+                blocks.remove_from(len);
             }
             if let Some(c) = &rec.clear {
-                clear_map(&mut blocks, c.start, c.end);
+                blocks.remove_range(c.start, c.end);
             }
-            for n in rec.nodes {
-                nodes.insert(n.index, n);
+            for (n, off) in rec.nodes.iter().zip(&rec.node_offsets) {
+                nodes.insert(n.index, rep.payload_offset + *off as u64);
             }
             for (index, off, len) in rec.blocks {
-                let len = u32::try_from(len)
-                    .map_err(|_| HypercoreError::Corrupt("block length".into()))?;
+                let Ok(len) = u32::try_from(len) else {
+                    bad_block = true;
+                    continue;
+                };
                 blocks.insert(
                     index,
                     BlockLoc {
@@ -376,13 +400,18 @@ impl Hypercore {
                 }
                 head = h;
             }
+        })?;
+        if bad_block {
+            return Err(HypercoreError::Corrupt("block length".into()));
         }
-        let mut tree = TreeState::at(&nodes, head.length, head.fork)
+        let nodes = NodeIndex::InLog(nodes);
+        let reader = log.reader()?;
+        let mut tree = TreeState::at(&nodes.source(&reader), head.length, head.fork)
             .map_err(|e| HypercoreError::Corrupt(format!("tree head: {e}")))?;
         tree.signature = head.signature;
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
-                reader: log.reader()?,
+                reader,
                 key,
                 manifest,
                 key_pair,
@@ -438,16 +467,16 @@ impl Hypercore {
         }
         let (fork, length) = (header.tree.fork, header.tree.length);
         let signature = (!header.tree.signature.is_empty()).then(|| header.tree.signature.clone());
-        let nodes = state.nodes;
-        let mut tree = TreeState::at(&nodes, length, fork)
+        let js_nodes = state.nodes;
+        let mut tree = TreeState::at(&js_nodes, length, fork)
             .map_err(|e| HypercoreError::Corrupt(format!("{}: tree head: {e}", dir.display())))?;
         tree.signature = signature;
         js.set_root_hash(tree.hash());
         // Blocks present: set bits below the length whose leaf is stored, at their byte offsets.
-        let mut blocks = BTreeMap::new();
+        let mut blocks = PagedMap::default();
         let mut prev: Option<(u64, BlockLoc)> = None;
         for i in state.bitfield.set_bits(length) {
-            let Some(leaf) = nodes.get(&(2 * i)) else {
+            let Some(leaf) = js_nodes.get(&(2 * i)) else {
                 continue;
             };
             let Ok(len) = u32::try_from(leaf.size) else {
@@ -455,7 +484,7 @@ impl Hypercore {
             };
             let offset = match prev {
                 Some((p, loc)) if p + 1 == i => loc.offset + u64::from(loc.len),
-                _ => match tree::byte_offset(&tree, &nodes, 2 * i) {
+                _ => match tree::byte_offset(&tree, &js_nodes, 2 * i) {
                     Ok(o) => o,
                     Err(_) => continue,
                 },
@@ -464,6 +493,11 @@ impl Hypercore {
             blocks.insert(i, loc);
             prev = Some((i, loc));
         }
+        let mut nodes = NodeIndex::InMemory(PagedMap::default());
+        for n in js_nodes.values() {
+            nodes.insert(n, None);
+        }
+        drop(js_nodes);
         let reader = LogReader::from_file(js.data_file()?);
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
@@ -533,14 +567,14 @@ impl Hypercore {
 
     /// True when block `index` is stored locally.
     pub fn has(&self, index: u64) -> bool {
-        self.lock().blocks.contains_key(&index)
+        self.lock().blocks.contains(index)
     }
 
     /// The runs `start..end` of locally stored blocks within `from..to`, in order, at most `max` of them.
     pub fn stored_runs(&self, from: u64, to: u64, max: usize) -> Vec<(u64, u64)> {
         let g = self.lock();
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for &i in g.blocks.range(from..to).map(|(i, _)| i) {
+        for i in g.blocks.range(from, to).map(|(i, _)| i) {
             match runs.last_mut() {
                 Some(last) if last.1 == i => last.1 = i + 1,
                 _ => {
@@ -556,7 +590,7 @@ impl Hypercore {
 
     /// Number of blocks stored locally.
     pub fn stored_blocks(&self) -> u64 {
-        self.lock().blocks.len() as u64
+        self.lock().blocks.len()
     }
 
     /// The log's writer lock; taken before [`Hypercore::lock`] by every change.
@@ -730,25 +764,26 @@ impl Hypercore {
         };
         // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out.
         drop(g);
-        let locs = match (&mut *log, js_change) {
-            (Backend::Native(l), _) => l.append(&record)?,
+        let located = match (&mut *log, js_change) {
+            (Backend::Native(l), _) => l.append_located(&record)?,
             (Backend::Js(js), Some(change)) => {
                 js.write(&change)?;
-                change
-                    .blocks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (off, b))| (start + i as u64, *off, b.len()))
-                    .collect()
+                storage::Appended {
+                    blocks: change
+                        .blocks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (off, b))| (start + i as u64, *off, b.len()))
+                        .collect(),
+                    nodes: Vec::new(),
+                }
             }
-            (Backend::Js(_), None) => Vec::new(),
+            (Backend::Js(_), None) => storage::Appended::default(),
         };
         let mut g = self.lock();
         let inner = &mut *g;
-        insert_blocks(&mut inner.blocks, locs)?;
-        for n in &record.nodes {
-            inner.nodes.insert(n.index, *n);
-        }
+        insert_blocks(&mut inner.blocks, located.blocks)?;
+        insert_nodes(&mut inner.nodes, &record.nodes, &located.nodes);
         inner.tree = batch.state(Some(signature));
         let outcome = AppendOutcome {
             length: inner.tree.length,
@@ -787,7 +822,7 @@ impl Hypercore {
                 length: inner.tree.length,
             });
         }
-        let mut state = TreeState::at(&inner.nodes, length, fork)?;
+        let mut state = TreeState::at(&inner.nodes(), length, fork)?;
         let signature = inner
             .verifier
             .sign(kp, &state.hash(), state.length, state.fork)?;
@@ -852,7 +887,7 @@ impl Hypercore {
         }
         let punched: Vec<(u64, u64)> = inner
             .blocks
-            .range(start..end)
+            .range(start, end)
             .map(|(_, loc)| (loc.offset, u64::from(loc.len)))
             .collect();
         if punched.is_empty() {
@@ -886,7 +921,7 @@ impl Hypercore {
                 punched.iter().map(|(_, l)| l).sum()
             }
         };
-        clear_map(&mut inner.blocks, start, end);
+        inner.blocks.remove_range(start, end);
         inner.clears.push((start, end));
         drop(g);
         self.changed();
@@ -912,7 +947,7 @@ impl Hypercore {
         if bytes > g.tree.byte_length - g.tree.length * padding {
             return Ok(None);
         }
-        Ok(tree::seek(&g.tree, &g.nodes, bytes, padding)?)
+        Ok(tree::seek(&g.tree, &g.nodes(), bytes, padding)?)
     }
 
     /// The byte offset of block `index` (counted as [`seek`](Self::seek) counts, without encryption padding),
@@ -922,7 +957,7 @@ impl Hypercore {
         if index > g.tree.length {
             return None;
         }
-        let offset = tree::byte_offset(&g.tree, &g.nodes, 2 * index).ok()?;
+        let offset = tree::byte_offset(&g.tree, &g.nodes(), 2 * index).ok()?;
         offset.checked_sub(index.checked_mul(g.padding())?)
     }
 
@@ -937,7 +972,7 @@ impl Hypercore {
             return 0;
         }
         let mut count = 0;
-        while !ite.contains(head) && !g.nodes.contains_key(&ite.index) && count < 64 {
+        while !ite.contains(head) && !g.nodes.contains(ite.index) && count < 64 {
             count += 1;
             ite.parent();
         }
@@ -961,7 +996,7 @@ impl Hypercore {
             seek: req.seek,
             upgrade: req.upgrade,
         };
-        let mut data = tree::proof(&g.tree, &g.nodes, &preq)?;
+        let mut data = tree::proof(&g.tree, &g.nodes(), &preq)?;
         data.request = req.id;
         if let Some(b) = data.block.as_mut() {
             b.value = get_block(&g, b.index)?.ok_or(ProofError::MissingNode(2 * b.index))?;
@@ -1010,8 +1045,8 @@ impl Hypercore {
                 .map(|b| vec![(b.index, b.value.as_slice())])
                 .unwrap_or_default(),
         };
-        let locs = match &mut *log {
-            Backend::Native(l) => l.append(&record)?,
+        let located = match &mut *log {
+            Backend::Native(l) => l.append_located(&record)?,
             Backend::Js(js) => {
                 let g = self.lock();
                 let change = js_proof_change(&g, &record, &batch, data, new_head, truncate)?;
@@ -1022,12 +1057,15 @@ impl Hypercore {
                 }
                 drop(g);
                 js.write(&change)?;
-                change
-                    .blocks
-                    .iter()
-                    .zip(&record.blocks)
-                    .map(|((off, b), (index, _))| (*index, *off, b.len()))
-                    .collect()
+                storage::Appended {
+                    blocks: change
+                        .blocks
+                        .iter()
+                        .zip(&record.blocks)
+                        .map(|((off, b), (index, _))| (*index, *off, b.len()))
+                        .collect(),
+                    nodes: Vec::new(),
+                }
             }
         };
         let mut g = self.lock();
@@ -1036,10 +1074,8 @@ impl Hypercore {
             truncate_maps(&mut inner.nodes, &mut inner.blocks, len);
             inner.truncations.push((batch.fork, len));
         }
-        insert_blocks(&mut inner.blocks, locs)?;
-        for n in &batch.nodes {
-            inner.nodes.insert(n.index, *n);
-        }
+        insert_blocks(&mut inner.blocks, located.blocks)?;
+        insert_nodes(&mut inner.nodes, &record.nodes, &located.nodes);
         if new_head {
             inner.tree = batch.state(batch.signature.clone());
         }
@@ -1086,7 +1122,7 @@ fn js_proof_change<'a>(
         inner.tree.clone()
     };
     let overlay = Overlay {
-        base: &inner.nodes,
+        base: inner.nodes(),
         extra: &batch.nodes,
     };
     let mut blocks = Vec::new();
@@ -1178,7 +1214,7 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
     } else {
         inner.tree.clone()
     };
-    let batch = tree::verify(&base, &inner.nodes, data)?;
+    let batch = tree::verify(&base, &inner.nodes(), data)?;
     let mut new_head = false;
     if batch.upgraded {
         if reorg || batch.length > inner.tree.length {
@@ -1196,7 +1232,7 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
             new_head = true;
         } else {
             // An upgrade to a length we already have must land on exactly our roots.
-            let ours = TreeState::at(&inner.nodes, batch.length, inner.tree.fork)?;
+            let ours = TreeState::at(&inner.nodes(), batch.length, inner.tree.fork)?;
             if ours.roots != batch.roots {
                 return Err(ProofError::Conflict.into());
             }
@@ -1206,7 +1242,7 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
         // The new tree's roots that we hold too (same hash) cover a prefix both forks share.
         let mut shared = 0;
         for root in &batch.roots {
-            if inner.nodes.get(&root.index) != Some(root) {
+            if inner.nodes().get(root.index).as_ref() != Some(root) {
                 break;
             }
             shared = flat_tree::right_span(root.index) / 2 + 1;
@@ -1223,7 +1259,7 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
     })
 }
 
-fn insert_blocks(blocks: &mut BTreeMap<u64, BlockLoc>, locs: Vec<(u64, u64, usize)>) -> Result<()> {
+fn insert_blocks(blocks: &mut PagedMap<BlockLoc>, locs: Vec<(u64, u64, usize)>) -> Result<()> {
     for (index, offset, len) in locs {
         let len = u32::try_from(len).map_err(|_| HypercoreError::BlockTooLarge(len))?;
         blocks.insert(index, BlockLoc { offset, len });
@@ -1231,30 +1267,23 @@ fn insert_blocks(blocks: &mut BTreeMap<u64, BlockLoc>, locs: Vec<(u64, u64, usiz
     Ok(())
 }
 
+/// Indexes `nodes`, whose entries are at `offsets` in a native core's log (none for a hypercore 10 core).
+fn insert_nodes(index: &mut NodeIndex, nodes: &[TreeNode], offsets: &[u64]) {
+    for (i, n) in nodes.iter().enumerate() {
+        index.insert(n, offsets.get(i).copied());
+    }
+}
+
 fn get_block(inner: &Inner, index: u64) -> Result<Option<Vec<u8>>> {
-    let Some(loc) = inner.blocks.get(&index) else {
+    let Some(loc) = inner.blocks.get(index) else {
         return Ok(None);
     };
     Ok(Some(inner.reader.read(loc.offset, loc.len as usize)?))
 }
 
-fn clear_map(blocks: &mut BTreeMap<u64, BlockLoc>, start: u64, end: u64) {
-    if start >= end {
-        return;
-    }
-    let mut tail = blocks.split_off(&start);
-    let mut after = tail.split_off(&end);
-    blocks.append(&mut after);
-}
-
-fn truncate_maps(
-    nodes: &mut BTreeMap<u64, TreeNode>,
-    blocks: &mut BTreeMap<u64, BlockLoc>,
-    length: u64,
-) {
-    blocks.split_off(&length);
-    let head = length.saturating_mul(2);
-    nodes.retain(|index, _| flat_tree::right_span(*index) < head);
+fn truncate_maps(nodes: &mut NodeIndex, blocks: &mut PagedMap<BlockLoc>, length: u64) {
+    blocks.remove_from(length);
+    nodes.truncate(length);
 }
 
 /// A read-only view of a core frozen at one head (`core.snapshot()`): its length, byte length and tree hash

@@ -10,7 +10,7 @@
 //! the first 16 bytes of its BLAKE2b-256. Both are read, so older stores keep opening; a log may mix them.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -92,7 +92,7 @@ pub struct Record<'a> {
 
 impl Encode for Record<'_> {
     fn encode(&self, w: &mut Writer) {
-        self.encode_without_blocks(w);
+        self.encode_without_blocks(w, None);
         w.array(&self.blocks, |w, (i, b)| {
             w.uint(*i).buffer(b);
         });
@@ -100,8 +100,8 @@ impl Encode for Record<'_> {
 }
 
 impl Record<'_> {
-    /// Everything but the block array.
-    fn encode_without_blocks(&self, w: &mut Writer) {
+    /// Everything but the block array; notes where each node's entry starts in `node_at`.
+    fn encode_without_blocks(&self, w: &mut Writer, mut node_at: Option<&mut Vec<usize>>) {
         let flags = if self.truncate.is_some() {
             FLAG_TRUNCATE
         } else {
@@ -116,9 +116,13 @@ impl Record<'_> {
                 .uint(h.length)
                 .optional_buffer(h.signature.as_deref());
         }
-        w.array(&self.nodes, |w, n| {
+        w.uint(self.nodes.len() as u64);
+        for n in &self.nodes {
+            if let Some(at) = node_at.as_deref_mut() {
+                at.push(w.len());
+            }
             w.uint(n.index).uint(n.size).fixed32(&n.hash);
-        });
+        }
     }
 }
 
@@ -131,6 +135,8 @@ pub struct RecordView {
     pub head: Option<Head>,
     /// See [`Record::nodes`].
     pub nodes: Vec<TreeNode>,
+    /// Offset of each node's entry within the payload (same order as `nodes`).
+    pub node_offsets: Vec<usize>,
     /// (index, offset of the bytes within the payload, length).
     pub blocks: Vec<(u64, usize, usize)>,
     /// A cleared range (applied after the truncation and before the nodes and blocks).
@@ -173,7 +179,9 @@ impl RecordView {
         } else {
             None
         };
+        let mut node_offsets = Vec::new();
         let nodes = r.array(|r| {
+            node_offsets.push(r.position());
             Ok(TreeNode {
                 index: r.uint()?,
                 size: r.uint()?,
@@ -190,6 +198,7 @@ impl RecordView {
             truncate,
             head,
             nodes,
+            node_offsets,
             blocks,
             clear,
         })
@@ -394,12 +403,37 @@ impl LogReader {
     pub fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         read_at(&self.file, offset, len)
     }
+
+    /// Reads at most `max` bytes at `offset` (fewer at the end of the file).
+    pub fn read_up_to(&self, offset: u64, max: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; max];
+        let mut got = 0;
+        while got < max {
+            match self.file.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(got);
+        Ok(buf)
+    }
 }
 
 fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, offset)?;
     Ok(buf)
+}
+
+/// Where an appended record's blocks and tree nodes landed in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Appended {
+    /// (index, file offset, length) of each block, in record order.
+    pub blocks: Vec<(u64, u64, usize)>,
+    /// File offset of each tree node's entry (`uint index, uint size, fixed32 hash`), in record order.
+    pub nodes: Vec<u64>,
 }
 
 /// A record found while replaying the log, with the log offset its payload starts at.
@@ -415,6 +449,19 @@ impl Log {
     /// Opens (creating if missing) the log at `path`, returning every whole record. A torn or damaged tail is
     /// cut off.
     pub fn open(path: &Path) -> io::Result<(Self, Vec<Replayed>)> {
+        let mut records = Vec::new();
+        let log = Self::open_with(path, &mut |event| match event {
+            Replay::Reset => records.clear(),
+            Replay::Record(r) => records.push(r),
+        })?;
+        Ok((log, records))
+    }
+
+    /// Opens (creating if missing) the log at `path`, handing every whole record to `apply` in order as it is
+    /// read, so a large log is never held in memory. A torn or damaged tail is cut off. When damage is only found
+    /// after records past it were handed over (a record that fails its checksum is accepted only if a later clear
+    /// record explains it), `apply` gets [`Replay::Reset`] and the records up to the cut again.
+    pub fn open_with(path: &Path, apply: &mut dyn FnMut(Replay)) -> io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -423,56 +470,15 @@ impl Log {
             .open(path)?;
         lock_exclusive(&file)?;
         let size = file.metadata()?.len();
-        let mut reader = io::BufReader::with_capacity(1 << 20, &file);
-        let mut records = Vec::new();
-        let mut pos = 0u64;
-        let mut header = [0u8; MAX_FRAME_HEADER];
-        let mut payload = Vec::new();
-        // Frame start of every record, and the records whose checksum failed.
-        let mut starts = Vec::new();
-        let mut unverified = Vec::new();
-        loop {
-            if size - pos < 4 {
-                break;
+        let scanned = scan(&file, size, None, apply)?;
+        let pos = match scanned.cut {
+            Some(cut) => {
+                apply(Replay::Reset);
+                scan(&file, size, Some(cut), apply)?;
+                cut
             }
-            let (magic, rest) = header.split_at_mut(4);
-            reader.read_exact(magic)?;
-            let Some(hlen) = header_len(magic) else {
-                break;
-            };
-            if size - pos < hlen as u64 {
-                break;
-            }
-            reader.read_exact(rest.get_mut(..hlen - 4).unwrap_or_default())?;
-            let Some(frame) = parse_header(&header) else {
-                break;
-            };
-            let len = frame.len;
-            if size - pos - (hlen as u64) < len as u64 {
-                break;
-            }
-            payload.resize(len, 0);
-            reader.read_exact(&mut payload)?;
-            let verified = frame.verify(&payload);
-            let Ok(record) = RecordView::decode(&payload) else {
-                break;
-            };
-            if !verified {
-                // Either damage (a torn write) or holes punched by a later clear: decided below.
-                unverified.push(records.len());
-            }
-            records.push(Replayed {
-                payload_offset: pos + hlen as u64,
-                record,
-            });
-            starts.push(pos);
-            pos += (hlen + len) as u64;
-        }
-        drop(reader);
-        if let Some(cut) = first_unexplained(&records, &unverified) {
-            records.truncate(cut);
-            pos = starts.get(cut).copied().unwrap_or(pos);
-        }
+            None => scanned.end,
+        };
         if pos < size {
             tracing::warn!(
                 path = %path.display(),
@@ -483,14 +489,11 @@ impl Log {
             file.set_len(pos)?;
             file.sync_all()?;
         }
-        Ok((
-            Self {
-                file,
-                end: pos,
-                durability: Durability::Sync,
-            },
-            records,
-        ))
+        Ok(Self {
+            file,
+            end: pos,
+            durability: Durability::Sync,
+        })
     }
 
     /// Appends a record durably; returns where each of its blocks landed in the log, in record order, as
@@ -500,10 +503,16 @@ impl Log {
     /// and length (and small blocks) encoded into one buffer, and the large blocks straight from the caller's
     /// slices, so block data is not copied on its way to the kernel.
     pub fn append(&mut self, record: &Record) -> io::Result<Vec<(u64, u64, usize)>> {
+        self.append_located(record).map(|a| a.blocks)
+    }
+
+    /// [`append`](Self::append), also returning the log offset of each of the record's tree nodes.
+    pub fn append_located(&mut self, record: &Record) -> io::Result<Appended> {
         let mut w = Writer::from_vec(Vec::with_capacity(
             64 + record.nodes.len() * 50 + record.blocks.len() * 16,
         ));
-        record.encode_without_blocks(&mut w);
+        let mut node_at = Vec::with_capacity(record.nodes.len());
+        record.encode_without_blocks(&mut w, Some(&mut node_at));
         w.uint(record.blocks.len() as u64);
         // Pieces of the payload, in order: `Ok(range)` of the encoded buffer or `Err(block)` borrowed.
         let mut pieces: Vec<Piece<'_>> = Vec::new();
@@ -551,10 +560,13 @@ impl Log {
         }
         let base = self.end + FRAME_HEADER as u64;
         self.end = base + payload_len as u64;
-        Ok(located
-            .into_iter()
-            .map(|(i, off, len)| (i, base + off as u64, len))
-            .collect())
+        Ok(Appended {
+            blocks: located
+                .into_iter()
+                .map(|(i, off, len)| (i, base + off as u64, len))
+                .collect(),
+            nodes: node_at.into_iter().map(|off| base + off as u64).collect(),
+        })
     }
 
     /// Appends a clear record, always synced (its holes are punched only once it is durable, so a crash in
@@ -608,30 +620,122 @@ impl Log {
     }
 }
 
+/// What [`Log::open_with`] hands over while replaying.
+#[derive(Debug)]
+pub enum Replay {
+    /// Forget every record handed over so far (they are handed over again, up to a cut).
+    Reset,
+    /// The next whole record.
+    Record(Replayed),
+}
+
+/// What a replay pass found.
+struct Scanned {
+    /// End of the last record read.
+    end: u64,
+    /// Where the log must be cut (the frame start of the first record that failed its checksum unexplained).
+    cut: Option<u64>,
+}
+
+/// What the cut decision needs of a record read after the first one that failed its checksum.
+struct Meta {
+    start: u64,
+    payload_offset: u64,
+    verified: bool,
+    punched: Vec<(u64, u64)>,
+}
+
+/// Reads the records of `file` (of `size` bytes) from the start, up to `limit` when given, handing each to
+/// `apply`. Without a limit, also decides where the log must be cut.
+fn scan(
+    file: &File,
+    size: u64,
+    limit: Option<u64>,
+    apply: &mut dyn FnMut(Replay),
+) -> io::Result<Scanned> {
+    let size = limit.map_or(size, |l| l.min(size));
+    let mut from_start = file;
+    from_start.seek(io::SeekFrom::Start(0))?;
+    let mut reader = io::BufReader::with_capacity(1 << 20, from_start);
+    let mut pos = 0u64;
+    let mut header = [0u8; MAX_FRAME_HEADER];
+    let mut payload = Vec::new();
+    // From the first record whose checksum failed on: what deciding the cut takes.
+    let mut metas: Vec<Meta> = Vec::new();
+    loop {
+        if size - pos < 4 {
+            break;
+        }
+        let (magic, rest) = header.split_at_mut(4);
+        reader.read_exact(magic)?;
+        let Some(hlen) = header_len(magic) else {
+            break;
+        };
+        if size - pos < hlen as u64 {
+            break;
+        }
+        reader.read_exact(rest.get_mut(..hlen - 4).unwrap_or_default())?;
+        let Some(frame) = parse_header(&header) else {
+            break;
+        };
+        let len = frame.len;
+        if size - pos - (hlen as u64) < len as u64 {
+            break;
+        }
+        payload.resize(len, 0);
+        reader.read_exact(&mut payload)?;
+        let verified = frame.verify(&payload);
+        let Ok(record) = RecordView::decode(&payload) else {
+            break;
+        };
+        let payload_offset = pos + hlen as u64;
+        if limit.is_none() && (!verified || !metas.is_empty()) {
+            // Either damage (a torn write) or holes punched by a later clear: decided below.
+            metas.push(Meta {
+                start: pos,
+                payload_offset,
+                verified,
+                punched: record
+                    .clear
+                    .as_ref()
+                    .map(|c| c.punched.clone())
+                    .unwrap_or_default(),
+            });
+        }
+        apply(Replay::Record(Replayed {
+            payload_offset,
+            record,
+        }));
+        pos += (hlen + len) as u64;
+    }
+    let cut = first_unexplained(&metas).and_then(|i| metas.get(i).map(|m| m.start));
+    Ok(Scanned { end: pos, cut })
+}
+
 /// The first record (by index) whose checksum failed without a later clear record explaining it by a hole
 /// punched inside its payload. Cutting there can drop clear records that explained earlier ones, so this
 /// repeats until stable.
-fn first_unexplained(records: &[Replayed], unverified: &[usize]) -> Option<usize> {
+fn first_unexplained(records: &[Meta]) -> Option<usize> {
     let mut cut: Option<usize> = None;
     loop {
         let limit = cut.unwrap_or(records.len());
-        let found = unverified.iter().copied().find(|&i| {
-            i < limit && {
-                let Some(rec) = records.get(i) else {
-                    return false;
-                };
-                let start = rec.payload_offset;
-                let end = records
-                    .get(i + 1)
-                    .map_or(u64::MAX, |next| next.payload_offset);
-                !records
-                    .get(i + 1..limit)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|r| r.record.clear.as_ref())
-                    .flat_map(|c| c.punched.iter())
-                    .any(|&(o, l)| o >= start && o.saturating_add(l) <= end)
+        let found = (0..limit).find(|&i| {
+            let Some(rec) = records.get(i) else {
+                return false;
+            };
+            if rec.verified {
+                return false;
             }
+            let start = rec.payload_offset;
+            let end = records
+                .get(i + 1)
+                .map_or(u64::MAX, |next| next.payload_offset);
+            !records
+                .get(i + 1..limit)
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|r| r.punched.iter())
+                .any(|&(o, l)| o >= start && o.saturating_add(l) <= end)
         });
         match found {
             Some(i) => cut = Some(i),
