@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::compact_encoding::Reader;
+use crate::compact_encoding::{DecodeError, Reader, Writer};
 use crate::crypto::TreeNode;
 
 use super::storage::LogReader;
@@ -136,6 +136,57 @@ impl<T: Copy + Default> PagedMap<T> {
                 self.pages.remove(&first);
             }
         }
+    }
+
+    /// Encodes the map: the page count, then each page's number, presence bitmap and its 256 values (absent
+    /// ones as the default), each written by `value`.
+    pub(crate) fn encode_with(&self, w: &mut Writer, mut value: impl FnMut(&mut Writer, &T)) {
+        w.uint64(self.pages.len() as u64);
+        for (p, page) in &self.pages {
+            w.uint64(*p);
+            for word in page.present {
+                w.uint64(word);
+            }
+            for v in page.vals.iter() {
+                value(w, v);
+            }
+        }
+    }
+
+    /// Decodes what [`encode_with`](Self::encode_with) wrote (untrusted bytes: errors, never panics);
+    /// `value_len` is the least bytes `value` reads.
+    pub(crate) fn decode_with(
+        r: &mut Reader,
+        value_len: usize,
+        mut value: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
+    ) -> Result<Self, DecodeError> {
+        let n = r.uint64()?;
+        let page_bytes = (8 + 8 * WORDS + PAGE * value_len) as u64;
+        if n.saturating_mul(page_bytes) > r.remaining() as u64 {
+            return Err(DecodeError::Invalid("index page count"));
+        }
+        let mut map = Self::default();
+        for _ in 0..n {
+            let p = r.uint64()?;
+            if p > u64::MAX >> PAGE_BITS {
+                return Err(DecodeError::Invalid("index page number"));
+            }
+            let mut page = Page::new();
+            for word in &mut page.present {
+                *word = r.uint64()?;
+            }
+            for v in page.vals.iter_mut() {
+                *v = value(r)?;
+            }
+            if page.is_empty() {
+                continue;
+            }
+            map.len += page.count();
+            if map.pages.insert(p, page).is_some() {
+                return Err(DecodeError::Invalid("index page repeated"));
+            }
+        }
+        Ok(map)
     }
 
     /// The (index, value) pairs within `from..to`, in order.

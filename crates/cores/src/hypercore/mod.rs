@@ -13,6 +13,7 @@
 
 mod bitfield;
 pub mod caps;
+pub mod checkpoint;
 mod encryption;
 mod index;
 pub mod js_storage;
@@ -147,9 +148,9 @@ impl tree::NodeSource for Overlay<'_> {
 
 /// Where a block lives in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct BlockLoc {
-    offset: u64,
-    len: u32,
+pub(crate) struct BlockLoc {
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
 }
 
 #[derive(Debug)]
@@ -330,6 +331,7 @@ impl Hypercore {
         Verifier::new(&key, manifest.as_ref())?;
         // A stale log from an interrupted create would belong to no key: start from nothing.
         let _ = fs::remove_file(dir.join(LOG_FILE));
+        checkpoint::remove(dir);
         let payload = encode_meta(&key, manifest.as_ref(), key_pair.as_ref());
         storage::write_atomic(&meta, &storage::frame(&payload)?)?;
         Self::open(dir)
@@ -345,16 +347,23 @@ impl Hypercore {
         let meta = storage::read_framed(&dir.join(META_FILE))?;
         let (key, manifest, key_pair) = decode_meta(&meta)?;
         let verifier = Verifier::new(&key, manifest.as_ref())?;
-        let mut nodes = PagedMap::<u64>::default();
-        let mut blocks = PagedMap::<BlockLoc>::default();
-        let mut head = Head {
-            fork: 0,
-            length: 0,
-            signature: None,
+        let (mut nodes, mut blocks, mut head, mut truncations, resume) = match checkpoint::load(dir)
+        {
+            Some(c) => (c.nodes, c.blocks, c.head, c.truncations, Some(c.mark)),
+            None => (
+                PagedMap::<u64>::default(),
+                PagedMap::<BlockLoc>::default(),
+                Head {
+                    fork: 0,
+                    length: 0,
+                    signature: None,
+                },
+                Vec::new(),
+                None,
+            ),
         };
-        let mut truncations = Vec::new();
         let mut bad_block = false;
-        let log = Log::open_with(&dir.join(LOG_FILE), &mut |event| {
+        let (log, replayed) = Log::open_from(&dir.join(LOG_FILE), resume, &mut |event| {
             let rep = match event {
                 storage::Replay::Reset => {
                     nodes = PagedMap::default();
@@ -403,6 +412,14 @@ impl Hypercore {
         })?;
         if bad_block {
             return Err(HypercoreError::Corrupt("block length".into()));
+        }
+        if replayed >= checkpoint::WRITE_AFTER {
+            if let Some(mark) = log.mark() {
+                let bytes = checkpoint::encode(&mark, &head, &truncations, &blocks, &nodes);
+                if let Err(e) = checkpoint::save(dir, &bytes) {
+                    tracing::debug!(dir = %dir.display(), "could not write the index checkpoint: {e}");
+                }
+            }
         }
         let nodes = NodeIndex::InLog(nodes);
         let reader = log.reader()?;

@@ -385,6 +385,21 @@ pub struct Log {
     file: File,
     end: u64,
     durability: Durability,
+    /// The last record's frame start and the CRC-32 of its frame header (for [`Log::mark`]).
+    last: Option<(u64, u32)>,
+}
+
+/// A point in a log as it was: its length and the last record's frame (start, CRC-32 of its header bytes, which
+/// hold the record's own checksum). A log that still has that frame there holds the same records up to `end`
+/// (records are only ever added after it or cut away), so an index of them stays good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogMark {
+    /// Bytes of the log covered.
+    pub end: u64,
+    /// Frame start of the last record.
+    pub last_start: u64,
+    /// CRC-32 of that frame's header.
+    pub last_header_crc: u32,
 }
 
 /// Reads a [`Log`] without its writer's lock ([`Log::reader`]).
@@ -462,6 +477,17 @@ impl Log {
     /// after records past it were handed over (a record that fails its checksum is accepted only if a later clear
     /// record explains it), `apply` gets [`Replay::Reset`] and the records up to the cut again.
     pub fn open_with(path: &Path, apply: &mut dyn FnMut(Replay)) -> io::Result<Self> {
+        Self::open_from(path, None, apply).map(|(log, _)| log)
+    }
+
+    /// [`open_with`](Self::open_with), replaying only the records after `resume` when the log still holds
+    /// the records it marks (else [`Replay::Reset`] first, then everything). Returns the log and how many of its
+    /// bytes were replayed.
+    pub fn open_from(
+        path: &Path,
+        resume: Option<LogMark>,
+        apply: &mut dyn FnMut(Replay),
+    ) -> io::Result<(Self, u64)> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -470,14 +496,21 @@ impl Log {
             .open(path)?;
         lock_exclusive(&file)?;
         let size = file.metadata()?.len();
-        let scanned = scan(&file, size, None, apply)?;
-        let pos = match scanned.cut {
+        let resumed = resume.filter(|m| mark_holds(&file, size, m));
+        if resume.is_some() && resumed.is_none() {
+            apply(Replay::Reset);
+        }
+        let from = resumed.map_or((0, None), |m| {
+            (m.end, Some((m.last_start, m.last_header_crc)))
+        });
+        let scanned = scan(&file, size, from, None, apply)?;
+        let (pos, last) = match scanned.cut {
             Some(cut) => {
                 apply(Replay::Reset);
-                scan(&file, size, Some(cut), apply)?;
-                cut
+                let again = scan(&file, size, (0, None), Some(cut), apply)?;
+                (cut, again.last)
             }
-            None => scanned.end,
+            None => (scanned.end, scanned.last),
         };
         if pos < size {
             tracing::warn!(
@@ -489,10 +522,23 @@ impl Log {
             file.set_len(pos)?;
             file.sync_all()?;
         }
-        Ok(Self {
-            file,
-            end: pos,
-            durability: Durability::Sync,
+        Ok((
+            Self {
+                file,
+                end: pos,
+                durability: Durability::Sync,
+                last,
+            },
+            pos - from.0.min(pos),
+        ))
+    }
+
+    /// Where the log is now (None while it holds no record).
+    pub fn mark(&self) -> Option<LogMark> {
+        self.last.map(|(last_start, last_header_crc)| LogMark {
+            end: self.end,
+            last_start,
+            last_header_crc,
         })
     }
 
@@ -545,6 +591,7 @@ impl Log {
             crc.update(piece(p));
         }
         let head = header_with(len, crc.finalize());
+        let frame_start = self.end;
         let mut slices: Vec<io::IoSlice<'_>> = Vec::with_capacity(pieces.len() + 1);
         slices.push(io::IoSlice::new(&head));
         slices.extend(
@@ -560,6 +607,7 @@ impl Log {
         }
         let base = self.end + FRAME_HEADER as u64;
         self.end = base + payload_len as u64;
+        self.last = Some((frame_start, crc32fast::hash(&head)));
         Ok(Appended {
             blocks: located
                 .into_iter()
@@ -576,6 +624,10 @@ impl Log {
         let framed = frame(&clear.to_bytes())?;
         self.file.write_all_at(&framed, self.end)?;
         self.file.sync_data()?;
+        self.last = Some((
+            self.end,
+            crc32fast::hash(framed.get(..FRAME_HEADER).unwrap_or_default()),
+        ));
         self.end += framed.len() as u64;
         let mut freed = 0;
         for &(offset, len) in &clear.punched {
@@ -633,6 +685,8 @@ pub enum Replay {
 struct Scanned {
     /// End of the last record read.
     end: u64,
+    /// The last record's frame start and header CRC.
+    last: Option<(u64, u32)>,
     /// Where the log must be cut (the frame start of the first record that failed its checksum unexplained).
     cut: Option<u64>,
 }
@@ -650,14 +704,15 @@ struct Meta {
 fn scan(
     file: &File,
     size: u64,
+    (start, mut last): (u64, Option<(u64, u32)>),
     limit: Option<u64>,
     apply: &mut dyn FnMut(Replay),
 ) -> io::Result<Scanned> {
     let size = limit.map_or(size, |l| l.min(size));
     let mut from_start = file;
-    from_start.seek(io::SeekFrom::Start(0))?;
+    from_start.seek(io::SeekFrom::Start(start))?;
     let mut reader = io::BufReader::with_capacity(1 << 20, from_start);
-    let mut pos = 0u64;
+    let mut pos = start.min(size);
     let mut header = [0u8; MAX_FRAME_HEADER];
     let mut payload = Vec::new();
     // From the first record whose checksum failed on: what deciding the cut takes.
@@ -689,6 +744,7 @@ fn scan(
             break;
         };
         let payload_offset = pos + hlen as u64;
+        last = Some((pos, crc32fast::hash(header.get(..hlen).unwrap_or_default())));
         if limit.is_none() && (!verified || !metas.is_empty()) {
             // Either damage (a torn write) or holes punched by a later clear: decided below.
             metas.push(Meta {
@@ -709,7 +765,28 @@ fn scan(
         pos += (hlen + len) as u64;
     }
     let cut = first_unexplained(&metas).and_then(|i| metas.get(i).map(|m| m.start));
-    Ok(Scanned { end: pos, cut })
+    Ok(Scanned {
+        end: pos,
+        last,
+        cut,
+    })
+}
+
+/// True when `file` (of `size` bytes) still has the frame `mark` names where it names it.
+fn mark_holds(file: &File, size: u64, mark: &LogMark) -> bool {
+    let mut header = [0u8; MAX_FRAME_HEADER];
+    if mark.end > size || mark.last_start >= mark.end {
+        return false;
+    }
+    let Ok(n) = file.read_at(&mut header, mark.last_start) else {
+        return false;
+    };
+    let Some(hlen) = header.get(..n).and_then(header_len) else {
+        return false;
+    };
+    hlen <= n
+        && mark.last_start + hlen as u64 <= mark.end
+        && crc32fast::hash(&header[..hlen]) == mark.last_header_crc
 }
 
 /// The first record (by index) whose checksum failed without a later clear record explaining it by a hole
