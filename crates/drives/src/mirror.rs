@@ -397,8 +397,16 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         for prefix in &prefixes {
             dst_listed.extend(self.list(self.dst, prefix).await?);
         }
-        let (sources, unwanted): (Vec<Entry>, Vec<Entry>) =
-            listed.into_iter().partition(|e| self.wanted(&e.key));
+        // Split in place (a partition into two new vectors held both copies of a million entries at once).
+        let mut unwanted = Vec::new();
+        let mut sources = listed;
+        sources.retain(|e| {
+            let keep = self.wanted(&e.key);
+            if !keep {
+                unwanted.push(e.clone());
+            }
+            keep
+        });
         tracing::debug!(files = sources.len(), "mirror: source listed");
         on_event(MirrorEvent::Planned {
             files: sources.len() as u64,

@@ -338,6 +338,12 @@ impl Hyperbee {
     }
 
     pub(crate) fn block(&self, seq: u64) -> Result<Arc<Block>> {
+        self.block_cached(seq, true)
+    }
+
+    /// Block `seq`, from the cache when there, else read and (when `keep`) cached. A range reads every
+    /// entry's block once for its key and value: those are not kept, so the blocks of the tree's nodes stay.
+    pub(crate) fn block_cached(&self, seq: u64, keep: bool) -> Result<Arc<Block>> {
         let fork = self.core.fork();
         {
             let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -361,6 +367,9 @@ impl Hyperbee {
             index_raw: node.index,
             index: std::sync::OnceLock::new(),
         });
+        if !keep {
+            return Ok(block);
+        }
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if c.blocks.len() >= CACHE_MAX {
             c.blocks.clear();
@@ -848,7 +857,7 @@ impl<'a> RangeIter<'a> {
                 self.stack.pop();
                 continue;
             };
-            let block = self.bee.block(kseq)?;
+            let block = self.bee.block_cached(kseq, false)?;
             if let Some(end) = &end {
                 let c = block.key.as_slice().cmp(end);
                 let stop = if c == std::cmp::Ordering::Equal {

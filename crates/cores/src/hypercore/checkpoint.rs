@@ -82,10 +82,15 @@ pub(crate) fn encode(
     nodes.encode_with(&mut w, |w, o| {
         w.uint64(*o);
     });
-    let mut out = w.into_vec();
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out
+    seal(w.into_vec())
+}
+
+/// `body` followed by its CRC-32, as a checkpoint file ends (for tests and the fuzz target: any body then
+/// reaches the decoder).
+pub fn seal(mut body: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
 }
 
 /// Decodes a checkpoint (untrusted bytes: a damaged file is an error, never a panic).
