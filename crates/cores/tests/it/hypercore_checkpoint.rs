@@ -23,8 +23,11 @@ fn append(core: &Hypercore, from: u64, n: u64) {
     }
 }
 
-/// Length, tree hash, signature, byte offsets and every block of a freshly opened core.
-fn state(dir: &Path) -> (u64, [u8; 32], Option<Vec<u8>>, Vec<Option<u64>>, Vec<bool>) {
+/// Length, tree hash, signature, byte offsets and which blocks are stored.
+type State = (u64, [u8; 32], Option<Vec<u8>>, Vec<Option<u64>>, Vec<bool>);
+
+/// The [`State`] of a freshly opened core (every stored block checked).
+fn state(dir: &Path) -> State {
     let core = Hypercore::open(dir).expect("open");
     let len = core.length();
     let blocks = (0..len)
@@ -41,7 +44,7 @@ fn state(dir: &Path) -> (u64, [u8; 32], Option<Vec<u8>>, Vec<Option<u64>>, Vec<b
 }
 
 /// The state a full replay gives: the same core without its checkpoint.
-fn replayed(dir: &Path) -> (u64, [u8; 32], Option<Vec<u8>>, Vec<Option<u64>>, Vec<bool>) {
+fn replayed(dir: &Path) -> State {
     let copy = dir.with_extension("replay");
     let _ = std::fs::remove_dir_all(&copy);
     std::fs::create_dir_all(&copy).expect("copy dir");
