@@ -1011,7 +1011,23 @@ impl Hypercore {
                 .unwrap_or_default(),
         };
         let locs = match &mut *log {
-            Backend::Native(l) => l.append(&record)?,
+            Backend::Native(l) => {
+                // The manifest learnt from the peer goes to disk before what it verified: a process killed
+                // in between must not leave blocks whose core cannot be verified (or, for a hyperdrive, whose
+                // blobs core cannot be derived) when reopened.
+                if let Some(Verifier::Manifest { manifest, .. }) = &verifier {
+                    let g = self.lock();
+                    if g.manifest.is_none() {
+                        let payload = encode_meta(&g.key, Some(manifest), g.key_pair.as_ref());
+                        drop(g);
+                        storage::write_atomic(
+                            &self.dir().join(META_FILE),
+                            &storage::frame(&payload)?,
+                        )?;
+                    }
+                }
+                l.append(&record)?
+            }
             Backend::Js(js) => {
                 let g = self.lock();
                 let change = js_proof_change(&g, &record, &batch, data, new_head, truncate)?;
@@ -1045,14 +1061,7 @@ impl Hypercore {
         }
         if let Some(v) = verifier {
             if let Verifier::Manifest { manifest, .. } = &v {
-                // Persist the manifest learnt from the peer: a reopened replica needs it to verify (and a
-                // hyperdrive replica to derive its blobs core).
-                if inner.manifest.is_none() && !self.dir().join(META_FILE).exists() {
-                    // A hypercore 10 core: the manifest went into its header above.
-                } else if inner.manifest.is_none() {
-                    let payload = encode_meta(&inner.key, Some(manifest), inner.key_pair.as_ref());
-                    storage::write_atomic(&self.dir().join(META_FILE), &storage::frame(&payload)?)?;
-                }
+                // Persisted above, before the record (in the meta file, or in a hypercore 10 core's header).
                 inner.manifest = Some(manifest.clone());
             }
             inner.verifier = v;
