@@ -316,6 +316,29 @@ impl Stream {
         self.with_cc(|cc, path| cc.on_loss(path));
     }
 
+    /// Marks everything in flight lost and queues it for retransmission, with no RTO and no congestion
+    /// response: it went to an address the peer left ([`Stream::migrate`]), not into a congested path.
+    pub(super) fn mark_inflight_lost(&mut self) {
+        let mut cur = self.inflight_list.head;
+        while let Some(s) = cur {
+            let Some(p) = self.pkt(s) else { break };
+            let next = p.next;
+            let size = p.size as usize;
+            let probe = p.is_mtu_probe;
+            self.lost = self.lost.wrapping_add(1);
+            self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+            self.list_unlink(ListId::Inflight, s);
+            if let Some(p) = self.pkt_mut(s) {
+                p.lost = true;
+            }
+            self.list_push_tail(ListId::Retransmit, s);
+            if probe {
+                self.mtu_unprobeify(s);
+            }
+            cur = next;
+        }
+    }
+
     // ---------------------------------------------------------------- RACK
 
     pub(super) fn rack_update_reo_wnd(&self) -> u32 {

@@ -682,6 +682,57 @@ impl Stream {
         self.apply_link_mtu();
     }
 
+    /// Moves the stream to `addr`, same remote stream id, at once: the peer's address changed (its network
+    /// changed, or a NAT on its path rebound). Unlike [`Stream::change_remote`] nothing waits for the old
+    /// address: it is gone, so everything from now on, retransmits included, goes to `addr`. The MTU search
+    /// restarts. [`super::Endpoint`] calls it for a stream with migration on
+    /// ([`super::Endpoint::set_migration`]) when a packet that [`Stream::is_plausible_from_peer`] arrives from
+    /// a new address.
+    pub fn migrate(&mut self, addr: SocketAddr, now: Instant) {
+        self.set_now(now);
+        if self.closed || self.destroying || !self.connected || self.relaying {
+            return;
+        }
+        self.remote_addr = Some(addr);
+        // What is in flight went to the old address: it is lost. Its retransmits go to the new one (a packet
+        // keeps the destination it was sent to).
+        self.mark_inflight_lost();
+        for p in &mut self.outgoing {
+            p.destination = addr;
+        }
+        self.reset_mtu_state_machine();
+        self.apply_link_mtu();
+        // Show the peer at once that we follow it.
+        self.heartbeat_pending = true;
+    }
+
+    /// Whether `datagram` could come from this stream's peer, judged by what only the peer knows besides
+    /// the (random) stream id: a UDX header for this stream whose ack lies within what we sent and what was
+    /// acknowledged (`remote_acked..=seq`), and whose sequence number is at or after what we acknowledged,
+    /// within 65,536 packets. A migration ([`Stream::migrate`]) needs it; the data itself is authenticated
+    /// above UDX (the secret stream).
+    pub fn is_plausible_from_peer(&self, datagram: &[u8]) -> bool {
+        let Ok((h, _)) = Header::decode(datagram) else {
+            return false;
+        };
+        h.remote_id == self.local_id
+            && self.connected
+            && !self.closed
+            && seq::le(self.remote_acked, h.ack)
+            && seq::le(h.ack, self.seq)
+            && seq::le(self.ack, h.seq)
+            && seq::diff(h.seq, self.ack) < 1 << 16
+    }
+
+    /// Sends a HEARTBEAT at the next transmit (the peer acks it): after our own address changed, it shows
+    /// the peer where we are now. Nothing for a stream that is not connected, closed or relaying.
+    pub fn probe(&mut self, now: Instant) {
+        self.set_now(now);
+        if self.connected && !self.closed && !self.destroying && !self.relaying {
+            self.heartbeat_pending = true;
+        }
+    }
+
     /// Caps the MTU search at the link MTU the OS reports for the path (libudx asks `IP_MTU`); at or below
     /// 1200 the search is disabled.
     pub fn set_max_mtu(&mut self, mtu: usize) {
