@@ -445,6 +445,11 @@ impl HyperDht {
             if local && o.interfaces.is_none() {
                 o.interfaces = Some(vec![Ipv4Addr::LOCALHOST]);
             }
+            // Only nodes of this DHT network find each other on the LAN (two testnets on one machine, or
+            // a testnet and the public network, never mix).
+            if o.network.is_none() {
+                o.network = Some(crate::lan_discovery::network_id(&opts.bootstrap));
+            }
             Lan::new(o, server_socket.local_addr().port())
         });
         let handle = DhtHandle::spawn(config, server_socket.clone(), client_socket.clone())?;
