@@ -16,9 +16,12 @@ pub mod caps;
 mod encryption;
 pub mod js_storage;
 pub mod messages;
+pub mod multisig;
 pub mod replicator;
+mod signing;
 pub mod storage;
 pub mod tree;
+mod user_data;
 mod verifier;
 
 use std::collections::BTreeMap;
@@ -37,6 +40,7 @@ use encryption::BlockEncryption;
 pub use encryption::ShortBlock;
 pub use storage::Durability;
 use tree::{Batch, ProofError, ProofRequest, TreeState};
+pub use signing::CoreInfo;
 pub use verifier::{Verifier, VerifierError};
 
 /// Largest block the JS implementation suggests (`MAX_SUGGESTED_BLOCK_SIZE`, 15 MiB).
@@ -167,6 +171,10 @@ struct Inner {
     encryption: Option<BlockEncryption>,
     /// Ranges cleared since the core was opened, in order (for the replicator to tell peers).
     clears: Vec<(u64, u64)>,
+    /// The length of the latest head whose signature verifies (or that the prologue proves).
+    signed_length: u64,
+    /// `core.setUserData` pairs (native cores: the `user-data` file; JS stores: the oplog header).
+    user_data: Vec<(String, Vec<u8>)>,
 }
 
 impl Inner {
@@ -348,10 +356,12 @@ impl Hypercore {
             signature: None,
         };
         let mut truncations = Vec::new();
+        let mut recent_heads = std::collections::VecDeque::new();
         for rep in records {
             let rec = rep.record;
             if let Some(len) = rec.truncate {
                 truncate_maps(&mut nodes, &mut blocks, len);
+                recent_heads.retain(|h: &Head| h.length <= len);
             }
             if let Some(c) = &rec.clear {
                 clear_map(&mut blocks, c.start, c.end);
@@ -374,12 +384,18 @@ impl Hypercore {
                 if let Some(len) = rec.truncate {
                     truncations.push((h.fork, len));
                 }
+                if recent_heads.len() == signing::RECENT_HEADS {
+                    recent_heads.pop_front();
+                }
+                recent_heads.push_back(h.clone());
                 head = h;
             }
         }
         let mut tree = TreeState::at(&nodes, head.length, head.fork)
             .map_err(|e| HypercoreError::Corrupt(format!("tree head: {e}")))?;
         tree.signature = head.signature;
+        let signed_length = signing::signed_length_of(&verifier, &nodes, recent_heads.iter());
+        let user_data = user_data::load(dir)?;
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 reader: log.reader()?,
@@ -393,6 +409,8 @@ impl Hypercore {
                 truncations,
                 encryption: None,
                 clears: Vec::new(),
+                signed_length,
+                user_data,
             })),
             log: Arc::new(Mutex::new(Backend::Native(log))),
             dir: dir.to_path_buf(),
@@ -465,6 +483,17 @@ impl Hypercore {
             prev = Some((i, loc));
         }
         let reader = LogReader::from_file(js.data_file()?);
+        let signed_length = signing::signed_length_of(
+            &verifier,
+            &nodes,
+            [Head {
+                fork,
+                length,
+                signature: tree.signature.clone(),
+            }]
+            .iter(),
+        );
+        let user_data = js.header().user_data.clone();
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 reader,
@@ -478,6 +507,8 @@ impl Hypercore {
                 truncations: Vec::new(),
                 encryption: None,
                 clears: Vec::new(),
+                signed_length,
+                user_data,
             })),
             log: Arc::new(Mutex::new(Backend::Js(Box::new(js)))),
             dir: dir.to_path_buf(),
@@ -750,6 +781,9 @@ impl Hypercore {
             inner.nodes.insert(n.index, *n);
         }
         inner.tree = batch.state(Some(signature));
+        if inner.verifier.signs_alone() {
+            inner.signed_length = inner.tree.length;
+        }
         let outcome = AppendOutcome {
             length: inner.tree.length,
             byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
@@ -829,6 +863,11 @@ impl Hypercore {
         inner.truncations.push((fork, length));
         state.signature = Some(signature);
         inner.tree = state;
+        inner.signed_length = if inner.verifier.signs_alone() {
+            length
+        } else {
+            inner.signed_length.min(length)
+        };
         drop(g);
         self.changed();
         Ok(())
@@ -1035,6 +1074,7 @@ impl Hypercore {
         if let Some(len) = truncate {
             truncate_maps(&mut inner.nodes, &mut inner.blocks, len);
             inner.truncations.push((batch.fork, len));
+            inner.signed_length = inner.signed_length.min(len);
         }
         insert_blocks(&mut inner.blocks, locs)?;
         for n in &batch.nodes {
@@ -1042,6 +1082,8 @@ impl Hypercore {
         }
         if new_head {
             inner.tree = batch.state(batch.signature.clone());
+            // Verified above: the quorum signed it (or the prologue proves it).
+            inner.signed_length = batch.length;
         }
         if let Some(v) = verifier {
             if let Verifier::Manifest { manifest, .. } = &v {
@@ -1182,11 +1224,17 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
     let mut new_head = false;
     if batch.upgraded {
         if reorg || batch.length > inner.tree.length {
-            let sig = batch
-                .signature
-                .as_deref()
-                .ok_or(ProofError::MissingSignature)?;
-            if !verifier.verify(&batch.hash(), batch.length, batch.fork, sig) {
+            if let (Some(p), Some(u)) = (verifier.prologue(), &data.upgrade) {
+                // As JS `verifyUpgrade`: an upgrade into the prologue proves it whole, from 0.
+                if u.start < p.length && (u.start != 0 || u.length < p.length) {
+                    return Err(ProofError::InvalidRequest("upgrade does not satisfy the prologue").into());
+                }
+            }
+            let sig = batch.signature.as_deref();
+            if sig.is_none() && !verifier.prologue_covers(batch.length) {
+                return Err(ProofError::MissingSignature.into());
+            }
+            if !verifier.verify_roots(&batch.roots, batch.length, batch.fork, sig) {
                 return Err(ProofError::InvalidSignature {
                     length: batch.length,
                     fork: batch.fork,
