@@ -21,7 +21,7 @@ pub mod replicator;
 mod signing;
 pub mod storage;
 pub mod tree;
-mod user_data;
+pub mod user_data;
 mod verifier;
 
 use std::collections::BTreeMap;
@@ -38,9 +38,9 @@ use storage::{Clear, Head, Log, LogReader, Record};
 
 use encryption::BlockEncryption;
 pub use encryption::ShortBlock;
+pub use signing::CoreInfo;
 pub use storage::Durability;
 use tree::{Batch, ProofError, ProofRequest, TreeState};
-pub use signing::CoreInfo;
 pub use verifier::{Verifier, VerifierError};
 
 /// Largest block the JS implementation suggests (`MAX_SUGGESTED_BLOCK_SIZE`, 15 MiB).
@@ -781,7 +781,7 @@ impl Hypercore {
             inner.nodes.insert(n.index, *n);
         }
         inner.tree = batch.state(Some(signature));
-        if inner.verifier.signs_alone() {
+        if signing::head_is_signed(&inner.verifier, &inner.tree) {
             inner.signed_length = inner.tree.length;
         }
         let outcome = AppendOutcome {
@@ -863,7 +863,7 @@ impl Hypercore {
         inner.truncations.push((fork, length));
         state.signature = Some(signature);
         inner.tree = state;
-        inner.signed_length = if inner.verifier.signs_alone() {
+        inner.signed_length = if signing::head_is_signed(&inner.verifier, &inner.tree) {
             length
         } else {
             inner.signed_length.min(length)
@@ -1227,7 +1227,10 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
             if let (Some(p), Some(u)) = (verifier.prologue(), &data.upgrade) {
                 // As JS `verifyUpgrade`: an upgrade into the prologue proves it whole, from 0.
                 if u.start < p.length && (u.start != 0 || u.length < p.length) {
-                    return Err(ProofError::InvalidRequest("upgrade does not satisfy the prologue").into());
+                    return Err(ProofError::InvalidRequest(
+                        "upgrade does not satisfy the prologue",
+                    )
+                    .into());
                 }
             }
             let sig = batch.signature.as_deref();

@@ -172,7 +172,10 @@ mod tests {
         };
         let sig = inflate(&assemble(&[a, b, c])).expect("decodes");
         assert_eq!(
-            sig.proofs.iter().map(|p| (p.signer, p.patch)).collect::<Vec<_>>(),
+            sig.proofs
+                .iter()
+                .map(|p| (p.signer, p.patch))
+                .collect::<Vec<_>>(),
             vec![(2, 3), (0, 0), (1, 5)]
         );
         assert_eq!(

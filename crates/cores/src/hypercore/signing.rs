@@ -42,6 +42,14 @@ pub(super) fn signed_length_of<'a>(
     0
 }
 
+/// True when the head we just signed ourselves is signed in full: a lone signer's signature, or a head the
+/// prologue proves (a signer of several makes a partial signature only).
+pub(super) fn head_is_signed(verifier: &Verifier, tree: &TreeState) -> bool {
+    verifier.signs_alone()
+        || (verifier.prologue_covers(tree.length)
+            && verifier.verify_roots(&tree.roots, tree.length, tree.fork, None))
+}
+
 /// `core.info()`: a core's lengths and sizes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreInfo {
@@ -72,6 +80,15 @@ impl Hypercore {
     /// multi-signature (see [`set_signature`](Self::set_signature)) or received proof left it.
     pub fn signed_length(&self) -> u64 {
         self.lock().signed_length
+    }
+
+    /// `core.treeHash(length)`: the tree hash at `length` (at most the core's length), from the stored roots.
+    pub fn tree_hash_at(&self, length: u64) -> Result<[u8; 32]> {
+        let g = self.lock();
+        if length > g.tree.length {
+            return Err(super::tree::ProofError::OutOfRange("length").into());
+        }
+        Ok(TreeState::at(&g.nodes, length, g.tree.fork)?.hash())
     }
 
     /// `core.contiguousLength`: how many blocks from 0 are stored without a gap.

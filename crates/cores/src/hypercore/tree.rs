@@ -458,7 +458,11 @@ fn verify_upgrade(
 /// Grows `batch` by the upgrade proof `upgrade` (`batch.clone().verifyUpgrade(proof)` in JS, as the multisig
 /// verifier does for a signer's patch): the batch's roots must be where the upgrade starts. The upgrade's
 /// signature is not checked.
-pub fn apply_upgrade(batch: &mut Batch, fork: u64, upgrade: &DataUpgrade) -> Result<(), ProofError> {
+pub fn apply_upgrade(
+    batch: &mut Batch,
+    fork: u64,
+    upgrade: &DataUpgrade,
+) -> Result<(), ProofError> {
     verify_upgrade(fork, upgrade, None, batch).map(|_| ())
 }
 

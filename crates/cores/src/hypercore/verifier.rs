@@ -59,7 +59,9 @@ impl Verifier {
         }
         // JS refuses to create these (`createManifest`); one received could never verify anything.
         if m.quorum > m.signers.len() as u64 {
-            return Err(VerifierError::Unsupported("quorum above the number of signers"));
+            return Err(VerifierError::Unsupported(
+                "quorum above the number of signers",
+            ));
         }
         if m.quorum == 0 && m.prologue.is_none() {
             return Err(VerifierError::Unsupported("quorum 0 without a prologue"));

@@ -9,6 +9,7 @@ mod hyperbee_props;
 mod hyperbee_watch;
 mod hypercore_api;
 mod hypercore_crash;
+mod hypercore_multisig;
 mod hypercore_props;
 mod hypercore_replicate;
 mod hypercore_replicate_effects;
