@@ -149,8 +149,9 @@ fn quorum_with_patches_signs_and_replicates() {
     // b appends alone: its head is a partial signature again; the signed length stays, also after a reopen.
     b.append(&[b"more"]).expect("append");
     assert_eq!((b.length(), b.signed_length()), (10, 9));
+    let b_dir = b.dir().to_path_buf();
     drop(b);
-    let b = Hypercore::open(tmp("q-b")).expect("reopen");
+    let b = Hypercore::open(&b_dir).expect("reopen");
     assert_eq!((b.length(), b.signed_length()), (10, 9));
     let stale = b.proof(&upgrade_request(9, 1, None)).expect("proof");
     assert!(matches!(
@@ -315,6 +316,7 @@ fn user_data_native_and_js_stores() {
     )
     .expect("create js");
     for (name, core) in [("ud-native", native), ("ud-js", js)] {
+        let dir = core.dir().to_path_buf();
         assert_eq!(core.get_user_data("referrer"), None);
         core.set_user_data("referrer", Some(b"one")).expect("set");
         core.set_user_data("referrer", Some(b"two")).expect("set");
@@ -326,7 +328,7 @@ fn user_data_native_and_js_stores() {
             .expect("empty removes");
         core.append(&[b"a"]).expect("append");
         drop(core);
-        let core = Hypercore::open(tmp(name)).expect("reopen");
+        let core = Hypercore::open(&dir).expect("reopen");
         assert_eq!(core.get_user_data("referrer"), Some(b"two".to_vec()));
         assert_eq!(core.get_user_data("autobase/view"), Some(b"view".to_vec()));
         assert_eq!(core.get_user_data("gone"), None);
