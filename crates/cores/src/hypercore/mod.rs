@@ -11,6 +11,7 @@
 //! [`Hypercore`] ties them together with an API in the spirit of JS hypercore. Hypercore's default block
 //! encryption (`encryptionKey`) and the set of blocks a remote peer has are private modules.
 
+pub mod atomic;
 mod bitfield;
 pub mod caps;
 mod encryption;
@@ -175,6 +176,136 @@ struct Inner {
     signed_length: u64,
     /// `core.setUserData` pairs (native cores: the `user-data` file; JS stores: the oplog header).
     user_data: Vec<(String, Vec<u8>)>,
+}
+
+/// An append computed under the state lock, to write to the log and then publish (see [`Hypercore::append`]
+/// and the atomic batches of [`atomic`]).
+struct PreparedAppend<'a> {
+    start: u64,
+    batch: Batch,
+    signature: Vec<u8>,
+    record: Record<'a>,
+    js_change: Option<js_storage::Change<'a>>,
+}
+
+impl PreparedAppend<'_> {
+    /// Writes (and syncs) the append; returns where its blocks landed.
+    fn write(&self, log: &mut Backend) -> Result<Vec<(u64, u64, usize)>> {
+        Ok(match (log, &self.js_change) {
+            (Backend::Native(l), _) => l.append(&self.record)?,
+            (Backend::Js(js), Some(change)) => {
+                js.write(change)?;
+                change
+                    .blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (off, b))| (self.start + i as u64, *off, b.len()))
+                    .collect()
+            }
+            (Backend::Js(_), None) => Vec::new(),
+        })
+    }
+}
+
+impl Inner {
+    fn outcome(&self) -> AppendOutcome {
+        AppendOutcome {
+            length: self.tree.length,
+            byte_length: self.tree.byte_length - self.tree.length * self.padding(),
+        }
+    }
+
+    /// Checks the blocks of an append and encrypts them when the core is encrypted.
+    fn encrypt_appended(&self, blocks: &[&[u8]]) -> Result<Option<Vec<Vec<u8>>>> {
+        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
+            return Err(HypercoreError::BlockTooLarge(b.len()));
+        }
+        let start = self.tree.length;
+        Ok(self.encryption.as_ref().map(|e| {
+            blocks
+                .iter()
+                .enumerate()
+                .map(|(i, b)| e.encrypt(start + i as u64, self.tree.fork, b))
+                .collect()
+        }))
+    }
+
+    /// The tree, signature and log record of appending `stored` (the blocks as stored).
+    fn prepare_append<'a>(&self, stored: &[&'a [u8]], js: bool) -> Result<PreparedAppend<'a>> {
+        let kp = self.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
+        let start = self.tree.length;
+        let mut batch = Batch::new(&self.tree);
+        batch.append_all(stored);
+        let signature = self
+            .verifier
+            .sign(kp, &batch.hash(), batch.length, batch.fork)?;
+        let record = Record {
+            truncate: None,
+            head: Some(Head {
+                fork: batch.fork,
+                length: batch.length,
+                signature: Some(signature.clone()),
+            }),
+            nodes: std::mem::take(&mut batch.nodes),
+            blocks: stored
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (start + i as u64, *b))
+                .collect(),
+        };
+        let js_change = js.then(|| {
+            let mut offset = self.tree.byte_length;
+            let mut placed = Vec::with_capacity(stored.len());
+            for b in stored {
+                placed.push((offset, *b));
+                offset += b.len() as u64;
+            }
+            js_storage::Change {
+                entries: vec![js_storage::OplogEntry {
+                    user_data: None,
+                    tree_nodes: Some(record.nodes.clone()),
+                    tree_upgrade: Some(js_storage::TreeUpgrade {
+                        fork: batch.fork,
+                        ancestors: start,
+                        length: batch.length,
+                        signature: signature.clone(),
+                    }),
+                    bitfield: Some(js_storage::BitfieldUpdate {
+                        drop: false,
+                        start,
+                        length: stored.len() as u64,
+                    }),
+                }],
+                blocks: placed,
+                punch: Vec::new(),
+                root_hash: Some(batch.hash()),
+            }
+        });
+        Ok(PreparedAppend {
+            start,
+            batch,
+            signature,
+            record,
+            js_change,
+        })
+    }
+
+    /// Makes a written append visible.
+    fn publish_append(
+        &mut self,
+        p: PreparedAppend<'_>,
+        locs: Vec<(u64, u64, usize)>,
+    ) -> Result<()> {
+        insert_blocks(&mut self.blocks, locs)?;
+        for n in &p.record.nodes {
+            self.nodes.insert(n.index, *n);
+        }
+        self.tree = p.batch.state(Some(p.signature));
+        if signing::head_is_signed(&self.verifier, &self.tree) {
+            self.signed_length = self.tree.length;
+        }
+        Ok(())
+    }
 }
 
 impl Inner {
@@ -685,109 +816,25 @@ impl Hypercore {
     /// Appends blocks atomically: after a crash either all of them are there (with a signed head) or none.
     pub fn append(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
         let mut log = self.log_lock();
-        let mut g = self.lock();
-        let inner = &mut *g;
-        let kp = inner.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
+        let g = self.lock();
+        if g.key_pair.is_none() {
+            return Err(HypercoreError::NotWritable);
+        }
         if blocks.is_empty() {
-            return Ok(AppendOutcome {
-                length: inner.tree.length,
-                byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
-            });
+            return Ok(g.outcome());
         }
-        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
-            return Err(HypercoreError::BlockTooLarge(b.len()));
-        }
-        let start = inner.tree.length;
-        let encrypted: Option<Vec<Vec<u8>>> = inner.encryption.as_ref().map(|e| {
-            blocks
-                .iter()
-                .enumerate()
-                .map(|(i, b)| e.encrypt(start + i as u64, inner.tree.fork, b))
-                .collect()
-        });
+        let encrypted = g.encrypt_appended(blocks)?;
         let stored: Vec<&[u8]> = match &encrypted {
             Some(list) => list.iter().map(Vec::as_slice).collect(),
             None => blocks.to_vec(),
         };
-        let mut batch = Batch::new(&inner.tree);
-        batch.append_all(&stored);
-        let signature = inner
-            .verifier
-            .sign(kp, &batch.hash(), batch.length, batch.fork)?;
-        let record = Record {
-            truncate: None,
-            head: Some(Head {
-                fork: batch.fork,
-                length: batch.length,
-                signature: Some(signature.clone()),
-            }),
-            nodes: std::mem::take(&mut batch.nodes),
-            blocks: stored
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (start + i as u64, *b))
-                .collect(),
-        };
-        let js_change = match &*log {
-            Backend::Js(_) => {
-                let mut offset = inner.tree.byte_length;
-                let mut placed = Vec::with_capacity(stored.len());
-                for b in &stored {
-                    placed.push((offset, *b));
-                    offset += b.len() as u64;
-                }
-                Some(js_storage::Change {
-                    entries: vec![js_storage::OplogEntry {
-                        user_data: None,
-                        tree_nodes: Some(record.nodes.clone()),
-                        tree_upgrade: Some(js_storage::TreeUpgrade {
-                            fork: batch.fork,
-                            ancestors: start,
-                            length: batch.length,
-                            signature: signature.clone(),
-                        }),
-                        bitfield: Some(js_storage::BitfieldUpdate {
-                            drop: false,
-                            start,
-                            length: stored.len() as u64,
-                        }),
-                    }],
-                    blocks: placed,
-                    punch: Vec::new(),
-                    root_hash: Some(batch.hash()),
-                })
-            }
-            Backend::Native(_) => None,
-        };
+        let prepared = g.prepare_append(&stored, matches!(&*log, Backend::Js(_)))?;
         // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out.
         drop(g);
-        let locs = match (&mut *log, js_change) {
-            (Backend::Native(l), _) => l.append(&record)?,
-            (Backend::Js(js), Some(change)) => {
-                js.write(&change)?;
-                change
-                    .blocks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (off, b))| (start + i as u64, *off, b.len()))
-                    .collect()
-            }
-            (Backend::Js(_), None) => Vec::new(),
-        };
+        let locs = prepared.write(&mut log)?;
         let mut g = self.lock();
-        let inner = &mut *g;
-        insert_blocks(&mut inner.blocks, locs)?;
-        for n in &record.nodes {
-            inner.nodes.insert(n.index, *n);
-        }
-        inner.tree = batch.state(Some(signature));
-        if signing::head_is_signed(&inner.verifier, &inner.tree) {
-            inner.signed_length = inner.tree.length;
-        }
-        let outcome = AppendOutcome {
-            length: inner.tree.length,
-            byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
-        };
+        g.publish_append(prepared, locs)?;
+        let outcome = g.outcome();
         drop(g);
         self.changed();
         Ok(outcome)

@@ -8,6 +8,7 @@ mod crash_blocks;
 mod hyperbee_props;
 mod hyperbee_watch;
 mod hypercore_api;
+mod hypercore_atomic;
 mod hypercore_crash;
 mod hypercore_multisig;
 mod hypercore_props;
