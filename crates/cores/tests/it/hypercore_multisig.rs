@@ -168,7 +168,7 @@ fn bad_multisignatures_are_refused() {
     let b = signer_core("bad-b", &m, &kps[1], 8);
     let (pa, pb) = (partial(&a, 0, 5), partial(&b, 1, 5));
     let refused = |sig: Vec<u8>| assert!(a.set_signature(sig).is_err());
-    refused(multisig::assemble(&[pa.clone()]));
+    refused(multisig::assemble(std::slice::from_ref(&pa)));
     refused(multisig::assemble(&[pa.clone(), pa.clone()]));
     refused(multisig::assemble(&[
         pa.clone(),

@@ -156,7 +156,9 @@ fn multisig_and_prologue_cores_match_js_hypercore() {
     assert_eq!(m["jsVerifies"], Value::Bool(true));
 
     // Short of the quorum, tampered, or a patch that does not lead to the signed tree: refused.
-    assert!(a.set_signature(multisig::assemble(&[pa.clone()])).is_err());
+    assert!(a
+        .set_signature(multisig::assemble(std::slice::from_ref(&pa)))
+        .is_err());
     let mut bad = assembled.clone();
     let n = bad.len();
     bad[n - 1] ^= 1; // the last patch node's hash
@@ -173,7 +175,7 @@ fn multisig_and_prologue_cores_match_js_hypercore() {
     let proof = Data::from_bytes(&unhex(&m["proof"])).expect("wire.data");
     let mut tampered = proof.clone();
     if let Some(u) = tampered.upgrade.as_mut() {
-        u.signature = Some(multisig::assemble(&[pb.clone()]));
+        u.signature = Some(multisig::assemble(std::slice::from_ref(&pb)));
     }
     assert!(
         reader.apply_proof(&tampered).is_err(),
