@@ -9,7 +9,8 @@
 //   prologue: { manifest, key, proofs: [wire.data: block 1 + upgrade 0..3 without signature,
 //               block 4 + upgrade 3..5 signed by `assembled`], assembled }
 //     manifest v1, quorum 1 of 2, prologue = the tree of blocks 0..3.
-//   userData: { get } the value core.getUserData returns after set, set again, set null, set.
+//   anchor: { manifest, key, block }: an autobase anchor core's manifest (v2, quorum 0, prologue of 1 block).
+//   userData: what core.getUserData returns after set, set again, set/unset; signedLength, contiguousLength.
 'use strict'
 
 const fs = require('fs')
@@ -115,6 +116,24 @@ async function main () {
       assembled: hex(passembled),
       jsVerifies: p.core.verifier.verify(p.state.createTreeBatch(), passembled),
       proofs: [first, await proof(p, { block: { index: 4, nodes: 0 }, upgrade: { start: 3, length: 2 } }, passembled, null)]
+    }
+
+    // An autobase anchor core: manifest version 2, no signers, quorum 0, a prologue of one block, user data.
+    const anchorBlock = block(42)
+    const anchorManifest = {
+      version: 2,
+      hash: 'blake2b',
+      prologue: { hash: crypto.tree([{ index: 0, size: anchorBlock.byteLength, hash: crypto.data(anchorBlock) }]), length: 1 },
+      allowPatch: false,
+      quorum: 0,
+      signers: [],
+      userData: b4a.from('manifest data'),
+      linked: null
+    }
+    out.anchor = {
+      manifest: hex(c.encode(m.manifest, anchorManifest)),
+      key: hex(Hypercore.key(anchorManifest)),
+      block: hex(anchorBlock)
     }
 
     // User data.

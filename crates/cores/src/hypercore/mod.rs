@@ -3,7 +3,9 @@
 //!
 //! - [`tree`]: the flat-tree Merkle tree, proof generation and verification (sans-IO).
 //! - [`messages`]: the `request`/`data` wire types, manifest and multi-signature codecs.
-//! - [`caps`], [`Verifier`]: the signed bytes and the two single-writer signing forms.
+//! - [`caps`], [`Verifier`], [`multisig`]: the signed bytes; compat cores and manifest cores (several signers
+//!   with a quorum, multi-signatures with patches, prologues); signing API: `signed_length`,
+//!   `partial_signature`, `set_signature`, `info`; user data ([`user_data`]); atomic batches ([`atomic`]).
 //! - [`storage`]: the checksummed record log (design and measurements in `STORAGE.md`).
 //! - [`replicator`]: replication with other peers (JS hypercore's `hypercore/alpha` protomux protocol), sans-IO
 //!   state plus a tokio driver.
@@ -183,7 +185,7 @@ struct Inner {
 struct PreparedAppend<'a> {
     start: u64,
     batch: Batch,
-    signature: Vec<u8>,
+    signature: Option<Vec<u8>>,
     record: Record<'a>,
     js_change: Option<js_storage::Change<'a>>,
 }
@@ -232,19 +234,31 @@ impl Inner {
 
     /// The tree, signature and log record of appending `stored` (the blocks as stored).
     fn prepare_append<'a>(&self, stored: &[&'a [u8]], js: bool) -> Result<PreparedAppend<'a>> {
-        let kp = self.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
         let start = self.tree.length;
         let mut batch = Batch::new(&self.tree);
         batch.append_all(stored);
-        let signature = self
-            .verifier
-            .sign(kp, &batch.hash(), batch.length, batch.fork)?;
+        let signature = match &self.key_pair {
+            Some(kp) => Some(
+                self.verifier
+                    .sign(kp, &batch.hash(), batch.length, batch.fork)?,
+            ),
+            // Without a key pair, only the prologue's own blocks (JS `append(block, { writable: true })` on
+            // an autobase anchor core): the tree must be the prologue's.
+            None if self.verifier.prologue_covers(batch.length)
+                && self
+                    .verifier
+                    .verify_roots(&batch.roots, batch.length, batch.fork, None) =>
+            {
+                None
+            }
+            None => return Err(HypercoreError::NotWritable),
+        };
         let record = Record {
             truncate: None,
             head: Some(Head {
                 fork: batch.fork,
                 length: batch.length,
-                signature: Some(signature.clone()),
+                signature: signature.clone(),
             }),
             nodes: std::mem::take(&mut batch.nodes),
             blocks: stored
@@ -268,7 +282,7 @@ impl Inner {
                         fork: batch.fork,
                         ancestors: start,
                         length: batch.length,
-                        signature: signature.clone(),
+                        signature: signature.clone().unwrap_or_default(),
                     }),
                     bitfield: Some(js_storage::BitfieldUpdate {
                         drop: false,
@@ -300,7 +314,7 @@ impl Inner {
         for n in &p.record.nodes {
             self.nodes.insert(n.index, *n);
         }
-        self.tree = p.batch.state(Some(p.signature));
+        self.tree = p.batch.state(p.signature);
         if signing::head_is_signed(&self.verifier, &self.tree) {
             self.signed_length = self.tree.length;
         }
@@ -817,7 +831,7 @@ impl Hypercore {
     pub fn append(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
         let mut log = self.log_lock();
         let g = self.lock();
-        if g.key_pair.is_none() {
+        if g.key_pair.is_none() && g.verifier.prologue().is_none() {
             return Err(HypercoreError::NotWritable);
         }
         if blocks.is_empty() {

@@ -19,7 +19,8 @@ pub enum VerifierError {
     /// The manifest does not hash to the key.
     #[error("manifest does not match the core key")]
     ManifestMismatch,
-    /// A manifest feature this implementation does not verify (patches, prologues, quorum 0).
+    /// A manifest no signature could ever satisfy (a quorum above the number of signers, or 0 without a
+    /// prologue).
     #[error("unsupported manifest: {0}")]
     Unsupported(&'static str),
     /// The key pair is not one of the manifest's signers.

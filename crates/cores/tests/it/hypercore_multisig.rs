@@ -300,6 +300,23 @@ fn prologue_is_trusted_by_its_tree_hash() {
     let roots = base.tree().roots;
     assert!(v.verify_roots(&roots, 3, 0, None));
     assert!(!v.verify_roots(&roots, 4, 0, Some(&[0; 64])));
+    // Such a core (an autobase anchor) takes its prologue's blocks without a key pair, and nothing else.
+    let anchor_core =
+        Hypercore::create_reader(tmp("pro-anchor"), key(&anchor), Some(anchor.clone()))
+            .expect("anchor");
+    assert!(matches!(
+        anchor_core.append(&[b"x"]),
+        Err(HypercoreError::NotWritable)
+    ));
+    let bs = blocks(3);
+    let refs: Vec<&[u8]> = bs.iter().map(Vec::as_slice).collect();
+    anchor_core.append(&refs).expect("the prologue's blocks");
+    assert_eq!((anchor_core.length(), anchor_core.signed_length()), (3, 3));
+    assert!(matches!(
+        anchor_core.append(&[b"x"]),
+        Err(HypercoreError::NotWritable)
+    ));
+    assert_eq!(anchor_core.length(), 3);
 }
 
 #[test]

@@ -265,6 +265,39 @@ fn multisig_and_prologue_cores_match_js_hypercore() {
         "{res:?}"
     );
 
+    // An autobase anchor core: no signers, its one block proven by the prologue; appended without a key pair.
+    let an = &js["anchor"];
+    let amanifest = Manifest::from_bytes(&unhex(&an["manifest"])).expect("manifest");
+    assert_eq!(
+        (amanifest.version, amanifest.quorum, amanifest.signers.len()),
+        (2, 0, 0)
+    );
+    assert_eq!(
+        hex::encode(amanifest.to_bytes()),
+        an["manifest"].as_str().expect("manifest")
+    );
+    let akey = caps::manifest_hash(&amanifest);
+    assert_eq!(hex::encode(akey), an["key"].as_str().expect("key"));
+    let anchor =
+        Hypercore::create_reader(dir.join("anchor"), akey, Some(amanifest)).expect("anchor");
+    assert!(anchor.append(&[b"not the prologue"]).is_err());
+    anchor
+        .append(&[&unhex(&an["block"])])
+        .expect("the prologue's block");
+    assert_eq!(
+        (anchor.length(), anchor.signed_length(), anchor.signature()),
+        (1, 1, None)
+    );
+    let res = js_verify(
+        &akey,
+        &[anchor.proof(&request(0, 0, 1, true)).expect("proof")],
+    );
+    assert_eq!(
+        (res[0]["ok"].clone(), res[0]["length"].clone()),
+        (Value::Bool(true), Value::from(1)),
+        "{res:?}"
+    );
+
     // User data, as JS ends up after the same calls.
     let u = &js["userData"];
     a.set_user_data("referrer", Some(b"one")).expect("set");
