@@ -4,7 +4,9 @@
 //!   verified by a Rust reader, and a Rust-made one by a JS reader; tampered or short signatures are refused;
 //! - a manifest with a prologue: the first 3 blocks are taken on their tree hash with no signature, in both
 //!   directions;
-//! - user data, `signedLength` and `contiguousLength` where JS reports them.
+//! - user data, `signedLength` and `contiguousLength` where JS reports them;
+//! - a multi-signer core (patched quorum signature) replicated by the Rust replicator to a JS reader
+//!   (`js/hypercore_replicate.js`), which learns the manifest from the first proof.
 
 use std::time::Duration;
 
@@ -320,4 +322,82 @@ fn multisig_and_prologue_cores_match_js_hypercore() {
         reopened.signed_length(),
         u["signedLength"].as_u64().expect("signed")
     );
+}
+
+#[tokio::test]
+async fn js_reader_replicates_a_rust_multisig_core() {
+    use holepunch::crypto::hash;
+    use holepunch::hypercore::replicator::{replicate_stream, Replicator};
+    use holepunch::noise::Keypair;
+    use holepunch::secret_stream::SecretStream;
+    use tokio::net::TcpListener;
+
+    interop::require_js();
+    const T: Duration = Duration::from_secs(60);
+    let kps: Vec<KeyPair> = (1..=3).map(|i| KeyPair::from_seed(&[i; 32])).collect();
+    let manifest = Manifest {
+        version: 1,
+        allow_patch: true,
+        quorum: 2,
+        signers: signers(&[&kps[0], &kps[1], &kps[2]]),
+        prologue: None,
+        linked: None,
+        user_data: None,
+    };
+    let dir = interop::scratch_dir("hc-multisig-replicate");
+    let blocks: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| {
+            format!("block {i} ")
+                .repeat(i as usize % 9 + 1)
+                .into_bytes()
+        })
+        .collect();
+    let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+    let a = Hypercore::create_with_manifest(dir.join("a"), kps[0].clone(), manifest.clone())
+        .expect("a");
+    let c = Hypercore::create_with_manifest(dir.join("c"), kps[2].clone(), manifest).expect("c");
+    a.append(&refs[..250]).expect("append");
+    c.append(&refs).expect("append");
+    let sig = multisig::assemble(&[
+        c.partial_signature(2, 250, None, None)
+            .expect("partial")
+            .expect("in range"),
+        a.partial_signature(0, 250, None, None)
+            .expect("partial")
+            .expect("in range"),
+    ]);
+    a.set_signature(sig).expect("quorum");
+    assert_eq!(a.signed_length(), 250);
+
+    let rep = Replicator::new(a.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let js_dir = dir.join("js");
+    let mut js = interop::tokio::node(
+        "hypercore_replicate.js",
+        &[
+            "reader",
+            js_dir.to_str().expect("utf8"),
+            &hex::encode(a.key()),
+            "connect",
+            &port,
+        ],
+    );
+    let (tcp, _) = tokio::time::timeout(T, listener.accept())
+        .await
+        .expect("in time")
+        .expect("accept");
+    let stream = SecretStream::accept(tcp, &Keypair::generate())
+        .await
+        .expect("secret stream");
+    let _mux = replicate_stream(stream, std::slice::from_ref(&rep));
+    let line = js.line(T).await;
+    let v: Value = serde_json::from_str(&line).expect("json");
+    assert_eq!(v["length"], 250, "{line}");
+    let all: Vec<u8> = blocks[..250].concat();
+    assert_eq!(
+        v["hash"].as_str(),
+        Some(hex::encode(hash(&[&all])).as_str())
+    );
+    assert!(js.finish(T).await.is_some_and(|s| s.success()));
 }
