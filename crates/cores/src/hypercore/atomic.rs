@@ -106,7 +106,7 @@ impl Atom {
         if failure.is_none() {
             for (i, log) in &logs {
                 let js = matches!(&**log, Backend::Js(_));
-                match entries[*i].0.lock().prepare_append(&stored[*i], js) {
+                match entries[*i].0.lock().prepare_append(&stored[*i], js, None) {
                     Ok(p) => prepared.push((*i, p)),
                     Err(e) => {
                         failure = Some(e);

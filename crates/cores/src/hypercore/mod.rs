@@ -186,6 +186,8 @@ struct PreparedAppend<'a> {
     start: u64,
     batch: Batch,
     signature: Option<Vec<u8>>,
+    /// The signature was handed in and verified (see `Hypercore::append_signed`).
+    verified: bool,
     record: Record<'a>,
     js_change: Option<js_storage::Change<'a>>,
 }
@@ -233,25 +235,47 @@ impl Inner {
     }
 
     /// The tree, signature and log record of appending `stored` (the blocks as stored).
-    fn prepare_append<'a>(&self, stored: &[&'a [u8]], js: bool) -> Result<PreparedAppend<'a>> {
+    fn prepare_append<'a>(
+        &self,
+        stored: &[&'a [u8]],
+        js: bool,
+        given: Option<Vec<u8>>,
+    ) -> Result<PreparedAppend<'a>> {
         let start = self.tree.length;
         let mut batch = Batch::new(&self.tree);
         batch.append_all(stored);
-        let signature = match &self.key_pair {
-            Some(kp) => Some(
-                self.verifier
-                    .sign(kp, &batch.hash(), batch.length, batch.fork)?,
-            ),
+        let verified = given.is_some();
+        let signature = match (&self.key_pair, given) {
+            (_, Some(sig)) => {
+                if !self
+                    .verifier
+                    .verify_roots(&batch.roots, batch.length, batch.fork, Some(&sig))
+                {
+                    return Err(ProofError::InvalidSignature {
+                        length: batch.length,
+                        fork: batch.fork,
+                    }
+                    .into());
+                }
+                Some(sig)
+            }
+            (Some(kp), None) => {
+                Some(
+                    self.verifier
+                        .sign(kp, &batch.hash(), batch.length, batch.fork)?,
+                )
+            }
             // Without a key pair, only the prologue's own blocks (JS `append(block, { writable: true })` on
             // an autobase anchor core): the tree must be the prologue's.
-            None if self.verifier.prologue_covers(batch.length)
-                && self
-                    .verifier
-                    .verify_roots(&batch.roots, batch.length, batch.fork, None) =>
+            (None, None)
+                if self.verifier.prologue_covers(batch.length)
+                    && self
+                        .verifier
+                        .verify_roots(&batch.roots, batch.length, batch.fork, None) =>
             {
                 None
             }
-            None => return Err(HypercoreError::NotWritable),
+            (None, None) => return Err(HypercoreError::NotWritable),
         };
         let record = Record {
             truncate: None,
@@ -299,6 +323,7 @@ impl Inner {
             start,
             batch,
             signature,
+            verified,
             record,
             js_change,
         })
@@ -315,7 +340,7 @@ impl Inner {
             self.nodes.insert(n.index, *n);
         }
         self.tree = p.batch.state(p.signature);
-        if signing::head_is_signed(&self.verifier, &self.tree) {
+        if p.verified || signing::head_is_signed(&self.verifier, &self.tree) {
             self.signed_length = self.tree.length;
         }
         Ok(())
@@ -842,7 +867,7 @@ impl Hypercore {
             Some(list) => list.iter().map(Vec::as_slice).collect(),
             None => blocks.to_vec(),
         };
-        let prepared = g.prepare_append(&stored, matches!(&*log, Backend::Js(_)))?;
+        let prepared = g.prepare_append(&stored, matches!(&*log, Backend::Js(_)), None)?;
         // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out.
         drop(g);
         let locs = prepared.write(&mut log)?;

@@ -10,8 +10,9 @@ use super::js_storage;
 use super::messages::{Request, RequestUpgrade};
 use super::multisig::{self, PartialSignature};
 use super::storage::{Head, Record};
+use super::tree::Batch;
 use super::tree::TreeState;
-use super::{Backend, Hypercore, Result, Verifier};
+use super::{AppendOutcome, Backend, Hypercore, HypercoreError, Result, Verifier};
 
 /// How many of the latest heads of the log are kept while it is replayed, to find the signed length of a core
 /// whose newest heads carry partial signatures only.
@@ -170,6 +171,55 @@ impl Hypercore {
             patch: if nodes.is_some() { to - from } else { 0 },
             nodes,
         }))
+    }
+
+    /// This core's signer's partial signature of the tree the core would have with `blocks` appended, without
+    /// appending them: what each signer of a multi-signer core hands in before the blocks are appended with
+    /// [`append_signed`](Self::append_signed), so no peer ever sees a head without a quorum signature.
+    pub fn pending_partial_signature(&self, blocks: &[&[u8]]) -> Result<PartialSignature> {
+        let g = self.lock();
+        let kp = g.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
+        let signer = g
+            .verifier
+            .signer_index(&kp.public)
+            .ok_or(super::VerifierError::NotASigner)?;
+        let encrypted = g.encrypt_appended(blocks)?;
+        let stored: Vec<&[u8]> = match &encrypted {
+            Some(list) => list.iter().map(Vec::as_slice).collect(),
+            None => blocks.to_vec(),
+        };
+        let mut batch = Batch::new(&g.tree);
+        batch.append_all(&stored);
+        let msg = g.verifier.signable(&batch.hash(), batch.length, batch.fork);
+        Ok(PartialSignature {
+            signer,
+            signature: kp.sign(&msg),
+            patch: 0,
+            nodes: None,
+        })
+    }
+
+    /// Appends `blocks` with `signature` (say, a quorum's multi-signature assembled from
+    /// [`pending_partial_signature`](Self::pending_partial_signature)s) as the new head's signature instead of
+    /// signing: refused, with nothing written, unless it verifies. Needs no key pair.
+    pub fn append_signed(&self, blocks: &[&[u8]], signature: Vec<u8>) -> Result<AppendOutcome> {
+        let mut log = self.log_lock();
+        let g = self.lock();
+        let encrypted = g.encrypt_appended(blocks)?;
+        let stored: Vec<&[u8]> = match &encrypted {
+            Some(list) => list.iter().map(Vec::as_slice).collect(),
+            None => blocks.to_vec(),
+        };
+        let prepared =
+            g.prepare_append(&stored, matches!(&*log, Backend::Js(_)), Some(signature))?;
+        drop(g);
+        let locs = prepared.write(&mut log)?;
+        let mut g = self.lock();
+        g.publish_append(prepared, locs)?;
+        let outcome = g.outcome();
+        drop(g);
+        self.changed();
+        Ok(outcome)
     }
 
     /// Installs `signature` (an assembled multi-signature, say) as the signature of the current head, after

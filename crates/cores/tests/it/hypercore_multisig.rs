@@ -161,6 +161,46 @@ fn quorum_with_patches_signs_and_replicates() {
 }
 
 #[test]
+fn append_signed_publishes_only_quorum_signed_heads() {
+    let kps = kps();
+    let m = manifest(&kps, 2, false, None);
+    let a = signer_core("as-a", &m, &kps[0], 0);
+    let b = signer_core("as-b", &m, &kps[1], 0);
+    let c = signer_core("as-c", &m, &kps[2], 0);
+    let reader = Hypercore::create_reader(tmp("as-r"), a.key(), Some(m.clone())).expect("reader");
+    for round in 0..3u8 {
+        let blocks: Vec<Vec<u8>> = (0..=round).map(|i| vec![round, i]).collect();
+        let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+        let pa = a.pending_partial_signature(&refs).expect("partial");
+        let pc = c.pending_partial_signature(&refs).expect("partial");
+        assert_eq!((pa.signer, pc.signer), (0, 2));
+        let before = a.length();
+        assert!(a
+            .append_signed(&refs, multisig::assemble(std::slice::from_ref(&pa)))
+            .is_err());
+        assert_eq!(a.length(), before, "nothing written");
+        let sig = multisig::assemble(&[pa, pc]);
+        for core in [&a, &b, &c, &reader] {
+            let out = core.append_signed(&refs, sig.clone()).expect("quorum");
+            assert_eq!(core.signed_length(), out.length);
+        }
+    }
+    assert_eq!(
+        (a.length(), reader.length(), reader.signed_length()),
+        (6, 6, 6)
+    );
+    assert_eq!(a.tree(), reader.tree());
+    assert!(
+        reader.pending_partial_signature(&[b"x"]).is_err(),
+        "no key pair"
+    );
+    let outsider = signer_core("as-out", &manifest(&kps[..1], 1, false, None), &kps[0], 0);
+    assert!(outsider
+        .append_signed(&[b"x"], a.signature().expect("sig"))
+        .is_err());
+}
+
+#[test]
 fn bad_multisignatures_are_refused() {
     let kps = kps();
     let m = manifest(&kps, 2, true, None);

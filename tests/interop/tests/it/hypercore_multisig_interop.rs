@@ -6,7 +6,8 @@
 //!   directions;
 //! - user data, `signedLength` and `contiguousLength` where JS reports them;
 //! - a multi-signer core (patched quorum signature) replicated by the Rust replicator to a JS reader
-//!   (`js/hypercore_replicate.js`), which learns the manifest from the first proof.
+//!   (`js/hypercore_replicate.js`), which learns the manifest from the first proof, then follows a live append
+//!   made with `append_signed` (the quorum signs before the blocks are published).
 
 use std::time::Duration;
 
@@ -398,6 +399,22 @@ async fn js_reader_replicates_a_rust_multisig_core() {
     assert_eq!(
         v["hash"].as_str(),
         Some(hex::encode(hash(&[&all])).as_str())
+    );
+    // Live: a and c sign the next 50 blocks before a appends them with the quorum's signature.
+    let more = &refs[250..];
+    let sig = multisig::assemble(&[
+        a.pending_partial_signature(more).expect("partial"),
+        c.partial_signature(2, 300, None, None)
+            .expect("partial")
+            .expect("in range"),
+    ]);
+    a.append_signed(more, sig).expect("quorum");
+    let line = js.ask("wait 300", T).await;
+    let v: Value = serde_json::from_str(&line).expect("json");
+    assert_eq!(v["length"], 300, "{line}");
+    assert_eq!(
+        v["hash"].as_str(),
+        Some(hex::encode(hash(&[&blocks.concat()])).as_str())
     );
     assert!(js.finish(T).await.is_some_and(|s| s.success()));
 }
