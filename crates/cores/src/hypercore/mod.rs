@@ -564,7 +564,11 @@ impl Hypercore {
         let mut tree = TreeState::at(&nodes, head.length, head.fork)
             .map_err(|e| HypercoreError::Corrupt(format!("tree head: {e}")))?;
         tree.signature = head.signature;
-        let signed_length = signing::signed_length_of(&verifier, &nodes, recent_heads.iter());
+        let signed_length = if signing::heads_all_signed(&verifier, key_pair.as_ref()) {
+            head.length
+        } else {
+            signing::signed_length_of(&verifier, &nodes, recent_heads.iter())
+        };
         let user_data = user_data::load(dir)?;
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
@@ -653,16 +657,20 @@ impl Hypercore {
             prev = Some((i, loc));
         }
         let reader = LogReader::from_file(js.data_file()?);
-        let signed_length = signing::signed_length_of(
-            &verifier,
-            &nodes,
-            [Head {
-                fork,
-                length,
-                signature: tree.signature.clone(),
-            }]
-            .iter(),
-        );
+        let signed_length = if signing::heads_all_signed(&verifier, key_pair.as_ref()) {
+            length
+        } else {
+            signing::signed_length_of(
+                &verifier,
+                &nodes,
+                [Head {
+                    fork,
+                    length,
+                    signature: tree.signature.clone(),
+                }]
+                .iter(),
+            )
+        };
         let user_data = js.header().user_data.clone();
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {

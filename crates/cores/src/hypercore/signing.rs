@@ -18,6 +18,15 @@ use super::{AppendOutcome, Backend, Hypercore, HypercoreError, Result, Verifier}
 /// whose newest heads carry partial signatures only.
 pub(super) const RECENT_HEADS: usize = 256;
 
+/// True when every head a core stores is fully signed: a reader's heads were all verified before they were
+/// stored, and a lone signer signs in full; only a signer of several keeps heads with its partial signature.
+pub(super) fn heads_all_signed(
+    verifier: &Verifier,
+    key_pair: Option<&crate::crypto::KeyPair>,
+) -> bool {
+    key_pair.is_none() || verifier.signs_alone()
+}
+
 /// The length of the newest of `heads` (oldest first, all on the current fork) whose signature verifies.
 /// 0 when none does (or only longer ago than [`RECENT_HEADS`] heads).
 pub(super) fn signed_length_of<'a>(
