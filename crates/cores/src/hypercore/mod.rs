@@ -3,7 +3,9 @@
 //!
 //! - [`tree`]: the flat-tree Merkle tree, proof generation and verification (sans-IO).
 //! - [`messages`]: the `request`/`data` wire types, manifest and multi-signature codecs.
-//! - [`caps`], [`Verifier`]: the signed bytes and the two single-writer signing forms.
+//! - [`caps`], [`Verifier`], [`multisig`]: the signed bytes; compat cores and manifest cores (several signers
+//!   with a quorum, multi-signatures with patches, prologues); signing API: `signed_length`,
+//!   `partial_signature`, `set_signature`, `info`; user data ([`user_data`]); atomic batches ([`atomic`]).
 //! - [`storage`]: the checksummed record log (design and measurements in `STORAGE.md`).
 //! - [`replicator`]: replication with other peers (JS hypercore's `hypercore/alpha` protomux protocol), sans-IO
 //!   state plus a tokio driver.
@@ -11,14 +13,18 @@
 //! [`Hypercore`] ties them together with an API in the spirit of JS hypercore. Hypercore's default block
 //! encryption (`encryptionKey`) and the set of blocks a remote peer has are private modules.
 
+pub mod atomic;
 mod bitfield;
 pub mod caps;
 mod encryption;
 pub mod js_storage;
 pub mod messages;
+pub mod multisig;
 pub mod replicator;
+mod signing;
 pub mod storage;
 pub mod tree;
+pub mod user_data;
 mod verifier;
 
 use std::collections::BTreeMap;
@@ -35,6 +41,7 @@ use storage::{Clear, Head, Log, LogReader, Record};
 
 use encryption::BlockEncryption;
 pub use encryption::ShortBlock;
+pub use signing::CoreInfo;
 pub use storage::Durability;
 use tree::{Batch, ProofError, ProofRequest, TreeState};
 pub use verifier::{Verifier, VerifierError};
@@ -167,6 +174,177 @@ struct Inner {
     encryption: Option<BlockEncryption>,
     /// Ranges cleared since the core was opened, in order (for the replicator to tell peers).
     clears: Vec<(u64, u64)>,
+    /// The length of the latest head whose signature verifies (or that the prologue proves).
+    signed_length: u64,
+    /// `core.setUserData` pairs (native cores: the `user-data` file; JS stores: the oplog header).
+    user_data: Vec<(String, Vec<u8>)>,
+}
+
+/// An append computed under the state lock, to write to the log and then publish (see [`Hypercore::append`]
+/// and the atomic batches of [`atomic`]).
+struct PreparedAppend<'a> {
+    start: u64,
+    batch: Batch,
+    signature: Option<Vec<u8>>,
+    /// The signature was handed in and verified (see `Hypercore::append_signed`).
+    verified: bool,
+    record: Record<'a>,
+    js_change: Option<js_storage::Change<'a>>,
+}
+
+impl PreparedAppend<'_> {
+    /// Writes (and syncs) the append; returns where its blocks landed.
+    fn write(&self, log: &mut Backend) -> Result<Vec<(u64, u64, usize)>> {
+        Ok(match (log, &self.js_change) {
+            (Backend::Native(l), _) => l.append(&self.record)?,
+            (Backend::Js(js), Some(change)) => {
+                js.write(change)?;
+                change
+                    .blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (off, b))| (self.start + i as u64, *off, b.len()))
+                    .collect()
+            }
+            (Backend::Js(_), None) => Vec::new(),
+        })
+    }
+}
+
+impl Inner {
+    fn outcome(&self) -> AppendOutcome {
+        AppendOutcome {
+            length: self.tree.length,
+            byte_length: self.tree.byte_length - self.tree.length * self.padding(),
+        }
+    }
+
+    /// Checks the blocks of an append and encrypts them when the core is encrypted.
+    fn encrypt_appended(&self, blocks: &[&[u8]]) -> Result<Option<Vec<Vec<u8>>>> {
+        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
+            return Err(HypercoreError::BlockTooLarge(b.len()));
+        }
+        let start = self.tree.length;
+        Ok(self.encryption.as_ref().map(|e| {
+            blocks
+                .iter()
+                .enumerate()
+                .map(|(i, b)| e.encrypt(start + i as u64, self.tree.fork, b))
+                .collect()
+        }))
+    }
+
+    /// The tree, signature and log record of appending `stored` (the blocks as stored).
+    fn prepare_append<'a>(
+        &self,
+        stored: &[&'a [u8]],
+        js: bool,
+        given: Option<Vec<u8>>,
+    ) -> Result<PreparedAppend<'a>> {
+        let start = self.tree.length;
+        let mut batch = Batch::new(&self.tree);
+        batch.append_all(stored);
+        let verified = given.is_some();
+        let signature = match (&self.key_pair, given) {
+            (_, Some(sig)) => {
+                if !self
+                    .verifier
+                    .verify_roots(&batch.roots, batch.length, batch.fork, Some(&sig))
+                {
+                    return Err(ProofError::InvalidSignature {
+                        length: batch.length,
+                        fork: batch.fork,
+                    }
+                    .into());
+                }
+                Some(sig)
+            }
+            (Some(kp), None) => {
+                Some(
+                    self.verifier
+                        .sign(kp, &batch.hash(), batch.length, batch.fork)?,
+                )
+            }
+            // Without a key pair, only the prologue's own blocks (JS `append(block, { writable: true })` on
+            // an autobase anchor core): the tree must be the prologue's.
+            (None, None)
+                if self.verifier.prologue_covers(batch.length)
+                    && self
+                        .verifier
+                        .verify_roots(&batch.roots, batch.length, batch.fork, None) =>
+            {
+                None
+            }
+            (None, None) => return Err(HypercoreError::NotWritable),
+        };
+        let record = Record {
+            truncate: None,
+            head: Some(Head {
+                fork: batch.fork,
+                length: batch.length,
+                signature: signature.clone(),
+            }),
+            nodes: std::mem::take(&mut batch.nodes),
+            blocks: stored
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (start + i as u64, *b))
+                .collect(),
+        };
+        let js_change = js.then(|| {
+            let mut offset = self.tree.byte_length;
+            let mut placed = Vec::with_capacity(stored.len());
+            for b in stored {
+                placed.push((offset, *b));
+                offset += b.len() as u64;
+            }
+            js_storage::Change {
+                entries: vec![js_storage::OplogEntry {
+                    user_data: None,
+                    tree_nodes: Some(record.nodes.clone()),
+                    tree_upgrade: Some(js_storage::TreeUpgrade {
+                        fork: batch.fork,
+                        ancestors: start,
+                        length: batch.length,
+                        signature: signature.clone().unwrap_or_default(),
+                    }),
+                    bitfield: Some(js_storage::BitfieldUpdate {
+                        drop: false,
+                        start,
+                        length: stored.len() as u64,
+                    }),
+                }],
+                blocks: placed,
+                punch: Vec::new(),
+                root_hash: Some(batch.hash()),
+            }
+        });
+        Ok(PreparedAppend {
+            start,
+            batch,
+            signature,
+            verified,
+            record,
+            js_change,
+        })
+    }
+
+    /// Makes a written append visible.
+    fn publish_append(
+        &mut self,
+        p: PreparedAppend<'_>,
+        locs: Vec<(u64, u64, usize)>,
+    ) -> Result<()> {
+        insert_blocks(&mut self.blocks, locs)?;
+        for n in &p.record.nodes {
+            self.nodes.insert(n.index, *n);
+        }
+        self.tree = p.batch.state(p.signature);
+        if p.verified || signing::head_is_signed(&self.verifier, &self.tree) {
+            self.signed_length = self.tree.length;
+        }
+        Ok(())
+    }
 }
 
 impl Inner {
@@ -348,10 +526,12 @@ impl Hypercore {
             signature: None,
         };
         let mut truncations = Vec::new();
+        let mut recent_heads = std::collections::VecDeque::new();
         for rep in records {
             let rec = rep.record;
             if let Some(len) = rec.truncate {
                 truncate_maps(&mut nodes, &mut blocks, len);
+                recent_heads.retain(|h: &Head| h.length <= len);
             }
             if let Some(c) = &rec.clear {
                 clear_map(&mut blocks, c.start, c.end);
@@ -374,12 +554,22 @@ impl Hypercore {
                 if let Some(len) = rec.truncate {
                     truncations.push((h.fork, len));
                 }
+                if recent_heads.len() == signing::RECENT_HEADS {
+                    recent_heads.pop_front();
+                }
+                recent_heads.push_back(h.clone());
                 head = h;
             }
         }
         let mut tree = TreeState::at(&nodes, head.length, head.fork)
             .map_err(|e| HypercoreError::Corrupt(format!("tree head: {e}")))?;
         tree.signature = head.signature;
+        let signed_length = if signing::heads_all_signed(&verifier, key_pair.as_ref()) {
+            head.length
+        } else {
+            signing::signed_length_of(&verifier, &nodes, recent_heads.iter())
+        };
+        let user_data = user_data::load(dir)?;
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 reader: log.reader()?,
@@ -393,6 +583,8 @@ impl Hypercore {
                 truncations,
                 encryption: None,
                 clears: Vec::new(),
+                signed_length,
+                user_data,
             })),
             log: Arc::new(Mutex::new(Backend::Native(log))),
             dir: dir.to_path_buf(),
@@ -465,6 +657,21 @@ impl Hypercore {
             prev = Some((i, loc));
         }
         let reader = LogReader::from_file(js.data_file()?);
+        let signed_length = if signing::heads_all_signed(&verifier, key_pair.as_ref()) {
+            length
+        } else {
+            signing::signed_length_of(
+                &verifier,
+                &nodes,
+                [Head {
+                    fork,
+                    length,
+                    signature: tree.signature.clone(),
+                }]
+                .iter(),
+            )
+        };
+        let user_data = js.header().user_data.clone();
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 reader,
@@ -478,6 +685,8 @@ impl Hypercore {
                 truncations: Vec::new(),
                 encryption: None,
                 clears: Vec::new(),
+                signed_length,
+                user_data,
             })),
             log: Arc::new(Mutex::new(Backend::Js(Box::new(js)))),
             dir: dir.to_path_buf(),
@@ -654,106 +863,25 @@ impl Hypercore {
     /// Appends blocks atomically: after a crash either all of them are there (with a signed head) or none.
     pub fn append(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
         let mut log = self.log_lock();
-        let mut g = self.lock();
-        let inner = &mut *g;
-        let kp = inner.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
+        let g = self.lock();
+        if g.key_pair.is_none() && g.verifier.prologue().is_none() {
+            return Err(HypercoreError::NotWritable);
+        }
         if blocks.is_empty() {
-            return Ok(AppendOutcome {
-                length: inner.tree.length,
-                byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
-            });
+            return Ok(g.outcome());
         }
-        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
-            return Err(HypercoreError::BlockTooLarge(b.len()));
-        }
-        let start = inner.tree.length;
-        let encrypted: Option<Vec<Vec<u8>>> = inner.encryption.as_ref().map(|e| {
-            blocks
-                .iter()
-                .enumerate()
-                .map(|(i, b)| e.encrypt(start + i as u64, inner.tree.fork, b))
-                .collect()
-        });
+        let encrypted = g.encrypt_appended(blocks)?;
         let stored: Vec<&[u8]> = match &encrypted {
             Some(list) => list.iter().map(Vec::as_slice).collect(),
             None => blocks.to_vec(),
         };
-        let mut batch = Batch::new(&inner.tree);
-        batch.append_all(&stored);
-        let signature = inner
-            .verifier
-            .sign(kp, &batch.hash(), batch.length, batch.fork)?;
-        let record = Record {
-            truncate: None,
-            head: Some(Head {
-                fork: batch.fork,
-                length: batch.length,
-                signature: Some(signature.clone()),
-            }),
-            nodes: std::mem::take(&mut batch.nodes),
-            blocks: stored
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (start + i as u64, *b))
-                .collect(),
-        };
-        let js_change = match &*log {
-            Backend::Js(_) => {
-                let mut offset = inner.tree.byte_length;
-                let mut placed = Vec::with_capacity(stored.len());
-                for b in &stored {
-                    placed.push((offset, *b));
-                    offset += b.len() as u64;
-                }
-                Some(js_storage::Change {
-                    entries: vec![js_storage::OplogEntry {
-                        user_data: None,
-                        tree_nodes: Some(record.nodes.clone()),
-                        tree_upgrade: Some(js_storage::TreeUpgrade {
-                            fork: batch.fork,
-                            ancestors: start,
-                            length: batch.length,
-                            signature: signature.clone(),
-                        }),
-                        bitfield: Some(js_storage::BitfieldUpdate {
-                            drop: false,
-                            start,
-                            length: stored.len() as u64,
-                        }),
-                    }],
-                    blocks: placed,
-                    punch: Vec::new(),
-                    root_hash: Some(batch.hash()),
-                })
-            }
-            Backend::Native(_) => None,
-        };
+        let prepared = g.prepare_append(&stored, matches!(&*log, Backend::Js(_)), None)?;
         // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out.
         drop(g);
-        let locs = match (&mut *log, js_change) {
-            (Backend::Native(l), _) => l.append(&record)?,
-            (Backend::Js(js), Some(change)) => {
-                js.write(&change)?;
-                change
-                    .blocks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (off, b))| (start + i as u64, *off, b.len()))
-                    .collect()
-            }
-            (Backend::Js(_), None) => Vec::new(),
-        };
+        let locs = prepared.write(&mut log)?;
         let mut g = self.lock();
-        let inner = &mut *g;
-        insert_blocks(&mut inner.blocks, locs)?;
-        for n in &record.nodes {
-            inner.nodes.insert(n.index, *n);
-        }
-        inner.tree = batch.state(Some(signature));
-        let outcome = AppendOutcome {
-            length: inner.tree.length,
-            byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
-        };
+        g.publish_append(prepared, locs)?;
+        let outcome = g.outcome();
         drop(g);
         self.changed();
         Ok(outcome)
@@ -829,6 +957,11 @@ impl Hypercore {
         inner.truncations.push((fork, length));
         state.signature = Some(signature);
         inner.tree = state;
+        inner.signed_length = if signing::head_is_signed(&inner.verifier, &inner.tree) {
+            length
+        } else {
+            inner.signed_length.min(length)
+        };
         drop(g);
         self.changed();
         Ok(())
@@ -1051,6 +1184,7 @@ impl Hypercore {
         if let Some(len) = truncate {
             truncate_maps(&mut inner.nodes, &mut inner.blocks, len);
             inner.truncations.push((batch.fork, len));
+            inner.signed_length = inner.signed_length.min(len);
         }
         insert_blocks(&mut inner.blocks, locs)?;
         for n in &batch.nodes {
@@ -1058,6 +1192,8 @@ impl Hypercore {
         }
         if new_head {
             inner.tree = batch.state(batch.signature.clone());
+            // Verified above: the quorum signed it (or the prologue proves it).
+            inner.signed_length = batch.length;
         }
         if let Some(v) = verifier {
             if let Verifier::Manifest { manifest, .. } = &v {
@@ -1191,11 +1327,20 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
     let mut new_head = false;
     if batch.upgraded {
         if reorg || batch.length > inner.tree.length {
-            let sig = batch
-                .signature
-                .as_deref()
-                .ok_or(ProofError::MissingSignature)?;
-            if !verifier.verify(&batch.hash(), batch.length, batch.fork, sig) {
+            if let (Some(p), Some(u)) = (verifier.prologue(), &data.upgrade) {
+                // As JS `verifyUpgrade`: an upgrade into the prologue proves it whole, from 0.
+                if u.start < p.length && (u.start != 0 || u.length < p.length) {
+                    return Err(ProofError::InvalidRequest(
+                        "upgrade does not satisfy the prologue",
+                    )
+                    .into());
+                }
+            }
+            let sig = batch.signature.as_deref();
+            if sig.is_none() && !verifier.prologue_covers(batch.length) {
+                return Err(ProofError::MissingSignature.into());
+            }
+            if !verifier.verify_roots(&batch.roots, batch.length, batch.fork, sig) {
                 return Err(ProofError::InvalidSignature {
                     length: batch.length,
                     fork: batch.fork,

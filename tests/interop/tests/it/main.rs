@@ -16,6 +16,7 @@ mod hyperbee_interop;
 mod hyperbee_watch_js;
 mod hypercore_cat;
 mod hypercore_interop;
+mod hypercore_multisig_interop;
 mod hypercore_replicate_interop;
 mod hypercore_seeders_interop;
 mod hypercore_want_interop;
