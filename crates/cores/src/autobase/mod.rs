@@ -68,6 +68,9 @@
 //! arrive.
 
 pub mod checkpoints;
+pub mod clock;
+pub mod consensus;
 pub mod keys;
+pub mod linearizer;
 pub mod messages;
 pub mod topolist;
