@@ -10,12 +10,12 @@
 //       | { op: 'remove', writer: i }   the system removed the writer (writer.isRemoved)
 //       | { op: 'reboot', indexers: [i], heads: [[w, len]] }   a new Linearizer for a new indexer set over the
 //           indexed state (heads: the system's heads), each writer reopened at its indexed length
-// stdout: { cases: [[output of each update]] }
+// stdout: { cases: [[output of each update, then { error } if JS threw]] }
 const b4a = require('b4a')
 const Linearizer = require('autobase/lib/linearizer.js')
 const Writer = require('autobase/lib/writer.js')
 
-async function run(c) {
+async function run(c, out) {
   const keys = c.writers.map((k) => b4a.from(k, 'hex'))
   const index = new Map(c.writers.map((k, i) => [k, i]))
   const base = {
@@ -44,7 +44,6 @@ async function run(c) {
   makeLinearizer(c.indexers, [])
 
   const ref = (n) => [index.get(b4a.toString(n.writer.core.key, 'hex')), n.length]
-  const out = []
   for (const step of c.steps) {
     const lin = base.linearizer
     if (step.op === 'add') {
@@ -99,7 +98,6 @@ async function run(c) {
       throw new Error('bad step ' + step.op)
     }
   }
-  return out
 }
 
 let input = ''
@@ -107,6 +105,15 @@ process.stdin.on('data', (d) => (input += d))
 process.stdin.on('end', async () => {
   const req = JSON.parse(input)
   const cases = []
-  for (const c of req.cases) cases.push(await run(c))
+  for (const c of req.cases) {
+    const out = []
+    try {
+      await run(c, out)
+    } catch (err) {
+      // JS refused a step: the Rust side fed it something JS does not take, shown as a difference
+      out.push({ error: String(err && err.message) })
+    }
+    cases.push(out)
+  }
   process.stdout.write(JSON.stringify({ cases }) + '\n')
 })

@@ -336,6 +336,10 @@ fn gen_case(rng: &mut Rng) -> (Case, Runner) {
         r.step(&s);
         steps.push(s);
     };
+    // half the cases: every writer links to what it has seen and syncs with another now and then, so indexers
+    // fork and merge; the others: writers see the whole DAG, or some of its heads
+    let local_views = rng.below(2) == 0;
+    let mut views = Views::new(n_writers);
     for _ in 0..(30 + rng.below(50)) {
         let x = rng.below(100);
         let non_indexers: Vec<usize> = (0..n_writers)
@@ -388,10 +392,17 @@ fn gen_case(rng: &mut Rng) -> (Case, Runner) {
             continue;
         }
         let w = rng.below(n_writers as u64) as usize;
+        if local_views {
+            while rng.below(2) == 0 {
+                views.sync(w, rng.below(n_writers as u64) as usize);
+            }
+        }
         if r.indexers.contains(&w) && r.should_ack(w) && rng.below(10) < 7 {
+            let heads = if local_views { views.heads(w) } else { r.heads() };
+            views.add(w, (w, r.next_length(w)), &heads);
             let s = Step::Add {
                 writer: w,
-                heads: r.heads(),
+                heads,
                 batch: 1,
                 value: None,
                 optimistic: false,
@@ -399,8 +410,8 @@ fn gen_case(rng: &mut Rng) -> (Case, Runner) {
             adds.push(s.clone());
             push(&mut r, &mut steps, s);
         } else {
-            let mut heads = r.heads();
-            if rng.below(10) >= 6 {
+            let mut heads = if local_views { views.heads(w) } else { r.heads() };
+            if !local_views && rng.below(10) >= 6 {
                 // a writer that has not seen everything: some of the heads, maybe an older node
                 heads.retain(|_| rng.below(2) == 0);
                 let older: Vec<Ref> = r
@@ -425,13 +436,15 @@ fn gen_case(rng: &mut Rng) -> (Case, Runner) {
             for k in 0..size {
                 let batch = size - k;
                 let value: Vec<u8> = (0..1 + rng.below(3)).map(|_| rng.below(256) as u8).collect();
+                let node_heads = if k == 0 {
+                    heads.clone()
+                } else {
+                    vec![(w, length - 1)]
+                };
+                views.add(w, (w, length), &node_heads);
                 let s = Step::Add {
                     writer: w,
-                    heads: if k == 0 {
-                        heads.clone()
-                    } else {
-                        vec![(w, length - 1)]
-                    },
+                    heads: node_heads,
                     batch,
                     value: Some(value),
                     optimistic: batch == 1 && rng.below(16) == 0,
@@ -454,6 +467,53 @@ fn gen_case(rng: &mut Rng) -> (Case, Runner) {
         },
         r,
     )
+}
+
+/// Each writer's view of the DAG: the nodes it has seen, closed under their links.
+struct Views {
+    /// Each node's causal past, itself included.
+    past: std::collections::HashMap<Ref, HashSet<Ref>>,
+    seen: Vec<HashSet<Ref>>,
+    order: Vec<Ref>,
+}
+
+impl Views {
+    fn new(n: usize) -> Self {
+        Self {
+            past: Default::default(),
+            seen: vec![HashSet::new(); n],
+            order: Vec::new(),
+        }
+    }
+
+    /// The nodes writer `w` has seen that no other node it has seen links to, oldest first.
+    fn heads(&self, w: usize) -> Vec<Ref> {
+        let seen = &self.seen[w];
+        self.order
+            .iter()
+            .copied()
+            .filter(|r| seen.contains(r))
+            .filter(|r| !seen.iter().any(|t| t != r && self.past[t].contains(r)))
+            .collect()
+    }
+
+    fn add(&mut self, w: usize, node: Ref, heads: &[Ref]) {
+        let mut past: HashSet<Ref> = HashSet::from([node]);
+        let prev = (node.0, node.1 - 1);
+        for h in heads.iter().chain(std::iter::once(&prev)) {
+            if let Some(p) = self.past.get(h) {
+                past.extend(p);
+            }
+        }
+        self.seen[w].extend(&past);
+        self.past.insert(node, past);
+        self.order.push(node);
+    }
+
+    fn sync(&mut self, w: usize, from: usize) {
+        let other = self.seen[from].clone();
+        self.seen[w].extend(other);
+    }
 }
 
 /// Whether the `length`th add of writer `w` ends its batch.
@@ -504,7 +564,7 @@ fn compare(cases: &[Case]) -> Vec<Value> {
 fn rust_linearizes_random_dags_exactly_as_js() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut cases = Vec::new();
-    for _ in 0..60 {
+    for _ in 0..100 {
         let (c, _) = gen_case(&mut rng);
         cases.push(c);
     }
