@@ -72,11 +72,7 @@ impl Consensus {
     }
 
     fn tails_of(&self, g: &Graph, node: NodeId, tails: &[NodeId]) -> Vec<NodeId> {
-        tails
-            .iter()
-            .copied()
-            .filter(|&t| g.sees(node, t))
-            .collect()
+        tails.iter().copied().filter(|&t| g.sees(node, t)).collect()
     }
 
     fn tails_and_merges(&self, g: &Graph, node: NodeId, tails: &[NodeId]) -> Vec<NodeId> {

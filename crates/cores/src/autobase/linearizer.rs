@@ -17,7 +17,7 @@
 //! another writer's unfinished batch, or a batch whose counts do not go down by one. (JS waits for a missing
 //! head and asserts on a duplicate one.)
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::clock::{Clock, WriterId};
 use super::consensus::Consensus;
@@ -411,7 +411,10 @@ impl Linearizer {
                 })
                 .collect();
             let optimistic = p.input.optimistic && p.input.batch == 1 && p.input.value.is_some();
-            let id = self.g.dag.add(p.input.key, p.input.length, &deps, optimistic);
+            let id = self
+                .g
+                .dag
+                .add(p.input.key, p.input.length, &deps, optimistic);
             self.g.nodes.push(Node {
                 writer: w,
                 length: p.input.length,
@@ -589,13 +592,18 @@ impl Linearizer {
     }
 
     /// Shifts the writer's oldest indexed batch off its buffer (JS `writer.shift()`, which the apply calls for
-    /// every indexed node that ends a batch); returns whether there was one.
+    /// every indexed node that ends a batch); returns whether there was one. A node not indexed yet is not
+    /// shifted (JS does not check; its apply never asks).
     pub fn shift_writer(&mut self, key: &[u8; 32]) -> bool {
         let Some(&w) = self.by_key.get(key) else {
             return false;
         };
         loop {
             let wr = &mut self.g.writers[w];
+            match wr.nodes.front() {
+                Some(&n) if self.g.dag.node(n).yielded => {}
+                _ => return false,
+            }
             let Some(n) = wr.nodes.pop_front() else {
                 return false;
             };
@@ -613,14 +621,13 @@ impl Linearizer {
     pub fn causal_dependencies(&self, node: NodeId) -> Vec<NodeId> {
         let mut order = vec![node];
         let mut stack = vec![node];
-        let mut visited: Vec<NodeId> = Vec::new();
+        let mut visited: HashSet<NodeId> = HashSet::new();
         while let Some(n) = stack.pop() {
             for &dep in &self.g.dag.node(n).dependencies {
                 let w = &self.g.writers[self.g.nodes[dep].writer];
-                if !w.is_removed || w.is_active_indexer || visited.contains(&dep) {
+                if !w.is_removed || w.is_active_indexer || !visited.insert(dep) {
                     continue;
                 }
-                visited.push(dep);
                 stack.push(dep);
                 order.push(dep);
             }
@@ -650,7 +657,7 @@ impl Linearizer {
         if self.heads.len() == 1 && is_head {
             return false; // never self-ack
         }
-        let mut visited = Vec::new();
+        let mut visited = HashSet::new();
         let value_check = self
             .tails
             .iter()
@@ -664,7 +671,7 @@ impl Linearizer {
         self.should_ack_heads(w, pending)
     }
 
-    fn non_null(&self, target: NodeId, visited: &mut Vec<NodeId>) -> bool {
+    fn non_null(&self, target: NodeId, visited: &mut HashSet<NodeId>) -> bool {
         let mut stack = vec![target];
         while let Some(n) = stack.pop() {
             if visited.contains(&n) {
@@ -673,7 +680,7 @@ impl Linearizer {
             if self.g.nodes[n].value.is_some() {
                 return true;
             }
-            visited.push(n);
+            visited.insert(n);
             stack.extend_from_slice(&self.g.dag.node(n).dependents);
         }
         false
@@ -686,12 +693,11 @@ impl Linearizer {
                 continue;
             }
             let mut stack = vec![head];
-            let mut visited = Vec::new();
+            let mut visited = HashSet::new();
             while let Some(n) = stack.pop() {
-                if visited.contains(&n) {
+                if !visited.insert(n) {
                     continue;
                 }
-                visited.push(n);
                 if pending || self.g.nodes[n].value.is_some() {
                     let acks = self.consensus.acks_from_node(&self.g, n, Some(head));
                     let prev_acks = self.consensus.acks_from_node(&self.g, n, prev);
@@ -714,5 +720,208 @@ fn same_dep(a: &Dep, b: &Dep) -> bool {
         (Dep::Node(x), Dep::Node(y)) => x == y,
         (Dep::Pending(x), Dep::Pending(y)) => x == y,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn k(b: u8) -> [u8; 32] {
+        [b; 32]
+    }
+
+    fn h(b: u8, length: u64) -> Head {
+        Head { key: k(b), length }
+    }
+
+    fn node(b: u8, length: u64, heads: &[Head], batch: u64, value: Option<&[u8]>) -> NodeInput {
+        NodeInput {
+            key: k(b),
+            length,
+            heads: heads.to_vec(),
+            batch,
+            value: value.map(<[u8]>::to_vec),
+            optimistic: false,
+        }
+    }
+
+    #[test]
+    fn a_single_indexer_indexes_its_nodes_at_once() {
+        let mut lin = Linearizer::new(&[h(1, 0)], &[]);
+        lin.add_writer(k(2), 0, false);
+        let w1 = lin.add_node(node(2, 1, &[], 1, Some(b"w"))).unwrap();
+        let u = lin.update().unwrap();
+        assert!(u.indexed.is_empty());
+        assert_eq!(u.tip, w1);
+        let a = lin.add_node(node(1, 1, &[h(2, 1)], 1, Some(b"a"))).unwrap();
+        let u = lin.update().unwrap();
+        // the indexer's node and what it links to are indexed, in order
+        assert_eq!(u.indexed, vec![w1[0], a[0]]);
+        assert!(u.tip.is_empty());
+        assert_eq!((u.shared, u.undo, u.length), (1, 0, 2));
+        assert!(lin.update().is_none(), "nothing new, no update");
+        assert!(lin.shift_writer(&k(2)) && lin.shift_writer(&k(1)));
+        assert_eq!(lin.writer(lin.writer_id(&k(1)).unwrap()).indexed(), 1);
+        assert_eq!(lin.heads(), vec![h(1, 1)]);
+        // a head naming a shifted node is dropped, as JS does
+        let b = lin.add_node(node(2, 2, &[h(1, 1)], 1, Some(b"b"))).unwrap();
+        assert!(lin.node(b[0]).heads.is_empty());
+        assert_eq!(lin.node(b[0]).actual_heads, vec![h(1, 1)]);
+    }
+
+    #[test]
+    fn batches_join_the_dag_whole() {
+        let mut lin = Linearizer::new(&[h(1, 0)], &[]);
+        assert!(lin
+            .add_node(node(1, 1, &[], 3, Some(b"x")))
+            .unwrap()
+            .is_empty());
+        assert!(lin
+            .add_node(node(1, 2, &[h(1, 1)], 2, Some(b"y")))
+            .unwrap()
+            .is_empty());
+        let added = lin.add_node(node(1, 3, &[h(1, 2)], 1, Some(b"z"))).unwrap();
+        assert_eq!(added.len(), 3);
+        let u = lin.update().unwrap();
+        assert_eq!(u.indexed, added);
+        assert!(lin.shift_writer(&k(1)));
+        assert_eq!(lin.writer(0).indexed(), 3);
+        assert!(!lin.shift_writer(&k(1)));
+    }
+
+    #[test]
+    fn hostile_nodes_are_refused() {
+        let mut lin = Linearizer::new(&[h(1, 0)], &[]);
+        lin.add_writer(k(2), 0, false);
+        lin.add_node(node(1, 1, &[], 1, Some(b"a"))).unwrap();
+        let bad = [
+            (node(9, 1, &[], 1, None), "unknown writer"),
+            (node(2, 2, &[], 1, None), "seq gap"),
+            (node(2, 0, &[], 1, None), "length 0"),
+            (node(2, 1, &[h(1, 2)], 1, None), "head not added yet"),
+            (node(2, 1, &[h(7, 1)], 1, None), "head of an unknown writer"),
+            (node(2, 1, &[h(1, 0)], 1, None), "head of length 0"),
+            (node(2, 1, &[h(2, 1)], 1, None), "head naming itself"),
+            (node(1, 2, &[h(1, 5)], 1, None), "head naming a later node"),
+            (node(2, 1, &[h(1, 1), h(1, 1)], 1, None), "duplicate head"),
+            (node(2, 1, &[], 0, None), "batch 0"),
+        ];
+        for (input, what) in bad {
+            assert!(lin.add_node(input).is_err(), "{what}");
+        }
+        // a batch must count down by one
+        lin.add_node(node(2, 1, &[], 3, Some(b"b"))).unwrap();
+        assert!(matches!(
+            lin.add_node(node(2, 2, &[], 3, Some(b"b"))),
+            Err(LinearizerError::BadBatch { .. })
+        ));
+        lin.add_node(node(2, 2, &[], 2, Some(b"b"))).unwrap();
+        // another writer cannot link inside the unfinished batch (it is not in the DAG yet)
+        assert!(matches!(
+            lin.add_node(node(1, 2, &[h(2, 1)], 1, None)),
+            Err(LinearizerError::MissingHead(_))
+        ));
+        lin.add_node(node(2, 3, &[], 1, Some(b"b"))).unwrap();
+        // nor inside the finished one
+        assert!(matches!(
+            lin.add_node(node(1, 2, &[h(2, 1)], 1, None)),
+            Err(LinearizerError::HeadInsideBatch(_))
+        ));
+        // refused nodes left nothing behind
+        lin.add_node(node(1, 2, &[h(2, 3)], 1, None)).unwrap();
+        assert_eq!(lin.size(), 5);
+        assert!(lin.update().is_some());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add {
+            writer: u8,
+            /// Added to the writer's next length.
+            skew: i64,
+            heads: Vec<(u8, u64)>,
+            batch: u64,
+            value: bool,
+            optimistic: bool,
+        },
+        Update,
+        Shift(u8),
+        Remove(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0u8..4, prop_oneof![8 => Just(0i64), 1 => Just(-1), 1 => Just(1)],
+                proptest::collection::vec((0u8..5, 0u64..6), 0..4),
+                prop_oneof![6 => Just(1u64), 1 => 0u64..4], any::<bool>(), any::<bool>())
+                .prop_map(|(writer, skew, heads, batch, value, optimistic)| Op::Add {
+                    writer, skew, heads, batch, value, optimistic
+                }),
+            2 => Just(Op::Update),
+            1 => (0u8..5).prop_map(Op::Shift),
+            1 => (0u8..5).prop_map(Op::Remove),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of nodes, valid or not, updates and shifts: no panic, refused nodes change nothing
+        /// the next update shows, and every node in the DAG is reported exactly once across the indexed
+        /// lists and the final tip.
+        #[test]
+        fn arbitrary_input_never_panics(
+            indexers in 1usize..4,
+            ops in proptest::collection::vec(op(), 0..80),
+        ) {
+            let idx: Vec<Head> = (0..indexers as u8).map(|i| h(i, 0)).collect();
+            let mut lin = Linearizer::new(&idx, &[]);
+            for i in 0..4 {
+                lin.add_writer(k(i), 0, false);
+            }
+            let mut added = Vec::new();
+            let mut indexed = Vec::new();
+            let mut next = [1u64; 4];
+            for op in ops {
+                match op {
+                    Op::Add { writer, skew, heads, batch, value, optimistic } => {
+                        let length = next[writer as usize].saturating_add_signed(skew);
+                        let input = NodeInput {
+                            key: k(writer),
+                            length,
+                            heads: heads.iter().map(|&(w, l)| h(w, l)).collect(),
+                            batch,
+                            value: value.then(|| vec![writer]),
+                            optimistic,
+                        };
+                        if let Ok(ids) = lin.add_node(input) {
+                            next[writer as usize] = length + 1;
+                            added.extend(ids);
+                        }
+                    }
+                    Op::Update => {
+                        if let Some(u) = lin.update() {
+                            prop_assert_eq!(u.length, u.indexed.len() + u.tip.len());
+                            indexed.extend(u.indexed);
+                        }
+                    }
+                    Op::Shift(w) => {
+                        lin.shift_writer(&k(w));
+                    }
+                    Op::Remove(w) => lin.set_removed(&k(w), true),
+                }
+                let _ = lin.should_ack(&k(0), false);
+                let _ = lin.heads();
+            }
+            if let Some(u) = lin.update() {
+                indexed.extend(u.indexed);
+            }
+            let mut all: Vec<NodeId> = indexed.iter().chain(lin.tip()).copied().collect();
+            all.sort_unstable();
+            added.sort_unstable();
+            prop_assert_eq!(all, added);
+            prop_assert_eq!(lin.size(), lin.tip().len());
+        }
     }
 }

@@ -127,7 +127,11 @@ impl Runner {
     }
 
     fn heads(&self) -> Vec<Ref> {
-        self.lin.heads().into_iter().map(|h| self.to_ref(h)).collect()
+        self.lin
+            .heads()
+            .into_iter()
+            .map(|h| self.to_ref(h))
+            .collect()
     }
 
     fn should_ack(&self, w: usize) -> bool {
@@ -157,7 +161,8 @@ impl Runner {
                 self.added.push((*writer, length));
             }
             Step::Update => {
-                let before: HashSet<Ref> = self.lin.tip().iter().map(|&n| self.node_ref(n)).collect();
+                let before: HashSet<Ref> =
+                    self.lin.tip().iter().map(|&n| self.node_ref(n)).collect();
                 let u = self.lin.update().map(|u| {
                     let indexed: Vec<Ref> = u.indexed.iter().map(|&n| self.node_ref(n)).collect();
                     let tip: Vec<Ref> = u.tip.iter().map(|&n| self.node_ref(n)).collect();
@@ -398,7 +403,11 @@ fn gen_case(rng: &mut Rng) -> (Case, Runner) {
             }
         }
         if r.indexers.contains(&w) && r.should_ack(w) && rng.below(10) < 7 {
-            let heads = if local_views { views.heads(w) } else { r.heads() };
+            let heads = if local_views {
+                views.heads(w)
+            } else {
+                r.heads()
+            };
             views.add(w, (w, r.next_length(w)), &heads);
             let s = Step::Add {
                 writer: w,
@@ -410,7 +419,11 @@ fn gen_case(rng: &mut Rng) -> (Case, Runner) {
             adds.push(s.clone());
             push(&mut r, &mut steps, s);
         } else {
-            let mut heads = if local_views { views.heads(w) } else { r.heads() };
+            let mut heads = if local_views {
+                views.heads(w)
+            } else {
+                r.heads()
+            };
             if !local_views && rng.below(10) >= 6 {
                 // a writer that has not seen everything: some of the heads, maybe an older node
                 heads.retain(|_| rng.below(2) == 0);
@@ -432,10 +445,11 @@ fn gen_case(rng: &mut Rng) -> (Case, Runner) {
             } else {
                 1
             };
-            let mut length = r.next_length(w);
-            for k in 0..size {
+            for (k, length) in (0..size).zip(r.next_length(w)..) {
                 let batch = size - k;
-                let value: Vec<u8> = (0..1 + rng.below(3)).map(|_| rng.below(256) as u8).collect();
+                let value: Vec<u8> = (0..1 + rng.below(3))
+                    .map(|_| rng.below(256) as u8)
+                    .collect();
                 let node_heads = if k == 0 {
                     heads.clone()
                 } else {
@@ -451,7 +465,6 @@ fn gen_case(rng: &mut Rng) -> (Case, Runner) {
                 };
                 adds.push(s.clone());
                 push(&mut r, &mut steps, s);
-                length += 1;
             }
         }
         if rng.below(10) < 6 {
@@ -548,7 +561,11 @@ fn compare(cases: &[Case]) -> Vec<Value> {
         let got = run_rust(c);
         if &got != expected {
             let (g, e) = (got.as_array().unwrap(), expected.as_array().unwrap());
-            let step = g.iter().zip(e).position(|(a, b)| a != b).unwrap_or(g.len().min(e.len()));
+            let step = g
+                .iter()
+                .zip(e)
+                .position(|(a, b)| a != b)
+                .unwrap_or(g.len().min(e.len()));
             panic!(
                 "case {i}: update {step} differs\n rust: {}\n   js: {}\n case: {}",
                 g.get(step).unwrap_or(&Value::Null),
@@ -682,8 +699,16 @@ fn hand_written_scenarios_match_js() {
     // not after the first ack alone
     assert!(indexed_of(&m[0]).is_empty() && indexed_of(&m[1]).is_empty());
     let all: Vec<Ref> = m.iter().flat_map(indexed_of).collect();
-    assert!(all.contains(&(0, 1)), "the value is indexed in the end: {m:?}");
-    let f: Vec<Ref> = js[1].as_array().unwrap().iter().flat_map(indexed_of).collect();
+    assert!(
+        all.contains(&(0, 1)),
+        "the value is indexed in the end: {m:?}"
+    );
+    let f: Vec<Ref> = js[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(indexed_of)
+        .collect();
     // the forks are indexed in the same order as the tip: x (key 9) after y (key 8)
     let (x1, y1) = (
         f.iter().position(|&r| r == (2, 1)),
