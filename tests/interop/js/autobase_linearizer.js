@@ -6,7 +6,8 @@
 //           the writer's next block: loaded as Writer.update does, joins the DAG (addHead) once its batch is whole
 //       | { op: 'update' }   linearizer.update(); then every indexed node ending a batch shifts its writer (as the
 //           apply does); prints { u: null | { shared, undo, length, indexed, tip, causal }, heads, acks }
-//           (causal: each indexed node's causalDependencies(), acks: shouldAck(writer) for every writer)
+//           (causal: each indexed node's causalDependencies(), acks / pendingAcks: shouldAck(writer, false / true)
+//           for every writer)
 //       | { op: 'remove', writer: i }   the system removed the writer (writer.isRemoved)
 //       | { op: 'reboot', indexers: [i], heads: [[w, len]] }   a new Linearizer for a new indexer set over the
 //           indexed state (heads: the system's heads), each writer reopened at its indexed length
@@ -87,7 +88,8 @@ async function run(c, out) {
       out.push({
         u: o,
         heads: lin.getHeads().map((h) => [index.get(b4a.toString(h.key, 'hex')), h.length]),
-        acks: writers.map((w) => lin.shouldAck(w, false))
+        acks: writers.map((w) => lin.shouldAck(w, false)),
+        pendingAcks: writers.map((w) => lin.shouldAck(w, true))
       })
     } else if (step.op === 'remove') {
       writers[step.writer].isRemoved = true

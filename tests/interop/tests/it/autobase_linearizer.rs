@@ -197,10 +197,14 @@ impl Runner {
                     })
                 });
                 let acks: Vec<bool> = (0..self.keys.len()).map(|w| self.should_ack(w)).collect();
+                let pending_acks: Vec<bool> = (0..self.keys.len())
+                    .map(|w| self.lin.should_ack(&self.keys[w], true))
+                    .collect();
                 self.out.push(json!({
                     "u": u.unwrap_or(Value::Null),
                     "heads": refs_json(&self.heads()),
                     "acks": acks,
+                    "pendingAcks": pending_acks,
                 }));
             }
             Step::Remove(w) => self.lin.set_removed(&self.keys[*w], true),
@@ -581,7 +585,7 @@ fn compare(cases: &[Case]) -> Vec<Value> {
 fn rust_linearizes_random_dags_exactly_as_js() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut cases = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..200 {
         let (c, _) = gen_case(&mut rng);
         cases.push(c);
     }
@@ -602,6 +606,15 @@ fn rust_linearizes_random_dags_exactly_as_js() {
         .filter(|c| c.steps.iter().any(|s| matches!(s, Step::Reboot { .. })))
         .count();
     let by_indexers = |n: usize| cases.iter().filter(|c| c.indexers.len() == n).count();
+    eprintln!(
+        "{} cases ({}/{}/{} with 1/2/3 indexers), {} updates: {indexed} nodes indexed, {undos} updates undid \
+         applied nodes, {reboots} cases with an indexer change",
+        cases.len(),
+        by_indexers(1),
+        by_indexers(2),
+        by_indexers(3),
+        updates.len()
+    );
     assert!(indexed > 500, "only {indexed} nodes indexed");
     assert!(undos > 20, "only {undos} updates undid anything");
     assert!(reboots > 10, "only {reboots} cases changed indexers");
