@@ -3,6 +3,7 @@
 //! One test binary for the whole crate (`autotests = false` in its Cargo.toml): each file below is a module.
 
 mod autobase_fixture;
+mod autobase_linearizer;
 mod autobase_topolist;
 mod blind_relay_interop;
 #[path = "../../../../crates/wire/tests/it/common.rs"]
