@@ -7,6 +7,7 @@
 #   benches/udx-loss.sh                    (root) 0%, 1%, 5%, 10% loss, 3 runs of 128 MiB per pair
 #   SIZE=64M RUNS=5 LOSSES="0 0.05" benches/udx-loss.sh
 #   NICE=-10 benches/udx-loss.sh           both pairs at a higher priority (less scheduler noise on a busy machine)
+#   UDXCAT=/path/to/udxcat benches/udx-loss.sh   that Rust binary instead of building this tree's (e.g. an older build)
 #   TRACE=1 benches/udx-loss.sh            keeps each Rust sender's 100 ms counter trace (UDXCAT_TRACE) and the
 #                                          final counters of both ends (UDXCAT_STATS) in $KEEP (printed)
 #
@@ -58,9 +59,13 @@ to_bytes() {
 }
 BYTES="$(to_bytes "$SIZE_ARG")"
 
-echo "== building udxcat (release)" >&2
-(cd "$ROOT" && cargo build --release -q -p holepunch --example udxcat)
-RUST_CAT="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/udxcat"
+if [ -n "${UDXCAT:-}" ]; then
+  RUST_CAT="$UDXCAT"
+else
+  echo "== building udxcat (release)" >&2
+  (cd "$ROOT" && cargo build --release -q -p holepunch --example udxcat)
+  RUST_CAT="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/udxcat"
+fi
 NODE_DIR="$ROOT/tests/interop"
 if [ ! -d "$NODE_DIR/node_modules/udx-native" ]; then
   echo "error: $NODE_DIR/node_modules is missing; run npm ci there" >&2

@@ -4,6 +4,7 @@
 #
 #   benches/udx-throughput.sh [SIZE]        SIZE in bytes or with a K/M/G suffix (default 1G)
 #   REPEAT=3 benches/udx-throughput.sh      runs each pair REPEAT times and reports the best
+#   UDXCAT=/path/to/udxcat benches/udx-throughput.sh   that Rust binary instead of building this tree's
 #
 # The sender reads a file of random bytes on stdin, the receiver writes stdout to a file; both files live in
 # /dev/shm when it exists so the disk is not measured. The received bytes are compared with the sent ones.
@@ -34,9 +35,13 @@ to_bytes() {
 }
 BYTES="$(to_bytes "$SIZE_ARG")"
 
-echo "== building udxcat (release)" >&2
-(cd "$ROOT" && cargo build --release -q -p holepunch --example udxcat)
-RUST_CAT="$ROOT/target/release/examples/udxcat"
+if [ -n "${UDXCAT:-}" ]; then
+  RUST_CAT="$UDXCAT"
+else
+  echo "== building udxcat (release)" >&2
+  (cd "$ROOT" && cargo build --release -q -p holepunch --example udxcat)
+  RUST_CAT="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/udxcat"
+fi
 NODE_DIR="$ROOT/tests/interop"
 if [ ! -d "$NODE_DIR/node_modules/udx-native" ]; then
   echo "error: $NODE_DIR/node_modules is missing; run npm ci there" >&2

@@ -116,7 +116,7 @@ async fn run(args: Args) -> Result<()> {
                 socket.stream_stats(id)
             } {
                 eprintln!(
-                    "udxcat: t={:.1}s sent={} rx={} inflight={} cwnd={} srtt={:?} rto={:?} rtos={} probes={} retrans={} pace={}B/ms",
+                    "udxcat: t={:.1}s sent={} rx={} inflight={} cwnd={} srtt={:?} rto={:?} rtos={} probes={} retrans={} pace={}B/ms bw={}B/s bbr={} bw_samples={} bw_probes={}",
                     start.elapsed().as_secs_f64(),
                     s.bytes_sent,
                     s.bytes_received,
@@ -127,7 +127,11 @@ async fn run(args: Args) -> Result<()> {
                     s.rto_count,
                     s.probes,
                     s.packets_retransmitted,
-                    s.pacing_bytes_per_ms
+                    s.pacing_bytes_per_ms,
+                    s.bandwidth_bytes_per_sec,
+                    s.bbr_state,
+                    s.bandwidth_samples,
+                    s.bandwidth_probes
                 );
             }
         });

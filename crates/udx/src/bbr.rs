@@ -1,6 +1,14 @@
 //! BBR (v1) congestion control as libudx `udx_bbr.c` runs it, behind the [`CongestionController`] interface:
-//! bandwidth in packets per millisecond, time in milliseconds, cwnd in packets, pacing in bytes per
-//! millisecond.
+//! bandwidth in packets per second, time in microseconds (libudx: milliseconds, see below), cwnd in packets,
+//! pacing in bytes per second.
+//!
+//! libudx keeps BBR's time in whole milliseconds. On a path whose round trip is well below a millisecond (a
+//! LAN, a veth, loopback) that rounds every RTT to 0 or 1 ms: delivery-rate samples over intervals that round
+//! to 0 are discarded, the 1.25x probing phase (one min RTT long) lasts one clock tick, and after a stall the
+//! bandwidth estimate climbs back slowly. Microseconds keep the samples and the gain cycle at the path's real
+//! time scale. The window is the exception: it is sized for at least [`BDP_MIN_RTT_US`] of RTT, the time
+//! scale of the drivers' timers and event loops (a window of a 0.1 ms BDP would drain whenever a peer's process
+//! is descheduled for a moment); on slower paths that changes nothing.
 
 use super::cc::{CongestionController, Path, RateSample};
 use super::packet::seq;
@@ -9,8 +17,12 @@ use super::win_filter::WinFilter;
 
 const CYCLE_LEN: u8 = 8;
 const BW_FILTER_CYCLES: u64 = CYCLE_LEN as u64 + 2;
-const MIN_RTT_INTERVAL_MS: u64 = 10_000;
-const PROBE_RTT_MODE_MS: u64 = 200;
+const MIN_RTT_INTERVAL_US: u64 = 10_000_000;
+const PROBE_RTT_MODE_US: u64 = 200_000;
+/// The shortest RTT the window (bandwidth-delay product) is sized for (see the module documentation).
+const BDP_MIN_RTT_US: u32 = 1_000;
+/// The RTT taken before any sample (libudx uses 1 ms for its initial pacing rate).
+const INIT_RTT_US: u32 = 1_000;
 const PACING_MARGIN: f64 = 0.99;
 const HIGH_GAIN: f64 = 2.88539;
 const DRAIN_GAIN: f64 = 1.0 / 2.88539;
@@ -21,7 +33,8 @@ const FULL_BW_THRESH: f64 = 1.25;
 const FULL_BW_COUNT: u8 = 3;
 const EXTRA_ACKED_GAIN: f64 = 1.0;
 const EXTRA_ACKED_WIN_RTTS: u8 = 5;
-const EXTRA_ACKED_MAX_MS: f64 = 100.0;
+/// The longest burst of acks the window makes room for (seconds of the bandwidth estimate).
+const EXTRA_ACKED_MAX_SECS: f64 = 0.1;
 /// libudx's initial congestion window, packets.
 const INITIAL_CWND: u32 = 10;
 /// libudx's initial slow-start threshold.
@@ -37,13 +50,15 @@ enum BbrState {
     ProbeRtt = 3,
 }
 
-/// BBR's state (libudx `stream->bbr`, plus the stream's `cwnd`, `ssthresh` and `pacing_bytes_per_ms`).
+/// BBR's state (libudx `stream->bbr`, plus the stream's `cwnd`, `ssthresh` and pacing rate).
 #[derive(Debug, Clone)]
 pub(super) struct Bbr {
     cwnd: u32,
     ssthresh: u32,
-    pacing_bytes_per_ms: u32,
-    min_rtt_ms: u32,
+    /// Pacing rate, bytes per second.
+    pacing_rate: u64,
+    /// Windowed minimum RTT, microseconds.
+    min_rtt_us: u32,
     min_rtt_stamp: u64,
     probe_rtt_done_time: u64,
     bw: WinFilter<f64>,
@@ -69,6 +84,10 @@ pub(super) struct Bbr {
     ack_epoch_acked: u32,
     extra_acked_win_rtts: u8,
     extra_acked_win_index: usize,
+    /// Delivery-rate samples that reached the bandwidth filter (stats).
+    bw_samples: u64,
+    /// Probe-bw phases at 1.25x entered (stats).
+    probe_phases: u64,
 }
 
 impl Default for Bbr {
@@ -76,8 +95,8 @@ impl Default for Bbr {
         Bbr {
             cwnd: INITIAL_CWND,
             ssthresh: INITIAL_SSTHRESH,
-            pacing_bytes_per_ms: 0,
-            min_rtt_ms: u32::MAX,
+            pacing_rate: 0,
+            min_rtt_us: u32::MAX,
             min_rtt_stamp: 0,
             probe_rtt_done_time: 0,
             bw: WinFilter::new(0, 0.0),
@@ -103,11 +122,13 @@ impl Default for Bbr {
             ack_epoch_acked: 0,
             extra_acked_win_rtts: 0,
             extra_acked_win_index: 0,
+            bw_samples: 0,
+            probe_phases: 0,
         }
     }
 }
 
-fn time_delta_ms(t1: u64, t0: u64) -> u64 {
+fn time_delta_us(t1: u64, t0: u64) -> u64 {
     t1.saturating_sub(t0)
 }
 
@@ -120,10 +141,11 @@ impl Bbr {
         u32::from(self.extra_acked[0].max(self.extra_acked[1]))
     }
 
+    /// Bytes per second for a bandwidth in packets per second.
     fn bw_to_pacing_rate(p: &Path, bw: f64, gain: f64) -> u64 {
         let mss = p.mss as f64;
-        let bpms = (bw * mss * gain * PACING_MARGIN) as u64;
-        bpms.max(1)
+        let bps = (bw * mss * gain * PACING_MARGIN) as u64;
+        bps.max(1)
     }
 
     fn init_pacing_rate_from_rtt(&mut self, p: &Path) {
@@ -131,20 +153,19 @@ impl Bbr {
             self.has_seen_rtt = true;
             p.srtt
         } else {
-            1
+            INIT_RTT_US
         };
-        let bw = f64::from(self.cwnd) / f64::from(srtt);
-        self.pacing_bytes_per_ms =
-            Self::bw_to_pacing_rate(p, bw, HIGH_GAIN).min(u64::from(u32::MAX)) as u32;
+        let bw = f64::from(self.cwnd) * 1e6 / f64::from(srtt);
+        self.pacing_rate = Self::bw_to_pacing_rate(p, bw, HIGH_GAIN);
     }
 
     fn set_pacing_rate(&mut self, p: &Path, bw: f64, gain: f64) {
-        let rate = Self::bw_to_pacing_rate(p, bw, gain).min(u64::from(u32::MAX)) as u32;
+        let rate = Self::bw_to_pacing_rate(p, bw, gain);
         if !self.has_seen_rtt && p.srtt > 0 {
             self.init_pacing_rate_from_rtt(p);
         }
-        if self.full_bw_reached || rate > self.pacing_bytes_per_ms {
-            self.pacing_bytes_per_ms = rate;
+        if self.full_bw_reached || rate > self.pacing_rate {
+            self.pacing_rate = rate;
         }
     }
 
@@ -157,15 +178,16 @@ impl Bbr {
     }
 
     fn bdp(&self, bw: f64, gain: f64) -> u32 {
-        if self.min_rtt_ms == u32::MAX {
+        if self.min_rtt_us == u32::MAX {
             return 10;
         }
-        (bw * f64::from(self.min_rtt_ms) * gain) as u32
+        let rtt = self.min_rtt_us.max(BDP_MIN_RTT_US);
+        (bw * f64::from(rtt) / 1e6 * gain) as u32
     }
 
     fn ack_aggregation_cwnd(&self) -> u32 {
         if EXTRA_ACKED_GAIN > 0.0 && self.full_bw_reached {
-            let max_aggr = (self.max_bw() * EXTRA_ACKED_MAX_MS) as u32;
+            let max_aggr = (self.max_bw() * EXTRA_ACKED_MAX_SECS) as u32;
             let aggr = (EXTRA_ACKED_GAIN * f64::from(self.extra_acked())) as u32;
             return aggr.min(max_aggr);
         }
@@ -238,7 +260,7 @@ impl Bbr {
 
     fn is_next_cycle_phase(&self, p: &Path, rs: &RateSample) -> bool {
         let is_full_length =
-            time_delta_ms(p.delivered_ts, self.cycle_timestamp) > u64::from(self.min_rtt_ms);
+            time_delta_us(p.delivered_ts, self.cycle_timestamp) > u64::from(self.min_rtt_us);
         let gain = self.pacing_gain;
         if gain == 1.0 {
             return is_full_length;
@@ -253,6 +275,9 @@ impl Bbr {
 
     fn advance_cycle_phase(&mut self, p: &Path) {
         self.cycle_index = (self.cycle_index + 1) & (CYCLE_LEN - 1);
+        if self.cycle_index == 0 {
+            self.probe_phases = self.probe_phases.wrapping_add(1);
+        }
         self.cycle_timestamp = p.delivered_ts;
     }
 
@@ -272,16 +297,17 @@ impl Bbr {
 
     fn update_bw(&mut self, p: &Path, rs: &RateSample) {
         self.round_start = false;
-        if rs.delivered < 0 || rs.interval_ms <= 0 {
+        if rs.delivered < 0 || rs.interval_us <= 0 {
             return;
         }
+        self.bw_samples = self.bw_samples.wrapping_add(1);
         if seq::diff(rs.prior_delivered, self.next_rtt_delivered) >= 0 {
             self.next_rtt_delivered = p.delivered;
             self.rtt_count = self.rtt_count.wrapping_add(1);
             self.round_start = true;
             self.use_packet_conservation = false;
         }
-        let bw = rs.delivered as f64 / rs.interval_ms as f64;
+        let bw = rs.delivered as f64 * 1e6 / rs.interval_us as f64;
         if !rs.is_app_limited || bw >= self.max_bw() {
             let t = u64::from(self.rtt_count);
             self.bw.apply_max(BW_FILTER_CYCLES, t, bw);
@@ -289,7 +315,7 @@ impl Bbr {
     }
 
     fn update_ack_aggregation(&mut self, p: &Path, rs: &RateSample) {
-        if rs.acked_sacked == 0 || rs.delivered < 0 || rs.interval_ms <= 0 {
+        if rs.acked_sacked == 0 || rs.delivered < 0 || rs.interval_us <= 0 {
             return;
         }
         if self.round_start {
@@ -300,8 +326,8 @@ impl Bbr {
                 self.extra_acked[self.extra_acked_win_index] = 0;
             }
         }
-        let epoch_ms = time_delta_ms(p.delivered_ts, self.ack_epoch_start);
-        let mut expected = (self.max_bw() * epoch_ms as f64) as u32;
+        let epoch_us = time_delta_us(p.delivered_ts, self.ack_epoch_start);
+        let mut expected = (self.max_bw() * epoch_us as f64 / 1e6) as u32;
         if self.ack_epoch_acked <= expected
             || u64::from(self.ack_epoch_acked) + u64::from(rs.acked_sacked) >= u64::from(u32::MAX)
         {
@@ -352,10 +378,10 @@ impl Bbr {
 
     fn update_min_rtt(&mut self, p: &mut Path, rs: &RateSample) {
         let now = p.now;
-        let filter_expired = now > self.min_rtt_stamp + MIN_RTT_INTERVAL_MS;
-        if rs.rtt_ms >= 0 && (rs.rtt_ms < i64::from(self.min_rtt_ms) || filter_expired) {
-            self.min_rtt_ms = if rs.rtt_ms > 0 {
-                rs.rtt_ms.min(i64::from(u32::MAX - 1)) as u32
+        let filter_expired = now > self.min_rtt_stamp + MIN_RTT_INTERVAL_US;
+        if rs.rtt_us >= 0 && (rs.rtt_us < i64::from(self.min_rtt_us) || filter_expired) {
+            self.min_rtt_us = if rs.rtt_us > 0 {
+                rs.rtt_us.min(i64::from(u32::MAX - 1)) as u32
             } else {
                 1
             };
@@ -370,7 +396,7 @@ impl Bbr {
             let v = p.delivered.wrapping_add(p.inflight);
             p.app_limited = if v == 0 { 1 } else { v };
             if self.probe_rtt_done_time == 0 && p.inflight <= CWND_MIN_TARGET {
-                self.probe_rtt_done_time = now + PROBE_RTT_MODE_MS;
+                self.probe_rtt_done_time = now + PROBE_RTT_MODE_US;
                 self.probe_rtt_round_done = false;
                 self.next_rtt_delivered = p.delivered;
             } else if self.probe_rtt_done_time != 0 {
@@ -412,7 +438,7 @@ impl CongestionController for Bbr {
         };
         self.ssthresh = INITIAL_SSTHRESH;
         self.next_rtt_delivered = p.delivered;
-        self.min_rtt_ms = p.rtt_min;
+        self.min_rtt_us = p.rtt_min;
         self.min_rtt_stamp = p.now;
         self.init_pacing_rate_from_rtt(p);
         self.ack_epoch_start = p.now;
@@ -475,8 +501,8 @@ impl CongestionController for Bbr {
         self.cwnd
     }
 
-    fn pacing_rate(&self) -> u32 {
-        self.pacing_bytes_per_ms
+    fn pacing_rate(&self) -> u64 {
+        self.pacing_rate
     }
 
     fn bandwidth(&self) -> f64 {
@@ -485,5 +511,13 @@ impl CongestionController for Bbr {
 
     fn state(&self) -> u8 {
         self.state as u8
+    }
+
+    fn bandwidth_samples(&self) -> u64 {
+        self.bw_samples
+    }
+
+    fn probe_phases(&self) -> u64 {
+        self.probe_phases
     }
 }

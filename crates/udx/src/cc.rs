@@ -12,8 +12,10 @@ pub(super) struct RateSample {
     pub(super) prior_timestamp: u64,
     pub(super) prior_delivered: u32,
     pub(super) delivered: i64,
-    pub(super) interval_ms: i64,
-    pub(super) rtt_ms: i64,
+    /// The sample's interval, microseconds (-1: none).
+    pub(super) interval_us: i64,
+    /// RTT of the sample, microseconds (-1: none).
+    pub(super) rtt_us: i64,
     pub(super) losses: i64,
     pub(super) acked_sacked: u32,
     /// Transmission number of the most recently sent packet of the sample.
@@ -28,8 +30,8 @@ impl RateSample {
             prior_timestamp: 0,
             prior_delivered: 0,
             delivered: 0,
-            interval_ms: 0,
-            rtt_ms: -1,
+            interval_us: 0,
+            rtt_us: -1,
             losses: 0,
             acked_sacked: 0,
             xmit: 0,
@@ -42,11 +44,11 @@ impl RateSample {
 /// What a controller sees of its stream when called: a snapshot, except `app_limited`, which it may set.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Path {
-    /// The stream's clock, in milliseconds.
+    /// The stream's clock, in microseconds.
     pub(super) now: u64,
-    /// Smoothed RTT, milliseconds (0 before the first sample).
+    /// Smoothed RTT, microseconds (0 before the first sample).
     pub(super) srtt: u32,
-    /// Windowed minimum RTT, milliseconds.
+    /// Windowed minimum RTT, microseconds.
     pub(super) rtt_min: u32,
     /// Payload bytes per packet.
     pub(super) mss: usize,
@@ -63,7 +65,7 @@ pub(super) struct Path {
     pub(super) app_limited: u32,
 }
 
-/// A congestion controller: windows in packets, pacing in bytes per millisecond.
+/// A congestion controller: windows in packets, pacing in bytes per second, time in microseconds.
 pub(super) trait CongestionController: fmt::Debug + Send {
     /// Sets up for a new stream (after the stream's own state is initialised).
     fn on_init(&mut self, path: &mut Path);
@@ -77,10 +79,14 @@ pub(super) trait CongestionController: fmt::Debug + Send {
     fn on_recovery_exit(&mut self, path: &mut Path);
     /// Packets that may be in flight.
     fn cwnd(&self) -> u32;
-    /// Bytes that may be sent per millisecond.
-    fn pacing_rate(&self) -> u32;
-    /// The bottleneck bandwidth estimate, packets per millisecond.
+    /// Bytes that may be sent per second.
+    fn pacing_rate(&self) -> u64;
+    /// The bottleneck bandwidth estimate, packets per second.
     fn bandwidth(&self) -> f64;
+    /// Delivery-rate samples the bandwidth estimate took so far (for stats).
+    fn bandwidth_samples(&self) -> u64;
+    /// Bandwidth probes (BBR: probe-bw phases at a pacing gain above 1) so far (for stats).
+    fn probe_phases(&self) -> u64;
     /// A number for the controller's state, for stats (BBR: 0 startup, 1 drain, 2 probe-bw, 3 probe-rtt).
     fn state(&self) -> u8;
 }

@@ -27,7 +27,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::packet;
 use super::stream::{Stream, StreamConfig, StreamError, StreamEvent};
@@ -165,6 +165,10 @@ pub enum EndpointError {
     Stream(#[from] StreamError),
 }
 
+/// After a stream follows its peer to a new address, packets from the old one (sent before the move, still on
+/// their way) do not move it back for this long.
+pub const MIGRATION_HOLD: Duration = Duration::from_secs(2);
+
 /// A packet kept by [`FirewallVerdict::Hold`].
 struct Held {
     socket: SocketId,
@@ -183,6 +187,11 @@ pub struct RoutedStream {
     firewall_off_path: bool,
     /// A `change_remote` is waiting for everything sent to the old remote to be acknowledged.
     remote_changing: bool,
+    /// Follow the peer to a new address ([`Endpoint::set_migration`]).
+    migrate: bool,
+    /// The address the stream last moved away from, and when: packets from it still on their way do not move
+    /// the stream back for [`MIGRATION_HOLD`].
+    migrated_from: Option<(SocketAddr, Instant)>,
     messages: VecDeque<Vec<u8>>,
     remote_ended: bool,
     finished: bool,
@@ -217,6 +226,8 @@ impl RoutedStream {
             firewall: None,
             firewall_off_path: false,
             remote_changing: false,
+            migrate: false,
+            migrated_from: None,
             messages: VecDeque::new(),
             remote_ended: false,
             finished: false,
@@ -438,6 +449,35 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Whether stream `id` follows its peer to a new address (off by default, as libudx, which keeps sending
+    /// to the address it connected to). On, a packet on the stream's socket from another address that
+    /// [`Stream::is_plausible_from_peer`] moves the stream there at once ([`Stream::migrate`]): the peer's
+    /// network changed or a NAT rebound its port. Not while a [`Endpoint::change_remote`] is under way, for a
+    /// relay stream, or with [`Endpoint::set_firewall_off_path`] (the firewall decides those).
+    pub fn set_migration(&mut self, id: u32, on: bool) -> Result<(), EndpointError> {
+        self.get(id)?.migrate = on;
+        Ok(())
+    }
+
+    /// Makes every connected stream send a HEARTBEAT ([`Stream::probe`]), after this machine's addresses
+    /// changed: a peer with migration on follows us to the new address. Returns the sockets carrying them
+    /// (to service).
+    pub fn probe_all(&mut self, now: Instant) -> Vec<SocketId> {
+        let mut sockets = Vec::new();
+        for slot in self.streams.values_mut() {
+            if slot.relay_to.is_some() || slot.closed.is_some() || slot.stream.remote().is_none() {
+                continue;
+            }
+            slot.stream.probe(now);
+            if let Some(s) = slot.socket {
+                if !sockets.contains(&s) {
+                    sockets.push(s);
+                }
+            }
+        }
+        sockets
+    }
+
     /// Moves connected stream `id` to another remote (id and address), and onto socket `via` if given,
     /// keeping its state (udx-native's `changeRemote`). Packets already sent to the old remote are
     /// retransmitted there until acknowledged; [`StreamChange::RemoteChanged`] comes once they are. Packets
@@ -610,6 +650,19 @@ impl Endpoint {
         }
         if let Some(to) = slot.relay_to {
             return self.relay(id, to, now, datagram);
+        }
+        if slot.migrate && !slot.remote_changing && !slot.firewall_off_path {
+            if let Some((_, addr)) = slot.stream.remote() {
+                let stale = slot
+                    .migrated_from
+                    .is_some_and(|(old, at)| old == from && now < at + MIGRATION_HOLD);
+                if addr != from && !stale && slot.stream.is_plausible_from_peer(datagram) {
+                    tracing::debug!("udx: stream {id}: the peer moved from {addr} to {from}");
+                    slot.migrated_from = Some((addr, now));
+                    slot.stream.migrate(from, now);
+                    slot.stream.set_max_mtu(path_mtu(from));
+                }
+            }
         }
         slot.stream.handle_datagram(now, from, datagram);
         if !slot.held.is_empty() {

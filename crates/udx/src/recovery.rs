@@ -5,15 +5,15 @@
 
 use super::*;
 
-fn time_delta_ms(t1: u64, t0: u64) -> u64 {
+fn time_delta_us(t1: u64, t0: u64) -> u64 {
     t1.saturating_sub(t0)
 }
 
 impl Stream {
     // ---------------------------------------------------------------- timers
 
-    pub(super) fn timer_start(&mut self, kind: TimerKind, wait_ms: u32) {
-        let at = self.now + u64::from(wait_ms);
+    pub(super) fn timer_start(&mut self, kind: TimerKind, wait_us: u64) {
+        let at = self.now.saturating_add(wait_us);
         if kind == TimerKind::Rto {
             self.next_rto_ts = at;
         }
@@ -30,10 +30,10 @@ impl Stream {
         if self.seq == self.remote_acked {
             self.timer_stop();
         } else {
-            let mut rto = self.rto;
+            let mut rto = u64::from(self.rto);
             if !from_now {
                 let delta = self.next_rto_ts as i64 - self.now as i64;
-                rto = if delta <= 0 { 1 } else { delta as u32 };
+                rto = if delta <= 0 { 1 } else { delta as u64 };
             }
             self.timer_start(TimerKind::Rto, rto);
         }
@@ -45,7 +45,7 @@ impl Stream {
             TimerKind::None | TimerKind::Zwp | TimerKind::Keepalive
         ) || self.timer_at.is_none()
         {
-            self.timer_start(TimerKind::Rto, self.rto);
+            self.timer_start(TimerKind::Rto, u64::from(self.rto));
         }
         if arm_tlp && self.ca_state == CaState::Open && self.sacks == 0 {
             self.schedule_loss_probe(false);
@@ -64,19 +64,23 @@ impl Stream {
         let tail_probe = self.ca_state == CaState::Open && self.sacks == 0;
         // No RTT sample yet (libudx does not probe then, and waits for the 1 s RTO): a lost ack of the first
         // packets, or a receiver stalled at the start, cost a second. A probe costs one packet.
-        let mut timeout = PTO_NO_RTT_MS;
+        let mut timeout = PTO_NO_RTT_US;
         if self.rtt_sampled {
             timeout = self.srtt.saturating_mul(2);
             if self.inflight_list.len + self.retransmit_list.len == 1 {
-                timeout += TLP_MAX_ACK_DELAY;
+                timeout = timeout.saturating_add(TLP_MAX_ACK_DELAY_US);
             }
-            timeout = timeout.max(PTO_MIN_MS);
+            timeout = timeout.max(PTO_MIN_US);
         }
         timeout = timeout.saturating_mul(1 << self.probe_backoff.min(16));
         let mut rto_delta = self.rto;
         if !advancing_rto {
             let d = self.next_rto_ts as i64 - self.now as i64;
-            rto_delta = if d < 0 { 1 } else { d as u32 };
+            rto_delta = if d < 0 {
+                1
+            } else {
+                d.min(i64::from(u32::MAX)) as u32
+            };
         }
         if tail_probe && self.probe_backoff == 0 {
             // libudx: the first tail loss probe may take the RTO's place.
@@ -84,7 +88,7 @@ impl Stream {
         } else if timeout >= rto_delta {
             return false;
         }
-        self.timer_start(TimerKind::Tlp, timeout);
+        self.timer_start(TimerKind::Tlp, u64::from(timeout));
         true
     }
 
@@ -102,13 +106,13 @@ impl Stream {
         if !self.rtt_sampled {
             return if self.zwp_backoff == 0 { self.rto } else { cap };
         }
-        let base = self.srtt.saturating_mul(2).max(PTO_MIN_MS);
+        let base = self.srtt.saturating_mul(2).max(PTO_MIN_US);
         base.saturating_mul(1 << self.zwp_backoff.min(16)).min(cap)
     }
 
     pub(super) fn on_keepalive_timeout(&mut self) {
         self.heartbeat_pending = true;
-        self.timer_start(TimerKind::Keepalive, self.keepalive_ms.max(1));
+        self.timer_start(TimerKind::Keepalive, self.keepalive_us.max(1));
     }
 
     pub(super) fn on_zwp_timeout(&mut self) {
@@ -119,7 +123,7 @@ impl Stream {
         self.zwp_count += 1;
         self.heartbeat_pending = true;
         self.zwp_backoff = self.zwp_backoff.saturating_add(1);
-        self.timer_start(TimerKind::Zwp, self.zwp_timeout());
+        self.timer_start(TimerKind::Zwp, u64::from(self.zwp_timeout()));
     }
 
     pub(super) fn on_tlp_timeout(&mut self) {
@@ -268,7 +272,7 @@ impl Stream {
         self.ca_state = CaState::Loss;
         self.tlp_in_flight = false;
         self.tlp_is_retrans = false;
-        self.timer_start(TimerKind::Rto, self.rto.saturating_mul(2));
+        self.timer_start(TimerKind::Rto, u64::from(self.rto.saturating_mul(2)));
 
         // Rebuild the retransmit queue in sequence order (RACK 6.3).
         while let Some(h) = self.retransmit_list.head {
@@ -314,6 +318,29 @@ impl Stream {
             }
         }
         self.with_cc(|cc, path| cc.on_loss(path));
+    }
+
+    /// Marks everything in flight lost and queues it for retransmission, with no RTO and no congestion
+    /// response: it went to an address the peer left ([`Stream::migrate`]), not into a congested path.
+    pub(super) fn mark_inflight_lost(&mut self) {
+        let mut cur = self.inflight_list.head;
+        while let Some(s) = cur {
+            let Some(p) = self.pkt(s) else { break };
+            let next = p.next;
+            let size = p.size as usize;
+            let probe = p.is_mtu_probe;
+            self.lost = self.lost.wrapping_add(1);
+            self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+            self.list_unlink(ListId::Inflight, s);
+            if let Some(p) = self.pkt_mut(s) {
+                p.lost = true;
+            }
+            self.list_push_tail(ListId::Retransmit, s);
+            if probe {
+                self.mtu_unprobeify(s);
+            }
+            cur = next;
+        }
     }
 
     // ---------------------------------------------------------------- RACK
@@ -396,7 +423,7 @@ impl Stream {
     pub(super) fn rack_detect_loss_and_arm_timer(&mut self) -> bool {
         let timeout = self.rack_detect_loss();
         if timeout > 0 {
-            self.timer_start(TimerKind::RackReo, timeout.min(u64::from(u32::MAX)) as u32);
+            self.timer_start(TimerKind::RackReo, timeout);
             return true;
         }
         false
@@ -469,7 +496,7 @@ impl Stream {
         let next = s.wrapping_add(1);
 
         if !retransmitted {
-            self.rtt_min.apply_min(RTT_MIN_WINDOW_MS, now, rtt);
+            self.rtt_min.apply_min(RTT_MIN_WINDOW_US, now, rtt);
             if self.srtt == 0 {
                 self.srtt = rtt;
                 self.rttvar = rtt / 2;
@@ -483,7 +510,7 @@ impl Stream {
             self.rto = self
                 .srtt
                 .saturating_add(self.rttvar.saturating_mul(4))
-                .clamp(1000, RTO_MAX_MS);
+                .clamp(RTO_MIN_US, RTO_MAX_US);
         }
 
         if ambiguous {
@@ -497,7 +524,7 @@ impl Stream {
         } else if !retransmitted || rtt >= self.rtt_min.get() {
             let xmit = rack_xmit;
             self.rack_rtt = rtt;
-            rs.rtt_ms = i64::from(rtt);
+            rs.rtt_us = i64::from(rtt);
             if rack_sent_after(xmit, self.rack_xmit) {
                 if retransmitted {
                     tracing::trace!(
@@ -540,11 +567,11 @@ impl Stream {
 
     pub(super) fn clamp_rtt(&self, rtt: u64) -> u32 {
         if self.srtt == 0 {
-            return rtt.min(RTT_MAX_MS) as u32;
+            return rtt.min(RTT_MAX_US) as u32;
         }
         let threshold = u64::from(self.srtt) + 5 * u64::from(self.rttvar);
-        if rtt > threshold && rtt > 5000 {
-            return threshold.min(RTT_MAX_MS) as u32;
+        if rtt > threshold && rtt > 5_000_000 {
+            return threshold.min(RTT_MAX_US) as u32;
         }
         rtt.min(u64::from(u32::MAX)) as u32
     }
@@ -562,7 +589,7 @@ impl Stream {
             rs.is_retrans = pkt.retransmitted;
             rs.xmit = pkt.xmit;
             self.first_sent_ts = pkt.time_sent;
-            rs.interval_ms = time_delta_ms(self.first_sent_ts, pkt.first_sent_ts) as i64;
+            rs.interval_us = time_delta_us(self.first_sent_ts, pkt.first_sent_ts) as i64;
         }
     }
 
@@ -578,23 +605,23 @@ impl Stream {
         rs.losses = i64::from(lost);
         if rs.prior_timestamp == 0 {
             rs.delivered = -1;
-            rs.interval_ms = -1;
+            rs.interval_us = -1;
             return;
         }
         rs.delivered = i64::from(self.delivered.wrapping_sub(rs.prior_delivered));
-        let snd_ms = rs.interval_ms.max(0) as u64;
-        let ack_ms = time_delta_ms(now, rs.prior_timestamp);
-        rs.interval_ms = snd_ms.max(ack_ms) as i64;
-        if rs.interval_ms < i64::from(self.rtt_min.get()) {
-            rs.interval_ms = -1;
+        let snd_us = rs.interval_us.max(0) as u64;
+        let ack_us = time_delta_us(now, rs.prior_timestamp);
+        rs.interval_us = snd_us.max(ack_us) as i64;
+        if rs.interval_us < i64::from(self.rtt_min.get()) {
+            rs.interval_us = -1;
             return;
         }
         if !rs.is_app_limited
-            || (rs.delivered as u64).saturating_mul(u64::from(self.rate_interval_ms))
-                >= u64::from(self.rate_delivered).saturating_mul(rs.interval_ms as u64)
+            || (rs.delivered as u64).saturating_mul(u64::from(self.rate_interval_us))
+                >= u64::from(self.rate_delivered).saturating_mul(rs.interval_us as u64)
         {
             self.rate_delivered = rs.delivered as u32;
-            self.rate_interval_ms = rs.interval_ms.min(i64::from(u32::MAX)) as u32;
+            self.rate_interval_us = rs.interval_us.min(i64::from(u32::MAX)) as u32;
             self.rate_sample_is_app_limited = rs.is_app_limited;
         }
     }

@@ -215,8 +215,8 @@ impl Stream {
 
         if ended {
             if self.remote_acked == self.seq {
-                if self.keepalive_ms > 0 {
-                    self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
+                if self.keepalive_us > 0 {
+                    self.timer_start(TimerKind::Keepalive, self.keepalive_us);
                 } else {
                     self.timer_stop();
                 }
@@ -262,9 +262,9 @@ impl Stream {
                 let end_queued = self.ending && !self.ended;
                 if self.send_rwnd == 0 && (self.writes_queued_bytes > 0 || end_queued) {
                     self.zwp_backoff = 0;
-                    self.timer_start(TimerKind::Zwp, self.zwp_timeout());
-                } else if self.keepalive_ms > 0 {
-                    self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
+                    self.timer_start(TimerKind::Zwp, u64::from(self.zwp_timeout()));
+                } else if self.keepalive_us > 0 {
+                    self.timer_start(TimerKind::Keepalive, self.keepalive_us);
                 } else {
                     self.timer_stop();
                 }

@@ -23,19 +23,57 @@ impl Stream {
 
     // ---------------------------------------------------------------- sending
 
+    /// Refills the pacing token bucket for the time since the last refill. libudx refills once per millisecond
+    /// tick, setting the bucket to a tick's worth of the pacing rate; with a microsecond clock the tokens
+    /// accumulate instead (a refill a few microseconds after the last one adds a few microseconds' worth), up
+    /// to one tick's worth. A sender that was held back by pacing gets the whole wait's worth (a driver woken
+    /// late by a coarse timer or the scheduler catches up, as with libudx's refill); one held back by its
+    /// window or idle does not: after a stall without acks, the acks that arrive all at once open the whole
+    /// window, and it goes out paced rather than as one burst. A packet may go out while any token is left and
+    /// leaves the bucket in debt by the rest of its size, so the rate holds however often the driver calls.
     pub(super) fn update_pacing_time(&mut self) {
         let now = self.now;
-        if now > self.tb_last_refill_ms {
-            let factor = now - self.tb_last_refill_ms;
-            self.tb_available =
-                (factor * u64::from(self.cc.pacing_rate().max(1))).min(u64::from(u32::MAX)) as u32;
-            self.tb_last_refill_ms = now;
+        if now <= self.tb_last_refill_us {
+            return;
         }
+        let elapsed = now - self.tb_last_refill_us;
+        let rate = self.cc.pacing_rate().max(1);
+        let added = u128::from(elapsed) * u128::from(rate) / 1_000_000;
+        if added == 0 {
+            // Less than a byte's worth: keep the time for the next refill.
+            return;
+        }
+        let added = added.min(i64::MAX as u128 / 2) as i64;
+        let span = if self.pacing_limited {
+            elapsed.max(PACING_TICK_US)
+        } else {
+            PACING_TICK_US
+        };
+        let cap =
+            (u128::from(span) * u128::from(rate) / 1_000_000).min(i64::MAX as u128 / 2) as i64;
+        self.tb_available = self.tb_available.saturating_add(added).min(cap);
+        self.tb_last_refill_us = now;
+        self.pacing_limited = self.tb_available <= 0;
+    }
+
+    /// How long until the token bucket holds `bytes` again at the current pacing rate (at least 1 µs, at most
+    /// one libudx tick).
+    pub(super) fn pacing_wait_us(&self, bytes: u32) -> u64 {
+        let rate = self.cc.pacing_rate().max(1);
+        let missing = (i64::from(bytes) - self.tb_available).max(1) as u128;
+        (missing * 1_000_000)
+            .div_ceil(u128::from(rate))
+            .clamp(1, u128::from(PACING_TICK_US)) as u64
     }
 
     pub(super) fn may_send(&mut self, retransmit: bool) -> bool {
         self.update_pacing_time();
-        if self.tb_available == 0 {
+        if self.tb_available <= 0 {
+            self.pacing_limited = true;
+            if self.pacing_timer_at.is_none() {
+                let wait = self.pacing_wait_us(self.mtu as u32);
+                self.pacing_timer_at = Some(self.now + wait);
+            }
             return false;
         }
         if retransmit {
@@ -95,9 +133,12 @@ impl Stream {
         }
         self.list_push_tail(ListId::Inflight, s);
         self.inflight_bytes += size as usize;
-        self.tb_available = self.tb_available.saturating_sub(size);
-        if self.tb_available == 0 {
-            self.pacing_timer_at = Some(self.now + 1);
+        self.tb_available = self.tb_available.saturating_sub(i64::from(size));
+        if self.tb_available <= 0 {
+            self.pacing_limited = true;
+            // Wake when a full packet's worth of tokens is back.
+            let wait = self.pacing_wait_us(self.mtu as u32);
+            self.pacing_timer_at = Some(self.now + wait);
         }
     }
 
@@ -322,7 +363,7 @@ impl Stream {
     /// Both sides ended: close, and linger to re-ack retransmissions if configured.
     pub(super) fn close_clean(&mut self) {
         self.close_stream(None);
-        let linger = self.config.linger.as_millis().min(u128::from(u32::MAX)) as u64;
+        let linger = self.config.linger.as_micros().min(u128::from(u64::MAX / 4)) as u64;
         // At least three RTOs: the remote's END retransmits come after 1 and then 2 more RTOs.
         let linger = if linger > 0 {
             linger.max(3 * u64::from(self.rto))

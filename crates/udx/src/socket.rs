@@ -366,6 +366,29 @@ impl Udx {
         self.shared.bind(addr, config)
     }
 
+    /// Makes every connected stream of this instance send a HEARTBEAT now ([`Endpoint::probe_all`]): after
+    /// this machine's addresses changed, peers that follow a stream to a new address
+    /// ([`UdxStream::set_migration`]) learn ours.
+    pub fn probe_streams(&self) {
+        let mut wake = Vec::new();
+        {
+            let mut inner = self.shared.lock();
+            let sockets = inner.endpoint.probe_all(Instant::now());
+            for s in sockets {
+                if let Some(w) = inner
+                    .sockets
+                    .get_mut(&s)
+                    .and_then(|s| s.driver_waker.take())
+                {
+                    wake.push(w);
+                }
+            }
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+
     /// Creates stream `local_id`, not yet carried by any socket: connect it with [`UdxStream::connect_via`], or
     /// let its firewall connect it. Fails if the id is in use in this instance.
     pub fn create_stream(&self, local_id: u32) -> io::Result<UdxStream> {
@@ -718,6 +741,14 @@ impl UdxStream {
         self.with_slot(|slot| Ok(slot.stream().remote()))
             .ok()
             .flatten()
+    }
+
+    /// Follows the peer to a new address (off by default, as udx-native): a plausible packet of this stream
+    /// from another address on its socket moves the stream there ([`Endpoint::set_migration`]). HyperDHT
+    /// turns it on for direct connections, so an open connection survives the peer's network change.
+    pub fn set_migration(&self, on: bool) -> io::Result<()> {
+        let id = self.id;
+        self.with_endpoint(|ep, _| ep.set_migration(id, on).map_err(endpoint_error))
     }
 
     /// Also consults the firewall for packets that arrive on the carrying socket from an address other than

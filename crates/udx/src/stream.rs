@@ -8,7 +8,8 @@
 //!    [`Stream::poll_timeout`];
 //! 3. drains [`Stream::poll_event`], and drops the stream once [`Stream::is_closed`].
 //!
-//! Time is kept in whole milliseconds like libudx (`uv_now`), so RTT, RTO, pacing and BBR behave as there.
+//! Time is kept in microseconds (libudx: whole milliseconds, `uv_now`): RTT, RTO, pacing and BBR follow
+//! libudx's rules at a finer clock (see "Where this differs"). The wire format does not carry time.
 //!
 //! This file holds the state, the public API and the packet lists; the parts live beside it: `send.rs`
 //! (pacing, packetizing, retransmission, acks out, MTU search, `poll_transmit`), `recv.rs` (datagrams in,
@@ -77,6 +78,11 @@
 //!   is lost the transfer would otherwise stall for a second.
 //! - BBR saves its window on entering recovery and on an RTO, and restores it when recovery ends (Linux BBR);
 //!   libudx sets the window to `ssthresh` (one BDP from the end of startup) at every recovery exit.
+//! - The clock counts microseconds, not milliseconds: on sub-millisecond paths (LAN, veth, loopback) RTTs,
+//!   delivery-rate intervals and BBR's gain-cycle phases no longer round to 0 or 1 ms (see [`super::bbr`]).
+//!   The pacing token bucket accumulates microseconds' worth of tokens between calls (libudx refills it with
+//!   one millisecond's worth per tick), and its timer waits for one packet's worth of tokens, not a whole
+//!   tick. Timers (RTO floor 1 s, probe timeouts of at least 4 ms) keep libudx's values.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -99,23 +105,29 @@ mod recv;
 #[path = "send.rs"]
 mod send;
 
-/// Our millisecond clock starts here, so that 0 can mean "unset" as in libudx.
-const CLOCK_OFFSET_MS: u64 = 1 << 20;
-const INIT_PACING_RATE: u32 = 25_000;
+/// Our microsecond clock starts here, so that 0 can mean "unset" as in libudx.
+const CLOCK_OFFSET_US: u64 = 1 << 30;
+/// The pacing token bucket's initial fill, bytes.
+const INIT_PACING_RATE: i64 = 25_000;
+/// libudx refills its pacing token bucket once per millisecond: at most this much time's worth of tokens
+/// accumulates while the sender keeps up.
+const PACING_TICK_US: u64 = 1_000;
 const MAX_RTO_TIMEOUTS: u8 = 6;
-const RTO_MAX_MS: u32 = 30_000;
-const RTT_MAX_MS: u64 = 30_000;
-const RTT_MIN_WINDOW_MS: u64 = 300_000;
+const RTO_MAX_US: u32 = 30_000_000;
+/// The shortest RTO (libudx: 1 s).
+const RTO_MIN_US: u32 = 1_000_000;
+const RTT_MAX_US: u64 = 30_000_000;
+const RTT_MIN_WINDOW_US: u64 = 300_000_000;
 /// libudx `UDX_DEFAULT_RWND_MAX`.
 pub const DEFAULT_RWND_MAX: u32 = 4 * 1024 * 1024;
 /// libudx `UDX_HIGH_WATERMARK`: writes beyond this plus the send window apply backpressure.
 pub const HIGH_WATERMARK: usize = 262_144;
-const TLP_MAX_ACK_DELAY: u32 = 2;
-/// The shortest probe timeout: RTTs are whole milliseconds (0 on a sub-millisecond path), and a peer's ack may
-/// wait for its event loop.
-const PTO_MIN_MS: u32 = 4;
+const TLP_MAX_ACK_DELAY_US: u32 = 2_000;
+/// The shortest probe timeout: a peer's ack may wait for its event loop (and the drivers' timers tick in
+/// milliseconds).
+const PTO_MIN_US: u32 = 4_000;
 /// The probe timeout before the first RTT sample (then doubling per probe, while below the RTO).
-const PTO_NO_RTT_MS: u32 = 200;
+const PTO_NO_RTT_US: u32 = 200_000;
 /// How many of an ack's SACK ranges report the highest received packets when the ranges run out.
 const SACK_TOP_RANGES: usize = 16;
 /// Out-of-order packets further than this ahead of the cumulative ack are dropped (bounds memory).
@@ -233,6 +245,11 @@ pub struct StreamStats {
     pub pacing_bytes_per_ms: u32,
     /// BBR bottleneck bandwidth estimate, payload bytes per second.
     pub bandwidth_bytes_per_sec: u64,
+    /// Delivery-rate samples BBR's bandwidth estimate took (libudx, in whole milliseconds, drops every sample
+    /// whose interval rounds to 0, the rule on sub-millisecond paths).
+    pub bandwidth_samples: u64,
+    /// BBR bandwidth probes: probe-bw gain cycles that entered their 1.25x phase.
+    pub bandwidth_probes: u64,
     /// BBR state: 0 startup, 1 drain, 2 probe-bw, 3 probe-rtt (as libudx).
     pub bbr_state: u8,
     /// Datagram bytes sent.
@@ -316,7 +333,7 @@ struct SentPacket {
     /// Header + payload, without probe padding (libudx `pkt->size`).
     size: u32,
     time_sent: u64,
-    /// The stream's transmission counter at the last (re)transmission: orders sends within one millisecond,
+    /// The stream's transmission counter at the last (re)transmission: orders sends within one clock tick,
     /// where `time_sent` ties (RACK and rate sampling need the true send order; a retransmission of an old
     /// sequence number is sent after newer ones).
     xmit: u64,
@@ -409,7 +426,7 @@ pub struct Stream {
     first_sent_ts: u64,
     delivered_ts: u64,
     rate_delivered: u32,
-    rate_interval_ms: u32,
+    rate_interval_us: u32,
     rate_sample_is_app_limited: bool,
 
     pending_timer: TimerKind,
@@ -418,7 +435,7 @@ pub struct Stream {
     srtt: u32,
     rttvar: u32,
     rto: u32,
-    keepalive_ms: u32,
+    keepalive_us: u64,
     rtt_min: WinFilter<u32>,
 
     // rack
@@ -431,8 +448,11 @@ pub struct Stream {
 
     /// The congestion controller: congestion window and pacing rate.
     cc: Box<dyn CongestionController>,
-    tb_available: u32,
-    tb_last_refill_ms: u64,
+    /// Pacing tokens, bytes (negative: a packet went out on the last tokens and is being paid off).
+    tb_available: i64,
+    /// Sending waited for pacing tokens since the last refill (see `update_pacing_time`).
+    pacing_limited: bool,
+    tb_last_refill_us: u64,
     pacing_timer_at: Option<u64>,
 
     // tlp
@@ -447,7 +467,7 @@ pub struct Stream {
     rx_since_sent: u64,
     /// Probes sent, for stats.
     probe_count: u32,
-    /// An RTT sample was taken (`srtt` is 0 on a sub-millisecond path too).
+    /// An RTT sample was taken (`srtt` may be 0 on a path faster than the clock).
     rtt_sampled: bool,
     /// Zero-window probes sent since the window closed: each doubles the next probe's wait.
     zwp_backoff: u32,
@@ -491,6 +511,11 @@ pub struct Stream {
     packets_tx: u64,
 }
 
+/// A duration in whole microseconds, at least 1 (a zero interval means "off" where one is configured).
+fn duration_us(d: Duration) -> u64 {
+    d.as_micros().clamp(1, u128::from(u32::MAX) * 1000) as u64
+}
+
 fn min_u32(a: u32, b: u32) -> u32 {
     a.min(b)
 }
@@ -498,7 +523,7 @@ fn min_u32(a: u32, b: u32) -> u32 {
 impl Stream {
     /// A new, unconnected stream with local id `local_id` (the id remote peers address it by).
     pub fn new(local_id: u32, config: StreamConfig, now: Instant) -> Self {
-        let t = CLOCK_OFFSET_MS;
+        let t = CLOCK_OFFSET_US;
         let mut s = Stream {
             epoch: now,
             now: t,
@@ -545,18 +570,15 @@ impl Stream {
             first_sent_ts: 0,
             delivered_ts: 0,
             rate_delivered: 0,
-            rate_interval_ms: 0,
+            rate_interval_us: 0,
             rate_sample_is_app_limited: true,
             pending_timer: TimerKind::None,
             timer_at: None,
             next_rto_ts: 0,
             srtt: 0,
             rttvar: 0,
-            rto: 1000,
-            keepalive_ms: config
-                .keepalive
-                .map(|d| d.as_millis().clamp(1, u128::from(u32::MAX)) as u32)
-                .unwrap_or(0),
+            rto: RTO_MIN_US,
+            keepalive_us: config.keepalive.map(duration_us).unwrap_or(0),
             rtt_min: WinFilter::new(t, u32::MAX),
             rack_rtt: 0,
             rack_xmit: 0,
@@ -564,7 +586,8 @@ impl Stream {
             rack_fack: 0,
             cc: Box::new(Bbr::default()),
             tb_available: INIT_PACING_RATE,
-            tb_last_refill_ms: t,
+            pacing_limited: false,
+            tb_last_refill_us: t,
             pacing_timer_at: None,
             tlp_is_retrans: false,
             tlp_in_flight: false,
@@ -612,16 +635,20 @@ impl Stream {
 
     // ---------------------------------------------------------------- clock
 
-    fn to_ms(&self, now: Instant) -> u64 {
-        CLOCK_OFFSET_MS + now.saturating_duration_since(self.epoch).as_millis() as u64
+    fn to_us(&self, now: Instant) -> u64 {
+        CLOCK_OFFSET_US.saturating_add(
+            now.saturating_duration_since(self.epoch)
+                .as_micros()
+                .min(u128::from(u64::MAX / 2)) as u64,
+        )
     }
 
-    fn to_instant(&self, ms: u64) -> Instant {
-        self.epoch + Duration::from_millis(ms.saturating_sub(CLOCK_OFFSET_MS))
+    fn to_instant(&self, us: u64) -> Instant {
+        self.epoch + Duration::from_micros(us.saturating_sub(CLOCK_OFFSET_US))
     }
 
     fn set_now(&mut self, now: Instant) {
-        let t = self.to_ms(now);
+        let t = self.to_us(now);
         if t > self.now {
             self.now = t;
         }
@@ -655,8 +682,8 @@ impl Stream {
         self.remote_id = remote_id;
         self.remote_addr = Some(addr);
         self.apply_link_mtu();
-        if self.keepalive_ms > 0 && self.seq == self.remote_acked {
-            self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
+        if self.keepalive_us > 0 && self.seq == self.remote_acked {
+            self.timer_start(TimerKind::Keepalive, self.keepalive_us);
         }
     }
 
@@ -682,6 +709,57 @@ impl Stream {
         self.apply_link_mtu();
     }
 
+    /// Moves the stream to `addr`, same remote stream id, at once: the peer's address changed (its network
+    /// changed, or a NAT on its path rebound). Unlike [`Stream::change_remote`] nothing waits for the old
+    /// address: it is gone, so everything from now on, retransmits included, goes to `addr`. The MTU search
+    /// restarts. [`super::Endpoint`] calls it for a stream with migration on
+    /// ([`super::Endpoint::set_migration`]) when a packet that [`Stream::is_plausible_from_peer`] arrives from
+    /// a new address.
+    pub fn migrate(&mut self, addr: SocketAddr, now: Instant) {
+        self.set_now(now);
+        if self.closed || self.destroying || !self.connected || self.relaying {
+            return;
+        }
+        self.remote_addr = Some(addr);
+        // What is in flight went to the old address: it is lost. Its retransmits go to the new one (a packet
+        // keeps the destination it was sent to).
+        self.mark_inflight_lost();
+        for p in &mut self.outgoing {
+            p.destination = addr;
+        }
+        self.reset_mtu_state_machine();
+        self.apply_link_mtu();
+        // Show the peer at once that we follow it.
+        self.heartbeat_pending = true;
+    }
+
+    /// Whether `datagram` could come from this stream's peer, judged by what only the peer knows besides
+    /// the (random) stream id: a UDX header for this stream whose ack lies within what we sent and what was
+    /// acknowledged (`remote_acked..=seq`), and whose sequence number is at or after what we acknowledged,
+    /// within 65,536 packets. A migration ([`Stream::migrate`]) needs it; the data itself is authenticated
+    /// above UDX (the secret stream).
+    pub fn is_plausible_from_peer(&self, datagram: &[u8]) -> bool {
+        let Ok((h, _)) = Header::decode(datagram) else {
+            return false;
+        };
+        h.remote_id == self.local_id
+            && self.connected
+            && !self.closed
+            && seq::le(self.remote_acked, h.ack)
+            && seq::le(h.ack, self.seq)
+            && seq::le(self.ack, h.seq)
+            && seq::diff(h.seq, self.ack) < 1 << 16
+    }
+
+    /// Sends a HEARTBEAT at the next transmit (the peer acks it): after our own address changed, it shows
+    /// the peer where we are now. Nothing for a stream that is not connected, closed or relaying.
+    pub fn probe(&mut self, now: Instant) {
+        self.set_now(now);
+        if self.connected && !self.closed && !self.destroying && !self.relaying {
+            self.heartbeat_pending = true;
+        }
+    }
+
     /// Caps the MTU search at the link MTU the OS reports for the path (libudx asks `IP_MTU`); at or below
     /// 1200 the search is disabled.
     pub fn set_max_mtu(&mut self, mtu: usize) {
@@ -694,15 +772,13 @@ impl Stream {
     /// Sets the keepalive interval (libudx `udx_stream_set_keepalive`); `None` disables it.
     pub fn set_keepalive(&mut self, interval: Option<Duration>, now: Instant) {
         self.set_now(now);
-        self.keepalive_ms = interval
-            .map(|d| d.as_millis().clamp(1, u128::from(u32::MAX)) as u32)
-            .unwrap_or(0);
+        self.keepalive_us = interval.map(duration_us).unwrap_or(0);
         if self.closed {
             return;
         }
         if self.remote_acked == self.seq && self.connected {
-            if self.keepalive_ms > 0 {
-                self.timer_start(TimerKind::Keepalive, self.keepalive_ms);
+            if self.keepalive_us > 0 {
+                self.timer_start(TimerKind::Keepalive, self.keepalive_us);
             } else if self.pending_timer == TimerKind::Keepalive {
                 self.timer_stop();
             }
@@ -752,7 +828,7 @@ impl Stream {
         if was_idle && self.send_rwnd == 0 && self.connected {
             self.heartbeat_pending = true;
             self.zwp_backoff = 0;
-            self.timer_start(TimerKind::Zwp, self.zwp_timeout());
+            self.timer_start(TimerKind::Zwp, u64::from(self.zwp_timeout()));
         }
     }
 
@@ -952,15 +1028,16 @@ impl Stream {
     /// Counters and estimates.
     pub fn stats(&self) -> StreamStats {
         StreamStats {
-            srtt: Duration::from_millis(u64::from(self.srtt)),
-            rto: Duration::from_millis(u64::from(self.rto)),
+            srtt: Duration::from_micros(u64::from(self.srtt)),
+            rto: Duration::from_micros(u64::from(self.rto)),
             cwnd: self.cc.cwnd(),
             inflight_packets: self.inflight_list.len,
             inflight_bytes: self.inflight_bytes,
             mtu: self.mtu,
-            pacing_bytes_per_ms: self.cc.pacing_rate(),
-            bandwidth_bytes_per_sec: (self.cc.bandwidth() * 1000.0 * self.max_payload() as f64)
-                as u64,
+            pacing_bytes_per_ms: (self.cc.pacing_rate() / 1000).min(u64::from(u32::MAX)) as u32,
+            bandwidth_bytes_per_sec: (self.cc.bandwidth() * self.max_payload() as f64) as u64,
+            bandwidth_samples: self.cc.bandwidth_samples(),
+            bandwidth_probes: self.cc.probe_phases(),
             bbr_state: self.cc.state(),
             bytes_sent: self.bytes_tx,
             bytes_received: self.bytes_rx,

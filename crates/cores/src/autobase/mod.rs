@@ -1,10 +1,9 @@
 //! Autobase: many writers, one view, compatible with JS autobase 7.28.1 (issue #16). This module holds the
 //! base everything else builds on: the encodings of every record autobase keeps ([`messages`]), the key
 //! derivations of its cores ([`keys`]), the digest and checkpoint pointers of writer blocks, written and
-//! resolved ([`checkpoints`]), and the order of the causal DAG's un-indexed nodes ([`topolist`]). The
-//! consensus (which nodes are indexed), apply, replication (wakeup) and the `Autobase` type itself are still to
-//! come.
-//!
+//! resolved ([`checkpoints`]), the order of the causal DAG's un-indexed nodes ([`topolist`]), and which nodes
+//! are indexed and in what order ([`linearizer`], with its [`consensus`] and vector [`clock`]s). Apply,
+//! replication (wakeup) and the `Autobase` type itself are still to come.//!
 //! What follows is what JS autobase 7.28.1 keeps where (read from its `index.js`, `lib/` and the hyperschema
 //! spec in `encoding/spec/autobase`, and checked against a base JS builds in
 //! `tests/interop/tests/it/autobase_fixture.rs`).
@@ -57,17 +56,70 @@
 //! recoveries), uint recoveries?`: which system core and how much of it was indexed when this peer last
 //! flushed; a base reopens from it.
 //!
-//! # Linearizing (for the next step)
+//! # Linearizing
 //!
 //! Nodes form a DAG through their heads (and the previous node of their own writer while it is not indexed).
 //! [`topolist`] orders them as JS does: a node comes after everything it links to; nodes not linked either way
 //! are ordered by writer key (bytewise, lowest first), then by length (`lib/topolist.js`; `lib/linearizer.js`
-//! `tieBreak`: "lowest key wins"). The indexers' acks (null-value nodes) confirm a prefix once a majority of
-//! indexers has seen it (`lib/consensus.js`, vector clocks, not yet ported); the confirmed prefix is applied to
-//! the views and signed in checkpoints; the unconfirmed tail may be reordered and re-applied as new nodes
-//! arrive.
+//! `tieBreak`: "lowest key wins"). [`linearizer::Linearizer`] (`lib/linearizer.js`) keeps the un-indexed DAG,
+//! one node buffer per writer (`lib/writer.js`: nodes from the writer's indexed length on; a batch joins the DAG
+//! once its last node arrives) and the [`consensus`] (`lib/consensus.js`): every indexer node carries a vector
+//! clock of the indexer lengths it saw; an indexer node is indexed once a majority of indexers have acked it
+//! (a later node of theirs sees it and is strictly newer) and a majority confirm those acks; a confirmed node is
+//! yielded with everything it depends on, in topolist order. Each `update()` reports the nodes indexed in this
+//! round, the new order of the un-indexed tip, and `shared`/`undo`/`length`: of the nodes applied since the last
+//! update (the previous indexed + tip), the first `shared` are still in place and `undo` must be undone. The
+//! tests in `tests/interop/tests/it/autobase_linearizer.rs` feed JS's `Linearizer` and this one the same
+//! random DAGs (1-3 indexers, forks, batches, removed writers, an indexer change) and compare every update.
+//!
+//! # Applying the linearizer's output (JS `lib/apply-state.js` `update(u, localNodes)`, the next step)
+//!
+//! The base's drain loop (`index.js` `_drain`) adds the remote writers' new nodes (whole batches), then the local
+//! writer's pending appends (each linking the linearizer's current heads, `getHeads()`), calls `update()`, and
+//! hands the result to the apply, which keeps one **update record** per applied batch
+//! ([`LinearizerUpdate`](messages::LinearizerUpdate): `key`, `length` of the batch's last node, `batch` = nodes
+//! in it, `systemLength` = the system core's length after it, `indexers` = whether it changed the indexer
+//! set), stored in the local writer's key space under [`encode_linearizer_key`](messages::encode_linearizer_key)
+//! `(seq)`. With `u` the update:
+//!
+//! 1. **Indexed nodes already applied in place** (`i < min(u.indexed.len(), u.shared)`): for each one ending a
+//!    batch (`batch == 1`) the apply shifts its writer ([`linearizer::Linearizer::shift_writer`]) and steps to
+//!    the next update record; it stops at the first record that changed the indexers (`indexersUpdated = i`).
+//! 2. **Undo** `u.undo` nodes: pop update records from the end until their `batch` counts cover `undo`, then
+//!    truncate the system core to the last remaining record's `systemLength` (the indexed length when none is
+//!    left); the system's `info` at that length gives the lengths to truncate the encryption core and every
+//!    user view to (a view the system does not list is unmapped and emptied). If a popped record had changed
+//!    the indexers, the views are rolled back to their previous cores.
+//! 3. **Apply** positions `u.shared..u.length` of `u.indexed ++ u.tip`, counting the nodes of the current batch:
+//!    - a node of a removed writer that is not an indexer (and not applied optimistically) is skipped: no
+//!      apply, no system change; at its batch's end an update record is pushed all the same. (It is **not**
+//!      shifted off its writer here, even when indexed: only step 1 of a later round does that.)
+//!    - otherwise the system adds the node as a DAG head, preceded (oldest first) by its
+//!      [`causal_dependencies`](linearizer::Linearizer::causal_dependencies) (its links into removed
+//!      writers' nodes) that are past that writer's recorded length (`system.linkable`); a node with a value,
+//!      of a writer not removed, joins the apply batch as `{ indexed, from: writer core, length, value, heads:
+//!      actualHeads }`;
+//!    - at the batch's last node (`batch == 1`): the application's `apply(batch, view, host)` runs if the batch
+//!      has values; then, if the system saw an indexer change, the next views are generated; the system flushes
+//!      (changed members, then `info`, one hyperbee batch); the update record is pushed; if the node is
+//!      indexed and no indexer change was seen yet in this round, its writer is shifted, and if this batch
+//!      changed the indexers, `indexersUpdated = i + 1` (later indexed nodes are not shifted).
+//! 4. **Index**: the update records covering the first `indexersUpdated` (or all `u.indexed.len()`) indexed nodes
+//!    are dropped, and the last one's `systemLength` becomes the system view's indexed length: what the indexers
+//!    sign in their checkpoints.
+//! 5. If the indexers changed, the base premigrates the views to their new keys and reboots: a new
+//!    [`Linearizer`](linearizer::Linearizer) for the new indexers over the indexed system state (its heads and
+//!    member lengths), and a catch-up re-adds the nodes of the stored update records in order.
+//! 6. The local writer's new nodes are appended to its core (indexers add checkpoints), and the boot record and
+//!    views are flushed.
+//!
+//! Indexers ack (append a null-value node) when [`should_ack`](linearizer::Linearizer::should_ack) says so
+//! (`pending`: indexers are being added), debounced by the base's ack timer.
 
 pub mod checkpoints;
+pub mod clock;
+pub mod consensus;
 pub mod keys;
+pub mod linearizer;
 pub mod messages;
 pub mod topolist;

@@ -92,6 +92,12 @@ impl Dag {
         &self.nodes[id]
     }
 
+    /// The node `id`, mutable (for the linearizer, which edits the links as nodes are indexed; panics on an id
+    /// this DAG never gave out).
+    pub fn node_mut(&mut self, id: NodeId) -> &mut DagNode {
+        &mut self.nodes[id]
+    }
+
     /// Number of nodes.
     pub fn len(&self) -> usize {
         self.nodes.len()

@@ -3,7 +3,9 @@
 //!
 //! - [`tree`]: the flat-tree Merkle tree, proof generation and verification (sans-IO).
 //! - [`messages`]: the `request`/`data` wire types, manifest and multi-signature codecs.
-//! - [`caps`], [`Verifier`]: the signed bytes and the two single-writer signing forms.
+//! - [`caps`], [`Verifier`], [`multisig`]: the signed bytes; compat cores and manifest cores (several signers
+//!   with a quorum, multi-signatures with patches, prologues); signing API: `signed_length`,
+//!   `partial_signature`, `set_signature`, `info`; user data ([`user_data`]); atomic batches ([`atomic`]).
 //! - [`storage`]: the checksummed record log (design and measurements in `STORAGE.md`).
 //! - [`replicator`]: replication with other peers (JS hypercore's `hypercore/alpha` protomux protocol), sans-IO
 //!   state plus a tokio driver.
@@ -11,6 +13,7 @@
 //! [`Hypercore`] ties them together with an API in the spirit of JS hypercore. Hypercore's default block
 //! encryption (`encryptionKey`) and the set of blocks a remote peer has are private modules.
 
+pub mod atomic;
 mod bitfield;
 pub mod caps;
 pub mod checkpoint;
@@ -18,9 +21,12 @@ mod encryption;
 mod index;
 pub mod js_storage;
 pub mod messages;
+pub mod multisig;
 pub mod replicator;
+mod signing;
 pub mod storage;
 pub mod tree;
+pub mod user_data;
 mod verifier;
 
 use std::fs;
@@ -37,6 +43,7 @@ use storage::{Clear, Head, Log, LogReader, Record};
 
 use encryption::BlockEncryption;
 pub use encryption::ShortBlock;
+pub use signing::CoreInfo;
 pub use storage::Durability;
 use tree::{Batch, ProofError, ProofRequest, TreeState};
 pub use verifier::{Verifier, VerifierError};
@@ -169,6 +176,174 @@ struct Inner {
     encryption: Option<BlockEncryption>,
     /// Ranges cleared since the core was opened, in order (for the replicator to tell peers).
     clears: Vec<(u64, u64)>,
+    /// The length of the latest head whose signature verifies (or that the prologue proves).
+    signed_length: u64,
+    /// `core.setUserData` pairs (native cores: the `user-data` file; JS stores: the oplog header).
+    user_data: Vec<(String, Vec<u8>)>,
+}
+
+/// An append computed under the state lock, to write to the log and then publish (see [`Hypercore::append`]
+/// and the atomic batches of [`atomic`]).
+struct PreparedAppend<'a> {
+    start: u64,
+    batch: Batch,
+    signature: Option<Vec<u8>>,
+    /// The signature was handed in and verified (see `Hypercore::append_signed`).
+    verified: bool,
+    record: Record<'a>,
+    js_change: Option<js_storage::Change<'a>>,
+}
+
+impl PreparedAppend<'_> {
+    /// Writes (and syncs) the append; returns where its blocks (and, in a native log, its tree nodes) landed.
+    fn write(&self, log: &mut Backend) -> Result<storage::Appended> {
+        Ok(match (log, &self.js_change) {
+            (Backend::Native(l), _) => l.append_located(&self.record)?,
+            (Backend::Js(js), Some(change)) => {
+                js.write(change)?;
+                storage::Appended {
+                    blocks: change
+                        .blocks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (off, b))| (self.start + i as u64, *off, b.len()))
+                        .collect(),
+                    nodes: Vec::new(),
+                }
+            }
+            (Backend::Js(_), None) => storage::Appended::default(),
+        })
+    }
+}
+
+impl Inner {
+    fn outcome(&self) -> AppendOutcome {
+        AppendOutcome {
+            length: self.tree.length,
+            byte_length: self.tree.byte_length - self.tree.length * self.padding(),
+        }
+    }
+
+    /// Checks the blocks of an append and encrypts them when the core is encrypted.
+    fn encrypt_appended(&self, blocks: &[&[u8]]) -> Result<Option<Vec<Vec<u8>>>> {
+        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
+            return Err(HypercoreError::BlockTooLarge(b.len()));
+        }
+        let start = self.tree.length;
+        Ok(self.encryption.as_ref().map(|e| {
+            blocks
+                .iter()
+                .enumerate()
+                .map(|(i, b)| e.encrypt(start + i as u64, self.tree.fork, b))
+                .collect()
+        }))
+    }
+
+    /// The tree, signature and log record of appending `stored` (the blocks as stored).
+    fn prepare_append<'a>(
+        &self,
+        stored: &[&'a [u8]],
+        js: bool,
+        given: Option<Vec<u8>>,
+    ) -> Result<PreparedAppend<'a>> {
+        let start = self.tree.length;
+        let mut batch = Batch::new(&self.tree);
+        batch.append_all(stored);
+        let verified = given.is_some();
+        let signature = match (&self.key_pair, given) {
+            (_, Some(sig)) => {
+                if !self
+                    .verifier
+                    .verify_roots(&batch.roots, batch.length, batch.fork, Some(&sig))
+                {
+                    return Err(ProofError::InvalidSignature {
+                        length: batch.length,
+                        fork: batch.fork,
+                    }
+                    .into());
+                }
+                Some(sig)
+            }
+            (Some(kp), None) => {
+                Some(
+                    self.verifier
+                        .sign(kp, &batch.hash(), batch.length, batch.fork)?,
+                )
+            }
+            // Without a key pair, only the prologue's own blocks (JS `append(block, { writable: true })` on
+            // an autobase anchor core): the tree must be the prologue's.
+            (None, None)
+                if self.verifier.prologue_covers(batch.length)
+                    && self
+                        .verifier
+                        .verify_roots(&batch.roots, batch.length, batch.fork, None) =>
+            {
+                None
+            }
+            (None, None) => return Err(HypercoreError::NotWritable),
+        };
+        let record = Record {
+            truncate: None,
+            head: Some(Head {
+                fork: batch.fork,
+                length: batch.length,
+                signature: signature.clone(),
+            }),
+            nodes: std::mem::take(&mut batch.nodes),
+            blocks: stored
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (start + i as u64, *b))
+                .collect(),
+        };
+        let js_change = js.then(|| {
+            let mut offset = self.tree.byte_length;
+            let mut placed = Vec::with_capacity(stored.len());
+            for b in stored {
+                placed.push((offset, *b));
+                offset += b.len() as u64;
+            }
+            js_storage::Change {
+                entries: vec![js_storage::OplogEntry {
+                    user_data: None,
+                    tree_nodes: Some(record.nodes.clone()),
+                    tree_upgrade: Some(js_storage::TreeUpgrade {
+                        fork: batch.fork,
+                        ancestors: start,
+                        length: batch.length,
+                        signature: signature.clone().unwrap_or_default(),
+                    }),
+                    bitfield: Some(js_storage::BitfieldUpdate {
+                        drop: false,
+                        start,
+                        length: stored.len() as u64,
+                    }),
+                }],
+                blocks: placed,
+                punch: Vec::new(),
+                root_hash: Some(batch.hash()),
+            }
+        });
+        Ok(PreparedAppend {
+            start,
+            batch,
+            signature,
+            verified,
+            record,
+            js_change,
+        })
+    }
+
+    /// Makes a written append visible.
+    fn publish_append(&mut self, p: PreparedAppend<'_>, located: storage::Appended) -> Result<()> {
+        insert_blocks(&mut self.blocks, located.blocks)?;
+        insert_nodes(&mut self.nodes, &p.record.nodes, &located.nodes);
+        self.tree = p.batch.state(p.signature);
+        if p.verified || signing::head_is_signed(&self.verifier, &self.tree) {
+            self.signed_length = self.tree.length;
+        }
+        Ok(())
+    }
 }
 
 impl Inner {
@@ -362,6 +537,15 @@ impl Hypercore {
                 None,
             ),
         };
+        // The last RECENT_HEADS heads (oldest first, cleared of those a truncation dropped), for the signed
+        // length of a core whose newest heads carry partial signatures only. A replay resumed from a checkpoint
+        // starts from the checkpoint's head alone (the heads before it are not replayed): if that head and those
+        // after it are all partially signed, the signed length found on open is 0 until a fully signed head
+        // comes (a quorum signature or a received proof).
+        let mut recent_heads: std::collections::VecDeque<Head> = std::collections::VecDeque::new();
+        if resume.is_some() {
+            recent_heads.push_back(head.clone());
+        }
         let mut bad_block = false;
         let (log, replayed) = Log::open_from(&dir.join(LOG_FILE), resume, &mut |event| {
             let rep = match event {
@@ -374,6 +558,7 @@ impl Hypercore {
                         signature: None,
                     };
                     truncations.clear();
+                    recent_heads.clear();
                     bad_block = false;
                     return;
                 }
@@ -383,6 +568,7 @@ impl Hypercore {
             if let Some(len) = rec.truncate {
                 index::truncate_tree(&mut nodes, len);
                 blocks.remove_from(len);
+                recent_heads.retain(|h| h.length <= len);
             }
             if let Some(c) = &rec.clear {
                 blocks.remove_range(c.start, c.end);
@@ -407,6 +593,10 @@ impl Hypercore {
                 if let Some(len) = rec.truncate {
                     truncations.push((h.fork, len));
                 }
+                if recent_heads.len() == signing::RECENT_HEADS {
+                    recent_heads.pop_front();
+                }
+                recent_heads.push_back(h.clone());
                 head = h;
             }
         })?;
@@ -426,6 +616,12 @@ impl Hypercore {
         let mut tree = TreeState::at(&nodes.source(&reader), head.length, head.fork)
             .map_err(|e| HypercoreError::Corrupt(format!("tree head: {e}")))?;
         tree.signature = head.signature;
+        let signed_length = if signing::heads_all_signed(&verifier, key_pair.as_ref()) {
+            head.length
+        } else {
+            signing::signed_length_of(&verifier, &nodes.source(&reader), recent_heads.iter())
+        };
+        let user_data = user_data::load(dir)?;
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 reader,
@@ -439,6 +635,8 @@ impl Hypercore {
                 truncations,
                 encryption: None,
                 clears: Vec::new(),
+                signed_length,
+                user_data,
             })),
             log: Arc::new(Mutex::new(Backend::Native(log))),
             dir: dir.to_path_buf(),
@@ -516,6 +714,21 @@ impl Hypercore {
         }
         drop(js_nodes);
         let reader = LogReader::from_file(js.data_file()?);
+        let signed_length = if signing::heads_all_signed(&verifier, key_pair.as_ref()) {
+            length
+        } else {
+            signing::signed_length_of(
+                &verifier,
+                &nodes.source(&reader),
+                [Head {
+                    fork,
+                    length,
+                    signature: tree.signature.clone(),
+                }]
+                .iter(),
+            )
+        };
+        let user_data = js.header().user_data.clone();
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 reader,
@@ -529,6 +742,8 @@ impl Hypercore {
                 truncations: Vec::new(),
                 encryption: None,
                 clears: Vec::new(),
+                signed_length,
+                user_data,
             })),
             log: Arc::new(Mutex::new(Backend::Js(Box::new(js)))),
             dir: dir.to_path_buf(),
@@ -705,107 +920,25 @@ impl Hypercore {
     /// Appends blocks atomically: after a crash either all of them are there (with a signed head) or none.
     pub fn append(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
         let mut log = self.log_lock();
-        let mut g = self.lock();
-        let inner = &mut *g;
-        let kp = inner.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
+        let g = self.lock();
+        if g.key_pair.is_none() && g.verifier.prologue().is_none() {
+            return Err(HypercoreError::NotWritable);
+        }
         if blocks.is_empty() {
-            return Ok(AppendOutcome {
-                length: inner.tree.length,
-                byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
-            });
+            return Ok(g.outcome());
         }
-        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
-            return Err(HypercoreError::BlockTooLarge(b.len()));
-        }
-        let start = inner.tree.length;
-        let encrypted: Option<Vec<Vec<u8>>> = inner.encryption.as_ref().map(|e| {
-            blocks
-                .iter()
-                .enumerate()
-                .map(|(i, b)| e.encrypt(start + i as u64, inner.tree.fork, b))
-                .collect()
-        });
+        let encrypted = g.encrypt_appended(blocks)?;
         let stored: Vec<&[u8]> = match &encrypted {
             Some(list) => list.iter().map(Vec::as_slice).collect(),
             None => blocks.to_vec(),
         };
-        let mut batch = Batch::new(&inner.tree);
-        batch.append_all(&stored);
-        let signature = inner
-            .verifier
-            .sign(kp, &batch.hash(), batch.length, batch.fork)?;
-        let record = Record {
-            truncate: None,
-            head: Some(Head {
-                fork: batch.fork,
-                length: batch.length,
-                signature: Some(signature.clone()),
-            }),
-            nodes: std::mem::take(&mut batch.nodes),
-            blocks: stored
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (start + i as u64, *b))
-                .collect(),
-        };
-        let js_change = match &*log {
-            Backend::Js(_) => {
-                let mut offset = inner.tree.byte_length;
-                let mut placed = Vec::with_capacity(stored.len());
-                for b in &stored {
-                    placed.push((offset, *b));
-                    offset += b.len() as u64;
-                }
-                Some(js_storage::Change {
-                    entries: vec![js_storage::OplogEntry {
-                        user_data: None,
-                        tree_nodes: Some(record.nodes.clone()),
-                        tree_upgrade: Some(js_storage::TreeUpgrade {
-                            fork: batch.fork,
-                            ancestors: start,
-                            length: batch.length,
-                            signature: signature.clone(),
-                        }),
-                        bitfield: Some(js_storage::BitfieldUpdate {
-                            drop: false,
-                            start,
-                            length: stored.len() as u64,
-                        }),
-                    }],
-                    blocks: placed,
-                    punch: Vec::new(),
-                    root_hash: Some(batch.hash()),
-                })
-            }
-            Backend::Native(_) => None,
-        };
+        let prepared = g.prepare_append(&stored, matches!(&*log, Backend::Js(_)), None)?;
         // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out.
         drop(g);
-        let located = match (&mut *log, js_change) {
-            (Backend::Native(l), _) => l.append_located(&record)?,
-            (Backend::Js(js), Some(change)) => {
-                js.write(&change)?;
-                storage::Appended {
-                    blocks: change
-                        .blocks
-                        .iter()
-                        .enumerate()
-                        .map(|(i, (off, b))| (start + i as u64, *off, b.len()))
-                        .collect(),
-                    nodes: Vec::new(),
-                }
-            }
-            (Backend::Js(_), None) => storage::Appended::default(),
-        };
+        let locs = prepared.write(&mut log)?;
         let mut g = self.lock();
-        let inner = &mut *g;
-        insert_blocks(&mut inner.blocks, located.blocks)?;
-        insert_nodes(&mut inner.nodes, &record.nodes, &located.nodes);
-        inner.tree = batch.state(Some(signature));
-        let outcome = AppendOutcome {
-            length: inner.tree.length,
-            byte_length: inner.tree.byte_length - inner.tree.length * inner.padding(),
-        };
+        g.publish_append(prepared, locs)?;
+        let outcome = g.outcome();
         drop(g);
         self.changed();
         Ok(outcome)
@@ -881,6 +1014,11 @@ impl Hypercore {
         inner.truncations.push((fork, length));
         state.signature = Some(signature);
         inner.tree = state;
+        inner.signed_length = if signing::head_is_signed(&inner.verifier, &inner.tree) {
+            length
+        } else {
+            inner.signed_length.min(length)
+        };
         drop(g);
         self.changed();
         Ok(())
@@ -1063,7 +1201,23 @@ impl Hypercore {
                 .unwrap_or_default(),
         };
         let located = match &mut *log {
-            Backend::Native(l) => l.append_located(&record)?,
+            Backend::Native(l) => {
+                // The manifest learnt from the peer goes to disk before what it verified: a process killed
+                // in between must not leave blocks whose core cannot be verified (or, for a hyperdrive, whose
+                // blobs core cannot be derived) when reopened.
+                if let Some(Verifier::Manifest { manifest, .. }) = &verifier {
+                    let g = self.lock();
+                    if g.manifest.is_none() {
+                        let payload = encode_meta(&g.key, Some(manifest), g.key_pair.as_ref());
+                        drop(g);
+                        storage::write_atomic(
+                            &self.dir().join(META_FILE),
+                            &storage::frame(&payload)?,
+                        )?;
+                    }
+                }
+                l.append_located(&record)?
+            }
             Backend::Js(js) => {
                 let g = self.lock();
                 let change = js_proof_change(&g, &record, &batch, data, new_head, truncate)?;
@@ -1090,22 +1244,18 @@ impl Hypercore {
         if let Some(len) = truncate {
             truncate_maps(&mut inner.nodes, &mut inner.blocks, len);
             inner.truncations.push((batch.fork, len));
+            inner.signed_length = inner.signed_length.min(len);
         }
         insert_blocks(&mut inner.blocks, located.blocks)?;
         insert_nodes(&mut inner.nodes, &record.nodes, &located.nodes);
         if new_head {
             inner.tree = batch.state(batch.signature.clone());
+            // Verified above: the quorum signed it (or the prologue proves it).
+            inner.signed_length = batch.length;
         }
         if let Some(v) = verifier {
             if let Verifier::Manifest { manifest, .. } = &v {
-                // Persist the manifest learnt from the peer: a reopened replica needs it to verify (and a
-                // hyperdrive replica to derive its blobs core).
-                if inner.manifest.is_none() && !self.dir().join(META_FILE).exists() {
-                    // A hypercore 10 core: the manifest went into its header above.
-                } else if inner.manifest.is_none() {
-                    let payload = encode_meta(&inner.key, Some(manifest), inner.key_pair.as_ref());
-                    storage::write_atomic(&self.dir().join(META_FILE), &storage::frame(&payload)?)?;
-                }
+                // Persisted above, before the record (in the meta file, or in a hypercore 10 core's header).
                 inner.manifest = Some(manifest.clone());
             }
             inner.verifier = v;
@@ -1235,11 +1385,20 @@ fn verify_locked(inner: &Inner, data: &Data) -> Result<Verified> {
     let mut new_head = false;
     if batch.upgraded {
         if reorg || batch.length > inner.tree.length {
-            let sig = batch
-                .signature
-                .as_deref()
-                .ok_or(ProofError::MissingSignature)?;
-            if !verifier.verify(&batch.hash(), batch.length, batch.fork, sig) {
+            if let (Some(p), Some(u)) = (verifier.prologue(), &data.upgrade) {
+                // As JS `verifyUpgrade`: an upgrade into the prologue proves it whole, from 0.
+                if u.start < p.length && (u.start != 0 || u.length < p.length) {
+                    return Err(ProofError::InvalidRequest(
+                        "upgrade does not satisfy the prologue",
+                    )
+                    .into());
+                }
+            }
+            let sig = batch.signature.as_deref();
+            if sig.is_none() && !verifier.prologue_covers(batch.length) {
+                return Err(ProofError::MissingSignature.into());
+            }
+            if !verifier.verify_roots(&batch.roots, batch.length, batch.fork, sig) {
                 return Err(ProofError::InvalidSignature {
                     length: batch.length,
                     fork: batch.fork,

@@ -455,6 +455,32 @@ fn verify_upgrade(
     Ok(q.extra.is_none())
 }
 
+/// Grows `batch` by the upgrade proof `upgrade` (`batch.clone().verifyUpgrade(proof)` in JS, as the multisig
+/// verifier does for a signer's patch): the batch's roots must be where the upgrade starts. The upgrade's
+/// signature is not checked.
+pub fn apply_upgrade(
+    batch: &mut Batch,
+    fork: u64,
+    upgrade: &DataUpgrade,
+) -> Result<(), ProofError> {
+    verify_upgrade(fork, upgrade, None, batch).map(|_| ())
+}
+
+impl Batch {
+    /// A batch at `length` and `fork` made of `roots` (the roots of a tree of that length), with no nodes.
+    pub fn from_roots(roots: &[TreeNode], length: u64, fork: u64) -> Self {
+        Self {
+            fork,
+            length,
+            byte_length: roots.iter().fold(0u64, |a, r| a.saturating_add(r.size)),
+            roots: roots.to_vec(),
+            signature: None,
+            nodes: Vec::new(),
+            upgraded: false,
+        }
+    }
+}
+
 /// `MerkleTree.verify`: checks a proof's hashes against `state` and the nodes in `src`, returning the batch of
 /// new nodes. An upgrade's signature is *not* checked here (the caller's verifier does that on
 /// `batch.hash()`); a proof without upgrade must end in a node already stored.

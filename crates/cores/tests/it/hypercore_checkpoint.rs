@@ -5,8 +5,11 @@
 
 use std::path::Path;
 
+use holepunch_cores::hypercore::messages::{Manifest, Signer};
+use holepunch_cores::hypercore::multisig;
 use holepunch_cores::hypercore::storage::Durability;
-use holepunch_cores::hypercore::{checkpoint, Hypercore};
+use holepunch_cores::hypercore::{caps, checkpoint, Hypercore};
+use holepunch_wire::crypto::KeyPair;
 
 use crate::crash_blocks::key_pair;
 
@@ -130,6 +133,75 @@ fn a_stale_foreign_or_damaged_checkpoint_is_ignored() {
     assert_eq!(state(&dir).0, 80);
     assert_eq!(state(&dir), replayed(&dir));
     assert_eq!(full.0, 80);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other);
+}
+
+/// Signers 0 (`a`) and 1 (`b`)'s multi-signature of their (equal) trees at `from`.
+fn quorum(a: &Hypercore, b: &Hypercore, from: u64) -> Vec<u8> {
+    let part = |core: &Hypercore, signer| {
+        core.partial_signature(signer, from, None, None)
+            .expect("partial signature")
+            .expect("in range")
+    };
+    multisig::assemble(&[part(a, 0), part(b, 1)])
+}
+
+/// A core of two signers with a quorum of two: its own appends carry only its partial signature, so its signed
+/// length is found on open from the heads replayed (with a checkpoint: its head and those after it).
+#[test]
+fn signed_length_of_a_multi_signer_core_survives_the_checkpoint() {
+    let kps: Vec<KeyPair> = (1..=2).map(|i| KeyPair::from_seed(&[i; 32])).collect();
+    let manifest = Manifest {
+        version: 1,
+        allow_patch: false,
+        quorum: 2,
+        signers: kps
+            .iter()
+            .map(|kp| Signer {
+                namespace: caps::default_namespace(),
+                public_key: kp.public,
+            })
+            .collect(),
+        prologue: None,
+        linked: None,
+        user_data: None,
+    };
+    let dir = testkit::scratch_dir("hc-checkpoint-multisig");
+    let other = testkit::scratch_dir("hc-checkpoint-multisig-b");
+    let a = Hypercore::create_with_manifest(&dir, kps[0].clone(), manifest.clone()).expect("a");
+    let b = Hypercore::create_with_manifest(&other, kps[1].clone(), manifest).expect("b");
+    for core in [&a, &b] {
+        core.set_durability(Durability::Process);
+        append(core, 0, 80);
+        assert_eq!(core.signed_length(), 0, "a partial signature only");
+    }
+    a.set_signature(quorum(&a, &b, 80))
+        .expect("quorum signature");
+    assert_eq!(a.signed_length(), 80);
+    drop(a);
+    // A full replay (which writes the checkpoint), then an open from the checkpoint, whose head is signed.
+    for _ in 0..2 {
+        let a = Hypercore::open(&dir).expect("open");
+        assert_eq!((a.length(), a.signed_length()), (80, 80));
+    }
+    assert!(dir.join(checkpoint::FILE).exists());
+    // Partially signed heads after the checkpoint's: the signed length stays the checkpoint head's.
+    let a = Hypercore::open(&dir).expect("open");
+    a.set_durability(Durability::Process);
+    append(&a, 80, 2);
+    assert_eq!(a.signed_length(), 80);
+    drop(a);
+    let a = Hypercore::open(&dir).expect("open");
+    assert_eq!((a.length(), a.signed_length()), (82, 80));
+    // A quorum signature after the checkpoint moves it on.
+    append(&b, 80, 2);
+    a.set_signature(quorum(&a, &b, 82))
+        .expect("quorum signature");
+    drop(a);
+    let a = Hypercore::open(&dir).expect("open");
+    assert_eq!((a.length(), a.signed_length()), (82, 82));
+    drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&other);
 }

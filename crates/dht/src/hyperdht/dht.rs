@@ -445,12 +445,18 @@ impl HyperDht {
             if local && o.interfaces.is_none() {
                 o.interfaces = Some(vec![Ipv4Addr::LOCALHOST]);
             }
+            // Only nodes of this DHT network find each other on the LAN (two testnets on one machine, or
+            // a testnet and the public network, never mix).
+            if o.network.is_none() {
+                o.network = Some(crate::lan_discovery::network_id(&opts.bootstrap));
+            }
             Lan::new(o, server_socket.local_addr().port())
         });
         let handle = DhtHandle::spawn(config, server_socket.clone(), client_socket.clone())?;
         handle.serve_hyperdht(opts.cache).await?;
         handle.watch_interfaces(crate::dht_rpc::interfaces::POLL_INTERVAL);
-        Ok(Self {
+        let events = handle.events();
+        let dht = Self {
             inner: Arc::new(Inner {
                 handle,
                 host: opts.host,
@@ -472,7 +478,33 @@ impl HyperDht {
                 v6: tokio::sync::OnceCell::new(),
                 lan,
             }),
-        })
+        };
+        dht.probe_on_network_change(events);
+        Ok(dht)
+    }
+
+    /// After a network change or a wake-up, every open connection sends a probe from where we are now, so
+    /// peers that follow a connection to a new address (Rust peers: [`UdxStream::set_migration`]) keep it.
+    fn probe_on_network_change(&self, mut events: tokio::sync::broadcast::Receiver<NetworkEvent>) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(
+                        NetworkEvent::Change
+                        | NetworkEvent::Wakeup
+                        | NetworkEvent::Resumed
+                        | NetworkEvent::Rebootstrapped,
+                    ) => {
+                        let Some(inner) = weak.upgrade() else { return };
+                        tracing::debug!("network changed: probing the open connections");
+                        inner.udx.probe_streams();
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
     }
 
     /// The dht-rpc handle (requests, queries, state).
@@ -993,6 +1025,8 @@ impl HyperDht {
                 }
             }
         }
+        // A direct connection follows the server to a new address (its network changed).
+        let _ = raw.set_migration(true);
         let mut conn = self.secret_stream(raw, true, finished.result);
         // Send our secret-stream header now, as the JS `start` does.
         tokio::io::AsyncWriteExt::flush(&mut conn).await?;
@@ -1018,6 +1052,7 @@ impl HyperDht {
             if let Some(p) = path {
                 p.abort();
             }
+            let _ = raw.set_migration(true);
             let mut conn = self.secret_stream(raw, true, hs);
             tokio::io::AsyncWriteExt::flush(&mut conn).await?;
             return Ok(conn);
@@ -2677,6 +2712,10 @@ impl Router {
                 if let Ok(mut r) = dht.inner.relayed.lock() {
                     r.insert(relayed_id);
                 }
+            }
+            if link.is_none() {
+                // A direct connection follows the client to a new address (its network changed).
+                let _ = raw.set_migration(true);
             }
             let control = raw.control();
             let mut conn = dht.secret_stream(raw, false, finished.result);

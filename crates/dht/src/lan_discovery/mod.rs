@@ -11,6 +11,10 @@
 //!   joins as a server), under the topic, with the announcing key pair's public key (as the DHT's announce
 //!   records carry it).
 //!
+//! Both are scoped to the node's DHT network ([`LanOpts::network`]: a hash of its bootstrap nodes, the public
+//! ones by default): the id on the LAN is `hash(network, id)`, so nodes of another network (a local testnet
+//! beside the public network, two testnets on one machine) neither find nor answer each other.
+//!
 //! So a LAN observer learns what a DHT observer learns, no more: the ids are the DHT's own targets and a
 //! server's public key is never sent ([`wire`] has the packets). A client looks the same ids up on the LAN
 //! in parallel with the DHT ([`Lan::query`]: a query sent at once, again after 250 ms and 750 ms, answers
@@ -61,6 +65,29 @@ pub struct LanOpts {
     pub interfaces: Option<Vec<Ipv4Addr>>,
     /// How long a query collects answers ([`QUERY_TIME`]).
     pub query_time: Duration,
+    /// The DHT network the node is part of ([`network_id`] of its bootstrap nodes): ids are asked and
+    /// answered scoped to it ([`scoped_id`]), so nodes of different networks (a local testnet and the
+    /// public network, two testnets on one machine) never find each other on the LAN. `None`: unscoped.
+    /// [`crate::hyperdht::HyperDht::bind`] sets it.
+    pub network: Option<[u8; 32]>,
+}
+
+/// The id of the DHT network bootstrapped from `bootstrap` (order and duplicates do not matter): nodes
+/// with the same bootstrap nodes, the public ones by default, share it.
+pub fn network_id(bootstrap: &[SocketAddrV4]) -> [u8; 32] {
+    let mut list: Vec<String> = bootstrap.iter().map(ToString::to_string).collect();
+    list.sort();
+    list.dedup();
+    let joined = list.join(",");
+    crate::crypto::hash(&[b"hyperdht-lan-network", joined.as_bytes()])
+}
+
+/// `id` as asked and answered on the LAN by nodes of `network`.
+pub fn scoped_id(network: Option<&[u8; 32]>, id: &[u8; 32]) -> [u8; 32] {
+    match network {
+        Some(n) => crate::crypto::hash(&[b"hyperdht-lan-id", n, id]),
+        None => *id,
+    }
 }
 
 impl Default for LanOpts {
@@ -69,6 +96,7 @@ impl Default for LanOpts {
             group: SocketAddrV4::new(GROUP, PORT),
             interfaces: None,
             query_time: QUERY_TIME,
+            network: None,
         }
     }
 }
@@ -122,6 +150,7 @@ impl Lan {
     /// Answers queries for `id` from now on (with `public_key` for a topic), starting the responder if
     /// needed. Call within a tokio runtime.
     pub fn advertise(&self, id: [u8; 32], public_key: Option<[u8; 32]>) {
+        let id = scoped_id(self.opts.network.as_ref(), &id);
         if let Ok(mut a) = self.adverts.lock() {
             let list = a.entry(id).or_default();
             if !list.contains(&public_key) {
@@ -133,11 +162,12 @@ impl Lan {
 
     /// Stops answering for `id` with `public_key`.
     pub fn withdraw(&self, id: &[u8; 32], public_key: Option<[u8; 32]>) {
+        let id = scoped_id(self.opts.network.as_ref(), id);
         if let Ok(mut a) = self.adverts.lock() {
-            if let Some(list) = a.get_mut(id) {
+            if let Some(list) = a.get_mut(&id) {
                 list.retain(|k| *k != public_key);
                 if list.is_empty() {
-                    a.remove(id);
+                    a.remove(&id);
                 }
             }
         }
@@ -176,6 +206,7 @@ impl Lan {
     /// the receiver ends after [`LanOpts::query_time`] (or when a send fails). Dropping the receiver stops
     /// the query. Call within a tokio runtime.
     pub fn query(&self, id: [u8; 32]) -> mpsc::UnboundedReceiver<Found> {
+        let id = scoped_id(self.opts.network.as_ref(), &id);
         let (tx, rx) = mpsc::unbounded_channel();
         let opts = self.opts.clone();
         let interfaces = self.interfaces();

@@ -324,3 +324,34 @@ async fn swarm_topics_are_found_over_the_lan() {
     conn_a.read_exact(&mut got).await.expect("read");
     assert_eq!(&got, b"over the lan");
 }
+
+/// Nodes of another DHT network (other bootstrap nodes: a second testnet on the machine, or the public
+/// network beside a testnet) do not find a server on the LAN, even one with the same key: ids are scoped to
+/// the network. Tests on one machine running servers with the same key on their own testnets once connected
+/// to each other's servers this way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_dht_networks_do_not_find_a_server_on_the_lan() {
+    let (dead, lan) = offline();
+    let server_dht = node(&dead, Some(lan.clone())).await;
+    let mut server = server_dht.create_server(|_, _| false);
+    let kp = KeyPair::generate();
+    timeout(STEP, server.listen(kp.clone()))
+        .await
+        .expect("in time")
+        .expect("listen");
+    tokio::spawn(async move { while server.accept().await.is_some() {} });
+
+    let other_dead = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let other = node(&other_dead, Some(lan.clone())).await;
+    let r = timeout(STEP, other.connect(&kp.public))
+        .await
+        .expect("in time");
+    assert!(matches!(r, Err(HyperDhtError::PeerNotFound)), "{r:?}");
+
+    // The same network's nodes do (the bootstrap list's order does not matter).
+    let same = node(&dead, Some(lan)).await;
+    timeout(STEP, same.connect(&kp.public))
+        .await
+        .expect("in time")
+        .expect("connected over the LAN");
+}

@@ -33,6 +33,11 @@ struct Link {
     /// `period` (a process descheduled on a loaded machine): what arrives meanwhile is delivered, in order, when
     /// the pause ends.
     receiver_pauses: Option<(Duration, Duration)>,
+    /// `(start, end, capacity)`: the receiving end reads nothing between these virtual times (a process or
+    /// the link's softirq descheduled once): the first `capacity` datagrams arriving meanwhile are delivered, in
+    /// order, at `end` (a socket buffer's worth), the rest are dropped.
+    blackout: Option<(Duration, Duration, usize)>,
+    blackout_held: usize,
     busy_until: Duration,
 }
 
@@ -48,6 +53,8 @@ impl Default for Link {
             max_queue: Duration::from_millis(100),
             mtu: 1500,
             receiver_pauses: None,
+            blackout: None,
+            blackout_held: 0,
             busy_until: Duration::ZERO,
         }
     }
@@ -229,6 +236,16 @@ impl Sim {
                 let phase = Duration::from_nanos((at.as_nanos() % period.as_nanos()) as u64);
                 if phase < pause {
                     at += pause - phase;
+                }
+            }
+            if let Some((start, end, capacity)) = link.blackout {
+                if at >= start && at < end {
+                    if link.blackout_held >= capacity {
+                        self.drops[from] += 1;
+                        continue;
+                    }
+                    link.blackout_held += 1;
+                    at = end;
                 }
             }
             self.counter += 1;
@@ -1251,5 +1268,134 @@ fn receiver_stalls_under_loss_need_no_rto() {
             // 32 MiB at 400 MB/s is 85 ms, plus the stalls at 0 and 150 ms.
             assert!(sim.now < Duration::from_millis(400), "{ctx}");
         }
+    }
+}
+
+/// A veth-like path with a 0.1 ms round trip (50 µs each way, 400 MB/s, 2 ms of queue). libudx's millisecond
+/// clock rounds every RTT here to 0 or 1 ms: delivery-rate samples over an interval that rounds to 0 are
+/// discarded and BBR's 1.25x probing phase lasts a clock tick. With the microsecond clock BBR takes a rate
+/// sample from nearly every ack, probes once per gain cycle of 8 min-RTTs, and its estimate matches the link.
+#[test]
+fn bbr_keeps_rate_samples_and_probes_on_a_tenth_of_a_millisecond_link() {
+    let link = veth_like();
+    let mut sim = Sim::new(191, link.clone(), link);
+    transfer(&mut sim, 32 * MIB, 0, 60);
+    let st = sim.peers[0].stream.stats();
+    let acks = sim.peers[0].stream.stats().packets_received;
+    let ctx = format!("{:?}: {acks} acks, {st:?}", sim.now);
+    assert_eq!(st.bbr_state, 2, "probe-bw: {ctx}");
+    assert_eq!(st.rto_count, 0, "{ctx}");
+    // Nearly every ack yields a sample (those of the first round trip have none).
+    assert!(st.bandwidth_samples * 10 >= acks * 9, "{ctx}");
+    // 32 MiB at ~400 MB/s take ~85 ms: hundreds of 0.1 ms round trips, a probe every 8 of them.
+    assert!(st.bandwidth_probes >= 20, "{ctx}");
+    // The estimate is the link's payload rate (400 MB/s of datagrams, 1500 bytes with 48 of headers).
+    let payload_rate = 400e6 * 1452.0 / 1500.0;
+    let bw = st.bandwidth_bytes_per_sec as f64;
+    assert!(
+        bw > 0.85 * payload_rate && bw < 1.15 * payload_rate,
+        "{bw:.0} B/s: {ctx}"
+    );
+    let goodput = (32 * MIB) as f64 / sim.now.as_secs_f64();
+    assert!(goodput > 0.75 * payload_rate, "{goodput:.0} B/s: {ctx}");
+}
+
+/// A 200 ms blackout of both directions (both processes, or the link's softirq, descheduled on a loaded
+/// machine: a socket buffer's worth of datagrams arrives when it ends, the rest is lost), with 1% random loss
+/// each way, on the 0.1 ms veth-like path: no retransmission timeout, and once datagrams flow again BBR's
+/// bandwidth estimate and the goodput are back within a few milliseconds. The acks that arrive at once after
+/// the blackout open the whole window: it must go out paced, not as one burst into the link's queue (the
+/// pacing tokens of a window-limited sender do not pile up while it waits).
+#[test]
+fn bbr_recovers_quickly_after_an_ack_blackout_with_loss() {
+    const BLACKOUT_HELD: usize = 100;
+    for seed in 0..3 {
+        let link = Link {
+            loss: 0.01,
+            ..veth_like()
+        };
+        let blackout = (Duration::from_millis(50), Duration::from_millis(250));
+        let link = Link {
+            blackout: Some((blackout.0, blackout.1, BLACKOUT_HELD)),
+            ..link
+        };
+        let mut sim = Sim::new(201 + seed, link.clone(), link);
+        sim.peers[0].to_write = 1024 * MIB;
+        // Steady state first.
+        assert!(sim.run_until(Duration::from_secs(10), |s| s.now
+            >= Duration::from_millis(30)));
+        let (t0, r0) = (sim.now, sim.peers[1].received);
+        assert!(sim.run_until(Duration::from_secs(10), |s| s.now >= blackout.0));
+        let before_rate = (sim.peers[1].received - r0) as f64 / (sim.now - t0).as_secs_f64();
+        let bw_before = sim.peers[0].stream.stats().bandwidth_bytes_per_sec as f64;
+        let mut bw_low = f64::MAX;
+        let mut bw_back_at = None;
+        assert!(sim.run_until(Duration::from_secs(10), |s| {
+            let bw = s.peers[0].stream.stats().bandwidth_bytes_per_sec as f64;
+            if s.now > blackout.1 {
+                bw_low = bw_low.min(bw);
+                if bw_back_at.is_none() && bw >= 0.8 * bw_before {
+                    bw_back_at = Some(s.now);
+                }
+            }
+            s.now >= blackout.1 + Duration::from_millis(10)
+        }));
+        let (t1, r1) = (sim.now, sim.peers[1].received);
+        assert!(sim.run_until(Duration::from_secs(10), |s| {
+            s.now >= blackout.1 + Duration::from_millis(40)
+        }));
+        let after_rate = (sim.peers[1].received - r1) as f64 / (sim.now - t1).as_secs_f64();
+        let st = sim.peers[0].stream.stats();
+        let ctx = format!(
+            "seed {seed}: before {before_rate:.0} B/s (estimate {bw_before:.0}), 10-40 ms after the blackout \
+             {after_rate:.0} B/s, estimate low {bw_low:.0} back at {bw_back_at:?}; {st:?}"
+        );
+        assert_eq!(st.rto_count, 0, "{ctx}");
+        let back = bw_back_at.expect(&ctx) - blackout.1;
+        assert!(back < Duration::from_millis(10), "{ctx}");
+        assert!(after_rate > 0.7 * before_rate, "{ctx}");
+    }
+}
+
+/// The path slows to a tenth of its rate for 200 ms (a competing flow, or the forwarding CPU busy elsewhere),
+/// with 1% random loss each way, on the 0.1 ms veth-like path. BBR's windowed-max estimate follows it down after
+/// 10 round trips; when the path is fast again, only the gain cycle's 1.25x probing phases find the bandwidth
+/// again: ten of them to climb back 10x. With a millisecond clock each phase lasted at least a tick (a cycle at
+/// least 8 ms); at the path's 0.1 ms time scale the estimate is back within a few milliseconds.
+#[test]
+fn bbr_climbs_back_quickly_after_the_path_slowed_down() {
+    for seed in 0..3 {
+        let link = Link {
+            loss: 0.01,
+            ..veth_like()
+        };
+        let mut sim = Sim::new(211 + seed, link.clone(), link);
+        sim.peers[0].to_write = 1024 * MIB;
+        assert!(sim.run_until(Duration::from_secs(10), |s| s.now
+            >= Duration::from_millis(50)));
+        let bw_before = sim.peers[0].stream.stats().bandwidth_bytes_per_sec as f64;
+        sim.links[0].bandwidth = Some(40_000_000);
+        assert!(sim.run_until(Duration::from_secs(10), |s| s.now
+            >= Duration::from_millis(250)));
+        let bw_slow = sim.peers[0].stream.stats().bandwidth_bytes_per_sec as f64;
+        sim.links[0].bandwidth = veth_like().bandwidth;
+        let fast_again = sim.now;
+        let mut back_at = None;
+        assert!(sim.run_until(Duration::from_secs(10), |s| {
+            let bw = s.peers[0].stream.stats().bandwidth_bytes_per_sec as f64;
+            if back_at.is_none() && bw >= 0.8 * bw_before {
+                back_at = Some(s.now);
+            }
+            back_at.is_some() || s.now >= fast_again + Duration::from_millis(100)
+        }));
+        let st = sim.peers[0].stream.stats();
+        let ctx = format!(
+            "seed {seed}: estimate {bw_before:.0} B/s before, {bw_slow:.0} when slow, back to 80% at {back_at:?} \
+             (fast again at {fast_again:?}); {st:?}"
+        );
+        assert!(bw_slow < 0.2 * bw_before, "{ctx}");
+        assert_eq!(st.rto_count, 0, "{ctx}");
+        let back = back_at.expect(&ctx) - fast_again;
+        assert!(back < Duration::from_millis(15), "{ctx}");
     }
 }

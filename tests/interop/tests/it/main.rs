@@ -3,6 +3,7 @@
 //! One test binary for the whole crate (`autotests = false` in its Cargo.toml): each file below is a module.
 
 mod autobase_fixture;
+mod autobase_linearizer;
 mod autobase_topolist;
 mod blind_relay_interop;
 #[path = "../../../../crates/wire/tests/it/common.rs"]
@@ -16,6 +17,7 @@ mod hyperbee_interop;
 mod hyperbee_watch_js;
 mod hypercore_cat;
 mod hypercore_interop;
+mod hypercore_multisig_interop;
 mod hypercore_replicate_interop;
 mod hypercore_seeders_interop;
 mod hypercore_want_interop;
