@@ -326,21 +326,28 @@ impl Stream {
         let mut cur = self.inflight_list.head;
         while let Some(s) = cur {
             let Some(p) = self.pkt(s) else { break };
-            let next = p.next;
-            let size = p.size as usize;
-            let probe = p.is_mtu_probe;
-            self.lost = self.lost.wrapping_add(1);
-            self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
-            self.list_unlink(ListId::Inflight, s);
-            if let Some(p) = self.pkt_mut(s) {
-                p.lost = true;
-            }
-            self.list_push_tail(ListId::Retransmit, s);
-            if probe {
-                self.mtu_unprobeify(s);
-            }
-            cur = next;
+            cur = p.next;
+            self.mark_lost(s);
         }
+    }
+
+    /// Moves in-flight packet `s` to the retransmit queue as lost (counted, its bytes out of flight, an MTU
+    /// probe un-probed). Returns whether it was an MTU probe.
+    fn mark_lost(&mut self, s: u32) -> bool {
+        let Some(p) = self.pkt(s) else { return false };
+        let size = p.size as usize;
+        let probe = p.is_mtu_probe;
+        self.lost = self.lost.wrapping_add(1);
+        self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+        self.list_unlink(ListId::Inflight, s);
+        if let Some(p) = self.pkt_mut(s) {
+            p.lost = true;
+        }
+        self.list_push_tail(ListId::Retransmit, s);
+        if probe {
+            self.mtu_unprobeify(s);
+        }
+        probe
     }
 
     // ---------------------------------------------------------------- RACK
@@ -376,17 +383,7 @@ impl Stream {
             let remaining =
                 p.time_sent as i64 + i64::from(self.rack_rtt) + i64::from(reo_wnd) - now;
             if remaining <= 0 {
-                let size = p.size as usize;
-                let probe = p.is_mtu_probe;
-                self.lost = self.lost.wrapping_add(1);
-                self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
-                self.list_unlink(ListId::Inflight, s);
-                if let Some(p) = self.pkt_mut(s) {
-                    p.lost = true;
-                }
-                self.list_push_tail(ListId::Retransmit, s);
-                if probe {
-                    self.mtu_unprobeify(s);
+                if self.mark_lost(s) {
                     probes_lost += 1;
                 }
                 resending += 1;
