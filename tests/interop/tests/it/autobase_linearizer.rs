@@ -15,21 +15,7 @@ use holepunch::autobase::linearizer::{Head, Linearizer, NodeInput};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-/// Deterministic xorshift generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::rng::Rng;
 
 /// A node: writer index and length.
 type Ref = (usize, u64);

@@ -12,21 +12,7 @@ use holepunch::hyperbee::{Entry, HistoryOptions, HistoryType, Hyperbee, RangeOpt
 use holepunch::hypercore::{CreateOptions, Hypercore};
 use serde_json::{json, Value};
 
-/// Deterministic xorshift generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::rng::Rng;
 
 fn key(rng: &mut Rng, space: u64) -> String {
     hex::encode(format!("k{:04}", rng.below(space)))

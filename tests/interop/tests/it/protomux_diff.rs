@@ -12,20 +12,7 @@ use holepunch::protomux::wire::decode_frame;
 use holepunch::protomux::{ChannelOptions, Event, MuxCore};
 use serde_json::Value;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::rng::Rng;
 
 /// One random message body for `channel` (`uint type` + body), or a control message.
 fn random_message(rng: &mut Rng, next_open: &mut u64) -> (u64, Vec<u8>) {
