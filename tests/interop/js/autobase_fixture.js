@@ -80,11 +80,16 @@ async function dumpCore(store, role, key, session = null) {
   return out
 }
 
-const tick = () => new Promise((resolve) => setImmediate(resolve))
+// Replication between the stores runs on the event loop: wait a little between rounds, bounded by time
+// rather than by a count of rounds (1000 immediate ticks were a few milliseconds, too short when the machine
+// is busy with other tests).
+const tick = () => new Promise((resolve) => setTimeout(resolve, 5))
+const LIMIT_MS = 60000
+const within = (start) => Date.now() - start < LIMIT_MS
 
 async function settled(bases) {
   // every base applied everything the others wrote: same system length, view length and heads
-  for (let round = 0; round < 1000; round++) {
+  for (const start = Date.now(); within(start); ) {
     for (const b of bases) await b.update()
     const same = (f) => bases.every((b) => f(b) === f(bases[0]))
     const heads = (b) => JSON.stringify(b.system.heads.map((h) => [hex(h.key), h.length]))
@@ -118,7 +123,7 @@ async function main() {
   s3.pipe(s4).pipe(s3)
 
   await a.append({ op: 'add-writer', key: hex(b.local.key), indexer: true })
-  for (let i = 0; i < 1000 && !b.writable; i++) {
+  for (const start = Date.now(); within(start) && !b.writable; ) {
     await a.update()
     await b.update()
     if (!b.writable) await tick()
@@ -137,7 +142,7 @@ async function main() {
   }
   // a writer that is not an indexer writes, then is removed
   await b.append({ op: 'add-writer', key: hex(w3.local.key), indexer: false })
-  for (let i = 0; i < 1000 && !w3.writable; i++) {
+  for (const start = Date.now(); within(start) && !w3.writable; ) {
     await settled([a, b, w3])
     if (!w3.writable) await tick()
   }
