@@ -135,7 +135,7 @@ run_pair() {
   local start end closed_at rc_a rc_b env=()
   # The Rust receiver lingers after closing to re-ack a retransmission whose ack was lost (else the sender
   # retransmits into a closed port until it times out); its run ends when it closed (printed).
-  if [ "$name" = rust ]; then env=(env UDXCAT_LINGER=1 ${KEEP:+UDXCAT_STATS=1}); fi
+  if [ "$name" = rust ]; then env=(env UDXCAT_LINGER=1 ${KEEP:+UDXCAT_STATS=1 UDXCAT_TRACE=1}); fi
   rm -f "$WORK/out" "$WORK/err_a" "$WORK/err_b" "$WORK/rx_stdin"
   # The receiver sends nothing but its END, read from a FIFO we close once the sender is bound.
   mkfifo "$WORK/rx_stdin"

@@ -12,6 +12,7 @@
 //! Debugging aids: `UDXCAT_TRACE=1` prints the stream's counters every 100 ms on stderr, `UDXCAT_STATS=1` prints
 //! them once at the end, `RUST_LOG=holepunch_udx::loss=debug` logs loss recovery as it happens (probes, packets
 //! RACK marks lost, RTOs; `=trace` adds RACK advancing on a retransmitted packet).
+//! `UDXCAT_RWND=BYTES` sets the stream's receive window maximum (libudx's default: 4 MiB), for experiments.
 //!
 //! `UDXCAT_LINGER=1` (benches): once the stream closed, print `udxcat: closed at SECS` (Unix time) on stderr and
 //! keep the socket open while the stream lingers to re-acknowledge retransmissions (its last ack may have been
@@ -97,8 +98,16 @@ async fn run(args: Args) -> Result<()> {
         .await
         .with_context(|| format!("cannot bind {}", args.bind))?;
     eprintln!("udxcat: bound {}", socket.local_addr());
+    // UDXCAT_RWND=BYTES (experiments): the receive window's maximum instead of libudx's 4 MiB.
+    let mut config = holepunch::udx::StreamConfig::default();
+    if let Some(n) = std::env::var("UDXCAT_RWND")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.recv_window_max = n;
+    }
     let stream = socket
-        .create_stream(args.id)
+        .create_stream_with(args.id, config)
         .context("cannot create the stream")?;
     stream
         .connect(args.remote_id, args.connect)
