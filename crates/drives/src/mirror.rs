@@ -274,7 +274,11 @@ struct Pair {
 }
 
 /// Removals a run finds in one walk before it applies them (more: walked again, see [`Mirror::scan`]).
+#[cfg(not(test))]
 const REMOVALS_AT_ONCE: usize = 1 << 16;
+/// (A few in unit tests, so the walks again are tested.)
+#[cfg(test)]
+const REMOVALS_AT_ONCE: usize = 3;
 
 /// One drive's walk under one prefix: the prefix's own entry first when the prefix is a file (mirror-drive
 /// checks it after the listing; it sorts first), then the walk's pages; one entry can be looked at ahead.
@@ -1381,6 +1385,59 @@ fn same_metadata(a: Option<&serde_json::Value>, b: Option<&serde_json::Value>) -
 
 #[cfg(test)]
 mod tests {
+    mod removals {
+        //! More removals than one walk gathers (`REMOVALS_AT_ONCE`, 3 in unit tests): the destination is
+        //! walked again from the last one, in a dry run too, and they are all reported, in key order, before
+        //! anything is added.
+
+        use super::super::*;
+        use crate::localdrive::Localdrive;
+
+        #[tokio::test]
+        async fn more_removals_than_one_walk_gathers() {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+            let (src, dst) = (Localdrive::new(&a), Localdrive::new(&b));
+            for i in 0..4 {
+                src.put(&format!("/k{i}/f"), b"new", WriteOptions::default())
+                    .await
+                    .expect("put");
+            }
+            let mut stale = Vec::new();
+            for i in 0..11 {
+                let key = format!("/k{}/stale{i:02}", i % 5);
+                dst.put(&key, b"old", WriteOptions::default())
+                    .await
+                    .expect("put");
+                stale.push(key);
+            }
+            stale.sort();
+            for dry_run in [true, false] {
+                let opts = MirrorOptions {
+                    dry_run,
+                    page_size: 2,
+                    ..MirrorOptions::default()
+                };
+                let mut evs = Vec::new();
+                let sum = Mirror::new(&src, &dst, opts)
+                    .run(|e| evs.push(e))
+                    .await
+                    .expect("mirror");
+                assert_eq!((sum.count.remove, sum.count.add), (11, 4), "dry run {dry_run}");
+                assert!(matches!(evs[0], MirrorEvent::Planned { files: 4, bytes: 12 }));
+                let removed: Vec<String> = evs[1..12]
+                    .iter()
+                    .filter_map(|e| match e {
+                        MirrorEvent::Diff(d) if d.op == Op::Remove => Some(d.key.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(removed, stale, "dry run {dry_run}");
+            }
+            assert_eq!(dst.list("/", None).await.expect("list").len(), 4);
+        }
+    }
+
     mod into_hyperdrive {
         //! The mirror writing a folder into a hyperdrive through the drive's batch, against the same mirror
         //! file by file (a wrapper hiding the batch).
