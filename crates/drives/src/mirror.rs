@@ -21,6 +21,10 @@
 //! is what a sequential run gives, hostile sources included). Content of at most [`CHUNK_SIZE`] bytes is
 //! handed to the destination in one [`Drive::put`].
 //!
+//! Memory does not grow with the number of files: both drives are walked in key order a page at a time
+//! ([`Drive::walk`], [`MirrorOptions::page_size`]) and merged, and the quick check's state is read and
+//! written record by record (see [`Mirror::run`]).
+//!
 //! `filter` drops keys the caller does not want (drives' default ignore list, `--filter` globs); `ignore` is
 //! mirror-drive's `ignore` option: a key and everything under it is skipped (prefix-closed), which lets the
 //! folder walk skip `.git` without descending. `dry_run` reports without writing.
@@ -394,8 +398,10 @@ impl<'w, S: Drive + ?Sized, D: Drive + ?Sized> Sources<'w, S, D> {
                     return Ok(None);
                 };
                 self.next_prefix += 1;
-                self.src = Some(Lister::open(self.src_drive, prefix, self.ignore, self.page).await?);
-                self.dst = Some(Lister::open(self.dst_drive, prefix, self.ignore, self.page).await?);
+                self.src =
+                    Some(Lister::open(self.src_drive, prefix, self.ignore, self.page).await?);
+                self.dst =
+                    Some(Lister::open(self.dst_drive, prefix, self.ignore, self.page).await?);
                 continue;
             };
             let Some(e) = src.next().await? else {
@@ -592,7 +598,11 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                         continue;
                     }
                     if scan.removals.len() >= REMOVALS_AT_ONCE {
-                        let last = scan.removals.last().map(|r| r.0.clone()).unwrap_or_default();
+                        let last = scan
+                            .removals
+                            .last()
+                            .map(|r| r.0.clone())
+                            .unwrap_or_default();
                         scan.resume = Some((i, last));
                         dst = None;
                         break;
@@ -797,8 +807,8 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     };
                     if res.is_ok() && records.is_some() {
                         if let Some(new) = batch.last_entry().filter(|e| e.key == work.key) {
-                            let fps = mirror_state::fingerprint(src)
-                                .zip(mirror_state::fingerprint(&new));
+                            let fps =
+                                mirror_state::fingerprint(src).zip(mirror_state::fingerprint(&new));
                             record(records, &work.key, fps);
                         }
                     }
@@ -962,7 +972,8 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     /// [`crate::mirror_state`]), without a future; `None` (the entry to compare) otherwise.
     fn quick_step(&self, pair: &mut Option<Pair>) -> Option<Step> {
         let p = pair.as_ref()?;
-        if self.opts.state_file.is_none() || clean_key(&p.src.key).ok().as_ref() != Some(&p.src.key) {
+        if self.opts.state_file.is_none() || clean_key(&p.src.key).ok().as_ref() != Some(&p.src.key)
+        {
             return None;
         }
         let old = p.old?;
@@ -1423,8 +1434,18 @@ mod tests {
                     .run(|e| evs.push(e))
                     .await
                     .expect("mirror");
-                assert_eq!((sum.count.remove, sum.count.add), (11, 4), "dry run {dry_run}");
-                assert!(matches!(evs[0], MirrorEvent::Planned { files: 4, bytes: 12 }));
+                assert_eq!(
+                    (sum.count.remove, sum.count.add),
+                    (11, 4),
+                    "dry run {dry_run}"
+                );
+                assert!(matches!(
+                    evs[0],
+                    MirrorEvent::Planned {
+                        files: 4,
+                        bytes: 12
+                    }
+                ));
                 let removed: Vec<String> = evs[1..12]
                     .iter()
                     .filter_map(|e| match e {

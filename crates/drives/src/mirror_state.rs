@@ -1,7 +1,7 @@
 //! What a mirror left equal, remembered for the next run of the same mirror: its quick check.
 //!
 //! mirror-drive compares every file's content, since a hyperdrive entry has no modification time; a re-mirror
-//! of a big tree with nothing changed then reads every byte twice. A [`MirrorState`] records, for each key a
+//! of a big tree with nothing changed then reads every byte twice. A state file records, for each key a
 //! run left equal (compared or written), a [`fingerprint`] of the source entry and one of the destination
 //! entry. The next run takes a key whose two entries still have those fingerprints as equal without reading
 //! either content; any other key is compared as before (so a file only touched is still not rewritten).
@@ -14,9 +14,13 @@
 //!   executable bit, link name and metadata);
 //! - other entries have none and are always compared.
 //!
-//! The file lives beside the store (the CLI keeps one per source/destination pair), is written whole to a
-//! temporary file and renamed over the old one at the end of a run, and ends with a BLAKE2b checksum: a
-//! missing, truncated or corrupt file reads as empty (every key compared again), never as a wrong record.
+//! The file lives beside the store (the CLI keeps one per source/destination pair). Its records are sorted
+//! by key, so a mirror, which walks its drives in key order, never holds them in memory: a [`StateWriter`]
+//! writes this run's records to a temporary file as the run goes and renames it over the old one at the
+//! end (or removes it when it holds exactly what the old one holds: a no-op run); a [`StateReader`] reads
+//! the old one through once to check it, then record by record alongside the mirror's merge. The file ends
+//! with its record count and a BLAKE2b checksum: a missing, truncated or corrupt file (or one of the first
+//! format, `drives-mirror-state1`) reads as empty (every key compared again), never as a wrong record.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -79,7 +83,8 @@ pub const MAX_KEY: usize = 1 << 16;
 /// key, source and destination fingerprints), a 0 u32 LE, the record count (u64 LE), then a 16-byte BLAKE2b
 /// of everything before it.
 pub fn encode(records: &Records) -> Vec<u8> {
-    let Ok(mut enc) = Encoder::new(Vec::with_capacity(MAGIC.len() + records.len() * 64 + 28)) else {
+    let Ok(mut enc) = Encoder::new(Vec::with_capacity(MAGIC.len() + records.len() * 64 + 28))
+    else {
         return Vec::new();
     };
     for (k, fps) in records {
@@ -358,9 +363,7 @@ impl StateReader {
     /// The last run's record of `key`. Asked in key order, the file is read once; a key before the last
     /// one asked reads it again from its start.
     pub fn get(&mut self, key: &str) -> Option<(Fingerprint, Fingerprint)> {
-        if self.summary.is_none() {
-            return None;
-        }
+        self.summary?;
         if self.asked.as_deref() > Some(key) {
             self.rewind();
         }

@@ -7,8 +7,8 @@ use super::{
     entry_from, folder_range, path, DriveBatch, DriveWriter, EntryValue, Hyperdrive, ListOptions,
 };
 use crate::drive::{
-    ignored_or_under, BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, ListPage, Result, WriteBatch,
-    WriteOptions,
+    ignored_or_under, BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, ListPage, Result,
+    WriteBatch, WriteOptions,
 };
 use crate::hyperblobs::ReadRange;
 

@@ -17,17 +17,7 @@ use holepunch_drives::mirror_state::{self, Records, StateReader, StateWriter};
 /// too (`-` < `/`), `a0` after it (`0` > `/`); a folder `a` with a file `b`, a nested folder, an empty
 /// folder (no entries), a symlink.
 const TRICKY: &[&str] = &[
-    "a.txt",
-    "a-b",
-    "a/b",
-    "a/b.c/d",
-    "a/b-c",
-    "a/b/c",
-    "a0",
-    "ab",
-    "b",
-    "z/y/x/w",
-    "z/y.txt",
+    "a.txt", "a-b", "a/b", "a/b.c/d", "a/b-c", "a/b/c", "a0", "ab", "b", "z/y/x/w", "z/y.txt",
 ];
 
 fn make(root: &Path, files: &[&str]) {
@@ -46,7 +36,11 @@ async fn walk_keys(d: &dyn Drive, folder: &str, page: usize) -> Vec<String> {
         if entries.is_empty() {
             return out;
         }
-        assert!(entries.len() <= page, "a page of {} > {page}", entries.len());
+        assert!(
+            entries.len() <= page,
+            "a page of {} > {page}",
+            entries.len()
+        );
         out.extend(entries.into_iter().map(|e| e.key));
     }
 }
@@ -81,7 +75,10 @@ async fn a_folder_walks_in_key_order_at_any_page_size() {
         .map(|e| e.key)
         .collect();
     assert_eq!(listed, want);
-    assert_eq!(walk_keys(&d, "/a", 2).await, ["/a/b-c", "/a/b.c/d", "/a/b/c"]);
+    assert_eq!(
+        walk_keys(&d, "/a", 2).await,
+        ["/a/b-c", "/a/b.c/d", "/a/b/c"]
+    );
     assert_eq!(walk_keys(&d, "/a.txt", 2).await, Vec::<String>::new());
     assert_eq!(walk_keys(&d, "/missing", 2).await, Vec::<String>::new());
     // An ignored key prunes its subtree without descending.
@@ -137,7 +134,15 @@ async fn drive_files(d: &Hyperdrive) -> Vec<(String, Option<Vec<u8>>)> {
 /// A source tree with many files around the tricky neighbours, and a destination to prune: stale files
 /// between the source's, a stale file where the source has a folder, an ignored file in each.
 fn trees(src: &Path, dst: &Path) {
-    make(src, TRICKY.iter().filter(|f| **f != "a/b").copied().collect::<Vec<_>>().as_slice());
+    make(
+        src,
+        TRICKY
+            .iter()
+            .filter(|f| **f != "a/b")
+            .copied()
+            .collect::<Vec<_>>()
+            .as_slice(),
+    );
     for i in 0..60 {
         make(src, &[&format!("m/{:02}/f{i:03}.txt", i % 7)]);
     }
@@ -196,7 +201,11 @@ async fn a_mirror_over_small_pages_is_the_mirror_over_one_page() {
             .map(|(i, _)| i)
             .collect();
         assert_eq!(removes, (1..=7).collect::<Vec<_>>(), "page {page}: {evs:?}");
-        assert!(matches!(evs[0], MirrorEvent::Planned { files: 71, .. }), "{:?}", evs[0]);
+        assert!(
+            matches!(evs[0], MirrorEvent::Planned { files: 71, .. }),
+            "{:?}",
+            evs[0]
+        );
         // Done events in key order.
         let done: Vec<&str> = evs
             .iter()
@@ -213,7 +222,12 @@ async fn a_mirror_over_small_pages_is_the_mirror_over_one_page() {
     }
     let (_, sum, _) = &results[0];
     assert_eq!(
-        (sum.count.files, sum.count.add, sum.count.change, sum.count.remove),
+        (
+            sum.count.files,
+            sum.count.add,
+            sum.count.change,
+            sum.count.remove
+        ),
         (71, 69, 1, 7)
     );
 }
@@ -222,7 +236,15 @@ async fn a_mirror_over_small_pages_is_the_mirror_over_one_page() {
 async fn a_mirror_into_a_drive_over_small_pages_with_a_prefix_that_is_a_file() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("src");
-    make(&src, TRICKY.iter().filter(|f| **f != "a/b").copied().collect::<Vec<_>>().as_slice());
+    make(
+        &src,
+        TRICKY
+            .iter()
+            .filter(|f| **f != "a/b")
+            .copied()
+            .collect::<Vec<_>>()
+            .as_slice(),
+    );
     let store = Corestore::open_with_primary_key(tmp.path().join("store"), [3; 32]).expect("store");
     let drive = Hyperdrive::open(&store, DriveOptions::default()).expect("drive");
     drive
@@ -260,7 +282,10 @@ async fn a_mirror_into_a_drive_over_small_pages_with_a_prefix_that_is_a_file() {
     assert_eq!(folder_files(&out).await, folder_files(&src).await);
     assert_eq!(drive_files(&drive).await, folder_files(&src).await);
     let (_, sum) = events(&drive, &Localdrive::new(&out), o).await;
-    assert_eq!((sum.count.add, sum.count.change, sum.count.remove), (0, 0, 0));
+    assert_eq!(
+        (sum.count.add, sum.count.change, sum.count.remove),
+        (0, 0, 0)
+    );
 }
 
 fn fps(i: u8) -> ([u8; 16], [u8; 16]) {
@@ -304,12 +329,14 @@ fn state_files_round_trip_record_by_record() {
     }
     w.finish(r.summary()).expect("finish");
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(
-        std::fs::metadata(&path).expect("stat").ino(),
-        before.ino()
-    );
+    assert_eq!(std::fs::metadata(&path).expect("stat").ino(), before.ino());
     // No temporary file left behind either way.
-    assert_eq!(std::fs::read_dir(tmp.path().join("state")).expect("dir").count(), 1);
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("state"))
+            .expect("dir")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -323,7 +350,10 @@ fn truncated_or_corrupt_state_files_read_as_empty() {
     let good = mirror_state::encode(&records);
     std::fs::write(&path, &good).expect("write");
     assert_eq!(StateReader::open(&path).get("/f000"), Some(fps(0)));
-    let mut cases: Vec<Vec<u8>> = (0..good.len()).step_by(7).map(|n| good[..n].to_vec()).collect();
+    let mut cases: Vec<Vec<u8>> = (0..good.len())
+        .step_by(7)
+        .map(|n| good[..n].to_vec())
+        .collect();
     cases.push(good[..good.len() - 1].to_vec());
     for i in (0..good.len()).step_by(11) {
         let mut bad = good.clone();
@@ -346,5 +376,8 @@ fn truncated_or_corrupt_state_files_read_as_empty() {
         }
         assert_eq!(mirror_state::decode(&bytes), None);
     }
-    assert_eq!(StateReader::open(tmp.path().join("missing")).get("/f000"), None);
+    assert_eq!(
+        StateReader::open(tmp.path().join("missing")).get("/f000"),
+        None
+    );
 }
