@@ -477,9 +477,13 @@ impl Drop for StateWriter {
     }
 }
 
+/// A temporary name beside `path`, of this process and this writer (a writer is open for a whole run: two
+/// runs of one process never share one).
 fn tmp_path(path: &Path) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
     path.with_file_name(name)
 }
 
