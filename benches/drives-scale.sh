@@ -5,6 +5,7 @@
 #   benches/drives-scale.sh                 FILES=100000 (100 folders), FILE_BYTES=200
 #   FILES=1000000 SKIP_JS=1                 the 1M run (JS is only run up to 100k files: minutes per step)
 #   PROFILE=dev|release                     which build of drives (default release)
+#   DRIVES_BIN=/path/to/drives              that binary instead of building one (an older build, to compare)
 #   WORK_BASE=/dev/shm                      where the tree and stores go (default /dev/shm: a tmpfs)
 #   RUNS=3                                  runs of each no-op step (medians; Rust and reference interleaved)
 #   SKIP_EXPORT=1                           leaves out the export and the drive -> folder no-op (1M runs)
@@ -26,14 +27,17 @@ RUNS="${RUNS:-3}"
 PROFILE="${PROFILE:-release}"
 NODE_DIR="${NODE_DIR:-$ROOT/tests/interop}"
 
-if [ "$PROFILE" = release ]; then
+if [ -n "${DRIVES_BIN:-}" ]; then
+  DRIVES="$DRIVES_BIN"
+  PROFILE="$DRIVES_BIN"
+elif [ "$PROFILE" = release ]; then
   echo "== building drives (release)" >&2
   (cd "$ROOT" && cargo build --release -q -p drives)
 else
   echo "== building drives (dev)" >&2
   (cd "$ROOT" && cargo build -q -p drives)
 fi
-DRIVES="${CARGO_TARGET_DIR:-$ROOT/target}/$([ "$PROFILE" = release ] && echo release || echo debug)/drives"
+DRIVES="${DRIVES:-${CARGO_TARGET_DIR:-$ROOT/target}/$([ "$PROFILE" = release ] && echo release || echo debug)/drives}"
 
 WORK="$(mktemp -d "${WORK_BASE:-/dev/shm}/drives-scale.XXXXXX")"
 cleanup() {

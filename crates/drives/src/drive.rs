@@ -203,6 +203,83 @@ pub struct ListPage {
 /// A predicate pruning keys (and their subtrees) from a listing.
 pub type IgnoreFn<'a> = &'a (dyn Fn(&str) -> bool + Sync + 'a);
 
+/// A walk of a drive's entries in key order, page by page (see [`Drive::walk`]): what a mirror merges the
+/// source and the destination with, in memory bounded by a page (and, for a folder, by its open folders'
+/// names), not by the number of entries.
+#[async_trait]
+pub trait Walk: Send {
+    /// The next entries, sorted by key and after every entry of the pages before; empty at the end.
+    async fn next_page(&mut self) -> Result<Vec<Entry>>;
+}
+
+/// Entries listed in one page when a walk does not say (see [`Drive::walk`]).
+pub const WALK_PAGE: usize = 4096;
+
+/// [`Drive::walk`]'s default: [`Drive::list_page`] page by page (entries the predicate ignores left out), or
+/// the whole [`Drive::list`] as one page when the drive has no pages.
+struct PagedWalk<'a, D: ?Sized> {
+    drive: &'a D,
+    folder: String,
+    ignore: Option<IgnoreFn<'a>>,
+    page: usize,
+    /// The cursor of the next page; `None` before the first page.
+    after: Option<Vec<u8>>,
+    started: bool,
+    done: bool,
+}
+
+#[async_trait]
+impl<D: Drive + ?Sized> Walk for PagedWalk<'_, D> {
+    async fn next_page(&mut self) -> Result<Vec<Entry>> {
+        while !self.done {
+            let first = !self.started;
+            self.started = true;
+            let page = self
+                .drive
+                .list_page(&self.folder, self.after.take(), self.page)
+                .await?;
+            let Some(page) = page else {
+                // No pages: listed whole (once), sorted as a listing promises.
+                self.done = true;
+                if !first {
+                    return Ok(Vec::new());
+                }
+                let mut all = self.drive.list(&self.folder, self.ignore).await?;
+                if !all.windows(2).all(|w| w[0].key <= w[1].key) {
+                    all.sort_by(|a, b| a.key.cmp(&b.key));
+                }
+                return Ok(all);
+            };
+            match page.next {
+                Some(n) => self.after = Some(n),
+                None => self.done = true,
+            }
+            let mut entries = page.entries;
+            if let Some(f) = self.ignore {
+                entries.retain(|e| !ignored_or_under(f, &e.key));
+            }
+            if !entries.is_empty() {
+                return Ok(entries);
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// Whether `f` ignores `key` or one of its parent folders (a listing's ignore prunes subtrees).
+pub fn ignored_or_under(f: &(dyn Fn(&str) -> bool + Sync), key: &str) -> bool {
+    let mut end = key.len();
+    loop {
+        if f(&key[..end]) {
+            return true;
+        }
+        match key[..end].rfind('/') {
+            Some(0) | None => return false,
+            Some(i) => end = i,
+        }
+    }
+}
+
 /// A reader of one entry's content, chunk by chunk.
 #[async_trait]
 pub trait BlobReader: Send {
@@ -288,6 +365,27 @@ pub trait Drive: Send + Sync {
         _limit: usize,
     ) -> Result<Option<ListPage>> {
         Ok(None)
+    }
+
+    /// [`list`](Self::list) as a walk in key order, `page` entries at a time (about: a walk may return fewer
+    /// or, for a drive without pages, everything at once). By default [`list_page`](Self::list_page) page by
+    /// page (ignored keys left out), or the whole listing when the drive has no pages; a folder walks its
+    /// tree in key order holding only the names of the folders it is in.
+    fn walk<'a>(
+        &'a self,
+        folder: &str,
+        ignore: Option<IgnoreFn<'a>>,
+        page: usize,
+    ) -> Box<dyn Walk + 'a> {
+        Box::new(PagedWalk {
+            drive: self,
+            folder: folder.to_string(),
+            ignore,
+            page: page.max(1),
+            after: None,
+            started: false,
+            done: false,
+        })
     }
 
     /// Names directly under `folder`: files, symlinks and non-empty sub-folders, sorted.

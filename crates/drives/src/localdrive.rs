@@ -34,8 +34,21 @@ use tokio::io::AsyncWriteExt;
 
 use crate::drive::{
     clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, FileStat, IgnoreFn,
-    Result, WriteOptions, CHUNK_SIZE,
+    Result, Walk, WriteOptions, CHUNK_SIZE,
 };
+
+/// A walk whose first folder could not be read: its error, then the end.
+struct Failed(Option<DriveError>);
+
+#[async_trait]
+impl Walk for Failed {
+    async fn next_page(&mut self) -> Result<Vec<Entry>> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(Vec::new()),
+        }
+    }
+}
 
 /// A folder as a drive.
 #[derive(Debug)]
@@ -314,65 +327,6 @@ impl Localdrive {
         }
     }
 
-    fn list_sync(
-        &self,
-        dir: &Path,
-        key: &str,
-        ignore: Option<IgnoreFn<'_>>,
-        out: &mut Vec<Entry>,
-    ) -> Result<()> {
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-                return Ok(())
-            }
-            Err(e) => return Err(DriveError::io(dir.display(), e)),
-        };
-        // Children in name order: a walk in that order is usually in key order already (see `list`).
-        let mut children = Vec::new();
-        for dirent in rd {
-            let dirent = dirent.map_err(|e| DriveError::io(dir.display(), e))?;
-            let name = dirent.file_name();
-            let Some(name) = name.to_str() else {
-                tracing::warn!(dir = %dir.display(), "skipping a file name that is not UTF-8");
-                continue;
-            };
-            if tmp_name_pid(name).is_some() {
-                continue;
-            }
-            children.push((name.to_owned(), dirent));
-        }
-        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (name, dirent) in children {
-            let child = if key == "/" {
-                format!("/{name}")
-            } else {
-                format!("{key}/{name}")
-            };
-            if ignore.is_some_and(|f| f(&child)) {
-                continue;
-            }
-            let path = dirent.path();
-            // Not following links: a stat relative to the open folder (no path walk per file).
-            let meta = if self.follow_links {
-                std::fs::metadata(&path)
-            } else {
-                dirent.metadata()
-            };
-            let meta = match meta {
-                Ok(m) => m,
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(DriveError::io(path.display(), e)),
-            };
-            if meta.is_dir() {
-                self.list_sync(&path, &child, ignore, out)?;
-            } else if let Some(e) = self.entry_from_meta(child, &path, &meta)? {
-                out.push(e);
-            }
-        }
-        Ok(())
-    }
-
     /// Removes the temporary files of writes that never finished (a killed process's `.NAME.PID.N.localdrive.tmp`
     /// files, whose process is gone) anywhere in the folder; returns how many. Symlinks are not followed.
     pub async fn remove_stale_temp_files(&self) -> Result<u64> {
@@ -419,9 +373,165 @@ impl Localdrive {
     }
 
     fn has_entries(&self, dir: &Path, key: &str) -> Result<bool> {
-        let mut v = Vec::new();
-        self.list_sync(dir, key, None, &mut v)?;
-        Ok(!v.is_empty())
+        let mut walk = LocalWalk::new(self, dir.to_path_buf(), key, None, 1)?;
+        Ok(!walk.next_page_sync()?.is_empty())
+    }
+
+    /// The names in `dir` a listing walks (not UTF-8, temporary files and ignored keys left out), each with
+    /// whether it is a folder to descend into, in key order: a folder's name sorts as if it ended in `/`
+    /// (`/a.txt` before `/a/b`, since `.` < `/`). Nothing for a missing folder or a file.
+    fn walk_dir(&self, dir: &Path, key: &str, ignore: Option<IgnoreFn<'_>>) -> Result<Vec<Child>> {
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(DriveError::io(dir.display(), e)),
+        };
+        let mut children = Vec::new();
+        for dirent in rd {
+            let dirent = dirent.map_err(|e| DriveError::io(dir.display(), e))?;
+            let name = dirent.file_name();
+            let Some(name) = name.to_str() else {
+                tracing::warn!(dir = %dir.display(), "skipping a file name that is not UTF-8");
+                continue;
+            };
+            if tmp_name_pid(name).is_some() {
+                continue;
+            }
+            if ignore.is_some_and(|f| f(&child_key(key, name))) {
+                continue;
+            }
+            // Not following links: the type the folder gives (no stat); following them: a stat.
+            let is_dir = if self.follow_links {
+                std::fs::metadata(dirent.path()).is_ok_and(|m| m.is_dir())
+            } else {
+                match dirent.file_type() {
+                    Ok(t) => t.is_dir(),
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(DriveError::io(dirent.path().display(), e)),
+                }
+            };
+            children.push(Child {
+                name: name.to_owned(),
+                is_dir,
+                dirent,
+            });
+        }
+        children.sort_unstable_by(|a, b| a.sort_key().cmp(b.sort_key()));
+        Ok(children)
+    }
+}
+
+/// A name in a folder being walked (its folder entry kept: a file is stat'ed relative to the open folder,
+/// no path walk per file).
+struct Child {
+    name: String,
+    is_dir: bool,
+    dirent: std::fs::DirEntry,
+}
+
+impl Child {
+    /// The bytes the name sorts by among its siblings: a folder's with a `/` after it.
+    fn sort_key(&self) -> impl Iterator<Item = u8> + '_ {
+        self.name.bytes().chain(self.is_dir.then_some(b'/'))
+    }
+}
+
+fn child_key(key: &str, name: &str) -> String {
+    if key == "/" {
+        format!("/{name}")
+    } else {
+        format!("{key}/{name}")
+    }
+}
+
+/// A folder being walked: its path and key, its names (in reverse key order: the next is popped).
+struct Frame {
+    dir: PathBuf,
+    key: String,
+    rest: Vec<Child>,
+}
+
+/// [`Localdrive`]'s walk ([`Drive::walk`]): depth first, each folder's names read and sorted when the walk
+/// enters it, files stat'ed as they are listed. It holds the names of the folders it is in, not the entries
+/// listed so far.
+struct LocalWalk<'a> {
+    drive: &'a Localdrive,
+    ignore: Option<IgnoreFn<'a>>,
+    page: usize,
+    stack: Vec<Frame>,
+}
+
+impl<'a> LocalWalk<'a> {
+    fn new(
+        drive: &'a Localdrive,
+        dir: PathBuf,
+        key: &str,
+        ignore: Option<IgnoreFn<'a>>,
+        page: usize,
+    ) -> Result<Self> {
+        let mut rest = drive.walk_dir(&dir, key, ignore)?;
+        rest.reverse();
+        Ok(LocalWalk {
+            drive,
+            ignore,
+            page: page.max(1),
+            stack: vec![Frame {
+                dir,
+                key: key.to_string(),
+                rest,
+            }],
+        })
+    }
+
+    fn next_page_sync(&mut self) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        while out.len() < self.page {
+            let Some(frame) = self.stack.last_mut() else {
+                break;
+            };
+            let Some(child) = frame.rest.pop() else {
+                self.stack.pop();
+                continue;
+            };
+            let key = child_key(&frame.key, &child.name);
+            let path = frame.dir.join(&child.name);
+            if child.is_dir {
+                let mut rest = self.drive.walk_dir(&path, &key, self.ignore)?;
+                rest.reverse();
+                self.stack.push(Frame {
+                    dir: path,
+                    key,
+                    rest,
+                });
+                continue;
+            }
+            let meta = if self.drive.follow_links {
+                std::fs::metadata(&path)
+            } else {
+                child.dirent.metadata()
+            };
+            let meta = match meta {
+                Ok(m) => m,
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                    continue
+                }
+                Err(e) => return Err(DriveError::io(path.display(), e)),
+            };
+            // (A folder now where a file was listed is left out: a listing never holds folders.)
+            if let Some(e) = self.drive.entry_from_meta(key, &path, &meta)? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Walk for LocalWalk<'_> {
+    async fn next_page(&mut self) -> Result<Vec<Entry>> {
+        self.next_page_sync()
     }
 }
 
@@ -600,14 +710,24 @@ impl Drive for Localdrive {
     async fn list(&self, folder: &str, ignore: Option<IgnoreFn<'_>>) -> Result<Vec<Entry>> {
         let key = resolve_key(folder);
         let dir = self.to_path(&key);
-        let mut out = Vec::new();
-        self.list_sync(&dir, &key, ignore, &mut out)?;
-        // The walk is in key order unless a name sorts before `/` next to a folder of a shorter name
-        // (`a.txt` and `a/b`): sort only then (entries are big to move).
-        if !out.windows(2).all(|w| w[0].key <= w[1].key) {
-            out.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut walk = LocalWalk::new(self, dir, &key, ignore, usize::MAX)?;
+        walk.next_page_sync()
+    }
+
+    /// The folder's tree in key order (see [`LocalWalk`]); a folder that cannot be read fails the page
+    /// that reaches it.
+    fn walk<'a>(
+        &'a self,
+        folder: &str,
+        ignore: Option<IgnoreFn<'a>>,
+        page: usize,
+    ) -> Box<dyn Walk + 'a> {
+        let key = resolve_key(folder);
+        let dir = self.to_path(&key);
+        match LocalWalk::new(self, dir, &key, ignore, page) {
+            Ok(w) => Box::new(w),
+            Err(e) => Box::new(Failed(Some(e))),
         }
-        Ok(out)
     }
 
     async fn readdir(&self, folder: &str) -> Result<Vec<String>> {

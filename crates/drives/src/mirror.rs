@@ -21,6 +21,10 @@
 //! is what a sequential run gives, hostile sources included). Content of at most [`CHUNK_SIZE`] bytes is
 //! handed to the destination in one [`Drive::put`].
 //!
+//! Memory does not grow with the number of files: both drives are walked in key order a page at a time
+//! ([`Drive::walk`], [`MirrorOptions::page_size`]) and merged, and the quick check's state is read and
+//! written record by record (see [`Mirror::run`]).
+//!
 //! `filter` drops keys the caller does not want (drives' default ignore list, `--filter` globs); `ignore` is
 //! mirror-drive's `ignore` option: a key and everything under it is skipped (prefix-closed), which lets the
 //! folder walk skip `.git` without descending. `dry_run` reports without writing.
@@ -30,7 +34,7 @@
 //! again on their own (a [`crate::localdrive::Localdrive`] refuses to write outside its folder or through a
 //! symlink).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
@@ -44,10 +48,10 @@ use async_trait::async_trait;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 
 use crate::drive::{
-    clean_key, resolve_key, under_prefix, BlobReader, Drive, DriveError, Entry, Result, WriteBatch,
-    WriteOptions, BATCH_ENTRIES, BATCH_FILE_MAX, CHUNK_SIZE,
+    clean_key, resolve_key, under_prefix, BlobReader, Drive, DriveError, Entry, IgnoreFn, Result,
+    Walk, WriteBatch, WriteOptions, BATCH_ENTRIES, BATCH_FILE_MAX, CHUNK_SIZE, WALK_PAGE,
 };
-use crate::mirror_state::{self, Fingerprint, MirrorState, Records};
+use crate::mirror_state::{self, Fingerprint, StateReader, StateWriter};
 
 /// What happened to one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +176,9 @@ pub struct MirrorOptions {
     /// reading their content; the file is rewritten at the end of each run that is not a dry run. `None`
     /// (the default): every file's content is compared, as mirror-drive does.
     pub state_file: Option<PathBuf>,
+    /// Entries each drive lists at a time (default [`WALK_PAGE`]): the source and the destination are walked
+    /// in key order a page at a time and merged, never listed whole (see [`Mirror::run`]).
+    pub page_size: usize,
 }
 
 impl Default for MirrorOptions {
@@ -187,6 +194,7 @@ impl Default for MirrorOptions {
             progress: None,
             commit_interval: COMMIT_INTERVAL,
             state_file: None,
+            page_size: WALK_PAGE,
         }
     }
 }
@@ -204,6 +212,7 @@ impl fmt::Debug for MirrorOptions {
             .field("progress", &self.progress.is_some())
             .field("commit_interval", &self.commit_interval)
             .field("state_file", &self.state_file)
+            .field("page_size", &self.page_size)
             .finish()
     }
 }
@@ -244,23 +253,187 @@ enum Step {
 }
 
 /// The result of a file's write: `None` for a skipped entry (no `Done` event), else its key, size, outcome,
-/// the bytes already reported to [`MirrorOptions::progress`] while copying it, and the source entry with the
-/// destination's new one when the write is to be recorded in the quick check's state.
-type Applied = Option<(String, u64, Result<()>, u64, Option<Box<(Entry, Entry)>>)>;
+/// the bytes already reported to [`MirrorOptions::progress`] while copying it, and the fingerprints to
+/// record in the quick check's state (when it was left equal or written, with a state file).
+type Applied = Option<(String, u64, Result<()>, u64, Option<Fps>)>;
 
-/// The shared half of a [`Ctx`], for comparisons running at once.
-#[derive(Clone, Copy)]
-struct Lookup<'a> {
-    dst: &'a std::sync::Mutex<HashMap<String, Entry>>,
-    state: &'a MirrorState,
+/// A file's source and destination fingerprints (see [`crate::mirror_state`]).
+type Fps = (Fingerprint, Fingerprint);
+
+/// This run's quick-check records, when they are kept (a state file, not a dry run).
+type Records = Option<StateWriter>;
+
+fn record(records: &mut Records, key: &str, fps: Option<Fps>) {
+    if let (Some(w), Some(f)) = (records.as_mut(), fps) {
+        w.push(key, &f);
+    }
 }
 
-/// What the comparisons of a run look up: the destination's entries listed once (instead of one lookup per
-/// source entry), the quick check's last records, and this run's.
-struct Ctx {
-    dst: std::sync::Mutex<HashMap<String, Entry>>,
-    state: MirrorState,
-    records: Records,
+/// A source entry, the destination's entry of the same key when its walk has one, and the last run's
+/// quick-check record of the key.
+struct Pair {
+    src: Entry,
+    dst: Option<Entry>,
+    old: Option<Fps>,
+}
+
+/// Removals a run finds in one walk before it applies them (more: walked again, see [`Mirror::scan`]).
+#[cfg(not(test))]
+const REMOVALS_AT_ONCE: usize = 1 << 16;
+/// (A few in unit tests, so the walks again are tested.)
+#[cfg(test)]
+const REMOVALS_AT_ONCE: usize = 3;
+
+/// One drive's walk under one prefix: the prefix's own entry first when the prefix is a file (mirror-drive
+/// checks it after the listing; it sorts first), then the walk's pages; one entry can be looked at ahead.
+struct Lister<'w> {
+    walk: Box<dyn Walk + 'w>,
+    page: std::vec::IntoIter<Entry>,
+    head: Option<Entry>,
+    done: bool,
+}
+
+impl<'w> Lister<'w> {
+    async fn open<Dr: Drive + ?Sized>(
+        drive: &'w Dr,
+        prefix: &str,
+        ignore: IgnoreFn<'w>,
+        page: usize,
+    ) -> Result<Lister<'w>> {
+        let head = if prefix == "/" {
+            None
+        } else {
+            drive.entry(prefix).await?
+        };
+        Ok(Lister {
+            walk: drive.walk(prefix, Some(ignore), page.max(1)),
+            page: Vec::new().into_iter(),
+            head,
+            done: false,
+        })
+    }
+
+    async fn pull(&mut self) -> Result<Option<Entry>> {
+        loop {
+            if let Some(e) = self.page.next() {
+                return Ok(Some(e));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let page = self.walk.next_page().await?;
+            if page.is_empty() {
+                self.done = true;
+            } else {
+                self.page = page.into_iter();
+            }
+        }
+    }
+
+    async fn peek(&mut self) -> Result<Option<&Entry>> {
+        if self.head.is_none() {
+            self.head = self.pull().await?;
+        }
+        Ok(self.head.as_ref())
+    }
+
+    async fn next(&mut self) -> Result<Option<Entry>> {
+        match self.head.take() {
+            Some(e) => Ok(Some(e)),
+            None => self.pull().await,
+        }
+    }
+
+    /// The destination's entry of `key`, passing the entries before it (walks in key order: each entry
+    /// is looked at once).
+    async fn take_key(&mut self, key: &str) -> Result<Option<Entry>> {
+        loop {
+            let ord = match self.peek().await? {
+                Some(e) => e.key.as_str().cmp(key),
+                None => return Ok(None),
+            };
+            match ord {
+                std::cmp::Ordering::Less => {
+                    self.next().await?;
+                }
+                std::cmp::Ordering::Equal => return self.next().await,
+                std::cmp::Ordering::Greater => return Ok(None),
+            }
+        }
+    }
+}
+
+/// What the source walk of a run found before anything is written (see [`Mirror::scan`]).
+#[derive(Default)]
+struct Scan {
+    files: u64,
+    bytes: u64,
+    /// Destination entries the source lacks (key, size), in walk order.
+    removals: Vec<(String, u64)>,
+    /// Where to walk again for more removals (prefix index, last key taken) when there were too many.
+    resume: Option<(usize, String)>,
+}
+
+/// The merge of the source's and the destination's walks, prefix after prefix: the wanted source entries in
+/// key order, each with the destination's entry of its key and the quick check's last record.
+struct Sources<'w, S: ?Sized, D: ?Sized> {
+    src_drive: &'w S,
+    dst_drive: &'w D,
+    prefixes: &'w [String],
+    next_prefix: usize,
+    ignore: IgnoreFn<'w>,
+    filter: Option<KeyFilter>,
+    page: usize,
+    src: Option<Lister<'w>>,
+    dst: Option<Lister<'w>>,
+    state: StateReader,
+    peeked: Option<Pair>,
+}
+
+impl<'w, S: Drive + ?Sized, D: Drive + ?Sized> Sources<'w, S, D> {
+    async fn pull(&mut self) -> Result<Option<Pair>> {
+        loop {
+            let Some(src) = &mut self.src else {
+                let Some(prefix) = self.prefixes.get(self.next_prefix) else {
+                    return Ok(None);
+                };
+                self.next_prefix += 1;
+                self.src =
+                    Some(Lister::open(self.src_drive, prefix, self.ignore, self.page).await?);
+                self.dst =
+                    Some(Lister::open(self.dst_drive, prefix, self.ignore, self.page).await?);
+                continue;
+            };
+            let Some(e) = src.next().await? else {
+                self.src = None;
+                self.dst = None;
+                continue;
+            };
+            if !self.filter.as_ref().is_none_or(|f| f(&e.key)) {
+                continue;
+            }
+            let dst = match &mut self.dst {
+                Some(d) => d.take_key(&e.key).await?,
+                None => None,
+            };
+            let old = self.state.get(&e.key);
+            return Ok(Some(Pair { src: e, dst, old }));
+        }
+    }
+
+    async fn peek(&mut self) -> Result<Option<&Pair>> {
+        if self.peeked.is_none() {
+            self.peeked = self.pull().await?;
+        }
+        Ok(self.peeked.as_ref())
+    }
+
+    async fn next(&mut self) -> Result<Option<Pair>> {
+        match self.peeked.take() {
+            Some(p) => Ok(Some(p)),
+            None => self.pull().await,
+        }
+    }
 }
 
 /// A compared file and, when read ahead, its content (see [`Mirror::prepare`]).
@@ -291,6 +464,8 @@ struct Work {
     key: String,
     bytes: u64,
     write: Option<Box<(Entry, Option<Entry>, Same)>>,
+    /// The fingerprints to record of a file left equal.
+    record: Option<Fps>,
 }
 
 /// Reports a file's write: `Done`, or `Skipped` when the destination refused its path; other errors end
@@ -367,103 +542,156 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         self.opts.filter.as_ref().is_none_or(|f| f(key))
     }
 
-    async fn list(&self, drive: &(impl Drive + ?Sized), prefix: &str) -> Result<Vec<Entry>> {
-        let ignore = |k: &str| self.ignored(k);
-        let mut out = drive.list(prefix, Some(&ignore)).await?;
-        // The prefix itself may be a file (mirror-drive checks it after the listing).
-        if prefix != "/" && !out.iter().any(|e| e.key == prefix) {
-            if let Some(e) = drive.entry(prefix).await? {
-                out.push(e);
+    /// Walks the source under every prefix from `from` on: counts its wanted files and bytes (with `count`)
+    /// and, pruning, merges it with the destination's walk for the destination entries it lacks (at most
+    /// [`REMOVALS_AT_ONCE`]; then where to go on from). Nothing is kept of the entries walked.
+    async fn scan(
+        &self,
+        prefixes: &[String],
+        ignore: IgnoreFn<'_>,
+        count: bool,
+        from: Option<(usize, String)>,
+    ) -> Result<Scan> {
+        let mut scan = Scan::default();
+        let (first, after) = match from {
+            Some((i, k)) => (i, Some(k)),
+            None => (0, None),
+        };
+        let page = self.opts.page_size;
+        for (i, prefix) in prefixes.iter().enumerate().skip(first) {
+            let after = after.as_deref().filter(|_| i == first);
+            let mut dst = if self.opts.prune && scan.resume.is_none() {
+                Some(Lister::open(self.dst, prefix, ignore, page).await?)
+            } else {
+                None
+            };
+            if !count && dst.is_none() {
+                break;
+            }
+            let mut src = Lister::open(self.src, prefix, ignore, page).await?;
+            loop {
+                let s = src.next().await?;
+                if let Some(e) = &s {
+                    if count && self.wanted(&e.key) {
+                        scan.files += 1;
+                        scan.bytes += e.len();
+                    }
+                }
+                // The destination's entries before this source key (all of them after the source's last)
+                // are not in the source (every source key counts here, filtered or not).
+                while let Some(d) = &mut dst {
+                    let ord = match (d.peek().await?, &s) {
+                        (None, _) => break,
+                        (Some(de), Some(e)) => de.key.as_str().cmp(&e.key),
+                        (Some(_), None) => std::cmp::Ordering::Less,
+                    };
+                    if ord == std::cmp::Ordering::Greater {
+                        break;
+                    }
+                    let Some(de) = d.next().await? else {
+                        break;
+                    };
+                    if ord == std::cmp::Ordering::Equal {
+                        break;
+                    }
+                    if after.is_some_and(|a| de.key.as_str() <= a) {
+                        continue;
+                    }
+                    if scan.removals.len() >= REMOVALS_AT_ONCE {
+                        let last = scan
+                            .removals
+                            .last()
+                            .map(|r| r.0.clone())
+                            .unwrap_or_default();
+                        scan.resume = Some((i, last));
+                        dst = None;
+                        break;
+                    }
+                    let len = de.len();
+                    scan.removals.push((de.key, len));
+                }
+                if s.is_none() || (!count && dst.is_none()) {
+                    break;
+                }
             }
         }
-        Ok(out)
+        Ok(scan)
     }
 
     /// Runs the mirror, calling `on_event` for every event; returns the totals.
+    ///
+    /// Memory stays bounded whatever the number of files: the source is walked once to count it (the
+    /// [`MirrorEvent::Planned`] totals; pruning, merged with the destination's walk to find what it lacks,
+    /// removed before anything is added), then walked again merged with the destination's walk, each source
+    /// file compared with the destination's entry of its key; both walks go in key order a page at a time,
+    /// and the quick check's state is read and written record by record alongside.
     pub async fn run(&self, mut on_event: impl FnMut(MirrorEvent) + Send) -> Result<MirrorSummary> {
         if !self.opts.dry_run && !self.dst.writable() {
             return Err(DriveError::DestinationNotWritable);
         }
         let mut sum = MirrorSummary::default();
         let prefixes: Vec<String> = self.opts.prefix.iter().map(|p| resolve_key(p)).collect();
+        let ignore_fn = |k: &str| self.ignored(k);
+        let ignore: IgnoreFn<'_> = &ignore_fn;
 
-        let mut listed = Vec::new();
-        for prefix in &prefixes {
-            listed.extend(self.list(self.src, prefix).await?);
-        }
-        // The destination is listed once; comparisons look its entries up here (a key missing here is
-        // still asked for: the listing leaves out what the drive's own lookup may find).
-        let mut dst_listed = Vec::new();
-        for prefix in &prefixes {
-            dst_listed.extend(self.list(self.dst, prefix).await?);
-        }
-        // Split in place (a partition into two new vectors held both copies of a million entries at once).
-        let mut unwanted = Vec::new();
-        let mut sources = listed;
-        sources.retain(|e| {
-            let keep = self.wanted(&e.key);
-            if !keep {
-                unwanted.push(e.clone());
-            }
-            keep
-        });
-        tracing::debug!(files = sources.len(), "mirror: source listed");
+        let mut scan = self.scan(&prefixes, ignore, true, None).await?;
+        tracing::debug!(files = scan.files, "mirror: source counted");
         on_event(MirrorEvent::Planned {
-            files: sources.len() as u64,
-            bytes: sources.iter().map(Entry::len).sum(),
+            files: scan.files,
+            bytes: scan.bytes,
         });
-        // Every source key, filtered or not (a destination entry the source has is never pruned).
-        let src_keys: HashSet<&str> = if self.opts.prune && !dst_listed.is_empty() {
-            sources
-                .iter()
-                .chain(&unwanted)
-                .map(|e| e.key.as_str())
-                .collect()
-        } else {
-            HashSet::new()
-        };
-        let mut dst = HashMap::with_capacity(dst_listed.len());
-        let mut removed = HashSet::new();
-        if self.opts.prune {
-            for d in &dst_listed {
-                if src_keys.contains(d.key.as_str()) || self.src.entry(&d.key).await?.is_some() {
+        loop {
+            for (key, len) in std::mem::take(&mut scan.removals) {
+                // (A key the source's walk does not list may still be there: a folder's walk does not
+                // follow symlinked folders.)
+                if self.src.entry(&key).await?.is_some() {
                     continue;
                 }
-                removed.insert(d.key.clone());
-                {
-                    let diff = Diff {
-                        op: Op::Remove,
-                        key: d.key.clone(),
-                        bytes_removed: d.len(),
-                        bytes_added: 0,
-                    };
-                    sum.count.remove += 1;
-                    sum.bytes_removed += d.len();
-                    on_event(MirrorEvent::Diff(diff));
-                    if !self.opts.dry_run {
-                        self.dst.del(&d.key).await?;
-                    }
+                sum.count.remove += 1;
+                sum.bytes_removed += len;
+                on_event(MirrorEvent::Diff(Diff {
+                    op: Op::Remove,
+                    key: key.clone(),
+                    bytes_removed: len,
+                    bytes_added: 0,
+                }));
+                if !self.opts.dry_run {
+                    self.dst.del(&key).await?;
                 }
             }
+            let Some(from) = scan.resume.take() else {
+                break;
+            };
+            scan = self.scan(&prefixes, ignore, false, Some(from)).await?;
         }
-        drop(src_keys);
-        drop(unwanted);
-        for d in dst_listed {
-            if !removed.contains(&d.key) {
-                dst.insert(d.key.clone(), d);
-            }
-        }
-        let state = match &self.opts.state_file {
-            Some(p) => MirrorState::load(p),
-            None => MirrorState::none(),
-        };
-        let mut ctx = Ctx {
-            dst: std::sync::Mutex::new(dst),
-            state,
-            records: Records::new(),
-        };
-
         tracing::debug!("mirror: destination pruned");
+
+        let state = match &self.opts.state_file {
+            Some(p) => StateReader::open(p),
+            None => StateReader::none(),
+        };
+        let old_state = state.summary();
+        let mut records: Records = match &self.opts.state_file {
+            Some(p) if !self.opts.dry_run => StateWriter::create(p)
+                .inspect_err(|e| {
+                    tracing::warn!("mirror: could not store the quick check's state: {e}")
+                })
+                .ok(),
+            _ => None,
+        };
+        let mut sources = Sources {
+            src_drive: self.src,
+            dst_drive: self.dst,
+            prefixes: &prefixes,
+            next_prefix: 0,
+            ignore,
+            filter: self.opts.filter.clone(),
+            page: self.opts.page_size,
+            src: None,
+            dst: None,
+            state,
+            peeked: None,
+        };
         // Writes go through the destination's batch when it has one (see `BATCH_ENTRIES`), one file after
         // another; otherwise through a window of `concurrency` files.
         let batch = if self.opts.dry_run {
@@ -475,29 +703,33 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             Some(mut batch) => {
                 // On an error, the entries of the files already copied are still committed (as file by file).
                 let copied = self
-                    .run_batched(sources, batch.as_mut(), &mut ctx, &mut sum, &mut on_event)
+                    .run_batched(
+                        &mut sources,
+                        batch.as_mut(),
+                        &mut records,
+                        &mut sum,
+                        &mut on_event,
+                    )
                     .await;
                 let flushed = batch.flush().await;
                 copied.and(flushed)
             }
             None => {
-                self.run_window(sources, &mut ctx, &mut sum, &mut on_event)
+                self.run_window(&mut sources, &mut records, &mut sum, &mut on_event)
                     .await
             }
         };
+        drop(sources);
         tracing::debug!("mirror: files written");
         let written = match written {
             Ok(()) if !self.opts.dry_run => self.dst.flush().await,
             w => w,
         };
         // What was left equal is remembered even when the run failed half-way (the records are of files done,
-        // and flushed: a batch's pending entries are committed above before this).
-        // (A no-op run recorded exactly what the file holds: not written again.)
-        if !self.opts.dry_run
-            && self.opts.state_file.is_some()
-            && ctx.records != *ctx.state.records()
-        {
-            if let Err(e) = ctx.state.save(&ctx.records) {
+        // and flushed: a batch's pending entries are committed above before this). A run that recorded
+        // exactly what the file holds (a no-op) leaves the file as it is.
+        if let Some(w) = records {
+            if let Err(e) = w.finish(old_state) {
                 tracing::warn!("mirror: could not store the quick check's state: {e}");
             }
         }
@@ -507,54 +739,47 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     /// Copies `sources` through the destination's batch, flushing it every [`BATCH_ENTRIES`] entries.
     async fn run_batched(
         &self,
-        sources: Vec<Entry>,
+        sources: &mut Sources<'_, S, D>,
         batch: &mut dyn WriteBatch,
-        ctx: &mut Ctx,
+        records: &mut Records,
         sum: &mut MirrorSummary,
         on_event: &mut (impl FnMut(MirrorEvent) + Send),
     ) -> Result<()> {
-        let Ctx {
-            dst,
-            state,
-            records,
-        } = ctx;
-        let lookup = Lookup {
-            dst: &*dst,
-            state: &*state,
-        };
         let mut last_commit = tokio::time::Instant::now();
         // The next files are compared, and the content of small ones to copy read, while earlier ones go
         // into the batch (results taken in source order: events and writes keep that order).
-        let mut pending = sources.into_iter();
         let mut ahead: FuturesOrdered<BoxFuture<'_, Result<Prepared>>> = FuturesOrdered::new();
         loop {
             while ahead.len() < BATCH_READ_AHEAD {
-                let Some(src_entry) = pending.next() else {
+                let Some(pair) = sources.next().await? else {
                     break;
                 };
                 // With nothing ahead of it, a file the quick check finds equal is done at once.
-                let mut src_entry = Some(src_entry);
+                let mut pair = Some(pair);
                 if ahead.is_empty() {
-                    if let Some(step) = self.quick_step(&mut src_entry, lookup) {
+                    if let Some(step) = self.quick_step(&mut pair) {
                         self.done_equal(step, records, sum, on_event)?;
                         continue;
                     }
                 }
-                let Some(src_entry) = src_entry else {
+                let Some(pair) = pair else {
                     continue;
                 };
-                ahead.push_back(Box::pin(self.prepare(src_entry, lookup)));
+                ahead.push_back(Box::pin(self.prepare(pair)));
             }
             let Some(prepared) = ahead.next().await else {
                 return Ok(());
             };
             let (step, content) = prepared?;
-            let Some(work) = self.take_step(step, records, sum, on_event) else {
+            let Some(work) = self.take_step(step, sum, on_event) else {
                 continue;
             };
             let streamed = AtomicU64::new(0);
             let res = match &work.write {
-                None => Ok(()),
+                None => {
+                    record(records, &work.key, work.record);
+                    Ok(())
+                }
                 Some(w) => {
                     let (src, dst, same) = w.as_ref();
                     let res = match content {
@@ -580,9 +805,11 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                             .await
                         }
                     };
-                    if res.is_ok() && self.opts.state_file.is_some() {
+                    if res.is_ok() && records.is_some() {
                         if let Some(new) = batch.last_entry().filter(|e| e.key == work.key) {
-                            mirror_state::record(records, &work.key, src, &new);
+                            let fps =
+                                mirror_state::fingerprint(src).zip(mirror_state::fingerprint(&new));
+                            record(records, &work.key, fps);
                         }
                     }
                     res
@@ -610,8 +837,8 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
 
     /// A file's comparison and, for a small regular file to copy, its content read whole (the read's error,
     /// if any, is the write's).
-    async fn prepare(&self, src_entry: Entry, lookup: Lookup<'_>) -> Result<Prepared> {
-        let step = self.compare_in(src_entry, lookup).await?;
+    async fn prepare(&self, pair: Pair) -> Result<Prepared> {
+        let step = self.compare_in(pair).await?;
         let content = match &step {
             Step::Compared {
                 entries,
@@ -635,24 +862,13 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     /// would (a symlink created here is never raced by a write through it).
     async fn run_window(
         &self,
-        sources: Vec<Entry>,
-        ctx: &mut Ctx,
+        sources: &mut Sources<'_, S, D>,
+        records: &mut Records,
         sum: &mut MirrorSummary,
         on_event: &mut (impl FnMut(MirrorEvent) + Send),
     ) -> Result<()> {
-        // Comparisons in flight read the destination's listing and the last records; this run's records
-        // are kept apart (written as results come in).
-        let Ctx {
-            dst,
-            state,
-            records,
-        } = ctx;
-        let lookup = Lookup {
-            dst: &*dst,
-            state: &*state,
-        };
+        // This run's records are written as results come in, in source order.
         let window = self.opts.concurrency.max(1);
-        let mut pending = sources.into_iter().peekable();
         let mut compares: FuturesOrdered<BoxFuture<'_, Result<Step>>> = FuturesOrdered::new();
         let mut applies: FuturesOrdered<BoxFuture<'_, Applied>> = FuturesOrdered::new();
         // Keys in the window, oldest first (each entry leaves it when its apply result is taken).
@@ -660,31 +876,32 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         let mut alone = false;
         loop {
             while in_window.len() < window && !alone {
-                let Some(next) = pending.peek() else {
+                let Some(next) = sources.peek().await? else {
                     break;
                 };
+                let next = &next.src;
                 let must_be_alone =
                     next.linkname.is_some() || in_window.iter().any(|k| under_prefix(&next.key, k));
                 if must_be_alone && !in_window.is_empty() {
                     break;
                 }
-                let Some(src_entry) = pending.next() else {
+                let Some(pair) = sources.next().await? else {
                     break;
                 };
                 // With the window empty, a file the quick check finds equal is done at once.
-                let mut src_entry = Some(src_entry);
+                let mut pair = Some(pair);
                 if in_window.is_empty() {
-                    if let Some(step) = self.quick_step(&mut src_entry, lookup) {
+                    if let Some(step) = self.quick_step(&mut pair) {
                         self.done_equal(step, records, sum, on_event)?;
                         continue;
                     }
                 }
-                let Some(src_entry) = src_entry else {
+                let Some(pair) = pair else {
                     continue;
                 };
                 alone = must_be_alone;
-                in_window.push_back(src_entry.key.clone());
-                compares.push_back(Box::pin(self.compare_in(src_entry, lookup)));
+                in_window.push_back(pair.src.key.clone());
+                compares.push_back(Box::pin(self.compare_in(pair)));
             }
             if in_window.is_empty() {
                 return Ok(());
@@ -702,30 +919,34 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             .await;
             match next {
                 Either::Compared(step) => {
-                    let fut: BoxFuture<'_, Applied> = match self
-                        .take_step(step?, records, sum, on_event)
-                    {
+                    let keep = records.is_some();
+                    let fut: BoxFuture<'_, Applied> = match self.take_step(step?, sum, on_event) {
                         None => Box::pin(std::future::ready(None)),
                         Some(Work {
                             key,
                             bytes,
                             write: None,
-                        }) => Box::pin(std::future::ready(Some((key, bytes, Ok(()), 0, None)))),
+                            record,
+                        }) => Box::pin(std::future::ready(Some((key, bytes, Ok(()), 0, record)))),
                         Some(Work {
                             key,
                             bytes,
                             write: Some(w),
+                            ..
                         }) => Box::pin(async move {
                             let (src, dst, same) = *w;
                             let streamed = AtomicU64::new(0);
                             let res = self.apply(&key, &src, dst.as_ref(), same, &streamed).await;
                             // The destination's new entry, for the quick check's records.
-                            let new = match (&res, self.opts.state_file.is_some()) {
+                            let new = match (&res, keep) {
                                 (Ok(()), true) => self.dst.entry(&key).await.ok().flatten(),
                                 _ => None,
                             };
+                            let fps = new.and_then(|n| {
+                                mirror_state::fingerprint(&src).zip(mirror_state::fingerprint(&n))
+                            });
                             let streamed = streamed.load(Ordering::Relaxed);
-                            Some((key, bytes, res, streamed, new.map(|n| Box::new((src, n)))))
+                            Some((key, bytes, res, streamed, fps))
                         }),
                     };
                     applies.push_back(fut);
@@ -735,11 +956,9 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     if in_window.is_empty() {
                         alone = false;
                     }
-                    if let Some((key, bytes, res, streamed, written)) = a {
-                        if let (Ok(()), Some(pair)) = (&res, &written) {
-                            let (src, new) = pair.as_ref();
-                            // (`written` is only there with a state file.)
-                            mirror_state::record(records, &key, src, new);
+                    if let Some((key, bytes, res, streamed, fps)) = a {
+                        if res.is_ok() {
+                            record(records, &key, fps);
                         }
                         let progress = self.opts.progress.as_ref();
                         finish_file(key, bytes, (res, streamed), progress, sum, on_event)?;
@@ -751,23 +970,21 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
 
     /// The step of a source entry the quick check finds equal to its listed destination entry (see
     /// [`crate::mirror_state`]), without a future; `None` (the entry to compare) otherwise.
-    fn quick_step(&self, src_entry: &mut Option<Entry>, lookup: Lookup<'_>) -> Option<Step> {
-        let src = src_entry.as_ref()?;
-        if self.opts.state_file.is_none() || clean_key(&src.key).ok().as_ref() != Some(&src.key) {
+    fn quick_step(&self, pair: &mut Option<Pair>) -> Option<Step> {
+        let p = pair.as_ref()?;
+        if self.opts.state_file.is_none() || clean_key(&p.src.key).ok().as_ref() != Some(&p.src.key)
+        {
             return None;
         }
-        let mut listed = lookup.dst.lock().ok()?;
-        let fps = listed
-            .get(&src.key)
-            .and_then(|d| mirror_state::fingerprint(src).zip(mirror_state::fingerprint(d)))
-            .filter(|f| lookup.state.known(&src.key, f))?;
-        let dst_entry = listed.remove(&src.key);
-        drop(listed);
-        let src = src_entry.take()?;
+        let old = p.old?;
+        let fps = mirror_state::fingerprint(&p.src)
+            .zip(mirror_state::fingerprint(p.dst.as_ref()?))
+            .filter(|f| *f == old)?;
+        let Pair { src, dst, .. } = pair.take()?;
         Some(Step::Compared {
             key: src.key.clone(),
             bytes: src.len(),
-            entries: Box::new((src, dst_entry)),
+            entries: Box::new((src, dst)),
             same: Same::Equal,
             fps: Some(fps),
         })
@@ -781,16 +998,22 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         sum: &mut MirrorSummary,
         on_event: &mut (impl FnMut(MirrorEvent) + Send),
     ) -> Result<()> {
-        let Some(work) = self.take_step(step, records, sum, on_event) else {
+        let Some(work) = self.take_step(step, sum, on_event) else {
             return Ok(());
         };
+        record(records, &work.key, work.record);
         let progress = self.opts.progress.as_ref();
         finish_file(work.key, work.bytes, (Ok(()), 0), progress, sum, on_event)
     }
 
     /// Compares one source entry with the destination (the first half of a file's work), with the run's
     /// lookups.
-    async fn compare_in(&self, src_entry: Entry, lookup: Lookup<'_>) -> Result<Step> {
+    async fn compare_in(&self, pair: Pair) -> Result<Step> {
+        let Pair {
+            src: src_entry,
+            dst: listed,
+            old,
+        } = pair;
         let bytes = src_entry.len();
         let key = match clean_key(&src_entry.key) {
             Ok(k) if k == src_entry.key => k,
@@ -808,11 +1031,6 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     counted: false,
                 })
             }
-        };
-        // Each key is looked up once: taken out of the listing.
-        let listed = match lookup.dst.lock() {
-            Ok(mut m) => m.remove(&key),
-            Err(_) => None,
         };
         let found = match listed {
             Some(e) => Ok(Some(e)),
@@ -837,7 +1055,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             }
             _ => None,
         };
-        let known = fps.is_some_and(|f| lookup.state.known(&key, &f));
+        let known = fps.is_some() && fps == old;
         let same = if known {
             Same::Equal
         } else {
@@ -857,7 +1075,6 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
     fn take_step(
         &self,
         step: Step,
-        records: &mut Records,
         sum: &mut MirrorSummary,
         on_event: &mut impl FnMut(MirrorEvent),
     ) -> Option<Work> {
@@ -885,9 +1102,6 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         };
         sum.count.files += 1;
         if s == Same::Equal {
-            if let Some(f) = fps {
-                records.insert(key.clone(), f);
-            }
             if self.opts.include_equals {
                 on_event(MirrorEvent::Diff(Diff {
                     op: Op::Equal,
@@ -900,6 +1114,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                 key,
                 bytes,
                 write: None,
+                record: fps,
             });
         }
         let diff = match &dst_entry {
@@ -931,7 +1146,12 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         sum.bytes_removed += diff.bytes_removed;
         on_event(MirrorEvent::Diff(diff));
         let write = (!self.opts.dry_run).then(|| Box::new((src_entry, dst_entry, s)));
-        Some(Work { key, bytes, write })
+        Some(Work {
+            key,
+            bytes,
+            write,
+            record: None,
+        })
     }
 
     /// [`apply`](Self::apply) through the destination's batch: files up to [`BATCH_FILE_MAX`] are read whole
@@ -1176,6 +1396,69 @@ fn same_metadata(a: Option<&serde_json::Value>, b: Option<&serde_json::Value>) -
 
 #[cfg(test)]
 mod tests {
+    mod removals {
+        //! More removals than one walk gathers (`REMOVALS_AT_ONCE`, 3 in unit tests): the destination is
+        //! walked again from the last one, in a dry run too, and they are all reported, in key order, before
+        //! anything is added.
+
+        use super::super::*;
+        use crate::localdrive::Localdrive;
+
+        #[tokio::test]
+        async fn more_removals_than_one_walk_gathers() {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+            let (src, dst) = (Localdrive::new(&a), Localdrive::new(&b));
+            for i in 0..4 {
+                src.put(&format!("/k{i}/f"), b"new", WriteOptions::default())
+                    .await
+                    .expect("put");
+            }
+            let mut stale = Vec::new();
+            for i in 0..11 {
+                let key = format!("/k{}/stale{i:02}", i % 5);
+                dst.put(&key, b"old", WriteOptions::default())
+                    .await
+                    .expect("put");
+                stale.push(key);
+            }
+            stale.sort();
+            for dry_run in [true, false] {
+                let opts = MirrorOptions {
+                    dry_run,
+                    page_size: 2,
+                    ..MirrorOptions::default()
+                };
+                let mut evs = Vec::new();
+                let sum = Mirror::new(&src, &dst, opts)
+                    .run(|e| evs.push(e))
+                    .await
+                    .expect("mirror");
+                assert_eq!(
+                    (sum.count.remove, sum.count.add),
+                    (11, 4),
+                    "dry run {dry_run}"
+                );
+                assert!(matches!(
+                    evs[0],
+                    MirrorEvent::Planned {
+                        files: 4,
+                        bytes: 12
+                    }
+                ));
+                let removed: Vec<String> = evs[1..12]
+                    .iter()
+                    .filter_map(|e| match e {
+                        MirrorEvent::Diff(d) if d.op == Op::Remove => Some(d.key.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(removed, stale, "dry run {dry_run}");
+            }
+            assert_eq!(dst.list("/", None).await.expect("list").len(), 4);
+        }
+    }
+
     mod into_hyperdrive {
         //! The mirror writing a folder into a hyperdrive through the drive's batch, against the same mirror
         //! file by file (a wrapper hiding the batch).

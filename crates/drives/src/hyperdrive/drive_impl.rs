@@ -7,8 +7,8 @@ use super::{
     entry_from, folder_range, path, DriveBatch, DriveWriter, EntryValue, Hyperdrive, ListOptions,
 };
 use crate::drive::{
-    BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, ListPage, Result, WriteBatch,
-    WriteOptions,
+    ignored_or_under, BlobReader, BlobWriter, Drive, DriveError, Entry, IgnoreFn, ListPage, Result,
+    WriteBatch, WriteOptions,
 };
 use crate::hyperblobs::ReadRange;
 
@@ -124,7 +124,7 @@ impl Drive for Hyperdrive {
         let list = self.list_with(folder, opts).await?;
         let mut list: Vec<Entry> = list
             .into_iter()
-            .filter(|e| !ignore.is_some_and(|f| ignored(f, &e.key)))
+            .filter(|e| !ignore.is_some_and(|f| ignored_or_under(f, &e.key)))
             .collect();
         for e in &mut list {
             self.resolve_size(e).await?;
@@ -261,19 +261,5 @@ impl Drive for Hyperdrive {
             &key,
             &EntryValue::file(blob, opts.executable, opts.metadata),
         )
-    }
-}
-
-/// A listed key is ignored when it or one of its parent folders is.
-fn ignored(f: &(dyn Fn(&str) -> bool + Sync), key: &str) -> bool {
-    let mut end = key.len();
-    loop {
-        if f(&key[..end]) {
-            return true;
-        }
-        match key[..end].rfind('/') {
-            Some(0) | None => return false,
-            Some(i) => end = i,
-        }
     }
 }

@@ -8,3 +8,4 @@ mod hypercore_clear;
 mod hyperdrive_hostile;
 mod mirror_download;
 mod mirror_scale;
+mod mirror_stream;
