@@ -10,7 +10,7 @@ use holepunch_cores::corestore::Corestore;
 use holepunch_drives::drive::{Drive, WriteOptions};
 use holepunch_drives::hyperdrive::{DriveOptions, Hyperdrive};
 use holepunch_drives::localdrive::Localdrive;
-use holepunch_drives::mirror::{Mirror, MirrorEvent, MirrorOptions, MirrorSummary};
+use holepunch_drives::mirror::{Mirror, MirrorEvent, MirrorOptions, MirrorSummary, MEMO_ENTRIES};
 use holepunch_drives::mirror_state::{self, Records, StateReader, StateWriter};
 
 /// Files whose keys are neighbours in tricky ways: `a.txt` sorts before the folder `a` (`.` < `/`), `a-b`
@@ -165,9 +165,10 @@ fn trees(src: &Path, dst: &Path) {
     std::fs::write(dst.join("m/03/f003.txt"), b"changed").expect("write");
 }
 
-fn opts(page: usize) -> MirrorOptions {
+fn opts(page: usize, memo: usize) -> MirrorOptions {
     MirrorOptions {
         page_size: page,
+        memo_entries: memo,
         ignore: vec!["/skip".into()],
         filter: Some(std::sync::Arc::new(|k: &str| !k.ends_with(".tmp"))),
         ..MirrorOptions::default()
@@ -177,11 +178,27 @@ fn opts(page: usize) -> MirrorOptions {
 #[tokio::test]
 async fn a_mirror_over_small_pages_is_the_mirror_over_one_page() {
     let mut results = Vec::new();
-    for page in [1, 2, 3, 7, 4096] {
+    // Walked twice (memo 0), once (the default keeps every entry), or kept until the memo overflows
+    // part-way (5 entries: walked again).
+    let runs = [
+        (1, 0),
+        (2, 0),
+        (3, 5),
+        (7, MEMO_ENTRIES),
+        (4096, 0),
+        (4096, 5),
+        (4096, MEMO_ENTRIES),
+    ];
+    for (page, memo) in runs {
         let tmp = tempfile::tempdir().expect("tmp");
         let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
         trees(&src, &dst);
-        let (evs, sum) = events(&Localdrive::new(&src), &Localdrive::new(&dst), opts(page)).await;
+        let (evs, sum) = events(
+            &Localdrive::new(&src),
+            &Localdrive::new(&dst),
+            opts(page, memo),
+        )
+        .await;
         let files = folder_files(&dst).await;
         // The skipped folder and the filtered file stay as they were in the destination (not pruned):
         // the filtered one is in the source, the ignored ones are in neither walk.
@@ -255,11 +272,12 @@ async fn a_mirror_into_a_drive_over_small_pages_with_a_prefix_that_is_a_file() {
         .put("/a.txt.stale", b"x", WriteOptions::default())
         .await
         .expect("put");
-    for page in [1, 2, 4096] {
+    for (page, memo) in [(1, 0), (2, MEMO_ENTRIES), (4096, 0), (4096, MEMO_ENTRIES)] {
         // A prefix that is a file: that one file, compared, copied and (pruning) nothing else removed.
         let o = MirrorOptions {
             prefix: vec!["/a.txt".into()],
             page_size: page,
+            memo_entries: memo,
             ..MirrorOptions::default()
         };
         let (_, sum) = events(&Localdrive::new(&src), &drive, o).await;
