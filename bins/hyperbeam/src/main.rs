@@ -18,8 +18,8 @@ use bin_support::{Killed, Report, Signals};
 use clap::{CommandFactory, Parser};
 use holepunch::base32::{hyperbeam_key_pair, hyperbeam_random_passphrase};
 use holepunch::crypto::KeyPair;
-use holepunch::secret_stream::MAX_WRITE_CHUNK;
 use holepunch::hyperdht::{ConnectOpts, Connection, HyperDht, HyperDhtOpts, RelayThrough};
+use holepunch::secret_stream::MAX_WRITE_CHUNK;
 use hyperbeam_cli::cli::Cli;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
@@ -313,10 +313,7 @@ async fn read_available<R: AsyncRead + Unpin>(
         return Ok((0, true));
     }
     loop {
-        let Some(rest) = buf
-            .get_mut(filled..)
-            .filter(|r| r.len() >= MAX_WRITE_CHUNK)
-        else {
+        let Some(rest) = buf.get_mut(filled..).filter(|r| r.len() >= MAX_WRITE_CHUNK) else {
             return Ok((filled, false));
         };
         let ready = std::future::poll_fn(|cx| {

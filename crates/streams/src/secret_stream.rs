@@ -274,8 +274,8 @@ struct SodiumStream {
 mod ossl;
 
 mod in_place;
-pub use in_place::{InPlaceOps, Received, SendRoom};
 use in_place::Then;
+pub use in_place::{InPlaceOps, Received, SendRoom};
 
 /// The MAC's input after the ciphertext: `len % 16` zero bytes, then `uint64 LE` of the associated data
 /// length (0) and of `64 + len`. Returns the buffer and how many of its bytes to use.
@@ -1428,8 +1428,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
         let polled = (ops.poll_write)(&mut self.framed.io, cx, min, &mut |room| {
             let n = want.min(room.capacity().saturating_sub(frame_size(0)));
             let message = buf.get(..n).unwrap_or(&[]);
-            wrote = in_place::write_frame(encrypt, scratch, message, room)
-                .map(|done| if done { n } else { 0 });
+            wrote = in_place::write_frame(encrypt, scratch, message, room).map(|done| {
+                if done {
+                    n
+                } else {
+                    0
+                }
+            });
         });
         match polled {
             Poll::Pending => {

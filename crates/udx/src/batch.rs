@@ -224,10 +224,16 @@ mod tests {
                 let Some(t) = p else { break };
                 batch.push_send(t.destination, t.segment_size, first);
                 let sent = materialize(&batch, &batched);
-                assert_eq!(sent.last().map(Vec::as_slice), Some(&out[start..]), "round {round}");
+                assert_eq!(
+                    sent.last().map(Vec::as_slice),
+                    Some(&out[start..]),
+                    "round {round}"
+                );
                 for (i, d) in batch.datagrams[first..].iter().enumerate() {
                     let last = first + i + 1 == batch.datagrams.len();
-                    assert!(d.wire_len() == t.segment_size || (last && d.wire_len() <= t.segment_size));
+                    assert!(
+                        d.wire_len() == t.segment_size || (last && d.wire_len() <= t.segment_size)
+                    );
                 }
                 // Every 17th datagram is lost on the way.
                 for (i, datagram) in out[start..].chunks(t.segment_size).enumerate() {
@@ -258,7 +264,12 @@ mod tests {
                 break;
             }
         }
-        assert!(received == data, "{} of {} bytes", received.len(), data.len());
+        assert!(
+            received == data,
+            "{} of {} bytes",
+            received.len(),
+            data.len()
+        );
         assert_eq!(batched.unacked_len(), 0);
     }
 }

@@ -10,7 +10,11 @@
 //! for the streams that socket carries: it owns the socket, the clock and the timer. Application handles share
 //! the instance's state (the endpoint, the wakers, the raw queues) behind one mutex: a write copies bytes into
 //! the stream's send buffer and wakes the driver, a read copies bytes out; there is no per-packet channel hop.
-//! The driver receives with `recvmmsg` + GRO and sends with GSO (through quinn-udp, in the private `io` module).
+//! The driver receives with `recvmmsg` + GRO (through quinn-udp, in the private `io` module) and sends each GSO
+//! batch with one `sendmsg` whose iovecs point at the packet headers and straight into the streams' send rings,
+//! under the lock (see the private `batch` module): a payload is copied once on its way out, by the kernel. A
+//! writer can also fill the send ring in place ([`UdxStream::poll_write_with`]) and a reader take bytes from
+//! the receive ring in place ([`UdxStream::poll_read_with`]): the secret stream encrypts and decrypts there.
 //!
 //! Datagram dispatch matches libudx (see [`super::endpoint`]): a datagram that is not a UDX packet, or a UDX
 //! packet for a stream id the instance does not know (or a closed one), goes to the socket's raw queue read by
@@ -1233,7 +1237,9 @@ impl Driver {
                 Err(e) => {
                     // UDP is lossy: what did not go out is retransmitted like any lost packet.
                     if len > send.segment_size && is_gso_error(&e) && self.gso_segments > 1 {
-                        tracing::info!("udx: sendmsg failed with {e}; sending without segmentation offload");
+                        tracing::info!(
+                            "udx: sendmsg failed with {e}; sending without segmentation offload"
+                        );
                         self.gso_segments = 1;
                     } else {
                         tracing::debug!("udx: send to {} failed: {e}", send.destination);

@@ -893,7 +893,8 @@ impl Stream {
     /// around the end of the receive ring), for a reader that takes them in place (e.g. decrypts them
     /// straight into its caller's buffer) and then calls [`Stream::consume`].
     pub fn readable(&self) -> (&[u8], &[u8]) {
-        self.recv_buf.slices(self.recv_buf.start(), self.recv_buf.len())
+        self.recv_buf
+            .slices(self.recv_buf.start(), self.recv_buf.len())
     }
 
     /// Drops the first `n` readable bytes (at most all of them), as [`Stream::read`] of `n` bytes would.

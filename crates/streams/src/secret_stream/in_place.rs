@@ -149,7 +149,9 @@ pub(super) fn read_frames(
         if avail < 3 {
             return stop(if rx.ended { Then::Fallback } else { Then::Wait });
         }
-        let len = usize::from(byte(at)) | usize::from(byte(at + 1)) << 8 | usize::from(byte(at + 2)) << 16;
+        let len = usize::from(byte(at))
+            | usize::from(byte(at + 1)) << 8
+            | usize::from(byte(at + 2)) << 16;
         if len < ABYTES {
             return stop(Then::Fallback);
         }

@@ -225,7 +225,11 @@ fn results() -> (HandshakeResult, HandshakeResult) {
 
 /// A connected pair of secret streams over an in-memory transport of `cap` bytes a direction, each lending
 /// the transport's buffers or not.
-fn streams(cap: usize, a_in_place: bool, b_in_place: bool) -> (SecretStream<End>, SecretStream<End>) {
+fn streams(
+    cap: usize,
+    a_in_place: bool,
+    b_in_place: bool,
+) -> (SecretStream<End>, SecretStream<End>) {
     let (x, y) = pair(cap);
     let (ra, rb) = results();
     let mut a = SecretStream::from_handshake(x, true, ra);

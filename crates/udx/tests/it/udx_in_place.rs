@@ -42,6 +42,7 @@ async fn write_in_place(x: &UdxStream, data: &[u8], pieces: &[usize]) {
         at += n;
         i += 1;
     }
+    let mut x = x;
     x.shutdown().await.expect("end");
 }
 
@@ -99,6 +100,9 @@ async fn bytes_written_and_read_in_place_arrive_whole() {
         got.len(),
         data.len()
     );
+    // Both sides ended: the stream closes cleanly.
+    let mut end = &y;
+    end.shutdown().await.expect("end y");
     tokio::time::timeout(LIMIT, x.closed())
         .await
         .expect("in time")
