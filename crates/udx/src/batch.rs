@@ -201,12 +201,15 @@ mod tests {
         for round in 0..2_000u64 {
             let now = t0 + Duration::from_millis(round);
             if written < data.len() {
-                let n = plain.write(&data[written..(written + 70_001).min(data.len())]);
-                let (a, b) = batched.write_in_place(n).expect("the same room");
-                let (da, db) = data[written..written + n].split_at(a.len());
-                a.copy_from_slice(da);
-                b.copy_from_slice(db);
-                written += n;
+                let room = batched.write_in_place_capacity().min(70_001);
+                let n = plain.write(&data[written..(written + room).min(data.len())]);
+                if n > 0 {
+                    let (a, b) = batched.write_in_place(n).expect("the same room");
+                    let (da, db) = data[written..written + n].split_at(a.len());
+                    a.copy_from_slice(da);
+                    b.copy_from_slice(db);
+                    written += n;
+                }
                 if written == data.len() {
                     plain.finish();
                     batched.finish();

@@ -36,5 +36,5 @@ pub use socket::{
 };
 pub use stream::{
     Stream, StreamConfig, StreamError, StreamEvent, StreamStats, Transmit, DEFAULT_RWND_MAX,
-    HIGH_WATERMARK,
+    HIGH_WATERMARK, IN_PLACE_UNSENT_MAX,
 };

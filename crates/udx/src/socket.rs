@@ -904,7 +904,7 @@ impl UdxStream {
             )));
         }
         let stream = slot.stream_mut();
-        if stream.write_capacity() < min.max(1) {
+        if stream.write_in_place_capacity() < min.max(1) {
             stream.want_writable();
             wakers.entry(self.id).or_default().write = Some(cx.waker().clone());
             return Poll::Pending;
@@ -1082,9 +1082,11 @@ pub struct WriteRoom<'a> {
 }
 
 impl WriteRoom<'_> {
-    /// How many more bytes the send buffer takes now.
+    /// How many more bytes the send buffer takes now ([`Stream::write_in_place_capacity`]).
+    ///
+    /// [`Stream::write_in_place_capacity`]: super::stream::Stream::write_in_place_capacity
     pub fn capacity(&self) -> usize {
-        self.stream.write_capacity()
+        self.stream.write_in_place_capacity()
     }
 
     /// Appends `n` bytes (at most [`WriteRoom::capacity`]) to the stream, returned as up to two slices (the

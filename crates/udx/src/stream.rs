@@ -110,6 +110,9 @@ const RTT_MIN_WINDOW_MS: u64 = 300_000;
 pub const DEFAULT_RWND_MAX: u32 = 4 * 1024 * 1024;
 /// libudx `UDX_HIGH_WATERMARK`: writes beyond this plus the send window apply backpressure.
 pub const HIGH_WATERMARK: usize = 262_144;
+/// [`Stream::write_in_place`] keeps at most this many bytes written but not yet sent: bytes written in place
+/// (encrypted, say) go out while they are still in the CPU's cache, instead of a send window later.
+pub const IN_PLACE_UNSENT_MAX: usize = 512 * 1024;
 const TLP_MAX_ACK_DELAY: u32 = 2;
 /// The shortest probe timeout: RTTs are whole milliseconds (0 on a sub-millisecond path), and a peer's ack may
 /// wait for its event loop.
@@ -741,12 +744,13 @@ impl Stream {
     /// through [`Stream::write`]). Returns the space as up to two slices (the second non-empty when it wraps
     /// around the end of the ring), which the caller must overwrite entirely before the next call into the
     /// stream: they hold stale bytes. `None` (and nothing appended) when `n` is 0 or exceeds
-    /// [`Stream::write_capacity`]; in the latter case [`StreamEvent::Writable`] comes once there is room.
+    /// [`Stream::write_in_place_capacity`]; in the latter case [`StreamEvent::Writable`] comes once there is
+    /// room.
     pub fn write_in_place(&mut self, n: usize) -> Option<(&mut [u8], &mut [u8])> {
         if n == 0 || self.relaying {
             return None;
         }
-        if n > self.write_capacity() {
+        if n > self.write_in_place_capacity() {
             self.want_writable();
             return None;
         }
@@ -758,6 +762,14 @@ impl Stream {
         self.writes_queued_bytes += n;
         self.on_write_queued(was_idle);
         Some(self.send_ring.reserve(n))
+    }
+
+    /// How many bytes [`Stream::write_in_place`] takes now: [`Stream::write_capacity`], and at most
+    /// [`IN_PLACE_UNSENT_MAX`] bytes not yet sent.
+    pub fn write_in_place_capacity(&self) -> usize {
+        let unsent = (self.send_ring.end() - self.unsent_offset) as usize;
+        self.write_capacity()
+            .min(IN_PLACE_UNSENT_MAX.saturating_sub(unsent))
     }
 
     /// Asks for a [`StreamEvent::Writable`] once the send buffer has room again (a writer that found too
