@@ -34,7 +34,11 @@ impl Ring {
 }
 
 impl AsyncRead for Ring {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let n = buf.remaining().min(self.0.len());
         let bytes: Vec<u8> = self.0.drain(..n).collect();
         buf.put_slice(&bytes);
@@ -43,7 +47,11 @@ impl AsyncRead for Ring {
 }
 
 impl AsyncWrite for Ring {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Poll::Ready(Ok(data.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -70,7 +78,12 @@ fn ring_read(
 ) -> Poll<io::Result<()>> {
     let (first, second) = ring.0.as_slices();
     let len = ring.0.len();
-    match take(Received { first, second, ended: true, window: 1 << 20 }) {
+    match take(Received {
+        first,
+        second,
+        ended: true,
+        window: 1 << 20,
+    }) {
         Some(n) => {
             assert!(n <= len, "took more than was there");
             ring.0.drain(..n);
@@ -80,7 +93,10 @@ fn ring_read(
     }
 }
 
-const RING: InPlaceOps<Ring> = InPlaceOps { poll_write: ring_write, poll_read: ring_read };
+const RING: InPlaceOps<Ring> = InPlaceOps {
+    poll_write: ring_write,
+    poll_read: ring_read,
+};
 
 /// In-memory I/O never waits, so polling to completion terminates; give up if it would wait.
 fn block_on<F: Future>(f: F) -> Option<F::Output> {
@@ -144,7 +160,8 @@ fuzz_target!(|data: &[u8]| {
             if sel == 3 {
                 // Decrypted in place, into reads of 1 to 64 bytes (messages larger than that are staged).
                 let read = usize::from(selector >> 2) + 1;
-                let mut s = SecretStream::from_handshake(Ring::new(&input, rest.len()), true, result);
+                let mut s =
+                    SecretStream::from_handshake(Ring::new(&input, rest.len()), true, result);
                 s.set_in_place(RING);
                 let _ = block_on(async {
                     let mut buf = vec![0; read];
