@@ -275,4 +275,132 @@ mod tests {
         );
         assert_eq!(batched.unacked_len(), 0);
     }
+
+    /// A migration mid-transfer ([`Stream::migrate`]: everything in flight lost, retransmits rewritten to the
+    /// new address) with the payload written in place: the in-place stream sends what a stream written to
+    /// through [`Stream::write`] sends, round after round; its room stays [`Stream::write_capacity`] capped by
+    /// [`IN_PLACE_UNSENT_MAX`] minus the bytes never sent (in-flight bytes marked lost count as sent, not
+    /// unsent); after the move every datagram goes to the new address; nothing waits for a timeout; the
+    /// bytes arrive whole.
+    ///
+    /// [`IN_PLACE_UNSENT_MAX`]: crate::stream::IN_PLACE_UNSENT_MAX
+    #[test]
+    fn in_place_bookkeeping_holds_across_a_migration() {
+        use crate::stream::IN_PLACE_UNSENT_MAX;
+        let t0 = Instant::now();
+        let a_addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let b_addr: SocketAddr = "127.0.0.1:2".parse().expect("addr");
+        let b2_addr: SocketAddr = "127.0.0.1:3".parse().expect("addr");
+        let mut plain = Stream::new(1, StreamConfig::default(), t0);
+        let mut batched = Stream::new(1, StreamConfig::default(), t0);
+        let mut peer = Stream::new(2, StreamConfig::default(), t0);
+        plain.connect(2, b_addr, t0);
+        batched.connect(2, b_addr, t0);
+        peer.connect(1, a_addr, t0);
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 247) as u8).collect();
+        let mut written = 0usize;
+        // The end of the furthest payload sent so far (ring offsets start at 0): bytes past it were never sent.
+        let mut sent_end = 0u64;
+        let mut received = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        // Where the peer is now; datagrams to anywhere else are lost.
+        let mut peer_addr = b_addr;
+        let mut moved_at = None;
+        // Datagrams arrive a round after they were sent (acks at once).
+        let mut in_transit: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        for round in 0..4_000u64 {
+            let now = t0 + Duration::from_micros(500 * round);
+            if moved_at.is_none() && received.len() >= data.len() / 3 {
+                peer_addr = b2_addr;
+                assert!(batched.stats().inflight_packets > 0, "data in flight at the move");
+                plain.migrate(b2_addr, now);
+                batched.migrate(b2_addr, now);
+                moved_at = Some(round);
+            }
+            for (to, datagram) in in_transit.drain(..) {
+                if to == peer_addr {
+                    peer.handle_datagram(now, a_addr, &datagram);
+                }
+            }
+            if written < data.len() {
+                let unsent = written - sent_end as usize;
+                assert_eq!(
+                    batched.write_in_place_capacity(),
+                    batched
+                        .write_capacity()
+                        .min(IN_PLACE_UNSENT_MAX - unsent),
+                    "round {round}"
+                );
+                let room = batched.write_in_place_capacity().min(70_001);
+                let n = plain.write(&data[written..(written + room).min(data.len())]);
+                if n > 0 {
+                    let (a, b) = batched.write_in_place(n).expect("the same room");
+                    let (da, db) = data[written..written + n].split_at(a.len());
+                    a.copy_from_slice(da);
+                    b.copy_from_slice(db);
+                    written += n;
+                }
+                if written == data.len() {
+                    plain.finish();
+                    batched.finish();
+                }
+            }
+            let mut out = Vec::new();
+            let mut batch = TxBatch::default();
+            batch.set_stream(1);
+            loop {
+                let start = out.len();
+                let p = plain.poll_transmit(now, &mut out, 43);
+                let first = batch.datagrams.len();
+                let q = batched.poll_transmit_batch(now, &mut batch, 43);
+                assert_eq!(p, q, "round {round}");
+                let Some(t) = p else { break };
+                batch.push_send(t.destination, t.segment_size, first);
+                let sent = materialize(&batch, &batched);
+                assert_eq!(sent.last().map(Vec::as_slice), Some(&out[start..]));
+                for d in &batch.datagrams[first..] {
+                    sent_end = sent_end.max(d.offset + d.len as u64);
+                }
+                if moved_at.is_some() {
+                    assert_eq!(t.destination, b2_addr, "round {round}");
+                }
+                for datagram in out[start..].chunks(t.segment_size) {
+                    in_transit.push((t.destination, datagram.to_vec()));
+                }
+            }
+            loop {
+                let mut ack = Vec::new();
+                if peer.poll_transmit(now, &mut ack, 1).is_none() {
+                    break;
+                }
+                plain.handle_datagram(now, peer_addr, &ack);
+                batched.handle_datagram(now, peer_addr, &ack);
+            }
+            loop {
+                let n = peer.read(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                received.extend_from_slice(&buf[..n]);
+            }
+            plain.handle_timeout(now);
+            batched.handle_timeout(now);
+            if received.len() == data.len() && batched.unacked_len() == 0 {
+                break;
+            }
+        }
+        assert!(moved_at.is_some());
+        assert!(
+            received == data,
+            "{} of {} bytes",
+            received.len(),
+            data.len()
+        );
+        assert_eq!(batched.unacked_len(), 0);
+        assert_eq!(plain.unacked_len(), 0);
+        let stats = batched.stats();
+        assert_eq!(stats.rto_count, 0, "{stats:?}");
+        assert!(stats.packets_retransmitted > 0, "{stats:?}");
+        assert_eq!(stats, plain.stats());
+    }
 }
