@@ -905,10 +905,18 @@ impl UdxStream {
         Poll::Ready(Ok(n))
     }
 
-    /// Writes in place: once the send buffer has room for at least `min` bytes (at least 1), calls `f` with
-    /// it, under the instance's lock, and returns what `f` returned. `f` appends bytes with
-    /// [`WriteRoom::reserve`] and fills them where the packets are sent from (no copy through a `write`
-    /// buffer). Fails as [`AsyncWrite::poll_write`] does on a closed, failed or shut down stream.
+    /// Writes in place: once the send buffer has room for at least `min` bytes (at least 1, at most
+    /// [`HIGH_WATERMARK`]), calls `f` with it, under the instance's lock, and returns what `f` returned. `f`
+    /// appends bytes with [`WriteRoom::reserve`] and fills them where the packets are sent from (no copy
+    /// through a `write` buffer). Fails as [`AsyncWrite::poll_write`] does on a closed, failed or shut down
+    /// stream.
+    ///
+    /// `min` is capped at [`HIGH_WATERMARK`] because that much room is certain once everything written was
+    /// acknowledged: beyond it, room depends on the send window, which only grows while data flows, so a
+    /// writer waiting for more than the stream offers with nothing in flight would wait forever. `f` must
+    /// therefore check [`WriteRoom::capacity`] when it asked for more.
+    ///
+    /// [`HIGH_WATERMARK`]: super::stream::HIGH_WATERMARK
     pub fn poll_write_with<R>(
         &self,
         cx: &mut Context<'_>,
@@ -935,7 +943,7 @@ impl UdxStream {
             )));
         }
         let stream = slot.stream_mut();
-        if stream.write_in_place_capacity() < min.max(1) {
+        if stream.write_in_place_capacity() < min.clamp(1, super::stream::HIGH_WATERMARK) {
             stream.want_writable();
             wakers.entry(self.id).or_default().write = Some(cx.waker().clone());
             return Poll::Pending;

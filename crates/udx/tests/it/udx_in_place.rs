@@ -7,7 +7,7 @@ use std::future::poll_fn;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use holepunch_udx::{UdxSocket, UdxStream};
+use holepunch_udx::{UdxSocket, UdxStream, HIGH_WATERMARK};
 use tokio::io::AsyncWriteExt;
 
 const LOOPBACK: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
@@ -19,7 +19,8 @@ fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Writes `data` in place in pieces of the given sizes (cycled), each waiting for room for all of it.
+/// Writes `data` in place in pieces of the given sizes (cycled), each waiting for room for all of it, or for
+/// [`HIGH_WATERMARK`] bytes when it is larger (then writing what fits).
 async fn write_in_place(x: &UdxStream, data: &[u8], pieces: &[usize]) {
     let mut at = 0;
     let mut i = 0;
@@ -27,14 +28,18 @@ async fn write_in_place(x: &UdxStream, data: &[u8], pieces: &[usize]) {
         let want = pieces[i % pieces.len()].min(data.len() - at);
         let n = poll_fn(|cx| {
             x.poll_write_with(cx, want, |room| {
-                assert!(room.capacity() >= want, "room for what was asked");
-                let (a, b) = room.reserve(want).expect("reserve");
-                assert_eq!(a.len() + b.len(), want);
-                let (da, db) = data[at..at + want].split_at(a.len());
+                assert!(
+                    room.capacity() >= want.min(HIGH_WATERMARK),
+                    "room for what was asked"
+                );
+                let n = want.min(room.capacity());
+                let (a, b) = room.reserve(n).expect("reserve");
+                assert_eq!(a.len() + b.len(), n);
+                let (da, db) = data[at..at + n].split_at(a.len());
                 a.copy_from_slice(da);
                 b.copy_from_slice(db);
                 assert!(room.reserve(0).is_none());
-                want
+                n
             })
         })
         .await
@@ -151,4 +156,24 @@ async fn a_closed_stream_refuses_writes_in_place() {
     assert!(r.is_err(), "a destroyed stream refuses");
     let r = poll_fn(|cx| x.poll_read_with(cx, |r| Some((0, r.ended)))).await;
     assert_eq!(r.ok(), Some(true), "a destroyed stream reads as ended");
+}
+
+/// A writer asking for more room than [`HIGH_WATERMARK`] is served once that much is free: with nothing written
+/// yet the room is the high watermark plus the initial send window (less than a MiB), and it would not grow
+/// while nothing flows (the writer waited forever; the pieces of 300,000 bytes above hung 2 runs in 20 when
+/// the stream's window had shrunk with nothing in flight).
+#[tokio::test]
+async fn a_writer_asking_for_more_than_the_high_watermark_is_served() {
+    let (_a, _b, x, _y) = connected().await;
+    let room = tokio::time::timeout(
+        LIMIT,
+        poll_fn(|cx| x.poll_write_with(cx, 4 << 20, |room| room.capacity())),
+    )
+    .await
+    .expect("served in time")
+    .expect("ready");
+    assert!(
+        (HIGH_WATERMARK..4 << 20).contains(&room),
+        "room {room} with nothing written"
+    );
 }
