@@ -312,7 +312,10 @@ mod tests {
             let now = t0 + Duration::from_micros(500 * round);
             if moved_at.is_none() && received.len() >= data.len() / 3 {
                 peer_addr = b2_addr;
-                assert!(batched.stats().inflight_packets > 0, "data in flight at the move");
+                assert!(
+                    batched.stats().inflight_packets > 0,
+                    "data in flight at the move"
+                );
                 plain.migrate(b2_addr, now);
                 batched.migrate(b2_addr, now);
                 moved_at = Some(round);
@@ -326,9 +329,7 @@ mod tests {
                 let unsent = written - sent_end as usize;
                 assert_eq!(
                     batched.write_in_place_capacity(),
-                    batched
-                        .write_capacity()
-                        .min(IN_PLACE_UNSENT_MAX - unsent),
+                    batched.write_capacity().min(IN_PLACE_UNSENT_MAX - unsent),
                     "round {round}"
                 );
                 let room = batched.write_in_place_capacity().min(70_001);
