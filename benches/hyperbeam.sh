@@ -6,7 +6,9 @@
 #   REPEAT=3                             runs per pair; the best figure of each column is reported
 #   TESTNET=rust|js                      the DHT: `hyperdht --testnet 5` (default) or tests/interop/js/testnet.js
 #   ONLY="rust js tcp"                   which pairs to run (tcp: the plain-TCP reference below; rust-nossl:
-#                                        the Rust pair with HOLEPUNCH_NO_OPENSSL=1, its RustCrypto ChaCha20-Poly1305)
+#                                        the Rust pair with HOLEPUNCH_NO_OPENSSL=1, its RustCrypto ChaCha20-Poly1305;
+#                                        rust-base: the hyperbeam binary in $RUST_BASE, e.g. a build from before a
+#                                        change, to compare in the same run)
 #   LIMIT=300                            seconds allowed per transfer
 #   KEEP=1                               keeps the work directory (stderr of the last run of each side)
 #   NICE=-10                             runs both pairs at that priority (root only): on a machine shared with
@@ -55,6 +57,10 @@ echo "== building hyperbeam and hyperdht (release)" >&2
 NODE_DIR="$ROOT/tests/interop"
 if [[ " $ONLY " == *" tcp "* ]] && ! command -v socat > /dev/null; then
   echo "error: socat is missing (the plain-TCP reference); install it or set ONLY=\"rust js\"" >&2
+  exit 1
+fi
+if [[ " $ONLY " == *" rust-base "* ]] && [ ! -x "${RUST_BASE:-}/hyperbeam" ]; then
+  echo "error: rust-base needs RUST_BASE, a directory holding a hyperbeam binary" >&2
   exit 1
 fi
 if [ ! -d "$NODE_DIR/node_modules/hyperbeam" ]; then
@@ -130,6 +136,8 @@ def command(args):
             return ["socat", "-d", "-d", "-u", "-b", "1048576", "STDIN",
                     f"TCP-LISTEN:{tcp_port},bind=127.0.0.1,reuseaddr"]
         return ["socat", "-u", "-b", "1048576", f"TCP:127.0.0.1:{tcp_port}", "STDOUT"]
+    if pair == "rust-base":
+        return [os.path.join(os.environ["RUST_BASE"], "hyperbeam"), "--bootstrap", bootstrap] + args
     if pair.startswith("rust"):
         return [os.path.join(root, "target/release/hyperbeam"), "--bootstrap", bootstrap] + args
     return ["node", "js/hyperbeam.js", bootstrap] + args

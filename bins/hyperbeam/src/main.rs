@@ -19,6 +19,7 @@ use clap::{CommandFactory, Parser};
 use holepunch::base32::{hyperbeam_key_pair, hyperbeam_random_passphrase};
 use holepunch::crypto::KeyPair;
 use holepunch::hyperdht::{ConnectOpts, Connection, HyperDht, HyperDhtOpts, RelayThrough};
+use holepunch::secret_stream::MAX_WRITE_CHUNK;
 use hyperbeam_cli::cli::Cli;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::Notify;
@@ -299,6 +300,10 @@ async fn pipe(conn: Connection, interrupt: &mut Signals) -> anyhow::Result<()> {
 
 /// Reads what `reader` has into `buf`: waits for the first bytes, then takes whatever else is ready without
 /// waiting, so stdout gets few large writes. Returns the byte count and whether the stream ended.
+///
+/// It stops once less room is left than a whole message of the peer can need ([`MAX_WRITE_CHUNK`]: what our
+/// peer writes at most at once, and what JS writes from a pipe or a file): the secret stream decrypts a
+/// message that fits straight into `buf`, and one that does not through a buffer of its own.
 async fn read_available<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut [u8],
@@ -308,7 +313,7 @@ async fn read_available<R: AsyncRead + Unpin>(
         return Ok((0, true));
     }
     loop {
-        let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) else {
+        let Some(rest) = buf.get_mut(filled..).filter(|r| r.len() >= MAX_WRITE_CHUNK) else {
             return Ok((filled, false));
         };
         let ready = std::future::poll_fn(|cx| {

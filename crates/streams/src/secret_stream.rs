@@ -59,6 +59,9 @@ pub const MAX_WRITE_CHUNK: usize = 64 * 1024;
 
 /// Encrypted bytes buffered by the writer before `poll_write` waits for the transport.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// With [`InPlaceOps`], a write waits for room for a frame of at least this much of its bytes (or all of them):
+/// smaller frames would only add overhead.
+const IN_PLACE_MIN_MESSAGE: usize = 16 * 1024;
 /// Initial size of the read buffer: small, so idle connections stay cheap.
 const READ_BUFFER_MIN: usize = 16 * 1024;
 /// The read buffer doubles up to this while reads keep filling it (bulk transfers); a frame larger than
@@ -269,6 +272,10 @@ struct SodiumStream {
 
 #[cfg(holepunch_openssl)]
 mod ossl;
+
+mod in_place;
+use in_place::Then;
+pub use in_place::{InPlaceOps, Received, SendRoom};
 
 /// The MAC's input after the ciphertext: `len % 16` zero bytes, then `uint64 LE` of the associated data
 /// length (0) and of `64 + len`. Returns the buffer and how many of its bytes to use.
@@ -888,6 +895,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Framed<IO> {
         }
     }
 
+    /// Bytes arrived: the receive timeout starts over.
+    fn received(&mut self) {
+        if let (Some(timer), Some(t)) = (self.timer.as_mut(), self.timeout) {
+            timer.as_mut().reset(Instant::now() + t);
+        }
+    }
+
+    /// Whether the receive timeout expired (else its waker is registered).
+    fn poll_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        self.timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
+    }
+
     fn pending_write(&self) -> usize {
         self.wend - self.wpos
     }
@@ -966,6 +987,10 @@ pub struct SecretStream<IO> {
     /// transport's write direction (which replaces the transport's registered write waker).
     write_waker: Option<Waker>,
     destroyed: Option<String>,
+    /// The transport's buffers, when it lends them ([`SecretStream::set_in_place`]).
+    in_place: Option<InPlaceOps<IO>>,
+    /// Where a frame is gathered when it wraps around the end of the transport's ring.
+    scratch: Vec<u8>,
 }
 
 impl<IO> std::fmt::Debug for SecretStream<IO> {
@@ -1099,9 +1124,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
             write_closed: false,
             write_waker: None,
             destroyed: None,
+            in_place: None,
+            scratch: Vec::new(),
         };
         s.set_keep_alive(options.keep_alive);
         s
+    }
+
+    /// Encrypts frames straight into the transport's send buffer and decrypts them straight out of its receive
+    /// buffer, through `ops` (see [`InPlaceOps`]), instead of through buffers of the stream's own: the bytes on
+    /// the wire are the same, one copy fewer each way.
+    pub fn set_in_place(&mut self, ops: InPlaceOps<IO>) {
+        self.in_place = Some(ops);
     }
 
     /// Whether we initiated the handshake.
@@ -1306,6 +1340,120 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecretStream<IO> {
         }
     }
 
+    /// The read path with [`InPlaceOps`]: decrypts the frames complete in the transport's buffer straight into
+    /// `buf` (returns with `buf` filled), or stages one too large for `buf` as the current plaintext. Returns
+    /// with nothing done where the ordinary path must go on: the stream's own buffer holds bytes, no header
+    /// arrived yet, the transport ended, or a frame it cannot take in place (see [`in_place`]).
+    fn poll_read_in_place(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let Some(ops) = self.in_place else {
+            return Poll::Ready(Ok(()));
+        };
+        let start = buf.filled().len();
+        loop {
+            let idle = self.plain.is_empty() && self.framed.rstart == self.framed.rend;
+            if !idle || self.framed.eof || buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let Some(decrypt) = self.decrypt.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            let Framed { io, rbuf, .. } = &mut self.framed;
+            let scratch = &mut self.scratch;
+            let mut then = Then::Fallback;
+            let polled = (ops.poll_read)(io, cx, &mut |rx| {
+                let (n, t) = in_place::read_frames(rx, decrypt, scratch, rbuf, buf);
+                then = t;
+                (t != Then::Wait).then_some(n)
+            });
+            match polled {
+                Poll::Pending => {
+                    if self.framed.poll_timed_out(cx) {
+                        return Poll::Ready(Err(self.destroy(SecretStreamError::TimedOut).into()));
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.destroy(e.into()).into())),
+                Poll::Ready(Ok(())) => {}
+            }
+            match then {
+                Then::Took => {
+                    self.framed.received();
+                    if buf.filled().len() > start {
+                        return Poll::Ready(Ok(()));
+                    }
+                    // Only empty messages (keep-alives): look again.
+                }
+                Then::Staged(n) => {
+                    self.framed.received();
+                    self.framed.rstart = 0;
+                    self.framed.rend = 0;
+                    self.plain = 0..n;
+                    return Poll::Ready(Ok(()));
+                }
+                Then::Wait | Then::Fallback => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+
+    /// The write path with [`InPlaceOps`]: once what the stream buffered went out, encrypts one frame of up to
+    /// [`MAX_WRITE_CHUNK`] bytes of `buf` straight into the transport's send buffer. `Ok(None)`: the transport
+    /// offered less room than it promised; the caller writes through the stream's own buffer instead.
+    fn poll_write_in_place(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<Option<usize>>> {
+        let Some(ops) = self.in_place else {
+            return Poll::Ready(Ok(None));
+        };
+        if self.write_closed {
+            return Poll::Ready(Err(self
+                .destroy(io::Error::from(io::ErrorKind::BrokenPipe).into())
+                .into()));
+        }
+        if self.framed.pending_write() > 0 {
+            // Frames queued earlier (our header, keep-alives, messages) go first.
+            let drained = self.framed.poll_drain(cx);
+            self.note_write(cx, drained.is_pending());
+            ready!(drained).map_err(|e| io::Error::from(self.destroy(e.into())))?;
+        }
+        let want = buf.len().min(MAX_WRITE_CHUNK);
+        let min = frame_size(want.min(IN_PLACE_MIN_MESSAGE));
+        let (encrypt, scratch) = (&mut self.encrypt, &mut self.scratch);
+        let mut wrote = Ok(0);
+        let polled = (ops.poll_write)(&mut self.framed.io, cx, min, &mut |room| {
+            let n = want.min(room.capacity().saturating_sub(frame_size(0)));
+            let message = buf.get(..n).unwrap_or(&[]);
+            wrote = in_place::write_frame(encrypt, scratch, message, room).map(|done| {
+                if done {
+                    n
+                } else {
+                    0
+                }
+            });
+        });
+        match polled {
+            Poll::Pending => {
+                self.note_write(cx, true);
+                return Poll::Pending;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(self.destroy(e.into()).into())),
+            Poll::Ready(Ok(())) => self.note_write(cx, false),
+        }
+        let n = wrote.map_err(|e| io::Error::from(self.destroy(e)))?;
+        if n == 0 {
+            return Poll::Ready(Ok(None));
+        }
+        if let (Some(timer), Some(d)) = (self.keep_alive_timer.as_mut(), self.keep_alive) {
+            timer.as_mut().reset(Instant::now() + d);
+        }
+        Poll::Ready(Ok(Some(n)))
+    }
+
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let r = self.poll_flush_once(cx);
         self.note_write(cx, r.is_pending());
@@ -1333,6 +1481,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for SecretStream<IO> {
         let this = self.get_mut();
         this.check_destroyed()?;
         this.poll_background(cx);
+        if this.in_place.is_some() {
+            let before = buf.filled().len();
+            ready!(this.poll_read_in_place(cx, buf))?;
+            if buf.filled().len() > before {
+                return Poll::Ready(Ok(()));
+            }
+        }
         while this.plain.is_empty() {
             let sealed = match ready!(this.poll_next_sealed(cx)) {
                 Ok(Some(range)) => range,
@@ -1373,6 +1528,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SecretStream<IO> {
         this.check_destroyed()?;
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
+        }
+        if this.in_place.is_some() {
+            if let Some(n) = ready!(this.poll_write_in_place(cx, buf))? {
+                return Poll::Ready(Ok(n));
+            }
         }
         if this.framed.pending_write() >= WRITE_HIGH_WATER {
             let drained = this.framed.poll_drain(cx);

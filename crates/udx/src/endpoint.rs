@@ -29,6 +29,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::batch::{Datagram, Emit, TxBatch};
 use super::packet;
 use super::stream::{Stream, StreamConfig, StreamError, StreamEvent};
 
@@ -315,6 +316,76 @@ impl RoutedStream {
             self.closed = Some(None);
             notify(StreamChange::Closed);
         }
+    }
+}
+
+/// Where [`Endpoint::service`] puts what the streams send.
+trait ServiceSink {
+    /// Wire bytes prepared so far.
+    fn wire_len(&self) -> usize;
+    /// Adds a relayed datagram.
+    fn relayed(&mut self, to: SocketAddr, packet: &[u8]);
+    /// Adds the next batch of stream `id`; false when it has nothing to send now.
+    fn poll(&mut self, stream: &mut Stream, id: u32, now: Instant, max_segments: usize) -> bool;
+}
+
+/// Whole datagrams appended to a buffer, each batch recorded as an [`Outgoing`].
+struct Plain<'a> {
+    buf: &'a mut Vec<u8>,
+    out: &'a mut Vec<Outgoing>,
+}
+
+impl ServiceSink for Plain<'_> {
+    fn wire_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn relayed(&mut self, to: SocketAddr, packet: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(packet);
+        self.out.push(Outgoing {
+            destination: to,
+            segment_size: packet.len(),
+            start,
+            end: self.buf.len(),
+        });
+    }
+
+    fn poll(&mut self, stream: &mut Stream, _id: u32, now: Instant, max_segments: usize) -> bool {
+        let start = self.buf.len();
+        let Some(t) = stream.poll_transmit(now, self.buf, max_segments) else {
+            return false;
+        };
+        let end = (start + t.len).min(self.buf.len());
+        if end > start {
+            self.out.push(Outgoing {
+                destination: t.destination,
+                segment_size: t.segment_size,
+                start,
+                end,
+            });
+        }
+        true
+    }
+}
+
+impl ServiceSink for TxBatch {
+    fn wire_len(&self) -> usize {
+        Emit::wire_len(self)
+    }
+
+    fn relayed(&mut self, to: SocketAddr, packet: &[u8]) {
+        self.push_datagram(to, packet);
+    }
+
+    fn poll(&mut self, stream: &mut Stream, id: u32, now: Instant, max_segments: usize) -> bool {
+        self.set_stream(id);
+        let first = self.datagrams.len();
+        let Some(t) = stream.poll_transmit_batch(now, self, max_segments) else {
+            return false;
+        };
+        self.push_send(t.destination, t.segment_size, first);
+        true
     }
 }
 
@@ -732,16 +803,45 @@ impl Endpoint {
         budget: usize,
         out: &mut Vec<Outgoing>,
     ) -> Option<Instant> {
+        self.service_into(now, socket, &mut Plain { buf, out }, max_segments, budget)
+    }
+
+    /// [`Endpoint::service`] into a [`TxBatch`], whose data packets refer to their payload in the streams'
+    /// send rings: send it (see [`Endpoint::batch_payload`]) before anything else changes the endpoint.
+    pub(crate) fn service_batch(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        batch: &mut TxBatch,
+        max_segments: usize,
+        budget: usize,
+    ) -> Option<Instant> {
+        self.service_into(now, socket, batch, max_segments, budget)
+    }
+
+    /// The payload of a datagram of a [`TxBatch`] from [`Endpoint::service_batch`], as up to two slices (empty
+    /// when the stream is gone or released those bytes).
+    pub(crate) fn batch_payload(&self, d: &Datagram) -> (&[u8], &[u8]) {
+        if d.len == 0 {
+            return (&[], &[]);
+        }
+        match self.streams.get(&d.stream) {
+            Some(slot) => slot.stream.send_payload(d.offset, d.len),
+            None => (&[], &[]),
+        }
+    }
+
+    fn service_into(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        sink: &mut impl ServiceSink,
+        max_segments: usize,
+        budget: usize,
+    ) -> Option<Instant> {
         if let Some(queue) = self.relay_out.get_mut(&socket) {
             while let Some((packet, to)) = queue.pop_front() {
-                let start = buf.len();
-                buf.extend_from_slice(&packet);
-                out.push(Outgoing {
-                    destination: to,
-                    segment_size: packet.len(),
-                    start,
-                    end: buf.len(),
-                });
+                sink.relayed(to, &packet);
             }
         }
         let mut deadline: Option<Instant> = None;
@@ -758,23 +858,7 @@ impl Endpoint {
                 // Nobody will read a dropped stream: discard what arrives so it can reach the remote's END.
                 while slot.stream.read(&mut self.discard) > 0 {}
             }
-            while buf.len() < budget {
-                let start = buf.len();
-                match slot.stream.poll_transmit(now, buf, max_segments) {
-                    Some(t) => {
-                        let end = (start + t.len).min(buf.len());
-                        if end > start {
-                            out.push(Outgoing {
-                                destination: t.destination,
-                                segment_size: t.segment_size,
-                                start,
-                                end,
-                            });
-                        }
-                    }
-                    None => break,
-                }
-            }
+            while sink.wire_len() < budget && sink.poll(&mut slot.stream, *id, now, max_segments) {}
             slot.drain(*id, &mut self.events);
             any_closed |= slot.closed.is_some();
             if let Some(t) = slot.stream.poll_timeout() {

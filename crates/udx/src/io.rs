@@ -145,6 +145,82 @@ impl UdpIo {
         })
     }
 
+    /// Sends the bytes of `iov`, concatenated (`len` in all), to `destination` as datagrams of `segment_size`
+    /// bytes (the last may be shorter): one `sendmsg` with a `UDP_SEGMENT` control message (GSO) when there is
+    /// more than one, its iovecs pointing at the caller's buffers (no copy into a contiguous one). Errors as
+    /// the system call reports them: `WouldBlock` when the socket buffer is full; the caller decides what else
+    /// is fatal (UDP is lossy). See [`is_gso_error`].
+    #[cfg(target_os = "linux")]
+    pub(crate) fn try_send_iov(
+        &self,
+        destination: SocketAddr,
+        iov: &[io::IoSlice<'_>],
+        len: usize,
+        segment_size: usize,
+    ) -> io::Result<()> {
+        let dest = socket2::SockAddr::from(self.destination(destination));
+        // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = dest.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = dest.len();
+        // `IoSlice` is guaranteed ABI-compatible with `iovec` on Unix; sendmsg does not write through it.
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = iov.len() as _;
+        // Room for one control message carrying a u16, 8-byte aligned.
+        let mut control = [0u64; 4];
+        if segment_size > 0 && len > segment_size {
+            let segment = u16::try_from(segment_size)
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            // SAFETY: CMSG_SPACE/CMSG_LEN are pure size computations; `control` (32 bytes) holds
+            // CMSG_SPACE(2) (24 bytes on 64-bit, 16 on 32-bit), so CMSG_FIRSTHDR returns a header inside it
+            // and CMSG_DATA points at 2 writable bytes within it (written unaligned).
+            unsafe {
+                let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
+                debug_assert!(space <= std::mem::size_of_val(&control));
+                msg.msg_control = control.as_mut_ptr().cast();
+                msg.msg_controllen = space as _;
+                let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                if cmsg.is_null() {
+                    return Err(io::Error::from(io::ErrorKind::InvalidInput));
+                }
+                (*cmsg).cmsg_level = libc::SOL_UDP;
+                (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment);
+            }
+        }
+        let fd = self.socket.as_raw_fd();
+        self.socket.try_io(Interest::WRITABLE, || loop {
+            // SAFETY: `msg` points at `dest`, `iov` and `control`, all alive and unchanged during the call;
+            // sendmsg only reads them.
+            let n = unsafe { libc::sendmsg(fd, &msg, 0) };
+            if n >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        })
+    }
+
+    /// [`UdpIo::try_send_iov`] where `sendmsg` has no GSO: the bytes are gathered into one buffer and sent as
+    /// [`UdpIo::try_send`] does.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn try_send_iov(
+        &self,
+        destination: SocketAddr,
+        iov: &[io::IoSlice<'_>],
+        len: usize,
+        segment_size: usize,
+    ) -> io::Result<()> {
+        let mut contents = Vec::with_capacity(len);
+        for slice in iov {
+            contents.extend_from_slice(slice);
+        }
+        self.try_send(destination, &contents, segment_size)
+    }
+
     /// Sends `contents` one datagram at a time without GSO (raw, non-UDX datagrams).
     pub(crate) async fn send_to(
         &self,
@@ -237,6 +313,12 @@ fn set_int_option(
     }
 }
 
+/// A send error that means the path cannot segment (some drivers refuse UDP GSO with `EIO` or `EINVAL`): the
+/// caller stops batching, as quinn-udp does.
+pub(crate) fn is_gso_error(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL))
+}
+
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -264,7 +346,11 @@ fn set_buffer(
 }
 
 /// Buffers per receive call (`recvmmsg` batch).
-const BATCH: usize = if quinn_udp::BATCH_SIZE > 0 {
+/// At most 8 (quinn-udp offers 32): with GRO that is up to 512 KiB a call, whose datagrams are still in the
+/// CPU's cache when the streams take them, and readers run between batches.
+const BATCH: usize = if quinn_udp::BATCH_SIZE > 8 {
+    8
+} else if quinn_udp::BATCH_SIZE > 0 {
     quinn_udp::BATCH_SIZE
 } else {
     1

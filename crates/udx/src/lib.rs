@@ -20,6 +20,7 @@ mod stream;
 
 mod io;
 
+mod batch;
 mod bbr;
 mod cc;
 mod ring;
@@ -30,8 +31,10 @@ pub use endpoint::{
     StreamChange, HELD_MAX, QUEUE_MAX,
 };
 pub use packet::{flags, Header, PacketError, HEADER_LEN, MAGIC, MTU_BASE, MTU_MAX, VERSION};
-pub use socket::{FirewallVerdict, SocketConfig, Udx, UdxSocket, UdxStream, UdxStreamControl};
+pub use socket::{
+    FirewallVerdict, Readable, SocketConfig, Udx, UdxSocket, UdxStream, UdxStreamControl, WriteRoom,
+};
 pub use stream::{
     Stream, StreamConfig, StreamError, StreamEvent, StreamStats, Transmit, DEFAULT_RWND_MAX,
-    HIGH_WATERMARK,
+    HIGH_WATERMARK, IN_PLACE_UNSENT_MAX,
 };

@@ -93,6 +93,26 @@ impl ByteRing {
         self.len += data.len();
     }
 
+    /// Appends `n` bytes at the end for the caller to fill, returned as up to two slices (the second is
+    /// non-empty when the space wraps around the end of the buffer). Their contents are stale bytes of
+    /// earlier data: the caller must overwrite all of them.
+    pub(crate) fn reserve(&mut self, n: usize) -> (&mut [u8], &mut [u8]) {
+        if n == 0 {
+            return (&mut [], &mut []);
+        }
+        self.grow(self.len + n);
+        let at = self.index(self.len);
+        self.len += n;
+        let first = (self.buf.len() - at).min(n);
+        let (wrapped, tail) = self.buf.split_at_mut(at);
+        (&mut tail[..first], &mut wrapped[..n - first])
+    }
+
+    /// Drops the first `n` stored bytes (at most all of them).
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.advance(n.min(self.len));
+    }
+
     /// The stored bytes `[offset, offset + len)` as up to two slices (empty when out of range).
     pub(crate) fn slices(&self, offset: u64, len: usize) -> (&[u8], &[u8]) {
         if self.buf.is_empty()
@@ -195,7 +215,28 @@ mod tests {
             let mut model: std::collections::VecDeque<u8> = Default::default();
             let mut x = 0u8;
             for _ in 0..300 {
-                match rand(4) {
+                match rand(6) {
+                    4 => {
+                        // Reserved in place, then filled through the two slices.
+                        let n = rand(20_000);
+                        let data: Vec<u8> = (0..n)
+                            .map(|_| {
+                                x = x.wrapping_add(5);
+                                x
+                            })
+                            .collect();
+                        let (a, b) = r.reserve(n);
+                        assert_eq!(a.len() + b.len(), n);
+                        let (da, db) = data.split_at(a.len());
+                        a.copy_from_slice(da);
+                        b.copy_from_slice(db);
+                        model.extend(&data);
+                    }
+                    5 => {
+                        let n = rand(model.len() + 100);
+                        r.consume(n);
+                        model.drain(..n.min(model.len()));
+                    }
                     0 | 1 => {
                         let n = rand(20_000);
                         let data: Vec<u8> = (0..n)

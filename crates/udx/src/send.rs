@@ -3,6 +3,7 @@
 //! [`Stream::poll_transmit`].
 
 use super::*;
+use crate::batch::{Emit, TxBatch};
 
 impl Stream {
     // ---------------------------------------------------------------- MTU
@@ -250,7 +251,7 @@ impl Stream {
         ))
     }
 
-    pub(super) fn emit_packet(&mut self, s: u32, out: &mut Vec<u8>) {
+    pub(super) fn emit_packet<E: Emit>(&mut self, s: u32, out: &mut E) {
         let rwnd = self.recv_rwnd();
         self.last_advertised_rwnd = rwnd;
         let ack = self.ack;
@@ -265,9 +266,11 @@ impl Stream {
             ack,
         };
         let (offset, len, padding) = (p.offset, usize::from(p.len), usize::from(p.padding));
-        h.encode(out);
-        out.resize(out.len() + padding, 0);
-        self.send_ring.copy_to(offset, len, out);
+        let buf = out.buf();
+        h.encode(buf);
+        buf.resize(buf.len() + padding, 0);
+        out.payload(&self.send_ring, offset, len);
+        out.end_datagram();
         let wire = HEADER_LEN + padding + len;
         self.packets_tx += 1;
         self.bytes_tx += wire as u64;
@@ -277,7 +280,8 @@ impl Stream {
     /// to [`MAX_SACK_RANGES`] of them (libudx: 50), and when those run out before the highest received packet,
     /// the last [`SACK_TOP_RANGES`] slots report the highest ranges: the packets sent last, which RACK needs
     /// to see to tell the holes before them lost.
-    pub(super) fn build_ack(&mut self, out: &mut Vec<u8>) -> usize {
+    pub(super) fn build_ack<E: Emit>(&mut self, sink: &mut E) -> usize {
+        let out = sink.buf();
         let start_len = out.len();
         let mut h = self.header(0);
         h.encode(out);
@@ -343,6 +347,7 @@ impl Stream {
             }
         }
         let n = out.len() - start_len;
+        sink.end_datagram();
         self.packets_tx += 1;
         self.bytes_tx += n as u64;
         n
@@ -390,15 +395,34 @@ impl Stream {
         r
     }
 
-    pub(super) fn poll_transmit_inner(
+    /// [`Stream::poll_transmit`] into a [`TxBatch`]: data packets refer to their payload in the send ring
+    /// (valid until the next call that changes the stream) instead of copying it.
+    pub(crate) fn poll_transmit_batch(
         &mut self,
         now: Instant,
-        out: &mut Vec<u8>,
+        out: &mut TxBatch,
+        max_datagrams: usize,
+    ) -> Option<Transmit> {
+        let r = self.poll_transmit_inner(now, out, max_datagrams);
+        self.debug_check();
+        r
+    }
+
+    /// Bytes `[offset, offset + len)` of the send ring, as up to two slices (empty once released).
+    pub(crate) fn send_payload(&self, offset: u64, len: usize) -> (&[u8], &[u8]) {
+        self.send_ring.slices(offset, len)
+    }
+
+    fn poll_transmit_inner<E: Emit>(
+        &mut self,
+        now: Instant,
+        out: &mut E,
         max_datagrams: usize,
     ) -> Option<Transmit> {
         self.set_now(now);
         if let Some(p) = self.destroy_packet.take() {
-            out.extend_from_slice(&p.bytes);
+            out.buf().extend_from_slice(&p.bytes);
+            out.end_datagram();
             self.packets_tx += 1;
             self.bytes_tx += p.bytes.len() as u64;
             return Some(Transmit {
@@ -433,7 +457,8 @@ impl Stream {
         }
         if self.heartbeat_pending {
             self.heartbeat_pending = false;
-            self.header(flags::HEARTBEAT).encode(out);
+            self.header(flags::HEARTBEAT).encode(out.buf());
+            out.end_datagram();
             self.packets_tx += 1;
             self.bytes_tx += HEADER_LEN as u64;
             return Some(Transmit {
@@ -443,7 +468,8 @@ impl Stream {
             });
         }
         if let Some(m) = self.messages_out.pop_front() {
-            out.extend_from_slice(&m.bytes);
+            out.buf().extend_from_slice(&m.bytes);
+            out.end_datagram();
             self.packets_tx += 1;
             self.bytes_tx += m.bytes.len() as u64;
             return Some(Transmit {
@@ -455,8 +481,8 @@ impl Stream {
         self.poll_data(out, max_datagrams)
     }
 
-    pub(super) fn poll_data(&mut self, out: &mut Vec<u8>, max: usize) -> Option<Transmit> {
-        let start_len = out.len();
+    fn poll_data<E: Emit>(&mut self, out: &mut E, max: usize) -> Option<Transmit> {
+        let start_len = out.wire_len();
         let mut batch: Option<(SocketAddr, usize)> = None;
         let mut count = 0usize;
         // Returns false when the packet does not fit the batch (and must wait for the next one).
@@ -544,7 +570,7 @@ impl Stream {
         Some(Transmit {
             destination,
             segment_size,
-            len: out.len() - start_len,
+            len: out.wire_len() - start_len,
         })
     }
 }

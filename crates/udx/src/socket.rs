@@ -10,7 +10,11 @@
 //! for the streams that socket carries: it owns the socket, the clock and the timer. Application handles share
 //! the instance's state (the endpoint, the wakers, the raw queues) behind one mutex: a write copies bytes into
 //! the stream's send buffer and wakes the driver, a read copies bytes out; there is no per-packet channel hop.
-//! The driver receives with `recvmmsg` + GRO and sends with GSO (through quinn-udp, in the private `io` module).
+//! The driver receives with `recvmmsg` + GRO (through quinn-udp, in the private `io` module) and sends each GSO
+//! batch with one `sendmsg` whose iovecs point at the packet headers and straight into the streams' send rings,
+//! under the lock (see the private `batch` module): a payload is copied once on its way out, by the kernel. A
+//! writer can also fill the send ring in place ([`UdxStream::poll_write_with`]) and a reader take bytes from
+//! the receive ring in place ([`UdxStream::poll_read_with`]): the secret stream encrypts and decrypts there.
 //!
 //! Datagram dispatch matches libudx (see [`super::endpoint`]): a datagram that is not a UDX packet, or a UDX
 //! packet for a stream id the instance does not know (or a closed one), goes to the socket's raw queue read by
@@ -30,8 +34,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::batch::TxBatch;
 use super::endpoint::{Endpoint, EndpointError, Event, Outgoing, RoutedStream, StreamChange};
-use super::io::{link_mtu, RecvBuffers, UdpIo, MAX_GSO_BYTES};
+use super::io::{is_gso_error, link_mtu, RecvBuffers, UdpIo, MAX_GSO_BYTES};
 use super::packet;
 use super::stream::{StreamConfig, StreamError, StreamStats};
 
@@ -900,6 +905,129 @@ impl UdxStream {
         Poll::Ready(Ok(n))
     }
 
+    /// Writes in place: once the send buffer has room for at least `min` bytes (at least 1, at most
+    /// [`HIGH_WATERMARK`]), calls `f` with it, under the instance's lock, and returns what `f` returned. `f`
+    /// appends bytes with [`WriteRoom::reserve`] and fills them where the packets are sent from (no copy
+    /// through a `write` buffer). Fails as [`AsyncWrite::poll_write`] does on a closed, failed or shut down
+    /// stream.
+    ///
+    /// `min` is capped at [`HIGH_WATERMARK`] because that much room is certain once everything written was
+    /// acknowledged: beyond it, room depends on the send window, which only grows while data flows, so a
+    /// writer waiting for more than the stream offers with nothing in flight would wait forever. `f` must
+    /// therefore check [`WriteRoom::capacity`] when it asked for more.
+    ///
+    /// [`HIGH_WATERMARK`]: super::stream::HIGH_WATERMARK
+    pub fn poll_write_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        min: usize,
+        f: impl FnOnce(&mut WriteRoom<'_>) -> R,
+    ) -> Poll<io::Result<R>> {
+        let mut inner = self.shared.lock();
+        if let Some(e) = inner.fatal_for(self.id) {
+            return Poll::Ready(Err(e));
+        }
+        let Inner {
+            endpoint, wakers, ..
+        } = &mut *inner;
+        let Some(slot) = endpoint.stream_mut(self.id) else {
+            return Poll::Ready(Err(no_stream(self.id)));
+        };
+        if let Some(e) = closed_error(slot) {
+            return Poll::Ready(Err(e));
+        }
+        if slot.is_finished() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "udx stream was shut down",
+            )));
+        }
+        let stream = slot.stream_mut();
+        if stream.write_in_place_capacity() < min.clamp(1, super::stream::HIGH_WATERMARK) {
+            stream.want_writable();
+            wakers.entry(self.id).or_default().write = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let queued = stream.unacked_len();
+        let r = f(&mut WriteRoom { stream });
+        let wrote = slot.stream().unacked_len() != queued;
+        let waker = if wrote {
+            inner.take_driver_waker(self.id)
+        } else {
+            None
+        };
+        drop(inner);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Poll::Ready(Ok(r))
+    }
+
+    /// Reads in place: calls `f` under the instance's lock with the received bytes not yet read (see
+    /// [`Readable`]); `f` returns how many of them to consume and a result, or `None` to wait for more bytes
+    /// (then `Pending`, woken when more arrive). `f` is not called while nothing is buffered and more may come;
+    /// once no more can come it is called, with [`Readable::ended`] set, and must not return `None` then (that
+    /// is an `UnexpectedEof` error). A stream that failed with nothing buffered returns its error.
+    pub fn poll_read_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(Readable<'_>) -> Option<(usize, R)>,
+    ) -> Poll<io::Result<R>> {
+        let mut inner = self.shared.lock();
+        if let Some(e) = inner.fatal_for(self.id) {
+            return Poll::Ready(Err(e));
+        }
+        let Inner {
+            endpoint, wakers, ..
+        } = &mut *inner;
+        let Some(slot) = endpoint.stream_mut(self.id) else {
+            return Poll::Ready(Err(no_stream(self.id)));
+        };
+        let ended = slot.is_remote_ended() || slot.close_state().is_some();
+        let (first, second) = slot.stream().readable();
+        if first.is_empty() {
+            if let Some(Some(e)) = slot.close_state() {
+                return Poll::Ready(Err(stream_error(e)));
+            }
+            if !ended {
+                slot.stream_mut().want_readable();
+                wakers.entry(self.id).or_default().read = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+        let window = slot.stream().recv_window_max();
+        match f(Readable {
+            first,
+            second,
+            ended,
+            window,
+        }) {
+            Some((n, r)) => {
+                slot.stream_mut().consume(n);
+                let waker = if n > 0 {
+                    // Reading opened the receive window: let the driver advertise it if it needs to.
+                    inner.take_driver_waker(self.id)
+                } else {
+                    None
+                };
+                drop(inner);
+                if let Some(w) = waker {
+                    w.wake();
+                }
+                Poll::Ready(Ok(r))
+            }
+            None if ended => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "udx stream ended while the reader waited for more bytes",
+            ))),
+            None => {
+                slot.stream_mut().want_readable();
+                wakers.entry(self.id).or_default().read = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
     fn poll_flush_ref(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
@@ -987,7 +1115,51 @@ impl fmt::Debug for UdxStream {
     }
 }
 
-/// A batch of prepared packets: one contiguous buffer, cut into GSO sends.
+/// The send buffer's room, handed to the callback of [`UdxStream::poll_write_with`].
+pub struct WriteRoom<'a> {
+    stream: &'a mut super::stream::Stream,
+}
+
+impl WriteRoom<'_> {
+    /// How many more bytes the send buffer takes now ([`Stream::write_in_place_capacity`]).
+    ///
+    /// [`Stream::write_in_place_capacity`]: super::stream::Stream::write_in_place_capacity
+    pub fn capacity(&self) -> usize {
+        self.stream.write_in_place_capacity()
+    }
+
+    /// Appends `n` bytes (at most [`WriteRoom::capacity`]) to the stream, returned as up to two slices (the
+    /// second non-empty when the space wraps around the end of the send ring) that the caller must fill
+    /// entirely: they hold stale bytes, and go out as they are. `None` when `n` is 0 or too large.
+    pub fn reserve(&mut self, n: usize) -> Option<(&mut [u8], &mut [u8])> {
+        self.stream.write_in_place(n)
+    }
+}
+
+impl fmt::Debug for WriteRoom<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteRoom")
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+/// The received bytes not yet read, handed to the callback of [`UdxStream::poll_read_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct Readable<'a> {
+    /// The bytes, in order: `first` then `second` (non-empty when they wrap around the end of the ring).
+    pub first: &'a [u8],
+    /// See `first`.
+    pub second: &'a [u8],
+    /// No more bytes will arrive (the remote ended, or the stream closed).
+    pub ended: bool,
+    /// The receive window: how many bytes the stream buffers unread at most. A reader must not wait for more
+    /// bytes while it leaves this many unread: they would never come.
+    pub window: usize,
+}
+
+/// Datagrams the socket refused (its buffer was full) when they were sent from a [`TxBatch`], copied out of
+/// the streams' rings to go out without the lock: one contiguous buffer, cut into GSO sends.
 struct TxQueue {
     buf: Vec<u8>,
     /// Each send, in order.
@@ -1013,6 +1185,9 @@ struct Driver {
     shared: Arc<Shared>,
     sock: Arc<SocketIo>,
     rx: RecvBuffers,
+    /// Prepared under the lock and sent before it is released, payloads straight from the send rings.
+    batch: TxBatch,
+    /// What the socket refused of a batch: sent first in the next round.
     tx: TxQueue,
     sleep: Pin<Box<tokio::time::Sleep>>,
     deadline: Option<Instant>,
@@ -1036,8 +1211,9 @@ impl Driver {
             shared,
             sock,
             rx,
+            batch: TxBatch::default(),
             tx: TxQueue {
-                buf: Vec::with_capacity(TX_BATCH_BYTES + 2 * MAX_GSO_BYTES),
+                buf: Vec::new(),
                 sends: Vec::new(),
                 next: 0,
             },
@@ -1047,6 +1223,73 @@ impl Driver {
             gso_segments,
             graveyard: Vec::new(),
         }
+    }
+
+    /// Sends the prepared batch, under the lock (its payloads are in the streams' send rings, which `inner`
+    /// holds still): one `sendmsg` per GSO send, with iovecs pointing at the headers and into the rings. When
+    /// the socket is full, copies what is left into the queue for [`Driver::poll_flush`].
+    fn send_batch(&mut self, inner: &Inner) {
+        let endpoint = &inner.endpoint;
+        let batch = &self.batch;
+        let mut iov: Vec<io::IoSlice<'_>> = Vec::new();
+        for (i, send) in batch.sends.iter().enumerate() {
+            iov.clear();
+            let mut len = 0;
+            for d in batch.datagrams.get(send.first..send.end).unwrap_or(&[]) {
+                let head = batch.bytes.get(d.start..d.end).unwrap_or(&[]);
+                let (a, b) = endpoint.batch_payload(d);
+                for part in [head, a, b] {
+                    if !part.is_empty() {
+                        iov.push(io::IoSlice::new(part));
+                        len += part.len();
+                    }
+                }
+            }
+            if len == 0 {
+                continue;
+            }
+            match self
+                .sock
+                .io
+                .try_send_iov(send.destination, &iov, len, send.segment_size)
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Copy the rest out of the rings: they may change once the lock is released.
+                    for send in batch.sends.get(i..).unwrap_or(&[]) {
+                        let start = self.tx.buf.len();
+                        for d in batch.datagrams.get(send.first..send.end).unwrap_or(&[]) {
+                            let (a, b) = endpoint.batch_payload(d);
+                            self.tx
+                                .buf
+                                .extend_from_slice(batch.bytes.get(d.start..d.end).unwrap_or(&[]));
+                            self.tx.buf.extend_from_slice(a);
+                            self.tx.buf.extend_from_slice(b);
+                        }
+                        self.tx.sends.push(Outgoing {
+                            destination: send.destination,
+                            segment_size: send.segment_size,
+                            start,
+                            end: self.tx.buf.len(),
+                        });
+                    }
+                    break;
+                }
+                Err(e) => {
+                    // UDP is lossy: what did not go out is retransmitted like any lost packet.
+                    if len > send.segment_size && is_gso_error(&e) && self.gso_segments > 1 {
+                        tracing::info!(
+                            "udx: sendmsg failed with {e}; sending without segmentation offload"
+                        );
+                        self.gso_segments = 1;
+                    } else {
+                        tracing::debug!("udx: send to {} failed: {e}", send.destination);
+                    }
+                }
+            }
+        }
+        drop(iov);
+        self.batch.clear();
     }
 
     /// Issues queued sends until done or the socket is full. Returns `Pending` if blocked on the socket.
@@ -1086,14 +1329,14 @@ impl Driver {
     /// the driver's waker. Returns whether the driver may stop (no handle and no stream left).
     fn service(&mut self, inner: &mut Inner, cx: &mut Context<'_>, now: Instant) -> bool {
         let me = self.sock.id;
-        self.deadline = inner.endpoint.service(
+        self.deadline = inner.endpoint.service_batch(
             now,
             me,
-            &mut self.tx.buf,
+            &mut self.batch,
             self.gso_segments,
             TX_BATCH_BYTES,
-            &mut self.tx.sends,
         );
+        self.send_batch(inner);
         inner.process_events(&mut self.wake);
         // Retired slots are dropped after the lock is released: a firewall may own handles whose drop locks.
         inner.retire(&mut self.graveyard);

@@ -122,6 +122,9 @@ const RTT_MIN_WINDOW_US: u64 = 300_000_000;
 pub const DEFAULT_RWND_MAX: u32 = 4 * 1024 * 1024;
 /// libudx `UDX_HIGH_WATERMARK`: writes beyond this plus the send window apply backpressure.
 pub const HIGH_WATERMARK: usize = 262_144;
+/// [`Stream::write_in_place`] keeps at most this many bytes written but not yet sent: bytes written in place
+/// (encrypted, say) go out while they are still in the CPU's cache, instead of a send window later.
+pub const IN_PLACE_UNSENT_MAX: usize = 512 * 1024;
 const TLP_MAX_ACK_DELAY_US: u32 = 2_000;
 /// The shortest probe timeout: a peer's ack may wait for its event loop (and the drivers' timers tick in
 /// milliseconds).
@@ -812,6 +815,45 @@ impl Stream {
         n
     }
 
+    /// Appends `n` bytes to the send buffer for the caller to fill in place (a writer that produces its bytes,
+    /// e.g. encrypts them, straight into the buffer the packets are sent from, instead of copying them in
+    /// through [`Stream::write`]). Returns the space as up to two slices (the second non-empty when it wraps
+    /// around the end of the ring), which the caller must overwrite entirely before the next call into the
+    /// stream: they hold stale bytes. `None` (and nothing appended) when `n` is 0 or exceeds
+    /// [`Stream::write_in_place_capacity`]; in the latter case [`StreamEvent::Writable`] comes once there is
+    /// room.
+    pub fn write_in_place(&mut self, n: usize) -> Option<(&mut [u8], &mut [u8])> {
+        if n == 0 || self.relaying {
+            return None;
+        }
+        if n > self.write_in_place_capacity() {
+            self.want_writable();
+            return None;
+        }
+        let was_idle = self.writes_queued_bytes == 0;
+        if was_idle && self.unsent_offset == self.send_ring.end() && self.outgoing.is_empty() {
+            // Nothing retained: restart the ring at the current offset.
+            self.send_ring.clear();
+        }
+        self.writes_queued_bytes += n;
+        self.on_write_queued(was_idle);
+        Some(self.send_ring.reserve(n))
+    }
+
+    /// How many bytes [`Stream::write_in_place`] takes now: [`Stream::write_capacity`], and at most
+    /// [`IN_PLACE_UNSENT_MAX`] bytes not yet sent.
+    pub fn write_in_place_capacity(&self) -> usize {
+        let unsent = (self.send_ring.end() - self.unsent_offset) as usize;
+        self.write_capacity()
+            .min(IN_PLACE_UNSENT_MAX.saturating_sub(unsent))
+    }
+
+    /// Asks for a [`StreamEvent::Writable`] once the send buffer has room again (a writer that found too
+    /// little room for what it wants to write in one piece).
+    pub fn want_writable(&mut self) {
+        self.hit_high_watermark = true;
+    }
+
     /// Half-closes: END goes out after every byte written so far; nothing can be written after.
     pub fn finish(&mut self) {
         if self.closed || self.destroying || self.ending {
@@ -931,6 +973,32 @@ impl Stream {
     /// Copies in-order received bytes into `buf`; returns 0 when nothing is readable now.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let n = self.recv_buf.pop_into(buf);
+        self.after_read(n);
+        n
+    }
+
+    /// The in-order received bytes not yet read, as up to two slices (the second non-empty when they wrap
+    /// around the end of the receive ring), for a reader that takes them in place (e.g. decrypts them
+    /// straight into its caller's buffer) and then calls [`Stream::consume`].
+    pub fn readable(&self) -> (&[u8], &[u8]) {
+        self.recv_buf
+            .slices(self.recv_buf.start(), self.recv_buf.len())
+    }
+
+    /// Drops the first `n` readable bytes (at most all of them), as [`Stream::read`] of `n` bytes would.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.recv_buf.len());
+        self.recv_buf.consume(n);
+        self.after_read(n);
+    }
+
+    /// Asks for a [`StreamEvent::Readable`] at the next bytes that arrive, even though bytes are buffered (a
+    /// reader waiting for the rest of a record it reads whole).
+    pub fn want_readable(&mut self) {
+        self.readable_armed = true;
+    }
+
+    fn after_read(&mut self, n: usize) {
         if self.recv_buf.is_empty() {
             self.readable_armed = true;
         }
@@ -944,7 +1012,6 @@ impl Stream {
         {
             self.ack_pending = true;
         }
-        n
     }
 
     /// How many bytes [`Stream::write`] would take now.
@@ -954,6 +1021,11 @@ impl Stream {
         }
         let cap = HIGH_WATERMARK + self.send_window_in_bytes() as usize;
         cap.saturating_sub(self.writes_queued_bytes)
+    }
+
+    /// The receive window when nothing is unread ([`StreamConfig::recv_window_max`]).
+    pub fn recv_window_max(&self) -> usize {
+        self.config.recv_window_max as usize
     }
 
     /// Bytes waiting to be read.

@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod constants;
 pub(crate) mod dht;
 pub mod holepuncher;
+mod in_place;
 pub mod ipv6;
 pub mod messages;
 mod nat;

@@ -7,5 +7,6 @@ mod protomux_async;
 mod protomux_core;
 mod protomux_race;
 mod protomux_vectors;
+mod secret_stream_in_place;
 mod secret_stream_robustness;
 mod secret_stream_vectors;
