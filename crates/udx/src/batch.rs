@@ -180,6 +180,36 @@ mod tests {
             .collect()
     }
 
+    /// Writes the next piece of `data` (at most 70,001 bytes, as much as in-place room allows) to `plain`
+    /// with [`Stream::write`] and to `batched` in place; finishes both after the last byte.
+    fn write_both(plain: &mut Stream, batched: &mut Stream, data: &[u8], written: &mut usize) {
+        let room = batched.write_in_place_capacity().min(70_001);
+        let n = plain.write(&data[*written..(*written + room).min(data.len())]);
+        if n > 0 {
+            let (a, b) = batched.write_in_place(n).expect("the same room");
+            let (da, db) = data[*written..*written + n].split_at(a.len());
+            a.copy_from_slice(da);
+            b.copy_from_slice(db);
+            *written += n;
+        }
+        if *written == data.len() {
+            plain.finish();
+            batched.finish();
+        }
+    }
+
+    /// Everything `peer` has to read, appended to `received`.
+    fn read_all(peer: &mut Stream, received: &mut Vec<u8>) {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = peer.read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+    }
+
     /// Two identical streams, one polled into a buffer and one into a batch, produce the same datagrams round
     /// after round (data, acks from the peer, retransmissions after a loss, END), and the batch's sends have
     /// the datagram boundaries of the plain form.
@@ -197,23 +227,10 @@ mod tests {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let mut written = 0;
         let mut received = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
         for round in 0..2_000u64 {
             let now = t0 + Duration::from_millis(round);
             if written < data.len() {
-                let room = batched.write_in_place_capacity().min(70_001);
-                let n = plain.write(&data[written..(written + room).min(data.len())]);
-                if n > 0 {
-                    let (a, b) = batched.write_in_place(n).expect("the same room");
-                    let (da, db) = data[written..written + n].split_at(a.len());
-                    a.copy_from_slice(da);
-                    b.copy_from_slice(db);
-                    written += n;
-                }
-                if written == data.len() {
-                    plain.finish();
-                    batched.finish();
-                }
+                write_both(&mut plain, &mut batched, &data, &mut written);
             }
             let mut out = Vec::new();
             let mut batch = TxBatch::default();
@@ -254,13 +271,7 @@ mod tests {
                 }
                 t
             } {}
-            loop {
-                let n = peer.read(&mut buf);
-                if n == 0 {
-                    break;
-                }
-                received.extend_from_slice(&buf[..n]);
-            }
+            read_all(&mut peer, &mut received);
             plain.handle_timeout(now);
             batched.handle_timeout(now);
             if received.len() == data.len() && plain.unacked_len() == 0 {
@@ -302,7 +313,6 @@ mod tests {
         // The end of the furthest payload sent so far (ring offsets start at 0): bytes past it were never sent.
         let mut sent_end = 0u64;
         let mut received = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
         // Where the peer is now; datagrams to anywhere else are lost.
         let mut peer_addr = b_addr;
         let mut moved_at = None;
@@ -332,19 +342,7 @@ mod tests {
                     batched.write_capacity().min(IN_PLACE_UNSENT_MAX - unsent),
                     "round {round}"
                 );
-                let room = batched.write_in_place_capacity().min(70_001);
-                let n = plain.write(&data[written..(written + room).min(data.len())]);
-                if n > 0 {
-                    let (a, b) = batched.write_in_place(n).expect("the same room");
-                    let (da, db) = data[written..written + n].split_at(a.len());
-                    a.copy_from_slice(da);
-                    b.copy_from_slice(db);
-                    written += n;
-                }
-                if written == data.len() {
-                    plain.finish();
-                    batched.finish();
-                }
+                write_both(&mut plain, &mut batched, &data, &mut written);
             }
             let mut out = Vec::new();
             let mut batch = TxBatch::default();
@@ -377,13 +375,7 @@ mod tests {
                 plain.handle_datagram(now, peer_addr, &ack);
                 batched.handle_datagram(now, peer_addr, &ack);
             }
-            loop {
-                let n = peer.read(&mut buf);
-                if n == 0 {
-                    break;
-                }
-                received.extend_from_slice(&buf[..n]);
-            }
+            read_all(&mut peer, &mut received);
             plain.handle_timeout(now);
             batched.handle_timeout(now);
             if received.len() == data.len() && batched.unacked_len() == 0 {

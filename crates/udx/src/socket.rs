@@ -142,6 +142,31 @@ impl StreamWakers {
 }
 
 /// The error a closed stream's operations fail with.
+/// Stream `id`'s slot and the wakers, when the stream can be written to; else the error a write gives (the
+/// instance failed, no such stream, closed or failed, shut down).
+fn writable(
+    inner: &mut Inner,
+    id: u32,
+) -> io::Result<(&mut RoutedStream, &mut foldhash::HashMap<u32, StreamWakers>)> {
+    if let Some(e) = inner.fatal_for(id) {
+        return Err(e);
+    }
+    let Inner {
+        endpoint, wakers, ..
+    } = inner;
+    let slot = endpoint.stream_mut(id).ok_or_else(|| no_stream(id))?;
+    if let Some(e) = closed_error(slot) {
+        return Err(e);
+    }
+    if slot.is_finished() {
+        return Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "udx stream was shut down",
+        ));
+    }
+    Ok((slot, wakers))
+}
+
 fn closed_error(slot: &RoutedStream) -> Option<io::Error> {
     match slot.close_state()? {
         Some(e) => Some(stream_error(e)),
@@ -874,24 +899,10 @@ impl UdxStream {
             return Poll::Ready(Ok(0));
         }
         let mut inner = self.shared.lock();
-        if let Some(e) = inner.fatal_for(self.id) {
-            return Poll::Ready(Err(e));
-        }
-        let Inner {
-            endpoint, wakers, ..
-        } = &mut *inner;
-        let Some(slot) = endpoint.stream_mut(self.id) else {
-            return Poll::Ready(Err(no_stream(self.id)));
+        let (slot, wakers) = match writable(&mut inner, self.id) {
+            Ok(w) => w,
+            Err(e) => return Poll::Ready(Err(e)),
         };
-        if let Some(e) = closed_error(slot) {
-            return Poll::Ready(Err(e));
-        }
-        if slot.is_finished() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "udx stream was shut down",
-            )));
-        }
         let n = slot.stream_mut().write(data);
         if n == 0 {
             wakers.entry(self.id).or_default().write = Some(cx.waker().clone());
@@ -924,24 +935,10 @@ impl UdxStream {
         f: impl FnOnce(&mut WriteRoom<'_>) -> R,
     ) -> Poll<io::Result<R>> {
         let mut inner = self.shared.lock();
-        if let Some(e) = inner.fatal_for(self.id) {
-            return Poll::Ready(Err(e));
-        }
-        let Inner {
-            endpoint, wakers, ..
-        } = &mut *inner;
-        let Some(slot) = endpoint.stream_mut(self.id) else {
-            return Poll::Ready(Err(no_stream(self.id)));
+        let (slot, wakers) = match writable(&mut inner, self.id) {
+            Ok(w) => w,
+            Err(e) => return Poll::Ready(Err(e)),
         };
-        if let Some(e) = closed_error(slot) {
-            return Poll::Ready(Err(e));
-        }
-        if slot.is_finished() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "udx stream was shut down",
-            )));
-        }
         let stream = slot.stream_mut();
         if stream.write_in_place_capacity() < min.clamp(1, super::stream::HIGH_WATERMARK) {
             stream.want_writable();
