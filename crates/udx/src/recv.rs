@@ -231,22 +231,49 @@ impl Stream {
         }
 
         // No honest ack carries more ranges than fit the largest MTU; more would only be a way to burn our CPU.
+        // The packets of the last ack's ranges are acked already: each range visits only what lies outside
+        // them (offsets from the cumulative ack, so plain integer order; see `sacked_prev`).
+        let base = self.remote_acked;
+        let mut prev = std::mem::take(&mut self.sacked_prev);
+        prev.retain_mut(|(a, b)| {
+            if seq::le(*b, base) {
+                return false;
+            }
+            *a = if seq::lt(*a, base) {
+                0
+            } else {
+                a.wrapping_sub(base)
+            };
+            *b = b.wrapping_sub(base);
+            true
+        });
+        prev.sort_unstable();
+        let mut ranges = Vec::with_capacity(prev.len() + 1);
         for (start, end) in h.sack_ranges(rest).take(MAX_SACK_RANGES_IN) {
-            if self.sack_is_valid(start, end) {
-                let mut p = start;
-                while p != end {
-                    match self.ack_packet(p, true, &mut rs) {
-                        1 => self.delivered = self.delivered.wrapping_add(1),
-                        2 => {
-                            self.delivered = self.delivered.wrapping_add(1);
-                            break;
-                        }
-                        _ => {}
-                    }
-                    p = p.wrapping_add(1);
+            if !self.sack_is_valid(start, end) {
+                continue;
+            }
+            ranges.push((start, end));
+            let (mut from, to) = (start.wrapping_sub(base), end.wrapping_sub(base));
+            let mut ended_here = false;
+            for &(a, b) in &prev {
+                if b <= from {
+                    continue;
+                }
+                if a >= to || ended_here {
+                    break;
+                }
+                ended_here = self.sack_offsets(base, from, a.min(to), &mut rs);
+                from = from.max(b);
+                if from >= to {
+                    break;
                 }
             }
+            if from < to && !ended_here {
+                self.sack_offsets(base, from, to, &mut rs);
+            }
         }
+        self.sacked_prev = ranges;
         if self.sacks > 0 {
             self.maybe_writable();
         }
@@ -309,5 +336,25 @@ impl Stream {
             self.hit_high_watermark = false;
             self.events.push_back(StreamEvent::Writable);
         }
+    }
+}
+
+impl Stream {
+    /// Acks the packets `base + from .. base + to` as SACKed; true when one of them completed our END (the
+    /// rest of its range is then left, as libudx does).
+    fn sack_offsets(&mut self, base: u32, from: u32, to: u32, rs: &mut RateSample) -> bool {
+        let mut off = from;
+        while off < to {
+            match self.ack_packet(base.wrapping_add(off), true, rs) {
+                1 => self.delivered = self.delivered.wrapping_add(1),
+                2 => {
+                    self.delivered = self.delivered.wrapping_add(1);
+                    return true;
+                }
+                _ => {}
+            }
+            off += 1;
+        }
+        false
     }
 }

@@ -480,6 +480,11 @@ pub struct Stream {
 
     inflight_bytes: usize,
     sacks: u32,
+    /// The valid SACK ranges of the last ack (absolute sequence numbers): their packets are acked already,
+    /// so the next ack's ranges only visit what lies outside them (under random loss an ack's ranges cover
+    /// the whole window, and visiting every packet of every range on every ack cost the sender ~15% of its
+    /// CPU at 1% loss).
+    sacked_prev: Vec<(u32, u32)>,
     send_rwnd: u32,
     send_wl1: u32,
     send_wl2: u32,
@@ -604,6 +609,7 @@ impl Stream {
             tx_queue: VecDeque::new(),
             inflight_bytes: 0,
             sacks: 0,
+            sacked_prev: Vec::new(),
             send_rwnd: DEFAULT_RWND_MAX,
             send_wl1: config.initial_ack,
             send_wl2: config.initial_seq,
