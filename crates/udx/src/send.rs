@@ -285,6 +285,34 @@ impl Stream {
         let start_len = out.len();
         let mut h = self.header(0);
         h.encode(out);
+        #[cfg(debug_assertions)]
+        let before = out.len();
+        let nsacks = self.encode_sack_ranges(out);
+        #[cfg(debug_assertions)]
+        {
+            // The ranges from the runs are the ranges the scan of the window gives, byte for byte.
+            let mut scanned = Vec::new();
+            let n = self.scan_sack_ranges(&mut scanned);
+            debug_assert_eq!((n, &scanned[..]), (nsacks, &out[before..]), "SACK ranges");
+        }
+        if nsacks > 0 {
+            h.type_flags = flags::SACK;
+            if let Some(b) = out.get_mut(start_len + 2) {
+                *b = h.type_flags;
+            }
+        }
+        let n = out.len() - start_len;
+        sink.end_datagram();
+        self.packets_tx += 1;
+        self.bytes_tx += n as u64;
+        n
+    }
+
+    /// The SACK ranges by a scan of the whole out-of-order window (the code before `incoming_runs`; libudx's
+    /// order: the lowest ranges up, then the highest down, and the bottom scan ends once it has passed as many
+    /// holes as there are out-of-order packets), kept to check `encode_sack_ranges` in debug builds.
+    #[cfg(debug_assertions)]
+    fn scan_sack_ranges(&self, out: &mut Vec<u8>) -> usize {
         let mut nsacks = 0usize;
         let mut in_block = false;
         let mut start = 0u32;
@@ -340,17 +368,52 @@ impl Stream {
                 nsacks += 1;
             }
         }
-        if nsacks > 0 {
-            h.type_flags = flags::SACK;
-            if let Some(b) = out.get_mut(start_len + 2) {
-                *b = h.type_flags;
+        nsacks
+    }
+
+    /// Encodes the SACK ranges of an ack from `incoming_runs`: the ranges the scan of the window
+    /// (`scan_sack_ranges`, in debug builds) finds, in its order. A run is reported in the bottom pass while fewer holes lie below it than there are out-of-order
+    /// packets (the scan stops after that many holes) and while fewer than `MAX_SACK_RANGES -
+    /// SACK_TOP_RANGES` were; after that many, the highest runs follow, top down, up to `MAX_SACK_RANGES`.
+    fn encode_sack_ranges(&mut self, out: &mut Vec<u8>) -> usize {
+        let base = self.ack.wrapping_add(1);
+        self.incoming_runs.retain_mut(|(a, b)| {
+            if seq::le(*b, base) {
+                return false;
+            }
+            if seq::lt(*a, base) {
+                *a = base;
+            }
+            true
+        });
+        let bottom_cap = MAX_SACK_RANGES - SACK_TOP_RANGES;
+        let ooo = self.out_of_order;
+        let mut received_below = 0u32;
+        let mut nsacks = 0usize;
+        let mut bottom = 0usize;
+        for &(a, b) in &self.incoming_runs {
+            if nsacks >= bottom_cap {
+                break;
+            }
+            let holes_below = a.wrapping_sub(base).wrapping_sub(received_below);
+            if ooo <= holes_below {
+                break;
+            }
+            encode_sack_range(out, a, b);
+            nsacks += 1;
+            bottom += 1;
+            received_below = received_below.wrapping_add(b.wrapping_sub(a));
+        }
+        if nsacks >= bottom_cap {
+            for &(a, b) in self.incoming_runs[bottom..].iter().rev() {
+                if nsacks >= MAX_SACK_RANGES {
+                    break;
+                }
+                encode_sack_range(out, a, b);
+                nsacks += 1;
             }
         }
-        let n = out.len() - start_len;
-        sink.end_datagram();
-        self.packets_tx += 1;
-        self.bytes_tx += n as u64;
-        n
+        nsacks
     }
 
     /// What libudx does right after sending an ack: surface the remote END once everything before it was

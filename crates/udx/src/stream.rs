@@ -501,6 +501,11 @@ pub struct Stream {
     // receive side
     recv_buf: ByteRing,
     incoming: VecDeque<Option<InPacket>>,
+    /// The runs of received slots in `incoming` (absolute sequence numbers `[start, end)`, sorted, disjoint,
+    /// never adjacent), kept as packets arrive so an ack's SACK ranges come from here instead of a scan of
+    /// the whole out-of-order window on every ack (~10-14% of a receiver's CPU under 1% loss). Runs at or
+    /// below the cumulative ack are dropped lazily by `build_ack`.
+    incoming_runs: Vec<(u32, u32)>,
     out_of_order: u32,
     pool: Vec<Vec<u8>>,
     messages_out: VecDeque<Pending>,
@@ -622,6 +627,7 @@ impl Stream {
             retransmit_list: List::default(),
             recv_buf: ByteRing::default(),
             incoming: VecDeque::new(),
+            incoming_runs: Vec::new(),
             out_of_order: 0,
             pool: Vec::new(),
             messages_out: VecDeque::new(),
@@ -1386,6 +1392,7 @@ impl Stream {
         self.writes_queued_bytes = 0;
         self.inflight_bytes = 0;
         self.incoming.clear();
+        self.incoming_runs.clear();
         self.out_of_order = 0;
         self.messages_out.clear();
         self.ack_pending = false;
