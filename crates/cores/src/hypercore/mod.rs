@@ -919,7 +919,7 @@ impl Hypercore {
 
     /// Appends blocks atomically: after a crash either all of them are there (with a signed head) or none.
     pub fn append(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
-        let mut log = self.log_lock();
+        let log = self.log_lock();
         let g = self.lock();
         if g.key_pair.is_none() && g.verifier.prologue().is_none() {
             return Err(HypercoreError::NotWritable);
@@ -927,12 +927,24 @@ impl Hypercore {
         if blocks.is_empty() {
             return Ok(g.outcome());
         }
+        self.append_locked(log, g, blocks, None)
+    }
+
+    /// Appends `blocks` with the log and the state locked by the caller: signed with our key pair, or with
+    /// `signature` when given (it must verify, see [`append_signed`](Self::append_signed)).
+    fn append_locked(
+        &self,
+        mut log: MutexGuard<'_, Backend>,
+        g: MutexGuard<'_, Inner>,
+        blocks: &[&[u8]],
+        signature: Option<Vec<u8>>,
+    ) -> Result<AppendOutcome> {
         let encrypted = g.encrypt_appended(blocks)?;
         let stored: Vec<&[u8]> = match &encrypted {
             Some(list) => list.iter().map(Vec::as_slice).collect(),
             None => blocks.to_vec(),
         };
-        let prepared = g.prepare_append(&stored, matches!(&*log, Backend::Js(_)), None)?;
+        let prepared = g.prepare_append(&stored, matches!(&*log, Backend::Js(_)), signature)?;
         // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out.
         drop(g);
         let locs = prepared.write(&mut log)?;

@@ -208,23 +208,9 @@ impl Hypercore {
     /// [`pending_partial_signature`](Self::pending_partial_signature)s) as the new head's signature instead of
     /// signing: refused, with nothing written, unless it verifies. Needs no key pair.
     pub fn append_signed(&self, blocks: &[&[u8]], signature: Vec<u8>) -> Result<AppendOutcome> {
-        let mut log = self.log_lock();
+        let log = self.log_lock();
         let g = self.lock();
-        let encrypted = g.encrypt_appended(blocks)?;
-        let stored: Vec<&[u8]> = match &encrypted {
-            Some(list) => list.iter().map(Vec::as_slice).collect(),
-            None => blocks.to_vec(),
-        };
-        let prepared =
-            g.prepare_append(&stored, matches!(&*log, Backend::Js(_)), Some(signature))?;
-        drop(g);
-        let locs = prepared.write(&mut log)?;
-        let mut g = self.lock();
-        g.publish_append(prepared, locs)?;
-        let outcome = g.outcome();
-        drop(g);
-        self.changed();
-        Ok(outcome)
+        self.append_locked(log, g, blocks, Some(signature))
     }
 
     /// Installs `signature` (an assembled multi-signature, say) as the signature of the current head, after
