@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+// autobase-kv: a multi-writer key-value store on one hyperbee view, on JS autobase 7 (issue #16's probe, the
+// twin of the Rust `autobase-kv`, same commands, same encodings, same store layout).
+//
+// usage:
+//   node js/autobase-kv.js create DIR                    prints the base key, then the local writer key
+//   node js/autobase-kv.js join BASE_KEY DIR             prints the local writer key
+//   node js/autobase-kv.js add-writer DIR WRITER_KEY [--indexer]
+//   node js/autobase-kv.js remove-writer DIR WRITER_KEY
+//   node js/autobase-kv.js put DIR KEY VALUE
+//   node js/autobase-kv.js del DIR KEY
+//   node js/autobase-kv.js get DIR KEY                   prints the value (exit 1 when the key is not set)
+//   node js/autobase-kv.js list DIR                      one `key<TAB>value` line per entry, in key order
+//   node js/autobase-kv.js info DIR                      JSON: key, local key, writable, isIndexer, view and
+//                                                        system lengths (signed too), members of the system view
+//   node js/autobase-kv.js sync DIR [--bootstrap HOST:PORT[,...]] [--seconds N]
+//                                                        joins the swarm on the base's discovery key,
+//                                                        replicates, and after N seconds (default 10; or on
+//                                                        SIGINT/SIGTERM) applies what it has and exits
+//
+// DIR is a corestore. Writer blocks are JSON (`valueEncoding: 'json'`): {"op":"put","key":K,"value":V},
+// {"op":"del","key":K}, {"op":"add-writer","key":HEX,"indexer":BOOL}, {"op":"remove-writer","key":HEX}.
+// The view is a hyperbee named `view` with utf-8 keys and values.
+'use strict'
+const path = require('path')
+const b4a = require('b4a')
+const Corestore = require('corestore')
+const Hyperbee = require('hyperbee')
+const Autobase = require('autobase')
+
+function usage(msg) {
+  if (msg) process.stderr.write(`autobase-kv: ${msg}\n`)
+  process.stderr.write(
+    'usage: autobase-kv create DIR | join BASE_KEY DIR | add-writer DIR KEY [--indexer] | remove-writer DIR KEY |\n' +
+      '       put DIR K V | del DIR K | get DIR K | list DIR | info DIR | sync DIR [--bootstrap B] [--seconds N]\n'
+  )
+  process.exit(2)
+}
+
+function open(store) {
+  return new Hyperbee(store.get('view'), {
+    keyEncoding: 'utf-8',
+    valueEncoding: 'utf-8',
+    extension: false
+  })
+}
+
+async function apply(nodes, view, host) {
+  for (const node of nodes) {
+    const op = node.value
+    if (!op || typeof op !== 'object') continue
+    if (op.op === 'add-writer' && typeof op.key === 'string') {
+      await host.addWriter(b4a.from(op.key, 'hex'), { indexer: !!op.indexer })
+    } else if (op.op === 'remove-writer' && typeof op.key === 'string') {
+      await host.removeWriter(b4a.from(op.key, 'hex'))
+    } else if (op.op === 'put' && typeof op.key === 'string' && typeof op.value === 'string') {
+      await view.put(op.key, op.value)
+    } else if (op.op === 'del' && typeof op.key === 'string') {
+      await view.del(op.key)
+    }
+  }
+}
+
+function parseKey(s) {
+  if (!/^[0-9a-fA-F]{64}$/.test(s || '')) usage(`not a 64-character hex key: ${s}`)
+  return b4a.from(s, 'hex')
+}
+
+async function withBase(dir, key, fn, opts = {}) {
+  const store = new Corestore(path.resolve(dir))
+  const base = new Autobase(store, key, {
+    open,
+    apply,
+    valueEncoding: 'json',
+    ackInterval: opts.ackInterval || 0
+  })
+  try {
+    await base.ready()
+    return await fn(base, store)
+  } finally {
+    await base.close()
+    await store.close()
+  }
+}
+
+async function append(dir, value) {
+  await withBase(dir, null, async (base) => {
+    if (!base.writable) {
+      process.stderr.write('autobase-kv: this store is not a writer of its base (yet): add its key first\n')
+      process.exitCode = 1
+      return
+    }
+    await base.append(value)
+    await base.update()
+  })
+}
+
+async function main() {
+  const argv = process.argv.slice(2)
+  const cmd = argv.shift()
+  const hex = (b) => b4a.toString(b, 'hex')
+  switch (cmd) {
+    case 'create': {
+      if (argv.length !== 1) usage()
+      await withBase(argv[0], null, async (base) => {
+        process.stdout.write(hex(base.key) + '\n' + hex(base.local.key) + '\n')
+      })
+      break
+    }
+    case 'join': {
+      if (argv.length !== 2) usage()
+      await withBase(argv[1], parseKey(argv[0]), async (base) => {
+        process.stdout.write(hex(base.local.key) + '\n')
+      })
+      break
+    }
+    case 'add-writer': {
+      const indexer = argv.includes('--indexer')
+      const rest = argv.filter((a) => a !== '--indexer')
+      if (rest.length !== 2) usage()
+      parseKey(rest[1])
+      await append(rest[0], { op: 'add-writer', key: rest[1].toLowerCase(), indexer })
+      break
+    }
+    case 'remove-writer': {
+      if (argv.length !== 2) usage()
+      parseKey(argv[1])
+      await append(argv[0], { op: 'remove-writer', key: argv[1].toLowerCase() })
+      break
+    }
+    case 'put': {
+      if (argv.length !== 3) usage()
+      await append(argv[0], { op: 'put', key: argv[1], value: argv[2] })
+      break
+    }
+    case 'del': {
+      if (argv.length !== 2) usage()
+      await append(argv[0], { op: 'del', key: argv[1] })
+      break
+    }
+    case 'get': {
+      if (argv.length !== 2) usage()
+      await withBase(argv[0], null, async (base) => {
+        await base.update()
+        const node = await base.view.get(argv[1])
+        if (node === null) {
+          process.exitCode = 1
+          return
+        }
+        process.stdout.write(node.value + '\n')
+      })
+      break
+    }
+    case 'list': {
+      if (argv.length !== 1) usage()
+      await withBase(argv[0], null, async (base) => {
+        await base.update()
+        for await (const { key, value } of base.view.createReadStream()) {
+          process.stdout.write(`${key}\t${value}\n`)
+        }
+      })
+      break
+    }
+    case 'info': {
+      if (argv.length !== 1) usage()
+      await withBase(argv[0], null, async (base) => {
+        await base.update()
+        const members = []
+        for await (const { key, value } of base.system.list()) {
+          members.push({ key: hex(key), isIndexer: !!value.isIndexer, isRemoved: !!value.isRemoved, length: value.length })
+        }
+        process.stdout.write(
+          JSON.stringify({
+            key: hex(base.key),
+            localKey: hex(base.local.key),
+            writable: base.writable,
+            isIndexer: base.isIndexer,
+            viewLength: base.view.core.length,
+            viewSignedLength: base.view.core.signedLength,
+            systemLength: base.system.core.length,
+            systemSignedLength: base.system.core.signedLength,
+            indexers: base.system.indexers.map((w) => ({ key: hex(w.key), length: w.length })),
+            heads: base.system.heads.map((h) => ({ key: hex(h.key), length: h.length })),
+            members
+          }) + '\n'
+        )
+      })
+      break
+    }
+    case 'sync': {
+      const dir = argv.shift()
+      if (!dir) usage()
+      let bootstrap = null
+      let seconds = 10
+      while (argv.length) {
+        const flag = argv.shift()
+        if (flag === '--bootstrap') {
+          bootstrap = (argv.shift() || '').split(',').map((a) => {
+            const [host, port] = a.split(':')
+            return { host, port: Number(port) }
+          })
+        } else if (flag === '--seconds') {
+          seconds = Number(argv.shift())
+          if (!(seconds >= 0)) usage('--seconds takes a number')
+        } else usage(`unknown flag ${flag}`)
+      }
+      const Hyperswarm = require('hyperswarm')
+      await withBase(
+        dir,
+        null,
+        async (base, store) => {
+          const swarm = new Hyperswarm(bootstrap ? { bootstrap } : {})
+          swarm.on('connection', (conn) => {
+            conn.on('error', () => {})
+            base.replicate(conn)
+          })
+          swarm.join(base.discoveryKey)
+          await swarm.flush()
+          await new Promise((resolve) => {
+            const t = setTimeout(resolve, seconds * 1000)
+            const stop = () => {
+              clearTimeout(t)
+              resolve()
+            }
+            process.once('SIGINT', stop)
+            process.once('SIGTERM', stop)
+          })
+          await base.update()
+          if (base.isIndexer) await base.ack()
+          await base.update()
+          await swarm.destroy()
+        },
+        { ackInterval: 1000 }
+      )
+      break
+    }
+    default:
+      usage(cmd ? `unknown command ${cmd}` : null)
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`autobase-kv: ${err.message}\n`)
+  process.exit(1)
+})
