@@ -34,6 +34,7 @@ mod ipv6_lab;
 mod network_change_lab;
 mod protomux_diff;
 mod protomux_interop;
+mod protomux_wakeup_interop;
 mod rng;
 mod secret_stream_interop;
 mod text_codecs_interop;
