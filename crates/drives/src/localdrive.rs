@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
 use crate::drive::{
-    clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, FileStat, IgnoreFn,
-    Result, Walk, WriteOptions, CHUNK_SIZE,
+    clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, FileContents,
+    FileStat, IgnoreFn, Result, Walk, WriteOptions, CHUNK_SIZE,
 };
 
 /// A walk whose first folder could not be read: its error, then the end.
@@ -643,6 +643,92 @@ impl BlobReader for FileReader {
     }
 }
 
+/// The keys of the files a [`Localdrive::read_files`] reads, with their listed sizes: one string for all the
+/// keys (no allocation per file).
+struct FileKeys {
+    keys: String,
+    files: Vec<(std::ops::Range<usize>, u64)>,
+}
+
+/// [`Localdrive::read_files`]' file-system task: each file opened relative to its folder (the folder opened
+/// once for the files of it that come one after another, as a walk lists them), read into one buffer with
+/// one `read` when it is no bigger than listed: a read that fills the listed size and one byte more found
+/// the file grown (left to an ordinary read, `None`); a shorter one than listed is confirmed by reading the
+/// end. A name that no longer opens as a file fails its own read only.
+fn read_files_sync(root: &Path, keys: &FileKeys) -> FileContents {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let total: u64 = keys.files.iter().map(|(_, n)| n.saturating_add(1)).sum();
+    let mut out = FileContents {
+        data: Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(64 << 20)),
+        files: Vec::with_capacity(keys.files.len()),
+    };
+    // The folder open now: its key (from the root, without a trailing `/`) and descriptor.
+    let mut dir: Option<(String, std::fs::File)> = None;
+    for (range, listed) in &keys.files {
+        let key = resolve_key(&keys.keys[range.clone()]);
+        let (parent, name) = key.rsplit_once('/').unwrap_or(("", &key));
+        let fail = |e: std::io::Error| Some(Err(DriveError::io(&key, e)));
+        if dir.as_ref().is_none_or(|(k, _)| k != parent) {
+            let mut path = root.to_path_buf();
+            path.extend(parent.split('/').filter(|c| !c.is_empty()));
+            dir = match std::fs::File::open(&path) {
+                Ok(f) => Some((parent.to_string(), f)),
+                Err(e) => {
+                    out.files.push(fail(e));
+                    continue;
+                }
+            };
+        }
+        let Some((_, d)) = &dir else {
+            continue;
+        };
+        // Not blocking on a FIFO put where a file was listed; no controlling terminal from a device.
+        let flags = rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::CLOEXEC
+            | rustix::fs::OFlags::NOCTTY
+            | rustix::fs::OFlags::NONBLOCK;
+        let mut file = match rustix::fs::openat(d.as_fd(), name, flags, rustix::fs::Mode::empty()) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(e) => {
+                out.files.push(fail(e.into()));
+                continue;
+            }
+        };
+        let Ok(want) = usize::try_from(listed.saturating_add(1)) else {
+            out.files.push(None);
+            continue;
+        };
+        let start = out.data.len();
+        out.data.resize(start + want, 0);
+        let mut got = 0;
+        let res = loop {
+            match file.read(&mut out.data[start + got..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    got += n;
+                    // Filled to the listed size: done, unless it gave more (grown).
+                    if got as u64 >= *listed {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        out.data.truncate(start + got);
+        match res {
+            Err(e) => out.files.push(fail(e)),
+            Ok(()) if got as u64 > *listed => {
+                out.data.truncate(start);
+                out.files.push(None);
+            }
+            Ok(()) => out.files.push(Some(Ok(start..start + got))),
+        }
+    }
+    out
+}
+
 struct FileWriter {
     file: tokio::fs::File,
     tmp: PathBuf,
@@ -779,6 +865,33 @@ impl Drive for Localdrive {
     ) -> Result<Box<dyn BlobReader>> {
         let path = self.to_path(&entry.key);
         Ok(Box::new(FileReader::open(path, start, length).await?))
+    }
+
+    /// Every file in one file-system task (see [`read_files_sync`]).
+    async fn read_files(&self, entries: &[&Entry]) -> FileContents {
+        let mut keys = FileKeys {
+            keys: String::with_capacity(entries.iter().map(|e| e.key.len()).sum()),
+            files: Vec::with_capacity(entries.len()),
+        };
+        for e in entries {
+            let start = keys.keys.len();
+            keys.keys.push_str(&e.key);
+            keys.files.push((start..keys.keys.len(), e.len()));
+        }
+        let root = self.root.clone();
+        let n = entries.len();
+        match tokio::task::spawn_blocking(move || read_files_sync(&root, &keys)).await {
+            Ok(contents) => contents,
+            Err(e) => FileContents {
+                data: Vec::new(),
+                files: (0..n)
+                    .map(|_| {
+                        let e = std::io::Error::other(e.to_string());
+                        Some(Err(DriveError::io("file-system task", e)))
+                    })
+                    .collect(),
+            },
+        }
     }
 
     async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
