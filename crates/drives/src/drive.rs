@@ -363,8 +363,14 @@ pub trait WriteBatch: Send {
     }
     /// Entries written since the last flush.
     fn pending(&self) -> usize;
-    /// Commits the pending entries.
+    /// Commits the pending entries (after any [`flush_behind`](Self::flush_behind) still being written).
     async fn flush(&mut self) -> Result<()>;
+    /// Commits the pending entries as [`flush`](Self::flush) does, but may return before they are written
+    /// (a hyperdrive writes them on another thread while the caller goes on); the next flush of either kind
+    /// waits for them and returns their error. By default [`flush`](Self::flush).
+    async fn flush_behind(&mut self) -> Result<()> {
+        self.flush().await
+    }
 }
 
 /// Entries a [`Mirror`](crate::mirror::Mirror) gathers in a destination's [`WriteBatch`] before committing
