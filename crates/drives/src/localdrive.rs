@@ -654,7 +654,8 @@ struct FileKeys {
 /// once for the files of it that come one after another, as a walk lists them), read into one buffer with
 /// one `read` when it is no bigger than listed: a read that fills the listed size and one byte more found
 /// the file grown (left to an ordinary read, `None`); a shorter one than listed is confirmed by reading the
-/// end. A name that no longer opens as a file fails its own read only.
+/// end and checking that it is still a regular file (opened without blocking: a FIFO put in its place
+/// fails its read, it does not hang the mirror). A name that no longer opens fails its own read only.
 fn read_files_sync(root: &Path, keys: &FileKeys) -> FileContents {
     use std::io::Read;
     use std::os::fd::AsFd;
@@ -702,7 +703,7 @@ fn read_files_sync(root: &Path, keys: &FileKeys) -> FileContents {
         let start = out.data.len();
         out.data.resize(start + want, 0);
         let mut got = 0;
-        let res = loop {
+        let mut res = loop {
             match file.read(&mut out.data[start + got..]) {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
@@ -717,6 +718,15 @@ fn read_files_sync(root: &Path, keys: &FileKeys) -> FileContents {
             }
         };
         out.data.truncate(start + got);
+        // Shorter than listed: still a file that shrank, not a FIFO or a device put in its place (their
+        // reads end early too)?
+        if res.is_ok() && (got as u64) < *listed {
+            res = match file.metadata() {
+                Ok(m) if m.is_file() => Ok(()),
+                Ok(_) => Err(std::io::Error::other("no longer a regular file")),
+                Err(e) => Err(e),
+            };
+        }
         match res {
             Err(e) => out.files.push(fail(e)),
             Ok(()) if got as u64 > *listed => {
@@ -1011,6 +1021,90 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime")
+    }
+
+    #[test]
+    fn read_files_reads_each_file_whole_in_one_buffer() {
+        rt().block_on(async {
+            let dir = tempfile::tempdir().expect("tmp");
+            let d = Localdrive::new(dir.path());
+            for (key, data) in [
+                ("/a/1", &b"one"[..]),
+                ("/a/2", b""),
+                ("/b/c/3", b"three"),
+                ("/b/grows", b"12"),
+                ("/b/shrinks", b"123456"),
+                ("/top", b"top"),
+            ] {
+                d.put(key, data, WriteOptions::default())
+                    .await
+                    .expect("put");
+            }
+            let mut listed = d.list("/", None).await.expect("list");
+            listed.push(Entry::file("/a/gone", 4, false));
+            listed.push(Entry::file("/../top", 3, false));
+            // Changed since the listing: one grew past its listed size, one shrank.
+            std::fs::write(dir.path().join("b/grows"), b"123").expect("write");
+            std::fs::write(dir.path().join("b/shrinks"), b"1").expect("write");
+            let refs: Vec<&Entry> = listed.iter().collect();
+            let got = d.read_files(&refs).await;
+            assert_eq!(got.files.len(), refs.len());
+            let mut contents = Vec::new();
+            for (e, f) in refs.iter().zip(&got.files) {
+                let c = match f {
+                    Some(Ok(range)) => Some(got.get(range).to_vec()),
+                    Some(Err(_)) => Some(b"error".to_vec()),
+                    None => None,
+                };
+                contents.push((e.key.as_str(), c));
+            }
+            let want: Vec<(&str, Option<Vec<u8>>)> = vec![
+                ("/a/1", Some(b"one".to_vec())),
+                ("/a/2", Some(Vec::new())),
+                ("/b/c/3", Some(b"three".to_vec())),
+                // Grown: left to an ordinary read.
+                ("/b/grows", None),
+                ("/b/shrinks", Some(b"1".to_vec())),
+                ("/top", Some(b"top".to_vec())),
+                // Missing: only its own read fails.
+                ("/a/gone", Some(b"error".to_vec())),
+                // Resolved as reads are (`..` clamped at the root).
+                ("/../top", Some(b"top".to_vec())),
+            ];
+            assert_eq!(contents, want);
+        });
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_files_does_not_wait_on_a_fifo_put_where_a_file_was_listed() {
+        rt().block_on(async {
+            let dir = tempfile::tempdir().expect("tmp");
+            let d = Localdrive::new(dir.path());
+            d.put("/f", b"data", WriteOptions::default())
+                .await
+                .expect("put");
+            d.put("/g", b"more", WriteOptions::default())
+                .await
+                .expect("put");
+            let listed = d.list("/", None).await.expect("list");
+            std::fs::remove_file(dir.path().join("f")).expect("rm");
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                dir.path().join("f"),
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o644),
+                0,
+            )
+            .expect("mkfifo");
+            let refs: Vec<&Entry> = listed.iter().collect();
+            let got = d.read_files(&refs).await;
+            assert!(matches!(got.files[0], Some(Err(_))), "{:?}", got.files);
+            match &got.files[1] {
+                Some(Ok(range)) => assert_eq!(got.get(range), b"more"),
+                other => panic!("{other:?}"),
+            }
+        });
     }
 
     #[test]

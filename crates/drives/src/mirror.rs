@@ -170,8 +170,9 @@ pub struct MirrorOptions {
     /// (what [`MirrorEvent::Planned`] announced, unless files change meanwhile).
     pub progress: Option<ProgressFn>,
     /// A destination with a [`WriteBatch`] (a hyperdrive) commits the entries gathered so far at least this
-    /// often (and every [`BATCH_ENTRIES`] entries), so a killed import loses at most this much time's worth
-    /// of files. Checked after each file.
+    /// often, written before the next file (and every [`BATCH_ENTRIES`] entries, written behind while the
+    /// next files are gathered), so a killed import loses at most this much time's worth of files and a
+    /// batch being written. Checked after each file.
     pub commit_interval: Duration,
     /// The quick check's state file (see [`crate::mirror_state`]): keys the last run with this file left
     /// equal, whose source and destination entries have not changed since, are taken as equal without
