@@ -399,7 +399,8 @@ impl Localdrive {
             if tmp_name_pid(name).is_some() {
                 continue;
             }
-            if ignore.is_some_and(|f| f(&child_key(key, name))) {
+            let child = child_key(key, name);
+            if ignore.is_some_and(|f| f(&child)) {
                 continue;
             }
             // Not following links: the type the folder gives (no stat); following them: a stat.
@@ -412,8 +413,10 @@ impl Localdrive {
                     Err(e) => return Err(DriveError::io(dirent.path().display(), e)),
                 }
             };
+            let name_at = child.len() - name.len();
             children.push(Child {
-                name: name.to_owned(),
+                key: child,
+                name_at,
                 is_dir,
                 dirent,
             });
@@ -426,15 +429,22 @@ impl Localdrive {
 /// A name in a folder being walked (its folder entry kept: a file is stat'ed relative to the open folder,
 /// no path walk per file).
 struct Child {
-    name: String,
+    /// Its key (the folder's key, `/`, its name).
+    key: String,
+    /// Where its name starts in `key`.
+    name_at: usize,
     is_dir: bool,
     dirent: std::fs::DirEntry,
 }
 
 impl Child {
+    fn name(&self) -> &str {
+        self.key.get(self.name_at..).unwrap_or_default()
+    }
+
     /// The bytes the name sorts by among its siblings: a folder's with a `/` after it.
     fn sort_key(&self) -> impl Iterator<Item = u8> + '_ {
-        self.name.bytes().chain(self.is_dir.then_some(b'/'))
+        self.name().bytes().chain(self.is_dir.then_some(b'/'))
     }
 }
 
@@ -446,10 +456,10 @@ fn child_key(key: &str, name: &str) -> String {
     }
 }
 
-/// A folder being walked: its path and key, its names (in reverse key order: the next is popped).
+/// A folder being walked: its path and its names (in reverse key order: the next is popped), each with its
+/// key.
 struct Frame {
     dir: PathBuf,
-    key: String,
     rest: Vec<Child>,
 }
 
@@ -477,11 +487,7 @@ impl<'a> LocalWalk<'a> {
             drive,
             ignore,
             page: page.max(1),
-            stack: vec![Frame {
-                dir,
-                key: key.to_string(),
-                rest,
-            }],
+            stack: vec![Frame { dir, rest }],
         })
     }
 
@@ -495,20 +501,16 @@ impl<'a> LocalWalk<'a> {
                 self.stack.pop();
                 continue;
             };
-            let key = child_key(&frame.key, &child.name);
-            let path = frame.dir.join(&child.name);
+            let path = |frame: &Frame| frame.dir.join(child.name());
             if child.is_dir {
-                let mut rest = self.drive.walk_dir(&path, &key, self.ignore)?;
+                let dir = path(frame);
+                let mut rest = self.drive.walk_dir(&dir, &child.key, self.ignore)?;
                 rest.reverse();
-                self.stack.push(Frame {
-                    dir: path,
-                    key,
-                    rest,
-                });
+                self.stack.push(Frame { dir, rest });
                 continue;
             }
             let meta = if self.drive.follow_links {
-                std::fs::metadata(&path)
+                std::fs::metadata(path(frame))
             } else {
                 child.dirent.metadata()
             };
@@ -517,10 +519,16 @@ impl<'a> LocalWalk<'a> {
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
                     continue
                 }
-                Err(e) => return Err(DriveError::io(path.display(), e)),
+                Err(e) => return Err(DriveError::io(path(frame).display(), e)),
+            };
+            // The file's path only for a symlink (its target is read); a file's entry needs none.
+            let file = if meta.file_type().is_symlink() {
+                path(frame)
+            } else {
+                PathBuf::new()
             };
             // (A folder now where a file was listed is left out: a listing never holds folders.)
-            if let Some(e) = self.drive.entry_from_meta(key, &path, &meta)? {
+            if let Some(e) = self.drive.entry_from_meta(child.key, &file, &meta)? {
                 out.push(e);
             }
         }

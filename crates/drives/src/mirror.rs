@@ -397,11 +397,11 @@ impl Walk for Walked {
     }
 }
 
-/// Keeps a clone of `e` in `memo` while it holds fewer than `cap` entries; past that, drops the memo.
-fn keep_in(memo: &mut Option<Vec<Entry>>, e: &Entry, cap: usize) {
+/// Keeps `e` in `memo` while it holds fewer than `cap` entries; past that, drops the memo.
+fn keep_in(memo: &mut Option<Vec<Entry>>, e: Entry, cap: usize) {
     if let Some(m) = memo {
         if m.len() < cap {
-            m.push(e.clone());
+            m.push(e);
         } else {
             *memo = None;
         }
@@ -672,7 +672,6 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             loop {
                 let s = src.next().await?;
                 if let Some(e) = &s {
-                    keep_in(&mut memo_src, e, cap);
                     if count && self.wanted(&e.key) {
                         scan.files += 1;
                         scan.bytes += e.len();
@@ -692,14 +691,9 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     let Some(de) = d.next().await? else {
                         break;
                     };
-                    keep_in(&mut memo_dst, &de, cap);
-                    if ord == std::cmp::Ordering::Equal {
-                        break;
-                    }
-                    if after.is_some_and(|a| de.key.as_str() <= a) {
-                        continue;
-                    }
-                    if scan.removals.len() >= REMOVALS_AT_ONCE {
+                    let removal = ord != std::cmp::Ordering::Equal
+                        && !after.is_some_and(|a| de.key.as_str() <= a);
+                    if removal && scan.removals.len() >= REMOVALS_AT_ONCE {
                         let last = scan
                             .removals
                             .last()
@@ -710,10 +704,20 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                         memo_dst = None;
                         break;
                     }
-                    let len = de.len();
-                    scan.removals.push((de.key, len));
+                    if removal {
+                        scan.removals.push((de.key.clone(), de.len()));
+                    }
+                    // (Kept, not cloned: the entries of a walk are moved into the memo.)
+                    keep_in(&mut memo_dst, de, cap);
+                    if ord == std::cmp::Ordering::Equal {
+                        break;
+                    }
                 }
-                if s.is_none() || (!count && dst.is_none()) {
+                let Some(e) = s else {
+                    break;
+                };
+                keep_in(&mut memo_src, e, cap);
+                if !count && dst.is_none() {
                     break;
                 }
             }
