@@ -692,7 +692,7 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                         break;
                     };
                     let removal = ord != std::cmp::Ordering::Equal
-                        && !after.is_some_and(|a| de.key.as_str() <= a);
+                        && after.is_none_or(|a| de.key.as_str() > a);
                     if removal && scan.removals.len() >= REMOVALS_AT_ONCE {
                         let last = scan
                             .removals
