@@ -7,8 +7,10 @@
 //! ([`resolve_key`], [`resolve_from`], [`clean_key`], [`under_prefix`]).
 
 use std::fmt;
+use std::ops::Range;
 
 use async_trait::async_trait;
+use futures_util::stream::StreamExt;
 use serde_json::Value;
 
 use crate::corestore::CorestoreError;
@@ -191,6 +193,44 @@ impl Entry {
     }
 }
 
+/// The whole contents of some files, read together (see [`Drive::read_files`]): one buffer, and where each
+/// file's bytes are in it.
+#[derive(Debug, Default)]
+pub struct FileContents {
+    /// The files' bytes, one after another.
+    pub data: Vec<u8>,
+    /// One per file asked, in order: its bytes in `data`, the error its read ended with, or `None` when it
+    /// was not read here (it grew past the size listed: read it with [`Drive::read`]).
+    pub files: Vec<Option<Result<Range<usize>>>>,
+}
+
+impl FileContents {
+    /// Appends a file's bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(bytes);
+        self.files.push(Some(Ok(start..self.data.len())));
+    }
+
+    /// The bytes of a file read, by its place in [`files`](Self::files).
+    pub fn get(&self, range: &Range<usize>) -> &[u8] {
+        self.data.get(range.clone()).unwrap_or_default()
+    }
+}
+
+/// Files [`Drive::read_files`] reads at once by default (each with [`Drive::read`]).
+pub const READ_FILES_AT_ONCE: usize = 16;
+
+/// The whole content of `entry` (read to its end, even past the listed size).
+pub async fn read_whole(drive: &(impl Drive + ?Sized), entry: &Entry) -> Result<Vec<u8>> {
+    let mut reader = drive.read(entry, 0, None).await?;
+    let mut data = reader.next_chunk().await?.unwrap_or_default();
+    while let Some(more) = reader.next_chunk().await? {
+        data.extend_from_slice(&more);
+    }
+    Ok(data)
+}
+
 /// A page of a listing (see [`Drive::list_page`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListPage {
@@ -323,8 +363,14 @@ pub trait WriteBatch: Send {
     }
     /// Entries written since the last flush.
     fn pending(&self) -> usize;
-    /// Commits the pending entries.
+    /// Commits the pending entries (after any [`flush_behind`](Self::flush_behind) still being written).
     async fn flush(&mut self) -> Result<()>;
+    /// Commits the pending entries as [`flush`](Self::flush) does, but may return before they are written
+    /// (a hyperdrive writes them on another thread while the caller goes on); the next flush of either kind
+    /// waits for them and returns their error. By default [`flush`](Self::flush).
+    async fn flush_behind(&mut self) -> Result<()> {
+        self.flush().await
+    }
 }
 
 /// Entries a [`Mirror`](crate::mirror::Mirror) gathers in a destination's [`WriteBatch`] before committing
@@ -398,6 +444,27 @@ pub trait Drive: Send + Sync {
         start: u64,
         length: Option<u64>,
     ) -> Result<Box<dyn BlobReader>>;
+
+    /// The whole content of each of `entries` (regular files as listed, small: at most [`BATCH_FILE_MAX`]
+    /// bytes each), in one buffer: what a mirror writing through a [`WriteBatch`] reads ahead of its writes.
+    /// A file is read to its end as [`read`](Self::read) reads it; one that grew past its listed size may be
+    /// left unread (`None`, see [`FileContents::files`]). By default [`READ_FILES_AT_ONCE`] reads at a time;
+    /// a folder reads them all in one file-system task.
+    async fn read_files(&self, entries: &[&Entry]) -> FileContents {
+        let mut out = FileContents {
+            data: Vec::new(),
+            files: Vec::with_capacity(entries.len()),
+        };
+        let reads: Vec<_> = entries.iter().map(|e| read_whole(self, e)).collect();
+        let mut reads = futures_util::stream::iter(reads).buffered(READ_FILES_AT_ONCE);
+        while let Some(read) = reads.next().await {
+            match read {
+                Ok(bytes) => out.push(&bytes),
+                Err(e) => out.files.push(Some(Err(e))),
+            }
+        }
+        out
+    }
 
     /// A writer for a new content of `key`.
     async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>>;

@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
 use crate::drive::{
-    clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, FileStat, IgnoreFn,
-    Result, Walk, WriteOptions, CHUNK_SIZE,
+    clean_key, resolve_key, BlobReader, BlobWriter, Drive, DriveError, Entry, FileContents,
+    FileStat, IgnoreFn, Result, Walk, WriteOptions, CHUNK_SIZE,
 };
 
 /// A walk whose first folder could not be read: its error, then the end.
@@ -399,7 +399,8 @@ impl Localdrive {
             if tmp_name_pid(name).is_some() {
                 continue;
             }
-            if ignore.is_some_and(|f| f(&child_key(key, name))) {
+            let child = child_key(key, name);
+            if ignore.is_some_and(|f| f(&child)) {
                 continue;
             }
             // Not following links: the type the folder gives (no stat); following them: a stat.
@@ -412,8 +413,10 @@ impl Localdrive {
                     Err(e) => return Err(DriveError::io(dirent.path().display(), e)),
                 }
             };
+            let name_at = child.len() - name.len();
             children.push(Child {
-                name: name.to_owned(),
+                key: child,
+                name_at,
                 is_dir,
                 dirent,
             });
@@ -426,15 +429,22 @@ impl Localdrive {
 /// A name in a folder being walked (its folder entry kept: a file is stat'ed relative to the open folder,
 /// no path walk per file).
 struct Child {
-    name: String,
+    /// Its key (the folder's key, `/`, its name).
+    key: String,
+    /// Where its name starts in `key`.
+    name_at: usize,
     is_dir: bool,
     dirent: std::fs::DirEntry,
 }
 
 impl Child {
+    fn name(&self) -> &str {
+        self.key.get(self.name_at..).unwrap_or_default()
+    }
+
     /// The bytes the name sorts by among its siblings: a folder's with a `/` after it.
     fn sort_key(&self) -> impl Iterator<Item = u8> + '_ {
-        self.name.bytes().chain(self.is_dir.then_some(b'/'))
+        self.name().bytes().chain(self.is_dir.then_some(b'/'))
     }
 }
 
@@ -446,10 +456,10 @@ fn child_key(key: &str, name: &str) -> String {
     }
 }
 
-/// A folder being walked: its path and key, its names (in reverse key order: the next is popped).
+/// A folder being walked: its path and its names (in reverse key order: the next is popped), each with its
+/// key.
 struct Frame {
     dir: PathBuf,
-    key: String,
     rest: Vec<Child>,
 }
 
@@ -477,11 +487,7 @@ impl<'a> LocalWalk<'a> {
             drive,
             ignore,
             page: page.max(1),
-            stack: vec![Frame {
-                dir,
-                key: key.to_string(),
-                rest,
-            }],
+            stack: vec![Frame { dir, rest }],
         })
     }
 
@@ -495,20 +501,16 @@ impl<'a> LocalWalk<'a> {
                 self.stack.pop();
                 continue;
             };
-            let key = child_key(&frame.key, &child.name);
-            let path = frame.dir.join(&child.name);
+            let path = |frame: &Frame| frame.dir.join(child.name());
             if child.is_dir {
-                let mut rest = self.drive.walk_dir(&path, &key, self.ignore)?;
+                let dir = path(frame);
+                let mut rest = self.drive.walk_dir(&dir, &child.key, self.ignore)?;
                 rest.reverse();
-                self.stack.push(Frame {
-                    dir: path,
-                    key,
-                    rest,
-                });
+                self.stack.push(Frame { dir, rest });
                 continue;
             }
             let meta = if self.drive.follow_links {
-                std::fs::metadata(&path)
+                std::fs::metadata(path(frame))
             } else {
                 child.dirent.metadata()
             };
@@ -517,10 +519,16 @@ impl<'a> LocalWalk<'a> {
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
                     continue
                 }
-                Err(e) => return Err(DriveError::io(path.display(), e)),
+                Err(e) => return Err(DriveError::io(path(frame).display(), e)),
+            };
+            // The file's path only for a symlink (its target is read); a file's entry needs none.
+            let file = if meta.file_type().is_symlink() {
+                path(frame)
+            } else {
+                PathBuf::new()
             };
             // (A folder now where a file was listed is left out: a listing never holds folders.)
-            if let Some(e) = self.drive.entry_from_meta(key, &path, &meta)? {
+            if let Some(e) = self.drive.entry_from_meta(child.key, &file, &meta)? {
                 out.push(e);
             }
         }
@@ -641,6 +649,102 @@ impl BlobReader for FileReader {
         self.read_ahead();
         Ok(Some(chunk))
     }
+}
+
+/// The keys of the files a [`Localdrive::read_files`] reads, with their listed sizes: one string for all the
+/// keys (no allocation per file).
+struct FileKeys {
+    keys: String,
+    files: Vec<(std::ops::Range<usize>, u64)>,
+}
+
+/// [`Localdrive::read_files`]' file-system task: each file opened relative to its folder (the folder opened
+/// once for the files of it that come one after another, as a walk lists them), read into one buffer with
+/// one `read` when it is no bigger than listed: a read that fills the listed size and one byte more found
+/// the file grown (left to an ordinary read, `None`); a shorter one than listed is confirmed by reading the
+/// end and checking that it is still a regular file (opened without blocking: a FIFO put in its place
+/// fails its read, it does not hang the mirror). A name that no longer opens fails its own read only.
+fn read_files_sync(root: &Path, keys: &FileKeys) -> FileContents {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let total: u64 = keys.files.iter().map(|(_, n)| n.saturating_add(1)).sum();
+    let mut out = FileContents {
+        data: Vec::with_capacity(usize::try_from(total).unwrap_or(0).min(64 << 20)),
+        files: Vec::with_capacity(keys.files.len()),
+    };
+    // The folder open now: its key (from the root, without a trailing `/`) and descriptor.
+    let mut dir: Option<(String, std::fs::File)> = None;
+    for (range, listed) in &keys.files {
+        let key = resolve_key(&keys.keys[range.clone()]);
+        let (parent, name) = key.rsplit_once('/').unwrap_or(("", &key));
+        let fail = |e: std::io::Error| Some(Err(DriveError::io(&key, e)));
+        if dir.as_ref().is_none_or(|(k, _)| k != parent) {
+            let mut path = root.to_path_buf();
+            path.extend(parent.split('/').filter(|c| !c.is_empty()));
+            dir = match std::fs::File::open(&path) {
+                Ok(f) => Some((parent.to_string(), f)),
+                Err(e) => {
+                    out.files.push(fail(e));
+                    continue;
+                }
+            };
+        }
+        let Some((_, d)) = &dir else {
+            continue;
+        };
+        // Not blocking on a FIFO put where a file was listed; no controlling terminal from a device.
+        let flags = rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::CLOEXEC
+            | rustix::fs::OFlags::NOCTTY
+            | rustix::fs::OFlags::NONBLOCK;
+        let mut file = match rustix::fs::openat(d.as_fd(), name, flags, rustix::fs::Mode::empty()) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(e) => {
+                out.files.push(fail(e.into()));
+                continue;
+            }
+        };
+        let Ok(want) = usize::try_from(listed.saturating_add(1)) else {
+            out.files.push(None);
+            continue;
+        };
+        let start = out.data.len();
+        out.data.resize(start + want, 0);
+        let mut got = 0;
+        let mut res = loop {
+            match file.read(&mut out.data[start + got..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    got += n;
+                    // Filled to the listed size: done, unless it gave more (grown).
+                    if got as u64 >= *listed {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        out.data.truncate(start + got);
+        // Shorter than listed: still a file that shrank, not a FIFO or a device put in its place (their
+        // reads end early too)?
+        if res.is_ok() && (got as u64) < *listed {
+            res = match file.metadata() {
+                Ok(m) if m.is_file() => Ok(()),
+                Ok(_) => Err(std::io::Error::other("no longer a regular file")),
+                Err(e) => Err(e),
+            };
+        }
+        match res {
+            Err(e) => out.files.push(fail(e)),
+            Ok(()) if got as u64 > *listed => {
+                out.data.truncate(start);
+                out.files.push(None);
+            }
+            Ok(()) => out.files.push(Some(Ok(start..start + got))),
+        }
+    }
+    out
 }
 
 struct FileWriter {
@@ -781,6 +885,33 @@ impl Drive for Localdrive {
         Ok(Box::new(FileReader::open(path, start, length).await?))
     }
 
+    /// Every file in one file-system task (see [`read_files_sync`]).
+    async fn read_files(&self, entries: &[&Entry]) -> FileContents {
+        let mut keys = FileKeys {
+            keys: String::with_capacity(entries.iter().map(|e| e.key.len()).sum()),
+            files: Vec::with_capacity(entries.len()),
+        };
+        for e in entries {
+            let start = keys.keys.len();
+            keys.keys.push_str(&e.key);
+            keys.files.push((start..keys.keys.len(), e.len()));
+        }
+        let root = self.root.clone();
+        let n = entries.len();
+        match tokio::task::spawn_blocking(move || read_files_sync(&root, &keys)).await {
+            Ok(contents) => contents,
+            Err(e) => FileContents {
+                data: Vec::new(),
+                files: (0..n)
+                    .map(|_| {
+                        let e = std::io::Error::other(e.to_string());
+                        Some(Err(DriveError::io("file-system task", e)))
+                    })
+                    .collect(),
+            },
+        }
+    }
+
     async fn write(&self, key: &str, opts: WriteOptions) -> Result<Box<dyn BlobWriter>> {
         let key = clean_key(key)?;
         let target = self.prepare_parent(&key).await?;
@@ -898,6 +1029,90 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime")
+    }
+
+    #[test]
+    fn read_files_reads_each_file_whole_in_one_buffer() {
+        rt().block_on(async {
+            let dir = tempfile::tempdir().expect("tmp");
+            let d = Localdrive::new(dir.path());
+            for (key, data) in [
+                ("/a/1", &b"one"[..]),
+                ("/a/2", b""),
+                ("/b/c/3", b"three"),
+                ("/b/grows", b"12"),
+                ("/b/shrinks", b"123456"),
+                ("/top", b"top"),
+            ] {
+                d.put(key, data, WriteOptions::default())
+                    .await
+                    .expect("put");
+            }
+            let mut listed = d.list("/", None).await.expect("list");
+            listed.push(Entry::file("/a/gone", 4, false));
+            listed.push(Entry::file("/../top", 3, false));
+            // Changed since the listing: one grew past its listed size, one shrank.
+            std::fs::write(dir.path().join("b/grows"), b"123").expect("write");
+            std::fs::write(dir.path().join("b/shrinks"), b"1").expect("write");
+            let refs: Vec<&Entry> = listed.iter().collect();
+            let got = d.read_files(&refs).await;
+            assert_eq!(got.files.len(), refs.len());
+            let mut contents = Vec::new();
+            for (e, f) in refs.iter().zip(&got.files) {
+                let c = match f {
+                    Some(Ok(range)) => Some(got.get(range).to_vec()),
+                    Some(Err(_)) => Some(b"error".to_vec()),
+                    None => None,
+                };
+                contents.push((e.key.as_str(), c));
+            }
+            let want: Vec<(&str, Option<Vec<u8>>)> = vec![
+                ("/a/1", Some(b"one".to_vec())),
+                ("/a/2", Some(Vec::new())),
+                ("/b/c/3", Some(b"three".to_vec())),
+                // Grown: left to an ordinary read.
+                ("/b/grows", None),
+                ("/b/shrinks", Some(b"1".to_vec())),
+                ("/top", Some(b"top".to_vec())),
+                // Missing: only its own read fails.
+                ("/a/gone", Some(b"error".to_vec())),
+                // Resolved as reads are (`..` clamped at the root).
+                ("/../top", Some(b"top".to_vec())),
+            ];
+            assert_eq!(contents, want);
+        });
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_files_does_not_wait_on_a_fifo_put_where_a_file_was_listed() {
+        rt().block_on(async {
+            let dir = tempfile::tempdir().expect("tmp");
+            let d = Localdrive::new(dir.path());
+            d.put("/f", b"data", WriteOptions::default())
+                .await
+                .expect("put");
+            d.put("/g", b"more", WriteOptions::default())
+                .await
+                .expect("put");
+            let listed = d.list("/", None).await.expect("list");
+            std::fs::remove_file(dir.path().join("f")).expect("rm");
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                dir.path().join("f"),
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o644),
+                0,
+            )
+            .expect("mkfifo");
+            let refs: Vec<&Entry> = listed.iter().collect();
+            let got = d.read_files(&refs).await;
+            assert!(matches!(got.files[0], Some(Err(_))), "{:?}", got.files);
+            match &got.files[1] {
+                Some(Ok(range)) => assert_eq!(got.get(range), b"more"),
+                other => panic!("{other:?}"),
+            }
+        });
     }
 
     #[test]

@@ -37,6 +37,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,8 +49,9 @@ use async_trait::async_trait;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 
 use crate::drive::{
-    clean_key, resolve_key, under_prefix, BlobReader, Drive, DriveError, Entry, IgnoreFn, Result,
-    Walk, WriteBatch, WriteOptions, BATCH_ENTRIES, BATCH_FILE_MAX, CHUNK_SIZE, WALK_PAGE,
+    clean_key, resolve_key, under_prefix, BlobReader, Drive, DriveError, Entry, FileContents,
+    IgnoreFn, Result, Walk, WriteBatch, WriteOptions, BATCH_ENTRIES, BATCH_FILE_MAX, CHUNK_SIZE,
+    WALK_PAGE,
 };
 use crate::mirror_state::{self, Fingerprint, StateReader, StateWriter};
 
@@ -168,8 +170,9 @@ pub struct MirrorOptions {
     /// (what [`MirrorEvent::Planned`] announced, unless files change meanwhile).
     pub progress: Option<ProgressFn>,
     /// A destination with a [`WriteBatch`] (a hyperdrive) commits the entries gathered so far at least this
-    /// often (and every [`BATCH_ENTRIES`] entries), so a killed import loses at most this much time's worth
-    /// of files. Checked after each file.
+    /// often, written before the next file (and every [`BATCH_ENTRIES`] entries, written behind while the
+    /// next files are gathered), so a killed import loses at most this much time's worth of files and a
+    /// batch being written. Checked after each file.
     pub commit_interval: Duration,
     /// The quick check's state file (see [`crate::mirror_state`]): keys the last run with this file left
     /// equal, whose source and destination entries have not changed since, are taken as equal without
@@ -394,11 +397,11 @@ impl Walk for Walked {
     }
 }
 
-/// Keeps a clone of `e` in `memo` while it holds fewer than `cap` entries; past that, drops the memo.
-fn keep_in(memo: &mut Option<Vec<Entry>>, e: &Entry, cap: usize) {
+/// Keeps `e` in `memo` while it holds fewer than `cap` entries; past that, drops the memo.
+fn keep_in(memo: &mut Option<Vec<Entry>>, e: Entry, cap: usize) {
     if let Some(m) = memo {
         if m.len() < cap {
-            m.push(e.clone());
+            m.push(e);
         } else {
             *memo = None;
         }
@@ -500,21 +503,49 @@ impl<'w, S: Drive + ?Sized, D: Drive + ?Sized> Sources<'w, S, D> {
     }
 }
 
-/// A compared file and, when read ahead, its content (see [`Mirror::prepare`]).
-type Prepared = (Step, Option<Result<Vec<u8>>>);
-
-/// Files a mirror through a destination's [`WriteBatch`] compares and reads ahead of the one it writes.
-const BATCH_READ_AHEAD: usize = 16;
-
-/// The whole content of `entry` (read to its end, even past the listed size).
-async fn read_whole(drive: &(impl Drive + ?Sized), entry: &Entry) -> Result<Vec<u8>> {
-    let mut reader = drive.read(entry, 0, None).await?;
-    let mut data = reader.next_chunk().await?.unwrap_or_default();
-    while let Some(more) = reader.next_chunk().await? {
-        data.extend_from_slice(&more);
-    }
-    Ok(data)
+/// What a window read of a compared file ahead of its write (see [`Mirror::prepare_window`]).
+enum Ahead {
+    /// Nothing: written the ordinary way (not a small file to copy, or one that grew past its listed size).
+    Not,
+    /// Its whole content, in the window's buffer.
+    Read(Range<usize>),
+    /// The error its read ended with (the write's).
+    Failed(DriveError),
 }
+
+/// Files compared and read ahead together by a mirror writing through a destination's [`WriteBatch`]: each
+/// comparison (or its error) with what was read of the file, and the buffer of the small files' contents.
+struct Window {
+    steps: Vec<(Result<Step>, Ahead)>,
+    data: Vec<u8>,
+}
+
+/// The source entry of a compared file to copy whose content a window reads ahead: a regular file of at
+/// most [`BATCH_FILE_MAX`] bytes (as listed).
+fn small_to_copy(step: &Result<Step>, dry_run: bool) -> Option<&Entry> {
+    match step {
+        Ok(Step::Compared {
+            entries,
+            same: Same::Diff,
+            ..
+        }) if !dry_run
+            && entries.0.linkname.is_none()
+            && entries.0.byte_length.is_some_and(|n| n <= BATCH_FILE_MAX) =>
+        {
+            Some(&entries.0)
+        }
+        _ => None,
+    }
+}
+
+/// Files a window holds at most (see [`Mirror::run_batched`]).
+const WINDOW_FILES: usize = 256;
+/// Listed bytes of small files that close a window before [`WINDOW_FILES`].
+const WINDOW_BYTES: u64 = 4 << 20;
+/// Windows prepared at once: the next window's files are compared and read while this one's are written.
+const WINDOWS_AHEAD: usize = 2;
+/// Comparisons a window runs at once (a changed file's comparison reads it on both sides).
+const COMPARES_AT_ONCE: usize = 16;
 
 /// What the window yields next.
 enum Either {
@@ -641,7 +672,6 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
             loop {
                 let s = src.next().await?;
                 if let Some(e) = &s {
-                    keep_in(&mut memo_src, e, cap);
                     if count && self.wanted(&e.key) {
                         scan.files += 1;
                         scan.bytes += e.len();
@@ -661,14 +691,9 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                     let Some(de) = d.next().await? else {
                         break;
                     };
-                    keep_in(&mut memo_dst, &de, cap);
-                    if ord == std::cmp::Ordering::Equal {
-                        break;
-                    }
-                    if after.is_some_and(|a| de.key.as_str() <= a) {
-                        continue;
-                    }
-                    if scan.removals.len() >= REMOVALS_AT_ONCE {
+                    let removal = ord != std::cmp::Ordering::Equal
+                        && after.is_none_or(|a| de.key.as_str() > a);
+                    if removal && scan.removals.len() >= REMOVALS_AT_ONCE {
                         let last = scan
                             .removals
                             .last()
@@ -679,10 +704,20 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
                         memo_dst = None;
                         break;
                     }
-                    let len = de.len();
-                    scan.removals.push((de.key, len));
+                    if removal {
+                        scan.removals.push((de.key.clone(), de.len()));
+                    }
+                    // (Kept, not cloned: the entries of a walk are moved into the memo.)
+                    keep_in(&mut memo_dst, de, cap);
+                    if ord == std::cmp::Ordering::Equal {
+                        break;
+                    }
                 }
-                if s.is_none() || (!count && dst.is_none()) {
+                let Some(e) = s else {
+                    break;
+                };
+                keep_in(&mut memo_src, e, cap);
+                if !count && dst.is_none() {
                     break;
                 }
             }
@@ -830,113 +865,150 @@ impl<'a, S: Drive + ?Sized, D: Drive + ?Sized> Mirror<'a, S, D> {
         on_event: &mut (impl FnMut(MirrorEvent) + Send),
     ) -> Result<()> {
         let mut last_commit = tokio::time::Instant::now();
-        // The next files are compared, and the content of small ones to copy read, while earlier ones go
-        // into the batch (results taken in source order: events and writes keep that order).
-        let mut ahead: FuturesOrdered<BoxFuture<'_, Result<Prepared>>> = FuturesOrdered::new();
+        // The next windows of files are compared, and the content of small ones to copy read (one
+        // `read_files` a window: one file-system task for a folder), while this one goes into the batch
+        // (results taken in source order: events and writes keep that order).
+        let mut ahead: FuturesOrdered<BoxFuture<'_, Window>> = FuturesOrdered::new();
         loop {
-            while ahead.len() < BATCH_READ_AHEAD {
-                let Some(pair) = sources.next().await? else {
-                    break;
-                };
-                // With nothing ahead of it, a file the quick check finds equal is done at once.
-                let mut pair = Some(pair);
-                if ahead.is_empty() {
-                    if let Some(step) = self.quick_step(&mut pair) {
-                        self.done_equal(step, records, sum, on_event)?;
-                        continue;
+            while ahead.len() < WINDOWS_AHEAD {
+                let mut pairs = Vec::new();
+                let mut bytes = 0u64;
+                while pairs.len() < WINDOW_FILES && bytes < WINDOW_BYTES {
+                    let Some(pair) = sources.next().await? else {
+                        break;
+                    };
+                    // With nothing ahead of it, a file the quick check finds equal is done at once.
+                    let mut pair = Some(pair);
+                    if ahead.is_empty() && pairs.is_empty() {
+                        if let Some(step) = self.quick_step(&mut pair) {
+                            self.done_equal(step, records, sum, on_event)?;
+                            continue;
+                        }
                     }
+                    let Some(pair) = pair else {
+                        continue;
+                    };
+                    let len = pair.src.len();
+                    if len <= BATCH_FILE_MAX {
+                        bytes += len;
+                    }
+                    pairs.push(pair);
                 }
-                let Some(pair) = pair else {
-                    continue;
-                };
-                ahead.push_back(Box::pin(self.prepare(pair)));
+                if pairs.is_empty() {
+                    break;
+                }
+                ahead.push_back(Box::pin(self.prepare_window(pairs)));
             }
-            let Some(prepared) = ahead.next().await else {
+            let Some(Window { steps, data }) = ahead.next().await else {
                 return Ok(());
             };
-            let (step, content) = prepared?;
-            let Some(work) = self.take_step(step, sum, on_event) else {
-                continue;
-            };
-            let streamed = AtomicU64::new(0);
-            let res = match &work.write {
-                None => {
-                    record(records, &work.key, work.record);
-                    Ok(())
-                }
-                Some(w) => {
-                    let (src, dst, same) = w.as_ref();
-                    let res = match content {
-                        Some(data) => match data {
-                            Ok(data) => {
+            for (step, content) in steps {
+                let Some(work) = self.take_step(step?, sum, on_event) else {
+                    continue;
+                };
+                let streamed = AtomicU64::new(0);
+                let res = match &work.write {
+                    None => {
+                        record(records, &work.key, work.record);
+                        Ok(())
+                    }
+                    Some(w) => {
+                        let (src, dst, same) = w.as_ref();
+                        let res = match content {
+                            Ahead::Read(range) => {
                                 let opts = WriteOptions {
                                     executable: src.executable,
                                     metadata: src.metadata.clone(),
                                 };
-                                batch.put(&work.key, &data, opts).await
+                                let bytes = data.get(range).unwrap_or_default();
+                                batch.put(&work.key, bytes, opts).await
                             }
-                            Err(e) => Err(e),
-                        },
-                        None => {
-                            self.apply_batched(
-                                batch,
-                                &work.key,
-                                src,
-                                dst.as_ref(),
-                                *same,
-                                &streamed,
-                            )
-                            .await
+                            Ahead::Failed(e) => Err(e),
+                            Ahead::Not => {
+                                self.apply_batched(
+                                    batch,
+                                    &work.key,
+                                    src,
+                                    dst.as_ref(),
+                                    *same,
+                                    &streamed,
+                                )
+                                .await
+                            }
+                        };
+                        if res.is_ok() && records.is_some() {
+                            if let Some(new) = batch.last_entry().filter(|e| e.key == work.key) {
+                                let fps = mirror_state::fingerprint(src)
+                                    .zip(mirror_state::fingerprint(&new));
+                                record(records, &work.key, fps);
+                            }
                         }
-                    };
-                    if res.is_ok() && records.is_some() {
-                        if let Some(new) = batch.last_entry().filter(|e| e.key == work.key) {
-                            let fps =
-                                mirror_state::fingerprint(src).zip(mirror_state::fingerprint(&new));
-                            record(records, &work.key, fps);
-                        }
+                        res
                     }
-                    res
+                };
+                let streamed = streamed.load(Ordering::Relaxed);
+                let progress = self.opts.progress.as_ref();
+                finish_file(
+                    work.key,
+                    work.bytes,
+                    (res, streamed),
+                    progress,
+                    sum,
+                    on_event,
+                )?;
+                // A full batch is written behind (while the next files are gathered); one committed
+                // for the interval is written before the next file, so a kill loses at most the
+                // interval's files.
+                let pending = batch.pending();
+                if pending > 0 && last_commit.elapsed() >= self.opts.commit_interval {
+                    batch.flush().await?;
+                    last_commit = tokio::time::Instant::now();
+                } else if pending >= BATCH_ENTRIES {
+                    batch.flush_behind().await?;
+                    last_commit = tokio::time::Instant::now();
                 }
-            };
-            let streamed = streamed.load(Ordering::Relaxed);
-            let progress = self.opts.progress.as_ref();
-            finish_file(
-                work.key,
-                work.bytes,
-                (res, streamed),
-                progress,
-                sum,
-                on_event,
-            )?;
-            let pending = batch.pending();
-            if pending >= BATCH_ENTRIES
-                || (pending > 0 && last_commit.elapsed() >= self.opts.commit_interval)
-            {
-                batch.flush().await?;
-                last_commit = tokio::time::Instant::now();
             }
         }
     }
 
-    /// A file's comparison and, for a small regular file to copy, its content read whole (the read's error,
-    /// if any, is the write's).
-    async fn prepare(&self, pair: Pair) -> Result<Prepared> {
-        let step = self.compare_in(pair).await?;
-        let content = match &step {
-            Step::Compared {
-                entries,
-                same: Same::Diff,
-                ..
-            } if !self.opts.dry_run
-                && entries.0.linkname.is_none()
-                && entries.0.byte_length.is_some_and(|n| n <= BATCH_FILE_MAX) =>
-            {
-                Some(read_whole(self.src, &entries.0).await)
-            }
-            _ => None,
+    /// A window's comparisons ([`COMPARES_AT_ONCE`] at a time) and, for the small regular files to copy,
+    /// their contents read together ([`Drive::read_files`]; a read's error is the file's write's).
+    async fn prepare_window(&self, pairs: Vec<Pair>) -> Window {
+        let steps: Vec<Result<Step>> =
+            futures_util::stream::iter(pairs.into_iter().map(|p| self.compare_in(p)))
+                .buffered(COMPARES_AT_ONCE)
+                .collect()
+                .await;
+        let dry_run = self.opts.dry_run;
+        let wanted: Vec<&Entry> = steps
+            .iter()
+            .filter_map(|s| small_to_copy(s, dry_run))
+            .collect();
+        let mut contents = if wanted.is_empty() {
+            FileContents::default()
+        } else {
+            self.src.read_files(&wanted).await
         };
-        Ok((step, content))
+        drop(wanted);
+        let mut read = std::mem::take(&mut contents.files).into_iter();
+        let steps = steps
+            .into_iter()
+            .map(|step| {
+                let ahead = match small_to_copy(&step, dry_run) {
+                    None => Ahead::Not,
+                    Some(_) => match read.next().flatten() {
+                        None => Ahead::Not,
+                        Some(Ok(range)) => Ahead::Read(range),
+                        Some(Err(e)) => Ahead::Failed(e),
+                    },
+                };
+                (step, ahead)
+            })
+            .collect();
+        Window {
+            steps,
+            data: contents.data,
+        }
     }
 
     /// Copies `sources` through a window of `concurrency` entries: each is compared, its diff reported (in
@@ -1792,7 +1864,7 @@ mod tests {
         #[tokio::test]
         async fn batches_are_flushed_every_batch_entries() {
             let folder = tempfile::tempdir().expect("tmp");
-            let n = BATCH_ENTRIES + 37;
+            let n = 2 * BATCH_ENTRIES + 37;
             for i in 0..n {
                 let dir = folder.path().join(format!("{}", i % 16));
                 std::fs::create_dir_all(&dir).expect("mkdir");
@@ -1817,13 +1889,16 @@ mod tests {
                 .expect("mirror");
             assert_eq!(sum.count.add, n as u64);
             assert_eq!(d.version(), 1 + n as u64);
-            // The first BATCH_ENTRIES entries became visible together, before the end.
-            let first = versions
-                .iter()
-                .position(|v| *v > 1)
-                .expect("a flush during the run");
-            assert_eq!(first, BATCH_ENTRIES);
-            assert_eq!(versions.get(first), Some(&(1 + BATCH_ENTRIES as u64)));
+            // Entries become visible BATCH_ENTRIES at a time (a full batch is written behind, while the next
+            // files are gathered, so exactly when is not fixed), and the first batch before the end: the
+            // second batch's flush waited for it.
+            let b = BATCH_ENTRIES as u64;
+            assert!(
+                versions.iter().all(|v| [1, 1 + b, 1 + 2 * b].contains(v)),
+                "{versions:?}"
+            );
+            assert!(versions.windows(2).all(|w| w[0] <= w[1]));
+            assert!(versions[2 * BATCH_ENTRIES] > b, "{versions:?}");
             for i in (0..n).step_by(97) {
                 let key = format!("/{}/{i}", i % 16);
                 assert_eq!(

@@ -178,8 +178,24 @@ impl<'a> Batch<'a> {
         Ok(self.bee.block(seq)?.entry(plen))
     }
 
+    /// `key` against the key of block `seq`, as [`key_of`](Self::key_of) finds it, without copying it (a
+    /// put compares its key with a few keys of every node on its path).
     fn cmp_key(&mut self, key: &[u8], seq: u64) -> Result<Ordering> {
-        Ok(key.cmp(self.key_of(seq)?.as_slice()))
+        let base = self.bee.core.length();
+        if seq >= base {
+            let p = usize::try_from(seq - base)
+                .ok()
+                .and_then(|i| self.pending.get(i))
+                .ok_or_else(|| HyperbeeError::Corrupt(format!("no pending block {seq}")))?;
+            return Ok(key.cmp(p.key.as_slice()));
+        }
+        if let Some(k) = self.keys.get(&seq) {
+            return Ok(key.cmp(k.as_slice()));
+        }
+        let k = self.bee.block(seq)?.key.clone();
+        let ord = key.cmp(k.as_slice());
+        self.keys.insert(seq, k);
+        Ok(ord)
     }
 
     fn child_node(&mut self, node: NodeId, i: usize) -> Result<NodeId> {

@@ -75,8 +75,16 @@ impl WriteBatch for Batch {
         self.0.len()
     }
 
+    /// Waits for a [`flush_behind`](WriteBatch::flush_behind) first; the pending entries are committed
+    /// even when it failed (its error is returned).
     async fn flush(&mut self) -> Result<()> {
-        self.0.flush().map(|_| ())
+        let behind = self.0.settle().await;
+        let now = self.0.flush().map(|_| ());
+        behind.and(now)
+    }
+
+    async fn flush_behind(&mut self) -> Result<()> {
+        self.0.flush_behind().await
     }
 }
 

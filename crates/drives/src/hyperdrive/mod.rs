@@ -735,6 +735,7 @@ impl Hyperdrive {
             blocks: Vec::new(),
             bytes: 0,
             guard: None,
+            behind: None,
         })
     }
 
@@ -1094,6 +1095,8 @@ pub struct DriveBatch {
     bytes: u64,
     /// The blobs write lock, held while `blocks` is not empty (their ids count on the core's current end).
     guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The flush [`flush_behind`](Self::flush_behind) started, still being written.
+    behind: Option<tokio::task::JoinHandle<Result<usize>>>,
 }
 
 /// Content a [`DriveBatch`] gathers from small puts before one blobs append.
@@ -1233,24 +1236,72 @@ impl DriveBatch {
         self.ops.is_empty()
     }
 
-    /// Appends the pending entries to the db in one append; returns how many blocks were written.
+    /// Appends the pending entries to the db in one append; returns how many blocks were written. (After a
+    /// [`flush_behind`](Self::flush_behind), call [`settle`](Self::settle) first: this does not wait for it.)
     pub fn flush(&mut self) -> Result<usize> {
         self.release_blobs()?;
         let ops = std::mem::take(&mut self.ops);
-        let files = &self.drive.shared.files;
-        let mut b = files.batch()?;
-        for (key, value) in &ops {
-            match value {
-                Some(v) => {
-                    b.put(key.as_bytes(), Some(v))?;
-                }
-                None => {
-                    b.del(key.as_bytes())?;
+        write_entries(&self.drive, &ops)
+    }
+
+    /// Starts a [`flush`](Self::flush) that is written on tokio's blocking pool while the caller goes on
+    /// putting: the gathered content is appended to the blobs core, then the entries to the db, as a flush
+    /// does (a crash in between leaves content no entry names, never an entry without its content). Puts of
+    /// small files wait until that content is appended (it holds the blobs write lock until then); the next
+    /// `flush_behind` waits for the whole flush and returns its error, and so does [`settle`](Self::settle).
+    pub async fn flush_behind(&mut self) -> Result<()> {
+        self.settle().await?;
+        if self.ops.is_empty() && self.blocks.is_empty() {
+            self.guard = None;
+            return Ok(());
+        }
+        let blocks = std::mem::take(&mut self.blocks);
+        self.bytes = 0;
+        let guard = self.guard.take();
+        let ops = std::mem::take(&mut self.ops);
+        let drive = self.drive.clone();
+        self.behind = Some(tokio::task::spawn_blocking(move || {
+            if !blocks.is_empty() {
+                if let Some(blobs) = drive.blobs_if_open() {
+                    let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+                    blobs.core().append(&refs).map_err(BlobError::from)?;
                 }
             }
-        }
-        Ok(b.flush()?)
+            drop(guard);
+            write_entries(&drive, &ops)
+        }));
+        Ok(())
     }
+
+    /// Waits for the flush [`flush_behind`](Self::flush_behind) started, if any; its error.
+    pub async fn settle(&mut self) -> Result<()> {
+        let Some(behind) = self.behind.take() else {
+            return Ok(());
+        };
+        match behind.await {
+            Ok(res) => res.map(drop),
+            Err(e) => Err(DriveError::io(
+                "flush task",
+                std::io::Error::other(e.to_string()),
+            )),
+        }
+    }
+}
+
+/// Appends `ops` (key, encoded value or `None` to delete) to the drive's db in one append.
+fn write_entries(drive: &Hyperdrive, ops: &[(String, Option<Vec<u8>>)]) -> Result<usize> {
+    let mut b = drive.shared.files.batch()?;
+    for (key, value) in ops {
+        match value {
+            Some(v) => {
+                b.put(key.as_bytes(), Some(v))?;
+            }
+            None => {
+                b.del(key.as_bytes())?;
+            }
+        }
+    }
+    Ok(b.flush()?)
 }
 
 #[cfg(test)]
