@@ -122,4 +122,5 @@ pub mod consensus;
 pub mod keys;
 pub mod linearizer;
 pub mod messages;
+pub mod system;
 pub mod topolist;
