@@ -116,10 +116,12 @@
 //! Indexers ack (append a null-value node) when [`should_ack`](linearizer::Linearizer::should_ack) says so
 //! (`pending`: indexers are being added), debounced by the base's ack timer.
 
+pub mod base;
 pub mod checkpoints;
 pub mod clock;
 pub mod consensus;
 pub mod keys;
+pub mod kv;
 pub mod linearizer;
 pub mod messages;
 pub mod system;
