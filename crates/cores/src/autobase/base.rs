@@ -209,6 +209,20 @@ pub struct ApplyState {
     views: Vec<ViewCore>,
     updates: Vec<LinearizerUpdate>,
     indexed_length: u64,
+    stats: ApplyStats,
+}
+
+/// Counts of what the apply did, for tests and tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Batches applied (the system flushed once each).
+    pub batches: u64,
+    /// Nodes undone (un-indexed nodes whose order changed).
+    pub undone: u64,
+    /// Reboots after indexer changes.
+    pub reboots: u64,
+    /// Un-indexed nodes re-added to a new linearizer by reboots (JS `catchup`).
+    pub readded: u64,
 }
 
 impl ApplyState {
@@ -220,6 +234,11 @@ impl ApplyState {
     /// The system length the indexers have indexed (what they would sign).
     pub fn indexed_length(&self) -> u64 {
         self.indexed_length
+    }
+
+    /// What the apply did so far.
+    pub fn stats(&self) -> ApplyStats {
+        self.stats
     }
 
     /// The update records of the applied batches not indexed yet.
@@ -271,6 +290,7 @@ impl ApplyState {
         if undo == 0 {
             return Ok(false);
         }
+        self.stats.undone += undo as u64;
         while undo > 0 {
             let Some(u) = self.updates.pop() else { break };
             undo = undo.saturating_sub(usize::try_from(u.batch).unwrap_or(usize::MAX));
@@ -380,6 +400,7 @@ impl<H: Handlers> Autobase<H> {
                 views,
                 updates: Vec::new(),
                 indexed_length: 0,
+                stats: ApplyStats::default(),
             },
             appending: Vec::new(),
             digests: LocalCheckpoints::default(),
@@ -879,6 +900,7 @@ impl<H: Handlers> Autobase<H> {
                 v.mapped_index = s.mapped_index;
             }
             self.state.system.update()?;
+            self.state.stats.batches += 1;
             batch = 0;
             apply_batch.clear();
             self.state.push_update(rec);
@@ -941,6 +963,7 @@ impl<H: Handlers> Autobase<H> {
     /// of the update records re-added in order (`catchup`), and the system and views truncated to the indexed
     /// length with the records dropped, so the next round re-applies the tail under the new indexers.
     fn reboot(&mut self) -> Result<()> {
+        self.state.stats.reboots += 1;
         let indexed = self.state.indexed_length;
         let sys = self.state.system.checkout(indexed)?;
         let indexers: Vec<Head> = sys
@@ -988,9 +1011,11 @@ impl<H: Handlers> Autobase<H> {
                 .get(&rec.key)
                 .is_some_and(|s| s.fed < rec.length && !s.frozen)
             {
-                if self.feed_batch(rec.key)? == 0 {
+                let n = self.feed_batch(rec.key)?;
+                if n == 0 {
                     break;
                 }
+                self.state.stats.readded += n as u64;
             }
         }
         // the members with no node in the records (JS finds them again through wakeup)
