@@ -407,6 +407,9 @@ impl<H: Handlers> Autobase<H> {
         };
         base.track(key, 0);
         base.local.set_user_data("referrer", Some(&key))?;
+        if base.state.system.core_length() > 0 {
+            base.reopen()?;
+        }
         Ok(base)
     }
 
@@ -959,6 +962,31 @@ impl<H: Handlers> Autobase<H> {
         Ok(())
     }
 
+    /// Reopens from what the last flush kept: the boot record's indexed system length and the update records
+    /// (a missing or damaged one only costs re-applying more: from the indexed length, or from the start),
+    /// then rebuilds the linearizer as a reboot does and re-applies the un-indexed tail.
+    fn reopen(&mut self) -> Result<()> {
+        let system_key = self.state.system.db().core().key();
+        let length = self.state.system.core_length();
+        let boot = self
+            .local
+            .get_user_data("autobase/boot")
+            .and_then(|b| BootRecord::decode(&b).ok())
+            .filter(|b| b.key == system_key && b.system_length <= length);
+        let mut indexed = boot.map_or(0, |b| b.system_length);
+        // the indexed length must be a flush point (an `info` block), else start over
+        if indexed > 0 && self.state.system.indexed_info(indexed).is_err() {
+            indexed = 0;
+        }
+        self.state.indexed_length = indexed;
+        self.state.updates = self
+            .local
+            .get_user_data(UPDATES_KEY)
+            .and_then(|b| decode_updates(&b).ok())
+            .unwrap_or_default();
+        self.reboot()
+    }
+
     /// JS `_reboot` after an indexer change: a linearizer for the indexed system state, the un-indexed nodes
     /// of the update records re-added in order (`catchup`), and the system and views truncated to the indexed
     /// length with the records dropped, so the next round re-applies the tail under the new indexers.
@@ -982,6 +1010,15 @@ impl<H: Handlers> Autobase<H> {
                 length: c.length,
             })
             .collect();
+        // nothing indexed yet: the bootstrap linearizer, as a new base has
+        let indexers = if indexers.is_empty() {
+            vec![Head {
+                key: self.key,
+                length: 0,
+            }]
+        } else {
+            indexers
+        };
         self.lin = Linearizer::new(&indexers, &heads);
         self.writers.clear();
         self.order.clear();

@@ -27,6 +27,9 @@ pub enum SystemError {
     /// A value that does not decode.
     #[error("system value: {0}")]
     Decode(#[from] DecodeError),
+    /// A system length that does not end with an `info` block.
+    #[error("system length {0} is not a flush point")]
+    NotAFlushPoint(u64),
     /// An info version this implementation cannot write.
     #[error("{0}")]
     Unsupported(#[from] UnsupportedVersion),
@@ -147,7 +150,8 @@ impl SystemView {
         Self::open_inner(self.db.checkout(length), length == 0)
     }
 
-    /// The info as flushed at system length `length` (JS `getIndexedInfo`).
+    /// The info as flushed at system length `length` (JS `getIndexedInfo`); a length whose last block is not
+    /// `info` is an error.
     pub fn indexed_info(&self, length: u64) -> Result<Info> {
         if length == self.core_length() {
             return Ok(self.info());
@@ -159,6 +163,9 @@ impl SystemView {
             });
         }
         let e = self.db.get_by_seq(length - 1)?;
+        if e.key != INFO_KEY {
+            return Err(SystemError::NotAFlushPoint(length));
+        }
         Ok(Info::decode(e.value.as_deref().unwrap_or_default())?)
     }
 

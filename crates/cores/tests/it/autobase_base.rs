@@ -202,3 +202,134 @@ fn a_removed_writer_is_not_applied_after_its_removal() {
     let m = a.system().get_member(&c.local_key()).unwrap().unwrap();
     assert!(m.is_removed);
 }
+
+#[test]
+fn a_base_reopens_with_an_unindexed_tail_and_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    let mut b = open(store(&dir, "b", 2), Some(a.key()));
+    let add = KvOp::AddWriter {
+        key: b.local_key(),
+        indexer: true,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut b]);
+    put(&mut a, "a0", "x");
+    put(&mut b, "b0", "y");
+    sync(&mut [&mut a, &mut b]);
+    put(&mut a, "a1", "tail");
+    put(&mut b, "b1", "tail");
+    sync(&mut [&mut a, &mut b]);
+    assert!(
+        !a.state().updates().is_empty(),
+        "a has an un-indexed tail when it closes"
+    );
+    let (view, st, sys_len, indexed) = (
+        list(&a),
+        state(&a),
+        a.system().core_length(),
+        a.state().indexed_length(),
+    );
+    let key = a.key();
+    drop(a);
+    let mut a = open(store(&dir, "a", 1), None);
+    assert_eq!(a.key(), key);
+    a.update().unwrap();
+    assert_eq!(list(&a), view);
+    assert_eq!(state(&a), st);
+    assert_eq!(a.system().core_length(), sys_len);
+    assert_eq!(a.state().indexed_length(), indexed);
+    put(&mut a, "a2", "after reopen");
+    sync(&mut [&mut a, &mut b]);
+    b.append(None).unwrap();
+    a.append(None).unwrap();
+    sync(&mut [&mut a, &mut b]);
+    assert_eq!(list(&a), list(&b));
+    assert_eq!(state(&a), state(&b));
+    assert_eq!(list(&a).len(), 5);
+}
+
+#[test]
+fn a_damaged_boot_record_only_costs_a_full_reapply() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    for i in 0..5 {
+        put(&mut a, &format!("k{i}"), "v");
+    }
+    let (view, st) = (list(&a), state(&a));
+    a.local()
+        .set_user_data("autobase/boot", Some(b"\xff\xff garbage"))
+        .unwrap();
+    a.local()
+        .set_user_data("autobase/updates", Some(b"\x05\x01"))
+        .unwrap();
+    drop(a);
+    let mut a = open(store(&dir, "a", 1), None);
+    a.update().unwrap();
+    assert_eq!(list(&a), view);
+    assert_eq!(state(&a), st);
+    put(&mut a, "k5", "v");
+    assert_eq!(list(&a).len(), 6);
+}
+
+#[test]
+fn hostile_writer_blocks_do_not_corrupt_the_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    let mut w = open(store(&dir, "w", 4), Some(a.key()));
+    let add = KvOp::AddWriter {
+        key: w.local_key(),
+        indexer: false,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut w]);
+    put(&mut w, "w0", "fine");
+    sync(&mut [&mut a, &mut w]);
+    // a block naming a head that does not exist: the writer waits for it (nothing of it is applied), the
+    // others go on
+    let ghost = Node {
+        heads: vec![Checkout {
+            key: [7; 32],
+            length: 3,
+        }],
+        batch: 1,
+        value: Some(b"{\"op\":\"put\",\"key\":\"ghost\",\"value\":\"x\"}".to_vec()),
+    };
+    let msg = OplogMessage {
+        version: OPLOG_VERSION,
+        node: ghost,
+        ..OplogMessage::default()
+    };
+    w.local().append(&[&msg.to_bytes().unwrap()]).unwrap();
+    sync(&mut [&mut a, &mut w]);
+    put(&mut a, "a0", "goes on");
+    sync(&mut [&mut a, &mut w]);
+    assert_eq!(
+        list(&a),
+        vec![
+            ("a0".into(), "goes on".into()),
+            ("w0".into(), "fine".into())
+        ]
+    );
+    // bytes that are no writer block at all: the writer is frozen, nothing else changes
+    let mut v = open(store(&dir, "v", 5), Some(a.key()));
+    let add = KvOp::AddWriter {
+        key: v.local_key(),
+        indexer: false,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut v]);
+    v.local().append(&[b"\x07garbage"]).unwrap();
+    put(&mut a, "a1", "still");
+    sync(&mut [&mut a, &mut v]);
+    assert_eq!(list(&a).len(), 3);
+    // values that are not ops are skipped
+    put(&mut a, "a2", "x");
+    a.append(Some(b"not json")).unwrap();
+    a.append(Some(b"{\"op\":\"add-writer\",\"key\":\"zz\"}"))
+        .unwrap();
+    a.append(Some(&KvOp::RemoveWriter { key: a.key() }.to_json()))
+        .unwrap();
+    assert_eq!(list(&a).len(), 4);
+    assert_eq!(a.system().indexers.len(), 1, "the last indexer stays");
+}
