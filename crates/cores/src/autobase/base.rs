@@ -27,14 +27,15 @@
 //!   `catchup`), the system and views truncated to the indexed length and the records dropped, so the next
 //!   round re-applies the un-indexed tail under the new indexers.
 //!
+//! - **Reopen**: from the boot record's indexed system length and the update records kept in the local
+//!   writer's user data (`autobase/updates`): a reboot at the indexed length that re-applies the tail.
+//!
 //! Not here yet: views are local single-signer cores of this peer (their keys, which `info.views` lists, are
 //! not JS's derived view keys, and they do not move to new keys on an indexer change); no checkpoints are
 //! signed (blocks carry digests only) and nothing is fast-forwarded; the apply's writes are not one atomic
-//! batch (a crash mid-apply can leave a view ahead of the system: no reopen recovery); reopening a base from
-//! its boot record and stored update records; replication (wakeup) and encryption.
+//! batch with the system flush; replication (wakeup) and encryption.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use crate::compact_encoding::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::corestore::{Corestore, CorestoreError};
@@ -479,8 +480,8 @@ impl<H: Handlers> Autobase<H> {
     }
 
     fn track(&mut self, key: [u8; 32], fed: u64) {
-        if !self.writers.contains_key(&key) {
-            self.writers.insert(key, WriterState { fed, frozen: false });
+        if let std::collections::hash_map::Entry::Vacant(e) = self.writers.entry(key) {
+            e.insert(WriterState { fed, frozen: false });
             self.order.push(key);
         }
     }
@@ -1111,9 +1112,4 @@ pub fn sync_writers<A: Handlers, B: Handlers>(from: &Autobase<A>, to: &Autobase<
         copy_core(&src, to.store())?;
     }
     Ok(())
-}
-
-/// A store directory's base, for tests: opens the corestore at `dir` with `primary_key`.
-pub fn open_store(dir: &Path, primary_key: [u8; 32]) -> Result<Corestore> {
-    Ok(Corestore::open_with_primary_key(dir, primary_key)?)
 }

@@ -103,12 +103,10 @@ impl Handlers for Kv {
                     view.del(key.as_bytes())?;
                 }
                 Some(KvOp::AddWriter { key, indexer }) => host.add_writer(key, indexer)?,
-                Some(KvOp::RemoveWriter { key }) => {
-                    if host.removeable(&key) {
-                        host.remove_writer(key)?;
-                    }
+                Some(KvOp::RemoveWriter { key }) if host.removeable(&key) => {
+                    host.remove_writer(key)?;
                 }
-                None => {}
+                Some(KvOp::RemoveWriter { .. }) | None => {}
             }
         }
         Ok(())

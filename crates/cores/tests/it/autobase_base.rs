@@ -1,6 +1,8 @@
 //! The minimal `Autobase` in one process: bases over their own corestores exchange writer cores by copying
 //! blocks (verified proofs) and must converge to the same view and system state.
 
+#![allow(clippy::unwrap_used)]
+
 use holepunch_cores::autobase::base::{sync_writers, Autobase, AutobaseError, AutobaseOptions};
 use holepunch_cores::autobase::kv::{Kv, KvOp};
 use holepunch_cores::autobase::messages::{Checkout, Node, OplogMessage, OPLOG_VERSION};
