@@ -2,7 +2,8 @@
 // `sync` steps connect the named bases, wait until every one has every writer's blocks applied, and
 // disconnect, so the DAG the writers build is fixed by the script (tests/interop/tests/it/autobase_apply.rs
 // runs the same script on the Rust Autobase and compares).
-// usage: node autobase_scenario.js DIR < scenario.json
+// usage: node autobase_scenario.js DIR < scenario.json       (or { scenarios: [scenario] }: one result per line,
+//                                                              stores in DIR/<index>)
 //   scenario: { bases: [{ name, seed }], steps: [step] }   (the first base creates, the others join it)
 //   step: { append: NAME, value: JSON-or-null } | { sync: [NAME] }   ("@NAME" in a value: that base's writer key)
 // stdout: { appends: [true|false], bases: { NAME: { key, localKey, writable, view: [[k, v]], system, indexedLength,
@@ -86,7 +87,18 @@ async function main() {
   const dir = process.argv[2]
   let input = ''
   for await (const chunk of process.stdin) input += chunk
-  const scenario = JSON.parse(input)
+  const parsed = JSON.parse(input)
+  if (!parsed.scenarios) {
+    process.stdout.write(JSON.stringify(await run(dir, parsed)) + '\n')
+    return
+  }
+  for (let i = 0; i < parsed.scenarios.length; i++) {
+    const result = await run(path.join(dir, String(i)), parsed.scenarios[i])
+    process.stdout.write(JSON.stringify(result) + '\n')
+  }
+}
+
+async function run(dir, scenario) {
   const bases = new Map()
   let key = null
   for (const { name, seed } of scenario.bases) {
@@ -155,11 +167,11 @@ async function main() {
       blocks
     }
   }
-  process.stdout.write(JSON.stringify(out) + '\n')
   for (const { base, store } of bases.values()) {
     await base.close()
     await store.close()
   }
+  return out
 }
 
 main().then(

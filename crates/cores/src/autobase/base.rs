@@ -1073,6 +1073,9 @@ pub fn copy_core(src: &Hypercore, dst_store: &Corestore) -> Result<u64> {
     let dst = dst_store.get_by_key(src.key(), src.manifest())?;
     let from = dst.length();
     let to = src.length();
+    if to <= from {
+        return Ok(0);
+    }
     for i in from..to {
         let req = Request {
             id: i + 1,
