@@ -13,7 +13,30 @@ const b4a = require('b4a')
 const Corestore = require('corestore')
 const Hyperbee = require('hyperbee')
 const Autobase = require('autobase')
-const { OplogMessage } = require('autobase/lib/messages.js')
+const c = require('compact-encoding')
+const { OplogMessage, Info } = require('autobase/lib/messages.js')
+const BeeMessages = require('hyperbee/lib/messages.js')
+
+const INFO_KEY = b4a.from([0, 0, ...b4a.from('info')])
+
+// The system core's blocks as hex, with every view key an `info` names zeroed (view keys are derived from the
+// indexers here; the Rust base's views are its own cores)
+async function systemBlocks(core) {
+  const blocks = []
+  const viewKeys = new Set()
+  for (let i = 0; i < core.length; i++) {
+    const raw = await core.get(i, { valueEncoding: 'binary', wait: false })
+    blocks.push(b4a.toString(raw, 'hex'))
+    if (i === 0) continue
+    const node = BeeMessages.Node.decode(raw)
+    if (!b4a.equals(node.key, INFO_KEY)) continue
+    for (const v of c.decode(Info, node.value).views) viewKeys.add(hex(v.key))
+  }
+  return blocks.map((b) => {
+    for (const k of viewKeys) b = b.split(k).join('00'.repeat(32))
+    return b
+  })
+}
 
 const hex = (b) => (b ? b4a.toString(b, 'hex') : null)
 const clock = (arr) => arr.map((x) => ({ key: hex(x.key), length: x.length }))
@@ -164,7 +187,8 @@ async function run(dir, scenario) {
         heads: clock(sys.heads)
       },
       indexedLength: base.indexedLength,
-      blocks
+      blocks,
+      systemBlocks: await systemBlocks(sys.core)
     }
   }
   for (const { base, store } of bases.values()) {

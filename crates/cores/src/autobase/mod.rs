@@ -21,9 +21,12 @@
 //!   through verified proofs). `tests/interop/tests/it/autobase_apply.rs` runs one autobase-kv script on JS
 //!   (`js/autobase_scenario.js`) and on Rust, partitioned the same way, with the same writer keys: the writer
 //!   blocks (heads, batch, value), the view entries, the system's members, indexers and their lengths, heads,
-//!   pending indexers, system length and indexed length are identical, for one writer, two indexers writing
-//!   concurrently, a non-indexer added then removed, a late writer reordering the tip (undo), and an indexer
-//!   added over an un-indexed tail (reboot with catch-up).
+//!   pending indexers, system length and indexed length are identical, and the system core's blocks are
+//!   byte-identical once the view keys in its `info` records are zeroed, for one writer, two indexers writing
+//!   concurrently, a non-indexer added then removed, a late writer reordering the tip (undo), an indexer
+//!   added over an un-indexed tail (reboot with catch-up), and 8 random scripts of three bases (where only the
+//!   order of a node's heads may differ: it follows JS's active-writer order, which its writer GC and wakeup
+//!   reshuffle).
 //!
 //! Left, in order:
 //! - **View cores as JS has them.** Views (and the system core) are this peer's own single-signer cores in
