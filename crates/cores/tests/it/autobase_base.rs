@@ -259,14 +259,17 @@ fn a_damaged_boot_record_only_costs_a_full_reapply() {
         put(&mut a, &format!("k{i}"), "v");
     }
     let (view, st) = (list(&a), state(&a));
-    a.local()
+    drop(a);
+    let st_a = store(&dir, "a", 1);
+    let local = st_a.get("local").unwrap();
+    local
         .set_user_data("autobase/boot", Some(b"\xff\xff garbage"))
         .unwrap();
-    a.local()
+    local
         .set_user_data("autobase/updates", Some(b"\x05\x01"))
         .unwrap();
-    drop(a);
-    let mut a = open(store(&dir, "a", 1), None);
+    drop(local);
+    let mut a = open(st_a, None);
     a.update().unwrap();
     assert_eq!(list(&a), view);
     assert_eq!(state(&a), st);
