@@ -80,6 +80,11 @@ pub enum AutobaseError {
     /// The application's apply failed.
     #[error("apply: {0}")]
     Apply(String),
+    /// An earlier update failed part-way (an apply error, or a core that could not be written): the base's
+    /// state may be half-applied, so it refuses to go on; reopening it truncates to the indexed length and
+    /// re-applies.
+    #[error("the base failed in an earlier update; reopen it")]
+    Failed,
 }
 
 /// Result of base operations.
@@ -341,12 +346,15 @@ pub struct Autobase<H: Handlers> {
     appending: Vec<Option<Vec<u8>>>,
     digests: LocalCheckpoints,
     persisted_at: u64,
+    failed: bool,
 }
 
 impl<H: Handlers> Drop for Autobase<H> {
     fn drop(&mut self) {
         // best effort: a reopen without it re-applies more, nothing else
-        let _ = self.persist();
+        if !self.failed {
+            let _ = self.persist();
+        }
     }
 }
 
@@ -418,6 +426,7 @@ impl<H: Handlers> Autobase<H> {
             appending: Vec::new(),
             digests: LocalCheckpoints::default(),
             persisted_at: 0,
+            failed: false,
         };
         base.track(key, 0);
         base.local.set_user_data("referrer", Some(&key))?;
@@ -506,6 +515,9 @@ impl<H: Handlers> Autobase<H> {
 
     /// Appends values as one atomic batch (nodes with batch counts `n..1`).
     pub fn append_batch(&mut self, values: &[Option<&[u8]>]) -> Result<()> {
+        if self.failed {
+            return Err(AutobaseError::Failed);
+        }
         let me = self.local.key();
         if values.iter().any(Option::is_some) && !self.writable()? {
             return Err(AutobaseError::NotWritable);
@@ -566,6 +578,17 @@ impl<H: Handlers> Autobase<H> {
     }
 
     fn drain(&mut self) -> Result<()> {
+        if self.failed {
+            return Err(AutobaseError::Failed);
+        }
+        let r = self.drain_inner();
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn drain_inner(&mut self) -> Result<()> {
         loop {
             let added = self.add_remote_heads()?;
             let local_nodes = self.add_local_heads()?;

@@ -338,3 +338,84 @@ fn hostile_writer_blocks_do_not_corrupt_the_view() {
     assert_eq!(list(&a).len(), 4);
     assert_eq!(a.system().indexers.len(), 1, "the last indexer stays");
 }
+
+/// Kv, but its apply fails on the value `"boom"` while `fail` is set.
+struct Fragile {
+    fail: bool,
+}
+
+impl holepunch_cores::autobase::base::Handlers for Fragile {
+    type View = holepunch_cores::hyperbee::Hyperbee;
+
+    fn open(
+        &mut self,
+        store: &mut holepunch_cores::autobase::base::ViewStore<'_>,
+    ) -> Result<Self::View, AutobaseError> {
+        Kv.open(store)
+    }
+
+    fn apply(
+        &mut self,
+        nodes: &[holepunch_cores::autobase::base::ApplyNode],
+        view: &Self::View,
+        host: &mut holepunch_cores::autobase::base::Host<'_>,
+    ) -> Result<(), AutobaseError> {
+        for n in nodes {
+            if self.fail
+                && KvOp::from_json(&n.value).is_some_and(|op| {
+                    op == KvOp::Put {
+                        key: "k".into(),
+                        value: "boom".into(),
+                    }
+                })
+            {
+                return Err(AutobaseError::Apply("boom".into()));
+            }
+        }
+        Kv.apply(nodes, view, host)
+    }
+}
+
+#[test]
+fn a_failed_apply_stops_the_base_until_it_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(&dir, "a", 1);
+    let mut a = Autobase::open(st, Fragile { fail: true }, AutobaseOptions::default()).unwrap();
+    let op = |v: &str| {
+        KvOp::Put {
+            key: "k".into(),
+            value: v.into(),
+        }
+        .to_json()
+    };
+    a.append(Some(&op("fine"))).unwrap();
+    assert!(matches!(
+        a.append(Some(&op("boom"))),
+        Err(AutobaseError::Apply(_))
+    ));
+    assert!(matches!(
+        a.append(Some(&op("more"))),
+        Err(AutobaseError::Failed)
+    ));
+    assert!(matches!(a.update(), Err(AutobaseError::Failed)));
+    drop(a);
+    // reopened with an apply that accepts it, the base re-applies from the indexed length: the block that
+    // made the apply fail was never written (its node was not flushed), so the view holds what came before
+    let mut a = Autobase::open(
+        store(&dir, "a", 1),
+        Fragile { fail: false },
+        AutobaseOptions::default(),
+    )
+    .unwrap();
+    a.update().unwrap();
+    assert_eq!(
+        a.view().get(b"k").unwrap().and_then(|e| e.value),
+        Some(b"fine".to_vec())
+    );
+    a.append(Some(&op("again"))).unwrap();
+    assert_eq!(
+        a.view().get(b"k").unwrap().and_then(|e| e.value),
+        Some(b"again".to_vec())
+    );
+    assert_eq!(a.local().length(), 2);
+}
