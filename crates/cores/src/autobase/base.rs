@@ -42,7 +42,7 @@ use crate::corestore::{Corestore, CorestoreError};
 use crate::crypto::discovery_key;
 use crate::hyperbee::{Hyperbee, HyperbeeError};
 use crate::hypercore::messages::{Request, RequestBlock, RequestUpgrade};
-use crate::hypercore::{Hypercore, HypercoreError};
+use crate::hypercore::{Durability, Hypercore, HypercoreError};
 
 use super::checkpoints::LocalCheckpoints;
 use super::linearizer::{Head, Linearizer, NodeInput};
@@ -284,7 +284,7 @@ impl ApplyState {
                 view.mapped_index = None;
             }
             let len = listed.map_or(0, |v| v.length);
-            if view.core.length() != len {
+            if view.core.length() > len {
                 view.core.truncate(len)?;
             }
         }
@@ -396,6 +396,9 @@ impl<H: Handlers> Autobase<H> {
         let key = opts.bootstrap.unwrap_or_else(|| local.key());
         let views_store = store.namespace(format!("autobase/{}", hex::encode(key)));
         let system_core = views_store.get("_system")?;
+        // derived state, rebuilt from the writers on reopen past the last `persist` (which syncs it): written to
+        // the OS as the apply goes, synced before each boot record
+        system_core.set_durability(Durability::Process);
         let system = SystemView::open(Hyperbee::new(system_core))?;
         let mut views = Vec::new();
         let view = handlers.open(&mut ViewStore {
@@ -404,6 +407,7 @@ impl<H: Handlers> Autobase<H> {
         })?;
         for v in &mut views {
             v.mapped_index = system.views.iter().position(|s| s.key == v.core.key());
+            v.core.set_durability(Durability::Process);
         }
         let mut lin = Linearizer::new(&[Head { key, length: 0 }], &[]);
         lin.add_writer(key, 0, false);
@@ -990,12 +994,19 @@ impl<H: Handlers> Autobase<H> {
         Ok(())
     }
 
-    /// Writes the boot record (the indexed system length) and the update records to the local writer's user
-    /// data, which a reopen starts from. Done every [`PERSIST_EVERY`] applied batches, by
-    /// [`Autobase::flush`] and on drop: a stale pair is correct, it only makes a reopen re-apply more (each
-    /// write is an fsync'd file replacement, two thirds of an append's time when done on every one).
+    /// Syncs the system and view cores, then writes the boot record (the indexed system length) and the update
+    /// records to the local writer's user data, which a reopen starts from. Done every [`PERSIST_EVERY`]
+    /// applied batches, by [`Autobase::flush`] and on drop. The system and views are derived state written
+    /// without a sync per append ([`Durability::Process`]); a reopen truncates them to the boot record's
+    /// indexed length, which this sync made durable, and re-applies the rest from the writers. A stale pair is
+    /// correct, it only makes a reopen re-apply more.
     fn persist(&mut self) -> Result<()> {
         self.persisted_at = self.state.stats.batches;
+        // the system and views up to the indexed length must be on disk before a boot record names it
+        self.state.system.db().core().flush()?;
+        for v in &self.state.views {
+            v.core.flush()?;
+        }
         let boot = BootRecord {
             version: BOOT_RECORD_VERSION,
             key: self.state.system.db().core().key(),
@@ -1029,8 +1040,19 @@ impl<H: Handlers> Autobase<H> {
             .filter(|b| b.key == system_key && b.system_length <= length);
         let mut indexed = boot.map_or(0, |b| b.system_length);
         // the indexed length must be a flush point (an `info` block), else start over
-        if indexed > 0 && self.state.system.indexed_info(indexed).is_err() {
-            indexed = 0;
+        match self.state.system.indexed_info(indexed) {
+            // and every view must hold what it names (a power loss after the last sync can cut them shorter)
+            Ok(info) => {
+                let short = self.state.views.iter().any(|v| {
+                    info.views
+                        .iter()
+                        .any(|c| c.key == v.core.key() && c.length > v.core.length())
+                });
+                if short {
+                    indexed = 0;
+                }
+            }
+            Err(_) => indexed = 0,
         }
         self.state.indexed_length = indexed;
         self.state.updates = self

@@ -419,3 +419,22 @@ fn a_failed_apply_stops_the_base_until_it_is_reopened() {
     );
     assert_eq!(a.local().length(), 2);
 }
+
+#[test]
+fn a_view_shorter_than_the_boot_record_says_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    for i in 0..5 {
+        put(&mut a, &format!("k{i}"), "v");
+    }
+    let (view, st) = (list(&a), state(&a));
+    let view_core = a.view().core().clone();
+    drop(a);
+    // what a power loss after the boot record could leave if the view had not been synced: a shorter view
+    view_core.truncate(2).unwrap();
+    drop(view_core);
+    let mut a = open(store(&dir, "a", 1), None);
+    a.update().unwrap();
+    assert_eq!(list(&a), view);
+    assert_eq!(state(&a), st);
+}
