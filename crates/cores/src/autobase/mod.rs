@@ -35,11 +35,12 @@
 //!   the old core as prologue). Needed before a Rust and a JS peer can share views, checkpoints or fast-forward.
 //! - **Checkpoints.** Indexers write digests only; signing the system and view cores at the indexed length
 //!   (`shouldWrite`, [`checkpoints::LocalCheckpoints`]), assembling multisigs and committing signed lengths.
-//! - **Crash tests of the apply.** The system and views are derived state: written without a sync per append
+//! - **More crash tests of the apply.** The system and views are derived state: written without a sync per append
 //!   and synced before each boot record (every 64 batches, `flush`, drop); a reopen truncates them to the boot
 //!   record's indexed length (or to nothing, if a view is shorter than that `info` names) and re-applies the
 //!   rest from the writers. JS instead writes each batch atomically across cores (`store.atomize`). Tested
-//!   with damaged records and a shortened view, not yet with a process killed mid-apply.
+//!   with damaged records, a shortened view and a one-writer base killed with SIGKILL at random points
+//!   (`tests/it/autobase_crash.rs`); not yet with several writers or a power loss.
 //! - Fast-forward, optimistic appends, encryption, anchors, `update` hooks.
 //! - Replication: the wakeup protocol and attaching the writer cores to a replicator; then the autobase-kv
 //!   CLI and its JS twin, the network interop scenarios and `benches/autobase.sh` (issue #16).
