@@ -32,7 +32,10 @@
 //! - **View cores as JS has them.** Views (and the system core) are this peer's own single-signer cores in
 //!   the store's `autobase/<key>` namespace, so `info.views` names other keys than JS's, and nothing moves to
 //!   new keys on an indexer change (JS `_premigrate`, step 5's first half: the view manifests of [`keys`] with
-//!   the old core as prologue). Needed before a Rust and a JS peer can share views, checkpoints or fast-forward.
+//!   the old core as prologue). Needed before a Rust and a JS peer can share views, checkpoints or fast-forward,
+//!   and for speed: every system and view append is signed here (Ed25519 was ~35% of the CPU samples of a
+//!   reader applying 30,000 nodes of 3 writers, 8.2-8.6 s in a release build at load 5.5), where JS appends
+//!   views unsigned and only the indexers sign, in checkpoints.
 //! - **Checkpoints.** Indexers write digests only; signing the system and view cores at the indexed length
 //!   (`shouldWrite`, [`checkpoints::LocalCheckpoints`]), assembling multisigs and committing signed lengths.
 //! - **More crash tests of the apply.** The system and views are derived state: written without a sync per append
