@@ -60,6 +60,33 @@ function manifestJson(m) {
   }
 }
 
+const clockJson = (arr) => arr.map((x) => ({ key: hex(x.key), length: x.length }))
+
+async function systemJson(sys) {
+  const list = []
+  for await (const e of sys.list()) {
+    list.push({ key: hex(e.key), isIndexer: e.value.isIndexer, isRemoved: e.value.isRemoved, length: e.value.length })
+  }
+  return {
+    length: sys.core.length,
+    version: sys.version,
+    members: sys.members,
+    pendingIndexers: sys.pendingIndexers.map(hex),
+    indexers: clockJson(sys.indexers),
+    heads: clockJson(sys.heads),
+    views: clockJson(sys.views),
+    list
+  }
+}
+
+async function flushesJson(core) {
+  const out = []
+  for await (const { length, info } of SystemView.flushes(core.session(), { wait: false })) {
+    out.push({ length, members: info.members, indexers: clockJson(info.indexers), heads: clockJson(info.heads) })
+  }
+  return out
+}
+
 async function dumpCore(store, role, key, session = null) {
   // the base's own session of a view also has the blocks applied but not yet signed
   const core = session || store.get({ key, active: false })
@@ -178,7 +205,9 @@ async function main() {
       viewKey: hex(base.view.core.key),
       systemLength: base.system.core.length,
       signedLength: base.system.core.signedLength,
-      viewEntries: entries
+      viewEntries: entries,
+      // what lib/system.js reports: the state at the system core's length, and every member it lists
+      system: await systemJson(base.system)
     })
   }
 
@@ -227,7 +256,9 @@ async function main() {
       : null
   }
 
-  process.stdout.write(JSON.stringify({ bases, cores, derived }) + '\n')
+  const systemFlushes = await flushesJson(a.system.core)
+
+  process.stdout.write(JSON.stringify({ bases, cores, derived, systemFlushes }) + '\n')
 
   await a.close()
   await b.close()

@@ -2,6 +2,8 @@
 //!
 //! One test binary for the whole crate (`autotests = false` in its Cargo.toml): each file below is a module.
 
+mod autobase_base;
+mod autobase_crash;
 mod autobase_props;
 mod corestore_vectors;
 mod crash_blocks;

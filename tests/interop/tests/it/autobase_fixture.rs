@@ -19,14 +19,18 @@ use holepunch::autobase::keys::{
     IndexerSigner, ViewKeyInputs,
 };
 use holepunch::autobase::messages::{
-    BootRecord, Checkpointer, Info, Member, OplogMessage, SystemKey, BOOT_RECORD_VERSION,
+    BootRecord, Checkout, Checkpointer, Info, Member, OplogMessage, SystemKey, BOOT_RECORD_VERSION,
 };
+use holepunch::autobase::system::SystemView;
 use holepunch::compact_encoding::{Decode, Encode};
 use holepunch::crypto::verify;
+use holepunch::crypto::KeyPair;
 use holepunch::hyperbee::messages::{Header, Node as BeeNode};
+use holepunch::hyperbee::Hyperbee;
 use holepunch::hypercore::caps::{manifest_hash, tree_signable};
 use holepunch::hypercore::messages::{Manifest, Prologue, Signer};
 use holepunch::hypercore::tree::{Batch, TreeState};
+use holepunch::hypercore::Hypercore;
 use serde_json::Value;
 
 /// The writer cores the fixture dumps: two indexers, and a non-indexer that wrote once and was removed.
@@ -395,6 +399,8 @@ fn rust_reads_and_reencodes_every_record_of_a_js_autobase() {
         }
     }
 
+    system_view_reads_what_js_reports(&out, &system.blocks, &dir);
+
     // decode-doesn't-panic over real blocks: every prefix and every single-byte corruption of a JS block;
     // whatever decodes re-encodes to something that decodes to the same message
     for role in WRITERS {
@@ -411,4 +417,80 @@ fn rust_reads_and_reencodes_every_record_of_a_js_autobase() {
             }
         }
     }
+}
+
+fn checkouts(v: &Value) -> Vec<Checkout> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Checkout {
+            key: h32(&c["key"]),
+            length: c["length"].as_u64().unwrap(),
+        })
+        .collect()
+}
+
+/// The JS system core's blocks appended to a Rust core: the Rust [`SystemView`] reads the members, heads,
+/// views and lengths JS reported, at the end and at every flush point.
+fn system_view_reads_what_js_reports(out: &Value, blocks: &[Vec<u8>], dir: &std::path::Path) {
+    let core = Hypercore::create(dir.join("rust-system"), KeyPair::generate()).unwrap();
+    let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+    core.append(&refs).unwrap();
+    let sys = SystemView::open(Hyperbee::new(core)).unwrap();
+    let js = &out["bases"][0]["system"];
+    assert_eq!(sys.core_length(), js["length"].as_u64().unwrap());
+    assert_eq!(sys.version, js["version"].as_u64().unwrap());
+    assert_eq!(sys.members, js["members"].as_u64().unwrap());
+    assert!(js["pendingIndexers"].as_array().unwrap().is_empty());
+    assert!(sys.pending_indexers.is_empty());
+    assert_eq!(sys.indexers, checkouts(&js["indexers"]));
+    assert_eq!(sys.heads, checkouts(&js["heads"]));
+    assert_eq!(sys.views, checkouts(&js["views"]));
+    let list: Vec<([u8; 32], Member)> = js["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                h32(&m["key"]),
+                Member {
+                    is_indexer: m["isIndexer"].as_bool().unwrap(),
+                    is_removed: m["isRemoved"].as_bool().unwrap(),
+                    length: m["length"].as_u64().unwrap(),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(sys.list().unwrap(), list);
+    for (k, m) in &list {
+        assert_eq!(sys.get_member(k).unwrap(), Some(*m));
+        assert!(!sys.linkable(k, m.length).unwrap());
+        assert!(sys.linkable(k, m.length + 1).unwrap());
+    }
+    // every flush point JS lists, newest first, with the state a checkout at that length reads
+    let flushes = sys.flushes(sys.core_length()).unwrap();
+    let js_flushes = out["systemFlushes"].as_array().unwrap();
+    assert_eq!(flushes.len(), js_flushes.len(), "flush points");
+    assert!(flushes.len() > 3);
+    for (f, j) in flushes.iter().zip(js_flushes) {
+        assert_eq!(f.length, j["length"].as_u64().unwrap());
+        assert_eq!(f.info.members, j["members"].as_u64().unwrap());
+        assert_eq!(f.info.indexers, checkouts(&j["indexers"]));
+        assert_eq!(f.info.heads, checkouts(&j["heads"]));
+        let co = sys.checkout(f.length).unwrap();
+        assert_eq!(co.info(), f.info, "checkout at {}", f.length);
+        assert_eq!(sys.indexed_info(f.length).unwrap(), f.info);
+        // a member's record at a checkout is never newer than the head the info names
+        for h in &f.info.heads {
+            let m = co
+                .get_member(&h.key)
+                .unwrap()
+                .expect("a head's writer is a member");
+            assert_eq!(m.length, h.length, "head length at {}", f.length);
+        }
+    }
+    let empty = sys.checkout(0).unwrap();
+    assert_eq!(empty.members, 0);
+    assert!(empty.bootstrapping());
+    assert!(empty.list().unwrap().is_empty());
 }

@@ -2,6 +2,7 @@
 //!
 //! One test binary for the whole crate (`autotests = false` in its Cargo.toml): each file below is a module.
 
+mod autobase_apply;
 mod autobase_fixture;
 mod autobase_linearizer;
 mod autobase_topolist;

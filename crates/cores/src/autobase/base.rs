@@ -1,0 +1,1193 @@
+//! A minimal [`Autobase`] over a [`Corestore`], in one process (JS autobase 7.28.1 `index.js` `_drain` and
+//! `lib/apply-state.js` `update`): writers' cores in, one set of views out.
+//!
+//! What it does, in the order of JS's drain:
+//!
+//! - **Writers.** The local writer is the store's core named `local` (JS `store.get({ name: 'local' })`, so
+//!   the same primary key gives the same writer key in JS and here); the base's key is its creator's local
+//!   key. Remote writers' cores are read from the store by key (whatever put their blocks there: a
+//!   replicator, or [`copy_core`] in tests). Each [`Autobase::update`] feeds every known writer's new blocks
+//!   to the [`Linearizer`], one batch per writer per pass, a node only once the nodes it names are in the DAG
+//!   (a writer named by a head and not known yet is loaded as JS's `_getWriterByKey` does: removed unless the
+//!   system lists it). A block that does not decode, or that the linearizer refuses (a head of a node that
+//!   does not exist, a gap, a bad batch), freezes its writer: nothing of it is applied from then on, as JS
+//!   freezes a writer whose block throws.
+//! - **Local appends** ([`Autobase::append`]) link the linearizer's current heads and are written to the
+//!   local core after the apply, with a digest naming the system core.
+//! - **The apply** ([`ApplyState`] steps 1-4 of the module docs of [`super`]): shift the writers of indexed
+//!   nodes already applied in place, undo (truncating the system core and the views to the last kept update
+//!   record's system length), apply `shared..length` (the system adds each node as a DAG head with its causal
+//!   dependencies; the application's [`Handlers::apply`] runs once per batch with a [`Host`] that can add,
+//!   remove and ack writers; the system flushes once per batch; an update record is kept per batch), then
+//!   index: the records of the indexed nodes are dropped and the last one's system length becomes the
+//!   indexed length.
+//! - **Indexer changes** (step 5): a batch that changed the indexer set stops the shifting; after the
+//!   round the base reboots as JS `_reboot` does: a new linearizer for the indexed system state (its indexers,
+//!   heads and member lengths), the un-indexed nodes of the update records re-added in their order (JS
+//!   `catchup`), the system and views truncated to the indexed length and the records dropped, so the next
+//!   round re-applies the un-indexed tail under the new indexers.
+//!
+//! - **Reopen**: from the boot record's indexed system length and the update records kept in the local
+//!   writer's user data (`autobase/updates`): a reboot at the indexed length that re-applies the tail.
+//!
+//! Not here yet: views are local single-signer cores of this peer (their keys, which `info.views` lists, are
+//! not JS's derived view keys, and they do not move to new keys on an indexer change); no checkpoints are
+//! signed (blocks carry digests only) and nothing is fast-forwarded; the apply's writes are not one atomic
+//! batch with the system flush; replication (wakeup) and encryption.
+
+use std::collections::HashMap;
+
+use crate::compact_encoding::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::corestore::{Corestore, CorestoreError};
+use crate::crypto::discovery_key;
+use crate::hyperbee::{Hyperbee, HyperbeeError};
+use crate::hypercore::messages::{Request, RequestBlock, RequestUpgrade};
+use crate::hypercore::{Durability, Hypercore, HypercoreError};
+
+use super::checkpoints::LocalCheckpoints;
+use super::linearizer::{Head, Linearizer, NodeInput};
+use super::messages::{
+    BootRecord, Checkout, LinearizerUpdate, Member, Node, OplogMessage, BOOT_RECORD_VERSION,
+    OPLOG_VERSION,
+};
+use super::system::{SystemError, SystemView, ViewSlot};
+use super::topolist::{NodeId, TopoUpdate};
+
+/// What went wrong in the base.
+#[derive(Debug, thiserror::Error)]
+pub enum AutobaseError {
+    /// A core failed.
+    #[error("hypercore: {0}")]
+    Core(#[from] HypercoreError),
+    /// The store failed.
+    #[error("corestore: {0}")]
+    Store(#[from] CorestoreError),
+    /// A view's bee failed.
+    #[error("hyperbee: {0}")]
+    Bee(#[from] HyperbeeError),
+    /// The system view failed.
+    #[error("{0}")]
+    System(#[from] SystemError),
+    /// Stored state that does not decode.
+    #[error("decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// The local writer may not append (not a member, or removed).
+    #[error("not writable")]
+    NotWritable,
+    /// Removing the last indexer.
+    #[error("not allowed to remove the last indexer")]
+    LastIndexer,
+    /// The application's apply failed.
+    #[error("apply: {0}")]
+    Apply(String),
+    /// An earlier update failed part-way (an apply error, or a core that could not be written): the base's
+    /// state may be half-applied, so it refuses to go on; reopening it truncates to the indexed length and
+    /// re-applies.
+    #[error("the base failed in an earlier update; reopen it")]
+    Failed,
+}
+
+/// Result of base operations.
+pub type Result<T, E = AutobaseError> = std::result::Result<T, E>;
+
+/// One node handed to [`Handlers::apply`] (JS's apply batch entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyNode {
+    /// Whether the node is indexed (final) or in the tip (may be undone).
+    pub indexed: bool,
+    /// The writer's key.
+    pub from: [u8; 32],
+    /// The node's length in its writer's core.
+    pub length: u64,
+    /// The value, as the writer appended it (JSON for autobase-kv).
+    pub value: Vec<u8>,
+    /// The heads it was written with.
+    pub heads: Vec<Head>,
+}
+
+/// Opens named view cores for [`Handlers::open`] (JS `open(store)` with `store.get(name)`).
+#[derive(Debug)]
+pub struct ViewStore<'a> {
+    store: &'a Corestore,
+    views: &'a mut Vec<ViewCore>,
+}
+
+impl ViewStore<'_> {
+    /// The view core `name`, in the order views are opened (the order gives their index in `info.views`).
+    pub fn get(&mut self, name: &str) -> Result<Hypercore> {
+        if let Some(v) = self.views.iter().find(|v| v.name == name) {
+            return Ok(v.core.clone());
+        }
+        let core = self.store.get(format!("view/{name}"))?;
+        self.views.push(ViewCore {
+            name: name.to_string(),
+            core: core.clone(),
+            mapped_index: None,
+        });
+        Ok(core)
+    }
+}
+
+/// The application: the views it builds and how nodes change them.
+pub trait Handlers {
+    /// What [`Handlers::open`] makes (e.g. a [`Hyperbee`]).
+    type View;
+    /// Creates the views (JS `open`).
+    fn open(&mut self, store: &mut ViewStore<'_>) -> Result<Self::View>;
+    /// Applies one batch of nodes (JS `apply(nodes, view, host)`).
+    fn apply(&mut self, nodes: &[ApplyNode], view: &Self::View, host: &mut Host<'_>) -> Result<()>;
+}
+
+/// A writer change made from the apply, for the base to act on after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriterChange {
+    Added([u8; 32]),
+    Removed([u8; 32]),
+}
+
+/// What the apply may do to the base (JS `PrivateApplyCalls`).
+#[derive(Debug)]
+pub struct Host<'a> {
+    system: &'a mut SystemView,
+    changes: Vec<WriterChange>,
+    key: [u8; 32],
+}
+
+impl Host<'_> {
+    /// The base's key.
+    pub fn key(&self) -> [u8; 32] {
+        self.key
+    }
+
+    /// The system view as the apply left it so far.
+    pub fn system(&self) -> &SystemView {
+        self.system
+    }
+
+    /// Adds a writer (JS `host.addWriter(key, { indexer })`).
+    pub fn add_writer(&mut self, key: [u8; 32], indexer: bool) -> Result<()> {
+        self.system.add(key, indexer)?;
+        self.changes.push(WriterChange::Added(key));
+        Ok(())
+    }
+
+    /// Acks a writer at the length applied (JS `host.ackWriter`).
+    pub fn ack_writer(&mut self, key: [u8; 32]) -> Result<()> {
+        Ok(self.system.ack(key)?)
+    }
+
+    /// Whether `key` may be removed: not the last indexer (JS `removeable`).
+    pub fn removeable(&self, key: &[u8; 32]) -> bool {
+        self.system.indexers.len() != 1 || self.system.indexers[0].key != *key
+    }
+
+    /// Removes a writer (JS `host.removeWriter`); the last indexer cannot be removed.
+    pub fn remove_writer(&mut self, key: [u8; 32]) -> Result<()> {
+        if !self.removeable(&key) {
+            return Err(AutobaseError::LastIndexer);
+        }
+        self.system.remove(key)?;
+        self.changes.push(WriterChange::Removed(key));
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ViewCore {
+    name: String,
+    core: Hypercore,
+    mapped_index: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct WriterState {
+    /// Nodes of the writer fed to the linearizer (its next block's seq).
+    fed: u64,
+    /// A block that did not decode or was refused: nothing more of this writer is read.
+    frozen: bool,
+}
+
+/// The apply state (JS `ApplyState`): the system view, the views, the update records and the indexed
+/// length.
+#[derive(Debug)]
+pub struct ApplyState {
+    system: SystemView,
+    views: Vec<ViewCore>,
+    updates: Vec<LinearizerUpdate>,
+    indexed_length: u64,
+    stats: ApplyStats,
+}
+
+/// Counts of what the apply did, for tests and tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Batches applied (the system flushed once each).
+    pub batches: u64,
+    /// Nodes undone (un-indexed nodes whose order changed).
+    pub undone: u64,
+    /// Reboots after indexer changes.
+    pub reboots: u64,
+    /// Un-indexed nodes re-added to a new linearizer by reboots (JS `catchup`).
+    pub readded: u64,
+}
+
+impl ApplyState {
+    /// The system view.
+    pub fn system(&self) -> &SystemView {
+        &self.system
+    }
+
+    /// The system length the indexers have indexed (what they would sign).
+    pub fn indexed_length(&self) -> u64 {
+        self.indexed_length
+    }
+
+    /// What the apply did so far.
+    pub fn stats(&self) -> ApplyStats {
+        self.stats
+    }
+
+    /// The update records of the applied batches not indexed yet.
+    pub fn updates(&self) -> &[LinearizerUpdate] {
+        &self.updates
+    }
+
+    fn slots(&self) -> Vec<ViewSlot> {
+        self.views
+            .iter()
+            .map(|v| ViewSlot {
+                key: v.core.key(),
+                length: v.core.length(),
+                mapped_index: v.mapped_index,
+            })
+            .collect()
+    }
+
+    fn push_update(&mut self, mut u: LinearizerUpdate) {
+        u.system_length = self.system.core_length();
+        self.updates.push(u);
+    }
+
+    /// Truncates the system core to `system_length` and every view to the length the system's `info` there
+    /// lists (a view it does not list is unmapped and emptied) (JS `truncate`).
+    fn truncate(&mut self, system_length: u64) -> Result<bool> {
+        if system_length != self.system.core_length() {
+            self.system.db().core().truncate(system_length)?;
+        }
+        let changed = self.system.update()?;
+        for view in &mut self.views {
+            let listed = view
+                .mapped_index
+                .and_then(|i| self.system.views.get(i))
+                .copied();
+            if listed.is_none() {
+                view.mapped_index = None;
+            }
+            let len = listed.map_or(0, |v| v.length);
+            if view.core.length() > len {
+                view.core.truncate(len)?;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Pops update records covering `undo` nodes and truncates to the last kept one (JS `undo`).
+    fn undo(&mut self, mut undo: usize) -> Result<bool> {
+        if undo == 0 {
+            return Ok(false);
+        }
+        self.stats.undone += undo as u64;
+        while undo > 0 {
+            let Some(u) = self.updates.pop() else { break };
+            undo = undo.saturating_sub(usize::try_from(u.batch).unwrap_or(usize::MAX));
+        }
+        let len = self
+            .updates
+            .last()
+            .map_or(self.indexed_length, |u| u.system_length);
+        self.truncate(len)
+    }
+
+    /// Drops the records covering the first `indexed` nodes; the last one's system length is the new indexed
+    /// length (JS `_indexUpdates`).
+    fn index_updates(&mut self, mut indexed: usize) {
+        let mut shift = 0;
+        while indexed > 0 && shift < self.updates.len() {
+            indexed = indexed
+                .saturating_sub(usize::try_from(self.updates[shift].batch).unwrap_or(usize::MAX));
+            shift += 1;
+        }
+        if shift == 0 {
+            return;
+        }
+        self.indexed_length = self.updates[shift - 1].system_length;
+        self.updates.drain(..shift);
+    }
+}
+
+/// Options of [`Autobase::open`].
+#[derive(Debug, Clone, Default)]
+pub struct AutobaseOptions {
+    /// The base to join (its bootstrap key); `None` creates a base whose key is the local writer's.
+    pub bootstrap: Option<[u8; 32]>,
+}
+
+/// A base: the local writer, the remote writers' cores in the store, the linearizer and the apply state.
+pub struct Autobase<H: Handlers> {
+    store: Corestore,
+    key: [u8; 32],
+    local: Hypercore,
+    handlers: H,
+    view: H::View,
+    lin: Linearizer,
+    writers: HashMap<[u8; 32], WriterState>,
+    order: Vec<[u8; 32]>,
+    state: ApplyState,
+    appending: Vec<Option<Vec<u8>>>,
+    digests: LocalCheckpoints,
+    persisted_at: u64,
+    failed: bool,
+}
+
+impl<H: Handlers> Drop for Autobase<H> {
+    fn drop(&mut self) {
+        // best effort: a reopen without it re-applies more, nothing else
+        if !self.failed {
+            let _ = self.persist();
+        }
+    }
+}
+
+impl<H: Handlers> std::fmt::Debug for Autobase<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Autobase")
+            .field("key", &hex::encode(self.key))
+            .field("local", &hex::encode(self.local.key()))
+            .field("system_length", &self.state.system.core_length())
+            .field("indexed_length", &self.state.indexed_length)
+            .finish_non_exhaustive()
+    }
+}
+
+const UPDATES_KEY: &str = "autobase/updates";
+
+/// Applied batches between two writes of the boot record and update records (and at [`Autobase::flush`] and
+/// on drop).
+pub const PERSIST_EVERY: u64 = 64;
+
+/// Encodes the update records as the local writer keeps them (`autobase/updates` user data: an array of
+/// `@autobase/linearizer-update`).
+pub fn encode_updates(updates: &[LinearizerUpdate]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.array(updates, |w, u| u.encode(w));
+    w.into_vec()
+}
+
+/// Decodes [`encode_updates`]' bytes (untrusted: from disk).
+pub fn decode_updates(bytes: &[u8]) -> Result<Vec<LinearizerUpdate>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    r.array(LinearizerUpdate::decode)
+}
+
+impl<H: Handlers> Autobase<H> {
+    /// Opens a new base (or joins `opts.bootstrap`) over `store`.
+    pub fn open(store: Corestore, mut handlers: H, opts: AutobaseOptions) -> Result<Self> {
+        let local = store.get("local")?;
+        let key = opts.bootstrap.unwrap_or_else(|| local.key());
+        let views_store = store.namespace(format!("autobase/{}", hex::encode(key)));
+        let system_core = views_store.get("_system")?;
+        // derived state, rebuilt from the writers on reopen past the last `persist` (which syncs it): written to
+        // the OS as the apply goes, synced before each boot record
+        system_core.set_durability(Durability::Process);
+        let system = SystemView::open(Hyperbee::new(system_core))?;
+        let mut views = Vec::new();
+        let view = handlers.open(&mut ViewStore {
+            store: &views_store,
+            views: &mut views,
+        })?;
+        for v in &mut views {
+            v.mapped_index = system.views.iter().position(|s| s.key == v.core.key());
+            v.core.set_durability(Durability::Process);
+        }
+        let mut lin = Linearizer::new(&[Head { key, length: 0 }], &[]);
+        lin.add_writer(key, 0, false);
+        let mut base = Self {
+            store,
+            key,
+            local,
+            handlers,
+            view,
+            lin,
+            writers: HashMap::new(),
+            order: Vec::new(),
+            state: ApplyState {
+                system,
+                views,
+                updates: Vec::new(),
+                indexed_length: 0,
+                stats: ApplyStats::default(),
+            },
+            appending: Vec::new(),
+            digests: LocalCheckpoints::default(),
+            persisted_at: 0,
+            failed: false,
+        };
+        base.track(key, 0);
+        base.local.set_user_data("referrer", Some(&key))?;
+        if base.state.system.core_length() > 0 {
+            base.reopen()?;
+        }
+        Ok(base)
+    }
+
+    /// The base's key (its bootstrap writer's key).
+    pub fn key(&self) -> [u8; 32] {
+        self.key
+    }
+
+    /// The local writer's key.
+    pub fn local_key(&self) -> [u8; 32] {
+        self.local.key()
+    }
+
+    /// The local writer's core.
+    pub fn local(&self) -> &Hypercore {
+        &self.local
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Corestore {
+        &self.store
+    }
+
+    /// The views [`Handlers::open`] made.
+    pub fn view(&self) -> &H::View {
+        &self.view
+    }
+
+    /// The apply state (system view, update records, indexed length).
+    pub fn state(&self) -> &ApplyState {
+        &self.state
+    }
+
+    /// The system view.
+    pub fn system(&self) -> &SystemView {
+        &self.state.system
+    }
+
+    /// The linearizer.
+    pub fn linearizer(&self) -> &Linearizer {
+        &self.lin
+    }
+
+    /// The writers whose cores the base reads, in the order it met them.
+    pub fn writers(&self) -> &[[u8; 32]] {
+        &self.order
+    }
+
+    /// Whether the local writer may append values: a member that is not removed, or the creator of a base
+    /// with no members yet.
+    pub fn writable(&self) -> Result<bool> {
+        let me = self.local.key();
+        let sys = &self.state.system;
+        if sys.bootstrapping() {
+            return Ok(me == self.key);
+        }
+        Ok(sys.get_member(&me)?.is_some_and(|m| !m.is_removed))
+    }
+
+    /// Whether the local writer is an indexer (or a pending one).
+    pub fn is_indexer(&self) -> bool {
+        let me = self.local.key();
+        let sys = &self.state.system;
+        sys.indexers.iter().any(|i| i.key == me)
+            || sys.pending_indexers.contains(&me)
+            || (sys.bootstrapping() && me == self.key)
+    }
+
+    fn track(&mut self, key: [u8; 32], fed: u64) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.writers.entry(key) {
+            e.insert(WriterState { fed, frozen: false });
+            self.order.push(key);
+        }
+    }
+
+    /// Appends one value (or an ack, `None`) from the local writer and runs the update that writes it.
+    pub fn append(&mut self, value: Option<&[u8]>) -> Result<()> {
+        self.append_batch(&[value])
+    }
+
+    /// Appends values as one atomic batch (nodes with batch counts `n..1`).
+    pub fn append_batch(&mut self, values: &[Option<&[u8]>]) -> Result<()> {
+        if self.failed {
+            return Err(AutobaseError::Failed);
+        }
+        let me = self.local.key();
+        if values.iter().any(Option::is_some) && !self.writable()? {
+            return Err(AutobaseError::NotWritable);
+        }
+        if self.lin.writer_id(&me).is_none() {
+            return Err(AutobaseError::NotWritable);
+        }
+        for v in values {
+            // an ack left unflushed before a value is dropped, and acks after anything are folded (JS `_append`)
+            if !self.appending.is_empty() {
+                if v.is_none() {
+                    continue;
+                }
+                if self.appending.last().is_some_and(Option::is_none) {
+                    self.appending.pop();
+                }
+            }
+            self.appending.push(v.map(<[u8]>::to_vec));
+        }
+        self.update()
+    }
+
+    /// Appends an ack if the local writer is an indexer and the linearizer says one is due, or it is a
+    /// pending indexer (JS `ack()` without checkpoints: `shouldWrite` is not checked). Returns whether it
+    /// appended.
+    pub fn ack(&mut self) -> Result<bool> {
+        self.update()?;
+        let me = self.local.key();
+        let pending = self.is_pending_indexer();
+        let sys = &self.state.system;
+        if !(pending || sys.indexers.iter().any(|i| i.key == me)) {
+            return Ok(false);
+        }
+        let has_pending = sys.indexers.len() > self.lin.indexers().len();
+        if pending || self.lin.should_ack(&me, has_pending) {
+            self.append(None)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn is_pending_indexer(&self) -> bool {
+        let me = self.local.key();
+        self.state.system.pending_indexers.contains(&me)
+            && me != self.key
+            && self.local.length() == 0
+    }
+
+    /// Reads what the writers' cores hold, linearizes and applies it, and writes the pending local appends
+    /// (JS `update()`/`_drain`). A pending indexer then acks, as JS's `_advance` does.
+    pub fn update(&mut self) -> Result<()> {
+        self.drain()?;
+        if self.is_pending_indexer() && self.lin.writer_id(&self.local.key()).is_some() {
+            self.appending.push(None);
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        if self.failed {
+            return Err(AutobaseError::Failed);
+        }
+        let r = self.drain_inner();
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn drain_inner(&mut self) -> Result<()> {
+        loop {
+            let added = self.add_remote_heads()?;
+            let local_nodes = self.add_local_heads()?;
+            let Some(u) = self.lin.update() else {
+                if added == 0 && local_nodes.is_empty() {
+                    return Ok(());
+                }
+                continue;
+            };
+            let reboot = self.apply_update(u, &local_nodes)?;
+            if reboot {
+                self.reboot()?;
+                continue;
+            }
+            if added == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn writer_core(&self, key: &[u8; 32]) -> Result<Option<Hypercore>> {
+        if *key == self.local.key() {
+            return Ok(Some(self.local.clone()));
+        }
+        Ok(self.store.get_by_discovery_key(&discovery_key(key))?)
+    }
+
+    /// The writer's block `seq`, if stored; `Err(())` when it does not decode.
+    fn load(&self, key: &[u8; 32], seq: u64) -> Result<Option<Result<OplogMessage, ()>>> {
+        let Some(core) = self.writer_core(key)? else {
+            return Ok(None);
+        };
+        if seq >= core.length() || !core.has(seq) {
+            return Ok(None);
+        }
+        let Some(block) = core.get(seq)? else {
+            return Ok(None);
+        };
+        Ok(Some(OplogMessage::decode(&block).map_err(|_| ())))
+    }
+
+    /// Makes a writer named by a head known to the linearizer: at the length the system recorded, removed
+    /// unless the system lists it (JS `_getWriterByKey(key, -1, ...)`).
+    fn ensure_writer(&mut self, key: [u8; 32]) -> Result<()> {
+        if self.lin.writer_id(&key).is_some() {
+            self.track(key, self.lin_length(&key));
+            return Ok(());
+        }
+        let sys = &self.state.system;
+        let member = sys.get_member(&key)?;
+        let mut removed = member.is_none_or(|m| m.is_removed);
+        if removed && sys.bootstrapping() && key == self.key {
+            removed = false;
+        }
+        let len = member.map_or(0, |m| m.length);
+        self.lin.add_writer(key, len, removed);
+        self.track(key, len);
+        Ok(())
+    }
+
+    fn lin_length(&self, key: &[u8; 32]) -> u64 {
+        self.lin
+            .writer_id(key)
+            .map_or(0, |w| self.lin.writer(w).length())
+    }
+
+    /// Feeds one batch of `key`'s next nodes, if their dependencies are in; returns the nodes fed.
+    fn feed_batch(&mut self, key: [u8; 32]) -> Result<usize> {
+        let mut fed = 0;
+        loop {
+            let Some(state) = self.writers.get(&key) else {
+                return Ok(fed);
+            };
+            if state.frozen {
+                return Ok(fed);
+            }
+            let seq = state.fed;
+            let msg = match self.load(&key, seq)? {
+                None => return Ok(fed),
+                Some(Err(())) => {
+                    self.freeze(key);
+                    return Ok(fed);
+                }
+                Some(Ok(m)) => m,
+            };
+            for h in &msg.node.heads {
+                if h.key == key {
+                    continue;
+                }
+                self.ensure_writer(h.key)?;
+                if self.lin_length(&h.key) < h.length {
+                    return Ok(fed); // wait for the head's writer
+                }
+            }
+            let input = NodeInput {
+                key,
+                length: seq + 1,
+                heads: msg
+                    .node
+                    .heads
+                    .iter()
+                    .map(|h| Head {
+                        key: h.key,
+                        length: h.length,
+                    })
+                    .collect(),
+                batch: msg.node.batch,
+                value: msg.node.value,
+                optimistic: msg.optimistic,
+            };
+            let batch = input.batch;
+            if self.lin.add_node(input).is_err() {
+                self.freeze(key);
+                return Ok(fed);
+            }
+            if let Some(s) = self.writers.get_mut(&key) {
+                s.fed = seq + 1;
+            }
+            fed += 1;
+            if batch <= 1 {
+                return Ok(fed);
+            }
+        }
+    }
+
+    fn freeze(&mut self, key: [u8; 32]) {
+        if let Some(s) = self.writers.get_mut(&key) {
+            s.frozen = true;
+        }
+    }
+
+    /// JS `_addRemoteHeads`: rounds of one batch per writer until nothing moves.
+    fn add_remote_heads(&mut self) -> Result<usize> {
+        let mut added = 0;
+        loop {
+            let mut advanced = 0;
+            let mut i = 0;
+            while i < self.order.len() {
+                let key = self.order[i];
+                advanced += self.feed_batch(key)?;
+                i += 1;
+            }
+            if advanced == 0 {
+                return Ok(added);
+            }
+            added += advanced;
+        }
+    }
+
+    /// JS `_addLocalHeads`: the pending appends as nodes linking the current heads.
+    fn add_local_heads(&mut self) -> Result<Vec<(NodeId, OplogMessage)>> {
+        let me = self.local.key();
+        if self.appending.is_empty() || self.lin.writer_id(&me).is_none() {
+            return Ok(Vec::new());
+        }
+        let values = std::mem::take(&mut self.appending);
+        let n = values.len() as u64;
+        let mut out = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
+            let heads = self.lin.heads();
+            let length = self.writers.get(&me).map_or(0, |s| s.fed) + 1;
+            let batch = n - i as u64;
+            let input = NodeInput {
+                key: me,
+                length,
+                heads: heads.clone(),
+                batch,
+                value: value.clone(),
+                optimistic: false,
+            };
+            let ids = self
+                .lin
+                .add_node(input)
+                .map_err(|e| AutobaseError::Apply(format!("local node refused: {e}")))?;
+            if let Some(s) = self.writers.get_mut(&me) {
+                s.fed = length;
+            }
+            let msg = OplogMessage {
+                version: OPLOG_VERSION,
+                max_supported_version: 0,
+                node: Node {
+                    heads: heads
+                        .iter()
+                        .map(|h| Checkout {
+                            key: h.key,
+                            length: h.length,
+                        })
+                        .collect(),
+                    batch,
+                    value,
+                },
+                checkpoint: None,
+                digest: None,
+                optimistic: false,
+                trace: None,
+            };
+            out.push((ids.last().copied().unwrap_or(usize::MAX), msg));
+        }
+        Ok(out)
+    }
+
+    fn refresh_writers(&mut self) -> Result<()> {
+        let sys = &self.state.system;
+        let boot = sys.core_length() == 0;
+        let mut flags = Vec::new();
+        for key in &self.order {
+            let removed = match sys.get_member(key)? {
+                Some(m) => m.is_removed,
+                None => !(boot && *key == self.key),
+            };
+            flags.push((*key, removed));
+        }
+        for (k, r) in flags {
+            self.lin.set_removed(&k, r);
+        }
+        Ok(())
+    }
+
+    fn node_at(&self, u: &TopoUpdate, i: usize) -> Option<NodeId> {
+        if i < u.indexed.len() {
+            u.indexed.get(i).copied()
+        } else {
+            u.tip.get(i - u.indexed.len()).copied()
+        }
+    }
+
+    /// JS `ApplyState.update(u, localNodes)`; returns whether the indexers changed (the base reboots).
+    fn apply_update(
+        &mut self,
+        u: TopoUpdate,
+        local_nodes: &[(NodeId, OplogMessage)],
+    ) -> Result<bool> {
+        let mut batch = 0u64;
+        let mut apply_batch: Vec<ApplyNode> = Vec::new();
+        let mut indexers_updated = 0usize;
+
+        // 1. indexed nodes already applied in place
+        let mut i = 0;
+        let mut j = 0;
+        while i < u.indexed.len().min(u.shared) {
+            let node = u.indexed[i];
+            i += 1;
+            if self.lin.node(node).batch > 1 {
+                continue;
+            }
+            let key = self.lin.node_head(node).key;
+            self.lin.shift_writer(&key);
+            let rec = self.state.updates.get(j).copied();
+            j += 1;
+            if rec.is_some_and(|r| r.indexers) {
+                indexers_updated = i;
+                break;
+            }
+        }
+
+        // 2. undo
+        if u.undo > 0 && self.state.undo(u.undo)? {
+            self.refresh_writers()?;
+        }
+        if self.state.system.bootstrapping() {
+            self.state.system.add(self.key, true)?;
+        }
+        if self.state.system.update()? {
+            self.refresh_writers()?;
+        }
+
+        // 3. apply
+        for i in u.shared..u.length {
+            let indexed = i < u.indexed.len();
+            let Some(node) = self.node_at(&u, i) else {
+                break;
+            };
+            batch += 1;
+            let n = self.lin.node(node).clone();
+            let head = self.lin.node_head(node);
+            let w = self.lin.writer(n.writer).clone();
+            if w.is_removed && !w.is_active_indexer {
+                if n.batch > 1 {
+                    continue;
+                }
+                self.state.push_update(LinearizerUpdate {
+                    key: head.key,
+                    length: head.length,
+                    batch,
+                    system_length: 0,
+                    indexers: false,
+                });
+                batch = 0;
+                continue;
+            }
+            let deps = self.lin.causal_dependencies(node);
+            for &d in deps.iter().skip(1).rev() {
+                let dh = self.lin.node_head(d);
+                if self.state.system.linkable(&dh.key, dh.length)? {
+                    let actual = self.lin.node(d).actual_heads.clone();
+                    self.state.system.add_head(dh.key, dh.length, &actual);
+                }
+            }
+            self.state
+                .system
+                .add_head(head.key, head.length, &n.actual_heads);
+            if let Some(value) = &n.value {
+                if !w.is_removed {
+                    apply_batch.push(ApplyNode {
+                        indexed,
+                        from: head.key,
+                        length: head.length,
+                        value: value.clone(),
+                        heads: n.actual_heads.clone(),
+                    });
+                }
+            }
+            if n.batch > 1 {
+                continue;
+            }
+            if !apply_batch.is_empty() {
+                let mut host = Host {
+                    system: &mut self.state.system,
+                    changes: Vec::new(),
+                    key: self.key,
+                };
+                self.handlers.apply(&apply_batch, &self.view, &mut host)?;
+                let changes = std::mem::take(&mut host.changes);
+                for c in changes {
+                    match c {
+                        WriterChange::Added(k) => {
+                            if self.lin.writer_id(&k).is_some() {
+                                self.lin.set_removed(&k, false);
+                            } else {
+                                let len = self.state.system.get_member(&k)?.map_or(0, |m| m.length);
+                                self.lin.add_writer(k, len, false);
+                            }
+                            self.track(k, self.lin_length(&k));
+                        }
+                        WriterChange::Removed(k) => self.lin.set_removed(&k, true),
+                    }
+                }
+            }
+            let rec = LinearizerUpdate {
+                key: head.key,
+                length: head.length,
+                batch,
+                system_length: 0,
+                indexers: self.state.system.indexer_update,
+            };
+            let mut slots = self.state.slots();
+            self.state.system.flush(&mut slots)?;
+            for (v, s) in self.state.views.iter_mut().zip(&slots) {
+                v.mapped_index = s.mapped_index;
+            }
+            self.state.system.update()?;
+            self.state.stats.batches += 1;
+            batch = 0;
+            apply_batch.clear();
+            self.state.push_update(rec);
+            if !indexed || indexers_updated != 0 {
+                continue;
+            }
+            self.lin.shift_writer(&head.key);
+            if rec.indexers {
+                indexers_updated = i + 1;
+            }
+        }
+
+        // 4. index
+        if !u.indexed.is_empty() {
+            let n = if indexers_updated != 0 {
+                indexers_updated
+            } else {
+                u.indexed.len()
+            };
+            self.state.index_updates(n);
+        }
+
+        // 6. the local nodes, then the boot record and the update records
+        self.flush_local(local_nodes)?;
+        Ok(indexers_updated != 0)
+    }
+
+    fn flush_local(&mut self, local_nodes: &[(NodeId, OplogMessage)]) -> Result<()> {
+        if !local_nodes.is_empty() {
+            let system_key = self.state.system.db().core().key();
+            let start = self.local.length();
+            let mut blocks = Vec::with_capacity(local_nodes.len());
+            for (i, (_, msg)) in local_nodes.iter().enumerate() {
+                let mut msg = msg.clone();
+                msg.digest = Some(self.digests.make_digest(start + i as u64 + 1, system_key));
+                blocks.push(
+                    msg.to_bytes()
+                        .map_err(|e| AutobaseError::Apply(e.to_string()))?,
+                );
+            }
+            let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+            self.local.append(&refs)?;
+        }
+        if self.state.stats.batches >= self.persisted_at + PERSIST_EVERY {
+            self.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs the system and view cores, then writes the boot record (the indexed system length) and the update
+    /// records to the local writer's user data, which a reopen starts from. Done every [`PERSIST_EVERY`]
+    /// applied batches, by [`Autobase::flush`] and on drop. The system and views are derived state written
+    /// without a sync per append ([`Durability::Process`]); a reopen truncates them to the boot record's
+    /// indexed length, which this sync made durable, and re-applies the rest from the writers. A stale pair is
+    /// correct, it only makes a reopen re-apply more.
+    fn persist(&mut self) -> Result<()> {
+        self.persisted_at = self.state.stats.batches;
+        // the system and views up to the indexed length must be on disk before a boot record names it
+        self.state.system.db().core().flush()?;
+        for v in &self.state.views {
+            v.core.flush()?;
+        }
+        let boot = BootRecord {
+            version: BOOT_RECORD_VERSION,
+            key: self.state.system.db().core().key(),
+            system_length: self.state.indexed_length,
+            ..BootRecord::default()
+        };
+        let boot = boot
+            .to_bytes()
+            .map_err(|e| AutobaseError::Apply(e.to_string()))?;
+        self.local.set_user_data("autobase/boot", Some(&boot))?;
+        self.local
+            .set_user_data(UPDATES_KEY, Some(&encode_updates(&self.state.updates)))?;
+        Ok(())
+    }
+
+    /// Writes what a reopen starts from now (see [`PERSIST_EVERY`]).
+    pub fn flush(&mut self) -> Result<()> {
+        self.persist()
+    }
+
+    /// Reopens from what the last flush kept: the boot record's indexed system length and the update records
+    /// (a missing or damaged one only costs re-applying more: from the indexed length, or from the start),
+    /// then rebuilds the linearizer as a reboot does and re-applies the un-indexed tail.
+    fn reopen(&mut self) -> Result<()> {
+        let system_key = self.state.system.db().core().key();
+        let length = self.state.system.core_length();
+        let boot = self
+            .local
+            .get_user_data("autobase/boot")
+            .and_then(|b| BootRecord::decode(&b).ok())
+            .filter(|b| b.key == system_key && b.system_length <= length);
+        let mut indexed = boot.map_or(0, |b| b.system_length);
+        // the indexed length must be a flush point (an `info` block), else start over
+        match self.state.system.indexed_info(indexed) {
+            // and every view must hold what it names (a power loss after the last sync can cut them shorter)
+            Ok(info) => {
+                let short = self.state.views.iter().any(|v| {
+                    info.views
+                        .iter()
+                        .any(|c| c.key == v.core.key() && c.length > v.core.length())
+                });
+                if short {
+                    indexed = 0;
+                }
+            }
+            Err(_) => indexed = 0,
+        }
+        self.state.indexed_length = indexed;
+        self.state.updates = self
+            .local
+            .get_user_data(UPDATES_KEY)
+            .and_then(|b| decode_updates(&b).ok())
+            .unwrap_or_default();
+        self.reboot()
+    }
+
+    /// JS `_reboot` after an indexer change: a linearizer for the indexed system state, the un-indexed nodes
+    /// of the update records re-added in order (`catchup`), and the system and views truncated to the indexed
+    /// length with the records dropped, so the next round re-applies the tail under the new indexers.
+    fn reboot(&mut self) -> Result<()> {
+        self.state.stats.reboots += 1;
+        let indexed = self.state.indexed_length;
+        let sys = self.state.system.checkout(indexed)?;
+        let indexers: Vec<Head> = sys
+            .indexers
+            .iter()
+            .map(|c| Head {
+                key: c.key,
+                length: c.length,
+            })
+            .collect();
+        let heads: Vec<Head> = sys
+            .heads
+            .iter()
+            .map(|c| Head {
+                key: c.key,
+                length: c.length,
+            })
+            .collect();
+        // nothing indexed yet: the bootstrap linearizer, as a new base has
+        let indexers = if indexers.is_empty() {
+            vec![Head {
+                key: self.key,
+                length: 0,
+            }]
+        } else {
+            indexers
+        };
+        self.lin = Linearizer::new(&indexers, &heads);
+        self.writers.clear();
+        self.order.clear();
+        let member = |k: &[u8; 32]| -> Result<Option<Member>> { Ok(sys.get_member(k)?) };
+        for h in indexers.iter().chain(&heads) {
+            self.track(h.key, h.length);
+        }
+        let me = self.local.key();
+        if let Some(m) = member(&me)? {
+            if self.lin.writer_id(&me).is_none() {
+                self.lin.add_writer(me, m.length, m.is_removed);
+            }
+            self.track(me, m.length);
+        }
+        let records = std::mem::take(&mut self.state.updates);
+        self.state.truncate(indexed)?;
+        for rec in &records {
+            if self.lin.writer_id(&rec.key).is_none() {
+                let m = member(&rec.key)?;
+                let len = m.map_or(0, |m| m.length);
+                self.lin
+                    .add_writer(rec.key, len, m.is_none_or(|m| m.is_removed));
+                self.track(rec.key, len);
+            }
+            while self
+                .writers
+                .get(&rec.key)
+                .is_some_and(|s| s.fed < rec.length && !s.frozen)
+            {
+                let n = self.feed_batch(rec.key)?;
+                if n == 0 {
+                    break;
+                }
+                self.state.stats.readded += n as u64;
+            }
+        }
+        // the members with no node in the records (JS finds them again through wakeup)
+        for (k, m) in sys.list()? {
+            if !m.is_removed {
+                self.ensure_writer(k)?;
+            }
+        }
+        self.refresh_writers()?;
+        Ok(())
+    }
+}
+
+/// Copies the blocks `dst` lacks from `src` (the same core in two stores), through proofs that `dst` verifies:
+/// replication without a network, for tests and tools. `dst` is opened (created as a reader) in `dst_store`.
+pub fn copy_core(src: &Hypercore, dst_store: &Corestore) -> Result<u64> {
+    let dst = dst_store.get_by_key(src.key(), src.manifest())?;
+    let from = dst.length();
+    let to = src.length();
+    if to <= from {
+        return Ok(0);
+    }
+    for i in from..to {
+        let req = Request {
+            id: i + 1,
+            fork: src.fork(),
+            block: Some(RequestBlock {
+                index: i,
+                nodes: dst.missing_nodes(2 * i),
+            }),
+            upgrade: (i == from).then_some(RequestUpgrade {
+                start: from,
+                length: to - from,
+            }),
+            manifest: dst.manifest().is_none(),
+            ..Request::default()
+        };
+        let data = src.proof(&req)?;
+        dst.apply_proof(&data)?;
+    }
+    Ok(to - from)
+}
+
+/// Copies every writer core `from` has that `to` reads (or that `to` does not have at all) from `from`'s
+/// store to `to`'s: one direction of a simulated replication.
+pub fn sync_writers<A: Handlers, B: Handlers>(from: &Autobase<A>, to: &Autobase<B>) -> Result<()> {
+    let mut keys: Vec<[u8; 32]> = from.writers().to_vec();
+    keys.push(from.local_key());
+    for key in keys {
+        if key == to.local_key() {
+            continue;
+        }
+        let Some(src) = from.writer_core(&key)? else {
+            continue;
+        };
+        if src.length() == 0 {
+            continue;
+        }
+        copy_core(&src, to.store())?;
+    }
+    Ok(())
+}

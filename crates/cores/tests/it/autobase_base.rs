@@ -1,0 +1,440 @@
+//! The minimal `Autobase` in one process: bases over their own corestores exchange writer cores by copying
+//! blocks (verified proofs) and must converge to the same view and system state.
+
+#![allow(clippy::unwrap_used)]
+
+use holepunch_cores::autobase::base::{sync_writers, Autobase, AutobaseError, AutobaseOptions};
+use holepunch_cores::autobase::kv::{Kv, KvOp};
+use holepunch_cores::autobase::messages::{Checkout, Node, OplogMessage, OPLOG_VERSION};
+use holepunch_cores::corestore::Corestore;
+use holepunch_cores::hyperbee::RangeOptions;
+
+type Base = Autobase<Kv>;
+
+fn store(dir: &tempfile::TempDir, name: &str, seed: u8) -> Corestore {
+    Corestore::open_with_primary_key(dir.path().join(name), [seed; 32]).unwrap()
+}
+
+fn put(b: &mut Base, k: &str, v: &str) {
+    let op = KvOp::Put {
+        key: k.into(),
+        value: v.into(),
+    };
+    b.append(Some(&op.to_json())).unwrap();
+}
+
+fn list(b: &Base) -> Vec<(String, String)> {
+    b.view()
+        .range_vec(&RangeOptions::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            (
+                String::from_utf8(e.key).unwrap(),
+                String::from_utf8(e.value.unwrap_or_default()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every base gets every other's writer cores, then updates; twice, so writers added by the first round's
+/// apply are copied too.
+fn sync(bases: &mut [&mut Base]) {
+    for _ in 0..3 {
+        for i in 0..bases.len() {
+            for j in 0..bases.len() {
+                if i != j {
+                    sync_writers(bases[i], bases[j]).unwrap();
+                }
+            }
+        }
+        for b in bases.iter_mut() {
+            b.update().unwrap();
+        }
+    }
+}
+
+fn state(b: &Base) -> (u64, Vec<Checkout>, Vec<Checkout>, Vec<[u8; 32]>) {
+    let s = b.system();
+    let mut heads = s.heads.clone();
+    heads.sort_by_key(|h| h.key);
+    (
+        s.members,
+        s.indexers.clone(),
+        heads,
+        s.pending_indexers.clone(),
+    )
+}
+
+fn open(st: Corestore, bootstrap: Option<[u8; 32]>) -> Base {
+    Autobase::open(st, Kv, AutobaseOptions { bootstrap }).unwrap()
+}
+
+#[test]
+fn one_writer_applies_its_own_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    assert_eq!(a.key(), a.local_key());
+    assert!(a.writable().unwrap());
+    put(&mut a, "x", "1");
+    put(&mut a, "y", "2");
+    a.append(Some(&KvOp::Del { key: "x".into() }.to_json()))
+        .unwrap();
+    put(&mut a, "z", "3");
+    assert_eq!(
+        list(&a),
+        vec![("y".into(), "2".into()), ("z".into(), "3".into())]
+    );
+    let s = a.system();
+    assert_eq!(s.members, 1);
+    assert_eq!(
+        s.indexers,
+        vec![Checkout {
+            key: a.key(),
+            length: 4
+        }]
+    );
+    assert_eq!(s.heads, s.indexers);
+    // a single indexer indexes everything at once
+    assert!(a.state().updates().is_empty());
+    assert_eq!(a.state().indexed_length(), s.core_length());
+    assert_eq!(a.local().length(), 4);
+    assert_eq!(s.views.len(), 1);
+    // a reader that joins gets the same
+    let mut r = open(store(&dir, "r", 2), Some(a.key()));
+    assert!(!r.writable().unwrap());
+    assert!(matches!(
+        r.append(Some(b"{}")),
+        Err(AutobaseError::NotWritable)
+    ));
+    sync(&mut [&mut a, &mut r]);
+    assert_eq!(list(&r), list(&a));
+    assert_eq!(state(&r), state(&a));
+}
+
+#[test]
+fn two_indexers_write_concurrently_and_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    let mut b = open(store(&dir, "b", 2), Some(a.key()));
+    let add = KvOp::AddWriter {
+        key: b.local_key(),
+        indexer: true,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut b]);
+    assert!(b.writable().unwrap());
+    assert_eq!(b.system().indexers.len(), 2, "{:?}", b.system().info());
+    for i in 0..4 {
+        put(&mut a, &format!("a{i}"), "from a");
+        put(&mut b, &format!("b{i}"), "from b");
+        put(&mut a, "shared", &format!("a{i}"));
+        put(&mut b, "shared", &format!("b{i}"));
+        sync(&mut [&mut a, &mut b]);
+        a.append(None).unwrap();
+        sync(&mut [&mut a, &mut b]);
+        b.append(None).unwrap();
+        sync(&mut [&mut a, &mut b]);
+        assert_eq!(list(&a), list(&b), "round {i}");
+        assert_eq!(state(&a), state(&b), "round {i}");
+    }
+    let l = list(&a);
+    assert_eq!(l.len(), 9);
+    assert!(a.state().indexed_length() > 0);
+    assert_eq!(a.state().indexed_length(), b.state().indexed_length());
+}
+
+#[test]
+fn a_removed_writer_is_not_applied_after_its_removal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    let mut c = open(store(&dir, "c", 3), Some(a.key()));
+    let add = KvOp::AddWriter {
+        key: c.local_key(),
+        indexer: false,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut c]);
+    assert!(c.writable().unwrap());
+    put(&mut c, "c0", "from c");
+    sync(&mut [&mut a, &mut c]);
+    assert_eq!(list(&a), vec![("c0".into(), "from c".into())]);
+    let rm = KvOp::RemoveWriter { key: c.local_key() };
+    a.append(Some(&rm.to_json())).unwrap();
+    sync(&mut [&mut a, &mut c]);
+    assert!(!c.writable().unwrap());
+    assert!(c.append(Some(b"{}")).is_err());
+    // a removed writer's block written anyway (by hand, linking the current heads) is not applied
+    let heads = c.linearizer().heads();
+    let msg = OplogMessage {
+        version: OPLOG_VERSION,
+        node: Node {
+            heads: heads
+                .iter()
+                .map(|h| Checkout {
+                    key: h.key,
+                    length: h.length,
+                })
+                .collect(),
+            batch: 1,
+            value: Some(
+                KvOp::Put {
+                    key: "c1".into(),
+                    value: "late".into(),
+                }
+                .to_json(),
+            ),
+        },
+        ..OplogMessage::default()
+    };
+    c.local().append(&[&msg.to_bytes().unwrap()]).unwrap();
+    sync(&mut [&mut a, &mut c]);
+    put(&mut a, "a0", "after");
+    sync(&mut [&mut a, &mut c]);
+    assert_eq!(
+        list(&a),
+        vec![
+            ("a0".into(), "after".into()),
+            ("c0".into(), "from c".into())
+        ]
+    );
+    assert_eq!(list(&c), list(&a));
+    assert_eq!(state(&c), state(&a));
+    assert_eq!(a.system().members, 1);
+    let m = a.system().get_member(&c.local_key()).unwrap().unwrap();
+    assert!(m.is_removed);
+}
+
+#[test]
+fn a_base_reopens_with_an_unindexed_tail_and_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    let mut b = open(store(&dir, "b", 2), Some(a.key()));
+    let add = KvOp::AddWriter {
+        key: b.local_key(),
+        indexer: true,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut b]);
+    put(&mut a, "a0", "x");
+    put(&mut b, "b0", "y");
+    sync(&mut [&mut a, &mut b]);
+    put(&mut a, "a1", "tail");
+    put(&mut b, "b1", "tail");
+    sync(&mut [&mut a, &mut b]);
+    assert!(
+        !a.state().updates().is_empty(),
+        "a has an un-indexed tail when it closes"
+    );
+    let (view, st, sys_len, indexed) = (
+        list(&a),
+        state(&a),
+        a.system().core_length(),
+        a.state().indexed_length(),
+    );
+    let key = a.key();
+    drop(a);
+    let mut a = open(store(&dir, "a", 1), None);
+    assert_eq!(a.key(), key);
+    a.update().unwrap();
+    assert_eq!(list(&a), view);
+    assert_eq!(state(&a), st);
+    assert_eq!(a.system().core_length(), sys_len);
+    assert_eq!(a.state().indexed_length(), indexed);
+    put(&mut a, "a2", "after reopen");
+    sync(&mut [&mut a, &mut b]);
+    b.append(None).unwrap();
+    a.append(None).unwrap();
+    sync(&mut [&mut a, &mut b]);
+    assert_eq!(list(&a), list(&b));
+    assert_eq!(state(&a), state(&b));
+    assert_eq!(list(&a).len(), 5);
+}
+
+#[test]
+fn a_damaged_boot_record_only_costs_a_full_reapply() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    for i in 0..5 {
+        put(&mut a, &format!("k{i}"), "v");
+    }
+    let (view, st) = (list(&a), state(&a));
+    drop(a);
+    let st_a = store(&dir, "a", 1);
+    let local = st_a.get("local").unwrap();
+    local
+        .set_user_data("autobase/boot", Some(b"\xff\xff garbage"))
+        .unwrap();
+    local
+        .set_user_data("autobase/updates", Some(b"\x05\x01"))
+        .unwrap();
+    drop(local);
+    let mut a = open(st_a, None);
+    a.update().unwrap();
+    assert_eq!(list(&a), view);
+    assert_eq!(state(&a), st);
+    put(&mut a, "k5", "v");
+    assert_eq!(list(&a).len(), 6);
+}
+
+#[test]
+fn hostile_writer_blocks_do_not_corrupt_the_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    let mut w = open(store(&dir, "w", 4), Some(a.key()));
+    let add = KvOp::AddWriter {
+        key: w.local_key(),
+        indexer: false,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut w]);
+    put(&mut w, "w0", "fine");
+    sync(&mut [&mut a, &mut w]);
+    // a block naming a head that does not exist: the writer waits for it (nothing of it is applied), the
+    // others go on
+    let ghost = Node {
+        heads: vec![Checkout {
+            key: [7; 32],
+            length: 3,
+        }],
+        batch: 1,
+        value: Some(b"{\"op\":\"put\",\"key\":\"ghost\",\"value\":\"x\"}".to_vec()),
+    };
+    let msg = OplogMessage {
+        version: OPLOG_VERSION,
+        node: ghost,
+        ..OplogMessage::default()
+    };
+    w.local().append(&[&msg.to_bytes().unwrap()]).unwrap();
+    sync(&mut [&mut a, &mut w]);
+    put(&mut a, "a0", "goes on");
+    sync(&mut [&mut a, &mut w]);
+    assert_eq!(
+        list(&a),
+        vec![
+            ("a0".into(), "goes on".into()),
+            ("w0".into(), "fine".into())
+        ]
+    );
+    // bytes that are no writer block at all: the writer is frozen, nothing else changes
+    let mut v = open(store(&dir, "v", 5), Some(a.key()));
+    let add = KvOp::AddWriter {
+        key: v.local_key(),
+        indexer: false,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut v]);
+    v.local().append(&[b"\x07garbage"]).unwrap();
+    put(&mut a, "a1", "still");
+    sync(&mut [&mut a, &mut v]);
+    assert_eq!(list(&a).len(), 3);
+    // values that are not ops are skipped
+    put(&mut a, "a2", "x");
+    a.append(Some(b"not json")).unwrap();
+    a.append(Some(b"{\"op\":\"add-writer\",\"key\":\"zz\"}"))
+        .unwrap();
+    a.append(Some(&KvOp::RemoveWriter { key: a.key() }.to_json()))
+        .unwrap();
+    assert_eq!(list(&a).len(), 4);
+    assert_eq!(a.system().indexers.len(), 1, "the last indexer stays");
+}
+
+/// Kv, but its apply fails on the value `"boom"` while `fail` is set.
+struct Fragile {
+    fail: bool,
+}
+
+impl holepunch_cores::autobase::base::Handlers for Fragile {
+    type View = holepunch_cores::hyperbee::Hyperbee;
+
+    fn open(
+        &mut self,
+        store: &mut holepunch_cores::autobase::base::ViewStore<'_>,
+    ) -> Result<Self::View, AutobaseError> {
+        Kv.open(store)
+    }
+
+    fn apply(
+        &mut self,
+        nodes: &[holepunch_cores::autobase::base::ApplyNode],
+        view: &Self::View,
+        host: &mut holepunch_cores::autobase::base::Host<'_>,
+    ) -> Result<(), AutobaseError> {
+        for n in nodes {
+            if self.fail
+                && KvOp::from_json(&n.value).is_some_and(|op| {
+                    op == KvOp::Put {
+                        key: "k".into(),
+                        value: "boom".into(),
+                    }
+                })
+            {
+                return Err(AutobaseError::Apply("boom".into()));
+            }
+        }
+        Kv.apply(nodes, view, host)
+    }
+}
+
+#[test]
+fn a_failed_apply_stops_the_base_until_it_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(&dir, "a", 1);
+    let mut a = Autobase::open(st, Fragile { fail: true }, AutobaseOptions::default()).unwrap();
+    let op = |v: &str| {
+        KvOp::Put {
+            key: "k".into(),
+            value: v.into(),
+        }
+        .to_json()
+    };
+    a.append(Some(&op("fine"))).unwrap();
+    assert!(matches!(
+        a.append(Some(&op("boom"))),
+        Err(AutobaseError::Apply(_))
+    ));
+    assert!(matches!(
+        a.append(Some(&op("more"))),
+        Err(AutobaseError::Failed)
+    ));
+    assert!(matches!(a.update(), Err(AutobaseError::Failed)));
+    drop(a);
+    // reopened with an apply that accepts it, the base re-applies from the indexed length: the block that
+    // made the apply fail was never written (its node was not flushed), so the view holds what came before
+    let mut a = Autobase::open(
+        store(&dir, "a", 1),
+        Fragile { fail: false },
+        AutobaseOptions::default(),
+    )
+    .unwrap();
+    a.update().unwrap();
+    assert_eq!(
+        a.view().get(b"k").unwrap().and_then(|e| e.value),
+        Some(b"fine".to_vec())
+    );
+    a.append(Some(&op("again"))).unwrap();
+    assert_eq!(
+        a.view().get(b"k").unwrap().and_then(|e| e.value),
+        Some(b"again".to_vec())
+    );
+    assert_eq!(a.local().length(), 2);
+}
+
+#[test]
+fn a_view_shorter_than_the_boot_record_says_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    for i in 0..5 {
+        put(&mut a, &format!("k{i}"), "v");
+    }
+    let (view, st) = (list(&a), state(&a));
+    let view_core = a.view().core().clone();
+    drop(a);
+    // what a power loss after the boot record could leave if the view had not been synced: a shorter view
+    view_core.truncate(2).unwrap();
+    drop(view_core);
+    let mut a = open(store(&dir, "a", 1), None);
+    a.update().unwrap();
+    assert_eq!(list(&a), view);
+    assert_eq!(state(&a), st);
+}
