@@ -45,14 +45,20 @@ function open(store) {
   })
 }
 
+// A value from any writer that is not an op of the form above, has a key that is not 64 hex characters, or
+// would remove the last indexer is skipped, as the Rust apply does (crates/cores/src/autobase/kv.rs), so no
+// writer can stop the others' apply.
+const HEX_KEY = /^[0-9a-fA-F]{64}$/
+
 async function apply(nodes, view, host) {
   for (const node of nodes) {
     const op = node.value
     if (!op || typeof op !== 'object') continue
-    if (op.op === 'add-writer' && typeof op.key === 'string') {
-      await host.addWriter(b4a.from(op.key, 'hex'), { indexer: !!op.indexer })
-    } else if (op.op === 'remove-writer' && typeof op.key === 'string') {
-      await host.removeWriter(b4a.from(op.key, 'hex'))
+    if (op.op === 'add-writer' && HEX_KEY.test(op.key)) {
+      await host.addWriter(b4a.from(op.key, 'hex'), { indexer: op.indexer === true })
+    } else if (op.op === 'remove-writer' && HEX_KEY.test(op.key)) {
+      const key = b4a.from(op.key, 'hex')
+      if (host.removeable(key)) await host.removeWriter(key)
     } else if (op.op === 'put' && typeof op.key === 'string' && typeof op.value === 'string') {
       await view.put(op.key, op.value)
     } else if (op.op === 'del' && typeof op.key === 'string') {

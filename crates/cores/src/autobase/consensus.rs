@@ -6,7 +6,7 @@
 //! seen sees `A` and is *strictly newer* than it (every indexer node it saw either sees `A` or came before
 //! `A`'s view); an indexer **confirms** `A` when one of its nodes is strictly newer than `A` and sees a majority
 //! of those acks. A node is indexed once a majority (`indexers / 2 + 1`) of indexers confirm it, with a
-//! majority of acks. Each [`Consensus::shift`] yields the next indexed node among the indexers' oldest
+//! majority of acks. Each `Consensus::shift` yields the next indexed node among the indexers' oldest
 //! un-indexed nodes (the *tails*); when none is confirmed but a *merge* node (an indexer node that saw several
 //! concurrent indexer tails) is, it walks down from the merge to the fork that is confirmed under it, or yields
 //! all the tails the merge saw at once. The [`Linearizer`](super::linearizer::Linearizer) turns each yield into

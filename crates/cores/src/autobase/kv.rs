@@ -1,7 +1,7 @@
 //! The apply of `autobase-kv` (issue #16): a multi-writer key-value store on one hyperbee view named `view`
 //! with utf-8 keys and values. Writer blocks are JSON (`valueEncoding: 'json'`):
 //! `{"op":"put","key":K,"value":V}`, `{"op":"del","key":K}`, `{"op":"add-writer","key":HEX,"indexer":BOOL}`
-//! and `{"op":"remove-writer","key":HEX}`; the JS twin is `tests/interop/js/autobase_kv.js`.
+//! and `{"op":"remove-writer","key":HEX}`; the JS twin is `tests/interop/js/autobase-kv.js`.
 //!
 //! Values come from any writer: one that is not JSON, names an unknown op, lacks a field, has a key that is not
 //! 32 bytes of hex, or would remove the last indexer is skipped (nothing applied, no error), so no writer can
