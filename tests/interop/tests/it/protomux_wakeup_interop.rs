@@ -3,10 +3,9 @@
 //! vectors, the capability proofs checked both ways, lookups and announces both ways, an info, and a peer
 //! with the wrong capability refused by both sides.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{anyhow, bail};
 use holepunch::crypto;
 use holepunch::noise::Keypair;
 use holepunch::protomux::{ChannelOptions, Mux};
@@ -15,66 +14,45 @@ use holepunch::protomux_wakeup::{
     PROTOCOL,
 };
 use holepunch::secret_stream::SecretStream;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use interop::tokio::{node, JsProcess};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdout, Command};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const CAPABILITY: [u8; 32] = [0x42; 32];
 
-struct Node {
-    _child: Child,
-    lines: tokio::io::Lines<BufReader<ChildStdout>>,
+type Node = JsProcess;
+
+fn spawn(mode: &str, port: &str) -> Node {
+    node("wakeup_peer.js", &[mode, port, &hex::encode(CAPABILITY)])
 }
 
-impl Node {
-    fn spawn(mode: &str, port: &str) -> anyhow::Result<Self> {
-        let mut child = Command::new("node")
-            .arg("js/wakeup_peer.js")
-            .args([mode, port, &hex::encode(CAPABILITY)])
-            .current_dir(interop::interop_dir())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .context(
-                "spawning node (is Node 20 on PATH and tests/interop/node_modules installed?)",
-            )?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        Ok(Self {
-            _child: child,
-            lines: BufReader::new(stdout).lines(),
-        })
+/// The next line; fails on `error ...` lines and at the end of output.
+async fn line(node: &mut Node) -> anyhow::Result<String> {
+    let line = node
+        .next_line()
+        .await?
+        .ok_or_else(|| anyhow!("node exited early"))?;
+    if line.starts_with("error") {
+        bail!("JS peer: {line}");
     }
+    Ok(line)
+}
 
-    async fn line(&mut self) -> anyhow::Result<String> {
-        let line = self
-            .lines
-            .next_line()
-            .await?
-            .ok_or_else(|| anyhow!("node exited early"))?;
-        if line.starts_with("error") {
-            bail!("JS peer: {line}");
+/// Reads lines until one equals `want`; fails on `end` first.
+async fn expect(node: &mut Node, want: &str) -> anyhow::Result<()> {
+    loop {
+        let line = line(node).await?;
+        if line == want {
+            return Ok(());
         }
-        Ok(line)
-    }
-
-    /// Reads lines until one equals `want`; fails on `end` first.
-    async fn expect(&mut self, want: &str) -> anyhow::Result<()> {
-        loop {
-            let line = self.line().await?;
-            if line == want {
-                return Ok(());
-            }
-            if line == "end" {
-                bail!("JS peer ended before printing {want:?}");
-            }
+        if line == "end" {
+            bail!("JS peer ended before printing {want:?}");
         }
     }
 }
 
 async fn check_vectors(node: &mut Node) -> anyhow::Result<()> {
-    let line = node.line().await?;
+    let line = line(node).await?;
     let ns = crypto::namespace(b"wakeup", &[0, 1]);
     let want = format!("vectors {} {}", hex::encode(ns[0]), hex::encode(ns[1]));
     assert_eq!(line, want, "crypto.namespace('wakeup', 2)");
@@ -90,7 +68,7 @@ async fn scenario(stream: SecretStream<TcpStream>, node: &mut Node) -> anyhow::R
         .ok_or_else(|| anyhow!("channel"))?;
     ch.opened().await?;
     assert!(ch.remote_active(), "the JS topic is active");
-    node.expect("peer-add true").await?;
+    expect(node, "peer-add true").await?;
 
     // JS looks up as soon as it added us
     assert_eq!(
@@ -102,12 +80,11 @@ async fn scenario(stream: SecretStream<TcpStream>, node: &mut Node) -> anyhow::R
         length: 7,
     }])
     .await?;
-    node.expect(&format!("announce {}:7", hex::encode([0x33; 32])))
-        .await?;
+    expect(node, &format!("announce {}:7", hex::encode([0x33; 32]))).await?;
 
     // and answers ours
     ch.lookup(None).await?;
-    node.expect("lookup null").await?;
+    expect(node, "lookup null").await?;
     assert_eq!(
         ch.recv().await,
         Some(WakeupMessage::Announce(vec![
@@ -123,14 +100,14 @@ async fn scenario(stream: SecretStream<TcpStream>, node: &mut Node) -> anyhow::R
     );
 
     ch.info(false).await?;
-    node.expect("peer-inactive").await?;
+    expect(node, "peer-inactive").await?;
     ch.info(true).await?;
-    node.expect("peer-active").await?;
+    expect(node, "peer-active").await?;
 
     ch.close();
-    node.expect("peer-remove").await?;
+    expect(node, "peer-remove").await?;
     mux.destroy();
-    node.expect("end").await
+    expect(node, "end").await
 }
 
 /// A peer that knows only the discovery key, not the capability, opens the channel with a proof made from a
@@ -180,7 +157,7 @@ async fn js_refuses_a_wrong_proof(
 async fn no_peer_added(mux: Mux, node: &mut Node) -> anyhow::Result<()> {
     mux.destroy();
     loop {
-        let line = node.line().await?;
+        let line = line(node).await?;
         assert!(
             !line.starts_with("peer-add"),
             "JS added a peer with a wrong proof"
@@ -192,9 +169,9 @@ async fn no_peer_added(mux: Mux, node: &mut Node) -> anyhow::Result<()> {
 }
 
 async fn listen_js() -> anyhow::Result<(Node, TcpStream)> {
-    let mut node = Node::spawn("listen", "0")?;
+    let mut node = spawn("listen", "0");
     check_vectors(&mut node).await?;
-    let line = node.line().await?;
+    let line = line(&mut node).await?;
     let port: u16 = line
         .strip_prefix("port ")
         .ok_or_else(|| anyhow!("expected port, got {line}"))?
@@ -205,7 +182,7 @@ async fn listen_js() -> anyhow::Result<(Node, TcpStream)> {
 async fn js_connects() -> anyhow::Result<(Node, TcpStream)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port().to_string();
-    let mut node = Node::spawn("connect", &port)?;
+    let mut node = spawn("connect", &port);
     check_vectors(&mut node).await?;
     let (tcp, _) = listener.accept().await?;
     Ok((node, tcp))
