@@ -5,7 +5,7 @@
 // usage: node autobase_scenario.js DIR < scenario.json       (or { scenarios: [scenario] }: one result per line,
 //                                                              stores in DIR/<index>)
 //   scenario: { bases: [{ name, seed }], steps: [step] }   (the first base creates, the others join it)
-//   step: { append: NAME, value: JSON-or-null } | { sync: [NAME] }   ("@NAME" in a value: that base's writer key)
+//   step: { append: NAME, value: JSON-or-null } | { append: NAME, batch: [JSON] } | { sync: [NAME] }   ("@NAME" in a value: that base's writer key)
 // stdout: { appends: [true|false], bases: { NAME: { key, localKey, writable, view: [[k, v]], system, indexedLength,
 //           blocks: [{ heads: [{ key, length }], batch, value }] } } }
 const path = require('path')
@@ -145,11 +145,12 @@ async function run(dir, scenario) {
   }
   const appends = []
   for (const step of scenario.steps) {
-    if (step.append) subst(step.value)
     if (step.append) {
       const b = bases.get(step.append)
+      // { append, batch: [values] }: one atomic batch (append with an array)
+      const value = step.batch ? step.batch.map(subst) : subst(step.value)
       try {
-        await b.base.append(step.value)
+        await b.base.append(value)
         appends.push(true)
       } catch {
         appends.push(false)

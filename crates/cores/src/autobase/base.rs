@@ -752,8 +752,19 @@ impl<H: Handlers> Autobase<H> {
         let n = values.len() as u64;
         let mut out = Vec::new();
         for (i, value) in values.into_iter().enumerate() {
-            let heads = self.lin.heads();
             let length = self.writers.get(&me).map_or(0, |s| s.fed) + 1;
+            // JS adds each local node to the linearizer's heads at once (`addHead`), so a batch's later nodes
+            // name only the node before them: the first one named every head. Ours joins the DAG when the
+            // batch ends; naming the first node's heads again would leave it a head on the peers (a head
+            // inside a batch, which no later node may name) and write other bytes than JS.
+            let heads = if i == 0 {
+                self.lin.heads()
+            } else {
+                vec![Head {
+                    key: me,
+                    length: length - 1,
+                }]
+            };
             let batch = n - i as u64;
             let input = NodeInput {
                 key: me,

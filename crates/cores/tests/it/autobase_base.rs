@@ -438,3 +438,35 @@ fn a_view_shorter_than_the_boot_record_says_is_rebuilt() {
     assert_eq!(list(&a), view);
     assert_eq!(state(&a), st);
 }
+
+#[test]
+fn batches_from_two_writers_link_each_other_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    let mut b = open(store(&dir, "b", 2), Some(a.key()));
+    let add = KvOp::AddWriter {
+        key: b.local_key(),
+        indexer: true,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut b]);
+    assert!(b.writable().unwrap());
+    for round in 0..3 {
+        for (w, base) in [&mut a, &mut b].into_iter().enumerate() {
+            let values: Vec<Vec<u8>> = (0..2)
+                .map(|i| {
+                    KvOp::Put {
+                        key: format!("{w}/{round}/{i}"),
+                        value: "v".into(),
+                    }
+                    .to_json()
+                })
+                .collect();
+            let refs: Vec<Option<&[u8]>> = values.iter().map(|v| Some(&v[..])).collect();
+            base.append_batch(&refs).unwrap();
+        }
+        sync(&mut [&mut a, &mut b]);
+        assert_eq!(list(&a), list(&b), "round {round}");
+    }
+    assert_eq!(list(&a).len(), 12);
+}

@@ -83,10 +83,20 @@ fn run_rust(dir: &std::path::Path, scenario: &Value) -> Value {
     let mut appends = Vec::new();
     for step in scenario["steps"].as_array().unwrap() {
         if let Some(n) = step.get("append") {
-            let mut v = step["value"].clone();
-            subst(&mut v, &keys);
-            let bytes = (!v.is_null()).then(|| serde_json::to_vec(&v).unwrap());
-            appends.push(bases[idx(n)].append(bytes.as_deref()).is_ok());
+            let encode = |v: &Value| {
+                let mut v = v.clone();
+                subst(&mut v, &keys);
+                (!v.is_null()).then(|| serde_json::to_vec(&v).unwrap())
+            };
+            if let Some(batch) = step.get("batch") {
+                let values: Vec<Option<Vec<u8>>> =
+                    batch.as_array().unwrap().iter().map(encode).collect();
+                let refs: Vec<Option<&[u8]>> = values.iter().map(Option::as_deref).collect();
+                appends.push(bases[idx(n)].append_batch(&refs).is_ok());
+            } else {
+                let bytes = encode(&step["value"]);
+                appends.push(bases[idx(n)].append(bytes.as_deref()).is_ok());
+            }
         } else if let Some(list) = step.get("sync") {
             let wanted: Vec<usize> = list.as_array().unwrap().iter().map(idx).collect();
             let mut refs: Vec<&mut Base> = bases
@@ -204,6 +214,30 @@ fn one_writer_matches_js() {
     check(
         "one",
         json!({"bases": [{"name": "a", "seed": 1}], "steps": steps}),
+    );
+}
+
+#[test]
+fn atomic_batches_of_two_writers_match_js() {
+    let mut steps = vec![
+        append(
+            "a",
+            json!({"op": "add-writer", "key": "@b", "indexer": true}),
+        ),
+        sync_step(&["a", "b"]),
+    ];
+    for i in 0..3 {
+        for w in ["a", "b"] {
+            let batch: Vec<Value> = (0..=i).map(|j| put(&format!("{w}{i}.{j}"), w)).collect();
+            steps.push(json!({"append": w, "batch": batch}));
+        }
+        steps.push(sync_step(&["a", "b"]));
+        steps.push(append("a", Value::Null));
+        steps.push(sync_step(&["a", "b"]));
+    }
+    check(
+        "batches",
+        json!({"bases": [{"name": "a", "seed": 1}, {"name": "b", "seed": 2}], "steps": steps}),
     );
 }
 
