@@ -681,20 +681,14 @@ pub(super) async fn on_server_holepunch(
         return;
     }
     // Fast mode: the client opened a session to an address of ours; punch back at once.
-    // The ping is on the wire before the reply (JS awaits it), or the client, not yet connected when the
-    // reply comes, goes on punching (seen in 1 of ~100 JS client runs under load: a client whose NAT turned
-    // OPEN meanwhile sent a punching round with no addresses, which a server can only refuse).
     if let Some(ra) = remote.remote_address {
-        let ping = session
-            .with(|p| {
-                let fw = p.nat.firewall();
-                let ours = p.nat.addresses().is_some_and(|a| a.contains(&ra));
-                (fw == Firewall::OPEN || fw == Firewall::CONSISTENT) && ours
-            })
-            .unwrap_or(false);
-        if ping {
-            session.ping_now(peer_address).await;
-        }
+        session.with(|p| {
+            let fw = p.nat.firewall();
+            let ours = p.nat.addresses().is_some_and(|a| a.contains(&ra));
+            if (fw == Firewall::OPEN || fw == Firewall::CONSISTENT) && ours {
+                p.ping(peer_address);
+            }
+        });
     }
     // Our side as the reply tells it (a known firewall frozen first when we go on punching).
     let our_state = |freeze: bool| {
@@ -739,16 +733,7 @@ pub(super) async fn on_server_holepunch(
             return;
         }
         if !session.with(|p| p.punch(now)).unwrap_or(false) {
-            tracing::debug!(
-                "server holepunch: no strategy for these NATs, aborting ({:?})",
-                session.with(|p| (
-                    p.nat.firewall(),
-                    p.remote_firewall(),
-                    p.remote_addresses().to_vec(),
-                    p.is_connected(),
-                    p.is_destroyed()
-                ))
-            );
+            tracing::debug!("server holepunch: no strategy for these NATs, aborting");
             abort(ErrorCode::ABORTED).await;
             return;
         }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::constants::Command;
-use super::holepuncher::{Holepuncher, PuncherEvent, DEFAULT_TTL, HOLEPUNCH};
+use super::holepuncher::{Holepuncher, PuncherEvent, HOLEPUNCH};
 use crate::compact_encoding::Encode;
 use crate::dht_rpc::messages::{self as rpc, Id, Message, Request};
 use crate::udx::{Udx, UdxSocket};
@@ -381,26 +381,6 @@ impl PunchSession {
         let r = self.puncher.lock().ok().map(|mut p| f(&mut p));
         self.refresh();
         r
-    }
-
-    /// Sends a holepunch ping to `to` from the main socket now and waits until the socket took it
-    /// (`await puncher.ping(addr)`: JS servers flush their "fast mode" ping before they reply, so the ping
-    /// reaches the client ahead of the reply; queued on the driver it could go out after the reply, and the
-    /// client would go on to a punching round the server may refuse while its ping is still on the way).
-    pub(crate) async fn ping_now(&self, to: SocketAddrV4) {
-        if self
-            .puncher
-            .lock()
-            .map(|p| p.is_destroyed())
-            .unwrap_or(true)
-        {
-            return;
-        }
-        let _ = self
-            .main
-            .socket()
-            .send_to_ttl(&HOLEPUNCH, SocketAddr::V4(to), DEFAULT_TTL)
-            .await;
     }
 
     fn refresh(&self) {
