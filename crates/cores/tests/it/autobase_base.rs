@@ -70,6 +70,20 @@ fn open(st: Corestore, bootstrap: Option<[u8; 32]>) -> Base {
     Autobase::open(st, Kv, AutobaseOptions { bootstrap }).unwrap()
 }
 
+/// A creates the base, B joins it and A adds B as an indexer; both have synced, B is writable.
+fn two_indexers(dir: &tempfile::TempDir) -> (Base, Base) {
+    let mut a = open(store(dir, "a", 1), None);
+    let mut b = open(store(dir, "b", 2), Some(a.key()));
+    let add = KvOp::AddWriter {
+        key: b.local_key(),
+        indexer: true,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut b]);
+    assert!(b.writable().unwrap());
+    (a, b)
+}
+
 #[test]
 fn one_writer_applies_its_own_appends() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,15 +129,7 @@ fn one_writer_applies_its_own_appends() {
 #[test]
 fn two_indexers_write_concurrently_and_converge() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = open(store(&dir, "a", 1), None);
-    let mut b = open(store(&dir, "b", 2), Some(a.key()));
-    let add = KvOp::AddWriter {
-        key: b.local_key(),
-        indexer: true,
-    };
-    a.append(Some(&add.to_json())).unwrap();
-    sync(&mut [&mut a, &mut b]);
-    assert!(b.writable().unwrap());
+    let (mut a, mut b) = two_indexers(&dir);
     assert_eq!(b.system().indexers.len(), 2, "{:?}", b.system().info());
     for i in 0..4 {
         put(&mut a, &format!("a{i}"), "from a");
@@ -208,14 +214,7 @@ fn a_removed_writer_is_not_applied_after_its_removal() {
 #[test]
 fn a_base_reopens_with_an_unindexed_tail_and_carries_on() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = open(store(&dir, "a", 1), None);
-    let mut b = open(store(&dir, "b", 2), Some(a.key()));
-    let add = KvOp::AddWriter {
-        key: b.local_key(),
-        indexer: true,
-    };
-    a.append(Some(&add.to_json())).unwrap();
-    sync(&mut [&mut a, &mut b]);
+    let (mut a, mut b) = two_indexers(&dir);
     put(&mut a, "a0", "x");
     put(&mut b, "b0", "y");
     sync(&mut [&mut a, &mut b]);
@@ -442,15 +441,7 @@ fn a_view_shorter_than_the_boot_record_says_is_rebuilt() {
 #[test]
 fn batches_from_two_writers_link_each_other_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = open(store(&dir, "a", 1), None);
-    let mut b = open(store(&dir, "b", 2), Some(a.key()));
-    let add = KvOp::AddWriter {
-        key: b.local_key(),
-        indexer: true,
-    };
-    a.append(Some(&add.to_json())).unwrap();
-    sync(&mut [&mut a, &mut b]);
-    assert!(b.writable().unwrap());
+    let (mut a, mut b) = two_indexers(&dir);
     for round in 0..3 {
         for (w, base) in [&mut a, &mut b].into_iter().enumerate() {
             let values: Vec<Vec<u8>> = (0..2)
