@@ -197,6 +197,14 @@ fn append(base: &str, value: Value) -> Value {
     json!({"append": base, "value": value})
 }
 
+/// `by` appends the op adding base `who`'s writer (an indexer or not).
+fn add_writer(by: &str, who: &str, indexer: bool) -> Value {
+    append(
+        by,
+        json!({"op": "add-writer", "key": format!("@{who}"), "indexer": indexer}),
+    )
+}
+
 fn sync_step(bases: &[&str]) -> Value {
     json!({ "sync": bases })
 }
@@ -219,13 +227,7 @@ fn one_writer_matches_js() {
 
 #[test]
 fn atomic_batches_of_two_writers_match_js() {
-    let mut steps = vec![
-        append(
-            "a",
-            json!({"op": "add-writer", "key": "@b", "indexer": true}),
-        ),
-        sync_step(&["a", "b"]),
-    ];
+    let mut steps = vec![add_writer("a", "b", true), sync_step(&["a", "b"])];
     for i in 0..3 {
         for w in ["a", "b"] {
             let batch: Vec<Value> = (0..=i).map(|j| put(&format!("{w}{i}.{j}"), w)).collect();
@@ -245,10 +247,7 @@ fn atomic_batches_of_two_writers_match_js() {
 fn two_indexers_writing_concurrently_match_js() {
     let mut steps = vec![
         append("a", put("x", "1")),
-        append(
-            "a",
-            json!({"op": "add-writer", "key": "@b", "indexer": true}),
-        ),
+        add_writer("a", "b", true),
         sync_step(&["a", "b"]),
     ];
     for i in 0..3 {
@@ -271,10 +270,7 @@ fn two_indexers_writing_concurrently_match_js() {
 #[test]
 fn a_non_indexer_added_then_removed_matches_js() {
     let steps = vec![
-        append(
-            "a",
-            json!({"op": "add-writer", "key": "@c", "indexer": false}),
-        ),
+        add_writer("a", "c", false),
         sync_step(&["a", "c"]),
         append("c", put("c0", "from c")),
         sync_step(&["a", "c"]),
@@ -297,15 +293,9 @@ fn a_late_writer_reorders_the_tip_as_in_js() {
     // c (a non-indexer) and a sync while b writes alone; b's blocks then arrive late at a and c, and the
     // un-indexed tip is reordered (undone and re-applied) the same way on both sides
     let mut steps = vec![
-        append(
-            "a",
-            json!({"op": "add-writer", "key": "@b", "indexer": true}),
-        ),
+        add_writer("a", "b", true),
         sync_step(&["a", "b"]),
-        append(
-            "a",
-            json!({"op": "add-writer", "key": "@c", "indexer": false}),
-        ),
+        add_writer("a", "c", false),
         sync_step(&["a", "b", "c"]),
     ];
     for i in 0..3 {
@@ -334,18 +324,12 @@ fn an_indexer_added_over_an_unindexed_tail_matches_js() {
     // a and b are indexers; b adds c as a third indexer while a writes concurrently, so the indexer change
     // comes with nodes that are not indexed yet (the reboot re-adds and re-applies them)
     let mut steps = vec![
-        append(
-            "a",
-            json!({"op": "add-writer", "key": "@b", "indexer": true}),
-        ),
+        add_writer("a", "b", true),
         sync_step(&["a", "b"]),
         append("a", put("a0", "x")),
         append("b", put("b0", "x")),
         sync_step(&["a", "b"]),
-        append(
-            "b",
-            json!({"op": "add-writer", "key": "@c", "indexer": true}),
-        ),
+        add_writer("b", "c", true),
         append("a", put("a1", "concurrent")),
         sync_step(&["a", "b", "c"]),
     ];
@@ -395,15 +379,9 @@ fn random_scenario(seed: u64) -> Value {
     let names = ["a", "b", "c"];
     let c_indexer = r.below(2) == 0;
     let mut steps = vec![
-        append(
-            "a",
-            json!({"op": "add-writer", "key": "@b", "indexer": true}),
-        ),
+        add_writer("a", "b", true),
         sync_step(&["a", "b"]),
-        append(
-            "a",
-            json!({"op": "add-writer", "key": "@c", "indexer": c_indexer}),
-        ),
+        add_writer("a", "c", c_indexer),
         sync_step(&["a", "b", "c"]),
     ];
     for i in 0..24 {
