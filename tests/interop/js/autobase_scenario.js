@@ -6,36 +6,23 @@
 //                                                              stores in DIR/<index>)
 //   scenario: { bases: [{ name, seed }], steps: [step] }   (the first base creates, the others join it)
 //   step: { append: NAME, value: JSON-or-null } | { append: NAME, batch: [JSON] } | { sync: [NAME] }   ("@NAME" in a value: that base's writer key)
-// stdout: { appends: [true|false], bases: { NAME: { key, localKey, writable, view: [[k, v]], system, indexedLength,
+// stdout: { appends: [true|false], bases: { NAME: { key, localKey, writable, systemKey, viewKey, view: [[k, v]], system, indexedLength,
 //           blocks: [{ heads: [{ key, length }], batch, value }] } } }
 const path = require('path')
 const b4a = require('b4a')
 const Corestore = require('corestore')
 const Hyperbee = require('hyperbee')
 const Autobase = require('autobase')
-const c = require('compact-encoding')
-const { OplogMessage, Info } = require('autobase/lib/messages.js')
-const BeeMessages = require('hyperbee/lib/messages.js')
+const { OplogMessage } = require('autobase/lib/messages.js')
 
-const INFO_KEY = b4a.from([0, 0, ...b4a.from('info')])
-
-// The system core's blocks as hex, with every view key an `info` names zeroed (view keys are derived from the
-// indexers here; the Rust base's views are its own cores)
+// The system core's blocks as hex
 async function systemBlocks(core) {
   const blocks = []
-  const viewKeys = new Set()
   for (let i = 0; i < core.length; i++) {
     const raw = await core.get(i, { valueEncoding: 'binary', wait: false })
     blocks.push(b4a.toString(raw, 'hex'))
-    if (i === 0) continue
-    const node = BeeMessages.Node.decode(raw)
-    if (!b4a.equals(node.key, INFO_KEY)) continue
-    for (const v of c.decode(Info, node.value).views) viewKeys.add(hex(v.key))
   }
-  return blocks.map((b) => {
-    for (const k of viewKeys) b = b.split(k).join('00'.repeat(32))
-    return b
-  })
+  return blocks
 }
 
 const hex = (b) => (b ? b4a.toString(b, 'hex') : null)
@@ -179,6 +166,8 @@ async function run(dir, scenario) {
       key: hex(base.key),
       localKey: hex(base.local.key),
       writable: base.writable,
+      systemKey: hex(sys.core.key),
+      viewKey: hex(base.view.core.key),
       view,
       system: {
         length: sys.core.length,

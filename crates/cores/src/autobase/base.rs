@@ -41,10 +41,14 @@ use crate::compact_encoding::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::corestore::{Corestore, CorestoreError};
 use crate::crypto::discovery_key;
 use crate::hyperbee::{Hyperbee, HyperbeeError};
-use crate::hypercore::messages::{Request, RequestBlock, RequestUpgrade};
+use crate::hypercore::messages::{Prologue, Request, RequestBlock, RequestUpgrade};
 use crate::hypercore::{Durability, Hypercore, HypercoreError};
 
 use super::checkpoints::LocalCheckpoints;
+use super::keys::{
+    bootstrap_manifest, generate_entropy, view_manifest, view_namespace, IndexerSigner,
+    ViewKeyInputs, DEFAULT_MANIFEST_VERSION,
+};
 use super::linearizer::{Head, Linearizer, NodeInput};
 use super::messages::{
     BootRecord, Checkout, LinearizerUpdate, Member, Node, OplogMessage, BOOT_RECORD_VERSION,
@@ -109,23 +113,126 @@ pub struct ApplyNode {
 #[derive(Debug)]
 pub struct ViewStore<'a> {
     store: &'a Corestore,
+    keys: &'a ViewKeys,
     views: &'a mut Vec<ViewCore>,
 }
 
 impl ViewStore<'_> {
-    /// The view core `name`, in the order views are opened (the order gives their index in `info.views`).
+    /// The view core `name`, in the order views are opened (the order gives their index in `info.views`): the
+    /// core the indexed system lists for this name (found by its signers' namespace), else a fresh one under
+    /// the base's derived keys (JS `_preload`).
     pub fn get(&mut self, name: &str) -> Result<Hypercore> {
         if let Some(v) = self.views.iter().find(|v| v.name == name) {
             return Ok(v.core.clone());
         }
-        let core = self.store.get(format!("view/{name}"))?;
+        let core = self.keys.open_view(self.store, name)?;
         self.views.push(ViewCore {
             name: name.to_string(),
+            key: core.key(),
             core: core.clone(),
             mapped_index: None,
         });
         Ok(core)
     }
+}
+
+/// What view keys are derived from at a point of the system (JS `AutoStore`): the bootstrap key, the
+/// indexers' signers, the entropy, the manifest version, and the view keys the system lists.
+#[derive(Debug, Clone)]
+pub struct ViewKeys {
+    bootstrap: [u8; 32],
+    signers: Vec<IndexerSigner>,
+    entropy: Option<[u8; 32]>,
+    manifest_version: u64,
+    listed: Vec<[u8; 32]>,
+}
+
+impl ViewKeys {
+    fn inputs(&self) -> ViewKeyInputs<'_> {
+        ViewKeyInputs {
+            bootstrap: self.bootstrap,
+            encryption_key: None,
+            indexers: &self.signers,
+            entropy: self.entropy,
+            manifest_version: self.manifest_version,
+        }
+    }
+
+    /// The key of view `name` with this prologue (JS `createView` / `_generateNextViews`).
+    fn key(&self, name: &str, prologue: Option<Prologue>) -> [u8; 32] {
+        crate::hypercore::caps::manifest_hash(&view_manifest(
+            &self.inputs(),
+            name,
+            prologue,
+            None,
+            None,
+        ))
+    }
+
+    fn open_view(&self, store: &Corestore, name: &str) -> Result<Hypercore> {
+        if !self.signers.is_empty() {
+            let entropy = self.entropy.unwrap_or(self.signers[0].namespace);
+            let ns = view_namespace(&self.bootstrap, None, &entropy, name);
+            for key in &self.listed {
+                let Some(core) = store.get_by_discovery_key(&discovery_key(key))? else {
+                    continue;
+                };
+                let signer_ns = core
+                    .manifest()
+                    .and_then(|m| m.signers.first().map(|s| s.namespace));
+                if signer_ns == Some(ns) {
+                    return Ok(view_core(core));
+                }
+            }
+        }
+        let manifest = view_manifest(&self.inputs(), name, None, None, None);
+        Ok(view_core(store.get_with_manifest(manifest, None)?))
+    }
+}
+
+/// A system or view core as the apply writes it: unsigned appends (only the indexers sign, in checkpoints),
+/// made durable by [`Autobase::flush`] rather than per append.
+fn view_core(core: Hypercore) -> Hypercore {
+    core.set_unsigned_writes(true);
+    core.set_durability(Durability::Process);
+    core
+}
+
+/// Moves a view to its core under `next` (JS `_migrateView`): the core of the manifest whose prologue is the
+/// source's tree hash and length at `indexed_length`, holding the source's first `indexed_length` blocks.
+fn migrate_core(
+    store: &Corestore,
+    source: &Hypercore,
+    keys: &ViewKeys,
+    name: &str,
+    indexed_length: u64,
+) -> Result<Hypercore> {
+    let prologue = if indexed_length == 0 {
+        None
+    } else {
+        Some(Prologue {
+            hash: source.tree_hash_at(indexed_length)?,
+            length: indexed_length,
+        })
+    };
+    let manifest = view_manifest(&keys.inputs(), name, prologue, None, None);
+    let next = view_core(store.get_with_manifest(manifest, None)?);
+    if next.length() > indexed_length {
+        next.truncate(indexed_length)?;
+    }
+    let mut blocks = Vec::new();
+    for i in next.length()..indexed_length {
+        let block = source.get_raw(i)?.ok_or_else(|| {
+            AutobaseError::Apply(format!("view {name}: block {i} missing to migrate"))
+        })?;
+        blocks.push(block);
+        if blocks.len() == 256 || i + 1 == indexed_length {
+            let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+            next.append(&refs)?;
+            blocks.clear();
+        }
+    }
+    Ok(next)
 }
 
 /// The application: the views it builds and how nodes change them.
@@ -196,6 +303,9 @@ impl Host<'_> {
 struct ViewCore {
     name: String,
     core: Hypercore,
+    /// The key the system lists for the view: the core's, or the next core's once an indexer change in the
+    /// un-indexed tip derived it (JS `view.key`).
+    key: [u8; 32],
     mapped_index: Option<usize>,
 }
 
@@ -229,6 +339,8 @@ pub struct ApplyStats {
     pub reboots: u64,
     /// Un-indexed nodes re-added to a new linearizer by reboots (JS `catchup`).
     pub readded: u64,
+    /// Moves of the system and views to new cores after indexer changes (JS `_premigrate`).
+    pub migrations: u64,
 }
 
 impl ApplyState {
@@ -256,7 +368,7 @@ impl ApplyState {
         self.views
             .iter()
             .map(|v| ViewSlot {
-                key: v.core.key(),
+                key: v.key,
                 length: v.core.length(),
                 mapped_index: v.mapped_index,
             })
@@ -389,25 +501,97 @@ pub fn decode_updates(bytes: &[u8]) -> Result<Vec<LinearizerUpdate>, DecodeError
     r.array(LinearizerUpdate::decode)
 }
 
+/// The system length the boot record says was indexed, if it names this system core.
+fn indexed_at_boot(local: &Hypercore, system: &SystemView) -> u64 {
+    local
+        .get_user_data("autobase/boot")
+        .and_then(|b| BootRecord::decode(&b).ok())
+        .filter(|b| b.key == system.db().core().key() && b.system_length <= system.core_length())
+        .map_or(0, |b| b.system_length)
+}
+
+/// The first signer of each indexer's writer core (JS `getIndexerManifests`: an indexer whose core or manifest
+/// is not known yet is left out).
+fn indexer_signers(
+    store: &Corestore,
+    local: &Hypercore,
+    indexers: &[Checkout],
+) -> Result<Vec<IndexerSigner>> {
+    let mut out = Vec::new();
+    for i in indexers {
+        let core = if i.key == local.key() {
+            Some(local.clone())
+        } else {
+            store.get_by_discovery_key(&discovery_key(&i.key))?
+        };
+        if let Some(s) = core
+            .and_then(|c| c.manifest())
+            .and_then(|m| IndexerSigner::from_manifest(&m))
+        {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// The view keys of the system's info at `length` (a flush point; the current state when it is not one).
+fn view_keys(
+    store: &Corestore,
+    local: &Hypercore,
+    bootstrap: [u8; 32],
+    system: &SystemView,
+    length: u64,
+) -> Result<ViewKeys> {
+    let info = system
+        .indexed_info(length)
+        .unwrap_or_else(|_| system.info());
+    Ok(ViewKeys {
+        bootstrap,
+        signers: indexer_signers(store, local, &info.indexers)?,
+        entropy: info.entropy,
+        manifest_version: system
+            .db()
+            .core()
+            .manifest()
+            .map_or(DEFAULT_MANIFEST_VERSION, |m| m.version),
+        listed: info.views.iter().map(|v| v.key).collect(),
+    })
+}
+
 impl<H: Handlers> Autobase<H> {
     /// Opens a new base (or joins `opts.bootstrap`) over `store`.
     pub fn open(store: Corestore, mut handlers: H, opts: AutobaseOptions) -> Result<Self> {
         let local = store.get("local")?;
         let key = opts.bootstrap.unwrap_or_else(|| local.key());
-        let views_store = store.namespace(format!("autobase/{}", hex::encode(key)));
-        let system_core = views_store.get("_system")?;
-        // derived state, rebuilt from the writers on reopen past the last `persist` (which syncs it): written to
-        // the OS as the apply goes, synced before each boot record
-        system_core.set_durability(Durability::Process);
+        // the system core the boot record names (after an indexer change, the migrated one), else the
+        // bootstrap system core, signer-less, as every peer derives it
+        let booted = local
+            .get_user_data("autobase/boot")
+            .and_then(|b| BootRecord::decode(&b).ok())
+            .map(|b| b.key)
+            .map(|k| store.get_by_discovery_key(&discovery_key(&k)))
+            .transpose()?
+            .flatten();
+        let system_core = match booted {
+            Some(core) => view_core(core),
+            None => view_core(store.get_with_manifest(bootstrap_manifest(&key, "_system"), None)?),
+        };
         let system = SystemView::open(Hyperbee::new(system_core))?;
         let mut views = Vec::new();
+        let keys = view_keys(
+            &store,
+            &local,
+            key,
+            &system,
+            indexed_at_boot(&local, &system),
+        )?;
         let view = handlers.open(&mut ViewStore {
-            store: &views_store,
+            store: &store,
+            keys: &keys,
             views: &mut views,
         })?;
         for v in &mut views {
             v.mapped_index = system.views.iter().position(|s| s.key == v.core.key());
-            v.core.set_durability(Durability::Process);
         }
         let mut lin = Linearizer::new(&[Head { key, length: 0 }], &[]);
         lin.add_writer(key, 0, false);
@@ -860,8 +1044,11 @@ impl<H: Handlers> Autobase<H> {
         }
 
         // 2. undo
-        if u.undo > 0 && self.state.undo(u.undo)? {
-            self.refresh_writers()?;
+        if u.undo > 0 {
+            if self.state.undo(u.undo)? {
+                self.refresh_writers()?;
+            }
+            self.rollback_views()?;
         }
         if self.state.system.bootstrapping() {
             self.state.system.add(self.key, true)?;
@@ -949,6 +1136,9 @@ impl<H: Handlers> Autobase<H> {
                 system_length: 0,
                 indexers: self.state.system.indexer_update,
             };
+            if rec.indexers {
+                self.generate_next_views()?;
+            }
             let mut slots = self.state.slots();
             self.state.system.flush(&mut slots)?;
             for (v, s) in self.state.views.iter_mut().zip(&slots) {
@@ -978,9 +1168,97 @@ impl<H: Handlers> Autobase<H> {
             self.state.index_updates(n);
         }
 
+        // 5. an indexed indexer change: the views and the system core move to their next keys
+        if indexers_updated != 0 {
+            self.premigrate()?;
+        }
+
         // 6. the local nodes, then the boot record and the update records
         self.flush_local(local_nodes)?;
         Ok(indexers_updated != 0)
+    }
+
+    /// The view keys of the system's current (unflushed) state.
+    fn current_view_keys(&self) -> Result<ViewKeys> {
+        let sys = &self.state.system;
+        view_keys(&self.store, &self.local, self.key, sys, sys.core_length())
+    }
+
+    /// JS `_generateNextViews`, at the flush of a batch that changed the indexers: each view's key becomes
+    /// the one of its core under the new indexers, with its current tree hash and length as the prologue.
+    fn generate_next_views(&mut self) -> Result<()> {
+        let sys = &self.state.system;
+        let mut keys = self.current_view_keys()?;
+        keys.signers = indexer_signers(&self.store, &self.local, &sys.indexers)?;
+        keys.entropy = (sys.version >= 2).then(|| {
+            let idx: Vec<[u8; 32]> = sys.indexers.iter().map(|i| i.key).collect();
+            generate_entropy(&idx, sys.flush_length(), sys.entropy.as_ref())
+        });
+        for v in &mut self.state.views {
+            let length = v.core.length();
+            let prologue = if length == 0 {
+                None
+            } else {
+                Some(Prologue {
+                    hash: v.core.tree_hash_at(length)?,
+                    length,
+                })
+            };
+            v.key = keys.key(&v.name, prologue);
+        }
+        Ok(())
+    }
+
+    /// JS `_rollbackViews`, after an undo or truncation: each view takes the key the system lists for it, or
+    /// (when it lists none) the key of a fresh core under the current indexers.
+    fn rollback_views(&mut self) -> Result<()> {
+        let keys = self.current_view_keys()?;
+        let sys = &self.state.system;
+        for v in &mut self.state.views {
+            v.key = match v.mapped_index.and_then(|i| sys.views.get(i)) {
+                Some(c) => c.key,
+                None => keys.key(&v.name, None),
+            };
+        }
+        Ok(())
+    }
+
+    /// JS `_premigrate` after an indexed indexer change: every view and the system core move to the cores of
+    /// the indexed info's indexers, each with its indexed prefix (its prologue); the boot record names the new
+    /// system core, and the application reopens its views on the new cores (JS reboots the apply state).
+    fn premigrate(&mut self) -> Result<()> {
+        let length = self.state.indexed_length;
+        let info = self.state.system.indexed_info(length)?;
+        let sys_core = self.state.system.db().core().clone();
+        let keys = ViewKeys {
+            bootstrap: self.key,
+            signers: indexer_signers(&self.store, &self.local, &info.indexers)?,
+            entropy: info.entropy,
+            manifest_version: sys_core
+                .manifest()
+                .map_or(DEFAULT_MANIFEST_VERSION, |m| m.version),
+            listed: Vec::new(),
+        };
+        for v in &mut self.state.views {
+            let len = v
+                .mapped_index
+                .and_then(|i| info.views.get(i))
+                .map_or(0, |c| c.length);
+            v.core = migrate_core(&self.store, &v.core, &keys, &v.name, len)?;
+            v.key = v.core.key();
+        }
+        let next = migrate_core(&self.store, &sys_core, &keys, "_system", length)?;
+        self.state.system = SystemView::open(Hyperbee::new(next))?;
+        self.state.stats.migrations += 1;
+        let mut views = std::mem::take(&mut self.state.views);
+        let keys = self.current_view_keys()?;
+        self.view = self.handlers.open(&mut ViewStore {
+            store: &self.store,
+            keys: &keys,
+            views: &mut views,
+        })?;
+        self.state.views = views;
+        self.persist()
     }
 
     fn flush_local(&mut self, local_nodes: &[(NodeId, OplogMessage)]) -> Result<()> {
@@ -1122,6 +1400,7 @@ impl<H: Handlers> Autobase<H> {
         }
         let records = std::mem::take(&mut self.state.updates);
         self.state.truncate(indexed)?;
+        self.rollback_views()?;
         for rec in &records {
             if self.lin.writer_id(&rec.key).is_none() {
                 let m = member(&rec.key)?;

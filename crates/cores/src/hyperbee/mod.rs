@@ -457,7 +457,7 @@ impl Hyperbee {
     }
 
     fn writable(&self) -> Result<()> {
-        if self.checkout > 0 || !self.core.writable() {
+        if self.checkout > 0 || !self.core.appendable() {
             return Err(HyperbeeError::ReadOnly);
         }
         Ok(())

@@ -45,7 +45,7 @@ impl Atom {
 
     /// A session of `core` in this atom. The core must be writable.
     pub fn session(&self, core: &Hypercore) -> Result<AtomicSession> {
-        if !core.writable() {
+        if !core.appendable() {
             return Err(HypercoreError::NotWritable);
         }
         Ok(AtomicSession {

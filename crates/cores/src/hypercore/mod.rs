@@ -180,6 +180,9 @@ struct Inner {
     signed_length: u64,
     /// `core.setUserData` pairs (native cores: the `user-data` file; JS stores: the oplog header).
     user_data: Vec<(String, Vec<u8>)>,
+    /// Appends and truncations without a key pair write heads with no signature (see
+    /// [`Hypercore::set_unsigned_writes`]).
+    unsigned_writes: bool,
 }
 
 /// An append computed under the state lock, to write to the log and then publish (see [`Hypercore::append`]
@@ -280,6 +283,8 @@ impl Inner {
             {
                 None
             }
+            // An unsigned head (JS `append` without a key pair on a `writable` session: autobase's views).
+            (None, None) if self.unsigned_writes => None,
             (None, None) => return Err(HypercoreError::NotWritable),
         };
         let record = Record {
@@ -616,7 +621,10 @@ impl Hypercore {
         let mut tree = TreeState::at(&nodes.source(&reader), head.length, head.fork)
             .map_err(|e| HypercoreError::Corrupt(format!("tree head: {e}")))?;
         tree.signature = head.signature;
-        let signed_length = if signing::heads_all_signed(&verifier, key_pair.as_ref()) {
+        // an unsigned head (a view appended without a key pair) is signed only as far as an older head is
+        let signed_length = if signing::heads_all_signed(&verifier, key_pair.as_ref())
+            && (tree.signature.is_some() || head.length == 0)
+        {
             head.length
         } else {
             signing::signed_length_of(&verifier, &nodes.source(&reader), recent_heads.iter())
@@ -637,6 +645,7 @@ impl Hypercore {
                 clears: Vec::new(),
                 signed_length,
                 user_data,
+                unsigned_writes: false,
             })),
             log: Arc::new(Mutex::new(Backend::Native(log))),
             dir: dir.to_path_buf(),
@@ -714,7 +723,9 @@ impl Hypercore {
         }
         drop(js_nodes);
         let reader = LogReader::from_file(js.data_file()?);
-        let signed_length = if signing::heads_all_signed(&verifier, key_pair.as_ref()) {
+        let signed_length = if signing::heads_all_signed(&verifier, key_pair.as_ref())
+            && (tree.signature.is_some() || length == 0)
+        {
             length
         } else {
             signing::signed_length_of(
@@ -744,6 +755,7 @@ impl Hypercore {
                 clears: Vec::new(),
                 signed_length,
                 user_data,
+                unsigned_writes: false,
             })),
             log: Arc::new(Mutex::new(Backend::Js(Box::new(js)))),
             dir: dir.to_path_buf(),
@@ -912,16 +924,32 @@ impl Hypercore {
         Ok(self.log_lock().sync()?)
     }
 
+    /// Lets [`append`](Self::append) and [`truncate`](Self::truncate) write without a key pair: the new heads
+    /// carry no signature (the signed length stays where a verified signature, a prologue or
+    /// [`set_signature`](Self::set_signature) put it), as JS hypercore appends on a `writable: true` session
+    /// of a core it cannot sign (autobase's system and view cores, which only a quorum of indexers signs, in
+    /// checkpoints). Not kept across reopens.
+    pub fn set_unsigned_writes(&self, on: bool) {
+        self.lock().unsigned_writes = on;
+    }
+
     /// True when this core holds a secret key.
     pub fn writable(&self) -> bool {
         self.lock().key_pair.is_some()
+    }
+
+    /// True when [`append`](Self::append) may write: the core holds a secret key, or takes unsigned writes
+    /// ([`set_unsigned_writes`](Self::set_unsigned_writes)).
+    pub fn appendable(&self) -> bool {
+        let g = self.lock();
+        g.key_pair.is_some() || g.unsigned_writes
     }
 
     /// Appends blocks atomically: after a crash either all of them are there (with a signed head) or none.
     pub fn append(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
         let log = self.log_lock();
         let g = self.lock();
-        if g.key_pair.is_none() && g.verifier.prologue().is_none() {
+        if g.key_pair.is_none() && g.verifier.prologue().is_none() && !g.unsigned_writes {
             return Err(HypercoreError::NotWritable);
         }
         if blocks.is_empty() {
@@ -977,7 +1005,9 @@ impl Hypercore {
         let mut log = self.log_lock();
         let mut g = self.lock();
         let inner = &mut *g;
-        let kp = inner.key_pair.as_ref().ok_or(HypercoreError::NotWritable)?;
+        if inner.key_pair.is_none() && !inner.unsigned_writes {
+            return Err(HypercoreError::NotWritable);
+        }
         if length > inner.tree.length {
             return Err(HypercoreError::BadTruncate {
                 requested: length,
@@ -985,15 +1015,20 @@ impl Hypercore {
             });
         }
         let mut state = TreeState::at(&inner.nodes(), length, fork)?;
-        let signature = inner
-            .verifier
-            .sign(kp, &state.hash(), state.length, state.fork)?;
+        let signature = match &inner.key_pair {
+            Some(kp) => Some(
+                inner
+                    .verifier
+                    .sign(kp, &state.hash(), state.length, state.fork)?,
+            ),
+            None => None,
+        };
         let record = Record {
             truncate: Some(length),
             head: Some(Head {
                 fork,
                 length,
-                signature: Some(signature.clone()),
+                signature: signature.clone(),
             }),
             nodes: Vec::new(),
             blocks: Vec::new(),
@@ -1010,7 +1045,7 @@ impl Hypercore {
                         fork,
                         ancestors: length,
                         length,
-                        signature: signature.clone(),
+                        signature: signature.clone().unwrap_or_default(),
                     }),
                     bitfield: Some(js_storage::BitfieldUpdate {
                         drop: true,
@@ -1024,7 +1059,7 @@ impl Hypercore {
         }
         truncate_maps(&mut inner.nodes, &mut inner.blocks, length);
         inner.truncations.push((fork, length));
-        state.signature = Some(signature);
+        state.signature = signature;
         inner.tree = state;
         inner.signed_length = if signing::head_is_signed(&inner.verifier, &inner.tree) {
             length

@@ -49,9 +49,9 @@ pub(super) fn signed_length_of<'a>(
 }
 
 /// True when the head we just signed ourselves is signed in full: a lone signer's signature, or a head the
-/// prologue proves (a signer of several makes a partial signature only).
+/// prologue proves (a signer of several makes a partial signature only; an unsigned head has none).
 pub(super) fn head_is_signed(verifier: &Verifier, tree: &TreeState) -> bool {
-    verifier.signs_alone()
+    (tree.signature.is_some() && verifier.signs_alone())
         || (verifier.prologue_covers(tree.length)
             && verifier.verify_roots(&tree.roots, tree.length, tree.fork, None))
 }

@@ -461,3 +461,81 @@ fn batches_from_two_writers_link_each_other_whole() {
     }
     assert_eq!(list(&a).len(), 12);
 }
+
+#[test]
+fn views_move_to_the_indexers_keys_and_are_appended_unsigned() {
+    use holepunch_cores::autobase::keys::{
+        bootstrap_system_key, view_key, IndexerSigner, ViewKeyInputs,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None);
+    // before anything is applied: the signer-less bootstrap system core every peer derives
+    assert_eq!(a.system().db().core().key(), bootstrap_system_key(&a.key()));
+    put(&mut a, "x", "1");
+    // the first batch made the creator the indexer: the system and the view moved to one-signer cores, with
+    // what was indexed as their prologue
+    assert_eq!(a.state().stats().migrations, 1);
+    let signer = IndexerSigner::from_manifest(&a.local().manifest().unwrap()).unwrap();
+    let m = a.system().db().core().manifest().unwrap();
+    assert_eq!(m.signers.len(), 1);
+    assert_eq!(m.signers[0].public_key, signer.public_key);
+    assert_eq!(m.quorum, 1);
+    assert!(m.allow_patch);
+    let inputs = ViewKeyInputs {
+        bootstrap: a.key(),
+        encryption_key: None,
+        indexers: &[signer],
+        entropy: None,
+        manifest_version: 1,
+    };
+    let view_prologue = a.view().core().manifest().unwrap().prologue;
+    assert_eq!(view_prologue.map(|p| p.length), Some(2)); // the bee header and the put
+    assert_eq!(
+        a.view().core().key(),
+        view_key(&inputs, "view", view_prologue)
+    );
+    assert_eq!(a.system().views[0].key, a.view().core().key());
+    // appends after the move carry no signature: the signed length stays at the prologue
+    let signed = a.system().db().core().signed_length();
+    put(&mut a, "y", "2");
+    let sys = a.system().db().core().clone();
+    assert!(sys.length() > signed);
+    assert_eq!(sys.signed_length(), signed);
+    assert!(!sys.writable());
+    // a reopen finds the moved cores again (the boot record names the system core)
+    let key = sys.key();
+    let view_key_now = a.view().core().key();
+    let expected = list(&a);
+    drop(sys);
+    drop(a);
+    let mut a = open(store(&dir, "a", 1), None);
+    assert_eq!(a.system().db().core().key(), key);
+    assert_eq!(a.view().core().key(), view_key_now);
+    assert_eq!(list(&a), expected);
+    put(&mut a, "z", "3");
+    assert_eq!(list(&a).len(), 3);
+    // a second indexer moves them again, to two-signer cores
+    let mut b = open(store(&dir, "b", 2), Some(a.key()));
+    a.append(Some(
+        &KvOp::AddWriter {
+            key: b.local_key(),
+            indexer: true,
+        }
+        .to_json(),
+    ))
+    .unwrap();
+    sync(&mut [&mut a, &mut b]);
+    b.ack().unwrap();
+    a.ack().unwrap();
+    sync(&mut [&mut a, &mut b]);
+    assert_eq!(a.system().indexers.len(), 2);
+    for base in [&a, &b] {
+        let m = base.system().db().core().manifest().unwrap();
+        assert_eq!(m.signers.len(), 2);
+        assert_eq!(m.quorum, 2);
+        assert!(m.prologue.is_some());
+    }
+    assert_eq!(a.system().db().core().key(), b.system().db().core().key());
+    assert_eq!(a.view().core().key(), b.view().core().key());
+    assert_eq!(list(&a), list(&b));
+}
