@@ -1,0 +1,146 @@
+//! Autobase apply throughput (issue #16): how fast a peer applies N nodes of three writers.
+//!
+//! Three writers on three corestores in one process, A (the creator, an indexer), B (an indexer) and C (not
+//! an indexer), replicating in memory (`sync_writers`: every block copied as a verified proof). A adds B and
+//! C; then each writer appends N/3 small autobase-kv puts (`{"op":"put","key":"<writer>/<i>","value":"<i>"}`)
+//! in atomic batches of BATCH (default 100), round by round: each writer one batch, then every base gets the
+//! others' new blocks and updates, and the indexers ack. Then a fourth peer, a reader with a fresh store, gets
+//! every writer core and applies the whole DAG in one `update()`: that apply is the measurement (`readerMs`);
+//! `writeMs` is the writers' rounds (each writer applies everything too, plus the copies between them).
+//!
+//! usage: autobase_bench [N=30000] [DIR]
+//! prints one JSON line: { n, batch, writeMs, readerMs, readerNodesPerSec, systemLength, indexedLength,
+//! viewLength, entries }
+
+use std::time::Instant;
+
+use holepunch_cores::autobase::base::{copy_core, sync_writers, Autobase, AutobaseOptions, Result};
+use holepunch_cores::autobase::kv::{Kv, KvOp};
+use holepunch_cores::corestore::Corestore;
+use holepunch_cores::hyperbee::RangeOptions;
+
+type Base = Autobase<Kv>;
+
+fn batch_size() -> usize {
+    std::env::var("BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(100)
+}
+
+fn sync_all(bases: &mut [Base]) -> Result<()> {
+    for i in 0..bases.len() {
+        for j in 0..bases.len() {
+            if i != j {
+                sync_writers(&bases[i], &bases[j])?;
+            }
+        }
+    }
+    for b in bases.iter_mut() {
+        b.update()?;
+    }
+    Ok(())
+}
+
+fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(30_000);
+    let tmp;
+    let dir = match args.next() {
+        Some(d) => std::path::PathBuf::from(d),
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let open = |name: &str, seed: u8, bootstrap| -> Result<Base> {
+        let store = Corestore::open_with_primary_key(dir.join(name), [seed; 32])?;
+        Autobase::open(store, Kv, AutobaseOptions { bootstrap })
+    };
+    let a = open("a", 1, None)?;
+    let key = a.key();
+    let b = open("b", 2, Some(key))?;
+    let c = open("c", 3, Some(key))?;
+    let mut bases = vec![a, b, c];
+
+    // setup: B an indexer, C a writer, everyone knows it
+    let add = |key: [u8; 32], indexer| KvOp::AddWriter { key, indexer }.to_json();
+    let (kb, kc) = (bases[1].local_key(), bases[2].local_key());
+    bases[0].append(Some(&add(kb, true)))?;
+    bases[0].append(Some(&add(kc, false)))?;
+    for _ in 0..20 {
+        sync_all(&mut bases)?;
+        for b in bases.iter_mut().take(2) {
+            b.ack()?;
+        }
+        if bases.iter().all(|b| b.system().indexers.len() == 2)
+            && bases[1].writable()?
+            && bases[2].writable()?
+        {
+            break;
+        }
+    }
+    sync_all(&mut bases)?;
+
+    let share = n / 3;
+    let counts = [n - 2 * share, share, share];
+    let t0 = Instant::now();
+    let mut next = [0usize; 3];
+    while next.iter().zip(counts).any(|(i, c)| *i < c) {
+        for (w, base) in bases.iter_mut().enumerate() {
+            let end = (next[w] + batch_size()).min(counts[w]);
+            let values: Vec<Vec<u8>> = (next[w]..end)
+                .map(|i| {
+                    let k = format!("{i:06}");
+                    KvOp::Put {
+                        key: format!("{}/{k}", ["a", "b", "c"][w]),
+                        value: k,
+                    }
+                    .to_json()
+                })
+                .collect();
+            next[w] = end;
+            if !values.is_empty() {
+                let refs: Vec<Option<&[u8]>> = values.iter().map(|v| Some(&v[..])).collect();
+                base.append_batch(&refs)?;
+            }
+        }
+        sync_all(&mut bases)?;
+        for b in bases.iter_mut().take(2) {
+            b.ack()?;
+        }
+    }
+    sync_all(&mut bases)?;
+    let write = t0.elapsed();
+
+    // the reader: every writer core copied in, then one apply of the whole DAG
+    let mut reader = open("reader", 4, Some(key))?;
+    let mut nodes = 0;
+    for base in &bases {
+        nodes += copy_core(base.local(), reader.store())?;
+    }
+    let t1 = Instant::now();
+    reader.update()?;
+    let read = t1.elapsed();
+    let entries = reader.view().range_vec(&RangeOptions::default())?.len();
+    println!(
+        "{}",
+        serde_json::json!({
+            "n": n,
+            "batch": batch_size(),
+            "nodes": nodes,
+            "writeMs": write.as_millis(),
+            "readerMs": read.as_millis(),
+            "readerNodesPerSec": (nodes as f64 / read.as_secs_f64()).round(),
+            "systemLength": reader.system().core_length(),
+            "indexedLength": reader.state().indexed_length(),
+            "viewLength": reader.view().core().length(),
+            "entries": entries,
+        })
+    );
+    Ok(())
+}
