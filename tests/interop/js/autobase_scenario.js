@@ -152,8 +152,10 @@ async function run(dir, scenario) {
     const view = []
     for await (const e of base.view.createReadStream()) view.push([e.key, e.value])
     const blocks = []
+    const rawBlocks = []
     for (let i = 0; i < base.local.length; i++) {
       const raw = await base.local.get(i, { valueEncoding: 'binary' })
+      rawBlocks.push(b4a.toString(raw, 'hex'))
       const m = OplogMessage.decode({ start: 0, end: raw.byteLength, buffer: raw })
       blocks.push({
         heads: clock(m.node.heads),
@@ -178,6 +180,7 @@ async function run(dir, scenario) {
       },
       indexedLength: base.indexedLength,
       blocks,
+      rawBlocks,
       systemBlocks: await systemBlocks(sys.core)
     }
   }

@@ -457,6 +457,14 @@ pub struct Autobase<H: Handlers> {
     state: ApplyState,
     appending: Vec<Option<Vec<u8>>>,
     digests: LocalCheckpoints,
+    /// The encryption view (`_encryption`): empty on a base without encryption, but indexers sign it.
+    encryption: Hypercore,
+    /// Whether the local writer signs checkpoints (JS `localIndexer`: an indexer of the info at the system
+    /// core's signed length, with a quorum), fixed at open and at each reboot.
+    local_indexer: bool,
+    /// The cores the next local blocks' signatures are of, when a migration in this round moved them (JS
+    /// signs the pre-move cores in the round that migrates): system, encryption, user views.
+    signing: Option<(Hypercore, Hypercore, Vec<Hypercore>)>,
     persisted_at: u64,
     failed: bool,
 }
@@ -593,6 +601,7 @@ impl<H: Handlers> Autobase<H> {
         for v in &mut views {
             v.mapped_index = system.views.iter().position(|s| s.key == v.core.key());
         }
+        let encryption = keys.open_view(&store, "_encryption")?;
         let mut lin = Linearizer::new(&[Head { key, length: 0 }], &[]);
         lin.add_writer(key, 0, false);
         let mut base = Self {
@@ -613,11 +622,15 @@ impl<H: Handlers> Autobase<H> {
             },
             appending: Vec::new(),
             digests: LocalCheckpoints::default(),
+            encryption,
+            local_indexer: false,
+            signing: None,
             persisted_at: 0,
             failed: false,
         };
         base.track(key, 0);
         base.local.set_user_data("referrer", Some(&key))?;
+        base.refresh_local_indexer();
         if base.state.system.core_length() > 0 {
             base.reopen()?;
         }
@@ -740,7 +753,8 @@ impl<H: Handlers> Autobase<H> {
             return Ok(false);
         }
         let has_pending = sys.indexers.len() > self.lin.indexers().len();
-        if pending || self.lin.should_ack(&me, has_pending) {
+        let always = pending || self.should_write()?;
+        if always || self.lin.should_ack(&me, has_pending) {
             self.append(None)?;
             return Ok(true);
         }
@@ -1239,6 +1253,18 @@ impl<H: Handlers> Autobase<H> {
                 .map_or(DEFAULT_MANIFEST_VERSION, |m| m.version),
             listed: Vec::new(),
         };
+        self.signing = Some((
+            sys_core.clone(),
+            self.encryption.clone(),
+            self.state.views.iter().map(|v| v.core.clone()).collect(),
+        ));
+        self.encryption = migrate_core(
+            &self.store,
+            &self.encryption,
+            &keys,
+            "_encryption",
+            info.encryption_length,
+        )?;
         for v in &mut self.state.views {
             let len = v
                 .mapped_index
@@ -1261,14 +1287,120 @@ impl<H: Handlers> Autobase<H> {
         self.persist()
     }
 
+    /// JS `localIndexer`: the local writer is an indexer of the info at the system core's signed length, and
+    /// the system core has a quorum.
+    fn refresh_local_indexer(&mut self) {
+        let core = self.state.system.db().core();
+        let quorum = core.manifest().map_or(0, |m| m.quorum);
+        let me = self.local.key();
+        self.local_indexer = quorum > 0
+            && self
+                .state
+                .system
+                .indexed_info(core.signed_length())
+                .is_ok_and(|info| info.indexers.iter().any(|i| i.key == me));
+    }
+
+    /// The local indexer's signatures of the system core at the indexed length, the encryption core and each
+    /// user view at the lengths the indexed info lists (JS `_signInternalViewCores`/`_signUserViewCores`).
+    #[allow(clippy::type_complexity)]
+    fn sign_views(
+        &self,
+    ) -> Result<(
+        Option<([u8; 64], u64)>,
+        Option<([u8; 64], u64)>,
+        Vec<Option<([u8; 64], u64)>>,
+    )> {
+        let indexed = self.state.indexed_length;
+        let info = self.state.system.indexed_info(indexed)?;
+        let (system, encryption, views) = match &self.signing {
+            Some((s, e, v)) => (s.clone(), e.clone(), v.clone()),
+            None => (
+                self.state.system.db().core().clone(),
+                self.encryption.clone(),
+                self.state.views.iter().map(|v| v.core.clone()).collect(),
+            ),
+        };
+        let kp = self.store.create_key_pair("local");
+        let sign = |core: &Hypercore, length: u64| -> Result<([u8; 64], u64)> {
+            Ok((kp.sign(&core.signable(length, 0)?), length))
+        };
+        let mut user = vec![None; info.views.len()];
+        for (v, core) in self.state.views.iter().zip(&views) {
+            let Some(i) = v.mapped_index else { continue };
+            let Some(listed) = info.views.get(i) else {
+                continue;
+            };
+            if listed.length > 0 {
+                user[i] = Some(sign(core, listed.length)?);
+            }
+        }
+        Ok((
+            Some(sign(&system, indexed)?),
+            Some(sign(&encryption, info.encryption_length)?),
+            user,
+        ))
+    }
+
+    /// JS `shouldWrite`: the local indexer owes a checkpoint (a view the indexed info lists that it has not
+    /// signed at that length, or a new view).
+    fn should_write(&self) -> Result<bool> {
+        if !self.local_indexer {
+            return Ok(false);
+        }
+        let info = self.state.system.indexed_info(self.state.indexed_length)?;
+        if info.views.is_empty() {
+            return Ok(false);
+        }
+        let user = &self.digests.user;
+        if info.views.len() > user.len() {
+            return Ok(true);
+        }
+        for (i, v) in info.views.iter().enumerate() {
+            if user[i].map_or(0, |s| s.length) < v.length {
+                return Ok(true);
+            }
+        }
+        if info.encryption_length != 0
+            && self
+                .digests
+                .encryption
+                .is_none_or(|e| e.length < info.encryption_length)
+        {
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     fn flush_local(&mut self, local_nodes: &[(NodeId, OplogMessage)]) -> Result<()> {
         if !local_nodes.is_empty() {
             let system_key = self.state.system.db().core().key();
             let start = self.local.length();
+            let end = start + local_nodes.len() as u64;
+            // an indexer signs the views when the indexed length moved past what it signed; the last block of
+            // the append carries the signatures, every block a checkpoint (the signatures or pointers to them)
+            let signed =
+                if self.local_indexer && self.state.indexed_length > self.digests.signed_length() {
+                    Some(self.sign_views()?)
+                } else {
+                    None
+                };
+            self.signing = None;
             let mut blocks = Vec::with_capacity(local_nodes.len());
             for (i, (_, msg)) in local_nodes.iter().enumerate() {
+                let length = start + i as u64 + 1;
                 let mut msg = msg.clone();
-                msg.digest = Some(self.digests.make_digest(start + i as u64 + 1, system_key));
+                if self.local_indexer {
+                    if length == end {
+                        if let Some((system, encryption, user)) = &signed {
+                            self.digests
+                                .update_internal_signatures(length, *system, *encryption);
+                            self.digests.update_user_signatures(length, user);
+                        }
+                    }
+                    msg.checkpoint = Some(self.digests.make_checkpoint(length));
+                }
+                msg.digest = Some(self.digests.make_digest(length, system_key));
                 blocks.push(
                     msg.to_bytes()
                         .map_err(|e| AutobaseError::Apply(e.to_string()))?,
@@ -1277,6 +1409,7 @@ impl<H: Handlers> Autobase<H> {
             let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
             self.local.append(&refs)?;
         }
+        self.signing = None;
         if self.state.stats.batches >= self.persisted_at + PERSIST_EVERY {
             self.persist()?;
         }
@@ -1428,6 +1561,7 @@ impl<H: Handlers> Autobase<H> {
             }
         }
         self.refresh_writers()?;
+        self.refresh_local_indexer();
         Ok(())
     }
 }

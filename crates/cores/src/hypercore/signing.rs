@@ -88,6 +88,13 @@ impl Hypercore {
         self.lock().signed_length
     }
 
+    /// `core.signable(length, fork)`: the bytes a signer of this core signs for the tree at `length` (at most
+    /// the core's length) with fork id `fork`.
+    pub fn signable(&self, length: u64, fork: u64) -> Result<Vec<u8>> {
+        let hash = self.tree_hash_at(length)?;
+        Ok(self.lock().verifier.signable(&hash, length, fork))
+    }
+
     /// `core.treeHash(length)`: the tree hash at `length` (at most the core's length), from the stored roots.
     pub fn tree_hash_at(&self, length: u64) -> Result<[u8; 32]> {
         let g = self.lock();
