@@ -179,6 +179,7 @@ async function run(dir, scenario) {
         heads: clock(sys.heads)
       },
       indexedLength: base.indexedLength,
+      signedLength: { system: sys.core.signedLength, view: base.view.core.signedLength },
       blocks,
       rawBlocks,
       systemBlocks: await systemBlocks(sys.core)

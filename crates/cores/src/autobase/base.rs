@@ -44,7 +44,7 @@ use crate::hyperbee::{Hyperbee, HyperbeeError};
 use crate::hypercore::messages::{Prologue, Request, RequestBlock, RequestUpgrade};
 use crate::hypercore::{Durability, Hypercore, HypercoreError};
 
-use super::checkpoints::LocalCheckpoints;
+use super::checkpoints::{inflate_checkpoint, inflate_digest, LocalCheckpoints, SignatureAt, Slot};
 use super::keys::{
     bootstrap_manifest, generate_entropy, view_manifest, view_namespace, IndexerSigner,
     ViewKeyInputs, DEFAULT_MANIFEST_VERSION,
@@ -341,6 +341,28 @@ pub struct ApplyStats {
     pub readded: u64,
     /// Moves of the system and views to new cores after indexer changes (JS `_premigrate`).
     pub migrations: u64,
+    /// Multi-signatures assembled from the indexers' checkpoints and committed (each raises a core's signed
+    /// length).
+    pub signed: u64,
+    /// Assembled multi-signatures that did not verify (a bad checkpoint): refused, nothing changed.
+    pub bad_signatures: u64,
+}
+
+/// What an indexer's latest block says it signed (JS `CheckpointCore`): the system key it saw and its
+/// signatures of the system, encryption and user view cores.
+#[derive(Debug, Clone, Default)]
+struct IndexerCheckpoint {
+    signer: u64,
+    digest: Option<[u8; 32]>,
+    system: Option<SignatureAt>,
+    encryption: Option<SignatureAt>,
+    user: Vec<Option<SignatureAt>>,
+}
+
+impl IndexerCheckpoint {
+    fn signed_length(&self) -> u64 {
+        self.system.map_or(0, |s| s.length)
+    }
 }
 
 impl ApplyState {
@@ -776,7 +798,7 @@ impl<H: Handlers> Autobase<H> {
             self.appending.push(None);
             self.drain()?;
         }
-        Ok(())
+        self.maybe_signed()
     }
 
     fn drain(&mut self) -> Result<()> {
@@ -1370,6 +1392,158 @@ impl<H: Handlers> Autobase<H> {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// The writer's block that made its core `length` long, decoded (`None` when missing or not decoding).
+    fn block_at(&self, core: &Hypercore, length: u64) -> Option<OplogMessage> {
+        let seq = length.checked_sub(1)?;
+        let bytes = core.get(seq).ok()??;
+        OplogMessage::decode(&bytes).ok()
+    }
+
+    /// Indexer `key`'s latest checkpoint, from the last block of its core (JS `updateCheckpoints`): `None`
+    /// when it has no block, the block has no digest or a pointer leads nowhere.
+    fn read_checkpoint(&self, key: &[u8; 32], signer: u64) -> Result<Option<IndexerCheckpoint>> {
+        let Some(core) = self.writer_core(key)? else {
+            return Ok(None);
+        };
+        let length = core.length();
+        let Some(last) = self.block_at(&core, length) else {
+            return Ok(None);
+        };
+        let Some(digest) = &last.digest else {
+            return Ok(None);
+        };
+        let prev = (digest.pointer > 0)
+            .then(|| self.block_at(&core, length.saturating_sub(digest.pointer)))
+            .flatten();
+        let Some(digest) = inflate_digest(length, digest, |_| prev.as_ref()) else {
+            return Ok(None);
+        };
+        let mut out = IndexerCheckpoint {
+            signer,
+            digest: Some(digest.key),
+            ..IndexerCheckpoint::default()
+        };
+        let Some(chk) = &last.checkpoint else {
+            return Ok(Some(out));
+        };
+        let resolve = |c: &super::messages::Checkpointer, slot: Slot| {
+            let target = (c.checkpoint.is_none() && c.checkpointer > 0)
+                .then(|| self.block_at(&core, length.saturating_sub(c.checkpointer)))
+                .flatten();
+            inflate_checkpoint(length, c, slot, |_| target.as_ref())
+        };
+        out.system = chk.system.as_ref().and_then(|c| resolve(c, Slot::System));
+        out.encryption = chk
+            .encryption
+            .as_ref()
+            .and_then(|c| resolve(c, Slot::Encryption));
+        out.user = chk
+            .user
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, c)| resolve(c, Slot::User(i)))
+            .collect();
+        Ok(Some(out))
+    }
+
+    /// JS `maybeSigned` + `_assembleMultisig` + the commit in `_flush`: once a quorum of the indexers (of the
+    /// info at the system core's signed length) have signed the system core (naming this system core) at a
+    /// length up to the indexed length, their partial signatures of the system, encryption and user view cores
+    /// are assembled into multi-signatures and the cores' signed lengths move to what was signed. A signature
+    /// that does not verify is refused and nothing after it is committed; the views themselves are not
+    /// touched.
+    fn maybe_signed(&mut self) -> Result<()> {
+        let sys_core = self.state.system.db().core().clone();
+        let quorum = sys_core.manifest().map_or(0, |m| m.quorum);
+        let Ok(quorum) = usize::try_from(quorum) else {
+            return Ok(());
+        };
+        if quorum == 0 {
+            return Ok(());
+        }
+        let Ok(info) = self.state.system.indexed_info(sys_core.signed_length()) else {
+            return Ok(());
+        };
+        let mut chks = Vec::with_capacity(info.indexers.len());
+        for (i, idx) in info.indexers.iter().enumerate() {
+            let signer = i as u64;
+            chks.push(
+                self.read_checkpoint(&idx.key, signer)?
+                    .unwrap_or(IndexerCheckpoint {
+                        signer,
+                        ..IndexerCheckpoint::default()
+                    }),
+            );
+        }
+        let Some(thres) = chks.len().checked_sub(quorum) else {
+            return Ok(());
+        };
+        chks.sort_by_key(IndexerCheckpoint::signed_length);
+        let signable = chks[thres].signed_length();
+        if signable <= sys_core.signed_length() || signable > self.state.indexed_length {
+            return Ok(());
+        }
+        let chks = &chks[thres..];
+        for c in chks {
+            if c.digest != Some(sys_core.key()) {
+                return Ok(());
+            }
+        }
+        let Ok(sys_info) = self.state.system.indexed_info(signable) else {
+            return Ok(());
+        };
+        // (core, length, which signature of each checkpoint); system first, as JS lists them
+        let mut pending: Vec<(Hypercore, u64, Slot)> =
+            vec![(sys_core.clone(), signable, Slot::System)];
+        if sys_info.encryption_length > 0 {
+            pending.push((
+                self.encryption.clone(),
+                sys_info.encryption_length,
+                Slot::Encryption,
+            ));
+        }
+        for v in &self.state.views {
+            let Some(i) = v.mapped_index else { continue };
+            let length = sys_info.views.get(i).map_or(0, |c| c.length);
+            if length > v.core.signed_length() {
+                pending.push((v.core.clone(), length, Slot::User(i)));
+            }
+        }
+        let mut assembled = Vec::with_capacity(pending.len());
+        for (core, length, slot) in pending {
+            let mut partials = Vec::with_capacity(chks.len());
+            for c in chks {
+                let sig = match slot {
+                    Slot::System => c.system,
+                    Slot::Encryption => c.encryption,
+                    Slot::User(i) => c.user.get(i).copied().flatten(),
+                };
+                let Some(sig) = sig else { return Ok(()) };
+                let partial = core
+                    .partial_signature(c.signer, length, Some(sig.length), Some(&sig.signature))
+                    .ok()
+                    .flatten();
+                let Some(p) = partial else { return Ok(()) };
+                partials.push(p);
+            }
+            assembled.push((
+                core,
+                length,
+                crate::hypercore::multisig::assemble(&partials),
+            ));
+        }
+        // the user views first, the system last (JS commits in reverse), stopping at a bad signature
+        for (core, length, signature) in assembled.into_iter().rev() {
+            if core.set_signed_length(length, &signature).is_err() {
+                self.state.stats.bad_signatures += 1;
+                break;
+            }
+            self.state.stats.signed += 1;
+        }
+        Ok(())
     }
 
     fn flush_local(&mut self, local_nodes: &[(NodeId, OplogMessage)]) -> Result<()> {

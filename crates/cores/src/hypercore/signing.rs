@@ -220,6 +220,27 @@ impl Hypercore {
         self.append_locked(log, g, blocks, Some(signature))
     }
 
+    /// Takes `signature` (an assembled multi-signature, say) as the signature of the tree at `length` (at most
+    /// the core's length; fork id 0, as autobase's indexers sign) after checking it verifies: the signed length
+    /// becomes `length` if that is more (JS `core.commit(batch, { length, signature })` on autobase's views).
+    /// Refused, with nothing changed, when it does not verify. Kept in memory only: a reopen recomputes the
+    /// signed length from the stored heads.
+    pub fn set_signed_length(&self, length: u64, signature: &[u8]) -> Result<()> {
+        let mut g = self.lock();
+        if length > g.tree.length {
+            return Err(super::tree::ProofError::OutOfRange("length").into());
+        }
+        let state = TreeState::at(&g.nodes(), length, 0)?;
+        if !g
+            .verifier
+            .verify_roots(&state.roots, length, 0, Some(signature))
+        {
+            return Err(super::tree::ProofError::InvalidSignature { length, fork: 0 }.into());
+        }
+        g.signed_length = g.signed_length.max(length);
+        Ok(())
+    }
+
     /// Installs `signature` (an assembled multi-signature, say) as the signature of the current head, after
     /// checking it verifies; the signed length becomes the length. Durable as appends are.
     pub fn set_signature(&self, signature: Vec<u8>) -> Result<()> {

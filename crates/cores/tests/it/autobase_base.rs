@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use holepunch_cores::autobase::base::{sync_writers, Autobase, AutobaseError, AutobaseOptions};
+use holepunch_cores::autobase::base::{
+    copy_core, sync_writers, Autobase, AutobaseError, AutobaseOptions,
+};
 use holepunch_cores::autobase::kv::{Kv, KvOp};
 use holepunch_cores::autobase::messages::{Checkout, Node, OplogMessage, OPLOG_VERSION};
 use holepunch_cores::corestore::Corestore;
@@ -496,11 +498,10 @@ fn views_move_to_the_indexers_keys_and_are_appended_unsigned() {
     );
     assert_eq!(a.system().views[0].key, a.view().core().key());
     // appends after the move carry no signature: the signed length stays at the prologue
-    let signed = a.system().db().core().signed_length();
     put(&mut a, "y", "2");
     let sys = a.system().db().core().clone();
-    assert!(sys.length() > signed);
-    assert_eq!(sys.signed_length(), signed);
+    assert!(sys.signature().is_none());
+    assert!(sys.signed_length() <= a.state().indexed_length());
     assert!(!sys.writable());
     // a reopen finds the moved cores again (the boot record names the system core)
     let key = sys.key();
@@ -538,4 +539,109 @@ fn views_move_to_the_indexers_keys_and_are_appended_unsigned() {
     assert_eq!(a.system().db().core().key(), b.system().db().core().key());
     assert_eq!(a.view().core().key(), b.view().core().key());
     assert_eq!(list(&a), list(&b));
+}
+
+/// Rounds of puts and acks of both indexers until both have signed checkpoints and one multi-signature was
+/// assembled.
+fn sign_rounds(a: &mut Base, b: &mut Base) {
+    for i in 0..10 {
+        put(a, &format!("k{i}"), "v");
+        sync(&mut [&mut *a, &mut *b]);
+        a.append(None).unwrap();
+        sync(&mut [&mut *a, &mut *b]);
+        b.append(None).unwrap();
+        sync(&mut [&mut *a, &mut *b]);
+        if a.state().stats().signed > 0 && b.state().stats().signed > 0 {
+            return;
+        }
+    }
+    panic!("no multi-signature was assembled");
+}
+
+#[test]
+fn indexers_checkpoints_assemble_into_signed_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = two_indexers(&dir);
+    sign_rounds(&mut a, &mut b);
+    for base in [&a, &b] {
+        let sys = base.system().db().core();
+        assert!(sys.signed_length() > 0);
+        assert!(sys.signed_length() <= base.state().indexed_length());
+        assert!(base.view().core().signed_length() > 0);
+        assert_eq!(base.state().stats().bad_signatures, 0);
+    }
+    assert_eq!(
+        a.system().db().core().signed_length(),
+        b.system().db().core().signed_length()
+    );
+}
+
+#[test]
+fn a_bad_checkpoint_signature_is_refused_without_touching_the_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = two_indexers(&dir);
+    sign_rounds(&mut a, &mut b);
+    let mut signed = (0, 0);
+    // b's next ack carries fresh signatures; b's core then gets that block again with every signature
+    // flipped (b is the hostile indexer), before a has seen it
+    let mut tampered = false;
+    for i in 0..10 {
+        put(&mut a, &format!("t{i}"), "v");
+        sync(&mut [&mut a, &mut b]);
+        a.append(None).unwrap();
+        // only a -> b, so b's ack below is new to a
+        sync_writers(&a, &b).unwrap();
+        b.update().unwrap();
+        b.append(None).unwrap();
+        let local = b.local().clone();
+        let len = local.length();
+        let mut msg = OplogMessage::decode(&local.get(len - 1).unwrap().unwrap()).unwrap();
+        let Some(chk) = msg.checkpoint.as_mut() else {
+            continue;
+        };
+        let mut fresh = false;
+        let slots = chk.system.iter_mut().chain(chk.user.iter_mut().flatten());
+        for c in slots {
+            if let Some(s) = c.checkpoint.as_mut() {
+                s.signature[0] ^= 1;
+                fresh = true;
+            }
+        }
+        if !fresh {
+            sync(&mut [&mut a, &mut b]);
+            continue;
+        }
+        // the same writer core (b's key pair) with the flipped block in its place, as a's replica gets it
+        let fake = store(&dir, "fake", 2).get("local").unwrap();
+        assert_eq!(fake.key(), local.key());
+        for i in 0..len - 1 {
+            fake.append(&[&local.get(i).unwrap().unwrap()]).unwrap();
+        }
+        fake.append(&[&msg.to_bytes().unwrap()]).unwrap();
+        signed = (
+            a.system().db().core().signed_length(),
+            a.view().core().signed_length(),
+        );
+        copy_core(&fake, a.store()).unwrap();
+        tampered = true;
+        break;
+    }
+    assert!(tampered, "b wrote a block with fresh signatures");
+    a.update().unwrap();
+    a.append(None).unwrap();
+    a.update().unwrap();
+    assert!(
+        a.state().stats().bad_signatures > 0,
+        "a tried b's signatures"
+    );
+    // nothing was committed from them, and the view is whole and the same as b's
+    assert_eq!(
+        (
+            a.system().db().core().signed_length(),
+            a.view().core().signed_length()
+        ),
+        signed
+    );
+    assert_eq!(list(&a), list(&b));
+    assert!(list(&a).iter().any(|(k, _)| k == "t0"));
 }

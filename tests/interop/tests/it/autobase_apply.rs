@@ -157,6 +157,10 @@ fn run_rust(dir: &std::path::Path, scenario: &Value) -> Value {
                     "heads": clock(&sys.heads),
                 },
                 "indexedLength": b.state().indexed_length(),
+                "signedLength": {
+                    "system": core.signed_length(),
+                    "view": b.view().core().signed_length(),
+                },
                 "blocks": blocks,
                 "rawBlocks": raw_blocks,
                 "systemBlocks": system_blocks,
@@ -165,6 +169,7 @@ fn run_rust(dir: &std::path::Path, scenario: &Value) -> Value {
                     "reboots": b.state().stats().reboots,
                     "readded": b.state().stats().readded,
                     "migrations": b.state().stats().migrations,
+                    "signed": b.state().stats().signed,
                 },
             }),
         );
@@ -263,10 +268,22 @@ fn two_indexers_writing_concurrently_match_js() {
         steps.push(append("b", Value::Null));
         steps.push(sync_step(&["a", "b"]));
     }
-    check(
+    let out = check(
         "two",
         json!({"bases": [{"name": "a", "seed": 1}, {"name": "b", "seed": 2}], "steps": steps}),
     );
+    // both indexers' checkpoints were assembled into multi-signatures: the signed lengths (equal to JS's,
+    // compared above) moved past the prologue of the two-indexer cores
+    for b in ["a", "b"] {
+        eprintln!(
+            "{b}: {} {}",
+            out["bases"][b]["signedLength"], out["bases"][b]["indexedLength"]
+        );
+        assert!(
+            stat(&out, b, "signed") > 0,
+            "base {b} assembled a multi-signature"
+        );
+    }
 }
 
 #[test]
@@ -465,6 +482,7 @@ fn compare(name: &str, rust: &Value, js: &Value) {
             "view",
             "system",
             "indexedLength",
+            "signedLength",
             "systemBlocks",
         ] {
             assert_eq!(
