@@ -5,12 +5,13 @@
 //! C; then each writer appends N/3 small autobase-kv puts (`{"op":"put","key":"<writer>/<i>","value":"<i>"}`)
 //! in atomic batches of BATCH (default 100), round by round: each writer one batch, then every base gets the
 //! others' new blocks and updates, and the indexers ack. Then a fourth peer, a reader with a fresh store, gets
-//! every writer core and applies the whole DAG in one `update()`: that apply is the measurement (`readerMs`);
+//! every writer core and applies the whole DAG in one `update()`: that apply is the measurement (`readerMs`, one
+//! per reader, READERS of them, and their median);
 //! `writeMs` is the writers' rounds (each writer applies everything too, plus the copies between them).
 //!
 //! usage: autobase_bench [N=30000] [DIR]
-//! prints one JSON line: { n, batch, writeMs, readerMs, readerNodesPerSec, systemLength, indexedLength,
-//! viewLength, entries }
+//! prints one JSON line: { n, batch, nodes, writeMs, readerMs: [..], readerMedianMs, readerNodesPerSec,
+//! systemLength, indexedLength, viewLength, entries }
 
 use std::time::Instant;
 
@@ -117,16 +118,31 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     sync_all(&mut bases)?;
     let write = t0.elapsed();
 
-    // the reader: every writer core copied in, then one apply of the whole DAG
-    let mut reader = open("reader", 4, Some(key))?;
+    // readers: every writer core copied into a fresh store, then one apply of the whole DAG; READERS (default
+    // 3) of them, one after the other, to see the spread on a loaded machine
+    let readers: usize = std::env::var("READERS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let mut times = Vec::new();
+    let mut last = None;
     let mut nodes = 0;
-    for base in &bases {
-        nodes += copy_core(base.local(), reader.store())?;
+    for r in 0..readers {
+        let mut reader = open(&format!("reader{r}"), 4 + r as u8, Some(key))?;
+        nodes = 0;
+        for base in &bases {
+            nodes += copy_core(base.local(), reader.store())?;
+        }
+        let t1 = Instant::now();
+        reader.update()?;
+        times.push(t1.elapsed().as_millis() as u64);
+        last = Some(reader);
     }
-    let t1 = Instant::now();
-    reader.update()?;
-    let read = t1.elapsed();
+    let reader = last.ok_or("READERS=0")?;
     let entries = reader.view().range_vec(&RangeOptions::default())?.len();
+    let mut sorted = times.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
     println!(
         "{}",
         serde_json::json!({
@@ -134,8 +150,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             "batch": batch_size(),
             "nodes": nodes,
             "writeMs": write.as_millis(),
-            "readerMs": read.as_millis(),
-            "readerNodesPerSec": (nodes as f64 / read.as_secs_f64()).round(),
+            "readerMs": times,
+            "readerMedianMs": median,
+            "readerNodesPerSec": (nodes as f64 * 1000.0 / median.max(1) as f64).round(),
             "systemLength": reader.system().core_length(),
             "indexedLength": reader.state().indexed_length(),
             "viewLength": reader.view().core().length(),

@@ -30,9 +30,11 @@
 //! - **Reopen**: from the boot record's indexed system length and the update records kept in the local
 //!   writer's user data (`autobase/updates`): a reboot at the indexed length that re-applies the tail.
 //!
-//! Not here yet: views are local single-signer cores of this peer (their keys, which `info.views` lists, are
-//! not JS's derived view keys, and they do not move to new keys on an indexer change); no checkpoints are
-//! signed (blocks carry digests only) and nothing is fast-forwarded; the apply's writes are not one atomic
+//! - **Cores and checkpoints**: the system and view cores are JS's derived manifest cores, appended unsigned
+//!   and moved to new keys on an indexer change (`_premigrate`); indexers write checkpoints and every peer
+//!   assembles them into the cores' signed lengths (see the module docs of [`super`]).
+//!
+//! Not here yet: traces in writer blocks; nothing is fast-forwarded; the apply's writes are not one atomic
 //! batch with the system flush; replication (wakeup) and encryption.
 
 use std::collections::HashMap;

@@ -21,30 +21,51 @@
 //!   through verified proofs). `tests/interop/tests/it/autobase_apply.rs` runs one autobase-kv script on JS
 //!   (`js/autobase_scenario.js`) and on Rust, partitioned the same way, with the same writer keys: the writer
 //!   blocks (heads, batch, value), the view entries, the system's members, indexers and their lengths, heads,
-//!   pending indexers, system length and indexed length are identical, and the system core's blocks are
-//!   byte-identical once the view keys in its `info` records are zeroed, for one writer, two indexers writing
-//!   concurrently, a non-indexer added then removed, a late writer reordering the tip (undo), an indexer
-//!   added over an un-indexed tail (reboot with catch-up), and 8 random scripts of three bases (where only the
-//!   order of a node's heads may differ: it follows JS's active-writer order, which its writer GC and wakeup
-//!   reshuffle).
+//!   pending indexers, system length and indexed length are identical, and so are the system core's key, the
+//!   view's key, the system core's blocks and every writer block (digests and checkpoints; re-encoded without
+//!   the trace field), byte for byte, and the signed lengths of the system and view cores, for one writer, two
+//!   indexers writing concurrently, a non-indexer added then removed, a late writer reordering the tip
+//!   (undo), an indexer added over an un-indexed tail (reboot with catch-up), and 8 random scripts of three
+//!   bases (where only the order of a node's heads may differ: it follows JS's active-writer order, which its
+//!   writer GC and wakeup reshuffle).
+//! - **Cores as JS has them.** The system core and the views (and the empty `_encryption` core) are the
+//!   manifest cores of [`keys`]: signer-less bootstrap cores before the base has indexers, the indexers' cores
+//!   after; they are appended and truncated without a signature (hypercore `set_unsigned_writes`). A batch that
+//!   changes the indexers records each view's next key (JS `_generateNextViews`), undo and truncation take the
+//!   keys back from the system (`_rollbackViews`), and an indexed indexer change moves every view and the
+//!   system core to the new indexers' cores, the indexed prefix copied and named by the prologue
+//!   (`_premigrate`); the boot record names the new system core and the application's `open` runs again on
+//!   the moved cores. A reopen finds the system core from the boot record and each view by its signers'
+//!   namespace among the views the indexed info lists (`_preload`).
+//! - **Checkpoints.** An indexer (of the info at the system core's signed length, with a quorum: JS
+//!   `localIndexer`) signs the system core at the indexed length, the encryption core and each listed view at
+//!   its indexed length whenever the indexed length passed what it signed, in the last of its next blocks;
+//!   every block carries a checkpoint pointing at them (`shouldWrite` makes `ack` write one). After each
+//!   update, the base reads every indexer's latest checkpoint, and once a quorum signed this system core up to
+//!   the indexed length, assembles the multi-signatures and raises the cores' signed lengths (JS
+//!   `maybeSigned`/`_assembleMultisig`/commit); a signature that does not verify is refused
+//!   (`tests/it/autobase_base.rs`, fuzz target `autobase_checkpoints`).
 //!
 //! Left, in order:
-//! - **View cores as JS has them.** Views (and the system core) are this peer's own single-signer cores in
-//!   the store's `autobase/<key>` namespace, so `info.views` names other keys than JS's, and nothing moves to
-//!   new keys on an indexer change (JS `_premigrate`, step 5's first half: the view manifests of [`keys`] with
-//!   the old core as prologue). Needed before a Rust and a JS peer can share views, checkpoints or fast-forward,
-//!   and for speed: every system and view append is signed here (Ed25519 was ~35% of the CPU samples of a
-//!   reader applying 30,000 nodes of 3 writers, 8.2-8.6 s in a release build at load 5.5), where JS appends
-//!   views unsigned and only the indexers sign, in checkpoints.
-//! - **Checkpoints.** Indexers write digests only; signing the system and view cores at the indexed length
-//!   (`shouldWrite`, [`checkpoints::LocalCheckpoints`]), assembling multisigs and committing signed lengths.
+//! - **Traces** (`trace` in writer blocks: which signed system/view blocks the apply of a local node read,
+//!   for peers to prefetch); JS writes them, this base does not yet (the only field of writer blocks that
+//!   differs from JS's).
+//! - **Signed lengths across reopens.** A committed multi-signature raises the signed length in memory
+//!   (hypercore `set_signed_length`); it is not stored, so a reopen starts again from the newest signed head
+//!   (the prologue) until the next checkpoints are assembled. JS commits the signature with the batch
+//!   (`core.commit`). The local indexer's checkpoint state is not reloaded from its last block on reopen
+//!   either (JS `CheckpointCore.ready`), so its first block after a reopen re-signs and names the system key
+//!   in full.
+//! - A view the system lists under a next key (an indexer change still in the un-indexed tip) is found on
+//!   reopen only by its current core's key; JS also finds it by the derived namespace.
 //! - **More crash tests of the apply.** The system and views are derived state: written without a sync per append
 //!   and synced before each boot record (every 64 batches, `flush`, drop); a reopen truncates them to the boot
 //!   record's indexed length (or to nothing, if a view is shorter than that `info` names) and re-applies the
 //!   rest from the writers. JS instead writes each batch atomically across cores (`store.atomize`). Tested
 //!   with damaged records, a shortened view and a one-writer base killed with SIGKILL at random points
 //!   (`tests/it/autobase_crash.rs`); not yet with several writers or a power loss.
-//! - Fast-forward, optimistic appends, encryption, anchors, `update` hooks.
+//! - Fast-forward (the signed lengths it needs exist now), optimistic appends, encryption, anchors, `update`
+//!   hooks.
 //! - Replication: the wakeup protocol and attaching the writer cores to a replicator; then the autobase-kv
 //!   CLI and its JS twin, the network interop scenarios and `benches/autobase.sh` (issue #16).
 //!
@@ -151,12 +172,12 @@
 //! 4. **Index**: the update records covering the first `indexersUpdated` (or all `u.indexed.len()`) indexed nodes
 //!    are dropped, and the last one's `systemLength` becomes the system view's indexed length: what the indexers
 //!    sign in their checkpoints.
-//! 5. If the indexers changed, the base premigrates the views to their new keys (not done here yet) and
+//! 5. If the indexers changed, the base premigrates the views and the system core to their new keys and
 //!    reboots: a new
 //!    [`Linearizer`](linearizer::Linearizer) for the new indexers over the indexed system state (its heads and
 //!    member lengths), and a catch-up re-adds the nodes of the stored update records in order.
-//! 6. The local writer's new nodes are appended to its core (indexers add checkpoints; not here yet), and the
-//!    boot record and views are flushed. Here the update records are kept in the local writer's user data
+//! 6. The local writer's new nodes are appended to its core (indexers add checkpoints), and the boot record
+//!    and views are flushed; then the indexers' checkpoints are assembled into signed lengths. Here the update records are kept in the local writer's user data
 //!    (`autobase/updates`, [`base::encode_updates`]) with the boot record, not in a local key space.
 //!
 //! Indexers ack (append a null-value node) when [`should_ack`](linearizer::Linearizer::should_ack) says so
