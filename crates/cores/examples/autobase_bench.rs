@@ -10,7 +10,8 @@
 //! `writeMs` is the writers' rounds (each writer applies everything too, plus the copies between them).
 //!
 //! usage: autobase_bench [N=30000] [DIR]
-//! prints one JSON line: { n, batch, nodes, writeMs, readerMs: [..], readerMedianMs, readerNodesPerSec,
+//! prints one JSON line: { n, batch, nodes, writeMs, readerMs: [..], readerMedianMs, readerCpuMs: [..] (user +
+//! system CPU time of each reader's apply), readerNodesPerCpuSec (at the median CPU time),
 //! systemLength, indexedLength, viewLength, entries }
 
 use std::time::Instant;
@@ -27,6 +28,17 @@ fn batch_size() -> usize {
         .ok()
         .and_then(|b| b.parse().ok())
         .unwrap_or(100)
+}
+
+/// This process's CPU time (user + system), in milliseconds: the reader's apply is single-threaded, so on a
+/// loaded machine this says more than the wall clock.
+fn cpu_ms() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+    ms(ru.ru_utime) + ms(ru.ru_stime)
 }
 
 fn sync_all(bases: &mut [Base]) -> Result<()> {
@@ -125,6 +137,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     let mut last = None;
     let mut nodes = 0;
     for r in 0..readers {
@@ -134,8 +147,10 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             nodes += copy_core(base.local(), reader.store())?;
         }
         let t1 = Instant::now();
+        let c1 = cpu_ms();
         reader.update()?;
         times.push(t1.elapsed().as_millis() as u64);
+        cpu.push(cpu_ms() - c1);
         last = Some(reader);
     }
     let reader = last.ok_or("READERS=0")?;
@@ -143,6 +158,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let mut sorted = times.clone();
     sorted.sort_unstable();
     let median = sorted[sorted.len() / 2];
+    let mut cpu_sorted = cpu.clone();
+    cpu_sorted.sort_unstable();
+    let cpu_median = cpu_sorted[cpu_sorted.len() / 2];
     println!(
         "{}",
         serde_json::json!({
@@ -152,7 +170,8 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             "writeMs": write.as_millis(),
             "readerMs": times,
             "readerMedianMs": median,
-            "readerNodesPerSec": (nodes as f64 * 1000.0 / median.max(1) as f64).round(),
+            "readerCpuMs": cpu,
+            "readerNodesPerCpuSec": (nodes as f64 * 1000.0 / cpu_median.max(1) as f64).round(),
             "systemLength": reader.system().core_length(),
             "indexedLength": reader.state().indexed_length(),
             "viewLength": reader.view().core().length(),
