@@ -1162,6 +1162,17 @@ pub fn copy_core(src: &Hypercore, dst_store: &Corestore) -> Result<u64> {
     if to <= from {
         return Ok(0);
     }
+    // One fdatasync for the whole copy, not one per block (6111 syncs for 3000 puts of the bench before); the
+    // blocks reach disk before this returns all the same.
+    dst.set_durability(Durability::Process);
+    let copied = copy_blocks(src, &dst, from, to);
+    dst.set_durability(Durability::Sync);
+    copied?;
+    dst.flush()?;
+    Ok(to - from)
+}
+
+fn copy_blocks(src: &Hypercore, dst: &Hypercore, from: u64, to: u64) -> Result<()> {
     for i in from..to {
         let req = Request {
             id: i + 1,
@@ -1180,7 +1191,7 @@ pub fn copy_core(src: &Hypercore, dst_store: &Corestore) -> Result<u64> {
         let data = src.proof(&req)?;
         dst.apply_proof(&data)?;
     }
-    Ok(to - from)
+    Ok(())
 }
 
 /// Copies every writer core `from` has that `to` reads (or that `to` does not have at all) from `from`'s
