@@ -792,8 +792,8 @@ mod tests {
 
     #[test]
     fn an_open_client_without_addresses_is_punched_where_it_was_seen() {
-        let seen: SocketAddrV4 = "10.0.0.7:40000".parse().unwrap();
-        let sent: SocketAddrV4 = "10.0.0.7:50000".parse().unwrap();
+        let seen = SocketAddrV4::new([10, 0, 0, 7].into(), 40000);
+        let sent = SocketAddrV4::new([10, 0, 0, 7].into(), 50000);
         let payload = |firewall, addresses| HolepunchPayload {
             error: ErrorCode::NONE,
             firewall,
