@@ -170,5 +170,6 @@ pub mod keys;
 pub mod kv;
 pub mod linearizer;
 pub mod messages;
+pub mod replicate;
 pub mod system;
 pub mod topolist;
