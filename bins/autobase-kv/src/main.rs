@@ -174,6 +174,7 @@ fn info(dir: &str) -> anyhow::Result<()> {
         "viewSignedLength": 0,
         "systemLength": sys.core_length(),
         "systemSignedLength": 0,
+        "indexedLength": base.state().indexed_length(),
         "indexers": checkouts(&sys.indexers),
         "heads": checkouts(&sys.heads),
         "members": members,
