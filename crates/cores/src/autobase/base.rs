@@ -33,7 +33,7 @@
 //! Not here yet: views are local single-signer cores of this peer (their keys, which `info.views` lists, are
 //! not JS's derived view keys, and they do not move to new keys on an indexer change); no checkpoints are
 //! signed (blocks carry digests only) and nothing is fast-forwarded; the apply's writes are not one atomic
-//! batch with the system flush; replication (wakeup) and encryption.
+//! batch with the system flush; encryption. Replication over the network is [`super::replicate`].
 
 use std::collections::HashMap;
 

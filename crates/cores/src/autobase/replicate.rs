@@ -282,9 +282,11 @@ async fn run_wakeup(
     mut out: mpsc::UnboundedReceiver<Vec<WriterHint>>,
     inner: &Weak<Inner>,
 ) {
-    if ch.opened().await.is_err() {
+    if let Err(e) = ch.opened().await {
+        tracing::debug!("autobase wakeup channel not opened: {e}");
         return;
     }
+    tracing::debug!("autobase wakeup channel open");
     // what JS's `onlookup` answers; JS only announces unasked to peers that replicate its system core
     let current = |inner: &Weak<Inner>| inner.upgrade().map(|i| i.lock().announce.clone());
     if ch.lookup(None).await.is_err() {
@@ -307,11 +309,13 @@ async fn run_wakeup(
                 match msg {
                     WakeupMessage::Lookup(_) => {
                         let w = i.lock().announce.clone();
+                        tracing::debug!("autobase wakeup: lookup, answering {} writers", w.len());
                         if !w.is_empty() && ch.announce(&w).await.is_err() {
                             return;
                         }
                     }
                     WakeupMessage::Announce(hints) => {
+                        tracing::debug!("autobase wakeup: {} writers announced", hints.len());
                         if !hints.is_empty() {
                             i.lock().hints.extend(hints);
                             i.bump();
