@@ -98,6 +98,12 @@ fn usage_and_runtime_errors() {
     assert_eq!(run(&["join", "abc", &missing]).status.code(), Some(2));
     assert_eq!(run(&["put", &missing, "k"]).status.code(), Some(2));
     assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
+    // sync for no time: no peer, nothing changes, exit 0
+    let a = dir(&root, "a");
+    ok(&["create", &a]);
+    ok(&["put", &a, "k", "v"]);
+    ok(&["sync", &a, "--bootstrap", "127.0.0.1:9", "--seconds", "0"]);
+    assert_eq!(ok(&["list", &a]), "k\tv\n");
     let help = ok(&["--help"]);
     assert!(help.contains("sync") && help.contains("Exit status"));
 }

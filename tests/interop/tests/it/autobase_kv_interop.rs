@@ -5,7 +5,8 @@
 //! test run builds it).
 //!
 //! - a JS-created base with a Rust writer added, and a Rust-created base with a JS writer (an indexer) added:
-//!   both write, sync, and list the same entries;
+//!   both write, sync, and list the same entries; then a reader of the writer's side joins late and gets the
+//!   same view and system state (rebuilt from every writer block: views are not replicated);
 //! - three writers (JS indexer, Rust indexer, Rust non-indexer) write while partitioned, then sync: the same
 //!   list everywhere, and the same system state in `info` (members, indexers with their lengths, heads);
 //! - a writer removed by the (only) indexer while it writes: its write is not applied on any peer.
@@ -202,6 +203,14 @@ fn two_writers(creator: Side, writer: Side, indexer: bool) {
     until(&[&a, &b], &net, "the same system", || {
         same_system(&[&a, &b])
     });
+    // a reader of the writer's side joins late (not added): it reads the whole view, from the writers' blocks
+    let key = a.info()["key"].as_str().expect("key").to_string();
+    let late = Peer::new(writer, &root, "late");
+    late.ok(&["join", &key, "{}"]);
+    until(&[&a, &b, &late], &net, "the late reader's view", || {
+        late.list() == a.list() && same_system(&[&a, &late])
+    });
+    assert!(!writable(&late));
 }
 
 #[test]
