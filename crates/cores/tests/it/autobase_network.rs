@@ -213,3 +213,47 @@ async fn a_late_peer_catches_up_through_one_writer() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_announces_its_unindexed_writers_and_the_hint_opens_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = peer(&dir, "a", 1, None);
+    let key = a.base.key();
+    let mut b = peer(&dir, "b", 2, Some(key));
+    let mut c = peer(&dir, "c", 3, Some(key));
+    let bk = b.base.local_key();
+    let _ab = connect(&a, &b);
+    op(
+        &mut a,
+        &KvOp::AddWriter {
+            key: bk,
+            indexer: false,
+        },
+    );
+    until(&mut [&mut a, &mut b], |p| p[1].base.writable().unwrap()).await;
+    put(&mut b, "from-b", "1");
+    // not indexed yet (a has not acked it): b wakes peers up with its writer
+    let wakeup = b.base.wakeup();
+    assert!(wakeup.contains(&(bk, 1)), "{wakeup:?}");
+    // c, which knows nothing but the base key, hears of b's writer from b's wakeup channel
+    let _bc = connect(&b, &c);
+    let mut rx = c.repl.changed();
+    let deadline = tokio::time::Instant::now() + T;
+    let hint = loop {
+        if let Some(h) = c.repl.take_hints().into_iter().find(|h| h.key == bk) {
+            break h;
+        }
+        tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .expect("no announce of b's writer")
+            .unwrap();
+    };
+    assert_eq!(hint.length, 1);
+    assert!(!c.base.writers().contains(&bk));
+    c.base.hint_writer(hint.key, hint.length).unwrap();
+    assert!(
+        c.base.writers().contains(&bk),
+        "the hint made c read b's writer"
+    );
+    until(&mut [&mut b, &mut c], |p| same(p)).await;
+}
