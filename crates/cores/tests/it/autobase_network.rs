@@ -255,5 +255,5 @@ async fn a_peer_announces_its_unindexed_writers_and_the_hint_opens_them() {
         c.base.writers().contains(&bk),
         "the hint made c read b's writer"
     );
-    until(&mut [&mut b, &mut c], |p| same(p)).await;
+    until(&mut [&mut b, &mut c], same).await;
 }
