@@ -33,7 +33,7 @@
 //! Not here yet: views are local single-signer cores of this peer (their keys, which `info.views` lists, are
 //! not JS's derived view keys, and they do not move to new keys on an indexer change); no checkpoints are
 //! signed (blocks carry digests only) and nothing is fast-forwarded; the apply's writes are not one atomic
-//! batch with the system flush; replication (wakeup) and encryption.
+//! batch with the system flush; encryption. Replication over the network is [`super::replicate`].
 
 use std::collections::HashMap;
 
@@ -505,6 +505,47 @@ impl<H: Handlers> Autobase<H> {
             || (sys.bootstrapping() && me == self.key)
     }
 
+    /// The writers this peer would wake others up with (JS `_getWakeup`): every writer that is not an
+    /// active indexer and whose core holds nodes not indexed yet, with its core's length.
+    pub fn wakeup(&self) -> Vec<([u8; 32], u64)> {
+        let mut out = Vec::new();
+        for key in &self.order {
+            let Some(id) = self.lin.writer_id(key) else {
+                continue;
+            };
+            let w = self.lin.writer(id);
+            if w.is_active_indexer {
+                continue;
+            }
+            let length = match self.writer_core(key) {
+                Ok(Some(core)) => core.length(),
+                _ => continue,
+            };
+            if length > w.indexed() {
+                out.push((*key, length));
+            }
+        }
+        out
+    }
+
+    /// A peer said writer `key` has `length` blocks (a wakeup announce): the base reads it from now on (JS
+    /// `_wakeupWriter`: at the length the system recorded, removed unless the system lists it). A hint for a
+    /// writer the system already applied up to `length` is stale and ignored.
+    pub fn hint_writer(&mut self, key: [u8; 32], length: u64) -> Result<()> {
+        if self.lin.writer_id(&key).is_some() || length == 0 {
+            return Ok(());
+        }
+        if self
+            .state
+            .system
+            .get_member(&key)?
+            .is_some_and(|m| length <= m.length)
+        {
+            return Ok(());
+        }
+        self.ensure_writer(key)
+    }
+
     fn track(&mut self, key: [u8; 32], fed: u64) {
         if let std::collections::hash_map::Entry::Vacant(e) = self.writers.entry(key) {
             e.insert(WriterState { fed, frozen: false });
@@ -613,7 +654,8 @@ impl<H: Handlers> Autobase<H> {
         }
     }
 
-    fn writer_core(&self, key: &[u8; 32]) -> Result<Option<Hypercore>> {
+    /// The core of writer `key`, if the store has it.
+    pub fn writer_core(&self, key: &[u8; 32]) -> Result<Option<Hypercore>> {
         if *key == self.local.key() {
             return Ok(Some(self.local.clone()));
         }

@@ -3,8 +3,9 @@
 //! pointers of writer blocks, written and resolved ([`checkpoints`]), the order of the causal DAG's un-indexed
 //! nodes ([`topolist`]), which nodes are indexed and in what order ([`linearizer`], with its [`consensus`] and
 //! vector [`clock`]s), the system view ([`system`]: JS `lib/system.js`), the apply state and a minimal
-//! [`Autobase`](base::Autobase) over a corestore ([`base`]: JS `_drain` and `lib/apply-state.js`), and the
-//! autobase-kv application ([`kv`]).
+//! [`Autobase`](base::Autobase) over a corestore ([`base`]: JS `_drain` and `lib/apply-state.js`), its
+//! replication over protomux streams ([`replicate`]: the writer cores and protomux-wakeup), and the
+//! autobase-kv application ([`kv`]; the `autobase-kv` bin in `bins/autobase-kv`).
 //!
 //! # What exists and what is left
 //!
@@ -27,6 +28,23 @@
 //!   added over an un-indexed tail (reboot with catch-up), and 8 random scripts of three bases (where only the
 //!   order of a node's heads may differ: it follows JS's active-writer order, which its writer GC and wakeup
 //!   reshuffle).
+//! - [`replicate::BaseReplicator`] and [`replicate::sync_base`]: a base over the network. Every writer the
+//!   base knows (bootstrap, system members, writers its nodes name, writers announced by wakeup) is replicated
+//!   on every connection by its own hypercore replicator and downloaded live; a remote's open of another core
+//!   the store has is answered (JS corestore's `ondiscoverykey`); the `wakeup` channel (capability: the base
+//!   key) is opened on every connection: a lookup is sent once open, lookups are answered with the base's
+//!   wakeup writers ([`base::Autobase::wakeup`], JS `_getWakeup`), changes of that list are announced, and
+//!   announced writers are opened ([`base::Autobase::hint_writer`], JS `_wakeupWriter`); each change of a
+//!   tracked core runs an update round. `crates/cores/tests/it/autobase_network.rs`: three bases on a line of
+//!   in-memory streams converge; `tests/interop/tests/it/autobase_kv_interop.rs`: the `autobase-kv` bin and
+//!   its JS twin on a local testnet (a JS base with a Rust writer, a Rust base with a JS indexer, three writers
+//!   written while partitioned, a removed writer), where `list`, the members, indexers, heads and the indexed,
+//!   system and view lengths agree. The JS peers never get our system or view cores (nor we theirs): every peer
+//!   rebuilds them from the writers, so a peer joining late downloads every writer block; and JS's wakeup
+//!   announces come only as answers to our lookups (JS announces unasked only to peers that replicate its
+//!   system core, `core-coupler`). Stores are not shared: the JS twin keeps a corestore 7 (RocksDB) store,
+//!   which the Rust store refuses to open (exit 1, untouched), and JS corestore 7 given a Rust store folder
+//!   makes a new, empty store beside it.
 //!
 //! Left, in order:
 //! - **View cores as JS has them.** Views (and the system core) are this peer's own single-signer cores in
@@ -45,8 +63,9 @@
 //!   with damaged records, a shortened view and a one-writer base killed with SIGKILL at random points
 //!   (`tests/it/autobase_crash.rs`); not yet with several writers or a power loss.
 //! - Fast-forward, optimistic appends, encryption, anchors, `update` hooks.
-//! - Replication: the wakeup protocol and attaching the writer cores to a replicator; then the autobase-kv
-//!   CLI and its JS twin, the network interop scenarios and `benches/autobase.sh` (issue #16).
+//! - Over the network: serving and reading views and the system core under JS's derived keys (sparse reads of a
+//!   late joiner from checkpoints, fast-forward), and a test where a wakeup announce is the only way a peer
+//!   learns of a writer; `benches/autobase.sh` (issue #16).
 //!
 //! What follows is what JS autobase 7.28.1 keeps where (read from its `index.js`, `lib/` and the hyperschema
 //! spec in `encoding/spec/autobase`, and checked against a base JS builds in
@@ -170,5 +189,6 @@ pub mod keys;
 pub mod kv;
 pub mod linearizer;
 pub mod messages;
+pub mod replicate;
 pub mod system;
 pub mod topolist;
