@@ -61,6 +61,10 @@ pub const TOOLS: &[Tool] = &[
         name: "drives",
         command: drives_cli::cli::command,
     },
+    Tool {
+        name: "autobase-kv",
+        command: autobase_kv_cli::cli::command,
+    },
 ];
 
 /// The folders the generated files live in, relative to the workspace root.

@@ -20,5 +20,5 @@ pub use hyperblobs::Hyperblobs;
 pub use hypercore::Hypercore;
 
 // The layers below, under the names this crate's modules use (`crate::protomux::...`).
-use holepunch_streams::{protomux, secret_stream};
+use holepunch_streams::{protomux, protomux_wakeup, secret_stream};
 use holepunch_wire::{compact_encoding, crypto, flat_tree};

@@ -12,7 +12,8 @@
 //   node js/autobase-kv.js get DIR KEY                   prints the value (exit 1 when the key is not set)
 //   node js/autobase-kv.js list DIR                      one `key<TAB>value` line per entry, in key order
 //   node js/autobase-kv.js info DIR                      JSON: key, local key, writable, isIndexer, view and
-//                                                        system lengths (signed too), members of the system view
+//                                                        system lengths (signed too), the indexed system
+//                                                        length, the system's indexers, heads and members
 //   node js/autobase-kv.js sync DIR [--bootstrap HOST:PORT[,...]] [--seconds N]
 //                                                        joins the swarm on the base's discovery key,
 //                                                        replicates, and after N seconds (default 10; or on
@@ -185,6 +186,7 @@ async function main() {
             viewSignedLength: base.view.core.signedLength,
             systemLength: base.system.core.length,
             systemSignedLength: base.system.core.signedLength,
+            indexedLength: base.indexedLength,
             indexers: base.system.indexers.map((w) => ({ key: hex(w.key), length: w.length })),
             heads: base.system.heads.map((h) => ({ key: hex(h.key), length: h.length })),
             members

@@ -1,5 +1,5 @@
-// Autobase apply throughput in JS autobase 7.28.1, for benches/autobase.sh (issue #16; its Rust side, an
-// `autobase_bench` example, is still to come). Three writers on three corestores in one process: A (the creator,
+// Autobase apply throughput in JS autobase 7.28.1, for benches/autobase.sh (issue #16; its Rust side is the
+// `autobase_bench` example of crates/cores). Three writers on three corestores in one process: A (the creator,
 // indexer), B (indexer) and C (not an indexer), replicating in memory. Setup: A adds B and C, until all three see
 // both indexers. Then each writer appends N/3 small puts (`{"op":"put","key":"<writer>/<i>","value":"<i>"}`) in
 // atomic batches of BATCH (default 100) while the indexers ack in the background every 100 ms; the run ends when

@@ -3,8 +3,9 @@
 //! pointers of writer blocks, written and resolved ([`checkpoints`]), the order of the causal DAG's un-indexed
 //! nodes ([`topolist`]), which nodes are indexed and in what order ([`linearizer`], with its [`consensus`] and
 //! vector [`clock`]s), the system view ([`system`]: JS `lib/system.js`), the apply state and a minimal
-//! [`Autobase`](base::Autobase) over a corestore ([`base`]: JS `_drain` and `lib/apply-state.js`), and the
-//! autobase-kv application ([`kv`]).
+//! [`Autobase`](base::Autobase) over a corestore ([`base`]: JS `_drain` and `lib/apply-state.js`), its
+//! replication over protomux streams ([`replicate`]: the writer cores and protomux-wakeup), and the
+//! autobase-kv application ([`kv`]; the `autobase-kv` bin in `bins/autobase-kv`).
 //!
 //! # What exists and what is left
 //!
@@ -45,6 +46,24 @@
 //!   the indexed length, assembles the multi-signatures and raises the cores' signed lengths (JS
 //!   `maybeSigned`/`_assembleMultisig`/commit); a signature that does not verify is refused
 //!   (`tests/it/autobase_base.rs`, fuzz target `autobase_checkpoints`).
+//! - [`replicate::BaseReplicator`] and [`replicate::sync_base`]: a base over the network. Every writer the
+//!   base knows (bootstrap, system members, writers its nodes name, writers announced by wakeup) is replicated
+//!   on every connection by its own hypercore replicator and downloaded live; a remote's open of another core
+//!   the store has is answered (JS corestore's `ondiscoverykey`); the `wakeup` channel (capability: the base
+//!   key) is opened on every connection: a lookup is sent once open, lookups are answered with the base's
+//!   wakeup writers ([`base::Autobase::wakeup`], JS `_getWakeup`), changes of that list are announced, and
+//!   announced writers are opened ([`base::Autobase::hint_writer`], JS `_wakeupWriter`); each change of a
+//!   tracked core runs an update round. `crates/cores/tests/it/autobase_network.rs`: three bases on a line of
+//!   in-memory streams converge; `tests/interop/tests/it/autobase_kv_interop.rs`: the `autobase-kv` bin and
+//!   its JS twin on a local testnet (a JS base with a Rust writer, a Rust base with a JS indexer, three writers
+//!   written while partitioned, a removed writer), where `list`, the members, indexers, heads and the indexed,
+//!   system and view lengths agree. The JS peers never get our system or view cores (nor we theirs; their
+//!   keys and blocks are the same now, but they are not replicated yet): every peer rebuilds them from the
+//!   writers, so a peer joining late downloads every writer block; and JS's wakeup announces come only as
+//!   answers to our lookups (JS announces unasked only to peers that replicate its system core,
+//!   `core-coupler`). Stores are not shared: the JS twin keeps a corestore 7 (RocksDB) store, which the Rust
+//!   store refuses to open (exit 1, untouched), and JS corestore 7 given a Rust store folder makes a new,
+//!   empty store beside it.
 //!
 //! Left, in order:
 //! - **Traces** (`trace` in writer blocks: which signed system/view blocks the apply of a local node read,
@@ -66,8 +85,9 @@
 //!   (`tests/it/autobase_crash.rs`); not yet with several writers or a power loss.
 //! - Fast-forward (the signed lengths it needs exist now), optimistic appends, encryption, anchors, `update`
 //!   hooks.
-//! - Replication: the wakeup protocol and attaching the writer cores to a replicator; then the autobase-kv
-//!   CLI and its JS twin, the network interop scenarios and `benches/autobase.sh` (issue #16).
+//! - Over the network: serving and reading views and the system core (now under JS's derived keys, with signed
+//!   lengths; sparse reads of a late joiner from checkpoints, fast-forward), and a test where a wakeup announce
+//!   is the only way a peer learns of a writer; `benches/autobase.sh` (issue #16).
 //!
 //! What follows is what JS autobase 7.28.1 keeps where (read from its `index.js`, `lib/` and the hyperschema
 //! spec in `encoding/spec/autobase`, and checked against a base JS builds in
@@ -177,8 +197,9 @@
 //!    [`Linearizer`](linearizer::Linearizer) for the new indexers over the indexed system state (its heads and
 //!    member lengths), and a catch-up re-adds the nodes of the stored update records in order.
 //! 6. The local writer's new nodes are appended to its core (indexers add checkpoints), and the boot record
-//!    and views are flushed; then the indexers' checkpoints are assembled into signed lengths. Here the update records are kept in the local writer's user data
-//!    (`autobase/updates`, [`base::encode_updates`]) with the boot record, not in a local key space.
+//!    and views are flushed; then the indexers' checkpoints are assembled into signed lengths. Here the update
+//!    records are kept in the local writer's user data (`autobase/updates`, [`base::encode_updates`]) with the
+//!    boot record, not in a local key space.
 //!
 //! Indexers ack (append a null-value node) when [`should_ack`](linearizer::Linearizer::should_ack) says so
 //! (`pending`: indexers are being added), debounced by the base's ack timer.
@@ -191,5 +212,6 @@ pub mod keys;
 pub mod kv;
 pub mod linearizer;
 pub mod messages;
+pub mod replicate;
 pub mod system;
 pub mod topolist;

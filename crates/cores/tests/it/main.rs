@@ -4,6 +4,7 @@
 
 mod autobase_base;
 mod autobase_crash;
+mod autobase_network;
 mod autobase_props;
 mod corestore_vectors;
 mod crash_blocks;

@@ -553,6 +553,19 @@ pub(super) struct HolepunchRequest {
 }
 
 /// `_onpeerholepunch` + the router's FROM_RELAY reply: handles one message and answers through the relay.
+/// The addresses to punch a client at: the ones it sent, or, when it says it is unfirewalled (OPEN) but sent
+/// none, the address the relaying node saw its round come from (its puncher's socket). JS's server aborts
+/// there (`_punch` has no address to try); the client, having learnt from its DHT that it is reachable while
+/// its LAN ping was still slow, then connects late to a stream the server dropped and times out. An OPEN
+/// peer is reachable where it was seen, so the server pings it there instead.
+fn remote_candidates(remote: &HolepunchPayload, peer_address: SocketAddrV4) -> Vec<SocketAddrV4> {
+    match remote.addresses.as_deref() {
+        Some(a) if !a.is_empty() => a.to_vec(),
+        _ if remote.firewall == Firewall::OPEN => vec![peer_address],
+        _ => Vec::new(),
+    }
+}
+
 pub(super) async fn on_server_holepunch(
     req: HolepunchRequest,
     lookup: impl Fn(u64) -> Option<Arc<ServerHole>>,
@@ -648,7 +661,7 @@ pub(super) async fn on_server_holepunch(
         })
         .unwrap_or(false);
     if newer {
-        let addresses = remote.addresses.clone().unwrap_or_default();
+        let addresses = remote_candidates(&remote, peer_address);
         session.with(|p| {
             p.update_remote(
                 remote.punching,
@@ -775,6 +788,38 @@ mod tests {
         limit.end_commit();
         assert!(limit.may_punch(t0 + Duration::from_secs(50)));
         assert_eq!(RANDOM_PUNCH_LIMIT, 1);
+    }
+
+    #[test]
+    fn an_open_client_without_addresses_is_punched_where_it_was_seen() {
+        let seen = SocketAddrV4::new([10, 0, 0, 7].into(), 40000);
+        let sent = SocketAddrV4::new([10, 0, 0, 7].into(), 50000);
+        let payload = |firewall, addresses| HolepunchPayload {
+            error: ErrorCode::NONE,
+            firewall,
+            round: 1,
+            connected: false,
+            punching: true,
+            addresses,
+            remote_address: None,
+            token: None,
+            remote_token: None,
+        };
+        assert_eq!(
+            remote_candidates(&payload(Firewall::OPEN, None), seen),
+            [seen]
+        );
+        assert_eq!(
+            remote_candidates(&payload(Firewall::OPEN, Some(vec![])), seen),
+            [seen]
+        );
+        assert_eq!(
+            remote_candidates(&payload(Firewall::OPEN, Some(vec![sent])), seen),
+            [sent],
+            "the addresses a client sends come first"
+        );
+        assert!(remote_candidates(&payload(Firewall::CONSISTENT, None), seen).is_empty());
+        assert!(remote_candidates(&payload(Firewall::RANDOM, Some(vec![])), seen).is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod autobase_apply;
 mod autobase_fixture;
+mod autobase_kv_interop;
 mod autobase_linearizer;
 mod autobase_topolist;
 mod blind_relay_interop;

@@ -1,0 +1,310 @@
+//! `autobase-kv` over the network, the Rust bin and its JS twin (`js/autobase-kv.js`, autobase 7.28.1) on a
+//! local testnet (issue #16): each peer keeps its own store folder; `sync` runs on every peer at once for a
+//! few seconds, and the peers' `list` and `info` are compared after each round until they agree (at most
+//! `ROUNDS` rounds: a bounded number of syncs, no sleeps). Needs `cargo build -p autobase-kv` (a workspace
+//! test run builds it).
+//!
+//! - a JS-created base with a Rust writer added, and a Rust-created base with a JS writer (an indexer) added:
+//!   both write, sync, and list the same entries; then a reader of the writer's side joins late and gets the
+//!   same view and system state (rebuilt from every writer block: views are not replicated);
+//! - three writers (JS indexer, Rust indexer, Rust non-indexer) write while partitioned, then sync: the same
+//!   list everywhere, and the same system state in `info` (members, indexers with their lengths, heads);
+//! - a writer removed by the (only) indexer while it writes: its write is not applied on any peer.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::thread;
+
+use interop::{built, interop_dir, require_js, JsTestnet};
+use serde_json::Value;
+
+/// Seconds each `sync` stays connected.
+const SYNC_SECONDS: &str = "4";
+/// Sync rounds before a test gives up.
+const ROUNDS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Js,
+    Rust,
+}
+
+#[derive(Debug, Clone)]
+struct Peer {
+    side: Side,
+    dir: String,
+}
+
+impl Peer {
+    fn new(side: Side, root: &std::path::Path, name: &str) -> Self {
+        Self {
+            side,
+            dir: root.join(name).to_str().expect("utf-8 path").to_string(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        match self.side {
+            Side::Rust => Command::new(built("debug", "autobase-kv")),
+            Side::Js => {
+                require_js();
+                let mut c = Command::new("node");
+                c.arg(PathBuf::from("js").join("autobase-kv.js"))
+                    .current_dir(interop_dir());
+                c
+            }
+        }
+    }
+
+    /// Runs a command whose args start with the folder where `{}` stands.
+    fn run(&self, args: &[&str]) -> Output {
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| if *a == "{}" { self.dir.as_str() } else { a })
+            .collect();
+        self.command()
+            .args(&args)
+            .env_remove("HYPERDHT_BOOTSTRAP")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{:?} {args:?}: {e}", self.side))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{:?} {args:?}: {} {}",
+            self.side,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    fn list(&self) -> String {
+        self.ok(&["list", "{}"])
+    }
+
+    fn info(&self) -> Value {
+        serde_json::from_str(&self.ok(&["info", "{}"])).expect("info prints JSON")
+    }
+
+    fn put(&self, k: &str, v: &str) {
+        self.ok(&["put", "{}", k, v]);
+    }
+}
+
+/// One round: every peer syncs at the same time.
+fn sync_round(peers: &[&Peer], net: &JsTestnet) {
+    let bootstrap = net.bootstrap_arg();
+    let handles: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let p = (*p).clone();
+            let b = bootstrap.clone();
+            thread::spawn(move || {
+                p.ok(&["sync", "{}", "--bootstrap", &b, "--seconds", SYNC_SECONDS]);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("sync");
+    }
+}
+
+/// Syncs rounds until `done` holds for the peers (checked before the first round too).
+fn until(peers: &[&Peer], net: &JsTestnet, what: &str, done: impl Fn() -> bool) {
+    for _ in 0..ROUNDS {
+        if done() {
+            return;
+        }
+        sync_round(peers, net);
+    }
+    assert!(
+        done(),
+        "{what}: not after {ROUNDS} sync rounds; lists {:?}, infos {:?}",
+        peers.iter().map(|p| p.list()).collect::<Vec<_>>(),
+        peers.iter().map(|p| p.info()).collect::<Vec<_>>()
+    );
+}
+
+/// The system state `info` shows: members, indexers (with the lengths the system recorded), heads, the
+/// system's indexed length and the system and view lengths (the apply writes the same blocks on both sides;
+/// the signed lengths differ: only JS signs checkpoints).
+fn system(info: &Value) -> Value {
+    serde_json::json!({
+        "indexedLength": info["indexedLength"],
+        "systemLength": info["systemLength"],
+        "viewLength": info["viewLength"],
+        "members": info["members"],
+        "indexers": info["indexers"],
+        "heads": sorted(&info["heads"]),
+    })
+}
+
+fn sorted(v: &Value) -> Value {
+    let mut a = v.as_array().cloned().unwrap_or_default();
+    a.sort_by_key(|x| x["key"].as_str().unwrap_or_default().to_string());
+    Value::Array(a)
+}
+
+fn writable(p: &Peer) -> bool {
+    p.info()["writable"] == true
+}
+
+fn same_lists(peers: &[&Peer]) -> bool {
+    let first = peers[0].list();
+    peers.iter().skip(1).all(|p| p.list() == first)
+}
+
+fn same_system(peers: &[&Peer]) -> bool {
+    let first = system(&peers[0].info());
+    peers.iter().skip(1).all(|p| system(&p.info()) == first)
+}
+
+/// Creates a base on `creator`, joins `others` and adds each (`indexer` flags) from the creator; syncs until
+/// every one is writable.
+fn base_with(creator: &Peer, others: &[(&Peer, bool)], net: &JsTestnet) -> String {
+    let created = creator.ok(&["create", "{}"]);
+    let key = created.lines().next().expect("base key").to_string();
+    for (p, indexer) in others {
+        let w = p.ok(&["join", &key, "{}"]);
+        let w = w.trim();
+        assert_eq!(w.len(), 64, "{w}");
+        if *indexer {
+            creator.ok(&["add-writer", "{}", w, "--indexer"]);
+        } else {
+            creator.ok(&["add-writer", "{}", w]);
+        }
+    }
+    let mut all = vec![creator];
+    all.extend(others.iter().map(|(p, _)| *p));
+    until(&all, net, "the added writers are writable", || {
+        others.iter().all(|(p, _)| writable(p))
+    });
+    key
+}
+
+fn two_writers(creator: Side, writer: Side, indexer: bool) {
+    let net = JsTestnet::start(5);
+    let root = interop::scratch_dir("autobase-kv-two");
+    let a = Peer::new(creator, &root, "a");
+    let b = Peer::new(writer, &root, "b");
+    base_with(&a, &[(&b, indexer)], &net);
+    a.put("from-a", "1");
+    b.put("from-b", "2");
+    a.put("both", "a");
+    b.put("both", "b");
+    until(&[&a, &b], &net, "the same entries", || {
+        let l = a.list();
+        l.contains("from-a\t1\n") && l.contains("from-b\t2\n") && l == b.list()
+    });
+    until(&[&a, &b], &net, "the same system", || {
+        same_system(&[&a, &b])
+    });
+    // a reader of the writer's side joins late (not added): it reads the whole view, from the writers' blocks
+    let key = a.info()["key"].as_str().expect("key").to_string();
+    let late = Peer::new(writer, &root, "late");
+    late.ok(&["join", &key, "{}"]);
+    until(&[&a, &b, &late], &net, "the late reader's view", || {
+        late.list() == a.list() && same_system(&[&a, &late])
+    });
+    assert!(!writable(&late));
+}
+
+#[test]
+fn a_js_base_with_a_rust_writer() {
+    two_writers(Side::Js, Side::Rust, false);
+}
+
+#[test]
+fn a_rust_base_with_a_js_indexer() {
+    two_writers(Side::Rust, Side::Js, true);
+}
+
+#[test]
+fn three_writers_partitioned_then_synced_agree() {
+    let net = JsTestnet::start(5);
+    let root = interop::scratch_dir("autobase-kv-three");
+    let js = Peer::new(Side::Js, &root, "js");
+    let ri = Peer::new(Side::Rust, &root, "rust-indexer");
+    let rw = Peer::new(Side::Rust, &root, "rust-writer");
+    base_with(&js, &[(&ri, true), (&rw, false)], &net);
+    // partitioned: each writes without syncing
+    for (p, tag) in [(&js, "js"), (&ri, "ri"), (&rw, "rw")] {
+        for i in 0..3 {
+            p.put(&format!("{tag}-{i}"), tag);
+        }
+        p.put("shared", tag);
+    }
+    p_del(&ri, "js-0");
+    let peers = [&js, &ri, &rw];
+    until(
+        &peers,
+        &net,
+        "every write everywhere, the same list",
+        || {
+            let l = js.list();
+            ["js-2", "ri-2", "rw-2"].iter().all(|k| l.contains(k)) && same_lists(&peers)
+        },
+    );
+    until(&peers, &net, "the same system state", || {
+        same_lists(&peers) && same_system(&peers)
+    });
+    let info = js.info();
+    assert_eq!(info["indexers"].as_array().map(Vec::len), Some(2));
+    assert_eq!(info["members"].as_array().map(Vec::len), Some(3));
+}
+
+fn p_del(p: &Peer, k: &str) {
+    p.ok(&["del", "{}", k]);
+}
+
+#[test]
+fn a_removed_writers_later_puts_are_not_applied() {
+    let net = JsTestnet::start(5);
+    let root = interop::scratch_dir("autobase-kv-removed");
+    let js = Peer::new(Side::Js, &root, "js");
+    let rust = Peer::new(Side::Rust, &root, "rust");
+    base_with(&js, &[(&rust, false)], &net);
+    rust.put("before", "1");
+    until(&[&js, &rust], &net, "the writer's put applied", || {
+        js.list().contains("before\t1\n") && same_lists(&[&js, &rust])
+    });
+    let rkey = rust.info()["localKey"]
+        .as_str()
+        .expect("localKey")
+        .to_string();
+    js.ok(&["remove-writer", "{}", &rkey]);
+    // not synced yet: the Rust writer still thinks it may write
+    rust.put("after", "2");
+    assert!(rust.list().contains("after\t2\n"));
+    let removed = |p: &Peer| {
+        p.info()["members"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["key"] == rkey.as_str() && m["isRemoved"] == true)
+        })
+    };
+    until(
+        &[&js, &rust],
+        &net,
+        "the removal everywhere, the same list",
+        || removed(&js) && removed(&rust) && same_lists(&[&js, &rust]),
+    );
+    for p in [&js, &rust] {
+        let l = p.list();
+        assert!(l.contains("before\t1\n"), "{:?}: {l}", p.side);
+        assert!(
+            !l.contains("after"),
+            "{:?} applied a removed writer's put: {l}",
+            p.side
+        );
+    }
+    let refused = rust.run(&["put", "{}", "later", "3"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a removed writer may not append"
+    );
+}
