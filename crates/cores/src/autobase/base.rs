@@ -46,7 +46,9 @@ use crate::hyperbee::{Hyperbee, HyperbeeError};
 use crate::hypercore::messages::{Prologue, Request, RequestBlock, RequestUpgrade};
 use crate::hypercore::{Durability, Hypercore, HypercoreError};
 
-use super::checkpoints::{inflate_checkpoint, inflate_digest, LocalCheckpoints, SignatureAt, Slot};
+use super::checkpoints::{
+    inflate_checkpoint, inflate_digest, DigestAt, LocalCheckpoints, SignatureAt, Slot,
+};
 use super::keys::{
     bootstrap_manifest, generate_entropy, view_manifest, view_namespace, IndexerSigner,
     ViewKeyInputs, DEFAULT_MANIFEST_VERSION,
@@ -355,7 +357,7 @@ pub struct ApplyStats {
 #[derive(Debug, Clone, Default)]
 struct IndexerCheckpoint {
     signer: u64,
-    digest: Option<[u8; 32]>,
+    digest: Option<DigestAt>,
     system: Option<SignatureAt>,
     encryption: Option<SignatureAt>,
     user: Vec<Option<SignatureAt>>,
@@ -655,6 +657,16 @@ impl<H: Handlers> Autobase<H> {
         base.track(key, 0);
         base.local.set_user_data("referrer", Some(&key))?;
         base.refresh_local_indexer();
+        // what the local writer last wrote, as JS's CheckpointCore reloads it from its last block: the next
+        // blocks point at it instead of repeating it
+        if let Some(c) = base.read_checkpoint(&base.local.key(), 0)? {
+            base.digests = LocalCheckpoints {
+                digest: c.digest,
+                system: c.system,
+                encryption: c.encryption,
+                user: c.user,
+            };
+        }
         if base.state.system.core_length() > 0 {
             base.reopen()?;
         }
@@ -1466,7 +1478,7 @@ impl<H: Handlers> Autobase<H> {
         };
         let mut out = IndexerCheckpoint {
             signer,
-            digest: Some(digest.key),
+            digest: Some(digest),
             ..IndexerCheckpoint::default()
         };
         let Some(chk) = &last.checkpoint else {
@@ -1532,7 +1544,7 @@ impl<H: Handlers> Autobase<H> {
         }
         let chks = &chks[thres..];
         for c in chks {
-            if c.digest != Some(sys_core.key()) {
+            if c.digest.map(|d| d.key) != Some(sys_core.key()) {
                 return Ok(());
             }
         }

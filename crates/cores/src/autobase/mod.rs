@@ -46,7 +46,8 @@
 //! - **Checkpoints.** An indexer (of the info at the system core's signed length, with a quorum: JS
 //!   `localIndexer`) signs the system core at the indexed length, the encryption core and each listed view at
 //!   its indexed length whenever the indexed length passed what it signed, in the last of its next blocks;
-//!   every block carries a checkpoint pointing at them (`shouldWrite` makes `ack` write one). After each
+//!   every block carries a checkpoint pointing at them (`shouldWrite` makes `ack` write one); a reopen reloads
+//!   what the local writer last wrote from its last block (JS `CheckpointCore`). After each
 //!   update, the base reads every indexer's latest checkpoint, and once a quorum signed this system core up to
 //!   the indexed length, assembles the multi-signatures and raises the cores' signed lengths (JS
 //!   `maybeSigned`/`_assembleMultisig`/commit); a signature that does not verify is refused
@@ -77,9 +78,7 @@
 //! - **Signed lengths across reopens.** A committed multi-signature raises the signed length in memory
 //!   (hypercore `set_signed_length`); it is not stored, so a reopen starts again from the newest signed head
 //!   (the prologue) until the next checkpoints are assembled. JS commits the signature with the batch
-//!   (`core.commit`). The local indexer's checkpoint state is not reloaded from its last block on reopen
-//!   either (JS `CheckpointCore.ready`), so its first block after a reopen re-signs and names the system key
-//!   in full.
+//!   (`core.commit`).
 //! - A view the system lists under a next key (an indexer change still in the un-indexed tip) is found on
 //!   reopen only by its current core's key; JS also finds it by the derived namespace.
 //! - **More crash tests of the apply.** The system and views are derived state: written without a sync per append

@@ -645,3 +645,29 @@ fn a_bad_checkpoint_signature_is_refused_without_touching_the_view() {
     assert_eq!(list(&a), list(&b));
     assert!(list(&a).iter().any(|(k, _)| k == "t0"));
 }
+
+#[test]
+fn a_reopened_indexer_writes_the_same_checkpoints_as_one_that_was_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, reopen: bool| -> Vec<Vec<u8>> {
+        let mut a = open(store(&dir, name, 1), None);
+        put(&mut a, "x", "1");
+        put(&mut a, "y", "2");
+        if reopen {
+            drop(a);
+            a = open(store(&dir, name, 1), None);
+        }
+        put(&mut a, "z", "3");
+        a.append(None).unwrap();
+        put(&mut a, "w", "4");
+        (0..a.local().length())
+            .map(|i| a.local().get(i).unwrap().unwrap())
+            .collect()
+    };
+    let straight = run("straight", false);
+    let reopened = run("reopened", true);
+    // the blocks after the reopen point at the digest and signatures written before it, as JS's do
+    assert_eq!(reopened, straight);
+    let last = OplogMessage::decode(straight.last().unwrap()).unwrap();
+    assert!(last.digest.unwrap().pointer > 0);
+}
