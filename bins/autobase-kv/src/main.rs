@@ -143,7 +143,8 @@ fn list(dir: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The JS twin's `info` line. Nothing is signed here (no checkpoints yet), so the signed lengths are 0.
+/// The JS twin's `info` line; the signed lengths are those the indexers' checkpoints, assembled into
+/// multi-signatures, commit.
 fn info(dir: &str) -> anyhow::Result<()> {
     let mut base = open(dir, None, false)?;
     base.update()?;
@@ -171,9 +172,9 @@ fn info(dir: &str) -> anyhow::Result<()> {
         "writable": base.writable()?,
         "isIndexer": base.is_indexer(),
         "viewLength": base.view().core().length(),
-        "viewSignedLength": 0,
+        "viewSignedLength": base.view().core().signed_length(),
         "systemLength": sys.core_length(),
-        "systemSignedLength": 0,
+        "systemSignedLength": sys.db().core().signed_length(),
         "indexedLength": base.state().indexed_length(),
         "indexers": checkouts(&sys.indexers),
         "heads": checkouts(&sys.heads),

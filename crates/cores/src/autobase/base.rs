@@ -1520,9 +1520,19 @@ impl<H: Handlers> Autobase<H> {
         if quorum == 0 {
             return Ok(());
         }
-        let Ok(info) = self.state.system.indexed_info(sys_core.signed_length()) else {
+        let Ok(mut info) = self.state.system.indexed_info(sys_core.signed_length()) else {
             return Ok(());
         };
+        if info.indexers.is_empty() {
+            // A multi-signature committed in an earlier process is not kept (the signed length is in memory
+            // only), so a reopened peer that is not an indexer finds its system core signed only to the
+            // prologue, whose info can predate the indexers: take the indexers of the indexed state, the ones
+            // the system core's signers are (a checkpoint of others fails to verify and is refused below).
+            match self.state.system.indexed_info(self.state.indexed_length) {
+                Ok(i) => info = i,
+                Err(_) => return Ok(()),
+            }
+        }
         let mut chks = Vec::with_capacity(info.indexers.len());
         for (i, idx) in info.indexers.iter().enumerate() {
             let signer = i as u64;
