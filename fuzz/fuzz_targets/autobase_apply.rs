@@ -4,11 +4,13 @@
 //! fails, and the creator's own later write is applied (a hostile writer cannot stop the base).
 #![no_main]
 
-use holepunch::autobase::base::{sync_writers, Autobase, AutobaseOptions};
-use holepunch::autobase::kv::{Kv, KvOp};
+use holepunch::autobase::base::sync_writers;
+use holepunch::autobase::kv::KvOp;
 use holepunch::autobase::messages::{Checkout, Node, OplogMessage, OPLOG_VERSION};
-use holepunch::corestore::Corestore;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "support/autobase_pair.rs"]
+mod support;
 
 fn blocks(mut bytes: &[u8], keys: &[[u8; 32]]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -49,23 +51,7 @@ fn blocks(mut bytes: &[u8], keys: &[[u8; 32]]) -> Vec<Vec<u8>> {
 }
 
 fuzz_target!(|bytes: &[u8]| {
-    let dir = std::env::temp_dir().join(format!("autobase-apply-fuzz-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = |n: &str, seed: u8| Corestore::open_with_primary_key(dir.join(n), [seed; 32]).unwrap();
-    let mut a = Autobase::open(store("a", 1), Kv, AutobaseOptions::default()).unwrap();
-    let mut w = Autobase::open(
-        store("w", 2),
-        Kv,
-        AutobaseOptions {
-            bootstrap: Some(a.key()),
-        },
-    )
-    .unwrap();
-    let add = KvOp::AddWriter {
-        key: w.local_key(),
-        indexer: false,
-    };
-    a.append(Some(&add.to_json())).unwrap();
+    let (dir, mut a, mut w) = support::pair("autobase-apply-fuzz", false);
     sync_writers(&a, &w).unwrap();
     w.update().unwrap();
     let keys = [a.key(), w.local_key(), [9; 32]];

@@ -5,13 +5,15 @@
 //! the indexed length, and the creator's own later write is applied.
 #![no_main]
 
-use holepunch::autobase::base::{sync_writers, Autobase, AutobaseOptions};
-use holepunch::autobase::kv::{Kv, KvOp};
+use holepunch::autobase::base::sync_writers;
+use holepunch::autobase::kv::KvOp;
 use holepunch::autobase::messages::{
     Checkout, Checkpoint, Checkpointer, Digest, IndexCheckpoint, Node, OplogMessage, OPLOG_VERSION,
 };
-use holepunch::corestore::Corestore;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "support/autobase_pair.rs"]
+mod support;
 
 fn checkpointer(b: &[u8], here: bool) -> Checkpointer {
     let mut signature = [0u8; 64];
@@ -77,18 +79,7 @@ fn blocks(mut bytes: &[u8], w: [u8; 32], sys: [u8; 32], start: u64) -> Vec<Vec<u
 }
 
 fuzz_target!(|bytes: &[u8]| {
-    let dir = std::env::temp_dir().join(format!("autobase-chk-fuzz-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = |n: &str, seed: u8| Corestore::open_with_primary_key(dir.join(n), [seed; 32]).unwrap();
-    let mut a = Autobase::open(store("a", 1), Kv, AutobaseOptions::default()).unwrap();
-    let mut w = Autobase::open(
-        store("w", 2),
-        Kv,
-        AutobaseOptions {
-            bootstrap: Some(a.key()),
-        },
-    )
-    .unwrap();
+    let (dir, mut a, mut w) = support::pair("autobase-chk-fuzz", true);
     let put = |k: &str| {
         KvOp::Put {
             key: k.into(),
@@ -96,11 +87,6 @@ fuzz_target!(|bytes: &[u8]| {
         }
         .to_json()
     };
-    let add = KvOp::AddWriter {
-        key: w.local_key(),
-        indexer: true,
-    };
-    a.append(Some(&add.to_json())).unwrap();
     for _ in 0..3 {
         sync_writers(&a, &w).unwrap();
         w.update().unwrap();

@@ -14,33 +14,12 @@
 
 use std::time::Instant;
 
-use holepunch_cores::autobase::base::{sync_writers, Autobase, AutobaseOptions, Result};
-use holepunch_cores::autobase::kv::{Kv, KvOp};
-use holepunch_cores::corestore::Corestore;
+use holepunch_cores::autobase::base::Result;
 use holepunch_cores::hyperbee::RangeOptions;
 
-type Base = Autobase<Kv>;
-
-fn batch_size() -> usize {
-    std::env::var("BATCH")
-        .ok()
-        .and_then(|b| b.parse().ok())
-        .unwrap_or(100)
-}
-
-fn sync_all(bases: &mut [Base]) -> Result<()> {
-    for i in 0..bases.len() {
-        for j in 0..bases.len() {
-            if i != j {
-                sync_writers(&bases[i], &bases[j])?;
-            }
-        }
-    }
-    for b in bases.iter_mut() {
-        b.update()?;
-    }
-    Ok(())
-}
+#[path = "support/autobase_writers.rs"]
+mod writers;
+use writers::{ack_round, sync_all, Base};
 
 fn heads(b: &Base) -> Vec<([u8; 32], u64)> {
     let mut h: Vec<_> = b.system().heads.iter().map(|c| (c.key, c.length)).collect();
@@ -54,89 +33,15 @@ fn indexed_view_length(b: &Base) -> Result<u64> {
     Ok(info.views.first().map_or(0, |v| v.length))
 }
 
-/// The indexers ack one after the other, each seeing the other's ack first, as acks on timers in JS mostly
-/// do. (Acks that cross, each linking the other's previous node, index nothing in JS either: a script of two
-/// indexers acking at once after every sync stays at indexed length 8 in JS autobase 7.28.1.)
-fn ack_round(bases: &mut [Base]) -> Result<()> {
-    for i in 0..2 {
-        bases[i].ack()?;
-        sync_all(bases)?;
-    }
-    Ok(())
-}
-
 fn count(b: &Base) -> Result<usize> {
     Ok(b.view().range_vec(&RangeOptions::default())?.len())
 }
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let n: usize = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(100_000);
-    let tmp;
-    let dir = match args.next() {
-        Some(d) => std::path::PathBuf::from(d),
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
-    let open = |name: &str, seed: u8, bootstrap| -> Result<Base> {
-        let store = Corestore::open_with_primary_key(dir.join(name), [seed; 32])?;
-        Autobase::open(store, Kv, AutobaseOptions { bootstrap })
-    };
-    let a = open("a", 1, None)?;
-    let key = a.key();
-    let b = open("b", 2, Some(key))?;
-    let c = open("c", 3, Some(key))?;
-    let mut bases = vec![a, b, c];
-
-    // setup: B an indexer, C a writer, everyone knows it
-    let add = |key: [u8; 32], indexer| KvOp::AddWriter { key, indexer }.to_json();
-    let (kb, kc) = (bases[1].local_key(), bases[2].local_key());
-    bases[0].append(Some(&add(kb, true)))?;
-    bases[0].append(Some(&add(kc, false)))?;
-    loop {
-        sync_all(&mut bases)?;
-        ack_round(&mut bases)?;
-        if bases.iter().all(|b| b.system().indexers.len() == 2)
-            && bases[1].writable()?
-            && bases[2].writable()?
-        {
-            break;
-        }
-    }
-    sync_all(&mut bases)?;
-
-    let share = n / 3;
-    let counts = [n - 2 * share, share, share];
+    let (n, dir, _tmp) = writers::args(100_000)?;
+    let mut bases = writers::three_writers(&dir)?;
     let t0 = Instant::now();
-    let mut next = [0usize; 3];
-    while next.iter().zip(counts).any(|(i, c)| *i < c) {
-        for (w, base) in bases.iter_mut().enumerate() {
-            let end = (next[w] + batch_size()).min(counts[w]);
-            let values: Vec<Vec<u8>> = (next[w]..end)
-                .map(|i| {
-                    let k = format!("{i:06}");
-                    KvOp::Put {
-                        key: format!("{}/{k}", ["a", "b", "c"][w]),
-                        value: k,
-                    }
-                    .to_json()
-                })
-                .collect();
-            next[w] = end;
-            if !values.is_empty() {
-                let refs: Vec<Option<&[u8]>> = values.iter().map(|v| Some(&v[..])).collect();
-                base.append_batch(&refs)?;
-            }
-        }
-        sync_all(&mut bases)?;
-        ack_round(&mut bases)?;
-    }
+    writers::write_rounds(&mut bases, n)?;
     let t1 = Instant::now();
     loop {
         sync_all(&mut bases)?;
