@@ -3,7 +3,6 @@
 //! Exit codes: 0 on success, 1 on an error (one line on stderr, `autobase-kv: ...`) and when `get` finds no
 //! such key, 2 on bad usage.
 
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -205,15 +204,9 @@ async fn sync(
     let repl = BaseReplicator::new(base.store().clone(), base.key());
     round(&mut base, &repl)?;
     let addrs = bootstrap::resolve(&nodes).await?;
-    // a testnet on loopback: stay on loopback
-    let host = if !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()) {
-        Ipv4Addr::LOCALHOST
-    } else {
-        Ipv4Addr::UNSPECIFIED
-    };
     let dht = HyperDht::bind(HyperDhtOpts {
+        host: bootstrap::bind_host(&addrs),
         bootstrap: addrs,
-        host,
         lan,
         ..HyperDhtOpts::default()
     })

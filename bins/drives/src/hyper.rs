@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -303,14 +303,9 @@ pub(crate) async fn swarming(
     // HYPERDHT_BOOTSTRAP: ...` and clap's usage lines, exit 1), as drives always did.
     let nodes = net.nodes().map_err(|e| anyhow::anyhow!("{e}"))?;
     let addrs = bootstrap::resolve(&nodes).await?;
-    let host = if !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()) {
-        Ipv4Addr::LOCALHOST
-    } else {
-        Ipv4Addr::UNSPECIFIED
-    };
     let dht = HyperDht::bind(HyperDhtOpts {
+        host: bootstrap::bind_host(&addrs),
         bootstrap: addrs,
-        host,
         lan: net.bootstrap.lan(),
         ..HyperDhtOpts::default()
     })

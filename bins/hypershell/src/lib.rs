@@ -28,16 +28,9 @@ pub async fn open_dht(
     lan: Option<holepunch::lan_discovery::LanOpts>,
 ) -> anyhow::Result<HyperDht> {
     let bootstrap = bootstrap::resolve(nodes).await?;
-    // A testnet on this machine (every bootstrap node on loopback): stay on loopback too, so the
-    // addresses we announce are ones the other local peers reach.
-    let local = !bootstrap.is_empty() && bootstrap.iter().all(|a| a.ip().is_loopback());
     let dht = HyperDht::bind(HyperDhtOpts {
+        host: bootstrap::bind_host(&bootstrap),
         bootstrap,
-        host: if local {
-            std::net::Ipv4Addr::LOCALHOST
-        } else {
-            std::net::Ipv4Addr::UNSPECIFIED
-        },
         lan,
         ..HyperDhtOpts::default()
     })

@@ -14,9 +14,9 @@ pub mod config;
 pub mod pipe;
 pub mod server;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
+pub use bin_support::bootstrap::bind_host;
 use bin_support::runtime::{Flavor, Shutdown};
 use bin_support::Report;
 
@@ -24,16 +24,6 @@ use bin_support::Report;
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often `--debug` prints the connection counts (as the JS).
 pub const DEBUG_INTERVAL: Duration = Duration::from_secs(5);
-
-/// The address the DHT binds to: 127.0.0.1 when every bootstrap node is on loopback (a local testnet, so
-/// nothing leaves the machine), else every interface.
-pub fn bind_host(bootstrap: &[SocketAddrV4]) -> Ipv4Addr {
-    if !bootstrap.is_empty() && bootstrap.iter().all(|a| a.ip().is_loopback()) {
-        Ipv4Addr::LOCALHOST
-    } else {
-        Ipv4Addr::UNSPECIFIED
-    }
-}
 
 /// The environment variable that gives the bins (and hyperssh) a multi-threaded runtime with that many
 /// worker threads ([`RUNTIME`]).
@@ -53,17 +43,3 @@ pub const SHUTDOWN: Shutdown = Shutdown::Timeout(CLOSE_TIMEOUT);
 
 /// Runtime errors: `Error: <message>` (the bins and hyperssh).
 pub const REPORT: Report = Report::new("Error: ");
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_testnets_bind_to_loopback() {
-        let local = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1);
-        let public = SocketAddrV4::new(Ipv4Addr::new(88, 99, 3, 86), 49737);
-        assert_eq!(bind_host(&[local, local]), Ipv4Addr::LOCALHOST);
-        assert_eq!(bind_host(&[local, public]), Ipv4Addr::UNSPECIFIED);
-        assert_eq!(bind_host(&[]), Ipv4Addr::UNSPECIFIED);
-    }
-}

@@ -14,7 +14,7 @@
 //! fail every command at parse time.
 
 use std::ffi::OsString;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use clap::error::ErrorKind;
 use holepunch_dht::hyperdht::bootstrap;
@@ -102,10 +102,30 @@ pub async fn resolve(nodes: &[BootstrapNode]) -> Result<Vec<SocketAddrV4>, Boots
     bootstrap::resolve(nodes).await
 }
 
+/// The address the DHT binds to: 127.0.0.1 when every bootstrap node is on loopback (a local testnet, so
+/// nothing leaves the machine and the addresses we announce are ones the other local peers reach), else every
+/// interface.
+pub fn bind_host(bootstrap: &[SocketAddrV4]) -> Ipv4Addr {
+    if !bootstrap.is_empty() && bootstrap.iter().all(|a| a.ip().is_loopback()) {
+        Ipv4Addr::LOCALHOST
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn loopback_testnets_bind_to_loopback() {
+        let local = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1);
+        let public = SocketAddrV4::new(Ipv4Addr::new(88, 99, 3, 86), 49737);
+        assert_eq!(bind_host(&[local, local]), Ipv4Addr::LOCALHOST);
+        assert_eq!(bind_host(&[local, public]), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(bind_host(&[]), Ipv4Addr::UNSPECIFIED);
+    }
 
     /// A tool with the flag flattened in, as the bins have it.
     #[derive(Debug, Parser)]
