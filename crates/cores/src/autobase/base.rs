@@ -966,15 +966,7 @@ impl<H: Handlers> Autobase<H> {
             let input = NodeInput {
                 key,
                 length: seq + 1,
-                heads: msg
-                    .node
-                    .heads
-                    .iter()
-                    .map(|h| Head {
-                        key: h.key,
-                        length: h.length,
-                    })
-                    .collect(),
+                heads: heads_of(&msg.node.heads),
                 batch: msg.node.batch,
                 value: msg.node.value,
                 optimistic: msg.optimistic,
@@ -1732,22 +1724,8 @@ impl<H: Handlers> Autobase<H> {
         self.state.stats.reboots += 1;
         let indexed = self.state.indexed_length;
         let sys = self.state.system.checkout(indexed)?;
-        let indexers: Vec<Head> = sys
-            .indexers
-            .iter()
-            .map(|c| Head {
-                key: c.key,
-                length: c.length,
-            })
-            .collect();
-        let heads: Vec<Head> = sys
-            .heads
-            .iter()
-            .map(|c| Head {
-                key: c.key,
-                length: c.length,
-            })
-            .collect();
+        let indexers = heads_of(&sys.indexers);
+        let heads = heads_of(&sys.heads);
         // nothing indexed yet: the bootstrap linearizer, as a new base has
         let indexers = if indexers.is_empty() {
             vec![Head {
@@ -1804,6 +1782,17 @@ impl<H: Handlers> Autobase<H> {
         self.refresh_local_indexer();
         Ok(())
     }
+}
+
+/// A clock's entries as the linearizer's heads.
+fn heads_of(clock: &[Checkout]) -> Vec<Head> {
+    clock
+        .iter()
+        .map(|c| Head {
+            key: c.key,
+            length: c.length,
+        })
+        .collect()
 }
 
 /// Copies the blocks `dst` lacks from `src` (the same core in two stores), through proofs that `dst` verifies:
