@@ -4,7 +4,7 @@
 # `iptables -m statistic --mode random --probability P -j DROP` on inbound UDP in both namespaces (so data and
 # acks are both lost). This kernel has no netem; the loss is all there is (no added delay).
 #
-#   benches/udx-loss.sh                    (root) 0%, 1%, 5%, 10% loss, 3 runs of 128 MiB per pair
+#   benches/udx-loss.sh                    (root) 0%, 1%, 5%, 10% loss, 3 runs of 512 MiB per pair
 #   SIZE=64M RUNS=5 LOSSES="0 0.05" benches/udx-loss.sh
 #   NICE=-10 benches/udx-loss.sh           both pairs at a higher priority (less scheduler noise on a busy machine)
 #   UDXCAT=/path/to/udxcat benches/udx-loss.sh   that Rust binary instead of building this tree's (e.g. an older build)
@@ -23,7 +23,10 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SIZE_ARG="${SIZE:-128M}"
+# 512 MiB: a Rust run then lasts about a second. With 128 MiB (the default until 2026-12-07) it lasted a quarter
+# of one, mostly BBR's startup and the scheduler's moods on 2 shared cores: on a quiet machine the same build's
+# per-run ratios spread over 3.5-5.8x at 128 MiB against 4.3-5.3x at 512 MiB, with no stall in any trace.
+SIZE_ARG="${SIZE:-512M}"
 RUNS="${RUNS:-3}"
 LOSSES="${LOSSES:-0 0.01 0.05 0.10}"
 LIMIT="${LIMIT:-120}" # seconds allowed per transfer
