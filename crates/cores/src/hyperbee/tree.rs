@@ -144,13 +144,20 @@ impl<'a> Batch<'a> {
         self.load_node(version - 1, 0).map(Some)
     }
 
+    /// The block `seq` of this batch, not yet appended (`None`: `seq` is in the core).
+    fn pending_block(&self, seq: u64) -> Result<Option<&Pending>> {
+        let Some(i) = seq.checked_sub(self.bee.core.length()) else {
+            return Ok(None);
+        };
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.pending.get(i))
+            .map(Some)
+            .ok_or_else(|| HyperbeeError::Corrupt(format!("no pending block {seq}")))
+    }
+
     fn key_of(&mut self, seq: u64) -> Result<Vec<u8>> {
-        let base = self.bee.core.length();
-        if seq >= base {
-            let p = usize::try_from(seq - base)
-                .ok()
-                .and_then(|i| self.pending.get(i))
-                .ok_or_else(|| HyperbeeError::Corrupt(format!("no pending block {seq}")))?;
+        if let Some(p) = self.pending_block(seq)? {
             return Ok(p.key.clone());
         }
         if let Some(k) = self.keys.get(&seq) {
@@ -162,13 +169,8 @@ impl<'a> Batch<'a> {
     }
 
     fn entry_of(&mut self, seq: u64) -> Result<Entry> {
-        let base = self.bee.core.length();
         let plen = self.bee.prefix.len();
-        if seq >= base {
-            let p = usize::try_from(seq - base)
-                .ok()
-                .and_then(|i| self.pending.get(i))
-                .ok_or_else(|| HyperbeeError::Corrupt(format!("no pending block {seq}")))?;
+        if let Some(p) = self.pending_block(seq)? {
             return Ok(Entry {
                 seq,
                 key: p.key.get(plen..).unwrap_or_default().to_vec(),
@@ -181,12 +183,7 @@ impl<'a> Batch<'a> {
     /// `key` against the key of block `seq`, as [`key_of`](Self::key_of) finds it, without copying it (a
     /// put compares its key with a few keys of every node on its path).
     fn cmp_key(&mut self, key: &[u8], seq: u64) -> Result<Ordering> {
-        let base = self.bee.core.length();
-        if seq >= base {
-            let p = usize::try_from(seq - base)
-                .ok()
-                .and_then(|i| self.pending.get(i))
-                .ok_or_else(|| HyperbeeError::Corrupt(format!("no pending block {seq}")))?;
+        if let Some(p) = self.pending_block(seq)? {
             return Ok(key.cmp(p.key.as_slice()));
         }
         if let Some(k) = self.keys.get(&seq) {
