@@ -9,6 +9,7 @@ use holepunch_cores::autobase::messages::{
     Digest, EncryptionDescriptor, IndexCheckpoint, Info, LinearizerUpdate, ManifestData, Member,
     Node, OplogMessage, SystemKey, Trace, UserViewTrace, Wakeup,
 };
+use holepunch_cores::autobase::base::{decode_signed, decode_updates, encode_signed, encode_updates};
 use holepunch_cores::hyperbee::messages::Node as BeeNode;
 use holepunch_wire::compact_encoding::{Decode, Encode};
 use proptest::prelude::*;
@@ -214,6 +215,12 @@ fn feed(bytes: &[u8]) {
     }
     if let Ok(seq) = decode_linearizer_key(bytes) {
         assert_eq!(decode_linearizer_key(&encode_linearizer_key(seq)), Ok(seq));
+    }
+    if let Ok(u) = decode_updates(bytes) {
+        assert_eq!(decode_updates(&encode_updates(&u)), Ok(u));
+    }
+    if let Ok(s) = decode_signed(bytes) {
+        assert_eq!(decode_signed(&encode_signed(&s)), Ok(s));
     }
     round::<Member>(bytes);
     round::<Checkpoint>(bytes);
