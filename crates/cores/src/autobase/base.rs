@@ -1739,7 +1739,10 @@ impl<H: Handlers> Autobase<H> {
 
     /// The system, encryption and view cores' signed heads whose signature is known.
     fn signed_heads(&self) -> Vec<SignedHead> {
-        let mut cores = vec![self.state.system.db().core().clone(), self.encryption.clone()];
+        let mut cores = vec![
+            self.state.system.db().core().clone(),
+            self.encryption.clone(),
+        ];
         cores.extend(self.state.views.iter().map(|v| v.core.clone()));
         cores
             .into_iter()
@@ -1761,7 +1764,10 @@ impl<H: Handlers> Autobase<H> {
         else {
             return;
         };
-        let mut cores = vec![self.state.system.db().core().clone(), self.encryption.clone()];
+        let mut cores = vec![
+            self.state.system.db().core().clone(),
+            self.encryption.clone(),
+        ];
         cores.extend(self.state.views.iter().map(|v| v.core.clone()));
         for (key, length, sig) in signed {
             if let Some(core) = cores.iter().find(|c| c.key() == key) {
@@ -1811,7 +1817,13 @@ impl<H: Handlers> Autobase<H> {
         self.state.system = system;
         self.state.indexed_length = length;
         self.state.updates.clear();
-        let keys = view_keys(&self.store, &self.local, self.key, &self.state.system, length)?;
+        let keys = view_keys(
+            &self.store,
+            &self.local,
+            self.key,
+            &self.state.system,
+            length,
+        )?;
         let mut views = Vec::new();
         self.view = self.handlers.open(&mut ViewStore {
             store: &self.store,

@@ -84,9 +84,12 @@
 //!   each writer read and downloaded from the length the system indexed, the boot record's `fastForwarding`
 //!   flag set); the un-indexed tail is applied as usual and a reopen starts from the boot record.
 //!   `tests/it/autobase_network.rs`: a late peer of a 1500-put base fast-forwards, lists the whole view and
-//!   holds a fraction of the writer's blocks; a tampered signature is refused. Against JS both ways
-//!   (`autobase_kv_interop.rs`, `late_reader_fast_forwards`). The system and view blocks are downloaded
-//!   whole at the fast-forward (JS reads them on demand); only the writers' are sparse.
+//!   holds 257 of the writer's 1500 blocks (the first window, read before the system core's signed length
+//!   reached it, and the last indexed block); a tampered signature is refused. Against JS both ways
+//!   (`autobase_kv_interop.rs`, `late_reader_fast_forwards`, 1200 puts): a Rust reader of a JS base holds
+//!   257 of the 1200 writer blocks, a JS reader of a Rust base 323 (its contiguous length), and both list
+//!   the whole view. The system and view blocks are downloaded whole at the fast-forward (JS reads them on
+//!   demand); only the writers' are sparse.
 //! Left, in order:
 //! - **Traces** (`trace` in writer blocks: which signed system/view blocks the apply of a local node read,
 //!   for peers to prefetch); JS writes them, this base does not yet (the only field of writer blocks that

@@ -487,7 +487,8 @@ pub async fn fast_forward<H: Handlers>(
     );
     let core = base.begin_fast_forward()?;
     let store = base.store().clone();
-    let fetched = tokio::time::timeout(timeout, fetch_fast_forward(&store, repl, &core, target)).await;
+    let fetched =
+        tokio::time::timeout(timeout, fetch_fast_forward(&store, repl, &core, target)).await;
     let done = match fetched {
         Ok(Ok(())) => base.finish_fast_forward(),
         Ok(Err(e)) => Err(e),
@@ -554,9 +555,7 @@ async fn fetch_fast_forward(
         let view = store.get_by_key(v.key, None)?;
         prepare_fast_forward(&view)?;
         repl.add_core(view.clone());
-        let r = repl
-            .replicator(&view.discovery_key())
-            .ok_or_else(missing)?;
+        let r = repl.replicator(&view.discovery_key()).ok_or_else(missing)?;
         r.poke();
         wait_length(&r, v.length).await;
         r.download(0, v.length).await;

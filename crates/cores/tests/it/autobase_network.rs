@@ -18,8 +18,8 @@ use holepunch_cores::corestore::Corestore;
 use holepunch_cores::hyperbee::RangeOptions;
 use holepunch_cores::hypercore::messages::Data;
 use holepunch_cores::hypercore::replicator::{kind, PeerId, ReplicatorCore};
-use holepunch_wire::compact_encoding::{Decode, Encode};
 use holepunch_streams::protomux::{memory_pair, Mux};
+use holepunch_wire::compact_encoding::{Decode, Encode};
 
 type Base = Autobase<Kv>;
 
@@ -333,7 +333,14 @@ async fn a_late_peer_fast_forwards_and_reads_the_whole_view() {
     let key = a.base.key();
     let Peer { base, repl: _repl } = b;
     drop(base);
-    let b2 = Autobase::open(store, Kv, AutobaseOptions { bootstrap: Some(key) }).unwrap();
+    let b2 = Autobase::open(
+        store,
+        Kv,
+        AutobaseOptions {
+            bootstrap: Some(key),
+        },
+    )
+    .unwrap();
     assert_eq!(list(&b2), list(&a.base));
     assert_eq!(b2.state().stats().fast_forwards, 0);
 }
@@ -363,7 +370,11 @@ fn signed_lengths_survive_a_reopen() {
     assert!(before.0 > 0 && before.1 > 0, "{before:?}");
     drop(a);
     let a = open();
-    assert_eq!(signed(&a), before, "the committed multi-signatures are kept");
+    assert_eq!(
+        signed(&a),
+        before,
+        "the committed multi-signatures are kept"
+    );
 }
 
 /// Runs two replicator cores back to back until quiet, `tamper` rewriting each message from `srv` to
@@ -401,11 +412,18 @@ async fn a_system_core_whose_signature_does_not_verify_is_not_fast_forwarded_to(
     let a = history(&dir, 40);
     let sys = a.base.system().db().core().clone();
     let (signed, fork) = sys.replicated_head();
-    assert!(signed > 20 && fork == 0, "served at the signed length: {signed}");
+    assert!(
+        signed > 20 && fork == 0,
+        "served at the signed length: {signed}"
+    );
     assert!(sys.length() >= signed);
     // a late peer's copy of that system core, taking upgrades as a fast-forward does
     let b = peer(&dir, "b", 2, Some(a.base.key()));
-    let copy = b.base.store().get_by_key(sys.key(), sys.manifest()).unwrap();
+    let copy = b
+        .base
+        .store()
+        .get_by_key(sys.key(), sys.manifest())
+        .unwrap();
     prepare_fast_forward(&copy).unwrap();
     // a peer whose signed head carries a bad signature: refused, nothing stored, the peer dropped
     let bad = |k: u64, m: Vec<u8>| {
@@ -423,7 +441,11 @@ async fn a_system_core_whose_signature_does_not_verify_is_not_fast_forwarded_to(
         &mut ReplicatorCore::new(copy.clone()),
         bad,
     );
-    assert_eq!(dropped.len(), 1, "the peer with the bad signature is dropped");
+    assert_eq!(
+        dropped.len(),
+        1,
+        "the peer with the bad signature is dropped"
+    );
     assert_eq!((copy.length(), copy.signed_length()), (0, 0));
     // the same head untouched: taken, signed by the indexers' multi-signature
     let dropped = exchange(

@@ -4,12 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+use holepunch_cores::autobase::base::{
+    decode_signed, decode_updates, encode_signed, encode_updates,
+};
 use holepunch_cores::autobase::messages::{
     decode_linearizer_key, encode_linearizer_key, BootRecord, Checkout, Checkpoint, Checkpointer,
     Digest, EncryptionDescriptor, IndexCheckpoint, Info, LinearizerUpdate, ManifestData, Member,
     Node, OplogMessage, SystemKey, Trace, UserViewTrace, Wakeup,
 };
-use holepunch_cores::autobase::base::{decode_signed, decode_updates, encode_signed, encode_updates};
 use holepunch_cores::hyperbee::messages::Node as BeeNode;
 use holepunch_wire::compact_encoding::{Decode, Encode};
 use proptest::prelude::*;
