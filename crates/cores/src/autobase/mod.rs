@@ -90,6 +90,7 @@
 //!   257 of the 1200 writer blocks, a JS reader of a Rust base 323 (its contiguous length), and both list
 //!   the whole view. The system and view blocks are downloaded whole at the fast-forward (JS reads them on
 //!   demand); only the writers' are sparse.
+//!
 //! Left, in order:
 //! - **Traces** (`trace` in writer blocks: which signed system/view blocks the apply of a local node read,
 //!   for peers to prefetch); JS writes them, this base does not yet (the only field of writer blocks that
