@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use holepunch_cores::autobase::base::{prepare_fast_forward, Autobase, AutobaseOptions};
 use holepunch_cores::autobase::kv::{Kv, KvOp};
-use holepunch_cores::autobase::messages::Checkout;
+use holepunch_cores::autobase::messages::{BootRecord, Checkout};
 use holepunch_cores::autobase::replicate::{
     fast_forward, sync_base, BaseReplicator, WRITER_WINDOW,
 };
@@ -302,6 +302,11 @@ async fn a_late_peer_fast_forwards_and_reads_the_whole_view() {
     .await;
     let stats = b.base.state().stats();
     assert_eq!(stats.fast_forwards, 1, "{stats:?}");
+    // the boot record says so (JS's fastForwarding flag), until the next one is written
+    let boot = b.base.local().get_user_data("autobase/boot").unwrap();
+    let boot = BootRecord::decode(&boot).unwrap();
+    assert!(boot.fast_forwarding, "{boot:?}");
+    assert_eq!(boot.key, b.base.system().db().core().key());
     // the whole view reads the same, from view blocks b downloaded (not rebuilt from writer blocks)
     assert_eq!(list(&b.base), list(&a.base));
     let held = b
