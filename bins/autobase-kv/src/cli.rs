@@ -12,8 +12,9 @@ command opens the base the folder holds.
 Writer blocks are JSON: {\"op\":\"put\",\"key\":K,\"value\":V}, {\"op\":\"del\",\"key\":K}, \
 {\"op\":\"add-writer\",\"key\":HEX,\"indexer\":BOOL} and {\"op\":\"remove-writer\",\"key\":HEX}; the view is a \
 hyperbee named `view` with utf-8 keys and values. Only `sync` uses the network: it joins the swarm on the \
-base's discovery key, replicates the writers' cores with every peer (also with the JavaScript twin, on \
-autobase 7), and after --seconds (or on Ctrl-C) applies what it received and exits.
+base's discovery key, replicates the writers', system and view cores with every peer (also with the \
+JavaScript twin, on autobase 7; a peer far behind fast-forwards to the state the indexers signed), and \
+after --seconds (or on Ctrl-C) applies what it received and exits.
 
 Exit status: 0 on success, 1 on an error (one line on stderr) and when `get` finds no such key, 2 on bad \
 usage.
@@ -114,13 +115,14 @@ pub enum Command {
         dir: String,
     },
     /// Print the base's state as one JSON line: keys, writability, view and system lengths, the system's
-    /// indexers, heads and members.
+    /// indexers, heads and members, and how many blocks of each member's core the store holds.
     Info {
         /// The store folder.
         #[arg(value_name = "DIR")]
         dir: String,
     },
-    /// Replicate with the base's peers for N seconds (or until Ctrl-C), then apply what arrived and exit.
+    /// Replicate with the base's peers for N seconds (or until Ctrl-C), then apply what arrived and exit;
+    /// prints {"fastForward":{"to":N,"from":M}} when the base fast-forwards to a peer's signed state.
     Sync {
         /// The store folder.
         #[arg(value_name = "DIR")]

@@ -15,7 +15,9 @@ use bin_support::{Report, Signals};
 use clap::{CommandFactory, Parser};
 use holepunch::autobase::base::{Autobase, AutobaseOptions};
 use holepunch::autobase::kv::{Kv, KvOp};
-use holepunch::autobase::replicate::{sync_base, BaseReplicator};
+use holepunch::autobase::replicate::{
+    fast_forward, sync_base, BaseReplicator, FAST_FORWARD_TIMEOUT,
+};
 use holepunch::corestore::Corestore;
 use holepunch::hyperbee::RangeOptions;
 use holepunch::hyperdht::{HyperDht, HyperDhtOpts};
@@ -160,6 +162,19 @@ fn info(dir: &str) -> anyhow::Result<()> {
             })
         })
         .collect();
+    // what the store holds of each member's core: a peer that fast-forwarded holds only the tail
+    let mut writers = Vec::new();
+    for (k, _) in sys.list()? {
+        if let Some(core) = base.writer_core(&k)? {
+            let i = core.info();
+            writers.push(serde_json::json!({
+                "key": hex::encode(k),
+                "length": i.length,
+                "contiguousLength": i.contiguous_length,
+                "storedBlocks": i.stored_blocks,
+            }));
+        }
+    }
     let checkouts = |c: &[holepunch::autobase::messages::Checkout]| -> Vec<serde_json::Value> {
         c.iter()
             .map(|c| serde_json::json!({ "key": hex::encode(c.key), "length": c.length }))
@@ -178,6 +193,7 @@ fn info(dir: &str) -> anyhow::Result<()> {
         "indexers": checkouts(&sys.indexers),
         "heads": checkouts(&sys.heads),
         "members": members,
+        "writers": writers,
     });
     println!("{line}");
     Ok(())
@@ -242,6 +258,17 @@ async fn sync(
             r = changed.changed() => if r.is_err() { break },
         }
         round(&mut base, &repl)?;
+        // a peer's system core signed far ahead: take it and its views instead of every writer block
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let from = base.state().indexed_length();
+        if fast_forward(&mut base, &repl, FAST_FORWARD_TIMEOUT.min(left)).await? {
+            let to = base.state().indexed_length();
+            println!(
+                "{}",
+                serde_json::json!({ "fastForward": { "to": to, "from": from } })
+            );
+            round(&mut base, &repl)?;
+        }
     }
     round(&mut base, &repl)?;
     accept.abort();

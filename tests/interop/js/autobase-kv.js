@@ -8,16 +8,21 @@
 //   node js/autobase-kv.js add-writer DIR WRITER_KEY [--indexer]
 //   node js/autobase-kv.js remove-writer DIR WRITER_KEY
 //   node js/autobase-kv.js put DIR KEY VALUE
+//   node js/autobase-kv.js fill DIR COUNT PREFIX         COUNT puts PREFIX<i> = <i> (one process; for tests)
 //   node js/autobase-kv.js del DIR KEY
 //   node js/autobase-kv.js get DIR KEY                   prints the value (exit 1 when the key is not set)
 //   node js/autobase-kv.js list DIR                      one `key<TAB>value` line per entry, in key order
 //   node js/autobase-kv.js info DIR                      JSON: key, local key, writable, isIndexer, view and
 //                                                        system lengths (signed too), the indexed system
-//                                                        length, the system's indexers, heads and members
+//                                                        length, the system's indexers, heads and members,
+//                                                        and what the store holds of each member's core
+//                                                        (writers: length, contiguousLength)
 //   node js/autobase-kv.js sync DIR [--bootstrap HOST:PORT[,...]] [--seconds N]
 //                                                        joins the swarm on the base's discovery key,
 //                                                        replicates, and after N seconds (default 10; or on
-//                                                        SIGINT/SIGTERM) applies what it has and exits
+//                                                        SIGINT/SIGTERM) applies what it has and exits;
+//                                                        prints {"fastForward":{"to":N,"from":M}} when the
+//                                                        base fast-forwards
 //
 // DIR is a corestore. Writer blocks are JSON (`valueEncoding: 'json'`): {"op":"put","key":K,"value":V},
 // {"op":"del","key":K}, {"op":"add-writer","key":HEX,"indexer":BOOL}, {"op":"remove-writer","key":HEX}.
@@ -140,6 +145,18 @@ async function main() {
       await append(argv[0], { op: 'put', key: argv[1], value: argv[2] })
       break
     }
+    case 'fill': {
+      if (argv.length !== 3) usage()
+      const count = Number(argv[1])
+      if (!(count >= 0)) usage('COUNT takes a number')
+      await withBase(argv[0], null, async (base) => {
+        for (let i = 0; i < count; i++) {
+          await base.append({ op: 'put', key: argv[2] + String(i).padStart(6, '0'), value: String(i) })
+        }
+        await base.update()
+      })
+      break
+    }
     case 'del': {
       if (argv.length !== 2) usage()
       await append(argv[0], { op: 'del', key: argv[1] })
@@ -170,11 +187,16 @@ async function main() {
     }
     case 'info': {
       if (argv.length !== 1) usage()
-      await withBase(argv[0], null, async (base) => {
+      await withBase(argv[0], null, async (base, store) => {
         await base.update()
         const members = []
+        const writers = []
         for await (const { key, value } of base.system.list()) {
           members.push({ key: hex(key), isIndexer: !!value.isIndexer, isRemoved: !!value.isRemoved, length: value.length })
+          const core = store.get({ key, active: false })
+          await core.ready()
+          writers.push({ key: hex(key), length: core.length, contiguousLength: core.contiguousLength })
+          await core.close()
         }
         process.stdout.write(
           JSON.stringify({
@@ -189,7 +211,8 @@ async function main() {
             indexedLength: base.indexedLength,
             indexers: base.system.indexers.map((w) => ({ key: hex(w.key), length: w.length })),
             heads: base.system.heads.map((h) => ({ key: hex(h.key), length: h.length })),
-            members
+            members,
+            writers
           }) + '\n'
         )
       })
@@ -218,6 +241,17 @@ async function main() {
         null,
         async (base, store) => {
           const swarm = new Hyperswarm(bootstrap ? { bootstrap } : {})
+          // a fast-forwarded view's blocks are read on demand: download them while connected, so that `list`
+          // (which runs offline) reads the whole view
+          const downloadView = () => {
+            const core = base.view.core
+            if (core.contiguousLength < core.length) core.download({ start: 0, end: core.length })
+          }
+          base.on('fast-forward', (to, from) => {
+            process.stdout.write(JSON.stringify({ fastForward: { to, from } }) + '\n')
+            downloadView()
+          })
+          downloadView()
           swarm.on('connection', (conn) => {
             conn.on('error', () => {})
             base.replicate(conn)

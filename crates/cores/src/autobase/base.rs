@@ -34,7 +34,11 @@
 //!   and moved to new keys on an indexer change (`_premigrate`); indexers write checkpoints and every peer
 //!   assembles them into the cores' signed lengths (see the module docs of [`super`]).
 //!
-//! Not here yet: traces in writer blocks; nothing is fast-forwarded; the apply's writes are not one atomic
+//! - **Fast-forward** ([`Autobase::begin_fast_forward`], [`Autobase::finish_fast_forward`]; the network part
+//!   is [`super::replicate::fast_forward`]): the indexed state jumps to a peer's signed system core and the
+//!   views it lists, and each writer is read from the length the system indexed (JS `_applyFastForward`).
+//!
+//! Not here yet: traces in writer blocks; the apply's writes are not one atomic
 //! batch with the system flush; encryption. Replication over the network is [`super::replicate`].
 
 use std::collections::HashMap;
@@ -202,6 +206,17 @@ fn view_core(core: Hypercore) -> Hypercore {
     core
 }
 
+/// Readies a system or view core for a fast-forward: back to its signed length on fork 0 (what peers serve:
+/// its unsigned tail is dropped), and taking upgrades from peers.
+pub fn prepare_fast_forward(core: &Hypercore) -> Result<()> {
+    let (served, _) = core.replicated_head();
+    if core.appendable() && (core.length() != served || core.fork() != 0) {
+        core.truncate_with_fork(served, 0)?;
+    }
+    core.set_upgrades_allowed(true);
+    Ok(())
+}
+
 /// Moves a view to its core under `next` (JS `_migrateView`): the core of the manifest whose prologue is the
 /// source's tree hash and length at `indexed_length`, holding the source's first `indexed_length` blocks.
 fn migrate_core(
@@ -350,6 +365,9 @@ pub struct ApplyStats {
     pub signed: u64,
     /// Assembled multi-signatures that did not verify (a bad checkpoint): refused, nothing changed.
     pub bad_signatures: u64,
+    /// Fast-forwards: the system core taken at a peer's signed length and the views at the lengths it
+    /// lists, the writers' nodes before that never applied (JS `_applyFastForward`).
+    pub fast_forwards: u64,
 }
 
 /// What an indexer's latest block says it signed (JS `CheckpointCore`): the system key it saw and its
@@ -493,7 +511,15 @@ pub struct Autobase<H: Handlers> {
     signing: Option<(Hypercore, Hypercore, Vec<Hypercore>)>,
     persisted_at: u64,
     failed: bool,
+    /// A fast-forward is under way ([`Autobase::begin_fast_forward`]): updates wait.
+    fast_forwarding: bool,
+    /// The next boot record says the base fast-forwarded (JS's `fastForwarding` flag).
+    fast_forwarded: bool,
 }
+
+/// How far a peer's signed system core must be ahead of the indexed length for a fast-forward (JS
+/// `FastForward.MINIMUM`).
+pub const FAST_FORWARD_MINIMUM: u64 = 16;
 
 impl<H: Handlers> Drop for Autobase<H> {
     fn drop(&mut self) {
@@ -516,6 +542,31 @@ impl<H: Handlers> std::fmt::Debug for Autobase<H> {
 }
 
 const UPDATES_KEY: &str = "autobase/updates";
+
+/// The local writer's user data holding the committed multi-signatures of the system, encryption and view
+/// cores ([`encode_signed`]), so a reopen keeps their signed lengths (JS commits them with the cores).
+const SIGNED_KEY: &str = "autobase/signed";
+
+/// One committed multi-signature: the core, the length it signs, the signature.
+pub type SignedHead = ([u8; 32], u64, Vec<u8>);
+
+/// Encodes committed multi-signatures as the local writer keeps them (`autobase/signed` user data: an array
+/// of `{ fixed32 key, uint length, buffer signature }`).
+pub fn encode_signed(heads: &[SignedHead]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.array(heads, |w, (k, l, sig)| {
+        w.bytes(k).uint(*l).buffer(sig);
+    });
+    w.into_vec()
+}
+
+/// Decodes [`encode_signed`]'s bytes (untrusted: from disk).
+pub fn decode_signed(bytes: &[u8]) -> Result<Vec<SignedHead>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let out = r.array(|r| Ok((r.fixed32()?, r.uint()?, r.buffer()?.to_vec())))?;
+    r.finish()?;
+    Ok(out)
+}
 
 /// Applied batches between two writes of the boot record and update records (and at [`Autobase::flush`] and
 /// on drop).
@@ -653,7 +704,10 @@ impl<H: Handlers> Autobase<H> {
             signing: None,
             persisted_at: 0,
             failed: false,
+            fast_forwarding: false,
+            fast_forwarded: false,
         };
+        base.restore_signed();
         base.track(key, 0);
         base.local.set_user_data("referrer", Some(&key))?;
         base.refresh_local_indexer();
@@ -848,6 +902,9 @@ impl<H: Handlers> Autobase<H> {
     /// Reads what the writers' cores hold, linearizes and applies it, and writes the pending local appends
     /// (JS `update()`/`_drain`). A pending indexer then acks, as JS's `_advance` does.
     pub fn update(&mut self) -> Result<()> {
+        if self.fast_forwarding {
+            return Ok(());
+        }
         self.drain()?;
         if self.is_pending_indexer() && self.lin.writer_id(&self.local.key()).is_some() {
             self.appending.push(None);
@@ -1516,10 +1573,10 @@ impl<H: Handlers> Autobase<H> {
             return Ok(());
         };
         if info.indexers.is_empty() {
-            // A multi-signature committed in an earlier process is not kept (the signed length is in memory
-            // only), so a reopened peer that is not an indexer finds its system core signed only to the
-            // prologue, whose info can predate the indexers: take the indexers of the indexed state, the ones
-            // the system core's signers are (a checkpoint of others fails to verify and is refused below).
+            // A system core signed only to the prologue (nothing committed yet, or a kept signature that no
+            // longer verifies) has an info that can predate the indexers: take the indexers of the indexed
+            // state, the ones the system core's signers are (a checkpoint of others fails to verify and is
+            // refused below).
             match self.state.system.indexed_info(self.state.indexed_length) {
                 Ok(i) => info = i,
                 Err(_) => return Ok(()),
@@ -1665,6 +1722,7 @@ impl<H: Handlers> Autobase<H> {
             version: BOOT_RECORD_VERSION,
             key: self.state.system.db().core().key(),
             system_length: self.state.indexed_length,
+            fast_forwarding: std::mem::take(&mut self.fast_forwarded),
             ..BootRecord::default()
         };
         let boot = boot
@@ -1673,7 +1731,158 @@ impl<H: Handlers> Autobase<H> {
         self.local.set_user_data("autobase/boot", Some(&boot))?;
         self.local
             .set_user_data(UPDATES_KEY, Some(&encode_updates(&self.state.updates)))?;
+        let signed = self.signed_heads();
+        self.local
+            .set_user_data(SIGNED_KEY, Some(&encode_signed(&signed)))?;
         Ok(())
+    }
+
+    /// The system, encryption and view cores' signed heads whose signature is known.
+    fn signed_heads(&self) -> Vec<SignedHead> {
+        let mut cores = vec![
+            self.state.system.db().core().clone(),
+            self.encryption.clone(),
+        ];
+        cores.extend(self.state.views.iter().map(|v| v.core.clone()));
+        cores
+            .into_iter()
+            .filter_map(|c| {
+                let sig = c.signed_signature()?;
+                let length = c.signed_length();
+                (length > 0).then(|| (c.key(), length, sig))
+            })
+            .collect()
+    }
+
+    /// Commits again the multi-signatures the last flush kept (those that still verify against what the
+    /// cores hold), so a reopen keeps the signed lengths.
+    fn restore_signed(&mut self) {
+        let Some(signed) = self
+            .local
+            .get_user_data(SIGNED_KEY)
+            .and_then(|b| decode_signed(&b).ok())
+        else {
+            return;
+        };
+        let mut cores = vec![
+            self.state.system.db().core().clone(),
+            self.encryption.clone(),
+        ];
+        cores.extend(self.state.views.iter().map(|v| v.core.clone()));
+        for (key, length, sig) in signed {
+            if let Some(core) = cores.iter().find(|c| c.key() == key) {
+                if length <= core.length() && length > core.signed_length() {
+                    let _ = core.set_signed_length(length, &sig);
+                }
+            }
+        }
+    }
+
+    /// Whether a fast-forward is under way (updates wait until it ends).
+    pub fn is_fast_forwarding(&self) -> bool {
+        self.fast_forwarding
+    }
+
+    /// Starts a fast-forward (JS `FastForward`): the system core drops its unsigned tail (back to its signed
+    /// length, on fork 0) and takes upgrades from peers, and updates wait. Returns the system core, for the
+    /// caller to replicate until a peer's signed head is there, then [`Autobase::finish_fast_forward`] (or
+    /// [`Autobase::abort_fast_forward`]).
+    pub fn begin_fast_forward(&mut self) -> Result<Hypercore> {
+        if self.failed {
+            return Err(AutobaseError::Failed);
+        }
+        let core = self.state.system.db().core().clone();
+        self.persist()?;
+        self.fast_forwarding = true;
+        prepare_fast_forward(&core)?;
+        Ok(core)
+    }
+
+    /// Ends a fast-forward whose system core now holds a signed head (its blocks up to it local), the views'
+    /// cores (by the keys it lists) theirs and the indexers' cores their manifests (JS `_applyFastForward`):
+    /// the indexed state becomes the system at its signed length, the application's views are opened again
+    /// on those cores at the lengths it lists, and the linearizer starts from the system's heads and each
+    /// writer's indexed length (a reboot), so no earlier node is read or applied. The next boot record says
+    /// so (`fastForwarding`).
+    pub fn finish_fast_forward(&mut self) -> Result<()> {
+        let core = self.state.system.db().core().clone();
+        core.set_upgrades_allowed(false);
+        let length = core.signed_length();
+        let system = SystemView::open(Hyperbee::new(view_core(core.clone())))?;
+        if length != system.core_length() || system.indexed_info(length).is_err() {
+            return Err(AutobaseError::Apply(format!(
+                "fast-forward: the system core's signed length {length} is not a flush point"
+            )));
+        }
+        self.state.system = system;
+        self.state.indexed_length = length;
+        self.state.updates.clear();
+        let keys = view_keys(
+            &self.store,
+            &self.local,
+            self.key,
+            &self.state.system,
+            length,
+        )?;
+        let mut views = Vec::new();
+        self.view = self.handlers.open(&mut ViewStore {
+            store: &self.store,
+            keys: &keys,
+            views: &mut views,
+        })?;
+        for v in &mut views {
+            v.core.set_upgrades_allowed(false);
+            v.mapped_index = self
+                .state
+                .system
+                .views
+                .iter()
+                .position(|s| s.key == v.core.key());
+        }
+        self.state.views = views;
+        self.encryption = keys.open_view(&self.store, "_encryption")?;
+        self.reboot()?;
+        self.refresh_local_indexer();
+        self.fast_forwarding = false;
+        self.fast_forwarded = true;
+        self.state.stats.fast_forwards += 1;
+        self.persist()
+    }
+
+    /// Gives a fast-forward up (no peer served a signed head, or its views, in time; or its signature did
+    /// not verify): the base reopens from what it kept, re-applying from its boot record (or the start).
+    pub fn abort_fast_forward(&mut self) -> Result<()> {
+        if !self.fast_forwarding {
+            return Ok(());
+        }
+        self.fast_forwarding = false;
+        self.state.system.db().core().set_upgrades_allowed(false);
+        for v in &self.state.views {
+            v.core.set_upgrades_allowed(false);
+        }
+        self.state.system = SystemView::open(Hyperbee::new(self.state.system.db().core().clone()))?;
+        self.reopen()
+    }
+
+    /// Where the base reads writer `key` from next (its next block not fed to the linearizer): what a
+    /// replicator downloads from.
+    pub fn writer_position(&self, key: &[u8; 32]) -> u64 {
+        if let Some(w) = self.writers.get(key) {
+            return w.fed;
+        }
+        self.state
+            .system
+            .get_member(key)
+            .ok()
+            .flatten()
+            .map_or(0, |m| m.length)
+    }
+
+    /// The system core and the view cores (what peers fast-forward from).
+    pub fn served_cores(&self) -> Vec<Hypercore> {
+        let mut cores = vec![self.state.system.db().core().clone()];
+        cores.extend(self.state.views.iter().map(|v| v.core.clone()));
+        cores
     }
 
     /// Writes what a reopen starts from now (see [`PERSIST_EVERY`]).

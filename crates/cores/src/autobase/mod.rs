@@ -51,34 +51,55 @@
 //!   update, the base reads every indexer's latest checkpoint, and once a quorum signed this system core up to
 //!   the indexed length, assembles the multi-signatures and raises the cores' signed lengths (JS
 //!   `maybeSigned`/`_assembleMultisig`/commit); a signature that does not verify is refused
-//!   (`tests/it/autobase_base.rs`, fuzz target `autobase_checkpoints`).
+//!   (`tests/it/autobase_base.rs`, fuzz target `autobase_checkpoints`). The committed multi-signatures are
+//!   kept with the boot record (the local writer's `autobase/signed` user data) and committed again on
+//!   reopen, so a reopen keeps the signed lengths (`signed_lengths_survive_a_reopen`).
 //! - [`replicate::BaseReplicator`] and [`replicate::sync_base`]: a base over the network. Every writer the
 //!   base knows (bootstrap, system members, writers its nodes name, writers announced by wakeup) is replicated
-//!   on every connection by its own hypercore replicator and downloaded live; a remote's open of another core
-//!   the store has is answered (JS corestore's `ondiscoverykey`); the `wakeup` channel (capability: the base
-//!   key) is opened on every connection: a lookup is sent once open, lookups are answered with the base's
-//!   wakeup writers ([`base::Autobase::wakeup`], JS `_getWakeup`), changes of that list are announced, and
-//!   announced writers are opened ([`base::Autobase::hint_writer`], JS `_wakeupWriter`); each change of a
-//!   tracked core runs an update round. `crates/cores/tests/it/autobase_network.rs`: three bases on a line of
-//!   in-memory streams converge; `tests/interop/tests/it/autobase_kv_interop.rs`: the `autobase-kv` bin and
-//!   its JS twin on a local testnet (a JS base with a Rust writer, a Rust base with a JS indexer, three writers
-//!   written while partitioned, a removed writer), where `list`, the members, indexers, heads and the indexed,
-//!   system and view lengths agree. The JS peers never get our system or view cores (nor we theirs; their
-//!   keys and blocks are the same now, but they are not replicated yet): every peer rebuilds them from the
-//!   writers, so a peer joining late downloads every writer block; and JS's wakeup announces come only as
-//!   answers to our lookups (JS announces unasked only to peers that replicate its system core,
-//!   `core-coupler`). Stores are not shared: the JS twin keeps a corestore 7 (RocksDB) store, which the Rust
-//!   store refuses to open (exit 1, untouched), and JS corestore 7 given a Rust store folder makes a new,
-//!   empty store beside it.
+//!   on every connection by its own hypercore replicator, downloading a window of 256 blocks from where the
+//!   base reads it (JS `lib/writer.js`); the system and view cores are replicated on every connection too,
+//!   as JS's active views are: a core with unsigned writes shows peers its signed prefix on fork 0 and serves
+//!   proofs of it with the indexers' multi-signature (hypercore `replicated_head`/`serve_proof`), and takes
+//!   no upgrade from peers unless a fast-forward asks for it; a remote's open of another core the store has
+//!   is answered (JS corestore's `ondiscoverykey`); the `wakeup` channel (capability: the base key) is opened
+//!   on every connection: a lookup is sent once open, lookups are answered with the base's wakeup writers
+//!   ([`base::Autobase::wakeup`], JS `_getWakeup`), changes of that list are announced, and announced writers
+//!   are opened ([`base::Autobase::hint_writer`], JS `_wakeupWriter`); each change of a tracked core runs an
+//!   update round. `crates/cores/tests/it/autobase_network.rs`: three bases on a line of in-memory streams
+//!   converge; `tests/interop/tests/it/autobase_kv_interop.rs`: the `autobase-kv` bin and its JS twin on a
+//!   local testnet (a JS base with a Rust writer, a Rust base with a JS indexer, three writers written while
+//!   partitioned, a removed writer), where `list`, the members, indexers, heads and the indexed, system and
+//!   view lengths agree. JS's wakeup announces come only as answers to our lookups (JS announces unasked only
+//!   to peers that replicate its system core, `core-coupler`). Stores are not shared: the JS twin keeps a
+//!   corestore 7 (RocksDB) store, which the Rust store refuses to open (exit 1, untouched), and JS corestore
+//!   7 given a Rust store folder makes a new, empty store beside it.
+//! - **Fast-forward** ([`replicate::fast_forward`]; JS `_queueFastForward`, `lib/fast-forward.js`,
+//!   `_applyFastForward`): when a peer's system core is signed at least 16 past the indexed length, the base
+//!   drops its system core's unsigned tail, takes the peer's signed head (the multi-signature is verified
+//!   against the indexers' manifest before anything is stored; a head whose signature does not verify is
+//!   refused and its peer dropped, and the fast-forward gives up), downloads the system core to it, reads
+//!   each indexer's core at its indexed length (for its manifest), takes each view the system lists at the
+//!   length it lists and downloads it, then restarts from the system there
+//!   ([`base::Autobase::finish_fast_forward`]: the views opened again, a linearizer from the system's heads,
+//!   each writer read and downloaded from the length the system indexed, the boot record's `fastForwarding`
+//!   flag set); the un-indexed tail is applied as usual and a reopen starts from the boot record.
+//!   `tests/it/autobase_network.rs`: a late peer of a 1500-put base fast-forwards, lists the whole view and
+//!   holds 257 of the writer's 1500 blocks (the first window, read before the system core's signed length
+//!   reached it, and the last indexed block); a tampered signature is refused. Against JS both ways
+//!   (`autobase_kv_interop.rs`, `late_reader_fast_forwards`, 1200 puts): a Rust reader of a JS base holds
+//!   257 of the 1200 writer blocks, a JS reader of a Rust base 323 (its contiguous length), and both list
+//!   the whole view. The system and view blocks are downloaded whole at the fast-forward (JS reads them on
+//!   demand); only the writers' are sparse.
 //!
 //! Left, in order:
 //! - **Traces** (`trace` in writer blocks: which signed system/view blocks the apply of a local node read,
 //!   for peers to prefetch); JS writes them, this base does not yet (the only field of writer blocks that
 //!   differs from JS's).
-//! - **Signed lengths across reopens.** A committed multi-signature raises the signed length in memory
-//!   (hypercore `set_signed_length`); it is not stored, so a reopen starts again from the newest signed head
-//!   (the prologue) until the next checkpoints are assembled. JS commits the signature with the batch
-//!   (`core.commit`).
+//! - **Fast-forward, the rest**: to a system core of another key that a quorum of the indexers' checkpoints
+//!   name (JS `_checkSystemUpgrade`, an indexer change this peer has not applied yet: until then it applies
+//!   writer blocks up to that change), views and system blocks read on demand instead of downloaded whole
+//!   (the apply's reads are synchronous: a read of a missing block would have to wait for the network), an
+//!   encrypted base's encryption view, and `forceFastForward`/`repair`.
 //! - A view the system lists under a next key (an indexer change still in the un-indexed tip) is found on
 //!   reopen only by its current core's key; JS also finds it by the derived namespace.
 //! - **More crash tests of the apply.** The system and views are derived state: written without a sync per append
@@ -87,11 +108,8 @@
 //!   rest from the writers. JS instead writes each batch atomically across cores (`store.atomize`). Tested
 //!   with damaged records, a shortened view and a one-writer base killed with SIGKILL at random points
 //!   (`tests/it/autobase_crash.rs`); not yet with several writers or a power loss.
-//! - Fast-forward (the signed lengths it needs exist now), optimistic appends, encryption, anchors, `update`
-//!   hooks.
-//! - Over the network: serving and reading views and the system core (now under JS's derived keys, with signed
-//!   lengths; sparse reads of a late joiner from checkpoints, fast-forward), and a test where a wakeup announce
-//!   is the only way a peer learns of a writer; `benches/autobase.sh` (issue #16).
+//! - Optimistic appends, encryption, anchors, `update` hooks.
+//! - A test where a wakeup announce is the only way a peer learns of a writer.
 //!
 //! What follows is what JS autobase 7.28.1 keeps where (read from its `index.js`, `lib/` and the hyperschema
 //! spec in `encoding/spec/autobase`, and checked against a base JS builds in

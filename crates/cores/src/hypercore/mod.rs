@@ -178,6 +178,12 @@ struct Inner {
     clears: Vec<(u64, u64)>,
     /// The length of the latest head whose signature verifies (or that the prologue proves).
     signed_length: u64,
+    /// The signature of the tree at `signed_length`, when known (none when the prologue proves it, or when
+    /// only a reopen's replay found the length): what a core with unsigned writes serves its peers.
+    signed_signature: Option<Vec<u8>>,
+    /// Whether a core with unsigned writes takes upgrades from peers (see
+    /// [`Hypercore::set_upgrades_allowed`]).
+    upgrades_allowed: bool,
     /// `core.setUserData` pairs (native cores: the `user-data` file; JS stores: the oplog header).
     user_data: Vec<(String, Vec<u8>)>,
     /// Appends and truncations without a key pair write heads with no signature (see
@@ -346,12 +352,28 @@ impl Inner {
         self.tree = p.batch.state(p.signature);
         if p.verified || signing::head_is_signed(&self.verifier, &self.tree) {
             self.signed_length = self.tree.length;
+            self.signed_signature.clone_from(&self.tree.signature);
         }
         Ok(())
     }
 }
 
 impl Inner {
+    /// What a core with unsigned writes serves: its signed length with the signature there, or (when that
+    /// signature is not known) the prologue's length, which needs none.
+    fn served(&self) -> (u64, Option<Vec<u8>>) {
+        match &self.signed_signature {
+            Some(sig) => (self.signed_length, Some(sig.clone())),
+            None => (
+                self.verifier
+                    .prologue()
+                    .map_or(0, |p| p.length)
+                    .min(self.signed_length),
+                None,
+            ),
+        }
+    }
+
     /// The tree nodes, read where they are kept.
     fn nodes(&self) -> Nodes<'_> {
         self.nodes.source(&self.reader)
@@ -630,6 +652,7 @@ impl Hypercore {
             signing::signed_length_of(&verifier, &nodes.source(&reader), recent_heads.iter())
         };
         let user_data = user_data::load(dir)?;
+        let (tree_length, tree_signature) = (tree.length, tree.signature.clone());
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 reader,
@@ -643,9 +666,13 @@ impl Hypercore {
                 truncations,
                 encryption: None,
                 clears: Vec::new(),
+                signed_signature: (signed_length == tree_length)
+                    .then(|| tree_signature.clone())
+                    .flatten(),
                 signed_length,
                 user_data,
                 unsigned_writes: false,
+                upgrades_allowed: false,
             })),
             log: Arc::new(Mutex::new(Backend::Native(log))),
             dir: dir.to_path_buf(),
@@ -740,6 +767,7 @@ impl Hypercore {
             )
         };
         let user_data = js.header().user_data.clone();
+        let (tree_length, tree_signature) = (tree.length, tree.signature.clone());
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 reader,
@@ -753,9 +781,13 @@ impl Hypercore {
                 truncations: Vec::new(),
                 encryption: None,
                 clears: Vec::new(),
+                signed_signature: (signed_length == tree_length)
+                    .then(|| tree_signature.clone())
+                    .flatten(),
                 signed_length,
                 user_data,
                 unsigned_writes: false,
+                upgrades_allowed: false,
             })),
             log: Arc::new(Mutex::new(Backend::Js(Box::new(js)))),
             dir: dir.to_path_buf(),
@@ -933,6 +965,63 @@ impl Hypercore {
         self.lock().unsigned_writes = on;
     }
 
+    /// Lets a core with unsigned writes take upgrades from peers (off by default): its replicator then
+    /// asks a peer with a longer signed head for it, as any reader does. Only for a core whose unsigned tail
+    /// has been dropped (autobase's fast-forward truncates to the signed length first): a peer's signed tree
+    /// replaces what is past the signed length.
+    pub fn set_upgrades_allowed(&self, on: bool) {
+        self.lock().upgrades_allowed = on;
+    }
+
+    /// Whether the replicator may take upgrades (a longer signed head) from peers: always, unless the core
+    /// takes unsigned writes and [`set_upgrades_allowed`](Self::set_upgrades_allowed) is off.
+    pub fn takes_upgrades(&self) -> bool {
+        let g = self.lock();
+        !g.unsigned_writes || g.upgrades_allowed
+    }
+
+    /// The head peers see: `(length, fork)`. A core with unsigned writes (autobase's system and views, as JS
+    /// commits them) shows only its signed prefix, on fork 0 (what the indexers sign), and serves proofs of
+    /// that tree with the signature that signed it ([`serve_proof`](Self::serve_proof)); its unsigned tail
+    /// stays local. Any other core shows its head.
+    pub fn replicated_head(&self) -> (u64, u64) {
+        let g = self.lock();
+        if g.unsigned_writes {
+            (g.served().0, 0)
+        } else {
+            (g.tree.length, g.tree.fork)
+        }
+    }
+
+    /// The answer to a peer's request (see [`replicated_head`](Self::replicated_head)): [`proof`](Self::proof)
+    /// for most cores; for a core with unsigned writes a proof of the signed tree, its block index below the
+    /// signed length.
+    pub fn serve_proof(&self, req: &Request) -> Result<Data> {
+        let g = self.lock();
+        if !g.unsigned_writes {
+            drop(g);
+            return self.proof(req);
+        }
+        let (length, signature) = g.served();
+        let mut state = TreeState::at(&g.nodes(), length, 0)?;
+        state.signature = signature;
+        let preq = ProofRequest {
+            block: req.block,
+            hash: req.hash,
+            seek: req.seek,
+            upgrade: req.upgrade,
+        };
+        let mut data = tree::proof(&state, &g.nodes(), &preq)?;
+        data.request = req.id;
+        if let Some(b) = data.block.as_mut() {
+            b.value = get_block(&g, b.index)?.ok_or(ProofError::MissingNode(2 * b.index))?;
+        }
+        if req.manifest && !matches!(g.verifier, Verifier::Compat { .. }) {
+            data.manifest.clone_from(&g.manifest);
+        }
+        Ok(data)
+    }
+
     /// True when this core holds a secret key.
     pub fn writable(&self) -> bool {
         self.lock().key_pair.is_some()
@@ -1061,11 +1150,15 @@ impl Hypercore {
         inner.truncations.push((fork, length));
         state.signature = signature;
         inner.tree = state;
-        inner.signed_length = if signing::head_is_signed(&inner.verifier, &inner.tree) {
+        let signed = if signing::head_is_signed(&inner.verifier, &inner.tree) {
             length
         } else {
             inner.signed_length.min(length)
         };
+        if signed != inner.signed_length {
+            inner.signed_signature = None;
+        }
+        inner.signed_length = signed;
         drop(g);
         self.changed();
         Ok(())
@@ -1291,7 +1384,10 @@ impl Hypercore {
         if let Some(len) = truncate {
             truncate_maps(&mut inner.nodes, &mut inner.blocks, len);
             inner.truncations.push((batch.fork, len));
-            inner.signed_length = inner.signed_length.min(len);
+            if len < inner.signed_length {
+                inner.signed_length = len;
+                inner.signed_signature = None;
+            }
         }
         insert_blocks(&mut inner.blocks, located.blocks)?;
         insert_nodes(&mut inner.nodes, &record.nodes, &located.nodes);
@@ -1299,6 +1395,7 @@ impl Hypercore {
             inner.tree = batch.state(batch.signature.clone());
             // Verified above: the quorum signed it (or the prologue proves it).
             inner.signed_length = batch.length;
+            inner.signed_signature.clone_from(&batch.signature);
         }
         if let Some(v) = verifier {
             if let Verifier::Manifest { manifest, .. } = &v {

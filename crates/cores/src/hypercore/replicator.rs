@@ -382,8 +382,7 @@ fn decode<'a, T: Decode<'a>>(kind: u64, payload: &'a [u8]) -> Result<T, PeerErro
 impl ReplicatorCore {
     /// Replication state for `core`, with no peers.
     pub fn new(core: Hypercore) -> Self {
-        let length = core.length();
-        let fork = core.fork();
+        let (length, fork) = core.replicated_head();
         let mut me = Self {
             core,
             peers: BTreeMap::new(),
@@ -684,7 +683,7 @@ impl ReplicatorCore {
                 self.release(data.request);
                 return Err(PeerError::Mismatch(data.request));
             }
-        } else if data.fork != self.core.fork() {
+        } else if data.fork != self.core.replicated_head().1 {
             // We or they moved to another fork meanwhile; not an offence.
             self.release(data.request);
             return Ok(());
@@ -952,6 +951,17 @@ impl ReplicatorCore {
         self.ranges.retain(|r| r.id != id);
     }
 
+    /// The longest head an open peer on our fork told us of (0 when none did): for a core that does not take
+    /// upgrades ([`Hypercore::takes_upgrades`]), how far peers are signed ahead of it.
+    pub fn remote_length(&self) -> u64 {
+        self.peers
+            .values()
+            .filter(|p| p.opened && p.error.is_none())
+            .filter_map(|p| p.remote.filter(|r| r.fork == self.fork).map(|r| r.length))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// True when at least one open peer sent its head and no upgrade it offers is pending.
     pub fn is_updated(&self) -> bool {
         let synced = self.peers.values().any(|p| p.opened && p.remote.is_some());
@@ -1176,7 +1186,7 @@ impl ReplicatorCore {
     /// Picks up local changes (appends, truncations, stored proofs): tells peers about a new head and new
     /// contiguous blocks. Called by every input; call it after appending to the core.
     pub fn refresh_local(&mut self) {
-        let (length, fork) = (self.core.length(), self.core.fork());
+        let (length, fork) = self.core.replicated_head();
         let head_changed = length != self.length || fork != self.fork;
         let old_length = self.length;
         let forked = fork != self.fork;
@@ -1266,6 +1276,9 @@ impl ReplicatorCore {
     }
 
     fn upgrade_candidate(&self) -> Option<PeerId> {
+        if !self.core.takes_upgrades() {
+            return None;
+        }
         self.peers
             .iter()
             .filter(|(_, p)| p.opened && p.error.is_none())
@@ -1283,6 +1296,9 @@ impl ReplicatorCore {
 
     /// A peer on a newer fork (the writer truncated): take its tree with a reorg proof.
     fn reorg_candidate(&self) -> Option<PeerId> {
+        if !self.core.takes_upgrades() {
+            return None;
+        }
         self.peers
             .iter()
             .filter(|(_, p)| p.opened && p.error.is_none())
@@ -1960,6 +1976,27 @@ impl Replicator {
                 return;
             }
         }
+    }
+
+    /// Keeps downloading blocks `start..end` (`end` `None`: as the core grows) until the returned guard is
+    /// dropped.
+    pub fn download_range(&self, start: u64, end: Option<u64>) -> DownloadGuard {
+        let id = self.shared.with(|s| s.add_range(start, end));
+        DownloadGuard {
+            shared: Arc::clone(&self.shared),
+            id,
+        }
+    }
+
+    /// The longest head an open peer told us of ([`ReplicatorCore::remote_length`]).
+    pub fn remote_length(&self) -> u64 {
+        self.shared.lock().remote_length()
+    }
+
+    /// Runs the replication state again (after a change of the core made outside the replicator, such as
+    /// [`Hypercore::set_upgrades_allowed`]): new requests go out.
+    pub fn poke(&self) {
+        self.shared.with(ReplicatorCore::update);
     }
 
     /// Keeps downloading every block as the core grows until the returned guard is dropped.

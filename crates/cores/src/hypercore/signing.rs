@@ -88,6 +88,12 @@ impl Hypercore {
         self.lock().signed_length
     }
 
+    /// The signature of the tree at [`signed_length`](Self::signed_length), when known (see
+    /// [`set_signed_length`](Self::set_signed_length)).
+    pub fn signed_signature(&self) -> Option<Vec<u8>> {
+        self.lock().signed_signature.clone()
+    }
+
     /// `core.signable(length, fork)`: the bytes a signer of this core signs for the tree at `length` (at most
     /// the core's length) with fork id `fork`.
     pub fn signable(&self, length: u64, fork: u64) -> Result<Vec<u8>> {
@@ -223,8 +229,9 @@ impl Hypercore {
     /// Takes `signature` (an assembled multi-signature, say) as the signature of the tree at `length` (at most
     /// the core's length; fork id 0, as autobase's indexers sign) after checking it verifies: the signed length
     /// becomes `length` if that is more (JS `core.commit(batch, { length, signature })` on autobase's views).
-    /// Refused, with nothing changed, when it does not verify. Kept in memory only: a reopen recomputes the
-    /// signed length from the stored heads.
+    /// Refused, with nothing changed, when it does not verify. Kept in memory only (with the signature, which
+    /// a core with unsigned writes serves its peers, see [`Hypercore::replicated_head`]): a reopen recomputes
+    /// the signed length from the stored heads, and autobase commits it again from what it keeps.
     pub fn set_signed_length(&self, length: u64, signature: &[u8]) -> Result<()> {
         let mut g = self.lock();
         if length > g.tree.length {
@@ -237,7 +244,10 @@ impl Hypercore {
         {
             return Err(super::tree::ProofError::InvalidSignature { length, fork: 0 }.into());
         }
-        g.signed_length = g.signed_length.max(length);
+        if length > g.signed_length || (length == g.signed_length && g.signed_signature.is_none()) {
+            g.signed_length = length;
+            g.signed_signature = Some(signature.to_vec());
+        }
         Ok(())
     }
 
@@ -286,8 +296,9 @@ impl Hypercore {
             })?,
         }
         let mut g = self.lock();
-        g.tree.signature = Some(signature);
+        g.tree.signature = Some(signature.clone());
         g.signed_length = tree.length;
+        g.signed_signature = Some(signature);
         drop(g);
         self.changed();
         Ok(())

@@ -1,18 +1,25 @@
 //! Bases replicating over protomux streams in one process (in-memory transports): the writer cores through
 //! per-core replicators, new writers found through the system and through wakeup announces; every base must
-//! converge to the same view and system state.
+//! converge to the same view and system state. A peer joining a base with a long history fast-forwards from
+//! the system and view cores the others serve at their signed lengths, and downloads only the writers'
+//! blocks past what the system indexed (and the window it read before it could fast-forward).
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use holepunch_cores::autobase::base::{Autobase, AutobaseOptions};
+use holepunch_cores::autobase::base::{prepare_fast_forward, Autobase, AutobaseOptions};
 use holepunch_cores::autobase::kv::{Kv, KvOp};
-use holepunch_cores::autobase::messages::Checkout;
-use holepunch_cores::autobase::replicate::{sync_base, BaseReplicator};
+use holepunch_cores::autobase::messages::{BootRecord, Checkout};
+use holepunch_cores::autobase::replicate::{
+    fast_forward, sync_base, BaseReplicator, WRITER_WINDOW,
+};
 use holepunch_cores::corestore::Corestore;
 use holepunch_cores::hyperbee::RangeOptions;
+use holepunch_cores::hypercore::messages::Data;
+use holepunch_cores::hypercore::replicator::{kind, PeerId, ReplicatorCore};
 use holepunch_streams::protomux::{memory_pair, Mux};
+use holepunch_wire::compact_encoding::{Decode, Encode};
 
 type Base = Autobase<Kv>;
 
@@ -100,6 +107,9 @@ async fn until(peers: &mut [&mut Peer], done: impl Fn(&[&mut Peer]) -> bool) {
             sync_base(&mut p.base, &p.repl).unwrap();
             // what JS's ack timer does: an indexer acks when the linearizer says one is due
             if p.base.is_indexer() && p.base.ack().unwrap() {
+                sync_base(&mut p.base, &p.repl).unwrap();
+            }
+            if fast_forward(&mut p.base, &p.repl, T).await.unwrap() {
                 sync_base(&mut p.base, &p.repl).unwrap();
             }
         }
@@ -256,4 +266,198 @@ async fn a_peer_announces_its_unindexed_writers_and_the_hint_opens_them() {
         "the hint made c read b's writer"
     );
     until(&mut [&mut b, &mut c], same).await;
+}
+
+/// A creator with `n` puts (`k00000`.. = `0`..), written without a network: one indexer, so every put is
+/// indexed at once and its next block signs the system and view cores.
+fn history(dir: &tempfile::TempDir, n: usize) -> Peer {
+    let mut a = peer(dir, "a", 1, None);
+    for i in 0..n {
+        let o = KvOp::Put {
+            key: format!("k{i:05}"),
+            value: i.to_string(),
+        };
+        a.base.append(Some(&o.to_json())).unwrap();
+    }
+    sync_base(&mut a.base, &a.repl).unwrap();
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_peer_fast_forwards_and_reads_the_whole_view() {
+    const PUTS: usize = 1500;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = history(&dir, PUTS);
+    let written = a.base.local().length();
+    let signed = a.base.system().db().core().signed_length();
+    assert!(
+        signed + 16 >= a.base.state().indexed_length() && signed > 0,
+        "the system core is signed near its indexed length: {signed}"
+    );
+    let mut b = peer(&dir, "b", 2, Some(a.base.key()));
+    let _ab = connect(&a, &b);
+    until(&mut [&mut a, &mut b], |p| {
+        list(&p[1].base).len() == PUTS && same(p)
+    })
+    .await;
+    let stats = b.base.state().stats();
+    assert_eq!(stats.fast_forwards, 1, "{stats:?}");
+    // the boot record says so (JS's fastForwarding flag), until the next one is written
+    let boot = b.base.local().get_user_data("autobase/boot").unwrap();
+    let boot = BootRecord::decode(&boot).unwrap();
+    assert!(boot.fast_forwarding, "{boot:?}");
+    assert_eq!(boot.key, b.base.system().db().core().key());
+    // the whole view reads the same, from view blocks b downloaded (not rebuilt from writer blocks)
+    assert_eq!(list(&b.base), list(&a.base));
+    let held = b
+        .base
+        .writer_core(&a.base.local_key())
+        .unwrap()
+        .unwrap()
+        .info()
+        .stored_blocks;
+    // what b read before it could fast-forward (a window or two of WRITER_WINDOW), and the tail
+    assert!(
+        held * 2 < written,
+        "b holds {held} of the {written} writer blocks"
+    );
+    eprintln!("a late peer holds {held} of the writer's {written} blocks (window {WRITER_WINDOW})");
+    // b applied only what followed the fast-forward: far fewer batches than a
+    assert!(
+        stats.batches * 2 < a.base.state().stats().batches,
+        "{stats:?}"
+    );
+    // and it goes on: a's next put reaches b through the writer's tail
+    put(&mut a, "after", "1");
+    until(&mut [&mut a, &mut b], |p| {
+        list(&p[1].base).len() == PUTS + 1 && same(p)
+    })
+    .await;
+    // a reopen after the fast-forward starts from its boot record (same store: the cores stay open)
+    let store = b.base.store().clone();
+    let key = a.base.key();
+    let Peer { base, repl: _repl } = b;
+    drop(base);
+    let b2 = Autobase::open(
+        store,
+        Kv,
+        AutobaseOptions {
+            bootstrap: Some(key),
+        },
+    )
+    .unwrap();
+    assert_eq!(list(&b2), list(&a.base));
+    assert_eq!(b2.state().stats().fast_forwards, 0);
+}
+
+#[test]
+fn signed_lengths_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let store = Corestore::open_with_primary_key(dir.path().join("a"), [1; 32]).unwrap();
+        Autobase::open(store, Kv, AutobaseOptions::default()).unwrap()
+    };
+    let mut a = open();
+    for i in 0..40 {
+        let o = KvOp::Put {
+            key: format!("k{i}"),
+            value: i.to_string(),
+        };
+        a.append(Some(&o.to_json())).unwrap();
+    }
+    let signed = |b: &Base| {
+        (
+            b.system().db().core().signed_length(),
+            b.view().core().signed_length(),
+        )
+    };
+    let before = signed(&a);
+    assert!(before.0 > 0 && before.1 > 0, "{before:?}");
+    drop(a);
+    let a = open();
+    assert_eq!(
+        signed(&a),
+        before,
+        "the committed multi-signatures are kept"
+    );
+}
+
+/// Runs two replicator cores back to back until quiet, `tamper` rewriting each message from `srv` to
+/// `vic`; returns the peers `vic` dropped.
+fn exchange(
+    srv: &mut ReplicatorCore,
+    vic: &mut ReplicatorCore,
+    tamper: impl Fn(u64, Vec<u8>) -> Vec<u8>,
+) -> Vec<PeerId> {
+    let hh = [9u8; 64];
+    let (ps, hs_s) = srv.add_peer(true, &hh);
+    let (pv, hs_v) = vic.add_peer(false, &hh);
+    srv.on_open(ps, &hs_v).unwrap();
+    vic.on_open(pv, &hs_s).unwrap();
+    let mut dropped = Vec::new();
+    // a bounded number of exchanges: the handshake, the sync, the upgrade request and its answer take a few
+    for _ in 0..64 {
+        let to_v: Vec<_> = std::iter::from_fn(|| srv.poll_transmit(ps)).collect();
+        let to_s: Vec<_> = std::iter::from_fn(|| vic.poll_transmit(pv)).collect();
+        for (k, m) in to_v {
+            let _ = vic.on_message(pv, k, &tamper(k, m));
+        }
+        for (k, m) in to_s {
+            let _ = srv.on_message(ps, k, &m);
+        }
+        srv.run_effects();
+        dropped.extend(vic.run_effects().into_iter().map(|(p, _)| p));
+    }
+    dropped
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_core_whose_signature_does_not_verify_is_not_fast_forwarded_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = history(&dir, 40);
+    let sys = a.base.system().db().core().clone();
+    let (signed, fork) = sys.replicated_head();
+    assert!(
+        signed > 20 && fork == 0,
+        "served at the signed length: {signed}"
+    );
+    assert!(sys.length() >= signed);
+    // a late peer's copy of that system core, taking upgrades as a fast-forward does
+    let b = peer(&dir, "b", 2, Some(a.base.key()));
+    let copy = b
+        .base
+        .store()
+        .get_by_key(sys.key(), sys.manifest())
+        .unwrap();
+    prepare_fast_forward(&copy).unwrap();
+    // a peer whose signed head carries a bad signature: refused, nothing stored, the peer dropped
+    let bad = |k: u64, m: Vec<u8>| {
+        if k != kind::DATA {
+            return m;
+        }
+        let mut d = Data::from_bytes(&m).unwrap();
+        if let Some(sig) = d.upgrade.as_mut().and_then(|u| u.signature.as_mut()) {
+            sig[7] ^= 1;
+        }
+        d.to_bytes()
+    };
+    let dropped = exchange(
+        &mut ReplicatorCore::new(sys.clone()),
+        &mut ReplicatorCore::new(copy.clone()),
+        bad,
+    );
+    assert_eq!(
+        dropped.len(),
+        1,
+        "the peer with the bad signature is dropped"
+    );
+    assert_eq!((copy.length(), copy.signed_length()), (0, 0));
+    // the same head untouched: taken, signed by the indexers' multi-signature
+    let dropped = exchange(
+        &mut ReplicatorCore::new(sys.clone()),
+        &mut ReplicatorCore::new(copy.clone()),
+        |_, m| m,
+    );
+    assert!(dropped.is_empty());
+    assert_eq!((copy.length(), copy.signed_length()), (signed, signed));
 }

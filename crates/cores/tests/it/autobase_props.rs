@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+use holepunch_cores::autobase::base::{
+    decode_signed, decode_updates, encode_signed, encode_updates,
+};
 use holepunch_cores::autobase::messages::{
     decode_linearizer_key, encode_linearizer_key, BootRecord, Checkout, Checkpoint, Checkpointer,
     Digest, EncryptionDescriptor, IndexCheckpoint, Info, LinearizerUpdate, ManifestData, Member,
@@ -214,6 +217,12 @@ fn feed(bytes: &[u8]) {
     }
     if let Ok(seq) = decode_linearizer_key(bytes) {
         assert_eq!(decode_linearizer_key(&encode_linearizer_key(seq)), Ok(seq));
+    }
+    if let Ok(u) = decode_updates(bytes) {
+        assert_eq!(decode_updates(&encode_updates(&u)), Ok(u));
+    }
+    if let Ok(s) = decode_signed(bytes) {
+        assert_eq!(decode_signed(&encode_signed(&s)), Ok(s));
     }
     round::<Member>(bytes);
     round::<Checkpoint>(bytes);

@@ -6,10 +6,14 @@
 //!
 //! - a JS-created base with a Rust writer added, and a Rust-created base with a JS writer (an indexer) added:
 //!   both write, sync, and list the same entries; then a reader of the writer's side joins late and gets the
-//!   same view and system state (rebuilt from every writer block: views are not replicated);
+//!   same view and system state;
 //! - three writers (JS indexer, Rust indexer, Rust non-indexer) write while partitioned, then sync: the same
 //!   list everywhere, and the same system state in `info` (members, indexers with their lengths, heads);
-//! - a writer removed by the (only) indexer while it writes: its write is not applied on any peer.
+//! - a writer removed by the (only) indexer while it writes: its write is not applied on any peer;
+//! - a base with a long history (1200 puts of one indexer, every one signed into the system and view
+//!   cores by its checkpoints) and a reader of the other side joining late, both ways: the reader
+//!   fast-forwards (its `sync` says so), lists the same entries, and its store holds under half of the
+//!   writer's blocks (`info`'s `writers`: Rust's stored blocks, JS's contiguous length).
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -95,8 +99,8 @@ impl Peer {
     }
 }
 
-/// One round: every peer syncs at the same time.
-fn sync_round(peers: &[&Peer], net: &JsTestnet) {
+/// One round: every peer syncs at the same time; returns what each `sync` printed.
+fn sync_round(peers: &[&Peer], net: &JsTestnet) -> Vec<String> {
     let bootstrap = net.bootstrap_arg();
     let handles: Vec<_> = peers
         .iter()
@@ -104,22 +108,27 @@ fn sync_round(peers: &[&Peer], net: &JsTestnet) {
             let p = (*p).clone();
             let b = bootstrap.clone();
             thread::spawn(move || {
-                p.ok(&["sync", "{}", "--bootstrap", &b, "--seconds", SYNC_SECONDS]);
+                p.ok(&["sync", "{}", "--bootstrap", &b, "--seconds", SYNC_SECONDS])
             })
         })
         .collect();
-    for h in handles {
-        h.join().expect("sync");
-    }
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("sync"))
+        .collect()
 }
 
-/// Syncs rounds until `done` holds for the peers (checked before the first round too).
-fn until(peers: &[&Peer], net: &JsTestnet, what: &str, done: impl Fn() -> bool) {
+/// Syncs rounds until `done` holds for the peers (checked before the first round too); returns what each
+/// peer's `sync` printed over the rounds.
+fn until(peers: &[&Peer], net: &JsTestnet, what: &str, done: impl Fn() -> bool) -> Vec<String> {
+    let mut printed = vec![String::new(); peers.len()];
     for _ in 0..ROUNDS {
         if done() {
-            return;
+            return printed;
         }
-        sync_round(peers, net);
+        for (all, out) in printed.iter_mut().zip(sync_round(peers, net)) {
+            all.push_str(&out);
+        }
     }
     assert!(
         done(),
@@ -127,6 +136,7 @@ fn until(peers: &[&Peer], net: &JsTestnet, what: &str, done: impl Fn() -> bool) 
         peers.iter().map(|p| p.list()).collect::<Vec<_>>(),
         peers.iter().map(|p| p.info()).collect::<Vec<_>>()
     );
+    printed
 }
 
 /// The system state `info` shows: members, indexers (with the lengths the system recorded), heads, the
@@ -213,7 +223,7 @@ fn two_writers(creator: Side, writer: Side, indexer: bool) {
     until(&[&a, &b], &net, "the same system", || {
         same_system(&[&a, &b], true)
     });
-    // a reader of the writer's side joins late (not added): it reads the whole view, from the writers' blocks
+    // a reader of the writer's side joins late (not added): it reads the whole view
     let key = a.info()["key"].as_str().expect("key").to_string();
     let late = Peer::new(writer, &root, "late");
     late.ok(&["join", &key, "{}"]);
@@ -317,4 +327,82 @@ fn a_removed_writers_later_puts_are_not_applied() {
         Some(1),
         "a removed writer may not append"
     );
+}
+
+/// Puts of the long-history bases (one indexer: each put indexed at once, signed by its next block).
+const HISTORY: usize = 1200;
+
+/// A Rust base in `dir` with [`HISTORY`] puts (`k000000`.. = `0`..), as `autobase-kv put` would write them,
+/// made in this process (a put per process would take minutes); returns the base key.
+fn rust_history(dir: &str) -> String {
+    use holepunch::autobase::base::{Autobase, AutobaseOptions};
+    use holepunch::autobase::kv::{Kv, KvOp};
+    let store = holepunch::corestore::Corestore::open(dir).expect("store");
+    let mut base = Autobase::open(store, Kv, AutobaseOptions::default()).expect("base");
+    for i in 0..HISTORY {
+        let op = KvOp::Put {
+            key: format!("k{i:06}"),
+            value: i.to_string(),
+        };
+        base.append(Some(&op.to_json())).expect("put");
+    }
+    base.flush().expect("flush");
+    hex::encode(base.key())
+}
+
+/// A reader of `reader`'s side joins a long-history base of `creator`'s side late: it fast-forwards.
+fn late_reader_fast_forwards(creator: Side, reader: Side) {
+    let net = JsTestnet::start(5);
+    let root = interop::scratch_dir("autobase-kv-ff");
+    let a = Peer::new(creator, &root, "a");
+    let key = match creator {
+        Side::Rust => rust_history(&a.dir),
+        Side::Js => {
+            let created = a.ok(&["create", "{}"]);
+            a.ok(&["fill", "{}", &HISTORY.to_string(), "k"]);
+            created.lines().next().expect("base key").to_string()
+        }
+    };
+    let info = a.info();
+    let writer = info["localKey"].as_str().expect("localKey").to_string();
+    assert_eq!(info["key"].as_str(), Some(key.as_str()));
+    let b = Peer::new(reader, &root, "b");
+    b.ok(&["join", &key, "{}"]);
+    let printed = until(&[&a, &b], &net, "the late reader's view", || {
+        b.list() == a.list()
+    });
+    assert_eq!(b.list().lines().count(), HISTORY);
+    assert!(
+        printed[1].contains("\"fastForward\""),
+        "{reader:?} did not fast-forward: {:?}",
+        printed[1]
+    );
+    let info = b.info();
+    let w = info["writers"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["key"] == writer.as_str()))
+        .unwrap_or_else(|| panic!("no writer {writer} in {info}"));
+    let length = w["length"].as_u64().expect("length");
+    // Rust says how many blocks it stores; JS how many from the start it has without a gap (it downloads
+    // the first window, then only past the indexed length); JS's `sync` reads the whole view before it
+    // exits (JS fetches a fast-forwarded view's blocks on demand, and `list` runs offline)
+    let held = match reader {
+        Side::Rust => w["storedBlocks"].as_u64(),
+        Side::Js => w["contiguousLength"].as_u64(),
+    }
+    .expect("held");
+    assert!(
+        length as usize >= HISTORY && held * 2 < length,
+        "{reader:?} holds {held} of the writer's {length} blocks"
+    );
+}
+
+#[test]
+fn a_late_rust_reader_fast_forwards_from_a_js_base() {
+    late_reader_fast_forwards(Side::Js, Side::Rust);
+}
+
+#[test]
+fn a_late_js_reader_fast_forwards_from_a_rust_base() {
+    late_reader_fast_forwards(Side::Rust, Side::Js);
 }

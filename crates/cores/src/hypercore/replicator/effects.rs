@@ -70,10 +70,10 @@ impl Effect {
                 request,
                 data,
             } => {
-                let before = core.length();
+                let before = core.replicated_head().0;
                 let result = core
                     .apply_proof(&data)
-                    .map(|()| (before, core.length()))
+                    .map(|()| (before, core.replicated_head().0))
                     .map_err(|e| e.to_string());
                 Completion::Stored {
                     peer,
@@ -83,10 +83,10 @@ impl Effect {
                 }
             }
             Self::Serve { peer, request } => {
-                let available =
-                    request.fork == core.fork() && request.block.is_none_or(|b| core.has(b.index));
+                let available = request.fork == core.replicated_head().1
+                    && request.block.is_none_or(|b| core.has(b.index));
                 let answer = if available {
-                    core.proof(&request).map(Box::new).map_err(|_| {
+                    core.serve_proof(&request).map(Box::new).map_err(|_| {
                         // Cleared or truncated away since the request came in: not an invalid request.
                         if request.block.is_some_and(|b| !core.has(b.index)) {
                             NO_DATA_NOT_AVAILABLE
