@@ -181,29 +181,39 @@ impl ViewKeys {
         if !self.signers.is_empty() {
             let entropy = self.entropy.unwrap_or(self.signers[0].namespace);
             let ns = view_namespace(&self.bootstrap, None, &entropy, name);
+            let is_view = |core: &Hypercore| {
+                core.manifest()
+                    .and_then(|m| m.signers.first().map(|s| s.namespace))
+                    == Some(ns)
+            };
             for key in &self.listed {
-                let Some(core) = store.get_by_discovery_key(&discovery_key(key))? else {
-                    continue;
-                };
-                let signer_ns = core
-                    .manifest()
-                    .and_then(|m| m.signers.first().map(|s| s.namespace));
-                if signer_ns == Some(ns) {
-                    return Ok(view_core(core));
+                let found = store.get_by_discovery_key_init(&discovery_key(key), |core| {
+                    if is_view(core) {
+                        mark_view_core(core);
+                    }
+                })?;
+                if let Some(core) = found.filter(is_view) {
+                    return Ok(core);
                 }
             }
         }
         let manifest = view_manifest(&self.inputs(), name, None, None, None);
-        Ok(view_core(store.get_with_manifest(manifest, None)?))
+        Ok(store.get_with_manifest_init(manifest, None, mark_view_core)?)
     }
 }
 
 /// A system or view core as the apply writes it: unsigned appends (only the indexers sign, in checkpoints),
 /// made durable by [`Autobase::flush`] rather than per append.
 fn view_core(core: Hypercore) -> Hypercore {
+    mark_view_core(&core);
+    core
+}
+
+/// [`view_core`] in place: what the store's `*_init` opens run before a replicator can reach the core, so it
+/// never takes a peer's signed head meanwhile (its length would move past blocks it does not hold).
+fn mark_view_core(core: &Hypercore) {
     core.set_unsigned_writes(true);
     core.set_durability(Durability::Process);
-    core
 }
 
 /// Readies a system or view core for a fast-forward: back to its signed length on fork 0 (what peers serve:
@@ -235,7 +245,7 @@ fn migrate_core(
         })
     };
     let manifest = view_manifest(&keys.inputs(), name, prologue, None, None);
-    let next = view_core(store.get_with_manifest(manifest, None)?);
+    let next = store.get_with_manifest_init(manifest, None, mark_view_core)?;
     if next.length() > indexed_length {
         next.truncate(indexed_length)?;
     }
@@ -654,12 +664,16 @@ impl<H: Handlers> Autobase<H> {
             .get_user_data("autobase/boot")
             .and_then(|b| BootRecord::decode(&b).ok())
             .map(|b| b.key)
-            .map(|k| store.get_by_discovery_key(&discovery_key(&k)))
+            .map(|k| store.get_by_discovery_key_init(&discovery_key(&k), mark_view_core))
             .transpose()?
             .flatten();
         let system_core = match booted {
-            Some(core) => view_core(core),
-            None => view_core(store.get_with_manifest(bootstrap_manifest(&key, "_system"), None)?),
+            Some(core) => core,
+            None => store.get_with_manifest_init(
+                bootstrap_manifest(&key, "_system"),
+                None,
+                mark_view_core,
+            )?,
         };
         let system = SystemView::open(Hyperbee::new(system_core))?;
         let mut views = Vec::new();

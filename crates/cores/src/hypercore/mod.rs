@@ -95,6 +95,10 @@ pub enum HypercoreError {
     /// A snapshot whose blocks were truncated away since.
     #[error("snapshot is no longer valid: the core was truncated below {0}")]
     SnapshotInvalidated(u64),
+    /// A peer's signed head offered to a core that takes no upgrades now (unsigned writes without
+    /// [`Hypercore::set_upgrades_allowed`]; asked for before that changed): not stored, not the peer's fault.
+    #[error("the core takes no upgrades now")]
+    UpgradeRefused,
 }
 
 /// Result of hypercore operations.
@@ -1293,6 +1297,11 @@ impl Hypercore {
             truncate,
             new_head,
         } = verify_locked(&g, data)?;
+        if new_head && g.unsigned_writes && !g.upgrades_allowed {
+            // checked under the lock the upgrade is published with: a reply to a request sent while upgrades
+            // were allowed (or before the core was marked) must not move a core the apply writes
+            return Err(HypercoreError::UpgradeRefused);
+        }
         // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out,
         // so what was verified still holds when it is published below.
         drop(g);
