@@ -229,14 +229,14 @@ with open(out_path, "wb") as out, open(os.path.join(work, "err_b"), "w") as err_
     t0 = time.monotonic()
     b = subprocess.Popen(command([passphrase]), cwd=node_dir, env=env, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=err_b)
-    # A watchdog: past the deadline both processes are killed, which ends the reads below.
+    # A watchdog: past the deadline both processes are killed, which ends the reads below. It waits on an
+    # event rather than polling the processes: Popen.poll() reaps a child that has exited, and the wait4 below
+    # (for the resource usage) then fails with ECHILD.
+    reaped = threading.Event()
     def watchdog():
-        while time.monotonic() < deadline:
-            if b.poll() is not None and a.poll() is not None:
-                return
-            time.sleep(0.2)
-        a.kill()
-        b.kill()
+        if not reaped.wait(max(0.0, deadline - time.monotonic())):
+            a.kill()
+            b.kill()
     threading.Thread(target=watchdog, daemon=True).start()
     fd = b.stdout.fileno()
     # A 1 MiB pipe (the default is 64 KiB), so that the receiver rarely waits for this reader.
@@ -264,6 +264,7 @@ with open(out_path, "wb") as out, open(os.path.join(work, "err_b"), "w") as err_
         received += n
     _, status_b, usage_b = os.wait4(b.pid, 0)
     _, status_a, usage_a = os.wait4(a.pid, 0)
+    reaped.set()
     b.returncode, a.returncode = 0, 0  # reaped above
 
 if time.monotonic() > deadline:
