@@ -230,6 +230,7 @@ pub mod base;
 pub mod checkpoints;
 pub mod clock;
 pub mod consensus;
+pub mod encryption;
 pub mod keys;
 pub mod kv;
 pub mod linearizer;

@@ -17,7 +17,7 @@ pub mod atomic;
 mod bitfield;
 pub mod caps;
 pub mod checkpoint;
-mod encryption;
+pub mod encryption;
 mod index;
 pub mod js_storage;
 pub mod messages;
@@ -924,6 +924,11 @@ impl Hypercore {
         g.encryption = Some(BlockEncryption::new(key, &g.key, compat, block));
     }
 
+    /// Whether blocks are encrypted ([`set_encryption_key`](Self::set_encryption_key) was called).
+    pub fn encrypted(&self) -> bool {
+        self.lock().encryption.is_some()
+    }
+
     /// Fork id.
     pub fn fork(&self) -> u64 {
         self.lock().tree.fork
@@ -1044,7 +1049,25 @@ impl Hypercore {
         if blocks.is_empty() {
             return Ok(g.outcome());
         }
-        self.append_locked(log, g, blocks, None)
+        self.append_locked(log, g, blocks, None, false)
+    }
+
+    /// Appends blocks as they are stored: on an encrypted core, blocks already encrypted (say, copied with
+    /// [`get_raw`](Self::get_raw) from a core of the same block key, as autobase moves a view to another
+    /// core), not encrypted again. Otherwise as [`append`](Self::append).
+    pub fn append_raw(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
+        let log = self.log_lock();
+        let g = self.lock();
+        if g.key_pair.is_none() && g.verifier.prologue().is_none() && !g.unsigned_writes {
+            return Err(HypercoreError::NotWritable);
+        }
+        if blocks.is_empty() {
+            return Ok(g.outcome());
+        }
+        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
+            return Err(HypercoreError::BlockTooLarge(b.len()));
+        }
+        self.append_locked(log, g, blocks, None, true)
     }
 
     /// Appends `blocks` with the log and the state locked by the caller: signed with our key pair, or with
@@ -1055,8 +1078,13 @@ impl Hypercore {
         g: MutexGuard<'_, Inner>,
         blocks: &[&[u8]],
         signature: Option<Vec<u8>>,
+        raw: bool,
     ) -> Result<AppendOutcome> {
-        let encrypted = g.encrypt_appended(blocks)?;
+        let encrypted = if raw {
+            None
+        } else {
+            g.encrypt_appended(blocks)?
+        };
         let stored: Vec<&[u8]> = match &encrypted {
             Some(list) => list.iter().map(Vec::as_slice).collect(),
             None => blocks.to_vec(),
