@@ -128,8 +128,9 @@
 //!   (`tests/it/autobase_crash.rs`); not yet with several writers or a power loss.
 //! - **Encryption: signed lengths against JS.** On an encrypted base the Rust side's system and view signed
 //!   lengths stay behind JS's (measured: a JS base with a Rust writer, JS signed 14/5, Rust 0/0; a Rust base
-//!   with a JS indexer, Rust 0, JS 6), so the interop tests leave the signed lengths out when encrypted. Not
-//!   yet found; the likely cause is that an encrypted block's header carries the core's fork id, so a system
+//!   with a JS indexer, Rust 0, JS 6), so the interop tests leave the signed lengths out when encrypted.
+//!   Between two Rust indexers of an encrypted base the checkpoints do assemble
+//!   (`encrypted_indexers_sign_their_cores`). Not yet found; the likely cause is that an encrypted block's header carries the core's fork id, so a system
 //!   or view core that one side truncated (undo) and the other did not hashes to another tree, and the other
 //!   side's signatures do not verify on it (plain blocks do not depend on the fork). To check: compare the
 //!   two sides' system cores block by block (`get_raw`) and their forks.

@@ -185,3 +185,33 @@ fn a_wrong_key_is_a_clear_error() {
     g.update().unwrap();
     assert_eq!(list(&g).len(), 3);
 }
+
+/// Two Rust indexers of an encrypted base assemble each other's checkpoints into signed lengths.
+#[test]
+fn encrypted_indexers_sign_their_cores() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(store(&dir, "a", 1), None, Some(KEY)).unwrap();
+    let mut b = open(store(&dir, "b", 2), Some(a.key()), Some(KEY)).unwrap();
+    let add = KvOp::AddWriter {
+        key: b.local_key(),
+        indexer: true,
+    };
+    a.append(Some(&add.to_json())).unwrap();
+    sync(&mut [&mut a, &mut b]);
+    for i in 0..10 {
+        put(&mut a, &format!("k{i}"), "v");
+        sync(&mut [&mut a, &mut b]);
+        a.append(None).unwrap();
+        sync(&mut [&mut a, &mut b]);
+        b.append(None).unwrap();
+        sync(&mut [&mut a, &mut b]);
+        if a.state().stats().signed > 0 && b.state().stats().signed > 0 {
+            break;
+        }
+    }
+    for base in [&a, &b] {
+        assert_eq!(base.state().stats().bad_signatures, 0);
+        assert!(base.system().db().core().signed_length() > 0);
+        assert!(base.view().core().signed_length() > 0);
+    }
+}
