@@ -431,11 +431,23 @@ impl Corestore {
         key: [u8; 32],
         create: impl FnOnce(&Path) -> Result<Hypercore, HypercoreError>,
     ) -> Result<Hypercore> {
+        self.open_or_create_with(key, create, |_| {})
+    }
+
+    /// [`Self::open_or_create`], `init` run on the core before any other caller of the store can get it (with
+    /// the map held), and on an open one too.
+    fn open_or_create_with(
+        &self,
+        key: [u8; 32],
+        create: impl FnOnce(&Path) -> Result<Hypercore, HypercoreError>,
+        init: impl FnOnce(&Hypercore),
+    ) -> Result<Hypercore> {
         let dk = crypto::discovery_key(&key);
         // Hold the map while opening so two callers never open the same core twice (a core's log is locked
         // exclusively while open).
         let mut cores = self.root.cores();
         if let Some(core) = cores.get(&dk) {
+            init(core);
             return Ok(core.clone());
         }
         let dir = self.core_dir(&dk);
@@ -447,6 +459,7 @@ impl Corestore {
         if core.key() != key {
             return Err(CorestoreError::KeyMismatch(hex::encode(dk)));
         }
+        init(&core);
         cores.insert(dk, core.clone());
         drop(cores);
         let _ = self.root.opened.send(core.clone());
@@ -501,31 +514,62 @@ impl Corestore {
         manifest: Manifest,
         key_pair: Option<KeyPair>,
     ) -> Result<Hypercore> {
+        self.get_with_manifest_init(manifest, key_pair, |_| {})
+    }
+
+    /// [`Self::get_with_manifest`], `init` run on the core before anything else can reach it through the store
+    /// (a replicator answering a peer's open of it, say): what must hold before a peer is heard, such as
+    /// autobase's [`Hypercore::set_unsigned_writes`] (a core that took a peer's signed head before it was
+    /// set would hold a length without its blocks).
+    pub fn get_with_manifest_init(
+        &self,
+        manifest: Manifest,
+        key_pair: Option<KeyPair>,
+        init: impl FnOnce(&Hypercore),
+    ) -> Result<Hypercore> {
         let key = caps::manifest_hash(&manifest);
         if self.root.layout == Layout::Corestore6 {
             let pk = self.root.primary_key;
-            return self.open_or_create(key, |dir| {
-                Hypercore::create_js(
-                    dir,
-                    key,
-                    Some(&manifest),
-                    key_pair.as_ref(),
-                    Vec::new(),
-                    Some(&pk),
-                )
-            });
+            return self.open_or_create_with(
+                key,
+                |dir| {
+                    Hypercore::create_js(
+                        dir,
+                        key,
+                        Some(&manifest),
+                        key_pair.as_ref(),
+                        Vec::new(),
+                        Some(&pk),
+                    )
+                },
+                init,
+            );
         }
-        self.open_or_create(key, |dir| match key_pair {
-            Some(kp) => Hypercore::create_with_manifest(dir, kp, manifest),
-            None => Hypercore::create_reader(dir, key, Some(manifest)),
-        })
+        self.open_or_create_with(
+            key,
+            |dir| match key_pair {
+                Some(kp) => Hypercore::create_with_manifest(dir, kp, manifest),
+                None => Hypercore::create_reader(dir, key, Some(manifest)),
+            },
+            init,
+        )
     }
 
     /// The open or stored core with this discovery key, `None` when the store has none (what a replicator
     /// asks when a remote opens a channel for a core: JS `ondiscoverykey`).
     pub fn get_by_discovery_key(&self, discovery_key: &[u8; 32]) -> Result<Option<Hypercore>> {
+        self.get_by_discovery_key_init(discovery_key, |_| {})
+    }
+
+    /// [`Self::get_by_discovery_key`], `init` run on the core first (see [`Self::get_with_manifest_init`]).
+    pub fn get_by_discovery_key_init(
+        &self,
+        discovery_key: &[u8; 32],
+        init: impl FnOnce(&Hypercore),
+    ) -> Result<Option<Hypercore>> {
         let mut cores = self.root.cores();
         if let Some(core) = cores.get(discovery_key) {
+            init(core);
             return Ok(Some(core.clone()));
         }
         let dir = self.core_dir(discovery_key);
@@ -536,6 +580,7 @@ impl Corestore {
         if core.discovery_key() != *discovery_key {
             return Err(CorestoreError::KeyMismatch(hex::encode(discovery_key)));
         }
+        init(&core);
         cores.insert(*discovery_key, core.clone());
         drop(cores);
         let _ = self.root.opened.send(core.clone());

@@ -187,27 +187,32 @@ impl ViewKeys {
             let entropy = self.entropy.unwrap_or(self.signers[0].namespace);
             let ek = self.encryption_key.as_ref().map(|k| &k[..]);
             let ns = view_namespace(&self.bootstrap, ek, &entropy, name);
+            let is_view = |core: &Hypercore| {
+                core.manifest()
+                    .and_then(|m| m.signers.first().map(|s| s.namespace))
+                    == Some(ns)
+            };
             for key in &self.listed {
-                let Some(core) = store.get_by_discovery_key(&discovery_key(key))? else {
-                    continue;
-                };
-                let signer_ns = core
-                    .manifest()
-                    .and_then(|m| m.signers.first().map(|s| s.namespace));
-                if signer_ns == Some(ns) {
-                    return Ok(self.encrypt(view_core(core), name));
+                let found = store.get_by_discovery_key_init(&discovery_key(key), |core| {
+                    if is_view(core) {
+                        self.init_view(core, name);
+                    }
+                })?;
+                if let Some(core) = found.filter(is_view) {
+                    return Ok(core);
                 }
             }
         }
         let manifest = view_manifest(&self.inputs(), name, None, None, None);
-        Ok(self.encrypt(view_core(store.get_with_manifest(manifest, None)?), name))
+        Ok(store.get_with_manifest_init(manifest, None, |core| self.init_view(core, name))?)
     }
 
-    /// Sets the block encryption of view `name` on its core, on an encrypted base (JS `getViewEncryption`;
+    /// Readies a core of view `name` as the store opens it, before a replicator can reach it:
+    /// [`mark_view_core`], and its block encryption on an encrypted base (JS `getViewEncryption`;
     /// `_encryption` is not encrypted).
-    fn encrypt(&self, core: Hypercore, name: &str) -> Hypercore {
-        encrypt_view(&core, &self.bootstrap, self.encryption_key.as_ref(), name);
-        core
+    fn init_view(&self, core: &Hypercore, name: &str) {
+        mark_view_core(core);
+        encrypt_view(core, &self.bootstrap, self.encryption_key.as_ref(), name);
     }
 }
 
@@ -227,9 +232,15 @@ fn encrypt_view(core: &Hypercore, bootstrap: &[u8; 32], key: Option<&[u8; 32]>, 
 /// A system or view core as the apply writes it: unsigned appends (only the indexers sign, in checkpoints),
 /// made durable by [`Autobase::flush`] rather than per append.
 fn view_core(core: Hypercore) -> Hypercore {
+    mark_view_core(&core);
+    core
+}
+
+/// [`view_core`] in place: what the store's `*_init` opens run before a replicator can reach the core, so it
+/// never takes a peer's signed head meanwhile (its length would move past blocks it does not hold).
+fn mark_view_core(core: &Hypercore) {
     core.set_unsigned_writes(true);
     core.set_durability(Durability::Process);
-    core
 }
 
 /// Readies a system or view core for a fast-forward: back to its signed length on fork 0 (what peers serve:
@@ -261,7 +272,7 @@ fn migrate_core(
         })
     };
     let manifest = view_manifest(&keys.inputs(), name, prologue, None, None);
-    let next = keys.encrypt(view_core(store.get_with_manifest(manifest, None)?), name);
+    let next = store.get_with_manifest_init(manifest, None, |core| keys.init_view(core, name))?;
     if next.length() > indexed_length {
         next.truncate(indexed_length)?;
     }
@@ -743,18 +754,25 @@ impl<H: Handlers> Autobase<H> {
                 check_decodes(&boot)?;
             }
         }
+        let init_system = |core: &Hypercore| {
+            mark_view_core(core);
+            encrypt_view(core, &key, encryption_key.as_ref(), "_system");
+        };
         let booted = local
             .get_user_data("autobase/boot")
             .and_then(|b| BootRecord::decode(&b).ok())
             .map(|b| b.key)
-            .map(|k| store.get_by_discovery_key(&discovery_key(&k)))
+            .map(|k| store.get_by_discovery_key_init(&discovery_key(&k), init_system))
             .transpose()?
             .flatten();
         let system_core = match booted {
-            Some(core) => view_core(core),
-            None => view_core(store.get_with_manifest(bootstrap_manifest(&key, "_system"), None)?),
+            Some(core) => core,
+            None => store.get_with_manifest_init(
+                bootstrap_manifest(&key, "_system"),
+                None,
+                init_system,
+            )?,
         };
-        encrypt_view(&system_core, &key, encryption_key.as_ref(), "_system");
         let system = SystemView::open(Hyperbee::new(system_core)).map_err(|e| {
             if encryption_key.is_some() {
                 AutobaseError::WrongEncryptionKey(format!("the system core does not decode: {e}"))

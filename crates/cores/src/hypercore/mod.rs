@@ -95,6 +95,10 @@ pub enum HypercoreError {
     /// A snapshot whose blocks were truncated away since.
     #[error("snapshot is no longer valid: the core was truncated below {0}")]
     SnapshotInvalidated(u64),
+    /// A peer's signed head offered to a core that takes no upgrades now (unsigned writes without
+    /// [`Hypercore::set_upgrades_allowed`]; asked for before that changed): not stored, not the peer's fault.
+    #[error("the core takes no upgrades now")]
+    UpgradeRefused,
 }
 
 /// Result of hypercore operations.
@@ -1010,21 +1014,7 @@ impl Hypercore {
         let (length, signature) = g.served();
         let mut state = TreeState::at(&g.nodes(), length, 0)?;
         state.signature = signature;
-        let preq = ProofRequest {
-            block: req.block,
-            hash: req.hash,
-            seek: req.seek,
-            upgrade: req.upgrade,
-        };
-        let mut data = tree::proof(&state, &g.nodes(), &preq)?;
-        data.request = req.id;
-        if let Some(b) = data.block.as_mut() {
-            b.value = get_block(&g, b.index)?.ok_or(ProofError::MissingNode(2 * b.index))?;
-        }
-        if req.manifest && !matches!(g.verifier, Verifier::Compat { .. }) {
-            data.manifest.clone_from(&g.manifest);
-        }
-        Ok(data)
+        proof_of(&g, &state, req)
     }
 
     /// True when this core holds a secret key.
@@ -1313,22 +1303,7 @@ impl Hypercore {
     /// Answers a peer's request with a proof (and the block's value), as the replicator does.
     pub fn proof(&self, req: &Request) -> Result<Data> {
         let g = self.lock();
-        let preq = ProofRequest {
-            block: req.block,
-            hash: req.hash,
-            seek: req.seek,
-            upgrade: req.upgrade,
-        };
-        let mut data = tree::proof(&g.tree, &g.nodes(), &preq)?;
-        data.request = req.id;
-        if let Some(b) = data.block.as_mut() {
-            b.value = get_block(&g, b.index)?.ok_or(ProofError::MissingNode(2 * b.index))?;
-        }
-        // As the JS replicator: only a non-compat core sends its manifest (a compat key is the public key).
-        if req.manifest && !matches!(g.verifier, Verifier::Compat { .. }) {
-            data.manifest.clone_from(&g.manifest);
-        }
-        Ok(data)
+        proof_of(&g, &g.tree, req)
     }
 
     /// Checks a received proof against the core's key and what is stored, without storing anything. Returns the
@@ -1350,6 +1325,11 @@ impl Hypercore {
             truncate,
             new_head,
         } = verify_locked(&g, data)?;
+        if new_head && g.unsigned_writes && !g.upgrades_allowed {
+            // checked under the lock the upgrade is published with: a reply to a request sent while upgrades
+            // were allowed (or before the core was marked) must not move a core the apply writes
+            return Err(HypercoreError::UpgradeRefused);
+        }
         // Written (and synced) with the state unlocked: readers go on meanwhile; `log` keeps other changes out,
         // so what was verified still holds when it is published below.
         drop(g);
@@ -1620,6 +1600,27 @@ fn insert_nodes(index: &mut NodeIndex, nodes: &[TreeNode], offsets: &[u64]) {
     for (i, n) in nodes.iter().enumerate() {
         index.insert(n, offsets.get(i).copied());
     }
+}
+
+/// The answer to `req` from the tree `state` (the core's own, or the signed tree a core with unsigned writes
+/// serves), with the block's value and, when asked, the manifest.
+fn proof_of(g: &Inner, state: &TreeState, req: &Request) -> Result<Data> {
+    let preq = ProofRequest {
+        block: req.block,
+        hash: req.hash,
+        seek: req.seek,
+        upgrade: req.upgrade,
+    };
+    let mut data = tree::proof(state, &g.nodes(), &preq)?;
+    data.request = req.id;
+    if let Some(b) = data.block.as_mut() {
+        b.value = get_block(g, b.index)?.ok_or(ProofError::MissingNode(2 * b.index))?;
+    }
+    // As the JS replicator: only a non-compat core sends its manifest (a compat key is the public key).
+    if req.manifest && !matches!(g.verifier, Verifier::Compat { .. }) {
+        data.manifest.clone_from(&g.manifest);
+    }
+    Ok(data)
 }
 
 fn get_block(inner: &Inner, index: u64) -> Result<Option<Vec<u8>>> {

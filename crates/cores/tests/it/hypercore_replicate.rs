@@ -379,3 +379,39 @@ async fn both_directions_at_once_over_tcp() {
     assert_eq!(yr.tree_hash(), yw.tree_hash());
     assert_eq!((xr.stored_blocks(), yr.stored_blocks()), (384, 384));
 }
+
+/// A core with unsigned writes (autobase's system and views) takes no peer's signed head while upgrades are
+/// off, even for a proof asked for before they were turned off: nothing is stored and the error says why (a
+/// race once let a view core take a head of length 2 without its blocks, and the next migration failed on
+/// the missing block 0). With upgrades allowed, the same proof is stored.
+#[test]
+fn unsigned_writes_core_refuses_a_signed_head_unless_allowed() {
+    let w = writer("unsigned-w", 11, 3);
+    let r = reader("unsigned-r", w.key());
+    let req = Request {
+        id: 1,
+        block: Some(holepunch_cores::hypercore::messages::RequestBlock { index: 0, nodes: 0 }),
+        upgrade: Some(holepunch_cores::hypercore::messages::RequestUpgrade {
+            start: 0,
+            length: 3,
+        }),
+        manifest: true,
+        ..Request::default()
+    };
+    let data = w.proof(&req).expect("proof");
+    r.set_unsigned_writes(true);
+    assert!(!r.takes_upgrades());
+    let err = r.apply_proof(&data).expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            holepunch_cores::hypercore::HypercoreError::UpgradeRefused
+        ),
+        "{err}"
+    );
+    assert_eq!((r.length(), r.stored_blocks()), (0, 0), "nothing stored");
+    r.set_upgrades_allowed(true);
+    r.apply_proof(&data).expect("stored once allowed");
+    assert_eq!((r.length(), r.stored_blocks()), (3, 1));
+    assert_eq!(r.get(0).expect("get").as_deref(), Some(&block(0)[..]));
+}

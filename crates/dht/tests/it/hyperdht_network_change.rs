@@ -148,29 +148,38 @@ async fn a_suspended_swarm_closes_its_connections_and_reconnects_after_resume() 
         .expect("resumed in time")
         .expect("resume");
     assert!(!a.is_suspended());
-    let (mut on_a, _) = timeout(STEP, a.next_connection())
-        .await
-        .expect("reconnected in time")
-        .expect("a connection");
-    assert_eq!(on_a.remote_public_key(), b.key_pair().public);
-    let (mut on_b, _) = timeout(STEP, b.next_connection())
-        .await
-        .expect("reconnected in time")
-        .expect("a connection");
-    // A live connection, not one from before the suspend.
-    timeout(STEP, on_a.write_all(b"again"))
-        .await
-        .expect("in time")
-        .expect("write");
-    timeout(STEP, on_a.flush())
-        .await
-        .expect("in time")
-        .expect("flush");
-    let mut got = [0u8; 5];
-    timeout(STEP, on_b.read_exact(&mut got))
-        .await
-        .expect("in time")
-        .expect("read");
-    assert_eq!(&got, b"again");
+    // A live connection, not one from before the suspend: each side greets on every connection it gets and
+    // reads the other's greeting. Both swarms may dial at once after the resume; the duplicate they close (JS
+    // hyperswarm's rule) can be handed out first, so any one live connection a side will do.
+    let (mut a_live, mut b_live) = (None, None);
+    let mut greetings = tokio::task::JoinSet::new();
+    let greet = |side: char, mut c: holepunch_dht::hyperswarm::SwarmConnection| async move {
+        c.write_all(b"again").await?;
+        c.flush().await?;
+        let mut got = [0u8; 5];
+        c.read_exact(&mut got).await?;
+        Ok::<_, std::io::Error>((side, got, c))
+    };
+    timeout(STEP, async {
+        while a_live.is_none() || b_live.is_none() {
+            tokio::select! {
+                Some((c, _)) = a.next_connection() => {
+                    assert_eq!(c.remote_public_key(), b.key_pair().public);
+                    greetings.spawn(greet('a', c));
+                }
+                Some((c, _)) = b.next_connection() => {
+                    greetings.spawn(greet('b', c));
+                }
+                Some(done) = greetings.join_next(), if !greetings.is_empty() => {
+                    if let Ok(Ok((side, got, c))) = done {
+                        assert_eq!(&got, b"again");
+                        if side == 'a' { a_live = Some(c) } else { b_live = Some(c) }
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("reconnected and greeted in time");
     drop(net);
 }

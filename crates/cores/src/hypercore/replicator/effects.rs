@@ -4,7 +4,7 @@
 //! async runtime, in order, and reports each back with [`super::ReplicatorCore::complete`].
 
 use super::super::messages::{Data, Request, NO_DATA_INVALID_REQUEST, NO_DATA_NOT_AVAILABLE};
-use super::super::Hypercore;
+use super::super::{Hypercore, HypercoreError};
 use super::PeerId;
 
 /// Storage work for the driver ([`super::ReplicatorCore::poll_effect`]).
@@ -71,14 +71,20 @@ impl Effect {
                 data,
             } => {
                 let before = core.replicated_head().0;
-                let result = core
-                    .apply_proof(&data)
-                    .map(|()| (before, core.replicated_head().0))
-                    .map_err(|e| e.to_string());
+                let mut block = data.block.as_ref().map(|b| b.index);
+                let result = match core.apply_proof(&data) {
+                    Ok(()) => Ok((before, core.replicated_head().0)),
+                    // nothing stored; the block (if any) is asked for again without the upgrade
+                    Err(HypercoreError::UpgradeRefused) => {
+                        block = None;
+                        Ok((before, before))
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
                 Completion::Stored {
                     peer,
                     request,
-                    block: data.block.as_ref().map(|b| b.index),
+                    block,
                     result,
                 }
             }
