@@ -243,13 +243,28 @@ impl Inner {
             return Err(HypercoreError::BlockTooLarge(b.len()));
         }
         let start = self.tree.length;
+        let fork = self.encryption_fork();
         Ok(self.encryption.as_ref().map(|e| {
             blocks
                 .iter()
                 .enumerate()
-                .map(|(i, b)| e.encrypt(start + i as u64, self.tree.fork, b))
+                .map(|(i, b)| e.encrypt(start + i as u64, fork, b))
                 .collect()
         }))
+    }
+
+    /// The fork id an appended block's encryption header carries (JS `state.encryptionFork`: the fork of
+    /// the core's own head, `core.header.tree.fork`, whatever session appends). A core with unsigned writes
+    /// (autobase's system and views) is JS's `batch` session on top of a head that stays on fork 0 (see
+    /// [`Hypercore::replicated_head`]): its own truncations (the apply's undos) move the local fork, not the
+    /// one its blocks are encrypted with, so every peer that applies the same blocks stores the same bytes
+    /// and the indexers' signatures verify on each one's tree. Any other core: its fork.
+    fn encryption_fork(&self) -> u64 {
+        if self.unsigned_writes {
+            0
+        } else {
+            self.tree.fork
+        }
     }
 
     /// The tree, signature and log record of appending `stored` (the blocks as stored).

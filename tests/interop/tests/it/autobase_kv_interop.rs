@@ -175,18 +175,9 @@ fn same_system(peers: &[&Peer]) -> bool {
     peers.iter().skip(1).all(|p| system(&p.info()) == first)
 }
 
-/// [`same_system`] without the signed lengths.
-fn same_system_unsigned(peers: &[&Peer]) -> bool {
-    let strip = |p: &Peer| {
-        let mut v = system(&p.info());
-        if let Some(o) = v.as_object_mut() {
-            o.remove("systemSignedLength");
-            o.remove("viewSignedLength");
-        }
-        v
-    };
-    let first = strip(peers[0]);
-    peers.iter().skip(1).all(|p| strip(p) == first)
+/// Whether `info`'s system and view signed lengths both moved past 0.
+fn signed(info: &Value) -> bool {
+    info["systemSignedLength"].as_u64() > Some(0) && info["viewSignedLength"].as_u64() > Some(0)
 }
 
 /// Creates a base on `creator`, joins `others` and adds each (`indexer` flags) from the creator; syncs until
@@ -245,16 +236,12 @@ fn two_writers_with(creator: Side, writer: Side, indexer: bool, encryption_key: 
         let l = a.list();
         l.contains("from-a\t1\n") && l.contains("from-b\t2\n") && l == b.list()
     });
-    // encrypted: the signed lengths are left out (open: they differ between the sides, see the autobase
-    // module doc)
-    let agree = |p: &[&Peer]| {
-        if encryption_key.is_some() {
-            same_system_unsigned(p)
-        } else {
-            same_system(p)
-        }
-    };
-    until(&[&a, &b], &net, "the same system", || agree(&[&a, &b]));
+    // the same system state, signed lengths included (encrypted or not), and the indexers' checkpoints
+    // signed something: the system and view signed lengths moved past 0
+    let agree = |p: &[&Peer]| same_system(p) && signed(&p[0].info());
+    until(&[&a, &b], &net, "the same system, signed", || {
+        agree(&[&a, &b])
+    });
     // a reader of the writer's side joins late (not added): it reads the whole view
     let key = a.info()["key"].as_str().expect("key").to_string();
     let late = Peer::new(writer, &root, "late");
