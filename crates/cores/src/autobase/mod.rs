@@ -105,9 +105,16 @@
 //!   re-run by `vectors_fresh`), the version-2 type-1 layout (key id, keyed plaintext hash) included; fuzz
 //!   target `autobase_encryption`. `autobase-kv create/join --encryption-key HEX` and its JS twin:
 //!   `autobase_kv_interop.rs` runs an encrypted JS base with a Rust writer, an encrypted Rust base with a JS
-//!   indexer (both: the same `list`, members, indexers, heads, indexed, system and view lengths on both
-//!   sides, and a late reader of the writer's side lists the same), and a Rust reader given the wrong key
-//!   for a JS base (exit 1, `wrong encryption key`).
+//!   indexer (both: the same `list`, members, indexers, heads, indexed, system and view lengths and signed
+//!   lengths, past 0, on both sides, and a late reader of the writer's side lists the same), and a Rust
+//!   reader given the wrong key for a JS base (exit 1, `wrong encryption key`). An encrypted block's header
+//!   carries a (blinded) fork id, and the system and view blocks carry fork 0 whatever the apply's undos did
+//!   to the core's local fork: JS encrypts with the fork of the core's head (`state.encryptionFork`), which
+//!   autobase never moves (it truncates only its `batch` session), so the peers store the same ciphertexts
+//!   and the indexers' signatures verify on every peer's tree (until this was so, a Rust peer's signed
+//!   lengths stayed at 0 against JS's 14/5: blocks from the first undo on differed;
+//!   `hypercore_api.rs` `encryption_fork_is_the_head_fork`, `autobase_encrypted.rs`
+//!   `encrypted_indexers_agree_after_undoing`).
 //!
 //! Left, in order:
 //! - **Traces** (`trace` in writer blocks: which signed system/view blocks the apply of a local node read,
@@ -126,14 +133,6 @@
 //!   rest from the writers. JS instead writes each batch atomically across cores (`store.atomize`). Tested
 //!   with damaged records, a shortened view and a one-writer base killed with SIGKILL at random points
 //!   (`tests/it/autobase_crash.rs`); not yet with several writers or a power loss.
-//! - **Encryption: signed lengths against JS.** On an encrypted base the Rust side's system and view signed
-//!   lengths stay behind JS's (measured: a JS base with a Rust writer, JS signed 14/5, Rust 0/0; a Rust base
-//!   with a JS indexer, Rust 0, JS 6), so the interop tests leave the signed lengths out when encrypted.
-//!   Between two Rust indexers of an encrypted base the checkpoints do assemble
-//!   (`encrypted_indexers_sign_their_cores`). Not yet found; the likely cause is that an encrypted block's header carries the core's fork id, so a system
-//!   or view core that one side truncated (undo) and the other did not hashes to another tree, and the other
-//!   side's signatures do not verify on it (plain blocks do not depend on the fork). To check: compare the
-//!   two sides' system cores block by block (`get_raw`) and their forks.
 //! - **Encryption, the rest**: version-2 cores (a base with `manifestVersion` 2, forks: key rotation through
 //!   `_encryption` descriptors, `legacyBlocks`) use the type-1 layout, which exists only as functions here (the
 //!   base creates version-1 cores only); `blindEncryption` (`autobase/blind-encryption`, encryption-encoding);

@@ -6,7 +6,8 @@
 //!
 //! - a JS-created base with a Rust writer added, and a Rust-created base with a JS writer (an indexer) added:
 //!   both write, sync, and list the same entries; then a reader of the writer's side joins late and gets the
-//!   same view and system state;
+//!   same view and system state (signed lengths included, past 0); the same two on an encrypted base
+//!   (`--encryption-key`), and a Rust reader given the wrong key for a JS base;
 //! - three writers (JS indexer, Rust indexer, Rust non-indexer) write while partitioned, then sync: the same
 //!   list everywhere, and the same system state in `info` (members, indexers with their lengths, heads);
 //! - a writer removed by the (only) indexer while it writes: its write is not applied on any peer;
