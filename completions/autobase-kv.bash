@@ -117,12 +117,16 @@ _autobase__kv() {
             return 0
             ;;
         autobase__subcmd__kv__subcmd__create)
-            opts="-h --help"
+            opts="-h --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --encryption-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -341,12 +345,16 @@ _autobase__kv() {
             return 0
             ;;
         autobase__subcmd__kv__subcmd__join)
-            opts="-h --help"
+            opts="-h --encryption-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --encryption-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

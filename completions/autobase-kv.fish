@@ -37,7 +37,9 @@ complete -c autobase-kv -n "__fish_autobase_kv_needs_command" -f -a "list" -d 'P
 complete -c autobase-kv -n "__fish_autobase_kv_needs_command" -f -a "info" -d 'Print the base\'s state as one JSON line: keys, writability, view and system lengths, the system\'s indexers, heads and members, and how many blocks of each member\'s core the store holds'
 complete -c autobase-kv -n "__fish_autobase_kv_needs_command" -f -a "sync" -d 'Replicate with the base\'s peers for N seconds (or until Ctrl-C), then apply what arrived and exit; prints {"fastForward":{"to":N,"from":M}} when the base fast-forwards to a peer\'s signed state'
 complete -c autobase-kv -n "__fish_autobase_kv_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand create" -l encryption-key -d 'Encrypt the base with this key (64 hex characters; JS autobase\'s `encryptionKey`): writer, system and view blocks are stored encrypted. Kept in the store: later commands need not repeat it' -r
 complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand create" -s h -l help -d 'Print help'
+complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand join" -l encryption-key -d 'The base\'s encryption key (64 hex characters), when it is encrypted. Kept in the store' -r
 complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand join" -s h -l help -d 'Print help'
 complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand add-writer" -l indexer -d 'Make it an indexer (one of the writers whose acks make the order final)'
 complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand add-writer" -s h -l help -d 'Print help'

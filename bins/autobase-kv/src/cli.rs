@@ -21,6 +21,7 @@ usage.
 
 Examples:
   autobase-kv create ./a                    prints the base key, then a's writer key
+  autobase-kv create ./e --encryption-key HEX   an encrypted base
   autobase-kv join BASE_KEY ./b             prints b's writer key
   autobase-kv add-writer ./a B_KEY --indexer
   autobase-kv sync ./a --seconds 20 &  autobase-kv sync ./b --seconds 20
@@ -47,6 +48,10 @@ pub enum Command {
         /// The store folder.
         #[arg(value_name = "DIR")]
         dir: String,
+        /// Encrypt the base with this key (64 hex characters; JS autobase's `encryptionKey`): writer,
+        /// system and view blocks are stored encrypted. Kept in the store: later commands need not repeat it.
+        #[arg(long, value_name = "HEX", value_parser = parse_key)]
+        encryption_key: Option<[u8; 32]>,
     },
     /// Join the base BASE_KEY with a new writer in DIR: prints the local writer key.
     Join {
@@ -56,6 +61,9 @@ pub enum Command {
         /// The store folder.
         #[arg(value_name = "DIR")]
         dir: String,
+        /// The base's encryption key (64 hex characters), when it is encrypted. Kept in the store.
+        #[arg(long, value_name = "HEX", value_parser = parse_key)]
+        encryption_key: Option<[u8; 32]>,
     },
     /// Add a writer (its key from `join`) to the base.
     AddWriter {

@@ -35,8 +35,15 @@ fn main() -> ExitCode {
     bin_support::logging::init();
     let ok = |r: anyhow::Result<()>| r.map(|()| 0u8);
     let result = match cli.command {
-        Command::Create { dir } => ok(create(&dir)),
-        Command::Join { key, dir } => ok(join(key, &dir)),
+        Command::Create {
+            dir,
+            encryption_key,
+        } => ok(create(&dir, encryption_key)),
+        Command::Join {
+            key,
+            dir,
+            encryption_key,
+        } => ok(join(key, &dir, encryption_key)),
         Command::AddWriter { dir, key, indexer } => {
             ok(append(&dir, &KvOp::AddWriter { key, indexer }))
         }
@@ -64,6 +71,16 @@ fn main() -> ExitCode {
 /// The base `dir` holds (the one its local writer was created for, JS's `referrer`), or a new one
 /// (`bootstrap`: joining that base). Only `create` and `join` make a store where there is none.
 fn open(dir: &str, bootstrap: Option<[u8; 32]>, create: bool) -> anyhow::Result<Base> {
+    open_with(dir, bootstrap, create, None)
+}
+
+/// [`open`], with the base's encryption key (`create`/`join`; later opens find it kept in the store).
+fn open_with(
+    dir: &str,
+    bootstrap: Option<[u8; 32]>,
+    create: bool,
+    encryption_key: Option<[u8; 32]>,
+) -> anyhow::Result<Base> {
     let path = Path::new(dir);
     if !create && !path.exists() {
         bail!("no base in {dir}: run `autobase-kv create {dir}` or `autobase-kv join BASE_KEY {dir}` first");
@@ -86,19 +103,20 @@ fn open(dir: &str, bootstrap: Option<[u8; 32]>, create: bool) -> anyhow::Result<
         Kv,
         AutobaseOptions {
             bootstrap: bootstrap.or(stored),
+            encryption_key,
         },
     )?)
 }
 
-fn create(dir: &str) -> anyhow::Result<()> {
-    let base = open(dir, None, true)?;
+fn create(dir: &str, encryption_key: Option<[u8; 32]>) -> anyhow::Result<()> {
+    let base = open_with(dir, None, true, encryption_key)?;
     println!("{}", hex::encode(base.key()));
     println!("{}", hex::encode(base.local_key()));
     Ok(())
 }
 
-fn join(key: [u8; 32], dir: &str) -> anyhow::Result<()> {
-    let base = open(dir, Some(key), true)?;
+fn join(key: [u8; 32], dir: &str, encryption_key: Option<[u8; 32]>) -> anyhow::Result<()> {
+    let base = open_with(dir, Some(key), true, encryption_key)?;
     println!("{}", hex::encode(base.local_key()));
     Ok(())
 }

@@ -21,6 +21,7 @@ pub fn pair(name: &str, indexer: bool) -> (PathBuf, Base, Base) {
         Kv,
         AutobaseOptions {
             bootstrap: Some(a.key()),
+            ..Default::default()
         },
     )
     .unwrap();

@@ -3,8 +3,12 @@
 // twin of the Rust `autobase-kv`, same commands, same encodings, same store layout).
 //
 // usage:
-//   node js/autobase-kv.js create DIR                    prints the base key, then the local writer key
-//   node js/autobase-kv.js join BASE_KEY DIR             prints the local writer key
+//   node js/autobase-kv.js create DIR [--encryption-key HEX]
+//                                                        prints the base key, then the local writer key
+//   node js/autobase-kv.js join BASE_KEY DIR [--encryption-key HEX]
+//                                                        prints the local writer key
+//   (--encryption-key: autobase's `encryptionKey`; autobase keeps it in the local core's user data, so
+//   later commands need not repeat it)
 //   node js/autobase-kv.js add-writer DIR WRITER_KEY [--indexer]
 //   node js/autobase-kv.js remove-writer DIR WRITER_KEY
 //   node js/autobase-kv.js put DIR KEY VALUE
@@ -37,7 +41,7 @@ const Autobase = require('autobase')
 function usage(msg) {
   if (msg) process.stderr.write(`autobase-kv: ${msg}\n`)
   process.stderr.write(
-    'usage: autobase-kv create DIR | join BASE_KEY DIR | add-writer DIR KEY [--indexer] | remove-writer DIR KEY |\n' +
+    'usage: autobase-kv create DIR [--encryption-key HEX] | join BASE_KEY DIR [--encryption-key HEX] | add-writer DIR KEY [--indexer] | remove-writer DIR KEY |\n' +
       '       put DIR K V | del DIR K | get DIR K | list DIR | info DIR | sync DIR [--bootstrap B] [--seconds N]\n'
   )
   process.exit(2)
@@ -78,13 +82,23 @@ function parseKey(s) {
   return b4a.from(s, 'hex')
 }
 
+// Removes `--encryption-key HEX` from argv and returns the key (null when absent).
+function takeEncryptionKey(argv) {
+  const i = argv.indexOf('--encryption-key')
+  if (i === -1) return null
+  const key = parseKey(argv[i + 1])
+  argv.splice(i, 2)
+  return key
+}
+
 async function withBase(dir, key, fn, opts = {}) {
   const store = new Corestore(path.resolve(dir))
   const base = new Autobase(store, key, {
     open,
     apply,
     valueEncoding: 'json',
-    ackInterval: opts.ackInterval || 0
+    ackInterval: opts.ackInterval || 0,
+    encryptionKey: opts.encryptionKey || null
   })
   try {
     await base.ready()
@@ -113,17 +127,29 @@ async function main() {
   const hex = (b) => b4a.toString(b, 'hex')
   switch (cmd) {
     case 'create': {
+      const encryptionKey = takeEncryptionKey(argv)
       if (argv.length !== 1) usage()
-      await withBase(argv[0], null, async (base) => {
-        process.stdout.write(hex(base.key) + '\n' + hex(base.local.key) + '\n')
-      })
+      await withBase(
+        argv[0],
+        null,
+        async (base) => {
+          process.stdout.write(hex(base.key) + '\n' + hex(base.local.key) + '\n')
+        },
+        { encryptionKey }
+      )
       break
     }
     case 'join': {
+      const encryptionKey = takeEncryptionKey(argv)
       if (argv.length !== 2) usage()
-      await withBase(argv[1], parseKey(argv[0]), async (base) => {
-        process.stdout.write(hex(base.local.key) + '\n')
-      })
+      await withBase(
+        argv[1],
+        parseKey(argv[0]),
+        async (base) => {
+          process.stdout.write(hex(base.local.key) + '\n')
+        },
+        { encryptionKey }
+      )
       break
     }
     case 'add-writer': {

@@ -41,7 +41,14 @@ pub fn args(
 /// A base in `dir/name` with a store of primary key `[seed; 32]`.
 pub fn open(dir: &Path, name: &str, seed: u8, bootstrap: Option<[u8; 32]>) -> Result<Base> {
     let store = Corestore::open_with_primary_key(dir.join(name), [seed; 32])?;
-    Autobase::open(store, Kv, AutobaseOptions { bootstrap })
+    Autobase::open(
+        store,
+        Kv,
+        AutobaseOptions {
+            bootstrap,
+            ..Default::default()
+        },
+    )
 }
 
 /// Every base gets every other's writer blocks, then updates.

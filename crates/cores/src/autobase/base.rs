@@ -97,6 +97,10 @@ pub enum AutobaseError {
     /// re-applies.
     #[error("the base failed in an earlier update; reopen it")]
     Failed,
+    /// The encryption key does not open the base: its blocks do not decode with it (or the store keeps
+    /// another key for this base).
+    #[error("wrong encryption key: {0}")]
+    WrongEncryptionKey(String),
 }
 
 /// Result of base operations.
@@ -153,13 +157,14 @@ pub struct ViewKeys {
     entropy: Option<[u8; 32]>,
     manifest_version: u64,
     listed: Vec<[u8; 32]>,
+    encryption_key: Option<[u8; 32]>,
 }
 
 impl ViewKeys {
     fn inputs(&self) -> ViewKeyInputs<'_> {
         ViewKeyInputs {
             bootstrap: self.bootstrap,
-            encryption_key: None,
+            encryption_key: self.encryption_key.as_ref().map(|k| &k[..]),
             indexers: &self.signers,
             entropy: self.entropy,
             manifest_version: self.manifest_version,
@@ -180,7 +185,8 @@ impl ViewKeys {
     fn open_view(&self, store: &Corestore, name: &str) -> Result<Hypercore> {
         if !self.signers.is_empty() {
             let entropy = self.entropy.unwrap_or(self.signers[0].namespace);
-            let ns = view_namespace(&self.bootstrap, None, &entropy, name);
+            let ek = self.encryption_key.as_ref().map(|k| &k[..]);
+            let ns = view_namespace(&self.bootstrap, ek, &entropy, name);
             let is_view = |core: &Hypercore| {
                 core.manifest()
                     .and_then(|m| m.signers.first().map(|s| s.namespace))
@@ -189,7 +195,7 @@ impl ViewKeys {
             for key in &self.listed {
                 let found = store.get_by_discovery_key_init(&discovery_key(key), |core| {
                     if is_view(core) {
-                        mark_view_core(core);
+                        self.init_view(core, name);
                     }
                 })?;
                 if let Some(core) = found.filter(is_view) {
@@ -198,7 +204,28 @@ impl ViewKeys {
             }
         }
         let manifest = view_manifest(&self.inputs(), name, None, None, None);
-        Ok(store.get_with_manifest_init(manifest, None, mark_view_core)?)
+        Ok(store.get_with_manifest_init(manifest, None, |core| self.init_view(core, name))?)
+    }
+
+    /// Readies a core of view `name` as the store opens it, before a replicator can reach it:
+    /// [`mark_view_core`], and its block encryption on an encrypted base (JS `getViewEncryption`;
+    /// `_encryption` is not encrypted).
+    fn init_view(&self, core: &Hypercore, name: &str) {
+        mark_view_core(core);
+        encrypt_view(core, &self.bootstrap, self.encryption_key.as_ref(), name);
+    }
+}
+
+/// Sets the block encryption of the system core (`_system`) or view `name` on `core` when the base is
+/// encrypted and the core is not yet (version-1 manifests: [`super::encryption::view_block_key`]).
+fn encrypt_view(core: &Hypercore, bootstrap: &[u8; 32], key: Option<&[u8; 32]>, name: &str) {
+    if let Some(ek) = key {
+        if name != "_encryption" && !core.encrypted() {
+            core.set_encryption_key(
+                &super::encryption::view_block_key(bootstrap, ek, name),
+                true,
+            );
+        }
     }
 }
 
@@ -245,7 +272,7 @@ fn migrate_core(
         })
     };
     let manifest = view_manifest(&keys.inputs(), name, prologue, None, None);
-    let next = store.get_with_manifest_init(manifest, None, mark_view_core)?;
+    let next = store.get_with_manifest_init(manifest, None, |core| keys.init_view(core, name))?;
     if next.length() > indexed_length {
         next.truncate(indexed_length)?;
     }
@@ -257,7 +284,8 @@ fn migrate_core(
         blocks.push(block);
         if blocks.len() == 256 || i + 1 == indexed_length {
             let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
-            next.append(&refs)?;
+            // stored bytes: encrypted under the view name's key, the same on both cores
+            next.append_raw(&refs)?;
             blocks.clear();
         }
     }
@@ -496,7 +524,14 @@ impl ApplyState {
 pub struct AutobaseOptions {
     /// The base to join (its bootstrap key); `None` creates a base whose key is the local writer's.
     pub bootstrap: Option<[u8; 32]>,
+    /// The base's encryption key (JS `encryptionKey`): writer, system and view blocks are encrypted with
+    /// keys derived from it ([`super::encryption`]). Kept in the local writer's `autobase/encryption` user
+    /// data, so a reopen needs it no more; a key given that differs from the kept one is refused.
+    pub encryption_key: Option<[u8; 32]>,
 }
+
+/// The user data key under which the local writer keeps the base's encryption key (as JS does).
+pub const ENCRYPTION_KEY: &str = "autobase/encryption";
 
 /// A base: the local writer, the remote writers' cores in the store, the linearizer and the apply state.
 pub struct Autobase<H: Handlers> {
@@ -525,6 +560,8 @@ pub struct Autobase<H: Handlers> {
     fast_forwarding: bool,
     /// The next boot record says the base fast-forwarded (JS's `fastForwarding` flag).
     fast_forwarded: bool,
+    /// The base's encryption key, when encrypted.
+    encryption_key: Option<[u8; 32]>,
 }
 
 /// How far a peer's signed system core must be ahead of the indexed length for a fast-forward (JS
@@ -596,6 +633,45 @@ pub fn decode_updates(bytes: &[u8]) -> Result<Vec<LinearizerUpdate>, DecodeError
     r.array(LinearizerUpdate::decode)
 }
 
+/// The encryption key of the base whose local writer is `local`: the one it keeps (`autobase/encryption`
+/// user data), else `given` (then kept). A given key that differs from the kept one is refused (JS keeps
+/// using the stored one silently).
+fn open_encryption_key(local: &Hypercore, given: Option<[u8; 32]>) -> Result<Option<[u8; 32]>> {
+    let kept = match local.get_user_data(ENCRYPTION_KEY) {
+        Some(k) => Some(<[u8; 32]>::try_from(k.as_slice()).map_err(|_| {
+            AutobaseError::WrongEncryptionKey(format!(
+                "the kept encryption key has {} bytes, not 32",
+                k.len()
+            ))
+        })?),
+        None => None,
+    };
+    match (kept, given) {
+        (Some(k), Some(g)) if k != g => Err(AutobaseError::WrongEncryptionKey(
+            "the store keeps another encryption key for this base".into(),
+        )),
+        (Some(k), _) => Ok(Some(k)),
+        (None, Some(g)) => {
+            local.set_user_data(ENCRYPTION_KEY, Some(&g))?;
+            Ok(Some(g))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Refuses an encrypted writer core whose first block (when stored) does not decode.
+fn check_decodes(core: &Hypercore) -> Result<()> {
+    if core.length() == 0 || !core.has(0) {
+        return Ok(());
+    }
+    match core.get(0)? {
+        Some(b) if OplogMessage::decode(&b).is_err() => Err(AutobaseError::WrongEncryptionKey(
+            "the bootstrap writer's first block does not decode".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The system length the boot record says was indexed, if it names this system core.
 fn indexed_at_boot(local: &Hypercore, system: &SystemView) -> u64 {
     local
@@ -636,6 +712,7 @@ fn view_keys(
     bootstrap: [u8; 32],
     system: &SystemView,
     length: u64,
+    encryption_key: Option<[u8; 32]>,
 ) -> Result<ViewKeys> {
     let info = system
         .indexed_info(length)
@@ -650,6 +727,7 @@ fn view_keys(
             .manifest()
             .map_or(DEFAULT_MANIFEST_VERSION, |m| m.version),
         listed: info.views.iter().map(|v| v.key).collect(),
+        encryption_key,
     })
 }
 
@@ -658,13 +736,33 @@ impl<H: Handlers> Autobase<H> {
     pub fn open(store: Corestore, mut handlers: H, opts: AutobaseOptions) -> Result<Self> {
         let local = store.get("local")?;
         let key = opts.bootstrap.unwrap_or_else(|| local.key());
-        // the system core the boot record names (after an indexer change, the migrated one), else the
-        // bootstrap system core, signer-less, as every peer derives it
+        let encryption_key = open_encryption_key(&local, opts.encryption_key)?;
+        if let Some(ek) = &encryption_key {
+            if !local.encrypted() {
+                local.set_encryption_key(ek, false);
+            }
+            // a key the bootstrap writer's first block does not decode with is the wrong one
+            let boot = if key == local.key() {
+                Some(local.clone())
+            } else {
+                store.get_by_discovery_key(&discovery_key(&key))?
+            };
+            if let Some(boot) = boot {
+                if !boot.encrypted() {
+                    boot.set_encryption_key(ek, false);
+                }
+                check_decodes(&boot)?;
+            }
+        }
+        let init_system = |core: &Hypercore| {
+            mark_view_core(core);
+            encrypt_view(core, &key, encryption_key.as_ref(), "_system");
+        };
         let booted = local
             .get_user_data("autobase/boot")
             .and_then(|b| BootRecord::decode(&b).ok())
             .map(|b| b.key)
-            .map(|k| store.get_by_discovery_key_init(&discovery_key(&k), mark_view_core))
+            .map(|k| store.get_by_discovery_key_init(&discovery_key(&k), init_system))
             .transpose()?
             .flatten();
         let system_core = match booted {
@@ -672,10 +770,16 @@ impl<H: Handlers> Autobase<H> {
             None => store.get_with_manifest_init(
                 bootstrap_manifest(&key, "_system"),
                 None,
-                mark_view_core,
+                init_system,
             )?,
         };
-        let system = SystemView::open(Hyperbee::new(system_core))?;
+        let system = SystemView::open(Hyperbee::new(system_core)).map_err(|e| {
+            if encryption_key.is_some() {
+                AutobaseError::WrongEncryptionKey(format!("the system core does not decode: {e}"))
+            } else {
+                e.into()
+            }
+        })?;
         let mut views = Vec::new();
         let keys = view_keys(
             &store,
@@ -683,6 +787,7 @@ impl<H: Handlers> Autobase<H> {
             key,
             &system,
             indexed_at_boot(&local, &system),
+            encryption_key,
         )?;
         let view = handlers.open(&mut ViewStore {
             store: &store,
@@ -720,6 +825,7 @@ impl<H: Handlers> Autobase<H> {
             failed: false,
             fast_forwarding: false,
             fast_forwarded: false,
+            encryption_key,
         };
         base.restore_signed();
         base.track(key, 0);
@@ -964,7 +1070,18 @@ impl<H: Handlers> Autobase<H> {
         if *key == self.local.key() {
             return Ok(Some(self.local.clone()));
         }
-        Ok(self.store.get_by_discovery_key(&discovery_key(key))?)
+        let core = self.store.get_by_discovery_key(&discovery_key(key))?;
+        if let (Some(c), Some(ek)) = (&core, &self.encryption_key) {
+            if !c.encrypted() {
+                c.set_encryption_key(ek, false);
+            }
+        }
+        Ok(core)
+    }
+
+    /// The base's encryption key, when it is encrypted.
+    pub fn encryption_key(&self) -> Option<&[u8; 32]> {
+        self.encryption_key.as_ref()
     }
 
     /// The writer's block `seq`, if stored; `Err(())` when it does not decode.
@@ -1020,6 +1137,12 @@ impl<H: Handlers> Autobase<H> {
             let msg = match self.load(&key, seq)? {
                 None => return Ok(fed),
                 Some(Err(())) => {
+                    if self.encryption_key.is_some() && key == self.key {
+                        // every block of the bootstrap writer decodes, unless the key is wrong
+                        return Err(AutobaseError::WrongEncryptionKey(format!(
+                            "block {seq} of the bootstrap writer does not decode"
+                        )));
+                    }
                     self.freeze(key);
                     return Ok(fed);
                 }
@@ -1336,7 +1459,14 @@ impl<H: Handlers> Autobase<H> {
     /// The view keys of the system's current (unflushed) state.
     fn current_view_keys(&self) -> Result<ViewKeys> {
         let sys = &self.state.system;
-        view_keys(&self.store, &self.local, self.key, sys, sys.core_length())
+        view_keys(
+            &self.store,
+            &self.local,
+            self.key,
+            sys,
+            sys.core_length(),
+            self.encryption_key,
+        )
     }
 
     /// JS `_generateNextViews`, at the flush of a batch that changed the indexers: each view's key becomes
@@ -1393,6 +1523,7 @@ impl<H: Handlers> Autobase<H> {
                 .manifest()
                 .map_or(DEFAULT_MANIFEST_VERSION, |m| m.version),
             listed: Vec::new(),
+            encryption_key: self.encryption_key,
         };
         self.signing = Some((
             sys_core.clone(),
@@ -1837,6 +1968,7 @@ impl<H: Handlers> Autobase<H> {
             self.key,
             &self.state.system,
             length,
+            self.encryption_key,
         )?;
         let mut views = Vec::new();
         self.view = self.handlers.open(&mut ViewStore {

@@ -91,6 +91,31 @@
 //!   the whole view. The system and view blocks are downloaded whole at the fast-forward (JS reads them on
 //!   demand); only the writers' are sparse.
 //!
+//! - **Encrypted bases** ([`encryption`]; JS `encryptionKey`): [`base::AutobaseOptions::encryption_key`]
+//!   encrypts writer cores (hypercore's default encryption keyed from the writer's key), the system core and
+//!   the views (version-1 manifests: the block key `hash(NS_VIEW_BLOCK_KEY || bootstrap || key || name)`,
+//!   so a view moved at an indexer change reads the blocks copied raw from its old core,
+//!   `Hypercore::append_raw`); `_encryption` stays plain and empty as on a JS base without forks. The view
+//!   namespaces include the key's hash. The key is kept in the local writer's `autobase/encryption` user data
+//!   (a reopen needs none; a different key given is refused). A wrong key is
+//!   [`base::AutobaseError::WrongEncryptionKey`] (the kept key differs, the system core or the bootstrap
+//!   writer's blocks do not decode), and the view is left as it was (`tests/it/autobase_encrypted.rs`). Key
+//!   derivations and stored blocks match vectors from the pinned JS
+//!   (`tests/it/autobase_encryption_vectors.rs`, generator `tests/interop/js/autobase_encryption_vectors.js`,
+//!   re-run by `vectors_fresh`), the version-2 type-1 layout (key id, keyed plaintext hash) included; fuzz
+//!   target `autobase_encryption`. `autobase-kv create/join --encryption-key HEX` and its JS twin:
+//!   `autobase_kv_interop.rs` runs an encrypted JS base with a Rust writer, an encrypted Rust base with a JS
+//!   indexer (both: the same `list`, members, indexers, heads, indexed, system and view lengths and signed
+//!   lengths, past 0, on both sides, and a late reader of the writer's side lists the same), and a Rust
+//!   reader given the wrong key for a JS base (exit 1, `wrong encryption key`). An encrypted block's header
+//!   carries a (blinded) fork id, and the system and view blocks carry fork 0 whatever the apply's undos did
+//!   to the core's local fork: JS encrypts with the fork of the core's head (`state.encryptionFork`), which
+//!   autobase never moves (it truncates only its `batch` session), so the peers store the same ciphertexts
+//!   and the indexers' signatures verify on every peer's tree (until this was so, a Rust peer's signed
+//!   lengths stayed at 0 against JS's 14/5: blocks from the first undo on differed;
+//!   `hypercore_api.rs` `encryption_fork_is_the_head_fork`, `autobase_encrypted.rs`
+//!   `encrypted_indexers_agree_after_undoing`).
+//!
 //! Left, in order:
 //! - **Traces** (`trace` in writer blocks: which signed system/view blocks the apply of a local node read,
 //!   for peers to prefetch); JS writes them, this base does not yet (the only field of writer blocks that
@@ -108,7 +133,11 @@
 //!   rest from the writers. JS instead writes each batch atomically across cores (`store.atomize`). Tested
 //!   with damaged records, a shortened view and a one-writer base killed with SIGKILL at random points
 //!   (`tests/it/autobase_crash.rs`); not yet with several writers or a power loss.
-//! - Optimistic appends, encryption, anchors, `update` hooks.
+//! - **Encryption, the rest**: version-2 cores (a base with `manifestVersion` 2, forks: key rotation through
+//!   `_encryption` descriptors, `legacyBlocks`) use the type-1 layout, which exists only as functions here (the
+//!   base creates version-1 cores only); `blindEncryption` (`autobase/blind-encryption`, encryption-encoding);
+//!   encrypted anchors; the `encrypt: true` option (a key generated from the store).
+//! - Optimistic appends, anchors, `update` hooks.
 //! - A test where a wakeup announce is the only way a peer learns of a writer.
 //!
 //! What follows is what JS autobase 7.28.1 keeps where (read from its `index.js`, `lib/` and the hyperschema
@@ -230,6 +259,7 @@ pub mod base;
 pub mod checkpoints;
 pub mod clock;
 pub mod consensus;
+pub mod encryption;
 pub mod keys;
 pub mod kv;
 pub mod linearizer;

@@ -3,7 +3,8 @@
 //!
 //! Each stored block is an 8-byte header followed by the XSalsa20 ciphertext of the plaintext:
 //! - the header is `uint64le(fork)` XORed with the XSalsa20 keystream of the *blinding key* under the nonce
-//!   `uint64le(index) || 0^16`;
+//!   `uint64le(index) || 0^16`, where `fork` is the fork of the core's head when the block is appended (JS
+//!   `state.encryptionFork`; 0 on a core with unsigned writes, whose truncations stay local);
 //! - the block is encrypted with the *block key* under the nonce `uint64le(index) || header || 0^8`.
 //!
 //! The Merkle tree hashes the stored (encrypted, padded) block. Keys: unless the encryption key is used as the

@@ -17,7 +17,7 @@ pub mod atomic;
 mod bitfield;
 pub mod caps;
 pub mod checkpoint;
-mod encryption;
+pub mod encryption;
 mod index;
 pub mod js_storage;
 pub mod messages;
@@ -243,13 +243,28 @@ impl Inner {
             return Err(HypercoreError::BlockTooLarge(b.len()));
         }
         let start = self.tree.length;
+        let fork = self.encryption_fork();
         Ok(self.encryption.as_ref().map(|e| {
             blocks
                 .iter()
                 .enumerate()
-                .map(|(i, b)| e.encrypt(start + i as u64, self.tree.fork, b))
+                .map(|(i, b)| e.encrypt(start + i as u64, fork, b))
                 .collect()
         }))
+    }
+
+    /// The fork id an appended block's encryption header carries (JS `state.encryptionFork`: the fork of
+    /// the core's own head, `core.header.tree.fork`, whatever session appends). A core with unsigned writes
+    /// (autobase's system and views) is JS's `batch` session on top of a head that stays on fork 0 (see
+    /// [`Hypercore::replicated_head`]): its own truncations (the apply's undos) move the local fork, not the
+    /// one its blocks are encrypted with, so every peer that applies the same blocks stores the same bytes
+    /// and the indexers' signatures verify on each one's tree. Any other core: its fork.
+    fn encryption_fork(&self) -> u64 {
+        if self.unsigned_writes {
+            0
+        } else {
+            self.tree.fork
+        }
     }
 
     /// The tree, signature and log record of appending `stored` (the blocks as stored).
@@ -928,6 +943,11 @@ impl Hypercore {
         g.encryption = Some(BlockEncryption::new(key, &g.key, compat, block));
     }
 
+    /// Whether blocks are encrypted ([`set_encryption_key`](Self::set_encryption_key) was called).
+    pub fn encrypted(&self) -> bool {
+        self.lock().encryption.is_some()
+    }
+
     /// Fork id.
     pub fn fork(&self) -> u64 {
         self.lock().tree.fork
@@ -1034,7 +1054,25 @@ impl Hypercore {
         if blocks.is_empty() {
             return Ok(g.outcome());
         }
-        self.append_locked(log, g, blocks, None)
+        self.append_locked(log, g, blocks, None, false)
+    }
+
+    /// Appends blocks as they are stored: on an encrypted core, blocks already encrypted (say, copied with
+    /// [`get_raw`](Self::get_raw) from a core of the same block key, as autobase moves a view to another
+    /// core), not encrypted again. Otherwise as [`append`](Self::append).
+    pub fn append_raw(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
+        let log = self.log_lock();
+        let g = self.lock();
+        if g.key_pair.is_none() && g.verifier.prologue().is_none() && !g.unsigned_writes {
+            return Err(HypercoreError::NotWritable);
+        }
+        if blocks.is_empty() {
+            return Ok(g.outcome());
+        }
+        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
+            return Err(HypercoreError::BlockTooLarge(b.len()));
+        }
+        self.append_locked(log, g, blocks, None, true)
     }
 
     /// Appends `blocks` with the log and the state locked by the caller: signed with our key pair, or with
@@ -1045,8 +1083,13 @@ impl Hypercore {
         g: MutexGuard<'_, Inner>,
         blocks: &[&[u8]],
         signature: Option<Vec<u8>>,
+        raw: bool,
     ) -> Result<AppendOutcome> {
-        let encrypted = g.encrypt_appended(blocks)?;
+        let encrypted = if raw {
+            None
+        } else {
+            g.encrypt_appended(blocks)?
+        };
         let stored: Vec<&[u8]> = match &encrypted {
             Some(list) => list.iter().map(Vec::as_slice).collect(),
             None => blocks.to_vec(),

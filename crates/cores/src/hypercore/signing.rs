@@ -223,7 +223,7 @@ impl Hypercore {
     pub fn append_signed(&self, blocks: &[&[u8]], signature: Vec<u8>) -> Result<AppendOutcome> {
         let log = self.log_lock();
         let g = self.lock();
-        self.append_locked(log, g, blocks, Some(signature))
+        self.append_locked(log, g, blocks, Some(signature), false)
     }
 
     /// Takes `signature` (an assembled multi-signature, say) as the signature of the tree at `length` (at most

@@ -69,7 +69,15 @@ fn state(b: &Base) -> (u64, Vec<Checkout>, Vec<Checkout>, Vec<[u8; 32]>) {
 }
 
 fn open(st: Corestore, bootstrap: Option<[u8; 32]>) -> Base {
-    Autobase::open(st, Kv, AutobaseOptions { bootstrap }).unwrap()
+    Autobase::open(
+        st,
+        Kv,
+        AutobaseOptions {
+            bootstrap,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 /// A creates the base, B joins it and A adds B as an indexer; both have synced, B is writable.

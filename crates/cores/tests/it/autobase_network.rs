@@ -32,7 +32,15 @@ struct Peer {
 
 fn peer(dir: &tempfile::TempDir, name: &str, seed: u8, bootstrap: Option<[u8; 32]>) -> Peer {
     let store = Corestore::open_with_primary_key(dir.path().join(name), [seed; 32]).unwrap();
-    let mut base = Autobase::open(store.clone(), Kv, AutobaseOptions { bootstrap }).unwrap();
+    let mut base = Autobase::open(
+        store.clone(),
+        Kv,
+        AutobaseOptions {
+            bootstrap,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let repl = BaseReplicator::new(store, base.key());
     sync_base(&mut base, &repl).unwrap();
     Peer { base, repl }
@@ -343,6 +351,7 @@ async fn a_late_peer_fast_forwards_and_reads_the_whole_view() {
         Kv,
         AutobaseOptions {
             bootstrap: Some(key),
+            ..Default::default()
         },
     )
     .unwrap();

@@ -248,3 +248,58 @@ fn readers_follow_a_truncation_to_a_new_fork_without_serving_stale_blocks() {
     let _ = std::fs::remove_dir_all(&wdir);
     let _ = std::fs::remove_dir_all(&rdir);
 }
+
+/// The fork an encrypted block's header carries is the core's head fork (JS `state.encryptionFork`,
+/// `core.header.tree.fork`): a core with unsigned writes (autobase's system and views, JS's `batch` session
+/// over a head on fork 0) encrypts on fork 0 whatever its own truncations did, so a core that undid a block
+/// and wrote another stores the same bytes, and the same tree, as one that wrote the other block directly
+/// (an encrypted base's JS and Rust peers once disagreed here: the Rust apply's undos moved the fork, the
+/// JS indexers' signatures did not verify on its trees, and its signed lengths stayed at 0). A signing
+/// core's truncation moves the fork its later blocks carry, as JS's does.
+#[test]
+fn encryption_fork_is_the_head_fork() {
+    use holepunch_cores::hypercore::encryption::BlockEncryption;
+    let key = [9u8; 32];
+    let core_key = KeyPair::from_seed(&[8; 32]).public;
+    let unsigned = |name: &str| {
+        let c = Hypercore::create_reader(tmp(name), core_key, None).expect("reader");
+        c.set_unsigned_writes(true);
+        c.set_encryption_key(&key, true);
+        c
+    };
+    let undone = unsigned("enc-fork-undone");
+    undone.append(&[b"a", b"b", b"c"]).expect("append");
+    undone.truncate(2).expect("undo");
+    undone.append(&[b"d"]).expect("append");
+    assert_eq!(undone.fork(), 1);
+    let direct = unsigned("enc-fork-direct");
+    direct.append(&[b"a", b"b", b"d"]).expect("append");
+    let enc = BlockEncryption::new(&key, &core_key, false, true);
+    for i in 0..3 {
+        assert_eq!(
+            undone.get_raw(i).expect("raw"),
+            direct.get_raw(i).expect("raw")
+        );
+    }
+    assert_eq!(
+        undone.get_raw(2).expect("raw"),
+        Some(enc.encrypt(2, 0, b"d"))
+    );
+    assert_eq!(
+        undone.tree_hash_at(3).expect("hash"),
+        direct.tree_hash_at(3).expect("hash")
+    );
+    assert_eq!(undone.get(2).expect("get"), Some(b"d".to_vec()));
+
+    let kp = KeyPair::from_seed(&[7; 32]);
+    let signing = Hypercore::create(tmp("enc-fork-signing"), kp.clone()).expect("create");
+    signing.set_encryption_key(&key, true);
+    signing.append(&[b"a", b"b"]).expect("append");
+    signing.truncate(1).expect("truncate");
+    signing.append(&[b"c"]).expect("append");
+    assert_eq!(
+        signing.get_raw(1).expect("raw"),
+        Some(BlockEncryption::new(&key, &kp.public, false, true).encrypt(1, 1, b"c"))
+    );
+    assert_eq!(signing.get(1).expect("get"), Some(b"c".to_vec()));
+}

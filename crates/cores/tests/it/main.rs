@@ -4,6 +4,8 @@
 
 mod autobase_base;
 mod autobase_crash;
+mod autobase_encrypted;
+mod autobase_encryption_vectors;
 mod autobase_network;
 mod autobase_props;
 mod corestore_vectors;

@@ -70,7 +70,17 @@ fn run_rust(dir: &std::path::Path, scenario: &Value) -> Value {
         let name = b["name"].as_str().unwrap().to_string();
         let store = Corestore::open_with_primary_key(dir.join(&name), [seed; 32]).unwrap();
         let bootstrap = bases.first().map(Base::key);
-        bases.push(Autobase::open(store, Kv, AutobaseOptions { bootstrap }).unwrap());
+        bases.push(
+            Autobase::open(
+                store,
+                Kv,
+                AutobaseOptions {
+                    bootstrap,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
         names.push(name);
     }
     let keys: HashMap<String, String> = names

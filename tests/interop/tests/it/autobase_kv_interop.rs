@@ -6,7 +6,8 @@
 //!
 //! - a JS-created base with a Rust writer added, and a Rust-created base with a JS writer (an indexer) added:
 //!   both write, sync, and list the same entries; then a reader of the writer's side joins late and gets the
-//!   same view and system state;
+//!   same view and system state (signed lengths included, past 0); the same two on an encrypted base
+//!   (`--encryption-key`), and a Rust reader given the wrong key for a JS base;
 //! - three writers (JS indexer, Rust indexer, Rust non-indexer) write while partitioned, then sync: the same
 //!   list everywhere, and the same system state in `info` (members, indexers with their lengths, heads);
 //! - a writer removed by the (only) indexer while it writes: its write is not applied on any peer;
@@ -175,13 +176,33 @@ fn same_system(peers: &[&Peer]) -> bool {
     peers.iter().skip(1).all(|p| system(&p.info()) == first)
 }
 
+/// Whether `info`'s system and view signed lengths both moved past 0.
+fn signed(info: &Value) -> bool {
+    info["systemSignedLength"].as_u64() > Some(0) && info["viewSignedLength"].as_u64() > Some(0)
+}
+
 /// Creates a base on `creator`, joins `others` and adds each (`indexer` flags) from the creator; syncs until
 /// every one is writable.
 fn base_with(creator: &Peer, others: &[(&Peer, bool)], net: &JsTestnet) -> String {
-    let created = creator.ok(&["create", "{}"]);
+    base_with_key(creator, others, net, None)
+}
+
+/// [`base_with`], the base encrypted with `encryption_key` (hex) when given: passed to `create` and `join`
+/// only (each side keeps it in its store).
+fn base_with_key(
+    creator: &Peer,
+    others: &[(&Peer, bool)],
+    net: &JsTestnet,
+    encryption_key: Option<&str>,
+) -> String {
+    let mut args = vec!["create", "{}"];
+    args.extend(encryption_key.iter().flat_map(|k| ["--encryption-key", *k]));
+    let created = creator.ok(&args);
     let key = created.lines().next().expect("base key").to_string();
     for (p, indexer) in others {
-        let w = p.ok(&["join", &key, "{}"]);
+        let mut args = vec!["join", key.as_str(), "{}"];
+        args.extend(encryption_key.iter().flat_map(|k| ["--encryption-key", *k]));
+        let w = p.ok(&args);
         let w = w.trim();
         assert_eq!(w.len(), 64, "{w}");
         if *indexer {
@@ -199,11 +220,15 @@ fn base_with(creator: &Peer, others: &[(&Peer, bool)], net: &JsTestnet) -> Strin
 }
 
 fn two_writers(creator: Side, writer: Side, indexer: bool) {
+    two_writers_with(creator, writer, indexer, None);
+}
+
+fn two_writers_with(creator: Side, writer: Side, indexer: bool, encryption_key: Option<&str>) {
     let net = JsTestnet::start(5);
     let root = interop::scratch_dir("autobase-kv-two");
     let a = Peer::new(creator, &root, "a");
     let b = Peer::new(writer, &root, "b");
-    base_with(&a, &[(&b, indexer)], &net);
+    base_with_key(&a, &[(&b, indexer)], &net, encryption_key);
     a.put("from-a", "1");
     b.put("from-b", "2");
     a.put("both", "a");
@@ -212,15 +237,20 @@ fn two_writers(creator: Side, writer: Side, indexer: bool) {
         let l = a.list();
         l.contains("from-a\t1\n") && l.contains("from-b\t2\n") && l == b.list()
     });
-    until(&[&a, &b], &net, "the same system", || {
-        same_system(&[&a, &b])
+    // the same system state, signed lengths included (encrypted or not), and the indexers' checkpoints
+    // signed something: the system and view signed lengths moved past 0
+    let agree = |p: &[&Peer]| same_system(p) && signed(&p[0].info());
+    until(&[&a, &b], &net, "the same system, signed", || {
+        agree(&[&a, &b])
     });
     // a reader of the writer's side joins late (not added): it reads the whole view
     let key = a.info()["key"].as_str().expect("key").to_string();
     let late = Peer::new(writer, &root, "late");
-    late.ok(&["join", &key, "{}"]);
+    let mut args = vec!["join", key.as_str(), "{}"];
+    args.extend(encryption_key.iter().flat_map(|k| ["--encryption-key", *k]));
+    late.ok(&args);
     until(&[&a, &b, &late], &net, "the late reader's view", || {
-        late.list() == a.list() && same_system(&[&a, &late])
+        late.list() == a.list() && agree(&[&a, &late])
     });
     assert!(!writable(&late));
 }
@@ -233,6 +263,55 @@ fn a_js_base_with_a_rust_writer() {
 #[test]
 fn a_rust_base_with_a_js_indexer() {
     two_writers(Side::Rust, Side::Js, true);
+}
+
+/// The encryption key of the encrypted-base tests.
+const ENCRYPTION_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+#[test]
+fn an_encrypted_js_base_with_a_rust_writer() {
+    two_writers_with(Side::Js, Side::Rust, false, Some(ENCRYPTION_KEY));
+}
+
+#[test]
+fn an_encrypted_rust_base_with_a_js_indexer() {
+    two_writers_with(Side::Rust, Side::Js, true, Some(ENCRYPTION_KEY));
+}
+
+/// A Rust reader given the wrong key for a JS-encrypted base: an error naming the key, never a view.
+#[test]
+fn a_wrong_key_for_an_encrypted_js_base_is_an_error() {
+    let net = JsTestnet::start(5);
+    let root = interop::scratch_dir("autobase-kv-wrong-key");
+    let a = Peer::new(Side::Js, &root, "a");
+    let r = Peer::new(Side::Rust, &root, "r");
+    let created = a.ok(&["create", "{}", "--encryption-key", ENCRYPTION_KEY]);
+    let key = created.lines().next().expect("base key").to_string();
+    a.put("k", "v");
+    let wrong = "11".repeat(32);
+    r.ok(&["join", &key, "{}", "--encryption-key", &wrong]);
+    let mut failed = None;
+    for _ in 0..ROUNDS {
+        let b = net.bootstrap_arg();
+        let ra = {
+            let a = a.clone();
+            let b = b.clone();
+            thread::spawn(move || {
+                a.run(&["sync", "{}", "--bootstrap", &b, "--seconds", SYNC_SECONDS])
+            })
+        };
+        let out = r.run(&["sync", "{}", "--bootstrap", &b, "--seconds", SYNC_SECONDS]);
+        ra.join().expect("sync");
+        if !out.status.success() {
+            failed = Some(out);
+            break;
+        }
+    }
+    let out = failed.expect("the wrong key was never noticed");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wrong encryption key"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

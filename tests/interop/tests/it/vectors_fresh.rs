@@ -90,3 +90,25 @@ fn committed_corestore_vectors_match_the_pinned_js_corestore() {
     let committed: serde_json::Value = serde_json::from_slice(&committed).expect("json");
     assert_eq!(fresh, committed, "regenerate {}", path.display());
 }
+
+#[test]
+fn committed_autobase_encryption_vectors_match_the_pinned_js_autobase() {
+    interop::require_js();
+    let out = interop::run(
+        "autobase_encryption_vectors.js",
+        &[],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "js/autobase_encryption_vectors.js failed"
+    );
+    let (path, committed) = committed("cores", "autobase_encryption.json");
+    assert!(
+        out.stdout == committed,
+        "{} is stale: run `node js/autobase_encryption_vectors.js > {}` in tests/interop",
+        path.display(),
+        path.display()
+    );
+}
