@@ -1046,21 +1046,18 @@ impl Hypercore {
 
     /// Appends blocks atomically: after a crash either all of them are there (with a signed head) or none.
     pub fn append(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
-        let log = self.log_lock();
-        let g = self.lock();
-        if g.key_pair.is_none() && g.verifier.prologue().is_none() && !g.unsigned_writes {
-            return Err(HypercoreError::NotWritable);
-        }
-        if blocks.is_empty() {
-            return Ok(g.outcome());
-        }
-        self.append_locked(log, g, blocks, None, false)
+        self.append_blocks(blocks, false)
     }
 
     /// Appends blocks as they are stored: on an encrypted core, blocks already encrypted (say, copied with
     /// [`get_raw`](Self::get_raw) from a core of the same block key, as autobase moves a view to another
     /// core), not encrypted again. Otherwise as [`append`](Self::append).
     pub fn append_raw(&self, blocks: &[&[u8]]) -> Result<AppendOutcome> {
+        self.append_blocks(blocks, true)
+    }
+
+    /// [`append`](Self::append), or with `raw` [`append_raw`](Self::append_raw).
+    fn append_blocks(&self, blocks: &[&[u8]], raw: bool) -> Result<AppendOutcome> {
         let log = self.log_lock();
         let g = self.lock();
         if g.key_pair.is_none() && g.verifier.prologue().is_none() && !g.unsigned_writes {
@@ -1069,10 +1066,12 @@ impl Hypercore {
         if blocks.is_empty() {
             return Ok(g.outcome());
         }
-        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
-            return Err(HypercoreError::BlockTooLarge(b.len()));
+        if raw {
+            if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_SIZE) {
+                return Err(HypercoreError::BlockTooLarge(b.len()));
+            }
         }
-        self.append_locked(log, g, blocks, None, true)
+        self.append_locked(log, g, blocks, None, raw)
     }
 
     /// Appends `blocks` with the log and the state locked by the caller: signed with our key pair, or with

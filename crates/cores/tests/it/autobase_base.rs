@@ -17,7 +17,7 @@ fn store(dir: &tempfile::TempDir, name: &str, seed: u8) -> Corestore {
     Corestore::open_with_primary_key(dir.path().join(name), [seed; 32]).unwrap()
 }
 
-fn put(b: &mut Base, k: &str, v: &str) {
+pub(crate) fn put(b: &mut Base, k: &str, v: &str) {
     let op = KvOp::Put {
         key: k.into(),
         value: v.into(),
@@ -25,7 +25,7 @@ fn put(b: &mut Base, k: &str, v: &str) {
     b.append(Some(&op.to_json())).unwrap();
 }
 
-fn list(b: &Base) -> Vec<(String, String)> {
+pub(crate) fn list(b: &Base) -> Vec<(String, String)> {
     b.view()
         .range_vec(&RangeOptions::default())
         .unwrap()
@@ -41,7 +41,7 @@ fn list(b: &Base) -> Vec<(String, String)> {
 
 /// Every base gets every other's writer cores, then updates; twice, so writers added by the first round's
 /// apply are copied too.
-fn sync(bases: &mut [&mut Base]) {
+pub(crate) fn sync(bases: &mut [&mut Base]) {
     for _ in 0..3 {
         for i in 0..bases.len() {
             for j in 0..bases.len() {

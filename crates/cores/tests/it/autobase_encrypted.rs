@@ -10,9 +10,10 @@ use holepunch_cores::autobase::encryption::view_encryption;
 use holepunch_cores::autobase::kv::{Kv, KvOp};
 use holepunch_cores::autobase::messages::OplogMessage;
 use holepunch_cores::corestore::Corestore;
-use holepunch_cores::hyperbee::RangeOptions;
 
 type Base = Autobase<Kv>;
+
+use super::autobase_base::{list, put, sync};
 
 const KEY: [u8; 32] = [0x5a; 32];
 
@@ -33,43 +34,6 @@ fn open(
             encryption_key,
         },
     )
-}
-
-fn put(b: &mut Base, k: &str, v: &str) {
-    let op = KvOp::Put {
-        key: k.into(),
-        value: v.into(),
-    };
-    b.append(Some(&op.to_json())).unwrap();
-}
-
-fn list(b: &Base) -> Vec<(String, String)> {
-    b.view()
-        .range_vec(&RangeOptions::default())
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            (
-                String::from_utf8(e.key).unwrap(),
-                String::from_utf8(e.value.unwrap_or_default()).unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn sync(bases: &mut [&mut Base]) {
-    for _ in 0..3 {
-        for i in 0..bases.len() {
-            for j in 0..bases.len() {
-                if i != j {
-                    sync_writers(bases[i], bases[j]).unwrap();
-                }
-            }
-        }
-        for b in bases.iter_mut() {
-            b.update().unwrap();
-        }
-    }
 }
 
 #[test]

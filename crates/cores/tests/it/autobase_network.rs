@@ -15,13 +15,14 @@ use holepunch_cores::autobase::replicate::{
     fast_forward, sync_base, BaseReplicator, WRITER_WINDOW,
 };
 use holepunch_cores::corestore::Corestore;
-use holepunch_cores::hyperbee::RangeOptions;
 use holepunch_cores::hypercore::messages::Data;
 use holepunch_cores::hypercore::replicator::{kind, PeerId, ReplicatorCore};
 use holepunch_streams::protomux::{memory_pair, Mux};
 use holepunch_wire::compact_encoding::{Decode, Encode};
 
 type Base = Autobase<Kv>;
+
+use super::autobase_base::list;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -68,20 +69,6 @@ fn put(b: &mut Peer, k: &str, v: &str) {
             value: v.into(),
         },
     );
-}
-
-fn list(b: &Base) -> Vec<(String, String)> {
-    b.view()
-        .range_vec(&RangeOptions::default())
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            (
-                String::from_utf8(e.key).unwrap(),
-                String::from_utf8(e.value.unwrap_or_default()).unwrap(),
-            )
-        })
-        .collect()
 }
 
 type State = (
