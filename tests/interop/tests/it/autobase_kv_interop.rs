@@ -11,6 +11,10 @@
 //! - three writers (JS indexer, Rust indexer, Rust non-indexer) write while partitioned, then sync: the same
 //!   list everywhere, and the same system state in `info` (members, indexers with their lengths, heads);
 //! - a writer removed by the (only) indexer while it writes: its write is not applied on any peer;
+//! - a reader that was never added puts optimistically (`put --optimistic`), a JS reader on a Rust base with a
+//!   JS indexer and a Rust reader on a JS base with a Rust indexer: every peer applies it (the kv apply acks
+//!   its writer), the lists and system states agree, the reader is a removed member at length 1 and still
+//!   not writable, and the base goes on;
 //! - a base with a long history (1200 puts of one indexer, every one signed into the system and view
 //!   cores by its checkpoints) and a reader of the other side joining late, both ways: the reader
 //!   fast-forwards (its `sync` says so), lists the same entries, and its store holds under half of the
