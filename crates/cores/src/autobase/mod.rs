@@ -130,7 +130,11 @@
 //!   twins; `autobase-kv put --optimistic`). `tests/it/autobase_optimistic.rs` (acked, un-acked, a
 //!   failing or non-optimistic apply, hostile batches of two and missing heads) and
 //!   `autobase_kv_interop.rs` (a JS reader's optimistic put read by a Rust base, a Rust reader's by a JS
-//!   base: the same lists and system states).
+//!   base: the same lists and system states), and `autobase_apply.rs` `an_optimistic_put_of_a_reader_matches_js`
+//!   (acked puts, a refused plain put, two dropped ops: every writer block, the system blocks and the view
+//!   byte for byte as JS's). Whether a JS peer names a dropped optimistic node (one nothing acked) in its next
+//!   block's heads follows when its writer GC and wakeup reread that writer; the Rust base reads it as soon
+//!   as its core is there (the scenario makes both read it, through a later acked put).
 //!
 //! Left, in order:
 //! - **Traces** (`trace` in writer blocks: which signed system/view blocks the apply of a local node read,
