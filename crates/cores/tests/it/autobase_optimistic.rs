@@ -173,6 +173,14 @@ fn an_optimistic_node_the_apply_does_not_ack_is_dropped() {
     assert!(!o.writable().unwrap());
     // the base goes on, and a later put of the same writer is kept
     a.append(Some(&put_json("a1", "y"))).unwrap();
+    // the dropped nodes stay in the DAG (not applied, never indexed into the view): the next block names
+    // the last one as a head, as JS's does once it has read them
+    let last = a.local().get(a.local().length() - 1).unwrap().unwrap();
+    let last = OplogMessage::decode(&last).unwrap();
+    assert!(last.node.heads.contains(&Checkout {
+        key: o.local_key(),
+        length: 2
+    }));
     o.append_optimistic(&put_json("o0", "kept")).unwrap();
     sync(&mut [&mut a, &mut o]);
     assert_eq!(list(&a).len(), 3);
