@@ -377,7 +377,7 @@ _autobase__kv() {
             return 0
             ;;
         autobase__subcmd__kv__subcmd__put)
-            opts="-h --help"
+            opts="-h --optimistic --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

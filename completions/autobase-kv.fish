@@ -44,6 +44,7 @@ complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand join" -s h -l he
 complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand add-writer" -l indexer -d 'Make it an indexer (one of the writers whose acks make the order final)'
 complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand add-writer" -s h -l help -d 'Print help'
 complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand remove-writer" -s h -l help -d 'Print help'
+complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand put" -l optimistic -d 'Append optimistically (JS `append(value, { optimistic: true })`), also from a store that is not a writer of the base: peers apply the put and ack its writer (a removed member at that length, so it stays unable to write plainly); any other optimistic op is dropped'
 complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand put" -s h -l help -d 'Print help'
 complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand del" -s h -l help -d 'Print help'
 complete -c autobase-kv -n "__fish_autobase_kv_using_subcommand get" -s h -l help -d 'Print help'

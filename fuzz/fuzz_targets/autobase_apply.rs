@@ -1,6 +1,6 @@
 //! A base applying a hostile writer's blocks: the creator adds a non-indexer writer, which then appends
 //! arbitrary blocks (raw bytes, or decodable writer blocks whose heads name any writer at any length, with any
-//! batch counts and values); the base reads them after a simulated replication. No panic, the apply never
+//! batch counts, values and optimistic flags); the base reads them after a simulated replication. No panic, the apply never
 //! fails, and the creator's own later write is applied (a hostile writer cannot stop the base).
 #![no_main]
 
@@ -38,6 +38,7 @@ fn blocks(mut bytes: &[u8], keys: &[[u8; 32]]) -> Vec<Vec<u8>> {
                 batch: u64::from((kind >> 1) & 3),
                 value: (kind & 8 == 0).then(|| body[2..].to_vec()),
             },
+            optimistic: kind & 16 != 0,
             ..OplogMessage::default()
         };
         if let Ok(b) = msg.to_bytes() {

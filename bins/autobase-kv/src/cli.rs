@@ -26,6 +26,7 @@ Examples:
   autobase-kv add-writer ./a B_KEY --indexer
   autobase-kv sync ./a --seconds 20 &  autobase-kv sync ./b --seconds 20
   autobase-kv put ./b greeting hello
+  autobase-kv put ./c hi there --optimistic   c is not a writer: peers apply it once they sync with c
   autobase-kv list ./a";
 
 /// A multi-writer key-value store on one autobase view.
@@ -97,6 +98,11 @@ pub enum Command {
         /// The value.
         #[arg(value_name = "VALUE")]
         value: String,
+        /// Append optimistically (JS `append(value, { optimistic: true })`), also from a store that is not a
+        /// writer of the base: peers apply the put and ack its writer (a removed member at that length, so
+        /// it stays unable to write plainly); any other optimistic op is dropped.
+        #[arg(long)]
+        optimistic: bool,
     },
     /// Delete KEY.
     Del {
@@ -191,6 +197,13 @@ mod tests {
         assert!(parse(&["add-writer", "d", "abc"]).is_err());
         assert!(parse(&["join", &k[2..], "d"]).is_err());
         assert!(parse(&["put", "d", "k"]).is_err());
+        assert!(matches!(
+            parse(&["put", "d", "k", "v", "--optimistic"])?.command,
+            Command::Put {
+                optimistic: true,
+                ..
+            }
+        ));
         match parse(&["sync", "d", "--seconds", "2.5"])?.command {
             Command::Sync { seconds, .. } => assert!((seconds - 2.5).abs() < f64::EPSILON),
             other => panic!("{other:?}"),

@@ -48,7 +48,18 @@ fn main() -> ExitCode {
             ok(append(&dir, &KvOp::AddWriter { key, indexer }))
         }
         Command::RemoveWriter { dir, key } => ok(append(&dir, &KvOp::RemoveWriter { key })),
-        Command::Put { dir, key, value } => ok(append(&dir, &KvOp::Put { key, value })),
+        Command::Put {
+            dir,
+            key,
+            value,
+            optimistic: false,
+        } => ok(append(&dir, &KvOp::Put { key, value })),
+        Command::Put {
+            dir,
+            key,
+            value,
+            optimistic: true,
+        } => ok(append_optimistic(&dir, &KvOp::Put { key, value })),
         Command::Del { dir, key } => ok(append(&dir, &KvOp::Del { key })),
         Command::Get { dir, key } => get(&dir, &key),
         Command::List { dir } => ok(list(&dir)),
@@ -128,6 +139,16 @@ fn append(dir: &str, op: &KvOp) -> anyhow::Result<()> {
         bail!("this store is not a writer of its base (yet): add its key first");
     }
     base.append(Some(&op.to_json()))?;
+    base.update()?;
+    base.flush()?;
+    Ok(())
+}
+
+/// An optimistic append: written whether or not the store is a writer of its base.
+fn append_optimistic(dir: &str, op: &KvOp) -> anyhow::Result<()> {
+    let mut base = open(dir, None, false)?;
+    base.update()?;
+    base.append_optimistic(&op.to_json())?;
     base.update()?;
     base.flush()?;
     Ok(())

@@ -11,7 +11,9 @@
 //   later commands need not repeat it)
 //   node js/autobase-kv.js add-writer DIR WRITER_KEY [--indexer]
 //   node js/autobase-kv.js remove-writer DIR WRITER_KEY
-//   node js/autobase-kv.js put DIR KEY VALUE
+//   node js/autobase-kv.js put DIR KEY VALUE [--optimistic]
+//                                                        --optimistic: base.append(op, { optimistic: true }),
+//                                                        also from a store that is not a writer (yet)
 //   node js/autobase-kv.js fill DIR COUNT PREFIX         COUNT puts PREFIX<i> = <i> (one process; for tests)
 //   node js/autobase-kv.js del DIR KEY
 //   node js/autobase-kv.js get DIR KEY                   prints the value (exit 1 when the key is not set)
@@ -42,7 +44,7 @@ function usage(msg) {
   if (msg) process.stderr.write(`autobase-kv: ${msg}\n`)
   process.stderr.write(
     'usage: autobase-kv create DIR [--encryption-key HEX] | join BASE_KEY DIR [--encryption-key HEX] | add-writer DIR KEY [--indexer] | remove-writer DIR KEY |\n' +
-      '       put DIR K V | del DIR K | get DIR K | list DIR | info DIR | sync DIR [--bootstrap B] [--seconds N]\n'
+      '       put DIR K V [--optimistic] | del DIR K | get DIR K | list DIR | info DIR | sync DIR [--bootstrap B] [--seconds N]\n'
   )
   process.exit(2)
 }
@@ -58,12 +60,24 @@ function open(store) {
 // A value from any writer that is not an op of the form above, has a key that is not 64 hex characters, or
 // would remove the last indexer is skipped, as the Rust apply does (crates/cores/src/autobase/kv.rs), so no
 // writer can stop the others' apply.
+//
+// Optimistic nodes (`put --optimistic` from a store that is not a member; the base is opened with
+// `optimistic: true`): an optimistic put is applied and acks its writer (host.ackWriter: a removed member at
+// that length, so it stays unable to write plainly); any other optimistic op is neither applied nor acked,
+// so autobase drops it. A member's nodes come without the flag set and are applied as usual.
 const HEX_KEY = /^[0-9a-fA-F]{64}$/
 
 async function apply(nodes, view, host) {
   for (const node of nodes) {
     const op = node.value
     if (!op || typeof op !== 'object') continue
+    if (node.optimistic) {
+      if (op.op === 'put' && typeof op.key === 'string' && typeof op.value === 'string') {
+        await host.ackWriter(node.from.key)
+        await view.put(op.key, op.value)
+      }
+      continue
+    }
     if (op.op === 'add-writer' && HEX_KEY.test(op.key)) {
       await host.addWriter(b4a.from(op.key, 'hex'), { indexer: op.indexer === true })
     } else if (op.op === 'remove-writer' && HEX_KEY.test(op.key)) {
@@ -96,6 +110,7 @@ async function withBase(dir, key, fn, opts = {}) {
   const base = new Autobase(store, key, {
     open,
     apply,
+    optimistic: true,
     valueEncoding: 'json',
     ackInterval: opts.ackInterval || 0,
     encryptionKey: opts.encryptionKey || null
@@ -117,6 +132,13 @@ async function append(dir, value) {
       return
     }
     await base.append(value)
+    await base.update()
+  })
+}
+
+async function appendOptimistic(dir, value) {
+  await withBase(dir, null, async (base) => {
+    await base.append(value, { optimistic: true })
     await base.update()
   })
 }
@@ -167,8 +189,12 @@ async function main() {
       break
     }
     case 'put': {
+      const o = argv.indexOf('--optimistic')
+      if (o !== -1) argv.splice(o, 1)
       if (argv.length !== 3) usage()
-      await append(argv[0], { op: 'put', key: argv[1], value: argv[2] })
+      const op = { op: 'put', key: argv[1], value: argv[2] }
+      if (o !== -1) await appendOptimistic(argv[0], op)
+      else await append(argv[0], op)
       break
     }
     case 'fill': {

@@ -111,6 +111,9 @@ pub type Result<T, E = AutobaseError> = std::result::Result<T, E>;
 pub struct ApplyNode {
     /// Whether the node is indexed (final) or in the tip (may be undone).
     pub indexed: bool,
+    /// Whether it is applied optimistically (JS `node.optimistic`): a node of a writer that is not a member,
+    /// which stays applied only if the apply acks or adds its writer ([`Host::ack_writer`]).
+    pub optimistic: bool,
     /// The writer's key.
     pub from: [u8; 32],
     /// The node's length in its writer's core.
@@ -300,6 +303,12 @@ pub trait Handlers {
     fn open(&mut self, store: &mut ViewStore<'_>) -> Result<Self::View>;
     /// Applies one batch of nodes (JS `apply(nodes, view, host)`).
     fn apply(&mut self, nodes: &[ApplyNode], view: &Self::View, host: &mut Host<'_>) -> Result<()>;
+    /// Whether optimistic nodes of writers that are not members are handed to [`Handlers::apply`] (JS's
+    /// `optimistic: true` handler option, `_hasOptimisticApply`). Off by default: such nodes are skipped as
+    /// any removed writer's are.
+    fn optimistic(&self) -> bool {
+        false
+    }
 }
 
 /// A writer change made from the apply, for the base to act on after it.
@@ -335,7 +344,9 @@ impl Host<'_> {
         Ok(())
     }
 
-    /// Acks a writer at the length applied (JS `host.ackWriter`).
+    /// Acks a writer at the length applied (JS `host.ackWriter`). For a writer that is not a member (the
+    /// writer of an optimistic node) this records it as a removed member at that length, as JS does: the
+    /// optimistic node stays applied, and the writer is still not writable.
     pub fn ack_writer(&mut self, key: [u8; 32]) -> Result<()> {
         Ok(self.system.ack(key)?)
     }
@@ -545,6 +556,8 @@ pub struct Autobase<H: Handlers> {
     order: Vec<[u8; 32]>,
     state: ApplyState,
     appending: Vec<Option<Vec<u8>>>,
+    /// The pending append is one optimistic value (JS `_optimistic === 0`).
+    optimistic_next: bool,
     digests: LocalCheckpoints,
     /// The encryption view (`_encryption`): empty on a base without encryption, but indexers sign it.
     encryption: Hypercore,
@@ -817,6 +830,7 @@ impl<H: Handlers> Autobase<H> {
                 stats: ApplyStats::default(),
             },
             appending: Vec::new(),
+            optimistic_next: false,
             digests: LocalCheckpoints::default(),
             encryption,
             local_indexer: false,
@@ -844,6 +858,7 @@ impl<H: Handlers> Autobase<H> {
         if base.state.system.core_length() > 0 {
             base.reopen()?;
         }
+        base.ensure_local_writer()?;
         Ok(base)
     }
 
@@ -990,6 +1005,39 @@ impl<H: Handlers> Autobase<H> {
             self.appending.push(v.map(<[u8]>::to_vec));
         }
         self.update()
+    }
+
+    /// Appends `value` optimistically (JS `append(value, { optimistic: true })`): one node, a batch of one,
+    /// with the optimistic flag, written whether or not the local writer is a member. Peers whose apply
+    /// takes optimistic nodes ([`Handlers::optimistic`]) apply it; unless that apply acks or adds the writer
+    /// it is undone and skipped, as a removed writer's node is.
+    pub fn append_optimistic(&mut self, value: &[u8]) -> Result<()> {
+        if self.failed {
+            return Err(AutobaseError::Failed);
+        }
+        let me = self.local.key();
+        if self.lin.writer_id(&me).is_none() {
+            self.ensure_writer(me)?;
+        }
+        // anything queued goes first, as its own batch
+        if !self.appending.is_empty() {
+            self.update()?;
+        }
+        self.appending.push(Some(value.to_vec()));
+        self.optimistic_next = true;
+        let r = self.update();
+        self.optimistic_next = false;
+        r
+    }
+
+    /// Reads the local writer's own blocks when it has some and is not read yet (a writer that is not a
+    /// member and appended optimistically: JS hints its local writer at open).
+    fn ensure_local_writer(&mut self) -> Result<()> {
+        let me = self.local.key();
+        if self.local.length() > 0 && self.lin.writer_id(&me).is_none() {
+            self.ensure_writer(me)?;
+        }
+        Ok(())
     }
 
     /// Appends an ack if the local writer is an indexer and the linearizer says one is due, or it is a
@@ -1212,6 +1260,7 @@ impl<H: Handlers> Autobase<H> {
         }
         let values = std::mem::take(&mut self.appending);
         let n = values.len() as u64;
+        let optimistic = std::mem::take(&mut self.optimistic_next) && n == 1;
         let mut out = Vec::new();
         for (i, value) in values.into_iter().enumerate() {
             let length = self.writers.get(&me).map_or(0, |s| s.fed) + 1;
@@ -1234,7 +1283,7 @@ impl<H: Handlers> Autobase<H> {
                 heads: heads.clone(),
                 batch,
                 value: value.clone(),
-                optimistic: false,
+                optimistic,
             };
             let ids = self
                 .lin
@@ -1259,7 +1308,7 @@ impl<H: Handlers> Autobase<H> {
                 },
                 checkpoint: None,
                 digest: None,
-                optimistic: false,
+                optimistic,
                 trace: None,
             };
             out.push((ids.last().copied().unwrap_or(usize::MAX), msg));
@@ -1345,7 +1394,14 @@ impl<H: Handlers> Autobase<H> {
             let n = self.lin.node(node).clone();
             let head = self.lin.node_head(node);
             let w = self.lin.writer(n.writer).clone();
-            if w.is_removed && !w.is_active_indexer {
+            let optimist = w.is_removed
+                && n.optimistic
+                && batch == 1
+                && self.handlers.optimistic()
+                && self.optimistic_apply(node, indexed)?;
+            if optimist {
+                // applied and acked: recorded and flushed as any batch
+            } else if w.is_removed && !w.is_active_indexer {
                 if n.batch > 1 {
                     continue;
                 }
@@ -1358,53 +1414,42 @@ impl<H: Handlers> Autobase<H> {
                 });
                 batch = 0;
                 continue;
-            }
-            let deps = self.lin.causal_dependencies(node);
-            for &d in deps.iter().skip(1).rev() {
-                let dh = self.lin.node_head(d);
-                if self.state.system.linkable(&dh.key, dh.length)? {
-                    let actual = self.lin.node(d).actual_heads.clone();
-                    self.state.system.add_head(dh.key, dh.length, &actual);
-                }
-            }
-            self.state
-                .system
-                .add_head(head.key, head.length, &n.actual_heads);
-            if let Some(value) = &n.value {
-                if !w.is_removed {
-                    apply_batch.push(ApplyNode {
-                        indexed,
-                        from: head.key,
-                        length: head.length,
-                        value: value.clone(),
-                        heads: n.actual_heads.clone(),
-                    });
-                }
-            }
-            if n.batch > 1 {
-                continue;
-            }
-            if !apply_batch.is_empty() {
-                let mut host = Host {
-                    system: &mut self.state.system,
-                    changes: Vec::new(),
-                    key: self.key,
-                };
-                self.handlers.apply(&apply_batch, &self.view, &mut host)?;
-                let changes = std::mem::take(&mut host.changes);
-                for c in changes {
-                    match c {
-                        WriterChange::Added(k) => {
-                            if self.lin.writer_id(&k).is_some() {
-                                self.lin.set_removed(&k, false);
-                            } else {
-                                let len = self.state.system.get_member(&k)?.map_or(0, |m| m.length);
-                                self.lin.add_writer(k, len, false);
-                            }
-                            self.track(k, self.lin_length(&k));
-                        }
-                        WriterChange::Removed(k) => self.lin.set_removed(&k, true),
+            } else {
+                let deps = self.lin.causal_dependencies(node);
+                for &d in deps.iter().skip(1).rev() {
+                    let dh = self.lin.node_head(d);
+                    if self.state.system.linkable(&dh.key, dh.length)? {
+                        let actual = self.lin.node(d).actual_heads.clone();
+                        self.state.system.add_head(dh.key, dh.length, &actual);
                     }
+                }
+                self.state
+                    .system
+                    .add_head(head.key, head.length, &n.actual_heads);
+                if let Some(value) = &n.value {
+                    if !w.is_removed {
+                        apply_batch.push(ApplyNode {
+                            indexed,
+                            optimistic: false,
+                            from: head.key,
+                            length: head.length,
+                            value: value.clone(),
+                            heads: n.actual_heads.clone(),
+                        });
+                    }
+                }
+                if n.batch > 1 {
+                    continue;
+                }
+                if !apply_batch.is_empty() {
+                    let mut host = Host {
+                        system: &mut self.state.system,
+                        changes: Vec::new(),
+                        key: self.key,
+                    };
+                    self.handlers.apply(&apply_batch, &self.view, &mut host)?;
+                    let changes = std::mem::take(&mut host.changes);
+                    self.writer_changes(changes)?;
                 }
             }
             let rec = LinearizerUpdate {
@@ -1454,6 +1499,87 @@ impl<H: Handlers> Autobase<H> {
         // 6. the local nodes, then the boot record and the update records
         self.flush_local(local_nodes)?;
         Ok(indexers_updated != 0)
+    }
+
+    /// Acts on the writers the apply added or removed.
+    fn writer_changes(&mut self, changes: Vec<WriterChange>) -> Result<()> {
+        for c in changes {
+            match c {
+                WriterChange::Added(k) => {
+                    if self.lin.writer_id(&k).is_some() {
+                        self.lin.set_removed(&k, false);
+                    } else {
+                        let len = self.state.system.get_member(&k)?.map_or(0, |m| m.length);
+                        self.lin.add_writer(k, len, false);
+                    }
+                    self.track(k, self.lin_length(&k));
+                }
+                WriterChange::Removed(k) => self.lin.set_removed(&k, true),
+            }
+        }
+        Ok(())
+    }
+
+    /// JS `_optimisticApply`: applies the optimistic node `node` of a writer that is not a member on its own.
+    /// It stays applied if the apply added or acked its writer (the writer's member length moved); otherwise,
+    /// or if the apply failed, the system's unflushed state and the views are put back as they were and the
+    /// node is left to be skipped. Returns whether it stays applied.
+    fn optimistic_apply(&mut self, node: NodeId, indexed: bool) -> Result<bool> {
+        let checkpoint = self.state.system.clone();
+        let n = self.lin.node(node).clone();
+        let head = self.lin.node_head(node);
+        self.state
+            .system
+            .add_head(head.key, head.length, &n.actual_heads);
+        let pre = self
+            .state
+            .system
+            .get_member(&head.key)?
+            .map_or(0, |m| m.length);
+        let nodes = [ApplyNode {
+            indexed,
+            optimistic: true,
+            from: head.key,
+            length: head.length,
+            value: n.value.clone().unwrap_or_default(),
+            heads: n.actual_heads.clone(),
+        }];
+        let mut host = Host {
+            system: &mut self.state.system,
+            changes: Vec::new(),
+            key: self.key,
+        };
+        let applied = self.handlers.apply(&nodes, &self.view, &mut host);
+        let changes = std::mem::take(&mut host.changes);
+        let mut failed = match applied {
+            Ok(()) => false,
+            // the application refused it (JS catches whatever its apply throws)
+            Err(AutobaseError::Apply(_)) => true,
+            Err(e) => return Err(e),
+        };
+        if !failed {
+            let post = self.state.system.get_member(&head.key)?;
+            failed = post.is_none_or(|m| m.length == pre);
+        }
+        if !failed {
+            self.writer_changes(changes)?;
+            self.refresh_writers()?;
+            return Ok(true);
+        }
+        // not acked: back to the state before it
+        self.state.system = checkpoint;
+        for view in &mut self.state.views {
+            let len = view
+                .mapped_index
+                .and_then(|i| self.state.system.views.get(i))
+                .map_or(0, |v| v.length);
+            if view.core.length() > len {
+                view.core.truncate(len)?;
+            }
+        }
+        self.refresh_writers()?;
+        self.rollback_views()?;
+        Ok(false)
     }
 
     /// The view keys of the system's current (unflushed) state.
@@ -2133,6 +2259,7 @@ impl<H: Handlers> Autobase<H> {
                 self.ensure_writer(k)?;
             }
         }
+        self.ensure_local_writer()?;
         self.refresh_writers()?;
         self.refresh_local_indexer();
         Ok(())

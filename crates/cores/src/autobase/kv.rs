@@ -3,6 +3,12 @@
 //! `{"op":"put","key":K,"value":V}`, `{"op":"del","key":K}`, `{"op":"add-writer","key":HEX,"indexer":BOOL}`
 //! and `{"op":"remove-writer","key":HEX}`; the JS twin is `tests/interop/js/autobase-kv.js`.
 //!
+//! Optimistic appends (`autobase-kv put --optimistic`, from a writer that is not a member): the apply takes
+//! optimistic nodes ([`Handlers::optimistic`], JS's `optimistic: true`), and the rule of the example is that an
+//! optimistic `put` is applied and acks its writer ([`Host::ack_writer`]: the writer is recorded as a removed
+//! member at that length, so it stays unable to write plainly), while any other optimistic op is neither
+//! applied nor acked, so the base drops it. A member's nodes are applied as usual whatever their flag.
+//!
 //! Values come from any writer: one that is not JSON, names an unknown op, lacks a field, has a key that is not
 //! 32 bytes of hex, or would remove the last indexer is skipped (nothing applied, no error), so no writer can
 //! stop the others' apply.
@@ -95,6 +101,13 @@ impl Handlers for Kv {
 
     fn apply(&mut self, nodes: &[ApplyNode], view: &Hyperbee, host: &mut Host<'_>) -> Result<()> {
         for node in nodes {
+            if node.optimistic {
+                if let Some(KvOp::Put { key, value }) = KvOp::from_json(&node.value) {
+                    host.ack_writer(node.from)?;
+                    view.put(key.as_bytes(), Some(value.as_bytes()))?;
+                }
+                continue;
+            }
             match KvOp::from_json(&node.value) {
                 Some(KvOp::Put { key, value }) => {
                     view.put(key.as_bytes(), Some(value.as_bytes()))?;
@@ -110,5 +123,9 @@ impl Handlers for Kv {
             }
         }
         Ok(())
+    }
+
+    fn optimistic(&self) -> bool {
+        true
     }
 }

@@ -104,6 +104,8 @@ pub struct Node {
     pub actual_heads: Vec<Head>,
     /// The indexer lengths it has seen.
     pub clock: Clock,
+    /// Whether it is optimistic (JS `node.optimistic`: the block's flag, a one-node batch with a value).
+    pub optimistic: bool,
     dropped: usize,
     yielding: bool,
 }
@@ -423,6 +425,7 @@ impl Linearizer {
                 heads: p.heads,
                 actual_heads: p.input.heads,
                 clock: Clock::new(),
+                optimistic,
                 dropped: 0,
                 yielding: false,
             });

@@ -115,6 +115,26 @@
 //!   lengths stayed at 0 against JS's 14/5: blocks from the first undo on differed;
 //!   `hypercore_api.rs` `encryption_fork_is_the_head_fork`, `autobase_encrypted.rs`
 //!   `encrypted_indexers_agree_after_undoing`).
+//! - **Optimistic appends** (JS `append(value, { optimistic: true })`, `_optimisticApply`):
+//!   [`base::Autobase::append_optimistic`] writes one node, a batch of one with the optimistic flag, from a
+//!   writer that need not be a member (the local writer is then read as a removed writer, listed for
+//!   wakeup, and found again at open). A base whose [`base::Handlers::optimistic`] is on (JS's
+//!   `optimistic: true`) applies an optimistic node of a writer that is not a member alone, with its head
+//!   added to the system and [`base::ApplyNode::optimistic`] set; it stays applied only if the apply moved
+//!   the writer's member length ([`base::Host::ack_writer`], which records a non-member as a removed member
+//!   at that length, or `add_writer`); otherwise, or if the apply fails ([`base::AutobaseError::Apply`]),
+//!   the system's unflushed state is put back, the views are truncated to what the system lists and the node
+//!   is skipped as a removed writer's. A member's optimistic nodes are applied as usual, and a batch of more
+//!   than one (or a node that is not the first of its apply batch) is never optimistic: skipped, as JS does.
+//!   The autobase-kv apply acks the writer of an optimistic `put` and drops any other optimistic op (both
+//!   twins; `autobase-kv put --optimistic`). `tests/it/autobase_optimistic.rs` (acked, un-acked, a
+//!   failing or non-optimistic apply, hostile batches of two and missing heads) and
+//!   `autobase_kv_interop.rs` (a JS reader's optimistic put read by a Rust base, a Rust reader's by a JS
+//!   base: the same lists and system states), and `autobase_apply.rs` `an_optimistic_put_of_a_reader_matches_js`
+//!   (acked puts, a refused plain put, two dropped ops: every writer block, the system blocks and the view
+//!   byte for byte as JS's). Whether a JS peer names a dropped optimistic node (one nothing acked) in its next
+//!   block's heads follows when its writer GC and wakeup reread that writer; the Rust base reads it as soon
+//!   as its core is there (the scenario makes both read it, through a later acked put).
 //!
 //! Left, in order:
 //! - **Traces** (`trace` in writer blocks: which signed system/view blocks the apply of a local node read,
@@ -137,7 +157,8 @@
 //!   `_encryption` descriptors, `legacyBlocks`) use the type-1 layout, which exists only as functions here (the
 //!   base creates version-1 cores only); `blindEncryption` (`autobase/blind-encryption`, encryption-encoding);
 //!   encrypted anchors; the `encrypt: true` option (a key generated from the store).
-//! - Optimistic appends, anchors, `update` hooks.
+//! - Anchors, `update` hooks; traces of optimistic applies (JS prefetches the blocks an optimistic node's
+//!   apply read).
 //! - A test where a wakeup announce is the only way a peer learns of a writer.
 //!
 //! What follows is what JS autobase 7.28.1 keeps where (read from its `index.js`, `lib/` and the hyperschema

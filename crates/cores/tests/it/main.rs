@@ -7,6 +7,7 @@ mod autobase_crash;
 mod autobase_encrypted;
 mod autobase_encryption_vectors;
 mod autobase_network;
+mod autobase_optimistic;
 mod autobase_props;
 mod corestore_vectors;
 mod crash_blocks;

@@ -5,6 +5,9 @@
 //! view entry, the system's members, indexers (with lengths), heads (in order) and pending indexers, the
 //! system core's length and the indexed length must be identical, and so must the system core's key, the view
 //! core's key and the system core's blocks, byte for byte (their `info` records name the derived view keys).
+//! Optimistic appends (`{ append, value, optimistic: true }`) come from a base that is never added; its
+//! writer is found through wakeup, which the scripts' plain store streams do not carry, so both sides hint
+//! it (JS `hintWakeup`, Rust `hint_writer`) while it is not a member (or a removed one).
 
 #![allow(clippy::unwrap_used)]
 
@@ -39,6 +42,14 @@ fn sync(bases: &mut [&mut Base]) {
             for j in 0..bases.len() {
                 if i != j {
                     sync_writers(bases[i], bases[j]).unwrap();
+                    // a writer that is not a member (an optimistic one, acked or not) is found through
+                    // wakeup, as JS's
+                    for (k, l) in bases[i].wakeup() {
+                        let member = bases[j].system().get_member(&k).unwrap();
+                        if member.is_none_or(|m| m.is_removed) {
+                            bases[j].hint_writer(k, l).unwrap();
+                        }
+                    }
                 }
             }
         }
@@ -102,6 +113,9 @@ fn run_rust(dir: &std::path::Path, scenario: &Value) -> Value {
                     batch.as_array().unwrap().iter().map(encode).collect();
                 let refs: Vec<Option<&[u8]>> = values.iter().map(Option::as_deref).collect();
                 appends.push(bases[idx(n)].append_batch(&refs).is_ok());
+            } else if step["optimistic"] == true {
+                let bytes = encode(&step["value"]).unwrap_or_default();
+                appends.push(bases[idx(n)].append_optimistic(&bytes).is_ok());
             } else {
                 let bytes = encode(&step["value"]);
                 appends.push(bases[idx(n)].append(bytes.as_deref()).is_ok());
@@ -315,6 +329,55 @@ fn a_non_indexer_added_then_removed_matches_js() {
         "removed",
         json!({"bases": [{"name": "a", "seed": 1}, {"name": "c", "seed": 3}], "steps": steps}),
     );
+}
+
+/// `base` appends `value` optimistically.
+fn append_optimistic(base: &str, value: Value) -> Value {
+    json!({"append": base, "value": value, "optimistic": true})
+}
+
+#[test]
+fn an_optimistic_put_of_a_reader_matches_js() {
+    // o is never added: its optimistic puts are applied and acked (a removed member at their length) by
+    // every base, its own first; a plain put of it is refused
+    let steps = vec![
+        add_writer("a", "b", true),
+        sync_step(&["a", "b", "o"]),
+        append("o", put("plain", "refused")),
+        append_optimistic("o", put("o0", "hi")),
+        append("a", put("a0", "x")),
+        sync_step(&["a", "b", "o"]),
+        append("b", put("b0", "y")),
+        append_optimistic("o", put("o1", "again")),
+        sync_step(&["a", "b", "o"]),
+        append("a", Value::Null),
+        sync_step(&["a", "b", "o"]),
+        append("b", Value::Null),
+        sync_step(&["a", "b", "o"]),
+        append("a", put("a1", "after")),
+        sync_step(&["a", "b", "o"]),
+        // optimistic ops the apply does not ack: undone and dropped everywhere
+        append_optimistic("o", json!({"op": "del", "key": "a0"})),
+        append_optimistic(
+            "o",
+            json!({"op": "add-writer", "key": "@o", "indexer": true}),
+        ),
+        // a put acked after them makes every base read them before it settles (whether JS reads dropped
+        // nodes that nothing acked follows its writers' garbage collection and wakeup timing)
+        append_optimistic("o", put("o2", "third")),
+        sync_step(&["a", "b", "o"]),
+        append("b", put("b1", "last")),
+        sync_step(&["a", "b", "o"]),
+        append("a", Value::Null),
+        sync_step(&["a", "b", "o"]),
+    ];
+    let out = check(
+        "optimistic",
+        json!({"bases": [{"name": "a", "seed": 1}, {"name": "b", "seed": 2}, {"name": "o", "seed": 3}], "steps": steps}),
+    );
+    assert_eq!(out["appends"][1], false, "a plain put of a reader");
+    assert_eq!(out["bases"]["a"]["view"].as_array().unwrap().len(), 7);
+    assert_eq!(out["bases"]["o"]["writable"], false);
 }
 
 #[test]

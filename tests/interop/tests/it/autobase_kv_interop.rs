@@ -11,6 +11,10 @@
 //! - three writers (JS indexer, Rust indexer, Rust non-indexer) write while partitioned, then sync: the same
 //!   list everywhere, and the same system state in `info` (members, indexers with their lengths, heads);
 //! - a writer removed by the (only) indexer while it writes: its write is not applied on any peer;
+//! - a reader that was never added puts optimistically (`put --optimistic`), a JS reader on a Rust base with a
+//!   JS indexer and a Rust reader on a JS base with a Rust indexer: every peer applies it (the kv apply acks
+//!   its writer), the lists and system states agree, the reader is a removed member at length 1 and still
+//!   not writable, and the base goes on;
 //! - a base with a long history (1200 puts of one indexer, every one signed into the system and view
 //!   cores by its checkpoints) and a reader of the other side joining late, both ways: the reader
 //!   fast-forwards (its `sync` says so), lists the same entries, and its store holds under half of the
@@ -492,4 +496,69 @@ fn a_late_rust_reader_fast_forwards_from_a_js_base() {
 #[test]
 fn a_late_js_reader_fast_forwards_from_a_rust_base() {
     late_reader_fast_forwards(Side::Rust, Side::Js);
+}
+
+/// A base of `creator` with an indexer of `other`'s side; a reader of `optimist`'s side that was never added
+/// puts optimistically (`put --optimistic`): every peer applies the put (the kv apply acks its writer), the
+/// lists and system states agree, the optimist's member record is a removed one at length 1 and it stays
+/// unable to write plainly; the base goes on after it.
+fn optimistic_put(creator: Side, other: Side, optimist: Side) {
+    let net = JsTestnet::start(5);
+    let root = interop::scratch_dir("autobase-kv-optimistic");
+    let a = Peer::new(creator, &root, "a");
+    let b = Peer::new(other, &root, "b");
+    let key = base_with(&a, &[(&b, true)], &net);
+    a.put("from-a", "1");
+    let o = Peer::new(optimist, &root, "o");
+    let okey = o.ok(&["join", &key, "{}"]).trim().to_string();
+    until(&[&a, &b, &o], &net, "the reader's view", || {
+        o.list().contains("from-a\t1\n") && same_lists(&[&a, &b, &o])
+    });
+    assert!(!writable(&o));
+    let refused = o.run(&["put", "{}", "plain", "no"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a reader may not put plainly"
+    );
+    o.ok(&["put", "{}", "from-o", "hi", "--optimistic"]);
+    assert!(o.list().contains("from-o\thi\n"), "{}", o.list());
+    let acked = |p: &Peer| {
+        p.info()["members"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["key"] == okey.as_str() && m["isRemoved"] == true && m["length"] == 1)
+        })
+    };
+    until(
+        &[&a, &b, &o],
+        &net,
+        "the optimistic put everywhere, the same system",
+        || {
+            a.list().contains("from-o\thi\n")
+                && same_lists(&[&a, &b, &o])
+                && acked(&a)
+                && same_system(&[&a, &b])
+        },
+    );
+    assert!(!writable(&o));
+    a.put("after", "2");
+    b.put("after-b", "3");
+    until(&[&a, &b, &o], &net, "the base goes on", || {
+        let l = a.list();
+        l.contains("after\t2\n")
+            && l.contains("after-b\t3\n")
+            && l.contains("from-o\thi\n")
+            && same_lists(&[&a, &b, &o])
+            && same_system(&[&a, &b, &o])
+    });
+}
+
+#[test]
+fn a_js_readers_optimistic_put_is_read_by_rust() {
+    optimistic_put(Side::Rust, Side::Js, Side::Js);
+}
+
+#[test]
+fn a_rust_readers_optimistic_put_is_read_by_js() {
+    optimistic_put(Side::Js, Side::Rust, Side::Rust);
 }
