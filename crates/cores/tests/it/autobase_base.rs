@@ -25,7 +25,12 @@ pub(crate) fn put(b: &mut Base, k: &str, v: &str) {
     b.append(Some(&op.to_json())).unwrap();
 }
 
-pub(crate) fn list(b: &Base) -> Vec<(String, String)> {
+/// The view's entries as utf-8 pairs, for any base whose view is one hyperbee.
+pub(crate) fn list<
+    H: holepunch_cores::autobase::base::Handlers<View = holepunch_cores::hyperbee::Hyperbee>,
+>(
+    b: &Autobase<H>,
+) -> Vec<(String, String)> {
     b.view()
         .range_vec(&RangeOptions::default())
         .unwrap()

@@ -11,7 +11,9 @@ use holepunch_cores::autobase::base::{
 use holepunch_cores::autobase::kv::{Kv, KvOp};
 use holepunch_cores::autobase::messages::{Checkout, Member, Node, OplogMessage, OPLOG_VERSION};
 use holepunch_cores::corestore::Corestore;
-use holepunch_cores::hyperbee::{Hyperbee, RangeOptions};
+use holepunch_cores::hyperbee::Hyperbee;
+
+use super::autobase_base::list;
 
 fn store(dir: &tempfile::TempDir, name: &str, seed: u8) -> Corestore {
     Corestore::open_with_primary_key(dir.path().join(name), [seed; 32]).unwrap()
@@ -35,20 +37,6 @@ fn put_json(k: &str, v: &str) -> Vec<u8> {
         value: v.into(),
     }
     .to_json()
-}
-
-fn list<H: Handlers<View = Hyperbee>>(b: &Autobase<H>) -> Vec<(String, String)> {
-    b.view()
-        .range_vec(&RangeOptions::default())
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            (
-                String::from_utf8(e.key).unwrap(),
-                String::from_utf8(e.value.unwrap_or_default()).unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// Every base gets every other's writer cores and wakeup entries, then updates; three rounds.
